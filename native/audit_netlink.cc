@@ -1,0 +1,435 @@
+// NETLINK_AUDIT socket for Node: fd lifetime, libuv readiness on the env's loop, batch draining, u64 contid packing.
+#include <napi.h>
+#include <uv.h>
+
+#include <linux/netlink.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <string.h>
+#include <stdint.h>
+
+#include <vector>
+
+#ifndef NETLINK_AUDIT
+#define NETLINK_AUDIT 9
+#endif
+#ifndef NETLINK_NO_ENOBUFS
+#define NETLINK_NO_ENOBUFS 5
+#endif
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+namespace {
+
+// One recvmmsg slot must hold the largest reply the kernel sends (a LIST_RULES entry with PATH_MAX strings).
+constexpr size_t kSlotSize = 64 * 1024;
+constexpr unsigned kSlots = 64;
+// Cap on bytes handed to JS in one call, so one wake-up cannot build an unbounded buffer.
+constexpr size_t kMaxBatchBytes = 4 * 1024 * 1024;
+
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
+  const char* name = uv_err_name(-err);
+  std::string msg = std::string(syscall) + ": " + strerror(err);
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, name));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  return e;
+}
+
+class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
+ public:
+  static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = DefineClass(env, "AuditNetlink", {
+      InstanceMethod<&AuditNetlink::Send>("send"),
+      InstanceMethod<&AuditNetlink::Start>("start"),
+      InstanceMethod<&AuditNetlink::Stop>("stop"),
+      InstanceMethod<&AuditNetlink::Close>("close"),
+      InstanceMethod<&AuditNetlink::SetReceiveBuffer>("setReceiveBuffer"),
+      InstanceAccessor<&AuditNetlink::GetFd>("fd"),
+      InstanceAccessor<&AuditNetlink::GetPortId>("portId"),
+    });
+    exports.Set("AuditNetlink", ctor);
+    return exports;
+  }
+
+  // new AuditNetlink({ groups?: number, receiveBuffer?: number })
+  explicit AuditNetlink(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AuditNetlink>(info) {
+    Napi::Env env = info.Env();
+    uint32_t groups = 0;
+    int64_t rcvbuf = 0;
+    if (info.Length() > 0 && info[0].IsObject()) {
+      Napi::Object o = info[0].As<Napi::Object>();
+      if (o.Has("groups") && o.Get("groups").IsNumber()) groups = o.Get("groups").As<Napi::Number>().Uint32Value();
+      if (o.Has("receiveBuffer") && o.Get("receiveBuffer").IsNumber())
+        rcvbuf = o.Get("receiveBuffer").As<Napi::Number>().Int64Value();
+    }
+    fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_AUDIT);
+    if (fd_ < 0) {
+      ErrnoError(env, errno, "socket").ThrowAsJavaScriptException();
+      return;
+    }
+    struct sockaddr_nl addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.nl_family = AF_NETLINK;
+    addr.nl_groups = groups;
+    if (bind(fd_, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) < 0) {
+      int err = errno;
+      CloseFd();
+      ErrnoError(env, err, "bind").ThrowAsJavaScriptException();
+      return;
+    }
+    socklen_t alen = sizeof(addr);
+    if (getsockname(fd_, reinterpret_cast<struct sockaddr*>(&addr), &alen) == 0) port_id_ = addr.nl_pid;
+    // The audit daemon must never see ENOBUFS abort its read loop; the kernel's lost counter tells the truth.
+    int one = 1;
+    setsockopt(fd_, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+    if (rcvbuf > 0 && !ApplyRcvBuf(static_cast<int>(rcvbuf))) {
+      int err = errno;
+      CloseFd();
+      ErrnoError(env, err, "setsockopt").ThrowAsJavaScriptException();
+      return;
+    }
+    napi_add_env_cleanup_hook(env, &AuditNetlink::EnvCleanup, this);
+    cleanup_registered_ = true;
+  }
+
+  ~AuditNetlink() override {
+    if (cleanup_registered_) napi_remove_env_cleanup_hook(Env(), &AuditNetlink::EnvCleanup, this);
+    Teardown();
+  }
+
+ private:
+  bool ApplyRcvBuf(int bytes) {
+    // SO_RCVBUFFORCE ignores rmem_max (needs CAP_NET_ADMIN); fall back to the capped SO_RCVBUF.
+    if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) == 0) return true;
+    return setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) == 0;
+  }
+
+  Napi::Value SetReceiveBuffer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0) return ThrowClosed(env);
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      Napi::TypeError::New(env, "setReceiveBuffer(bytes): bytes must be a number").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!ApplyRcvBuf(info[0].As<Napi::Number>().Int32Value())) {
+      ErrnoError(env, errno, "setsockopt").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int actual = 0;
+    socklen_t l = sizeof(actual);
+    getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &actual, &l);
+    return Napi::Number::New(env, actual);
+  }
+
+  Napi::Value ThrowClosed(Napi::Env env) {
+    ErrnoError(env, EBADF, "send").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  // send(buf: Buffer): number — one netlink request to the kernel (nl_pid 0).
+  Napi::Value Send(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0) return ThrowClosed(env);
+    if (info.Length() < 1 || !info[0].IsBuffer()) {
+      Napi::TypeError::New(env, "send(buf): buf must be a Buffer").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Buffer<uint8_t> buf = info[0].As<Napi::Buffer<uint8_t>>();
+    struct sockaddr_nl dst;
+    memset(&dst, 0, sizeof(dst));
+    dst.nl_family = AF_NETLINK;
+    ssize_t n;
+    do {
+      n = sendto(fd_, buf.Data(), buf.Length(), 0, reinterpret_cast<struct sockaddr*>(&dst), sizeof(dst));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      ErrnoError(env, errno, "sendto").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
+  // start(cb(err, batch: Buffer, lengths: Uint32Array)) — cb runs once per drained batch on the env's loop.
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0) return ThrowClosed(env);
+    if (info.Length() < 1 || !info[0].IsFunction()) {
+      Napi::TypeError::New(env, "start(cb): cb must be a function").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+    if (!poll_) {
+      uv_loop_t* loop = nullptr;
+      if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+        Napi::Error::New(env, "no libuv loop for this environment").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      poll_ = new uv_poll_t;
+      int r = uv_poll_init(loop, poll_, fd_);
+      if (r != 0) {
+        delete poll_;
+        poll_ = nullptr;
+        ErrnoError(env, -r, "uv_poll_init").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      poll_->data = this;
+    }
+    int r = uv_poll_start(poll_, UV_READABLE, &AuditNetlink::OnReadable);
+    if (r != 0) {
+      ErrnoError(env, -r, "uv_poll_start").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!polling_) {
+      polling_ = true;
+      Ref();  // keep the wrapper alive while the loop can call back into it
+    }
+    if (slots_.empty()) slots_.resize(kSlotSize * kSlots);
+    return env.Undefined();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    StopPolling();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Teardown();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+  Napi::Value GetPortId(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), port_id_); }
+
+  void StopPolling() {
+    if (poll_ && polling_) uv_poll_stop(poll_);
+    if (polling_) {
+      polling_ = false;
+      Unref();
+    }
+  }
+
+  void Teardown() {
+    StopPolling();
+    if (poll_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    CloseFd();
+    callback_.Reset();
+  }
+
+  void CloseFd() {
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+
+  static void EnvCleanup(void* arg) {
+    auto* self = static_cast<AuditNetlink*>(arg);
+    self->cleanup_registered_ = false;
+    if (self->poll_ && self->polling_) uv_poll_stop(self->poll_);
+    self->polling_ = false;
+    if (self->poll_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(self->poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      self->poll_ = nullptr;
+    }
+    self->CloseFd();
+  }
+
+  static void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
+    auto* self = static_cast<AuditNetlink*>(handle->data);
+    self->Drain(status);
+  }
+
+  // Drain with recvmmsg until EAGAIN; hand JS one packed batch per kMaxBatchBytes.
+  void Drain(int status) {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (status < 0) {
+      Deliver(env, ErrnoError(env, -status, "uv_poll").Value(), 0);
+      return;
+    }
+    batch_.clear();
+    lengths_.clear();
+    struct mmsghdr msgs[kSlots];
+    struct iovec iov[kSlots];
+    for (;;) {
+      if (fd_ < 0 || !polling_) break;
+      for (unsigned i = 0; i < kSlots; i++) {
+        iov[i].iov_base = slots_.data() + i * kSlotSize;
+        iov[i].iov_len = kSlotSize;
+        memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_len = 0;
+      }
+      int n = recvmmsg(fd_, msgs, kSlots, MSG_DONTWAIT, nullptr);
+      if (n < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) break;
+        // ENOBUFS (overrun) and friends: report, keep polling; records already read are delivered first.
+        Flush(env);
+        Deliver(env, ErrnoError(env, err, "recvmmsg").Value(), 0);
+        if (err == ENOBUFS) continue;
+        return;
+      }
+      for (int i = 0; i < n; i++) {
+        size_t len = msgs[i].msg_len;
+        // A truncated datagram cannot be trusted past the slot; flag it with the high bit so JS counts it.
+        uint32_t flag = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0x80000000u : 0;
+        const uint8_t* p = slots_.data() + static_cast<size_t>(i) * kSlotSize;
+        batch_.insert(batch_.end(), p, p + len);
+        lengths_.push_back(static_cast<uint32_t>(len) | flag);
+      }
+      if (batch_.size() >= kMaxBatchBytes) Flush(env);
+      if (static_cast<unsigned>(n) < kSlots) {
+        // Short read: the queue is probably empty; one more call confirms with EAGAIN.
+        continue;
+      }
+    }
+    Flush(env);
+  }
+
+  void Flush(Napi::Env env) {
+    if (lengths_.empty()) return;
+    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::Copy(env, batch_.data(), batch_.size());
+    Napi::Uint32Array lens = Napi::Uint32Array::New(env, lengths_.size());
+    memcpy(lens.Data(), lengths_.data(), lengths_.size() * sizeof(uint32_t));
+    batch_.clear();
+    lengths_.clear();
+    Deliver(env, buf, lens);
+  }
+
+  void Deliver(Napi::Env env, Napi::Value a, Napi::Value b) {
+    if (callback_.IsEmpty()) return;
+    napi_value argv[3];
+    if (b.IsEmpty() || b.IsNumber()) {  // error delivery
+      argv[0] = a;
+      argv[1] = env.Undefined();
+      argv[2] = env.Undefined();
+    } else {
+      argv[0] = env.Null();
+      argv[1] = a;
+      argv[2] = b;
+    }
+    try {
+      callback_.MakeCallback(Value(), {argv[0], argv[1], argv[2]});
+    } catch (const Napi::Error& e) {
+      // A throwing JS callback must reach process 'uncaughtException', not unwind through libuv.
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+  void Deliver(Napi::Env env, Napi::Value err, int) { Deliver(env, err, Napi::Value()); }
+
+  int fd_ = -1;
+  uint32_t port_id_ = 0;
+  uv_poll_t* poll_ = nullptr;
+  bool polling_ = false;
+  bool cleanup_registered_ = false;
+  Napi::FunctionReference callback_;
+  std::vector<uint8_t> slots_;
+  std::vector<uint8_t> batch_;
+  std::vector<uint32_t> lengths_;
+};
+
+// ---- u64 contid packing -------------------------------------------------------------------------------------
+
+uint64_t ToU64(const Napi::CallbackInfo& info, size_t idx, bool* ok) {
+  Napi::Env env = info.Env();
+  *ok = false;
+  if (info.Length() <= idx || !info[idx].IsBigInt()) {
+    Napi::TypeError::New(env, "contid must be a BigInt").ThrowAsJavaScriptException();
+    return 0;
+  }
+  Napi::BigInt big = info[idx].As<Napi::BigInt>();
+  int sign = 0;
+  size_t words = big.WordCount();
+  uint64_t w[2] = {0, 0};
+  if (words > 1) {
+    Napi::RangeError::New(env, "contid must be in 0..2^64-1").ThrowAsJavaScriptException();
+    return 0;
+  }
+  big.ToWords(&sign, &words, w);
+  if (sign != 0 && w[0] != 0) {
+    Napi::RangeError::New(env, "contid must be in 0..2^64-1").ThrowAsJavaScriptException();
+    return 0;
+  }
+  *ok = true;
+  return words == 0 ? 0 : w[0];
+}
+
+// contidToU32Pair(id: bigint): [low, high] — the u64 as the kernel's pair of u32 words, host order.
+Napi::Value ContidToU32Pair(const Napi::CallbackInfo& info) {
+  bool ok;
+  uint64_t v = ToU64(info, 0, &ok);
+  if (!ok) return info.Env().Undefined();
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, Napi::Number::New(info.Env(), static_cast<uint32_t>(v & 0xffffffffu)));
+  out.Set(1u, Napi::Number::New(info.Env(), static_cast<uint32_t>(v >> 32)));
+  return out;
+}
+
+// u32PairToContid(low, high): bigint
+Napi::Value U32PairToContid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "u32PairToContid(low, high): numbers expected").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double lo = info[0].As<Napi::Number>().DoubleValue();
+  double hi = info[1].As<Napi::Number>().DoubleValue();
+  if (!(lo >= 0 && lo <= 4294967295.0 && lo == static_cast<double>(static_cast<uint64_t>(lo))) ||
+      !(hi >= 0 && hi <= 4294967295.0 && hi == static_cast<double>(static_cast<uint64_t>(hi)))) {
+    Napi::RangeError::New(env, "u32PairToContid: words must be integers in 0..2^32-1").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint64_t v = (static_cast<uint64_t>(hi) << 32) | static_cast<uint64_t>(lo);
+  return Napi::BigInt::New(env, v);
+}
+
+// contidToBytes(id: bigint): Buffer(8) — the rule-buffer form of the contid patch set (a native u64 memcpy).
+Napi::Value ContidToBytes(const Napi::CallbackInfo& info) {
+  bool ok;
+  uint64_t v = ToU64(info, 0, &ok);
+  if (!ok) return info.Env().Undefined();
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t*>(&v), sizeof(v));
+}
+
+// bytesToContid(buf: Buffer, offset = 0): bigint
+Napi::Value BytesToContid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer()) {
+    Napi::TypeError::New(env, "bytesToContid(buf, offset): buf must be a Buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Buffer<uint8_t> buf = info[0].As<Napi::Buffer<uint8_t>>();
+  double off = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+  if (!(off >= 0) || off + 8 > static_cast<double>(buf.Length()) || off != static_cast<double>(static_cast<size_t>(off))) {
+    Napi::RangeError::New(env, "bytesToContid: offset out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint64_t v;
+  memcpy(&v, buf.Data() + static_cast<size_t>(off), sizeof(v));
+  return Napi::BigInt::New(env, v);
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  AuditNetlink::Init(env, exports);
+  exports.Set("contidToU32Pair", Napi::Function::New(env, ContidToU32Pair));
+  exports.Set("u32PairToContid", Napi::Function::New(env, U32PairToContid));
+  exports.Set("contidToBytes", Napi::Function::New(env, ContidToBytes));
+  exports.Set("bytesToContid", Napi::Function::New(env, BytesToContid));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(auditmux_netlink, Init)

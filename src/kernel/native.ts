@@ -1,0 +1,38 @@
+// Loads the C++ addon (socket, readiness, batching, u64 packing) and types its surface.
+import bindings from 'bindings';
+
+export interface NativeAuditNetlink {
+  readonly fd: number;
+  readonly portId: number;
+  send(buf: Buffer): number;
+  start(cb: (err: NativeError | null, batch?: Buffer, lengths?: Uint32Array) => void): void;
+  stop(): void;
+  close(): void;
+  setReceiveBuffer(bytes: number): number;
+}
+
+/** Errors thrown by the addon carry the errno name, number and failing syscall. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+interface NativeModule {
+  AuditNetlink: new (opts: { groups?: number; receiveBuffer?: number }) => NativeAuditNetlink;
+  contidToU32Pair(id: bigint): [number, number];
+  u32PairToContid(low: number, high: number): bigint;
+  contidToBytes(id: bigint): Buffer;
+  bytesToContid(buf: Buffer, offset?: number): bigint;
+}
+
+let cached: NativeModule | undefined;
+export function native(): NativeModule {
+  cached ??= bindings('auditmux_netlink') as NativeModule;
+  return cached;
+}
+
+/** True when an unknown thrown value came from the addon (has code, errno and syscall). */
+export function isNativeError(e: unknown): e is NativeError {
+  return e instanceof Error && typeof (e as NativeError).errno === 'number' && typeof (e as NativeError).syscall === 'string';
+}

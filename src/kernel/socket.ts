@@ -1,0 +1,83 @@
+// The transport seam between the kernel client and a NETLINK_AUDIT endpoint: the real addon, or an emulated kernel.
+import { KernelError } from '../errors';
+import { AUDIT_NLGRP_READLOG } from './constants';
+import { isNativeError, native, type NativeAuditNetlink } from './native';
+
+/** Receives datagrams packed back to back in `batch`; `lengths[i]` is datagram i's size (bit 31 = truncated). */
+export type BatchHandler = (batch: Buffer, lengths: Uint32Array) => void;
+
+export interface AuditSocket {
+  readonly portId: number;
+  /** Sends one netlink request; throws KernelError on failure. */
+  send(msg: Buffer): void;
+  /** Starts delivering received datagrams in batches; errors that do not close the socket go to onError. */
+  start(onBatch: BatchHandler, onError: (err: KernelError) => void): void;
+  stop(): void;
+  close(): void;
+}
+
+export const TRUNCATED_FLAG = 0x80000000;
+
+export function toKernelError(e: unknown): KernelError {
+  if (e instanceof KernelError) return e;
+  if (isNativeError(e)) return new KernelError(e.code, e.errno, e.syscall, e.message);
+  return new KernelError('EIO', 5, 'unknown', e instanceof Error ? e.message : String(e));
+}
+
+export interface NativeSocketOptions {
+  /** Bind the read-only multicast group instead of being a unicast (daemon) socket. */
+  multicast?: boolean;
+  /** SO_RCVBUFFORCE size in bytes. */
+  receiveBuffer?: number;
+}
+
+/** The real kernel, through the C++ addon. */
+export class NativeAuditSocket implements AuditSocket {
+  private readonly nl: NativeAuditNetlink;
+
+  constructor(opts: NativeSocketOptions = {}) {
+    try {
+      const o: { groups?: number; receiveBuffer?: number } = {};
+      if (opts.multicast) o.groups = 1 << (AUDIT_NLGRP_READLOG - 1);
+      if (opts.receiveBuffer) o.receiveBuffer = opts.receiveBuffer;
+      this.nl = new (native().AuditNetlink)(o);
+    } catch (e) {
+      throw toKernelError(e);
+    }
+  }
+
+  get portId(): number {
+    return this.nl.portId;
+  }
+
+  get fd(): number {
+    return this.nl.fd;
+  }
+
+  send(msg: Buffer): void {
+    try {
+      this.nl.send(msg);
+    } catch (e) {
+      throw toKernelError(e);
+    }
+  }
+
+  start(onBatch: BatchHandler, onError: (err: KernelError) => void): void {
+    try {
+      this.nl.start((err, batch, lengths) => {
+        if (err) onError(toKernelError(err));
+        else if (batch && lengths) onBatch(batch, lengths);
+      });
+    } catch (e) {
+      throw toKernelError(e);
+    }
+  }
+
+  stop(): void {
+    this.nl.stop();
+  }
+
+  close(): void {
+    this.nl.close();
+  }
+}
