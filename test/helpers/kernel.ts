@@ -1,0 +1,69 @@
+// Test helpers for the real kernel: root checks, a state snapshot and its restore, run even when a test fails.
+import { execFileSync } from 'node:child_process';
+import { AuditClient } from '../../src/kernel/client';
+import type { StatusChange } from '../../src/kernel/wire';
+
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Why kernel tests cannot run here, or undefined when they can. */
+export function kernelSkipReason(): string | undefined {
+  if (!isRoot) return 'needs root';
+  try {
+    execFileSync('auditctl', ['-s'], { stdio: 'pipe' });
+  } catch {
+    return 'no audit kernel or no auditctl';
+  }
+  return undefined;
+}
+
+export interface KernelSnapshot {
+  status: Required<Omit<StatusChange, 'pid'>>;
+  rules: Buffer[];
+}
+
+export async function snapshotKernel(): Promise<KernelSnapshot> {
+  const c = await AuditClient.open();
+  try {
+    const s = await c.getStatus();
+    if (s.pid !== 0) throw new Error(`an audit daemon (pid ${s.pid}) is registered: kernel tests need the connection free`);
+    return {
+      status: { enabled: s.enabled, failure: s.failure, rateLimit: s.rateLimit, backlogLimit: s.backlogLimit, backlogWaitTime: s.backlogWaitTime },
+      rules: await c.listRules(),
+    };
+  } finally {
+    c.close();
+  }
+}
+
+/** Puts the kernel back: rules not in the snapshot deleted, status fields as found, no daemon pid left by us. */
+export async function restoreKernel(snap: KernelSnapshot): Promise<void> {
+  const c = await AuditClient.open();
+  try {
+    const st = await c.getStatus();
+    if (st.pid !== 0 && st.pid !== process.pid) {
+      try {
+        process.kill(st.pid, 0);
+      } catch {
+        // A dead test daemon: its registration is taken over and released so the next test finds the kernel free.
+        await c.setStatus({ pid: process.pid });
+        await c.setStatus({ pid: 0 });
+      }
+    } else if (st.pid === process.pid) await c.setStatus({ pid: 0 });
+    for (const r of await c.listRules()) {
+      if (!snap.rules.some((s) => s.equals(r))) await c.deleteRule(r);
+    }
+    if (st.enabled !== 2) await c.setStatus(snap.status);
+  } finally {
+    c.close();
+  }
+}
+
+/** Runs fn with the kernel snapshotted before and restored after, whatever fn does. */
+export async function withKernel<T>(fn: () => Promise<T>): Promise<T> {
+  const snap = await snapshotKernel();
+  try {
+    return await fn();
+  } finally {
+    await restoreKernel(snap);
+  }
+}
