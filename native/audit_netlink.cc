@@ -1,4 +1,7 @@
 // NETLINK_AUDIT socket for Node: fd lifetime, libuv readiness on the env's loop, batch draining, u64 contid packing.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <napi.h>
 #include <uv.h>
 
@@ -421,8 +424,30 @@ Napi::Value BytesToContid(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, v);
 }
 
+// peerCredentials(fd): {pid, uid, gid} of the process at the other end of a connected unix socket (SO_PEERCRED).
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "peerCredentials(fd): fd must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    ErrnoError(env, errno, "getsockopt").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", Napi::Number::New(env, cred.pid));
+  o.Set("uid", Napi::Number::New(env, cred.uid));
+  o.Set("gid", Napi::Number::New(env, cred.gid));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AuditNetlink::Init(env, exports);
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
   exports.Set("contidToU32Pair", Napi::Function::New(env, ContidToU32Pair));
   exports.Set("u32PairToContid", Napi::Function::New(env, U32PairToContid));
   exports.Set("contidToBytes", Napi::Function::New(env, ContidToBytes));

@@ -24,6 +24,7 @@ interface NativeModule {
   u32PairToContid(low: number, high: number): bigint;
   contidToBytes(id: bigint): Buffer;
   bytesToContid(buf: Buffer, offset?: number): bigint;
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
 }
 
 let cached: NativeModule | undefined;

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs auditmux (build, CLI, shipped default config and rules, systemd unit) and starts the host daemon.
+# Usage: sudo scripts/install.sh [--no-start] [--root DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=1
+root=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-start) start=0 ;;
+    --root) root="$2"; shift ;;
+    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ "$(id -u)" != 0 ] && [ -z "$root" ]; then echo "install.sh: run as root" >&2; exit 7; fi
+
+if [ ! -f build/Release/auditmux_netlink.node ] || [ ! -f dist/src/cli/main.js ]; then
+  npm ci --no-audit --no-fund
+  npm run build
+fi
+
+lib="$root/usr/local/lib/auditmux"
+install -d -m 0755 "$lib" "$root/usr/local/sbin" "$root/etc/systemd/system"
+rm -rf "$lib/dist" "$lib/bin" "$lib/build" "$lib/node_modules"
+cp -a dist bin package.json package-lock.json README.md config systemd "$lib/"
+install -d "$lib/build/Release"
+cp build/Release/auditmux_netlink.node "$lib/build/Release/"
+(cd "$lib" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
+ln -sfn /usr/local/lib/auditmux/bin/auditmux "$root/usr/local/sbin/auditmux"
+
+install -d -m 0750 "$root/etc/auditmux"
+if [ ! -f "$root/etc/auditmux/auditmux.yaml" ]; then
+  sed 's#^\(\s*rules:\s*\)rules\.d\s*$#\1/etc/auditmux/rules.d#' config/auditmux.yaml > "$root/etc/auditmux/auditmux.yaml"
+  chmod 0640 "$root/etc/auditmux/auditmux.yaml"
+fi
+if [ ! -d "$root/etc/auditmux/rules.d" ]; then
+  install -d -m 0750 "$root/etc/auditmux/rules.d"
+  install -m 0640 config/rules.d/*.rules "$root/etc/auditmux/rules.d/"
+fi
+install -m 0644 systemd/auditmux.service "$root/etc/systemd/system/auditmux.service"
+install -d -m 0700 "$root/var/log/auditmux"
+
+[ "$start" = 1 ] && [ -z "$root" ] || { echo "auditmux installed${root:+ under $root}"; exit 0; }
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  systemctl disable --now auditd.service 2>/dev/null || true
+  systemctl enable --now auditmux.service
+  systemctl --no-pager status auditmux.service || true
+else
+  # No systemd as PID 1 (containers, CI VMs): run the host daemon in the foreground instead.
+  exec /usr/local/sbin/auditmux daemon --config /etc/auditmux/auditmux.yaml
+fi

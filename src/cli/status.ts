@@ -1,0 +1,41 @@
+// `auditmux status`: the kernel's audit status in auditctl -s form, plus the running daemon's counters.
+import { AuditClient } from '../kernel/client';
+import { Feature } from '../kernel/constants';
+import type { AuditStatus } from '../kernel/wire';
+
+export function formatKernelStatus(s: AuditStatus, loginuidImmutable: { value: boolean; locked: boolean }): string {
+  return [
+    `enabled ${s.enabled}`,
+    `failure ${s.failure}`,
+    `pid ${s.pid}`,
+    `rate_limit ${s.rateLimit}`,
+    `backlog_limit ${s.backlogLimit}`,
+    `lost ${s.lost}`,
+    `backlog ${s.backlog}`,
+    `backlog_wait_time ${s.backlogWaitTime}`,
+    `backlog_wait_time_actual ${s.backlogWaitTimeActual}`,
+    `loginuid_immutable ${loginuidImmutable.value ? 1 : 0} ${loginuidImmutable.locked ? 'locked' : 'unlocked'}`,
+  ].join('\n');
+}
+
+export async function readKernelStatus(): Promise<string> {
+  const c = await AuditClient.open();
+  try {
+    const s = await c.getStatus();
+    const f = await c.getFeatures();
+    const bit = 1 << Feature.LOGINUID_IMMUTABLE;
+    return formatKernelStatus(s, { value: (f.features & bit) !== 0, locked: (f.lock & bit) !== 0 });
+  } finally {
+    c.close();
+  }
+}
+
+/** Flattens the daemon's counters object into `name value` lines under a heading. */
+export function formatCounters(title: string, counters: Record<string, unknown>, prefix = ''): string[] {
+  const out: string[] = prefix ? [] : [title];
+  for (const [k, v] of Object.entries(counters)) {
+    if (v && typeof v === 'object' && !Array.isArray(v)) out.push(...formatCounters(title, v as Record<string, unknown>, `${prefix}${k}.`));
+    else out.push(`${prefix}${k} ${Array.isArray(v) ? v.join(',') : String(v)}`);
+  }
+  return out;
+}
