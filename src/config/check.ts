@@ -1,0 +1,116 @@
+// `auditmux config check`: full validation plus the checks that need the machine (rules paths, accounts).
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ConfigError, type SourcePos } from '../errors';
+import { analyzeConfig, readConfigText, type ConfigAnalysis } from './load';
+import type { Config } from './schema';
+
+export interface CheckOptions {
+  /** Where passwd and group live; tests point this at a fixture directory. */
+  etcDir?: string;
+}
+
+/** Never throws for problems in the file: everything found is in `errors` / `warnings`, each with file:line:col. */
+export function checkConfig(path: string, opts: CheckOptions = {}): ConfigAnalysis {
+  let text: string;
+  try {
+    text = readConfigText(path);
+  } catch (err) {
+    if (err instanceof ConfigError) return { config: undefined, errors: [err], warnings: [] };
+    throw err;
+  }
+  const r = analyzeConfig(text, path);
+  if (!r.config) return r;
+  const env = checkEnvironment(r.config, path, opts);
+  return {
+    config: env.errors.length === 0 ? r.config : undefined,
+    errors: env.errors,
+    warnings: [...r.warnings, ...env.warnings],
+  };
+}
+
+/** The machine-dependent checks, separate so the daemon can run them on a Config it already parsed. */
+export function checkEnvironment(cfg: Config, file: string, opts: CheckOptions = {}): { errors: ConfigError[]; warnings: ConfigError[] } {
+  const errors: ConfigError[] = [];
+  const warnings: ConfigError[] = [];
+  const at = (key: string): SourcePos => cfg.sources.get(key) ?? { file, line: 1, col: 1 };
+  const etc = opts.etcDir ?? '/etc';
+  const users = accountNames(join(etc, 'passwd'));
+  const groups = accountNames(join(etc, 'group'));
+
+  const rulesPath = (key: string, p: string | null): void => {
+    if (p === null) return;
+    const st = statOrNull(p);
+    if (!st) errors.push(new ConfigError(at(key), `${key}: ${p} does not exist`));
+    else if (st.isDirectory()) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(p).filter((n) => n.endsWith('.rules'));
+      } catch (err) {
+        errors.push(new ConfigError(at(key), `${key}: cannot read ${p} (${(err as NodeJS.ErrnoException).code ?? err})`));
+        return;
+      }
+      if (names.length === 0) warnings.push(new ConfigError(at(key), `${key}: ${p} has no *.rules files; no rules will be loaded`));
+    } else if (!st.isFile()) errors.push(new ConfigError(at(key), `${key}: ${p} is neither a file nor a directory`));
+  };
+  const logFile = (key: string, p: string): void => {
+    const st = statOrNull(p);
+    if (st && !st.isFile()) errors.push(new ConfigError(at(`${key}.file`), `${key}.file: ${p} exists and is not a regular file`));
+    const dir = dirname(p);
+    const dst = statOrNull(dir);
+    if (dst && !dst.isDirectory()) errors.push(new ConfigError(at(`${key}.file`), `${key}.file: ${dir} is not a directory`));
+    if (!dst) warnings.push(new ConfigError(at(`${key}.file`), `${key}.file: ${dir} does not exist yet; it must exist or be creatable when the daemon starts`));
+  };
+  const account = (key: string, name: string | null, known: Set<string> | null, kind: string): void => {
+    if (name === null || /^[0-9]+$/.test(name) || known === null) return;
+    if (!known.has(name)) errors.push(new ConfigError(at(key), `${key}: no ${kind} named "${name}" in ${join(etc, kind === 'user' ? 'passwd' : 'group')}`));
+  };
+
+  rulesPath('host.rules', cfg.host.rules);
+  logFile('host.log', cfg.host.log.file);
+  account('host.log.log_group', cfg.host.log.logGroup, groups, 'group');
+  cfg.daemons.forEach((d, i) => {
+    rulesPath(`daemons[${i}].rules`, d.rules);
+    logFile(`daemons[${i}].log`, d.log.file);
+    account(`daemons[${i}].log.log_group`, d.log.logGroup, groups, 'group');
+    account(`daemons[${i}].user`, d.user, users, 'user');
+  });
+  return { errors, warnings };
+}
+
+function statOrNull(p: string): ReturnType<typeof statSync> | null {
+  try {
+    return statSync(p);
+  } catch {
+    return null;
+  }
+}
+
+/** First field of each passwd/group line; null when the file is unreadable (then accounts are not checked). */
+function accountNames(file: string): Set<string> | null {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const out = new Set<string>();
+  for (const line of text.split('\n')) {
+    const name = line.split(':', 1)[0];
+    if (name && !name.startsWith('#')) out.add(name);
+  }
+  return out;
+}
+
+/** Human-readable report: one `file:line:col: reason` line per problem, warnings marked. */
+export function formatCheckReport(r: ConfigAnalysis): string {
+  const lines = [...r.errors.map((e) => `error: ${e.message}`), ...r.warnings.map((e) => `warning: ${e.message}`)];
+  if (r.config) lines.push(`${r.config.file ?? 'config'}: OK`);
+  return lines.join('\n');
+}
+
+/** JSON-safe view of a Config (bigints as decimal strings, sources omitted) for `config check --print`. */
+export function configToPlain(cfg: Config): unknown {
+  const { sources: _sources, ...rest } = cfg;
+  return JSON.parse(JSON.stringify(rest, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString(10) : v)));
+}

@@ -1,0 +1,16 @@
+// Public surface of the configuration module: load/parse/check auditmux.yaml and the compiled routing-table helpers.
+export { analyzeConfig, loadConfig, parseConfig, readConfigText, MAX_CONFIG_BYTES, type ConfigAnalysis } from './load';
+export { checkConfig, checkEnvironment, configToPlain, formatCheckReport, type CheckOptions } from './check';
+export {
+  CONTID_MAX,
+  cgroupGlobMatches,
+  compileCgroupGlob,
+  contidForCgroup,
+  contidPatternMatches,
+  contidSelectorsMatch,
+  parseContidSelector,
+  parseContidValue,
+  type CompiledGlob,
+} from './contid';
+export { RECORD_TYPES, recordTypeNumber } from './record-types';
+export * from './schema';

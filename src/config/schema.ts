@@ -1,0 +1,187 @@
+// The typed, defaulted configuration object and its built-in defaults (what the daemon runs with when no file exists).
+import type { SourcePos } from '../errors';
+
+export const NAME_FORMATS = ['none', 'hostname', 'fqd', 'numeric', 'user'] as const;
+export type NameFormat = (typeof NAME_FORMATS)[number];
+export const LOG_FORMATS = ['RAW', 'ENRICHED'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+export const FLUSH_MODES = ['none', 'incremental', 'incremental_async', 'data', 'sync'] as const;
+export type FlushMode = (typeof FLUSH_MODES)[number];
+export const MAX_LOG_FILE_ACTIONS = ['ignore', 'syslog', 'suspend', 'rotate', 'keep_logs'] as const;
+export type MaxLogFileAction = (typeof MAX_LOG_FILE_ACTIONS)[number];
+export const KEEP_MODES = ['all', 'unrouted'] as const;
+export type KeepMode = (typeof KEEP_MODES)[number];
+export const OVERFLOW_ACTIONS = ['block', 'drop_newest', 'drop_oldest'] as const;
+export type OverflowAction = (typeof OVERFLOW_ACTIONS)[number];
+export const DIAG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type DiagLevel = (typeof DIAG_LEVELS)[number];
+
+/** One audit log writer (YAML `log:`), shared by the host daemon and every auxiliary daemon. */
+export interface OutputConfig {
+  /** Absolute path of the live log file (YAML `file`). */
+  file: string;
+  format: LogFormat;
+  flush: FlushMode;
+  /** Records between explicit flushes for incremental modes (YAML `freq`). */
+  freq: number;
+  /** Size in MiB that triggers maxLogFileAction; 0 disables the check (YAML `max_log_file`). */
+  maxLogFileMiB: number;
+  maxLogFileAction: MaxLogFileAction;
+  /** 0..999; below 2 `rotate` truncates instead of keeping old files, as in auditd (YAML `num_logs`). */
+  numLogs: number;
+  /** Group name or numeric gid that may read the logs (YAML `log_group`). */
+  logGroup: string;
+}
+
+export interface KernelConfig {
+  /** 0 off, 1 on, 2 on and immutable (applied after the rules, since nothing can change afterwards). */
+  enabled: 0 | 1 | 2;
+  /** 0 silent, 1 printk, 2 panic. */
+  failure: 0 | 1 | 2;
+  backlogLimit: number;
+  /** Records per second, 0 = unlimited. */
+  rateLimit: number;
+  /** Kernel ticks (ms at HZ=1000) a task waits when the backlog is full; the kernel caps it at 10 × 60 × HZ. */
+  backlogWaitTime: number;
+  loginuidImmutable: boolean;
+  resetLostOnStart: boolean;
+}
+
+export interface HostConfig {
+  nodeName: { format: NameFormat; name: string | null };
+  kernel: KernelConfig;
+  /** A rules file or an augenrules-style directory of *.rules; null = leave the kernel's rules alone. */
+  rules: string | null;
+  log: OutputConfig;
+  keep: KeepMode;
+  controlSocket: string;
+  reassembly: { timeoutMs: number; maxInFlight: number };
+  /** SO_RCVBUFFORCE size in bytes for the netlink socket. */
+  receiveBuffer: number;
+  diagnostics: { level: DiagLevel };
+}
+
+export interface QueueConfig {
+  depth: number;
+  overflow: OverflowAction;
+  /** Only with overflow `block`: how long the router waits before dropping the event anyway. */
+  blockTimeoutMs: number;
+}
+
+export interface DaemonConfig {
+  name: string;
+  rules: string | null;
+  log: OutputConfig;
+  queue: QueueConfig;
+  /** User name or numeric uid to run as; null = the host daemon's user. */
+  user: string | null;
+  maxRestarts: number;
+  /** Where the daemon is defined, for errors found after parsing (failed start, missing rules file). */
+  pos: SourcePos;
+}
+
+/**
+ * One contid selector, compiled. Ids are matched as the inclusive range [lo, hi]; `nested` also matches any event whose
+ * contid chain (`4,^2,^1` in records) has an ancestor in the range. `unset` is lo = hi = AUDIT_CID_UNSET.
+ */
+export interface ContidPattern {
+  kind: 'range' | 'unset';
+  lo: bigint;
+  hi: bigint;
+  nested: boolean;
+  /** The selector as written, for messages. */
+  text: string;
+}
+
+export interface RouteConfig {
+  /** 0-based position in the table; routes are tried in this order. */
+  index: number;
+  contid: ContidPattern[];
+  /** Record type numbers, or null for every type. */
+  types: number[] | null;
+  /** Rule keys, or null for any key (including none). */
+  keys: string[] | null;
+  daemons: string[];
+  /** Keep trying later routes after this one matched. */
+  continue: boolean;
+  pos: SourcePos;
+}
+
+export interface CgroupMapEntry {
+  /** The glob as written. */
+  pattern: string;
+  /** Path components of the glob (`**` = any number of components); matched without RegExp, see contid.ts. */
+  segments: string[];
+  /** Patterns without `/` are matched against the last path component only. */
+  basename: boolean;
+  contid: bigint;
+  pos: SourcePos;
+}
+
+export interface Config {
+  version: 1;
+  /** Absolute path of the file this came from; null for the built-in defaults. */
+  file: string | null;
+  host: HostConfig;
+  daemons: DaemonConfig[];
+  routes: RouteConfig[];
+  contid: { cgroupMap: CgroupMapEntry[] };
+  /** Where each scalar setting was written (`host.rules`, `daemons[0].log.file`), for errors found after parsing. */
+  sources: Map<string, SourcePos>;
+}
+
+export const DEFAULT_CONFIG_PATH = '/etc/auditmux/auditmux.yaml';
+export const DEFAULT_LOG_DIR = '/var/log/auditmux';
+
+export const DEFAULT_OUTPUT: Readonly<Omit<OutputConfig, 'file'>> = Object.freeze({
+  format: 'ENRICHED',
+  flush: 'incremental_async',
+  freq: 50,
+  maxLogFileMiB: 8,
+  maxLogFileAction: 'rotate',
+  numLogs: 5,
+  logGroup: 'root',
+});
+
+export const DEFAULT_KERNEL: Readonly<KernelConfig> = Object.freeze({
+  enabled: 1,
+  failure: 1,
+  backlogLimit: 8192,
+  rateLimit: 0,
+  backlogWaitTime: 60000,
+  loginuidImmutable: false,
+  resetLostOnStart: false,
+});
+
+export const DEFAULT_QUEUE: Readonly<QueueConfig> = Object.freeze({
+  depth: 10000,
+  // Blocking would let a slow auxiliary daemon back up the host's netlink reader and, through the kernel backlog, the
+  // audited processes; auditd's own overflow_action also loses the current event.
+  overflow: 'drop_newest',
+  blockTimeoutMs: 1000,
+});
+
+export const DEFAULT_MAX_RESTARTS = 10;
+
+/** A fresh copy of the built-in defaults, so callers can mutate their copy. */
+export function defaultConfig(): Config {
+  return {
+    version: 1,
+    file: null,
+    host: {
+      nodeName: { format: 'none', name: null },
+      kernel: { ...DEFAULT_KERNEL },
+      rules: '/etc/auditmux/rules.d',
+      log: { file: `${DEFAULT_LOG_DIR}/audit.log`, ...DEFAULT_OUTPUT },
+      keep: 'all',
+      controlSocket: '/run/auditmux/control.sock',
+      reassembly: { timeoutMs: 2000, maxInFlight: 4096 },
+      receiveBuffer: 8 * 1024 * 1024,
+      diagnostics: { level: 'info' },
+    },
+    daemons: [],
+    routes: [],
+    contid: { cgroupMap: [] },
+    sources: new Map(),
+  };
+}
