@@ -1,0 +1,129 @@
+// An auxiliary daemon's own process: takes its routed events from the host over fd 3 and writes its own log.
+import { Socket } from 'node:net';
+import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
+import { MsgType } from '../kernel/constants';
+import type { OutputConfig } from '../config/schema';
+import { LogFile } from '../output/logfile';
+import { Frame, FrameReader, decodeEvent, encodeAck, encodeJsonFrame, eventIdOf } from './aux-ipc';
+
+interface AuxConfig {
+  name: string;
+  log: OutputConfig;
+  nodeName: string | null;
+}
+
+/** How much of the log's tail is read at start to recognise events the host sends again after a crash. */
+const TAIL_BYTES = 4 * 1024 * 1024;
+
+/** Event ids (`SEC.MSEC:SERIAL`) in the last TAIL_BYTES of a log. */
+export function recentEventIds(path: string): Set<string> {
+  const ids = new Set<string>();
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return ids;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const start = Math.max(0, size - TAIL_BYTES);
+    const buf = Buffer.alloc(size - start);
+    readSync(fd, buf, 0, buf.length, start);
+    const text = buf.toString('latin1');
+    const re = /msg=audit\((\d+\.\d+:\d+)\)/g;
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(text))) ids.add(m[1]!);
+  } finally {
+    closeSync(fd);
+  }
+  return ids;
+}
+
+function main(): void {
+  const chan = new Socket({ fd: 3, readable: true, writable: true });
+  let log: LogFile | null = null;
+  let cfg: AuxConfig | null = null;
+  let recent = new Set<string>();
+  let lastSeq = 0;
+  let acked = 0;
+  let stopping = false;
+
+  const fail = (msg: string): void => {
+    chan.write(encodeJsonFrame(Frame.ERROR, { message: msg }));
+  };
+
+  const reader = new FrameReader((kind, body) => {
+    switch (kind) {
+      case Frame.CONFIG: {
+        cfg = JSON.parse(body.toString('utf8')) as AuxConfig;
+        recent = recentEventIds(cfg.log.file);
+        log = new LogFile(cfg.log, { nodeName: cfg.nodeName, onWarning: (m: string) => fail(m) });
+        chan.write(encodeJsonFrame(Frame.READY, { pid: process.pid, known: recent.size }));
+        break;
+      }
+      case Frame.EVENT: {
+        if (!log) return fail('EVENT before CONFIG');
+        const { seq, records } = decodeEvent(body);
+        const id = records.length ? eventIdOf(records[0]!.payload) : '';
+        // After a crash the host resends what was not acknowledged; what already reached the log is skipped.
+        if (!(id && recent.has(id))) {
+          for (const r of records) if (r.type !== MsgType.EOE) log.writeRecord(r.type, r.payload, 0, r.payload.length);
+        }
+        lastSeq = seq;
+        break;
+      }
+      case Frame.ROTATE:
+        log?.writeDaemonRecord(MsgType.DAEMON_ROTATE, `op=rotate-logs auid=-1 pid=${process.ppid} subj=? res=success`);
+        log?.rotate();
+        break;
+      case Frame.RESUME:
+        log?.resume();
+        break;
+      case Frame.STOP:
+        stopping = true;
+        break;
+      default:
+        fail(`unknown frame kind ${kind}`);
+    }
+  });
+
+  chan.on('data', (chunk: Buffer) => {
+    try {
+      reader.push(chunk);
+    } catch (e) {
+      fail(`protocol error: ${(e as Error).message}`);
+      chan.destroy();
+      process.exitCode = 1;
+      return;
+    }
+    if (log) {
+      // The host may forget an event only once it is in the kernel's page cache: write, then acknowledge.
+      log.endBatch();
+      if (lastSeq > acked) {
+        acked = lastSeq;
+        chan.write(encodeAck(acked));
+      }
+    }
+    if (stopping) void shutdown();
+  });
+  chan.on('end', () => void shutdown());
+  chan.on('error', () => void shutdown());
+
+  let closing: Promise<void> | null = null;
+  const shutdown = (): Promise<void> => {
+    closing ??= (async () => {
+      if (log) {
+        await log.close();
+        if (lastSeq > acked && !chan.destroyed) chan.write(encodeAck(lastSeq));
+      }
+      chan.end();
+    })();
+    return closing;
+  };
+  // The host owns our lifecycle; a terminal signal only means "stop cleanly".
+  process.on('SIGTERM', () => void shutdown());
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGHUP', () => undefined);
+}
+
+if (require.main === module) main();

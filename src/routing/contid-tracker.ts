@@ -1,0 +1,244 @@
+// Container IDs on mainline kernels: auditmux's own pid → contid table, with the patch set's rules for setting one.
+import { AuditmuxError, ExitCode } from '../errors';
+import { AUDIT_CID_UNSET } from '../kernel/constants';
+import type { CgroupMapEntry } from '../config/schema';
+import { contidForCgroup } from '../config/contid';
+import { realProc, type ProcReader } from './proc';
+
+/** A refused `contid set`, with the errno the patch set's /proc write would have returned. */
+export class ContidError extends AuditmuxError {
+  constructor(readonly errnoName: 'EINVAL' | 'EPERM' | 'EBUSY' | 'EXDEV' | 'EEXIST' | 'ENOTUNIQ' | 'ESRCH', message: string) {
+    super(`E_CONTID_${errnoName}`, message, errnoName === 'EPERM' ? ExitCode.PERMISSION : ExitCode.FAILURE);
+  }
+}
+
+/** A contid chain: own id first, then the ids it is nested in ([4, 2, 1] is written `4,^2,^1`). */
+export type Chain = readonly bigint[];
+
+interface Entry {
+  chain: Chain;
+  /** /proc start time when known: a different start time under the same pid is pid reuse. */
+  starttime: number | null;
+  /** How the id reached this pid. */
+  source: 'set' | 'fork' | 'ppid' | 'proc' | 'cgroup';
+}
+
+export interface TrackerCounters {
+  tagged: number;
+  inheritedFork: number;
+  inheritedPpid: number;
+  inheritedProc: number;
+  cgroupMapped: number;
+  exits: number;
+  reuseDetected: number;
+  procLookups: number;
+}
+
+export function formatChain(chain: Chain): string {
+  return chain.map((id, i) => (i === 0 ? '' : '^') + (id === AUDIT_CID_UNSET ? '-1' : id.toString())).join(',');
+}
+
+/** Parses `4,^2,^1` (one task chain); returns null when malformed. */
+export function parseChain(text: string): bigint[] | null {
+  const out: bigint[] = [];
+  const parts = text.split(',');
+  for (let i = 0; i < parts.length; i++) {
+    let p = parts[i]!;
+    if (i > 0) {
+      if (p[0] !== '^') return null;
+      p = p.slice(1);
+    }
+    if (p === '-1') out.push(AUDIT_CID_UNSET);
+    else if (/^[0-9]{1,20}$/.test(p)) out.push(BigInt(p));
+    else return null;
+  }
+  return out;
+}
+
+/** Parses a CONTAINER_ID record's list: task chains, or several chains for a network namespace (`2,^1,3,^1`). */
+export function parseChains(text: string): bigint[][] | null {
+  const chains: bigint[][] = [];
+  for (const part of text.split(',')) {
+    if (part[0] === '^') {
+      const last = chains[chains.length - 1];
+      if (!last) return null;
+      const v = part.slice(1);
+      if (v === '-1') last.push(AUDIT_CID_UNSET);
+      else if (/^[0-9]{1,20}$/.test(v)) last.push(BigInt(v));
+      else return null;
+    } else if (part === '-1') chains.push([AUDIT_CID_UNSET]);
+    else if (/^[0-9]{1,20}$/.test(part)) chains.push([BigInt(part)]);
+    else return null;
+  }
+  return chains.length ? chains : null;
+}
+
+export interface TrackerOptions {
+  proc?: ProcReader;
+  cgroupMap?: readonly CgroupMapEntry[];
+  /** How long a "not in any container" answer for a pid is trusted before /proc is asked again. */
+  negativeTtlMs?: number;
+  now?: () => number;
+}
+
+export class ContidTracker {
+  private readonly byPid = new Map<number, Entry>();
+  /** pids known to be outside every container, with the time of that answer. */
+  private readonly untagged = new Map<number, number>();
+  private readonly proc: ProcReader;
+  private cgroupMap: readonly CgroupMapEntry[];
+  private readonly negativeTtlMs: number;
+  private readonly now: () => number;
+  readonly counters: TrackerCounters = { tagged: 0, inheritedFork: 0, inheritedPpid: 0, inheritedProc: 0, cgroupMapped: 0, exits: 0, reuseDetected: 0, procLookups: 0 };
+
+  constructor(opts: TrackerOptions = {}) {
+    this.proc = opts.proc ?? realProc;
+    this.cgroupMap = opts.cgroupMap ?? [];
+    this.negativeTtlMs = opts.negativeTtlMs ?? 2000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  setCgroupMap(map: readonly CgroupMapEntry[]): void {
+    this.cgroupMap = map;
+    this.untagged.clear();
+  }
+
+  /** True when no process has an id and no cgroup mapping exists: routing can skip lookups entirely. */
+  get idle(): boolean {
+    return this.byPid.size === 0 && this.cgroupMap.length === 0;
+  }
+
+  get size(): number {
+    return this.byPid.size;
+  }
+
+  /**
+   * Sets the contid of `pid`, with the checks of the patch set's audit_set_contid(): never unset (EINVAL), only on a
+   * single-threaded process without children (EBUSY), never on the setter itself (EXDEV), once per process unless
+   * nesting (EEXIST), and an id in use by another process tree cannot be reused (ENOTUNIQ).
+   */
+  set(pid: number, id: bigint, opts: { setterPid: number; nested?: boolean }): { old: Chain | null; chain: Chain } {
+    if (id === AUDIT_CID_UNSET) throw new ContidError('EINVAL', 'a contid cannot be unset');
+    if (id < 0n || id > AUDIT_CID_UNSET) throw new ContidError('EINVAL', `contid ${id} is outside 0..2^64-2`);
+    if (pid === opts.setterPid) throw new ContidError('EXDEV', 'a process cannot set its own contid');
+    const st = this.proc.stat(pid);
+    if (!st) throw new ContidError('ESRCH', `no process ${pid}`);
+    if (st.threads > 1) throw new ContidError('EBUSY', `process ${pid} has ${st.threads} threads`);
+    if (this.proc.children(pid).length > 0) throw new ContidError('EBUSY', `process ${pid} already has children`);
+    const old = this.lookup(pid, st.ppid);
+    if (old && !opts.nested) throw new ContidError('EEXIST', `process ${pid} already has contid ${formatChain(old)} (use nesting to add a level)`);
+    if (old && old.includes(id)) throw new ContidError('EINVAL', `contid ${id} is already in the chain ${formatChain(old)}`);
+    for (const [other, e] of this.byPid) {
+      if (other !== pid && e.chain[0] === id && e.source === 'set' && this.proc.stat(other)?.starttime === e.starttime) {
+        throw new ContidError('ENOTUNIQ', `contid ${id} already belongs to process ${other}`);
+      }
+    }
+    const chain: Chain = old ? [id, ...old] : [id];
+    this.byPid.set(pid, { chain, starttime: st.starttime, source: 'set' });
+    this.untagged.delete(pid);
+    this.counters.tagged++;
+    return { old, chain };
+  }
+
+  /** The chain of `pid` if auditmux knows it directly (no inheritance lookup). */
+  get(pid: number): Chain | null {
+    return this.byPid.get(pid)?.chain ?? null;
+  }
+
+  /** A fork/clone seen in a SYSCALL record (parent `pid`, `exit` = child pid) or a child's first event. */
+  onFork(parentPid: number, childPid: number): void {
+    const p = this.byPid.get(parentPid);
+    if (!p || childPid <= 0) return;
+    const prev = this.byPid.get(childPid);
+    if (prev && prev.source === 'set') return;
+    this.byPid.set(childPid, { chain: p.chain, starttime: null, source: 'fork' });
+    this.untagged.delete(childPid);
+    this.counters.inheritedFork++;
+  }
+
+  /** exit_group seen: the pid may be reused, so its id goes. */
+  onExit(pid: number): void {
+    if (this.byPid.delete(pid)) this.counters.exits++;
+    this.untagged.delete(pid);
+  }
+
+  /**
+   * The chain for an event of `pid` whose parent is `ppid` (both from its SYSCALL record): a direct entry, else the
+   * parent's (children inherit), else /proc ancestry, else the cgroup map. Negative answers are cached briefly.
+   */
+  lookup(pid: number, ppid: number): Chain | null {
+    const e = this.byPid.get(pid);
+    if (e) return e.chain;
+    if (this.idle) return null;
+    const p = ppid > 0 ? this.byPid.get(ppid) : undefined;
+    if (p) {
+      this.byPid.set(pid, { chain: p.chain, starttime: null, source: 'ppid' });
+      this.counters.inheritedPpid++;
+      return p.chain;
+    }
+    const seen = this.untagged.get(pid);
+    const now = this.now();
+    if (seen !== undefined && now - seen < this.negativeTtlMs) return null;
+    const found = this.fromProc(pid);
+    if (found) return found;
+    if (this.untagged.size > 65536) this.untagged.clear();
+    this.untagged.set(pid, now);
+    return null;
+  }
+
+  private fromProc(pid: number): Chain | null {
+    this.counters.procLookups++;
+    let cur = pid;
+    const path: Array<{ pid: number; starttime: number }> = [];
+    for (let depth = 0; depth < 64 && cur > 1; depth++) {
+      const st = this.proc.stat(cur);
+      if (!st) break;
+      const e = this.byPid.get(cur);
+      if (e && (e.starttime === null || e.starttime === st.starttime)) {
+        for (const p of path) this.byPid.set(p.pid, { chain: e.chain, starttime: p.starttime, source: 'proc' });
+        this.counters.inheritedProc += path.length;
+        return e.chain;
+      }
+      if (e) {
+        this.byPid.delete(cur);
+        this.counters.reuseDetected++;
+      }
+      path.push({ pid: cur, starttime: st.starttime });
+      cur = st.ppid;
+    }
+    if (this.cgroupMap.length) {
+      const cg = this.proc.cgroup(pid);
+      const id = cg ? contidForCgroup(this.cgroupMap, cg) : undefined;
+      if (id !== undefined) {
+        const st = this.proc.stat(pid);
+        this.byPid.set(pid, { chain: [id], starttime: st?.starttime ?? null, source: 'cgroup' });
+        this.counters.cgroupMapped++;
+        return [id];
+      }
+    }
+    return null;
+  }
+
+  /** Drops entries whose process is gone or whose pid now belongs to another process. */
+  sweep(): number {
+    let dropped = 0;
+    for (const [pid, e] of this.byPid) {
+      const st = this.proc.stat(pid);
+      if (!st) {
+        this.byPid.delete(pid);
+        dropped++;
+      } else if (e.starttime === null) e.starttime = st.starttime;
+      else if (e.starttime !== st.starttime) {
+        this.byPid.delete(pid);
+        this.counters.reuseDetected++;
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  /** Every tracked pid with its chain and how it got it (for `auditmux contid get` and status). */
+  entries(): Array<{ pid: number; contid: string; source: string }> {
+    return [...this.byPid].map(([pid, e]) => ({ pid, contid: formatChain(e.chain), source: e.source }));
+  }
+}

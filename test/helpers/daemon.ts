@@ -1,0 +1,81 @@
+// Spawns the real auditmux daemon for end-to-end tests and waits for it to own the kernel connection.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuditClient } from '../../src/kernel/client';
+
+export const repoRoot = join(__dirname, '..', '..', '..');
+export const cliPath = join(repoRoot, 'bin', 'auditmux');
+
+export interface RunningDaemon {
+  child: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function kernelDaemonPid(): Promise<number> {
+  const c = await AuditClient.open();
+  try {
+    return (await c.getStatus()).pid;
+  } finally {
+    c.close();
+  }
+}
+
+/** Starts `auditmux daemon --config FILE` and resolves once the kernel names it as the audit daemon. */
+export async function startDaemon(configFile: string, timeoutMs = 15000): Promise<RunningDaemon> {
+  const child = spawn(process.execPath, [cliPath, 'daemon', '--config', configFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`daemon exited ${child.exitCode} before registering:\n${err}`);
+    if ((await kernelDaemonPid()) === child.pid) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`daemon did not register within ${timeoutMs} ms:\n${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, stderr: () => err, exited };
+}
+
+export async function stopDaemon(d: RunningDaemon, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (d.child.exitCode === null) d.child.kill(signal);
+  return d.exited;
+}
+
+/** A tiny C program making N getppid() calls, `gapUs` microseconds apart: the audited workload. */
+export function buildSyscallProgram(dir: string): string {
+  const src = join(dir, 'amgetppid.c');
+  const bin = join(dir, 'amgetppid');
+  if (!existsSync(bin)) {
+    writeFileSync(src, '#include <stdlib.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n' +
+      'int main(int c, char **v) { long n = atol(v[1]); long gap = c > 2 ? atol(v[2]) : 0;\n' +
+      '  for (long i = 0; i < n; i++) { syscall(SYS_getppid); if (gap) usleep(gap); } return 0; }\n');
+    execFileSync('cc', ['-O2', '-o', bin, src]);
+  }
+  return bin;
+}
+
+/** Distinct serials of SYSCALL records carrying `key="KEY"` in an auditd-format log. */
+export function syscallSerials(logText: string, key: string): Set<string> {
+  const out = new Set<string>();
+  for (const line of logText.split('\n')) {
+    if (!line.includes('type=SYSCALL ') || !line.includes(`key="${key}"`)) continue;
+    const m = /msg=audit\(\d+\.\d+:(\d+)\)/.exec(line);
+    if (m) out.add(m[1]!);
+  }
+  return out;
+}
+
+export function readText(p: string): string {
+  return existsSync(p) ? readFileSync(p, 'utf8') : '';
+}
