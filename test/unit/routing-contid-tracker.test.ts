@@ -1,0 +1,140 @@
+// The mainline contid tracker: the patch set's set rules, inheritance, pid reuse, cgroup mapping, chain text.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ContidTracker, ContidError, formatChain, parseChain, parseChains } from '../../src/routing/contid-tracker';
+import type { ProcReader, ProcStat } from '../../src/routing/proc';
+import { parseProcStat } from '../../src/routing/proc';
+import { AUDIT_CID_UNSET } from '../../src/kernel/constants';
+import { compileCgroupGlob } from '../../src/config/contid';
+
+class FakeProc implements ProcReader {
+  procs = new Map<number, ProcStat & { cgroup?: string }>();
+  add(pid: number, ppid: number, extra: Partial<ProcStat & { cgroup: string }> = {}): void {
+    this.procs.set(pid, { ppid, starttime: extra.starttime ?? pid * 10, threads: extra.threads ?? 1, ...(extra.cgroup ? { cgroup: extra.cgroup } : {}) });
+  }
+  stat(pid: number): ProcStat | null {
+    return this.procs.get(pid) ?? null;
+  }
+  children(pid: number): number[] {
+    return [...this.procs].filter(([, s]) => s.ppid === pid).map(([p]) => p);
+  }
+  cgroup(pid: number): string | null {
+    return this.procs.get(pid)?.cgroup ?? null;
+  }
+}
+
+function setup(): { proc: FakeProc; t: ContidTracker; now: { v: number } } {
+  const proc = new FakeProc();
+  const now = { v: 1000 };
+  proc.add(1, 0);
+  proc.add(100, 1); // orchestrator
+  proc.add(200, 100);
+  proc.add(300, 100);
+  return { proc, t: new ContidTracker({ proc, now: () => now.v }), now };
+}
+
+const code = (e: unknown): string => (e as ContidError).errnoName;
+
+describe('contid tracker: setting an id follows the patch set', () => {
+  it('sets, and refuses unset, self, busy, already-set and non-unique ids with the patch set errno', () => {
+    const { proc, t } = setup();
+    assert.deepEqual(t.set(200, 7n, { setterPid: 100 }).chain, [7n]);
+    assert.throws(() => t.set(300, AUDIT_CID_UNSET, { setterPid: 100 }), (e) => code(e) === 'EINVAL');
+    assert.throws(() => t.set(100, 8n, { setterPid: 100 }), (e) => code(e) === 'EXDEV');
+    assert.throws(() => t.set(100, 8n, { setterPid: 1 }), (e) => code(e) === 'EBUSY'); // has children
+    proc.add(400, 1, { threads: 3 });
+    assert.throws(() => t.set(400, 8n, { setterPid: 1 }), (e) => code(e) === 'EBUSY'); // threads
+    assert.throws(() => t.set(200, 9n, { setterPid: 100 }), (e) => code(e) === 'EEXIST');
+    assert.throws(() => t.set(300, 7n, { setterPid: 100 }), (e) => code(e) === 'ENOTUNIQ');
+    assert.throws(() => t.set(999, 5n, { setterPid: 100 }), (e) => code(e) === 'ESRCH');
+  });
+
+  it('nests: a second id on a tagged process makes the chain child,^parent', () => {
+    const { t } = setup();
+    t.set(200, 7n, { setterPid: 100 });
+    const r = t.set(200, 70n, { setterPid: 100, nested: true });
+    assert.deepEqual(r.old, [7n]);
+    assert.deepEqual(r.chain, [70n, 7n]);
+    assert.equal(formatChain(r.chain), '70,^7');
+  });
+});
+
+describe('contid tracker: inheritance and pid reuse', () => {
+  it('children inherit through fork records, SYSCALL ppid, and /proc ancestry', () => {
+    const { proc, t } = setup();
+    t.set(200, 7n, { setterPid: 100 });
+    t.onFork(200, 201);
+    assert.deepEqual(t.lookup(201, 200), [7n]);
+    assert.deepEqual(t.lookup(202, 200), [7n], 'ppid of the SYSCALL record');
+    proc.add(210, 200);
+    proc.add(211, 210);
+    assert.deepEqual(t.lookup(211, 210), [7n], 'grandchild found through /proc');
+    assert.equal(t.lookup(300, 100), null);
+  });
+
+  it('an exit or a different start time under the same pid drops the id', () => {
+    const { proc, t } = setup();
+    t.set(200, 7n, { setterPid: 100 });
+    t.onExit(200);
+    assert.equal(t.get(200), null);
+    t.set(300, 8n, { setterPid: 100 });
+    proc.add(300, 1, { starttime: 99999 }); // reused pid
+    assert.equal(t.sweep(), 1);
+    assert.equal(t.get(300), null);
+    assert.equal(t.counters.reuseDetected, 1);
+  });
+
+  it('caches "not in a container" answers briefly, then asks /proc again', () => {
+    const { proc, t, now } = setup();
+    t.set(200, 7n, { setterPid: 100 });
+    proc.add(500, 1);
+    assert.equal(t.lookup(500, 1), null);
+    const lookups = t.counters.procLookups;
+    assert.equal(t.lookup(500, 1), null);
+    assert.equal(t.counters.procLookups, lookups, 'cached');
+    now.v += 5000;
+    proc.add(500, 200); // pid 500 now a child of the tagged process
+    assert.deepEqual(t.lookup(500, 999), [7n]);
+  });
+
+  it('maps cgroups to ids for processes never tagged', () => {
+    const proc = new FakeProc();
+    proc.add(1, 0);
+    proc.add(600, 1, { cgroup: '/system.slice/docker-abc.scope' });
+    const g = compileCgroupGlob('docker-*.scope');
+    assert.ok(typeof g !== 'string');
+    const t = new ContidTracker({ proc, cgroupMap: [{ pattern: 'docker-*.scope', ...g, contid: 42n, pos: { file: 'f', line: 1 } }] });
+    assert.deepEqual(t.lookup(600, 1), [42n]);
+  });
+});
+
+describe('contid text forms', () => {
+  it('parses task chains and netns lists; formats unset as -1', () => {
+    assert.deepEqual(parseChain('4,^2,^1'), [4n, 2n, 1n]);
+    assert.equal(parseChain('4,2'), null);
+    assert.deepEqual(parseChains('2,^1,3,^1'), [[2n, 1n], [3n, 1n]]);
+    assert.deepEqual(parseChains('123452,123451'), [[123452n], [123451n]]);
+    assert.equal(parseChains('^1'), null);
+    assert.equal(formatChain([AUDIT_CID_UNSET]), '-1');
+    assert.equal(formatChain([18446744073709551614n, 1n]), '18446744073709551614,^1');
+  });
+
+  it('never throws on generated chain text (property)', () => {
+    let seed = 12345;
+    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    const alphabet = ['0', '1', '9', ',', '^', '-', 'x', ' ', '18446744073709551615'];
+    for (let i = 0; i < 5000; i++) {
+      let s = '';
+      for (let j = rnd(12); j >= 0; j--) s += alphabet[rnd(alphabet.length)];
+      const chains = parseChains(s);
+      if (chains) for (const c of chains) assert.ok(c.length >= 1 && c.every((v) => typeof v === 'bigint'));
+      const one = parseChain(s);
+      if (one) assert.equal(parseChain(formatChain(one))?.join(), one.join());
+    }
+  });
+
+  it('reads /proc/PID/stat even when comm holds spaces and parentheses', () => {
+    const st = parseProcStat('1234 (a (b) c) S 77 1234 1234 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 3 0 5555 0 0');
+    assert.deepEqual(st, { ppid: 77, threads: 3, starttime: 5555 });
+  });
+});
