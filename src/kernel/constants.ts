@@ -70,6 +70,11 @@ export const MsgType = {
 
 /** The contid patch set's CONTAINER_ID record type; collides with mainline URINGOP. */
 export const CONTID_CONTAINER_ID = 1336;
+/**
+ * The type auditmux gives the CONTAINER_ID records it writes itself on mainline kernels, where 1336 means URINGOP:
+ * outside the kernel's u16 range in use, and written to logs by name (CONTAINER_ID), never by number.
+ */
+export const AUDITMUX_CONTAINER_ID = 0xfffe;
 
 /** audit_status.mask bits */
 export const StatusMask = {

@@ -1,0 +1,75 @@
+// The few record fields routing needs (pid, ppid, syscall, exit, key, contid), read from payload bytes without a full parse.
+
+/** AUDIT_KEY_SEPARATOR: several keys of one rule are joined with \x01, and the record then hex-encodes them. */
+const KEY_SEP = '\x01';
+
+/**
+ * The raw text of field `name` in a record payload (`audit(...): a=1 name=value ...`), or undefined. Quoted values
+ * come back with their quotes. Matching starts after the header, at a field boundary, so `ppid=` never matches `pid=`.
+ */
+export function fieldText(payload: Buffer, name: string, from = 0): string | undefined {
+  const needle = ' ' + name + '=';
+  let i = payload.indexOf(needle, from, 'latin1');
+  if (i < 0) {
+    // The first field follows "): " directly.
+    const hdr = payload.indexOf('): ', 0, 'latin1');
+    if (hdr >= 0 && payload.toString('latin1', hdr + 3, hdr + 3 + name.length + 1) === name + '=') i = hdr + 2;
+    else return undefined;
+  }
+  const start = i + needle.length;
+  let end = start;
+  if (payload[start] === 0x22) {
+    end = payload.indexOf(0x22, start + 1);
+    end = end < 0 ? payload.length : end + 1;
+  } else {
+    while (end < payload.length && payload[end] !== 0x20 && payload[end] !== 0x00 && payload[end] !== 0x0a) end++;
+  }
+  return payload.toString('latin1', start, end);
+}
+
+export function fieldInt(payload: Buffer, name: string): number | undefined {
+  const t = fieldText(payload, name);
+  if (t === undefined) return undefined;
+  const n = Number(t);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** Decodes a key field: `"a"`, `(null)`, or hex when several keys are joined with \x01. */
+export function decodeKeys(raw: string | undefined): string[] {
+  if (raw === undefined || raw === '(null)') return [];
+  if (raw.startsWith('"')) return [raw.slice(1, raw.endsWith('"') ? -1 : undefined)];
+  if (/^[0-9A-Fa-f]+$/.test(raw) && raw.length % 2 === 0) return Buffer.from(raw, 'hex').toString('latin1').split(KEY_SEP).filter((k) => k.length > 0);
+  return [raw];
+}
+
+/** Encodes keys as the kernel prints them: one key quoted, several hex-encoded with \x01 between, none as (null). */
+export function encodeKeys(keys: readonly string[]): string {
+  if (keys.length === 0) return '(null)';
+  if (keys.length === 1 && !/[\s"\x00-\x1f\x7f-\xff]/.test(keys[0]!)) return `"${keys[0]}"`;
+  return Buffer.from(keys.join(KEY_SEP), 'latin1').toString('hex').toUpperCase();
+}
+
+/** A copy of the payload with field `name`'s value replaced (the field must exist). */
+export function replaceField(payload: Buffer, name: string, value: string): Buffer {
+  const text = payload.toString('latin1');
+  const old = fieldText(payload, name);
+  if (old === undefined) return payload;
+  const at = text.indexOf(' ' + name + '=' + old);
+  if (at < 0) return payload;
+  const start = at + name.length + 2;
+  return Buffer.from(text.slice(0, start) + value + text.slice(start + old.length), 'latin1');
+}
+
+/** Appends ` name=value` to a record payload (before any trailing NULs). */
+export function appendField(payload: Buffer, text: string): Buffer {
+  let end = payload.length;
+  while (end > 0 && payload[end - 1] === 0) end--;
+  return Buffer.concat([payload.subarray(0, end), Buffer.from(' ' + text, 'latin1')]);
+}
+
+/** The `audit(SEC.MSEC:SERIAL)` stamp of a payload, for building records of the same event. */
+export function stampOf(payload: Buffer): string | undefined {
+  const close = payload.indexOf(')', 0, 'latin1');
+  if (payload.toString('latin1', 0, 6) !== 'audit(' || close < 0) return undefined;
+  return payload.toString('latin1', 0, close + 1);
+}

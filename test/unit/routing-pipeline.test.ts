@@ -1,0 +1,97 @@
+// The host's per-event routing: contid from kernel records or the tracker, owner tags, key rewriting, host keep modes.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../src/config';
+import { Router } from '../../src/routing/router';
+import { ContidTracker } from '../../src/routing/contid-tracker';
+import { Pipeline, OWNER_TAG_PREFIX, TRACK_KEY } from '../../src/routing/pipeline';
+import { decodeKeys, encodeKeys, fieldInt, fieldText, replaceField } from '../../src/routing/event-fields';
+import type { ProcReader } from '../../src/routing/proc';
+import { AUDITMUX_CONTAINER_ID } from '../../src/kernel/constants';
+
+const cfg = parseConfig(`
+daemons:
+  - { name: a, rules: /dev/null, log: { file: /tmp/am-pa.log } }
+  - { name: b, log: { file: /tmp/am-pb.log } }
+routes:
+  - { contid: 100, daemons: [a] }
+  - { contid: 200, daemons: [b] }
+`, '/tmp/am-pipe.yaml');
+
+const noProc: ProcReader = { stat: (pid) => (pid === 1000 ? { ppid: 1, starttime: 5, threads: 1 } : null), children: () => [], cgroup: () => null };
+
+function sys(serial: number, pid: number, ppid: number, key: string, syscall = 110, exit = 0): { type: number; payload: Buffer } {
+  return { type: 1300, payload: Buffer.from(`audit(1700000000.000:${serial}): arch=c000003e syscall=${syscall} success=yes exit=${exit} ppid=${ppid} pid=${pid} auid=0 comm="x" key=${key}`) };
+}
+const title = (serial: number): { type: number; payload: Buffer } => ({ type: 1327, payload: Buffer.from(`audit(1700000000.000:${serial}): proctitle=78`) });
+
+function pipeline(contidKernel = false, keep: 'all' | 'unrouted' = 'unrouted'): { p: Pipeline; t: ContidTracker } {
+  const t = new ContidTracker({ proc: noProc });
+  return { t, p: new Pipeline({ router: new Router(cfg.routes), tracker: t, contidKernel, daemonsWithRules: new Set(['a']), keep }) };
+}
+
+describe('event fields', () => {
+  it('reads fields at boundaries only, decodes and encodes keys like the kernel', () => {
+    const p = Buffer.from('audit(1.000:1): pid=5 ppid=4 key="k" exe="/a b"');
+    assert.equal(fieldInt(p, 'pid'), 5);
+    assert.equal(fieldInt(p, 'ppid'), 4);
+    assert.equal(fieldText(p, 'exe'), '"/a b"');
+    assert.deepEqual(decodeKeys('"k"'), ['k']);
+    assert.deepEqual(decodeKeys('(null)'), []);
+    assert.deepEqual(decodeKeys(encodeKeys(['a', 'b'])), ['a', 'b']);
+    assert.equal(encodeKeys(['a', 'b']), '610162');
+    assert.equal(replaceField(p, 'key', '(null)').toString(), 'audit(1.000:1): pid=5 ppid=4 key=(null) exe="/a b"');
+  });
+});
+
+describe('pipeline on a mainline kernel (tracker)', () => {
+  it('routes a tagged tree to its daemon with a CONTAINER_ID record and without the owner tag', () => {
+    const { p, t } = pipeline();
+    t.set(1000, 100n, { setterPid: 1 });
+    const tagged = encodeKeys(['mykey', `${OWNER_TAG_PREFIX}a`]);
+    const out = p.route([sys(5, 1000, 1, tagged), title(5)]);
+    assert.deepEqual(out.map((d) => d.daemon), ['a']);
+    const recs = out[0]!.records;
+    assert.equal(recs[0]!.type, AUDITMUX_CONTAINER_ID);
+    assert.equal(recs[0]!.payload.toString(), 'audit(1700000000.000:5): record=1 contid=100');
+    assert.match(recs[1]!.payload.toString(), / key="mykey" record=1$/);
+    assert.equal(recs.length, 3);
+  });
+
+  it('a daemon with rules gets only events its rules produced; one without rules gets everything routed', () => {
+    const { p, t } = pipeline();
+    t.set(1000, 100n, { setterPid: 1 });
+    assert.deepEqual(p.route([sys(6, 1000, 1, '"hostkey"')]).map((d) => d.daemon), [null], 'no tag for a: host keeps it');
+    t.set(1000, 200n, { setterPid: 1, nested: true });
+    const out = p.route([sys(7, 1000, 1, '"x"')]);
+    assert.deepEqual(out.map((d) => d.daemon), ['b'], 'chain 200,^100: route 200 matches, and b has no rule set');
+  });
+
+  it('children inherit through fork records; exits drop the id; tracking-only events are not logged', () => {
+    const { p, t } = pipeline();
+    t.set(1000, 200n, { setterPid: 1 });
+    const fork = p.route([sys(8, 1000, 1, `"${TRACK_KEY}"`, 56, 1234)]);
+    assert.deepEqual(fork.map((d) => d.daemon), ['b'], 'routed to b, not written to the host log');
+    assert.deepEqual(t.get(1234), [200n]);
+    p.route([sys(9, 1234, 1000, `"${TRACK_KEY}"`, 231, 0)]);
+    assert.equal(t.get(1234), null);
+    assert.equal(p.counters.trackingOnly, 2);
+  });
+
+  it('keep=all writes everything to the host log too', () => {
+    const { p, t } = pipeline(false, 'all');
+    t.set(1000, 200n, { setterPid: 1 });
+    assert.deepEqual(p.route([sys(10, 1000, 1, '"k"')]).map((d) => d.daemon).sort(), [null, 'b'].sort());
+  });
+});
+
+describe('pipeline on a kernel with the contid patch set', () => {
+  it('takes chains from CONTAINER_ID records and fans netns events out', () => {
+    const { p } = pipeline(true);
+    const cid = { type: 1336, payload: Buffer.from('audit(1700000000.000:11): record=1 contid=100,200') };
+    const pkt = { type: 1324, payload: Buffer.from('audit(1700000000.000:11): mark=0x1 saddr=127.0.0.1 daddr=127.0.0.1 proto=1 record=1') };
+    const out = p.route([cid, pkt]);
+    assert.deepEqual(out.map((d) => d.daemon).sort(), ['b'], 'a has rules and no tag here; b gets it');
+    assert.equal(out[0]!.records.length, 2, 'kernel records passed through unchanged');
+  });
+});
