@@ -1,0 +1,95 @@
+// The kernel's single rule list, shared: host rules plus every auxiliary daemon's, merged and tagged with owners.
+import { RuleError } from '../errors';
+import { AUDIT_FILTER_PREPEND, AUDIT_MAX_KEY_LEN, FilterList, RuleAction } from '../kernel/constants';
+import { encodeRule, type Rule, type RuleCommand } from '../rules';
+import { OWNER_TAG_PREFIX } from '../routing/pipeline';
+
+/** Commands that change host-wide state: the kernel has one copy of each, so only the host daemon may issue them. */
+const HOST_WIDE: Partial<Record<RuleCommand['kind'], string>> = {
+  deleteAll: '-D (delete all rules)',
+  delete: '-d (delete a rule)',
+  enabled: '-e (enable/disable auditing)',
+  failure: '-f (failure mode)',
+  rateLimit: '-r (rate limit)',
+  backlogLimit: '-b (backlog limit)',
+  backlogWaitTime: '--backlog_wait_time',
+  resetLost: '--reset-lost',
+  loginuidImmutable: '--loginuid-immutable',
+};
+
+/** Lists whose rules act on every event of the host, whoever routes it: an auxiliary daemon may not add to them. */
+const GLOBAL_LISTS = new Set<number>([FilterList.user, FilterList.exclude, FilterList.task]);
+
+/**
+ * Checks an auxiliary daemon's rule commands: host-wide settings, rule deletion, `never` rules and the global lists
+ * are refused with the file:line of the first offending line. Returns the rules it may add.
+ */
+export function auxRules(daemon: string, commands: readonly RuleCommand[]): Rule[] {
+  const rules: Rule[] = [];
+  for (const c of commands) {
+    const what = HOST_WIDE[c.kind];
+    if (what) throw new RuleError(`auxiliary daemon "${daemon}" may not change host-wide audit settings: ${what} is refused`, c.pos, 'E_HOST_WIDE');
+    if (c.kind === 'invalid') throw c.error;
+    if (c.kind !== 'add') continue;
+    const list = c.rule.flags & ~AUDIT_FILTER_PREPEND;
+    if (c.rule.action !== RuleAction.always) {
+      throw new RuleError(`auxiliary daemon "${daemon}" may not add "never" rules: they would hide events from every daemon`, c.pos, 'E_HOST_WIDE');
+    }
+    if (GLOBAL_LISTS.has(list)) {
+      throw new RuleError(`auxiliary daemon "${daemon}" may not add rules to the ${list === FilterList.exclude ? 'exclude' : list === FilterList.user ? 'user' : 'task'} list: it filters every daemon's events`, c.pos, 'E_HOST_WIDE');
+    }
+    rules.push(c.rule);
+  }
+  return rules;
+}
+
+export interface Owned {
+  /** 'host' or an auxiliary daemon's name. */
+  owner: string;
+  rule: Rule;
+}
+
+export interface KernelRuleSet {
+  rules: Rule[];
+  /** For a kernel rule's full key list (joined by \x01), each owner's own keys: what each destination's log shows. */
+  keysByOwner: Map<string, Map<string, string[]>>;
+}
+
+function canonical(rule: Rule): string {
+  return encodeRule({ ...rule, keys: [] }).toString('hex');
+}
+
+/**
+ * Merges owned rules into the kernel list: identical rules (but for keys) become one kernel rule carrying every
+ * owner's keys plus `auditmux-aux:NAME` for each auxiliary owner. Order: first appearance (host rules come first).
+ */
+export function mergeRules(owned: readonly Owned[]): KernelRuleSet {
+  const groups = new Map<string, { rule: Rule; owners: Map<string, string[]> }>();
+  for (const { owner, rule } of owned) {
+    const k = canonical(rule);
+    let g = groups.get(k);
+    if (!g) {
+      g = { rule, owners: new Map() };
+      groups.set(k, g);
+    }
+    const mine = g.owners.get(owner) ?? [];
+    for (const key of rule.keys) if (!mine.includes(key)) mine.push(key);
+    g.owners.set(owner, mine);
+  }
+  const rules: Rule[] = [];
+  const keysByOwner = new Map<string, Map<string, string[]>>();
+  for (const g of groups.values()) {
+    const keys: string[] = [];
+    for (const [owner, ks] of g.owners) {
+      for (const k of ks) if (!keys.includes(k)) keys.push(k);
+      if (owner !== 'host') keys.push(OWNER_TAG_PREFIX + owner);
+    }
+    const joined = keys.join('\x01');
+    if (Buffer.byteLength(joined) > AUDIT_MAX_KEY_LEN) {
+      throw new RuleError(`the keys of a rule shared by ${[...g.owners.keys()].join(', ')} exceed the kernel's ${AUDIT_MAX_KEY_LEN} bytes once tagged`, undefined, 'E_KEY_TOO_LONG');
+    }
+    rules.push({ ...g.rule, keys });
+    keysByOwner.set(joined, g.owners);
+  }
+  return { rules, keysByOwner };
+}

@@ -1,0 +1,40 @@
+// User and group names to ids from /etc/passwd and /etc/group, read directly (no NSS, no subprocess), cached per file.
+import { readFileSync, statSync } from 'node:fs';
+
+interface Cached {
+  mtimeMs: number;
+  ids: Map<string, number>;
+}
+const cache = new Map<string, Cached>();
+
+/** Paths are settable so tests can point at fixture files. */
+export const accountFiles = { passwd: '/etc/passwd', group: '/etc/group' };
+
+function idsOf(path: string): Map<string, number> {
+  let mtimeMs = -1;
+  try {
+    mtimeMs = statSync(path).mtimeMs;
+  } catch {
+    return new Map();
+  }
+  const c = cache.get(path);
+  if (c && c.mtimeMs === mtimeMs) return c.ids;
+  const ids = new Map<string, number>();
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (line === '' || line.startsWith('#') || line.startsWith('+') || line.startsWith('-')) continue;
+    const parts = line.split(':');
+    if (parts.length < 3 || !/^\d+$/.test(parts[2]!)) continue;
+    // getpwnam returns the first matching entry.
+    if (!ids.has(parts[0]!)) ids.set(parts[0]!, Number(parts[2]));
+  }
+  cache.set(path, { mtimeMs, ids });
+  return ids;
+}
+
+export function userId(name: string): number | undefined {
+  return idsOf(accountFiles.passwd).get(name);
+}
+
+export function groupId(name: string): number | undefined {
+  return idsOf(accountFiles.group).get(name);
+}

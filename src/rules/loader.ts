@@ -1,0 +1,93 @@
+// Reads rules from a file, or from a rules.d directory the way augenrules merges it.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { IoError } from '../errors';
+import { parseRules, type ParseContext } from './parser';
+import type { RuleCommand } from './types';
+
+/** `ls -v` order: runs of digits compare as numbers, the rest byte-wise. */
+export function naturalCompare(a: string, b: string): number {
+  const re = /(\d+)|(\D+)/g;
+  const pa = a.match(re) ?? [];
+  const pb = b.match(re) ?? [];
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i]!, y = pb[i]!;
+    const dx = /^\d/.test(x), dy = /^\d/.test(y);
+    if (dx && dy) {
+      const d = BigInt(x) - BigInt(y);
+      if (d !== 0n) return d < 0n ? -1 : 1;
+      if (x.length !== y.length) return x.length - y.length;
+    } else if (x !== y) return x < y ? -1 : 1;
+  }
+  return pa.length - pb.length;
+}
+
+/** The *.rules files of a rules.d directory in the order augenrules concatenates them. */
+export function rulesFilesIn(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((n) => n.endsWith('.rules'))
+    .sort(naturalCompare)
+    .map((n) => join(dir, n));
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new IoError(`cannot read rules ${path}: ${(e as Error).message}`, 'E_IO', { cause: e });
+  }
+}
+
+/** Commands augenrules moves: bare -D, -b, -f and --backlog_wait_time go first (last of each wins), -e goes last. */
+type Hoisted = 'deleteAll' | 'backlogLimit' | 'failure' | 'backlogWaitTime';
+const HOIST_ORDER: readonly Hoisted[] = ['deleteAll', 'backlogLimit', 'failure', 'backlogWaitTime'];
+
+/**
+ * Merges rules.d files like augenrules: a line that is only one of the hoisted settings is taken out of place
+ * (the last one of each wins) and put first, and the last -e line is put at the end. Lines keep their file:line.
+ */
+export function mergeRulesDir(files: ReadonlyArray<{ path: string; commands: RuleCommand[] }>): RuleCommand[] {
+  const hoisted = new Map<Hoisted, RuleCommand>();
+  let enable: RuleCommand | undefined;
+  const body: RuleCommand[] = [];
+  for (const { commands } of files) {
+    // A line is hoisted only when it holds nothing else, as augenrules matches whole lines.
+    const byLine = new Map<number, RuleCommand[]>();
+    for (const c of commands) {
+      const l = byLine.get(c.pos.line);
+      if (l) l.push(c);
+      else byLine.set(c.pos.line, [c]);
+    }
+    for (const c of commands) {
+      const alone = byLine.get(c.pos.line)!.length === 1;
+      if (alone && c.kind === 'enabled' && /^-e\b/.test(c.text)) enable = c;
+      else if (alone && c.kind === 'deleteAll' && c.key === undefined) hoisted.set('deleteAll', c);
+      else if (alone && c.kind === 'backlogLimit' && /^-b\b/.test(c.text)) hoisted.set('backlogLimit', c);
+      else if (alone && c.kind === 'failure' && /^-f\b/.test(c.text)) hoisted.set('failure', c);
+      else if (alone && c.kind === 'backlogWaitTime') hoisted.set('backlogWaitTime', c);
+      else body.push(c);
+    }
+  }
+  const out: RuleCommand[] = [];
+  for (const k of HOIST_ORDER) {
+    const c = hoisted.get(k);
+    if (c) out.push(c);
+  }
+  out.push(...body);
+  if (enable) out.push(enable);
+  return out;
+}
+
+/** A rules file read in order, or a rules.d directory merged like augenrules. Throws RuleError or IoError. */
+export function loadRulesPath(path: string): RuleCommand[] {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw new IoError(`cannot read rules ${path}: ${(e as Error).message}`, 'E_IO', { cause: e });
+  }
+  if (!st.isDirectory()) return parseRules(readText(path), path);
+  const ctx: ParseContext = { ignore: false };
+  const files = rulesFilesIn(path).map((p) => ({ path: p, commands: parseRules(readText(p), p, ctx) }));
+  return mergeRulesDir(files);
+}
