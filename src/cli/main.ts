@@ -7,6 +7,7 @@ import { runDaemon } from '../daemon/run';
 import { rulesDelete, rulesList, rulesLoad } from './rules';
 import { formatCounters, readKernelStatus } from './status';
 import { existsSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 
 interface Io {
   out: (s: string) => void;
@@ -99,6 +100,85 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
       } else io.out(text);
     });
 
+  const ctl = async (configPath: string | undefined, cmd: string, args: Record<string, unknown> = {}): Promise<unknown> =>
+    controlRequest(controlPath(configPath), cmd, args);
+  const positiveInt = (what: string) => (v: string): number => {
+    if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`${what} must be a positive integer, got "${v}"`);
+    return Number(v);
+  };
+
+  const aux = program.command('aux').description('auxiliary audit daemons of the running host daemon');
+  aux
+    .command('add <name>')
+    .description('start an auxiliary daemon with its own rules, queue and log, routed the given contids')
+    .requiredOption('--contid <list>', 'contid selectors, comma separated (N, 0xN, LO-HI, unset, N^* for nested)')
+    .option('--rules <file>', 'its rules (auditctl language); host-wide settings are refused')
+    .option('--log <path>', 'its log file (default: beside the host log, NAME.log)')
+    .option('--queue <n>', 'queue depth', positiveInt('--queue'))
+    .addOption(new Option('--overflow <policy>', 'what a full queue does').choices(['block', 'drop_newest', 'drop_oldest']))
+    .option('--user <user>', 'run its process as this user')
+    .option('-c, --config <file>', 'configuration file (for the control socket path)')
+    .action(async (name: string, o: { contid: string; rules?: string; log?: string; queue?: number; overflow?: string; user?: string; config?: string }) => {
+      const r = await ctl(o.config, 'aux-add', {
+        name, contid: splitSelectors(o.contid), ...(o.rules ? { rules: resolvePath(o.rules) } : {}), ...(o.log ? { log: resolvePath(o.log) } : {}),
+        ...(o.queue ? { queue: o.queue } : {}), ...(o.overflow ? { overflow: o.overflow } : {}), ...(o.user ? { user: o.user } : {}),
+      });
+      io.out(formatAuxRows([r as Record<string, unknown>]));
+    });
+  aux
+    .command('list')
+    .description('auxiliary daemons: state, queue depth and counters')
+    .option('--json', 'JSON output')
+    .option('-c, --config <file>', 'configuration file (for the control socket path)')
+    .action(async (o: { json?: boolean; config?: string }) => {
+      const rows = (await ctl(o.config, 'aux-list')) as Array<Record<string, unknown>>;
+      io.out(o.json ? JSON.stringify(rows) : formatAuxRows(rows));
+    });
+  aux
+    .command('remove <name>')
+    .description('stop an auxiliary daemon added at run time (after it has written its queue) and drop its rules')
+    .option('-c, --config <file>', 'configuration file (for the control socket path)')
+    .action(async (name: string, o: { config?: string }) => {
+      await ctl(o.config, 'aux-remove', { name });
+      io.out(`removed ${name}`);
+    });
+
+  const contid = program.command('contid').description('audit container IDs');
+  contid
+    .command('set <pid> <id>')
+    .description('give a process (and its future children) a container ID; root only')
+    .option('--nested', 'the process already has an ID: nest the new one inside it')
+    .option('-c, --config <file>', 'configuration file (for the control socket path)')
+    .action(async (pid: string, id: string, o: { nested?: boolean; config?: string }) => {
+      const r = (await ctl(o.config, 'contid-set', { pid: positiveInt('pid')(pid), contid: id, nested: !!o.nested })) as { pid: number; contid: string; old: string | null };
+      io.out(`pid ${r.pid} contid ${r.contid}${r.old ? ` (was ${r.old})` : ''}`);
+    });
+  contid
+    .command('get [pid]')
+    .description('the container ID of a process, or every process auditmux tracks')
+    .option('-c, --config <file>', 'configuration file (for the control socket path)')
+    .action(async (pid: string | undefined, o: { config?: string }) => {
+      const r = await ctl(o.config, 'contid-get', pid ? { pid: positiveInt('pid')(pid) } : {});
+      if (Array.isArray(r)) io.out(r.map((e: { pid: number; contid: string; source: string }) => `${e.pid} ${e.contid} ${e.source}`).join('\n') || 'no tracked processes');
+      else io.out(`pid ${(r as { pid: number }).pid} contid ${(r as { contid: string }).contid}`);
+    });
+
+  program
+    .command('route')
+    .description('routing table tools')
+    .command('test')
+    .description('which daemons would get an event with this contid, record types and keys')
+    .option('--contid <chains>', 'contid list as in CONTAINER_ID records (100, 4,^2,^1, 2,^1,3,^1) or unset', 'unset')
+    .option('-m, --type <types>', 'record types, comma separated (default SYSCALL)')
+    .option('-k, --key <keys>', 'rule keys, comma separated')
+    .option('-c, --config <file>', 'configuration file (for the control socket path)')
+    .action(async (o: { contid: string; type?: string; key?: string; config?: string }) => {
+      const r = (await ctl(o.config, 'route-test', {
+        contid: o.contid, types: o.type ? o.type.split(',') : [], keys: o.key ? o.key.split(',') : [],
+      })) as { daemons: string[]; routes: number[]; host: boolean };
+      io.out(`daemons: ${r.daemons.join(' ') || '(none)'}\nroutes: ${r.routes.join(' ') || '(none)'}\nhost log: ${r.host ? 'yes' : 'no'}`);
+    });
+
   for (const [name, desc] of [
     ['rotate', 'rotate the running daemon\'s log now (as SIGUSR1)'],
     ['resume', 'resume logging after a suspend (as SIGUSR2)'],
@@ -136,4 +216,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     return ExitCode.FAILURE;
   }
   return code;
+}
+
+/** Splits `100,200-299,5^*` into selectors. */
+function splitSelectors(text: string): string[] {
+  return text.split(',').map((t) => t.trim()).filter((t) => t.length > 0);
+}
+
+function formatAuxRows(rows: Array<Record<string, unknown>>): string {
+  if (rows.length === 0) return 'no auxiliary daemons';
+  const cols = ['name', 'state', 'pid', 'queued', 'peak', 'delivered', 'dropped', 'resent', 'restarts', 'log'];
+  const table = [cols, ...rows.map((r) => cols.map((c) => String(r[c] ?? '')))];
+  const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  return table.map((row) => row.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }

@@ -1,6 +1,6 @@
 // `auditmux rules load|list|delete`: the rules module against the kernel, with or without a running daemon.
 import { AuditClient } from '../kernel/client';
-import { applyRules, decodeRule, formatRule, loadRulesPath } from '../rules';
+import { applyRules, decodeRule, formatRules, loadRulesPath } from '../rules';
 
 export async function rulesLoad(path: string, opts: { ignoreErrors: boolean }): Promise<{ added: number; deleted: number; errors: string[] }> {
   const commands = loadRulesPath(path);
@@ -18,7 +18,7 @@ export async function rulesList(key?: string): Promise<string> {
   try {
     const rules = (await c.listRules()).map((b) => decodeRule(b));
     const shown = key === undefined ? rules : rules.filter((r) => r.keys.includes(key));
-    return shown.length === 0 ? 'No rules' : shown.map((r) => formatRule(r)).join('\n');
+    return shown.length === 0 ? 'No rules' : formatRules(shown).join('\n');
   } finally {
     c.close();
   }

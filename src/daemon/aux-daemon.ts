@@ -24,6 +24,8 @@ export interface AuxDaemonHooks {
   report: (event: 'overflow' | 'crash' | 'failed' | 'start', detail: string) => void;
   /** The queue filled under the `block` policy: the host pauses (true) or resumes (false) its kernel intake. */
   backpressure: (name: string, full: boolean) => void;
+  /** The host talks to a kernel with the contid patch set (1336 records are CONTAINER_ID). */
+  contidKernel: boolean;
 }
 
 export class AuxDaemon {
@@ -112,7 +114,7 @@ export class AuxDaemon {
       this.lastError = e.message;
     });
     child.on('exit', (code, signal) => this.onExit(code, signal));
-    chan.write(encodeJsonFrame(Frame.CONFIG, { name: cfg.name, log: cfg.log, nodeName: this.hooks.nodeName }));
+    chan.write(encodeJsonFrame(Frame.CONFIG, { name: cfg.name, log: cfg.log, nodeName: this.hooks.nodeName, contidKernel: this.hooks.contidKernel }));
   }
 
   private onFrame(kind: number, body: Buffer): void {

@@ -3,13 +3,15 @@ import { Socket } from 'node:net';
 import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
 import { MsgType } from '../kernel/constants';
 import type { OutputConfig } from '../config/schema';
-import { LogFile } from '../output/logfile';
+import { LogWriter } from '../output/logfile';
+import { writerOptions } from './outputs';
 import { Frame, FrameReader, decodeEvent, encodeAck, encodeJsonFrame, eventIdOf } from './aux-ipc';
 
 interface AuxConfig {
   name: string;
   log: OutputConfig;
   nodeName: string | null;
+  contidKernel: boolean;
 }
 
 /** How much of the log's tail is read at start to recognise events the host sends again after a crash. */
@@ -41,7 +43,7 @@ export function recentEventIds(path: string): Set<string> {
 
 function main(): void {
   const chan = new Socket({ fd: 3, readable: true, writable: true });
-  let log: LogFile | null = null;
+  let log: LogWriter | null = null;
   let cfg: AuxConfig | null = null;
   let recent = new Set<string>();
   let lastSeq = 0;
@@ -57,7 +59,19 @@ function main(): void {
       case Frame.CONFIG: {
         cfg = JSON.parse(body.toString('utf8')) as AuxConfig;
         recent = recentEventIds(cfg.log.file);
-        log = new LogFile(cfg.log, { nodeName: cfg.nodeName, onWarning: (m: string) => fail(m) });
+        log = new LogWriter({
+          ...writerOptions(cfg.log, cfg.nodeName ?? undefined, cfg.contidKernel),
+          logger: (level, m) => { if (level !== 'info') fail(m); },
+          onError: (e) => fail(`log ${e.op} failed: ${e.message}`),
+        });
+        try {
+          log.open();
+        } catch (e) {
+          fail((e as Error).message);
+          process.exitCode = 1;
+          chan.destroy();
+          return;
+        }
         chan.write(encodeJsonFrame(Frame.READY, { pid: process.pid, known: recent.size }));
         break;
       }
@@ -67,14 +81,13 @@ function main(): void {
         const id = records.length ? eventIdOf(records[0]!.payload) : '';
         // After a crash the host resends what was not acknowledged; what already reached the log is skipped.
         if (!(id && recent.has(id))) {
-          for (const r of records) if (r.type !== MsgType.EOE) log.writeRecord(r.type, r.payload, 0, r.payload.length);
+          for (const r of records) if (r.type !== MsgType.EOE) log.writeRecord(r.type, r.payload);
         }
         lastSeq = seq;
         break;
       }
       case Frame.ROTATE:
-        log?.writeDaemonRecord(MsgType.DAEMON_ROTATE, `op=rotate-logs auid=-1 pid=${process.ppid} subj=? res=success`);
-        log?.rotate();
+        log?.rotateNow({ auid: 4294967295, uid: 0, ses: 4294967295, pid: process.ppid });
         break;
       case Frame.RESUME:
         log?.resume();
@@ -98,7 +111,7 @@ function main(): void {
     }
     if (log) {
       // The host may forget an event only once it is in the kernel's page cache: write, then acknowledge.
-      log.endBatch();
+      log.flush();
       if (lastSeq > acked) {
         acked = lastSeq;
         chan.write(encodeAck(acked));
@@ -113,7 +126,7 @@ function main(): void {
   const shutdown = (): Promise<void> => {
     closing ??= (async () => {
       if (log) {
-        await log.close();
+        log.close();
         if (lastSeq > acked && !chan.destroyed) chan.write(encodeAck(lastSeq));
       }
       chan.end();

@@ -1,23 +1,37 @@
-// The host daemon: owns the kernel connection and host-wide settings, loads host rules, writes the host log.
-import { hostname, networkInterfaces } from 'node:os';
-import { readFileSync } from 'node:fs';
-import { AuditmuxError, UsageError } from '../errors';
+// The host daemon: owns the kernel connection and host-wide settings, the rule union, routing and the host log.
+import { dirname, join, resolve } from 'node:path';
+import { AuditmuxError, PermissionError, RuleError, UsageError } from '../errors';
 import { AuditClient } from '../kernel/client';
 import { Feature, MsgType } from '../kernel/constants';
 import type { AuditSocket } from '../kernel/socket';
+import type { EmulatedKernel } from '../kernel/emulated-kernel';
 import type { AuditStatus } from '../kernel/wire';
-import { loadConfig, defaultConfig, type Config } from '../config';
-import { loadRulesPath, applyRules, type RuleCommand } from '../rules';
-import { Reassembler } from '../records/reassembler';
-import { LogFile } from '../output/logfile';
+import { loadConfig, defaultConfig, parseContidSelector, type Config, type DaemonConfig, type RouteConfig, DEFAULT_QUEUE, DEFAULT_MAX_RESTARTS } from '../config';
+import { applyRules, encodeRule, loadRulesPath, parseRules, type RuleCommand } from '../rules';
+import { msgTypeByName } from '../records/msgtypes';
+import { Reassembler, type AuditEvent } from '../records/reassembler';
+import { LogWriter, daemonConfigBody, daemonEndBody, daemonStartBody, resolveNodeName, selfRequester, type Requester } from '../output/logfile';
+import { ContidTracker, formatChain, parseChains } from '../routing/contid-tracker';
+import { EmulatedContidSource, ProcContidSource, TrackerContidSource, kernelHasContid, type ContidSource } from '../routing/contid-source';
+import { Router } from '../routing/router';
+import { Pipeline, TRACK_KEY } from '../routing/pipeline';
+import type { EventRecord } from './aux-ipc';
+import { AuxDaemon } from './aux-daemon';
+import { auxRules, mergeRules, type KernelRuleSet, type Owned } from './rule-union';
+import { writerOptions } from './outputs';
 import { ControlServer, type PeerCred } from './control';
 import type { Diag } from './diagnostics';
+
+export const VERSION = '0.1.0';
+const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export interface HostDaemonOptions {
   configPath: string | null;
   diag: Diag;
   /** Transport for an emulated kernel (tests); the native addon otherwise. */
   socket?: AuditSocket;
+  /** The emulated kernel behind `socket`, so `contid set` can reach its /proc emulation. */
+  emulated?: EmulatedKernel;
   /** Skip the control socket (library use). */
   noControl?: boolean;
 }
@@ -25,95 +39,132 @@ export interface HostDaemonOptions {
 interface KernelFound {
   status: AuditStatus;
   loginuidImmutable: boolean;
-  rules: Buffer[];
+}
+
+/** An auxiliary daemon added at run time (`auditmux aux add`): kept across reloads. */
+interface RuntimeDaemon {
+  daemon: DaemonConfig;
+  routes: RouteConfig[];
 }
 
 export class HostDaemon {
   config: Config;
   private client: AuditClient | null = null;
-  private log: LogFile | null = null;
+  private log: LogWriter | null = null;
   private control: ControlServer | null = null;
   private found: KernelFound | null = null;
-  private loadedRules: Buffer[] = [];
-  private reassembler: Reassembler | null = null;
+  private nodeName: string | undefined;
+  private contidKernel = false;
+  /** Encoded kernel rules this daemon added, in the order added (removed again at stop). */
+  private loaded: Buffer[] = [];
+  private ruleSet: KernelRuleSet = { rules: [], keysByOwner: new Map() };
+  private hostCommands: RuleCommand[] = [];
+  private readonly auxes = new Map<string, AuxDaemon>();
+  private readonly runtime = new Map<string, RuntimeDaemon>();
+  private tracker: ContidTracker;
+  private contidSource: ContidSource | null = null;
+  private pipeline: Pipeline;
+  private reassembler: Reassembler;
+  private eventMode = false;
+  private tracking = false;
   private tickTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
+  private readonly blockedBy = new Set<string>();
   private readonly startedAt = Date.now();
   private lastKernelLost = 0;
-  readonly counters = { records: 0, eoe: 0, kernelLost: 0, reloads: 0, reloadFailures: 0, rotations: 0 };
+  readonly counters = { records: 0, kernelLost: 0, reloads: 0, reloadFailures: 0, rotations: 0, refused: 0, dropsReported: 0, internalErrors: 0 };
 
   constructor(private readonly opts: HostDaemonOptions) {
     this.config = opts.configPath ? loadConfig(opts.configPath) : defaultConfig();
+    this.tracker = new ContidTracker({ cgroupMap: this.config.contid.cgroupMap });
+    this.pipeline = this.makePipeline();
+    this.reassembler = this.makeReassembler();
   }
 
   get diag(): Diag {
     return this.opts.diag;
   }
 
-  /** Starts everything in auditd's order: log, kernel registration, settings, rules, enable, control socket. */
+  private makeReassembler(): Reassembler {
+    const r = this.config.host.reassembly;
+    // The addon hands over a fresh buffer per batch, so records can point into it without a copy.
+    return new Reassembler((ev) => this.onEvent(ev), { timeoutMs: r.timeoutMs, maxInFlight: r.maxInFlight, copy: false });
+  }
+
+  private makePipeline(): Pipeline {
+    return new Pipeline({
+      router: new Router(this.allRoutes()),
+      tracker: this.tracker,
+      contidKernel: this.contidKernel,
+      daemonsWithRules: new Set(this.allDaemons().filter((d) => d.rules).map((d) => d.name)),
+      keep: this.config.host.keep,
+    });
+  }
+
+  private allDaemons(): DaemonConfig[] {
+    return [...this.config.daemons, ...[...this.runtime.values()].map((r) => r.daemon)];
+  }
+
+  private allRoutes(): RouteConfig[] {
+    const routes = [...this.config.routes, ...[...this.runtime.values()].flatMap((r) => r.routes)];
+    return routes.map((r, index) => ({ ...r, index }));
+  }
+
+  /** Starts in auditd's order: log, registration, settings, rules, enable; then auxiliary daemons and the control socket. */
   async start(): Promise<void> {
     const cfg = this.config;
-    this.log = this.openLog(cfg);
     const clientOpts = this.opts.socket ? { socket: this.opts.socket } : { receiveBuffer: cfg.host.receiveBuffer };
     const client = await AuditClient.open(clientOpts);
     this.client = client;
     try {
       const status = await client.getStatus();
       const feats = await client.getFeatures();
-      this.found = {
-        status,
-        loginuidImmutable: (feats.features & (1 << Feature.LOGINUID_IMMUTABLE)) !== 0,
-        rules: await client.listRules(),
-      };
+      this.found = { status, loginuidImmutable: (feats.features & (1 << Feature.LOGINUID_IMMUTABLE)) !== 0 };
       this.lastKernelLost = status.lost;
-      this.reassembler = new Reassembler({ timeoutMs: cfg.host.reassembly.timeoutMs, maxInFlight: cfg.host.reassembly.maxInFlight });
-      client.onRecords((type, buf, start, end) => this.onRecord(type, buf, start, end), () => this.log?.endBatch());
+      this.contidKernel = this.opts.emulated ? this.opts.emulated.contid : kernelHasContid(status.featureBitmap);
+      this.contidSource = this.contidKernel
+        ? this.opts.emulated ? new EmulatedContidSource(this.opts.emulated) : new ProcContidSource()
+        : new TrackerContidSource(this.tracker);
+      this.nodeName = await resolveNodeName(cfg.host.nodeName.format, cfg.host.nodeName.name ?? undefined);
+      this.log = this.openLog(cfg);
+      client.onRecords((type, buf, start, end) => this.onRecord(type, buf, start, end), () => this.endBatch());
       client.onReceiveError((e) => this.diag.warn({ err: e.message, code: e.code }, 'netlink receive error'));
       await client.registerDaemon();
-      this.log.writeDaemonRecord(MsgType.DAEMON_START, this.daemonStartBody(status));
+      this.log.writeDaemonRecord(MsgType.DAEMON_START, daemonStartBody({ ...selfRequester(), ver: VERSION, format: cfg.host.log.format }));
       await this.applyHostSettings(client, status);
-      this.tickTimer = setInterval(() => this.reassembler?.tick(Date.now()), 250);
+      this.pipeline = this.makePipeline();
+      this.updateMode();
+      for (const d of this.allDaemons()) this.startAux(d);
+      this.tickTimer = setInterval(() => this.tick(), 250);
       this.tickTimer.unref();
-      this.statusTimer = setInterval(() => void this.pollLost(), 5000);
+      this.statusTimer = setInterval(() => void this.housekeeping(), 2000);
       this.statusTimer.unref();
       if (!this.opts.noControl) {
         this.control = new ControlServer(cfg.host.controlSocket, (cmd, args, peer) => this.handleControl(cmd, args, peer));
         await this.control.listen();
       }
-      this.diag.info({ pid: process.pid, config: cfg.file, log: cfg.host.log.file }, 'auditmux host daemon started');
+      this.log.flush();
+      this.diag.info({ pid: process.pid, config: cfg.file, log: cfg.host.log.file, contidKernel: this.contidKernel }, 'auditmux host daemon started');
     } catch (e) {
       await this.shutdown('start-failed').catch(() => undefined);
       throw e;
     }
   }
 
-  private openLog(cfg: Config): LogFile {
-    return new LogFile(cfg.host.log, {
-      nodeName: this.nodeName(cfg),
-      onWarning: (msg: string) => this.diag.warn(msg),
+  private openLog(cfg: Config): LogWriter {
+    const w = new LogWriter({
+      ...writerOptions(cfg.host.log, this.nodeName, this.contidKernel),
+      logger: (level, msg) => this.diag[level](msg),
+      onError: (e) => this.diag.error({ op: e.op, code: e.code, lost: e.lostRecords }, `log ${e.op} failed: ${e.message}`),
     });
+    w.open();
+    return w;
   }
 
-  private nodeName(cfg: Config): string | null {
-    const n = cfg.host.nodeName;
-    switch (n.format) {
-      case 'none': return null;
-      case 'user': return n.name;
-      case 'hostname': return hostname().split('.')[0] ?? hostname();
-      case 'fqd': return hostname();
-      case 'numeric': return firstAddress() ?? hostname();
-    }
-  }
+  // ---- kernel settings and rules ----
 
-  private daemonStartBody(status: AuditStatus): string {
-    const kernel = safeRead('/proc/sys/kernel/osrelease').trim() || 'unknown';
-    return `op=start ver=auditmux-0.1.0 format=${this.config.host.log.format.toLowerCase()} kernel=${kernel} ` +
-      `auid=${selfAuid()} pid=${process.pid} uid=${process.getuid?.() ?? 0} ses=${selfSes()} subj=${selfSubj()} res=success` +
-      (status.pid !== 0 ? ` old-pid=${status.pid}` : '');
-  }
-
-  /** Host-wide settings, then the host rules, then `enabled` (2 = immutable, so strictly last). */
+  /** Host-wide settings, the host rules' settings, the rule union, then `enabled` (2 = immutable, strictly last). */
   private async applyHostSettings(client: AuditClient, before: AuditStatus): Promise<void> {
     const k = this.config.host.kernel;
     if (before.enabled === 2) {
@@ -127,124 +178,392 @@ export class HostDaemon {
       this.lastKernelLost = 0;
     }
     if (k.loginuidImmutable) await client.setFeature(Feature.LOGINUID_IMMUTABLE, true, false);
-    if (this.config.host.rules) await this.loadHostRules(client, this.config.host.rules);
+    this.hostCommands = this.config.host.rules ? loadRulesPath(this.config.host.rules) : [];
+    const settings = this.hostCommands.filter((c) => c.kind !== 'add' && c.kind !== 'enabled');
+    const enables = this.hostCommands.filter((c) => c.kind === 'enabled');
+    if (settings.length) {
+      const s = await applyRules(client, settings, { hostWide: true });
+      for (const e of s.errors) this.diag.warn({ rule: e.message }, 'host rule setting not applied');
+    }
+    await this.syncKernelRules();
     await client.setStatus({ enabled: k.enabled === 2 ? 1 : k.enabled });
-    if (k.enabled === 2) await client.setStatus({ enabled: 2 });
+    if (enables.length) await applyRules(client, enables, { hostWide: true });
+    else if (k.enabled === 2) await client.setStatus({ enabled: 2 });
   }
 
-  private async loadHostRules(client: AuditClient, path: string): Promise<void> {
-    const commands: RuleCommand[] = loadRulesPath(path);
-    const before = await client.listRules();
-    const summary = await applyRules(client, commands, { hostWide: true });
-    const after = await client.listRules();
-    this.loadedRules = after.filter((r) => !before.some((b) => b.equals(r)));
-    for (const err of summary.errors) this.diag.warn({ rule: err.message }, 'rule not loaded');
-    this.diag.info({ path, added: summary.added, deleted: summary.deleted, errors: summary.errors.length }, 'host rules loaded');
+  /** The rules every owner wants in the kernel: host rules first, then each auxiliary daemon's, then tracking. */
+  private desiredRules(extra?: { name: string; commands: RuleCommand[] }): KernelRuleSet {
+    const owned: Owned[] = [];
+    for (const c of this.hostCommands) if (c.kind === 'add') owned.push({ owner: 'host', rule: c.rule });
+    for (const d of this.allDaemons()) {
+      if (!d.rules || (extra && extra.name === d.name)) continue;
+      for (const rule of auxRules(d.name, loadRulesPath(d.rules))) owned.push({ owner: d.name, rule });
+    }
+    if (extra) for (const rule of auxRules(extra.name, extra.commands)) owned.push({ owner: extra.name, rule });
+    if (this.tracking) for (const c of parseRules(trackingRulesText(), '<contid tracking>')) if (c.kind === 'add') owned.push({ owner: 'host', rule: c.rule });
+    return mergeRules(owned);
+  }
+
+  /** Makes the kernel hold exactly the desired rules that this daemon owns: adds what is missing, deletes the rest. */
+  private async syncKernelRules(desired = this.desiredRules()): Promise<void> {
+    const client = this.client!;
+    const want = desired.rules.map((r) => encodeRule(r));
+    for (const b of want) {
+      if (this.loaded.some((l) => l.equals(b))) continue;
+      try {
+        await client.addRule(b);
+        this.loaded.push(b);
+      } catch (e) {
+        if (e instanceof AuditmuxError && e.code === 'EEXIST') continue; // loaded by someone else already: not ours
+        throw e;
+      }
+    }
+    for (const b of [...this.loaded]) {
+      if (want.some((w) => w.equals(b))) continue;
+      await client.deleteRule(b).catch(() => undefined);
+      this.loaded = this.loaded.filter((l) => l !== b);
+    }
+    this.ruleSet = desired;
+  }
+
+  // ---- record path ----
+
+  private updateMode(): void {
+    this.eventMode = this.contidKernel || this.allDaemons().length > 0 || this.allRoutes().length > 0 || !this.tracker.idle;
   }
 
   private onRecord(type: number, buf: Buffer, start: number, end: number): void {
     this.counters.records++;
-    if (type === MsgType.EOE) this.counters.eoe++;
-    this.reassembler!.push(type, buf, start, end);
-    // auditd never writes EOE to disk.
-    if (type !== MsgType.EOE) this.log!.writeRecord(type, buf, start, end);
+    if (this.eventMode) this.reassembler.push(type, buf, start, end);
+    else if (type !== MsgType.EOE) this.log!.writeRecord(type, buf.subarray(start, end));
   }
 
-  private async pollLost(): Promise<void> {
+  private onEvent(ev: AuditEvent): void {
+    try {
+      const records: EventRecord[] = ev.records.map((r) => ({ type: r.type, payload: r.raw }));
+      const dests = this.pipeline.route(records, (owner, full) => this.keysFor(owner, full));
+      for (const d of dests) {
+        if (d.daemon === null) for (const r of d.records) this.log!.writeRecord(r.type, r.payload);
+        else this.auxes.get(d.daemon)?.enqueue(d.records);
+      }
+    } catch (e) {
+      // A bug on one event must not lose the others: count it and keep the raw records in the host log.
+      this.counters.internalErrors++;
+      this.diag.error({ err: (e as Error).stack }, 'routing failed; event written to the host log');
+      for (const r of ev.records) this.log!.writeRecord(r.type, r.raw);
+    }
+  }
+
+  private keysFor(owner: string | null, full: string[]): string[] {
+    const owners = this.ruleSet.keysByOwner.get(full.join('\x01'));
+    const userKeys = full.filter((k) => !k.startsWith('auditmux-') );
+    if (!owners) return userKeys;
+    if (owner === null) return userKeys;
+    return owners.get(owner) ?? [];
+  }
+
+  private endBatch(): void {
+    this.log!.flush();
+    for (const a of this.auxes.values()) a.pump();
+  }
+
+  private tick(): void {
+    this.reassembler.tick(Date.now());
+    for (const a of this.auxes.values()) {
+      if (a.queue.unreportedDrops > 0) {
+        const n = a.queue.unreportedDrops;
+        a.queue.unreportedDrops = 0;
+        this.counters.dropsReported += n;
+        this.daemonRecord(MsgType.DAEMON_ERR, `op=queue-overflow daemon=${a.name} dropped=${n} total-dropped=${a.queue.counters.dropped} policy=${a.config.queue.overflow} res=failed`);
+      }
+      a.pump();
+    }
+    this.log?.flush();
+  }
+
+  private async housekeeping(): Promise<void> {
     if (!this.client || this.stopping) return;
     try {
       const s = await this.client.getStatus();
       if (s.lost > this.lastKernelLost) this.counters.kernelLost += s.lost - this.lastKernelLost;
       this.lastKernelLost = s.lost;
+      if (!this.contidKernel && this.tracking) {
+        this.tracker.sweep();
+        if (this.tracker.size === 0) await this.setTracking(false);
+      }
     } catch (e) {
-      this.diag.warn({ err: (e as Error).message }, 'status poll failed');
+      this.diag.warn({ err: (e as Error).message }, 'housekeeping failed');
     }
   }
 
-  private async signalSender(): Promise<string> {
+  private daemonRecord(type: number, body: string): void {
+    this.log?.writeDaemonRecord(type, body);
+    this.log?.flush();
+  }
+
+  // ---- auxiliary daemons ----
+
+  private startAux(cfg: DaemonConfig): void {
+    const existing = this.auxes.get(cfg.name);
+    if (existing) {
+      existing.update(cfg);
+      existing.start();
+      return;
+    }
+    const a = new AuxDaemon(cfg, {
+      diag: this.diag,
+      nodeName: this.nodeName ?? null,
+      report: (event, detail) => {
+        const res = event === 'start' ? 'success' : 'failed';
+        this.daemonRecord(event === 'start' ? MsgType.DAEMON_START : MsgType.DAEMON_ERR, `op=aux-${event} daemon=${cfg.name} ${detail} res=${res}`);
+        if (event !== 'start') this.diag.warn({ daemon: cfg.name, detail }, `auxiliary daemon ${event}`);
+      },
+      backpressure: (name, full) => this.backpressure(name, full),
+      contidKernel: this.contidKernel,
+    });
+    this.auxes.set(cfg.name, a);
+    a.start();
+  }
+
+  /** `block` policy: while any such queue is full the host stops reading the kernel, whose backlog absorbs it. */
+  private backpressure(name: string, full: boolean): void {
+    if (full) this.blockedBy.add(name);
+    else this.blockedBy.delete(name);
+    if (this.blockedBy.size > 0) this.client?.pause();
+    else this.client?.resume();
+  }
+
+  private async setTracking(on: boolean): Promise<void> {
+    if (this.tracking === on || this.contidKernel) return;
+    this.tracking = on;
+    await this.syncKernelRules();
+    this.updateMode();
+  }
+
+  private refuse(detail: string, peer?: PeerCred): never {
+    this.counters.refused++;
+    this.daemonRecord(MsgType.DAEMON_ERR, `op=refused ${detail}${peer ? ` pid=${peer.pid} uid=${peer.uid}` : ''} res=failed`);
+    throw new PermissionError(detail.replace(/^reason=/, ''), 'E_HOST_WIDE');
+  }
+
+  /** `auditmux aux add`: a new daemon with its rules and routes; a bad rules file changes nothing. */
+  async auxAdd(args: { name: string; rules?: string | null; contid: string[]; log?: string; queue?: number; overflow?: string; user?: string }, peer?: PeerCred): Promise<unknown> {
+    const name = args.name;
+    if (!NAME_RE.test(name) || name === 'host') throw new UsageError(`bad daemon name "${name}" (lowercase letters, digits, - and _, not "host")`);
+    if (this.allDaemons().some((d) => d.name === name)) throw new UsageError(`daemon "${name}" already exists`);
+    if (!args.contid.length) throw new UsageError('aux add needs --contid');
+    const patterns = args.contid.map((t) => {
+      const p = parseContidSelector(t);
+      if (typeof p === 'string') throw new UsageError(`--contid ${t}: ${p}`);
+      return p;
+    });
+    const rulesPath = args.rules ? resolve(args.rules) : null;
+    let commands: RuleCommand[] = [];
+    if (rulesPath) {
+      commands = loadRulesPath(rulesPath);
+      try {
+        auxRules(name, commands);
+      } catch (e) {
+        if (e instanceof RuleError) this.refuse(`reason="${e.message}" daemon=${name}`, peer);
+        throw e;
+      }
+    }
+    const pos = { file: '<aux add>', line: 1 };
+    const overflow = (args.overflow ?? DEFAULT_QUEUE.overflow) as DaemonConfig['queue']['overflow'];
+    if (!['block', 'drop_newest', 'drop_oldest'].includes(overflow)) throw new UsageError(`--overflow must be block, drop_newest or drop_oldest`);
+    const daemon: DaemonConfig = {
+      name,
+      rules: rulesPath,
+      log: { ...this.config.host.log, file: args.log ? resolve(args.log) : join(dirname(this.config.host.log.file), `${name}.log`) },
+      queue: { ...DEFAULT_QUEUE, depth: args.queue ?? DEFAULT_QUEUE.depth, overflow },
+      user: args.user ?? null,
+      maxRestarts: DEFAULT_MAX_RESTARTS,
+      pos,
+    };
+    if (this.allDaemons().some((d) => d.log.file === daemon.log.file) || daemon.log.file === this.config.host.log.file) {
+      throw new UsageError(`log file ${daemon.log.file} is already used by another daemon`);
+    }
+    // Everything is checked before the kernel is touched: the new union must build.
+    const desired = this.desiredRules({ name, commands });
+    this.runtime.set(name, { daemon, routes: [{ index: 0, contid: patterns, types: null, keys: null, daemons: [name], continue: true, pos }] });
     try {
-      const si = await this.client!.getSignalInfo();
-      return `auid=${si.uid} pid=${si.pid} subj=${si.ctx || '?'}`;
+      await this.syncKernelRules(desired);
+    } catch (e) {
+      this.runtime.delete(name);
+      await this.syncKernelRules().catch(() => undefined);
+      throw e;
+    }
+    this.pipeline = this.makePipeline();
+    this.updateMode();
+    this.startAux(daemon);
+    this.daemonRecord(MsgType.DAEMON_CONFIG, `op=aux-add daemon=${name} contid=${args.contid.join(',')} rules=${rulesPath ?? '(none)'} log=${daemon.log.file} res=success`);
+    return this.auxes.get(name)!.status();
+  }
+
+  async auxRemove(name: string): Promise<unknown> {
+    const rt = this.runtime.get(name);
+    if (!rt) {
+      if (this.config.daemons.some((d) => d.name === name)) throw new UsageError(`daemon "${name}" comes from the configuration file: remove it there and reload`);
+      throw new UsageError(`no auxiliary daemon "${name}"`);
+    }
+    const a = this.auxes.get(name);
+    this.runtime.delete(name);
+    this.pipeline = this.makePipeline();
+    await this.syncKernelRules();
+    this.updateMode();
+    if (a) {
+      await a.stop();
+      this.auxes.delete(name);
+    }
+    this.daemonRecord(MsgType.DAEMON_CONFIG, `op=aux-remove daemon=${name} res=success`);
+    return a?.status() ?? { name };
+  }
+
+  contidSet(pid: number, idText: string, nested: boolean, peer: PeerCred): unknown {
+    const id = parseContidValueStrict(idText);
+    const src = this.contidSource!;
+    let res: { old: readonly bigint[] | null; chain: readonly bigint[] };
+    try {
+      res = src.set(pid, id, { setterPid: peer.pid, nested });
+    } catch (e) {
+      this.daemonRecord(MsgType.CONTAINER_OP, `op=set opid=${pid} contid=${id} old-contid=${formatChain(src.get(pid) ?? [0xffffffffffffffffn])} pid=${peer.pid} uid=${peer.uid} res=0`);
+      throw e;
+    }
+    if (src.kind === 'tracker') {
+      this.daemonRecord(MsgType.CONTAINER_OP, `op=set opid=${pid} contid=${id} old-contid=${formatChain(res.old ?? [0xffffffffffffffffn])} pid=${peer.pid} uid=${peer.uid} res=1`);
+      void this.setTracking(true).catch((e: Error) => this.diag.error({ err: e.message }, 'could not load the contid tracking rules'));
+      this.updateMode();
+    }
+    return { pid, contid: formatChain(res.chain), old: res.old ? formatChain(res.old) : null, source: src.kind };
+  }
+
+  routeTest(args: { contid?: string; types?: string[]; keys?: string[] }): unknown {
+    const chains = args.contid && args.contid !== 'unset' ? parseChains(args.contid) : [];
+    if (chains === null) throw new UsageError(`--contid ${args.contid}: not a contid list (e.g. 100 or 4,^2,^1 or 2,^1,3,^1)`);
+    const types: number[] = [];
+    for (const t of args.types ?? []) {
+      const n = msgTypeNumber(t);
+      if (n === undefined) throw new UsageError(`unknown record type ${t}`);
+      types.push(n);
+    }
+    const route = new Router(this.allRoutes()).route({ chains, types: types.length ? types : [MsgType.SYSCALL], keys: args.keys ?? [] });
+    const keep = this.config.host.keep === 'all' || route.daemons.length === 0;
+    return { daemons: route.daemons, routes: route.matched, host: keep };
+  }
+
+  // ---- signals and control ----
+
+  private async requester(): Promise<Requester> {
+    try {
+      const si = await this.client!.getSignalInfo(this.contidKernel && !this.opts.emulated);
+      return { auid: si.uid, uid: si.uid, ses: 4294967295, pid: si.pid };
     } catch {
-      return 'auid=-1 pid=-1 subj=?';
+      return { auid: 4294967295, uid: 4294967295, ses: 4294967295, pid: -1 };
     }
   }
 
-  /** SIGHUP: re-read the config; a bad new config is reported and the old one kept. */
+  /** SIGHUP: re-read the config; a bad new config is reported and the old one kept. Run-time daemons survive. */
   async reload(): Promise<{ ok: boolean; error?: string }> {
-    const sender = await this.signalSender();
+    const by = await this.requester();
     if (!this.opts.configPath) return { ok: true };
     let next: Config;
     try {
       next = loadConfig(this.opts.configPath);
+      for (const d of next.daemons) {
+        if (this.runtime.has(d.name)) throw new UsageError(`${d.pos.file}:${d.pos.line}: daemon "${d.name}" clashes with one added at run time`);
+        if (d.rules) auxRules(d.name, loadRulesPath(d.rules));
+      }
+      if (next.host.rules) loadRulesPath(next.host.rules);
     } catch (e) {
       this.counters.reloadFailures++;
       const msg = e instanceof AuditmuxError ? e.message : String(e);
       this.diag.error({ err: msg }, 'reload refused: keeping the running configuration');
-      this.log?.writeDaemonRecord(MsgType.DAEMON_CONFIG, `op=reconfigure state=no-change ${sender} res=failed`);
+      this.daemonRecord(MsgType.DAEMON_CONFIG, daemonConfigBody(by, false));
       return { ok: false, error: msg };
     }
     const old = this.config;
     this.config = next;
     try {
       if (JSON.stringify(old.host.log) !== JSON.stringify(next.host.log) || JSON.stringify(old.host.nodeName) !== JSON.stringify(next.host.nodeName)) {
-        const newLog = this.openLog(next);
+        this.nodeName = await resolveNodeName(next.host.nodeName.format, next.host.nodeName.name ?? undefined);
         const oldLog = this.log!;
-        this.log = newLog;
-        await oldLog.close();
+        this.log = this.openLog(next);
+        oldLog.close();
       }
-      const client = this.client!;
-      const st = await client.getStatus();
-      if (st.enabled !== 2) {
-        // Host rules are replaced wholesale: ours are deleted, the new set loaded, as augenrules --load does.
-        for (const r of this.loadedRules) await client.deleteRule(r).catch(() => undefined);
-        this.loadedRules = [];
-        await this.applyHostSettings(client, st);
+      this.tracker.setCgroupMap(next.contid.cgroupMap);
+      const st = await this.client!.getStatus();
+      if (st.enabled !== 2) await this.applyHostSettings(this.client!, st);
+      const names = new Set(this.allDaemons().map((d) => d.name));
+      for (const [name, a] of [...this.auxes]) {
+        if (!names.has(name)) {
+          await a.stop();
+          this.auxes.delete(name);
+        }
       }
+      this.pipeline = this.makePipeline();
+      this.updateMode();
+      for (const d of this.allDaemons()) this.startAux(d);
       this.counters.reloads++;
-      this.log!.writeDaemonRecord(MsgType.DAEMON_CONFIG, `op=reconfigure state=changed ${sender} res=success`);
+      this.daemonRecord(MsgType.DAEMON_CONFIG, daemonConfigBody(by, true));
       this.diag.info('configuration reloaded');
       return { ok: true };
     } catch (e) {
       this.counters.reloadFailures++;
       const msg = e instanceof AuditmuxError ? e.message : String(e);
       this.diag.error({ err: msg }, 'reload failed while applying');
-      this.log?.writeDaemonRecord(MsgType.DAEMON_CONFIG, `op=reconfigure state=changed ${sender} res=failed`);
+      this.daemonRecord(MsgType.DAEMON_CONFIG, daemonConfigBody(by, false));
       return { ok: false, error: msg };
     }
   }
 
-  /** SIGUSR1: rotate the log now. */
+  /** SIGUSR1: rotate the logs now (host and auxiliary daemons). */
   async rotate(): Promise<void> {
-    const sender = await this.signalSender();
-    this.log!.writeDaemonRecord(MsgType.DAEMON_ROTATE, `op=rotate-logs ${sender} res=success`);
-    this.log!.rotate();
+    const by = await this.requester();
+    this.log!.rotateNow(by);
+    for (const a of this.auxes.values()) a.rotate();
     this.counters.rotations++;
   }
 
   /** SIGUSR2 / `auditmux resume`: resume logging after a suspend. */
   async resume(): Promise<void> {
-    const sender = await this.signalSender();
+    const by = await this.requester();
     this.log!.resume();
-    this.log!.writeDaemonRecord(MsgType.DAEMON_RESUME, `op=resume ${sender} res=success`);
+    for (const a of this.auxes.values()) a.resume();
+    this.daemonRecord(MsgType.DAEMON_RESUME, `op=resume auid=${by.auid} uid=${by.uid} ses=${by.ses} pid=${by.pid} res=success`);
   }
 
   status(): Record<string, unknown> {
     return {
       daemon: {
         pid: process.pid,
+        version: VERSION,
         uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
         config: this.config.file,
+        contidSource: this.contidSource?.kind ?? 'none',
+        mode: this.eventMode ? 'events' : 'stream',
         ...this.counters,
       },
       client: { ...this.client?.counters },
-      reassembly: this.reassembler ? { ...this.reassembler.counters } : {},
-      log: this.log ? this.log.stats() : {},
+      reassembly: { ...this.reassembler.counters, inFlight: this.reassembler.inFlightCount },
+      routing: { ...this.pipeline.counters },
+      tracker: { ...this.tracker.counters, tracked: this.tracker.size },
+      log: this.log ? { ...this.log.counters, suspended: this.log.isSuspended } : {},
+      aux: Object.fromEntries([...this.auxes].map(([n, a]) => [n, a.status()])),
     };
+  }
+
+  private isAuxPeer(peer: PeerCred): boolean {
+    for (const a of this.auxes.values()) if (a.pid !== 0 && a.pid === peer.pid) return true;
+    return false;
   }
 
   private async handleControl(cmd: string, args: Record<string, unknown>, peer: PeerCred): Promise<unknown> {
     this.diag.debug({ cmd, peer }, 'control request');
+    // An auxiliary daemon's own process gets nothing here, whatever user it runs as.
+    if (this.isAuxPeer(peer)) this.refuse(`reason="control request ${cmd} from an auxiliary daemon's process"`, peer);
+    const str = (k: string): string | undefined => (typeof args[k] === 'string' ? (args[k] as string) : undefined);
+    const num = (k: string): number | undefined => (typeof args[k] === 'number' ? (args[k] as number) : undefined);
+    const list = (k: string): string[] => (Array.isArray(args[k]) ? (args[k] as unknown[]).map(String) : []);
     switch (cmd) {
       case 'status': {
         const s = await this.client!.getStatus();
@@ -258,8 +577,37 @@ export class HostDaemon {
         return { resumed: true };
       case 'reload':
         return this.reload();
+      case 'aux-add': {
+        const a: Parameters<HostDaemon['auxAdd']>[0] = { name: str('name') ?? '', rules: str('rules') ?? null, contid: list('contid') };
+        const log = str('log');
+        const queue = num('queue');
+        const overflow = str('overflow');
+        const user = str('user');
+        if (log) a.log = log;
+        if (queue !== undefined) a.queue = queue;
+        if (overflow) a.overflow = overflow;
+        if (user) a.user = user;
+        return this.auxAdd(a, peer);
+      }
+      case 'aux-remove':
+        return this.auxRemove(str('name') ?? '');
+      case 'aux-list':
+        return [...this.auxes.values()].map((a) => a.status());
+      case 'contid-set':
+        return this.contidSet(num('pid') ?? 0, str('contid') ?? '', args.nested === true, peer);
+      case 'contid-get': {
+        const pid = num('pid');
+        if (pid === undefined) return this.tracker.entries();
+        const c = this.contidSource!.get(pid);
+        return { pid, contid: c ? formatChain(c) : 'unset', source: this.contidSource!.kind };
+      }
+      case 'route-test':
+        return this.routeTest({ ...(str('contid') ? { contid: str('contid')! } : {}), types: list('types'), keys: list('keys') });
+      case 'kernel-set':
+        // Host-wide settings belong to the configuration and rules files of the host daemon, never to a request.
+        return this.refuse(`reason="host-wide setting change requested over the control socket" args=${JSON.stringify(args).replace(/\s/g, '')}`, peer);
       default:
-        throw new UsageError(`unknown control command "${cmd}" (args: ${Object.keys(args).join(',') || 'none'})`);
+        throw new UsageError(`unknown control command "${cmd}"`);
     }
   }
 
@@ -274,9 +622,9 @@ export class HostDaemon {
     if (this.statusTimer) clearInterval(this.statusTimer);
     await this.control?.close().catch(() => undefined);
     const client = this.client;
-    let sender = 'auid=-1 pid=-1 subj=?';
+    let by: Requester = { auid: 4294967295, uid: 4294967295, ses: 4294967295, pid: -1 };
     if (client) {
-      if (reason === 'terminate') sender = await this.signalSender();
+      if (reason === 'terminate') by = await this.requester();
       try {
         await this.restoreKernel(client);
       } catch (e) {
@@ -286,10 +634,11 @@ export class HostDaemon {
       await new Promise((r) => setTimeout(r, 50));
       client.close();
     }
-    this.reassembler?.flushAll();
+    this.reassembler.flush();
+    for (const a of this.auxes.values()) await a.stop().catch(() => undefined);
     if (this.log) {
-      this.log.writeDaemonRecord(MsgType.DAEMON_END, `op=${reason} ${sender} res=success`);
-      await this.log.close();
+      this.log.writeDaemonRecord(MsgType.DAEMON_END, daemonEndBody(by).replace('op=terminate', `op=${reason}`));
+      this.log.close();
     }
     this.diag.info({ reason }, 'auditmux host daemon stopped');
   }
@@ -299,7 +648,8 @@ export class HostDaemon {
     if (!found) return;
     const st = await client.getStatus();
     if (st.enabled !== 2) {
-      for (const r of this.loadedRules) await client.deleteRule(r).catch(() => undefined);
+      for (const r of this.loaded) await client.deleteRule(r).catch(() => undefined);
+      this.loaded = [];
       await client.setStatus({
         enabled: found.status.enabled,
         failure: found.status.failure,
@@ -312,28 +662,22 @@ export class HostDaemon {
   }
 }
 
-function safeRead(p: string): string {
-  try {
-    return readFileSync(p, 'utf8');
-  } catch {
-    return '';
-  }
+function trackingRulesText(): string {
+  return [
+    `-a always,exit -F arch=b64 -S clone,fork,vfork,clone3,exit_group -F key=${TRACK_KEY}`,
+    `-a always,exit -F arch=b32 -S clone,fork,vfork,clone3,exit_group -F key=${TRACK_KEY}`,
+  ].join('\n');
 }
 
-function selfAuid(): string {
-  const v = safeRead('/proc/self/loginuid').trim();
-  return v === '' ? '4294967295' : v;
-}
-function selfSes(): string {
-  const v = safeRead('/proc/self/sessionid').trim();
-  return v === '' ? '4294967295' : v;
-}
-function selfSubj(): string {
-  return safeRead('/proc/self/attr/current').replace(/\0/g, '').trim() || 'unconfined';
+function parseContidValueStrict(text: string): bigint {
+  const t = text.trim();
+  if (!/^(0x[0-9a-fA-F]{1,16}|[0-9]{1,20})$/.test(t)) throw new UsageError(`"${text}" is not a contid (decimal or 0x hex u64)`);
+  const v = BigInt(t);
+  if (v > 0xffffffffffffffffn) throw new UsageError(`contid ${text} is above 2^64-1`);
+  return v;
 }
 
-function firstAddress(): string | undefined {
-  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
-  return undefined;
+function msgTypeNumber(name: string): number | undefined {
+  if (/^\d+$/.test(name)) return Number(name);
+  return msgTypeByName(name.toUpperCase());
 }
-

@@ -73,15 +73,37 @@ export class AuditClient {
   readonly counters: ClientCounters = { records: 0, truncated: 0, strayReplies: 0, receiveErrors: 0 };
   private readonly timeoutMs: number;
 
+  private paused = false;
+
   private constructor(readonly socket: AuditSocket, timeoutMs: number) {
     this.timeoutMs = timeoutMs;
-    socket.start(
+    this.listen();
+  }
+
+  private listen(): void {
+    this.socket.start(
       (batch, lengths) => this.onBatch(batch, lengths),
       (err) => {
         this.counters.receiveErrors++;
         if (this.errorHandler) this.errorHandler(err);
       },
     );
+  }
+
+  /**
+   * Stops reading the socket (backpressure): the kernel's backlog holds records meanwhile. Replies to requests are
+   * not read either, so callers must not await requests while paused.
+   */
+  pause(): void {
+    if (this.paused || this.closed) return;
+    this.paused = true;
+    this.socket.stop();
+  }
+
+  resume(): void {
+    if (!this.paused || this.closed) return;
+    this.paused = false;
+    this.listen();
   }
 
   static async open(opts: AuditClientOptions = {}): Promise<AuditClient> {
