@@ -1,5 +1,6 @@
 // The host daemon: owns the kernel connection and host-wide settings, the rule union, routing and the host log.
 import { dirname, join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import { AuditmuxError, PermissionError, RuleError, UsageError } from '../errors';
 import { AuditClient } from '../kernel/client';
 import { Feature, MsgType } from '../kernel/constants';
@@ -120,17 +121,18 @@ export class HostDaemon {
     try {
       const status = await client.getStatus();
       const feats = await client.getFeatures();
-      this.found = { status, loginuidImmutable: (feats.features & (1 << Feature.LOGINUID_IMMUTABLE)) !== 0 };
       this.lastKernelLost = status.lost;
       this.contidKernel = this.opts.emulated ? this.opts.emulated.contid : kernelHasContid(status.featureBitmap);
       this.contidSource = this.contidKernel
         ? this.opts.emulated ? new EmulatedContidSource(this.opts.emulated) : new ProcContidSource()
         : new TrackerContidSource(this.tracker);
       this.nodeName = await resolveNodeName(cfg.host.nodeName.format, cfg.host.nodeName.name ?? undefined);
-      this.log = this.openLog(cfg);
       client.onRecords((type, buf, start, end) => this.onRecord(type, buf, start, end), () => this.endBatch());
       client.onReceiveError((e) => this.diag.warn({ err: e.message, code: e.code }, 'netlink receive error'));
+      // Registration comes first: a refused second instance must not touch the running daemon's log or settings.
       await client.registerDaemon();
+      this.found = { status, loginuidImmutable: (feats.features & (1 << Feature.LOGINUID_IMMUTABLE)) !== 0 };
+      this.log = this.openLog(cfg);
       this.log.writeDaemonRecord(MsgType.DAEMON_START, daemonStartBody({ ...selfRequester(), ver: VERSION, format: cfg.host.log.format }));
       await this.applyHostSettings(client, status);
       this.pipeline = this.makePipeline();
@@ -153,6 +155,8 @@ export class HostDaemon {
   }
 
   private openLog(cfg: Config): LogWriter {
+    // auditd expects the directory to exist; a fresh machine without the unit's LogsDirectory= gets it made here.
+    mkdirSync(dirname(cfg.host.log.file), { recursive: true, mode: 0o700 });
     const w = new LogWriter({
       ...writerOptions(cfg.host.log, this.nodeName, this.contidKernel),
       logger: (level, msg) => this.diag[level](msg),
@@ -235,7 +239,7 @@ export class HostDaemon {
   private onRecord(type: number, buf: Buffer, start: number, end: number): void {
     this.counters.records++;
     if (this.eventMode) this.reassembler.push(type, buf, start, end);
-    else if (type !== MsgType.EOE) this.log!.writeRecord(type, buf.subarray(start, end));
+    else if (type !== MsgType.EOE) this.log?.writeRecord(type, buf.subarray(start, end));
   }
 
   private onEvent(ev: AuditEvent): void {
@@ -263,7 +267,7 @@ export class HostDaemon {
   }
 
   private endBatch(): void {
-    this.log!.flush();
+    this.log?.flush();
     for (const a of this.auxes.values()) a.pump();
   }
 

@@ -1,0 +1,207 @@
+// Groups kernel records into events by (timestamp, serial) with auparse's completion rules; clock-driven, no timers.
+import { MsgType } from '../kernel/constants';
+import { parseRecord, type AuditRecord } from './record';
+
+/** Why an event was emitted. */
+export type CompletionReason = 'eoe' | 'last' | 'single' | 'timeout' | 'overflow' | 'flush' | 'malformed' | 'replaced';
+
+export interface AuditEvent {
+  sec: number;
+  msec: number;
+  serial: number;
+  records: AuditRecord[];
+  reason: CompletionReason;
+}
+
+export interface ReassemblerOptions {
+  /** end_of_event_timeout in ms (auditd default 2 s). */
+  timeoutMs?: number;
+  /** In-flight events kept before the oldest is emitted incomplete. */
+  maxInFlight?: number;
+  /** Copy payloads out of the caller's buffer (needed when the receive buffer is reused). Default true. */
+  copy?: boolean;
+}
+
+export interface ReassemblerCounters {
+  /** Records pushed, EOE and malformed included. */
+  records: number;
+  /** EOE records consumed (they end an event and are not kept). */
+  eoe: number;
+  /** Records handed out inside events. */
+  recordsEmitted: number;
+  events: number;
+  malformed: number;
+  /** Serials never seen between completed events (kernel-side loss indicator; late arrivals pay back). */
+  serialGaps: number;
+  timeouts: number;
+  overflows: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 2000;
+const DEFAULT_MAX_IN_FLIGHT = 4096;
+
+/** auparse's rule: these types are events of their own (docs/auditd.conf.5 NOTES). */
+export function isSingleRecordType(t: number): boolean {
+  return t < 1300 || t >= 1700 || (t >= 1406 && t <= 1419);
+}
+
+/** Types after which no more records of the event come (EOE is consumed, the others kept). */
+export function endsEvent(t: number): boolean {
+  return t === MsgType.EOE || t === MsgType.PROCTITLE || t === MsgType.KERNEL;
+}
+
+/** Daemon-internal serials (DAEMON_*) come from the daemon, not the kernel's counter. */
+function countsForGaps(t: number): boolean {
+  return t < 1200 || t > 1299;
+}
+
+interface Pending {
+  ev: AuditEvent;
+  bornMs: number;
+}
+
+export class Reassembler {
+  readonly counters: ReassemblerCounters = {
+    records: 0,
+    eoe: 0,
+    recordsEmitted: 0,
+    events: 0,
+    malformed: 0,
+    serialGaps: 0,
+    timeouts: 0,
+    overflows: 0,
+  };
+  private readonly timeoutMs: number;
+  private readonly maxInFlight: number;
+  private readonly copy: boolean;
+  private readonly emit: (ev: AuditEvent) => void;
+  // Keyed by serial: the kernel counter is global, so a timestamp mismatch under one serial means reuse.
+  private readonly inFlight = new Map<number, Pending>();
+  private nowMs = 0;
+  private maxSerial = -1;
+
+  constructor(emit: (ev: AuditEvent) => void, opts: ReassemblerOptions = {}) {
+    this.emit = emit;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxInFlight = Math.max(1, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
+    this.copy = opts.copy ?? true;
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Same shape as the kernel client's RecordSink, so it can be plugged in directly. */
+  push(type: number, buf: Buffer, start = 0, end = buf.length): void {
+    this.pushRecord(parseRecord(type, buf, start, end, this.copy));
+  }
+
+  pushRecord(rec: AuditRecord): void {
+    const c = this.counters;
+    c.records++;
+    if (rec.malformed) {
+      c.malformed++;
+      this.finish({ sec: 0, msec: 0, serial: 0, records: [rec], reason: 'malformed' });
+      return;
+    }
+    const t = rec.type;
+    if (t === MsgType.EOE) {
+      c.eoe++;
+      const p = this.inFlight.get(rec.serial);
+      if (p !== undefined && sameStamp(p.ev, rec)) {
+        this.inFlight.delete(rec.serial);
+        p.ev.reason = 'eoe';
+        this.finish(p.ev);
+      }
+      return;
+    }
+    if (isSingleRecordType(t)) {
+      this.finish({ sec: rec.sec, msec: rec.msec, serial: rec.serial, records: [rec], reason: 'single' });
+      return;
+    }
+    let p = this.inFlight.get(rec.serial);
+    if (p !== undefined && !sameStamp(p.ev, rec)) {
+      this.inFlight.delete(rec.serial);
+      p.ev.reason = 'replaced';
+      this.finish(p.ev);
+      p = undefined;
+    }
+    if (endsEvent(t)) {
+      if (p !== undefined) {
+        this.inFlight.delete(rec.serial);
+        p.ev.records.push(rec);
+        p.ev.reason = 'last';
+        this.finish(p.ev);
+      } else {
+        this.finish({ sec: rec.sec, msec: rec.msec, serial: rec.serial, records: [rec], reason: 'last' });
+      }
+      return;
+    }
+    if (p !== undefined) {
+      p.ev.records.push(rec);
+      return;
+    }
+    this.inFlight.set(rec.serial, {
+      ev: { sec: rec.sec, msec: rec.msec, serial: rec.serial, records: [rec], reason: 'flush' },
+      bornMs: this.nowMs,
+    });
+    if (this.inFlight.size > this.maxInFlight) {
+      // Map order is insertion order: the first entry is the oldest.
+      const first = this.inFlight.entries().next().value as [number, Pending];
+      this.inFlight.delete(first[0]);
+      c.overflows++;
+      first[1].ev.reason = 'overflow';
+      this.finish(first[1].ev);
+    }
+  }
+
+  /** Advances the clock; events older than the timeout are emitted incomplete. */
+  tick(nowMs: number): void {
+    this.nowMs = nowMs;
+    const limit = nowMs - this.timeoutMs;
+    for (const [serial, p] of this.inFlight) {
+      if (p.bornMs > limit) break;
+      this.inFlight.delete(serial);
+      this.counters.timeouts++;
+      p.ev.reason = 'timeout';
+      this.finish(p.ev);
+    }
+  }
+
+  /** Emits every in-flight event (shutdown). */
+  flush(): void {
+    for (const p of this.inFlight.values()) {
+      p.ev.reason = 'flush';
+      this.finish(p.ev);
+    }
+    this.inFlight.clear();
+  }
+
+  private finish(ev: AuditEvent): void {
+    const c = this.counters;
+    c.events++;
+    c.recordsEmitted += ev.records.length;
+    if (ev.reason !== 'malformed' && ev.serial !== 0 && countsForGaps(ev.records[0]!.type)) this.noteSerial(ev.serial);
+    this.emit(ev);
+  }
+
+  private noteSerial(s: number): void {
+    if (this.maxSerial < 0) {
+      this.maxSerial = s;
+      return;
+    }
+    const d = (s - this.maxSerial) >>> 0;
+    if (d === 0) return;
+    if (d < 0x80000000) {
+      this.counters.serialGaps += d - 1;
+      this.maxSerial = s;
+    } else if (this.counters.serialGaps > 0) {
+      // A late event fills a hole counted when a newer serial completed first.
+      this.counters.serialGaps--;
+    }
+  }
+}
+
+function sameStamp(ev: AuditEvent, rec: AuditRecord): boolean {
+  return ev.sec === rec.sec && ev.msec === rec.msec;
+}

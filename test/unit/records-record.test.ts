@@ -1,0 +1,92 @@
+// record: header parse, NUL handling, lazy field lookups, and never throwing on garbage.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  fieldHex, fieldInt, fieldValue, forEachField, parseRecord, recordArch, recordBody, recordPid, recordPpid,
+  recordSyscall, recordUid, recordAuid, stampText,
+} from '../../src/records/record';
+
+const SYSCALL = 'audit(1795885417.037:90): arch=c000003e syscall=110 success=yes exit=13326 a0=7fd5d4259c60 items=0 ' +
+  'ppid=13326 pid=13414 auid=4294967295 uid=0 gid=0 euid=0 tty=(none) ses=4294967295 comm="python3.11" ' +
+  'exe="/usr/bin/python3.11" key="amtest"';
+
+test('parses the header and body offset', () => {
+  const r = parseRecord(1300, Buffer.from(SYSCALL));
+  assert.equal(r.malformed, false);
+  assert.equal(r.sec, 1795885417);
+  assert.equal(r.msec, 37);
+  assert.equal(r.serial, 90);
+  assert.equal(stampText(r), '1795885417.037:90');
+  assert.ok(recordBody(r).toString().startsWith('arch=c000003e'));
+});
+
+test('stops at the first NUL and honours start/end', () => {
+  const b = Buffer.concat([Buffer.from('xx'), Buffer.from(SYSCALL), Buffer.from([0, 0, 0]), Buffer.from('yy')]);
+  const r = parseRecord(1300, b, 2, b.length - 2);
+  assert.equal(r.raw.toString(), SYSCALL);
+  const eoe = parseRecord(1320, Buffer.from('audit(1.002:3): '));
+  assert.equal(eoe.malformed, false);
+  assert.equal(eoe.bodyStart, eoe.raw.length);
+});
+
+test('copy detaches from the receive buffer', () => {
+  const b = Buffer.from(SYSCALL);
+  const r = parseRecord(1300, b, 0, b.length, true);
+  b.fill(0x41);
+  assert.equal(r.raw.toString(), SYSCALL);
+});
+
+test('field helpers', () => {
+  const r = parseRecord(1300, Buffer.from(SYSCALL));
+  assert.equal(recordPid(r), 13414);
+  assert.equal(recordPpid(r), 13326);
+  assert.equal(recordSyscall(r), 110);
+  assert.equal(recordArch(r), 0xc000003e);
+  assert.equal(recordUid(r), 0); // not auid's value
+  assert.equal(recordAuid(r), 4294967295);
+  assert.equal(fieldValue(r, 'comm'), 'python3.11');
+  assert.equal(fieldValue(r, 'key'), 'amtest');
+  assert.equal(fieldValue(r, 'tty'), '(none)');
+  assert.equal(fieldValue(r, 'missing'), undefined);
+  assert.ok(Number.isNaN(fieldInt(r, 'comm')));
+  assert.ok(Number.isNaN(fieldHex(r, 'nope')));
+  const first = parseRecord(1300, Buffer.from('audit(1.000:1): pid=5 ppid=4'));
+  assert.equal(recordPid(first), 5);
+  const neg = parseRecord(1300, Buffer.from('audit(1.000:1): euid=-1'));
+  assert.equal(fieldInt(neg, 'euid'), -1);
+});
+
+test('forEachField walks quoted values whole', () => {
+  const r = parseRecord(1005, Buffer.from("audit(1.000:1): pid=1 msg='op=x exe=\"/a b\" res=success' uid=0"));
+  const keys: string[] = [];
+  forEachField(r.raw, r.bodyStart, (ks, ke) => keys.push(r.raw.toString('latin1', ks, ke)));
+  assert.deepEqual(keys, ['pid', 'msg', 'uid']);
+});
+
+test('malformed headers are marked, never thrown', () => {
+  for (const s of ['', 'audit(', 'audit(1.2', 'audit(1.2:3', 'audit(1.2:3)', 'audit(x.2:3): a=b', 'hello world', 'audit(1:2): x', 'audit(.1:2): x']) {
+    const r = parseRecord(1300, Buffer.from(s));
+    assert.equal(r.malformed, true, s);
+  }
+  assert.equal(parseRecord(1300, Buffer.from('audit(1.2:3):')).malformed, false);
+});
+
+test('fuzz: random bytes and truncated headers never throw', () => {
+  let seed = 12345;
+  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  for (let i = 0; i < 20000; i++) {
+    const base = Buffer.from(SYSCALL);
+    let b: Buffer;
+    if (i % 3 === 0) b = base.subarray(0, Math.floor(rnd() * base.length));
+    else {
+      b = Buffer.allocUnsafe(Math.floor(rnd() * 80));
+      for (let j = 0; j < b.length; j++) b[j] = Math.floor(rnd() * 256);
+      if (i % 3 === 1) b = Buffer.concat([Buffer.from('audit('), b]);
+    }
+    const r = parseRecord(1300, b, Math.floor(rnd() * 4) - 2, b.length + 2);
+    fieldValue(r, 'pid');
+    fieldInt(r, 'uid');
+    fieldHex(r, 'arch');
+    assert.ok(r.raw.length <= b.length);
+  }
+});
