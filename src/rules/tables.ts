@@ -1,7 +1,7 @@
 // Name/number tables of auditctl 3.0.9 (fields, operators, lists, arches, file types, errnos, msgtypes, syscalls).
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, Field, Op } from '../kernel/constants';
 import { ERRNO_TABLE } from './errno-names';
-import { MSGTYPE_TABLE } from './msgtype-names';
+import { allMsgTypes } from '../records/msgtypes';
 import { SYSCALLS_I386, SYSCALLS_X86_64 } from './syscall-tables';
 
 /** libaudit's generated s2i lookups compare case-insensitively; i2s returns the first name of a number. */
@@ -67,7 +67,7 @@ export const FILE_TYPES = new NameTable([
 export const FS_TYPES = new NameTable([[0x74726163, 'tracefs'], [0x64626720, 'debugfs']]);
 
 export const ERRNOS = new NameTable(ERRNO_TABLE);
-export const MSGTYPES = new NameTable(MSGTYPE_TABLE);
+export const MSGTYPES = new NameTable(allMsgTypes());
 
 export function msgTypeByName(name: string): number | undefined {
   return MSGTYPES.num(name);
