@@ -3,12 +3,12 @@ import { dirname, join, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { AuditmuxError, PermissionError, RuleError, UsageError } from '../errors';
 import { AuditClient } from '../kernel/client';
-import { Feature, MsgType } from '../kernel/constants';
+import { AUDIT_FILTER_PREPEND, Feature, Field, MsgType, Op } from '../kernel/constants';
 import type { AuditSocket } from '../kernel/socket';
 import type { EmulatedKernel } from '../kernel/emulated-kernel';
 import type { AuditStatus } from '../kernel/wire';
 import { loadConfig, defaultConfig, parseContidSelector, type Config, type DaemonConfig, type RouteConfig, DEFAULT_QUEUE, DEFAULT_MAX_RESTARTS } from '../config';
-import { applyRules, encodeRule, loadRulesPath, parseRules, type RuleCommand } from '../rules';
+import { applyRules, encodeRule, loadRulesPath, parseRules, type Rule, type RuleCommand } from '../rules';
 import { msgTypeByName } from '../records/msgtypes';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
 import { LogWriter, daemonConfigBody, daemonEndBody, daemonStartBody, resolveNodeName, selfRequester, type Requester } from '../output/logfile';
@@ -197,15 +197,46 @@ export class HostDaemon {
 
   /** The rules every owner wants in the kernel: host rules first, then each auxiliary daemon's, then tracking. */
   private desiredRules(extra?: { name: string; commands: RuleCommand[] }): KernelRuleSet {
-    const owned: Owned[] = [];
-    for (const c of this.hostCommands) if (c.kind === 'add') owned.push({ owner: 'host', rule: c.rule });
+    const filtered: Owned[] = [];
+    const host: Owned[] = [];
+    const aux: Owned[] = [];
+    for (const c of this.hostCommands) if (c.kind === 'add') host.push({ owner: 'host', rule: c.rule });
+    const addAux = (name: string, rules: Rule[]): void => {
+      const k = this.kernelFiltered(name, rules);
+      for (const rule of k ?? rules) (k ? filtered : aux).push({ owner: name, rule });
+    };
     for (const d of this.allDaemons()) {
       if (!d.rules || (extra && extra.name === d.name)) continue;
-      for (const rule of auxRules(d.name, loadRulesPath(d.rules))) owned.push({ owner: d.name, rule });
+      addAux(d.name, auxRules(d.name, loadRulesPath(d.rules)));
     }
-    if (extra) for (const rule of auxRules(extra.name, extra.commands)) owned.push({ owner: extra.name, rule });
-    if (this.tracking) for (const c of parseRules(trackingRulesText(), '<contid tracking>')) if (c.kind === 'add') owned.push({ owner: 'host', rule: c.rule });
-    return mergeRules(owned);
+    if (extra) addAux(extra.name, auxRules(extra.name, extra.commands));
+    if (this.tracking) for (const c of parseRules(trackingRulesText(), '<contid tracking>')) if (c.kind === 'add') aux.push({ owner: 'host', rule: c.rule });
+    // The exit list is first-match: rules narrowed to a container by the kernel's contid field go before the host's,
+    // or a host rule for the same syscall would always win and the container's daemon would never see its events.
+    return mergeRules([...filtered, ...host, ...aux]);
+  }
+
+  /**
+   * On a kernel with the contid patch set, an auxiliary daemon routed only exact ids gets its rules once per id with
+   * the `contid` field, so the kernel itself filters; ranges, nesting and `unset` stay with the userspace router.
+   */
+  private kernelFiltered(name: string, rules: Rule[]): Rule[] | null {
+    if (!this.contidKernel) return null;
+    const ids: bigint[] = [];
+    for (const r of this.allRoutes()) {
+      if (!r.daemons.includes(name)) continue;
+      for (const p of r.contid) {
+        if (p.kind !== 'range' || p.nested || p.lo !== p.hi) return null;
+        if (!ids.includes(p.lo)) ids.push(p.lo);
+      }
+    }
+    if (ids.length === 0 || ids.length > 16) return null;
+    // Prepended (-A): added later at run time they must still come before the host's rules.
+    return rules.flatMap((rule) => ids.map((id) => ({
+      ...rule,
+      flags: rule.flags | AUDIT_FILTER_PREPEND,
+      fields: [...rule.fields, { field: Field.contid, op: Op.EQUAL, value: 8, u64: id }],
+    })));
   }
 
   /** Makes the kernel hold exactly the desired rules that this daemon owns: adds what is missing, deletes the rest. */
@@ -260,10 +291,10 @@ export class HostDaemon {
 
   private keysFor(owner: string | null, full: string[]): string[] {
     const owners = this.ruleSet.keysByOwner.get(full.join('\x01'));
-    const userKeys = full.filter((k) => !k.startsWith('auditmux-') );
+    const userKeys = full.filter((k) => !k.startsWith('auditmux-'));
     if (!owners) return userKeys;
-    if (owner === null) return userKeys;
-    return owners.get(owner) ?? [];
+    // The host log shows the host's own keys when a host rule produced the event, else every user key.
+    return owners.get(owner ?? 'host') ?? (owner === null ? userKeys : []);
   }
 
   private endBatch(): void {
@@ -387,11 +418,10 @@ export class HostDaemon {
     if (this.allDaemons().some((d) => d.log.file === daemon.log.file) || daemon.log.file === this.config.host.log.file) {
       throw new UsageError(`log file ${daemon.log.file} is already used by another daemon`);
     }
-    // Everything is checked before the kernel is touched: the new union must build.
-    const desired = this.desiredRules({ name, commands });
+    // The new union must build before the kernel is touched; on any failure the daemon and its rules go again.
     this.runtime.set(name, { daemon, routes: [{ index: 0, contid: patterns, types: null, keys: null, daemons: [name], continue: true, pos }] });
     try {
-      await this.syncKernelRules(desired);
+      await this.syncKernelRules(this.desiredRules({ name, commands }));
     } catch (e) {
       this.runtime.delete(name);
       await this.syncKernelRules().catch(() => undefined);

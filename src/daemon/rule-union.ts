@@ -1,6 +1,6 @@
 // The kernel's single rule list, shared: host rules plus every auxiliary daemon's, merged and tagged with owners.
 import { RuleError } from '../errors';
-import { AUDIT_FILTER_PREPEND, AUDIT_MAX_KEY_LEN, FilterList, RuleAction } from '../kernel/constants';
+import { AUDIT_FILTER_PREPEND, AUDIT_MAX_KEY_LEN, Field, FilterList, Op, RuleAction } from '../kernel/constants';
 import { encodeRule, type Rule, type RuleCommand } from '../rules';
 import { OWNER_TAG_PREFIX } from '../routing/pipeline';
 
@@ -55,8 +55,18 @@ export interface KernelRuleSet {
   keysByOwner: Map<string, Map<string, string[]>>;
 }
 
+/** The rule with its key replaced: the kernel reads keys from the FILTERKEY field, `keys` only mirrors it. */
+export function withKeys(rule: Rule, keys: readonly string[]): Rule {
+  const fields = rule.fields.filter((f) => f.field !== Field.key);
+  if (keys.length) {
+    const str = keys.join('\x01');
+    fields.push({ field: Field.key, op: Op.EQUAL, value: Buffer.byteLength(str), str });
+  }
+  return { ...rule, fields, keys: [...keys] };
+}
+
 function canonical(rule: Rule): string {
-  return encodeRule({ ...rule, keys: [] }).toString('hex');
+  return encodeRule(withKeys(rule, [])).toString('hex');
 }
 
 /**
@@ -88,7 +98,7 @@ export function mergeRules(owned: readonly Owned[]): KernelRuleSet {
     if (Buffer.byteLength(joined) > AUDIT_MAX_KEY_LEN) {
       throw new RuleError(`the keys of a rule shared by ${[...g.owners.keys()].join(', ')} exceed the kernel's ${AUDIT_MAX_KEY_LEN} bytes once tagged`, undefined, 'E_KEY_TOO_LONG');
     }
-    rules.push({ ...g.rule, keys });
+    rules.push(withKeys(g.rule, keys));
     keysByOwner.set(joined, g.owners);
   }
   return { rules, keysByOwner };

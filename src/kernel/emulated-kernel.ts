@@ -15,9 +15,11 @@ import {
   NLMSG_HDRLEN,
   NLM_F_ACK,
   NLM_F_MULTI,
+  Op,
   StatusMask,
 } from './constants';
 import type { AuditSocket, BatchHandler } from './socket';
+import { decodeRule } from '../rules/codec';
 import { decodeStatus, encodeStatus, type AuditStatus } from './wire';
 
 export interface EmulatedKernelOptions {
@@ -124,7 +126,7 @@ export class EmulatedKernel {
     // CONTAINER_OP is logged in the writer's syscall context, even when the set fails.
     this.emitEvent(setterPid, 'write', err ? -err : 20, [
       [MsgType.CONTAINER_OP, `op=set opid=${targetPid} contid=${id} old-contid=${old === AUDIT_CID_UNSET ? '-1' : old}`],
-    ]);
+    ], null);
     if (err) throw new KernelError(errName(err), err, 'write');
     target.contid = id;
     if (!this.contidOwner.has(id)) this.contidOwner.set(id, setterPid);
@@ -158,11 +160,17 @@ export class EmulatedKernel {
    * Emits one syscall event for task `pid`: [CONTAINER_ID], SYSCALL, extra records, PROCTITLE, EOE — the order
    * audit_log_exit uses. Returns the serial. Does nothing (returns 0) when audit is disabled.
    */
-  emitEvent(pid: number, syscall: string | number, exit: number, extra: Array<[number, string]> = [], key?: string): number {
+  emitEvent(pid: number, syscall: string | number, exit: number, extra: Array<[number, string]> = [], key?: string | null): number {
     if (this.status.enabled === 0) return 0;
     const t = this.tasks.get(pid) ?? { pid, ppid: 1, uid: 0, auid: 0xffffffff, comm: 'test', exe: '/usr/bin/test', contid: AUDIT_CID_UNSET, exited: false };
-    const stamp = this.stamp();
     const sc = typeof syscall === 'number' ? syscall : ({ write: 1, getppid: 110, openat: 257, clone: 56, execve: 59 } as Record<string, number>)[syscall] ?? 39;
+    // Without an explicit key the exit list decides, first match wins, as audit_filter_syscall does.
+    if (key === undefined) {
+      const k = this.matchExitRules(t, sc);
+      if (k === null) return 0;
+      key = k || undefined;
+    }
+    const stamp = this.stamp();
     const recs: Array<[number, string]> = [];
     let tail = '';
     if (this.contid && t.contid !== AUDIT_CID_UNSET) {
@@ -172,12 +180,39 @@ export class EmulatedKernel {
     recs.push([MsgType.SYSCALL,
       `arch=c000003e syscall=${sc} success=${exit >= 0 ? 'yes' : 'no'} exit=${exit} a0=0 a1=0 a2=0 a3=0 items=0 ppid=${t.ppid} pid=${pid} ` +
       `auid=${t.auid} uid=${t.uid} gid=0 euid=${t.uid} suid=${t.uid} fsuid=${t.uid} egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 ` +
-      `comm="${t.comm}" exe="${t.exe}" subj=unconfined key=${key ? `"${key}"` : '(null)'}${tail}`]);
+      `comm="${t.comm}" exe="${t.exe}" subj=unconfined key=${formatKey(key)}${tail}`]);
     recs.push(...extra);
     recs.push([MsgType.PROCTITLE, `proctitle=${Buffer.from(t.comm).toString('hex')}`]);
     for (const [type, body] of recs) this.deliver(type, `${stamp}: ${body}`);
     this.deliver(MsgType.EOE, `${stamp}: `);
     return this.serial;
+  }
+
+  /** The key text of the first exit-list `always` rule matching the task and syscall; '' for no key; null for none. */
+  matchExitRules(t: Task, syscallNr: number): string | null {
+    for (const b of this.rules) {
+      const r = decodeRule(b);
+      if ((r.flags & 0x0f) !== 4) continue;
+      if (!((r.mask[syscallNr >> 5]! >>> (syscallNr & 31)) & 1)) continue;
+      let ok = true;
+      for (const f of r.fields) {
+        const num = (v: number): boolean => cmp(v, f.op, f.value);
+        switch (f.field) {
+          case Field.arch: ok = num(0xc000003e); break;
+          case Field.pid: ok = num(t.pid); break;
+          case Field.ppid: ok = num(t.ppid); break;
+          case Field.uid: case Field.euid: ok = num(t.uid); break;
+          case Field.auid: ok = num(t.auid); break;
+          case Field.exe: ok = (f.op === Op.NOT_EQUAL) !== (f.str === t.exe); break;
+          case Field.contid: ok = (f.op === Op.NOT_EQUAL) !== (f.u64 === t.contid); break;
+          case Field.key: break;
+          default: ok = false; // fields this emulation does not evaluate never match
+        }
+        if (!ok) break;
+      }
+      if (ok) return r.action === 2 ? r.keys.join('\x01') : null;
+    }
+    return null;
   }
 
   /** A standalone record (its own serial, no EOE). */
@@ -369,6 +404,26 @@ export class EmulatedKernel {
   /** A signal sent to the daemon by `pid`, recorded for SIGNAL_INFO as the kernel does. */
   signalDaemon(fromPid: number, uid = 0): void {
     this.sigInfo = { uid, pid: fromPid, ctx: '', contid: this.contidText(fromPid) };
+  }
+}
+
+/** The kernel prints one key quoted, several (joined by \x01) as hex, none as (null). */
+function formatKey(key: string | undefined | null): string {
+  if (!key) return '(null)';
+  return key.includes('\x01') ? Buffer.from(key, 'latin1').toString('hex').toUpperCase() : `"${key}"`;
+}
+
+function cmp(v: number, op: number, want: number): boolean {
+  switch (op) {
+    case Op.EQUAL: return v === want;
+    case Op.NOT_EQUAL: return v !== want;
+    case Op.LESS_THAN: return v < want;
+    case Op.GREATER_THAN: return v > want;
+    case Op.LESS_THAN_OR_EQUAL: return v <= want;
+    case Op.GREATER_THAN_OR_EQUAL: return v >= want;
+    case Op.BIT_MASK: return (v & want) !== 0;
+    case Op.BIT_TEST: return (v & want) === want;
+    default: return false;
   }
 }
 

@@ -1,4 +1,5 @@
 // struct audit_rule_data <-> Rule: 1040 bytes of host-order u32 arrays, then the string buffer in field order.
+import { bytesToContid, contidToBytes } from '../kernel/contid';
 import { AUDIT_BITMASK_SIZE, AUDIT_MAX_FIELDS, AUDIT_RULE_DATA_SIZE, Field } from '../kernel/constants';
 import { RuleError } from '../errors';
 import { isStringField } from './fieldpair';
@@ -14,11 +15,8 @@ const OFF_FIELDFLAGS = 780;
 const OFF_BUFLEN = 1036;
 
 function strBytes(f: RuleField): Buffer {
-  if (f.field === Field.contid) {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt.asUintN(64, f.u64 ?? 0n));
-    return b;
-  }
+  // The contid patch set memcpys a native u64 into buf: the addon packs it in host order.
+  if (f.field === Field.contid) return contidToBytes(BigInt.asUintN(64, f.u64 ?? 0n));
   return Buffer.from(f.str ?? '', 'utf8');
 }
 
@@ -71,7 +69,7 @@ export function decodeRule(buf: Buffer): Rule {
       if (off + value > buflen) throw new RuleError(`audit_rule_data string of field ${i} runs past buflen`);
       const s = buf.subarray(AUDIT_RULE_DATA_SIZE + off, AUDIT_RULE_DATA_SIZE + off + value);
       off += value;
-      if (field === Field.contid) f.u64 = value === 8 ? s.readBigUInt64LE(0) : 0n;
+      if (field === Field.contid) f.u64 = value === 8 ? bytesToContid(s, 0) : 0n;
       else f.str = s.toString('utf8');
       if (field === Field.key) for (const k of f.str!.split('\x01')) if (k !== '') keys.push(k);
     }
