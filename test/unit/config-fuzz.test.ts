@@ -6,22 +6,12 @@ import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../src/errors';
 import { analyzeConfig, parseConfig, type Config } from '../../src/config';
+import { prng as rng } from '../helpers/prng';
 
 const ROOT = resolve(__dirname, '..', '..', '..');
 const FILE = '/etc/auditmux/fuzz.yaml';
 const SEED = Number(process.env.AUDITMUX_FUZZ_SEED ?? 0x5eed);
 
-/** mulberry32: small, seedable, good enough to spread inputs; the seed is printed on failure. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEEDS = [
   readFileSync(join(ROOT, 'config', 'auditmux.yaml'), 'utf8'),

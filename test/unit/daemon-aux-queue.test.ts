@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuxQueue } from '../../src/daemon/aux-queue';
 import { Frame, FrameReader, decodeEvent, encodeAck, encodeEvent, eventIdOf } from '../../src/daemon/aux-ipc';
+import { intBelow, prng } from '../helpers/prng';
 
 const ev = (seq: number): Buffer => encodeEvent(seq, [{ type: 1300, payload: Buffer.from(`audit(1.000:${seq}): x`) }]);
 const seqOf = (frame: Buffer): number => decodeEvent(frame.subarray(5)).seq;
@@ -47,8 +48,8 @@ describe('aux queue', () => {
   });
 
   it('conserves events under random operations (property)', () => {
-    let seed = 7;
-    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    const next = prng(7);
+    const rnd = (n: number): number => intBelow(next, n);
     for (const policy of ['drop_newest', 'drop_oldest', 'block'] as const) {
       const q = new AuxQueue(20, policy);
       let offered = 0;
@@ -79,8 +80,8 @@ describe('aux framing', () => {
   });
 
   it('rejects garbage with an Error, never anything else (fuzz)', () => {
-    let seed = 99;
-    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    const next = prng(99);
+    const rnd = (n: number): number => intBelow(next, n);
     for (let i = 0; i < 3000; i++) {
       const b = Buffer.alloc(rnd(64));
       for (let j = 0; j < b.length; j++) b[j] = rnd(256);

@@ -6,6 +6,7 @@ import type { ProcReader, ProcStat } from '../../src/routing/proc';
 import { parseProcStat } from '../../src/routing/proc';
 import { AUDIT_CID_UNSET } from '../../src/kernel/constants';
 import { compileCgroupGlob } from '../../src/config/contid';
+import { intBelow, prng } from '../helpers/prng';
 
 class FakeProc implements ProcReader {
   procs = new Map<number, ProcStat & { cgroup?: string }>();
@@ -120,8 +121,8 @@ describe('contid text forms', () => {
   });
 
   it('never throws on generated chain text (property)', () => {
-    let seed = 12345;
-    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    const next = prng(12345);
+    const rnd = (n: number): number => intBelow(next, n);
     const alphabet = ['0', '1', '9', ',', '^', '-', 'x', ' ', '18446744073709551615'];
     for (let i = 0; i < 5000; i++) {
       let s = '';

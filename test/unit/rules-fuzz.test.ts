@@ -3,18 +3,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RuleError } from '../../src/errors';
 import { decodeRule, encodeRule, formatRule, parseLine, parseRules, type Rule } from '../../src/rules';
+import { prng } from '../helpers/prng';
 
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = Number(process.env.RULES_FUZZ_SEED ?? 20240607);
 
