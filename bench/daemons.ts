@@ -1,0 +1,195 @@
+// The daemons under test: private configs, start until the kernel names them as the audit daemon, stop by SIGTERM.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { status } from './kernel';
+
+export const repoRoot = resolve(__dirname, '..', '..');
+export const auditmuxBin = join(repoRoot, 'bin', 'auditmux');
+
+export interface DaemonSpec {
+  /** As given on the command line: auditd-raw, auditmux-enriched, auditmux-raw-aux4, ... */
+  name: string;
+  kind: 'auditd' | 'auditmux';
+  format: 'RAW' | 'ENRICHED';
+  /** Auxiliary auditmux daemons, with routes; 0 = host daemon only. */
+  aux: number;
+}
+
+export function parseDaemon(name: string): DaemonSpec {
+  const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+))?$/.exec(name);
+  if (!m || (m[1] === 'auditd' && m[3])) {
+    throw new Error(`unknown daemon "${name}": auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN]`);
+  }
+  return { name, kind: m[1] as DaemonSpec['kind'], format: m[2]!.toUpperCase() as DaemonSpec['format'], aux: Number(m[3] ?? 0) };
+}
+
+export interface RunningDaemon {
+  spec: DaemonSpec;
+  child: ChildProcess;
+  pid: number;
+  /** The log whose events are counted. */
+  logFile: string;
+  /** Logs of auxiliary daemons, counted separately. */
+  auxLogs: string[];
+  output(): string;
+  exited: Promise<number | string | null>;
+}
+
+export interface StartOptions {
+  /** Directory for config and logs, private to one measurement. */
+  dir: string;
+  /** Start auditmux under `node --cpu-prof` writing profiles here. */
+  cpuProfDir?: string;
+  registerTimeoutMs?: number;
+}
+
+/** Children the top-level script must be able to kill from a signal handler. */
+export const liveChildren = new Set<ChildProcess>();
+
+export function track(child: ChildProcess): ChildProcess {
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+  return child;
+}
+
+function auditdConf(dir: string, spec: DaemonSpec): string {
+  // auditd's shipped defaults except where a benchmark must not stop or rotate, or start plugins.
+  return [
+    'local_events = yes',
+    'write_logs = yes',
+    `log_file = ${join(dir, 'log', 'audit.log')}`,
+    'log_group = root',
+    `log_format = ${spec.format}`,
+    'flush = INCREMENTAL_ASYNC',
+    'freq = 50',
+    'max_log_file = 100000',
+    'num_logs = 5',
+    'priority_boost = 4',
+    'name_format = NONE',
+    'max_log_file_action = IGNORE',
+    'space_left = 75',
+    'space_left_action = IGNORE',
+    'verify_email = no',
+    'action_mail_acct = root',
+    'admin_space_left = 50',
+    'admin_space_left_action = IGNORE',
+    'disk_full_action = IGNORE',
+    'disk_error_action = IGNORE',
+    'use_libwrap = no',
+    'tcp_listen_queue = 5',
+    'tcp_max_per_addr = 1',
+    'tcp_client_max_idle = 0',
+    'transport = TCP',
+    'krb5_principal = auditd',
+    'distribute_network = no',
+    'q_depth = 2000',
+    'overflow_action = SYSLOG',
+    'max_restarts = 10',
+    `plugin_dir = ${join(dir, 'plugins')}`,
+    'end_of_event_timeout = 2',
+    '',
+  ].join('\n');
+}
+
+export function auditmuxConf(dir: string, spec: DaemonSpec): string {
+  const log = (file: string): string =>
+    `{ file: ${file}, format: ${spec.format}, flush: incremental_async, freq: 50, max_log_file: 100000, max_log_file_action: ignore }`;
+  const lines = [
+    '# auditmux benchmark config, written by bench/daemons.ts',
+    'version: 1',
+    'host:',
+    '  kernel: { enabled: 1, failure: 1, backlog_limit: 8192, backlog_wait_time: 0, rate_limit: 0 }',
+    // The harness loads its rule itself once the daemon is up, the same way for every daemon.
+    '  rules: ~',
+    `  log: ${log(join(dir, 'log', 'audit.log'))}`,
+    `  control_socket: ${join(dir, 'control.sock')}`,
+    '  diagnostics: { level: warn }',
+  ];
+  if (spec.aux > 0) {
+    const names = Array.from({ length: spec.aux }, (_, i) => `bench-${i}`);
+    lines.push('daemons:');
+    for (const n of names) lines.push(`  - { name: ${n}, log: ${log(join(dir, 'log', `${n}.log`))} }`);
+    // Routes that miss come first so every event pays for walking the table; the last one sends the bench events
+    // (no container id on a mainline kernel) to one auxiliary daemon, while the host keeps everything.
+    lines.push('routes:');
+    names.slice(0, -1).forEach((n, i) => lines.push(`  - { contid: "${(i + 1) * 100}-${(i + 1) * 100 + 99}", daemons: [${n}] }`));
+    lines.push(`  - { contid: unset, keys: [ambench], daemons: [${names[names.length - 1]}] }`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise<RunningDaemon> {
+  const { dir } = opts;
+  mkdirSync(join(dir, 'log'), { recursive: true });
+  mkdirSync(join(dir, 'plugins'), { recursive: true });
+  let child: ChildProcess;
+  const auxLogs: string[] = [];
+  if (spec.kind === 'auditd') {
+    const conf = join(dir, 'auditd.conf');
+    writeFileSync(conf, auditdConf(dir, spec));
+    // auditd refuses a config that others can write or read.
+    chmodSync(conf, 0o640);
+    // -n: no fork, so the pid we hold is the daemon. Not -f: in the foreground auditd writes events to stderr
+    // instead of its log file.
+    child = spawn('auditd', ['-n', '-s', 'enable', '-c', dir], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  } else {
+    if (!existsSync(auditmuxBin)) throw new Error(`${auditmuxBin} does not exist`);
+    const conf = join(dir, 'auditmux.yaml');
+    writeFileSync(conf, auditmuxConf(dir, spec));
+    for (let i = 0; i < spec.aux; i++) auxLogs.push(join(dir, 'log', `bench-${i}.log`));
+    const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
+    child = spawn(process.execPath, [...nodeArgs, auditmuxBin, 'daemon', '--config', conf],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  }
+  // Detached: a Ctrl-C on the terminal reaches only the harness, which then stops the daemon in order.
+  track(child);
+  let out = '';
+  const keep = (d: Buffer): void => {
+    out += d.toString('utf8');
+    if (out.length > 65536) out = out.slice(-32768);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | string | null>((res) => child.once('exit', (code, sig) => res(code ?? sig)));
+  const d: RunningDaemon = { spec, child, pid: child.pid!, logFile: join(dir, 'log', 'audit.log'), auxLogs, output: () => out, exited };
+
+  const deadline = Date.now() + (opts.registerTimeoutMs ?? 20000);
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      // 'exit' can come before the last output has been read; 'close' comes after.
+      await Promise.race([new Promise((r) => child.once('close', r)), sleep(2000)]);
+      throw new Error(`${spec.name} exited (${child.exitCode ?? child.signalCode}) before registering:\n${out}`);
+    }
+    if ((await status()).pid === child.pid) return d;
+    if (Date.now() > deadline) {
+      await stopDaemon(d, 2000);
+      throw new Error(`${spec.name} did not register with the kernel within ${opts.registerTimeoutMs ?? 20000} ms:\n${out}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** SIGTERM, then SIGKILL after timeoutMs; resolves with the exit code or signal. */
+export async function stopDaemon(d: RunningDaemon, timeoutMs = 15000): Promise<number | string | null> {
+  if (d.child.exitCode !== null || d.child.signalCode !== null) return d.exited;
+  d.child.kill('SIGTERM');
+  const timer = setTimeout(() => d.child.kill('SIGKILL'), timeoutMs);
+  try {
+    return await d.exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** True when pid has exited (a zombie counts: it no longer runs and holds no socket). */
+export function isGone(pid: number): boolean {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
+}
