@@ -1,0 +1,254 @@
+// `auditmux search` and `auditmux report`: ausearch-style argument parsing, input resolution, output buffering, exit codes.
+import { writeFileSync } from 'node:fs';
+import { AuditmuxError, ExitCode, IoError, UsageError } from '../errors';
+import { compileCriteria, type CriteriaSpec } from './criteria';
+import { Interpreter, jsonEvent, rawEvent, textEvent, type OutputFormat } from './format';
+import { inputFromPath, inputsForDaemon, type LogInput } from './inputs';
+import { htmlReport, jsonReport, ReportBuilder, textReport } from './report';
+import { scanEvents, type SearchEvent } from './scan';
+
+export interface SearchIo {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+interface Parsed {
+  spec: CriteriaSpec;
+  inputs: string[];
+  daemons: string[];
+  config?: string;
+  format?: string;
+  output?: string;
+  top?: number;
+  help: boolean;
+}
+
+type Kind = 'value' | 'time' | 'flag';
+interface OptDef {
+  names: string[];
+  kind: Kind;
+  apply(p: Parsed, v: string | string[]): void;
+}
+
+const setSpec = (k: keyof CriteriaSpec) => (p: Parsed, v: string | string[]): void => {
+  if (p.spec[k] !== undefined) throw new UsageError(`${k} given twice`);
+  (p.spec as Record<string, unknown>)[k] = v;
+};
+
+/** Shared by search and report: inputs and criteria. Short forms are ausearch's multi-letter ones (-pp, -ui, -ts). */
+const COMMON: OptDef[] = [
+  { names: ['-if', '--input'], kind: 'value', apply: (p, v) => p.inputs.push(v as string) },
+  { names: ['--daemon'], kind: 'value', apply: (p, v) => p.daemons.push(v as string) },
+  { names: ['-c', '--config'], kind: 'value', apply: (p, v) => (p.config = v as string) },
+  { names: ['--contid'], kind: 'value', apply: setSpec('contid') },
+  { names: ['-k', '--key'], kind: 'value', apply: setSpec('key') },
+  { names: ['-m', '--message'], kind: 'value', apply: setSpec('message') },
+  { names: ['-p', '--pid'], kind: 'value', apply: setSpec('pid') },
+  { names: ['-pp', '--ppid'], kind: 'value', apply: setSpec('ppid') },
+  { names: ['-ui', '--uid'], kind: 'value', apply: setSpec('uid') },
+  { names: ['-ua', '--uid-all'], kind: 'value', apply: setSpec('uidAll') },
+  { names: ['-ul', '--loginuid', '--auid'], kind: 'value', apply: setSpec('auid') },
+  { names: ['-x', '--executable'], kind: 'value', apply: setSpec('exe') },
+  { names: ['-sc', '--syscall'], kind: 'value', apply: setSpec('syscall') },
+  { names: ['-sv', '--success'], kind: 'value', apply: setSpec('success') },
+  { names: ['-ts', '--start'], kind: 'time', apply: setSpec('start') },
+  { names: ['-te', '--end'], kind: 'time', apply: setSpec('end') },
+  { names: ['-a', '--event'], kind: 'value', apply: setSpec('event') },
+  { names: ['-w', '--word'], kind: 'flag', apply: (p) => (p.spec.word = true) },
+  { names: ['-h', '--help'], kind: 'flag', apply: (p) => (p.help = true) },
+];
+
+const SEARCH_OPTS: OptDef[] = [
+  ...COMMON,
+  { names: ['-r', '--raw'], kind: 'flag', apply: (p) => setFormat(p, 'raw') },
+  { names: ['-i', '--interpret'], kind: 'flag', apply: (p) => setFormat(p, 'text') },
+  { names: ['--format'], kind: 'value', apply: (p, v) => setFormat(p, v as string) },
+];
+
+const REPORT_OPTS: OptDef[] = [
+  ...COMMON,
+  { names: ['--format'], kind: 'value', apply: (p, v) => setFormat(p, v as string) },
+  { names: ['--html'], kind: 'flag', apply: (p) => setFormat(p, 'html') },
+  { names: ['-o', '--output'], kind: 'value', apply: (p, v) => (p.output = v as string) },
+  {
+    names: ['--top'], kind: 'value', apply: (p, v) => {
+      if (!/^[1-9][0-9]{0,3}$/.test(v as string)) throw new UsageError(`--top: expected a number from 1 to 9999, got "${v}"`);
+      p.top = Number(v);
+    },
+  },
+];
+
+function setFormat(p: Parsed, f: string): void {
+  if (p.format !== undefined && p.format !== f) throw new UsageError(`conflicting output formats: ${p.format} and ${f}`);
+  p.format = f;
+}
+
+/** A second -ts/-te argument is taken only when it is a time, so `-ts today -k x` and `-ts 01/02/2025 10:00` both work. */
+const TIME_ARG = /^[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?$/;
+
+function parseArgs(argv: string[], defs: OptDef[]): Parsed {
+  const p: Parsed = { spec: {}, inputs: [], daemons: [], help: false };
+  const byName = new Map<string, OptDef>();
+  for (const d of defs) for (const n of d.names) byName.set(n, d);
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i]!;
+    let inline: string | undefined;
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    if (eq > 0) {
+      inline = a.slice(eq + 1);
+      a = a.slice(0, eq);
+    }
+    const d = byName.get(a);
+    if (!d) {
+      if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
+      throw new UsageError(`unexpected argument "${a}" (options take their values after them, e.g. -k KEY)`);
+    }
+    if (d.kind === 'flag') {
+      if (inline !== undefined) throw new UsageError(`${a} takes no value`);
+      d.apply(p, '');
+      continue;
+    }
+    const next = (): string => {
+      if (inline !== undefined) {
+        const v = inline;
+        inline = undefined;
+        return v;
+      }
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    if (d.kind === 'value') d.apply(p, next());
+    else {
+      const vals = [next()];
+      const peek = argv[i + 1];
+      if (peek !== undefined && TIME_ARG.test(peek) && !TIME_ARG.test(vals[0]!)) vals.push(argv[++i]!);
+      d.apply(p, vals);
+    }
+  }
+  return p;
+}
+
+const SEARCH_HELP = `usage: auditmux search [inputs] [criteria] [output]
+inputs (default: the host daemon's configured log and its rotated files):
+  -if, --input PATH        a log file (.gz read as gzip), a directory of rotated logs, or - for stdin; repeatable
+  --daemon NAME            the configured log of 'host' or an auxiliary daemon; repeatable
+  -c, --config FILE        configuration file for --daemon (default /etc/auditmux/auditmux.yaml)
+criteria (all must match; each may be met by any record of the event; whole events are printed):
+  --contid LIST            N, 0xN, LO-HI, unset, N^* (N and everything nested in it), comma separated
+  -k, --key KEY            rule key (a part of it, as ausearch; whole with -w)
+  -m, --message TYPES      record types, comma separated (SYSCALL, CONTAINER_ID, 1336, ALL)
+  -p, --pid PID            -pp, --ppid PPID          -ui, --uid UID (number or name)
+  -ua, --uid-all UID       uid, euid or auid (as ausearch -ua)
+  -ul, --loginuid, --auid AUID
+  -x, --executable PATH    part of the executable's path (whole with -w)
+  -w, --word               key and executable must match whole
+  -sc, --syscall NAME|NR   -sv, --success yes|no
+  -ts, --start [DATE] [TIME] | WORD     -te, --end [DATE] [TIME] | WORD
+                           DATE MM/DD/YYYY or YYYY-MM-DD, TIME HH:MM[:SS], @EPOCH, or now, recent, boot, today,
+                           yesterday, this-week, week-ago, this-month, this-year
+  -a, --event LIST         event serials and ranges: 100,200-300
+output:
+  -r, --raw                the matching events' lines exactly as in the log
+  -i, --interpret          interpreted text (the default): names for ids, syscalls, arch; decoded strings
+  --format raw|text|json   json: one object per event per line
+exit: 0 found, 1 nothing found, 2 bad arguments, 3 bad config, 8 unreadable log`;
+
+const REPORT_HELP = `usage: auditmux report [inputs] [criteria] [--format text|html|json] [-o FILE] [--top N]
+Per container: events, top keys, top executables, failed syscalls, first and last seen.
+Inputs and criteria as for auditmux search; --html is --format html (one self-contained page with SVG plots).`;
+
+function resolveInputs(p: Parsed): LogInput[] {
+  const out: LogInput[] = [];
+  for (const i of p.inputs) out.push(...inputFromPath(i));
+  for (const d of p.daemons) out.push(...inputsForDaemon(d, p.config));
+  if (out.length === 0) out.push(...inputsForDaemon('host', p.config));
+  return out;
+}
+
+/** Batches output: one io.out call per ~64 KiB instead of one per event. */
+class Batcher {
+  private parts: string[] = [];
+  private size = 0;
+  constructor(private readonly io: SearchIo) {}
+  push(s: string): void {
+    this.parts.push(s);
+    this.size += s.length;
+    if (this.size >= 65536) this.flush();
+  }
+  flush(): void {
+    if (this.size === 0) return;
+    this.io.out(this.parts.join(''));
+    this.parts = [];
+    this.size = 0;
+  }
+}
+
+function fail(e: unknown, io: SearchIo): number {
+  if (e instanceof AuditmuxError) {
+    io.err(`auditmux: ${e.message}`);
+    return e.exitCode;
+  }
+  throw e;
+}
+
+export async function runSearch(argv: string[], io: SearchIo): Promise<number> {
+  try {
+    const p = parseArgs(argv, SEARCH_OPTS);
+    if (p.help) {
+      io.out(SEARCH_HELP + '\n');
+      return ExitCode.OK;
+    }
+    const format = (p.format ?? 'text') as OutputFormat;
+    if (!['raw', 'text', 'json'].includes(format)) throw new UsageError(`--format: expected raw, text or json, got "${format}"`);
+    const criteria = compileCriteria(p.spec);
+    const inputs = resolveInputs(p);
+    const out = new Batcher(io);
+    const interp = new Interpreter();
+    const render: (ev: SearchEvent) => string =
+      format === 'raw' ? rawEvent : format === 'json' ? (ev) => JSON.stringify(jsonEvent(ev)) + '\n' : (ev) => textEvent(ev, interp);
+    let stats;
+    try {
+      stats = await scanEvents(inputs, criteria, (ev) => out.push(render(ev)), (w) => io.err(`auditmux: warning: ${w}`));
+    } finally {
+      out.flush();
+    }
+    if (stats.malformed > 0) io.err(`auditmux: ${stats.malformed} malformed line(s) skipped`);
+    if (stats.matched === 0) {
+      io.err('<no matches>');
+      return ExitCode.FAILURE;
+    }
+    return ExitCode.OK;
+  } catch (e) {
+    return fail(e, io);
+  }
+}
+
+export async function runReport(argv: string[], io: SearchIo): Promise<number> {
+  try {
+    const p = parseArgs(argv, REPORT_OPTS);
+    if (p.help) {
+      io.out(REPORT_HELP + '\n');
+      return ExitCode.OK;
+    }
+    const format = p.format ?? 'text';
+    if (!['text', 'html', 'json'].includes(format)) throw new UsageError(`--format: expected text, html or json, got "${format}"`);
+    const criteria = compileCriteria(p.spec);
+    const inputs = resolveInputs(p);
+    const r = new ReportBuilder();
+    const stats = await scanEvents(inputs, criteria, (ev) => r.add(ev), (w) => io.err(`auditmux: warning: ${w}`));
+    if (stats.malformed > 0) io.err(`auditmux: ${stats.malformed} malformed line(s) skipped`);
+    const top = p.top ?? 5;
+    const text = format === 'html' ? htmlReport(r, top) : format === 'json' ? JSON.stringify(jsonReport(r, top)) + '\n' : textReport(r, top);
+    if (p.output !== undefined) {
+      try {
+        writeFileSync(p.output, text);
+      } catch (e) {
+        throw new IoError(`${p.output}: cannot write the report (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      }
+    } else io.out(text);
+    return ExitCode.OK;
+  } catch (e) {
+    return fail(e, io);
+  }
+}

@@ -1,0 +1,191 @@
+// Groups streamed records into whole events within a bounded window and applies the criteria record by record.
+import type { Criteria } from './criteria';
+import { contidOfRecord } from './criteria';
+import { readLines, type LogInput } from './inputs';
+import { eventKey, newHeader, parseHeader, recordTypeName, type LineHeader } from './logline';
+
+/** A complete event as found in the log: its lines (without newline) in log order. */
+export interface SearchEvent {
+  node: string | null;
+  sec: number;
+  ms: number;
+  serial: number;
+  lines: Buffer[];
+  file: string;
+  /** Line number of the event's first record in `file`. */
+  line: number;
+}
+
+export interface ScanOptions {
+  /** An event is complete once this many lines followed its first record... */
+  windowLines?: number;
+  /** ...or once a record this much later (audit time) was read. auditd's end_of_event_timeout is 2 s. */
+  windowMs?: number;
+  /** Malformed-line messages printed per file before only counting them. */
+  maxWarningsPerFile?: number;
+}
+
+export interface ScanStats {
+  files: number;
+  lines: number;
+  records: number;
+  matched: number;
+  malformed: number;
+  /** Unterminated last lines that were not records (a live log mid-write): ignored, not errors. */
+  partialTails: number;
+}
+
+interface Open {
+  key: string;
+  ev: SearchEvent;
+  mask: number;
+  hasContid: boolean;
+  seq: number;
+  timeMs: number;
+}
+
+const DEFAULT_WINDOW_LINES = 4096;
+const DEFAULT_WINDOW_MS = 2000;
+
+/** Scans inputs in order; calls onEvent for every matching event (in order of first record), onWarning for bad lines. */
+export async function scanEvents(
+  inputs: readonly LogInput[],
+  criteria: Criteria,
+  onEvent: (ev: SearchEvent) => void,
+  onWarning: (msg: string) => void,
+  opts: ScanOptions = {},
+): Promise<ScanStats> {
+  const windowLines = opts.windowLines ?? DEFAULT_WINDOW_LINES;
+  const windowMs = opts.windowMs ?? DEFAULT_WINDOW_MS;
+  const maxWarnings = opts.maxWarningsPerFile ?? 20;
+  const stats: ScanStats = { files: 0, lines: 0, records: 0, matched: 0, malformed: 0, partialTails: 0 };
+  const open = new Map<string, Open>();
+  // Insertion-ordered queue of open events; head advances as they are flushed, compacted now and then.
+  let queue: Open[] = [];
+  let head = 0;
+  let seq = 0;
+  const full = criteria.count >= 31 ? -1 : (1 << criteria.count) - 1;
+  const { tests, prefilters, contid, contidIndex } = criteria;
+  const h: LineHeader = newHeader();
+
+  const finish = (o: Open): void => {
+    open.delete(o.key);
+    let mask = o.mask;
+    // "unset" matches events without any CONTAINER_ID record at all, which only the whole event can tell.
+    if (contid && contid.wantsUnset && !o.hasContid) mask |= 1 << contidIndex;
+    if (mask === full) {
+      stats.matched++;
+      onEvent(o.ev);
+    }
+  };
+  const flushUntil = (curSeq: number, curMs: number): void => {
+    while (head < queue.length) {
+      const o = queue[head]!;
+      if (curSeq - o.seq <= windowLines && curMs - o.timeMs <= windowMs) break;
+      queue[head] = undefined as unknown as Open;
+      head++;
+      finish(o);
+    }
+    if (head > 1024 && head * 2 > queue.length) {
+      queue = queue.slice(head);
+      head = 0;
+    }
+  };
+  const flushAll = (): void => {
+    while (head < queue.length) finish(queue[head++]!);
+    queue = [];
+    head = 0;
+  };
+
+  // Each line is a view of its chunk: searches then stop at the line's end instead of running on through the chunk.
+  const record = (buf: Buffer, file: string, lineNo: number): string | null => {
+    const end = buf.length;
+    const err = parseHeader(buf, 0, end, h);
+    if (err) return err;
+    stats.records++;
+    seq++;
+    const timeMs = h.sec * 1000 + h.ms;
+    if (!criteria.stamp(h.sec, h.ms, h.serial)) {
+      flushUntil(seq, timeMs);
+      return null;
+    }
+    const key = eventKey(buf, h);
+    let o = open.get(key);
+    if (!o) {
+      o = {
+        key,
+        ev: { node: h.nodeStart < 0 ? null : buf.toString('latin1', h.nodeStart, h.nodeEnd), sec: h.sec, ms: h.ms, serial: h.serial, lines: [], file, line: lineNo },
+        mask: 0,
+        hasContid: false,
+        seq,
+        timeMs,
+      };
+      open.set(key, o);
+      queue.push(o);
+    }
+    o.ev.lines.push(buf);
+    if (o.mask !== full) {
+      for (let i = 0; i < tests.length; i++) {
+        if (o.mask & (1 << i)) continue;
+        const pf = prefilters[i];
+        if (pf) {
+          let hit = false;
+          for (const n of pf) {
+            const at = buf.indexOf(n, h.bodyStart - 1);
+            if (at >= 0 && at < end) {
+              hit = true;
+              break;
+            }
+          }
+          if (!hit) continue;
+        }
+        if (tests[i]!(buf, h)) o.mask |= 1 << i;
+      }
+    }
+    if (contid && contid.wantsUnset && !o.hasContid) {
+      const t = recordTypeName(buf, h);
+      if (t === 'CONTAINER_ID') {
+        const chains = contidOfRecord(buf, h, t);
+        if (chains && chains.some((c) => c.length > 0 && c[0] !== 0xffffffffffffffffn)) o.hasContid = true;
+      }
+    }
+    flushUntil(seq, timeMs);
+    return null;
+  };
+
+  let lastSeries: string | undefined;
+  for (const input of inputs) {
+    // Different series (host log, an aux log) may hold copies of the same events: never merge across them.
+    const series = input.series ?? '';
+    if (lastSeries !== undefined && series !== lastSeries) flushAll();
+    lastSeries = series;
+    stats.files++;
+    let warned = 0;
+    const file = input.path === '-' ? '(stdin)' : input.path;
+    const bad = (lineNo: number, reason: string): void => {
+      stats.malformed++;
+      warned++;
+      if (warned <= maxWarnings) onWarning(`${file}:${lineNo}: ${reason}; line skipped`);
+    };
+    const r = await readLines(input, {
+      line: (buf, start, end, lineNo) => {
+        if (end === start) return;
+        const err = record(buf.subarray(start, end), file, lineNo);
+        if (err) bad(lineNo, err);
+      },
+      overlong: (lineNo, bytes) => bad(lineNo, `line of ${bytes} bytes is longer than any audit record`),
+    });
+    stats.lines += r.lines;
+    if (r.tail) {
+      // A complete record without its newline is still a record; anything else is a write in progress.
+      const probe = newHeader();
+      if (parseHeader(r.tail, 0, r.tail.length, probe) === null) {
+        stats.lines++;
+        record(r.tail, file, r.lines + 1);
+      } else stats.partialTails++;
+    }
+    if (warned > maxWarnings) onWarning(`${file}: ${warned - maxWarnings} more malformed lines skipped`);
+  }
+  flushAll();
+  return stats;
+}
