@@ -5,6 +5,7 @@ import { DEFAULT_CONFIG_PATH, checkConfig, formatCheckReport, loadConfig } from 
 import { controlRequest } from '../daemon/control';
 import { runDaemon } from '../daemon/run';
 import { rulesDelete, rulesList, rulesLoad } from './rules';
+import { runReport, runSearch } from '../search';
 import { formatCounters, readKernelStatus } from './status';
 import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
@@ -106,6 +107,23 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`${what} must be a positive integer, got "${v}"`);
     return Number(v);
   };
+
+  // search and report parse their own arguments: ausearch's short options (-pp, -ui, -ts) are not commander's.
+  for (const [name, desc, runner] of [
+    ['search', 'find whole events in auditd-format logs by contid and ausearch criteria (see auditmux search --help)', runSearch],
+    ['report', 'per-container summary of audit logs, as text, JSON or a self-contained HTML page', runReport],
+  ] as const) {
+    program
+      .command(name)
+      .description(desc)
+      .helpOption(false)
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .argument('[args...]')
+      .action(async (args: string[]) => {
+        setCode(await runner(args, io));
+      });
+  }
 
   const aux = program.command('aux').description('auxiliary audit daemons of the running host daemon');
   aux

@@ -28,6 +28,7 @@ import {
   type RouteConfig,
 } from './schema';
 import { Walker, didYouMean, type Entry } from './walk';
+import { DISK_SPACE_KEYS, readDiskSpace, readListen, readOutputs } from './outputs';
 
 /** Config files are hand-written; anything this large is a mistake or an attack on the parser. */
 export const MAX_CONFIG_BYTES = 1 << 20;
@@ -48,18 +49,18 @@ export interface ConfigAnalysis {
 
 const TOP_KEYS = ['version', 'host', 'daemons', 'routes', 'contid'] as const;
 const HOST_KEYS = [
-  'node_name', 'kernel', 'rules', 'log', 'keep', 'control_socket', 'reassembly', 'receive_buffer', 'diagnostics',
+  'node_name', 'kernel', 'rules', 'log', 'keep', 'control_socket', 'reassembly', 'receive_buffer', 'diagnostics', 'outputs', 'listen',
 ] as const;
 const NODE_NAME_KEYS = ['format', 'name'] as const;
 const KERNEL_KEYS = [
   'enabled', 'failure', 'backlog_limit', 'rate_limit', 'backlog_wait_time', 'loginuid_immutable', 'reset_lost_on_start',
 ] as const;
 const LOG_KEYS = [
-  'file', 'format', 'flush', 'freq', 'max_log_file', 'max_log_file_action', 'num_logs', 'log_group',
+  'file', 'format', 'flush', 'freq', 'max_log_file', 'max_log_file_action', 'num_logs', 'log_group', ...DISK_SPACE_KEYS,
 ] as const;
 const REASSEMBLY_KEYS = ['timeout_ms', 'max_in_flight'] as const;
 const DIAG_KEYS = ['level'] as const;
-const DAEMON_KEYS = ['name', 'rules', 'log', 'queue', 'user', 'max_restarts'] as const;
+const DAEMON_KEYS = ['name', 'rules', 'log', 'queue', 'user', 'max_restarts', 'outputs'] as const;
 const QUEUE_KEYS = ['depth', 'overflow', 'block_timeout_ms'] as const;
 const ROUTE_KEYS = ['contid', 'types', 'keys', 'daemons', 'continue'] as const;
 const CONTID_KEYS = ['cgroup_map'] as const;
@@ -227,6 +228,11 @@ function readHost(w: Walker, e: Entry, host: HostConfig, baseDir: string): void 
   const rb = m.get('receive_buffer');
   if (rb) host.receiveBuffer = w.integer(rb, 'host.receive_buffer', 0, 1 << 30) ?? host.receiveBuffer;
 
+  const outs = m.get('outputs');
+  if (outs) host.outputs = readOutputs(w, outs, 'host.outputs', 'host', baseDir);
+  const listen = m.get('listen');
+  if (listen) host.listen = readListen(w, listen, 'host.listen') ?? null;
+
   const d = m.get('diagnostics');
   if (d) {
     const dm = w.mapping(d.value, 'host.diagnostics', DIAG_KEYS, d.key);
@@ -268,6 +274,8 @@ function readOutput(w: Walker, e: Entry, where: string, baseDir: string, default
   if ((x = m.get('max_log_file_action'))) out.maxLogFileAction = w.choice(x, `${where}.max_log_file_action`, MAX_LOG_FILE_ACTIONS) ?? out.maxLogFileAction;
   if ((x = m.get('num_logs'))) out.numLogs = w.integer(x, `${where}.num_logs`, 0, 999) ?? out.numLogs;
   if ((x = m.get('log_group'))) out.logGroup = account(w, x, `${where}.log_group`) ?? out.logGroup;
+  const disk = readDiskSpace(w, m, where);
+  if (disk) out.diskSpace = disk;
   return out;
 }
 
@@ -345,6 +353,7 @@ function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): Da
       if (w.resolve(x.value) !== null) d.user = account(w, x, `${where}.user`) ?? null;
     }
     if ((x = m.get('max_restarts'))) d.maxRestarts = w.integer(x, `${where}.max_restarts`, 0, 10000) ?? d.maxRestarts;
+    d.outputs = (x = m.get('outputs')) ? readOutputs(w, x, `${where}.outputs`, name, baseDir) : [];
     out.push(d);
   });
   return out;
@@ -479,6 +488,15 @@ function checkOutputsDistinct(w: Walker, cfg: Config): void {
     } else {
       owner.set(d.log.file, `daemon "${d.name}"`);
     }
+  }
+  // Two outputs on one spool directory would append to each other's segments and move each other's cursor.
+  const spools = new Map<string, string>();
+  const all = [...cfg.host.outputs.map((o) => ({ o, who: 'host' })), ...cfg.daemons.flatMap((d) => (d.outputs ?? []).map((o) => ({ o, who: `daemon "${d.name}"` })))];
+  for (const { o, who } of all) {
+    if (!o.spool.dir) continue;
+    const other = spools.get(o.spool.dir);
+    if (other) w.errors.push(new ConfigError(o.pos ?? { file: cfg.file ?? '', line: 1 }, `output "${o.name}" of ${who} uses spool ${o.spool.dir}, which ${other} already uses`));
+    else spools.set(o.spool.dir, `output "${o.name}" of ${who}`);
   }
 }
 

@@ -31,6 +31,137 @@ export interface OutputConfig {
   numLogs: number;
   /** Group name or numeric gid that may read the logs (YAML `log_group`). */
   logGroup: string;
+  /**
+   * auditd.conf's free-space thresholds and actions for the log's file system (src/output/diskspace.ts); present only
+   * when the file sets one of them, otherwise defaultDiskSpace() applies.
+   */
+  diskSpace?: DiskSpaceConfig;
+}
+
+/** auditd's size syntax: MiB, or a percentage of the file system's size. */
+export interface SpaceThreshold {
+  value: number;
+  unit: 'MiB' | '%';
+}
+
+export const SPACE_LEFT_ACTIONS = ['ignore', 'syslog', 'rotate', 'exec', 'suspend', 'single'] as const;
+export type SpaceLeftAction = (typeof SPACE_LEFT_ACTIONS)[number];
+export const ADMIN_SPACE_LEFT_ACTIONS = ['ignore', 'syslog', 'rotate', 'exec', 'suspend', 'single', 'halt'] as const;
+export type AdminSpaceLeftAction = (typeof ADMIN_SPACE_LEFT_ACTIONS)[number];
+export const DISK_FULL_ACTIONS = ['ignore', 'syslog', 'rotate', 'exec', 'suspend', 'single', 'halt'] as const;
+export type DiskFullAction = (typeof DISK_FULL_ACTIONS)[number];
+export const DISK_ERROR_ACTIONS = ['ignore', 'syslog', 'exec', 'suspend', 'single', 'halt'] as const;
+export type DiskErrorAction = (typeof DISK_ERROR_ACTIONS)[number];
+/** Every action any disk-space setting can name. */
+export type DiskAction = SpaceLeftAction | AdminSpaceLeftAction | DiskFullAction | DiskErrorAction | 'keep_logs';
+
+export interface DiskSpaceConfig {
+  spaceLeft: SpaceThreshold;
+  spaceLeftAction: SpaceLeftAction;
+  spaceLeftExe: string | null;
+  adminSpaceLeft: SpaceThreshold;
+  adminSpaceLeftAction: AdminSpaceLeftAction;
+  adminSpaceLeftExe: string | null;
+  diskFullAction: DiskFullAction;
+  diskFullExe: string | null;
+  diskErrorAction: DiskErrorAction;
+  diskErrorExe: string | null;
+}
+
+/** What an output does when its spool (or a remote peer's disk) cannot take more records. */
+export const SPOOL_FULL_ACTIONS = ['ignore', 'syslog', 'suspend', 'exec', 'single', 'halt'] as const;
+export type SpoolFullAction = (typeof SPOOL_FULL_ACTIONS)[number];
+/** audisp-remote's network_failure_action, minus `stop` (records keep spooling; the output never exits). */
+export const NETWORK_FAILURE_ACTIONS = ['ignore', 'syslog', 'suspend', 'exec', 'single', 'halt'] as const;
+export type NetworkFailureAction = (typeof NETWORK_FAILURE_ACTIONS)[number];
+export const PLUGIN_FORMATS = ['string', 'binary'] as const;
+export type PluginFormat = (typeof PLUGIN_FORMATS)[number];
+
+export interface SpoolSpec {
+  /** Directory of the on-disk spool; null keeps the queue in memory (lost on restart). */
+  dir: string | null;
+  maxBytes: number;
+  fullAction: SpoolFullAction;
+  fullExe: string | null;
+}
+
+interface OutputSpecBase {
+  name: string;
+  /** How records are formatted as lines before they are sent (auditd log_format). */
+  format: LogFormat;
+  spool: SpoolSpec;
+  pos?: SourcePos;
+}
+
+/** auditd remote-logging client (audisp-remote's managed format). */
+export interface RemoteOutputSpec extends OutputSpecBase {
+  type: 'remote';
+  host: string;
+  port: number;
+  /** Seconds of idle connection before a HEARTBEAT; 0 = none (audisp-remote heartbeat_timeout). */
+  heartbeatTimeout: number;
+  /** Milliseconds to wait for an ACK before the connection is considered dead. */
+  ackTimeoutMs: number;
+  networkRetryMs: number;
+  networkFailureAction: NetworkFailureAction;
+  networkFailureExe: string | null;
+  /** Frames sent before waiting for acks; auditd's listener acks in order, so >1 pipelines. 1 = audisp-remote's stop-and-wait. */
+  window: number;
+}
+
+export interface TlsSpec {
+  ca: string | null;
+  cert: string | null;
+  key: string | null;
+  /** Name checked against the server certificate; defaults to host. */
+  serverName: string | null;
+  verify: boolean;
+}
+
+/** RFC 5424 syslog over TCP with octet-counting framing (RFC 6587 3.4.1), optionally TLS (RFC 5425). */
+export interface SyslogOutputSpec extends OutputSpecBase {
+  type: 'syslog';
+  host: string;
+  port: number;
+  tls: TlsSpec | null;
+  facility: number;
+  severity: number;
+  appName: string;
+  /** HOSTNAME field; null = os.hostname(). */
+  hostname: string | null;
+  networkRetryMs: number;
+  networkFailureAction: NetworkFailureAction;
+  networkFailureExe: string | null;
+  /** Plain syslog has no acks: after a broken connection, records written in this many ms before it are sent again. */
+  resendWindowMs: number;
+}
+
+/** An auditd plugin (auditd-plugins(5)): an executable fed records on stdin. */
+export interface PluginOutputSpec extends OutputSpecBase {
+  type: 'plugin';
+  path: string;
+  args: string[];
+  pluginFormat: PluginFormat;
+  maxRestarts: number;
+  /** A pipe has no acks: records written this many ms before a crash are fed to the restarted plugin again (default 1000). */
+  resendWindowMs?: number;
+}
+
+export type OutputSpec = RemoteOutputSpec | SyslogOutputSpec | PluginOutputSpec;
+
+/** auditd aggregator listener (tcp_listen_port): what remote clients send goes to the host log. */
+export interface ListenConfig {
+  port: number;
+  address: string;
+  /** listen() backlog (tcp_listen_queue). */
+  queue: number;
+  /** Concurrent connections per client address (tcp_max_per_addr). */
+  maxPerAddr: number;
+  /** Seconds without traffic before a client is dropped; 0 = never (tcp_client_max_idle). */
+  clientMaxIdle: number;
+  /** Allowed client source ports, inclusive (tcp_client_ports); null = any. */
+  clientPorts: { min: number; max: number } | null;
+  pos?: SourcePos;
 }
 
 export interface KernelConfig {
@@ -59,6 +190,10 @@ export interface HostConfig {
   /** SO_RCVBUFFORCE size in bytes for the netlink socket. */
   receiveBuffer: number;
   diagnostics: { level: DiagLevel };
+  /** Extra outputs (remote, syslog, plugin) besides the log. */
+  outputs: OutputSpec[];
+  /** Aggregator listener; null = off. */
+  listen: ListenConfig | null;
 }
 
 export interface QueueConfig {
@@ -76,6 +211,8 @@ export interface DaemonConfig {
   /** User name or numeric uid to run as; null = the host daemon's user. */
   user: string | null;
   maxRestarts: number;
+  /** Extra outputs (remote, syslog, plugin) besides the log; absent = none (daemons added at run time have none). */
+  outputs?: OutputSpec[];
   /** Where the daemon is defined, for errors found after parsing (failed start, missing rules file). */
   pos: SourcePos;
 }
@@ -133,6 +270,22 @@ export interface Config {
 export const DEFAULT_CONFIG_PATH = '/etc/auditmux/auditmux.yaml';
 export const DEFAULT_LOG_DIR = '/var/log/auditmux';
 
+/** auditd's shipped auditd.conf values (init.d/auditd.conf). */
+export function defaultDiskSpace(): DiskSpaceConfig {
+  return {
+    spaceLeft: { value: 75, unit: 'MiB' },
+    spaceLeftAction: 'syslog',
+    spaceLeftExe: null,
+    adminSpaceLeft: { value: 50, unit: 'MiB' },
+    adminSpaceLeftAction: 'suspend',
+    adminSpaceLeftExe: null,
+    diskFullAction: 'suspend',
+    diskFullExe: null,
+    diskErrorAction: 'suspend',
+    diskErrorExe: null,
+  };
+}
+
 export const DEFAULT_OUTPUT: Readonly<Omit<OutputConfig, 'file'>> = Object.freeze({
   format: 'ENRICHED',
   flush: 'incremental_async',
@@ -178,6 +331,8 @@ export function defaultConfig(): Config {
       reassembly: { timeoutMs: 2000, maxInFlight: 4096 },
       receiveBuffer: 8 * 1024 * 1024,
       diagnostics: { level: 'info' },
+      outputs: [],
+      listen: null,
     },
     daemons: [],
     routes: [],

@@ -65,8 +65,9 @@ export class ControlServer {
     let peer: PeerCred;
     try {
       peer = peerOf(s);
-    } catch {
-      s.destroy();
+    } catch (e) {
+      // Without credentials there is no way to know who asks: answer nothing but the reason.
+      s.end(JSON.stringify({ id: null, ok: false, error: { code: 'E_PERM', message: `control socket: ${(e as Error).message}` } }) + '\n');
       return;
     }
     if (peer.uid !== 0 && peer.uid !== this.allowedUid) {
@@ -160,6 +161,11 @@ export function controlRequest(path: string, cmd: string, args: Record<string, u
       if (res.ok) resolve(res.result);
       else if (res.error?.code === 'E_PERM') reject(new PermissionError(res.error.message));
       else reject(new ControlError(res.error?.code ?? 'E_CONTROL', res.error?.message ?? 'request failed', res.error?.exitCode ?? 1));
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      // Resolved already when an answer came; otherwise the daemon hung up without one.
+      reject(new IoError(`control socket ${path}: the daemon closed the connection without an answer`, 'E_CONTROL_CLOSED'));
     });
     s.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);

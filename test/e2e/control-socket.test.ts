@@ -4,22 +4,33 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { ControlServer, controlRequest } from '../../src/daemon/control';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { controlRequest } from '../../src/daemon/control';
 import { isRoot } from '../helpers/kernel';
+
+const run = promisify(execFile);
 
 describe('control socket', { skip: isRoot ? undefined : 'needs root to test another uid' }, () => {
   it('serves root, refuses other uids by SO_PEERCRED, rejects malformed requests', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'amctl-'));
     const path = join(dir, 'control.sock');
-    const seen: number[] = [];
-    const srv = new ControlServer(path, async (cmd, args, peer) => {
-      seen.push(peer.uid);
-      if (cmd === 'echo') return { args, pid: peer.pid };
-      throw new Error('unknown');
-    });
-    await srv.listen();
+    // The server runs in its own process, as in the daemon; it reports each handled peer uid on stdout.
+    const server = spawn(process.execPath, ['-e', `
+      const { ControlServer } = require(${JSON.stringify(join(__dirname, '..', '..', 'src', 'daemon', 'control'))});
+      const srv = new ControlServer(${JSON.stringify(path)}, async (cmd, args, peer) => {
+        process.stdout.write('handled ' + peer.uid + '\\n');
+        if (cmd === 'echo') return { args, pid: peer.pid };
+        throw new Error('unknown');
+      });
+      srv.listen().then(() => process.stdout.write('ready\\n'));
+      process.on('SIGTERM', () => srv.close().then(() => process.exit(0)));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    server.stdout.setEncoding('utf8');
+    server.stdout.on('data', (d: string) => (out += d));
     try {
+      for (let i = 0; i < 200 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.ok(out.includes('ready'), 'server started');
       assert.equal(statSync(path).mode & 0o777, 0o600);
       const r = (await controlRequest(path, 'echo', { a: 1 })) as { args: { a: number }; pid: number };
       assert.deepEqual(r.args, { a: 1 });
@@ -31,16 +42,17 @@ describe('control socket', { skip: isRoot ? undefined : 'needs root to test anot
       const script = `const net=require('net');const s=net.createConnection(${JSON.stringify(path)});let b='';` +
         `s.on('connect',()=>s.write(JSON.stringify({id:1,cmd:'echo'})+'\\n'));s.on('data',d=>b+=d);s.on('close',()=>{process.stdout.write(b)});` +
         `s.on('error',e=>{process.stdout.write('ERR '+e.code)})`;
-      const out = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8' });
-      assert.match(out.stdout, /"ok":false.*E_PERM.*uid 65534 is not root/);
-      assert.ok(!seen.includes(65534), 'the handler never ran for the unprivileged peer');
+      const nobody = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8', timeout: 20000 });
+      assert.match(nobody.stdout, /"ok":false.*E_PERM.*uid 65534 is not root/);
+      assert.ok(!out.includes('handled 65534'), 'the handler never ran for the unprivileged peer');
 
-      const bad = spawnSync(process.execPath, ['-e',
+      const bad = await run(process.execPath, ['-e',
         `const s=require('net').createConnection(${JSON.stringify(path)});let b='';s.on('connect',()=>s.write('{not json\\n'));` +
-        `s.on('data',d=>{b+=d;s.end()});s.on('close',()=>process.stdout.write(b))`], { encoding: 'utf8' });
+        `s.on('data',d=>{b+=d;s.end()});s.on('close',()=>process.stdout.write(b))`], { encoding: 'utf8', timeout: 20000 });
       assert.match(bad.stdout, /"ok":false.*bad request/);
     } finally {
-      await srv.close();
+      server.kill('SIGTERM');
+      await new Promise((r) => server.once('exit', r));
       rmSync(dir, { recursive: true, force: true });
     }
   });

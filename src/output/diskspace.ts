@@ -1,0 +1,243 @@
+// auditd.conf's disk-space handling (space_left, admin_space_left, disk_full, disk_error) as a check plus a guard.
+import * as fs from 'node:fs';
+import { spawn } from 'node:child_process';
+import {
+  defaultDiskSpace,
+  type DiskAction,
+  type DiskSpaceConfig,
+  type SpaceThreshold,
+} from '../config/schema';
+import type { Diag } from './outputs';
+
+const MiB = 1024 * 1024;
+/** auditd never consumes the last 5 blocks: below that the disk counts as full. */
+const MIN_FREE_BLOCKS = 5;
+
+export type DiskLevel = 'ok' | 'space_left' | 'admin_space_left' | 'disk_full';
+
+export interface DiskSpaceState {
+  spaceWarned: boolean;
+  adminWarned: boolean;
+  /** Consecutive disk_error syslog warnings (auditd stops at 5). */
+  errorWarnings: number;
+  fullHandled: boolean;
+}
+
+export interface DiskCheck {
+  level: DiskLevel;
+  /** What to do now; 'none' when the level was already handled (actions other than syslog fire once). */
+  action: DiskAction | 'none';
+  /** exec path for action 'exec'. */
+  exe: string | null;
+  freeBytes: number;
+  totalBytes: number;
+  message: string;
+}
+
+export function newDiskSpaceState(): DiskSpaceState {
+  return { spaceWarned: false, adminWarned: false, errorWarnings: 0, fullHandled: false };
+}
+
+/** Threshold in bytes for a file system of `totalBytes`. */
+export function thresholdBytes(t: SpaceThreshold, totalBytes: number): number {
+  return t.unit === '%' ? Math.floor((totalBytes * t.value) / 100) : t.value * MiB;
+}
+
+/** Parses auditd's value syntax: `75` or `75MiB` (MiB) or `25%`. Returns a reason string when it is not valid. */
+export function parseSpaceThreshold(text: string): SpaceThreshold | string {
+  const m = /^\s*([0-9]{1,10})\s*(MiB|M|%)?\s*$/.exec(text);
+  if (!m) return `"${text.slice(0, 40)}" is not a size: write MiB as a number (75, 75MiB) or a percentage (25%)`;
+  const value = Number(m[1]);
+  if (m[2] === '%') {
+    if (value > 99) return `${value}% is not a percentage below 100`;
+    return { value, unit: '%' };
+  }
+  return { value, unit: 'MiB' };
+}
+
+/**
+ * One free-space check of the file system holding `path`, as auditd's check_space_left does, updating `state` so each
+ * level's action fires once (auditd re-arms only levels whose action is syslog once space comes back).
+ * Throws nothing: an unreadable statfs is reported as level 'ok' with the reason in `message`.
+ */
+export function checkDiskSpace(path: string, cfg: DiskSpaceConfig | undefined, state: DiskSpaceState): DiskCheck {
+  const c = cfg ?? defaultDiskSpace();
+  let st: fs.StatsFs;
+  try {
+    st = fs.statfsSync(path);
+  } catch (e) {
+    return { level: 'ok', action: 'none', exe: null, freeBytes: -1, totalBytes: -1, message: `statfs ${path}: ${String(e)}` };
+  }
+  const free = st.bavail * st.bsize;
+  const total = st.blocks * st.bsize;
+  const base = { freeBytes: free, totalBytes: total };
+  if (st.bavail < MIN_FREE_BLOCKS) {
+    if (state.fullHandled) return { ...base, level: 'disk_full', action: 'none', exe: null, message: 'disk full' };
+    state.fullHandled = true;
+    return { ...base, level: 'disk_full', action: c.diskFullAction, exe: c.diskFullExe, message: 'Audit daemon has no space left on logging partition' };
+  }
+  state.fullHandled = false;
+  const adminT = thresholdBytes(c.adminSpaceLeft, total);
+  const spaceT = thresholdBytes(c.spaceLeft, total);
+  let out: DiskCheck = { ...base, level: 'ok', action: 'none', exe: null, message: '' };
+  if (free < spaceT) {
+    out = { ...base, level: 'space_left', action: 'none', exe: null, message: 'Audit daemon is low on disk space for logging' };
+    if (!state.spaceWarned) {
+      state.spaceWarned = true;
+      out.action = c.spaceLeftAction;
+      out.exe = c.spaceLeftExe;
+    }
+  } else if (state.spaceWarned && c.spaceLeftAction === 'syslog') {
+    state.spaceWarned = false;
+  }
+  if (free < adminT) {
+    // The admin level wins when both are crossed at once; the space_left level stays marked as handled.
+    const msg = 'Audit daemon is very low on disk space for logging';
+    if (!state.adminWarned) {
+      state.adminWarned = true;
+      return { ...base, level: 'admin_space_left', action: c.adminSpaceLeftAction, exe: c.adminSpaceLeftExe, message: msg };
+    }
+    return { ...base, level: 'admin_space_left', action: out.action, exe: out.exe, message: msg };
+  } else if (state.adminWarned && c.adminSpaceLeftAction === 'syslog') {
+    state.adminWarned = false;
+  }
+  return out;
+}
+
+/** disk_full_action / disk_error_action for a failed write (ENOSPC is "full", anything else an error). */
+export function diskErrorAction(code: string, cfg: DiskSpaceConfig | undefined, state: DiskSpaceState): DiskCheck {
+  const c = cfg ?? defaultDiskSpace();
+  const base = { freeBytes: -1, totalBytes: -1 };
+  if (code === 'ENOSPC') {
+    if (state.fullHandled) return { ...base, level: 'disk_full', action: 'none', exe: null, message: 'disk full' };
+    state.fullHandled = true;
+    return { ...base, level: 'disk_full', action: c.diskFullAction, exe: c.diskFullExe, message: 'Audit daemon has no space left on logging partition' };
+  }
+  let action: DiskAction | 'none' = c.diskErrorAction;
+  if (action === 'syslog') {
+    if (state.errorWarnings >= 5) action = 'none';
+    state.errorWarnings++;
+  }
+  return { ...base, level: 'ok', action, exe: c.diskErrorExe, message: `Audit daemon detected an error writing an event to disk (${code})` };
+}
+
+/**
+ * exec, single and halt as auditd runs them: exec forks the configured program (its exit is not waited for);
+ * single and halt ask init to change run level (`/sbin/init 1` / `/sbin/init 0`), which really stops the machine.
+ */
+export function runAdminAction(action: string, exe: string | null, diag: Diag): void {
+  let cmd: string;
+  let args: string[];
+  if (action === 'exec') {
+    if (!exe) {
+      diag.error({ action }, 'exec action without a program');
+      return;
+    }
+    cmd = exe;
+    args = [];
+  } else if (action === 'single' || action === 'halt') {
+    diag.error({ action }, action === 'single' ? 'The audit daemon is now changing the system to single user mode' : 'The audit daemon is now halting the system');
+    cmd = '/sbin/init';
+    args = [action === 'single' ? '1' : '0'];
+  } else {
+    diag.error({ action }, 'unknown action');
+    return;
+  }
+  try {
+    const child = spawn(cmd, args, { stdio: 'ignore', detached: false });
+    child.on('error', (e) => diag.error({ action, cmd, err: String(e) }, 'action failed to start'));
+    child.unref();
+  } catch (e) {
+    diag.error({ action, cmd, err: String(e) }, 'action failed to start');
+  }
+}
+
+/** The part of LogWriter a guard drives; LogWriter satisfies it as is. */
+export interface GuardedWriter {
+  suspend(): void;
+  resume(): void;
+  rotateNow(by: { auid: number; uid: number; ses: number; pid: number }): void;
+  flush(): void;
+  readonly isSuspended: boolean;
+  readonly counters: { lost: number };
+}
+
+/**
+ * Applies disk-space results to a log writer: the LogWriter owner calls afterFlush() after each batch flush and
+ * onWriteError(code) from LogWriter's onError. A full disk suspends or rotates, never throws; records the writer
+ * refuses while suspended are counted in writer.counters.lost.
+ */
+export class DiskSpaceGuard {
+  readonly state = newDiskSpaceState();
+  readonly counters = { checks: 0, actions: 0 };
+  lastAction: DiskAction | 'none' = 'none';
+  lastLevel: DiskLevel = 'ok';
+
+  constructor(
+    private readonly logPath: string,
+    private readonly cfg: DiskSpaceConfig | undefined,
+    private readonly writer: GuardedWriter,
+    private readonly diag: Diag,
+    private readonly numLogs = 5,
+  ) {}
+
+  afterFlush(): DiskCheck {
+    this.counters.checks++;
+    const r = checkDiskSpace(this.logPath, this.cfg, this.state);
+    this.lastLevel = r.level;
+    this.apply(r);
+    return r;
+  }
+
+  onWriteError(code: string): DiskCheck {
+    const r = diskErrorAction(code, this.cfg, this.state);
+    this.apply(r);
+    return r;
+  }
+
+  /** After SIGUSR2: re-arm every level, as auditd's resume_logging does. */
+  resume(): void {
+    this.state.spaceWarned = false;
+    this.state.adminWarned = false;
+    this.state.fullHandled = false;
+    this.state.errorWarnings = 0;
+    this.writer.resume();
+  }
+
+  private apply(r: DiskCheck): void {
+    if (r.action === 'none') return;
+    this.counters.actions++;
+    this.lastAction = r.action;
+    const info = { path: this.logPath, level: r.level, action: r.action, freeBytes: r.freeBytes, lost: this.writer.counters.lost };
+    switch (r.action) {
+      case 'ignore':
+        return;
+      case 'syslog':
+        this.diag.warn(info, r.message);
+        return;
+      case 'rotate':
+      case 'keep_logs':
+        if (this.numLogs > 1) {
+          this.diag.warn(info, 'Audit daemon rotating log files');
+          this.writer.rotateNow({ auid: 4294967295, uid: 0, ses: 4294967295, pid: process.pid });
+          // Rotation frees nothing by itself on the same file system; re-arm so the next check can act again.
+          this.state.spaceWarned = false;
+          this.state.adminWarned = false;
+          this.state.fullHandled = false;
+        }
+        return;
+      case 'suspend':
+        this.diag.error(info, `${r.message}; Audit daemon is suspending logging`);
+        this.writer.suspend();
+        return;
+      case 'exec':
+        // auditd closes the log so the program can move or compress it; logging resumes on SIGUSR2.
+        this.diag.error(info, `${r.message}; running ${r.exe ?? '(none)'}`);
+        this.writer.suspend();
+        runAdminAction('exec', r.exe, this.diag);
+        return;
+      default:
+        runAdminAction(r.action, r.exe, this.diag);
+    }
+  }
+}

@@ -1,0 +1,156 @@
+// Connection lifecycle shared by the TCP outputs: connect, reconnect after network_retry_time, one failure action per outage.
+import type { Socket } from 'node:net';
+import { QueuedOutput, type QueuedOutputOptions } from './queued-output';
+
+export interface NetOutputOptions extends QueuedOutputOptions {
+  peer: string;
+  networkRetryMs: number;
+  networkFailureAction: string;
+  networkFailureExe: string | null;
+}
+
+/** Connect attempts give up after this long (a black-holed peer must not stall the output forever). */
+const CONNECT_TIMEOUT_MS = 10000;
+
+export abstract class NetOutput extends QueuedOutput {
+  protected sock: Socket | null = null;
+  protected connected = false;
+  private connecting = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private connectTimer: NodeJS.Timeout | null = null;
+  private outage = false;
+  private readonly peer: string;
+  private readonly retryMs: number;
+  private readonly failureAction: string;
+  private readonly failureExe: string | null;
+  private connects = 0;
+
+  constructor(opts: NetOutputOptions) {
+    super(opts);
+    this.peer = opts.peer;
+    this.retryMs = opts.networkRetryMs;
+    this.failureAction = opts.networkFailureAction;
+    this.failureExe = opts.networkFailureExe;
+  }
+
+  /** Starts the first connection; subclasses call it at the end of their constructor. */
+  protected start(): void {
+    this.connect();
+  }
+
+  protected abstract openSocket(): Socket;
+  /** The transport is up (after a TLS handshake where there is one): resend from the last commit. */
+  protected abstract onUp(): void;
+  protected abstract onData(chunk: Buffer): void;
+  /** The connection is gone; forget what was in flight. */
+  protected abstract onDown(): void;
+
+  protected onAppend(): void {
+    if (this.connected) this.pump();
+  }
+
+  /** Drops the connection (protocol error, timeout) and schedules a reconnect. */
+  protected fail(reason: string): void {
+    this.lastError = reason;
+    this.counters.errors++;
+    const s = this.sock;
+    if (s) {
+      s.destroy();
+    } else {
+      this.scheduleRetry();
+    }
+  }
+
+  protected override extraStats(): Record<string, number | string | boolean> {
+    return { connected: this.connected, peer: this.peer, connects: this.connects };
+  }
+
+  protected async shutdown(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.retryTimer = this.connectTimer = null;
+    const s = this.sock;
+    if (!s) return;
+    await this.drainBeforeClose();
+    await new Promise<void>((resolve) => {
+      if (s.destroyed) return resolve();
+      s.once('close', () => resolve());
+      s.end();
+      // A peer that never closes its side must not hold shutdown up.
+      setTimeout(() => s.destroy(), 2000).unref();
+    });
+  }
+
+  /** Lets a subclass wait briefly for in-flight acks before the socket closes. */
+  protected async drainBeforeClose(): Promise<void> {
+    // nothing by default
+  }
+
+  private connect(): void {
+    if (this.closed || this.connecting || this.sock) return;
+    this.connecting = true;
+    let s: Socket;
+    try {
+      s = this.openSocket();
+    } catch (e) {
+      this.connecting = false;
+      this.networkFailed(`connect: ${String(e)}`);
+      this.scheduleRetry();
+      return;
+    }
+    this.sock = s;
+    this.connectTimer = setTimeout(() => {
+      if (!this.connected) s.destroy(new Error(`connect timeout after ${CONNECT_TIMEOUT_MS} ms`));
+    }, CONNECT_TIMEOUT_MS);
+    s.on('data', (chunk: Buffer) => {
+      if (this.sock === s) this.onData(chunk);
+    });
+    s.on('error', (e) => {
+      this.lastError = String(e.message ?? e);
+    });
+    s.on('close', () => {
+      if (this.sock !== s) return;
+      this.sock = null;
+      const wasUp = this.connected;
+      this.connected = false;
+      this.connecting = false;
+      if (this.connectTimer) clearTimeout(this.connectTimer);
+      this.connectTimer = null;
+      this.onDown();
+      if (this.closed) return;
+      this.networkFailed(wasUp ? `connection to ${this.peer} lost: ${this.lastError || 'closed by peer'}` : `cannot connect to ${this.peer}: ${this.lastError}`);
+      this.scheduleRetry();
+    });
+  }
+
+  /** Subclasses call this once the socket is usable (connect or secureConnect). */
+  protected up(): void {
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    this.connecting = false;
+    this.connected = true;
+    this.connects++;
+    if (this.connects > 1) this.counters.reconnects++;
+    if (this.outage) {
+      this.outage = false;
+      this.diag.info({ output: this.name, peer: this.peer, pending: this.queue.pending }, 'connected again; replaying spool');
+    }
+    this.lastError = '';
+    this.onUp();
+    this.pump();
+  }
+
+  private networkFailed(reason: string): void {
+    if (this.outage) return;
+    this.outage = true;
+    this.applyAction(this.failureAction, this.failureExe, `network failure: ${reason}`);
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.connect();
+    }, this.retryMs);
+  }
+}

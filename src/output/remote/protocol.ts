@@ -1,0 +1,162 @@
+// auditd's remote-logging wire format (lib/private.h): the 16-byte little-endian "managed" header and a stream parser.
+
+/** AUDIT_RMW_HEADER_SIZE */
+export const HEADER_SIZE = 16;
+/** AUDIT_RMW_MAGIC; chosen by auditd to contain no 0x0a so a server can tell managed frames from ascii lines. */
+export const MAGIC = 0xff0000fe;
+export const HEADER_VERSION = 0;
+/** MAX_AUDIT_MESSAGE_LENGTH: auditd's per-client buffer holds header + payload in this many bytes. */
+export const MAX_FRAME = 8970;
+/** The largest payload a real auditd server can take in one frame. */
+export const MAX_PAYLOAD = MAX_FRAME - HEADER_SIZE;
+
+export const RMW = {
+  MESSAGE: 0x00000000,
+  HEARTBEAT: 0x00000001,
+  ACK: 0x40000000,
+  ENDING: 0x40000001,
+  DISKLOW: 0x50000001,
+  DISKFULL: 0x60000001,
+  DISKERROR: 0x60000002,
+  REPLY_MASK: 0x40000000,
+  FATAL_MASK: 0x20000000,
+  WARN_MASK: 0x10000000,
+  DETAIL_MASK: 0x000fffff,
+} as const;
+
+export interface FrameHeader {
+  headerVersion: number;
+  messageVersion: number;
+  type: number;
+  length: number;
+  seq: number;
+}
+
+export function packHeader(type: number, length: number, seq: number, messageVersion = 0): Buffer {
+  const h = Buffer.allocUnsafe(HEADER_SIZE);
+  writeHeader(h, 0, type, length, seq, messageVersion);
+  return h;
+}
+
+export function writeHeader(dst: Buffer, pos: number, type: number, length: number, seq: number, messageVersion = 0): void {
+  if (length < 0 || length > 0xffff) throw new RangeError(`frame length ${length} does not fit u16`);
+  dst.writeUInt32LE(MAGIC, pos);
+  dst[pos + 4] = HEADER_VERSION;
+  dst[pos + 5] = messageVersion & 0xff;
+  dst.writeUInt32LE(type >>> 0, pos + 6);
+  dst.writeUInt16LE(length, pos + 10);
+  dst.writeUInt32LE(seq >>> 0, pos + 12);
+}
+
+/** A frame with its payload (empty for acks without text). */
+export function frame(type: number, seq: number, payload: Buffer | string = ''): Buffer {
+  const p = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload;
+  const out = Buffer.allocUnsafe(HEADER_SIZE + p.length);
+  writeHeader(out, 0, type, p.length, seq);
+  p.copy(out, HEADER_SIZE);
+  return out;
+}
+
+export function isMagic(b: Buffer, pos = 0): boolean {
+  return b.length - pos >= 4 && b.readUInt32LE(pos) === MAGIC;
+}
+
+export function unpackHeader(b: Buffer, pos = 0): FrameHeader {
+  return {
+    headerVersion: b[pos + 4] as number,
+    messageVersion: b[pos + 5] as number,
+    type: b.readUInt32LE(pos + 6),
+    length: b.readUInt16LE(pos + 10),
+    seq: b.readUInt32LE(pos + 12),
+  };
+}
+
+export type ParsedItem =
+  | { kind: 'frame'; header: FrameHeader; payload: Buffer }
+  /** A newline-terminated record of the ascii format (no acks); the newline is removed. */
+  | { kind: 'line'; payload: Buffer }
+  | { kind: 'error'; reason: string };
+
+/**
+ * Incremental parser for one TCP stream. Like auditd's listener it decides per message whether a managed frame (magic)
+ * or an ascii line starts at the current position, and it refuses anything longer than auditd's buffer instead of
+ * growing without bound. After an error the stream cannot be resynchronised, so the caller must close it.
+ */
+export class FrameParser {
+  private buf: Buffer = Buffer.alloc(0);
+  private failed = false;
+
+  constructor(private readonly maxFrame = MAX_FRAME) {}
+
+  /** Buffered bytes not yet returned. */
+  get pending(): number {
+    return this.buf.length;
+  }
+
+  push(chunk: Buffer): ParsedItem[] {
+    if (this.failed) return [];
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const out: ParsedItem[] = [];
+    let pos = 0;
+    for (;;) {
+      const left = this.buf.length - pos;
+      if (left === 0) break;
+      if (left >= 4 && isMagic(this.buf, pos)) {
+        if (left < HEADER_SIZE) break;
+        const header = unpackHeader(this.buf, pos);
+        const total = HEADER_SIZE + header.length;
+        if (total > this.maxFrame) {
+          out.push(this.fail(`frame of ${total} bytes exceeds ${this.maxFrame}`));
+          break;
+        }
+        if (left < total) break;
+        out.push({ kind: 'frame', header, payload: Buffer.from(this.buf.subarray(pos + HEADER_SIZE, pos + total)) });
+        pos += total;
+        continue;
+      }
+      // Fewer than 4 bytes could still become a magic number; wait unless a newline already settles it.
+      const nl = this.buf.indexOf(0x0a, pos);
+      if (nl < 0) {
+        if (left >= this.maxFrame) out.push(this.fail(`ascii record longer than ${this.maxFrame} bytes without a newline`));
+        break;
+      }
+      if (left < 4 && isMagicPrefix(this.buf, pos)) break;
+      if (nl - pos + 1 > this.maxFrame) {
+        out.push(this.fail(`ascii record longer than ${this.maxFrame} bytes`));
+        break;
+      }
+      out.push({ kind: 'line', payload: Buffer.from(this.buf.subarray(pos, nl)) });
+      pos = nl + 1;
+    }
+    if (this.failed) this.buf = Buffer.alloc(0);
+    else this.buf = pos === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(pos);
+    return out;
+  }
+
+  private fail(reason: string): ParsedItem {
+    this.failed = true;
+    return { kind: 'error', reason };
+  }
+}
+
+/** Whether the 1-3 bytes at pos are the start of the little-endian magic (fe 00 00 ff). */
+function isMagicPrefix(b: Buffer, pos: number): boolean {
+  const m = [0xfe, 0x00, 0x00, 0xff];
+  for (let i = pos; i < b.length && i - pos < 4; i++) if (b[i] !== m[i - pos]) return false;
+  return true;
+}
+
+/** Reply text is at most what auditd's client reads; a longer reply means the stream is out of sync. */
+export function describeReply(type: number): string {
+  switch (type) {
+    case RMW.ACK: return 'ack';
+    case RMW.ENDING: return 'ending';
+    case RMW.DISKLOW: return 'disk-low';
+    case RMW.DISKFULL: return 'disk-full';
+    case RMW.DISKERROR: return 'disk-error';
+    default:
+      if (type & RMW.FATAL_MASK) return `error-0x${type.toString(16)}`;
+      if (type & RMW.WARN_MASK) return `warning-0x${type.toString(16)}`;
+      return `type-0x${type.toString(16)}`;
+  }
+}
