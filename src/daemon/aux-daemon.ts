@@ -114,7 +114,7 @@ export class AuxDaemon {
       this.lastError = e.message;
     });
     child.on('exit', (code, signal) => this.onExit(code, signal));
-    chan.write(encodeJsonFrame(Frame.CONFIG, { name: cfg.name, log: cfg.log, nodeName: this.hooks.nodeName, contidKernel: this.hooks.contidKernel }));
+    chan.write(encodeJsonFrame(Frame.CONFIG, { name: cfg.name, log: cfg.log, outputs: cfg.outputs ?? [], nodeName: this.hooks.nodeName, contidKernel: this.hooks.contidKernel }));
   }
 
   private onFrame(kind: number, body: Buffer): void {

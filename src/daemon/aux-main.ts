@@ -2,7 +2,8 @@
 import { Socket } from 'node:net';
 import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
 import { MsgType } from '../kernel/constants';
-import type { OutputConfig } from '../config/schema';
+import type { OutputConfig, OutputSpec } from '../config/schema';
+import { closeAll, createOutputs, flushAll, writeAll, type RecordOutput } from '../output/outputs';
 import { LogWriter } from '../output/logfile';
 import { writerOptions } from './outputs';
 import { Frame, FrameReader, decodeEvent, encodeAck, encodeJsonFrame, eventIdOf } from './aux-ipc';
@@ -10,9 +11,17 @@ import { Frame, FrameReader, decodeEvent, encodeAck, encodeJsonFrame, eventIdOf 
 interface AuxConfig {
   name: string;
   log: OutputConfig;
+  outputs: OutputSpec[];
   nodeName: string | null;
   contidKernel: boolean;
 }
+
+/** The aux process has no pino: its diagnostics go to the host over stderr, which the host logs. */
+const stderrDiag = {
+  info: (o: unknown, m?: string): void => void process.stderr.write(`${m ?? ''} ${JSON.stringify(o)}\n`),
+  warn: (o: unknown, m?: string): void => void process.stderr.write(`${m ?? ''} ${JSON.stringify(o)}\n`),
+  error: (o: unknown, m?: string): void => void process.stderr.write(`${m ?? ''} ${JSON.stringify(o)}\n`),
+};
 
 /** How much of the log's tail is read at start to recognise events the host sends again after a crash. */
 const TAIL_BYTES = 4 * 1024 * 1024;
@@ -44,6 +53,7 @@ export function recentEventIds(path: string): Set<string> {
 function main(): void {
   const chan = new Socket({ fd: 3, readable: true, writable: true });
   let log: LogWriter | null = null;
+  let outputs: RecordOutput[] = [];
   let cfg: AuxConfig | null = null;
   let recent = new Set<string>();
   let lastSeq = 0;
@@ -72,6 +82,11 @@ function main(): void {
           chan.destroy();
           return;
         }
+        try {
+          outputs = createOutputs(cfg.outputs ?? [], { ...(cfg.nodeName ? { nodeName: cfg.nodeName } : {}), contidKernel: cfg.contidKernel, diag: stderrDiag });
+        } catch (e) {
+          fail(`outputs: ${(e as Error).message}`);
+        }
         chan.write(encodeJsonFrame(Frame.READY, { pid: process.pid, known: recent.size }));
         break;
       }
@@ -82,6 +97,7 @@ function main(): void {
         // After a crash the host resends what was not acknowledged; what already reached the log is skipped.
         if (!(id && recent.has(id))) {
           for (const r of records) if (r.type !== MsgType.EOE) log.writeRecord(r.type, r.payload);
+          if (outputs.length) for (const r of records) writeAll(outputs, r.type, r.payload);
         }
         lastSeq = seq;
         break;
@@ -91,6 +107,7 @@ function main(): void {
         break;
       case Frame.RESUME:
         log?.resume();
+        for (const o of outputs) o.resume?.();
         break;
       case Frame.STOP:
         stopping = true;
@@ -112,6 +129,7 @@ function main(): void {
     if (log) {
       // The host may forget an event only once it is in the kernel's page cache: write, then acknowledge.
       log.flush();
+      if (outputs.length) flushAll(outputs);
       if (lastSeq > acked) {
         acked = lastSeq;
         chan.write(encodeAck(acked));
@@ -125,6 +143,7 @@ function main(): void {
   let closing: Promise<void> | null = null;
   const shutdown = (): Promise<void> => {
     closing ??= (async () => {
+      await closeAll(outputs).catch(() => undefined);
       if (log) {
         log.close();
         if (lastSeq > acked && !chan.destroyed) chan.write(encodeAck(lastSeq));

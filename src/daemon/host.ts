@@ -21,6 +21,9 @@ import { AuxDaemon } from './aux-daemon';
 import { auxRules, mergeRules, type KernelRuleSet, type Owned } from './rule-union';
 import { writerOptions } from './outputs';
 import { ControlServer, type PeerCred } from './control';
+import { closeAll, createOutputs, flushAll, writeAll, type RecordOutput } from '../output/outputs';
+import { DiskSpaceGuard } from '../output/diskspace';
+import { startAggregator, type Aggregator } from '../output/remote/aggregator';
 import type { Diag } from './diagnostics';
 
 export const VERSION = '0.1.0';
@@ -52,6 +55,10 @@ export class HostDaemon {
   config: Config;
   private client: AuditClient | null = null;
   private log: LogWriter | null = null;
+  private guard: DiskSpaceGuard | null = null;
+  private lastSpaceCheck = 0;
+  private outputs: RecordOutput[] = [];
+  private aggregator: Aggregator | null = null;
   private control: ControlServer | null = null;
   private found: KernelFound | null = null;
   private nodeName: string | undefined;
@@ -134,6 +141,13 @@ export class HostDaemon {
       this.found = { status, loginuidImmutable: (feats.features & (1 << Feature.LOGINUID_IMMUTABLE)) !== 0 };
       this.log = this.openLog(cfg);
       this.log.writeDaemonRecord(MsgType.DAEMON_START, daemonStartBody({ ...selfRequester(), ver: VERSION, format: cfg.host.log.format }));
+      this.outputs = createOutputs(cfg.host.outputs, { ...(this.nodeName !== undefined ? { nodeName: this.nodeName } : {}), contidKernel: this.contidKernel, diag: this.diag });
+      if (cfg.host.listen) {
+        this.aggregator = await startAggregator(cfg.host.listen, (line) => this.log?.writeLine(line), {
+          state: () => (this.log?.isSuspended ? 'suspended' : this.guard && this.guard.lastLevel !== 'ok' ? 'disk-low' : 'ok'),
+          onConnection: (kind, body) => this.daemonRecord(kind === 'accept' ? MsgType.DAEMON_ACCEPT : MsgType.DAEMON_CLOSE, body),
+        });
+      }
       await this.applyHostSettings(client, status);
       this.pipeline = this.makePipeline();
       this.updateMode();
@@ -160,9 +174,13 @@ export class HostDaemon {
     const w = new LogWriter({
       ...writerOptions(cfg.host.log, this.nodeName, this.contidKernel),
       logger: (level, msg) => this.diag[level](msg),
-      onError: (e) => this.diag.error({ op: e.op, code: e.code, lost: e.lostRecords }, `log ${e.op} failed: ${e.message}`),
+      onError: (e) => {
+        this.diag.error({ op: e.op, code: e.code, lost: e.lostRecords }, `log ${e.op} failed: ${e.message}`);
+        this.guard?.onWriteError(e.code);
+      },
     });
     w.open();
+    this.guard = new DiskSpaceGuard(cfg.host.log.file, cfg.host.log.diskSpace, w, this.diag, cfg.host.log.numLogs);
     return w;
   }
 
@@ -270,7 +288,12 @@ export class HostDaemon {
   private onRecord(type: number, buf: Buffer, start: number, end: number): void {
     this.counters.records++;
     if (this.eventMode) this.reassembler.push(type, buf, start, end);
-    else if (type !== MsgType.EOE) this.log?.writeRecord(type, buf.subarray(start, end));
+    else {
+      const payload = buf.subarray(start, end);
+      if (type !== MsgType.EOE) this.log?.writeRecord(type, payload);
+      // Plugins get EOE, as auditd's dispatcher sends it; the disk log never does.
+      if (this.outputs.length) writeAll(this.outputs, type, payload);
+    }
   }
 
   private onEvent(ev: AuditEvent): void {
@@ -278,7 +301,10 @@ export class HostDaemon {
       const records: EventRecord[] = ev.records.map((r) => ({ type: r.type, payload: r.raw }));
       const dests = this.pipeline.route(records, (owner, full) => this.keysFor(owner, full));
       for (const d of dests) {
-        if (d.daemon === null) for (const r of d.records) this.log!.writeRecord(r.type, r.payload);
+        if (d.daemon === null) {
+          for (const r of d.records) this.log!.writeRecord(r.type, r.payload);
+          if (this.outputs.length) for (const r of d.records) writeAll(this.outputs, r.type, r.payload);
+        }
         else this.auxes.get(d.daemon)?.enqueue(d.records);
       }
     } catch (e) {
@@ -299,6 +325,13 @@ export class HostDaemon {
 
   private endBatch(): void {
     this.log?.flush();
+    if (this.outputs.length) flushAll(this.outputs);
+    const now = Date.now();
+    // One statfs a second at most: disk-space levels move slowly, batches arrive thousands of times a second.
+    if (this.guard && now - this.lastSpaceCheck >= 1000) {
+      this.lastSpaceCheck = now;
+      this.guard.afterFlush();
+    }
     for (const a of this.auxes.values()) a.pump();
   }
 
@@ -561,7 +594,9 @@ export class HostDaemon {
   /** SIGUSR2 / `auditmux resume`: resume logging after a suspend. */
   async resume(): Promise<void> {
     const by = await this.requester();
-    this.log!.resume();
+    if (this.guard) this.guard.resume();
+    else this.log!.resume();
+    for (const o of this.outputs) o.resume?.();
     for (const a of this.auxes.values()) a.resume();
     this.daemonRecord(MsgType.DAEMON_RESUME, `op=resume auid=${by.auid} uid=${by.uid} ses=${by.ses} pid=${by.pid} res=success`);
   }
@@ -581,7 +616,9 @@ export class HostDaemon {
       reassembly: { ...this.reassembler.counters, inFlight: this.reassembler.inFlightCount },
       routing: { ...this.pipeline.counters },
       tracker: { ...this.tracker.counters, tracked: this.tracker.size },
-      log: this.log ? { ...this.log.counters, suspended: this.log.isSuspended } : {},
+      log: this.log ? { ...this.log.counters, suspended: this.log.isSuspended, diskLevel: this.guard?.lastLevel ?? 'ok' } : {},
+      outputs: Object.fromEntries(this.outputs.map((o) => [o.name, o.stats()])),
+      ...(this.aggregator ? { aggregator: this.aggregator.stats() } : {}),
       aux: Object.fromEntries([...this.auxes].map(([n, a]) => [n, a.status()])),
     };
   }
@@ -669,7 +706,9 @@ export class HostDaemon {
       client.close();
     }
     this.reassembler.flush();
+    await this.aggregator?.close().catch(() => undefined);
     for (const a of this.auxes.values()) await a.stop().catch(() => undefined);
+    await closeAll(this.outputs).catch((e: Error) => this.diag.error({ err: e.message }, 'closing outputs failed'));
     if (this.log) {
       this.log.writeDaemonRecord(MsgType.DAEMON_END, daemonEndBody(by).replace('op=terminate', `op=${reason}`));
       this.log.close();

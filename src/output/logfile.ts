@@ -147,6 +147,29 @@ export class LogWriter {
     return true;
   }
 
+  /**
+   * A line formatted elsewhere (an aggregator's clients send whole `node=... type=... msg=...` lines): written as is,
+   * with the newline added when missing, under the same buffering, flush and rotation rules as records.
+   */
+  writeLine(line: Buffer): boolean {
+    if (this.suspended || this.fd < 0) {
+      this.counters.lost++;
+      return false;
+    }
+    let end = line.length;
+    while (end > 0 && (line[end - 1] === 0x0a || line[end - 1] === 0x00)) end--;
+    if (end > MAX_LINE_BYTES - 1) end = MAX_LINE_BYTES - 1;
+    if (this.buf.length - this.used < MAX_LINE_BYTES) this.flushBuffer();
+    line.copy(this.buf, this.used, 0, end);
+    this.used += end;
+    this.buf[this.used++] = 0x0a;
+    this.bufferedRecords++;
+    this.counters.records++;
+    this.logSize += end + 1;
+    this.afterRecord();
+    return true;
+  }
+
   writeEvent(ev: AuditEvent): void {
     for (const r of ev.records) this.writeRecord(r.type, r.raw);
   }
