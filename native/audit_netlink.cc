@@ -167,6 +167,11 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
       return env.Undefined();
     }
     callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+    coalesce_ms_ = 0;
+    if (info.Length() > 1 && info[1].IsObject()) {
+      Napi::Object o = info[1].As<Napi::Object>();
+      if (o.Has("coalesceMs") && o.Get("coalesceMs").IsNumber()) coalesce_ms_ = o.Get("coalesceMs").As<Napi::Number>().Uint32Value();
+    }
     if (!poll_) {
       uv_loop_t* loop = nullptr;
       if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
@@ -182,6 +187,10 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
         return env.Undefined();
       }
       poll_->data = this;
+      timer_ = new uv_timer_t;
+      uv_timer_init(loop, timer_);
+      timer_->data = this;
+      uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
     }
     int r = uv_poll_start(poll_, UV_READABLE, &AuditNetlink::OnReadable);
     if (r != 0) {
@@ -210,6 +219,7 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
   Napi::Value GetPortId(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), port_id_); }
 
   void StopPolling() {
+    if (timer_) uv_timer_stop(timer_);
     if (poll_ && polling_) uv_poll_stop(poll_);
     if (polling_) {
       polling_ = false;
@@ -217,8 +227,17 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     }
   }
 
+  void CloseTimer() {
+    if (timer_) {
+      uv_timer_stop(timer_);
+      uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      timer_ = nullptr;
+    }
+  }
+
   void Teardown() {
     StopPolling();
+    CloseTimer();
     if (poll_) {
       uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
       poll_ = nullptr;
@@ -239,6 +258,7 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     self->cleanup_registered_ = false;
     if (self->poll_ && self->polling_) uv_poll_stop(self->poll_);
     self->polling_ = false;
+    self->CloseTimer();
     if (self->poll_) {
       uv_close(reinterpret_cast<uv_handle_t*>(self->poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
       self->poll_ = nullptr;
@@ -299,6 +319,17 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
       }
     }
     Flush(env);
+    // Interrupt moderation: after a drain, let records gather in the socket for a moment before the next wake-up,
+    // so a trickle of single records costs one wake-up per few ms instead of one per record.
+    if (coalesce_ms_ > 0 && polling_ && poll_ && timer_) {
+      uv_poll_stop(poll_);
+      uv_timer_start(timer_, &AuditNetlink::OnTimer, coalesce_ms_, 0);
+    }
+  }
+
+  static void OnTimer(uv_timer_t* t) {
+    auto* self = static_cast<AuditNetlink*>(t->data);
+    if (self->polling_ && self->poll_) uv_poll_start(self->poll_, UV_READABLE, &AuditNetlink::OnReadable);
   }
 
   void Flush(Napi::Env env) {
@@ -335,6 +366,8 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
   int fd_ = -1;
   uint32_t port_id_ = 0;
   uv_poll_t* poll_ = nullptr;
+  uv_timer_t* timer_ = nullptr;
+  uint32_t coalesce_ms_ = 0;
   bool polling_ = false;
   bool cleanup_registered_ = false;
   Napi::FunctionReference callback_;

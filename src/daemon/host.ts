@@ -27,6 +27,9 @@ import { startAggregator, type Aggregator } from '../output/remote/aggregator';
 import type { Diag } from './diagnostics';
 
 export const VERSION = '0.1.0';
+/** Write at once when this much is buffered; below it, within FLUSH_DELAY_MS. */
+const FLUSH_NOW_BYTES = 256 * 1024;
+const FLUSH_DELAY_MS = 5;
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export interface HostDaemonOptions {
@@ -76,6 +79,7 @@ export class HostDaemon {
   private eventMode = false;
   private tracking = false;
   private tickTimer: NodeJS.Timeout | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   private readonly blockedBy = new Set<string>();
@@ -122,7 +126,8 @@ export class HostDaemon {
   /** Starts in auditd's order: log, registration, settings, rules, enable; then auxiliary daemons and the control socket. */
   async start(): Promise<void> {
     const cfg = this.config;
-    const clientOpts = this.opts.socket ? { socket: this.opts.socket } : { receiveBuffer: cfg.host.receiveBuffer };
+    // A 2 ms moderation window: at most ~500 wake-ups a second for a trickle, far inside the kernel's backlog.
+    const clientOpts = this.opts.socket ? { socket: this.opts.socket } : { receiveBuffer: cfg.host.receiveBuffer, coalesceMs: 2 };
     const client = await AuditClient.open(clientOpts);
     this.client = client;
     try {
@@ -324,7 +329,15 @@ export class HostDaemon {
   }
 
   private endBatch(): void {
-    this.log?.flush();
+    // Small batches (low rates) are written together a few ms later: one write() instead of one per wake-up.
+    const log = this.log;
+    if (log && log.bufferedBytes >= FLUSH_NOW_BYTES) log.flush();
+    else if (log && log.bufferedBytes > 0 && !this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        this.log?.flush();
+      }, FLUSH_DELAY_MS);
+    }
     if (this.outputs.length) flushAll(this.outputs);
     const now = Date.now();
     // One statfs a second at most: disk-space levels move slowly, batches arrive thousands of times a second.
@@ -690,6 +703,7 @@ export class HostDaemon {
 
   private async shutdown(reason: string): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.statusTimer) clearInterval(this.statusTimer);
     await this.control?.close().catch(() => undefined);
     const client = this.client;

@@ -5,7 +5,7 @@ export interface NativeAuditNetlink {
   readonly fd: number;
   readonly portId: number;
   send(buf: Buffer): number;
-  start(cb: (err: NativeError | null, batch?: Buffer, lengths?: Uint32Array) => void): void;
+  start(cb: (err: NativeError | null, batch?: Buffer, lengths?: Uint32Array) => void, opts?: { coalesceMs?: number }): void;
   stop(): void;
   close(): void;
   setReceiveBuffer(bytes: number): number;

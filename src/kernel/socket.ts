@@ -29,13 +29,17 @@ export interface NativeSocketOptions {
   multicast?: boolean;
   /** SO_RCVBUFFORCE size in bytes. */
   receiveBuffer?: number;
+  /** After each drain, wait this long before the next wake-up (interrupt moderation); 0 = wake on every record. */
+  coalesceMs?: number;
 }
 
 /** The real kernel, through the C++ addon. */
 export class NativeAuditSocket implements AuditSocket {
   private readonly nl: NativeAuditNetlink;
+  private readonly coalesceMs: number;
 
   constructor(opts: NativeSocketOptions = {}) {
+    this.coalesceMs = opts.coalesceMs ?? 0;
     try {
       const o: { groups?: number; receiveBuffer?: number } = {};
       if (opts.multicast) o.groups = 1 << (AUDIT_NLGRP_READLOG - 1);
@@ -67,7 +71,7 @@ export class NativeAuditSocket implements AuditSocket {
       this.nl.start((err, batch, lengths) => {
         if (err) onError(toKernelError(err));
         else if (batch && lengths) onBatch(batch, lengths);
-      });
+      }, { coalesceMs: this.coalesceMs });
     } catch (e) {
       throw toKernelError(e);
     }

@@ -183,9 +183,18 @@ export class LogWriter {
     return this.writeRecord(type, payload);
   }
 
-  /** Hands buffered bytes to the kernel, then applies the flush mode's durability. Call at the end of each batch. */
+  /**
+   * Hands buffered bytes to the kernel (the records now survive a crash of this process). Only `data` and `sync` also
+   * sync here; the incremental modes sync every `freq` records, as auditd does, not on every batch.
+   */
   flush(): void {
-    this.flushBuffer();
+    const mode = this.opts.flush;
+    this.flushBuffer(mode === 'data' || mode === 'sync');
+  }
+
+  /** Bytes formatted but not yet written. */
+  get bufferedBytes(): number {
+    return this.used;
   }
 
   /** SIGUSR1: rotate now (keep_logs shifts instead), then log DAEMON_ROTATE into the new file. */
@@ -248,7 +257,7 @@ export class LogWriter {
     this.checkLogFileSize();
   }
 
-  private flushBuffer(): void {
+  private flushBuffer(sync = true): void {
     if (this.used === 0 || this.fd < 0) {
       if (this.fd < 0 && this.bufferedRecords > 0) {
         this.counters.lost += this.bufferedRecords;
@@ -274,7 +283,7 @@ export class LogWriter {
       this.report('write', e, lost);
       return;
     }
-    this.syncAfterWrite();
+    if (sync) this.syncAfterWrite();
   }
 
   private syncAfterWrite(): void {
