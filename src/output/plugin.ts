@@ -37,7 +37,6 @@ export class PluginOutput extends QueuedOutput {
   private child: ChildProcess | null = null;
   private restarts = 0;
   private gaveUp = false;
-  private waitingDrain = false;
   private restartTimer: NodeJS.Timeout | null = null;
   private readonly pc = { starts: 0, crashes: 0, lastExit: '' };
   private written: { end: QueueCursor; at: number; n: number }[] = [];
@@ -112,19 +111,10 @@ export class PluginOutput extends QueuedOutput {
     }
     if (!end) return;
     const commitEnd = end;
-    const ok = stdin.write(Buffer.concat(parts), (err) => {
+    this.sendBatch(stdin, Buffer.concat(parts), bytes, HIGH_WATER, (err) => {
       if (err || this.child !== c) return;
       this.written.push({ end: commitEnd, at: Date.now(), n });
     });
-    if (!ok) {
-      this.waitingDrain = true;
-      stdin.once('drain', () => {
-        this.waitingDrain = false;
-        this.pump();
-      });
-    } else if (bytes >= HIGH_WATER) {
-      setImmediate(() => this.pump());
-    }
   }
 
   protected override extraStats(): Record<string, number | string | boolean> {

@@ -64,7 +64,6 @@ export class SyslogOutput extends NetOutput {
   private readonly header: SyslogHeader;
   private readonly contidKernel: boolean;
   private written: Written[] = [];
-  private waitingDrain = false;
   private tick: NodeJS.Timeout;
   private readonly sc = { messagesSent: 0, resent: 0, tlsErrors: 0 };
   private readonly tlsFiles: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
@@ -169,15 +168,7 @@ export class SyslogOutput extends NetOutput {
     }
     if (parts.length === 0) return;
     this.sc.messagesSent += parts.length;
-    if (!s.write(Buffer.concat(parts))) {
-      this.waitingDrain = true;
-      s.once('drain', () => {
-        this.waitingDrain = false;
-        this.pump();
-      });
-    } else if (bytes >= HIGH_WATER) {
-      setImmediate(() => this.pump());
-    }
+    this.sendBatch(s, Buffer.concat(parts), bytes, HIGH_WATER);
   }
 
   protected override extraStats(): Record<string, number | string | boolean> {

@@ -183,4 +183,25 @@ export abstract class QueuedOutput implements RecordOutput {
   protected extraStats(): Record<string, number | string | boolean> {
     return {};
   }
+
+  /** Set while a stream refused more data; the subclass's pump() returns early until 'drain'. */
+  protected waitingDrain = false;
+
+  /**
+   * Writes one batch and keeps the pump going: on backpressure it waits for 'drain', after a large batch it yields
+   * to the event loop before sending more.
+   */
+  protected sendBatch(stream: NodeJS.WritableStream, data: Buffer, bytes: number, highWater: number, done?: (err?: Error | null) => void): void {
+    const ok = done ? stream.write(data, done) : stream.write(data);
+    if (!ok) {
+      this.waitingDrain = true;
+      stream.once('drain', () => {
+        this.waitingDrain = false;
+        this.pump();
+      });
+    } else if (bytes >= highWater) {
+      setImmediate(() => this.pump());
+    }
+  }
+
 }
