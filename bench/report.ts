@@ -1,4 +1,6 @@
 // Turns benchmark samples into medians, same-run ratios and the Markdown page docs/benchmarks.md.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface Sample {
   daemon: string;
@@ -214,6 +216,9 @@ export function renderMarkdown(info: RunInfo): string {
     for (const f of failures) out.push(`- ${f.daemon} ${rateLabel(f.rate)} rep ${f.rep}: ${oneLine(f.error!)}`);
     out.push('');
   }
+  // Profile findings are written by people, not measured by this run: kept in bench/findings.md and copied in.
+  const findings = join(__dirname, '..', '..', 'bench', 'findings.md');
+  if (existsSync(findings)) out.push(readFileSync(findings, 'utf8').trimEnd(), '');
   out.push('## Running it', '');
   out.push('```sh');
   out.push('npx tsc -p tsconfig.json && sudo npm run bench            # full run, rewrites this file');
