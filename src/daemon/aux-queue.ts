@@ -45,15 +45,15 @@ export class AuxQueue {
    * even past depth: the host pauses its kernel intake instead and drops only when the block time runs out.
    */
   offer(make: (seq: number) => Buffer): boolean {
-    if (this.full) {
-      if (this.overflow === 'drop_newest') return this.drop(1), false;
-      if (this.overflow === 'drop_oldest') {
-        if (this.pendingHead < this.pending.length) {
-          this.pendingHead++;
-          this.drop(1);
-          this.compact();
-        } else return this.drop(1), false;
+    if (this.full && this.overflow !== 'block') {
+      // drop_oldest can only evict what has not been sent yet; with everything in flight it drops the newest too.
+      if (this.overflow === 'drop_newest' || this.pendingHead >= this.pending.length) {
+        this.drop(1);
+        return false;
       }
+      this.pendingHead++;
+      this.drop(1);
+      this.compact();
     }
     const seq = this.nextSeq++;
     this.pending.push({ seq, frame: make(seq) });
