@@ -83,9 +83,10 @@ export class AuxDaemon {
       return;
     }
     this.state = 'starting';
+    // The process starts as root and drops to the daemon's user itself, after it has entered its log directory:
+    // the host's log directory (0700 root) need not be traversable by that user.
     const child = spawn(process.execPath, [AUX_MAIN], {
       stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-      ...(ids ? { uid: ids.uid, gid: ids.gid } : {}),
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' },
     });
     this.child = child;
@@ -114,7 +115,7 @@ export class AuxDaemon {
       this.lastError = e.message;
     });
     child.on('exit', (code, signal) => this.onExit(code, signal));
-    chan.write(encodeJsonFrame(Frame.CONFIG, { name: cfg.name, log: cfg.log, outputs: cfg.outputs ?? [], nodeName: this.hooks.nodeName, contidKernel: this.hooks.contidKernel }));
+    chan.write(encodeJsonFrame(Frame.CONFIG, { name: cfg.name, log: cfg.log, outputs: cfg.outputs ?? [], nodeName: this.hooks.nodeName, contidKernel: this.hooks.contidKernel, ...(ids ? { uid: ids.uid, gid: ids.gid } : {}) }));
   }
 
   private onFrame(kind: number, body: Buffer): void {

@@ -1,6 +1,7 @@
 // An auxiliary daemon's own process: takes its routed events from the host over fd 3 and writes its own log.
 import { Socket } from 'node:net';
 import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { MsgType } from '../kernel/constants';
 import type { OutputConfig, OutputSpec } from '../config/schema';
 import { closeAll, createOutputs, flushAll, writeAll, type RecordOutput } from '../output/outputs';
@@ -14,6 +15,9 @@ interface AuxConfig {
   outputs: OutputSpec[];
   nodeName: string | null;
   contidKernel: boolean;
+  /** Run as this user: dropped to after entering the log directory. */
+  uid?: number;
+  gid?: number;
 }
 
 /** The aux process has no pino: its diagnostics go to the host over stderr, which the host logs. */
@@ -69,8 +73,17 @@ function main(): void {
       case Frame.CONFIG: {
         cfg = JSON.parse(body.toString('utf8')) as AuxConfig;
         recent = recentEventIds(cfg.log.file);
+        let logPath = cfg.log.file;
+        if (cfg.uid !== undefined && cfg.gid !== undefined) {
+          // Relative to the log directory from here on, so rotation works without traversing root-only parents.
+          process.chdir(dirname(cfg.log.file));
+          logPath = basename(cfg.log.file);
+          process.setgroups?.([]);
+          process.setgid?.(cfg.gid);
+          process.setuid?.(cfg.uid);
+        }
         log = new LogWriter({
-          ...writerOptions(cfg.log, cfg.nodeName ?? undefined, cfg.contidKernel),
+          ...writerOptions({ ...cfg.log, file: logPath }, cfg.nodeName ?? undefined, cfg.contidKernel),
           logger: (level, m) => { if (level !== 'info') fail(m); },
           onError: (e) => fail(`log ${e.op} failed: ${e.message}`),
         });

@@ -715,8 +715,8 @@ export class HostDaemon {
       } catch (e) {
         this.diag.error({ err: (e as Error).message }, 'could not restore the kernel state');
       }
-      // Records the kernel queued before it saw pid 0 are still in the socket: give the loop a turn to drain them.
-      await new Promise((r) => setTimeout(r, 50));
+      // Records the kernel sent before it saw pid 0 may still sit in the socket: drain them before closing it.
+      await this.waitQuiet();
       client.close();
     }
     this.reassembler.flush();
@@ -730,6 +730,26 @@ export class HostDaemon {
     this.diag.info({ reason }, 'auditmux host daemon stopped');
   }
 
+  /**
+   * Waits (at most 5 s) until the kernel's backlog for us is empty and no record has arrived for a few moderation
+   * windows: kauditd can lag behind on a busy machine, and what it still holds when we unregister is lost to us.
+   */
+  private async waitQuiet(): Promise<void> {
+    let last = -1;
+    let quiet = 0;
+    for (let i = 0; i < 250 && quiet < 3; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      let backlog = 0;
+      try {
+        backlog = this.client && this.client.isRegistered ? (await this.client.getStatus()).backlog : 0;
+      } catch {
+        backlog = 0;
+      }
+      quiet = this.counters.records === last && backlog === 0 ? quiet + 1 : 0;
+      last = this.counters.records;
+    }
+  }
+
   private async restoreKernel(client: AuditClient): Promise<void> {
     const found = this.found;
     if (!found) return;
@@ -737,6 +757,8 @@ export class HostDaemon {
     if (st.enabled !== 2) {
       for (const r of this.loaded) await client.deleteRule(r).catch(() => undefined);
       this.loaded = [];
+      // Our rules are gone, so no new events of ours: take what the kernel still queues for us before letting go.
+      await this.waitQuiet();
       await client.setStatus({
         enabled: found.status.enabled,
         failure: found.status.failure,

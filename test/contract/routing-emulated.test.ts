@@ -53,7 +53,14 @@ describe('routing on a kernel with the contid patch set (emulated)', () => {
     const daemon = new HostDaemon({ configPath: conf, diag: pino({ level: 'silent' }), socket: kernel.socket(), emulated: kernel, noControl: true });
     try {
       await daemon.start();
-      await daemon.auxAdd({ name: 'b', rules: join(dir, 'b.rules'), contid: ['200'], log: join(dir, 'b.log'), queue: 100000 });
+      // B runs as an unprivileged user, in a log directory of its own that the host prepares for it.
+      await daemon.auxAdd({ name: 'b', rules: join(dir, 'b.rules'), contid: ['200'], log: join(dir, 'b', 'b.log'), queue: 100000, user: 'nobody' });
+      await until(() => (daemon.status().aux as Record<string, { state: string }>).b?.state === 'running', 'B running');
+      const bPid = (daemon.status().aux as Record<string, { pid: number }>).b!.pid;
+      assert.match(readFileSync(`/proc/${bPid}/status`, 'utf8'), /^Uid:\s+65534\s/m, 'B runs as nobody');
+      // A daemon added at run time survives a reload of the configuration file.
+      assert.deepEqual(await daemon.reload(), { ok: true });
+      assert.equal((daemon.status().aux as Record<string, { pid: number }>).b!.pid, bPid, 'B untouched by the reload');
       // The kernel filters by contid itself: A's and B's rules carry the contid field.
       const withContid = kernel.rules.map((b) => decodeRule(b)).filter((r) => r.fields.some((f) => f.field === Field.contid));
       assert.deepEqual(withContid.map((r) => r.fields.find((f) => f.field === Field.contid)!.u64).sort(), [100n, 200n]);
@@ -93,7 +100,7 @@ describe('routing on a kernel with the contid patch set (emulated)', () => {
     try {
       const PER_TREE = 4 * 250;
       const aLog = readFileSync(join(dir, 'a.log'), 'utf8');
-      const bLog = readFileSync(join(dir, 'b.log'), 'utf8');
+      const bLog = readFileSync(join(dir, 'b', 'b.log'), 'utf8');
       const hLog = readFileSync(join(dir, 'audit.log'), 'utf8');
       const a = syscallSerials(aLog, 'tree-a');
       const b = syscallSerials(bLog, 'tree-b');

@@ -4,6 +4,8 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditClient } from '../../src/kernel/client';
+import { controlRequest } from '../../src/daemon/control';
+import { loadConfig } from '../../src/config';
 
 export const repoRoot = join(__dirname, '..', '..', '..');
 export const cliPath = join(repoRoot, 'bin', 'auditmux');
@@ -27,7 +29,10 @@ export async function kernelDaemonPid(): Promise<number> {
   }
 }
 
-/** Starts `auditmux daemon --config FILE` and resolves once the kernel names it as the audit daemon. */
+/**
+ * Starts `auditmux daemon --config FILE` and resolves once it is fully up: the kernel names it as the audit daemon
+ * and its control socket answers (that happens last, after the rules are loaded and auditing is enabled).
+ */
 export async function startDaemon(configFile: string, timeoutMs = 15000): Promise<RunningDaemon> {
   const child = spawn(process.execPath, [cliPath, 'daemon', '--config', configFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
@@ -37,7 +42,10 @@ export async function startDaemon(configFile: string, timeoutMs = 15000): Promis
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`daemon exited ${child.exitCode} before registering:\n${err}`);
-    if ((await kernelDaemonPid()) === child.pid) break;
+    if ((await kernelDaemonPid()) === child.pid) {
+      const ok = await controlRequest(loadConfig(configFile).host.controlSocket, 'status', {}, 2000).then(() => true, () => false);
+      if (ok) break;
+    }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`daemon did not register within ${timeoutMs} ms:\n${err}`);
