@@ -56,7 +56,8 @@ const KERNEL_KEYS = [
   'enabled', 'failure', 'backlog_limit', 'rate_limit', 'backlog_wait_time', 'loginuid_immutable', 'reset_lost_on_start',
 ] as const;
 const LOG_KEYS = [
-  'file', 'format', 'flush', 'freq', 'max_log_file', 'max_log_file_action', 'num_logs', 'log_group', ...DISK_SPACE_KEYS,
+  'file', 'format', 'flush', 'freq', 'max_log_file', 'max_log_file_action', 'num_logs', 'log_group', 'rotate_interval', 'compress',
+  ...DISK_SPACE_KEYS,
 ] as const;
 const REASSEMBLY_KEYS = ['timeout_ms', 'max_in_flight'] as const;
 const DIAG_KEYS = ['level'] as const;
@@ -274,6 +275,15 @@ function readOutput(w: Walker, e: Entry, where: string, baseDir: string, default
   if ((x = m.get('max_log_file_action'))) out.maxLogFileAction = w.choice(x, `${where}.max_log_file_action`, MAX_LOG_FILE_ACTIONS) ?? out.maxLogFileAction;
   if ((x = m.get('num_logs'))) out.numLogs = w.integer(x, `${where}.num_logs`, 0, 999) ?? out.numLogs;
   if ((x = m.get('log_group'))) out.logGroup = account(w, x, `${where}.log_group`) ?? out.logGroup;
+  if ((x = m.get('rotate_interval'))) {
+    const v = w.choice(x, `${where}.rotate_interval`, ['none', 'hourly', 'daily'] as const);
+    if (v === 'hourly' || v === 'daily') out.rotateInterval = v;
+    else if (v === 'none') delete out.rotateInterval;
+  }
+  if ((x = m.get('compress'))) {
+    const v = w.boolean(x, `${where}.compress`);
+    if (v) out.compress = true;
+  }
   const disk = readDiskSpace(w, m, where);
   if (disk) out.diskSpace = disk;
   return out;

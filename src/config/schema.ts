@@ -31,6 +31,10 @@ export interface OutputConfig {
   numLogs: number;
   /** Group name or numeric gid that may read the logs (YAML `log_group`). */
   logGroup: string;
+  /** Rotate at each new hour or day as well as by size (YAML `rotate_interval`; auditd only rotates by size). */
+  rotateInterval?: 'hourly' | 'daily';
+  /** gzip rotated logs (YAML `compress`): audit.log.1.gz ...; search reads them. */
+  compress?: boolean;
   /**
    * auditd.conf's free-space thresholds and actions for the log's file system (src/output/diskspace.ts); present only
    * when the file sets one of them, otherwise defaultDiskSpace() applies.

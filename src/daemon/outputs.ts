@@ -14,6 +14,8 @@ export function writerOptions(out: OutputConfig, node: string | undefined, conti
     numLogs: out.numLogs,
     maxLogFileAction: out.maxLogFileAction,
     contidKernel,
+    ...(out.rotateInterval ? { rotateInterval: out.rotateInterval } : {}),
+    ...(out.compress ? { compress: true } : {}),
     ...(node !== undefined ? { node } : {}),
     ...(gid !== undefined ? { logGroupGid: gid } : {}),
   };

@@ -1,6 +1,7 @@
 // The audit log writer: big buffered writes in auditd 3.0.9's format, flush modes, size rotation and DAEMON_* records.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as zlib from 'node:zlib';
 import { promises as dns } from 'node:dns';
 import { IoError, errnoName } from '../errors';
 import { MsgType } from '../kernel/constants';
@@ -46,6 +47,12 @@ export interface LogWriterOptions {
   initialSerial?: number;
   logger?: (level: LogLevel, msg: string) => void;
   onError?: (e: LogErrorEvent) => void;
+  /** Also rotate when the hour or the (local) day changes; checked at each flush. */
+  rotateInterval?: 'hourly' | 'daily';
+  /** gzip each rotated log (audit.log.1 becomes audit.log.1.gz). */
+  compress?: boolean;
+  /** Clock, for tests. */
+  now?: () => number;
 }
 
 export interface LogWriterCounters {
@@ -73,7 +80,7 @@ const UNSET = 4294967295;
 
 export class LogWriter {
   readonly counters: LogWriterCounters = { records: 0, bytes: 0, writes: 0, fsyncs: 0, rotations: 0, lost: 0, errors: 0 };
-  private readonly opts: Required<Omit<LogWriterOptions, 'node' | 'logGroupGid' | 'ids' | 'logger' | 'onError' | 'contidKernel'>> &
+  private readonly opts: Required<Omit<LogWriterOptions, 'node' | 'logGroupGid' | 'ids' | 'logger' | 'onError' | 'contidKernel' | 'rotateInterval' | 'compress' | 'now'>> &
     LogWriterOptions;
   private readonly formatter: LineFormatter;
   private readonly buf: Buffer;
@@ -88,6 +95,8 @@ export class LogWriter {
   private asyncFsyncAgain = false;
   private lastLog = 1;
   private serial: number;
+  private period = '';
+  private readonly now: () => number;
 
   constructor(opts: LogWriterOptions) {
     this.opts = {
@@ -107,6 +116,7 @@ export class LogWriter {
       ids: opts.ids ?? new IdNameCache(),
     });
     this.buf = Buffer.allocUnsafe(Math.max(this.opts.bufferBytes, 4 * MAX_LINE_BYTES));
+    this.now = opts.now ?? Date.now;
     this.serial = this.opts.initialSerial;
   }
 
@@ -125,6 +135,7 @@ export class LogWriter {
 
   /** Opens (creating if needed) and prunes excess rotated logs as auditd does at startup. Throws IoError. */
   open(): void {
+    this.period = this.periodKey();
     this.openLog();
     this.checkExcessLogs();
     this.checkLogFileSize();
@@ -190,6 +201,22 @@ export class LogWriter {
   flush(): void {
     const mode = this.opts.flush;
     this.flushBuffer(mode === 'data' || mode === 'sync');
+    if (this.opts.rotateInterval && this.fd >= 0) {
+      const p = this.periodKey();
+      if (p !== this.period) {
+        this.period = p;
+        this.log('info', `Audit daemon rotating log files (new ${this.opts.rotateInterval === 'hourly' ? 'hour' : 'day'})`);
+        this.rotateNow({ auid: UNSET, uid: process.getuid?.() ?? 0, ses: UNSET, pid: process.pid });
+      }
+    }
+  }
+
+  /** The current hour or local day, for time-based rotation. */
+  private periodKey(): string {
+    if (!this.opts.rotateInterval) return '';
+    const d = new Date(this.now());
+    const day = `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
+    return this.opts.rotateInterval === 'daily' ? day : `${day}T${d.getHours()}`;
   }
 
   /** Bytes formatted but not yet written. */
@@ -373,7 +400,10 @@ export class LogWriter {
     }
     this.closeQuietly();
     const num = n === 0 ? this.opts.numLogs : n;
-    for (let i = num - 1; i > 1; i--) this.renameIfExists(this.rotatedName(i - 1), this.rotatedName(i));
+    for (let i = num - 1; i > 1; i--) {
+      this.renameIfExists(this.rotatedName(i - 1), this.rotatedName(i));
+      this.renameIfExists(this.rotatedName(i - 1) + '.gz', this.rotatedName(i) + '.gz');
+    }
     if (!this.renameIfExists(this.opts.path, this.rotatedName(1))) {
       try {
         fs.chmodSync(this.opts.path, group ? 0o640 : 0o600);
@@ -383,6 +413,7 @@ export class LogWriter {
     }
     this.counters.rotations++;
     this.sizeWarned = false;
+    if (this.opts.compress) this.compressRotated(this.rotatedName(1));
     try {
       this.openLog();
     } catch (e) {
@@ -405,6 +436,24 @@ export class LogWriter {
     this.rotateLogs(num + 1);
   }
 
+  /**
+   * gzip a just-rotated log in place (name.gz, then the plain file goes). Synchronous at level 1: rotations are rare,
+   * an 8 MiB log takes tens of ms, and no later rotation can rename the file while it is being read.
+   */
+  private compressRotated(file: string): void {
+    try {
+      const data = fs.readFileSync(file);
+      const gz = zlib.gzipSync(data, { level: 1 });
+      const tmp = `${file}.gz.tmp`;
+      fs.writeFileSync(tmp, gz, { mode: this.opts.logGroupGid ? 0o440 : 0o400 });
+      fs.renameSync(tmp, `${file}.gz`);
+      fs.unlinkSync(file);
+    } catch (e) {
+      // The plain rotated file stays: nothing is lost, it is just not compressed.
+      this.log('warn', `Could not compress ${file} (${errText(e)})`);
+    }
+  }
+
   private renameIfExists(from: string, to: string): boolean {
     try {
       fs.renameSync(from, to);
@@ -421,12 +470,17 @@ export class LogWriter {
   private checkExcessLogs(): void {
     if (this.opts.maxLogFileAction !== 'rotate' || this.opts.numLogs < 2) return;
     for (let i = this.opts.numLogs; ; i++) {
-      try {
-        fs.unlinkSync(this.rotatedName(i));
-        this.log('info', `Log ${this.rotatedName(i)} removed as it exceeds num_logs parameter`);
-      } catch {
-        break;
+      let removed = false;
+      for (const name of [this.rotatedName(i), this.rotatedName(i) + '.gz']) {
+        try {
+          fs.unlinkSync(name);
+          removed = true;
+          this.log('info', `Log ${name} removed as it exceeds num_logs parameter`);
+        } catch {
+          // not there
+        }
       }
+      if (!removed) break;
     }
   }
 
