@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { PluginOutputSpec } from '../config/schema';
 import type { OutputContext } from './outputs';
 import type { QueueCursor } from './spool';
-import { QueuedOutput } from './remote/queued-output';
+import { QueuedOutput, queuedOptions } from './remote/queued-output';
 import { MAX_LINE_BYTES } from './format';
 
 /** struct audit_dispatcher_header: u32 ver, hlen, type, size in host byte order (little-endian on every Linux we run on). */
@@ -43,16 +43,7 @@ export class PluginOutput extends QueuedOutput {
   private readonly tick: NodeJS.Timeout;
 
   constructor(spec: PluginOutputSpec, ctx: OutputContext) {
-    super({
-      name: spec.name,
-      format: spec.format,
-      spool: spec.spool,
-      nodeName: ctx.nodeName,
-      contidKernel: ctx.contidKernel,
-      diag: ctx.diag,
-      maxLine: MAX_LINE_BYTES,
-      keepEoe: true,
-    });
+    super(queuedOptions(spec, ctx, MAX_LINE_BYTES, true));
     this.spec = spec;
     // auditd sends version-0 frames (kernel text) only for local RAW records without a node name.
     this.rawBinary = spec.pluginFormat === 'binary' && spec.format === 'RAW' && !ctx.nodeName;

@@ -9,6 +9,7 @@ import { MAX_LINE_BYTES } from './format';
 import type { OutputContext } from './outputs';
 import type { QueueCursor } from './spool';
 import { NetOutput } from './remote/net-output';
+import { queuedOptions } from './remote/queued-output';
 
 /** Beyond this much unsent data in the socket the output waits for 'drain' (a slow peer must not grow memory). */
 const HIGH_WATER = 256 * 1024;
@@ -70,14 +71,7 @@ export class SyslogOutput extends NetOutput {
 
   constructor(spec: SyslogOutputSpec, ctx: OutputContext) {
     super({
-      name: spec.name,
-      format: spec.format,
-      spool: spec.spool,
-      nodeName: ctx.nodeName,
-      contidKernel: ctx.contidKernel,
-      diag: ctx.diag,
-      maxLine: MAX_LINE_BYTES,
-      keepEoe: false,
+      ...queuedOptions(spec, ctx, MAX_LINE_BYTES, false),
       peer: `${spec.host}:${spec.port}${spec.tls ? ' (tls)' : ''}`,
       networkRetryMs: spec.networkRetryMs,
       networkFailureAction: spec.networkFailureAction,
@@ -128,11 +122,7 @@ export class SyslogOutput extends NetOutput {
       s.setNoDelay(true);
       return s;
     }
-    const s = net.connect({ host: this.spec.host, port: this.spec.port });
-    s.setNoDelay(true);
-    s.setKeepAlive(true, 10000);
-    s.once('connect', () => this.up());
-    return s;
+    return this.connectTcp(this.spec.host, this.spec.port);
   }
 
   protected onUp(): void {

@@ -4,6 +4,7 @@ import type { RemoteOutputSpec } from '../../config/schema';
 import type { OutputContext } from '../outputs';
 import type { QueueCursor } from '../spool';
 import { NetOutput } from './net-output';
+import { queuedOptions } from './queued-output';
 import { FrameParser, HEADER_SIZE, MAX_PAYLOAD, RMW, describeReply, frame } from './protocol';
 
 interface InFlight {
@@ -33,14 +34,7 @@ export class RemoteOutput extends NetOutput {
 
   constructor(spec: RemoteOutputSpec, ctx: OutputContext) {
     super({
-      name: spec.name,
-      format: spec.format,
-      spool: spec.spool,
-      nodeName: ctx.nodeName,
-      contidKernel: ctx.contidKernel,
-      diag: ctx.diag,
-      maxLine: MAX_PAYLOAD,
-      keepEoe: false,
+      ...queuedOptions(spec, ctx, MAX_PAYLOAD, false),
       peer: `${spec.host}:${spec.port}`,
       networkRetryMs: spec.networkRetryMs,
       networkFailureAction: spec.networkFailureAction,
@@ -56,11 +50,7 @@ export class RemoteOutput extends NetOutput {
   }
 
   protected openSocket(): net.Socket {
-    const s = net.connect({ host: this.spec.host, port: this.spec.port });
-    s.setNoDelay(true);
-    s.setKeepAlive(true, 10000);
-    s.once('connect', () => this.up());
-    return s;
+    return this.connectTcp(this.spec.host, this.spec.port);
   }
 
   protected onUp(): void {

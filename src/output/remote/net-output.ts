@@ -1,5 +1,5 @@
 // Connection lifecycle shared by the TCP outputs: connect, reconnect after network_retry_time, one failure action per outage.
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { QueuedOutput, type QueuedOutputOptions } from './queued-output';
 
 export interface NetOutputOptions extends QueuedOutputOptions {
@@ -39,6 +39,15 @@ export abstract class NetOutput extends QueuedOutput {
   }
 
   protected abstract openSocket(): Socket;
+
+  /** A plain TCP connection that calls up() once connected (keep-alive on, Nagle off: records are small). */
+  protected connectTcp(host: string, port: number): Socket {
+    const s = connect({ host, port });
+    s.setNoDelay(true);
+    s.setKeepAlive(true, 10000);
+    s.once('connect', () => this.up());
+    return s;
+  }
   /** The transport is up (after a TLS handshake where there is one): resend from the last commit. */
   protected abstract onUp(): void;
   protected abstract onData(chunk: Buffer): void;

@@ -19,6 +19,19 @@ export interface QueuedOutputOptions {
   keepEoe: boolean;
 }
 
+/** The options every output shares, taken from its spec and the daemon's context. */
+export function queuedOptions(
+  spec: { name: string; format: LogFormat; spool: SpoolSpec },
+  ctx: { nodeName?: string; contidKernel: boolean; diag: Diag },
+  maxLine: number,
+  keepEoe: boolean,
+): QueuedOutputOptions {
+  return {
+    name: spec.name, format: spec.format, spool: spec.spool, contidKernel: ctx.contidKernel, diag: ctx.diag, maxLine, keepEoe,
+    ...(ctx.nodeName !== undefined ? { nodeName: ctx.nodeName } : {}),
+  };
+}
+
 /** In-memory queues are bounded by this when no spool size is configured. */
 const DEFAULT_MEMORY_QUEUE = 16 * 1024 * 1024;
 /** How often commits are made durable when no flush() comes (quiet periods). */
