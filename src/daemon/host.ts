@@ -304,6 +304,12 @@ export class HostDaemon {
   private onEvent(ev: AuditEvent): void {
     try {
       const records: EventRecord[] = ev.records.map((r) => ({ type: r.type, payload: r.raw }));
+      // Syscall events end with the kernel's EOE, which the reassembler consumes (or, after PROCTITLE, drops):
+      // plugins expect it, as auditd's dispatcher forwards it; logs skip it.
+      if ((ev.reason === 'eoe' || ev.reason === 'last') && ev.records[0]!.type >= MsgType.SYSCALL) {
+        const first = ev.records[0]!.raw;
+        records.push({ type: MsgType.EOE, payload: first.subarray(0, first.indexOf(')') + 3) });
+      }
       const dests = this.pipeline.route(records, (owner, full) => this.keysFor(owner, full));
       for (const d of dests) {
         if (d.daemon === null) {
