@@ -46,6 +46,10 @@ export interface EventView {
   types: number[];
   keys: string[];
   owners: string[];
+  /** Every key of the SYSCALL record as the kernel wrote it, tags included (decoded once per event). */
+  fullKeys: string[];
+  /** The fork/exit tracking rule produced the event. */
+  tracking: boolean;
   syscallIndex: number;
 }
 
@@ -99,7 +103,7 @@ export class Pipeline {
       if (k.startsWith(OWNER_TAG_PREFIX)) owners.push(k.slice(OWNER_TAG_PREFIX.length));
       else if (k !== TRACK_KEY) userKeys.push(k);
     }
-    return { chains, types, keys: userKeys, owners, syscallIndex };
+    return { chains, types, keys: userKeys, owners, fullKeys: keys, tracking: keys.includes(TRACK_KEY), syscallIndex };
   }
 
   /** The route decision alone (for `auditmux route test`). */
@@ -117,7 +121,7 @@ export class Pipeline {
     this.counters.events++;
     const v = this.view(records);
     if (v.chains.length) this.counters.withContid++;
-    const onlyTracking = v.syscallIndex >= 0 && v.keys.length === 0 && v.owners.length === 0 && this.hadTrackKey(records[v.syscallIndex]!.payload);
+    const onlyTracking = v.tracking && v.keys.length === 0 && v.owners.length === 0;
     const decision = this.decide(v);
     const out: Destination[] = [];
     const shaped = (owner: string | null): EventRecord[] => this.shape(records, v, owner, keysByOwner);
@@ -132,12 +136,8 @@ export class Pipeline {
     return out;
   }
 
-  private hadTrackKey(payload: Buffer): boolean {
-    return decodeKeys(fieldText(payload, 'key')).includes(TRACK_KEY);
-  }
-
   private shape(records: EventRecord[], v: EventView, owner: string | null, keysByOwner?: (owner: string | null, fullKeys: string[]) => string[]): EventRecord[] {
-    const needsKeyRewrite = v.syscallIndex >= 0 && (v.owners.length > 0 || this.hadTrackKey(records[v.syscallIndex]!.payload));
+    const needsKeyRewrite = v.syscallIndex >= 0 && (v.owners.length > 0 || v.tracking);
     const synth = !this.opts.contidKernel && v.chains.length > 0 && v.syscallIndex >= 0;
     if (!needsKeyRewrite && !synth) return records;
     const out: EventRecord[] = [];
@@ -146,8 +146,7 @@ export class Pipeline {
       if (i === v.syscallIndex) {
         let p = r.payload;
         if (needsKeyRewrite) {
-          const full = decodeKeys(fieldText(p, 'key'));
-          const keys = keysByOwner ? keysByOwner(owner, full) : v.keys;
+          const keys = keysByOwner ? keysByOwner(owner, v.fullKeys) : v.keys;
           p = replaceField(p, 'key', encodeKeys(keys));
         }
         if (synth) {
