@@ -134,12 +134,14 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .option('--log <path>', 'its log file (default: beside the host log, NAME.log)')
     .option('--queue <n>', 'queue depth', positiveInt('--queue'))
     .addOption(new Option('--overflow <policy>', 'what a full queue does').choices(['block', 'drop_newest', 'drop_oldest']))
-    .option('--user <user>', 'run its process as this user')
+    .option('--user <user>', 'run its process as this user (implies --isolation process)')
+    .addOption(new Option('--isolation <mode>', 'inline: written by the host process; process: a process of its own').choices(['inline', 'process']))
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
-    .action(async (name: string, o: { contid: string; rules?: string; log?: string; queue?: number; overflow?: string; user?: string; config?: string }) => {
+    .action(async (name: string, o: { contid: string; rules?: string; log?: string; queue?: number; overflow?: string; user?: string; isolation?: string; config?: string }) => {
       const r = await ctl(o.config, 'aux-add', {
         name, contid: splitSelectors(o.contid), ...(o.rules ? { rules: resolvePath(o.rules) } : {}), ...(o.log ? { log: resolvePath(o.log) } : {}),
         ...(o.queue ? { queue: o.queue } : {}), ...(o.overflow ? { overflow: o.overflow } : {}), ...(o.user ? { user: o.user } : {}),
+        ...(o.isolation ? { isolation: o.isolation } : {}),
       });
       io.out(formatAuxRows([r as Record<string, unknown>]));
     });
@@ -243,8 +245,10 @@ function splitSelectors(text: string): string[] {
 
 function formatAuxRows(rows: Array<Record<string, unknown>>): string {
   if (rows.length === 0) return 'no auxiliary daemons';
-  const cols = ['name', 'state', 'pid', 'queued', 'peak', 'delivered', 'dropped', 'resent', 'restarts', 'log'];
-  const table = [cols, ...rows.map((r) => cols.map((c) => String(r[c] ?? '')))];
+  const cols = ['name', 'state', 'isolation', 'pid', 'queued', 'peak', 'delivered', 'dropped', 'resent', 'restarts', 'log'];
+  // An inline daemon has no process of its own: its pid column says so instead of showing 0.
+  const cell = (r: Record<string, unknown>, c: string): string => (c === 'pid' && r.isolation === 'inline' ? '-' : String(r[c] ?? ''));
+  const table = [cols, ...rows.map((r) => cols.map((c) => cell(r, c)))];
   const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   return table.map((row) => row.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }

@@ -18,6 +18,7 @@ import {
   MAX_LOG_FILE_ACTIONS,
   NAME_FORMATS,
   OVERFLOW_ACTIONS,
+  AUX_ISOLATIONS,
   defaultConfig,
   type CgroupMapEntry,
   type Config,
@@ -61,7 +62,7 @@ const LOG_KEYS = [
 ] as const;
 const REASSEMBLY_KEYS = ['timeout_ms', 'max_in_flight'] as const;
 const DIAG_KEYS = ['level'] as const;
-const DAEMON_KEYS = ['name', 'rules', 'log', 'queue', 'user', 'max_restarts', 'outputs'] as const;
+const DAEMON_KEYS = ['name', 'rules', 'log', 'queue', 'user', 'isolation', 'max_restarts', 'outputs'] as const;
 const QUEUE_KEYS = ['depth', 'overflow', 'block_timeout_ms'] as const;
 const ROUTE_KEYS = ['contid', 'types', 'keys', 'daemons', 'continue'] as const;
 const CONTID_KEYS = ['cgroup_map'] as const;
@@ -334,6 +335,7 @@ function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): Da
       log: { file: resolvePath(dirname(host.log.file), `${name}.log`), ...DEFAULT_OUTPUT },
       queue: { ...DEFAULT_QUEUE },
       user: null,
+      isolation: 'inline',
       maxRestarts: DEFAULT_MAX_RESTARTS,
       pos,
     };
@@ -361,6 +363,13 @@ function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): Da
     }
     if ((x = m.get('user'))) {
       if (w.resolve(x.value) !== null) d.user = account(w, x, `${where}.user`) ?? null;
+    }
+    if (d.user !== null) d.isolation = 'process';
+    if ((x = m.get('isolation'))) {
+      const iso = w.choice(x, `${where}.isolation`, AUX_ISOLATIONS);
+      // Only a process of its own can change user: the host process stays root.
+      if (iso === 'inline' && d.user !== null) w.error(x.value, `${where}.isolation: inline cannot run as user "${d.user}" (use isolation: process)`, x.key);
+      else if (iso) d.isolation = iso;
     }
     if ((x = m.get('max_restarts'))) d.maxRestarts = w.integer(x, `${where}.max_restarts`, 0, 10000) ?? d.maxRestarts;
     d.outputs = (x = m.get('outputs')) ? readOutputs(w, x, `${where}.outputs`, name, baseDir) : [];

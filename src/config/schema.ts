@@ -200,6 +200,9 @@ export interface HostConfig {
   listen: ListenConfig | null;
 }
 
+export const AUX_ISOLATIONS = ['inline', 'process'] as const;
+export type AuxIsolation = (typeof AUX_ISOLATIONS)[number];
+
 export interface QueueConfig {
   depth: number;
   overflow: OverflowAction;
@@ -214,6 +217,12 @@ export interface DaemonConfig {
   queue: QueueConfig;
   /** User name or numeric uid to run as; null = the host daemon's user. */
   user: string | null;
+  /**
+   * `inline`: the daemon's log and outputs are written by the host process (no process of its own: no memory per
+   * daemon beyond its buffers). `process`: its own Node.js process, which can drop to `user`. Default: process when
+   * `user` is set, else inline.
+   */
+  isolation: AuxIsolation;
   maxRestarts: number;
   /** Extra outputs (remote, syslog, plugin) besides the log; absent = none (daemons added at run time have none). */
   outputs?: OutputSpec[];

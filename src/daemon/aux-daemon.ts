@@ -1,4 +1,4 @@
-// Host-side handle of one auxiliary daemon: its queue, its process (spawned, supervised, restarted with back-off).
+// Host-side handle of one auxiliary daemon: its queue, and its writer in its own process or in the host's, restarted with back-off.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -6,7 +6,8 @@ import type { Socket } from 'node:net';
 import type { DaemonConfig } from '../config/schema';
 import type { Diag } from './diagnostics';
 import { AuxQueue } from './aux-queue';
-import { Frame, FrameReader, encodeEvent, encodeFrame, encodeJsonFrame, type EventRecord } from './aux-ipc';
+import { Frame, FrameReader, decodeEvent, encodeEvent, encodeFrame, encodeJsonFrame, type EventRecord } from './aux-ipc';
+import { AuxWriter } from './aux-writer';
 import { lookupUser } from './users';
 
 export type AuxState = 'starting' | 'running' | 'backoff' | 'failed' | 'stopped';
@@ -16,6 +17,9 @@ const MAX_INFLIGHT_EVENTS = 8192;
 const SEND_BYTES = 1 << 20;
 /** A process that stayed up this long is healthy again: its restart count starts over. */
 const HEALTHY_MS = 60_000;
+/** An inline daemon's log is written at once when this much is buffered; below it, within FLUSH_DELAY_MS (as the host's). */
+const FLUSH_NOW_BYTES = 256 * 1024;
+const FLUSH_DELAY_MS = 5;
 
 export interface AuxDaemonHooks {
   diag: Diag;
@@ -43,6 +47,10 @@ export class AuxDaemon {
   private blocking = false;
   private stopWaiters: Array<() => void> = [];
   private wantStop = false;
+  /** isolation: inline — the daemon's log and outputs live in the host process. */
+  private writer: AuxWriter | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private restarting: Promise<void> | null = null;
   lastError = '';
 
   constructor(public config: DaemonConfig, private readonly hooks: AuxDaemonHooks) {
@@ -53,19 +61,103 @@ export class AuxDaemon {
     return this.config.name;
   }
 
-  /** Applies a changed config (reload); the process restarts only if its log or user changed. */
+  get inline(): boolean {
+    return this.config.isolation === 'inline';
+  }
+
+  /** Applies a changed config (reload); the daemon restarts (after writing what it holds) only if its log, outputs, user or isolation changed. */
   update(cfg: DaemonConfig): void {
-    const restart = JSON.stringify(cfg.log) !== JSON.stringify(this.config.log) || cfg.user !== this.config.user;
+    const old = this.config;
+    const restart =
+      JSON.stringify(cfg.log) !== JSON.stringify(old.log) ||
+      JSON.stringify(cfg.outputs ?? []) !== JSON.stringify(old.outputs ?? []) ||
+      cfg.user !== old.user ||
+      cfg.isolation !== old.isolation;
+    if (restart && (this.child || this.writer)) {
+      // Stopped under the old config, started under the new one.
+      this.restarting = (async () => {
+        await this.stop();
+        this.config = cfg;
+        this.applyQueueConfig();
+        this.restarting = null;
+        this.start();
+      })();
+      return;
+    }
     this.config = cfg;
-    this.queue.depth = cfg.queue.depth;
-    this.queue.overflow = cfg.queue.overflow;
-    if (restart && this.child) this.child.kill('SIGTERM');
+    this.applyQueueConfig();
+  }
+
+  private applyQueueConfig(): void {
+    this.queue.depth = this.config.queue.depth;
+    this.queue.overflow = this.config.queue.overflow;
   }
 
   start(): void {
+    if (this.restarting) return;
     this.wantStop = false;
-    if (this.child || this.state === 'failed') return;
-    this.spawnChild();
+    if (this.child || this.writer || this.state === 'failed') return;
+    if (this.inline) this.openInline();
+    else this.spawnChild();
+  }
+
+  private openInline(): void {
+    this.state = 'starting';
+    this.startedAt = Date.now();
+    const w = new AuxWriter(
+      { name: this.name, log: this.config.log, outputs: this.config.outputs ?? [], nodeName: this.hooks.nodeName, contidKernel: this.hooks.contidKernel },
+      (m) => {
+        this.lastError = m;
+        this.hooks.diag.warn({ daemon: this.name, err: m }, 'aux daemon reported an error');
+      },
+      this.hooks.diag,
+    );
+    try {
+      mkdirSync(dirname(this.config.log.file), { recursive: true, mode: 0o700 });
+      w.open();
+    } catch (e) {
+      this.lastError = (e as Error).message;
+      void w.close();
+      this.afterCrash(`error=${JSON.stringify(this.lastError)}`);
+      return;
+    }
+    this.writer = w;
+    this.state = 'running';
+    this.hooks.report('start', 'isolation=inline');
+    this.pump();
+  }
+
+  /** A failure inside the inline writer: it is closed and opened again like a crashed process. */
+  private inlineFailed(e: unknown): void {
+    const w = this.writer;
+    this.writer = null;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    this.queue.requeueInflight();
+    this.lastError = (e as Error)?.message ?? String(e);
+    if (w) void w.close().catch(() => undefined);
+    this.afterCrash(`error=${JSON.stringify(this.lastError)}`);
+  }
+
+  /** Writes what the inline writer buffered now when it is a lot, else a few ms later (one write() for small batches). */
+  private scheduleFlush(): void {
+    const w = this.writer;
+    if (!w) return;
+    if (w.bufferedBytes >= FLUSH_NOW_BYTES) this.flushInline();
+    else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        this.flushInline();
+      }, FLUSH_DELAY_MS);
+    }
+  }
+
+  private flushInline(): void {
+    try {
+      this.writer?.flush();
+    } catch (e) {
+      this.inlineFailed(e);
+    }
   }
 
   private spawnChild(): void {
@@ -151,8 +243,13 @@ export class AuxDaemon {
       for (const w of this.stopWaiters.splice(0)) w();
       return;
     }
+    this.afterCrash(`exit=${code ?? 'none'} signal=${signal ?? 'none'}`);
+  }
+
+  /** Counts a crash and restarts with exponential back-off, up to max_restarts. */
+  private afterCrash(detail: string): void {
     this.crashes++;
-    this.hooks.report('crash', `exit=${code ?? 'none'} signal=${signal ?? 'none'}`);
+    this.hooks.report('crash', detail);
     if (Date.now() - this.startedAt > HEALTHY_MS) this.restarts = 0;
     if (this.restarts >= this.config.maxRestarts) {
       this.state = 'failed';
@@ -165,13 +262,26 @@ export class AuxDaemon {
     const delay = Math.min(30_000, 100 * 2 ** (this.restarts - 1));
     this.backoffTimer = setTimeout(() => {
       this.backoffTimer = null;
-      if (!this.wantStop) this.spawnChild();
+      if (!this.wantStop) this.start();
     }, delay);
     this.backoffTimer.unref();
   }
 
   /** Queues one routed event; false when the overflow policy dropped it (counted, and reported by the host). */
   enqueue(records: readonly EventRecord[]): boolean {
+    const w = this.writer;
+    if (w && this.queue.size === 0) {
+      // Inline and nothing waiting: straight into the log buffer, no copy, no queue.
+      try {
+        w.write(records);
+        this.queue.counters.delivered++;
+        return true;
+      } catch (e) {
+        const ok = this.queue.offer((seq) => encodeEvent(seq, records));
+        this.inlineFailed(e);
+        return ok;
+      }
+    }
     const ok = this.queue.offer((seq) => encodeEvent(seq, records));
     this.checkBlock();
     return ok;
@@ -199,8 +309,12 @@ export class AuxDaemon {
     }
   }
 
-  /** Sends queued events while the pipe accepts them. */
+  /** Sends queued events while the pipe accepts them (inline: writes them), at the end of each kernel batch. */
   pump(): void {
+    if (this.writer) {
+      this.pumpInline();
+      return;
+    }
     if (this.state !== 'running' || !this.chan || !this.writable) return;
     for (;;) {
       const frames = this.queue.take(SEND_BYTES, MAX_INFLIGHT_EVENTS);
@@ -213,12 +327,42 @@ export class AuxDaemon {
     }
   }
 
+  private pumpInline(): void {
+    const w = this.writer!;
+    try {
+      for (;;) {
+        const frames = this.queue.take(SEND_BYTES, MAX_INFLIGHT_EVENTS);
+        if (!frames.length) break;
+        let last = 0;
+        for (const f of frames) {
+          // A queued frame is `u32 len | u8 kind | body`: the body is what decodeEvent reads.
+          const { seq, records } = decodeEvent(f.subarray(5));
+          w.write(records);
+          last = seq;
+        }
+        this.queue.ack(last);
+        this.checkBlock();
+      }
+    } catch (e) {
+      this.inlineFailed(e);
+      return;
+    }
+    this.scheduleFlush();
+  }
+
   rotate(): void {
-    this.chan?.write(encodeFrame(Frame.ROTATE));
+    if (this.writer) {
+      try {
+        this.writer.rotate(process.pid);
+      } catch (e) {
+        this.inlineFailed(e);
+      }
+    } else this.chan?.write(encodeFrame(Frame.ROTATE));
   }
 
   resume(): void {
-    this.chan?.write(encodeFrame(Frame.RESUME));
+    if (this.writer) this.writer.resume();
+    else this.chan?.write(encodeFrame(Frame.RESUME));
   }
 
   /** Kill the process (tests, and `aux` crash drills): it is restarted like after any crash. */
@@ -231,10 +375,24 @@ export class AuxDaemon {
    * stays counted as queued, not delivered.
    */
   async stop(timeoutMs = 10_000): Promise<void> {
+    if (this.restarting) await this.restarting;
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.backoffTimer = null;
     if (this.blockTimer) clearTimeout(this.blockTimer);
     const deadline = Date.now() + timeoutMs;
+    if (this.writer || this.inline) {
+      this.wantStop = true;
+      const w = this.writer;
+      if (w) {
+        this.pumpInline();
+        if (this.flushTimer) clearTimeout(this.flushTimer);
+        this.flushTimer = null;
+        this.writer = null;
+        await w.close().catch(() => undefined);
+      }
+      this.state = 'stopped';
+      return;
+    }
     while (this.child && this.state === 'running' && this.queue.size > 0 && Date.now() < deadline) {
       this.pump();
       await new Promise((r) => setTimeout(r, 20));
@@ -257,6 +415,7 @@ export class AuxDaemon {
       name: this.name,
       state: this.state,
       pid: this.pid,
+      isolation: this.config.isolation,
       restarts: this.restarts,
       crashes: this.crashes,
       log: this.config.log.file,

@@ -434,7 +434,7 @@ export class HostDaemon {
   }
 
   /** `auditmux aux add`: a new daemon with its rules and routes; a bad rules file changes nothing. */
-  async auxAdd(args: { name: string; rules?: string | null; contid: string[]; log?: string; queue?: number; overflow?: string; user?: string }, peer?: PeerCred): Promise<unknown> {
+  async auxAdd(args: { name: string; rules?: string | null; contid: string[]; log?: string; queue?: number; overflow?: string; user?: string; isolation?: string }, peer?: PeerCred): Promise<unknown> {
     const name = args.name;
     if (!NAME_RE.test(name) || name === 'host') throw new UsageError(`bad daemon name "${name}" (lowercase letters, digits, - and _, not "host")`);
     if (this.allDaemons().some((d) => d.name === name)) throw new UsageError(`daemon "${name}" already exists`);
@@ -464,9 +464,15 @@ export class HostDaemon {
       log: { ...this.config.host.log, file: args.log ? resolve(args.log) : join(dirname(this.config.host.log.file), `${name}.log`) },
       queue: { ...DEFAULT_QUEUE, depth: args.queue ?? DEFAULT_QUEUE.depth, overflow },
       user: args.user ?? null,
+      isolation: args.user ? 'process' : 'inline',
       maxRestarts: DEFAULT_MAX_RESTARTS,
       pos,
     };
+    if (args.isolation !== undefined) {
+      if (args.isolation !== 'inline' && args.isolation !== 'process') throw new UsageError('--isolation must be inline or process');
+      if (args.isolation === 'inline' && args.user) throw new UsageError(`--isolation inline cannot run as user "${args.user}" (use --isolation process)`);
+      daemon.isolation = args.isolation;
+    }
     if (this.allDaemons().some((d) => d.log.file === daemon.log.file) || daemon.log.file === this.config.host.log.file) {
       throw new UsageError(`log file ${daemon.log.file} is already used by another daemon`);
     }
@@ -677,6 +683,8 @@ export class HostDaemon {
         if (queue !== undefined) a.queue = queue;
         if (overflow) a.overflow = overflow;
         if (user) a.user = user;
+        const isolation = str('isolation');
+        if (isolation) a.isolation = isolation;
         return this.auxAdd(a, peer);
       }
       case 'aux-remove':

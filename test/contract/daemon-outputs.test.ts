@@ -18,7 +18,7 @@ function serials(text: string, key: string): Set<string> {
 }
 
 describe('daemon outputs (emulated mainline kernel)', () => {
-  it('host and auxiliary plugins get the same events as the logs, EOE included', async () => {
+  for (const isolation of ['inline', 'process'] as const) it(`host and auxiliary (${isolation}) plugins get the same events as the logs, EOE included`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'amout-'));
     const plugin = join(dir, 'plugin.sh');
     // An auditd plugin in string format: whatever arrives on stdin is appended to a file.
@@ -35,7 +35,7 @@ describe('daemon outputs (emulated mainline kernel)', () => {
       '  keep: unrouted',
       `  outputs: ${pluginOut('host')}`,
       'daemons:',
-      `  - { name: a, rules: ${join(dir, 'a.rules')}, log: { file: ${join(dir, 'a.log')}, format: RAW }, outputs: ${pluginOut('a')} }`,
+      `  - { name: a, rules: ${join(dir, 'a.rules')}, log: { file: ${join(dir, 'a.log')}, format: RAW }, outputs: ${pluginOut('a')}, isolation: ${isolation} }`,
       'routes:',
       '  - { contid: 100, daemons: [a] }',
     ].join('\n') + '\n');

@@ -46,7 +46,7 @@ describe('routing on a kernel with the contid patch set (emulated)', () => {
       `  log: { file: ${join(dir, 'audit.log')}, format: RAW, max_log_file: 100 }`,
       '  keep: unrouted',
       'daemons:',
-      `  - { name: a, rules: ${join(dir, 'a.rules')}, log: { file: ${join(dir, 'a.log')}, format: RAW }, queue: { depth: 100000 } }`,
+      `  - { name: a, rules: ${join(dir, 'a.rules')}, log: { file: ${join(dir, 'a.log')}, format: RAW }, queue: { depth: 100000 }, isolation: process }`,
       'routes:',
       '  - { contid: 100, daemons: [a] }',
     ].join('\n') + '\n');
@@ -86,6 +86,7 @@ describe('routing on a kernel with the contid patch set (emulated)', () => {
         for (const pid of pids) kernel.emitEvent(pid, 'getppid', 0);
         if (round === EACH / 2) {
           const a = (daemon.status().aux as Record<string, { pid: number }>).a!;
+          assert.ok(a.pid > 0, 'A has a process of its own');
           process.kill(a.pid, 'SIGKILL');
         }
         if (round % 25 === 0) await new Promise((r) => setImmediate(r));

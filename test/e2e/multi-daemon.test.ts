@@ -51,7 +51,7 @@ describe('auxiliary daemons routed by contid (real kernel)', { skip: kernelSkipR
         '  keep: unrouted',
         `  control_socket: ${join(dir, 'control.sock')}`,
         'daemons:',
-        `  - { name: a, rules: ${join(dir, 'a.rules')}, log: { file: ${join(dir, 'log', 'a.log')}, format: RAW, max_log_file: 100 }, queue: { depth: 100000 } }`,
+        `  - { name: a, rules: ${join(dir, 'a.rules')}, log: { file: ${join(dir, 'log', 'a.log')}, format: RAW, max_log_file: 100 }, queue: { depth: 100000 }, isolation: process }`,
         'routes:',
         '  - { contid: 100, daemons: [a] }',
       ].join('\n') + '\n');
@@ -81,8 +81,10 @@ describe('auxiliary daemons routed by contid (real kernel)', { skip: kernelSkipR
         const runs = Promise.all([t100.go(), t200.go(), tUnset.go()]);
         // Kill A's process while its tree is running: it restarts, and its queue (held by the host) is resent.
         await new Promise((r) => setTimeout(r, 150));
-        const list = JSON.parse(cli(conf, 'aux', 'list', '--json').stdout) as Array<{ name: string; pid: number }>;
+        const list = JSON.parse(cli(conf, 'aux', 'list', '--json').stdout) as Array<{ name: string; pid: number; isolation: string }>;
         const aPid = list.find((x) => x.name === 'a')!.pid;
+        // B, added without --user or --isolation, is written by the host process itself.
+        assert.deepEqual(list.map((x) => [x.name, x.isolation, x.pid]).sort(), [['a', 'process', aPid], ['b', 'inline', 0]]);
         assert.ok(aPid > 0);
         process.kill(aPid, 'SIGKILL');
         await runs;

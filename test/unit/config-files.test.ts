@@ -78,9 +78,9 @@ describe('config: fixtures', () => {
     assert.deepEqual(c.host.reassembly, { timeoutMs: 500, maxInFlight: 100 });
     assert.equal(c.host.receiveBuffer, 0);
     assert.equal(c.host.diagnostics.level, 'debug');
-    assert.deepEqual(c.daemons.map((d) => [d.name, d.rules, d.log.file, d.log.format, d.log.numLogs, d.queue, d.user, d.maxRestarts]), [
-      ['tenant-a', join(FIX, 'aux', 'tenant-a.rules'), join(FIX, 'logs', 'tenant-a.log'), 'RAW', 3, { depth: 500, overflow: 'block', blockTimeoutMs: 250 }, 'nobody', 3],
-      ['tenant_b', null, join(FIX, 'logs', 'tenant-b.log'), 'RAW', 3, { depth: 10000, overflow: 'drop_oldest', blockTimeoutMs: 1000 }, null, 10],
+    assert.deepEqual(c.daemons.map((d) => [d.name, d.rules, d.log.file, d.log.format, d.log.numLogs, d.queue, d.user, d.isolation, d.maxRestarts]), [
+      ['tenant-a', join(FIX, 'aux', 'tenant-a.rules'), join(FIX, 'logs', 'tenant-a.log'), 'RAW', 3, { depth: 500, overflow: 'block', blockTimeoutMs: 250 }, 'nobody', 'process', 3],
+      ['tenant_b', null, join(FIX, 'logs', 'tenant-b.log'), 'RAW', 3, { depth: 10000, overflow: 'drop_oldest', blockTimeoutMs: 1000 }, null, 'process', 10],
     ]);
     assert.equal(c.routes.length, 3);
     assert.deepEqual(c.routes[1]?.contid.map((p) => p.text), ['0x10', '200-299', '300^*', '18446744073709551614']);

@@ -281,6 +281,7 @@ describe('config: daemons', () => {
     assert.equal(d.log.format, 'ENRICHED');
     assert.deepEqual(d.queue, { depth: 10000, overflow: 'drop_newest', blockTimeoutMs: 1000 });
     assert.equal(d.user, null);
+    assert.equal(d.isolation, 'inline');
     assert.equal(d.maxRestarts, 10);
     assert.deepEqual(d.pos, { file: FILE, line: 2, col: 5 });
   });
@@ -297,6 +298,7 @@ describe('config: daemons', () => {
     assert.equal(d.log.numLogs, 2);
     assert.deepEqual(d.queue, { depth: 1, overflow: 'block', blockTimeoutMs: 0 });
     assert.equal(d.user, '65534');
+    assert.equal(d.isolation, 'process', 'a daemon with a user gets a process of its own');
     assert.equal(d.maxRestarts, 0);
   });
   it('name rules', () => {
@@ -320,6 +322,12 @@ describe('config: daemons', () => {
   it('user and max_restarts', () => {
     errAt(3, 11, 'user must be a user/group name or a numeric id', 'daemons:', '  - name: a', '    user: "bad user"');
     errAt(3, 19, 'between 0 and 10000', 'daemons:', '  - name: a', '    max_restarts: 10001');
+  });
+  it('isolation', () => {
+    assert.equal(cfg('daemons:', '  - name: a', '    isolation: process').daemons[0]?.isolation, 'process');
+    assert.equal(cfg('daemons:', '  - name: a', '    isolation: inline').daemons[0]?.isolation, 'inline');
+    errAt(3, 16, 'isolation: inline cannot run as user "nobody" (use isolation: process)', 'daemons:', '  - name: a', '    isolation: inline', '    user: nobody');
+    errAt(3, 16, '(did you mean "process"?)', 'daemons:', '  - name: a', '    isolation: proces');
   });
   it('unknown daemon keys', () => {
     errAt(3, 5, 'unknown key "rule" in daemons[0] (did you mean "rules"?)', 'daemons:', '  - name: a', '    rule: x');
