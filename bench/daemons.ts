@@ -14,14 +14,16 @@ export interface DaemonSpec {
   format: 'RAW' | 'ENRICHED';
   /** Auxiliary auditmux daemons, with routes; 0 = host daemon only. */
   aux: number;
+  /** How the auxiliary daemons run: written by the host process (inline) or each in a process of its own (`-proc`). */
+  isolation: 'inline' | 'process';
 }
 
 export function parseDaemon(name: string): DaemonSpec {
-  const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+))?$/.exec(name);
+  const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+)(-proc)?)?$/.exec(name);
   if (!m || (m[1] === 'auditd' && m[3])) {
-    throw new Error(`unknown daemon "${name}": auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN]`);
+    throw new Error(`unknown daemon "${name}": auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]]`);
   }
-  return { name, kind: m[1] as DaemonSpec['kind'], format: m[2]!.toUpperCase() as DaemonSpec['format'], aux: Number(m[3] ?? 0) };
+  return { name, kind: m[1] as DaemonSpec['kind'], format: m[2]!.toUpperCase() as DaemonSpec['format'], aux: Number(m[3] ?? 0), isolation: m[4] ? 'process' : 'inline' };
 }
 
 export interface RunningDaemon {
@@ -109,7 +111,7 @@ export function auditmuxConf(dir: string, spec: DaemonSpec): string {
   if (spec.aux > 0) {
     const names = Array.from({ length: spec.aux }, (_, i) => `bench-${i}`);
     lines.push('daemons:');
-    for (const n of names) lines.push(`  - { name: ${n}, log: ${log(join(dir, 'log', `${n}.log`))} }`);
+    for (const n of names) lines.push(`  - { name: ${n}, log: ${log(join(dir, 'log', `${n}.log`))}, isolation: ${spec.isolation} }`);
     // Routes that miss come first so every event pays for walking the table; the last one sends the bench events
     // (no container id on a mainline kernel) to one auxiliary daemon, while the host keeps everything.
     lines.push('routes:');
@@ -140,7 +142,9 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
     const conf = join(dir, 'auditmux.yaml');
     writeFileSync(conf, auditmuxConf(dir, spec));
     for (let i = 0; i < spec.aux; i++) auxLogs.push(join(dir, 'log', `bench-${i}.log`));
-    const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
+    // The V8 flags bin/auditmux's #! line gives node, so the daemon runs as installed.
+    const binFlags = readFileSync(auditmuxBin, 'utf8').split('\n', 1)[0]!.split(/\s+/).filter((f) => f.startsWith('--'));
+    const nodeArgs = [...binFlags, ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [])];
     child = spawn(process.execPath, [...nodeArgs, auditmuxBin, 'daemon', '--config', conf],
       { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   }

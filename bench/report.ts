@@ -152,7 +152,8 @@ export function renderMarkdown(info: RunInfo): string {
   out.push('  kauditd), as % of one CPU. Above `--max-other` (default 20%) a measurement is repeated, up to 3 times, and the');
   out.push('  quietest try kept; a high value left in the table means the machine never became quiet and the row is suspect.');
   out.push('- auditd runs as shipped by Debian except: plugins off, no log rotation or disk-space actions (`priority_boost = 4`,');
-  out.push('  i.e. nice −4, is its default and kept). auditmux: the same log settings, host daemon only unless `-auxN`.', '');
+  out.push('  i.e. nice −4, is its default and kept). auditmux: the same log settings, host daemon only unless `-auxN`');
+  out.push('  (N auxiliary daemons written by the host process, `isolation: inline`) or `-auxN-proc` (each in its own process).', '');
 
   out.push('## Results', '');
   out.push('| rate | daemon | generator calls/s | events logged | missing | kernel lost (records) | CPU s/100k events | kauditd CPU s/100k | peak RSS MiB | drain s | other load, % of a CPU |');

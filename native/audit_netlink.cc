@@ -33,6 +33,8 @@ constexpr size_t kSlotSize = 64 * 1024;
 constexpr unsigned kSlots = 64;
 // Cap on bytes handed to JS in one call, so one wake-up cannot build an unbounded buffer.
 constexpr size_t kMaxBatchBytes = 4 * 1024 * 1024;
+// The batch buffer also has room for one more slot, so a datagram never has to be split.
+constexpr size_t kBatchCapacity = kMaxBatchBytes + kSlotSize;
 
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
   const char* name = uv_err_name(-err);
@@ -159,6 +161,7 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
   }
 
   // start(cb(err, batch: Buffer, lengths: Uint32Array)) — cb runs once per drained batch on the env's loop.
+  // `batch` is the same Buffer every time, refilled for each call: its bytes are valid only until cb returns.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (fd_ < 0) return ThrowClosed(env);
@@ -202,6 +205,15 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
       Ref();  // keep the wrapper alive while the loop can call back into it
     }
     if (slots_.empty()) slots_.resize(kSlotSize * kSlots);
+    if (batch_mem_ == nullptr) {
+      // One batch buffer for the socket's life, not one per wake-up: per-batch buffers outlive their batch until a
+      // full GC, and at tens of thousands of records a second that is tens of MiB of resident garbage. The JS Buffer
+      // owns the memory (freed by its finalizer), so a Buffer JS still holds after close() stays valid.
+      batch_mem_ = new uint8_t[kBatchCapacity];
+      Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, batch_mem_, kBatchCapacity, [](Napi::Env, uint8_t* p) { delete[] p; });
+      batch_buf_ = Napi::Persistent(b);
+      batch_used_ = 0;
+    }
     return env.Undefined();
   }
 
@@ -244,6 +256,10 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     }
     CloseFd();
     callback_.Reset();
+    batch_used_ = 0;
+    lengths_.clear();
+    batch_mem_ = nullptr;  // the JS Buffer owns it
+    batch_buf_.Reset();
   }
 
   void CloseFd() {
@@ -279,7 +295,7 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
       Deliver(env, ErrnoError(env, -status, "uv_poll").Value(), 0);
       return;
     }
-    batch_.clear();
+    batch_used_ = 0;
     lengths_.clear();
     struct mmsghdr msgs[kSlots];
     struct iovec iov[kSlots];
@@ -305,14 +321,19 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
         return;
       }
       for (int i = 0; i < n; i++) {
+        // close() from inside a callback released the batch buffer: what is left of this read is dropped with it.
+        if (batch_mem_ == nullptr) break;
         size_t len = msgs[i].msg_len;
+        if (len > kSlotSize) len = kSlotSize;
+        if (batch_used_ + len > kBatchCapacity) Flush(env);
+        if (batch_mem_ == nullptr) break;
         // A truncated datagram cannot be trusted past the slot; flag it with the high bit so JS counts it.
         uint32_t flag = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0x80000000u : 0;
-        const uint8_t* p = slots_.data() + static_cast<size_t>(i) * kSlotSize;
-        batch_.insert(batch_.end(), p, p + len);
+        memcpy(batch_mem_ + batch_used_, slots_.data() + static_cast<size_t>(i) * kSlotSize, len);
+        batch_used_ += len;
         lengths_.push_back(static_cast<uint32_t>(len) | flag);
       }
-      if (batch_.size() >= kMaxBatchBytes) Flush(env);
+      if (batch_used_ >= kMaxBatchBytes) Flush(env);
       if (static_cast<unsigned>(n) < kSlots) {
         // Short read: the queue is probably empty; one more call confirms with EAGAIN.
         continue;
@@ -333,11 +354,11 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
   }
 
   void Flush(Napi::Env env) {
-    if (lengths_.empty()) return;
-    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::Copy(env, batch_.data(), batch_.size());
+    if (lengths_.empty() || batch_buf_.IsEmpty()) return;
+    Napi::Buffer<uint8_t> buf = batch_buf_.Value();
     Napi::Uint32Array lens = Napi::Uint32Array::New(env, lengths_.size());
     memcpy(lens.Data(), lengths_.data(), lengths_.size() * sizeof(uint32_t));
-    batch_.clear();
+    batch_used_ = 0;
     lengths_.clear();
     Deliver(env, buf, lens);
   }
@@ -372,7 +393,9 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
   bool cleanup_registered_ = false;
   Napi::FunctionReference callback_;
   std::vector<uint8_t> slots_;
-  std::vector<uint8_t> batch_;
+  uint8_t* batch_mem_ = nullptr;
+  size_t batch_used_ = 0;
+  Napi::Reference<Napi::Buffer<uint8_t>> batch_buf_;
   std::vector<uint32_t> lengths_;
 };
 

@@ -177,7 +177,8 @@ export class AuxDaemon {
     this.state = 'starting';
     // The process starts as root and drops to the daemon's user itself, after it has entered its log directory:
     // the host's log directory (0700 root) need not be traversable by that user.
-    const child = spawn(process.execPath, [AUX_MAIN], {
+    // Small semi-spaces, as the host's (bin/auditmux): peak RSS per process matters with many daemons.
+    const child = spawn(process.execPath, ['--max-semi-space-size=2', AUX_MAIN], {
       stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' },
     });

@@ -335,6 +335,7 @@ export class HostDaemon {
   }
 
   private endBatch(): void {
+    if (this.eventMode) this.reassembler.endBatch();
     // Small batches (low rates) are written together a few ms later: one write() instead of one per wake-up.
     const log = this.log;
     if (log && log.bufferedBytes >= FLUSH_NOW_BYTES) log.flush();
@@ -637,6 +638,7 @@ export class HostDaemon {
         mode: this.eventMode ? 'events' : 'stream',
         ...this.counters,
       },
+      memory: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [`${k}MiB`, Math.round(v / 10485.76) / 100])),
       client: { ...this.client?.counters },
       reassembly: { ...this.reassembler.counters, inFlight: this.reassembler.inFlightCount },
       routing: { ...this.pipeline.counters },

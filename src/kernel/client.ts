@@ -26,6 +26,7 @@ import {
 } from './wire';
 
 /** Called for each kernel record; the payload is buf[start, end) (the `audit(...)` text, maybe NUL-padded). */
+/** `buf` is the receive batch: valid until the batch ends (onBatchEnd); a sink that keeps a record past that copies it. */
 export type RecordSink = (type: number, buf: Buffer, start: number, end: number) => void;
 
 type Expect = 'ack' | 'single' | 'multi';

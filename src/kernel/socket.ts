@@ -3,7 +3,10 @@ import { KernelError } from '../errors';
 import { AUDIT_NLGRP_READLOG } from './constants';
 import { isNativeError, native, type NativeAuditNetlink } from './native';
 
-/** Receives datagrams packed back to back in `batch`; `lengths[i]` is datagram i's size (bit 31 = truncated). */
+/**
+ * Receives datagrams packed back to back in `batch`; `lengths[i]` is datagram i's size (bit 31 = truncated).
+ * `batch` may be reused for the next call (the native socket refills one buffer): its bytes are valid only during it.
+ */
 export type BatchHandler = (batch: Buffer, lengths: Uint32Array) => void;
 
 export interface AuditSocket {

@@ -58,6 +58,8 @@ function countsForGaps(t: number): boolean {
 interface Pending {
   ev: AuditEvent;
   bornMs: number;
+  /** Records before this index own their bytes (copied at a batch end); later ones may be views into a batch. */
+  owned: number;
 }
 
 export class Reassembler {
@@ -139,11 +141,13 @@ export class Reassembler {
     }
     if (p !== undefined) {
       p.ev.records.push(rec);
+      if (this.copy) p.owned++;
       return;
     }
     this.inFlight.set(rec.serial, {
       ev: { sec: rec.sec, msec: rec.msec, serial: rec.serial, records: [rec], reason: 'flush' },
       bornMs: this.nowMs,
+      owned: this.copy ? 1 : 0,
     });
     if (this.inFlight.size > this.maxInFlight) {
       // Map order is insertion order: the first entry is the oldest.
@@ -152,6 +156,19 @@ export class Reassembler {
       c.overflows++;
       first[1].ev.reason = 'overflow';
       this.finish(first[1].ev);
+    }
+  }
+
+  /**
+   * End of the caller's receive batch (copy: false). Records of events still in flight are views into the batch:
+   * copied out now, so an event waiting for its last record keeps a few hundred bytes alive, not the whole batch.
+   */
+  endBatch(): void {
+    if (this.copy) return;
+    for (const p of this.inFlight.values()) {
+      const recs = p.ev.records;
+      for (let i = p.owned; i < recs.length; i++) recs[i]!.raw = Buffer.from(recs[i]!.raw);
+      p.owned = recs.length;
     }
   }
 

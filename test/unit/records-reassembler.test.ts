@@ -172,3 +172,19 @@ test('fuzz: random interleaving, drops and garbage; every record out exactly onc
   assert.equal(emitted, c.recordsEmitted);
   for (const [k, v] of seen) assert.equal(v, 0, k);
 });
+
+test('copy: false — endBatch copies in-flight records out of the reused batch buffer, completed ones are untouched', () => {
+  const { r, out } = collect({ copy: false });
+  const a = rec(7, 'x=1');
+  const b = rec(8, 'y=2');
+  const batch = Buffer.concat([a, b]);
+  r.push(1300, batch, 0, a.length);
+  r.push(1327, batch, 0, a.length); // ends event 7 in this batch: may stay a view
+  r.push(1300, batch, a.length, batch.length); // event 8 waits for its PROCTITLE
+  r.endBatch();
+  batch.fill(0x41); // the receive buffer is reused for the next batch
+  r.push(1327, rec(8, 'proctitle=41'));
+  assert.equal(out.length, 2);
+  assert.equal(out[1]!.records[0]!.raw.toString(), 'audit(100.001:8): y=2', 'the held record kept its bytes');
+  assert.match(out[0]!.records[0]!.raw.toString(), /^A+$/, 'an event done within its batch was never copied (a view)');
+});
