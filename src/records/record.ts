@@ -97,6 +97,14 @@ export function parseHeaderInto(rec: AuditRecord): void {
   rec.malformed = false;
 }
 
+/** Where the fields of a payload start (after `audit(...): `), or 0 when the header is malformed. */
+export function bodyStartOf(b: Buffer): number {
+  // The header is at most ~40 bytes: a short loop beats a native indexOf call.
+  const n = Math.min(b.length, 64);
+  for (let i = 0; i + 2 < n; i++) if (b[i] === 0x29 && b[i + 1] === 0x3a && b[i + 2] === C_SPACE) return i + 3;
+  return 0;
+}
+
 /** Body bytes of a record (a view). */
 export function recordBody(rec: AuditRecord): Buffer {
   return rec.raw.subarray(rec.bodyStart);
@@ -164,8 +172,12 @@ export function fieldValueIn(b: Buffer, from: number, key: string): string | und
 
 /** Decimal field as a number without allocating; NaN when absent or not a (possibly negative) integer. */
 export function fieldInt(rec: AuditRecord, key: string): number {
-  const b = rec.raw;
-  const vs = findField(b, rec.bodyStart, key);
+  return fieldIntIn(rec.raw, rec.bodyStart, key);
+}
+
+/** fieldInt over a payload whose fields start at `from`. */
+export function fieldIntIn(b: Buffer, from: number, key: string): number {
+  const vs = findField(b, from, key);
   if (vs < 0) return NaN;
   let i = vs;
   let neg = false;
@@ -186,8 +198,11 @@ export function fieldInt(rec: AuditRecord, key: string): number {
 
 /** Hex field (arch=c000003e) as a number; NaN when absent or malformed. */
 export function fieldHex(rec: AuditRecord, key: string): number {
-  const b = rec.raw;
-  const vs = findField(b, rec.bodyStart, key);
+  return fieldHexIn(rec.raw, rec.bodyStart, key);
+}
+
+export function fieldHexIn(b: Buffer, from: number, key: string): number {
+  const vs = findField(b, from, key);
   if (vs < 0) return NaN;
   let v = 0;
   let i = vs;

@@ -1,4 +1,5 @@
 // The few record fields routing needs (pid, ppid, syscall, exit, key, contid), read from payload bytes without a full parse.
+import { bodyStartOf, fieldEnd, fieldIntIn, findField } from '../records/record';
 
 /** AUDIT_KEY_SEPARATOR: several keys of one rule are joined with \x01, and the record then hex-encodes them. */
 const KEY_SEP = '\x01';
@@ -7,31 +8,15 @@ const KEY_SEP = '\x01';
  * The raw text of field `name` in a record payload (`audit(...): a=1 name=value ...`), or undefined. Quoted values
  * come back with their quotes. Matching starts after the header, at a field boundary, so `ppid=` never matches `pid=`.
  */
-export function fieldText(payload: Buffer, name: string, from = 0): string | undefined {
-  const needle = ' ' + name + '=';
-  let i = payload.indexOf(needle, from, 'latin1');
-  if (i < 0) {
-    // The first field follows "): " directly.
-    const hdr = payload.indexOf('): ', 0, 'latin1');
-    if (hdr >= 0 && payload.toString('latin1', hdr + 3, hdr + 3 + name.length + 1) === name + '=') i = hdr + 2;
-    else return undefined;
-  }
-  const start = i + needle.length;
-  let end = start;
-  if (payload[start] === 0x22) {
-    end = payload.indexOf(0x22, start + 1);
-    end = end < 0 ? payload.length : end + 1;
-  } else {
-    while (end < payload.length && payload[end] !== 0x20 && payload[end] !== 0x00 && payload[end] !== 0x0a) end++;
-  }
-  return payload.toString('latin1', start, end);
+export function fieldText(payload: Buffer, name: string, from = bodyStartOf(payload)): string | undefined {
+  const vs = findField(payload, from, name);
+  return vs < 0 ? undefined : payload.toString('latin1', vs, fieldEnd(payload, vs));
 }
 
-export function fieldInt(payload: Buffer, name: string): number | undefined {
-  const t = fieldText(payload, name);
-  if (t === undefined) return undefined;
-  const n = Number(t);
-  return Number.isFinite(n) ? n : undefined;
+/** A decimal field as a number (read from the bytes, no string), or undefined when absent or not an integer. */
+export function fieldInt(payload: Buffer, name: string, from = bodyStartOf(payload)): number | undefined {
+  const n = fieldIntIn(payload, from, name);
+  return Number.isNaN(n) ? undefined : n;
 }
 
 /** Decodes a key field: `"a"`, `(null)`, or hex when several keys are joined with \x01. */

@@ -4,6 +4,7 @@ import type { EventRecord } from '../daemon/aux-ipc';
 import { ContidTracker, formatChain, parseChains, type Chain } from './contid-tracker';
 import { Router, type RouteDecision } from './router';
 import { appendField, decodeKeys, encodeKeys, fieldInt, fieldText, replaceField, stampOf } from './event-fields';
+import { bodyStartOf, fieldHexIn } from '../records/record';
 
 /** The key auditmux adds to an auxiliary daemon's rules in the kernel, to match events back to their owner. */
 export const OWNER_TAG_PREFIX = 'auditmux-aux:';
@@ -76,13 +77,15 @@ export class Pipeline {
     let keys: string[] = [];
     if (syscallIndex >= 0) {
       const sc = records[syscallIndex]!.payload;
-      keys = decodeKeys(fieldText(sc, 'key'));
+      const body = bodyStartOf(sc);
+      keys = decodeKeys(fieldText(sc, 'key', body));
       if (!this.opts.contidKernel) {
-        const pid = fieldInt(sc, 'pid') ?? 0;
-        const ppid = fieldInt(sc, 'ppid') ?? 0;
-        const nr = fieldInt(sc, 'syscall') ?? -1;
-        const i386 = fieldText(sc, 'arch') === '40000003';
-        const exit = fieldInt(sc, 'exit') ?? -1;
+        // Byte-level reads (a cached needle, memmem, digits parsed in place): no string per field.
+        const i386 = fieldHexIn(sc, body, 'arch') === 0x40000003;
+        const nr = fieldInt(sc, 'syscall', body) ?? -1;
+        const exit = fieldInt(sc, 'exit', body) ?? -1;
+        const ppid = fieldInt(sc, 'ppid', body) ?? 0;
+        const pid = fieldInt(sc, 'pid', body) ?? 0;
         if ((i386 ? FORK_SYSCALLS_I386 : FORK_SYSCALLS_X86_64).has(nr) && exit > 0) this.opts.tracker.onFork(pid, exit);
         const chain = this.opts.tracker.lookup(pid, ppid);
         if (chain) chains = [chain];
