@@ -34,15 +34,16 @@ export function encodeKeys(keys: readonly string[]): string {
   return Buffer.from(keys.join(KEY_SEP), 'latin1').toString('hex').toUpperCase();
 }
 
-/** A copy of the payload with field `name`'s value replaced (the field must exist). */
+/** A copy of the payload with field `name`'s value replaced (the field must exist; otherwise the payload itself). */
 export function replaceField(payload: Buffer, name: string, value: string): Buffer {
-  const text = payload.toString('latin1');
-  const old = fieldText(payload, name);
-  if (old === undefined) return payload;
-  const at = text.indexOf(' ' + name + '=' + old);
-  if (at < 0) return payload;
-  const start = at + name.length + 2;
-  return Buffer.from(text.slice(0, start) + value + text.slice(start + old.length), 'latin1');
+  const vs = findField(payload, bodyStartOf(payload), name);
+  if (vs < 0) return payload;
+  const ve = fieldEnd(payload, vs);
+  const out = Buffer.allocUnsafe(vs + Buffer.byteLength(value, 'latin1') + payload.length - ve);
+  payload.copy(out, 0, 0, vs);
+  const at = vs + out.write(value, vs, 'latin1');
+  payload.copy(out, at, ve);
+  return out;
 }
 
 /** Appends ` name=value` to a record payload (before any trailing NULs). */

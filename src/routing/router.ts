@@ -27,19 +27,22 @@ export class Router {
 
   /** Every daemon that some chain of the event routes to (a netns event fans out to all its containers' daemons). */
   route(ev: RoutableEvent): RouteDecision {
-    const daemons = new Set<string>();
-    const matched = new Set<number>();
+    // Arrays, not Sets: an event matches a handful of routes at most, and this runs for every event.
+    const daemons: string[] = [];
+    const matched: number[] = [];
     const chains: ReadonlyArray<Chain | null> = ev.chains.length ? ev.chains : [null];
     for (const chain of chains) {
       for (const r of this.routes) {
         if (!contidSelectorsMatch(r.contid, chain)) continue;
         if (r.types && !r.types.some((t) => ev.types.includes(t))) continue;
         if (r.keys && !r.keys.some((k) => ev.keys.includes(k))) continue;
-        matched.add(r.index);
-        for (const d of r.daemons) daemons.add(d);
+        if (!matched.includes(r.index)) matched.push(r.index);
+        for (const d of r.daemons) if (!daemons.includes(d)) daemons.push(d);
         if (!r.continue) break;
       }
     }
-    return { daemons: [...daemons], matched: [...matched].sort((a, b) => a - b) };
+    // One chain visits routes in order; several can interleave.
+    if (chains.length > 1) matched.sort((a, b) => a - b);
+    return { daemons, matched };
   }
 }

@@ -8,6 +8,7 @@ import { Pipeline, OWNER_TAG_PREFIX, TRACK_KEY } from '../../src/routing/pipelin
 import { decodeKeys, encodeKeys, fieldInt, fieldText, replaceField } from '../../src/routing/event-fields';
 import type { ProcReader } from '../../src/routing/proc';
 import { AUDITMUX_CONTAINER_ID } from '../../src/kernel/constants';
+import { intBelow, prng } from '../helpers/prng';
 
 const cfg = parseConfig(`
 daemons:
@@ -41,6 +42,40 @@ describe('event fields', () => {
     assert.deepEqual(decodeKeys(encodeKeys(['a', 'b'])), ['a', 'b']);
     assert.equal(encodeKeys(['a', 'b']), '610162');
     assert.equal(replaceField(p, 'key', '(null)').toString(), 'audit(1.000:1): pid=5 ppid=4 key=(null) exe="/a b"');
+  });
+  it('reads and replaces fields of 2000 generated records as a key=value split of the text does', () => {
+    const next = prng(0x5eed);
+    const names = ['pid', 'ppid', 'key', 'exe', 'syscall', 'exit', 'a0', 'comm', 'auid'];
+    const value = (): string => {
+      switch (intBelow(next, 4)) {
+        case 0: return String(intBelow(next, 100000) - 50);
+        case 1: return `"${'ab /x'.slice(0, 1 + intBelow(next, 5))}"`;
+        case 2: return '(null)';
+        default: return 'DEADBEEF'.slice(0, 2 + 2 * intBelow(next, 3));
+      }
+    };
+    for (let n = 0; n < 2000; n++) {
+      const fields: Array<[string, string]> = [];
+      const used = new Set<string>();
+      for (let k = 0; k < 1 + intBelow(next, 8); k++) {
+        const name = names[intBelow(next, names.length)]!;
+        if (used.has(name)) continue;
+        used.add(name);
+        fields.push([name, value()]);
+      }
+      const stamp = `audit(1700000000.${String(intBelow(next, 1000)).padStart(3, '0')}:${n}): `;
+      const join = (fs: Array<[string, string]>): string => stamp + fs.map(([k, v]) => `${k}=${v}`).join(' ');
+      const text = join(fields);
+      const p = Buffer.from(text, 'latin1');
+      for (const name of names) {
+        const f = fields.find(([k]) => k === name);
+        assert.equal(fieldText(p, name), f?.[1], `${text} ${name}`);
+        assert.equal(fieldInt(p, name), f && /^-?\d+$/.test(f[1]) ? Number(f[1]) : undefined, `${text} ${name}`);
+        const nv = value();
+        const expected = join(fields.map(([k, v]) => [k, k === name ? nv : v]));
+        assert.equal(replaceField(p, name, nv).toString('latin1'), expected, `${text} ${name}`);
+      }
+    }
   });
 });
 
