@@ -636,6 +636,8 @@ export class HostDaemon {
         config: this.config.file,
         contidSource: this.contidSource?.kind ?? 'none',
         mode: this.eventMode ? 'events' : 'stream',
+        // Daemons whose full `block` queue has paused the host's kernel intake.
+        intakePausedBy: [...this.blockedBy],
         ...this.counters,
       },
       memory: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [`${k}MiB`, Math.round(v / 10485.76) / 100])),
