@@ -1,63 +1,38 @@
 // Outputs through the daemons: the host and an auxiliary daemon each feed an auditd plugin besides their logs.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
-import { EmulatedKernel } from '../../src/kernel/emulated-kernel';
-import { HostDaemon } from '../../src/daemon/host';
+import { oneAuxYaml, sleep, startEmulatedHost, syscallSerialCounts } from '../helpers/emulated-host';
 
 const EXE = '/usr/bin/amtree-outputs';
-
-function serials(text: string, key: string): Set<string> {
-  const out = new Set<string>();
-  for (const l of text.split('\n')) if (l.includes('type=SYSCALL ') && l.includes(`key="${key}"`)) out.add(/audit\(\d+\.\d+:(\d+)\)/.exec(l)![1]!);
-  return out;
-}
+const serials = (text: string, key: string): Set<string> => new Set(syscallSerialCounts(text, key).keys());
 
 describe('daemon outputs (emulated mainline kernel)', () => {
   for (const isolation of ['inline', 'process'] as const) it(`host and auxiliary (${isolation}) plugins get the same events as the logs, EOE included`, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'amout-'));
-    const plugin = join(dir, 'plugin.sh');
-    // An auditd plugin in string format: whatever arrives on stdin is appended to a file.
-    writeFileSync(plugin, '#!/bin/sh\nexec cat >> "$1"\n');
-    chmodSync(plugin, 0o755);
-    writeFileSync(join(dir, 'host.rules'), `-a always,exit -F arch=b64 -S getppid -F exe=${EXE} -k host-k\n`);
-    writeFileSync(join(dir, 'a.rules'), `-a always,exit -F arch=b64 -S getppid -F exe=${EXE} -k tree-a\n`);
     const pluginOut = (name: string): string =>
-      `[{ type: plugin, name: p-${name}, path: ${plugin}, args: [${join(dir, `${name}.plugin`)}], format: string, log_format: RAW, spool: { dir: ${join(dir, 'spool', name)} } }]`;
-    writeFileSync(join(dir, 'auditmux.yaml'), [
-      'host:',
-      `  rules: ${join(dir, 'host.rules')}`,
-      `  log: { file: ${join(dir, 'audit.log')}, format: RAW }`,
-      '  keep: unrouted',
-      `  outputs: ${pluginOut('host')}`,
-      'daemons:',
-      `  - { name: a, rules: ${join(dir, 'a.rules')}, log: { file: ${join(dir, 'a.log')}, format: RAW }, outputs: ${pluginOut('a')}, isolation: ${isolation} }`,
-      'routes:',
-      '  - { contid: 100, daemons: [a] }',
-    ].join('\n') + '\n');
-    const kernel = new EmulatedKernel({ ackOrder: 'random' });
-    const daemon = new HostDaemon({ configPath: join(dir, 'auditmux.yaml'), diag: pino({ level: 'silent' }), socket: kernel.socket(), emulated: kernel, noControl: true });
-    // On mainline the tracker checks /proc: the tagged process must really exist, without children.
-    const tagged = spawn('sleep', ['30'], { stdio: 'ignore' });
+      `[{ type: plugin, name: p-${name}, path: {dir}/plugin.sh, args: [{dir}/${name}.plugin], format: string, log_format: RAW, spool: { dir: {dir}/spool/${name} } }]`;
+    const h = await startEmulatedHost({
+      prefix: 'amout-',
+      exe: EXE,
+      untaggedPid: 4242424,
+      // An auditd plugin in string format: whatever arrives on stdin is appended to a file.
+      prepare: (dir) => {
+        writeFileSync(join(dir, 'plugin.sh'), '#!/bin/sh\nexec cat >> "$1"\n');
+        chmodSync(join(dir, 'plugin.sh'), 0o755);
+      },
+      yaml: oneAuxYaml(`log: { file: {dir}/a.log, format: RAW }, outputs: ${pluginOut('a')}, isolation: ${isolation}`, pluginOut('host')),
+    });
+    const dir = h.dir;
     try {
-      await daemon.start();
-      kernel.spawn(1, 0);
-      kernel.spawn(tagged.pid!, 1, { exe: EXE });
-      kernel.spawn(4242424, 1, { exe: EXE });
-      daemon.contidSet(tagged.pid!, '100', false, { pid: process.pid, uid: 0, gid: 0 });
       for (let i = 0; i < 200; i++) {
-        kernel.emitEvent(4242424, 'getppid', 0);
-        if (i % 2 === 0) kernel.emitEvent(tagged.pid!, 'getppid', 0);
+        h.kernel.emitEvent(h.untaggedPid, 'getppid', 0);
+        if (i % 2 === 0) h.kernel.emitEvent(h.tagged.pid!, 'getppid', 0);
         if (i % 50 === 0) await new Promise((r) => setImmediate(r));
       }
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
     } finally {
-      await daemon.stop();
-      tagged.kill();
+      await h.stop();
     }
     try {
       const log = readFileSync(join(dir, 'audit.log'), 'utf8');
