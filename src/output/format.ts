@@ -32,6 +32,8 @@ export class IdNameCache {
   private users = new Map<number, string>();
   private groups = new Map<number, string>();
   private loaded = false;
+  /** Bumped by every reload: formatters drop the interpreted fields they cached from older names. */
+  generation = 0;
   constructor(
     private readonly passwdPath = '/etc/passwd',
     private readonly groupPath = '/etc/group',
@@ -41,6 +43,7 @@ export class IdNameCache {
     this.users = readIdFile(this.passwdPath);
     this.groups = readIdFile(this.groupPath);
     this.loaded = true;
+    this.generation++;
   }
 
   user(id: number): string | undefined {
@@ -94,6 +97,41 @@ const FIELD_KIND = new Map<string, Kind>([
   ['saddr', K_SOCKADDR],
 ]);
 const MAX_KEY_LEN = 16;
+/** Interpreted fields cached per field name; a map that grows past this is emptied (ids are few on real hosts). */
+const MAX_CACHED_VALUES = 4096;
+
+/** One field name ENRICHED interprets, with its `NAME=value` texts already encoded, keyed by the parsed value. */
+interface FieldEntry {
+  key: Buffer;
+  upper: string;
+  kind: Kind;
+  cache: Map<number, Buffer>;
+}
+
+/** FNV-1a over a field name's bytes: finds its entry without making a string of every key in the record. */
+function keyHash(s: Buffer, ks: number, ke: number): number {
+  let h = 0x811c9dc5;
+  for (let i = ks; i < ke; i++) h = Math.imul(h ^ s[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * A plain decimal value (optional '-', 1-15 digits) as a number, or NaN for anything else: the cases that Number()
+ * in the string path reads the same way. Anything unusual takes that path instead.
+ */
+function plainDecimal(s: Buffer, vs: number, ve: number): number {
+  let i = vs;
+  const neg = s[i] === 0x2d;
+  if (neg) i++;
+  if (ve - i < 1 || ve - i > 15) return NaN;
+  let v = 0;
+  for (; i < ve; i++) {
+    const c = s[i]!;
+    if (c < 0x30 || c > 0x39) return NaN;
+    v = v * 10 + (c - 0x30);
+  }
+  return neg ? -v : v;
+}
 
 const AUDIT_ARCH_X86_64 = 0xc000003e;
 const AUDIT_ARCH_I386 = 0x40000003;
@@ -125,6 +163,8 @@ export interface FormatOptions {
   /** 1336 is CONTAINER_ID (contid-patched kernel) rather than URINGOP. */
   contidKernel?: boolean;
   ids?: IdNameCache;
+  /** Interpret every field through its text, never the byte-level cache (the reference the cache is tested against). */
+  uncached?: boolean;
 }
 
 export class LineFormatter {
@@ -133,6 +173,9 @@ export class LineFormatter {
   private readonly contidKernel: boolean;
   private readonly ids: IdNameCache;
   private readonly prefixes = new Map<number, Buffer>();
+  private readonly fields = new Map<number, FieldEntry[]>();
+  private idGeneration = -1;
+  private readonly uncached: boolean;
   // Scratch line for one record: auditd formats into a fixed buffer too, and we copy out once.
   private readonly scratch = Buffer.allocUnsafe(FORMAT_BUF_LEN + 64);
 
@@ -141,6 +184,71 @@ export class LineFormatter {
     this.node = opts.node ? opts.node : undefined;
     this.contidKernel = opts.contidKernel ?? false;
     this.ids = opts.ids ?? new IdNameCache();
+    this.uncached = opts.uncached ?? false;
+    for (const [key, kind] of FIELD_KIND) {
+      const b = Buffer.from(key, 'latin1');
+      const h = keyHash(b, 0, b.length);
+      const list = this.fields.get(h) ?? [];
+      list.push({ key: b, upper: key.toUpperCase(), kind, cache: new Map() });
+      this.fields.set(h, list);
+    }
+  }
+
+  private fieldEntry(hash: number, s: Buffer, ks: number, ke: number): FieldEntry | undefined {
+    const list = this.fields.get(hash);
+    if (list === undefined) return undefined;
+    const n = ke - ks;
+    for (const e of list) {
+      if (e.key.length !== n) continue;
+      let j = 0;
+      while (j < n && e.key[j] === s[ks + j]) j++;
+      if (j === n) return e;
+    }
+    return undefined;
+  }
+
+  /**
+   * The encoded `NAME=value` of a field when it can be cached by a number parsed from its bytes (ids, syscall numbers,
+   * known architectures), else undefined and the caller takes the string path.
+   */
+  private cachedField(e: FieldEntry, s: Buffer, vs: number, ve: number, st: EnrichState): Buffer | undefined {
+    let key: number;
+    if (e.kind === K_UID || e.kind === K_GID) {
+      const n = plainDecimal(s, vs, ve);
+      if (Number.isNaN(n)) return undefined;
+      key = n < 0 ? n >>> 0 : n;
+    } else if (e.kind === K_SYSCALL) {
+      const n = plainDecimal(s, vs, ve);
+      if (!(n >= 0)) return undefined;
+      // The text depends on the record's arch as well: x86_64 (or none seen), i386, anything else.
+      key = n * 4 + (st.arch === AUDIT_ARCH_I386 ? 1 : st.arch === AUDIT_ARCH_X86_64 || st.arch < 0 ? 0 : 2);
+    } else if (e.kind === K_ARCH) {
+      if (ve - vs < 1 || ve - vs > 8) return undefined;
+      let a = 0;
+      for (let i = vs; i < ve; i++) {
+        const d = hexDigit(s[i]!);
+        if (d < 0) return undefined;
+        a = a * 16 + d;
+      }
+      // An unknown architecture prints its text as written: not cached by value.
+      if (!ARCH_NAMES.has(a)) return undefined;
+      key = a;
+    } else {
+      return undefined;
+    }
+    let b = e.cache.get(key);
+    if (b === undefined) {
+      const value = s.toString('latin1', vs, ve);
+      const text =
+        e.kind === K_UID ? encodeNv(e.upper, this.uidText(value)) :
+        e.kind === K_GID ? encodeNv(e.upper, this.gidText(value)) :
+        e.kind === K_SYSCALL ? `${e.upper}=${syscallText(value, st.arch)}` :
+        `${e.upper}=${archText(value)}`;
+      b = Buffer.from(text, 'latin1');
+      if (e.cache.size >= MAX_CACHED_VALUES) e.cache.clear();
+      e.cache.set(key, b);
+    }
+    return b;
   }
 
   private prefix(type: number): Buffer {
@@ -199,6 +307,10 @@ export class LineFormatter {
   private enrichScratch(type: number, mlen: number): number {
     const left = FORMAT_BUF_LEN - mlen;
     if (left <= MIN_SPACE_LEFT) return mlen;
+    if (this.ids.generation !== this.idGeneration) {
+      for (const list of this.fields.values()) for (const e of list) e.cache.clear();
+      this.idGeneration = this.ids.generation;
+    }
     const st: EnrichState = { sepDone: 0, left, pos: mlen, arch: -1 };
     this.walk(type, this.scratch, this.prefix(type).length, mlen, st);
     return st.pos;
@@ -210,18 +322,26 @@ export class LineFormatter {
       while (i < to && s[i] === C_SPACE) i++;
       if (i >= to) break;
       const ks = i;
-      while (i < to && s[i] !== C_EQ && s[i] !== C_SPACE) i++;
+      // The key's FNV-1a hash (keyHash) is taken on the way to '=': its entry is found without a second pass.
+      let h = 0x811c9dc5;
+      while (i < to) {
+        const c = s[i]!;
+        if (c === C_EQ || c === C_SPACE) break;
+        h = Math.imul(h ^ c, 0x01000193);
+        i++;
+      }
       if (i >= to || s[i] !== C_EQ) continue;
       const ke = i;
       const vs = i + 1;
-      let ve: number;
+      // Values are short: a loop here is cheaper than a native indexOf call per field.
+      let ve = vs;
       const q = s[vs];
       if (q === C_DQUOTE || q === C_SQUOTE) {
-        const close = s.indexOf(q, vs + 1);
-        ve = close < 0 || close >= to ? to : close + 1;
+        ve = vs + 1;
+        while (ve < to && s[ve] !== q) ve++;
+        if (ve < to) ve++;
       } else {
-        const sp = s.indexOf(C_SPACE, vs);
-        ve = sp < 0 || sp >= to ? to : sp;
+        while (ve < to && s[ve] !== C_SPACE) ve++;
       }
       i = ve;
       if (ke - ks > MAX_KEY_LEN) continue;
@@ -230,13 +350,14 @@ export class LineFormatter {
         this.walk(type, s, vs + 1, ve > vs + 1 && s[ve - 1] === C_SQUOTE ? ve - 1 : ve, st);
         continue;
       }
-      const kind = FIELD_KIND.get(s.toString('latin1', ks, ke));
-      if (kind === undefined) continue;
+      const e = this.fieldEntry(h >>> 0, s, ks, ke);
+      if (e === undefined) continue;
+      const kind = e.kind;
       if (kind === K_SOCKADDR && (type === MsgType.NETFILTER_PKT || type === MsgType.FIRST_AVC || type === 1107)) continue;
-      const value = s.toString('latin1', vs, ve);
-      if (kind === K_ARCH) st.arch = parseHex(value);
-      const name = s.toString('latin1', ks, ke).toUpperCase();
-      this.addField(st, name, kind, value);
+      const cached = this.uncached ? undefined : this.cachedField(e, s, vs, ve, st);
+      if (kind === K_ARCH) st.arch = parseHexBytes(s, vs, ve);
+      if (cached !== undefined) this.addEncoded(st, cached);
+      else this.addField(st, e.upper, kind, s.toString('latin1', vs, ve));
     }
   }
 
@@ -271,6 +392,29 @@ export class LineFormatter {
     st.pos = FORMAT_BUF_LEN - st.left;
   }
 
+  /** addField() for a field already encoded: the same separator, fit and spacing rules, bytes copied. */
+  private addEncoded(st: EnrichState, text: Buffer): void {
+    const s = this.scratch;
+    if (st.sepDone === 0) {
+      s[FORMAT_BUF_LEN - st.left] = INTERP_SEPARATOR;
+      st.pos = FORMAT_BUF_LEN - st.left + 1;
+      st.left--;
+    }
+    st.sepDone++;
+    if (text.length + 2 >= st.left) return;
+    let p = FORMAT_BUF_LEN - st.left;
+    let num = 0;
+    if (st.sepDone > 1) {
+      s[p++] = C_SPACE;
+      num = 1;
+    }
+    // Interpreted fields are a few bytes: a loop beats Buffer.copy's call overhead.
+    for (let j = 0; j < text.length; j++) s[p + j] = text[j]!;
+    num += text.length;
+    st.left -= num;
+    st.pos = FORMAT_BUF_LEN - st.left;
+  }
+
   private uidText(v: string): string {
     const id = parseId(v);
     if (id === undefined) return `conversion error(${v})`;
@@ -299,6 +443,18 @@ function parseId(v: string): number | undefined {
   const n = Number(v);
   if (!Number.isInteger(n)) return undefined;
   return n < 0 ? (n >>> 0) : n;
+}
+
+/** parseHex() of s[vs..ve) without a string. */
+function parseHexBytes(s: Buffer, vs: number, ve: number): number {
+  if (ve - vs < 1 || ve - vs > 8) return -1;
+  let n = 0;
+  for (let i = vs; i < ve; i++) {
+    const d = hexDigit(s[i]!);
+    if (d < 0) return -1;
+    n = n * 16 + d;
+  }
+  return n;
 }
 
 function parseHex(v: string): number {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { IdNameCache, LineFormatter, MAX_AUDIT_MESSAGE_LENGTH, inet6Text, sockaddrText, syscallText, archText, encodeNv } from '../../src/output/format';
 import { parseRecord } from '../../src/records/record';
+import { intBelow, prng } from '../helpers/prng';
 
 const FIX = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'records');
 
@@ -123,4 +124,40 @@ test('formatInto appends to a shared buffer', () => {
   let p = f.formatInto(1300, Buffer.from('audit(1.001:2): a=1'), dst, 0);
   p = f.formatInto(1327, Buffer.from('audit(1.001:2): proctitle=41'), dst, p);
   assert.equal(dst.toString('latin1', 0, p), 'type=SYSCALL msg=audit(1.001:2): a=1\ntype=PROCTITLE msg=audit(1.001:2): proctitle=41\n');
+});
+
+test('ENRICHED: the byte-level field cache writes what the string path writes, on 5000 generated records', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'amfmt-'));
+  writeFileSync(join(dir, 'passwd'), 'root:x:0:0::/root:/bin/sh\nbin:x:2:2::/:/bin/sh\nweird user:x:7:7::/:/bin/sh\nfirst:x:9:9::/:/bin/sh\nsecond:x:9:9::/:/bin/sh\n');
+  writeFileSync(join(dir, 'group'), 'root:x:0:\nadm:x:4:\n"q":x:5:\n');
+  const ids = new IdNameCache(join(dir, 'passwd'), join(dir, 'group'));
+  const fast = new LineFormatter({ format: 'ENRICHED', ids });
+  const slow = new LineFormatter({ format: 'ENRICHED', ids, uncached: true });
+  const next = prng(0xf0a7);
+  const pick = <T>(a: readonly T[]): T => a[intBelow(next, a.length)]!;
+  const idValues = ['0', '2', '4', '5', '7', '9', '1000', '-1', '4294967295', '4294967296', '-0', '007', '', '"0"', '0x10', '1e3', '+5', 'abc', '123456789012345678', '-4294967297'];
+  const sysValues = ['0', '39', '110', '257', '999', '-1', '', '1.5', '0039', '59'];
+  const archValues = ['c000003e', 'C000003E', '40000003', 'c00000b7', 'deadbeef', '123456789', '', 'zz', '0'];
+  const keys = ['uid', 'auid', 'gid', 'ouid', 'new_gid', 'syscall', 'arch', 'pid', 'a0', 'key', 'comm', 'old-auid', 'saddr'];
+  const buf = Buffer.allocUnsafe(2 * MAX_AUDIT_MESSAGE_LENGTH);
+  for (let n = 0; n < 5000; n++) {
+    const fields: string[] = [];
+    for (let k = intBelow(next, 30); k > 0; k--) {
+      const key = pick(keys);
+      const v = key === 'syscall' ? pick(sysValues) : key === 'arch' ? pick(archValues) : key === 'saddr' ? pick(['0200', '02000050', '']) : pick(idValues);
+      fields.push(`${key}=${v}`);
+    }
+    if (intBelow(next, 10) === 0) fields.push(`msg='op=x ${fields.slice(0, 3).join(' ')}'`);
+    if (intBelow(next, 50) === 0) fields.push(`data=${'A'.repeat(intBelow(next, 9000))}`);
+    const type = pick([1300, 1112, 1327, 1302, 1100]);
+    const payload = Buffer.from(`audit(1700000000.${String(n % 1000).padStart(3, '0')}:${n}): ${fields.join(' ')}`, 'latin1');
+    const a = buf.toString('latin1', 0, fast.formatInto(type, payload, buf, 0));
+    const b = buf.toString('latin1', 0, slow.formatInto(type, payload, buf, 0));
+    assert.equal(a, b, payload.toString('latin1').slice(0, 300));
+    // A reload with new names must not serve cached old ones.
+    if (n === 2500) {
+      writeFileSync(join(dir, 'passwd'), 'toor:x:0:0::/root:/bin/sh\n');
+      ids.reload();
+    }
+  }
 });
