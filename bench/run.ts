@@ -20,7 +20,8 @@ const USAGE = `usage: node dist/bench/run.js [options]   (root; Debian auditd in
   --reps N           repetitions of every (rate, daemon) (default 3)
   --duration S       seconds of load per measurement (default 5)
   --daemons LIST     auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched[,auditmux-<fmt>-auxN[-proc]]
-                     (default: the four without aux; -auxN: N inline auxiliary daemons, -auxN-proc: each in its own process)
+                     (default: the four, then auditmux-raw-aux4 and -aux4-proc; -auxN: N inline auxiliary daemons,
+                     -auxN-proc: each in its own process)
   --mode M           getppid (SYSCALL, PROCTITLE) or open (openat: SYSCALL, CWD, PATH, PROCTITLE) (default getppid)
   --cpu-prof         run auditmux under node --cpu-prof; profiles go to --cpu-prof-dir
   --cpu-prof-dir D   (default bench/results/cpu-prof)
@@ -57,7 +58,7 @@ function options(argv: string[]): Options | 'help' {
       rates: { type: 'string', default: '10000,20000,30000,40000,50000,60000,80000,max' },
       reps: { type: 'string', default: '3' },
       duration: { type: 'string', default: '5' },
-      daemons: { type: 'string', default: 'auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched' },
+      daemons: { type: 'string', default: 'auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched,auditmux-raw-aux4,auditmux-raw-aux4-proc' },
       mode: { type: 'string', default: 'getppid' },
       'cpu-prof': { type: 'boolean', default: false },
       'cpu-prof-dir': { type: 'string', default: join(repoRoot, 'bench', 'results', 'cpu-prof') },
