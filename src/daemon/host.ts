@@ -385,7 +385,11 @@ export class HostDaemon {
   }
 
   private daemonRecord(type: number, body: string): void {
-    this.log?.writeDaemonRecord(type, body);
+    if (!this.log) return;
+    const payload = this.log.daemonPayload(body);
+    this.log.writeRecord(type, payload);
+    // auditd dispatches its own records to plugins as well; so do the host's outputs.
+    if (this.outputs.length) writeAll(this.outputs, type, payload);
     this.log?.flush();
   }
 

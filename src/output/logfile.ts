@@ -187,11 +187,15 @@ export class LogWriter {
 
   /** A record produced by the daemon (DAEMON_*), stamped now with the daemon's own serial counter. */
   writeDaemonRecord(type: number, body: string, nowMs = Date.now()): boolean {
+    return this.writeRecord(type, this.daemonPayload(body, nowMs));
+  }
+
+  /** The payload of one of the daemon's own records, with the next of its serials (for outputs that get it too). */
+  daemonPayload(body: string, nowMs = Date.now()): Buffer {
     const sec = Math.floor(nowMs / 1000);
     const ms = nowMs - sec * 1000;
     const s = this.serial++;
-    const payload = Buffer.from(`audit(${sec}.${String(ms).padStart(3, '0')}:${s}): ${body}`, 'latin1');
-    return this.writeRecord(type, payload);
+    return Buffer.from(`audit(${sec}.${String(ms).padStart(3, '0')}:${s}): ${body}`, 'latin1');
   }
 
   /**

@@ -41,6 +41,7 @@ describe('daemon outputs (emulated mainline kernel)', () => {
       assert.deepEqual([...serials(hostPlugin, 'host-k')].sort(), [...serials(log, 'host-k')].sort(), 'the host plugin got the same events');
       assert.match(hostPlugin, /^type=EOE msg=audit\(/m, 'plugins get EOE, the log does not');
       assert.doesNotMatch(log, /type=EOE/);
+      assert.match(hostPlugin, /^type=DAEMON_START msg=audit\([^)]*\): op=aux-start daemon=a /m, 'the host daemon records reach its plugin, as auditd dispatches them');
       const aLog = readFileSync(join(dir, 'a.log'), 'utf8');
       const aPlugin = existsSync(join(dir, 'a.plugin')) ? readFileSync(join(dir, 'a.plugin'), 'utf8') : '';
       assert.equal(serials(aLog, 'tree-a').size, 100, 'the auxiliary log holds the tagged process');

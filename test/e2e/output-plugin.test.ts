@@ -1,4 +1,4 @@
-// auditd plugin outputs: string and binary dispatcher formats, restart after crashes up to max_restarts, real audisp-syslog.
+// auditd plugin outputs: string and binary dispatcher formats, restart after crashes up to max_restarts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
