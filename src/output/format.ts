@@ -96,28 +96,108 @@ const FIELD_KIND = new Map<string, Kind>([
   ['arch', K_ARCH],
   ['saddr', K_SOCKADDR],
 ]);
-const MAX_KEY_LEN = 16;
-/** Interpreted fields cached per field name; a map that grows past this is emptied (ids are few on real hosts). */
-const MAX_CACHED_VALUES = 4096;
 
-/** One field name ENRICHED interprets, with its `NAME=value` texts already encoded, keyed by the parsed value. */
+/** One field name ENRICHED interprets. */
 interface FieldEntry {
   key: Buffer;
   upper: string;
   kind: Kind;
-  cache: Map<number, Buffer>;
-}
-
-/** FNV-1a over a field name's bytes: finds its entry without making a string of every key in the record. */
-function keyHash(s: Buffer, ks: number, ke: number): number {
-  let h = 0x811c9dc5;
-  for (let i = ks; i < ke; i++) h = Math.imul(h ^ s[i]!, 0x01000193);
-  return h >>> 0;
+  /** Index of this field's cache of encoded `NAME=value` texts in a formatter. */
+  index: number;
+  /** Next entry with the same length and first byte. */
+  next: FieldEntry | undefined;
 }
 
 /**
- * A plain decimal value (optional '-', 1-15 digits) as a number, or NaN for anything else: the cases that Number()
- * in the string path reads the same way. Anything unusual takes that path instead.
+ * Entries by key length and the first byte's low 5 bits. Most keys of a record (a0, exit, pid, comm...) land on an empty
+ * slot, so rejecting them costs one array load; a hit is confirmed byte by byte.
+ */
+const fieldSlot = (len: number, first: number): number => len * 32 + (first & 31);
+let minKeyLen = Infinity;
+let maxKeyLen = 0;
+for (const key of FIELD_KIND.keys()) {
+  minKeyLen = Math.min(minKeyLen, key.length);
+  maxKeyLen = Math.max(maxKeyLen, key.length);
+}
+const MIN_KEY_LEN = minKeyLen;
+const MAX_KEY_LEN = maxKeyLen;
+const FIELD_SLOTS = new Array<FieldEntry | undefined>(fieldSlot(MAX_KEY_LEN, 31) + 1).fill(undefined);
+const FIELD_ENTRIES: FieldEntry[] = [];
+for (const [key, kind] of FIELD_KIND) {
+  const slot = fieldSlot(key.length, key.charCodeAt(0));
+  const e: FieldEntry = { key: Buffer.from(key, 'latin1'), upper: key.toUpperCase(), kind, index: FIELD_ENTRIES.length, next: FIELD_SLOTS[slot] };
+  FIELD_SLOTS[slot] = e;
+  FIELD_ENTRIES.push(e);
+}
+/** Cache sizes (log2) by kind: a host logs a handful of ids and arches but may log many syscalls. */
+const CACHE_BITS: Record<Kind, number> = { [K_UID]: 6, [K_GID]: 6, [K_SYSCALL]: 8, [K_ARCH]: 3, [K_SOCKADDR]: 0 };
+
+/**
+ * Index of the first space at or after i, read four bytes at a time (SWAR: a space is a zero byte of x ^ 0x20202020,
+ * and the lowest flagged byte is always a true one). A space must follow before the end of the view: walk's sentinel.
+ */
+function nextSpace(v: DataView, i: number): number {
+  for (;;) {
+    const x = v.getInt32(i, true) ^ 0x20202020;
+    const z = (x - 0x01010101) & ~x & 0x80808080;
+    if (z !== 0) return i + ((31 - Math.clz32(z & -z)) >> 3);
+    i += 4;
+  }
+}
+
+/** Index of the first '=' or space at or after i: nextSpace() for the end of a key. */
+function keyEnd(v: DataView, i: number): number {
+  for (;;) {
+    const w = v.getInt32(i, true);
+    const x = w ^ 0x20202020;
+    const y = w ^ 0x3d3d3d3d;
+    const z = ((x - 0x01010101) & ~x & 0x80808080) | ((y - 0x01010101) & ~y & 0x80808080);
+    if (z !== 0) return i + ((31 - Math.clz32(z & -z)) >> 3);
+    i += 4;
+  }
+}
+
+function keyIs(key: Buffer, s: Buffer, ks: number): boolean {
+  for (let j = 0; j < key.length; j++) if (key[j] !== s[ks + j]) return false;
+  return true;
+}
+
+/**
+ * Number -> encoded text, direct-mapped on the low bits: a lookup is an array load and a compare, with no hashing and
+ * no allocation. Collisions only recompute an entry, and a host logs few distinct ids and syscall numbers.
+ */
+class NumCache {
+  private readonly keys: Float64Array;
+  private readonly vals: (Buffer | undefined)[];
+  private readonly mask: number;
+
+  constructor(bits: number) {
+    this.mask = (1 << bits) - 1;
+    this.keys = new Float64Array(1 << bits).fill(NaN);
+    this.vals = new Array<Buffer | undefined>(1 << bits).fill(undefined);
+  }
+
+  get(k: number): Buffer | undefined {
+    const i = k & this.mask;
+    return this.keys[i] === k ? this.vals[i] : undefined;
+  }
+
+  set(k: number, v: Buffer): Buffer {
+    const i = k & this.mask;
+    this.keys[i] = k;
+    this.vals[i] = v;
+    return v;
+  }
+
+  clear(): void {
+    this.keys.fill(NaN);
+    this.vals.fill(undefined);
+  }
+}
+
+/**
+ * A plain decimal value (optional '-', 1-15 digits) as a number, or NaN for anything else: exactly the cases where the
+ * bytes and Number() of their text agree and the result is exact. Anything unusual takes the string path.
  */
 function plainDecimal(s: Buffer, vs: number, ve: number): number {
   let i = vs;
@@ -156,6 +236,34 @@ const FAMILIES: (string | undefined)[] = [
   'ieee802154', 'caif', 'alg', 'nfc', 'vsock', 'kcm', 'qipcrtr', 'smc', 'xdp',
 ];
 
+/** Record types are below this except for rare user-space ones, which live in a Map. */
+const TYPE_TABLE_SIZE = 4096;
+const MEMO_FIELDS = 32;
+const MEMO_BYTES = 1024;
+
+/**
+ * The interpreted fields last appended for one record type: their (entry, key) pairs and the bytes after the separator.
+ * Consecutive records of a type mostly interpret to the same text (same process, same ids), and a record that matches
+ * field for field gets those bytes in one copy instead of a cache lookup and a copy per field.
+ */
+class SuffixMemo {
+  count = 0;
+  readonly entries = new Int32Array(MEMO_FIELDS);
+  readonly keys = new Float64Array(MEMO_FIELDS);
+  /** Where field k's text ends, counted from the byte after the separator. */
+  readonly ends = new Int32Array(MEMO_FIELDS);
+  readonly bytes = Buffer.allocUnsafe(MEMO_BYTES);
+  /** bytes[0..length of the suffix); remade only when the memo changes. */
+  view = this.bytes.subarray(0, 0);
+}
+
+interface TypeInfo {
+  /** `type=NAME msg=` (with node= when configured). */
+  prefix: Buffer;
+  /** ENRICHED only. */
+  memo: SuffixMemo | undefined;
+}
+
 export interface FormatOptions {
   format: LogFormat;
   /** node= name; undefined or '' = name_format none. */
@@ -163,102 +271,67 @@ export interface FormatOptions {
   /** 1336 is CONTAINER_ID (contid-patched kernel) rather than URINGOP. */
   contidKernel?: boolean;
   ids?: IdNameCache;
-  /** Interpret every field through its text, never the byte-level cache (the reference the cache is tested against). */
-  uncached?: boolean;
 }
 
 export class LineFormatter {
   readonly format: LogFormat;
+  private readonly enriched: boolean;
   private readonly node: string | undefined;
+  private readonly rawCap: number;
   private readonly contidKernel: boolean;
   private readonly ids: IdNameCache;
-  private readonly prefixes = new Map<number, Buffer>();
-  private readonly fields = new Map<number, FieldEntry[]>();
+  private readonly typeTable = new Array<TypeInfo | undefined>(TYPE_TABLE_SIZE).fill(undefined);
+  private readonly typeMap = new Map<number, TypeInfo>();
+  /** Encoded `NAME=value` texts by FieldEntry.index, keyed by the value's number; names can change on reload(). */
+  private readonly texts = FIELD_ENTRIES.map((e) => new NumCache(CACHE_BITS[e.kind]));
   private idGeneration = -1;
-  private readonly uncached: boolean;
-  // Scratch line for one record: auditd formats into a fixed buffer too, and we copy out once.
+  // Scratch line for when the destination lacks room for auditd's whole format buffer; we copy out once.
   private readonly scratch = Buffer.allocUnsafe(FORMAT_BUF_LEN + 64);
+  /** A DataView of the buffer being enriched, for nextSpace(); remade only when the destination buffer changes. */
+  private view: DataView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.byteLength);
+  private viewOf: Buffer = this.scratch;
+  // State of the record being enriched; fields rather than an object so a record allocates nothing.
+  /** Where the next interpreted byte goes. */
+  private w = 0;
+  /** End of auditd's format buffer for this record: `left` in format_enrich() is limit - w. */
+  private limit = 0;
+  /** Interpreted fields so far, counting ones that did not fit (auditd counts them for its spacing too). */
+  private added = 0;
+  /** The record's arch= so far (-1: none or unparsable), which selects the syscall table. */
+  private arch = -1;
+  /** Where the separator goes; the fields' bytes start after it. */
+  private sep = 0;
+  private memo = new SuffixMemo();
+  /**
+   * Leading fields of the record that equal the memo's, accounted for in w but not yet written; -1 once one differed
+   * and fields are written as they come.
+   */
+  private matched = 0;
+  /** This record's fields so far, the next memo when it differs from the current one. */
+  private readonly seen = new SuffixMemo();
+  /** False once a field took the string path or did not fit: such a record is not memoised. */
+  private memoable = true;
 
   constructor(opts: FormatOptions) {
     this.format = opts.format;
+    this.enriched = opts.format === 'ENRICHED';
     this.node = opts.node ? opts.node : undefined;
+    this.rawCap = this.node !== undefined ? FORMAT_BUF_LEN - 32 - 1 : RAW_MAX_NO_NODE;
     this.contidKernel = opts.contidKernel ?? false;
     this.ids = opts.ids ?? new IdNameCache();
-    this.uncached = opts.uncached ?? false;
-    for (const [key, kind] of FIELD_KIND) {
-      const b = Buffer.from(key, 'latin1');
-      const h = keyHash(b, 0, b.length);
-      const list = this.fields.get(h) ?? [];
-      list.push({ key: b, upper: key.toUpperCase(), kind, cache: new Map() });
-      this.fields.set(h, list);
-    }
   }
 
-  private fieldEntry(hash: number, s: Buffer, ks: number, ke: number): FieldEntry | undefined {
-    const list = this.fields.get(hash);
-    if (list === undefined) return undefined;
-    const n = ke - ks;
-    for (const e of list) {
-      if (e.key.length !== n) continue;
-      let j = 0;
-      while (j < n && e.key[j] === s[ks + j]) j++;
-      if (j === n) return e;
-    }
-    return undefined;
-  }
-
-  /**
-   * The encoded `NAME=value` of a field when it can be cached by a number parsed from its bytes (ids, syscall numbers,
-   * known architectures), else undefined and the caller takes the string path.
-   */
-  private cachedField(e: FieldEntry, s: Buffer, vs: number, ve: number, st: EnrichState): Buffer | undefined {
-    let key: number;
-    if (e.kind === K_UID || e.kind === K_GID) {
-      const n = plainDecimal(s, vs, ve);
-      if (Number.isNaN(n)) return undefined;
-      key = n < 0 ? n >>> 0 : n;
-    } else if (e.kind === K_SYSCALL) {
-      const n = plainDecimal(s, vs, ve);
-      if (!(n >= 0)) return undefined;
-      // The text depends on the record's arch as well: x86_64 (or none seen), i386, anything else.
-      key = n * 4 + (st.arch === AUDIT_ARCH_I386 ? 1 : st.arch === AUDIT_ARCH_X86_64 || st.arch < 0 ? 0 : 2);
-    } else if (e.kind === K_ARCH) {
-      if (ve - vs < 1 || ve - vs > 8) return undefined;
-      let a = 0;
-      for (let i = vs; i < ve; i++) {
-        const d = hexDigit(s[i]!);
-        if (d < 0) return undefined;
-        a = a * 16 + d;
-      }
-      // An unknown architecture prints its text as written: not cached by value.
-      if (!ARCH_NAMES.has(a)) return undefined;
-      key = a;
-    } else {
-      return undefined;
-    }
-    let b = e.cache.get(key);
-    if (b === undefined) {
-      const value = s.toString('latin1', vs, ve);
-      const text =
-        e.kind === K_UID ? encodeNv(e.upper, this.uidText(value)) :
-        e.kind === K_GID ? encodeNv(e.upper, this.gidText(value)) :
-        e.kind === K_SYSCALL ? `${e.upper}=${syscallText(value, st.arch)}` :
-        `${e.upper}=${archText(value)}`;
-      b = Buffer.from(text, 'latin1');
-      if (e.cache.size >= MAX_CACHED_VALUES) e.cache.clear();
-      e.cache.set(key, b);
-    }
-    return b;
-  }
-
-  private prefix(type: number): Buffer {
-    let p = this.prefixes.get(type);
-    if (p === undefined) {
+  private typeInfo(type: number): TypeInfo {
+    const inTable = type >= 0 && type < TYPE_TABLE_SIZE;
+    let t = inTable ? this.typeTable[type] : this.typeMap.get(type);
+    if (t === undefined) {
       const name = writerTypeName(type, this.contidKernel);
-      p = Buffer.from(this.node !== undefined ? `node=${this.node} type=${name} msg=` : `type=${name} msg=`, 'latin1');
-      this.prefixes.set(type, p);
+      const prefix = Buffer.from(this.node !== undefined ? `node=${this.node} type=${name} msg=` : `type=${name} msg=`, 'latin1');
+      t = { prefix, memo: this.enriched ? new SuffixMemo() : undefined };
+      if (inTable) this.typeTable[type] = t;
+      else this.typeMap.set(type, t);
     }
-    return p;
+    return t;
   }
 
   /**
@@ -266,11 +339,16 @@ export class LineFormatter {
    * `payload` must already stop at the first NUL (AuditRecord.raw does). dst needs MAX_LINE_BYTES free.
    */
   formatInto(type: number, payload: Buffer, dst: Buffer, pos: number): number {
-    const s = this.scratch;
-    let len = this.formatRawScratch(type, payload);
-    if (this.format === 'ENRICHED') len = this.enrichScratch(type, len);
+    // Formatting straight into dst saves a copy, but ENRICHED may write up to auditd's whole format buffer before the
+    // line is cut to LINE_MAX; without that much room the line is built in scratch.
+    const direct = dst.length - pos >= FORMAT_BUF_LEN;
+    const o = direct ? dst : this.scratch;
+    const base = direct ? pos : 0;
+    const t = this.typeInfo(type);
+    let len = this.formatRaw(t.prefix, payload, o, base);
+    if (t.memo !== undefined) len = this.enrich(type, t.memo, o, base, base + t.prefix.length, len);
     if (len > LINE_MAX) len = LINE_MAX;
-    s.copy(dst, pos, 0, len);
+    if (!direct) o.copy(dst, pos, 0, len);
     dst[pos + len] = C_LF;
     return pos + len + 1;
   }
@@ -282,159 +360,248 @@ export class LineFormatter {
     return out.toString('latin1', 0, end - 1);
   }
 
-  /** format_raw(): returns the length in scratch. */
-  private formatRawScratch(type: number, payload: Buffer): number {
-    const s = this.scratch;
-    const p = this.prefix(type);
-    const total = p.length + payload.length;
-    const cap = this.node !== undefined ? FORMAT_BUF_LEN - 32 - 1 : RAW_MAX_NO_NODE;
-    const len = total > cap ? cap : total;
-    p.copy(s, 0, 0, Math.min(p.length, len));
-    if (len > p.length) payload.copy(s, p.length, 0, len - p.length);
-    // Replace \n with a space, as auditd does, so a record stays on one line.
-    let i = s.indexOf(C_LF, p.length);
-    while (i >= 0 && i < len) {
-      s[i] = C_SPACE;
-      i = s.indexOf(C_LF, i + 1);
+  /** format_raw() into o[base..]: returns the line's length. */
+  private formatRaw(p: Buffer, payload: Buffer, o: Buffer, base: number): number {
+    const plen = p.length;
+    const total = plen + payload.length;
+    const len = total > this.rawCap ? this.rawCap : total;
+    // TypedArray.set is a memmove without Buffer.copy's argument checks and native call.
+    o.set(plen <= len ? p : p.subarray(0, len), base);
+    if (len > plen) o.set(len === total ? payload : payload.subarray(0, len - plen), base + plen);
+    // Replace \n with a space, as auditd does, so a record stays on one line. memchr over the payload only.
+    for (let i = payload.indexOf(C_LF); i >= 0 && plen + i < len; i = payload.indexOf(C_LF, i + 1)) {
+      o[base + plen + i] = C_SPACE;
     }
     // Without a node name auditd trims one trailing space from the untruncated text; with one, the trimmed space is
     // the newline its format string added, so the payload keeps its own.
-    if (this.node === undefined && total <= cap && len > 0 && s[len - 1] === C_SPACE) return len - 1;
+    if (this.node === undefined && total <= this.rawCap && len > 0 && o[base + len - 1] === C_SPACE) return len - 1;
     return len;
   }
 
-  /** format_enrich(): appends 0x1D and the interpreted fields; returns the new length. */
-  private enrichScratch(type: number, mlen: number): number {
-    const left = FORMAT_BUF_LEN - mlen;
-    if (left <= MIN_SPACE_LEFT) return mlen;
+  /** format_enrich(): appends 0x1D and the interpreted fields of o[from..base+mlen); returns the new length. */
+  private enrich(type: number, memo: SuffixMemo, o: Buffer, base: number, from: number, mlen: number): number {
+    const end = base + mlen;
+    this.limit = base + FORMAT_BUF_LEN;
+    this.w = end;
+    if (this.limit - end <= MIN_SPACE_LEFT) return mlen;
     if (this.ids.generation !== this.idGeneration) {
-      for (const list of this.fields.values()) for (const e of list) e.cache.clear();
+      for (const e of FIELD_ENTRIES) if (e.kind === K_UID || e.kind === K_GID) this.texts[e.index]!.clear();
+      for (const t of this.typeTable) if (t?.memo !== undefined) t.memo.count = 0;
+      for (const t of this.typeMap.values()) if (t.memo !== undefined) t.memo.count = 0;
       this.idGeneration = this.ids.generation;
     }
-    const st: EnrichState = { sepDone: 0, left, pos: mlen, arch: -1 };
-    this.walk(type, this.scratch, this.prefix(type).length, mlen, st);
-    return st.pos;
+    this.added = 0;
+    this.arch = -1;
+    this.sep = end;
+    this.memo = memo;
+    this.matched = 0;
+    this.seen.count = 0;
+    this.memoable = true;
+    if (o !== this.viewOf) {
+      this.view = new DataView(o.buffer, o.byteOffset, o.byteLength);
+      this.viewOf = o;
+    }
+    this.walk(type, o, from, end);
+    if (this.matched > 0) {
+      if (this.matched === memo.count) o.set(memo.view, end + 1);
+      else this.writeMatched(o);
+    }
+    // A record that matched to the end had as many fields as the memo: only a different one replaces it.
+    if (this.memoable && this.matched !== memo.count) this.remember(o);
+    // The separator goes in last: until then o[end] is walk's sentinel.
+    if (this.added > 0) o[end] = INTERP_SEPARATOR;
+    return this.w - base;
   }
 
-  private walk(type: number, s: Buffer, from: number, to: number, st: EnrichState): void {
+  /**
+   * auparse's field split of o[from..to), interpreting the keys found in FIELD_SLOTS. o[to] is set to a space for
+   * the walk (and put back after): it ends every key and unquoted value, so those scans need no bounds check, and
+   * nextSpace() reads at most 3 bytes past it (the destination has FORMAT_BUF_LEN bytes of room).
+   */
+  private walk(type: number, o: Buffer, from: number, to: number): void {
+    const saved = o[to]!;
+    o[to] = C_SPACE;
     let i = from;
-    while (i < to && st.left > MIN_SPACE_LEFT) {
-      while (i < to && s[i] === C_SPACE) i++;
-      if (i >= to) break;
-      const ks = i;
-      // The key's FNV-1a hash (keyHash) is taken on the way to '=': its entry is found without a second pass.
-      let h = 0x811c9dc5;
-      while (i < to) {
-        const c = s[i]!;
-        if (c === C_EQ || c === C_SPACE) break;
-        h = Math.imul(h ^ c, 0x01000193);
+    while (i < to && this.limit - this.w > MIN_SPACE_LEFT) {
+      if (o[i] === C_SPACE) {
         i++;
-      }
-      if (i >= to || s[i] !== C_EQ) continue;
-      const ke = i;
-      const vs = i + 1;
-      // Values are short: a loop here is cheaper than a native indexOf call per field.
-      let ve = vs;
-      const q = s[vs];
-      if (q === C_DQUOTE || q === C_SQUOTE) {
-        ve = vs + 1;
-        while (ve < to && s[ve] !== q) ve++;
-        if (ve < to) ve++;
-      } else {
-        while (ve < to && s[ve] !== C_SPACE) ve++;
-      }
-      i = ve;
-      if (ke - ks > MAX_KEY_LEN) continue;
-      // auparse splits a user message's msg='...' into fields of their own.
-      if (q === C_SQUOTE && ke - ks === 3 && s[ks] === 0x6d && s[ks + 1] === 0x73 && s[ks + 2] === 0x67) {
-        this.walk(type, s, vs + 1, ve > vs + 1 && s[ve - 1] === C_SQUOTE ? ve - 1 : ve, st);
         continue;
       }
-      const e = this.fieldEntry(h >>> 0, s, ks, ke);
-      if (e === undefined) continue;
-      const kind = e.kind;
-      if (kind === K_SOCKADDR && (type === MsgType.NETFILTER_PKT || type === MsgType.FIRST_AVC || type === 1107)) continue;
-      const cached = this.uncached ? undefined : this.cachedField(e, s, vs, ve, st);
-      if (kind === K_ARCH) st.arch = parseHexBytes(s, vs, ve);
-      if (cached !== undefined) this.addEncoded(st, cached);
-      else this.addField(st, e.upper, kind, s.toString('latin1', vs, ve));
+      const ks = i;
+      i = keyEnd(this.view, i);
+      if (o[i] !== C_EQ) continue; // a word without '=' (the audit(...): header)
+      const klen = i - ks;
+      const vs = i + 1;
+      // At the end (vs === to) this reads the sentinel: an empty value, never a stale byte taken for a quote.
+      const q = o[vs]!;
+      let ve = vs;
+      if (q === C_DQUOTE || q === C_SQUOTE) {
+        ve = vs + 1;
+        while (ve < to && o[ve] !== q) ve++;
+        if (ve < to) ve++;
+      } else {
+        ve = nextSpace(this.view, vs);
+      }
+      i = ve;
+      if (klen < MIN_KEY_LEN || klen > MAX_KEY_LEN) continue;
+      // auparse splits a user message's msg='...' into fields of their own.
+      if (q === C_SQUOTE && klen === 3 && o[ks] === 0x6d && o[ks + 1] === 0x73 && o[ks + 2] === 0x67) {
+        this.walk(type, o, vs + 1, ve > vs + 1 && o[ve - 1] === C_SQUOTE ? ve - 1 : ve);
+        continue;
+      }
+      let e = FIELD_SLOTS[fieldSlot(klen, o[ks]!)];
+      while (e !== undefined && !keyIs(e.key, o, ks)) e = e.next;
+      if (e !== undefined) this.interpret(type, e, o, vs, ve);
     }
+    o[to] = saved;
   }
 
-  private addField(st: EnrichState, name: string, kind: Kind, value: string): void {
-    const s = this.scratch;
-    if (st.sepDone === 0) {
-      s[FORMAT_BUF_LEN - st.left] = INTERP_SEPARATOR;
-      st.pos = FORMAT_BUF_LEN - st.left + 1;
-      st.left--;
-    }
-    st.sepDone++;
-    let text: string;
-    let tlen: number;
+  /**
+   * Appends one interpreted field. Values the kernel writes (plain decimal ids and syscall numbers, known arches) are
+   * parsed from their bytes into a number that keys the field's cached text; only odd values and sockaddrs go through
+   * a JS string.
+   */
+  private interpret(type: number, e: FieldEntry, o: Buffer, vs: number, ve: number): void {
+    const kind = e.kind;
+    let n: number;
+    let key: number;
     if (kind === K_UID || kind === K_GID) {
-      const v = kind === K_UID ? this.uidText(value) : this.gidText(value);
-      text = encodeNv(name, v);
-      tlen = 1 + text.length + 1;
+      n = plainDecimal(o, vs, ve);
+      if (Number.isNaN(n)) {
+        const v = o.toString('latin1', vs, ve);
+        const id = parseId(v);
+        this.putText(o, encodeNv(e.upper, id === undefined ? `conversion error(${v})` : this.idText(kind, id)));
+        return;
+      }
+      // strtoul semantics: -1 wraps to 4294967295.
+      if (n < 0) n = n >>> 0;
+      key = n;
+    } else if (kind === K_SYSCALL) {
+      n = plainDecimal(o, vs, ve);
+      if (!(n >= 0)) {
+        this.putText(o, `${e.upper}=${syscallText(o.toString('latin1', vs, ve), this.arch)}`);
+        return;
+      }
+      // The name depends on the record's arch too: x86_64 (or none seen), i386, anything else.
+      const a = this.arch;
+      key = n * 4 + (a === AUDIT_ARCH_I386 ? 1 : a === AUDIT_ARCH_X86_64 || a < 0 ? 0 : 2);
+    } else if (kind === K_ARCH) {
+      n = parseHexBytes(o, vs, ve);
+      this.arch = n;
+      // An unknown architecture prints its text as written: not cached by value.
+      if (!ARCH_NAMES.has(n)) {
+        this.putText(o, `${e.upper}=${archText(o.toString('latin1', vs, ve))}`);
+        return;
+      }
+      key = n;
     } else {
-      const v = kind === K_SYSCALL ? syscallText(value, st.arch) : kind === K_ARCH ? archText(value) : sockaddrText(value);
-      text = `${name}=${v}`;
-      tlen = 1 + name.length + 1 + v.length + 1;
+      // auparse leaves saddr alone in these types.
+      if (type === MsgType.NETFILTER_PKT || type === MsgType.FIRST_AVC || type === 1107) return;
+      this.putText(o, `${e.upper}=${sockaddrText(o.toString('latin1', vs, ve))}`);
+      return;
     }
-    if (tlen >= st.left) return; // auditd skips a field that does not fit rather than truncating it
-    let p = FORMAT_BUF_LEN - st.left;
-    let num = 0;
-    if (st.sepDone > 1) {
-      s[p++] = C_SPACE;
-      num = 1;
+    const seen = this.seen;
+    const k = seen.count;
+    if (k === MEMO_FIELDS) this.memoable = false;
+    else {
+      seen.entries[k] = e.index;
+      seen.keys[k] = key;
+      seen.count = k + 1;
     }
-    num += s.write(text, p, 'latin1');
-    st.left -= num;
-    st.pos = FORMAT_BUF_LEN - st.left;
+    const memo = this.memo;
+    if (this.matched === k && k < memo.count && memo.entries[k] === e.index && memo.keys[k] === key) {
+      if (this.reserve(o, memo.ends[k] - (k === 0 ? 0 : memo.ends[k - 1]! + 1)) >= 0) {
+        this.matched = k + 1;
+        seen.ends[k] = memo.ends[k]!;
+        return;
+      }
+      this.memoable = false; // it did not fit: skipped, as on the plain path
+      this.writeMatched(o);
+      return;
+    }
+    if (this.matched >= 0) this.writeMatched(o);
+    const cache = this.texts[e.index]!;
+    if (this.putEncoded(o, cache.get(key) ?? cache.set(key, Buffer.from(this.fieldText(e, n), 'latin1')))) {
+      if (k < MEMO_FIELDS) seen.ends[k] = this.w - this.sep - 1;
+    } else {
+      this.memoable = false;
+    }
   }
 
-  /** addField() for a field already encoded: the same separator, fit and spacing rules, bytes copied. */
-  private addEncoded(st: EnrichState, text: Buffer): void {
-    const s = this.scratch;
-    if (st.sepDone === 0) {
-      s[FORMAT_BUF_LEN - st.left] = INTERP_SEPARATOR;
-      st.pos = FORMAT_BUF_LEN - st.left + 1;
-      st.left--;
-    }
-    st.sepDone++;
-    if (text.length + 2 >= st.left) return;
-    let p = FORMAT_BUF_LEN - st.left;
-    let num = 0;
-    if (st.sepDone > 1) {
-      s[p++] = C_SPACE;
-      num = 1;
-    }
-    // Interpreted fields are a few bytes: a loop beats Buffer.copy's call overhead.
-    for (let j = 0; j < text.length; j++) s[p + j] = text[j]!;
-    num += text.length;
-    st.left -= num;
-    st.pos = FORMAT_BUF_LEN - st.left;
+  /** Writes the fields accounted for from the memo so far; fields from here on are written as they come. */
+  private writeMatched(o: Buffer): void {
+    const k = this.matched;
+    if (k > 0) this.memo.bytes.copy(o, this.sep + 1, 0, this.memo.ends[k - 1]);
+    this.matched = -1;
   }
 
-  private uidText(v: string): string {
-    const id = parseId(v);
-    if (id === undefined) return `conversion error(${v})`;
+  /** Makes this record's fields the memo of its type. */
+  private remember(o: Buffer): void {
+    const m = this.memo;
+    const n = this.seen.count;
+    const len = n === 0 ? 0 : this.seen.ends[n - 1]!;
+    if (len > MEMO_BYTES) {
+      m.count = 0;
+      m.view = m.bytes.subarray(0, 0);
+      return;
+    }
+    m.entries.set(this.seen.entries);
+    m.keys.set(this.seen.keys);
+    m.ends.set(this.seen.ends);
+    m.count = n;
+    o.copy(m.bytes, 0, this.sep + 1, this.sep + 1 + len);
+    m.view = m.bytes.subarray(0, len);
+  }
+
+  /** `NAME=value` of a field whose value parsed to n. */
+  private fieldText(e: FieldEntry, n: number): string {
+    switch (e.kind) {
+      case K_UID:
+      case K_GID:
+        return encodeNv(e.upper, this.idText(e.kind, n));
+      case K_SYSCALL:
+        return `${e.upper}=${syscallText(String(n), this.arch)}`;
+      default:
+        return `${e.upper}=${ARCH_NAMES.get(n)!}`;
+    }
+  }
+
+  /** What auparse prints for a uid or gid, before encoding. */
+  private idText(kind: Kind, id: number): string {
     if (id === 0xffffffff) return 'unset';
-    return this.ids.user(id) ?? `unknown(${id})`;
+    return (kind === K_UID ? this.ids.user(id) : this.ids.group(id)) ?? `unknown(${id})`;
   }
 
-  private gidText(v: string): string {
-    const id = parseId(v);
-    if (id === undefined) return `conversion error(${v})`;
-    if (id === 0xffffffff) return 'unset';
-    return this.ids.group(id) ?? `unknown(${id})`;
+  /**
+   * add_field()'s bookkeeping for a field of n bytes: room for the separator (written by enrich()) before the first
+   * field, a space before the others, and a field that does not fit is skipped rather than cut (auditd counts it
+   * anyway). Returns where its bytes go, or -1.
+   */
+  private reserve(o: Buffer, n: number): number {
+    if (this.added++ === 0) this.w++;
+    if (n + 2 >= this.limit - this.w) return -1;
+    if (this.added > 1) o[this.w++] = C_SPACE;
+    const p = this.w;
+    this.w = p + n;
+    return p;
   }
-}
 
-interface EnrichState {
-  sepDone: number;
-  left: number;
-  pos: number;
-  arch: number;
+  /** Returns false when the field did not fit. */
+  private putEncoded(o: Buffer, text: Buffer): boolean {
+    let p = this.reserve(o, text.length);
+    if (p < 0) return false;
+    // Interpreted fields are a few bytes: a loop beats a native copy call.
+    for (let j = 0; j < text.length; j++) o[p++] = text[j]!;
+    return true;
+  }
+
+  /** A field interpreted through a string: rare values, not memoised. */
+  private putText(o: Buffer, text: string): void {
+    if (this.matched >= 0) this.writeMatched(o);
+    this.memoable = false;
+    const p = this.reserve(o, text.length);
+    if (p >= 0) o.write(text, p, 'latin1');
+  }
 }
 
 /** strtoul semantics: -1 wraps to 4294967295. */
@@ -470,11 +637,16 @@ function parseHex(v: string): number {
 
 /** audit_encode_nv_string(): NAME="value", or NAME=HEX when the value has a quote, space, control or non-ASCII byte. */
 export function encodeNv(name: string, value: string): string {
+  return `${name}=${encodedValue(value)}`;
+}
+
+/** The part of audit_encode_nv_string() after `NAME=`, which ENRICHED caches per id. */
+function encodedValue(value: string): string {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
-    if (c === C_DQUOTE || c < 0x21 || c > 0x7e) return `${name}=${Buffer.from(value, 'latin1').toString('hex').toUpperCase()}`;
+    if (c === C_DQUOTE || c < 0x21 || c > 0x7e) return Buffer.from(value, 'latin1').toString('hex').toUpperCase();
   }
-  return `${name}="${value}"`;
+  return `"${value}"`;
 }
 
 export function archText(v: string): string {

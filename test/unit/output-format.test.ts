@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { IdNameCache, LineFormatter, MAX_AUDIT_MESSAGE_LENGTH, inet6Text, sockaddrText, syscallText, archText, encodeNv } from '../../src/output/format';
 import { parseRecord } from '../../src/records/record';
+import { writerTypeName } from '../../src/records/msgtypes';
 import { intBelow, prng } from '../helpers/prng';
 
 const FIX = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'records');
@@ -126,38 +127,234 @@ test('formatInto appends to a shared buffer', () => {
   assert.equal(dst.toString('latin1', 0, p), 'type=SYSCALL msg=audit(1.001:2): a=1\ntype=PROCTITLE msg=audit(1.001:2): proctitle=41\n');
 });
 
-test('ENRICHED: the byte-level field cache writes what the string path writes, on 5000 generated records', () => {
+/**
+ * format_raw() + format_enrich() of auditd 3.0.9 written plainly with strings, one field at a time, as the oracle for
+ * LineFormatter's byte-level walk, caches and memo. It is itself checked against the golden auditd lines below.
+ */
+function referenceLine(type: number, payload: Buffer, ids: IdNameCache, node?: string): string {
+  const FORMAT_BUF_LEN = MAX_AUDIT_MESSAGE_LENGTH + 255;
+  const prefix = `${node ? `node=${node} ` : ''}type=${writerTypeName(type, false)} msg=`;
+  const nul = payload.indexOf(0);
+  const full = prefix + payload.toString('latin1', 0, nul < 0 ? payload.length : nul);
+  const cap = node ? FORMAT_BUF_LEN - 33 : MAX_AUDIT_MESSAGE_LENGTH - 33;
+  let line = full.slice(0, cap).replace(/\n/g, ' ');
+  if (!node && full.length <= cap && line.endsWith(' ')) line = line.slice(0, -1);
+  let left = FORMAT_BUF_LEN - line.length;
+  if (left > 24) {
+    let added = 0;
+    let arch = -1;
+    const add = (field: string): void => {
+      if (added++ === 0) {
+        line += '\x1d';
+        left--;
+      }
+      if (field.length + 2 >= left) return;
+      if (added > 1) {
+        line += ' ';
+        left--;
+      }
+      line += field;
+      left -= field.length;
+    };
+    const idText = (v: string, names: (id: number) => string | undefined): string => {
+      const n = v === '' ? NaN : Number(v);
+      if (!Number.isInteger(n)) return `conversion error(${v})`;
+      const id = n < 0 ? n >>> 0 : n;
+      return id === 0xffffffff ? 'unset' : names(id) ?? `unknown(${id})`;
+    };
+    const walk = (body: string): void => {
+      let i = 0;
+      while (i < body.length && left > 24) {
+        if (body[i] === ' ') {
+          i++;
+          continue;
+        }
+        const ks = i;
+        while (i < body.length && body[i] !== '=' && body[i] !== ' ') i++;
+        if (body[i] !== '=') continue;
+        const key = body.slice(ks, i);
+        const vs = i + 1;
+        const q = body[vs];
+        let ve: number;
+        if (q === '"' || q === "'") {
+          const close = body.indexOf(q, vs + 1);
+          ve = close < 0 ? body.length : close + 1;
+        } else {
+          const sp = body.indexOf(' ', vs);
+          ve = sp < 0 ? body.length : sp;
+        }
+        i = ve;
+        const v = body.slice(vs, ve);
+        const name = key.toUpperCase();
+        if (key === 'msg' && q === "'") walk(v.length > 1 && v.endsWith("'") ? v.slice(1, -1) : v.slice(1));
+        else if (UID_KEYS.includes(key)) add(encodeNv(name, idText(v, (id) => ids.user(id))));
+        else if (GID_KEYS.includes(key)) add(encodeNv(name, idText(v, (id) => ids.group(id))));
+        else if (key === 'syscall') add(`${name}=${syscallText(v, arch)}`);
+        else if (key === 'arch') {
+          add(`${name}=${archText(v)}`);
+          arch = /^[0-9a-fA-F]{1,8}$/.test(v) ? parseInt(v, 16) : -1;
+        } else if (key === 'saddr' && ![1324, 1400, 1107].includes(type)) add(`${name}=${sockaddrText(v)}`);
+      }
+    };
+    walk(line.slice(prefix.length));
+  }
+  return line.slice(0, MAX_AUDIT_MESSAGE_LENGTH - 1);
+}
+const UID_KEYS = ['auid', 'uid', 'euid', 'suid', 'fsuid', 'ouid', 'oauid', 'old-auid', 'iuid', 'id', 'inode_uid', 'sauid', 'obj_uid'];
+const GID_KEYS = ['obj_gid', 'gid', 'egid', 'sgid', 'fsgid', 'ogid', 'igid', 'inode_gid', 'new_gid'];
+
+test('the ENRICHED reference model reproduces every golden auditd line', () => {
+  const golden = new Set(readFileSync(join(FIX, 'auditd-ENRICHED.log'), 'latin1').split('\n'));
+  const ids = new IdNameCache();
+  let compared = 0;
+  for (const k of kernelRecords('ENRICHED')) {
+    if (k.type === 1320) continue;
+    const want = referenceLine(k.type, k.payload, ids);
+    const stamp = /^type=\S+ msg=audit\([^)]*\)/.exec(want)![0];
+    if (![...golden].some((l) => l.startsWith(stamp))) continue; // before auditd registered or after it left
+    assert.ok(golden.has(want), want);
+    compared++;
+  }
+  assert.ok(compared >= 55, `only ${compared} lines compared`);
+});
+
+test('ENRICHED: the byte-level walk, caches and memo write what the reference writes, on 20000 generated records', () => {
   const dir = mkdtempSync(join(tmpdir(), 'amfmt-'));
-  writeFileSync(join(dir, 'passwd'), 'root:x:0:0::/root:/bin/sh\nbin:x:2:2::/:/bin/sh\nweird user:x:7:7::/:/bin/sh\nfirst:x:9:9::/:/bin/sh\nsecond:x:9:9::/:/bin/sh\n');
-  writeFileSync(join(dir, 'group'), 'root:x:0:\nadm:x:4:\n"q":x:5:\n');
+  writeFileSync(join(dir, 'passwd'), 'root:x:0:0::/root:/bin/sh\nbin:x:2:2::/:/bin/sh\nweird user:x:7:7::/:/bin/sh\nfirst:x:9:9::/:/bin/sh\nsecond:x:9:9::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n');
+  writeFileSync(join(dir, 'group'), 'root:x:0:\nadm:x:4:\n"q":x:5:\nnogroup:x:65534:\n');
   const ids = new IdNameCache(join(dir, 'passwd'), join(dir, 'group'));
-  const fast = new LineFormatter({ format: 'ENRICHED', ids });
-  const slow = new LineFormatter({ format: 'ENRICHED', ids, uncached: true });
+  const formatters = [undefined, 'h'].map((node) => ({ node, f: new LineFormatter({ format: 'ENRICHED', ids, node }) }));
   const next = prng(0xf0a7);
   const pick = <T>(a: readonly T[]): T => a[intBelow(next, a.length)]!;
-  const idValues = ['0', '2', '4', '5', '7', '9', '1000', '-1', '4294967295', '4294967296', '-0', '007', '', '"0"', '0x10', '1e3', '+5', 'abc', '123456789012345678', '-4294967297'];
-  const sysValues = ['0', '39', '110', '257', '999', '-1', '', '1.5', '0039', '59'];
-  const archValues = ['c000003e', 'C000003E', '40000003', 'c00000b7', 'deadbeef', '123456789', '', 'zz', '0'];
-  const keys = ['uid', 'auid', 'gid', 'ouid', 'new_gid', 'syscall', 'arch', 'pid', 'a0', 'key', 'comm', 'old-auid', 'saddr'];
-  const buf = Buffer.allocUnsafe(2 * MAX_AUDIT_MESSAGE_LENGTH);
-  for (let n = 0; n < 5000; n++) {
-    const fields: string[] = [];
-    for (let k = intBelow(next, 30); k > 0; k--) {
-      const key = pick(keys);
-      const v = key === 'syscall' ? pick(sysValues) : key === 'arch' ? pick(archValues) : key === 'saddr' ? pick(['0200', '02000050', '']) : pick(idValues);
-      fields.push(`${key}=${v}`);
+  // Kernel-like values most of the time (the cached and memoised path), odd ones now and then (the string path).
+  const idValues = ['0', '0', '0', '2', '7', '9', '65534', '1000', '4294967295', '-1', '4294967296', '-0', '007', '', '"0"', '0x10', '1e3', '+5', 'abc', '123456789012345678', '-4294967297', '12345678901234'];
+  const sysValues = ['0', '39', '110', '110', '257', '999', '-1', '', '1.5', '0039', '59', '1e2'];
+  const archValues = ['c000003e', 'c000003e', 'C000003E', '40000003', 'c00000b7', 'deadbeef', '123456789', '', 'zz', '0'];
+  const otherValues = ['1', 'yes', '7f79584ddcb0', '(none)', '"python3.11"', '"/usr/bin/x y"', '"a=b"', "'q'", '"unterminated', 'x\ny', '=', ''];
+  const keys = ['uid', 'auid', 'gid', 'euid', 'fsgid', 'ouid', 'new_gid', 'inode_uid', 'obj_gid', 'id', 'syscall', 'arch', 'saddr',
+    'pid', 'ppid', 'a0', 'exit', 'success', 'key', 'comm', 'old-auid', 'item', 'items', 'iuid', 'igid', 'uidx', 'Uid', 'ui', 'sgidd'];
+  const value = (key: string): string =>
+    intBelow(next, 8) === 0 ? pick(otherValues)
+      : key === 'syscall' ? pick(sysValues)
+        : key === 'arch' ? pick(archValues)
+          : key === 'saddr' ? pick(['020000097F0000010000000000000000', '0200', '02000050', '', '0A000009000000000000000000000000000000000000000100000000'])
+            : pick(idValues);
+  const small = Buffer.alloc(MAX_AUDIT_MESSAGE_LENGTH); // too little room to format in place: the scratch path
+  const big = Buffer.alloc(4 * MAX_AUDIT_MESSAGE_LENGTH);
+  let prev: string[] = [];
+  let prevType = 1300;
+  let memoHits = 0;
+  for (let n = 0; n < 20000; n++) {
+    // Records of a type often repeat their interpreted fields (the memo), sometimes with one value changed or cut short.
+    const shape = intBelow(next, 6);
+    let fields: string[];
+    if (n > 0 && shape < 2) {
+      fields = [...prev];
+      memoHits++;
+    } else if (n > 0 && shape === 2) {
+      fields = [...prev];
+      const k = intBelow(next, fields.length + 1);
+      if (k < fields.length) {
+        const key = fields[k]!.split('=')[0]!;
+        fields[k] = `${key}=${value(key)}`;
+      }
+    } else if (n > 0 && shape === 3) {
+      // Cut short, often just before its last interpreted field: a record that is a prefix of the memo.
+      let last = prev.length - 1;
+      while (last >= 0 && !/^(a?uid|gid|euid|fsgid|syscall|arch)=/.test(prev[last]!)) last--;
+      fields = prev.slice(0, intBelow(next, 2) === 0 && last >= 0 ? last : intBelow(next, prev.length + 1));
+    } else {
+      fields = [];
+      for (let k = intBelow(next, 30); k > 0; k--) {
+        const key = pick(keys);
+        fields.push(intBelow(next, 40) === 0 ? key : `${key}=${value(key)}`);
+      }
+      if (intBelow(next, 10) === 0) fields.push(`msg='op=x ${fields.slice(0, 3).join(' ')}'`);
     }
-    if (intBelow(next, 10) === 0) fields.push(`msg='op=x ${fields.slice(0, 3).join(' ')}'`);
-    if (intBelow(next, 50) === 0) fields.push(`data=${'A'.repeat(intBelow(next, 9000))}`);
-    const type = pick([1300, 1112, 1327, 1302, 1100]);
-    const payload = Buffer.from(`audit(1700000000.${String(n % 1000).padStart(3, '0')}:${n}): ${fields.join(' ')}`, 'latin1');
-    const a = buf.toString('latin1', 0, fast.formatInto(type, payload, buf, 0));
-    const b = buf.toString('latin1', 0, slow.formatInto(type, payload, buf, 0));
-    assert.equal(a, b, payload.toString('latin1').slice(0, 300));
-    // A reload with new names must not serve cached old ones.
-    if (n === 2500) {
-      writeFileSync(join(dir, 'passwd'), 'toor:x:0:0::/root:/bin/sh\n');
+    prev = fields;
+    const type = shape < 4 ? prevType : pick([1300, 1300, 1112, 1327, 1302, 1306, 1324, 1400, 1107]);
+    prevType = type;
+    let body = fields.join(pick([' ', ' ', '  ']));
+    // Near auditd's buffer end (8937 or 9191 bytes of raw line) fields stop fitting, then the walk stops.
+    if (intBelow(next, 25) === 0) body = `data=${'A'.repeat(8700 + intBelow(next, 520))} ${body}`;
+    if (intBelow(next, 50) === 0) body += ' ';
+    const payload = Buffer.from(`audit(1700000000.${String(n % 1000).padStart(3, '0')}:${n}): ${body}`, 'latin1');
+    for (const { node, f } of formatters) {
+      const want = referenceLine(type, payload, ids, node);
+      for (const dst of [big, small]) {
+        const at = dst === big ? intBelow(next, MAX_AUDIT_MESSAGE_LENGTH) : 0;
+        const end = f.formatInto(type, payload, dst, at);
+        assert.equal(dst.toString('latin1', at, end), want + '\n', `node=${node} n=${n} ${payload.toString('latin1').slice(0, 300)}`);
+      }
+    }
+    // A reload with new names must not serve cached or memoised old ones.
+    if (n === 10000) {
+      writeFileSync(join(dir, 'passwd'), 'toor:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n');
       ids.reload();
     }
+  }
+  assert.ok(memoHits > 5000);
+});
+
+/** Destinations with exactly as much room as formatInto needs, one byte short of formatting in place, and plenty. */
+const FORMAT_BUF_LEN = MAX_AUDIT_MESSAGE_LENGTH + 255;
+const DESTINATIONS = [MAX_AUDIT_MESSAGE_LENGTH, FORMAT_BUF_LEN - 1, FORMAT_BUF_LEN, 3 * FORMAT_BUF_LEN].map((n) => Buffer.alloc(n));
+
+test('ENRICHED: at every raw length near the end of auditd\'s buffer, fields fit, are skipped and stop as auditd does', () => {
+  const ids = new IdNameCache('/nonexistent/passwd', '/nonexistent/group');
+  // Only the first MAX_AUDIT_MESSAGE_LENGTH - 1 bytes are kept, so whether a field fits shows only for fields longer
+  // than the 256 bytes past that: the hex of a long `conversion error(...)`.
+  const odd = 'x'.repeat(150);
+  const tail = ` arch=c000003e syscall=110 auid=${odd} uid=0 gid=${odd} euid=1000 a0=1 ouid=-1 ogid=12345`;
+  for (const node of [undefined, 'host']) {
+    const f = new LineFormatter({ format: 'ENRICHED', ids, node });
+    const cap = node ? FORMAT_BUF_LEN - 33 : MAX_AUDIT_MESSAGE_LENGTH - 33;
+    for (let fill = cap - 700; fill <= cap; fill++) {
+      // Twice each: the second one is served from the memo.
+      for (const dst of [...DESTINATIONS, ...DESTINATIONS]) {
+        const payload = Buffer.from(`audit(1.001:2): data=${'A'.repeat(fill - 420)}${tail}`, 'latin1');
+        const end = f.formatInto(1300, payload, dst, 0);
+        assert.equal(dst.toString('latin1', 0, end), referenceLine(1300, payload, ids, node) + '\n', `node=${node} fill=${fill} room=${dst.length}`);
+      }
+    }
+  }
+});
+
+test('ENRICHED: a reload of the user and group names drops interpreted and memoised texts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'amfmt-'));
+  writeFileSync(join(dir, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+  writeFileSync(join(dir, 'group'), 'root:x:0:\n');
+  const ids = new IdNameCache(join(dir, 'passwd'), join(dir, 'group'));
+  const f = new LineFormatter({ format: 'ENRICHED', ids });
+  const rec = parseRecord(1300, Buffer.from('audit(1.001:2): uid=0 gid=0', 'latin1'));
+  assert.equal(f.formatRecord(rec), 'type=SYSCALL msg=audit(1.001:2): uid=0 gid=0\x1dUID="root" GID="root"');
+  assert.equal(f.formatRecord(rec), 'type=SYSCALL msg=audit(1.001:2): uid=0 gid=0\x1dUID="root" GID="root"');
+  writeFileSync(join(dir, 'passwd'), 'toor:x:0:0::/root:/bin/sh\n');
+  writeFileSync(join(dir, 'group'), 'wheel:x:0:\n');
+  ids.reload();
+  assert.equal(f.formatRecord(rec), 'type=SYSCALL msg=audit(1.001:2): uid=0 gid=0\x1dUID="toor" GID="wheel"');
+});
+
+test('ENRICHED: golden records with their ids, syscalls and arches varied format as the reference says', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'amfmt-'));
+  writeFileSync(join(dir, 'passwd'), 'root:x:0:0::/root:/bin/sh\nal ice:x:1000:1000::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n');
+  writeFileSync(join(dir, 'group'), 'root:x:0:\nstaff:x:50:\nnogroup:x:65534:\n');
+  const ids = new IdNameCache(join(dir, 'passwd'), join(dir, 'group'));
+  const f = new LineFormatter({ format: 'ENRICHED', ids });
+  const next = prng(0x901d);
+  const records = kernelRecords('ENRICHED').filter((k) => k.type !== 1320);
+  const swaps: [RegExp, () => string][] = [
+    [/ (a?uid|e?gid|s?uid|fsuid|fsgid|sgid|ouid|ogid)=\d+/g, () => String([0, 50, 1000, 65534, 4294967295, 77][intBelow(next, 6)])],
+    [/ syscall=\d+/g, () => String([0, 2, 42, 110, 257, 335, 460][intBelow(next, 7)])],
+    [/arch=[0-9a-f]+/g, () => ['c000003e', '40000003', 'c00000b7'][intBelow(next, 3)]!],
+  ];
+  const out = Buffer.alloc(4 * MAX_AUDIT_MESSAGE_LENGTH);
+  for (let n = 0; n < 3000; n++) {
+    const k = records[intBelow(next, records.length)]!;
+    let text = k.payload.toString('latin1');
+    for (const [re, v] of swaps) if (intBelow(next, 2) === 0) text = text.replace(re, (m) => `${m.slice(0, m.indexOf('=') + 1)}${v()}`);
+    const payload = Buffer.from(text, 'latin1');
+    const end = f.formatInto(k.type, payload, out, 0);
+    assert.equal(out.toString('latin1', 0, end - 1), referenceLine(k.type, payload, ids), text.slice(0, 200));
   }
 });
