@@ -1,17 +1,24 @@
 // Benchmark: `auditmux search -k KEY --raw` against Debian's `ausearch -if LOG -k KEY --raw` on a generated large log; prints a markdown table.
 import { spawn } from 'node:child_process';
-import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeLog } from '../test/fixtures/search/gen';
 
-const USAGE = `usage: node dist/bench/search.js [--events N] [--key KEY] [--partial P] [--enriched] [--skip-ausearch] [--keep]
-  --events N       events in the generated log (default 1000000: ~2 million records, ~625 MB)
-  --key KEY        the searched key (default ambench, the load's key, on ~90 % of events)
-  --partial P      fraction of load events missing their PROCTITLE, as under kernel overload (default 0.01)
-  --enriched       write the log in auditd's ENRICHED format
+const USAGE = `usage: node dist/bench/search.js [--events N] [--key KEY] [--rate R] [--pause P] [--dense D] [--partial P]
+                                  [--log-format enriched|raw] [--skip-ausearch] [--keep]
+  --events N       events in the generated log (default 1000000: ~2 million records, ~625 MB ENRICHED)
+  --key KEY        the searched key (default ambench, the load's key)
+  --rate R         events per second of audit time, one unbroken stream (default 40000, loadgen flat out)
+  --pause P        probability per event that the load pauses for 3 s (default 0). Any pause lets ausearch flush the
+                   events it keeps building for its 2 s end-of-event timeout: 0.001 makes it ~70x faster
+  --dense D        fraction of events that are the load's SYSCALL + PROCTITLE (default 1, as in the baseline; the rest:
+                   file opens with CONTAINER_ID records, logins, rule changes, other keys)
+  --partial P      fraction of load events that lost their SYSCALL or PROCTITLE to kernel overload (default 0.01)
+  --log-format F   enriched (auditd's default, as in the baseline) or raw (default enriched); --enriched is accepted
   --skip-ausearch  time auditmux only
+  --doc FILE       also write the table to FILE (default docs/benchmarks-search.md; "-" = none)
   --keep           keep the log and outputs (printed path)`;
 
 interface Run {
@@ -71,9 +78,14 @@ async function main(): Promise<number> {
     options: {
       events: { type: 'string', default: '1000000' },
       key: { type: 'string', default: 'ambench' },
+      rate: { type: 'string', default: '40000' },
+      pause: { type: 'string', default: '0' },
+      dense: { type: 'string', default: '1' },
       partial: { type: 'string', default: '0.01' },
+      'log-format': { type: 'string', default: 'enriched' },
       enriched: { type: 'boolean', default: false },
       'skip-ausearch': { type: 'boolean', default: false },
+      doc: { type: 'string', default: 'docs/benchmarks-search.md' },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -83,18 +95,23 @@ async function main(): Promise<number> {
     return 0;
   }
   const events = Number(values.events);
-  if (!Number.isInteger(events) || events < 1) {
+  const rate = Number(values.rate);
+  const fraction = (v: string | undefined): number => (v !== undefined && v !== '' && Number(v) >= 0 && Number(v) <= 1 ? Number(v) : NaN);
+  const [pause, dense, partial] = [fraction(values.pause), fraction(values.dense), fraction(values.partial)];
+  const format = values.enriched ? 'enriched' : values['log-format'];
+  if (!Number.isInteger(events) || events < 1 || !(rate > 0) || [pause, dense, partial].some(Number.isNaN) || (format !== 'enriched' && format !== 'raw')) {
     console.error(USAGE);
     return 2;
   }
+  const enriched = format === 'enriched';
   const dir = mkdtempSync(join(tmpdir(), 'amsearch-bench-'));
   const log = join(dir, 'audit.log');
   const key = values.key!;
   try {
     const t0 = Date.now();
-    const bytes = await writeLog(log, events, { seed: 42, partial: Number(values.partial), enriched: values.enriched, interleave: 0.01 });
+    const bytes = await writeLog(log, events, { seed: 42, rate, pause, dense, partial, enriched, interleave: 0.01 });
     const records = await countLines(log);
-    console.error(`generated ${events} events, ${records} records, ${(bytes / 2 ** 20).toFixed(0)} MiB in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${log}`);
+    console.error(`generated ${events} events, ${records} records, ${(bytes / 1e6).toFixed(0)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${log}`);
 
     const runs: Run[] = [];
     const searchJs = resolve(__dirname, '..', 'src', 'search', 'index.js');
@@ -116,13 +133,30 @@ async function main(): Promise<number> {
       if (!values.keep) rmSync(out, { force: true });
     }
     const base = runs.find((r) => r.tool.startsWith('ausearch'));
-    console.log(`\n### search -k ${key}: ${events} events, ${records} records, ${(bytes / 2 ** 20).toFixed(0)} MiB${values.enriched ? ' (ENRICHED)' : ''}\n`);
-    console.log('| tool | wall s | peak RSS MiB | events found | output lines | speed-up vs ausearch | same output as ausearch |');
-    console.log('|---|---|---|---|---|---|---|');
+    const table: string[] = [];
+    const print = (line: string): void => {
+      console.log(line);
+      table.push(line);
+    };
+    print(`\n### search -k ${key}: ${events} events, ${records} records, ${(bytes / 1e6).toFixed(0)} MB ${format.toUpperCase()}\n`);
+    print(`Generated (test/fixtures/search/gen.ts, seed 42): ${rate} events/s of audit time, pause ${pause}, dense ${dense}, partial ${partial}, interleave 0.01.\n`);
+    print('| tool | wall s | peak RSS MiB | events found | output lines | speed-up vs ausearch | same output as ausearch |');
+    print('|---|---|---|---|---|---|---|');
     for (const r of runs) {
       const speed = base ? (base.seconds / r.seconds).toFixed(1) + 'x' : '-';
       const same = base ? (r.events === base.events && r.lines === base.lines && r.digest === base.digest ? 'yes' : 'NO') : '-';
-      console.log(`| ${r.tool} | ${r.seconds.toFixed(2)} | ${(r.peakRssKiB / 1024).toFixed(0)} | ${r.events} | ${r.lines} | ${speed} | ${same} |`);
+      print(`| ${r.tool} | ${r.seconds.toFixed(2)} | ${(r.peakRssKiB / 1024).toFixed(0)} | ${r.events} | ${r.lines} | ${speed} | ${same} |`);
+    }
+    if (values.doc !== '-') {
+      const cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
+      writeFileSync(resolve(values.doc!), [
+        '# Search benchmark: `auditmux search -k KEY --raw` vs `ausearch -if LOG -k KEY --raw`',
+        '',
+        `Written by \`node dist/bench/search.js ${process.argv.slice(2).join(' ')}\` on ${new Date().toISOString()}, ${cpu}, ${cpus().length} CPUs.`,
+        'Wall time and peak RSS from `/usr/bin/time -v`; "same output" compares an order-independent digest of the lines.',
+        ...table,
+        '',
+      ].join('\n'));
     }
     return base && runs[0]!.digest !== base.digest ? 1 : 0;
   } finally {
