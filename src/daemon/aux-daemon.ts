@@ -10,6 +10,8 @@ import { Frame, FrameReader, decodeEvent, encodeEvent, encodeFrame, encodeJsonFr
 import { AuxWriter } from './aux-writer';
 import { lookupUser } from './users';
 
+const noPos = (k: string, v: unknown): unknown => (k === 'pos' ? undefined : v);
+
 export type AuxState = 'starting' | 'running' | 'backoff' | 'failed' | 'stopped';
 
 const AUX_MAIN = join(__dirname, 'aux-main.js');
@@ -70,7 +72,8 @@ export class AuxDaemon {
     const old = this.config;
     const restart =
       JSON.stringify(cfg.log) !== JSON.stringify(old.log) ||
-      JSON.stringify(cfg.outputs ?? []) !== JSON.stringify(old.outputs ?? []) ||
+      // Where an output is written in the file is not part of it: moving lines must not restart the daemon.
+      JSON.stringify(cfg.outputs ?? [], noPos) !== JSON.stringify(old.outputs ?? [], noPos) ||
       cfg.user !== old.user ||
       cfg.isolation !== old.isolation;
     if (restart && (this.child || this.writer)) {
