@@ -19,6 +19,7 @@ import {
   NAME_FORMATS,
   OVERFLOW_ACTIONS,
   AUX_ISOLATIONS,
+  defaultIsolation,
   defaultConfig,
   type CgroupMapEntry,
   type Config,
@@ -364,7 +365,7 @@ function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): Da
     if ((x = m.get('user'))) {
       if (w.resolve(x.value) !== null) d.user = account(w, x, `${where}.user`) ?? null;
     }
-    if (d.user !== null) d.isolation = 'process';
+    d.isolation = defaultIsolation(d.user);
     if ((x = m.get('isolation'))) {
       const iso = w.choice(x, `${where}.isolation`, AUX_ISOLATIONS);
       // Only a process of its own can change user: the host process stays root.

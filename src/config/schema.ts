@@ -202,6 +202,8 @@ export interface HostConfig {
 
 export const AUX_ISOLATIONS = ['inline', 'process'] as const;
 export type AuxIsolation = (typeof AUX_ISOLATIONS)[number];
+/** Only a process of its own can run as another user: the host process stays root. */
+export const defaultIsolation = (user: string | null | undefined): AuxIsolation => (user ? 'process' : 'inline');
 
 export interface QueueConfig {
   depth: number;

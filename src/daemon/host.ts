@@ -7,7 +7,7 @@ import { AUDIT_FILTER_PREPEND, Feature, Field, MsgType, Op } from '../kernel/con
 import type { AuditSocket } from '../kernel/socket';
 import type { EmulatedKernel } from '../kernel/emulated-kernel';
 import type { AuditStatus } from '../kernel/wire';
-import { loadConfig, defaultConfig, parseContidSelector, type Config, type DaemonConfig, type RouteConfig, DEFAULT_QUEUE, DEFAULT_MAX_RESTARTS } from '../config';
+import { loadConfig, defaultConfig, parseContidSelector, type Config, type DaemonConfig, type RouteConfig, DEFAULT_QUEUE, DEFAULT_MAX_RESTARTS, defaultIsolation } from '../config';
 import { applyRules, encodeRule, loadRulesPath, parseRules, type Rule, type RuleCommand } from '../rules';
 import { msgTypeByName } from '../records/msgtypes';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
@@ -469,7 +469,7 @@ export class HostDaemon {
       log: { ...this.config.host.log, file: args.log ? resolve(args.log) : join(dirname(this.config.host.log.file), `${name}.log`) },
       queue: { ...DEFAULT_QUEUE, depth: args.queue ?? DEFAULT_QUEUE.depth, overflow },
       user: args.user ?? null,
-      isolation: args.user ? 'process' : 'inline',
+      isolation: defaultIsolation(args.user),
       maxRestarts: DEFAULT_MAX_RESTARTS,
       pos,
     };
