@@ -1,5 +1,5 @@
 // The daemons under test: private configs, start until the kernel names them as the audit daemon, stop by SIGTERM.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { status } from './kernel';
@@ -10,7 +10,8 @@ export const auditmuxBin = join(repoRoot, 'bin', 'auditmux');
 export interface DaemonSpec {
   /** As given on the command line: auditd-raw, auditmux-enriched, auditmux-raw-aux4, ... */
   name: string;
-  kind: 'auditd' | 'auditmux';
+  /** creader: bench/creader.c, a minimal batched C reader writing RAW lines, the floor auditmux is measured against. */
+  kind: 'auditd' | 'auditmux' | 'creader';
   format: 'RAW' | 'ENRICHED';
   /** Auxiliary auditmux daemons, with routes; 0 = host daemon only. */
   aux: number;
@@ -19,9 +20,10 @@ export interface DaemonSpec {
 }
 
 export function parseDaemon(name: string): DaemonSpec {
+  if (name === 'creader') return { name, kind: 'creader', format: 'RAW', aux: 0, isolation: 'inline' };
   const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+)(-proc)?)?$/.exec(name);
   if (!m || (m[1] === 'auditd' && m[3])) {
-    throw new Error(`unknown daemon "${name}": auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]]`);
+    throw new Error(`unknown daemon "${name}": creader|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]]`);
   }
   return { name, kind: m[1] as DaemonSpec['kind'], format: m[2]!.toUpperCase() as DaemonSpec['format'], aux: Number(m[3] ?? 0), isolation: m[4] ? 'process' : 'inline' };
 }
@@ -129,7 +131,12 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
   mkdirSync(join(dir, 'plugins'), { recursive: true });
   let child: ChildProcess;
   const auxLogs: string[] = [];
-  if (spec.kind === 'auditd') {
+  if (spec.kind === 'creader') {
+    const bin = join(dir, 'creader');
+    execFileSync('cc', ['-O2', '-Wall', '-o', bin, join(repoRoot, 'bench', 'creader.c')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // auditmux's default receive_buffer, so both ride out the same bursts.
+    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  } else if (spec.kind === 'auditd') {
     const conf = join(dir, 'auditd.conf');
     writeFileSync(conf, auditdConf(dir, spec));
     // auditd refuses a config that others can write or read.

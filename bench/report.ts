@@ -201,6 +201,30 @@ export function renderMarkdown(info: RunInfo): string {
     out.push('');
   }
 
+  // The floor: a batched C reader (bench/creader.c) does the least any daemon must (receive, write RAW lines), so
+  // CPU per event against it says how far auditmux is from the machine's limit, whatever auditd costs.
+  const vsC = info.daemons.filter((d) => d.startsWith('auditmux-'));
+  if (info.daemons.includes('creader') && vsC.length) {
+    out.push('## auditmux / batched C reader, same run', '');
+    out.push('Ratios of medians against bench/creader.c (recvmmsg of 256, 2 ms pause after a short batch, RAW lines to a file).', '');
+    out.push('| rate | daemon | events logged | CPU per event | peak RSS |');
+    out.push('|---|---|---|---|---|');
+    for (const rate of info.rates) {
+      const b = gs.find((g) => g.rate === rate && g.daemon === 'creader');
+      if (!b?.ok.length) continue;
+      for (const d of vsC) {
+        const a = gs.find((g) => g.rate === rate && g.daemon === d);
+        if (!a?.ok.length) continue;
+        const ratio = (f: (s: Sample) => number): string => {
+          const y = pick(b, f)!.med;
+          return y === 0 ? '∞' : fmt(pick(a, f)!.med / y, 2);
+        };
+        out.push(`| ${rateLabel(rate)} | ${d} | ${ratio(rate === 0 ? loggedRate : (s) => s.events)} | ${ratio((s) => s.cpuPer100k)} | ${ratio((s) => s.peakRssKiB)} |`);
+      }
+    }
+    out.push('');
+  }
+
   const summary = info.daemons.map((d) => {
     const mine = gs.filter((g) => g.daemon === d && g.rate > 0 && g.ok.length);
     const lossFree = mine.filter((g) => g.ok.every((s) => s.missing === 0)).map((g) => g.rate);

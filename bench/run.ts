@@ -58,7 +58,7 @@ function options(argv: string[]): Options | 'help' {
       rates: { type: 'string', default: '10000,20000,30000,40000,50000,60000,80000,max' },
       reps: { type: 'string', default: '3' },
       duration: { type: 'string', default: '5' },
-      daemons: { type: 'string', default: 'auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched,auditmux-raw-aux4,auditmux-raw-aux4-proc' },
+      daemons: { type: 'string', default: 'creader,auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched,auditmux-raw-aux4,auditmux-raw-aux4-proc' },
       mode: { type: 'string', default: 'getppid' },
       'cpu-prof': { type: 'boolean', default: false },
       'cpu-prof-dir': { type: 'string', default: join(repoRoot, 'bench', 'results', 'cpu-prof') },
