@@ -1,0 +1,133 @@
+// Forged lines: untrusted bytes in interpreted values (AF_UNIX paths) and user text never break a log line or its fields.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { LineFormatter, sockaddrText, syscallText, archText } from '../../src/output/format';
+import { escapeInterp, unescapeInterp, encodeUntrusted, decodeUntrusted } from '../../src/records/encode';
+import { parseRecord } from '../../src/records/record';
+import { runSearch } from '../../src/search';
+import { intBelow, prng } from '../helpers/prng';
+
+/** What an unprivileged connect() to this path makes the kernel log: the sockaddr as it was passed, in hex. */
+function sockaddrRecord(path: Buffer, serial = 7): Buffer {
+  const sa = Buffer.concat([Buffer.from([1, 0]), path, Buffer.from([0])]);
+  return Buffer.from(`audit(1700000000.123:${serial}): saddr=${sa.toString('hex').toUpperCase()}`, 'latin1');
+}
+
+/** The attack of issue 10: a newline, a whole fake record from another node, and a 0x1D with forged interpretations. */
+const FORGED_PATH = Buffer.from('/tmp/x\nnode=dc01 type=USER_LOGIN msg=audit(1700000000.123:7): pid=1 uid=0 res=success\x1dAUID="root"', 'latin1');
+
+test('forged AF_UNIX path: the ENRICHED SOCKADDR record stays one line with one separator', () => {
+  const f = new LineFormatter({ format: 'ENRICHED' });
+  const line = f.formatRecord(parseRecord(1306, sockaddrRecord(FORGED_PATH)));
+  assert.ok(!line.includes('\n'), JSON.stringify(line));
+  assert.equal(line.split('\x1d').length, 2, 'exactly one separator');
+  const interp = line.slice(line.indexOf('\x1d') + 1);
+  assert.match(interp, /^SADDR=\{ saddr_fam=local path=\/tmp\/x\\012node=dc01 type=USER_LOGIN .*res=success\\035AUID="root" \}$/);
+  assert.equal(unescapeInterp(/path=(.*) \}$/.exec(interp)![1]!), FORGED_PATH.toString('latin1'));
+});
+
+test('forged AF_UNIX path: auditmux search finds the real record and no forged USER_LOGIN', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'amforge-'));
+  try {
+    const f = new LineFormatter({ format: 'ENRICHED' });
+    const sys = Buffer.from('audit(1700000000.123:7): arch=c000003e syscall=42 success=no exit=-2 a0=3 a1=7ffd a2=6e a3=0 items=0 ppid=1 pid=4242 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm="nc" exe="/usr/bin/nc" subj=unconfined key="net"', 'latin1');
+    const log = [f.formatRecord(parseRecord(1300, sys)), f.formatRecord(parseRecord(1306, sockaddrRecord(FORGED_PATH)))].join('\n') + '\n';
+    const file = join(dir, 'audit.log');
+    writeFileSync(file, log, 'latin1');
+    const io = (): { out: string[]; err: string[]; io: { out(s: string): void; err(s: string): void } } => {
+      const c = { out: [] as string[], err: [] as string[], io: { out: (s: string) => void c.out.push(s), err: (s: string) => void c.err.push(s) } };
+      return c;
+    };
+    const forged = io();
+    assert.equal(await runSearch(['-if', file, '-m', 'USER_LOGIN', '--raw'], forged.io), 1, forged.out.join(''));
+    const real = io();
+    assert.equal(await runSearch(['-if', file, '-m', 'SOCKADDR', '--raw'], real.io), 0);
+    assert.equal(real.out.join('').split('\n').filter((l) => l !== '').length, 2, 'the SYSCALL and SOCKADDR records of one event');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('abstract AF_UNIX names print from sun_path[1] as auparse does, escaped', () => {
+  const abs = (name: string): string => '0100' + Buffer.from('\0' + name, 'latin1').toString('hex').toUpperCase();
+  assert.equal(sockaddrText(abs('/tmp/.X11-unix/X0')), '{ saddr_fam=local path=/tmp/.X11-unix/X0 }');
+  assert.equal(sockaddrText(abs('evil\nline')), '{ saddr_fam=local path=evil\\012line }');
+  // auparse stops at the first NUL of the name (%s) and at 108 bytes (%.108s)
+  assert.equal(sockaddrText(abs('a\0b')), '{ saddr_fam=local path=a }');
+  assert.equal(sockaddrText('0100' + '41'.repeat(126)), `{ saddr_fam=local path=${'A'.repeat(108)} }`);
+  assert.equal(sockaddrText('010041'), '{ saddr_fam=local sockaddr len too short }');
+});
+
+test('error forms that quote record text are escaped too', () => {
+  assert.equal(syscallText('1\x1b[2J', -1), 'unknown-syscall(1\\033[2J)');
+  assert.equal(archText('zz\r'), 'unknown-elf-type(zz\\015)');
+  assert.equal(sockaddrText('0\x1d'), 'malformed-host(0\\035)');
+});
+
+test('a 0x1D in a user message becomes a space, like a newline: no forged interpretation list', () => {
+  for (const fmt of ['RAW', 'ENRICHED'] as const) {
+    const f = new LineFormatter({ format: fmt });
+    const line = f.formatRecord(parseRecord(1112, Buffer.from("audit(1.001:2): pid=5 uid=1000 auid=1000 ses=1 msg='op=login acct=\"bob\" res=failed\x1dAUID=\"root\"'", 'latin1')));
+    assert.ok(line.includes('res=failed AUID="root"'), line);
+    assert.equal(line.split('\x1d').length, fmt === 'RAW' ? 1 : 2, line);
+  }
+});
+
+test('escapeInterp: fixed-seed property test, printable output without separators, round-trips', () => {
+  const r = prng(0x5eed10);
+  for (let n = 0; n < 20000; n++) {
+    const len = intBelow(r, 40);
+    let s = '';
+    for (let i = 0; i < len; i++) s += String.fromCharCode(r() < 0.5 ? intBelow(r, 256) : 0x20 + intBelow(r, 95));
+    const e = escapeInterp(s);
+    assert.match(e, /^[\x20-\x7e]*$/);
+    assert.equal(unescapeInterp(e), s);
+    if (/^[\x20-\x5b\x5d-\x7e]*$/.test(s)) assert.equal(e, s, 'printable values are left alone');
+  }
+});
+
+test('formatter fuzz: random AF_UNIX paths and user texts never yield a newline, CR or second 0x1D; paths round-trip', () => {
+  const r = prng(10);
+  const fr = new LineFormatter({ format: 'RAW' });
+  const fe = new LineFormatter({ format: 'ENRICHED' });
+  for (let n = 0; n < 5000; n++) {
+    const len = 1 + intBelow(r, 107);
+    const path = Buffer.alloc(len);
+    for (let i = 0; i < len; i++) path[i] = r() < 0.3 ? [0x0a, 0x0d, 0x1d, 0x1b, 0x5c, 0x7f, 0x9b][intBelow(r, 7)]! : 1 + intBelow(r, 255);
+    const rec = parseRecord(1306, sockaddrRecord(path, n));
+    const line = fe.formatRecord(rec);
+    assert.ok(!/[\n\r]/.test(line), JSON.stringify(line));
+    assert.equal(line.split('\x1d').length, 2);
+    assert.match(line.slice(line.indexOf('\x1d') + 1), /^[\x20-\x7e]*$/);
+    const m = /path=(.*) \}$/.exec(line)!;
+    assert.equal(unescapeInterp(m[1]!), path.toString('latin1'));
+    const user = Buffer.concat([Buffer.from(`audit(1.001:${n}): pid=1 uid=0 auid=0 ses=1 msg='`, 'latin1'), path, Buffer.from("'")]);
+    for (const f of [fr, fe]) {
+      const l = f.formatRecord(parseRecord(1100, user));
+      assert.ok(!l.includes('\n'));
+      assert.ok(l.split('\x1d').length <= 2);
+      if (f === fe && l.includes('\x1d')) assert.match(l.slice(l.indexOf('\x1d') + 1), /^[\x20-\x7e]*$/);
+    }
+  }
+});
+
+test('encodeUntrusted: quoted when safe, hex otherwise, never a space, quote or control; round-trips (fixed seed)', () => {
+  assert.equal(encodeUntrusted('/etc/a.rules'), '"/etc/a.rules"');
+  assert.equal(encodeUntrusted('a b'), '612062');
+  assert.equal(encodeUntrusted('x"y'), '782279');
+  assert.equal(encodeUntrusted(''), '""');
+  // U+010A written as latin1 would be a newline: the encoder works on UTF-8 bytes
+  assert.equal(encodeUntrusted('\u010a'), 'C48A');
+  const r = prng(77);
+  for (let n = 0; n < 20000; n++) {
+    const len = intBelow(r, 30);
+    let s = '';
+    for (let i = 0; i < len; i++) s += String.fromCharCode(r() < 0.2 ? intBelow(r, 0x800) : 0x20 + intBelow(r, 95));
+    const e = encodeUntrusted(s);
+    assert.match(e, /^[\x21\x23-\x7e]*$|^"[\x21\x23-\x7e]*"$/);
+    assert.equal(decodeUntrusted(e)!.toString('utf8'), Buffer.from(s, 'utf8').toString('utf8'));
+  }
+});
