@@ -74,3 +74,29 @@ export function unescapeInterp(s: string): string {
   if (s.indexOf('\\') < 0) return s;
   return s.replace(/\\([0-3][0-7][0-7])/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
+
+/** A `name=value` token auditmux itself composes (numbers, words, paths of its own): no quotes, spaces or '='. */
+const PLAIN_TOKEN = /^[a-z][a-z0-9_-]*=[\x21\x23-\x3c\x3e-\x7e]+$/;
+/** `name="..."` with a JSON-quoted value: how some callers wrap an error message. */
+const JSON_TOKEN = /^([a-z][a-z0-9_-]*)=("(?:[^"\\]|\\.)*")$/;
+
+/**
+ * The detail part of a record auditmux writes about itself, made safe to splice into a record body: kept when it is
+ * only plain `name=value` tokens, a single `name="json string"` re-encoded with encodeUntrusted, and anything else
+ * (free text such as an error message carrying a tenant's file name) written whole as `fallback=` encoded.
+ */
+export function encodeDetail(detail: string, fallback = 'reason'): string {
+  if (detail === '') return '';
+  const tokens = detail.split(' ');
+  if (tokens.every((t) => PLAIN_TOKEN.test(t))) return detail;
+  const m = JSON_TOKEN.exec(detail);
+  if (m) {
+    try {
+      const v: unknown = JSON.parse(m[2]!);
+      if (typeof v === 'string') return encodeUntrustedNv(m[1]!, v);
+    } catch {
+      // not JSON after all: encoded whole below
+    }
+  }
+  return encodeUntrustedNv(fallback, detail);
+}
