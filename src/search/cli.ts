@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { AuditmuxError, ExitCode, IoError, UsageError } from '../errors';
 import { compileCriteria, type CriteriaSpec } from './criteria';
 import { Interpreter, jsonEvent, rawEvent, textEvent, type OutputFormat } from './format';
+import { ESCAPE_MODES, type EscapeMode } from './escape';
 import { inputFromPath, inputsForDaemon, type LogInput } from './inputs';
 import { htmlReport, jsonReport, ReportBuilder, textReport } from './report';
 import { scanEvents, type SearchEvent } from './scan';
@@ -20,6 +21,7 @@ interface Parsed {
   format?: string;
   output?: string;
   top?: number;
+  escape?: EscapeMode;
   help: boolean;
 }
 
@@ -63,6 +65,12 @@ const SEARCH_OPTS: OptDef[] = [
   { names: ['-r', '--raw'], kind: 'flag', apply: (p) => setFormat(p, 'raw') },
   { names: ['-i', '--interpret'], kind: 'flag', apply: (p) => setFormat(p, 'text') },
   { names: ['--format'], kind: 'value', apply: (p, v) => setFormat(p, v as string) },
+  {
+    names: ['--escape'], kind: 'value', apply: (p, v) => {
+      if (!(ESCAPE_MODES as readonly string[]).includes(v as string)) throw new UsageError(`--escape: expected raw, tty, shell or shell_quote, got "${v}"`);
+      p.escape = v as EscapeMode;
+    },
+  },
 ];
 
 const REPORT_OPTS: OptDef[] = [
@@ -151,6 +159,8 @@ criteria (all must match; each may be met by any record of the event; whole even
 output:
   -r, --raw                the matching events' lines exactly as in the log
   -i, --interpret          interpreted text (the default): names for ids, syscalls, arch; decoded strings
+  --escape MODE            how -i text escapes values (as ausearch --escape): tty (default: control characters as
+                           \ooo), shell, shell_quote (tty plus a backslash before shell characters), raw (nothing)
   --format raw|text|json   json: one object per event per line
 exit: 0 found, 1 nothing found, 2 bad arguments, 3 bad config, 8 unreadable log`;
 
@@ -206,7 +216,7 @@ export async function runSearch(argv: string[], io: SearchIo): Promise<number> {
     const out = new Batcher(io);
     const interp = new Interpreter();
     const render: (ev: SearchEvent) => string =
-      format === 'raw' ? rawEvent : format === 'json' ? (ev) => JSON.stringify(jsonEvent(ev)) + '\n' : (ev) => textEvent(ev, interp);
+      format === 'raw' ? rawEvent : format === 'json' ? (ev) => JSON.stringify(jsonEvent(ev)) + '\n' : (ev) => textEvent(ev, interp, p.escape ?? 'tty');
     let stats;
     try {
       stats = await scanEvents(inputs, criteria, (ev) => out.push(render(ev)), (w) => io.err(`auditmux: warning: ${w}`));

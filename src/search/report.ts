@@ -4,6 +4,7 @@ import { decodeKeys } from '../routing/event-fields';
 import { Machine, syscallName } from '../rules/tables';
 import { fieldString, firstField, newHeader, parseHeader, recordTypeName } from './logline';
 import type { SearchEvent } from './scan';
+import { ttyEscape } from './escape';
 
 /** Label of events that carry no CONTAINER_ID record (host processes). */
 export const NO_CONTAINER = 'unset';
@@ -105,16 +106,17 @@ export function isoTime(ms: number): string {
 
 const fmtTop = (xs: Array<[string, number]>): string => (xs.length ? xs.map(([k, n]) => `${k} (${n})`).join(', ') : '-');
 
+/** The text report goes to a terminal: keys, executables and containers come from the log and are escaped as by ausearch -i. */
 export function textReport(r: ReportBuilder, topN = 5): string {
   const cs = r.sorted();
   let s = `auditmux report: ${r.events} events, ${cs.length} containers\n`;
   for (const c of cs) {
-    s += `\ncontainer ${c.container}\n`;
+    s += `\ncontainer ${ttyEscape(c.container)}\n`;
     s += `  events: ${c.events}\n`;
     s += `  first seen: ${isoTime(c.firstMs)}\n`;
     s += `  last seen: ${isoTime(c.lastMs)}\n`;
-    s += `  top keys: ${fmtTop(top(c.keys, topN))}\n`;
-    s += `  top executables: ${fmtTop(top(c.exes, topN))}\n`;
+    s += `  top keys: ${ttyEscape(fmtTop(top(c.keys, topN)))}\n`;
+    s += `  top executables: ${ttyEscape(fmtTop(top(c.exes, topN)))}\n`;
     s += `  failed syscalls: ${c.failed}${c.failed ? ` (${top(c.failedSyscalls, topN).map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}\n`;
   }
   return s;
@@ -136,9 +138,12 @@ export function jsonReport(r: ReportBuilder, topN = 5): unknown {
   };
 }
 
-/** Keys, executables and container labels come from the log: everything written into the page is escaped. */
+/**
+ * Keys, executables and container labels come from the log: everything written into the page is escaped, for HTML
+ * and, so that controls show as in the terminal report rather than vanish, as ausearch -i escapes them.
+ */
 export function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return ttyEscape(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
