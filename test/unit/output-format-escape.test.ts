@@ -1,7 +1,7 @@
 // Forged lines: untrusted bytes in interpreted values (AF_UNIX paths) and user text never break a log line or its fields.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { LineFormatter, sockaddrText, syscallText, archText } from '../../src/output/format';
@@ -130,4 +130,38 @@ test('encodeUntrusted: quoted when safe, hex otherwise, never a space, quote or 
     assert.match(e, /^[\x21\x23-\x7e]*$|^"[\x21\x23-\x7e]*"$/);
     assert.equal(decodeUntrusted(e)!.toString('utf8'), Buffer.from(s, 'utf8').toString('utf8'));
   }
+});
+
+test('every output takes the formatter\'s line: a plugin (string format, ENRICHED) gets the forged record as one line', async () => {
+  const { PluginOutput } = await import('../../src/output/plugin');
+  const { captureDiag, tmpDir, waitFor } = await import('../fixtures/outputs/peers');
+  const { formatSyslogMessage } = await import('../../src/output/syslog');
+  const dir = tmpDir('amforge-plug');
+  const got = join(dir, 'got.txt');
+  const recorder = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'outputs', 'plugin-recorder.js');
+  const p = new PluginOutput(
+    {
+      type: 'plugin', name: 'rec', format: 'ENRICHED', path: process.execPath, args: [recorder, got, 'string'], pluginFormat: 'string', maxRestarts: 0,
+      spool: { dir: join(dir, 'spool'), maxBytes: 1 << 20, fullAction: 'syslog', fullExe: null },
+    },
+    { nodeName: 'h1', contidKernel: false, diag: captureDiag() },
+  );
+  try {
+    p.writeRecord(1306, sockaddrRecord(FORGED_PATH));
+    p.writeRecord(1320, Buffer.from('audit(1700000000.123:7): '));
+    p.flush();
+    const lines = (): string[] => (existsSync(got) ? readFileSync(got, 'latin1').split('\n').filter((l) => l !== '') : []);
+    await waitFor(() => lines().length >= 2, 10000, 'the plugin got both records');
+    const l = lines();
+    assert.equal(l.length, 2, JSON.stringify(l));
+    assert.match(l[0]!, /^node=h1 type=SOCKADDR msg=audit\(1700000000\.123:7\): saddr=[0-9A-F]+\x1dSADDR=\{ saddr_fam=local path=\/tmp\/x\\012node=dc01 /);
+    assert.match(l[1]!, /^node=h1 type=EOE /);
+  } finally {
+    await p.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // syslog and remote outputs frame the same formatter line (QueuedOutput.encode); the RFC 5424 MSG holds it whole
+  const line = Buffer.from(new LineFormatter({ format: 'ENRICHED' }).formatRecord(parseRecord(1306, sockaddrRecord(FORGED_PATH))), 'latin1');
+  const msg = formatSyslogMessage({ facility: 13, severity: 6, hostname: 'h', appName: 'auditmux', procId: '1' }, 'SOCKADDR', line);
+  assert.ok(!msg.includes(0x0a) && !msg.includes(0x0d));
 });
