@@ -316,7 +316,8 @@ export class LineFormatter {
   constructor(opts: FormatOptions) {
     this.format = opts.format;
     this.enriched = opts.format === 'ENRICHED';
-    this.node = opts.node ? opts.node : undefined;
+    // A node name can come from reverse DNS (name_format fqd): a space or newline in it would split every line.
+    this.node = opts.node ? nodeText(opts.node) : undefined;
     this.rawCap = this.node !== undefined ? FORMAT_BUF_LEN - 32 - 1 : RAW_MAX_NO_NODE;
     this.contidKernel = opts.contidKernel ?? false;
     this.ids = opts.ids ?? new IdNameCache();
@@ -608,6 +609,11 @@ export class LineFormatter {
     const p = this.reserve(o, text.length);
     if (p >= 0) o.write(text, p, 'latin1');
   }
+}
+
+/** A node name as written after node=: escapeInterp(), and a space as \040 so that it stays one field. */
+export function nodeText(name: string): string {
+  return escapeInterp(Buffer.from(name, 'utf8').toString('latin1')).replace(/ /g, '\\040');
 }
 
 /** strtoul semantics: -1 wraps to 4294967295. */

@@ -165,3 +165,11 @@ test('every output takes the formatter\'s line: a plugin (string format, ENRICHE
   const msg = formatSyslogMessage({ facility: 13, severity: 6, hostname: 'h', appName: 'auditmux', procId: '1' }, 'SOCKADDR', line);
   assert.ok(!msg.includes(0x0a) && !msg.includes(0x0d));
 });
+
+test('a node name (reverse DNS with name_format fqd) cannot split the line or add fields', async () => {
+  const { nodeText } = await import('../../src/output/format');
+  assert.equal(nodeText('dc01.example.com'), 'dc01.example.com');
+  const f = new LineFormatter({ format: 'RAW', node: 'h\nnode=dc01 type=USER_LOGIN' });
+  const line = f.formatRecord(parseRecord(1300, Buffer.from('audit(1.001:2): a=1', 'latin1')));
+  assert.equal(line, 'node=h\\012node=dc01\\040type=USER_LOGIN type=SYSCALL msg=audit(1.001:2): a=1');
+});
