@@ -173,3 +173,23 @@ test('a node name (reverse DNS with name_format fqd) cannot split the line or ad
   const line = f.formatRecord(parseRecord(1300, Buffer.from('audit(1.001:2): a=1', 'latin1')));
   assert.equal(line, 'node=h\\012node=dc01\\040type=USER_LOGIN type=SYSCALL msg=audit(1.001:2): a=1');
 });
+
+test('encodeDetail: auditmux\'s own name=value details kept, JSON-quoted and free text encoded (fixed-seed property)', async () => {
+  const { encodeDetail } = await import('../../src/records/encode');
+  assert.equal(encodeDetail('exit=none signal=SIGKILL'), 'exit=none signal=SIGKILL');
+  assert.equal(encodeDetail('dropped=5 reason=block-timeout'), 'dropped=5 reason=block-timeout');
+  assert.equal(encodeDetail('error="injected write failure"'), `error=${Buffer.from('injected write failure').toString('hex').toUpperCase()}`);
+  assert.equal(encodeDetail('log open failed: EACCES res=success'), `reason=${Buffer.from('log open failed: EACCES res=success').toString('hex').toUpperCase()}`);
+  const r = prng(31337);
+  const alphabet = 'ab=" \\\n\x1d\x01res=success\u010a\u011d:/-_';
+  for (let n = 0; n < 20000; n++) {
+    let s = '';
+    const len = intBelow(r, 40);
+    for (let i = 0; i < len; i++) s += alphabet[intBelow(r, alphabet.length)];
+    const e = encodeDetail(s);
+    if (s === '') continue;
+    // one or more name=value tokens, each value plain, quoted without inner quotes, or hex: never a control or space inside
+    assert.match(e, /^[a-z][a-z0-9_-]*=("[\x21\x23-\x7e]*"|[\x21\x23-\x7e]+)( [a-z][a-z0-9_-]*=("[\x21\x23-\x7e]*"|[\x21\x23-\x7e]+))*$/, JSON.stringify([s, e]));
+    if (e.startsWith('reason=') && !s.startsWith('reason=')) assert.equal(decodeUntrusted(e.slice(7))!.toString('utf8'), s);
+  }
+});
