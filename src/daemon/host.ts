@@ -438,7 +438,8 @@ export class HostDaemon {
   /** `fields`: more ` name=value` text, already encoded. The reason carries tenants' text (rule lines, file names). */
   private refuse(reason: string, peer?: PeerCred, fields = ''): never {
     this.counters.refused++;
-    this.daemonRecord(MsgType.DAEMON_ERR, `op=refused reason=${encodeUntrusted(reason)}${fields}${peer ? ` pid=${peer.pid} uid=${peer.uid}` : ''} res=failed`);
+    // Cut so that hex (twice the bytes) and the fields after it stay within auditd's line limit.
+    this.daemonRecord(MsgType.DAEMON_ERR, `op=refused reason=${encodeUntrusted(reason.slice(0, 2048))}${fields}${peer ? ` pid=${peer.pid} uid=${peer.uid}` : ''} res=failed`);
     throw new PermissionError(reason, 'E_HOST_WIDE');
   }
 
@@ -715,7 +716,7 @@ export class HostDaemon {
         return this.routeTest({ ...(str('contid') ? { contid: str('contid')! } : {}), types: list('types'), keys: list('keys') });
       case 'kernel-set':
         // Host-wide settings belong to the configuration and rules files of the host daemon, never to a request.
-        return this.refuse('host-wide setting change requested over the control socket', peer, ` args=${encodeUntrusted(JSON.stringify(args))}`);
+        return this.refuse('host-wide setting change requested over the control socket', peer, ` args=${encodeUntrusted(JSON.stringify(args).slice(0, 1024))}`);
       default:
         throw new UsageError(`unknown control command "${cmd}"`);
     }
