@@ -10,6 +10,7 @@ import type { AuditStatus } from '../kernel/wire';
 import { loadConfig, defaultConfig, parseContidSelector, type Config, type DaemonConfig, type RouteConfig, DEFAULT_QUEUE, DEFAULT_MAX_RESTARTS, defaultIsolation } from '../config';
 import { applyRules, encodeRule, loadRulesPath, parseRules, type Rule, type RuleCommand } from '../rules';
 import { msgTypeByName } from '../records/msgtypes';
+import { encodeDetail, encodeUntrusted } from '../records/encode';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
 import { LogWriter, daemonConfigBody, daemonEndBody, daemonStartBody, resolveNodeName, selfRequester, type Requester } from '../output/logfile';
 import { ContidTracker, formatChain, parseChains } from '../routing/contid-tracker';
@@ -407,7 +408,9 @@ export class HostDaemon {
       nodeName: this.nodeName ?? null,
       report: (event, detail) => {
         const res = event === 'start' ? 'success' : 'failed';
-        this.daemonRecord(event === 'start' ? MsgType.DAEMON_START : MsgType.DAEMON_ERR, `op=aux-${event} daemon=${cfg.name} ${detail} res=${res}`);
+        // A failure's detail is free text (error messages name tenants' files): encoded as the kernel encodes untrusted strings.
+        const safe = event === 'failed' ? `reason=${encodeUntrusted(detail)}` : encodeDetail(detail);
+        this.daemonRecord(event === 'start' ? MsgType.DAEMON_START : MsgType.DAEMON_ERR, `op=aux-${event} daemon=${cfg.name} ${safe} res=${res}`);
         if (event !== 'start') this.diag.warn({ daemon: cfg.name, detail }, `auxiliary daemon ${event}`);
       },
       backpressure: (name, full) => this.backpressure(name, full),
@@ -432,10 +435,12 @@ export class HostDaemon {
     this.updateMode();
   }
 
-  private refuse(detail: string, peer?: PeerCred): never {
+  /** `fields`: more ` name=value` text, already encoded. The reason carries tenants' text (rule lines, file names). */
+  private refuse(reason: string, peer?: PeerCred, fields = ''): never {
     this.counters.refused++;
-    this.daemonRecord(MsgType.DAEMON_ERR, `op=refused ${detail}${peer ? ` pid=${peer.pid} uid=${peer.uid}` : ''} res=failed`);
-    throw new PermissionError(detail.replace(/^reason=/, ''), 'E_HOST_WIDE');
+    // Cut so that hex (twice the bytes) and the fields after it stay within auditd's line limit.
+    this.daemonRecord(MsgType.DAEMON_ERR, `op=refused reason=${encodeUntrusted(reason.slice(0, 2048))}${fields}${peer ? ` pid=${peer.pid} uid=${peer.uid}` : ''} res=failed`);
+    throw new PermissionError(reason, 'E_HOST_WIDE');
   }
 
   /** `auditmux aux add`: a new daemon with its rules and routes; a bad rules file changes nothing. */
@@ -456,7 +461,7 @@ export class HostDaemon {
       try {
         auxRules(name, commands);
       } catch (e) {
-        if (e instanceof RuleError) this.refuse(`reason="${e.message}" daemon=${name}`, peer);
+        if (e instanceof RuleError) this.refuse(e.message, peer, ` daemon=${name}`);
         throw e;
       }
     }
@@ -493,7 +498,7 @@ export class HostDaemon {
     this.pipeline = this.makePipeline();
     this.updateMode();
     this.startAux(daemon);
-    this.daemonRecord(MsgType.DAEMON_CONFIG, `op=aux-add daemon=${name} contid=${args.contid.join(',')} rules=${rulesPath ?? '(none)'} log=${daemon.log.file} res=success`);
+    this.daemonRecord(MsgType.DAEMON_CONFIG, `op=aux-add daemon=${name} contid=${encodeUntrusted(args.contid.join(','))} rules=${rulesPath === null ? '(none)' : encodeUntrusted(rulesPath)} log=${encodeUntrusted(daemon.log.file)} res=success`);
     return this.auxes.get(name)!.status();
   }
 
@@ -664,7 +669,7 @@ export class HostDaemon {
   private async handleControl(cmd: string, args: Record<string, unknown>, peer: PeerCred): Promise<unknown> {
     this.diag.debug({ cmd, peer }, 'control request');
     // An auxiliary daemon's own process gets nothing here, whatever user it runs as.
-    if (this.isAuxPeer(peer)) this.refuse(`reason="control request ${cmd} from an auxiliary daemon's process"`, peer);
+    if (this.isAuxPeer(peer)) this.refuse(`control request ${cmd} from an auxiliary daemon's process`, peer);
     const str = (k: string): string | undefined => (typeof args[k] === 'string' ? (args[k] as string) : undefined);
     const num = (k: string): number | undefined => (typeof args[k] === 'number' ? (args[k] as number) : undefined);
     const list = (k: string): string[] => (Array.isArray(args[k]) ? (args[k] as unknown[]).map(String) : []);
@@ -711,7 +716,7 @@ export class HostDaemon {
         return this.routeTest({ ...(str('contid') ? { contid: str('contid')! } : {}), types: list('types'), keys: list('keys') });
       case 'kernel-set':
         // Host-wide settings belong to the configuration and rules files of the host daemon, never to a request.
-        return this.refuse(`reason="host-wide setting change requested over the control socket" args=${JSON.stringify(args).replace(/\s/g, '')}`, peer);
+        return this.refuse('host-wide setting change requested over the control socket', peer, ` args=${encodeUntrusted(JSON.stringify(args).slice(0, 1024))}`);
       default:
         throw new UsageError(`unknown control command "${cmd}"`);
     }

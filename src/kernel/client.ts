@@ -132,7 +132,9 @@ export class AuditClient {
       if (dlen >= NLMSG_HDRLEN) {
         const type = batch.readUInt16LE(off + 4);
         if (REPLY_TYPES.has(type)) this.onControl(batch, off, end);
-        else {
+        else if (type !== MsgType.REPLACE) {
+          // (AUDIT_REPLACE, dropped, is the kernel probing the registered daemon with its binary pid on every
+          // AUDIT_SET of the pid, our own shutdown included: not a record, and auditd drops it too.)
           // Records unicast to the daemon carry a payload-only nlmsg_len: the datagram length is the truth.
           this.counters.records++;
           if (this.sink) this.sink(type, batch, off + NLMSG_HDRLEN, end);

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { SYSCALLS_I386, SYSCALLS_X86_64 } from '../rules/syscall-tables';
 import { writerTypeName } from '../records/msgtypes';
 import { hexDigit, type AuditRecord } from '../records/record';
+import { escapeInterp } from '../records/encode';
 import { MsgType } from '../kernel/constants';
 
 export type LogFormat = 'RAW' | 'ENRICHED';
@@ -315,7 +316,8 @@ export class LineFormatter {
   constructor(opts: FormatOptions) {
     this.format = opts.format;
     this.enriched = opts.format === 'ENRICHED';
-    this.node = opts.node ? opts.node : undefined;
+    // A node name can come from reverse DNS (name_format fqd): a space or newline in it would split every line.
+    this.node = opts.node ? nodeText(opts.node) : undefined;
     this.rawCap = this.node !== undefined ? FORMAT_BUF_LEN - 32 - 1 : RAW_MAX_NO_NODE;
     this.contidKernel = opts.contidKernel ?? false;
     this.ids = opts.ids ?? new IdNameCache();
@@ -370,6 +372,11 @@ export class LineFormatter {
     if (len > plen) o.set(len === total ? payload : payload.subarray(0, len - plen), base + plen);
     // Replace \n with a space, as auditd does, so a record stays on one line. memchr over the payload only.
     for (let i = payload.indexOf(C_LF); i >= 0 && plen + i < len; i = payload.indexOf(C_LF, i + 1)) {
+      o[base + plen + i] = C_SPACE;
+    }
+    // A 0x1D in the text (a user message's msg='...' is the sender's bytes) would start a forged interpretation
+    // list for ausearch; auditd writes it as is, auditmux as a space, like the newline.
+    for (let i = payload.indexOf(INTERP_SEPARATOR); i >= 0 && plen + i < len; i = payload.indexOf(INTERP_SEPARATOR, i + 1)) {
       o[base + plen + i] = C_SPACE;
     }
     // Without a node name auditd trims one trailing space from the untruncated text; with one, the trimmed space is
@@ -604,6 +611,11 @@ export class LineFormatter {
   }
 }
 
+/** A node name as written after node=: escapeInterp(), and a space as \040 so that it stays one field. */
+export function nodeText(name: string): string {
+  return escapeInterp(Buffer.from(name, 'utf8').toString('latin1')).replace(/ /g, '\\040');
+}
+
 /** strtoul semantics: -1 wraps to 4294967295. */
 function parseId(v: string): number | undefined {
   if (v.length === 0) return undefined;
@@ -649,33 +661,43 @@ function encodedValue(value: string): string {
   return `"${value}"`;
 }
 
+/** Interpreted values quote record text in a few error forms: escaped like every other interpreted byte. */
 export function archText(v: string): string {
   const a = parseHex(v);
-  return ARCH_NAMES.get(a) ?? `unknown-elf-type(${v})`;
+  return ARCH_NAMES.get(a) ?? `unknown-elf-type(${escapeInterp(v)})`;
 }
 
 export function syscallText(v: string, arch: number): string {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) return `unknown-syscall(${v})`;
+  if (!Number.isInteger(n) || n < 0) return `unknown-syscall(${escapeInterp(v)})`;
   const table = arch === AUDIT_ARCH_I386 ? SYS_I386 : arch === AUDIT_ARCH_X86_64 || arch < 0 ? SYS_X86_64 : undefined;
   return table?.[n] ?? `unknown-syscall(${n})`;
 }
 
-/** auparse print_sockaddr() for the families a Linux host produces. */
+/** sun_path's size: auparse prints a path with %.108s. */
+const SUN_PATH_MAX = 108;
+
+/**
+ * auparse print_sockaddr() (3.0.9) for the families a Linux host produces. An AF_UNIX path is the connecting
+ * process's choice of bytes: auparse prints it raw (a newline in it ends auditd's log line and starts a forged one),
+ * auditmux escapes it with escapeInterp(). An abstract name (sun_path[0] == 0) prints from sun_path[1], as auparse.
+ */
 export function sockaddrText(hex: string): string {
-  if (hex.length % 2 !== 0) return `malformed-host(${hex})`;
+  if (hex.length % 2 !== 0) return `malformed-host(${escapeInterp(hex)})`;
   const b = Buffer.from(hex, 'hex');
-  if (b.length * 2 !== hex.length) return `malformed-host(${hex})`;
-  if (b.length < 2) return `malformed-host(${hex})`;
+  if (b.length * 2 !== hex.length) return `malformed-host(${escapeInterp(hex)})`;
+  if (b.length < 2) return `malformed-host(${escapeInterp(hex)})`;
   const fam = b.readUInt16LE(0);
   const name = FAMILIES[fam];
   if (name === undefined) return `unknown-family(${fam})`;
   switch (fam) {
     case 1: {
-      if (b.length < 3) return `{ saddr_fam=local sockaddr len too short }`;
-      let e = b.indexOf(0, 2);
+      if (b.length < 4) return `{ saddr_fam=local sockaddr len too short }`;
+      const start = b[2] === 0 ? 3 : 2;
+      let e = b.indexOf(0, start);
       if (e < 0) e = b.length;
-      return `{ saddr_fam=local path=${b.toString('latin1', 2, e)} }`;
+      if (e - start > SUN_PATH_MAX) e = start + SUN_PATH_MAX;
+      return `{ saddr_fam=local path=${escapeInterp(b.toString('latin1', start, e))} }`;
     }
     case 2:
       if (b.length < 16) return `{ saddr_fam=inet sockaddr len too short }`;

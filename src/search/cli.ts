@@ -3,8 +3,9 @@ import { writeFileSync } from 'node:fs';
 import { AuditmuxError, ExitCode, IoError, UsageError } from '../errors';
 import { compileCriteria, type CriteriaSpec } from './criteria';
 import { Interpreter, jsonEvent, rawEvent, textEvent, type OutputFormat } from './format';
+import { ESCAPE_MODES, type EscapeMode } from './escape';
 import { inputFromPath, inputsForDaemon, type LogInput } from './inputs';
-import { htmlReport, jsonReport, ReportBuilder, textReport } from './report';
+import { DEFAULT_REPORT_LIMITS, htmlReport, jsonReport, ReportBuilder, textReport } from './report';
 import { scanEvents, type SearchEvent } from './scan';
 
 export interface SearchIo {
@@ -20,6 +21,7 @@ interface Parsed {
   format?: string;
   output?: string;
   top?: number;
+  escape?: EscapeMode;
   help: boolean;
 }
 
@@ -63,6 +65,12 @@ const SEARCH_OPTS: OptDef[] = [
   { names: ['-r', '--raw'], kind: 'flag', apply: (p) => setFormat(p, 'raw') },
   { names: ['-i', '--interpret'], kind: 'flag', apply: (p) => setFormat(p, 'text') },
   { names: ['--format'], kind: 'value', apply: (p, v) => setFormat(p, v as string) },
+  {
+    names: ['--escape'], kind: 'value', apply: (p, v) => {
+      if (!(ESCAPE_MODES as readonly string[]).includes(v as string)) throw new UsageError(`--escape: expected raw, tty, shell or shell_quote, got "${v}"`);
+      p.escape = v as EscapeMode;
+    },
+  },
 ];
 
 const REPORT_OPTS: OptDef[] = [
@@ -151,12 +159,19 @@ criteria (all must match; each may be met by any record of the event; whole even
 output:
   -r, --raw                the matching events' lines exactly as in the log
   -i, --interpret          interpreted text (the default): names for ids, syscalls, arch; decoded strings
+  --escape MODE            how -i text escapes values (as ausearch --escape): tty (default: control characters as
+                           \ooo), shell, shell_quote (tty plus a backslash before shell characters), raw (nothing)
   --format raw|text|json   json: one object per event per line
-exit: 0 found, 1 nothing found, 2 bad arguments, 3 bad config, 8 unreadable log`;
+exit: 0 found, 1 nothing found, 2 bad arguments, 3 bad config, 8 a log could not be read (completely): a corrupt
+      .gz among the rotated logs is reported on stderr and skipped, the other logs are still searched and printed`;
 
 const REPORT_HELP = `usage: auditmux report [inputs] [criteria] [--format text|html|json] [-o FILE] [--top N]
 Per container: events, top keys, top executables, failed syscalls, first and last seen.
-Inputs and criteria as for auditmux search; --html is --format html (one self-contained page with SVG plots).`;
+Inputs and criteria as for auditmux search; --html is --format html (one self-contained page with SVG plots).
+A log that cannot be read completely (a corrupt .gz) is reported on stderr and skipped; the report covers the rest
+and the exit code is 8. Memory is bounded whatever the logs hold: 256 containers (later ones under "(other)"), top
+tables of max(128, 2 x --top) entries per container (Space-Saving: counts become upper bounds past it, and the
+report says so), time series of at most 1024 bins (wider bins for long spans).`;
 
 function resolveInputs(p: Parsed): LogInput[] {
   const out: LogInput[] = [];
@@ -184,6 +199,12 @@ class Batcher {
   }
 }
 
+/** Some files could not be read to their end: what was found in the rest is out, the exit code says it is partial. */
+function incomplete(unreadable: string[], io: SearchIo): number {
+  io.err(`auditmux: ${unreadable.length} log file(s) could not be read completely (see the warnings above); results come from the rest`);
+  return ExitCode.IO;
+}
+
 function fail(e: unknown, io: SearchIo): number {
   if (e instanceof AuditmuxError) {
     io.err(`auditmux: ${e.message}`);
@@ -206,7 +227,7 @@ export async function runSearch(argv: string[], io: SearchIo): Promise<number> {
     const out = new Batcher(io);
     const interp = new Interpreter();
     const render: (ev: SearchEvent) => string =
-      format === 'raw' ? rawEvent : format === 'json' ? (ev) => JSON.stringify(jsonEvent(ev)) + '\n' : (ev) => textEvent(ev, interp);
+      format === 'raw' ? rawEvent : format === 'json' ? (ev) => JSON.stringify(jsonEvent(ev)) + '\n' : (ev) => textEvent(ev, interp, p.escape ?? 'tty');
     let stats;
     try {
       stats = await scanEvents(inputs, criteria, (ev) => out.push(render(ev)), (w) => io.err(`auditmux: warning: ${w}`));
@@ -214,11 +235,9 @@ export async function runSearch(argv: string[], io: SearchIo): Promise<number> {
       out.flush();
     }
     if (stats.malformed > 0) io.err(`auditmux: ${stats.malformed} malformed line(s) skipped`);
-    if (stats.matched === 0) {
-      io.err('<no matches>');
-      return ExitCode.FAILURE;
-    }
-    return ExitCode.OK;
+    if (stats.matched === 0) io.err('<no matches>');
+    if (stats.unreadable.length > 0) return incomplete(stats.unreadable, io);
+    return stats.matched === 0 ? ExitCode.FAILURE : ExitCode.OK;
   } catch (e) {
     return fail(e, io);
   }
@@ -235,10 +254,11 @@ export async function runReport(argv: string[], io: SearchIo): Promise<number> {
     if (!['text', 'html', 'json'].includes(format)) throw new UsageError(`--format: expected text, html or json, got "${format}"`);
     const criteria = compileCriteria(p.spec);
     const inputs = resolveInputs(p);
-    const r = new ReportBuilder();
+    const top = p.top ?? 5;
+    // Memory is capped (ReportLimits); the tables keep room for twice the entries shown.
+    const r = new ReportBuilder({ table: Math.max(DEFAULT_REPORT_LIMITS.table, 2 * top) });
     const stats = await scanEvents(inputs, criteria, (ev) => r.add(ev), (w) => io.err(`auditmux: warning: ${w}`));
     if (stats.malformed > 0) io.err(`auditmux: ${stats.malformed} malformed line(s) skipped`);
-    const top = p.top ?? 5;
     const text = format === 'html' ? htmlReport(r, top) : format === 'json' ? JSON.stringify(jsonReport(r, top)) + '\n' : textReport(r, top);
     if (p.output !== undefined) {
       try {
@@ -247,6 +267,7 @@ export async function runReport(argv: string[], io: SearchIo): Promise<number> {
         throw new IoError(`${p.output}: cannot write the report (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
       }
     } else io.out(text);
+    if (stats.unreadable.length > 0) return incomplete(stats.unreadable, io);
     return ExitCode.OK;
   } catch (e) {
     return fail(e, io);

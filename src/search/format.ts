@@ -1,5 +1,6 @@
 // Renders found events: raw log lines, an ausearch -i style interpreted text, or one JSON object per event.
-import { IdNameCache } from '../output/format';
+import { IdNameCache, sockaddrText } from '../output/format';
+import { escapeFor, type EscapeMode } from './escape';
 import { decodeKeys } from '../routing/event-fields';
 import { Machine, syscallName } from '../rules/tables';
 import { ERRNO_TABLE } from '../rules/errno-names';
@@ -105,6 +106,9 @@ export class Interpreter {
       case 'contid':
       case 'old-contid':
         return raw === '-1' || raw === '18446744073709551615' ? 'unset' : raw;
+      case 'saddr':
+        // ausearch -i prints the address; an AF_UNIX path comes back escaped (escapeInterp), as auditmux logs it
+        return /^(?:[0-9A-Fa-f]{2})+$/.test(raw) ? sockaddrText(raw) : raw;
     }
     if (type === 'SYSCALL' && /^a[0-3]$/.test(name) && /^[0-9a-f]+$/.test(raw)) return '0x' + raw;
     return fieldString(type, name, raw);
@@ -123,15 +127,21 @@ export function interpretedStamp(ev: { sec: number; ms: number; serial: number }
   return `${date} ${time}.${String(ev.ms).padStart(3, '0')}:${ev.serial}`;
 }
 
-export function textEvent(ev: SearchEvent, interp: Interpreter): string {
+/**
+ * ausearch -i's text. Every piece taken from the log (node, type, names, decoded values) is escaped for the
+ * terminal (`mode`, tty by default as in ausearch): a decoded exe= or an AF_UNIX path must not move the cursor,
+ * clear the screen or print a line that looks like another record.
+ */
+export function textEvent(ev: SearchEvent, interp: Interpreter, mode: EscapeMode = 'tty'): string {
   let s = '----\n';
   const h = newHeader();
   const stamp = interpretedStamp(ev);
+  const e = (t: string): string => escapeFor(t, mode);
   for (const line of ev.lines) {
     const rec = parseRecordLine(line, h);
     if (!rec) continue;
-    s += (ev.node !== null ? `node=${ev.node} ` : '') + `type=${rec.type} msg=audit(${stamp}) : `;
-    for (const [k, v] of interp.fields(rec)) s += v === null ? k + ' ' : `${k}=${v} `;
+    s += (ev.node !== null ? `node=${e(ev.node)} ` : '') + `type=${e(rec.type)} msg=audit(${stamp}) : `;
+    for (const [k, v] of interp.fields(rec)) s += v === null ? e(k) + ' ' : `${e(k)}=${e(v)} `;
     s += '\n';
   }
   return s;

@@ -198,6 +198,9 @@ const ENCODED = new Set([
   'root_dir', 'vm', 'sauid', 'grp', 'new_group', 'old_group', 'id', 'subj', 'obj',
 ]);
 
+/** Fields of the records auditmux writes about itself that carry tenants' text, encoded (src/records/encode.ts). */
+const DAEMON_ENCODED = new Set(['reason', 'rules', 'log', 'args', 'error']);
+
 function isHex(v: string): boolean {
   if (v.length < 2 || v.length % 2 !== 0) return false;
   for (let i = 0; i < v.length; i++) {
@@ -216,6 +219,7 @@ export function isEncodedField(recordType: string, name: string, raw: string): b
     return isHex(raw);
   }
   if (recordType === 'EXECVE' && /^a[0-9]+(\[[0-9]+\])?$/.test(name)) return isHex(raw);
+  if (recordType.startsWith('DAEMON_') && DAEMON_ENCODED.has(name)) return isHex(raw);
   return false;
 }
 

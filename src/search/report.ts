@@ -4,36 +4,211 @@ import { decodeKeys } from '../routing/event-fields';
 import { Machine, syscallName } from '../rules/tables';
 import { fieldString, firstField, newHeader, parseHeader, recordTypeName } from './logline';
 import type { SearchEvent } from './scan';
+import { ttyEscape } from './escape';
 
 /** Label of events that carry no CONTAINER_ID record (host processes). */
 export const NO_CONTAINER = 'unset';
 const MINUTE = 60_000;
 
+/** Label of the events of containers beyond ReportLimits.containers. */
+export const OTHER_CONTAINERS = '(other)';
+
+/**
+ * Memory caps of a report. Keys, executables, container ids and time stamps come from the logs, so a crafted log of
+ * a million distinct ones must not cost a million table entries (1 GB before these caps). Worst case with the
+ * defaults: 257 containers x (3 tables x 128 + 1024 minute bins + 128 keys x 64 bins) = about 2.5 million counters,
+ * with stored strings cut to 512 characters; ordinary logs stay far below.
+ */
+export interface ReportLimits {
+  /** Distinct containers; the events of later ones are counted under `(other)`. */
+  containers: number;
+  /** Entries per top table (keys, executables, failed syscalls) of a container: Space-Saving beyond it. */
+  table: number;
+  /** Time bins of a container's events-per-minute series; past it the bins widen (2, 4, 8... minutes). */
+  minuteBins: number;
+  /** Time bins of each key's series (plots have at most 60 buckets). */
+  keyBins: number;
+  /** Characters kept of a key, an executable or a container label. */
+  text: number;
+}
+
+export const DEFAULT_REPORT_LIMITS: ReportLimits = { containers: 256, table: 128, minuteBins: 1024, keyBins: 64, text: 512 };
+
+/**
+ * Top-K counting in bounded memory: the Space-Saving algorithm (Metwally, Agrawal, El Abbadi 2005) over a min-heap.
+ * Below `cap` distinct items every count is exact. Past it, a new item replaces the least counted one and inherits
+ * its count (kept as the item's possible overestimate, `error`), so any item seen more than total/cap times is
+ * always in the table and its count is at most `error` too high: flooding with distinct values cannot hide a
+ * frequent one.
+ */
+export class TopCounter implements Iterable<[string, number]> {
+  private readonly pos = new Map<string, number>();
+  private readonly items: string[] = [];
+  private readonly counts: number[] = [];
+  private readonly errors: number[] = [];
+  /** Items replaced so far: 0 means every count is exact. */
+  evictions = 0;
+
+  constructor(readonly cap: number) {}
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  get(k: string): number | undefined {
+    const i = this.pos.get(k);
+    return i === undefined ? undefined : this.counts[i];
+  }
+
+  has(k: string): boolean {
+    return this.pos.has(k);
+  }
+
+  /** Possible overestimate of k's count (0 when exact). */
+  error(k: string): number {
+    const i = this.pos.get(k);
+    return i === undefined ? 0 : this.errors[i]!;
+  }
+
+  /** Counts k; returns the item it replaced, if any. */
+  add(k: string, n = 1): string | undefined {
+    const i = this.pos.get(k);
+    if (i !== undefined) {
+      this.counts[i]! += n;
+      this.down(i);
+      return undefined;
+    }
+    if (this.items.length < this.cap) {
+      this.items.push(k);
+      this.counts.push(n);
+      this.errors.push(0);
+      this.pos.set(k, this.items.length - 1);
+      this.up(this.items.length - 1);
+      return undefined;
+    }
+    const old = this.items[0]!;
+    const min = this.counts[0]!;
+    this.pos.delete(old);
+    this.items[0] = k;
+    this.counts[0] = min + n;
+    this.errors[0] = min;
+    this.pos.set(k, 0);
+    this.evictions++;
+    this.down(0);
+    return old;
+  }
+
+  *[Symbol.iterator](): Iterator<[string, number]> {
+    for (let i = 0; i < this.items.length; i++) yield [this.items[i]!, this.counts[i]!];
+  }
+
+  private swap(a: number, b: number): void {
+    const ia = this.items[a]!, ib = this.items[b]!;
+    this.items[a] = ib;
+    this.items[b] = ia;
+    const c = this.counts[a]!;
+    this.counts[a] = this.counts[b]!;
+    this.counts[b] = c;
+    const e = this.errors[a]!;
+    this.errors[a] = this.errors[b]!;
+    this.errors[b] = e;
+    this.pos.set(ib, a);
+    this.pos.set(ia, b);
+  }
+
+  private up(i: number): void {
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (this.counts[p]! <= this.counts[i]!) return;
+      this.swap(p, i);
+      i = p;
+    }
+  }
+
+  private down(i: number): void {
+    const n = this.items.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) return;
+      const r = l + 1;
+      const m = r < n && this.counts[r]! < this.counts[l]! ? r : l;
+      if (this.counts[i]! <= this.counts[m]!) return;
+      this.swap(i, m);
+      i = m;
+    }
+  }
+}
+
+/**
+ * Counts per time bin with at most `cap` bins: bins start one minute wide and double in width (merging pairs)
+ * whenever a new bin would exceed the cap, so a log spanning years costs no more than one spanning an hour.
+ */
+export class MinuteSeries implements Iterable<[number, number]> {
+  /** Minutes per bin, a power of two. */
+  width = 1;
+  private bins = new Map<number, number>();
+
+  constructor(readonly cap: number) {}
+
+  get size(): number {
+    return this.bins.size;
+  }
+
+  add(minute: number, n = 1): void {
+    let b = Math.floor(minute / this.width);
+    while (!this.bins.has(b) && this.bins.size >= this.cap) {
+      this.width *= 2;
+      const next = new Map<number, number>();
+      for (const [k, v] of this.bins) {
+        const nk = Math.floor(k / 2);
+        next.set(nk, (next.get(nk) ?? 0) + v);
+      }
+      this.bins = next;
+      b = Math.floor(minute / this.width);
+    }
+    this.bins.set(b, (this.bins.get(b) ?? 0) + n);
+  }
+
+  /** [first minute of the bin, count]. */
+  *[Symbol.iterator](): Iterator<[number, number]> {
+    for (const [b, v] of this.bins) yield [b * this.width, v];
+  }
+}
+
 export interface ContainerStats {
-  /** The chain as records write it (`4,^2,^1`), or `unset`. */
+  /** The chain as records write it (`4,^2,^1`), `unset`, or `(other)` past ReportLimits.containers. */
   container: string;
   events: number;
-  keys: Map<string, number>;
-  exes: Map<string, number>;
-  failedSyscalls: Map<string, number>;
+  keys: TopCounter;
+  exes: TopCounter;
+  failedSyscalls: TopCounter;
   failed: number;
   firstMs: number;
   lastMs: number;
-  /** Events per minute (epoch minute -> count): bounded by the log's span, not its size. */
-  perMinute: Map<number, number>;
-  /** Events per minute and key, for the by-key plot. */
-  keysPerMinute: Map<string, Map<number, number>>;
+  /** Events per minute (bins widen past ReportLimits.minuteBins). */
+  perMinute: MinuteSeries;
+  /** Events per minute and key, for the by-key plot: only for keys in `keys`, dropped with them. */
+  keysPerMinute: Map<string, MinuteSeries>;
 }
 
 function bump<K>(m: Map<K, number>, k: K, n = 1): void {
   m.set(k, (m.get(k) ?? 0) + n);
 }
 
-/** Accumulates events; memory grows with containers, keys, executables and minutes, never with events. */
+function cut(s: string, n: number): string {
+  return s.length <= n ? s : s.slice(0, n) + '...';
+}
+
+/** Accumulates events in memory bounded by `limits` (see ReportLimits), never growing with events or distinct values. */
 export class ReportBuilder {
   readonly containers = new Map<string, ContainerStats>();
   events = 0;
   private readonly h = newHeader();
+  readonly limits: ReportLimits;
+
+  constructor(limits: Partial<ReportLimits> = {}) {
+    this.limits = { ...DEFAULT_REPORT_LIMITS, ...limits };
+  }
 
   add(ev: SearchEvent): void {
     this.events++;
@@ -48,13 +223,13 @@ export class ReportBuilder {
       if (type === 'CONTAINER_ID') {
         const raw = firstField(line, h.bodyStart, h.bodyEnd, 'contid');
         const parsed = raw === undefined ? null : parseChains(raw);
-        if (parsed) for (const c of parsed) if (c.length && c[0] !== 0xffffffffffffffffn) chains.add(formatChain(c));
+        if (parsed) for (const c of parsed) if (c.length && c[0] !== 0xffffffffffffffffn) chains.add(cut(formatChain(c), this.limits.text));
       }
       const k = firstField(line, h.bodyStart, h.bodyEnd, 'key');
-      if (k !== undefined) for (const key of decodeKeys(k)) keys.add(key);
+      if (k !== undefined) for (const key of decodeKeys(k)) keys.add(cut(key, this.limits.text));
       if (exe === undefined) {
         const x = firstField(line, h.bodyStart, h.bodyEnd, 'exe');
-        if (x !== undefined) exe = fieldString(type, 'exe', x);
+        if (x !== undefined) exe = cut(fieldString(type, 'exe', x), this.limits.text);
       }
       if (type === 'SYSCALL' && firstField(line, h.bodyStart, h.bodyEnd, 'success') === 'no') {
         const nr = Number(firstField(line, h.bodyStart, h.bodyEnd, 'syscall'));
@@ -65,26 +240,37 @@ export class ReportBuilder {
     const t = ev.sec * 1000 + ev.ms;
     const minute = Math.floor(t / MINUTE);
     if (chains.size === 0) chains.add(NO_CONTAINER);
-    for (const c of chains) {
+    const L = this.limits;
+    const seen = new Set<ContainerStats>();
+    for (const chain of chains) {
+      let c = chain;
       let s = this.containers.get(c);
+      if (!s && this.containers.size >= L.containers && c !== NO_CONTAINER) {
+        c = OTHER_CONTAINERS;
+        s = this.containers.get(c);
+      }
       if (!s) {
-        s = { container: c, events: 0, keys: new Map(), exes: new Map(), failedSyscalls: new Map(), failed: 0, firstMs: t, lastMs: t, perMinute: new Map(), keysPerMinute: new Map() };
+        s = { container: c, events: 0, keys: new TopCounter(L.table), exes: new TopCounter(L.table), failedSyscalls: new TopCounter(L.table), failed: 0, firstMs: t, lastMs: t, perMinute: new MinuteSeries(L.minuteBins), keysPerMinute: new Map() };
         this.containers.set(c, s);
       }
+      // Several chains of one event may fall into (other): count the event there once.
+      if (seen.has(s)) continue;
+      seen.add(s);
       s.events++;
       if (t < s.firstMs) s.firstMs = t;
       if (t > s.lastMs) s.lastMs = t;
-      bump(s.perMinute, minute);
+      s.perMinute.add(minute);
       for (const k of keys) {
-        bump(s.keys, k);
+        const gone = s.keys.add(k);
+        if (gone !== undefined) s.keysPerMinute.delete(gone);
         let km = s.keysPerMinute.get(k);
-        if (!km) s.keysPerMinute.set(k, (km = new Map()));
-        bump(km, minute);
+        if (!km) s.keysPerMinute.set(k, (km = new MinuteSeries(L.keyBins)));
+        km.add(minute);
       }
-      if (exe !== undefined) bump(s.exes, exe);
+      if (exe !== undefined) s.exes.add(exe);
       if (failedSyscall !== undefined) {
         s.failed++;
-        bump(s.failedSyscalls, failedSyscall);
+        s.failedSyscalls.add(failedSyscall);
       }
     }
   }
@@ -95,8 +281,13 @@ export class ReportBuilder {
   }
 }
 
-export function top(m: Map<string, number>, n: number): Array<[string, number]> {
-  return [...m.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, n);
+export function top(m: Iterable<[string, number]>, n: number): Array<[string, number]> {
+  return [...m].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, n);
+}
+
+/** Whether a container's top tables overflowed, so that their counts are Space-Saving upper bounds. */
+function approximate(c: ContainerStats): boolean {
+  return c.keys.evictions + c.exes.evictions + c.failedSyscalls.evictions > 0;
 }
 
 export function isoTime(ms: number): string {
@@ -105,18 +296,21 @@ export function isoTime(ms: number): string {
 
 const fmtTop = (xs: Array<[string, number]>): string => (xs.length ? xs.map(([k, n]) => `${k} (${n})`).join(', ') : '-');
 
+/** The text report goes to a terminal: keys, executables and containers come from the log and are escaped as by ausearch -i. */
 export function textReport(r: ReportBuilder, topN = 5): string {
   const cs = r.sorted();
   let s = `auditmux report: ${r.events} events, ${cs.length} containers\n`;
   for (const c of cs) {
-    s += `\ncontainer ${c.container}\n`;
+    s += `\ncontainer ${ttyEscape(c.container)}\n`;
     s += `  events: ${c.events}\n`;
     s += `  first seen: ${isoTime(c.firstMs)}\n`;
     s += `  last seen: ${isoTime(c.lastMs)}\n`;
-    s += `  top keys: ${fmtTop(top(c.keys, topN))}\n`;
-    s += `  top executables: ${fmtTop(top(c.exes, topN))}\n`;
+    s += `  top keys: ${ttyEscape(fmtTop(top(c.keys, topN)))}\n`;
+    s += `  top executables: ${ttyEscape(fmtTop(top(c.exes, topN)))}\n`;
     s += `  failed syscalls: ${c.failed}${c.failed ? ` (${top(c.failedSyscalls, topN).map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}\n`;
+    if (approximate(c)) s += `  note: more than ${c.keys.cap} distinct values in a table: its counts are upper bounds (Space-Saving)\n`;
   }
+  if (r.containers.has(OTHER_CONTAINERS)) s += `\nnote: containers beyond the first ${r.limits.containers} are counted under ${OTHER_CONTAINERS}\n`;
   return s;
 }
 
@@ -132,13 +326,17 @@ export function jsonReport(r: ReportBuilder, topN = 5): unknown {
       topExecutables: top(c.exes, topN),
       failedSyscalls: c.failed,
       topFailedSyscalls: top(c.failedSyscalls, topN),
+      ...(approximate(c) ? { approximate: true } : {}),
     })),
   };
 }
 
-/** Keys, executables and container labels come from the log: everything written into the page is escaped. */
+/**
+ * Keys, executables and container labels come from the log: everything written into the page is escaped, for HTML
+ * and, so that controls show as in the terminal report rather than vanish, as ausearch -i escapes them.
+ */
 export function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return ttyEscape(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
@@ -149,12 +347,13 @@ interface Series {
 }
 
 /** Buckets per-minute counts into `n` equal spans of [fromMin, toMin]. */
-function bucketize(perMinute: Map<number, number>, fromMin: number, toMin: number, n: number): number[] {
+function bucketize(perMinute: Iterable<[number, number]>, fromMin: number, toMin: number, n: number): number[] {
   const out = new Array<number>(n).fill(0);
   const span = Math.max(1, toMin - fromMin + 1);
   for (const [m, c] of perMinute) {
-    const i = Math.min(n - 1, Math.floor(((m - fromMin) * n) / span));
-    if (i >= 0) out[i]! += c;
+    // A widened bin may start before the first event's minute: it belongs to the first bucket.
+    const i = Math.min(n - 1, Math.max(0, Math.floor(((m - fromMin) * n) / span)));
+    out[i]! += c;
   }
   return out;
 }

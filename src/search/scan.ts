@@ -1,6 +1,7 @@
 // Groups streamed records into whole events within a bounded window and applies the criteria record by record.
 import type { Criteria } from './criteria';
 import { contidOfRecord } from './criteria';
+import { IoError } from '../errors';
 import { readLines, type LogInput } from './inputs';
 import { eventKey, newHeader, parseHeader, recordTypeName, type LineHeader } from './logline';
 
@@ -33,6 +34,12 @@ export interface ScanStats {
   malformed: number;
   /** Unterminated last lines that were not records (a live log mid-write): ignored, not errors. */
   partialTails: number;
+  /**
+   * Files that could not be read to their end (a corrupt or truncated .gz, a file gone or unreadable): their
+   * messages. The lines read before the error count, the scan goes on with the other files, and the caller reports
+   * the search as incomplete.
+   */
+  unreadable: string[];
 }
 
 interface Open {
@@ -58,7 +65,7 @@ export async function scanEvents(
   const windowLines = opts.windowLines ?? DEFAULT_WINDOW_LINES;
   const windowMs = opts.windowMs ?? DEFAULT_WINDOW_MS;
   const maxWarnings = opts.maxWarningsPerFile ?? 20;
-  const stats: ScanStats = { files: 0, lines: 0, records: 0, matched: 0, malformed: 0, partialTails: 0 };
+  const stats: ScanStats = { files: 0, lines: 0, records: 0, matched: 0, malformed: 0, partialTails: 0, unreadable: [] };
   const open = new Map<string, Open>();
   // Insertion-ordered queue of open events; head advances as they are flushed, compacted now and then.
   let queue: Open[] = [];
@@ -167,14 +174,24 @@ export async function scanEvents(
       warned++;
       if (warned <= maxWarnings) onWarning(`${file}:${lineNo}: ${reason}; line skipped`);
     };
-    const r = await readLines(input, {
-      line: (buf, start, end, lineNo) => {
-        if (end === start) return;
-        const err = record(buf.subarray(start, end), file, lineNo);
-        if (err) bad(lineNo, err);
-      },
-      overlong: (lineNo, bytes) => bad(lineNo, `line of ${bytes} bytes is longer than any audit record`),
-    });
+    let r: Awaited<ReturnType<typeof readLines>>;
+    try {
+      r = await readLines(input, {
+        line: (buf, start, end, lineNo) => {
+          if (end === start) return;
+          const err = record(buf.subarray(start, end), file, lineNo);
+          if (err) bad(lineNo, err);
+        },
+        overlong: (lineNo, bytes) => bad(lineNo, `line of ${bytes} bytes is longer than any audit record`),
+      });
+    } catch (e) {
+      // One bad rotated file must not hide every other log from a search: report it and go on.
+      if (!(e instanceof IoError)) throw e;
+      stats.unreadable.push(e.message);
+      onWarning(`${e.message}; the rest of this file is skipped, the other logs are still searched`);
+      if (warned > maxWarnings) onWarning(`${file}: ${warned - maxWarnings} more malformed lines skipped`);
+      continue;
+    }
     stats.lines += r.lines;
     if (r.tail) {
       // A complete record without its newline is still a record; anything else is a write in progress.

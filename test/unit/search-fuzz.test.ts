@@ -53,9 +53,17 @@ describe('search fuzz', () => {
         warnings++;
       }
       if (code === 0 && argv.includes('--format=json')) for (const l of out.join('').trim().split('\n')) JSON.parse(l);
+      // -i text goes to a terminal: nothing from the log may reach it as a control character, and each line is a record
+      if (code === 0 && argv.includes('-i')) {
+        const text = out.join('');
+        assert.doesNotMatch(text, /[\x00-\x09\x0b-\x1f\x7f-\x9f]/, `seed ${seed}: control character in -i output`);
+        for (const l of text.split('\n')) assert.ok(l === '' || l === '----' || /^(node=\S* )?type=\S+ msg=audit\(/.test(l), `seed ${seed}: ${JSON.stringify(l)}`);
+      }
       if (seed % 10 === 0) {
-        const rc = await runReport(['-if', f, seed % 20 === 0 ? '--html' : '--format=text'], { out: () => undefined, err: () => undefined });
+        const rep: string[] = [];
+        const rc = await runReport(['-if', f, seed % 20 === 0 ? '--html' : '--format=text'], { out: (s) => rep.push(s), err: () => undefined });
         assert.equal(rc, 0, `seed ${seed}: report exit ${rc}`);
+        assert.doesNotMatch(rep.join(''), /[\x00-\x09\x0b-\x1f\x7f-\x9f]/, `seed ${seed}: control character in the report`);
       }
     }
     assert.ok(lines > 10000 && warnings > 100, `exercised ${lines} lines, ${warnings} warnings`);

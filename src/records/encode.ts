@@ -1,0 +1,102 @@
+// Encoders for untrusted text in audit records: the kernel's quoted-or-hex form and the octal escape of interpreted values.
+
+const C_DQUOTE = 0x22;
+const C_BACKSLASH = 0x5c;
+
+/**
+ * Whether a value needs hex encoding: the kernel's audit_string_contains_control() and libaudit's
+ * audit_value_needs_encoding() both flag a double quote, a space or control byte (< 0x21) and any byte above 0x7e.
+ */
+export function needsEncoding(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c === C_DQUOTE || c < 0x21 || c > 0x7e) return true;
+  }
+  return false;
+}
+
+/**
+ * A value as the kernel's audit_log_untrustedstring() writes it: `"text"` when every byte is printable ASCII other
+ * than a double quote and a space, uppercase hex of its bytes otherwise. Strings are taken as UTF-8 (a JS string
+ * written as latin1 would lose the high byte of U+010A and turn it into a newline). The result is always printable
+ * ASCII without spaces, so it can never end a record, start a field or reach the ENRICHED separator.
+ */
+export function encodeUntrusted(value: string | Uint8Array): string {
+  const b = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (b.length === 0) return '""';
+  return needsEncoding(b) ? b.toString('hex').toUpperCase() : `"${b.toString('latin1')}"`;
+}
+
+/** `NAME=` followed by encodeUntrusted(value): audit_encode_nv_string(). */
+export function encodeUntrustedNv(name: string, value: string | Uint8Array): string {
+  return `${name}=${encodeUntrusted(value)}`;
+}
+
+/** Inverse of encodeUntrusted for values it produced: the bytes a quoted or hex value stands for, or null. */
+export function decodeUntrusted(text: string): Buffer | null {
+  if (text.length >= 2 && text.charCodeAt(0) === C_DQUOTE && text.charCodeAt(text.length - 1) === C_DQUOTE) {
+    return Buffer.from(text.slice(1, -1), 'latin1');
+  }
+  if (text.length % 2 !== 0 || !/^[0-9A-F]*$/.test(text)) return null;
+  return Buffer.from(text, 'hex');
+}
+
+/**
+ * A byte of an interpreted value that is written as `\ooo`: controls (0x1d, the ENRICHED separator, and \n, \r
+ * included), DEL, everything above 0x7e, and the backslash itself so that the escape cannot be forged.
+ */
+function escapedByte(c: number): boolean {
+  return c < 0x20 || c > 0x7e || c === C_BACKSLASH;
+}
+
+/**
+ * The octal escape auditmux applies to every interpreted (ENRICHED) value before it is written: the form of
+ * auparse's tty escape (`\012` for a newline), extended to DEL, bytes above 0x7e and the backslash. Input is a
+ * latin1 string (one char per byte), as the formatter holds decoded sockaddr paths; the result is printable ASCII.
+ * Values without such bytes come back unchanged (the same string), so ordinary records stay byte-identical to auditd's.
+ */
+export function escapeInterp(s: string): string {
+  let i = 0;
+  const n = s.length;
+  while (i < n && !escapedByte(s.charCodeAt(i))) i++;
+  if (i === n) return s;
+  let out = s.slice(0, i);
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i) & 0xff;
+    if (escapedByte(c)) out += '\\' + ((c >> 6) & 7) + ((c >> 3) & 7) + (c & 7);
+    else out += s[i];
+  }
+  return out;
+}
+
+/** Inverse of escapeInterp: `\ooo` back to its byte; anything else as it is. Returns a latin1 string. */
+export function unescapeInterp(s: string): string {
+  if (s.indexOf('\\') < 0) return s;
+  return s.replace(/\\([0-3][0-7][0-7])/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** A `name=value` token auditmux itself composes (numbers, words, paths of its own): no quotes, spaces or '='. */
+const PLAIN_TOKEN = /^[a-z][a-z0-9_-]*=[\x21\x23-\x3c\x3e-\x7e]+$/;
+/** `name="..."` with a JSON-quoted value: how some callers wrap an error message. */
+const JSON_TOKEN = /^([a-z][a-z0-9_-]*)=("(?:[^"\\]|\\.)*")$/;
+
+/**
+ * The detail part of a record auditmux writes about itself, made safe to splice into a record body: kept when it is
+ * only plain `name=value` tokens, a single `name="json string"` re-encoded with encodeUntrusted, and anything else
+ * (free text such as an error message carrying a tenant's file name) written whole as `fallback=` encoded.
+ */
+export function encodeDetail(detail: string, fallback = 'reason'): string {
+  if (detail === '') return '';
+  const tokens = detail.split(' ');
+  if (tokens.every((t) => PLAIN_TOKEN.test(t))) return detail;
+  const m = JSON_TOKEN.exec(detail);
+  if (m) {
+    try {
+      const v: unknown = JSON.parse(m[2]!);
+      if (typeof v === 'string') return encodeUntrustedNv(m[1]!, v);
+    } catch {
+      // not JSON after all: encoded whole below
+    }
+  }
+  return encodeUntrustedNv(fallback, detail);
+}
