@@ -577,6 +577,12 @@ export class HostDaemon {
         if (d.rules) auxRules(d.name, loadRulesPath(d.rules));
       }
       if (next.host.rules) loadRulesPath(next.host.rules);
+      // Daemons added at run time are placed against the new file's host log and daemons by the same rule.
+      const placed = next.daemons.map((d) => ({ name: d.name, user: d.user, file: d.log.file }));
+      for (const { daemon: d } of this.runtime.values()) {
+        const p = auxLogProblem({ name: d.name, user: d.user, file: d.log.file }, next.host.log.file, placed);
+        if (p) throw new UsageError(`${p} (daemon "${d.name}" was added at run time)`);
+      }
     } catch (e) {
       this.counters.reloadFailures++;
       const msg = e instanceof AuditmuxError ? e.message : String(e);

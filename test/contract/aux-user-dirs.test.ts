@@ -1,7 +1,7 @@
 // aux add with --user (emulated kernel): the host's log directory is never handed over; a fresh own directory is.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, IoError } from '../../src/errors';
 import { oneAuxYaml, startEmulatedHost, until } from '../helpers/emulated-host';
@@ -41,6 +41,13 @@ describe('aux add: log directories of daemons with a user (emulated kernel)', { 
       // No daemon may then write inside b's directory.
       await assert.rejects(daemon.auxAdd({ name: 'c', contid: ['300'], log: join(dir, 'b', 'c.log') }), (e: unknown) =>
         e instanceof UsageError && /inside .*\/b, the directory of daemon "b" which user "nobody" owns/.test(e.message));
+      // Nor may a reloaded config put one there.
+      const yaml = oneAuxYaml('log: { file: {dir}/a.log, format: RAW }');
+      yaml.splice(yaml.indexOf('routes:'), 0, '  - { name: c, log: { file: {dir}/b/c.log } }');
+      writeFileSync(join(dir, 'auditmux.yaml'), yaml.map((l) => l.replaceAll('{dir}', dir)).join('\n') + '\n');
+      const r = await daemon.reload();
+      assert.equal(r.ok, false);
+      assert.match(r.error ?? '', /daemon "b" runs as user "nobody" and would own .*\/b, which holds the log of daemon "c" .*added at run time/);
       assert.deepEqual(names(), ['a', 'b']);
     } finally {
       await h.stop();
