@@ -57,3 +57,171 @@ export function readBounded(path: string, opts: BoundedReadOptions): BoundedRead
     fs.closeSync(fd);
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Write side: every file auditmux creates or writes goes through these, so a name planted by someone who can write
+// in one of its directories (a symlink, a hard link to another file, a FIFO) never redirects a write made as root.
+
+// Hoisted like any import; kept here so this section is a pure append to the file.
+import { dirname } from 'node:path';
+
+export interface NoFollowOptions {
+  /** Permission bits for a file that gets created. */
+  mode?: number;
+  /** What the file is, for messages ("log file", "spool cursor"). */
+  what?: string;
+}
+
+export interface OpenedFile {
+  fd: number;
+  stat: fs.Stats;
+}
+
+function errCode(e: unknown): string {
+  return (e as NodeJS.ErrnoException).code ?? 'EIO';
+}
+
+/**
+ * Opens `path` with `flags` plus O_NOFOLLOW (a symlink at the last component is refused, not followed), O_NONBLOCK
+ * (a FIFO cannot hang the daemon) and O_NOCTTY, then refuses anything but a regular file with exactly one link: a
+ * hard link planted under our name would make every write land in someone else's file.
+ */
+export function openNoFollow(path: string, flags: number, opts: NoFollowOptions = {}): OpenedFile {
+  const what = opts.what ?? 'file';
+  const c = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(path, flags | c.O_NOFOLLOW | c.O_NONBLOCK | c.O_NOCTTY, opts.mode ?? 0o600);
+  } catch (e) {
+    const code = errCode(e);
+    if (code === 'ELOOP') throw new IoError(`${what} ${path} is a symbolic link; refusing to follow it`, 'E_SYMLINK', { cause: e });
+    if (code === 'ENXIO') throw new IoError(`${what} ${path} is not a regular file (refused)`, 'E_NOT_REGULAR', { cause: e });
+    throw new IoError(`cannot open ${what} ${path} (${code})`, 'E_IO', { cause: e });
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw new IoError(`${what} ${path} is not a regular file (refused)`, 'E_NOT_REGULAR');
+    if (stat.nlink > 1) throw new IoError(`${what} ${path} has ${stat.nlink} hard links; refusing to write a file that is also elsewhere`, 'E_HARDLINK');
+    return { fd, stat };
+  } catch (e) {
+    fs.closeSync(fd);
+    if (e instanceof IoError) throw e;
+    throw new IoError(`cannot stat ${what} ${path} (${errCode(e)})`, 'E_IO', { cause: e });
+  }
+}
+
+/** Opens (creating with `mode` if missing) for appending, without following a symlink or writing through a hard link. */
+export function openAppendNoFollow(path: string, opts: NoFollowOptions = {}): OpenedFile {
+  const c = fs.constants;
+  return openNoFollow(path, c.O_WRONLY | c.O_APPEND | c.O_CREAT, opts);
+}
+
+/**
+ * Creates a new file that nobody else can have prepared: O_CREAT|O_EXCL (which never follows a symlink, even a
+ * dangling one) and O_NOFOLLOW. With `replaceStale`, a leftover entry under the name (a temporary from a crash, or a
+ * planted symlink) is unlinked first; unlink removes only the name, never what a symlink points to. A directory is
+ * never removed.
+ */
+export function createExclusive(path: string, opts: NoFollowOptions & { replaceStale?: boolean } = {}): OpenedFile {
+  const c = fs.constants;
+  const flags = c.O_WRONLY | c.O_CREAT | c.O_EXCL;
+  try {
+    return openNoFollow(path, flags, opts);
+  } catch (e) {
+    const cause = (e as { cause?: unknown }).cause;
+    if (!opts.replaceStale || errCode(cause) !== 'EEXIST') throw e;
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(path);
+  } catch (e) {
+    throw new IoError(`cannot inspect stale ${opts.what ?? 'file'} ${path} (${errCode(e)})`, 'E_IO', { cause: e });
+  }
+  if (st.isDirectory()) throw new IoError(`${opts.what ?? 'file'} ${path} exists and is a directory (refused)`, 'E_NOT_REGULAR');
+  try {
+    fs.unlinkSync(path);
+  } catch (e) {
+    if (errCode(e) !== 'ENOENT') throw new IoError(`cannot remove stale ${opts.what ?? 'file'} ${path} (${errCode(e)})`, 'E_IO', { cause: e });
+  }
+  return openNoFollow(path, flags, opts);
+}
+
+/** The entry under `path` without following it, or null when there is none. */
+export function lstatOrNull(path: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(path);
+  } catch (e) {
+    if (errCode(e) === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+export interface DirPolicy {
+  /** uids allowed to own the directory (root, and the writer's own uid). */
+  owners: readonly number[];
+  what?: string;
+}
+
+/**
+ * A directory auditmux writes in must not let anyone else add, remove or replace entries in it: a real directory
+ * (not a symlink), owned by one of `owners`, not writable by group or others (sticky or not: a planted name in
+ * /tmp is still a planted name). auditd 3.0.9 instead chowns its log directory back to root on every start.
+ */
+export function checkDirSafe(dir: string, policy: DirPolicy): fs.Stats {
+  const what = policy.what ?? 'directory';
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(dir);
+  } catch (e) {
+    throw new IoError(`cannot inspect ${what} ${dir} (${errCode(e)})`, 'E_IO', { cause: e });
+  }
+  if (st.isSymbolicLink()) throw new IoError(`${what} ${dir} is a symbolic link (refused)`, 'E_UNSAFE_DIR');
+  if (!st.isDirectory()) throw new IoError(`${what} ${dir} is not a directory (refused)`, 'E_UNSAFE_DIR');
+  if (!policy.owners.includes(st.uid)) {
+    throw new IoError(`${what} ${dir} is owned by uid ${st.uid}, expected uid ${[...new Set(policy.owners)].join(' or ')}: whoever owns it can replace the files in it (refused)`, 'E_UNSAFE_DIR');
+  }
+  if (st.mode & 0o022) {
+    throw new IoError(`${what} ${dir} is writable by ${st.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o7777).toString(8)}): others could plant or replace files in it (refused)`, 'E_UNSAFE_DIR');
+  }
+  return st;
+}
+
+/**
+ * The private directory of a process that runs as uid:gid. auditmux creates it (mkdir of the last component only,
+ * mode 0700) and only then hands it over, through a descriptor opened with O_NOFOLLOW|O_DIRECTORY whose owner is
+ * checked to still be us, so the chown cannot be steered to another directory. A directory that already exists is
+ * never chowned: it is accepted only when it is a real directory already owned by uid and writable by it alone.
+ * The parent must exist and be safe for root (checkDirSafe), so nobody else can swap the directory afterwards.
+ */
+export function ensureOwnedDir(dir: string, ids: { uid: number; gid: number }, what = 'directory'): 'created' | 'existing' {
+  const me = process.geteuid?.() ?? 0;
+  const parent = dirname(dir);
+  checkDirSafe(parent, { owners: [0, me], what: `parent of ${what}` });
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if (errCode(e) !== 'EEXIST') throw new IoError(`cannot create ${what} ${dir} (${errCode(e)})`, 'E_IO', { cause: e });
+    const st = checkDirSafe(dir, { owners: [ids.uid], what });
+    if (st.gid !== ids.gid && (st.mode & 0o070)) throw new IoError(`${what} ${dir} gives group ${st.gid} access (mode ${(st.mode & 0o7777).toString(8)}); expected the daemon's group ${ids.gid} (refused)`, 'E_UNSAFE_DIR');
+    return 'existing';
+  }
+  const c = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(dir, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
+  } catch (e) {
+    throw new IoError(`${what} ${dir} changed under us after mkdir (${errCode(e)}); refused`, 'E_UNSAFE_DIR', { cause: e });
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isDirectory() || st.uid !== me) throw new IoError(`${what} ${dir} changed under us after mkdir; refused`, 'E_UNSAFE_DIR');
+    fs.fchmodSync(fd, 0o700);
+    if (ids.uid !== st.uid || ids.gid !== st.gid) fs.fchownSync(fd, ids.uid, ids.gid);
+  } catch (e) {
+    if (e instanceof IoError) throw e;
+    throw new IoError(`cannot hand ${what} ${dir} to uid ${ids.uid} (${errCode(e)})`, 'E_IO', { cause: e });
+  } finally {
+    fs.closeSync(fd);
+  }
+  return 'created';
+}

@@ -131,7 +131,7 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .description('start an auxiliary daemon with its own rules, queue and log, routed the given contids')
     .requiredOption('--contid <list>', 'contid selectors, comma separated (N, 0xN, LO-HI, unset, N^* for nested)')
     .option('--rules <file>', 'its rules (auditctl language); host-wide settings are refused')
-    .option('--log <path>', 'its log file (default: beside the host log, NAME.log)')
+    .option('--log <path>', 'its log file (default: beside the host log, NAME.log; with --user, a directory of its own, NAME/NAME.log)')
     .option('--queue <n>', 'queue depth', positiveInt('--queue'))
     .addOption(new Option('--overflow <policy>', 'what a full queue does').choices(['block', 'drop_newest', 'drop_oldest']))
     .option('--user <user>', 'run its process as this user (implies --isolation process)')

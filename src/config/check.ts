@@ -53,13 +53,14 @@ export function checkEnvironment(cfg: Config, file: string, opts: CheckOptions =
       if (names.length === 0) warnings.push(new ConfigError(at(key), `${key}: ${p} has no *.rules files; no rules will be loaded`));
     } else if (!st.isFile()) errors.push(new ConfigError(at(key), `${key}: ${p} is neither a file nor a directory`));
   };
-  const logFile = (key: string, p: string): void => {
+  const logFile = (key: string, p: string, ownDir = false): void => {
     const st = statOrNull(p);
     if (st && !st.isFile()) errors.push(new ConfigError(at(`${key}.file`), `${key}.file: ${p} exists and is not a regular file`));
     const dir = dirname(p);
     const dst = statOrNull(dir);
     if (dst && !dst.isDirectory()) errors.push(new ConfigError(at(`${key}.file`), `${key}.file: ${dir} is not a directory`));
-    if (!dst) warnings.push(new ConfigError(at(`${key}.file`), `${key}.file: ${dir} does not exist yet; it must exist or be creatable when the daemon starts`));
+    // A daemon with a user gets its directory made by auditmux at start: only its parent has to be there.
+    if (!dst && !(ownDir && statOrNull(dirname(dir))?.isDirectory())) warnings.push(new ConfigError(at(`${key}.file`), `${key}.file: ${dir} does not exist yet; it must exist or be creatable when the daemon starts`));
   };
   const account = (key: string, name: string | null, known: Set<string> | null, kind: string): void => {
     if (name === null || /^[0-9]+$/.test(name) || known === null) return;
@@ -71,7 +72,7 @@ export function checkEnvironment(cfg: Config, file: string, opts: CheckOptions =
   account('host.log.log_group', cfg.host.log.logGroup, groups, 'group');
   cfg.daemons.forEach((d, i) => {
     rulesPath(`daemons[${i}].rules`, d.rules);
-    logFile(`daemons[${i}].log`, d.log.file);
+    logFile(`daemons[${i}].log`, d.log.file, d.user !== null);
     account(`daemons[${i}].log.log_group`, d.log.logGroup, groups, 'group');
     account(`daemons[${i}].user`, d.user, users, 'user');
   });

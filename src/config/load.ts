@@ -30,6 +30,7 @@ import {
   type RouteConfig,
 } from './schema';
 import { Walker, didYouMean, type Entry } from './walk';
+import { auxLogProblem, defaultAuxLogFile } from './aux-paths';
 import { DISK_SPACE_KEYS, readDiskSpace, readListen, readOutputs } from './outputs';
 
 /** Config files are hand-written; anything this large is a mistake or an attack on the parser. */
@@ -365,6 +366,11 @@ function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): Da
     if ((x = m.get('user'))) {
       if (w.resolve(x.value) !== null) d.user = account(w, x, `${where}.user`) ?? null;
     }
+    // Without `file:` the default depends on the user (src/config/aux-paths.ts); either way the placement is checked.
+    const filePos = w.sources.get(`${where}.log.file`);
+    if (!filePos) d.log.file = defaultAuxLogFile(host.log.file, name, d.user);
+    const placement = auxLogProblem({ name, user: d.user, file: d.log.file }, host.log.file, out.map((o) => ({ name: o.name, user: o.user, file: o.log.file })));
+    if (placement) w.errors.push(new ConfigError(filePos ?? w.sources.get(`${where}.user`) ?? pos, placement));
     d.isolation = defaultIsolation(d.user);
     if ((x = m.get('isolation'))) {
       const iso = w.choice(x, `${where}.isolation`, AUX_ISOLATIONS);

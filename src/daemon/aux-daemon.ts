@@ -1,6 +1,6 @@
 // Host-side handle of one auxiliary daemon: its queue, and its writer in its own process or in the host's, restarted with back-off.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { DaemonConfig } from '../config/schema';
@@ -9,8 +9,29 @@ import { AuxQueue } from './aux-queue';
 import { Frame, FrameReader, decodeEvent, encodeEvent, encodeFrame, encodeJsonFrame, type EventRecord } from './aux-ipc';
 import { AuxWriter } from './aux-writer';
 import { lookupUser } from './users';
+import { ensureOwnedDir } from '../safefs';
 
 const noPos = (k: string, v: unknown): unknown => (k === 'pos' ? undefined : v);
+
+/**
+ * Makes the directory of a daemon's log and returns the ids the daemon runs as. A daemon with a `user` gets a
+ * directory of its own: created here by mkdir and only then handed to that user, or, when it already exists,
+ * accepted only if it is a real directory that user already owns; an existing directory is never chowned (that is
+ * how a tenant came to own the host's /var/log/auditmux). Which paths may be used at all is decided before this, by
+ * src/config/aux-paths.ts. Throws ConfigError (unknown user) or IoError (unsafe or foreign directory).
+ */
+export function prepareAuxLogDir(cfg: DaemonConfig): { uid: number; gid: number } | undefined {
+  const dir = dirname(cfg.log.file);
+  if (!cfg.user) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return undefined;
+  }
+  const ids = lookupUser(cfg.user, cfg.pos);
+  // Parents stay root's (0700 is enough: the process enters its directory before it drops to the user).
+  mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
+  ensureOwnedDir(dir, ids, `log directory of daemon "${cfg.name}"`);
+  return { uid: ids.uid, gid: ids.gid };
+}
 
 export type AuxState = 'starting' | 'running' | 'backoff' | 'failed' | 'stopped';
 
@@ -167,10 +188,7 @@ export class AuxDaemon {
     const cfg = this.config;
     let ids: { uid: number; gid: number } | undefined;
     try {
-      if (cfg.user) ids = lookupUser(cfg.user, cfg.pos);
-      const dir = dirname(cfg.log.file);
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      if (ids && statSync(dir).uid !== ids.uid) chownSync(dir, ids.uid, ids.gid);
+      ids = prepareAuxLogDir(cfg);
     } catch (e) {
       this.lastError = (e as Error).message;
       this.state = 'failed';

@@ -1,4 +1,5 @@
 // An auxiliary daemon's own process (isolation: process): takes its routed events from the host over fd 3.
+import { statSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { AuxWriter, type AuxWriterConfig } from './aux-writer';
@@ -37,6 +38,14 @@ function main(): void {
           // Relative to the log directory from here on, so rotation works without traversing root-only parents.
           process.chdir(dirname(cfg.log.file));
           logPath = basename(cfg.log.file);
+          // The host made this directory the user's own (prepareAuxLogDir); anything else here is not ours to write.
+          const st = statSync('.');
+          if (st.uid !== cfg.uid) {
+            fail(`log directory ${dirname(cfg.log.file)} is owned by uid ${st.uid}, not the daemon's uid ${cfg.uid} (refused)`);
+            process.exitCode = 1;
+            chan.destroy();
+            return;
+          }
           process.setgroups?.([]);
           process.setgid?.(cfg.gid);
           process.setuid?.(cfg.uid);

@@ -1,11 +1,12 @@
 // What an auxiliary daemon does with its routed events: its own log and outputs, in its own process or in the host's.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, readSync } from 'node:fs';
 import { MsgType } from '../kernel/constants';
 import type { OutputConfig, OutputSpec } from '../config/schema';
 import { closeAll, createOutputs, flushAll, writeAll, type Diag, type RecordOutput } from '../output/outputs';
 import { LogWriter } from '../output/logfile';
 import { writerOptions } from './outputs';
 import { eventIdOf, type EventRecord } from './aux-ipc';
+import { openNoFollow } from '../safefs';
 
 export interface AuxWriterConfig {
   name: string;
@@ -22,13 +23,14 @@ const TAIL_BYTES = 4 * 1024 * 1024;
 export function recentEventIds(path: string): Map<string, number> {
   const ids = new Map<string, number>();
   let fd: number;
+  let size: number;
   try {
-    fd = openSync(path, 'r');
+    // A symlink or a hard link at the log's name is not our log (and the writer refuses it just after): read nothing.
+    ({ fd, stat: { size } } = openNoFollow(path, constants.O_RDONLY, { what: 'log file' }));
   } catch {
     return ids;
   }
   try {
-    const size = fstatSync(fd).size;
     const start = Math.max(0, size - TAIL_BYTES);
     const buf = Buffer.alloc(size - start);
     readSync(fd, buf, 0, buf.length, start);

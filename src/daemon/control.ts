@@ -1,9 +1,10 @@
 // The daemon's control socket: a root-only unix socket, peer credentials checked, one JSON request per line.
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { AuditmuxError, IoError, PermissionError } from '../errors';
 import { native } from '../kernel/native';
+import { checkDirSafe } from '../safefs';
 
 export interface PeerCred {
   pid: number;
@@ -39,6 +40,8 @@ export class ControlServer {
 
   async listen(): Promise<void> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    // In a directory others can write, our socket could be swapped for theirs between bind and a root client's connect.
+    checkDirSafe(dirname(this.path), { owners: [0, process.geteuid?.() ?? 0], what: 'control socket directory' });
     try {
       const st = lstatSync(this.path);
       if (!st.isSocket()) throw new IoError(`control socket path ${this.path} exists and is not a socket`, 'E_CONTROL_PATH');
@@ -57,7 +60,12 @@ export class ControlServer {
         resolve();
       });
     });
-    chmodSync(this.path, 0o600);
+    // umask made it 0600 at bind (chmod(2) on the name would follow a symlink); check what is there now.
+    const st = lstatSync(this.path);
+    if (!st.isSocket() || (st.mode & 0o077) !== 0) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw new IoError(`control socket ${this.path} is not a 0600 socket after bind (refused)`, 'E_CONTROL_PATH');
+    }
     this.server = server;
   }
 

@@ -1,5 +1,5 @@
 // The host daemon: owns the kernel connection and host-wide settings, the rule union, routing and the host log.
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { AuditmuxError, PermissionError, RuleError, UsageError } from '../errors';
 import { AuditClient } from '../kernel/client';
@@ -18,7 +18,8 @@ import { EmulatedContidSource, ProcContidSource, TrackerContidSource, kernelHasC
 import { Router } from '../routing/router';
 import { Pipeline, TRACK_KEY } from '../routing/pipeline';
 import type { EventRecord } from './aux-ipc';
-import { AuxDaemon } from './aux-daemon';
+import { AuxDaemon, prepareAuxLogDir } from './aux-daemon';
+import { auxLogProblem, defaultAuxLogFile } from '../config/aux-paths';
 import { auxRules, mergeRules, type KernelRuleSet, type Owned } from './rule-union';
 import { writerOptions } from './outputs';
 import { ControlServer, type PeerCred } from './control';
@@ -471,7 +472,7 @@ export class HostDaemon {
     const daemon: DaemonConfig = {
       name,
       rules: rulesPath,
-      log: { ...this.config.host.log, file: args.log ? resolve(args.log) : join(dirname(this.config.host.log.file), `${name}.log`) },
+      log: { ...this.config.host.log, file: args.log ? resolve(args.log) : defaultAuxLogFile(this.config.host.log.file, name, args.user ?? null) },
       queue: { ...DEFAULT_QUEUE, depth: args.queue ?? DEFAULT_QUEUE.depth, overflow },
       user: args.user ?? null,
       isolation: defaultIsolation(args.user),
@@ -486,6 +487,11 @@ export class HostDaemon {
     if (this.allDaemons().some((d) => d.log.file === daemon.log.file) || daemon.log.file === this.config.host.log.file) {
       throw new UsageError(`log file ${daemon.log.file} is already used by another daemon`);
     }
+    // The same placement rule as the config file's; then the directory is made (or found already the user's) before
+    // anything else changes, so a refused directory leaves no daemon behind.
+    const placement = auxLogProblem({ name, user: daemon.user, file: daemon.log.file }, this.config.host.log.file, this.allDaemons().map((d) => ({ name: d.name, user: d.user, file: d.log.file })));
+    if (placement) throw new UsageError(placement);
+    prepareAuxLogDir(daemon);
     // The new union must build before the kernel is touched; on any failure the daemon and its rules go again.
     this.runtime.set(name, { daemon, routes: [{ index: 0, contid: patterns, types: null, keys: null, daemons: [name], continue: true, pos }] });
     try {
@@ -576,6 +582,12 @@ export class HostDaemon {
         if (d.rules) auxRules(d.name, loadRulesPath(d.rules));
       }
       if (next.host.rules) loadRulesPath(next.host.rules);
+      // Daemons added at run time are placed against the new file's host log and daemons by the same rule.
+      const placed = next.daemons.map((d) => ({ name: d.name, user: d.user, file: d.log.file }));
+      for (const { daemon: d } of this.runtime.values()) {
+        const p = auxLogProblem({ name: d.name, user: d.user, file: d.log.file }, next.host.log.file, placed);
+        if (p) throw new UsageError(`${p} (daemon "${d.name}" was added at run time)`);
+      }
     } catch (e) {
       this.counters.reloadFailures++;
       const msg = e instanceof AuditmuxError ? e.message : String(e);

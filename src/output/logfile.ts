@@ -1,9 +1,12 @@
 // The audit log writer: big buffered writes in auditd 3.0.9's format, flush modes, size rotation and DAEMON_* records.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { dirname } from 'node:path';
+import { constants as bufferConstants } from 'node:buffer';
 import * as zlib from 'node:zlib';
 import { promises as dns } from 'node:dns';
 import { IoError, errnoName } from '../errors';
+import { checkDirSafe, createExclusive, lstatOrNull, openAppendNoFollow, openNoFollow, readBounded } from '../safefs';
 import { MsgType } from '../kernel/constants';
 import type { AuditEvent } from '../records/reassembler';
 import { IdNameCache, LineFormatter, MAX_LINE_BYTES, type LogFormat } from './format';
@@ -410,7 +413,13 @@ export class LogWriter {
     }
     if (!this.renameIfExists(this.opts.path, this.rotatedName(1))) {
       try {
-        fs.chmodSync(this.opts.path, group ? 0o640 : 0o600);
+        // Through a descriptor: chmod(2) on the name would follow a symlink planted there.
+        const { fd } = openNoFollow(this.opts.path, fs.constants.O_RDONLY, { what: 'log file' });
+        try {
+          fs.fchmodSync(fd, group ? 0o640 : 0o600);
+        } finally {
+          fs.closeSync(fd);
+        }
       } catch {
         // the reopen below reports the real problem
       }
@@ -430,11 +439,11 @@ export class LogWriter {
   /** shift_logs(): like rotate, but the highest number grows instead of old logs being deleted. */
   private shiftLogs(): void {
     let num = this.lastLog;
-    while (fs.existsSync(this.rotatedName(num))) num++;
+    while (lstatOrNull(this.rotatedName(num))) num++;
     if (num <= this.lastLog && this.lastLog > 1) {
       this.log('warn', `Last known log disappeared (${this.rotatedName(num)})`);
       num = this.lastLog = 1;
-      while (fs.existsSync(this.rotatedName(num))) num++;
+      while (lstatOrNull(this.rotatedName(num))) num++;
     }
     this.lastLog = num;
     this.rotateLogs(num + 1);
@@ -445,20 +454,63 @@ export class LogWriter {
    * an 8 MiB log takes tens of ms, and no later rotation can rename the file while it is being read.
    */
   private compressRotated(file: string): void {
+    const tmp = `${file}.gz.tmp`;
+    let created = false;
     try {
-      const data = fs.readFileSync(file);
+      // The file we just renamed: read without following a symlink, and never copy out a file linked elsewhere.
+      const { data, stat } = readBounded(file, { limit: bufferConstants.MAX_LENGTH, noFollow: true, what: 'rotated log' });
+      if (stat.nlink > 1) throw new IoError(`rotated log ${file} has ${stat.nlink} hard links`, 'E_HARDLINK');
       const gz = zlib.gzipSync(data, { level: 1 });
-      const tmp = `${file}.gz.tmp`;
-      fs.writeFileSync(tmp, gz, { mode: this.opts.logGroupGid ? 0o440 : 0o400 });
+      // O_EXCL: a name planted at the temporary (a symlink to any file) is removed, never written through.
+      const { fd } = createExclusive(tmp, { mode: this.opts.logGroupGid ? 0o440 : 0o400, what: 'temporary file', replaceStale: true });
+      created = true;
+      try {
+        let off = 0;
+        while (off < gz.length) off += fs.writeSync(fd, gz, off, gz.length - off);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
       fs.renameSync(tmp, `${file}.gz`);
+      created = false;
       fs.unlinkSync(file);
     } catch (e) {
+      if (created) fs.rmSync(tmp, { force: true });
       // The plain rotated file stays: nothing is lost, it is just not compressed.
       this.log('warn', `Could not compress ${file} (${errText(e)})`);
     }
   }
 
+  /**
+   * rename(2) never follows a symlink, but a symlink moved along the rotated names would later be read by search and
+   * compression as if it were a log: one found where a log belongs was planted, and only its name is removed.
+   */
   private renameIfExists(from: string, to: string): boolean {
+    let st: fs.Stats | null;
+    try {
+      st = lstatOrNull(from);
+    } catch (e) {
+      this.log('error', `Error rotating logs from ${from} to ${to} (${errText(e)})`);
+      this.report('rotate', e, 0);
+      return false;
+    }
+    if (!st) return true;
+    if (st.isSymbolicLink()) {
+      try {
+        fs.unlinkSync(from);
+        this.log('warn', `Removed ${from}: a symbolic link where a log belongs, not written by auditmux`);
+        return true;
+      } catch (e) {
+        this.log('error', `Could not remove the symbolic link ${from} (${errText(e)})`);
+        this.report('rotate', e, 0);
+        return false;
+      }
+    }
+    if (!st.isFile()) {
+      this.log('error', `Error rotating logs from ${from} to ${to} (not a regular file)`);
+      this.report('rotate', Object.assign(new Error(`${from} is not a regular file`), { code: 'E_LOG_NOT_FILE' }), 0);
+      return false;
+    }
     try {
       fs.renameSync(from, to);
       return true;
@@ -492,26 +544,22 @@ export class LogWriter {
     const path = this.opts.path;
     const group = this.opts.logGroupGid;
     const mode = group ? 0o640 : 0o600;
-    // libuv adds O_CLOEXEC. O_NOFOLLOW: a symlink planted at the log path must not redirect root's writes.
-    const flags = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW;
-    let fd: number;
+    // Whoever else can write in the log's directory can delete or replace the trail, whatever the file's own mode.
+    const dir = dirname(path);
     try {
-      fd = fs.openSync(path, flags, mode);
+      checkDirSafe(dir, { owners: [0, process.geteuid?.() ?? 0], what: 'log directory' });
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ELOOP') throw new IoError(`log file ${path} is a symbolic link; refusing to follow it`, 'E_LOG_SYMLINK', { cause: e });
-      throw new IoError(`cannot open log file ${path}: ${errText(e)}`, 'E_LOG_OPEN', { cause: e });
+      const hint = (e as IoError).code === 'E_UNSAFE_DIR' ? ` (make it root's alone: chown root: ${dir} && chmod go-w ${dir}, and check the files in it)` : '';
+      throw new IoError(`${(e as Error).message}${hint}`, 'E_LOG_DIR_UNSAFE', { cause: e });
     }
+    // libuv adds O_CLOEXEC. O_NOFOLLOW, one link only: a name planted at the log path must not redirect root's writes.
+    let fd: number;
     let st: fs.Stats;
     try {
-      st = fs.fstatSync(fd);
+      ({ fd, stat: st } = openAppendNoFollow(path, { mode, what: 'log file' }));
     } catch (e) {
-      fs.closeSync(fd);
-      throw new IoError(`cannot stat log file ${path}: ${errText(e)}`, 'E_LOG_OPEN', { cause: e });
-    }
-    if (!st.isFile()) {
-      fs.closeSync(fd);
-      throw new IoError(`log file ${path} is not a regular file`, 'E_LOG_NOT_FILE');
+      const code = { E_SYMLINK: 'E_LOG_SYMLINK', E_NOT_REGULAR: 'E_LOG_NOT_FILE', E_HARDLINK: 'E_LOG_HARDLINK' }[(e as IoError).code] ?? 'E_LOG_OPEN';
+      throw new IoError((e as Error).message, code, { cause: e });
     }
     try {
       fs.fchmodSync(fd, mode);

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { checkDirSafe, openNoFollow } from '../safefs';
 
 /** A position in the queue: segment number and byte offset inside it (memory queue: seg 0, off = record index). */
 export interface QueueCursor {
@@ -124,11 +125,19 @@ export class Spool implements RecordQueue {
     this.segmentBytes = Math.max(64 * 1024, Math.min(opts.segmentBytes ?? 8 * 1024 * 1024, Math.ceil(opts.maxBytes / 4)));
     this.onCorrupt = opts.onCorrupt;
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    this.cfd = fs.openSync(path.join(this.dir, CURSOR_FILE), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
-    this.loadCursor();
-    this.recover();
-    this.read = { ...this.committed };
-    this.openWriteSegment();
+    // Records wait here as root's (or the daemon user's) files: nobody else may add, swap or link names in it.
+    checkDirSafe(this.dir, { owners: [0, process.geteuid?.() ?? 0], what: 'spool directory' });
+    this.cfd = openFile(path.join(this.dir, CURSOR_FILE), fs.constants.O_RDWR | fs.constants.O_CREAT, 'spool cursor');
+    try {
+      this.loadCursor();
+      this.recover();
+      this.read = { ...this.committed };
+      this.openWriteSegment();
+    } catch (e) {
+      for (const fd of [this.cfd, this.wfd]) if (fd >= 0) fs.closeSync(fd);
+      this.cfd = this.wfd = -1;
+      throw e;
+    }
   }
 
   get pending(): number {
@@ -263,7 +272,7 @@ export class Spool implements RecordQueue {
   private openWriteSegment(): void {
     const last = this.segs[this.segs.length - 1] as SegInfo;
     const p = path.join(this.dir, segmentName(last.seg));
-    this.wfd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND, 0o600);
+    this.wfd = openFile(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND, 'spool segment');
     // recover() may have cut a torn tail off this segment; appends must continue from the last good record.
     if (fs.fstatSync(this.wfd).size !== last.size) fs.ftruncateSync(this.wfd, last.size);
   }
@@ -329,7 +338,7 @@ export class Spool implements RecordQueue {
   }
 
   private scanSegment(seg: number, p: string): SegInfo {
-    const fd = fs.openSync(p, fs.constants.O_RDWR);
+    const fd = openFile(p, fs.constants.O_RDWR, 'spool segment');
     try {
       const size = fs.fstatSync(fd).size;
       const buf = fs.readFileSync(fd);
@@ -380,7 +389,7 @@ export class Spool implements RecordQueue {
   private fillChunk(seg: number, off: number, size: number): void {
     if (this.rfdSeg !== seg) {
       this.closeReader();
-      this.rfd = fs.openSync(path.join(this.dir, segmentName(seg)), fs.constants.O_RDONLY);
+      this.rfd = openFile(path.join(this.dir, segmentName(seg)), fs.constants.O_RDONLY, 'spool segment');
       this.rfdSeg = seg;
     }
     const want = Math.min(size - off, Math.max(CHUNK, REC_HEADER + MAX_SPOOL_RECORD));
@@ -402,6 +411,12 @@ export class Spool implements RecordQueue {
     this.rfdSeg = -1;
     this.chunkSeg = -1;
   }
+}
+
+/** Spool files are opened without following a symlink and refused when linked elsewhere: truncating or appending
+ * through a planted name would damage another file. */
+function openFile(p: string, flags: number, what: string): number {
+  return openNoFollow(p, flags, { mode: 0o600, what }).fd;
 }
 
 function cmp(a: QueueCursor, b: QueueCursor): number {

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync, rmSync } from 'node:fs';
+import { writeFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { kernelSkipReason, snapshotKernel, withKernel } from '../helpers/kernel';
 import { buildSyscallProgram, cliPath, readText, startDaemon, stopDaemon, syscallSerials, tempDir } from '../helpers/daemon';
@@ -66,6 +66,11 @@ describe('auxiliary daemons routed by contid (real kernel)', { skip: kernelSkipR
           assert.match(r.stderr, /c\.rules:2: .*host-wide/);
           assert.equal(spawnSync('auditctl', ['-l'], { encoding: 'utf8' }).stdout, before, `${bad} left the kernel unchanged`);
         }
+        // A daemon with a user never gets the host's log directory (it would own the host's trail).
+        const addD = cli(conf, 'aux', 'add', 'd', '--contid', '400', '--user', 'nobody', '--log', join(dir, 'log', 'd.log'));
+        assert.equal(addD.status, 2, addD.stderr);
+        assert.match(addD.stderr, /daemon "d" runs as user "nobody" .*host's log directory/);
+        assert.equal(statSync(join(dir, 'log')).uid, 0, 'the host log directory stays root\'s');
         const addB = cli(conf, 'aux', 'add', 'b', '--rules', join(dir, 'b.rules'), '--contid', '200', '--log', join(dir, 'log', 'b.log'), '--queue', '100000');
         assert.equal(addB.status, 0, addB.stderr);
 

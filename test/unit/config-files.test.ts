@@ -79,7 +79,7 @@ describe('config: fixtures', () => {
     assert.equal(c.host.receiveBuffer, 0);
     assert.equal(c.host.diagnostics.level, 'debug');
     assert.deepEqual(c.daemons.map((d) => [d.name, d.rules, d.log.file, d.log.format, d.log.numLogs, d.queue, d.user, d.isolation, d.maxRestarts]), [
-      ['tenant-a', join(FIX, 'aux', 'tenant-a.rules'), join(FIX, 'logs', 'tenant-a.log'), 'RAW', 3, { depth: 500, overflow: 'block', blockTimeoutMs: 250 }, 'nobody', 'process', 3],
+      ['tenant-a', join(FIX, 'aux', 'tenant-a.rules'), join(FIX, 'logs', 'tenant-a', 'tenant-a.log'), 'RAW', 3, { depth: 500, overflow: 'block', blockTimeoutMs: 250 }, 'nobody', 'process', 3],
       ['tenant_b', null, join(FIX, 'logs', 'tenant-b.log'), 'RAW', 3, { depth: 10000, overflow: 'drop_oldest', blockTimeoutMs: 1000 }, null, 'process', 10],
     ]);
     assert.equal(c.routes.length, 3);

@@ -1,0 +1,54 @@
+// Where an auxiliary daemon's log may live: one rule, shared by the config loader and `aux add`.
+import { dirname, join } from 'node:path';
+
+/** What the placement rule needs to know about a daemon. */
+export interface AuxLogPlacement {
+  name: string;
+  /** The user it runs as (isolation: process under another account), or null when it writes as root. */
+  user: string | null;
+  /** Absolute path of its live log. */
+  file: string;
+}
+
+/**
+ * The default log of an auxiliary daemon. One that writes as root (no `user`) sits next to the host's log, as
+ * `<host log dir>/<name>.log`. One with a `user` gets a directory of its own that auditmux creates and hands to that
+ * user, `<host log dir>/<name>/<name>.log`: the user then owns its own logs and nothing else.
+ */
+export function defaultAuxLogFile(hostLogFile: string, name: string, user: string | null): string {
+  const dir = dirname(hostLogFile);
+  return user ? join(dir, name, `${name}.log`) : join(dir, `${name}.log`);
+}
+
+/** `p` is `dir` or below it (lexically; both absolute and normalised). */
+function within(p: string, dir: string): boolean {
+  return p === dir || dir === '/' || p.startsWith(`${dir}/`);
+}
+
+/**
+ * Why `d`'s log cannot be where it is, or null when it can. A daemon with a user owns the directory its log is in,
+ * so that directory must be its alone: not the host's log directory nor one above it, and holding no other daemon's
+ * log; and no daemon (root or not) may write inside another user's directory. `others` are the daemons already
+ * placed (earlier in the config, or running when `aux add` asks); each pair is checked in both directions.
+ */
+export function auxLogProblem(d: AuxLogPlacement, hostLogFile: string, others: readonly AuxLogPlacement[]): string | null {
+  const hostDir = dirname(hostLogFile);
+  const dir = dirname(d.file);
+  const suggestion = defaultAuxLogFile(hostLogFile, d.name, d.user);
+  if (d.user) {
+    const who = `daemon "${d.name}" runs as user "${d.user}" and would own the directory of its log ${d.file}`;
+    if (dir === hostDir) return `${who}, which is the host's log directory; give it a directory of its own (default ${suggestion})`;
+    if (within(hostDir, dir)) return `${who}, which contains the host's log directory ${hostDir}; give it a directory of its own (default ${suggestion})`;
+  }
+  for (const e of others) {
+    if (e.name === d.name) continue;
+    const eDir = dirname(e.file);
+    if (d.user && within(eDir, dir)) {
+      return `daemon "${d.name}" runs as user "${d.user}" and would own ${dir}, which holds the log of daemon "${e.name}" (${e.file}); give each daemon with a user a directory of its own (default ${suggestion})`;
+    }
+    if (e.user && within(dir, eDir)) {
+      return `the log of daemon "${d.name}" (${d.file}) is inside ${eDir}, the directory of daemon "${e.name}" which user "${e.user}" owns; choose another directory (default ${suggestion})`;
+    }
+  }
+  return null;
+}
