@@ -22,6 +22,8 @@ export interface AggregatorOptions {
 
 export interface Aggregator {
   readonly port: number;
+  /** The address the listener is bound to. */
+  readonly address: string;
   stats(): Record<string, number>;
   close(): Promise<void>;
 }
@@ -41,17 +43,16 @@ const IDENTITY_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 /** auditd's record line: optional node=, then type=. The node name has no space, like auditd's. */
 const LINE_RE = /^(?:node=([^ ]*) )?type=[A-Za-z0-9_]+ /;
 
-/** The listener's TLS context from the configured files, read with a size bound; a bad file is an IoError. */
-export function listenTlsContext(t: NonNullable<ListenConfig['tls']>): tls.SecureContext {
+/** The listener's TLS key material from the configured files, read with a size bound and checked; a bad file is an IoError. */
+export function listenTlsOptions(t: NonNullable<ListenConfig['tls']>): tls.SecureContextOptions {
   const read = (p: string, what: string): Buffer => readBounded(p, { limit: TLS_FILE_LIMIT, what }).data;
-  const cert = read(t.cert, 'listener certificate');
-  const key = read(t.key, 'listener key');
-  const ca = read(t.ca, 'client CA');
+  const o: tls.SecureContextOptions = { cert: read(t.cert, 'listener certificate'), key: read(t.key, 'listener key'), ca: read(t.ca, 'client CA'), minVersion: 'TLSv1.2' };
   try {
-    return tls.createSecureContext({ cert, key, ca, minVersion: 'TLSv1.2' });
+    tls.createSecureContext(o);
   } catch (e) {
     throw new IoError(`cannot use the listener's TLS files ${t.cert}, ${t.key}, ${t.ca}: ${(e as Error).message}`, 'E_TLS', { cause: e });
   }
+  return o;
 }
 
 export type VetResult = { ok: true; line: Buffer } | { ok: false; reason: string };
@@ -121,9 +122,9 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
   const sockets = new Set<net.Socket>();
   const diag = opts.diag;
   const state = opts.state ?? (() => 'ok' as SinkState);
-  let secureContext: tls.SecureContext | null = null;
+  let tlsOptions: tls.SecureContextOptions | null = null;
   try {
-    if (cfg.tls) secureContext = listenTlsContext(cfg.tls);
+    if (cfg.tls) tlsOptions = listenTlsOptions(cfg.tls);
   } catch (e) {
     return Promise.reject(e);
   }
@@ -206,34 +207,53 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
       serve(stream, raw, identity, ipv4, addr);
     };
 
-    if (!secureContext) {
+    if (!tlsOptions) {
       established(raw, ipv4, null);
       return;
     }
-    const requireCert = cfg.tls?.requireClientCert !== false;
-    const ts = new tls.TLSSocket(raw, { isServer: true, secureContext, requestCert: true, rejectUnauthorized: requireCert });
+    // The handshake and the certificate check are Node's tls.Server's own: the raw socket is handed to it.
     const hs = setTimeout(() => fail('TLS handshake not finished in time'), HANDSHAKE_MS);
     let done = false;
+    const key = `${addr}|${rport}`;
     function fail(reason: string): void {
       if (done) return;
       done = true;
+      handshakes.delete(key);
       clearTimeout(hs);
       counters.tlsRefused++;
       reject(who, ipv4, rport, reason);
-      ts.destroy();
       raw.destroy();
     }
-    ts.on('error', (e: Error) => fail(`TLS: ${e.message}`));
-    ts.on('secure', () => {
-      if (done) return;
-      const cert = ts.getPeerCertificate();
-      const name = ts.authorized ? certIdentity(cert) : null;
-      if (requireCert && !ts.authorized) return fail(`client certificate refused: ${String(ts.authorizationError ?? 'none sent')}`);
-      if (ts.authorized && !name) return fail('client certificate has no usable name (DNS subjectAltName or CN)');
-      done = true;
-      clearTimeout(hs);
-      established(ts, name ?? ipv4, name);
+    handshakes.set(key, {
+      fail,
+      secure: (ts: tls.TLSSocket) => {
+        if (done) return;
+        const name = ts.authorized ? certIdentity(ts.getPeerCertificate()) : null;
+        if (cfg.tls?.requireClientCert !== false && !ts.authorized) return fail(`client certificate refused: ${String(ts.authorizationError ?? 'none sent')}`);
+        if (ts.authorized && !name) return fail('client certificate has no usable name (DNS subjectAltName or CN)');
+        done = true;
+        handshakes.delete(key);
+        clearTimeout(hs);
+        established(ts, name ?? ipv4, name);
+      },
     });
+    raw.once('close', () => fail('closed during the TLS handshake'));
+    tlsServer?.emit('connection', raw);
+  });
+
+  const handshakes = new Map<string, { fail: (reason: string) => void; secure: (ts: tls.TLSSocket) => void }>();
+  const tlsKey = (s: tls.TLSSocket): string => `${s.remoteAddress ?? '?'}|${s.remotePort ?? 0}`;
+  const tlsServer = tlsOptions
+    ? tls.createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: cfg.tls?.requireClientCert !== false, handshakeTimeout: HANDSHAKE_MS })
+    : null;
+  tlsServer?.on('secureConnection', (ts: tls.TLSSocket) => {
+    const h = handshakes.get(tlsKey(ts));
+    if (h) h.secure(ts);
+    else ts.destroy();
+  });
+  tlsServer?.on('tlsClientError', (e: Error, ts: tls.TLSSocket) => {
+    handshakes.get(tlsKey(ts))?.fail(`TLS: ${e.message}`);
+    ts.destroy();
   });
 
   /** The record loop of one authenticated connection. */
@@ -377,6 +397,7 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
       const a = server.address() as net.AddressInfo;
       resolve({
         port: a.port,
+        address: a.address,
         stats: () => ({ ...counters }),
         close: () =>
           new Promise<void>((res) => {
