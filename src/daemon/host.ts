@@ -156,8 +156,10 @@ export class HostDaemon {
           state: () => (rlog ? (rlog.isSuspended ? 'suspended' : 'ok') : this.log?.isSuspended ? 'suspended' : this.guard && this.guard.lastLevel !== 'ok' ? 'disk-low' : 'ok'),
           onConnection: (kind, body) => {
             const type = kind === 'accept' ? MsgType.DAEMON_ACCEPT : MsgType.DAEMON_CLOSE;
-            if (rlog) rlog.writeDaemonRecord(type, body);
-            else this.daemonRecord(type, body);
+            if (rlog) {
+              rlog.writeDaemonRecord(type, body);
+              rlog.flush();
+            } else this.daemonRecord(type, body);
           },
           afterBatch: () => rlog?.flush(),
           diag: this.diag,
@@ -639,6 +641,7 @@ export class HostDaemon {
   async rotate(): Promise<void> {
     const by = await this.requester();
     this.log!.rotateNow(by);
+    this.remoteLog?.rotateNow(by);
     for (const a of this.auxes.values()) a.rotate();
     this.counters.rotations++;
   }

@@ -39,7 +39,7 @@ const REJECT_RECORDS_PER_S = 10;
 /** Token buckets kept for addresses without a connection (so reconnecting does not refill one) before pruning. */
 const MAX_BUCKETS = 4096;
 /** What a certificate name or peer identity may contain to be written as node= (a host name, IPv4 or IPv6). */
-const IDENTITY_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+const IDENTITY_RE = /^[A-Za-z0-9:][A-Za-z0-9._:-]{0,252}$/;
 /** auditd's record line: optional node=, then type=. The node name has no space, like auditd's. */
 const LINE_RE = /^(?:node=([^ ]*) )?type=[A-Za-z0-9_]+ /;
 
