@@ -281,7 +281,7 @@ test('daemon listener over TLS: a client certificate is needed and its name beco
       assert.match(remote, /^node=web1 type=USER msg=audit\(1\.000:2\): via=tls-bare$/m);
       assert.doesNotMatch(remote, /via=tls-bad|via=plain/);
       assert.match(remote, /type=DAEMON_ACCEPT msg=audit\([0-9.:]+\): addr=127\.0\.0\.1:\d+ port=\d+ acct="web1" res=success/);
-      assert.match(remote, /type=DAEMON_ACCEPT msg=audit\([0-9.:]+\): addr=127\.0\.0\.1:\d+ port=\d+ res=no/);
+      assert.match(remote, /type=DAEMON_ACCEPT msg=audit\([0-9.:]+\): op=tls addr=127\.0\.0\.1:\d+ port=\d+ res=no/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
       fs.rmSync(pki.dir, { recursive: true, force: true });

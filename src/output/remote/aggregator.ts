@@ -131,14 +131,15 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
   let rejectTokens = REJECT_RECORDS_PER_S;
   let rejectLast = Date.now();
 
-  const reject = (who: string, ipv4: string, rport: number, why: string): void => {
+  /** auditd's op= names for a refusal (port, dup), plus ours: cap (max_connections) and tls (handshake or certificate). */
+  const reject = (who: string, ipv4: string, rport: number, why: string, op: 'port' | 'dup' | 'cap' | 'tls'): void => {
     counters.rejected++;
     const now = Date.now();
     rejectTokens = Math.min(REJECT_RECORDS_PER_S, rejectTokens + ((now - rejectLast) * REJECT_RECORDS_PER_S) / 1000);
     rejectLast = now;
     if (rejectTokens >= 1) {
       rejectTokens--;
-      opts.onConnection?.('accept', `${who} res=no`);
+      opts.onConnection?.('accept', `op=${op} ${who} res=no`);
       diag?.warn({ addr: ipv4, port: rport, why }, 'TCP connection rejected');
     }
   };
@@ -164,11 +165,12 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
     const n = perAddr.get(addr) ?? 0;
     const ports = cfg.clientPorts;
     let why = '';
+    let op: 'port' | 'dup' | 'cap' = 'cap';
     if (sockets.size >= maxConnections) why = `${maxConnections} connections already`;
-    else if (n >= cfg.maxPerAddr) why = `${cfg.maxPerAddr} connections from this address already`;
-    else if (ports && (rport < ports.min || rport > ports.max)) why = 'source port outside client_ports';
+    else if (n >= cfg.maxPerAddr) [why, op] = [`${cfg.maxPerAddr} connections from this address already`, 'dup'];
+    else if (ports && (rport < ports.min || rport > ports.max)) [why, op] = ['source port outside client_ports', 'port'];
     if (why) {
-      reject(who, ipv4, rport, why);
+      reject(who, ipv4, rport, why, op);
       raw.destroy();
       return;
     }
@@ -221,7 +223,7 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
       handshakes.delete(key);
       clearTimeout(hs);
       counters.tlsRefused++;
-      reject(who, ipv4, rport, reason);
+      reject(who, ipv4, rport, reason, 'tls');
       raw.destroy();
     }
     handshakes.set(key, {
