@@ -87,6 +87,30 @@ test('FrameParser: a valid stream gives the same items however it is cut', () =>
   }
 });
 
+test('FrameParser: feed + take(n) in random steps gives exactly what push gives, and holds no more than it was fed', () => {
+  const r = prng(SEED + 3);
+  for (let it = 0; it < Math.max(200, ITERS / 10); it++) {
+    const stream = Buffer.concat(Array.from({ length: 1 + intBelow(r, 12) }, () => piece(r)));
+    const whole = new FrameParser().push(stream);
+    const p = new FrameParser();
+    const got: ParsedItem[] = [];
+    let fed = 0;
+    for (;;) {
+      const items = p.take(1 + intBelow(r, 4));
+      got.push(...items);
+      if (items.length > 0) continue;
+      // the aggregator feeds more only when nothing complete is left, so it never holds more than this
+      if (fed >= stream.length) break;
+      const n = 1 + intBelow(r, 3000);
+      p.feed(stream.subarray(fed, fed + n));
+      fed += n;
+      assert.ok(p.pending < MAX_FRAME + n, `holds ${p.pending}`);
+    }
+    const key = (x: ParsedItem): string => (x.kind === 'error' ? 'E' : `${x.kind}:${x.payload.toString('latin1')}`);
+    assert.deepEqual(got.map(key), whole.map(key));
+  }
+});
+
 test(`vetLine: ${ITERS * 3} random payloads never throw; what it lets through is one auditd line bound to the peer`, () => {
   const r = prng(SEED + 2);
   const alphabet = ['node=', 'type=', ' ', '=', 'a', 'Z', '9', '.', '/', ':', '\n', '\r', '\0', '\x1d', '\x1b', '\x7f', '\xe9', '"', 'msg=audit(1.0:1): '];

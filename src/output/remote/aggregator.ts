@@ -262,15 +262,17 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
   function serve(stream: net.Socket, raw: net.Socket, identity: string, ipv4: string, addr: string): void {
     const parser = new FrameParser();
     const bucket = rate > 0 ? bucketFor(addr) : null;
-    const pending: ParsedItem[] = [];
-    let next = 0;
+    /** A parsed item waiting for a token. */
+    let held: ParsedItem | null = null;
     let waitRate: NodeJS.Timeout | null = null;
     let waitDrain = false;
     let invalidSeen = 0;
     const replies: Buffer[] = [];
 
+    // The socket is read only when the parser has nothing complete left, so a connection holds at most one frame and
+    // one chunk whatever it sends and however slowly it is let through.
     const flow = (): void => {
-      if (waitRate || waitDrain) stream.pause();
+      if (waitRate || waitDrain || held) stream.pause();
       else stream.resume();
     };
     const take = (): number => {
@@ -352,24 +354,23 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
 
     const drain = (): void => {
       let took = false;
-      while (next < pending.length) {
+      for (;;) {
+        const item = held ?? parser.take(1)[0];
+        held = null;
+        if (!item) break;
         const wait = take();
         if (wait > 0) {
-          // Over the rate: stop reading until the bucket refills; what was read stays queued, nothing is dropped.
+          // Over the rate: the socket is not read until the bucket refills; nothing read is dropped.
+          held = item;
           counters.throttled++;
           waitRate = setTimeout(() => {
             waitRate = null;
             drain();
-            flow();
           }, wait);
           break;
         }
         took = true;
-        if (!handle(pending[next++] as ParsedItem)) return;
-      }
-      if (next >= pending.length) {
-        pending.length = 0;
-        next = 0;
+        if (!handle(item)) return;
       }
       if (took) opts.afterBatch?.();
       sendReplies();
@@ -377,7 +378,7 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
     };
 
     stream.on('data', (chunk: Buffer) => {
-      for (const it of parser.push(chunk)) pending.push(it);
+      parser.feed(chunk);
       if (!waitRate) drain();
       else flow();
     });
