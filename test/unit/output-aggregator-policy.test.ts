@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { analyzeConfig, parseConfig, type ListenConfig } from '../../src/config';
 import { FrameParser, RMW, frame } from '../../src/output/remote/protocol';
@@ -235,5 +236,25 @@ test('aggregator over TLS: a client certificate is required, its name is the nod
   } finally {
     await agg.close();
     fs.rmSync(pki.dir, { recursive: true, force: true });
+  }
+});
+
+test('aggregator over TLS: unreadable, oversized or non-regular key files are a clear IoError, not a hang', async () => {
+  const dir = tmpDir('aggr-tlsfiles');
+  try {
+    const fifo = path.join(dir, 'key.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const big = path.join(dir, 'big.pem');
+    fs.writeFileSync(big, Buffer.alloc((1 << 20) + 1, 0x41));
+    const base = await listenCfg();
+    const tryTls = (cert: string, key: string, ca: string) => startAggregator({ ...base, tls: { cert, key, ca, requireClientCert: true } }, () => undefined);
+    await assert.rejects(tryTls(path.join(dir, 'none.pem'), fifo, big), (e: Error & { code?: string }) => e.code === 'E_IO' && /listener certificate/.test(e.message));
+    await assert.rejects(tryTls(big, big, big), (e: Error & { code?: string }) => e.code === 'E_TOO_LARGE');
+    await assert.rejects(tryTls(fifo, fifo, fifo), (e: Error & { code?: string }) => e.code === 'E_NOT_REGULAR');
+    fs.writeFileSync(path.join(dir, 'junk.pem'), 'not a certificate');
+    const junk = path.join(dir, 'junk.pem');
+    await assert.rejects(tryTls(junk, junk, junk), (e: Error & { code?: string }) => e.code === 'E_TLS');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
