@@ -235,7 +235,7 @@ function readHost(w: Walker, e: Entry, host: HostConfig, baseDir: string): void 
   const outs = m.get('outputs');
   if (outs) host.outputs = readOutputs(w, outs, 'host.outputs', 'host', baseDir);
   const listen = m.get('listen');
-  if (listen) host.listen = readListen(w, listen, 'host.listen') ?? null;
+  if (listen) host.listen = readListen(w, listen, 'host.listen', { baseDir, hostLogFile: host.log.file, readLog: (x, wh, f) => readOutput(w, x, wh, baseDir, f) }) ?? null;
 
   const d = m.get('diagnostics');
   if (d) {

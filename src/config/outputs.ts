@@ -1,6 +1,6 @@
 // YAML readers for `outputs:` (remote, syslog, plugin), `host.listen` and the log's auditd disk-space options.
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
-import type { Node } from 'yaml';
+import { isScalar, type Node } from 'yaml';
 import {
   ADMIN_SPACE_LEFT_ACTIONS,
   DISK_ERROR_ACTIONS,
@@ -12,7 +12,12 @@ import {
   SPOOL_FULL_ACTIONS,
   defaultDiskSpace,
   type DiskSpaceConfig,
+  DEFAULT_OUTPUT,
+  LISTEN_DEFAULTS,
+  NODE_POLICIES,
   type ListenConfig,
+  type ListenTlsSpec,
+  type OutputConfig,
   type OutputSpec,
   type SpaceThreshold,
   type SpoolSpec,
@@ -37,7 +42,11 @@ const SYSLOG_KEYS = [
 const PLUGIN_KEYS = [...COMMON_KEYS, 'path', 'args', 'format', 'max_restarts'] as const;
 const SPOOL_KEYS = ['dir', 'size', 'full_action', 'full_exe'] as const;
 const TLS_KEYS = ['ca', 'cert', 'key', 'server_name', 'verify'] as const;
-const LISTEN_KEYS = ['port', 'address', 'queue', 'max_per_addr', 'client_max_idle', 'client_ports'] as const;
+const LISTEN_KEYS = [
+  'port', 'address', 'queue', 'max_per_addr', 'max_connections', 'client_max_idle', 'client_ports', 'tls', 'plain_tcp', 'node_policy',
+  'rate_limit', 'rate_burst', 'log',
+] as const;
+const LISTEN_TLS_KEYS = ['cert', 'key', 'ca', 'require_client_cert'] as const;
 const OUTPUT_TYPES = ['remote', 'syslog', 'plugin'] as const;
 const OUTPUT_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const HOST_RE = /^[A-Za-z0-9._:-]{1,253}$/;
@@ -281,19 +290,40 @@ function printable(w: Walker, e: Entry, where: string, max: number): string | un
   return s;
 }
 
-/** `host.listen`: auditd's tcp_listen_port family. */
-export function readListen(w: Walker, e: Entry, where: string): ListenConfig | null | undefined {
+/** What readListen needs from the loader: where relative paths start, and its reader for a `log:` mapping. */
+export interface ListenContext {
+  baseDir: string;
+  hostLogFile: string;
+  readLog: (e: Entry, where: string, defaultFile: string) => OutputConfig;
+}
+
+/** Addresses that only this machine can reach: plain TCP needs no explicit opt-in there. */
+export function isLoopback(address: string): boolean {
+  return /^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(address) || address === '::1' || address === 'localhost' || address === '::ffff:127.0.0.1';
+}
+
+/**
+ * `host.listen`: auditd's tcp_listen_port family plus the hardening auditd lacks: loopback by default, TLS with client
+ * certificates (plain TCP elsewhere only with `plain_tcp: true`), a node= policy, caps, an idle timeout, a rate limit
+ * and a log of its own for remote records.
+ */
+export function readListen(w: Walker, e: Entry, where: string, ctx?: ListenContext): ListenConfig | null | undefined {
   if (w.resolve(e.value) === null) return null;
   const m = w.mapping(e.value, where, LISTEN_KEYS, e.key);
   if (!m) return undefined;
   const pe = m.get('port');
   if (!pe) return w.error(w.resolve(e.value), `${where} needs a port`, e.key);
   const port = w.integer(pe, `${where}.port`, 1, 65535);
-  const l: ListenConfig = { port: port ?? 60, address: '0.0.0.0', queue: 5, maxPerAddr: 1, clientMaxIdle: 0, clientPorts: null, pos: w.posOf(w.resolve(e.value), e.key) };
+  const D = LISTEN_DEFAULTS;
+  const l: ListenConfig = {
+    port: port ?? 60, address: D.address, queue: 5, maxPerAddr: D.maxPerAddr, maxConnections: D.maxConnections, clientMaxIdle: D.clientMaxIdle,
+    clientPorts: null, tls: null, plainTcp: false, nodePolicy: D.nodePolicy, rateLimit: D.rateLimit, rateBurst: D.rateBurst, pos: w.posOf(w.resolve(e.value), e.key),
+  };
   let x: Entry | undefined;
   if ((x = m.get('address'))) l.address = hostName(w, x, `${where}.address`) ?? l.address;
   if ((x = m.get('queue'))) l.queue = w.integer(x, `${where}.queue`, 1, 65535) ?? l.queue;
   if ((x = m.get('max_per_addr'))) l.maxPerAddr = w.integer(x, `${where}.max_per_addr`, 1, 1024) ?? l.maxPerAddr;
+  if ((x = m.get('max_connections'))) l.maxConnections = w.integer(x, `${where}.max_connections`, 1, 65535) ?? l.maxConnections;
   if ((x = m.get('client_max_idle'))) l.clientMaxIdle = w.integer(x, `${where}.client_max_idle`, 0, 86400) ?? l.clientMaxIdle;
   if ((x = m.get('client_ports'))) {
     const s = w.scalarText(x.value, `${where}.client_ports`, x.key);
@@ -303,5 +333,55 @@ export function readListen(w: Walker, e: Entry, where: string): ListenConfig | n
     if (s && (!mm || lo < 1 || hi > 65535 || lo > hi)) w.error(s.node, `${where}.client_ports must be N or N-M within 1-65535, got "${s.text.slice(0, 40)}"`);
     else if (s) l.clientPorts = { min: lo, max: hi };
   }
+  if ((x = m.get('node_policy'))) l.nodePolicy = w.choice(x, `${where}.node_policy`, NODE_POLICIES) ?? l.nodePolicy;
+  if ((x = m.get('rate_limit'))) l.rateLimit = w.integer(x, `${where}.rate_limit`, 0, 10_000_000) ?? l.rateLimit;
+  if ((x = m.get('rate_burst'))) l.rateBurst = w.integer(x, `${where}.rate_burst`, 1, 10_000_000) ?? l.rateBurst;
+  if ((x = m.get('plain_tcp'))) l.plainTcp = w.boolean(x, `${where}.plain_tcp`) ?? false;
+  const te = m.get('tls');
+  if (te) l.tls = readListenTls(w, te, `${where}.tls`, ctx?.baseDir ?? '/') ?? null;
+  if (te && l.tls && l.plainTcp) w.error(te.value, `${where} has both tls and plain_tcp: true; choose one`, te.key);
+  // audisp-remote cannot do TLS, so plain TCP stays possible, but off loopback only when the file says so in words.
+  if (!te && !l.plainTcp && !isLoopback(l.address)) {
+    w.error(w.resolve(e.value), `${where}: plain TCP on ${l.address} lets anyone who can reach the port write records; configure tls: or set plain_tcp: true`, e.key);
+  }
+  const le = m.get('log');
+  const defLog = ctx ? join(dirnameOf(ctx.hostLogFile), D.remoteLogName) : null;
+  if (le && isScalar(w.resolve(le.value))) {
+    const v = w.choice(le, `${where}.log`, ['host'] as const);
+    if (v === 'host') l.log = null;
+  } else if (ctx && defLog) {
+    l.log = le ? ctx.readLog(le, `${where}.log`, defLog) : { file: defLog, ...DEFAULT_OUTPUT };
+    if (l.log.file === ctx.hostLogFile) {
+      w.error((le ?? e).value, `${where}.log is the host log; write \`log: host\` to mix remote records into it`, (le ?? e).key);
+    }
+  }
   return port === undefined ? undefined : l;
+}
+
+function dirnameOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
+}
+
+function readListenTls(w: Walker, e: Entry, where: string, baseDir: string): ListenTlsSpec | undefined {
+  const m = w.mapping(e.value, where, LISTEN_TLS_KEYS, e.key);
+  if (!m) return undefined;
+  const files: Partial<Record<'cert' | 'key' | 'ca', string>> = {};
+  for (const k of ['cert', 'key', 'ca'] as const) {
+    const x = m.get(k);
+    if (!x) {
+      w.error(w.resolve(e.value), `${where} needs ${k} (the listener's certificate, its key and the CA of client certificates)`, e.key);
+      continue;
+    }
+    const s = w.string(x, `${where}.${k}`);
+    if (s !== undefined) {
+      if (s.length === 0 || s.includes('\0')) w.error(x.value, `${where}.${k} is not a usable path`, x.key);
+      else files[k] = resolvePath(baseDir, s);
+    }
+  }
+  let req = true;
+  const x = m.get('require_client_cert');
+  if (x) req = w.boolean(x, `${where}.require_client_cert`) ?? true;
+  if (!files.cert || !files.key || !files.ca) return undefined;
+  return { cert: files.cert, key: files.key, ca: files.ca, requireClientCert: req };
 }

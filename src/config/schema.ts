@@ -153,7 +153,25 @@ export interface PluginOutputSpec extends OutputSpecBase {
 
 export type OutputSpec = RemoteOutputSpec | SyslogOutputSpec | PluginOutputSpec;
 
-/** auditd aggregator listener (tcp_listen_port): what remote clients send goes to the host log. */
+/** What the aggregator does with the `node=` a remote peer writes (see docs/security.md). */
+export const NODE_POLICIES = ['prefix', 'check', 'keep'] as const;
+export type NodePolicy = (typeof NODE_POLICIES)[number];
+
+/** The listener's TLS: its own certificate and the CA that client certificates must chain to. */
+export interface ListenTlsSpec {
+  cert: string;
+  key: string;
+  /** CA bundle for client certificates. */
+  ca: string;
+  /** Refuse a client without a valid certificate (always true unless the operator turns it off explicitly). */
+  requireClientCert: boolean;
+}
+
+/**
+ * auditd aggregator listener (tcp_listen_port), hardened: loopback unless an address is given, TLS with client
+ * certificates (plain TCP only when asked for), node= bound to the peer's identity, caps, idle timeout, rate limit,
+ * and remote records in a log of their own unless `log: host`.
+ */
 export interface ListenConfig {
   port: number;
   address: string;
@@ -161,12 +179,37 @@ export interface ListenConfig {
   queue: number;
   /** Concurrent connections per client address (tcp_max_per_addr). */
   maxPerAddr: number;
+  /** Concurrent connections in all. */
+  maxConnections?: number;
   /** Seconds without traffic before a client is dropped; 0 = never (tcp_client_max_idle). */
   clientMaxIdle: number;
   /** Allowed client source ports, inclusive (tcp_client_ports); null = any. */
   clientPorts: { min: number; max: number } | null;
+  /** null = plain TCP (audisp-remote's only transport). */
+  tls?: ListenTlsSpec | null;
+  /** Plain TCP on an address other than loopback was asked for explicitly (`plain_tcp: true`). */
+  plainTcp?: boolean;
+  nodePolicy?: NodePolicy;
+  /** Records (and heartbeats) per second per client address; 0 = unlimited. */
+  rateLimit?: number;
+  /** Records a client address may send at once above the rate. */
+  rateBurst?: number;
+  /** Log for remote records; null = the host log (`log: host`, auditd's behaviour). Absent = the host log (old callers). */
+  log?: OutputConfig | null;
   pos?: SourcePos;
 }
+
+/** Defaults of the hardening settings, shared by the config reader and the listener. */
+export const LISTEN_DEFAULTS = Object.freeze({
+  address: '127.0.0.1',
+  maxPerAddr: 1,
+  maxConnections: 64,
+  clientMaxIdle: 600,
+  nodePolicy: 'prefix' as NodePolicy,
+  rateLimit: 1000,
+  rateBurst: 5000,
+  remoteLogName: 'remote.log',
+});
 
 export interface KernelConfig {
   /** 0 off, 1 on, 2 on and immutable (applied after the rules, since nothing can change afterwards). */

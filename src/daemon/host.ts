@@ -7,7 +7,7 @@ import { AUDIT_FILTER_PREPEND, Feature, Field, MsgType, Op } from '../kernel/con
 import type { AuditSocket } from '../kernel/socket';
 import type { EmulatedKernel } from '../kernel/emulated-kernel';
 import type { AuditStatus } from '../kernel/wire';
-import { loadConfig, defaultConfig, parseContidSelector, type Config, type DaemonConfig, type RouteConfig, DEFAULT_QUEUE, DEFAULT_MAX_RESTARTS, defaultIsolation } from '../config';
+import { loadConfig, defaultConfig, parseContidSelector, type Config, type DaemonConfig, type RouteConfig, type OutputConfig, DEFAULT_QUEUE, DEFAULT_MAX_RESTARTS, defaultIsolation } from '../config';
 import { applyRules, encodeRule, loadRulesPath, parseRules, type Rule, type RuleCommand } from '../rules';
 import { msgTypeByName } from '../records/msgtypes';
 import { encodeDetail, encodeUntrusted } from '../records/encode';
@@ -64,6 +64,7 @@ export class HostDaemon {
   private lastSpaceCheck = 0;
   private outputs: RecordOutput[] = [];
   private aggregator: Aggregator | null = null;
+  private remoteLog: LogWriter | null = null;
   private control: ControlServer | null = null;
   private found: KernelFound | null = null;
   private nodeName: string | undefined;
@@ -150,9 +151,20 @@ export class HostDaemon {
       this.log.writeDaemonRecord(MsgType.DAEMON_START, daemonStartBody({ ...selfRequester(), ver: VERSION, format: cfg.host.log.format }));
       this.outputs = createOutputs(cfg.host.outputs, { ...(this.nodeName !== undefined ? { nodeName: this.nodeName } : {}), contidKernel: this.contidKernel, diag: this.diag });
       if (cfg.host.listen) {
-        this.aggregator = await startAggregator(cfg.host.listen, (line) => this.log?.writeLine(line), {
-          state: () => (this.log?.isSuspended ? 'suspended' : this.guard && this.guard.lastLevel !== 'ok' ? 'disk-low' : 'ok'),
-          onConnection: (kind, body) => this.daemonRecord(kind === 'accept' ? MsgType.DAEMON_ACCEPT : MsgType.DAEMON_CLOSE, body),
+        // Remote records (and their DAEMON_ACCEPT/CLOSE) go to a log of their own unless `log: host`: a peer cannot rotate local history away.
+        const rlog = cfg.host.listen.log ? this.openLogFile(cfg.host.listen.log) : null;
+        this.remoteLog = rlog;
+        this.aggregator = await startAggregator(cfg.host.listen, (line) => (rlog ?? this.log)?.writeLine(line), {
+          state: () => (rlog ? (rlog.isSuspended ? 'suspended' : 'ok') : this.log?.isSuspended ? 'suspended' : this.guard && this.guard.lastLevel !== 'ok' ? 'disk-low' : 'ok'),
+          onConnection: (kind, body) => {
+            const type = kind === 'accept' ? MsgType.DAEMON_ACCEPT : MsgType.DAEMON_CLOSE;
+            if (rlog) {
+              rlog.writeDaemonRecord(type, body);
+              rlog.flush();
+            } else this.daemonRecord(type, body);
+          },
+          afterBatch: () => rlog?.flush(),
+          diag: this.diag,
         });
       }
       await this.applyHostSettings(client, status);
@@ -173,6 +185,18 @@ export class HostDaemon {
       await this.shutdown('start-failed').catch(() => undefined);
       throw e;
     }
+  }
+
+  /** The aggregator's own log: same writer, rotation and size settings as any log, no disk-space guard of the host's. */
+  private openLogFile(out: OutputConfig): LogWriter {
+    mkdirSync(dirname(out.file), { recursive: true, mode: 0o700 });
+    const w = new LogWriter({
+      ...writerOptions(out, this.nodeName, this.contidKernel),
+      logger: (level, msg) => this.diag[level](msg),
+      onError: (e) => this.diag.error({ op: e.op, code: e.code, lost: e.lostRecords, log: out.file }, `remote log ${e.op} failed: ${e.message}`),
+    });
+    w.open();
+    return w;
   }
 
   private openLog(cfg: Config): LogWriter {
@@ -634,6 +658,7 @@ export class HostDaemon {
   async rotate(): Promise<void> {
     const by = await this.requester();
     this.log!.rotateNow(by);
+    this.remoteLog?.rotateNow(by);
     for (const a of this.auxes.values()) a.rotate();
     this.counters.rotations++;
   }
@@ -760,6 +785,7 @@ export class HostDaemon {
     }
     this.reassembler.flush();
     await this.aggregator?.close().catch(() => undefined);
+    this.remoteLog?.close();
     for (const a of this.auxes.values()) await a.stop().catch(() => undefined);
     await closeAll(this.outputs).catch((e: Error) => this.diag.error({ err: e.message }, 'closing outputs failed'));
     if (this.log) {

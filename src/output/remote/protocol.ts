@@ -84,21 +84,39 @@ export type ParsedItem =
  */
 export class FrameParser {
   private buf: Buffer = Buffer.alloc(0);
+  private pos = 0;
   private failed = false;
 
   constructor(private readonly maxFrame = MAX_FRAME) {}
 
   /** Buffered bytes not yet returned. */
   get pending(): number {
-    return this.buf.length;
+    return this.buf.length - this.pos;
   }
 
+  /** Everything complete in the stream so far, after `chunk`. */
   push(chunk: Buffer): ParsedItem[] {
-    if (this.failed) return [];
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.feed(chunk);
+    return this.take(Infinity);
+  }
+
+  /**
+   * Appends bytes without parsing them. With take(n) a reader can parse only as many items as it is willing to handle
+   * now (a rate limit) and read the socket again only once take() has nothing left: then at most one frame plus one
+   * chunk is ever held, and no list of items piles up.
+   */
+  feed(chunk: Buffer): void {
+    if (this.failed || chunk.length === 0) return;
+    this.buf = this.pending === 0 ? chunk : Buffer.concat([this.buf.subarray(this.pos), chunk]);
+    this.pos = 0;
+  }
+
+  /** At most `max` items from the buffered bytes; an error item is the last one this parser ever returns. */
+  take(max: number): ParsedItem[] {
     const out: ParsedItem[] = [];
-    let pos = 0;
-    for (;;) {
+    if (this.failed) return out;
+    let pos = this.pos;
+    while (out.length < max) {
       const left = this.buf.length - pos;
       if (left === 0) break;
       if (left >= 4 && isMagic(this.buf, pos)) {
@@ -128,8 +146,10 @@ export class FrameParser {
       out.push({ kind: 'line', payload: Buffer.from(this.buf.subarray(pos, nl)) });
       pos = nl + 1;
     }
-    if (this.failed) this.buf = Buffer.alloc(0);
-    else this.buf = pos === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(pos);
+    if (this.failed || pos === this.buf.length) {
+      this.buf = Buffer.alloc(0);
+      this.pos = 0;
+    } else this.pos = pos;
     return out;
   }
 
