@@ -652,6 +652,7 @@ export class HostDaemon {
       log: this.log ? { ...this.log.counters, suspended: this.log.isSuspended, diskLevel: this.guard?.lastLevel ?? 'ok' } : {},
       outputs: Object.fromEntries(this.outputs.map((o) => [o.name, o.stats()])),
       ...(this.aggregator ? { aggregator: this.aggregator.stats() } : {}),
+      ...(this.control ? { control: this.control.stats() } : {}),
       aux: Object.fromEntries([...this.auxes].map(([n, a]) => [n, a.status()])),
     };
   }
