@@ -12,7 +12,7 @@ import { applyRules, encodeRule, loadRulesPath, parseRules, type Rule, type Rule
 import { msgTypeByName } from '../records/msgtypes';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
 import { LogWriter, daemonConfigBody, daemonEndBody, daemonStartBody, resolveNodeName, selfRequester, type Requester } from '../output/logfile';
-import { ContidTracker, formatChain, parseChains } from '../routing/contid-tracker';
+import { ContidTracker, formatChain, parseChainsAt } from '../routing/contid-tracker';
 import { EmulatedContidSource, ProcContidSource, TrackerContidSource, kernelHasContid, type ContidSource } from '../routing/contid-source';
 import { Router } from '../routing/router';
 import { Pipeline, TRACK_KEY } from '../routing/pipeline';
@@ -535,8 +535,9 @@ export class HostDaemon {
   }
 
   routeTest(args: { contid?: string; types?: string[]; keys?: string[] }): unknown {
-    const chains = args.contid && args.contid !== 'unset' ? parseChains(args.contid) : [];
-    if (chains === null) throw new UsageError(`--contid ${args.contid}: not a contid list (e.g. 100 or 4,^2,^1 or 2,^1,3,^1)`);
+    const parsed = args.contid && args.contid !== 'unset' ? parseChainsAt(args.contid) : { chains: [] };
+    if (!('chains' in parsed)) throw new UsageError(`--contid ${args.contid}: column ${parsed.offset + 1}: ${parsed.reason} (e.g. 100 or 4,^2,^1 or 2,^1,3,^1)`);
+    const chains = parsed.chains;
     const types: number[] = [];
     for (const t of args.types ?? []) {
       const n = msgTypeNumber(t);
