@@ -103,6 +103,7 @@ class Connection {
   private buf: Buffer = Buffer.alloc(0);
   busy = false;
   private closing = false;
+  private readEnded = false;
 
   constructor(
     readonly s: Socket,
@@ -119,6 +120,11 @@ class Connection {
       s.destroy();
     });
     s.on('data', (chunk: Buffer) => this.onData(chunk));
+    // The server allows half-open sockets: a client may send its requests and shut its side before reading answers.
+    s.on('end', () => {
+      this.readEnded = true;
+      this.pump();
+    });
   }
 
   private onData(chunk: Buffer): void {
@@ -138,6 +144,13 @@ class Connection {
       return;
     }
     if (nl < 0) {
+      // The client is done sending and every complete request is answered (a last unterminated line is dropped).
+      if (this.readEnded) {
+        this.closing = true;
+        this.s.end(() => this.s.destroy());
+        this.s.setTimeout(this.limits.idleMs);
+        return;
+      }
       this.s.resume();
       return;
     }
@@ -184,13 +197,23 @@ class Connection {
     else this.pump();
   }
 
-  /** Answers with `text` and closes; reads nothing more. */
+  /**
+   * Answers with `text` and closes. What the client still sends is read and dropped (at most a few request sizes)
+   * until it closes too: destroying at once would make its pending writes fail and lose it the answer.
+   */
   private fail(text: string): void {
     this.closing = true;
     this.buf = Buffer.alloc(0);
-    this.s.pause();
-    this.s.end(text);
-    this.s.setTimeout(this.limits.idleMs);
+    const s = this.s;
+    let dropped = 0;
+    s.removeAllListeners('data');
+    s.on('data', (c: Buffer) => {
+      dropped += c.length;
+      if (dropped > 4 * this.limits.maxRequestBytes) s.destroy();
+    });
+    s.resume();
+    s.end(text);
+    s.setTimeout(this.limits.idleMs);
   }
 
   /** Shutdown: stop taking requests; an idle connection goes at once, a busy one after its answer. */
@@ -227,7 +250,7 @@ export class ControlServer {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    const server = createServer((s) => this.accept(s));
+    const server = createServer({ allowHalfOpen: true }, (s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       // The mode is set before anyone can connect: umask covers the window between bind and chmod.
@@ -244,9 +267,9 @@ export class ControlServer {
 
   private accept(s: Socket): void {
     s.on('error', () => s.destroy());
-    // Answered and closed without being read: nothing a refused client sends can cost memory.
+    // Answered and closed; what a refused client sends is dropped unread, and it has closeGraceMs to go.
     const refuse = (code: string, message: string): void => {
-      s.pause();
+      s.resume();
       s.end(errorLine(null, code, message));
       setTimeout(() => s.destroy(), this.limits.closeGraceMs).unref();
     };
@@ -272,7 +295,7 @@ export class ControlServer {
   /** Ends a connection, destroying it if the client does not take the end within the grace period. */
   closeOne(c: Connection): void {
     this.counters.closedShutdown++;
-    c.s.end();
+    c.s.end(() => c.s.destroy());
     setTimeout(() => c.s.destroy(), this.limits.closeGraceMs).unref();
   }
 

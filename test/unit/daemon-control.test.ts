@@ -126,7 +126,7 @@ describe('control socket bounds', () => {
     }
   });
 
-  it('a request line over the size limit gets an error and the connection is closed without reading on', async () => {
+  it('a request line over the size limit gets an error and the connection is closed, the rest dropped unparsed', async () => {
     const h = await harness({});
     try {
       // 70 KiB: under the old 1 MiB limit, so the old server parsed it and kept the connection open.
