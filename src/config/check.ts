@@ -1,7 +1,8 @@
 // `auditmux config check`: full validation plus the checks that need the machine (rules paths, accounts).
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConfigError, type SourcePos } from '../errors';
+import { readAccountText } from '../rules/accounts';
 import { analyzeConfig, readConfigText, type ConfigAnalysis } from './load';
 import type { Config } from './schema';
 
@@ -89,12 +90,8 @@ function statOrNull(p: string): ReturnType<typeof statSync> | null {
 
 /** First field of each passwd/group line; null when the file is unreadable (then accounts are not checked). */
 function accountNames(file: string): Set<string> | null {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
+  const text = readAccountText(file);
+  if (text === null) return null;
   const out = new Set<string>();
   for (const line of text.split('\n')) {
     const name = line.split(':', 1)[0];

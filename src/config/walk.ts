@@ -1,5 +1,5 @@
 // Typed readers over a parsed YAML document that turn every type/range problem into a ConfigError at the node's file:line:col.
-import { isAlias, isMap, isScalar, isSeq, type Document, type Node, type Scalar } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, visit, type Document, type Node, type Scalar } from 'yaml';
 import { ConfigError, type SourcePos } from '../errors';
 
 /** A key/value pair of a mapping, after merge keys (`<<`) were applied. */
@@ -14,6 +14,40 @@ export interface Entry {
 const MAX_ALIAS_DEREFS = 1000;
 /** Enough for a useful `config check` report without letting a pathological file build a huge list. */
 const MAX_ERRORS = 50;
+/** No auditmux mapping has more than a few dozen keys; past this one the file is not a config. */
+export const MAX_MAP_KEYS = 1024;
+
+/**
+ * yaml's `uniqueKeys` check, in linear time: keys are equal when they are the same scalar value (so `1` and `0x1`,
+ * or `~` and `null`, are duplicates, as yaml says), and each duplicate is reported at its own offset. A mapping with
+ * more than MAX_MAP_KEYS keys is reported once, at the first key past the limit.
+ */
+export function duplicateKeyErrors(doc: Document.Parsed): { offset: number; reason: string }[] {
+  const out: { offset: number; reason: string }[] = [];
+  visit(doc, {
+    Map(_k, map) {
+      const seen = new Set<string>();
+      let n = 0;
+      for (const pair of map.items) {
+        const key = pair.key as Node | null;
+        if (++n > MAX_MAP_KEYS) {
+          out.push({ offset: key?.range?.[0] ?? map.range?.[0] ?? 0, reason: `more than ${MAX_MAP_KEYS} keys in one mapping` });
+          if (out.length >= MAX_ERRORS) return visit.BREAK;
+          break;
+        }
+        if (!key || !isScalar(key)) continue;
+        const v = key.value;
+        const id = `${typeof v}:${String(v)}`;
+        if (seen.has(id)) {
+          out.push({ offset: key.range?.[0] ?? 0, reason: 'YAML DUPLICATE_KEY: Map keys must be unique' });
+          if (out.length >= MAX_ERRORS) return visit.BREAK;
+        } else seen.add(id);
+      }
+      return undefined;
+    },
+  });
+  return out;
+}
 
 export class Walker {
   readonly errors: ConfigError[] = [];

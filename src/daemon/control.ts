@@ -14,14 +14,6 @@ export interface PeerCred {
 
 export type ControlHandler = (cmd: string, args: Record<string, unknown>, peer: PeerCred) => Promise<unknown>;
 
-interface Request {
-  id?: unknown;
-  cmd?: unknown;
-  args?: unknown;
-}
-
-const MAX_REQUEST_BYTES = 1 << 20;
-
 function socketFd(s: Socket): number {
   // net.Socket hides the fd; the pipe handle exposes it on Linux, and SO_PEERCRED needs it.
   const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -33,10 +25,222 @@ export function peerOf(s: Socket): PeerCred {
   return native().peerCredentials(socketFd(s));
 }
 
+/** A parsed request line, or the error to answer it with. */
+export type ParsedRequest =
+  | { ok: true; id: unknown; cmd: string; args: Record<string, unknown> }
+  | { ok: false; id: unknown; error: { code: string; message: string } };
+
+/**
+ * One request line of the JSON-lines protocol: `{"id": any, "cmd": string, "args"?: object}`. Never throws; bad
+ * input gets an E_USAGE answer. `line` excludes the newline.
+ */
+export function parseRequest(line: string): ParsedRequest {
+  let req: unknown;
+  try {
+    req = JSON.parse(line);
+  } catch (e) {
+    return { ok: false, id: null, error: { code: 'E_USAGE', message: `bad request: ${(e as Error).message}` } };
+  }
+  if (typeof req !== 'object' || req === null || Array.isArray(req)) {
+    return { ok: false, id: null, error: { code: 'E_USAGE', message: 'bad request: not a JSON object' } };
+  }
+  const r = req as { id?: unknown; cmd?: unknown; args?: unknown };
+  const id = r.id ?? null;
+  if (typeof r.cmd !== 'string' || (r.args !== undefined && (typeof r.args !== 'object' || r.args === null || Array.isArray(r.args)))) {
+    return { ok: false, id, error: { code: 'E_USAGE', message: 'request needs "cmd" (string) and optional "args" (object)' } };
+  }
+  return { ok: true, id, cmd: r.cmd, args: (r.args ?? {}) as Record<string, unknown> };
+}
+
+/**
+ * What one client may cost the daemon. The socket is root-only, so these guard against a buggy or hung orchestrator
+ * rather than an unprivileged attacker: whatever a client does, it holds at most one request in progress, one
+ * request line and about one reply of memory, and it cannot keep the daemon from stopping.
+ */
+export interface ControlLimits {
+  /** Open connections at once; one more gets an E_BUSY answer and is closed. */
+  maxConnections: number;
+  /** Longest request line in bytes; a longer one gets an error and the connection is closed. */
+  maxRequestBytes: number;
+  /** Reply bytes a client may leave unread; past this it is closed (one reply bigger than this closes it too). */
+  maxQueuedBytes: number;
+  /** A connection with no traffic for this long, and no request in progress, is closed. */
+  idleMs: number;
+  /** At shutdown, requests in progress get this long to answer before every connection is destroyed. */
+  closeGraceMs: number;
+}
+
+export const DEFAULT_CONTROL_LIMITS: ControlLimits = {
+  maxConnections: 64,
+  maxRequestBytes: 64 << 10,
+  maxQueuedBytes: 4 << 20,
+  idleMs: 30_000,
+  closeGraceMs: 1000,
+};
+
+export interface ControlStats {
+  connections: number;
+  accepted: number;
+  requests: number;
+  refusedBusy: number;
+  closedIdle: number;
+  closedOversize: number;
+  closedBacklog: number;
+  closedShutdown: number;
+  /** Largest backlog of written but unread reply bytes seen on one connection. */
+  maxQueuedBytes: number;
+}
+
+function errorLine(id: unknown, code: string, message: string): string {
+  return JSON.stringify({ id, ok: false, error: { code, message } }) + '\n';
+}
+
+/**
+ * One client. Requests are handled one at a time, in order: while one is in progress, or while its reply is still
+ * unread past the socket's high-water mark, nothing more is read from the client (backpressure), so a client that
+ * pipelines requests and never reads the answers stalls itself, not the daemon's memory.
+ */
+class Connection {
+  private buf: Buffer = Buffer.alloc(0);
+  busy = false;
+  private closing = false;
+  private readEnded = false;
+
+  constructor(
+    readonly s: Socket,
+    private readonly peer: PeerCred,
+    private readonly server: ControlServer,
+    private readonly limits: ControlLimits,
+    private readonly stats: ControlStats,
+    private readonly handler: ControlHandler,
+  ) {
+    s.setTimeout(limits.idleMs);
+    s.on('timeout', () => {
+      if (this.busy) return;
+      this.stats.closedIdle++;
+      s.destroy();
+    });
+    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    // The server allows half-open sockets: a client may send its requests and shut its side before reading answers.
+    s.on('end', () => {
+      this.readEnded = true;
+      this.pump();
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closing) return;
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.pump();
+  }
+
+  /** Starts the next complete request, or resumes reading when there is none. */
+  private pump(): void {
+    if (this.busy || this.closing || this.s.destroyed) return;
+    const nl = this.buf.indexOf(10);
+    const lineLen = nl < 0 ? this.buf.length : nl;
+    if (lineLen > this.limits.maxRequestBytes) {
+      this.fail(errorLine(null, 'E_USAGE', `request too large (over ${this.limits.maxRequestBytes} bytes)`));
+      this.stats.closedOversize++;
+      return;
+    }
+    if (nl < 0) {
+      // The client is done sending and every complete request is answered (a last unterminated line is dropped).
+      if (this.readEnded) {
+        this.closing = true;
+        this.s.end(() => this.s.destroy());
+        this.s.setTimeout(this.limits.idleMs);
+        return;
+      }
+      this.s.resume();
+      return;
+    }
+    const line = this.buf.subarray(0, nl).toString('utf8');
+    this.buf = this.buf.subarray(nl + 1);
+    this.busy = true;
+    this.s.pause();
+    // A request in progress is not idleness: reload or aux-add may take a while.
+    this.s.setTimeout(0);
+    this.stats.requests++;
+    void this.answer(line).then((reply) => this.reply(reply));
+  }
+
+  private async answer(line: string): Promise<string> {
+    const req = parseRequest(line);
+    if (!req.ok) return JSON.stringify({ id: req.id, ok: false, error: req.error }) + '\n';
+    try {
+      const result = await this.handler(req.cmd, req.args, this.peer);
+      return JSON.stringify({ id: req.id, ok: true, result }, bigintJson) + '\n';
+    } catch (e) {
+      const err = e instanceof AuditmuxError ? { code: e.code, message: e.message, exitCode: e.exitCode } : { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };
+      return JSON.stringify({ id: req.id, ok: false, error: err }) + '\n';
+    }
+  }
+
+  private reply(text: string): void {
+    this.busy = false;
+    const s = this.s;
+    if (s.destroyed) return;
+    s.write(text);
+    const queued = s.writableLength;
+    if (queued > this.stats.maxQueuedBytes) this.stats.maxQueuedBytes = queued;
+    if (queued > this.limits.maxQueuedBytes) {
+      this.stats.closedBacklog++;
+      s.destroy();
+      return;
+    }
+    if (this.closing) {
+      this.server.closeOne(this);
+      return;
+    }
+    s.setTimeout(this.limits.idleMs);
+    if (s.writableNeedDrain) s.once('drain', () => this.pump());
+    else this.pump();
+  }
+
+  /**
+   * Answers with `text` and closes. What the client still sends is read and dropped (at most a few request sizes)
+   * until it closes too: destroying at once would make its pending writes fail and lose it the answer.
+   */
+  private fail(text: string): void {
+    this.closing = true;
+    this.buf = Buffer.alloc(0);
+    const s = this.s;
+    let dropped = 0;
+    s.removeAllListeners('data');
+    s.on('data', (c: Buffer) => {
+      dropped += c.length;
+      if (dropped > 4 * this.limits.maxRequestBytes) s.destroy();
+    });
+    s.resume();
+    s.end(text);
+    s.setTimeout(this.limits.idleMs);
+  }
+
+  /** Shutdown: stop taking requests; an idle connection goes at once, a busy one after its answer. */
+  shutdown(): void {
+    this.closing = true;
+    this.buf = Buffer.alloc(0);
+    this.s.pause();
+    if (!this.busy) this.server.closeOne(this);
+  }
+}
+
 export class ControlServer {
   private server: Server | null = null;
+  private readonly conns = new Set<Connection>();
+  private readonly limits: ControlLimits;
+  private readonly counters: ControlStats = {
+    connections: 0, accepted: 0, requests: 0, refusedBusy: 0, closedIdle: 0, closedOversize: 0, closedBacklog: 0, closedShutdown: 0, maxQueuedBytes: 0,
+  };
   /** uid allowed besides root (tests run as root; this stays 0 in production). */
-  constructor(private readonly path: string, private readonly handler: ControlHandler, private readonly allowedUid = 0) {}
+  constructor(private readonly path: string, private readonly handler: ControlHandler, private readonly allowedUid = 0, limits: Partial<ControlLimits> = {}) {
+    this.limits = { ...DEFAULT_CONTROL_LIMITS, ...limits };
+  }
+
+  stats(): ControlStats {
+    return { ...this.counters, connections: this.conns.size };
+  }
 
   async listen(): Promise<void> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
@@ -49,7 +253,7 @@ export class ControlServer {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    const server = createServer((s) => this.accept(s));
+    const server = createServer({ allowHalfOpen: true }, (s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       // The mode is set before anyone can connect: umask covers the window between bind and chmod.
@@ -70,63 +274,54 @@ export class ControlServer {
   }
 
   private accept(s: Socket): void {
+    s.on('error', () => s.destroy());
+    // Answered and closed; what a refused client sends is dropped unread, and it has closeGraceMs to go.
+    const refuse = (code: string, message: string): void => {
+      s.resume();
+      s.end(errorLine(null, code, message));
+      setTimeout(() => s.destroy(), this.limits.closeGraceMs).unref();
+    };
+    if (!this.server) return refuse('E_BUSY', 'control socket: the daemon is stopping');
+    if (this.conns.size >= this.limits.maxConnections) {
+      this.counters.refusedBusy++;
+      return refuse('E_BUSY', `control socket: too many connections (${this.limits.maxConnections})`);
+    }
     let peer: PeerCred;
     try {
       peer = peerOf(s);
     } catch (e) {
       // Without credentials there is no way to know who asks: answer nothing but the reason.
-      s.end(JSON.stringify({ id: null, ok: false, error: { code: 'E_PERM', message: `control socket: ${(e as Error).message}` } }) + '\n');
-      return;
+      return refuse('E_PERM', `control socket: ${(e as Error).message}`);
     }
-    if (peer.uid !== 0 && peer.uid !== this.allowedUid) {
-      s.end(JSON.stringify({ id: null, ok: false, error: { code: 'E_PERM', message: `control socket: uid ${peer.uid} is not root` } }) + '\n');
-      return;
-    }
-    let buf = '';
-    s.setEncoding('utf8');
-    s.on('error', () => s.destroy());
-    s.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > MAX_REQUEST_BYTES) {
-        s.end(JSON.stringify({ id: null, ok: false, error: { code: 'E_USAGE', message: 'request too large' } }) + '\n');
-        return;
-      }
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        void this.dispatch(s, line, peer);
-      }
-    });
+    if (peer.uid !== 0 && peer.uid !== this.allowedUid) return refuse('E_PERM', `control socket: uid ${peer.uid} is not root`);
+    this.counters.accepted++;
+    const c = new Connection(s, peer, this, this.limits, this.counters, this.handler);
+    this.conns.add(c);
+    s.once('close', () => this.conns.delete(c));
   }
 
-  private async dispatch(s: Socket, line: string, peer: PeerCred): Promise<void> {
-    let req: Request;
-    try {
-      req = JSON.parse(line) as Request;
-    } catch (e) {
-      s.write(JSON.stringify({ id: null, ok: false, error: { code: 'E_USAGE', message: `bad request: ${(e as Error).message}` } }) + '\n');
-      return;
-    }
-    const id = req.id ?? null;
-    if (typeof req.cmd !== 'string' || (req.args !== undefined && (typeof req.args !== 'object' || req.args === null))) {
-      s.write(JSON.stringify({ id, ok: false, error: { code: 'E_USAGE', message: 'request needs "cmd" (string) and optional "args" (object)' } }) + '\n');
-      return;
-    }
-    try {
-      const result = await this.handler(req.cmd, (req.args ?? {}) as Record<string, unknown>, peer);
-      if (!s.destroyed) s.write(JSON.stringify({ id, ok: true, result }, bigintJson) + '\n');
-    } catch (e) {
-      const err = e instanceof AuditmuxError ? { code: e.code, message: e.message, exitCode: e.exitCode } : { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };
-      if (!s.destroyed) s.write(JSON.stringify({ id, ok: false, error: err }) + '\n');
-    }
+  /** Ends a connection, destroying it if the client does not take the end within the grace period. */
+  closeOne(c: Connection): void {
+    this.counters.closedShutdown++;
+    c.s.end(() => c.s.destroy());
+    setTimeout(() => c.s.destroy(), this.limits.closeGraceMs).unref();
   }
 
+  /**
+   * Stops listening and closes every connection: idle ones at once, ones with a request in progress after its answer,
+   * and after closeGraceMs whatever is left is destroyed. An idle or stuck client can never hold up shutdown.
+   */
   async close(): Promise<void> {
     const srv = this.server;
     this.server = null;
     if (!srv) return;
-    await new Promise<void>((resolve) => srv.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => srv.close(() => resolve()));
+    for (const c of this.conns) c.shutdown();
+    const grace = setTimeout(() => {
+      for (const c of this.conns) c.s.destroy();
+    }, this.limits.closeGraceMs);
+    await closed;
+    clearTimeout(grace);
     try {
       unlinkSync(this.path);
     } catch {

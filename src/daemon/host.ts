@@ -13,7 +13,7 @@ import { msgTypeByName } from '../records/msgtypes';
 import { encodeDetail, encodeUntrusted } from '../records/encode';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
 import { LogWriter, daemonConfigBody, daemonEndBody, daemonStartBody, resolveNodeName, selfRequester, type Requester } from '../output/logfile';
-import { ContidTracker, formatChain, parseChains } from '../routing/contid-tracker';
+import { ContidTracker, formatChain, parseChainsAt } from '../routing/contid-tracker';
 import { EmulatedContidSource, ProcContidSource, TrackerContidSource, kernelHasContid, type ContidSource } from '../routing/contid-source';
 import { Router } from '../routing/router';
 import { Pipeline, TRACK_KEY } from '../routing/pipeline';
@@ -570,8 +570,9 @@ export class HostDaemon {
   }
 
   routeTest(args: { contid?: string; types?: string[]; keys?: string[] }): unknown {
-    const chains = args.contid && args.contid !== 'unset' ? parseChains(args.contid) : [];
-    if (chains === null) throw new UsageError(`--contid ${args.contid}: not a contid list (e.g. 100 or 4,^2,^1 or 2,^1,3,^1)`);
+    const parsed = args.contid && args.contid !== 'unset' ? parseChainsAt(args.contid) : { chains: [] };
+    if (!('chains' in parsed)) throw new UsageError(`--contid ${args.contid}: column ${parsed.offset + 1}: ${parsed.reason} (e.g. 100 or 4,^2,^1 or 2,^1,3,^1)`);
+    const chains = parsed.chains;
     const types: number[] = [];
     for (const t of args.types ?? []) {
       const n = msgTypeNumber(t);
@@ -694,6 +695,7 @@ export class HostDaemon {
       log: this.log ? { ...this.log.counters, suspended: this.log.isSuspended, diskLevel: this.guard?.lastLevel ?? 'ok' } : {},
       outputs: Object.fromEntries(this.outputs.map((o) => [o.name, o.stats()])),
       ...(this.aggregator ? { aggregator: this.aggregator.stats() } : {}),
+      ...(this.control ? { control: this.control.stats() } : {}),
       aux: Object.fromEntries([...this.auxes].map(([n, a]) => [n, a.status()])),
     };
   }

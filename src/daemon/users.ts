@@ -1,6 +1,6 @@
 // Resolves user and group names to ids from /etc/passwd and /etc/group, without shelling out.
-import { readFileSync } from 'node:fs';
 import { ConfigError, type SourcePos } from '../errors';
+import { readAccountText } from '../rules/accounts';
 
 export interface UserIds {
   uid: number;
@@ -9,11 +9,7 @@ export interface UserIds {
 }
 
 function table(path: string): string[][] {
-  try {
-    return readFileSync(path, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
-  } catch {
-    return [];
-  }
+  return (readAccountText(path) ?? '').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
 }
 
 export function lookupUser(name: string, pos: SourcePos, etc = '/etc'): UserIds {

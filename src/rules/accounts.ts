@@ -1,5 +1,21 @@
 // User and group names to ids from /etc/passwd and /etc/group, read directly (no NSS, no subprocess), cached per file.
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readBounded } from '../safefs';
+
+/** passwd and group files synced from a directory can be large, but never this large. */
+export const MAX_ACCOUNT_FILE_BYTES = 64 << 20;
+
+/**
+ * The text of a passwd-like file, or null when it is missing, unreadable, not a regular file (a FIFO must not hang
+ * the daemon) or over MAX_ACCOUNT_FILE_BYTES: callers then treat every name as unknown.
+ */
+export function readAccountText(path: string): string | null {
+  try {
+    return readBounded(path, { limit: MAX_ACCOUNT_FILE_BYTES, what: 'account file' }).data.toString('latin1');
+  } catch {
+    return null;
+  }
+}
 
 interface Cached {
   mtimeMs: number;
@@ -20,7 +36,7 @@ function idsOf(path: string): Map<string, number> {
   const c = cache.get(path);
   if (c && c.mtimeMs === mtimeMs) return c.ids;
   const ids = new Map<string, number>();
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
+  for (const line of (readAccountText(path) ?? '').split('\n')) {
     if (line === '' || line.startsWith('#') || line.startsWith('+') || line.startsWith('-')) continue;
     const parts = line.split(':');
     if (parts.length < 3 || !/^\d+$/.test(parts[2]!)) continue;

@@ -1,7 +1,8 @@
 // Reads rules from a file, or from a rules.d directory the way augenrules merges it.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { IoError } from '../errors';
+import { readBounded } from '../safefs';
 import { parseRules, type ParseContext } from './parser';
 import type { RuleCommand } from './types';
 
@@ -30,12 +31,24 @@ export function rulesFilesIn(dir: string): string[] {
     .map((n) => join(dir, n));
 }
 
-function readText(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new IoError(`cannot read rules ${path}: ${(e as Error).message}`, 'E_IO', { cause: e });
-  }
+/** Largest rules file, and largest rules.d directory in total: real rule sets are kilobytes. */
+export const MAX_RULES_BYTES = 16 << 20;
+/** Most lines in one load (file or directory): each rule costs about 2 KiB parsed, so this bounds memory too. */
+export const MAX_RULES_LINES = 65536;
+
+/**
+ * A regular file only (a FIFO is refused at once instead of hanging the daemon, /dev/zero before a byte is read), at
+ * most `budget.bytes` of it. Symlinks are followed, as augenrules and auditctl -R do (Kubernetes mounts ConfigMaps as
+ * symlinks).
+ */
+function readText(path: string, budget: { bytes: number; lines: number }): string {
+  const { data } = readBounded(path, { limit: budget.bytes, what: 'rules' });
+  budget.bytes -= data.length;
+  let lines = 0;
+  for (let i = data.indexOf(10); i >= 0; i = data.indexOf(10, i + 1)) lines++;
+  budget.lines -= lines;
+  if (budget.lines < 0) throw new IoError(`rules ${path}: more than ${MAX_RULES_LINES} lines in one rule set`, 'E_TOO_LARGE');
+  return data.toString('utf8');
 }
 
 /** Commands augenrules moves: bare -D, -b, -f and --backlog_wait_time go first (last of each wins), -e goes last. */
@@ -86,8 +99,9 @@ export function loadRulesPath(path: string): RuleCommand[] {
   } catch (e) {
     throw new IoError(`cannot read rules ${path}: ${(e as Error).message}`, 'E_IO', { cause: e });
   }
-  if (!st.isDirectory()) return parseRules(readText(path), path);
+  const budget = { bytes: MAX_RULES_BYTES, lines: MAX_RULES_LINES };
+  if (!st.isDirectory()) return parseRules(readText(path, budget), path);
   const ctx: ParseContext = { ignore: false };
-  const files = rulesFilesIn(path).map((p) => ({ path: p, commands: parseRules(readText(p), p, ctx) }));
+  const files = rulesFilesIn(path).map((p) => ({ path: p, commands: parseRules(readText(p, budget), p, ctx) }));
   return mergeRulesDir(files);
 }

@@ -11,6 +11,12 @@ import { splitWords } from './words';
 
 const KEY_SEP = '\x01';
 
+/**
+ * auditctl -R reads with fgets into a 6144-byte buffer (LINE_SIZE in auditctl.c), so 6143 bytes is the longest line it
+ * takes whole; it silently cuts a longer one in two. Such a line is refused here, with its position, before any work.
+ */
+export const MAX_RULE_LINE_BYTES = 6143;
+
 /** File-wide state auditctl keeps across lines: -i / -c. */
 export interface ParseContext {
   ignore: boolean;
@@ -28,10 +34,12 @@ export function parseRules(text: string, file: string, ctx: ParseContext = { ign
   for (let i = 0; i < lines.length; i++) {
     const pos: SourcePos = { file, line: i + 1 };
     const line = lines[i]!;
-    const r = parseLineInto(line, pos, ctx, out);
+    const r = line.length * 3 > MAX_RULE_LINE_BYTES && Buffer.byteLength(line) > MAX_RULE_LINE_BYTES
+      ? new RuleError(`line is longer than auditctl's ${MAX_RULE_LINE_BYTES}-byte limit`, pos, 'E_RULE_TOO_LONG')
+      : parseLineInto(line, pos, ctx, out);
     if (r) {
       if (!ctx.ignore) throw r;
-      out.push({ kind: 'invalid', error: r, pos, text: line.trim() });
+      out.push({ kind: 'invalid', error: r, pos, text: line.length > MAX_RULE_LINE_BYTES ? `${line.slice(0, 64).trim()}...` : line.trim() });
     }
   }
   return out;

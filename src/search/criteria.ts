@@ -7,6 +7,7 @@ import { parseChains } from '../routing/contid-tracker';
 import { decodeKeys } from '../routing/event-fields';
 import { msgTypeByName, msgTypeName } from '../records/msgtypes';
 import { HOST_MACHINE, Machine, syscallName, syscallNumber } from '../rules/tables';
+import { readAccountText } from '../rules/accounts';
 import { firstField, fieldString, recordTypeName, someField, type LineHeader } from './logline';
 
 /** What the command line asked for, before compiling. */
@@ -87,12 +88,8 @@ function intList(what: string, text: string, allowNames?: (s: string) => number 
 
 function readNames(path: string): Map<string, number> {
   const m = new Map<string, number>();
-  let text = '';
-  try {
-    text = readFileSync(path, 'latin1');
-  } catch {
-    return m;
-  }
+  const text = readAccountText(path);
+  if (text === null) return m;
   for (const line of text.split('\n')) {
     const f = line.split(':');
     if (f.length >= 3 && f[0] && !m.has(f[0]) && /^[0-9]+$/.test(f[2]!)) m.set(f[0], Number(f[2]));

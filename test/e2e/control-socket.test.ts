@@ -1,13 +1,16 @@
 // The control socket answers root only: mode 0600, and peer credentials checked even if the mode were loosened.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { controlRequest } from '../../src/daemon/control';
-import { isRoot } from '../helpers/kernel';
+import { AuditClient } from '../../src/kernel/client';
+import { isRoot, kernelSkipReason, snapshotKernel, withKernel } from '../helpers/kernel';
+import { kernelDaemonPid, readText, startDaemon, tempDir } from '../helpers/daemon';
 
 const run = promisify(execFile);
 
@@ -56,4 +59,57 @@ describe('control socket', { skip: isRoot ? undefined : 'needs root to test anot
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('control socket and shutdown on the real kernel', { skip: kernelSkipReason() }, () => {
+  it('an idle client and one that never reads do not delay SIGTERM: DAEMON_END is written and the kernel handed back', () => withKernel(async () => {
+    const dir = tempDir('amctl-e2e-');
+    const sock = join(dir, 'control.sock');
+    const conf = join(dir, 'auditmux.yaml');
+    writeFileSync(join(dir, 'host.rules'), '-a always,exit -F arch=b64 -S getppid -F exe=/usr/bin/true -k am-ctl-e2e\n');
+    writeFileSync(conf, [
+      'host:',
+      `  rules: ${join(dir, 'host.rules')}`,
+      `  log: { file: ${join(dir, 'audit.log')}, format: RAW }`,
+      `  control_socket: ${sock}`,
+    ].join('\n') + '\n');
+    const before = await snapshotKernel();
+    const d = await startDaemon(conf);
+    const clients: ReturnType<typeof createConnection>[] = [];
+    try {
+      // One client connects and says nothing; another pipelines status requests and never reads an answer.
+      for (let i = 0; i < 2; i++) {
+        const c = createConnection(sock);
+        c.on('error', () => undefined);
+        await new Promise<void>((r) => c.once('connect', () => r()));
+        clients.push(c);
+      }
+      clients[1]!.pause();
+      clients[1]!.write(`${JSON.stringify({ id: 1, cmd: 'status' })}\n`.repeat(2000));
+      const st = (await controlRequest(sock, 'status')) as { daemon: { pid: number }; control: { connections: number; maxQueuedBytes: number } };
+      assert.ok(st.control.connections >= 2, JSON.stringify(st.control));
+      d.child.kill('SIGTERM');
+      // The old daemon waited in server.close() for these clients forever: the unit would have been SIGKILLed.
+      let guard: NodeJS.Timeout | undefined;
+      const code = await Promise.race([d.exited, new Promise<string>((r) => (guard = setTimeout(() => r('still running after 30 s'), 30_000)))]);
+      clearTimeout(guard);
+      assert.equal(code, 0, `exit: ${code}\n${d.stderr()}`);
+      const log = readText(join(dir, 'audit.log'));
+      assert.match(log, /type=DAEMON_END msg=audit\([^)]*\): op=terminate .*res=success/);
+      assert.equal(await kernelDaemonPid(), 0);
+      const c = await AuditClient.open();
+      try {
+        assert.equal((await c.listRules()).length, before.rules.length, 'the daemon removed the rules it loaded');
+      } finally {
+        c.close();
+      }
+    } finally {
+      for (const c of clients) c.destroy();
+      if (d.child.exitCode === null) {
+        d.child.kill('SIGKILL');
+        await d.exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }));
 });

@@ -7,6 +7,9 @@ import { stringify } from 'yaml';
 import { ConfigError } from '../../src/errors';
 import { analyzeConfig, parseConfig, type Config } from '../../src/config';
 import { prng as rng } from '../helpers/prng';
+import { budget, FUZZ_BUDGET } from '../helpers/fuzz';
+import { MAX_MAP_KEYS } from '../../src/config/walk';
+import { MAX_CONFIG_BYTES } from '../../src/config';
 
 const ROOT = resolve(__dirname, '..', '..', '..');
 const FILE = '/etc/auditmux/fuzz.yaml';
@@ -115,21 +118,21 @@ function randomValue(rand: () => number, depth: number): unknown {
 
 const pick = <T>(rand: () => number, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
 
-describe(`config fuzz (seed ${SEED}; set AUDITMUX_FUZZ_SEED to replay)`, () => {
+describe(`config fuzz (seed ${SEED}, budget x${FUZZ_BUDGET}; set AUDITMUX_FUZZ_SEED to replay, AUDITMUX_FUZZ_BUDGET for more)`, () => {
   it('4000 random mutations of valid and invalid configs', () => {
     const rand = rng(SEED);
     const tally = { ok: 0, error: 0 };
-    for (let i = 0; i < 4000; i++) {
+    for (let i = 0; i < budget(4000); i++) {
       const text = mutate(SEEDS[i % SEEDS.length] as string, rand);
       tally[check(text, `mutation #${i}`)]++;
     }
     // Both outcomes must be exercised, or the mutator is not testing anything.
-    assert.ok(tally.ok > 100 && tally.error > 1000, JSON.stringify(tally));
+    assert.ok(tally.ok > budget(100) && tally.error > budget(1000), JSON.stringify(tally));
   });
 
   it('2000 random YAML documents shaped like configs', () => {
     const rand = rng(SEED + 1);
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < budget(2000); i++) {
       const doc = { host: randomValue(rand, 1), daemons: randomValue(rand, 1), routes: randomValue(rand, 1), [pick(rand, ['contid', 'x'])]: randomValue(rand, 1) };
       const text = stringify(doc, { aliasDuplicateObjects: false });
       check(text, `random doc #${i}`);
@@ -138,7 +141,7 @@ describe(`config fuzz (seed ${SEED}; set AUDITMUX_FUZZ_SEED to replay)`, () => {
 
   it('2000 random token soups', () => {
     const rand = rng(SEED + 2);
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < budget(2000); i++) {
       let text = '';
       for (let j = Math.floor(rand() * 40); j > 0; j--) text += rand() < 0.8 ? pick(rand, TOKENS) : String.fromCharCode(Math.floor(rand() * 0x80));
       check(text, `soup #${i}`);
@@ -148,7 +151,7 @@ describe(`config fuzz (seed ${SEED}; set AUDITMUX_FUZZ_SEED to replay)`, () => {
   it('1000 random valid configs round-trip their values', () => {
     const rand = rng(SEED + 3);
     const u64 = (): bigint => (BigInt(Math.floor(rand() * 2 ** 32)) << 32n) | BigInt(Math.floor(rand() * 2 ** 32));
-    for (let i = 0; i < 1000; i++) {
+    for (let i = 0; i < budget(1000); i++) {
       const names = Array.from({ length: 1 + Math.floor(rand() * 3) }, (_, k) => `d${k}-${Math.floor(rand() * 100)}`);
       const kernel = { enabled: Math.floor(rand() * 3), failure: Math.floor(rand() * 3), backlog_limit: Math.floor(rand() * 2 ** 32), rate_limit: Math.floor(rand() * 1e5), backlog_wait_time: Math.floor(rand() * 600001) };
       const flush = pick(rand, ['none', 'incremental', 'incremental_async', 'data', 'sync'] as const);
@@ -171,5 +174,28 @@ describe(`config fuzz (seed ${SEED}; set AUDITMUX_FUZZ_SEED to replay)`, () => {
       assert.deepEqual(c.routes.map((r) => r.contid[0]?.lo), ids, text);
       assert.deepEqual(c.routes.map((r) => r.contid[1]?.nested), names.map(() => true));
     }
+  });
+
+  it('inputs at the caps: many keys, duplicates anywhere, oversized files give positioned errors in one pass', () => {
+    const rand = rng(SEED + 4);
+    for (let i = 0; i < budget(40); i++) {
+      // A mapping of MAX_MAP_KEYS +- 8 keys, some of them duplicated, at a random depth and in block or flow style.
+      const n = MAX_MAP_KEYS - 8 + Math.floor(rand() * 17);
+      const keys = Array.from({ length: n }, (_, k) => (rand() < 0.002 ? `k${Math.floor(rand() * k)}` : `k${k}`));
+      const flow = rand() < 0.3;
+      const indent = '  '.repeat(1 + Math.floor(rand() * 3));
+      const body = flow ? `${indent}m: {${keys.map((k) => `${k}: 1`).join(', ')}}` : [`${indent}m:`, ...keys.map((k) => `${indent}  ${k}: 1`)].join('\n');
+      const head = ['host:', ...Array.from({ length: indent.length / 2 - 1 }, (_, d) => `${'  '.repeat(d + 1)}x${d}:`)].join('\n');
+      const text = `${head}\n${body}\n`;
+      const r = analyzeConfig(text, FILE);
+      for (const e of r.errors) assertPositioned(e, text, `cap #${i}`);
+      const capped = r.errors.some((e) => e.reason === `more than ${MAX_MAP_KEYS} keys in one mapping`);
+      assert.equal(capped, n > MAX_MAP_KEYS, `cap #${i}: ${n} keys`);
+      const dups = new Set(keys.slice(0, MAX_MAP_KEYS)).size < Math.min(n, MAX_MAP_KEYS);
+      assert.equal(r.errors.some((e) => e.reason.includes('DUPLICATE_KEY')), dups, `cap #${i}: duplicates ${dups}`);
+    }
+    const over = `# ${'x'.repeat(MAX_CONFIG_BYTES - 2 + Math.floor(rand() * 3))}`;
+    const r = analyzeConfig(over, FILE);
+    assert.equal(r.errors.length, Buffer.byteLength(over) > MAX_CONFIG_BYTES ? 1 : 0);
   });
 });

@@ -1,7 +1,7 @@
 // The mainline contid tracker: the patch set's set rules, inheritance, pid reuse, cgroup mapping, chain text.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ContidTracker, ContidError, formatChain, parseChain, parseChains } from '../../src/routing/contid-tracker';
+import { ContidTracker, ContidError, formatChain, parseChain, parseChains, parseChainsAt } from '../../src/routing/contid-tracker';
 import type { ProcReader, ProcStat } from '../../src/routing/proc';
 import { parseProcStat } from '../../src/routing/proc';
 import { AUDIT_CID_UNSET } from '../../src/kernel/constants';
@@ -131,6 +131,45 @@ describe('contid text forms', () => {
       if (chains) for (const c of chains) assert.ok(c.length >= 1 && c.every((v) => typeof v === 'bigint'));
       const one = parseChain(s);
       if (one) assert.equal(parseChain(formatChain(one))?.join(), one.join());
+    }
+  });
+
+  it('refuses ids above 2^64-1 with the position of the bad one; 2^64-1 itself is accepted', () => {
+    assert.deepEqual(parseChains('18446744073709551615'), [[AUDIT_CID_UNSET]]);
+    assert.equal(parseChains('18446744073709551616'), null);
+    assert.equal(parseChains('99999999999999999999,^1'), null);
+    assert.equal(parseChain('4,^18446744073709551616'), null);
+    assert.deepEqual(parseChainsAt('4,^2,^18446744073709551616'), { offset: 6, reason: 'contid 18446744073709551616 is above 2^64-1' });
+    assert.deepEqual(parseChainsAt('2,^1,99999999999999999999,^1'), { offset: 5, reason: 'contid 99999999999999999999 is above 2^64-1' });
+    assert.deepEqual(parseChainsAt('^1'), { offset: 0, reason: '"^" (nested in) needs a contid before it' });
+  });
+
+  it('property: a generated list parses iff every id is at most 2^64-1, and the offset names the first bad id (seeded)', () => {
+    const next = prng(0xc0471d);
+    const rnd = (n: number): number => intBelow(next, n);
+    const u64 = (): bigint => (BigInt(rnd(2 ** 32)) << 32n) | BigInt(rnd(2 ** 32));
+    for (let i = 0; i < 5000; i++) {
+      const ids: bigint[] = [];
+      const parts: string[] = [];
+      for (let j = rnd(6); j >= 0; j--) {
+        // Mostly valid ids, some just above the u64 range, some far above (still at most 20 digits).
+        const k = rnd(10);
+        const v = k < 7 ? u64() : k < 9 ? AUDIT_CID_UNSET + 1n + BigInt(rnd(1000)) : 10n ** 19n * BigInt(2 + rnd(8));
+        ids.push(v);
+        parts.push((j === 0 || parts.length === 0 || rnd(2) ? '' : '^') + v.toString());
+      }
+      const text = parts.join(',');
+      const firstBad = ids.findIndex((v) => v > AUDIT_CID_UNSET);
+      const r = parseChainsAt(text);
+      if (firstBad < 0) {
+        assert.ok('chains' in r, text);
+        assert.deepEqual(r.chains.flat(), ids, text);
+        assert.deepEqual(parseChains(formatChain(r.chains[0]!)), [r.chains[0]!.map((v) => v)], text);
+      } else {
+        assert.ok(!('chains' in r), `${text}: accepted ${ids[firstBad]}`);
+        assert.ok(text.slice(r.offset).startsWith(ids[firstBad]!.toString()), `${text}: offset ${r.offset}`);
+        assert.equal(parseChains(text), null);
+      }
     }
   });
 

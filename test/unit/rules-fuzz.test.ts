@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { RuleError } from '../../src/errors';
 import { decodeRule, encodeRule, formatRule, parseLine, parseRules, type Rule } from '../../src/rules';
 import { prng } from '../helpers/prng';
+import { budget } from '../helpers/fuzz';
+import { MAX_RULE_LINE_BYTES } from '../../src/rules/parser';
 
 
 const SEED = Number(process.env.RULES_FUZZ_SEED ?? 20240607);
@@ -109,7 +111,7 @@ function single(line: string): Rule {
 describe('rules: property tests', () => {
   it('generated valid lines parse, round-trip through bytes, and their auditctl -l text parses back to the same bytes', () => {
     const g = new Gen(prng(SEED));
-    const N = 4000;
+    const N = budget(4000);
     let unreadable = 0;
     for (let i = 0; i < N; i++) {
       const line = validLine(g);
@@ -153,7 +155,7 @@ describe('rules: property tests', () => {
       'auid>=1000', 'auid!=unset', 'key=k', 'path=/etc', 'dir=/', 'perm=rwxa', 'msgtype=CWD', 'exit=-EACCES',
       'fstype=debugfs', 'contid=5', 'a0&=3', '=', '!=', '<=', '&', 'uid!=obj_uid', '/etc/passwd', 'wa', '"', "'", '\\',
       '#', 'x'.repeat(300), '\u00e9', '\x01', '\0', '-', '--', '0', '1', '2', '0x', 'unset', 'exe=/usr/bin/x'];
-    const N = 6000;
+    const N = budget(6000);
     for (let i = 0; i < N; i++) {
       const parts: string[] = [];
       for (let j = g.int(9); j >= 0; j--) {
@@ -182,7 +184,7 @@ describe('rules: property tests', () => {
 
   it('random bytes given to the decoder give RuleError or a rule the formatter prints', () => {
     const g = new Gen(prng(SEED + 7));
-    for (let i = 0; i < 3000; i++) {
+    for (let i = 0; i < budget(3000); i++) {
       const len = g.pick([0, 100, 1039, 1040, 1041, 1100, 1500]);
       const b = Buffer.alloc(len);
       for (let j = 0; j < len; j++) b[j] = g.maybe(0.9) ? 0 : g.int(256);
@@ -194,6 +196,28 @@ describe('rules: property tests', () => {
         formatRule(decodeRule(b));
       } catch (e) {
         if (!(e instanceof RuleError)) assert.fail(`#${i}: ${(e as Error).stack}`);
+      }
+    }
+  });
+
+  it(`lines around auditctl's ${MAX_RULE_LINE_BYTES}-byte limit: refused at their line when longer, never a crash`, () => {
+    const g = new Gen(prng(SEED + 11));
+    const fillers = ['a', ' ', '\u00e9', '\u20ac', '\ud83d\ude00', '-F', 'key=', '#'];
+    for (let i = 0; i < budget(300); i++) {
+      const head = g.pick(['-a always,exit -S open -k ', '-w /etc/passwd -p wa -k ', '# ', '-D ', '']);
+      let line = head;
+      const target = MAX_RULE_LINE_BYTES - 8 + g.int(17);
+      while (Buffer.byteLength(line) < target) line += g.pick(fillers);
+      const before = g.int(3);
+      const text = '-D\n'.repeat(before) + line + '\n-D\n';
+      const tooLong = Buffer.byteLength(line) > MAX_RULE_LINE_BYTES;
+      try {
+        parseRules(text, 'fuzz');
+        assert.ok(!tooLong, `#${i}: a ${Buffer.byteLength(line)}-byte line was accepted`);
+      } catch (e) {
+        if (!(e instanceof RuleError)) assert.fail(`#${i}: threw ${(e as Error)?.stack ?? String(e)}`);
+        assert.equal(e.code === 'E_RULE_TOO_LONG', tooLong, `#${i}: ${e.message}`);
+        if (tooLong) assert.deepEqual(e.pos, { file: 'fuzz', line: before + 1 });
       }
     }
   });
