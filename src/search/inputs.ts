@@ -1,5 +1,5 @@
 // Which log files a search reads, in time order, and a streaming line reader over plain and gzip files with flat memory.
-import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, constants, createReadStream, existsSync, fstatSync, lstatSync, openSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
@@ -12,6 +12,12 @@ export interface LogInput {
   gzip: boolean;
   /** Rotation series (its live file's path): events are grouped across files of one series only. */
   series?: string;
+  /**
+   * Found by listing a directory rather than named by the operator. Such a directory can belong to a tenant (an
+   * auxiliary daemon's own log directory), so root must not follow a name planted there: `x.log.1 -> /etc/shadow`
+   * would make the search read it. These are opened with O_NOFOLLOW, as regular files with a single link only.
+   */
+  listed?: boolean;
 }
 
 /** `audit.log`, `audit.log.3`, `audit.log.3.gz`, `audit.log.gz`: base name, rotation number (0 = live), gzip. */
@@ -53,15 +59,36 @@ function orderSeries(members: SeriesMember[], series: string): LogInput[] {
   return members
     .filter((m) => isFile(m.path))
     .sort((a, b) => b.n - a.n || Number(b.gzip) - Number(a.gzip))
-    .map((m) => ({ path: m.path, gzip: m.gzip, series }));
+    .map((m) => ({ path: m.path, gzip: m.gzip, series, listed: true }));
 }
 
+/** A listed name counts only when the name itself is a regular file: a symlink is skipped, never followed. */
 function isFile(p: string): boolean {
   try {
-    return statSync(p).isFile();
+    return lstatSync(p).isFile();
   } catch {
     return false;
   }
+}
+
+/**
+ * Opens a listed file without following a symlink (a swap after the listing), refusing anything but a regular file
+ * with one link: a hard link planted in a tenant's directory would make root read a file the tenant cannot.
+ */
+function openListed(p: string): number {
+  const c = constants;
+  let fd: number;
+  try {
+    fd = openSync(p, c.O_RDONLY | c.O_NOFOLLOW | c.O_NONBLOCK | c.O_NOCTTY);
+  } catch (e) {
+    throw new IoError(`${p}: cannot read the log (${describeErr(e) === 'ELOOP' ? 'a symlink, not followed' : describeErr(e)})`);
+  }
+  const st = fstatSync(fd);
+  if (!st.isFile() || st.nlink !== 1) {
+    closeSync(fd);
+    throw new IoError(`${p}: not read: ${st.isFile() ? `it has ${st.nlink} hard links` : 'not a regular file'}`);
+  }
+  return fd;
 }
 
 /**
@@ -139,7 +166,11 @@ export const MAX_LINE = 1 << 16;
 const CHUNK = 1 << 20;
 
 function openStream(input: LogInput): Readable {
-  const raw: Readable = input.path === '-' ? process.stdin : createReadStream(input.path, { highWaterMark: CHUNK });
+  const raw: Readable = input.path === '-'
+    ? process.stdin
+    : input.listed
+      ? createReadStream('', { fd: openListed(input.path), highWaterMark: CHUNK })
+      : createReadStream(input.path, { highWaterMark: CHUNK });
   if (!input.gzip) return raw;
   const gz = createGunzip({ chunkSize: CHUNK });
   raw.on('error', (e) => gz.destroy(e));
