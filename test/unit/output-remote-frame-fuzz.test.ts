@@ -3,11 +3,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrameParser, HEADER_SIZE, MAX_FRAME, RMW, frame, packHeader, type ParsedItem } from '../../src/output/remote/protocol';
 import { vetLine } from '../../src/output/remote/aggregator';
+import { budget } from '../helpers/fuzz';
 import { intBelow, prng } from '../helpers/prng';
 
 const SEED = Number(process.env.AUDITMUX_FUZZ_SEED ?? 0xa66);
-/** The benchmark script raises this for a longer run. */
-const ITERS = Number(process.env.AUDITMUX_FUZZ_ITERS ?? 3000);
+/** `npm run bench:fuzz` multiplies this through AUDITMUX_FUZZ_BUDGET, as for every fuzz test. */
+const ITERS = budget(3000);
 
 /** Pieces that steer the parser into its corners: magic prefixes, headers with every length, newlines, NULs. */
 function piece(r: () => number): Buffer {
