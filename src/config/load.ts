@@ -30,6 +30,7 @@ import {
   type RouteConfig,
 } from './schema';
 import { Walker, didYouMean, type Entry } from './walk';
+import { assertTrustedConfig } from './trust';
 import { DISK_SPACE_KEYS, readDiskSpace, readListen, readOutputs } from './outputs';
 
 /** Config files are hand-written; anything this large is a mistake or an attack on the parser. */
@@ -108,7 +109,10 @@ export function readConfigText(path: string): string {
 }
 
 export function loadConfig(path: string): Config {
-  return parseConfig(readConfigText(path), path);
+  const text = readConfigText(path);
+  // The host obeys this file as root: like auditd.conf it must be root's alone (the file and its directories).
+  assertTrustedConfig(path);
+  return parseConfig(text, path);
 }
 
 function firstLine(s: string): string {

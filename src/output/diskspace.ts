@@ -8,6 +8,7 @@ import {
   type SpaceThreshold,
 } from '../config/schema';
 import type { Diag } from './outputs';
+import { programTrustProblem } from '../config/trust';
 
 const MiB = 1024 * 1024;
 /** auditd never consumes the last 5 blocks: below that the disk counts as full. */
@@ -133,6 +134,13 @@ export function runAdminAction(action: string, exe: string | null, diag: Diag): 
       diag.error({ action }, 'exec action without a program');
       return;
     }
+    // auditd's check_exe_name, done at every run and over the whole path: a program that anyone but root can change
+    // (or swap through a symlink or a writable directory) would be run as root.
+    const untrusted = programTrustProblem(exe);
+    if (untrusted) {
+      diag.error({ action, cmd: exe, reason: untrusted }, 'exec action refused: only root may be able to change the program');
+      return;
+    }
     cmd = exe;
     args = [];
   } else if (action === 'single' || action === 'halt') {
@@ -144,7 +152,8 @@ export function runAdminAction(action: string, exe: string | null, diag: Diag): 
     return;
   }
   try {
-    const child = spawn(cmd, args, { stdio: 'ignore', detached: false });
+    // auditd's safe_exec: execve(exe, argv, NULL), descriptors past stderr closed (libuv opens them O_CLOEXEC).
+    const child = spawn(cmd, args, { stdio: 'ignore', detached: false, env: {}, cwd: '/' });
     child.on('error', (e) => diag.error({ action, cmd, err: String(e) }, 'action failed to start'));
     child.unref();
   } catch (e) {

@@ -2,6 +2,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { IoError } from '../errors';
+import { assertTrustedRules } from '../config/trust';
 import { parseRules, type ParseContext } from './parser';
 import type { RuleCommand } from './types';
 
@@ -86,6 +87,8 @@ export function loadRulesPath(path: string): RuleCommand[] {
   } catch (e) {
     throw new IoError(`cannot read rules ${path}: ${(e as Error).message}`, 'E_IO', { cause: e });
   }
+  // Rules go into the kernel as root: like auditctl -R, only root's files (auditmux: and directories) are obeyed.
+  assertTrustedRules(path, st.isDirectory() ? rulesFilesIn(path) : undefined);
   if (!st.isDirectory()) return parseRules(readText(path), path);
   const ctx: ParseContext = { ignore: false };
   const files = rulesFilesIn(path).map((p) => ({ path: p, commands: parseRules(readText(p), p, ctx) }));
