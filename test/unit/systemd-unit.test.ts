@@ -49,7 +49,7 @@ describe('systemd unit', () => {
   });
 
   it('filters system calls and protects kernel tunables, devices and the file system', () => {
-    assert.deepEqual(directive('SystemCallFilter'), ['@system-service']);
+    assert.deepEqual(directive('SystemCallFilter'), ['@system-service pkey_alloc pkey_free pkey_mprotect']);
     assert.deepEqual(directive('SystemCallErrorNumber'), ['EPERM']);
     assert.deepEqual(directive('ProtectKernelTunables'), ['true']);
     assert.deepEqual(directive('PrivateDevices'), ['true']);
