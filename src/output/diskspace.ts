@@ -188,7 +188,21 @@ export class DiskSpaceGuard {
     private readonly writer: GuardedWriter,
     private readonly diag: Diag,
     private readonly numLogs = 5,
-  ) {}
+  ) {
+    // auditd refuses to start over an untrusted *_exe; the guard has no config position, so it says so at once
+    // instead of when the disk fills up (the program is checked, and refused, again then).
+    const c = cfg ?? defaultDiskSpace();
+    const exes: [string, DiskAction, string | null][] = [
+      ['space_left_exe', c.spaceLeftAction, c.spaceLeftExe],
+      ['admin_space_left_exe', c.adminSpaceLeftAction, c.adminSpaceLeftExe],
+      ['disk_full_exe', c.diskFullAction, c.diskFullExe],
+      ['disk_error_exe', c.diskErrorAction, c.diskErrorExe],
+    ];
+    for (const [key, action, exe] of exes) {
+      const reason = action === 'exec' && exe ? programTrustProblem(exe) : null;
+      if (reason) diag.error({ path: logPath, key, exe, reason }, `${key} will not be run: only root may be able to change it`);
+    }
+  }
 
   afterFlush(): DiskCheck {
     this.counters.checks++;

@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { PluginOutputSpec } from '../../src/config/schema';
 import { ConfigError, ExitCode } from '../../src/errors';
-import { runAdminAction } from '../../src/output/diskspace';
+import { DiskSpaceGuard, runAdminAction } from '../../src/output/diskspace';
+import { defaultDiskSpace } from '../../src/config/schema';
 import { PluginOutput } from '../../src/output/plugin';
 import { captureDiag, tmpDir, waitFor } from '../fixtures/outputs/peers';
 
@@ -164,5 +165,19 @@ describe('*_exe programs (space_left_exe and the rest) are checked like auditd\'
     assert.deepEqual(diag.lines, []);
     assert.equal(fs.readFileSync(`${prog}.env`, 'latin1'), '');
     assert.ok(dir);
+  });
+});
+
+describe('a log\'s disk-space guard names an untrusted *_exe when it starts, not when the disk fills', () => {
+  it('admin_space_left_exe group-writable: an error at construction', () => {
+    const { prog } = script(0o775, '#!/bin/sh\n');
+    const diag = captureDiag();
+    const cfg = { ...defaultDiskSpace(), adminSpaceLeftAction: 'exec' as const, adminSpaceLeftExe: prog };
+    const writer = { suspend: () => undefined, resume: () => undefined, rotateNow: () => undefined, flush: () => undefined, isSuspended: false, counters: { lost: 0 } };
+    new DiskSpaceGuard(path.join(base, 'audit.log'), cfg, writer, diag);
+    assert.equal(diag.lines.length, 1);
+    assert.equal(diag.lines[0]?.m, 'admin_space_left_exe will not be run: only root may be able to change it');
+    assert.match(String((diag.lines[0]?.o as { reason: string }).reason), /group writable/);
+    assert.deepEqual(new DiskSpaceGuard(path.join(base, 'audit.log'), { ...cfg, adminSpaceLeftExe: script(0o755, '#!/bin/sh\n').prog }, writer, diag) && diag.lines.length, 1);
   });
 });
