@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { PluginOutputSpec } from '../config/schema';
 import { programTrustProblem } from '../config/trust';
 import { ConfigError } from '../errors';
+import { userIds } from '../rules/accounts';
 import type { OutputContext } from './outputs';
 import type { QueueCursor } from './spool';
 import { QueuedOutput, queuedOptions } from './remote/queued-output';
@@ -48,11 +49,13 @@ export class PluginOutput extends QueuedOutput {
   private readonly pc = { starts: 0, crashes: 0, lastExit: '' };
   private written: { end: QueueCursor; at: number; n: number }[] = [];
   private readonly tick: NodeJS.Timeout;
+  private readonly ids: { uid: number; gid: number } | undefined;
 
   constructor(spec: PluginOutputSpec, ctx: OutputContext) {
     // Checked before the spool is opened, so a refused plugin leaves nothing behind; the daemon does not start.
     super(queuedOptions(checkedPlugin(spec), ctx, MAX_LINE_BYTES, true));
     this.spec = spec;
+    this.ids = resolvedIds.get(spec);
     // auditd sends version-0 frames (kernel text) only for local RAW records without a node name.
     this.rawBinary = spec.pluginFormat === 'binary' && spec.format === 'RAW' && !ctx.nodeName;
     this.tick = setInterval(() => this.commitOld(Date.now() - (this.spec.resendWindowMs ?? 1000)), 200);
@@ -170,7 +173,9 @@ export class PluginOutput extends QueuedOutput {
     }
     try {
       // Only stdio is inherited: libuv opens every other descriptor (netlink socket, logs, control socket) O_CLOEXEC.
-      c = spawn(this.spec.path, this.spec.args, { stdio: ['pipe', 'ignore', 'pipe'], env: PLUGIN_ENV, cwd: '/' });
+      // With `user`, libuv calls setgroups(0), setgid, setuid before exec: from root to another uid the kernel clears
+      // every capability, so the plugin runs with that user's rights alone.
+      c = spawn(this.spec.path, this.spec.args, { stdio: ['pipe', 'ignore', 'pipe'], env: PLUGIN_ENV, cwd: '/', ...(this.ids ?? {}) });
     } catch (e) {
       this.lastError = `spawn: ${String(e)}`;
       this.onChildGone(null, null);
@@ -233,6 +238,15 @@ export class PluginOutput extends QueuedOutput {
 /** auditd's plugin check (audispd-pconfig.c) and the chain of directories to it: a ConfigError at the plugin's position. */
 function checkedPlugin(spec: PluginOutputSpec): PluginOutputSpec {
   const p = programTrustProblem(spec.path);
-  if (p) throw new ConfigError(spec.pos ?? { file: spec.name, line: 1, col: 1 }, `plugin ${spec.name} refused: ${p}; it would run as root, so only root may be able to change it (chown root, chmod go-w, no symlink, in root-owned directories)`);
+  const pos = spec.pos ?? { file: spec.name, line: 1, col: 1 };
+  if (p) throw new ConfigError(pos, `plugin ${spec.name} refused: ${p}; it would run as root, so only root may be able to change it (chown root, chmod go-w, no symlink, in root-owned directories)`);
+  if (spec.user !== undefined) {
+    const ids = userIds(spec.user);
+    if (!ids) throw new ConfigError(pos, `plugin ${spec.name}: unknown user "${spec.user}"`);
+    resolvedIds.set(spec, ids);
+  }
   return spec;
 }
+
+/** `user:` resolved once, before the output is built: an unknown user is a config error, not a crash loop. */
+const resolvedIds = new WeakMap<PluginOutputSpec, { uid: number; gid: number }>();

@@ -7,6 +7,8 @@ import type { PluginOutputSpec } from '../../src/config/schema';
 import { ConfigError, ExitCode } from '../../src/errors';
 import { DiskSpaceGuard, runAdminAction } from '../../src/output/diskspace';
 import { defaultDiskSpace } from '../../src/config/schema';
+import { parseConfig } from '../../src/config';
+import { userIds } from '../../src/rules/accounts';
 import { PluginOutput } from '../../src/output/plugin';
 import { captureDiag, tmpDir, waitFor } from '../fixtures/outputs/peers';
 
@@ -179,5 +181,57 @@ describe('a log\'s disk-space guard names an untrusted *_exe when it starts, not
     assert.equal(diag.lines[0]?.m, 'admin_space_left_exe will not be run: only root may be able to change it');
     assert.match(String((diag.lines[0]?.o as { reason: string }).reason), /group writable/);
     assert.deepEqual(new DiskSpaceGuard(path.join(base, 'audit.log'), { ...cfg, adminSpaceLeftExe: script(0o755, '#!/bin/sh\n').prog }, writer, diag) && diag.lines.length, 1);
+  });
+});
+
+describe('plugin user: least privilege for plugins that need no root', () => {
+  it('parses `user` on a plugin output and refuses a malformed one with its position', () => {
+    const yaml = (u: string): string => `host:\n  outputs:\n    - { type: plugin, path: /usr/bin/true, user: ${u} }\n`;
+    const c = parseConfig(yaml('nobody'), '/etc/auditmux/auditmux.yaml');
+    assert.equal((c.host.outputs[0] as PluginOutputSpec).user, 'nobody');
+    assert.throws(() => parseConfig(yaml('"no body"'), '/etc/auditmux/auditmux.yaml'), /auditmux\.yaml:3:\d+: .*user must be a user name or a numeric uid/);
+  });
+  it('an unknown user is a config error at the plugin', async () => {
+    const { dir, prog } = script(0o755);
+    let built: PluginOutput | undefined;
+    try {
+      built = new PluginOutput({ ...spec(dir, prog, [path.join(dir, 'env')]), user: 'no-such-user-auditmux' }, { contidKernel: false, diag: captureDiag() });
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(e.message, '/etc/auditmux/auditmux.yaml:12:7: plugin trusted: unknown user "no-such-user-auditmux"');
+      assert.equal(fs.existsSync(path.join(dir, 'spool')), false);
+    }
+    await built?.close();
+    assert.equal(built, undefined, 'refused');
+  });
+  it('runs as the user and its primary group, with no supplementary groups and no capabilities', { skip: notRoot, timeout: 30000 }, async () => {
+    const top = tmpDir('plugtrust-user');
+    try {
+      fs.chmodSync(top, 0o755);
+      fs.mkdirSync(path.join(top, 'bin'), { mode: 0o755 });
+      fs.mkdirSync(path.join(top, 'out'), { mode: 0o777 });
+      fs.chmodSync(path.join(top, 'out'), 0o777);
+      const prog = path.join(top, 'bin', 'plugin.sh');
+      const status = "/bin/grep -E '^(Uid|Gid|Groups|CapPrm|CapEff|CapAmb|NoNewPrivs)' /proc/$$/status";
+      fs.writeFileSync(prog, `#!/bin/sh\n${status} > "$1.tmp" && /bin/mv "$1.tmp" "$1"\nexec /bin/cat > /dev/null\n`, { mode: 0o755 });
+      const out = path.join(top, 'out', 'status');
+      const nobody = userIds('nobody');
+      assert.ok(nobody, 'the machine has a nobody user');
+      const p = new PluginOutput({ ...spec(top, prog, [out]), user: 'nobody', spool: { dir: path.join(top, 'spool'), maxBytes: 1 << 20, fullAction: 'syslog', fullExe: null } }, { contidKernel: false, diag: captureDiag() });
+      try {
+        await waitFor(() => fs.existsSync(out), 20000, 'the plugin recorded its credentials');
+      } finally {
+        await p.close();
+      }
+      const st = Object.fromEntries(fs.readFileSync(out, 'latin1').trim().split('\n').map((l) => l.split(/:\s*/) as [string, string]));
+      assert.deepEqual(st.Uid?.split(/\s+/), Array(4).fill(String(nobody.uid)));
+      assert.deepEqual(st.Gid?.split(/\s+/), Array(4).fill(String(nobody.gid)));
+      assert.equal(st.Groups ?? '', '');
+      assert.equal(st.CapPrm, '0000000000000000');
+      assert.equal(st.CapEff, '0000000000000000');
+      assert.equal(st.CapAmb, '0000000000000000');
+    } finally {
+      fs.rmSync(top, { recursive: true, force: true });
+    }
   });
 });
