@@ -16,6 +16,11 @@
 
 #include <vector>
 
+// The addon runs as root in the audit daemon: refuse to build it without the hardening binding.gyp asks for.
+#if !defined(__OPTIMIZE__) || !defined(_FORTIFY_SOURCE) || _FORTIFY_SOURCE < 2 || !defined(__SSP_STRONG__)
+#error "build with -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong (see binding.gyp)"
+#endif
+
 #ifndef NETLINK_AUDIT
 #define NETLINK_AUDIT 9
 #endif

@@ -40,6 +40,8 @@ if [ ! -d "$root/etc/auditmux/rules.d" ]; then
 fi
 install -m 0644 systemd/auditmux.service "$root/etc/systemd/system/auditmux.service"
 install -d -m 0700 "$root/var/log/auditmux"
+# The unit's ProtectSystem=strict leaves /var/spool read-only: the spool directory must exist before the daemon starts.
+install -d -m 0700 "$root/var/spool/auditmux"
 
 [ "$start" = 1 ] && [ -z "$root" ] || { echo "auditmux installed${root:+ under $root}"; exit 0; }
 if [ -d /run/systemd/system ]; then

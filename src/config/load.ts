@@ -31,6 +31,7 @@ import {
 } from './schema';
 import { Walker, didYouMean, duplicateKeyErrors, type Entry } from './walk';
 import { auxLogProblem, defaultAuxLogFile } from './aux-paths';
+import { assertTrustedConfig } from '../trust';
 import { DISK_SPACE_KEYS, readDiskSpace, readListen, readOutputs } from './outputs';
 
 /** Config files are hand-written; anything this large is a mistake or an attack on the parser. */
@@ -114,7 +115,10 @@ export function readConfigText(path: string): string {
 }
 
 export function loadConfig(path: string): Config {
-  return parseConfig(readConfigText(path), path);
+  const text = readConfigText(path);
+  // The host obeys this file as root: like auditd.conf it must be root's alone (the file and its directories).
+  assertTrustedConfig(path);
+  return parseConfig(text, path);
 }
 
 function firstLine(s: string): string {

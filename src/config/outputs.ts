@@ -39,7 +39,8 @@ const SYSLOG_KEYS = [
   ...COMMON_KEYS, 'host', 'port', 'tls', 'facility', 'severity', 'app_name', 'hostname', 'network_retry_time', 'network_failure_action',
   'network_failure_exe', 'resend_window_ms',
 ] as const;
-const PLUGIN_KEYS = [...COMMON_KEYS, 'path', 'args', 'format', 'max_restarts'] as const;
+const PLUGIN_KEYS = [...COMMON_KEYS, 'path', 'args', 'format', 'max_restarts', 'user'] as const;
+const ACCOUNT_RE = /^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/;
 const SPOOL_KEYS = ['dir', 'size', 'full_action', 'full_exe'] as const;
 const TLS_KEYS = ['ca', 'cert', 'key', 'server_name', 'verify'] as const;
 const LISTEN_KEYS = [
@@ -232,8 +233,13 @@ export function readOutputs(w: Walker, e: Entry, where: string, owner: string, b
       }
       const pf = (x = m.get('format')) ? w.choice(x, `${wi}.format`, PLUGIN_FORMATS) ?? 'string' : 'string';
       const mr = (x = m.get('max_restarts')) ? w.integer(x, `${wi}.max_restarts`, 0, 10000) ?? 10 : 10;
+      let user: string | undefined;
+      if ((x = m.get('user'))) {
+        user = w.string(x, `${wi}.user`);
+        if (user !== undefined && !ACCOUNT_RE.test(user)) user = w.error(x.value, `${wi}.user must be a user name or a numeric uid, got "${user.slice(0, 40)}"`, x.key);
+      }
       if (path === undefined) return;
-      out.push({ type: 'plugin', name, format, spool, pos, path, args, pluginFormat: pf, maxRestarts: mr });
+      out.push({ type: 'plugin', name, format, spool, pos, path, args, pluginFormat: pf, maxRestarts: mr, ...(user !== undefined ? { user } : {}) });
       return;
     }
     const he = m.get('host');

@@ -149,6 +149,8 @@ export interface PluginOutputSpec extends OutputSpecBase {
   maxRestarts: number;
   /** A pipe has no acks: records written this many ms before a crash are fed to the restarted plugin again (default 1000). */
   resendWindowMs?: number;
+  /** Run the plugin as this user (name or uid) and its primary group, with no supplementary groups or capabilities. */
+  user?: string;
 }
 
 export type OutputSpec = RemoteOutputSpec | SyslogOutputSpec | PluginOutputSpec;

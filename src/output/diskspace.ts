@@ -8,6 +8,7 @@ import {
   type SpaceThreshold,
 } from '../config/schema';
 import type { Diag } from './outputs';
+import { programTrustProblem } from '../trust';
 
 const MiB = 1024 * 1024;
 /** auditd never consumes the last 5 blocks: below that the disk counts as full. */
@@ -133,6 +134,13 @@ export function runAdminAction(action: string, exe: string | null, diag: Diag): 
       diag.error({ action }, 'exec action without a program');
       return;
     }
+    // auditd's check_exe_name, done at every run and over the whole path: a program that anyone but root can change
+    // (or swap through a symlink or a writable directory) would be run as root.
+    const untrusted = programTrustProblem(exe);
+    if (untrusted) {
+      diag.error({ action, cmd: exe, reason: untrusted }, 'exec action refused: only root may be able to change the program');
+      return;
+    }
     cmd = exe;
     args = [];
   } else if (action === 'single' || action === 'halt') {
@@ -144,7 +152,8 @@ export function runAdminAction(action: string, exe: string | null, diag: Diag): 
     return;
   }
   try {
-    const child = spawn(cmd, args, { stdio: 'ignore', detached: false });
+    // auditd's safe_exec: execve(exe, argv, NULL), descriptors past stderr closed (libuv opens them O_CLOEXEC).
+    const child = spawn(cmd, args, { stdio: 'ignore', detached: false, env: {}, cwd: '/' });
     child.on('error', (e) => diag.error({ action, cmd, err: String(e) }, 'action failed to start'));
     child.unref();
   } catch (e) {
@@ -179,7 +188,21 @@ export class DiskSpaceGuard {
     private readonly writer: GuardedWriter,
     private readonly diag: Diag,
     private readonly numLogs = 5,
-  ) {}
+  ) {
+    // auditd refuses to start over an untrusted *_exe; the guard has no config position, so it says so at once
+    // instead of when the disk fills up (the program is checked, and refused, again then).
+    const c = cfg ?? defaultDiskSpace();
+    const exes: [string, DiskAction, string | null][] = [
+      ['space_left_exe', c.spaceLeftAction, c.spaceLeftExe],
+      ['admin_space_left_exe', c.adminSpaceLeftAction, c.adminSpaceLeftExe],
+      ['disk_full_exe', c.diskFullAction, c.diskFullExe],
+      ['disk_error_exe', c.diskErrorAction, c.diskErrorExe],
+    ];
+    for (const [key, action, exe] of exes) {
+      const reason = action === 'exec' && exe ? programTrustProblem(exe) : null;
+      if (reason) diag.error({ path: logPath, key, exe, reason }, `${key} will not be run: only root may be able to change it`);
+    }
+  }
 
   afterFlush(): DiskCheck {
     this.counters.checks++;

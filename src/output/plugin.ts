@@ -1,6 +1,9 @@
 // auditd plugin output (auditd-plugins(5)): runs an executable and feeds it records on stdin, restarting it on crashes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { PluginOutputSpec } from '../config/schema';
+import { programTrustProblem } from '../trust';
+import { ConfigError } from '../errors';
+import { userIds } from '../rules/accounts';
 import type { OutputContext } from './outputs';
 import type { QueueCursor } from './spool';
 import { QueuedOutput, queuedOptions } from './remote/queued-output';
@@ -13,6 +16,11 @@ export const AUDISP_PROTOCOL_VER = 0;
 /** AUDISP_PROTOCOL_VER2: the payload is a preformatted line starting with node= or type=. */
 export const AUDISP_PROTOCOL_VER2 = 1;
 const HIGH_WATER = 256 * 1024;
+/**
+ * auditd's dispatcher execs plugins with an empty environment (execve(path, argv, NULL)) and only stdin, stdout
+ * and stderr open; so does auditmux, so no secret or LD_PRELOAD/NODE_OPTIONS of the daemon's reaches a plugin.
+ */
+export const PLUGIN_ENV: Readonly<Record<string, string>> = Object.freeze({});
 const STOP_GRACE_MS = 2000;
 
 export function dispatcherFrame(ver: number, type: number, payload: Buffer): Buffer {
@@ -41,10 +49,13 @@ export class PluginOutput extends QueuedOutput {
   private readonly pc = { starts: 0, crashes: 0, lastExit: '' };
   private written: { end: QueueCursor; at: number; n: number }[] = [];
   private readonly tick: NodeJS.Timeout;
+  private readonly ids: { uid: number; gid: number } | undefined;
 
   constructor(spec: PluginOutputSpec, ctx: OutputContext) {
-    super(queuedOptions(spec, ctx, MAX_LINE_BYTES, true));
+    // Checked before the spool is opened, so a refused plugin leaves nothing behind; the daemon does not start.
+    super(queuedOptions(checkedPlugin(spec), ctx, MAX_LINE_BYTES, true));
     this.spec = spec;
+    this.ids = resolvedIds.get(spec);
     // auditd sends version-0 frames (kernel text) only for local RAW records without a node name.
     this.rawBinary = spec.pluginFormat === 'binary' && spec.format === 'RAW' && !ctx.nodeName;
     this.tick = setInterval(() => this.commitOld(Date.now() - (this.spec.resendWindowMs ?? 1000)), 200);
@@ -152,8 +163,19 @@ export class PluginOutput extends QueuedOutput {
   private startChild(): void {
     if (this.closed) return;
     let c: ChildProcess;
+    // Checked again at every start: a binary swapped since the daemon started is refused, not run as root.
+    const untrusted = programTrustProblem(this.spec.path);
+    if (untrusted) {
+      this.lastError = `plugin refused: ${untrusted}`;
+      this.diag.error({ output: this.name, path: this.spec.path, reason: untrusted }, 'plugin refused: only root may be able to change it');
+      this.onChildGone(null, null);
+      return;
+    }
     try {
-      c = spawn(this.spec.path, this.spec.args, { stdio: ['pipe', 'ignore', 'pipe'] });
+      // Only stdio is inherited: libuv opens every other descriptor (netlink socket, logs, control socket) O_CLOEXEC.
+      // With `user`, libuv calls setgroups(0), setgid, setuid before exec: from root to another uid the kernel clears
+      // every capability, so the plugin runs with that user's rights alone.
+      c = spawn(this.spec.path, this.spec.args, { stdio: ['pipe', 'ignore', 'pipe'], env: PLUGIN_ENV, cwd: '/', ...(this.ids ?? {}) });
     } catch (e) {
       this.lastError = `spawn: ${String(e)}`;
       this.onChildGone(null, null);
@@ -212,3 +234,19 @@ export class PluginOutput extends QueuedOutput {
     }, Math.min(100 * this.restarts, 2000));
   }
 }
+
+/** auditd's plugin check (audispd-pconfig.c) and the chain of directories to it: a ConfigError at the plugin's position. */
+function checkedPlugin(spec: PluginOutputSpec): PluginOutputSpec {
+  const p = programTrustProblem(spec.path);
+  const pos = spec.pos ?? { file: spec.name, line: 1, col: 1 };
+  if (p) throw new ConfigError(pos, `plugin ${spec.name} refused: ${p}; it would run as root, so only root may be able to change it (chown root, chmod go-w, no symlink, in root-owned directories)`);
+  if (spec.user !== undefined) {
+    const ids = userIds(spec.user);
+    if (!ids) throw new ConfigError(pos, `plugin ${spec.name}: unknown user "${spec.user}"`);
+    resolvedIds.set(spec, ids);
+  }
+  return spec;
+}
+
+/** `user:` resolved once, before the output is built: an unknown user is a config error, not a crash loop. */
+const resolvedIds = new WeakMap<PluginOutputSpec, { uid: number; gid: number }>();

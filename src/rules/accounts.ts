@@ -54,3 +54,16 @@ export function userId(name: string): number | undefined {
 export function groupId(name: string): number | undefined {
   return idsOf(accountFiles.group).get(name);
 }
+
+/** A user's uid and primary gid (getpwnam's pw_uid and pw_gid), by name or numeric uid; undefined when unknown. */
+export function userIds(nameOrUid: string): { uid: number; gid: number } | undefined {
+  const text = readAccountText(accountFiles.passwd);
+  if (text === null) return undefined;
+  const numeric = /^\d+$/.test(nameOrUid);
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 4 || !/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) continue;
+    if (numeric ? f[2] === String(Number(nameOrUid)) : f[0] === nameOrUid) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  return undefined;
+}

@@ -3,6 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { IoError } from '../errors';
 import { readBounded } from '../safefs';
+import { assertTrustedRules } from '../trust';
 import { parseRules, type ParseContext } from './parser';
 import type { RuleCommand } from './types';
 
@@ -100,8 +101,14 @@ export function loadRulesPath(path: string): RuleCommand[] {
     throw new IoError(`cannot read rules ${path}: ${(e as Error).message}`, 'E_IO', { cause: e });
   }
   const budget = { bytes: MAX_RULES_BYTES, lines: MAX_RULES_LINES };
-  if (!st.isDirectory()) return parseRules(readText(path, budget), path);
+  const paths = st.isDirectory() ? rulesFilesIn(path) : [path];
+  // Read first (bounded, regular files only: a FIFO or device fails here with its own error), then check that only
+  // root can change what was read: rules go into the kernel as root, so like auditctl -R, only root's files (for
+  // auditmux: and directories) are obeyed. Nothing is parsed before both checks pass.
+  const texts = paths.map((p) => readText(p, budget));
+  assertTrustedRules(path, st.isDirectory() ? paths : undefined);
+  if (!st.isDirectory()) return parseRules(texts[0]!, path);
   const ctx: ParseContext = { ignore: false };
-  const files = rulesFilesIn(path).map((p) => ({ path: p, commands: parseRules(readText(p, budget), p, ctx) }));
+  const files = paths.map((p, i) => ({ path: p, commands: parseRules(texts[i]!, p, ctx) }));
   return mergeRulesDir(files);
 }

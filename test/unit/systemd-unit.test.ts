@@ -1,4 +1,4 @@
-// The shipped systemd unit: ordered like auditd's, conflicts with it, no restart on config errors, and it verifies.
+// The shipped systemd unit: ordered like auditd's, conflicts with it, no restart on config errors, verifies, and is hardened.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -39,4 +39,49 @@ describe('systemd unit', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('grants only the capabilities the daemon uses, each justified in a comment', () => {
+    const caps = directive('CapabilityBoundingSet').join(' ').split(/\s+/).filter((c) => c.length > 0).sort();
+    assert.deepEqual(caps, ['CAP_AUDIT_CONTROL', 'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_KILL', 'CAP_NET_ADMIN', 'CAP_SETGID', 'CAP_SETUID']);
+    const comments = unitText.split('\n').filter((l) => l.startsWith('#'));
+    for (const c of caps) assert.ok(comments.some((l) => new RegExp(`^#\\s+(?:CAP_\\w+ )*${c}\\b.*\\s{2,}\\S`).test(l)), `${c} has a reason`);
+    assert.deepEqual(directive('AmbientCapabilities'), ['']);
+  });
+
+  it('filters system calls and protects kernel tunables, devices and the file system', () => {
+    assert.deepEqual(directive('SystemCallFilter'), ['@system-service pkey_alloc pkey_free pkey_mprotect']);
+    assert.deepEqual(directive('SystemCallErrorNumber'), ['EPERM']);
+    assert.deepEqual(directive('ProtectKernelTunables'), ['true']);
+    assert.deepEqual(directive('PrivateDevices'), ['true']);
+    assert.deepEqual(directive('ProtectSystem'), ['strict']);
+    // ProtectProc/ProcSubset would hide other users' /proc/PID from the contid tracker, or /proc/stat from search.
+    assert.equal(directive('ProtectProc').length, 0);
+    assert.equal(directive('ProcSubset').length, 0);
+    // Everything the daemon writes by default stays writable: logs, control socket, spools.
+    assert.deepEqual(directive('LogsDirectory'), ['auditmux']);
+    assert.deepEqual(directive('RuntimeDirectory'), ['auditmux']);
+    assert.ok(directive('ReadWritePaths').join(' ').split(/\s+/).includes('-/var/spool/auditmux'));
+  });
+
+  it('scores at most 3.2 in systemd-analyze security (Debian\'s auditd.service: 8.9)', { skip: analyzeSkip() }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'amunit-'));
+    try {
+      const unit = join(dir, 'auditmux.service');
+      writeFileSync(unit, unitText.replace('/usr/local/sbin/auditmux', join(repo, 'bin', 'auditmux')));
+      const r = spawnSync('systemd-analyze', ['security', '--offline=true', '--no-pager', unit], { encoding: 'utf8' });
+      const m = /Overall exposure level for auditmux\.service: ([0-9.]+)/.exec(r.stdout + r.stderr);
+      assert.ok(m, r.stdout + r.stderr);
+      assert.ok(Number(m[1]) <= 3.2, `exposure ${m[1]}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+
+/** `security --offline` needs systemd 250 or later; systemd need not be PID 1. */
+function analyzeSkip(): string | undefined {
+  const v = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
+  if (v.status !== 0) return 'no systemd-analyze';
+  const n = Number(/systemd (\d+)/.exec(v.stdout)?.[1] ?? 0);
+  return n >= 250 ? undefined : `systemd ${n} has no security --offline`;
+}
