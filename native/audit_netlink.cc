@@ -8,12 +8,15 @@
 #include <linux/netlink.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <errno.h>
 #include <string.h>
 #include <stdint.h>
 
+#include <string>
 #include <vector>
 
 // The addon runs as root in the audit daemon: refuse to build it without the hardening binding.gyp asks for.
@@ -506,9 +509,45 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// notifySocket(path, message): one datagram to systemd's NOTIFY_SOCKET (sd_notify(3)); Node has no AF_UNIX datagram
+// sockets. A leading '@' names an abstract socket. The socket lives only for this call.
+Napi::Value NotifySocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "notifySocket(path, message): both must be strings").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string msg = info[1].As<Napi::String>().Utf8Value();
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  if (path.size() < 2 || path.size() > sizeof(sa.sun_path) - 1 || (path[0] != '/' && path[0] != '@')) {
+    Napi::RangeError::New(env, "notifySocket: path must be absolute or @abstract and fit sun_path").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  memcpy(sa.sun_path, path.data(), path.size());
+  if (path[0] == '@') sa.sun_path[0] = '\0';
+  socklen_t len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size());
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    ErrnoError(env, errno, "socket").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  ssize_t n = sendto(fd, msg.data(), msg.size(), MSG_NOSIGNAL, reinterpret_cast<struct sockaddr*>(&sa), len);
+  int err = errno;
+  close(fd);
+  if (n < 0) {
+    ErrnoError(env, err, "sendto").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AuditNetlink::Init(env, exports);
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
+  exports.Set("notifySocket", Napi::Function::New(env, NotifySocket));
   exports.Set("contidToU32Pair", Napi::Function::New(env, ContidToU32Pair));
   exports.Set("u32PairToContid", Napi::Function::New(env, U32PairToContid));
   exports.Set("contidToBytes", Napi::Function::New(env, ContidToBytes));

@@ -2,6 +2,7 @@
 import { AuditmuxError, ExitCode } from '../errors';
 import { createDiagnostics } from './diagnostics';
 import { HostDaemon } from './host';
+import { sdNotify } from './sd-notify';
 import type { AuditSocket } from '../kernel/socket';
 
 export interface RunDaemonOptions {
@@ -27,9 +28,14 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
     return ExitCode.FAILURE;
   }
 
+  // Type=notify: the unit is started once the kernel names us, rules are in and the control socket answers, not
+  // after a guessed delay; units ordered after auditmux (an orchestrator tagging containers) can rely on that.
+  sdNotify(`READY=1\nMAINPID=${process.pid}\nSTATUS=auditing`, process.env, (e) => diag.warn({ err: e.message }, 'sd_notify failed'));
+
   return new Promise<number>((resolve) => {
     let internalErrors = 0;
     const stop = (reason: string, code: number): void => {
+      sdNotify('STOPPING=1');
       daemon.stop(reason).then(
         () => resolve(code),
         (e: unknown) => {

@@ -25,6 +25,8 @@ interface NativeModule {
   contidToBytes(id: bigint): Buffer;
   bytesToContid(buf: Buffer, offset?: number): bigint;
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
+  /** One datagram to an AF_UNIX socket path ('@' = abstract): systemd's sd_notify protocol. */
+  notifySocket(path: string, message: string): void;
 }
 
 let cached: NativeModule | undefined;

@@ -25,6 +25,11 @@ describe('systemd unit', () => {
     assert.equal(directive('MemoryDenyWriteExecute').length, 0, 'V8 needs W+X pages');
   });
 
+  it('learns readiness from the daemon itself (sd_notify), not from a delay', () => {
+    assert.deepEqual(directive('Type'), ['notify']);
+    assert.deepEqual(directive('NotifyAccess'), ['main']);
+  });
+
   it('passes systemd-analyze verify', { skip: spawnSync('systemd-analyze', ['--version']).status === 0 ? undefined : 'no systemd-analyze' }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'amunit-'));
     try {
