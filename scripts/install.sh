@@ -39,6 +39,9 @@ if [ ! -d "$root/etc/auditmux/rules.d" ]; then
   install -m 0640 config/rules.d/*.rules "$root/etc/auditmux/rules.d/"
 fi
 install -m 0644 systemd/auditmux.service "$root/etc/systemd/system/auditmux.service"
+# podman and CRI-O read OCI hooks from here (oci-hooks(5)): every container is registered before its user code runs.
+install -d -m 0755 "$root/usr/share/containers/oci/hooks.d"
+install -m 0644 config/oci-hooks.d/auditmux.json "$root/usr/share/containers/oci/hooks.d/auditmux.json"
 install -d -m 0700 "$root/var/log/auditmux"
 
 [ "$start" = 1 ] && [ -z "$root" ] || { echo "auditmux installed${root:+ under $root}"; exit 0; }

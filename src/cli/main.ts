@@ -7,6 +7,7 @@ import { runDaemon } from '../daemon/run';
 import { rulesDelete, rulesList, rulesLoad } from './rules';
 import { runReport, runSearch } from '../search';
 import { formatCounters, readKernelStatus } from './status';
+import { formatContainers, runOciHook } from './oci-hook';
 import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 
@@ -181,6 +182,36 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
       const r = await ctl(o.config, 'contid-get', pid ? { pid: positiveInt('pid')(pid) } : {});
       if (Array.isArray(r)) io.out(r.map((e: { pid: number; contid: string; source: string }) => `${e.pid} ${e.contid} ${e.source}`).join('\n') || 'no tracked processes');
       else io.out(`pid ${(r as { pid: number }).pid} contid ${(r as { contid: string }).contid}`);
+    });
+
+  program
+    .command('oci-hook')
+    .description('OCI runtime hook: registers (createRuntime/prestart) or retires (poststop) the container on stdin')
+    .option('--fail-closed', 'exit non-zero when the daemon cannot be told (the runtime then refuses the container)')
+    .option('--socket <path>', 'control socket of the host daemon (default: from the config file)')
+    .option('--timeout <ms>', 'give up after this long (reading stdin and asking the daemon)', positiveInt('--timeout'), 3000)
+    .option('-c, --config <file>', 'configuration file (for the control socket path)')
+    .action(async (o: { failClosed?: boolean; socket?: string; timeout: number; config?: string }) => {
+      let socket = o.socket;
+      if (!socket) {
+        try {
+          socket = controlPath(o.config);
+        } catch (e) {
+          if (o.failClosed) throw e;
+          socket = '/run/auditmux/control.sock';
+        }
+      }
+      setCode(await runOciHook({ socket, timeoutMs: o.timeout, failClosed: !!o.failClosed, stdin: process.stdin, err: io.err, out: io.err }));
+    });
+
+  program
+    .command('containers')
+    .description('containers the host daemon knows: contid, runtime, ID, name, image, Kubernetes fields, events')
+    .option('--json', 'JSON output')
+    .option('-c, --config <file>', 'configuration file (for the control socket path)')
+    .action(async (o: { json?: boolean; config?: string }) => {
+      const rows = (await ctl(o.config, 'containers')) as Array<Record<string, unknown>>;
+      io.out(o.json ? JSON.stringify(rows) : formatContainers(rows));
     });
 
   program
