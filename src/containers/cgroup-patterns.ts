@@ -83,8 +83,9 @@ function podUidOf(component: string): string | undefined {
  */
 export function classifyCgroupPath(path: string): CgroupMatch | null {
   if (!path.startsWith('/') || path.length > PATH_MAX) return null;
-  const parts = path.split('/').filter((s) => s !== '');
-  if (parts.length === 0 || parts.length > 256) return null;
+  // The kernel writes canonical paths: an empty, `.` or `..` component means the text is not a real cgroup path.
+  const parts = path.slice(1).split('/');
+  if (parts.length > 256 || parts.some((s) => s === '' || s === '.' || s === '..')) return null;
   const base = (i: number): string => '/' + parts.slice(0, i + 1).join('/');
   const top = parts[0]!;
 
