@@ -121,7 +121,8 @@ export class ContainerDiscovery {
     if (!this.registry.get(contid)) {
       const meta: ContainerMeta = {};
       if (m.podUid) meta.podUid = m.podUid;
-      const name = this.runtimeName(pid, m.id);
+      // runc, nspawn and LXC IDs are the names their users chose; podman's name is its monitor's.
+      const name = m.runtime === 'runc' || m.runtime === 'nspawn' || m.runtime === 'lxc' ? m.id : this.runtimeName(pid, m.id);
       if (name) meta.name = name;
       const st = this.proc.stat(pid);
       try {

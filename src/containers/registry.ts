@@ -8,7 +8,7 @@ export interface ContainerInfo {
   runtime: string;
   id: string;
   meta: ContainerMeta;
-  /** How auditmux first learnt of it: the OCI hook before user code ran, or its cgroup afterwards. */
+  /** `hook` once the OCI hook registered it (before user code ran), else `cgroup` (found by its cgroup). */
   source: ContainerSource;
   /** Host pid of its init when known (the hook's state, or the first process the scan found). */
   pid: number | null;
@@ -81,6 +81,8 @@ export class ContainerRegistry {
     const cur = this.live.get(r.contid);
     if (cur) {
       cur.lastSeen = t;
+      // The hook can lose the race with the first event read from the container's cgroup: it still registered it.
+      if (r.source === 'hook') cur.source = 'hook';
       if (r.source === 'hook' && r.pid) {
         cur.pid = r.pid;
         cur.pidStart = r.pidStart ?? null;

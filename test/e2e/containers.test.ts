@@ -1,0 +1,188 @@
+// Real runc and podman on the real kernel: hooked and hookless containers, exec joins, names, births, daemon down.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { kernelSkipReason, withKernel } from '../helpers/kernel';
+import { cliPath, readText, repoRoot, startDaemon, stopDaemon, tempDir, type RunningDaemon } from '../helpers/daemon';
+import { containerContid } from '../../src/containers/contid';
+
+const BUSYBOX = '/bin/busybox';
+const K = 40;
+
+function skipReason(): string | undefined {
+  const k = kernelSkipReason();
+  if (k) return k;
+  for (const t of ['/usr/bin/podman', '/usr/sbin/runc', BUSYBOX]) if (!existsSync(t) && !existsSync(t.replace('/usr/sbin/', '/usr/bin/'))) return `${t} missing (CI installs podman, runc, busybox-static)`;
+  return undefined;
+}
+
+function run(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean; timeout?: number } = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: opts.timeout ?? 60000, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+  if (!opts.allowFail && r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+function cli(conf: string, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return run(process.execPath, [cliPath, ...args, '--config', conf], { allowFail: true, timeout: 30000 });
+}
+
+/** A storm of K execs of /bin/echo with a marker argument, then a done file; no other exec carries the marker. */
+function storm(marker: string): string {
+  return `i=0; while [ $i -lt ${K} ]; do /bin/echo ${marker} >/dev/null; i=$((i+1)); done; : > /go/done-${marker}`;
+}
+
+/** Serials of events whose EXECVE record carries the marker, and how many such lines there are. */
+function marked(log: string, marker: string): { unique: number; lines: number } {
+  const serials = new Set<string>();
+  let lines = 0;
+  for (const l of log.split('\n')) {
+    if (!l.startsWith('type=EXECVE ') || !l.includes(`a1="${marker}"`)) continue;
+    lines++;
+    const m = /msg=audit\(\d+\.\d+:(\d+)\)/.exec(l);
+    if (m) serials.add(m[1]!);
+  }
+  return { unique: serials.size, lines };
+}
+
+async function until(what: string, fn: () => boolean, ms = 20000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('containers on real runc and podman (real kernel)', { skip: skipReason() }, () => {
+  it('two hooked podman containers, a hookless runc one, exec joins: every storm in its own daemon only; names; births; daemon down', () => withKernel(async () => {
+    const dir = tempDir('amctr-');
+    const go = join(dir, 'go');
+    const sock = join(dir, 'control.sock');
+    const pod = ['--root', join(dir, 'pod-root'), '--runroot', join(dir, 'pod-run'), '--tmpdir', join(dir, 'pod-tmp'), '--hooks-dir', join(dir, 'hooks.d'),
+      '--cgroup-manager', 'cgroupfs', '--events-backend', 'none'];
+    const podman = (...a: string[]): { status: number | null; stdout: string; stderr: string } => run('podman', [...pod, ...a], { timeout: 120000 });
+    const runcId = `amrunc-${process.pid}`;
+    const runArgs = ['--runtime', 'runc', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', '-v', `${go}:/go`];
+    let daemon: RunningDaemon | null = null;
+    try {
+      // The image: busybox-static and its applet links, imported from a tar (no registry).
+      const rootfs = join(dir, 'rootfs');
+      for (const d of ['bin', 'go', 'tmp', 'proc', 'dev', 'sys']) mkdirSync(join(rootfs, d), { recursive: true });
+      copyFileSync(BUSYBOX, join(rootfs, 'bin', 'busybox'));
+      chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
+      for (const a of ['sh', 'echo', 'sleep', 'cat', 'true']) symlinkSync('busybox', join(rootfs, 'bin', a));
+      execFileSync('tar', ['-C', rootfs, '-cf', join(dir, 'rootfs.tar'), '.']);
+      mkdirSync(go, { mode: 0o777 });
+      for (const f of ['c1', 'c2', 'r1']) execFileSync('mkfifo', [join(go, `fifo-${f}`)]);
+      // The shipped hooks.d file, pointed at this checkout's CLI and the test daemon's socket.
+      mkdirSync(join(dir, 'hooks.d'));
+      const hook = JSON.parse(readFileSync(join(repoRoot, 'config', 'oci-hooks.d', 'auditmux.json'), 'utf8')) as { hook: { path: string; args: string[]; env: string[] } };
+      hook.hook.path = cliPath;
+      hook.hook.args.push('--socket', sock, '--timeout', '5000');
+      hook.hook.env = [`PATH=${dirname(process.execPath)}:/usr/sbin:/usr/bin:/sbin:/bin`];
+      writeFileSync(join(dir, 'hooks.d', 'auditmux.json'), JSON.stringify(hook));
+      podman('import', join(dir, 'rootfs.tar'), 'localhost/amtest:1');
+
+      writeFileSync(join(dir, 'host.rules'), '-a always,exit -F arch=b64 -S execve -k storm\n');
+      const conf = join(dir, 'auditmux.yaml');
+      writeFileSync(conf, [
+        'host:',
+        '  kernel: { enabled: 1, backlog_limit: 8192, backlog_wait_time: 60000 }',
+        `  rules: ${join(dir, 'host.rules')}`,
+        `  log: { file: ${join(dir, 'log', 'audit.log')}, format: RAW, max_log_file: 100 }`,
+        '  keep: unrouted',
+        `  control_socket: ${sock}`,
+      ].join('\n') + '\n');
+      daemon = await startDaemon(conf);
+
+      // Two podman containers (the hook registers them at createRuntime) and a runc one without any hook.
+      const c1 = podman('run', '-d', '--name', 'amc1', ...runArgs, 'localhost/amtest:1', 'sh', '-c', `read x < /go/fifo-c1; ${storm('STORM-c1')}; exec sleep 600`).stdout.trim();
+      const c2 = podman('run', '-d', '--name', 'amc2', ...runArgs, 'localhost/amtest:1', 'sh', '-c', `read x < /go/fifo-c2; ${storm('STORM-c2')}; exec sleep 600`).stdout.trim();
+      const bundle = join(dir, 'runc-bundle');
+      mkdirSync(bundle);
+      execFileSync('tar', ['-C', bundle, '--one-top-level=rootfs', '-xf', join(dir, 'rootfs.tar')]);
+      execFileSync('runc', ['spec', '--bundle', bundle]);
+      const cfg = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { process: { terminal: boolean; args: string[] }; mounts: unknown[]; root: { readonly: boolean } };
+      cfg.process.terminal = false;
+      cfg.process.args = ['sh', '-c', `read x < /go/fifo-r1; ${storm('STORM-r1')}; exec sleep 600`];
+      cfg.mounts.push({ destination: '/go', type: 'bind', source: go, options: ['rbind', 'rw'] });
+      writeFileSync(join(bundle, 'config.json'), JSON.stringify(cfg));
+      run('runc', ['run', '--detach', '--bundle', bundle, runcId], { timeout: 30000 });
+
+      const ids = { c1: containerContid(c1), c2: containerContid(c2), r1: containerContid(runcId) };
+      for (const [n, id] of Object.entries(ids)) {
+        const r = cli(conf, 'aux', 'add', n, '--contid', id.toString(), '--log', join(dir, 'log', `${n}.log`), '--queue', '100000');
+        assert.equal(r.status, 0, r.stderr);
+      }
+      type Row = { contid: string; runtime: string; id: string; name: string | null; source: string; state: string };
+      const rows = (): Row[] => JSON.parse(cli(conf, 'containers', '--json').stdout || '[]') as Row[];
+      await until('the runc container to be found by its cgroup', () => rows().some((r) => r.id === runcId));
+      const listed = rows();
+      const row = (id: string): Row => listed.find((r) => r.id === id)!;
+      assert.deepEqual([row(c1).name, row(c1).runtime, row(c1).source, row(c1).contid], ['amc1', 'podman', 'hook', ids.c1.toString()]);
+      assert.deepEqual([row(c2).name, row(c2).runtime, row(c2).source], ['amc2', 'podman', 'hook']);
+      assert.deepEqual([row(runcId).name, row(runcId).runtime, row(runcId).source, row(runcId).contid], [runcId, 'runc', 'cgroup', ids.r1.toString()]);
+      const table = cli(conf, 'containers').stdout;
+      assert.match(table, /amc1/);
+      assert.match(table, new RegExp(runcId));
+
+      // The storms: each container's own, a podman exec into the first, a runc exec into the runc one.
+      for (const f of ['c1', 'c2', 'r1']) writeFileSync(join(go, `fifo-${f}`), 'go\n');
+      podman('exec', 'amc1', 'sh', '-c', storm('STORM-c1x'));
+      run('runc', ['exec', runcId, 'sh', '-c', storm('STORM-r1x')]);
+      await until('every storm to finish', () => ['STORM-c1', 'STORM-c2', 'STORM-r1', 'STORM-c1x', 'STORM-r1x'].every((m) => existsSync(join(go, `done-${m}`))));
+      const want: Record<string, string[]> = { c1: ['STORM-c1', 'STORM-c1x'], c2: ['STORM-c2'], r1: ['STORM-r1', 'STORM-r1x'] };
+      await until('the daemons to write every storm', () => Object.entries(want).every(([n, ms]) => ms.every((m) => marked(readText(join(dir, 'log', `${n}.log`)), m).unique >= K)));
+
+      // Stopping: poststop retires the podman ones; the runc one is retired when the scan finds it gone.
+      podman('rm', '-f', '-t', '0', 'amc2');
+      run('runc', ['delete', '--force', runcId]);
+      await until('retirements', () => rows().filter((r) => r.state === 'retired').length === 2, 10000);
+      assert.equal(await stopDaemon(daemon), 0, daemon.stderr());
+      daemon = null;
+      const logs = Object.fromEntries(['c1', 'c2', 'r1', 'audit'].map((n) => [n, readText(join(dir, 'log', `${n}.log`))]));
+      for (const [n, ms] of Object.entries(want)) {
+        for (const m of ms) {
+          assert.deepEqual(marked(logs[n]!, m), { unique: K, lines: K }, `${n}: every ${m} event, none twice`);
+          for (const other of Object.keys(logs)) if (other !== n) assert.equal(marked(logs[other]!, m).lines, 0, `${m} never in ${other}`);
+        }
+        assert.match(logs[n]!, new RegExp(`^type=CONTAINER_ID msg=audit\\([^)]*\\): record=1 contid=${ids[n as keyof typeof ids]}$`, 'm'));
+      }
+      const host = logs.audit!;
+      assert.match(host, new RegExp(`type=CONTAINER_OP msg=audit\\([^)]*\\): op=container-birth contid=${ids.c1} runtime=podman container="${c1}" name="amc1" .*res=1`));
+      assert.match(host, new RegExp(`op=container-birth contid=${ids.r1} runtime=runc container="${runcId}" name="${runcId}" .*source=cgroup`));
+      const retired2 = new RegExp(`op=container-retire contid=${ids.c2} runtime=podman .*reason=poststop routed=(\\d+) dropped=0 res=1`).exec(host);
+      assert.ok(retired2 && Number(retired2[1]) >= K, 'c2 retired at poststop with its routed events counted');
+      assert.match(host, new RegExp(`op=container-retire contid=${ids.r1} runtime=runc .*reason=gone`));
+      const aus = run('ausearch', ['-if', join(dir, 'log', 'audit.log'), '--raw'], { allowFail: true }).stdout;
+      assert.equal((aus.match(/op=container-birth/g) ?? []).length, 3, 'ausearch reads the birth records');
+      assert.equal((aus.match(/op=container-retire/g) ?? []).length, 2, 'and the retirements');
+
+      // The daemon is down while a container starts: the hook fails open, the container runs; once back, the daemon
+      // finds it by its cgroup and routes its events.
+      const c3r = run('podman', [...pod, 'run', '-d', '--name', 'amc3', ...runArgs, 'localhost/amtest:1', 'sleep', '600'], { allowFail: true, timeout: 120000 });
+      assert.equal(c3r.status, 0, `the container starts without the daemon: ${c3r.stderr}`);
+      const c3 = c3r.stdout.trim();
+      assert.equal(podman('inspect', '-f', '{{.State.Running}}', 'amc3').stdout.trim(), 'true');
+      daemon = await startDaemon(conf);
+      const r3 = cli(conf, 'aux', 'add', 'c3', '--contid', containerContid(c3).toString(), '--log', join(dir, 'log', 'c3.log'));
+      assert.equal(r3.status, 0, r3.stderr);
+      const row3 = rows().find((r) => r.id === c3);
+      assert.deepEqual([row3?.name, row3?.source, row3?.state], ['amc3', 'cgroup', 'live']);
+      podman('exec', 'amc3', 'sh', '-c', storm('STORM-c3'));
+      await until('c3 storm written', () => marked(readText(join(dir, 'log', 'c3.log')), 'STORM-c3').unique >= K);
+      assert.equal(await stopDaemon(daemon), 0, daemon.stderr());
+      daemon = null;
+      assert.deepEqual(marked(readText(join(dir, 'log', 'c3.log')), 'STORM-c3'), { unique: K, lines: K });
+      assert.equal(marked(readText(join(dir, 'log', 'audit.log')), 'STORM-c3').lines, 0);
+    } finally {
+      if (daemon) await stopDaemon(daemon);
+      // Every container goes, whatever happened above: podman's private storage, then runc's state.
+      spawnSync('podman', [...pod, 'rm', '-f', '-a', '-t', '0'], { timeout: 120000 });
+      spawnSync('podman', [...pod, 'system', 'reset', '-f'], { timeout: 120000 });
+      spawnSync('runc', ['delete', '--force', runcId], { timeout: 30000 });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }));
+});
