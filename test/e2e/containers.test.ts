@@ -82,6 +82,8 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       hook.hook.args.push('--socket', sock, '--timeout', '5000');
       hook.hook.env = [`PATH=${dirname(process.execPath)}:/usr/sbin:/usr/bin:/sbin:/bin`];
       writeFileSync(join(dir, 'hooks.d', 'auditmux.json'), JSON.stringify(hook));
+      mkdirSync(join(dir, 'hooks-closed.d'));
+      writeFileSync(join(dir, 'hooks-closed.d', 'auditmux.json'), JSON.stringify({ ...hook, hook: { ...hook.hook, args: [...hook.hook.args, '--fail-closed'] } }));
       podman('import', join(dir, 'rootfs.tar'), 'localhost/amtest:1');
 
       writeFileSync(join(dir, 'host.rules'), '-a always,exit -F arch=b64 -S execve -k storm\n');
@@ -127,6 +129,19 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       assert.match(table, /amc1/);
       assert.match(table, new RegExp(runcId));
 
+      // A process that joined the runc container may be given its contid (it already has it, by its cgroup); not
+      // another container's.
+      run('runc', ['exec', '--detach', runcId, 'sleep', '300']);
+      const joined = (JSON.parse(run('runc', ['ps', '--format', 'json', runcId]).stdout) as number[])
+        .find((p) => readText(`/proc/${p}/cmdline`) === 'sleep\0' + '300\0')!;
+      assert.ok(joined, 'the exec\'d sleep');
+      const j = cli(conf, 'contid', 'set', String(joined), ids.r1.toString());
+      assert.equal(j.status, 0, j.stderr);
+      assert.equal(j.stdout.trim(), `pid ${joined} contid ${ids.r1} (was ${ids.r1})`);
+      const other = cli(conf, 'contid', 'set', String(joined), ids.c1.toString());
+      assert.notEqual(other.status, 0);
+      assert.match(other.stderr, new RegExp(`already has contid ${ids.r1}`));
+
       // The storms: each container's own, a podman exec into the first, a runc exec into the runc one.
       for (const f of ['c1', 'c2', 'r1']) writeFileSync(join(go, `fifo-${f}`), 'go\n');
       podman('exec', 'amc1', 'sh', '-c', storm('STORM-c1x'));
@@ -161,6 +176,10 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
 
       // The daemon is down while a container starts: the hook fails open, the container runs; once back, the daemon
       // finds it by its cgroup and routes its events.
+      const closed = run('podman', [...pod.map((a) => (a === join(dir, 'hooks.d') ? join(dir, 'hooks-closed.d') : a)), 'run', '-d', '--name', 'amc4', ...runArgs, 'localhost/amtest:1', 'sleep', '600'],
+        { allowFail: true, timeout: 120000 });
+      assert.notEqual(closed.status, 0, '--fail-closed: the runtime refuses the container while the daemon is down');
+      assert.notEqual(podman('ps', '--filter', 'name=amc4', '--format', '{{.State}}').stdout.trim(), 'running');
       const c3r = run('podman', [...pod, 'run', '-d', '--name', 'amc3', ...runArgs, 'localhost/amtest:1', 'sleep', '600'], { allowFail: true, timeout: 120000 });
       assert.equal(c3r.status, 0, `the container starts without the daemon: ${c3r.stderr}`);
       const c3 = c3r.stdout.trim();
