@@ -199,6 +199,8 @@ export class ContainerDiscovery {
       this.seen.delete(pid);
       if (s.contid !== null) this.members.get(s.contid)?.delete(pid);
     }
+    // Pid sets of containers retired elsewhere (poststop) go once empty, so the map holds only what is alive.
+    for (const [c, set] of this.members) if (set.size === 0 && !this.registry.get(c)) this.members.delete(c);
     const retired: bigint[] = [];
     for (const c of [...this.registry.liveContainers()]) {
       const set = this.members.get(c.contid);

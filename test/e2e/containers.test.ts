@@ -19,7 +19,7 @@ function skipReason(): string | undefined {
 }
 
 function run(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean; timeout?: number } = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: opts.timeout ?? 60000, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 28, timeout: opts.timeout ?? 60000, ...(opts.input !== undefined ? { input: opts.input } : {}) });
   if (!opts.allowFail && r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
@@ -71,7 +71,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       for (const d of ['bin', 'go', 'tmp', 'proc', 'dev', 'sys']) mkdirSync(join(rootfs, d), { recursive: true });
       copyFileSync(BUSYBOX, join(rootfs, 'bin', 'busybox'));
       chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
-      for (const a of ['sh', 'echo', 'sleep', 'cat', 'true']) symlinkSync('busybox', join(rootfs, 'bin', a));
+      for (const a of ['sh', 'echo', 'sleep', 'cat', 'true', 'setsid']) symlinkSync('busybox', join(rootfs, 'bin', a));
       execFileSync('tar', ['-C', rootfs, '-cf', join(dir, 'rootfs.tar'), '.']);
       mkdirSync(go, { mode: 0o777 });
       for (const f of ['c1', 'c2', 'r1']) execFileSync('mkfifo', [join(go, `fifo-${f}`)]);
@@ -145,9 +145,11 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       // The storms: each container's own, a podman exec into the first, a runc exec into the runc one.
       for (const f of ['c1', 'c2', 'r1']) writeFileSync(join(go, `fifo-${f}`), 'go\n');
       podman('exec', 'amc1', 'sh', '-c', storm('STORM-c1x'));
+      // A new session and a double fork (the storm's shell is orphaned and reparented) change nothing.
+      podman('exec', 'amc1', 'sh', '-c', `(setsid sh -c '${storm('STORM-c1d')}' &)`);
       run('runc', ['exec', runcId, 'sh', '-c', storm('STORM-r1x')]);
-      await until('every storm to finish', () => ['STORM-c1', 'STORM-c2', 'STORM-r1', 'STORM-c1x', 'STORM-r1x'].every((m) => existsSync(join(go, `done-${m}`))));
-      const want: Record<string, string[]> = { c1: ['STORM-c1', 'STORM-c1x'], c2: ['STORM-c2'], r1: ['STORM-r1', 'STORM-r1x'] };
+      await until('every storm to finish', () => ['STORM-c1', 'STORM-c2', 'STORM-r1', 'STORM-c1x', 'STORM-c1d', 'STORM-r1x'].every((m) => existsSync(join(go, `done-${m}`))));
+      const want: Record<string, string[]> = { c1: ['STORM-c1', 'STORM-c1x', 'STORM-c1d'], c2: ['STORM-c2'], r1: ['STORM-r1', 'STORM-r1x'] };
       await until('the daemons to write every storm', () => Object.entries(want).every(([n, ms]) => ms.every((m) => marked(readText(join(dir, 'log', `${n}.log`)), m).unique >= K)));
 
       // Stopping: poststop retires the podman ones; the runc one is retired when the scan finds it gone.
