@@ -94,6 +94,10 @@ export class ContainerDiscovery {
   private readonly seen = new Map<number, Seen>();
   /** Pids per container as of the last scan. */
   private readonly members = new Map<bigint, Set<number>>();
+  /** When a hooked container was first seen without processes: its poststop hook gets a grace period to retire it. */
+  private readonly emptySince = new Map<bigint, number>();
+  /** How long a container registered by the hook may be empty before the scan retires it itself. */
+  graceMs = 10000;
   readonly counters: DiscoveryCounters = { scans: 0, classified: 0, retiredGone: 0 };
 
   constructor(readonly registry: ContainerRegistry, readonly proc: ContainerProc) {}
@@ -202,15 +206,26 @@ export class ContainerDiscovery {
     // Pid sets of containers retired elsewhere (poststop) go once empty, so the map holds only what is alive.
     for (const [c, set] of this.members) if (set.size === 0 && !this.registry.get(c)) this.members.delete(c);
     const retired: bigint[] = [];
+    const t = Date.now();
+    for (const id of this.emptySince.keys()) if (!this.registry.get(id)) this.emptySince.delete(id);
     for (const c of [...this.registry.liveContainers()]) {
       const set = this.members.get(c.contid);
-      if (set && set.size > 0) continue;
+      if (set && set.size > 0) {
+        this.emptySince.delete(c.contid);
+        continue;
+      }
       // Gone: the scan saw its processes before and sees none now, or its registered init no longer exists.
       const initGone = c.pid !== null && (() => {
         const st = this.proc.stat(c.pid!);
         return !st || (c.pidStart !== null && st.starttime !== c.pidStart);
       })();
       if ((set && set.size === 0) || initGone) {
+        if (c.source === 'hook') {
+          const since = this.emptySince.get(c.contid) ?? t;
+          this.emptySince.set(c.contid, since);
+          if (t - since < this.graceMs) continue;
+          this.emptySince.delete(c.contid);
+        }
         this.members.delete(c.contid);
         if (this.registry.retire(c.contid, 'gone')) {
           this.counters.retiredGone++;

@@ -24,6 +24,12 @@ function run(cmd: string, args: string[], opts: { input?: string; allowFail?: bo
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
+/** runc commands that leave a process running: its stdio must not be our pipes, or spawnSync waits for it to exit. */
+function detached(args: string[]): void {
+  const r = spawnSync('runc', args, { stdio: 'ignore', timeout: 30000 });
+  if (r.status !== 0) throw new Error(`runc ${args.join(' ')} exited ${r.status}`);
+}
+
 function cli(conf: string, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
   return run(process.execPath, [cliPath, ...args, '--config', conf], { allowFail: true, timeout: 30000 });
 }
@@ -71,7 +77,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       for (const d of ['bin', 'go', 'tmp', 'proc', 'dev', 'sys']) mkdirSync(join(rootfs, d), { recursive: true });
       copyFileSync(BUSYBOX, join(rootfs, 'bin', 'busybox'));
       chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
-      for (const a of ['sh', 'echo', 'sleep', 'cat', 'true', 'setsid']) symlinkSync('busybox', join(rootfs, 'bin', a));
+      for (const a of ['sh', 'echo', 'sleep', 'cat', 'true', 'setsid', 'unshare']) symlinkSync('busybox', join(rootfs, 'bin', a));
       execFileSync('tar', ['-C', rootfs, '-cf', join(dir, 'rootfs.tar'), '.']);
       mkdirSync(go, { mode: 0o777 });
       for (const f of ['c1', 'c2', 'r1']) execFileSync('mkfifo', [join(go, `fifo-${f}`)]);
@@ -105,12 +111,15 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       mkdirSync(bundle);
       execFileSync('tar', ['-C', bundle, '--one-top-level=rootfs', '-xf', join(dir, 'rootfs.tar')]);
       execFileSync('runc', ['spec', '--bundle', bundle]);
-      const cfg = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { process: { terminal: boolean; args: string[] }; mounts: unknown[]; root: { readonly: boolean } };
+      const cfg = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { process: { terminal: boolean; args: string[]; capabilities: Record<string, string[]> }; mounts: unknown[]; linux: { namespaces: Array<{ type: string }> } };
       cfg.process.terminal = false;
+      // Its own cgroup namespace (its processes see "/" as their cgroup), and CAP_SYS_ADMIN to make pid namespaces.
+      cfg.linux.namespaces.push({ type: 'cgroup' });
+      for (const set of Object.values(cfg.process.capabilities)) set.push('CAP_SYS_ADMIN');
       cfg.process.args = ['sh', '-c', `read x < /go/fifo-r1; ${storm('STORM-r1')}; exec sleep 600`];
       cfg.mounts.push({ destination: '/go', type: 'bind', source: go, options: ['rbind', 'rw'] });
       writeFileSync(join(bundle, 'config.json'), JSON.stringify(cfg));
-      run('runc', ['run', '--detach', '--bundle', bundle, runcId], { timeout: 30000 });
+      detached(['run', '--detach', '--bundle', bundle, runcId]);
 
       const ids = { c1: containerContid(c1), c2: containerContid(c2), r1: containerContid(runcId) };
       for (const [n, id] of Object.entries(ids)) {
@@ -131,7 +140,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
 
       // A process that joined the runc container may be given its contid (it already has it, by its cgroup); not
       // another container's.
-      run('runc', ['exec', '--detach', runcId, 'sleep', '300']);
+      detached(['exec', '--detach', runcId, 'sleep', '300']);
       const joined = (JSON.parse(run('runc', ['ps', '--format', 'json', runcId]).stdout) as number[])
         .find((p) => readText(`/proc/${p}/cmdline`) === 'sleep\0' + '300\0')!;
       assert.ok(joined, 'the exec\'d sleep');
@@ -148,8 +157,13 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       // A new session and a double fork (the storm's shell is orphaned and reparented) change nothing.
       podman('exec', 'amc1', 'sh', '-c', `(setsid sh -c '${storm('STORM-c1d')}' &)`);
       run('runc', ['exec', runcId, 'sh', '-c', storm('STORM-r1x')]);
-      await until('every storm to finish', () => ['STORM-c1', 'STORM-c2', 'STORM-r1', 'STORM-c1x', 'STORM-c1d', 'STORM-r1x'].every((m) => existsSync(join(go, `done-${m}`))));
-      const want: Record<string, string[]> = { c1: ['STORM-c1', 'STORM-c1x', 'STORM-c1d'], c2: ['STORM-c2'], r1: ['STORM-r1', 'STORM-r1x'] };
+      // A new pid and mount namespace inside; the container's cgroup namespace shows "/" as its cgroup, but the daemon
+      // reads /proc/PID/cgroup in the host's namespace.
+      const u = run('runc', ['exec', runcId, 'unshare', '-p', '-m', '-f', 'sh', '-c', `cat /proc/self/cgroup > /go/unshared-cgroup; ${storm('STORM-r1u')}`], { allowFail: true });
+      assert.equal(u.status, 0, u.stderr);
+      assert.match(readFileSync(join(go, 'unshared-cgroup'), 'utf8'), /^0::\/$/m, 'inside, the cgroup namespace hides the real path');
+      await until('every storm to finish', () => ['STORM-c1', 'STORM-c2', 'STORM-r1', 'STORM-c1x', 'STORM-c1d', 'STORM-r1x', 'STORM-r1u'].every((m) => existsSync(join(go, `done-${m}`))));
+      const want: Record<string, string[]> = { c1: ['STORM-c1', 'STORM-c1x', 'STORM-c1d'], c2: ['STORM-c2'], r1: ['STORM-r1', 'STORM-r1x', 'STORM-r1u'] };
       await until('the daemons to write every storm', () => Object.entries(want).every(([n, ms]) => ms.every((m) => marked(readText(join(dir, 'log', `${n}.log`)), m).unique >= K)));
 
       // Stopping: poststop retires the podman ones; the runc one is retired when the scan finds it gone.

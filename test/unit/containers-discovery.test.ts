@@ -129,12 +129,19 @@ describe('container discovery', () => {
     assert.ok(!c.discovery.sameContainer(111, id));
   });
 
-  it('a container whose processes are all gone is retired by the next scan', () => {
+  it('a container whose processes are all gone is retired by the next scan; a hooked one after a grace period', () => {
     const { sys, c, records } = setup();
     c.discovery.scan();
     sys.procs.delete(51);
     const { retired } = c.discovery.scan();
     assert.deepEqual(retired, [containerContid(H)]);
     assert.match(records.at(-1)!, /op=container-retire .* reason=gone/);
+    sys.add(100, 1, hybrid(`/libpod_parent/libpod-${H2}`), ['runc', 'init']);
+    c.fromHook({ state: { id: H2, status: 'creating', pid: 100, annotations: { 'io.container.manager': 'libpod' } } });
+    c.discovery.scan();
+    sys.procs.delete(100);
+    assert.deepEqual(c.discovery.scan().retired, [], 'its poststop hook may still come');
+    c.discovery.graceMs = 0;
+    assert.deepEqual(c.discovery.scan().retired, [containerContid(H2)]);
   });
 });
