@@ -139,12 +139,15 @@ export class ContainerDiscovery {
     return contid;
   }
 
-  /** The name the runtime's monitor process knows (podman's conmon: `-c <id> -n <name>`), from the host side. */
+  /**
+   * The name the runtime's monitor process knows (podman's conmon: `-c <id> -n <name>`). Only a monitor outside every
+   * container counts: a container's own process can call itself conmon, but cannot leave its cgroup.
+   */
   runtimeName(pid: number, id: string): string | undefined {
     let cur = pid;
     for (let depth = 0; depth < 8 && cur > 1; depth++) {
       const argv = this.proc.cmdline(cur);
-      if (argv && argv.length > 0 && basename(argv[0]!) === 'conmon') return conmonName(argv, id);
+      if (argv && argv.length > 0 && basename(argv[0]!) === 'conmon' && this.classify(cur) === null) return conmonName(argv, id);
       const st = this.proc.stat(cur);
       if (!st) return undefined;
       cur = st.ppid;

@@ -59,6 +59,18 @@ describe('container discovery', () => {
     assert.deepEqual(t.lookup(51, 50), [id]);
   });
 
+  it('a process inside the container calling itself conmon cannot name it', () => {
+    const sys = new FakeSystem();
+    sys.add(1, 0, hybrid('/'));
+    sys.add(51, 1, hybrid(`/libpod_parent/libpod-${H}`), ['/usr/bin/conmon', '-c', H, '-n', 'admin-db'], 'pid:[9]');
+    sys.add(52, 51, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+    const t = new ContidTracker({ proc: sys });
+    const c = new Containers({ tracker: t, proc: sys, record: () => undefined });
+    assert.equal(c.discovery.runtimeName(52, H), undefined);
+    sys.procs.get(51)!.cg = hybrid('/libpod_parent/conmon');
+    assert.equal(c.discovery.runtimeName(52, H), 'admin-db', 'the same argv from the host side is believed');
+  });
+
   it('an exec into the container (child of another conmon) gets its contid; a short-lived child via its live parent', () => {
     const { sys, c, t } = setup();
     c.discovery.scan();
