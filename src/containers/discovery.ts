@@ -63,6 +63,7 @@ export function realContainerProc(runcRoots: readonly string[] = ['/run/runc']):
       }
     },
     runcState(id) {
+      if (id === '.' || id === '..' || id.includes('/')) return false;
       for (const root of runcRoots) {
         try {
           // runc's root is 0700 root-owned; a state.json a non-root user placed elsewhere never counts.

@@ -58,7 +58,7 @@ export function parseOciState(input: Buffer | string): OciState {
   const o = doc as Record<string, unknown>;
   const ociVersion = o.ociVersion === undefined ? '' : str(o.ociVersion, 'ociVersion', 64);
   const id = str(o.id, 'id', 128);
-  if (!OCI_ID_RE.test(id)) throw new OciStateError(`"id" ${JSON.stringify(id.slice(0, 64))} is not an OCI container ID ([A-Za-z0-9_+.-], 1-128)`);
+  if (!OCI_ID_RE.test(id) || id === '.' || id === '..') throw new OciStateError(`"id" ${JSON.stringify(id.slice(0, 64))} is not an OCI container ID ([A-Za-z0-9_+.-], 1-128)`);
   const status = str(o.status, 'status', 16) as OciStatus;
   if (!STATUSES.includes(status)) throw new OciStateError(`"status" ${JSON.stringify(status)} is not one of ${STATUSES.join(', ')}`);
   let pid = 0;

@@ -29,6 +29,7 @@ describe('OCI state', () => {
       ['{"status":"creating"}', /"id" must be a string/],
       ['{"id":"../etc","status":"creating"}', /not an OCI container ID/],
       ['{"id":"a b","status":"creating"}', /not an OCI container ID/],
+      ['{"id":"..","status":"creating"}', /not an OCI container ID/],
       ['{"id":"x","status":"exploded"}', /"status"/],
       ['{"id":"x","status":"creating","pid":-1}', /"pid"/],
       ['{"id":"x","status":"creating","pid":1.5}', /"pid"/],
