@@ -86,6 +86,16 @@ describe('container discovery', () => {
     assert.equal(t.lookup(71, 70), null);
   });
 
+  it('a process seen outside before it joined (runc exec) is asked again at its execve', () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    sys.add(120, 1, hybrid('/libpod_parent/conmon'), ['runc', 'init']);
+    assert.equal(t.lookup(120, 1), null, 'still in the runtime\'s cgroup');
+    sys.procs.get(120)!.cg = hybrid(`/libpod_parent/libpod-${H}`);
+    assert.equal(t.lookup(120, 1), null, 'the negative answer is cached');
+    assert.deepEqual(t.lookup(120, 1, { recheck: true }), [containerContid(H)]);
+  });
+
   it('setsid, double fork and a forged cgroup name inside the container keep the container\'s contid', () => {
     const { sys, c, t } = setup();
     c.discovery.scan();
