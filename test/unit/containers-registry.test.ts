@@ -28,6 +28,16 @@ describe('container registry', () => {
     assert.equal(row!.firstSeen, new Date(1_700_000_000_000).toISOString());
   });
 
+  it('a hostile name, image or namespace cannot add a field or a line to the birth record', () => {
+    const bodies: string[] = [];
+    const r = new ContainerRegistry({ onBirth: (c) => bodies.push(containerRecordBody('birth', c)) });
+    const evil = 'x res=0\ntype=DAEMON_END msg=audit(1.1:1): op=terminate';
+    r.register({ runtime: 'cri-o', id: 'b'.repeat(64), contid: 9n, source: 'hook', meta: { name: evil, image: 'img "q"', podNamespace: 'ns' } });
+    const hex = (v: string): string => Buffer.from(v).toString('hex').toUpperCase();
+    assert.equal(bodies[0], `op=container-birth contid=9 runtime=cri-o container="${'b'.repeat(64)}" name=${hex(evil)} image=${hex('img "q"')} pod=? namespace="ns" source=hook opid=-1 res=1`);
+    assert.doesNotMatch(bodies[0]!, /\n/);
+  });
+
   it('refuses live containers past its bound and keeps only the newest retired ones', () => {
     const r = new ContainerRegistry({ maxLive: 3, maxRetired: 2 });
     for (let i = 1; i <= 3; i++) r.register({ runtime: 'runc', id: `c${i}`, contid: BigInt(i), source: 'cgroup' });
