@@ -117,7 +117,8 @@ export class Containers {
       if (!(e instanceof RegistryFullError)) throw e;
     }
     if (state.pid > 0 && st) this.tracker.adopt(state.pid, contid, st.starttime);
-    return { contid: contid.toString(), id: state.id, name: meta.name ?? null, new: isNew };
+    // cgroupKnown: the container's processes are recognised by their cgroup, so no fork tracking is needed for them.
+    return { contid: contid.toString(), id: state.id, name: meta.name ?? null, new: isNew, cgroupKnown: match !== null };
   }
 
   list(): Array<Record<string, unknown>> {

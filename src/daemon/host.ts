@@ -730,8 +730,8 @@ export class HostDaemon {
       }
       case 'container-hook': {
         const r = this.containers.fromHook({ state: args.state, bundleAnnotations: args.bundleAnnotations });
-        // A registered init is followed through its forks even when no pattern knows its cgroup.
-        if (r.new !== undefined && !this.contidKernel) void this.setTracking(true).catch((e: Error) => this.diag.error({ err: e.message }, 'could not load the contid tracking rules'));
+        // An init whose cgroup no pattern knows is followed through its forks (the kernel's fork/exit tracking rule).
+        if (r.cgroupKnown === false && !this.contidKernel) void this.setTracking(true).catch((e: Error) => this.diag.error({ err: e.message }, 'could not load the contid tracking rules'));
         this.updateMode();
         return r;
       }

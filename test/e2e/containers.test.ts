@@ -217,7 +217,8 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       assert.match(host, new RegExp(`type=CONTAINER_OP msg=audit\\([^)]*\\): op=container-birth contid=${ids.c1} runtime=podman container="${c1}" name="amc1" .*res=1`));
       assert.match(host, new RegExp(`op=container-birth contid=${ids.r1} runtime=runc container="${runcId}" name="${runcId}" .*source=cgroup`));
       const retired2 = new RegExp(`op=container-retire contid=${ids.c2} runtime=podman .*reason=poststop routed=(\\d+) dropped=0 res=1`).exec(host);
-      assert.ok(retired2 && Number(retired2[1]) >= K, 'c2 retired at poststop with its routed events counted');
+      // At least its storm (the fork/exit tracking events, loaded for `contid set` above, reach a daemon without rules too).
+      assert.ok(retired2 && Number(retired2[1]) >= K, `c2 retired at poststop with its routed events counted (${retired2?.[1]})`);
       assert.match(host, new RegExp(`op=container-retire contid=${ids.r1} runtime=runc .*reason=gone`));
       const aus = run('ausearch', ['-if', join(dir, 'log', 'audit.log'), '--raw'], { allowFail: true }).stdout;
       assert.equal((aus.match(/op=container-birth/g) ?? []).length, 3, 'ausearch reads the birth records');

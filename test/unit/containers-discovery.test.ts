@@ -124,6 +124,7 @@ describe('container discovery', () => {
     const reg = c.fromHook({ state: { ociVersion: '1.0.2', id: H2, status: 'creating', pid: 100, bundle: '/b', annotations: { 'io.container.manager': 'libpod' } }, bundleAnnotations: { 'io.auditmux.image': 'localhost/bb:test' } });
     const id2 = containerContid(H2);
     assert.equal(reg.contid, id2.toString());
+    assert.equal(reg.cgroupKnown, true, 'its cgroup is a podman one: no fork tracking needed');
     assert.deepEqual(t.get(100), [id2], 'the init pid is tagged at once');
     assert.equal(c.registry.get(id2)?.meta.image, 'localhost/bb:test');
     assert.throws(() => c.fromHook({ state: { id: H, status: 'creating', pid: 100 } }), /E_CONTAINER_MISMATCH|is in container/);
