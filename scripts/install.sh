@@ -42,6 +42,8 @@ install -m 0644 systemd/auditmux.service "$root/etc/systemd/system/auditmux.serv
 # podman and CRI-O read OCI hooks from here (oci-hooks(5)): every container is registered before its user code runs.
 install -d -m 0755 "$root/usr/share/containers/oci/hooks.d"
 install -m 0644 config/oci-hooks.d/auditmux.json "$root/usr/share/containers/oci/hooks.d/auditmux.json"
+# docker reads no hooks.d: this runc wrapper adds the hook at create (register it in /etc/docker/daemon.json).
+install -m 0755 scripts/runc-auditmux "$root/usr/local/sbin/runc-auditmux"
 install -d -m 0700 "$root/var/log/auditmux"
 
 [ "$start" = 1 ] && [ -z "$root" ] || { echo "auditmux installed${root:+ under $root}"; exit 0; }

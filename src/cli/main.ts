@@ -8,6 +8,8 @@ import { rulesDelete, rulesList, rulesLoad } from './rules';
 import { runReport, runSearch } from '../search';
 import { formatCounters, readKernelStatus } from './status';
 import { formatContainers, runOciHook } from './oci-hook';
+import { addHooksToBundle } from '../containers/bundle-hooks';
+import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 
@@ -202,6 +204,24 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
         }
       }
       setCode(await runOciHook({ socket, timeoutMs: o.timeout, failClosed: !!o.failClosed, stdin: process.stdin, err: io.err, out: io.err }));
+    });
+
+  program
+    .command('oci-bundle-hooks <bundle>')
+    .description('add the oci-hook to a bundle\'s config.json (createRuntime, poststop): for runtimes without hooks.d (scripts/runc-auditmux)')
+    .option('--fail-closed', 'the hook refuses the container when the daemon cannot be told')
+    .option('--socket <path>', 'control socket the hook talks to')
+    .option('--timeout <ms>', 'the hook\'s time limit', positiveInt('--timeout'))
+    .option('--hook-path <path>', 'the auditmux executable the runtime runs (default: this one)')
+    .action((bundle: string, o: { failClosed?: boolean; socket?: string; timeout?: number; hookPath?: string }) => {
+      const args = ['auditmux', 'oci-hook', ...(o.failClosed ? ['--fail-closed'] : []), ...(o.socket ? ['--socket', resolvePath(o.socket)] : []), ...(o.timeout ? ['--timeout', String(o.timeout)] : [])];
+      const changed = addHooksToBundle(resolvePath(bundle), {
+        path: o.hookPath ?? resolvePath(process.argv[1] ?? '/usr/local/sbin/auditmux'),
+        args,
+        // Runtimes run hooks with an empty environment; the CLI's #! line needs node on PATH.
+        env: [`PATH=${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`],
+      });
+      io.err(changed ? `auditmux: hooks added to ${bundle}/config.json` : `auditmux: ${bundle}/config.json already has the hooks`);
     });
 
   program

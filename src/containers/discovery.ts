@@ -108,10 +108,10 @@ export class ContainerDiscovery {
     return this.registry.liveCount > 0;
   }
 
-  classify(pid: number, cgroupText?: string | null): CgroupMatch | null {
+  classify(pid: number, cgroupText?: string | null, confirm?: (m: CgroupMatch) => boolean): CgroupMatch | null {
     const t = cgroupText ?? this.proc.cgroupText(pid);
     if (!t) return null;
-    return classifyProcCgroup(t, (m) => m.verify === 'runc-state' && this.proc.runcState(m.id));
+    return classifyProcCgroup(t, (m) => m.verify === 'runc-state' && (this.proc.runcState(m.id) || (confirm?.(m) ?? false)));
   }
 
   /**

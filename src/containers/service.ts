@@ -89,7 +89,9 @@ export class Containers {
       const b = parseOciState(JSON.stringify({ id: state.id, status: state.status, annotations: reg.bundleAnnotations })).annotations;
       for (const [k, v] of Object.entries(b)) if (!(k in annotations)) annotations[k] = v;
     }
-    const match = state.pid > 0 ? this.discovery.classify(state.pid) : null;
+    // A plain runc `/<id>` cgroup named after this very container is confirmed by the (root) hook's own state: runc
+    // writes its state directory only after the createRuntime hooks ran.
+    const match = state.pid > 0 ? this.discovery.classify(state.pid, null, (m) => m.id === state.id) : null;
     const runtime = runtimeOf(annotations, match?.runtime);
     const contid = containerContid(containerKey(runtime, state.id));
     if (state.status === 'stopped') {
@@ -107,6 +109,8 @@ export class Containers {
       const n = this.discovery.runtimeName(state.pid, state.id);
       if (n) meta.name = n;
     }
+    // An ID that is not a generated hex one (plain runc, `runc run NAME`) is the name its user chose.
+    if (!meta.name && !/^[0-9a-f]{64}$/.test(state.id)) meta.name = state.id;
     let isNew = false;
     try {
       isNew = this.registry.register({

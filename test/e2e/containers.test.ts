@@ -101,6 +101,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       '--cgroup-manager', 'cgroupfs', '--events-backend', 'none'];
     const podman = (...a: string[]): { status: number | null; stdout: string; stderr: string } => run('podman', [...pod, ...a], { timeout: 120000 });
     const runcId = `amrunc-${process.pid}`;
+    const wrappedId = `amwrap-${process.pid}`;
     const runArgs = ['--runtime', 'runc', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', '-v', `${go}:/go`];
     let daemon: RunningDaemon | null = null;
     try {
@@ -153,6 +154,22 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       writeFileSync(join(bundle, 'config.json'), JSON.stringify(cfg));
       detached(['run', '--detach', '--bundle', bundle, runcId]);
 
+      // docker's way in: the runc wrapper adds the hook to the bundle at create (here with runc itself as the caller).
+      const bundle2 = join(dir, 'wrap-bundle');
+      mkdirSync(bundle2);
+      execFileSync('tar', ['-C', bundle2, '--one-top-level=rootfs', '-xf', join(dir, 'rootfs.tar')]);
+      execFileSync('runc', ['spec', '--bundle', bundle2]);
+      const cfg2 = JSON.parse(readFileSync(join(bundle2, 'config.json'), 'utf8')) as { process: { terminal: boolean; args: string[] } };
+      cfg2.process.terminal = false;
+      cfg2.process.args = ['sleep', '600'];
+      writeFileSync(join(bundle2, 'config.json'), JSON.stringify(cfg2));
+      const w = spawnSync(join(repoRoot, 'scripts', 'runc-auditmux'), ['--log-format', 'json', 'run', '--detach', '--bundle', bundle2, wrappedId], {
+        stdio: 'ignore', timeout: 30000, env: { ...process.env, AUDITMUX: cliPath, AUDITMUX_HOOK_ARGS: `--socket ${sock}` },
+      });
+      assert.equal(w.status, 0, 'runc-auditmux runs the container');
+      const hooked = JSON.parse(readFileSync(join(bundle2, 'config.json'), 'utf8')) as { hooks: Record<string, Array<{ args: string[] }>> };
+      assert.deepEqual(hooked.hooks.createRuntime!.map((h) => h.args), [['auditmux', 'oci-hook', '--socket', sock]]);
+
       const ids = { c1: containerContid(c1), c2: containerContid(c2), r1: containerContid(runcId) };
       for (const [n, id] of Object.entries(ids)) {
         const r = cli(conf, 'aux', 'add', n, '--contid', id.toString(), '--log', join(dir, 'log', `${n}.log`), '--queue', '100000');
@@ -166,6 +183,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       assert.deepEqual([row(c1).name, row(c1).runtime, row(c1).source, row(c1).contid], ['amc1', 'podman', 'hook', ids.c1.toString()]);
       assert.deepEqual([row(c2).name, row(c2).runtime, row(c2).source], ['amc2', 'podman', 'hook']);
       assert.deepEqual([row(runcId).name, row(runcId).runtime, row(runcId).source, row(runcId).contid], [runcId, 'runc', 'cgroup', ids.r1.toString()]);
+      assert.deepEqual([row(wrappedId).name, row(wrappedId).runtime, row(wrappedId).source], [wrappedId, 'runc', 'hook'], 'registered by the hook the wrapper added');
       const table = cli(conf, 'containers').stdout;
       assert.match(table, /amc1/);
       assert.match(table, new RegExp(runcId));
@@ -202,6 +220,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       podman('rm', '-f', '-t', '0', 'amc2');
       run('runc', ['delete', '--force', runcId]);
       await until('retirements', () => rows().filter((r) => r.state === 'retired').length === 2, 10000);
+      run('runc', ['delete', '--force', wrappedId]);
       assert.equal(await stopDaemon(daemon), 0, daemon.stderr());
       daemon = null;
       const logs = Object.fromEntries(['c1', 'c2', 'r1', 'audit'].map((n) => [n, readText(join(dir, 'log', `${n}.log`))]));
@@ -221,8 +240,9 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       assert.ok(retired2 && Number(retired2[1]) >= K, `c2 retired at poststop with its routed events counted (${retired2?.[1]})`);
       assert.match(host, new RegExp(`op=container-retire contid=${ids.r1} runtime=runc .*reason=gone`));
       const aus = run('ausearch', ['-if', join(dir, 'log', 'audit.log'), '--raw'], { allowFail: true }).stdout;
-      assert.equal((aus.match(/op=container-birth/g) ?? []).length, 3, 'ausearch reads the birth records');
-      assert.equal((aus.match(/op=container-retire/g) ?? []).length, 2, 'and the retirements');
+      assert.equal((aus.match(/op=container-birth/g) ?? []).length, 4, 'ausearch reads the birth records');
+      assert.equal((aus.match(/op=container-retire/g) ?? []).length, 3, 'and the retirements');
+      assert.match(host, new RegExp(`op=container-retire contid=${containerContid(wrappedId)} runtime=runc container="${wrappedId}" .*reason=poststop`), 'runc delete ran the wrapper\'s poststop hook');
 
       // The daemon is down while a container starts: the hook fails open, the container runs; once back, the daemon
       // finds it by its cgroup and routes its events.
@@ -251,6 +271,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       spawnSync('podman', [...pod, 'rm', '-f', '-a', '-t', '0'], { timeout: 120000 });
       spawnSync('podman', [...pod, 'system', 'reset', '-f'], { timeout: 120000 });
       spawnSync('runc', ['delete', '--force', runcId], { timeout: 30000 });
+      spawnSync('runc', ['delete', '--force', wrappedId], { timeout: 30000 });
       rmSync(dir, { recursive: true, force: true });
     }
   }));

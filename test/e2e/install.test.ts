@@ -29,6 +29,7 @@ describe('install script', () => {
       assert.equal(hook.hook.path, '/usr/local/sbin/auditmux');
       assert.deepEqual(hook.hook.args, ['auditmux', 'oci-hook']);
       assert.deepEqual(hook.stages, ['createRuntime', 'poststop']);
+      assert.equal(statSync(join(root, 'usr/local/sbin/runc-auditmux')).mode & 0o777, 0o755, 'the runc wrapper for docker');
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
