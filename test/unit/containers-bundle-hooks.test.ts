@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { addHooksToBundle, withAuditmuxHooks } from '../../src/containers/bundle-hooks';
 
 const HOOK = { path: '/usr/local/sbin/auditmux', args: ['auditmux', 'oci-hook'] };
@@ -44,6 +45,34 @@ describe('bundle hooks', () => {
       mkdirSync(h);
       linkSync(join(dir, 'target.json'), join(h, 'config.json'));
       assert.throws(() => addHooksToBundle(h, HOOK), /hard links/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runc-auditmux finds the command and the bundle as docker calls runc, and passes everything on unchanged', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'amwrap-'));
+    try {
+      const rec = (name: string): string => {
+        const p = join(dir, name);
+        writeFileSync(p, `#!/bin/sh\nprintf '%s\\n' "$*" >> ${join(dir, name + '.log')}\n`);
+        chmodSync(p, 0o755);
+        return p;
+      };
+      const env = { PATH: '/usr/bin:/bin', AUDITMUX: rec('auditmux'), RUNC: rec('runc'), AUDITMUX_HOOK_ARGS: '--fail-closed' };
+      const wrap = (args: string[]): void => {
+        const r = spawnSync(join(__dirname, '..', '..', '..', 'scripts', 'runc-auditmux'), args, { env, encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+      };
+      // dockerd via containerd-shim: global options with values, a boolean one, then create --bundle.
+      wrap(['--root', '/run/docker/runtime-runc/moby', '--log', '/x/log.json', '--log-format', 'json', '--systemd-cgroup', 'create', '--bundle', '/b/1', '--pid-file', '/b/1/pid', 'id1']);
+      wrap(['--root=/r', 'run', '--bundle=/b/2', 'id2']);
+      wrap(['--root', '/r', 'state', 'id1']);
+      wrap(['--root', 'create', 'delete', 'create']);
+      const log = (n: string): string[] => readFileSync(join(dir, n + '.log'), 'utf8').trim().split('\n');
+      assert.deepEqual(log('auditmux'), ['oci-bundle-hooks /b/1 --fail-closed', 'oci-bundle-hooks /b/2 --fail-closed'], 'hooks only at create and run');
+      assert.equal(log('runc').length, 4);
+      assert.equal(log('runc')[0], '--root /run/docker/runtime-runc/moby --log /x/log.json --log-format json --systemd-cgroup create --bundle /b/1 --pid-file /b/1/pid id1');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
