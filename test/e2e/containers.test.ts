@@ -84,10 +84,10 @@ async function release(fifo: string): Promise<void> {
   }
 }
 
-async function until(what: string, fn: () => boolean, ms = 20000): Promise<void> {
+async function until(what: string, fn: () => boolean, ms = 20000, detail?: () => string): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${detail ? `: ${detail()}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -214,7 +214,8 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
       assert.match(readFileSync(join(go, 'unshared-cgroup'), 'utf8'), /^0::\/$/m, 'inside, the cgroup namespace hides the real path');
       await until('every storm to finish', () => ['STORM-c1', 'STORM-c2', 'STORM-r1', 'STORM-c1x', 'STORM-c1d', 'STORM-r1x', 'STORM-r1u'].every((m) => existsSync(join(go, `done-${m}`))));
       const want: Record<string, string[]> = { c1: ['STORM-c1', 'STORM-c1x', 'STORM-c1d'], c2: ['STORM-c2'], r1: ['STORM-r1', 'STORM-r1x', 'STORM-r1u'] };
-      await until('the daemons to write every storm', () => Object.entries(want).every(([n, ms]) => ms.every((m) => marked(readText(join(dir, 'log', `${n}.log`)), m).unique >= K)));
+      const where = (): string => Object.values(want).flat().map((m) => `${m}: ${['c1', 'c2', 'r1', 'audit'].map((n) => `${n}=${marked(readText(join(dir, 'log', `${n}.log`)), m).unique}`).join(' ')}`).join('; ');
+      await until('the daemons to write every storm', () => Object.entries(want).every(([n, ms]) => ms.every((m) => marked(readText(join(dir, 'log', `${n}.log`)), m).unique >= K)), 20000, where);
 
       // Stopping: poststop retires the podman ones; the runc one is retired when the scan finds it gone.
       podman('rm', '-f', '-t', '0', 'amc2');
