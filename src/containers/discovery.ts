@@ -103,6 +103,10 @@ export class ContainerDiscovery {
 
   constructor(readonly registry: ContainerRegistry, readonly proc: ContainerProc) {}
 
+  owns(contid: bigint): boolean {
+    return this.registry.get(contid) !== undefined;
+  }
+
   /** True while any container is known: the tracker must then look processes up. */
   get active(): boolean {
     return this.registry.liveCount > 0;

@@ -21,6 +21,8 @@ interface Entry {
   starttime: number | null;
   /** How the id reached this pid. */
   source: 'set' | 'fork' | 'ppid' | 'proc' | 'cgroup' | 'container';
+  /** The parent it was inherited from: a different ppid in a later record means reparenting or pid reuse. */
+  ppid?: number;
 }
 
 export interface TrackerCounters {
@@ -80,6 +82,8 @@ export interface ContainerLookup {
   readonly active: boolean;
   /** The contid of the container `pid` is in, from its /proc/PID/cgroup text; null outside every container. */
   contidFor(pid: number, cgroupText: string): bigint | null;
+  /** Is this contid a known container's (so its processes can be found again by cgroup)? */
+  owns(contid: bigint): boolean;
 }
 
 export interface TrackerOptions {
@@ -185,7 +189,7 @@ export class ContidTracker {
     if (!p || childPid <= 0) return;
     const prev = this.byPid.get(childPid);
     if (prev && prev.source === 'set') return;
-    this.byPid.set(childPid, { chain: p.chain, starttime: null, source: 'fork' });
+    this.byPid.set(childPid, { chain: p.chain, starttime: null, source: 'fork', ppid: parentPid });
     this.untagged.delete(childPid);
     this.counters.inheritedFork++;
   }
@@ -202,11 +206,17 @@ export class ContidTracker {
    */
   lookup(pid: number, ppid: number, opts?: { recheck?: boolean }): Chain | null {
     const e = this.byPid.get(pid);
-    if (e) return e.chain;
+    if (e) {
+      // Without the fork/exit tracking rule no exit removes an inherited entry, and pids are reused (pid_max is often
+      // 32768): a container's entry whose recorded parent changed is found again by cgroup, never trusted as it is.
+      if (e.ppid === undefined || ppid <= 0 || e.ppid === ppid || !this.containers?.owns(e.chain[0]!)) return e.chain;
+      this.byPid.delete(pid);
+      this.counters.reuseDetected++;
+    }
     if (this.idle) return null;
     const p = ppid > 0 ? this.byPid.get(ppid) : undefined;
     if (p) {
-      this.byPid.set(pid, { chain: p.chain, starttime: null, source: 'ppid' });
+      this.byPid.set(pid, { chain: p.chain, starttime: null, source: 'ppid', ppid });
       this.counters.inheritedPpid++;
       return p.chain;
     }
@@ -221,7 +231,7 @@ export class ContidTracker {
     if (this.containers?.active && ppid > 1 && (parentSeen === undefined || now - parentSeen >= this.negativeTtlMs)) {
       const viaParent = this.fromProc(ppid);
       if (viaParent) {
-        this.byPid.set(pid, { chain: viaParent, starttime: null, source: 'ppid' });
+        this.byPid.set(pid, { chain: viaParent, starttime: null, source: 'ppid', ppid });
         this.counters.inheritedPpid++;
         return viaParent;
       }
@@ -235,13 +245,13 @@ export class ContidTracker {
   private fromProc(pid: number): Chain | null {
     this.counters.procLookups++;
     let cur = pid;
-    const path: Array<{ pid: number; starttime: number }> = [];
+    const path: Array<{ pid: number; starttime: number; ppid: number }> = [];
     for (let depth = 0; depth < 64 && cur > 1; depth++) {
       const st = this.proc.stat(cur);
       if (!st) break;
       const e = this.byPid.get(cur);
       if (e && (e.starttime === null || e.starttime === st.starttime)) {
-        for (const p of path) this.byPid.set(p.pid, { chain: e.chain, starttime: p.starttime, source: 'proc' });
+        for (const p of path) this.byPid.set(p.pid, { chain: e.chain, starttime: p.starttime, source: 'proc', ppid: p.ppid });
         this.counters.inheritedProc += path.length;
         return e.chain;
       }
@@ -249,7 +259,7 @@ export class ContidTracker {
         this.byPid.delete(cur);
         this.counters.reuseDetected++;
       }
-      path.push({ pid: cur, starttime: st.starttime });
+      path.push({ pid: cur, starttime: st.starttime, ppid: st.ppid });
       cur = st.ppid;
     }
     if (this.cgroupMap.length) {
@@ -268,7 +278,7 @@ export class ContidTracker {
       const id = text ? this.containers.contidFor(pid, text) : null;
       if (id !== null) {
         const st = this.proc.stat(pid);
-        this.byPid.set(pid, { chain: [id], starttime: st?.starttime ?? null, source: 'container' });
+        this.byPid.set(pid, { chain: [id], starttime: st?.starttime ?? null, source: 'container', ...(st ? { ppid: st.ppid } : {}) });
         this.counters.containerMapped++;
         return [id];
       }

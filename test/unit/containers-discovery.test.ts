@@ -96,6 +96,23 @@ describe('container discovery', () => {
     assert.deepEqual(t.lookup(120, 1, { recheck: true }), [containerContid(H)]);
   });
 
+  it('a pid reused by a process of another container after the first one exited is not misattributed', () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    sys.add(130, 51, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+    assert.deepEqual(t.lookup(131, 130), [containerContid(H)], 'a short-lived child of the first container');
+    // pid 131 comes back as the child of a shell in another container (no exit was seen: no tracking rule).
+    sys.add(140, 1, hybrid(`/libpod_parent/libpod-${H2}`), ['sh'], 'pid:[8]');
+    sys.add(131, 140, hybrid(`/libpod_parent/libpod-${H2}`), ['echo'], 'pid:[8]');
+    assert.deepEqual(t.lookup(131, 140), [containerContid(H2)]);
+    assert.ok(t.counters.reuseDetected >= 1);
+    // A double fork inside the first container (reparented to its init) stays in it.
+    sys.add(132, 130, hybrid(`/libpod_parent/libpod-${H}`), ['x'], 'pid:[9]');
+    assert.deepEqual(t.lookup(132, 130), [containerContid(H)]);
+    sys.procs.get(132)!.ppid = 51;
+    assert.deepEqual(t.lookup(132, 51), [containerContid(H)]);
+  });
+
   it('setsid, double fork and a forged cgroup name inside the container keep the container\'s contid', () => {
     const { sys, c, t } = setup();
     c.discovery.scan();
