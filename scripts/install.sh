@@ -39,6 +39,11 @@ if [ ! -d "$root/etc/auditmux/rules.d" ]; then
   install -m 0640 config/rules.d/*.rules "$root/etc/auditmux/rules.d/"
 fi
 install -m 0644 systemd/auditmux.service "$root/etc/systemd/system/auditmux.service"
+# podman and CRI-O read OCI hooks from here (oci-hooks(5)): every container is registered before its user code runs.
+install -d -m 0755 "$root/usr/share/containers/oci/hooks.d"
+install -m 0644 config/oci-hooks.d/auditmux.json "$root/usr/share/containers/oci/hooks.d/auditmux.json"
+# docker reads no hooks.d: this runc wrapper adds the hook at create (register it in /etc/docker/daemon.json).
+install -m 0755 scripts/runc-auditmux "$root/usr/local/sbin/runc-auditmux"
 install -d -m 0700 "$root/var/log/auditmux"
 # The unit's ProtectSystem=strict leaves /var/spool read-only: the spool directory must exist before the daemon starts.
 install -d -m 0700 "$root/var/spool/auditmux"

@@ -7,6 +7,9 @@ import { runDaemon } from '../daemon/run';
 import { rulesDelete, rulesList, rulesLoad } from './rules';
 import { runReport, runSearch } from '../search';
 import { formatCounters, readKernelStatus } from './status';
+import { formatContainers, runOciHook } from './oci-hook';
+import { addHooksToBundle } from '../containers/bundle-hooks';
+import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 
@@ -181,6 +184,54 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
       const r = await ctl(o.config, 'contid-get', pid ? { pid: positiveInt('pid')(pid) } : {});
       if (Array.isArray(r)) io.out(r.map((e: { pid: number; contid: string; source: string }) => `${e.pid} ${e.contid} ${e.source}`).join('\n') || 'no tracked processes');
       else io.out(`pid ${(r as { pid: number }).pid} contid ${(r as { contid: string }).contid}`);
+    });
+
+  program
+    .command('oci-hook')
+    .description('OCI runtime hook: registers (createRuntime/prestart) or retires (poststop) the container on stdin')
+    .option('--fail-closed', 'exit non-zero when the daemon cannot be told (the runtime then refuses the container)')
+    .option('--socket <path>', 'control socket of the host daemon (default: from the config file)')
+    .option('--timeout <ms>', 'give up after this long (reading stdin and asking the daemon)', positiveInt('--timeout'), 3000)
+    .option('-c, --config <file>', 'configuration file (for the control socket path)')
+    .action(async (o: { failClosed?: boolean; socket?: string; timeout: number; config?: string }) => {
+      let socket = o.socket;
+      if (!socket) {
+        try {
+          socket = controlPath(o.config);
+        } catch (e) {
+          if (o.failClosed) throw e;
+          socket = '/run/auditmux/control.sock';
+        }
+      }
+      setCode(await runOciHook({ socket, timeoutMs: o.timeout, failClosed: !!o.failClosed, stdin: process.stdin, err: io.err, out: io.err }));
+    });
+
+  program
+    .command('oci-bundle-hooks <bundle>')
+    .description('add the oci-hook to a bundle\'s config.json (createRuntime, poststop): for runtimes without hooks.d (scripts/runc-auditmux)')
+    .option('--fail-closed', 'the hook refuses the container when the daemon cannot be told')
+    .option('--socket <path>', 'control socket the hook talks to')
+    .option('--timeout <ms>', 'the hook\'s time limit', positiveInt('--timeout'))
+    .option('--hook-path <path>', 'the auditmux executable the runtime runs (default: this one)')
+    .action((bundle: string, o: { failClosed?: boolean; socket?: string; timeout?: number; hookPath?: string }) => {
+      const args = ['auditmux', 'oci-hook', ...(o.failClosed ? ['--fail-closed'] : []), ...(o.socket ? ['--socket', resolvePath(o.socket)] : []), ...(o.timeout ? ['--timeout', String(o.timeout)] : [])];
+      const changed = addHooksToBundle(resolvePath(bundle), {
+        path: o.hookPath ?? resolvePath(process.argv[1] ?? '/usr/local/sbin/auditmux'),
+        args,
+        // Runtimes run hooks with an empty environment; the CLI's #! line needs node on PATH.
+        env: [`PATH=${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`],
+      });
+      io.err(changed ? `auditmux: hooks added to ${bundle}/config.json` : `auditmux: ${bundle}/config.json already has the hooks`);
+    });
+
+  program
+    .command('containers')
+    .description('containers the host daemon knows: contid, runtime, ID, name, image, Kubernetes fields, events')
+    .option('--json', 'JSON output')
+    .option('-c, --config <file>', 'configuration file (for the control socket path)')
+    .action(async (o: { json?: boolean; config?: string }) => {
+      const rows = (await ctl(o.config, 'containers')) as Array<Record<string, unknown>>;
+      io.out(o.json ? JSON.stringify(rows) : formatContainers(rows));
     });
 
   program

@@ -27,6 +27,7 @@ import { closeAll, createOutputs, flushAll, writeAll, type RecordOutput } from '
 import { DiskSpaceGuard } from '../output/diskspace';
 import { startAggregator, type Aggregator } from '../output/remote/aggregator';
 import type { Diag } from './diagnostics';
+import { Containers } from '../containers/service';
 
 export const VERSION = '0.1.0';
 /** Write at once when this much is buffered; below it, within FLUSH_DELAY_MS. */
@@ -76,6 +77,9 @@ export class HostDaemon {
   private readonly auxes = new Map<string, AuxDaemon>();
   private readonly runtime = new Map<string, RuntimeDaemon>();
   private tracker: ContidTracker;
+  /** Container registry and cgroup discovery; off with an emulated kernel, whose pids are not this machine's. */
+  readonly containers: Containers;
+  private readonly discover: boolean;
   private contidSource: ContidSource | null = null;
   private pipeline: Pipeline;
   private reassembler: Reassembler;
@@ -93,6 +97,9 @@ export class HostDaemon {
   constructor(private readonly opts: HostDaemonOptions) {
     this.config = opts.configPath ? loadConfig(opts.configPath) : defaultConfig();
     this.tracker = new ContidTracker({ cgroupMap: this.config.contid.cgroupMap });
+    this.containers = new Containers({ tracker: this.tracker, record: (body) => this.daemonRecord(MsgType.CONTAINER_OP, body) });
+    this.discover = !opts.socket && !opts.emulated;
+    if (this.discover) this.tracker.setContainers(this.containers.discovery);
     this.pipeline = this.makePipeline();
     this.reassembler = this.makeReassembler();
   }
@@ -169,6 +176,8 @@ export class HostDaemon {
       }
       await this.applyHostSettings(client, status);
       this.pipeline = this.makePipeline();
+      // Containers already running (started before auditmux, or while it was down) are found here, before routing.
+      if (this.discover) this.containers.discovery.scan();
       this.updateMode();
       for (const d of this.allDaemons()) this.startAux(d);
       this.tickTimer = setInterval(() => this.tick(), 250);
@@ -337,13 +346,18 @@ export class HostDaemon {
         records.push({ type: MsgType.EOE, payload: first.subarray(0, first.indexOf(')') + 3) });
       }
       const dests = this.pipeline.route(records, (owner, full) => this.keysFor(owner, full));
+      let routed = 0;
+      let dropped = 0;
       for (const d of dests) {
         if (d.daemon === null) {
           for (const r of d.records) this.log!.writeRecord(r.type, r.payload);
           if (this.outputs.length) for (const r of d.records) writeAll(this.outputs, r.type, r.payload);
         }
-        else this.auxes.get(d.daemon)?.enqueue(d.records);
+        else if (this.auxes.get(d.daemon)?.enqueue(d.records) === false) dropped++;
+        else routed++;
       }
+      const chain = this.pipeline.lastChain;
+      if (chain && this.containers.registry.liveCount) this.containers.registry.noteEvent(chain[0]!, routed, dropped);
     } catch (e) {
       // A bug on one event must not lose the others: count it and keep the raw records in the host log.
       this.counters.internalErrors++;
@@ -401,6 +415,10 @@ export class HostDaemon {
       const s = await this.client.getStatus();
       if (s.lost > this.lastKernelLost) this.counters.kernelLost += s.lost - this.lastKernelLost;
       this.lastKernelLost = s.lost;
+      if (this.discover) {
+        const { born, retired } = this.containers.discovery.scan();
+        if (born.length || retired.length) this.updateMode();
+      }
       if (!this.contidKernel && this.tracking) {
         this.tracker.sweep();
         if (this.tracker.size === 0) await this.setTracking(false);
@@ -555,8 +573,10 @@ export class HostDaemon {
     const id = parseContidValueStrict(idText);
     const src = this.contidSource!;
     let res: { old: readonly bigint[] | null; chain: readonly bigint[] };
+    // A process that joined a known container (runc exec, podman exec) may carry that container's contid too.
+    const join = this.discover && this.containers.discovery.sameContainer(pid, id);
     try {
-      res = src.set(pid, id, { setterPid: peer.pid, nested });
+      res = src.set(pid, id, { setterPid: peer.pid, nested, join });
     } catch (e) {
       this.daemonRecord(MsgType.CONTAINER_OP, `op=set opid=${pid} contid=${id} old-contid=${formatChain(src.get(pid) ?? [0xffffffffffffffffn])} pid=${peer.pid} uid=${peer.uid} res=0`);
       throw e;
@@ -692,6 +712,7 @@ export class HostDaemon {
       reassembly: { ...this.reassembler.counters, inFlight: this.reassembler.inFlightCount },
       routing: { ...this.pipeline.counters },
       tracker: { ...this.tracker.counters, tracked: this.tracker.size },
+      containers: { live: this.containers.registry.liveCount, ...this.containers.registry.counters, ...this.containers.discovery.counters, ...this.containers.counters },
       log: this.log ? { ...this.log.counters, suspended: this.log.isSuspended, diskLevel: this.guard?.lastLevel ?? 'ok' } : {},
       outputs: Object.fromEntries(this.outputs.map((o) => [o.name, o.stats()])),
       ...(this.aggregator ? { aggregator: this.aggregator.stats() } : {}),
@@ -751,6 +772,15 @@ export class HostDaemon {
         const c = this.contidSource!.get(pid);
         return { pid, contid: c ? formatChain(c) : 'unset', source: this.contidSource!.kind };
       }
+      case 'container-hook': {
+        const r = this.containers.fromHook({ state: args.state, bundleAnnotations: args.bundleAnnotations });
+        // An init whose cgroup no pattern knows is followed through its forks (the kernel's fork/exit tracking rule).
+        if (r.cgroupKnown === false && !this.contidKernel) void this.setTracking(true).catch((e: Error) => this.diag.error({ err: e.message }, 'could not load the contid tracking rules'));
+        this.updateMode();
+        return r;
+      }
+      case 'containers':
+        return this.containers.list();
       case 'route-test':
         return this.routeTest({ ...(str('contid') ? { contid: str('contid')! } : {}), types: list('types'), keys: list('keys') });
       case 'kernel-set':

@@ -7,7 +7,7 @@ import { ContidError, ContidTracker, parseChains, type Chain } from './contid-tr
 
 export interface ContidSource {
   readonly kind: 'kernel' | 'tracker';
-  set(pid: number, id: bigint, opts: { setterPid: number; nested?: boolean }): { old: Chain | null; chain: Chain };
+  set(pid: number, id: bigint, opts: { setterPid: number; nested?: boolean; join?: boolean }): { old: Chain | null; chain: Chain };
   get(pid: number): Chain | null;
 }
 
@@ -73,7 +73,7 @@ export class TrackerContidSource implements ContidSource {
   readonly kind = 'tracker' as const;
   constructor(readonly tracker: ContidTracker) {}
 
-  set(pid: number, id: bigint, opts: { setterPid: number; nested?: boolean }): { old: Chain | null; chain: Chain } {
+  set(pid: number, id: bigint, opts: { setterPid: number; nested?: boolean; join?: boolean }): { old: Chain | null; chain: Chain } {
     return this.tracker.set(pid, id, opts);
   }
 

@@ -15,6 +15,8 @@ const FORK_SYSCALLS_X86_64 = new Set([56, 57, 58, 435]); // clone, fork, vfork, 
 const EXIT_SYSCALLS_X86_64 = new Set([231, 60]); // exit_group, exit
 const FORK_SYSCALLS_I386 = new Set([120, 2, 190, 435]);
 const EXIT_SYSCALLS_I386 = new Set([252, 1]);
+const EXEC_SYSCALLS_X86_64 = new Set([59, 322]); // execve, execveat
+const EXEC_SYSCALLS_I386 = new Set([11, 358]);
 
 export interface Destination {
   /** Daemon name, or null for the host log. */
@@ -56,6 +58,8 @@ export interface EventView {
 
 export class Pipeline {
   readonly counters: PipelineCounters = { events: 0, routed: 0, unrouted: 0, withContid: 0, trackingOnly: 0, fanout: 0 };
+  /** The contid chain of the event `route` handled last (per-container counters read it). */
+  lastChain: Chain | null = null;
 
   constructor(public opts: PipelineOptions) {}
 
@@ -87,7 +91,7 @@ export class Pipeline {
         const ppid = fieldInt(sc, 'ppid', body) ?? 0;
         const pid = fieldInt(sc, 'pid', body) ?? 0;
         if ((i386 ? FORK_SYSCALLS_I386 : FORK_SYSCALLS_X86_64).has(nr) && exit > 0) this.opts.tracker.onFork(pid, exit);
-        const chain = this.opts.tracker.lookup(pid, ppid);
+        const chain = this.opts.tracker.lookup(pid, ppid, (i386 ? EXEC_SYSCALLS_I386 : EXEC_SYSCALLS_X86_64).has(nr) ? { recheck: true } : undefined);
         if (chain) chains = [chain];
         if ((i386 ? EXIT_SYSCALLS_I386 : EXIT_SYSCALLS_X86_64).has(nr)) this.opts.tracker.onExit(pid);
       }
@@ -123,6 +127,7 @@ export class Pipeline {
   route(records: EventRecord[], keysByOwner?: (owner: string | null, fullKeys: string[]) => string[]): Destination[] {
     this.counters.events++;
     const v = this.view(records);
+    this.lastChain = v.chains[0] ?? null;
     if (v.chains.length) this.counters.withContid++;
     const onlyTracking = v.tracking && v.keys.length === 0 && v.owners.length === 0;
     const decision = this.decide(v);

@@ -14,6 +14,8 @@ export interface ProcReader {
   children(pid: number): number[];
   /** The cgroup v2 path (or the first v1 path) of the process, or null. */
   cgroup(pid: number): string | null;
+  /** The whole /proc/PID/cgroup text (every v1 and v2 line), bounded; container discovery classifies it. */
+  cgroupText?(pid: number): string | null;
 }
 
 /** /proc/PID/stat: the comm field may hold spaces and parentheses, so fields are counted after the last ')'. */
@@ -48,6 +50,15 @@ export const realProc: ProcReader = {
       /* gone */
     }
     return out;
+  },
+  cgroupText(pid) {
+    try {
+      const t = readFileSync(`/proc/${pid}/cgroup`, 'latin1');
+      // A path is at most PATH_MAX per line: anything far longer is not the kernel's file.
+      return t.length > 65536 ? t.slice(0, 65536) : t;
+    } catch {
+      return null;
+    }
   },
   cgroup(pid) {
     try {

@@ -24,6 +24,12 @@ describe('install script', () => {
       assert.ok(existsSync(join(root, 'etc/auditmux/rules.d/30-identity.rules')));
       assert.equal(readFileSync(join(root, 'etc/systemd/system/auditmux.service'), 'utf8'), readFileSync(join(repoRoot, 'systemd/auditmux.service'), 'utf8'));
       assert.equal(statSync(join(root, 'var/log/auditmux')).mode & 0o777, 0o700);
+      // podman and CRI-O find the OCI hook here; it runs the installed CLI.
+      const hook = JSON.parse(readFileSync(join(root, 'usr/share/containers/oci/hooks.d/auditmux.json'), 'utf8')) as { hook: { path: string; args: string[] }; stages: string[] };
+      assert.equal(hook.hook.path, '/usr/local/sbin/auditmux');
+      assert.deepEqual(hook.hook.args, ['auditmux', 'oci-hook']);
+      assert.deepEqual(hook.stages, ['createRuntime', 'poststop']);
+      assert.equal(statSync(join(root, 'usr/local/sbin/runc-auditmux')).mode & 0o777, 0o755, 'the runc wrapper for docker');
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

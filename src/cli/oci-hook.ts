@@ -1,0 +1,98 @@
+// `auditmux oci-hook` and `auditmux containers`: the OCI hook program and the registry listing, thin over the daemon.
+import { join } from 'node:path';
+import { AuditmuxError, ExitCode } from '../errors';
+import { controlRequest } from '../daemon/control';
+import { readBounded } from '../safefs';
+import { OCI_STATE_MAX, parseBundleAnnotations, parseOciState } from '../containers/oci-state';
+
+/** A bundle's config.json is a few KiB (10 KiB from podman); 4 MiB bounds a hostile one. */
+const BUNDLE_CONFIG_MAX = 4 * 1024 * 1024;
+
+/** Reads at most `limit` bytes from a stream within `deadline` (ms since epoch); rejects past either. */
+export function readStdinBounded(stream: NodeJS.ReadableStream, limit: number, deadline: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const done = (e: Error | null): void => {
+      clearTimeout(timer);
+      stream.removeListener('data', onData);
+      stream.removeListener('end', onEnd);
+      stream.removeListener('error', onErr);
+      if (e) {
+        (stream as NodeJS.ReadStream).destroy?.();
+        reject(e);
+      } else resolve(Buffer.concat(chunks, total));
+    };
+    const onData = (c: Buffer | string): void => {
+      const b = typeof c === 'string' ? Buffer.from(c) : c;
+      total += b.length;
+      if (total > limit) return done(new AuditmuxError('E_OCI_STATE', `OCI state on stdin is over the ${limit}-byte limit`, ExitCode.USAGE));
+      chunks.push(b);
+    };
+    const onEnd = (): void => done(null);
+    const onErr = (e: Error): void => done(e);
+    const timer = setTimeout(() => done(new AuditmuxError('E_TIMEOUT', 'no complete OCI state on stdin in time', ExitCode.FAILURE)), Math.max(0, deadline - Date.now()));
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('error', onErr);
+  });
+}
+
+export interface OciHookOptions {
+  socket: string;
+  timeoutMs: number;
+  failClosed: boolean;
+  stdin: NodeJS.ReadableStream;
+  err: (s: string) => void;
+  out: (s: string) => void;
+}
+
+/**
+ * Registers (createRuntime/prestart) or retires (poststop) the container described on stdin with the host daemon.
+ * Fails open unless told otherwise: a container must start when auditmux is down; its cgroup gets it tagged later.
+ */
+export async function runOciHook(o: OciHookOptions): Promise<number> {
+  const deadline = Date.now() + o.timeoutMs;
+  try {
+    const raw = await readStdinBounded(o.stdin, OCI_STATE_MAX, deadline);
+    const state = parseOciState(raw);
+    let bundleAnnotations: Record<string, string> | undefined;
+    if (state.bundle && state.status !== 'stopped') {
+      try {
+        // The runtime wrote it, but the path came on stdin: regular file, no symlink, bounded.
+        const b = readBounded(join(state.bundle, 'config.json'), { limit: BUNDLE_CONFIG_MAX, noFollow: true, what: 'bundle config' });
+        bundleAnnotations = parseBundleAnnotations(b.data).annotations;
+      } catch (e) {
+        o.err(`auditmux oci-hook: ${(e as Error).message} (annotations from the state only)`);
+      }
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) throw new AuditmuxError('E_TIMEOUT', `no time left for the daemon (--timeout ${o.timeoutMs})`);
+    const r = (await controlRequest(o.socket, 'container-hook', { state, ...(bundleAnnotations ? { bundleAnnotations } : {}) }, left)) as Record<string, unknown>;
+    o.out(`auditmux oci-hook: container ${state.id} contid ${String(r.contid)} ${state.status === 'stopped' ? 'retired' : 'registered'}`);
+    return ExitCode.OK;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (o.failClosed) {
+      o.err(`auditmux oci-hook: ${msg} (--fail-closed: refusing the container)`);
+      return e instanceof AuditmuxError && e.exitCode !== ExitCode.OK ? e.exitCode : ExitCode.FAILURE;
+    }
+    o.err(`auditmux oci-hook: ${msg} (failing open: the container runs, auditmux will recognise it by its cgroup)`);
+    return ExitCode.OK;
+  }
+}
+
+/** One cell of a text table: anything not printable ASCII (a hostile container name) is shown escaped. */
+function cell(v: unknown): string {
+  if (v === null || v === undefined) return '-';
+  // eslint-disable-next-line no-control-regex
+  return String(v).replace(/[^\x21-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+export function formatContainers(rows: Array<Record<string, unknown>>): string {
+  if (rows.length === 0) return 'no containers';
+  const cols = ['contid', 'runtime', 'id', 'name', 'image', 'namespace', 'pod', 'state', 'source', 'routed', 'dropped'];
+  const table = [cols, ...rows.map((r) => cols.map((c) => (c === 'id' ? cell(String(r.id ?? '').slice(0, 12)) : cell(r[c]))))];
+  const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  return table.map((row) => row.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}

@@ -1,0 +1,50 @@
+// What a container is called: name, image and Kubernetes fields from OCI annotations and the runtime's own processes.
+
+export interface ContainerMeta {
+  name?: string;
+  image?: string;
+  podName?: string;
+  podNamespace?: string;
+  podUid?: string;
+  /** The container's name inside its pod (Kubernetes). */
+  containerName?: string;
+}
+
+/** First present annotation among `keys`. */
+function pick(a: Record<string, string>, keys: readonly string[]): string | undefined {
+  for (const k of keys) {
+    const v = a[k];
+    if (typeof v === 'string' && v.length > 0) return v;
+  }
+  return undefined;
+}
+
+/** CRI (containerd), CRI-O and kubelet annotations, plus the generic ones podman and docker set on request. */
+export function metaFromAnnotations(a: Record<string, string>): ContainerMeta {
+  const m: ContainerMeta = {};
+  const set = (k: keyof ContainerMeta, v: string | undefined): void => {
+    if (v !== undefined) m[k] = v;
+  };
+  set('podName', pick(a, ['io.kubernetes.cri.sandbox-name', 'io.kubernetes.cri-o.SandboxName', 'io.kubernetes.pod.name']));
+  set('podNamespace', pick(a, ['io.kubernetes.cri.sandbox-namespace', 'io.kubernetes.cri-o.Namespace', 'io.kubernetes.pod.namespace']));
+  set('podUid', pick(a, ['io.kubernetes.cri.sandbox-uid', 'io.kubernetes.pod.uid']));
+  set('containerName', pick(a, ['io.kubernetes.cri.container-name', 'io.kubernetes.container.name', 'io.kubernetes.cri-o.ContainerName']));
+  set('image', pick(a, ['io.kubernetes.cri.image-name', 'io.kubernetes.cri-o.ImageName', 'io.auditmux.image', 'org.opencontainers.image.ref.name']));
+  set('name', pick(a, ['io.auditmux.name', 'io.kubernetes.cri-o.Name', 'nerdctl/name']) ?? m.containerName);
+  return m;
+}
+
+/**
+ * podman writes no name into annotations, but its monitor (conmon, a host process outside the container, started with
+ * `-c <container id> -n <name>`) has it on its command line. Returns the name only when `-c` is this container's ID.
+ */
+export function conmonName(argv: readonly string[], containerId: string): string | undefined {
+  let id: string | undefined;
+  let name: string | undefined;
+  for (let i = 0; i < argv.length - 1 && i < 256; i++) {
+    const a = argv[i];
+    if (a === '-c' || a === '--cid') id = argv[i + 1];
+    else if (a === '-n' || a === '--name') name = argv[i + 1];
+  }
+  return id === containerId && name && name.length <= 253 ? name : undefined;
+}

@@ -1,0 +1,161 @@
+// The host's table of known containers: contid, runtime, ID, names, first/last seen, events routed and dropped.
+import type { ContainerMeta } from './metadata';
+
+export type ContainerSource = 'hook' | 'cgroup';
+
+export interface ContainerInfo {
+  contid: bigint;
+  runtime: string;
+  id: string;
+  meta: ContainerMeta;
+  /** `hook` once the OCI hook registered it (before user code ran), else `cgroup` (found by its cgroup). */
+  source: ContainerSource;
+  /** Host pid of its init when known (the hook's state, or the first process the scan found). */
+  pid: number | null;
+  /** /proc start time of `pid`, so a reused pid is not taken for the container's init. */
+  pidStart: number | null;
+  bundle: string | null;
+  annotations: Record<string, string>;
+  firstSeen: number;
+  lastSeen: number;
+  retired: number | null;
+  retireReason: string | null;
+  routed: number;
+  dropped: number;
+  hostOnly: number;
+}
+
+export interface RegisterInput {
+  runtime: string;
+  id: string;
+  contid: bigint;
+  source: ContainerSource;
+  pid?: number | null;
+  pidStart?: number | null;
+  bundle?: string | null;
+  annotations?: Record<string, string>;
+  meta?: ContainerMeta;
+}
+
+export interface RegistryOptions {
+  onBirth?: (c: ContainerInfo) => void;
+  onRetire?: (c: ContainerInfo) => void;
+  /** Live containers beyond this are refused (a flood of fake cgroups must not grow memory without bound). */
+  maxLive?: number;
+  /** Retired containers kept for `auditmux containers`; the oldest go first. */
+  maxRetired?: number;
+  now?: () => number;
+}
+
+export class RegistryFullError extends Error {}
+
+export class ContainerRegistry {
+  private readonly live = new Map<bigint, ContainerInfo>();
+  private readonly retired: ContainerInfo[] = [];
+  private readonly now: () => number;
+  readonly counters = { births: 0, retirements: 0, hookRegistrations: 0, discovered: 0, refusedFull: 0 };
+
+  constructor(private readonly opts: RegistryOptions = {}) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  get(contid: bigint): ContainerInfo | undefined {
+    return this.live.get(contid);
+  }
+
+  liveContainers(): IterableIterator<ContainerInfo> {
+    return this.live.values();
+  }
+
+  /**
+   * Adds a container, or completes one already known (a hook after the scan found it, or the reverse): the first
+   * sighting writes the birth record; later ones only fill in what was missing. Throws RegistryFullError when full.
+   */
+  register(r: RegisterInput): { info: ContainerInfo; isNew: boolean } {
+    if (r.source === 'hook') this.counters.hookRegistrations++;
+    const t = this.now();
+    const cur = this.live.get(r.contid);
+    if (cur) {
+      cur.lastSeen = t;
+      // The hook can lose the race with the first event read from the container's cgroup: it still registered it.
+      if (r.source === 'hook') cur.source = 'hook';
+      if (r.source === 'hook' && r.pid) {
+        cur.pid = r.pid;
+        cur.pidStart = r.pidStart ?? null;
+      }
+      if (r.bundle && !cur.bundle) cur.bundle = r.bundle;
+      if (r.annotations && Object.keys(cur.annotations).length === 0) cur.annotations = r.annotations;
+      for (const [k, v] of Object.entries(r.meta ?? {}) as Array<[keyof ContainerMeta, string]>) if (v && !cur.meta[k]) cur.meta[k] = v;
+      if (cur.runtime === 'oci' && r.runtime !== 'oci') cur.runtime = r.runtime;
+      return { info: cur, isNew: false };
+    }
+    if (this.live.size >= (this.opts.maxLive ?? 65536)) {
+      this.counters.refusedFull++;
+      throw new RegistryFullError(`container registry full (${this.live.size} live containers)`);
+    }
+    const info: ContainerInfo = {
+      contid: r.contid, runtime: r.runtime, id: r.id, meta: { ...(r.meta ?? {}) }, source: r.source,
+      pid: r.pid ?? null, pidStart: r.pidStart ?? null, bundle: r.bundle ?? null, annotations: r.annotations ?? {},
+      firstSeen: t, lastSeen: t, retired: null, retireReason: null, routed: 0, dropped: 0, hostOnly: 0,
+    };
+    this.live.set(r.contid, info);
+    this.counters.births++;
+    if (r.source === 'cgroup') this.counters.discovered++;
+    this.opts.onBirth?.(info);
+    return { info, isNew: true };
+  }
+
+  /** Moves a live container to the retired list and writes its retirement; false when it was not live. */
+  retire(contid: bigint, reason: string): ContainerInfo | null {
+    const c = this.live.get(contid);
+    if (!c) return null;
+    this.live.delete(contid);
+    c.retired = this.now();
+    c.retireReason = reason;
+    this.retired.push(c);
+    const max = this.opts.maxRetired ?? 1024;
+    if (this.retired.length > max) this.retired.splice(0, this.retired.length - max);
+    this.counters.retirements++;
+    this.opts.onRetire?.(c);
+    return c;
+  }
+
+  /** Counts one event of a container: delivered to `routed` daemons, `dropped` by full queues, or kept by the host only. */
+  noteEvent(contid: bigint, routed: number, dropped: number): void {
+    const c = this.live.get(contid);
+    if (!c) return;
+    c.lastSeen = this.now();
+    if (routed === 0 && dropped === 0) c.hostOnly++;
+    c.routed += routed;
+    c.dropped += dropped;
+  }
+
+  /** Rows for `auditmux containers`: live first, then retired, newest last. */
+  list(): Array<Record<string, unknown>> {
+    return [...this.live.values(), ...this.retired].map((c) => ({
+      contid: c.contid.toString(),
+      runtime: c.runtime,
+      id: c.id,
+      name: c.meta.name ?? null,
+      image: c.meta.image ?? null,
+      ...(c.meta.podName !== undefined ? { pod: c.meta.podName } : {}),
+      ...(c.meta.podNamespace !== undefined ? { namespace: c.meta.podNamespace } : {}),
+      ...(c.meta.podUid !== undefined ? { podUid: c.meta.podUid } : {}),
+      ...(c.meta.containerName !== undefined ? { containerName: c.meta.containerName } : {}),
+      source: c.source,
+      pid: c.pid,
+      state: c.retired === null ? 'live' : 'retired',
+      firstSeen: new Date(c.firstSeen).toISOString(),
+      lastSeen: new Date(c.lastSeen).toISOString(),
+      retired: c.retired === null ? null : new Date(c.retired).toISOString(),
+      retireReason: c.retireReason,
+      routed: c.routed,
+      dropped: c.dropped,
+      hostOnly: c.hostOnly,
+    }));
+  }
+}

@@ -1,0 +1,131 @@
+// The host's container knowledge in one place: registry, cgroup discovery, hook registration, birth/retire records.
+import { AuditmuxError, ExitCode } from '../errors';
+import type { ContidTracker } from '../routing/contid-tracker';
+import { containerContid, containerKey } from './contid';
+import { ContainerDiscovery, realContainerProc, type ContainerProc } from './discovery';
+import { encodeUntrusted } from './escape';
+import { metaFromAnnotations } from './metadata';
+import { parseOciState, type OciState } from './oci-state';
+import { ContainerRegistry, RegistryFullError, type ContainerInfo } from './registry';
+
+export class ContainerError extends AuditmuxError {
+  constructor(code: string, message: string) {
+    super(code, message, ExitCode.FAILURE);
+  }
+}
+
+export interface ContainersOptions {
+  tracker: ContidTracker;
+  proc?: ContainerProc;
+  /** Writes a CONTAINER_OP record body to the host log. */
+  record: (body: string) => void;
+  maxLive?: number;
+}
+
+/** What a hook sends: the state it read on stdin and, when it could read it, the bundle's config.json annotations. */
+export interface HookRegistration {
+  state: unknown;
+  bundleAnnotations?: unknown;
+}
+
+function val(v: string | null | undefined): string {
+  return v === null || v === undefined ? '?' : encodeUntrusted(v);
+}
+
+/** The birth or retirement record: every value a container or runtime chose is encoded as an untrusted string. */
+export function containerRecordBody(op: 'birth' | 'retire', c: ContainerInfo): string {
+  const m = c.meta;
+  const parts = [
+    `op=container-${op}`, `contid=${c.contid}`, `runtime=${c.runtime}`, `container=${val(c.id)}`, `name=${val(m.name)}`,
+    `image=${val(m.image)}`, `pod=${val(m.podName)}`, `namespace=${val(m.podNamespace)}`, `source=${c.source}`, `opid=${c.pid ?? -1}`,
+  ];
+  if (op === 'retire') parts.push(`reason=${c.retireReason ?? '?'}`, `routed=${c.routed}`, `dropped=${c.dropped}`);
+  parts.push('res=1');
+  return parts.join(' ');
+}
+
+/** The runtime an OCI hook's state comes from: podman and CRI runtimes say so in their annotations. */
+function runtimeOf(a: Record<string, string>, cgroupRuntime: string | undefined): string {
+  if (a['io.container.manager'] === 'libpod') return 'podman';
+  if (Object.keys(a).some((k) => k.startsWith('io.kubernetes.cri.'))) return 'containerd';
+  if (Object.keys(a).some((k) => k.startsWith('io.kubernetes.cri-o.'))) return 'cri-o';
+  return cgroupRuntime ?? 'oci';
+}
+
+export class Containers {
+  readonly registry: ContainerRegistry;
+  readonly discovery: ContainerDiscovery;
+  private readonly tracker: ContidTracker;
+  readonly counters = { hookRefused: 0 };
+
+  constructor(opts: ContainersOptions) {
+    this.tracker = opts.tracker;
+    this.registry = new ContainerRegistry({
+      ...(opts.maxLive !== undefined ? { maxLive: opts.maxLive } : {}),
+      onBirth: (c) => opts.record(containerRecordBody('birth', c)),
+      onRetire: (c) => {
+        this.tracker.forgetContid(c.contid);
+        opts.record(containerRecordBody('retire', c));
+      },
+    });
+    this.discovery = new ContainerDiscovery(this.registry, opts.proc ?? realContainerProc());
+  }
+
+  /**
+   * A hook's createRuntime/prestart (register) or poststop (retire). The init pid is tagged at once, before user code
+   * runs; a pid whose cgroup names a different container is refused (a confused or lying caller).
+   */
+  fromHook(reg: HookRegistration): Record<string, unknown> {
+    let state: OciState;
+    try {
+      state = parseOciState(JSON.stringify(reg.state ?? null));
+    } catch (e) {
+      this.counters.hookRefused++;
+      throw e;
+    }
+    const annotations: Record<string, string> = { ...state.annotations };
+    if (reg.bundleAnnotations && typeof reg.bundleAnnotations === 'object') {
+      // Re-validated: the same bounds as the state's own annotations.
+      const b = parseOciState(JSON.stringify({ id: state.id, status: state.status, annotations: reg.bundleAnnotations })).annotations;
+      for (const [k, v] of Object.entries(b)) if (!(k in annotations)) annotations[k] = v;
+    }
+    // A plain runc `/<id>` cgroup named after this very container is confirmed by the (root) hook's own state: runc
+    // writes its state directory only after the createRuntime hooks ran.
+    const match = state.pid > 0 ? this.discovery.classify(state.pid, null, (m) => m.id === state.id) : null;
+    const runtime = runtimeOf(annotations, match?.runtime);
+    const contid = containerContid(containerKey(runtime, state.id));
+    if (state.status === 'stopped') {
+      const c = this.registry.retire(contid, 'poststop');
+      return { contid: contid.toString(), id: state.id, retired: c !== null };
+    }
+    if (match && match.id !== state.id) {
+      this.counters.hookRefused++;
+      throw new ContainerError('E_CONTAINER_MISMATCH', `pid ${state.pid} is in container ${match.id.slice(0, 64)} (by its cgroup), not ${state.id}`);
+    }
+    const st = state.pid > 0 ? this.discovery.proc.stat(state.pid) : null;
+    if (state.pid > 0 && !st) throw new ContainerError('E_CONTAINER_NOPID', `no process ${state.pid}`);
+    const meta = metaFromAnnotations(annotations);
+    if (!meta.name && state.pid > 0) {
+      const n = this.discovery.runtimeName(state.pid, state.id);
+      if (n) meta.name = n;
+    }
+    // An ID that is not a generated hex one (plain runc, `runc run NAME`) is the name its user chose.
+    if (!meta.name && !/^[0-9a-f]{64}$/.test(state.id)) meta.name = state.id;
+    let isNew = false;
+    try {
+      isNew = this.registry.register({
+        runtime, id: state.id, contid, source: 'hook', pid: state.pid || null, pidStart: st?.starttime ?? null,
+        bundle: state.bundle || null, annotations, meta,
+      }).isNew;
+    } catch (e) {
+      if (!(e instanceof RegistryFullError)) throw e;
+    }
+    if (state.pid > 0 && st) this.tracker.adopt(state.pid, contid, st.starttime);
+    // cgroupKnown: the container's processes are recognised by their cgroup, so no fork tracking is needed for them.
+    return { contid: contid.toString(), id: state.id, name: meta.name ?? null, new: isNew, cgroupKnown: match !== null };
+  }
+
+  list(): Array<Record<string, unknown>> {
+    return this.registry.list();
+  }
+}

@@ -1,0 +1,135 @@
+// Container cgroup patterns: every runtime's real layout, v1/v2/hybrid files, forged names, and a fixed-seed fuzz.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { classifyCgroupPath, classifyProcCgroup, parseProcCgroup, type CgroupMatch } from '../../src/containers/cgroup-patterns';
+import { containerContid, containerKey } from '../../src/containers/contid';
+import { intBelow, prng } from '../helpers/prng';
+
+const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
+const H2 = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
+const UID = '4a7e2c3b-1111-2222-3333-444455556666';
+
+const TABLE: Array<[string, Partial<CgroupMatch> | null]> = [
+  [`/docker/${H}`, { runtime: 'docker', id: H, base: `/docker/${H}` }],
+  [`/system.slice/docker-${H}.scope`, { runtime: 'docker', id: H }],
+  [`/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID.replace(/-/g, '_')}.slice/cri-containerd-${H}.scope`, { runtime: 'containerd', id: H, podUid: UID }],
+  [`/kubepods.slice/kubepods-pod${UID.replace(/-/g, '_')}.slice/cri-containerd-${H}.scope`, { runtime: 'containerd', id: H, podUid: UID }],
+  [`/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID.replace(/-/g, '_')}.slice/crio-${H}.scope`, { runtime: 'cri-o', id: H, podUid: UID }],
+  [`/kubepods/burstable/pod${UID}/${H}`, { runtime: 'kubernetes', id: H, podUid: UID }],
+  [`/kubepods/pod${UID}/${H}`, { runtime: 'kubernetes', id: H, podUid: UID }],
+  [`/kubepods/besteffort/pod${UID}/crio-${H}`, { runtime: 'cri-o', id: H, podUid: UID }],
+  [`/system.slice/crio-${H}.scope`, { runtime: 'cri-o', id: H }],
+  [`/system.slice/cri-containerd-${H}.scope`, { runtime: 'containerd', id: H }],
+  [`/machine.slice/libpod-${H}.scope`, { runtime: 'podman', id: H, base: `/machine.slice/libpod-${H}.scope` }],
+  [`/machine.slice/libpod-${H}.scope/container`, { runtime: 'podman', id: H, base: `/machine.slice/libpod-${H}.scope` }],
+  [`/libpod_parent/libpod-${H}`, { runtime: 'podman', id: H }],
+  [`/libpod_parent/libpod-${H}/sub`, { runtime: 'podman', id: H }],
+  ['/machine.slice/machine-web1.scope', { runtime: 'nspawn', id: 'web1' }],
+  ['/machine.slice/machine-lxc\\x2d1234\\x2dguest.scope', { runtime: 'lxc', id: 'lxc\\x2d1234\\x2dguest' }],
+  ['/lxc.payload.guest1', { runtime: 'lxc', id: 'guest1' }],
+  ['/lxc/guest2', { runtime: 'lxc', id: 'guest2' }],
+  ['/mybox', { runtime: 'runc', id: 'mybox', verify: 'runc-state' }],
+  ['/mybox/inner', { runtime: 'runc', id: 'mybox', base: '/mybox' }],
+  // Not containers.
+  ['/', null],
+  ['/system.slice/ssh.service', null],
+  ['/user.slice/user-1000.slice/session-3.scope', null],
+  ['/init.scope', null],
+  ['/libpod_parent/conmon', null],
+  [`/docker/${H.slice(1)}`, null],
+  [`/docker/${H.toUpperCase()}`, null],
+  [`/system.slice/docker-${H}`, null],
+  [`/kubepods/burstable/${H}`, null],
+  // Forged names below someone else's cgroup never count: a user's delegated subtree is not a runtime's place.
+  [`/user.slice/user-1000.slice/user@1000.service/app.slice/docker-${H}.scope`, null],
+  [`/user.slice/user-1000.slice/user@1000.service/libpod_parent/libpod-${H}`, null],
+];
+
+describe('container cgroup patterns', () => {
+  it('recognise each runtime layout, and nothing else', () => {
+    for (const [path, want] of TABLE) {
+      const got = classifyCgroupPath(path);
+      if (want === null) assert.equal(got, null, path);
+      else {
+        assert.ok(got, `${path} should match`);
+        for (const [k, v] of Object.entries(want)) assert.equal((got as unknown as Record<string, unknown>)[k], v, `${path}: ${k}`);
+      }
+    }
+  });
+
+  it('a container naming a cgroup inside its own delegated subtree after another container stays itself', () => {
+    const m = classifyCgroupPath(`/libpod_parent/libpod-${H}/libpod_parent/libpod-${H2}`)!;
+    assert.equal(m.id, H);
+    const d = classifyCgroupPath(`/docker/${H}/docker/${H2}`)!;
+    assert.equal(d.id, H);
+    const k = classifyCgroupPath(`/system.slice/docker-${H}.scope/system.slice/docker-${H2}.scope`)!;
+    assert.equal(k.id, H);
+  });
+
+  it('reads v1, v2 and hybrid /proc/PID/cgroup files; plain runc needs runc to confirm it', () => {
+    const hybridPod = [1, 2, 3].map((n) => `${n}:cpu:/libpod_parent/libpod-${H}`).concat([`0::/libpod_parent/libpod-${H}`]).join('\n') + '\n';
+    assert.equal(classifyProcCgroup(hybridPod)?.runtime, 'podman');
+    // This machine's own test processes: v2 and name=systemd at /, the memory controller in a sandbox cgroup.
+    const sandbox = '9:name=systemd:/\n8:pids:/\n4:memory:/process_api/df0022b2798368571403e0bb21886f77\n0::/\n';
+    assert.equal(classifyProcCgroup(sandbox), null);
+    assert.equal(classifyProcCgroup(sandbox, () => true)?.id, 'process_api', 'only runc state would make it one');
+    const v1only = `12:pids:/docker/${H}\n11:memory:/docker/${H}\n1:name=systemd:/docker/${H}\n`;
+    assert.equal(classifyProcCgroup(v1only)?.runtime, 'docker');
+    const v2only = `0::/system.slice/docker-${H}.scope\n`;
+    assert.equal(classifyProcCgroup(v2only)?.id, H);
+    const runc = '9:name=systemd:/amrunc1\n8:pids:/amrunc1\n0::/amrunc1\n';
+    assert.equal(classifyProcCgroup(runc), null);
+    assert.equal(classifyProcCgroup(runc, (m) => m.id === 'amrunc1')?.runtime, 'runc');
+    // The v2 line wins over a v1 line that says something else.
+    assert.equal(classifyProcCgroup(`4:memory:/docker/${H2}\n0::/docker/${H}\n`)?.id, H);
+    assert.deepEqual(parseProcCgroup('garbage\n1:x\nfoo:bar:/x\n0::relative\n').v1, []);
+  });
+
+  it('derived contids: stable, 63-bit, never 0 or (u64)-1, distinct per container, machines apart from IDs', () => {
+    const a = containerContid(containerKey('podman', H));
+    assert.equal(a, containerContid(containerKey('docker', H)), 'the ID alone decides: a hook and the cgroup agree');
+    assert.ok(a > 0n && a < 2n ** 63n);
+    assert.notEqual(containerContid(containerKey('nspawn', H)), a);
+    const seen = new Set<bigint>();
+    const r = prng(11);
+    for (let i = 0; i < 20000; i++) {
+      const id = Array.from({ length: 64 }, () => '0123456789abcdef'[intBelow(r, 16)]).join('');
+      const c = containerContid(id);
+      assert.ok(c > 0n && c <= 0x7fffffffffffffffn);
+      seen.add(c);
+    }
+    assert.equal(seen.size, 20000);
+  });
+
+  it('fuzz (seed 4242): random and mutated paths never throw, stay bounded, and a match is always the outermost', () => {
+    const r = prng(4242);
+    const atoms = ['docker', 'system.slice', 'machine.slice', 'kubepods', 'kubepods.slice', 'libpod_parent', `libpod-${H}`, `libpod-${H}.scope`,
+      `docker-${H}.scope`, H, H2, `pod${UID}`, 'burstable', `crio-${H}`, `cri-containerd-${H2}.scope`, 'lxc', 'lxc.payload.x', 'machine-a.scope', '..', '.', '', 'x\ny', '\u00e9', '*'];
+    for (let i = 0; i < 20000; i++) {
+      const n = intBelow(r, 8);
+      let path = '';
+      for (let j = 0; j < n; j++) {
+        let a = atoms[intBelow(r, atoms.length)]!;
+        if (r() < 0.2 && a.length) {
+          const k = intBelow(r, a.length);
+          a = a.slice(0, k) + String.fromCharCode(intBelow(r, 128)) + a.slice(k + 1);
+        }
+        path += '/' + a;
+      }
+      if (r() < 0.05) path = path.slice(1);
+      const m = classifyCgroupPath(path);
+      if (m) {
+        assert.ok(path.startsWith(m.base), `${JSON.stringify(path)} base ${m.base}`);
+        assert.ok(m.id.length > 0 && m.id.length <= 256);
+        assert.doesNotMatch(m.id, /[/\n]/);
+        // Anything appended below the container's own cgroup keeps the same container.
+        const below = classifyCgroupPath(`${m.base}/docker/${H2}/libpod-${H2}.scope`);
+        assert.equal(below?.id, m.id, path);
+      }
+      const text = `${intBelow(r, 13)}:${r() < 0.5 ? 'pids' : ''}:${path}\n0::${path}\n`;
+      classifyProcCgroup(text, () => r() < 0.5);
+    }
+    assert.equal(classifyCgroupPath('/' + 'a/'.repeat(5000)), null, 'over PATH_MAX');
+    assert.equal(classifyProcCgroup('0::/docker/x\n'.repeat(20000)), null);
+  });
+});

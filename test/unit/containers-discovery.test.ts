@@ -1,0 +1,187 @@
+// Container discovery with the tracker: cgroup tagging, exec joining, hook registration, retirement, records.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ContidTracker } from '../../src/routing/contid-tracker';
+import type { ProcReader, ProcStat } from '../../src/routing/proc';
+import type { ContainerProc } from '../../src/containers/discovery';
+import { Containers } from '../../src/containers/service';
+import { containerContid } from '../../src/containers/contid';
+
+const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
+const H2 = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
+
+interface P extends ProcStat {
+  cg: string;
+  argv: string[];
+  ns: string;
+}
+
+class FakeSystem implements ProcReader, ContainerProc {
+  procs = new Map<number, P>();
+  runc = new Set<string>();
+  add(pid: number, ppid: number, cg: string, argv: string[] = ['x'], ns = 'pid:[1]'): void {
+    this.procs.set(pid, { ppid, starttime: pid * 10, threads: 1, cg, argv, ns });
+  }
+  pids(): number[] { return [...this.procs.keys()]; }
+  stat(pid: number): ProcStat | null { return this.procs.get(pid) ?? null; }
+  children(pid: number): number[] { return [...this.procs].filter(([, s]) => s.ppid === pid).map(([p]) => p); }
+  cgroup(pid: number): string | null { return this.procs.get(pid)?.cg.split('\n').find((l) => l.startsWith('0::'))?.slice(3) ?? null; }
+  cgroupText(pid: number): string | null { return this.procs.get(pid)?.cg ?? null; }
+  cmdline(pid: number): string[] | null { return this.procs.get(pid)?.argv ?? null; }
+  pidNs(pid: number): string | null { return this.procs.get(pid)?.ns ?? null; }
+  runcState(id: string): boolean { return this.runc.has(id); }
+}
+
+const hybrid = (path: string): string => `9:name=systemd:${path}\n8:pids:${path}\n0::${path}\n`;
+
+function setup(): { sys: FakeSystem; t: ContidTracker; c: Containers; records: string[] } {
+  const sys = new FakeSystem();
+  sys.add(1, 0, hybrid('/'));
+  sys.add(50, 1, hybrid('/libpod_parent/conmon'), ['/usr/bin/conmon', '-c', H, '-n', 'web', '-b', '/b']);
+  sys.add(51, 50, hybrid(`/libpod_parent/libpod-${H}`), ['sleep', '300'], 'pid:[9]');
+  const t = new ContidTracker({ proc: sys });
+  const records: string[] = [];
+  const c = new Containers({ tracker: t, proc: sys, record: (b) => records.push(b) });
+  t.setContainers(c.discovery);
+  return { sys, t, c, records };
+}
+
+describe('container discovery', () => {
+  it('the start scan finds a running container, names it from conmon, and writes its birth', () => {
+    const { c, t, records } = setup();
+    assert.ok(t.idle, 'no container known yet: lookups skipped');
+    const { born } = c.discovery.scan();
+    const id = containerContid(H);
+    assert.deepEqual(born, [id]);
+    assert.ok(!t.idle);
+    assert.equal(records.length, 1);
+    assert.equal(records[0], `op=container-birth contid=${id} runtime=podman container="${H}" name="web" image=? pod=? namespace=? source=cgroup opid=51 res=1`);
+    assert.deepEqual(t.lookup(51, 50), [id]);
+  });
+
+  it('a process inside the container calling itself conmon cannot name it', () => {
+    const sys = new FakeSystem();
+    sys.add(1, 0, hybrid('/'));
+    sys.add(51, 1, hybrid(`/libpod_parent/libpod-${H}`), ['/usr/bin/conmon', '-c', H, '-n', 'admin-db'], 'pid:[9]');
+    sys.add(52, 51, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+    const t = new ContidTracker({ proc: sys });
+    const c = new Containers({ tracker: t, proc: sys, record: () => undefined });
+    assert.equal(c.discovery.runtimeName(52, H), undefined);
+    sys.procs.get(51)!.cg = hybrid('/libpod_parent/conmon');
+    assert.equal(c.discovery.runtimeName(52, H), 'admin-db', 'the same argv from the host side is believed');
+  });
+
+  it('an exec into the container (child of another conmon) gets its contid; a short-lived child via its live parent', () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    const id = containerContid(H);
+    sys.add(60, 1, hybrid('/libpod_parent/conmon'), ['/usr/bin/conmon', '-c', H, '-n', 'web']);
+    sys.add(61, 60, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+    // 62 already exited: only its SYSCALL record remains, with ppid 61.
+    assert.deepEqual(t.lookup(62, 61), [id]);
+    assert.deepEqual(t.lookup(61, 60), [id]);
+    // A host process is not in it, and its children neither.
+    sys.add(70, 1, hybrid('/'));
+    assert.equal(t.lookup(70, 1), null);
+    assert.equal(t.lookup(71, 70), null);
+  });
+
+  it('a process seen outside before it joined (runc exec) is asked again at its execve', () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    sys.add(120, 1, hybrid('/libpod_parent/conmon'), ['runc', 'init']);
+    assert.equal(t.lookup(120, 1), null, 'still in the runtime\'s cgroup');
+    sys.procs.get(120)!.cg = hybrid(`/libpod_parent/libpod-${H}`);
+    assert.equal(t.lookup(120, 1), null, 'the negative answer is cached');
+    assert.deepEqual(t.lookup(120, 1, { recheck: true }), [containerContid(H)]);
+  });
+
+  it('a pid reused by a process of another container after the first one exited is not misattributed', () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    sys.add(130, 51, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+    assert.deepEqual(t.lookup(131, 130), [containerContid(H)], 'a short-lived child of the first container');
+    // pid 131 comes back as the child of a shell in another container (no exit was seen: no tracking rule).
+    sys.add(140, 1, hybrid(`/libpod_parent/libpod-${H2}`), ['sh'], 'pid:[8]');
+    sys.add(131, 140, hybrid(`/libpod_parent/libpod-${H2}`), ['echo'], 'pid:[8]');
+    assert.deepEqual(t.lookup(131, 140), [containerContid(H2)]);
+    assert.ok(t.counters.reuseDetected >= 1);
+    // A double fork inside the first container (reparented to its init) stays in it.
+    sys.add(132, 130, hybrid(`/libpod_parent/libpod-${H}`), ['x'], 'pid:[9]');
+    assert.deepEqual(t.lookup(132, 130), [containerContid(H)]);
+    sys.procs.get(132)!.ppid = 51;
+    assert.deepEqual(t.lookup(132, 51), [containerContid(H)]);
+  });
+
+  it('setsid, double fork and a forged cgroup name inside the container keep the container\'s contid', () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    const id = containerContid(H);
+    // Double fork: the grandchild is reparented to the container's init (or a subreaper) but stays in the cgroup.
+    sys.add(80, 51, hybrid(`/libpod_parent/libpod-${H}/libpod_parent/libpod-${H2}`), ['evil'], 'pid:[9]');
+    assert.deepEqual(t.lookup(80, 1), [id]);
+    assert.equal(c.registry.get(containerContid(H2)), undefined, 'the forged name made no container');
+  });
+
+  it('plain runc: /<id> is a container only when runc\'s state directory has it', () => {
+    const { sys, c } = setup();
+    sys.add(90, 1, hybrid('/amtest1'));
+    c.discovery.scan();
+    assert.equal(c.registry.get(containerContid('amtest1')), undefined);
+    sys.runc.add('amtest1');
+    sys.procs.delete(90);
+    sys.add(91, 1, hybrid('/amtest1'));
+    c.discovery.scan();
+    assert.equal(c.registry.get(containerContid('amtest1'))?.runtime, 'runc');
+  });
+
+  it('the hook registers before user code, refuses a pid in another container, and retires at poststop', () => {
+    const { sys, c, t, records } = setup();
+    sys.add(100, 1, hybrid(`/libpod_parent/libpod-${H2}`), ['runc', 'init'], 'pid:[7]');
+    const reg = c.fromHook({ state: { ociVersion: '1.0.2', id: H2, status: 'creating', pid: 100, bundle: '/b', annotations: { 'io.container.manager': 'libpod' } }, bundleAnnotations: { 'io.auditmux.image': 'localhost/bb:test' } });
+    const id2 = containerContid(H2);
+    assert.equal(reg.contid, id2.toString());
+    assert.equal(reg.cgroupKnown, true, 'its cgroup is a podman one: no fork tracking needed');
+    assert.deepEqual(t.get(100), [id2], 'the init pid is tagged at once');
+    assert.equal(c.registry.get(id2)?.meta.image, 'localhost/bb:test');
+    assert.throws(() => c.fromHook({ state: { id: H, status: 'creating', pid: 100 } }), /E_CONTAINER_MISMATCH|is in container/);
+    // A pid whose cgroup no pattern knows joins by sharing the registered init's pid namespace.
+    sys.add(101, 1, hybrid('/custom/path'), ['x'], 'pid:[7]');
+    sys.add(102, 1, hybrid('/custom/path'), ['x'], 'pid:[1]');
+    sys.procs.get(100)!.cg = hybrid('/custom/path');
+    assert.ok(c.discovery.sameContainer(101, id2));
+    assert.ok(!c.discovery.sameContainer(102, id2), 'the host pid namespace is no container');
+    const out = c.fromHook({ state: { id: H2, status: 'stopped', pid: 0 } });
+    assert.equal(out.retired, true);
+    assert.equal(t.get(100), null, 'retired: its processes forget the id');
+    assert.match(records.at(-1)!, new RegExp(`^op=container-retire contid=${id2} runtime=podman .* reason=poststop routed=0 dropped=0 res=1$`));
+    assert.equal(c.list().find((r) => r.id === H2)?.state, 'retired');
+  });
+
+  it('contid set may join a container only for a process inside it', () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    const id = containerContid(H);
+    sys.add(110, 1, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+    assert.ok(c.discovery.sameContainer(110, id));
+    assert.deepEqual(t.set(110, id, { setterPid: 1, join: true }).chain, [id]);
+    sys.add(111, 1, hybrid('/'));
+    assert.ok(!c.discovery.sameContainer(111, id));
+  });
+
+  it('a container whose processes are all gone is retired by the next scan; a hooked one after a grace period', () => {
+    const { sys, c, records } = setup();
+    c.discovery.scan();
+    sys.procs.delete(51);
+    const { retired } = c.discovery.scan();
+    assert.deepEqual(retired, [containerContid(H)]);
+    assert.match(records.at(-1)!, /op=container-retire .* reason=gone/);
+    sys.add(100, 1, hybrid(`/libpod_parent/libpod-${H2}`), ['runc', 'init']);
+    c.fromHook({ state: { id: H2, status: 'creating', pid: 100, annotations: { 'io.container.manager': 'libpod' } } });
+    c.discovery.scan();
+    sys.procs.delete(100);
+    assert.deepEqual(c.discovery.scan().retired, [], 'its poststop hook may still come');
+    c.discovery.graceMs = 0;
+    assert.deepEqual(c.discovery.scan().retired, [containerContid(H2)]);
+  });
+});

@@ -1,0 +1,101 @@
+// OCI hook state parsing (untrusted stdin): real podman state, every refusal, escaping, and a fixed-seed fuzz.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { OCI_STATE_MAX, OciStateError, parseBundleAnnotations, parseOciState } from '../../src/containers/oci-state';
+import { encodeUntrusted } from '../../src/containers/escape';
+import { conmonName, metaFromAnnotations } from '../../src/containers/metadata';
+import { intBelow, prng } from '../helpers/prng';
+
+// What podman 4.3 wrote to a createRuntime hook on this machine.
+const PODMAN = '{"ociVersion":"1.0.2-dev","id":"da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a","status":"creating","pid":10879,' +
+  '"bundle":"/tmp/cpod.J2dz/root/overlay-containers/da5f/userdata","annotations":{"io.container.manager":"libpod","io.kubernetes.cri-o.Created":"2026-12-01T20:16:26.254768128Z",' +
+  '"io.kubernetes.cri-o.TTY":"false","io.podman.annotations.autoremove":"FALSE","org.opencontainers.image.stopSignal":"15"}}';
+
+describe('OCI state', () => {
+  it('parses what podman sends', () => {
+    const s = parseOciState(Buffer.from(PODMAN));
+    assert.equal(s.status, 'creating');
+    assert.equal(s.pid, 10879);
+    assert.equal(s.annotations['io.container.manager'], 'libpod');
+    assert.equal(parseOciState('{"ociVersion":"1.0.2","id":"x","status":"stopped","bundle":"/b"}').pid, 0);
+  });
+
+  it('refuses bad documents with the reason', () => {
+    const bad: Array<[string, RegExp]> = [
+      ['', /not JSON/],
+      ['{"id":"x"', /not JSON.*position|not JSON/],
+      ['[]', /JSON object/],
+      ['null', /JSON object/],
+      ['{"status":"creating"}', /"id" must be a string/],
+      ['{"id":"../etc","status":"creating"}', /not an OCI container ID/],
+      ['{"id":"a b","status":"creating"}', /not an OCI container ID/],
+      ['{"id":"..","status":"creating"}', /not an OCI container ID/],
+      ['{"id":"x","status":"exploded"}', /"status"/],
+      ['{"id":"x","status":"creating","pid":-1}', /"pid"/],
+      ['{"id":"x","status":"creating","pid":1.5}', /"pid"/],
+      ['{"id":"x","status":"creating","pid":99999999999}', /"pid"/],
+      ['{"id":"x","status":"creating","bundle":"rel/path"}', /absolute/],
+      ['{"id":"x","status":"creating","annotations":[]}', /annotations/],
+      ['{"id":"x","status":"creating","annotations":{"a":1}}', /annotations\.a/],
+      ['{"id":"x","status":"creating","annotations":{"a":"line\\nbreak"}}', /control/],
+      [`{"id":"x","status":"creating","annotations":{${Array.from({ length: 300 }, (_, i) => `"k${i}":"v"`).join(',')}}}`, /more than 256/],
+    ];
+    for (const [text, re] of bad) assert.throws(() => parseOciState(text), (e: unknown) => e instanceof OciStateError && re.test(e.message), text.slice(0, 60));
+    assert.throws(() => parseOciState(Buffer.alloc(OCI_STATE_MAX + 1, 0x20)), /over the 65536-byte limit/);
+  });
+
+  it('bundle config.json annotations: bad entries skipped, never thrown on', () => {
+    const b = parseBundleAnnotations(Buffer.from('{"hostname":"h1","annotations":{"io.kubernetes.cri.sandbox-namespace":"team-a","bad":7,"ctl":"a\\u0001b"}}'));
+    assert.deepEqual({ ...b.annotations }, { 'io.kubernetes.cri.sandbox-namespace': 'team-a' });
+    assert.equal(b.hostname, 'h1');
+    assert.throws(() => parseBundleAnnotations(Buffer.from('{')), OciStateError);
+  });
+
+  it('names and Kubernetes fields from CRI, CRI-O and kubelet annotations; podman names from conmon', () => {
+    const m = metaFromAnnotations({
+      'io.kubernetes.cri.sandbox-name': 'web-0', 'io.kubernetes.cri.sandbox-namespace': 'shop', 'io.kubernetes.cri.sandbox-uid': 'u1',
+      'io.kubernetes.cri.container-name': 'nginx', 'io.kubernetes.cri.image-name': 'docker.io/library/nginx:1.25',
+    });
+    assert.deepEqual(m, { podName: 'web-0', podNamespace: 'shop', podUid: 'u1', containerName: 'nginx', image: 'docker.io/library/nginx:1.25', name: 'nginx' });
+    assert.equal(metaFromAnnotations({ 'io.kubernetes.cri-o.Namespace': 'ns2', 'io.kubernetes.pod.name': 'p' }).podNamespace, 'ns2');
+    const argv = ['/usr/bin/conmon', '--api-version', '1', '-c', 'abc', '-u', 'abc', '-n', 'c1', '--exit-dir', '/x'];
+    assert.equal(conmonName(argv, 'abc'), 'c1');
+    assert.equal(conmonName(argv, 'other'), undefined, 'another container\'s monitor never names this one');
+  });
+
+  it('untrusted strings are quoted when plain, hex otherwise: no value can add a field or a line', () => {
+    assert.equal(encodeUntrusted('c1'), '"c1"');
+    assert.equal(encodeUntrusted('a b'), '612062');
+    assert.equal(encodeUntrusted('x" res=0\ntype=DAEMON_END'), Buffer.from('x" res=0\ntype=DAEMON_END').toString('hex').toUpperCase());
+    assert.equal(encodeUntrusted('\u00e9'), 'C3A9');
+  });
+
+  it('fuzz (seed 1111): mutated and random states never throw anything but OciStateError; accepted ones are in bounds', () => {
+    const r = prng(1111);
+    const base = Buffer.from(PODMAN);
+    let accepted = 0;
+    for (let i = 0; i < 20000; i++) {
+      let b: Buffer;
+      if (i % 4 === 0) {
+        b = Buffer.alloc(intBelow(r, 200));
+        for (let j = 0; j < b.length; j++) b[j] = intBelow(r, 256);
+      } else {
+        b = Buffer.from(base);
+        const n = 1 + intBelow(r, 4);
+        for (let j = 0; j < n; j++) b[intBelow(r, b.length)] = i % 4 === 1 ? intBelow(r, 256) : ' "{}[]:,0\\a-'.charCodeAt(intBelow(r, 13));
+      }
+      try {
+        const s = parseOciState(b);
+        accepted++;
+        assert.match(s.id, /^[A-Za-z0-9_+.-]{1,128}$/);
+        assert.ok(Number.isInteger(s.pid) && s.pid >= 0);
+        for (const [k, v] of Object.entries(s.annotations)) assert.doesNotMatch(k + v, /[\x00-\x1f\x7f]/);
+        const enc = encodeUntrusted(s.id);
+        assert.doesNotMatch(enc, /[\s]/);
+      } catch (e) {
+        assert.ok(e instanceof OciStateError, String(e));
+      }
+    }
+    assert.ok(accepted > 100, `some mutations stay valid (${accepted})`);
+  });
+});
