@@ -189,7 +189,7 @@ export class HostDaemon {
         await this.control.listen();
       }
       this.log.flush();
-      this.diag.info({ pid: process.pid, config: cfg.file, log: cfg.host.log.file, contidKernel: this.contidKernel }, 'auditmux host daemon started');
+      this.diag.info({ config: cfg.file, log: cfg.host.log.file, contidKernel: this.contidKernel }, 'auditmux host daemon started');
     } catch (e) {
       await this.shutdown('start-failed').catch(() => undefined);
       throw e;
