@@ -7,6 +7,7 @@ import { runDaemon } from '../daemon/run';
 import { rulesDelete, rulesList, rulesLoad } from './rules';
 import { runReport, runSearch } from '../search';
 import { formatCounters, readKernelStatus } from './status';
+import { registerCollect } from './collect';
 import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 
@@ -60,6 +61,8 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
         else throw e;
       }
     });
+
+  registerCollect(program, io, setCode);
 
   const rules = program.command('rules').description('load, list and delete kernel audit rules (auditctl language)');
   rules
