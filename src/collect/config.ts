@@ -57,7 +57,7 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
   const createConsumer = (x = m.get('create_consumer')) ? w.boolean(x, 'create_consumer') ?? true : true;
   const ackWait = (x = m.get('ack_wait')) ? w.integer(x, 'ack_wait', 1, 3600) ?? 30 : 30;
   const batch = (x = m.get('batch')) ? w.integer(x, 'batch', 1, 10000) ?? 256 : 256;
-  let dir = '/var/log/auditmux/fleet';
+  let dir = '/var/log/auditmux-fleet';
   if ((x = m.get('dir'))) {
     const s = w.string(x, 'dir');
     if (s !== undefined && (s.length === 0 || s.includes('\0'))) w.error(x.value, 'dir is not a usable path', x.key);
