@@ -74,6 +74,36 @@ export function tailLines(file: string, limit = TAIL_BYTES): string[] {
   }
 }
 
+/**
+ * Cuts a torn last line (the collector was killed inside a write) off a log the collector owns, so the next line does
+ * not glue onto it; the event it belonged to was not acknowledged and comes again.
+ */
+export function cutTornTail(file: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw new IoError(`cannot open ${file} (${(e as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.nlink > 1) throw new IoError(`${file} is not a regular file with one link (refused)`, 'E_NOT_REGULAR');
+    if (st.size === 0) return 0;
+    const n = Math.min(st.size, 64 * 1024);
+    const b = Buffer.alloc(n);
+    fs.readSync(fd, b, 0, n, st.size - n);
+    if (b[n - 1] === 0x0a) return 0;
+    const nl = b.lastIndexOf(0x0a);
+    const keep = nl < 0 ? (n === st.size ? 0 : st.size - n) : st.size - n + nl + 1;
+    fs.ftruncateSync(fd, keep);
+    fs.fsyncSync(fd);
+    return st.size - keep;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 interface NodeLog {
   writer: LogWriter;
   /** Lines of the newest logs as found at start (written before a crash, perhaps never acknowledged). */
@@ -177,7 +207,9 @@ export class Collector {
       }
       const nodeToken = ev.node !== null ? subjectToken(ev.node) : (idm as RegExpExecArray)[1] as string;
       const log = this.nodeLog(nodeToken);
-      if (ev.lines.every((l) => log.tail.has(l))) {
+      // Lines carry the event's stamp, so a line already in the tail was written by this event before a crash.
+      const fresh = log.tail.size ? ev.lines.filter((l) => !log.tail.has(l)) : ev.lines;
+      if (fresh.length === 0) {
         this.counters.duplicates++;
         this.recent.add(id);
         acks.push(m);
@@ -185,14 +217,14 @@ export class Collector {
       }
       touched.add(log);
       // A suspended log (disk full, max_log_file_action suspend) takes nothing: the event is redelivered later.
-      if (!ev.lines.every((l) => log.writer.writeLine(Buffer.from(l, 'latin1')))) {
+      if (!fresh.every((l) => log.writer.writeLine(Buffer.from(l, 'latin1')))) {
         this.counters.errors++;
         this.lastError = `log of ${nodeToken} refused a write (suspended?)`;
         m.nak(5000);
         continue;
       }
       this.counters.written++;
-      this.counters.lines += ev.lines.length;
+      this.counters.lines += fresh.length;
       this.recent.add(id);
       acks.push(m);
     }
@@ -213,6 +245,8 @@ export class Collector {
     // A symlink planted where a node directory goes would send the node's log elsewhere.
     if (!fs.lstatSync(dir).isDirectory()) throw new IoError(`${dir} is not a directory (refused)`, 'E_NOT_DIR');
     const file = path.join(dir, 'audit.log');
+    const cut = cutTornTail(file);
+    if (cut) this.diag.warn({ node: token, bytes: cut }, 'torn last line of the log removed');
     const tail = new Set<string>([...tailLines(`${file}.1`, TAIL_BYTES / 4), ...tailLines(file)]);
     const writer = new LogWriter({
       path: file, format: this.cfg.log.format, flush: this.cfg.log.flush, freq: 50, maxLogFileMiB: this.cfg.log.maxLogFileMiB,

@@ -219,3 +219,30 @@ test('forged messages are refused, not written: bad id, control bytes, mixed nod
   }
 });
 
+
+test('a log left by a collector killed inside a write: torn line cut, the event completed once, not doubled', async () => {
+  const srv = await NatsServer.start();
+  const dir = tmp();
+  const a = new Host('hosta', dir, srv.url, 'text');
+  const c = new Collector(parseCollectConfig(cfgText(srv.url, path.join(dir, 'fleet')), path.join(dir, 'c.yaml')), quiet);
+  try {
+    a.emit(0, 3);
+    await until(() => a.out.stats().pending === 0, () => JSON.stringify(a.out.stats()));
+    const want = lines(a.log);
+    // Event 0 whole, event 1's first two lines, then half of its third line: what a SIGKILL mid-write can leave.
+    const ev1 = want.filter((l) => l.includes(':1001)'));
+    const torn = [...want.filter((l) => l.includes(':1000)')), ev1[0], ev1[1]].join('\n') + '\n' + ev1[2]!.slice(0, 30);
+    fs.mkdirSync(path.join(dir, 'fleet', 'hosta'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'fleet', 'hosta', 'audit.log'), torn);
+    await c.start();
+    await until(() => c.counters.received === 3, () => JSON.stringify(c.status()));
+    await c.stop();
+    assert.deepEqual(lines(path.join(dir, 'fleet', 'hosta', 'audit.log')), want);
+    assert.equal(c.counters.duplicates, 1, 'event 0 recognised in the tail');
+  } finally {
+    await c.stop();
+    await a.close();
+    await srv.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
