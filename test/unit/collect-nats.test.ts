@@ -163,6 +163,8 @@ test('two collector instances share one durable consumer: every event written by
   const c1 = new Collector(parseCollectConfig(cfgText(srv.url, path.join(dir, 'f1')), path.join(dir, 'c.yaml')), quiet);
   const c2 = new Collector(parseCollectConfig(cfgText(srv.url, path.join(dir, 'f2')), path.join(dir, 'c.yaml')), quiet);
   try {
+    // The host's output creates the stream; the collectors need it to exist.
+    await until(() => a.out.stats().connected === true, () => JSON.stringify(a.out.stats()));
     await c1.start();
     await c2.start();
     a.emit(0, 2000);

@@ -17,7 +17,8 @@ export function natsOptions(c: NatsConnSpec, name: string, retryMs: number): Nod
     reconnect: true,
     maxReconnectAttempts: -1,
     reconnectTimeWait: retryMs,
-    waitOnFirstConnect: true,
+    // The first connection is retried by the caller, so each failure (bad TLS, refused credentials) is reported.
+    waitOnFirstConnect: false,
   };
   if (c.user !== null) {
     o.user = c.user;
