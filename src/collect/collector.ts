@@ -16,6 +16,18 @@ export const TAIL_BYTES = 4 * 1024 * 1024;
 /** Msg ids the output makes: NODE-TOKEN:BOOT:TIME:SERIAL[:pN]; anything else is refused. */
 const MSG_ID_RE = /^([A-Za-z0-9_~-]{1,600}):([0-9a-f]{32}|noboot):([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})(?::p[0-9]{1,6})?$/;
 
+const PROM_METRICS: [keyof CollectCounters, string, 'counter' | 'gauge'][] = [
+  ['received', 'Messages fetched from the consumer.', 'counter'],
+  ['written', 'Events written to a node log.', 'counter'],
+  ['lines', 'Record lines written.', 'counter'],
+  ['duplicates', 'Messages recognised as already written (by id or in the log tail) and acknowledged.', 'counter'],
+  ['redeliveries', 'Messages the server delivered more than once.', 'counter'],
+  ['rejected', 'Messages refused as not auditmux events (terminated, not written).', 'counter'],
+  ['errors', 'Fetch and write errors.', 'counter'],
+  ['lag', 'Messages pending on the consumer after the last one received.', 'gauge'],
+  ['nodes', 'Node logs open.', 'gauge'],
+];
+
 export interface CollectCounters {
   received: number;
   written: number;
@@ -264,20 +276,36 @@ export class Collector {
     return { ...this.counters, recentIds: this.recent.size, lastError: this.lastError };
   }
 
-  /** Status as a file (`auditmux collect --status` reads it): written to a temporary name, then renamed. */
+  /** The counters in the Prometheus text format; the consumer name is [A-Za-z0-9_-] (config), safe in a label. */
+  prometheus(): string {
+    const l = `{stream="${this.cfg.stream}",consumer="${this.cfg.consumer}"}`;
+    const out: string[] = [];
+    for (const [k, help, type] of PROM_METRICS) {
+      const name = `auditmux_collect_${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}${type === 'counter' ? '_total' : ''}`;
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${l} ${this.counters[k]}`);
+    }
+    return out.join('\n') + '\n';
+  }
+
+  /** Status as files (`auditmux collect --status` reads the JSON one): written to a temporary name, then renamed. */
   private writeStatus(): void {
-    const tmp = `${this.cfg.statusFile}.${process.pid}.tmp`;
+    this.writeAtomic(this.cfg.statusFile, JSON.stringify(this.status()) + '\n');
+    if (this.cfg.prometheusTextfile) this.writeAtomic(this.cfg.prometheusTextfile, this.prometheus());
+  }
+
+  private writeAtomic(file: string, text: string): void {
+    const tmp = `${file}.${process.pid}.tmp`;
     try {
-      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o640);
+      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
       try {
-        fs.writeSync(fd, JSON.stringify(this.status()) + '\n');
+        fs.writeSync(fd, text);
       } finally {
         fs.closeSync(fd);
       }
-      fs.renameSync(tmp, this.cfg.statusFile);
+      fs.renameSync(tmp, file);
     } catch (e) {
       fs.rmSync(tmp, { force: true });
-      this.diag.warn({ err: String(e) }, 'status file not written');
+      this.diag.warn({ file, err: String(e) }, 'status file not written');
     }
   }
 

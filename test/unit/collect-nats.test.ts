@@ -87,7 +87,7 @@ test('two hosts (text and JSON payloads) collected into per-node logs equal to t
   const dir = tmp();
   const a = new Host('hosta', dir, srv.url, 'text');
   const b = new Host('hostb', dir, srv.url, 'json');
-  const c = new Collector(parseCollectConfig(cfgText(srv.url, path.join(dir, 'fleet')), path.join(dir, 'c.yaml')), quiet);
+  const c = new Collector(parseCollectConfig(cfgText(srv.url, path.join(dir, 'fleet'), 'prometheus_textfile: collect.prom\n'), path.join(dir, 'c.yaml')), quiet);
   try {
     a.emit(0, 200);
     b.emit(0, 150);
@@ -100,6 +100,15 @@ test('two hosts (text and JSON payloads) collected into per-node logs equal to t
     assert.ok(got.length > 0);
     assert.equal(got, ausearch(a.log, 'k1'));
     assert.equal(ausearch(path.join(dir, 'fleet', 'hostb', 'audit.log'), 'k2'), ausearch(b.log, 'k2'));
+    await c.stop();
+    // Prometheus text format: HELP/TYPE lines, then one sample per metric with the stream and consumer as labels.
+    const prom = fs.readFileSync(path.join(dir, 'collect.prom'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    const sample = (n: string): number => Number(prom.find((l) => l.startsWith(`${n}{stream="AUDIT",consumer="central"} `))?.split(' ')[1]);
+    assert.equal(sample('auditmux_collect_written_total'), 350);
+    assert.equal(sample('auditmux_collect_lines_total'), 350 * 4);
+    assert.equal(sample('auditmux_collect_lag'), 0);
+    assert.equal(sample('auditmux_collect_nodes'), 2);
+    assert.ok(prom.every((l) => /^auditmux_collect_[a-z_]+\{stream="AUDIT",consumer="central"\} \d+$/.test(l)), prom.join('\n'));
   } finally {
     await c.stop();
     await a.close();
