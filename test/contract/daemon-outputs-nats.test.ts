@@ -4,7 +4,13 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { oneAuxYaml, sleep, startEmulatedHost, syscallSerialCounts } from '../helpers/emulated-host';
+import { spawnSync } from 'node:child_process';
 import { NatsServer, streamMessages, until } from '../helpers/nats';
+import { cliPath } from '../helpers/daemon';
+import { Collector } from '../../src/collect/collector';
+import { parseCollectConfig } from '../../src/collect/config';
+
+const quiet = { warn: () => undefined, error: () => undefined, info: () => undefined };
 
 const EXE = '/usr/bin/amtree-nats';
 /** A node name with a '.' in it, right under `host:`. */
@@ -48,6 +54,23 @@ describe('nats outputs of the daemons (emulated mainline kernel)', () => {
       assert.deepEqual([...serials(aux, 'tree-a')].sort(), [...serials(readFileSync(join(dir, 'a.log'), 'utf8'), 'tree-a')].sort());
       assert.equal(serials(aux, 'tree-a').size, 100);
       assert.equal(new Set(ms.map((m) => m.id)).size, ms.length, 'no id stored twice');
+      // The collector's node log answers `auditmux search --contid` as the auxiliary daemon's own log does.
+      const c = new Collector(parseCollectConfig(`servers: [${srv.url}]\ndir: ${join(dir, 'fleet')}\n`, join(dir, 'c.yaml')), quiet);
+      await c.start();
+      try {
+        await until(() => c.counters.written === ms.length, () => JSON.stringify(c.status()));
+      } finally {
+        await c.stop();
+      }
+      const search = (...files: string[]): string[] => {
+        const r = spawnSync(process.execPath, [cliPath, 'search', ...files.flatMap((f) => ['-if', f]), '--contid', '100', '--raw'], { encoding: 'latin1', maxBuffer: 1 << 26 });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout.split('\n').filter((l) => l).sort();
+      };
+      // One node log holds what the host and its auxiliary daemon logged separately (in arrival order).
+      const collected = search(join(dir, 'fleet', 'ctr~2Ehost', 'audit.log'));
+      assert.equal(serials(collected.join('\n'), 'tree-a').size, 100);
+      assert.deepEqual(collected, search(join(dir, 'audit.log'), join(dir, 'a.log')));
     } finally {
       await srv.stop();
       rmSync(dir, { recursive: true, force: true });
