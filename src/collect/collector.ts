@@ -218,7 +218,17 @@ export class Collector {
         continue;
       }
       const nodeToken = ev.node !== null ? subjectToken(ev.node) : (idm as RegExpExecArray)[1] as string;
-      const log = this.nodeLog(nodeToken);
+      let log: NodeLog;
+      try {
+        log = this.nodeLog(nodeToken);
+      } catch (e) {
+        // This node's log cannot be opened (a planted symlink, a full disk): the others' events still go through.
+        this.counters.errors++;
+        this.lastError = `log of ${nodeToken}: ${String((e as Error).message)}`;
+        this.diag.error({ node: nodeToken, err: this.lastError }, 'node log cannot be opened; message left for redelivery');
+        m.nak(5000);
+        continue;
+      }
       // Lines carry the event's stamp, so a line already in the tail was written by this event before a crash.
       const fresh = log.tail.size ? ev.lines.filter((l) => !log.tail.has(l)) : ev.lines;
       if (fresh.length === 0) {

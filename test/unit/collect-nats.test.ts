@@ -257,3 +257,35 @@ test('a log left by a collector killed inside a write: torn line cut, the event 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a symlink planted as a node directory is refused; other nodes go on, the node\'s events wait for redelivery', async () => {
+  const srv = await NatsServer.start();
+  const dir = tmp();
+  const a = new Host('hosta', dir, srv.url, 'text');
+  const b = new Host('hostb', dir, srv.url, 'text');
+  const c = new Collector(parseCollectConfig(cfgText(srv.url, path.join(dir, 'fleet')), path.join(dir, 'c.yaml')), quiet);
+  const elsewhere = path.join(dir, 'elsewhere');
+  try {
+    fs.mkdirSync(path.join(dir, 'fleet'));
+    fs.mkdirSync(elsewhere);
+    fs.symlinkSync(elsewhere, path.join(dir, 'fleet', 'hosta'));
+    a.emit(0, 5);
+    await until(() => a.out.stats().pending === 0, () => JSON.stringify(a.out.stats()));
+    b.emit(0, 5);
+    await until(() => b.out.stats().pending === 0, () => JSON.stringify(b.out.stats()));
+    await c.start();
+    await until(() => c.counters.written === 5, () => JSON.stringify(c.status()));
+    assert.deepEqual(lines(path.join(dir, 'fleet', 'hostb', 'audit.log')), lines(b.log));
+    assert.deepEqual(fs.readdirSync(elsewhere), [], 'nothing written through the symlink');
+    assert.match(String(c.status().lastError), /not a directory \(refused\)/);
+    fs.unlinkSync(path.join(dir, 'fleet', 'hosta'));
+    await until(() => c.counters.written === 10, () => JSON.stringify(c.status()));
+    assert.deepEqual(lines(path.join(dir, 'fleet', 'hosta', 'audit.log')), lines(a.log));
+  } finally {
+    await c.stop();
+    await a.close();
+    await b.close();
+    await srv.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
