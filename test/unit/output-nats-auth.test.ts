@@ -11,6 +11,8 @@ import { Collector } from '../../src/collect/collector';
 import { parseCollectConfig } from '../../src/collect/config';
 import { NatsOutput } from '../../src/output/nats/output';
 import { natsOptions } from '../../src/output/nats/connect';
+import { createOutputs } from '../../src/output/outputs';
+import { IoError } from '../../src/errors';
 import { NatsServer, streamMessages, until } from '../helpers/nats';
 
 const quiet = { warn: () => undefined, error: () => undefined, info: () => undefined };
@@ -110,6 +112,11 @@ test('credential and TLS files are read bounded: a FIFO or an oversized creds fi
     fs.writeFileSync(big, Buffer.alloc(65 * 1024, 0x41));
     assert.throws(() => natsOptions({ ...base, creds: big }, 't', 100), /limit/);
     assert.throws(() => natsOptions({ ...base, creds: null, tls: { ca: '/dev/zero', cert: null, key: null, serverName: null, verify: true } }, 't', 100), /not a regular file/);
+    // Through the output factory: the daemon refuses to start, naming the file, instead of retrying forever.
+    assert.throws(
+      () => createOutputs([spec('nats://127.0.0.1:1', dir, { creds: path.join(dir, 'missing.creds') })], { contidKernel: false, diag: quiet }),
+      (e: unknown) => e instanceof IoError && /missing\.creds \(ENOENT\)/.test(e.message),
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -8,7 +8,8 @@ import { MAX_LINE_BYTES } from '../format';
 import type { OutputContext } from '../outputs';
 import { MAX_SPOOL_RECORD, type QueueCursor } from '../spool';
 import { QueuedOutput, queuedOptions } from '../remote/queued-output';
-import { natsConnect } from './connect';
+import { connect, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { natsOptions } from './connect';
 import { encodeBody } from './payload';
 import { buildSubject, contidOf, defaultNode, lineStamp, messageId, readBootId } from './subject';
 
@@ -39,6 +40,7 @@ export class NatsOutput extends QueuedOutput {
   private readonly spec: NatsOutputSpec;
   private readonly node: string;
   private readonly bootId: string;
+  private readonly connOpts: NodeConnectionOptions;
   private nc: NatsConnection | null = null;
   private js: JetStreamClient | null = null;
   private ready = false;
@@ -55,6 +57,13 @@ export class NatsOutput extends QueuedOutput {
     this.spec = spec;
     this.node = defaultNode(ctx.nodeName);
     this.bootId = readBootId();
+    try {
+      // Credentials and TLS files are read here: a missing or refused one stops the daemon at start, with its path.
+      this.connOpts = natsOptions(spec, `auditmux ${this.node} ${spec.daemon}/${spec.name}`, spec.networkRetryMs);
+    } catch (e) {
+      void super.close();
+      throw e;
+    }
     void this.start();
   }
 
@@ -103,7 +112,7 @@ export class NatsOutput extends QueuedOutput {
 
   private async start(): Promise<void> {
     try {
-      this.nc = await natsConnect(this.spec, `auditmux ${this.node} ${this.spec.daemon}/${this.name}`, this.spec.networkRetryMs);
+      this.nc = await connect(this.connOpts);
     } catch (e) {
       this.fail(`connect: ${String((e as Error).message)}`);
       if (!this.closed) this.retryTimer = setTimeout(() => this.retry(() => this.start()), this.spec.networkRetryMs);
