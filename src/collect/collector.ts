@@ -9,6 +9,7 @@ import type { Diag } from '../output/outputs';
 import { natsConnect } from '../output/nats/connect';
 import { decodeBody, PayloadError } from '../output/nats/payload';
 import { subjectToken } from '../output/nats/subject';
+import { DAEMON_HEADER } from '../output/nats/output';
 import type { CollectConfig } from './config';
 
 /** How much of each node's newest logs is read at start to recognise events written but not acknowledged. */
@@ -217,7 +218,12 @@ export class Collector {
         acks.push(m);
         continue;
       }
-      const nodeToken = ev.node !== null ? subjectToken(ev.node) : (idm as RegExpExecArray)[1] as string;
+      let nodeToken = ev.node !== null ? subjectToken(ev.node) : (idm as RegExpExecArray)[1] as string;
+      if (this.cfg.perDaemon) {
+        // A header from whoever published: used only if it is already a token ([A-Za-z0-9_~-]), never as a path.
+        const d = m.headers?.get(DAEMON_HEADER) ?? '';
+        nodeToken = `${nodeToken}/${/^[A-Za-z0-9_~-]{1,200}$/.test(d) ? d : '~'}`;
+      }
       let log: NodeLog;
       try {
         log = this.nodeLog(nodeToken);
@@ -258,14 +264,18 @@ export class Collector {
   private nodeLog(token: string): NodeLog {
     let l = this.logs.get(token);
     if (l) return l;
-    const dir = path.join(this.cfg.dir, token.slice(0, 200));
-    try {
-      fs.mkdirSync(dir, { mode: 0o750 });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // NODE or NODE/DAEMON, each part a token: no '.', no '/', so every directory stays inside DIR.
+    let dir = this.cfg.dir;
+    for (const part of token.split('/')) {
+      dir = path.join(dir, part.slice(0, 200));
+      try {
+        fs.mkdirSync(dir, { mode: 0o750 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      // A symlink planted where a node directory goes would send the node's log elsewhere.
+      if (!fs.lstatSync(dir).isDirectory()) throw new IoError(`${dir} is not a directory (refused)`, 'E_NOT_DIR');
     }
-    // A symlink planted where a node directory goes would send the node's log elsewhere.
-    if (!fs.lstatSync(dir).isDirectory()) throw new IoError(`${dir} is not a directory (refused)`, 'E_NOT_DIR');
     const file = path.join(dir, 'audit.log');
     const cut = cutTornTail(file);
     if (cut) this.diag.warn({ node: token, bytes: cut }, 'torn last line of the log removed');

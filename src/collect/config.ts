@@ -9,7 +9,7 @@ import { Walker, type Entry } from '../config/walk';
 import type { FlushMode, MaxLogFileAction } from '../output/logfile';
 
 export const MAX_COLLECT_CONFIG = 256 * 1024;
-const KEYS = [...NATS_CONN_KEYS, 'stream', 'consumer', 'filter_subject', 'create_consumer', 'ack_wait', 'batch', 'dir', 'recent_ids', 'status_file', 'prometheus_textfile', 'log'] as const;
+const KEYS = [...NATS_CONN_KEYS, 'stream', 'consumer', 'filter_subject', 'create_consumer', 'ack_wait', 'batch', 'dir', 'recent_ids', 'status_file', 'prometheus_textfile', 'per_daemon', 'log'] as const;
 const LOG_KEYS = ['format', 'flush', 'max_log_file', 'num_logs', 'max_log_file_action'] as const;
 const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const FILTER_RE = /^(?:[A-Za-z0-9_~-]{1,64}|\*)(?:\.(?:[A-Za-z0-9_~-]{1,64}|\*))*(?:\.>)?$|^>$/;
@@ -27,6 +27,8 @@ export interface CollectConfig extends NatsConnSpec {
   statusFile: string;
   /** Counters in the Prometheus text format (node_exporter's textfile collector); null = none. */
   prometheusTextfile: string | null;
+  /** One log per node and daemon (DIR/NODE/DAEMON/audit.log) instead of one per node. */
+  perDaemon: boolean;
   log: { format: 'RAW' | 'ENRICHED'; flush: FlushMode; maxLogFileMiB: number; numLogs: number; maxLogFileAction: MaxLogFileAction };
 }
 
@@ -77,6 +79,7 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
     if (s !== undefined && !s.endsWith('.prom')) w.error(x.value, 'prometheus_textfile must end in .prom (node_exporter reads only those)', x.key);
     else if (s !== undefined) prometheusTextfile = resolvePath(base, s);
   }
+  const perDaemon = (x = m.get('per_daemon')) ? w.boolean(x, 'per_daemon') ?? false : false;
   const log: CollectConfig['log'] = { format: 'RAW', flush: 'data', maxLogFileMiB: 8, numLogs: 5, maxLogFileAction: 'rotate' };
   if ((x = m.get('log'))) {
     const lm = w.mapping(x.value, 'log', LOG_KEYS, x.key);
@@ -88,7 +91,7 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
     if (lm && (y = lm.get('max_log_file_action'))) log.maxLogFileAction = w.choice(y, 'log.max_log_file_action', MAX_LOG_FILE_ACTIONS) ?? log.maxLogFileAction;
   }
   if (w.errors.length) throw w.errors[0];
-  return { file, ...conn, stream, consumer, filterSubject, createConsumer, ackWaitMs: ackWait * 1000, batch, dir, recentIds, statusFile, prometheusTextfile, log };
+  return { file, ...conn, stream, consumer, filterSubject, createConsumer, ackWaitMs: ackWait * 1000, batch, dir, recentIds, statusFile, prometheusTextfile, perDaemon, log };
 }
 
 export function loadCollectConfig(path: string): CollectConfig {

@@ -18,10 +18,10 @@ import { NatsServer, until } from '../helpers/nats';
 const quiet = { warn: () => undefined, error: () => undefined, info: () => undefined };
 const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'auditmux');
 
-function spec(url: string, spoolDir: string, payload: 'text' | 'json'): NatsOutputSpec {
+function spec(url: string, spoolDir: string, payload: 'text' | 'json', daemon = 'host'): NatsOutputSpec {
   return {
     type: 'nats', name: 'n0', format: 'RAW', spool: { dir: spoolDir, maxBytes: 64 * 1024 * 1024, fullAction: 'syslog', fullExe: null },
-    servers: [url], tls: null, user: null, password: null, token: null, creds: null, daemon: 'host', subject: 'audit.{node}.{daemon}.{contid}',
+    servers: [url], tls: null, user: null, password: null, token: null, creds: null, daemon, subject: 'audit.{node}.{daemon}.{contid}',
     stream: 'AUDIT', createStream: true, streamSubjects: ['audit.>'], replicas: 1, duplicateWindowMs: 120000, payload,
     ackTimeoutMs: 2000, maxInFlight: 64, networkRetryMs: 200, networkFailureAction: 'ignore', networkFailureExe: null,
   };
@@ -43,11 +43,11 @@ class Host {
   readonly log: string;
   readonly out: NatsOutput;
   private readonly w: LogWriter;
-  constructor(readonly node: string, dir: string, url: string, payload: 'text' | 'json') {
-    this.log = path.join(dir, `${node}.log`);
+  constructor(readonly node: string, dir: string, url: string, payload: 'text' | 'json', daemon = 'host') {
+    this.log = path.join(dir, `${node}-${daemon}.log`);
     this.w = new LogWriter({ path: this.log, format: 'RAW', node, maxLogFileMiB: 0 });
     this.w.open();
-    this.out = new NatsOutput(spec(url, path.join(dir, `spool-${node}`), payload), { nodeName: node, contidKernel: false, diag: quiet });
+    this.out = new NatsOutput(spec(url, path.join(dir, `spool-${node}-${daemon}`), payload, daemon), { nodeName: node, contidKernel: false, diag: quiet });
   }
   emit(from: number, to: number): void {
     for (let i = from; i < to; i++) {
@@ -285,6 +285,30 @@ test('a symlink planted as a node directory is refused; other nodes go on, the n
     await c.stop();
     await a.close();
     await b.close();
+    await srv.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('per_daemon: one log per node and daemon (tenant), from the Auditmux-Daemon header', async () => {
+  const srv = await NatsServer.start();
+  const dir = tmp();
+  const h = new Host('hosta', dir, srv.url, 'text', 'host');
+  const t = new Host('hosta', dir, srv.url, 'json', 'tenant.a');
+  const c = new Collector(parseCollectConfig(cfgText(srv.url, path.join(dir, 'fleet'), 'per_daemon: true\n'), path.join(dir, 'c.yaml')), quiet);
+  try {
+    h.emit(0, 20);
+    t.emit(100, 130);
+    await until(() => h.out.stats().pending === 0 && t.out.stats().pending === 0, () => JSON.stringify([h.out.stats(), t.out.stats()]));
+    await c.start();
+    await until(() => c.counters.written === 50, () => JSON.stringify(c.status()));
+    assert.deepEqual(lines(path.join(dir, 'fleet', 'hosta', 'host', 'audit.log')), lines(h.log));
+    // The daemon name's '.' is escaped: one directory, never a path of two.
+    assert.deepEqual(lines(path.join(dir, 'fleet', 'hosta', 'tenant~2Ea', 'audit.log')), lines(t.log));
+  } finally {
+    await c.stop();
+    await h.close();
+    await t.close();
     await srv.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -8,10 +8,10 @@ import { MAX_LINE_BYTES } from '../format';
 import type { OutputContext } from '../outputs';
 import { MAX_SPOOL_RECORD, type QueueCursor } from '../spool';
 import { QueuedOutput, queuedOptions } from '../remote/queued-output';
-import { connect, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { connect, headers, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { natsOptions } from './connect';
 import { encodeBody } from './payload';
-import { buildSubject, contidOf, defaultNode, lineStamp, messageId, readBootId } from './subject';
+import { buildSubject, contidOf, defaultNode, lineStamp, messageId, readBootId, subjectToken } from './subject';
 
 /** An event still receiving records is closed this long after its last one (records of one event arrive together). */
 const EVENT_CLOSE_MS = 250;
@@ -200,7 +200,10 @@ export class NatsOutput extends QueuedOutput {
     const subject = buildSubject(this.spec.subject, { node: this.node, daemon: this.spec.daemon, contid: contidOf(lines) });
     const body = encodeBody(this.spec.payload, id, this.node, this.spec.daemon, lines);
     this.nc_.published++;
-    (this.js as JetStreamClient).publish(subject, body, { msgID: id, timeout: this.spec.ackTimeoutMs }).then(
+    // The daemon travels as a header too, so a collector can split per tenant whatever the subject template is.
+    const h = headers();
+    h.set(DAEMON_HEADER, subjectToken(this.spec.daemon));
+    (this.js as JetStreamClient).publish(subject, body, { msgID: id, timeout: this.spec.ackTimeoutMs, headers: h }).then(
       (ack) => {
         this.nc_.acked++;
         if (ack.duplicate) this.nc_.duplicates++;
@@ -271,3 +274,4 @@ export class NatsOutput extends QueuedOutput {
 }
 
 const NL = Buffer.from('\n');
+export const DAEMON_HEADER = 'Auditmux-Daemon';
