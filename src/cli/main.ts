@@ -10,6 +10,7 @@ import { formatCounters, readKernelStatus } from './status';
 import { formatContainers, runOciHook } from './oci-hook';
 import { addHooksToBundle } from '../containers/bundle-hooks';
 import { dirname } from 'node:path';
+import { registerCollect } from './collect';
 import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 
@@ -63,6 +64,8 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
         else throw e;
       }
     });
+
+  registerCollect(program, io, setCode);
 
   const rules = program.command('rules').description('load, list and delete kernel audit rules (auditctl language)');
   rules

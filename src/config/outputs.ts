@@ -6,6 +6,7 @@ import {
   DISK_ERROR_ACTIONS,
   DISK_FULL_ACTIONS,
   LOG_FORMATS,
+  NATS_PAYLOADS,
   NETWORK_FAILURE_ACTIONS,
   PLUGIN_FORMATS,
   SPACE_LEFT_ACTIONS,
@@ -18,6 +19,8 @@ import {
   type ListenConfig,
   type ListenTlsSpec,
   type OutputConfig,
+  type NatsConnSpec,
+  type NatsOutputSpec,
   type OutputSpec,
   type SpaceThreshold,
   type SpoolSpec,
@@ -41,6 +44,11 @@ const SYSLOG_KEYS = [
 ] as const;
 const PLUGIN_KEYS = [...COMMON_KEYS, 'path', 'args', 'format', 'max_restarts', 'user'] as const;
 const ACCOUNT_RE = /^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/;
+export const NATS_CONN_KEYS = ['servers', 'tls', 'user', 'password', 'token', 'creds'] as const;
+const NATS_KEYS = [
+  ...COMMON_KEYS, ...NATS_CONN_KEYS, 'subject', 'stream', 'create_stream', 'stream_subjects', 'replicas', 'duplicate_window', 'payload',
+  'ack_timeout', 'max_in_flight', 'network_retry_time', 'network_failure_action', 'network_failure_exe',
+] as const;
 const SPOOL_KEYS = ['dir', 'size', 'full_action', 'full_exe'] as const;
 const TLS_KEYS = ['ca', 'cert', 'key', 'server_name', 'verify'] as const;
 const LISTEN_KEYS = [
@@ -48,7 +56,7 @@ const LISTEN_KEYS = [
   'rate_limit', 'rate_burst', 'log',
 ] as const;
 const LISTEN_TLS_KEYS = ['cert', 'key', 'ca', 'require_client_cert'] as const;
-const OUTPUT_TYPES = ['remote', 'syslog', 'plugin'] as const;
+const OUTPUT_TYPES = ['remote', 'syslog', 'plugin', 'nats'] as const;
 const OUTPUT_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const HOST_RE = /^[A-Za-z0-9._:-]{1,253}$/;
 /** syslog(3) facility names as rsyslog and RFC 5424 number them. */
@@ -173,6 +181,107 @@ function networkCommon(w: Walker, m: Map<string, Entry>, where: string): { retry
   return { retry, action, exe };
 }
 
+/** Subject tokens the template may use; each is filled from the event and sanitised (see output/nats/subject.ts). */
+export const NATS_PLACEHOLDERS = ['{node}', '{daemon}', '{contid}'] as const;
+const NATS_SERVER_RE = /^(?:(?:nats|tls):\/\/)?(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
+const NATS_STREAM_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const NATS_LITERAL_TOKEN_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** Credentials files are a JWT and a seed: a few KiB. */
+export const NATS_CREDS_LIMIT = 64 * 1024;
+
+/** Checks a subject template: 1-16 dot-separated tokens, each a literal or one placeholder; `*`/`>` only as `>` at the end of stream subjects. */
+export function natsTemplateError(t: string, wildcards: boolean): string | null {
+  if (t.length === 0 || t.length > 255) return 'must be 1-255 characters';
+  const toks = t.split('.');
+  if (toks.length > 16) return 'has more than 16 tokens';
+  for (let i = 0; i < toks.length; i++) {
+    const k = toks[i] as string;
+    if ((NATS_PLACEHOLDERS as readonly string[]).includes(k)) {
+      if (wildcards) return `cannot use ${k} (stream subjects take * and >)`;
+      continue;
+    }
+    if (wildcards && (k === '*' || (k === '>' && i === toks.length - 1))) continue;
+    if (!NATS_LITERAL_TOKEN_RE.test(k)) {
+      return `token "${k.slice(0, 40)}" must be [A-Za-z0-9_-]{1,64}${wildcards ? ', * or a final >' : ` or one of ${NATS_PLACEHOLDERS.join(', ')}`}`;
+    }
+  }
+  return null;
+}
+
+/** The connection half of a NATS mapping (servers, tls, credentials); shared by the output and the collector. */
+export function readNatsConn(w: Walker, m: Map<string, Entry>, where: string, owner: Node | null, ownerKey: Node | null, baseDir: string): NatsConnSpec {
+  const c: NatsConnSpec = { servers: [], tls: null, user: null, password: null, token: null, creds: null };
+  let x: Entry | undefined;
+  if ((x = m.get('servers'))) {
+    for (const it of w.sequence(x.value, `${where}.servers`, x.key, true) ?? []) {
+      const s = w.scalarText(it, `${where}.servers`, x.key);
+      if (!s) continue;
+      if (!NATS_SERVER_RE.test(s.text)) w.error(s.node, `${where}.servers: "${s.text.slice(0, 60)}" must be nats://host:port or tls://host:port (credentials go in user/password/token/creds)`);
+      else c.servers.push(s.text);
+    }
+  } else w.error(owner, `${where} needs servers: a list of nats://host:port`, ownerKey);
+  if ((x = m.get('tls'))) c.tls = readTls(w, x, `${where}.tls`, baseDir) ?? null;
+  const str = (k: 'user' | 'password' | 'token'): void => {
+    const e = m.get(k);
+    if (!e) return;
+    const s = w.string(e, `${where}.${k}`);
+    if (s !== undefined && (s.length === 0 || s.length > 4096 || /[\x00-\x1f\x7f]/.test(s))) w.error(e.value, `${where}.${k} must be 1-4096 characters without control characters`, e.key);
+    else if (s !== undefined) c[k] = s;
+  };
+  str('user');
+  str('password');
+  str('token');
+  if ((x = m.get('creds'))) {
+    const s = w.string(x, `${where}.creds`);
+    if (s !== undefined) c.creds = resolvePath(baseDir, s);
+  }
+  if ((c.user === null) !== (c.password === null)) w.error(owner, `${where} needs both user and password`, ownerKey);
+  const kinds = [c.user !== null, c.token !== null, c.creds !== null].filter(Boolean).length;
+  if (kinds > 1) w.error(owner, `${where}: use one of user/password, token or creds`, ownerKey);
+  return c;
+}
+
+type NatsParsed = Omit<NatsOutputSpec, 'name' | 'format' | 'spool' | 'pos'>;
+
+function readNats(w: Walker, m: Map<string, Entry>, wi: string, node: Node | null, item: Node | null, owner: string, baseDir: string): NatsParsed | undefined {
+  const conn = readNatsConn(w, m, wi, node, item, baseDir);
+  let x: Entry | undefined;
+  let subject = 'audit.{node}.{daemon}.{contid}';
+  if ((x = m.get('subject'))) {
+    const s = w.string(x, `${wi}.subject`);
+    const err = s === undefined ? null : natsTemplateError(s, false);
+    if (err) w.error(x.value, `${wi}.subject ${err}`, x.key);
+    else if (s !== undefined) subject = s;
+  }
+  let stream = 'AUDIT';
+  if ((x = m.get('stream'))) {
+    const s = w.string(x, `${wi}.stream`);
+    if (s !== undefined && !NATS_STREAM_RE.test(s)) w.error(x.value, `${wi}.stream must be [A-Za-z0-9_-]{1,64}`, x.key);
+    else if (s !== undefined) stream = s;
+  }
+  const createStream = (x = m.get('create_stream')) ? w.boolean(x, `${wi}.create_stream`) ?? false : false;
+  const streamSubjects: string[] = [];
+  if ((x = m.get('stream_subjects'))) {
+    for (const it of w.sequence(x.value, `${wi}.stream_subjects`, x.key, true) ?? []) {
+      const s = w.scalarText(it, `${wi}.stream_subjects`, x.key);
+      const err = s ? natsTemplateError(s.text, true) : null;
+      if (s && err) w.error(s.node, `${wi}.stream_subjects "${s.text.slice(0, 60)}" ${err}`);
+      else if (s) streamSubjects.push(s.text);
+    }
+  }
+  if (streamSubjects.length === 0) streamSubjects.push(subject.split('.').map((t) => (t.startsWith('{') ? '*' : t)).join('.'));
+  const replicas = (x = m.get('replicas')) ? w.integer(x, `${wi}.replicas`, 1, 5) ?? 1 : 1;
+  const dup = (x = m.get('duplicate_window')) ? w.integer(x, `${wi}.duplicate_window`, 1, 86400) ?? 120 : 120;
+  const payload = (x = m.get('payload')) ? w.choice(x, `${wi}.payload`, NATS_PAYLOADS) ?? 'text' : 'text';
+  const ack = (x = m.get('ack_timeout')) ? w.integer(x, `${wi}.ack_timeout`, 1, 3600) ?? 10 : 10;
+  const mif = (x = m.get('max_in_flight')) ? w.integer(x, `${wi}.max_in_flight`, 1, 4096) ?? 256 : 256;
+  const net = networkCommon(w, m, wi);
+  return {
+    type: 'nats', ...conn, daemon: owner, subject, stream, createStream, streamSubjects, replicas, duplicateWindowMs: dup * 1000, payload,
+    ackTimeoutMs: ack * 1000, maxInFlight: mif, networkRetryMs: net.retry, networkFailureAction: net.action, networkFailureExe: net.exe,
+  };
+}
+
 /**
  * `outputs:` of the host (owner "host") or of an auxiliary daemon. Spools default to
  * /var/spool/auditmux/OWNER/NAME, so two daemons' outputs never share a directory.
@@ -185,7 +294,7 @@ export function readOutputs(w: Walker, e: Entry, where: string, owner: string, b
   items.forEach((item, i) => {
     const wi = `${where}[${i}]`;
     const node = w.resolve(item);
-    const pre = w.mapping(item, wi, [...new Set([...REMOTE_KEYS, ...SYSLOG_KEYS, ...PLUGIN_KEYS])]);
+    const pre = w.mapping(item, wi, [...new Set([...REMOTE_KEYS, ...SYSLOG_KEYS, ...PLUGIN_KEYS, ...NATS_KEYS])]);
     if (!pre) return;
     const te = pre.get('type');
     if (!te) {
@@ -194,7 +303,7 @@ export function readOutputs(w: Walker, e: Entry, where: string, owner: string, b
     }
     const type = w.choice(te, `${wi}.type`, OUTPUT_TYPES);
     if (!type) return;
-    const allowed: readonly string[] = type === 'remote' ? REMOTE_KEYS : type === 'syslog' ? SYSLOG_KEYS : PLUGIN_KEYS;
+    const allowed: readonly string[] = type === 'remote' ? REMOTE_KEYS : type === 'syslog' ? SYSLOG_KEYS : type === 'nats' ? NATS_KEYS : PLUGIN_KEYS;
     for (const [k, v] of pre) {
       if (!allowed.includes(k)) w.error(v.key, `${wi}: ${k} does not apply to a ${type} output${didYouMean(k, allowed)}`);
     }
@@ -217,6 +326,11 @@ export function readOutputs(w: Walker, e: Entry, where: string, owner: string, b
     const format = (x = m.get('log_format')) ? w.choice(x, `${wi}.log_format`, LOG_FORMATS) ?? 'RAW' : 'RAW';
     const spool = readSpool(w, m.get('spool'), `${wi}.spool`, join(DEFAULT_SPOOL_DIR, owner, name), baseDir);
     const pos = w.posOf(node, item);
+    if (type === 'nats') {
+      const n = readNats(w, m, wi, node, item, owner, baseDir);
+      if (n) out.push({ ...n, name, format, spool, pos });
+      return;
+    }
     if (type === 'plugin') {
       const pe = m.get('path');
       if (!pe) {

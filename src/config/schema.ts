@@ -153,7 +153,45 @@ export interface PluginOutputSpec extends OutputSpecBase {
   user?: string;
 }
 
-export type OutputSpec = RemoteOutputSpec | SyslogOutputSpec | PluginOutputSpec;
+/** How a NATS client reaches and authenticates to the servers (output and collector share it). */
+export interface NatsConnSpec {
+  /** `nats://host:port` or `tls://host:port` URLs (no credentials in them). */
+  servers: string[];
+  tls: TlsSpec | null;
+  user: string | null;
+  password: string | null;
+  token: string | null;
+  /** A NATS credentials file (JWT + nkey seed), read with a size bound at start. */
+  creds: string | null;
+}
+
+export const NATS_PAYLOADS = ['text', 'json'] as const;
+export type NatsPayload = (typeof NATS_PAYLOADS)[number];
+
+/** NATS JetStream: one message per event, `Nats-Msg-Id` from node, boot, time and serial, sent until acknowledged. */
+export interface NatsOutputSpec extends OutputSpecBase, NatsConnSpec {
+  type: 'nats';
+  /** The daemon the output belongs to ("host" or an auxiliary daemon's name), for `{daemon}` in the subject. */
+  daemon: string;
+  /** Subject template: dot-separated tokens, each literal or one of {node}, {daemon}, {contid}. */
+  subject: string;
+  stream: string;
+  /** Create the stream when missing (else refuse to publish until it exists). */
+  createStream: boolean;
+  /** Subjects of a created stream; default: the template with placeholders as `*`. */
+  streamSubjects: string[];
+  replicas: number;
+  duplicateWindowMs: number;
+  payload: NatsPayload;
+  ackTimeoutMs: number;
+  /** Messages published and not yet acknowledged, at most. */
+  maxInFlight: number;
+  networkRetryMs: number;
+  networkFailureAction: NetworkFailureAction;
+  networkFailureExe: string | null;
+}
+
+export type OutputSpec = RemoteOutputSpec | SyslogOutputSpec | PluginOutputSpec | NatsOutputSpec;
 
 /** What the aggregator does with the `node=` a remote peer writes (see docs/security.md). */
 export const NODE_POLICIES = ['prefix', 'check', 'keep'] as const;

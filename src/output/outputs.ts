@@ -1,8 +1,9 @@
-// The output interface the daemons write to, and the factory that builds remote, syslog and plugin outputs from config.
+// The output interface the daemons write to, and the factory that builds remote, syslog, plugin and nats outputs from config.
 import type { OutputSpec } from '../config/schema';
 import { RemoteOutput } from './remote/client';
 import { SyslogOutput } from './syslog';
 import { PluginOutput } from './plugin';
+import { NatsOutput } from './nats/output';
 
 export type { OutputSpec } from '../config/schema';
 
@@ -44,6 +45,9 @@ export function createOutputs(configs: OutputSpec[], ctx: OutputContext): Record
           break;
         case 'plugin':
           out.push(new PluginOutput(spec, ctx));
+          break;
+        case 'nats':
+          out.push(new NatsOutput(spec, ctx));
           break;
       }
     }

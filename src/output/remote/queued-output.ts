@@ -78,7 +78,11 @@ export abstract class QueuedOutput implements RecordOutput {
       this.counters.lost++;
       return;
     }
-    const rec = this.encode(type, payload);
+    this.appendEntry(this.encode(type, payload));
+  }
+
+  /** Queues one entry (a record, or a whole event for outputs that group): counts it and applies the full action. */
+  protected appendEntry(rec: Buffer): void {
     if (this.queue.append(rec)) {
       this.counters.accepted++;
       this.dirty = true;

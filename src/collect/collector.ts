@@ -1,0 +1,346 @@
+// `auditmux collect`: a durable JetStream pull consumer writing per-node auditd logs, acking only after write and flush.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type JsMsg } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { IoError } from '../errors';
+import { LogWriter } from '../output/logfile';
+import type { Diag } from '../output/outputs';
+import { natsConnect } from '../output/nats/connect';
+import { decodeBody, PayloadError } from '../output/nats/payload';
+import { subjectToken } from '../output/nats/subject';
+import { DAEMON_HEADER } from '../output/nats/output';
+import type { CollectConfig } from './config';
+
+/** How much of each node's newest logs is read at start to recognise events written but not acknowledged. */
+export const TAIL_BYTES = 4 * 1024 * 1024;
+/** Msg ids the output makes: NODE-TOKEN:BOOT:TIME:SERIAL[:pN]; anything else is refused. */
+const MSG_ID_RE = /^([A-Za-z0-9_~-]{1,600}):([0-9a-f]{32}|noboot):([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})(?::p[0-9]{1,6})?$/;
+
+const PROM_METRICS: [keyof CollectCounters, string, 'counter' | 'gauge'][] = [
+  ['received', 'Messages fetched from the consumer.', 'counter'],
+  ['written', 'Events written to a node log.', 'counter'],
+  ['lines', 'Record lines written.', 'counter'],
+  ['duplicates', 'Messages recognised as already written (by id or in the log tail) and acknowledged.', 'counter'],
+  ['redeliveries', 'Messages the server delivered more than once.', 'counter'],
+  ['rejected', 'Messages refused as not auditmux events (terminated, not written).', 'counter'],
+  ['errors', 'Fetch and write errors.', 'counter'],
+  ['lag', 'Messages pending on the consumer after the last one received.', 'gauge'],
+  ['nodes', 'Node logs open.', 'gauge'],
+];
+
+export interface CollectCounters {
+  received: number;
+  written: number;
+  lines: number;
+  duplicates: number;
+  redeliveries: number;
+  rejected: number;
+  lag: number;
+  nodes: number;
+  errors: number;
+}
+
+/** A bounded set of recent ids, oldest dropped first. */
+export class RecentIds {
+  private readonly set = new Set<string>();
+  constructor(private readonly max: number) {}
+  has(id: string): boolean {
+    return this.set.has(id);
+  }
+  add(id: string): void {
+    if (this.set.has(id)) return;
+    this.set.add(id);
+    if (this.set.size > this.max) this.set.delete(this.set.values().next().value as string);
+  }
+  get size(): number {
+    return this.set.size;
+  }
+}
+
+/** The last `limit` bytes of a regular file (not a symlink), split into whole lines; [] when absent. */
+export function tailLines(file: string, limit = TAIL_BYTES): string[] {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new IoError(`cannot read ${file} (${(e as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new IoError(`${file} is not a regular file (refused)`, 'E_NOT_REGULAR');
+    const n = Math.min(st.size, limit);
+    const b = Buffer.alloc(n);
+    let got = 0;
+    while (got < n) {
+      const r = fs.readSync(fd, b, got, n - got, st.size - n + got);
+      if (r === 0) break;
+      got += r;
+    }
+    const text = b.toString('latin1', 0, got);
+    const lines = text.split('\n');
+    if (n < st.size) lines.shift(); // a partial first line
+    return lines.filter((l) => l.length > 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Cuts a torn last line (the collector was killed inside a write) off a log the collector owns, so the next line does
+ * not glue onto it; the event it belonged to was not acknowledged and comes again.
+ */
+export function cutTornTail(file: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw new IoError(`cannot open ${file} (${(e as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.nlink > 1) throw new IoError(`${file} is not a regular file with one link (refused)`, 'E_NOT_REGULAR');
+    if (st.size === 0) return 0;
+    const n = Math.min(st.size, 64 * 1024);
+    const b = Buffer.alloc(n);
+    fs.readSync(fd, b, 0, n, st.size - n);
+    if (b[n - 1] === 0x0a) return 0;
+    const nl = b.lastIndexOf(0x0a);
+    const keep = nl < 0 ? (n === st.size ? 0 : st.size - n) : st.size - n + nl + 1;
+    fs.ftruncateSync(fd, keep);
+    fs.fsyncSync(fd);
+    return st.size - keep;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+interface NodeLog {
+  writer: LogWriter;
+  /** Lines of the newest logs as found at start (written before a crash, perhaps never acknowledged). */
+  tail: Set<string>;
+}
+
+/**
+ * One collector instance. Several instances may share the durable consumer (the server hands each message to one of
+ * them); each writes its own directory. Within an instance an event is written once: by msg id while running, and
+ * by its exact lines against the log tail after a restart (written, then killed before the ack).
+ */
+export class Collector {
+  readonly counters: CollectCounters = { received: 0, written: 0, lines: 0, duplicates: 0, redeliveries: 0, rejected: 0, lag: 0, nodes: 0, errors: 0 };
+  private nc: NatsConnection | null = null;
+  private consumer: Consumer | null = null;
+  private readonly logs = new Map<string, NodeLog>();
+  private readonly recent: RecentIds;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private lastError = '';
+
+  constructor(private readonly cfg: CollectConfig, private readonly diag: Diag) {
+    this.recent = new RecentIds(cfg.recentIds);
+  }
+
+  /** Connects, checks or creates the durable consumer; throws a clear error when it is missing and creation is off. */
+  async start(): Promise<void> {
+    fs.mkdirSync(this.cfg.dir, { recursive: true, mode: 0o750 });
+    this.nc = await natsConnect(this.cfg, `auditmux collect ${this.cfg.consumer}`, 1000);
+    const jsm = await jetstreamManager(this.nc);
+    try {
+      await jsm.consumers.info(this.cfg.stream, this.cfg.consumer);
+    } catch (e) {
+      const msg = String((e as Error).message);
+      if (/stream not found/i.test(msg)) throw new IoError(`stream ${this.cfg.stream} does not exist`, 'E_NATS_STREAM');
+      if (!/consumer not found/i.test(msg)) throw e;
+      if (!this.cfg.createConsumer) throw new IoError(`consumer ${this.cfg.consumer} of stream ${this.cfg.stream} does not exist and create_consumer is off`, 'E_NATS_CONSUMER');
+      await jsm.consumers.add(this.cfg.stream, {
+        durable_name: this.cfg.consumer,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(this.cfg.ackWaitMs),
+        max_ack_pending: Math.max(1000, this.cfg.batch * 4),
+        ...(this.cfg.filterSubject ? { filter_subject: this.cfg.filterSubject } : {}),
+      }).catch((err: Error) => {
+        // Another instance created it first: that is the shared consumer.
+        if (!/already (exists|in use)/i.test(err.message)) throw err;
+      });
+    }
+    this.consumer = await jetstream(this.nc).consumers.get(this.cfg.stream, this.cfg.consumer);
+    this.running = true;
+    this.statusTimer = setInterval(() => this.writeStatus(), 1000);
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        const it = await (this.consumer as Consumer).fetch({ max_messages: this.cfg.batch, expires: 1000 });
+        const batch: JsMsg[] = [];
+        for await (const m of it) batch.push(m);
+        if (batch.length) this.handle(batch);
+      } catch (e) {
+        if (!this.running) break;
+        this.counters.errors++;
+        this.lastError = String((e as Error).message);
+        this.diag.warn({ err: this.lastError }, 'fetch failed; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  /** Writes a batch, flushes every log it touched, then acknowledges: an ack always follows the data on disk. */
+  handle(batch: JsMsg[]): void {
+    const acks: JsMsg[] = [];
+    const touched = new Set<NodeLog>();
+    for (const m of batch) {
+      this.counters.received++;
+      if (m.info.redelivered) this.counters.redeliveries++;
+      this.counters.lag = m.info.pending;
+      const id = m.headers?.get('Nats-Msg-Id') ?? '';
+      const idm = MSG_ID_RE.exec(id);
+      let ev;
+      try {
+        if (!idm) throw new PayloadError(`Nats-Msg-Id "${subjectToken(id.slice(0, 80))}" is not an auditmux event id`);
+        ev = decodeBody(m.data);
+        if (ev.time !== idm[3] || ev.serial !== idm[4]) throw new PayloadError('Nats-Msg-Id names another event than its lines');
+      } catch (e) {
+        if (!(e instanceof PayloadError)) throw e;
+        this.counters.rejected++;
+        // The subject is escaped before it reaches the diagnostics: it came from whoever published.
+        this.diag.warn({ subject: m.subject.split('.').map((t) => subjectToken(t)).join('.'), seq: m.seq, reason: e.message }, 'message refused');
+        m.term();
+        continue;
+      }
+      if (this.recent.has(id)) {
+        this.counters.duplicates++;
+        acks.push(m);
+        continue;
+      }
+      let nodeToken = ev.node !== null ? subjectToken(ev.node) : (idm as RegExpExecArray)[1] as string;
+      if (this.cfg.perDaemon) {
+        // A header from whoever published: used only if it is already a token ([A-Za-z0-9_~-]), never as a path.
+        const d = m.headers?.get(DAEMON_HEADER) ?? '';
+        nodeToken = `${nodeToken}/${/^[A-Za-z0-9_~-]{1,200}$/.test(d) ? d : '~'}`;
+      }
+      let log: NodeLog;
+      try {
+        log = this.nodeLog(nodeToken);
+      } catch (e) {
+        // This node's log cannot be opened (a planted symlink, a full disk): the others' events still go through.
+        this.counters.errors++;
+        this.lastError = `log of ${nodeToken}: ${String((e as Error).message)}`;
+        this.diag.error({ node: nodeToken, err: this.lastError }, 'node log cannot be opened; message left for redelivery');
+        m.nak(5000);
+        continue;
+      }
+      // Lines carry the event's stamp, so a line already in the tail was written by this event before a crash.
+      const fresh = log.tail.size ? ev.lines.filter((l) => !log.tail.has(l)) : ev.lines;
+      if (fresh.length === 0) {
+        this.counters.duplicates++;
+        this.recent.add(id);
+        acks.push(m);
+        continue;
+      }
+      touched.add(log);
+      // A suspended log (disk full, max_log_file_action suspend) takes nothing: the event is redelivered later.
+      if (!fresh.every((l) => log.writer.writeLine(Buffer.from(l, 'latin1')))) {
+        this.counters.errors++;
+        this.lastError = `log of ${nodeToken} refused a write (suspended?)`;
+        m.nak(5000);
+        continue;
+      }
+      this.counters.written++;
+      this.counters.lines += fresh.length;
+      this.recent.add(id);
+      acks.push(m);
+    }
+    for (const l of touched) l.writer.flush();
+    for (const m of acks) m.ack();
+  }
+
+  /** The log of one node: DIR/NODE-TOKEN/audit.log; the token has no '/', no '.', so it stays inside DIR. */
+  private nodeLog(token: string): NodeLog {
+    let l = this.logs.get(token);
+    if (l) return l;
+    // NODE or NODE/DAEMON, each part a token: no '.', no '/', so every directory stays inside DIR.
+    let dir = this.cfg.dir;
+    for (const part of token.split('/')) {
+      dir = path.join(dir, part.slice(0, 200));
+      try {
+        fs.mkdirSync(dir, { mode: 0o750 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      // A symlink planted where a node directory goes would send the node's log elsewhere.
+      if (!fs.lstatSync(dir).isDirectory()) throw new IoError(`${dir} is not a directory (refused)`, 'E_NOT_DIR');
+    }
+    const file = path.join(dir, 'audit.log');
+    const cut = cutTornTail(file);
+    if (cut) this.diag.warn({ node: token, bytes: cut }, 'torn last line of the log removed');
+    const tail = new Set<string>([...tailLines(`${file}.1`, TAIL_BYTES / 4), ...tailLines(file)]);
+    const writer = new LogWriter({
+      path: file, format: this.cfg.log.format, flush: this.cfg.log.flush, freq: 50, maxLogFileMiB: this.cfg.log.maxLogFileMiB,
+      numLogs: this.cfg.log.numLogs, maxLogFileAction: this.cfg.log.maxLogFileAction,
+      logger: (level, msg) => this.diag[level === 'info' ? 'info' : level === 'warn' ? 'warn' : 'error']({ node: token }, msg),
+    });
+    writer.open();
+    l = { writer, tail };
+    this.logs.set(token, l);
+    this.counters.nodes = this.logs.size;
+    return l;
+  }
+
+  status(): Record<string, number | string> {
+    return { ...this.counters, recentIds: this.recent.size, lastError: this.lastError };
+  }
+
+  /** The counters in the Prometheus text format; the consumer name is [A-Za-z0-9_-] (config), safe in a label. */
+  prometheus(): string {
+    const l = `{stream="${this.cfg.stream}",consumer="${this.cfg.consumer}"}`;
+    const out: string[] = [];
+    for (const [k, help, type] of PROM_METRICS) {
+      const name = `auditmux_collect_${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}${type === 'counter' ? '_total' : ''}`;
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${l} ${this.counters[k]}`);
+    }
+    return out.join('\n') + '\n';
+  }
+
+  /** Status as files (`auditmux collect --status` reads the JSON one): written to a temporary name, then renamed. */
+  private writeStatus(): void {
+    this.writeAtomic(this.cfg.statusFile, JSON.stringify(this.status()) + '\n');
+    if (this.cfg.prometheusTextfile) this.writeAtomic(this.cfg.prometheusTextfile, this.prometheus());
+  }
+
+  private writeAtomic(file: string, text: string): void {
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+      try {
+        fs.writeSync(fd, text);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, file);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      this.diag.warn({ file, err: String(e) }, 'status file not written');
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.statusTimer = null;
+    await this.loop?.catch(() => undefined);
+    this.writeStatus();
+    for (const l of this.logs.values()) {
+      l.writer.flush();
+      l.writer.close();
+    }
+    this.logs.clear();
+    await this.nc?.close().catch(() => undefined);
+    this.nc = null;
+  }
+}

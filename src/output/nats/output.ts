@@ -1,0 +1,277 @@
+// NATS JetStream output: one message per event from the spool, Nats-Msg-Id for deduplication, committed on the ack.
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import type { NatsOutputSpec } from '../../config/schema';
+import { MsgType } from '../../kernel/constants';
+import { MAX_LINE_BYTES } from '../format';
+import type { OutputContext } from '../outputs';
+import { MAX_SPOOL_RECORD, type QueueCursor } from '../spool';
+import { QueuedOutput, queuedOptions } from '../remote/queued-output';
+import { connect, headers, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { natsOptions } from './connect';
+import { encodeBody } from './payload';
+import { buildSubject, contidOf, defaultNode, lineStamp, messageId, readBootId, subjectToken } from './subject';
+
+/** An event still receiving records is closed this long after its last one (records of one event arrive together). */
+const EVENT_CLOSE_MS = 250;
+/** Spool entries stay below the spool's record limit; a larger event goes out as several parts with distinct ids. */
+const MAX_ENTRY = MAX_SPOOL_RECORD - 1024;
+
+interface OpenEvent {
+  stamp: string;
+  time: string;
+  serial: string;
+  lines: Buffer[];
+  bytes: number;
+}
+
+interface InFlight {
+  end: QueueCursor;
+  done: boolean;
+}
+
+/**
+ * The spool holds one entry per event part: `MSGID\nLINE\nLINE...`. The id is fixed when the entry is written, so a
+ * resend after a crash, an outage or a lost ack carries the same id and the stream stores it once (within its
+ * duplicate_window). Entries are committed in spool order once every earlier one is acknowledged.
+ */
+export class NatsOutput extends QueuedOutput {
+  private readonly spec: NatsOutputSpec;
+  private readonly node: string;
+  private readonly bootId: string;
+  private readonly connOpts: NodeConnectionOptions;
+  private nc: NatsConnection | null = null;
+  private js: JetStreamClient | null = null;
+  private ready = false;
+  private failing = false;
+  private open: OpenEvent | null = null;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private lastClosed = { stamp: '', parts: 0 };
+  private inflight: InFlight[] = [];
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly nc_ = { published: 0, acked: 0, duplicates: 0, publishErrors: 0, eventsQueued: 0, streamMissing: false };
+
+  constructor(spec: NatsOutputSpec, ctx: OutputContext) {
+    super(queuedOptions(spec, ctx, MAX_LINE_BYTES - 1, false));
+    this.spec = spec;
+    this.node = defaultNode(ctx.nodeName);
+    this.bootId = readBootId();
+    try {
+      // Credentials and TLS files are read here: a missing or refused one stops the daemon at start, with its path.
+      this.connOpts = natsOptions(spec, `auditmux ${this.node} ${spec.daemon}/${spec.name}`, spec.networkRetryMs);
+    } catch (e) {
+      void super.close();
+      throw e;
+    }
+    void this.start();
+  }
+
+  protected kind(): string {
+    return 'nats';
+  }
+
+  override writeRecord(type: number, payload: Buffer): void {
+    if (type === MsgType.EOE) {
+      this.closeEvent();
+      return;
+    }
+    if (this.closed || this.suspended) {
+      this.counters.lost++;
+      return;
+    }
+    const line = this.encode(type, payload);
+    const st = lineStamp(line);
+    const stamp = st ? `${st.time}:${st.serial}` : '';
+    if (this.open && this.open.stamp !== stamp) this.closeEvent();
+    if (!this.open) this.open = { stamp, time: st?.time ?? '0.000', serial: st?.serial ?? '0', lines: [], bytes: 0 };
+    if (this.open.bytes + line.length + 1 > MAX_ENTRY) this.closeEvent(true);
+    const ev = this.open ?? (this.open = { stamp, time: st?.time ?? '0.000', serial: st?.serial ?? '0', lines: [], bytes: 0 });
+    ev.lines.push(line);
+    ev.bytes += line.length + 1;
+    if (this.closeTimer) this.closeTimer.refresh();
+    else this.closeTimer = setTimeout(() => this.closeEvent(), EVENT_CLOSE_MS);
+  }
+
+  /** Writes the open event (or the part collected so far) to the spool; `keep` leaves the event open for more parts. */
+  private closeEvent(keep = false): void {
+    const ev = this.open;
+    if (!keep && this.closeTimer) {
+      clearTimeout(this.closeTimer);
+      this.closeTimer = null;
+    }
+    if (!ev || ev.lines.length === 0) return;
+    const part = this.lastClosed.stamp === ev.stamp && ev.stamp !== '' ? this.lastClosed.parts : 0;
+    this.lastClosed = { stamp: ev.stamp, parts: part + 1 };
+    const id = messageId(this.node, this.bootId, ev.time, ev.serial, part);
+    this.open = keep ? { ...ev, lines: [], bytes: 0 } : null;
+    this.nc_.eventsQueued++;
+    // Made durable with the other outputs' records: at the next flush() or within a second (periodic sync).
+    this.appendEntry(Buffer.concat([Buffer.from(`${id}\n`, 'latin1'), ...ev.lines.flatMap((l, i) => (i ? [NL, l] : [l]))]));
+  }
+
+  private async start(): Promise<void> {
+    try {
+      this.nc = await connect(this.connOpts);
+    } catch (e) {
+      this.fail(`connect: ${String((e as Error).message)}`);
+      if (!this.closed) this.retryTimer = setTimeout(() => this.retry(() => this.start()), this.spec.networkRetryMs);
+      return;
+    }
+    if (this.closed) {
+      await this.nc.close().catch(() => undefined);
+      return;
+    }
+    this.js = jetstream(this.nc, { timeout: this.spec.ackTimeoutMs });
+    void (async () => {
+      for await (const s of this.nc!.status()) {
+        if (s.type === 'disconnect') this.counters.reconnects++;
+      }
+    })().catch(() => undefined);
+    await this.checkStream();
+  }
+
+  /** The stream must exist before publishing (a publish to no stream would wait for an ack that never comes). */
+  private async checkStream(): Promise<void> {
+    if (this.closed || !this.nc) return;
+    try {
+      const jsm = await jetstreamManager(this.nc, { timeout: this.spec.ackTimeoutMs });
+      try {
+        await jsm.streams.info(this.spec.stream);
+      } catch (e) {
+        if (!/stream not found/i.test(String((e as Error).message))) throw e;
+        if (!this.spec.createStream) {
+          this.nc_.streamMissing = true;
+          throw new Error(`stream ${this.spec.stream} does not exist and create_stream is off`);
+        }
+        await jsm.streams.add({
+          name: this.spec.stream,
+          subjects: this.spec.streamSubjects,
+          num_replicas: this.spec.replicas,
+          duplicate_window: nanos(this.spec.duplicateWindowMs),
+        });
+        this.diag.info({ output: this.name, stream: this.spec.stream }, 'stream created');
+      }
+      this.nc_.streamMissing = false;
+      this.ready = true;
+      this.failing = false;
+      this.lastError = '';
+      this.diag.info({ output: this.name, stream: this.spec.stream }, 'connected to NATS JetStream');
+      this.pump();
+    } catch (e) {
+      this.fail(`stream ${this.spec.stream}: ${String((e as Error).message)}`);
+      if (!this.closed) this.retryTimer = setTimeout(() => this.retry(() => this.checkStream()), this.spec.networkRetryMs);
+    }
+  }
+
+  private retry(f: () => Promise<void>): void {
+    this.retryTimer = null;
+    void f();
+  }
+
+  private fail(msg: string): void {
+    this.counters.errors++;
+    this.lastError = msg;
+    if (!this.failing) {
+      this.failing = true;
+      this.applyAction(this.spec.networkFailureAction, this.spec.networkFailureExe, `nats output ${this.name}: ${msg}`);
+    }
+  }
+
+  protected onAppend(): void {
+    this.pump();
+  }
+
+  protected pump(): void {
+    if (!this.ready || !this.js || this.closed || this.suspended || this.retryTimer) return;
+    while (this.inflight.length < this.spec.maxInFlight) {
+      const r = this.queue.next();
+      if (!r) break;
+      const f: InFlight = { end: r.end, done: false };
+      this.inflight.push(f);
+      this.publish(r.data, f);
+    }
+  }
+
+  private publish(entry: Buffer, f: InFlight): void {
+    const nl = entry.indexOf(0x0a);
+    const id = entry.toString('latin1', 0, nl);
+    const lines = entry.toString('latin1', nl + 1).split('\n');
+    const subject = buildSubject(this.spec.subject, { node: this.node, daemon: this.spec.daemon, contid: contidOf(lines) });
+    const body = encodeBody(this.spec.payload, id, this.node, this.spec.daemon, lines);
+    this.nc_.published++;
+    // The daemon travels as a header too, so a collector can split per tenant whatever the subject template is.
+    const h = headers();
+    h.set(DAEMON_HEADER, subjectToken(this.spec.daemon));
+    (this.js as JetStreamClient).publish(subject, body, { msgID: id, timeout: this.spec.ackTimeoutMs, headers: h }).then(
+      (ack) => {
+        this.nc_.acked++;
+        if (ack.duplicate) this.nc_.duplicates++;
+        f.done = true;
+        this.commitDone();
+      },
+      (e: unknown) => {
+        this.nc_.publishErrors++;
+        this.fail(`publish: ${String((e as Error).message)}`);
+        f.done = true;
+        this.failedInFlight = true;
+        this.commitDone();
+      },
+    );
+  }
+
+  private failedInFlight = false;
+
+  /** Commits the acknowledged prefix; after a failure, waits for every publish to settle, then resends from the spool. */
+  private commitDone(): void {
+    let n = 0;
+    while (!this.failedInFlight && n < this.inflight.length && (this.inflight[n] as InFlight).done) n++;
+    if (n > 0) {
+      const last = this.inflight[n - 1] as InFlight;
+      this.inflight.splice(0, n);
+      this.queue.commit(last.end);
+      this.counters.delivered += n;
+      this.markDirty();
+      if (this.failing && !this.failedInFlight) {
+        this.failing = false;
+        this.lastError = '';
+        this.diag.info({ output: this.name }, 'nats output delivering again');
+      }
+    }
+    if (this.failedInFlight) {
+      if (this.inflight.some((x) => !x.done)) return;
+      // Acked ones after the failed one are resent too: the stream drops them as duplicates by id.
+      this.inflight = [];
+      this.failedInFlight = false;
+      this.queue.rewind();
+      if (!this.closed && !this.retryTimer) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this.pump();
+        }, this.spec.networkRetryMs);
+      }
+      return;
+    }
+    this.pump();
+  }
+
+  protected async shutdown(): Promise<void> {
+    this.closeEvent();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    // Give acks in flight a moment so they are committed rather than resent after the restart.
+    for (let i = 0; i < 20 && this.inflight.some((x) => !x.done); i++) await new Promise((r) => setTimeout(r, 50));
+    this.syncQueue();
+    const nc = this.nc;
+    this.nc = null;
+    this.ready = false;
+    if (nc) await nc.close().catch(() => undefined);
+  }
+
+  protected override extraStats(): Record<string, number | string | boolean> {
+    return { ...this.nc_, inFlight: this.inflight.length, connected: this.ready, stream: this.spec.stream };
+  }
+}
+
+const NL = Buffer.from('\n');
+export const DAEMON_HEADER = 'Auditmux-Daemon';

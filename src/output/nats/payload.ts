@@ -1,0 +1,162 @@
+// Message bodies of the nats output (auditd text lines or one JSON object per event) and their strict decoding.
+import { MAX_LINE_BYTES } from '../format';
+import { contidOf, lineStamp } from './subject';
+
+/** A NATS server's default max_payload is 1 MiB; a body past it is not ours, whatever it claims. */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+/** More records than any real event; bounds what a decoded body can make the collector hold. */
+export const MAX_EVENT_RECORDS = 4096;
+
+const SEP = '\x1d';
+const TYPE_RE = /^(?:node=([^ ]{1,255}) )?type=([A-Z0-9_]{1,40}) msg=audit\(([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})\): /;
+
+export interface EventJson {
+  v: 1;
+  id: string;
+  node: string;
+  daemon: string;
+  contid: string | null;
+  time: string;
+  serial: string;
+  records: RecordJson[];
+}
+
+export interface RecordJson {
+  type: string;
+  /** The auditd log line, byte for byte (latin1), as the host's own log has it. */
+  line: string;
+  fields: Record<string, string>;
+  /** ENRICHED only: the interpreted values auditd appends after 0x1d (UID="root", ARCH=x86_64, ...). */
+  interpreted?: Record<string, string>;
+}
+
+/** Splits `k=v k="v w" msg='...'` into fields; a value keeps its quotes off, a repeated key keeps its first value. */
+export function splitFields(text: string): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    while (i < n && text[i] === ' ') i++;
+    const eq = text.indexOf('=', i);
+    if (eq < 0) break;
+    const sp = text.indexOf(' ', i);
+    if (sp >= 0 && sp < eq) {
+      i = sp + 1; // a word without '=' (auditd writes none, a forged line might)
+      continue;
+    }
+    const key = text.slice(i, eq);
+    let j = eq + 1;
+    let value: string;
+    const q = text[j];
+    if (q === '"' || q === "'") {
+      const close = text.indexOf(q, j + 1);
+      const end = close < 0 ? n : close;
+      value = text.slice(j + 1, end);
+      j = close < 0 ? n : close + 1;
+    } else {
+      const e = text.indexOf(' ', j);
+      const end = e < 0 ? n : e;
+      value = text.slice(j, end);
+      j = end;
+    }
+    if (!(key in out)) out[key] = value;
+    i = j;
+  }
+  return out;
+}
+
+/** One JSON object for an event's lines (latin1 strings without newline). */
+export function eventJson(id: string, node: string, daemon: string, lines: readonly string[]): EventJson {
+  const first = lines[0] ?? '';
+  const st = lineStamp(first);
+  const records: RecordJson[] = lines.map((line) => {
+    const m = TYPE_RE.exec(line);
+    const body = m ? line.slice(m[0].length) : line;
+    const cut = body.indexOf(SEP);
+    const r: RecordJson = { type: m ? (m[2] as string) : 'UNKNOWN', line, fields: splitFields(cut < 0 ? body : body.slice(0, cut)) };
+    if (cut >= 0) r.interpreted = splitFields(body.slice(cut + 1));
+    return r;
+  });
+  return { v: 1, id, node, daemon, contid: contidOf(lines), time: st?.time ?? '', serial: st?.serial ?? '', records };
+}
+
+export function encodeBody(kind: 'text' | 'json', id: string, node: string, daemon: string, lines: readonly string[]): Buffer {
+  if (kind === 'text') return Buffer.from(lines.join('\n') + '\n', 'latin1');
+  return Buffer.from(JSON.stringify(eventJson(id, node, daemon, lines)), 'utf8');
+}
+
+export class PayloadError extends Error {}
+
+/**
+ * Whether a line may go into an auditd log: the header auditd writes (`[node=N ]type=T msg=audit(S.MS:SERIAL): `),
+ * no byte below 0x20 but the ENRICHED separator, no DEL, within auditd's line length. Returns the reason or null.
+ */
+export function lineProblem(line: string): string | null {
+  if (line.length === 0) return 'empty line';
+  if (line.length > MAX_LINE_BYTES - 1) return `line longer than ${MAX_LINE_BYTES - 1} bytes`;
+  // eslint-disable-next-line no-control-regex
+  const bad = /[\x00-\x1c\x1e\x1f\x7f]/.exec(line);
+  if (bad) return `control byte 0x${bad[0].charCodeAt(0).toString(16)} at ${bad.index}`;
+  if (line.indexOf(SEP) !== line.lastIndexOf(SEP)) return 'more than one ENRICHED separator';
+  if (!TYPE_RE.test(line)) return 'not an auditd record line (type=... msg=audit(...): )';
+  return null;
+}
+
+export interface DecodedEvent {
+  lines: string[];
+  /** node= of the lines (all the same), or null when they carry none. */
+  node: string | null;
+  time: string;
+  serial: string;
+}
+
+/**
+ * Decodes a message body as a collector receives it from anyone allowed to publish on the subject: text lines or the
+ * JSON form, strictly. Every line must pass lineProblem, belong to one event (same stamp) and one node.
+ */
+export function decodeBody(body: Uint8Array): DecodedEvent {
+  if (body.length === 0) throw new PayloadError('empty message');
+  if (body.length > MAX_MESSAGE_BYTES) throw new PayloadError(`message of ${body.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+  const buf = Buffer.from(body.buffer, body.byteOffset, body.length);
+  let lines: string[];
+  if (buf[0] === 0x7b) {
+    let o: unknown;
+    try {
+      o = JSON.parse(buf.toString('utf8'));
+    } catch (e) {
+      throw new PayloadError(`invalid JSON: ${String((e as Error).message).slice(0, 80)}`);
+    }
+    const recs = (o as { records?: unknown } | null)?.records;
+    if (typeof o !== 'object' || o === null || Array.isArray(o) || !Array.isArray(recs)) throw new PayloadError('JSON body needs a records array');
+    if (recs.length === 0 || recs.length > MAX_EVENT_RECORDS) throw new PayloadError(`JSON body has ${recs.length} records (1-${MAX_EVENT_RECORDS})`);
+    lines = recs.map((r, i) => {
+      const l = (r as { line?: unknown } | null)?.line;
+      if (typeof l !== 'string') throw new PayloadError(`records[${i}].line is not a string`);
+      // The line went out as latin1 text: a character above 0xff was not written by auditmux.
+      if (/[^\x00-\xff]/.test(l)) throw new PayloadError(`records[${i}].line has a character above U+00FF`);
+      return l;
+    });
+  } else {
+    const text = buf.toString('latin1');
+    if (!text.endsWith('\n')) throw new PayloadError('text body does not end with a newline');
+    lines = text.slice(0, -1).split('\n');
+    if (lines.length > MAX_EVENT_RECORDS) throw new PayloadError(`text body has more than ${MAX_EVENT_RECORDS} lines`);
+  }
+  let node: string | null | undefined;
+  let stamp = '';
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i] as string;
+    const p = lineProblem(l);
+    if (p) throw new PayloadError(`line ${i + 1}: ${p}`);
+    const m = TYPE_RE.exec(l) as RegExpExecArray;
+    const n = m[1] ?? null;
+    const s = `${m[3]}:${m[4]}`;
+    if (node === undefined) {
+      node = n;
+      stamp = s;
+    } else if (n !== node) throw new PayloadError(`line ${i + 1}: node differs from the first line's`);
+    else if (s !== stamp) throw new PayloadError(`line ${i + 1}: event stamp differs from the first line's`);
+  }
+  const [time, serial] = stamp.split(':') as [string, string];
+  return { lines, node: node ?? null, time, serial };
+}

@@ -1,0 +1,87 @@
+// NATS subject tokens, message ids and event stamps for the nats output: every untrusted value is escaped into one token.
+import * as os from 'node:os';
+import { readBounded } from '../../safefs';
+
+/**
+ * One subject token from an untrusted value: bytes outside [A-Za-z0-9_-] (so '.', '*', '>', whitespace, '~' and every
+ * control or non-ASCII byte) become `~XX` (hex). The mapping is injective, so two values never share a token, and the
+ * result never splits into two tokens nor acts as a wildcard. The empty value is `~`.
+ */
+export function subjectToken(value: string): string {
+  if (value.length === 0) return '~';
+  let out = '';
+  const b = Buffer.from(value, 'utf8');
+  for (const c of b) {
+    const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x2d;
+    out += ok ? String.fromCharCode(c) : `~${c.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** Inverse of subjectToken for tokens it produced (the collector shows node names as they were). */
+export function subjectTokenValue(token: string): string {
+  if (token === '~') return '';
+  return Buffer.from(token.replace(/~([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
+}
+
+export interface SubjectValues {
+  node: string;
+  daemon: string;
+  /** null: the event has no container id. */
+  contid: string | null;
+}
+
+/** Fills a validated template (config/outputs.ts natsTemplateError): each placeholder becomes one escaped token. */
+export function buildSubject(template: string, v: SubjectValues): string {
+  return template
+    .split('.')
+    .map((t) => {
+      if (t === '{node}') return subjectToken(v.node);
+      if (t === '{daemon}') return subjectToken(v.daemon);
+      if (t === '{contid}') return v.contid === null ? 'none' : subjectToken(v.contid);
+      return t;
+    })
+    .join('.');
+}
+
+/** `audit(SEC.MS:SERIAL)` of a formatted line (after an optional node= prefix), or null. */
+const STAMP_RE = /msg=audit\(([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})\)/;
+export function lineStamp(line: Buffer | string): { time: string; serial: string } | null {
+  const head = typeof line === 'string' ? line.slice(0, 400) : line.toString('latin1', 0, Math.min(line.length, 400));
+  const m = STAMP_RE.exec(head);
+  return m ? { time: m[1] as string, serial: m[2] as string } : null;
+}
+
+/** The contid of an event's lines: the first `contid=` field (CONTAINER_ID record or a field added by routing). */
+const CONTID_RE = / contid=([^ \x1d]{1,200})/;
+export function contidOf(lines: readonly string[]): string | null {
+  for (const l of lines) {
+    const m = CONTID_RE.exec(l);
+    if (m) return (m[1] as string).replace(/^"|"$/g, '');
+  }
+  return null;
+}
+
+/**
+ * `Nats-Msg-Id`: node, boot id, event time, serial (and a part number when one event needed several messages). The
+ * kernel's serial restarts at boot, so the boot id keeps ids of two boots apart even with a clock set back.
+ */
+export function messageId(node: string, bootId: string, time: string, serial: string, part: number): string {
+  return `${subjectToken(node)}:${bootId}:${time}:${serial}${part > 0 ? `:p${part}` : ''}`;
+}
+
+/** /proc/sys/kernel/random/boot_id without dashes; `noboot` where /proc lacks it. */
+export function readBootId(path = '/proc/sys/kernel/random/boot_id'): string {
+  try {
+    const t = readBounded(path, { limit: 128, what: 'boot id' }).data.toString('latin1').trim();
+    const h = t.replace(/-/g, '');
+    return /^[0-9a-f]{32}$/.test(h) ? h : 'noboot';
+  } catch {
+    return 'noboot';
+  }
+}
+
+/** The node name used in subjects and ids when the daemon has no name_format: the host name. */
+export function defaultNode(nodeName: string | undefined): string {
+  return nodeName ?? os.hostname();
+}
