@@ -86,3 +86,12 @@ export function auxSpoolProblem(d: AuxLogPlacement, output: string, spoolDir: st
   }
   return null;
 }
+
+/**
+ * The spool directory as a daemon with a user opens it: relative to its own directory, which is its working
+ * directory after it dropped privileges (the host's log directory above it is root's 0700 and not traversable).
+ */
+export function spoolFromOwnDir(logFile: string, spoolDir: string): string {
+  const own = dirname(logFile);
+  return within(spoolDir, own) && spoolDir !== own ? spoolDir.slice(own.length + 1) : spoolDir;
+}
