@@ -95,3 +95,14 @@ export function spoolFromOwnDir(logFile: string, spoolDir: string): string {
   const own = dirname(logFile);
   return within(spoolDir, own) && spoolDir !== own ? spoolDir.slice(own.length + 1) : spoolDir;
 }
+
+/** Why a log written as root at `file` (the aggregator's remote log) cannot be there, or null: not in a user's directory. */
+export function rootLogProblem(what: string, file: string, others: readonly AuxLogPlacement[]): string | null {
+  for (const e of others) {
+    const eDir = dirname(e.file);
+    if (e.user && within(dirname(file), eDir)) {
+      return `${what} ${file} is inside ${eDir}, the directory of daemon "${e.name}" which user "${e.user}" owns and where that user could delete or replace it; choose another directory`;
+    }
+  }
+  return null;
+}

@@ -30,7 +30,7 @@ import {
   type RouteConfig,
 } from './schema';
 import { Walker, didYouMean, duplicateKeyErrors, type Entry } from './walk';
-import { auxLogProblem, auxSpoolProblem, defaultAuxLogFile, defaultAuxSpoolDir, HOST_OWNER } from './aux-paths';
+import { auxLogProblem, auxSpoolProblem, defaultAuxLogFile, defaultAuxSpoolDir, HOST_OWNER, rootLogProblem } from './aux-paths';
 import { assertTrustedConfig } from '../trust';
 import { DISK_SPACE_KEYS, readDiskSpace, readListen, readOutputs } from './outputs';
 
@@ -528,6 +528,9 @@ function checkOutputsDistinct(w: Walker, cfg: Config): void {
   const spools = new Map<string, string>();
   const all = [...cfg.host.outputs.map((o) => ({ o, who: 'host' })), ...cfg.daemons.flatMap((d) => (d.outputs ?? []).map((o) => ({ o, who: `daemon "${d.name}"` })))];
   const placed = cfg.daemons.map((d) => ({ name: d.name, user: d.user, file: d.log.file }));
+  const rlog = cfg.host.listen?.log;
+  const rbad = rlog ? rootLogProblem('the remote log', rlog.file, placed) : null;
+  if (rbad) w.errors.push(new ConfigError(cfg.sources.get('host.listen.log.file') ?? cfg.host.listen?.pos ?? { file: cfg.file ?? '', line: 1 }, rbad));
   for (const { o, who } of all) {
     if (!o.spool.dir) continue;
     const d = placed.find((x) => `daemon "${x.name}"` === who) ?? { name: HOST_OWNER, user: null, file: cfg.host.log.file };

@@ -112,3 +112,13 @@ describe('spools of daemons with a user', () => {
     assert.equal(r.errors.length, 1, r.errors.map((e) => e.message).join('\n'));
   });
 });
+
+describe('the aggregator\'s remote log', () => {
+  it('is refused inside the directory of a daemon with a user, who could delete or replace it', () => {
+    const conf = (f: string): string[] => analyzeConfig(['host:', '  log: { file: /var/log/auditmux/audit.log }', `  listen: { port: 60, log: { file: ${f} } }`, 'daemons:', '  - { name: a, user: nobody }'].join('\n'), FILE).errors.map((e) => e.message);
+    const errs = conf('/var/log/auditmux/a/remote.log');
+    assert.equal(errs.length, 1, errs.join('\n'));
+    assert.match(errs[0]!, /^\/etc\/auditmux\/test\.yaml:3:\d+: the remote log \/var\/log\/auditmux\/a\/remote\.log is inside \/var\/log\/auditmux\/a, the directory of daemon "a" which user "nobody" owns/);
+    assert.deepEqual(conf('/var/log/auditmux/remote/remote.log'), []);
+  });
+});
