@@ -105,6 +105,8 @@ export function checkEnvironment(cfg: Config, file: string, opts: CheckOptions =
   rulesPath('host.rules', cfg.host.rules);
   logFile('host.log', cfg.host.log.file);
   programs('host.log', cfg.host.outputs, cfg.host.log.diskSpace);
+  // The aggregator's remote log has a guard of its own, with its own *_exe programs.
+  if (cfg.host.listen?.log) programs('host.listen.log', [], cfg.host.listen.log.diskSpace);
   account('host.log.log_group', cfg.host.log.logGroup, groups, 'group');
   cfg.daemons.forEach((d, i) => {
     rulesPath(`daemons[${i}].rules`, d.rules);

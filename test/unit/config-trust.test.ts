@@ -211,6 +211,7 @@ describe('config check reports what the daemon would refuse to obey or run, at i
       'host:',
       `  rules: ${rules}`,
       `  log: { file: ${path.join(d, 'audit.log')}, disk_full_action: exec, disk_full_exe: ${exe} }`,
+      `  listen: { port: 60, log: { file: ${path.join(d, 'remote', 'remote.log')}, disk_error_action: exec, disk_error_exe: ${exe} } }`,
       '  control_socket: /nonexistent/auditmux-trust/control.sock',
       '  outputs:',
       `    - { type: plugin, name: p1, path: ${plugin} }`,
@@ -227,9 +228,10 @@ describe('config check reports what the daemon would refuse to obey or run, at i
     const got = r.errors.map((e) => [e.pos.line, e.message.replace(`${p}:`, 'F:')]);
     assert.equal(got.length, 3, JSON.stringify(got));
     assert.match(String(got[0]?.[1]), new RegExp(`^F:3:10: host.rules: rules refused: ${rules} is group writable`));
-    assert.match(String(got[1]?.[1]), new RegExp(`^F:7:\\d+: plugin p1 refused: ${path.dirname(plugin)} is group and world writable`));
-    assert.match(String(got[2]?.[1]), new RegExp(`^F:10:12: daemons\\[0\\].rules: rules refused: ${bad} is world writable`));
+    assert.match(String(got[1]?.[1]), new RegExp(`^F:8:\\d+: plugin p1 refused: ${path.dirname(plugin)} is group and world writable`));
+    assert.match(String(got[2]?.[1]), new RegExp(`^F:11:12: daemons\\[0\\].rules: rules refused: ${bad} is world writable`));
     assert.ok(r.warnings.some((w) => /host\.log\.disk_full_exe: will not be run: .* is world writable/.test(w.message)), r.warnings.map((w) => w.message).join('\n'));
+    assert.ok(r.warnings.some((w) => /:5:\d+: host\.listen\.log\.disk_error_exe: will not be run: .* is world writable/.test(w.message)), r.warnings.map((w) => w.message).join('\n'));
     // Once fixed, the same file checks clean.
     fs.chmodSync(rules, 0o644);
     fs.chmodSync(bad, 0o644);
