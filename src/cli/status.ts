@@ -2,6 +2,7 @@
 import { AuditClient } from '../kernel/client';
 import { Feature } from '../kernel/constants';
 import type { AuditStatus } from '../kernel/wire';
+import { ttyEscape } from '../search/escape';
 
 export function formatKernelStatus(s: AuditStatus, loginuidImmutable: { value: boolean; locked: boolean }): string {
   return [
@@ -30,12 +31,15 @@ export async function readKernelStatus(): Promise<string> {
   }
 }
 
-/** Flattens the daemon's counters object into `name value` lines under a heading. */
+/**
+ * Flattens the daemon's counters object into `name value` lines under a heading. Values can carry text from others
+ * (a remote server's DISKFULL reply text in an output's lastError): controls are escaped before the terminal sees them.
+ */
 export function formatCounters(title: string, counters: Record<string, unknown>, prefix = ''): string[] {
   const out: string[] = prefix ? [] : [title];
   for (const [k, v] of Object.entries(counters)) {
     if (v && typeof v === 'object' && !Array.isArray(v)) out.push(...formatCounters(title, v as Record<string, unknown>, `${prefix}${k}.`));
-    else out.push(`${prefix}${k} ${Array.isArray(v) ? v.join(',') : String(v)}`);
+    else out.push(ttyEscape(`${prefix}${k} ${Array.isArray(v) ? v.join(',') : String(v)}`));
   }
   return out;
 }

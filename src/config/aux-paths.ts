@@ -1,6 +1,9 @@
 // Where an auxiliary daemon's log may live: one rule, shared by the config loader and `aux add`.
 import { dirname, join } from 'node:path';
 
+/** The name auxSpoolProblem takes for the host's own outputs: no daemon can be called so. */
+export const HOST_OWNER = ':host';
+
 /** What the placement rule needs to know about a daemon. */
 export interface AuxLogPlacement {
   name: string;
@@ -48,6 +51,57 @@ export function auxLogProblem(d: AuxLogPlacement, hostLogFile: string, others: r
     }
     if (e.user && within(dir, eDir)) {
       return `the log of daemon "${d.name}" (${d.file}) is inside ${eDir}, the directory of daemon "${e.name}" which user "${e.user}" owns; choose another directory (default ${suggestion})`;
+    }
+  }
+  return null;
+}
+
+/**
+ * The default spool of an output of a daemon with a user: `<its own directory>/spool/<output>`, which it can create
+ * after dropping privileges (root's /var/spool/auditmux is 0700, out of its reach).
+ */
+export function defaultAuxSpoolDir(logFile: string, output: string): string {
+  return join(dirname(logFile), 'spool', output);
+}
+
+/**
+ * Why an output spool of `d` (a daemon, or the host with user null) cannot be at `spoolDir`, or null. A daemon with
+ * a user writes its spool as that user: only below its own directory can it do so without touching what is not
+ * its own. A spool written as root must not be inside a directory that a daemon's user owns, where that user could
+ * swap the files root then writes to.
+ */
+export function auxSpoolProblem(d: AuxLogPlacement, output: string, spoolDir: string, others: readonly AuxLogPlacement[]): string | null {
+  const own = dirname(d.file);
+  if (d.user) {
+    if (spoolDir === own || !within(spoolDir, own)) {
+      return `output "${output}" of daemon "${d.name}" spools in ${spoolDir}, but the daemon runs as user "${d.user}" and may write only below its own directory ${own} (default ${defaultAuxSpoolDir(d.file, output)})`;
+    }
+  }
+  for (const e of others) {
+    if (e.name === d.name || !e.user) continue;
+    const eDir = dirname(e.file);
+    if (within(spoolDir, eDir) || within(eDir, spoolDir)) {
+      return `output "${output}" of ${d.name === HOST_OWNER ? 'the host' : `daemon "${d.name}"`} spools in ${spoolDir}, which overlaps ${eDir}, the directory of daemon "${e.name}" which user "${e.user}" owns; choose another directory`;
+    }
+  }
+  return null;
+}
+
+/**
+ * The spool directory as a daemon with a user opens it: relative to its own directory, which is its working
+ * directory after it dropped privileges (the host's log directory above it is root's 0700 and not traversable).
+ */
+export function spoolFromOwnDir(logFile: string, spoolDir: string): string {
+  const own = dirname(logFile);
+  return within(spoolDir, own) && spoolDir !== own ? spoolDir.slice(own.length + 1) : spoolDir;
+}
+
+/** Why a log written as root at `file` (the aggregator's remote log) cannot be there, or null: not in a user's directory. */
+export function rootLogProblem(what: string, file: string, others: readonly AuxLogPlacement[]): string | null {
+  for (const e of others) {
+    const eDir = dirname(e.file);
+    if (e.user && within(dirname(file), eDir)) {
+      return `${what} ${file} is inside ${eDir}, the directory of daemon "${e.name}" which user "${e.user}" owns and where that user could delete or replace it; choose another directory`;
     }
   }
   return null;

@@ -1,10 +1,12 @@
 // `auditmux config check`: full validation plus the checks that need the machine (rules paths, accounts).
 import { readdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ConfigError, type SourcePos } from '../errors';
 import { readAccountText } from '../rules/accounts';
+import { rulesFilesIn } from '../rules/loader';
+import { pathTrustProblem, programTrustProblem } from '../trust';
 import { analyzeConfig, readConfigText, type ConfigAnalysis } from './load';
-import type { Config } from './schema';
+import type { Config, DiskSpaceConfig, OutputSpec } from './schema';
 
 export interface CheckOptions {
   /** Where passwd and group live; tests point this at a fixture directory. */
@@ -21,11 +23,15 @@ export function checkConfig(path: string, opts: CheckOptions = {}): ConfigAnalys
     throw err;
   }
   const r = analyzeConfig(text, path);
-  if (!r.config) return r;
+  // The daemon refuses a config file that anyone but root could change (loadConfig): so does the check.
+  const untrusted = pathTrustProblem(resolve(path));
+  const trust = untrusted ? [new ConfigError({ file: path, line: 1, col: 1 }, `config file refused: ${untrusted}; auditmux runs it as root, so only root may be able to change it`)] : [];
+  if (!r.config) return { ...r, errors: [...trust, ...r.errors] };
   const env = checkEnvironment(r.config, path, opts);
+  const errors = [...trust, ...env.errors];
   return {
-    config: env.errors.length === 0 ? r.config : undefined,
-    errors: env.errors,
+    config: errors.length === 0 ? r.config : undefined,
+    errors,
     warnings: [...r.warnings, ...env.warnings],
   };
 }
@@ -52,7 +58,35 @@ export function checkEnvironment(cfg: Config, file: string, opts: CheckOptions =
         return;
       }
       if (names.length === 0) warnings.push(new ConfigError(at(key), `${key}: ${p} has no *.rules files; no rules will be loaded`));
+      trusted(key, p, { dir: true, followLast: true }, 'rules', names.length > 0 ? rulesFilesIn(p) : []);
     } else if (!st.isFile()) errors.push(new ConfigError(at(key), `${key}: ${p} is neither a file nor a directory`));
+    else trusted(key, p, { followLast: true }, 'rules', []);
+  };
+  // What the daemon would refuse to obey (rules, assertTrustedRules) or to run (plugins), at the setting's position.
+  const trusted = (key: string, p: string, o: { dir?: boolean; followLast?: boolean }, what: string, files: string[]): void => {
+    for (const [f, fo] of [[p, o], ...files.map((x) => [x, { followLast: true }] as const)] as const) {
+      const why = pathTrustProblem(f, fo);
+      if (why) return void errors.push(new ConfigError(at(key), `${key}: ${what} refused: ${why}; only root may be able to change them`));
+    }
+  };
+  const programs = (where: string, outs: readonly OutputSpec[] | undefined, disk: DiskSpaceConfig | undefined): void => {
+    for (const o of outs ?? []) {
+      if (o.type !== 'plugin') continue;
+      const why = programTrustProblem(o.path);
+      if (why) errors.push(new ConfigError(o.pos ?? { file, line: 1, col: 1 }, `plugin ${o.name} refused: ${why}; it would run as root, so only root may be able to change it`));
+    }
+    if (!disk) return;
+    const exes: [string, string, string | null][] = [
+      ['space_left_exe', disk.spaceLeftAction, disk.spaceLeftExe],
+      ['admin_space_left_exe', disk.adminSpaceLeftAction, disk.adminSpaceLeftExe],
+      ['disk_full_exe', disk.diskFullAction, disk.diskFullExe],
+      ['disk_error_exe', disk.diskErrorAction, disk.diskErrorExe],
+    ];
+    for (const [k, action, exe] of exes) {
+      const why = action === 'exec' && exe ? programTrustProblem(exe) : null;
+      // The daemon starts but never runs it (DiskSpaceGuard): a warning, as the daemon only logs it.
+      if (why) warnings.push(new ConfigError(at(`${where}.${k}`), `${where}.${k}: will not be run: ${why}`));
+    }
   };
   const logFile = (key: string, p: string, ownDir = false): void => {
     const st = statOrNull(p);
@@ -70,10 +104,14 @@ export function checkEnvironment(cfg: Config, file: string, opts: CheckOptions =
 
   rulesPath('host.rules', cfg.host.rules);
   logFile('host.log', cfg.host.log.file);
+  programs('host.log', cfg.host.outputs, cfg.host.log.diskSpace);
+  // The aggregator's remote log has a guard of its own, with its own *_exe programs.
+  if (cfg.host.listen?.log) programs('host.listen.log', [], cfg.host.listen.log.diskSpace);
   account('host.log.log_group', cfg.host.log.logGroup, groups, 'group');
   cfg.daemons.forEach((d, i) => {
     rulesPath(`daemons[${i}].rules`, d.rules);
     logFile(`daemons[${i}].log`, d.log.file, d.user !== null);
+    programs(`daemons[${i}].log`, d.outputs, d.log.diskSpace);
     account(`daemons[${i}].log.log_group`, d.log.logGroup, groups, 'group');
     account(`daemons[${i}].user`, d.user, users, 'user');
   });

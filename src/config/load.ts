@@ -30,7 +30,7 @@ import {
   type RouteConfig,
 } from './schema';
 import { Walker, didYouMean, duplicateKeyErrors, type Entry } from './walk';
-import { auxLogProblem, defaultAuxLogFile } from './aux-paths';
+import { auxLogProblem, auxSpoolProblem, defaultAuxLogFile, defaultAuxSpoolDir, HOST_OWNER, rootLogProblem } from './aux-paths';
 import { assertTrustedConfig } from '../trust';
 import { DISK_SPACE_KEYS, readDiskSpace, readListen, readOutputs } from './outputs';
 
@@ -388,7 +388,7 @@ function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): Da
       else if (iso) d.isolation = iso;
     }
     if ((x = m.get('max_restarts'))) d.maxRestarts = w.integer(x, `${where}.max_restarts`, 0, 10000) ?? d.maxRestarts;
-    d.outputs = (x = m.get('outputs')) ? readOutputs(w, x, `${where}.outputs`, name, baseDir) : [];
+    d.outputs = (x = m.get('outputs')) ? readOutputs(w, x, `${where}.outputs`, name, baseDir, d.user ? dirname(defaultAuxSpoolDir(d.log.file, 'x')) : undefined) : [];
     out.push(d);
   });
   return out;
@@ -527,8 +527,15 @@ function checkOutputsDistinct(w: Walker, cfg: Config): void {
   // Two outputs on one spool directory would append to each other's segments and move each other's cursor.
   const spools = new Map<string, string>();
   const all = [...cfg.host.outputs.map((o) => ({ o, who: 'host' })), ...cfg.daemons.flatMap((d) => (d.outputs ?? []).map((o) => ({ o, who: `daemon "${d.name}"` })))];
+  const placed = cfg.daemons.map((d) => ({ name: d.name, user: d.user, file: d.log.file }));
+  const rlog = cfg.host.listen?.log;
+  const rbad = rlog ? rootLogProblem('the remote log', rlog.file, placed) : null;
+  if (rbad) w.errors.push(new ConfigError(cfg.sources.get('host.listen.log.file') ?? cfg.host.listen?.pos ?? { file: cfg.file ?? '', line: 1 }, rbad));
   for (const { o, who } of all) {
     if (!o.spool.dir) continue;
+    const d = placed.find((x) => `daemon "${x.name}"` === who) ?? { name: HOST_OWNER, user: null, file: cfg.host.log.file };
+    const bad = auxSpoolProblem(d, o.name, o.spool.dir, placed);
+    if (bad) w.errors.push(new ConfigError(o.pos ?? { file: cfg.file ?? '', line: 1 }, bad));
     const other = spools.get(o.spool.dir);
     if (other) w.errors.push(new ConfigError(o.pos ?? { file: cfg.file ?? '', line: 1 }, `output "${o.name}" of ${who} uses spool ${o.spool.dir}, which ${other} already uses`));
     else spools.set(o.spool.dir, `output "${o.name}" of ${who}`);

@@ -284,9 +284,10 @@ function readNats(w: Walker, m: Map<string, Entry>, wi: string, node: Node | nul
 
 /**
  * `outputs:` of the host (owner "host") or of an auxiliary daemon. Spools default to
- * /var/spool/auditmux/OWNER/NAME, so two daemons' outputs never share a directory.
+ * /var/spool/auditmux/OWNER/NAME, so two daemons' outputs never share a directory; `spoolBase` replaces
+ * /var/spool/auditmux/OWNER (a daemon with a user spools in its own directory, src/config/aux-paths.ts).
  */
-export function readOutputs(w: Walker, e: Entry, where: string, owner: string, baseDir: string): OutputSpec[] {
+export function readOutputs(w: Walker, e: Entry, where: string, owner: string, baseDir: string, spoolBase = join(DEFAULT_SPOOL_DIR, owner)): OutputSpec[] {
   const items = w.sequence(e.value, where, e.key);
   if (!items) return [];
   const out: OutputSpec[] = [];
@@ -324,7 +325,7 @@ export function readOutputs(w: Walker, e: Entry, where: string, owner: string, b
     names.set(name, ne?.value ?? node ?? (item as Node));
     let x: Entry | undefined;
     const format = (x = m.get('log_format')) ? w.choice(x, `${wi}.log_format`, LOG_FORMATS) ?? 'RAW' : 'RAW';
-    const spool = readSpool(w, m.get('spool'), `${wi}.spool`, join(DEFAULT_SPOOL_DIR, owner, name), baseDir);
+    const spool = readSpool(w, m.get('spool'), `${wi}.spool`, join(spoolBase, name), baseDir);
     const pos = w.posOf(node, item);
     if (type === 'nats') {
       const n = readNats(w, m, wi, node, item, owner, baseDir);

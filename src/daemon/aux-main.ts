@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { AuxWriter, type AuxWriterConfig } from './aux-writer';
+import { spoolFromOwnDir } from '../config/aux-paths';
 import { Frame, FrameReader, decodeEvent, encodeAck, encodeJsonFrame } from './aux-ipc';
 
 interface AuxConfig extends AuxWriterConfig {
@@ -49,6 +50,8 @@ function main(): void {
           process.setgroups?.([]);
           process.setgid?.(cfg.gid);
           process.setuid?.(cfg.uid);
+          // Spools in its own directory are reached from here too (src/config/aux-paths.ts).
+          cfg.outputs = cfg.outputs.map((o) => (o.spool.dir ? { ...o, spool: { ...o.spool, dir: spoolFromOwnDir(cfg.log.file, o.spool.dir) } } : o));
         }
         const w = new AuxWriter(cfg, fail, stderrDiag, logPath);
         let known: number;

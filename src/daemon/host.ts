@@ -25,7 +25,7 @@ import { writerOptions } from './outputs';
 import { ControlServer, type PeerCred } from './control';
 import { closeAll, createOutputs, flushAll, writeAll, type RecordOutput } from '../output/outputs';
 import { DiskSpaceGuard } from '../output/diskspace';
-import { startAggregator, type Aggregator } from '../output/remote/aggregator';
+import { startAggregator, type Aggregator, type SinkState } from '../output/remote/aggregator';
 import type { Diag } from './diagnostics';
 import { Containers } from '../containers/service';
 
@@ -66,6 +66,8 @@ export class HostDaemon {
   private outputs: RecordOutput[] = [];
   private aggregator: Aggregator | null = null;
   private remoteLog: LogWriter | null = null;
+  /** The remote log's own disk-space guard, from its own settings: peers hear DISKLOW/DISKFULL from it. */
+  private remoteGuard: { guard: DiskSpaceGuard; checked: number } | null = null;
   private control: ControlServer | null = null;
   private found: KernelFound | null = null;
   private nodeName: string | undefined;
@@ -162,7 +164,7 @@ export class HostDaemon {
         const rlog = cfg.host.listen.log ? this.openLogFile(cfg.host.listen.log) : null;
         this.remoteLog = rlog;
         this.aggregator = await startAggregator(cfg.host.listen, (line) => (rlog ?? this.log)?.writeLine(line), {
-          state: () => (rlog ? (rlog.isSuspended ? 'suspended' : 'ok') : this.log?.isSuspended ? 'suspended' : this.guard && this.guard.lastLevel !== 'ok' ? 'disk-low' : 'ok'),
+          state: () => (rlog ? sinkState(rlog, this.checkRemoteSpace()) : sinkState(this.log, this.guard)),
           onConnection: (kind, body) => {
             const type = kind === 'accept' ? MsgType.DAEMON_ACCEPT : MsgType.DAEMON_CLOSE;
             if (rlog) {
@@ -170,7 +172,10 @@ export class HostDaemon {
               rlog.flush();
             } else this.daemonRecord(type, body);
           },
-          afterBatch: () => rlog?.flush(),
+          afterBatch: () => {
+            rlog?.flush();
+            this.checkRemoteSpace();
+          },
           diag: this.diag,
         });
       }
@@ -196,16 +201,32 @@ export class HostDaemon {
     }
   }
 
-  /** The aggregator's own log: same writer, rotation and size settings as any log, no disk-space guard of the host's. */
+  /** The aggregator's own log: same writer, rotation, size and disk-space settings as any log, its own guard. */
   private openLogFile(out: OutputConfig): LogWriter {
     mkdirSync(dirname(out.file), { recursive: true, mode: 0o700 });
     const w = new LogWriter({
       ...writerOptions(out, this.nodeName, this.contidKernel),
       logger: (level, msg) => this.diag[level](msg),
-      onError: (e) => this.diag.error({ op: e.op, code: e.code, lost: e.lostRecords, log: out.file }, `remote log ${e.op} failed: ${e.message}`),
+      onError: (e) => {
+        this.diag.error({ op: e.op, code: e.code, lost: e.lostRecords, log: out.file }, `remote log ${e.op} failed: ${e.message}`);
+        this.remoteGuard?.guard.onWriteError(e.code);
+      },
     });
     w.open();
+    this.remoteGuard = { guard: new DiskSpaceGuard(out.file, out.diskSpace, w, this.diag, out.numLogs), checked: 0 };
     return w;
+  }
+
+  /** One statfs a second at most, asked by the aggregator before it answers a peer: the level is at most 1 s old. */
+  private checkRemoteSpace(): DiskSpaceGuard | null {
+    const g = this.remoteGuard;
+    if (!g) return null;
+    const now = Date.now();
+    if (now - g.checked >= 1000) {
+      g.checked = now;
+      g.guard.afterFlush();
+    }
+    return g.guard;
   }
 
   private openLog(cfg: Config): LogWriter {
@@ -689,6 +710,7 @@ export class HostDaemon {
     const by = await this.requester();
     if (this.guard) this.guard.resume();
     else this.log!.resume();
+    if (this.remoteGuard) this.remoteGuard.guard.resume();
     for (const o of this.outputs) o.resume?.();
     for (const a of this.auxes.values()) a.resume();
     this.daemonRecord(MsgType.DAEMON_RESUME, `op=resume auid=${by.auid} uid=${by.uid} ses=${by.ses} pid=${by.pid} res=success`);
@@ -866,6 +888,13 @@ export class HostDaemon {
     }
     if (client.isRegistered) await client.unregisterDaemon();
   }
+}
+
+/** What a log's state means to a remote peer: a full disk says DISKFULL even when its action suspended the log. */
+function sinkState(log: LogWriter | null, guard: DiskSpaceGuard | null): SinkState {
+  if (guard?.lastLevel === 'disk_full') return 'disk-full';
+  if (log?.isSuspended) return 'suspended';
+  return guard && guard.lastLevel !== 'ok' ? 'disk-low' : 'ok';
 }
 
 function trackingRulesText(): string {

@@ -1,5 +1,6 @@
 // `auditmux search` and `auditmux report`: ausearch-style argument parsing, input resolution, output buffering, exit codes.
-import { writeFileSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, writeSync } from 'node:fs';
+import { openNoFollow } from '../safefs';
 import { AuditmuxError, ExitCode, IoError, UsageError } from '../errors';
 import { compileCriteria, type CriteriaSpec } from './criteria';
 import { Interpreter, jsonEvent, rawEvent, textEvent, type OutputFormat } from './format';
@@ -243,6 +244,26 @@ export async function runSearch(argv: string[], io: SearchIo): Promise<number> {
   }
 }
 
+/**
+ * `report -o FILE`, usually run as root, often into /tmp: never through a planted symlink or hard link (O_NOFOLLOW,
+ * one link, truncated only after the check), never a FIFO, and never into a file another user owns, who could read it.
+ */
+function writeReportFile(path: string, text: string): void {
+  const { fd, stat } = openNoFollow(path, constants.O_WRONLY | constants.O_CREAT, { mode: 0o600, what: 'report file' });
+  try {
+    const me = process.geteuid?.() ?? stat.uid;
+    if (stat.uid !== me) throw new IoError(`report file ${path} is owned by uid ${stat.uid}, not by us (uid ${me}): it could be read by its owner (refused)`, 'E_UNSAFE_FILE');
+    ftruncateSync(fd, 0);
+    const b = Buffer.from(text);
+    for (let off = 0; off < b.length; ) off += writeSync(fd, b, off);
+  } catch (e) {
+    if (e instanceof IoError) throw e;
+    throw new IoError(`${path}: cannot write the report (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export async function runReport(argv: string[], io: SearchIo): Promise<number> {
   try {
     const p = parseArgs(argv, REPORT_OPTS);
@@ -261,11 +282,7 @@ export async function runReport(argv: string[], io: SearchIo): Promise<number> {
     if (stats.malformed > 0) io.err(`auditmux: ${stats.malformed} malformed line(s) skipped`);
     const text = format === 'html' ? htmlReport(r, top) : format === 'json' ? JSON.stringify(jsonReport(r, top)) + '\n' : textReport(r, top);
     if (p.output !== undefined) {
-      try {
-        writeFileSync(p.output, text);
-      } catch (e) {
-        throw new IoError(`${p.output}: cannot write the report (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-      }
+      writeReportFile(p.output, text);
     } else io.out(text);
     if (stats.unreadable.length > 0) return incomplete(stats.unreadable, io);
     return ExitCode.OK;

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { RMW, frame, packHeader } from '../../src/output/remote/protocol';
@@ -299,3 +299,55 @@ function connectTo(port: number): Promise<net.Socket> {
 function closedP(s: net.Socket): Promise<void> {
   return new Promise((r) => (s.destroyed ? r() : s.once('close', () => r())));
 }
+
+test('daemon listener: a full remote log answers DISKFULL from its own disk-space guard; after resume the client delivers', { skip: kskip, timeout: 120000 }, () =>
+  withKernel(async () => {
+    const dir = tmpDir('aggr-rfull');
+    const port = await freePort();
+    const rdir = path.join(dir, 'rlog');
+    fs.mkdirSync(rdir);
+    // The remote log alone on a small file system; the host log is elsewhere with room to spare.
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k,mode=0700', 'auditmux-test', rdir]);
+    assert.equal(m.status, 0, String(m.stderr));
+    const conf = daemonConfig(dir, `{ port: ${port}, log: { file: ${path.join(rdir, 'remote.log')}, format: RAW, space_left: 2%, admin_space_left: 1%, disk_full_action: suspend } }`);
+    let d: Awaited<ReturnType<typeof startDaemon>> | null = null;
+    let out: RemoteOutput | null = null;
+    try {
+      d = await startDaemon(conf);
+      const filler = path.join(rdir, 'filler');
+      try {
+        fs.writeFileSync(filler, Buffer.alloc(1 << 20));
+      } catch (e) {
+        assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
+      }
+      out = new RemoteOutput(
+        {
+          type: 'remote', name: 'r', format: 'RAW', spool: { dir: path.join(dir, 'spool'), maxBytes: 1 << 24, fullAction: 'syslog', fullExe: null },
+          host: '127.0.0.1', port, heartbeatTimeout: 0, ackTimeoutMs: 5000, networkRetryMs: 200, networkFailureAction: 'ignore', networkFailureExe: null, window: 4,
+        },
+        { nodeName: 'c1', contidKernel: false, diag: captureDiag() },
+      );
+      for (let i = 0; i < 50; i++) out.writeRecord(1005, payload(i));
+      out.flush();
+      await waitFor(() => (out!.stats().diskFull as number) > 0, 10000, 'DISKFULL from the daemon');
+      assert.equal(out.stats().pending, 50, 'the client keeps every record');
+      // Room again, then SIGUSR2's equivalent: the log resumes and the client's records arrive, none lost.
+      fs.rmSync(filler);
+      await controlRequest(path.join(dir, 'control.sock'), 'resume', {}, 5000);
+      await waitFor(() => out!.stats().pending === 0, 30000, 'delivered after resume').catch(async (e) => { throw new Error(`${e}: ${JSON.stringify(out!.stats())} ${JSON.stringify(await controlRequest(path.join(dir, 'control.sock'), 'status', {}, 5000))} ${d!.stderr()}`); });
+      await out.close();
+      out = null;
+      assert.equal(await stopDaemon(d), 0, d.stderr());
+      d = null;
+      const remote = fs.readFileSync(path.join(rdir, 'remote.log'), 'latin1');
+      const recs = remote.split('\n').filter((l) => l.includes('op=test seq='));
+      assert.deepEqual(checkDelivery(seqs(recs), 50), { missing: [], duplicates: 0, inOrder: true });
+      assert.doesNotMatch(fs.readFileSync(path.join(dir, 'log', 'audit.log'), 'latin1'), /op=test seq=/);
+    } finally {
+      await out?.close();
+      if (d) await stopDaemon(d);
+      if (spawnSync('umount', [rdir]).status !== 0) spawnSync('umount', ['-l', rdir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }),
+);

@@ -79,3 +79,46 @@ describe('auxLogProblem (shared with aux add)', () => {
     assert.equal(auxLogProblem({ name: 'u', user: null, file: '/var/log/auditmux/tt/u.log' }, host, [{ name: 't', user: 'nobody', file: '/var/log/auditmux/t/t.log' }]), null);
   });
 });
+
+describe('spools of daemons with a user', () => {
+  const out = (o: string): string => `    outputs: [ ${o} ]`;
+  it('default to <own directory>/spool/<output>; root daemons and the host keep /var/spool/auditmux/<owner>/<output>', () => {
+    const c = parseConfig([
+      'host:', '  log: { file: /var/log/auditmux/audit.log }', '  outputs: [ { type: remote, name: r, host: 192.0.2.1 } ]', 'daemons:',
+      '  - name: a', '    user: nobody', out('{ type: remote, name: r, host: 192.0.2.1 }, { type: plugin, name: p, path: /bin/true }'),
+      '  - name: b', out('{ type: remote, name: r, host: 192.0.2.1 }'),
+    ].join('\n'), FILE);
+    assert.deepEqual(c.host.outputs.map((o) => o.spool.dir), ['/var/spool/auditmux/host/r']);
+    assert.deepEqual(c.daemons[0]?.outputs?.map((o) => o.spool.dir), ['/var/log/auditmux/a/spool/r', '/var/log/auditmux/a/spool/p']);
+    assert.deepEqual(c.daemons[1]?.outputs?.map((o) => o.spool.dir), ['/var/spool/auditmux/b/r']);
+  });
+  it('a spool a daemon with a user could not write, or that is its log directory itself, is refused at the output', () => {
+    for (const dir of ['/var/spool/auditmux/a/r', '/var/log/auditmux', '/var/log/auditmux/a', '/var/log/auditmux/b/spool']) {
+      const errs = errorsOf('  - name: a', '    user: nobody', out(`{ type: remote, name: r, host: 192.0.2.1, spool: { dir: ${dir} } }`), '  - { name: b, user: nobody }');
+      assert.equal(errs.length, 1, `${dir}: ${errs.join('\n')}`);
+      assert.match(errs[0]!, new RegExp(`^/etc/auditmux/test\\.yaml:6:16: output "r" of daemon "a" spools in ${dir}, but the daemon runs as user "nobody" and may write only below its own directory /var/log/auditmux/a \\(default /var/log/auditmux/a/spool/r\\)`));
+    }
+    assert.deepEqual(errorsOf('  - name: a', '    user: nobody', out('{ type: remote, name: r, host: 192.0.2.1, spool: { dir: /var/log/auditmux/a/q } }')), []);
+  });
+  it('a spool written as root (host or a daemon without user) inside a user daemon\'s directory is refused', () => {
+    const host = analyzeConfig(['host:', '  log: { file: /var/log/auditmux/audit.log }', '  outputs: [ { type: remote, name: r, host: 192.0.2.1, spool: { dir: /var/log/auditmux/a/spool/x } } ]', 'daemons:', '  - { name: a, user: nobody }'].join('\n'), FILE);
+    assert.deepEqual(host.errors.map((e) => e.message.replace(/:\d+:\d+:/, ':L:C:')), [`${FILE}:L:C: output "r" of the host spools in /var/log/auditmux/a/spool/x, which overlaps /var/log/auditmux/a, the directory of daemon "a" which user "nobody" owns; choose another directory`]);
+    const errs = errorsOf('  - { name: a, user: nobody }', '  - name: b', out('{ type: syslog, name: s, host: 192.0.2.1, spool: { dir: /var/log/auditmux/a } }'));
+    assert.equal(errs.length, 1, errs.join('\n'));
+    assert.match(errs[0]!, /output "s" of daemon "b" spools in \/var\/log\/auditmux\/a, which overlaps \/var\/log\/auditmux\/a, the directory of daemon "a"/);
+  });
+  it('a daemon named like the host still has its spools checked against the host\'s outputs', () => {
+    const r = analyzeConfig(['host:', '  log: { file: /var/log/auditmux/audit.log }', '  outputs: [ { type: remote, name: r, host: 192.0.2.1, spool: { dir: /var/log/auditmux/host/s } } ]', 'daemons:', '  - { name: host, user: nobody }'].join('\n'), FILE);
+    assert.equal(r.errors.length, 1, r.errors.map((e) => e.message).join('\n'));
+  });
+});
+
+describe('the aggregator\'s remote log', () => {
+  it('is refused inside the directory of a daemon with a user, who could delete or replace it', () => {
+    const conf = (f: string): string[] => analyzeConfig(['host:', '  log: { file: /var/log/auditmux/audit.log }', `  listen: { port: 60, log: { file: ${f} } }`, 'daemons:', '  - { name: a, user: nobody }'].join('\n'), FILE).errors.map((e) => e.message);
+    const errs = conf('/var/log/auditmux/a/remote.log');
+    assert.equal(errs.length, 1, errs.join('\n'));
+    assert.match(errs[0]!, /^\/etc\/auditmux\/test\.yaml:3:\d+: the remote log \/var\/log\/auditmux\/a\/remote\.log is inside \/var\/log\/auditmux\/a, the directory of daemon "a" which user "nobody" owns/);
+    assert.deepEqual(conf('/var/log/auditmux/remote/remote.log'), []);
+  });
+});

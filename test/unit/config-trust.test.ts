@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { loadConfig } from '../../src/config';
+import { checkConfig, loadConfig } from '../../src/config';
 import { assertTrustedConfig, fileTrustProblem, pathTrustProblem, programTrustProblem } from '../../src/trust';
 import { ConfigError, ExitCode, RuleError } from '../../src/errors';
 import { loadRulesPath } from '../../src/rules';
@@ -185,5 +185,60 @@ describe('rules files are refused unless only root can change them', () => {
     const d = dir();
     fs.symlinkSync(p, path.join(d, '30-stig.rules'));
     assert.equal(loadRulesPath(d).length, 1);
+  });
+});
+
+describe('config check reports what the daemon would refuse to obey or run, at its position', () => {
+  const rulesLine = '-w /etc/passwd -p wa -k x\n';
+  it('an untrusted config file: error at file:1:1, no config', () => {
+    const d = dir(0o775);
+    const p = file(d, 'auditmux.yaml', CONFIG, 0o644);
+    const r = checkConfig(p);
+    assert.equal(r.config, undefined);
+    assert.deepEqual([r.errors[0]?.pos.line, r.errors[0]?.pos.col], [1, 1]);
+    assert.match(r.errors[0]?.message ?? '', new RegExp(`config file refused: ${d} is group writable`));
+  });
+  it('untrusted rules file, rules.d entry, plugin: errors at their settings; untrusted *_exe: warning', () => {
+    const d = dir();
+    const rules = file(d, 'host.rules', rulesLine, 0o664);
+    const rd = dir();
+    file(rd, '10-a.rules', rulesLine, 0o644);
+    const bad = file(rd, '20-b.rules', rulesLine, 0o646);
+    const plugin = file(dir(0o777), 'plug', '#!/bin/sh\n', 0o755);
+    const exe = file(d, 'full.sh', '#!/bin/sh\n', 0o757);
+    const p = file(d, 'auditmux.yaml', [
+      'version: 1',
+      'host:',
+      `  rules: ${rules}`,
+      `  log: { file: ${path.join(d, 'audit.log')}, disk_full_action: exec, disk_full_exe: ${exe} }`,
+      `  listen: { port: 60, log: { file: ${path.join(d, 'remote', 'remote.log')}, disk_error_action: exec, disk_error_exe: ${exe} } }`,
+      '  control_socket: /nonexistent/auditmux-trust/control.sock',
+      '  outputs:',
+      `    - { type: plugin, name: p1, path: ${plugin} }`,
+      'daemons:',
+      '  - name: a',
+      `    rules: ${rd}`,
+      `    log: { file: ${path.join(d, 'a.log')} }`,
+      'routes:',
+      '  - { contid: 5, daemons: [a] }',
+      '',
+    ].join('\n'), 0o644);
+    const r = checkConfig(p);
+    assert.equal(r.config, undefined);
+    const got = r.errors.map((e) => [e.pos.line, e.message.replace(`${p}:`, 'F:')]);
+    assert.equal(got.length, 3, JSON.stringify(got));
+    assert.match(String(got[0]?.[1]), new RegExp(`^F:3:10: host.rules: rules refused: ${rules} is group writable`));
+    assert.match(String(got[1]?.[1]), new RegExp(`^F:8:\\d+: plugin p1 refused: ${path.dirname(plugin)} is group and world writable`));
+    assert.match(String(got[2]?.[1]), new RegExp(`^F:11:12: daemons\\[0\\].rules: rules refused: ${bad} is world writable`));
+    assert.ok(r.warnings.some((w) => /host\.log\.disk_full_exe: will not be run: .* is world writable/.test(w.message)), r.warnings.map((w) => w.message).join('\n'));
+    assert.ok(r.warnings.some((w) => /:5:\d+: host\.listen\.log\.disk_error_exe: will not be run: .* is world writable/.test(w.message)), r.warnings.map((w) => w.message).join('\n'));
+    // Once fixed, the same file checks clean.
+    fs.chmodSync(rules, 0o644);
+    fs.chmodSync(bad, 0o644);
+    fs.chmodSync(path.dirname(plugin), 0o755);
+    fs.chmodSync(exe, 0o755);
+    const ok = checkConfig(p);
+    assert.deepEqual(ok.errors.map((e) => e.message), []);
+    assert.ok(ok.config);
   });
 });

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { AuxDaemon, prepareAuxLogDir } from '../../src/daemon/aux-daemon';
-import { DEFAULT_MAX_RESTARTS, DEFAULT_OUTPUT, DEFAULT_QUEUE, type DaemonConfig } from '../../src/config';
+import { DEFAULT_MAX_RESTARTS, DEFAULT_OUTPUT, DEFAULT_QUEUE, parseConfig, type DaemonConfig } from '../../src/config';
 import { IoError } from '../../src/errors';
 
 const isRoot = process.geteuid?.() === 0;
@@ -123,5 +123,28 @@ describe('auxiliary daemon directories', { skip: isRoot ? false : 'needs root (c
     assert.equal(fs.statSync(join(host, 'a', 'a.log')).uid, NOBODY, 'written by the daemon\'s user');
     assert.equal(fs.statSync(host).uid, 0);
     assert.equal(fs.statSync(join(host, 'a')).uid, NOBODY);
+  });
+
+  it('its outputs spool by default in its own directory, created as its user below the root-only host log directory', async () => {
+    const host = hostDir();
+    const c = parseConfig(['host:', `  log: { file: ${join(host, 'audit.log')} }`, 'daemons:', '  - name: a', '    user: nobody',
+      '    log: { format: RAW }', '    outputs: [ { type: remote, name: r, host: 127.0.0.1, port: 1 } ]', ''].join('\n'), join(host, '..', 'auditmux.yaml'));
+    const cfg = c.daemons[0]!;
+    assert.equal(cfg.outputs?.[0]?.spool.dir, join(host, 'a', 'spool', 'r'));
+    const reports: string[] = [];
+    const a = auxDaemon(cfg, reports);
+    a.start();
+    try {
+      await until(() => a.status().state === 'running' || reports.some((r) => r.startsWith('crash') || r.startsWith('failed')), `the daemon to run (${reports.join('; ')})`);
+      assert.equal(a.status().state, 'running', reports.join('; '));
+      a.enqueue([{ type: 1300, payload: Buffer.from('audit(1700000000.001:8): arch=c000003e syscall=110 success=yes exit=1 key="k"') }]);
+      a.pump();
+      await until(() => (a.status() as { queued: number }).queued === 0, 'the event taken');
+    } finally {
+      await a.stop();
+    }
+    assert.equal(fs.statSync(host).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(join(host, 'a', 'spool', 'r')).uid, NOBODY, 'spool made by the daemon\'s user');
+    assert.ok(fs.readdirSync(join(host, 'a', 'spool', 'r')).length > 0);
   });
 });

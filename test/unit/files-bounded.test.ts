@@ -183,3 +183,22 @@ describe('account files (passwd, group)', () => {
     assert.throws(() => lookupUser('root', { file: 'x', line: 1 }, '/dev'), /unknown user "root"/);
   });
 });
+
+describe('syslog output TLS files', () => {
+  it('a FIFO or /dev/zero as the CA file is refused at once instead of blocking or filling the daemon', () => {
+    withDir((dir) => {
+      const fifo = mkfifoSync(join(dir, 'ca.pem'));
+      for (const ca of [fifo, '/dev/zero']) {
+        const spec = {
+          type: 'syslog', name: 's', format: 'RAW', spool: { dir: null, maxBytes: 1 << 20, fullAction: 'syslog', fullExe: null },
+          host: '127.0.0.1', port: 1, tls: { ca, cert: null, key: null, serverName: null, verify: true }, facility: 13, severity: 6,
+          appName: 'auditmux', hostname: null, networkRetryMs: 1000, networkFailureAction: 'ignore', networkFailureExe: null, resendWindowMs: 0,
+        };
+        const diag = '{ debug() {}, info() {}, warn() {}, error() {} }';
+        const r = isolated(`setImmediate(() => process.exit(0)); const { SyslogOutput } = require(SRC + '/output/syslog'); new SyslogOutput(${JSON.stringify(spec)}, { contidKernel: false, diag: ${diag} }); out('opened');`);
+        assert.equal(r.killed, false, `SyslogOutput hung or ran away on ${ca}`);
+        assert.deepEqual(r.value, { threw: 'IoError', code: 'E_NOT_REGULAR', message: `syslog CA file ${ca} is not a regular file (refused)` }, r.stderr);
+      }
+    });
+  });
+});

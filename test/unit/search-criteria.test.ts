@@ -1,10 +1,12 @@
 // Unit tests for auditmux search: each criterion, time words, inputs (gzip, rotation order), output forms, malformed lines.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, linkSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, describe, it } from 'node:test';
+import { ExitCode } from '../../src/errors';
 import { compileCriteria, parseTime, runReport, runSearch, type CriteriaSpec } from '../../src/search';
 import { scanEvents, type SearchEvent } from '../../src/search/scan';
 import { directoryInputs, inputFromPath } from '../../src/search/inputs';
@@ -280,5 +282,36 @@ describe('report', () => {
     const html = c.out.join('');
     assert.doesNotMatch(html, /<script>|<b>/);
     assert.match(html, /&lt;script&gt;/);
+  });
+  it('-o never writes through a planted symlink or hard link, nor into a FIFO or a file another user owns', async () => {
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious\n');
+    const link = join(dir, 'report-link.txt');
+    symlinkSync(victim, link);
+    const hard = join(dir, 'report-hard.txt');
+    linkSync(victim, hard);
+    const fifo = join(dir, 'report-fifo');
+    spawnSync('mkfifo', [fifo]);
+    for (const [out, why] of [[link, /symbolic link/], [hard, /hard links/], [fifo, /not a regular file/]] as const) {
+      const c = capture();
+      assert.equal(await runReport(['-if', logFile, '-o', out], c.io), ExitCode.IO, out);
+      assert.match(c.err.join(''), why);
+    }
+    assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+    if (process.geteuid?.() === 0) {
+      const other = join(dir, 'report-other.txt');
+      writeFileSync(other, '');
+      chownSync(other, 65534, 65534);
+      const c = capture();
+      assert.equal(await runReport(['-if', logFile, '-o', other], c.io), ExitCode.IO);
+      assert.match(c.err.join(''), /owned by uid 65534/);
+      assert.equal(readFileSync(other, 'utf8'), '');
+    }
+    const good = join(dir, 'report.txt');
+    writeFileSync(good, 'x'.repeat(100000));
+    const c = capture();
+    assert.equal(await runReport(['-if', logFile, '-o', good], c.io), 0, c.err.join(''));
+    assert.match(readFileSync(good, 'utf8'), /^auditmux report: 6 events/);
+    assert.doesNotMatch(readFileSync(good, 'utf8'), /xxx/);
   });
 });
