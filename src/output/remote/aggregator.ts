@@ -304,6 +304,15 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
       // One warning for the first refused record of a connection and then one per 1000: a peer cannot flood diagnostics.
       if (invalidSeen++ % 1000 === 0) diag?.warn({ addr: ipv4, node: identity, reason, refused: invalidSeen }, 'remote record refused');
     };
+    /** Both formats (ascii lines, managed frames) log a record the same way: vetted, bound to the peer, then sunk. */
+    const logRecord = (payload: Buffer): void => {
+      const v = vetLine(payload, identity, policy);
+      if (!v.ok) invalid(v.reason);
+      else {
+        sink(v.line);
+        counters.records++;
+      }
+    };
 
     const handle = (item: ParsedItem): boolean => {
       if (item.kind === 'error') {
@@ -320,12 +329,7 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
           counters.refused++;
           return true;
         }
-        const v = vetLine(item.payload, identity, policy);
-        if (!v.ok) invalid(v.reason);
-        else {
-          sink(v.line);
-          counters.records++;
-        }
+        logRecord(item.payload);
         return true;
       }
       const { type, seq } = item.header;
@@ -342,12 +346,7 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
         );
         return true;
       }
-      const v = vetLine(item.payload, identity, policy);
-      if (!v.ok) invalid(v.reason);
-      else {
-        sink(v.line);
-        counters.records++;
-      }
+      logRecord(item.payload);
       replies.push(st === 'disk-low' ? frame(RMW.DISKLOW, seq) : frame(RMW.ACK, seq));
       return true;
     };
