@@ -125,6 +125,12 @@ export function auditmuxConf(dir: string, spec: DaemonSpec): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Daemons run with the environment a systemd unit gives them, not the harness's: a shell's variables can change what
+ * a process does at start (NODE_EXTRA_CA_CERTS alone makes Node parse a whole CA bundle, ~35 ms here).
+ */
+const daemonEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
+
 export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise<RunningDaemon> {
   const { dir } = opts;
   mkdirSync(join(dir, 'log'), { recursive: true });
@@ -135,7 +141,7 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
     const bin = join(dir, 'creader');
     execFileSync('cc', ['-O2', '-Wall', '-o', bin, join(repoRoot, 'bench', 'creader.c')], { stdio: ['ignore', 'pipe', 'pipe'] });
     // auditmux's default receive_buffer, so both ride out the same bursts.
-    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: daemonEnv });
   } else if (spec.kind === 'auditd') {
     const conf = join(dir, 'auditd.conf');
     writeFileSync(conf, auditdConf(dir, spec));
@@ -143,7 +149,7 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
     chmodSync(conf, 0o640);
     // -n: no fork, so the pid we hold is the daemon. Not -f: in the foreground auditd writes events to stderr
     // instead of its log file.
-    child = spawn('auditd', ['-n', '-s', 'enable', '-c', dir], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    child = spawn('auditd', ['-n', '-s', 'enable', '-c', dir], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: daemonEnv });
   } else {
     if (!existsSync(auditmuxBin)) throw new Error(`${auditmuxBin} does not exist`);
     const conf = join(dir, 'auditmux.yaml');
@@ -153,7 +159,7 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
     const binFlags = readFileSync(auditmuxBin, 'utf8').split('\n', 1)[0]!.split(/\s+/).filter((f) => f.startsWith('--'));
     const nodeArgs = [...binFlags, ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [])];
     child = spawn(process.execPath, [...nodeArgs, auditmuxBin, 'daemon', '--config', conf],
-      { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: daemonEnv });
   }
   // Detached: a Ctrl-C on the terminal reaches only the harness, which then stops the daemon in order.
   track(child);

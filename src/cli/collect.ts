@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../errors';
 import { loadCollectConfig } from '../collect/config';
-import { Collector } from '../collect/collector';
 import { createDiagnostics } from '../daemon/diagnostics';
 import { readBounded } from '../safefs';
 import { formatCounters } from './status';
@@ -21,6 +20,8 @@ export function registerCollect(program: Command, io: { out: (s: string) => void
         return;
       }
       const diag = createDiagnostics('info');
+      // Loaded here, not at the top: the NATS client is about 80 modules every other subcommand would pay for.
+      const { Collector } = await import('../collect/collector');
       const c = new Collector(cfg, diag);
       await c.start();
       diag.info({ stream: cfg.stream, consumer: cfg.consumer, dir: cfg.dir }, 'collector started');

@@ -3,14 +3,18 @@ import { Command, CommanderError, Option } from 'commander';
 import { AuditmuxError, ExitCode, UsageError } from '../errors';
 import { DEFAULT_CONFIG_PATH, checkConfig, formatCheckReport, loadConfig } from '../config';
 import { controlRequest } from '../daemon/control';
-import { runDaemon } from '../daemon/run';
 import { rulesDelete, rulesList, rulesLoad } from './rules';
-import { runReport, runSearch } from '../search';
 import { formatCounters, readKernelStatus } from './status';
 import { formatContainers, runOciHook } from './oci-hook';
 import { addHooksToBundle } from '../containers/bundle-hooks';
 import { dirname } from 'node:path';
 import { registerCollect } from './collect';
+// The daemon, search/report and the collector are loaded by their own subcommand only: each pulls in well over a
+// hundred modules (the NATS client alone about 80), and `oci-hook` runs at every container start within a deadline.
+const lazy = {
+  daemon: () => import('../daemon/run'),
+  search: () => import('../search'),
+};
 import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 
@@ -46,6 +50,7 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .option('--defaults', 'run with the built-in defaults, ignoring any config file')
     .addOption(new Option('--log-level <level>', 'diagnostics level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (o: { config: string; defaults?: boolean; logLevel?: string }) => {
+      const { runDaemon } = await lazy.daemon();
       setCode(await runDaemon({ configPath: o.defaults ? null : o.config, ...(o.logLevel ? { logLevel: o.logLevel } : {}) }));
     });
 
@@ -116,8 +121,8 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
 
   // search and report parse their own arguments: ausearch's short options (-pp, -ui, -ts) are not commander's.
   for (const [name, desc, runner] of [
-    ['search', 'find whole events in auditd-format logs by contid and ausearch criteria (see auditmux search --help)', runSearch],
-    ['report', 'per-container summary of audit logs, as text, JSON or a self-contained HTML page', runReport],
+    ['search', 'find whole events in auditd-format logs by contid and ausearch criteria (see auditmux search --help)', 'runSearch'],
+    ['report', 'per-container summary of audit logs, as text, JSON or a self-contained HTML page', 'runReport'],
   ] as const) {
     program
       .command(name)
@@ -127,7 +132,7 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
       .allowExcessArguments()
       .argument('[args...]')
       .action(async (args: string[]) => {
-        setCode(await runner(args, io));
+        setCode(await (await lazy.search())[runner](args, io));
       });
   }
 

@@ -3,7 +3,7 @@ import type { OutputSpec } from '../config/schema';
 import { RemoteOutput } from './remote/client';
 import { SyslogOutput } from './syslog';
 import { PluginOutput } from './plugin';
-import { NatsOutput } from './nats/output';
+import type { NatsOutput as NatsOutputClass } from './nats/output';
 
 export type { OutputSpec } from '../config/schema';
 
@@ -46,9 +46,13 @@ export function createOutputs(configs: OutputSpec[], ctx: OutputContext): Record
         case 'plugin':
           out.push(new PluginOutput(spec, ctx));
           break;
-        case 'nats':
+        case 'nats': {
+          // Required only when configured: the NATS client is about 80 modules a daemon without one need not load.
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          const { NatsOutput } = require('./nats/output') as { NatsOutput: typeof NatsOutputClass };
           out.push(new NatsOutput(spec, ctx));
           break;
+        }
       }
     }
   } catch (e) {
