@@ -38,6 +38,8 @@ export interface RecordQueue {
 export const REC_HEADER = 8;
 /** Larger than any audit line; a length above it means the segment is damaged, not that a record is huge. */
 export const MAX_SPOOL_RECORD = 64 * 1024;
+/** Segment size unless a smaller spool needs smaller ones; a segment is never much larger than this. */
+const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
 const CURSOR_FILE = 'cursor';
 const CURSOR_MAGIC = 0x43584d41; // "AMXC"
 const CURSOR_SLOT = 32;
@@ -63,7 +65,8 @@ export function segmentName(seg: number): string {
 export function readFramed(b: Buffer, off: number, end: number): { len: number; data: Buffer } | 'short' | 'bad' {
   if (end - off < REC_HEADER) return 'short';
   const len = b.readUInt32LE(off);
-  if (len > MAX_SPOOL_RECORD) return 'bad';
+  // Never written (append refuses empty records): zeros are a hole or a wipe, not millions of empty records.
+  if (len === 0 || len > MAX_SPOOL_RECORD) return 'bad';
   if (end - off < REC_HEADER + len) return 'short';
   const data = b.subarray(off + REC_HEADER, off + REC_HEADER + len);
   if (crc32(data) >>> 0 !== b.readUInt32LE(off + 4)) return 'bad';
@@ -122,7 +125,7 @@ export class Spool implements RecordQueue {
   constructor(opts: SpoolOptions) {
     this.dir = opts.dir;
     this.capacity = opts.maxBytes;
-    this.segmentBytes = Math.max(64 * 1024, Math.min(opts.segmentBytes ?? 8 * 1024 * 1024, Math.ceil(opts.maxBytes / 4)));
+    this.segmentBytes = Math.max(64 * 1024, Math.min(opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, Math.ceil(opts.maxBytes / 4)));
     this.onCorrupt = opts.onCorrupt;
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     // Records wait here as root's (or the daemon user's) files: nobody else may add, swap or link names in it.
@@ -151,6 +154,7 @@ export class Spool implements RecordQueue {
   append(rec: Buffer): boolean {
     if (this.closed) return false;
     if (rec.length > MAX_SPOOL_RECORD) throw new RangeError(`spool record of ${rec.length} bytes exceeds ${MAX_SPOOL_RECORD}`);
+    if (rec.length === 0) throw new RangeError('an empty spool record cannot be told from a hole in the file');
     const need = REC_HEADER + rec.length;
     if (this.pendingBytes + need > this.capacity) return false;
     let last = this.segs[this.segs.length - 1] as SegInfo;
@@ -340,8 +344,22 @@ export class Spool implements RecordQueue {
   private scanSegment(seg: number, p: string): SegInfo {
     const fd = openFile(p, fs.constants.O_RDWR, 'spool segment');
     try {
-      const size = fs.fstatSync(fd).size;
-      const buf = fs.readFileSync(fd);
+      const real = fs.fstatSync(fd).size;
+      // No segment auditmux writes is larger than this; in a tenant's spool a planted (sparse) multi-GB one must not
+      // be read whole. What lies past the limit is treated as a damaged tail and cut.
+      const limit = Math.max(this.segmentBytes, DEFAULT_SEGMENT_BYTES) + REC_HEADER + MAX_SPOOL_RECORD;
+      const size = Math.min(real, limit);
+      const buf = Buffer.allocUnsafe(size);
+      let got = 0;
+      while (got < size) {
+        const n = fs.readSync(fd, buf, got, size - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      if (got < size) buf.fill(0, got);
+      if (real > limit) {
+        this.onCorrupt?.(p, limit, `segment of ${real} bytes is larger than any spool segment (${limit})`);
+      }
       let off = 0;
       let records = 0;
       const start = seg === this.committed.seg ? this.committed.off : 0;
@@ -356,6 +374,10 @@ export class Spool implements RecordQueue {
         if (off >= start) records++;
         off += r.len;
         if (off === start) startValid = true;
+      }
+      if (real > limit && off === size) {
+        // Every byte up to the limit held whole records: still cut what lies beyond.
+        fs.ftruncateSync(fd, off);
       }
       if (!startValid && seg === this.committed.seg) {
         // A cursor that is not on a record boundary cannot be trusted: resend the whole segment rather than lose any.

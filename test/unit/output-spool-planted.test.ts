@@ -78,3 +78,27 @@ test('a spool directory that is a symlink, or that others can write, is refused'
   const e3 = useSpool(other);
   assert.ok(e3 instanceof IoError && /owned by uid 65534/.test((e3 as Error).message), String(e3));
 });
+
+test('a planted huge sparse segment is not read whole: cut at the largest segment size, records before it kept', () => {
+  const dir = tmp();
+  const s = new Spool({ dir, maxBytes: 1024 * 1024 });
+  for (let i = 0; i < 3; i++) s.append(Buffer.from(`record ${i}`));
+  s.close();
+  const seg = path.join(dir, segmentName(0));
+  // 1 GiB of holes after the records: reading it whole would make the process hold 1 GiB of zeros.
+  fs.truncateSync(seg, 1024 * 1024 * 1024);
+  const before = process.resourceUsage().maxRSS;
+  const reasons: string[] = [];
+  const again = new Spool({ dir, maxBytes: 1024 * 1024, onCorrupt: (_p, _off, why) => reasons.push(why) });
+  const grewKiB = process.resourceUsage().maxRSS - before;
+  assert.ok(reasons.some((r) => /larger than any spool segment/.test(r)), reasons.join('; '));
+  assert.ok(fs.statSync(seg).size < 16 * 1024 * 1024, 'the planted tail is cut');
+  assert.ok(grewKiB < 256 * 1024, `peak RSS grew by ${grewKiB} KiB`);
+  const got: string[] = [];
+  for (let r = again.next(); r; r = again.next()) {
+    got.push(r.data.toString());
+    again.commit(r.end);
+  }
+  assert.deepEqual(got, ['record 0', 'record 1', 'record 2']);
+  again.close();
+});
