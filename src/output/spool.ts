@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { checkDirSafe, openNoFollow } from '../safefs';
+import { pathTrustProblem } from '../trust';
+import { IoError } from '../errors';
 
 /** A position in the queue: segment number and byte offset inside it (memory queue: seg 0, off = record index). */
 export interface QueueCursor {
@@ -130,6 +132,12 @@ export class Spool implements RecordQueue {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     // Records wait here as root's (or the daemon user's) files: nobody else may add, swap or link names in it.
     checkDirSafe(this.dir, { owners: [0, process.geteuid?.() ?? 0], what: 'spool directory' });
+    // And every directory above it: whoever can write one of them can swap the spool directory itself after the
+    // check. A relative path is a user daemon's own spool below its working directory, checked when it entered it.
+    if (path.isAbsolute(this.dir)) {
+      const problem = pathTrustProblem(this.dir, { dir: true });
+      if (problem) throw new IoError(`spool directory ${this.dir}: ${problem}; others could swap it (refused)`, 'E_UNSAFE_DIR');
+    }
     this.cfd = openFile(path.join(this.dir, CURSOR_FILE), fs.constants.O_RDWR | fs.constants.O_CREAT, 'spool cursor');
     try {
       this.loadCursor();

@@ -102,3 +102,13 @@ test('a planted huge sparse segment is not read whole: cut at the largest segmen
   assert.deepEqual(got, ['record 0', 'record 1', 'record 2']);
   again.close();
 });
+
+test('a spool below a directory another user owns is refused: that user could swap the spool directory', { skip: isRoot ? undefined : 'needs root to chown' }, () => {
+  const top = tmp();
+  const theirs = path.join(top, 'theirs');
+  fs.mkdirSync(theirs, { mode: 0o755 });
+  fs.chownSync(theirs, 65534, 65534);
+  const err = useSpool(path.join(theirs, 'spool'));
+  assert.ok(err instanceof IoError && err.code === 'E_UNSAFE_DIR', String(err));
+  assert.match((err as Error).message, /theirs is owned by uid 65534/);
+});
