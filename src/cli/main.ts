@@ -4,7 +4,7 @@ import { AuditmuxError, ExitCode, UsageError } from '../errors';
 import { DEFAULT_CONFIG_PATH, checkConfig, formatCheckReport, loadConfig } from '../config';
 import { controlRequest } from '../daemon/control';
 import { rulesDelete, rulesList, rulesLoad } from './rules';
-import { formatCounters, readKernelStatus } from './status';
+import { formatAuxRows, formatCounters, readKernelStatus } from './status';
 import { formatContainers, runOciHook } from './oci-hook';
 import { addHooksToBundle } from '../containers/bundle-hooks';
 import { dirname } from 'node:path';
@@ -300,14 +300,4 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 /** Splits `100,200-299,5^*` into selectors. */
 function splitSelectors(text: string): string[] {
   return text.split(',').map((t) => t.trim()).filter((t) => t.length > 0);
-}
-
-function formatAuxRows(rows: Array<Record<string, unknown>>): string {
-  if (rows.length === 0) return 'no auxiliary daemons';
-  const cols = ['name', 'state', 'isolation', 'pid', 'queued', 'peak', 'delivered', 'dropped', 'resent', 'restarts', 'log'];
-  // An inline daemon has no process of its own: its pid column says so instead of showing 0.
-  const cell = (r: Record<string, unknown>, c: string): string => (c === 'pid' && r.isolation === 'inline' ? '-' : String(r[c] ?? ''));
-  const table = [cols, ...rows.map((r) => cols.map((c) => cell(r, c)))];
-  const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  return table.map((row) => row.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }

@@ -43,3 +43,15 @@ export function formatCounters(title: string, counters: Record<string, unknown>,
   }
   return out;
 }
+
+/** `aux list` as a table: one row a daemon, columns padded. */
+export function formatAuxRows(rows: Array<Record<string, unknown>>): string {
+  if (rows.length === 0) return 'no auxiliary daemons';
+  const cols = ['name', 'state', 'isolation', 'pid', 'queued', 'peak', 'delivered', 'dropped', 'resent', 'restarts', 'log'];
+  // An inline daemon has no process of its own: its pid column says so instead of showing 0.
+  // Names and paths were validated when the daemon was added, but a table on a terminal escapes whatever it shows.
+  const cell = (r: Record<string, unknown>, c: string): string => (c === 'pid' && r.isolation === 'inline' ? '-' : ttyEscape(String(r[c] ?? '')));
+  const table = [cols, ...rows.map((r) => cols.map((c) => cell(r, c)))];
+  const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  return table.map((row) => row.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}

@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { formatCounters } from '../../src/cli/status';
+import { formatAuxRows, formatCounters } from '../../src/cli/status';
 import { RemoteOutput } from '../../src/output/remote/client';
 import { frame, HEADER_SIZE, RMW, unpackHeader } from '../../src/output/remote/protocol';
 
@@ -60,5 +60,13 @@ describe('status output escapes what a remote server sent', () => {
       server.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('aux list', () => {
+  it('escapes every cell: a log path with controls stays on its own row', () => {
+    const out = formatAuxRows([{ name: 'a', state: 'running', isolation: 'inline', log: `/var/log/x${EVIL}.log` }]);
+    assert.equal(out.split('\n').length, 2, out);
+    for (const line of out.split('\n')) assert.doesNotMatch(line, /[\x00-\x1f\x7f]/);
   });
 });
