@@ -125,6 +125,17 @@ export function auditmuxConf(dir: string, spec: DaemonSpec): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** bench/creader.c, compiled once per harness run (into the first measurement's directory, kept with its files). */
+let creaderBin: string | null = null;
+function creaderBinary(dir: string): string {
+  if (creaderBin === null || !existsSync(creaderBin)) {
+    const bin = join(dir, 'creader');
+    execFileSync('cc', ['-O2', '-Wall', '-o', bin, join(repoRoot, 'bench', 'creader.c')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    creaderBin = bin;
+  }
+  return creaderBin;
+}
+
 /**
  * Daemons run with the environment a systemd unit gives them, not the harness's: a shell's variables can change what
  * a process does at start (NODE_EXTRA_CA_CERTS alone makes Node parse a whole CA bundle, ~35 ms here).
@@ -138,8 +149,7 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
   let child: ChildProcess;
   const auxLogs: string[] = [];
   if (spec.kind === 'creader') {
-    const bin = join(dir, 'creader');
-    execFileSync('cc', ['-O2', '-Wall', '-o', bin, join(repoRoot, 'bench', 'creader.c')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const bin = creaderBinary(dir);
     // auditmux's default receive_buffer, so both ride out the same bursts.
     child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: daemonEnv });
   } else if (spec.kind === 'auditd') {

@@ -58,6 +58,14 @@ export function readBounded(path: string, opts: BoundedReadOptions): BoundedRead
   }
 }
 
+/** PEM files (certificates, keys, CA bundles) are small; anything bigger is not one and must not be read whole. */
+export const PEM_FILE_LIMIT = 1 << 20;
+
+/** A TLS certificate, key or CA file, read once at start: bounded, regular files only (a FIFO would block the daemon). */
+export function readPem(path: string, what: string): Buffer {
+  return readBounded(path, { limit: PEM_FILE_LIMIT, what }).data;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Write side: every file auditmux creates or writes goes through these, so a name planted by someone who can write
 // in one of its directories (a symlink, a hard link to another file, a FIFO) never redirects a write made as root.

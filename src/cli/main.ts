@@ -1,7 +1,7 @@
 // The auditmux command line: parses arguments with commander and maps results and errors to exit codes.
 import { Command, CommanderError, Option } from 'commander';
 import { AuditmuxError, ExitCode, UsageError } from '../errors';
-import { DEFAULT_CONFIG_PATH, checkConfig, formatCheckReport, loadConfig } from '../config';
+import { DEFAULT_CONFIG_PATH, checkConfig, defaultConfig, formatCheckReport, loadConfig } from '../config';
 import { controlRequest } from '../daemon/control';
 import { rulesDelete, rulesList, rulesLoad } from './rules';
 import { formatAuxRows, formatCounters, readKernelStatus } from './status';
@@ -28,11 +28,14 @@ const defaultIo: Io = {
   err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
 };
 
+/** Where the daemon listens when no config file says otherwise: the built-in default config's control_socket. */
+const DEFAULT_CONTROL_SOCKET = defaultConfig().host.controlSocket;
+
 function controlPath(configPath: string | undefined): string {
   const p = configPath ?? DEFAULT_CONFIG_PATH;
   if (existsSync(p)) return loadConfig(p).host.controlSocket;
   if (configPath) throw new UsageError(`config file ${configPath} does not exist`);
-  return '/run/auditmux/control.sock';
+  return DEFAULT_CONTROL_SOCKET;
 }
 
 export function buildProgram(io: Io, setCode: (n: number) => void): Command {
@@ -208,7 +211,7 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
           socket = controlPath(o.config);
         } catch (e) {
           if (o.failClosed) throw e;
-          socket = '/run/auditmux/control.sock';
+          socket = DEFAULT_CONTROL_SOCKET;
         }
       }
       setCode(await runOciHook({ socket, timeoutMs: o.timeout, failClosed: !!o.failClosed, stdin: process.stdin, err: io.err, out: io.err }));

@@ -3,10 +3,8 @@ import { join } from 'node:path';
 import { AuditmuxError, ExitCode } from '../errors';
 import { controlRequest } from '../daemon/control';
 import { readBounded } from '../safefs';
+import { BUNDLE_CONFIG_MAX } from '../containers/bundle-hooks';
 import { OCI_STATE_MAX, parseBundleAnnotations, parseOciState } from '../containers/oci-state';
-
-/** A bundle's config.json is a few KiB (10 KiB from podman); 4 MiB bounds a hostile one. */
-const BUNDLE_CONFIG_MAX = 4 * 1024 * 1024;
 
 /** Reads at most `limit` bytes from a stream within `deadline` (ms since epoch); rejects past either. */
 export function readStdinBounded(stream: NodeJS.ReadableStream, limit: number, deadline: number): Promise<Buffer> {

@@ -1,11 +1,11 @@
 // The collector's YAML config: NATS connection, stream and durable consumer, log directory and log options.
 import { resolve as resolvePath, dirname } from 'node:path';
-import { parseDocument, type Node } from 'yaml';
+import type { Node } from 'yaml';
 import { ConfigError } from '../errors';
 import { readBounded } from '../safefs';
 import { NATS_CONN_KEYS, readNatsConn } from '../config/outputs';
 import { FLUSH_MODES, LOG_FORMATS, MAX_LOG_FILE_ACTIONS, type NatsConnSpec } from '../config/schema';
-import { Walker, type Entry } from '../config/walk';
+import { Walker, parseConfigYaml, type Entry } from '../config/walk';
 import type { FlushMode, MaxLogFileAction } from '../output/logfile';
 
 export const MAX_COLLECT_CONFIG = 256 * 1024;
@@ -33,9 +33,9 @@ export interface CollectConfig extends NatsConnSpec {
 }
 
 export function parseCollectConfig(text: string, file: string): CollectConfig {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, strict: true, version: '1.2' });
+  const { doc, problems } = parseConfigYaml(text);
   const w = new Walker(text, file, doc);
-  for (const e of [...doc.errors, ...doc.warnings]) w.errors.push(new ConfigError(w.posAt(e.pos[0]), `YAML ${e.code}: ${e.message.split('\n')[0]}`));
+  for (const e of problems) w.errors.push(new ConfigError(w.posAt(e.offset), e.reason));
   if (w.errors.length) throw w.errors[0];
   const root = w.resolve(doc.contents as Node | null);
   const m = w.mapping(root, 'collect', KEYS, null);

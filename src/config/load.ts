@@ -1,6 +1,6 @@
 // Parses, defaults and validates auditmux.yaml into a Config; every problem is a ConfigError at file:line:col.
 import { dirname, resolve as resolvePath } from 'node:path';
-import { parseDocument, type Node } from 'yaml';
+import type { Node } from 'yaml';
 import { AuditmuxError, ConfigError } from '../errors';
 import { readBounded } from '../safefs';
 import { AUDIT_MAX_KEY_LEN, PATH_MAX } from '../kernel/constants';
@@ -29,7 +29,7 @@ import {
   type OutputConfig,
   type RouteConfig,
 } from './schema';
-import { Walker, didYouMean, duplicateKeyErrors, type Entry } from './walk';
+import { Walker, didYouMean, parseConfigYaml, type Entry } from './walk';
 import { auxLogProblem, auxSpoolProblem, defaultAuxLogFile, defaultAuxSpoolDir, HOST_OWNER, rootLogProblem } from './aux-paths';
 import { assertTrustedConfig } from '../trust';
 import { DISK_SPACE_KEYS, readDiskSpace, readListen, readOutputs } from './outputs';
@@ -78,14 +78,8 @@ export function analyzeConfig(text: string, file: string): ConfigAnalysis {
     const e = new ConfigError({ file, line: 1, col: 1 }, `config file is larger than ${MAX_CONFIG_BYTES} bytes`);
     return { config: undefined, errors: [e], warnings: [] };
   }
-  // yaml's own unique-key check compares each key with every earlier one (40k keys took 40 s); duplicateKeyErrors
-  // does the same check with a Map, in one pass over the document.
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false, strict: true, version: '1.2' });
+  const { doc, problems: found } = parseConfigYaml(text);
   const w = new Walker(text, file, doc);
-  // YAML warnings (unknown tags, for instance) are errors too: a config must mean exactly one thing.
-  const found = [...doc.errors, ...doc.warnings].map((e) => ({ offset: e.pos[0], reason: `YAML ${e.code}: ${firstLine(e.message)}` }));
-  found.push(...duplicateKeyErrors(doc));
-  found.sort((a, b) => a.offset - b.offset);
   for (const e of found) w.errors.push(new ConfigError(w.posAt(e.offset), e.reason));
   if (w.errors.length > 0) return { config: undefined, errors: w.errors, warnings: [] };
   const config = build(w, absFile, doc.contents as Node | null);
@@ -119,11 +113,6 @@ export function loadConfig(path: string): Config {
   // The host obeys this file as root: like auditd.conf it must be root's alone (the file and its directories).
   assertTrustedConfig(path);
   return parseConfig(text, path);
-}
-
-function firstLine(s: string): string {
-  const i = s.indexOf('\n');
-  return i < 0 ? s : s.slice(0, i);
 }
 
 function build(w: Walker, absFile: string, root: Node | null): Config {

@@ -1,5 +1,5 @@
 // YAML readers for `outputs:` (remote, syslog, plugin), `host.listen` and the log's auditd disk-space options.
-import { isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { isScalar, type Node } from 'yaml';
 import {
   ADMIN_SPACE_LEFT_ACTIONS,
@@ -186,8 +186,6 @@ export const NATS_PLACEHOLDERS = ['{node}', '{daemon}', '{contid}'] as const;
 const NATS_SERVER_RE = /^(?:(?:nats|tls):\/\/)?(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
 const NATS_STREAM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const NATS_LITERAL_TOKEN_RE = /^[A-Za-z0-9_-]{1,64}$/;
-/** Credentials files are a JWT and a seed: a few KiB. */
-export const NATS_CREDS_LIMIT = 64 * 1024;
 
 /** Checks a subject template: 1-16 dot-separated tokens, each a literal or one placeholder; `*`/`>` only as `>` at the end of stream subjects. */
 export function natsTemplateError(t: string, wildcards: boolean): string | null {
@@ -466,7 +464,7 @@ export function readListen(w: Walker, e: Entry, where: string, ctx?: ListenConte
     w.error(w.resolve(e.value), `${where}: plain TCP on ${l.address} lets anyone who can reach the port write records; configure tls: or set plain_tcp: true`, e.key);
   }
   const le = m.get('log');
-  const defLog = ctx ? join(dirnameOf(ctx.hostLogFile), D.remoteLogName) : null;
+  const defLog = ctx ? join(dirname(ctx.hostLogFile), D.remoteLogName) : null;
   if (le && isScalar(w.resolve(le.value))) {
     const v = w.choice(le, `${where}.log`, ['host'] as const);
     if (v === 'host') l.log = null;
@@ -479,10 +477,6 @@ export function readListen(w: Walker, e: Entry, where: string, ctx?: ListenConte
   return port === undefined ? undefined : l;
 }
 
-function dirnameOf(p: string): string {
-  const i = p.lastIndexOf('/');
-  return i <= 0 ? '/' : p.slice(0, i);
-}
 
 function readListenTls(w: Walker, e: Entry, where: string, baseDir: string): ListenTlsSpec | undefined {
   const m = w.mapping(e.value, where, LISTEN_TLS_KEYS, e.key);

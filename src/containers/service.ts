@@ -3,7 +3,7 @@ import { AuditmuxError, ExitCode } from '../errors';
 import type { ContidTracker } from '../routing/contid-tracker';
 import { containerContid, containerKey } from './contid';
 import { ContainerDiscovery, realContainerProc, type ContainerProc } from './discovery';
-import { encodeUntrusted } from './escape';
+import { encodeUntrusted } from '../records/encode';
 import { metaFromAnnotations } from './metadata';
 import { parseOciState, type OciState } from './oci-state';
 import { ContainerRegistry, RegistryFullError, type ContainerInfo } from './registry';

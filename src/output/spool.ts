@@ -132,10 +132,11 @@ export class Spool implements RecordQueue {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     // Records wait here as root's (or the daemon user's) files: nobody else may add, swap or link names in it.
     checkDirSafe(this.dir, { owners: [0, process.geteuid?.() ?? 0], what: 'spool directory' });
-    // And every directory above it: whoever can write one of them can swap the spool directory itself after the
-    // check. A relative path is a user daemon's own spool below its working directory, checked when it entered it.
+    // And every directory above it (the leaf is checkDirSafe's): whoever can write one of them can swap the spool
+    // directory itself after the check. A relative path is a user daemon's own spool below its working directory,
+    // checked when it entered it.
     if (path.isAbsolute(this.dir)) {
-      const problem = pathTrustProblem(this.dir, { dir: true });
+      const problem = pathTrustProblem(path.dirname(this.dir), { dir: true });
       if (problem) throw new IoError(`spool directory ${this.dir}: ${problem}; others could swap it (refused)`, 'E_UNSAFE_DIR');
     }
     this.cfd = openFile(path.join(this.dir, CURSOR_FILE), fs.constants.O_RDWR | fs.constants.O_CREAT, 'spool cursor');

@@ -1,5 +1,5 @@
 // RFC 5424 syslog output over TCP (RFC 6587 octet counting), optionally TLS (RFC 5425), fed from the spool.
-import { readBounded } from '../safefs';
+import { readPem } from '../safefs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as tls from 'node:tls';
@@ -60,9 +60,6 @@ interface Written {
  * breaks, everything written within that window is sent again — a peer that crashed loses nothing it had not already
  * read, at the price of possible duplicates inside the window.
  */
-/** PEM files are small; anything bigger is not a certificate (and must not be read whole). */
-const TLS_FILE_LIMIT = 1 << 20;
-
 export class SyslogOutput extends NetOutput {
   private readonly spec: SyslogOutputSpec;
   private readonly header: SyslogHeader;
@@ -92,10 +89,9 @@ export class SyslogOutput extends NetOutput {
     if (spec.tls) {
       // Read once at start: a missing key file is a configuration error the daemon should report before running. Bounded
       // and regular files only: a FIFO named here would block the whole daemon, /dev/zero would eat its memory.
-      const read = (p: string, what: string): Buffer => readBounded(p, { limit: TLS_FILE_LIMIT, what }).data;
-      if (spec.tls.ca) this.tlsFiles.ca = read(spec.tls.ca, 'syslog CA file');
-      if (spec.tls.cert) this.tlsFiles.cert = read(spec.tls.cert, 'syslog client certificate');
-      if (spec.tls.key) this.tlsFiles.key = read(spec.tls.key, 'syslog client key');
+      if (spec.tls.ca) this.tlsFiles.ca = readPem(spec.tls.ca, 'syslog CA file');
+      if (spec.tls.cert) this.tlsFiles.cert = readPem(spec.tls.cert, 'syslog client certificate');
+      if (spec.tls.key) this.tlsFiles.key = readPem(spec.tls.key, 'syslog client key');
     }
     this.tick = setInterval(() => this.commitOld(), TICK_MS);
     this.start();

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { OCI_STATE_MAX, OciStateError, parseBundleAnnotations, parseOciState } from '../../src/containers/oci-state';
-import { encodeUntrusted } from '../../src/containers/escape';
+import { encodeUntrusted } from '../../src/records/encode';
 import { conmonName, metaFromAnnotations } from '../../src/containers/metadata';
 import { intBelow, prng } from '../helpers/prng';
 

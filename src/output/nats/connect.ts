@@ -1,10 +1,9 @@
 // NATS connection options from config: servers, TLS files and credentials, every file read with a size bound.
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import type { NatsConnSpec } from '../../config/schema';
-import { readBounded } from '../../safefs';
+import { readBounded, readPem } from '../../safefs';
 
-const TLS_FILE_LIMIT = 1024 * 1024;
-export const CREDS_LIMIT = 64 * 1024;
+const CREDS_LIMIT = 64 * 1024;
 
 /**
  * Builds client options. Files are read now (at start, as the syslog output does) so that a missing key is reported
@@ -28,7 +27,7 @@ export function natsOptions(c: NatsConnSpec, name: string, retryMs: number): Nod
   if (c.creds !== null) o.authenticator = credsAuthenticator(readBounded(c.creds, { limit: CREDS_LIMIT, what: 'NATS credentials file' }).data);
   if (c.tls) {
     const t = c.tls;
-    const read = (p: string, what: string): string => readBounded(p, { limit: TLS_FILE_LIMIT, what }).data.toString('utf8');
+    const read = (p: string, what: string): string => readPem(p, what).toString('utf8');
     o.tls = {
       ...(t.ca ? { ca: read(t.ca, 'TLS CA file') } : {}),
       ...(t.cert ? { cert: read(t.cert, 'TLS certificate file') } : {}),

@@ -11,7 +11,7 @@ import { QueuedOutput, queuedOptions } from '../remote/queued-output';
 import { connect, headers, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { natsOptions } from './connect';
 import { encodeBody } from './payload';
-import { buildSubject, contidOf, defaultNode, lineStamp, messageId, readBootId, subjectToken } from './subject';
+import { subjectFor, contidOf, defaultNode, lineStamp, messageId, readBootId, subjectToken } from './subject';
 
 /** An event still receiving records is closed this long after its last one (records of one event arrive together). */
 const EVENT_CLOSE_MS = 250;
@@ -39,6 +39,9 @@ interface InFlight {
 export class NatsOutput extends QueuedOutput {
   private readonly spec: NatsOutputSpec;
   private readonly node: string;
+  /** The subject for an event's contid, node and daemon escaped once; the daemon's token for the header. */
+  private readonly subject: (contid: string | null) => string;
+  private readonly daemonToken: string;
   private readonly bootId: string;
   private readonly connOpts: NodeConnectionOptions;
   private nc: NatsConnection | null = null;
@@ -56,6 +59,8 @@ export class NatsOutput extends QueuedOutput {
     super(queuedOptions(spec, ctx, MAX_LINE_BYTES - 1, false));
     this.spec = spec;
     this.node = defaultNode(ctx.nodeName);
+    this.subject = subjectFor(spec.subject, this.node, spec.daemon);
+    this.daemonToken = subjectToken(spec.daemon);
     this.bootId = readBootId();
     try {
       // Credentials and TLS files are read here: a missing or refused one stops the daemon at start, with its path.
@@ -197,12 +202,12 @@ export class NatsOutput extends QueuedOutput {
     const nl = entry.indexOf(0x0a);
     const id = entry.toString('latin1', 0, nl);
     const lines = entry.toString('latin1', nl + 1).split('\n');
-    const subject = buildSubject(this.spec.subject, { node: this.node, daemon: this.spec.daemon, contid: contidOf(lines) });
+    const subject = this.subject(contidOf(lines));
     const body = encodeBody(this.spec.payload, id, this.node, this.spec.daemon, lines);
     this.nc_.published++;
     // The daemon travels as a header too, so a collector can split per tenant whatever the subject template is.
     const h = headers();
-    h.set(DAEMON_HEADER, subjectToken(this.spec.daemon));
+    h.set(DAEMON_HEADER, this.daemonToken);
     (this.js as JetStreamClient).publish(subject, body, { msgID: id, timeout: this.spec.ackTimeoutMs, headers: h }).then(
       (ack) => {
         this.nc_.acked++;

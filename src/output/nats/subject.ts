@@ -33,15 +33,24 @@ export interface SubjectValues {
 
 /** Fills a validated template (config/outputs.ts natsTemplateError): each placeholder becomes one escaped token. */
 export function buildSubject(template: string, v: SubjectValues): string {
-  return template
-    .split('.')
-    .map((t) => {
-      if (t === '{node}') return subjectToken(v.node);
-      if (t === '{daemon}') return subjectToken(v.daemon);
-      if (t === '{contid}') return v.contid === null ? 'none' : subjectToken(v.contid);
-      return t;
-    })
-    .join('.');
+  return subjectFor(template, v.node, v.daemon)(v.contid);
+}
+
+/**
+ * The template with node and daemon, which never change for an output, escaped once: what is left per event is the
+ * contid token.
+ */
+export function subjectFor(template: string, node: string, daemon: string): (contid: string | null) => string {
+  const parts = template.split('.').map((t) => (t === '{node}' ? subjectToken(node) : t === '{daemon}' ? subjectToken(daemon) : t));
+  const at = parts.indexOf('{contid}');
+  if (at < 0) {
+    const fixed = parts.join('.');
+    return () => fixed;
+  }
+  return (contid) => {
+    parts[at] = contid === null ? 'none' : subjectToken(contid);
+    return parts.join('.');
+  };
 }
 
 /** `audit(SEC.MS:SERIAL)` of a formatted line (after an optional node= prefix), or null. */

@@ -3,7 +3,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { LISTEN_DEFAULTS, type ListenConfig, type NodePolicy } from '../../config/schema';
 import { IoError } from '../../errors';
-import { readBounded } from '../../safefs';
+import { readPem } from '../../safefs';
 import type { Diag } from '../outputs';
 import { FrameParser, RMW, frame, type ParsedItem } from './protocol';
 
@@ -28,8 +28,6 @@ export interface Aggregator {
   close(): Promise<void>;
 }
 
-/** PEM files are small; anything bigger is not a certificate (and must not be read whole). */
-const TLS_FILE_LIMIT = 1 << 20;
 /** Replies a client has not read; past this the socket is not read either, so a client that never reads stays bounded. */
 const MAX_UNREAD_REPLIES = 256 * 1024;
 /** A TLS handshake must finish in this time whatever the idle timeout is. */
@@ -45,8 +43,7 @@ const LINE_RE = /^(?:node=([^ ]*) )?type=[A-Za-z0-9_]+ /;
 
 /** The listener's TLS key material from the configured files, read with a size bound and checked; a bad file is an IoError. */
 export function listenTlsOptions(t: NonNullable<ListenConfig['tls']>): tls.SecureContextOptions {
-  const read = (p: string, what: string): Buffer => readBounded(p, { limit: TLS_FILE_LIMIT, what }).data;
-  const o: tls.SecureContextOptions = { cert: read(t.cert, 'listener certificate'), key: read(t.key, 'listener key'), ca: read(t.ca, 'client CA'), minVersion: 'TLSv1.2' };
+  const o: tls.SecureContextOptions = { cert: readPem(t.cert, 'listener certificate'), key: readPem(t.key, 'listener key'), ca: readPem(t.ca, 'client CA'), minVersion: 'TLSv1.2' };
   try {
     tls.createSecureContext(o);
   } catch (e) {
