@@ -23,9 +23,17 @@ export function parseDaemon(name: string): DaemonSpec {
   if (name === 'creader') return { name, kind: 'creader', format: 'RAW', aux: 0, isolation: 'inline' };
   const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+)(-proc)?)?$/.exec(name);
   if (!m || (m[1] === 'auditd' && m[3])) {
-    throw new Error(`unknown daemon "${name}": creader|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]]`);
+    throw new Error(
+      `unknown daemon "${name}": creader|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]]`,
+    );
   }
-  return { name, kind: m[1] as DaemonSpec['kind'], format: m[2]!.toUpperCase() as DaemonSpec['format'], aux: Number(m[3] ?? 0), isolation: m[4] ? 'process' : 'inline' };
+  return {
+    name,
+    kind: m[1] as DaemonSpec['kind'],
+    format: m[2]!.toUpperCase() as DaemonSpec['format'],
+    aux: Number(m[3] ?? 0),
+    isolation: m[4] ? 'process' : 'inline',
+  };
 }
 
 export interface RunningDaemon {
@@ -113,11 +121,14 @@ export function auditmuxConf(dir: string, spec: DaemonSpec): string {
   if (spec.aux > 0) {
     const names = Array.from({ length: spec.aux }, (_, i) => `bench-${i}`);
     lines.push('daemons:');
-    for (const n of names) lines.push(`  - { name: ${n}, log: ${log(join(dir, 'log', `${n}.log`))}, isolation: ${spec.isolation} }`);
+    for (const n of names)
+      lines.push(`  - { name: ${n}, log: ${log(join(dir, 'log', `${n}.log`))}, isolation: ${spec.isolation} }`);
     // Routes that miss come first so every event pays for walking the table; the last one sends the bench events
     // (no container id on a mainline kernel) to one auxiliary daemon, while the host keeps everything.
     lines.push('routes:');
-    names.slice(0, -1).forEach((n, i) => lines.push(`  - { contid: "${(i + 1) * 100}-${(i + 1) * 100 + 99}", daemons: [${n}] }`));
+    names
+      .slice(0, -1)
+      .forEach((n, i) => lines.push(`  - { contid: "${(i + 1) * 100}-${(i + 1) * 100 + 99}", daemons: [${n}] }`));
     lines.push(`  - { contid: unset, keys: [ambench], daemons: [${names[names.length - 1]}] }`);
   }
   return lines.join('\n') + '\n';
@@ -130,7 +141,9 @@ let creaderBin: string | null = null;
 function creaderBinary(dir: string): string {
   if (creaderBin === null || !existsSync(creaderBin)) {
     const bin = join(dir, 'creader');
-    execFileSync('cc', ['-O2', '-Wall', '-o', bin, join(repoRoot, 'bench', 'creader.c')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync('cc', ['-O2', '-Wall', '-o', bin, join(repoRoot, 'bench', 'creader.c')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     creaderBin = bin;
   }
   return creaderBin;
@@ -151,7 +164,11 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
   if (spec.kind === 'creader') {
     const bin = creaderBinary(dir);
     // auditmux's default receive_buffer, so both ride out the same bursts.
-    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: daemonEnv });
+    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      env: daemonEnv,
+    });
   } else if (spec.kind === 'auditd') {
     const conf = join(dir, 'auditd.conf');
     writeFileSync(conf, auditdConf(dir, spec));
@@ -159,17 +176,27 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
     chmodSync(conf, 0o640);
     // -n: no fork, so the pid we hold is the daemon. Not -f: in the foreground auditd writes events to stderr
     // instead of its log file.
-    child = spawn('auditd', ['-n', '-s', 'enable', '-c', dir], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: daemonEnv });
+    child = spawn('auditd', ['-n', '-s', 'enable', '-c', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      env: daemonEnv,
+    });
   } else {
     if (!existsSync(auditmuxBin)) throw new Error(`${auditmuxBin} does not exist`);
     const conf = join(dir, 'auditmux.yaml');
     writeFileSync(conf, auditmuxConf(dir, spec));
     for (let i = 0; i < spec.aux; i++) auxLogs.push(join(dir, 'log', `bench-${i}.log`));
     // The V8 flags bin/auditmux's #! line gives node, so the daemon runs as installed.
-    const binFlags = readFileSync(auditmuxBin, 'utf8').split('\n', 1)[0]!.split(/\s+/).filter((f) => f.startsWith('--'));
+    const binFlags = readFileSync(auditmuxBin, 'utf8')
+      .split('\n', 1)[0]!
+      .split(/\s+/)
+      .filter((f) => f.startsWith('--'));
     const nodeArgs = [...binFlags, ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [])];
-    child = spawn(process.execPath, [...nodeArgs, auditmuxBin, 'daemon', '--config', conf],
-      { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: daemonEnv });
+    child = spawn(process.execPath, [...nodeArgs, auditmuxBin, 'daemon', '--config', conf], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      env: daemonEnv,
+    });
   }
   // Detached: a Ctrl-C on the terminal reaches only the harness, which then stops the daemon in order.
   track(child);
@@ -181,7 +208,15 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const exited = new Promise<number | string | null>((res) => child.once('exit', (code, sig) => res(code ?? sig)));
-  const d: RunningDaemon = { spec, child, pid: child.pid!, logFile: join(dir, 'log', 'audit.log'), auxLogs, output: () => out, exited };
+  const d: RunningDaemon = {
+    spec,
+    child,
+    pid: child.pid!,
+    logFile: join(dir, 'log', 'audit.log'),
+    auxLogs,
+    output: () => out,
+    exited,
+  };
 
   const deadline = Date.now() + (opts.registerTimeoutMs ?? 20000);
   for (;;) {
@@ -193,7 +228,9 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
     if ((await status()).pid === child.pid) return d;
     if (Date.now() > deadline) {
       await stopDaemon(d, 2000);
-      throw new Error(`${spec.name} did not register with the kernel within ${opts.registerTimeoutMs ?? 20000} ms:\n${out}`);
+      throw new Error(
+        `${spec.name} did not register with the kernel within ${opts.registerTimeoutMs ?? 20000} ms:\n${out}`,
+      );
     }
     await sleep(50);
   }

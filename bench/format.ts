@@ -36,8 +36,13 @@ function buildLoad(events: number): { mix: string; recs: Rec[] }[] {
   const open = capturedEvent(all, 186); // SYSCALL + CWD + PATH + PROCTITLE
   const restamp = (r: Rec, n: number): Rec => {
     let s = r.payload.toString('latin1');
-    s = s.replace(/^audit\(\d+\.\d+:\d+\)/, `audit(${1795885435 + Math.floor(n / 1000)}.${String(n % 1000).padStart(3, '0')}:${1000 + n})`);
-    s = s.replace(/ pid=\d+/, ` pid=${13995 + (n % 7)}`).replace(/ a3=[0-9a-f]+/, ` a3=${(0x246de350 + n * 16).toString(16)}`);
+    s = s.replace(
+      /^audit\(\d+\.\d+:\d+\)/,
+      `audit(${1795885435 + Math.floor(n / 1000)}.${String(n % 1000).padStart(3, '0')}:${1000 + n})`,
+    );
+    s = s
+      .replace(/ pid=\d+/, ` pid=${13995 + (n % 7)}`)
+      .replace(/ a3=[0-9a-f]+/, ` a3=${(0x246de350 + n * 16).toString(16)}`);
     return { type: r.type, payload: Buffer.from(s, 'latin1') };
   };
   const make = (mix: string, pick: (n: number) => Rec[]): { mix: string; recs: Rec[] } => {
@@ -84,7 +89,9 @@ function main(): void {
       ns.sort((a, b) => a - b);
       const med = ns[Math.floor(ns.length / 2)]!;
       console.log(
-        `${format.padEnd(9)} ${mix.padEnd(36)} ${Math.round(1e9 / med).toLocaleString('en-US').padStart(11)}   ${med.toFixed(1).padStart(9)}`,
+        `${format.padEnd(9)} ${mix.padEnd(36)} ${Math.round(1e9 / med)
+          .toLocaleString('en-US')
+          .padStart(11)}   ${med.toFixed(1).padStart(9)}`,
       );
     }
   }

@@ -74,7 +74,8 @@ export class KernelGuard {
     if (s.pid !== 0) throw new Error(`an audit daemon (pid ${s.pid}) is registered: stop it before benchmarking`);
     const rules = auditctlSync('-l').trim();
     // The run ends with `auditctl -D`; deleting someone else's rules would be worse than not benchmarking.
-    if (rules !== 'No rules') throw new Error(`audit rules are loaded; the benchmark deletes all rules when done:\n${rules}`);
+    if (rules !== 'No rules')
+      throw new Error(`audit rules are loaded; the benchmark deletes all rules when done:\n${rules}`);
     return new KernelGuard(s);
   }
 
@@ -93,8 +94,19 @@ export class KernelGuard {
     step('delete rules', () => auditctlSync('-D'));
     const b = this.before;
     step('restore status', () =>
-      auditctlSync('-b', String(b.backlogLimit), '--backlog_wait_time', String(b.backlogWaitTime),
-        '-f', String(b.failure), '-r', String(b.rateLimit), '-e', String(b.enabled)));
+      auditctlSync(
+        '-b',
+        String(b.backlogLimit),
+        '--backlog_wait_time',
+        String(b.backlogWaitTime),
+        '-f',
+        String(b.failure),
+        '-r',
+        String(b.rateLimit),
+        '-e',
+        String(b.enabled),
+      ),
+    );
     step('check daemon pid', () => {
       // A daemon we just killed may take a moment to be forgotten by the kernel.
       for (let i = 0; i < 50; i++) {

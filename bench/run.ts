@@ -7,7 +7,16 @@ import { parseArgs } from 'node:util';
 import { auditctl, KernelGuard, status } from './kernel';
 import { otherCpuSeconds, kauditdCpuSeconds, treeCpuSeconds, treePeakRssKiB } from './proctree';
 import { countEvents } from './logcount';
-import { isGone, liveChildren, parseDaemon, repoRoot, startDaemon, stopDaemon, track, type DaemonSpec } from './daemons';
+import {
+  isGone,
+  liveChildren,
+  parseDaemon,
+  repoRoot,
+  startDaemon,
+  stopDaemon,
+  track,
+  type DaemonSpec,
+} from './daemons';
 import { rateLabel, renderMarkdown, type Machine, type RunInfo, type Sample } from './report';
 
 const KEY = 'ambench';
@@ -58,7 +67,11 @@ function options(argv: string[]): Options | 'help' {
       rates: { type: 'string', default: '10000,20000,30000,40000,50000,60000,80000,max' },
       reps: { type: 'string', default: '3' },
       duration: { type: 'string', default: '5' },
-      daemons: { type: 'string', default: 'creader,auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched,auditmux-raw-aux4,auditmux-raw-aux4-proc' },
+      daemons: {
+        type: 'string',
+        default:
+          'creader,auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched,auditmux-raw-aux4,auditmux-raw-aux4-proc',
+      },
       mode: { type: 'string', default: 'getppid' },
       'cpu-prof': { type: 'boolean', default: false },
       'cpu-prof-dir': { type: 'string', default: join(repoRoot, 'bench', 'results', 'cpu-prof') },
@@ -114,7 +127,9 @@ function machine(): Machine {
     memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
     node: process.version,
     auditd: `${tryRun('dpkg-query', ['-W', '-f', '${Version}', 'auditd'])} (${tryRun('auditctl', ['-v'])})`,
-    commit: tryRun('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD']) + (dirty && dirty !== 'unknown' ? ' + uncommitted changes' : ''),
+    commit:
+      tryRun('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD']) +
+      (dirty && dirty !== 'unknown' ? ' + uncommitted changes' : ''),
   };
 }
 
@@ -139,7 +154,13 @@ interface GenResult {
 }
 
 async function runLoadgen(bin: string, mode: string, rate: number, duration: number, cwd: string): Promise<GenResult> {
-  const child = track(spawn(bin, [mode, String(rate), String(duration), 'target'], { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
+  const child = track(
+    spawn(bin, [mode, String(rate), String(duration), 'target'], {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    }),
+  );
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -150,7 +171,12 @@ async function runLoadgen(bin: string, mode: string, rate: number, duration: num
 }
 
 /** Waits until the log has not grown for quietMs; returns seconds from `since` to its last growth. */
-async function waitDrained(file: string, since: number, timeoutS: number, quietMs = 500): Promise<{ seconds: number; timedOut: boolean }> {
+async function waitDrained(
+  file: string,
+  since: number,
+  timeoutS: number,
+  quietMs = 500,
+): Promise<{ seconds: number; timedOut: boolean }> {
   const size = (): number => {
     try {
       return statSync(file).size;
@@ -174,7 +200,18 @@ async function waitDrained(file: string, since: number, timeoutS: number, quietM
 }
 
 function ruleArgs(mode: string, gen: string): string[] {
-  return ['-a', 'always,exit', '-F', 'arch=b64', '-S', mode === 'open' ? 'openat' : 'getppid', '-F', `exe=${gen}`, '-k', KEY];
+  return [
+    '-a',
+    'always,exit',
+    '-F',
+    'arch=b64',
+    '-S',
+    mode === 'open' ? 'openat' : 'getppid',
+    '-F',
+    `exe=${gen}`,
+    '-k',
+    KEY,
+  ];
 }
 
 /** Only our rule: between measurements the kernel must look as it did before the run, whoever else uses it. */
@@ -196,23 +233,55 @@ async function checkUndisturbed(s: Awaited<ReturnType<typeof status>>, daemonPid
   const problems: string[] = [];
   if (s.pid !== daemonPid) problems.push(`daemon pid ${s.pid}, expected ${daemonPid}`);
   if (s.enabled !== 1) problems.push(`enabled ${s.enabled}`);
-  if (s.backlogLimit !== 8192 || s.backlogWaitTime !== 0) problems.push(`backlog_limit ${s.backlogLimit} backlog_wait_time ${s.backlogWaitTime}`);
+  if (s.backlogLimit !== 8192 || s.backlogWaitTime !== 0)
+    problems.push(`backlog_limit ${s.backlogLimit} backlog_wait_time ${s.backlogWaitTime}`);
   const lines = rules.trim().split('\n');
-  if (lines.length !== 1 || !lines[0]!.includes(`key=${KEY}`)) problems.push(`rules: ${rules.trim().replace(/\n/g, ' | ')}`);
+  if (lines.length !== 1 || !lines[0]!.includes(`key=${KEY}`))
+    problems.push(`rules: ${rules.trim().replace(/\n/g, ' | ')}`);
   if (problems.length) throw new Interference(`audit state changed by another process: ${problems.join('; ')}`);
 }
 
-async function measure(o: Options, spec: DaemonSpec, rate: number, rep: number, gen: string, root: string): Promise<Sample> {
+async function measure(
+  o: Options,
+  spec: DaemonSpec,
+  rate: number,
+  rep: number,
+  gen: string,
+  root: string,
+): Promise<Sample> {
   const dir = join(root, `${spec.name}-${rate || 'max'}-${rep}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'target'), 'auditmux bench\n');
   const base: Sample = {
-    daemon: spec.name, mode: o.mode, rate, rep, calls: 0, genSeconds: 0, genRate: 0, events: 0, missing: 0, lost: 0,
-    cpuSeconds: 0, cpuPer100k: 0, peakRssKiB: 0, drainSeconds: 0, drainTimedOut: false, logBytes: 0, duplicates: 0,
-    foreignSyscalls: 0, retries: 0, genCpu: 0, kauditdCpu: 0, otherCpu: 0, windowSeconds: 0,
+    daemon: spec.name,
+    mode: o.mode,
+    rate,
+    rep,
+    calls: 0,
+    genSeconds: 0,
+    genRate: 0,
+    events: 0,
+    missing: 0,
+    lost: 0,
+    cpuSeconds: 0,
+    cpuPer100k: 0,
+    peakRssKiB: 0,
+    drainSeconds: 0,
+    drainTimedOut: false,
+    logBytes: 0,
+    duplicates: 0,
+    foreignSyscalls: 0,
+    retries: 0,
+    genCpu: 0,
+    kauditdCpu: 0,
+    otherCpu: 0,
+    windowSeconds: 0,
   };
   if (!(await waitForQuietKernel())) throw new Interference('another audit daemon or other rules are in the kernel');
-  const d = await startDaemon(spec, { dir, ...(o.cpuProfDir && spec.kind === 'auditmux' ? { cpuProfDir: o.cpuProfDir } : {}) });
+  const d = await startDaemon(spec, {
+    dir,
+    ...(o.cpuProfDir && spec.kind === 'auditmux' ? { cpuProfDir: o.cpuProfDir } : {}),
+  });
   try {
     // After the daemon: whatever it sets at startup, every daemon meets the same kernel settings and the same rule.
     await auditctl('-b', '8192', '--backlog_wait_time', '0', '-r', '0', '-e', '1');
@@ -247,11 +316,25 @@ async function measure(o: Options, spec: DaemonSpec, rate: number, rep: number, 
       if (existsSync(f)) auxEvents = (auxEvents ?? 0) + (await countEvents(f, KEY)).events;
     }
     Object.assign(base, {
-      calls: g.calls, genSeconds: g.elapsed, genRate: g.rate, events: c.events, missing: g.calls - c.events,
-      lost: after.lost - before.lost, cpuSeconds: cpu1 - cpu0, cpuPer100k: c.events ? ((cpu1 - cpu0) * 1e5) / c.events : NaN,
-      peakRssKiB: rss, drainSeconds: drain.seconds, drainTimedOut: drain.timedOut, logBytes: c.bytes,
-      duplicates: c.syscallRecords - c.events, foreignSyscalls: c.foreignSyscalls, genCpu: g.cpu,
-      kauditdCpu: kaud1 - kaud0, otherCpu: other1 - other0, windowSeconds: window, ...(auxEvents !== undefined ? { auxEvents } : {}),
+      calls: g.calls,
+      genSeconds: g.elapsed,
+      genRate: g.rate,
+      events: c.events,
+      missing: g.calls - c.events,
+      lost: after.lost - before.lost,
+      cpuSeconds: cpu1 - cpu0,
+      cpuPer100k: c.events ? ((cpu1 - cpu0) * 1e5) / c.events : NaN,
+      peakRssKiB: rss,
+      drainSeconds: drain.seconds,
+      drainTimedOut: drain.timedOut,
+      logBytes: c.bytes,
+      duplicates: c.syscallRecords - c.events,
+      foreignSyscalls: c.foreignSyscalls,
+      genCpu: g.cpu,
+      kauditdCpu: kaud1 - kaud0,
+      otherCpu: other1 - other0,
+      windowSeconds: window,
+      ...(auxEvents !== undefined ? { auxEvents } : {}),
     });
     return base;
   } finally {
@@ -275,11 +358,14 @@ async function waitForQuietKernel(): Promise<boolean> {
 }
 
 function line(s: Sample): string {
-  if (s.error && !s.calls) return `${s.daemon.padEnd(20)} ${rateLabel(s.rate).padStart(9)} rep ${s.rep}: FAILED ${s.error.replace(/\s*\n\s*/g, ' | ').slice(0, 400)}`;
-  return `${s.daemon.padEnd(20)} ${rateLabel(s.rate).padStart(9)} rep ${s.rep}: gen ${Math.round(s.genRate)}/s calls ${s.calls} ` +
+  if (s.error && !s.calls)
+    return `${s.daemon.padEnd(20)} ${rateLabel(s.rate).padStart(9)} rep ${s.rep}: FAILED ${s.error.replace(/\s*\n\s*/g, ' | ').slice(0, 400)}`;
+  return (
+    `${s.daemon.padEnd(20)} ${rateLabel(s.rate).padStart(9)} rep ${s.rep}: gen ${Math.round(s.genRate)}/s calls ${s.calls} ` +
     `events ${s.events} missing ${s.missing} lost ${s.lost} cpu ${s.cpuSeconds.toFixed(2)}s (${s.cpuPer100k.toFixed(2)}/100k) ` +
     `rss ${(s.peakRssKiB / 1024).toFixed(1)}MiB drain ${s.drainSeconds.toFixed(2)}s${s.drainTimedOut ? ' (timeout)' : ''}` +
-    `${s.auxEvents !== undefined ? ` aux ${s.auxEvents}` : ''}${s.duplicates ? ` DUPLICATES ${s.duplicates}` : ''}${s.foreignSyscalls > 50 ? ` foreign-syscalls ${s.foreignSyscalls}` : ''}${s.retries ? ` retries ${s.retries}` : ''} kauditd ${s.kauditdCpu.toFixed(2)}s other ${(100 * s.otherCpu / s.windowSeconds).toFixed(0)}%${s.error ? ` ERROR ${s.error}` : ''}`;
+    `${s.auxEvents !== undefined ? ` aux ${s.auxEvents}` : ''}${s.duplicates ? ` DUPLICATES ${s.duplicates}` : ''}${s.foreignSyscalls > 50 ? ` foreign-syscalls ${s.foreignSyscalls}` : ''}${s.retries ? ` retries ${s.retries}` : ''} kauditd ${s.kauditdCpu.toFixed(2)}s other ${((100 * s.otherCpu) / s.windowSeconds).toFixed(0)}%${s.error ? ` ERROR ${s.error}` : ''}`
+  );
 }
 
 /** Kills whatever the harness started, in the foreground of a signal handler: nothing asynchronous runs there. */
@@ -331,8 +417,14 @@ async function main(argv: string[]): Promise<number> {
   }
   const root = mkdtempSync(join(tmpdir(), 'auditmux-bench-'));
   const info: RunInfo = {
-    machine: machine(), argv: ['node', 'dist/bench/run.js', ...argv], mode: opts.mode, rates: opts.rates, reps: opts.reps,
-    duration: opts.duration, daemons: opts.daemons.map((d) => d.name), samples: [],
+    machine: machine(),
+    argv: ['node', 'dist/bench/run.js', ...argv],
+    mode: opts.mode,
+    rates: opts.rates,
+    reps: opts.reps,
+    duration: opts.duration,
+    daemons: opts.daemons.map((d) => d.name),
+    samples: [],
   };
   const saveJson = (): void => {
     mkdirSync(resolve(opts.json, '..'), { recursive: true });
@@ -363,9 +455,13 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (opts.cpuProfDir) mkdirSync(opts.cpuProfDir, { recursive: true });
     const gen = buildLoadgen(root);
-    process.stderr.write(`bench: ${info.machine.cpu}, ${info.machine.nproc} cpus, kernel ${info.machine.kernel}, auditd ${info.machine.auditd}\n`);
-    process.stderr.write(`bench: work dir ${root}; kernel before: enabled ${guard.before.enabled} backlog_limit ${guard.before.backlogLimit} ` +
-      `backlog_wait_time ${guard.before.backlogWaitTime}\n`);
+    process.stderr.write(
+      `bench: ${info.machine.cpu}, ${info.machine.nproc} cpus, kernel ${info.machine.kernel}, auditd ${info.machine.auditd}\n`,
+    );
+    process.stderr.write(
+      `bench: work dir ${root}; kernel before: enabled ${guard.before.enabled} backlog_limit ${guard.before.backlogLimit} ` +
+        `backlog_wait_time ${guard.before.backlogWaitTime}\n`,
+    );
     // Daemons take turns inside each (repetition, rate) so that slow drifts of a noisy host hit all of them alike.
     for (let rep = 1; rep <= opts.reps; rep++) {
       for (const rate of opts.rates) {
@@ -383,7 +479,9 @@ async function main(argv: string[]): Promise<number> {
                 if (load > opts.maxOther && !s.error) {
                   if (!noisy || s.otherCpu / s.windowSeconds < noisy.otherCpu / noisy.windowSeconds) noisy = s;
                   if (++retries <= NOISE_RETRIES) {
-                    process.stderr.write(`bench: ${line(s)}\nbench:   other processes used ${load.toFixed(0)}% of a CPU; measuring again\n`);
+                    process.stderr.write(
+                      `bench: ${line(s)}\nbench:   other processes used ${load.toFixed(0)}% of a CPU; measuring again\n`,
+                    );
                     await sleep(2000);
                     continue;
                   }
@@ -392,7 +490,9 @@ async function main(argv: string[]): Promise<number> {
                 break;
               } catch (e) {
                 if (!(e instanceof Interference) || ++retries > MAX_RETRIES) throw e;
-                process.stderr.write(`bench: ${spec.name} ${rateLabel(rate)} rep ${rep}: ${e.message}; measuring again in 5 s\n`);
+                process.stderr.write(
+                  `bench: ${spec.name} ${rateLabel(rate)} rep ${rep}: ${e.message}; measuring again in 5 s\n`,
+                );
                 await sleep(5000);
                 // Someone else's rules or daemon would make the next measurement meaningless as well.
                 await waitForQuietKernel();
@@ -400,9 +500,30 @@ async function main(argv: string[]): Promise<number> {
             }
           } catch (e) {
             s = {
-              daemon: spec.name, mode: opts.mode, rate, rep, calls: 0, genSeconds: 0, genRate: 0, events: 0, missing: 0, lost: 0,
-              cpuSeconds: 0, cpuPer100k: 0, peakRssKiB: 0, drainSeconds: 0, drainTimedOut: false, logBytes: 0, duplicates: 0,
-              foreignSyscalls: 0, retries: 0, genCpu: 0, kauditdCpu: 0, otherCpu: 0, windowSeconds: 0, error: (e as Error).message,
+              daemon: spec.name,
+              mode: opts.mode,
+              rate,
+              rep,
+              calls: 0,
+              genSeconds: 0,
+              genRate: 0,
+              events: 0,
+              missing: 0,
+              lost: 0,
+              cpuSeconds: 0,
+              cpuPer100k: 0,
+              peakRssKiB: 0,
+              drainSeconds: 0,
+              drainTimedOut: false,
+              logBytes: 0,
+              duplicates: 0,
+              foreignSyscalls: 0,
+              retries: 0,
+              genCpu: 0,
+              kauditdCpu: 0,
+              otherCpu: 0,
+              windowSeconds: 0,
+              error: (e as Error).message,
             };
           }
           info.samples.push(s!);
@@ -420,8 +541,10 @@ async function main(argv: string[]): Promise<number> {
     for (const p of problems) process.stderr.write(`bench: restore: ${p}\n`);
     const after = await status().catch(() => null);
     if (after) {
-      process.stderr.write(`bench: kernel after: enabled ${after.enabled} pid ${after.pid} backlog_limit ${after.backlogLimit} ` +
-        `backlog_wait_time ${after.backlogWaitTime} rules ${(await auditctl('-l')).trim()}\n`);
+      process.stderr.write(
+        `bench: kernel after: enabled ${after.enabled} pid ${after.pid} backlog_limit ${after.backlogLimit} ` +
+          `backlog_wait_time ${after.backlogWaitTime} rules ${(await auditctl('-l')).trim()}\n`,
+      );
     }
     saveJson();
     if (opts.doc) {

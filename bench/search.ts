@@ -1,4 +1,5 @@
-// Benchmark: `auditmux search -k KEY --raw` against Debian's `ausearch -if LOG -k KEY --raw` on a generated large log; prints a markdown table.
+// Benchmark: `auditmux search -k KEY --raw` against Debian's `ausearch -if LOG -k KEY --raw` on a generated large log;
+// prints a markdown table.
 import { spawn } from 'node:child_process';
 import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -27,7 +28,9 @@ interface Run {
   peakRssKiB: number;
   events: number;
   lines: number;
-  /** Order-independent digest of the output lines: ausearch prints events in completion order, auditmux in log order. */
+  /**
+   * Order-independent digest of the output lines: ausearch prints events in completion order, auditmux in log order.
+   */
   digest: string;
 }
 
@@ -42,7 +45,8 @@ function timed(argv: string[], outFile: string): Promise<{ seconds: number; peak
     p.on('close', (code) => {
       const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(err);
       const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(err);
-      if (!rss || !wall) return rej(new Error(`no /usr/bin/time -v output for ${argv.join(' ')}:\n${err.slice(-2000)}`));
+      if (!rss || !wall)
+        return rej(new Error(`no /usr/bin/time -v output for ${argv.join(' ')}:\n${err.slice(-2000)}`));
       const seconds = Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]);
       res({ seconds, peakRssKiB: Number(rss[1]), code: code ?? -1 });
     });
@@ -96,10 +100,17 @@ async function main(): Promise<number> {
   }
   const events = Number(values.events);
   const rate = Number(values.rate);
-  const fraction = (v: string | undefined): number => (v !== undefined && v !== '' && Number(v) >= 0 && Number(v) <= 1 ? Number(v) : NaN);
+  const fraction = (v: string | undefined): number =>
+    v !== undefined && v !== '' && Number(v) >= 0 && Number(v) <= 1 ? Number(v) : NaN;
   const [pause, dense, partial] = [fraction(values.pause), fraction(values.dense), fraction(values.partial)];
   const format = values.enriched ? 'enriched' : values['log-format'];
-  if (!Number.isInteger(events) || events < 1 || !(rate > 0) || [pause, dense, partial].some(Number.isNaN) || (format !== 'enriched' && format !== 'raw')) {
+  if (
+    !Number.isInteger(events) ||
+    events < 1 ||
+    !(rate > 0) ||
+    [pause, dense, partial].some(Number.isNaN) ||
+    (format !== 'enriched' && format !== 'raw')
+  ) {
     console.error(USAGE);
     return 2;
   }
@@ -111,7 +122,9 @@ async function main(): Promise<number> {
     const t0 = Date.now();
     const bytes = await writeLog(log, events, { seed: 42, rate, pause, dense, partial, enriched, interleave: 0.01 });
     const records = await countLines(log);
-    console.error(`generated ${events} events, ${records} records, ${(bytes / 1e6).toFixed(0)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${log}`);
+    console.error(
+      `generated ${events} events, ${records} records, ${(bytes / 1e6).toFixed(0)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${log}`,
+    );
 
     const runs: Run[] = [];
     const searchJs = resolve(__dirname, '..', 'src', 'search', 'index.js');
@@ -121,7 +134,9 @@ async function main(): Promise<number> {
     // A script file, not node -e: node would take the search's -if for one of its own options.
     const runnerJs = join(dir, 'run-search.js');
     writeFileSync(runnerJs, runner);
-    const tools: Array<[string, string[]]> = [['auditmux search', [process.execPath, runnerJs, '-if', log, '-k', key, '--raw']]];
+    const tools: Array<[string, string[]]> = [
+      ['auditmux search', [process.execPath, runnerJs, '-if', log, '-k', key, '--raw']],
+    ];
     if (!values['skip-ausearch']) tools.push(['ausearch 3.0.9', ['ausearch', '-if', log, '-k', key, '--raw']]);
     for (const [tool, argv] of tools) {
       const out = join(dir, tool.split(' ')[0] + '.out');
@@ -138,25 +153,40 @@ async function main(): Promise<number> {
       console.log(line);
       table.push(line);
     };
-    print(`\n### search -k ${key}: ${events} events, ${records} records, ${(bytes / 1e6).toFixed(0)} MB ${format.toUpperCase()}\n`);
-    print(`Generated (test/fixtures/search/gen.ts, seed 42): ${rate} events/s of audit time, pause ${pause}, dense ${dense}, partial ${partial}, interleave 0.01.\n`);
-    print('| tool | wall s | peak RSS MiB | events found | output lines | speed-up vs ausearch | same output as ausearch |');
+    print(
+      `\n### search -k ${key}: ${events} events, ${records} records, ${(bytes / 1e6).toFixed(0)} MB ${format.toUpperCase()}\n`,
+    );
+    print(
+      `Generated (test/fixtures/search/gen.ts, seed 42): ${rate} events/s of audit time, pause ${pause}, dense ${dense}, partial ${partial}, interleave 0.01.\n`,
+    );
+    print(
+      '| tool | wall s | peak RSS MiB | events found | output lines | speed-up vs ausearch | same output as ausearch |',
+    );
     print('|---|---|---|---|---|---|---|');
     for (const r of runs) {
       const speed = base ? (base.seconds / r.seconds).toFixed(1) + 'x' : '-';
-      const same = base ? (r.events === base.events && r.lines === base.lines && r.digest === base.digest ? 'yes' : 'NO') : '-';
-      print(`| ${r.tool} | ${r.seconds.toFixed(2)} | ${(r.peakRssKiB / 1024).toFixed(0)} | ${r.events} | ${r.lines} | ${speed} | ${same} |`);
+      const same = base
+        ? r.events === base.events && r.lines === base.lines && r.digest === base.digest
+          ? 'yes'
+          : 'NO'
+        : '-';
+      print(
+        `| ${r.tool} | ${r.seconds.toFixed(2)} | ${(r.peakRssKiB / 1024).toFixed(0)} | ${r.events} | ${r.lines} | ${speed} | ${same} |`,
+      );
     }
     if (values.doc !== '-') {
       const cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
-      writeFileSync(resolve(values.doc!), [
-        '# Search benchmark: `auditmux search -k KEY --raw` vs `ausearch -if LOG -k KEY --raw`',
-        '',
-        `Written by \`node dist/bench/search.js ${process.argv.slice(2).join(' ')}\` on ${new Date().toISOString()}, ${cpu}, ${cpus().length} CPUs.`,
-        'Wall time and peak RSS from `/usr/bin/time -v`; "same output" compares an order-independent digest of the lines.',
-        ...table,
-        '',
-      ].join('\n'));
+      writeFileSync(
+        resolve(values.doc!),
+        [
+          '# Search benchmark: `auditmux search -k KEY --raw` vs `ausearch -if LOG -k KEY --raw`',
+          '',
+          `Written by \`node dist/bench/search.js ${process.argv.slice(2).join(' ')}\` on ${new Date().toISOString()}, ${cpu}, ${cpus().length} CPUs.`,
+          'Wall time and peak RSS from `/usr/bin/time -v`; "same output" compares an order-independent digest of the lines.',
+          ...table,
+          '',
+        ].join('\n'),
+      );
     }
     return base && runs[0]!.digest !== base.digest ? 1 : 0;
   } finally {

@@ -2,19 +2,18 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <napi.h>
-#include <uv.h>
-
+#include <errno.h>
+#include <fcntl.h>
 #include <linux/netlink.h>
+#include <napi.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
-#include <stddef.h>
 #include <unistd.h>
-#include <fcntl.h>
-#include <errno.h>
-#include <string.h>
-#include <stdint.h>
+#include <uv.h>
 
 #include <string>
 #include <vector>
@@ -57,15 +56,16 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
 class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
  public:
   static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-    Napi::Function ctor = DefineClass(env, "AuditNetlink", {
-      InstanceMethod<&AuditNetlink::Send>("send"),
-      InstanceMethod<&AuditNetlink::Start>("start"),
-      InstanceMethod<&AuditNetlink::Stop>("stop"),
-      InstanceMethod<&AuditNetlink::Close>("close"),
-      InstanceMethod<&AuditNetlink::SetReceiveBuffer>("setReceiveBuffer"),
-      InstanceAccessor<&AuditNetlink::GetFd>("fd"),
-      InstanceAccessor<&AuditNetlink::GetPortId>("portId"),
-    });
+    Napi::Function ctor = DefineClass(env, "AuditNetlink",
+                                      {
+                                          InstanceMethod<&AuditNetlink::Send>("send"),
+                                          InstanceMethod<&AuditNetlink::Start>("start"),
+                                          InstanceMethod<&AuditNetlink::Stop>("stop"),
+                                          InstanceMethod<&AuditNetlink::Close>("close"),
+                                          InstanceMethod<&AuditNetlink::SetReceiveBuffer>("setReceiveBuffer"),
+                                          InstanceAccessor<&AuditNetlink::GetFd>("fd"),
+                                          InstanceAccessor<&AuditNetlink::GetPortId>("portId"),
+                                      });
     exports.Set("AuditNetlink", ctor);
     return exports;
   }
@@ -181,7 +181,8 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     coalesce_ms_ = 0;
     if (info.Length() > 1 && info[1].IsObject()) {
       Napi::Object o = info[1].As<Napi::Object>();
-      if (o.Has("coalesceMs") && o.Get("coalesceMs").IsNumber()) coalesce_ms_ = o.Get("coalesceMs").As<Napi::Number>().Uint32Value();
+      if (o.Has("coalesceMs") && o.Get("coalesceMs").IsNumber())
+        coalesce_ms_ = o.Get("coalesceMs").As<Napi::Number>().Uint32Value();
     }
     if (!poll_) {
       uv_loop_t* loop = nullptr;
@@ -218,7 +219,8 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
       // full GC, and at tens of thousands of records a second that is tens of MiB of resident garbage. The JS Buffer
       // owns the memory (freed by its finalizer), so a Buffer JS still holds after close() stays valid.
       batch_mem_ = new uint8_t[kBatchCapacity];
-      Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, batch_mem_, kBatchCapacity, [](Napi::Env, uint8_t* p) { delete[] p; });
+      Napi::Buffer<uint8_t> b =
+          Napi::Buffer<uint8_t>::New(env, batch_mem_, kBatchCapacity, [](Napi::Env, uint8_t* p) { delete[] p; });
       batch_buf_ = Napi::Persistent(b);
       batch_used_ = 0;
     }
@@ -284,7 +286,8 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     self->polling_ = false;
     self->CloseTimer();
     if (self->poll_) {
-      uv_close(reinterpret_cast<uv_handle_t*>(self->poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      uv_close(reinterpret_cast<uv_handle_t*>(self->poll_),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
       self->poll_ = nullptr;
     }
     self->CloseFd();
@@ -479,7 +482,8 @@ Napi::Value BytesToContid(const Napi::CallbackInfo& info) {
   }
   Napi::Buffer<uint8_t> buf = info[0].As<Napi::Buffer<uint8_t>>();
   double off = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
-  if (!(off >= 0) || off + 8 > static_cast<double>(buf.Length()) || off != static_cast<double>(static_cast<size_t>(off))) {
+  if (!(off >= 0) || off + 8 > static_cast<double>(buf.Length()) ||
+      off != static_cast<double>(static_cast<size_t>(off))) {
     Napi::RangeError::New(env, "bytesToContid: offset out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -523,7 +527,8 @@ Napi::Value NotifySocket(const Napi::CallbackInfo& info) {
   memset(&sa, 0, sizeof(sa));
   sa.sun_family = AF_UNIX;
   if (path.size() < 2 || path.size() > sizeof(sa.sun_path) - 1 || (path[0] != '/' && path[0] != '@')) {
-    Napi::RangeError::New(env, "notifySocket: path must be absolute or @abstract and fit sun_path").ThrowAsJavaScriptException();
+    Napi::RangeError::New(env, "notifySocket: path must be absolute or @abstract and fit sun_path")
+        .ThrowAsJavaScriptException();
     return env.Undefined();
   }
   memcpy(sa.sun_path, path.data(), path.size());

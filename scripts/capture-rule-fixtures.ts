@@ -81,7 +81,9 @@ function main(): void {
   if (process.getuid?.() !== 0) throw new Error('capture-rule-fixtures needs root');
   const version = run('auditctl', ['-v']).stdout.trim();
   const uname = execFileSync('uname', ['-srm'], { encoding: 'utf8' }).trim();
-  const files = readdirSync(DIR).filter((f) => f.endsWith('.rules')).sort();
+  const files = readdirSync(DIR)
+    .filter((f) => f.endsWith('.rules'))
+    .sort();
   for (const f of files) {
     const lines = readFileSync(join(DIR, f), 'utf8').split('\n');
     const cases: unknown[] = [];
@@ -89,9 +91,11 @@ function main(): void {
     for (let i = 0; i < lines.length; i++) {
       const words = splitWords(lines[i]!, { file: f, line: i + 1 });
       if (words.length === 0) continue;
-      if (!safeToRun(words, expectErrors)) throw new Error(`${f}:${i + 1}: refusing to run this line with the real auditctl: ${lines[i]}`);
+      if (!safeToRun(words, expectErrors))
+        throw new Error(`${f}:${i + 1}: refusing to run this line with the real auditctl: ${lines[i]}`);
       const before = listing();
-      // auditctl -l names syscalls with the arch of the rule listed before, so a 32-bit neighbour would change the text.
+      // auditctl -l names syscalls with the arch of the rule listed before, so a 32-bit neighbour would change the
+      // text.
       const odd = before.text.find((t) => /arch(=|!=)(b32|0x)/.test(t));
       if (odd) throw new Error(`a rule with a non-host arch is loaded (${odd}): capture needs it gone`);
       const add = traced('sendto', words);
@@ -100,16 +104,24 @@ function main(): void {
       const after = listing();
       const newText = after.text.filter((t) => !before.text.includes(t));
       const newBytes = after.bytes.filter((b) => !before.bytes.some((x) => x.equals(b)));
-      if (newBytes.length > 0 || add.status === 0 && sent.length > 0) {
+      if (newBytes.length > 0 || (add.status === 0 && sent.length > 0)) {
         const d = run('auditctl', deleteArgs(words));
         if (d.status !== 0) throw new Error(`${f}:${i + 1}: could not delete the rule again: ${d.stderr}`);
       }
       if (expectErrors) {
-        cases.push({ line: i + 1, rule: lines[i], status: add.status, stderr: auditctlStderr, loaded: newBytes.length > 0 });
+        cases.push({
+          line: i + 1,
+          rule: lines[i],
+          status: add.status,
+          stderr: auditctlStderr,
+          loaded: newBytes.length > 0,
+        });
         continue;
       }
       if (add.status !== 0 || sent.length !== 1 || newBytes.length !== 1 || newText.length !== 1) {
-        throw new Error(`${f}:${i + 1}: auditctl did not load exactly one rule (status ${add.status}, sent ${sent.length}, listed ${newBytes.length}): ${auditctlStderr}`);
+        throw new Error(
+          `${f}:${i + 1}: auditctl did not load exactly one rule (status ${add.status}, sent ${sent.length}, listed ${newBytes.length}): ${auditctlStderr}`,
+        );
       }
       cases.push({
         line: i + 1,

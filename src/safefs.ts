@@ -31,13 +31,15 @@ export function readBounded(path: string, opts: BoundedReadOptions): BoundedRead
     fd = fs.openSync(path, flags);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-    if (code === 'ELOOP' && opts.noFollow) throw new IoError(`${what} ${path} is a symlink (refused)`, 'E_SYMLINK', { cause: e });
+    if (code === 'ELOOP' && opts.noFollow)
+      throw new IoError(`${what} ${path} is a symlink (refused)`, 'E_SYMLINK', { cause: e });
     throw new IoError(`cannot read ${what} ${path} (${code})`, 'E_IO', { cause: e });
   }
   try {
     const stat = fs.fstatSync(fd);
     if (!stat.isFile()) throw new IoError(`${what} ${path} is not a regular file (refused)`, 'E_NOT_REGULAR');
-    if (stat.size > opts.limit) throw new IoError(`${what} ${path} is ${stat.size} bytes, over the ${opts.limit}-byte limit`, 'E_TOO_LARGE');
+    if (stat.size > opts.limit)
+      throw new IoError(`${what} ${path} is ${stat.size} bytes, over the ${opts.limit}-byte limit`, 'E_TOO_LARGE');
     // Read up to one byte past the limit: that tells a file that grew after fstat from one exactly at the limit.
     const chunks: Buffer[] = [];
     let total = 0;
@@ -52,7 +54,9 @@ export function readBounded(path: string, opts: BoundedReadOptions): BoundedRead
     return { data: Buffer.concat(chunks, total), stat };
   } catch (e) {
     if (e instanceof IoError) throw e;
-    throw new IoError(`cannot read ${what} ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 'E_IO', { cause: e });
+    throw new IoError(`cannot read ${what} ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 'E_IO', {
+      cause: e,
+    });
   } finally {
     fs.closeSync(fd);
   }
@@ -61,7 +65,9 @@ export function readBounded(path: string, opts: BoundedReadOptions): BoundedRead
 /** PEM files (certificates, keys, CA bundles) are small; anything bigger is not one and must not be read whole. */
 export const PEM_FILE_LIMIT = 1 << 20;
 
-/** A TLS certificate, key or CA file, read once at start: bounded, regular files only (a FIFO would block the daemon). */
+/**
+ * A TLS certificate, key or CA file, read once at start: bounded, regular files only (a FIFO would block the daemon).
+ */
 export function readPem(path: string, what: string): Buffer {
   return readBounded(path, { limit: PEM_FILE_LIMIT, what }).data;
 }
@@ -102,14 +108,20 @@ export function openNoFollow(path: string, flags: number, opts: NoFollowOptions 
     fd = fs.openSync(path, flags | c.O_NOFOLLOW | c.O_NONBLOCK | c.O_NOCTTY, opts.mode ?? 0o600);
   } catch (e) {
     const code = errCode(e);
-    if (code === 'ELOOP') throw new IoError(`${what} ${path} is a symbolic link; refusing to follow it`, 'E_SYMLINK', { cause: e });
-    if (code === 'ENXIO') throw new IoError(`${what} ${path} is not a regular file (refused)`, 'E_NOT_REGULAR', { cause: e });
+    if (code === 'ELOOP')
+      throw new IoError(`${what} ${path} is a symbolic link; refusing to follow it`, 'E_SYMLINK', { cause: e });
+    if (code === 'ENXIO')
+      throw new IoError(`${what} ${path} is not a regular file (refused)`, 'E_NOT_REGULAR', { cause: e });
     throw new IoError(`cannot open ${what} ${path} (${code})`, 'E_IO', { cause: e });
   }
   try {
     const stat = fs.fstatSync(fd);
     if (!stat.isFile()) throw new IoError(`${what} ${path} is not a regular file (refused)`, 'E_NOT_REGULAR');
-    if (stat.nlink > 1) throw new IoError(`${what} ${path} has ${stat.nlink} hard links; refusing to write a file that is also elsewhere`, 'E_HARDLINK');
+    if (stat.nlink > 1)
+      throw new IoError(
+        `${what} ${path} has ${stat.nlink} hard links; refusing to write a file that is also elsewhere`,
+        'E_HARDLINK',
+      );
     return { fd, stat };
   } catch (e) {
     fs.closeSync(fd);
@@ -118,7 +130,9 @@ export function openNoFollow(path: string, flags: number, opts: NoFollowOptions 
   }
 }
 
-/** Opens (creating with `mode` if missing) for appending, without following a symlink or writing through a hard link. */
+/**
+ * Opens (creating with `mode` if missing) for appending, without following a symlink or writing through a hard link.
+ */
 export function openAppendNoFollow(path: string, opts: NoFollowOptions = {}): OpenedFile {
   const c = fs.constants;
   return openNoFollow(path, c.O_WRONLY | c.O_APPEND | c.O_CREAT, opts);
@@ -145,11 +159,13 @@ export function createExclusive(path: string, opts: NoFollowOptions & { replaceS
   } catch (e) {
     throw new IoError(`cannot inspect stale ${opts.what ?? 'file'} ${path} (${errCode(e)})`, 'E_IO', { cause: e });
   }
-  if (st.isDirectory()) throw new IoError(`${opts.what ?? 'file'} ${path} exists and is a directory (refused)`, 'E_NOT_REGULAR');
+  if (st.isDirectory())
+    throw new IoError(`${opts.what ?? 'file'} ${path} exists and is a directory (refused)`, 'E_NOT_REGULAR');
   try {
     fs.unlinkSync(path);
   } catch (e) {
-    if (errCode(e) !== 'ENOENT') throw new IoError(`cannot remove stale ${opts.what ?? 'file'} ${path} (${errCode(e)})`, 'E_IO', { cause: e });
+    if (errCode(e) !== 'ENOENT')
+      throw new IoError(`cannot remove stale ${opts.what ?? 'file'} ${path} (${errCode(e)})`, 'E_IO', { cause: e });
   }
   return openNoFollow(path, flags, opts);
 }
@@ -186,10 +202,16 @@ export function checkDirSafe(dir: string, policy: DirPolicy): fs.Stats {
   if (st.isSymbolicLink()) throw new IoError(`${what} ${dir} is a symbolic link (refused)`, 'E_UNSAFE_DIR');
   if (!st.isDirectory()) throw new IoError(`${what} ${dir} is not a directory (refused)`, 'E_UNSAFE_DIR');
   if (!policy.owners.includes(st.uid)) {
-    throw new IoError(`${what} ${dir} is owned by uid ${st.uid}, expected uid ${[...new Set(policy.owners)].join(' or ')}: whoever owns it can replace the files in it (refused)`, 'E_UNSAFE_DIR');
+    throw new IoError(
+      `${what} ${dir} is owned by uid ${st.uid}, expected uid ${[...new Set(policy.owners)].join(' or ')}: whoever owns it can replace the files in it (refused)`,
+      'E_UNSAFE_DIR',
+    );
   }
   if (st.mode & 0o022) {
-    throw new IoError(`${what} ${dir} is writable by ${st.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o7777).toString(8)}): others could plant or replace files in it (refused)`, 'E_UNSAFE_DIR');
+    throw new IoError(
+      `${what} ${dir} is writable by ${st.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o7777).toString(8)}): others could plant or replace files in it (refused)`,
+      'E_UNSAFE_DIR',
+    );
   }
   return st;
 }
@@ -201,16 +223,25 @@ export function checkDirSafe(dir: string, policy: DirPolicy): fs.Stats {
  * never chowned: it is accepted only when it is a real directory already owned by uid and writable by it alone.
  * The parent must exist and be safe for root (checkDirSafe), so nobody else can swap the directory afterwards.
  */
-export function ensureOwnedDir(dir: string, ids: { uid: number; gid: number }, what = 'directory'): 'created' | 'existing' {
+export function ensureOwnedDir(
+  dir: string,
+  ids: { uid: number; gid: number },
+  what = 'directory',
+): 'created' | 'existing' {
   const me = process.geteuid?.() ?? 0;
   const parent = dirname(dir);
   checkDirSafe(parent, { owners: [0, me], what: `parent of ${what}` });
   try {
     fs.mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
-    if (errCode(e) !== 'EEXIST') throw new IoError(`cannot create ${what} ${dir} (${errCode(e)})`, 'E_IO', { cause: e });
+    if (errCode(e) !== 'EEXIST')
+      throw new IoError(`cannot create ${what} ${dir} (${errCode(e)})`, 'E_IO', { cause: e });
     const st = checkDirSafe(dir, { owners: [ids.uid], what });
-    if (st.gid !== ids.gid && (st.mode & 0o070)) throw new IoError(`${what} ${dir} gives group ${st.gid} access (mode ${(st.mode & 0o7777).toString(8)}); expected the daemon's group ${ids.gid} (refused)`, 'E_UNSAFE_DIR');
+    if (st.gid !== ids.gid && st.mode & 0o070)
+      throw new IoError(
+        `${what} ${dir} gives group ${st.gid} access (mode ${(st.mode & 0o7777).toString(8)}); expected the daemon's group ${ids.gid} (refused)`,
+        'E_UNSAFE_DIR',
+      );
     return 'existing';
   }
   const c = fs.constants;
@@ -218,11 +249,14 @@ export function ensureOwnedDir(dir: string, ids: { uid: number; gid: number }, w
   try {
     fd = fs.openSync(dir, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
   } catch (e) {
-    throw new IoError(`${what} ${dir} changed under us after mkdir (${errCode(e)}); refused`, 'E_UNSAFE_DIR', { cause: e });
+    throw new IoError(`${what} ${dir} changed under us after mkdir (${errCode(e)}); refused`, 'E_UNSAFE_DIR', {
+      cause: e,
+    });
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isDirectory() || st.uid !== me) throw new IoError(`${what} ${dir} changed under us after mkdir; refused`, 'E_UNSAFE_DIR');
+    if (!st.isDirectory() || st.uid !== me)
+      throw new IoError(`${what} ${dir} changed under us after mkdir; refused`, 'E_UNSAFE_DIR');
     fs.fchmodSync(fd, 0o700);
     if (ids.uid !== st.uid || ids.gid !== st.gid) fs.fchownSync(fd, ids.uid, ids.gid);
   } catch (e) {

@@ -120,7 +120,11 @@ const FIX = 'only root may be able to change it (chown root, chmod go-w, no syml
 /** The config file, before the host obeys it: a ConfigError at file:1:1 (exit 3) like every config problem. */
 export function assertTrustedConfig(path: string, st?: TrustStat): void {
   const p = (st ? fileTrustProblem(st) : null) ?? pathTrustProblem(path);
-  if (p) throw new ConfigError({ file: path, line: 1, col: 1 }, `config file refused: ${p}; auditmux runs it as root, so ${FIX}`);
+  if (p)
+    throw new ConfigError(
+      { file: path, line: 1, col: 1 },
+      `config file refused: ${p}; auditmux runs it as root, so ${FIX}`,
+    );
 }
 
 /**
@@ -129,10 +133,17 @@ export function assertTrustedConfig(path: string, st?: TrustStat): void {
  */
 export function assertTrustedRules(path: string, dirFiles?: readonly string[]): void {
   const file: TrustOptions = { followLast: true };
-  const checks: [string, TrustOptions][] = dirFiles ? [[path, { dir: true, followLast: true }], ...dirFiles.map((f): [string, TrustOptions] => [f, file])] : [[path, file]];
+  const checks: [string, TrustOptions][] = dirFiles
+    ? [[path, { dir: true, followLast: true }], ...dirFiles.map((f): [string, TrustOptions] => [f, file])]
+    : [[path, file]];
   for (const [f, opts] of checks) {
     const p = pathTrustProblem(f, opts);
-    if (p) throw new RuleError(`rules refused: ${p}; they go into the kernel as root, so ${FIX}`, { file: f, line: 1, col: 1 }, 'E_UNTRUSTED');
+    if (p)
+      throw new RuleError(
+        `rules refused: ${p}; they go into the kernel as root, so ${FIX}`,
+        { file: f, line: 1, col: 1 },
+        'E_UNTRUSTED',
+      );
   }
 }
 

@@ -6,16 +6,26 @@ import { createDiagnostics } from '../daemon/diagnostics';
 import { readBounded } from '../safefs';
 import { formatCounters } from './status';
 
-export function registerCollect(program: Command, io: { out: (s: string) => void }, setCode: (n: number) => void): void {
+export function registerCollect(
+  program: Command,
+  io: { out: (s: string) => void },
+  setCode: (n: number) => void,
+): void {
   program
     .command('collect')
     .description('collect events from NATS JetStream into per-node auditd logs (durable consumer)')
     .requiredOption('-c, --config <file>', 'collector configuration file')
-    .option('--status', 'print the running collector\'s counters and exit')
+    .option('--status', "print the running collector's counters and exit")
     .action(async (o: { config: string; status?: boolean }) => {
       const cfg = loadCollectConfig(o.config);
       if (o.status) {
-        const s = JSON.parse(readBounded(cfg.statusFile, { limit: 64 * 1024, noFollow: true, what: 'collector status file' }).data.toString('utf8')) as Record<string, unknown>;
+        const s = JSON.parse(
+          readBounded(cfg.statusFile, {
+            limit: 64 * 1024,
+            noFollow: true,
+            what: 'collector status file',
+          }).data.toString('utf8'),
+        ) as Record<string, unknown>;
         io.out(formatCounters('auditmux collect', s).join('\n'));
         return;
       }

@@ -51,15 +51,27 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .description('run the host daemon in the foreground')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH)
     .option('--defaults', 'run with the built-in defaults, ignoring any config file')
-    .addOption(new Option('--log-level <level>', 'diagnostics level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addOption(
+      new Option('--log-level <level>', 'diagnostics level').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    )
     .action(async (o: { config: string; defaults?: boolean; logLevel?: string }) => {
       const { runDaemon } = await lazy.daemon();
-      setCode(await runDaemon({ configPath: o.defaults ? null : o.config, ...(o.logLevel ? { logLevel: o.logLevel } : {}) }));
+      setCode(
+        await runDaemon({ configPath: o.defaults ? null : o.config, ...(o.logLevel ? { logLevel: o.logLevel } : {}) }),
+      );
     });
 
   program
     .command('status')
-    .description('kernel audit status (as auditctl -s) and the running daemon\'s counters')
+    .description("kernel audit status (as auditctl -s) and the running daemon's counters")
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
     .action(async (o: { config?: string }) => {
       io.out(await readKernelStatus());
@@ -115,16 +127,25 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
       } else io.out(text);
     });
 
-  const ctl = async (configPath: string | undefined, cmd: string, args: Record<string, unknown> = {}): Promise<unknown> =>
-    controlRequest(controlPath(configPath), cmd, args);
-  const positiveInt = (what: string) => (v: string): number => {
-    if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`${what} must be a positive integer, got "${v}"`);
-    return Number(v);
-  };
+  const ctl = async (
+    configPath: string | undefined,
+    cmd: string,
+    args: Record<string, unknown> = {},
+  ): Promise<unknown> => controlRequest(controlPath(configPath), cmd, args);
+  const positiveInt =
+    (what: string) =>
+    (v: string): number => {
+      if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`${what} must be a positive integer, got "${v}"`);
+      return Number(v);
+    };
 
   // search and report parse their own arguments: ausearch's short options (-pp, -ui, -ts) are not commander's.
   for (const [name, desc, runner] of [
-    ['search', 'find whole events in auditd-format logs by contid and ausearch criteria (see auditmux search --help)', 'runSearch'],
+    [
+      'search',
+      'find whole events in auditd-format logs by contid and ausearch criteria (see auditmux search --help)',
+      'runSearch',
+    ],
     ['report', 'per-container summary of audit logs, as text, JSON or a self-contained HTML page', 'runReport'],
   ] as const) {
     program
@@ -145,20 +166,49 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .description('start an auxiliary daemon with its own rules, queue and log, routed the given contids')
     .requiredOption('--contid <list>', 'contid selectors, comma separated (N, 0xN, LO-HI, unset, N^* for nested)')
     .option('--rules <file>', 'its rules (auditctl language); host-wide settings are refused')
-    .option('--log <path>', 'its log file (default: beside the host log, NAME.log; with --user, a directory of its own, NAME/NAME.log)')
+    .option(
+      '--log <path>',
+      'its log file (default: beside the host log, NAME.log; with --user, a directory of its own, NAME/NAME.log)',
+    )
     .option('--queue <n>', 'queue depth', positiveInt('--queue'))
-    .addOption(new Option('--overflow <policy>', 'what a full queue does').choices(['block', 'drop_newest', 'drop_oldest']))
+    .addOption(
+      new Option('--overflow <policy>', 'what a full queue does').choices(['block', 'drop_newest', 'drop_oldest']),
+    )
     .option('--user <user>', 'run its process as this user (implies --isolation process)')
-    .addOption(new Option('--isolation <mode>', 'inline: written by the host process; process: a process of its own').choices(['inline', 'process']))
+    .addOption(
+      new Option('--isolation <mode>', 'inline: written by the host process; process: a process of its own').choices([
+        'inline',
+        'process',
+      ]),
+    )
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
-    .action(async (name: string, o: { contid: string; rules?: string; log?: string; queue?: number; overflow?: string; user?: string; isolation?: string; config?: string }) => {
-      const r = await ctl(o.config, 'aux-add', {
-        name, contid: splitSelectors(o.contid), ...(o.rules ? { rules: resolvePath(o.rules) } : {}), ...(o.log ? { log: resolvePath(o.log) } : {}),
-        ...(o.queue ? { queue: o.queue } : {}), ...(o.overflow ? { overflow: o.overflow } : {}), ...(o.user ? { user: o.user } : {}),
-        ...(o.isolation ? { isolation: o.isolation } : {}),
-      });
-      io.out(formatAuxRows([r as Record<string, unknown>]));
-    });
+    .action(
+      async (
+        name: string,
+        o: {
+          contid: string;
+          rules?: string;
+          log?: string;
+          queue?: number;
+          overflow?: string;
+          user?: string;
+          isolation?: string;
+          config?: string;
+        },
+      ) => {
+        const r = await ctl(o.config, 'aux-add', {
+          name,
+          contid: splitSelectors(o.contid),
+          ...(o.rules ? { rules: resolvePath(o.rules) } : {}),
+          ...(o.log ? { log: resolvePath(o.log) } : {}),
+          ...(o.queue ? { queue: o.queue } : {}),
+          ...(o.overflow ? { overflow: o.overflow } : {}),
+          ...(o.user ? { user: o.user } : {}),
+          ...(o.isolation ? { isolation: o.isolation } : {}),
+        });
+        io.out(formatAuxRows([r as Record<string, unknown>]));
+      },
+    );
   aux
     .command('list')
     .description('auxiliary daemons: state, queue depth and counters')
@@ -184,7 +234,11 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .option('--nested', 'the process already has an ID: nest the new one inside it')
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
     .action(async (pid: string, id: string, o: { nested?: boolean; config?: string }) => {
-      const r = (await ctl(o.config, 'contid-set', { pid: positiveInt('pid')(pid), contid: id, nested: !!o.nested })) as { pid: number; contid: string; old: string | null };
+      const r = (await ctl(o.config, 'contid-set', {
+        pid: positiveInt('pid')(pid),
+        contid: id,
+        nested: !!o.nested,
+      })) as { pid: number; contid: string; old: string | null };
       io.out(`pid ${r.pid} contid ${r.contid}${r.old ? ` (was ${r.old})` : ''}`);
     });
   contid
@@ -193,7 +247,12 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
     .action(async (pid: string | undefined, o: { config?: string }) => {
       const r = await ctl(o.config, 'contid-get', pid ? { pid: positiveInt('pid')(pid) } : {});
-      if (Array.isArray(r)) io.out(r.map((e: { pid: number; contid: string; source: string }) => `${e.pid} ${e.contid} ${e.source}`).join('\n') || 'no tracked processes');
+      if (Array.isArray(r))
+        io.out(
+          r
+            .map((e: { pid: number; contid: string; source: string }) => `${e.pid} ${e.contid} ${e.source}`)
+            .join('\n') || 'no tracked processes',
+        );
       else io.out(`pid ${(r as { pid: number }).pid} contid ${(r as { contid: string }).contid}`);
     });
 
@@ -202,7 +261,12 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .description('OCI runtime hook: registers (createRuntime/prestart) or retires (poststop) the container on stdin')
     .option('--fail-closed', 'exit non-zero when the daemon cannot be told (the runtime then refuses the container)')
     .option('--socket <path>', 'control socket of the host daemon (default: from the config file)')
-    .option('--timeout <ms>', 'give up after this long (reading stdin and asking the daemon)', positiveInt('--timeout'), 3000)
+    .option(
+      '--timeout <ms>',
+      'give up after this long (reading stdin and asking the daemon)',
+      positiveInt('--timeout'),
+      3000,
+    )
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
     .action(async (o: { failClosed?: boolean; socket?: string; timeout: number; config?: string }) => {
       let socket = o.socket;
@@ -214,25 +278,46 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
           socket = DEFAULT_CONTROL_SOCKET;
         }
       }
-      setCode(await runOciHook({ socket, timeoutMs: o.timeout, failClosed: !!o.failClosed, stdin: process.stdin, err: io.err, out: io.err }));
+      setCode(
+        await runOciHook({
+          socket,
+          timeoutMs: o.timeout,
+          failClosed: !!o.failClosed,
+          stdin: process.stdin,
+          err: io.err,
+          out: io.err,
+        }),
+      );
     });
 
   program
     .command('oci-bundle-hooks <bundle>')
-    .description('add the oci-hook to a bundle\'s config.json (createRuntime, poststop): for runtimes without hooks.d (scripts/runc-auditmux)')
+    .description(
+      "add the oci-hook to a bundle's config.json (createRuntime, poststop): for runtimes without hooks.d (scripts/runc-auditmux)",
+    )
     .option('--fail-closed', 'the hook refuses the container when the daemon cannot be told')
     .option('--socket <path>', 'control socket the hook talks to')
-    .option('--timeout <ms>', 'the hook\'s time limit', positiveInt('--timeout'))
+    .option('--timeout <ms>', "the hook's time limit", positiveInt('--timeout'))
     .option('--hook-path <path>', 'the auditmux executable the runtime runs (default: this one)')
     .action((bundle: string, o: { failClosed?: boolean; socket?: string; timeout?: number; hookPath?: string }) => {
-      const args = ['auditmux', 'oci-hook', ...(o.failClosed ? ['--fail-closed'] : []), ...(o.socket ? ['--socket', resolvePath(o.socket)] : []), ...(o.timeout ? ['--timeout', String(o.timeout)] : [])];
+      const args = [
+        'auditmux',
+        'oci-hook',
+        ...(o.failClosed ? ['--fail-closed'] : []),
+        ...(o.socket ? ['--socket', resolvePath(o.socket)] : []),
+        ...(o.timeout ? ['--timeout', String(o.timeout)] : []),
+      ];
       const changed = addHooksToBundle(resolvePath(bundle), {
         path: o.hookPath ?? resolvePath(process.argv[1] ?? '/usr/local/sbin/auditmux'),
         args,
         // Runtimes run hooks with an empty environment; the CLI's #! line needs node on PATH.
         env: [`PATH=${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`],
       });
-      io.err(changed ? `auditmux: hooks added to ${bundle}/config.json` : `auditmux: ${bundle}/config.json already has the hooks`);
+      io.err(
+        changed
+          ? `auditmux: hooks added to ${bundle}/config.json`
+          : `auditmux: ${bundle}/config.json already has the hooks`,
+      );
     });
 
   program
@@ -256,13 +341,17 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
     .action(async (o: { contid: string; type?: string; key?: string; config?: string }) => {
       const r = (await ctl(o.config, 'route-test', {
-        contid: o.contid, types: o.type ? o.type.split(',') : [], keys: o.key ? o.key.split(',') : [],
+        contid: o.contid,
+        types: o.type ? o.type.split(',') : [],
+        keys: o.key ? o.key.split(',') : [],
       })) as { daemons: string[]; routes: number[]; host: boolean };
-      io.out(`daemons: ${r.daemons.join(' ') || '(none)'}\nroutes: ${r.routes.join(' ') || '(none)'}\nhost log: ${r.host ? 'yes' : 'no'}`);
+      io.out(
+        `daemons: ${r.daemons.join(' ') || '(none)'}\nroutes: ${r.routes.join(' ') || '(none)'}\nhost log: ${r.host ? 'yes' : 'no'}`,
+      );
     });
 
   for (const [name, desc] of [
-    ['rotate', 'rotate the running daemon\'s log now (as SIGUSR1)'],
+    ['rotate', "rotate the running daemon's log now (as SIGUSR1)"],
     ['resume', 'resume logging after a suspend (as SIGUSR2)'],
     ['reload', 're-read the configuration (as SIGHUP)'],
   ] as const) {
@@ -287,7 +376,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return ExitCode.OK;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
+        return ExitCode.OK;
       return ExitCode.USAGE;
     }
     if (e instanceof AuditmuxError) {
@@ -302,5 +392,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
 /** Splits `100,200-299,5^*` into selectors. */
 function splitSelectors(text: string): string[] {
-  return text.split(',').map((t) => t.trim()).filter((t) => t.length > 0);
+  return text
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
 }

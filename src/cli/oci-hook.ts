@@ -24,12 +24,18 @@ export function readStdinBounded(stream: NodeJS.ReadableStream, limit: number, d
     const onData = (c: Buffer | string): void => {
       const b = typeof c === 'string' ? Buffer.from(c) : c;
       total += b.length;
-      if (total > limit) return done(new AuditmuxError('E_OCI_STATE', `OCI state on stdin is over the ${limit}-byte limit`, ExitCode.USAGE));
+      if (total > limit)
+        return done(
+          new AuditmuxError('E_OCI_STATE', `OCI state on stdin is over the ${limit}-byte limit`, ExitCode.USAGE),
+        );
       chunks.push(b);
     };
     const onEnd = (): void => done(null);
     const onErr = (e: Error): void => done(e);
-    const timer = setTimeout(() => done(new AuditmuxError('E_TIMEOUT', 'no complete OCI state on stdin in time', ExitCode.FAILURE)), Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(
+      () => done(new AuditmuxError('E_TIMEOUT', 'no complete OCI state on stdin in time', ExitCode.FAILURE)),
+      Math.max(0, deadline - Date.now()),
+    );
     stream.on('data', onData);
     stream.once('end', onEnd);
     stream.once('error', onErr);
@@ -58,7 +64,11 @@ export async function runOciHook(o: OciHookOptions): Promise<number> {
     if (state.bundle && state.status !== 'stopped') {
       try {
         // The runtime wrote it, but the path came on stdin: regular file, no symlink, bounded.
-        const b = readBounded(join(state.bundle, 'config.json'), { limit: BUNDLE_CONFIG_MAX, noFollow: true, what: 'bundle config' });
+        const b = readBounded(join(state.bundle, 'config.json'), {
+          limit: BUNDLE_CONFIG_MAX,
+          noFollow: true,
+          what: 'bundle config',
+        });
         bundleAnnotations = parseBundleAnnotations(b.data).annotations;
       } catch (e) {
         o.err(`auditmux oci-hook: ${(e as Error).message} (annotations from the state only)`);
@@ -66,8 +76,15 @@ export async function runOciHook(o: OciHookOptions): Promise<number> {
     }
     const left = deadline - Date.now();
     if (left <= 0) throw new AuditmuxError('E_TIMEOUT', `no time left for the daemon (--timeout ${o.timeoutMs})`);
-    const r = (await controlRequest(o.socket, 'container-hook', { state, ...(bundleAnnotations ? { bundleAnnotations } : {}) }, left)) as Record<string, unknown>;
-    o.out(`auditmux oci-hook: container ${state.id} contid ${String(r.contid)} ${state.status === 'stopped' ? 'retired' : 'registered'}`);
+    const r = (await controlRequest(
+      o.socket,
+      'container-hook',
+      { state, ...(bundleAnnotations ? { bundleAnnotations } : {}) },
+      left,
+    )) as Record<string, unknown>;
+    o.out(
+      `auditmux oci-hook: container ${state.id} contid ${String(r.contid)} ${state.status === 'stopped' ? 'retired' : 'registered'}`,
+    );
     return ExitCode.OK;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
@@ -83,14 +100,24 @@ export async function runOciHook(o: OciHookOptions): Promise<number> {
 /** One cell of a text table: anything not printable ASCII (a hostile container name) is shown escaped. */
 function cell(v: unknown): string {
   if (v === null || v === undefined) return '-';
-  // eslint-disable-next-line no-control-regex
+
   return String(v).replace(/[^\x21-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 export function formatContainers(rows: Array<Record<string, unknown>>): string {
   if (rows.length === 0) return 'no containers';
   const cols = ['contid', 'runtime', 'id', 'name', 'image', 'namespace', 'pod', 'state', 'source', 'routed', 'dropped'];
-  const table = [cols, ...rows.map((r) => cols.map((c) => (c === 'id' ? cell(String(r.id ?? '').slice(0, 12)) : cell(r[c]))))];
+  const table = [
+    cols,
+    ...rows.map((r) => cols.map((c) => (c === 'id' ? cell(String(r.id ?? '').slice(0, 12)) : cell(r[c])))),
+  ];
   const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  return table.map((row) => row.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return table
+    .map((row) =>
+      row
+        .map((v, i) => v.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -2,7 +2,10 @@
 import { AuditClient } from '../kernel/client';
 import { applyRules, decodeRule, formatRules, loadRulesPath } from '../rules';
 
-export async function rulesLoad(path: string, opts: { ignoreErrors: boolean }): Promise<{ added: number; deleted: number; errors: string[] }> {
+export async function rulesLoad(
+  path: string,
+  opts: { ignoreErrors: boolean },
+): Promise<{ added: number; deleted: number; errors: string[] }> {
   const commands = loadRulesPath(path);
   const c = await AuditClient.open();
   try {

@@ -38,7 +38,8 @@ export async function readKernelStatus(): Promise<string> {
 export function formatCounters(title: string, counters: Record<string, unknown>, prefix = ''): string[] {
   const out: string[] = prefix ? [] : [title];
   for (const [k, v] of Object.entries(counters)) {
-    if (v && typeof v === 'object' && !Array.isArray(v)) out.push(...formatCounters(title, v as Record<string, unknown>, `${prefix}${k}.`));
+    if (v && typeof v === 'object' && !Array.isArray(v))
+      out.push(...formatCounters(title, v as Record<string, unknown>, `${prefix}${k}.`));
     else out.push(ttyEscape(`${prefix}${k} ${Array.isArray(v) ? v.join(',') : String(v)}`));
   }
   return out;
@@ -47,11 +48,31 @@ export function formatCounters(title: string, counters: Record<string, unknown>,
 /** `aux list` as a table: one row a daemon, columns padded. */
 export function formatAuxRows(rows: Array<Record<string, unknown>>): string {
   if (rows.length === 0) return 'no auxiliary daemons';
-  const cols = ['name', 'state', 'isolation', 'pid', 'queued', 'peak', 'delivered', 'dropped', 'resent', 'restarts', 'log'];
+  const cols = [
+    'name',
+    'state',
+    'isolation',
+    'pid',
+    'queued',
+    'peak',
+    'delivered',
+    'dropped',
+    'resent',
+    'restarts',
+    'log',
+  ];
   // An inline daemon has no process of its own: its pid column says so instead of showing 0.
   // Names and paths were validated when the daemon was added, but a table on a terminal escapes whatever it shows.
-  const cell = (r: Record<string, unknown>, c: string): string => (c === 'pid' && r.isolation === 'inline' ? '-' : ttyEscape(String(r[c] ?? '')));
+  const cell = (r: Record<string, unknown>, c: string): string =>
+    c === 'pid' && r.isolation === 'inline' ? '-' : ttyEscape(String(r[c] ?? ''));
   const table = [cols, ...rows.map((r) => cols.map((c) => cell(r, c)))];
   const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  return table.map((row) => row.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return table
+    .map((row) =>
+      row
+        .map((v, i) => v.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -1,4 +1,5 @@
-// `auditmux collect`: a durable JetStream pull consumer writing per-node auditd logs, acking only after write and flush.
+// `auditmux collect`: a durable JetStream pull consumer writing per-node auditd logs, acking only after write and
+// flush.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type JsMsg } from '@nats-io/jetstream';
@@ -15,7 +16,8 @@ import type { CollectConfig } from './config';
 /** How much of each node's newest logs is read at start to recognise events written but not acknowledged. */
 export const TAIL_BYTES = 4 * 1024 * 1024;
 /** Msg ids the output makes: NODE-TOKEN:BOOT:TIME:SERIAL[:pN]; anything else is refused. */
-const MSG_ID_RE = /^([A-Za-z0-9_~-]{1,600}):([0-9a-f]{32}|noboot):([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})(?::p[0-9]{1,6})?$/;
+const MSG_ID_RE =
+  /^([A-Za-z0-9_~-]{1,600}):([0-9a-f]{32}|noboot):([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})(?::p[0-9]{1,6})?$/;
 
 const PROM_METRICS: [keyof CollectCounters, string, 'counter' | 'gauge'][] = [
   ['received', 'Messages fetched from the consumer.', 'counter'],
@@ -101,7 +103,8 @@ export function cutTornTail(file: string): number {
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile() || st.nlink > 1) throw new IoError(`${file} is not a regular file with one link (refused)`, 'E_NOT_REGULAR');
+    if (!st.isFile() || st.nlink > 1)
+      throw new IoError(`${file} is not a regular file with one link (refused)`, 'E_NOT_REGULAR');
     if (st.size === 0) return 0;
     const n = Math.min(st.size, 64 * 1024);
     const b = Buffer.alloc(n);
@@ -129,7 +132,17 @@ interface NodeLog {
  * by its exact lines against the log tail after a restart (written, then killed before the ack).
  */
 export class Collector {
-  readonly counters: CollectCounters = { received: 0, written: 0, lines: 0, duplicates: 0, redeliveries: 0, rejected: 0, lag: 0, nodes: 0, errors: 0 };
+  readonly counters: CollectCounters = {
+    received: 0,
+    written: 0,
+    lines: 0,
+    duplicates: 0,
+    redeliveries: 0,
+    rejected: 0,
+    lag: 0,
+    nodes: 0,
+    errors: 0,
+  };
   private nc: NatsConnection | null = null;
   private consumer: Consumer | null = null;
   private readonly logs = new Map<string, NodeLog>();
@@ -139,7 +152,10 @@ export class Collector {
   private statusTimer: NodeJS.Timeout | null = null;
   private lastError = '';
 
-  constructor(private readonly cfg: CollectConfig, private readonly diag: Diag) {
+  constructor(
+    private readonly cfg: CollectConfig,
+    private readonly diag: Diag,
+  ) {
     this.recent = new RecentIds(cfg.recentIds);
   }
 
@@ -154,18 +170,24 @@ export class Collector {
       const msg = String((e as Error).message);
       if (/stream not found/i.test(msg)) throw new IoError(`stream ${this.cfg.stream} does not exist`, 'E_NATS_STREAM');
       if (!/consumer not found/i.test(msg)) throw e;
-      if (!this.cfg.createConsumer) throw new IoError(`consumer ${this.cfg.consumer} of stream ${this.cfg.stream} does not exist and create_consumer is off`, 'E_NATS_CONSUMER');
-      await jsm.consumers.add(this.cfg.stream, {
-        durable_name: this.cfg.consumer,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-        ack_wait: nanos(this.cfg.ackWaitMs),
-        max_ack_pending: Math.max(1000, this.cfg.batch * 4),
-        ...(this.cfg.filterSubject ? { filter_subject: this.cfg.filterSubject } : {}),
-      }).catch((err: Error) => {
-        // Another instance created it first: that is the shared consumer.
-        if (!/already (exists|in use)/i.test(err.message)) throw err;
-      });
+      if (!this.cfg.createConsumer)
+        throw new IoError(
+          `consumer ${this.cfg.consumer} of stream ${this.cfg.stream} does not exist and create_consumer is off`,
+          'E_NATS_CONSUMER',
+        );
+      await jsm.consumers
+        .add(this.cfg.stream, {
+          durable_name: this.cfg.consumer,
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          ack_wait: nanos(this.cfg.ackWaitMs),
+          max_ack_pending: Math.max(1000, this.cfg.batch * 4),
+          ...(this.cfg.filterSubject ? { filter_subject: this.cfg.filterSubject } : {}),
+        })
+        .catch((err: Error) => {
+          // Another instance created it first: that is the shared consumer.
+          if (!/already (exists|in use)/i.test(err.message)) throw err;
+        });
     }
     this.consumer = await jetstream(this.nc).consumers.get(this.cfg.stream, this.cfg.consumer);
     this.running = true;
@@ -204,12 +226,23 @@ export class Collector {
       try {
         if (!idm) throw new PayloadError(`Nats-Msg-Id "${subjectToken(id.slice(0, 80))}" is not an auditmux event id`);
         ev = decodeBody(m.data);
-        if (ev.time !== idm[3] || ev.serial !== idm[4]) throw new PayloadError('Nats-Msg-Id names another event than its lines');
+        if (ev.time !== idm[3] || ev.serial !== idm[4])
+          throw new PayloadError('Nats-Msg-Id names another event than its lines');
       } catch (e) {
         if (!(e instanceof PayloadError)) throw e;
         this.counters.rejected++;
         // The subject is escaped before it reaches the diagnostics: it came from whoever published.
-        this.diag.warn({ subject: m.subject.split('.').map((t) => subjectToken(t)).join('.'), seq: m.seq, reason: e.message }, 'message refused');
+        this.diag.warn(
+          {
+            subject: m.subject
+              .split('.')
+              .map((t) => subjectToken(t))
+              .join('.'),
+            seq: m.seq,
+            reason: e.message,
+          },
+          'message refused',
+        );
         m.term();
         continue;
       }
@@ -218,7 +251,7 @@ export class Collector {
         acks.push(m);
         continue;
       }
-      let nodeToken = ev.node !== null ? subjectToken(ev.node) : (idm as RegExpExecArray)[1] as string;
+      let nodeToken = ev.node !== null ? subjectToken(ev.node) : ((idm as RegExpExecArray)[1] as string);
       if (this.cfg.perDaemon) {
         // A header from whoever published: used only if it is already a token ([A-Za-z0-9_~-]), never as a path.
         const d = m.headers?.get(DAEMON_HEADER) ?? '';
@@ -231,7 +264,10 @@ export class Collector {
         // This node's log cannot be opened (a planted symlink, a full disk): the others' events still go through.
         this.counters.errors++;
         this.lastError = `log of ${nodeToken}: ${String((e as Error).message)}`;
-        this.diag.error({ node: nodeToken, err: this.lastError }, 'node log cannot be opened; message left for redelivery');
+        this.diag.error(
+          { node: nodeToken, err: this.lastError },
+          'node log cannot be opened; message left for redelivery',
+        );
         m.nak(5000);
         continue;
       }
@@ -281,9 +317,15 @@ export class Collector {
     if (cut) this.diag.warn({ node: token, bytes: cut }, 'torn last line of the log removed');
     const tail = new Set<string>([...tailLines(`${file}.1`, TAIL_BYTES / 4), ...tailLines(file)]);
     const writer = new LogWriter({
-      path: file, format: this.cfg.log.format, flush: this.cfg.log.flush, freq: 50, maxLogFileMiB: this.cfg.log.maxLogFileMiB,
-      numLogs: this.cfg.log.numLogs, maxLogFileAction: this.cfg.log.maxLogFileAction,
-      logger: (level, msg) => this.diag[level === 'info' ? 'info' : level === 'warn' ? 'warn' : 'error']({ node: token }, msg),
+      path: file,
+      format: this.cfg.log.format,
+      flush: this.cfg.log.flush,
+      freq: 50,
+      maxLogFileMiB: this.cfg.log.maxLogFileMiB,
+      numLogs: this.cfg.log.numLogs,
+      maxLogFileAction: this.cfg.log.maxLogFileAction,
+      logger: (level, msg) =>
+        this.diag[level === 'info' ? 'info' : level === 'warn' ? 'warn' : 'error']({ node: token }, msg),
     });
     writer.open();
     l = { writer, tail };
@@ -316,7 +358,11 @@ export class Collector {
   private writeAtomic(file: string, text: string): void {
     const tmp = `${file}.${process.pid}.tmp`;
     try {
-      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+      const fd = fs.openSync(
+        tmp,
+        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+        0o644,
+      );
       try {
         fs.writeSync(fd, text);
       } finally {

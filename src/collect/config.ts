@@ -9,7 +9,21 @@ import { Walker, parseConfigYaml, type Entry } from '../config/walk';
 import type { FlushMode, MaxLogFileAction } from '../output/logfile';
 
 export const MAX_COLLECT_CONFIG = 256 * 1024;
-const KEYS = [...NATS_CONN_KEYS, 'stream', 'consumer', 'filter_subject', 'create_consumer', 'ack_wait', 'batch', 'dir', 'recent_ids', 'status_file', 'prometheus_textfile', 'per_daemon', 'log'] as const;
+const KEYS = [
+  ...NATS_CONN_KEYS,
+  'stream',
+  'consumer',
+  'filter_subject',
+  'create_consumer',
+  'ack_wait',
+  'batch',
+  'dir',
+  'recent_ids',
+  'status_file',
+  'prometheus_textfile',
+  'per_daemon',
+  'log',
+] as const;
 const LOG_KEYS = ['format', 'flush', 'max_log_file', 'num_logs', 'max_log_file_action'] as const;
 const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const FILTER_RE = /^(?:[A-Za-z0-9_~-]{1,64}|\*)(?:\.(?:[A-Za-z0-9_~-]{1,64}|\*))*(?:\.>)?$|^>$/;
@@ -29,7 +43,13 @@ export interface CollectConfig extends NatsConnSpec {
   prometheusTextfile: string | null;
   /** One log per node and daemon (DIR/NODE/DAEMON/audit.log) instead of one per node. */
   perDaemon: boolean;
-  log: { format: 'RAW' | 'ENRICHED'; flush: FlushMode; maxLogFileMiB: number; numLogs: number; maxLogFileAction: MaxLogFileAction };
+  log: {
+    format: 'RAW' | 'ENRICHED';
+    flush: FlushMode;
+    maxLogFileMiB: number;
+    numLogs: number;
+    maxLogFileAction: MaxLogFileAction;
+  };
 }
 
 export function parseCollectConfig(text: string, file: string): CollectConfig {
@@ -55,19 +75,20 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
   let filterSubject: string | null = null;
   if ((x = m.get('filter_subject'))) {
     const s = w.string(x, 'filter_subject');
-    if (s !== undefined && (s.length > 255 || !FILTER_RE.test(s))) w.error(x.value, 'filter_subject must be a NATS subject (tokens, *, a final >)', x.key);
+    if (s !== undefined && (s.length > 255 || !FILTER_RE.test(s)))
+      w.error(x.value, 'filter_subject must be a NATS subject (tokens, *, a final >)', x.key);
     else if (s !== undefined) filterSubject = s;
   }
-  const createConsumer = (x = m.get('create_consumer')) ? w.boolean(x, 'create_consumer') ?? true : true;
-  const ackWait = (x = m.get('ack_wait')) ? w.integer(x, 'ack_wait', 1, 3600) ?? 30 : 30;
-  const batch = (x = m.get('batch')) ? w.integer(x, 'batch', 1, 10000) ?? 256 : 256;
+  const createConsumer = (x = m.get('create_consumer')) ? (w.boolean(x, 'create_consumer') ?? true) : true;
+  const ackWait = (x = m.get('ack_wait')) ? (w.integer(x, 'ack_wait', 1, 3600) ?? 30) : 30;
+  const batch = (x = m.get('batch')) ? (w.integer(x, 'batch', 1, 10000) ?? 256) : 256;
   let dir = '/var/log/auditmux-fleet';
   if ((x = m.get('dir'))) {
     const s = w.string(x, 'dir');
     if (s !== undefined && (s.length === 0 || s.includes('\0'))) w.error(x.value, 'dir is not a usable path', x.key);
     else if (s !== undefined) dir = resolvePath(base, s);
   }
-  const recentIds = (x = m.get('recent_ids')) ? w.integer(x, 'recent_ids', 16, 10_000_000) ?? 100000 : 100000;
+  const recentIds = (x = m.get('recent_ids')) ? (w.integer(x, 'recent_ids', 16, 10_000_000) ?? 100000) : 100000;
   let statusFile = resolvePath(dir, 'collect.status');
   if ((x = m.get('status_file'))) {
     const s = w.string(x, 'status_file');
@@ -76,25 +97,53 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
   let prometheusTextfile: string | null = null;
   if ((x = m.get('prometheus_textfile'))) {
     const s = w.string(x, 'prometheus_textfile');
-    if (s !== undefined && !s.endsWith('.prom')) w.error(x.value, 'prometheus_textfile must end in .prom (node_exporter reads only those)', x.key);
+    if (s !== undefined && !s.endsWith('.prom'))
+      w.error(x.value, 'prometheus_textfile must end in .prom (node_exporter reads only those)', x.key);
     else if (s !== undefined) prometheusTextfile = resolvePath(base, s);
   }
-  const perDaemon = (x = m.get('per_daemon')) ? w.boolean(x, 'per_daemon') ?? false : false;
-  const log: CollectConfig['log'] = { format: 'RAW', flush: 'data', maxLogFileMiB: 8, numLogs: 5, maxLogFileAction: 'rotate' };
+  const perDaemon = (x = m.get('per_daemon')) ? (w.boolean(x, 'per_daemon') ?? false) : false;
+  const log: CollectConfig['log'] = {
+    format: 'RAW',
+    flush: 'data',
+    maxLogFileMiB: 8,
+    numLogs: 5,
+    maxLogFileAction: 'rotate',
+  };
   if ((x = m.get('log'))) {
     const lm = w.mapping(x.value, 'log', LOG_KEYS, x.key);
     let y: Entry | undefined;
     if (lm && (y = lm.get('format'))) log.format = w.choice(y, 'log.format', LOG_FORMATS) ?? log.format;
     if (lm && (y = lm.get('flush'))) log.flush = w.choice(y, 'log.flush', FLUSH_MODES) ?? log.flush;
-    if (lm && (y = lm.get('max_log_file'))) log.maxLogFileMiB = w.integer(y, 'log.max_log_file', 0, 1048576) ?? log.maxLogFileMiB;
+    if (lm && (y = lm.get('max_log_file')))
+      log.maxLogFileMiB = w.integer(y, 'log.max_log_file', 0, 1048576) ?? log.maxLogFileMiB;
     if (lm && (y = lm.get('num_logs'))) log.numLogs = w.integer(y, 'log.num_logs', 0, 999) ?? log.numLogs;
-    if (lm && (y = lm.get('max_log_file_action'))) log.maxLogFileAction = w.choice(y, 'log.max_log_file_action', MAX_LOG_FILE_ACTIONS) ?? log.maxLogFileAction;
+    if (lm && (y = lm.get('max_log_file_action')))
+      log.maxLogFileAction = w.choice(y, 'log.max_log_file_action', MAX_LOG_FILE_ACTIONS) ?? log.maxLogFileAction;
   }
   if (w.errors.length) throw w.errors[0];
-  return { file, ...conn, stream, consumer, filterSubject, createConsumer, ackWaitMs: ackWait * 1000, batch, dir, recentIds, statusFile, prometheusTextfile, perDaemon, log };
+  return {
+    file,
+    ...conn,
+    stream,
+    consumer,
+    filterSubject,
+    createConsumer,
+    ackWaitMs: ackWait * 1000,
+    batch,
+    dir,
+    recentIds,
+    statusFile,
+    prometheusTextfile,
+    perDaemon,
+    log,
+  };
 }
 
 export function loadCollectConfig(path: string): CollectConfig {
-  const text = readBounded(path, { limit: MAX_COLLECT_CONFIG, noFollow: true, what: 'collect config file' }).data.toString('utf8');
+  const text = readBounded(path, {
+    limit: MAX_COLLECT_CONFIG,
+    noFollow: true,
+    what: 'collect config file',
+  }).data.toString('utf8');
   return parseCollectConfig(text, path);
 }

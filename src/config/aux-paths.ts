@@ -34,14 +34,20 @@ function within(p: string, dir: string): boolean {
  * log; and no daemon (root or not) may write inside another user's directory. `others` are the daemons already
  * placed (earlier in the config, or running when `aux add` asks); each pair is checked in both directions.
  */
-export function auxLogProblem(d: AuxLogPlacement, hostLogFile: string, others: readonly AuxLogPlacement[]): string | null {
+export function auxLogProblem(
+  d: AuxLogPlacement,
+  hostLogFile: string,
+  others: readonly AuxLogPlacement[],
+): string | null {
   const hostDir = dirname(hostLogFile);
   const dir = dirname(d.file);
   const suggestion = defaultAuxLogFile(hostLogFile, d.name, d.user);
   if (d.user) {
     const who = `daemon "${d.name}" runs as user "${d.user}" and would own the directory of its log ${d.file}`;
-    if (dir === hostDir) return `${who}, which is the host's log directory; give it a directory of its own (default ${suggestion})`;
-    if (within(hostDir, dir)) return `${who}, which contains the host's log directory ${hostDir}; give it a directory of its own (default ${suggestion})`;
+    if (dir === hostDir)
+      return `${who}, which is the host's log directory; give it a directory of its own (default ${suggestion})`;
+    if (within(hostDir, dir))
+      return `${who}, which contains the host's log directory ${hostDir}; give it a directory of its own (default ${suggestion})`;
   }
   for (const e of others) {
     if (e.name === d.name) continue;
@@ -70,7 +76,12 @@ export function defaultAuxSpoolDir(logFile: string, output: string): string {
  * its own. A spool written as root must not be inside a directory that a daemon's user owns, where that user could
  * swap the files root then writes to.
  */
-export function auxSpoolProblem(d: AuxLogPlacement, output: string, spoolDir: string, others: readonly AuxLogPlacement[]): string | null {
+export function auxSpoolProblem(
+  d: AuxLogPlacement,
+  output: string,
+  spoolDir: string,
+  others: readonly AuxLogPlacement[],
+): string | null {
   const own = dirname(d.file);
   if (d.user) {
     if (spoolDir === own || !within(spoolDir, own)) {
@@ -96,7 +107,10 @@ export function spoolFromOwnDir(logFile: string, spoolDir: string): string {
   return within(spoolDir, own) && spoolDir !== own ? spoolDir.slice(own.length + 1) : spoolDir;
 }
 
-/** Why a log written as root at `file` (the aggregator's remote log) cannot be there, or null: not in a user's directory. */
+/**
+ * Why a log written as root at `file` (the aggregator's remote log) cannot be there, or null: not in a user's
+ * directory.
+ */
 export function rootLogProblem(what: string, file: string, others: readonly AuxLogPlacement[]): string | null {
   for (const e of others) {
     const eDir = dirname(e.file);

@@ -25,7 +25,14 @@ export function checkConfig(path: string, opts: CheckOptions = {}): ConfigAnalys
   const r = analyzeConfig(text, path);
   // The daemon refuses a config file that anyone but root could change (loadConfig): so does the check.
   const untrusted = pathTrustProblem(resolve(path));
-  const trust = untrusted ? [new ConfigError({ file: path, line: 1, col: 1 }, `config file refused: ${untrusted}; auditmux runs it as root, so only root may be able to change it`)] : [];
+  const trust = untrusted
+    ? [
+        new ConfigError(
+          { file: path, line: 1, col: 1 },
+          `config file refused: ${untrusted}; auditmux runs it as root, so only root may be able to change it`,
+        ),
+      ]
+    : [];
   if (!r.config) return { ...r, errors: [...trust, ...r.errors] };
   const env = checkEnvironment(r.config, path, opts);
   const errors = [...trust, ...env.errors];
@@ -37,7 +44,11 @@ export function checkConfig(path: string, opts: CheckOptions = {}): ConfigAnalys
 }
 
 /** The machine-dependent checks, separate so the daemon can run them on a Config it already parsed. */
-export function checkEnvironment(cfg: Config, file: string, opts: CheckOptions = {}): { errors: ConfigError[]; warnings: ConfigError[] } {
+export function checkEnvironment(
+  cfg: Config,
+  file: string,
+  opts: CheckOptions = {},
+): { errors: ConfigError[]; warnings: ConfigError[] } {
   const errors: ConfigError[] = [];
   const warnings: ConfigError[] = [];
   const at = (key: string): SourcePos => cfg.sources.get(key) ?? { file, line: 1, col: 1 };
@@ -50,30 +61,52 @@ export function checkEnvironment(cfg: Config, file: string, opts: CheckOptions =
     const st = statOrNull(p);
     if (!st) errors.push(new ConfigError(at(key), `${key}: ${p} does not exist`));
     else if (st.isDirectory()) {
-      let names: string[] = [];
+      let names: string[];
       try {
         names = readdirSync(p).filter((n) => n.endsWith('.rules'));
       } catch (err) {
-        errors.push(new ConfigError(at(key), `${key}: cannot read ${p} (${(err as NodeJS.ErrnoException).code ?? err})`));
+        errors.push(
+          new ConfigError(at(key), `${key}: cannot read ${p} (${(err as NodeJS.ErrnoException).code ?? err})`),
+        );
         return;
       }
-      if (names.length === 0) warnings.push(new ConfigError(at(key), `${key}: ${p} has no *.rules files; no rules will be loaded`));
+      if (names.length === 0)
+        warnings.push(new ConfigError(at(key), `${key}: ${p} has no *.rules files; no rules will be loaded`));
       trusted(key, p, { dir: true, followLast: true }, 'rules', names.length > 0 ? rulesFilesIn(p) : []);
     } else if (!st.isFile()) errors.push(new ConfigError(at(key), `${key}: ${p} is neither a file nor a directory`));
     else trusted(key, p, { followLast: true }, 'rules', []);
   };
   // What the daemon would refuse to obey (rules, assertTrustedRules) or to run (plugins), at the setting's position.
-  const trusted = (key: string, p: string, o: { dir?: boolean; followLast?: boolean }, what: string, files: string[]): void => {
+  const trusted = (
+    key: string,
+    p: string,
+    o: { dir?: boolean; followLast?: boolean },
+    what: string,
+    files: string[],
+  ): void => {
     for (const [f, fo] of [[p, o], ...files.map((x) => [x, { followLast: true }] as const)] as const) {
       const why = pathTrustProblem(f, fo);
-      if (why) return void errors.push(new ConfigError(at(key), `${key}: ${what} refused: ${why}; only root may be able to change them`));
+      if (why)
+        return void errors.push(
+          new ConfigError(at(key), `${key}: ${what} refused: ${why}; only root may be able to change them`),
+        );
     }
   };
-  const programs = (where: string, outs: readonly OutputSpec[] | undefined, disk: DiskSpaceConfig | undefined): void => {
+  const programs = (
+    where: string,
+    outs: readonly OutputSpec[] | undefined,
+    disk: DiskSpaceConfig | undefined,
+  ): void => {
     for (const o of outs ?? []) {
       if (o.type !== 'plugin') continue;
       const why = programTrustProblem(o.path);
-      if (why) errors.push(new ConfigError(o.pos ?? { file, line: 1, col: 1 }, `plugin ${o.name} refused: ${why}; it would run as root, so only root may be able to change it`));
+      if (why)
+        errors.push(
+          new ConfigError(
+            o.pos ?? { file, line: 1, col: 1 },
+            `plugin ${o.name} refused: ${why}; it would run as root, so only root may be able to change it`,
+          ),
+        );
     }
     if (!disk) return;
     const exes: [string, string, string | null][] = [
@@ -90,16 +123,30 @@ export function checkEnvironment(cfg: Config, file: string, opts: CheckOptions =
   };
   const logFile = (key: string, p: string, ownDir = false): void => {
     const st = statOrNull(p);
-    if (st && !st.isFile()) errors.push(new ConfigError(at(`${key}.file`), `${key}.file: ${p} exists and is not a regular file`));
+    if (st && !st.isFile())
+      errors.push(new ConfigError(at(`${key}.file`), `${key}.file: ${p} exists and is not a regular file`));
     const dir = dirname(p);
     const dst = statOrNull(dir);
-    if (dst && !dst.isDirectory()) errors.push(new ConfigError(at(`${key}.file`), `${key}.file: ${dir} is not a directory`));
+    if (dst && !dst.isDirectory())
+      errors.push(new ConfigError(at(`${key}.file`), `${key}.file: ${dir} is not a directory`));
     // A daemon with a user gets its directory made by auditmux at start: only its parent has to be there.
-    if (!dst && !(ownDir && statOrNull(dirname(dir))?.isDirectory())) warnings.push(new ConfigError(at(`${key}.file`), `${key}.file: ${dir} does not exist yet; it must exist or be creatable when the daemon starts`));
+    if (!dst && !(ownDir && statOrNull(dirname(dir))?.isDirectory()))
+      warnings.push(
+        new ConfigError(
+          at(`${key}.file`),
+          `${key}.file: ${dir} does not exist yet; it must exist or be creatable when the daemon starts`,
+        ),
+      );
   };
   const account = (key: string, name: string | null, known: Set<string> | null, kind: string): void => {
     if (name === null || /^[0-9]+$/.test(name) || known === null) return;
-    if (!known.has(name)) errors.push(new ConfigError(at(key), `${key}: no ${kind} named "${name}" in ${join(etc, kind === 'user' ? 'passwd' : 'group')}`));
+    if (!known.has(name))
+      errors.push(
+        new ConfigError(
+          at(key),
+          `${key}: no ${kind} named "${name}" in ${join(etc, kind === 'user' ? 'passwd' : 'group')}`,
+        ),
+      );
   };
 
   rulesPath('host.rules', cfg.host.rules);

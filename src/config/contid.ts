@@ -1,4 +1,5 @@
-// Route contid selectors and cgroup-path globs: parsing to a compiled form, and the matchers the router calls per event.
+// Route contid selectors and cgroup-path globs: parsing to a compiled form, and the matchers the router calls per
+// event.
 import { AUDIT_CID_UNSET } from '../kernel/constants';
 import type { CgroupMapEntry, ContidPattern } from './schema';
 
@@ -27,7 +28,8 @@ export function parseContidValue(text: string): bigint | string {
  */
 export function parseContidSelector(text: string): ContidPattern | string {
   const t = text.trim();
-  if (t.toLowerCase() === 'unset') return { kind: 'unset', lo: AUDIT_CID_UNSET, hi: AUDIT_CID_UNSET, nested: false, text: t };
+  if (t.toLowerCase() === 'unset')
+    return { kind: 'unset', lo: AUDIT_CID_UNSET, hi: AUDIT_CID_UNSET, nested: false, text: t };
   if (/^unset\s*\^\*$/i.test(t)) return '"unset" cannot have nested containers; drop the "^*"';
   if (t.length > 100) return `"${t.slice(0, 24)}..." is not a contid selector`;
   const m = SELECTOR_RE.exec(t);
@@ -84,7 +86,7 @@ export interface CompiledGlob {
 export function compileCgroupGlob(pattern: string): CompiledGlob | string {
   if (pattern.length === 0) return 'pattern is empty';
   if (pattern.length > CGROUP_PATTERN_MAX) return `pattern is longer than ${CGROUP_PATTERN_MAX} characters`;
-  // eslint-disable-next-line no-control-regex
+
   if (/[\x00-\x1f\x7f]/.test(pattern)) return 'pattern contains control characters';
   const wild = (pattern.match(/[*?]/g) ?? []).length;
   if (wild > CGROUP_WILDCARDS_MAX) return `pattern has more than ${CGROUP_WILDCARDS_MAX} wildcards`;

@@ -30,7 +30,14 @@ import {
   type RouteConfig,
 } from './schema';
 import { Walker, didYouMean, parseConfigYaml, type Entry } from './walk';
-import { auxLogProblem, auxSpoolProblem, defaultAuxLogFile, defaultAuxSpoolDir, HOST_OWNER, rootLogProblem } from './aux-paths';
+import {
+  auxLogProblem,
+  auxSpoolProblem,
+  defaultAuxLogFile,
+  defaultAuxSpoolDir,
+  HOST_OWNER,
+  rootLogProblem,
+} from './aux-paths';
 import { assertTrustedConfig } from '../trust';
 import { DISK_SPACE_KEYS, readDiskSpace, readListen, readOutputs } from './outputs';
 
@@ -53,14 +60,39 @@ export interface ConfigAnalysis {
 
 const TOP_KEYS = ['version', 'host', 'daemons', 'routes', 'contid'] as const;
 const HOST_KEYS = [
-  'node_name', 'kernel', 'rules', 'log', 'keep', 'control_socket', 'reassembly', 'receive_buffer', 'diagnostics', 'outputs', 'listen',
+  'node_name',
+  'kernel',
+  'rules',
+  'log',
+  'keep',
+  'control_socket',
+  'reassembly',
+  'receive_buffer',
+  'diagnostics',
+  'outputs',
+  'listen',
 ] as const;
 const NODE_NAME_KEYS = ['format', 'name'] as const;
 const KERNEL_KEYS = [
-  'enabled', 'failure', 'backlog_limit', 'rate_limit', 'backlog_wait_time', 'loginuid_immutable', 'reset_lost_on_start',
+  'enabled',
+  'failure',
+  'backlog_limit',
+  'rate_limit',
+  'backlog_wait_time',
+  'loginuid_immutable',
+  'reset_lost_on_start',
 ] as const;
 const LOG_KEYS = [
-  'file', 'format', 'flush', 'freq', 'max_log_file', 'max_log_file_action', 'num_logs', 'log_group', 'rotate_interval', 'compress',
+  'file',
+  'format',
+  'flush',
+  'freq',
+  'max_log_file',
+  'max_log_file_action',
+  'num_logs',
+  'log_group',
+  'rotate_interval',
+  'compress',
   ...DISK_SPACE_KEYS,
 ] as const;
 const REASSEMBLY_KEYS = ['timeout_ms', 'max_in_flight'] as const;
@@ -164,7 +196,11 @@ function readHost(w: Walker, e: Entry, host: HostConfig, baseDir: string): void 
         if (!/^[A-Za-z0-9._:@-]{1,64}$/.test(name)) {
           w.error(n.value, 'host.node_name.name must be 1-64 characters of letters, digits and . _ : @ -', n.key);
         } else if (host.nodeName.format !== 'user') {
-          w.error(n.value, `host.node_name.name is only used with format: user (format is ${host.nodeName.format})`, n.key);
+          w.error(
+            n.value,
+            `host.node_name.name is only used with format: user (format is ${host.nodeName.format})`,
+            n.key,
+          );
         } else {
           host.nodeName.name = name;
         }
@@ -181,14 +217,20 @@ function readHost(w: Walker, e: Entry, host: HostConfig, baseDir: string): void 
       const kc = host.kernel;
       const get = (name: string) => km.get(name);
       let x: Entry | undefined;
-      if ((x = get('enabled'))) kc.enabled = (w.integer(x, 'host.kernel.enabled', 0, 2) ?? DEFAULT_KERNEL.enabled) as 0 | 1 | 2;
-      if ((x = get('failure'))) kc.failure = (w.integer(x, 'host.kernel.failure', 0, 2) ?? DEFAULT_KERNEL.failure) as 0 | 1 | 2;
-      if ((x = get('backlog_limit'))) kc.backlogLimit = w.integer(x, 'host.kernel.backlog_limit', 0, U32_MAX) ?? kc.backlogLimit;
+      if ((x = get('enabled')))
+        kc.enabled = (w.integer(x, 'host.kernel.enabled', 0, 2) ?? DEFAULT_KERNEL.enabled) as 0 | 1 | 2;
+      if ((x = get('failure')))
+        kc.failure = (w.integer(x, 'host.kernel.failure', 0, 2) ?? DEFAULT_KERNEL.failure) as 0 | 1 | 2;
+      if ((x = get('backlog_limit')))
+        kc.backlogLimit = w.integer(x, 'host.kernel.backlog_limit', 0, U32_MAX) ?? kc.backlogLimit;
       if ((x = get('rate_limit'))) kc.rateLimit = w.integer(x, 'host.kernel.rate_limit', 0, U32_MAX) ?? kc.rateLimit;
       // The kernel refuses more than 10 × AUDIT_BACKLOG_WAIT_TIME (60 × HZ); 600000 is that bound at HZ=1000.
-      if ((x = get('backlog_wait_time'))) kc.backlogWaitTime = w.integer(x, 'host.kernel.backlog_wait_time', 0, 600000) ?? kc.backlogWaitTime;
-      if ((x = get('loginuid_immutable'))) kc.loginuidImmutable = w.boolean(x, 'host.kernel.loginuid_immutable') ?? kc.loginuidImmutable;
-      if ((x = get('reset_lost_on_start'))) kc.resetLostOnStart = w.boolean(x, 'host.kernel.reset_lost_on_start') ?? kc.resetLostOnStart;
+      if ((x = get('backlog_wait_time')))
+        kc.backlogWaitTime = w.integer(x, 'host.kernel.backlog_wait_time', 0, 600000) ?? kc.backlogWaitTime;
+      if ((x = get('loginuid_immutable')))
+        kc.loginuidImmutable = w.boolean(x, 'host.kernel.loginuid_immutable') ?? kc.loginuidImmutable;
+      if ((x = get('reset_lost_on_start')))
+        kc.resetLostOnStart = w.boolean(x, 'host.kernel.reset_lost_on_start') ?? kc.resetLostOnStart;
     }
   }
 
@@ -211,7 +253,11 @@ function readHost(w: Walker, e: Entry, host: HostConfig, baseDir: string): void 
     const p = s === undefined ? undefined : path(w, cs, 'host.control_socket', s, baseDir);
     if (p !== undefined) {
       if (Buffer.byteLength(p) > SUN_PATH_MAX) {
-        w.error(cs.value, `host.control_socket resolves to ${Buffer.byteLength(p)} bytes; a unix socket path is at most ${SUN_PATH_MAX}`, cs.key);
+        w.error(
+          cs.value,
+          `host.control_socket resolves to ${Buffer.byteLength(p)} bytes; a unix socket path is at most ${SUN_PATH_MAX}`,
+          cs.key,
+        );
       } else {
         host.controlSocket = p;
       }
@@ -223,8 +269,11 @@ function readHost(w: Walker, e: Entry, host: HostConfig, baseDir: string): void 
     const rm = w.mapping(ra.value, 'host.reassembly', REASSEMBLY_KEYS, ra.key);
     const t = rm?.get('timeout_ms');
     const n = rm?.get('max_in_flight');
-    if (t) host.reassembly.timeoutMs = w.integer(t, 'host.reassembly.timeout_ms', 10, 600000) ?? host.reassembly.timeoutMs;
-    if (n) host.reassembly.maxInFlight = w.integer(n, 'host.reassembly.max_in_flight', 1, 1000000) ?? host.reassembly.maxInFlight;
+    if (t)
+      host.reassembly.timeoutMs = w.integer(t, 'host.reassembly.timeout_ms', 10, 600000) ?? host.reassembly.timeoutMs;
+    if (n)
+      host.reassembly.maxInFlight =
+        w.integer(n, 'host.reassembly.max_in_flight', 1, 1000000) ?? host.reassembly.maxInFlight;
   }
 
   const rb = m.get('receive_buffer');
@@ -233,7 +282,13 @@ function readHost(w: Walker, e: Entry, host: HostConfig, baseDir: string): void 
   const outs = m.get('outputs');
   if (outs) host.outputs = readOutputs(w, outs, 'host.outputs', 'host', baseDir);
   const listen = m.get('listen');
-  if (listen) host.listen = readListen(w, listen, 'host.listen', { baseDir, hostLogFile: host.log.file, readLog: (x, wh, f) => readOutput(w, x, wh, baseDir, f) }) ?? null;
+  if (listen)
+    host.listen =
+      readListen(w, listen, 'host.listen', {
+        baseDir,
+        hostLogFile: host.log.file,
+        readLog: (x, wh, f) => readOutput(w, x, wh, baseDir, f),
+      }) ?? null;
 
   const d = m.get('diagnostics');
   if (d) {
@@ -248,7 +303,8 @@ function path(w: Walker, e: Entry, where: string, text: string, baseDir: string)
   if (text.length === 0) return w.error(e.value, `${where} is an empty path`, e.key);
   if (text.includes('\0')) return w.error(e.value, `${where} contains a NUL byte`, e.key);
   const p = resolvePath(baseDir, text);
-  if (Buffer.byteLength(p) >= PATH_MAX) return w.error(e.value, `${where} is longer than PATH_MAX (${PATH_MAX})`, e.key);
+  if (Buffer.byteLength(p) >= PATH_MAX)
+    return w.error(e.value, `${where} is longer than PATH_MAX (${PATH_MAX})`, e.key);
   return p;
 }
 
@@ -272,8 +328,10 @@ function readOutput(w: Walker, e: Entry, where: string, baseDir: string, default
   if ((out.flush === 'incremental' || out.flush === 'incremental_async') && out.freq === 0 && freqEntry) {
     w.error(freqEntry.value, `${where}.freq must be at least 1 with flush: ${out.flush}`, freqEntry.key);
   }
-  if ((x = m.get('max_log_file'))) out.maxLogFileMiB = w.integer(x, `${where}.max_log_file`, 0, 1048576) ?? out.maxLogFileMiB;
-  if ((x = m.get('max_log_file_action'))) out.maxLogFileAction = w.choice(x, `${where}.max_log_file_action`, MAX_LOG_FILE_ACTIONS) ?? out.maxLogFileAction;
+  if ((x = m.get('max_log_file')))
+    out.maxLogFileMiB = w.integer(x, `${where}.max_log_file`, 0, 1048576) ?? out.maxLogFileMiB;
+  if ((x = m.get('max_log_file_action')))
+    out.maxLogFileAction = w.choice(x, `${where}.max_log_file_action`, MAX_LOG_FILE_ACTIONS) ?? out.maxLogFileAction;
   if ((x = m.get('num_logs'))) out.numLogs = w.integer(x, `${where}.num_logs`, 0, 999) ?? out.numLogs;
   if ((x = m.get('log_group'))) out.logGroup = account(w, x, `${where}.log_group`) ?? out.logGroup;
   if ((x = m.get('rotate_interval'))) {
@@ -293,7 +351,8 @@ function readOutput(w: Walker, e: Entry, where: string, baseDir: string, default
 function account(w: Walker, e: Entry, where: string): string | undefined {
   const s = w.string(e, where);
   if (s === undefined) return undefined;
-  if (!ACCOUNT_RE.test(s)) return w.error(e.value, `${where} must be a user/group name or a numeric id, got "${s.slice(0, 40)}"`, e.key);
+  if (!ACCOUNT_RE.test(s))
+    return w.error(e.value, `${where} must be a user/group name or a numeric id, got "${s.slice(0, 40)}"`, e.key);
   return s;
 }
 
@@ -325,7 +384,11 @@ function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): Da
     const first = seen.get(name);
     if (first) {
       const p = w.posOf(first);
-      w.error(nameE.value, `duplicate daemon name "${name}" (first defined at line ${p.line}:${p.col ?? 1})`, nameE.key);
+      w.error(
+        nameE.value,
+        `duplicate daemon name "${name}" (first defined at line ${p.line}:${p.col ?? 1})`,
+        nameE.key,
+      );
       return;
     }
     seen.set(name, nameE.value ?? nameE.key);
@@ -350,11 +413,15 @@ function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): Da
       if (q) {
         let y: Entry | undefined;
         if ((y = q.get('depth'))) d.queue.depth = w.integer(y, `${where}.queue.depth`, 1, 10000000) ?? d.queue.depth;
-        if ((y = q.get('overflow'))) d.queue.overflow = w.choice(y, `${where}.queue.overflow`, OVERFLOW_ACTIONS) ?? d.queue.overflow;
+        if ((y = q.get('overflow')))
+          d.queue.overflow = w.choice(y, `${where}.queue.overflow`, OVERFLOW_ACTIONS) ?? d.queue.overflow;
         if ((y = q.get('block_timeout_ms'))) {
           const t = w.integer(y, `${where}.queue.block_timeout_ms`, 0, 600000);
           if (t !== undefined && d.queue.overflow !== 'block') {
-            w.error(y.key, `${where}.queue.block_timeout_ms only applies to overflow: block (overflow is ${d.queue.overflow})`);
+            w.error(
+              y.key,
+              `${where}.queue.block_timeout_ms only applies to overflow: block (overflow is ${d.queue.overflow})`,
+            );
           } else if (t !== undefined) {
             d.queue.blockTimeoutMs = t;
           }
@@ -367,17 +434,31 @@ function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): Da
     // Without `file:` the default depends on the user (src/config/aux-paths.ts); either way the placement is checked.
     const filePos = w.sources.get(`${where}.log.file`);
     if (!filePos) d.log.file = defaultAuxLogFile(host.log.file, name, d.user);
-    const placement = auxLogProblem({ name, user: d.user, file: d.log.file }, host.log.file, out.map((o) => ({ name: o.name, user: o.user, file: o.log.file })));
+    const placement = auxLogProblem(
+      { name, user: d.user, file: d.log.file },
+      host.log.file,
+      out.map((o) => ({ name: o.name, user: o.user, file: o.log.file })),
+    );
     if (placement) w.errors.push(new ConfigError(filePos ?? w.sources.get(`${where}.user`) ?? pos, placement));
     d.isolation = defaultIsolation(d.user);
     if ((x = m.get('isolation'))) {
       const iso = w.choice(x, `${where}.isolation`, AUX_ISOLATIONS);
       // Only a process of its own can change user: the host process stays root.
-      if (iso === 'inline' && d.user !== null) w.error(x.value, `${where}.isolation: inline cannot run as user "${d.user}" (use isolation: process)`, x.key);
+      if (iso === 'inline' && d.user !== null)
+        w.error(x.value, `${where}.isolation: inline cannot run as user "${d.user}" (use isolation: process)`, x.key);
       else if (iso) d.isolation = iso;
     }
     if ((x = m.get('max_restarts'))) d.maxRestarts = w.integer(x, `${where}.max_restarts`, 0, 10000) ?? d.maxRestarts;
-    d.outputs = (x = m.get('outputs')) ? readOutputs(w, x, `${where}.outputs`, name, baseDir, d.user ? dirname(defaultAuxSpoolDir(d.log.file, 'x')) : undefined) : [];
+    d.outputs = (x = m.get('outputs'))
+      ? readOutputs(
+          w,
+          x,
+          `${where}.outputs`,
+          name,
+          baseDir,
+          d.user ? dirname(defaultAuxSpoolDir(d.log.file, 'x')) : undefined,
+        )
+      : [];
     out.push(d);
   });
   return out;
@@ -393,7 +474,15 @@ function readRoutes(w: Walker, e: Entry, daemons: readonly DaemonConfig[]): Rout
     const m = w.mapping(item, where, ROUTE_KEYS);
     if (!m) return;
     const node = w.resolve(item);
-    const route: RouteConfig = { index: i, contid: [], types: null, keys: null, daemons: [], continue: false, pos: w.posOf(node, item) };
+    const route: RouteConfig = {
+      index: i,
+      contid: [],
+      types: null,
+      keys: null,
+      daemons: [],
+      continue: false,
+      pos: w.posOf(node, item),
+    };
     // A route with errors is still returned; the errors make analyzeConfig withhold the whole Config anyway.
     const c = m.get('contid');
     if (!c) w.error(node, `${where} needs a contid selector`, item);
@@ -419,7 +508,10 @@ function readRoutes(w: Walker, e: Entry, daemons: readonly DaemonConfig[]): Rout
           if (!t) continue;
           const n = /^[0-9]{1,5}$/.test(t.text) ? Number(t.text) : recordTypeNumber(t.text.toUpperCase());
           if (n === undefined || n < 1 || n > 0xffff) {
-            w.error(t.node, `${where}.types: unknown record type "${t.text.slice(0, 40)}"${didYouMean(t.text.toUpperCase(), Object.keys(RECORD_TYPES))}`);
+            w.error(
+              t.node,
+              `${where}.types: unknown record type "${t.text.slice(0, 40)}"${didYouMean(t.text.toUpperCase(), Object.keys(RECORD_TYPES))}`,
+            );
           } else {
             types.add(n);
           }
@@ -515,18 +607,37 @@ function checkOutputsDistinct(w: Walker, cfg: Config): void {
   }
   // Two outputs on one spool directory would append to each other's segments and move each other's cursor.
   const spools = new Map<string, string>();
-  const all = [...cfg.host.outputs.map((o) => ({ o, who: 'host' })), ...cfg.daemons.flatMap((d) => (d.outputs ?? []).map((o) => ({ o, who: `daemon "${d.name}"` })))];
+  const all = [
+    ...cfg.host.outputs.map((o) => ({ o, who: 'host' })),
+    ...cfg.daemons.flatMap((d) => (d.outputs ?? []).map((o) => ({ o, who: `daemon "${d.name}"` }))),
+  ];
   const placed = cfg.daemons.map((d) => ({ name: d.name, user: d.user, file: d.log.file }));
   const rlog = cfg.host.listen?.log;
   const rbad = rlog ? rootLogProblem('the remote log', rlog.file, placed) : null;
-  if (rbad) w.errors.push(new ConfigError(cfg.sources.get('host.listen.log.file') ?? cfg.host.listen?.pos ?? { file: cfg.file ?? '', line: 1 }, rbad));
+  if (rbad)
+    w.errors.push(
+      new ConfigError(
+        cfg.sources.get('host.listen.log.file') ?? cfg.host.listen?.pos ?? { file: cfg.file ?? '', line: 1 },
+        rbad,
+      ),
+    );
   for (const { o, who } of all) {
     if (!o.spool.dir) continue;
-    const d = placed.find((x) => `daemon "${x.name}"` === who) ?? { name: HOST_OWNER, user: null, file: cfg.host.log.file };
+    const d = placed.find((x) => `daemon "${x.name}"` === who) ?? {
+      name: HOST_OWNER,
+      user: null,
+      file: cfg.host.log.file,
+    };
     const bad = auxSpoolProblem(d, o.name, o.spool.dir, placed);
     if (bad) w.errors.push(new ConfigError(o.pos ?? { file: cfg.file ?? '', line: 1 }, bad));
     const other = spools.get(o.spool.dir);
-    if (other) w.errors.push(new ConfigError(o.pos ?? { file: cfg.file ?? '', line: 1 }, `output "${o.name}" of ${who} uses spool ${o.spool.dir}, which ${other} already uses`));
+    if (other)
+      w.errors.push(
+        new ConfigError(
+          o.pos ?? { file: cfg.file ?? '', line: 1 },
+          `output "${o.name}" of ${who} uses spool ${o.spool.dir}, which ${other} already uses`,
+        ),
+      );
     else spools.set(o.spool.dir, `output "${o.name}" of ${who}`);
   }
 }
@@ -535,12 +646,21 @@ function warnUnrouted(w: Walker, cfg: Config, daemonsEntry: Entry | undefined): 
   if (!daemonsEntry) return;
   const used = new Set(cfg.routes.flatMap((r) => r.daemons));
   for (const d of cfg.daemons) {
-    if (!used.has(d.name)) w.warnings.push(new ConfigError(d.pos, `daemon "${d.name}" is not named by any route; it receives no events`));
+    if (!used.has(d.name))
+      w.warnings.push(new ConfigError(d.pos, `daemon "${d.name}" is not named by any route; it receives no events`));
   }
-  const seenCatchAll = cfg.routes.find((r) => !r.continue && r.types === null && r.keys === null && coversAll(r.contid));
+  const seenCatchAll = cfg.routes.find(
+    (r) => !r.continue && r.types === null && r.keys === null && coversAll(r.contid),
+  );
   if (seenCatchAll) {
     for (const r of cfg.routes) {
-      if (r.index > seenCatchAll.index) w.warnings.push(new ConfigError(r.pos, `route ${r.index} can never match: route ${seenCatchAll.index} matches every event first`));
+      if (r.index > seenCatchAll.index)
+        w.warnings.push(
+          new ConfigError(
+            r.pos,
+            `route ${r.index} can never match: route ${seenCatchAll.index} matches every event first`,
+          ),
+        );
     }
   }
 }

@@ -3,7 +3,11 @@ import { allMsgTypes } from '../records/msgtypes';
 
 /** Every known name → number, for "did you mean" hints. */
 export const RECORD_TYPES: Readonly<Record<string, number>> = Object.freeze(
-  Object.fromEntries([...allMsgTypes().map(([n, name]) => [name, n] as const), ['CONTAINER_OP', 1020], ['CONTAINER_ID', 1336]]),
+  Object.fromEntries([
+    ...allMsgTypes().map(([n, name]) => [name, n] as const),
+    ['CONTAINER_OP', 1020],
+    ['CONTAINER_ID', 1336],
+  ]),
 );
 
 /** `SYSCALL` → 1300; `UNKNOWN[1999]` (how auditd prints unnamed types) → 1999; anything else → undefined. */

@@ -109,7 +109,10 @@ export interface RemoteOutputSpec extends OutputSpecBase {
   networkRetryMs: number;
   networkFailureAction: NetworkFailureAction;
   networkFailureExe: string | null;
-  /** Frames sent before waiting for acks; auditd's listener acks in order, so >1 pipelines. 1 = audisp-remote's stop-and-wait. */
+  /**
+   * Frames sent before waiting for acks; auditd's listener acks in order, so >1 pipelines. 1 = audisp-remote's
+   * stop-and-wait.
+   */
   window: number;
 }
 
@@ -147,7 +150,10 @@ export interface PluginOutputSpec extends OutputSpecBase {
   args: string[];
   pluginFormat: PluginFormat;
   maxRestarts: number;
-  /** A pipe has no acks: records written this many ms before a crash are fed to the restarted plugin again (default 1000). */
+  /**
+   * A pipe has no acks: records written this many ms before a crash are fed to the restarted plugin again (default
+   * 1000).
+   */
   resendWindowMs?: number;
   /** Run the plugin as this user (name or uid) and its primary group, with no supplementary groups or capabilities. */
   user?: string;
@@ -234,7 +240,9 @@ export interface ListenConfig {
   rateLimit?: number;
   /** Records a client address may send at once above the rate. */
   rateBurst?: number;
-  /** Log for remote records; null = the host log (`log: host`, auditd's behaviour). Absent = the host log (old callers). */
+  /**
+   * Log for remote records; null = the host log (`log: host`, auditd's behaviour). Absent = the host log (old callers).
+   */
   log?: OutputConfig | null;
   pos?: SourcePos;
 }

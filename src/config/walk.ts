@@ -1,4 +1,5 @@
-// Typed readers over a parsed YAML document that turn every type/range problem into a ConfigError at the node's file:line:col.
+// Typed readers over a parsed YAML document that turn every type/range problem into a ConfigError at the node's
+// file:line:col.
 import { isAlias, isMap, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Scalar } from 'yaml';
 import { ConfigError, type SourcePos } from '../errors';
 
@@ -31,7 +32,10 @@ export function duplicateKeyErrors(doc: Document.Parsed): { offset: number; reas
       for (const pair of map.items) {
         const key = pair.key as Node | null;
         if (++n > MAX_MAP_KEYS) {
-          out.push({ offset: key?.range?.[0] ?? map.range?.[0] ?? 0, reason: `more than ${MAX_MAP_KEYS} keys in one mapping` });
+          out.push({
+            offset: key?.range?.[0] ?? map.range?.[0] ?? 0,
+            reason: `more than ${MAX_MAP_KEYS} keys in one mapping`,
+          });
           if (out.length >= MAX_ERRORS) return visit.BREAK;
           break;
         }
@@ -123,7 +127,12 @@ export class Walker {
    * Reads a mapping, applying `<<` merge keys, and rejects keys outside `allowed` with a "did you mean" hint.
    * A null node reads as an empty mapping, so `kernel:` with every child commented out is valid.
    */
-  mapping(node: Node | null, where: string, allowed: readonly string[], owner?: Node | null): Map<string, Entry> | undefined {
+  mapping(
+    node: Node | null,
+    where: string,
+    allowed: readonly string[],
+    owner?: Node | null,
+  ): Map<string, Entry> | undefined {
     const out = new Map<string, Entry>();
     const n = this.resolve(node);
     if (n === null) return out;
@@ -152,7 +161,13 @@ export class Walker {
     return out;
   }
 
-  private mergeInto(into: Map<string, Entry>, value: Node | null, where: string, allowed: readonly string[], key: Node): void {
+  private mergeInto(
+    into: Map<string, Entry>,
+    value: Node | null,
+    where: string,
+    allowed: readonly string[],
+    key: Node,
+  ): void {
     const v = this.resolve(value);
     const sources = v && isSeq(v) ? (v.items as Node[]) : [value];
     for (const src of sources) {
@@ -178,7 +193,11 @@ export class Walker {
   }
 
   /** Plain text of a scalar: the source for plain scalars (keeps `0x10` and big numbers exact), the value otherwise. */
-  scalarText(node: Node | null, where: string, owner: Node | null): { text: string; node: Scalar; quoted: boolean } | undefined {
+  scalarText(
+    node: Node | null,
+    where: string,
+    owner: Node | null,
+  ): { text: string; node: Scalar; quoted: boolean } | undefined {
     const n = this.resolve(node);
     // An empty value's null node sits after the colon; the key is what the reader looks for.
     if (n === null) return this.error(owner ?? node, `${where} needs a value`, node);
@@ -209,7 +228,8 @@ export class Walker {
     }
     const neg = text.startsWith('-');
     const big = neg ? -BigInt(text.slice(1)) : BigInt(text);
-    if (big < BigInt(min) || big > BigInt(max)) return this.error(node, `${where} must be between ${min} and ${max}, got ${text}`);
+    if (big < BigInt(min) || big > BigInt(max))
+      return this.error(node, `${where} must be between ${min} and ${max}, got ${text}`);
     return Number(big);
   }
 
@@ -217,7 +237,9 @@ export class Walker {
     const s = this.scalarText(e.value, where, e.key);
     if (!s) return undefined;
     if (typeof s.node.value === 'boolean') return s.node.value;
-    const hint = /^(yes|no|on|off|y|n)$/i.test(s.text) ? ` (YAML 1.2: write ${/^(yes|on|y)$/i.test(s.text) ? 'true' : 'false'})` : '';
+    const hint = /^(yes|no|on|off|y|n)$/i.test(s.text)
+      ? ` (YAML 1.2: write ${/^(yes|on|y)$/i.test(s.text) ? 'true' : 'false'})`
+      : '';
     return this.error(s.node, `${where} must be true or false, got ${describeScalar(s.node)}${hint}`);
   }
 
@@ -227,7 +249,10 @@ export class Walker {
     if (!s) return undefined;
     const found = choices.find((c) => c.toLowerCase() === s.text.toLowerCase());
     if (found !== undefined) return found;
-    return this.error(s.node, `${where} must be one of ${choices.join(', ')}; got "${s.text}"${didYouMean(s.text, choices)}`);
+    return this.error(
+      s.node,
+      `${where} must be one of ${choices.join(', ')}; got "${s.text}"${didYouMean(s.text, choices)}`,
+    );
   }
 }
 
@@ -263,7 +288,8 @@ export function editDistance(a: string, b: string): number {
       const prev = rows[i - 1] as number[];
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       let d = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, (rows[i - 2] as number[])[j - 2] as number + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d = Math.min(d, ((rows[i - 2] as number[])[j - 2] as number) + 1);
       row[j] = d;
     }
     rows.push(row);
@@ -296,10 +322,16 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
  * unique-key check compares each key with every earlier one (40k keys took 40 s); duplicateKeyErrors does the same
  * check with a Map, in one pass over the document.
  */
-export function parseConfigYaml(text: string): { doc: Document.Parsed; problems: { offset: number; reason: string }[] } {
+export function parseConfigYaml(text: string): {
+  doc: Document.Parsed;
+  problems: { offset: number; reason: string }[];
+} {
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false, strict: true, version: '1.2' });
   // YAML warnings (unknown tags, for instance) are errors too: a config must mean exactly one thing.
-  const problems = [...doc.errors, ...doc.warnings].map((e) => ({ offset: e.pos[0], reason: `YAML ${e.code}: ${firstLineOf(e.message)}` }));
+  const problems = [...doc.errors, ...doc.warnings].map((e) => ({
+    offset: e.pos[0],
+    reason: `YAML ${e.code}: ${firstLineOf(e.message)}`,
+  }));
   problems.push(...duplicateKeyErrors(doc));
   problems.sort((a, b) => a.offset - b.offset);
   return { doc, problems };

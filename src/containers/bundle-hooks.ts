@@ -25,9 +25,11 @@ export function withAuditmuxHooks(configText: Buffer, hook: HookSpec): { text: s
   } catch (e) {
     throw new OciStateError(`bundle config.json is not JSON (${(e as Error).message})`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new OciStateError('bundle config.json must be a JSON object');
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new OciStateError('bundle config.json must be a JSON object');
   const o = doc as Record<string, unknown>;
-  if (o.hooks !== undefined && (typeof o.hooks !== 'object' || o.hooks === null || Array.isArray(o.hooks))) throw new OciStateError('"hooks" in config.json must be an object');
+  if (o.hooks !== undefined && (typeof o.hooks !== 'object' || o.hooks === null || Array.isArray(o.hooks)))
+    throw new OciStateError('"hooks" in config.json must be an object');
   const hooks = (o.hooks ?? {}) as Record<string, unknown>;
   let changed = false;
   for (const stage of ['createRuntime', 'poststop']) {

@@ -5,7 +5,9 @@ export type Runtime = 'docker' | 'containerd' | 'cri-o' | 'kubernetes' | 'podman
 
 export interface CgroupMatch {
   runtime: Runtime;
-  /** The runtime's container ID (64 hex for docker/containerd/CRI-O/podman, the OCI id for runc, a name for machines). */
+  /**
+   * The runtime's container ID (64 hex for docker/containerd/CRI-O/podman, the OCI id for runc, a name for machines).
+   */
   id: string;
   /** The cgroup path down to and including the container's own component: processes below it are the container's. */
   base: string;
@@ -26,7 +28,8 @@ export const OCI_ID_RE = /^[A-Za-z0-9_+.-]{1,128}$/;
 /** systemd unit-name characters after escaping (systemd-escape leaves [A-Za-z0-9:_.\\-]). */
 const UNIT_NAME_RE = /^[A-Za-z0-9:_.\\-]{1,256}$/;
 /** Top-level names that are never a plain runc container (systemd units, runtime parents, this machine's sandbox). */
-const NOT_RUNC = /\.(slice|scope|service|mount|socket|swap|target)$|^(docker|kubepods|libpod_parent|machine|lxc|lxc\.payload|lxc\.monitor|system|user|init|podman)$/;
+const NOT_RUNC =
+  /\.(slice|scope|service|mount|socket|swap|target)$|^(docker|kubepods|libpod_parent|machine|lxc|lxc\.payload|lxc\.monitor|system|user|init|podman)$/;
 
 export interface ProcCgroup {
   /** The cgroup v2 path (`0::/path`), or null on a pure v1 machine. */
@@ -90,7 +93,8 @@ export function classifyCgroupPath(path: string): CgroupMatch | null {
   const top = parts[0]!;
 
   // docker, cgroupfs driver: /docker/<64 hex>
-  if (top === 'docker' && parts.length >= 2 && HEX64.test(parts[1]!)) return { runtime: 'docker', id: parts[1]!, base: base(1) };
+  if (top === 'docker' && parts.length >= 2 && HEX64.test(parts[1]!))
+    return { runtime: 'docker', id: parts[1]!, base: base(1) };
 
   // podman without systemd (as on this machine): /libpod_parent/libpod-<64 hex>[/...]
   if (top === 'libpod_parent' && parts.length >= 2) {
@@ -107,9 +111,12 @@ export function classifyCgroupPath(path: string): CgroupMatch | null {
     if (!podUid || !parts[i + 1]) return null;
     const c = parts[i + 1]!;
     let m: RegExpExecArray | null;
-    if ((m = /^cri-containerd-([0-9a-f]{64})\.scope$/.exec(c))) return { runtime: 'containerd', id: m[1]!, base: base(i + 1), podUid };
-    if ((m = /^crio-([0-9a-f]{64})(?:\.scope)?$/.exec(c))) return { runtime: 'cri-o', id: m[1]!, base: base(i + 1), podUid };
-    if ((m = /^docker-([0-9a-f]{64})\.scope$/.exec(c))) return { runtime: 'docker', id: m[1]!, base: base(i + 1), podUid };
+    if ((m = /^cri-containerd-([0-9a-f]{64})\.scope$/.exec(c)))
+      return { runtime: 'containerd', id: m[1]!, base: base(i + 1), podUid };
+    if ((m = /^crio-([0-9a-f]{64})(?:\.scope)?$/.exec(c)))
+      return { runtime: 'cri-o', id: m[1]!, base: base(i + 1), podUid };
+    if ((m = /^docker-([0-9a-f]{64})\.scope$/.exec(c)))
+      return { runtime: 'docker', id: m[1]!, base: base(i + 1), podUid };
     if (HEX64.test(c)) return { runtime: 'kubernetes', id: c, base: base(i + 1), podUid };
     return null;
   }
@@ -123,7 +130,8 @@ export function classifyCgroupPath(path: string): CgroupMatch | null {
     if ((m = /^docker-([0-9a-f]{64})\.scope$/.exec(c))) return { runtime: 'docker', id: m[1]!, base: base(1) };
     if ((m = /^libpod-([0-9a-f]{64})\.scope$/.exec(c))) return { runtime: 'podman', id: m[1]!, base: base(1) };
     if ((m = /^crio-([0-9a-f]{64})\.scope$/.exec(c))) return { runtime: 'cri-o', id: m[1]!, base: base(1) };
-    if ((m = /^cri-containerd-([0-9a-f]{64})\.scope$/.exec(c))) return { runtime: 'containerd', id: m[1]!, base: base(1) };
+    if ((m = /^cri-containerd-([0-9a-f]{64})\.scope$/.exec(c)))
+      return { runtime: 'containerd', id: m[1]!, base: base(1) };
     if (top === 'machine.slice' && (m = /^machine-(.+)\.scope$/.exec(c)) && UNIT_NAME_RE.test(m[1]!)) {
       // libvirt's LXC driver and systemd-nspawn both register machines; `lxc-` names are libvirt's.
       return { runtime: m[1]!.startsWith('lxc\\x2d') ? 'lxc' : 'nspawn', id: m[1]!, base: base(1) };
@@ -132,11 +140,13 @@ export function classifyCgroupPath(path: string): CgroupMatch | null {
   }
 
   // LXC (lxc 4+): /lxc.payload.<name>[/...]; older: /lxc/<name>
-  if (top.startsWith('lxc.payload.') && top.length > 12 && OCI_ID_RE.test(top.slice(12))) return { runtime: 'lxc', id: top.slice(12), base: base(0) };
+  if (top.startsWith('lxc.payload.') && top.length > 12 && OCI_ID_RE.test(top.slice(12)))
+    return { runtime: 'lxc', id: top.slice(12), base: base(0) };
   if (top === 'lxc' && parts[1] && OCI_ID_RE.test(parts[1])) return { runtime: 'lxc', id: parts[1], base: base(1) };
 
   // Plain runc without cgroupsPath: /<container id>. Any top-level name could be one, so runc's state must confirm it.
-  if (OCI_ID_RE.test(top) && !NOT_RUNC.test(top)) return { runtime: 'runc', id: top, base: base(0), verify: 'runc-state' };
+  if (OCI_ID_RE.test(top) && !NOT_RUNC.test(top))
+    return { runtime: 'runc', id: top, base: base(0), verify: 'runc-state' };
   return null;
 }
 
@@ -144,7 +154,10 @@ export function classifyCgroupPath(path: string): CgroupMatch | null {
  * Classifies a process's whole /proc/PID/cgroup text: the first candidate path (see candidatePaths) that matches and,
  * for matches that need it, that `verify` confirms.
  */
-export function classifyProcCgroup(text: string, verify: (m: CgroupMatch) => boolean = () => false): CgroupMatch | null {
+export function classifyProcCgroup(
+  text: string,
+  verify: (m: CgroupMatch) => boolean = () => false,
+): CgroupMatch | null {
   const cg = parseProcCgroup(text);
   for (const p of candidatePaths(cg)) {
     const m = classifyCgroupPath(p);

@@ -101,7 +101,10 @@ export class ContainerDiscovery {
   graceMs = 10000;
   readonly counters: DiscoveryCounters = { scans: 0, classified: 0, retiredGone: 0 };
 
-  constructor(readonly registry: ContainerRegistry, readonly proc: ContainerProc) {}
+  constructor(
+    readonly registry: ContainerRegistry,
+    readonly proc: ContainerProc,
+  ) {}
 
   owns(contid: bigint): boolean {
     return this.registry.get(contid) !== undefined;
@@ -115,7 +118,10 @@ export class ContainerDiscovery {
   classify(pid: number, cgroupText?: string | null, confirm?: (m: CgroupMatch) => boolean): CgroupMatch | null {
     const t = cgroupText ?? this.proc.cgroupText(pid);
     if (!t) return null;
-    return classifyProcCgroup(t, (m) => m.verify === 'runc-state' && (this.proc.runcState(m.id) || (confirm?.(m) ?? false)));
+    return classifyProcCgroup(
+      t,
+      (m) => m.verify === 'runc-state' && (this.proc.runcState(m.id) || (confirm?.(m) ?? false)),
+    );
   }
 
   /**
@@ -131,11 +137,20 @@ export class ContainerDiscovery {
       const meta: ContainerMeta = {};
       if (m.podUid) meta.podUid = m.podUid;
       // runc, nspawn and LXC IDs are the names their users chose; podman's name is its monitor's.
-      const name = m.runtime === 'runc' || m.runtime === 'nspawn' || m.runtime === 'lxc' ? m.id : this.runtimeName(pid, m.id);
+      const name =
+        m.runtime === 'runc' || m.runtime === 'nspawn' || m.runtime === 'lxc' ? m.id : this.runtimeName(pid, m.id);
       if (name) meta.name = name;
       const st = this.proc.stat(pid);
       try {
-        this.registry.register({ runtime: m.runtime, id: m.id, contid, source: 'cgroup', pid, pidStart: st?.starttime ?? null, meta });
+        this.registry.register({
+          runtime: m.runtime,
+          id: m.id,
+          contid,
+          source: 'cgroup',
+          pid,
+          pidStart: st?.starttime ?? null,
+          meta,
+        });
       } catch (e) {
         // Full: the process still gets its container's contid (derived, not stored); only the listing lacks it.
         if (!(e instanceof RegistryFullError)) throw e;
@@ -152,7 +167,8 @@ export class ContainerDiscovery {
     let cur = pid;
     for (let depth = 0; depth < 8 && cur > 1; depth++) {
       const argv = this.proc.cmdline(cur);
-      if (argv && argv.length > 0 && basename(argv[0]!) === 'conmon' && this.classify(cur) === null) return conmonName(argv, id);
+      if (argv && argv.length > 0 && basename(argv[0]!) === 'conmon' && this.classify(cur) === null)
+        return conmonName(argv, id);
       const st = this.proc.stat(cur);
       if (!st) return undefined;
       cur = st.ppid;
@@ -223,10 +239,12 @@ export class ContainerDiscovery {
         continue;
       }
       // Gone: the scan saw its processes before and sees none now, or its registered init no longer exists.
-      const initGone = c.pid !== null && (() => {
-        const st = this.proc.stat(c.pid!);
-        return !st || (c.pidStart !== null && st.starttime !== c.pidStart);
-      })();
+      const initGone =
+        c.pid !== null &&
+        (() => {
+          const st = this.proc.stat(c.pid!);
+          return !st || (c.pidStart !== null && st.starttime !== c.pidStart);
+        })();
       if ((set && set.size === 0) || initGone) {
         if (c.source === 'hook') {
           const since = this.emptySince.get(c.contid) ?? t;

@@ -25,11 +25,28 @@ export function metaFromAnnotations(a: Record<string, string>): ContainerMeta {
   const set = (k: keyof ContainerMeta, v: string | undefined): void => {
     if (v !== undefined) m[k] = v;
   };
-  set('podName', pick(a, ['io.kubernetes.cri.sandbox-name', 'io.kubernetes.cri-o.SandboxName', 'io.kubernetes.pod.name']));
-  set('podNamespace', pick(a, ['io.kubernetes.cri.sandbox-namespace', 'io.kubernetes.cri-o.Namespace', 'io.kubernetes.pod.namespace']));
+  set(
+    'podName',
+    pick(a, ['io.kubernetes.cri.sandbox-name', 'io.kubernetes.cri-o.SandboxName', 'io.kubernetes.pod.name']),
+  );
+  set(
+    'podNamespace',
+    pick(a, ['io.kubernetes.cri.sandbox-namespace', 'io.kubernetes.cri-o.Namespace', 'io.kubernetes.pod.namespace']),
+  );
   set('podUid', pick(a, ['io.kubernetes.cri.sandbox-uid', 'io.kubernetes.pod.uid']));
-  set('containerName', pick(a, ['io.kubernetes.cri.container-name', 'io.kubernetes.container.name', 'io.kubernetes.cri-o.ContainerName']));
-  set('image', pick(a, ['io.kubernetes.cri.image-name', 'io.kubernetes.cri-o.ImageName', 'io.auditmux.image', 'org.opencontainers.image.ref.name']));
+  set(
+    'containerName',
+    pick(a, ['io.kubernetes.cri.container-name', 'io.kubernetes.container.name', 'io.kubernetes.cri-o.ContainerName']),
+  );
+  set(
+    'image',
+    pick(a, [
+      'io.kubernetes.cri.image-name',
+      'io.kubernetes.cri-o.ImageName',
+      'io.auditmux.image',
+      'org.opencontainers.image.ref.name',
+    ]),
+  );
   set('name', pick(a, ['io.auditmux.name', 'io.kubernetes.cri-o.Name', 'nerdctl/name']) ?? m.containerName);
   return m;
 }

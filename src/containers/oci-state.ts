@@ -31,7 +31,6 @@ export class OciStateError extends AuditmuxError {
   }
 }
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
 
 /** A bounded, printable string value (annotations are free text but never control characters or huge). */
@@ -54,52 +53,77 @@ export function parseOciState(input: Buffer | string): OciState {
     // V8 names the position ("... in JSON at position 12"): keep it in the message.
     throw new OciStateError(`not JSON (${(e as Error).message})`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new OciStateError('the document must be a JSON object');
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new OciStateError('the document must be a JSON object');
   const o = doc as Record<string, unknown>;
   const ociVersion = o.ociVersion === undefined ? '' : str(o.ociVersion, 'ociVersion', 64);
   const id = str(o.id, 'id', 128);
-  if (!OCI_ID_RE.test(id) || id === '.' || id === '..') throw new OciStateError(`"id" ${JSON.stringify(id.slice(0, 64))} is not an OCI container ID ([A-Za-z0-9_+.-], 1-128)`);
+  if (!OCI_ID_RE.test(id) || id === '.' || id === '..')
+    throw new OciStateError(
+      `"id" ${JSON.stringify(id.slice(0, 64))} is not an OCI container ID ([A-Za-z0-9_+.-], 1-128)`,
+    );
   const status = str(o.status, 'status', 16) as OciStatus;
-  if (!STATUSES.includes(status)) throw new OciStateError(`"status" ${JSON.stringify(status)} is not one of ${STATUSES.join(', ')}`);
+  if (!STATUSES.includes(status))
+    throw new OciStateError(`"status" ${JSON.stringify(status)} is not one of ${STATUSES.join(', ')}`);
   let pid = 0;
   if (o.pid !== undefined) {
-    if (typeof o.pid !== 'number' || !Number.isInteger(o.pid) || o.pid < 0 || o.pid > PID_MAX) throw new OciStateError(`"pid" must be an integer in 0..${PID_MAX}`);
+    if (typeof o.pid !== 'number' || !Number.isInteger(o.pid) || o.pid < 0 || o.pid > PID_MAX)
+      throw new OciStateError(`"pid" must be an integer in 0..${PID_MAX}`);
     pid = o.pid;
   }
   const bundle = o.bundle === undefined ? '' : str(o.bundle, 'bundle', PATH_MAX);
   if (bundle && !bundle.startsWith('/')) throw new OciStateError('"bundle" must be an absolute path');
   const annotations: Record<string, string> = Object.create(null) as Record<string, string>;
   if (o.annotations !== undefined && o.annotations !== null) {
-    if (typeof o.annotations !== 'object' || Array.isArray(o.annotations)) throw new OciStateError('"annotations" must be an object of strings');
+    if (typeof o.annotations !== 'object' || Array.isArray(o.annotations))
+      throw new OciStateError('"annotations" must be an object of strings');
     const entries = Object.entries(o.annotations as Record<string, unknown>);
     if (entries.length > ANNOTATIONS_MAX) throw new OciStateError(`more than ${ANNOTATIONS_MAX} annotations`);
     for (const [k, v] of entries) {
-      if (k.length === 0 || k.length > ANNOTATION_KEY_MAX || CONTROL.test(k)) throw new OciStateError(`annotation key ${JSON.stringify(k.slice(0, 64))} is empty, too long or has control characters`);
+      if (k.length === 0 || k.length > ANNOTATION_KEY_MAX || CONTROL.test(k))
+        throw new OciStateError(
+          `annotation key ${JSON.stringify(k.slice(0, 64))} is empty, too long or has control characters`,
+        );
       annotations[k] = str(v, `annotations.${k}`, ANNOTATION_VALUE_MAX);
     }
   }
   return { ociVersion, id, status, pid, bundle, annotations };
 }
 
-/** The annotations of a bundle's config.json (a trusted runtime wrote it, but it is bounded and checked all the same). */
-export function parseBundleAnnotations(input: Buffer): { annotations: Record<string, string>; hostname: string | null } {
+/**
+ * The annotations of a bundle's config.json (a trusted runtime wrote it, but it is bounded and checked all the same).
+ */
+export function parseBundleAnnotations(input: Buffer): {
+  annotations: Record<string, string>;
+  hostname: string | null;
+} {
   let doc: unknown;
   try {
     doc = JSON.parse(input.toString('utf8'));
   } catch (e) {
     throw new OciStateError(`bundle config.json is not JSON (${(e as Error).message})`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new OciStateError('bundle config.json must be a JSON object');
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new OciStateError('bundle config.json must be a JSON object');
   const o = doc as Record<string, unknown>;
   const annotations: Record<string, string> = Object.create(null) as Record<string, string>;
   if (typeof o.annotations === 'object' && o.annotations !== null && !Array.isArray(o.annotations)) {
     let n = 0;
     for (const [k, v] of Object.entries(o.annotations as Record<string, unknown>)) {
       if (++n > ANNOTATIONS_MAX) break;
-      if (typeof v !== 'string' || k.length === 0 || k.length > ANNOTATION_KEY_MAX || CONTROL.test(k) || v.length > ANNOTATION_VALUE_MAX || CONTROL.test(v)) continue;
+      if (
+        typeof v !== 'string' ||
+        k.length === 0 ||
+        k.length > ANNOTATION_KEY_MAX ||
+        CONTROL.test(k) ||
+        v.length > ANNOTATION_VALUE_MAX ||
+        CONTROL.test(v)
+      )
+        continue;
       annotations[k] = v;
     }
   }
-  const hostname = typeof o.hostname === 'string' && o.hostname.length <= 253 && !CONTROL.test(o.hostname) ? o.hostname : null;
+  const hostname =
+    typeof o.hostname === 'string' && o.hostname.length <= 253 && !CONTROL.test(o.hostname) ? o.hostname : null;
   return { annotations, hostname };
 }

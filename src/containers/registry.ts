@@ -89,7 +89,8 @@ export class ContainerRegistry {
       }
       if (r.bundle && !cur.bundle) cur.bundle = r.bundle;
       if (r.annotations && Object.keys(cur.annotations).length === 0) cur.annotations = r.annotations;
-      for (const [k, v] of Object.entries(r.meta ?? {}) as Array<[keyof ContainerMeta, string]>) if (v && !cur.meta[k]) cur.meta[k] = v;
+      for (const [k, v] of Object.entries(r.meta ?? {}) as Array<[keyof ContainerMeta, string]>)
+        if (v && !cur.meta[k]) cur.meta[k] = v;
       if (cur.runtime === 'oci' && r.runtime !== 'oci') cur.runtime = r.runtime;
       return { info: cur, isNew: false };
     }
@@ -98,9 +99,22 @@ export class ContainerRegistry {
       throw new RegistryFullError(`container registry full (${this.live.size} live containers)`);
     }
     const info: ContainerInfo = {
-      contid: r.contid, runtime: r.runtime, id: r.id, meta: { ...(r.meta ?? {}) }, source: r.source,
-      pid: r.pid ?? null, pidStart: r.pidStart ?? null, bundle: r.bundle ?? null, annotations: r.annotations ?? {},
-      firstSeen: t, lastSeen: t, retired: null, retireReason: null, routed: 0, dropped: 0, hostOnly: 0,
+      contid: r.contid,
+      runtime: r.runtime,
+      id: r.id,
+      meta: { ...(r.meta ?? {}) },
+      source: r.source,
+      pid: r.pid ?? null,
+      pidStart: r.pidStart ?? null,
+      bundle: r.bundle ?? null,
+      annotations: r.annotations ?? {},
+      firstSeen: t,
+      lastSeen: t,
+      retired: null,
+      retireReason: null,
+      routed: 0,
+      dropped: 0,
+      hostOnly: 0,
     };
     this.live.set(r.contid, info);
     this.counters.births++;
@@ -124,7 +138,9 @@ export class ContainerRegistry {
     return c;
   }
 
-  /** Counts one event of a container: delivered to `routed` daemons, `dropped` by full queues, or kept by the host only. */
+  /**
+   * Counts one event of a container: delivered to `routed` daemons, `dropped` by full queues, or kept by the host only.
+   */
   noteEvent(contid: bigint, routed: number, dropped: number): void {
     const c = this.live.get(contid);
     if (!c) return;

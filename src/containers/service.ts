@@ -36,8 +36,16 @@ function val(v: string | null | undefined): string {
 export function containerRecordBody(op: 'birth' | 'retire', c: ContainerInfo): string {
   const m = c.meta;
   const parts = [
-    `op=container-${op}`, `contid=${c.contid}`, `runtime=${c.runtime}`, `container=${val(c.id)}`, `name=${val(m.name)}`,
-    `image=${val(m.image)}`, `pod=${val(m.podName)}`, `namespace=${val(m.podNamespace)}`, `source=${c.source}`, `opid=${c.pid ?? -1}`,
+    `op=container-${op}`,
+    `contid=${c.contid}`,
+    `runtime=${c.runtime}`,
+    `container=${val(c.id)}`,
+    `name=${val(m.name)}`,
+    `image=${val(m.image)}`,
+    `pod=${val(m.podName)}`,
+    `namespace=${val(m.podNamespace)}`,
+    `source=${c.source}`,
+    `opid=${c.pid ?? -1}`,
   ];
   if (op === 'retire') parts.push(`reason=${c.retireReason ?? '?'}`, `routed=${c.routed}`, `dropped=${c.dropped}`);
   parts.push('res=1');
@@ -86,7 +94,9 @@ export class Containers {
     const annotations: Record<string, string> = { ...state.annotations };
     if (reg.bundleAnnotations && typeof reg.bundleAnnotations === 'object') {
       // Re-validated: the same bounds as the state's own annotations.
-      const b = parseOciState(JSON.stringify({ id: state.id, status: state.status, annotations: reg.bundleAnnotations })).annotations;
+      const b = parseOciState(
+        JSON.stringify({ id: state.id, status: state.status, annotations: reg.bundleAnnotations }),
+      ).annotations;
       for (const [k, v] of Object.entries(b)) if (!(k in annotations)) annotations[k] = v;
     }
     // A plain runc `/<id>` cgroup named after this very container is confirmed by the (root) hook's own state: runc
@@ -100,7 +110,10 @@ export class Containers {
     }
     if (match && match.id !== state.id) {
       this.counters.hookRefused++;
-      throw new ContainerError('E_CONTAINER_MISMATCH', `pid ${state.pid} is in container ${match.id.slice(0, 64)} (by its cgroup), not ${state.id}`);
+      throw new ContainerError(
+        'E_CONTAINER_MISMATCH',
+        `pid ${state.pid} is in container ${match.id.slice(0, 64)} (by its cgroup), not ${state.id}`,
+      );
     }
     const st = state.pid > 0 ? this.discovery.proc.stat(state.pid) : null;
     if (state.pid > 0 && !st) throw new ContainerError('E_CONTAINER_NOPID', `no process ${state.pid}`);
@@ -114,15 +127,28 @@ export class Containers {
     let isNew = false;
     try {
       isNew = this.registry.register({
-        runtime, id: state.id, contid, source: 'hook', pid: state.pid || null, pidStart: st?.starttime ?? null,
-        bundle: state.bundle || null, annotations, meta,
+        runtime,
+        id: state.id,
+        contid,
+        source: 'hook',
+        pid: state.pid || null,
+        pidStart: st?.starttime ?? null,
+        bundle: state.bundle || null,
+        annotations,
+        meta,
       }).isNew;
     } catch (e) {
       if (!(e instanceof RegistryFullError)) throw e;
     }
     if (state.pid > 0 && st) this.tracker.adopt(state.pid, contid, st.starttime);
     // cgroupKnown: the container's processes are recognised by their cgroup, so no fork tracking is needed for them.
-    return { contid: contid.toString(), id: state.id, name: meta.name ?? null, new: isNew, cgroupKnown: match !== null };
+    return {
+      contid: contid.toString(),
+      id: state.id,
+      name: meta.name ?? null,
+      new: isNew,
+      cgroupKnown: match !== null,
+    };
   }
 
   list(): Array<Record<string, unknown>> {

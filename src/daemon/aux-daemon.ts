@@ -1,4 +1,5 @@
-// Host-side handle of one auxiliary daemon: its queue, and its writer in its own process or in the host's, restarted with back-off.
+// Host-side handle of one auxiliary daemon: its queue, and its writer in its own process or in the host's, restarted
+// with back-off.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -6,7 +7,15 @@ import type { Socket } from 'node:net';
 import type { DaemonConfig } from '../config/schema';
 import type { Diag } from './diagnostics';
 import { AuxQueue } from './aux-queue';
-import { Frame, FrameReader, decodeEvent, encodeEvent, encodeFrame, encodeJsonFrame, type EventRecord } from './aux-ipc';
+import {
+  Frame,
+  FrameReader,
+  decodeEvent,
+  encodeEvent,
+  encodeFrame,
+  encodeJsonFrame,
+  type EventRecord,
+} from './aux-ipc';
 import { AuxWriter } from './aux-writer';
 import { lookupUser } from './users';
 import { ensureOwnedDir } from '../safefs';
@@ -40,7 +49,10 @@ const MAX_INFLIGHT_EVENTS = 8192;
 const SEND_BYTES = 1 << 20;
 /** A process that stayed up this long is healthy again: its restart count starts over. */
 const HEALTHY_MS = 60_000;
-/** An inline daemon's log is written at once when this much is buffered; below it, within FLUSH_DELAY_MS (as the host's). */
+/**
+ * An inline daemon's log is written at once when this much is buffered; below it, within FLUSH_DELAY_MS (as the
+ * host's).
+ */
 const FLUSH_NOW_BYTES = 256 * 1024;
 const FLUSH_DELAY_MS = 5;
 
@@ -76,7 +88,10 @@ export class AuxDaemon {
   private restarting: Promise<void> | null = null;
   lastError = '';
 
-  constructor(public config: DaemonConfig, private readonly hooks: AuxDaemonHooks) {
+  constructor(
+    public config: DaemonConfig,
+    private readonly hooks: AuxDaemonHooks,
+  ) {
     this.queue = new AuxQueue(config.queue.depth, config.queue.overflow);
   }
 
@@ -88,7 +103,10 @@ export class AuxDaemon {
     return this.config.isolation === 'inline';
   }
 
-  /** Applies a changed config (reload); the daemon restarts (after writing what it holds) only if its log, outputs, user or isolation changed. */
+  /**
+   * Applies a changed config (reload); the daemon restarts (after writing what it holds) only if its log, outputs, user
+   * or isolation changed.
+   */
   update(cfg: DaemonConfig): void {
     const old = this.config;
     const restart =
@@ -129,7 +147,13 @@ export class AuxDaemon {
     this.state = 'starting';
     this.startedAt = Date.now();
     const w = new AuxWriter(
-      { name: this.name, log: this.config.log, outputs: this.config.outputs ?? [], nodeName: this.hooks.nodeName, contidKernel: this.hooks.contidKernel },
+      {
+        name: this.name,
+        log: this.config.log,
+        outputs: this.config.outputs ?? [],
+        nodeName: this.hooks.nodeName,
+        contidKernel: this.hooks.contidKernel,
+      },
       (m) => {
         this.lastError = m;
         this.hooks.diag.warn({ daemon: this.name, err: m }, 'aux daemon reported an error');
@@ -163,7 +187,9 @@ export class AuxDaemon {
     this.afterCrash(`error=${JSON.stringify(this.lastError)}`);
   }
 
-  /** Writes what the inline writer buffered now when it is a lot, else a few ms later (one write() for small batches). */
+  /**
+   * Writes what the inline writer buffered now when it is a lot, else a few ms later (one write() for small batches).
+   */
   private scheduleFlush(): void {
     const w = this.writer;
     if (!w) return;
@@ -210,7 +236,9 @@ export class AuxDaemon {
     this.chan = chan;
     this.writable = true;
     child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (d: string) => this.hooks.diag.warn({ daemon: this.name, stderr: d.trim() }, 'aux daemon stderr'));
+    child.stderr?.on('data', (d: string) =>
+      this.hooks.diag.warn({ daemon: this.name, stderr: d.trim() }, 'aux daemon stderr'),
+    );
     const reader = new FrameReader((kind, body) => this.onFrame(kind, body));
     chan.on('data', (chunk: Buffer) => {
       try {
@@ -229,7 +257,16 @@ export class AuxDaemon {
       this.lastError = e.message;
     });
     child.on('exit', (code, signal) => this.onExit(code, signal));
-    chan.write(encodeJsonFrame(Frame.CONFIG, { name: cfg.name, log: cfg.log, outputs: cfg.outputs ?? [], nodeName: this.hooks.nodeName, contidKernel: this.hooks.contidKernel, ...(ids ? { uid: ids.uid, gid: ids.gid } : {}) }));
+    chan.write(
+      encodeJsonFrame(Frame.CONFIG, {
+        name: cfg.name,
+        log: cfg.log,
+        outputs: cfg.outputs ?? [],
+        nodeName: this.hooks.nodeName,
+        contidKernel: this.hooks.contidKernel,
+        ...(ids ? { uid: ids.uid, gid: ids.gid } : {}),
+      }),
+    );
   }
 
   private onFrame(kind: number, body: Buffer): void {

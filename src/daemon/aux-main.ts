@@ -42,7 +42,9 @@ function main(): void {
           // The host made this directory the user's own (prepareAuxLogDir); anything else here is not ours to write.
           const st = statSync('.');
           if (st.uid !== cfg.uid) {
-            fail(`log directory ${dirname(cfg.log.file)} is owned by uid ${st.uid}, not the daemon's uid ${cfg.uid} (refused)`);
+            fail(
+              `log directory ${dirname(cfg.log.file)} is owned by uid ${st.uid}, not the daemon's uid ${cfg.uid} (refused)`,
+            );
             process.exitCode = 1;
             chan.destroy();
             return;
@@ -51,7 +53,9 @@ function main(): void {
           process.setgid?.(cfg.gid);
           process.setuid?.(cfg.uid);
           // Spools in its own directory are reached from here too (src/config/aux-paths.ts).
-          cfg.outputs = cfg.outputs.map((o) => (o.spool.dir ? { ...o, spool: { ...o.spool, dir: spoolFromOwnDir(cfg.log.file, o.spool.dir) } } : o));
+          cfg.outputs = cfg.outputs.map((o) =>
+            o.spool.dir ? { ...o, spool: { ...o.spool, dir: spoolFromOwnDir(cfg.log.file, o.spool.dir) } } : o,
+          );
         }
         const w = new AuxWriter(cfg, fail, stderrDiag, logPath);
         let known: number;

@@ -30,7 +30,10 @@ export class AuxQueue {
   /** Drops since the last report, so the host can log them as records. */
   unreportedDrops = 0;
 
-  constructor(public depth: number, public overflow: OverflowAction) {}
+  constructor(
+    public depth: number,
+    public overflow: OverflowAction,
+  ) {}
 
   get size(): number {
     return this.pending.length - this.pendingHead + this.inflight.length;

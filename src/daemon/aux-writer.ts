@@ -26,7 +26,10 @@ export function recentEventIds(path: string): Map<string, number> {
   let size: number;
   try {
     // A symlink or a hard link at the log's name is not our log (and the writer refuses it just after): read nothing.
-    ({ fd, stat: { size } } = openNoFollow(path, constants.O_RDONLY, { what: 'log file' }));
+    ({
+      fd,
+      stat: { size },
+    } = openNoFollow(path, constants.O_RDONLY, { what: 'log file' }));
   } catch {
     return ids;
   }
@@ -75,7 +78,11 @@ export class AuxWriter {
     log.open();
     this.log = log;
     try {
-      this.outputs = createOutputs(this.cfg.outputs ?? [], { ...(this.cfg.nodeName ? { nodeName: this.cfg.nodeName } : {}), contidKernel: this.cfg.contidKernel, diag: this.diag });
+      this.outputs = createOutputs(this.cfg.outputs ?? [], {
+        ...(this.cfg.nodeName ? { nodeName: this.cfg.nodeName } : {}),
+        contidKernel: this.cfg.contidKernel,
+        diag: this.diag,
+      });
     } catch (e) {
       this.report(`outputs: ${(e as Error).message}`);
     }

@@ -46,8 +46,15 @@ export function parseRequest(line: string): ParsedRequest {
   }
   const r = req as { id?: unknown; cmd?: unknown; args?: unknown };
   const id = r.id ?? null;
-  if (typeof r.cmd !== 'string' || (r.args !== undefined && (typeof r.args !== 'object' || r.args === null || Array.isArray(r.args)))) {
-    return { ok: false, id, error: { code: 'E_USAGE', message: 'request needs "cmd" (string) and optional "args" (object)' } };
+  if (
+    typeof r.cmd !== 'string' ||
+    (r.args !== undefined && (typeof r.args !== 'object' || r.args === null || Array.isArray(r.args)))
+  ) {
+    return {
+      ok: false,
+      id,
+      error: { code: 'E_USAGE', message: 'request needs "cmd" (string) and optional "args" (object)' },
+    };
   }
   return { ok: true, id, cmd: r.cmd, args: (r.args ?? {}) as Record<string, unknown> };
 }
@@ -172,7 +179,10 @@ class Connection {
       const result = await this.handler(req.cmd, req.args, this.peer);
       return JSON.stringify({ id: req.id, ok: true, result }, bigintJson) + '\n';
     } catch (e) {
-      const err = e instanceof AuditmuxError ? { code: e.code, message: e.message, exitCode: e.exitCode } : { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };
+      const err =
+        e instanceof AuditmuxError
+          ? { code: e.code, message: e.message, exitCode: e.exitCode }
+          : { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };
       return JSON.stringify({ id: req.id, ok: false, error: err }) + '\n';
     }
   }
@@ -231,10 +241,23 @@ export class ControlServer {
   private readonly conns = new Set<Connection>();
   private readonly limits: ControlLimits;
   private readonly counters: ControlStats = {
-    connections: 0, accepted: 0, requests: 0, refusedBusy: 0, closedIdle: 0, closedOversize: 0, closedBacklog: 0, closedShutdown: 0, maxQueuedBytes: 0,
+    connections: 0,
+    accepted: 0,
+    requests: 0,
+    refusedBusy: 0,
+    closedIdle: 0,
+    closedOversize: 0,
+    closedBacklog: 0,
+    closedShutdown: 0,
+    maxQueuedBytes: 0,
   };
   /** uid allowed besides root (tests run as root; this stays 0 in production). */
-  constructor(private readonly path: string, private readonly handler: ControlHandler, private readonly allowedUid = 0, limits: Partial<ControlLimits> = {}) {
+  constructor(
+    private readonly path: string,
+    private readonly handler: ControlHandler,
+    private readonly allowedUid = 0,
+    limits: Partial<ControlLimits> = {},
+  ) {
     this.limits = { ...DEFAULT_CONTROL_LIMITS, ...limits };
   }
 
@@ -248,7 +271,8 @@ export class ControlServer {
     checkDirSafe(dirname(this.path), { owners: [0, process.geteuid?.() ?? 0], what: 'control socket directory' });
     try {
       const st = lstatSync(this.path);
-      if (!st.isSocket()) throw new IoError(`control socket path ${this.path} exists and is not a socket`, 'E_CONTROL_PATH');
+      if (!st.isSocket())
+        throw new IoError(`control socket path ${this.path} exists and is not a socket`, 'E_CONTROL_PATH');
       unlinkSync(this.path);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
@@ -293,7 +317,8 @@ export class ControlServer {
       // Without credentials there is no way to know who asks: answer nothing but the reason.
       return refuse('E_PERM', `control socket: ${(e as Error).message}`);
     }
-    if (peer.uid !== 0 && peer.uid !== this.allowedUid) return refuse('E_PERM', `control socket: uid ${peer.uid} is not root`);
+    if (peer.uid !== 0 && peer.uid !== this.allowedUid)
+      return refuse('E_PERM', `control socket: uid ${peer.uid} is not root`);
     this.counters.accepted++;
     const c = new Connection(s, peer, this, this.limits, this.counters, this.handler);
     this.conns.add(c);
@@ -338,7 +363,12 @@ export function bigintJson(_k: string, v: unknown): unknown {
 export class ControlError extends AuditmuxError {}
 
 /** One request to a running daemon; rejects with the daemon's error code and exit code. */
-export function controlRequest(path: string, cmd: string, args: Record<string, unknown> = {}, timeoutMs = 10000): Promise<unknown> {
+export function controlRequest(
+  path: string,
+  cmd: string,
+  args: Record<string, unknown> = {},
+  timeoutMs = 10000,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const s = createConnection(path);
     let buf = '';
@@ -363,17 +393,36 @@ export function controlRequest(path: string, cmd: string, args: Record<string, u
       }
       if (res.ok) resolve(res.result);
       else if (res.error?.code === 'E_PERM') reject(new PermissionError(res.error.message));
-      else reject(new ControlError(res.error?.code ?? 'E_CONTROL', res.error?.message ?? 'request failed', res.error?.exitCode ?? 1));
+      else
+        reject(
+          new ControlError(
+            res.error?.code ?? 'E_CONTROL',
+            res.error?.message ?? 'request failed',
+            res.error?.exitCode ?? 1,
+          ),
+        );
     });
     s.on('close', () => {
       clearTimeout(timer);
       // Resolved already when an answer came; otherwise the daemon hung up without one.
-      reject(new IoError(`control socket ${path}: the daemon closed the connection without an answer`, 'E_CONTROL_CLOSED'));
+      reject(
+        new IoError(`control socket ${path}: the daemon closed the connection without an answer`, 'E_CONTROL_CLOSED'),
+      );
     });
     s.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const hint = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? ' (is the auditmux daemon running?)' : e.code === 'EACCES' ? ' (root only)' : '';
-      reject(new IoError(`control socket ${path}: ${e.code ?? e.message}${hint}`, e.code === 'EACCES' ? 'E_PERM' : 'E_NO_DAEMON'));
+      const hint =
+        e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+          ? ' (is the auditmux daemon running?)'
+          : e.code === 'EACCES'
+            ? ' (root only)'
+            : '';
+      reject(
+        new IoError(
+          `control socket ${path}: ${e.code ?? e.message}${hint}`,
+          e.code === 'EACCES' ? 'E_PERM' : 'E_NO_DAEMON',
+        ),
+      );
     });
   });
 }

@@ -7,14 +7,39 @@ import { AUDIT_FILTER_PREPEND, Feature, Field, MsgType, Op } from '../kernel/con
 import type { AuditSocket } from '../kernel/socket';
 import type { EmulatedKernel } from '../kernel/emulated-kernel';
 import type { AuditStatus } from '../kernel/wire';
-import { loadConfig, defaultConfig, parseContidSelector, type Config, type DaemonConfig, type RouteConfig, type OutputConfig, DEFAULT_QUEUE, DEFAULT_MAX_RESTARTS, defaultIsolation } from '../config';
+import {
+  loadConfig,
+  defaultConfig,
+  parseContidSelector,
+  type Config,
+  type DaemonConfig,
+  type RouteConfig,
+  type OutputConfig,
+  DEFAULT_QUEUE,
+  DEFAULT_MAX_RESTARTS,
+  defaultIsolation,
+} from '../config';
 import { applyRules, encodeRule, loadRulesPath, parseRules, type Rule, type RuleCommand } from '../rules';
 import { msgTypeByName } from '../records/msgtypes';
 import { encodeDetail, encodeUntrusted } from '../records/encode';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
-import { LogWriter, daemonConfigBody, daemonEndBody, daemonStartBody, resolveNodeName, selfRequester, type Requester } from '../output/logfile';
+import {
+  LogWriter,
+  daemonConfigBody,
+  daemonEndBody,
+  daemonStartBody,
+  resolveNodeName,
+  selfRequester,
+  type Requester,
+} from '../output/logfile';
 import { ContidTracker, formatChain, parseChainsAt } from '../routing/contid-tracker';
-import { EmulatedContidSource, ProcContidSource, TrackerContidSource, kernelHasContid, type ContidSource } from '../routing/contid-source';
+import {
+  EmulatedContidSource,
+  ProcContidSource,
+  TrackerContidSource,
+  kernelHasContid,
+  type ContidSource,
+} from '../routing/contid-source';
 import { Router } from '../routing/router';
 import { Pipeline, TRACK_KEY } from '../routing/pipeline';
 import type { EventRecord } from './aux-ipc';
@@ -94,12 +119,24 @@ export class HostDaemon {
   private readonly blockedBy = new Set<string>();
   private readonly startedAt = Date.now();
   private lastKernelLost = 0;
-  readonly counters = { records: 0, kernelLost: 0, reloads: 0, reloadFailures: 0, rotations: 0, refused: 0, dropsReported: 0, internalErrors: 0 };
+  readonly counters = {
+    records: 0,
+    kernelLost: 0,
+    reloads: 0,
+    reloadFailures: 0,
+    rotations: 0,
+    refused: 0,
+    dropsReported: 0,
+    internalErrors: 0,
+  };
 
   constructor(private readonly opts: HostDaemonOptions) {
     this.config = opts.configPath ? loadConfig(opts.configPath) : defaultConfig();
     this.tracker = new ContidTracker({ cgroupMap: this.config.contid.cgroupMap });
-    this.containers = new Containers({ tracker: this.tracker, record: (body) => this.daemonRecord(MsgType.CONTAINER_OP, body) });
+    this.containers = new Containers({
+      tracker: this.tracker,
+      record: (body) => this.daemonRecord(MsgType.CONTAINER_OP, body),
+    });
     this.discover = !opts.socket && !opts.emulated;
     if (this.discover) this.tracker.setContainers(this.containers.discovery);
     this.pipeline = this.makePipeline();
@@ -113,7 +150,11 @@ export class HostDaemon {
   private makeReassembler(): Reassembler {
     const r = this.config.host.reassembly;
     // The addon hands over a fresh buffer per batch, so records can point into it without a copy.
-    return new Reassembler((ev) => this.onEvent(ev), { timeoutMs: r.timeoutMs, maxInFlight: r.maxInFlight, copy: false });
+    return new Reassembler((ev) => this.onEvent(ev), {
+      timeoutMs: r.timeoutMs,
+      maxInFlight: r.maxInFlight,
+      copy: false,
+    });
   }
 
   private makePipeline(): Pipeline {
@@ -121,7 +162,11 @@ export class HostDaemon {
       router: new Router(this.allRoutes()),
       tracker: this.tracker,
       contidKernel: this.contidKernel,
-      daemonsWithRules: new Set(this.allDaemons().filter((d) => d.rules).map((d) => d.name)),
+      daemonsWithRules: new Set(
+        this.allDaemons()
+          .filter((d) => d.rules)
+          .map((d) => d.name),
+      ),
       keep: this.config.host.keep,
     });
   }
@@ -135,11 +180,16 @@ export class HostDaemon {
     return routes.map((r, index) => ({ ...r, index }));
   }
 
-  /** Starts in auditd's order: log, registration, settings, rules, enable; then auxiliary daemons and the control socket. */
+  /**
+   * Starts in auditd's order: log, registration, settings, rules, enable; then auxiliary daemons and the control
+   * socket.
+   */
   async start(): Promise<void> {
     const cfg = this.config;
     // A 2 ms moderation window: at most ~500 wake-ups a second for a trickle, far inside the kernel's backlog.
-    const clientOpts = this.opts.socket ? { socket: this.opts.socket } : { receiveBuffer: cfg.host.receiveBuffer, coalesceMs: 2 };
+    const clientOpts = this.opts.socket
+      ? { socket: this.opts.socket }
+      : { receiveBuffer: cfg.host.receiveBuffer, coalesceMs: 2 };
     const client = await AuditClient.open(clientOpts);
     this.client = client;
     try {
@@ -148,19 +198,32 @@ export class HostDaemon {
       this.lastKernelLost = status.lost;
       this.contidKernel = this.opts.emulated ? this.opts.emulated.contid : kernelHasContid(status.featureBitmap);
       this.contidSource = this.contidKernel
-        ? this.opts.emulated ? new EmulatedContidSource(this.opts.emulated) : new ProcContidSource()
+        ? this.opts.emulated
+          ? new EmulatedContidSource(this.opts.emulated)
+          : new ProcContidSource()
         : new TrackerContidSource(this.tracker);
       this.nodeName = await resolveNodeName(cfg.host.nodeName.format, cfg.host.nodeName.name ?? undefined);
-      client.onRecords((type, buf, start, end) => this.onRecord(type, buf, start, end), () => this.endBatch());
+      client.onRecords(
+        (type, buf, start, end) => this.onRecord(type, buf, start, end),
+        () => this.endBatch(),
+      );
       client.onReceiveError((e) => this.diag.warn({ err: e.message, code: e.code }, 'netlink receive error'));
       // Registration comes first: a refused second instance must not touch the running daemon's log or settings.
       await client.registerDaemon();
       this.found = { status, loginuidImmutable: (feats.features & (1 << Feature.LOGINUID_IMMUTABLE)) !== 0 };
       this.log = this.openLog(cfg);
-      this.log.writeDaemonRecord(MsgType.DAEMON_START, daemonStartBody({ ...selfRequester(), ver: VERSION, format: cfg.host.log.format }));
-      this.outputs = createOutputs(cfg.host.outputs, { ...(this.nodeName !== undefined ? { nodeName: this.nodeName } : {}), contidKernel: this.contidKernel, diag: this.diag });
+      this.log.writeDaemonRecord(
+        MsgType.DAEMON_START,
+        daemonStartBody({ ...selfRequester(), ver: VERSION, format: cfg.host.log.format }),
+      );
+      this.outputs = createOutputs(cfg.host.outputs, {
+        ...(this.nodeName !== undefined ? { nodeName: this.nodeName } : {}),
+        contidKernel: this.contidKernel,
+        diag: this.diag,
+      });
       if (cfg.host.listen) {
-        // Remote records (and their DAEMON_ACCEPT/CLOSE) go to a log of their own unless `log: host`: a peer cannot rotate local history away.
+        // Remote records (and their DAEMON_ACCEPT/CLOSE) go to a log of their own unless `log: host`: a peer cannot
+        // rotate local history away.
         const rlog = cfg.host.listen.log ? this.openLogFile(cfg.host.listen.log) : null;
         this.remoteLog = rlog;
         this.aggregator = await startAggregator(cfg.host.listen, (line) => (rlog ?? this.log)?.writeLine(line), {
@@ -190,11 +253,16 @@ export class HostDaemon {
       this.statusTimer = setInterval(() => void this.housekeeping(), 2000);
       this.statusTimer.unref();
       if (!this.opts.noControl) {
-        this.control = new ControlServer(cfg.host.controlSocket, (cmd, args, peer) => this.handleControl(cmd, args, peer));
+        this.control = new ControlServer(cfg.host.controlSocket, (cmd, args, peer) =>
+          this.handleControl(cmd, args, peer),
+        );
         await this.control.listen();
       }
       this.log.flush();
-      this.diag.info({ config: cfg.file, log: cfg.host.log.file, contidKernel: this.contidKernel }, 'auditmux host daemon started');
+      this.diag.info(
+        { config: cfg.file, log: cfg.host.log.file, contidKernel: this.contidKernel },
+        'auditmux host daemon started',
+      );
     } catch (e) {
       await this.shutdown('start-failed').catch(() => undefined);
       throw e;
@@ -208,7 +276,10 @@ export class HostDaemon {
       ...writerOptions(out, this.nodeName, this.contidKernel),
       logger: (level, msg) => this.diag[level](msg),
       onError: (e) => {
-        this.diag.error({ op: e.op, code: e.code, lost: e.lostRecords, log: out.file }, `remote log ${e.op} failed: ${e.message}`);
+        this.diag.error(
+          { op: e.op, code: e.code, lost: e.lostRecords, log: out.file },
+          `remote log ${e.op} failed: ${e.message}`,
+        );
         this.remoteGuard?.guard.onWriteError(e.code);
       },
     });
@@ -289,7 +360,9 @@ export class HostDaemon {
       addAux(d.name, auxRules(d.name, loadRulesPath(d.rules)));
     }
     if (extra) addAux(extra.name, auxRules(extra.name, extra.commands));
-    if (this.tracking) for (const c of parseRules(trackingRulesText(), '<contid tracking>')) if (c.kind === 'add') aux.push({ owner: 'host', rule: c.rule });
+    if (this.tracking)
+      for (const c of parseRules(trackingRulesText(), '<contid tracking>'))
+        if (c.kind === 'add') aux.push({ owner: 'host', rule: c.rule });
     // The exit list is first-match: rules narrowed to a container by the kernel's contid field go before the host's,
     // or a host rule for the same syscall would always win and the container's daemon would never see its events.
     return mergeRules([...filtered, ...host, ...aux]);
@@ -311,11 +384,13 @@ export class HostDaemon {
     }
     if (ids.length === 0 || ids.length > 16) return null;
     // Prepended (-A): added later at run time they must still come before the host's rules.
-    return rules.flatMap((rule) => ids.map((id) => ({
-      ...rule,
-      flags: rule.flags | AUDIT_FILTER_PREPEND,
-      fields: [...rule.fields, { field: Field.contid, op: Op.EQUAL, value: 8, u64: id }],
-    })));
+    return rules.flatMap((rule) =>
+      ids.map((id) => ({
+        ...rule,
+        flags: rule.flags | AUDIT_FILTER_PREPEND,
+        fields: [...rule.fields, { field: Field.contid, op: Op.EQUAL, value: 8, u64: id }],
+      })),
+    );
   }
 
   /** Makes the kernel hold exactly the desired rules that this daemon owns: adds what is missing, deletes the rest. */
@@ -343,7 +418,8 @@ export class HostDaemon {
   // ---- record path ----
 
   private updateMode(): void {
-    this.eventMode = this.contidKernel || this.allDaemons().length > 0 || this.allRoutes().length > 0 || !this.tracker.idle;
+    this.eventMode =
+      this.contidKernel || this.allDaemons().length > 0 || this.allRoutes().length > 0 || !this.tracker.idle;
   }
 
   private onRecord(type: number, buf: Buffer, start: number, end: number): void {
@@ -373,8 +449,7 @@ export class HostDaemon {
         if (d.daemon === null) {
           for (const r of d.records) this.log!.writeRecord(r.type, r.payload);
           if (this.outputs.length) for (const r of d.records) writeAll(this.outputs, r.type, r.payload);
-        }
-        else if (this.auxes.get(d.daemon)?.enqueue(d.records) === false) dropped++;
+        } else if (this.auxes.get(d.daemon)?.enqueue(d.records) === false) dropped++;
         else routed++;
       }
       const chain = this.pipeline.lastChain;
@@ -423,7 +498,10 @@ export class HostDaemon {
         const n = a.queue.unreportedDrops;
         a.queue.unreportedDrops = 0;
         this.counters.dropsReported += n;
-        this.daemonRecord(MsgType.DAEMON_ERR, `op=queue-overflow daemon=${a.name} dropped=${n} total-dropped=${a.queue.counters.dropped} policy=${a.config.queue.overflow} res=failed`);
+        this.daemonRecord(
+          MsgType.DAEMON_ERR,
+          `op=queue-overflow daemon=${a.name} dropped=${n} total-dropped=${a.queue.counters.dropped} policy=${a.config.queue.overflow} res=failed`,
+        );
       }
       a.pump();
     }
@@ -472,9 +550,13 @@ export class HostDaemon {
       nodeName: this.nodeName ?? null,
       report: (event, detail) => {
         const res = event === 'start' ? 'success' : 'failed';
-        // A failure's detail is free text (error messages name tenants' files): encoded as the kernel encodes untrusted strings.
+        // A failure's detail is free text (error messages name tenants' files): encoded as the kernel encodes untrusted
+        // strings.
         const safe = event === 'failed' ? `reason=${encodeUntrusted(detail)}` : encodeDetail(detail);
-        this.daemonRecord(event === 'start' ? MsgType.DAEMON_START : MsgType.DAEMON_ERR, `op=aux-${event} daemon=${cfg.name} ${safe} res=${res}`);
+        this.daemonRecord(
+          event === 'start' ? MsgType.DAEMON_START : MsgType.DAEMON_ERR,
+          `op=aux-${event} daemon=${cfg.name} ${safe} res=${res}`,
+        );
         if (event !== 'start') this.diag.warn({ daemon: cfg.name, detail }, `auxiliary daemon ${event}`);
       },
       backpressure: (name, full) => this.backpressure(name, full),
@@ -503,14 +585,30 @@ export class HostDaemon {
   private refuse(reason: string, peer?: PeerCred, fields = ''): never {
     this.counters.refused++;
     // Cut so that hex (twice the bytes) and the fields after it stay within auditd's line limit.
-    this.daemonRecord(MsgType.DAEMON_ERR, `op=refused reason=${encodeUntrusted(reason.slice(0, 2048))}${fields}${peer ? ` pid=${peer.pid} uid=${peer.uid}` : ''} res=failed`);
+    this.daemonRecord(
+      MsgType.DAEMON_ERR,
+      `op=refused reason=${encodeUntrusted(reason.slice(0, 2048))}${fields}${peer ? ` pid=${peer.pid} uid=${peer.uid}` : ''} res=failed`,
+    );
     throw new PermissionError(reason, 'E_HOST_WIDE');
   }
 
   /** `auditmux aux add`: a new daemon with its rules and routes; a bad rules file changes nothing. */
-  async auxAdd(args: { name: string; rules?: string | null; contid: string[]; log?: string; queue?: number; overflow?: string; user?: string; isolation?: string }, peer?: PeerCred): Promise<unknown> {
+  async auxAdd(
+    args: {
+      name: string;
+      rules?: string | null;
+      contid: string[];
+      log?: string;
+      queue?: number;
+      overflow?: string;
+      user?: string;
+      isolation?: string;
+    },
+    peer?: PeerCred,
+  ): Promise<unknown> {
     const name = args.name;
-    if (!NAME_RE.test(name) || name === 'host') throw new UsageError(`bad daemon name "${name}" (lowercase letters, digits, - and _, not "host")`);
+    if (!NAME_RE.test(name) || name === 'host')
+      throw new UsageError(`bad daemon name "${name}" (lowercase letters, digits, - and _, not "host")`);
     if (this.allDaemons().some((d) => d.name === name)) throw new UsageError(`daemon "${name}" already exists`);
     if (!args.contid.length) throw new UsageError('aux add needs --contid');
     const patterns = args.contid.map((t) => {
@@ -531,11 +629,15 @@ export class HostDaemon {
     }
     const pos = { file: '<aux add>', line: 1 };
     const overflow = (args.overflow ?? DEFAULT_QUEUE.overflow) as DaemonConfig['queue']['overflow'];
-    if (!['block', 'drop_newest', 'drop_oldest'].includes(overflow)) throw new UsageError(`--overflow must be block, drop_newest or drop_oldest`);
+    if (!['block', 'drop_newest', 'drop_oldest'].includes(overflow))
+      throw new UsageError(`--overflow must be block, drop_newest or drop_oldest`);
     const daemon: DaemonConfig = {
       name,
       rules: rulesPath,
-      log: { ...this.config.host.log, file: args.log ? resolve(args.log) : defaultAuxLogFile(this.config.host.log.file, name, args.user ?? null) },
+      log: {
+        ...this.config.host.log,
+        file: args.log ? resolve(args.log) : defaultAuxLogFile(this.config.host.log.file, name, args.user ?? null),
+      },
       queue: { ...DEFAULT_QUEUE, depth: args.queue ?? DEFAULT_QUEUE.depth, overflow },
       user: args.user ?? null,
       isolation: defaultIsolation(args.user),
@@ -543,20 +645,32 @@ export class HostDaemon {
       pos,
     };
     if (args.isolation !== undefined) {
-      if (args.isolation !== 'inline' && args.isolation !== 'process') throw new UsageError('--isolation must be inline or process');
-      if (args.isolation === 'inline' && args.user) throw new UsageError(`--isolation inline cannot run as user "${args.user}" (use --isolation process)`);
+      if (args.isolation !== 'inline' && args.isolation !== 'process')
+        throw new UsageError('--isolation must be inline or process');
+      if (args.isolation === 'inline' && args.user)
+        throw new UsageError(`--isolation inline cannot run as user "${args.user}" (use --isolation process)`);
       daemon.isolation = args.isolation;
     }
-    if (this.allDaemons().some((d) => d.log.file === daemon.log.file) || daemon.log.file === this.config.host.log.file) {
+    if (
+      this.allDaemons().some((d) => d.log.file === daemon.log.file) ||
+      daemon.log.file === this.config.host.log.file
+    ) {
       throw new UsageError(`log file ${daemon.log.file} is already used by another daemon`);
     }
     // The same placement rule as the config file's; then the directory is made (or found already the user's) before
     // anything else changes, so a refused directory leaves no daemon behind.
-    const placement = auxLogProblem({ name, user: daemon.user, file: daemon.log.file }, this.config.host.log.file, this.allDaemons().map((d) => ({ name: d.name, user: d.user, file: d.log.file })));
+    const placement = auxLogProblem(
+      { name, user: daemon.user, file: daemon.log.file },
+      this.config.host.log.file,
+      this.allDaemons().map((d) => ({ name: d.name, user: d.user, file: d.log.file })),
+    );
     if (placement) throw new UsageError(placement);
     prepareAuxLogDir(daemon);
     // The new union must build before the kernel is touched; on any failure the daemon and its rules go again.
-    this.runtime.set(name, { daemon, routes: [{ index: 0, contid: patterns, types: null, keys: null, daemons: [name], continue: true, pos }] });
+    this.runtime.set(name, {
+      daemon,
+      routes: [{ index: 0, contid: patterns, types: null, keys: null, daemons: [name], continue: true, pos }],
+    });
     try {
       await this.syncKernelRules(this.desiredRules({ name, commands }));
     } catch (e) {
@@ -567,14 +681,18 @@ export class HostDaemon {
     this.pipeline = this.makePipeline();
     this.updateMode();
     this.startAux(daemon);
-    this.daemonRecord(MsgType.DAEMON_CONFIG, `op=aux-add daemon=${name} contid=${encodeUntrusted(args.contid.join(','))} rules=${rulesPath === null ? '(none)' : encodeUntrusted(rulesPath)} log=${encodeUntrusted(daemon.log.file)} res=success`);
+    this.daemonRecord(
+      MsgType.DAEMON_CONFIG,
+      `op=aux-add daemon=${name} contid=${encodeUntrusted(args.contid.join(','))} rules=${rulesPath === null ? '(none)' : encodeUntrusted(rulesPath)} log=${encodeUntrusted(daemon.log.file)} res=success`,
+    );
     return this.auxes.get(name)!.status();
   }
 
   async auxRemove(name: string): Promise<unknown> {
     const rt = this.runtime.get(name);
     if (!rt) {
-      if (this.config.daemons.some((d) => d.name === name)) throw new UsageError(`daemon "${name}" comes from the configuration file: remove it there and reload`);
+      if (this.config.daemons.some((d) => d.name === name))
+        throw new UsageError(`daemon "${name}" comes from the configuration file: remove it there and reload`);
       throw new UsageError(`no auxiliary daemon "${name}"`);
     }
     const a = this.auxes.get(name);
@@ -599,12 +717,20 @@ export class HostDaemon {
     try {
       res = src.set(pid, id, { setterPid: peer.pid, nested, join });
     } catch (e) {
-      this.daemonRecord(MsgType.CONTAINER_OP, `op=set opid=${pid} contid=${id} old-contid=${formatChain(src.get(pid) ?? [0xffffffffffffffffn])} pid=${peer.pid} uid=${peer.uid} res=0`);
+      this.daemonRecord(
+        MsgType.CONTAINER_OP,
+        `op=set opid=${pid} contid=${id} old-contid=${formatChain(src.get(pid) ?? [0xffffffffffffffffn])} pid=${peer.pid} uid=${peer.uid} res=0`,
+      );
       throw e;
     }
     if (src.kind === 'tracker') {
-      this.daemonRecord(MsgType.CONTAINER_OP, `op=set opid=${pid} contid=${id} old-contid=${formatChain(res.old ?? [0xffffffffffffffffn])} pid=${peer.pid} uid=${peer.uid} res=1`);
-      void this.setTracking(true).catch((e: Error) => this.diag.error({ err: e.message }, 'could not load the contid tracking rules'));
+      this.daemonRecord(
+        MsgType.CONTAINER_OP,
+        `op=set opid=${pid} contid=${id} old-contid=${formatChain(res.old ?? [0xffffffffffffffffn])} pid=${peer.pid} uid=${peer.uid} res=1`,
+      );
+      void this.setTracking(true).catch((e: Error) =>
+        this.diag.error({ err: e.message }, 'could not load the contid tracking rules'),
+      );
       this.updateMode();
     }
     return { pid, contid: formatChain(res.chain), old: res.old ? formatChain(res.old) : null, source: src.kind };
@@ -612,7 +738,10 @@ export class HostDaemon {
 
   routeTest(args: { contid?: string; types?: string[]; keys?: string[] }): unknown {
     const parsed = args.contid && args.contid !== 'unset' ? parseChainsAt(args.contid) : { chains: [] };
-    if (!('chains' in parsed)) throw new UsageError(`--contid ${args.contid}: column ${parsed.offset + 1}: ${parsed.reason} (e.g. 100 or 4,^2,^1 or 2,^1,3,^1)`);
+    if (!('chains' in parsed))
+      throw new UsageError(
+        `--contid ${args.contid}: column ${parsed.offset + 1}: ${parsed.reason} (e.g. 100 or 4,^2,^1 or 2,^1,3,^1)`,
+      );
     const chains = parsed.chains;
     const types: number[] = [];
     for (const t of args.types ?? []) {
@@ -620,7 +749,11 @@ export class HostDaemon {
       if (n === undefined) throw new UsageError(`unknown record type ${t}`);
       types.push(n);
     }
-    const route = new Router(this.allRoutes()).route({ chains, types: types.length ? types : [MsgType.SYSCALL], keys: args.keys ?? [] });
+    const route = new Router(this.allRoutes()).route({
+      chains,
+      types: types.length ? types : [MsgType.SYSCALL],
+      keys: args.keys ?? [],
+    });
     const keep = this.config.host.keep === 'all' || route.daemons.length === 0;
     return { daemons: route.daemons, routes: route.matched, host: keep };
   }
@@ -644,7 +777,8 @@ export class HostDaemon {
     try {
       next = loadConfig(this.opts.configPath);
       for (const d of next.daemons) {
-        if (this.runtime.has(d.name)) throw new UsageError(`${d.pos.file}:${d.pos.line}: daemon "${d.name}" clashes with one added at run time`);
+        if (this.runtime.has(d.name))
+          throw new UsageError(`${d.pos.file}:${d.pos.line}: daemon "${d.name}" clashes with one added at run time`);
         if (d.rules) auxRules(d.name, loadRulesPath(d.rules));
       }
       if (next.host.rules) loadRulesPath(next.host.rules);
@@ -664,7 +798,10 @@ export class HostDaemon {
     const old = this.config;
     this.config = next;
     try {
-      if (JSON.stringify(old.host.log) !== JSON.stringify(next.host.log) || JSON.stringify(old.host.nodeName) !== JSON.stringify(next.host.nodeName)) {
+      if (
+        JSON.stringify(old.host.log) !== JSON.stringify(next.host.log) ||
+        JSON.stringify(old.host.nodeName) !== JSON.stringify(next.host.nodeName)
+      ) {
         this.nodeName = await resolveNodeName(next.host.nodeName.format, next.host.nodeName.name ?? undefined);
         const oldLog = this.log!;
         this.log = this.openLog(next);
@@ -713,7 +850,10 @@ export class HostDaemon {
     if (this.remoteGuard) this.remoteGuard.guard.resume();
     for (const o of this.outputs) o.resume?.();
     for (const a of this.auxes.values()) a.resume();
-    this.daemonRecord(MsgType.DAEMON_RESUME, `op=resume auid=${by.auid} uid=${by.uid} ses=${by.ses} pid=${by.pid} res=success`);
+    this.daemonRecord(
+      MsgType.DAEMON_RESUME,
+      `op=resume auid=${by.auid} uid=${by.uid} ses=${by.ses} pid=${by.pid} res=success`,
+    );
   }
 
   status(): Record<string, unknown> {
@@ -729,13 +869,22 @@ export class HostDaemon {
         intakePausedBy: [...this.blockedBy],
         ...this.counters,
       },
-      memory: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [`${k}MiB`, Math.round(v / 10485.76) / 100])),
+      memory: Object.fromEntries(
+        Object.entries(process.memoryUsage()).map(([k, v]) => [`${k}MiB`, Math.round(v / 10485.76) / 100]),
+      ),
       client: { ...this.client?.counters },
       reassembly: { ...this.reassembler.counters, inFlight: this.reassembler.inFlightCount },
       routing: { ...this.pipeline.counters },
       tracker: { ...this.tracker.counters, tracked: this.tracker.size },
-      containers: { live: this.containers.registry.liveCount, ...this.containers.registry.counters, ...this.containers.discovery.counters, ...this.containers.counters },
-      log: this.log ? { ...this.log.counters, suspended: this.log.isSuspended, diskLevel: this.guard?.lastLevel ?? 'ok' } : {},
+      containers: {
+        live: this.containers.registry.liveCount,
+        ...this.containers.registry.counters,
+        ...this.containers.discovery.counters,
+        ...this.containers.counters,
+      },
+      log: this.log
+        ? { ...this.log.counters, suspended: this.log.isSuspended, diskLevel: this.guard?.lastLevel ?? 'ok' }
+        : {},
       outputs: Object.fromEntries(this.outputs.map((o) => [o.name, o.stats()])),
       ...(this.aggregator ? { aggregator: this.aggregator.stats() } : {}),
       ...(this.control ? { control: this.control.stats() } : {}),
@@ -769,7 +918,11 @@ export class HostDaemon {
       case 'reload':
         return this.reload();
       case 'aux-add': {
-        const a: Parameters<HostDaemon['auxAdd']>[0] = { name: str('name') ?? '', rules: str('rules') ?? null, contid: list('contid') };
+        const a: Parameters<HostDaemon['auxAdd']>[0] = {
+          name: str('name') ?? '',
+          rules: str('rules') ?? null,
+          contid: list('contid'),
+        };
         const log = str('log');
         const queue = num('queue');
         const overflow = str('overflow');
@@ -797,17 +950,28 @@ export class HostDaemon {
       case 'container-hook': {
         const r = this.containers.fromHook({ state: args.state, bundleAnnotations: args.bundleAnnotations });
         // An init whose cgroup no pattern knows is followed through its forks (the kernel's fork/exit tracking rule).
-        if (r.cgroupKnown === false && !this.contidKernel) void this.setTracking(true).catch((e: Error) => this.diag.error({ err: e.message }, 'could not load the contid tracking rules'));
+        if (r.cgroupKnown === false && !this.contidKernel)
+          void this.setTracking(true).catch((e: Error) =>
+            this.diag.error({ err: e.message }, 'could not load the contid tracking rules'),
+          );
         this.updateMode();
         return r;
       }
       case 'containers':
         return this.containers.list();
       case 'route-test':
-        return this.routeTest({ ...(str('contid') ? { contid: str('contid')! } : {}), types: list('types'), keys: list('keys') });
+        return this.routeTest({
+          ...(str('contid') ? { contid: str('contid')! } : {}),
+          types: list('types'),
+          keys: list('keys'),
+        });
       case 'kernel-set':
         // Host-wide settings belong to the configuration and rules files of the host daemon, never to a request.
-        return this.refuse('host-wide setting change requested over the control socket', peer, ` args=${encodeUntrusted(JSON.stringify(args).slice(0, 1024))}`);
+        return this.refuse(
+          'host-wide setting change requested over the control socket',
+          peer,
+          ` args=${encodeUntrusted(JSON.stringify(args).slice(0, 1024))}`,
+        );
       default:
         throw new UsageError(`unknown control command "${cmd}"`);
     }
@@ -858,7 +1022,7 @@ export class HostDaemon {
     let quiet = 0;
     for (let i = 0; i < 250 && quiet < 3; i++) {
       await new Promise((r) => setTimeout(r, 20));
-      let backlog = 0;
+      let backlog: number;
       try {
         backlog = this.client && this.client.isRegistered ? (await this.client.getStatus()).backlog : 0;
       } catch {
@@ -906,7 +1070,8 @@ function trackingRulesText(): string {
 
 function parseContidValueStrict(text: string): bigint {
   const t = text.trim();
-  if (!/^(0x[0-9a-fA-F]{1,16}|[0-9]{1,20})$/.test(t)) throw new UsageError(`"${text}" is not a contid (decimal or 0x hex u64)`);
+  if (!/^(0x[0-9a-fA-F]{1,16}|[0-9]{1,20})$/.test(t))
+    throw new UsageError(`"${text}" is not a contid (decimal or 0x hex u64)`);
   const v = BigInt(t);
   if (v > 0xffffffffffffffffn) throw new UsageError(`contid ${text} is above 2^64-1`);
   return v;

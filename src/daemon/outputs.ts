@@ -4,7 +4,10 @@ import type { LogWriterOptions } from '../output/logfile';
 import { lookupGroup } from './users';
 
 export function writerOptions(out: OutputConfig, node: string | undefined, contidKernel: boolean): LogWriterOptions {
-  const gid = out.logGroup === 'root' || out.logGroup === '0' ? undefined : lookupGroup(out.logGroup, { file: 'log_group', line: 1 });
+  const gid =
+    out.logGroup === 'root' || out.logGroup === '0'
+      ? undefined
+      : lookupGroup(out.logGroup, { file: 'log_group', line: 1 });
   return {
     path: out.file,
     format: out.format,

@@ -28,15 +28,28 @@ export function auxRules(daemon: string, commands: readonly RuleCommand[]): Rule
   const rules: Rule[] = [];
   for (const c of commands) {
     const what = HOST_WIDE[c.kind];
-    if (what) throw new RuleError(`auxiliary daemon "${daemon}" may not change host-wide audit settings: ${what} is refused`, c.pos, 'E_HOST_WIDE');
+    if (what)
+      throw new RuleError(
+        `auxiliary daemon "${daemon}" may not change host-wide audit settings: ${what} is refused`,
+        c.pos,
+        'E_HOST_WIDE',
+      );
     if (c.kind === 'invalid') throw c.error;
     if (c.kind !== 'add') continue;
     const list = c.rule.flags & ~AUDIT_FILTER_PREPEND;
     if (c.rule.action !== RuleAction.always) {
-      throw new RuleError(`auxiliary daemon "${daemon}" may not add "never" rules: they would hide events from every daemon`, c.pos, 'E_HOST_WIDE');
+      throw new RuleError(
+        `auxiliary daemon "${daemon}" may not add "never" rules: they would hide events from every daemon`,
+        c.pos,
+        'E_HOST_WIDE',
+      );
     }
     if (GLOBAL_LISTS.has(list)) {
-      throw new RuleError(`auxiliary daemon "${daemon}" may not add rules to the ${list === FilterList.exclude ? 'exclude' : list === FilterList.user ? 'user' : 'task'} list: it filters every daemon's events`, c.pos, 'E_HOST_WIDE');
+      throw new RuleError(
+        `auxiliary daemon "${daemon}" may not add rules to the ${list === FilterList.exclude ? 'exclude' : list === FilterList.user ? 'user' : 'task'} list: it filters every daemon's events`,
+        c.pos,
+        'E_HOST_WIDE',
+      );
     }
     rules.push(c.rule);
   }
@@ -96,7 +109,11 @@ export function mergeRules(owned: readonly Owned[]): KernelRuleSet {
     }
     const joined = keys.join('\x01');
     if (Buffer.byteLength(joined) > AUDIT_MAX_KEY_LEN) {
-      throw new RuleError(`the keys of a rule shared by ${[...g.owners.keys()].join(', ')} exceed the kernel's ${AUDIT_MAX_KEY_LEN} bytes once tagged`, undefined, 'E_KEY_TOO_LONG');
+      throw new RuleError(
+        `the keys of a rule shared by ${[...g.owners.keys()].join(', ')} exceed the kernel's ${AUDIT_MAX_KEY_LEN} bytes once tagged`,
+        undefined,
+        'E_KEY_TOO_LONG',
+      );
     }
     rules.push(withKeys(g.rule, keys));
     keysByOwner.set(joined, g.owners);

@@ -30,7 +30,9 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
 
   // Type=notify: the unit is started once the kernel names us, rules are in and the control socket answers, not
   // after a guessed delay; units ordered after auditmux (an orchestrator tagging containers) can rely on that.
-  sdNotify(`READY=1\nMAINPID=${process.pid}\nSTATUS=auditing`, process.env, (e) => diag.warn({ err: e.message }, 'sd_notify failed'));
+  sdNotify(`READY=1\nMAINPID=${process.pid}\nSTATUS=auditing`, process.env, (e) =>
+    diag.warn({ err: e.message }, 'sd_notify failed'),
+  );
 
   return new Promise<number>((resolve) => {
     let internalErrors = 0;
@@ -47,8 +49,14 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
     process.on('SIGTERM', () => stop('terminate', ExitCode.OK));
     process.on('SIGINT', () => stop('terminate', ExitCode.OK));
     process.on('SIGHUP', () => void daemon.reload());
-    process.on('SIGUSR1', () => void daemon.rotate().catch((e: Error) => diag.error({ err: e.message }, 'rotate failed')));
-    process.on('SIGUSR2', () => void daemon.resume().catch((e: Error) => diag.error({ err: e.message }, 'resume failed')));
+    process.on(
+      'SIGUSR1',
+      () => void daemon.rotate().catch((e: Error) => diag.error({ err: e.message }, 'rotate failed')),
+    );
+    process.on(
+      'SIGUSR2',
+      () => void daemon.resume().catch((e: Error) => diag.error({ err: e.message }, 'resume failed')),
+    );
     // A bug in one path must not take the audit trail down with it: report, count, keep running; stop after a storm.
     process.on('uncaughtException', (e) => {
       internalErrors++;

@@ -9,7 +9,10 @@ export interface UserIds {
 }
 
 function table(path: string): string[][] {
-  return (readAccountText(path) ?? '').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+  return (readAccountText(path) ?? '')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(':'));
 }
 
 export function lookupUser(name: string, pos: SourcePos, etc = '/etc'): UserIds {

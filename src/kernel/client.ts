@@ -1,14 +1,6 @@
 // Kernel audit client: request/reply with sequence numbers and ACKs, typed errors, daemon registration, record intake.
 import { DaemonBusyError, KernelError, errnoName } from '../errors';
-import {
-  MsgType,
-  NLMSG_DONE,
-  NLMSG_ERROR,
-  NLMSG_HDRLEN,
-  NLMSG_NOOP,
-  NLMSG_OVERRUN,
-  StatusMask,
-} from './constants';
+import { MsgType, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN, StatusMask } from './constants';
 import { NativeAuditSocket, TRUNCATED_FLAG, type AuditSocket, type NativeSocketOptions } from './socket';
 import {
   decodeFeatures,
@@ -26,7 +18,9 @@ import {
 } from './wire';
 
 /** Called for each kernel record; the payload is buf[start, end) (the `audit(...)` text, maybe NUL-padded). */
-/** `buf` is the receive batch: valid until the batch ends (onBatchEnd); a sink that keeps a record past that copies it. */
+/**
+ * `buf` is the receive batch: valid until the batch ends (onBatchEnd); a sink that keeps a record past that copies it.
+ */
 export type RecordSink = (type: number, buf: Buffer, start: number, end: number) => void;
 
 type Expect = 'ack' | 'single' | 'multi';
@@ -45,8 +39,16 @@ interface Pending {
 
 /** Reply types the kernel sends for requests (everything else from the kernel is a record). */
 const REPLY_TYPES = new Set<number>([
-  NLMSG_ERROR, NLMSG_DONE, NLMSG_NOOP, NLMSG_OVERRUN,
-  MsgType.GET, MsgType.LIST_RULES, MsgType.SIGNAL_INFO, MsgType.SIGNAL_INFO2, MsgType.TTY_GET, MsgType.GET_FEATURE,
+  NLMSG_ERROR,
+  NLMSG_DONE,
+  NLMSG_NOOP,
+  NLMSG_OVERRUN,
+  MsgType.GET,
+  MsgType.LIST_RULES,
+  MsgType.SIGNAL_INFO,
+  MsgType.SIGNAL_INFO2,
+  MsgType.TTY_GET,
+  MsgType.GET_FEATURE,
 ]);
 
 export interface ClientCounters {
@@ -76,7 +78,10 @@ export class AuditClient {
 
   private paused = false;
 
-  private constructor(readonly socket: AuditSocket, timeoutMs: number) {
+  private constructor(
+    readonly socket: AuditSocket,
+    timeoutMs: number,
+  ) {
     this.timeoutMs = timeoutMs;
     this.listen();
   }
@@ -158,8 +163,16 @@ export class AuditClient {
         const err = mEnd - off >= NLMSG_HDRLEN + 4 ? batch.readInt32LE(off + NLMSG_HDRLEN) : -71;
         if (err < 0) {
           const errno = -err;
-          this.finish(seq, p, new KernelError(errnoName(errno), errno, this.requestName(p.type),
-            `${this.requestName(p.type)}: kernel replied ${errnoName(errno)} (errno ${errno})`));
+          this.finish(
+            seq,
+            p,
+            new KernelError(
+              errnoName(errno),
+              errno,
+              this.requestName(p.type),
+              `${this.requestName(p.type)}: kernel replied ${errnoName(errno)} (errno ${errno})`,
+            ),
+          );
         } else {
           p.acked = true;
           if (err > 0) p.positive = err;
@@ -196,13 +209,21 @@ export class AuditClient {
   }
 
   private request(type: number, payload: Buffer | undefined, expect: Expect): Promise<Pending> {
-    if (this.closed) return Promise.reject(new KernelError('EBADF', 9, this.requestName(type), 'audit client is closed'));
+    if (this.closed)
+      return Promise.reject(new KernelError('EBADF', 9, this.requestName(type), 'audit client is closed'));
     this.seq = (this.seq + 1) >>> 0;
     const seq = this.seq;
     return new Promise<Pending>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.pending.delete(seq)) {
-          reject(new KernelError('ETIMEDOUT', 110, this.requestName(type), `${this.requestName(type)}: no reply from the kernel in ${this.timeoutMs} ms`));
+          reject(
+            new KernelError(
+              'ETIMEDOUT',
+              110,
+              this.requestName(type),
+              `${this.requestName(type)}: no reply from the kernel in ${this.timeoutMs} ms`,
+            ),
+          );
         }
       }, this.timeoutMs);
       const p: Pending = { type, expect, acked: false, done: false, data: [], resolve, reject, timer };
@@ -304,7 +325,11 @@ export class AuditClient {
     if (this.closed) return;
     this.closed = true;
     for (const [seq, p] of this.pending) {
-      this.finish(seq, p, new KernelError('EBADF', 9, this.requestName(p.type), 'audit client closed before the reply'));
+      this.finish(
+        seq,
+        p,
+        new KernelError('EBADF', 9, this.requestName(p.type), 'audit client closed before the reply'),
+      );
     }
     this.socket.close();
   }

@@ -1,4 +1,5 @@
-// An in-process emulation of the kernel's audit netlink side (mainline, or with the contid patch set) behind AuditSocket.
+// An in-process emulation of the kernel's audit netlink side (mainline, or with the contid patch set) behind
+// AuditSocket.
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { KernelError } from '../errors';
@@ -40,15 +41,32 @@ interface Task {
   exited: boolean;
 }
 
-const EINVAL = 22, EPERM = 1, EEXIST = 17, EACCES = 13, ENOENT = 2, EBUSY = 16, EXDEV = 18, ENOTUNIQ = 76, ESRCH = 3;
+const EINVAL = 22,
+  EPERM = 1,
+  EEXIST = 17,
+  EACCES = 13,
+  ENOENT = 2,
+  EBUSY = 16,
+  EXDEV = 18,
+  ENOTUNIQ = 76,
+  ESRCH = 3;
 
 /** The kernel side: global audit state shared by all sockets connected to it. */
 export class EmulatedKernel {
   readonly contid: boolean;
   readonly ackOrder: 'ack-first' | 'data-first' | 'random';
   status: AuditStatus = {
-    mask: 0, enabled: 0, failure: 1, pid: 0, rateLimit: 0, backlogLimit: 64, lost: 0, backlog: 0,
-    featureBitmap: 0x7f, backlogWaitTime: 15000, backlogWaitTimeActual: 0,
+    mask: 0,
+    enabled: 0,
+    failure: 1,
+    pid: 0,
+    rateLimit: 0,
+    backlogLimit: 64,
+    lost: 0,
+    backlog: 0,
+    featureBitmap: 0x7f,
+    backlogWaitTime: 15000,
+    backlogWaitTimeActual: 0,
   };
   features = { features: 0, lock: 0 };
   rules: Buffer[] = [];
@@ -88,8 +106,14 @@ export class EmulatedKernel {
   spawn(pid: number, ppid: number, opts: Partial<Omit<Task, 'pid' | 'ppid'>> = {}): Task {
     const parent = this.tasks.get(ppid);
     const t: Task = {
-      pid, ppid, uid: opts.uid ?? 0, auid: opts.auid ?? 0xffffffff, comm: opts.comm ?? 'test', exe: opts.exe ?? '/usr/bin/test',
-      contid: opts.contid ?? parent?.contid ?? AUDIT_CID_UNSET, exited: false,
+      pid,
+      ppid,
+      uid: opts.uid ?? 0,
+      auid: opts.auid ?? 0xffffffff,
+      comm: opts.comm ?? 'test',
+      exe: opts.exe ?? '/usr/bin/test',
+      contid: opts.contid ?? parent?.contid ?? AUDIT_CID_UNSET,
+      exited: false,
     };
     this.tasks.set(pid, t);
     return t;
@@ -110,7 +134,8 @@ export class EmulatedKernel {
 
   /** Writing /proc/PID/audit_containerid, with the patch set's checks in its order (contid-protocol.md §3). */
   setContid(setterPid: number, targetPid: number, id: bigint, capAuditControl = true): void {
-    if (!this.contid) throw new KernelError('ENOENT', ENOENT, 'write', '/proc/PID/audit_containerid does not exist on this kernel');
+    if (!this.contid)
+      throw new KernelError('ENOENT', ENOENT, 'write', '/proc/PID/audit_containerid does not exist on this kernel');
     const target = this.tasks.get(targetPid);
     if (!target) throw new KernelError('ESRCH', ESRCH, 'write');
     const setter = this.tasks.get(setterPid);
@@ -120,13 +145,29 @@ export class EmulatedKernel {
     else if (!capAuditControl) err = EPERM;
     else if ([...this.tasks.values()].some((t) => t.ppid === targetPid)) err = EBUSY;
     else if (targetPid === setterPid || !this.isDescendant(targetPid, setterPid)) err = EXDEV;
-    else if (old !== AUDIT_CID_UNSET && !(setter && this.contidOwner.get(old) !== setterPid && this.isDescendant(setterPid, this.contidOwner.get(old) ?? -1)))
+    else if (
+      old !== AUDIT_CID_UNSET &&
+      !(
+        setter &&
+        this.contidOwner.get(old) !== setterPid &&
+        this.isDescendant(setterPid, this.contidOwner.get(old) ?? -1)
+      )
+    )
       err = EEXIST;
     else if (this.contidOwner.has(id) && this.contidOwner.get(id) !== setterPid) err = ENOTUNIQ;
     // CONTAINER_OP is logged in the writer's syscall context, even when the set fails.
-    this.emitEvent(setterPid, 'write', err ? -err : 20, [
-      [MsgType.CONTAINER_OP, `op=set opid=${targetPid} contid=${id} old-contid=${old === AUDIT_CID_UNSET ? '-1' : old}`],
-    ], null);
+    this.emitEvent(
+      setterPid,
+      'write',
+      err ? -err : 20,
+      [
+        [
+          MsgType.CONTAINER_OP,
+          `op=set opid=${targetPid} contid=${id} old-contid=${old === AUDIT_CID_UNSET ? '-1' : old}`,
+        ],
+      ],
+      null,
+    );
     if (err) throw new KernelError(errName(err), err, 'write');
     target.contid = id;
     if (!this.contidOwner.has(id)) this.contidOwner.set(id, setterPid);
@@ -160,10 +201,28 @@ export class EmulatedKernel {
    * Emits one syscall event for task `pid`: [CONTAINER_ID], SYSCALL, extra records, PROCTITLE, EOE — the order
    * audit_log_exit uses. Returns the serial. Does nothing (returns 0) when audit is disabled.
    */
-  emitEvent(pid: number, syscall: string | number, exit: number, extra: Array<[number, string]> = [], key?: string | null): number {
+  emitEvent(
+    pid: number,
+    syscall: string | number,
+    exit: number,
+    extra: Array<[number, string]> = [],
+    key?: string | null,
+  ): number {
     if (this.status.enabled === 0) return 0;
-    const t = this.tasks.get(pid) ?? { pid, ppid: 1, uid: 0, auid: 0xffffffff, comm: 'test', exe: '/usr/bin/test', contid: AUDIT_CID_UNSET, exited: false };
-    const sc = typeof syscall === 'number' ? syscall : ({ write: 1, getppid: 110, openat: 257, clone: 56, execve: 59 } as Record<string, number>)[syscall] ?? 39;
+    const t = this.tasks.get(pid) ?? {
+      pid,
+      ppid: 1,
+      uid: 0,
+      auid: 0xffffffff,
+      comm: 'test',
+      exe: '/usr/bin/test',
+      contid: AUDIT_CID_UNSET,
+      exited: false,
+    };
+    const sc =
+      typeof syscall === 'number'
+        ? syscall
+        : (({ write: 1, getppid: 110, openat: 257, clone: 56, execve: 59 } as Record<string, number>)[syscall] ?? 39);
     // Without an explicit key the exit list decides, first match wins, as audit_filter_syscall does.
     if (key === undefined) {
       const k = this.matchExitRules(t, sc);
@@ -177,10 +236,12 @@ export class EmulatedKernel {
       recs.push([CONTID_CONTAINER_ID, `record=1 contid=${this.contidText(pid)}`]);
       tail = ' record=1';
     }
-    recs.push([MsgType.SYSCALL,
+    recs.push([
+      MsgType.SYSCALL,
       `arch=c000003e syscall=${sc} success=${exit >= 0 ? 'yes' : 'no'} exit=${exit} a0=0 a1=0 a2=0 a3=0 items=0 ppid=${t.ppid} pid=${pid} ` +
-      `auid=${t.auid} uid=${t.uid} gid=0 euid=${t.uid} suid=${t.uid} fsuid=${t.uid} egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 ` +
-      `comm="${t.comm}" exe="${t.exe}" subj=unconfined key=${formatKey(key)}${tail}`]);
+        `auid=${t.auid} uid=${t.uid} gid=0 euid=${t.uid} suid=${t.uid} fsuid=${t.uid} egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 ` +
+        `comm="${t.comm}" exe="${t.exe}" subj=unconfined key=${formatKey(key)}${tail}`,
+    ]);
     recs.push(...extra);
     recs.push([MsgType.PROCTITLE, `proctitle=${Buffer.from(t.comm).toString('hex')}`]);
     for (const [type, body] of recs) this.deliver(type, `${stamp}: ${body}`);
@@ -198,15 +259,32 @@ export class EmulatedKernel {
       for (const f of r.fields) {
         const num = (v: number): boolean => cmp(v, f.op, f.value);
         switch (f.field) {
-          case Field.arch: ok = num(0xc000003e); break;
-          case Field.pid: ok = num(t.pid); break;
-          case Field.ppid: ok = num(t.ppid); break;
-          case Field.uid: case Field.euid: ok = num(t.uid); break;
-          case Field.auid: ok = num(t.auid); break;
-          case Field.exe: ok = (f.op === Op.NOT_EQUAL) !== (f.str === t.exe); break;
-          case Field.contid: ok = (f.op === Op.NOT_EQUAL) !== (f.u64 === t.contid); break;
-          case Field.key: break;
-          default: ok = false; // fields this emulation does not evaluate never match
+          case Field.arch:
+            ok = num(0xc000003e);
+            break;
+          case Field.pid:
+            ok = num(t.pid);
+            break;
+          case Field.ppid:
+            ok = num(t.ppid);
+            break;
+          case Field.uid:
+          case Field.euid:
+            ok = num(t.uid);
+            break;
+          case Field.auid:
+            ok = num(t.auid);
+            break;
+          case Field.exe:
+            ok = (f.op === Op.NOT_EQUAL) !== (f.str === t.exe);
+            break;
+          case Field.contid:
+            ok = (f.op === Op.NOT_EQUAL) !== (f.u64 === t.contid);
+            break;
+          case Field.key:
+            break;
+          default:
+            ok = false; // fields this emulation does not evaluate never match
         }
         if (!ok) break;
       }
@@ -265,12 +343,17 @@ export class EmulatedKernel {
         break;
       case MsgType.GET_FEATURE: {
         const b = Buffer.alloc(16);
-        b.writeUInt32LE(1, 0); b.writeUInt32LE(0xffffffff, 4); b.writeUInt32LE(this.features.features, 8); b.writeUInt32LE(this.features.lock, 12);
+        b.writeUInt32LE(1, 0);
+        b.writeUInt32LE(0xffffffff, 4);
+        b.writeUInt32LE(this.features.features, 8);
+        b.writeUInt32LE(this.features.lock, 12);
         replies.push(frame(MsgType.GET_FEATURE, 0, seq, b));
         break;
       }
       case MsgType.SET_FEATURE: {
-        const mask = payload.readUInt32LE(4), feat = payload.readUInt32LE(8), lock = payload.readUInt32LE(12);
+        const mask = payload.readUInt32LE(4),
+          feat = payload.readUInt32LE(8),
+          lock = payload.readUInt32LE(12);
         if (mask & this.features.lock & (feat ^ this.features.features)) errno = EPERM;
         else {
           this.features.features = (this.features.features & ~mask) | (feat & mask);
@@ -279,21 +362,35 @@ export class EmulatedKernel {
         break;
       }
       case MsgType.SIGNAL_INFO: {
-        if (this.daemon !== sock) { errno = EPERM; break; }
+        if (this.daemon !== sock) {
+          errno = EPERM;
+          break;
+        }
         const ctx = Buffer.from(this.sigInfo.ctx ? this.sigInfo.ctx + '\0' : '', 'latin1');
         const b = Buffer.alloc(8 + ctx.length);
-        b.writeUInt32LE(this.sigInfo.uid, 0); b.writeInt32LE(this.sigInfo.pid, 4); ctx.copy(b, 8);
+        b.writeUInt32LE(this.sigInfo.uid, 0);
+        b.writeInt32LE(this.sigInfo.pid, 4);
+        ctx.copy(b, 8);
         replies.push(frame(MsgType.SIGNAL_INFO, 0, seq, b));
         break;
       }
       case MsgType.SIGNAL_INFO2: {
-        if (!this.contid) { errno = EINVAL; break; }
-        if (this.daemon !== sock) { errno = EPERM; break; }
+        if (!this.contid) {
+          errno = EINVAL;
+          break;
+        }
+        if (this.daemon !== sock) {
+          errno = EPERM;
+          break;
+        }
         const cid = Buffer.from(this.sigInfo.contid, 'latin1');
         const ctx = Buffer.from(this.sigInfo.ctx, 'latin1');
         const b = Buffer.alloc(12 + cid.length + ctx.length);
-        b.writeUInt32LE(this.sigInfo.uid, 0); b.writeInt32LE(this.sigInfo.pid, 4); b.writeUInt32LE(cid.length, 8);
-        cid.copy(b, 12); ctx.copy(b, 12 + cid.length);
+        b.writeUInt32LE(this.sigInfo.uid, 0);
+        b.writeInt32LE(this.sigInfo.pid, 4);
+        b.writeUInt32LE(cid.length, 8);
+        cid.copy(b, 12);
+        ctx.copy(b, 12 + cid.length);
         replies.push(frame(MsgType.SIGNAL_INFO2, 0, seq, b));
         break;
       }
@@ -310,7 +407,10 @@ export class EmulatedKernel {
     }
     // Replies come from a kthread: the ACK may overtake them.
     const wantAck = (flags & NLM_F_ACK) !== 0;
-    if (errno) { ack(errno); return; }
+    if (errno) {
+      ack(errno);
+      return;
+    }
     const order = this.ackOrder === 'random' ? (Math.random() < 0.5 ? 'ack-first' : 'data-first') : this.ackOrder;
     if (wantAck && (order === 'ack-first' || replies.length === 0)) ack(0, positive);
     for (const r of replies) sock.push(r);
@@ -356,7 +456,8 @@ export class EmulatedKernel {
       this.status.backlogLimit = s.backlogLimit;
     }
     if (s.mask & StatusMask.BACKLOG_WAIT_TIME) {
-      if (nlmsgLen < NLMSG_HDRLEN + AUDIT_STATUS_SIZE || s.backlogWaitTime > 600000) return { errno: EINVAL, positive: 0 };
+      if (nlmsgLen < NLMSG_HDRLEN + AUDIT_STATUS_SIZE || s.backlogWaitTime > 600000)
+        return { errno: EINVAL, positive: 0 };
       if (locked) return { errno: EPERM, positive: 0 };
       this.status.backlogWaitTime = s.backlogWaitTime;
     }
@@ -415,20 +516,33 @@ function formatKey(key: string | undefined | null): string {
 
 function cmp(v: number, op: number, want: number): boolean {
   switch (op) {
-    case Op.EQUAL: return v === want;
-    case Op.NOT_EQUAL: return v !== want;
-    case Op.LESS_THAN: return v < want;
-    case Op.GREATER_THAN: return v > want;
-    case Op.LESS_THAN_OR_EQUAL: return v <= want;
-    case Op.GREATER_THAN_OR_EQUAL: return v >= want;
-    case Op.BIT_MASK: return (v & want) !== 0;
-    case Op.BIT_TEST: return (v & want) === want;
-    default: return false;
+    case Op.EQUAL:
+      return v === want;
+    case Op.NOT_EQUAL:
+      return v !== want;
+    case Op.LESS_THAN:
+      return v < want;
+    case Op.GREATER_THAN:
+      return v > want;
+    case Op.LESS_THAN_OR_EQUAL:
+      return v <= want;
+    case Op.GREATER_THAN_OR_EQUAL:
+      return v >= want;
+    case Op.BIT_MASK:
+      return (v & want) !== 0;
+    case Op.BIT_TEST:
+      return (v & want) === want;
+    default:
+      return false;
   }
 }
 
 function errName(n: number): string {
-  return ({ 1: 'EPERM', 16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 22: 'EINVAL', 76: 'ENOTUNIQ' } as Record<number, string>)[n] ?? `E${n}`;
+  return (
+    ({ 1: 'EPERM', 16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 22: 'EINVAL', 76: 'ENOTUNIQ' } as Record<number, string>)[
+      n
+    ] ?? `E${n}`
+  );
 }
 
 function frame(type: number, flags: number, seq: number, payload: Buffer, len = NLMSG_HDRLEN + payload.length): Buffer {
@@ -455,7 +569,12 @@ export class EmulatedAuditSocket implements AuditSocket {
   private scheduled = false;
   alive = true;
 
-  constructor(private readonly kernel: EmulatedKernel, readonly portId: number, readonly pid: number, readonly multicast: boolean) {}
+  constructor(
+    private readonly kernel: EmulatedKernel,
+    readonly portId: number,
+    readonly pid: number,
+    readonly multicast: boolean,
+  ) {}
 
   send(msg: Buffer): void {
     if (!this.alive) throw new KernelError('EBADF', 9, 'sendto');

@@ -5,7 +5,10 @@ export interface NativeAuditNetlink {
   readonly fd: number;
   readonly portId: number;
   send(buf: Buffer): number;
-  start(cb: (err: NativeError | null, batch?: Buffer, lengths?: Uint32Array) => void, opts?: { coalesceMs?: number }): void;
+  start(
+    cb: (err: NativeError | null, batch?: Buffer, lengths?: Uint32Array) => void,
+    opts?: { coalesceMs?: number },
+  ): void;
   stop(): void;
   close(): void;
   setReceiveBuffer(bytes: number): number;
@@ -37,5 +40,7 @@ export function native(): NativeModule {
 
 /** True when an unknown thrown value came from the addon (has code, errno and syscall). */
 export function isNativeError(e: unknown): e is NativeError {
-  return e instanceof Error && typeof (e as NativeError).errno === 'number' && typeof (e as NativeError).syscall === 'string';
+  return (
+    e instanceof Error && typeof (e as NativeError).errno === 'number' && typeof (e as NativeError).syscall === 'string'
+  );
 }

@@ -71,10 +71,13 @@ export class NativeAuditSocket implements AuditSocket {
 
   start(onBatch: BatchHandler, onError: (err: KernelError) => void): void {
     try {
-      this.nl.start((err, batch, lengths) => {
-        if (err) onError(toKernelError(err));
-        else if (batch && lengths) onBatch(batch, lengths);
-      }, { coalesceMs: this.coalesceMs });
+      this.nl.start(
+        (err, batch, lengths) => {
+          if (err) onError(toKernelError(err));
+          else if (batch && lengths) onBatch(batch, lengths);
+        },
+        { coalesceMs: this.coalesceMs },
+      );
     } catch (e) {
       throw toKernelError(e);
     }

@@ -59,8 +59,17 @@ export interface AuditStatus {
 }
 
 const STATUS_FIELDS: Array<[keyof AuditStatus, number]> = [
-  ['mask', 0], ['enabled', 4], ['failure', 8], ['pid', 12], ['rateLimit', 16], ['backlogLimit', 20], ['lost', 24],
-  ['backlog', 28], ['featureBitmap', 32], ['backlogWaitTime', 36], ['backlogWaitTimeActual', 40],
+  ['mask', 0],
+  ['enabled', 4],
+  ['failure', 8],
+  ['pid', 12],
+  ['rateLimit', 16],
+  ['backlogLimit', 20],
+  ['lost', 24],
+  ['backlog', 28],
+  ['featureBitmap', 32],
+  ['backlogWaitTime', 36],
+  ['backlogWaitTimeActual', 40],
 ];
 
 /** Decodes a (possibly short, older-kernel) audit_status; absent fields read as 0. */
@@ -89,12 +98,30 @@ export interface StatusChange {
 export function statusChangeToStruct(c: StatusChange): Buffer {
   let mask = 0;
   const s: Partial<AuditStatus> = {};
-  if (c.enabled !== undefined) { mask |= StatusMask.ENABLED; s.enabled = c.enabled; }
-  if (c.failure !== undefined) { mask |= StatusMask.FAILURE; s.failure = c.failure; }
-  if (c.pid !== undefined) { mask |= StatusMask.PID; s.pid = c.pid; }
-  if (c.rateLimit !== undefined) { mask |= StatusMask.RATE_LIMIT; s.rateLimit = c.rateLimit; }
-  if (c.backlogLimit !== undefined) { mask |= StatusMask.BACKLOG_LIMIT; s.backlogLimit = c.backlogLimit; }
-  if (c.backlogWaitTime !== undefined) { mask |= StatusMask.BACKLOG_WAIT_TIME; s.backlogWaitTime = c.backlogWaitTime; }
+  if (c.enabled !== undefined) {
+    mask |= StatusMask.ENABLED;
+    s.enabled = c.enabled;
+  }
+  if (c.failure !== undefined) {
+    mask |= StatusMask.FAILURE;
+    s.failure = c.failure;
+  }
+  if (c.pid !== undefined) {
+    mask |= StatusMask.PID;
+    s.pid = c.pid;
+  }
+  if (c.rateLimit !== undefined) {
+    mask |= StatusMask.RATE_LIMIT;
+    s.rateLimit = c.rateLimit;
+  }
+  if (c.backlogLimit !== undefined) {
+    mask |= StatusMask.BACKLOG_LIMIT;
+    s.backlogLimit = c.backlogLimit;
+  }
+  if (c.backlogWaitTime !== undefined) {
+    mask |= StatusMask.BACKLOG_WAIT_TIME;
+    s.backlogWaitTime = c.backlogWaitTime;
+  }
   s.mask = mask;
   return encodeStatus(s);
 }

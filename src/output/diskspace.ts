@@ -1,12 +1,7 @@
 // auditd.conf's disk-space handling (space_left, admin_space_left, disk_full, disk_error) as a check plus a guard.
 import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
-import {
-  defaultDiskSpace,
-  type DiskAction,
-  type DiskSpaceConfig,
-  type SpaceThreshold,
-} from '../config/schema';
+import { defaultDiskSpace, type DiskAction, type DiskSpaceConfig, type SpaceThreshold } from '../config/schema';
 import type { Diag } from './outputs';
 import { programTrustProblem } from '../trust';
 
@@ -67,7 +62,14 @@ export function checkDiskSpace(path: string, cfg: DiskSpaceConfig | undefined, s
   try {
     st = fs.statfsSync(path);
   } catch (e) {
-    return { level: 'ok', action: 'none', exe: null, freeBytes: -1, totalBytes: -1, message: `statfs ${path}: ${String(e)}` };
+    return {
+      level: 'ok',
+      action: 'none',
+      exe: null,
+      freeBytes: -1,
+      totalBytes: -1,
+      message: `statfs ${path}: ${String(e)}`,
+    };
   }
   const free = st.bavail * st.bsize;
   const total = st.blocks * st.bsize;
@@ -75,14 +77,26 @@ export function checkDiskSpace(path: string, cfg: DiskSpaceConfig | undefined, s
   if (st.bavail < MIN_FREE_BLOCKS) {
     if (state.fullHandled) return { ...base, level: 'disk_full', action: 'none', exe: null, message: 'disk full' };
     state.fullHandled = true;
-    return { ...base, level: 'disk_full', action: c.diskFullAction, exe: c.diskFullExe, message: 'Audit daemon has no space left on logging partition' };
+    return {
+      ...base,
+      level: 'disk_full',
+      action: c.diskFullAction,
+      exe: c.diskFullExe,
+      message: 'Audit daemon has no space left on logging partition',
+    };
   }
   state.fullHandled = false;
   const adminT = thresholdBytes(c.adminSpaceLeft, total);
   const spaceT = thresholdBytes(c.spaceLeft, total);
   let out: DiskCheck = { ...base, level: 'ok', action: 'none', exe: null, message: '' };
   if (free < spaceT) {
-    out = { ...base, level: 'space_left', action: 'none', exe: null, message: 'Audit daemon is low on disk space for logging' };
+    out = {
+      ...base,
+      level: 'space_left',
+      action: 'none',
+      exe: null,
+      message: 'Audit daemon is low on disk space for logging',
+    };
     if (!state.spaceWarned) {
       state.spaceWarned = true;
       out.action = c.spaceLeftAction;
@@ -96,7 +110,13 @@ export function checkDiskSpace(path: string, cfg: DiskSpaceConfig | undefined, s
     const msg = 'Audit daemon is very low on disk space for logging';
     if (!state.adminWarned) {
       state.adminWarned = true;
-      return { ...base, level: 'admin_space_left', action: c.adminSpaceLeftAction, exe: c.adminSpaceLeftExe, message: msg };
+      return {
+        ...base,
+        level: 'admin_space_left',
+        action: c.adminSpaceLeftAction,
+        exe: c.adminSpaceLeftExe,
+        message: msg,
+      };
     }
     return { ...base, level: 'admin_space_left', action: out.action, exe: out.exe, message: msg };
   } else if (state.adminWarned && c.adminSpaceLeftAction === 'syslog') {
@@ -112,14 +132,26 @@ export function diskErrorAction(code: string, cfg: DiskSpaceConfig | undefined, 
   if (code === 'ENOSPC') {
     if (state.fullHandled) return { ...base, level: 'disk_full', action: 'none', exe: null, message: 'disk full' };
     state.fullHandled = true;
-    return { ...base, level: 'disk_full', action: c.diskFullAction, exe: c.diskFullExe, message: 'Audit daemon has no space left on logging partition' };
+    return {
+      ...base,
+      level: 'disk_full',
+      action: c.diskFullAction,
+      exe: c.diskFullExe,
+      message: 'Audit daemon has no space left on logging partition',
+    };
   }
   let action: DiskAction | 'none' = c.diskErrorAction;
   if (action === 'syslog') {
     if (state.errorWarnings >= 5) action = 'none';
     state.errorWarnings++;
   }
-  return { ...base, level: 'ok', action, exe: c.diskErrorExe, message: `Audit daemon detected an error writing an event to disk (${code})` };
+  return {
+    ...base,
+    level: 'ok',
+    action,
+    exe: c.diskErrorExe,
+    message: `Audit daemon detected an error writing an event to disk (${code})`,
+  };
 }
 
 /**
@@ -138,13 +170,21 @@ export function runAdminAction(action: string, exe: string | null, diag: Diag): 
     // (or swap through a symlink or a writable directory) would be run as root.
     const untrusted = programTrustProblem(exe);
     if (untrusted) {
-      diag.error({ action, cmd: exe, reason: untrusted }, 'exec action refused: only root may be able to change the program');
+      diag.error(
+        { action, cmd: exe, reason: untrusted },
+        'exec action refused: only root may be able to change the program',
+      );
       return;
     }
     cmd = exe;
     args = [];
   } else if (action === 'single' || action === 'halt') {
-    diag.error({ action }, action === 'single' ? 'The audit daemon is now changing the system to single user mode' : 'The audit daemon is now halting the system');
+    diag.error(
+      { action },
+      action === 'single'
+        ? 'The audit daemon is now changing the system to single user mode'
+        : 'The audit daemon is now halting the system',
+    );
     cmd = '/sbin/init';
     args = [action === 'single' ? '1' : '0'];
   } else {
@@ -200,7 +240,8 @@ export class DiskSpaceGuard {
     ];
     for (const [key, action, exe] of exes) {
       const reason = action === 'exec' && exe ? programTrustProblem(exe) : null;
-      if (reason) diag.error({ path: logPath, key, exe, reason }, `${key} will not be run: only root may be able to change it`);
+      if (reason)
+        diag.error({ path: logPath, key, exe, reason }, `${key} will not be run: only root may be able to change it`);
     }
   }
 
@@ -231,7 +272,13 @@ export class DiskSpaceGuard {
     if (r.action === 'none') return;
     this.counters.actions++;
     this.lastAction = r.action;
-    const info = { path: this.logPath, level: r.level, action: r.action, freeBytes: r.freeBytes, lost: this.writer.counters.lost };
+    const info = {
+      path: this.logPath,
+      level: r.level,
+      action: r.action,
+      freeBytes: r.freeBytes,
+      lost: this.writer.counters.lost,
+    };
     switch (r.action) {
       case 'ignore':
         return;

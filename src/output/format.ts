@@ -88,11 +88,28 @@ const K_SOCKADDR = 5;
 
 /** auparse typetab.h entries of the types ENRICHED appends. */
 const FIELD_KIND = new Map<string, Kind>([
-  ['auid', K_UID], ['uid', K_UID], ['euid', K_UID], ['suid', K_UID], ['fsuid', K_UID], ['ouid', K_UID],
-  ['oauid', K_UID], ['old-auid', K_UID], ['iuid', K_UID], ['id', K_UID], ['inode_uid', K_UID], ['sauid', K_UID],
+  ['auid', K_UID],
+  ['uid', K_UID],
+  ['euid', K_UID],
+  ['suid', K_UID],
+  ['fsuid', K_UID],
+  ['ouid', K_UID],
+  ['oauid', K_UID],
+  ['old-auid', K_UID],
+  ['iuid', K_UID],
+  ['id', K_UID],
+  ['inode_uid', K_UID],
+  ['sauid', K_UID],
   ['obj_uid', K_UID],
-  ['obj_gid', K_GID], ['gid', K_GID], ['egid', K_GID], ['sgid', K_GID], ['fsgid', K_GID], ['ogid', K_GID],
-  ['igid', K_GID], ['inode_gid', K_GID], ['new_gid', K_GID],
+  ['obj_gid', K_GID],
+  ['gid', K_GID],
+  ['egid', K_GID],
+  ['sgid', K_GID],
+  ['fsgid', K_GID],
+  ['ogid', K_GID],
+  ['igid', K_GID],
+  ['inode_gid', K_GID],
+  ['new_gid', K_GID],
   ['syscall', K_SYSCALL],
   ['arch', K_ARCH],
   ['saddr', K_SOCKADDR],
@@ -110,7 +127,8 @@ interface FieldEntry {
 }
 
 /**
- * Entries by key length and the first byte's low 5 bits. Most keys of a record (a0, exit, pid, comm...) land on an empty
+ * Entries by key length and the first byte's low 5 bits. Most keys of a record (a0, exit, pid, comm...) land on an
+ * empty
  * slot, so rejecting them costs one array load; a hit is confirmed byte by byte.
  */
 const fieldSlot = (len: number, first: number): number => len * 32 + (first & 31);
@@ -126,7 +144,13 @@ const FIELD_SLOTS = new Array<FieldEntry | undefined>(fieldSlot(MAX_KEY_LEN, 31)
 const FIELD_ENTRIES: FieldEntry[] = [];
 for (const [key, kind] of FIELD_KIND) {
   const slot = fieldSlot(key.length, key.charCodeAt(0));
-  const e: FieldEntry = { key: Buffer.from(key, 'latin1'), upper: key.toUpperCase(), kind, index: FIELD_ENTRIES.length, next: FIELD_SLOTS[slot] };
+  const e: FieldEntry = {
+    key: Buffer.from(key, 'latin1'),
+    upper: key.toUpperCase(),
+    kind,
+    index: FIELD_ENTRIES.length,
+    next: FIELD_SLOTS[slot],
+  };
   FIELD_SLOTS[slot] = e;
   FIELD_ENTRIES.push(e);
 }
@@ -217,8 +241,15 @@ function plainDecimal(s: Buffer, vs: number, ve: number): number {
 const AUDIT_ARCH_X86_64 = 0xc000003e;
 const AUDIT_ARCH_I386 = 0x40000003;
 const ARCH_NAMES = new Map<number, string>([
-  [AUDIT_ARCH_X86_64, 'x86_64'], [AUDIT_ARCH_I386, 'i386'], [0xc00000b7, 'aarch64'], [0x80000015, 'ppc64'],
-  [0xc0000015, 'ppc64le'], [0x80000016, 's390x'], [0x00000016, 's390'], [0x00000014, 'ppc'], [0x40000028, 'armeb'],
+  [AUDIT_ARCH_X86_64, 'x86_64'],
+  [AUDIT_ARCH_I386, 'i386'],
+  [0xc00000b7, 'aarch64'],
+  [0x80000015, 'ppc64'],
+  [0xc0000015, 'ppc64le'],
+  [0x80000016, 's390x'],
+  [0x00000016, 's390'],
+  [0x00000014, 'ppc'],
+  [0x40000028, 'armeb'],
 ]);
 
 function syscallArray(t: ReadonlyArray<readonly [number, string]>): string[] {
@@ -231,10 +262,51 @@ const SYS_I386 = syscallArray(SYSCALLS_I386);
 
 /** libaudit's family names (famtab), index = AF_* number; missing ones print unknown-family(N). */
 const FAMILIES: (string | undefined)[] = [
-  undefined, 'local', 'inet', 'ax25', 'ipx', 'appletalk', 'netrom', 'bridge', 'atmpvc', 'x25', 'inet6', 'rose',
-  'decnet', 'netbeui', 'security', 'key', 'netlink', 'packet', 'ash', 'econet', 'atmsvc', 'rds', 'sna', 'irda',
-  'pppox', 'wanpipe', 'llc', undefined, undefined, 'can', 'tipc', 'bluetooth', 'iucv', 'rxrpc', 'isdn', 'phonet',
-  'ieee802154', 'caif', 'alg', 'nfc', 'vsock', 'kcm', 'qipcrtr', 'smc', 'xdp',
+  undefined,
+  'local',
+  'inet',
+  'ax25',
+  'ipx',
+  'appletalk',
+  'netrom',
+  'bridge',
+  'atmpvc',
+  'x25',
+  'inet6',
+  'rose',
+  'decnet',
+  'netbeui',
+  'security',
+  'key',
+  'netlink',
+  'packet',
+  'ash',
+  'econet',
+  'atmsvc',
+  'rds',
+  'sna',
+  'irda',
+  'pppox',
+  'wanpipe',
+  'llc',
+  undefined,
+  undefined,
+  'can',
+  'tipc',
+  'bluetooth',
+  'iucv',
+  'rxrpc',
+  'isdn',
+  'phonet',
+  'ieee802154',
+  'caif',
+  'alg',
+  'nfc',
+  'vsock',
+  'kcm',
+  'qipcrtr',
+  'smc',
+  'xdp',
 ];
 
 /** Record types are below this except for rare user-space ones, which live in a Map. */
@@ -328,7 +400,10 @@ export class LineFormatter {
     let t = inTable ? this.typeTable[type] : this.typeMap.get(type);
     if (t === undefined) {
       const name = writerTypeName(type, this.contidKernel);
-      const prefix = Buffer.from(this.node !== undefined ? `node=${this.node} type=${name} msg=` : `type=${name} msg=`, 'latin1');
+      const prefix = Buffer.from(
+        this.node !== undefined ? `node=${this.node} type=${name} msg=` : `type=${name} msg=`,
+        'latin1',
+      );
       t = { prefix, memo: this.enriched ? new SuffixMemo() : undefined };
       if (inTable) this.typeTable[type] = t;
       else this.typeMap.set(type, t);
@@ -376,7 +451,11 @@ export class LineFormatter {
     }
     // A 0x1D in the text (a user message's msg='...' is the sender's bytes) would start a forged interpretation
     // list for ausearch; auditd writes it as is, auditmux as a space, like the newline.
-    for (let i = payload.indexOf(INTERP_SEPARATOR); i >= 0 && plen + i < len; i = payload.indexOf(INTERP_SEPARATOR, i + 1)) {
+    for (
+      let i = payload.indexOf(INTERP_SEPARATOR);
+      i >= 0 && plen + i < len;
+      i = payload.indexOf(INTERP_SEPARATOR, i + 1)
+    ) {
       o[base + plen + i] = C_SPACE;
     }
     // Without a node name auditd trims one trailing space from the untruncated text; with one, the trimmed space is
@@ -441,7 +520,7 @@ export class LineFormatter {
       const vs = i + 1;
       // At the end (vs === to) this reads the sentinel: an empty value, never a stale byte taken for a quote.
       const q = o[vs]!;
-      let ve = vs;
+      let ve: number;
       if (q === C_DQUOTE || q === C_SQUOTE) {
         ve = vs + 1;
         while (ve < to && o[ve] !== q) ve++;
@@ -621,7 +700,7 @@ function parseId(v: string): number | undefined {
   if (v.length === 0) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n)) return undefined;
-  return n < 0 ? (n >>> 0) : n;
+  return n < 0 ? n >>> 0 : n;
 }
 
 /** parseHex() of s[vs..ve) without a string. */
@@ -713,13 +792,15 @@ export function sockaddrText(hex: string): string {
   }
 }
 
-/** glibc inet_ntop(AF_INET6): longest run (>=2) of zero groups becomes ::, v4-mapped/compatible tails as dotted quads. */
+/**
+ * glibc inet_ntop(AF_INET6): longest run (>=2) of zero groups becomes ::, v4-mapped/compatible tails as dotted quads.
+ */
 export function inet6Text(a: Buffer): string {
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push(a.readUInt16BE(i * 2));
   let bestS = -1;
   let bestL = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;
@@ -734,7 +815,9 @@ export function inet6Text(a: Buffer): string {
   }
   if (bestL < 2) bestS = -1;
   const v4 =
-    bestS === 0 && (bestL === 6 || (bestL === 5 && g[5] === 0xffff)) ? `${a[12]}.${a[13]}.${a[14]}.${a[15]}` : undefined;
+    bestS === 0 && (bestL === 6 || (bestL === 5 && g[5] === 0xffff))
+      ? `${a[12]}.${a[13]}.${a[14]}.${a[15]}`
+      : undefined;
   let out = '';
   for (let i = 0; i < 8; i++) {
     if (bestS >= 0 && i >= bestS && i < bestS + bestL) {

@@ -82,8 +82,21 @@ const DEFAULT_BUFFER = 1 * MiB;
 const UNSET = 4294967295;
 
 export class LogWriter {
-  readonly counters: LogWriterCounters = { records: 0, bytes: 0, writes: 0, fsyncs: 0, rotations: 0, lost: 0, errors: 0 };
-  private readonly opts: Required<Omit<LogWriterOptions, 'node' | 'logGroupGid' | 'ids' | 'logger' | 'onError' | 'contidKernel' | 'rotateInterval' | 'compress' | 'now'>> &
+  readonly counters: LogWriterCounters = {
+    records: 0,
+    bytes: 0,
+    writes: 0,
+    fsyncs: 0,
+    rotations: 0,
+    lost: 0,
+    errors: 0,
+  };
+  private readonly opts: Required<
+    Omit<
+      LogWriterOptions,
+      'node' | 'logGroupGid' | 'ids' | 'logger' | 'onError' | 'contidKernel' | 'rotateInterval' | 'compress' | 'now'
+    >
+  > &
     LogWriterOptions;
   private readonly formatter: LineFormatter;
   private readonly buf: Buffer;
@@ -212,7 +225,10 @@ export class LogWriter {
       const p = this.periodKey();
       if (p !== this.period) {
         this.period = p;
-        this.log('info', `Audit daemon rotating log files (new ${this.opts.rotateInterval === 'hourly' ? 'hour' : 'day'})`);
+        this.log(
+          'info',
+          `Audit daemon rotating log files (new ${this.opts.rotateInterval === 'hourly' ? 'hour' : 'day'})`,
+        );
         this.rotateNow({ auid: UNSET, uid: process.getuid?.() ?? 0, ses: UNSET, pid: process.pid });
       }
     }
@@ -458,11 +474,19 @@ export class LogWriter {
     let created = false;
     try {
       // The file we just renamed: read without following a symlink, and never copy out a file linked elsewhere.
-      const { data, stat } = readBounded(file, { limit: bufferConstants.MAX_LENGTH, noFollow: true, what: 'rotated log' });
+      const { data, stat } = readBounded(file, {
+        limit: bufferConstants.MAX_LENGTH,
+        noFollow: true,
+        what: 'rotated log',
+      });
       if (stat.nlink > 1) throw new IoError(`rotated log ${file} has ${stat.nlink} hard links`, 'E_HARDLINK');
       const gz = zlib.gzipSync(data, { level: 1 });
       // O_EXCL: a name planted at the temporary (a symlink to any file) is removed, never written through.
-      const { fd } = createExclusive(tmp, { mode: this.opts.logGroupGid ? 0o440 : 0o400, what: 'temporary file', replaceStale: true });
+      const { fd } = createExclusive(tmp, {
+        mode: this.opts.logGroupGid ? 0o440 : 0o400,
+        what: 'temporary file',
+        replaceStale: true,
+      });
       created = true;
       try {
         let off = 0;
@@ -549,7 +573,10 @@ export class LogWriter {
     try {
       checkDirSafe(dir, { owners: [0, process.geteuid?.() ?? 0], what: 'log directory' });
     } catch (e) {
-      const hint = (e as IoError).code === 'E_UNSAFE_DIR' ? ` (make it root's alone: chown root: ${dir} && chmod go-w ${dir}, and check the files in it)` : '';
+      const hint =
+        (e as IoError).code === 'E_UNSAFE_DIR'
+          ? ` (make it root's alone: chown root: ${dir} && chmod go-w ${dir}, and check the files in it)`
+          : '';
       throw new IoError(`${(e as Error).message}${hint}`, 'E_LOG_DIR_UNSAFE', { cause: e });
     }
     // libuv adds O_CLOEXEC. O_NOFOLLOW, one link only: a name planted at the log path must not redirect root's writes.
@@ -558,7 +585,10 @@ export class LogWriter {
     try {
       ({ fd, stat: st } = openAppendNoFollow(path, { mode, what: 'log file' }));
     } catch (e) {
-      const code = { E_SYMLINK: 'E_LOG_SYMLINK', E_NOT_REGULAR: 'E_LOG_NOT_FILE', E_HARDLINK: 'E_LOG_HARDLINK' }[(e as IoError).code] ?? 'E_LOG_OPEN';
+      const code =
+        { E_SYMLINK: 'E_LOG_SYMLINK', E_NOT_REGULAR: 'E_LOG_NOT_FILE', E_HARDLINK: 'E_LOG_HARDLINK' }[
+          (e as IoError).code
+        ] ?? 'E_LOG_OPEN';
       throw new IoError((e as Error).message, code, { cause: e });
     }
     try {
@@ -644,7 +674,12 @@ export function selfRequester(): Requester {
       return UNSET;
     }
   };
-  return { auid: read('/proc/self/loginuid'), uid: process.getuid?.() ?? 0, ses: read('/proc/self/sessionid'), pid: process.pid };
+  return {
+    auid: read('/proc/self/loginuid'),
+    uid: process.getuid?.() ?? 0,
+    ses: read('/proc/self/sessionid'),
+    pid: process.pid,
+  };
 }
 
 /** name_format/name -> the node= value; undefined for none. */

@@ -1,4 +1,5 @@
-// The output interface the daemons write to, and the factory that builds remote, syslog, plugin and nats outputs from config.
+// The output interface the daemons write to, and the factory that builds remote, syslog, plugin and nats outputs from
+// config.
 import type { OutputSpec } from '../config/schema';
 import { RemoteOutput } from './remote/client';
 import { SyslogOutput } from './syslog';

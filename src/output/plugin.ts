@@ -9,7 +9,10 @@ import type { QueueCursor } from './spool';
 import { QueuedOutput, queuedOptions } from './remote/queued-output';
 import { MAX_LINE_BYTES } from './format';
 
-/** struct audit_dispatcher_header: u32 ver, hlen, type, size in host byte order (little-endian on every Linux we run on). */
+/**
+ * struct audit_dispatcher_header: u32 ver, hlen, type, size in host byte order (little-endian on every Linux we run
+ * on).
+ */
 export const DISPATCHER_HEADER_SIZE = 16;
 /** AUDISP_PROTOCOL_VER: the payload is the kernel's text (`audit(...): ...`). */
 export const AUDISP_PROTOCOL_VER = 0;
@@ -120,13 +123,20 @@ export class PluginOutput extends QueuedOutput {
   }
 
   protected override extraStats(): Record<string, number | string | boolean> {
-    return { ...this.pc, restarts: this.restarts, running: this.child !== null, gaveUp: this.gaveUp, path: this.spec.path };
+    return {
+      ...this.pc,
+      restarts: this.restarts,
+      running: this.child !== null,
+      gaveUp: this.gaveUp,
+      path: this.spec.path,
+    };
   }
 
   private commitOld(before: number): void {
     let k = 0;
     let n = 0;
-    while (k < this.written.length && (this.written[k] as { at: number }).at <= before) n += (this.written[k++] as { n: number }).n;
+    while (k < this.written.length && (this.written[k] as { at: number }).at <= before)
+      n += (this.written[k++] as { n: number }).n;
     if (k === 0) return;
     const last = this.written[k - 1] as { end: QueueCursor };
     this.written.splice(0, k);
@@ -167,7 +177,10 @@ export class PluginOutput extends QueuedOutput {
     const untrusted = programTrustProblem(this.spec.path);
     if (untrusted) {
       this.lastError = `plugin refused: ${untrusted}`;
-      this.diag.error({ output: this.name, path: this.spec.path, reason: untrusted }, 'plugin refused: only root may be able to change it');
+      this.diag.error(
+        { output: this.name, path: this.spec.path, reason: untrusted },
+        'plugin refused: only root may be able to change it',
+      );
       this.onChildGone(null, null);
       return;
     }
@@ -175,7 +188,12 @@ export class PluginOutput extends QueuedOutput {
       // Only stdio is inherited: libuv opens every other descriptor (netlink socket, logs, control socket) O_CLOEXEC.
       // With `user`, libuv calls setgroups(0), setgid, setuid before exec: from root to another uid the kernel clears
       // every capability, so the plugin runs with that user's rights alone.
-      c = spawn(this.spec.path, this.spec.args, { stdio: ['pipe', 'ignore', 'pipe'], env: PLUGIN_ENV, cwd: '/', ...(this.ids ?? {}) });
+      c = spawn(this.spec.path, this.spec.args, {
+        stdio: ['pipe', 'ignore', 'pipe'],
+        env: PLUGIN_ENV,
+        cwd: '/',
+        ...(this.ids ?? {}),
+      });
     } catch (e) {
       this.lastError = `spawn: ${String(e)}`;
       this.onChildGone(null, null);
@@ -223,23 +241,44 @@ export class PluginOutput extends QueuedOutput {
     this.pc.lastExit = signal ? `signal ${signal}` : `code ${code}`;
     if (this.restarts >= this.spec.maxRestarts) {
       this.gaveUp = true;
-      this.diag.error({ output: this.name, path: this.spec.path, restarts: this.restarts, exit: this.pc.lastExit, lastError: this.lastError }, 'plugin exceeded max_restarts; not restarting');
+      this.diag.error(
+        {
+          output: this.name,
+          path: this.spec.path,
+          restarts: this.restarts,
+          exit: this.pc.lastExit,
+          lastError: this.lastError,
+        },
+        'plugin exceeded max_restarts; not restarting',
+      );
       return;
     }
     this.restarts++;
-    this.diag.warn({ output: this.name, path: this.spec.path, exit: this.pc.lastExit, restart: this.restarts }, 'plugin terminated unexpectedly; restarting');
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = null;
-      this.startChild();
-    }, Math.min(100 * this.restarts, 2000));
+    this.diag.warn(
+      { output: this.name, path: this.spec.path, exit: this.pc.lastExit, restart: this.restarts },
+      'plugin terminated unexpectedly; restarting',
+    );
+    this.restartTimer = setTimeout(
+      () => {
+        this.restartTimer = null;
+        this.startChild();
+      },
+      Math.min(100 * this.restarts, 2000),
+    );
   }
 }
 
-/** auditd's plugin check (audispd-pconfig.c) and the chain of directories to it: a ConfigError at the plugin's position. */
+/**
+ * auditd's plugin check (audispd-pconfig.c) and the chain of directories to it: a ConfigError at the plugin's position.
+ */
 function checkedPlugin(spec: PluginOutputSpec): PluginOutputSpec {
   const p = programTrustProblem(spec.path);
   const pos = spec.pos ?? { file: spec.name, line: 1, col: 1 };
-  if (p) throw new ConfigError(pos, `plugin ${spec.name} refused: ${p}; it would run as root, so only root may be able to change it (chown root, chmod go-w, no symlink, in root-owned directories)`);
+  if (p)
+    throw new ConfigError(
+      pos,
+      `plugin ${spec.name} refused: ${p}; it would run as root, so only root may be able to change it (chown root, chmod go-w, no symlink, in root-owned directories)`,
+    );
   if (spec.user !== undefined) {
     const ids = userIds(spec.user);
     if (!ids) throw new ConfigError(pos, `plugin ${spec.name}: unknown user "${spec.user}"`);

@@ -1,4 +1,5 @@
-// Bounded record queues for outputs: an on-disk spool (append-only segments + persisted read cursor) and a memory queue.
+// Bounded record queues for outputs: an on-disk spool (append-only segments + persisted read cursor) and a memory
+// queue.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -127,7 +128,10 @@ export class Spool implements RecordQueue {
   constructor(opts: SpoolOptions) {
     this.dir = opts.dir;
     this.capacity = opts.maxBytes;
-    this.segmentBytes = Math.max(64 * 1024, Math.min(opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, Math.ceil(opts.maxBytes / 4)));
+    this.segmentBytes = Math.max(
+      64 * 1024,
+      Math.min(opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, Math.ceil(opts.maxBytes / 4)),
+    );
     this.onCorrupt = opts.onCorrupt;
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     // Records wait here as root's (or the daemon user's) files: nobody else may add, swap or link names in it.
@@ -137,7 +141,8 @@ export class Spool implements RecordQueue {
     // checked when it entered it.
     if (path.isAbsolute(this.dir)) {
       const problem = pathTrustProblem(path.dirname(this.dir), { dir: true });
-      if (problem) throw new IoError(`spool directory ${this.dir}: ${problem}; others could swap it (refused)`, 'E_UNSAFE_DIR');
+      if (problem)
+        throw new IoError(`spool directory ${this.dir}: ${problem}; others could swap it (refused)`, 'E_UNSAFE_DIR');
     }
     this.cfd = openFile(path.join(this.dir, CURSOR_FILE), fs.constants.O_RDWR | fs.constants.O_CREAT, 'spool cursor');
     try {
@@ -162,7 +167,8 @@ export class Spool implements RecordQueue {
 
   append(rec: Buffer): boolean {
     if (this.closed) return false;
-    if (rec.length > MAX_SPOOL_RECORD) throw new RangeError(`spool record of ${rec.length} bytes exceeds ${MAX_SPOOL_RECORD}`);
+    if (rec.length > MAX_SPOOL_RECORD)
+      throw new RangeError(`spool record of ${rec.length} bytes exceeds ${MAX_SPOOL_RECORD}`);
     if (rec.length === 0) throw new RangeError('an empty spool record cannot be told from a hole in the file');
     const need = REC_HEADER + rec.length;
     if (this.pendingBytes + need > this.capacity) return false;
@@ -297,7 +303,7 @@ export class Spool implements RecordQueue {
     for (let slot = 0; slot < 2; slot++) {
       const o = slot * CURSOR_SLOT;
       if (b.readUInt32LE(o) !== CURSOR_MAGIC) continue;
-      if ((crc32(b.subarray(o, o + 16)) >>> 0) !== b.readUInt32LE(o + 16)) continue;
+      if (crc32(b.subarray(o, o + 16)) >>> 0 !== b.readUInt32LE(o + 16)) continue;
       const c = { gen: b.readUInt32LE(o + 4), seg: b.readUInt32LE(o + 8), off: b.readUInt32LE(o + 12) };
       if (!best || c.gen > best.gen) best = c;
     }
@@ -393,7 +399,7 @@ export class Spool implements RecordQueue {
         this.onCorrupt?.(p, start, 'cursor not on a record boundary');
         this.committed = { seg, off: 0 };
         records = 0;
-        for (let o = 0; o < off; ) {
+        for (let o = 0; o < off;) {
           const r = readFramed(buf, o, off) as { len: number };
           o += r.len;
           records++;

@@ -87,7 +87,8 @@ export class SyslogOutput extends NetOutput {
       procId: String(process.pid),
     };
     if (spec.tls) {
-      // Read once at start: a missing key file is a configuration error the daemon should report before running. Bounded
+      // Read once at start: a missing key file is a configuration error the daemon should report before running.
+      // Bounded
       // and regular files only: a FIFO named here would block the whole daemon, /dev/zero would eat its memory.
       if (spec.tls.ca) this.tlsFiles.ca = readPem(spec.tls.ca, 'syslog CA file');
       if (spec.tls.cert) this.tlsFiles.cert = readPem(spec.tls.cert, 'syslog client certificate');

@@ -1,4 +1,5 @@
-// Encoders for untrusted text in audit records: the kernel's quoted-or-hex form and the octal escape of interpreted values.
+// Encoders for untrusted text in audit records: the kernel's quoted-or-hex form and the octal escape of interpreted
+// values.
 
 const C_DQUOTE = 0x22;
 const C_BACKSLASH = 0x5c;
@@ -22,7 +23,10 @@ export function needsEncoding(bytes: Uint8Array): boolean {
  * ASCII without spaces, so it can never end a record, start a field or reach the ENRICHED separator.
  */
 export function encodeUntrusted(value: string | Uint8Array): string {
-  const b = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  const b =
+    typeof value === 'string'
+      ? Buffer.from(value, 'utf8')
+      : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   if (b.length === 0) return '""';
   return needsEncoding(b) ? b.toString('hex').toUpperCase() : `"${b.toString('latin1')}"`;
 }

@@ -1,4 +1,5 @@
-// One kernel record: header parse of `audit(SEC.MSEC:SERIAL): body` and lazy single-field lookups for routing and enrichment.
+// One kernel record: header parse of `audit(SEC.MSEC:SERIAL): body` and lazy single-field lookups for routing and
+// enrichment.
 
 /** A record as the reassembler and the writer see it; `raw` holds the payload bytes (trailing NULs dropped). */
 export interface AuditRecord {

@@ -7,7 +7,11 @@ import { ContidError, ContidTracker, parseChains, type Chain } from './contid-tr
 
 export interface ContidSource {
   readonly kind: 'kernel' | 'tracker';
-  set(pid: number, id: bigint, opts: { setterPid: number; nested?: boolean; join?: boolean }): { old: Chain | null; chain: Chain };
+  set(
+    pid: number,
+    id: bigint,
+    opts: { setterPid: number; nested?: boolean; join?: boolean },
+  ): { old: Chain | null; chain: Chain };
   get(pid: number): Chain | null;
 }
 
@@ -17,7 +21,14 @@ export function kernelHasContid(featureBitmap: number, procRoot = '/proc'): bool
 }
 
 const ERRNO_TO_CONTID: Record<string, ContidError['errnoName']> = {
-  EINVAL: 'EINVAL', EPERM: 'EPERM', EBUSY: 'EBUSY', EXDEV: 'EXDEV', EEXIST: 'EEXIST', ENOTUNIQ: 'ENOTUNIQ', ESRCH: 'ESRCH', ENOENT: 'ESRCH',
+  EINVAL: 'EINVAL',
+  EPERM: 'EPERM',
+  EBUSY: 'EBUSY',
+  EXDEV: 'EXDEV',
+  EEXIST: 'EEXIST',
+  ENOTUNIQ: 'ENOTUNIQ',
+  ESRCH: 'ESRCH',
+  ENOENT: 'ESRCH',
 };
 
 /** The patch set's /proc interface: write a decimal u64 in one write; read back `%llu`. */
@@ -56,7 +67,8 @@ export class EmulatedContidSource implements ContidSource {
     try {
       this.kernel.setContid(opts.setterPid, pid, id);
     } catch (e) {
-      if (e instanceof KernelError) throw new ContidError(ERRNO_TO_CONTID[e.code] ?? 'EINVAL', `audit_containerid of ${pid}: ${e.code}`);
+      if (e instanceof KernelError)
+        throw new ContidError(ERRNO_TO_CONTID[e.code] ?? 'EINVAL', `audit_containerid of ${pid}: ${e.code}`);
       throw e;
     }
     return { old, chain: this.get(pid) ?? [id] };
@@ -73,7 +85,11 @@ export class TrackerContidSource implements ContidSource {
   readonly kind = 'tracker' as const;
   constructor(readonly tracker: ContidTracker) {}
 
-  set(pid: number, id: bigint, opts: { setterPid: number; nested?: boolean; join?: boolean }): { old: Chain | null; chain: Chain } {
+  set(
+    pid: number,
+    id: bigint,
+    opts: { setterPid: number; nested?: boolean; join?: boolean },
+  ): { old: Chain | null; chain: Chain } {
     return this.tracker.set(pid, id, opts);
   }
 

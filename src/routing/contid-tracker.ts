@@ -7,7 +7,10 @@ import { realProc, type ProcReader } from './proc';
 
 /** A refused `contid set`, with the errno the patch set's /proc write would have returned. */
 export class ContidError extends AuditmuxError {
-  constructor(readonly errnoName: 'EINVAL' | 'EPERM' | 'EBUSY' | 'EXDEV' | 'EEXIST' | 'ENOTUNIQ' | 'ESRCH', message: string) {
+  constructor(
+    readonly errnoName: 'EINVAL' | 'EPERM' | 'EBUSY' | 'EXDEV' | 'EEXIST' | 'ENOTUNIQ' | 'ESRCH',
+    message: string,
+  ) {
     super(`E_CONTID_${errnoName}`, message, errnoName === 'EPERM' ? ExitCode.PERMISSION : ExitCode.FAILURE);
   }
 }
@@ -44,7 +47,8 @@ export function formatChain(chain: Chain): string {
 /** One id of a chain as records write it: `-1` (unset) or decimal, never above 2^64-1. */
 function chainId(p: string): bigint | string {
   if (p === '-1') return AUDIT_CID_UNSET;
-  if (!/^[0-9]{1,20}$/.test(p)) return `"${p.length > 24 ? `${p.slice(0, 24)}...` : p}" is not a contid (decimal or -1)`;
+  if (!/^[0-9]{1,20}$/.test(p))
+    return `"${p.length > 24 ? `${p.slice(0, 24)}...` : p}" is not a contid (decimal or -1)`;
   const v = BigInt(p);
   return v > AUDIT_CID_UNSET ? `contid ${p} is above 2^64-1` : v;
 }
@@ -109,7 +113,17 @@ export class ContidTracker {
   private containers: ContainerLookup | null;
   private readonly negativeTtlMs: number;
   private readonly now: () => number;
-  readonly counters: TrackerCounters = { tagged: 0, inheritedFork: 0, inheritedPpid: 0, inheritedProc: 0, cgroupMapped: 0, containerMapped: 0, exits: 0, reuseDetected: 0, procLookups: 0 };
+  readonly counters: TrackerCounters = {
+    tagged: 0,
+    inheritedFork: 0,
+    inheritedPpid: 0,
+    inheritedProc: 0,
+    cgroupMapped: 0,
+    containerMapped: 0,
+    exits: 0,
+    reuseDetected: 0,
+    procLookups: 0,
+  };
 
   constructor(opts: TrackerOptions = {}) {
     this.proc = opts.proc ?? realProc;
@@ -143,7 +157,11 @@ export class ContidTracker {
    * single-threaded process without children (EBUSY), never on the setter itself (EXDEV), once per process unless
    * nesting (EEXIST), and an id in use by another process tree cannot be reused (ENOTUNIQ).
    */
-  set(pid: number, id: bigint, opts: { setterPid: number; nested?: boolean; join?: boolean }): { old: Chain | null; chain: Chain } {
+  set(
+    pid: number,
+    id: bigint,
+    opts: { setterPid: number; nested?: boolean; join?: boolean },
+  ): { old: Chain | null; chain: Chain } {
     if (id === AUDIT_CID_UNSET) throw new ContidError('EINVAL', 'a contid cannot be unset');
     if (id < 0n || id > AUDIT_CID_UNSET) throw new ContidError('EINVAL', `contid ${id} is outside 0..2^64-2`);
     if (pid === opts.setterPid) throw new ContidError('EXDEV', 'a process cannot set its own contid');
@@ -154,10 +172,21 @@ export class ContidTracker {
     const old = this.lookup(pid, st.ppid);
     // Joining a running container (runc exec, podman exec): the caller checked that the process is in it.
     if (opts.join && old && old[0] === id) return { old, chain: old };
-    if (old && !opts.nested) throw new ContidError('EEXIST', `process ${pid} already has contid ${formatChain(old)} (use nesting to add a level)`);
-    if (old && old.includes(id)) throw new ContidError('EINVAL', `contid ${id} is already in the chain ${formatChain(old)}`);
+    if (old && !opts.nested)
+      throw new ContidError(
+        'EEXIST',
+        `process ${pid} already has contid ${formatChain(old)} (use nesting to add a level)`,
+      );
+    if (old && old.includes(id))
+      throw new ContidError('EINVAL', `contid ${id} is already in the chain ${formatChain(old)}`);
     for (const [other, e] of this.byPid) {
-      if (!opts.join && other !== pid && e.chain[0] === id && e.source === 'set' && this.proc.stat(other)?.starttime === e.starttime) {
+      if (
+        !opts.join &&
+        other !== pid &&
+        e.chain[0] === id &&
+        e.source === 'set' &&
+        this.proc.stat(other)?.starttime === e.starttime
+      ) {
         throw new ContidError('ENOTUNIQ', `contid ${id} already belongs to process ${other}`);
       }
     }
@@ -180,7 +209,13 @@ export class ContidTracker {
 
   /** A retired container: its processes' entries go (their pids may be reused by anyone). */
   forgetContid(id: bigint): void {
-    for (const [pid, e] of this.byPid) if (e.chain[0] === id && e.chain.length === 1 && (e.source === 'container' || e.source === 'proc' || e.source === 'ppid' || e.source === 'fork')) this.byPid.delete(pid);
+    for (const [pid, e] of this.byPid)
+      if (
+        e.chain[0] === id &&
+        e.chain.length === 1 &&
+        (e.source === 'container' || e.source === 'proc' || e.source === 'ppid' || e.source === 'fork')
+      )
+        this.byPid.delete(pid);
   }
 
   /** The chain of `pid` if auditmux knows it directly (no inheritance lookup). */
@@ -256,7 +291,8 @@ export class ContidTracker {
       if (!st) break;
       const e = this.byPid.get(cur);
       if (e && (e.starttime === null || e.starttime === st.starttime)) {
-        for (const p of path) this.byPid.set(p.pid, { chain: e.chain, starttime: p.starttime, source: 'proc', ppid: p.ppid });
+        for (const p of path)
+          this.byPid.set(p.pid, { chain: e.chain, starttime: p.starttime, source: 'proc', ppid: p.ppid });
         this.counters.inheritedProc += path.length;
         return e.chain;
       }
@@ -283,7 +319,12 @@ export class ContidTracker {
       const id = text ? this.containers.contidFor(pid, text) : null;
       if (id !== null) {
         const st = this.proc.stat(pid);
-        this.byPid.set(pid, { chain: [id], starttime: st?.starttime ?? null, source: 'container', ...(st ? { ppid: st.ppid } : {}) });
+        this.byPid.set(pid, {
+          chain: [id],
+          starttime: st?.starttime ?? null,
+          source: 'container',
+          ...(st ? { ppid: st.ppid } : {}),
+        });
         this.counters.containerMapped++;
         return [id];
       }

@@ -1,4 +1,5 @@
-// The few record fields routing needs (pid, ppid, syscall, exit, key, contid), read from payload bytes without a full parse.
+// The few record fields routing needs (pid, ppid, syscall, exit, key, contid), read from payload bytes without a full
+// parse.
 import { bodyStartOf, fieldEnd, fieldIntIn, findField } from '../records/record';
 
 /** AUDIT_KEY_SEPARATOR: several keys of one rule are joined with \x01, and the record then hex-encodes them. */
@@ -23,7 +24,11 @@ export function fieldInt(payload: Buffer, name: string, from = bodyStartOf(paylo
 export function decodeKeys(raw: string | undefined): string[] {
   if (raw === undefined || raw === '(null)') return [];
   if (raw.startsWith('"')) return [raw.slice(1, raw.endsWith('"') ? -1 : undefined)];
-  if (/^[0-9A-Fa-f]+$/.test(raw) && raw.length % 2 === 0) return Buffer.from(raw, 'hex').toString('latin1').split(KEY_SEP).filter((k) => k.length > 0);
+  if (/^[0-9A-Fa-f]+$/.test(raw) && raw.length % 2 === 0)
+    return Buffer.from(raw, 'hex')
+      .toString('latin1')
+      .split(KEY_SEP)
+      .filter((k) => k.length > 0);
   return [raw];
 }
 

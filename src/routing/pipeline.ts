@@ -57,7 +57,14 @@ export interface EventView {
 }
 
 export class Pipeline {
-  readonly counters: PipelineCounters = { events: 0, routed: 0, unrouted: 0, withContid: 0, trackingOnly: 0, fanout: 0 };
+  readonly counters: PipelineCounters = {
+    events: 0,
+    routed: 0,
+    unrouted: 0,
+    withContid: 0,
+    trackingOnly: 0,
+    fanout: 0,
+  };
   /** The contid chain of the event `route` handled last (per-container counters read it). */
   lastChain: Chain | null = null;
 
@@ -91,7 +98,11 @@ export class Pipeline {
         const ppid = fieldInt(sc, 'ppid', body) ?? 0;
         const pid = fieldInt(sc, 'pid', body) ?? 0;
         if ((i386 ? FORK_SYSCALLS_I386 : FORK_SYSCALLS_X86_64).has(nr) && exit > 0) this.opts.tracker.onFork(pid, exit);
-        const chain = this.opts.tracker.lookup(pid, ppid, (i386 ? EXEC_SYSCALLS_I386 : EXEC_SYSCALLS_X86_64).has(nr) ? { recheck: true } : undefined);
+        const chain = this.opts.tracker.lookup(
+          pid,
+          ppid,
+          (i386 ? EXEC_SYSCALLS_I386 : EXEC_SYSCALLS_X86_64).has(nr) ? { recheck: true } : undefined,
+        );
         if (chain) chains = [chain];
         if ((i386 ? EXIT_SYSCALLS_I386 : EXIT_SYSCALLS_X86_64).has(nr)) this.opts.tracker.onExit(pid);
       }
@@ -140,11 +151,17 @@ export class Pipeline {
     if (onlyTracking) {
       // Produced only by the fork/exit tracking rule: state for the tracker, not an event anyone asked for.
       this.counters.trackingOnly++;
-    } else if (this.opts.keep === 'all' || decision.daemons.length === 0) out.push({ daemon: null, records: shaped(null) });
+    } else if (this.opts.keep === 'all' || decision.daemons.length === 0)
+      out.push({ daemon: null, records: shaped(null) });
     return out;
   }
 
-  private shape(records: EventRecord[], v: EventView, owner: string | null, keysByOwner?: (owner: string | null, fullKeys: string[]) => string[]): EventRecord[] {
+  private shape(
+    records: EventRecord[],
+    v: EventView,
+    owner: string | null,
+    keysByOwner?: (owner: string | null, fullKeys: string[]) => string[],
+  ): EventRecord[] {
     const needsKeyRewrite = v.syscallIndex >= 0 && (v.owners.length > 0 || v.tracking);
     const synth = !this.opts.contidKernel && v.chains.length > 0 && v.syscallIndex >= 0;
     if (!needsKeyRewrite && !synth) return records;
@@ -161,7 +178,10 @@ export class Pipeline {
           const stamp = stampOf(p);
           if (stamp) {
             // The patch set logs CONTAINER_ID before the SYSCALL record it qualifies, linked by record=1.
-            out.push({ type: AUDITMUX_CONTAINER_ID, payload: Buffer.from(`${stamp}: record=1 contid=${formatChain(v.chains[0]!)}`, 'latin1') });
+            out.push({
+              type: AUDITMUX_CONTAINER_ID,
+              payload: Buffer.from(`${stamp}: record=1 contid=${formatChain(v.chains[0]!)}`, 'latin1'),
+            });
             p = appendField(p, 'record=1');
           }
         }

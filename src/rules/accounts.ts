@@ -27,7 +27,7 @@ const cache = new Map<string, Cached>();
 export const accountFiles = { passwd: '/etc/passwd', group: '/etc/group' };
 
 function idsOf(path: string): Map<string, number> {
-  let mtimeMs = -1;
+  let mtimeMs: number;
   try {
     mtimeMs = statSync(path).mtimeMs;
   } catch {
@@ -63,7 +63,8 @@ export function userIds(nameOrUid: string): { uid: number; gid: number } | undef
   for (const line of text.split('\n')) {
     const f = line.split(':');
     if (f.length < 4 || !/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) continue;
-    if (numeric ? f[2] === String(Number(nameOrUid)) : f[0] === nameOrUid) return { uid: Number(f[2]), gid: Number(f[3]) };
+    if (numeric ? f[2] === String(Number(nameOrUid)) : f[0] === nameOrUid)
+      return { uid: Number(f[2]), gid: Number(f[3]) };
   }
   return undefined;
 }

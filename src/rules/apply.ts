@@ -9,7 +9,13 @@ export interface RuleKernel {
   addRule(rule: Buffer): Promise<void>;
   deleteRule(rule: Buffer): Promise<void>;
   listRules(): Promise<Buffer[]>;
-  setStatus(s: { enabled?: number; failure?: number; rateLimit?: number; backlogLimit?: number; backlogWaitTime?: number }): Promise<void>;
+  setStatus(s: {
+    enabled?: number;
+    failure?: number;
+    rateLimit?: number;
+    backlogLimit?: number;
+    backlogWaitTime?: number;
+  }): Promise<void>;
   resetLost(): Promise<number>;
   setFeature(feature: number, value: boolean, lock: boolean): Promise<void>;
 }
@@ -39,10 +45,21 @@ export interface ApplySummary {
 
 /** strerror() texts for the errnos the audit paths return, as auditctl prints them. */
 const STRERROR: Record<number, string> = {
-  1: 'Operation not permitted', 2: 'No such file or directory', 3: 'No such process', 12: 'Cannot allocate memory',
-  13: 'Permission denied', 14: 'Bad address', 16: 'Device or resource busy', 17: 'File exists', 20: 'Not a directory',
-  22: 'Invalid argument', 28: 'No space left on device', 34: 'Numerical result out of range',
-  36: 'File name too long', 95: 'Operation not supported', 105: 'No buffer space available',
+  1: 'Operation not permitted',
+  2: 'No such file or directory',
+  3: 'No such process',
+  12: 'Cannot allocate memory',
+  13: 'Permission denied',
+  14: 'Bad address',
+  16: 'Device or resource busy',
+  17: 'File exists',
+  20: 'Not a directory',
+  22: 'Invalid argument',
+  28: 'No space left on device',
+  34: 'Numerical result out of range',
+  36: 'File name too long',
+  95: 'Operation not supported',
+  105: 'No buffer space available',
   111: 'Connection refused',
 };
 
@@ -50,7 +67,9 @@ function strerror(errno: number): string {
   return STRERROR[errno] ?? `Unknown error ${errno}`;
 }
 
-const EINVAL = 22, ENOENT = 2, EEXIST = 17;
+const EINVAL = 22,
+  ENOENT = 2,
+  EEXIST = 17;
 
 function kernelReason(prefix: string, e: KernelError, special?: (errno: number) => string | undefined): string {
   return `${prefix} (${special?.(e.errno) ?? strerror(e.errno)})`;
@@ -63,7 +82,14 @@ function ruleError(c: RuleCommand, reason: string, code: string, cause?: unknown
 }
 
 const HOST_WIDE: ReadonlySet<RuleCommand['kind']> = new Set([
-  'enabled', 'failure', 'rateLimit', 'backlogLimit', 'backlogWaitTime', 'resetLost', 'loginuidImmutable', 'deleteAll',
+  'enabled',
+  'failure',
+  'rateLimit',
+  'backlogLimit',
+  'backlogWaitTime',
+  'resetLost',
+  'loginuidImmutable',
+  'deleteAll',
 ]);
 
 /** Sends AUDIT_ADD_RULE; like auditctl, a kernel refusing AUDIT_DIR gets the rule again as a path watch. */
@@ -91,7 +117,11 @@ async function deleteWithFallback(kernel: RuleKernel, rule: Rule): Promise<void>
  * Applies commands in order; -e commands wait until everything else is done. Kernel refusals become RuleErrors
  * carrying the line's position; other failures (a closed socket) are thrown.
  */
-export async function applyRules(kernel: RuleKernel, commands: readonly RuleCommand[], opts: ApplyOptions = {}): Promise<ApplySummary> {
+export async function applyRules(
+  kernel: RuleKernel,
+  commands: readonly RuleCommand[],
+  opts: ApplyOptions = {},
+): Promise<ApplySummary> {
   const summary: ApplySummary = { added: 0, deleted: 0, errors: [], failed: false, stopped: false };
   const hostWide = opts.hostWide ?? true;
   let ignore = !!opts.ignoreErrors;
@@ -115,7 +145,14 @@ export async function applyRules(kernel: RuleKernel, commands: readonly RuleComm
             await addWithFallback(kernel, c.rule);
           } catch (e) {
             if (e instanceof KernelError) {
-              return ruleError(c, kernelReason('Error sending add rule data request', e, (n) => (n === EEXIST ? 'Rule exists' : undefined)), 'E_RULE_KERNEL', e);
+              return ruleError(
+                c,
+                kernelReason('Error sending add rule data request', e, (n) =>
+                  n === EEXIST ? 'Rule exists' : undefined,
+                ),
+                'E_RULE_KERNEL',
+                e,
+              );
             }
             throw e;
           }
@@ -126,7 +163,8 @@ export async function applyRules(kernel: RuleKernel, commands: readonly RuleComm
             await deleteWithFallback(kernel, c.rule);
           } catch (e) {
             if (e instanceof KernelError) {
-              if (e.errno === ENOENT) return ruleError(c, 'Error sending delete rule request (No rule matches)', 'E_RULE_KERNEL', e);
+              if (e.errno === ENOENT)
+                return ruleError(c, 'Error sending delete rule request (No rule matches)', 'E_RULE_KERNEL', e);
               return ruleError(c, kernelReason('Error sending delete rule data request', e), 'E_RULE_KERNEL', e);
             }
             throw e;
@@ -166,7 +204,8 @@ export async function applyRules(kernel: RuleKernel, commands: readonly RuleComm
           return null;
       }
     } catch (e) {
-      if (e instanceof KernelError) return ruleError(c, `${describe(c)} (${strerror(e.errno)} [${errnoName(e.errno)}])`, 'E_RULE_KERNEL', e);
+      if (e instanceof KernelError)
+        return ruleError(c, `${describe(c)} (${strerror(e.errno)} [${errnoName(e.errno)}])`, 'E_RULE_KERNEL', e);
       if (e instanceof RuleError) return e.pos ? e : ruleError(c, e.reason, e.code, e);
       if (e instanceof AuditmuxError) throw e;
       throw e;

@@ -58,7 +58,7 @@ export function strtoul(s: string, base = 0): { value: bigint; erange: boolean }
 /** strtol(s, NULL, base) on LP64: clamps to LONG_MIN/LONG_MAX. */
 export function strtol(s: string, base = 0): { value: bigint; erange: boolean } {
   const r = scan(s, base);
-  let v = r.neg ? -r.mag : r.mag;
+  const v = r.neg ? -r.mag : r.mag;
   if (r.overflow || v > I64_MAX) return { value: r.neg ? I64_MIN : I64_MAX, erange: true };
   if (v < I64_MIN) return { value: I64_MIN, erange: true };
   return { value: v, erange: false };

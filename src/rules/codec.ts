@@ -53,7 +53,10 @@ export function decodeRule(buf: Buffer): Rule {
   const count = buf.readUInt32LE(OFF_COUNT);
   if (count > AUDIT_MAX_FIELDS) throw new RuleError(`audit_rule_data field_count ${count} > ${AUDIT_MAX_FIELDS}`);
   const buflen = buf.readUInt32LE(OFF_BUFLEN);
-  if (AUDIT_RULE_DATA_SIZE + buflen > buf.length) throw new RuleError(`audit_rule_data buflen ${buflen} exceeds the ${buf.length - AUDIT_RULE_DATA_SIZE} bytes present`);
+  if (AUDIT_RULE_DATA_SIZE + buflen > buf.length)
+    throw new RuleError(
+      `audit_rule_data buflen ${buflen} exceeds the ${buf.length - AUDIT_RULE_DATA_SIZE} bytes present`,
+    );
   const mask = new Uint32Array(AUDIT_BITMASK_SIZE);
   for (let i = 0; i < AUDIT_BITMASK_SIZE; i++) mask[i] = buf.readUInt32LE(OFF_MASK + i * 4);
   const fields: RuleField[] = [];

@@ -79,11 +79,20 @@ const E = {
 
 /** The operators in the order libaudit searches for them: the first found anywhere in the pair wins. */
 const OP_SEARCH: ReadonlyArray<readonly [string, number]> = [
-  ['!=', Op.NOT_EQUAL], ['>=', Op.GREATER_THAN_OR_EQUAL], ['<=', Op.LESS_THAN_OR_EQUAL], ['&=', Op.BIT_TEST],
-  ['=', Op.EQUAL], ['>', Op.GREATER_THAN], ['<', Op.LESS_THAN], ['&', Op.BIT_MASK],
+  ['!=', Op.NOT_EQUAL],
+  ['>=', Op.GREATER_THAN_OR_EQUAL],
+  ['<=', Op.LESS_THAN_OR_EQUAL],
+  ['&=', Op.BIT_TEST],
+  ['=', Op.EQUAL],
+  ['>', Op.GREATER_THAN],
+  ['<', Op.LESS_THAN],
+  ['&', Op.BIT_MASK],
 ];
 
-function splitPair(pair: string, ops: ReadonlyArray<readonly [string, number]>): { f: string; v: string; op: number } | null {
+function splitPair(
+  pair: string,
+  ops: ReadonlyArray<readonly [string, number]>,
+): { f: string; v: string; op: number } | null {
   for (const [sym, op] of ops) {
     const i = pair.indexOf(sym);
     if (i >= 0) return { f: pair.slice(0, i), v: pair.slice(i + sym.length), op };
@@ -95,15 +104,37 @@ const AF_MAX = 46;
 
 /** Fields the kernel accepts on the exclude list (with AUDIT_FEATURE_BITMAP_EXCLUDE_EXTEND, present since 4.17). */
 const EXCLUDE_OK: ReadonlySet<number> = new Set([
-  Field.pid, Field.uid, Field.gid, Field.auid, Field.msgtype, Field.subj_user, Field.subj_role, Field.subj_type,
-  Field.subj_sen, Field.subj_clr, Field.exe, Field.contid,
+  Field.pid,
+  Field.uid,
+  Field.gid,
+  Field.auid,
+  Field.msgtype,
+  Field.subj_user,
+  Field.subj_role,
+  Field.subj_type,
+  Field.subj_sen,
+  Field.subj_clr,
+  Field.exe,
+  Field.contid,
 ]);
 
 const EXIT_ONLY_STRINGS: ReadonlySet<number> = new Set([
-  Field.obj_user, Field.obj_role, Field.obj_type, Field.obj_lev_low, Field.obj_lev_high, Field.watch, Field.dir,
+  Field.obj_user,
+  Field.obj_role,
+  Field.obj_type,
+  Field.obj_lev_low,
+  Field.obj_lev_high,
+  Field.watch,
+  Field.dir,
 ]);
 const STRING_FIELDS: ReadonlySet<number> = new Set([
-  Field.subj_user, Field.subj_role, Field.subj_type, Field.subj_sen, Field.subj_clr, Field.key, Field.exe,
+  Field.subj_user,
+  Field.subj_role,
+  Field.subj_type,
+  Field.subj_sen,
+  Field.subj_clr,
+  Field.key,
+  Field.exe,
   ...EXIT_ONLY_STRINGS,
 ]);
 
@@ -184,7 +215,7 @@ export function addFieldPair(st: BuildState, pair: string, flags: number): strin
   if (field === undefined) return E.fieldUnknown(f);
   if (flags === FilterList.exclude && !EXCLUDE_OK.has(field)) return E.excludeFields();
 
-  let value = 0;
+  let value: number;
   let str: string | undefined;
   let u64: bigint | undefined;
   switch (field) {
@@ -259,7 +290,8 @@ export function addFieldPair(st: BuildState, pair: string, flags: number): strin
         if (op !== Op.NOT_EQUAL && op !== Op.EQUAL) return E.opEqNotEq(f);
         st.exeAdded = true;
       }
-      if (field === Field.key && !(st.syscallAdded || st.permAdded || st.exeAdded || st.filterFsAdded)) return E.keyDep();
+      if (field === Field.key && !(st.syscallAdded || st.permAdded || st.exeAdded || st.filterFsAdded))
+        return E.keyDep();
       const len = byteLen(v);
       if (field === Field.key && len > AUDIT_MAX_KEY_LEN) return E.strTooLong();
       if (len > PATH_MAX) return E.strTooLong();
@@ -303,7 +335,7 @@ export function addFieldPair(st: BuildState, pair: string, flags: number): strin
     case Field.fstype: {
       if (flags !== FilterList.filesystem) return E.fieldUnavail(f);
       if (op !== Op.NOT_EQUAL && op !== Op.EQUAL) return E.opEqNotEq(f);
-      const t = isDigit(v) ? u32(strtoul(v).value) : FS_TYPES.num(v) ?? 0xffffffff;
+      const t = isDigit(v) ? u32(strtoul(v).value) : (FS_TYPES.num(v) ?? 0xffffffff);
       if (t === 0xffffffff) return E.fstypeUnknown(f);
       value = t;
       st.filterFsAdded = true;
@@ -389,7 +421,10 @@ export function permBits(v: string): number | undefined {
 /** audit_rule_interfield_comp_data: -C left<op>right, exit list only. */
 export function addComparison(st: BuildState, pair: string, flags: number): string | null {
   if (st.fields.length >= AUDIT_MAX_FIELDS - 1) return E.tooMany(pair);
-  const sp = splitPair(pair, [['!=', Op.NOT_EQUAL], ['=', Op.EQUAL]]);
+  const sp = splitPair(pair, [
+    ['!=', Op.NOT_EQUAL],
+    ['=', Op.EQUAL],
+  ]);
   if (!sp) return E.opEqNotEq(pair);
   const { f, v, op } = sp;
   if (f === '') return E.cmpFieldName(f);

@@ -18,10 +18,23 @@ import {
 import type { Rule } from './types';
 
 const OPERATOR_BITS = 0x78000000;
-const NO_SYSCALL_LISTS: ReadonlySet<number> = new Set([FilterList.user, FilterList.task, FilterList.exclude, FilterList.filesystem]);
+const NO_SYSCALL_LISTS: ReadonlySet<number> = new Set([
+  FilterList.user,
+  FilterList.task,
+  FilterList.exclude,
+  FilterList.filesystem,
+]);
 const LABEL_FIELDS: ReadonlySet<number> = new Set([
-  Field.subj_user, Field.subj_role, Field.subj_type, Field.subj_sen, Field.subj_clr,
-  Field.obj_user, Field.obj_role, Field.obj_type, Field.obj_lev_low, Field.obj_lev_high,
+  Field.subj_user,
+  Field.subj_role,
+  Field.subj_type,
+  Field.subj_sen,
+  Field.subj_clr,
+  Field.obj_user,
+  Field.obj_role,
+  Field.obj_type,
+  Field.obj_lev_low,
+  Field.obj_lev_high,
 ]);
 
 /**
@@ -46,7 +59,8 @@ function isWatch(r: Rule): boolean {
   let perm = false;
   for (const f of r.fields) {
     if (f.field === Field.perm) perm = true;
-    if (f.field !== Field.perm && f.field !== Field.key && f.field !== Field.dir && f.field !== Field.watch) return false;
+    if (f.field !== Field.perm && f.field !== Field.key && f.field !== Field.dir && f.field !== Field.watch)
+      return false;
   }
   const list = r.flags & 7;
   const all = NO_SYSCALL_LISTS.has(list) ? true : allSyscalls(r.mask);

@@ -10,8 +10,7 @@ export const LONG_OPTS: ReadonlyArray<readonly [name: string, hasArg: boolean]> 
 ];
 
 export type OptResult =
-  | { ok: true; opt: string; arg: string | undefined; index: number }
-  | { ok: false; bad: string; index: number };
+  { ok: true; opt: string; arg: string | undefined; index: number } | { ok: false; bad: string; index: number };
 
 function shortTakesArg(c: string): boolean | undefined {
   const i = SHORT_OPTS.indexOf(c);

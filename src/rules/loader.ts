@@ -13,8 +13,10 @@ export function naturalCompare(a: string, b: string): number {
   const pa = a.match(re) ?? [];
   const pb = b.match(re) ?? [];
   for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
-    const x = pa[i]!, y = pb[i]!;
-    const dx = /^\d/.test(x), dy = /^\d/.test(y);
+    const x = pa[i]!,
+      y = pb[i]!;
+    const dx = /^\d/.test(x),
+      dy = /^\d/.test(y);
     if (dx && dy) {
       const d = BigInt(x) - BigInt(y);
       if (d !== 0n) return d < 0n ? -1 : 1;
@@ -48,7 +50,8 @@ function readText(path: string, budget: { bytes: number; lines: number }): strin
   let lines = 0;
   for (let i = data.indexOf(10); i >= 0; i = data.indexOf(10, i + 1)) lines++;
   budget.lines -= lines;
-  if (budget.lines < 0) throw new IoError(`rules ${path}: more than ${MAX_RULES_LINES} lines in one rule set`, 'E_TOO_LARGE');
+  if (budget.lines < 0)
+    throw new IoError(`rules ${path}: more than ${MAX_RULES_LINES} lines in one rule set`, 'E_TOO_LARGE');
   return data.toString('utf8');
 }
 

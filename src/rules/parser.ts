@@ -1,9 +1,26 @@
 // The auditctl rule language: each line is one auditctl command line, turned into typed commands in order.
 import { statSync } from 'node:fs';
-import { AUDIT_MAX_FIELDS, AUDIT_MAX_KEY_LEN, AUDIT_FILTER_PREPEND, Field, FilterList, Op, PATH_MAX, RuleAction } from '../kernel/constants';
+import {
+  AUDIT_MAX_FIELDS,
+  AUDIT_MAX_KEY_LEN,
+  AUDIT_FILTER_PREPEND,
+  Field,
+  FilterList,
+  Op,
+  PATH_MAX,
+  RuleAction,
+} from '../kernel/constants';
 import { RuleError, type SourcePos } from '../errors';
 import { isDigit, strtoul, u32 } from './cnum';
-import { addComparison, addFieldPair, addSyscall, FILTER_UNSET, newBuildState, permBits, type BuildState } from './fieldpair';
+import {
+  addComparison,
+  addFieldPair,
+  addSyscall,
+  FILTER_UNSET,
+  newBuildState,
+  permBits,
+  type BuildState,
+} from './fieldpair';
 import { getopt } from './getopt';
 import { HOST_MACHINE, machineToElf } from './tables';
 import type { Rule, RuleCommand } from './types';
@@ -34,12 +51,18 @@ export function parseRules(text: string, file: string, ctx: ParseContext = { ign
   for (let i = 0; i < lines.length; i++) {
     const pos: SourcePos = { file, line: i + 1 };
     const line = lines[i]!;
-    const r = line.length * 3 > MAX_RULE_LINE_BYTES && Buffer.byteLength(line) > MAX_RULE_LINE_BYTES
-      ? new RuleError(`line is longer than auditctl's ${MAX_RULE_LINE_BYTES}-byte limit`, pos, 'E_RULE_TOO_LONG')
-      : parseLineInto(line, pos, ctx, out);
+    const r =
+      line.length * 3 > MAX_RULE_LINE_BYTES && Buffer.byteLength(line) > MAX_RULE_LINE_BYTES
+        ? new RuleError(`line is longer than auditctl's ${MAX_RULE_LINE_BYTES}-byte limit`, pos, 'E_RULE_TOO_LONG')
+        : parseLineInto(line, pos, ctx, out);
     if (r) {
       if (!ctx.ignore) throw r;
-      out.push({ kind: 'invalid', error: r, pos, text: line.length > MAX_RULE_LINE_BYTES ? `${line.slice(0, 64).trim()}...` : line.trim() });
+      out.push({
+        kind: 'invalid',
+        error: r,
+        pos,
+        text: line.length > MAX_RULE_LINE_BYTES ? `${line.slice(0, 64).trim()}...` : line.trim(),
+      });
     }
   }
   return out;
@@ -131,7 +154,11 @@ class LineParser {
     const list = isAdd ? this.add : this.del;
     if ((list & 7) !== FilterList.task && !this.st.syscallAdded) addSyscall(this.st, 'all');
     const rule = this.rule(list);
-    cmds.push(isAdd ? { kind: 'add', rule, pos: this.pos, text: this.text } : { kind: 'delete', rule, pos: this.pos, text: this.text });
+    cmds.push(
+      isAdd
+        ? { kind: 'add', rule, pos: this.pos, text: this.text }
+        : { kind: 'delete', rule, pos: this.pos, text: this.text },
+    );
     return null;
   }
 
@@ -143,7 +170,8 @@ class LineParser {
   private rule(flags: number): Rule {
     const keys: string[] = [];
     for (const f of this.st.fields) {
-      if (f.field === Field.key && f.str !== undefined) for (const k of f.str.split(KEY_SEP)) if (k !== '') keys.push(k);
+      if (f.field === Field.key && f.str !== undefined)
+        for (const k of f.str.split(KEY_SEP)) if (k !== '') keys.push(k);
     }
     return { flags, action: this.action, mask: this.st.mask, fields: this.st.fields, keys };
   }
@@ -186,9 +214,14 @@ class LineParser {
         const what = opt === 'r' ? 'Rate' : opt === 'b' ? 'Backlog' : 'Backlog_wait_time';
         if (!isDigit(a)) return new Stop(`${what} must be a numeric value was ${a}`);
         const r = strtoul(a);
-        if (r.erange) return new Stop(`Error converting ${opt === 'r' ? 'rate' : opt === 'b' ? 'backlog' : 'backlog_wait_time'}`);
+        if (r.erange)
+          return new Stop(`Error converting ${opt === 'r' ? 'rate' : opt === 'b' ? 'backlog' : 'backlog_wait_time'}`);
         const value = u32(r.value);
-        cmds.push({ kind: opt === 'r' ? 'rateLimit' : opt === 'b' ? 'backlogLimit' : 'backlogWaitTime', value, ...base });
+        cmds.push({
+          kind: opt === 'r' ? 'rateLimit' : opt === 'b' ? 'backlogLimit' : 'backlogWaitTime',
+          value,
+          ...base,
+        });
         return;
       }
       // auditctl returns straight out of setopt() after these, so words after them are not checked.
@@ -232,20 +265,24 @@ class LineParser {
       case 'D':
         return this.deleteAll(index, cmds);
       case 'w':
-        if (this.add !== FILTER_UNSET || this.del !== FILTER_UNSET) return new Stop("watch option can't be given with a syscall");
+        if (this.add !== FILTER_UNSET || this.del !== FILTER_UNSET)
+          return new Stop("watch option can't be given with a syscall");
         this.add = FilterList.exit;
         return this.watch(a);
       case 'W':
         this.del = FilterList.exit;
         return this.watch(a);
       case 'k':
-        if (!(this.st.syscallAdded || this.st.permAdded || this.st.exeAdded || this.st.filterFsAdded) ||
-            (this.add === FILTER_UNSET && this.del === FILTER_UNSET)) {
+        if (
+          !(this.st.syscallAdded || this.st.permAdded || this.st.exeAdded || this.st.filterFsAdded) ||
+          (this.add === FILTER_UNSET && this.del === FILTER_UNSET)
+        ) {
           return new Stop('key option needs a watch or syscall given prior to it');
         }
         return this.addKey(a);
       case 'p':
-        if (this.add === FILTER_UNSET && this.del === FILTER_UNSET) return new Stop('permission option needs a watch given prior to it');
+        if (this.add === FILTER_UNSET && this.del === FILTER_UNSET)
+          return new Stop('permission option needs a watch given prior to it');
         return this.perms(a);
       default:
         return new Stop(`Option -${opt} is invalid`);
@@ -260,16 +297,18 @@ class LineParser {
 
   private setupRule(opt: 'a' | 'A' | 'd', arg: string): Stop | void {
     if (opt !== 'd' && arg.includes('task') && this.st.syscallAdded) {
-      return new Stop(opt === 'a' ? 'Syscall auditing requested for task list' : 'Error: syscall auditing requested for task list');
+      return new Stop(
+        opt === 'a' ? 'Syscall auditing requested for task list' : 'Error: syscall auditing requested for task list',
+      );
     }
     let filter = opt === 'd' ? this.del : this.add;
     let act = this.action;
-    let rc = 0;
     const setup = (): number => {
       if (++this.multiple !== 1) return 3;
       const comma = arg.indexOf(',');
       if (comma < 0 || arg.indexOf(',', comma + 1) >= 0) return 2;
-      const first = arg.slice(0, comma), second = arg.slice(comma + 1);
+      const first = arg.slice(0, comma),
+        second = arg.slice(comma + 1);
       const a1 = lookupAction(first);
       if (a1.rc === 2) {
         const f = this.lookupFilter(first);
@@ -287,7 +326,7 @@ class LineParser {
       if (filter === FILTER_UNSET || act === -1) return 2;
       return 0;
     };
-    rc = setup();
+    const rc = setup();
     if (opt === 'd') this.del = filter;
     else this.add = filter;
     this.action = act;
@@ -322,7 +361,8 @@ class LineParser {
     const lists = [this.add, this.del].map((l) => (l === FILTER_UNSET ? FILTER_UNSET : l & 7));
     if (lists.includes(FilterList.task)) return new Stop('Error: syscall auditing being added to task list');
     if (lists.includes(FilterList.user)) return new Stop('Error: syscall auditing being added to user list');
-    if (lists.includes(FilterList.filesystem)) return new Stop('Error: syscall auditing being added to filesystem list');
+    if (lists.includes(FilterList.filesystem))
+      return new Stop('Error: syscall auditing being added to filesystem list');
     if (this.exclude) return new Stop('Error: syscall auditing cannot be put on exclude list');
     if (this.st.elf === 0) this.st.elf = machineToElf(HOST_MACHINE);
     if (arg.includes(',')) {
@@ -342,7 +382,8 @@ class LineParser {
 
   private addKey(k: string): Stop | void {
     const cur = Buffer.byteLength(this.key);
-    if (Buffer.byteLength(k) + cur + (cur > 0 ? 1 : 0) > AUDIT_MAX_KEY_LEN) return new Stop('key option exceeds size limit');
+    if (Buffer.byteLength(k) + cur + (cur > 0 ? 1 : 0) > AUDIT_MAX_KEY_LEN)
+      return new Stop('key option exceeds size limit');
     this.key = cur > 0 ? this.key + KEY_SEP + k : k;
   }
 

@@ -1,4 +1,5 @@
-// `auditmux search` and `auditmux report`: ausearch-style argument parsing, input resolution, output buffering, exit codes.
+// `auditmux search` and `auditmux report`: ausearch-style argument parsing, input resolution, output buffering, exit
+// codes.
 import { closeSync, constants, ftruncateSync, writeSync } from 'node:fs';
 import { openNoFollow } from '../safefs';
 import { AuditmuxError, ExitCode, IoError, UsageError } from '../errors';
@@ -33,10 +34,12 @@ interface OptDef {
   apply(p: Parsed, v: string | string[]): void;
 }
 
-const setSpec = (k: keyof CriteriaSpec) => (p: Parsed, v: string | string[]): void => {
-  if (p.spec[k] !== undefined) throw new UsageError(`${k} given twice`);
-  (p.spec as Record<string, unknown>)[k] = v;
-};
+const setSpec =
+  (k: keyof CriteriaSpec) =>
+  (p: Parsed, v: string | string[]): void => {
+    if (p.spec[k] !== undefined) throw new UsageError(`${k} given twice`);
+    (p.spec as Record<string, unknown>)[k] = v;
+  };
 
 /** Shared by search and report: inputs and criteria. Short forms are ausearch's multi-letter ones (-pp, -ui, -ts). */
 const COMMON: OptDef[] = [
@@ -67,8 +70,11 @@ const SEARCH_OPTS: OptDef[] = [
   { names: ['-i', '--interpret'], kind: 'flag', apply: (p) => setFormat(p, 'text') },
   { names: ['--format'], kind: 'value', apply: (p, v) => setFormat(p, v as string) },
   {
-    names: ['--escape'], kind: 'value', apply: (p, v) => {
-      if (!(ESCAPE_MODES as readonly string[]).includes(v as string)) throw new UsageError(`--escape: expected raw, tty, shell or shell_quote, got "${v}"`);
+    names: ['--escape'],
+    kind: 'value',
+    apply: (p, v) => {
+      if (!(ESCAPE_MODES as readonly string[]).includes(v as string))
+        throw new UsageError(`--escape: expected raw, tty, shell or shell_quote, got "${v}"`);
       p.escape = v as EscapeMode;
     },
   },
@@ -80,19 +86,25 @@ const REPORT_OPTS: OptDef[] = [
   { names: ['--html'], kind: 'flag', apply: (p) => setFormat(p, 'html') },
   { names: ['-o', '--output'], kind: 'value', apply: (p, v) => (p.output = v as string) },
   {
-    names: ['--top'], kind: 'value', apply: (p, v) => {
-      if (!/^[1-9][0-9]{0,3}$/.test(v as string)) throw new UsageError(`--top: expected a number from 1 to 9999, got "${v}"`);
+    names: ['--top'],
+    kind: 'value',
+    apply: (p, v) => {
+      if (!/^[1-9][0-9]{0,3}$/.test(v as string))
+        throw new UsageError(`--top: expected a number from 1 to 9999, got "${v}"`);
       p.top = Number(v);
     },
   },
 ];
 
 function setFormat(p: Parsed, f: string): void {
-  if (p.format !== undefined && p.format !== f) throw new UsageError(`conflicting output formats: ${p.format} and ${f}`);
+  if (p.format !== undefined && p.format !== f)
+    throw new UsageError(`conflicting output formats: ${p.format} and ${f}`);
   p.format = f;
 }
 
-/** A second -ts/-te argument is taken only when it is a time, so `-ts today -k x` and `-ts 01/02/2025 10:00` both work. */
+/**
+ * A second -ts/-te argument is taken only when it is a time, so `-ts today -k x` and `-ts 01/02/2025 10:00` both work.
+ */
 const TIME_ARG = /^[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?$/;
 
 function parseArgs(argv: string[], defs: OptDef[]): Parsed {
@@ -161,7 +173,7 @@ output:
   -r, --raw                the matching events' lines exactly as in the log
   -i, --interpret          interpreted text (the default): names for ids, syscalls, arch; decoded strings
   --escape MODE            how -i text escapes values (as ausearch --escape): tty (default: control characters as
-                           \ooo), shell, shell_quote (tty plus a backslash before shell characters), raw (nothing)
+                           \\ooo), shell, shell_quote (tty plus a backslash before shell characters), raw (nothing)
   --format raw|text|json   json: one object per event per line
 exit: 0 found, 1 nothing found, 2 bad arguments, 3 bad config, 8 a log could not be read (completely): a corrupt
       .gz among the rotated logs is reported on stderr and skipped, the other logs are still searched and printed`;
@@ -202,7 +214,9 @@ class Batcher {
 
 /** Some files could not be read to their end: what was found in the rest is out, the exit code says it is partial. */
 function incomplete(unreadable: string[], io: SearchIo): number {
-  io.err(`auditmux: ${unreadable.length} log file(s) could not be read completely (see the warnings above); results come from the rest`);
+  io.err(
+    `auditmux: ${unreadable.length} log file(s) could not be read completely (see the warnings above); results come from the rest`,
+  );
   return ExitCode.IO;
 }
 
@@ -222,16 +236,26 @@ export async function runSearch(argv: string[], io: SearchIo): Promise<number> {
       return ExitCode.OK;
     }
     const format = (p.format ?? 'text') as OutputFormat;
-    if (!['raw', 'text', 'json'].includes(format)) throw new UsageError(`--format: expected raw, text or json, got "${format}"`);
+    if (!['raw', 'text', 'json'].includes(format))
+      throw new UsageError(`--format: expected raw, text or json, got "${format}"`);
     const criteria = compileCriteria(p.spec);
     const inputs = resolveInputs(p);
     const out = new Batcher(io);
     const interp = new Interpreter();
     const render: (ev: SearchEvent) => string =
-      format === 'raw' ? rawEvent : format === 'json' ? (ev) => JSON.stringify(jsonEvent(ev)) + '\n' : (ev) => textEvent(ev, interp, p.escape ?? 'tty');
+      format === 'raw'
+        ? rawEvent
+        : format === 'json'
+          ? (ev) => JSON.stringify(jsonEvent(ev)) + '\n'
+          : (ev) => textEvent(ev, interp, p.escape ?? 'tty');
     let stats;
     try {
-      stats = await scanEvents(inputs, criteria, (ev) => out.push(render(ev)), (w) => io.err(`auditmux: warning: ${w}`));
+      stats = await scanEvents(
+        inputs,
+        criteria,
+        (ev) => out.push(render(ev)),
+        (w) => io.err(`auditmux: warning: ${w}`),
+      );
     } finally {
       out.flush();
     }
@@ -252,10 +276,14 @@ function writeReportFile(path: string, text: string): void {
   const { fd, stat } = openNoFollow(path, constants.O_WRONLY | constants.O_CREAT, { mode: 0o600, what: 'report file' });
   try {
     const me = process.geteuid?.() ?? stat.uid;
-    if (stat.uid !== me) throw new IoError(`report file ${path} is owned by uid ${stat.uid}, not by us (uid ${me}): it could be read by its owner (refused)`, 'E_UNSAFE_FILE');
+    if (stat.uid !== me)
+      throw new IoError(
+        `report file ${path} is owned by uid ${stat.uid}, not by us (uid ${me}): it could be read by its owner (refused)`,
+        'E_UNSAFE_FILE',
+      );
     ftruncateSync(fd, 0);
     const b = Buffer.from(text);
-    for (let off = 0; off < b.length; ) off += writeSync(fd, b, off);
+    for (let off = 0; off < b.length;) off += writeSync(fd, b, off);
   } catch (e) {
     if (e instanceof IoError) throw e;
     throw new IoError(`${path}: cannot write the report (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
@@ -272,15 +300,26 @@ export async function runReport(argv: string[], io: SearchIo): Promise<number> {
       return ExitCode.OK;
     }
     const format = p.format ?? 'text';
-    if (!['text', 'html', 'json'].includes(format)) throw new UsageError(`--format: expected text, html or json, got "${format}"`);
+    if (!['text', 'html', 'json'].includes(format))
+      throw new UsageError(`--format: expected text, html or json, got "${format}"`);
     const criteria = compileCriteria(p.spec);
     const inputs = resolveInputs(p);
     const top = p.top ?? 5;
     // Memory is capped (ReportLimits); the tables keep room for twice the entries shown.
     const r = new ReportBuilder({ table: Math.max(DEFAULT_REPORT_LIMITS.table, 2 * top) });
-    const stats = await scanEvents(inputs, criteria, (ev) => r.add(ev), (w) => io.err(`auditmux: warning: ${w}`));
+    const stats = await scanEvents(
+      inputs,
+      criteria,
+      (ev) => r.add(ev),
+      (w) => io.err(`auditmux: warning: ${w}`),
+    );
     if (stats.malformed > 0) io.err(`auditmux: ${stats.malformed} malformed line(s) skipped`);
-    const text = format === 'html' ? htmlReport(r, top) : format === 'json' ? JSON.stringify(jsonReport(r, top)) + '\n' : textReport(r, top);
+    const text =
+      format === 'html'
+        ? htmlReport(r, top)
+        : format === 'json'
+          ? JSON.stringify(jsonReport(r, top)) + '\n'
+          : textReport(r, top);
     if (p.output !== undefined) {
       writeReportFile(p.output, text);
     } else io.out(text);

@@ -1,4 +1,5 @@
-// Search criteria as ausearch combines them (all must hold, each satisfied by any record of the event), compiled to byte tests.
+// Search criteria as ausearch combines them (all must hold, each satisfied by any record of the event), compiled to
+// byte tests.
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors';
 import { parseContidSelector, contidSelectorsMatch } from '../config/contid';
@@ -80,7 +81,8 @@ function intList(what: string, text: string, allowNames?: (s: string) => number 
       continue;
     }
     const n = allowNames?.(p);
-    if (n === undefined) throw new UsageError(`${what}: "${p}" is not ${allowNames ? 'a number or a known name' : 'a number'}`);
+    if (n === undefined)
+      throw new UsageError(`${what}: "${p}" is not ${allowNames ? 'a number or a known name' : 'a number'}`);
     out.add(n);
   }
   return out;
@@ -133,7 +135,11 @@ function archMachine(raw: string | undefined): number {
   return HOST_MACHINE;
 }
 
-export function compileCriteria(spec: CriteriaSpec, now: Date = new Date(), bootTime: () => number = readBootTime): Criteria {
+export function compileCriteria(
+  spec: CriteriaSpec,
+  now: Date = new Date(),
+  bootTime: () => number = readBootTime,
+): Criteria {
   const tests: RecordTest[] = [];
   const prefilters: (Buffer[] | null)[] = [];
   let contid: ContidCriterion | null = null;
@@ -153,7 +159,8 @@ export function compileCriteria(spec: CriteriaSpec, now: Date = new Date(), boot
         if (raw === '(null)') return false;
         for (const k of decodeKeys(raw)) if (exact ? k === key : k.includes(key)) return true;
         return false;
-      }));
+      }),
+    );
   }
 
   if (spec.message !== undefined) {
@@ -200,7 +207,12 @@ export function compileCriteria(spec: CriteriaSpec, now: Date = new Date(), boot
     prefilters.push([Buffer.from('uid=', 'latin1')]);
   }
   if (spec.auid !== undefined) {
-    tests.push(numericFieldTest(['auid'], intList('-ul', spec.auid, (s) => (s === 'unset' ? 4294967295 : userId(s)))));
+    tests.push(
+      numericFieldTest(
+        ['auid'],
+        intList('-ul', spec.auid, (s) => (s === 'unset' ? 4294967295 : userId(s))),
+      ),
+    );
     prefilters.push([Buffer.from(' auid=', 'latin1')]);
   }
   if (spec.exe !== undefined) {
@@ -212,7 +224,8 @@ export function compileCriteria(spec: CriteriaSpec, now: Date = new Date(), boot
       someField(line, h.bodyStart, h.bodyEnd, 'exe', (raw) => {
         const v = fieldString('', 'exe', raw);
         return exact ? v === exe : v.includes(exe);
-      }));
+      }),
+    );
     prefilters.push([Buffer.from('exe=', 'latin1')]);
   }
   if (spec.syscall !== undefined) {
@@ -221,7 +234,8 @@ export function compileCriteria(spec: CriteriaSpec, now: Date = new Date(), boot
     for (const part of spec.syscall.split(',')) {
       const t = part.trim();
       if (/^[0-9]{1,4}$/.test(t)) nums.add(Number(t));
-      else if (syscallNumber(t, Machine.X86_64) !== undefined || syscallNumber(t, Machine.X86) !== undefined) names.add(t);
+      else if (syscallNumber(t, Machine.X86_64) !== undefined || syscallNumber(t, Machine.X86) !== undefined)
+        names.add(t);
       else throw new UsageError(`-sc: "${t}" is not a syscall name or number`);
     }
     tests.push((line, h) => {
@@ -299,7 +313,17 @@ function readBootTime(): number {
   return Number(m[1]) * 1000;
 }
 
-const WORDS = ['now', 'recent', 'boot', 'today', 'yesterday', 'this-week', 'week-ago', 'this-month', 'this-year'] as const;
+const WORDS = [
+  'now',
+  'recent',
+  'boot',
+  'today',
+  'yesterday',
+  'this-week',
+  'week-ago',
+  'this-month',
+  'this-year',
+] as const;
 
 function midnight(d: Date): Date {
   return new Date(d.getFullYear(), d.getMonth(), d.getDate());
@@ -310,7 +334,12 @@ function midnight(d: Date): Date {
  * (the C locale's %x, what ausearch accepts here) or YYYY-MM-DD; times HH:MM[:SS]. A missing date is today; a missing
  * time is midnight for a start and now for an end. Also `@EPOCH[.mmm]`. Returns epoch milliseconds.
  */
-export function parseTime(args: string[], which: 'start' | 'end', now: Date, bootTime: () => number = readBootTime): number {
+export function parseTime(
+  args: string[],
+  which: 'start' | 'end',
+  now: Date,
+  bootTime: () => number = readBootTime,
+): number {
   const flag = which === 'start' ? '-ts' : '-te';
   if (args.length === 0 || args.length > 2) throw new UsageError(`${flag}: expected a word, or [date] [time]`);
   const first = args[0]!;
@@ -353,7 +382,9 @@ export function parseTime(args: string[], which: 'start' | 'end', now: Date, boo
     const t = /^([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?$/.exec(a);
     if (t) {
       if (time) throw new UsageError(`${flag}: two times given`);
-      const hh = Number(t[1]), mm = Number(t[2]), ss = t[3] ? Number(t[3]) : 0;
+      const hh = Number(t[1]),
+        mm = Number(t[2]),
+        ss = t[3] ? Number(t[3]) : 0;
       if (hh > 23 || mm > 59 || ss > 60) throw new UsageError(`${flag}: "${a}" is not a valid time`);
       time = [hh, mm, ss];
       continue;
@@ -369,7 +400,8 @@ export function parseTime(args: string[], which: 'start' | 'end', now: Date, boo
     time = which === 'end' ? [23, 59, 59] : [0, 0, 0];
   }
   const r = new Date(y, mo - 1, d, time[0], time[1], time[2]);
-  if (r.getMonth() !== mo - 1 || r.getDate() !== d) throw new UsageError(`${flag}: ${args.join(' ')} is not a calendar date`);
+  if (r.getMonth() !== mo - 1 || r.getDate() !== d)
+    throw new UsageError(`${flag}: ${args.join(' ')} is not a calendar date`);
   // An end time names a whole second: events in its last millisecond are still "at or before" it.
   return r.getTime() + (which === 'end' ? 999 : 0);
 }

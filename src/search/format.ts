@@ -31,14 +31,38 @@ export function rawEvent(ev: SearchEvent): string {
   return s;
 }
 
-const UID_FIELDS = new Set(['uid', 'euid', 'suid', 'fsuid', 'auid', 'ouid', 'iuid', 'obj_uid', 'sauid', 'inode_uid', 'oauid']);
+const UID_FIELDS = new Set([
+  'uid',
+  'euid',
+  'suid',
+  'fsuid',
+  'auid',
+  'ouid',
+  'iuid',
+  'obj_uid',
+  'sauid',
+  'inode_uid',
+  'oauid',
+]);
 const GID_FIELDS = new Set(['gid', 'egid', 'sgid', 'fsgid', 'ogid', 'igid', 'obj_gid', 'new_gid', 'inode_gid']);
-const ARCHES = new Map([['c000003e', 'x86_64'], ['40000003', 'i386'], ['c00000b7', 'aarch64'], ['40000028', 'arm'], ['c0000015', 'ppc64le'], ['80000016', 's390x']]);
+const ARCHES = new Map([
+  ['c000003e', 'x86_64'],
+  ['40000003', 'i386'],
+  ['c00000b7', 'aarch64'],
+  ['40000028', 'arm'],
+  ['c0000015', 'ppc64le'],
+  ['80000016', 's390x'],
+]);
 const ERRNO = new Map<number, string>();
 for (const [n, name] of ERRNO_TABLE) if (!ERRNO.has(n)) ERRNO.set(n, name);
 const FILE_TYPES: ReadonlyArray<[number, string]> = [
-  [0o140000, 'socket'], [0o120000, 'link'], [0o100000, 'file'], [0o060000, 'block-device'], [0o040000, 'dir'],
-  [0o020000, 'character-device'], [0o010000, 'fifo'],
+  [0o140000, 'socket'],
+  [0o120000, 'link'],
+  [0o100000, 'file'],
+  [0o060000, 'block-device'],
+  [0o040000, 'dir'],
+  [0o020000, 'character-device'],
+  [0o010000, 'fifo'],
 ];
 
 function mode(raw: string): string {
@@ -92,7 +116,7 @@ export class Interpreter {
       case 'arch':
         return ARCHES.get(raw) ?? raw;
       case 'syscall':
-        return /^[0-9]+$/.test(raw) ? syscallName(Number(raw), machine) ?? raw : raw;
+        return /^[0-9]+$/.test(raw) ? (syscallName(Number(raw), machine) ?? raw) : raw;
       case 'exit': {
         const n = Number(raw);
         return type === 'SYSCALL' && Number.isInteger(n) && n < 0 && ERRNO.has(-n) ? ERRNO.get(-n)! : raw;

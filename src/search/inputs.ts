@@ -1,5 +1,16 @@
-// Which log files a search reads, in time order, and a streaming line reader over plain and gzip files with flat memory.
-import { closeSync, constants, createReadStream, existsSync, fstatSync, lstatSync, openSync, readdirSync, statSync } from 'node:fs';
+// Which log files a search reads, in time order, and a streaming line reader over plain and gzip files with flat
+// memory.
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  statSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
@@ -81,7 +92,9 @@ function openListed(p: string): number {
   try {
     fd = openSync(p, c.O_RDONLY | c.O_NOFOLLOW | c.O_NONBLOCK | c.O_NOCTTY);
   } catch (e) {
-    throw new IoError(`${p}: cannot read the log (${describeErr(e) === 'ELOOP' ? 'a symlink, not followed' : describeErr(e)})`);
+    throw new IoError(
+      `${p}: cannot read the log (${describeErr(e) === 'ELOOP' ? 'a symlink, not followed' : describeErr(e)})`,
+    );
   }
   const st = fstatSync(fd);
   if (!st.isFile() || st.nlink !== 1) {
@@ -115,7 +128,8 @@ export function directoryInputs(dir: string): LogInput[] {
   }
   const out: LogInput[] = [];
   for (const key of [...series.keys()].sort()) out.push(...orderSeries(series.get(key)!, join(dir, key)));
-  if (out.length === 0) throw new IoError(`${dir}: no audit logs in this directory (expected NAME.log, NAME.log.N, NAME.log.N.gz)`);
+  if (out.length === 0)
+    throw new IoError(`${dir}: no audit logs in this directory (expected NAME.log, NAME.log.N, NAME.log.N.gz)`);
   return out;
 }
 
@@ -140,7 +154,9 @@ export function inputsForDaemon(name: string, configPath: string | undefined): L
   else file = cfg.daemons.find((d) => d.name === name)?.log.file;
   if (file === undefined) {
     const known = ['host', ...cfg.daemons.map((d) => d.name)].join(', ');
-    throw new UsageError(`--daemon ${name}: no such daemon in ${cfg.file ?? 'the built-in defaults'} (known: ${known})`);
+    throw new UsageError(
+      `--daemon ${name}: no such daemon in ${cfg.file ?? 'the built-in defaults'} (known: ${known})`,
+    );
   }
   const series = rotationSeries(resolve(file));
   if (series.length === 0) throw new IoError(`${file}: the log of daemon ${name} does not exist`);
@@ -166,11 +182,12 @@ export const MAX_LINE = 1 << 16;
 const CHUNK = 1 << 20;
 
 function openStream(input: LogInput): Readable {
-  const raw: Readable = input.path === '-'
-    ? process.stdin
-    : input.listed
-      ? createReadStream('', { fd: openListed(input.path), highWaterMark: CHUNK })
-      : createReadStream(input.path, { highWaterMark: CHUNK });
+  const raw: Readable =
+    input.path === '-'
+      ? process.stdin
+      : input.listed
+        ? createReadStream('', { fd: openListed(input.path), highWaterMark: CHUNK })
+        : createReadStream(input.path, { highWaterMark: CHUNK });
   if (!input.gzip) return raw;
   const gz = createGunzip({ chunkSize: CHUNK });
   raw.on('error', (e) => gz.destroy(e));
@@ -189,7 +206,7 @@ export async function readLines(input: LogInput, sink: LineSink): Promise<{ line
   let skippedBytes = 0;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      let buf: Buffer = chunk;
+      const buf: Buffer = chunk;
       let pos = 0;
       if (carry) {
         const nl = chunk.indexOf(0x0a);

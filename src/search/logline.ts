@@ -1,4 +1,5 @@
-// Byte-level reading of one audit log line: header (node, type, stamp) by offsets, single fields by memmem, full tokenizing.
+// Byte-level reading of one audit log line: header (node, type, stamp) by offsets, single fields by memmem, full
+// tokenizing.
 
 const C_SPACE = 0x20;
 const C_DQUOTE = 0x22;
@@ -37,7 +38,19 @@ export interface LineHeader {
 }
 
 export function newHeader(): LineHeader {
-  return { nodeStart: -1, nodeEnd: -1, typeStart: 0, typeEnd: 0, stampStart: 0, stampEnd: 0, sec: 0, ms: 0, serial: 0, bodyStart: 0, bodyEnd: 0 };
+  return {
+    nodeStart: -1,
+    nodeEnd: -1,
+    typeStart: 0,
+    typeEnd: 0,
+    stampStart: 0,
+    stampEnd: 0,
+    sec: 0,
+    ms: 0,
+    serial: 0,
+    bodyStart: 0,
+    bodyEnd: 0,
+  };
 }
 
 function startsWithAt(b: Buffer, at: number, end: number, p: Buffer): boolean {
@@ -185,7 +198,8 @@ export function tokenize(text: string, out: Field[] = []): Field[] {
       while (ve < n && text.charCodeAt(ve) !== C_SPACE) ve++;
     }
     const value = text.slice(vs, ve);
-    if (name === 'msg' && q === C_SQUOTE) tokenize(value.slice(1, value.endsWith("'") && value.length > 1 ? -1 : undefined), out);
+    if (name === 'msg' && q === C_SQUOTE)
+      tokenize(value.slice(1, value.endsWith("'") && value.length > 1 ? -1 : undefined), out);
     else out.push([name, value]);
     i = ve;
   }
@@ -194,8 +208,29 @@ export function tokenize(text: string, out: Field[] = []): Field[] {
 
 /** Fields whose values the kernel or auditd hex-encode when they contain spaces, quotes or control bytes. */
 const ENCODED = new Set([
-  'exe', 'comm', 'name', 'cwd', 'path', 'proctitle', 'cmd', 'acct', 'data', 'ocomm', 'watch', 'dir', 'new', 'old',
-  'root_dir', 'vm', 'sauid', 'grp', 'new_group', 'old_group', 'id', 'subj', 'obj',
+  'exe',
+  'comm',
+  'name',
+  'cwd',
+  'path',
+  'proctitle',
+  'cmd',
+  'acct',
+  'data',
+  'ocomm',
+  'watch',
+  'dir',
+  'new',
+  'old',
+  'root_dir',
+  'vm',
+  'sauid',
+  'grp',
+  'new_group',
+  'old_group',
+  'id',
+  'subj',
+  'obj',
 ]);
 
 /** Fields of the records auditmux writes about itself that carry tenants' text, encoded (src/records/encode.ts). */
@@ -215,7 +250,11 @@ export function isEncodedField(recordType: string, name: string, raw: string): b
   if (raw.length === 0 || raw.charCodeAt(0) === C_DQUOTE || raw.charCodeAt(0) === C_SQUOTE) return false;
   if (ENCODED.has(name)) {
     // `id` and `new`/`old` are numbers or words in most record types; only a pure even-length uppercase hex run counts
-    if ((name === 'id' || name === 'new' || name === 'old' || name === 'subj' || name === 'obj') && /^[0-9]+$/.test(raw)) return false;
+    if (
+      (name === 'id' || name === 'new' || name === 'old' || name === 'subj' || name === 'obj') &&
+      /^[0-9]+$/.test(raw)
+    )
+      return false;
     return isHex(raw);
   }
   if (recordType === 'EXECVE' && /^a[0-9]+(\[[0-9]+\])?$/.test(name)) return isHex(raw);
@@ -229,7 +268,8 @@ export function isEncodedField(recordType: string, name: string, raw: string): b
  */
 export function fieldString(recordType: string, name: string, raw: string): string {
   const c = raw.charCodeAt(0);
-  if ((c === C_DQUOTE || c === C_SQUOTE) && raw.length >= 2 && raw.charCodeAt(raw.length - 1) === c) return raw.slice(1, -1);
+  if ((c === C_DQUOTE || c === C_SQUOTE) && raw.length >= 2 && raw.charCodeAt(raw.length - 1) === c)
+    return raw.slice(1, -1);
   if (isEncodedField(recordType, name, raw)) {
     let s = Buffer.from(raw, 'hex').toString('utf8');
     if (name === 'proctitle' || name === 'data') s = s.replace(/\0+$/, '').replace(/\0/g, ' ');
@@ -238,11 +278,18 @@ export function fieldString(recordType: string, name: string, raw: string): stri
   return raw;
 }
 
-/** `type=UNKNOWN[1336]` or `URINGOP` records that carry `record=` and `contid=` are CONTAINER_ID records read by old tools. */
+/**
+ * `type=UNKNOWN[1336]` or `URINGOP` records that carry `record=` and `contid=` are CONTAINER_ID records read by old
+ * tools.
+ */
 export function recordTypeName(b: Buffer, h: LineHeader): string {
   const t = b.toString('latin1', h.typeStart, h.typeEnd);
   if (t === 'UNKNOWN[1336]' || t === 'URINGOP') {
-    if (startsWithAt(b, h.bodyStart, h.bodyEnd, RECORD_EQ) && firstField(b, h.bodyStart, h.bodyEnd, 'contid') !== undefined) return 'CONTAINER_ID';
+    if (
+      startsWithAt(b, h.bodyStart, h.bodyEnd, RECORD_EQ) &&
+      firstField(b, h.bodyStart, h.bodyEnd, 'contid') !== undefined
+    )
+      return 'CONTAINER_ID';
   }
   return t;
 }

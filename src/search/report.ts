@@ -32,7 +32,13 @@ export interface ReportLimits {
   text: number;
 }
 
-export const DEFAULT_REPORT_LIMITS: ReportLimits = { containers: 256, table: 128, minuteBins: 1024, keyBins: 64, text: 512 };
+export const DEFAULT_REPORT_LIMITS: ReportLimits = {
+  containers: 256,
+  table: 128,
+  minuteBins: 1024,
+  keyBins: 64,
+  text: 512,
+};
 
 /**
  * Top-K counting in bounded memory: the Space-Saving algorithm (Metwally, Agrawal, El Abbadi 2005) over a min-heap.
@@ -103,7 +109,8 @@ export class TopCounter implements Iterable<[string, number]> {
   }
 
   private swap(a: number, b: number): void {
-    const ia = this.items[a]!, ib = this.items[b]!;
+    const ia = this.items[a]!,
+      ib = this.items[b]!;
     this.items[a] = ib;
     this.items[b] = ia;
     const c = this.counts[a]!;
@@ -199,7 +206,9 @@ function cut(s: string, n: number): string {
   return s.length <= n ? s : s.slice(0, n) + '...';
 }
 
-/** Accumulates events in memory bounded by `limits` (see ReportLimits), never growing with events or distinct values. */
+/**
+ * Accumulates events in memory bounded by `limits` (see ReportLimits), never growing with events or distinct values.
+ */
 export class ReportBuilder {
   readonly containers = new Map<string, ContainerStats>();
   events = 0;
@@ -223,7 +232,9 @@ export class ReportBuilder {
       if (type === 'CONTAINER_ID') {
         const raw = firstField(line, h.bodyStart, h.bodyEnd, 'contid');
         const parsed = raw === undefined ? null : parseChains(raw);
-        if (parsed) for (const c of parsed) if (c.length && c[0] !== 0xffffffffffffffffn) chains.add(cut(formatChain(c), this.limits.text));
+        if (parsed)
+          for (const c of parsed)
+            if (c.length && c[0] !== 0xffffffffffffffffn) chains.add(cut(formatChain(c), this.limits.text));
       }
       const k = firstField(line, h.bodyStart, h.bodyEnd, 'key');
       if (k !== undefined) for (const key of decodeKeys(k)) keys.add(cut(key, this.limits.text));
@@ -250,7 +261,18 @@ export class ReportBuilder {
         s = this.containers.get(c);
       }
       if (!s) {
-        s = { container: c, events: 0, keys: new TopCounter(L.table), exes: new TopCounter(L.table), failedSyscalls: new TopCounter(L.table), failed: 0, firstMs: t, lastMs: t, perMinute: new MinuteSeries(L.minuteBins), keysPerMinute: new Map() };
+        s = {
+          container: c,
+          events: 0,
+          keys: new TopCounter(L.table),
+          exes: new TopCounter(L.table),
+          failedSyscalls: new TopCounter(L.table),
+          failed: 0,
+          firstMs: t,
+          lastMs: t,
+          perMinute: new MinuteSeries(L.minuteBins),
+          keysPerMinute: new Map(),
+        };
         this.containers.set(c, s);
       }
       // Several chains of one event may fall into (other): count the event there once.
@@ -294,9 +316,13 @@ export function isoTime(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-const fmtTop = (xs: Array<[string, number]>): string => (xs.length ? xs.map(([k, n]) => `${k} (${n})`).join(', ') : '-');
+const fmtTop = (xs: Array<[string, number]>): string =>
+  xs.length ? xs.map(([k, n]) => `${k} (${n})`).join(', ') : '-';
 
-/** The text report goes to a terminal: keys, executables and containers come from the log and are escaped as by ausearch -i. */
+/**
+ * The text report goes to a terminal: keys, executables and containers come from the log and are escaped as by ausearch
+ * -i.
+ */
 export function textReport(r: ReportBuilder, topN = 5): string {
   const cs = r.sorted();
   let s = `auditmux report: ${r.events} events, ${cs.length} containers\n`;
@@ -307,10 +333,18 @@ export function textReport(r: ReportBuilder, topN = 5): string {
     s += `  last seen: ${isoTime(c.lastMs)}\n`;
     s += `  top keys: ${ttyEscape(fmtTop(top(c.keys, topN)))}\n`;
     s += `  top executables: ${ttyEscape(fmtTop(top(c.exes, topN)))}\n`;
-    s += `  failed syscalls: ${c.failed}${c.failed ? ` (${top(c.failedSyscalls, topN).map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}\n`;
-    if (approximate(c)) s += `  note: more than ${c.keys.cap} distinct values in a table: its counts are upper bounds (Space-Saving)\n`;
+    s += `  failed syscalls: ${c.failed}${
+      c.failed
+        ? ` (${top(c.failedSyscalls, topN)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ')})`
+        : ''
+    }\n`;
+    if (approximate(c))
+      s += `  note: more than ${c.keys.cap} distinct values in a table: its counts are upper bounds (Space-Saving)\n`;
   }
-  if (r.containers.has(OTHER_CONTAINERS)) s += `\nnote: containers beyond the first ${r.limits.containers} are counted under ${OTHER_CONTAINERS}\n`;
+  if (r.containers.has(OTHER_CONTAINERS))
+    s += `\nnote: containers beyond the first ${r.limits.containers} are counted under ${OTHER_CONTAINERS}\n`;
   return s;
 }
 
@@ -336,10 +370,24 @@ export function jsonReport(r: ReportBuilder, topN = 5): unknown {
  * and, so that controls show as in the terminal report rather than vanish, as ausearch -i escapes them.
  */
 export function esc(s: string): string {
-  return ttyEscape(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return ttyEscape(s).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 }
 
-const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+const PALETTE = [
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+];
 
 interface Series {
   label: string;
@@ -360,8 +408,14 @@ function bucketize(perMinute: Iterable<[number, number]>, fromMin: number, toMin
 
 /** A step-free line chart of several series over time buckets, with axes, labels and a legend. */
 function lineChart(title: string, id: string, series: Series[], fromMs: number, toMs: number): string {
-  const W = 900, H = 320, L = 60, R = 200, T = 30, B = 40;
-  const pw = W - L - R, ph = H - T - B;
+  const W = 900,
+    H = 320,
+    L = 60,
+    R = 200,
+    T = 30,
+    B = 40;
+  const pw = W - L - R,
+    ph = H - T - B;
   const n = series[0]?.counts.length ?? 1;
   const max = Math.max(1, ...series.flatMap((s) => s.counts));
   const x = (i: number): number => L + (n === 1 ? pw / 2 : (i * pw) / (n - 1));
@@ -389,7 +443,12 @@ function lineChart(title: string, id: string, series: Series[], fromMs: number, 
 
 /** Horizontal stacked bars: one bar per key, one segment per container. */
 function keyChart(title: string, id: string, cs: ContainerStats[], keys: string[]): string {
-  const W = 900, L = 180, R = 80, T = 30, BAR = 18, GAP = 8;
+  const W = 900,
+    L = 180,
+    R = 80,
+    T = 30,
+    BAR = 18,
+    GAP = 8;
   const H = T + keys.length * (BAR + GAP) + 40;
   const totals = keys.map((k) => cs.reduce((a, c) => a + (c.keys.get(k) ?? 0), 0));
   const max = Math.max(1, ...totals);
@@ -416,7 +475,8 @@ export function htmlReport(r: ReportBuilder, topN = 5, buckets = 60): string {
   const cs = r.sorted();
   const from = Math.min(...cs.map((c) => c.firstMs));
   const to = Math.max(...cs.map((c) => c.lastMs));
-  const fromMin = Math.floor(from / MINUTE), toMin = Math.floor(to / MINUTE);
+  const fromMin = Math.floor(from / MINUTE),
+    toMin = Math.floor(to / MINUTE);
   const n = Math.max(1, Math.min(buckets, toMin - fromMin + 1));
   // Past the palette, lines become indistinguishable: plot the busiest containers, the table has every one.
   const plotted = cs.slice(0, PALETTE.length);
@@ -426,17 +486,37 @@ export function htmlReport(r: ReportBuilder, topN = 5, buckets = 60): string {
 
   let rows = '';
   for (const c of cs) {
-    rows += `<tr data-container="${esc(c.container)}"><td class="container">${esc(c.container)}</td><td class="events">${c.events}</td>` +
+    rows +=
+      `<tr data-container="${esc(c.container)}"><td class="container">${esc(c.container)}</td><td class="events">${c.events}</td>` +
       `<td class="first">${isoTime(c.firstMs)}</td><td class="last">${isoTime(c.lastMs)}</td>` +
       `<td class="keys">${esc(fmtTop(top(c.keys, topN)))}</td><td class="exes">${esc(fmtTop(top(c.exes, topN)))}</td>` +
       `<td class="failed">${c.failed}</td></tr>\n`;
   }
   const charts = cs.length
-    ? lineChart('Events per container over time', 'chart-containers',
-      plotted.map((c) => ({ label: c.container, counts: bucketize(c.perMinute, fromMin, toMin, n) })), from, to) +
-      '\n' + keyChart('Events by key and container', 'chart-keys', plotted, keys) + '\n' +
-      keys.slice(0, 5).map((k, i) => lineChart(`Events over time, key ${k}`, `chart-key-${i}`,
-        plotted.filter((c) => c.keysPerMinute.has(k)).map((c) => ({ label: c.container, counts: bucketize(c.keysPerMinute.get(k)!, fromMin, toMin, n) })), from, to)).join('\n')
+    ? lineChart(
+        'Events per container over time',
+        'chart-containers',
+        plotted.map((c) => ({ label: c.container, counts: bucketize(c.perMinute, fromMin, toMin, n) })),
+        from,
+        to,
+      ) +
+      '\n' +
+      keyChart('Events by key and container', 'chart-keys', plotted, keys) +
+      '\n' +
+      keys
+        .slice(0, 5)
+        .map((k, i) =>
+          lineChart(
+            `Events over time, key ${k}`,
+            `chart-key-${i}`,
+            plotted
+              .filter((c) => c.keysPerMinute.has(k))
+              .map((c) => ({ label: c.container, counts: bucketize(c.keysPerMinute.get(k)!, fromMin, toMin, n) })),
+            from,
+            to,
+          ),
+        )
+        .join('\n')
     : '<p>No events.</p>';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>auditmux report</title>

@@ -54,7 +54,9 @@ interface Open {
 const DEFAULT_WINDOW_LINES = 4096;
 const DEFAULT_WINDOW_MS = 2000;
 
-/** Scans inputs in order; calls onEvent for every matching event (in order of first record), onWarning for bad lines. */
+/**
+ * Scans inputs in order; calls onEvent for every matching event (in order of first record), onWarning for bad lines.
+ */
 export async function scanEvents(
   inputs: readonly LogInput[],
   criteria: Criteria,
@@ -65,7 +67,15 @@ export async function scanEvents(
   const windowLines = opts.windowLines ?? DEFAULT_WINDOW_LINES;
   const windowMs = opts.windowMs ?? DEFAULT_WINDOW_MS;
   const maxWarnings = opts.maxWarningsPerFile ?? 20;
-  const stats: ScanStats = { files: 0, lines: 0, records: 0, matched: 0, malformed: 0, partialTails: 0, unreadable: [] };
+  const stats: ScanStats = {
+    files: 0,
+    lines: 0,
+    records: 0,
+    matched: 0,
+    malformed: 0,
+    partialTails: 0,
+    unreadable: [],
+  };
   const open = new Map<string, Open>();
   // Insertion-ordered queue of open events; head advances as they are flushed, compacted now and then.
   let queue: Open[] = [];
@@ -121,7 +131,15 @@ export async function scanEvents(
     if (!o) {
       o = {
         key,
-        ev: { node: h.nodeStart < 0 ? null : buf.toString('latin1', h.nodeStart, h.nodeEnd), sec: h.sec, ms: h.ms, serial: h.serial, lines: [], file, line: lineNo },
+        ev: {
+          node: h.nodeStart < 0 ? null : buf.toString('latin1', h.nodeStart, h.nodeEnd),
+          sec: h.sec,
+          ms: h.ms,
+          serial: h.serial,
+          lines: [],
+          file,
+          line: lineNo,
+        },
         mask: 0,
         hasContid: false,
         seq,

@@ -1,4 +1,5 @@
-// overflow: block — a stalled auxiliary daemon pauses the host's kernel intake instead of dropping, and nothing is lost.
+// overflow: block — a stalled auxiliary daemon pauses the host's kernel intake instead of dropping, and nothing is
+// lost.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
@@ -15,7 +16,9 @@ describe('overflow: block (emulated mainline kernel)', () => {
       prefix: 'amblock-',
       exe: EXE,
       untaggedPid: 4545454,
-      yaml: oneAuxYaml('log: { file: {dir}/a.log, format: RAW }, isolation: process, queue: { depth: 50, overflow: block, block_timeout_ms: 60000 }'),
+      yaml: oneAuxYaml(
+        'log: { file: {dir}/a.log, format: RAW }, isolation: process, queue: { depth: 50, overflow: block, block_timeout_ms: 60000 }',
+      ),
     });
     const { dir, kernel, daemon, tagged } = h;
     const aux = (): AuxStatus => (daemon.status().aux as Record<string, AuxStatus>).a!;
@@ -31,23 +34,44 @@ describe('overflow: block (emulated mainline kernel)', () => {
         kernel.emitEvent(h.untaggedPid, 'getppid', 0);
         if (i % 10 === 0) await new Promise((r) => setImmediate(r));
       }
-      await until(() => (daemon.status().daemon as { intakePausedBy: string[] }).intakePausedBy.includes('a'), 'intake to pause');
+      await until(
+        () => (daemon.status().daemon as { intakePausedBy: string[] }).intakePausedBy.includes('a'),
+        'intake to pause',
+      );
       const hostBefore = serials(readFileSync(join(dir, 'audit.log'), 'utf8'), 'host-k').size;
       await sleep(300);
-      assert.equal(serials(readFileSync(join(dir, 'audit.log'), 'utf8'), 'host-k').size, hostBefore, 'paused: the host reads nothing, its log does not grow');
+      assert.equal(
+        serials(readFileSync(join(dir, 'audit.log'), 'utf8'), 'host-k').size,
+        hostBefore,
+        'paused: the host reads nothing, its log does not grow',
+      );
       assert.ok(hostBefore < N, `the kernel still holds records (host has ${hostBefore} of ${N})`);
       assert.ok(aux().queued >= 50, `the queue is full (${aux().queued})`);
       process.kill(stoppedPid, 'SIGCONT');
       stoppedPid = 0;
-      await until(() => aux().queued === 0 && aux().delivered === N && !(daemon.status().daemon as { intakePausedBy: string[] }).intakePausedBy.length, 'the queue to drain');
+      await until(
+        () =>
+          aux().queued === 0 &&
+          aux().delivered === N &&
+          !(daemon.status().daemon as { intakePausedBy: string[] }).intakePausedBy.length,
+        'the queue to drain',
+      );
       assert.equal(aux().dropped, 0);
     } finally {
       if (stoppedPid) process.kill(stoppedPid, 'SIGCONT');
       await h.stop();
     }
     try {
-      assert.equal(serials(readFileSync(join(dir, 'a.log'), 'utf8'), 'tree-a').size, N, 'the daemon has every tagged event');
-      assert.equal(serials(readFileSync(join(dir, 'audit.log'), 'utf8'), 'host-k').size, N, 'the host every untagged one');
+      assert.equal(
+        serials(readFileSync(join(dir, 'a.log'), 'utf8'), 'tree-a').size,
+        N,
+        'the daemon has every tagged event',
+      );
+      assert.equal(
+        serials(readFileSync(join(dir, 'audit.log'), 'utf8'), 'host-k').size,
+        N,
+        'the host every untagged one',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -53,11 +53,20 @@ describe('inline auxiliary daemon (emulated mainline kernel)', () => {
       const aLog = readFileSync(join(dir, 'a', 'a.log'), 'utf8');
       const counts = serialCounts(aLog, 'tree-a');
       assert.equal(counts.size, N, 'every tagged event is in the auxiliary log');
-      assert.deepEqual([...counts.values()].filter((c) => c !== 1), [], 'none twice: the half-written event was recognised on reopen');
+      assert.deepEqual(
+        [...counts.values()].filter((c) => c !== 1),
+        [],
+        'none twice: the half-written event was recognised on reopen',
+      );
       const hLog = readFileSync(join(dir, 'audit.log'), 'utf8');
       assert.equal(serialCounts(hLog, 'host-k').size, N, 'the host log has every untagged event');
-      assert.equal(serialCounts(hLog, 'tree-a').size, 0, 'and none of the daemon\'s');
-      assert.match(hLog, new RegExp(`op=aux-crash daemon=a error=${Buffer.from('injected write failure').toString('hex').toUpperCase()} res=failed`));
+      assert.equal(serialCounts(hLog, 'tree-a').size, 0, "and none of the daemon's");
+      assert.match(
+        hLog,
+        new RegExp(
+          `op=aux-crash daemon=a error=${Buffer.from('injected write failure').toString('hex').toUpperCase()} res=failed`,
+        ),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

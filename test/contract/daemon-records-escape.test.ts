@@ -16,8 +16,13 @@ function recordsWith(log: string, op: string): Array<Array<[string, string | nul
     .map((l) => tokenize(l.slice(l.indexOf('): ') + 3)));
 }
 
-test('refusal and aux-add records: a tenant\'s file names with quotes, spaces and field text stay one encoded value', async () => {
-  const h = await startEmulatedHost({ prefix: 'amrec-', exe: '/usr/bin/true', yaml: oneAuxYaml('isolation: inline'), untaggedPid: 999001 });
+test("refusal and aux-add records: a tenant's file names with quotes, spaces and field text stay one encoded value", async () => {
+  const h = await startEmulatedHost({
+    prefix: 'amrec-',
+    exe: '/usr/bin/true',
+    yaml: oneAuxYaml('isolation: inline'),
+    untaggedPid: 999001,
+  });
   const { dir, daemon } = h;
   // A directory name a tenant can choose: it closes the quote and adds fields of its own, and a U+011D that a
   // latin1 write would turn into the ENRICHED separator.
@@ -29,7 +34,10 @@ test('refusal and aux-add records: a tenant\'s file names with quotes, spaces an
   writeFileSync(good, '-a always,exit -F arch=b64 -S getpid -k d\n');
   const log = join(evil, 'd b.log');
   try {
-    await assert.rejects(daemon.auxAdd({ name: 'c', rules: bad, contid: ['300'] }, { pid: 4242, uid: 0, gid: 0 }), (e: unknown) => e instanceof PermissionError);
+    await assert.rejects(
+      daemon.auxAdd({ name: 'c', rules: bad, contid: ['300'] }, { pid: 4242, uid: 0, gid: 0 }),
+      (e: unknown) => e instanceof PermissionError,
+    );
     await daemon.auxAdd({ name: 'd', rules: good, contid: ['400'], log });
   } finally {
     await h.stop();
@@ -40,14 +48,22 @@ test('refusal and aux-add records: a tenant\'s file names with quotes, spaces an
     const refused = recordsWith(hLog, 'refused');
     assert.equal(refused.length, 1);
     const f = refused[0]!;
-    assert.deepEqual(f.map(([k]) => k), ['op', 'reason', 'daemon', 'pid', 'uid', 'res'], JSON.stringify(f));
+    assert.deepEqual(
+      f.map(([k]) => k),
+      ['op', 'reason', 'daemon', 'pid', 'uid', 'res'],
+      JSON.stringify(f),
+    );
     assert.equal(f.find(([k]) => k === 'res')![1], 'failed');
     const reason = decodeUntrusted(f.find(([k]) => k === 'reason')![1]!)!.toString('utf8');
     assert.ok(reason.startsWith(`${bad}:2: `), reason);
     const added = recordsWith(hLog, 'aux-add');
     assert.equal(added.length, 1);
     const a = added[0]!;
-    assert.deepEqual(a.map(([k]) => k), ['op', 'daemon', 'contid', 'rules', 'log', 'res'], JSON.stringify(a));
+    assert.deepEqual(
+      a.map(([k]) => k),
+      ['op', 'daemon', 'contid', 'rules', 'log', 'res'],
+      JSON.stringify(a),
+    );
     assert.equal(decodeUntrusted(a.find(([k]) => k === 'rules')![1]!)!.toString('utf8'), good);
     assert.equal(decodeUntrusted(a.find(([k]) => k === 'log')![1]!)!.toString('utf8'), log);
     assert.equal(a.find(([k]) => k === 'contid')![1], '"400"');

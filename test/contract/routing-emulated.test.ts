@@ -1,4 +1,5 @@
-// The routing suite against an emulated kernel with the contid patch set: kernel CONTAINER_ID records, contid rule fields.
+// The routing suite against an emulated kernel with the contid patch set: kernel CONTAINER_ID records, contid rule
+// fields.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,21 +41,37 @@ describe('routing on a kernel with the contid patch set (emulated)', () => {
     writeFileSync(join(dir, 'a.rules'), rule('tree-a'));
     writeFileSync(join(dir, 'b.rules'), rule('tree-b'));
     const conf = join(dir, 'auditmux.yaml');
-    writeFileSync(conf, [
-      'host:',
-      `  rules: ${join(dir, 'host.rules')}`,
-      `  log: { file: ${join(dir, 'audit.log')}, format: RAW, max_log_file: 100 }`,
-      '  keep: unrouted',
-      'daemons:',
-      `  - { name: a, rules: ${join(dir, 'a.rules')}, log: { file: ${join(dir, 'a.log')}, format: RAW }, queue: { depth: 100000 }, isolation: process }`,
-      'routes:',
-      '  - { contid: 100, daemons: [a] }',
-    ].join('\n') + '\n');
-    const daemon = new HostDaemon({ configPath: conf, diag: pino({ level: 'silent' }), socket: kernel.socket(), emulated: kernel, noControl: true });
+    writeFileSync(
+      conf,
+      [
+        'host:',
+        `  rules: ${join(dir, 'host.rules')}`,
+        `  log: { file: ${join(dir, 'audit.log')}, format: RAW, max_log_file: 100 }`,
+        '  keep: unrouted',
+        'daemons:',
+        `  - { name: a, rules: ${join(dir, 'a.rules')}, log: { file: ${join(dir, 'a.log')}, format: RAW }, queue: { depth: 100000 }, isolation: process }`,
+        'routes:',
+        '  - { contid: 100, daemons: [a] }',
+      ].join('\n') + '\n',
+    );
+    const daemon = new HostDaemon({
+      configPath: conf,
+      diag: pino({ level: 'silent' }),
+      socket: kernel.socket(),
+      emulated: kernel,
+      noControl: true,
+    });
     try {
       await daemon.start();
       // B runs as an unprivileged user, in a log directory of its own that the host prepares for it.
-      await daemon.auxAdd({ name: 'b', rules: join(dir, 'b.rules'), contid: ['200'], log: join(dir, 'b', 'b.log'), queue: 100000, user: 'nobody' });
+      await daemon.auxAdd({
+        name: 'b',
+        rules: join(dir, 'b.rules'),
+        contid: ['200'],
+        log: join(dir, 'b', 'b.log'),
+        queue: 100000,
+        user: 'nobody',
+      });
       await until(() => (daemon.status().aux as Record<string, { state: string }>).b?.state === 'running', 'B running');
       const bPid = (daemon.status().aux as Record<string, { pid: number }>).b!.pid;
       assert.match(readFileSync(`/proc/${bPid}/status`, 'utf8'), /^Uid:\s+65534\s/m, 'B runs as nobody');
@@ -62,14 +79,23 @@ describe('routing on a kernel with the contid patch set (emulated)', () => {
       assert.deepEqual(await daemon.reload(), { ok: true });
       assert.equal((daemon.status().aux as Record<string, { pid: number }>).b!.pid, bPid, 'B untouched by the reload');
       // The kernel filters by contid itself: A's and B's rules carry the contid field.
-      const withContid = kernel.rules.map((b) => decodeRule(b)).filter((r) => r.fields.some((f) => f.field === Field.contid));
+      const withContid = kernel.rules
+        .map((b) => decodeRule(b))
+        .filter((r) => r.fields.some((f) => f.field === Field.contid));
       assert.deepEqual(withContid.map((r) => r.fields.find((f) => f.field === Field.contid)!.u64).sort(), [100n, 200n]);
 
       const rulesBefore = kernel.rules.map((b) => b.toString('hex'));
       for (const bad of ['-e 0', '-D', '-b 1']) {
         writeFileSync(join(dir, 'c.rules'), `${rule('tree-c')}${bad}\n`);
-        await assert.rejects(daemon.auxAdd({ name: 'c', rules: join(dir, 'c.rules'), contid: ['300'] }), (e: unknown) => e instanceof PermissionError && /c\.rules:2/.test(e.message));
-        assert.deepEqual(kernel.rules.map((b) => b.toString('hex')), rulesBefore, `${bad}: kernel unchanged`);
+        await assert.rejects(
+          daemon.auxAdd({ name: 'c', rules: join(dir, 'c.rules'), contid: ['300'] }),
+          (e: unknown) => e instanceof PermissionError && /c\.rules:2/.test(e.message),
+        );
+        assert.deepEqual(
+          kernel.rules.map((b) => b.toString('hex')),
+          rulesBefore,
+          `${bad}: kernel unchanged`,
+        );
       }
 
       kernel.spawn(1, 0);

@@ -1,4 +1,5 @@
-// disk actions single and halt run `/sbin/init 1|0` through DiskSpaceGuard, in a mount namespace where init is a recorder.
+// disk actions single and halt run `/sbin/init 1|0` through DiskSpaceGuard, in a mount namespace where init is a
+// recorder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -63,7 +64,9 @@ const poll = () => {
 poll();
 `;
 
-async function runInNamespace(which: 'single' | 'halt'): Promise<{ code: number | null; out: Record<string, unknown>; stderr: string }> {
+async function runInNamespace(
+  which: 'single' | 'halt',
+): Promise<{ code: number | null; out: Record<string, unknown>; stderr: string }> {
   const dir = tmpDir(`admin-${which}`);
   try {
     const marker = `auditmux-init-recorder-${process.pid}-${Date.now()}`;
@@ -77,8 +80,29 @@ async function runInNamespace(which: 'single' | 'halt'): Promise<{ code: number 
     fs.mkdirSync(logDir);
     // `&&` all the way: node, and so the action, starts only once init is the recorder and the log is on the tmpfs.
     // Both mounts live and die with the private namespace: nothing outside sees them, nothing needs unmounting.
-    const script = 'mount --bind "$1" /sbin/init && mount -t tmpfs -o size=256k,mode=0700 auditmux-admin "$2" && exec "$3" "$4" "$5" "$1" "$6" "$7" "$2" "$8"';
-    const c = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', recorder, logDir, process.execPath, child, DIST_OUTPUT, marker, recorded, which], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const script =
+      'mount --bind "$1" /sbin/init && mount -t tmpfs -o size=256k,mode=0700 auditmux-admin "$2" && exec "$3" "$4" "$5" "$1" "$6" "$7" "$2" "$8"';
+    const c = spawn(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        script,
+        'sh',
+        recorder,
+        logDir,
+        process.execPath,
+        child,
+        DIST_OUTPUT,
+        marker,
+        recorded,
+        which,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stdout = '';
     let stderr = '';
     c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -106,20 +130,30 @@ test('disk_full_action single: a full disk runs /sbin/init 1, once', { skip, tim
   assert.equal(r.out.recorded, '1\n', 'init got argv ["1"], exactly one run');
   assert.ok((r.out.freeBytes as number) < 5 * 4096, `the tmpfs was really full: ${String(r.out.freeBytes)} bytes free`);
   const diag = r.out.diag as { level: string; m: string; action?: string }[];
-  assert.ok(diag.some((l) => l.level === 'error' && l.m === 'The audit daemon is now changing the system to single user mode'), JSON.stringify(diag));
+  assert.ok(
+    diag.some((l) => l.level === 'error' && l.m === 'The audit daemon is now changing the system to single user mode'),
+    JSON.stringify(diag),
+  );
   assert.ok(!diag.some((l) => String(l.m).includes('failed to start')), JSON.stringify(diag));
 });
 
-test('admin_space_left_action halt: crossing admin_space_left runs /sbin/init 0, once', { skip, timeout: 60000 }, async () => {
-  const r = await runInNamespace('halt');
-  assert.equal(r.code, 0, `child failed: ${JSON.stringify(r.out)} ${r.stderr}`);
-  assert.equal(r.out.lastLevel, 'admin_space_left');
-  assert.equal(r.out.lastAction, 'halt');
-  assert.equal(r.out.recorded, '0\n', 'init got argv ["0"], exactly one run');
-  const free = r.out.freeBytes as number;
-  const total = r.out.totalBytes as number;
-  assert.ok(free < total / 4 && free > 5 * 4096, `below admin_space_left (25%), not full: ${free} of ${total}`);
-  const diag = r.out.diag as { level: string; m: string; action?: string }[];
-  assert.ok(diag.some((l) => l.level === 'error' && l.m === 'The audit daemon is now halting the system'), JSON.stringify(diag));
-  assert.ok(!diag.some((l) => String(l.m).includes('failed to start')), JSON.stringify(diag));
-});
+test(
+  'admin_space_left_action halt: crossing admin_space_left runs /sbin/init 0, once',
+  { skip, timeout: 60000 },
+  async () => {
+    const r = await runInNamespace('halt');
+    assert.equal(r.code, 0, `child failed: ${JSON.stringify(r.out)} ${r.stderr}`);
+    assert.equal(r.out.lastLevel, 'admin_space_left');
+    assert.equal(r.out.lastAction, 'halt');
+    assert.equal(r.out.recorded, '0\n', 'init got argv ["0"], exactly one run');
+    const free = r.out.freeBytes as number;
+    const total = r.out.totalBytes as number;
+    assert.ok(free < total / 4 && free > 5 * 4096, `below admin_space_left (25%), not full: ${free} of ${total}`);
+    const diag = r.out.diag as { level: string; m: string; action?: string }[];
+    assert.ok(
+      diag.some((l) => l.level === 'error' && l.m === 'The audit daemon is now halting the system'),
+      JSON.stringify(diag),
+    );
+    assert.ok(!diag.some((l) => String(l.m).includes('failed to start')), JSON.stringify(diag));
+  },
+);

@@ -27,7 +27,10 @@ function spec(dir: string, args: string[], over: Partial<PluginOutputSpec> = {})
 
 function read(p: string): string[] {
   try {
-    return fs.readFileSync(p, 'latin1').split('\n').filter((l) => l.length > 0);
+    return fs
+      .readFileSync(p, 'latin1')
+      .split('\n')
+      .filter((l) => l.length > 0);
   } catch {
     return [];
   }
@@ -36,7 +39,11 @@ function read(p: string): string[] {
 test('plugin, string format: log lines with node= on stdin, EOE included, EOF on close', async () => {
   const dir = tmpDir('plug-s');
   const outFile = path.join(dir, 'got.txt');
-  const p = new PluginOutput(spec(dir, [outFile, 'string']), { nodeName: 'h1', contidKernel: false, diag: captureDiag() });
+  const p = new PluginOutput(spec(dir, [outFile, 'string']), {
+    nodeName: 'h1',
+    contidKernel: false,
+    diag: captureDiag(),
+  });
   try {
     for (let i = 0; i < 500; i++) p.writeRecord(USER, payload(i));
     p.writeRecord(MsgType.EOE, Buffer.from('audit(1700000000.000:1): '));
@@ -44,7 +51,10 @@ test('plugin, string format: log lines with node= on stdin, EOE included, EOF on
     await waitFor(() => read(outFile).length >= 501, 10000, 'plugin got every line');
     const lines = read(outFile);
     assert.equal(lines[0], `node=h1 type=USER msg=${payload(0).toString()}`);
-    assert.deepEqual(seqs(lines), Array.from({ length: 500 }, (_, i) => i));
+    assert.deepEqual(
+      seqs(lines),
+      Array.from({ length: 500 }, (_, i) => i),
+    );
     assert.match(lines[500] as string, /^node=h1 type=EOE msg=audit\(1700000000\.000:1\): ?$/);
     await p.close();
     assert.equal(read(outFile).at(-1), 'EOF');
@@ -57,7 +67,10 @@ test('plugin, string format: log lines with node= on stdin, EOE included, EOF on
 test('plugin, binary format: audit_dispatcher_header ver 0 with the kernel payload (RAW, no node name)', async () => {
   const dir = tmpDir('plug-b');
   const outFile = path.join(dir, 'got.txt');
-  const p = new PluginOutput(spec(dir, [outFile, 'binary'], { pluginFormat: 'binary' }), { contidKernel: false, diag: captureDiag() });
+  const p = new PluginOutput(spec(dir, [outFile, 'binary'], { pluginFormat: 'binary' }), {
+    contidKernel: false,
+    diag: captureDiag(),
+  });
   try {
     for (let i = 0; i < 100; i++) p.writeRecord(USER, payload(i));
     p.flush();
@@ -71,7 +84,11 @@ test('plugin, binary format: audit_dispatcher_header ver 0 with the kernel paylo
   // With a node name the frame is version 1 carrying the formatted line, as auditd sends it.
   const dir2 = tmpDir('plug-b2');
   const out2 = path.join(dir2, 'got.txt');
-  const p2 = new PluginOutput(spec(dir2, [out2, 'binary'], { pluginFormat: 'binary' }), { nodeName: 'h2', contidKernel: false, diag: captureDiag() });
+  const p2 = new PluginOutput(spec(dir2, [out2, 'binary'], { pluginFormat: 'binary' }), {
+    nodeName: 'h2',
+    contidKernel: false,
+    diag: captureDiag(),
+  });
   try {
     p2.writeRecord(USER, payload(5));
     p2.flush();
@@ -84,49 +101,63 @@ test('plugin, binary format: audit_dispatcher_header ver 0 with the kernel paylo
   }
 });
 
-test('plugin crash: the restarted plugin gets what the dead one may have lost; nothing missing, order kept', { timeout: 30000 }, async () => {
-  const dir = tmpDir('plug-crash1');
-  const outFile = path.join(dir, 'got.txt');
-  const diag = captureDiag();
-  // dies once, after reading 300 records, with more still in its pipe
-  const p = new PluginOutput(spec(dir, [outFile, 'string', '300', 'once']), { contidKernel: false, diag });
-  try {
-    for (let i = 0; i < 1000; i++) {
-      p.writeRecord(USER, payload(i));
-      if (i % 10 === 9) p.flush();
+test(
+  'plugin crash: the restarted plugin gets what the dead one may have lost; nothing missing, order kept',
+  { timeout: 30000 },
+  async () => {
+    const dir = tmpDir('plug-crash1');
+    const outFile = path.join(dir, 'got.txt');
+    const diag = captureDiag();
+    // dies once, after reading 300 records, with more still in its pipe
+    const p = new PluginOutput(spec(dir, [outFile, 'string', '300', 'once']), { contidKernel: false, diag });
+    try {
+      for (let i = 0; i < 1000; i++) {
+        p.writeRecord(USER, payload(i));
+        if (i % 10 === 9) p.flush();
+      }
+      p.flush();
+      await waitFor(() => new Set(seqs(read(outFile))).size >= 1000, 20000, 'every record reached a plugin');
+      const d = checkDelivery(seqs(read(outFile)), 1000);
+      assert.deepEqual(d.missing, []);
+      assert.equal(d.inOrder, true);
+      assert.equal(p.stats().restarts, 1);
+      assert.ok(diag.lines.some((l) => String(l.m).includes('restarting')));
+    } finally {
+      await p.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
-    p.flush();
-    await waitFor(() => new Set(seqs(read(outFile))).size >= 1000, 20000, 'every record reached a plugin');
-    const d = checkDelivery(seqs(read(outFile)), 1000);
-    assert.deepEqual(d.missing, []);
-    assert.equal(d.inOrder, true);
-    assert.equal(p.stats().restarts, 1);
-    assert.ok(diag.lines.some((l) => String(l.m).includes('restarting')));
-  } finally {
-    await p.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
 
-test('plugin crash loop: restarted up to max_restarts, then given up with records still spooled', { timeout: 30000 }, async () => {
-  const dir = tmpDir('plug-crash');
-  const outFile = path.join(dir, 'got.txt');
-  const diag = captureDiag();
-  const p = new PluginOutput(spec(dir, [outFile, 'string', '100'], { maxRestarts: 3 }), { contidKernel: false, diag });
-  try {
-    for (let i = 0; i < 1000; i++) p.writeRecord(USER, payload(i));
-    p.flush();
-    await waitFor(() => p.stats().gaveUp === true, 20000, 'plugin given up');
-    const st = p.stats();
-    assert.equal(st.restarts, 3);
-    assert.equal(st.starts, 4);
-    assert.ok((st.pending as number) > 0, 'undelivered records remain spooled');
-    assert.ok(diag.lines.some((l) => String(l.m).includes('max_restarts')));
-    // What the plugin saw is a gap-free prefix of the stream.
-    const got = [...new Set(seqs(read(outFile)))].sort((a, b) => a - b);
-    assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => i));
-  } finally {
-    await p.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'plugin crash loop: restarted up to max_restarts, then given up with records still spooled',
+  { timeout: 30000 },
+  async () => {
+    const dir = tmpDir('plug-crash');
+    const outFile = path.join(dir, 'got.txt');
+    const diag = captureDiag();
+    const p = new PluginOutput(spec(dir, [outFile, 'string', '100'], { maxRestarts: 3 }), {
+      contidKernel: false,
+      diag,
+    });
+    try {
+      for (let i = 0; i < 1000; i++) p.writeRecord(USER, payload(i));
+      p.flush();
+      await waitFor(() => p.stats().gaveUp === true, 20000, 'plugin given up');
+      const st = p.stats();
+      assert.equal(st.restarts, 3);
+      assert.equal(st.starts, 4);
+      assert.ok((st.pending as number) > 0, 'undelivered records remain spooled');
+      assert.ok(diag.lines.some((l) => String(l.m).includes('max_restarts')));
+      // What the plugin saw is a gap-free prefix of the stream.
+      const got = [...new Set(seqs(read(outFile)))].sort((a, b) => a - b);
+      assert.deepEqual(
+        got,
+        Array.from({ length: got.length }, (_, i) => i),
+      );
+    } finally {
+      await p.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -22,7 +22,10 @@ function enabled(): number {
   return m ? Number(m[1]) : -1;
 }
 
-/** The example files' text, gunzipped, without lines that would lock the kernel (-e 2, --loginuid-immutable) or enable it. */
+/**
+ * The example files' text, gunzipped, without lines that would lock the kernel (-e 2, --loginuid-immutable) or enable
+ * it.
+ */
 function examples(): Array<{ name: string; text: string }> {
   if (!existsSync(EXAMPLES)) return [];
   return readdirSync(EXAMPLES)
@@ -31,7 +34,9 @@ function examples(): Array<{ name: string; text: string }> {
     .map((n) => {
       const raw = readFileSync(join(EXAMPLES, n));
       const text = n.endsWith('.gz') ? gunzipSync(raw).toString('utf8') : raw.toString('utf8');
-      const kept = text.split('\n').map((l) => (/^\s*(-e\b|--loginuid-immutable)/.test(l) ? '# (removed by the test)' : l));
+      const kept = text
+        .split('\n')
+        .map((l) => (/^\s*(-e\b|--loginuid-immutable)/.test(l) ? '# (removed by the test)' : l));
       return { name: n.replace(/\.gz$/, ''), text: kept.join('\n') };
     });
 }

@@ -1,4 +1,5 @@
-// End-to-end: auditmux search -k KEY --raw finds the same events, with the same lines, as Debian's ausearch on generated logs.
+// End-to-end: auditmux search -k KEY --raw finds the same events, with the same lines, as Debian's ausearch on
+// generated logs.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -44,19 +45,35 @@ async function compare(name: string, events: number, opts: GenOptions, keys: str
 
 describe('search vs ausearch 3.0.9', { skip: !hasAusearch && 'ausearch is not installed' }, () => {
   it('RAW log, dense load with partial events and interleaving, 1336 contid records', async () => {
-    await compare('raw', 30000, { seed: 11, partial: 0.02, interleave: 0.03, unknown1336: true }, ['ambench', 'amtest', 'k-1', 'auditmux-aux:a', 'no-such-key']);
+    await compare('raw', 30000, { seed: 11, partial: 0.02, interleave: 0.03, unknown1336: true }, [
+      'ambench',
+      'amtest',
+      'k-1',
+      'auditmux-aux:a',
+      'no-such-key',
+    ]);
   });
   it('ENRICHED log', async () => {
-    await compare('enriched', 20000, { seed: 12, enriched: true, dense: 0.5, unknown1336: true }, ['ambench', 'net', 'files']);
+    await compare('enriched', 20000, { seed: 12, enriched: true, dense: 0.5, unknown1336: true }, [
+      'ambench',
+      'net',
+      'files',
+    ]);
   });
   it('CONTAINER_ID records by name: same events; ausearch drops the records it has no name for', async () => {
     const log = join(dir, 'named.log');
     await writeLog(log, 5000, { seed: 13, dense: 0.3 });
-    const theirs = byEvent(execFileSync('ausearch', ['-if', log, '-k', 'amtest', '--raw'], { maxBuffer: 1 << 30, encoding: 'latin1' }));
+    const theirs = byEvent(
+      execFileSync('ausearch', ['-if', log, '-k', 'amtest', '--raw'], { maxBuffer: 1 << 30, encoding: 'latin1' }),
+    );
     const out: string[] = [];
     await runSearch(['-if', log, '-k', 'amtest', '--raw'], { out: (s) => out.push(s), err: () => undefined });
     const ours = byEvent(out.join(''));
     assert.deepEqual([...ours.keys()].sort(), [...theirs.keys()].sort());
-    for (const [stamp, lines] of ours) assert.deepEqual(lines.filter((l) => !l.startsWith('type=CONTAINER_ID ')), theirs.get(stamp));
+    for (const [stamp, lines] of ours)
+      assert.deepEqual(
+        lines.filter((l) => !l.startsWith('type=CONTAINER_ID ')),
+        theirs.get(stamp),
+      );
   });
 });

@@ -23,13 +23,46 @@ export function makePki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'am-pki-'));
   const p = (f: string): string => join(dir, f);
   const ca = (name: string): void =>
-    openssl(['req', '-x509', ...EC, '-keyout', p(`${name}.key`), '-out', p(`${name}.pem`), '-days', '2', '-subj', `/CN=${name}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    openssl([
+      'req',
+      '-x509',
+      ...EC,
+      '-keyout',
+      p(`${name}.key`),
+      '-out',
+      p(`${name}.pem`),
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
   ca('ca');
   ca('rogue-ca');
   const leaf = (file: string, cn: string, exts: string[], signer: string): void =>
-    openssl(['req', '-x509', ...EC, '-keyout', p(`${file}.key`), '-out', p(`${file}.pem`), '-days', '2', '-subj', `/CN=${cn}`,
-      '-CA', p(`${signer}.pem`), '-CAkey', p(`${signer}.key`), '-addext', 'basicConstraints=CA:FALSE', ...exts.flatMap((e) => ['-addext', e])]);
+    openssl([
+      'req',
+      '-x509',
+      ...EC,
+      '-keyout',
+      p(`${file}.key`),
+      '-out',
+      p(`${file}.pem`),
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${cn}`,
+      '-CA',
+      p(`${signer}.pem`),
+      '-CAkey',
+      p(`${signer}.key`),
+      '-addext',
+      'basicConstraints=CA:FALSE',
+      ...exts.flatMap((e) => ['-addext', e]),
+    ]);
   leaf('server', 'localhost', ['subjectAltName=IP:127.0.0.1,DNS:localhost', 'extendedKeyUsage=serverAuth'], 'ca');
   return {
     dir,

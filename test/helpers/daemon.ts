@@ -34,7 +34,9 @@ export async function kernelDaemonPid(): Promise<number> {
  * and its control socket answers (that happens last, after the rules are loaded and auditing is enabled).
  */
 export async function startDaemon(configFile: string, timeoutMs = 15000): Promise<RunningDaemon> {
-  const child = spawn(process.execPath, [cliPath, 'daemon', '--config', configFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, 'daemon', '--config', configFile, '--log-level', 'warn'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => (err += d));
@@ -43,7 +45,10 @@ export async function startDaemon(configFile: string, timeoutMs = 15000): Promis
   for (;;) {
     if (child.exitCode !== null) throw new Error(`daemon exited ${child.exitCode} before registering:\n${err}`);
     if ((await kernelDaemonPid()) === child.pid) {
-      const ok = await controlRequest(loadConfig(configFile).host.controlSocket, 'status', {}, 2000).then(() => true, () => false);
+      const ok = await controlRequest(loadConfig(configFile).host.controlSocket, 'status', {}, 2000).then(
+        () => true,
+        () => false,
+      );
       if (ok) break;
     }
     if (Date.now() > deadline) {
@@ -65,9 +70,12 @@ export function buildSyscallProgram(dir: string): string {
   const src = join(dir, 'amgetppid.c');
   const bin = join(dir, 'amgetppid');
   if (!existsSync(bin)) {
-    writeFileSync(src, '#include <stdlib.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n' +
-      'int main(int c, char **v) { long n = atol(v[1]); long gap = c > 2 ? atol(v[2]) : 0;\n' +
-      '  for (long i = 0; i < n; i++) { syscall(SYS_getppid); if (gap) usleep(gap); } return 0; }\n');
+    writeFileSync(
+      src,
+      '#include <stdlib.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n' +
+        'int main(int c, char **v) { long n = atol(v[1]); long gap = c > 2 ? atol(v[2]) : 0;\n' +
+        '  for (long i = 0; i < n; i++) { syscall(SYS_getppid); if (gap) usleep(gap); } return 0; }\n',
+    );
     execFileSync('cc', ['-O2', '-o', bin, src]);
   }
   return bin;

@@ -28,7 +28,10 @@ export function syscallSerialCounts(text: string, key: string): Map<string, numb
   return out;
 }
 
-/** auditmux.yaml lines: host log and rules in {dir}, keep unrouted, daemon `a` (its flow-mapping body given) for contid 100. */
+/**
+ * auditmux.yaml lines: host log and rules in {dir}, keep unrouted, daemon `a` (its flow-mapping body given) for contid
+ * 100.
+ */
 export function oneAuxYaml(a: string, hostOutputs?: string): string[] {
   return [
     'host:',
@@ -59,7 +62,13 @@ export interface EmulatedHost {
  * Writes host.rules (key host-k) and a.rules (key tree-a) for getppid of `exe`, and auditmux.yaml from `yaml` (lines
  * that may use {dir}); starts the daemon, spawns the processes and tags the real one with contid 100.
  */
-export async function startEmulatedHost(o: { prefix: string; exe: string; yaml: string[]; untaggedPid: number; prepare?: (dir: string) => void }): Promise<EmulatedHost> {
+export async function startEmulatedHost(o: {
+  prefix: string;
+  exe: string;
+  yaml: string[];
+  untaggedPid: number;
+  prepare?: (dir: string) => void;
+}): Promise<EmulatedHost> {
   const { exe, yaml, untaggedPid } = o;
   const dir = mkdtempSync(join(tmpdir(), o.prefix));
   o.prepare?.(dir);
@@ -68,7 +77,13 @@ export async function startEmulatedHost(o: { prefix: string; exe: string; yaml: 
   writeFileSync(join(dir, 'a.rules'), rule('tree-a'));
   writeFileSync(join(dir, 'auditmux.yaml'), yaml.map((l) => l.replaceAll('{dir}', dir)).join('\n') + '\n');
   const kernel = new EmulatedKernel({ ackOrder: 'random' });
-  const daemon = new HostDaemon({ configPath: join(dir, 'auditmux.yaml'), diag: pino({ level: 'silent' }), socket: kernel.socket(), emulated: kernel, noControl: true });
+  const daemon = new HostDaemon({
+    configPath: join(dir, 'auditmux.yaml'),
+    diag: pino({ level: 'silent' }),
+    socket: kernel.socket(),
+    emulated: kernel,
+    noControl: true,
+  });
   const tagged = spawn('sleep', ['30'], { stdio: 'ignore' });
   const stop = async (): Promise<void> => {
     await daemon.stop();

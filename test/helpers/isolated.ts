@@ -1,4 +1,5 @@
-// Runs a snippet against the built sources in a child process, so a read that would hang or eat memory fails the test instead of the runner.
+// Runs a snippet against the built sources in a child process, so a read that would hang or eat memory fails the test
+// instead of the runner.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -18,9 +19,15 @@ export interface Isolated {
  * `guardMs`. The guard is not a speed check: it only turns "never returns" into a failure with a message.
  */
 export function isolated(body: string, guardMs = 30_000): Isolated {
-  const script = `const SRC = ${JSON.stringify(SRC)}; const out = (v) => process.stdout.write(JSON.stringify(v));\n` +
+  const script =
+    `const SRC = ${JSON.stringify(SRC)}; const out = (v) => process.stdout.write(JSON.stringify(v));\n` +
     `try { ${body} } catch (e) { out({ threw: e && e.constructor && e.constructor.name, code: e && e.code, message: String(e && e.message) }); }`;
-  const r = spawnSync(process.execPath, ['--max-old-space-size=256', '-e', script], { encoding: 'utf8', timeout: guardMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20 });
+  const r = spawnSync(process.execPath, ['--max-old-space-size=256', '-e', script], {
+    encoding: 'utf8',
+    timeout: guardMs,
+    killSignal: 'SIGKILL',
+    maxBuffer: 1 << 20,
+  });
   const killed = r.signal !== null;
   let value: unknown;
   try {

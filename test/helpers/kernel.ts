@@ -25,9 +25,16 @@ export async function snapshotKernel(): Promise<KernelSnapshot> {
   const c = await AuditClient.open();
   try {
     const s = await c.getStatus();
-    if (s.pid !== 0) throw new Error(`an audit daemon (pid ${s.pid}) is registered: kernel tests need the connection free`);
+    if (s.pid !== 0)
+      throw new Error(`an audit daemon (pid ${s.pid}) is registered: kernel tests need the connection free`);
     return {
-      status: { enabled: s.enabled, failure: s.failure, rateLimit: s.rateLimit, backlogLimit: s.backlogLimit, backlogWaitTime: s.backlogWaitTime },
+      status: {
+        enabled: s.enabled,
+        failure: s.failure,
+        rateLimit: s.rateLimit,
+        backlogLimit: s.backlogLimit,
+        backlogWaitTime: s.backlogWaitTime,
+      },
       rules: await c.listRules(),
     };
   } finally {

@@ -82,7 +82,10 @@ export class NatsServer {
 
   async startProcess(wait = true): Promise<void> {
     this.out = '';
-    const c = spawn(NATS_SERVER, ['-c', this.confFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/bin:/bin' } });
+    const c = spawn(NATS_SERVER, ['-c', this.confFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: '/usr/bin:/bin' },
+    });
     c.stdout?.on('data', (d: Buffer) => (this.out += d.toString()));
     c.stderr?.on('data', (d: Buffer) => (this.out += d.toString()));
     this.child = c;
@@ -146,7 +149,12 @@ export async function streamMessages(url: string, stream: string): Promise<Store
       let got = 0;
       for await (const m of it) {
         got++;
-        out.push({ subject: m.subject, id: m.headers?.get('Nats-Msg-Id') ?? '', seq: m.seq, data: Buffer.from(m.data) });
+        out.push({
+          subject: m.subject,
+          id: m.headers?.get('Nats-Msg-Id') ?? '',
+          seq: m.seq,
+          data: Buffer.from(m.data),
+        });
       }
       if (got === 0) throw new Error(`stream ${stream}: read ${out.length} of ${total}`);
     }

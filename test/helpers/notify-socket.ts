@@ -52,7 +52,10 @@ export async function listenNotify(path: string): Promise<NotifyListener> {
       for (;;) {
         const m = messages.find(match);
         if (m !== undefined) return m;
-        if (Date.now() > deadline) throw new Error(`no matching notify message; got ${JSON.stringify(messages)}${onTimeout ? ': ' + onTimeout() : ''}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `no matching notify message; got ${JSON.stringify(messages)}${onTimeout ? ': ' + onTimeout() : ''}`,
+          );
         await new Promise<void>((r) => {
           waiters.push(r);
           setTimeout(r, 100);

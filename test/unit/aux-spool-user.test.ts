@@ -20,7 +20,15 @@ describe('default spool of a daemon with a user', () => {
     const logDir = path.join(base, 'log');
     fs.mkdirSync(logDir, { mode: 0o755 });
     const c = parseConfig(
-      ['host:', `  log: { file: ${logDir}/audit.log }`, 'daemons:', '  - name: a', '    user: nobody', '    outputs: [ { type: remote, name: r, host: 192.0.2.1 } ]', ''].join('\n'),
+      [
+        'host:',
+        `  log: { file: ${logDir}/audit.log }`,
+        'daemons:',
+        '  - name: a',
+        '    user: nobody',
+        '    outputs: [ { type: remote, name: r, host: 192.0.2.1 } ]',
+        '',
+      ].join('\n'),
       path.join(base, 'auditmux.yaml'),
     );
     const d = c.daemons[0]!;
@@ -32,7 +40,12 @@ describe('default spool of a daemon with a user', () => {
       const s = new Spool({ dir: ${JSON.stringify(dir)}, maxBytes: 1 << 20 });
       if (!s.append(Buffer.from('type=DAEMON_START msg=audit(1.0:1): x'))) throw new Error('append refused');
       s.close();`;
-    const r = spawnSync(process.execPath, ['-e', script], { uid: nobody!.uid, gid: nobody!.gid, env: {}, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['-e', script], {
+      uid: nobody!.uid,
+      gid: nobody!.gid,
+      env: {},
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, `spool ${dir} as nobody: ${r.stderr}`);
     const st = fs.statSync(dir);
     assert.equal(st.uid, nobody!.uid);

@@ -7,15 +7,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatContainers, runOciHook } from '../../src/cli/oci-hook';
 
-function hook(input: string | Buffer | null, o: { failClosed?: boolean; timeoutMs?: number; socket?: string } = {}): Promise<{ code: number; err: string }> {
+function hook(
+  input: string | Buffer | null,
+  o: { failClosed?: boolean; timeoutMs?: number; socket?: string } = {},
+): Promise<{ code: number; err: string }> {
   const stdin = new PassThrough();
   let err = '';
-  const p = runOciHook({ socket: o.socket ?? '/nonexistent/auditmux.sock', timeoutMs: o.timeoutMs ?? 2000, failClosed: !!o.failClosed, stdin, err: (s) => (err += s + '\n'), out: () => undefined });
+  const p = runOciHook({
+    socket: o.socket ?? '/nonexistent/auditmux.sock',
+    timeoutMs: o.timeoutMs ?? 2000,
+    failClosed: !!o.failClosed,
+    stdin,
+    err: (s) => (err += s + '\n'),
+    out: () => undefined,
+  });
   if (input !== null) stdin.end(input);
   return p.then((code) => ({ code, err }));
 }
 
-const STATE = JSON.stringify({ ociVersion: '1.0.2', id: 'abc', status: 'creating', pid: 1, bundle: '/nonexistent-bundle', annotations: {} });
+const STATE = JSON.stringify({
+  ociVersion: '1.0.2',
+  id: 'abc',
+  status: 'creating',
+  pid: 1,
+  bundle: '/nonexistent-bundle',
+  annotations: {},
+});
 
 describe('oci-hook', () => {
   it('fails open when the daemon is down: exit 0, the reason on stderr', async () => {
@@ -59,7 +76,19 @@ describe('oci-hook', () => {
   });
 
   it('the containers table escapes what a container chose as its name', () => {
-    const t = formatContainers([{ contid: '5', runtime: 'podman', id: 'a'.repeat(64), name: 'evil\nname\u001b[2J', image: null, state: 'live', source: 'hook', routed: 1, dropped: 0 }]);
+    const t = formatContainers([
+      {
+        contid: '5',
+        runtime: 'podman',
+        id: 'a'.repeat(64),
+        name: 'evil\nname\u001b[2J',
+        image: null,
+        state: 'live',
+        source: 'hook',
+        routed: 1,
+        dropped: 0,
+      },
+    ]);
     assert.equal(t.split('\n').length, 2);
     assert.match(t, /evil\\x0aname\\x1b\[2J/);
     assert.match(t, /aaaaaaaaaaaa /, 'IDs shortened to 12 characters');

@@ -14,7 +14,8 @@ const quietDiag = { debug() {}, info() {}, warn() {}, error() {} };
 
 describe('status output escapes what a remote server sent', () => {
   it('a DISKFULL reply text with escapes and newlines appears escaped on one line', async () => {
-    // A hostile (or spoofed: the remote protocol has no TLS) server answers every frame DISKFULL with a terminal payload.
+    // A hostile (or spoofed: the remote protocol has no TLS) server answers every frame DISKFULL with a terminal
+    // payload.
     const server = net.createServer((s) => {
       let buf = Buffer.alloc(0);
       s.on('data', (d: Buffer) => {
@@ -32,8 +33,18 @@ describe('status output escapes what a remote server sent', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amstatus-'));
     const out = new RemoteOutput(
       {
-        type: 'remote', name: 'r', format: 'RAW', spool: { dir: null, maxBytes: 1 << 20, fullAction: 'syslog', fullExe: null },
-        host: '127.0.0.1', port, heartbeatTimeout: 0, ackTimeoutMs: 5000, networkRetryMs: 60000, networkFailureAction: 'ignore', networkFailureExe: null, window: 1,
+        type: 'remote',
+        name: 'r',
+        format: 'RAW',
+        spool: { dir: null, maxBytes: 1 << 20, fullAction: 'syslog', fullExe: null },
+        host: '127.0.0.1',
+        port,
+        heartbeatTimeout: 0,
+        ackTimeoutMs: 5000,
+        networkRetryMs: 60000,
+        networkFailureAction: 'ignore',
+        networkFailureExe: null,
+        window: 1,
       },
       { contidKernel: false, diag: quietDiag },
     );
@@ -53,7 +64,11 @@ describe('status output escapes what a remote server sent', () => {
       assert.equal(le.length, 1, lines.join('\n'));
       assert.doesNotMatch(lines.join('\n'), /[\x00-\x08\x0b-\x1f\x7f]/);
       const printed = lines.join('\n').split('\n');
-      assert.deepEqual(printed.filter((l) => l === 'auditmux' || l.startsWith('log.records')), ['auditmux'], 'no forged line');
+      assert.deepEqual(
+        printed.filter((l) => l === 'auditmux' || l.startsWith('log.records')),
+        ['auditmux'],
+        'no forged line',
+      );
       assert.match(le[0]!, /owned/);
     } finally {
       await out.close();

@@ -50,10 +50,30 @@ describe('config: contid selectors', () => {
     assert.deepEqual(sel('5'), { kind: 'range', lo: 5n, hi: 5n, nested: false, text: '5' });
     assert.deepEqual(sel(' 5 - 9 '), { kind: 'range', lo: 5n, hi: 9n, nested: false, text: '5 - 9' });
     assert.deepEqual(sel('0x10^*'), { kind: 'range', lo: 16n, hi: 16n, nested: true, text: '0x10^*' });
-    assert.deepEqual(sel('UNSET'), { kind: 'unset', lo: AUDIT_CID_UNSET, hi: AUDIT_CID_UNSET, nested: false, text: 'UNSET' });
+    assert.deepEqual(sel('UNSET'), {
+      kind: 'unset',
+      lo: AUDIT_CID_UNSET,
+      hi: AUDIT_CID_UNSET,
+      nested: false,
+      text: 'UNSET',
+    });
   });
   it('rejects malformed selectors', () => {
-    for (const t of ['', '-', '1-', '-1-2', '1--2', '^*', '1^', '1*', '1,2', '1 2', 'unset^*', '5-4', 'x'.repeat(200)]) {
+    for (const t of [
+      '',
+      '-',
+      '1-',
+      '-1-2',
+      '1--2',
+      '^*',
+      '1^',
+      '1*',
+      '1,2',
+      '1 2',
+      'unset^*',
+      '5-4',
+      'x'.repeat(200),
+    ]) {
       assert.equal(typeof parseContidSelector(t), 'string', t);
     }
   });
@@ -113,7 +133,12 @@ describe('config: cgroup globs', () => {
     assert.equal(cgroupGlobMatches(gp, deep), false);
   });
   it('first cgroup_map entry wins', () => {
-    const entry = (pattern: string, contid: bigint): CgroupMapEntry => ({ pattern, ...glob(pattern), contid, pos: { file: 'f', line: 1, col: 1 } });
+    const entry = (pattern: string, contid: bigint): CgroupMapEntry => ({
+      pattern,
+      ...glob(pattern),
+      contid,
+      pos: { file: 'f', line: 1, col: 1 },
+    });
     const map = [entry('/a/**', 1n), entry('*', 2n)];
     assert.equal(contidForCgroup(map, '/a/b'), 1n);
     assert.equal(contidForCgroup(map, '/c/d'), 2n);

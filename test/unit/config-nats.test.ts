@@ -22,13 +22,38 @@ test('nats output on the host and on a daemon: defaults, owner in {daemon}, spoo
   );
   const h = c.host.outputs[0];
   assert.ok(h?.type === 'nats');
-  assert.deepEqual([h.servers, h.creds, h.payload, h.subject, h.stream, h.createStream, h.streamSubjects, h.daemon, h.spool.dir, h.tls?.ca], [
-    ['nats://10.0.0.1:4222', 'tls://[::1]:4443'], '/etc/auditmux/fleet.creds', 'json', 'audit.{node}.{daemon}.{contid}', 'AUDIT', false,
-    ['audit.*.*.*'], 'host', '/var/spool/auditmux/host/nats0', '/etc/auditmux/ca.pem',
-  ]);
+  assert.deepEqual(
+    [
+      h.servers,
+      h.creds,
+      h.payload,
+      h.subject,
+      h.stream,
+      h.createStream,
+      h.streamSubjects,
+      h.daemon,
+      h.spool.dir,
+      h.tls?.ca,
+    ],
+    [
+      ['nats://10.0.0.1:4222', 'tls://[::1]:4443'],
+      '/etc/auditmux/fleet.creds',
+      'json',
+      'audit.{node}.{daemon}.{contid}',
+      'AUDIT',
+      false,
+      ['audit.*.*.*'],
+      'host',
+      '/var/spool/auditmux/host/nats0',
+      '/etc/auditmux/ca.pem',
+    ],
+  );
   const d = c.daemons[0]?.outputs?.[0];
   assert.ok(d?.type === 'nats');
-  assert.deepEqual([d.daemon, d.subject, d.streamSubjects, d.replicas, d.user, d.password, d.spool.dir], ['web', 't.{contid}.x', ['t.*.x'], 3, 'u', 'p', '/var/spool/auditmux/web/fleet']);
+  assert.deepEqual(
+    [d.daemon, d.subject, d.streamSubjects, d.replicas, d.user, d.password, d.spool.dir],
+    ['web', 't.{contid}.x', ['t.*.x'], 3, 'u', 'p', '/var/spool/auditmux/web/fleet'],
+  );
 });
 
 test('nats output errors carry positions: wildcards and dots in the subject, credentials in URLs, mixed auth', () => {
@@ -38,8 +63,14 @@ test('nats output errors carry positions: wildcards and dots in the subject, cre
   assert.match(one('{ type: nats, servers: [n:1], subject: "audit.*.x" }').join(), /token "\*" must be/);
   assert.match(one('{ type: nats, servers: [n:1], subject: "a..b" }').join(), /token "" must be/);
   assert.match(one('{ type: nats, servers: [n:1], subject: "a.{node}x" }').join(), /token "\{node\}x" must be/);
-  assert.match(one('{ type: nats, servers: ["nats://u:p@h:1"] }').join(), /credentials go in user\/password\/token\/creds/);
-  assert.match(one('{ type: nats, servers: [n:1], token: t, user: u, password: p }').join(), /use one of user\/password, token or creds/);
+  assert.match(
+    one('{ type: nats, servers: ["nats://u:p@h:1"] }').join(),
+    /credentials go in user\/password\/token\/creds/,
+  );
+  assert.match(
+    one('{ type: nats, servers: [n:1], token: t, user: u, password: p }').join(),
+    /use one of user\/password, token or creds/,
+  );
   assert.match(one('{ type: nats, servers: [n:1], user: u }').join(), /needs both user and password/);
   assert.match(one('{ type: nats, servers: [n:1], stream: "a.b" }').join(), /stream must be/);
   assert.match(one('{ type: nats, servers: [n:1], stream_subjects: ["x.{node}"] }').join(), /cannot use \{node\}/);
@@ -48,10 +79,38 @@ test('nats output errors carry positions: wildcards and dots in the subject, cre
 });
 
 test('collector config: defaults, relative paths from the file, positioned errors', () => {
-  const c = parseCollectConfig('servers: [nats://127.0.0.1:4222]\ndir: fleet\ntoken: s3cret\nlog: { max_log_file: 100, num_logs: 9 }\n', '/etc/auditmux/collect.yaml');
-  assert.deepEqual([c.stream, c.consumer, c.dir, c.statusFile, c.token, c.ackWaitMs, c.batch, c.log.flush, c.log.maxLogFileMiB, c.log.numLogs, c.createConsumer], [
-    'AUDIT', 'auditmux-collect', '/etc/auditmux/fleet', '/etc/auditmux/fleet/collect.status', 's3cret', 30000, 256, 'data', 100, 9, true,
-  ]);
+  const c = parseCollectConfig(
+    'servers: [nats://127.0.0.1:4222]\ndir: fleet\ntoken: s3cret\nlog: { max_log_file: 100, num_logs: 9 }\n',
+    '/etc/auditmux/collect.yaml',
+  );
+  assert.deepEqual(
+    [
+      c.stream,
+      c.consumer,
+      c.dir,
+      c.statusFile,
+      c.token,
+      c.ackWaitMs,
+      c.batch,
+      c.log.flush,
+      c.log.maxLogFileMiB,
+      c.log.numLogs,
+      c.createConsumer,
+    ],
+    [
+      'AUDIT',
+      'auditmux-collect',
+      '/etc/auditmux/fleet',
+      '/etc/auditmux/fleet/collect.status',
+      's3cret',
+      30000,
+      256,
+      'data',
+      100,
+      9,
+      true,
+    ],
+  );
   const bad = (t: string): ConfigError => {
     try {
       parseCollectConfig(t, '/c.yaml');

@@ -123,10 +123,14 @@ describe('config: YAML syntax errors carry positions', () => {
 describe('config: host.node_name', () => {
   it('format values, case-insensitive', () => {
     assert.equal(cfg('host:', '  node_name: { format: FQD }').host.nodeName.format, 'fqd');
-    for (const f of ['none', 'hostname', 'numeric']) assert.equal(cfg(`host: { node_name: { format: ${f} } }`).host.nodeName.format, f);
+    for (const f of ['none', 'hostname', 'numeric'])
+      assert.equal(cfg(`host: { node_name: { format: ${f} } }`).host.nodeName.format, f);
   });
   it('format user takes name', () => {
-    assert.deepEqual(cfg('host:', '  node_name:', '    format: user', '    name: web-01.example').host.nodeName, { format: 'user', name: 'web-01.example' });
+    assert.deepEqual(cfg('host:', '  node_name:', '    format: user', '    name: web-01.example').host.nodeName, {
+      format: 'user',
+      name: 'web-01.example',
+    });
   });
   it('format user without a name is an error at format', () => {
     errAt(3, 13, 'format: user needs host.node_name.name', 'host:', '  node_name:', '    format: user');
@@ -144,9 +148,26 @@ describe('config: host.node_name', () => {
 
 describe('config: host.kernel', () => {
   it('reads every key', () => {
-    const k = cfg('host:', '  kernel:', '    enabled: 2', '    failure: 0', '    backlog_limit: 4294967295', '    rate_limit: 0x10',
-      '    backlog_wait_time: 600000', '    loginuid_immutable: true', '    reset_lost_on_start: true').host.kernel;
-    assert.deepEqual(k, { enabled: 2, failure: 0, backlogLimit: 4294967295, rateLimit: 16, backlogWaitTime: 600000, loginuidImmutable: true, resetLostOnStart: true });
+    const k = cfg(
+      'host:',
+      '  kernel:',
+      '    enabled: 2',
+      '    failure: 0',
+      '    backlog_limit: 4294967295',
+      '    rate_limit: 0x10',
+      '    backlog_wait_time: 600000',
+      '    loginuid_immutable: true',
+      '    reset_lost_on_start: true',
+    ).host.kernel;
+    assert.deepEqual(k, {
+      enabled: 2,
+      failure: 0,
+      backlogLimit: 4294967295,
+      rateLimit: 16,
+      backlogWaitTime: 600000,
+      loginuidImmutable: true,
+      resetLostOnStart: true,
+    });
   });
   it('range errors point at the value', () => {
     errAt(3, 14, 'host.kernel.enabled must be between 0 and 2, got 3', 'host:', '  kernel:', '    enabled: 3');
@@ -155,7 +176,14 @@ describe('config: host.kernel', () => {
     errAt(3, 24, 'between 0 and 600000', 'host:', '  kernel:', '    backlog_wait_time: 600001');
   });
   it('huge numbers are reported exactly, not as floats', () => {
-    errAt(3, 17, 'got 123456789012345678901234567890', 'host:', '  kernel:', '    rate_limit: 123456789012345678901234567890');
+    errAt(
+      3,
+      17,
+      'got 123456789012345678901234567890',
+      'host:',
+      '  kernel:',
+      '    rate_limit: 123456789012345678901234567890',
+    );
   });
   it('type errors', () => {
     errAt(3, 20, 'must be an integer, got 1.5', 'host:', '  kernel:', '    backlog_limit: 1.5');
@@ -167,12 +195,26 @@ describe('config: host.kernel', () => {
     errAt(3, 5, 'host.kernel.backlog_limit needs a value', 'host:', '  kernel:', '    backlog_limit:');
   });
   it('booleans are YAML 1.2 true/false, with a hint for yes/no', () => {
-    errAt(3, 25, 'must be true or false, got the string "yes" (YAML 1.2: write true)', 'host:', '  kernel:', '    loginuid_immutable: yes');
+    errAt(
+      3,
+      25,
+      'must be true or false, got the string "yes" (YAML 1.2: write true)',
+      'host:',
+      '  kernel:',
+      '    loginuid_immutable: yes',
+    );
     errAt(3, 26, '(YAML 1.2: write false)', 'host:', '  kernel:', '    reset_lost_on_start: off');
     errAt(3, 25, /must be true or false, got 1$/, 'host:', '  kernel:', '    loginuid_immutable: 1');
   });
   it('unknown kernel keys', () => {
-    errAt(3, 5, 'unknown key "backlog" in host.kernel (did you mean "backlog_limit"?)', 'host:', '  kernel:', '    backlog: 5');
+    errAt(
+      3,
+      5,
+      'unknown key "backlog" in host.kernel (did you mean "backlog_limit"?)',
+      'host:',
+      '  kernel:',
+      '    backlog: 5',
+    );
   });
   it('kernel must be a mapping', () => {
     errAt(2, 11, 'host.kernel must be a mapping, got the boolean true', 'host:', '  kernel: true');
@@ -204,9 +246,27 @@ describe('config: host.rules and paths', () => {
 describe('config: host.log (the output object)', () => {
   const base = ['host:', '  log:'];
   it('reads every key, values case-insensitively', () => {
-    const l = cfg(...base, '    file: log/a.log', '    format: raw', '    flush: DATA', '    freq: 7', '    max_log_file: 100',
-      '    max_log_file_action: keep_logs', '    num_logs: 999', '    log_group: adm').host.log;
-    assert.deepEqual(l, { file: '/etc/auditmux/log/a.log', format: 'RAW', flush: 'data', freq: 7, maxLogFileMiB: 100, maxLogFileAction: 'keep_logs', numLogs: 999, logGroup: 'adm' });
+    const l = cfg(
+      ...base,
+      '    file: log/a.log',
+      '    format: raw',
+      '    flush: DATA',
+      '    freq: 7',
+      '    max_log_file: 100',
+      '    max_log_file_action: keep_logs',
+      '    num_logs: 999',
+      '    log_group: adm',
+    ).host.log;
+    assert.deepEqual(l, {
+      file: '/etc/auditmux/log/a.log',
+      format: 'RAW',
+      flush: 'data',
+      freq: 7,
+      maxLogFileMiB: 100,
+      maxLogFileAction: 'keep_logs',
+      numLogs: 999,
+      logGroup: 'adm',
+    });
   });
   it('omitted keys keep their defaults', () => {
     const l = cfg(...base, '    format: RAW').host.log;
@@ -215,8 +275,10 @@ describe('config: host.log (the output object)', () => {
     assert.equal(l.freq, 50);
   });
   it('every flush and max_log_file_action value', () => {
-    for (const f of ['none', 'incremental', 'incremental_async', 'data', 'sync']) assert.equal(cfg(`host: { log: { flush: ${f} } }`).host.log.flush, f);
-    for (const a of ['ignore', 'syslog', 'suspend', 'rotate', 'keep_logs']) assert.equal(cfg(`host: { log: { max_log_file_action: ${a} } }`).host.log.maxLogFileAction, a);
+    for (const f of ['none', 'incremental', 'incremental_async', 'data', 'sync'])
+      assert.equal(cfg(`host: { log: { flush: ${f} } }`).host.log.flush, f);
+    for (const a of ['ignore', 'syslog', 'suspend', 'rotate', 'keep_logs'])
+      assert.equal(cfg(`host: { log: { max_log_file_action: ${a} } }`).host.log.maxLogFileAction, a);
   });
   it('enum errors list the choices and suggest', () => {
     errAt(3, 13, 'must be one of RAW, ENRICHED; got "JSON"', ...base, '    format: JSON');
@@ -224,7 +286,14 @@ describe('config: host.log (the output object)', () => {
     errAt(3, 26, 'got "exec"', ...base, '    max_log_file_action: exec');
   });
   it('freq 0 is refused with incremental flushing only', () => {
-    errAt(4, 11, 'freq must be at least 1 with flush: incremental_async', ...base, '    flush: incremental_async', '    freq: 0');
+    errAt(
+      4,
+      11,
+      'freq must be at least 1 with flush: incremental_async',
+      ...base,
+      '    flush: incremental_async',
+      '    freq: 0',
+    );
     assert.equal(cfg(...base, '    flush: none', '    freq: 0').host.log.freq, 0);
   });
   it('ranges', () => {
@@ -253,7 +322,10 @@ describe('config: other host keys', () => {
     errAt(2, 19, 'a unix socket path is at most 107', 'host:', `  control_socket: /run/${'s'.repeat(120)}`);
   });
   it('reassembly', () => {
-    assert.deepEqual(cfg('host: { reassembly: { timeout_ms: 10, max_in_flight: 1000000 } }').host.reassembly, { timeoutMs: 10, maxInFlight: 1000000 });
+    assert.deepEqual(cfg('host: { reassembly: { timeout_ms: 10, max_in_flight: 1000000 } }').host.reassembly, {
+      timeoutMs: 10,
+      maxInFlight: 1000000,
+    });
     errAt(3, 17, 'timeout_ms must be between 10 and 600000', 'host:', '  reassembly:', '    timeout_ms: 5');
     errAt(3, 20, 'max_in_flight must be between 1 and 1000000', 'host:', '  reassembly:', '    max_in_flight: 0');
   });
@@ -263,7 +335,8 @@ describe('config: other host keys', () => {
     errAt(2, 19, 'between 0 and 1073741824', 'host:', '  receive_buffer: 1073741825');
   });
   it('diagnostics.level', () => {
-    for (const l of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) assert.equal(cfg(`host: { diagnostics: { level: ${l} } }`).host.diagnostics.level, l);
+    for (const l of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      assert.equal(cfg(`host: { diagnostics: { level: ${l} } }`).host.diagnostics.level, l);
     errAt(3, 12, '(did you mean "warn"?)', 'host:', '  diagnostics:', '    level: warning');
   });
   it('unknown host keys', () => {
@@ -290,8 +363,15 @@ describe('config: daemons', () => {
     assert.equal(c.daemons[0]?.log.file, '/srv/a/x.log');
   });
   it('reads every key', () => {
-    const [d] = cfg('daemons:', '  - name: a-b_9', '    rules: aux.rules', '    log: { file: /l/a.log, format: RAW, num_logs: 2 }',
-      '    queue: { depth: 1, overflow: block, block_timeout_ms: 0 }', '    user: "65534"', '    max_restarts: 0').daemons;
+    const [d] = cfg(
+      'daemons:',
+      '  - name: a-b_9',
+      '    rules: aux.rules',
+      '    log: { file: /l/a.log, format: RAW, num_logs: 2 }',
+      '    queue: { depth: 1, overflow: block, block_timeout_ms: 0 }',
+      '    user: "65534"',
+      '    max_restarts: 0',
+    ).daemons;
     assert.ok(d);
     assert.equal(d.rules, '/etc/auditmux/aux.rules');
     assert.equal(d.log.file, '/l/a.log');
@@ -312,8 +392,14 @@ describe('config: daemons', () => {
     errAt(3, 11, 'duplicate daemon name "a" (first defined at line 2:11)', 'daemons:', '  - name: a', '  - name: a');
   });
   it('block_timeout_ms needs overflow: block', () => {
-    errAt(3, 37, 'only applies to overflow: block (overflow is drop_newest)', 'daemons:', '  - name: a',
-      '    queue: { overflow: drop_newest, block_timeout_ms: 5 }');
+    errAt(
+      3,
+      37,
+      'only applies to overflow: block (overflow is drop_newest)',
+      'daemons:',
+      '  - name: a',
+      '    queue: { overflow: drop_newest, block_timeout_ms: 5 }',
+    );
   });
   it('queue ranges and enums', () => {
     errAt(3, 21, 'depth must be between 1 and 10000000', 'daemons:', '  - name: a', '    queue: { depth: 0 }');
@@ -326,7 +412,15 @@ describe('config: daemons', () => {
   it('isolation', () => {
     assert.equal(cfg('daemons:', '  - name: a', '    isolation: process').daemons[0]?.isolation, 'process');
     assert.equal(cfg('daemons:', '  - name: a', '    isolation: inline').daemons[0]?.isolation, 'inline');
-    errAt(3, 16, 'isolation: inline cannot run as user "nobody" (use isolation: process)', 'daemons:', '  - name: a', '    isolation: inline', '    user: nobody');
+    errAt(
+      3,
+      16,
+      'isolation: inline cannot run as user "nobody" (use isolation: process)',
+      'daemons:',
+      '  - name: a',
+      '    isolation: inline',
+      '    user: nobody',
+    );
     errAt(3, 16, '(did you mean "process"?)', 'daemons:', '  - name: a', '    isolation: proces');
   });
   it('unknown daemon keys', () => {
@@ -337,9 +431,24 @@ describe('config: daemons', () => {
     errAt(2, 5, 'daemons[0] must be a mapping, got the string "a"', 'daemons:', '  - a');
   });
   it('two writers on one log file', () => {
-    errAt(3, 5, 'writes /var/log/auditmux/audit.log, which host.log already uses', 'daemons:', '  - name: a',
-      '  - name: b', '    log: { file: /var/log/auditmux/audit.log }');
-    errAt(3, 5, 'which daemon "a" already uses', 'daemons:', '  - name: a', '  - name: b', '    log: { file: /var/log/auditmux/a.log }');
+    errAt(
+      3,
+      5,
+      'writes /var/log/auditmux/audit.log, which host.log already uses',
+      'daemons:',
+      '  - name: a',
+      '  - name: b',
+      '    log: { file: /var/log/auditmux/audit.log }',
+    );
+    errAt(
+      3,
+      5,
+      'which daemon "a" already uses',
+      'daemons:',
+      '  - name: a',
+      '  - name: b',
+      '    log: { file: /var/log/auditmux/a.log }',
+    );
   });
 });
 
@@ -349,10 +458,17 @@ describe('config: routes', () => {
   it('contid selector forms', () => {
     const [r] = route('  - contid: [1, 0x10, "5-7", "100^*", "0x10-0x1F^*", unset]', '    daemons: [ta]');
     assert.ok(r);
-    assert.deepEqual(r.contid.map((p) => [p.kind, p.lo, p.hi, p.nested]), [
-      ['range', 1n, 1n, false], ['range', 16n, 16n, false], ['range', 5n, 7n, false], ['range', 100n, 100n, true],
-      ['range', 16n, 31n, true], ['unset', AUDIT_CID_UNSET, AUDIT_CID_UNSET, false],
-    ]);
+    assert.deepEqual(
+      r.contid.map((p) => [p.kind, p.lo, p.hi, p.nested]),
+      [
+        ['range', 1n, 1n, false],
+        ['range', 16n, 16n, false],
+        ['range', 5n, 7n, false],
+        ['range', 100n, 100n, true],
+        ['range', 16n, 31n, true],
+        ['unset', AUDIT_CID_UNSET, AUDIT_CID_UNSET, false],
+      ],
+    );
     assert.deepEqual(r.pos, { file: FILE, line: 5, col: 5 });
     assert.equal(r.index, 0);
     assert.equal(r.continue, false);
@@ -361,7 +477,10 @@ describe('config: routes', () => {
   });
   it('a single selector or daemon needs no list', () => {
     const [r] = route('  - { contid: 7, daemons: tb }');
-    assert.deepEqual(r?.contid.map((p) => p.lo), [7n]);
+    assert.deepEqual(
+      r?.contid.map((p) => p.lo),
+      [7n],
+    );
     assert.deepEqual(r?.daemons, ['tb']);
   });
   it('u64 contids keep full precision (YAML alone would round them)', () => {
@@ -384,21 +503,48 @@ describe('config: routes', () => {
     errAt(5, 14, 'must be a single value, got a mapping', ...d, '  - contid: [{a: 1}]', '    daemons: [ta]');
   });
   it('types by name (any case) or number', () => {
-    const [r] = route('  - contid: 1', '    types: [SYSCALL, execve, 1400, "UNKNOWN[1999]", SYSCALL]', '    daemons: [ta]');
+    const [r] = route(
+      '  - contid: 1',
+      '    types: [SYSCALL, execve, 1400, "UNKNOWN[1999]", SYSCALL]',
+      '    daemons: [ta]',
+    );
     assert.deepEqual(r?.types, [1300, 1309, 1400, 1999]);
   });
   it('unknown types suggest a name', () => {
-    errAt(6, 21, 'unknown record type "SYSCAL" (did you mean "SYSCALL"?)', ...d, '  - contid: 1', '    types: [EXECVE, SYSCAL]', '    daemons: [ta]');
+    errAt(
+      6,
+      21,
+      'unknown record type "SYSCAL" (did you mean "SYSCALL"?)',
+      ...d,
+      '  - contid: 1',
+      '    types: [EXECVE, SYSCAL]',
+      '    daemons: [ta]',
+    );
     errAt(6, 12, 'unknown record type "70000"', ...d, '  - contid: 1', '    types: 70000', '    daemons: [ta]');
   });
   it('keys', () => {
     const [r] = route('  - contid: 1', '    keys: [identity, "time-change", identity]', '    daemons: [ta]');
     assert.deepEqual(r?.keys, ['identity', 'time-change']);
-    errAt(6, 11, 'a rule key is 1 to 256 bytes', ...d, '  - contid: 1', `    keys: ${'k'.repeat(257)}`, '    daemons: [ta]');
+    errAt(
+      6,
+      11,
+      'a rule key is 1 to 256 bytes',
+      ...d,
+      '  - contid: 1',
+      `    keys: ${'k'.repeat(257)}`,
+      '    daemons: [ta]',
+    );
     errAt(6, 12, 'a rule key is 1 to 256 bytes', ...d, '  - contid: 1', '    keys: [""]', '    daemons: [ta]');
   });
   it('daemons must be defined', () => {
-    errAt(6, 19, 'no daemon named "tc" is defined (did you mean "ta"?)', ...d, '  - contid: 1', '    daemons: [ta, tc]');
+    errAt(
+      6,
+      19,
+      'no daemon named "tc" is defined (did you mean "ta"?)',
+      ...d,
+      '  - contid: 1',
+      '    daemons: [ta, tc]',
+    );
     errAt(6, 14, 'the host log is controlled by host.keep', ...d, '  - contid: 1', '    daemons: host');
     errAt(6, 14, 'daemons is an empty list', ...d, '  - contid: 1', '    daemons: []');
     errAt(2, 28, 'no daemon named "x"', 'routes:', '  - { contid: 1, daemons: [x] }');
@@ -409,7 +555,13 @@ describe('config: routes', () => {
   });
   it('continue and order', () => {
     const rs = route('  - { contid: 1, daemons: ta, continue: true }', '  - { contid: 2, daemons: tb }');
-    assert.deepEqual(rs.map((r) => [r.index, r.continue]), [[0, true], [1, false]]);
+    assert.deepEqual(
+      rs.map((r) => [r.index, r.continue]),
+      [
+        [0, true],
+        [1, false],
+      ],
+    );
     errAt(5, 41, 'must be true or false', ...d, '  - { contid: 1, daemons: ta, continue: maybe }');
   });
   it('unknown route keys', () => {
@@ -419,25 +571,53 @@ describe('config: routes', () => {
 
 describe('config: contid.cgroup_map', () => {
   it('basename and full-path patterns', () => {
-    const m = cfg('contid:', '  cgroup_map:', '    - { pattern: "docker-*.scope", contid: 300 }',
-      '    - { pattern: "/kubepods.slice/**/x-?.scope", contid: "0x20" }').contid.cgroupMap;
-    assert.deepEqual(m.map((e) => [e.pattern, e.basename, e.segments, e.contid]), [
-      ['docker-*.scope', true, ['docker-*.scope'], 300n],
-      ['/kubepods.slice/**/x-?.scope', false, ['kubepods.slice', '**', 'x-?.scope'], 32n],
-    ]);
+    const m = cfg(
+      'contid:',
+      '  cgroup_map:',
+      '    - { pattern: "docker-*.scope", contid: 300 }',
+      '    - { pattern: "/kubepods.slice/**/x-?.scope", contid: "0x20" }',
+    ).contid.cgroupMap;
+    assert.deepEqual(
+      m.map((e) => [e.pattern, e.basename, e.segments, e.contid]),
+      [
+        ['docker-*.scope', true, ['docker-*.scope'], 300n],
+        ['/kubepods.slice/**/x-?.scope', false, ['kubepods.slice', '**', 'x-?.scope'], 32n],
+      ],
+    );
     assert.deepEqual(m[1]?.pos, { file: FILE, line: 4, col: 7 });
   });
   it('pattern errors', () => {
     errAt(3, 18, 'must be an absolute cgroup path', 'contid:', '  cgroup_map:', '    - { pattern: "a/b", contid: 1 }');
-    errAt(3, 18, '"**" must be a whole path component', 'contid:', '  cgroup_map:', '    - { pattern: "/a**/b", contid: 1 }');
+    errAt(
+      3,
+      18,
+      '"**" must be a whole path component',
+      'contid:',
+      '  cgroup_map:',
+      '    - { pattern: "/a**/b", contid: 1 }',
+    );
     errAt(3, 18, '"**" only makes sense', 'contid:', '  cgroup_map:', '    - { pattern: "**", contid: 1 }');
     errAt(3, 18, 'pattern is empty', 'contid:', '  cgroup_map:', '    - { pattern: "", contid: 1 }');
-    errAt(3, 18, 'more than 16 wildcards', 'contid:', '  cgroup_map:', `    - { pattern: "${'*'.repeat(17)}", contid: 1 }`);
+    errAt(
+      3,
+      18,
+      'more than 16 wildcards',
+      'contid:',
+      '  cgroup_map:',
+      `    - { pattern: "${'*'.repeat(17)}", contid: 1 }`,
+    );
   });
   it('contid must be one settable id', () => {
     errAt(3, 31, 'is not a contid', 'contid:', '  cgroup_map:', '    - { pattern: "x", contid: unset }');
     errAt(3, 31, 'is not a contid', 'contid:', '  cgroup_map:', '    - { pattern: "x", contid: "1-2" }');
-    errAt(3, 31, 'write "unset" instead', 'contid:', '  cgroup_map:', '    - { pattern: "x", contid: 18446744073709551615 }');
+    errAt(
+      3,
+      31,
+      'write "unset" instead',
+      'contid:',
+      '  cgroup_map:',
+      '    - { pattern: "x", contid: 18446744073709551615 }',
+    );
   });
   it('required keys and unknown keys', () => {
     errAt(3, 7, 'needs a contid', 'contid:', '  cgroup_map:', '    - { pattern: "x" }');
@@ -449,22 +629,39 @@ describe('config: contid.cgroup_map', () => {
 
 describe('config: anchors, aliases and merge keys', () => {
   it('an aliased output and a merged one', () => {
-    const c = cfg('host:', '  log: &l { format: RAW, num_logs: 2 }', 'daemons:', '  - name: a', '    log:', '      <<: *l', '      file: /x/a.log',
-      '  - name: b', '    log: { <<: [*l], file: /x/b.log, num_logs: 9 }');
+    const c = cfg(
+      'host:',
+      '  log: &l { format: RAW, num_logs: 2 }',
+      'daemons:',
+      '  - name: a',
+      '    log:',
+      '      <<: *l',
+      '      file: /x/a.log',
+      '  - name: b',
+      '    log: { <<: [*l], file: /x/b.log, num_logs: 9 }',
+    );
     assert.equal(c.daemons[0]?.log.format, 'RAW');
     assert.equal(c.daemons[0]?.log.numLogs, 2);
     assert.equal(c.daemons[1]?.log.numLogs, 9);
     assert.equal(c.daemons[1]?.log.file, '/x/b.log');
   });
   it('an error reached through an alias points at the anchored node', () => {
-    errAt(2, 27, 'timeout_ms must be between 10 and 600000, got 2', 'host:', '  kernel: { enabled: &two 2 }', '  reassembly: { timeout_ms: *two }');
+    errAt(
+      2,
+      27,
+      'timeout_ms must be between 10 and 600000, got 2',
+      'host:',
+      '  kernel: { enabled: &two 2 }',
+      '  reassembly: { timeout_ms: *two }',
+    );
   });
   it('a merge of a non-mapping', () => {
     errAt(3, 10, '"<<" needs a mapping', 'host:', '  log:', '    <<: [1, 2]');
   });
   it('alias bombs are cut off with an error, not expanded', () => {
     const lines = ['x0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]'];
-    for (let i = 1; i < 12; i++) lines.push(`x${i}: &a${i} [${Array.from({ length: 9 }, () => `*a${i - 1}`).join(', ')}]`);
+    for (let i = 1; i < 12; i++)
+      lines.push(`x${i}: &a${i} [${Array.from({ length: 9 }, () => `*a${i - 1}`).join(', ')}]`);
     lines.push('routes:', '  - { contid: [*a11], daemons: [x] }');
     const started = Date.now();
     const r = analyzeConfig(lines.join('\n'), FILE);
@@ -475,18 +672,38 @@ describe('config: anchors, aliases and merge keys', () => {
 
 describe('config: analyzeConfig collects everything', () => {
   it('several errors at once, in file order per section', () => {
-    const r = analyzeConfig(['host:', '  kernel: { enabled: 5 }', '  keep: nope', 'daemons:', '  - name: A'].join('\n'), FILE);
+    const r = analyzeConfig(
+      ['host:', '  kernel: { enabled: 5 }', '  keep: nope', 'daemons:', '  - name: A'].join('\n'),
+      FILE,
+    );
     assert.equal(r.config, undefined);
-    assert.deepEqual(r.errors.map((e) => [e.pos.line, e.pos.col]), [[2, 22], [3, 9], [5, 11]]);
+    assert.deepEqual(
+      r.errors.map((e) => [e.pos.line, e.pos.col]),
+      [
+        [2, 22],
+        [3, 9],
+        [5, 11],
+      ],
+    );
   });
   it('warns about daemons no route reaches and routes that can never match', () => {
-    const r = analyzeConfig(['daemons: [{ name: a }, { name: b }]', 'routes:', '  - { contid: [unset, "0-0xfffffffffffffffe"], daemons: [b] }',
-      '  - { contid: 1, daemons: [b] }'].join('\n'), FILE);
+    const r = analyzeConfig(
+      [
+        'daemons: [{ name: a }, { name: b }]',
+        'routes:',
+        '  - { contid: [unset, "0-0xfffffffffffffffe"], daemons: [b] }',
+        '  - { contid: 1, daemons: [b] }',
+      ].join('\n'),
+      FILE,
+    );
     assert.ok(r.config);
-    assert.deepEqual(r.warnings.map((w) => [w.pos.line, w.pos.col, w.reason]), [
-      [1, 11, 'daemon "a" is not named by any route; it receives no events'],
-      [4, 5, 'route 1 can never match: route 0 matches every event first'],
-    ]);
+    assert.deepEqual(
+      r.warnings.map((w) => [w.pos.line, w.pos.col, w.reason]),
+      [
+        [1, 11, 'daemon "a" is not named by any route; it receives no events'],
+        [4, 5, 'route 1 can never match: route 0 matches every event first'],
+      ],
+    );
   });
   it('records where each setting was written', () => {
     const c = cfg('host:', '  rules: r.d', '  log:', '    file: a.log');

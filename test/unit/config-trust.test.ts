@@ -122,13 +122,16 @@ describe('the host config file is refused unless only root can change it', () =>
   for (const mode of [0o664, 0o646]) {
     it(`mode ${mode.toString(8)}: ConfigError at file:1:1, exit code ${ExitCode.CONFIG}`, () => {
       const p = file(dir(), 'auditmux.yaml', CONFIG, mode);
-      assert.throws(() => loadConfig(p), (e: unknown) => {
-        assert.ok(e instanceof ConfigError, String(e));
-        assert.deepEqual(e.pos, { file: p, line: 1, col: 1 });
-        assert.equal(e.exitCode, ExitCode.CONFIG);
-        assert.match(e.message, new RegExp(`^${p}:1:1: config file refused: ${p} is (group|world) writable`));
-        return true;
-      });
+      assert.throws(
+        () => loadConfig(p),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError, String(e));
+          assert.deepEqual(e.pos, { file: p, line: 1, col: 1 });
+          assert.equal(e.exitCode, ExitCode.CONFIG);
+          assert.match(e.message, new RegExp(`^${p}:1:1: config file refused: ${p} is (group|world) writable`));
+          return true;
+        },
+      );
     });
   }
   it('in a group-writable directory, or as a symlink', () => {
@@ -153,7 +156,10 @@ describe('the host config file is refused unless only root can change it', () =>
   it('the CLI prints file:1:1 and exits with the config error code', async () => {
     const p = file(dir(), 'auditmux.yaml', CONFIG, 0o666);
     const err: string[] = [];
-    const code = await main(['node', 'auditmux', 'aux', 'list', '--config', p], { out: () => undefined, err: (s) => err.push(s) });
+    const code = await main(['node', 'auditmux', 'aux', 'list', '--config', p], {
+      out: () => undefined,
+      err: (s) => err.push(s),
+    });
     assert.equal(code, ExitCode.CONFIG, err.join('\n'));
     assert.match(err.join('\n'), new RegExp(`auditmux: ${p}:1:1: config file refused`));
   });
@@ -162,13 +168,16 @@ describe('the host config file is refused unless only root can change it', () =>
 describe('rules files are refused unless only root can change them', () => {
   it('a group-writable rules file: RuleError at file:1:1, exit code 4', () => {
     const p = file(dir(), 'a.rules', '-w /etc/passwd -p wa -k x\n', 0o664);
-    assert.throws(() => loadRulesPath(p), (e: unknown) => {
-      assert.ok(e instanceof RuleError, String(e));
-      assert.deepEqual(e.pos, { file: p, line: 1, col: 1 });
-      assert.equal(e.exitCode, ExitCode.RULES);
-      assert.match(e.message, /rules refused: .* is group writable/);
-      return true;
-    });
+    assert.throws(
+      () => loadRulesPath(p),
+      (e: unknown) => {
+        assert.ok(e instanceof RuleError, String(e));
+        assert.deepEqual(e.pos, { file: p, line: 1, col: 1 });
+        assert.equal(e.exitCode, ExitCode.RULES);
+        assert.match(e.message, /rules refused: .* is group writable/);
+        return true;
+      },
+    );
   });
   it('a world-writable file in rules.d, and a group-writable rules.d', () => {
     const d = dir();
@@ -206,39 +215,61 @@ describe('config check reports what the daemon would refuse to obey or run, at i
     const bad = file(rd, '20-b.rules', rulesLine, 0o646);
     const plugin = file(dir(0o777), 'plug', '#!/bin/sh\n', 0o755);
     const exe = file(d, 'full.sh', '#!/bin/sh\n', 0o757);
-    const p = file(d, 'auditmux.yaml', [
-      'version: 1',
-      'host:',
-      `  rules: ${rules}`,
-      `  log: { file: ${path.join(d, 'audit.log')}, disk_full_action: exec, disk_full_exe: ${exe} }`,
-      `  listen: { port: 60, log: { file: ${path.join(d, 'remote', 'remote.log')}, disk_error_action: exec, disk_error_exe: ${exe} } }`,
-      '  control_socket: /nonexistent/auditmux-trust/control.sock',
-      '  outputs:',
-      `    - { type: plugin, name: p1, path: ${plugin} }`,
-      'daemons:',
-      '  - name: a',
-      `    rules: ${rd}`,
-      `    log: { file: ${path.join(d, 'a.log')} }`,
-      'routes:',
-      '  - { contid: 5, daemons: [a] }',
-      '',
-    ].join('\n'), 0o644);
+    const p = file(
+      d,
+      'auditmux.yaml',
+      [
+        'version: 1',
+        'host:',
+        `  rules: ${rules}`,
+        `  log: { file: ${path.join(d, 'audit.log')}, disk_full_action: exec, disk_full_exe: ${exe} }`,
+        `  listen: { port: 60, log: { file: ${path.join(d, 'remote', 'remote.log')}, disk_error_action: exec, disk_error_exe: ${exe} } }`,
+        '  control_socket: /nonexistent/auditmux-trust/control.sock',
+        '  outputs:',
+        `    - { type: plugin, name: p1, path: ${plugin} }`,
+        'daemons:',
+        '  - name: a',
+        `    rules: ${rd}`,
+        `    log: { file: ${path.join(d, 'a.log')} }`,
+        'routes:',
+        '  - { contid: 5, daemons: [a] }',
+        '',
+      ].join('\n'),
+      0o644,
+    );
     const r = checkConfig(p);
     assert.equal(r.config, undefined);
     const got = r.errors.map((e) => [e.pos.line, e.message.replace(`${p}:`, 'F:')]);
     assert.equal(got.length, 3, JSON.stringify(got));
     assert.match(String(got[0]?.[1]), new RegExp(`^F:3:10: host.rules: rules refused: ${rules} is group writable`));
-    assert.match(String(got[1]?.[1]), new RegExp(`^F:8:\\d+: plugin p1 refused: ${path.dirname(plugin)} is group and world writable`));
-    assert.match(String(got[2]?.[1]), new RegExp(`^F:11:12: daemons\\[0\\].rules: rules refused: ${bad} is world writable`));
-    assert.ok(r.warnings.some((w) => /host\.log\.disk_full_exe: will not be run: .* is world writable/.test(w.message)), r.warnings.map((w) => w.message).join('\n'));
-    assert.ok(r.warnings.some((w) => /:5:\d+: host\.listen\.log\.disk_error_exe: will not be run: .* is world writable/.test(w.message)), r.warnings.map((w) => w.message).join('\n'));
+    assert.match(
+      String(got[1]?.[1]),
+      new RegExp(`^F:8:\\d+: plugin p1 refused: ${path.dirname(plugin)} is group and world writable`),
+    );
+    assert.match(
+      String(got[2]?.[1]),
+      new RegExp(`^F:11:12: daemons\\[0\\].rules: rules refused: ${bad} is world writable`),
+    );
+    assert.ok(
+      r.warnings.some((w) => /host\.log\.disk_full_exe: will not be run: .* is world writable/.test(w.message)),
+      r.warnings.map((w) => w.message).join('\n'),
+    );
+    assert.ok(
+      r.warnings.some((w) =>
+        /:5:\d+: host\.listen\.log\.disk_error_exe: will not be run: .* is world writable/.test(w.message),
+      ),
+      r.warnings.map((w) => w.message).join('\n'),
+    );
     // Once fixed, the same file checks clean.
     fs.chmodSync(rules, 0o644);
     fs.chmodSync(bad, 0o644);
     fs.chmodSync(path.dirname(plugin), 0o755);
     fs.chmodSync(exe, 0o755);
     const ok = checkConfig(p);
-    assert.deepEqual(ok.errors.map((e) => e.message), []);
+    assert.deepEqual(
+      ok.errors.map((e) => e.message),
+      [],
+    );
     assert.ok(ok.config);
   });
 });

@@ -1,7 +1,18 @@
 // Adding auditmux's hooks to a bundle's config.json (the runc wrapper for docker): idempotent, no symlinks, atomic.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -10,8 +21,10 @@ import { addHooksToBundle, withAuditmuxHooks } from '../../src/containers/bundle
 const HOOK = { path: '/usr/local/sbin/auditmux', args: ['auditmux', 'oci-hook'] };
 
 describe('bundle hooks', () => {
-  it('adds createRuntime and poststop hooks once, keeping the runtime\'s own', () => {
-    const cfg = Buffer.from(JSON.stringify({ ociVersion: '1.0.2', process: { args: ['sh'] }, hooks: { poststop: [{ path: '/bin/other' }] } }));
+  it("adds createRuntime and poststop hooks once, keeping the runtime's own", () => {
+    const cfg = Buffer.from(
+      JSON.stringify({ ociVersion: '1.0.2', process: { args: ['sh'] }, hooks: { poststop: [{ path: '/bin/other' }] } }),
+    );
     const a = withAuditmuxHooks(cfg, HOOK);
     assert.ok(a.changed);
     const doc = JSON.parse(a.text) as { hooks: Record<string, unknown[]>; process: unknown };
@@ -19,7 +32,10 @@ describe('bundle hooks', () => {
     assert.deepEqual(doc.hooks.poststop, [{ path: '/bin/other' }, HOOK]);
     assert.deepEqual(doc.process, { args: ['sh'] });
     assert.equal(withAuditmuxHooks(Buffer.from(a.text), HOOK).changed, false, 'a second create adds nothing');
-    assert.throws(() => withAuditmuxHooks(Buffer.from('{"hooks":[]}'), HOOK), /"hooks" in config.json must be an object/);
+    assert.throws(
+      () => withAuditmuxHooks(Buffer.from('{"hooks":[]}'), HOOK),
+      /"hooks" in config.json must be an object/,
+    );
     assert.throws(() => withAuditmuxHooks(Buffer.from('{"hooks":{"poststop":{}}}'), HOOK), /must be an array/);
   });
 
@@ -34,7 +50,11 @@ describe('bundle hooks', () => {
       assert.equal(addHooksToBundle(b, HOOK), false);
       assert.equal(statSync(join(b, 'config.json')).mode & 0o777, 0o640);
       assert.deepEqual(readdirSync(b), ['config.json'], 'no temporary left behind');
-      assert.deepEqual((JSON.parse(readFileSync(join(b, 'config.json'), 'utf8')) as { hooks: Record<string, unknown> }).hooks.createRuntime, [HOOK]);
+      assert.deepEqual(
+        (JSON.parse(readFileSync(join(b, 'config.json'), 'utf8')) as { hooks: Record<string, unknown> }).hooks
+          .createRuntime,
+        [HOOK],
+      );
       const s = join(dir, 's');
       mkdirSync(s);
       writeFileSync(join(dir, 'target.json'), '{}');
@@ -59,20 +79,52 @@ describe('bundle hooks', () => {
         chmodSync(p, 0o755);
         return p;
       };
-      const env = { PATH: '/usr/bin:/bin', AUDITMUX: rec('auditmux'), RUNC: rec('runc'), AUDITMUX_HOOK_ARGS: '--fail-closed' };
+      const env = {
+        PATH: '/usr/bin:/bin',
+        AUDITMUX: rec('auditmux'),
+        RUNC: rec('runc'),
+        AUDITMUX_HOOK_ARGS: '--fail-closed',
+      };
       const wrap = (args: string[]): void => {
-        const r = spawnSync(join(__dirname, '..', '..', '..', 'scripts', 'runc-auditmux'), args, { env, encoding: 'utf8' });
+        const r = spawnSync(join(__dirname, '..', '..', '..', 'scripts', 'runc-auditmux'), args, {
+          env,
+          encoding: 'utf8',
+        });
         assert.equal(r.status, 0, r.stderr);
       };
       // dockerd via containerd-shim: global options with values, a boolean one, then create --bundle.
-      wrap(['--root', '/run/docker/runtime-runc/moby', '--log', '/x/log.json', '--log-format', 'json', '--systemd-cgroup', 'create', '--bundle', '/b/1', '--pid-file', '/b/1/pid', 'id1']);
+      wrap([
+        '--root',
+        '/run/docker/runtime-runc/moby',
+        '--log',
+        '/x/log.json',
+        '--log-format',
+        'json',
+        '--systemd-cgroup',
+        'create',
+        '--bundle',
+        '/b/1',
+        '--pid-file',
+        '/b/1/pid',
+        'id1',
+      ]);
       wrap(['--root=/r', 'run', '--bundle=/b/2', 'id2']);
       wrap(['--root', '/r', 'state', 'id1']);
       wrap(['--root', 'create', 'delete', 'create']);
-      const log = (n: string): string[] => readFileSync(join(dir, n + '.log'), 'utf8').trim().split('\n');
-      assert.deepEqual(log('auditmux'), ['oci-bundle-hooks /b/1 --fail-closed', 'oci-bundle-hooks /b/2 --fail-closed'], 'hooks only at create and run');
+      const log = (n: string): string[] =>
+        readFileSync(join(dir, n + '.log'), 'utf8')
+          .trim()
+          .split('\n');
+      assert.deepEqual(
+        log('auditmux'),
+        ['oci-bundle-hooks /b/1 --fail-closed', 'oci-bundle-hooks /b/2 --fail-closed'],
+        'hooks only at create and run',
+      );
       assert.equal(log('runc').length, 4);
-      assert.equal(log('runc')[0], '--root /run/docker/runtime-runc/moby --log /x/log.json --log-format json --systemd-cgroup create --bundle /b/1 --pid-file /b/1/pid id1');
+      assert.equal(
+        log('runc')[0],
+        '--root /run/docker/runtime-runc/moby --log /x/log.json --log-format json --systemd-cgroup create --bundle /b/1 --pid-file /b/1/pid id1',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

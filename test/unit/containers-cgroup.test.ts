@@ -1,7 +1,12 @@
 // Container cgroup patterns: every runtime's real layout, v1/v2/hybrid files, forged names, and a fixed-seed fuzz.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyCgroupPath, classifyProcCgroup, parseProcCgroup, type CgroupMatch } from '../../src/containers/cgroup-patterns';
+import {
+  classifyCgroupPath,
+  classifyProcCgroup,
+  parseProcCgroup,
+  type CgroupMatch,
+} from '../../src/containers/cgroup-patterns';
 import { containerContid, containerKey } from '../../src/containers/contid';
 import { intBelow, prng } from '../helpers/prng';
 
@@ -12,16 +17,28 @@ const UID = '4a7e2c3b-1111-2222-3333-444455556666';
 const TABLE: Array<[string, Partial<CgroupMatch> | null]> = [
   [`/docker/${H}`, { runtime: 'docker', id: H, base: `/docker/${H}` }],
   [`/system.slice/docker-${H}.scope`, { runtime: 'docker', id: H }],
-  [`/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID.replace(/-/g, '_')}.slice/cri-containerd-${H}.scope`, { runtime: 'containerd', id: H, podUid: UID }],
-  [`/kubepods.slice/kubepods-pod${UID.replace(/-/g, '_')}.slice/cri-containerd-${H}.scope`, { runtime: 'containerd', id: H, podUid: UID }],
-  [`/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID.replace(/-/g, '_')}.slice/crio-${H}.scope`, { runtime: 'cri-o', id: H, podUid: UID }],
+  [
+    `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID.replace(/-/g, '_')}.slice/cri-containerd-${H}.scope`,
+    { runtime: 'containerd', id: H, podUid: UID },
+  ],
+  [
+    `/kubepods.slice/kubepods-pod${UID.replace(/-/g, '_')}.slice/cri-containerd-${H}.scope`,
+    { runtime: 'containerd', id: H, podUid: UID },
+  ],
+  [
+    `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID.replace(/-/g, '_')}.slice/crio-${H}.scope`,
+    { runtime: 'cri-o', id: H, podUid: UID },
+  ],
   [`/kubepods/burstable/pod${UID}/${H}`, { runtime: 'kubernetes', id: H, podUid: UID }],
   [`/kubepods/pod${UID}/${H}`, { runtime: 'kubernetes', id: H, podUid: UID }],
   [`/kubepods/besteffort/pod${UID}/crio-${H}`, { runtime: 'cri-o', id: H, podUid: UID }],
   [`/system.slice/crio-${H}.scope`, { runtime: 'cri-o', id: H }],
   [`/system.slice/cri-containerd-${H}.scope`, { runtime: 'containerd', id: H }],
   [`/machine.slice/libpod-${H}.scope`, { runtime: 'podman', id: H, base: `/machine.slice/libpod-${H}.scope` }],
-  [`/machine.slice/libpod-${H}.scope/container`, { runtime: 'podman', id: H, base: `/machine.slice/libpod-${H}.scope` }],
+  [
+    `/machine.slice/libpod-${H}.scope/container`,
+    { runtime: 'podman', id: H, base: `/machine.slice/libpod-${H}.scope` },
+  ],
   [`/libpod_parent/libpod-${H}`, { runtime: 'podman', id: H }],
   [`/libpod_parent/libpod-${H}/sub`, { runtime: 'podman', id: H }],
   ['/machine.slice/machine-web1.scope', { runtime: 'nspawn', id: 'web1' }],
@@ -52,7 +69,8 @@ describe('container cgroup patterns', () => {
       if (want === null) assert.equal(got, null, path);
       else {
         assert.ok(got, `${path} should match`);
-        for (const [k, v] of Object.entries(want)) assert.equal((got as unknown as Record<string, unknown>)[k], v, `${path}: ${k}`);
+        for (const [k, v] of Object.entries(want))
+          assert.equal((got as unknown as Record<string, unknown>)[k], v, `${path}: ${k}`);
       }
     }
   });
@@ -67,7 +85,11 @@ describe('container cgroup patterns', () => {
   });
 
   it('reads v1, v2 and hybrid /proc/PID/cgroup files; plain runc needs runc to confirm it', () => {
-    const hybridPod = [1, 2, 3].map((n) => `${n}:cpu:/libpod_parent/libpod-${H}`).concat([`0::/libpod_parent/libpod-${H}`]).join('\n') + '\n';
+    const hybridPod =
+      [1, 2, 3]
+        .map((n) => `${n}:cpu:/libpod_parent/libpod-${H}`)
+        .concat([`0::/libpod_parent/libpod-${H}`])
+        .join('\n') + '\n';
     assert.equal(classifyProcCgroup(hybridPod)?.runtime, 'podman');
     // This machine's own test processes: v2 and name=systemd at /, the memory controller in a sandbox cgroup.
     const sandbox = '9:name=systemd:/\n8:pids:/\n4:memory:/process_api/df0022b2798368571403e0bb21886f77\n0::/\n';
@@ -103,8 +125,32 @@ describe('container cgroup patterns', () => {
 
   it('fuzz (seed 4242): random and mutated paths never throw, stay bounded, and a match is always the outermost', () => {
     const r = prng(4242);
-    const atoms = ['docker', 'system.slice', 'machine.slice', 'kubepods', 'kubepods.slice', 'libpod_parent', `libpod-${H}`, `libpod-${H}.scope`,
-      `docker-${H}.scope`, H, H2, `pod${UID}`, 'burstable', `crio-${H}`, `cri-containerd-${H2}.scope`, 'lxc', 'lxc.payload.x', 'machine-a.scope', '..', '.', '', 'x\ny', '\u00e9', '*'];
+    const atoms = [
+      'docker',
+      'system.slice',
+      'machine.slice',
+      'kubepods',
+      'kubepods.slice',
+      'libpod_parent',
+      `libpod-${H}`,
+      `libpod-${H}.scope`,
+      `docker-${H}.scope`,
+      H,
+      H2,
+      `pod${UID}`,
+      'burstable',
+      `crio-${H}`,
+      `cri-containerd-${H2}.scope`,
+      'lxc',
+      'lxc.payload.x',
+      'machine-a.scope',
+      '..',
+      '.',
+      '',
+      'x\ny',
+      '\u00e9',
+      '*',
+    ];
     for (let i = 0; i < 20000; i++) {
       const n = intBelow(r, 8);
       let path = '';

@@ -22,14 +22,36 @@ class FakeSystem implements ProcReader, ContainerProc {
   add(pid: number, ppid: number, cg: string, argv: string[] = ['x'], ns = 'pid:[1]'): void {
     this.procs.set(pid, { ppid, starttime: pid * 10, threads: 1, cg, argv, ns });
   }
-  pids(): number[] { return [...this.procs.keys()]; }
-  stat(pid: number): ProcStat | null { return this.procs.get(pid) ?? null; }
-  children(pid: number): number[] { return [...this.procs].filter(([, s]) => s.ppid === pid).map(([p]) => p); }
-  cgroup(pid: number): string | null { return this.procs.get(pid)?.cg.split('\n').find((l) => l.startsWith('0::'))?.slice(3) ?? null; }
-  cgroupText(pid: number): string | null { return this.procs.get(pid)?.cg ?? null; }
-  cmdline(pid: number): string[] | null { return this.procs.get(pid)?.argv ?? null; }
-  pidNs(pid: number): string | null { return this.procs.get(pid)?.ns ?? null; }
-  runcState(id: string): boolean { return this.runc.has(id); }
+  pids(): number[] {
+    return [...this.procs.keys()];
+  }
+  stat(pid: number): ProcStat | null {
+    return this.procs.get(pid) ?? null;
+  }
+  children(pid: number): number[] {
+    return [...this.procs].filter(([, s]) => s.ppid === pid).map(([p]) => p);
+  }
+  cgroup(pid: number): string | null {
+    return (
+      this.procs
+        .get(pid)
+        ?.cg.split('\n')
+        .find((l) => l.startsWith('0::'))
+        ?.slice(3) ?? null
+    );
+  }
+  cgroupText(pid: number): string | null {
+    return this.procs.get(pid)?.cg ?? null;
+  }
+  cmdline(pid: number): string[] | null {
+    return this.procs.get(pid)?.argv ?? null;
+  }
+  pidNs(pid: number): string | null {
+    return this.procs.get(pid)?.ns ?? null;
+  }
+  runcState(id: string): boolean {
+    return this.runc.has(id);
+  }
 }
 
 const hybrid = (path: string): string => `9:name=systemd:${path}\n8:pids:${path}\n0::${path}\n`;
@@ -55,7 +77,10 @@ describe('container discovery', () => {
     assert.deepEqual(born, [id]);
     assert.ok(!t.idle);
     assert.equal(records.length, 1);
-    assert.equal(records[0], `op=container-birth contid=${id} runtime=podman container="${H}" name="web" image=? pod=? namespace=? source=cgroup opid=51 res=1`);
+    assert.equal(
+      records[0],
+      `op=container-birth contid=${id} runtime=podman container="${H}" name="web" image=? pod=? namespace=? source=cgroup opid=51 res=1`,
+    );
     assert.deepEqual(t.lookup(51, 50), [id]);
   });
 
@@ -90,7 +115,7 @@ describe('container discovery', () => {
     const { sys, c, t } = setup();
     c.discovery.scan();
     sys.add(120, 1, hybrid('/libpod_parent/conmon'), ['runc', 'init']);
-    assert.equal(t.lookup(120, 1), null, 'still in the runtime\'s cgroup');
+    assert.equal(t.lookup(120, 1), null, "still in the runtime's cgroup");
     sys.procs.get(120)!.cg = hybrid(`/libpod_parent/libpod-${H}`);
     assert.equal(t.lookup(120, 1), null, 'the negative answer is cached');
     assert.deepEqual(t.lookup(120, 1, { recheck: true }), [containerContid(H)]);
@@ -113,7 +138,7 @@ describe('container discovery', () => {
     assert.deepEqual(t.lookup(132, 51), [containerContid(H)]);
   });
 
-  it('setsid, double fork and a forged cgroup name inside the container keep the container\'s contid', () => {
+  it("setsid, double fork and a forged cgroup name inside the container keep the container's contid", () => {
     const { sys, c, t } = setup();
     c.discovery.scan();
     const id = containerContid(H);
@@ -123,7 +148,7 @@ describe('container discovery', () => {
     assert.equal(c.registry.get(containerContid(H2)), undefined, 'the forged name made no container');
   });
 
-  it('plain runc: /<id> is a container only when runc\'s state directory has it', () => {
+  it("plain runc: /<id> is a container only when runc's state directory has it", () => {
     const { sys, c } = setup();
     sys.add(90, 1, hybrid('/amtest1'));
     c.discovery.scan();
@@ -138,13 +163,26 @@ describe('container discovery', () => {
   it('the hook registers before user code, refuses a pid in another container, and retires at poststop', () => {
     const { sys, c, t, records } = setup();
     sys.add(100, 1, hybrid(`/libpod_parent/libpod-${H2}`), ['runc', 'init'], 'pid:[7]');
-    const reg = c.fromHook({ state: { ociVersion: '1.0.2', id: H2, status: 'creating', pid: 100, bundle: '/b', annotations: { 'io.container.manager': 'libpod' } }, bundleAnnotations: { 'io.auditmux.image': 'localhost/bb:test' } });
+    const reg = c.fromHook({
+      state: {
+        ociVersion: '1.0.2',
+        id: H2,
+        status: 'creating',
+        pid: 100,
+        bundle: '/b',
+        annotations: { 'io.container.manager': 'libpod' },
+      },
+      bundleAnnotations: { 'io.auditmux.image': 'localhost/bb:test' },
+    });
     const id2 = containerContid(H2);
     assert.equal(reg.contid, id2.toString());
     assert.equal(reg.cgroupKnown, true, 'its cgroup is a podman one: no fork tracking needed');
     assert.deepEqual(t.get(100), [id2], 'the init pid is tagged at once');
     assert.equal(c.registry.get(id2)?.meta.image, 'localhost/bb:test');
-    assert.throws(() => c.fromHook({ state: { id: H, status: 'creating', pid: 100 } }), /E_CONTAINER_MISMATCH|is in container/);
+    assert.throws(
+      () => c.fromHook({ state: { id: H, status: 'creating', pid: 100 } }),
+      /E_CONTAINER_MISMATCH|is in container/,
+    );
     // A pid whose cgroup no pattern knows joins by sharing the registered init's pid namespace.
     sys.add(101, 1, hybrid('/custom/path'), ['x'], 'pid:[7]');
     sys.add(102, 1, hybrid('/custom/path'), ['x'], 'pid:[1]');
@@ -154,7 +192,10 @@ describe('container discovery', () => {
     const out = c.fromHook({ state: { id: H2, status: 'stopped', pid: 0 } });
     assert.equal(out.retired, true);
     assert.equal(t.get(100), null, 'retired: its processes forget the id');
-    assert.match(records.at(-1)!, new RegExp(`^op=container-retire contid=${id2} runtime=podman .* reason=poststop routed=0 dropped=0 res=1$`));
+    assert.match(
+      records.at(-1)!,
+      new RegExp(`^op=container-retire contid=${id2} runtime=podman .* reason=poststop routed=0 dropped=0 res=1$`),
+    );
     assert.equal(c.list().find((r) => r.id === H2)?.state, 'retired');
   });
 

@@ -7,7 +7,8 @@ import { conmonName, metaFromAnnotations } from '../../src/containers/metadata';
 import { intBelow, prng } from '../helpers/prng';
 
 // What podman 4.3 wrote to a createRuntime hook on this machine.
-const PODMAN = '{"ociVersion":"1.0.2-dev","id":"da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a","status":"creating","pid":10879,' +
+const PODMAN =
+  '{"ociVersion":"1.0.2-dev","id":"da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a","status":"creating","pid":10879,' +
   '"bundle":"/tmp/cpod.J2dz/root/overlay-containers/da5f/userdata","annotations":{"io.container.manager":"libpod","io.kubernetes.cri-o.Created":"2026-12-01T20:16:26.254768128Z",' +
   '"io.kubernetes.cri-o.TTY":"false","io.podman.annotations.autoremove":"FALSE","org.opencontainers.image.stopSignal":"15"}}';
 
@@ -38,14 +39,26 @@ describe('OCI state', () => {
       ['{"id":"x","status":"creating","annotations":[]}', /annotations/],
       ['{"id":"x","status":"creating","annotations":{"a":1}}', /annotations\.a/],
       ['{"id":"x","status":"creating","annotations":{"a":"line\\nbreak"}}', /control/],
-      [`{"id":"x","status":"creating","annotations":{${Array.from({ length: 300 }, (_, i) => `"k${i}":"v"`).join(',')}}}`, /more than 256/],
+      [
+        `{"id":"x","status":"creating","annotations":{${Array.from({ length: 300 }, (_, i) => `"k${i}":"v"`).join(',')}}}`,
+        /more than 256/,
+      ],
     ];
-    for (const [text, re] of bad) assert.throws(() => parseOciState(text), (e: unknown) => e instanceof OciStateError && re.test(e.message), text.slice(0, 60));
+    for (const [text, re] of bad)
+      assert.throws(
+        () => parseOciState(text),
+        (e: unknown) => e instanceof OciStateError && re.test(e.message),
+        text.slice(0, 60),
+      );
     assert.throws(() => parseOciState(Buffer.alloc(OCI_STATE_MAX + 1, 0x20)), /over the 65536-byte limit/);
   });
 
   it('bundle config.json annotations: bad entries skipped, never thrown on', () => {
-    const b = parseBundleAnnotations(Buffer.from('{"hostname":"h1","annotations":{"io.kubernetes.cri.sandbox-namespace":"team-a","bad":7,"ctl":"a\\u0001b"}}'));
+    const b = parseBundleAnnotations(
+      Buffer.from(
+        '{"hostname":"h1","annotations":{"io.kubernetes.cri.sandbox-namespace":"team-a","bad":7,"ctl":"a\\u0001b"}}',
+      ),
+    );
     assert.deepEqual({ ...b.annotations }, { 'io.kubernetes.cri.sandbox-namespace': 'team-a' });
     assert.equal(b.hostname, 'h1');
     assert.throws(() => parseBundleAnnotations(Buffer.from('{')), OciStateError);
@@ -53,20 +66,36 @@ describe('OCI state', () => {
 
   it('names and Kubernetes fields from CRI, CRI-O and kubelet annotations; podman names from conmon', () => {
     const m = metaFromAnnotations({
-      'io.kubernetes.cri.sandbox-name': 'web-0', 'io.kubernetes.cri.sandbox-namespace': 'shop', 'io.kubernetes.cri.sandbox-uid': 'u1',
-      'io.kubernetes.cri.container-name': 'nginx', 'io.kubernetes.cri.image-name': 'docker.io/library/nginx:1.25',
+      'io.kubernetes.cri.sandbox-name': 'web-0',
+      'io.kubernetes.cri.sandbox-namespace': 'shop',
+      'io.kubernetes.cri.sandbox-uid': 'u1',
+      'io.kubernetes.cri.container-name': 'nginx',
+      'io.kubernetes.cri.image-name': 'docker.io/library/nginx:1.25',
     });
-    assert.deepEqual(m, { podName: 'web-0', podNamespace: 'shop', podUid: 'u1', containerName: 'nginx', image: 'docker.io/library/nginx:1.25', name: 'nginx' });
-    assert.equal(metaFromAnnotations({ 'io.kubernetes.cri-o.Namespace': 'ns2', 'io.kubernetes.pod.name': 'p' }).podNamespace, 'ns2');
+    assert.deepEqual(m, {
+      podName: 'web-0',
+      podNamespace: 'shop',
+      podUid: 'u1',
+      containerName: 'nginx',
+      image: 'docker.io/library/nginx:1.25',
+      name: 'nginx',
+    });
+    assert.equal(
+      metaFromAnnotations({ 'io.kubernetes.cri-o.Namespace': 'ns2', 'io.kubernetes.pod.name': 'p' }).podNamespace,
+      'ns2',
+    );
     const argv = ['/usr/bin/conmon', '--api-version', '1', '-c', 'abc', '-u', 'abc', '-n', 'c1', '--exit-dir', '/x'];
     assert.equal(conmonName(argv, 'abc'), 'c1');
-    assert.equal(conmonName(argv, 'other'), undefined, 'another container\'s monitor never names this one');
+    assert.equal(conmonName(argv, 'other'), undefined, "another container's monitor never names this one");
   });
 
   it('untrusted strings are quoted when plain, hex otherwise: no value can add a field or a line', () => {
     assert.equal(encodeUntrusted('c1'), '"c1"');
     assert.equal(encodeUntrusted('a b'), '612062');
-    assert.equal(encodeUntrusted('x" res=0\ntype=DAEMON_END'), Buffer.from('x" res=0\ntype=DAEMON_END').toString('hex').toUpperCase());
+    assert.equal(
+      encodeUntrusted('x" res=0\ntype=DAEMON_END'),
+      Buffer.from('x" res=0\ntype=DAEMON_END').toString('hex').toUpperCase(),
+    );
     assert.equal(encodeUntrusted('\u00e9'), 'C3A9');
   });
 
@@ -82,7 +111,8 @@ describe('OCI state', () => {
       } else {
         b = Buffer.from(base);
         const n = 1 + intBelow(r, 4);
-        for (let j = 0; j < n; j++) b[intBelow(r, b.length)] = i % 4 === 1 ? intBelow(r, 256) : ' "{}[]:,0\\a-'.charCodeAt(intBelow(r, 13));
+        for (let j = 0; j < n; j++)
+          b[intBelow(r, b.length)] = i % 4 === 1 ? intBelow(r, 256) : ' "{}[]:,0\\a-'.charCodeAt(intBelow(r, 13));
       }
       try {
         const s = parseOciState(b);

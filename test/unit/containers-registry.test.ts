@@ -10,7 +10,12 @@ describe('container registry', () => {
     let now = 1_700_000_000_000;
     const births: string[] = [];
     const r = new ContainerRegistry({ now: () => now, onBirth: (c) => births.push(containerRecordBody('birth', c)) });
-    const meta = metaFromAnnotations({ 'io.kubernetes.cri.sandbox-name': 'web-0', 'io.kubernetes.cri.sandbox-namespace': 'shop', 'io.kubernetes.cri.container-name': 'nginx', 'io.kubernetes.cri.image-name': 'nginx:1.25' });
+    const meta = metaFromAnnotations({
+      'io.kubernetes.cri.sandbox-name': 'web-0',
+      'io.kubernetes.cri.sandbox-namespace': 'shop',
+      'io.kubernetes.cri.container-name': 'nginx',
+      'io.kubernetes.cri.image-name': 'nginx:1.25',
+    });
     r.register({ runtime: 'containerd', id: 'a'.repeat(64), contid: 5n, source: 'cgroup' });
     now += 1000;
     const again = r.register({ runtime: 'containerd', id: 'a'.repeat(64), contid: 5n, source: 'hook', pid: 42, meta });
@@ -21,10 +26,29 @@ describe('container registry', () => {
     r.noteEvent(5n, 0, 0);
     r.noteEvent(6n, 1, 0);
     const [row] = r.list();
-    assert.deepEqual({ ...row, firstSeen: undefined, lastSeen: undefined }, {
-      contid: '5', runtime: 'containerd', id: 'a'.repeat(64), name: 'nginx', image: 'nginx:1.25', pod: 'web-0', namespace: 'shop', containerName: 'nginx',
-      source: 'hook', pid: 42, state: 'live', firstSeen: undefined, lastSeen: undefined, retired: null, retireReason: null, routed: 2, dropped: 1, hostOnly: 1,
-    });
+    assert.deepEqual(
+      { ...row, firstSeen: undefined, lastSeen: undefined },
+      {
+        contid: '5',
+        runtime: 'containerd',
+        id: 'a'.repeat(64),
+        name: 'nginx',
+        image: 'nginx:1.25',
+        pod: 'web-0',
+        namespace: 'shop',
+        containerName: 'nginx',
+        source: 'hook',
+        pid: 42,
+        state: 'live',
+        firstSeen: undefined,
+        lastSeen: undefined,
+        retired: null,
+        retireReason: null,
+        routed: 2,
+        dropped: 1,
+        hostOnly: 1,
+      },
+    );
     assert.equal(row!.firstSeen, new Date(1_700_000_000_000).toISOString());
   });
 
@@ -32,9 +56,18 @@ describe('container registry', () => {
     const bodies: string[] = [];
     const r = new ContainerRegistry({ onBirth: (c) => bodies.push(containerRecordBody('birth', c)) });
     const evil = 'x res=0\ntype=DAEMON_END msg=audit(1.1:1): op=terminate';
-    r.register({ runtime: 'cri-o', id: 'b'.repeat(64), contid: 9n, source: 'hook', meta: { name: evil, image: 'img "q"', podNamespace: 'ns' } });
+    r.register({
+      runtime: 'cri-o',
+      id: 'b'.repeat(64),
+      contid: 9n,
+      source: 'hook',
+      meta: { name: evil, image: 'img "q"', podNamespace: 'ns' },
+    });
     const hex = (v: string): string => Buffer.from(v).toString('hex').toUpperCase();
-    assert.equal(bodies[0], `op=container-birth contid=9 runtime=cri-o container="${'b'.repeat(64)}" name=${hex(evil)} image=${hex('img "q"')} pod=? namespace="ns" source=hook opid=-1 res=1`);
+    assert.equal(
+      bodies[0],
+      `op=container-birth contid=9 runtime=cri-o container="${'b'.repeat(64)}" name=${hex(evil)} image=${hex('img "q"')} pod=? namespace="ns" source=hook opid=-1 res=1`,
+    );
     assert.doesNotMatch(bodies[0]!, /\n/);
   });
 
@@ -45,6 +78,9 @@ describe('container registry', () => {
     assert.equal(r.counters.refusedFull, 1);
     for (let i = 1; i <= 3; i++) r.retire(BigInt(i), 'gone');
     assert.equal(r.retire(1n, 'gone'), null, 'retired once');
-    assert.deepEqual(r.list().map((x) => x.id), ['c2', 'c3']);
+    assert.deepEqual(
+      r.list().map((x) => x.id),
+      ['c2', 'c3'],
+    );
   });
 });

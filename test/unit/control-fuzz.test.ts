@@ -13,23 +13,61 @@ const SEED = Number(process.env.AUDITMUX_FUZZ_SEED ?? 0xc0de);
 
 const VALID = [
   { id: 1, cmd: 'status' },
-  { id: 'x', cmd: 'aux-add', args: { name: 't1', rules: '/etc/auditmux/t1.rules', contid: ['100', '200^*'], queue: 1000 } },
+  {
+    id: 'x',
+    cmd: 'aux-add',
+    args: { name: 't1', rules: '/etc/auditmux/t1.rules', contid: ['100', '200^*'], queue: 1000 },
+  },
   { cmd: 'contid-set', args: { pid: 1234, contid: '18446744073709551614', nested: true } },
   { id: null, cmd: 'route-test', args: { contid: '4,^2,^1', types: ['SYSCALL'], keys: ['k'] } },
   { id: [1, { a: 2 }], cmd: 'reload', args: {} },
 ];
-const TOKENS = ['{', '}', '[', ']', ':', ',', '"', '\\', '\\u0000', '\\ud800', 'null', 'true', '1e999', '-0', '"cmd"', '"args"', '"id"',
-  '"__proto__"', '"constructor"', '\u00e9', '\ud83d\ude00', '\x00', '\r', ' ', '0x10', 'NaN', '"' + 'a'.repeat(300) + '"'];
+const TOKENS = [
+  '{',
+  '}',
+  '[',
+  ']',
+  ':',
+  ',',
+  '"',
+  '\\',
+  '\\u0000',
+  '\\ud800',
+  'null',
+  'true',
+  '1e999',
+  '-0',
+  '"cmd"',
+  '"args"',
+  '"id"',
+  '"__proto__"',
+  '"constructor"',
+  '\u00e9',
+  '\ud83d\ude00',
+  '\x00',
+  '\r',
+  ' ',
+  '0x10',
+  'NaN',
+  '"' + 'a'.repeat(300) + '"',
+];
 
 function mutate(text: string, r: () => number): string {
   let t = text;
   for (let n = 1 + intBelow(r, 4); n > 0; n--) {
     const at = intBelow(r, t.length + 1);
     switch (intBelow(r, 4)) {
-      case 0: t = t.slice(0, at) + t.slice(at + 1 + intBelow(r, 6)); break;
-      case 1: t = t.slice(0, at) + TOKENS[intBelow(r, TOKENS.length)] + t.slice(at); break;
-      case 2: t = t.slice(0, at) + String.fromCharCode(intBelow(r, 0x300)) + t.slice(at); break;
-      default: t = t.slice(0, at) + t.slice(at, at + intBelow(r, 20)).repeat(1 + intBelow(r, 3)) + t.slice(at);
+      case 0:
+        t = t.slice(0, at) + t.slice(at + 1 + intBelow(r, 6));
+        break;
+      case 1:
+        t = t.slice(0, at) + TOKENS[intBelow(r, TOKENS.length)] + t.slice(at);
+        break;
+      case 2:
+        t = t.slice(0, at) + String.fromCharCode(intBelow(r, 0x300)) + t.slice(at);
+        break;
+      default:
+        t = t.slice(0, at) + t.slice(at, at + intBelow(r, 20)).repeat(1 + intBelow(r, 3)) + t.slice(at);
     }
   }
   return t.replace(/\n/g, ' ');
@@ -55,9 +93,10 @@ describe(`control request fuzz (seed ${SEED}, budget x${FUZZ_BUDGET}; AUDITMUX_F
     const r = prng(SEED);
     const tally = { ok: 0, bad: 0 };
     for (let i = 0; i < budget(20000); i++) {
-      const line = intBelow(r, 5) === 0
-        ? Array.from({ length: intBelow(r, 30) }, () => TOKENS[intBelow(r, TOKENS.length)]).join('')
-        : mutate(JSON.stringify(VALID[intBelow(r, VALID.length)]), r);
+      const line =
+        intBelow(r, 5) === 0
+          ? Array.from({ length: intBelow(r, 30) }, () => TOKENS[intBelow(r, TOKENS.length)]).join('')
+          : mutate(JSON.stringify(VALID[intBelow(r, VALID.length)]), r);
       let p;
       try {
         p = parseRequest(line);
@@ -83,11 +122,16 @@ describe(`control request fuzz (seed ${SEED}, budget x${FUZZ_BUDGET}; AUDITMUX_F
     const dir = mkdtempSync(join(tmpdir(), 'amctlfuzz-'));
     const path = join(dir, 'control.sock');
     let handled = 0;
-    const server = new ControlServer(path, async (cmd, args) => {
-      handled++;
-      if (cmd === 'throw') throw new Error('handler failed');
-      return { cmd, n: Object.keys(args).length };
-    }, process.getuid!(), { maxConnections: 8, maxRequestBytes: 4096, idleMs: 2000 });
+    const server = new ControlServer(
+      path,
+      async (cmd, args) => {
+        handled++;
+        if (cmd === 'throw') throw new Error('handler failed');
+        return { cmd, n: Object.keys(args).length };
+      },
+      process.getuid!(),
+      { maxConnections: 8, maxRequestBytes: 4096, idleMs: 2000 },
+    );
     await server.listen();
     const r = prng(SEED + 1);
     try {
@@ -125,11 +169,20 @@ describe(`control request fuzz (seed ${SEED}, budget x${FUZZ_BUDGET}; AUDITMUX_F
         const replies = answers.split('\n').filter((l) => l !== '');
         const firstOversize = lines.findIndex((l) => Buffer.byteLength(l) > 4096);
         const expectedReplies = firstOversize < 0 ? lines.length : firstOversize + 1;
-        assert.equal(replies.length, expectedReplies, `#${c}: ${replies.length} replies for ${lines.length} lines: ${JSON.stringify(lines.map((l) => l.slice(0, 80)))} -> ${answers.slice(0, 500)}`);
+        assert.equal(
+          replies.length,
+          expectedReplies,
+          `#${c}: ${replies.length} replies for ${lines.length} lines: ${JSON.stringify(lines.map((l) => l.slice(0, 80)))} -> ${answers.slice(0, 500)}`,
+        );
         for (const [i, l] of replies.entries()) {
           const a = JSON.parse(l) as { ok: boolean; error?: { code: string } };
           assert.equal(typeof a.ok, 'boolean', l);
-          if (i < lines.length && i !== firstOversize) assert.equal(a.ok, expected(lines[i]!) === 'ok' && !lines[i]!.includes('"throw"'), `#${c}.${i}: ${lines[i]} -> ${l}`);
+          if (i < lines.length && i !== firstOversize)
+            assert.equal(
+              a.ok,
+              expected(lines[i]!) === 'ok' && !lines[i]!.includes('"throw"'),
+              `#${c}.${i}: ${lines[i]} -> ${l}`,
+            );
           else assert.match(l, /request too large/);
         }
       }

@@ -56,12 +56,18 @@ describe('aux queue', () => {
       let sentMax = 0;
       for (let i = 0; i < 5000; i++) {
         const op = rnd(10);
-        if (op < 5) { q.offer(ev); offered++; }
-        else if (op < 7) for (const f of q.take(rnd(2000) + 1, rnd(10) + 1)) sentMax = Math.max(sentMax, seqOf(f));
+        if (op < 5) {
+          q.offer(ev);
+          offered++;
+        } else if (op < 7) for (const f of q.take(rnd(2000) + 1, rnd(10) + 1)) sentMax = Math.max(sentMax, seqOf(f));
         else if (op < 9) q.ack(rnd(sentMax + 1));
         else if (op === 9 && rnd(4) === 0) q.requeueInflight();
         if (policy === 'block' && rnd(50) === 0) q.shedOverflow();
-        assert.equal(q.counters.delivered + q.counters.dropped + q.size, offered, `${policy} conserves events at step ${i}`);
+        assert.equal(
+          q.counters.delivered + q.counters.dropped + q.size,
+          offered,
+          `${policy} conserves events at step ${i}`,
+        );
       }
     }
   });
@@ -75,7 +81,11 @@ describe('aux framing', () => {
       const r = new FrameReader((k, b) => got.push([k, k === Frame.EVENT ? decodeEvent(b).seq : b.readDoubleLE(0)]));
       r.push(frames.subarray(0, cut));
       r.push(frames.subarray(cut));
-      assert.deepEqual(got, [[Frame.EVENT, 1], [Frame.ACK, 7], [Frame.EVENT, 2]]);
+      assert.deepEqual(got, [
+        [Frame.EVENT, 1],
+        [Frame.ACK, 7],
+        [Frame.EVENT, 2],
+      ]);
     }
   });
 
@@ -87,7 +97,9 @@ describe('aux framing', () => {
       for (let j = 0; j < b.length; j++) b[j] = rnd(256);
       if (rnd(2) && b.length >= 4) b.writeUInt32LE(b.length - 4, 0);
       try {
-        new FrameReader((k, body) => { if (k === Frame.EVENT) decodeEvent(body); }).push(b);
+        new FrameReader((k, body) => {
+          if (k === Frame.EVENT) decodeEvent(body);
+        }).push(b);
       } catch (e) {
         assert.ok(e instanceof Error);
       }

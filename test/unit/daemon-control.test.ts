@@ -1,4 +1,5 @@
-// The control socket's bounds: backpressure for clients that never read, request size, idle timeout, connection cap, shutdown.
+// The control socket's bounds: backpressure for clients that never read, request size, idle timeout, connection cap,
+// shutdown.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,14 +14,19 @@ const GUARD_MS = 20_000;
 
 function eventually<T>(p: Promise<T>, what: string): Promise<T> {
   let t: NodeJS.Timeout;
-  const guard = new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`never happened: ${what}`)), GUARD_MS)));
+  const guard = new Promise<never>(
+    (_, rej) => (t = setTimeout(() => rej(new Error(`never happened: ${what}`)), GUARD_MS)),
+  );
   return Promise.race([p, guard]).finally(() => clearTimeout(t));
 }
 
 async function until(cond: () => boolean, what: string): Promise<void> {
-  await eventually((async () => {
-    while (!cond()) await new Promise((r) => setTimeout(r, 10));
-  })(), what);
+  await eventually(
+    (async () => {
+      while (!cond()) await new Promise((r) => setTimeout(r, 10));
+    })(),
+    what,
+  );
 }
 
 interface Harness {
@@ -30,15 +36,23 @@ interface Harness {
   close: () => Promise<void>;
 }
 
-async function harness(limits: Partial<ControlLimits>, handler?: (cmd: string, args: Record<string, unknown>) => Promise<unknown>): Promise<Harness> {
+async function harness(
+  limits: Partial<ControlLimits>,
+  handler?: (cmd: string, args: Record<string, unknown>) => Promise<unknown>,
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'amctl-'));
   const path = join(dir, 'control.sock');
   let n = 0;
-  const server = new ControlServer(path, async (cmd, args) => {
-    n++;
-    if (handler) return handler(cmd, args);
-    return { cmd, args };
-  }, uid, limits);
+  const server = new ControlServer(
+    path,
+    async (cmd, args) => {
+      n++;
+      if (handler) return handler(cmd, args);
+      return { cmd, args };
+    },
+    uid,
+    limits,
+  );
   await server.listen();
   return {
     path,
@@ -81,7 +95,10 @@ describe('control socket bounds', () => {
       s.write(`${JSON.stringify({ id: 1, cmd: 'echo' })}\n`.repeat(N));
       // A paused client does not notice the close itself: watch the server's side. The old server never closed it
       // and handled all N requests, so that is the other way out of the wait.
-      await until(() => h.server.stats?.().closedIdle === 1 || h.handled() >= N, 'the server to close the client or answer everything');
+      await until(
+        () => h.server.stats?.().closedIdle === 1 || h.handled() >= N,
+        'the server to close the client or answer everything',
+      );
       const st = stats(h);
       assert.ok(h.handled() < N / 10, `handled ${h.handled()} of ${N} requests for a client that reads nothing`);
       // Unread replies held by the daemon: about one reply past the socket's high-water mark, never the whole stream.
@@ -117,7 +134,10 @@ describe('control socket bounds', () => {
       for (let i = 0; i < 200; i++) s.write(JSON.stringify({ id: i, cmd: 'echo', args: { i } }) + '\n');
       s.write('{bad\n');
       s.end();
-      const lines = (await eventually(out, 'answers')).trim().split('\n').map((l) => JSON.parse(l) as { id: number; ok: boolean; result?: { args: { i: number } } });
+      const lines = (await eventually(out, 'answers'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { id: number; ok: boolean; result?: { args: { i: number } } });
       assert.equal(lines.length, 201);
       lines.slice(0, 200).forEach((l, i) => assert.deepEqual([l.id, l.ok, l.result?.args.i], [i, true, i]));
       assert.equal(lines[200]?.ok, false);
@@ -134,7 +154,10 @@ describe('control socket bounds', () => {
       const out = drain(s);
       s.write(JSON.stringify({ id: 1, cmd: 'echo', args: { pad: 'z'.repeat(70 << 10) } }) + '\n');
       const text = await eventually(out, 'the oversized request to be refused and the connection closed');
-      assert.match(text, /^\{"id":null,"ok":false,"error":\{"code":"E_USAGE","message":"request too large \(over 65536 bytes\)"\}\}\n$/);
+      assert.match(
+        text,
+        /^\{"id":null,"ok":false,"error":\{"code":"E_USAGE","message":"request too large \(over 65536 bytes\)"\}\}\n$/,
+      );
       assert.equal(h.handled(), 0);
       assert.equal(stats(h).closedOversize, 1);
       // The same without any newline: refused once the buffered bytes pass the limit.
@@ -205,7 +228,10 @@ describe('control socket bounds', () => {
     const closing = h.server.close();
     await eventually(idleClosed, 'the idle client to be closed at shutdown');
     release();
-    assert.match(await eventually(busyOut, 'the busy client to get its answer and be closed'), /^\{"id":7,"ok":true,"result":"slow"\}\n$/);
+    assert.match(
+      await eventually(busyOut, 'the busy client to get its answer and be closed'),
+      /^\{"id":7,"ok":true,"result":"slow"\}\n$/,
+    );
     await eventually(closing, 'close() to resolve');
     // A client that reads nothing and never answers the FIN is destroyed after the grace period.
     const h2 = await harness({ closeGraceMs: 100 });

@@ -14,12 +14,21 @@ test('start and stop diagnostics never repeat a key in one line', async () => {
     writeFileSync(join(dir, 'auditmux.yaml'), `host:\n  rules: ~\n  log: { file: ${join(dir, 'log', 'audit.log')} }\n`);
     const fd = openSync(join(dir, 'diag.jsonl'), 'w');
     const kernel = new EmulatedKernel({});
-    const daemon = new HostDaemon({ configPath: join(dir, 'auditmux.yaml'), diag: createDiagnostics('info', fd), socket: kernel.socket(), emulated: kernel, noControl: true });
+    const daemon = new HostDaemon({
+      configPath: join(dir, 'auditmux.yaml'),
+      diag: createDiagnostics('info', fd),
+      socket: kernel.socket(),
+      emulated: kernel,
+      noControl: true,
+    });
     await daemon.start();
     await daemon.stop();
     closeSync(fd);
     const lines = readFileSync(join(dir, 'diag.jsonl'), 'utf8').split('\n').filter(Boolean);
-    assert.ok(lines.some((l) => l.includes('host daemon started')), 'the start line is there');
+    assert.ok(
+      lines.some((l) => l.includes('host daemon started')),
+      'the start line is there',
+    );
     for (const l of lines) {
       const keys = [...l.matchAll(/[{,]"([^"]+)":/g)].map((m) => m[1]);
       assert.equal(new Set(keys).size, keys.length, `a key repeated in ${l}`);

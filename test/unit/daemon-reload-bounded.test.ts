@@ -1,4 +1,5 @@
-// A reload or `aux add` naming a FIFO, a device or an oversized file fails at once and leaves the daemon serving as before.
+// A reload or `aux add` naming a FIFO, a device or an oversized file fails at once and leaves the daemon serving as
+// before.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +12,8 @@ describe('host daemon: bad files at reload and aux add', () => {
     const dir = mkdtempSync(join(tmpdir(), 'amreload-'));
     try {
       // In a child: the old daemon blocked forever (synchronously) in readFileSync on the FIFO; the guard kills it.
-      const r = isolated(`(async () => {
+      const r = isolated(
+        `(async () => {
         const fs = require('fs');
         const { execFileSync } = require('child_process');
         const { join } = require('path');
@@ -60,18 +62,38 @@ describe('host daemon: bad files at reload and aux add', () => {
         await d.stop();
         out(res);
         process.exit(0);
-      })().catch((e) => { out({ crashed: String(e && e.stack || e) }); process.exit(1); });`, 60_000);
+      })().catch((e) => { out({ crashed: String(e && e.stack || e) }); process.exit(1); });`,
+        60_000,
+      );
       assert.equal(r.killed, false, `the daemon hung on a bad file\n${r.stderr}`);
       const v = r.value as Record<string, unknown>;
       assert.ok(!('crashed' in v), String(v.crashed));
       const conf = join(dir, 'auditmux.yaml');
-      assert.deepEqual(v.fifoConfig, { ok: false, error: `${conf}:1:1: config file ${conf} is not a regular file (refused)` });
-      assert.deepEqual(v.fifoRules, { ok: false, error: `rules ${join(dir, 'host.rules')} is not a regular file (refused)` });
+      assert.deepEqual(v.fifoConfig, {
+        ok: false,
+        error: `${conf}:1:1: config file ${conf} is not a regular file (refused)`,
+      });
+      assert.deepEqual(v.fifoRules, {
+        ok: false,
+        error: `rules ${join(dir, 'host.rules')} is not a regular file (refused)`,
+      });
       assert.deepEqual(v.aux, [
-        { type: 'IoError', code: 'E_NOT_REGULAR', message: `rules ${join(dir, 't.rules')} is not a regular file (refused)` },
+        {
+          type: 'IoError',
+          code: 'E_NOT_REGULAR',
+          message: `rules ${join(dir, 't.rules')} is not a regular file (refused)`,
+        },
         { type: 'IoError', code: 'E_NOT_REGULAR', message: 'rules /dev/zero is not a regular file (refused)' },
-        { type: 'IoError', code: 'E_TOO_LARGE', message: `rules ${join(dir, 'big.rules')} is ${(16 << 20) + 1} bytes, over the ${16 << 20}-byte limit` },
-        { type: 'RuleError', code: 'E_RULE_TOO_LONG', message: `${join(dir, 'line.rules')}:1: line is longer than auditctl's 6143-byte limit` },
+        {
+          type: 'IoError',
+          code: 'E_TOO_LARGE',
+          message: `rules ${join(dir, 'big.rules')} is ${(16 << 20) + 1} bytes, over the ${16 << 20}-byte limit`,
+        },
+        {
+          type: 'RuleError',
+          code: 'E_RULE_TOO_LONG',
+          message: `${join(dir, 'line.rules')}:1: line is longer than auditctl's 6143-byte limit`,
+        },
       ]);
       assert.equal(v.config, conf);
       assert.equal(v.reloadFailures, 2);

@@ -34,9 +34,15 @@ describe('sdNotify', () => {
   it('is a no-op without NOTIFY_SOCKET, and reports (never throws) a socket nobody listens on', () => {
     assert.equal(sdNotify('READY=1', {}), false);
     const errors: Error[] = [];
-    assert.equal(sdNotify('READY=1', { NOTIFY_SOCKET: join(dir, 'nobody.sock') }, (e) => errors.push(e)), false);
+    assert.equal(
+      sdNotify('READY=1', { NOTIFY_SOCKET: join(dir, 'nobody.sock') }, (e) => errors.push(e)),
+      false,
+    );
     assert.equal((errors[0] as Error & { syscall?: string }).syscall, 'sendto');
-    assert.equal(sdNotify('READY=1', { NOTIFY_SOCKET: 'relative' }, (e) => errors.push(e)), false);
+    assert.equal(
+      sdNotify('READY=1', { NOTIFY_SOCKET: 'relative' }, (e) => errors.push(e)),
+      false,
+    );
     assert.equal(errors.length, 2);
   });
 });

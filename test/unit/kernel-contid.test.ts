@@ -6,7 +6,15 @@ import { intBelow, prng } from '../helpers/prng';
 
 describe('contid u64 packing (native addon)', () => {
   it('round-trips edge values through both forms', () => {
-    for (const v of [0n, 1n, 0xffffffffn, 0x100000000n, 0x1234567890abcdefn, 0xfffffffffffffffen, 0xffffffffffffffffn]) {
+    for (const v of [
+      0n,
+      1n,
+      0xffffffffn,
+      0x100000000n,
+      0x1234567890abcdefn,
+      0xfffffffffffffffen,
+      0xffffffffffffffffn,
+    ]) {
       const [lo, hi] = contidToU32Pair(v);
       assert.equal(lo, Number(v & 0xffffffffn));
       assert.equal(hi, Number(v >> 32n));

@@ -29,7 +29,9 @@ describe('native addon hardening (hardening-check style, read from the ELF)', { 
     assert.match(readelf('--dyn-syms'), /\bUND\s+__stack_chk_fail\b/);
   });
   it('a non-executable stack (GNU_STACK RW, not RWE)', () => {
-    const stack = readelf('-l').split('\n').find((l) => /^\s*GNU_STACK\s/.test(l));
+    const stack = readelf('-l')
+      .split('\n')
+      .find((l) => /^\s*GNU_STACK\s/.test(l));
     assert.ok(stack, 'GNU_STACK header');
     assert.match(stack, /\sRW\s/);
   });
@@ -37,9 +39,15 @@ describe('native addon hardening (hardening-check style, read from the ELF)', { 
     // The source has no call whose object size gcc knows, so today no __*_chk import is expected; the source refuses
     // to compile without _FORTIFY_SOURCE >= 2 and __SSP_STRONG__, and this catches an unchecked call added later.
     const src = readFileSync(join(ROOT, 'native', 'audit_netlink.cc'), 'utf8');
-    assert.match(src, /#if !defined\(__OPTIMIZE__\) \|\| !defined\(_FORTIFY_SOURCE\) \|\| _FORTIFY_SOURCE < 2 \|\| !defined\(__SSP_STRONG__\)\n#error/);
+    assert.match(
+      src,
+      /#if !defined\(__OPTIMIZE__\) \|\| !defined\(_FORTIFY_SOURCE\) \|\| _FORTIFY_SOURCE < 2 \|\| !defined\(__SSP_STRONG__\)\n#error/,
+    );
     const unchecked = ['sprintf', 'vsprintf', 'strcpy', 'strcat', 'gets', 'stpcpy'];
-    const imports = readelf('--dyn-syms').split('\n').filter((l) => /\bUND\b/.test(l)).map((l) => (l.trim().split(/\s+/)[7] ?? '').replace(/@.*/, ''));
+    const imports = readelf('--dyn-syms')
+      .split('\n')
+      .filter((l) => /\bUND\b/.test(l))
+      .map((l) => (l.trim().split(/\s+/)[7] ?? '').replace(/@.*/, ''));
     for (const f of unchecked) assert.ok(!imports.includes(f), `${f} is imported unchecked`);
   });
 });

@@ -8,13 +8,46 @@ import { buildSubject, subjectToken, subjectTokenValue } from '../../src/output/
 import { intBelow, prng } from '../helpers/prng';
 
 const SEED = Number(process.env.AUDITMUX_FUZZ_SEED ?? 0x4a75);
-const PIECES = ['node=h ', 'type=SYSCALL ', 'msg=audit(', '1700000000.123', ':42', '): ', 'a=1 ', 'k="v w" ', "msg='x y' ", '\x1d', 'UID="root"',
-  '\n', '\r', '\x00', '\x1b', '\x7f', '\xff', '{', '}', '"records":', '[', ']', '"line":', '"', '\\n', '\\u0000', ',', ' ', '=', '.', '*', '>'];
+const PIECES = [
+  'node=h ',
+  'type=SYSCALL ',
+  'msg=audit(',
+  '1700000000.123',
+  ':42',
+  '): ',
+  'a=1 ',
+  'k="v w" ',
+  "msg='x y' ",
+  '\x1d',
+  'UID="root"',
+  '\n',
+  '\r',
+  '\x00',
+  '\x1b',
+  '\x7f',
+  '\xff',
+  '{',
+  '}',
+  '"records":',
+  '[',
+  ']',
+  '"line":',
+  '"',
+  '\\n',
+  '\\u0000',
+  ',',
+  ' ',
+  '=',
+  '.',
+  '*',
+  '>',
+];
 
 function randomBody(next: () => number): Buffer {
   const n = intBelow(next, 30);
   let s = '';
-  for (let i = 0; i < n; i++) s += next() < 0.8 ? PIECES[intBelow(next, PIECES.length)] : String.fromCharCode(intBelow(next, 256));
+  for (let i = 0; i < n; i++)
+    s += next() < 0.8 ? PIECES[intBelow(next, PIECES.length)] : String.fromCharCode(intBelow(next, 256));
   return Buffer.from(s, 'latin1');
 }
 
@@ -35,14 +68,18 @@ test('decodeBody: any bytes give lines that pass lineProblem, or a PayloadError;
   const next = prng(SEED);
   let ok = 0;
   for (let i = 0; i < 20000; i++) {
-    const b = next() < 0.3 ? Buffer.from(validEvent(next).join('\n') + (next() < 0.9 ? '\n' : ''), 'latin1') : randomBody(next);
+    const b =
+      next() < 0.3 ? Buffer.from(validEvent(next).join('\n') + (next() < 0.9 ? '\n' : ''), 'latin1') : randomBody(next);
     if (next() < 0.2 && b.length) b[intBelow(next, b.length)] = intBelow(next, 256);
     try {
       const d = decodeBody(b);
       ok++;
       for (const l of d.lines) assert.equal(lineProblem(l), null, JSON.stringify(l));
     } catch (e) {
-      if (!(e instanceof PayloadError)) throw new Error(`seed ${SEED} iteration ${i}: ${String(e)} for ${JSON.stringify(b.toString('latin1'))}`);
+      if (!(e instanceof PayloadError))
+        throw new Error(`seed ${SEED} iteration ${i}: ${String(e)} for ${JSON.stringify(b.toString('latin1'))}`, {
+          cause: e,
+        });
     }
   }
   assert.ok(ok > 1000, `some bodies decoded (${ok})`);
@@ -56,7 +93,9 @@ test('encodeBody then decodeBody gives the lines back, for text and JSON', () =>
       const d = decodeBody(encodeBody(kind, 'id', 'n', 'host', lines));
       assert.deepEqual(d.lines, lines);
     }
-    const j = JSON.parse(encodeBody('json', 'id', 'n', 'host', lines).toString()) as { records: { fields: Record<string, string>; interpreted?: Record<string, string> }[] };
+    const j = JSON.parse(encodeBody('json', 'id', 'n', 'host', lines).toString()) as {
+      records: { fields: Record<string, string>; interpreted?: Record<string, string> }[];
+    };
     assert.equal(j.records[0]?.fields.a !== undefined, true);
     if (lines[0]!.includes('\x1d')) assert.equal(j.records[0]?.interpreted?.UID, 'root');
   }
@@ -88,18 +127,45 @@ test('subject tokens: one token, no wildcard or separator, injective, reversible
 
 test('collector config: random mutations give a config or a positioned ConfigError', () => {
   const next = prng(SEED + 4);
-  const base = 'servers: [nats://127.0.0.1:4222]\nstream: AUDIT\nconsumer: c\nfilter_subject: audit.>\ndir: /var/log/f\nlog: { flush: data, num_logs: 3 }\ntoken: x\n';
-  const toks = [':', ' ', '\n', '-', '[', ']', '{', '}', '"', "'", '*', '>', '.', '&a', '*a', '!!str', '\x00', 'null', '99999999999', 'user', 'password'];
+  const base =
+    'servers: [nats://127.0.0.1:4222]\nstream: AUDIT\nconsumer: c\nfilter_subject: audit.>\ndir: /var/log/f\nlog: { flush: data, num_logs: 3 }\ntoken: x\n';
+  const toks = [
+    ':',
+    ' ',
+    '\n',
+    '-',
+    '[',
+    ']',
+    '{',
+    '}',
+    '"',
+    "'",
+    '*',
+    '>',
+    '.',
+    '&a',
+    '*a',
+    '!!str',
+    '\x00',
+    'null',
+    '99999999999',
+    'user',
+    'password',
+  ];
   for (let i = 0; i < 5000; i++) {
     let t = base;
     for (let k = 0; k < 1 + intBelow(next, 4); k++) {
       const at = intBelow(next, t.length + 1);
-      t = next() < 0.5 ? t.slice(0, at) + toks[intBelow(next, toks.length)] + t.slice(at) : t.slice(0, at) + t.slice(at + 1 + intBelow(next, 5));
+      t =
+        next() < 0.5
+          ? t.slice(0, at) + toks[intBelow(next, toks.length)] + t.slice(at)
+          : t.slice(0, at) + t.slice(at + 1 + intBelow(next, 5));
     }
     try {
       parseCollectConfig(t, '/c.yaml');
     } catch (e) {
-      if (!(e instanceof ConfigError)) throw new Error(`seed ${SEED} iteration ${i}: ${String(e)} for ${JSON.stringify(t)}`);
+      if (!(e instanceof ConfigError))
+        throw new Error(`seed ${SEED} iteration ${i}: ${String(e)} for ${JSON.stringify(t)}`, { cause: e });
       assert.ok(e.pos.line >= 1 && e.pos.line <= t.split('\n').length, e.message);
     }
   }

@@ -35,8 +35,14 @@ function sendManaged(sock: net.Socket, lines: (string | Buffer)[]): Promise<numb
       if (got.length >= lines.length) resolve(got);
     });
     sock.on('error', reject);
-    sock.on('close', () => (got.length < lines.length ? reject(new Error(`closed after ${got.length} replies`)) : undefined));
-    sock.write(Buffer.concat(lines.map((l, i) => frame(RMW.MESSAGE, i + 1, typeof l === 'string' ? Buffer.from(l, 'latin1') : l))));
+    sock.on('close', () =>
+      got.length < lines.length ? reject(new Error(`closed after ${got.length} replies`)) : undefined,
+    );
+    sock.write(
+      Buffer.concat(
+        lines.map((l, i) => frame(RMW.MESSAGE, i + 1, typeof l === 'string' ? Buffer.from(l, 'latin1') : l)),
+      ),
+    );
   });
 }
 
@@ -61,20 +67,43 @@ test('listen config: loopback, a cap, an idle timeout, a rate limit, node= prefi
   assert.equal(l.tls, null);
   // auditd's behaviour only when asked for
   assert.equal(parseConfig('host: { listen: { port: 60, log: host } }', F).host.listen?.log, null);
-  const own = parseConfig('host: { listen: { port: 60, log: { file: /srv/remote/r.log, max_log_file: 100, num_logs: 9 } } }', F).host.listen?.log;
+  const own = parseConfig(
+    'host: { listen: { port: 60, log: { file: /srv/remote/r.log, max_log_file: 100, num_logs: 9 } } }',
+    F,
+  ).host.listen?.log;
   assert.deepEqual([own?.file, own?.maxLogFileMiB, own?.numLogs], ['/srv/remote/r.log', 100, 9]);
-  assert.match(errs('host: { log: { file: /x/a.log }, listen: { port: 60, log: { file: /x/a.log } } }')[0] ?? '', /is the host log; write `log: host`/);
+  assert.match(
+    errs('host: { log: { file: /x/a.log }, listen: { port: 60, log: { file: /x/a.log } } }')[0] ?? '',
+    /is the host log; write `log: host`/,
+  );
 });
 
 test('listen config: plain TCP off loopback needs plain_tcp: true; TLS needs cert, key and ca', () => {
-  assert.match(errs('host: { listen: { port: 60, address: 0.0.0.0 } }')[0] ?? '', /plain TCP on 0\.0\.0\.0 .*configure tls: or set plain_tcp: true/);
+  assert.match(
+    errs('host: { listen: { port: 60, address: 0.0.0.0 } }')[0] ?? '',
+    /plain TCP on 0\.0\.0\.0 .*configure tls: or set plain_tcp: true/,
+  );
   assert.deepEqual(errs('host: { listen: { port: 60, address: 0.0.0.0, plain_tcp: true } }'), []);
   assert.deepEqual(errs('host: { listen: { port: 60, address: "::1" } }'), []);
-  const t = parseConfig('host: { listen: { port: 60, address: 0.0.0.0, tls: { cert: c.pem, key: k.pem, ca: ca.pem } } }', F).host.listen?.tls;
-  assert.deepEqual(t, { cert: '/etc/auditmux/c.pem', key: '/etc/auditmux/k.pem', ca: '/etc/auditmux/ca.pem', requireClientCert: true });
+  const t = parseConfig(
+    'host: { listen: { port: 60, address: 0.0.0.0, tls: { cert: c.pem, key: k.pem, ca: ca.pem } } }',
+    F,
+  ).host.listen?.tls;
+  assert.deepEqual(t, {
+    cert: '/etc/auditmux/c.pem',
+    key: '/etc/auditmux/k.pem',
+    ca: '/etc/auditmux/ca.pem',
+    requireClientCert: true,
+  });
   assert.match(errs('host: { listen: { port: 60, tls: { cert: c.pem, key: k.pem } } }')[0] ?? '', /tls needs ca/);
-  assert.match(errs('host: { listen: { port: 60, tls: { cert: c, key: k, ca: a }, plain_tcp: true } }')[0] ?? '', /both tls and plain_tcp/);
-  assert.match(errs('host: { listen: { port: 60, node_policy: trust } }')[0] ?? '', /node_policy must be one of prefix, check, keep/);
+  assert.match(
+    errs('host: { listen: { port: 60, tls: { cert: c, key: k, ca: a }, plain_tcp: true } }')[0] ?? '',
+    /both tls and plain_tcp/,
+  );
+  assert.match(
+    errs('host: { listen: { port: 60, node_policy: trust } }')[0] ?? '',
+    /node_policy must be one of prefix, check, keep/,
+  );
 });
 
 test('vetLine: node= bound to the peer by policy; no node= gets the peer; control bytes and non-records refused', () => {
@@ -82,7 +111,7 @@ test('vetLine: node= bound to the peer by policy; no node= gets the peer; contro
     const r = vetLine(Buffer.from(s, 'latin1'), id, pol);
     return r.ok ? r.line.toString('latin1') : `REFUSED ${r.reason}`;
   };
-  const rec = "type=USER_LOGIN msg=audit(1.000:1): pid=1 res=success";
+  const rec = 'type=USER_LOGIN msg=audit(1.000:1): pid=1 res=success';
   assert.equal(v(rec), `node=10.0.0.5 ${rec}`);
   assert.equal(v(rec, 'keep'), `node=10.0.0.5 ${rec}`);
   assert.equal(v(`node=dc01 ${rec}`), `node=10.0.0.5/dc01 ${rec}`);
@@ -94,7 +123,11 @@ test('vetLine: node= bound to the peer by policy; no node= gets the peer; contro
   assert.match(v(`node=a ${rec}\rX`), /^REFUSED control byte 0x0d/);
   assert.match(v(`node=a ${rec} x=\x1b[2J`), /^REFUSED control byte 0x1b/);
   assert.match(v(`node=a ${rec}\x7f`), /^REFUSED control byte 0x7f/);
-  assert.equal(v(`node=a ${rec}\x1dUID="root"\n`, 'keep'), `node=a ${rec}\x1dUID="root"`, 'ENRICHED separator and one trailing newline are fine');
+  assert.equal(
+    v(`node=a ${rec}\x1dUID="root"\n`, 'keep'),
+    `node=a ${rec}\x1dUID="root"`,
+    'ENRICHED separator and one trailing newline are fine',
+  );
   assert.match(v('hello world'), /^REFUSED not an audit record/);
   assert.match(v(`node=a node=b ${rec}`), /^REFUSED not an audit record/);
   assert.match(v(`node="x ${rec}`), /^REFUSED node= is not a host name/);
@@ -116,7 +149,12 @@ test('aggregator: forged node= is prefixed, a line without node= gets the peer, 
   try {
     const s = await connect(agg.port);
     const rec = 'type=USER_LOGIN msg=audit(1.000:1): pid=1 acct="admin" res=success';
-    const replies = await sendManaged(s, [`node=dc01 ${rec}`, rec, `node=web1 ${rec}\nnode=dc01 ${rec}`, `node=web1 type=USER msg=x\x1b]0;pwned\x07`]);
+    const replies = await sendManaged(s, [
+      `node=dc01 ${rec}`,
+      rec,
+      `node=web1 ${rec}\nnode=dc01 ${rec}`,
+      `node=web1 type=USER msg=x\x1b]0;pwned\x07`,
+    ]);
     // refused records are acked too: sending them again could never make them valid
     assert.deepEqual(replies, [RMW.ACK, RMW.ACK, RMW.ACK, RMW.ACK]);
     assert.deepEqual(got, [`node=127.0.0.1/dc01 ${rec}`, `node=127.0.0.1 ${rec}`]);
@@ -147,7 +185,9 @@ test('aggregator: node_policy check refuses a node= that is not the peer', async
 
 test('aggregator: a global connection cap refuses the connection past it', async () => {
   const events: string[] = [];
-  const agg = await startAggregator(await listenCfg('max_connections: 2, max_per_addr: 10'), () => undefined, { onConnection: (k, b) => events.push(`${k} ${b}`) });
+  const agg = await startAggregator(await listenCfg('max_connections: 2, max_per_addr: 10'), () => undefined, {
+    onConnection: (k, b) => events.push(`${k} ${b}`),
+  });
   try {
     const a = await connect(agg.port);
     const b = await connect(agg.port);
@@ -175,69 +215,110 @@ test('aggregator: an idle client is closed (client_max_idle)', async () => {
   }
 });
 
-test('aggregator: a peer over its rate is slowed down by backpressure and loses nothing', { timeout: 30000 }, async () => {
-  const dir = tmpDir('aggr-rate');
-  const got: string[] = [];
-  const agg = await startAggregator(await listenCfg('rate_limit: 200, rate_burst: 20'), (l) => got.push(l.toString('latin1')));
-  const out = new RemoteOutput(
-    {
-      type: 'remote', name: 'r', format: 'RAW', spool: { dir: path.join(dir, 'spool'), maxBytes: 1 << 24, fullAction: 'syslog', fullExe: null },
-      host: '127.0.0.1', port: agg.port, heartbeatTimeout: 0, ackTimeoutMs: 20000, networkRetryMs: 100, networkFailureAction: 'ignore', networkFailureExe: null, window: 64,
-    },
-    { nodeName: 'c1', contidKernel: false, diag: captureDiag() },
-  );
-  try {
-    const N = 600;
-    for (let i = 0; i < N; i++) out.writeRecord(1005, payload(i));
-    out.flush();
-    await waitFor(() => got.length >= N, 25000, 'every record delivered');
-    assert.deepEqual(checkDelivery(seqs(got), N), { missing: [], duplicates: 0, inOrder: true });
-    assert.ok((agg.stats().throttled ?? 0) > 0, 'the peer was throttled');
-    assert.equal(agg.stats().records, N);
-  } finally {
-    await out.close();
-    await agg.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('aggregator over TLS: a client certificate is required, its name is the node and is recorded', { timeout: 30000 }, async () => {
-  const pki = makePki();
-  const good = pki.client('web1');
-  const rogue = pki.client('web1', { rogue: true });
-  const got: string[] = [];
-  const events: string[] = [];
-  const cfg = { ...(await listenCfg('max_per_addr: 4')), tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca, requireClientCert: true } };
-  const agg: Aggregator = await startAggregator(cfg, (l) => got.push(l.toString('latin1')), { onConnection: (k, b) => events.push(`${k} ${b}`) });
-  const tconnect = (c?: { cert: string; key: string }): tls.TLSSocket =>
-    tls.connect({ host: '127.0.0.1', port: agg.port, ca: fs.readFileSync(pki.ca), ...(c ? { cert: fs.readFileSync(c.cert), key: fs.readFileSync(c.key) } : {}) });
-  try {
-    const s = tconnect(good);
-    await new Promise<void>((r, j) => s.once('secureConnect', () => r()).once('error', j));
-    await sendManaged(s, ['node=dc01 type=USER msg=a', 'node=web1 type=USER msg=b', 'type=USER msg=c']);
-    assert.deepEqual(got, ['node=web1/dc01 type=USER msg=a', 'node=web1 type=USER msg=b', 'node=web1 type=USER msg=c']);
-    assert.ok(events.some((e) => /^accept addr=127\.0\.0\.1:\d+ port=\d+ acct="web1" res=success$/.test(e)), events.join('\n'));
-    s.destroy();
-    // no certificate, and a certificate from another CA: refused before a single record is read
-    for (const c of [undefined, rogue]) {
-      const bad = tconnect(c);
-      bad.on('error', () => undefined);
-      bad.on('secureConnect', () => bad.write(frame(RMW.MESSAGE, 1, 'type=USER msg=forged')));
-      await closed(bad);
+test(
+  'aggregator: a peer over its rate is slowed down by backpressure and loses nothing',
+  { timeout: 30000 },
+  async () => {
+    const dir = tmpDir('aggr-rate');
+    const got: string[] = [];
+    const agg = await startAggregator(await listenCfg('rate_limit: 200, rate_burst: 20'), (l) =>
+      got.push(l.toString('latin1')),
+    );
+    const out = new RemoteOutput(
+      {
+        type: 'remote',
+        name: 'r',
+        format: 'RAW',
+        spool: { dir: path.join(dir, 'spool'), maxBytes: 1 << 24, fullAction: 'syslog', fullExe: null },
+        host: '127.0.0.1',
+        port: agg.port,
+        heartbeatTimeout: 0,
+        ackTimeoutMs: 20000,
+        networkRetryMs: 100,
+        networkFailureAction: 'ignore',
+        networkFailureExe: null,
+        window: 64,
+      },
+      { nodeName: 'c1', contidKernel: false, diag: captureDiag() },
+    );
+    try {
+      const N = 600;
+      for (let i = 0; i < N; i++) out.writeRecord(1005, payload(i));
+      out.flush();
+      await waitFor(() => got.length >= N, 25000, 'every record delivered');
+      assert.deepEqual(checkDelivery(seqs(got), N), { missing: [], duplicates: 0, inOrder: true });
+      assert.ok((agg.stats().throttled ?? 0) > 0, 'the peer was throttled');
+      assert.equal(agg.stats().records, N);
+    } finally {
+      await out.close();
+      await agg.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
-    // plain TCP to a TLS listener gets nowhere either
-    const plain = await connect(agg.port);
-    plain.on('error', () => undefined);
-    plain.write(frame(RMW.MESSAGE, 1, 'type=USER msg=plain'));
-    await closed(plain);
-    await waitFor(() => agg.stats().tlsRefused === 3, 5000, `three refused handshakes ${JSON.stringify(agg.stats())} ${events.join(';')}`);
-    assert.equal(got.length, 3);
-    assert.equal(agg.stats().connections, 1);
-  } finally {
-    await agg.close();
-    fs.rmSync(pki.dir, { recursive: true, force: true });
-  }
-});
+  },
+);
+
+test(
+  'aggregator over TLS: a client certificate is required, its name is the node and is recorded',
+  { timeout: 30000 },
+  async () => {
+    const pki = makePki();
+    const good = pki.client('web1');
+    const rogue = pki.client('web1', { rogue: true });
+    const got: string[] = [];
+    const events: string[] = [];
+    const cfg = {
+      ...(await listenCfg('max_per_addr: 4')),
+      tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca, requireClientCert: true },
+    };
+    const agg: Aggregator = await startAggregator(cfg, (l) => got.push(l.toString('latin1')), {
+      onConnection: (k, b) => events.push(`${k} ${b}`),
+    });
+    const tconnect = (c?: { cert: string; key: string }): tls.TLSSocket =>
+      tls.connect({
+        host: '127.0.0.1',
+        port: agg.port,
+        ca: fs.readFileSync(pki.ca),
+        ...(c ? { cert: fs.readFileSync(c.cert), key: fs.readFileSync(c.key) } : {}),
+      });
+    try {
+      const s = tconnect(good);
+      await new Promise<void>((r, j) => s.once('secureConnect', () => r()).once('error', j));
+      await sendManaged(s, ['node=dc01 type=USER msg=a', 'node=web1 type=USER msg=b', 'type=USER msg=c']);
+      assert.deepEqual(got, [
+        'node=web1/dc01 type=USER msg=a',
+        'node=web1 type=USER msg=b',
+        'node=web1 type=USER msg=c',
+      ]);
+      assert.ok(
+        events.some((e) => /^accept addr=127\.0\.0\.1:\d+ port=\d+ acct="web1" res=success$/.test(e)),
+        events.join('\n'),
+      );
+      s.destroy();
+      // no certificate, and a certificate from another CA: refused before a single record is read
+      for (const c of [undefined, rogue]) {
+        const bad = tconnect(c);
+        bad.on('error', () => undefined);
+        bad.on('secureConnect', () => bad.write(frame(RMW.MESSAGE, 1, 'type=USER msg=forged')));
+        await closed(bad);
+      }
+      // plain TCP to a TLS listener gets nowhere either
+      const plain = await connect(agg.port);
+      plain.on('error', () => undefined);
+      plain.write(frame(RMW.MESSAGE, 1, 'type=USER msg=plain'));
+      await closed(plain);
+      await waitFor(
+        () => agg.stats().tlsRefused === 3,
+        5000,
+        `three refused handshakes ${JSON.stringify(agg.stats())} ${events.join(';')}`,
+      );
+      assert.equal(got.length, 3);
+      assert.equal(agg.stats().connections, 1);
+    } finally {
+      await agg.close();
+      fs.rmSync(pki.dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test('aggregator over TLS: unreadable, oversized or non-regular key files are a clear IoError, not a hang', async () => {
   const dir = tmpDir('aggr-tlsfiles');
@@ -247,8 +328,12 @@ test('aggregator over TLS: unreadable, oversized or non-regular key files are a 
     const big = path.join(dir, 'big.pem');
     fs.writeFileSync(big, Buffer.alloc((1 << 20) + 1, 0x41));
     const base = await listenCfg();
-    const tryTls = (cert: string, key: string, ca: string) => startAggregator({ ...base, tls: { cert, key, ca, requireClientCert: true } }, () => undefined);
-    await assert.rejects(tryTls(path.join(dir, 'none.pem'), fifo, big), (e: Error & { code?: string }) => e.code === 'E_IO' && /listener certificate/.test(e.message));
+    const tryTls = (cert: string, key: string, ca: string) =>
+      startAggregator({ ...base, tls: { cert, key, ca, requireClientCert: true } }, () => undefined);
+    await assert.rejects(
+      tryTls(path.join(dir, 'none.pem'), fifo, big),
+      (e: Error & { code?: string }) => e.code === 'E_IO' && /listener certificate/.test(e.message),
+    );
     await assert.rejects(tryTls(big, big, big), (e: Error & { code?: string }) => e.code === 'E_TOO_LARGE');
     await assert.rejects(tryTls(fifo, fifo, fifo), (e: Error & { code?: string }) => e.code === 'E_NOT_REGULAR');
     fs.writeFileSync(path.join(dir, 'junk.pem'), 'not a certificate');

@@ -4,7 +4,16 @@ import assert from 'node:assert/strict';
 import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { IdNameCache, LineFormatter, MAX_AUDIT_MESSAGE_LENGTH, inet6Text, sockaddrText, syscallText, archText, encodeNv } from '../../src/output/format';
+import {
+  IdNameCache,
+  LineFormatter,
+  MAX_AUDIT_MESSAGE_LENGTH,
+  inet6Text,
+  sockaddrText,
+  syscallText,
+  archText,
+  encodeNv,
+} from '../../src/output/format';
 import { parseRecord } from '../../src/records/record';
 import { writerTypeName } from '../../src/records/msgtypes';
 import { intBelow, prng } from '../helpers/prng';
@@ -43,7 +52,8 @@ for (const fmt of ['RAW', 'ENRICHED'] as const) {
 }
 
 test('EOE never appears in auditd logs', () => {
-  for (const fmt of ['RAW', 'ENRICHED']) assert.ok(!readFileSync(join(FIX, `auditd-${fmt}.log`), 'latin1').includes('type=EOE'));
+  for (const fmt of ['RAW', 'ENRICHED'])
+    assert.ok(!readFileSync(join(FIX, `auditd-${fmt}.log`), 'latin1').includes('type=EOE'));
 });
 
 const raw = (f: LineFormatter, type: number, s: string | Buffer): string =>
@@ -59,7 +69,7 @@ test('RAW: newline to space, one trailing space trimmed, UNKNOWN[n]', () => {
   assert.equal(raw(f, 1300, 'not a record'), 'type=SYSCALL msg=not a record');
 });
 
-test('node= prefix keeps the payload trailing space (the trimmed space is auditd\'s own newline)', () => {
+test("node= prefix keeps the payload trailing space (the trimmed space is auditd's own newline)", () => {
   const f = new LineFormatter({ format: 'RAW', node: 'host1' });
   assert.equal(raw(f, 1300, 'audit(1.001:2): a=1 '), 'node=host1 type=SYSCALL msg=audit(1.001:2): a=1 ');
   assert.equal(raw(f, 1300, 'audit(1.001:2): a=1'), 'node=host1 type=SYSCALL msg=audit(1.001:2): a=1');
@@ -88,8 +98,8 @@ test('ENRICHED: separator without a space, quoted ids, unset and unknown', () =>
   assert.equal(raw(f, 1307, 'audit(1.001:2): cwd="/"'), 'type=CWD msg=audit(1.001:2): cwd="/"');
   // user messages: fields inside msg='...' are interpreted too
   assert.equal(
-    raw(f, 1112, "audit(1.001:2): pid=1 uid=0 msg='op=login id=1000 exe=\"/bin/login\" res=success'"),
-    "type=USER_LOGIN msg=audit(1.001:2): pid=1 uid=0 msg='op=login id=1000 exe=\"/bin/login\" res=success'\x1dUID=\"root\" ID=616C20696365",
+    raw(f, 1112, 'audit(1.001:2): pid=1 uid=0 msg=\'op=login id=1000 exe="/bin/login" res=success\''),
+    'type=USER_LOGIN msg=audit(1.001:2): pid=1 uid=0 msg=\'op=login id=1000 exe="/bin/login" res=success\'\x1dUID="root" ID=616C20696365',
   );
 });
 
@@ -99,8 +109,14 @@ test('interpretation helpers match ausearch -i', () => {
   assert.equal(syscallText('110', 0xc000003e), 'getppid');
   assert.equal(syscallText('9999', 0xc000003e), 'unknown-syscall(9999)');
   assert.equal(sockaddrText('020000097F0000010000000000000000'), '{ saddr_fam=inet laddr=127.0.0.1 lport=9 }');
-  assert.equal(sockaddrText('0A000009000000000000000000000000000000000000000100000000'), '{ saddr_fam=inet6 laddr=::1 lport=9 }');
-  assert.equal(sockaddrText('01002F6E6F6E6578697374656E742F616D746573742E736F636B00'), '{ saddr_fam=local path=/nonexistent/amtest.sock }');
+  assert.equal(
+    sockaddrText('0A000009000000000000000000000000000000000000000100000000'),
+    '{ saddr_fam=inet6 laddr=::1 lport=9 }',
+  );
+  assert.equal(
+    sockaddrText('01002F6E6F6E6578697374656E742F616D746573742E736F636B00'),
+    '{ saddr_fam=local path=/nonexistent/amtest.sock }',
+  );
   assert.equal(sockaddrText('100000000000000000000000'), '{ saddr_fam=netlink nlnk-fam=16 nlnk-pid=0 }');
   assert.equal(sockaddrText('1100000000000000'), '{ saddr_fam=packet (unsupported) }');
   assert.equal(sockaddrText('0200'), '{ saddr_fam=inet sockaddr len too short }');
@@ -124,7 +140,10 @@ test('formatInto appends to a shared buffer', () => {
   const dst = Buffer.alloc(20000);
   let p = f.formatInto(1300, Buffer.from('audit(1.001:2): a=1'), dst, 0);
   p = f.formatInto(1327, Buffer.from('audit(1.001:2): proctitle=41'), dst, p);
-  assert.equal(dst.toString('latin1', 0, p), 'type=SYSCALL msg=audit(1.001:2): a=1\ntype=PROCTITLE msg=audit(1.001:2): proctitle=41\n');
+  assert.equal(
+    dst.toString('latin1', 0, p),
+    'type=SYSCALL msg=audit(1.001:2): a=1\ntype=PROCTITLE msg=audit(1.001:2): proctitle=41\n',
+  );
 });
 
 /**
@@ -160,7 +179,7 @@ function referenceLine(type: number, payload: Buffer, ids: IdNameCache, node?: s
       const n = v === '' ? NaN : Number(v);
       if (!Number.isInteger(n)) return `conversion error(${v})`;
       const id = n < 0 ? n >>> 0 : n;
-      return id === 0xffffffff ? 'unset' : names(id) ?? `unknown(${id})`;
+      return id === 0xffffffff ? 'unset' : (names(id) ?? `unknown(${id})`);
     };
     const walk = (body: string): void => {
       let i = 0;
@@ -187,8 +206,20 @@ function referenceLine(type: number, payload: Buffer, ids: IdNameCache, node?: s
         const v = body.slice(vs, ve);
         const name = key.toUpperCase();
         if (key === 'msg' && q === "'") walk(v.length > 1 && v.endsWith("'") ? v.slice(1, -1) : v.slice(1));
-        else if (UID_KEYS.includes(key)) add(encodeNv(name, idText(v, (id) => ids.user(id))));
-        else if (GID_KEYS.includes(key)) add(encodeNv(name, idText(v, (id) => ids.group(id))));
+        else if (UID_KEYS.includes(key))
+          add(
+            encodeNv(
+              name,
+              idText(v, (id) => ids.user(id)),
+            ),
+          );
+        else if (GID_KEYS.includes(key))
+          add(
+            encodeNv(
+              name,
+              idText(v, (id) => ids.group(id)),
+            ),
+          );
         else if (key === 'syscall') add(`${name}=${syscallText(v, arch)}`);
         else if (key === 'arch') {
           add(`${name}=${archText(v)}`);
@@ -200,7 +231,21 @@ function referenceLine(type: number, payload: Buffer, ids: IdNameCache, node?: s
   }
   return line.slice(0, MAX_AUDIT_MESSAGE_LENGTH - 1);
 }
-const UID_KEYS = ['auid', 'uid', 'euid', 'suid', 'fsuid', 'ouid', 'oauid', 'old-auid', 'iuid', 'id', 'inode_uid', 'sauid', 'obj_uid'];
+const UID_KEYS = [
+  'auid',
+  'uid',
+  'euid',
+  'suid',
+  'fsuid',
+  'ouid',
+  'oauid',
+  'old-auid',
+  'iuid',
+  'id',
+  'inode_uid',
+  'sauid',
+  'obj_uid',
+];
 const GID_KEYS = ['obj_gid', 'gid', 'egid', 'sgid', 'fsgid', 'ogid', 'igid', 'inode_gid', 'new_gid'];
 
 test('the ENRICHED reference model reproduces every golden auditd line', () => {
@@ -220,24 +265,116 @@ test('the ENRICHED reference model reproduces every golden auditd line', () => {
 
 test('ENRICHED: the byte-level walk, caches and memo write what the reference writes, on 20000 generated records', () => {
   const dir = mkdtempSync(join(tmpdir(), 'amfmt-'));
-  writeFileSync(join(dir, 'passwd'), 'root:x:0:0::/root:/bin/sh\nbin:x:2:2::/:/bin/sh\nweird user:x:7:7::/:/bin/sh\nfirst:x:9:9::/:/bin/sh\nsecond:x:9:9::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n');
+  writeFileSync(
+    join(dir, 'passwd'),
+    'root:x:0:0::/root:/bin/sh\nbin:x:2:2::/:/bin/sh\nweird user:x:7:7::/:/bin/sh\nfirst:x:9:9::/:/bin/sh\nsecond:x:9:9::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n',
+  );
   writeFileSync(join(dir, 'group'), 'root:x:0:\nadm:x:4:\n"q":x:5:\nnogroup:x:65534:\n');
   const ids = new IdNameCache(join(dir, 'passwd'), join(dir, 'group'));
-  const formatters = [undefined, 'h'].map((node) => ({ node, f: new LineFormatter({ format: 'ENRICHED', ids, node }) }));
+  const formatters = [undefined, 'h'].map((node) => ({
+    node,
+    f: new LineFormatter({ format: 'ENRICHED', ids, node }),
+  }));
   const next = prng(0xf0a7);
   const pick = <T>(a: readonly T[]): T => a[intBelow(next, a.length)]!;
   // Kernel-like values most of the time (the cached and memoised path), odd ones now and then (the string path).
-  const idValues = ['0', '0', '0', '2', '7', '9', '65534', '1000', '4294967295', '-1', '4294967296', '-0', '007', '', '"0"', '0x10', '1e3', '+5', 'abc', '123456789012345678', '-4294967297', '12345678901234'];
+  const idValues = [
+    '0',
+    '0',
+    '0',
+    '2',
+    '7',
+    '9',
+    '65534',
+    '1000',
+    '4294967295',
+    '-1',
+    '4294967296',
+    '-0',
+    '007',
+    '',
+    '"0"',
+    '0x10',
+    '1e3',
+    '+5',
+    'abc',
+    '123456789012345678',
+    '-4294967297',
+    '12345678901234',
+  ];
   const sysValues = ['0', '39', '110', '110', '257', '999', '-1', '', '1.5', '0039', '59', '1e2'];
-  const archValues = ['c000003e', 'c000003e', 'C000003E', '40000003', 'c00000b7', 'deadbeef', '123456789', '', 'zz', '0'];
-  const otherValues = ['1', 'yes', '7f79584ddcb0', '(none)', '"python3.11"', '"/usr/bin/x y"', '"a=b"', "'q'", '"unterminated', 'x\ny', '=', ''];
-  const keys = ['uid', 'auid', 'gid', 'euid', 'fsgid', 'ouid', 'new_gid', 'inode_uid', 'obj_gid', 'id', 'syscall', 'arch', 'saddr',
-    'pid', 'ppid', 'a0', 'exit', 'success', 'key', 'comm', 'old-auid', 'item', 'items', 'iuid', 'igid', 'uidx', 'Uid', 'ui', 'sgidd'];
+  const archValues = [
+    'c000003e',
+    'c000003e',
+    'C000003E',
+    '40000003',
+    'c00000b7',
+    'deadbeef',
+    '123456789',
+    '',
+    'zz',
+    '0',
+  ];
+  const otherValues = [
+    '1',
+    'yes',
+    '7f79584ddcb0',
+    '(none)',
+    '"python3.11"',
+    '"/usr/bin/x y"',
+    '"a=b"',
+    "'q'",
+    '"unterminated',
+    'x\ny',
+    '=',
+    '',
+  ];
+  const keys = [
+    'uid',
+    'auid',
+    'gid',
+    'euid',
+    'fsgid',
+    'ouid',
+    'new_gid',
+    'inode_uid',
+    'obj_gid',
+    'id',
+    'syscall',
+    'arch',
+    'saddr',
+    'pid',
+    'ppid',
+    'a0',
+    'exit',
+    'success',
+    'key',
+    'comm',
+    'old-auid',
+    'item',
+    'items',
+    'iuid',
+    'igid',
+    'uidx',
+    'Uid',
+    'ui',
+    'sgidd',
+  ];
   const value = (key: string): string =>
-    intBelow(next, 8) === 0 ? pick(otherValues)
-      : key === 'syscall' ? pick(sysValues)
-        : key === 'arch' ? pick(archValues)
-          : key === 'saddr' ? pick(['020000097F0000010000000000000000', '0200', '02000050', '', '0A000009000000000000000000000000000000000000000100000000'])
+    intBelow(next, 8) === 0
+      ? pick(otherValues)
+      : key === 'syscall'
+        ? pick(sysValues)
+        : key === 'arch'
+          ? pick(archValues)
+          : key === 'saddr'
+            ? pick([
+                '020000097F0000010000000000000000',
+                '0200',
+                '02000050',
+                '',
+                '0A000009000000000000000000000000000000000000000100000000',
+              ])
             : pick(idValues);
   const small = Buffer.alloc(MAX_AUDIT_MESSAGE_LENGTH); // too little room to format in place: the scratch path
   const big = Buffer.alloc(4 * MAX_AUDIT_MESSAGE_LENGTH);
@@ -245,7 +382,8 @@ test('ENRICHED: the byte-level walk, caches and memo write what the reference wr
   let prevType = 1300;
   let memoHits = 0;
   for (let n = 0; n < 20000; n++) {
-    // Records of a type often repeat their interpreted fields (the memo), sometimes with one value changed or cut short.
+    // Records of a type often repeat their interpreted fields (the memo), sometimes with one value changed or cut
+    // short.
     const shape = intBelow(next, 6);
     let fields: string[];
     if (n > 0 && shape < 2) {
@@ -284,7 +422,11 @@ test('ENRICHED: the byte-level walk, caches and memo write what the reference wr
       for (const dst of [big, small]) {
         const at = dst === big ? intBelow(next, MAX_AUDIT_MESSAGE_LENGTH) : 0;
         const end = f.formatInto(type, payload, dst, at);
-        assert.equal(dst.toString('latin1', at, end), want + '\n', `node=${node} n=${n} ${payload.toString('latin1').slice(0, 300)}`);
+        assert.equal(
+          dst.toString('latin1', at, end),
+          want + '\n',
+          `node=${node} n=${n} ${payload.toString('latin1').slice(0, 300)}`,
+        );
       }
     }
     // A reload with new names must not serve cached or memoised old ones.
@@ -298,9 +440,11 @@ test('ENRICHED: the byte-level walk, caches and memo write what the reference wr
 
 /** Destinations with exactly as much room as formatInto needs, one byte short of formatting in place, and plenty. */
 const FORMAT_BUF_LEN = MAX_AUDIT_MESSAGE_LENGTH + 255;
-const DESTINATIONS = [MAX_AUDIT_MESSAGE_LENGTH, FORMAT_BUF_LEN - 1, FORMAT_BUF_LEN, 3 * FORMAT_BUF_LEN].map((n) => Buffer.alloc(n));
+const DESTINATIONS = [MAX_AUDIT_MESSAGE_LENGTH, FORMAT_BUF_LEN - 1, FORMAT_BUF_LEN, 3 * FORMAT_BUF_LEN].map((n) =>
+  Buffer.alloc(n),
+);
 
-test('ENRICHED: at every raw length near the end of auditd\'s buffer, fields fit, are skipped and stop as auditd does', () => {
+test("ENRICHED: at every raw length near the end of auditd's buffer, fields fit, are skipped and stop as auditd does", () => {
   const ids = new IdNameCache('/nonexistent/passwd', '/nonexistent/group');
   // Only the first MAX_AUDIT_MESSAGE_LENGTH - 1 bytes are kept, so whether a field fits shows only for fields longer
   // than the 256 bytes past that: the hex of a long `conversion error(...)`.
@@ -314,7 +458,11 @@ test('ENRICHED: at every raw length near the end of auditd\'s buffer, fields fit
       for (const dst of [...DESTINATIONS, ...DESTINATIONS]) {
         const payload = Buffer.from(`audit(1.001:2): data=${'A'.repeat(fill - 420)}${tail}`, 'latin1');
         const end = f.formatInto(1300, payload, dst, 0);
-        assert.equal(dst.toString('latin1', 0, end), referenceLine(1300, payload, ids, node) + '\n', `node=${node} fill=${fill} room=${dst.length}`);
+        assert.equal(
+          dst.toString('latin1', 0, end),
+          referenceLine(1300, payload, ids, node) + '\n',
+          `node=${node} fill=${fill} room=${dst.length}`,
+        );
       }
     }
   }
@@ -337,14 +485,20 @@ test('ENRICHED: a reload of the user and group names drops interpreted and memoi
 
 test('ENRICHED: golden records with their ids, syscalls and arches varied format as the reference says', () => {
   const dir = mkdtempSync(join(tmpdir(), 'amfmt-'));
-  writeFileSync(join(dir, 'passwd'), 'root:x:0:0::/root:/bin/sh\nal ice:x:1000:1000::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n');
+  writeFileSync(
+    join(dir, 'passwd'),
+    'root:x:0:0::/root:/bin/sh\nal ice:x:1000:1000::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n',
+  );
   writeFileSync(join(dir, 'group'), 'root:x:0:\nstaff:x:50:\nnogroup:x:65534:\n');
   const ids = new IdNameCache(join(dir, 'passwd'), join(dir, 'group'));
   const f = new LineFormatter({ format: 'ENRICHED', ids });
   const next = prng(0x901d);
   const records = kernelRecords('ENRICHED').filter((k) => k.type !== 1320);
   const swaps: [RegExp, () => string][] = [
-    [/ (a?uid|e?gid|s?uid|fsuid|fsgid|sgid|ouid|ogid)=\d+/g, () => String([0, 50, 1000, 65534, 4294967295, 77][intBelow(next, 6)])],
+    [
+      / (a?uid|e?gid|s?uid|fsuid|fsgid|sgid|ouid|ogid)=\d+/g,
+      () => String([0, 50, 1000, 65534, 4294967295, 77][intBelow(next, 6)]),
+    ],
     [/ syscall=\d+/g, () => String([0, 2, 42, 110, 257, 335, 460][intBelow(next, 7)])],
     [/arch=[0-9a-f]+/g, () => ['c000003e', '40000003', 'c00000b7'][intBelow(next, 3)]!],
   ];
@@ -352,7 +506,8 @@ test('ENRICHED: golden records with their ids, syscalls and arches varied format
   for (let n = 0; n < 3000; n++) {
     const k = records[intBelow(next, records.length)]!;
     let text = k.payload.toString('latin1');
-    for (const [re, v] of swaps) if (intBelow(next, 2) === 0) text = text.replace(re, (m) => `${m.slice(0, m.indexOf('=') + 1)}${v()}`);
+    for (const [re, v] of swaps)
+      if (intBelow(next, 2) === 0) text = text.replace(re, (m) => `${m.slice(0, m.indexOf('=') + 1)}${v()}`);
     const payload = Buffer.from(text, 'latin1');
     const end = f.formatInto(k.type, payload, out, 0);
     assert.equal(out.toString('latin1', 0, end - 1), referenceLine(k.type, payload, ids), text.slice(0, 200));

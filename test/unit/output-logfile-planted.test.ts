@@ -11,13 +11,21 @@ import { IoError } from '../../src/errors';
 
 const isRoot = process.geteuid?.() === 0;
 const dir = (): string => fs.mkdtempSync(join(tmpdir(), 'amplant-'));
-const payload = (i: number): Buffer => Buffer.from(`audit(1700000000.${String(i % 1000).padStart(3, '0')}:${i}): n=${i}`);
+const payload = (i: number): Buffer =>
+  Buffer.from(`audit(1700000000.${String(i % 1000).padStart(3, '0')}:${i}): n=${i}`);
 const by = { auid: 0, uid: 0, ses: 4294967295, pid: 42 };
 const PRECIOUS = 'root:$6$precious-hash:19000:0:99999:7:::\n';
 
 function writer(d: string, o: Partial<LogWriterOptions> = {}): { w: LogWriter; warnings: string[] } {
   const warnings: string[] = [];
-  const w = new LogWriter({ path: join(d, 'audit.log'), format: 'RAW', flush: 'none', numLogs: 4, logger: (_l, m) => warnings.push(m), ...o });
+  const w = new LogWriter({
+    path: join(d, 'audit.log'),
+    format: 'RAW',
+    flush: 'none',
+    numLogs: 4,
+    logger: (_l, m) => warnings.push(m),
+    ...o,
+  });
   w.open();
   return { w, warnings };
 }
@@ -41,7 +49,11 @@ test('compress: a symlink planted at audit.log.1.gz.tmp is replaced, never writt
   assert.equal(fs.readFileSync(target, 'utf8'), PRECIOUS, 'the symlink target is untouched');
   assert.equal(fs.existsSync(join(d, 'audit.log.1.gz.tmp')), false, 'no temporary left behind');
   const gz = gunzipSync(fs.readFileSync(join(d, 'audit.log.1.gz'))).toString('latin1');
-  assert.equal(gz.split('\n').filter((l) => l.startsWith('type=SYSCALL')).length, 50, 'the rotated log was compressed whole');
+  assert.equal(
+    gz.split('\n').filter((l) => l.startsWith('type=SYSCALL')).length,
+    50,
+    'the rotated log was compressed whole',
+  );
   assert.equal(fs.lstatSync(join(d, 'audit.log.1.gz')).isFile(), true);
   assert.equal(fs.existsSync(join(d, 'audit.log.1')), false);
 });
@@ -70,7 +82,10 @@ test('rotation: a symlink planted at a rotated name is removed, not carried alon
   const links = fs.readdirSync(d).filter((n) => fs.lstatSync(join(d, n)).isSymbolicLink());
   assert.deepEqual(links, [], 'no symlink left among the logs (search would read through it as root)');
   assert.equal(fs.readFileSync(target, 'utf8'), PRECIOUS);
-  assert.ok(warnings.some((m) => /symbolic link where a log belongs/.test(m)), warnings.join('\n'));
+  assert.ok(
+    warnings.some((m) => /symbolic link where a log belongs/.test(m)),
+    warnings.join('\n'),
+  );
   // Both real rotations are there, compressed, and none of them holds the victim's bytes.
   for (const n of ['audit.log.1.gz', 'audit.log.2.gz']) {
     const text = gunzipSync(fs.readFileSync(join(d, n))).toString('latin1');
@@ -86,7 +101,10 @@ test('a hard link at the log path is refused, and the other file is not written'
   fs.copyFileSync(target, other);
   fs.linkSync(other, join(d, 'audit.log'));
   const w = new LogWriter({ path: join(d, 'audit.log'), format: 'RAW', flush: 'none' });
-  assert.throws(() => w.open(), (e: unknown) => e instanceof IoError && e.code === 'E_LOG_HARDLINK' && /2 hard links/.test(e.message));
+  assert.throws(
+    () => w.open(),
+    (e: unknown) => e instanceof IoError && e.code === 'E_LOG_HARDLINK' && /2 hard links/.test(e.message),
+  );
   w.writeRecord(1300, payload(1));
   w.close();
   assert.equal(fs.readFileSync(other, 'utf8'), PRECIOUS);
@@ -96,23 +114,39 @@ test('a symlinked log is refused with its own code, and a FIFO does not hang the
   const d = dir();
   const target = victim();
   fs.symlinkSync(target, join(d, 'audit.log'));
-  assert.throws(() => new LogWriter({ path: join(d, 'audit.log'), format: 'RAW' }).open(), (e: unknown) => e instanceof IoError && e.code === 'E_LOG_SYMLINK');
+  assert.throws(
+    () => new LogWriter({ path: join(d, 'audit.log'), format: 'RAW' }).open(),
+    (e: unknown) => e instanceof IoError && e.code === 'E_LOG_SYMLINK',
+  );
   assert.equal(fs.readFileSync(target, 'utf8'), PRECIOUS);
   const d2 = dir();
   const r = spawnSync('mkfifo', [join(d2, 'audit.log')]);
   if (r.status === 0) {
-    assert.throws(() => new LogWriter({ path: join(d2, 'audit.log'), format: 'RAW' }).open(), (e: unknown) => e instanceof IoError && e.code === 'E_LOG_NOT_FILE');
+    assert.throws(
+      () => new LogWriter({ path: join(d2, 'audit.log'), format: 'RAW' }).open(),
+      (e: unknown) => e instanceof IoError && e.code === 'E_LOG_NOT_FILE',
+    );
   }
 });
 
-test('a log directory someone else owns or can write is refused (the state an old auditmux left /var/log/auditmux in)', { skip: isRoot ? false : 'needs root to chown' }, () => {
-  const d = dir();
-  fs.chownSync(d, 65534, 65534);
-  assert.throws(() => writer(d), (e: unknown) => e instanceof IoError && e.code === 'E_LOG_DIR_UNSAFE' && /owned by uid 65534/.test(e.message));
-  assert.equal(fs.existsSync(join(d, 'audit.log')), false, 'nothing created in it');
-  fs.chownSync(d, 0, 0);
-  fs.chmodSync(d, 0o1777);
-  assert.throws(() => writer(d), (e: unknown) => e instanceof IoError && e.code === 'E_LOG_DIR_UNSAFE' && /writable by everyone/.test(e.message));
-  fs.chmodSync(d, 0o750);
-  writer(d).w.close();
-});
+test(
+  'a log directory someone else owns or can write is refused (the state an old auditmux left /var/log/auditmux in)',
+  { skip: isRoot ? false : 'needs root to chown' },
+  () => {
+    const d = dir();
+    fs.chownSync(d, 65534, 65534);
+    assert.throws(
+      () => writer(d),
+      (e: unknown) => e instanceof IoError && e.code === 'E_LOG_DIR_UNSAFE' && /owned by uid 65534/.test(e.message),
+    );
+    assert.equal(fs.existsSync(join(d, 'audit.log')), false, 'nothing created in it');
+    fs.chownSync(d, 0, 0);
+    fs.chmodSync(d, 0o1777);
+    assert.throws(
+      () => writer(d),
+      (e: unknown) => e instanceof IoError && e.code === 'E_LOG_DIR_UNSAFE' && /writable by everyone/.test(e.message),
+    );
+    fs.chmodSync(d, 0o750);
+    writer(d).w.close();
+  },
+);

@@ -1,4 +1,5 @@
-// nats output and collector authentication against a real nats-server: user/password, token, TLS with client certificates.
+// nats output and collector authentication against a real nats-server: user/password, token, TLS with client
+// certificates.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -19,10 +20,30 @@ const quiet = { warn: () => undefined, error: () => undefined, info: () => undef
 
 function spec(url: string, dir: string, over: Partial<NatsOutputSpec>): NatsOutputSpec {
   return {
-    type: 'nats', name: 'n0', format: 'RAW', spool: { dir: path.join(dir, 'spool'), maxBytes: 16 * 1024 * 1024, fullAction: 'syslog', fullExe: null },
-    servers: [url], tls: null, user: null, password: null, token: null, creds: null, daemon: 'host', subject: 'audit.{node}.{daemon}.{contid}',
-    stream: 'AUDIT', createStream: true, streamSubjects: ['audit.>'], replicas: 1, duplicateWindowMs: 120000, payload: 'text',
-    ackTimeoutMs: 2000, maxInFlight: 16, networkRetryMs: 200, networkFailureAction: 'ignore', networkFailureExe: null, ...over,
+    type: 'nats',
+    name: 'n0',
+    format: 'RAW',
+    spool: { dir: path.join(dir, 'spool'), maxBytes: 16 * 1024 * 1024, fullAction: 'syslog', fullExe: null },
+    servers: [url],
+    tls: null,
+    user: null,
+    password: null,
+    token: null,
+    creds: null,
+    daemon: 'host',
+    subject: 'audit.{node}.{daemon}.{contid}',
+    stream: 'AUDIT',
+    createStream: true,
+    streamSubjects: ['audit.>'],
+    replicas: 1,
+    duplicateWindowMs: 120000,
+    payload: 'text',
+    ackTimeoutMs: 2000,
+    maxInFlight: 16,
+    networkRetryMs: 200,
+    networkFailureAction: 'ignore',
+    networkFailureExe: null,
+    ...over,
   };
 }
 
@@ -35,11 +56,21 @@ function feed(o: NatsOutput, n: number): void {
   o.flush();
 }
 
-async function delivers(url: string, dir: string, over: Partial<NatsOutputSpec>, n = 10): Promise<Record<string, unknown>> {
+async function delivers(
+  url: string,
+  dir: string,
+  over: Partial<NatsOutputSpec>,
+  n = 10,
+): Promise<Record<string, unknown>> {
   const o = new NatsOutput(spec(url, dir, over), { nodeName: 'h', contidKernel: false, diag: quiet });
   try {
     feed(o, n);
-    await until(() => o.stats().delivered === n || /author|certificate|self.signed|unable to verify/i.test(String(o.stats().lastError)), () => JSON.stringify(o.stats()));
+    await until(
+      () =>
+        o.stats().delivered === n ||
+        /author|certificate|self.signed|unable to verify/i.test(String(o.stats().lastError)),
+      () => JSON.stringify(o.stats()),
+    );
     return o.stats();
   } finally {
     await o.close();
@@ -64,9 +95,18 @@ test('user/password and token: the right ones deliver, wrong ones are refused an
   try {
     assert.equal((await delivers(srv2.url, path.join(dir, 'c'), { token: 's3cret-token' })).delivered, 10);
     assert.equal((await delivers(srv2.url, path.join(dir, 'd'), { token: 'wrong' })).delivered, 0);
-    const c = new Collector(parseCollectConfig(`servers: [${srv2.url}]\ntoken: s3cret-token\ndir: ${path.join(dir, 'fleet')}\n`, path.join(dir, 'c.yaml')), quiet);
+    const c = new Collector(
+      parseCollectConfig(
+        `servers: [${srv2.url}]\ntoken: s3cret-token\ndir: ${path.join(dir, 'fleet')}\n`,
+        path.join(dir, 'c.yaml'),
+      ),
+      quiet,
+    );
     await c.start();
-    await until(() => c.counters.written === 10, () => JSON.stringify(c.status()));
+    await until(
+      () => c.counters.written === 10,
+      () => JSON.stringify(c.status()),
+    );
     await c.stop();
   } finally {
     await srv2.stop();
@@ -78,20 +118,87 @@ test('TLS with a private CA and client certificates: verified connection deliver
   const dir = tmp();
   const f = (n: string): string => path.join(dir, n);
   const ssl = (...a: string[]): void => void execFileSync('openssl', a, { stdio: 'ignore' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=test-ca', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=test-ca',
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+  );
   fs.writeFileSync(f('san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
   for (const who of ['server', 'client']) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${who}`, '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`));
-    ssl('x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('san.cnf'), '-out', f(`${who}.pem`));
+    ssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=${who}`,
+      '-keyout',
+      f(`${who}.key`),
+      '-out',
+      f(`${who}.csr`),
+    );
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      f(`${who}.csr`),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      f('san.cnf'),
+      '-out',
+      f(`${who}.pem`),
+    );
   }
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=other-ca', '-keyout', f('other.key'), '-out', f('other.pem'));
-  const srv = await NatsServer.start({ conf: `tls { cert_file: "${f('server.pem')}", key_file: "${f('server.key')}", ca_file: "${f('ca.pem')}", verify: true }` });
-  const tls = (ca: string, client: boolean): TlsSpec => ({ ca, cert: client ? f('client.pem') : null, key: client ? f('client.key') : null, serverName: null, verify: true });
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=other-ca',
+    '-keyout',
+    f('other.key'),
+    '-out',
+    f('other.pem'),
+  );
+  const srv = await NatsServer.start({
+    conf: `tls { cert_file: "${f('server.pem')}", key_file: "${f('server.key')}", ca_file: "${f('ca.pem')}", verify: true }`,
+  });
+  const tls = (ca: string, client: boolean): TlsSpec => ({
+    ca,
+    cert: client ? f('client.pem') : null,
+    key: client ? f('client.key') : null,
+    serverName: null,
+    verify: true,
+  });
   try {
     const url = `tls://127.0.0.1:${srv.port}`;
     const good = await delivers(url, f('ok'), { tls: tls(f('ca.pem'), true) });
     assert.equal(good.delivered, 10, JSON.stringify(good));
-    assert.equal((await streamMessages(url, 'AUDIT').catch(() => null)), null, 'a client without a certificate is refused');
+    assert.equal(
+      await streamMessages(url, 'AUDIT').catch(() => null),
+      null,
+      'a client without a certificate is refused',
+    );
     const other = await delivers(url, f('other'), { tls: tls(f('other.pem'), true) });
     assert.equal(other.delivered, 0);
     assert.equal(other.pending, 10);
@@ -111,10 +218,22 @@ test('credential and TLS files are read bounded: a FIFO or an oversized creds fi
     const big = path.join(dir, 'big.creds');
     fs.writeFileSync(big, Buffer.alloc(65 * 1024, 0x41));
     assert.throws(() => natsOptions({ ...base, creds: big }, 't', 100), /limit/);
-    assert.throws(() => natsOptions({ ...base, creds: null, tls: { ca: '/dev/zero', cert: null, key: null, serverName: null, verify: true } }, 't', 100), /not a regular file/);
+    assert.throws(
+      () =>
+        natsOptions(
+          { ...base, creds: null, tls: { ca: '/dev/zero', cert: null, key: null, serverName: null, verify: true } },
+          't',
+          100,
+        ),
+      /not a regular file/,
+    );
     // Through the output factory: the daemon refuses to start, naming the file, instead of retrying forever.
     assert.throws(
-      () => createOutputs([spec('nats://127.0.0.1:1', dir, { creds: path.join(dir, 'missing.creds') })], { contidKernel: false, diag: quiet }),
+      () =>
+        createOutputs([spec('nats://127.0.0.1:1', dir, { creds: path.join(dir, 'missing.creds') })], {
+          contidKernel: false,
+          diag: quiet,
+        }),
       (e: unknown) => e instanceof IoError && /missing\.creds \(ENOENT\)/.test(e.message),
     );
   } finally {

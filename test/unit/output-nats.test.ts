@@ -17,10 +17,30 @@ const quiet = { warn: () => undefined, error: () => undefined, info: () => undef
 
 function spec(url: string, spoolDir: string | null, over: Partial<NatsOutputSpec> = {}): NatsOutputSpec {
   return {
-    type: 'nats', name: 'n0', format: 'RAW', spool: { dir: spoolDir, maxBytes: 64 * 1024 * 1024, fullAction: 'syslog', fullExe: null },
-    servers: [url], tls: null, user: null, password: null, token: null, creds: null, daemon: 'host', subject: 'audit.{node}.{daemon}.{contid}',
-    stream: 'AUDIT', createStream: true, streamSubjects: ['audit.>'], replicas: 1, duplicateWindowMs: 120000, payload: 'text',
-    ackTimeoutMs: 2000, maxInFlight: 64, networkRetryMs: 200, networkFailureAction: 'ignore', networkFailureExe: null, ...over,
+    type: 'nats',
+    name: 'n0',
+    format: 'RAW',
+    spool: { dir: spoolDir, maxBytes: 64 * 1024 * 1024, fullAction: 'syslog', fullExe: null },
+    servers: [url],
+    tls: null,
+    user: null,
+    password: null,
+    token: null,
+    creds: null,
+    daemon: 'host',
+    subject: 'audit.{node}.{daemon}.{contid}',
+    stream: 'AUDIT',
+    createStream: true,
+    streamSubjects: ['audit.>'],
+    replicas: 1,
+    duplicateWindowMs: 120000,
+    payload: 'text',
+    ackTimeoutMs: 2000,
+    maxInFlight: 64,
+    networkRetryMs: 200,
+    networkFailureAction: 'ignore',
+    networkFailureExe: null,
+    ...over,
   };
 }
 
@@ -28,7 +48,12 @@ function spec(url: string, spoolDir: string | null, over: Partial<NatsOutputSpec
 function event(i: number, contid?: string): { type: number; payload: Buffer }[] {
   const st = `audit(1700000000.${String(i % 1000).padStart(3, '0')}:${1000 + i})`;
   const recs: { type: number; payload: Buffer }[] = [
-    { type: MsgType.SYSCALL, payload: Buffer.from(`${st}: arch=c000003e syscall=257 success=yes exit=3 pid=${100 + i} uid=0 comm="cat" key="k${i % 3}"`) },
+    {
+      type: MsgType.SYSCALL,
+      payload: Buffer.from(
+        `${st}: arch=c000003e syscall=257 success=yes exit=3 pid=${100 + i} uid=0 comm="cat" key="k${i % 3}"`,
+      ),
+    },
     { type: MsgType.CWD, payload: Buffer.from(`${st}: cwd="/root"`) },
     { type: MsgType.PATH, payload: Buffer.from(`${st}: item=0 name="/etc/f${i}" inode=${i} nametype=NORMAL`) },
   ];
@@ -56,12 +81,19 @@ function idCounts(ms: { id: string }[]): Map<string, number> {
 test('one message per event: every record, the event id in Nats-Msg-Id, subject by node/daemon/contid', async () => {
   const srv = await NatsServer.start();
   const dir = tmp();
-  const o = new NatsOutput(spec(srv.url, path.join(dir, 'spool')), { nodeName: 'web.1 *>', contidKernel: false, diag: quiet });
+  const o = new NatsOutput(spec(srv.url, path.join(dir, 'spool')), {
+    nodeName: 'web.1 *>',
+    contidKernel: false,
+    diag: quiet,
+  });
   try {
     feed(o, 0, 50);
     for (const r of event(50, '77')) o.writeRecord(r.type, r.payload);
     o.flush();
-    await until(() => o.stats().delivered === 51, () => JSON.stringify(o.stats()));
+    await until(
+      () => o.stats().delivered === 51,
+      () => JSON.stringify(o.stats()),
+    );
     const ms = await streamMessages(srv.url, 'AUDIT');
     assert.equal(ms.length, 51);
     const boot = readBootId();
@@ -85,10 +117,17 @@ test('one message per event: every record, the event id in Nats-Msg-Id, subject 
 test('server killed mid-stream and restarted: every event stored once', async () => {
   const srv = await NatsServer.start();
   const dir = tmp();
-  const o = new NatsOutput(spec(srv.url, path.join(dir, 'spool')), { nodeName: 'h1', contidKernel: false, diag: quiet });
+  const o = new NatsOutput(spec(srv.url, path.join(dir, 'spool')), {
+    nodeName: 'h1',
+    contidKernel: false,
+    diag: quiet,
+  });
   try {
     feed(o, 0, 300);
-    await until(() => o.stats().delivered as number >= 100, () => JSON.stringify(o.stats()));
+    await until(
+      () => (o.stats().delivered as number) >= 100,
+      () => JSON.stringify(o.stats()),
+    );
     await srv.kill();
     feed(o, 300, 600);
     // Nothing can be acknowledged while the server is down: the events wait in the spool.
@@ -96,7 +135,11 @@ test('server killed mid-stream and restarted: every event stored once', async ()
     assert.ok((o.stats().pending as number) > 0, JSON.stringify(o.stats()));
     await srv.startProcess();
     feed(o, 600, 700);
-    await until(() => o.stats().delivered === 700 && o.stats().pending === 0, () => JSON.stringify(o.stats()), 60000);
+    await until(
+      () => o.stats().delivered === 700 && o.stats().pending === 0,
+      () => JSON.stringify(o.stats()),
+      60000,
+    );
     const ms = await streamMessages(srv.url, 'AUDIT');
     const counts = idCounts(ms);
     assert.equal(counts.size, 700, 'every event stored');
@@ -115,14 +158,20 @@ test('unacked events survive an output restart in the spool and are sent once', 
   try {
     let o = new NatsOutput(spec(srv.url, sp), { nodeName: 'h2', contidKernel: false, diag: quiet });
     feed(o, 0, 100);
-    await until(() => o.stats().delivered === 100, () => JSON.stringify(o.stats()));
+    await until(
+      () => o.stats().delivered === 100,
+      () => JSON.stringify(o.stats()),
+    );
     await srv.kill();
     feed(o, 100, 250);
     await o.close();
     await srv.startProcess();
     o = new NatsOutput(spec(srv.url, sp), { nodeName: 'h2', contidKernel: false, diag: quiet });
     assert.equal(o.stats().pending, 150, 'the spool kept the unsent events');
-    await until(() => o.stats().pending === 0, () => JSON.stringify(o.stats()));
+    await until(
+      () => o.stats().pending === 0,
+      () => JSON.stringify(o.stats()),
+    );
     await o.close();
     const ms = await streamMessages(srv.url, 'AUDIT');
     assert.equal(idCounts(ms).size, 250);
@@ -140,16 +189,25 @@ test('a resend of acknowledged events (spool cursor lost) is deduplicated by Nat
   try {
     let o = new NatsOutput(spec(srv.url, sp), { nodeName: 'h3', contidKernel: false, diag: quiet });
     feed(o, 0, 80);
-    await until(() => o.stats().delivered === 80, () => JSON.stringify(o.stats()));
+    await until(
+      () => o.stats().delivered === 80,
+      () => JSON.stringify(o.stats()),
+    );
     // A publisher crash between publish and ack: the same entries are sent again by a fresh process.
-    const segs = fs.readdirSync(sp).filter((n) => n.startsWith('seg-')).map((n) => [n, fs.readFileSync(path.join(sp, n))] as const);
+    const segs = fs
+      .readdirSync(sp)
+      .filter((n) => n.startsWith('seg-'))
+      .map((n) => [n, fs.readFileSync(path.join(sp, n))] as const);
     await o.close();
     fs.rmSync(sp, { recursive: true, force: true });
     fs.mkdirSync(sp);
     for (const [n, b] of segs) fs.writeFileSync(path.join(sp, n), b);
     o = new NatsOutput(spec(srv.url, sp), { nodeName: 'h3', contidKernel: false, diag: quiet });
     assert.equal(o.stats().pending, 80);
-    await until(() => o.stats().pending === 0, () => JSON.stringify(o.stats()));
+    await until(
+      () => o.stats().pending === 0,
+      () => JSON.stringify(o.stats()),
+    );
     assert.equal(o.stats().duplicates, 80, 'the stream answered duplicate for each');
     await o.close();
     assert.equal((await streamMessages(srv.url, 'AUDIT')).length, 80);
@@ -162,16 +220,26 @@ test('a resend of acknowledged events (spool cursor lost) is deduplicated by Nat
 test('missing stream with create_stream off: a clear error, events kept, sent once the stream exists', async () => {
   const srv = await NatsServer.start();
   const dir = tmp();
-  const o = new NatsOutput(spec(srv.url, path.join(dir, 'spool'), { createStream: false }), { nodeName: 'h4', contidKernel: false, diag: quiet });
+  const o = new NatsOutput(spec(srv.url, path.join(dir, 'spool'), { createStream: false }), {
+    nodeName: 'h4',
+    contidKernel: false,
+    diag: quiet,
+  });
   try {
     feed(o, 0, 20);
-    await until(() => /does not exist and create_stream is off/.test(String(o.stats().lastError)), () => JSON.stringify(o.stats()));
+    await until(
+      () => /does not exist and create_stream is off/.test(String(o.stats().lastError)),
+      () => JSON.stringify(o.stats()),
+    );
     assert.equal(o.stats().pending, 20);
     assert.equal(o.stats().streamMissing, true);
     const nc = await connect({ servers: [srv.url] });
     await (await jetstreamManager(nc)).streams.add({ name: 'AUDIT', subjects: ['audit.>'] });
     await nc.close();
-    await until(() => o.stats().pending === 0, () => JSON.stringify(o.stats()));
+    await until(
+      () => o.stats().pending === 0,
+      () => JSON.stringify(o.stats()),
+    );
     assert.equal((await streamMessages(srv.url, 'AUDIT')).length, 20);
   } finally {
     await o.close();

@@ -1,7 +1,17 @@
 // The auditd remote-protocol header codec and stream parser: known bytes, split delivery, and a fuzz that never throws.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FrameParser, HEADER_SIZE, MAGIC, MAX_FRAME, RMW, frame, packHeader, unpackHeader, type ParsedItem } from '../../src/output/remote/protocol';
+import {
+  FrameParser,
+  HEADER_SIZE,
+  MAGIC,
+  MAX_FRAME,
+  RMW,
+  frame,
+  packHeader,
+  unpackHeader,
+  type ParsedItem,
+} from '../../src/output/remote/protocol';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -15,18 +25,35 @@ test('header bytes are little-endian as lib/private.h packs them', () => {
   const h = packHeader(RMW.DISKLOW, 0x1234, 0xa1b2c3d4);
   assert.deepEqual([...h], [0xfe, 0x00, 0x00, 0xff, 0, 0, 0x01, 0x00, 0x00, 0x50, 0x34, 0x12, 0xd4, 0xc3, 0xb2, 0xa1]);
   assert.ok(!h.subarray(0, 4).includes(0x0a), 'magic has no LF');
-  assert.deepEqual(unpackHeader(h), { headerVersion: 0, messageVersion: 0, type: RMW.DISKLOW, length: 0x1234, seq: 0xa1b2c3d4 });
+  assert.deepEqual(unpackHeader(h), {
+    headerVersion: 0,
+    messageVersion: 0,
+    type: RMW.DISKLOW,
+    length: 0x1234,
+    seq: 0xa1b2c3d4,
+  });
   assert.equal(h.readUInt32LE(0), MAGIC);
   assert.throws(() => packHeader(0, 0x10000, 1), RangeError);
 });
 
 test('parser: frames and ascii lines mixed, delivered one byte at a time', () => {
-  const stream = Buffer.concat([frame(RMW.MESSAGE, 2, 'type=USER msg=a'), Buffer.from('type=X msg=ascii\n'), frame(RMW.HEARTBEAT, 3), frame(RMW.ACK, 4, 'ok')]);
+  const stream = Buffer.concat([
+    frame(RMW.MESSAGE, 2, 'type=USER msg=a'),
+    Buffer.from('type=X msg=ascii\n'),
+    frame(RMW.HEARTBEAT, 3),
+    frame(RMW.ACK, 4, 'ok'),
+  ]);
   const p = new FrameParser();
   const items: ParsedItem[] = [];
   for (const b of stream) items.push(...p.push(Buffer.from([b])));
   assert.deepEqual(
-    items.map((i) => (i.kind === 'frame' ? `${i.header.type}/${i.header.seq}/${i.payload}` : i.kind === 'line' ? `line:${i.payload}` : i.reason)),
+    items.map((i) =>
+      i.kind === 'frame'
+        ? `${i.header.type}/${i.header.seq}/${i.payload}`
+        : i.kind === 'line'
+          ? `line:${i.payload}`
+          : i.reason,
+    ),
     ['0/2/type=USER msg=a', 'line:type=X msg=ascii', '1/3/', `${RMW.ACK}/4/ok`],
   );
   assert.equal(p.pending, 0);
@@ -82,7 +109,11 @@ test('parser fuzz: 20000 random and mutated streams never throw, and round-trip 
     }
     if (!mutate) {
       const firstErr = got.indexOf('error');
-      assert.deepEqual(firstErr < 0 ? got : got.slice(0, firstErr), firstErr < 0 ? expect : expect.slice(0, firstErr), `iteration ${iter}`);
+      assert.deepEqual(
+        firstErr < 0 ? got : got.slice(0, firstErr),
+        firstErr < 0 ? expect : expect.slice(0, firstErr),
+        `iteration ${iter}`,
+      );
     }
   }
 });

@@ -15,7 +15,15 @@ describe('log rotation by time, with compression', () => {
     const dir = mkdtempSync(join(tmpdir(), 'amrot-'));
     try {
       let now = new Date(2026, 10, 28, 10, 59, 0).getTime();
-      const w = new LogWriter({ path: join(dir, 'audit.log'), format: 'RAW', numLogs: 3, maxLogFileMiB: 0, rotateInterval: 'hourly', compress: true, now: () => now });
+      const w = new LogWriter({
+        path: join(dir, 'audit.log'),
+        format: 'RAW',
+        numLogs: 3,
+        maxLogFileMiB: 0,
+        rotateInterval: 'hourly',
+        compress: true,
+        now: () => now,
+      });
       w.open();
       let serial = 1;
       for (let hour = 0; hour < 4; hour++) {
@@ -25,7 +33,11 @@ describe('log rotation by time, with compression', () => {
       }
       w.close();
       const files = readdirSync(dir).sort();
-      assert.deepEqual(files, ['audit.log', 'audit.log.1.gz', 'audit.log.2.gz'], 'num_logs 3: the live log and two rotated');
+      assert.deepEqual(
+        files,
+        ['audit.log', 'audit.log.1.gz', 'audit.log.2.gz'],
+        'num_logs 3: the live log and two rotated',
+      );
       const newest = gunzipSync(readFileSync(join(dir, 'audit.log.1.gz'))).toString();
       assert.match(newest, /msg='m31'/);
       assert.match(newest, /msg='m40'/);
@@ -43,7 +55,14 @@ describe('log rotation by time, with compression', () => {
     const dir = mkdtempSync(join(tmpdir(), 'amrot-'));
     try {
       let now = new Date(2026, 10, 28, 0, 1, 0).getTime();
-      const w = new LogWriter({ path: join(dir, 'audit.log'), format: 'RAW', numLogs: 5, maxLogFileMiB: 0, rotateInterval: 'daily', now: () => now });
+      const w = new LogWriter({
+        path: join(dir, 'audit.log'),
+        format: 'RAW',
+        numLogs: 5,
+        maxLogFileMiB: 0,
+        rotateInterval: 'daily',
+        now: () => now,
+      });
       w.open();
       for (let h = 0; h < 23; h++) {
         w.writeRecord(1107, rec(h));
@@ -62,9 +81,15 @@ describe('log rotation by time, with compression', () => {
   });
 
   it('is configured as rotate_interval and compress, with positioned errors', () => {
-    const c = parseConfig('host:\n  log: { file: /tmp/x/audit.log, rotate_interval: daily, compress: true }\n', '/tmp/am.yaml');
+    const c = parseConfig(
+      'host:\n  log: { file: /tmp/x/audit.log, rotate_interval: daily, compress: true }\n',
+      '/tmp/am.yaml',
+    );
     assert.equal(c.host.log.rotateInterval, 'daily');
     assert.equal(c.host.log.compress, true);
-    assert.throws(() => parseConfig('host:\n  log: { file: /tmp/x/audit.log, rotate_interval: weekly }\n', '/tmp/am.yaml'), /am\.yaml:2:\d+: .*rotate_interval/);
+    assert.throws(
+      () => parseConfig('host:\n  log: { file: /tmp/x/audit.log, rotate_interval: weekly }\n', '/tmp/am.yaml'),
+      /am\.yaml:2:\d+: .*rotate_interval/,
+    );
   });
 });

@@ -62,22 +62,26 @@ test('a hard-linked segment or cursor is refused', () => {
   }
 });
 
-test('a spool directory that is a symlink, or that others can write, is refused', { skip: isRoot ? false : 'needs root to chown' }, () => {
-  const real = tmp();
-  const link = path.join(tmp(), 'spool');
-  fs.symlinkSync(real, link);
-  const e1 = useSpool(link);
-  assert.ok(e1 instanceof IoError && e1.code === 'E_UNSAFE_DIR', String(e1));
-  assert.deepEqual(fs.readdirSync(real), [], 'nothing written through the link');
-  const open = tmp();
-  fs.chmodSync(open, 0o777);
-  const e2 = useSpool(open);
-  assert.ok(e2 instanceof IoError && e2.code === 'E_UNSAFE_DIR', String(e2));
-  const other = tmp();
-  fs.chownSync(other, 65534, 65534);
-  const e3 = useSpool(other);
-  assert.ok(e3 instanceof IoError && /owned by uid 65534/.test((e3 as Error).message), String(e3));
-});
+test(
+  'a spool directory that is a symlink, or that others can write, is refused',
+  { skip: isRoot ? false : 'needs root to chown' },
+  () => {
+    const real = tmp();
+    const link = path.join(tmp(), 'spool');
+    fs.symlinkSync(real, link);
+    const e1 = useSpool(link);
+    assert.ok(e1 instanceof IoError && e1.code === 'E_UNSAFE_DIR', String(e1));
+    assert.deepEqual(fs.readdirSync(real), [], 'nothing written through the link');
+    const open = tmp();
+    fs.chmodSync(open, 0o777);
+    const e2 = useSpool(open);
+    assert.ok(e2 instanceof IoError && e2.code === 'E_UNSAFE_DIR', String(e2));
+    const other = tmp();
+    fs.chownSync(other, 65534, 65534);
+    const e3 = useSpool(other);
+    assert.ok(e3 instanceof IoError && /owned by uid 65534/.test((e3 as Error).message), String(e3));
+  },
+);
 
 test('a planted huge sparse segment is not read whole: cut at the largest segment size, records before it kept', () => {
   const dir = tmp();
@@ -91,7 +95,10 @@ test('a planted huge sparse segment is not read whole: cut at the largest segmen
   const reasons: string[] = [];
   const again = new Spool({ dir, maxBytes: 1024 * 1024, onCorrupt: (_p, _off, why) => reasons.push(why) });
   const grewKiB = process.resourceUsage().maxRSS - before;
-  assert.ok(reasons.some((r) => /larger than any spool segment/.test(r)), reasons.join('; '));
+  assert.ok(
+    reasons.some((r) => /larger than any spool segment/.test(r)),
+    reasons.join('; '),
+  );
   assert.ok(fs.statSync(seg).size < 16 * 1024 * 1024, 'the planted tail is cut');
   assert.ok(grewKiB < 256 * 1024, `peak RSS grew by ${grewKiB} KiB`);
   const got: string[] = [];
@@ -103,12 +110,16 @@ test('a planted huge sparse segment is not read whole: cut at the largest segmen
   again.close();
 });
 
-test('a spool below a directory another user owns is refused: that user could swap the spool directory', { skip: isRoot ? undefined : 'needs root to chown' }, () => {
-  const top = tmp();
-  const theirs = path.join(top, 'theirs');
-  fs.mkdirSync(theirs, { mode: 0o755 });
-  fs.chownSync(theirs, 65534, 65534);
-  const err = useSpool(path.join(theirs, 'spool'));
-  assert.ok(err instanceof IoError && err.code === 'E_UNSAFE_DIR', String(err));
-  assert.match((err as Error).message, /theirs is owned by uid 65534/);
-});
+test(
+  'a spool below a directory another user owns is refused: that user could swap the spool directory',
+  { skip: isRoot ? undefined : 'needs root to chown' },
+  () => {
+    const top = tmp();
+    const theirs = path.join(top, 'theirs');
+    fs.mkdirSync(theirs, { mode: 0o755 });
+    fs.chownSync(theirs, 65534, 65534);
+    const err = useSpool(path.join(theirs, 'spool'));
+    assert.ok(err instanceof IoError && err.code === 'E_UNSAFE_DIR', String(err));
+    assert.match((err as Error).message, /theirs is owned by uid 65534/);
+  },
+);

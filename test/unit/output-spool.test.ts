@@ -38,7 +38,10 @@ test('spool keeps order, survives reopen, deletes delivered segments', () => {
     s = new Spool({ dir, maxBytes: 10 * 1024 * 1024, segmentBytes: 64 * 1024 });
     assert.equal(s.pending, 2000);
     const rest = drain(s);
-    assert.deepEqual(rest, Array.from({ length: 2000 }, (_, k) => rec(k + 1000).toString()));
+    assert.deepEqual(
+      rest,
+      Array.from({ length: 2000 }, (_, k) => rec(k + 1000).toString()),
+    );
     assert.equal(s.pending, 0);
     s.close();
     assert.ok(fs.readdirSync(dir).filter((n) => n.startsWith('seg-')).length <= 1);
@@ -82,7 +85,10 @@ test('spool recovery cuts a torn tail and a damaged cursor slot falls back to th
     assert.equal(bad.length, 1);
     assert.equal(s.pending, 9);
     assert.ok(s.append(rec(10)));
-    assert.deepEqual(drain(s), Array.from({ length: 10 }, (_, k) => rec(k + 1).toString()));
+    assert.deepEqual(
+      drain(s),
+      Array.from({ length: 10 }, (_, k) => rec(k + 1).toString()),
+    );
     s.close();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

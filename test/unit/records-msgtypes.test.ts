@@ -1,7 +1,14 @@
 // msgtypes: the 3.0.9 table, UNKNOWN[n] fallback and the contid name helper.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allMsgTypes, isKnownMsgType, msgTypeByName, msgTypeName, writerTypeName, CONTAINER_ID_NAME } from '../../src/records/msgtypes';
+import {
+  allMsgTypes,
+  isKnownMsgType,
+  msgTypeByName,
+  msgTypeName,
+  writerTypeName,
+  CONTAINER_ID_NAME,
+} from '../../src/records/msgtypes';
 
 test('known names round-trip', () => {
   for (const [n, name] of allMsgTypes()) {

@@ -18,7 +18,10 @@ test('SYSCALL..PROCTITLE..EOE is one event; EOE not kept', () => {
   assert.equal(out.length, 0);
   r.push(1327, rec(1));
   assert.equal(out.length, 1);
-  assert.deepEqual(out[0]!.records.map((x) => x.type), [1300, 1307, 1302, 1327]);
+  assert.deepEqual(
+    out[0]!.records.map((x) => x.type),
+    [1300, 1307, 1302, 1327],
+  );
   assert.equal(out[0]!.reason, 'last');
   r.push(1320, rec(1, ''));
   assert.equal(out.length, 1);
@@ -43,17 +46,30 @@ test('interleaved events are kept apart', () => {
   r.push(1307, rec(1));
   r.push(1327, rec(2));
   r.push(1327, rec(1));
-  assert.deepEqual(out.map((e) => [e.serial, e.records.length]), [[2, 2], [1, 3]]);
+  assert.deepEqual(
+    out.map((e) => [e.serial, e.records.length]),
+    [
+      [2, 2],
+      [1, 3],
+    ],
+  );
 });
 
 test('single-record types', () => {
-  for (const t of [1005, 1100, 1200, 1299, 1700, 2000, 2100, 1406, 1419]) assert.equal(isSingleRecordType(t), true, String(t));
+  for (const t of [1005, 1100, 1200, 1299, 1700, 2000, 2100, 1406, 1419])
+    assert.equal(isSingleRecordType(t), true, String(t));
   for (const t of [1300, 1305, 1327, 1400, 1405, 1420, 1699]) assert.equal(isSingleRecordType(t), false, String(t));
   const { r, out } = collect();
   r.push(1300, rec(3));
   r.push(1006, rec(3)); // LOGIN in syscall context: its own event per auparse
   r.push(2000, rec(9));
-  assert.deepEqual(out.map((e) => [e.serial, e.reason]), [[3, 'single'], [9, 'single']]);
+  assert.deepEqual(
+    out.map((e) => [e.serial, e.reason]),
+    [
+      [3, 'single'],
+      [9, 'single'],
+    ],
+  );
   assert.equal(r.inFlightCount, 1);
 });
 
@@ -65,7 +81,10 @@ test('timeout via tick, no timers', () => {
   assert.equal(out.length, 0);
   r.push(1300, rec(2));
   r.tick(3000);
-  assert.deepEqual(out.map((e) => e.serial), [1]);
+  assert.deepEqual(
+    out.map((e) => e.serial),
+    [1],
+  );
   assert.equal(out[0]!.reason, 'timeout');
   r.tick(5000);
   assert.equal(r.counters.timeouts, 2);
@@ -76,7 +95,10 @@ test('maxInFlight flushes the oldest', () => {
   r.push(1300, rec(1));
   r.push(1300, rec(2));
   r.push(1300, rec(3));
-  assert.deepEqual(out.map((e) => [e.serial, e.reason]), [[1, 'overflow']]);
+  assert.deepEqual(
+    out.map((e) => [e.serial, e.reason]),
+    [[1, 'overflow']],
+  );
   assert.equal(r.counters.overflows, 1);
   r.flush();
   assert.equal(out.length, 3);
@@ -121,7 +143,7 @@ test('malformed records are counted and kept raw', () => {
 
 test('fuzz: random interleaving, drops and garbage; every record out exactly once, counters add up', () => {
   let seed = 4242;
-  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const rnd = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   const seen = new Map<string, number>();
   const out: AuditEvent[] = [];
   const r = new Reassembler((e) => out.push(e), { maxInFlight: 64, timeoutMs: 50 });
@@ -129,9 +151,17 @@ test('fuzz: random interleaving, drops and garbage; every record out exactly onc
   let next = 1;
   let pushed = 0;
   let now = 0;
-  const shapes = [[1300, 1327, 1320], [1300, 1307, 1302, 1302, 1327, 1320], [1300, 1306, 1327, 1320], [1305], [1100], [1400, 1300, 1327, 1320]];
+  const shapes = [
+    [1300, 1327, 1320],
+    [1300, 1307, 1302, 1302, 1327, 1320],
+    [1300, 1306, 1327, 1320],
+    [1305],
+    [1100],
+    [1400, 1300, 1327, 1320],
+  ];
   for (let step = 0; step < 30000; step++) {
-    if (live.length < 20 && rnd() < 0.5) live.push({ serial: next++, left: [...shapes[Math.floor(rnd() * shapes.length)]!] });
+    if (live.length < 20 && rnd() < 0.5)
+      live.push({ serial: next++, left: [...shapes[Math.floor(rnd() * shapes.length)]!] });
     if (live.length === 0) continue;
     const k = Math.floor(rnd() * live.length);
     const ev = live[k]!;

@@ -2,11 +2,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  fieldHex, fieldInt, fieldValue, forEachField, parseRecord, recordArch, recordBody, recordPid, recordPpid,
-  recordSyscall, recordUid, recordAuid, stampText,
+  fieldHex,
+  fieldInt,
+  fieldValue,
+  forEachField,
+  parseRecord,
+  recordArch,
+  recordBody,
+  recordPid,
+  recordPpid,
+  recordSyscall,
+  recordUid,
+  recordAuid,
+  stampText,
 } from '../../src/records/record';
 
-const SYSCALL = 'audit(1795885417.037:90): arch=c000003e syscall=110 success=yes exit=13326 a0=7fd5d4259c60 items=0 ' +
+const SYSCALL =
+  'audit(1795885417.037:90): arch=c000003e syscall=110 success=yes exit=13326 a0=7fd5d4259c60 items=0 ' +
   'ppid=13326 pid=13414 auid=4294967295 uid=0 gid=0 euid=0 tty=(none) ses=4294967295 comm="python3.11" ' +
   'exe="/usr/bin/python3.11" key="amtest"';
 
@@ -57,14 +69,24 @@ test('field helpers', () => {
 });
 
 test('forEachField walks quoted values whole', () => {
-  const r = parseRecord(1005, Buffer.from("audit(1.000:1): pid=1 msg='op=x exe=\"/a b\" res=success' uid=0"));
+  const r = parseRecord(1005, Buffer.from('audit(1.000:1): pid=1 msg=\'op=x exe="/a b" res=success\' uid=0'));
   const keys: string[] = [];
   forEachField(r.raw, r.bodyStart, (ks, ke) => keys.push(r.raw.toString('latin1', ks, ke)));
   assert.deepEqual(keys, ['pid', 'msg', 'uid']);
 });
 
 test('malformed headers are marked, never thrown', () => {
-  for (const s of ['', 'audit(', 'audit(1.2', 'audit(1.2:3', 'audit(1.2:3)', 'audit(x.2:3): a=b', 'hello world', 'audit(1:2): x', 'audit(.1:2): x']) {
+  for (const s of [
+    '',
+    'audit(',
+    'audit(1.2',
+    'audit(1.2:3',
+    'audit(1.2:3)',
+    'audit(x.2:3): a=b',
+    'hello world',
+    'audit(1:2): x',
+    'audit(.1:2): x',
+  ]) {
     const r = parseRecord(1300, Buffer.from(s));
     assert.equal(r.malformed, true, s);
   }
@@ -73,7 +95,7 @@ test('malformed headers are marked, never thrown', () => {
 
 test('fuzz: random bytes and truncated headers never throw', () => {
   let seed = 12345;
-  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const rnd = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   for (let i = 0; i < 20000; i++) {
     const base = Buffer.from(SYSCALL);
     let b: Buffer;

@@ -1,7 +1,14 @@
 // The mainline contid tracker: the patch set's set rules, inheritance, pid reuse, cgroup mapping, chain text.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ContidTracker, ContidError, formatChain, parseChain, parseChains, parseChainsAt } from '../../src/routing/contid-tracker';
+import {
+  ContidTracker,
+  ContidError,
+  formatChain,
+  parseChain,
+  parseChains,
+  parseChainsAt,
+} from '../../src/routing/contid-tracker';
 import type { ProcReader, ProcStat } from '../../src/routing/proc';
 import { parseProcStat } from '../../src/routing/proc';
 import { AUDIT_CID_UNSET } from '../../src/kernel/constants';
@@ -11,7 +18,12 @@ import { intBelow, prng } from '../helpers/prng';
 class FakeProc implements ProcReader {
   procs = new Map<number, ProcStat & { cgroup?: string }>();
   add(pid: number, ppid: number, extra: Partial<ProcStat & { cgroup: string }> = {}): void {
-    this.procs.set(pid, { ppid, starttime: extra.starttime ?? pid * 10, threads: extra.threads ?? 1, ...(extra.cgroup ? { cgroup: extra.cgroup } : {}) });
+    this.procs.set(pid, {
+      ppid,
+      starttime: extra.starttime ?? pid * 10,
+      threads: extra.threads ?? 1,
+      ...(extra.cgroup ? { cgroup: extra.cgroup } : {}),
+    });
   }
   stat(pid: number): ProcStat | null {
     return this.procs.get(pid) ?? null;
@@ -40,14 +52,35 @@ describe('contid tracker: setting an id follows the patch set', () => {
   it('sets, and refuses unset, self, busy, already-set and non-unique ids with the patch set errno', () => {
     const { proc, t } = setup();
     assert.deepEqual(t.set(200, 7n, { setterPid: 100 }).chain, [7n]);
-    assert.throws(() => t.set(300, AUDIT_CID_UNSET, { setterPid: 100 }), (e) => code(e) === 'EINVAL');
-    assert.throws(() => t.set(100, 8n, { setterPid: 100 }), (e) => code(e) === 'EXDEV');
-    assert.throws(() => t.set(100, 8n, { setterPid: 1 }), (e) => code(e) === 'EBUSY'); // has children
+    assert.throws(
+      () => t.set(300, AUDIT_CID_UNSET, { setterPid: 100 }),
+      (e) => code(e) === 'EINVAL',
+    );
+    assert.throws(
+      () => t.set(100, 8n, { setterPid: 100 }),
+      (e) => code(e) === 'EXDEV',
+    );
+    assert.throws(
+      () => t.set(100, 8n, { setterPid: 1 }),
+      (e) => code(e) === 'EBUSY',
+    ); // has children
     proc.add(400, 1, { threads: 3 });
-    assert.throws(() => t.set(400, 8n, { setterPid: 1 }), (e) => code(e) === 'EBUSY'); // threads
-    assert.throws(() => t.set(200, 9n, { setterPid: 100 }), (e) => code(e) === 'EEXIST');
-    assert.throws(() => t.set(300, 7n, { setterPid: 100 }), (e) => code(e) === 'ENOTUNIQ');
-    assert.throws(() => t.set(999, 5n, { setterPid: 100 }), (e) => code(e) === 'ESRCH');
+    assert.throws(
+      () => t.set(400, 8n, { setterPid: 1 }),
+      (e) => code(e) === 'EBUSY',
+    ); // threads
+    assert.throws(
+      () => t.set(200, 9n, { setterPid: 100 }),
+      (e) => code(e) === 'EEXIST',
+    );
+    assert.throws(
+      () => t.set(300, 7n, { setterPid: 100 }),
+      (e) => code(e) === 'ENOTUNIQ',
+    );
+    assert.throws(
+      () => t.set(999, 5n, { setterPid: 100 }),
+      (e) => code(e) === 'ESRCH',
+    );
   });
 
   it('nests: a second id on a tagged process makes the chain child,^parent', () => {
@@ -104,7 +137,10 @@ describe('contid tracker: inheritance and pid reuse', () => {
     proc.add(600, 1, { cgroup: '/system.slice/docker-abc.scope' });
     const g = compileCgroupGlob('docker-*.scope');
     assert.ok(typeof g !== 'string');
-    const t = new ContidTracker({ proc, cgroupMap: [{ pattern: 'docker-*.scope', ...g, contid: 42n, pos: { file: 'f', line: 1 } }] });
+    const t = new ContidTracker({
+      proc,
+      cgroupMap: [{ pattern: 'docker-*.scope', ...g, contid: 42n, pos: { file: 'f', line: 1 } }],
+    });
     assert.deepEqual(t.lookup(600, 1), [42n]);
   });
 });
@@ -113,7 +149,10 @@ describe('contid text forms', () => {
   it('parses task chains and netns lists; formats unset as -1', () => {
     assert.deepEqual(parseChain('4,^2,^1'), [4n, 2n, 1n]);
     assert.equal(parseChain('4,2'), null);
-    assert.deepEqual(parseChains('2,^1,3,^1'), [[2n, 1n], [3n, 1n]]);
+    assert.deepEqual(parseChains('2,^1,3,^1'), [
+      [2n, 1n],
+      [3n, 1n],
+    ]);
     assert.deepEqual(parseChains('123452,123451'), [[123452n], [123451n]]);
     assert.equal(parseChains('^1'), null);
     assert.equal(formatChain([AUDIT_CID_UNSET]), '-1');
@@ -139,8 +178,14 @@ describe('contid text forms', () => {
     assert.equal(parseChains('18446744073709551616'), null);
     assert.equal(parseChains('99999999999999999999,^1'), null);
     assert.equal(parseChain('4,^18446744073709551616'), null);
-    assert.deepEqual(parseChainsAt('4,^2,^18446744073709551616'), { offset: 6, reason: 'contid 18446744073709551616 is above 2^64-1' });
-    assert.deepEqual(parseChainsAt('2,^1,99999999999999999999,^1'), { offset: 5, reason: 'contid 99999999999999999999 is above 2^64-1' });
+    assert.deepEqual(parseChainsAt('4,^2,^18446744073709551616'), {
+      offset: 6,
+      reason: 'contid 18446744073709551616 is above 2^64-1',
+    });
+    assert.deepEqual(parseChainsAt('2,^1,99999999999999999999,^1'), {
+      offset: 5,
+      reason: 'contid 99999999999999999999 is above 2^64-1',
+    });
     assert.deepEqual(parseChainsAt('^1'), { offset: 0, reason: '"^" (nested in) needs a contid before it' });
   });
 

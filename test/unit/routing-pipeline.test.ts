@@ -10,25 +10,56 @@ import type { ProcReader } from '../../src/routing/proc';
 import { AUDITMUX_CONTAINER_ID } from '../../src/kernel/constants';
 import { intBelow, prng } from '../helpers/prng';
 
-const cfg = parseConfig(`
+const cfg = parseConfig(
+  `
 daemons:
   - { name: a, rules: /dev/null, log: { file: /tmp/am-pa.log } }
   - { name: b, log: { file: /tmp/am-pb.log } }
 routes:
   - { contid: 100, daemons: [a] }
   - { contid: 200, daemons: [b] }
-`, '/tmp/am-pipe.yaml');
+`,
+  '/tmp/am-pipe.yaml',
+);
 
-const noProc: ProcReader = { stat: (pid) => (pid === 1000 ? { ppid: 1, starttime: 5, threads: 1 } : null), children: () => [], cgroup: () => null };
+const noProc: ProcReader = {
+  stat: (pid) => (pid === 1000 ? { ppid: 1, starttime: 5, threads: 1 } : null),
+  children: () => [],
+  cgroup: () => null,
+};
 
-function sys(serial: number, pid: number, ppid: number, key: string, syscall = 110, exit = 0): { type: number; payload: Buffer } {
-  return { type: 1300, payload: Buffer.from(`audit(1700000000.000:${serial}): arch=c000003e syscall=${syscall} success=yes exit=${exit} ppid=${ppid} pid=${pid} auid=0 comm="x" key=${key}`) };
+function sys(
+  serial: number,
+  pid: number,
+  ppid: number,
+  key: string,
+  syscall = 110,
+  exit = 0,
+): { type: number; payload: Buffer } {
+  return {
+    type: 1300,
+    payload: Buffer.from(
+      `audit(1700000000.000:${serial}): arch=c000003e syscall=${syscall} success=yes exit=${exit} ppid=${ppid} pid=${pid} auid=0 comm="x" key=${key}`,
+    ),
+  };
 }
-const title = (serial: number): { type: number; payload: Buffer } => ({ type: 1327, payload: Buffer.from(`audit(1700000000.000:${serial}): proctitle=78`) });
+const title = (serial: number): { type: number; payload: Buffer } => ({
+  type: 1327,
+  payload: Buffer.from(`audit(1700000000.000:${serial}): proctitle=78`),
+});
 
 function pipeline(contidKernel = false, keep: 'all' | 'unrouted' = 'unrouted'): { p: Pipeline; t: ContidTracker } {
   const t = new ContidTracker({ proc: noProc });
-  return { t, p: new Pipeline({ router: new Router(cfg.routes), tracker: t, contidKernel, daemonsWithRules: new Set(['a']), keep }) };
+  return {
+    t,
+    p: new Pipeline({
+      router: new Router(cfg.routes),
+      tracker: t,
+      contidKernel,
+      daemonsWithRules: new Set(['a']),
+      keep,
+    }),
+  };
 }
 
 describe('event fields', () => {
@@ -48,10 +79,14 @@ describe('event fields', () => {
     const names = ['pid', 'ppid', 'key', 'exe', 'syscall', 'exit', 'a0', 'comm', 'auid'];
     const value = (): string => {
       switch (intBelow(next, 4)) {
-        case 0: return String(intBelow(next, 100000) - 50);
-        case 1: return `"${'ab /x'.slice(0, 1 + intBelow(next, 5))}"`;
-        case 2: return '(null)';
-        default: return 'DEADBEEF'.slice(0, 2 + 2 * intBelow(next, 3));
+        case 0:
+          return String(intBelow(next, 100000) - 50);
+        case 1:
+          return `"${'ab /x'.slice(0, 1 + intBelow(next, 5))}"`;
+        case 2:
+          return '(null)';
+        default:
+          return 'DEADBEEF'.slice(0, 2 + 2 * intBelow(next, 3));
       }
     };
     for (let n = 0; n < 2000; n++) {
@@ -85,7 +120,10 @@ describe('pipeline on a mainline kernel (tracker)', () => {
     t.set(1000, 100n, { setterPid: 1 });
     const tagged = encodeKeys(['mykey', `${OWNER_TAG_PREFIX}a`]);
     const out = p.route([sys(5, 1000, 1, tagged), title(5)]);
-    assert.deepEqual(out.map((d) => d.daemon), ['a']);
+    assert.deepEqual(
+      out.map((d) => d.daemon),
+      ['a'],
+    );
     const recs = out[0]!.records;
     assert.equal(recs[0]!.type, AUDITMUX_CONTAINER_ID);
     assert.equal(recs[0]!.payload.toString(), 'audit(1700000000.000:5): record=1 contid=100');
@@ -96,17 +134,29 @@ describe('pipeline on a mainline kernel (tracker)', () => {
   it('a daemon with rules gets only events its rules produced; one without rules gets everything routed', () => {
     const { p, t } = pipeline();
     t.set(1000, 100n, { setterPid: 1 });
-    assert.deepEqual(p.route([sys(6, 1000, 1, '"hostkey"')]).map((d) => d.daemon), [null], 'no tag for a: host keeps it');
+    assert.deepEqual(
+      p.route([sys(6, 1000, 1, '"hostkey"')]).map((d) => d.daemon),
+      [null],
+      'no tag for a: host keeps it',
+    );
     t.set(1000, 200n, { setterPid: 1, nested: true });
     const out = p.route([sys(7, 1000, 1, '"x"')]);
-    assert.deepEqual(out.map((d) => d.daemon), ['b'], 'chain 200,^100: route 200 matches, and b has no rule set');
+    assert.deepEqual(
+      out.map((d) => d.daemon),
+      ['b'],
+      'chain 200,^100: route 200 matches, and b has no rule set',
+    );
   });
 
   it('children inherit through fork records; exits drop the id; tracking-only events are not logged', () => {
     const { p, t } = pipeline();
     t.set(1000, 200n, { setterPid: 1 });
     const fork = p.route([sys(8, 1000, 1, `"${TRACK_KEY}"`, 56, 1234)]);
-    assert.deepEqual(fork.map((d) => d.daemon), ['b'], 'routed to b, not written to the host log');
+    assert.deepEqual(
+      fork.map((d) => d.daemon),
+      ['b'],
+      'routed to b, not written to the host log',
+    );
     assert.deepEqual(t.get(1234), [200n]);
     p.route([sys(9, 1234, 1000, `"${TRACK_KEY}"`, 231, 0)]);
     assert.equal(t.get(1234), null);
@@ -116,7 +166,13 @@ describe('pipeline on a mainline kernel (tracker)', () => {
   it('keep=all writes everything to the host log too', () => {
     const { p, t } = pipeline(false, 'all');
     t.set(1000, 200n, { setterPid: 1 });
-    assert.deepEqual(p.route([sys(10, 1000, 1, '"k"')]).map((d) => d.daemon).sort(), [null, 'b'].sort());
+    assert.deepEqual(
+      p
+        .route([sys(10, 1000, 1, '"k"')])
+        .map((d) => d.daemon)
+        .sort(),
+      [null, 'b'].sort(),
+    );
   });
 });
 
@@ -124,7 +180,10 @@ describe('pipeline on a kernel with the contid patch set', () => {
   it('takes chains from CONTAINER_ID records and fans netns events out', () => {
     const { p } = pipeline(true);
     const cid = { type: 1336, payload: Buffer.from('audit(1700000000.000:11): record=1 contid=100,200') };
-    const pkt = { type: 1324, payload: Buffer.from('audit(1700000000.000:11): mark=0x1 saddr=127.0.0.1 daddr=127.0.0.1 proto=1 record=1') };
+    const pkt = {
+      type: 1324,
+      payload: Buffer.from('audit(1700000000.000:11): mark=0x1 saddr=127.0.0.1 daddr=127.0.0.1 proto=1 record=1'),
+    };
     const out = p.route([cid, pkt]);
     assert.deepEqual(out.map((d) => d.daemon).sort(), ['b'], 'a has rules and no tag here; b gets it');
     assert.equal(out[0]!.records.length, 2, 'kernel records passed through unchanged');

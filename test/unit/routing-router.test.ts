@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config';
 import { Router } from '../../src/routing/router';
 
-const cfg = parseConfig(`
+const cfg = parseConfig(
+  `
 daemons:
   - { name: a, log: { file: /tmp/am-a.log } }
   - { name: b, log: { file: /tmp/am-b.log } }
@@ -14,7 +15,9 @@ routes:
   - { contid: "200^*", daemons: [b], continue: true }
   - { contid: "200-299", types: [EXECVE], daemons: [c] }
   - { contid: unset, keys: [hostkey], daemons: [c] }
-`, '/tmp/am-router.yaml');
+`,
+  '/tmp/am-router.yaml',
+);
 const r = new Router(cfg.routes);
 
 describe('router', () => {

@@ -5,7 +5,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KernelError, RuleError } from '../../src/errors';
-import { applyRules, decodeRule, formatRules, loadRulesPath, naturalCompare, parseRules, type RuleKernel } from '../../src/rules';
+import {
+  applyRules,
+  decodeRule,
+  formatRules,
+  loadRulesPath,
+  naturalCompare,
+  parseRules,
+  type RuleKernel,
+} from '../../src/rules';
 
 /** Holds rules as the kernel does: exact-bytes duplicates are EEXIST, deletes need an exact match. */
 class FakeKernel implements RuleKernel {
@@ -36,10 +44,11 @@ class FakeKernel implements RuleKernel {
     return this.rules.map((r) => Buffer.from(r));
   }
   async setStatus(s: Record<string, number | undefined>): Promise<void> {
-    for (const [k, v] of Object.entries(s)) if (v !== undefined) {
-      this.calls.push(k);
-      this.status[k] = v;
-    }
+    for (const [k, v] of Object.entries(s))
+      if (v !== undefined) {
+        this.calls.push(k);
+        this.status[k] = v;
+      }
   }
   async resetLost(): Promise<number> {
     this.calls.push('resetLost');
@@ -56,7 +65,10 @@ class FakeKernel implements RuleKernel {
 describe('rules: applier', () => {
   it('adds rules, applies settings, and puts -e last', async () => {
     const k = new FakeKernel();
-    const cmds = parseRules('-e 1\n-b 100\n-w /etc/passwd -p wa -k identity\n-a always,exit -F arch=b64 -S open -F pid=1\n', 'f');
+    const cmds = parseRules(
+      '-e 1\n-b 100\n-w /etc/passwd -p wa -k identity\n-a always,exit -F arch=b64 -S open -F pid=1\n',
+      'f',
+    );
     const s = await applyRules(k, cmds);
     assert.deepEqual([s.added, s.deleted, s.errors.length, s.failed], [2, 0, 0, false]);
     assert.deepEqual(k.calls, ['backlogLimit', 'add', 'add', 'enabled']);
@@ -75,21 +87,38 @@ describe('rules: applier', () => {
     assert.equal(k.status.enabled, undefined, '-e is not reached');
   });
   it('goes on after errors with -i (success) and -c (failure)', async () => {
-    for (const [flag, failed] of [['-i', false], ['-c', true]] as const) {
+    for (const [flag, failed] of [
+      ['-i', false],
+      ['-c', true],
+    ] as const) {
       const k = new FakeKernel();
-      const s = await applyRules(k, parseRules(`${flag}\n-w /etc/passwd\n-w /etc/passwd\n-a bogus\n-w /etc/group\n`, 'f'));
+      const s = await applyRules(
+        k,
+        parseRules(`${flag}\n-w /etc/passwd\n-w /etc/passwd\n-a bogus\n-w /etc/group\n`, 'f'),
+      );
       assert.equal(s.added, 2);
-      assert.deepEqual(s.errors.map((e) => e.pos?.line), [3, 4]);
+      assert.deepEqual(
+        s.errors.map((e) => e.pos?.line),
+        [3, 4],
+      );
       assert.equal(s.failed, failed);
       assert.equal(s.stopped, false);
     }
     const k = new FakeKernel();
-    const s = await applyRules(k, parseRules('-w /etc/passwd\n-w /etc/passwd\n-w /etc/group\n', 'f'), { ignoreErrors: true });
+    const s = await applyRules(k, parseRules('-w /etc/passwd\n-w /etc/passwd\n-w /etc/group\n', 'f'), {
+      ignoreErrors: true,
+    });
     assert.equal(s.added, 2);
   });
   it('-D deletes everything, -D -k only rules whose key contains it', async () => {
     const k = new FakeKernel();
-    await applyRules(k, parseRules('-w /etc/passwd -k ident\n-w /etc/group -k identity\n-w /etc/hosts -k net\n-a always,task -F uid=5\n', 'f'));
+    await applyRules(
+      k,
+      parseRules(
+        '-w /etc/passwd -k ident\n-w /etc/group -k identity\n-w /etc/hosts -k net\n-a always,task -F uid=5\n',
+        'f',
+      ),
+    );
     let s = await applyRules(k, parseRules('-D -k ident\n', 'f'));
     assert.equal(s.deleted, 2);
     assert.deepEqual(k.listing(), ['-w /etc/hosts -p rwxa -k net', '-a always,task -F uid=5']);
@@ -119,13 +148,22 @@ describe('rules: applier', () => {
   });
   it('runs resetLost and loginuid-immutable (locked), refuses host-wide commands when not hostWide', async () => {
     const k = new FakeKernel();
-    const s = await applyRules(k, parseRules('--reset-lost\n--loginuid-immutable\n-r 5\n-f 2\n--backlog_wait_time 100\n', 'f'));
+    const s = await applyRules(
+      k,
+      parseRules('--reset-lost\n--loginuid-immutable\n-r 5\n-f 2\n--backlog_wait_time 100\n', 'f'),
+    );
     assert.equal(s.lost, 42);
     assert.deepEqual(k.features, [[1, true, true]]);
     assert.deepEqual(k.status, { rateLimit: 5, failure: 2, backlogWaitTime: 100 });
     const k2 = new FakeKernel();
     const s2 = await applyRules(k2, parseRules('-i\n-b 5\n-D\n-w /etc/passwd\n', 'f'), { hostWide: false });
-    assert.deepEqual(s2.errors.map((e) => [e.code, e.pos?.line]), [['E_RULE_HOSTWIDE', 2], ['E_RULE_HOSTWIDE', 3]]);
+    assert.deepEqual(
+      s2.errors.map((e) => [e.code, e.pos?.line]),
+      [
+        ['E_RULE_HOSTWIDE', 2],
+        ['E_RULE_HOSTWIDE', 3],
+      ],
+    );
     assert.equal(s2.added, 1);
     assert.deepEqual(k2.status, {});
   });
@@ -152,7 +190,12 @@ describe('rules: rules.d loader', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('sorts names like ls -v', () => {
-    assert.deepEqual(['10-b.rules', '9-a.rules', '100-c.rules', '10-a.rules'].sort(naturalCompare), ['9-a.rules', '10-a.rules', '10-b.rules', '100-c.rules']);
+    assert.deepEqual(['10-b.rules', '9-a.rules', '100-c.rules', '10-a.rules'].sort(naturalCompare), [
+      '9-a.rules',
+      '10-a.rules',
+      '10-b.rules',
+      '100-c.rules',
+    ]);
   });
   it('merges like augenrules: -D/-b/-f/--backlog_wait_time first (last wins), -e last, only *.rules', () => {
     writeFileSync(join(dir, '10-base.rules'), '-D\n-b 8192\n-f 1\n--backlog_wait_time 60000\n-w /etc/passwd -k a\n');
@@ -160,23 +203,32 @@ describe('rules: rules.d loader', () => {
     writeFileSync(join(dir, '99-finalize.rules'), '-e 2\n-D -k zz\n');
     writeFileSync(join(dir, 'README'), '-b bogus\n');
     const cmds = loadRulesPath(dir);
-    assert.deepEqual(cmds.map((c) => [c.kind, c.pos.file.split('/').pop(), c.pos.line]), [
-      ['deleteAll', '10-base.rules', 1],
-      ['backlogLimit', '10-base.rules', 2],
-      ['failure', '10-base.rules', 3],
-      ['backlogWaitTime', '10-base.rules', 4],
-      ['add', '2-first.rules', 3],
-      ['add', '10-base.rules', 5],
-      ['deleteAll', '99-finalize.rules', 2],
-      ['enabled', '99-finalize.rules', 1],
-    ]);
+    assert.deepEqual(
+      cmds.map((c) => [c.kind, c.pos.file.split('/').pop(), c.pos.line]),
+      [
+        ['deleteAll', '10-base.rules', 1],
+        ['backlogLimit', '10-base.rules', 2],
+        ['failure', '10-base.rules', 3],
+        ['backlogWaitTime', '10-base.rules', 4],
+        ['add', '2-first.rules', 3],
+        ['add', '10-base.rules', 5],
+        ['deleteAll', '99-finalize.rules', 2],
+        ['enabled', '99-finalize.rules', 1],
+      ],
+    );
   });
   it('reads a single file in order and reports errors with the file path', () => {
     const f = join(dir, 'one.rules');
     writeFileSync(f, '-e 1\n-w /etc/passwd\n-a nope\n');
-    assert.throws(() => loadRulesPath(f), (e: unknown) => e instanceof RuleError && e.message === `${f}:3: Append rule - bad keyword nope`);
+    assert.throws(
+      () => loadRulesPath(f),
+      (e: unknown) => e instanceof RuleError && e.message === `${f}:3: Append rule - bad keyword nope`,
+    );
     writeFileSync(f, '-e 1\n-w /etc/passwd\n');
-    assert.deepEqual(loadRulesPath(f).map((c) => c.kind), ['enabled', 'add']);
+    assert.deepEqual(
+      loadRulesPath(f).map((c) => c.kind),
+      ['enabled', 'add'],
+    );
     assert.throws(() => loadRulesPath(join(dir, 'missing.rules')), /cannot read rules/);
   });
 });

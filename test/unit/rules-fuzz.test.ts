@@ -1,4 +1,5 @@
-// Property tests: generated valid rule lines round-trip through encode/decode/format/parse; garbage only gives RuleError.
+// Property tests: generated valid rule lines round-trip through encode/decode/format/parse; garbage only gives
+// RuleError.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RuleError } from '../../src/errors';
@@ -6,7 +7,6 @@ import { decodeRule, encodeRule, formatRule, parseLine, parseRules, type Rule } 
 import { prng } from '../helpers/prng';
 import { budget } from '../helpers/fuzz';
 import { MAX_RULE_LINE_BYTES } from '../../src/rules/parser';
-
 
 const SEED = Number(process.env.RULES_FUZZ_SEED ?? 20240607);
 
@@ -36,7 +36,21 @@ class Gen {
 
 const CMP_OPS = ['=', '!=', '<', '>', '<=', '>='];
 const EQ_OPS = ['=', '!='];
-const X64 = ['open', 'openat', 'read', 'write', 'execve', 'chmod', 'fchmod', 'unlink', 'rename', 'kill', 'mount', 'adjtimex', 'settimeofday'];
+const X64 = [
+  'open',
+  'openat',
+  'read',
+  'write',
+  'execve',
+  'chmod',
+  'fchmod',
+  'unlink',
+  'rename',
+  'kill',
+  'mount',
+  'adjtimex',
+  'settimeofday',
+];
 const I386 = ['open', 'chown32', 'socketcall', 'execve', 'unlink', 'ipc', 'stime'];
 const MSGTYPES = ['CWD', 'PATH', 'USER_LOGIN', 'SYSCALL', 'EXECVE', 'USER_CMD', '1999', 'CONFIG_CHANGE'];
 const ERRNOS = ['-EACCES', '-EPERM', '-ENOENT', '5', '-99999', '0'];
@@ -58,7 +72,8 @@ function validLine(g: Gen): string {
   if (kind === 1) return `-a ${al},exclude -F msgtype${g.pick(EQ_OPS)}${g.pick(MSGTYPES)}`;
   if (kind === 2) return `-a ${al},user -F msgtype=${g.pick(MSGTYPES)} -F uid${g.pick(CMP_OPS)}${g.int(70000)}`;
   if (kind === 3) return `-a ${al},task -F uid=${g.int(5000)} -F gid!=${g.int(5000)}`;
-  if (kind === 4) return `-a ${al},filesystem -F fstype${g.pick(EQ_OPS)}${g.pick(['debugfs', 'tracefs', String(g.int(1000) + 1)])}${keys()}`;
+  if (kind === 4)
+    return `-a ${al},filesystem -F fstype${g.pick(EQ_OPS)}${g.pick(['debugfs', 'tracefs', String(g.int(1000) + 1)])}${keys()}`;
   // exit rules
   let s = g.maybe() ? `-a ${al},exit` : `-a exit,${al}`;
   const arch = g.pick(['b64', 'b32', '']);
@@ -74,22 +89,53 @@ function validLine(g: Gen): string {
   const fields = 1 + g.int(6);
   for (let i = 0; i < fields; i++) {
     switch (g.int(16)) {
-      case 0: s += ` -F auid${g.pick(CMP_OPS)}${g.pick(['1000', 'unset', '-1', '0', '4294967295'])}`; break;
-      case 1: s += ` -F uid${g.pick(CMP_OPS)}${g.pick(['0', 'root', String(g.int(1 << 30))])}`; break;
-      case 2: s += ` -F gid${g.pick(CMP_OPS)}${g.pick(['0', 'root', String(g.int(1 << 30))])}`; break;
-      case 3: s += ` -F exit${g.pick(CMP_OPS)}${g.pick(ERRNOS)}`; break;
-      case 4: s += ` -F success=${g.int(2)}`; break;
-      case 5: s += ` -F a${g.int(4)}${g.pick([...CMP_OPS, '&', '&='])}${g.num()}`; break;
-      case 6: s += ` -F perm=${g.pick(['r', 'w', 'wa', 'rwxa', 'x'])}`; break;
-      case 7: s += ` -F exe=/usr/bin/${g.word()}`; break; // exe!= lists as exe= (auditctl quirk, see golden fields.rules)
-      case 8: s += ` -F path=/etc/${g.word()}`; break;
-      case 9: s += ` -F dir=${g.pick(['/var/log', '/etc', '/usr/lib'])}`; break; // listed as -w when a watch, which stats it again
-      case 10: s += ` -F pid${g.pick(CMP_OPS)}${g.int(1 << 22)}`; break;
-      case 11: s += ` -F sessionid${g.pick(CMP_OPS)}${g.pick(['unset', '-1', String(g.int(1000))])}`; break;
-      case 12: s += ` -C ${g.pick(['uid!=obj_uid', 'auid=euid', 'gid=egid', 'fsuid!=suid', 'obj_gid=sgid'])}`; break;
-      case 13: s += ` -F inode${g.pick(EQ_OPS)}${g.int(2 ** 32)}`; break;
-      case 14: s += ` -F subj_type=${g.word()}_t -F obj_user=${g.word()}_u`; break;
-      default: s += ` -F devmajor=${g.int(300)} -F saddr_fam=${g.int(46)} -F pers=${g.int(1 << 16)}`;
+      case 0:
+        s += ` -F auid${g.pick(CMP_OPS)}${g.pick(['1000', 'unset', '-1', '0', '4294967295'])}`;
+        break;
+      case 1:
+        s += ` -F uid${g.pick(CMP_OPS)}${g.pick(['0', 'root', String(g.int(1 << 30))])}`;
+        break;
+      case 2:
+        s += ` -F gid${g.pick(CMP_OPS)}${g.pick(['0', 'root', String(g.int(1 << 30))])}`;
+        break;
+      case 3:
+        s += ` -F exit${g.pick(CMP_OPS)}${g.pick(ERRNOS)}`;
+        break;
+      case 4:
+        s += ` -F success=${g.int(2)}`;
+        break;
+      case 5:
+        s += ` -F a${g.int(4)}${g.pick([...CMP_OPS, '&', '&='])}${g.num()}`;
+        break;
+      case 6:
+        s += ` -F perm=${g.pick(['r', 'w', 'wa', 'rwxa', 'x'])}`;
+        break;
+      case 7:
+        s += ` -F exe=/usr/bin/${g.word()}`;
+        break; // exe!= lists as exe= (auditctl quirk, see golden fields.rules)
+      case 8:
+        s += ` -F path=/etc/${g.word()}`;
+        break;
+      case 9:
+        s += ` -F dir=${g.pick(['/var/log', '/etc', '/usr/lib'])}`;
+        break; // listed as -w when a watch, which stats it again
+      case 10:
+        s += ` -F pid${g.pick(CMP_OPS)}${g.int(1 << 22)}`;
+        break;
+      case 11:
+        s += ` -F sessionid${g.pick(CMP_OPS)}${g.pick(['unset', '-1', String(g.int(1000))])}`;
+        break;
+      case 12:
+        s += ` -C ${g.pick(['uid!=obj_uid', 'auid=euid', 'gid=egid', 'fsuid!=suid', 'obj_gid=sgid'])}`;
+        break;
+      case 13:
+        s += ` -F inode${g.pick(EQ_OPS)}${g.int(2 ** 32)}`;
+        break;
+      case 14:
+        s += ` -F subj_type=${g.word()}_t -F obj_user=${g.word()}_u`;
+        break;
+      default:
+        s += ` -F devmajor=${g.int(300)} -F saddr_fam=${g.int(46)} -F pers=${g.int(1 << 16)}`;
     }
   }
   // auditctl refuses a key unless a syscall, watch field, perm or exe came first.
@@ -148,13 +194,89 @@ describe('rules: property tests', () => {
 
   it('random garbage lines give RuleError or commands, never another exception', () => {
     const g = new Gen(prng(SEED ^ 0x5bd1e995));
-    const atoms = ['-a', '-A', '-d', '-S', '-F', '-C', '-k', '-w', '-W', '-p', '-D', '-b', '-f', '-r', '-e', '-i', '-c',
-      '-l', '-s', '-R', '-m', '-q', '-t', '-h', '--backlog_wait_time', '--reset-lost', '--loginuid-immutable', '--bogus',
-      'always,exit', 'exit,never', 'never,exclude', 'always,user', 'always,task', 'never,filesystem', 'always,io_uring',
-      'always', 'exit', ',', 'arch=b64', 'arch=b32', 'arch=x', 'open', 'all', 'open,close', '9999', '-1', 'uid=root',
-      'auid>=1000', 'auid!=unset', 'key=k', 'path=/etc', 'dir=/', 'perm=rwxa', 'msgtype=CWD', 'exit=-EACCES',
-      'fstype=debugfs', 'contid=5', 'a0&=3', '=', '!=', '<=', '&', 'uid!=obj_uid', '/etc/passwd', 'wa', '"', "'", '\\',
-      '#', 'x'.repeat(300), '\u00e9', '\x01', '\0', '-', '--', '0', '1', '2', '0x', 'unset', 'exe=/usr/bin/x'];
+    const atoms = [
+      '-a',
+      '-A',
+      '-d',
+      '-S',
+      '-F',
+      '-C',
+      '-k',
+      '-w',
+      '-W',
+      '-p',
+      '-D',
+      '-b',
+      '-f',
+      '-r',
+      '-e',
+      '-i',
+      '-c',
+      '-l',
+      '-s',
+      '-R',
+      '-m',
+      '-q',
+      '-t',
+      '-h',
+      '--backlog_wait_time',
+      '--reset-lost',
+      '--loginuid-immutable',
+      '--bogus',
+      'always,exit',
+      'exit,never',
+      'never,exclude',
+      'always,user',
+      'always,task',
+      'never,filesystem',
+      'always,io_uring',
+      'always',
+      'exit',
+      ',',
+      'arch=b64',
+      'arch=b32',
+      'arch=x',
+      'open',
+      'all',
+      'open,close',
+      '9999',
+      '-1',
+      'uid=root',
+      'auid>=1000',
+      'auid!=unset',
+      'key=k',
+      'path=/etc',
+      'dir=/',
+      'perm=rwxa',
+      'msgtype=CWD',
+      'exit=-EACCES',
+      'fstype=debugfs',
+      'contid=5',
+      'a0&=3',
+      '=',
+      '!=',
+      '<=',
+      '&',
+      'uid!=obj_uid',
+      '/etc/passwd',
+      'wa',
+      '"',
+      "'",
+      '\\',
+      '#',
+      'x'.repeat(300),
+      '\u00e9',
+      '\x01',
+      '\0',
+      '-',
+      '--',
+      '0',
+      '1',
+      '2',
+      '0x',
+      'unset',
+      'exe=/usr/bin/x',
+    ];
     const N = budget(6000);
     for (let i = 0; i < N; i++) {
       const parts: string[] = [];
@@ -176,7 +298,8 @@ describe('rules: property tests', () => {
           }
         }
       } catch (e) {
-        if (!(e instanceof RuleError)) assert.fail(`seed ${SEED} #${i}: ${JSON.stringify(text)} threw ${(e as Error)?.stack ?? String(e)}`);
+        if (!(e instanceof RuleError))
+          assert.fail(`seed ${SEED} #${i}: ${JSON.stringify(text)} threw ${(e as Error)?.stack ?? String(e)}`);
         assert.equal(e.pos?.file, 'fuzz');
       }
     }

@@ -27,7 +27,9 @@ function golden<T>(name: string): { auditctl: string; cases: T[] } {
   return JSON.parse(readFileSync(join(DIR, name), 'utf8'));
 }
 
-const ruleFiles = readdirSync(DIR).filter((f) => f.endsWith('.golden.json') && f !== 'errors.golden.json').sort();
+const ruleFiles = readdirSync(DIR)
+  .filter((f) => f.endsWith('.golden.json') && f !== 'errors.golden.json')
+  .sort();
 
 describe('rules golden (auditctl 3.0.9 captures)', () => {
   it('has fixtures to compare with', () => {

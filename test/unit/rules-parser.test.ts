@@ -3,7 +3,16 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RuleError } from '../../src/errors';
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, Field, FilterList, Op } from '../../src/kernel/constants';
-import { decodeRule, encodeRule, formatRule, formatRules, parseLine, parseRules, type Rule, type RuleCommand } from '../../src/rules';
+import {
+  decodeRule,
+  encodeRule,
+  formatRule,
+  formatRules,
+  parseLine,
+  parseRules,
+  type Rule,
+  type RuleCommand,
+} from '../../src/rules';
 import { splitWords } from '../../src/rules/words';
 import { strtol, strtoul, u32 } from '../../src/rules/cnum';
 
@@ -33,7 +42,14 @@ describe('rules: word splitting', () => {
     assert.deepEqual(splitWords('', pos), []);
   });
   it('handles quotes and backslashes like a shell', () => {
-    assert.deepEqual(splitWords(`-k "a b" -F 'path=/x y' c\\ d "q\\"x"`, pos), ['-k', 'a b', '-F', 'path=/x y', 'c d', 'q"x']);
+    assert.deepEqual(splitWords(`-k "a b" -F 'path=/x y' c\\ d "q\\"x"`, pos), [
+      '-k',
+      'a b',
+      '-F',
+      'path=/x y',
+      'c d',
+      'q"x',
+    ]);
     assert.deepEqual(splitWords(`-k ''`, pos), ['-k', '']);
   });
   it('reports unterminated quotes as RuleError', () => {
@@ -82,7 +98,10 @@ describe('rules: parser', () => {
     assert.equal(r32.mask[0], 1 << 5);
     assert.equal(r32.fields[0]!.value, AUDIT_ARCH_I386);
     assert.equal(rule('-a always,exit -F arch=x86_64 -S 1,3 -S 33').mask[1], 2);
-    assert.equal(rule('-a always,exit -S all').mask.every((w) => w === 0xffffffff), true);
+    assert.equal(
+      rule('-a always,exit -S all').mask.every((w) => w === 0xffffffff),
+      true,
+    );
     assert.equal(rule('-a always,exit -F arch=i386 -S 0').fields[0]!.value, AUDIT_ARCH_I386);
     assert.equal(rule('-a always,exit -F arch=0xc000003e -S read').fields[0]!.value, AUDIT_ARCH_X86_64);
     assert.equal(reason('-a always,exit -S open -F arch=b32'), 'arch must be before -S');
@@ -96,7 +115,10 @@ describe('rules: parser', () => {
   });
   it('handles uid/gid names, unset and negative values', () => {
     const r = rule('-a always,exit -F uid=root -F gid=root -F auid=unset -F euid=-1 -F suid=0x10');
-    assert.deepEqual(r.fields.map((f) => f.value), [0, 0, 0xffffffff, 0xffffffff, 16]);
+    assert.deepEqual(
+      r.fields.map((f) => f.value),
+      [0, 0, 0xffffffff, 0xffffffff, 16],
+    );
     assert.equal(reason('-a always,exit -F uid=nobody_xyz_q'), 'Unknown user: nobody_xyz_q');
   });
   it('maps errno names, success, perm, filetype, msgtype, fstype', () => {
@@ -110,15 +132,30 @@ describe('rules: parser', () => {
   });
   it('keeps operators', () => {
     const r = rule('-a always,exit -F a0=1 -F a1!=1 -F a2<1 -F a3>1 -F pid<=1 -F ppid>=1 -F pers&1 -F pers&=1');
-    assert.deepEqual(r.fields.map((f) => f.op), [
-      Op.EQUAL, Op.NOT_EQUAL, Op.LESS_THAN, Op.GREATER_THAN, Op.LESS_THAN_OR_EQUAL, Op.GREATER_THAN_OR_EQUAL, Op.BIT_MASK, Op.BIT_TEST,
-    ]);
+    assert.deepEqual(
+      r.fields.map((f) => f.op),
+      [
+        Op.EQUAL,
+        Op.NOT_EQUAL,
+        Op.LESS_THAN,
+        Op.GREATER_THAN,
+        Op.LESS_THAN_OR_EQUAL,
+        Op.GREATER_THAN_OR_EQUAL,
+        Op.BIT_MASK,
+        Op.BIT_TEST,
+      ],
+    );
   });
   it('builds -C comparisons with the kernel numbers', () => {
     const r = rule('-a always,exit -C uid!=obj_uid -C auid=euid -C obj_gid=sgid');
-    assert.deepEqual(r.fields.map((f) => [f.field, f.op, f.value]), [
-      [Field.field_compare, Op.NOT_EQUAL, 1], [Field.field_compare, Op.EQUAL, 16], [Field.field_compare, Op.EQUAL, 7],
-    ]);
+    assert.deepEqual(
+      r.fields.map((f) => [f.field, f.op, f.value]),
+      [
+        [Field.field_compare, Op.NOT_EQUAL, 1],
+        [Field.field_compare, Op.EQUAL, 16],
+        [Field.field_compare, Op.EQUAL, 7],
+      ],
+    );
   });
   it('joins repeated keys with \\x01 and puts the key field last', () => {
     const r = rule('-a always,exit -S open -k a -F pid=1 -k b');
@@ -126,13 +163,19 @@ describe('rules: parser', () => {
     assert.equal(last.field, Field.key);
     assert.equal(last.str, 'a\x01b');
     assert.deepEqual(r.keys, ['a', 'b']);
-    assert.equal(reason(`-a always,exit -S open -k ${'x'.repeat(200)} -k ${'y'.repeat(56)}`), 'key option exceeds size limit');
+    assert.equal(
+      reason(`-a always,exit -S open -k ${'x'.repeat(200)} -k ${'y'.repeat(56)}`),
+      'key option exceeds size limit',
+    );
     assert.equal(rule(`-a always,exit -S open -k ${'x'.repeat(200)} -k ${'y'.repeat(55)}`).fields.at(-1)!.value, 256);
   });
   it('turns -w into an exit rule with path, perm and key', () => {
     const r = rule('-w /etc/passwd -p wa -k identity');
     assert.equal(r.flags, FilterList.exit);
-    assert.deepEqual(r.fields.map((f) => f.field), [Field.watch, Field.perm, Field.key]);
+    assert.deepEqual(
+      r.fields.map((f) => f.field),
+      [Field.watch, Field.perm, Field.key],
+    );
     assert.equal(r.fields[1]!.value, 2 | 8);
     assert.ok(r.mask.every((w) => w === 0xffffffff));
     assert.equal(rule('-w /etc/').fields[0]!.field, Field.dir);
@@ -151,7 +194,8 @@ describe('rules: parser', () => {
     assert.equal(reason('-a always,task -F contid=1'), 'contid must be used with exclude, user, or exit filter');
   });
   it('parses control commands', () => {
-    const kinds = (l: string) => parseLine(l).map((c) => [c.kind, 'value' in c ? c.value : 'key' in c ? c.key : undefined]);
+    const kinds = (l: string) =>
+      parseLine(l).map((c) => [c.kind, 'value' in c ? c.value : 'key' in c ? c.key : undefined]);
     assert.deepEqual(kinds('-b 8192'), [['backlogLimit', 8192]]);
     assert.deepEqual(kinds('-f 2'), [['failure', 2]]);
     assert.deepEqual(kinds('-r 0x10'), [['rateLimit', 16]]);
@@ -162,38 +206,62 @@ describe('rules: parser', () => {
     assert.deepEqual(kinds('-D -k mykey'), [['deleteAll', 'mykey']]);
     assert.deepEqual(kinds('--reset-lost'), [['resetLost', undefined]]);
     assert.deepEqual(kinds('--loginuid-immutable'), [['loginuidImmutable', undefined]]);
-    assert.deepEqual(kinds('-b 10 -f 1'), [['backlogLimit', 10], ['failure', 1]]);
+    assert.deepEqual(kinds('-b 10 -f 1'), [
+      ['backlogLimit', 10],
+      ['failure', 1],
+    ]);
     assert.deepEqual(kinds('-l'), []);
   });
   it('accepts attached option arguments', () => {
-    assert.equal(roundTrip('-aalways,exit -Farch=b64 -Sopen -Fpid=1 -kk'), '-a always,exit -F arch=b64 -S open -F pid=1 -F key=k');
+    assert.equal(
+      roundTrip('-aalways,exit -Farch=b64 -Sopen -Fpid=1 -kk'),
+      '-a always,exit -F arch=b64 -S open -F pid=1 -F key=k',
+    );
   });
 });
 
 describe('rules: files, positions, -i and -c', () => {
   it('carries file:line on commands and errors', () => {
     const cmds = parseRules('# c\n\n-b 10\n   \n-w /etc/passwd -k x\n', 'a.rules');
-    assert.deepEqual(cmds.map((c) => [c.kind, c.pos.line, c.pos.file]), [['backlogLimit', 3, 'a.rules'], ['add', 5, 'a.rules']]);
-    assert.throws(() => parseRules('-b 1\n-a bogus\n', 'b.rules'), (e: unknown) => {
-      assert.ok(e instanceof RuleError);
-      assert.deepEqual(e.pos, { file: 'b.rules', line: 2 });
-      assert.equal(e.message, 'b.rules:2: Append rule - bad keyword bogus');
-      return true;
-    });
+    assert.deepEqual(
+      cmds.map((c) => [c.kind, c.pos.line, c.pos.file]),
+      [
+        ['backlogLimit', 3, 'a.rules'],
+        ['add', 5, 'a.rules'],
+      ],
+    );
+    assert.throws(
+      () => parseRules('-b 1\n-a bogus\n', 'b.rules'),
+      (e: unknown) => {
+        assert.ok(e instanceof RuleError);
+        assert.deepEqual(e.pos, { file: 'b.rules', line: 2 });
+        assert.equal(e.message, 'b.rules:2: Append rule - bad keyword bogus');
+        return true;
+      },
+    );
   });
   it('keeps going after -c, carrying -i/-c across files read as one stream', () => {
     const ctx = { ignore: false };
     const first = parseRules('-c\n', 'a', ctx);
-    assert.deepEqual(first.map((c) => [c.kind, c.kind === 'ignoreErrors' && c.continueMode]), [['ignoreErrors', true]]);
+    assert.deepEqual(
+      first.map((c) => [c.kind, c.kind === 'ignoreErrors' && c.continueMode]),
+      [['ignoreErrors', true]],
+    );
     const second = parseRules('-a bogus,x\n-b 5\n', 'b', ctx);
-    assert.deepEqual(second.map((c) => c.kind), ['invalid', 'backlogLimit']);
+    assert.deepEqual(
+      second.map((c) => c.kind),
+      ['invalid', 'backlogLimit'],
+    );
   });
 });
 
 describe('rules: -i and -c in files', () => {
   it('records errors after -i as invalid commands', () => {
     const cmds: RuleCommand[] = parseRules('-i\n-a bogus\n-w /etc/passwd\n', 'f');
-    assert.deepEqual(cmds.map((c) => c.kind), ['ignoreErrors', 'invalid', 'add']);
+    assert.deepEqual(
+      cmds.map((c) => c.kind),
+      ['ignoreErrors', 'invalid', 'add'],
+    );
     const inv = cmds[1]!;
     assert.ok(inv.kind === 'invalid' && inv.error.pos?.line === 2);
   });
@@ -206,13 +274,20 @@ describe('rules: formatter quirks', () => {
   it('prints watches, syscall rules, exclude rules like auditctl -l', () => {
     assert.equal(roundTrip('-w /etc/passwd -p wa -k identity'), '-w /etc/passwd -p wa -k identity');
     assert.equal(roundTrip('-w /etc/passwd'), '-w /etc/passwd -p rwxa');
-    assert.equal(roundTrip('-a exit,always -F arch=b64 -S adjtimex,settimeofday -k time-change'),
-      '-a always,exit -F arch=b64 -S adjtimex,settimeofday -F key=time-change');
+    assert.equal(
+      roundTrip('-a exit,always -F arch=b64 -S adjtimex,settimeofday -k time-change'),
+      '-a always,exit -F arch=b64 -S adjtimex,settimeofday -F key=time-change',
+    );
     assert.equal(roundTrip('-a always,exclude -F msgtype=CWD'), '-a always,exclude -F msgtype=CWD');
-    assert.equal(roundTrip('-a always,exit -F arch=b64 -S open -F exit=-EACCES -F auid>=1000 -F auid!=unset -k access'),
-      '-a always,exit -F arch=b64 -S open -F exit=-EACCES -F auid>=1000 -F auid!=-1 -F key=access');
+    assert.equal(
+      roundTrip('-a always,exit -F arch=b64 -S open -F exit=-EACCES -F auid>=1000 -F auid!=unset -k access'),
+      '-a always,exit -F arch=b64 -S open -F exit=-EACCES -F auid>=1000 -F auid!=-1 -F key=access',
+    );
     assert.equal(roundTrip('-A always,exit -F path=/etc/shadow -F perm=r'), '-w /etc/shadow -p r');
-    assert.equal(roundTrip('-a always,exit -F arch=b64 -S 2047 -F pid=1'), '-a always,exit -F arch=b64 -S 2047 -F pid=1');
+    assert.equal(
+      roundTrip('-a always,exit -F arch=b64 -S 2047 -F pid=1'),
+      '-a always,exit -F arch=b64 -S 2047 -F pid=1',
+    );
   });
   it('names syscalls with the arch of the previous rule in a listing, as auditctl does', () => {
     const lines = formatRules([rule('-a always,exit -F arch=b32 -S open'), rule('-a always,exit -S open')]);

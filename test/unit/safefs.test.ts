@@ -25,9 +25,15 @@ describe('safefs: readBounded', () => {
   it('refuses a FIFO at once instead of waiting for a writer (child process, killed if it hangs)', () => {
     withDir((dir) => {
       const fifo = mkfifoSync(join(dir, 'pipe'));
-      const r = isolated(`out(require(SRC + '/safefs').readBounded(${JSON.stringify(fifo)}, { limit: 1024, what: 'rules' }).data.length);`);
+      const r = isolated(
+        `out(require(SRC + '/safefs').readBounded(${JSON.stringify(fifo)}, { limit: 1024, what: 'rules' }).data.length);`,
+      );
       assert.equal(r.killed, false, 'readBounded hung on a FIFO');
-      assert.deepEqual(r.value, { threw: 'IoError', code: 'E_NOT_REGULAR', message: `rules ${fifo} is not a regular file (refused)` });
+      assert.deepEqual(r.value, {
+        threw: 'IoError',
+        code: 'E_NOT_REGULAR',
+        message: `rules ${fifo} is not a regular file (refused)`,
+      });
     });
   });
 
@@ -47,7 +53,11 @@ describe('safefs: readBounded', () => {
       assert.equal(r.data.length, 4096);
       assert.ok(r.stat.isFile());
       writeFileSync(p, Buffer.alloc(4097, 0x61));
-      refused(() => readBounded(p, { limit: 4096, what: 'config file' }), 'E_TOO_LARGE', /config file .* is 4097 bytes, over the 4096-byte limit/);
+      refused(
+        () => readBounded(p, { limit: 4096, what: 'config file' }),
+        'E_TOO_LARGE',
+        /config file .* is 4097 bytes, over the 4096-byte limit/,
+      );
       writeFileSync(p, '');
       assert.equal(readBounded(p, { limit: 0 }).data.length, 0);
     });
@@ -59,7 +69,11 @@ describe('safefs: readBounded', () => {
       writeFileSync(target, 'hello');
       const link = join(dir, 'link');
       symlinkSync(target, link);
-      refused(() => readBounded(link, { limit: 100, noFollow: true, what: 'config file' }), 'E_SYMLINK', /config file .*link is a symlink \(refused\)/);
+      refused(
+        () => readBounded(link, { limit: 100, noFollow: true, what: 'config file' }),
+        'E_SYMLINK',
+        /config file .*link is a symlink \(refused\)/,
+      );
       assert.equal(readBounded(link, { limit: 100 }).data.toString(), 'hello');
       // A symlink to a FIFO is refused as not regular, still without blocking.
       const fifo = mkfifoSync(join(dir, 'pipe'));

@@ -1,4 +1,5 @@
-// Unit tests for auditmux search: each criterion, time words, inputs (gzip, rotation order), output forms, malformed lines.
+// Unit tests for auditmux search: each criterion, time words, inputs (gzip, rotation order), output forms, malformed
+// lines.
 import assert from 'node:assert/strict';
 import { chownSync, linkSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -21,7 +22,7 @@ const LOG = [
   'type=PROCTITLE msg=audit(1700000000.100:10): proctitle=636174002F6574632F736861646F77',
   'type=SYSCALL msg=audit(1700000001.200:11): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=2 ppid=100 pid=201 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm="ls" exe=2F6F70742F6D79206170702F6C73 key=6B3101616D2D617578',
   'type=UNKNOWN[1336] msg=audit(1700000001.200:11): record=1 contid=7',
-  "type=USER_LOGIN msg=audit(1700000002.300:12): pid=300 uid=0 auid=1000 ses=3 msg='op=login id=1000 exe=\"/usr/sbin/sshd\" hostname=? addr=10.0.0.1 terminal=ssh res=failed'",
+  'type=USER_LOGIN msg=audit(1700000002.300:12): pid=300 uid=0 auid=1000 ses=3 msg=\'op=login id=1000 exe="/usr/sbin/sshd" hostname=? addr=10.0.0.1 terminal=ssh res=failed\'',
   'type=CONFIG_CHANGE msg=audit(1700000003.000:13): auid=4294967295 ses=4294967295 op=add_rule key="k10" list=4 res=1',
   'type=CONTAINER_ID msg=audit(1700000004.000:14): record=1 contid=2,^1,3,^1',
   'type=NETFILTER_PKT msg=audit(1700000004.000:14): mark=0x1 saddr=127.0.0.1 daddr=127.0.0.1 proto=1 record=1',
@@ -33,7 +34,12 @@ writeFileSync(logFile, LOG.join('\n') + '\n');
 
 async function serials(spec: CriteriaSpec, file = logFile): Promise<number[]> {
   const out: number[] = [];
-  await scanEvents(inputFromPath(file), compileCriteria(spec), (ev) => out.push(ev.serial), () => undefined);
+  await scanEvents(
+    inputFromPath(file),
+    compileCriteria(spec),
+    (ev) => out.push(ev.serial),
+    () => undefined,
+  );
   return out;
 }
 
@@ -150,15 +156,32 @@ describe('search inputs', () => {
     writeFileSync(join(d, 'audit.log.2.gz'), gzipSync(line(200, 2) + '\n'));
     writeFileSync(join(d, 'audit.log.1'), line(300, 3) + '\n' + line(400, 4) + '\n');
     writeFileSync(join(d, 'audit.log'), `type=PROCTITLE msg=audit(400.000:4): proctitle=6C73\n` + line(500, 5) + '\n');
-    assert.deepEqual(directoryInputs(d).map((i) => i.path.slice(d.length + 1)), ['audit.log.3', 'audit.log.2.gz', 'audit.log.1', 'audit.log']);
+    assert.deepEqual(
+      directoryInputs(d).map((i) => i.path.slice(d.length + 1)),
+      ['audit.log.3', 'audit.log.2.gz', 'audit.log.1', 'audit.log'],
+    );
     const evs: SearchEvent[] = [];
-    await scanEvents(inputFromPath(d), compileCriteria({ key: 'r' }), (e) => evs.push(e), () => undefined);
-    assert.deepEqual(evs.map((e) => e.serial), [1, 2, 3, 4, 5]);
+    await scanEvents(
+      inputFromPath(d),
+      compileCriteria({ key: 'r' }),
+      (e) => evs.push(e),
+      () => undefined,
+    );
+    assert.deepEqual(
+      evs.map((e) => e.serial),
+      [1, 2, 3, 4, 5],
+    );
     assert.equal(evs[3]!.lines.length, 2);
   });
   it('a corrupt gzip file is an IoError naming the file', async () => {
     const f = join(dir, 'bad.log.gz');
-    writeFileSync(f, Buffer.concat([gzipSync('type=SYSCALL msg=audit(1.000:1): a=1\n'.repeat(1000)).subarray(0, 40), Buffer.from('garbage')]));
+    writeFileSync(
+      f,
+      Buffer.concat([
+        gzipSync('type=SYSCALL msg=audit(1.000:1): a=1\n'.repeat(1000)).subarray(0, 40),
+        Buffer.from('garbage'),
+      ]),
+    );
     const c = capture();
     assert.equal(await runSearch(['-if', f, '--raw'], c.io), 8);
     assert.match(c.err.join(''), /bad\.log\.gz: cannot decompress/);
@@ -181,14 +204,24 @@ describe('search inputs', () => {
     writeFileSync(cfg, `version: 1\nhost:\n  log:\n    file: ${d}/audit.log\n`);
     const c = capture();
     assert.equal(await runSearch(['--config', cfg, '--daemon', 'host', '-k', 'k1', '--format', 'json'], c.io), 0);
-    assert.deepEqual(c.out.join('').trim().split('\n').map((l) => JSON.parse(l).serial), [10, 11, 13]);
+    assert.deepEqual(
+      c.out
+        .join('')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).serial),
+      [10, 11, 13],
+    );
   });
 });
 
 describe('search malformed input', () => {
   it('malformed lines are skipped with file:line, a truncated last line is not an error', async () => {
     const f = join(dir, 'mal.log');
-    writeFileSync(f, [LOG[1], 'garbage here', 'type=SYSCALL msg=audit(abc:1): x=1', '', LOG[4]].join('\n') + '\ntype=SYSCALL msg=aud');
+    writeFileSync(
+      f,
+      [LOG[1], 'garbage here', 'type=SYSCALL msg=audit(abc:1): x=1', '', LOG[4]].join('\n') + '\ntype=SYSCALL msg=aud',
+    );
     const c = capture();
     assert.equal(await runSearch(['-if', f, '--raw'], c.io), 0);
     const err = c.err.join('\n');
@@ -218,7 +251,8 @@ describe('search malformed input', () => {
 describe('search output forms', () => {
   it('--raw prints the lines exactly, ENRICHED separator included', async () => {
     const f = join(dir, 'enr.log');
-    const l = 'type=SYSCALL msg=audit(1.000:1): arch=c000003e syscall=0 success=yes exit=0 uid=0 key="e"\x1dARCH=x86_64 SYSCALL=read UID="root"';
+    const l =
+      'type=SYSCALL msg=audit(1.000:1): arch=c000003e syscall=0 success=yes exit=0 uid=0 key="e"\x1dARCH=x86_64 SYSCALL=read UID="root"';
     writeFileSync(f, l + '\n');
     const c = capture();
     assert.equal(await runSearch(['-if', f, '-k', 'e', '-r'], c.io), 0);
@@ -229,7 +263,10 @@ describe('search output forms', () => {
     assert.equal(await runSearch(['-if', logFile, '-k', 'k1', '-i'], c.io), 0);
     const s = c.out.join('');
     assert.match(s, /^----\n/);
-    assert.match(s, /type=SYSCALL msg=audit\(\d\d\/\d\d\/\d\d \d\d:\d\d:\d\d\.100:10\) : arch=x86_64 syscall=openat success=no exit=EACCES /);
+    assert.match(
+      s,
+      /type=SYSCALL msg=audit\(\d\d\/\d\d\/\d\d \d\d:\d\d:\d\d\.100:10\) : arch=x86_64 syscall=openat success=no exit=EACCES /,
+    );
     assert.match(s, / uid=root /);
     assert.match(s, /proctitle=cat \/etc\/shadow/);
     assert.match(s, /exe=\/opt\/my app\/ls key=k1 key=am-aux/);
@@ -238,16 +275,35 @@ describe('search output forms', () => {
   it('JSON lines: one object per event, records as arrays of decoded fields, contid chains', async () => {
     const c = capture();
     assert.equal(await runSearch(['-if', logFile, '--format', 'json'], c.io), 0);
-    const evs = c.out.join('').trim().split('\n').map((l) => JSON.parse(l));
+    const evs = c.out
+      .join('')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(evs.length, 6);
     assert.deepEqual(evs[0].contid, ['4,^2,^1']);
     assert.equal(evs[0].time, '2023-11-14T22:13:20.100Z');
-    assert.deepEqual(evs[0].records.map((r: { type: string }) => r.type), ['CONTAINER_ID', 'SYSCALL', 'CWD', 'PROCTITLE']);
+    assert.deepEqual(
+      evs[0].records.map((r: { type: string }) => r.type),
+      ['CONTAINER_ID', 'SYSCALL', 'CWD', 'PROCTITLE'],
+    );
     assert.deepEqual(evs[0].records[3].fields, [['proctitle', 'cat /etc/shadow']]);
     const sys = evs[1].records[0].fields as Array<[string, string]>;
-    assert.deepEqual(sys.filter(([k]) => k === 'key'), [['key', 'k1'], ['key', 'am-aux']]);
-    assert.deepEqual(sys.find(([k]) => k === 'exe'), ['exe', '/opt/my app/ls']);
-    assert.deepEqual(evs[2].records[0].fields.find(([k]: [string]) => k === 'terminal'), ['terminal', 'ssh']);
+    assert.deepEqual(
+      sys.filter(([k]) => k === 'key'),
+      [
+        ['key', 'k1'],
+        ['key', 'am-aux'],
+      ],
+    );
+    assert.deepEqual(
+      sys.find(([k]) => k === 'exe'),
+      ['exe', '/opt/my app/ls'],
+    );
+    assert.deepEqual(
+      evs[2].records[0].fields.find(([k]: [string]) => k === 'terminal'),
+      ['terminal', 'ssh'],
+    );
   });
   it('no match: <no matches>, exit 1; usage errors exit 2', async () => {
     const c = capture();
@@ -270,13 +326,19 @@ describe('report', () => {
     assert.equal(await runReport(['-if', logFile], c.io), 0);
     const s = c.out.join('');
     assert.match(s, /^auditmux report: 6 events, 5 containers/);
-    assert.match(s, /container 4,\^2,\^1\n  events: 1\n  first seen: 2023-11-14T22:13:20.100Z\n  last seen: 2023-11-14T22:13:20.100Z\n  top keys: k1 \(1\)\n  top executables: \/usr\/bin\/cat \(1\)\n  failed syscalls: 1 \(openat 1\)/);
-    assert.match(s, /container unset\n  events: 3\n/);
-    assert.match(s, /container 2,\^1\n  events: 1/);
+    assert.match(
+      s,
+      /container 4,\^2,\^1\n {2}events: 1\n {2}first seen: 2023-11-14T22:13:20.100Z\n {2}last seen: 2023-11-14T22:13:20.100Z\n {2}top keys: k1 \(1\)\n {2}top executables: \/usr\/bin\/cat \(1\)\n {2}failed syscalls: 1 \(openat 1\)/,
+    );
+    assert.match(s, /container unset\n {2}events: 3\n/);
+    assert.match(s, /container 2,\^1\n {2}events: 1/);
   });
   it('HTML escapes what comes from the log', async () => {
     const f = join(dir, 'xss.log');
-    writeFileSync(f, 'type=SYSCALL msg=audit(1.000:1): arch=c000003e syscall=0 success=yes exit=0 exe="/tmp/<script>alert(1)</script>" key="<b>"\n');
+    writeFileSync(
+      f,
+      'type=SYSCALL msg=audit(1.000:1): arch=c000003e syscall=0 success=yes exit=0 exe="/tmp/<script>alert(1)</script>" key="<b>"\n',
+    );
     const c = capture();
     assert.equal(await runReport(['-if', f, '--html'], c.io), 0);
     const html = c.out.join('');
@@ -292,7 +354,11 @@ describe('report', () => {
     linkSync(victim, hard);
     const fifo = join(dir, 'report-fifo');
     spawnSync('mkfifo', [fifo]);
-    for (const [out, why] of [[link, /symbolic link/], [hard, /hard links/], [fifo, /not a regular file/]] as const) {
+    for (const [out, why] of [
+      [link, /symbolic link/],
+      [hard, /hard links/],
+      [fifo, /not a regular file/],
+    ] as const) {
       const c = capture();
       assert.equal(await runReport(['-if', logFile, '-o', out], c.io), ExitCode.IO, out);
       assert.match(c.err.join(''), why);

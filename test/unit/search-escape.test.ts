@@ -13,20 +13,32 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex').toUpperCase();
 /** An executable name a process can give itself: clears the screen, then prints a fake record on a new line. */
-const EVIL_EXE = '/tmp/\x1b[2J\x1b]0;owned\x07\nnode=dc01 type=USER_LOGIN msg=audit(1700000000.000:1): res=success $(id);';
+const EVIL_EXE =
+  '/tmp/\x1b[2J\x1b]0;owned\x07\nnode=dc01 type=USER_LOGIN msg=audit(1700000000.000:1): res=success $(id);';
 const EVIL_KEY = '<script>alert(1)</script>\x1b[31m';
 const SADDR = '0100' + hex('/tmp/s\nx');
 
-const log = [
-  `type=SYSCALL msg=audit(1700000000.123:7): arch=c000003e syscall=42 success=no exit=-2 a0=3 a1=7ffd a2=6e a3=0 items=0 ppid=1 pid=4242 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm="x" exe=${hex(EVIL_EXE)} subj=unconfined key=${hex(EVIL_KEY)}`,
-  `type=SOCKADDR msg=audit(1700000000.123:7): saddr=${SADDR}`,
-  `type=DAEMON_ERR msg=audit(1700000001.000:8): op=refused reason=${hex('/srv/t/c.rules:2: -e is host-wide\x1b[2J')} daemon=c pid=1 uid=0 res=failed`,
-].join('\n') + '\n';
+const log =
+  [
+    `type=SYSCALL msg=audit(1700000000.123:7): arch=c000003e syscall=42 success=no exit=-2 a0=3 a1=7ffd a2=6e a3=0 items=0 ppid=1 pid=4242 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm="x" exe=${hex(EVIL_EXE)} subj=unconfined key=${hex(EVIL_KEY)}`,
+    `type=SOCKADDR msg=audit(1700000000.123:7): saddr=${SADDR}`,
+    `type=DAEMON_ERR msg=audit(1700000001.000:8): op=refused reason=${hex('/srv/t/c.rules:2: -e is host-wide\x1b[2J')} daemon=c pid=1 uid=0 res=failed`,
+  ].join('\n') + '\n';
 const file = join(dir, 'audit.log');
 writeFileSync(file, log);
 
-function capture(): { out: string[]; err: string[]; io: { out(s: string): void; err(s: string): void }; text(): string } {
-  const c = { out: [] as string[], err: [] as string[], io: { out: (s: string) => void c.out.push(s), err: (s: string) => void c.err.push(s) }, text: () => c.out.join('') };
+function capture(): {
+  out: string[];
+  err: string[];
+  io: { out(s: string): void; err(s: string): void };
+  text(): string;
+} {
+  const c = {
+    out: [] as string[],
+    err: [] as string[],
+    io: { out: (s: string) => void c.out.push(s), err: (s: string) => void c.err.push(s) },
+    text: () => c.out.join(''),
+  };
   return c;
 }
 
@@ -36,10 +48,14 @@ describe('search and report escaping', () => {
     assert.equal(await runSearch(['-if', file, '-i'], c.io), 0);
     const t = c.text();
     assert.doesNotMatch(t, /[\x00-\x09\x0b-\x1f\x7f]/, JSON.stringify(t));
-    for (const l of t.split('\n')) assert.ok(l === '' || l === '----' || l.startsWith('type='), `every line is a record: ${JSON.stringify(l)}`);
+    for (const l of t.split('\n'))
+      assert.ok(l === '' || l === '----' || l.startsWith('type='), `every line is a record: ${JSON.stringify(l)}`);
     assert.ok(t.includes('exe=/tmp/\\033[2J\\033]0;owned\\007\\012node=dc01 type=USER_LOGIN'), t);
     assert.ok(t.includes('saddr={ saddr_fam=local path=/tmp/s\\012x }'), t);
-    assert.ok(t.includes('reason=/srv/t/c.rules:2: -e is host-wide\\033[2J'), 'refusal reasons are decoded for reading');
+    assert.ok(
+      t.includes('reason=/srv/t/c.rules:2: -e is host-wide\\033[2J'),
+      'refusal reasons are decoded for reading',
+    );
   });
 
   it('--escape raw|shell|shell_quote as ausearch; a bad mode is a usage error', async () => {
@@ -74,7 +90,10 @@ describe('search and report escaping', () => {
     for (let n = 0; n < 20000; n++) {
       let s = '';
       const len = intBelow(r, 30);
-      for (let i = 0; i < len; i++) s += String.fromCharCode(r() < 0.3 ? intBelow(r, 0xa0) : r() < 0.5 ? 0x20 + intBelow(r, 95) : intBelow(r, 0x3000));
+      for (let i = 0; i < len; i++)
+        s += String.fromCharCode(
+          r() < 0.3 ? intBelow(r, 0xa0) : r() < 0.5 ? 0x20 + intBelow(r, 95) : intBelow(r, 0x3000),
+        );
       const e = escapeFor(s, 'tty');
       assert.doesNotMatch(e, /[\x00-\x1f\x7f-\x9f]/);
       if (!/[\x00-\x1f\x7f-\x9f]/.test(s)) assert.equal(e, s);

@@ -16,8 +16,18 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const line = (serial: number, key = 'r'): string =>
   `type=SYSCALL msg=audit(${100 * serial}.000:${serial}): arch=c000003e syscall=2 success=yes exit=3 pid=1 uid=0 auid=0 ses=1 comm="x" exe="/bin/x" key="${key}"`;
 
-function capture(): { out: string[]; err: string[]; io: { out(s: string): void; err(s: string): void }; text(): string } {
-  const c = { out: [] as string[], err: [] as string[], io: { out: (s: string) => void c.out.push(s), err: (s: string) => void c.err.push(s) }, text: () => c.out.join('') };
+function capture(): {
+  out: string[];
+  err: string[];
+  io: { out(s: string): void; err(s: string): void };
+  text(): string;
+} {
+  const c = {
+    out: [] as string[],
+    err: [] as string[],
+    io: { out: (s: string) => void c.out.push(s), err: (s: string) => void c.err.push(s) },
+    text: () => c.out.join(''),
+  };
   return c;
 }
 
@@ -27,7 +37,10 @@ describe('a corrupt .gz among rotated logs', () => {
   writeFileSync(join(d, 'audit.log.3'), line(1) + '\n');
   // The first event is readable, then the stream breaks: a truncated member followed by garbage.
   const gz = gzipSync(line(2) + '\n' + (line(9) + '\n').repeat(2000));
-  writeFileSync(join(d, 'audit.log.2.gz'), Buffer.concat([gz.subarray(0, Math.floor(gz.length / 2)), Buffer.from('garbage')]));
+  writeFileSync(
+    join(d, 'audit.log.2.gz'),
+    Buffer.concat([gz.subarray(0, Math.floor(gz.length / 2)), Buffer.from('garbage')]),
+  );
   writeFileSync(join(d, 'audit.log.1'), line(3) + '\n');
   writeFileSync(join(d, 'audit.log'), line(4) + '\n');
 
@@ -35,8 +48,15 @@ describe('a corrupt .gz among rotated logs', () => {
     const c = capture();
     assert.equal(await runSearch(['-if', d, '-k', 'r', '--raw'], c.io), 8);
     const serials = [...c.text().matchAll(/:(\d+)\): /g)].map((m) => Number(m[1]));
-    assert.deepEqual(serials.filter((s) => s !== 9), [1, 2, 3, 4], 'the logs after the corrupt one are searched too');
-    assert.match(c.err.join(''), /audit\.log\.2\.gz: cannot decompress the log after line \d+ .*other logs are still searched/);
+    assert.deepEqual(
+      serials.filter((s) => s !== 9),
+      [1, 2, 3, 4],
+      'the logs after the corrupt one are searched too',
+    );
+    assert.match(
+      c.err.join(''),
+      /audit\.log\.2\.gz: cannot decompress the log after line \d+ .*other logs are still searched/,
+    );
     assert.match(c.err.join(''), /1 log file\(s\) could not be read completely/);
   });
 
@@ -114,7 +134,8 @@ describe('report memory is bounded (top-K)', () => {
         assert.ok(c >= exact.get(k)! && c - t.error(k) <= exact.get(k)!, `${k}: ${c} vs ${exact.get(k)}`);
       }
       assert.equal(sum, n, 'Space-Saving counts sum to the stream length');
-      for (const [k, c] of exact) if (c > n / cap) assert.ok(t.has(k), `frequent ${k} (${c}/${n}) kept with cap ${cap}`);
+      for (const [k, c] of exact)
+        if (c > n / cap) assert.ok(t.has(k), `frequent ${k} (${c}/${n}) kept with cap ${cap}`);
       if (exact.size <= cap) for (const [k, c] of exact) assert.equal(t.get(k), c, 'exact below the cap');
     }
   });
@@ -123,6 +144,9 @@ describe('report memory is bounded (top-K)', () => {
     const m = new MinuteSeries(4);
     for (let i = 0; i < 100; i++) m.add(i * 13);
     assert.ok(m.size <= 4);
-    assert.equal([...m].reduce((a, [, c]) => a + c, 0), 100);
+    assert.equal(
+      [...m].reduce((a, [, c]) => a + c, 0),
+      100,
+    );
   });
 });

@@ -1,4 +1,5 @@
-// The shipped systemd unit: ordered like auditd's, conflicts with it, no restart on config errors, verifies, and is hardened.
+// The shipped systemd unit: ordered like auditd's, conflicts with it, no restart on config errors, verifies, and is
+// hardened.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,7 +12,10 @@ const repo = join(__dirname, '..', '..', '..');
 const unitText = readFileSync(join(repo, 'systemd', 'auditmux.service'), 'utf8');
 
 function directive(name: string): string[] {
-  return unitText.split('\n').filter((l) => l.startsWith(`${name}=`)).map((l) => l.slice(name.length + 1));
+  return unitText
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}=`))
+    .map((l) => l.slice(name.length + 1));
 }
 
 describe('systemd unit', () => {
@@ -21,7 +25,8 @@ describe('systemd unit', () => {
     assert.match(directive('Conflicts').join(' '), /auditd\.service/);
     assert.deepEqual(directive('Restart'), ['on-failure']);
     const prevent = directive('RestartPreventExitStatus').join(' ').split(/\s+/).map(Number);
-    for (const code of [ExitCode.CONFIG, ExitCode.RULES, ExitCode.BUSY]) assert.ok(prevent.includes(code), `exit ${code} prevents restart`);
+    for (const code of [ExitCode.CONFIG, ExitCode.RULES, ExitCode.BUSY])
+      assert.ok(prevent.includes(code), `exit ${code} prevents restart`);
     assert.equal(directive('MemoryDenyWriteExecute').length, 0, 'V8 needs W+X pages');
   });
 
@@ -30,26 +35,46 @@ describe('systemd unit', () => {
     assert.deepEqual(directive('NotifyAccess'), ['main']);
   });
 
-  it('passes systemd-analyze verify', { skip: spawnSync('systemd-analyze', ['--version']).status === 0 ? undefined : 'no systemd-analyze' }, () => {
-    const dir = mkdtempSync(join(tmpdir(), 'amunit-'));
-    try {
-      // verify checks that ExecStart exists: point it at this checkout's CLI.
-      const unit = join(dir, 'auditmux.service');
-      writeFileSync(unit, unitText.replace('/usr/local/sbin/auditmux', join(repo, 'bin', 'auditmux')));
-      const r = spawnSync('systemd-analyze', ['verify', '--man=no', unit], { encoding: 'utf8' });
-      const complaints = (r.stdout + r.stderr).split('\n').filter((l) => l.includes('auditmux.service'));
-      assert.deepEqual(complaints, []);
-      assert.equal(r.status, 0, r.stderr);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it(
+    'passes systemd-analyze verify',
+    { skip: spawnSync('systemd-analyze', ['--version']).status === 0 ? undefined : 'no systemd-analyze' },
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'amunit-'));
+      try {
+        // verify checks that ExecStart exists: point it at this checkout's CLI.
+        const unit = join(dir, 'auditmux.service');
+        writeFileSync(unit, unitText.replace('/usr/local/sbin/auditmux', join(repo, 'bin', 'auditmux')));
+        const r = spawnSync('systemd-analyze', ['verify', '--man=no', unit], { encoding: 'utf8' });
+        const complaints = (r.stdout + r.stderr).split('\n').filter((l) => l.includes('auditmux.service'));
+        assert.deepEqual(complaints, []);
+        assert.equal(r.status, 0, r.stderr);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('grants only the capabilities the daemon uses, each justified in a comment', () => {
-    const caps = directive('CapabilityBoundingSet').join(' ').split(/\s+/).filter((c) => c.length > 0).sort();
-    assert.deepEqual(caps, ['CAP_AUDIT_CONTROL', 'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_KILL', 'CAP_NET_ADMIN', 'CAP_SETGID', 'CAP_SETUID']);
+    const caps = directive('CapabilityBoundingSet')
+      .join(' ')
+      .split(/\s+/)
+      .filter((c) => c.length > 0)
+      .sort();
+    assert.deepEqual(caps, [
+      'CAP_AUDIT_CONTROL',
+      'CAP_CHOWN',
+      'CAP_DAC_OVERRIDE',
+      'CAP_KILL',
+      'CAP_NET_ADMIN',
+      'CAP_SETGID',
+      'CAP_SETUID',
+    ]);
     const comments = unitText.split('\n').filter((l) => l.startsWith('#'));
-    for (const c of caps) assert.ok(comments.some((l) => new RegExp(`^#\\s+(?:CAP_\\w+ )*${c}\\b.*\\s{2,}\\S`).test(l)), `${c} has a reason`);
+    for (const c of caps)
+      assert.ok(
+        comments.some((l) => new RegExp(`^#\\s+(?:CAP_\\w+ )*${c}\\b.*\\s{2,}\\S`).test(l)),
+        `${c} has a reason`,
+      );
     assert.deepEqual(directive('AmbientCapabilities'), ['']);
   });
 
@@ -68,7 +93,7 @@ describe('systemd unit', () => {
     assert.ok(directive('ReadWritePaths').join(' ').split(/\s+/).includes('-/var/spool/auditmux'));
   });
 
-  it('scores at most 3.2 in systemd-analyze security (Debian\'s auditd.service: 8.9)', { skip: analyzeSkip() }, () => {
+  it("scores at most 3.2 in systemd-analyze security (Debian's auditd.service: 8.9)", { skip: analyzeSkip() }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'amunit-'));
     try {
       const unit = join(dir, 'auditmux.service');

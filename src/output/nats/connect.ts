@@ -24,7 +24,10 @@ export function natsOptions(c: NatsConnSpec, name: string, retryMs: number): Nod
     o.pass = c.password ?? '';
   }
   if (c.token !== null) o.token = c.token;
-  if (c.creds !== null) o.authenticator = credsAuthenticator(readBounded(c.creds, { limit: CREDS_LIMIT, what: 'NATS credentials file' }).data);
+  if (c.creds !== null)
+    o.authenticator = credsAuthenticator(
+      readBounded(c.creds, { limit: CREDS_LIMIT, what: 'NATS credentials file' }).data,
+    );
   if (c.tls) {
     const t = c.tls;
     const read = (p: string, what: string): string => readPem(p, what).toString('utf8');

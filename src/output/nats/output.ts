@@ -53,7 +53,14 @@ export class NatsOutput extends QueuedOutput {
   private lastClosed = { stamp: '', parts: 0 };
   private inflight: InFlight[] = [];
   private retryTimer: NodeJS.Timeout | null = null;
-  private readonly nc_ = { published: 0, acked: 0, duplicates: 0, publishErrors: 0, eventsQueued: 0, streamMissing: false };
+  private readonly nc_ = {
+    published: 0,
+    acked: 0,
+    duplicates: 0,
+    publishErrors: 0,
+    eventsQueued: 0,
+    streamMissing: false,
+  };
 
   constructor(spec: NatsOutputSpec, ctx: OutputContext) {
     super(queuedOptions(spec, ctx, MAX_LINE_BYTES - 1, false));
@@ -91,7 +98,8 @@ export class NatsOutput extends QueuedOutput {
     if (this.open && this.open.stamp !== stamp) this.closeEvent();
     if (!this.open) this.open = { stamp, time: st?.time ?? '0.000', serial: st?.serial ?? '0', lines: [], bytes: 0 };
     if (this.open.bytes + line.length + 1 > MAX_ENTRY) this.closeEvent(true);
-    const ev = this.open ?? (this.open = { stamp, time: st?.time ?? '0.000', serial: st?.serial ?? '0', lines: [], bytes: 0 });
+    const ev =
+      this.open ?? (this.open = { stamp, time: st?.time ?? '0.000', serial: st?.serial ?? '0', lines: [], bytes: 0 });
     ev.lines.push(line);
     ev.bytes += line.length + 1;
     if (this.closeTimer) this.closeTimer.refresh();
@@ -112,7 +120,9 @@ export class NatsOutput extends QueuedOutput {
     this.open = keep ? { ...ev, lines: [], bytes: 0 } : null;
     this.nc_.eventsQueued++;
     // Made durable with the other outputs' records: at the next flush() or within a second (periodic sync).
-    this.appendEntry(Buffer.concat([Buffer.from(`${id}\n`, 'latin1'), ...ev.lines.flatMap((l, i) => (i ? [NL, l] : [l]))]));
+    this.appendEntry(
+      Buffer.concat([Buffer.from(`${id}\n`, 'latin1'), ...ev.lines.flatMap((l, i) => (i ? [NL, l] : [l]))]),
+    );
   }
 
   private async start(): Promise<void> {
@@ -147,7 +157,7 @@ export class NatsOutput extends QueuedOutput {
         if (!/stream not found/i.test(String((e as Error).message))) throw e;
         if (!this.spec.createStream) {
           this.nc_.streamMissing = true;
-          throw new Error(`stream ${this.spec.stream} does not exist and create_stream is off`);
+          throw new Error(`stream ${this.spec.stream} does not exist and create_stream is off`, { cause: e });
         }
         await jsm.streams.add({
           name: this.spec.stream,
@@ -165,7 +175,8 @@ export class NatsOutput extends QueuedOutput {
       this.pump();
     } catch (e) {
       this.fail(`stream ${this.spec.stream}: ${String((e as Error).message)}`);
-      if (!this.closed) this.retryTimer = setTimeout(() => this.retry(() => this.checkStream()), this.spec.networkRetryMs);
+      if (!this.closed)
+        this.retryTimer = setTimeout(() => this.retry(() => this.checkStream()), this.spec.networkRetryMs);
     }
   }
 
@@ -208,26 +219,30 @@ export class NatsOutput extends QueuedOutput {
     // The daemon travels as a header too, so a collector can split per tenant whatever the subject template is.
     const h = headers();
     h.set(DAEMON_HEADER, this.daemonToken);
-    (this.js as JetStreamClient).publish(subject, body, { msgID: id, timeout: this.spec.ackTimeoutMs, headers: h }).then(
-      (ack) => {
-        this.nc_.acked++;
-        if (ack.duplicate) this.nc_.duplicates++;
-        f.done = true;
-        this.commitDone();
-      },
-      (e: unknown) => {
-        this.nc_.publishErrors++;
-        this.fail(`publish: ${String((e as Error).message)}`);
-        f.done = true;
-        this.failedInFlight = true;
-        this.commitDone();
-      },
-    );
+    (this.js as JetStreamClient)
+      .publish(subject, body, { msgID: id, timeout: this.spec.ackTimeoutMs, headers: h })
+      .then(
+        (ack) => {
+          this.nc_.acked++;
+          if (ack.duplicate) this.nc_.duplicates++;
+          f.done = true;
+          this.commitDone();
+        },
+        (e: unknown) => {
+          this.nc_.publishErrors++;
+          this.fail(`publish: ${String((e as Error).message)}`);
+          f.done = true;
+          this.failedInFlight = true;
+          this.commitDone();
+        },
+      );
   }
 
   private failedInFlight = false;
 
-  /** Commits the acknowledged prefix; after a failure, waits for every publish to settle, then resends from the spool. */
+  /**
+   * Commits the acknowledged prefix; after a failure, waits for every publish to settle, then resends from the spool.
+   */
   private commitDone(): void {
     let n = 0;
     while (!this.failedInFlight && n < this.inflight.length && (this.inflight[n] as InFlight).done) n++;

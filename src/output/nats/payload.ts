@@ -73,14 +73,24 @@ export function eventJson(id: string, node: string, daemon: string, lines: reado
     const m = TYPE_RE.exec(line);
     const body = m ? line.slice(m[0].length) : line;
     const cut = body.indexOf(SEP);
-    const r: RecordJson = { type: m ? (m[2] as string) : 'UNKNOWN', line, fields: splitFields(cut < 0 ? body : body.slice(0, cut)) };
+    const r: RecordJson = {
+      type: m ? (m[2] as string) : 'UNKNOWN',
+      line,
+      fields: splitFields(cut < 0 ? body : body.slice(0, cut)),
+    };
     if (cut >= 0) r.interpreted = splitFields(body.slice(cut + 1));
     return r;
   });
   return { v: 1, id, node, daemon, contid: contidOf(lines), time: st?.time ?? '', serial: st?.serial ?? '', records };
 }
 
-export function encodeBody(kind: 'text' | 'json', id: string, node: string, daemon: string, lines: readonly string[]): Buffer {
+export function encodeBody(
+  kind: 'text' | 'json',
+  id: string,
+  node: string,
+  daemon: string,
+  lines: readonly string[],
+): Buffer {
   if (kind === 'text') return Buffer.from(lines.join('\n') + '\n', 'latin1');
   return Buffer.from(JSON.stringify(eventJson(id, node, daemon, lines)), 'utf8');
 }
@@ -94,7 +104,7 @@ export class PayloadError extends Error {}
 export function lineProblem(line: string): string | null {
   if (line.length === 0) return 'empty line';
   if (line.length > MAX_LINE_BYTES - 1) return `line longer than ${MAX_LINE_BYTES - 1} bytes`;
-  // eslint-disable-next-line no-control-regex
+
   const bad = /[\x00-\x1c\x1e\x1f\x7f]/.exec(line);
   if (bad) return `control byte 0x${bad[0].charCodeAt(0).toString(16)} at ${bad.index}`;
   if (line.indexOf(SEP) !== line.lastIndexOf(SEP)) return 'more than one ENRICHED separator';
@@ -116,7 +126,8 @@ export interface DecodedEvent {
  */
 export function decodeBody(body: Uint8Array): DecodedEvent {
   if (body.length === 0) throw new PayloadError('empty message');
-  if (body.length > MAX_MESSAGE_BYTES) throw new PayloadError(`message of ${body.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+  if (body.length > MAX_MESSAGE_BYTES)
+    throw new PayloadError(`message of ${body.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
   const buf = Buffer.from(body.buffer, body.byteOffset, body.length);
   let lines: string[];
   if (buf[0] === 0x7b) {
@@ -127,8 +138,10 @@ export function decodeBody(body: Uint8Array): DecodedEvent {
       throw new PayloadError(`invalid JSON: ${String((e as Error).message).slice(0, 80)}`);
     }
     const recs = (o as { records?: unknown } | null)?.records;
-    if (typeof o !== 'object' || o === null || Array.isArray(o) || !Array.isArray(recs)) throw new PayloadError('JSON body needs a records array');
-    if (recs.length === 0 || recs.length > MAX_EVENT_RECORDS) throw new PayloadError(`JSON body has ${recs.length} records (1-${MAX_EVENT_RECORDS})`);
+    if (typeof o !== 'object' || o === null || Array.isArray(o) || !Array.isArray(recs))
+      throw new PayloadError('JSON body needs a records array');
+    if (recs.length === 0 || recs.length > MAX_EVENT_RECORDS)
+      throw new PayloadError(`JSON body has ${recs.length} records (1-${MAX_EVENT_RECORDS})`);
     lines = recs.map((r, i) => {
       const l = (r as { line?: unknown } | null)?.line;
       if (typeof l !== 'string') throw new PayloadError(`records[${i}].line is not a string`);

@@ -1,4 +1,5 @@
-// NATS subject tokens, message ids and event stamps for the nats output: every untrusted value is escaped into one token.
+// NATS subject tokens, message ids and event stamps for the nats output: every untrusted value is escaped into one
+// token.
 import * as os from 'node:os';
 import { readBounded } from '../../safefs';
 
@@ -12,7 +13,8 @@ export function subjectToken(value: string): string {
   let out = '';
   const b = Buffer.from(value, 'utf8');
   for (const c of b) {
-    const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x2d;
+    const ok =
+      (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x2d;
     out += ok ? String.fromCharCode(c) : `~${c.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
@@ -21,7 +23,10 @@ export function subjectToken(value: string): string {
 /** Inverse of subjectToken for tokens it produced (the collector shows node names as they were). */
 export function subjectTokenValue(token: string): string {
   if (token === '~') return '';
-  return Buffer.from(token.replace(/~([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
+  return Buffer.from(
+    token.replace(/~([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
+    'latin1',
+  ).toString('utf8');
 }
 
 export interface SubjectValues {
@@ -41,7 +46,9 @@ export function buildSubject(template: string, v: SubjectValues): string {
  * contid token.
  */
 export function subjectFor(template: string, node: string, daemon: string): (contid: string | null) => string {
-  const parts = template.split('.').map((t) => (t === '{node}' ? subjectToken(node) : t === '{daemon}' ? subjectToken(daemon) : t));
+  const parts = template
+    .split('.')
+    .map((t) => (t === '{node}' ? subjectToken(node) : t === '{daemon}' ? subjectToken(daemon) : t));
   const at = parts.indexOf('{contid}');
   if (at < 0) {
     const fixed = parts.join('.');

@@ -1,4 +1,5 @@
-// auditd-compatible aggregator listener (tcp_listen_port), hardened: TLS client certificates, node= bound to the peer, caps, rate limit.
+// auditd-compatible aggregator listener (tcp_listen_port), hardened: TLS client certificates, node= bound to the peer,
+// caps, rate limit.
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { LISTEN_DEFAULTS, type ListenConfig, type NodePolicy } from '../../config/schema';
@@ -28,7 +29,9 @@ export interface Aggregator {
   close(): Promise<void>;
 }
 
-/** Replies a client has not read; past this the socket is not read either, so a client that never reads stays bounded. */
+/**
+ * Replies a client has not read; past this the socket is not read either, so a client that never reads stays bounded.
+ */
 const MAX_UNREAD_REPLIES = 256 * 1024;
 /** A TLS handshake must finish in this time whatever the idle timeout is. */
 const HANDSHAKE_MS = 10_000;
@@ -41,13 +44,25 @@ const IDENTITY_RE = /^[A-Za-z0-9:][A-Za-z0-9._:-]{0,252}$/;
 /** auditd's record line: optional node=, then type=. The node name has no space, like auditd's. */
 const LINE_RE = /^(?:node=([^ ]*) )?type=[A-Za-z0-9_]+ /;
 
-/** The listener's TLS key material from the configured files, read with a size bound and checked; a bad file is an IoError. */
+/**
+ * The listener's TLS key material from the configured files, read with a size bound and checked; a bad file is an
+ * IoError.
+ */
 export function listenTlsOptions(t: NonNullable<ListenConfig['tls']>): tls.SecureContextOptions {
-  const o: tls.SecureContextOptions = { cert: readPem(t.cert, 'listener certificate'), key: readPem(t.key, 'listener key'), ca: readPem(t.ca, 'client CA'), minVersion: 'TLSv1.2' };
+  const o: tls.SecureContextOptions = {
+    cert: readPem(t.cert, 'listener certificate'),
+    key: readPem(t.key, 'listener key'),
+    ca: readPem(t.ca, 'client CA'),
+    minVersion: 'TLSv1.2',
+  };
   try {
     tls.createSecureContext(o);
   } catch (e) {
-    throw new IoError(`cannot use the listener's TLS files ${t.cert}, ${t.key}, ${t.ca}: ${(e as Error).message}`, 'E_TLS', { cause: e });
+    throw new IoError(
+      `cannot use the listener's TLS files ${t.cert}, ${t.key}, ${t.ca}: ${(e as Error).message}`,
+      'E_TLS',
+      { cause: e },
+    );
   }
   return o;
 }
@@ -67,13 +82,15 @@ export function vetLine(payload: Buffer, identity: string, policy: NodePolicy): 
   const line = trimLine(payload);
   for (let i = 0; i < line.length; i++) {
     const c = line[i] as number;
-    if ((c < 0x20 && c !== 0x1d) || c === 0x7f) return { ok: false, reason: `control byte 0x${c.toString(16).padStart(2, '0')} at offset ${i}` };
+    if ((c < 0x20 && c !== 0x1d) || c === 0x7f)
+      return { ok: false, reason: `control byte 0x${c.toString(16).padStart(2, '0')} at offset ${i}` };
   }
   const head = line.subarray(0, 300).toString('latin1');
   const m = LINE_RE.exec(head);
   if (!m) return { ok: false, reason: 'not an audit record (node=NAME type=TYPE ...)' };
   const claimed = m[1];
-  if (claimed === undefined) return { ok: true, line: Buffer.concat([Buffer.from(`node=${identity} `, 'latin1'), line]) };
+  if (claimed === undefined)
+    return { ok: true, line: Buffer.concat([Buffer.from(`node=${identity} `, 'latin1'), line]) };
   if (!IDENTITY_RE.test(claimed)) return { ok: false, reason: 'node= is not a host name or address' };
   if (policy === 'keep' || claimed === identity) return { ok: true, line };
   if (policy === 'check') return { ok: false, reason: `node=${claimed} is not the peer's identity ${identity}` };
@@ -104,9 +121,22 @@ interface Bucket {
  * A peer over its rate is not dropped but slowed down: the socket is no longer read until its bucket has tokens
  * again, so a managed client waits for acks and nothing it sent is lost.
  */
-export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void, opts: AggregatorOptions = {}): Promise<Aggregator> {
+export function startAggregator(
+  cfg: ListenConfig,
+  sink: (line: Buffer) => void,
+  opts: AggregatorOptions = {},
+): Promise<Aggregator> {
   const counters = {
-    connections: 0, active: 0, rejected: 0, records: 0, heartbeats: 0, refused: 0, protocolErrors: 0, invalid: 0, throttled: 0, idleClosed: 0,
+    connections: 0,
+    active: 0,
+    rejected: 0,
+    records: 0,
+    heartbeats: 0,
+    refused: 0,
+    protocolErrors: 0,
+    invalid: 0,
+    throttled: 0,
+    idleClosed: 0,
     tlsRefused: 0,
   };
   const D = LISTEN_DEFAULTS;
@@ -128,7 +158,9 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
   let rejectTokens = REJECT_RECORDS_PER_S;
   let rejectLast = Date.now();
 
-  /** auditd's op= names for a refusal (port, dup), plus ours: cap (max_connections) and tls (handshake or certificate). */
+  /**
+   * auditd's op= names for a refusal (port, dup), plus ours: cap (max_connections) and tls (handshake or certificate).
+   */
   const reject = (who: string, ipv4: string, rport: number, why: string, op: 'port' | 'dup' | 'cap' | 'tls'): void => {
     counters.rejected++;
     const now = Date.now();
@@ -146,7 +178,8 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
     if (!b) {
       if (buckets.size >= MAX_BUCKETS) {
         const now = Date.now();
-        for (const [a, x] of buckets) if (!perAddr.has(a) && x.tokens + ((now - x.last) * rate) / 1000 >= burst) buckets.delete(a);
+        for (const [a, x] of buckets)
+          if (!perAddr.has(a) && x.tokens + ((now - x.last) * rate) / 1000 >= burst) buckets.delete(a);
       }
       b = { tokens: burst, last: Date.now() };
       buckets.set(addr, b);
@@ -165,7 +198,8 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
     let op: 'port' | 'dup' | 'cap' = 'cap';
     if (sockets.size >= maxConnections) why = `${maxConnections} connections already`;
     else if (n >= cfg.maxPerAddr) [why, op] = [`${cfg.maxPerAddr} connections from this address already`, 'dup'];
-    else if (ports && (rport < ports.min || rport > ports.max)) [why, op] = ['source port outside client_ports', 'port'];
+    else if (ports && (rport < ports.min || rport > ports.max))
+      [why, op] = ['source port outside client_ports', 'port'];
     if (why) {
       reject(who, ipv4, rport, why, op);
       raw.destroy();
@@ -228,7 +262,8 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
       secure: (ts: tls.TLSSocket) => {
         if (done) return;
         const name = ts.authorized ? certIdentity(ts.getPeerCertificate()) : null;
-        if (cfg.tls?.requireClientCert !== false && !ts.authorized) return fail(`client certificate refused: ${String(ts.authorizationError ?? 'none sent')}`);
+        if (cfg.tls?.requireClientCert !== false && !ts.authorized)
+          return fail(`client certificate refused: ${String(ts.authorizationError ?? 'none sent')}`);
         if (ts.authorized && !name) return fail('client certificate has no usable name (DNS subjectAltName or CN)');
         done = true;
         handshakes.delete(key);
@@ -243,7 +278,12 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
   const handshakes = new Map<string, { fail: (reason: string) => void; secure: (ts: tls.TLSSocket) => void }>();
   const tlsKey = (s: tls.TLSSocket): string => `${s.remoteAddress ?? '?'}|${s.remotePort ?? 0}`;
   const tlsServer = tlsOptions
-    ? tls.createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: cfg.tls?.requireClientCert !== false, handshakeTimeout: HANDSHAKE_MS })
+    ? tls.createServer({
+        ...tlsOptions,
+        requestCert: true,
+        rejectUnauthorized: cfg.tls?.requireClientCert !== false,
+        handshakeTimeout: HANDSHAKE_MS,
+      })
     : null;
   tlsServer?.on('secureConnection', (ts: tls.TLSSocket) => {
     const h = handshakes.get(tlsKey(ts));
@@ -298,8 +338,10 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
     };
     const invalid = (reason: string): void => {
       counters.invalid++;
-      // One warning for the first refused record of a connection and then one per 1000: a peer cannot flood diagnostics.
-      if (invalidSeen++ % 1000 === 0) diag?.warn({ addr: ipv4, node: identity, reason, refused: invalidSeen }, 'remote record refused');
+      // One warning for the first refused record of a connection and then one per 1000: a peer cannot flood
+      // diagnostics.
+      if (invalidSeen++ % 1000 === 0)
+        diag?.warn({ addr: ipv4, node: identity, reason, refused: invalidSeen }, 'remote record refused');
     };
     /** Both formats (ascii lines, managed frames) log a record the same way: vetted, bound to the peer, then sunk. */
     const logRecord = (payload: Buffer): void => {
@@ -339,7 +381,9 @@ export function startAggregator(cfg: ListenConfig, sink: (line: Buffer) => void,
       if (!accepts(st)) {
         counters.refused++;
         replies.push(
-          st === 'disk-full' ? frame(RMW.DISKFULL, seq, 'disk full') : frame(RMW.DISKERROR, seq, st === 'suspended' ? 'remote logging suspended' : 'disk write error'),
+          st === 'disk-full'
+            ? frame(RMW.DISKFULL, seq, 'disk full')
+            : frame(RMW.DISKERROR, seq, st === 'suspended' ? 'remote logging suspended' : 'disk write error'),
         );
         return true;
       }

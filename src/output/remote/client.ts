@@ -30,7 +30,16 @@ export class RemoteOutput extends NetOutput {
   private lastTraffic = Date.now();
   private tick: NodeJS.Timeout;
   private remoteState: 'ok' | 'disk-low' | 'disk-full' | 'disk-error' | 'ending' = 'ok';
-  private readonly rc = { framesSent: 0, acks: 0, heartbeats: 0, diskLow: 0, diskFull: 0, diskError: 0, endings: 0, resent: 0 };
+  private readonly rc = {
+    framesSent: 0,
+    acks: 0,
+    heartbeats: 0,
+    diskLow: 0,
+    diskFull: 0,
+    diskError: 0,
+    endings: 0,
+    resent: 0,
+  };
 
   constructor(spec: RemoteOutputSpec, ctx: OutputContext) {
     super({
@@ -119,7 +128,8 @@ export class RemoteOutput extends NetOutput {
       this.inflight.shift();
       if (type === RMW.DISKLOW || (type & RMW.WARN_MASK) !== 0) {
         this.rc.diskLow++;
-        if (this.remoteState !== 'disk-low') this.diag.warn({ output: this.name, text }, 'remote server is low on disk space');
+        if (this.remoteState !== 'disk-low')
+          this.diag.warn({ output: this.name, text }, 'remote server is low on disk space');
         this.remoteState = 'disk-low';
       } else if (this.remoteState !== 'ok') {
         this.remoteState = 'ok';
@@ -141,7 +151,8 @@ export class RemoteOutput extends NetOutput {
   protected override async drainBeforeClose(): Promise<void> {
     clearInterval(this.tick);
     const deadline = Date.now() + 2000;
-    while (this.inflight.length > 0 && this.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (this.inflight.length > 0 && this.connected && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
     this.syncQueue();
   }
 

@@ -1,4 +1,5 @@
-// Connection lifecycle shared by the TCP outputs: connect, reconnect after network_retry_time, one failure action per outage.
+// Connection lifecycle shared by the TCP outputs: connect, reconnect after network_retry_time, one failure action per
+// outage.
 import { connect, type Socket } from 'node:net';
 import { QueuedOutput, type QueuedOutputOptions } from './queued-output';
 
@@ -127,7 +128,11 @@ export abstract class NetOutput extends QueuedOutput {
       this.connectTimer = null;
       this.onDown();
       if (this.closed) return;
-      this.networkFailed(wasUp ? `connection to ${this.peer} lost: ${this.lastError || 'closed by peer'}` : `cannot connect to ${this.peer}: ${this.lastError}`);
+      this.networkFailed(
+        wasUp
+          ? `connection to ${this.peer} lost: ${this.lastError || 'closed by peer'}`
+          : `cannot connect to ${this.peer}: ${this.lastError}`,
+      );
       this.scheduleRetry();
     });
   }
@@ -142,7 +147,10 @@ export abstract class NetOutput extends QueuedOutput {
     if (this.connects > 1) this.counters.reconnects++;
     if (this.outage) {
       this.outage = false;
-      this.diag.info({ output: this.name, peer: this.peer, pending: this.queue.pending }, 'connected again; replaying spool');
+      this.diag.info(
+        { output: this.name, peer: this.peer, pending: this.queue.pending },
+        'connected again; replaying spool',
+      );
     }
     this.lastError = '';
     this.onUp();

@@ -38,7 +38,14 @@ export function packHeader(type: number, length: number, seq: number, messageVer
   return h;
 }
 
-export function writeHeader(dst: Buffer, pos: number, type: number, length: number, seq: number, messageVersion = 0): void {
+export function writeHeader(
+  dst: Buffer,
+  pos: number,
+  type: number,
+  length: number,
+  seq: number,
+  messageVersion = 0,
+): void {
   if (length < 0 || length > 0xffff) throw new RangeError(`frame length ${length} does not fit u16`);
   dst.writeUInt32LE(MAGIC, pos);
   dst[pos + 4] = HEADER_VERSION;
@@ -135,7 +142,8 @@ export class FrameParser {
       // Fewer than 4 bytes could still become a magic number; wait unless a newline already settles it.
       const nl = this.buf.indexOf(0x0a, pos);
       if (nl < 0) {
-        if (left >= this.maxFrame) out.push(this.fail(`ascii record longer than ${this.maxFrame} bytes without a newline`));
+        if (left >= this.maxFrame)
+          out.push(this.fail(`ascii record longer than ${this.maxFrame} bytes without a newline`));
         break;
       }
       if (left < 4 && isMagicPrefix(this.buf, pos)) break;
@@ -169,11 +177,16 @@ function isMagicPrefix(b: Buffer, pos: number): boolean {
 /** Reply text is at most what auditd's client reads; a longer reply means the stream is out of sync. */
 export function describeReply(type: number): string {
   switch (type) {
-    case RMW.ACK: return 'ack';
-    case RMW.ENDING: return 'ending';
-    case RMW.DISKLOW: return 'disk-low';
-    case RMW.DISKFULL: return 'disk-full';
-    case RMW.DISKERROR: return 'disk-error';
+    case RMW.ACK:
+      return 'ack';
+    case RMW.ENDING:
+      return 'ending';
+    case RMW.DISKLOW:
+      return 'disk-low';
+    case RMW.DISKFULL:
+      return 'disk-full';
+    case RMW.DISKERROR:
+      return 'disk-error';
     default:
       if (type & RMW.FATAL_MASK) return `error-0x${type.toString(16)}`;
       if (type & RMW.WARN_MASK) return `warning-0x${type.toString(16)}`;

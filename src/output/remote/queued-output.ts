@@ -27,7 +27,13 @@ export function queuedOptions(
   keepEoe: boolean,
 ): QueuedOutputOptions {
   return {
-    name: spec.name, format: spec.format, spool: spec.spool, contidKernel: ctx.contidKernel, diag: ctx.diag, maxLine, keepEoe,
+    name: spec.name,
+    format: spec.format,
+    spool: spec.spool,
+    contidKernel: ctx.contidKernel,
+    diag: ctx.diag,
+    maxLine,
+    keepEoe,
     ...(ctx.nodeName !== undefined ? { nodeName: ctx.nodeName } : {}),
   };
 }
@@ -60,15 +66,22 @@ export abstract class QueuedOutput implements RecordOutput {
     this.spoolSpec = opts.spool;
     this.maxLine = opts.maxLine;
     this.keepEoe = opts.keepEoe;
-    this.formatter = new LineFormatter({ format: opts.format, node: opts.nodeName, contidKernel: opts.contidKernel, ids: new IdNameCache() });
+    this.formatter = new LineFormatter({
+      format: opts.format,
+      node: opts.nodeName,
+      contidKernel: opts.contidKernel,
+      ids: new IdNameCache(),
+    });
     this.queue = opts.spool.dir
       ? new Spool({
           dir: opts.spool.dir,
           maxBytes: opts.spool.maxBytes,
-          onCorrupt: (file, offset, reason) => this.diag.warn({ output: this.name, file, offset, reason }, 'spool damage skipped'),
+          onCorrupt: (file, offset, reason) =>
+            this.diag.warn({ output: this.name, file, offset, reason }, 'spool damage skipped'),
         })
       : new MemoryQueue(opts.spool.maxBytes || DEFAULT_MEMORY_QUEUE);
-    if (this.queue.pending > 0) this.diag.info({ output: this.name, pending: this.queue.pending }, 'spooled records will be replayed');
+    if (this.queue.pending > 0)
+      this.diag.info({ output: this.name, pending: this.queue.pending }, 'spooled records will be replayed');
     this.syncTimer = setInterval(() => this.periodicSync(), SYNC_INTERVAL_MS);
   }
 
@@ -183,7 +196,11 @@ export abstract class QueuedOutput implements RecordOutput {
   }
 
   private onFull(): void {
-    this.applyAction(this.spoolSpec.fullAction, this.spoolSpec.fullExe, `spool full (${this.queue.bytes} bytes); records are being lost`);
+    this.applyAction(
+      this.spoolSpec.fullAction,
+      this.spoolSpec.fullExe,
+      `spool full (${this.queue.bytes} bytes); records are being lost`,
+    );
   }
 
   private periodicSync(): void {
@@ -208,7 +225,13 @@ export abstract class QueuedOutput implements RecordOutput {
    * Writes one batch and keeps the pump going: on backpressure it waits for 'drain', after a large batch it yields
    * to the event loop before sending more.
    */
-  protected sendBatch(stream: NodeJS.WritableStream, data: Buffer, bytes: number, highWater: number, done?: (err?: Error | null) => void): void {
+  protected sendBatch(
+    stream: NodeJS.WritableStream,
+    data: Buffer,
+    bytes: number,
+    highWater: number,
+    done?: (err?: Error | null) => void,
+  ): void {
     const ok = done ? stream.write(data, done) : stream.write(data);
     if (!ok) {
       this.waitingDrain = true;
@@ -220,5 +243,4 @@ export abstract class QueuedOutput implements RecordOutput {
       setImmediate(() => this.pump());
     }
   }
-
 }
