@@ -4,7 +4,8 @@ import type { Node } from 'yaml';
 import { AuditmuxError, ConfigError } from '../errors';
 import { readBounded } from '../safefs';
 import { AUDIT_MAX_KEY_LEN, PATH_MAX } from '../kernel/constants';
-import { compileCgroupGlob, parseContidSelector, parseContidValue } from './contid';
+import { compileCgroupGlob } from '../contid/cgroup-glob';
+import { parseContidSelector, parseContidValue } from '../contid/selectors';
 import { RECORD_TYPES, recordTypeNumber } from './record-types';
 import {
   DEFAULT_KERNEL,
