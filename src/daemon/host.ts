@@ -16,9 +16,8 @@ import {
   type RouteConfig,
   type OutputConfig,
   DEFAULT_QUEUE,
-  DEFAULT_MAX_RESTARTS,
-  defaultIsolation,
 } from '../config';
+import { buildDaemonConfig, queueDepthProblem } from '../config/daemon-config';
 import { applyRules, encodeRule, loadRulesPath, parseRules, type Rule, type RuleCommand } from '../rules';
 import { msgTypeByName } from '../records/msgtypes';
 import { encodeDetail, encodeUntrusted } from '../records/encode';
@@ -44,7 +43,7 @@ import { Router } from '../routing/router';
 import { Pipeline, TRACK_KEY } from '../routing/pipeline';
 import type { EventRecord } from './aux-ipc';
 import { AuxDaemon, prepareAuxLogDir } from './aux-daemon';
-import { auxLogProblem, defaultAuxLogFile } from '../config/aux-paths';
+import { auxLogProblem } from '../config/aux-paths';
 import { auxRules, mergeRules, type KernelRuleSet, type Owned } from './rule-union';
 import { writerOptions } from './outputs';
 import { ControlServer, type PeerCred } from './control';
@@ -631,19 +630,22 @@ export class HostDaemon {
     const overflow = (args.overflow ?? DEFAULT_QUEUE.overflow) as DaemonConfig['queue']['overflow'];
     if (!['block', 'drop_newest', 'drop_oldest'].includes(overflow))
       throw new UsageError(`--overflow must be block, drop_newest or drop_oldest`);
-    const daemon: DaemonConfig = {
-      name,
-      rules: rulesPath,
-      log: {
-        ...this.config.host.log,
-        file: args.log ? resolve(args.log) : defaultAuxLogFile(this.config.host.log.file, name, args.user ?? null),
+    if (args.queue !== undefined) {
+      const bad = queueDepthProblem(args.queue);
+      if (bad) throw new UsageError(`queue depth ${bad}`);
+    }
+    // The same builder as the config file's daemons: the same defaults (log format and all), whichever way it came.
+    const daemon = buildDaemonConfig(
+      {
+        name,
+        pos,
+        rules: rulesPath,
+        ...(args.log ? { log: { file: resolve(args.log) } } : {}),
+        queue: { depth: args.queue ?? DEFAULT_QUEUE.depth, overflow },
+        user: args.user ?? null,
       },
-      queue: { ...DEFAULT_QUEUE, depth: args.queue ?? DEFAULT_QUEUE.depth, overflow },
-      user: args.user ?? null,
-      isolation: defaultIsolation(args.user),
-      maxRestarts: DEFAULT_MAX_RESTARTS,
-      pos,
-    };
+      this.config.host.log.file,
+    );
     if (args.isolation !== undefined) {
       if (args.isolation !== 'inline' && args.isolation !== 'process')
         throw new UsageError('--isolation must be inline or process');
@@ -924,7 +926,8 @@ export class HostDaemon {
           contid: list('contid'),
         };
         const log = str('log');
-        const queue = num('queue');
+        // Checked by auxAdd whatever its type: one queue-depth check for every path.
+        const queue = args.queue as number | undefined;
         const overflow = str('overflow');
         const user = str('user');
         if (log) a.log = log;

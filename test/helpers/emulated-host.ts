@@ -68,6 +68,8 @@ export async function startEmulatedHost(o: {
   yaml: string[];
   untaggedPid: number;
   prepare?: (dir: string) => void;
+  /** Listen on the control socket that `yaml` names (host.control_socket). */
+  control?: boolean;
 }): Promise<EmulatedHost> {
   const { exe, yaml, untaggedPid } = o;
   const dir = mkdtempSync(join(tmpdir(), o.prefix));
@@ -82,7 +84,7 @@ export async function startEmulatedHost(o: {
     diag: pino({ level: 'silent' }),
     socket: kernel.socket(),
     emulated: kernel,
-    noControl: true,
+    noControl: !o.control,
   });
   const tagged = spawn('sleep', ['30'], { stdio: 'ignore' });
   const stop = async (): Promise<void> => {
