@@ -1,5 +1,6 @@
 // The `contid:` section: the cgroup map that names containers found by their cgroup path.
-import { compileCgroupGlob, parseContidValue } from './contid';
+import { compileCgroupGlob } from '../contid/cgroup-glob';
+import { parseContidValue } from '../contid/selectors';
 import type { CgroupMapEntry, Config } from './schema';
 import type { Walker, Entry } from './walk';
 

@@ -1,6 +1,6 @@
 // The `routes:` section: contid selectors, record types, rule keys and the daemons each route feeds.
 import { AUDIT_MAX_KEY_LEN } from '../kernel/constants';
-import { parseContidSelector } from './contid';
+import { parseContidSelector } from '../contid/selectors';
 import { RECORD_TYPES, recordTypeNumber } from './record-types';
 import type { DaemonConfig, RouteConfig } from './schema';
 import { didYouMean, type Walker, type Entry } from './walk';

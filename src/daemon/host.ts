@@ -31,14 +31,12 @@ import {
   selfRequester,
   type Requester,
 } from '../output/logfile';
-import { ContidTracker, formatChain, parseChainsAt } from '../routing/contid-tracker';
-import {
-  EmulatedContidSource,
-  ProcContidSource,
-  TrackerContidSource,
-  kernelHasContid,
-  type ContidSource,
-} from '../routing/contid-source';
+import { formatChain, parseChainsAt } from '../contid/chain';
+import { ContidTracker } from '../contid/tracker';
+import type { ContidSource } from '../contid/source';
+import { ProcContidSource, kernelHasContid } from '../contid/source-kernel';
+import { EmulatedContidSource } from '../contid/source-emulated';
+import { TrackerContidSource } from '../contid/source-tracker';
 import { Router } from '../routing/router';
 import { Pipeline, TRACK_KEY } from '../routing/pipeline';
 import type { EventRecord } from './aux-ipc';

@@ -1,7 +1,8 @@
 // Per-event routing in the host: contid resolution (kernel records or the tracker), route table, owner tags, fan-out.
 import { AUDITMUX_CONTAINER_ID, AUDIT_CID_UNSET, CONTID_CONTAINER_ID, MsgType } from '../kernel/constants';
 import type { EventRecord } from '../daemon/aux-ipc';
-import { ContidTracker, formatChain, parseChains, type Chain } from './contid-tracker';
+import { formatChain, parseChains, type Chain } from '../contid/chain';
+import type { ContidTracker } from '../contid/tracker';
 import { Router, type RouteDecision } from './router';
 import { appendField, decodeKeys, encodeKeys, fieldInt, fieldText, replaceField, stampOf } from './event-fields';
 import { bodyStartOf, fieldHexIn } from '../records/record';
