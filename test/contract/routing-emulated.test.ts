@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { EmulatedKernel } from '../../src/kernel/emulated-kernel';
+import { EmulatedKernel } from '../helpers/emulated-kernel';
+import { emulatedHostOptions } from '../helpers/emulated-contid-source';
 import { HostDaemon } from '../../src/daemon/host';
 import { PermissionError } from '../../src/errors';
 import { decodeRule } from '../../src/rules';
@@ -57,8 +58,7 @@ describe('routing on a kernel with the contid patch set (emulated)', () => {
     const daemon = new HostDaemon({
       configPath: conf,
       diag: pino({ level: 'silent' }),
-      socket: kernel.socket(),
-      emulated: kernel,
+      ...emulatedHostOptions(kernel),
       noControl: true,
     });
     try {

@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { EmulatedKernel } from '../../src/kernel/emulated-kernel';
+import { EmulatedKernel } from './emulated-kernel';
+import { emulatedHostOptions } from './emulated-contid-source';
 import { HostDaemon } from '../../src/daemon/host';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -82,8 +83,7 @@ export async function startEmulatedHost(o: {
   const daemon = new HostDaemon({
     configPath: join(dir, 'auditmux.yaml'),
     diag: pino({ level: 'silent' }),
-    socket: kernel.socket(),
-    emulated: kernel,
+    ...emulatedHostOptions(kernel),
     noControl: !o.control,
   });
   const tagged = spawn('sleep', ['30'], { stdio: 'ignore' });

@@ -119,7 +119,7 @@ describe('pipeline on a mainline kernel (tracker)', () => {
     const { p, t } = pipeline();
     t.set(1000, 100n, { setterPid: 1 });
     const tagged = encodeKeys(['mykey', `${OWNER_TAG_PREFIX}a`]);
-    const out = p.route([sys(5, 1000, 1, tagged), title(5)]);
+    const out = p.route([sys(5, 1000, 1, tagged), title(5)]).destinations;
     assert.deepEqual(
       out.map((d) => d.daemon),
       ['a'],
@@ -135,12 +135,12 @@ describe('pipeline on a mainline kernel (tracker)', () => {
     const { p, t } = pipeline();
     t.set(1000, 100n, { setterPid: 1 });
     assert.deepEqual(
-      p.route([sys(6, 1000, 1, '"hostkey"')]).map((d) => d.daemon),
+      p.route([sys(6, 1000, 1, '"hostkey"')]).destinations.map((d) => d.daemon),
       [null],
       'no tag for a: host keeps it',
     );
     t.set(1000, 200n, { setterPid: 1, nested: true });
-    const out = p.route([sys(7, 1000, 1, '"x"')]);
+    const out = p.route([sys(7, 1000, 1, '"x"')]).destinations;
     assert.deepEqual(
       out.map((d) => d.daemon),
       ['b'],
@@ -151,14 +151,14 @@ describe('pipeline on a mainline kernel (tracker)', () => {
   it('children inherit through fork records; exits drop the id; tracking-only events are not logged', () => {
     const { p, t } = pipeline();
     t.set(1000, 200n, { setterPid: 1 });
-    const fork = p.route([sys(8, 1000, 1, `"${TRACK_KEY}"`, 56, 1234)]);
+    const fork = p.route([sys(8, 1000, 1, `"${TRACK_KEY}"`, 56, 1234)]).destinations;
     assert.deepEqual(
       fork.map((d) => d.daemon),
       ['b'],
       'routed to b, not written to the host log',
     );
     assert.deepEqual(t.get(1234), [200n]);
-    p.route([sys(9, 1234, 1000, `"${TRACK_KEY}"`, 231, 0)]);
+    p.route([sys(9, 1234, 1000, `"${TRACK_KEY}"`, 231, 0)]).destinations;
     assert.equal(t.get(1234), null);
     assert.equal(p.counters.trackingOnly, 2);
   });
@@ -168,7 +168,7 @@ describe('pipeline on a mainline kernel (tracker)', () => {
     t.set(1000, 200n, { setterPid: 1 });
     assert.deepEqual(
       p
-        .route([sys(10, 1000, 1, '"k"')])
+        .route([sys(10, 1000, 1, '"k"')]).destinations
         .map((d) => d.daemon)
         .sort(),
       [null, 'b'].sort(),
@@ -184,7 +184,7 @@ describe('pipeline on a kernel with the contid patch set', () => {
       type: 1324,
       payload: Buffer.from('audit(1700000000.000:11): mark=0x1 saddr=127.0.0.1 daddr=127.0.0.1 proto=1 record=1'),
     };
-    const out = p.route([cid, pkt]);
+    const out = p.route([cid, pkt]).destinations;
     assert.deepEqual(out.map((d) => d.daemon).sort(), ['b'], 'a has rules and no tag here; b gets it');
     assert.equal(out[0]!.records.length, 2, 'kernel records passed through unchanged');
   });
