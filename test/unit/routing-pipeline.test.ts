@@ -119,7 +119,11 @@ describe('pipeline on a mainline kernel (tracker)', () => {
     const { p, t } = pipeline();
     t.set(1000, 100n, { setterPid: 1 });
     const tagged = encodeKeys(['mykey', `${OWNER_TAG_PREFIX}a`]);
-    const out = p.route([sys(5, 1000, 1, tagged), title(5)]).destinations;
+    const routed = p.route([sys(5, 1000, 1, tagged), title(5)]);
+    // The chain comes back with the destinations (per-container counters), not through a field read afterwards.
+    assert.deepEqual(routed.chain, [100n]);
+    assert.equal(p.route([sys(6, 1001, 1, '"x"')]).chain, null, 'an untagged process has no chain');
+    const out = routed.destinations;
     assert.deepEqual(
       out.map((d) => d.daemon),
       ['a'],
@@ -158,7 +162,7 @@ describe('pipeline on a mainline kernel (tracker)', () => {
       'routed to b, not written to the host log',
     );
     assert.deepEqual(t.get(1234), [200n]);
-    p.route([sys(9, 1234, 1000, `"${TRACK_KEY}"`, 231, 0)]).destinations;
+    p.route([sys(9, 1234, 1000, `"${TRACK_KEY}"`, 231, 0)]);
     assert.equal(t.get(1234), null);
     assert.equal(p.counters.trackingOnly, 2);
   });
@@ -168,8 +172,8 @@ describe('pipeline on a mainline kernel (tracker)', () => {
     t.set(1000, 200n, { setterPid: 1 });
     assert.deepEqual(
       p
-        .route([sys(10, 1000, 1, '"k"')]).destinations
-        .map((d) => d.daemon)
+        .route([sys(10, 1000, 1, '"k"')])
+        .destinations.map((d) => d.daemon)
         .sort(),
       [null, 'b'].sort(),
     );
