@@ -1,23 +1,14 @@
 // The `daemons:` section: each auxiliary daemon's name, rules, log, queue, user, isolation and outputs.
-import { dirname, resolve as resolvePath } from 'node:path';
+import { dirname } from 'node:path';
 import type { Node } from 'yaml';
 import { ConfigError } from '../errors';
-import {
-  AUX_ISOLATIONS,
-  DEFAULT_MAX_RESTARTS,
-  DEFAULT_OUTPUT,
-  DEFAULT_QUEUE,
-  OVERFLOW_ACTIONS,
-  defaultIsolation,
-  type DaemonConfig,
-  type HostConfig,
-} from './schema';
+import { AUX_ISOLATIONS, DEFAULT_QUEUE, OVERFLOW_ACTIONS, type DaemonConfig, type HostConfig } from './schema';
 import type { Walker, Entry } from './walk';
 import { auxLogProblem, defaultAuxLogFile, defaultAuxSpoolDir } from './aux-paths';
 import { readOutputs } from './outputs';
 import { account, configPath, readOutput } from './log';
+import { buildDaemonConfig, DAEMON_NAME_RE, QUEUE_DEPTH, type DaemonSpec } from './daemon-config';
 
-const DAEMON_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DAEMON_KEYS = ['name', 'rules', 'log', 'queue', 'user', 'isolation', 'max_restarts', 'outputs'] as const;
 const QUEUE_KEYS = ['depth', 'overflow', 'block_timeout_ms'] as const;
 
@@ -57,55 +48,50 @@ export function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: stri
       return;
     }
     seen.set(name, nameE.value ?? nameE.key);
-    const d: DaemonConfig = {
-      name,
-      rules: null,
-      log: { file: resolvePath(dirname(host.log.file), `${name}.log`), ...DEFAULT_OUTPUT },
-      queue: { ...DEFAULT_QUEUE },
-      user: null,
-      isolation: 'inline',
-      maxRestarts: DEFAULT_MAX_RESTARTS,
-      pos,
-    };
+    const spec: DaemonSpec = { name, pos };
     let x: Entry | undefined;
     if ((x = m.get('rules'))) {
       const r = w.nullableString(x, `${where}.rules`);
-      if (r !== null && r !== undefined) d.rules = configPath(w, x, `${where}.rules`, r, baseDir) ?? null;
+      if (r !== null && r !== undefined) spec.rules = configPath(w, x, `${where}.rules`, r, baseDir) ?? null;
     }
-    if ((x = m.get('log'))) d.log = readOutput(w, x, `${where}.log`, baseDir, d.log.file);
+    if ((x = m.get('log')))
+      spec.log = readOutput(w, x, `${where}.log`, baseDir, defaultAuxLogFile(host.log.file, name, null));
     if ((x = m.get('queue'))) {
       const q = w.mapping(x.value, `${where}.queue`, QUEUE_KEYS, x.key);
       if (q) {
+        const queue = { ...DEFAULT_QUEUE };
         let y: Entry | undefined;
-        if ((y = q.get('depth'))) d.queue.depth = w.integer(y, `${where}.queue.depth`, 1, 10000000) ?? d.queue.depth;
+        if ((y = q.get('depth')))
+          queue.depth = w.integer(y, `${where}.queue.depth`, QUEUE_DEPTH.min, QUEUE_DEPTH.max) ?? queue.depth;
         if ((y = q.get('overflow')))
-          d.queue.overflow = w.choice(y, `${where}.queue.overflow`, OVERFLOW_ACTIONS) ?? d.queue.overflow;
+          queue.overflow = w.choice(y, `${where}.queue.overflow`, OVERFLOW_ACTIONS) ?? queue.overflow;
         if ((y = q.get('block_timeout_ms'))) {
           const t = w.integer(y, `${where}.queue.block_timeout_ms`, 0, 600000);
-          if (t !== undefined && d.queue.overflow !== 'block') {
+          if (t !== undefined && queue.overflow !== 'block') {
             w.error(
               y.key,
-              `${where}.queue.block_timeout_ms only applies to overflow: block (overflow is ${d.queue.overflow})`,
+              `${where}.queue.block_timeout_ms only applies to overflow: block (overflow is ${queue.overflow})`,
             );
           } else if (t !== undefined) {
-            d.queue.blockTimeoutMs = t;
+            queue.blockTimeoutMs = t;
           }
         }
+        spec.queue = queue;
       }
     }
     if ((x = m.get('user'))) {
-      if (w.resolve(x.value) !== null) d.user = account(w, x, `${where}.user`) ?? null;
+      if (w.resolve(x.value) !== null) spec.user = account(w, x, `${where}.user`) ?? null;
     }
     // Without `file:` the default depends on the user (src/config/aux-paths.ts); either way the placement is checked.
     const filePos = w.sources.get(`${where}.log.file`);
-    if (!filePos) d.log.file = defaultAuxLogFile(host.log.file, name, d.user);
+    if (!filePos && spec.log) delete spec.log.file;
+    const d = buildDaemonConfig(spec, host.log.file);
     const placement = auxLogProblem(
       { name, user: d.user, file: d.log.file },
       host.log.file,
       out.map((o) => ({ name: o.name, user: o.user, file: o.log.file })),
     );
     if (placement) w.errors.push(new ConfigError(filePos ?? w.sources.get(`${where}.user`) ?? pos, placement));
-    d.isolation = defaultIsolation(d.user);
     if ((x = m.get('isolation'))) {
       const iso = w.choice(x, `${where}.isolation`, AUX_ISOLATIONS);
       // Only a process of its own can change user: the host process stays root.
