@@ -6,10 +6,11 @@ import { LISTEN_DEFAULTS, type ListenConfig, type NodePolicy } from '../../confi
 import { IoError } from '../../errors';
 import { readPem } from '../../safefs';
 import type { Diag } from '../output';
+import type { SinkState } from '../sink';
 import { FrameParser, RMW, frame, type ParsedItem } from './protocol';
 
-/** Whether the log can take records; drives the reply type as auditd's write_to_log does. */
-export type SinkState = 'ok' | 'disk-low' | 'disk-full' | 'disk-error' | 'suspended';
+// The log's state drives the reply type as auditd's write_to_log does; the type is the sink's (src/output/sink.ts).
+export type { SinkState } from '../sink';
 
 export interface AggregatorOptions {
   diag?: Diag;
