@@ -12,6 +12,10 @@ import { decodeBody, PayloadError } from '../output/nats/payload';
 import { subjectToken } from '../output/nats/subject';
 import { DAEMON_HEADER } from '../output/nats/output';
 import type { CollectConfig } from './config';
+import type { MetricFamily, MetricsExporter } from '../metrics/contract';
+import { createMetricsExporter } from '../metrics/exporter';
+import { renderExposition } from '../metrics/exposition';
+import { writeTextfileAtomic } from '../metrics/textfile';
 
 /** How much of each node's newest logs is read at start to recognise events written but not acknowledged. */
 export const TAIL_BYTES = 4 * 1024 * 1024;
@@ -150,6 +154,7 @@ export class Collector {
   private running = false;
   private loop: Promise<void> | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
+  private exporter: MetricsExporter | null = null;
   private lastError = '';
 
   constructor(
@@ -190,6 +195,12 @@ export class Collector {
         });
     }
     this.consumer = await jetstream(this.nc).consumers.get(this.cfg.stream, this.cfg.consumer);
+    if (this.cfg.metrics) {
+      this.exporter = createMetricsExporter(this.cfg.metrics, this, (e) =>
+        this.diag.warn({ err: e.message }, 'metrics not written'),
+      );
+      await this.exporter.start();
+    }
     this.running = true;
     this.statusTimer = setInterval(() => this.writeStatus(), 1000);
     this.loop = this.run();
@@ -338,40 +349,33 @@ export class Collector {
     return { ...this.counters, recentIds: this.recent.size, lastError: this.lastError };
   }
 
-  /** The counters in the Prometheus text format; the consumer name is [A-Za-z0-9_-] (config), safe in a label. */
+  /** The counters as metric families, labelled with the stream and the consumer. */
+  metrics(): MetricFamily[] {
+    const labels = { stream: this.cfg.stream, consumer: this.cfg.consumer };
+    return PROM_METRICS.map(([k, help, type]) => ({
+      name: `auditmux_collect_${k}${type === 'counter' ? '_total' : ''}`,
+      help,
+      type,
+      samples: [{ labels, value: this.counters[k] }],
+    }));
+  }
+
+  /** The counters in the Prometheus text format. */
   prometheus(): string {
-    const l = `{stream="${this.cfg.stream}",consumer="${this.cfg.consumer}"}`;
-    const out: string[] = [];
-    for (const [k, help, type] of PROM_METRICS) {
-      const name = `auditmux_collect_${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}${type === 'counter' ? '_total' : ''}`;
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${l} ${this.counters[k]}`);
-    }
-    return out.join('\n') + '\n';
+    return renderExposition(this.metrics());
   }
 
-  /** Status as files (`auditmux collect --status` reads the JSON one): written to a temporary name, then renamed. */
+  /** The address metrics are served on (listen: with port 0 this is the port the system chose), else null. */
+  metricsAddress(): { host: string; port: number } | null {
+    return this.exporter?.address() ?? null;
+  }
+
+  /** Status as a file (`auditmux collect --status` reads it): written to a temporary name, then renamed. */
   private writeStatus(): void {
-    this.writeAtomic(this.cfg.statusFile, JSON.stringify(this.status()) + '\n');
-    if (this.cfg.prometheusTextfile) this.writeAtomic(this.cfg.prometheusTextfile, this.prometheus());
-  }
-
-  private writeAtomic(file: string, text: string): void {
-    const tmp = `${file}.${process.pid}.tmp`;
     try {
-      const fd = fs.openSync(
-        tmp,
-        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-        0o644,
-      );
-      try {
-        fs.writeSync(fd, text);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, file);
+      writeTextfileAtomic(this.cfg.statusFile, JSON.stringify(this.status()) + '\n');
     } catch (e) {
-      fs.rmSync(tmp, { force: true });
-      this.diag.warn({ file, err: String(e) }, 'status file not written');
+      this.diag.warn({ file: this.cfg.statusFile, err: String((e as Error).message) }, 'status file not written');
     }
   }
 
@@ -381,6 +385,8 @@ export class Collector {
     this.statusTimer = null;
     await this.loop?.catch(() => undefined);
     this.writeStatus();
+    await this.exporter?.stop();
+    this.exporter = null;
     for (const l of this.logs.values()) {
       l.writer.flush();
       l.writer.close();

@@ -6,6 +6,8 @@ import { readBounded } from '../safefs';
 import { NATS_CONN_KEYS, readNatsConn } from '../config/outputs';
 import { FLUSH_MODES, LOG_FORMATS, MAX_LOG_FILE_ACTIONS, type NatsConnSpec } from '../config/schema';
 import { Walker, parseConfigYaml, type Entry } from '../config/walk';
+import { readMetricsSpec } from '../config/metrics';
+import type { MetricsSpec } from '../metrics/contract';
 import type { FlushMode, MaxLogFileAction } from '../output/logfile';
 
 export const MAX_COLLECT_CONFIG = 256 * 1024;
@@ -21,6 +23,7 @@ const KEYS = [
   'recent_ids',
   'status_file',
   'prometheus_textfile',
+  'metrics',
   'per_daemon',
   'log',
 ] as const;
@@ -39,8 +42,8 @@ export interface CollectConfig extends NatsConnSpec {
   dir: string;
   recentIds: number;
   statusFile: string;
-  /** Counters in the Prometheus text format (node_exporter's textfile collector); null = none. */
-  prometheusTextfile: string | null;
+  /** Counters in the Prometheus text format, served on a local address or written to a textfile; null = none. */
+  metrics: MetricsSpec | null;
   /** One log per node and daemon (DIR/NODE/DAEMON/audit.log) instead of one per node. */
   perDaemon: boolean;
   log: {
@@ -94,12 +97,17 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
     const s = w.string(x, 'status_file');
     if (s !== undefined) statusFile = resolvePath(base, s);
   }
-  let prometheusTextfile: string | null = null;
+  let metrics: MetricsSpec | null = null;
   if ((x = m.get('prometheus_textfile'))) {
+    // The first spelling of `metrics: { textfile: ... }`, still accepted.
     const s = w.string(x, 'prometheus_textfile');
     if (s !== undefined && !s.endsWith('.prom'))
       w.error(x.value, 'prometheus_textfile must end in .prom (node_exporter reads only those)', x.key);
-    else if (s !== undefined) prometheusTextfile = resolvePath(base, s);
+    else if (s !== undefined) metrics = { textfile: resolvePath(base, s) };
+  }
+  if ((x = m.get('metrics'))) {
+    if (metrics) w.error(x.key, 'give metrics or prometheus_textfile, not both');
+    else metrics = readMetricsSpec(w, x, 'metrics', base) ?? null;
   }
   const perDaemon = (x = m.get('per_daemon')) ? (w.boolean(x, 'per_daemon') ?? false) : false;
   const log: CollectConfig['log'] = {
@@ -133,7 +141,7 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
     dir,
     recentIds,
     statusFile,
-    prometheusTextfile,
+    metrics,
     perDaemon,
     log,
   };

@@ -3,10 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { connect, headers } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { fileLines as lines, until, withFleet } from '../helpers/nats';
+import { fileLines as lines, freePort, until, withFleet } from '../helpers/nats';
 import { cliPath as BIN } from '../helpers/daemon';
 
 const CENTRAL = 'consumer: central\nack_wait: 2\nbatch: 50\n';
@@ -72,7 +73,11 @@ test('collector (the CLI) SIGKILLed mid-stream and restarted, NATS server killed
   withFleet({}, async (f) => {
     const a = f.host('hosta');
     const cfgFile = path.join(f.dir, 'collect.yaml');
-    fs.writeFileSync(cfgFile, f.collectYaml(CENTRAL + `dir: ${path.join(f.dir, 'fleet')}\n`));
+    const port = await freePort();
+    fs.writeFileSync(
+      cfgFile,
+      f.collectYaml(CENTRAL + `dir: ${path.join(f.dir, 'fleet')}\nmetrics: { listen: "127.0.0.1:${port}" }\n`),
+    );
     const collected = path.join(f.dir, 'fleet', 'hosta', 'audit.log');
     const child = startCli(f, cfgFile);
     a.emit(0, 3000);
@@ -102,6 +107,11 @@ test('collector (the CLI) SIGKILLed mid-stream and restarted, NATS server killed
     assert.equal(st.status, 0, st.stderr);
     assert.match(st.stdout, /^written \d+$/m);
     assert.match(st.stdout, /^duplicates \d+$/m);
+    // The running CLI serves the same counters to a scraper.
+    const m = await scrape(port);
+    const l = '{stream="AUDIT",consumer="central"}';
+    assert.equal(m.get(`auditmux_collect_written_total${l}`), Number(/^written (\d+)$/m.exec(st.stdout)![1]));
+    assert.equal(m.get(`auditmux_collect_lag${l}`), 0);
   }));
 
 test('two collector instances share one durable consumer: every event written by exactly one', () =>
@@ -164,7 +174,7 @@ test('forged messages are refused, not written: bad id, control bytes, mixed nod
     );
     assert.equal(fs.existsSync(path.join(f.dir, 'fleet', 'evil')), false, 'no log for the forged node');
     assert.deepEqual(
-      fs.readdirSync(path.join(f.dir, 'fleet')).filter((n) => !n.startsWith('collect.status')),
+      fs.readdirSync(path.join(f.dir, 'fleet')).filter((n) => !n.startsWith('collect.status') && !n.startsWith('.')),
       ['hosta'],
     );
   }));
@@ -237,4 +247,54 @@ test('per_daemon: one log per node and daemon (tenant), from the Auditmux-Daemon
     assert.deepEqual(lines(path.join(f.dir, 'fleet', 'hosta', 'host', 'audit.log')), lines(h.log));
     // The daemon name's '.' is escaped: one directory, never a path of two.
     assert.deepEqual(lines(path.join(f.dir, 'fleet', 'hosta', 'tenant~2Ea', 'audit.log')), lines(t.log));
+  }));
+
+/** GET http://127.0.0.1:PORT/metrics, the samples as "name{labels}" -> value. */
+function scrape(port: number): Promise<Map<string, number>> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`));
+          const m = new Map<string, number>();
+          for (const l of body.split('\n'))
+            if (l && !l.startsWith('#')) m.set(l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1)));
+          resolve(m);
+        });
+      })
+      .once('error', reject);
+  });
+}
+
+test('metrics: { listen } serves the counters over HTTP (received, written, duplicates, redeliveries, lag)', () =>
+  withFleet({}, async (f) => {
+    const a = f.host('hosta');
+    a.emit(0, 120);
+    await a.drained();
+    // Events 0-19 already in the log (written before a crash): recognised as duplicates, not written again.
+    fs.mkdirSync(path.join(f.dir, 'fleet', 'hosta'), { recursive: true });
+    fs.writeFileSync(
+      path.join(f.dir, 'fleet', 'hosta', 'audit.log'),
+      lines(a.log)
+        .slice(0, 20 * 4)
+        .join('\n') + '\n',
+    );
+    const c = f.collector('fleet', CENTRAL + 'metrics: { listen: "127.0.0.1:0" }\n');
+    await c.start();
+    await until(
+      () => c.counters.received === 120,
+      () => JSON.stringify(c.status()),
+    );
+    const m = await scrape(c.metricsAddress()!.port);
+    const l = '{stream="AUDIT",consumer="central"}';
+    assert.equal(m.get(`auditmux_collect_received_total${l}`), 120);
+    assert.equal(m.get(`auditmux_collect_written_total${l}`), 100);
+    assert.equal(m.get(`auditmux_collect_duplicates_total${l}`), 20);
+    assert.equal(m.get(`auditmux_collect_redeliveries_total${l}`), 0);
+    assert.equal(m.get(`auditmux_collect_lag${l}`), 0);
+    assert.equal(m.get(`auditmux_collect_nodes${l}`), 1);
+    assert.deepEqual(lines(path.join(f.dir, 'fleet', 'hosta', 'audit.log')), lines(a.log));
   }));
