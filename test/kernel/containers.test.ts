@@ -19,7 +19,7 @@ import {
 import { dirname, join } from 'node:path';
 import { kernelSkipReason, withKernel } from '../helpers/kernel';
 import { cliPath, readText, repoRoot, startDaemon, stopDaemon, tempDir, type RunningDaemon } from '../helpers/daemon';
-import { containerContid } from '../../src/containers/contid';
+import { containerContid } from '../../src/contid/derive';
 
 const BUSYBOX = '/bin/busybox';
 const K = 40;
