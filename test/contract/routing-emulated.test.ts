@@ -102,9 +102,9 @@ describe('routing on a kernel with the contid patch set (emulated)', () => {
       kernel.spawn(50, 1);
       const roots = { 100: 1000, 200: 2000, unset: 3000 };
       for (const root of Object.values(roots)) kernel.spawn(root, 50, { exe: EXE });
-      daemon.contidSet(roots[100], '100', false, peer);
-      daemon.contidSet(roots[200], '200', false, peer);
-      assert.throws(() => daemon.contidSet(roots[200], '300', false, peer), /EEXIST/);
+      daemon.contid.set(roots[100], '100', false, peer);
+      daemon.contid.set(roots[200], '200', false, peer);
+      assert.throws(() => daemon.contid.set(roots[200], '300', false, peer), /EEXIST/);
       for (const root of Object.values(roots)) for (let i = 1; i <= 3; i++) kernel.spawn(root + i, root, { exe: EXE });
       const EACH = 250;
       const pids = Object.values(roots).flatMap((r) => [r, r + 1, r + 2, r + 3]);
