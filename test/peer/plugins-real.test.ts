@@ -106,7 +106,7 @@ async function runDaemons(
     kernel.spawn(1, 0);
     kernel.spawn(tagged.pid!, 1, { exe: EXE, comm: 'tagged' });
     kernel.spawn(4242424, 1, { exe: EXE, comm: 'untagged' });
-    daemon.contidSet(tagged.pid!, '100', false, { pid: process.pid, uid: 0, gid: 0 });
+    daemon.contid.set(tagged.pid!, '100', false, { pid: process.pid, uid: 0, gid: 0 });
     for (let i = 0; i < N_HOST; i++) {
       // Every third event carries a CWD record too: multi-record events besides SYSCALL + PROCTITLE.
       const extra: Array<[number, string]> = i % 3 === 0 ? [[MsgType.CWD, `cwd="/tmp/d${i}"`]] : [];
