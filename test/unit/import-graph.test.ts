@@ -6,7 +6,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import * as ts from 'typescript';
 
 /**
- * Layers from the bottom up (docs/design.md): a file may import its own layer or lower ones, never a higher one.
+ * Layers from the bottom up (docs/design.md, Testing): a file may import its own layer or lower ones, never a higher one.
  * An entry is a folder of src/ or a file directly in src/; a new one must be placed here before it can be imported.
  */
 const LAYERS: readonly (readonly string[])[] = [
