@@ -2,7 +2,8 @@
 import { closeSync, constants, readSync } from 'node:fs';
 import { MsgType } from '../kernel/constants';
 import type { OutputConfig, OutputSpec } from '../config/schema';
-import { closeAll, createOutputs, flushAll, writeAll, type Diag, type RecordOutput } from '../output/outputs';
+import { closeAll, createOutputs, flushAll, writeAll } from '../output/outputs';
+import type { Diag, RecordOutput } from '../output/output';
 import { LogWriter } from '../output/logfile';
 import { writerOptions } from './outputs';
 import { eventIdOf, type EventRecord } from './aux-ipc';

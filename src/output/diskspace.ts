@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { defaultDiskSpace, type DiskAction, type DiskSpaceConfig, type SpaceThreshold } from '../config/schema';
-import type { Diag } from './outputs';
+import type { Diag } from './output';
 import { programTrustProblem } from '../trust';
 
 const MiB = 1024 * 1024;

@@ -4,9 +4,9 @@ import type { PluginOutputSpec } from '../config/schema';
 import { programTrustProblem } from '../trust';
 import { ConfigError } from '../errors';
 import { userIds } from '../rules/accounts';
-import type { OutputContext } from './outputs';
-import type { QueueCursor } from './spool';
-import { QueuedOutput, queuedOptions } from './remote/queued-output';
+import type { OutputContext } from './output';
+import type { QueueCursor } from './transport/spool';
+import { QueuedOutput, queuedOptions } from './transport/queued-output';
 import { MAX_LINE_BYTES } from './format';
 
 /**

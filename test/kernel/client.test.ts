@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { AuditClient } from '../../src/kernel/client';
-import { EmulatedKernel } from '../../src/kernel/emulated-kernel';
+import { EmulatedKernel } from '../helpers/emulated-kernel';
 import { DaemonBusyError, KernelError } from '../../src/errors';
 import { Field, FilterList, Op, RuleAction, MsgType, Feature, AUDIT_FILTER_PREPEND } from '../../src/kernel/constants';
 import { kernelSkipReason, withKernel } from '../helpers/kernel';

@@ -29,7 +29,7 @@ import {
   writeHostConfig,
   type RunningDaemon,
 } from '../helpers/daemon';
-import { containerContid } from '../../src/containers/contid';
+import { containerContid } from '../../src/contid/derive';
 
 const BUSYBOX = '/bin/busybox';
 const K = 40;

@@ -11,8 +11,8 @@ import { Field } from '../../src/kernel/constants';
 import { HostDaemon } from '../../src/daemon/host';
 import { AuditmuxError } from '../../src/errors';
 import { decodeRule } from '../../src/rules';
-// The one import of the emulated kernel in this file (it moves to test/ with the host split).
-import { EmulatedKernel } from '../../src/kernel/emulated-kernel';
+import { EmulatedKernel } from '../helpers/emulated-kernel';
+import { emulatedHostOptions } from '../helpers/emulated-contid-source';
 import { kernelSkipReason, withKernel } from '../helpers/kernel';
 import {
   buildSyscallProgram,
@@ -77,8 +77,7 @@ function emulated(): RoutingKernel {
       const d = new HostDaemon({
         configPath: conf,
         diag: pino({ level: 'silent' }),
-        socket: kernel.socket(),
-        emulated: kernel,
+        ...emulatedHostOptions(kernel),
       });
       await d.start();
       daemon = d;

@@ -15,7 +15,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pino from 'pino';
-import { EmulatedKernel } from '../../src/kernel/emulated-kernel';
+import { EmulatedKernel } from '../helpers/emulated-kernel';
+import { emulatedHostOptions } from '../helpers/emulated-contid-source';
 import { MsgType } from '../../src/kernel/constants';
 import { HostDaemon } from '../../src/daemon/host';
 import { isRoot, tmpDir, UnixRsyslog, waitFor, which } from '../helpers/peers';
@@ -95,8 +96,7 @@ async function runDaemons(
   const daemon = new HostDaemon({
     configPath: join(dir, 'auditmux.yaml'),
     diag: pino({ level: 'silent' }),
-    socket: kernel.socket(),
-    emulated: kernel,
+    ...emulatedHostOptions(kernel),
     noControl: true,
   });
   // On mainline the tracker checks /proc: the tagged process must really exist, without children.

@@ -3,7 +3,6 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AuxDaemon } from '../../src/daemon/aux-daemon';
 import { oneAuxYaml, startEmulatedHost, syscallSerialCounts as serialCounts, until } from '../helpers/emulated-host';
 
 const EXE = '/usr/bin/amtree-inline';
@@ -19,7 +18,7 @@ describe('inline auxiliary daemon (emulated mainline kernel)', () => {
     const { dir, kernel, daemon, tagged } = h;
     const N = 400;
     try {
-      const a = (daemon as unknown as { auxes: Map<string, AuxDaemon> }).auxes.get('a')!;
+      const a = daemon.daemons.get('a')!;
       const st = a.status();
       assert.equal(st.isolation, 'inline');
       assert.equal(st.pid, 0, 'no process of its own');

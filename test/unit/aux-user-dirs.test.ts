@@ -23,8 +23,8 @@ describe(
       const { dir, daemon } = h;
       try {
         const names = (): string[] =>
-          (daemon as unknown as { allDaemons: () => Array<{ name: string }> })
-            .allDaemons()
+          daemon.daemons
+            .configs()
             .map((d) => d.name)
             .sort();
         // The attack: --log next to the host's audit.log would have made `nobody` the owner of the host's log
@@ -60,8 +60,8 @@ describe(
         const bDir = statSync(join(dir, 'b'));
         assert.deepEqual([bDir.uid, bDir.mode & 0o777], [NOBODY, 0o700]);
         assert.equal(statSync(dir).uid, 0);
-        const aux = (daemon as unknown as { auxes: Map<string, { status: () => { state: string } }> }).auxes.get('b')!;
-        await until(() => aux.status().state === 'running', 'b to run');
+        const aux = daemon.daemons.get('b')!;
+        await until(() => (aux.status() as { state: string }).state === 'running', 'b to run');
         // No daemon may then write inside b's directory.
         await assert.rejects(
           daemon.auxAdd({ name: 'c', contid: ['300'], log: join(dir, 'b', 'c.log') }),

@@ -5,7 +5,7 @@ import * as tls from 'node:tls';
 import { LISTEN_DEFAULTS, type ListenConfig, type NodePolicy } from '../../config/schema';
 import { IoError } from '../../errors';
 import { readPem } from '../../safefs';
-import type { Diag } from '../outputs';
+import type { Diag } from '../output';
 import { FrameParser, RMW, frame, type ParsedItem } from './protocol';
 
 /** Whether the log can take records; drives the reply type as auditd's write_to_log does. */

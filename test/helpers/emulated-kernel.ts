@@ -2,7 +2,7 @@
 // AuditSocket.
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { KernelError } from '../errors';
+import { KernelError } from '../../src/errors';
 import {
   AUDIT_CID_UNSET,
   AUDIT_RULE_DATA_SIZE,
@@ -18,10 +18,10 @@ import {
   NLM_F_MULTI,
   Op,
   StatusMask,
-} from './constants';
-import type { AuditSocket, BatchHandler } from './socket';
-import { decodeRule } from '../rules/codec';
-import { decodeStatus, encodeStatus, type AuditStatus } from './wire';
+} from '../../src/kernel/constants';
+import type { AuditSocket, BatchHandler } from '../../src/kernel/socket';
+import { decodeRule } from '../../src/rules/codec';
+import { decodeStatus, encodeStatus, type AuditStatus } from '../../src/kernel/wire';
 
 export interface EmulatedKernelOptions {
   /** Emulate a kernel with the audit container ID patch set (v11 wire format). */

@@ -1,5 +1,5 @@
 // The audit container ID (u64) in its kernel forms: two u32 words and the 8-byte rule-buffer form, packed by the addon.
-import { native } from './native';
+import { native } from '../kernel/native';
 
 /** u64 → [low, high] u32 words, host order (the kernel's pair-of-u32 representation). */
 export function contidToU32Pair(id: bigint): [number, number] {
