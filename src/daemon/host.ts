@@ -26,6 +26,9 @@ import { DaemonRegistry } from './daemon-registry';
 import { RemoteIntake } from './remote-intake';
 import { planAuxAdd } from './aux-add';
 import type { Diag } from './diagnostics';
+import type { MetricsExporter } from '../metrics/contract';
+import { createMetricsExporter } from '../metrics/exporter';
+import { hostMetricFamilies } from '../metrics/host';
 
 export const VERSION = '0.1.0';
 
@@ -66,6 +69,7 @@ export class HostDaemon implements ControlTarget {
   private readonly path: RecordPath;
   private readonly remote: RemoteIntake;
   private control: ControlServer | null = null;
+  private metrics: MetricsExporter | null = null;
   private contidSource: ContidSource | null = null;
   private nodeName: string | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -147,6 +151,15 @@ export class HostDaemon implements ControlTarget {
       if (!this.opts.noControl) {
         this.control = new ControlServer(cfg.host.controlSocket, (cmd, args, peer) => this.onControl(cmd, args, peer));
         await this.control.listen();
+      }
+      if (cfg.host.metrics) {
+        const source = {
+          metrics: async () => hostMetricFamilies((await this.statusWithKernel()) as Record<string, unknown>),
+        };
+        this.metrics = createMetricsExporter(cfg.host.metrics, source, (e) =>
+          this.diag.warn({ err: e.message }, 'metrics'),
+        );
+        await this.metrics.start();
       }
       this.path.log!.flush();
       const info = { config: cfg.file, log: cfg.host.log.file, contidKernel: s.contidKernel };
@@ -445,6 +458,7 @@ export class HostDaemon implements ControlTarget {
   private async shutdown(reason: string): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     await this.control?.close().catch(() => undefined);
+    await this.metrics?.stop().catch(() => undefined);
     let by = UNKNOWN_REQUESTER;
     if (this.session.isOpen) {
       if (reason === 'terminate') by = await this.requester();
