@@ -62,7 +62,7 @@ async function main(): Promise<void> {
         const dir = join(root, `${spec.name}-${i}`);
         const t0 = Date.now();
         const seen = firstRegistration(client, t0);
-        const d = await startDaemon(spec, { dir });
+        const d = await startDaemon(spec, { dir, registered: seen });
         const ms = await seen;
         await stopDaemon(d);
         for (let k = 0; k < 200 && (await client.getStatus()).pid !== 0; k++)

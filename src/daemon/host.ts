@@ -137,7 +137,7 @@ export class HostDaemon {
       tracker: this.tracker,
       record: (body) => this.daemonRecord(MsgType.CONTAINER_OP, body),
     });
-    this.discover = !opts.socket && !opts.emulated;
+    this.discover = !opts.emulated && (!opts.socket || opts.socket.registration !== undefined);
     if (this.discover) this.tracker.setContainers(this.containers.discovery);
     this.pipeline = this.makePipeline();
     this.reassembler = this.makeReassembler();
