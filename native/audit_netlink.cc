@@ -131,7 +131,12 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     int domain = -1, type = -1, protocol = -1;
     socklen_t l = sizeof(int);
     if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0) {
-      ErrnoError(env, errno, "getsockopt").ThrowAsJavaScriptException();
+      int err = errno;
+      Napi::Error e = ErrnoError(env, err, "getsockopt");
+      e.Set("message",
+            Napi::String::New(env, "fd " + std::to_string(fd) +
+                                       " is not a NETLINK_AUDIT socket (getsockopt: " + strerror(err) + ")"));
+      e.ThrowAsJavaScriptException();
       return false;
     }
     l = sizeof(int);

@@ -26,13 +26,15 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs | null {
     const name = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
     const inline = a.startsWith('--') && eq > 0 ? a.slice(eq + 1) : undefined;
     const value = (): string | undefined => inline ?? argv[++i];
-    if ((name === '-c' || name === '--config') && config === undefined) config = value();
-    else if (name === '--log-level' && logLevel === undefined) logLevel = value();
-    else if (a === '--defaults' && !defaults) defaults = true;
+    if ((name === '-c' || name === '--config') && config === undefined) {
+      config = value();
+      if (!config) return null;
+    } else if (name === '--log-level' && logLevel === undefined) {
+      logLevel = value();
+      if (!logLevel) return null;
+    } else if (a === '--defaults' && !defaults) defaults = true;
     else return null;
-    if (config === '' || logLevel === '') return null;
   }
-  if (config === undefined && argv.includes('-c')) return null;
   if (logLevel !== undefined && !LEVELS.has(logLevel)) return null;
   return { configPath: defaults ? null : (config ?? DEFAULT_CONFIG_PATH), ...(logLevel ? { logLevel } : {}) };
 }

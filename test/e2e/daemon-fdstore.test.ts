@@ -3,9 +3,9 @@
 // every event made while no process was there to read is in the log.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kernelSkipReason, withKernel } from '../helpers/kernel';
 import { buildSyscallProgram, cliPath, kernelDaemonPid, readText, syscallSerials, tempDir } from '../helpers/daemon';
@@ -111,6 +111,58 @@ describe('restart with the stored netlink socket', { skip: kernelSkipReason() },
             // gone already
           }
         }
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }));
+  it('a config error after registering first is reported, and the kernel and the store are handed back', () =>
+    withKernel(async () => {
+      const dir = tempDir('amfds-bad-');
+      const sup = await fdStoreSupervisor(join(dir, 'notify.sock'));
+      try {
+        const conf = join(dir, 'auditmux.yaml');
+        writeFileSync(conf, 'host:\n  kernel: { enabled: 7 }\n');
+        sup.start({
+          argv: [process.execPath, cliPath, 'daemon', '--config', conf],
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+          log: join(dir, 'daemon.out'),
+          notify: true,
+          restart: false,
+        });
+        const exit = await sup.waitFor((r) => r.exited !== undefined);
+        const out = readText(join(dir, 'daemon.out'));
+        assert.equal(exit.code, 3, out);
+        assert.match(out, /^auditmux: .*enabled/m);
+        assert.equal(await kernelDaemonPid(), 0, 'the kernel names no dead daemon');
+        // It had stored the socket right after registering; it takes it back out.
+        assert.ok(sup.reports.some((r) => r.stored === 1));
+        assert.deepEqual(sup.reports.filter((r) => r.store !== undefined).pop()!.store, []);
+      } finally {
+        await sup.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }));
+
+  it('an inherited fd 3 that is not a NETLINK_AUDIT socket is refused with a clear error', () =>
+    withKernel(async () => {
+      const dir = tempDir('amfds-fd-');
+      const fd = openSync(join(dir, 'not-a-socket'), 'w');
+      try {
+        const conf = join(dir, 'auditmux.yaml');
+        writeFileSync(
+          conf,
+          `host:\n  log: { file: ${join(dir, 'audit.log')} }\n  control_socket: ${join(dir, 'c.sock')}\n`,
+        );
+        // LISTEN_PID is the pid of the process that ends up running the daemon: the shell execs it.
+        const r = spawnSync(
+          '/bin/sh',
+          ['-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', 'sh', process.execPath, cliPath, 'daemon', '--config', conf],
+          { stdio: ['ignore', 'pipe', 'pipe', fd], encoding: 'utf8', timeout: 20000 },
+        );
+        assert.equal(r.status, 5, r.stderr);
+        assert.match(r.stderr, /^auditmux: fd 3 is not a NETLINK_AUDIT socket/m);
+        assert.equal(await kernelDaemonPid(), 0);
+      } finally {
+        closeSync(fd);
         rmSync(dir, { recursive: true, force: true });
       }
     }));
