@@ -70,7 +70,7 @@ export function track(child: ChildProcess): ChildProcess {
   return child;
 }
 
-function auditdConf(dir: string, spec: DaemonSpec): string {
+export function auditdConf(dir: string, spec: DaemonSpec): string {
   // auditd's shipped defaults except where a benchmark must not stop or rotate, or start plugins.
   return [
     'local_events = yes',

@@ -1,7 +1,13 @@
 // `auditmux daemon` start path: registers with the kernel (or adopts systemd's stored socket) before the CLI, the
 // config and the daemon are loaded, so the kernel stops dropping records within a few tens of ms of exec.
 import { DEFAULT_CONFIG_PATH } from '../config/schema';
-import { FDNAME_PREFIX, listenedSocket, registerFirst, type EarlyStart } from '../kernel/registration';
+import {
+  EARLY_RECEIVE_BUFFER,
+  FDNAME_PREFIX,
+  listenedSocket,
+  registerFirst,
+  type EarlyStart,
+} from '../kernel/registration';
 import { sdNotify } from '../daemon/sd-notify';
 
 export interface DaemonArgs {
@@ -38,9 +44,6 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs | null {
   if (logLevel !== undefined && !LEVELS.has(logLevel)) return null;
   return { configPath: defaults ? null : (config ?? DEFAULT_CONFIG_PATH), ...(logLevel ? { logLevel } : {}) };
 }
-
-/** Default receive buffer until the config is read (the config's host.receive_buffer default). */
-const EARLY_RECEIVE_BUFFER = 8 * 1024 * 1024;
 
 export async function registerEarly(env: NodeJS.ProcessEnv = process.env): Promise<EarlyStart> {
   const listened = listenedSocket(env);

@@ -4,7 +4,7 @@ import { createDiagnostics } from './diagnostics';
 import { HostDaemon } from './host';
 import { sdNotify } from './sd-notify';
 import type { AuditSocket } from '../kernel/socket';
-import { undoRegistration, type EarlyStart } from '../kernel/registration';
+import { EARLY_RECEIVE_BUFFER, undoRegistration, type EarlyStart } from '../kernel/registration';
 import type { Diag } from './diagnostics';
 
 export interface RunDaemonOptions {
@@ -26,7 +26,9 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
     if (!opts.logLevel) diag.level = daemon.config.host.diagnostics.level;
     // A config error is reported before a registration error, as when the daemon registered after reading it.
     if (early?.error) throw early.error;
-    if (held) held.records.setReceiveBuffer(daemon.config.host.receiveBuffer);
+    // Never below what registration gave it: records may already fill that much, and restarts need the room.
+    if (held && daemon.config.host.receiveBuffer > EARLY_RECEIVE_BUFFER)
+      held.records.setReceiveBuffer(daemon.config.host.receiveBuffer);
     await daemon.start();
     // Records waited in the socket while the daemon started: its log, outputs and routes are ready for them now.
     held?.release();

@@ -6,6 +6,15 @@ import { MsgType } from './constants';
 import { NativeAuditSocket, type AuditSocket, type BatchHandler, type Registration } from './socket';
 import { encodeRequest, statusChangeToStruct } from './wire';
 
+/**
+ * The socket's receive buffer from registration on. Records queue in it while the daemon starts (a few hundred ms,
+ * more on a busy machine) and across a crash restart; one getppid event is about 3 KiB of socket memory (SYSCALL,
+ * PROCTITLE, EOE), so 64 MiB (the kernel doubles it) holds about 40k events, 2 s at 20k ev/s. Once it is full the
+ * kernel drops records without counting them as lost (no audit=1 on the command line). The limit costs nothing
+ * while the daemon keeps up; a larger host.receive_buffer raises it.
+ */
+export const EARLY_RECEIVE_BUFFER = 64 * 1024 * 1024;
+
 /** The name auditmux gives the socket in systemd's file descriptor store: the pid that registered it follows. */
 export const FDNAME_PREFIX = 'audit-netlink-';
 
