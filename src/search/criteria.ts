@@ -2,9 +2,9 @@
 // byte tests.
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors';
-import { parseContidSelector, contidSelectorsMatch } from '../config/contid';
-import type { ContidPattern } from '../config/schema';
-import { parseChains } from '../routing/contid-tracker';
+import { parseContidSelector, contidSelectorsMatch } from '../contid/selectors';
+import type { ContidPattern } from '../contid/selectors';
+import { parseChains } from '../contid/chain';
 import { decodeKeys } from '../routing/event-fields';
 import { msgTypeByName, msgTypeName } from '../records/msgtypes';
 import { HOST_MACHINE, Machine, syscallName, syscallNumber } from '../rules/tables';

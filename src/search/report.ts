@@ -1,5 +1,5 @@
 // Per-container summary of found events, as text and as one self-contained HTML page with inline SVG plots.
-import { parseChains, formatChain } from '../routing/contid-tracker';
+import { parseChains, formatChain } from '../contid/chain';
 import { decodeKeys } from '../routing/event-fields';
 import { Machine, syscallName } from '../rules/tables';
 import { fieldString, firstField, newHeader, parseHeader, recordTypeName } from './logline';
