@@ -25,7 +25,7 @@ export const VERSION = '0.1.0';
 export interface HostDaemonOptions {
   configPath: string | null;
   diag: Diag;
-  /** Transport to the kernel (an emulated one in tests); the native addon otherwise. Not this machine's pids then. */
+  /** Transport to the kernel: an emulated one in tests (not this machine's pids), or the addon's socket registered early. */
   socket?: AuditSocket;
   contidSource?: ContidSourceFactory;
   /** Skip the control socket (library use). */
@@ -54,7 +54,8 @@ export class HostDaemon implements ControlTarget {
     this.contid = new ContidCommands({
       diag,
       cgroupMap: this.config.contid.cgroupMap,
-      discover: !opts.socket,
+      // A socket handed in already registered (src/kernel/registration.ts) is the real kernel: discovery stays on.
+      discover: !opts.socket || opts.socket.registration !== undefined,
       record: (t, b) => this.record(t, b),
       setTracking: (on) => this.session.setTracking(on),
       tracking: () => this.session.tracking,
