@@ -25,7 +25,7 @@ export const VERSION = '0.1.0';
 export interface HostDaemonOptions {
   configPath: string | null;
   diag: Diag;
-  /** Transport to the kernel: an emulated one in tests (not this machine's pids), or the addon's socket registered early. */
+  /** Transport to the kernel: an emulated one in tests (not this machine's pids), or the socket registered early. */
   socket?: AuditSocket;
   contidSource?: ContidSourceFactory;
   /** Skip the control socket (library use). */
