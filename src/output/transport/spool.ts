@@ -3,9 +3,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { checkDirSafe, openNoFollow } from '../safefs';
-import { pathTrustProblem } from '../trust';
-import { IoError } from '../errors';
+import { checkDirSafe, openNoFollow } from '../../safefs';
+import { pathTrustProblem } from '../../trust';
+import { IoError } from '../../errors';
 
 /** A position in the queue: segment number and byte offset inside it (memory queue: seg 0, off = record index). */
 export interface QueueCursor {

@@ -3,26 +3,20 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kernelSkipReason, withKernel } from '../helpers/kernel';
-import { buildSyscallProgram, readText, startDaemon, stopDaemon, syscallSerials, tempDir } from '../helpers/daemon';
-import { NatsServer, streamMessages, until } from '../helpers/nats';
-import { Collector } from '../../src/collect/collector';
-import { parseCollectConfig } from '../../src/collect/config';
-
-const quiet = { warn: () => undefined, error: () => undefined, info: () => undefined };
+import { buildSyscallProgram, readText, startDaemon, stopDaemon, syscallSerials } from '../helpers/daemon';
+import { streamMessages, until, withFleet } from '../helpers/nats';
 
 describe('nats output from a real host daemon', { skip: kernelSkipReason() }, () => {
   it(
     "every event once in the stream and in the collector's log across a server kill; ausearch -k agrees",
     { timeout: 180000 },
     () =>
-      withKernel(async () => {
-        const dir = tempDir('amnats-');
-        const srv = await NatsServer.start();
-        let c: Collector | null = null;
-        try {
+      withKernel(() =>
+        withFleet({ prefix: 'amnats-' }, async (f) => {
+          const { dir, srv } = f;
           const prog = buildSyscallProgram(dir);
           const key = 'am-e2e-nats';
           writeFileSync(join(dir, 'host.rules'), `-a always,exit -F arch=b64 -S getppid -F exe=${prog} -k ${key}\n`);
@@ -67,14 +61,11 @@ describe('nats output from a real host daemon', { skip: kernelSkipReason() }, ()
             ms.every((m) => m.subject === 'audit.e2e-host.host.none'),
             ms[0]?.subject,
           );
-          c = new Collector(
-            parseCollectConfig(`servers: [${srv.url}]\ndir: ${join(dir, 'fleet')}\n`, join(dir, 'c.yaml')),
-            quiet,
-          );
+          const c = f.collector();
           await c.start();
           await until(
-            () => c!.counters.written === ms.length,
-            () => JSON.stringify(c!.status()),
+            () => c.counters.written === ms.length,
+            () => JSON.stringify(c.status()),
           );
           const collected = join(dir, 'fleet', 'e2e-host', 'audit.log');
           assert.equal(syscallSerials(readText(collected), key).size, N);
@@ -86,11 +77,7 @@ describe('nats output from a real host daemon', { skip: kernelSkipReason() }, ()
           const mine = ausearch(join(dir, 'log', 'audit.log'));
           assert.equal(syscallSerials(mine, key).size, N);
           assert.equal(ausearch(collected), mine, "the collector's log answers ausearch -k exactly as the host's");
-        } finally {
-          await c?.stop();
-          await srv.stop();
-          rmSync(dir, { recursive: true, force: true });
-        }
-      }),
+        }),
+      ),
   );
 });

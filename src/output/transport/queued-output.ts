@@ -1,9 +1,9 @@
 // Shared half of every network/plugin output: format a record, queue it (spool), apply the full action, count it.
 import { MsgType } from '../../kernel/constants';
 import { IdNameCache, LineFormatter, MAX_LINE_BYTES } from '../format';
-import { MemoryQueue, Spool, type RecordQueue } from '../spool';
+import { MemoryQueue, Spool, type RecordQueue } from './spool';
 import { runAdminAction } from '../diskspace';
-import type { Diag, RecordOutput } from '../outputs';
+import type { Diag, RecordOutput } from '../output';
 import type { LogFormat, SpoolSpec } from '../../config/schema';
 
 export interface QueuedOutputOptions {
