@@ -1,4 +1,4 @@
-// Regenerates src/rules/syscall-tables.ts from Debian's `ausyscall --dump` (the reference tables auditctl uses).
+// Regenerates src/vocab/syscall-tables.ts from Debian's `ausyscall --dump` (the reference tables auditctl uses).
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,5 +26,5 @@ for (const [arch, ident] of [
   for (const [n, name] of rows) text += `  [${n}, '${name}'],\n`;
   text += '];\n';
 }
-writeFileSync(join(__dirname, '..', '..', 'src', 'rules', 'syscall-tables.ts'), text);
-console.log('wrote src/rules/syscall-tables.ts');
+writeFileSync(join(__dirname, '..', '..', 'src', 'vocab', 'syscall-tables.ts'), text);
+console.log('wrote src/vocab/syscall-tables.ts');

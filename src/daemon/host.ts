@@ -20,7 +20,7 @@ import {
   defaultIsolation,
 } from '../config';
 import { applyRules, encodeRule, loadRulesPath, parseRules, type Rule, type RuleCommand } from '../rules';
-import { msgTypeByName } from '../records/msgtypes';
+import { recordTypeNumber } from '../vocab/msgtypes';
 import { encodeDetail, encodeUntrusted } from '../records/encode';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
 import {
@@ -745,7 +745,7 @@ export class HostDaemon {
     const chains = parsed.chains;
     const types: number[] = [];
     for (const t of args.types ?? []) {
-      const n = msgTypeNumber(t);
+      const n = recordTypeNumber(t);
       if (n === undefined) throw new UsageError(`unknown record type ${t}`);
       types.push(n);
     }
@@ -1075,9 +1075,4 @@ function parseContidValueStrict(text: string): bigint {
   const v = BigInt(t);
   if (v > 0xffffffffffffffffn) throw new UsageError(`contid ${text} is above 2^64-1`);
   return v;
-}
-
-function msgTypeNumber(name: string): number | undefined {
-  if (/^\d+$/.test(name)) return Number(name);
-  return msgTypeByName(name.toUpperCase());
 }

@@ -1,6 +1,6 @@
 // Per-container summary of found events, as text and as one self-contained HTML page with inline SVG plots.
-import { parseChains, formatChain } from '../routing/contid-tracker';
-import { decodeKeys } from '../routing/event-fields';
+import { parseChains, formatChain } from '../records/contid-chain';
+import { decodeKeys } from '../records/fields';
 import { Machine, syscallName } from '../rules/tables';
 import { fieldString, firstField, newHeader, parseHeader, recordTypeName } from './logline';
 import type { SearchEvent } from './scan';
