@@ -3,6 +3,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import type { Node } from 'yaml';
 import { AuditmuxError, ConfigError } from '../errors';
 import { readBounded } from '../safefs';
+import { NAME_PATTERN, NAME_RE } from '../shared';
 import { AUDIT_MAX_KEY_LEN, PATH_MAX } from '../kernel/constants';
 import { compileCgroupGlob, parseContidSelector, parseContidValue } from './contid';
 import { RECORD_TYPES, recordTypeNumber } from './record-types';
@@ -46,7 +47,6 @@ export const MAX_CONFIG_BYTES = 1 << 20;
 const U32_MAX = 0xffffffff;
 /** sun_path is 108 bytes including the NUL. */
 const SUN_PATH_MAX = 107;
-const DAEMON_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** A user or group as passwd/group files allow it, or a numeric id. */
 const ACCOUNT_RE = /^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/;
 
@@ -373,8 +373,8 @@ function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): Da
     }
     const name = w.string(nameE, `${where}.name`);
     if (name === undefined) return;
-    if (!DAEMON_NAME_RE.test(name)) {
-      w.error(nameE.value, `${where}.name "${name.slice(0, 70)}" must match [a-z0-9][a-z0-9_-]{0,62}`, nameE.key);
+    if (!NAME_RE.test(name)) {
+      w.error(nameE.value, `${where}.name "${name.slice(0, 70)}" must match ${NAME_PATTERN}`, nameE.key);
       return;
     }
     if (name === 'host') {

@@ -1,6 +1,6 @@
 // What an auxiliary daemon does with its routed events: its own log and outputs, in its own process or in the host's.
 import { closeSync, constants, readSync } from 'node:fs';
-import { MsgType } from '../kernel/constants';
+import { AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
 import type { OutputConfig, OutputSpec } from '../config/schema';
 import { closeAll, createOutputs, flushAll, writeAll, type Diag, type RecordOutput } from '../output/outputs';
 import { LogWriter } from '../output/logfile';
@@ -119,7 +119,7 @@ export class AuxWriter {
   }
 
   rotate(pid: number): void {
-    this.log?.rotateNow({ auid: 4294967295, uid: 0, ses: 4294967295, pid });
+    this.log?.rotateNow({ auid: AUDIT_UID_UNSET, uid: 0, ses: AUDIT_UID_UNSET, pid });
   }
 
   resume(): void {

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { AuditmuxError, PermissionError, RuleError, UsageError } from '../errors';
 import { AuditClient } from '../kernel/client';
-import { AUDIT_FILTER_PREPEND, Feature, Field, MsgType, Op } from '../kernel/constants';
+import { AUDIT_FILTER_PREPEND, AUDIT_UID_UNSET, Feature, Field, MsgType, Op } from '../kernel/constants';
 import type { AuditSocket } from '../kernel/socket';
 import type { EmulatedKernel } from '../kernel/emulated-kernel';
 import type { AuditStatus } from '../kernel/wire';
@@ -51,14 +51,8 @@ import { ControlServer, type PeerCred } from './control';
 import { closeAll, createOutputs, flushAll, writeAll, type RecordOutput } from '../output/outputs';
 import { DiskSpaceGuard } from '../output/diskspace';
 import { startAggregator, type Aggregator, type SinkState } from '../output/remote/aggregator';
-import type { Diag } from './diagnostics';
+import { FLUSH_DELAY_MS, FLUSH_NOW_BYTES, NAME_RE, VERSION, type Diag } from '../shared';
 import { Containers } from '../containers/service';
-
-export const VERSION = '0.1.0';
-/** Write at once when this much is buffered; below it, within FLUSH_DELAY_MS. */
-const FLUSH_NOW_BYTES = 256 * 1024;
-const FLUSH_DELAY_MS = 5;
-const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export interface HostDaemonOptions {
   configPath: string | null;
@@ -763,9 +757,9 @@ export class HostDaemon {
   private async requester(): Promise<Requester> {
     try {
       const si = await this.client!.getSignalInfo(this.contidKernel && !this.opts.emulated);
-      return { auid: si.uid, uid: si.uid, ses: 4294967295, pid: si.pid };
+      return { auid: si.uid, uid: si.uid, ses: AUDIT_UID_UNSET, pid: si.pid };
     } catch {
-      return { auid: 4294967295, uid: 4294967295, ses: 4294967295, pid: -1 };
+      return { auid: AUDIT_UID_UNSET, uid: AUDIT_UID_UNSET, ses: AUDIT_UID_UNSET, pid: -1 };
     }
   }
 
@@ -898,7 +892,7 @@ export class HostDaemon {
   }
 
   private async handleControl(cmd: string, args: Record<string, unknown>, peer: PeerCred): Promise<unknown> {
-    this.diag.debug({ cmd, peer }, 'control request');
+    this.diag.debug?.({ cmd, peer }, 'control request');
     // An auxiliary daemon's own process gets nothing here, whatever user it runs as.
     if (this.isAuxPeer(peer)) this.refuse(`control request ${cmd} from an auxiliary daemon's process`, peer);
     const str = (k: string): string | undefined => (typeof args[k] === 'string' ? (args[k] as string) : undefined);
@@ -989,7 +983,7 @@ export class HostDaemon {
     if (this.statusTimer) clearInterval(this.statusTimer);
     await this.control?.close().catch(() => undefined);
     const client = this.client;
-    let by: Requester = { auid: 4294967295, uid: 4294967295, ses: 4294967295, pid: -1 };
+    let by: Requester = { auid: AUDIT_UID_UNSET, uid: AUDIT_UID_UNSET, ses: AUDIT_UID_UNSET, pid: -1 };
     if (client) {
       if (reason === 'terminate') by = await this.requester();
       try {

@@ -7,7 +7,7 @@ import * as zlib from 'node:zlib';
 import { promises as dns } from 'node:dns';
 import { IoError, errnoName } from '../errors';
 import { checkDirSafe, createExclusive, lstatOrNull, openAppendNoFollow, openNoFollow, readBounded } from '../safefs';
-import { MsgType } from '../kernel/constants';
+import { AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
 import type { AuditEvent } from '../records/reassembler';
 import { IdNameCache, LineFormatter, MAX_LINE_BYTES, type LogFormat } from './format';
 
@@ -79,7 +79,7 @@ export interface Requester {
 
 const MiB = 1024 * 1024;
 const DEFAULT_BUFFER = 1 * MiB;
-const UNSET = 4294967295;
+const UNSET = AUDIT_UID_UNSET;
 
 export class LogWriter {
   readonly counters: LogWriterCounters = {

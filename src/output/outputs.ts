@@ -1,18 +1,14 @@
 // The output interface the daemons write to, and the factory that builds remote, syslog, plugin and nats outputs from
 // config.
 import type { OutputSpec } from '../config/schema';
+import type { Diag } from '../shared';
 import { RemoteOutput } from './remote/client';
 import { SyslogOutput } from './syslog';
 import { PluginOutput } from './plugin';
 import type { NatsOutput as NatsOutputClass } from './nats/output';
 
 export type { OutputSpec } from '../config/schema';
-
-export interface Diag {
-  warn(o: unknown, m?: string): void;
-  error(o: unknown, m?: string): void;
-  info(o: unknown, m?: string): void;
-}
+export type { Diag } from '../shared';
 
 export interface RecordOutput {
   readonly name: string;
