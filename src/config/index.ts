@@ -3,14 +3,11 @@ export { analyzeConfig, loadConfig, parseConfig, readConfigText, MAX_CONFIG_BYTE
 export { checkConfig, checkEnvironment, configToPlain, formatCheckReport, type CheckOptions } from './check';
 export {
   CONTID_MAX,
-  cgroupGlobMatches,
-  compileCgroupGlob,
-  contidForCgroup,
   contidPatternMatches,
   contidSelectorsMatch,
   parseContidSelector,
   parseContidValue,
-  type CompiledGlob,
-} from './contid';
+} from '../contid/selectors';
+export { cgroupGlobMatches, compileCgroupGlob, contidForCgroup, type CompiledGlob } from '../contid/cgroup-glob';
 export { RECORD_TYPES, recordTypeNumber } from './record-types';
 export * from './schema';

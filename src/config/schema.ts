@@ -1,5 +1,6 @@
 // The typed, defaulted configuration object and its built-in defaults (what the daemon runs with when no file exists).
 import type { SourcePos } from '../errors';
+import type { ContidPattern } from '../contid/selectors';
 
 export const NAME_FORMATS = ['none', 'hostname', 'fqd', 'numeric', 'user'] as const;
 export type NameFormat = (typeof NAME_FORMATS)[number];
@@ -323,18 +324,7 @@ export interface DaemonConfig {
   pos: SourcePos;
 }
 
-/**
- * One contid selector, compiled. Ids are matched as the inclusive range [lo, hi]; `nested` also matches any event whose
- * contid chain (`4,^2,^1` in records) has an ancestor in the range. `unset` is lo = hi = AUDIT_CID_UNSET.
- */
-export interface ContidPattern {
-  kind: 'range' | 'unset';
-  lo: bigint;
-  hi: bigint;
-  nested: boolean;
-  /** The selector as written, for messages. */
-  text: string;
-}
+export type { ContidPattern };
 
 export interface RouteConfig {
   /** 0-based position in the table; routes are tried in this order. */

@@ -2,9 +2,9 @@
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { readBounded } from '../safefs';
-import { parseProcStat, type ProcStat } from '../routing/proc';
-import { classifyProcCgroup, PROC_CGROUP_MAX, type CgroupMatch } from './cgroup-patterns';
-import { containerContid, containerKey } from './contid';
+import { parseProcStat, type ProcStat } from '../contid/proc';
+import { classifyProcCgroup, PROC_CGROUP_MAX, type CgroupMatch } from '../contid/cgroup-patterns';
+import { containerContid, containerKey } from '../contid/derive';
 import { conmonName, type ContainerMeta } from './metadata';
 import { RegistryFullError, type ContainerRegistry } from './registry';
 

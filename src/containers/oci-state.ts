@@ -1,6 +1,6 @@
 // The OCI runtime state a hook reads on stdin: untrusted input, parsed with size, shape and value bounds.
 import { AuditmuxError, ExitCode } from '../errors';
-import { OCI_ID_RE } from './cgroup-patterns';
+import { OCI_ID_RE } from '../contid/cgroup-patterns';
 
 /** An OCI state document is a few hundred bytes plus annotations; 64 KiB is generous and bounds memory. */
 export const OCI_STATE_MAX = 64 * 1024;

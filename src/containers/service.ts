@@ -1,7 +1,7 @@
 // The host's container knowledge in one place: registry, cgroup discovery, hook registration, birth/retire records.
 import { AuditmuxError, ExitCode } from '../errors';
-import type { ContidTracker } from '../routing/contid-tracker';
-import { containerContid, containerKey } from './contid';
+import type { ContidTracker } from '../contid/tracker';
+import { containerContid, containerKey } from '../contid/derive';
 import { ContainerDiscovery, realContainerProc, type ContainerProc } from './discovery';
 import { encodeUntrusted } from '../records/encode';
 import { metaFromAnnotations } from './metadata';

@@ -1,7 +1,8 @@
 // Per-event routing in the host: contid resolution (kernel records or the tracker), route table, owner tags, fan-out.
 import { AUDITMUX_CONTAINER_ID, AUDIT_CID_UNSET, CONTID_CONTAINER_ID, MsgType } from '../kernel/constants';
 import type { EventRecord } from '../records/event';
-import { ContidTracker, formatChain, parseChains, type Chain } from './contid-tracker';
+import { formatChain, parseChains, type Chain } from '../contid/chain';
+import type { ContidTracker } from '../contid/tracker';
 import { Router, type RouteDecision } from './router';
 import {
   appendField,
@@ -31,6 +32,12 @@ export interface Destination {
   /** Daemon name, or null for the host log. */
   daemon: string | null;
   records: EventRecord[];
+}
+
+/** One event routed: where it goes, and the container it came from (per-container counters read it). */
+export interface RoutedEvent {
+  destinations: Destination[];
+  chain: Chain | null;
 }
 
 export interface PipelineCounters {
@@ -74,9 +81,6 @@ export class Pipeline {
     trackingOnly: 0,
     fanout: 0,
   };
-  /** The contid chain of the event `route` handled last (per-container counters read it). */
-  lastChain: Chain | null = null;
-
   constructor(public opts: PipelineOptions) {}
 
   /** Reads the event, feeding the tracker (forks, exits) on the way. */
@@ -144,10 +148,9 @@ export class Pipeline {
    * Where an event goes and in what form: each destination gets the records with auditmux's tags removed from the
    * key field, and, on mainline kernels, a CONTAINER_ID record in the patch set's form for tagged processes.
    */
-  route(records: EventRecord[], keysByOwner?: (owner: string | null, fullKeys: string[]) => string[]): Destination[] {
+  route(records: EventRecord[], keysByOwner?: (owner: string | null, fullKeys: string[]) => string[]): RoutedEvent {
     this.counters.events++;
     const v = this.view(records);
-    this.lastChain = v.chains[0] ?? null;
     if (v.chains.length) this.counters.withContid++;
     const onlyTracking = v.tracking && v.keys.length === 0 && v.owners.length === 0;
     const decision = this.decide(v);
@@ -162,7 +165,7 @@ export class Pipeline {
       this.counters.trackingOnly++;
     } else if (this.opts.keep === 'all' || decision.daemons.length === 0)
       out.push({ daemon: null, records: shaped(null) });
-    return out;
+    return { destinations: out, chain: v.chains[0] ?? null };
   }
 
   private shape(

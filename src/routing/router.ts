@@ -1,7 +1,7 @@
 // The routing table at run time: which daemons get an event, from its contid chains, record types and rule keys.
 import type { RouteConfig } from '../config/schema';
-import { contidSelectorsMatch } from '../config/contid';
-import type { Chain } from './contid-tracker';
+import { contidSelectorsMatch } from '../contid/selectors';
+import type { Chain } from '../contid/chain';
 
 export interface RoutableEvent {
   /** The event's contid chains: one for a task, several for a network-namespace event; empty = no contid (unset). */

@@ -1,5 +1,5 @@
 // struct audit_rule_data <-> Rule: 1040 bytes of host-order u32 arrays, then the string buffer in field order.
-import { bytesToContid, contidToBytes } from '../kernel/contid';
+import { bytesToContid, contidToBytes } from '../contid/field';
 import { AUDIT_BITMASK_SIZE, AUDIT_MAX_FIELDS, AUDIT_RULE_DATA_SIZE, Field } from '../kernel/constants';
 import { RuleError } from '../errors';
 import { isStringField } from './fieldpair';

@@ -2,9 +2,9 @@
 // byte tests.
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors';
-import { parseContidSelector, contidSelectorsMatch } from '../config/contid';
-import type { ContidPattern } from '../config/schema';
-import { parseChains } from '../records/contid-chain';
+import { parseContidSelector, contidSelectorsMatch } from '../contid/selectors';
+import type { ContidPattern } from '../contid/selectors';
+import { parseChains } from '../contid/chain';
 import { decodeKeys } from '../records/fields';
 import { msgTypeByName, msgTypeName } from '../vocab/msgtypes';
 import { HOST_MACHINE, Machine } from '../vocab/arch';

@@ -1,5 +1,5 @@
 // Per-container summary of found events, as text and as one self-contained HTML page with inline SVG plots.
-import { parseChains, formatChain } from '../records/contid-chain';
+import { parseChains, formatChain } from '../contid/chain';
 import { decodeKeys } from '../records/fields';
 import { Machine } from '../vocab/arch';
 import { syscallName } from '../vocab/syscalls';

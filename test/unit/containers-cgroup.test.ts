@@ -6,8 +6,8 @@ import {
   classifyProcCgroup,
   parseProcCgroup,
   type CgroupMatch,
-} from '../../src/containers/cgroup-patterns';
-import { containerContid, containerKey } from '../../src/containers/contid';
+} from '../../src/contid/cgroup-patterns';
+import { containerContid, containerKey } from '../../src/contid/derive';
 import { intBelow, prng } from '../helpers/prng';
 
 const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';

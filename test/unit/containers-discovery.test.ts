@@ -1,11 +1,11 @@
 // Container discovery with the tracker: cgroup tagging, exec joining, hook registration, retirement, records.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ContidTracker } from '../../src/routing/contid-tracker';
-import type { ProcReader, ProcStat } from '../../src/routing/proc';
+import { ContidTracker } from '../../src/contid/tracker';
+import type { ProcReader, ProcStat } from '../../src/contid/proc';
 import type { ContainerProc } from '../../src/containers/discovery';
 import { Containers } from '../../src/containers/service';
-import { containerContid } from '../../src/containers/contid';
+import { containerContid } from '../../src/contid/derive';
 
 const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
 const H2 = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';

@@ -1,7 +1,7 @@
 // The addon's u64 contid packing: pairs of u32 words and the 8-byte rule-buffer form, against BigInt arithmetic.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { bytesToContid, contidToBytes, contidToU32Pair, u32PairToContid } from '../../src/kernel/contid';
+import { bytesToContid, contidToBytes, contidToU32Pair, u32PairToContid } from '../../src/contid/field';
 import { intBelow, prng } from '../helpers/prng';
 
 describe('contid u64 packing (native addon)', () => {

@@ -1,18 +1,13 @@
 // The mainline contid tracker: the patch set's set rules, inheritance, pid reuse, cgroup mapping, chain text.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  ContidTracker,
-  ContidError,
-  formatChain,
-  parseChain,
-  parseChains,
-  parseChainsAt,
-} from '../../src/routing/contid-tracker';
-import type { ProcReader, ProcStat } from '../../src/routing/proc';
-import { parseProcStat } from '../../src/routing/proc';
+import { ContidTracker } from '../../src/contid/tracker';
+import { ContidError } from '../../src/contid/errors';
+import { formatChain, parseChain, parseChains, parseChainsAt } from '../../src/contid/chain';
+import type { ProcReader, ProcStat } from '../../src/contid/proc';
+import { parseProcStat } from '../../src/contid/proc';
 import { AUDIT_CID_UNSET } from '../../src/kernel/constants';
-import { compileCgroupGlob } from '../../src/config/contid';
+import { compileCgroupGlob } from '../../src/contid/cgroup-glob';
 import { intBelow, prng } from '../helpers/prng';
 
 class FakeProc implements ProcReader {
@@ -139,7 +134,7 @@ describe('contid tracker: inheritance and pid reuse', () => {
     assert.ok(typeof g !== 'string');
     const t = new ContidTracker({
       proc,
-      cgroupMap: [{ pattern: 'docker-*.scope', ...g, contid: 42n, pos: { file: 'f', line: 1 } }],
+      cgroupMap: [{ ...g, contid: 42n }],
     });
     assert.deepEqual(t.lookup(600, 1), [42n]);
   });

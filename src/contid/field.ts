@@ -1,0 +1,20 @@
+// The audit container ID (u64) in its kernel forms: two u32 words and the 8-byte rule-buffer form, packed by the addon.
+import { native } from '../kernel/native';
+
+/** u64 → [low, high] u32 words, host order (the kernel's pair-of-u32 representation). */
+export function contidToU32Pair(id: bigint): [number, number] {
+  return native().contidToU32Pair(id);
+}
+
+export function u32PairToContid(low: number, high: number): bigint {
+  return native().u32PairToContid(low, high);
+}
+
+/** u64 → the 8 host-order bytes the contid patch set appends to audit_rule_data.buf for field AUDIT_CONTID. */
+export function contidToBytes(id: bigint): Buffer {
+  return native().contidToBytes(id);
+}
+
+export function bytesToContid(buf: Buffer, offset = 0): bigint {
+  return native().bytesToContid(buf, offset);
+}

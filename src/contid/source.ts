@@ -1,0 +1,13 @@
+// The contract of a contid source: where a process's container ID is set and read. One implementation per file here
+// (source-kernel, source-tracker, the emulated kernel's); the host's kernel session picks one at start.
+import type { Chain } from './chain';
+
+export interface ContidSource {
+  readonly kind: 'kernel' | 'tracker';
+  set(
+    pid: number,
+    id: bigint,
+    opts: { setterPid: number; nested?: boolean; join?: boolean },
+  ): { old: Chain | null; chain: Chain };
+  get(pid: number): Chain | null;
+}

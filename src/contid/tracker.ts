@@ -1,0 +1,299 @@
+// Container IDs on mainline kernels: auditmux's own pid → contid table, with the patch set's rules for setting one.
+import { AUDIT_CID_UNSET } from '../kernel/constants';
+import { contidForCgroup, type CgroupGlobEntry } from './cgroup-glob';
+import { formatChain, type Chain } from './chain';
+import { ContidError } from './errors';
+import { realProc, type ProcReader } from './proc';
+
+interface Entry {
+  chain: Chain;
+  /** /proc start time when known: a different start time under the same pid is pid reuse. */
+  starttime: number | null;
+  /** How the id reached this pid. */
+  source: 'set' | 'fork' | 'ppid' | 'proc' | 'cgroup' | 'container';
+  /** The parent it was inherited from: a different ppid in a later record means reparenting or pid reuse. */
+  ppid?: number;
+}
+
+export interface TrackerCounters {
+  tagged: number;
+  inheritedFork: number;
+  inheritedPpid: number;
+  inheritedProc: number;
+  cgroupMapped: number;
+  containerMapped: number;
+  exits: number;
+  reuseDetected: number;
+  procLookups: number;
+}
+
+/** Container discovery as the tracker sees it (src/containers implements it; routing does not import it). */
+export interface ContainerLookup {
+  /** False while no container is known: lookups can then be skipped. */
+  readonly active: boolean;
+  /** The contid of the container `pid` is in, from its /proc/PID/cgroup text; null outside every container. */
+  contidFor(pid: number, cgroupText: string): bigint | null;
+  /** Is this contid a known container's (so its processes can be found again by cgroup)? */
+  owns(contid: bigint): boolean;
+}
+
+export interface TrackerOptions {
+  proc?: ProcReader;
+  containers?: ContainerLookup;
+  cgroupMap?: readonly CgroupGlobEntry[];
+  /** How long a "not in any container" answer for a pid is trusted before /proc is asked again. */
+  negativeTtlMs?: number;
+  now?: () => number;
+}
+
+export class ContidTracker {
+  private readonly byPid = new Map<number, Entry>();
+  /** pids known to be outside every container, with the time of that answer. */
+  private readonly untagged = new Map<number, number>();
+  private readonly proc: ProcReader;
+  private cgroupMap: readonly CgroupGlobEntry[];
+  private containers: ContainerLookup | null;
+  private readonly negativeTtlMs: number;
+  private readonly now: () => number;
+  readonly counters: TrackerCounters = {
+    tagged: 0,
+    inheritedFork: 0,
+    inheritedPpid: 0,
+    inheritedProc: 0,
+    cgroupMapped: 0,
+    containerMapped: 0,
+    exits: 0,
+    reuseDetected: 0,
+    procLookups: 0,
+  };
+
+  constructor(opts: TrackerOptions = {}) {
+    this.proc = opts.proc ?? realProc;
+    this.cgroupMap = opts.cgroupMap ?? [];
+    this.containers = opts.containers ?? null;
+    this.negativeTtlMs = opts.negativeTtlMs ?? 2000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  setCgroupMap(map: readonly CgroupGlobEntry[]): void {
+    this.cgroupMap = map;
+    this.untagged.clear();
+  }
+
+  setContainers(c: ContainerLookup | null): void {
+    this.containers = c;
+    this.untagged.clear();
+  }
+
+  /** True when no process has an id, no cgroup mapping exists and no container is known: lookups can be skipped. */
+  get idle(): boolean {
+    return this.byPid.size === 0 && this.cgroupMap.length === 0 && !this.containers?.active;
+  }
+
+  get size(): number {
+    return this.byPid.size;
+  }
+
+  /**
+   * Sets the contid of `pid`, with the checks of the patch set's audit_set_contid(): never unset (EINVAL), only on a
+   * single-threaded process without children (EBUSY), never on the setter itself (EXDEV), once per process unless
+   * nesting (EEXIST), and an id in use by another process tree cannot be reused (ENOTUNIQ).
+   */
+  set(
+    pid: number,
+    id: bigint,
+    opts: { setterPid: number; nested?: boolean; join?: boolean },
+  ): { old: Chain | null; chain: Chain } {
+    if (id === AUDIT_CID_UNSET) throw new ContidError('EINVAL', 'a contid cannot be unset');
+    if (id < 0n || id > AUDIT_CID_UNSET) throw new ContidError('EINVAL', `contid ${id} is outside 0..2^64-2`);
+    if (pid === opts.setterPid) throw new ContidError('EXDEV', 'a process cannot set its own contid');
+    const st = this.proc.stat(pid);
+    if (!st) throw new ContidError('ESRCH', `no process ${pid}`);
+    if (st.threads > 1) throw new ContidError('EBUSY', `process ${pid} has ${st.threads} threads`);
+    if (this.proc.children(pid).length > 0) throw new ContidError('EBUSY', `process ${pid} already has children`);
+    const old = this.lookup(pid, st.ppid);
+    // Joining a running container (runc exec, podman exec): the caller checked that the process is in it.
+    if (opts.join && old && old[0] === id) return { old, chain: old };
+    if (old && !opts.nested)
+      throw new ContidError(
+        'EEXIST',
+        `process ${pid} already has contid ${formatChain(old)} (use nesting to add a level)`,
+      );
+    if (old && old.includes(id))
+      throw new ContidError('EINVAL', `contid ${id} is already in the chain ${formatChain(old)}`);
+    for (const [other, e] of this.byPid) {
+      if (
+        !opts.join &&
+        other !== pid &&
+        e.chain[0] === id &&
+        e.source === 'set' &&
+        this.proc.stat(other)?.starttime === e.starttime
+      ) {
+        throw new ContidError('ENOTUNIQ', `contid ${id} already belongs to process ${other}`);
+      }
+    }
+    const chain: Chain = old ? [id, ...old] : [id];
+    this.byPid.set(pid, { chain, starttime: st.starttime, source: 'set' });
+    this.untagged.delete(pid);
+    this.counters.tagged++;
+    return { old, chain };
+  }
+
+  /**
+   * A container's init, registered by the OCI hook before it runs user code: no patch-set checks (runc's init is
+   * multi-threaded and the id is the container's own), but the start time guards against pid reuse.
+   */
+  adopt(pid: number, id: bigint, starttime: number): void {
+    this.byPid.set(pid, { chain: [id], starttime, source: 'container' });
+    this.untagged.delete(pid);
+    this.counters.tagged++;
+  }
+
+  /** A retired container: its processes' entries go (their pids may be reused by anyone). */
+  forgetContid(id: bigint): void {
+    for (const [pid, e] of this.byPid)
+      if (
+        e.chain[0] === id &&
+        e.chain.length === 1 &&
+        (e.source === 'container' || e.source === 'proc' || e.source === 'ppid' || e.source === 'fork')
+      )
+        this.byPid.delete(pid);
+  }
+
+  /** The chain of `pid` if auditmux knows it directly (no inheritance lookup). */
+  get(pid: number): Chain | null {
+    return this.byPid.get(pid)?.chain ?? null;
+  }
+
+  /** A fork/clone seen in a SYSCALL record (parent `pid`, `exit` = child pid) or a child's first event. */
+  onFork(parentPid: number, childPid: number): void {
+    const p = this.byPid.get(parentPid);
+    if (!p || childPid <= 0) return;
+    const prev = this.byPid.get(childPid);
+    if (prev && prev.source === 'set') return;
+    this.byPid.set(childPid, { chain: p.chain, starttime: null, source: 'fork', ppid: parentPid });
+    this.untagged.delete(childPid);
+    this.counters.inheritedFork++;
+  }
+
+  /** exit_group seen: the pid may be reused, so its id goes. */
+  onExit(pid: number): void {
+    if (this.byPid.delete(pid)) this.counters.exits++;
+    this.untagged.delete(pid);
+  }
+
+  /**
+   * The chain for an event of `pid` whose parent is `ppid` (both from its SYSCALL record): a direct entry, else the
+   * parent's (children inherit), else /proc ancestry, else the cgroup map. Negative answers are cached briefly.
+   */
+  lookup(pid: number, ppid: number, opts?: { recheck?: boolean }): Chain | null {
+    const e = this.byPid.get(pid);
+    if (e) {
+      // Without the fork/exit tracking rule no exit removes an inherited entry, and pids are reused (pid_max is often
+      // 32768): a container's entry whose recorded parent changed is found again by cgroup, never trusted as it is.
+      if (e.ppid === undefined || ppid <= 0 || e.ppid === ppid || !this.containers?.owns(e.chain[0]!)) return e.chain;
+      this.byPid.delete(pid);
+      this.counters.reuseDetected++;
+    }
+    if (this.idle) return null;
+    const p = ppid > 0 ? this.byPid.get(ppid) : undefined;
+    if (p) {
+      this.byPid.set(pid, { chain: p.chain, starttime: null, source: 'ppid', ppid });
+      this.counters.inheritedPpid++;
+      return p.chain;
+    }
+    const seen = this.untagged.get(pid);
+    const now = this.now();
+    // An execve is where a process that joined a container (runc exec) starts its user code: asked again then.
+    if (seen !== undefined && now - seen < this.negativeTtlMs && !opts?.recheck) return null;
+    const found = this.fromProc(pid);
+    if (found) return found;
+    // A short-lived child is often gone before its events are read: its parent (the shell of an exec storm) is not.
+    const parentSeen = this.untagged.get(ppid);
+    if (this.containers?.active && ppid > 1 && (parentSeen === undefined || now - parentSeen >= this.negativeTtlMs)) {
+      const viaParent = this.fromProc(ppid);
+      if (viaParent) {
+        this.byPid.set(pid, { chain: viaParent, starttime: null, source: 'ppid', ppid });
+        this.counters.inheritedPpid++;
+        return viaParent;
+      }
+      this.untagged.set(ppid, now);
+    }
+    if (this.untagged.size > 65536) this.untagged.clear();
+    this.untagged.set(pid, now);
+    return null;
+  }
+
+  private fromProc(pid: number): Chain | null {
+    this.counters.procLookups++;
+    let cur = pid;
+    const path: Array<{ pid: number; starttime: number; ppid: number }> = [];
+    for (let depth = 0; depth < 64 && cur > 1; depth++) {
+      const st = this.proc.stat(cur);
+      if (!st) break;
+      const e = this.byPid.get(cur);
+      if (e && (e.starttime === null || e.starttime === st.starttime)) {
+        for (const p of path)
+          this.byPid.set(p.pid, { chain: e.chain, starttime: p.starttime, source: 'proc', ppid: p.ppid });
+        this.counters.inheritedProc += path.length;
+        return e.chain;
+      }
+      if (e) {
+        this.byPid.delete(cur);
+        this.counters.reuseDetected++;
+      }
+      path.push({ pid: cur, starttime: st.starttime, ppid: st.ppid });
+      cur = st.ppid;
+    }
+    if (this.cgroupMap.length) {
+      const cg = this.proc.cgroup(pid);
+      const id = cg ? contidForCgroup(this.cgroupMap, cg) : undefined;
+      if (id !== undefined) {
+        const st = this.proc.stat(pid);
+        this.byPid.set(pid, { chain: [id], starttime: st?.starttime ?? null, source: 'cgroup' });
+        this.counters.cgroupMapped++;
+        return [id];
+      }
+    }
+    // The operator's static map first; then the runtimes' own layouts, on every line of /proc/PID/cgroup.
+    if (this.containers && this.proc.cgroupText) {
+      const text = this.proc.cgroupText(pid);
+      const id = text ? this.containers.contidFor(pid, text) : null;
+      if (id !== null) {
+        const st = this.proc.stat(pid);
+        this.byPid.set(pid, {
+          chain: [id],
+          starttime: st?.starttime ?? null,
+          source: 'container',
+          ...(st ? { ppid: st.ppid } : {}),
+        });
+        this.counters.containerMapped++;
+        return [id];
+      }
+    }
+    return null;
+  }
+
+  /** Drops entries whose process is gone or whose pid now belongs to another process. */
+  sweep(): number {
+    let dropped = 0;
+    for (const [pid, e] of this.byPid) {
+      const st = this.proc.stat(pid);
+      if (!st) {
+        this.byPid.delete(pid);
+        dropped++;
+      } else if (e.starttime === null) e.starttime = st.starttime;
+      else if (e.starttime !== st.starttime) {
+        this.byPid.delete(pid);
+        this.counters.reuseDetected++;
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  /** Every tracked pid with its chain and how it got it (for `auditmux contid get` and status). */
+  entries(): Array<{ pid: number; contid: string; source: string }> {
+    return [...this.byPid].map(([pid, e]) => ({ pid, contid: formatChain(e.chain), source: e.source }));
+  }
+}
