@@ -1,6 +1,7 @@
 // The typed, defaulted configuration object and its built-in defaults (what the daemon runs with when no file exists).
 import type { SourcePos } from '../errors';
 import type { ContidPattern } from '../contid/selectors';
+import type { MetricsSpec } from '../metrics/contract';
 
 export const NAME_FORMATS = ['none', 'hostname', 'fqd', 'numeric', 'user'] as const;
 export type NameFormat = (typeof NAME_FORMATS)[number];
@@ -290,6 +291,8 @@ export interface HostConfig {
   outputs: OutputSpec[];
   /** Aggregator listener; null = off. */
   listen: ListenConfig | null;
+  /** Prometheus metrics on a local address or a textfile (src/config/metrics.ts); null = off. */
+  metrics: MetricsSpec | null;
 }
 
 export const AUX_ISOLATIONS = ['inline', 'process'] as const;
@@ -429,6 +432,7 @@ export function defaultConfig(): Config {
       diagnostics: { level: 'info' },
       outputs: [],
       listen: null,
+      metrics: null,
     },
     daemons: [],
     routes: [],

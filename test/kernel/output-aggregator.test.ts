@@ -23,7 +23,7 @@ import {
   stopChild,
   tmpDir,
   waitFor,
-} from '../fixtures/outputs/peers';
+} from '../helpers/peers';
 
 const skip = missing('audisp-remote', 'unshare', 'mount');
 const listen = (port: number) => ({

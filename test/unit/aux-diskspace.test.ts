@@ -9,7 +9,7 @@ import { AuxDaemon } from '../../src/daemon/aux-daemon';
 import { AuxWriter } from '../../src/daemon/aux-writer';
 import { parseConfig, type DaemonConfig } from '../../src/config';
 import type { FreeSpaceReader } from '../../src/output/diskspace';
-import { captureDiag } from '../fixtures/outputs/peers';
+import { captureDiag } from '../helpers/peers';
 
 const MiB = 1024 * 1024;
 

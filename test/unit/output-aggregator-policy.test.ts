@@ -12,7 +12,7 @@ import { FrameParser, RMW, frame } from '../../src/output/remote/protocol';
 import { startAggregator, vetLine, type Aggregator } from '../../src/output/remote/aggregator';
 import { RemoteOutput } from '../../src/output/remote/client';
 import { makePki } from '../helpers/certs';
-import { captureDiag, checkDelivery, freePort, payload, seqs, tmpDir, waitFor } from '../fixtures/outputs/peers';
+import { captureDiag, checkDelivery, freePort, payload, seqs, tmpDir, waitFor } from '../helpers/peers';
 
 const F = '/etc/auditmux/auditmux.yaml';
 const errs = (t: string): string[] => analyzeConfig(t, F).errors.map((e) => e.message);
