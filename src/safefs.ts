@@ -117,16 +117,33 @@ export function openNoFollow(path: string, flags: number, opts: NoFollowOptions 
   try {
     const stat = fs.fstatSync(fd);
     if (!stat.isFile()) throw new IoError(`${what} ${path} is not a regular file (refused)`, 'E_NOT_REGULAR');
-    if (stat.nlink > 1)
+    if (stat.nlink > 1) {
+      const verb = (flags & (c.O_WRONLY | c.O_RDWR)) === 0 ? 'read' : 'write';
       throw new IoError(
-        `${what} ${path} has ${stat.nlink} hard links; refusing to write a file that is also elsewhere`,
+        `${what} ${path} has ${stat.nlink} hard links; refusing to ${verb} a file that is also elsewhere`,
         'E_HARDLINK',
       );
+    }
     return { fd, stat };
   } catch (e) {
     fs.closeSync(fd);
     if (e instanceof IoError) throw e;
     throw new IoError(`cannot stat ${what} ${path} (${errCode(e)})`, 'E_IO', { cause: e });
+  }
+}
+
+/**
+ * Opens a file someone else may have named to be read by root (a name listed in a tenant's directory): read-only,
+ * with openNoFollow's refusals (symlink, FIFO, device, hard link). ENOENT comes back as null when `missingOk`.
+ */
+export function openReadNoFollow(path: string, what: string, missingOk?: false): OpenedFile;
+export function openReadNoFollow(path: string, what: string, missingOk: true): OpenedFile | null;
+export function openReadNoFollow(path: string, what: string, missingOk = false): OpenedFile | null {
+  try {
+    return openNoFollow(path, fs.constants.O_RDONLY, { what });
+  } catch (e) {
+    if (missingOk && errCode((e as { cause?: unknown }).cause) === 'ENOENT') return null;
+    throw e;
   }
 }
 

@@ -1,6 +1,7 @@
 // The auditmux command line: parses arguments with commander and maps results and errors to exit codes.
 import { Command, CommanderError, Option } from 'commander';
 import { AuditmuxError, ExitCode, UsageError } from '../errors';
+import { VERSION } from '../shared';
 import { DEFAULT_CONFIG_PATH, checkConfig, defaultConfig, formatCheckReport, loadConfig } from '../config';
 import { controlRequest } from '../daemon/control';
 import { queueDepthProblem } from '../config/daemon-config';
@@ -42,7 +43,7 @@ function controlPath(configPath: string | undefined): string {
 export function buildProgram(io: Io, setCode: (n: number) => void): Command {
   const program = new Command('auditmux')
     .description('multi-daemon Linux audit daemon: host daemon, auxiliary daemons, routing by container ID')
-    .version('0.1.0')
+    .version(VERSION)
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showHelpAfterError();

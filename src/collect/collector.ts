@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { IoError } from '../errors';
+import { openNoFollow, openReadNoFollow, type OpenedFile } from '../safefs';
 import { LogWriter } from '../output/logfile';
 import type { Diag } from '../output/outputs';
 import { natsConnect } from '../output/nats/connect';
@@ -77,16 +78,10 @@ export class RecentIds {
 
 /** The last `limit` bytes of a regular file (not a symlink), split into whole lines; [] when absent. */
 export function tailLines(file: string, limit = TAIL_BYTES): string[] {
-  let fd: number;
+  const opened = openReadNoFollow(file, 'collector log', true);
+  if (opened === null) return [];
+  const { fd, stat: st } = opened;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new IoError(`cannot read ${file} (${(e as NodeJS.ErrnoException).code})`);
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new IoError(`${file} is not a regular file (refused)`, 'E_NOT_REGULAR');
     const n = Math.min(st.size, limit);
     const b = Buffer.alloc(n);
     let got = 0;
@@ -109,17 +104,15 @@ export function tailLines(file: string, limit = TAIL_BYTES): string[] {
  * not glue onto it; the event it belonged to was not acknowledged and comes again.
  */
 export function cutTornTail(file: string): number {
-  let fd: number;
+  let opened: OpenedFile;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    opened = openNoFollow(file, fs.constants.O_RDWR, { what: 'collector log' });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw new IoError(`cannot open ${file} (${(e as NodeJS.ErrnoException).code})`);
+    if ((e as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOENT') return 0;
+    throw e;
   }
+  const { fd, stat: st } = opened;
   try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile() || st.nlink > 1)
-      throw new IoError(`${file} is not a regular file with one link (refused)`, 'E_NOT_REGULAR');
     if (st.size === 0) return 0;
     const n = Math.min(st.size, 64 * 1024);
     const b = Buffer.alloc(n);

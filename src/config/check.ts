@@ -2,7 +2,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError, type SourcePos } from '../errors';
-import { readAccountText } from '../rules/accounts';
+import { findUser, readAccounts, type AccountTable } from '../vocab/accounts';
 import { rulesFilesIn } from '../rules/loader';
 import { pathTrustProblem, programTrustProblem } from '../trust';
 import { analyzeConfig, readConfigText, type ConfigAnalysis } from './load';
@@ -53,8 +53,8 @@ export function checkEnvironment(
   const warnings: ConfigError[] = [];
   const at = (key: string): SourcePos => cfg.sources.get(key) ?? { file, line: 1, col: 1 };
   const etc = opts.etcDir ?? '/etc';
-  const users = accountNames(join(etc, 'passwd'));
-  const groups = accountNames(join(etc, 'group'));
+  const users = readAccounts(join(etc, 'passwd'), 'passwd');
+  const groups = readAccounts(join(etc, 'group'), 'group');
 
   const rulesPath = (key: string, p: string | null): void => {
     if (p === null) return;
@@ -138,9 +138,10 @@ export function checkEnvironment(
         ),
       );
   };
-  const account = (key: string, name: string | null, known: Set<string> | null, kind: string): void => {
-    if (name === null || /^[0-9]+$/.test(name) || known === null) return;
-    if (!known.has(name))
+  const account = (key: string, name: string | null, known: AccountTable | null, kind: string): void => {
+    if (name === null || known === null) return;
+    // A user's uid must be listed (its gid comes from there, as the daemon resolves it); a gid needs no entry.
+    if (kind === 'user' ? findUser(name, known) === undefined : !/^[0-9]+$/.test(name) && !known.named(name))
       errors.push(
         new ConfigError(
           at(key),
@@ -171,18 +172,6 @@ function statOrNull(p: string): ReturnType<typeof statSync> | null {
   } catch {
     return null;
   }
-}
-
-/** First field of each passwd/group line; null when the file is unreadable (then accounts are not checked). */
-function accountNames(file: string): Set<string> | null {
-  const text = readAccountText(file);
-  if (text === null) return null;
-  const out = new Set<string>();
-  for (const line of text.split('\n')) {
-    const name = line.split(':', 1)[0];
-    if (name && !name.startsWith('#')) out.add(name);
-  }
-  return out;
 }
 
 /** Human-readable report: one `file:line:col: reason` line per problem, warnings marked. */

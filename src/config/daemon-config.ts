@@ -13,9 +13,10 @@ import {
   type QueueConfig,
 } from './schema';
 import type { SourcePos } from '../errors';
+import { NAME_RE } from '../shared';
 
 /** Daemon names become file names, key tags and record fields: a short, safe alphabet. */
-export const DAEMON_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const DAEMON_NAME_RE = NAME_RE;
 
 /** Queue depth bounds: at least one event, and a cap that keeps a typo from reserving gigabytes. */
 export const QUEUE_DEPTH = Object.freeze({ min: 1, max: 10_000_000 });

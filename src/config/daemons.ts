@@ -2,6 +2,7 @@
 import { dirname } from 'node:path';
 import type { Node } from 'yaml';
 import { ConfigError } from '../errors';
+import { NAME_PATTERN } from '../shared';
 import { AUX_ISOLATIONS, DEFAULT_QUEUE, OVERFLOW_ACTIONS, type DaemonConfig, type HostConfig } from './schema';
 import type { Walker, Entry } from './walk';
 import { auxLogProblem, defaultAuxLogFile, defaultAuxSpoolDir } from './aux-paths';
@@ -30,7 +31,7 @@ export function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: stri
     const name = w.string(nameE, `${where}.name`);
     if (name === undefined) return;
     if (!DAEMON_NAME_RE.test(name)) {
-      w.error(nameE.value, `${where}.name "${name.slice(0, 70)}" must match [a-z0-9][a-z0-9_-]{0,62}`, nameE.key);
+      w.error(nameE.value, `${where}.name "${name.slice(0, 70)}" must match ${NAME_PATTERN}`, nameE.key);
       return;
     }
     if (name === 'host') {

@@ -1,6 +1,7 @@
 // YAML readers for `outputs:` (remote, syslog, plugin), `host.listen` and the log's auditd disk-space options.
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { isScalar, type Node } from 'yaml';
+import { NAME_PATTERN, NAME_RE } from '../shared';
 import {
   ADMIN_SPACE_LEFT_ACTIONS,
   DISK_ERROR_ACTIONS,
@@ -106,7 +107,6 @@ const LISTEN_KEYS = [
 ] as const;
 const LISTEN_TLS_KEYS = ['cert', 'key', 'ca', 'require_client_cert'] as const;
 const OUTPUT_TYPES = ['remote', 'syslog', 'plugin', 'nats'] as const;
-const OUTPUT_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const HOST_RE = /^[A-Za-z0-9._:-]{1,253}$/;
 /** syslog(3) facility names as rsyslog and RFC 5424 number them. */
 export const FACILITIES: Record<string, number> = {
@@ -470,8 +470,8 @@ export function readOutputs(
     let name: string = type === 'plugin' ? `plugin${i}` : `${type}${i}`;
     if (ne) {
       const s = w.string(ne, `${wi}.name`);
-      if (s !== undefined && !OUTPUT_NAME_RE.test(s))
-        w.error(ne.value, `${wi}.name "${s.slice(0, 70)}" must match [a-z0-9][a-z0-9_-]{0,62}`, ne.key);
+      if (s !== undefined && !NAME_RE.test(s))
+        w.error(ne.value, `${wi}.name "${s.slice(0, 70)}" must match ${NAME_PATTERN}`, ne.key);
       else if (s !== undefined) name = s;
     }
     const first = names.get(name);

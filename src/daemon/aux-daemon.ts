@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { DaemonConfig } from '../config/schema';
-import type { Diag } from './diagnostics';
+import { FLUSH_DELAY_MS, FLUSH_NOW_BYTES, type Diag } from '../shared';
 import { AuxQueue } from './aux-queue';
 import {
   Frame,
@@ -49,12 +49,6 @@ const MAX_INFLIGHT_EVENTS = 8192;
 const SEND_BYTES = 1 << 20;
 /** A process that stayed up this long is healthy again: its restart count starts over. */
 const HEALTHY_MS = 60_000;
-/**
- * An inline daemon's log is written at once when this much is buffered; below it, within FLUSH_DELAY_MS (as the
- * host's).
- */
-const FLUSH_NOW_BYTES = 256 * 1024;
-const FLUSH_DELAY_MS = 5;
 
 export interface AuxDaemonHooks {
   diag: Diag;

@@ -2,6 +2,7 @@
 //
 // host → aux: CONFIG (JSON), EVENT (seq, id, records), ROTATE, RESUME, STOP
 // aux → host: READY, ACK (cumulative seq: everything up to it is in the aux daemon's log), ERROR (JSON), STATS (JSON)
+import type { EventRecord } from '../records/event';
 
 export const Frame = {
   CONFIG: 1,
@@ -18,11 +19,7 @@ export const Frame = {
 /** Upper bound on one frame: an event of many long records, well under memory limits. */
 export const MAX_FRAME = 16 * 1024 * 1024;
 
-export interface EventRecord {
-  type: number;
-  /** The kernel payload text: `audit(SEC.MSEC:SERIAL): body`. */
-  payload: Buffer;
-}
+export type { EventRecord } from '../records/event';
 
 /** frame := u32 length of (kind + body) | u8 kind | body */
 export function encodeFrame(kind: number, body: Buffer = Buffer.alloc(0)): Buffer {

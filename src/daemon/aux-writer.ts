@@ -1,7 +1,7 @@
 // What an auxiliary daemon does with its routed events: its own sink (log, outputs, disk-space guard), in its own
 // process or in the host's.
 import { closeSync, constants, readSync } from 'node:fs';
-import { MsgType } from '../kernel/constants';
+import { AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
 import type { OutputConfig, OutputSpec } from '../config/schema';
 import type { Diag } from '../output/output';
 import type { Sink } from '../output/sink';
@@ -128,7 +128,7 @@ export class AuxWriter {
   }
 
   rotate(pid: number): void {
-    this.sink?.rotate({ auid: 4294967295, uid: 0, ses: 4294967295, pid });
+    this.sink?.rotate({ auid: AUDIT_UID_UNSET, uid: 0, ses: AUDIT_UID_UNSET, pid });
   }
 
   /** SIGUSR2 / `auditmux resume`: re-arms the disk-space levels, reopens a suspended log, resumes the outputs. */

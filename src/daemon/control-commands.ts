@@ -223,7 +223,7 @@ export class ControlCommands {
 
   /** Validates and runs one request. */
   handle(cmd: string, args: Record<string, unknown>, peer: PeerCred): Promise<unknown> {
-    this.o.diag.debug({ cmd, peer }, 'control request');
+    this.o.diag.debug?.({ cmd, peer }, 'control request');
     // An auxiliary daemon's own process gets nothing here, whatever user it runs as.
     if (this.o.isDaemonProcess(peer.pid))
       this.refuse(`control request ${cmd} from an auxiliary daemon's process`, peer);

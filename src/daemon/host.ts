@@ -20,7 +20,8 @@ import type { MetricsExporter } from '../metrics/contract';
 import { createMetricsExporter } from '../metrics/exporter';
 import { hostMetricFamilies } from '../metrics/host';
 
-export const VERSION = '0.1.0';
+import { VERSION } from '../shared';
+export { VERSION };
 
 export interface HostDaemonOptions {
   configPath: string | null;

@@ -2,7 +2,7 @@
 // as it was found at stop.
 import { AuditmuxError } from '../errors';
 import { AuditClient } from '../kernel/client';
-import { AUDIT_FILTER_PREPEND, Feature, Field, Op } from '../kernel/constants';
+import { AUDIT_FILTER_PREPEND, AUDIT_UID_UNSET, Feature, Field, Op } from '../kernel/constants';
 import type { AuditSocket } from '../kernel/socket';
 import type { AuditStatus } from '../kernel/wire';
 import type { DaemonConfig, HostConfig, RouteConfig } from '../config';
@@ -13,7 +13,12 @@ import { auxRules, mergeRules, type KernelRuleSet, type Owned } from './rule-uni
 import type { Diag } from './diagnostics';
 
 /** Who signalled when nobody can be asked: auditd's "unset" ids. */
-export const UNKNOWN_REQUESTER: Requester = { auid: 4294967295, uid: 4294967295, ses: 4294967295, pid: -1 };
+export const UNKNOWN_REQUESTER: Requester = {
+  auid: AUDIT_UID_UNSET,
+  uid: AUDIT_UID_UNSET,
+  ses: AUDIT_UID_UNSET,
+  pid: -1,
+};
 
 export interface KernelSessionOptions {
   diag: Diag;
@@ -211,7 +216,7 @@ export class KernelSession {
   async requester(): Promise<Requester> {
     try {
       const si = await this.client!.getSignalInfo(this.contidKernel);
-      return { auid: si.uid, uid: si.uid, ses: 4294967295, pid: si.pid };
+      return { auid: si.uid, uid: si.uid, ses: AUDIT_UID_UNSET, pid: si.pid };
     } catch {
       return UNKNOWN_REQUESTER;
     }

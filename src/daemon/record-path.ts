@@ -2,6 +2,7 @@
 import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { MsgType } from '../kernel/constants';
+import { FLUSH_DELAY_MS, FLUSH_NOW_BYTES } from '../shared';
 import type { Config, OutputConfig } from '../config';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
 import { LogWriter } from '../output/logfile';
@@ -15,10 +16,6 @@ import { closeAll, createOutputs, flushAll, writeAll, type RecordOutput } from '
 import { DiskSpaceGuard } from '../output/diskspace';
 import type { DaemonRegistry } from './daemon-registry';
 import type { Diag } from './diagnostics';
-
-/** Write at once when this much is buffered; below it, within FLUSH_DELAY_MS. */
-const FLUSH_NOW_BYTES = 256 * 1024;
-const FLUSH_DELAY_MS = 5;
 
 export interface RecordPathOptions {
   diag: Diag;

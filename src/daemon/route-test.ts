@@ -2,7 +2,7 @@
 import { UsageError } from '../errors';
 import { MsgType } from '../kernel/constants';
 import type { KeepMode, RouteConfig } from '../config';
-import { msgTypeByName } from '../records/msgtypes';
+import { recordTypeNumber } from '../vocab/msgtypes';
 import { parseChainsAt } from '../contid/chain';
 import { Router } from '../routing/router';
 
@@ -18,7 +18,7 @@ export function routeTest(
     );
   const types: number[] = [];
   for (const t of args.types ?? []) {
-    const n = /^\d+$/.test(t) ? Number(t) : msgTypeByName(t.toUpperCase());
+    const n = recordTypeNumber(t);
     if (n === undefined) throw new UsageError(`unknown record type ${t}`);
     types.push(n);
   }

@@ -1,6 +1,6 @@
-// Resolves user and group names to ids from /etc/passwd and /etc/group, without shelling out.
+// Resolves a daemon's `user:` and a log's `log_group:` to ids through vocab/accounts' one passwd and group reader.
 import { ConfigError, type SourcePos } from '../errors';
-import { readAccountText } from '../rules/accounts';
+import { findUser, readAccounts } from '../vocab/accounts';
 
 export interface UserIds {
   uid: number;
@@ -8,27 +8,20 @@ export interface UserIds {
   home: string;
 }
 
-function table(path: string): string[][] {
-  return (readAccountText(path) ?? '')
-    .split('\n')
-    .filter((l) => l && !l.startsWith('#'))
-    .map((l) => l.split(':'));
-}
-
+/**
+ * By name, or by a uid that passwd lists (its primary gid and home come from there). A uid passwd does not list is
+ * an error, not gid = uid: a guessed gid could be an unrelated group (42 is `shadow` on Debian).
+ */
 export function lookupUser(name: string, pos: SourcePos, etc = '/etc'): UserIds {
-  if (/^\d+$/.test(name)) {
-    const uid = Number(name);
-    const row = table(`${etc}/passwd`).find((r) => Number(r[2]) === uid);
-    return { uid, gid: row ? Number(row[3]) : uid, home: row?.[5] ?? '/' };
-  }
-  const row = table(`${etc}/passwd`).find((r) => r[0] === name);
-  if (!row) throw new ConfigError(pos, `unknown user "${name}"`);
-  return { uid: Number(row[2]), gid: Number(row[3]), home: row[5] ?? '/' };
+  const a = findUser(name, readAccounts(`${etc}/passwd`, 'passwd'));
+  if (a === undefined) throw new ConfigError(pos, `unknown user "${name}"`);
+  return { uid: a.id, gid: a.gid!, home: a.home || '/' };
 }
 
+/** By name, or any decimal gid (a group id needs no entry: nothing else is derived from it). */
 export function lookupGroup(name: string, pos: SourcePos, etc = '/etc'): number {
   if (/^\d+$/.test(name)) return Number(name);
-  const row = table(`${etc}/group`).find((r) => r[0] === name);
-  if (!row) throw new ConfigError(pos, `unknown group "${name}"`);
-  return Number(row[2]);
+  const a = readAccounts(`${etc}/group`, 'group')?.named(name);
+  if (a === undefined) throw new ConfigError(pos, `unknown group "${name}"`);
+  return a.id;
 }

@@ -1,10 +1,28 @@
 // Formats records as auditd 3.0.9 log lines (RAW and ENRICHED), byte for byte, straight into the writer's buffer.
-import { readFileSync } from 'node:fs';
-import { SYSCALLS_I386, SYSCALLS_X86_64 } from '../rules/syscall-tables';
-import { writerTypeName } from '../records/msgtypes';
+import { writerTypeName } from '../vocab/msgtypes';
 import { hexDigit, type AuditRecord } from '../records/record';
 import { escapeInterp } from '../records/encode';
-import { MsgType } from '../kernel/constants';
+import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64 } from '../kernel/constants';
+import { IdNameCache } from '../vocab/accounts';
+import { archName } from '../vocab/arch';
+import {
+  archText,
+  FIELD_KIND,
+  idText,
+  interpretsSaddr,
+  K_GID,
+  K_SYSCALL,
+  K_UID,
+  K_ARCH,
+  idValueText,
+  sockaddrText,
+  syscallText,
+  type FieldKind as Kind,
+} from '../vocab/interpret';
+
+// The interpreters live in vocab/ (search -i uses them too); re-exported for the writer's callers.
+export { IdNameCache } from '../vocab/accounts';
+export { archText, inet6Text, sockaddrText, syscallText } from '../vocab/interpret';
 
 export type LogFormat = 'RAW' | 'ENRICHED';
 
@@ -27,93 +45,6 @@ const C_SPACE = 0x20;
 const C_DQUOTE = 0x22;
 const C_SQUOTE = 0x27;
 const C_EQ = 0x3d;
-
-/** uid/gid -> name from /etc/passwd and /etc/group, read once (no NSS, no child processes); reload() after a SIGHUP. */
-export class IdNameCache {
-  private users = new Map<number, string>();
-  private groups = new Map<number, string>();
-  private loaded = false;
-  /** Bumped by every reload: formatters drop the interpreted fields they cached from older names. */
-  generation = 0;
-  constructor(
-    private readonly passwdPath = '/etc/passwd',
-    private readonly groupPath = '/etc/group',
-  ) {}
-
-  reload(): void {
-    this.users = readIdFile(this.passwdPath);
-    this.groups = readIdFile(this.groupPath);
-    this.loaded = true;
-    this.generation++;
-  }
-
-  user(id: number): string | undefined {
-    if (!this.loaded) this.reload();
-    return this.users.get(id);
-  }
-
-  group(id: number): string | undefined {
-    if (!this.loaded) this.reload();
-    return this.groups.get(id);
-  }
-}
-
-function readIdFile(path: string): Map<number, string> {
-  const m = new Map<number, string>();
-  let text: string;
-  try {
-    text = readFileSync(path, 'latin1');
-  } catch {
-    return m; // an unreadable database means names print as unknown(N), as auparse does
-  }
-  for (const line of text.split('\n')) {
-    if (line === '' || line[0] === '#') continue;
-    const a = line.indexOf(':');
-    const b = a < 0 ? -1 : line.indexOf(':', a + 1);
-    const c = b < 0 ? -1 : line.indexOf(':', b + 1);
-    if (c < 0) continue;
-    const id = Number(line.slice(b + 1, c));
-    // getpwuid returns the first entry for an id
-    if (Number.isInteger(id) && !m.has(id)) m.set(id, line.slice(0, a));
-  }
-  return m;
-}
-
-type Kind = 1 | 2 | 3 | 4 | 5; // UID, GID, SYSCALL, ARCH, SOCKADDR
-const K_UID = 1;
-const K_GID = 2;
-const K_SYSCALL = 3;
-const K_ARCH = 4;
-const K_SOCKADDR = 5;
-
-/** auparse typetab.h entries of the types ENRICHED appends. */
-const FIELD_KIND = new Map<string, Kind>([
-  ['auid', K_UID],
-  ['uid', K_UID],
-  ['euid', K_UID],
-  ['suid', K_UID],
-  ['fsuid', K_UID],
-  ['ouid', K_UID],
-  ['oauid', K_UID],
-  ['old-auid', K_UID],
-  ['iuid', K_UID],
-  ['id', K_UID],
-  ['inode_uid', K_UID],
-  ['sauid', K_UID],
-  ['obj_uid', K_UID],
-  ['obj_gid', K_GID],
-  ['gid', K_GID],
-  ['egid', K_GID],
-  ['sgid', K_GID],
-  ['fsgid', K_GID],
-  ['ogid', K_GID],
-  ['igid', K_GID],
-  ['inode_gid', K_GID],
-  ['new_gid', K_GID],
-  ['syscall', K_SYSCALL],
-  ['arch', K_ARCH],
-  ['saddr', K_SOCKADDR],
-]);
 
 /** One field name ENRICHED interprets. */
 interface FieldEntry {
@@ -155,7 +86,7 @@ for (const [key, kind] of FIELD_KIND) {
   FIELD_ENTRIES.push(e);
 }
 /** Cache sizes (log2) by kind: a host logs a handful of ids and arches but may log many syscalls. */
-const CACHE_BITS: Record<Kind, number> = { [K_UID]: 6, [K_GID]: 6, [K_SYSCALL]: 8, [K_ARCH]: 3, [K_SOCKADDR]: 0 };
+const CACHE_BITS: Record<Kind, number> = { 1: 6, 2: 6, 3: 8, 4: 3, 5: 0 };
 
 /**
  * Index of the first space at or after i, read four bytes at a time (SWAR: a space is a zero byte of x ^ 0x20202020,
@@ -237,77 +168,6 @@ function plainDecimal(s: Buffer, vs: number, ve: number): number {
   }
   return neg ? -v : v;
 }
-
-const AUDIT_ARCH_X86_64 = 0xc000003e;
-const AUDIT_ARCH_I386 = 0x40000003;
-const ARCH_NAMES = new Map<number, string>([
-  [AUDIT_ARCH_X86_64, 'x86_64'],
-  [AUDIT_ARCH_I386, 'i386'],
-  [0xc00000b7, 'aarch64'],
-  [0x80000015, 'ppc64'],
-  [0xc0000015, 'ppc64le'],
-  [0x80000016, 's390x'],
-  [0x00000016, 's390'],
-  [0x00000014, 'ppc'],
-  [0x40000028, 'armeb'],
-]);
-
-function syscallArray(t: ReadonlyArray<readonly [number, string]>): string[] {
-  const a: string[] = [];
-  for (const [n, name] of t) a[n] = name;
-  return a;
-}
-const SYS_X86_64 = syscallArray(SYSCALLS_X86_64);
-const SYS_I386 = syscallArray(SYSCALLS_I386);
-
-/** libaudit's family names (famtab), index = AF_* number; missing ones print unknown-family(N). */
-const FAMILIES: (string | undefined)[] = [
-  undefined,
-  'local',
-  'inet',
-  'ax25',
-  'ipx',
-  'appletalk',
-  'netrom',
-  'bridge',
-  'atmpvc',
-  'x25',
-  'inet6',
-  'rose',
-  'decnet',
-  'netbeui',
-  'security',
-  'key',
-  'netlink',
-  'packet',
-  'ash',
-  'econet',
-  'atmsvc',
-  'rds',
-  'sna',
-  'irda',
-  'pppox',
-  'wanpipe',
-  'llc',
-  undefined,
-  undefined,
-  'can',
-  'tipc',
-  'bluetooth',
-  'iucv',
-  'rxrpc',
-  'isdn',
-  'phonet',
-  'ieee802154',
-  'caif',
-  'alg',
-  'nfc',
-  'vsock',
-  'kcm',
-  'qipcrtr',
-  'smc',
-  'xdp',
-];
 
 /** Record types are below this except for rare user-space ones, which live in a Map. */
 const TYPE_TABLE_SIZE = 4096;
@@ -554,9 +414,7 @@ export class LineFormatter {
     if (kind === K_UID || kind === K_GID) {
       n = plainDecimal(o, vs, ve);
       if (Number.isNaN(n)) {
-        const v = o.toString('latin1', vs, ve);
-        const id = parseId(v);
-        this.putText(o, encodeNv(e.upper, id === undefined ? `conversion error(${v})` : this.idText(kind, id)));
+        this.putText(o, encodeNv(e.upper, idValueText(this.ids, kind, o.toString('latin1', vs, ve))));
         return;
       }
       // strtoul semantics: -1 wraps to 4294967295.
@@ -575,14 +433,13 @@ export class LineFormatter {
       n = parseHexBytes(o, vs, ve);
       this.arch = n;
       // An unknown architecture prints its text as written: not cached by value.
-      if (!ARCH_NAMES.has(n)) {
+      if (archName(n) === undefined) {
         this.putText(o, `${e.upper}=${archText(o.toString('latin1', vs, ve))}`);
         return;
       }
       key = n;
     } else {
-      // auparse leaves saddr alone in these types.
-      if (type === MsgType.NETFILTER_PKT || type === MsgType.FIRST_AVC || type === 1107) return;
+      if (!interpretsSaddr(type)) return;
       this.putText(o, `${e.upper}=${sockaddrText(o.toString('latin1', vs, ve))}`);
       return;
     }
@@ -648,14 +505,13 @@ export class LineFormatter {
       case K_SYSCALL:
         return `${e.upper}=${syscallText(String(n), this.arch)}`;
       default:
-        return `${e.upper}=${ARCH_NAMES.get(n)!}`;
+        return `${e.upper}=${archName(n)!}`;
     }
   }
 
   /** What auparse prints for a uid or gid, before encoding. */
   private idText(kind: Kind, id: number): string {
-    if (id === 0xffffffff) return 'unset';
-    return (kind === K_UID ? this.ids.user(id) : this.ids.group(id)) ?? `unknown(${id})`;
+    return idText(this.ids, kind, id);
   }
 
   /**
@@ -695,31 +551,12 @@ export function nodeText(name: string): string {
   return escapeInterp(Buffer.from(name, 'utf8').toString('latin1')).replace(/ /g, '\\040');
 }
 
-/** strtoul semantics: -1 wraps to 4294967295. */
-function parseId(v: string): number | undefined {
-  if (v.length === 0) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n)) return undefined;
-  return n < 0 ? n >>> 0 : n;
-}
-
 /** parseHex() of s[vs..ve) without a string. */
 function parseHexBytes(s: Buffer, vs: number, ve: number): number {
   if (ve - vs < 1 || ve - vs > 8) return -1;
   let n = 0;
   for (let i = vs; i < ve; i++) {
     const d = hexDigit(s[i]!);
-    if (d < 0) return -1;
-    n = n * 16 + d;
-  }
-  return n;
-}
-
-function parseHex(v: string): number {
-  if (v.length === 0 || v.length > 8) return -1;
-  let n = 0;
-  for (let i = 0; i < v.length; i++) {
-    const d = hexDigit(v.charCodeAt(i));
     if (d < 0) return -1;
     n = n * 16 + d;
   }
@@ -738,99 +575,4 @@ function encodedValue(value: string): string {
     if (c === C_DQUOTE || c < 0x21 || c > 0x7e) return Buffer.from(value, 'latin1').toString('hex').toUpperCase();
   }
   return `"${value}"`;
-}
-
-/** Interpreted values quote record text in a few error forms: escaped like every other interpreted byte. */
-export function archText(v: string): string {
-  const a = parseHex(v);
-  return ARCH_NAMES.get(a) ?? `unknown-elf-type(${escapeInterp(v)})`;
-}
-
-export function syscallText(v: string, arch: number): string {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) return `unknown-syscall(${escapeInterp(v)})`;
-  const table = arch === AUDIT_ARCH_I386 ? SYS_I386 : arch === AUDIT_ARCH_X86_64 || arch < 0 ? SYS_X86_64 : undefined;
-  return table?.[n] ?? `unknown-syscall(${n})`;
-}
-
-/** sun_path's size: auparse prints a path with %.108s. */
-const SUN_PATH_MAX = 108;
-
-/**
- * auparse print_sockaddr() (3.0.9) for the families a Linux host produces. An AF_UNIX path is the connecting
- * process's choice of bytes: auparse prints it raw (a newline in it ends auditd's log line and starts a forged one),
- * auditmux escapes it with escapeInterp(). An abstract name (sun_path[0] == 0) prints from sun_path[1], as auparse.
- */
-export function sockaddrText(hex: string): string {
-  if (hex.length % 2 !== 0) return `malformed-host(${escapeInterp(hex)})`;
-  const b = Buffer.from(hex, 'hex');
-  if (b.length * 2 !== hex.length) return `malformed-host(${escapeInterp(hex)})`;
-  if (b.length < 2) return `malformed-host(${escapeInterp(hex)})`;
-  const fam = b.readUInt16LE(0);
-  const name = FAMILIES[fam];
-  if (name === undefined) return `unknown-family(${fam})`;
-  switch (fam) {
-    case 1: {
-      if (b.length < 4) return `{ saddr_fam=local sockaddr len too short }`;
-      const start = b[2] === 0 ? 3 : 2;
-      let e = b.indexOf(0, start);
-      if (e < 0) e = b.length;
-      if (e - start > SUN_PATH_MAX) e = start + SUN_PATH_MAX;
-      return `{ saddr_fam=local path=${escapeInterp(b.toString('latin1', start, e))} }`;
-    }
-    case 2:
-      if (b.length < 16) return `{ saddr_fam=inet sockaddr len too short }`;
-      return `{ saddr_fam=inet laddr=${b[4]}.${b[5]}.${b[6]}.${b[7]} lport=${b.readUInt16BE(2)} }`;
-    case 10:
-      if (b.length < 24) return `{ saddr_fam=inet6 sockaddr6 len too short }`;
-      return `{ saddr_fam=inet6 laddr=${inet6Text(b.subarray(8, 24))} lport=${b.readUInt16BE(2)} }`;
-    case 16:
-      if (b.length < 12) return `{ saddr_fam=netlink len too short }`;
-      return `{ saddr_fam=netlink nlnk-fam=${fam} nlnk-pid=${b.readUInt32LE(4)} }`;
-    default:
-      return `{ saddr_fam=${name} (unsupported) }`;
-  }
-}
-
-/**
- * glibc inet_ntop(AF_INET6): longest run (>=2) of zero groups becomes ::, v4-mapped/compatible tails as dotted quads.
- */
-export function inet6Text(a: Buffer): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(a.readUInt16BE(i * 2));
-  let bestS = -1;
-  let bestL = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestL) {
-      bestS = i;
-      bestL = j - i;
-    }
-    i = j;
-  }
-  if (bestL < 2) bestS = -1;
-  const v4 =
-    bestS === 0 && (bestL === 6 || (bestL === 5 && g[5] === 0xffff))
-      ? `${a[12]}.${a[13]}.${a[14]}.${a[15]}`
-      : undefined;
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (bestS >= 0 && i >= bestS && i < bestS + bestL) {
-      if (i === bestS) out += ':';
-      continue;
-    }
-    if (v4 !== undefined && i === 6) {
-      out += ':' + v4;
-      return out;
-    }
-    if (i !== 0) out += ':';
-    out += g[i]!.toString(16);
-  }
-  if (bestS >= 0 && bestS + bestL === 8) out += ':';
-  return out;
 }

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { promises as dns } from 'node:dns';
 import { errnoName } from '../errors';
-import { MsgType } from '../kernel/constants';
+import { AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
 import type { AuditEvent } from '../records/reassembler';
 import { IdNameCache, LineFormatter, MAX_LINE_BYTES, type LogFormat } from './format';
 import { LogCompressor } from './log/compress';
@@ -65,7 +65,7 @@ export interface Requester {
 
 const MiB = 1024 * 1024;
 const DEFAULT_BUFFER = 1 * MiB;
-const UNSET = 4294967295;
+const UNSET = AUDIT_UID_UNSET;
 
 /**
  * Owns the line buffer, the formatter, the flush mode and what triggers a rotation (size, time, a signal); the live

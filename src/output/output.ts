@@ -7,11 +7,8 @@ export type { OutputSpec } from '../config/schema';
 export type OutputType = OutputSpec['type'];
 
 /** The daemon's own diagnostics (pino in the daemons, stderr in an aux process, a capture in tests). */
-export interface Diag {
-  warn(o: unknown, m?: string): void;
-  error(o: unknown, m?: string): void;
-  info(o: unknown, m?: string): void;
-}
+export type { Diag } from '../shared';
+import type { Diag } from '../shared';
 
 /** One configured output: takes records as the kernel sent them and owns their delivery from then on. */
 export interface RecordOutput {

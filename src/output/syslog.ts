@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as tls from 'node:tls';
 import type { SyslogOutputSpec } from '../config/schema';
-import { writerTypeName } from '../records/msgtypes';
+import { writerTypeName } from '../vocab/msgtypes';
 import { MAX_LINE_BYTES } from './format';
 import type { OutputContext } from './output';
 import type { QueueCursor } from './transport/spool';

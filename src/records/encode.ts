@@ -53,6 +53,11 @@ function escapedByte(c: number): boolean {
   return c < 0x20 || c > 0x7e || c === C_BACKSLASH;
 }
 
+/** `\\ooo` of one byte: how auparse prints an escaped byte, and the one escape of auditmux's interpreted text. */
+export function octalByte(c: number): string {
+  return '\\' + ((c >> 6) & 3) + ((c >> 3) & 7) + (c & 7);
+}
+
 /**
  * The octal escape auditmux applies to every interpreted (ENRICHED) value before it is written: the form of
  * auparse's tty escape (`\012` for a newline), extended to DEL, bytes above 0x7e and the backslash. Input is a
@@ -67,7 +72,7 @@ export function escapeInterp(s: string): string {
   let out = s.slice(0, i);
   for (; i < n; i++) {
     const c = s.charCodeAt(i) & 0xff;
-    if (escapedByte(c)) out += '\\' + ((c >> 6) & 7) + ((c >> 3) & 7) + (c & 7);
+    if (escapedByte(c)) out += octalByte(c);
     else out += s[i];
   }
   return out;

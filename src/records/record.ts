@@ -1,5 +1,4 @@
-// One kernel record: header parse of `audit(SEC.MSEC:SERIAL): body` and lazy single-field lookups for routing and
-// enrichment.
+// One kernel record: header parse of `audit(SEC.MSEC:SERIAL): body`; its fields are read with ./fields.ts.
 
 /** A record as the reassembler and the writer see it; `raw` holds the payload bytes (trailing NULs dropped). */
 export interface AuditRecord {
@@ -17,14 +16,11 @@ export interface AuditRecord {
 
 const C_NUL = 0x00;
 const C_SPACE = 0x20;
-const C_DQUOTE = 0x22;
-const C_SQUOTE = 0x27;
 const C_RPAREN = 0x29;
 const C_DOT = 0x2e;
 const C_0 = 0x30;
 const C_9 = 0x39;
 const C_COLON = 0x3a;
-const C_EQ = 0x3d;
 const AUDIT_PREFIX = Buffer.from('audit(', 'latin1');
 
 /** End of the meaningful payload: the kernel may NUL-terminate or NUL-pad, and auditd stops at the first NUL. */
@@ -116,138 +112,9 @@ export function stampText(rec: AuditRecord): string {
   return `${rec.sec}.${String(rec.msec).padStart(3, '0')}:${rec.serial}`;
 }
 
-const keyCache = new Map<string, Buffer>();
-function spacedKey(key: string): Buffer {
-  let k = keyCache.get(key);
-  if (k === undefined) {
-    k = Buffer.from(` ${key}=`, 'latin1');
-    keyCache.set(key, k);
-  }
-  return k;
-}
-
-/**
- * Start index of the value of the first `key=` in b[from..] that begins a field (at `from` or after a space), or -1.
- * Uses Buffer.indexOf (memmem) so the cost is one native scan, not a key=value split.
- */
-export function findField(b: Buffer, from: number, key: string): number {
-  const k = spacedKey(key);
-  const klen = k.length - 1;
-  // The first field has no leading space.
-  let match = from + klen <= b.length;
-  for (let j = 0; match && j < klen; j++) if (b[from + j] !== k[j + 1]) match = false;
-  if (match) return from + klen;
-  const at = b.indexOf(k, from);
-  return at < 0 ? -1 : at + k.length;
-}
-
-/** End (exclusive) of a value that starts at `vs`: quoted values end after the closing quote, bare ones at a space. */
-export function fieldEnd(b: Buffer, vs: number): number {
-  const n = b.length;
-  const q = b[vs];
-  if (q === C_DQUOTE || q === C_SQUOTE) {
-    const close = b.indexOf(q, vs + 1);
-    return close < 0 ? n : close + 1;
-  }
-  const sp = b.indexOf(C_SPACE, vs);
-  return sp < 0 ? n : sp;
-}
-
-/** Value of one field as text with surrounding quotes removed; undefined when absent. */
-export function fieldValue(rec: AuditRecord, key: string): string | undefined {
-  return fieldValueIn(rec.raw, rec.bodyStart, key);
-}
-
-export function fieldValueIn(b: Buffer, from: number, key: string): string | undefined {
-  const vs = findField(b, from, key);
-  if (vs < 0) return undefined;
-  let ve = fieldEnd(b, vs);
-  let s = vs;
-  const q = b[vs];
-  if ((q === C_DQUOTE || q === C_SQUOTE) && ve - vs >= 2 && b[ve - 1] === q) {
-    s++;
-    ve--;
-  }
-  return b.toString('latin1', s, ve);
-}
-
-/** Decimal field as a number without allocating; NaN when absent or not a (possibly negative) integer. */
-export function fieldInt(rec: AuditRecord, key: string): number {
-  return fieldIntIn(rec.raw, rec.bodyStart, key);
-}
-
-/** fieldInt over a payload whose fields start at `from`. */
-export function fieldIntIn(b: Buffer, from: number, key: string): number {
-  const vs = findField(b, from, key);
-  if (vs < 0) return NaN;
-  let i = vs;
-  let neg = false;
-  if (b[i] === 0x2d) {
-    neg = true;
-    i++;
-  }
-  let v = 0;
-  let digits = 0;
-  while (i < b.length && b[i]! >= C_0 && b[i]! <= C_9) {
-    v = v * 10 + (b[i]! - C_0);
-    i++;
-    digits++;
-  }
-  if (digits === 0 || (i < b.length && b[i] !== C_SPACE)) return NaN;
-  return neg ? -v : v;
-}
-
-/** Hex field (arch=c000003e) as a number; NaN when absent or malformed. */
-export function fieldHex(rec: AuditRecord, key: string): number {
-  return fieldHexIn(rec.raw, rec.bodyStart, key);
-}
-
-export function fieldHexIn(b: Buffer, from: number, key: string): number {
-  const vs = findField(b, from, key);
-  if (vs < 0) return NaN;
-  let v = 0;
-  let i = vs;
-  for (; i < b.length && b[i] !== C_SPACE; i++) {
-    const d = hexDigit(b[i]!);
-    if (d < 0) return NaN;
-    v = v * 16 + d;
-  }
-  return i === vs ? NaN : v;
-}
-
 export function hexDigit(c: number): number {
   if (c >= C_0 && c <= C_9) return c - C_0;
   if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
   if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
   return -1;
-}
-
-export const recordPid = (r: AuditRecord): number => fieldInt(r, 'pid');
-export const recordPpid = (r: AuditRecord): number => fieldInt(r, 'ppid');
-export const recordSyscall = (r: AuditRecord): number => fieldInt(r, 'syscall');
-export const recordArch = (r: AuditRecord): number => fieldHex(r, 'arch');
-export const recordAuid = (r: AuditRecord): number => fieldInt(r, 'auid');
-export const recordUid = (r: AuditRecord): number => fieldInt(r, 'uid');
-export const recordSes = (r: AuditRecord): number => fieldInt(r, 'ses');
-
-/** Walks `key=value` fields of a body without allocating; calls fn(keyStart, keyEnd, valueStart, valueEnd). */
-export function forEachField(
-  b: Buffer,
-  from: number,
-  fn: (ks: number, ke: number, vs: number, ve: number) => void,
-): void {
-  const n = b.length;
-  let i = from;
-  while (i < n) {
-    while (i < n && b[i] === C_SPACE) i++;
-    if (i >= n) break;
-    const ks = i;
-    while (i < n && b[i] !== C_EQ && b[i] !== C_SPACE) i++;
-    if (i >= n || b[i] !== C_EQ) continue; // a bare word: skip it
-    const ke = i;
-    const vs = i + 1;
-    const ve = vs < n ? fieldEnd(b, vs) : n;
-    fn(ks, ke, vs, ve);
-    i = ve;
-  }
 }

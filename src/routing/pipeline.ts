@@ -1,11 +1,20 @@
 // Per-event routing in the host: contid resolution (kernel records or the tracker), route table, owner tags, fan-out.
 import { AUDITMUX_CONTAINER_ID, AUDIT_CID_UNSET, CONTID_CONTAINER_ID, MsgType } from '../kernel/constants';
-import type { EventRecord } from '../daemon/aux-ipc';
+import type { EventRecord } from '../records/event';
 import { formatChain, parseChains, type Chain } from '../contid/chain';
 import type { ContidTracker } from '../contid/tracker';
 import { Router, type RouteDecision } from './router';
-import { appendField, decodeKeys, encodeKeys, fieldInt, fieldText, replaceField, stampOf } from './event-fields';
-import { bodyStartOf, fieldHexIn } from '../records/record';
+import {
+  appendField,
+  decodeKeys,
+  encodeKeys,
+  fieldHex,
+  fieldInt,
+  fieldText,
+  replaceField,
+  stampOf,
+} from '../records/fields';
+import { bodyStartOf } from '../records/record';
 
 /** The key auditmux adds to an auxiliary daemon's rules in the kernel, to match events back to their owner. */
 export const OWNER_TAG_PREFIX = 'auditmux-aux:';
@@ -96,7 +105,7 @@ export class Pipeline {
       keys = decodeKeys(fieldText(sc, 'key', body));
       if (!this.opts.contidKernel) {
         // Byte-level reads (a cached needle, memmem, digits parsed in place): no string per field.
-        const i386 = fieldHexIn(sc, body, 'arch') === 0x40000003;
+        const i386 = fieldHex(sc, 'arch', body) === 0x40000003;
         const nr = fieldInt(sc, 'syscall', body) ?? -1;
         const exit = fieldInt(sc, 'exit', body) ?? -1;
         const ppid = fieldInt(sc, 'ppid', body) ?? 0;

@@ -4,5 +4,4 @@ export { loadRulesPath, mergeRulesDir, naturalCompare, rulesFilesIn } from './lo
 export { encodeRule, decodeRule, ruleKeyMatches } from './codec';
 export { formatRule, formatRules, type FormatState } from './format';
 export { applyRules, type ApplyOptions, type ApplySummary, type RuleKernel } from './apply';
-export { msgTypeByName, msgTypeName } from './tables';
 export type { Rule, RuleField, RuleCommand, RuleCommandKind } from './types';

@@ -1,27 +1,12 @@
-// Name/number tables of auditctl 3.0.9 (fields, operators, lists, arches, file types, errnos, msgtypes, syscalls).
-import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, Field, Op } from '../kernel/constants';
-import { ERRNO_TABLE } from './errno-names';
-import { allMsgTypes } from '../records/msgtypes';
-import { SYSCALLS_I386, SYSCALLS_X86_64 } from './syscall-tables';
+// Name/number tables of auditctl 3.0.9 (fields, operators, lists, file types), and the shared vocabulary (arches,
+// errnos, record types, syscalls) from vocab/ under the names the rules code uses.
+import { Field, Op } from '../kernel/constants';
+import { allMsgTypes } from '../vocab/msgtypes';
+import { NameTable } from '../vocab/name-table';
 
-/** libaudit's generated s2i lookups compare case-insensitively; i2s returns the first name of a number. */
-class NameTable {
-  private readonly byName = new Map<string, number>();
-  private readonly byNum = new Map<number, string>();
-  constructor(entries: ReadonlyArray<readonly [number, string]>) {
-    for (const [n, s] of entries) {
-      const k = s.toLowerCase();
-      if (!this.byName.has(k)) this.byName.set(k, n);
-      if (!this.byNum.has(n)) this.byNum.set(n, s);
-    }
-  }
-  num(name: string): number | undefined {
-    return this.byName.get(name.toLowerCase());
-  }
-  name(n: number): string | undefined {
-    return this.byNum.get(n);
-  }
-}
+export { ERRNOS } from '../vocab/errno';
+export { ARCH_64BIT, elfToMachine, HOST_MACHINE, Machine, MACHINE_NAMES, machineToElf } from '../vocab/arch';
+export { syscallName, syscallNumber } from '../vocab/syscalls';
 
 // Order matters for number→name: "auid" is listed before "loginuid" as in fieldtab.h.
 const FIELD_ENTRIES: ReadonlyArray<readonly [number, string]> = [
@@ -124,96 +109,8 @@ export const FS_TYPES = new NameTable([
   [0x64626720, 'debugfs'],
 ]);
 
-export const ERRNOS = new NameTable(ERRNO_TABLE);
+/** -F msgtype= takes libaudit's names in any case, as auditctl (not auditmux's own CONTAINER_ID/CONTAINER_OP). */
 export const MSGTYPES = new NameTable(allMsgTypes());
-
-export function msgTypeByName(name: string): number | undefined {
-  return MSGTYPES.num(name);
-}
-export function msgTypeName(type: number): string | undefined {
-  return MSGTYPES.name(type);
-}
-
-/** libaudit's machine numbers. */
-export const Machine = {
-  X86: 0,
-  X86_64: 1,
-  PPC64: 2,
-  PPC: 3,
-  S390X: 4,
-  S390: 5,
-  ARM: 8,
-  AARCH64: 9,
-  PPC64LE: 10,
-} as const;
-
-export const MACHINE_NAMES = new NameTable([
-  [Machine.X86, 'i386'],
-  [Machine.X86, 'i486'],
-  [Machine.X86, 'i586'],
-  [Machine.X86, 'i686'],
-  [Machine.X86_64, 'x86_64'],
-  [Machine.PPC64, 'ppc64'],
-  [Machine.PPC64LE, 'ppc64le'],
-  [Machine.PPC, 'ppc'],
-  [Machine.S390X, 's390x'],
-  [Machine.S390, 's390'],
-  [Machine.ARM, 'armeb'],
-  [Machine.ARM, 'arm'],
-  [Machine.ARM, 'armv5tejl'],
-  [Machine.ARM, 'armv5tel'],
-  [Machine.ARM, 'armv6l'],
-  [Machine.ARM, 'armv7l'],
-  [Machine.AARCH64, 'aarch64'],
-  [Machine.AARCH64, 'armv8l'],
-]);
-
-export const ARCH_64BIT = 0x80000000;
-
-const ELF_BY_MACHINE: ReadonlyArray<readonly [number, number]> = [
-  [Machine.X86, AUDIT_ARCH_I386],
-  [Machine.X86_64, AUDIT_ARCH_X86_64],
-  [Machine.PPC64, 0x80000015],
-  [Machine.PPC64LE, 0xc0000015],
-  [Machine.PPC, 0x14],
-  [Machine.S390X, 0x80000016],
-  [Machine.S390, 0x16],
-  [Machine.ARM, 0x40000028],
-  [Machine.AARCH64, 0xc00000b7],
-];
-
-export function machineToElf(machine: number): number {
-  for (const [m, e] of ELF_BY_MACHINE) if (m === machine) return e;
-  return 0;
-}
-
-export function elfToMachine(elf: number): number {
-  for (const [m, e] of ELF_BY_MACHINE) if (e === elf) return m;
-  return -1;
-}
-
-/** The machine auditctl detects from uname: this port only runs on x86_64 hosts (the syscall tables it ships). */
-export const HOST_MACHINE = process.arch === 'ia32' ? Machine.X86 : Machine.X86_64;
-
-const SYSCALLS = new Map<number, NameTable>();
-function syscallTable(machine: number): NameTable | undefined {
-  let t = SYSCALLS.get(machine);
-  if (!t) {
-    if (machine === Machine.X86_64) t = new NameTable(SYSCALLS_X86_64);
-    else if (machine === Machine.X86) t = new NameTable(SYSCALLS_I386);
-    else return undefined;
-    SYSCALLS.set(machine, t);
-  }
-  return t;
-}
-
-export function syscallNumber(name: string, machine: number): number | undefined {
-  return syscallTable(machine)?.num(name);
-}
-
-export function syscallName(nr: number, machine: number): string | undefined {
-  return syscallTable(machine)?.name(nr);
-}
 
 /** AUDIT_COMPARE_* numbers by [left field, right field], both orders, as audit_rule_interfield_comp_data has them. */
 const COMPARE_PAIRS: ReadonlyArray<readonly [number, string, string]> = [

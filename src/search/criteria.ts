@@ -5,10 +5,12 @@ import { UsageError } from '../errors';
 import { parseContidSelector, contidSelectorsMatch } from '../contid/selectors';
 import type { ContidPattern } from '../contid/selectors';
 import { parseChains } from '../contid/chain';
-import { decodeKeys } from '../routing/event-fields';
-import { msgTypeByName, msgTypeName } from '../records/msgtypes';
-import { HOST_MACHINE, Machine, syscallName, syscallNumber } from '../rules/tables';
-import { readAccountText } from '../rules/accounts';
+import { decodeKeys } from '../records/fields';
+import { msgTypeByName, msgTypeName } from '../vocab/msgtypes';
+import { HOST_MACHINE, Machine } from '../vocab/arch';
+import { syscallName, syscallNumber } from '../vocab/syscalls';
+import { cachedAccounts } from '../vocab/accounts';
+import { AUDIT_UID_UNSET } from '../kernel/constants';
 import { firstField, fieldString, recordTypeName, someField, type LineHeader } from './logline';
 
 /** What the command line asked for, before compiling. */
@@ -88,21 +90,8 @@ function intList(what: string, text: string, allowNames?: (s: string) => number 
   return out;
 }
 
-function readNames(path: string): Map<string, number> {
-  const m = new Map<string, number>();
-  const text = readAccountText(path);
-  if (text === null) return m;
-  for (const line of text.split('\n')) {
-    const f = line.split(':');
-    if (f.length >= 3 && f[0] && !m.has(f[0]) && /^[0-9]+$/.test(f[2]!)) m.set(f[0], Number(f[2]));
-  }
-  return m;
-}
-
-let userNames: Map<string, number> | null = null;
 function userId(name: string): number | undefined {
-  userNames ??= readNames('/etc/passwd');
-  return userNames.get(name);
+  return cachedAccounts('/etc/passwd', 'passwd')?.named(name)?.id;
 }
 
 /** Any `name=` field in the record whose value is one of ids. */
@@ -210,7 +199,7 @@ export function compileCriteria(
     tests.push(
       numericFieldTest(
         ['auid'],
-        intList('-ul', spec.auid, (s) => (s === 'unset' ? 4294967295 : userId(s))),
+        intList('-ul', spec.auid, (s) => (s === 'unset' ? AUDIT_UID_UNSET : userId(s))),
       ),
     );
     prefilters.push([Buffer.from(' auid=', 'latin1')]);

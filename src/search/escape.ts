@@ -1,4 +1,5 @@
 // Escaping of log text printed to a terminal or a shell: auparse's escape modes (ausearch --escape), tty by default.
+import { octalByte } from '../records/encode';
 
 export type EscapeMode = 'raw' | 'tty' | 'shell' | 'shell_quote';
 export const ESCAPE_MODES: readonly EscapeMode[] = ['raw', 'tty', 'shell', 'shell_quote'];
@@ -19,7 +20,7 @@ function isControl(c: number): boolean {
 /** `\ooo` of every UTF-8 byte of code point c, the form auparse prints for a control byte. */
 function octal(c: number): string {
   let out = '';
-  for (const b of Buffer.from(String.fromCharCode(c), 'utf8')) out += '\\' + ((b >> 6) & 7) + ((b >> 3) & 7) + (b & 7);
+  for (const b of Buffer.from(String.fromCharCode(c), 'utf8')) out += octalByte(b);
   return out;
 }
 

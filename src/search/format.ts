@@ -1,9 +1,11 @@
 // Renders found events: raw log lines, an ausearch -i style interpreted text, or one JSON object per event.
-import { IdNameCache, sockaddrText } from '../output/format';
 import { escapeFor, type EscapeMode } from './escape';
-import { decodeKeys } from '../routing/event-fields';
-import { Machine, syscallName } from '../rules/tables';
-import { ERRNO_TABLE } from '../rules/errno-names';
+import { decodeKeys } from '../records/fields';
+import { IdNameCache } from '../vocab/accounts';
+import { errnoName } from '../vocab/errno';
+import { FIELD_KIND, interpretsSaddr, interpretText, K_SOCKADDR, parseHex } from '../vocab/interpret';
+import { recordTypeNumber } from '../vocab/msgtypes';
+import { AUDIT_UID_UNSET } from '../kernel/constants';
 import { fieldString, newHeader, parseHeader, recordTypeName, tokenize, type Field, type LineHeader } from './logline';
 import type { SearchEvent } from './scan';
 
@@ -31,30 +33,6 @@ export function rawEvent(ev: SearchEvent): string {
   return s;
 }
 
-const UID_FIELDS = new Set([
-  'uid',
-  'euid',
-  'suid',
-  'fsuid',
-  'auid',
-  'ouid',
-  'iuid',
-  'obj_uid',
-  'sauid',
-  'inode_uid',
-  'oauid',
-]);
-const GID_FIELDS = new Set(['gid', 'egid', 'sgid', 'fsgid', 'ogid', 'igid', 'obj_gid', 'new_gid', 'inode_gid']);
-const ARCHES = new Map([
-  ['c000003e', 'x86_64'],
-  ['40000003', 'i386'],
-  ['c00000b7', 'aarch64'],
-  ['40000028', 'arm'],
-  ['c0000015', 'ppc64le'],
-  ['80000016', 's390x'],
-]);
-const ERRNO = new Map<number, string>();
-for (const [n, name] of ERRNO_TABLE) if (!ERRNO.has(n)) ERRNO.set(n, name);
 const FILE_TYPES: ReadonlyArray<[number, string]> = [
   [0o140000, 'socket'],
   [0o120000, 'link'],
@@ -64,6 +42,8 @@ const FILE_TYPES: ReadonlyArray<[number, string]> = [
   [0o020000, 'character-device'],
   [0o010000, 'fifo'],
 ];
+
+const UNSET_TEXT = String(AUDIT_UID_UNSET);
 
 function mode(raw: string): string {
   if (!/^0?[0-7]{1,7}$/.test(raw)) return raw;
@@ -77,23 +57,11 @@ function mode(raw: string): string {
 export class Interpreter {
   constructor(private readonly ids: IdNameCache = new IdNameCache()) {}
 
-  private user(raw: string): string {
-    if (raw === '4294967295' || raw === '-1') return 'unset';
-    if (!/^[0-9]+$/.test(raw)) return raw;
-    return this.ids.user(Number(raw)) ?? `unknown(${raw})`;
-  }
-
-  private group(raw: string): string {
-    if (raw === '4294967295' || raw === '-1') return 'unset';
-    if (!/^[0-9]+$/.test(raw)) return raw;
-    return this.ids.group(Number(raw)) ?? `unknown(${raw})`;
-  }
-
   /** Interpreted [name, value] pairs of a record (keys expanded into one pair each, as ausearch prints them). */
   fields(rec: ParsedRecord): Field[] {
     const out: Field[] = [];
     const arch = rec.fields.find((f) => f[0] === 'arch')?.[1];
-    const machine = arch === '40000003' ? Machine.X86 : Machine.X86_64;
+    const ctx = { arch: arch === undefined || arch === null ? -1 : parseHex(arch), type: recordTypeNumber(rec.type) };
     for (const [name, raw] of rec.fields) {
       if (raw === null) {
         out.push([name, null]);
@@ -104,25 +72,23 @@ export class Interpreter {
         for (const k of decodeKeys(raw)) out.push(['key', k]);
         continue;
       }
-      out.push([name, this.value(rec.type, name, raw, machine)]);
+      out.push([name, this.value(rec.type, name, raw, ctx)]);
     }
     return out;
   }
 
-  private value(type: string, name: string, raw: string, machine: number): string {
-    if (UID_FIELDS.has(name)) return this.user(raw);
-    if (GID_FIELDS.has(name)) return this.group(raw);
+  private value(type: string, name: string, raw: string, ctx: { arch: number; type: number | undefined }): string {
+    // The fields the log writer interprets (ENRICHED), by the same rules and texts.
+    const kind = FIELD_KIND.get(name);
+    if (kind !== undefined && (kind !== K_SOCKADDR || ctx.type === undefined || interpretsSaddr(ctx.type)))
+      return interpretText(this.ids, kind, raw, ctx.arch);
     switch (name) {
-      case 'arch':
-        return ARCHES.get(raw) ?? raw;
-      case 'syscall':
-        return /^[0-9]+$/.test(raw) ? (syscallName(Number(raw), machine) ?? raw) : raw;
       case 'exit': {
         const n = Number(raw);
-        return type === 'SYSCALL' && Number.isInteger(n) && n < 0 && ERRNO.has(-n) ? ERRNO.get(-n)! : raw;
+        return type === 'SYSCALL' && Number.isInteger(n) && n < 0 ? (errnoName(-n) ?? raw) : raw;
       }
       case 'ses':
-        return raw === '4294967295' ? 'unset' : raw;
+        return raw === UNSET_TEXT ? 'unset' : raw;
       case 'res':
         return raw === '1' || raw === 'success' ? 'yes' : raw === '0' || raw === 'failed' ? 'no' : raw;
       case 'mode':
@@ -130,9 +96,6 @@ export class Interpreter {
       case 'contid':
       case 'old-contid':
         return raw === '-1' || raw === '18446744073709551615' ? 'unset' : raw;
-      case 'saddr':
-        // ausearch -i prints the address; an AF_UNIX path comes back escaped (escapeInterp), as auditmux logs it
-        return /^(?:[0-9A-Fa-f]{2})+$/.test(raw) ? sockaddrText(raw) : raw;
     }
     if (type === 'SYSCALL' && /^a[0-3]$/.test(name) && /^[0-9a-f]+$/.test(raw)) return '0x' + raw;
     return fieldString(type, name, raw);

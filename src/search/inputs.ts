@@ -1,20 +1,11 @@
 // Which log files a search reads, in time order, and a streaming line reader over plain and gzip files with flat
 // memory.
-import {
-  closeSync,
-  constants,
-  createReadStream,
-  existsSync,
-  fstatSync,
-  lstatSync,
-  openSync,
-  readdirSync,
-  statSync,
-} from 'node:fs';
+import { createReadStream, existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { IoError, UsageError } from '../errors';
+import { openReadNoFollow } from '../safefs';
 import { DEFAULT_CONFIG_PATH, defaultConfig, loadConfig, type Config } from '../config';
 
 /** One file to read; `path` '-' is standard input. */
@@ -87,21 +78,7 @@ function isFile(p: string): boolean {
  * with one link: a hard link planted in a tenant's directory would make root read a file the tenant cannot.
  */
 function openListed(p: string): number {
-  const c = constants;
-  let fd: number;
-  try {
-    fd = openSync(p, c.O_RDONLY | c.O_NOFOLLOW | c.O_NONBLOCK | c.O_NOCTTY);
-  } catch (e) {
-    throw new IoError(
-      `${p}: cannot read the log (${describeErr(e) === 'ELOOP' ? 'a symlink, not followed' : describeErr(e)})`,
-    );
-  }
-  const st = fstatSync(fd);
-  if (!st.isFile() || st.nlink !== 1) {
-    closeSync(fd);
-    throw new IoError(`${p}: not read: ${st.isFile() ? `it has ${st.nlink} hard links` : 'not a regular file'}`);
-  }
-  return fd;
+  return openReadNoFollow(p, 'listed log').fd;
 }
 
 /**

@@ -1,7 +1,8 @@
 // Per-container summary of found events, as text and as one self-contained HTML page with inline SVG plots.
 import { parseChains, formatChain } from '../contid/chain';
-import { decodeKeys } from '../routing/event-fields';
-import { Machine, syscallName } from '../rules/tables';
+import { decodeKeys } from '../records/fields';
+import { Machine } from '../vocab/arch';
+import { syscallName } from '../vocab/syscalls';
 import { fieldString, firstField, newHeader, parseHeader, recordTypeName } from './logline';
 import type { SearchEvent } from './scan';
 import { ttyEscape } from './escape';

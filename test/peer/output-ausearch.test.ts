@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { LogWriter } from '../../src/output/logfile';
 import { Reassembler } from '../../src/records/reassembler';
-import { msgTypeByName } from '../../src/records/msgtypes';
+import { msgTypeByName } from '../../src/vocab/msgtypes';
 
 const FIX = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'records');
 const KEY = 'amtest';

@@ -11,11 +11,12 @@ import * as ts from 'typescript';
  * An entry is a folder of src/ or a file directly in src/; a new one must be placed here before it can be imported.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'safefs.ts', 'trust.ts'],
+  ['errors.ts', 'safefs.ts', 'trust.ts', 'shared.ts'],
   ['kernel'],
   // The container-ID vocabulary (kernel field, selectors, cgroup globs, chains): config parses it, rules encode it.
   ['contid'],
   ['records'],
+  ['vocab'],
   ['rules'],
   ['config'],
   ['routing', 'containers'],
@@ -32,7 +33,6 @@ const LAYERS: readonly (readonly string[])[] = [
  * shrinks; an import circle needs only the entries that, taken out, leave no circle.
  */
 const KNOWN_VIOLATIONS: Readonly<Record<string, string>> = {
-  'routing/pipeline.ts -> daemon/aux-ipc.ts': 'the {type, payload} event record type is declared in daemon/aux-ipc',
 };
 
 const SRC = join(__dirname, '..', '..', '..', 'src');

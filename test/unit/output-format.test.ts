@@ -15,7 +15,7 @@ import {
   encodeNv,
 } from '../../src/output/format';
 import { parseRecord } from '../../src/records/record';
-import { writerTypeName } from '../../src/records/msgtypes';
+import { writerTypeName } from '../../src/vocab/msgtypes';
 import { intBelow, prng } from '../helpers/prng';
 
 const FIX = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'records');

@@ -8,7 +8,7 @@ import {
   msgTypeName,
   writerTypeName,
   CONTAINER_ID_NAME,
-} from '../../src/records/msgtypes';
+} from '../../src/vocab/msgtypes';
 
 test('known names round-trip', () => {
   for (const [n, name] of allMsgTypes()) {

@@ -5,7 +5,7 @@ import { parseConfig } from '../../src/config';
 import { Router } from '../../src/routing/router';
 import { ContidTracker } from '../../src/contid/tracker';
 import { Pipeline, OWNER_TAG_PREFIX, TRACK_KEY } from '../../src/routing/pipeline';
-import { decodeKeys, encodeKeys, fieldInt, fieldText, replaceField } from '../../src/routing/event-fields';
+import { decodeKeys, encodeKeys, fieldInt, fieldText, replaceField } from '../../src/records/fields';
 import type { ProcReader } from '../../src/contid/proc';
 import { AUDITMUX_CONTAINER_ID } from '../../src/kernel/constants';
 import { intBelow, prng } from '../helpers/prng';

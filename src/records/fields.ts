@@ -1,0 +1,176 @@
+// The one set of record field readers: single fields read from payload bytes (`audit(...): a=1 b="x"`) without a full
+// parse, as routing, the writer and the tests need them, and the key field's codec.
+import { bodyStartOf, hexDigit } from './record';
+
+const C_SPACE = 0x20;
+const C_DQUOTE = 0x22;
+const C_SQUOTE = 0x27;
+const C_0 = 0x30;
+const C_9 = 0x39;
+const C_EQ = 0x3d;
+
+/** AUDIT_KEY_SEPARATOR: several keys of one rule are joined with \x01, and the record then hex-encodes them. */
+const KEY_SEP = '\x01';
+
+const keyCache = new Map<string, Buffer>();
+function spacedKey(key: string): Buffer {
+  let k = keyCache.get(key);
+  if (k === undefined) {
+    k = Buffer.from(` ${key}=`, 'latin1');
+    keyCache.set(key, k);
+  }
+  return k;
+}
+
+/**
+ * Start index of the value of the first `key=` in b[from..] that begins a field (at `from` or after a space), or -1,
+ * so `ppid=` never matches `pid=`. Uses Buffer.indexOf (memmem) so the cost is one native scan, not a key=value split.
+ */
+export function findField(b: Buffer, from: number, key: string): number {
+  const k = spacedKey(key);
+  const klen = k.length - 1;
+  // The first field has no leading space.
+  let match = from + klen <= b.length;
+  for (let j = 0; match && j < klen; j++) if (b[from + j] !== k[j + 1]) match = false;
+  if (match) return from + klen;
+  const at = b.indexOf(k, from);
+  return at < 0 ? -1 : at + k.length;
+}
+
+/** End (exclusive) of a value that starts at `vs`: quoted values end after the closing quote, bare ones at a space. */
+export function fieldEnd(b: Buffer, vs: number): number {
+  const n = b.length;
+  const q = b[vs];
+  if (q === C_DQUOTE || q === C_SQUOTE) {
+    const close = b.indexOf(q, vs + 1);
+    return close < 0 ? n : close + 1;
+  }
+  const sp = b.indexOf(C_SPACE, vs);
+  return sp < 0 ? n : sp;
+}
+
+/**
+ * The raw text of field `name` (quoted values with their quotes), or undefined. `from` is where the fields start:
+ * after the `audit(...): ` header by default.
+ */
+export function fieldText(payload: Buffer, name: string, from = bodyStartOf(payload)): string | undefined {
+  const vs = findField(payload, from, name);
+  return vs < 0 ? undefined : payload.toString('latin1', vs, fieldEnd(payload, vs));
+}
+
+/** The text of field `name` with its surrounding quotes removed, or undefined. */
+export function fieldValue(payload: Buffer, name: string, from = bodyStartOf(payload)): string | undefined {
+  const vs = findField(payload, from, name);
+  if (vs < 0) return undefined;
+  let ve = fieldEnd(payload, vs);
+  let s = vs;
+  const q = payload[vs];
+  if ((q === C_DQUOTE || q === C_SQUOTE) && ve - vs >= 2 && payload[ve - 1] === q) {
+    s++;
+    ve--;
+  }
+  return payload.toString('latin1', s, ve);
+}
+
+/** A decimal field (optionally negative) as a number, read from the bytes; undefined when absent or not an integer. */
+export function fieldInt(payload: Buffer, name: string, from = bodyStartOf(payload)): number | undefined {
+  const vs = findField(payload, from, name);
+  if (vs < 0) return undefined;
+  const b = payload;
+  let i = vs;
+  let neg = false;
+  if (b[i] === 0x2d) {
+    neg = true;
+    i++;
+  }
+  let v = 0;
+  let digits = 0;
+  while (i < b.length && b[i]! >= C_0 && b[i]! <= C_9) {
+    v = v * 10 + (b[i]! - C_0);
+    i++;
+    digits++;
+  }
+  if (digits === 0 || (i < b.length && b[i] !== C_SPACE)) return undefined;
+  return neg ? -v : v;
+}
+
+/** A hex field (arch=c000003e) as a number; undefined when absent or malformed. */
+export function fieldHex(payload: Buffer, name: string, from = bodyStartOf(payload)): number | undefined {
+  const vs = findField(payload, from, name);
+  if (vs < 0) return undefined;
+  let v = 0;
+  let i = vs;
+  for (; i < payload.length && payload[i] !== C_SPACE; i++) {
+    const d = hexDigit(payload[i]!);
+    if (d < 0) return undefined;
+    v = v * 16 + d;
+  }
+  return i === vs ? undefined : v;
+}
+
+/** Walks `key=value` fields of a body without allocating; calls fn(keyStart, keyEnd, valueStart, valueEnd). */
+export function forEachField(
+  b: Buffer,
+  from: number,
+  fn: (ks: number, ke: number, vs: number, ve: number) => void,
+): void {
+  const n = b.length;
+  let i = from;
+  while (i < n) {
+    while (i < n && b[i] === C_SPACE) i++;
+    if (i >= n) break;
+    const ks = i;
+    while (i < n && b[i] !== C_EQ && b[i] !== C_SPACE) i++;
+    if (i >= n || b[i] !== C_EQ) continue; // a bare word: skip it
+    const ke = i;
+    const vs = i + 1;
+    const ve = vs < n ? fieldEnd(b, vs) : n;
+    fn(ks, ke, vs, ve);
+    i = ve;
+  }
+}
+
+/** Decodes a key field: `"a"`, `(null)`, or hex when several keys are joined with \x01. */
+export function decodeKeys(raw: string | undefined): string[] {
+  if (raw === undefined || raw === '(null)') return [];
+  if (raw.startsWith('"')) return [raw.slice(1, raw.endsWith('"') ? -1 : undefined)];
+  if (/^[0-9A-Fa-f]+$/.test(raw) && raw.length % 2 === 0)
+    return Buffer.from(raw, 'hex')
+      .toString('latin1')
+      .split(KEY_SEP)
+      .filter((k) => k.length > 0);
+  return [raw];
+}
+
+/** Encodes keys as the kernel prints them: one key quoted, several hex-encoded with \x01 between, none as (null). */
+export function encodeKeys(keys: readonly string[]): string {
+  if (keys.length === 0) return '(null)';
+  if (keys.length === 1 && !/[\s"\x00-\x1f\x7f-\xff]/.test(keys[0]!)) return `"${keys[0]}"`;
+  return Buffer.from(keys.join(KEY_SEP), 'latin1').toString('hex').toUpperCase();
+}
+
+/** A copy of the payload with field `name`'s value replaced (the field must exist; otherwise the payload itself). */
+export function replaceField(payload: Buffer, name: string, value: string): Buffer {
+  const vs = findField(payload, bodyStartOf(payload), name);
+  if (vs < 0) return payload;
+  const ve = fieldEnd(payload, vs);
+  const out = Buffer.allocUnsafe(vs + Buffer.byteLength(value, 'latin1') + payload.length - ve);
+  payload.copy(out, 0, 0, vs);
+  const at = vs + out.write(value, vs, 'latin1');
+  payload.copy(out, at, ve);
+  return out;
+}
+
+/** Appends ` name=value` to a record payload (before any trailing NULs). */
+export function appendField(payload: Buffer, text: string): Buffer {
+  let end = payload.length;
+  while (end > 0 && payload[end - 1] === 0) end--;
+  return Buffer.concat([payload.subarray(0, end), Buffer.from(' ' + text, 'latin1')]);
+}
+
+/** The `audit(SEC.MSEC:SERIAL)` stamp of a payload, for building records of the same event. */
+export function stampOf(payload: Buffer): string | undefined {
+  const close = payload.indexOf(')', 0, 'latin1');
+  if (payload.toString('latin1', 0, 6) !== 'audit(' || close < 0) return undefined;
+  return payload.toString('latin1', 0, close + 1);
+}

@@ -1,0 +1,11 @@
+// Errno names by number and number by name, as libaudit prints and parses them (generated into ./tables.ts).
+import { ERRNO_TABLE } from './tables';
+import { NameTable } from './name-table';
+
+/** Case-insensitive by name, as auditctl's -F exit=; a number gives its first (primary) name, not an alias. */
+export const ERRNOS = new NameTable(ERRNO_TABLE);
+
+/** `EACCES` for 13; undefined for a number libaudit has no name for. */
+export function errnoName(n: number): string | undefined {
+  return ERRNOS.name(n);
+}
