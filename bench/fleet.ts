@@ -8,7 +8,7 @@ import { RemoteOutput } from '../src/output/remote/client';
 import { NatsOutput } from '../src/output/nats/output';
 import { Collector } from '../src/collect/collector';
 import { parseCollectConfig } from '../src/collect/config';
-import { AuditdAggregator, freePort as aggPort, missing } from '../test/fixtures/outputs/peers';
+import { AuditdAggregator, freePort as aggPort, missing } from '../test/helpers/peers';
 import { NatsServer, natsSpec, quiet, syscallEvent, until } from '../test/helpers/nats';
 
 const { values: args } = parseArgs({

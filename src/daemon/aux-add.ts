@@ -7,6 +7,7 @@ import { auxLogProblem } from '../config/aux-paths';
 import { loadRulesPath, type RuleCommand } from '../rules';
 import { prepareAuxLogDir } from './aux-daemon';
 import { auxRules } from './rule-union';
+import { encodeUntrusted } from '../records/encode';
 import type { AuxAddArgs } from './control-commands';
 import type { DaemonRegistry } from './daemon-registry';
 
@@ -87,4 +88,12 @@ export function planAuxAdd(
   prepareAuxLogDir(daemon);
   const routes = [{ index: 0, contid: patterns, types: null, keys: null, daemons: [name], continue: true, pos }];
   return { daemon, routes, commands };
+}
+
+/** The DAEMON_CONFIG record body of a daemon added. */
+export function auxAddBody(plan: AuxAddPlan, contid: string[]): string {
+  const d = plan.daemon;
+  const rules = d.rules === null ? '(none)' : encodeUntrusted(d.rules);
+  const log = encodeUntrusted(d.log.file);
+  return `op=aux-add daemon=${d.name} contid=${encodeUntrusted(contid.join(','))} rules=${rules} log=${log} res=success`;
 }

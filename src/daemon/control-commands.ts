@@ -1,10 +1,12 @@
 // Every control-socket command in one table: its arguments (types, required, checks), validated in one place, and
 // what it runs. A new command is one entry here and, when it needs one, a method of ControlTarget.
-import { UsageError } from '../errors';
+import { PermissionError, UsageError } from '../errors';
+import { MsgType } from '../kernel/constants';
 import { AUX_ISOLATIONS, OVERFLOW_ACTIONS } from '../config';
 import { queueDepthProblem } from '../config/daemon-config';
 import { encodeUntrusted } from '../records/encode';
-import type { PeerCred } from './control';
+import { ControlServer, type PeerCred } from './control';
+import type { Diag } from './diagnostics';
 
 interface Kinds {
   string: string;
@@ -37,22 +39,25 @@ export interface ControlTarget {
   reload(): Promise<unknown>;
   auxAdd(args: AuxAddArgs, peer?: PeerCred): Promise<unknown>;
   auxRemove(name: string): Promise<unknown>;
-  auxList(): unknown;
-  contidSet(pid: number, idText: string, nested: boolean, peer: PeerCred): unknown;
-  contidGet(pid: number | undefined): unknown;
-  containerHook(state: unknown, bundleAnnotations: unknown): unknown;
-  containerList(): unknown;
+  readonly daemons: { list(): unknown };
+  readonly contid: {
+    set(pid: number, idText: string, nested: boolean, peer: PeerCred): unknown;
+    get(pid: number | undefined): unknown;
+    hook(state: unknown, bundleAnnotations: unknown): unknown;
+    list(): unknown;
+  };
   routeTest(args: { contid?: string; types?: string[]; keys?: string[] }): unknown;
-  /** Refuses (and records) a request that asks for what no client may change. */
-  refuse(reason: string, peer?: PeerCred, fields?: string): never;
 }
 
 interface Command<S extends Schema> {
   args: S;
   /** Any arguments at all (the command refuses them anyway). */
   anyArgs?: boolean;
-  run(t: ControlTarget, a: ArgsOf<S>, peer: PeerCred, raw: Record<string, unknown>): unknown;
+  run(t: ControlTarget, a: ArgsOf<S>, peer: PeerCred, raw: Record<string, unknown>, refuse: Refuse): unknown;
 }
+
+/** Refuses (and records) a request that asks for what no client may change. */
+export type Refuse = (reason: string, peer?: PeerCred, fields?: string) => never;
 
 const command = <S extends Schema>(c: Command<S>): Command<S> => c;
 const oneOf =
@@ -106,21 +111,21 @@ const COMMANDS: Record<string, Command<Schema>> = {
       ),
   }),
   'aux-remove': command({ args: { name: { kind: 'string', required: true } }, run: (t, a) => t.auxRemove(a.name!) }),
-  'aux-list': command({ args: {}, run: (t) => t.auxList() }),
+  'aux-list': command({ args: {}, run: (t) => t.daemons.list() }),
   'contid-set': command({
     args: {
       pid: { kind: 'number', required: true },
       contid: { kind: 'string', required: true },
       nested: { kind: 'boolean' },
     },
-    run: (t, a, peer) => t.contidSet(a.pid!, a.contid!, a.nested === true, peer),
+    run: (t, a, peer) => t.contid.set(a.pid!, a.contid!, a.nested === true, peer),
   }),
-  'contid-get': command({ args: { pid: { kind: 'number' } }, run: (t, a) => t.contidGet(a.pid) }),
+  'contid-get': command({ args: { pid: { kind: 'number' } }, run: (t, a) => t.contid.get(a.pid) }),
   'container-hook': command({
     args: { state: { kind: 'json' }, bundleAnnotations: { kind: 'json' } },
-    run: (t, a) => t.containerHook(a.state, a.bundleAnnotations),
+    run: (t, a) => t.contid.hook(a.state, a.bundleAnnotations),
   }),
-  containers: command({ args: {}, run: (t) => t.containerList() }),
+  containers: command({ args: {}, run: (t) => t.contid.list() }),
   'route-test': command({
     args: { contid: { kind: 'string' }, types: { kind: 'strings' }, keys: { kind: 'strings' } },
     run: (t, a) => t.routeTest({ ...(a.contid ? { contid: a.contid } : {}), types: a.types ?? [], keys: a.keys ?? [] }),
@@ -129,8 +134,8 @@ const COMMANDS: Record<string, Command<Schema>> = {
   'kernel-set': command({
     args: {},
     anyArgs: true,
-    run: (t, _a, peer, raw) =>
-      t.refuse(
+    run: (_t, _a, peer, raw, refuse) =>
+      refuse(
         'host-wide setting change requested over the control socket',
         peer,
         ` args=${encodeUntrusted(JSON.stringify(raw).slice(0, 1024))}`,
@@ -183,13 +188,54 @@ export function validateArgs(cmd: string, args: Record<string, unknown>): Record
   return args;
 }
 
-/** Validates and runs one request. */
-export function runCommand(
-  t: ControlTarget,
-  cmd: string,
-  args: Record<string, unknown>,
-  peer: PeerCred,
-): Promise<unknown> {
-  const a = validateArgs(cmd, args);
-  return Promise.resolve(COMMANDS[cmd]!.run(t, a, peer, args));
+export interface ControlCommandsOptions {
+  diag: Diag;
+  /** auditmux's own record in the host log. */
+  record: (type: number, body: string) => void;
+  /** A pid that is one of the auxiliary daemons' own processes. */
+  isDaemonProcess: (pid: number) => boolean;
+  counters: { refused: number };
+}
+
+/** The control socket of the host: who may ask, what is refused (and recorded), and each request run by the table. */
+export class ControlCommands {
+  private server: ControlServer | null = null;
+
+  constructor(
+    private readonly target: ControlTarget,
+    private readonly o: ControlCommandsOptions,
+  ) {}
+
+  async listen(path: string): Promise<void> {
+    this.server = new ControlServer(path, (cmd, args, peer) => this.handle(cmd, args, peer));
+    await this.server.listen();
+  }
+
+  /** `fields`: more ` name=value` text, already encoded. The reason carries tenants' text (rule lines, file names). */
+  readonly refuse: Refuse = (reason, peer, fields = '') => {
+    this.o.counters.refused++;
+    // Cut so that hex (twice the bytes) and the fields after it stay within auditd's line limit.
+    const who = peer ? ` pid=${peer.pid} uid=${peer.uid}` : '';
+    const why = encodeUntrusted(reason.slice(0, 2048));
+    this.o.record(MsgType.DAEMON_ERR, `op=refused reason=${why}${fields}${who} res=failed`);
+    throw new PermissionError(reason, 'E_HOST_WIDE');
+  };
+
+  /** Validates and runs one request. */
+  handle(cmd: string, args: Record<string, unknown>, peer: PeerCred): Promise<unknown> {
+    this.o.diag.debug({ cmd, peer }, 'control request');
+    // An auxiliary daemon's own process gets nothing here, whatever user it runs as.
+    if (this.o.isDaemonProcess(peer.pid))
+      this.refuse(`control request ${cmd} from an auxiliary daemon's process`, peer);
+    const a = validateArgs(cmd, args);
+    return Promise.resolve(COMMANDS[cmd]!.run(this.target, a, peer, args, this.refuse));
+  }
+
+  stats(): Record<string, unknown> {
+    return this.server ? { control: this.server.stats() } : {};
+  }
+
+  async close(): Promise<void> {
+    await this.server?.close().catch(() => undefined);
+  }
 }

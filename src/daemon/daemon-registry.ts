@@ -1,7 +1,11 @@
 // The auxiliary daemons of the host: those of the config file and those added at run time, their routes, their
 // processes or writers, and the backpressure their `block` queues put on the kernel intake.
 import { MsgType } from '../kernel/constants';
-import type { DaemonConfig, RouteConfig } from '../config';
+import { UsageError } from '../errors';
+import type { Config, DaemonConfig, RouteConfig } from '../config';
+import { auxLogProblem } from '../config/aux-paths';
+import { loadRulesPath } from '../rules';
+import { auxRules } from './rule-union';
 import { encodeDetail, encodeUntrusted } from '../records/encode';
 import type { EventRecord } from './aux-ipc';
 import { AuxDaemon } from './aux-daemon';
@@ -56,6 +60,11 @@ export class DaemonRegistry {
     return routes.map((r, index) => ({ ...r, index }));
   }
 
+  /** Some daemon or route exists: events must be reassembled and routed. */
+  get active(): boolean {
+    return this.configs().length > 0 || this.allRoutes().length > 0;
+  }
+
   has(name: string): boolean {
     return this.configs().some((d) => d.name === name);
   }
@@ -64,12 +73,26 @@ export class DaemonRegistry {
     return this.runtime.has(name);
   }
 
-  runtimeConfigs(): DaemonConfig[] {
-    return [...this.runtime.values()].map((r) => r.daemon);
-  }
-
   get(name: string): AuxDaemon | undefined {
     return this.auxes.get(name);
+  }
+
+  /** A new config file's daemons: no name of a run-time daemon, rules that load and leave host-wide settings alone. */
+  checkNext(next: Config): void {
+    for (const d of next.daemons) {
+      if (this.runtime.has(d.name))
+        throw new UsageError(`${d.pos.file}:${d.pos.line}: daemon "${d.name}" clashes with one added at run time`);
+      if (d.rules) auxRules(d.name, loadRulesPath(d.rules));
+    }
+  }
+
+  /** Daemons added at run time are placed against a new file's host log and daemons by the same rule. */
+  checkPlacement(next: Config): void {
+    const placed = next.daemons.map((d) => ({ name: d.name, user: d.user, file: d.log.file }));
+    for (const { daemon: d } of this.runtime.values()) {
+      const p = auxLogProblem({ name: d.name, user: d.user, file: d.log.file }, next.host.log.file, placed);
+      if (p) throw new UsageError(`${p} (daemon "${d.name}" was added at run time)`);
+    }
   }
 
   /** Starts every configured daemon not running yet and updates the running ones; stops those no longer there. */
@@ -107,7 +130,11 @@ export class DaemonRegistry {
 
   /** Removes a run-time daemon: no more events routed to it, its rules out, then it stops after writing its queue. */
   async removeDaemon(name: string): Promise<AuxDaemon | undefined> {
-    if (!this.runtime.delete(name)) return undefined;
+    if (!this.runtime.delete(name)) {
+      if (this.has(name))
+        throw new UsageError(`daemon "${name}" comes from the configuration file: remove it there and reload`);
+      throw new UsageError(`no auxiliary daemon "${name}"`);
+    }
     const a = this.auxes.get(name);
     await this.opts.changed();
     if (a) {

@@ -208,9 +208,9 @@ export class KernelSession {
   }
 
   /** Who sent the signal being handled, as the kernel tells it. */
-  async requester(withContid: boolean): Promise<Requester> {
+  async requester(): Promise<Requester> {
     try {
-      const si = await this.client!.getSignalInfo(withContid);
+      const si = await this.client!.getSignalInfo(this.contidKernel);
       return { auid: si.uid, uid: si.uid, ses: 4294967295, pid: si.pid };
     } catch {
       return UNKNOWN_REQUESTER;

@@ -196,7 +196,9 @@ export class RecordPath {
   }
 
   closeOutputs(): Promise<void> {
-    return closeAll(this.outputs);
+    return closeAll(this.outputs).catch((e: Error) =>
+      this.opts.diag.error({ err: e.message }, 'closing outputs failed'),
+    );
   }
 
   status(): Record<string, unknown> {

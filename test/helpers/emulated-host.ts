@@ -96,7 +96,7 @@ export async function startEmulatedHost(o: {
     kernel.spawn(1, 0);
     kernel.spawn(tagged.pid!, 1, { exe });
     kernel.spawn(untaggedPid, 1, { exe });
-    daemon.contidSet(tagged.pid!, '100', false, { pid: process.pid, uid: 0, gid: 0 });
+    daemon.contid.set(tagged.pid!, '100', false, { pid: process.pid, uid: 0, gid: 0 });
   } catch (e) {
     await stop().catch(() => undefined);
     throw e;

@@ -18,7 +18,17 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { kernelSkipReason, withKernel } from '../helpers/kernel';
-import { cliPath, readText, repoRoot, startDaemon, stopDaemon, tempDir, type RunningDaemon } from '../helpers/daemon';
+import {
+  cliPath,
+  cliSync as cli,
+  readText,
+  repoRoot,
+  startDaemon,
+  stopDaemon,
+  tempDir,
+  writeHostConfig,
+  type RunningDaemon,
+} from '../helpers/daemon';
 import { containerContid } from '../../src/contid/derive';
 
 const BUSYBOX = '/bin/busybox';
@@ -52,10 +62,6 @@ function run(
 function detached(args: string[]): void {
   const r = spawnSync('runc', args, { stdio: 'ignore', timeout: 30000 });
   if (r.status !== 0) throw new Error(`runc ${args.join(' ')} exited ${r.status}`);
-}
-
-function cli(conf: string, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  return run(process.execPath, [cliPath, ...args, '--config', conf], { allowFail: true, timeout: 30000 });
 }
 
 /** A storm of K execs of /bin/echo with a marker argument, then a done file; no other exec carries the marker. */
@@ -181,18 +187,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
         podman('import', join(dir, 'rootfs.tar'), 'localhost/amtest:1');
 
         writeFileSync(join(dir, 'host.rules'), '-a always,exit -F arch=b64 -S execve -k storm\n');
-        const conf = join(dir, 'auditmux.yaml');
-        writeFileSync(
-          conf,
-          [
-            'host:',
-            '  kernel: { enabled: 1, backlog_limit: 8192, backlog_wait_time: 60000 }',
-            `  rules: ${join(dir, 'host.rules')}`,
-            `  log: { file: ${join(dir, 'log', 'audit.log')}, format: RAW, max_log_file: 100 }`,
-            '  keep: unrouted',
-            `  control_socket: ${sock}`,
-          ].join('\n') + '\n',
-        );
+        const conf = writeHostConfig(dir, { controlSocket: sock });
         daemon = await startDaemon(conf);
 
         // Two podman containers (the hook registers them at createRuntime) and a runc one without any hook.

@@ -23,7 +23,7 @@ import {
   stopChild,
   tmpDir,
   waitFor,
-} from '../fixtures/outputs/peers';
+} from '../helpers/peers';
 
 const skip = missing('audisp-remote', 'unshare', 'mount');
 const listen = (port: number) => ({
@@ -153,9 +153,14 @@ test('aggregator: ascii lines are logged without acks; garbage closes the connec
   const got: string[] = [];
   const agg = await startAggregator(listen(port), (l) => got.push(l.toString('latin1')));
   try {
-    const s = net.connect(port, '127.0.0.1', () => s.end('node=a type=USER msg=x\nnode=b type=USER msg=y\n'));
+    const s = net.connect(port, '127.0.0.1', () =>
+      s.end('node=a type=USER msg=audit(1.000:1): x\nnode=b type=USER msg=audit(1.000:2): y\n'),
+    );
     await waitFor(() => got.length === 2, 5000, 'two ascii lines');
-    assert.deepEqual(got, ['node=127.0.0.1/a type=USER msg=x', 'node=127.0.0.1/b type=USER msg=y']);
+    assert.deepEqual(got, [
+      'node=127.0.0.1/a type=USER msg=audit(1.000:1): x',
+      'node=127.0.0.1/b type=USER msg=audit(1.000:2): y',
+    ]);
     // a frame longer than auditd's buffer cannot be resynchronised: the connection is dropped
     const bad = net.connect(port, '127.0.0.1', () =>
       bad.write(Buffer.concat([packHeader(0, 9000, 1), Buffer.alloc(9000, 0x41)])),

@@ -2,7 +2,7 @@
 // two tagged process trees routed to auxiliary daemons A and B, a kill -9 of A, refused host-wide rules.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -16,39 +16,21 @@ import { emulatedHostOptions } from '../helpers/emulated-contid-source';
 import { kernelSkipReason, withKernel } from '../helpers/kernel';
 import {
   buildSyscallProgram,
-  cliPath,
+  cli,
   readText,
   startDaemon,
   stopDaemon,
   syscallSerials,
   tempDir,
+  writeHostConfig,
+  type CliResult,
 } from '../helpers/daemon';
+import { waitFor } from '../helpers/peers';
 
 const N_FORKS = 3;
 const EACH = 250;
 /** Events of one tree: its root and N_FORKS children make EACH audited getppid calls each. */
 const PER_TREE = (N_FORKS + 1) * EACH;
-
-interface Cli {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI as its own process, without blocking this one: the emulated host daemon answers from this event loop. */
-function cli(conf: string, ...args: string[]): Promise<Cli> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cliPath, ...args, '--config', conf],
-      { encoding: 'utf8', timeout: 30000, maxBuffer: 1 << 24 },
-      (err, stdout, stderr) => {
-        const code = err ? (err as { code?: unknown }).code : 0;
-        resolve({ status: typeof code === 'number' ? code : null, stdout, stderr });
-      },
-    );
-  });
-}
 
 interface Trees {
   /** The three roots: for contid 100, for contid 200, and one left untagged. */
@@ -71,7 +53,7 @@ interface RoutingKernel {
   start(conf: string): Promise<{ stop(): Promise<number | null>; stderr(): string }>;
   trees(prog: string): Promise<Trees>;
   /** `auditmux contid set PID ID` as an administrator of this kernel runs it. */
-  contidSet(conf: string, pid: number, id: string): Promise<Cli>;
+  contidSet(conf: string, pid: number, id: string): Promise<CliResult>;
   kernelState(): Promise<{ rules: Buffer[]; pid: number }>;
 }
 
@@ -128,7 +110,7 @@ function emulated(): RoutingKernel {
     async contidSet(_conf, pid, id) {
       // The CLI's own pid is not a task of the emulation: the request is made as the emulated shell makes it.
       try {
-        const r = daemon!.contidSet(pid, id, false, { pid: SETTER, uid: 0, gid: 0 });
+        const r = daemon!.contid.set(pid, id, false, { pid: SETTER, uid: 0, gid: 0 });
         return { status: 0, stdout: JSON.stringify(r), stderr: '' };
       } catch (e) {
         if (!(e instanceof AuditmuxError)) throw e;
@@ -202,14 +184,6 @@ function serialsIn(text: string, key: string): { unique: number; lines: number }
   return { unique: syscallSerials(text, key).size, lines };
 }
 
-async function until(cond: () => Promise<boolean>, what: string, ms = 30000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 for (const k of [emulated(), real]) {
   describe(`auxiliary daemons routed by contid: ${k.name}`, { skip: k.skip }, () => {
     it('A gets exactly tree 100, B exactly tree 200, the host the rest; kill -9 of A loses nothing; host-wide rules refused', () =>
@@ -221,22 +195,14 @@ for (const k of [emulated(), real]) {
           writeFileSync(join(dir, 'host.rules'), rule('host-k'));
           writeFileSync(join(dir, 'a.rules'), rule('tree-a'));
           writeFileSync(join(dir, 'b.rules'), rule('tree-b'));
-          const conf = join(dir, 'auditmux.yaml');
-          writeFileSync(
-            conf,
-            [
-              'host:',
-              '  kernel: { enabled: 1, backlog_limit: 8192, backlog_wait_time: 60000 }',
-              `  rules: ${join(dir, 'host.rules')}`,
-              `  log: { file: ${join(dir, 'log', 'audit.log')}, format: RAW, max_log_file: 100 }`,
-              '  keep: unrouted',
-              `  control_socket: ${join(dir, 'control.sock')}`,
+          const conf = writeHostConfig(dir, {
+            more: [
               'daemons:',
               `  - { name: a, rules: ${join(dir, 'a.rules')}, log: { file: ${join(dir, 'log', 'a.log')}, format: RAW, max_log_file: 100 }, queue: { depth: 100000 }, isolation: process }`,
               'routes:',
               '  - { contid: 100, daemons: [a] }',
-            ].join('\n') + '\n',
-          );
+            ],
+          });
           const list = async (): Promise<AuxRow[]> => JSON.parse((await cli(conf, 'aux', 'list', '--json')).stdout);
           const row = async (name: string): Promise<AuxRow | undefined> => (await list()).find((x) => x.name === name);
           const d = await k.start(conf);
@@ -288,7 +254,7 @@ for (const k of [emulated(), real]) {
               'nobody',
             );
             assert.equal(addB.status, 0, addB.stderr);
-            await until(async () => (await row('b'))?.state === 'running', 'B running');
+            await waitFor(async () => (await row('b'))?.state === 'running', 30000, 'B running');
             const bPid = (await row('b'))!.pid;
             assert.match(readFileSync(`/proc/${bPid}/status`, 'utf8'), /^Uid:\s+65534\s/m, 'B runs as nobody');
             // E, added without --user or --isolation, is written by the host process itself.
@@ -327,17 +293,21 @@ for (const k of [emulated(), real]) {
               assert.ok(aPid > 0, 'A has a process of its own');
               process.kill(aPid, 'SIGKILL');
             });
-            await until(async () => {
-              const [a, b] = [await row('a'), await row('b')];
-              return (
-                a?.restarts === 1 &&
-                a.state === 'running' &&
-                a.queued === 0 &&
-                a.delivered >= PER_TREE &&
-                b?.queued === 0 &&
-                b.delivered >= PER_TREE
-              );
-            }, 'A restarted, A and B drained');
+            await waitFor(
+              async () => {
+                const [a, b] = [await row('a'), await row('b')];
+                return (
+                  a?.restarts === 1 &&
+                  a.state === 'running' &&
+                  a.queued === 0 &&
+                  a.delivered >= PER_TREE &&
+                  b?.queued === 0 &&
+                  b.delivered >= PER_TREE
+                );
+              },
+              30000,
+              'A restarted, A and B drained',
+            );
             const a = (await row('a'))!;
             assert.equal(a.restarts, 1, 'A was restarted once');
             assert.equal(a.state, 'running');

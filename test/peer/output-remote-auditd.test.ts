@@ -19,7 +19,7 @@ import {
   sleep,
   tmpDir,
   waitFor,
-} from '../fixtures/outputs/peers';
+} from '../helpers/peers';
 
 const skip = missing('auditd', 'auditctl');
 const USER = 1005; // AUDIT_USER

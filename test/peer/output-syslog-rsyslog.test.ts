@@ -19,7 +19,7 @@ import {
   tmpDir,
   waitFor,
   which,
-} from '../fixtures/outputs/peers';
+} from '../helpers/peers';
 
 const skip = missing('rsyslogd');
 const skipTls =

@@ -11,7 +11,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -19,7 +19,7 @@ import { EmulatedKernel } from '../helpers/emulated-kernel';
 import { emulatedHostOptions } from '../helpers/emulated-contid-source';
 import { MsgType } from '../../src/kernel/constants';
 import { HostDaemon } from '../../src/daemon/host';
-import { isRoot, stopChild, tmpDir, waitFor, which } from '../fixtures/outputs/peers';
+import { isRoot, tmpDir, UnixRsyslog, waitFor, which } from '../helpers/peers';
 
 const EXE = '/usr/bin/amtree-plugins';
 const AUDISP_SYSLOG = '/sbin/audisp-syslog';
@@ -106,7 +106,7 @@ async function runDaemons(
     kernel.spawn(1, 0);
     kernel.spawn(tagged.pid!, 1, { exe: EXE, comm: 'tagged' });
     kernel.spawn(4242424, 1, { exe: EXE, comm: 'untagged' });
-    daemon.contidSet(tagged.pid!, '100', false, { pid: process.pid, uid: 0, gid: 0 });
+    daemon.contid.set(tagged.pid!, '100', false, { pid: process.pid, uid: 0, gid: 0 });
     for (let i = 0; i < N_HOST; i++) {
       // Every third event carries a CWD record too: multi-record events besides SYSCALL + PROCTITLE.
       const extra: Array<[number, string]> = i % 3 === 0 ? [[MsgType.CWD, `cwd="/tmp/d${i}"`]] : [];
@@ -143,58 +143,6 @@ function keyedSerials(log: string, key: string): string[] {
     .filter((l) => l.includes('type=SYSCALL ') && l.includes(`key="${key}"`))
     .map(serialOf)
     .sort();
-}
-
-/** A private rsyslogd with imuxsock on `socket`, writing every message as PRI|TAG|MSG to dir/syslog.out. */
-class UnixRsyslog {
-  child: ChildProcess | null = null;
-  stderr = '';
-  readonly out: string;
-  constructor(
-    readonly dir: string,
-    readonly socket: string,
-  ) {
-    this.out = join(dir, 'syslog.out');
-    writeFileSync(
-      join(dir, 'rsyslog.conf'),
-      [
-        // Its own messages (the start line waited for) go to its rules, not to syslog(3), whoever owns /dev/log.
-        `global(workDirectory="${dir}" processInternalMessages="on")`,
-        // No rate limiting: a burst of audit records from one pid must all be written.
-        `module(load="imuxsock" SysSock.Use="on" SysSock.Name="${socket}" SysSock.Unlink="on" SysSock.RateLimit.Interval="0")`,
-        'template(name="plain" type="string" string="%PRI%|%syslogtag%|%rawmsg%\\n")',
-        `*.* action(type="omfile" file="${this.out}" template="plain")`,
-      ].join('\n') + '\n',
-    );
-  }
-
-  async start(): Promise<void> {
-    const c = spawn(
-      which('rsyslogd') as string,
-      ['-n', '-f', join(this.dir, 'rsyslog.conf'), '-i', join(this.dir, 'rsyslog.pid')],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    this.child = c;
-    c.stderr?.on('data', (d: Buffer) => {
-      this.stderr += d.toString();
-    });
-    // rsyslogd logs its own start message once its inputs are up.
-    await waitFor(
-      () => c.exitCode !== null || this.lines().some((l) => l.includes('rsyslogd') && l.includes('start')),
-      10000,
-      `rsyslogd on ${this.socket}`,
-    );
-    if (c.exitCode !== null) throw new Error(`rsyslogd exited ${c.exitCode}: ${this.stderr}`);
-  }
-
-  async stop(): Promise<void> {
-    await stopChild(this.child);
-    this.child = null;
-  }
-
-  lines(): string[] {
-    return existsSync(this.out) ? lines(readFileSync(this.out, 'latin1')) : [];
-  }
 }
 
 /** rsyslog's view of one audisp-syslog instance: the messages (the `%rawmsg%` after "TAG: ") logged at `pri`. */

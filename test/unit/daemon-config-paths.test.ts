@@ -22,7 +22,7 @@ describe('one daemon config for the config file, aux add and the control socket'
     try {
       await controlRequest(sock, 'aux-add', { name: 'b', contid: ['200'] });
       h.kernel.spawn(other.pid!, 1, { exe: EXE });
-      h.daemon.contidSet(other.pid!, '200', false, { pid: process.pid, uid: 0, gid: 0 });
+      h.daemon.contid.set(other.pid!, '200', false, { pid: process.pid, uid: 0, gid: 0 });
       const syscalls = (f: string): string[] => {
         try {
           return readFileSync(join(h.dir, f), 'utf8')

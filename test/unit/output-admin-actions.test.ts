@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { isRoot, tmpDir, which } from '../fixtures/outputs/peers';
+import { isRoot, tmpDir, which } from '../helpers/peers';
 
 const INIT = '/sbin/init';
 const skip = !isRoot()

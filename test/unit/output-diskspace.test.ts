@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { LogWriter } from '../../src/output/logfile';
 import { DiskSpaceGuard, checkDiskSpace, newDiskSpaceState } from '../../src/output/diskspace';
 import { defaultDiskSpace, type DiskSpaceConfig } from '../../src/config/schema';
-import { captureDiag, isRoot, payload, tmpDir } from '../fixtures/outputs/peers';
+import { captureDiag, isRoot, payload, tmpDir } from '../helpers/peers';
 
 const skip = !isRoot() ? 'needs root to mount a tmpfs' : false;
 

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { PluginOutput } from '../../src/output/plugin';
 import type { PluginOutputSpec } from '../../src/config/schema';
 import { MsgType } from '../../src/kernel/constants';
-import { captureDiag, checkDelivery, payload, seqs, tmpDir, waitFor } from '../fixtures/outputs/peers';
+import { captureDiag, checkDelivery, payload, seqs, tmpDir, waitFor } from '../helpers/peers';
 
 const RECORDER = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'outputs', 'plugin-recorder.js');
 const USER = 1005;
