@@ -14,18 +14,18 @@ import { KernelSession, UNKNOWN_REQUESTER, type ExtraRules } from './kernel-sess
 import { RecordPath } from './record-path';
 import { DaemonRegistry } from './daemon-registry';
 import { RemoteIntake } from './remote-intake';
+import { auxAddBody, planAuxAdd } from './aux-add';
+import { memoryMiB, newHostCounters, type Diag } from './diagnostics';
 import type { MetricsExporter } from '../metrics/contract';
 import { createMetricsExporter } from '../metrics/exporter';
 import { hostMetricFamilies } from '../metrics/host';
-import { auxAddBody, planAuxAdd } from './aux-add';
-import { memoryMiB, newHostCounters, type Diag } from './diagnostics';
 
 export const VERSION = '0.1.0';
 
 export interface HostDaemonOptions {
   configPath: string | null;
   diag: Diag;
-  /** Transport to the kernel (an emulated one in tests); the native addon otherwise. Not this machine's pids then. */
+  /** Transport to the kernel: an emulated one in tests (not this machine's pids), or the socket registered early. */
   socket?: AuditSocket;
   contidSource?: ContidSourceFactory;
   /** Skip the control socket (library use). */
@@ -40,9 +40,9 @@ export class HostDaemon implements ControlTarget {
   readonly daemons: DaemonRegistry;
   private readonly path: RecordPath;
   private readonly remote: RemoteIntake;
-  private metrics: MetricsExporter | null = null;
   private readonly control: ControlCommands;
   readonly contid: ContidCommands;
+  private metrics: MetricsExporter | null = null;
   private nodeName: string | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping: Promise<void> | null = null;
@@ -54,7 +54,8 @@ export class HostDaemon implements ControlTarget {
     this.contid = new ContidCommands({
       diag,
       cgroupMap: this.config.contid.cgroupMap,
-      discover: !opts.socket,
+      // A socket handed in already registered (src/kernel/registration.ts) is the real kernel: discovery stays on.
+      discover: !opts.socket || opts.socket.registration !== undefined,
       record: (t, b) => this.record(t, b),
       setTracking: (on) => this.session.setTracking(on),
       tracking: () => this.session.tracking,
