@@ -5,7 +5,8 @@ import { MsgType } from '../kernel/constants';
 import type { AuditSocket } from '../kernel/socket';
 import { loadConfig, defaultConfig, type Config } from '../config';
 import { loadRulesPath } from '../rules';
-import { daemonConfigBody, daemonEndBody, daemonStartBody, resolveNodeName, selfRequester } from '../output/logfile';
+import { daemonConfigBody, daemonEndBody, daemonResumeBody, daemonStartBody } from '../output/logfile';
+import { resolveNodeName, selfRequester } from '../output/logfile';
 import type { PeerCred } from './control';
 import { ContidCommands, type ContidSourceFactory } from './contid-commands';
 import { routeTest } from './route-test';
@@ -17,11 +18,8 @@ import { RemoteIntake } from './remote-intake';
 import { auxAddBody, planAuxAdd } from './aux-add';
 import { memoryMiB, newHostCounters, type Diag } from './diagnostics';
 import type { MetricsExporter } from '../metrics/contract';
-import { createMetricsExporter } from '../metrics/exporter';
-import { hostMetricFamilies } from '../metrics/host';
-
+import { startHostMetrics } from '../metrics/host';
 import { VERSION } from '../shared';
-export { VERSION };
 
 export interface HostDaemonOptions {
   configPath: string | null;
@@ -57,7 +55,7 @@ export class HostDaemon implements ControlTarget {
       cgroupMap: this.config.contid.cgroupMap,
       // A socket handed in already registered (src/kernel/registration.ts) is the real kernel: discovery stays on.
       discover: !opts.socket || opts.socket.registration !== undefined,
-      record: (t, b) => this.record(t, b),
+      record: (t, b) => this.path.daemonRecord(t, b),
       setTracking: (on) => this.session.setTracking(on),
       tracking: () => this.session.tracking,
       changed: () => this.updateMode(),
@@ -70,7 +68,7 @@ export class HostDaemon implements ControlTarget {
     });
     this.daemons = new DaemonRegistry({
       diag,
-      record: (t, b) => this.record(t, b),
+      record: (t, b) => this.path.daemonRecord(t, b),
       setPaused: (p) => this.session.setPaused(p),
       changed: (extra) => this.daemonsChanged(extra),
       context: () => ({ nodeName: this.nodeName ?? null, contidKernel: this.session.contidKernel }),
@@ -91,16 +89,13 @@ export class HostDaemon implements ControlTarget {
     this.remote = new RemoteIntake(diag, this.path);
     this.control = new ControlCommands(this, {
       diag,
-      record: (t, b) => this.record(t, b),
+      record: (t, b) => this.path.daemonRecord(t, b),
       isDaemonProcess: (pid) => this.daemons.isDaemonProcess(pid),
       counters: this.counters,
     });
   }
 
-  /**
-   * Starts in auditd's order: log, registration, settings, rules, enable; then auxiliary daemons and the control
-   * socket.
-   */
+  /** Starts in auditd's order: log, registration, settings, rules, enable; then auxiliary daemons and control. */
   async start(): Promise<void> {
     const cfg = this.config;
     const s = this.session;
@@ -126,15 +121,9 @@ export class HostDaemon implements ControlTarget {
       this.timers = [setInterval(() => this.tick(), 250), setInterval(() => void this.housekeeping(), 2000)];
       for (const t of this.timers) t.unref();
       if (!this.opts.noControl) await this.control.listen(cfg.host.controlSocket);
-      if (cfg.host.metrics) {
-        const source = {
-          metrics: async () => hostMetricFamilies((await this.statusWithKernel()) as Record<string, unknown>),
-        };
-        this.metrics = createMetricsExporter(cfg.host.metrics, source, (e) =>
-          this.diag.warn({ err: e.message }, 'metrics'),
-        );
-        await this.metrics.start();
-      }
+      const warn = (e: Error): void => this.diag.warn({ err: e.message }, 'metrics');
+      if (cfg.host.metrics)
+        this.metrics = await startHostMetrics(cfg.host.metrics, () => this.statusWithKernel(), warn);
       this.path.log!.flush();
       const info = { config: cfg.file, log: cfg.host.log.file, contidKernel: s.contidKernel };
       this.diag.info(info, 'auditmux host daemon started');
@@ -171,22 +160,18 @@ export class HostDaemon implements ControlTarget {
     }
   }
 
-  private record(type: number, body: string): void {
-    this.path.daemonRecord(type, body);
-  }
-
   /** `auditmux aux add`: a new daemon with its rules and routes; a bad rules file changes nothing. */
   async auxAdd(args: AuxAddArgs, peer?: PeerCred): Promise<unknown> {
     const refuse = (reason: string, fields: string): never => this.control.refuse(reason, peer, fields);
     const plan = planAuxAdd(args, { hostLogFile: this.config.host.log.file, registry: this.daemons, refuse });
     const a = await this.daemons.addRuntimeDaemon(plan.daemon, plan.routes, plan.commands);
-    this.record(MsgType.DAEMON_CONFIG, auxAddBody(plan, args.contid));
+    this.path.daemonRecord(MsgType.DAEMON_CONFIG, auxAddBody(plan, args.contid));
     return a.status();
   }
 
   async auxRemove(name: string): Promise<unknown> {
     const a = await this.daemons.removeDaemon(name);
-    this.record(MsgType.DAEMON_CONFIG, `op=aux-remove daemon=${name} res=success`);
+    this.path.daemonRecord(MsgType.DAEMON_CONFIG, `op=aux-remove daemon=${name} res=success`);
     return a?.status() ?? { name };
   }
 
@@ -203,7 +188,7 @@ export class HostDaemon implements ControlTarget {
       this.counters.reloadFailures++;
       const msg = e instanceof AuditmuxError ? e.message : String(e);
       this.diag.error({ err: msg }, what);
-      this.record(MsgType.DAEMON_CONFIG, daemonConfigBody(by, false));
+      this.path.daemonRecord(MsgType.DAEMON_CONFIG, daemonConfigBody(by, false));
       return { ok: false, error: msg };
     };
     try {
@@ -230,7 +215,7 @@ export class HostDaemon implements ControlTarget {
       this.updateMode();
       await this.daemons.sync();
       this.counters.reloads++;
-      this.record(MsgType.DAEMON_CONFIG, daemonConfigBody(by, true));
+      this.path.daemonRecord(MsgType.DAEMON_CONFIG, daemonConfigBody(by, true));
       this.diag.info('configuration reloaded');
       return { ok: true };
     } catch (e) {
@@ -253,8 +238,7 @@ export class HostDaemon implements ControlTarget {
     this.path.resume();
     this.remote.resume();
     this.daemons.resume();
-    const body = `op=resume auid=${by.auid} uid=${by.uid} ses=${by.ses} pid=${by.pid} res=success`;
-    this.record(MsgType.DAEMON_RESUME, body);
+    this.path.daemonRecord(MsgType.DAEMON_RESUME, daemonResumeBody(by));
   }
 
   status(): Record<string, unknown> {

@@ -1,6 +1,7 @@
 // The host daemon's status (as `auditmux status` reports it) as Prometheus families: kernel loss and backlog, records,
 // per-daemon queues, per-output spools, the log.
-import type { MetricFamily, MetricType, Sample } from './contract';
+import type { MetricFamily, MetricsExporter, MetricsSpec, MetricType, Sample } from './contract';
+import { createMetricsExporter } from './exporter';
 
 type Obj = Record<string, unknown>;
 
@@ -63,4 +64,15 @@ export function hostMetricFamilies(status: Obj): MetricFamily[] {
     }),
   );
   return out;
+}
+
+/** Starts the host's exporter over `status` (read at each scrape or textfile write); a failed scrape goes to `warn`. */
+export async function startHostMetrics(
+  spec: MetricsSpec,
+  status: () => Promise<unknown>,
+  warn: (e: Error) => void,
+): Promise<MetricsExporter> {
+  const exporter = createMetricsExporter(spec, { metrics: async () => hostMetricFamilies(obj(await status())) }, warn);
+  await exporter.start();
+  return exporter;
 }

@@ -404,6 +404,11 @@ export function daemonEndBody(by: Requester): string {
   return `op=terminate auid=${by.auid} uid=${by.uid} ses=${by.ses} pid=${by.pid} res=success`;
 }
 
+/** DAEMON_RESUME body for a SIGUSR2 or `auditmux resume` from `by`. */
+export function daemonResumeBody(by: Requester): string {
+  return `op=resume auid=${by.auid} uid=${by.uid} ses=${by.ses} pid=${by.pid} res=success`;
+}
+
 /** DAEMON_ROTATE body for a SIGUSR1 from `by`. */
 export function daemonRotateBody(by: Requester): string {
   return `op=rotate-logs auid=${by.auid} uid=${by.uid} ses=${by.ses} pid=${by.pid} res=success`;

@@ -265,4 +265,9 @@ describe('import graph of src/', () => {
       `imports that break the layering:\n${report(problems)}\nKNOWN_VIOLATIONS entries to delete:\n${report(stale)}`,
     );
   });
+
+  it('the host daemon stays a coordinator: src/daemon/host.ts under 300 lines (issue 12)', () => {
+    const lines = readFileSync(join(SRC, 'daemon', 'host.ts'), 'utf8').split('\n').length;
+    assert.ok(lines < 300, `host.ts has ${lines} lines: give the new work to a collaborator`);
+  });
 });
