@@ -14,8 +14,6 @@ export interface ContainerInfo {
   pid: number | null;
   /** /proc start time of `pid`, so a reused pid is not taken for the container's init. */
   pidStart: number | null;
-  bundle: string | null;
-  annotations: Record<string, string>;
   firstSeen: number;
   lastSeen: number;
   retired: number | null;
@@ -23,6 +21,8 @@ export interface ContainerInfo {
   routed: number;
   dropped: number;
   hostOnly: number;
+  /** The batch number it was last counted in, so a batch lists each container once. */
+  seenInBatch: number;
 }
 
 export interface RegisterInput {
@@ -32,8 +32,6 @@ export interface RegisterInput {
   source: ContainerSource;
   pid?: number | null;
   pidStart?: number | null;
-  bundle?: string | null;
-  annotations?: Record<string, string>;
   meta?: ContainerMeta;
 }
 
@@ -52,6 +50,8 @@ export class RegistryFullError extends Error {}
 export class ContainerRegistry {
   private readonly live = new Map<bigint, ContainerInfo>();
   private readonly retired: ContainerInfo[] = [];
+  private readonly seenInBatch: ContainerInfo[] = [];
+  private batch = 0;
   private readonly now: () => number;
   readonly counters = { births: 0, retirements: 0, hookRegistrations: 0, discovered: 0, refusedFull: 0 };
 
@@ -87,8 +87,6 @@ export class ContainerRegistry {
         cur.pid = r.pid;
         cur.pidStart = r.pidStart ?? null;
       }
-      if (r.bundle && !cur.bundle) cur.bundle = r.bundle;
-      if (r.annotations && Object.keys(cur.annotations).length === 0) cur.annotations = r.annotations;
       for (const [k, v] of Object.entries(r.meta ?? {}) as Array<[keyof ContainerMeta, string]>)
         if (v && !cur.meta[k]) cur.meta[k] = v;
       if (cur.runtime === 'oci' && r.runtime !== 'oci') cur.runtime = r.runtime;
@@ -106,8 +104,6 @@ export class ContainerRegistry {
       source: r.source,
       pid: r.pid ?? null,
       pidStart: r.pidStart ?? null,
-      bundle: r.bundle ?? null,
-      annotations: r.annotations ?? {},
       firstSeen: t,
       lastSeen: t,
       retired: null,
@@ -115,6 +111,7 @@ export class ContainerRegistry {
       routed: 0,
       dropped: 0,
       hostOnly: 0,
+      seenInBatch: -1,
     };
     this.live.set(r.contid, info);
     this.counters.births++;
@@ -140,14 +137,25 @@ export class ContainerRegistry {
 
   /**
    * Counts one event of a container: delivered to `routed` daemons, `dropped` by full queues, or kept by the host only.
+   * No clock read per event: the containers seen in a batch get its end time (`endBatch`).
    */
   noteEvent(contid: bigint, routed: number, dropped: number): void {
     const c = this.live.get(contid);
     if (!c) return;
-    c.lastSeen = this.now();
+    if (c.seenInBatch !== this.batch) {
+      c.seenInBatch = this.batch;
+      this.seenInBatch.push(c);
+    }
     if (routed === 0 && dropped === 0) c.hostOnly++;
     c.routed += routed;
     c.dropped += dropped;
+  }
+
+  /** The end of a batch of events at time `now` (one clock read per batch): its containers were last seen then. */
+  endBatch(now: number): void {
+    for (const c of this.seenInBatch) c.lastSeen = now;
+    this.seenInBatch.length = 0;
+    this.batch++;
   }
 
   /** Rows for `auditmux containers`: live first, then retired, newest last. */

@@ -481,6 +481,7 @@ export class HostDaemon {
     }
     if (this.outputs.length) flushAll(this.outputs);
     const now = Date.now();
+    this.containers.registry.endBatch(now);
     // One statfs a second at most: disk-space levels move slowly, batches arrive thousands of times a second.
     if (this.guard && now - this.lastSpaceCheck >= 1000) {
       this.lastSpaceCheck = now;

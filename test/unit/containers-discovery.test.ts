@@ -31,16 +31,9 @@ class FakeSystem implements ProcReader, ContainerProc {
   children(pid: number): number[] {
     return [...this.procs].filter(([, s]) => s.ppid === pid).map(([p]) => p);
   }
-  cgroup(pid: number): string | null {
-    return (
-      this.procs
-        .get(pid)
-        ?.cg.split('\n')
-        .find((l) => l.startsWith('0::'))
-        ?.slice(3) ?? null
-    );
-  }
+  cgroupReads = 0;
   cgroupText(pid: number): string | null {
+    this.cgroupReads++;
     return this.procs.get(pid)?.cg ?? null;
   }
   cmdline(pid: number): string[] | null {
@@ -111,14 +104,31 @@ describe('container discovery', () => {
     assert.equal(t.lookup(71, 70), null);
   });
 
-  it('a process seen outside before it joined (runc exec) is asked again at its execve', () => {
+  it('a process seen outside before it joined (runc exec) is asked again once the scan sees it in the container', () => {
     const { sys, c, t } = setup();
     c.discovery.scan();
     sys.add(120, 1, hybrid('/libpod_parent/conmon'), ['runc', 'init']);
     assert.equal(t.lookup(120, 1), null, "still in the runtime's cgroup");
+    c.discovery.scan();
     sys.procs.get(120)!.cg = hybrid(`/libpod_parent/libpod-${H}`);
-    assert.equal(t.lookup(120, 1), null, 'the negative answer is cached');
-    assert.deepEqual(t.lookup(120, 1, { recheck: true }), [containerContid(H)]);
+    sys.procs.get(120)!.starttime++; // the scan looks at a pid again only as a new process (here: after its exec)
+    const reads = sys.cgroupReads;
+    assert.equal(t.lookup(120, 1), null, 'the negative answer is cached, at an execve too');
+    assert.equal(sys.cgroupReads, reads, 'no /proc read for it');
+    c.discovery.scan();
+    assert.deepEqual(t.lookup(120, 1), [containerContid(H)], 'the scan found it joined');
+  });
+
+  it('the scan classifies each new process once', () => {
+    const { sys, c } = setup();
+    sys.add(91, 1, hybrid('/amtest1'));
+    sys.runc.add('amtest1');
+    let confirmations = 0;
+    const has = sys.runcState.bind(sys);
+    sys.runcState = (id: string): boolean => (confirmations++, has(id));
+    c.discovery.scan();
+    assert.equal(c.registry.get(containerContid('amtest1'))?.runtime, 'runc');
+    assert.equal(confirmations, 1, "runc's state is asked once for its one process");
   });
 
   it('a pid reused by a process of another container after the first one exited is not misattributed', () => {

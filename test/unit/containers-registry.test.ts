@@ -25,6 +25,7 @@ describe('container registry', () => {
     r.noteEvent(5n, 0, 1);
     r.noteEvent(5n, 0, 0);
     r.noteEvent(6n, 1, 0);
+    r.endBatch(now + 500);
     const [row] = r.list();
     assert.deepEqual(
       { ...row, firstSeen: undefined, lastSeen: undefined },
@@ -50,6 +51,7 @@ describe('container registry', () => {
       },
     );
     assert.equal(row!.firstSeen, new Date(1_700_000_000_000).toISOString());
+    assert.equal(row!.lastSeen, new Date(now + 500).toISOString(), 'last seen at the end of its batch');
   });
 
   it('a hostile name, image or namespace cannot add a field or a line to the birth record', () => {
