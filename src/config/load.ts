@@ -6,6 +6,7 @@ import { readBounded } from '../safefs';
 import { AUDIT_MAX_KEY_LEN, PATH_MAX } from '../kernel/constants';
 import { compileCgroupGlob } from '../contid/cgroup-glob';
 import { parseContidSelector, parseContidValue } from '../contid/selectors';
+import { readContainerSelector } from './route-selectors';
 import { RECORD_TYPES, recordTypeNumber } from './record-types';
 import {
   DEFAULT_KERNEL,
@@ -100,7 +101,7 @@ const REASSEMBLY_KEYS = ['timeout_ms', 'max_in_flight'] as const;
 const DIAG_KEYS = ['level'] as const;
 const DAEMON_KEYS = ['name', 'rules', 'log', 'queue', 'user', 'isolation', 'max_restarts', 'outputs'] as const;
 const QUEUE_KEYS = ['depth', 'overflow', 'block_timeout_ms'] as const;
-const ROUTE_KEYS = ['contid', 'types', 'keys', 'daemons', 'continue'] as const;
+const ROUTE_KEYS = ['contid', 'container', 'types', 'keys', 'daemons', 'continue'] as const;
 const CONTID_KEYS = ['cgroup_map'] as const;
 const CGROUP_KEYS = ['pattern', 'contid'] as const;
 
@@ -486,8 +487,10 @@ function readRoutes(w: Walker, e: Entry, daemons: readonly DaemonConfig[]): Rout
     };
     // A route with errors is still returned; the errors make analyzeConfig withhold the whole Config anyway.
     const c = m.get('contid');
-    if (!c) w.error(node, `${where} needs a contid selector`, item);
-    else {
+    const sel = m.get('container');
+    if (sel) route.container = readContainerSelector(w, sel, where) ?? { fields: [], labels: [], text: '' };
+    if (!c && !sel) w.error(node, `${where} needs a contid selector or a container selector`, item);
+    else if (c) {
       const sels = w.sequence(c.value, `${where}.contid`, c.key, true);
       if (sels && sels.length === 0) w.error(c.value, `${where}.contid is an empty list; it would never match`, c.key);
       for (const s of sels ?? []) {

@@ -1,6 +1,7 @@
 // The typed, defaulted configuration object and its built-in defaults (what the daemon runs with when no file exists).
 import type { SourcePos } from '../errors';
 import type { ContidPattern } from '../contid/selectors';
+import type { ContainerSelector } from '../contid/meta-selector';
 
 export const NAME_FORMATS = ['none', 'hostname', 'fqd', 'numeric', 'user'] as const;
 export type NameFormat = (typeof NAME_FORMATS)[number];
@@ -324,12 +325,15 @@ export interface DaemonConfig {
   pos: SourcePos;
 }
 
-export type { ContidPattern };
+export type { ContidPattern, ContainerSelector };
 
 export interface RouteConfig {
   /** 0-based position in the table; routes are tried in this order. */
   index: number;
+  /** Empty when the route selects by container metadata alone. */
   contid: ContidPattern[];
+  /** Container metadata (name, image, runtime, pod, namespace, labels) the event's container must have. */
+  container?: ContainerSelector;
   /** Record type numbers, or null for every type. */
   types: number[] | null;
   /** Rule keys, or null for any key (including none). */

@@ -1,4 +1,5 @@
 // The host's table of known containers: contid, runtime, ID, names, first/last seen, events routed and dropped.
+import type { ContainerDirectory, ContainerFacts } from '../contid/meta-selector';
 import type { ContainerMeta } from './metadata';
 
 export type ContainerSource = 'hook' | 'cgroup';
@@ -47,11 +48,13 @@ export interface RegistryOptions {
 
 export class RegistryFullError extends Error {}
 
-export class ContainerRegistry {
+export class ContainerRegistry implements ContainerDirectory {
   private readonly live = new Map<bigint, ContainerInfo>();
   private readonly retired: ContainerInfo[] = [];
   private readonly seenInBatch: ContainerInfo[] = [];
   private batch = 0;
+  /** Changes with every registration and retirement: routers recompute their per-container answers then. */
+  version = 0;
   private readonly now: () => number;
   readonly counters = { births: 0, retirements: 0, hookRegistrations: 0, discovered: 0, refusedFull: 0 };
 
@@ -77,6 +80,7 @@ export class ContainerRegistry {
    */
   register(r: RegisterInput): { info: ContainerInfo; isNew: boolean } {
     if (r.source === 'hook') this.counters.hookRegistrations++;
+    this.version++;
     const t = this.now();
     const cur = this.live.get(r.contid);
     if (cur) {
@@ -87,8 +91,8 @@ export class ContainerRegistry {
         cur.pid = r.pid;
         cur.pidStart = r.pidStart ?? null;
       }
-      for (const [k, v] of Object.entries(r.meta ?? {}) as Array<[keyof ContainerMeta, string]>)
-        if (v && !cur.meta[k]) cur.meta[k] = v;
+      const meta = cur.meta as Record<string, unknown>;
+      for (const [k, v] of Object.entries(r.meta ?? {})) if (v && !meta[k]) meta[k] = v;
       if (cur.runtime === 'oci' && r.runtime !== 'oci') cur.runtime = r.runtime;
       return { info: cur, isNew: false };
     }
@@ -124,6 +128,7 @@ export class ContainerRegistry {
   retire(contid: bigint, reason: string): ContainerInfo | null {
     const c = this.live.get(contid);
     if (!c) return null;
+    this.version++;
     this.live.delete(contid);
     c.retired = this.now();
     c.retireReason = reason;
@@ -158,6 +163,21 @@ export class ContainerRegistry {
     this.batch++;
   }
 
+  /** What route selectors see of a live container. */
+  facts(contid: bigint): ContainerFacts | undefined {
+    const c = this.live.get(contid);
+    if (!c) return undefined;
+    const m = c.meta;
+    return {
+      name: m.name,
+      image: m.image,
+      runtime: c.runtime,
+      pod: m.podName,
+      namespace: m.podNamespace,
+      labels: m.labels,
+    };
+  }
+
   /** Rows for `auditmux containers`: live first, then retired, newest last. */
   list(): Array<Record<string, unknown>> {
     return [...this.live.values(), ...this.retired].map((c) => ({
@@ -170,6 +190,7 @@ export class ContainerRegistry {
       ...(c.meta.podNamespace !== undefined ? { namespace: c.meta.podNamespace } : {}),
       ...(c.meta.podUid !== undefined ? { podUid: c.meta.podUid } : {}),
       ...(c.meta.containerName !== undefined ? { containerName: c.meta.containerName } : {}),
+      ...(c.meta.labels !== undefined ? { labels: { ...c.meta.labels } } : {}),
       source: c.source,
       pid: c.pid,
       state: c.retired === null ? 'live' : 'retired',

@@ -20,7 +20,6 @@ import {
   defaultIsolation,
 } from '../config';
 import { applyRules, encodeRule, loadRulesPath, parseRules, type Rule, type RuleCommand } from '../rules';
-import { msgTypeByName } from '../records/msgtypes';
 import { encodeDetail, encodeUntrusted } from '../records/encode';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
 import {
@@ -32,13 +31,14 @@ import {
   selfRequester,
   type Requester,
 } from '../output/logfile';
-import { formatChain, parseChainsAt } from '../contid/chain';
+import { formatChain } from '../contid/chain';
 import { ContidTracker } from '../contid/tracker';
 import type { ContidSource } from '../contid/source';
 import { ProcContidSource, kernelHasContid } from '../contid/source-kernel';
 import { EmulatedContidSource } from '../contid/source-emulated';
 import { TrackerContidSource } from '../contid/source-tracker';
 import { Router } from '../routing/router';
+import { routeTest, type RouteTestArgs } from '../routing/route-test';
 import { Pipeline, TRACK_KEY } from '../routing/pipeline';
 import type { EventRecord } from './aux-ipc';
 import { AuxDaemon, prepareAuxLogDir } from './aux-daemon';
@@ -157,7 +157,7 @@ export class HostDaemon {
 
   private makePipeline(): Pipeline {
     return new Pipeline({
-      router: new Router(this.allRoutes()),
+      router: new Router(this.allRoutes(), this.containers.registry),
       tracker: this.tracker,
       contidKernel: this.contidKernel,
       daemonsWithRules: new Set(
@@ -375,6 +375,7 @@ export class HostDaemon {
     const ids: bigint[] = [];
     for (const r of this.allRoutes()) {
       if (!r.daemons.includes(name)) continue;
+      if (r.container) return null;
       for (const p of r.contid) {
         if (p.kind !== 'range' || p.nested || p.lo !== p.hi) return null;
         if (!ids.includes(p.lo)) ids.push(p.lo);
@@ -735,26 +736,8 @@ export class HostDaemon {
     return { pid, contid: formatChain(res.chain), old: res.old ? formatChain(res.old) : null, source: src.kind };
   }
 
-  routeTest(args: { contid?: string; types?: string[]; keys?: string[] }): unknown {
-    const parsed = args.contid && args.contid !== 'unset' ? parseChainsAt(args.contid) : { chains: [] };
-    if (!('chains' in parsed))
-      throw new UsageError(
-        `--contid ${args.contid}: column ${parsed.offset + 1}: ${parsed.reason} (e.g. 100 or 4,^2,^1 or 2,^1,3,^1)`,
-      );
-    const chains = parsed.chains;
-    const types: number[] = [];
-    for (const t of args.types ?? []) {
-      const n = msgTypeNumber(t);
-      if (n === undefined) throw new UsageError(`unknown record type ${t}`);
-      types.push(n);
-    }
-    const route = new Router(this.allRoutes()).route({
-      chains,
-      types: types.length ? types : [MsgType.SYSCALL],
-      keys: args.keys ?? [],
-    });
-    const keep = this.config.host.keep === 'all' || route.daemons.length === 0;
-    return { daemons: route.daemons, routes: route.matched, host: keep };
+  routeTest(args: RouteTestArgs): unknown {
+    return routeTest(this.allRoutes(), this.containers.registry, this.config.host.keep === 'all', args);
   }
 
   // ---- signals and control ----
@@ -963,6 +946,7 @@ export class HostDaemon {
           ...(str('contid') ? { contid: str('contid')! } : {}),
           types: list('types'),
           keys: list('keys'),
+          container: args.container,
         });
       case 'kernel-set':
         // Host-wide settings belong to the configuration and rules files of the host daemon, never to a request.
@@ -1074,9 +1058,4 @@ function parseContidValueStrict(text: string): bigint {
   const v = BigInt(t);
   if (v > 0xffffffffffffffffn) throw new UsageError(`contid ${text} is above 2^64-1`);
   return v;
-}
-
-function msgTypeNumber(name: string): number | undefined {
-  if (/^\d+$/.test(name)) return Number(name);
-  return msgTypeByName(name.toUpperCase());
 }

@@ -38,6 +38,12 @@ describe('container registry', () => {
         pod: 'web-0',
         namespace: 'shop',
         containerName: 'nginx',
+        labels: {
+          'io.kubernetes.cri.container-name': 'nginx',
+          'io.kubernetes.cri.image-name': 'nginx:1.25',
+          'io.kubernetes.cri.sandbox-name': 'web-0',
+          'io.kubernetes.cri.sandbox-namespace': 'shop',
+        },
         source: 'hook',
         pid: 42,
         state: 'live',

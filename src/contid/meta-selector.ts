@@ -1,0 +1,60 @@
+// Route selectors by container metadata (name, image, runtime, pod, Kubernetes namespace, labels), globs, matched once
+// per container rather than per event.
+import { globMatch } from './cgroup-glob';
+
+/** What routing knows about a container: from its registry entry, or given to `route test`. */
+export interface ContainerFacts {
+  name?: string | undefined;
+  image?: string | undefined;
+  runtime?: string | undefined;
+  pod?: string | undefined;
+  namespace?: string | undefined;
+  labels?: Readonly<Record<string, string>> | undefined;
+}
+
+/** The containers the router may ask about; `version` changes whenever a container is added, completed or retired. */
+export interface ContainerDirectory {
+  readonly version: number;
+  facts(contid: bigint): ContainerFacts | undefined;
+}
+
+export const META_FIELDS = ['name', 'image', 'runtime', 'pod', 'namespace'] as const;
+export type MetaField = (typeof META_FIELDS)[number];
+
+/**
+ * A compiled container selector: every field given must match (any of its globs), every label given must be present
+ * and match. A container without the field (a hookless one has no image) does not match a selector on it.
+ */
+export interface ContainerSelector {
+  fields: Array<{ field: MetaField; globs: string[] }>;
+  labels: Array<{ key: string; globs: string[] }>;
+  /** The selector as written, for messages and `config check`. */
+  text: string;
+}
+
+export const META_GLOB_MAX = 256;
+const META_GLOB_WILDCARDS_MAX = 16;
+
+/** Checks one glob (`*` any run of characters, `?` one); an error reason or null. No RegExp: values are untrusted. */
+export function checkMetaGlob(p: string): string | null {
+  if (p.length === 0) return 'a glob cannot be empty';
+  if (p.length > META_GLOB_MAX) return `a glob is at most ${META_GLOB_MAX} characters`;
+  if (/[\x00-\x1f\x7f]/.test(p)) return 'a glob cannot hold control characters';
+  if ((p.match(/[*?]/g) ?? []).length > META_GLOB_WILDCARDS_MAX)
+    return `a glob has at most ${META_GLOB_WILDCARDS_MAX} wildcards`;
+  return null;
+}
+
+const anyGlob = (globs: readonly string[], v: string | undefined): boolean =>
+  v !== undefined && globs.some((g) => globMatch(g, v));
+
+export function containerSelectorMatches(sel: ContainerSelector, facts: ContainerFacts | undefined): boolean {
+  if (!facts) return false;
+  for (const f of sel.fields) if (!anyGlob(f.globs, facts[f.field])) return false;
+  for (const l of sel.labels) {
+    const labels = facts.labels;
+    const v = labels && Object.prototype.hasOwnProperty.call(labels, l.key) ? labels[l.key] : undefined;
+    if (!anyGlob(l.globs, v)) return false;
+  }
+  return true;
+}
