@@ -158,6 +158,32 @@ describe('container discovery', () => {
     assert.equal(c.registry.get(containerContid(H2)), undefined, 'the forged name made no container');
   });
 
+  it('a process moving into a cgroup it made below its own (delegated), named after another container, keeps its contid', () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    const id = containerContid(H);
+    sys.add(150, 51, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+    assert.deepEqual(t.lookup(150, 51), [id]);
+    sys.procs.get(150)!.cg = hybrid(`/libpod_parent/libpod-${H}/libpod_parent/libpod-${H2}`);
+    sys.add(151, 150, hybrid(`/libpod_parent/libpod-${H}/libpod_parent/libpod-${H2}`), ['sh'], 'pid:[9]');
+    c.discovery.scan();
+    assert.deepEqual(t.lookup(150, 51), [id], 'the move changes nothing');
+    assert.deepEqual(t.lookup(151, 150), [id], 'nor for its children');
+    assert.deepEqual(t.lookup(152, 151), [id], 'nor for a child gone before its event is read');
+    assert.equal(c.registry.get(containerContid(H2)), undefined, 'and makes no container');
+  });
+
+  it("a child that exits at once, its pid reused by a host process, is still its container's", () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    sys.add(160, 51, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+    // The event says pid 161, parent 160; by the time it is read, 161 is a host process of another parent.
+    sys.add(170, 1, hybrid('/'));
+    sys.add(161, 170, hybrid('/'));
+    assert.deepEqual(t.lookup(161, 160), [containerContid(H)]);
+    assert.equal(t.lookup(161, 170), null, 'the host process under that pid is not');
+  });
+
   it("plain runc: /<id> is a container only when runc's state directory has it", () => {
     const { sys, c } = setup();
     sys.add(90, 1, hybrid('/amtest1'));
