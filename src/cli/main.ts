@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { AuditmuxError, ExitCode, UsageError } from '../errors';
 import { DEFAULT_CONFIG_PATH, checkConfig, defaultConfig, formatCheckReport, loadConfig } from '../config';
 import { controlRequest } from '../daemon/control';
+import { queueDepthProblem } from '../config/daemon-config';
 import { rulesDelete, rulesList, rulesLoad } from './rules';
 import { formatAuxRows, formatCounters, readKernelStatus } from './status';
 import { formatContainers, runOciHook } from './oci-hook';
@@ -139,6 +140,13 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
       return Number(v);
     };
 
+  // The daemon checks it too (it answers other clients); checked here so that a typo fails before any connection.
+  const queueDepthArg = (v: string): number => {
+    const bad = /^\d{1,12}$/.test(v) ? queueDepthProblem(Number(v)) : queueDepthProblem(v);
+    if (bad) throw new UsageError(`--queue ${bad}`);
+    return Number(v);
+  };
+
   // search and report parse their own arguments: ausearch's short options (-pp, -ui, -ts) are not commander's.
   for (const [name, desc, runner] of [
     [
@@ -170,7 +178,7 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
       '--log <path>',
       'its log file (default: beside the host log, NAME.log; with --user, a directory of its own, NAME/NAME.log)',
     )
-    .option('--queue <n>', 'queue depth', positiveInt('--queue'))
+    .option('--queue <n>', 'queue depth', queueDepthArg)
     .addOption(
       new Option('--overflow <policy>', 'what a full queue does').choices(['block', 'drop_newest', 'drop_oldest']),
     )

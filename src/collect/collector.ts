@@ -12,6 +12,11 @@ import { decodeBody, PayloadError } from '../output/nats/payload';
 import { subjectToken } from '../output/nats/subject';
 import { DAEMON_HEADER } from '../output/nats/output';
 import type { CollectConfig } from './config';
+import { ClaimStore, type ClaimResult } from './claims';
+import type { MetricFamily, MetricsExporter } from '../metrics/contract';
+import { createMetricsExporter } from '../metrics/exporter';
+import { renderExposition } from '../metrics/exposition';
+import { writeTextfileAtomic } from '../metrics/textfile';
 
 /** How much of each node's newest logs is read at start to recognise events written but not acknowledged. */
 export const TAIL_BYTES = 4 * 1024 * 1024;
@@ -27,6 +32,13 @@ const PROM_METRICS: [keyof CollectCounters, string, 'counter' | 'gauge'][] = [
   ['redeliveries', 'Messages the server delivered more than once.', 'counter'],
   ['rejected', 'Messages refused as not auditmux events (terminated, not written).', 'counter'],
   ['errors', 'Fetch and write errors.', 'counter'],
+  ['claimWaits', 'Events left for redelivery because another instance holds their claim.', 'counter'],
+  ['claimTakeovers', 'Stale claims of another instance taken over (that instance stalled or died).', 'counter'],
+  [
+    'claimOverruns',
+    'Events whose claim was taken over while this instance wrote them (possible duplicate).',
+    'counter',
+  ],
   ['lag', 'Messages pending on the consumer after the last one received.', 'gauge'],
   ['nodes', 'Node logs open.', 'gauge'],
 ];
@@ -41,6 +53,9 @@ export interface CollectCounters {
   lag: number;
   nodes: number;
   errors: number;
+  claimWaits: number;
+  claimTakeovers: number;
+  claimOverruns: number;
 }
 
 /** A bounded set of recent ids, oldest dropped first. */
@@ -142,7 +157,11 @@ export class Collector {
     lag: 0,
     nodes: 0,
     errors: 0,
+    claimWaits: 0,
+    claimTakeovers: 0,
+    claimOverruns: 0,
   };
+  private claims: ClaimStore | null = null;
   private nc: NatsConnection | null = null;
   private consumer: Consumer | null = null;
   private readonly logs = new Map<string, NodeLog>();
@@ -150,6 +169,7 @@ export class Collector {
   private running = false;
   private loop: Promise<void> | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
+  private exporter: MetricsExporter | null = null;
   private lastError = '';
 
   constructor(
@@ -190,6 +210,16 @@ export class Collector {
         });
     }
     this.consumer = await jetstream(this.nc).consumers.get(this.cfg.stream, this.cfg.consumer);
+    if (this.cfg.claims) {
+      this.claims = new ClaimStore(this.cfg.claims, jetstream(this.nc), jsm, this.cfg.consumer);
+      await this.claims.ensure();
+    }
+    if (this.cfg.metrics) {
+      this.exporter = createMetricsExporter(this.cfg.metrics, this, (e) =>
+        this.diag.warn({ err: e.message }, 'metrics not written'),
+      );
+      await this.exporter.start();
+    }
     this.running = true;
     this.statusTimer = setInterval(() => this.writeStatus(), 1000);
     this.loop = this.run();
@@ -201,7 +231,7 @@ export class Collector {
         const it = await (this.consumer as Consumer).fetch({ max_messages: this.cfg.batch, expires: 1000 });
         const batch: JsMsg[] = [];
         for await (const m of it) batch.push(m);
-        if (batch.length) this.handle(batch);
+        if (batch.length) await this.handle(batch);
       } catch (e) {
         if (!this.running) break;
         this.counters.errors++;
@@ -212,10 +242,15 @@ export class Collector {
     }
   }
 
-  /** Writes a batch, flushes every log it touched, then acknowledges: an ack always follows the data on disk. */
-  handle(batch: JsMsg[]): void {
+  /**
+   * Writes a batch, flushes every log it touched, then acknowledges: an ack always follows the data on disk. With
+   * claims, each event is first claimed for this instance, written only while the claim is fresh, and marked written
+   * before the ack (see ClaimStore for the bound this gives).
+   */
+  async handle(batch: JsMsg[]): Promise<void> {
     const acks: JsMsg[] = [];
-    const touched = new Set<NodeLog>();
+    const cands: { m: JsMsg; id: string; log: NodeLog; node: string; fresh: string[] }[] = [];
+    const inBatch = new Set<string>();
     for (const m of batch) {
       this.counters.received++;
       if (m.info.redelivered) this.counters.redeliveries++;
@@ -246,7 +281,7 @@ export class Collector {
         m.term();
         continue;
       }
-      if (this.recent.has(id)) {
+      if (this.recent.has(id) || inBatch.has(id)) {
         this.counters.duplicates++;
         acks.push(m);
         continue;
@@ -279,20 +314,72 @@ export class Collector {
         acks.push(m);
         continue;
       }
-      touched.add(log);
-      // A suspended log (disk full, max_log_file_action suspend) takes nothing: the event is redelivered later.
-      if (!fresh.every((l) => log.writer.writeLine(Buffer.from(l, 'latin1')))) {
+      inBatch.add(id);
+      cands.push({ m, id, log, node: nodeToken, fresh });
+    }
+    const claims = this.claims;
+    const claimed: (ClaimResult | Error | null)[] = claims
+      ? await Promise.all(cands.map((c) => claims.acquire(c.id).catch((e: Error) => e)))
+      : cands.map(() => null);
+    const touched = new Set<NodeLog>();
+    const written: { id: string; seq: number; at: number; m: JsMsg }[] = [];
+    for (const [i, c] of cands.entries()) {
+      const cl = claimed[i] ?? null;
+      if (cl instanceof Error) {
         this.counters.errors++;
-        this.lastError = `log of ${nodeToken} refused a write (suspended?)`;
-        m.nak(5000);
+        this.lastError = `claim: ${cl.message}`;
+        c.m.nak(1000);
+        continue;
+      }
+      if (cl && cl.kind === 'written') {
+        // Another instance wrote it (and may not have acknowledged it yet): nothing to write here.
+        this.counters.duplicates++;
+        this.recent.add(c.id);
+        acks.push(c.m);
+        continue;
+      }
+      if (cl && cl.kind !== 'own') {
+        this.counters.claimWaits++;
+        c.m.nak(cl.kind === 'wait' ? cl.ms : 1000);
+        continue;
+      }
+      if (cl && !(claims as ClaimStore).mayWrite(cl)) {
+        // Claimed too long ago to still be sure no other instance takes it over while this one writes.
+        this.counters.claimWaits++;
+        c.m.nak(0);
+        continue;
+      }
+      if (cl?.tookOverFrom !== undefined) {
+        this.counters.claimTakeovers++;
+        this.diag.warn({ id: c.id, from: cl.tookOverFrom }, 'stale claim of another instance taken over');
+      }
+      touched.add(c.log);
+      // A suspended log (disk full, max_log_file_action suspend) takes nothing: the event is redelivered later.
+      if (!c.fresh.every((l) => c.log.writer.writeLine(Buffer.from(l, 'latin1')))) {
+        this.counters.errors++;
+        this.lastError = `log of ${c.node} refused a write (suspended?)`;
+        c.m.nak(5000);
         continue;
       }
       this.counters.written++;
-      this.counters.lines += fresh.length;
-      this.recent.add(id);
-      acks.push(m);
+      this.counters.lines += c.fresh.length;
+      this.recent.add(c.id);
+      if (cl) written.push({ id: c.id, seq: cl.seq, at: cl.at, m: c.m });
+      else acks.push(c.m);
     }
     for (const l of touched) l.writer.flush();
+    if (claims && written.length) {
+      const marked = await Promise.all(written.map((w) => claims.markWritten(w.id, w.seq).catch(() => false)));
+      for (const [i, w] of written.entries()) {
+        if (!marked[i]) {
+          // Taken over while this instance wrote: the other instance may write it too. Counted, never silent.
+          this.counters.claimOverruns++;
+          this.lastError = `claim of ${w.id} was taken over while it was written`;
+          this.diag.error({ id: w.id }, 'claim overrun: this event may be written by another instance too');
+        }
+        acks.push(w.m);
+      }
+    }
     for (const m of acks) m.ack();
   }
 
@@ -338,40 +425,33 @@ export class Collector {
     return { ...this.counters, recentIds: this.recent.size, lastError: this.lastError };
   }
 
-  /** The counters in the Prometheus text format; the consumer name is [A-Za-z0-9_-] (config), safe in a label. */
+  /** The counters as metric families, labelled with the stream and the consumer. */
+  metrics(): MetricFamily[] {
+    const labels = { stream: this.cfg.stream, consumer: this.cfg.consumer };
+    return PROM_METRICS.map(([k, help, type]) => ({
+      name: `auditmux_collect_${k.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`)}${type === 'counter' ? '_total' : ''}`,
+      help,
+      type,
+      samples: [{ labels, value: this.counters[k] }],
+    }));
+  }
+
+  /** The counters in the Prometheus text format. */
   prometheus(): string {
-    const l = `{stream="${this.cfg.stream}",consumer="${this.cfg.consumer}"}`;
-    const out: string[] = [];
-    for (const [k, help, type] of PROM_METRICS) {
-      const name = `auditmux_collect_${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}${type === 'counter' ? '_total' : ''}`;
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${l} ${this.counters[k]}`);
-    }
-    return out.join('\n') + '\n';
+    return renderExposition(this.metrics());
   }
 
-  /** Status as files (`auditmux collect --status` reads the JSON one): written to a temporary name, then renamed. */
+  /** The address metrics are served on (listen: with port 0 this is the port the system chose), else null. */
+  metricsAddress(): { host: string; port: number } | null {
+    return this.exporter?.address() ?? null;
+  }
+
+  /** Status as a file (`auditmux collect --status` reads it): written to a temporary name, then renamed. */
   private writeStatus(): void {
-    this.writeAtomic(this.cfg.statusFile, JSON.stringify(this.status()) + '\n');
-    if (this.cfg.prometheusTextfile) this.writeAtomic(this.cfg.prometheusTextfile, this.prometheus());
-  }
-
-  private writeAtomic(file: string, text: string): void {
-    const tmp = `${file}.${process.pid}.tmp`;
     try {
-      const fd = fs.openSync(
-        tmp,
-        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-        0o644,
-      );
-      try {
-        fs.writeSync(fd, text);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, file);
+      writeTextfileAtomic(this.cfg.statusFile, JSON.stringify(this.status()) + '\n');
     } catch (e) {
-      fs.rmSync(tmp, { force: true });
-      this.diag.warn({ file, err: String(e) }, 'status file not written');
+      this.diag.warn({ file: this.cfg.statusFile, err: String((e as Error).message) }, 'status file not written');
     }
   }
 
@@ -381,6 +461,8 @@ export class Collector {
     this.statusTimer = null;
     await this.loop?.catch(() => undefined);
     this.writeStatus();
+    await this.exporter?.stop();
+    this.exporter = null;
     for (const l of this.logs.values()) {
       l.writer.flush();
       l.writer.close();

@@ -6,6 +6,11 @@ import { readBounded } from '../safefs';
 import { NATS_CONN_KEYS, readNatsConn } from '../config/outputs';
 import { FLUSH_MODES, LOG_FORMATS, MAX_LOG_FILE_ACTIONS, type NatsConnSpec } from '../config/schema';
 import { Walker, parseConfigYaml, type Entry } from '../config/walk';
+import { readMetricsSpec } from '../config/metrics';
+import type { MetricsSpec } from '../metrics/contract';
+import type { ClaimsSpec } from './claims';
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { FlushMode, MaxLogFileAction } from '../output/logfile';
 
 export const MAX_COLLECT_CONFIG = 256 * 1024;
@@ -21,9 +26,13 @@ const KEYS = [
   'recent_ids',
   'status_file',
   'prometheus_textfile',
+  'metrics',
   'per_daemon',
+  'claims',
+  'instance',
   'log',
 ] as const;
+const CLAIMS_KEYS = ['stream', 'lease', 'max_age', 'replicas'] as const;
 const LOG_KEYS = ['format', 'flush', 'max_log_file', 'num_logs', 'max_log_file_action'] as const;
 const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const FILTER_RE = /^(?:[A-Za-z0-9_~-]{1,64}|\*)(?:\.(?:[A-Za-z0-9_~-]{1,64}|\*))*(?:\.>)?$|^>$/;
@@ -39,8 +48,10 @@ export interface CollectConfig extends NatsConnSpec {
   dir: string;
   recentIds: number;
   statusFile: string;
-  /** Counters in the Prometheus text format (node_exporter's textfile collector); null = none. */
-  prometheusTextfile: string | null;
+  /** Counters in the Prometheus text format, served on a local address or written to a textfile; null = none. */
+  metrics: MetricsSpec | null;
+  /** Cross-instance claims (several instances sharing the consumer write each event once); null = off. */
+  claims: ClaimsSpec | null;
   /** One log per node and daemon (DIR/NODE/DAEMON/audit.log) instead of one per node. */
   perDaemon: boolean;
   log: {
@@ -94,12 +105,39 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
     const s = w.string(x, 'status_file');
     if (s !== undefined) statusFile = resolvePath(base, s);
   }
-  let prometheusTextfile: string | null = null;
+  let metrics: MetricsSpec | null = null;
   if ((x = m.get('prometheus_textfile'))) {
+    // The first spelling of `metrics: { textfile: ... }`, still accepted.
     const s = w.string(x, 'prometheus_textfile');
     if (s !== undefined && !s.endsWith('.prom'))
       w.error(x.value, 'prometheus_textfile must end in .prom (node_exporter reads only those)', x.key);
-    else if (s !== undefined) prometheusTextfile = resolvePath(base, s);
+    else if (s !== undefined) metrics = { textfile: resolvePath(base, s) };
+  }
+  if ((x = m.get('metrics'))) {
+    if (metrics) w.error(x.key, 'give metrics or prometheus_textfile, not both');
+    else metrics = readMetricsSpec(w, x, 'metrics', base) ?? null;
+  }
+  // Stable across restarts of one collector writing one directory: its own old claims are its to resume.
+  const instance =
+    name('instance', '') ||
+    `${hostname()
+      .replace(/[^A-Za-z0-9_-]/g, '-')
+      .slice(0, 40)}-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`;
+  let claims: ClaimsSpec | null = null;
+  if ((x = m.get('claims'))) {
+    const cm = w.mapping(x.value, 'claims', CLAIMS_KEYS, x.key);
+    let y: Entry | undefined;
+    let stream = 'AUDITMUX_CLAIMS';
+    if (cm && (y = cm.get('stream'))) {
+      const s = w.string(y, 'claims.stream');
+      if (s !== undefined && !NAME_RE.test(s)) w.error(y.value, 'claims.stream must be [A-Za-z0-9_-]{1,64}', y.key);
+      else if (s !== undefined) stream = s;
+    }
+    const lease = cm && (y = cm.get('lease')) ? (w.integer(y, 'claims.lease', 1, 3600) ?? ackWait) : ackWait;
+    const maxAge = cm && (y = cm.get('max_age')) ? (w.integer(y, 'claims.max_age', 60, 30 * 86400) ?? 86400) : 86400;
+    const replicas = cm && (y = cm.get('replicas')) ? (w.integer(y, 'claims.replicas', 1, 5) ?? 1) : 1;
+    if (maxAge < lease * 2) w.error(x.key, 'claims.max_age must be at least twice claims.lease');
+    claims = { stream, leaseMs: lease * 1000, maxAgeMs: maxAge * 1000, replicas, instance };
   }
   const perDaemon = (x = m.get('per_daemon')) ? (w.boolean(x, 'per_daemon') ?? false) : false;
   const log: CollectConfig['log'] = {
@@ -133,7 +171,8 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
     dir,
     recentIds,
     statusFile,
-    prometheusTextfile,
+    metrics,
+    claims,
     perDaemon,
     log,
   };

@@ -452,7 +452,13 @@ export class AuxDaemon {
       this.state = 'stopped';
       return;
     }
-    while (this.child && this.state === 'running' && this.queue.size > 0 && Date.now() < deadline) {
+    // A child still starting gets its queue too once it says READY: stopping must not drop what was routed to it.
+    while (
+      this.child &&
+      (this.state === 'running' || this.state === 'starting') &&
+      this.queue.size > 0 &&
+      Date.now() < deadline
+    ) {
       this.pump();
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -1,9 +1,12 @@
-// What an auxiliary daemon does with its routed events: its own log and outputs, in its own process or in the host's.
+// What an auxiliary daemon does with its routed events: its own sink (log, outputs, disk-space guard), in its own
+// process or in the host's.
 import { closeSync, constants, readSync } from 'node:fs';
 import { MsgType } from '../kernel/constants';
 import type { OutputConfig, OutputSpec } from '../config/schema';
-import { closeAll, createOutputs, flushAll, writeAll, type Diag, type RecordOutput } from '../output/outputs';
-import { LogWriter } from '../output/logfile';
+import type { Diag } from '../output/output';
+import type { Sink } from '../output/sink';
+import { createSink } from '../output/sinks';
+import type { FreeSpaceReader } from '../output/diskspace';
 import { writerOptions } from './outputs';
 import { eventIdOf, type EventRecord } from './aux-ipc';
 import { openNoFollow } from '../safefs';
@@ -48,54 +51,61 @@ export function recentEventIds(path: string): Map<string, number> {
 }
 
 /**
- * One auxiliary daemon's log and outputs. After a crash the host sends again whatever was not acknowledged: records
- * the log already holds (found in its tail at open) are not written twice, and an event cut short by the crash is
- * completed with the records it lacks.
+ * One auxiliary daemon's sink: its log, outputs and the disk-space guard its own `log:` settings ask for. After a
+ * crash the host sends again whatever was not acknowledged: records the log already holds (found in its tail at open)
+ * are not written twice, and an event cut short by the crash is completed with the records it lacks.
  */
 export class AuxWriter {
-  private log: LogWriter | null = null;
-  private outputs: RecordOutput[] = [];
+  private sink: Sink | null = null;
   private recent = new Map<string, number>();
 
-  /** `logPath` overrides cfg.log.file (a process that dropped privileges opens it relative to its log directory). */
+  /**
+   * `logPath` overrides cfg.log.file (a process that dropped privileges opens it relative to its log directory);
+   * `statfs` stages free-space levels in tests.
+   */
   constructor(
     private readonly cfg: AuxWriterConfig,
     private readonly report: (message: string) => void,
     private readonly diag: Diag,
     private readonly logPath = cfg.log.file,
+    private readonly statfs?: FreeSpaceReader,
   ) {}
 
   /** Opens the log (throws when it cannot) and the outputs (an output that fails is reported, the log still runs). */
   open(): number {
     this.recent = recentEventIds(this.logPath);
-    const log = new LogWriter({
-      ...writerOptions({ ...this.cfg.log, file: this.logPath }, this.cfg.nodeName ?? undefined, this.cfg.contidKernel),
-      logger: (level, m) => {
-        if (level !== 'info') this.report(m);
+    this.sink = createSink(
+      {
+        log: writerOptions(
+          { ...this.cfg.log, file: this.logPath },
+          this.cfg.nodeName ?? undefined,
+          this.cfg.contidKernel,
+        ),
+        ...(this.cfg.log.diskSpace ? { diskSpace: this.cfg.log.diskSpace } : {}),
+        outputs: this.cfg.outputs ?? [],
       },
-      onError: (e) => this.report(`log ${e.op} failed: ${e.message}`),
-    });
-    log.open();
-    this.log = log;
-    try {
-      this.outputs = createOutputs(this.cfg.outputs ?? [], {
+      {
         ...(this.cfg.nodeName ? { nodeName: this.cfg.nodeName } : {}),
         contidKernel: this.cfg.contidKernel,
         diag: this.diag,
-      });
-    } catch (e) {
-      this.report(`outputs: ${(e as Error).message}`);
-    }
+        logger: (level, m) => {
+          if (level !== 'info') this.report(m);
+        },
+        onLogError: (e) => this.report(`log ${e.op} failed: ${e.message}`),
+        onOutputsError: (e) => this.report(`outputs: ${e.message}`),
+        ...(this.statfs ? { statfs: this.statfs } : {}),
+      },
+    );
     return this.recent.size;
   }
 
   get bufferedBytes(): number {
-    return this.log?.bufferedBytes ?? 0;
+    return this.sink?.bufferedBytes ?? 0;
   }
 
   write(records: readonly EventRecord[]): void {
-    const log = this.log;
-    if (!log) throw new Error('auxiliary log is not open');
+    const sink = this.sink;
+    if (!sink) throw new Error('auxiliary log is not open');
     let have = 0;
     if (this.recent.size) {
       const id = records.length ? eventIdOf(records[0]!.payload) : '';
@@ -106,31 +116,29 @@ export class AuxWriter {
     for (const r of records) {
       if (r.type === MsgType.EOE) continue;
       // The same records come again in the same order, so the first `have` are the ones already in the log.
-      if (logged++ >= have) log.writeRecord(r.type, r.payload);
+      if (logged++ >= have) sink.writeLog(r.type, r.payload);
     }
     // Outputs have their own at-least-once delivery: an event the log lacked (even in part) goes to them whole.
-    if (this.outputs.length && logged > have) for (const r of records) writeAll(this.outputs, r.type, r.payload);
+    if (sink.outputs.length && logged > have) for (const r of records) sink.writeOutputs(r.type, r.payload);
   }
 
-  /** Hands the buffered lines to the kernel (log) and to the outputs' own queues. */
+  /** Hands the buffered lines to the kernel (log) and to the outputs' own queues, then checks free space. */
   flush(): void {
-    this.log?.flush();
-    if (this.outputs.length) flushAll(this.outputs);
+    this.sink?.flush();
   }
 
   rotate(pid: number): void {
-    this.log?.rotateNow({ auid: 4294967295, uid: 0, ses: 4294967295, pid });
+    this.sink?.rotate({ auid: 4294967295, uid: 0, ses: 4294967295, pid });
   }
 
+  /** SIGUSR2 / `auditmux resume`: re-arms the disk-space levels, reopens a suspended log, resumes the outputs. */
   resume(): void {
-    this.log?.resume();
-    for (const o of this.outputs) o.resume?.();
+    this.sink?.resume();
   }
 
   async close(): Promise<void> {
-    await closeAll(this.outputs).catch(() => undefined);
-    this.outputs = [];
-    this.log?.close();
-    this.log = null;
+    const sink = this.sink;
+    this.sink = null;
+    await sink?.close();
   }
 }

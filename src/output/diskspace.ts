@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { defaultDiskSpace, type DiskAction, type DiskSpaceConfig, type SpaceThreshold } from '../config/schema';
-import type { Diag } from './outputs';
+import type { Diag } from './output';
 import { programTrustProblem } from '../trust';
 
 const MiB = 1024 * 1024;
@@ -30,6 +30,9 @@ export interface DiskCheck {
   message: string;
 }
 
+/** Reads a file system's free and total blocks (statfs); replaceable so tests can stage any level. */
+export type FreeSpaceReader = (path: string) => Pick<fs.StatsFs, 'bavail' | 'bsize' | 'blocks'>;
+
 export function newDiskSpaceState(): DiskSpaceState {
   return { spaceWarned: false, adminWarned: false, errorWarnings: 0, fullHandled: false };
 }
@@ -56,11 +59,16 @@ export function parseSpaceThreshold(text: string): SpaceThreshold | string {
  * level's action fires once (auditd re-arms only levels whose action is syslog once space comes back).
  * Throws nothing: an unreadable statfs is reported as level 'ok' with the reason in `message`.
  */
-export function checkDiskSpace(path: string, cfg: DiskSpaceConfig | undefined, state: DiskSpaceState): DiskCheck {
+export function checkDiskSpace(
+  path: string,
+  cfg: DiskSpaceConfig | undefined,
+  state: DiskSpaceState,
+  statfs: FreeSpaceReader = fs.statfsSync,
+): DiskCheck {
   const c = cfg ?? defaultDiskSpace();
-  let st: fs.StatsFs;
+  let st: ReturnType<FreeSpaceReader>;
   try {
-    st = fs.statfsSync(path);
+    st = statfs(path);
   } catch (e) {
     return {
       level: 'ok',
@@ -228,6 +236,7 @@ export class DiskSpaceGuard {
     private readonly writer: GuardedWriter,
     private readonly diag: Diag,
     private readonly numLogs = 5,
+    private readonly statfs: FreeSpaceReader = fs.statfsSync,
   ) {
     // auditd refuses to start over an untrusted *_exe; the guard has no config position, so it says so at once
     // instead of when the disk fills up (the program is checked, and refused, again then).
@@ -247,7 +256,7 @@ export class DiskSpaceGuard {
 
   afterFlush(): DiskCheck {
     this.counters.checks++;
-    const r = checkDiskSpace(this.logPath, this.cfg, this.state);
+    const r = checkDiskSpace(this.logPath, this.cfg, this.state, this.statfs);
     this.lastLevel = r.level;
     this.apply(r);
     return r;

@@ -1,32 +1,18 @@
-// The audit log writer: big buffered writes in auditd 3.0.9's format, flush modes, size rotation and DAEMON_* records.
+// The audit log writer: big buffered writes in auditd 3.0.9's format, flush modes, the size and time rotation
+// triggers and DAEMON_* records. The file, rotation and compression are its parts (src/output/log/).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { dirname } from 'node:path';
-import { constants as bufferConstants } from 'node:buffer';
-import * as zlib from 'node:zlib';
 import { promises as dns } from 'node:dns';
-import { IoError, errnoName } from '../errors';
-import { checkDirSafe, createExclusive, lstatOrNull, openAppendNoFollow, openNoFollow, readBounded } from '../safefs';
+import { errnoName } from '../errors';
 import { MsgType } from '../kernel/constants';
 import type { AuditEvent } from '../records/reassembler';
 import { IdNameCache, LineFormatter, MAX_LINE_BYTES, type LogFormat } from './format';
+import { LogCompressor } from './log/compress';
+import { LogFile } from './log/file';
+import { LogRotation } from './log/rotation';
+import type { FlushMode, LogErrorEvent, LogLevel, LogReporter, MaxLogFileAction, NameFormat } from './log/types';
 
-export type FlushMode = 'none' | 'incremental' | 'incremental_async' | 'data' | 'sync';
-export type MaxLogFileAction = 'ignore' | 'syslog' | 'suspend' | 'rotate' | 'keep_logs';
-export type NameFormat = 'none' | 'hostname' | 'fqd' | 'numeric' | 'user';
-export type LogLevel = 'info' | 'warn' | 'error';
-
-/** A failed write, fsync, rename or open: reported, counted, never thrown out of the hot path. */
-export interface LogErrorEvent {
-  op: 'write' | 'fsync' | 'rotate' | 'open' | 'close';
-  code: string;
-  errno: number;
-  message: string;
-  /** Records dropped because of this error. */
-  lostRecords: number;
-  /** How many errors so far. */
-  errors: number;
-}
+export type { FlushMode, LogErrorEvent, LogLevel, MaxLogFileAction, NameFormat } from './log/types';
 
 export interface LogWriterOptions {
   path: string;
@@ -81,16 +67,11 @@ const MiB = 1024 * 1024;
 const DEFAULT_BUFFER = 1 * MiB;
 const UNSET = 4294967295;
 
+/**
+ * Owns the line buffer, the formatter, the flush mode and what triggers a rotation (size, time, a signal); the live
+ * file (LogFile), the rotated names (LogRotation) and gzip (LogCompressor) each own their own state.
+ */
 export class LogWriter {
-  readonly counters: LogWriterCounters = {
-    records: 0,
-    bytes: 0,
-    writes: 0,
-    fsyncs: 0,
-    rotations: 0,
-    lost: 0,
-    errors: 0,
-  };
   private readonly opts: Required<
     Omit<
       LogWriterOptions,
@@ -99,20 +80,17 @@ export class LogWriter {
   > &
     LogWriterOptions;
   private readonly formatter: LineFormatter;
+  private readonly file: LogFile;
+  private readonly rotation: LogRotation;
+  private readonly own = { records: 0, lost: 0, errors: 0 };
   private readonly buf: Buffer;
   private used = 0;
   private bufferedRecords = 0;
-  private fd = -1;
   private logSize = 0;
   private sinceFlush = 0;
   private suspended = false;
   private sizeWarned = false;
-  private asyncFsyncBusy = false;
-  private asyncFsyncAgain = false;
-  private lastLog = 1;
   private serial: number;
-  private period = '';
-  private readonly now: () => number;
 
   constructor(opts: LogWriterOptions) {
     this.opts = {
@@ -132,12 +110,41 @@ export class LogWriter {
       ids: opts.ids ?? new IdNameCache(),
     });
     this.buf = Buffer.allocUnsafe(Math.max(this.opts.bufferBytes, 4 * MAX_LINE_BYTES));
-    this.now = opts.now ?? Date.now;
     this.serial = this.opts.initialSerial;
+    const reporter: LogReporter = {
+      log: (level, msg) => this.log(level, msg),
+      report: (op, e, lost) => this.report(op, e, lost),
+    };
+    this.file = new LogFile(opts.path, opts.logGroupGid, reporter);
+    this.rotation = new LogRotation(
+      {
+        path: opts.path,
+        numLogs: this.opts.numLogs,
+        now: opts.now ?? Date.now,
+        ...(opts.logGroupGid !== undefined ? { logGroupGid: opts.logGroupGid } : {}),
+        ...(opts.rotateInterval ? { rotateInterval: opts.rotateInterval } : {}),
+        ...(opts.compress ? { compressor: new LogCompressor(opts.logGroupGid ? 0o440 : 0o400, reporter) } : {}),
+      },
+      reporter,
+    );
+  }
+
+  /** Everything counted so far, from the writer and its parts (a snapshot). */
+  get counters(): LogWriterCounters {
+    const f = this.file.counters;
+    return {
+      records: this.own.records,
+      bytes: f.bytes,
+      writes: f.writes,
+      fsyncs: f.fsyncs,
+      rotations: this.rotation.rotations,
+      lost: this.own.lost,
+      errors: this.own.errors,
+    };
   }
 
   get isOpen(): boolean {
-    return this.fd >= 0;
+    return this.file.isOpen;
   }
 
   get isSuspended(): boolean {
@@ -151,24 +158,24 @@ export class LogWriter {
 
   /** Opens (creating if needed) and prunes excess rotated logs as auditd does at startup. Throws IoError. */
   open(): void {
-    this.period = this.periodKey();
-    this.openLog();
-    this.checkExcessLogs();
+    this.rotation.startPeriod();
+    this.logSize = this.file.open();
+    this.rotation.removeExcess(this.opts.maxLogFileAction);
     this.checkLogFileSize();
   }
 
   /** Formats and buffers one record; false when it was dropped (suspended or closed) and counted lost. */
   writeRecord(type: number, payload: Buffer): boolean {
     if (type === MsgType.EOE) return true; // auditd never writes EOE to disk
-    if (this.suspended || this.fd < 0) {
-      this.counters.lost++;
+    if (this.suspended || !this.file.isOpen) {
+      this.own.lost++;
       return false;
     }
     if (this.buf.length - this.used < MAX_LINE_BYTES) this.flushBuffer();
     const before = this.used;
     this.used = this.formatter.formatInto(type, payload, this.buf, this.used);
     this.bufferedRecords++;
-    this.counters.records++;
+    this.own.records++;
     this.logSize += this.used - before;
     this.afterRecord();
     return true;
@@ -179,8 +186,8 @@ export class LogWriter {
    * with the newline added when missing, under the same buffering, flush and rotation rules as records.
    */
   writeLine(line: Buffer): boolean {
-    if (this.suspended || this.fd < 0) {
-      this.counters.lost++;
+    if (this.suspended || !this.file.isOpen) {
+      this.own.lost++;
       return false;
     }
     let end = line.length;
@@ -191,7 +198,7 @@ export class LogWriter {
     this.used += end;
     this.buf[this.used++] = 0x0a;
     this.bufferedRecords++;
-    this.counters.records++;
+    this.own.records++;
     this.logSize += end + 1;
     this.afterRecord();
     return true;
@@ -221,25 +228,13 @@ export class LogWriter {
   flush(): void {
     const mode = this.opts.flush;
     this.flushBuffer(mode === 'data' || mode === 'sync');
-    if (this.opts.rotateInterval && this.fd >= 0) {
-      const p = this.periodKey();
-      if (p !== this.period) {
-        this.period = p;
-        this.log(
-          'info',
-          `Audit daemon rotating log files (new ${this.opts.rotateInterval === 'hourly' ? 'hour' : 'day'})`,
-        );
-        this.rotateNow({ auid: UNSET, uid: process.getuid?.() ?? 0, ses: UNSET, pid: process.pid });
-      }
+    if (this.file.isOpen && this.rotation.periodChanged()) {
+      this.log(
+        'info',
+        `Audit daemon rotating log files (new ${this.opts.rotateInterval === 'hourly' ? 'hour' : 'day'})`,
+      );
+      this.rotateNow({ auid: UNSET, uid: process.getuid?.() ?? 0, ses: UNSET, pid: process.pid });
     }
-  }
-
-  /** The current hour or local day, for time-based rotation. */
-  private periodKey(): string {
-    if (!this.opts.rotateInterval) return '';
-    const d = new Date(this.now());
-    const day = `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
-    return this.opts.rotateInterval === 'daily' ? day : `${day}T${d.getHours()}`;
   }
 
   /** Bytes formatted but not yet written. */
@@ -249,7 +244,7 @@ export class LogWriter {
 
   /** SIGUSR1: rotate now (keep_logs shifts instead), then log DAEMON_ROTATE into the new file. */
   rotateNow(by: Requester): void {
-    if (this.fd < 0) return;
+    if (!this.file.isOpen) return;
     this.flushBuffer();
     if (this.opts.maxLogFileAction === 'keep_logs') this.shiftLogs();
     else this.rotateLogs(0);
@@ -266,9 +261,9 @@ export class LogWriter {
   resume(): void {
     this.suspended = false;
     this.sizeWarned = false;
-    if (this.fd < 0) {
+    if (!this.file.isOpen) {
       try {
-        this.openLog();
+        this.logSize = this.file.open();
       } catch (e) {
         this.suspended = true;
         this.report('open', e, 0);
@@ -280,20 +275,9 @@ export class LogWriter {
 
   /** Writes everything, fsyncs and closes; every accepted record is on disk afterwards. */
   close(): void {
-    if (this.fd < 0) return;
+    if (!this.file.isOpen) return;
     this.flushBuffer();
-    try {
-      fs.fsyncSync(this.fd);
-      this.counters.fsyncs++;
-    } catch (e) {
-      this.report('fsync', e, 0);
-    }
-    try {
-      fs.closeSync(this.fd);
-    } catch (e) {
-      this.report('close', e, 0);
-    }
-    this.fd = -1;
+    this.file.close();
   }
 
   private afterRecord(): void {
@@ -308,9 +292,9 @@ export class LogWriter {
   }
 
   private flushBuffer(sync = true): void {
-    if (this.used === 0 || this.fd < 0) {
-      if (this.fd < 0 && this.bufferedRecords > 0) {
-        this.counters.lost += this.bufferedRecords;
+    if (this.used === 0 || !this.file.isOpen) {
+      if (!this.file.isOpen && this.bufferedRecords > 0) {
+        this.own.lost += this.bufferedRecords;
         this.used = 0;
         this.bufferedRecords = 0;
       }
@@ -320,62 +304,22 @@ export class LogWriter {
     const recs = this.bufferedRecords;
     this.used = 0;
     this.bufferedRecords = 0;
-    let off = 0;
-    try {
-      while (off < n) off += fs.writeSync(this.fd, this.buf, off, n - off);
-      this.counters.writes++;
-      this.counters.bytes += n;
-    } catch (e) {
+    const failed = this.file.write(this.buf, n);
+    if (failed) {
       // Bytes already written stay; the rest of the batch is lost (proportionally, records are roughly equal).
-      const lost = Math.max(1, Math.round((recs * (n - off)) / n));
-      this.counters.lost += lost;
-      this.logSize -= n - off;
-      this.report('write', e, lost);
+      const unwritten = n - failed.written;
+      const lost = Math.max(1, Math.round((recs * unwritten) / n));
+      this.own.lost += lost;
+      this.logSize -= unwritten;
+      this.report('write', failed.error, lost);
       return;
     }
-    if (sync) this.syncAfterWrite();
-  }
-
-  private syncAfterWrite(): void {
-    const mode = this.opts.flush;
-    try {
-      if (mode === 'data') {
-        fs.fdatasyncSync(this.fd);
-        this.counters.fsyncs++;
-      } else if (mode === 'sync' || mode === 'incremental') {
-        fs.fsyncSync(this.fd);
-        this.counters.fsyncs++;
-      } else if (mode === 'incremental_async') {
-        this.asyncFsync();
-      }
-    } catch (e) {
-      this.report('fsync', e, 0);
-    }
-  }
-
-  // At most one fsync in flight; requests during it coalesce into one more, as auditd's flush thread loops.
-  private asyncFsync(): void {
-    if (this.asyncFsyncBusy) {
-      this.asyncFsyncAgain = true;
-      return;
-    }
-    this.asyncFsyncBusy = true;
-    const fd = this.fd;
-    fs.fsync(fd, (err) => {
-      this.asyncFsyncBusy = false;
-      if (err) {
-        if (fd === this.fd) this.report('fsync', err, 0);
-      } else this.counters.fsyncs++;
-      if (this.asyncFsyncAgain && this.fd >= 0) {
-        this.asyncFsyncAgain = false;
-        this.asyncFsync();
-      }
-    });
+    if (sync) this.file.sync(this.opts.flush);
   }
 
   private checkLogFileSize(): void {
     const max = this.opts.maxLogFileMiB;
-    if (max <= 0 || this.fd < 0 || this.suspended) return;
+    if (max <= 0 || !this.file.isOpen || this.suspended) return;
     if (Math.floor(this.logSize / MiB) < max) return;
     switch (this.opts.maxLogFileAction) {
       case 'ignore':
@@ -405,46 +349,12 @@ export class LogWriter {
     }
   }
 
-  private rotatedName(i: number): string {
-    return `${this.opts.path}.${i}`;
-  }
-
-  /** rotate_logs(): .N-2 -> .N-1 ... .1 -> .2, log -> .1, reopen; with n = 0 the configured num_logs. */
+  /** Rotates the files (n = 0: num_logs), then writes on in a new live log. */
   private rotateLogs(n: number): void {
-    if (this.opts.numLogs < 2) {
-      this.log('info', 'Log rotation disabled (num_logs < 2), skipping');
-      return;
-    }
-    const group = this.opts.logGroupGid;
-    try {
-      fs.fchmodSync(this.fd, group ? 0o440 : 0o400);
-    } catch (e) {
-      this.log('warn', `Couldn't change permissions while rotating log file (${errText(e)})`);
-    }
-    this.closeQuietly();
-    const num = n === 0 ? this.opts.numLogs : n;
-    for (let i = num - 1; i > 1; i--) {
-      this.renameIfExists(this.rotatedName(i - 1), this.rotatedName(i));
-      this.renameIfExists(this.rotatedName(i - 1) + '.gz', this.rotatedName(i) + '.gz');
-    }
-    if (!this.renameIfExists(this.opts.path, this.rotatedName(1))) {
-      try {
-        // Through a descriptor: chmod(2) on the name would follow a symlink planted there.
-        const { fd } = openNoFollow(this.opts.path, fs.constants.O_RDONLY, { what: 'log file' });
-        try {
-          fs.fchmodSync(fd, group ? 0o640 : 0o600);
-        } finally {
-          fs.closeSync(fd);
-        }
-      } catch {
-        // the reopen below reports the real problem
-      }
-    }
-    this.counters.rotations++;
+    if (!this.rotation.rotate(this.file, n)) return;
     this.sizeWarned = false;
-    if (this.opts.compress) this.compressRotated(this.rotatedName(1));
     try {
-      this.openLog();
+      this.logSize = this.file.open();
     } catch (e) {
       this.log('error', 'Could not reopen a log after rotating.');
       this.suspended = true;
@@ -452,164 +362,9 @@ export class LogWriter {
     }
   }
 
-  /** shift_logs(): like rotate, but the highest number grows instead of old logs being deleted. */
+  /** keep_logs: like rotate, but the highest number grows instead of old logs being deleted. */
   private shiftLogs(): void {
-    let num = this.lastLog;
-    while (lstatOrNull(this.rotatedName(num))) num++;
-    if (num <= this.lastLog && this.lastLog > 1) {
-      this.log('warn', `Last known log disappeared (${this.rotatedName(num)})`);
-      num = this.lastLog = 1;
-      while (lstatOrNull(this.rotatedName(num))) num++;
-    }
-    this.lastLog = num;
-    this.rotateLogs(num + 1);
-  }
-
-  /**
-   * gzip a just-rotated log in place (name.gz, then the plain file goes). Synchronous at level 1: rotations are rare,
-   * an 8 MiB log takes tens of ms, and no later rotation can rename the file while it is being read.
-   */
-  private compressRotated(file: string): void {
-    const tmp = `${file}.gz.tmp`;
-    let created = false;
-    try {
-      // The file we just renamed: read without following a symlink, and never copy out a file linked elsewhere.
-      const { data, stat } = readBounded(file, {
-        limit: bufferConstants.MAX_LENGTH,
-        noFollow: true,
-        what: 'rotated log',
-      });
-      if (stat.nlink > 1) throw new IoError(`rotated log ${file} has ${stat.nlink} hard links`, 'E_HARDLINK');
-      const gz = zlib.gzipSync(data, { level: 1 });
-      // O_EXCL: a name planted at the temporary (a symlink to any file) is removed, never written through.
-      const { fd } = createExclusive(tmp, {
-        mode: this.opts.logGroupGid ? 0o440 : 0o400,
-        what: 'temporary file',
-        replaceStale: true,
-      });
-      created = true;
-      try {
-        let off = 0;
-        while (off < gz.length) off += fs.writeSync(fd, gz, off, gz.length - off);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, `${file}.gz`);
-      created = false;
-      fs.unlinkSync(file);
-    } catch (e) {
-      if (created) fs.rmSync(tmp, { force: true });
-      // The plain rotated file stays: nothing is lost, it is just not compressed.
-      this.log('warn', `Could not compress ${file} (${errText(e)})`);
-    }
-  }
-
-  /**
-   * rename(2) never follows a symlink, but a symlink moved along the rotated names would later be read by search and
-   * compression as if it were a log: one found where a log belongs was planted, and only its name is removed.
-   */
-  private renameIfExists(from: string, to: string): boolean {
-    let st: fs.Stats | null;
-    try {
-      st = lstatOrNull(from);
-    } catch (e) {
-      this.log('error', `Error rotating logs from ${from} to ${to} (${errText(e)})`);
-      this.report('rotate', e, 0);
-      return false;
-    }
-    if (!st) return true;
-    if (st.isSymbolicLink()) {
-      try {
-        fs.unlinkSync(from);
-        this.log('warn', `Removed ${from}: a symbolic link where a log belongs, not written by auditmux`);
-        return true;
-      } catch (e) {
-        this.log('error', `Could not remove the symbolic link ${from} (${errText(e)})`);
-        this.report('rotate', e, 0);
-        return false;
-      }
-    }
-    if (!st.isFile()) {
-      this.log('error', `Error rotating logs from ${from} to ${to} (not a regular file)`);
-      this.report('rotate', Object.assign(new Error(`${from} is not a regular file`), { code: 'E_LOG_NOT_FILE' }), 0);
-      return false;
-    }
-    try {
-      fs.renameSync(from, to);
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
-      this.log('error', `Error rotating logs from ${from} to ${to} (${errText(e)})`);
-      this.report('rotate', e, 0);
-      return false;
-    }
-  }
-
-  /** check_excess_logs(): only with rotate and num_logs >= 2, removes .num_logs, .num_logs+1, ... */
-  private checkExcessLogs(): void {
-    if (this.opts.maxLogFileAction !== 'rotate' || this.opts.numLogs < 2) return;
-    for (let i = this.opts.numLogs; ; i++) {
-      let removed = false;
-      for (const name of [this.rotatedName(i), this.rotatedName(i) + '.gz']) {
-        try {
-          fs.unlinkSync(name);
-          removed = true;
-          this.log('info', `Log ${name} removed as it exceeds num_logs parameter`);
-        } catch {
-          // not there
-        }
-      }
-      if (!removed) break;
-    }
-  }
-
-  private openLog(): void {
-    const path = this.opts.path;
-    const group = this.opts.logGroupGid;
-    const mode = group ? 0o640 : 0o600;
-    // Whoever else can write in the log's directory can delete or replace the trail, whatever the file's own mode.
-    const dir = dirname(path);
-    try {
-      checkDirSafe(dir, { owners: [0, process.geteuid?.() ?? 0], what: 'log directory' });
-    } catch (e) {
-      const hint =
-        (e as IoError).code === 'E_UNSAFE_DIR'
-          ? ` (make it root's alone: chown root: ${dir} && chmod go-w ${dir}, and check the files in it)`
-          : '';
-      throw new IoError(`${(e as Error).message}${hint}`, 'E_LOG_DIR_UNSAFE', { cause: e });
-    }
-    // libuv adds O_CLOEXEC. O_NOFOLLOW, one link only: a name planted at the log path must not redirect root's writes.
-    let fd: number;
-    let st: fs.Stats;
-    try {
-      ({ fd, stat: st } = openAppendNoFollow(path, { mode, what: 'log file' }));
-    } catch (e) {
-      const code =
-        { E_SYMLINK: 'E_LOG_SYMLINK', E_NOT_REGULAR: 'E_LOG_NOT_FILE', E_HARDLINK: 'E_LOG_HARDLINK' }[
-          (e as IoError).code
-        ] ?? 'E_LOG_OPEN';
-      throw new IoError((e as Error).message, code, { cause: e });
-    }
-    try {
-      fs.fchmodSync(fd, mode);
-      if (process.getuid?.() === 0) fs.fchownSync(fd, 0, group ?? 0);
-    } catch (e) {
-      fs.closeSync(fd);
-      throw new IoError(`cannot set owner/permissions of log file ${path}: ${errText(e)}`, 'E_LOG_OPEN', { cause: e });
-    }
-    this.fd = fd;
-    this.logSize = st.size;
-  }
-
-  private closeQuietly(): void {
-    if (this.fd < 0) return;
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      // closing a file we are rotating away: nothing useful to do on failure
-    }
-    this.fd = -1;
+    this.rotateLogs(this.rotation.keepNumber());
   }
 
   private log(level: LogLevel, msg: string): void {
@@ -617,7 +372,7 @@ export class LogWriter {
   }
 
   private report(op: LogErrorEvent['op'], e: unknown, lostRecords: number): void {
-    this.counters.errors++;
+    this.own.errors++;
     const err = e as NodeJS.ErrnoException;
     const errno = typeof err.errno === 'number' ? Math.abs(err.errno) : 0;
     const ev: LogErrorEvent = {
@@ -626,15 +381,10 @@ export class LogWriter {
       errno,
       message: err.message ?? String(e),
       lostRecords,
-      errors: this.counters.errors,
+      errors: this.own.errors,
     };
     this.opts.onError?.(ev);
   }
-}
-
-function errText(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  return err.code ?? err.message ?? String(e);
 }
 
 export interface DaemonStartInfo extends Requester {

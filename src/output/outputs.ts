@@ -1,61 +1,44 @@
-// The output interface the daemons write to, and the factory that builds remote, syslog, plugin and nats outputs from
-// config.
+// The output factory: builds remote, syslog, plugin and nats outputs from config, and fans records out to them.
 import type { OutputSpec } from '../config/schema';
+import type { OutputContext, RecordOutput } from './output';
 import { RemoteOutput } from './remote/client';
 import { SyslogOutput } from './syslog';
 import { PluginOutput } from './plugin';
 import type { NatsOutput as NatsOutputClass } from './nats/output';
 
-export type { OutputSpec } from '../config/schema';
+// The contract lives in ./output; re-exported so that callers which build outputs need one import.
+export type { Diag, OutputContext, OutputSpec, OutputType, RecordOutput } from './output';
 
-export interface Diag {
-  warn(o: unknown, m?: string): void;
-  error(o: unknown, m?: string): void;
-  info(o: unknown, m?: string): void;
+/** One output from its spec. The switch is exhaustive: a type added to OutputSpec without a case does not compile. */
+export function createOutput(spec: OutputSpec, ctx: OutputContext): RecordOutput {
+  switch (spec.type) {
+    case 'remote':
+      return new RemoteOutput(spec, ctx);
+    case 'syslog':
+      return new SyslogOutput(spec, ctx);
+    case 'plugin':
+      return new PluginOutput(spec, ctx);
+    case 'nats': {
+      // Required only when configured: the NATS client is about 80 modules a daemon without one need not load.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { NatsOutput } = require('./nats/output') as { NatsOutput: typeof NatsOutputClass };
+      return new NatsOutput(spec, ctx);
+    }
+    default:
+      return unknownOutput(spec);
+  }
 }
 
-export interface RecordOutput {
-  readonly name: string;
-  /** Accept one record (type, kernel payload `audit(...): ...`); once accepted it must not be lost (spool). */
-  writeRecord(type: number, payload: Buffer): void;
-  /** End of a receive batch: a good moment to send/fsync. */
-  flush(): void;
-  close(): Promise<void>;
-  stats(): Record<string, number | string | boolean>;
-  /** Leave a suspended state (SIGUSR2 / `auditctl --signal resume`). */
-  resume?(): void;
-}
-
-export interface OutputContext {
-  nodeName?: string;
-  contidKernel: boolean;
-  diag: Diag;
+/** Compile-time guard for createOutput's switch; at run time a spec from an older or forged config is refused. */
+function unknownOutput(spec: never): never {
+  throw new TypeError(`unknown output type ${JSON.stringify((spec as { type?: unknown }).type)}`);
 }
 
 /** Builds every configured output; a spool that cannot be opened throws (the daemon should refuse to start). */
 export function createOutputs(configs: OutputSpec[], ctx: OutputContext): RecordOutput[] {
   const out: RecordOutput[] = [];
   try {
-    for (const spec of configs) {
-      switch (spec.type) {
-        case 'remote':
-          out.push(new RemoteOutput(spec, ctx));
-          break;
-        case 'syslog':
-          out.push(new SyslogOutput(spec, ctx));
-          break;
-        case 'plugin':
-          out.push(new PluginOutput(spec, ctx));
-          break;
-        case 'nats': {
-          // Required only when configured: the NATS client is about 80 modules a daemon without one need not load.
-          // eslint-disable-next-line @typescript-eslint/no-require-imports
-          const { NatsOutput } = require('./nats/output') as { NatsOutput: typeof NatsOutputClass };
-          out.push(new NatsOutput(spec, ctx));
-          break;
-        }
-      }
-    }
+    for (const spec of configs) out.push(createOutput(spec, ctx));
   } catch (e) {
     // Outputs already built hold timers, sockets and children; do not leak them when a later one fails.
     for (const o of out) void o.close();

@@ -4,9 +4,9 @@ import type { PluginOutputSpec } from '../config/schema';
 import { programTrustProblem } from '../trust';
 import { ConfigError } from '../errors';
 import { userIds } from '../rules/accounts';
-import type { OutputContext } from './outputs';
-import type { QueueCursor } from './spool';
-import { QueuedOutput, queuedOptions } from './remote/queued-output';
+import type { OutputContext } from './output';
+import type { QueueCursor } from './transport/spool';
+import { QueuedOutput, queuedOptions } from './transport/queued-output';
 import { MAX_LINE_BYTES } from './format';
 
 /**
@@ -56,9 +56,10 @@ export class PluginOutput extends QueuedOutput {
 
   constructor(spec: PluginOutputSpec, ctx: OutputContext) {
     // Checked before the spool is opened, so a refused plugin leaves nothing behind; the daemon does not start.
-    super(queuedOptions(checkedPlugin(spec), ctx, MAX_LINE_BYTES, true));
+    const ids = checkPlugin(spec);
+    super(queuedOptions(spec, ctx, MAX_LINE_BYTES, true));
     this.spec = spec;
-    this.ids = resolvedIds.get(spec);
+    this.ids = ids;
     // auditd sends version-0 frames (kernel text) only for local RAW records without a node name.
     this.rawBinary = spec.pluginFormat === 'binary' && spec.format === 'RAW' && !ctx.nodeName;
     this.tick = setInterval(() => this.commitOld(Date.now() - (this.spec.resendWindowMs ?? 1000)), 200);
@@ -270,8 +271,10 @@ export class PluginOutput extends QueuedOutput {
 
 /**
  * auditd's plugin check (audispd-pconfig.c) and the chain of directories to it: a ConfigError at the plugin's position.
+ * Returns the ids of `user:`, resolved once before the output is built: an unknown user is a config error, not a crash
+ * loop.
  */
-function checkedPlugin(spec: PluginOutputSpec): PluginOutputSpec {
+function checkPlugin(spec: PluginOutputSpec): { uid: number; gid: number } | undefined {
   const p = programTrustProblem(spec.path);
   const pos = spec.pos ?? { file: spec.name, line: 1, col: 1 };
   if (p)
@@ -279,13 +282,8 @@ function checkedPlugin(spec: PluginOutputSpec): PluginOutputSpec {
       pos,
       `plugin ${spec.name} refused: ${p}; it would run as root, so only root may be able to change it (chown root, chmod go-w, no symlink, in root-owned directories)`,
     );
-  if (spec.user !== undefined) {
-    const ids = userIds(spec.user);
-    if (!ids) throw new ConfigError(pos, `plugin ${spec.name}: unknown user "${spec.user}"`);
-    resolvedIds.set(spec, ids);
-  }
-  return spec;
+  if (spec.user === undefined) return undefined;
+  const ids = userIds(spec.user);
+  if (!ids) throw new ConfigError(pos, `plugin ${spec.name}: unknown user "${spec.user}"`);
+  return ids;
 }
-
-/** `user:` resolved once, before the output is built: an unknown user is a config error, not a crash loop. */
-const resolvedIds = new WeakMap<PluginOutputSpec, { uid: number; gid: number }>();

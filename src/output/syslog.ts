@@ -6,10 +6,10 @@ import * as tls from 'node:tls';
 import type { SyslogOutputSpec } from '../config/schema';
 import { writerTypeName } from '../records/msgtypes';
 import { MAX_LINE_BYTES } from './format';
-import type { OutputContext } from './outputs';
-import type { QueueCursor } from './spool';
-import { NetOutput } from './remote/net-output';
-import { queuedOptions } from './remote/queued-output';
+import type { OutputContext } from './output';
+import type { QueueCursor } from './transport/spool';
+import { NetOutput } from './transport/net-output';
+import { queuedOptions } from './transport/queued-output';
 
 /** Beyond this much unsent data in the socket the output waits for 'drain' (a slow peer must not grow memory). */
 const HIGH_WATER = 256 * 1024;

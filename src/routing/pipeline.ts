@@ -23,6 +23,12 @@ export interface Destination {
   records: EventRecord[];
 }
 
+/** One event routed: where it goes, and the container it came from (per-container counters read it). */
+export interface RoutedEvent {
+  destinations: Destination[];
+  chain: Chain | null;
+}
+
 export interface PipelineCounters {
   events: number;
   routed: number;
@@ -64,9 +70,6 @@ export class Pipeline {
     trackingOnly: 0,
     fanout: 0,
   };
-  /** The contid chain of the event `route` handled last (per-container counters read it). */
-  lastChain: Chain | null = null;
-
   constructor(public opts: PipelineOptions) {}
 
   /** Reads the event, feeding the tracker (forks, exits) on the way. */
@@ -130,10 +133,9 @@ export class Pipeline {
    * Where an event goes and in what form: each destination gets the records with auditmux's tags removed from the
    * key field, and, on mainline kernels, a CONTAINER_ID record in the patch set's form for tagged processes.
    */
-  route(records: EventRecord[], keysByOwner?: (owner: string | null, fullKeys: string[]) => string[]): Destination[] {
+  route(records: EventRecord[], keysByOwner?: (owner: string | null, fullKeys: string[]) => string[]): RoutedEvent {
     this.counters.events++;
     const v = this.view(records);
-    this.lastChain = v.chains[0] ?? null;
     if (v.chains.length) this.counters.withContid++;
     const onlyTracking = v.tracking && v.keys.length === 0 && v.owners.length === 0;
     const decision = this.decide(v);
@@ -148,7 +150,7 @@ export class Pipeline {
       this.counters.trackingOnly++;
     } else if (this.opts.keep === 'all' || decision.daemons.length === 0)
       out.push({ daemon: null, records: shaped(null) });
-    return out;
+    return { destinations: out, chain: v.chains[0] ?? null };
   }
 
   private shape(

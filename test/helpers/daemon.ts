@@ -1,5 +1,5 @@
 // Spawns the real auditmux daemon for end-to-end tests and waits for it to own the kernel connection.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,58 @@ export interface RunningDaemon {
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * auditmux.yaml in `dir` for a host daemon on the real kernel: rules in dir/host.rules, a RAW log in dir/log/audit.log,
+ * unrouted events kept, the control socket (dir/control.sock unless given); `more` lines follow (daemons, routes).
+ */
+export function writeHostConfig(dir: string, o: { controlSocket?: string; more?: string[] } = {}): string {
+  const conf = join(dir, 'auditmux.yaml');
+  writeFileSync(
+    conf,
+    [
+      'host:',
+      '  kernel: { enabled: 1, backlog_limit: 8192, backlog_wait_time: 60000 }',
+      `  rules: ${join(dir, 'host.rules')}`,
+      `  log: { file: ${join(dir, 'log', 'audit.log')}, format: RAW, max_log_file: 100 }`,
+      '  keep: unrouted',
+      `  control_socket: ${o.controlSocket ?? join(dir, 'control.sock')}`,
+      ...(o.more ?? []),
+    ].join('\n') + '\n',
+  );
+  return conf;
+}
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `auditmux ARGS --config CONF` as its own process, this one blocked meanwhile (the daemon is another process). */
+export function cliSync(conf: string, ...args: string[]): CliResult {
+  const r = spawnSync(process.execPath, [cliPath, ...args, '--config', conf], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+    timeout: 30000,
+  });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** `auditmux ARGS --config CONF` without blocking: a host daemon in this process answers it from this event loop. */
+export function cli(conf: string, ...args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [cliPath, ...args, '--config', conf],
+      { encoding: 'utf8', timeout: 30000, maxBuffer: 1 << 28 },
+      (err, stdout, stderr) => {
+        const code = err ? (err as { code?: unknown }).code : 0;
+        resolve({ status: typeof code === 'number' ? code : null, stdout, stderr });
+      },
+    );
+  });
 }
 
 export async function kernelDaemonPid(): Promise<number> {

@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { EmulatedKernel } from '../../src/kernel/emulated-kernel';
+import { EmulatedKernel } from './emulated-kernel';
+import { emulatedHostOptions } from './emulated-contid-source';
 import { HostDaemon } from '../../src/daemon/host';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -68,6 +69,8 @@ export async function startEmulatedHost(o: {
   yaml: string[];
   untaggedPid: number;
   prepare?: (dir: string) => void;
+  /** Listen on the control socket that `yaml` names (host.control_socket). */
+  control?: boolean;
 }): Promise<EmulatedHost> {
   const { exe, yaml, untaggedPid } = o;
   const dir = mkdtempSync(join(tmpdir(), o.prefix));
@@ -80,9 +83,8 @@ export async function startEmulatedHost(o: {
   const daemon = new HostDaemon({
     configPath: join(dir, 'auditmux.yaml'),
     diag: pino({ level: 'silent' }),
-    socket: kernel.socket(),
-    emulated: kernel,
-    noControl: true,
+    ...emulatedHostOptions(kernel),
+    noControl: !o.control,
   });
   const tagged = spawn('sleep', ['30'], { stdio: 'ignore' });
   const stop = async (): Promise<void> => {
@@ -94,7 +96,7 @@ export async function startEmulatedHost(o: {
     kernel.spawn(1, 0);
     kernel.spawn(tagged.pid!, 1, { exe });
     kernel.spawn(untaggedPid, 1, { exe });
-    daemon.contidSet(tagged.pid!, '100', false, { pid: process.pid, uid: 0, gid: 0 });
+    daemon.contid.set(tagged.pid!, '100', false, { pid: process.pid, uid: 0, gid: 0 });
   } catch (e) {
     await stop().catch(() => undefined);
     throw e;

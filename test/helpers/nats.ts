@@ -1,9 +1,17 @@
-// Real nats-server processes for tests: loopback only, a temp store dir, a free port; always killed by stop().
+// Real nats-server processes and fleet fixtures for tests: loopback only, temp dirs, free ports; all stopped after.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsOutputSpec } from '../../src/config/schema';
+import { MsgType } from '../../src/kernel/constants';
+import { Collector } from '../../src/collect/collector';
+import { parseCollectConfig } from '../../src/collect/config';
+import { LogWriter } from '../../src/output/logfile';
+import { NatsOutput } from '../../src/output/nats/output';
 
 export const NATS_SERVER = '/usr/sbin/nats-server';
 
@@ -125,9 +133,6 @@ export class NatsServer {
   }
 }
 
-import { connect } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-
 export interface StoredMessage {
   subject: string;
   id: string;
@@ -171,4 +176,225 @@ export async function until(cond: () => boolean | Promise<boolean>, what: () => 
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out waiting: ${what()}`);
+}
+
+// ---- Fleet fixtures: servers, a temp dir, simulated hosts and collectors, torn down in reverse order ----
+
+export const quiet = { warn: () => undefined, error: () => undefined, info: () => undefined };
+
+/** A 3-node (or n-node) JetStream cluster on loopback, ready once its metadata leader is elected. */
+export async function startCluster(n = 3, name = 'amc'): Promise<NatsServer[]> {
+  const cports: number[] = [];
+  for (let i = 0; i < n; i++) cports.push(await freePort());
+  const servers: NatsServer[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const routes = cports
+        .filter((_, j) => j !== i)
+        .map((p) => `"nats://127.0.0.1:${p}"`)
+        .join(', ');
+      servers.push(
+        await NatsServer.start({
+          name: `n${i}`,
+          conf: `cluster { name: ${name}, listen: "127.0.0.1:${cports[i]}", routes: [${routes}] }`,
+        }),
+      );
+    }
+    // The meta leader must exist before a replicated stream can be created.
+    await until(
+      () =>
+        servers.some((s) =>
+          /JetStream cluster new metadata leader|Self is new JetStream cluster metadata leader/.test(s.log),
+        ),
+      () => servers.map((s) => s.log.slice(-500)).join('\n'),
+      60000,
+    );
+    return servers;
+  } catch (e) {
+    for (const s of servers) await s.stop();
+    throw e;
+  }
+}
+
+/** The server currently leading `stream` (cluster servers are named n0, n1, ...). */
+export async function streamLeader(servers: NatsServer[], stream = 'AUDIT'): Promise<NatsServer> {
+  const nc = await connect({ servers: servers.filter((s) => s.running).map((s) => s.url) });
+  try {
+    const info = await (await jetstreamManager(nc)).streams.info(stream);
+    const leader = servers.find((_, i) => `n${i}` === info.cluster?.leader);
+    if (!leader) throw new Error(`no leader for ${stream}: ${JSON.stringify(info.cluster)}`);
+    return leader;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** A nats output spec as the config would build it, for tests that drive NatsOutput directly. */
+export function natsSpec(urls: string[], spoolDir: string | null, over: Partial<NatsOutputSpec> = {}): NatsOutputSpec {
+  return {
+    type: 'nats',
+    name: 'n0',
+    format: 'RAW',
+    spool: { dir: spoolDir, maxBytes: 64 * 1024 * 1024, fullAction: 'syslog', fullExe: null },
+    servers: urls,
+    tls: null,
+    user: null,
+    password: null,
+    token: null,
+    creds: null,
+    daemon: 'host',
+    subject: 'audit.{node}.{daemon}.{contid}',
+    stream: 'AUDIT',
+    createStream: true,
+    streamSubjects: ['audit.>'],
+    replicas: 1,
+    duplicateWindowMs: 120000,
+    payload: 'text',
+    ackTimeoutMs: 2000,
+    maxInFlight: 64,
+    networkRetryMs: 200,
+    networkFailureAction: 'ignore',
+    networkFailureExe: null,
+    ...over,
+  };
+}
+
+export type Rec = { type: number; payload: Buffer };
+
+/** Syscall event i as a host hands it to outputs: SYSCALL, CWD, PATH, PROCTITLE, EOE (4 logged lines). */
+export function syscallEvent(i: number, base = 1700000000, serial0 = 1000): Rec[] {
+  const t = base * 1000 + i;
+  const st = `audit(${Math.floor(t / 1000)}.${String(t % 1000).padStart(3, '0')}:${serial0 + i})`;
+  return [
+    {
+      type: MsgType.SYSCALL,
+      payload: Buffer.from(
+        `${st}: arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=7ffd a2=0 a3=0 items=1 ppid=1 pid=${100 + i} auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=1 comm="cat" exe="/usr/bin/cat" key="k${i % 3}"`,
+      ),
+    },
+    { type: MsgType.CWD, payload: Buffer.from(`${st}: cwd="/root"`) },
+    {
+      type: MsgType.PATH,
+      payload: Buffer.from(
+        `${st}: item=0 name="/etc/f${i}" inode=${i} dev=08:01 mode=0100644 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0`,
+      ),
+    },
+    { type: MsgType.PROCTITLE, payload: Buffer.from(`${st}: proctitle=636174002F6574632F66`) },
+    { type: MsgType.EOE, payload: Buffer.from(`${st}: `) },
+  ];
+}
+
+/** An auditd-format source: its own log (what auditd would have written) and a nats output fed the same records. */
+export class SimHost {
+  readonly log: string;
+  readonly out: NatsOutput;
+  private readonly w: LogWriter;
+  constructor(
+    readonly node: string,
+    dir: string,
+    urls: string[],
+    over: Partial<NatsOutputSpec> = {},
+    private readonly event: (i: number) => Rec[] = (i) => syscallEvent(i),
+  ) {
+    const daemon = over.daemon ?? 'host';
+    this.log = path.join(dir, `${node}-${daemon}.log`);
+    this.w = new LogWriter({ path: this.log, format: 'RAW', node, maxLogFileMiB: 0 });
+    this.w.open();
+    this.out = new NatsOutput(natsSpec(urls, path.join(dir, `spool-${node}-${daemon}`), over), {
+      nodeName: node,
+      contidKernel: false,
+      diag: quiet,
+    });
+  }
+  emit(from: number, to: number): void {
+    for (let i = from; i < to; i++)
+      for (const r of this.event(i)) {
+        this.w.writeRecord(r.type, r.payload);
+        this.out.writeRecord(r.type, r.payload);
+      }
+    this.w.flush();
+    this.out.flush();
+  }
+  /** Resolves once every event handed to the output is acknowledged by the stream. */
+  async drained(ms = 60000): Promise<void> {
+    await until(
+      () => this.out.stats().pending === 0,
+      () => JSON.stringify(this.out.stats()),
+      ms,
+    );
+  }
+  async close(): Promise<void> {
+    this.w.close();
+    await this.out.close();
+  }
+}
+
+/** The non-empty lines of a file, [] when absent. */
+export function fileLines(file: string): string[] {
+  return fs.existsSync(file)
+    ? fs
+        .readFileSync(file, 'latin1')
+        .split('\n')
+        .filter((l) => l.length > 0)
+    : [];
+}
+
+export interface Fleet {
+  /** A temp dir removed at teardown. */
+  dir: string;
+  servers: NatsServer[];
+  urls: string[];
+  /** The first server (the only one without a cluster). */
+  srv: NatsServer;
+  /** A simulated host publishing to every server; closed at teardown. */
+  host(node: string, over?: Partial<NatsOutputSpec>, event?: (i: number) => Rec[]): SimHost;
+  /** A collector config's text: servers, stream AUDIT, then `yaml` lines. */
+  collectYaml(yaml?: string): string;
+  /** A collector (not started) writing under DIR/`sub`; stopped at teardown. */
+  collector(sub?: string, yaml?: string): Collector;
+  /** Runs `fn` at teardown (before the servers stop), last registered first. */
+  defer(fn: () => unknown): void;
+}
+
+/**
+ * Runs `fn` with NATS servers (one, or a cluster of `cluster` nodes), a temp dir, and hosts/collectors it creates; all
+ * are stopped and removed afterwards, also when `fn` throws.
+ */
+export async function withFleet<T>(
+  opts: { cluster?: number; prefix?: string; conf?: string },
+  fn: (f: Fleet) => Promise<T>,
+): Promise<T> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), opts.prefix ?? 'auditmux-fleet-'));
+  const cleanups: (() => unknown)[] = [];
+  let servers: NatsServer[] = [];
+  try {
+    servers = opts.cluster ? await startCluster(opts.cluster) : [await NatsServer.start({ conf: opts.conf })];
+    const urls = servers.map((s) => s.url);
+    const f: Fleet = {
+      dir,
+      servers,
+      urls,
+      srv: servers[0]!,
+      defer: (fn) => cleanups.push(fn),
+      host(node, over = {}, event) {
+        const h = new SimHost(node, dir, urls, over, event);
+        cleanups.push(() => h.close());
+        return h;
+      },
+      collectYaml: (yaml = '') => `servers: [${urls.join(', ')}]\nstream: AUDIT\n${yaml}`,
+      collector(sub = 'fleet', yaml = '') {
+        const c = new Collector(
+          parseCollectConfig(`${f.collectYaml(yaml)}\ndir: ${path.join(dir, sub)}\n`, path.join(dir, 'c.yaml')),
+          quiet,
+        );
+        cleanups.push(() => c.stop());
+        return c;
+      },
+    };
+    return await fn(f);
+  } finally {
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    for (const s of servers) await s.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -35,7 +35,7 @@ describe('default spool of a daemon with a user', () => {
     // What the host does before it starts the daemon's process (aux-daemon.ts), then what that process does.
     ensureOwnedDir(path.dirname(d.log.file), nobody!, 'log directory');
     const dir = d.outputs![0]!.spool.dir!;
-    const script = `const { Spool } = require(${JSON.stringify(path.resolve(__dirname, '../../src/output/spool'))});
+    const script = `const { Spool } = require(${JSON.stringify(path.resolve(__dirname, '../../src/output/transport/spool'))});
       process.chdir(${JSON.stringify(path.dirname(d.log.file))});
       const s = new Spool({ dir: ${JSON.stringify(dir)}, maxBytes: 1 << 20 });
       if (!s.append(Buffer.from('type=DAEMON_START msg=audit(1.0:1): x'))) throw new Error('append refused');

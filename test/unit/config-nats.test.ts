@@ -125,3 +125,28 @@ test('collector config: defaults, relative paths from the file, positioned error
   assert.match(bad('servers: [n:1]\nbatchs: 3\n').message, /^\/c\.yaml:2:1: .*batchs/);
   assert.match(bad('dir: /x\n').message, /needs servers/);
 });
+
+test('collector metrics: listen address or textfile, with positions for what is wrong', () => {
+  const m = (t: string): unknown => parseCollectConfig(`servers: [n:1]\n${t}`, '/etc/am/c.yaml').metrics;
+  assert.equal(m(''), null);
+  assert.deepEqual(m('metrics: { listen: "9464" }\n'), { listen: { host: '127.0.0.1', port: 9464 } });
+  assert.deepEqual(m('metrics: { listen: "[::1]:9464" }\n'), { listen: { host: '::1', port: 9464 } });
+  assert.deepEqual(m('metrics: { textfile: p/c.prom }\n'), { textfile: '/etc/am/p/c.prom' });
+  assert.deepEqual(m('prometheus_textfile: c.prom\n'), { textfile: '/etc/am/c.prom' });
+  const bad = (t: string): string => {
+    try {
+      parseCollectConfig(`servers: [n:1]\n${t}`, '/c.yaml');
+    } catch (e) {
+      assert.ok(e instanceof ConfigError, String(e));
+      return e.message;
+    }
+    throw new Error('accepted');
+  };
+  assert.match(bad('metrics: { listen: "localhost:9464" }\n'), /^\/c\.yaml:2:\d+: metrics\.listen must be PORT/);
+  assert.match(bad('metrics: { listen: "127.0.0.1:70000" }\n'), /^\/c\.yaml:2:\d+: metrics\.listen: the port/);
+  assert.match(bad('metrics: { textfile: c.txt }\n'), /^\/c\.yaml:2:\d+: metrics\.textfile must end in \.prom/);
+  assert.match(bad('metrics: { listen: "1", textfile: c.prom }\n'), /not both/);
+  assert.match(bad('metrics: {}\n'), /needs listen or textfile/);
+  assert.match(bad('metrics: { port: 1 }\n'), /unknown key "port"/);
+  assert.match(bad('prometheus_textfile: c.prom\nmetrics: { listen: "1" }\n'), /^\/c\.yaml:3:1: give metrics or/);
+});

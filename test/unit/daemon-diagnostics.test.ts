@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { createDiagnostics } from '../../src/daemon/diagnostics';
 import { HostDaemon } from '../../src/daemon/host';
-import { EmulatedKernel } from '../../src/kernel/emulated-kernel';
+import { EmulatedKernel } from '../helpers/emulated-kernel';
+import { emulatedHostOptions } from '../helpers/emulated-contid-source';
 
 test('start and stop diagnostics never repeat a key in one line', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'amdiag-'));
@@ -17,8 +18,7 @@ test('start and stop diagnostics never repeat a key in one line', async () => {
     const daemon = new HostDaemon({
       configPath: join(dir, 'auditmux.yaml'),
       diag: createDiagnostics('info', fd),
-      socket: kernel.socket(),
-      emulated: kernel,
+      ...emulatedHostOptions(kernel),
       noControl: true,
     });
     await daemon.start();

@@ -18,7 +18,7 @@ describe('host daemon: bad files at reload and aux add', () => {
         const { execFileSync } = require('child_process');
         const { join } = require('path');
         const pino = require(require.resolve('pino', { paths: [SRC] }));
-        const { EmulatedKernel } = require(SRC + '/kernel/emulated-kernel');
+        const { EmulatedKernel } = require(SRC + '/../test/helpers/emulated-kernel');
         const { HostDaemon } = require(SRC + '/daemon/host');
         const dir = ${JSON.stringify(dir)};
         const conf = join(dir, 'auditmux.yaml');
@@ -26,7 +26,7 @@ describe('host daemon: bad files at reload and aux add', () => {
         fs.writeFileSync(join(dir, 'host.rules'), '-a always,exit -F arch=b64 -S getppid -k host-k\\n');
         fs.writeFileSync(conf, confText);
         const kernel = new EmulatedKernel({});
-        const d = new HostDaemon({ configPath: conf, diag: pino({ level: 'silent' }), socket: kernel.socket(), emulated: kernel, noControl: true });
+        const d = new HostDaemon({ configPath: conf, diag: pino({ level: 'silent' }), socket: kernel.socket(), noControl: true });
         await d.start();
         const res = {};
         const err = (e) => ({ type: e.constructor.name, code: e.code, message: e.message });

@@ -12,7 +12,7 @@ import { FrameParser, RMW, frame } from '../../src/output/remote/protocol';
 import { startAggregator, vetLine, type Aggregator } from '../../src/output/remote/aggregator';
 import { RemoteOutput } from '../../src/output/remote/client';
 import { makePki } from '../helpers/certs';
-import { captureDiag, checkDelivery, freePort, payload, seqs, tmpDir, waitFor } from '../fixtures/outputs/peers';
+import { captureDiag, checkDelivery, freePort, payload, seqs, tmpDir, waitFor } from '../helpers/peers';
 
 const F = '/etc/auditmux/auditmux.yaml';
 const errs = (t: string): string[] => analyzeConfig(t, F).errors.map((e) => e.message);
@@ -174,8 +174,11 @@ test('aggregator: node_policy check refuses a node= that is not the peer', async
   const agg = await startAggregator(await listenCfg('node_policy: check'), (l) => got.push(l.toString('latin1')));
   try {
     const s = await connect(agg.port);
-    await sendManaged(s, ['node=dc01 type=USER msg=a', 'node=127.0.0.1 type=USER msg=b']);
-    assert.deepEqual(got, ['node=127.0.0.1 type=USER msg=b']);
+    await sendManaged(s, [
+      'node=dc01 type=USER msg=audit(1.000:1): a',
+      'node=127.0.0.1 type=USER msg=audit(1.000:1): b',
+    ]);
+    assert.deepEqual(got, ['node=127.0.0.1 type=USER msg=audit(1.000:1): b']);
     assert.equal(agg.stats().invalid, 1);
     s.destroy();
   } finally {
@@ -283,11 +286,15 @@ test(
     try {
       const s = tconnect(good);
       await new Promise<void>((r, j) => s.once('secureConnect', () => r()).once('error', j));
-      await sendManaged(s, ['node=dc01 type=USER msg=a', 'node=web1 type=USER msg=b', 'type=USER msg=c']);
+      await sendManaged(s, [
+        'node=dc01 type=USER msg=audit(1.000:1): a',
+        'node=web1 type=USER msg=audit(1.000:1): b',
+        'type=USER msg=audit(1.000:1): c',
+      ]);
       assert.deepEqual(got, [
-        'node=web1/dc01 type=USER msg=a',
-        'node=web1 type=USER msg=b',
-        'node=web1 type=USER msg=c',
+        'node=web1/dc01 type=USER msg=audit(1.000:1): a',
+        'node=web1 type=USER msg=audit(1.000:1): b',
+        'node=web1 type=USER msg=audit(1.000:1): c',
       ]);
       assert.ok(
         events.some((e) => /^accept addr=127\.0\.0\.1:\d+ port=\d+ acct="web1" res=success$/.test(e)),

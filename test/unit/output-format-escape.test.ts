@@ -175,7 +175,7 @@ test('encodeUntrusted: quoted when safe, hex otherwise, never a space, quote or 
 
 test("every output takes the formatter's line: a plugin (string format, ENRICHED) gets the forged record as one line", async () => {
   const { PluginOutput } = await import('../../src/output/plugin');
-  const { captureDiag, tmpDir, waitFor } = await import('../fixtures/outputs/peers');
+  const { captureDiag, tmpDir, waitFor } = await import('../helpers/peers');
   const { formatSyslogMessage } = await import('../../src/output/syslog');
   const dir = tmpDir('amforge-plug');
   const got = join(dir, 'got.txt');

@@ -217,7 +217,7 @@ test('write errors are reported with counts, never thrown', () => {
   const w = writer(d, { onError: (e) => errs.push(e) });
   // Swap the descriptor for a read-only one so the write fails with EBADF, as a dying disk would with EIO.
   const ro = fs.openSync(join(d, 'audit.log'), 'r');
-  (w as unknown as { fd: number }).fd = ro;
+  (w as unknown as { file: { fd: number } }).file.fd = ro;
   w.writeRecord(1300, payload(1));
   w.writeRecord(1300, payload(2));
   assert.doesNotThrow(() => w.flush());

@@ -10,7 +10,7 @@ import { defaultDiskSpace } from '../../src/config/schema';
 import { parseConfig } from '../../src/config';
 import { userIds } from '../../src/rules/accounts';
 import { PluginOutput } from '../../src/output/plugin';
-import { captureDiag, tmpDir, waitFor } from '../fixtures/outputs/peers';
+import { captureDiag, tmpDir, waitFor } from '../helpers/peers';
 
 const notRoot = process.geteuid?.() === 0 ? undefined : 'needs root to give the plugin to another user';
 const base = tmpDir('plugtrust');

@@ -158,7 +158,7 @@ test(`vetLine: ${ITERS * 3} random payloads never throw; what it lets through is
     '\x7f',
     '\xe9',
     '"',
-    'msg=audit(1.0:1): ',
+    'msg=audit(1.000:1): ',
   ];
   let passed = 0;
   for (let it = 0; it < ITERS * 3; it++) {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Spool, encodeFramed, readFramed } from '../../src/output/spool';
+import { Spool, encodeFramed, readFramed } from '../../src/output/transport/spool';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Spool, segmentName } from '../../src/output/spool';
+import { Spool, segmentName } from '../../src/output/transport/spool';
 import { IoError } from '../../src/errors';
 
 const isRoot = process.geteuid?.() === 0;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MemoryQueue, Spool, segmentName, type RecordQueue } from '../../src/output/spool';
+import { MemoryQueue, Spool, segmentName, type RecordQueue } from '../../src/output/transport/spool';
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'auditmux-spool-'));

@@ -119,7 +119,11 @@ describe('pipeline on a mainline kernel (tracker)', () => {
     const { p, t } = pipeline();
     t.set(1000, 100n, { setterPid: 1 });
     const tagged = encodeKeys(['mykey', `${OWNER_TAG_PREFIX}a`]);
-    const out = p.route([sys(5, 1000, 1, tagged), title(5)]);
+    const routed = p.route([sys(5, 1000, 1, tagged), title(5)]);
+    // The chain comes back with the destinations (per-container counters), not through a field read afterwards.
+    assert.deepEqual(routed.chain, [100n]);
+    assert.equal(p.route([sys(6, 1001, 1, '"x"')]).chain, null, 'an untagged process has no chain');
+    const out = routed.destinations;
     assert.deepEqual(
       out.map((d) => d.daemon),
       ['a'],
@@ -135,12 +139,12 @@ describe('pipeline on a mainline kernel (tracker)', () => {
     const { p, t } = pipeline();
     t.set(1000, 100n, { setterPid: 1 });
     assert.deepEqual(
-      p.route([sys(6, 1000, 1, '"hostkey"')]).map((d) => d.daemon),
+      p.route([sys(6, 1000, 1, '"hostkey"')]).destinations.map((d) => d.daemon),
       [null],
       'no tag for a: host keeps it',
     );
     t.set(1000, 200n, { setterPid: 1, nested: true });
-    const out = p.route([sys(7, 1000, 1, '"x"')]);
+    const out = p.route([sys(7, 1000, 1, '"x"')]).destinations;
     assert.deepEqual(
       out.map((d) => d.daemon),
       ['b'],
@@ -151,7 +155,7 @@ describe('pipeline on a mainline kernel (tracker)', () => {
   it('children inherit through fork records; exits drop the id; tracking-only events are not logged', () => {
     const { p, t } = pipeline();
     t.set(1000, 200n, { setterPid: 1 });
-    const fork = p.route([sys(8, 1000, 1, `"${TRACK_KEY}"`, 56, 1234)]);
+    const fork = p.route([sys(8, 1000, 1, `"${TRACK_KEY}"`, 56, 1234)]).destinations;
     assert.deepEqual(
       fork.map((d) => d.daemon),
       ['b'],
@@ -169,7 +173,7 @@ describe('pipeline on a mainline kernel (tracker)', () => {
     assert.deepEqual(
       p
         .route([sys(10, 1000, 1, '"k"')])
-        .map((d) => d.daemon)
+        .destinations.map((d) => d.daemon)
         .sort(),
       [null, 'b'].sort(),
     );
@@ -209,7 +213,7 @@ describe('pipeline on a kernel with the contid patch set', () => {
       type: 1324,
       payload: Buffer.from('audit(1700000000.000:11): mark=0x1 saddr=127.0.0.1 daddr=127.0.0.1 proto=1 record=1'),
     };
-    const out = p.route([cid, pkt]);
+    const out = p.route([cid, pkt]).destinations;
     assert.deepEqual(out.map((d) => d.daemon).sort(), ['b'], 'a has rules and no tag here; b gets it');
     assert.equal(out[0]!.records.length, 2, 'kernel records passed through unchanged');
   });

@@ -1,6 +1,9 @@
 // Message bodies of the nats output (auditd text lines or one JSON object per event) and their strict decoding.
-import { MAX_LINE_BYTES } from '../format';
+import { AUDIT_LINE_RE as TYPE_RE, lineProblem } from '../audit-line';
 import { contidOf, lineStamp } from './subject';
+
+// One vetter for every line auditmux did not format itself (the aggregator's too): src/output/audit-line.ts.
+export { lineProblem } from '../audit-line';
 
 /** A NATS server's default max_payload is 1 MiB; a body past it is not ours, whatever it claims. */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -8,7 +11,6 @@ export const MAX_MESSAGE_BYTES = 1024 * 1024;
 export const MAX_EVENT_RECORDS = 4096;
 
 const SEP = '\x1d';
-const TYPE_RE = /^(?:node=([^ ]{1,255}) )?type=([A-Z0-9_]{1,40}) msg=audit\(([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})\): /;
 
 export interface EventJson {
   v: 1;
@@ -96,21 +98,6 @@ export function encodeBody(
 }
 
 export class PayloadError extends Error {}
-
-/**
- * Whether a line may go into an auditd log: the header auditd writes (`[node=N ]type=T msg=audit(S.MS:SERIAL): `),
- * no byte below 0x20 but the ENRICHED separator, no DEL, within auditd's line length. Returns the reason or null.
- */
-export function lineProblem(line: string): string | null {
-  if (line.length === 0) return 'empty line';
-  if (line.length > MAX_LINE_BYTES - 1) return `line longer than ${MAX_LINE_BYTES - 1} bytes`;
-
-  const bad = /[\x00-\x1c\x1e\x1f\x7f]/.exec(line);
-  if (bad) return `control byte 0x${bad[0].charCodeAt(0).toString(16)} at ${bad.index}`;
-  if (line.indexOf(SEP) !== line.lastIndexOf(SEP)) return 'more than one ENRICHED separator';
-  if (!TYPE_RE.test(line)) return 'not an auditd record line (type=... msg=audit(...): )';
-  return null;
-}
 
 export interface DecodedEvent {
   lines: string[];

@@ -5,11 +5,13 @@ import * as tls from 'node:tls';
 import { LISTEN_DEFAULTS, type ListenConfig, type NodePolicy } from '../../config/schema';
 import { IoError } from '../../errors';
 import { readPem } from '../../safefs';
-import type { Diag } from '../outputs';
+import { AUDIT_LINE_RE, lineProblem } from '../audit-line';
+import type { Diag } from '../output';
+import type { SinkState } from '../sink';
 import { FrameParser, RMW, frame, type ParsedItem } from './protocol';
 
-/** Whether the log can take records; drives the reply type as auditd's write_to_log does. */
-export type SinkState = 'ok' | 'disk-low' | 'disk-full' | 'disk-error' | 'suspended';
+// The log's state drives the reply type as auditd's write_to_log does; the type is the sink's (src/output/sink.ts).
+export type { SinkState } from '../sink';
 
 export interface AggregatorOptions {
   diag?: Diag;
@@ -41,8 +43,6 @@ const REJECT_RECORDS_PER_S = 10;
 const MAX_BUCKETS = 4096;
 /** What a certificate name or peer identity may contain to be written as node= (a host name, IPv4 or IPv6). */
 const IDENTITY_RE = /^[A-Za-z0-9:][A-Za-z0-9._:-]{0,252}$/;
-/** auditd's record line: optional node=, then type=. The node name has no space, like auditd's. */
-const LINE_RE = /^(?:node=([^ ]*) )?type=[A-Za-z0-9_]+ /;
 
 /**
  * The listener's TLS key material from the configured files, read with a size bound and checked; a bad file is an
@@ -70,9 +70,9 @@ export function listenTlsOptions(t: NonNullable<ListenConfig['tls']>): tls.Secur
 export type VetResult = { ok: true; line: Buffer } | { ok: false; reason: string };
 
 /**
- * What goes into the log for one received record, or why it does not. Control bytes (except the 0x1d separator of
- * the ENRICHED format) are refused, so no peer can write a second line or a terminal escape; the line must look like
- * an auditd record; and its node= is bound to what the peer authenticated as:
+ * What goes into the log for one received record, or why it does not. The line must be a safe auditd line
+ * (lineProblem, src/output/audit-line.ts: no control byte but one ENRICHED separator, so no peer can write a second
+ * line or a terminal escape; auditd's header); and its node= is bound to what the peer authenticated as:
  *  - no node=: the peer's identity is added, so a remote record can never pass for a local one;
  *  - prefix: a claimed name other than the identity is kept behind it, `node=IDENTITY/CLAIMED`;
  *  - check:  a claimed name other than the identity refuses the record;
@@ -80,15 +80,10 @@ export type VetResult = { ok: true; line: Buffer } | { ok: false; reason: string
  */
 export function vetLine(payload: Buffer, identity: string, policy: NodePolicy): VetResult {
   const line = trimLine(payload);
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i] as number;
-    if ((c < 0x20 && c !== 0x1d) || c === 0x7f)
-      return { ok: false, reason: `control byte 0x${c.toString(16).padStart(2, '0')} at offset ${i}` };
-  }
-  const head = line.subarray(0, 300).toString('latin1');
-  const m = LINE_RE.exec(head);
-  if (!m) return { ok: false, reason: 'not an audit record (node=NAME type=TYPE ...)' };
-  const claimed = m[1];
+  const text = line.toString('latin1');
+  const problem = lineProblem(text);
+  if (problem) return { ok: false, reason: problem };
+  const claimed = (AUDIT_LINE_RE.exec(text) as RegExpExecArray)[1];
   if (claimed === undefined)
     return { ok: true, line: Buffer.concat([Buffer.from(`node=${identity} `, 'latin1'), line]) };
   if (!IDENTITY_RE.test(claimed)) return { ok: false, reason: 'node= is not a host name or address' };

@@ -1,10 +1,10 @@
 // auditd remote-logging client (audisp-remote's managed format): spooled records, sequence ids, acks, heartbeats.
 import * as net from 'node:net';
 import type { RemoteOutputSpec } from '../../config/schema';
-import type { OutputContext } from '../outputs';
-import type { QueueCursor } from '../spool';
-import { NetOutput } from './net-output';
-import { queuedOptions } from './queued-output';
+import type { OutputContext } from '../output';
+import type { QueueCursor } from '../transport/spool';
+import { NetOutput } from '../transport/net-output';
+import { queuedOptions } from '../transport/queued-output';
 import { FrameParser, HEADER_SIZE, MAX_PAYLOAD, RMW, describeReply, frame } from './protocol';
 
 interface InFlight {

@@ -1,0 +1,116 @@
+// The `daemons:` section: each auxiliary daemon's name, rules, log, queue, user, isolation and outputs.
+import { dirname } from 'node:path';
+import type { Node } from 'yaml';
+import { ConfigError } from '../errors';
+import { AUX_ISOLATIONS, DEFAULT_QUEUE, OVERFLOW_ACTIONS, type DaemonConfig, type HostConfig } from './schema';
+import type { Walker, Entry } from './walk';
+import { auxLogProblem, defaultAuxLogFile, defaultAuxSpoolDir } from './aux-paths';
+import { readOutputs } from './outputs';
+import { account, configPath, readOutput } from './log';
+import { buildDaemonConfig, DAEMON_NAME_RE, QUEUE_DEPTH, type DaemonSpec } from './daemon-config';
+
+const DAEMON_KEYS = ['name', 'rules', 'log', 'queue', 'user', 'isolation', 'max_restarts', 'outputs'] as const;
+const QUEUE_KEYS = ['depth', 'overflow', 'block_timeout_ms'] as const;
+
+export function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): DaemonConfig[] {
+  const items = w.sequence(e.value, 'daemons', e.key);
+  if (!items) return [];
+  const out: DaemonConfig[] = [];
+  const seen = new Map<string, Node>();
+  items.forEach((item, i) => {
+    const where = `daemons[${i}]`;
+    const m = w.mapping(item, where, DAEMON_KEYS);
+    if (!m) return;
+    const pos = w.posOf(w.resolve(item), item);
+    const nameE = m.get('name');
+    if (!nameE) {
+      w.error(w.resolve(item), `${where} needs a name`, item);
+      return;
+    }
+    const name = w.string(nameE, `${where}.name`);
+    if (name === undefined) return;
+    if (!DAEMON_NAME_RE.test(name)) {
+      w.error(nameE.value, `${where}.name "${name.slice(0, 70)}" must match [a-z0-9][a-z0-9_-]{0,62}`, nameE.key);
+      return;
+    }
+    if (name === 'host') {
+      w.error(nameE.value, `${where}.name "host" is reserved for the host daemon`, nameE.key);
+      return;
+    }
+    const first = seen.get(name);
+    if (first) {
+      const p = w.posOf(first);
+      w.error(
+        nameE.value,
+        `duplicate daemon name "${name}" (first defined at line ${p.line}:${p.col ?? 1})`,
+        nameE.key,
+      );
+      return;
+    }
+    seen.set(name, nameE.value ?? nameE.key);
+    const spec: DaemonSpec = { name, pos };
+    let x: Entry | undefined;
+    if ((x = m.get('rules'))) {
+      const r = w.nullableString(x, `${where}.rules`);
+      if (r !== null && r !== undefined) spec.rules = configPath(w, x, `${where}.rules`, r, baseDir) ?? null;
+    }
+    if ((x = m.get('log')))
+      spec.log = readOutput(w, x, `${where}.log`, baseDir, defaultAuxLogFile(host.log.file, name, null));
+    if ((x = m.get('queue'))) {
+      const q = w.mapping(x.value, `${where}.queue`, QUEUE_KEYS, x.key);
+      if (q) {
+        const queue = { ...DEFAULT_QUEUE };
+        let y: Entry | undefined;
+        if ((y = q.get('depth')))
+          queue.depth = w.integer(y, `${where}.queue.depth`, QUEUE_DEPTH.min, QUEUE_DEPTH.max) ?? queue.depth;
+        if ((y = q.get('overflow')))
+          queue.overflow = w.choice(y, `${where}.queue.overflow`, OVERFLOW_ACTIONS) ?? queue.overflow;
+        if ((y = q.get('block_timeout_ms'))) {
+          const t = w.integer(y, `${where}.queue.block_timeout_ms`, 0, 600000);
+          if (t !== undefined && queue.overflow !== 'block') {
+            w.error(
+              y.key,
+              `${where}.queue.block_timeout_ms only applies to overflow: block (overflow is ${queue.overflow})`,
+            );
+          } else if (t !== undefined) {
+            queue.blockTimeoutMs = t;
+          }
+        }
+        spec.queue = queue;
+      }
+    }
+    if ((x = m.get('user'))) {
+      if (w.resolve(x.value) !== null) spec.user = account(w, x, `${where}.user`) ?? null;
+    }
+    // Without `file:` the default depends on the user (src/config/aux-paths.ts); either way the placement is checked.
+    const filePos = w.sources.get(`${where}.log.file`);
+    if (!filePos && spec.log) delete spec.log.file;
+    const d = buildDaemonConfig(spec, host.log.file);
+    const placement = auxLogProblem(
+      { name, user: d.user, file: d.log.file },
+      host.log.file,
+      out.map((o) => ({ name: o.name, user: o.user, file: o.log.file })),
+    );
+    if (placement) w.errors.push(new ConfigError(filePos ?? w.sources.get(`${where}.user`) ?? pos, placement));
+    if ((x = m.get('isolation'))) {
+      const iso = w.choice(x, `${where}.isolation`, AUX_ISOLATIONS);
+      // Only a process of its own can change user: the host process stays root.
+      if (iso === 'inline' && d.user !== null)
+        w.error(x.value, `${where}.isolation: inline cannot run as user "${d.user}" (use isolation: process)`, x.key);
+      else if (iso) d.isolation = iso;
+    }
+    if ((x = m.get('max_restarts'))) d.maxRestarts = w.integer(x, `${where}.max_restarts`, 0, 10000) ?? d.maxRestarts;
+    d.outputs = (x = m.get('outputs'))
+      ? readOutputs(
+          w,
+          x,
+          `${where}.outputs`,
+          name,
+          baseDir,
+          d.user ? dirname(defaultAuxSpoolDir(d.log.file, 'x')) : undefined,
+        )
+      : [];
+    out.push(d);
+  });
+  return out;
+}

@@ -1,0 +1,99 @@
+// `auditmux aux add`: from a request to a checked daemon config, its routes and rules; nothing changes until all pass.
+import { resolve } from 'node:path';
+import { RuleError, UsageError } from '../errors';
+import { DEFAULT_QUEUE, OVERFLOW_ACTIONS, parseContidSelector, type DaemonConfig, type RouteConfig } from '../config';
+import { buildDaemonConfig, DAEMON_NAME_RE, queueDepthProblem } from '../config/daemon-config';
+import { auxLogProblem } from '../config/aux-paths';
+import { loadRulesPath, type RuleCommand } from '../rules';
+import { prepareAuxLogDir } from './aux-daemon';
+import { auxRules } from './rule-union';
+import { encodeUntrusted } from '../records/encode';
+import type { AuxAddArgs } from './control-commands';
+import type { DaemonRegistry } from './daemon-registry';
+
+export interface AuxAddPlan {
+  daemon: DaemonConfig;
+  routes: RouteConfig[];
+  commands: RuleCommand[];
+}
+
+/**
+ * Checks everything a new daemon needs and makes its log directory (or finds it already the user's): a refused
+ * request leaves nothing behind. `refuse` records and throws for rules that ask for host-wide changes.
+ */
+export function planAuxAdd(
+  args: AuxAddArgs,
+  ctx: { hostLogFile: string; registry: DaemonRegistry; refuse: (reason: string, fields: string) => never },
+): AuxAddPlan {
+  const name = args.name;
+  if (!DAEMON_NAME_RE.test(name) || name === 'host')
+    throw new UsageError(`bad daemon name "${name}" (lowercase letters, digits, - and _, not "host")`);
+  if (ctx.registry.has(name)) throw new UsageError(`daemon "${name}" already exists`);
+  if (!args.contid.length) throw new UsageError('aux add needs --contid');
+  const patterns = args.contid.map((t) => {
+    const p = parseContidSelector(t);
+    if (typeof p === 'string') throw new UsageError(`--contid ${t}: ${p}`);
+    return p;
+  });
+  const rulesPath = args.rules ? resolve(args.rules) : null;
+  let commands: RuleCommand[] = [];
+  if (rulesPath) {
+    commands = loadRulesPath(rulesPath);
+    try {
+      auxRules(name, commands);
+    } catch (e) {
+      if (e instanceof RuleError) ctx.refuse(e.message, ` daemon=${name}`);
+      throw e;
+    }
+  }
+  const pos = { file: '<aux add>', line: 1 };
+  const overflow = (args.overflow ?? DEFAULT_QUEUE.overflow) as DaemonConfig['queue']['overflow'];
+  if (!OVERFLOW_ACTIONS.includes(overflow))
+    throw new UsageError(`--overflow must be block, drop_newest or drop_oldest`);
+  if (args.queue !== undefined) {
+    const bad = queueDepthProblem(args.queue);
+    if (bad) throw new UsageError(`queue depth ${bad}`);
+  }
+  if (args.isolation !== undefined) {
+    if (args.isolation !== 'inline' && args.isolation !== 'process')
+      throw new UsageError('--isolation must be inline or process');
+    if (args.isolation === 'inline' && args.user)
+      throw new UsageError(`--isolation inline cannot run as user "${args.user}" (use --isolation process)`);
+  }
+  // The same builder as the config file's daemons: the same defaults (log format and all), whichever way it came.
+  const daemon = buildDaemonConfig(
+    {
+      name,
+      pos,
+      rules: rulesPath,
+      ...(args.log ? { log: { file: resolve(args.log) } } : {}),
+      queue: { ...(args.queue !== undefined ? { depth: args.queue } : {}), overflow },
+      user: args.user ?? null,
+      ...(args.isolation ? { isolation: args.isolation as DaemonConfig['isolation'] } : {}),
+    },
+    ctx.hostLogFile,
+  );
+  const others = ctx.registry.configs();
+  if (others.some((d) => d.log.file === daemon.log.file) || daemon.log.file === ctx.hostLogFile) {
+    throw new UsageError(`log file ${daemon.log.file} is already used by another daemon`);
+  }
+  // The same placement rule as the config file's; then the directory is made (or found already the user's) before
+  // anything else changes, so a refused directory leaves no daemon behind.
+  const placement = auxLogProblem(
+    { name, user: daemon.user, file: daemon.log.file },
+    ctx.hostLogFile,
+    others.map((d) => ({ name: d.name, user: d.user, file: d.log.file })),
+  );
+  if (placement) throw new UsageError(placement);
+  prepareAuxLogDir(daemon);
+  const routes = [{ index: 0, contid: patterns, types: null, keys: null, daemons: [name], continue: true, pos }];
+  return { daemon, routes, commands };
+}
+
+/** The DAEMON_CONFIG record body of a daemon added. */
+export function auxAddBody(plan: AuxAddPlan, contid: string[]): string {
+  const d = plan.daemon;
+  const rules = d.rules === null ? '(none)' : encodeUntrusted(d.rules);
+  const log = encodeUntrusted(d.log.file);
+  return `op=aux-add daemon=${d.name} contid=${encodeUntrusted(contid.join(','))} rules=${rules} log=${log} res=success`;
+}

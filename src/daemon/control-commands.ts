@@ -1,0 +1,253 @@
+// Every control-socket command in one table: its arguments (types, required, checks), validated in one place, and
+// what it runs. A new command is one entry here and, when it needs one, a method of ControlTarget.
+import type { RouteTestArgs } from '../routing/route-test';
+import { PermissionError, UsageError } from '../errors';
+import { MsgType } from '../kernel/constants';
+import { AUX_ISOLATIONS, OVERFLOW_ACTIONS } from '../config';
+import { queueDepthProblem } from '../config/daemon-config';
+import { encodeUntrusted } from '../records/encode';
+import { ControlServer, type PeerCred } from './control';
+import type { Diag } from './diagnostics';
+
+interface Kinds {
+  string: string;
+  number: number;
+  boolean: boolean;
+  strings: string[];
+  /** Any JSON value, checked by whoever reads it (container-hook's OCI state). */
+  json: unknown;
+}
+type Kind = keyof Kinds;
+
+type ArgSpec = {
+  [K in Kind]: {
+    kind: K;
+    required?: boolean;
+    /** Why the value is refused, or null. */
+    check?: (v: Kinds[K]) => string | null;
+  };
+}[Kind];
+
+type Schema = Record<string, ArgSpec>;
+/** The validated arguments: each present one has its declared type. */
+type ArgsOf<S extends Schema> = { [k in keyof S]?: Kinds[S[k]['kind']] };
+
+/** What the commands act on: the host daemon. */
+export interface ControlTarget {
+  statusWithKernel(): Promise<unknown>;
+  rotate(): Promise<void>;
+  resume(): Promise<void>;
+  reload(): Promise<unknown>;
+  auxAdd(args: AuxAddArgs, peer?: PeerCred): Promise<unknown>;
+  auxRemove(name: string): Promise<unknown>;
+  readonly daemons: { list(): unknown };
+  readonly contid: {
+    set(pid: number, idText: string, nested: boolean, peer: PeerCred): unknown;
+    get(pid: number | undefined): unknown;
+    hook(state: unknown, bundleAnnotations: unknown): unknown;
+    list(): unknown;
+  };
+  routeTest(args: RouteTestArgs): unknown;
+}
+
+interface Command<S extends Schema> {
+  args: S;
+  /** Any arguments at all (the command refuses them anyway). */
+  anyArgs?: boolean;
+  run(t: ControlTarget, a: ArgsOf<S>, peer: PeerCred, raw: Record<string, unknown>, refuse: Refuse): unknown;
+}
+
+/** Refuses (and records) a request that asks for what no client may change. */
+export type Refuse = (reason: string, peer?: PeerCred, fields?: string) => never;
+
+const command = <S extends Schema>(c: Command<S>): Command<S> => c;
+const oneOf =
+  (choices: readonly string[]) =>
+  (v: string): string | null =>
+    choices.includes(v) ? null : `must be one of ${choices.join(', ')}`;
+
+const AUX_ADD = {
+  name: { kind: 'string', required: true },
+  contid: { kind: 'strings' },
+  rules: { kind: 'string' },
+  log: { kind: 'string' },
+  queue: { kind: 'json', check: queueDepthProblem },
+  overflow: { kind: 'string', check: oneOf(OVERFLOW_ACTIONS) },
+  user: { kind: 'string' },
+  isolation: { kind: 'string', check: oneOf(AUX_ISOLATIONS) },
+} satisfies Schema;
+
+/** `aux add`'s arguments as the host takes them (from the control socket or a library caller). */
+export interface AuxAddArgs {
+  name: string;
+  contid: string[];
+  rules?: string | null;
+  log?: string;
+  queue?: number;
+  overflow?: string;
+  user?: string;
+  isolation?: string;
+}
+
+const COMMANDS: Record<string, Command<Schema>> = {
+  status: command({ args: {}, run: (t) => t.statusWithKernel() }),
+  rotate: command({ args: {}, run: async (t) => (await t.rotate(), { rotated: true }) }),
+  resume: command({ args: {}, run: async (t) => (await t.resume(), { resumed: true }) }),
+  reload: command({ args: {}, run: (t) => t.reload() }),
+  'aux-add': command({
+    args: AUX_ADD,
+    run: (t, a, peer) =>
+      t.auxAdd(
+        {
+          name: a.name!,
+          contid: a.contid ?? [],
+          rules: a.rules || null,
+          ...(a.log ? { log: a.log } : {}),
+          ...(a.queue !== undefined ? { queue: a.queue as number } : {}),
+          ...(a.overflow ? { overflow: a.overflow } : {}),
+          ...(a.user ? { user: a.user } : {}),
+          ...(a.isolation ? { isolation: a.isolation } : {}),
+        },
+        peer,
+      ),
+  }),
+  'aux-remove': command({ args: { name: { kind: 'string', required: true } }, run: (t, a) => t.auxRemove(a.name!) }),
+  'aux-list': command({ args: {}, run: (t) => t.daemons.list() }),
+  'contid-set': command({
+    args: {
+      pid: { kind: 'number', required: true },
+      contid: { kind: 'string', required: true },
+      nested: { kind: 'boolean' },
+    },
+    run: (t, a, peer) => t.contid.set(a.pid!, a.contid!, a.nested === true, peer),
+  }),
+  'contid-get': command({ args: { pid: { kind: 'number' } }, run: (t, a) => t.contid.get(a.pid) }),
+  'container-hook': command({
+    args: { state: { kind: 'json' }, bundleAnnotations: { kind: 'json' } },
+    run: (t, a) => t.contid.hook(a.state, a.bundleAnnotations),
+  }),
+  containers: command({ args: {}, run: (t) => t.contid.list() }),
+  'route-test': command({
+    args: {
+      contid: { kind: 'string' },
+      types: { kind: 'strings' },
+      keys: { kind: 'strings' },
+      container: { kind: 'json' },
+    },
+    run: (t, a) =>
+      t.routeTest({
+        ...(a.contid ? { contid: a.contid } : {}),
+        types: a.types ?? [],
+        keys: a.keys ?? [],
+        ...(a.container !== undefined ? { container: a.container } : {}),
+      }),
+  }),
+  // Host-wide settings belong to the configuration and rules files of the host daemon, never to a request.
+  'kernel-set': command({
+    args: {},
+    anyArgs: true,
+    run: (_t, _a, peer, raw, refuse) =>
+      refuse(
+        'host-wide setting change requested over the control socket',
+        peer,
+        ` args=${encodeUntrusted(JSON.stringify(raw).slice(0, 1024))}`,
+      ),
+  }),
+};
+
+function kindOk(kind: Kind, v: unknown): boolean {
+  switch (kind) {
+    case 'string':
+      return typeof v === 'string';
+    case 'number':
+      return typeof v === 'number' && Number.isFinite(v);
+    case 'boolean':
+      return typeof v === 'boolean';
+    case 'strings':
+      return Array.isArray(v) && v.every((x) => typeof x === 'string');
+    case 'json':
+      return true;
+  }
+}
+
+const KIND_TEXT: Record<Kind, string> = {
+  string: 'a string',
+  number: 'a number',
+  boolean: 'true or false',
+  strings: 'a list of strings',
+  json: 'a JSON value',
+};
+
+/** The arguments of `cmd` checked against its schema; any problem is a UsageError naming the argument. */
+export function validateArgs(cmd: string, args: Record<string, unknown>): Record<string, unknown> {
+  const c = COMMANDS[cmd];
+  if (!c) throw new UsageError(`unknown control command "${cmd}"`);
+  if (c.anyArgs) return args;
+  for (const key of Object.keys(args)) {
+    if (!Object.prototype.hasOwnProperty.call(c.args, key))
+      throw new UsageError(`${cmd}: unknown argument "${key.slice(0, 40)}"`);
+  }
+  for (const [key, spec] of Object.entries(c.args)) {
+    const v = args[key];
+    if (v === undefined || v === null) {
+      if (spec.required) throw new UsageError(`${cmd}: argument "${key}" is required`);
+      continue;
+    }
+    if (!kindOk(spec.kind, v)) throw new UsageError(`${cmd}: argument "${key}" must be ${KIND_TEXT[spec.kind]}`);
+    const bad = spec.check?.(v as never);
+    if (bad) throw new UsageError(`${cmd}: argument "${key}" ${bad}`);
+  }
+  return args;
+}
+
+export interface ControlCommandsOptions {
+  diag: Diag;
+  /** auditmux's own record in the host log. */
+  record: (type: number, body: string) => void;
+  /** A pid that is one of the auxiliary daemons' own processes. */
+  isDaemonProcess: (pid: number) => boolean;
+  counters: { refused: number };
+}
+
+/** The control socket of the host: who may ask, what is refused (and recorded), and each request run by the table. */
+export class ControlCommands {
+  private server: ControlServer | null = null;
+
+  constructor(
+    private readonly target: ControlTarget,
+    private readonly o: ControlCommandsOptions,
+  ) {}
+
+  async listen(path: string): Promise<void> {
+    this.server = new ControlServer(path, (cmd, args, peer) => this.handle(cmd, args, peer));
+    await this.server.listen();
+  }
+
+  /** `fields`: more ` name=value` text, already encoded. The reason carries tenants' text (rule lines, file names). */
+  readonly refuse: Refuse = (reason, peer, fields = '') => {
+    this.o.counters.refused++;
+    // Cut so that hex (twice the bytes) and the fields after it stay within auditd's line limit.
+    const who = peer ? ` pid=${peer.pid} uid=${peer.uid}` : '';
+    const why = encodeUntrusted(reason.slice(0, 2048));
+    this.o.record(MsgType.DAEMON_ERR, `op=refused reason=${why}${fields}${who} res=failed`);
+    throw new PermissionError(reason, 'E_HOST_WIDE');
+  };
+
+  /** Validates and runs one request. */
+  handle(cmd: string, args: Record<string, unknown>, peer: PeerCred): Promise<unknown> {
+    this.o.diag.debug({ cmd, peer }, 'control request');
+    // An auxiliary daemon's own process gets nothing here, whatever user it runs as.
+    if (this.o.isDaemonProcess(peer.pid))
+      this.refuse(`control request ${cmd} from an auxiliary daemon's process`, peer);
+    const a = validateArgs(cmd, args);
+    return Promise.resolve(COMMANDS[cmd]!.run(this.target, a, peer, args, this.refuse));
+  }
+
+  stats(): Record<string, unknown> {
+    return this.server ? { control: this.server.stats() } : {};
+  }
+
+  async close(): Promise<void> {
+    await this.server?.close().catch(() => undefined);
+  }
+}

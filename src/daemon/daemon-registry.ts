@@ -1,0 +1,238 @@
+// The auxiliary daemons of the host: those of the config file and those added at run time, their routes, their
+// processes or writers, and the backpressure their `block` queues put on the kernel intake.
+import { MsgType } from '../kernel/constants';
+import { UsageError } from '../errors';
+import type { Config, DaemonConfig, RouteConfig } from '../config';
+import { auxLogProblem } from '../config/aux-paths';
+import { loadRulesPath } from '../rules';
+import { auxRules } from './rule-union';
+import { encodeDetail, encodeUntrusted } from '../records/encode';
+import type { EventRecord } from './aux-ipc';
+import { AuxDaemon } from './aux-daemon';
+import type { ExtraRules } from './kernel-session';
+import type { Diag } from './diagnostics';
+
+export interface DaemonRegistryOptions {
+  diag: Diag;
+  /** auditmux's own record in the host log. */
+  record: (type: number, body: string) => void;
+  /** The kernel intake: paused while any `block` queue is full. */
+  setPaused: (paused: boolean) => void;
+  /**
+   * The set of daemons changed: the kernel's rules and the route table follow. `extra` is a daemon being added whose
+   * rules must load first; a throw undoes the change.
+   */
+  changed: (extra?: ExtraRules) => Promise<void>;
+  /** What every daemon's writer needs from the host. */
+  context: () => { nodeName: string | null; contidKernel: boolean };
+  counters: { dropsReported: number };
+}
+
+/** An auxiliary daemon added at run time (`auditmux aux add`, or a template on a first event): kept across reloads. */
+interface RuntimeDaemon {
+  daemon: DaemonConfig;
+  routes: RouteConfig[];
+}
+
+export class DaemonRegistry {
+  private configured: DaemonConfig[] = [];
+  private configuredRoutes: RouteConfig[] = [];
+  private readonly auxes = new Map<string, AuxDaemon>();
+  private readonly runtime = new Map<string, RuntimeDaemon>();
+  private readonly blockedBy = new Set<string>();
+
+  constructor(private readonly opts: DaemonRegistryOptions) {}
+
+  /** The config file's daemons and routes (at start and on reload); run-time daemons stay. */
+  setConfigured(daemons: DaemonConfig[], routes: RouteConfig[]): void {
+    this.configured = daemons;
+    this.configuredRoutes = routes;
+  }
+
+  /** Every daemon's config: the file's, then the run-time ones in the order added. */
+  configs(): DaemonConfig[] {
+    return [...this.configured, ...[...this.runtime.values()].map((r) => r.daemon)];
+  }
+
+  /** Every route, the file's first, numbered in that order. */
+  allRoutes(): RouteConfig[] {
+    const routes = [...this.configuredRoutes, ...[...this.runtime.values()].flatMap((r) => r.routes)];
+    return routes.map((r, index) => ({ ...r, index }));
+  }
+
+  /** Some daemon or route exists: events must be reassembled and routed. */
+  get active(): boolean {
+    return this.configs().length > 0 || this.allRoutes().length > 0;
+  }
+
+  has(name: string): boolean {
+    return this.configs().some((d) => d.name === name);
+  }
+
+  isRuntime(name: string): boolean {
+    return this.runtime.has(name);
+  }
+
+  get(name: string): AuxDaemon | undefined {
+    return this.auxes.get(name);
+  }
+
+  /** A new config file's daemons: no name of a run-time daemon, rules that load and leave host-wide settings alone. */
+  checkNext(next: Config): void {
+    for (const d of next.daemons) {
+      if (this.runtime.has(d.name))
+        throw new UsageError(`${d.pos.file}:${d.pos.line}: daemon "${d.name}" clashes with one added at run time`);
+      if (d.rules) auxRules(d.name, loadRulesPath(d.rules));
+    }
+  }
+
+  /** Daemons added at run time are placed against a new file's host log and daemons by the same rule. */
+  checkPlacement(next: Config): void {
+    const placed = next.daemons.map((d) => ({ name: d.name, user: d.user, file: d.log.file }));
+    for (const { daemon: d } of this.runtime.values()) {
+      const p = auxLogProblem({ name: d.name, user: d.user, file: d.log.file }, next.host.log.file, placed);
+      if (p) throw new UsageError(`${p} (daemon "${d.name}" was added at run time)`);
+    }
+  }
+
+  /** Starts every configured daemon not running yet and updates the running ones; stops those no longer there. */
+  async sync(): Promise<void> {
+    const names = new Set(this.configs().map((d) => d.name));
+    for (const [name, a] of [...this.auxes]) {
+      if (!names.has(name)) {
+        await a.stop();
+        this.auxes.delete(name);
+      }
+    }
+    for (const d of this.configs()) this.start(d);
+  }
+
+  /**
+   * Adds a daemon at run time with its routes and (checked) rules: the kernel's rules load before anything else
+   * changes, and on any failure the daemon and its rules go again. Returns the running daemon.
+   */
+  async addRuntimeDaemon(
+    daemon: DaemonConfig,
+    routes: RouteConfig[],
+    commands?: ExtraRules['commands'],
+  ): Promise<AuxDaemon> {
+    const name = daemon.name;
+    this.runtime.set(name, { daemon, routes });
+    try {
+      await this.opts.changed(commands ? { name, commands } : { name, commands: [] });
+    } catch (e) {
+      this.runtime.delete(name);
+      await this.opts.changed().catch(() => undefined);
+      throw e;
+    }
+    return this.start(daemon);
+  }
+
+  /** Removes a run-time daemon: no more events routed to it, its rules out, then it stops after writing its queue. */
+  async removeDaemon(name: string): Promise<AuxDaemon | undefined> {
+    if (!this.runtime.delete(name)) {
+      if (this.has(name))
+        throw new UsageError(`daemon "${name}" comes from the configuration file: remove it there and reload`);
+      throw new UsageError(`no auxiliary daemon "${name}"`);
+    }
+    const a = this.auxes.get(name);
+    await this.opts.changed();
+    if (a) {
+      await a.stop();
+      this.auxes.delete(name);
+    }
+    return a;
+  }
+
+  private start(cfg: DaemonConfig): AuxDaemon {
+    const existing = this.auxes.get(cfg.name);
+    if (existing) {
+      existing.update(cfg);
+      existing.start();
+      return existing;
+    }
+    const { nodeName, contidKernel } = this.opts.context();
+    const a = new AuxDaemon(cfg, {
+      diag: this.opts.diag,
+      nodeName,
+      report: (event, detail) => {
+        const res = event === 'start' ? 'success' : 'failed';
+        // A failure's detail is free text (error messages name tenants' files): encoded as the kernel encodes untrusted
+        // strings.
+        const safe = event === 'failed' ? `reason=${encodeUntrusted(detail)}` : encodeDetail(detail);
+        this.opts.record(
+          event === 'start' ? MsgType.DAEMON_START : MsgType.DAEMON_ERR,
+          `op=aux-${event} daemon=${cfg.name} ${safe} res=${res}`,
+        );
+        if (event !== 'start') this.opts.diag.warn({ daemon: cfg.name, detail }, `auxiliary daemon ${event}`);
+      },
+      backpressure: (name, full) => this.backpressure(name, full),
+      contidKernel,
+    });
+    this.auxes.set(cfg.name, a);
+    a.start();
+    return a;
+  }
+
+  private backpressure(name: string, full: boolean): void {
+    if (full) this.blockedBy.add(name);
+    else this.blockedBy.delete(name);
+    this.opts.setPaused(this.blockedBy.size > 0);
+  }
+
+  /** Daemons whose full `block` queue has paused the host's kernel intake. */
+  pausedBy(): string[] {
+    return [...this.blockedBy];
+  }
+
+  /** false: the daemon's queue refused the event (its overflow policy dropped it). */
+  enqueue(name: string, records: EventRecord[]): boolean | undefined {
+    return this.auxes.get(name)?.enqueue(records);
+  }
+
+  pumpAll(): void {
+    for (const a of this.auxes.values()) a.pump();
+  }
+
+  /** Reports the drops since the last tick, one record per daemon, and moves every queue on. */
+  tick(): void {
+    for (const a of this.auxes.values()) {
+      if (a.queue.unreportedDrops > 0) {
+        const n = a.queue.unreportedDrops;
+        a.queue.unreportedDrops = 0;
+        this.opts.counters.dropsReported += n;
+        this.opts.record(
+          MsgType.DAEMON_ERR,
+          `op=queue-overflow daemon=${a.name} dropped=${n} total-dropped=${a.queue.counters.dropped} policy=${a.config.queue.overflow} res=failed`,
+        );
+      }
+      a.pump();
+    }
+  }
+
+  /** The pid is one of the auxiliary daemons' own processes. */
+  isDaemonProcess(pid: number): boolean {
+    for (const a of this.auxes.values()) if (a.pid !== 0 && a.pid === pid) return true;
+    return false;
+  }
+
+  rotate(): void {
+    for (const a of this.auxes.values()) a.rotate();
+  }
+
+  resume(): void {
+    for (const a of this.auxes.values()) a.resume();
+  }
+
+  async stopAll(): Promise<void> {
+    for (const a of this.auxes.values()) await a.stop().catch(() => undefined);
+  }
+
+  list(): Array<Record<string, unknown>> {
+    return [...this.auxes.values()].map((a) => a.status());
+  }
+
+  status(): Record<string, unknown> {
+    return Object.fromEntries([...this.auxes].map(([n, a]) => [n, a.status()]));
+  }
+}

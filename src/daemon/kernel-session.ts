@@ -1,0 +1,291 @@
+// The host's kernel session: registration, host-wide settings, the rule union in the kernel, and the kernel handed back
+// as it was found at stop.
+import { AuditmuxError } from '../errors';
+import { AuditClient } from '../kernel/client';
+import { AUDIT_FILTER_PREPEND, Feature, Field, Op } from '../kernel/constants';
+import type { AuditSocket } from '../kernel/socket';
+import type { AuditStatus } from '../kernel/wire';
+import type { DaemonConfig, HostConfig, RouteConfig } from '../config';
+import { applyRules, encodeRule, loadRulesPath, parseRules, type Rule, type RuleCommand } from '../rules';
+import type { Requester } from '../output/logfile';
+import { TRACK_KEY } from '../routing/pipeline';
+import { auxRules, mergeRules, type KernelRuleSet, type Owned } from './rule-union';
+import type { Diag } from './diagnostics';
+
+/** Who signalled when nobody can be asked: auditd's "unset" ids. */
+export const UNKNOWN_REQUESTER: Requester = { auid: 4294967295, uid: 4294967295, ses: 4294967295, pid: -1 };
+
+export interface KernelSessionOptions {
+  diag: Diag;
+  /** The transport (an emulated kernel in tests); the native addon otherwise. */
+  socket?: AuditSocket;
+  /** The daemons and routes whose rules the kernel must hold (the registry's, read at each sync). */
+  owners: () => { daemons: DaemonConfig[]; routes: RouteConfig[] };
+  /** Counted here, reported in the host's status. */
+  counters: { kernelLost: number };
+}
+
+/** A runtime daemon's rules, checked and loaded before it is registered anywhere. */
+export interface ExtraRules {
+  name: string;
+  commands: RuleCommand[];
+}
+
+export class KernelSession {
+  private client: AuditClient | null = null;
+  private found: { status: AuditStatus; loginuidImmutable: boolean } | null = null;
+  /** Encoded kernel rules this daemon added, in the order added (removed again at stop). */
+  private loaded: Buffer[] = [];
+  private ruleSet: KernelRuleSet = { rules: [], keysByOwner: new Map() };
+  private hostCommands: RuleCommand[] = [];
+  private lastKernelLost = 0;
+  private features = 0;
+  /** The kernel has the contid patch set: it filters by contid and writes CONTAINER_ID records itself. */
+  contidKernel = false;
+  /** The fork/exit tracking rules are loaded (mainline kernels, while processes carry contids). */
+  tracking = false;
+
+  constructor(private readonly opts: KernelSessionOptions) {}
+
+  /** Opens the connection and reads the kernel's state; records flow to `onRecords` once registered. */
+  async open(
+    receiveBuffer: number,
+    onRecords: (type: number, buf: Buffer, start: number, end: number) => void,
+    endBatch: () => void,
+  ): Promise<AuditStatus> {
+    // A 2 ms moderation window: at most ~500 wake-ups a second for a trickle, far inside the kernel's backlog.
+    const clientOpts = this.opts.socket ? { socket: this.opts.socket } : { receiveBuffer, coalesceMs: 2 };
+    const client = await AuditClient.open(clientOpts);
+    this.client = client;
+    const status = await client.getStatus();
+    this.features = (await client.getFeatures()).features;
+    this.lastKernelLost = status.lost;
+    client.onRecords(onRecords, endBatch);
+    client.onReceiveError((e) => this.opts.diag.warn({ err: e.message, code: e.code }, 'netlink receive error'));
+    return status;
+  }
+
+  get isOpen(): boolean {
+    return this.client !== null;
+  }
+
+  /** Registration comes first: a refused second instance must not touch the running daemon's log or settings. */
+  async register(status: AuditStatus): Promise<void> {
+    await this.client!.registerDaemon();
+    this.found = { status, loginuidImmutable: (this.features & (1 << Feature.LOGINUID_IMMUTABLE)) !== 0 };
+  }
+
+  getStatus(): Promise<AuditStatus> {
+    return this.client!.getStatus();
+  }
+
+  /** Host-wide settings, the host rules' settings, the rule union, then `enabled` (2 = immutable, strictly last). */
+  async applyHostSettings(host: HostConfig, before?: AuditStatus): Promise<void> {
+    const client = this.client!;
+    before ??= await client.getStatus();
+    const k = host.kernel;
+    if (before.enabled === 2) {
+      this.opts.diag.warn('kernel audit configuration is immutable (enabled=2): settings and rules left as they are');
+      return;
+    }
+    await client.setStatus({ failure: k.failure, backlogLimit: k.backlogLimit, rateLimit: k.rateLimit });
+    if (before.featureBitmap & 0x2) await client.setStatus({ backlogWaitTime: k.backlogWaitTime });
+    if (k.resetLostOnStart) {
+      await client.resetLost();
+      this.lastKernelLost = 0;
+    }
+    if (k.loginuidImmutable) await client.setFeature(Feature.LOGINUID_IMMUTABLE, true, false);
+    this.hostCommands = host.rules ? loadRulesPath(host.rules) : [];
+    const settings = this.hostCommands.filter((c) => c.kind !== 'add' && c.kind !== 'enabled');
+    const enables = this.hostCommands.filter((c) => c.kind === 'enabled');
+    if (settings.length) {
+      const s = await applyRules(client, settings, { hostWide: true });
+      for (const e of s.errors) this.opts.diag.warn({ rule: e.message }, 'host rule setting not applied');
+    }
+    await this.syncRules();
+    await client.setStatus({ enabled: k.enabled === 2 ? 1 : k.enabled });
+    if (enables.length) await applyRules(client, enables, { hostWide: true });
+    else if (k.enabled === 2) await client.setStatus({ enabled: 2 });
+  }
+
+  /** The rules every owner wants in the kernel: host rules first, then each auxiliary daemon's, then tracking. */
+  private desiredRules(extra?: ExtraRules): KernelRuleSet {
+    const filtered: Owned[] = [];
+    const host: Owned[] = [];
+    const aux: Owned[] = [];
+    const { daemons, routes } = this.opts.owners();
+    for (const c of this.hostCommands) if (c.kind === 'add') host.push({ owner: 'host', rule: c.rule });
+    const addAux = (name: string, rules: Rule[]): void => {
+      const k = this.kernelFiltered(name, rules, routes);
+      for (const rule of k ?? rules) (k ? filtered : aux).push({ owner: name, rule });
+    };
+    for (const d of daemons) {
+      if (!d.rules || (extra && extra.name === d.name)) continue;
+      addAux(d.name, auxRules(d.name, loadRulesPath(d.rules)));
+    }
+    if (extra) addAux(extra.name, auxRules(extra.name, extra.commands));
+    if (this.tracking)
+      for (const c of parseRules(trackingRulesText(), '<contid tracking>'))
+        if (c.kind === 'add') aux.push({ owner: 'host', rule: c.rule });
+    // The exit list is first-match: rules narrowed to a container by the kernel's contid field go before the host's,
+    // or a host rule for the same syscall would always win and the container's daemon would never see its events.
+    return mergeRules([...filtered, ...host, ...aux]);
+  }
+
+  /**
+   * On a kernel with the contid patch set, an auxiliary daemon routed only exact ids gets its rules once per id with
+   * the `contid` field, so the kernel itself filters; ranges, nesting and `unset` stay with the userspace router.
+   */
+  private kernelFiltered(name: string, rules: Rule[], routes: RouteConfig[]): Rule[] | null {
+    if (!this.contidKernel) return null;
+    const ids: bigint[] = [];
+    for (const r of routes) {
+      if (!r.daemons.includes(name)) continue;
+      if (r.container) return null;
+      for (const p of r.contid) {
+        if (p.kind !== 'range' || p.nested || p.lo !== p.hi) return null;
+        if (!ids.includes(p.lo)) ids.push(p.lo);
+      }
+    }
+    if (ids.length === 0 || ids.length > 16) return null;
+    // Prepended (-A): added later at run time they must still come before the host's rules.
+    return rules.flatMap((rule) =>
+      ids.map((id) => ({
+        ...rule,
+        flags: rule.flags | AUDIT_FILTER_PREPEND,
+        fields: [...rule.fields, { field: Field.contid, op: Op.EQUAL, value: 8, u64: id }],
+      })),
+    );
+  }
+
+  /**
+   * Makes the kernel hold exactly the desired rules that this daemon owns: adds what is missing, deletes the rest.
+   * `extra`: a daemon about to be added, whose rules must load before it exists anywhere else.
+   */
+  async syncRules(extra?: ExtraRules): Promise<void> {
+    const client = this.client!;
+    const desired = this.desiredRules(extra);
+    const want = desired.rules.map((r) => encodeRule(r));
+    for (const b of want) {
+      if (this.loaded.some((l) => l.equals(b))) continue;
+      try {
+        await client.addRule(b);
+        this.loaded.push(b);
+      } catch (e) {
+        if (e instanceof AuditmuxError && e.code === 'EEXIST') continue; // loaded by someone else already: not ours
+        throw e;
+      }
+    }
+    for (const b of [...this.loaded]) {
+      if (want.some((w) => w.equals(b))) continue;
+      await client.deleteRule(b).catch(() => undefined);
+      this.loaded = this.loaded.filter((l) => l !== b);
+    }
+    this.ruleSet = desired;
+  }
+
+  /** Loads or drops the fork/exit tracking rules; false when nothing changed. */
+  async setTracking(on: boolean): Promise<boolean> {
+    if (this.tracking === on || this.contidKernel) return false;
+    this.tracking = on;
+    await this.syncRules();
+    return true;
+  }
+
+  /** The keys an event's owner should see: its own rules' keys, not the tags auditmux added. */
+  keysFor(owner: string | null, full: string[]): string[] {
+    const owners = this.ruleSet.keysByOwner.get(full.join('\x01'));
+    const userKeys = full.filter((k) => !k.startsWith('auditmux-'));
+    if (!owners) return userKeys;
+    // The host log shows the host's own keys when a host rule produced the event, else every user key.
+    return owners.get(owner ?? 'host') ?? (owner === null ? userKeys : []);
+  }
+
+  /** Counts what the kernel lost since the last look. */
+  async poll(): Promise<void> {
+    const s = await this.client!.getStatus();
+    if (s.lost > this.lastKernelLost) this.opts.counters.kernelLost += s.lost - this.lastKernelLost;
+    this.lastKernelLost = s.lost;
+  }
+
+  /** Who sent the signal being handled, as the kernel tells it. */
+  async requester(): Promise<Requester> {
+    try {
+      const si = await this.client!.getSignalInfo(this.contidKernel);
+      return { auid: si.uid, uid: si.uid, ses: 4294967295, pid: si.pid };
+    } catch {
+      return UNKNOWN_REQUESTER;
+    }
+  }
+
+  /** `block` policy: while any such queue is full the host stops reading the kernel, whose backlog absorbs it. */
+  setPaused(paused: boolean): void {
+    if (paused) this.client?.pause();
+    else this.client?.resume();
+  }
+
+  counters(): Record<string, unknown> {
+    return { ...this.client?.counters };
+  }
+
+  /**
+   * Waits (at most 5 s) until the kernel's backlog for us is empty and no record has arrived for a few moderation
+   * windows: kauditd can lag behind on a busy machine, and what it still holds when we unregister is lost to us.
+   */
+  async waitQuiet(records: () => number): Promise<void> {
+    let last = -1;
+    let quiet = 0;
+    for (let i = 0; i < 250 && quiet < 3; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      let backlog: number;
+      try {
+        backlog = this.client && this.client.isRegistered ? (await this.client.getStatus()).backlog : 0;
+      } catch {
+        backlog = 0;
+      }
+      quiet = records() === last && backlog === 0 ? quiet + 1 : 0;
+      last = records();
+    }
+  }
+
+  /** Our rules out, the settings as found, unregistered, every record the kernel still queued for us taken. */
+  async close(records: () => number): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    try {
+      await this.restore(client, records);
+    } catch (e) {
+      this.opts.diag.error({ err: (e as Error).message }, 'could not restore the kernel state');
+    }
+    // Records the kernel sent before it saw pid 0 may still sit in the socket: drain them before closing it.
+    await this.waitQuiet(records);
+    client.close();
+  }
+
+  private async restore(client: AuditClient, records: () => number): Promise<void> {
+    const found = this.found;
+    if (!found) return;
+    const st = await client.getStatus();
+    if (st.enabled !== 2) {
+      for (const r of this.loaded) await client.deleteRule(r).catch(() => undefined);
+      this.loaded = [];
+      // Our rules are gone, so no new events of ours: take what the kernel still queues for us before letting go.
+      await this.waitQuiet(records);
+      await client.setStatus({
+        enabled: found.status.enabled,
+        failure: found.status.failure,
+        backlogLimit: found.status.backlogLimit,
+        rateLimit: found.status.rateLimit,
+      });
+      if (found.status.featureBitmap & 0x2) await client.setStatus({ backlogWaitTime: found.status.backlogWaitTime });
+    }
+    if (client.isRegistered) await client.unregisterDaemon();
+  }
+}
+
+function trackingRulesText(): string {
+  return [
+    `-a always,exit -F arch=b64 -S clone,fork,vfork,clone3,exit_group -F key=${TRACK_KEY}`,
+    `-a always,exit -F arch=b32 -S clone,fork,vfork,clone3,exit_group -F key=${TRACK_KEY}`,
+  ].join('\n');
+}

@@ -1,0 +1,123 @@
+// Metrics exporters: an HTTP listener answering GET /metrics (bounded, local by default) or a periodic textfile.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { IoError } from '../errors';
+import type { MetricsExporter, MetricsSource, MetricsSpec } from './contract';
+import { CONTENT_TYPE, renderExposition } from './exposition';
+import { writeTextfileAtomic } from './textfile';
+
+/** Scrapers are few; anything beyond this is refused rather than queued. */
+const MAX_CONNECTIONS = 16;
+
+/** GET /metrics on one address; every other method or path gets an error status, never a body from the source. */
+export class HttpMetricsExporter implements MetricsExporter {
+  private server: http.Server | null = null;
+
+  constructor(
+    private readonly listen: { host: string; port: number },
+    private readonly source: MetricsSource,
+  ) {}
+
+  async start(): Promise<void> {
+    const s = http.createServer({ maxHeaderSize: 8192, requestTimeout: 5000, headersTimeout: 5000 }, (req, res) =>
+      this.answer(req, res),
+    );
+    s.maxConnections = MAX_CONNECTIONS;
+    s.keepAliveTimeout = 5000;
+    // A scraper that stalls mid-request holds a socket only this long.
+    s.setTimeout(10000, (sock) => sock.destroy());
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new IoError(`metrics cannot listen on ${this.listen.host}:${this.listen.port} (${e.code})`, 'E_IO', {
+            cause: e,
+          }),
+        ),
+      );
+      s.listen(this.listen.port, this.listen.host, () => resolve());
+    });
+    this.server = s;
+  }
+
+  private answer(req: http.IncomingMessage, res: http.ServerResponse): void {
+    // The request body (if any) is never read: a client cannot make the daemon buffer it.
+    req.resume();
+    const url = (req.url ?? '').split('?')[0];
+    if (url !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only /metrics\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('only GET\n');
+      return;
+    }
+    let body: string;
+    try {
+      body = renderExposition(this.source.metrics());
+    } catch {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  address(): { host: string; port: number } | null {
+    const a = this.server?.address() as AddressInfo | null | undefined;
+    return a ? { host: a.address, port: a.port } : null;
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+}
+
+/** Rewrites a textfile every `intervalMs` and once more at stop (node_exporter's textfile collector reads it). */
+export class TextfileMetricsExporter implements MetricsExporter {
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly file: string,
+    private readonly source: MetricsSource,
+    private readonly onError: (e: Error) => void,
+    private readonly intervalMs = 1000,
+  ) {}
+
+  write(): void {
+    try {
+      writeTextfileAtomic(this.file, renderExposition(this.source.metrics()));
+    } catch (e) {
+      this.onError(e as Error);
+    }
+  }
+
+  async start(): Promise<void> {
+    this.write();
+    this.timer = setInterval(() => this.write(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  address(): null {
+    return null;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.write();
+  }
+}
+
+export function createMetricsExporter(
+  spec: MetricsSpec,
+  source: MetricsSource,
+  onError: (e: Error) => void,
+): MetricsExporter {
+  return 'listen' in spec
+    ? new HttpMetricsExporter(spec.listen, source)
+    : new TextfileMetricsExporter(spec.textfile, source, onError);
+}

@@ -1,0 +1,52 @@
+// gzip of a rotated log in place (audit.log.1 -> audit.log.1.gz), never through a planted link or temporary.
+import * as fs from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
+import * as zlib from 'node:zlib';
+import { IoError } from '../../errors';
+import { createExclusive, readBounded } from '../../safefs';
+import { errText, type LogReporter } from './types';
+
+/** Compresses rotated logs with the rotated files' mode; a failure leaves the plain file, nothing is lost. */
+export class LogCompressor {
+  /** `mode`: what a rotated log gets (0440 with a log_group, 0400 without). */
+  constructor(
+    private readonly mode: number,
+    private readonly reporter: LogReporter,
+  ) {}
+
+  /**
+   * gzip a just-rotated log in place (name.gz, then the plain file goes). Synchronous at level 1: rotations are rare,
+   * an 8 MiB log takes tens of ms, and no later rotation can rename the file while it is being read.
+   */
+  compress(file: string): void {
+    const tmp = `${file}.gz.tmp`;
+    let created = false;
+    try {
+      // The file we just renamed: read without following a symlink, and never copy out a file linked elsewhere.
+      const { data, stat } = readBounded(file, {
+        limit: bufferConstants.MAX_LENGTH,
+        noFollow: true,
+        what: 'rotated log',
+      });
+      if (stat.nlink > 1) throw new IoError(`rotated log ${file} has ${stat.nlink} hard links`, 'E_HARDLINK');
+      const gz = zlib.gzipSync(data, { level: 1 });
+      // O_EXCL: a name planted at the temporary (a symlink to any file) is removed, never written through.
+      const { fd } = createExclusive(tmp, { mode: this.mode, what: 'temporary file', replaceStale: true });
+      created = true;
+      try {
+        let off = 0;
+        while (off < gz.length) off += fs.writeSync(fd, gz, off, gz.length - off);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, `${file}.gz`);
+      created = false;
+      fs.unlinkSync(file);
+    } catch (e) {
+      if (created) fs.rmSync(tmp, { force: true });
+      // The plain rotated file stays: nothing is lost, it is just not compressed.
+      this.reporter.log('warn', `Could not compress ${file} (${errText(e)})`);
+    }
+  }
+}

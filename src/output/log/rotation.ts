@@ -1,0 +1,167 @@
+// Log rotation as auditd does it (rotate_logs, shift_logs for keep_logs, check_excess_logs), plus hourly or daily
+// rotation: which names move where, never through a planted link.
+import * as fs from 'node:fs';
+import { lstatOrNull, openNoFollow } from '../../safefs';
+import type { LogCompressor } from './compress';
+import type { LogFile } from './file';
+import { errText, type LogReporter, type MaxLogFileAction } from './types';
+
+export interface LogRotationOptions {
+  /** The live log; rotated logs are `path.1`, `path.2`... (`.gz` when compressed). */
+  path: string;
+  numLogs: number;
+  /** gid of log_group (a live log that cannot be renamed keeps 0640 with one, 0600 without). */
+  logGroupGid?: number;
+  /** Also rotate when the hour or the (local) day changes. */
+  rotateInterval?: 'hourly' | 'daily';
+  /** Compresses `path.1` after each rotation; none = rotated logs stay plain. */
+  compressor?: LogCompressor;
+  now: () => number;
+}
+
+/** Owns the rotated names: the rename chain, the highest kept number (keep_logs) and the current period. */
+export class LogRotation {
+  rotations = 0;
+  private lastLog = 1;
+  private period = '';
+
+  constructor(
+    private readonly opts: LogRotationOptions,
+    private readonly reporter: LogReporter,
+  ) {}
+
+  rotatedName(i: number): string {
+    return `${this.opts.path}.${i}`;
+  }
+
+  /**
+   * rotate_logs(): seals and closes the live file, then .N-2 -> .N-1 ... .1 -> .2, log -> .1, with n = 0 the
+   * configured num_logs. False (nothing done) when rotation is disabled; the caller reopens the live file.
+   */
+  rotate(file: LogFile, n: number): boolean {
+    if (this.opts.numLogs < 2) {
+      this.reporter.log('info', 'Log rotation disabled (num_logs < 2), skipping');
+      return false;
+    }
+    file.seal();
+    const num = n === 0 ? this.opts.numLogs : n;
+    for (let i = num - 1; i > 1; i--) {
+      this.renameIfExists(this.rotatedName(i - 1), this.rotatedName(i));
+      this.renameIfExists(this.rotatedName(i - 1) + '.gz', this.rotatedName(i) + '.gz');
+    }
+    if (!this.renameIfExists(this.opts.path, this.rotatedName(1))) {
+      try {
+        // Through a descriptor: chmod(2) on the name would follow a symlink planted there.
+        const { fd } = openNoFollow(this.opts.path, fs.constants.O_RDONLY, { what: 'log file' });
+        try {
+          fs.fchmodSync(fd, this.opts.logGroupGid ? 0o640 : 0o600);
+        } finally {
+          fs.closeSync(fd);
+        }
+      } catch {
+        // the reopen that follows reports the real problem
+      }
+    }
+    this.rotations++;
+    this.opts.compressor?.compress(this.rotatedName(1));
+    return true;
+  }
+
+  /** shift_logs(): the number the live log gets with keep_logs (the highest grows instead of old logs going). */
+  keepNumber(): number {
+    let num = this.lastLog;
+    while (lstatOrNull(this.rotatedName(num))) num++;
+    if (num <= this.lastLog && this.lastLog > 1) {
+      this.reporter.log('warn', `Last known log disappeared (${this.rotatedName(num)})`);
+      num = this.lastLog = 1;
+      while (lstatOrNull(this.rotatedName(num))) num++;
+    }
+    this.lastLog = num;
+    return num + 1;
+  }
+
+  /** check_excess_logs(): only with rotate and num_logs >= 2, removes .num_logs, .num_logs+1, ... */
+  removeExcess(action: MaxLogFileAction): void {
+    if (action !== 'rotate' || this.opts.numLogs < 2) return;
+    for (let i = this.opts.numLogs; ; i++) {
+      let removed = false;
+      for (const name of [this.rotatedName(i), this.rotatedName(i) + '.gz']) {
+        try {
+          fs.unlinkSync(name);
+          removed = true;
+          this.reporter.log('info', `Log ${name} removed as it exceeds num_logs parameter`);
+        } catch {
+          // not there
+        }
+      }
+      if (!removed) break;
+    }
+  }
+
+  /** Starts counting the current hour or day (at open). */
+  startPeriod(): void {
+    this.period = this.periodKey();
+  }
+
+  /** Whether the hour or day changed since the last call (and it is now the current one); false without an interval. */
+  periodChanged(): boolean {
+    if (!this.opts.rotateInterval) return false;
+    const p = this.periodKey();
+    if (p === this.period) return false;
+    this.period = p;
+    return true;
+  }
+
+  /** The current hour or local day, for time-based rotation. */
+  private periodKey(): string {
+    if (!this.opts.rotateInterval) return '';
+    const d = new Date(this.opts.now());
+    const day = `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
+    return this.opts.rotateInterval === 'daily' ? day : `${day}T${d.getHours()}`;
+  }
+
+  /**
+   * rename(2) never follows a symlink, but a symlink moved along the rotated names would later be read by search and
+   * compression as if it were a log: one found where a log belongs was planted, and only its name is removed.
+   */
+  private renameIfExists(from: string, to: string): boolean {
+    let st: fs.Stats | null;
+    try {
+      st = lstatOrNull(from);
+    } catch (e) {
+      this.reporter.log('error', `Error rotating logs from ${from} to ${to} (${errText(e)})`);
+      this.reporter.report('rotate', e, 0);
+      return false;
+    }
+    if (!st) return true;
+    if (st.isSymbolicLink()) {
+      try {
+        fs.unlinkSync(from);
+        this.reporter.log('warn', `Removed ${from}: a symbolic link where a log belongs, not written by auditmux`);
+        return true;
+      } catch (e) {
+        this.reporter.log('error', `Could not remove the symbolic link ${from} (${errText(e)})`);
+        this.reporter.report('rotate', e, 0);
+        return false;
+      }
+    }
+    if (!st.isFile()) {
+      this.reporter.log('error', `Error rotating logs from ${from} to ${to} (not a regular file)`);
+      this.reporter.report(
+        'rotate',
+        Object.assign(new Error(`${from} is not a regular file`), { code: 'E_LOG_NOT_FILE' }),
+        0,
+      );
+      return false;
+    }
+    try {
+      fs.renameSync(from, to);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      this.reporter.log('error', `Error rotating logs from ${from} to ${to} (${errText(e)})`);
+      this.reporter.report('rotate', e, 0);
+      return false;
+    }
+  }
+}

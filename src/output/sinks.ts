@@ -1,0 +1,124 @@
+// The sink factory: opens a daemon's log, its disk-space guard and its outputs as one Sink (contract in ./sink.ts).
+import { DiskSpaceGuard, type DiskLevel } from './diskspace';
+import { LogWriter, type Requester } from './logfile';
+import type { RecordOutput } from './output';
+import { closeAll, createOutputs, flushAll, writeAll } from './outputs';
+import type { Sink, SinkContext, SinkLogStatus, SinkSpec, SinkState } from './sink';
+
+/** Free-space levels move slowly and batches come thousands of times a second: one statfs a second at most. */
+const SPACE_CHECK_MS = 1000;
+
+/**
+ * Opens the log (throws IoError when it cannot), its guard, then the outputs (see SinkContext.onOutputsError for
+ * when they fail). The guard acts on the log's own space settings whichever daemon holds the sink.
+ */
+export function createSink(spec: SinkSpec, ctx: SinkContext): Sink {
+  return new DaemonSink(spec, ctx);
+}
+
+class DaemonSink implements Sink {
+  readonly log: LogWriter;
+  outputs: readonly RecordOutput[] = [];
+  private readonly guard: DiskSpaceGuard;
+  private readonly now: () => number;
+  private readonly diag: SinkContext['diag'];
+  private lastSpaceCheck = 0;
+
+  constructor(spec: SinkSpec, ctx: SinkContext) {
+    this.now = ctx.now ?? Date.now;
+    this.diag = ctx.diag;
+    const log = new LogWriter({
+      ...spec.log,
+      ...(ctx.logger ? { logger: ctx.logger } : {}),
+      onError: (e) => {
+        ctx.onLogError?.(e);
+        this.guard.onWriteError(e.code);
+      },
+    });
+    this.log = log;
+    this.guard = new DiskSpaceGuard(spec.log.path, spec.diskSpace, log, ctx.diag, spec.log.numLogs ?? 5, ctx.statfs);
+    log.open();
+    try {
+      this.outputs = createOutputs([...(spec.outputs ?? [])], {
+        ...(ctx.nodeName !== undefined ? { nodeName: ctx.nodeName } : {}),
+        contidKernel: ctx.contidKernel,
+        diag: ctx.diag,
+      });
+    } catch (e) {
+      if (!ctx.onOutputsError) {
+        log.close();
+        throw e;
+      }
+      ctx.onOutputsError(e as Error);
+    }
+  }
+
+  get bufferedBytes(): number {
+    return this.log.bufferedBytes;
+  }
+
+  writeRecord(type: number, payload: Buffer): void {
+    this.log.writeRecord(type, payload);
+    if (this.outputs.length) writeAll(this.outputs, type, payload);
+  }
+
+  writeLog(type: number, payload: Buffer): boolean {
+    return this.log.writeRecord(type, payload);
+  }
+
+  writeOutputs(type: number, payload: Buffer): void {
+    if (this.outputs.length) writeAll(this.outputs, type, payload);
+  }
+
+  writeDaemonRecord(type: number, body: string): void {
+    // auditd dispatches its own records to plugins as well: one payload, one serial, for the log and the outputs.
+    this.writeRecord(type, this.log.daemonPayload(body));
+  }
+
+  flush(): void {
+    this.log.flush();
+    if (this.outputs.length) flushAll(this.outputs);
+    this.checkSpace();
+  }
+
+  checkSpace(): DiskLevel {
+    const now = this.now();
+    if (now - this.lastSpaceCheck >= SPACE_CHECK_MS) {
+      this.lastSpaceCheck = now;
+      this.guard.afterFlush();
+    }
+    return this.guard.lastLevel;
+  }
+
+  rotate(by: Requester): void {
+    this.log.rotateNow(by);
+  }
+
+  resume(): void {
+    this.guard.resume();
+    for (const o of this.outputs) o.resume?.();
+  }
+
+  state(): SinkState {
+    // A full disk says DISKFULL to a peer even when its action suspended the log.
+    if (this.guard.lastLevel === 'disk_full') return 'disk-full';
+    if (this.log.isSuspended) return 'suspended';
+    return this.guard.lastLevel !== 'ok' ? 'disk-low' : 'ok';
+  }
+
+  logStatus(): SinkLogStatus {
+    return { ...this.log.counters, suspended: this.log.isSuspended, diskLevel: this.guard.lastLevel };
+  }
+
+  outputStats(): Record<string, Record<string, number | string | boolean>> {
+    return Object.fromEntries(this.outputs.map((o) => [o.name, o.stats()]));
+  }
+
+  async close(last?: { type: number; body: string }): Promise<void> {
+    const outputs = this.outputs;
+    this.outputs = [];
+    await closeAll(outputs).catch((e: Error) => this.diag.error({ err: e.message }, 'closing outputs failed'));
+    if (last) this.log.writeDaemonRecord(last.type, last.body);
+    this.log.close();
+  }
+}

@@ -1,0 +1,519 @@
+// Bounded record queues for outputs: an on-disk spool (append-only segments + persisted read cursor) and a memory
+// queue.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { checkDirSafe, openNoFollow } from '../../safefs';
+import { pathTrustProblem } from '../../trust';
+import { IoError } from '../../errors';
+
+/** A position in the queue: segment number and byte offset inside it (memory queue: seg 0, off = record index). */
+export interface QueueCursor {
+  seg: number;
+  off: number;
+}
+
+export interface QueuedRecord {
+  data: Buffer;
+  /** Cursor just after this record; commit(end) marks it and everything before it delivered. */
+  end: QueueCursor;
+}
+
+/** What an output needs from its queue; once append() returned true the record survives until commit(). */
+export interface RecordQueue {
+  append(rec: Buffer): boolean;
+  /** Make appended records and the committed cursor durable (one fsync per batch). */
+  sync(): void;
+  /** The next record not yet handed out since the last rewind, or null. */
+  next(): QueuedRecord | null;
+  commit(end: QueueCursor): void;
+  /** Hand out every uncommitted record again (after a reconnect). */
+  rewind(): void;
+  /** Records appended and not committed. */
+  readonly pending: number;
+  /** Bytes those records take. */
+  readonly bytes: number;
+  readonly capacity: number;
+  close(): void;
+}
+
+/** Per-record framing in a segment: u32 LE payload length, u32 LE crc32(payload), payload. */
+export const REC_HEADER = 8;
+/** Larger than any audit line; a length above it means the segment is damaged, not that a record is huge. */
+export const MAX_SPOOL_RECORD = 64 * 1024;
+/** Segment size unless a smaller spool needs smaller ones; a segment is never much larger than this. */
+const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
+const CURSOR_FILE = 'cursor';
+const CURSOR_MAGIC = 0x43584d41; // "AMXC"
+const CURSOR_SLOT = 32;
+const SEG_RE = /^seg-(\d{10})\.spool$/;
+const WRITE_BUF = 64 * 1024;
+const CHUNK = 256 * 1024;
+
+export interface SpoolOptions {
+  dir: string;
+  /** Bound on the bytes of uncommitted records (framing included). */
+  maxBytes: number;
+  /** A segment is closed and a new one started past this size. */
+  segmentBytes?: number;
+  /** Called for damage found while recovering (torn tail, bad checksum); the rest of that segment is skipped. */
+  onCorrupt?: (file: string, offset: number, reason: string) => void;
+}
+
+export function segmentName(seg: number): string {
+  return `seg-${String(seg).padStart(10, '0')}.spool`;
+}
+
+/** Result of reading one framed record at `off` in `b`: the record, 'short' (need more bytes) or 'bad' (damage). */
+export function readFramed(b: Buffer, off: number, end: number): { len: number; data: Buffer } | 'short' | 'bad' {
+  if (end - off < REC_HEADER) return 'short';
+  const len = b.readUInt32LE(off);
+  // Never written (append refuses empty records): zeros are a hole or a wipe, not millions of empty records.
+  if (len === 0 || len > MAX_SPOOL_RECORD) return 'bad';
+  if (end - off < REC_HEADER + len) return 'short';
+  const data = b.subarray(off + REC_HEADER, off + REC_HEADER + len);
+  if (crc32(data) >>> 0 !== b.readUInt32LE(off + 4)) return 'bad';
+  return { len: REC_HEADER + len, data };
+}
+
+export function encodeFramed(rec: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(REC_HEADER + rec.length);
+  out.writeUInt32LE(rec.length, 0);
+  out.writeUInt32LE(crc32(rec) >>> 0, 4);
+  rec.copy(out, REC_HEADER);
+  return out;
+}
+
+interface SegInfo {
+  seg: number;
+  /** Bytes of valid records in the segment. */
+  size: number;
+  /** Records in the segment at or after the committed cursor. */
+  records: number;
+}
+
+/**
+ * On-disk spool, one directory per output. Records are appended to numbered segment files; a 2-slot cursor file
+ * (generation + crc per slot, so a torn write leaves the other slot valid) records how far delivery got. Segments
+ * wholly before the cursor are deleted. On open, every segment is scanned and a damaged tail is cut off, so a crash
+ * mid-append loses only that unsynced record. Delivery is at least once: records committed after the last sync()
+ * are sent again after a restart.
+ */
+export class Spool implements RecordQueue {
+  readonly capacity: number;
+  private readonly dir: string;
+  private readonly segmentBytes: number;
+  private readonly onCorrupt: SpoolOptions['onCorrupt'];
+  private segs: SegInfo[] = [];
+  private wfd = -1;
+  private wbuf = Buffer.allocUnsafe(WRITE_BUF);
+  private wused = 0;
+  private cfd = -1;
+  private gen = 0;
+  private committed: QueueCursor = { seg: 0, off: 0 };
+  private cursorDirty = false;
+  private read: QueueCursor = { seg: 0, off: 0 };
+  private pendingRecords = 0;
+  private pendingBytes = 0;
+  private chunk = Buffer.allocUnsafe(CHUNK);
+  private chunkSeg = -1;
+  private chunkStart = 0;
+  private chunkLen = 0;
+  private rfd = -1;
+  private rfdSeg = -1;
+  /** End cursors of records handed out but not committed, to count what a commit releases. */
+  private inFlight: { end: QueueCursor; bytes: number }[] = [];
+  private closed = false;
+
+  constructor(opts: SpoolOptions) {
+    this.dir = opts.dir;
+    this.capacity = opts.maxBytes;
+    this.segmentBytes = Math.max(
+      64 * 1024,
+      Math.min(opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, Math.ceil(opts.maxBytes / 4)),
+    );
+    this.onCorrupt = opts.onCorrupt;
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // Records wait here as root's (or the daemon user's) files: nobody else may add, swap or link names in it.
+    checkDirSafe(this.dir, { owners: [0, process.geteuid?.() ?? 0], what: 'spool directory' });
+    // And every directory above it (the leaf is checkDirSafe's): whoever can write one of them can swap the spool
+    // directory itself after the check. A relative path is a user daemon's own spool below its working directory,
+    // checked when it entered it.
+    if (path.isAbsolute(this.dir)) {
+      const problem = pathTrustProblem(path.dirname(this.dir), { dir: true });
+      if (problem)
+        throw new IoError(`spool directory ${this.dir}: ${problem}; others could swap it (refused)`, 'E_UNSAFE_DIR');
+    }
+    this.cfd = openFile(path.join(this.dir, CURSOR_FILE), fs.constants.O_RDWR | fs.constants.O_CREAT, 'spool cursor');
+    try {
+      this.loadCursor();
+      this.recover();
+      this.read = { ...this.committed };
+      this.openWriteSegment();
+    } catch (e) {
+      for (const fd of [this.cfd, this.wfd]) if (fd >= 0) fs.closeSync(fd);
+      this.cfd = this.wfd = -1;
+      throw e;
+    }
+  }
+
+  get pending(): number {
+    return this.pendingRecords;
+  }
+
+  get bytes(): number {
+    return this.pendingBytes;
+  }
+
+  append(rec: Buffer): boolean {
+    if (this.closed) return false;
+    if (rec.length > MAX_SPOOL_RECORD)
+      throw new RangeError(`spool record of ${rec.length} bytes exceeds ${MAX_SPOOL_RECORD}`);
+    if (rec.length === 0) throw new RangeError('an empty spool record cannot be told from a hole in the file');
+    const need = REC_HEADER + rec.length;
+    if (this.pendingBytes + need > this.capacity) return false;
+    let last = this.segs[this.segs.length - 1] as SegInfo;
+    if (last.size > 0 && last.size + need > this.segmentBytes) {
+      this.flushWrites();
+      fs.fsyncSync(this.wfd);
+      fs.closeSync(this.wfd);
+      this.wfd = -1;
+      this.segs.push({ seg: last.seg + 1, size: 0, records: 0 });
+      this.openWriteSegment();
+      last = this.segs[this.segs.length - 1] as SegInfo;
+    }
+    if (this.wused + need > this.wbuf.length) this.flushWrites();
+    if (need > this.wbuf.length) {
+      fs.writeSync(this.wfd, encodeFramed(rec));
+    } else {
+      this.wbuf.writeUInt32LE(rec.length, this.wused);
+      this.wbuf.writeUInt32LE(crc32(rec) >>> 0, this.wused + 4);
+      rec.copy(this.wbuf, this.wused + REC_HEADER);
+      this.wused += need;
+    }
+    last.size += need;
+    last.records++;
+    this.pendingRecords++;
+    this.pendingBytes += need;
+    return true;
+  }
+
+  sync(): void {
+    if (this.closed) return;
+    this.flushWrites();
+    fs.fdatasyncSync(this.wfd);
+    if (this.cursorDirty) this.persistCursor();
+  }
+
+  next(): QueuedRecord | null {
+    for (;;) {
+      const head = this.segs[0];
+      // The segment being read was delivered and deleted under the cursor: continue at the oldest that remains.
+      if (head && this.read.seg < head.seg) this.read = { seg: head.seg, off: 0 };
+      const si = this.segs.findIndex((s) => s.seg === this.read.seg);
+      const seg = this.segs[si];
+      if (!seg) return null;
+      if (this.read.off >= seg.size) {
+        const after = this.segs[si + 1];
+        if (!after) return null;
+        this.read = { seg: after.seg, off: 0 };
+        continue;
+      }
+      if (seg === this.segs[this.segs.length - 1]) this.flushWrites();
+      const r = this.readAt(seg.seg, this.read.off, seg.size);
+      if (r === null) {
+        // Damage appeared after recovery (the file was changed underneath us): skip the rest of the segment.
+        this.onCorrupt?.(path.join(this.dir, segmentName(seg.seg)), this.read.off, 'unreadable record');
+        this.read = { seg: seg.seg, off: seg.size };
+        continue;
+      }
+      const end = { seg: seg.seg, off: this.read.off + r.len };
+      this.read = end;
+      this.inFlight.push({ end, bytes: r.len });
+      return { data: Buffer.from(r.data), end };
+    }
+  }
+
+  commit(end: QueueCursor): void {
+    let n = 0;
+    let bytes = 0;
+    while (n < this.inFlight.length && cmp((this.inFlight[n] as { end: QueueCursor }).end, end) <= 0) {
+      bytes += (this.inFlight[n] as { bytes: number }).bytes;
+      n++;
+    }
+    if (n === 0) return;
+    this.inFlight.splice(0, n);
+    this.pendingRecords -= n;
+    this.pendingBytes -= bytes;
+    this.committed = { ...end };
+    this.cursorDirty = true;
+    // Segments wholly before the cursor are done; the write segment is kept even when empty.
+    while (this.segs.length > 1) {
+      const first = this.segs[0] as SegInfo;
+      if (first.seg < this.committed.seg || (first.seg === this.committed.seg && this.committed.off >= first.size)) {
+        this.segs.shift();
+        if (this.rfdSeg === first.seg) this.closeReader();
+        if (this.chunkSeg === first.seg) this.chunkSeg = -1;
+        try {
+          fs.unlinkSync(path.join(this.dir, segmentName(first.seg)));
+        } catch {
+          // already gone: nothing to reclaim
+        }
+        if (this.committed.seg === first.seg) this.committed = { seg: (this.segs[0] as SegInfo).seg, off: 0 };
+      } else {
+        break;
+      }
+    }
+  }
+
+  rewind(): void {
+    this.read = { ...this.committed };
+    this.inFlight = [];
+  }
+
+  close(): void {
+    if (this.closed) return;
+    try {
+      this.sync();
+    } finally {
+      this.closed = true;
+      for (const fd of [this.wfd, this.cfd, this.rfd]) if (fd >= 0) fs.closeSync(fd);
+      this.wfd = this.cfd = this.rfd = -1;
+    }
+  }
+
+  private flushWrites(): void {
+    let off = 0;
+    while (off < this.wused) off += fs.writeSync(this.wfd, this.wbuf, off, this.wused - off);
+    this.wused = 0;
+  }
+
+  private openWriteSegment(): void {
+    const last = this.segs[this.segs.length - 1] as SegInfo;
+    const p = path.join(this.dir, segmentName(last.seg));
+    this.wfd = openFile(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND, 'spool segment');
+    // recover() may have cut a torn tail off this segment; appends must continue from the last good record.
+    if (fs.fstatSync(this.wfd).size !== last.size) fs.ftruncateSync(this.wfd, last.size);
+  }
+
+  private loadCursor(): void {
+    const b = Buffer.alloc(CURSOR_SLOT * 2);
+    fs.readSync(this.cfd, b, 0, b.length, 0);
+    let best: { gen: number; seg: number; off: number } | undefined;
+    for (let slot = 0; slot < 2; slot++) {
+      const o = slot * CURSOR_SLOT;
+      if (b.readUInt32LE(o) !== CURSOR_MAGIC) continue;
+      if (crc32(b.subarray(o, o + 16)) >>> 0 !== b.readUInt32LE(o + 16)) continue;
+      const c = { gen: b.readUInt32LE(o + 4), seg: b.readUInt32LE(o + 8), off: b.readUInt32LE(o + 12) };
+      if (!best || c.gen > best.gen) best = c;
+    }
+    if (best) {
+      this.gen = best.gen;
+      this.committed = { seg: best.seg, off: best.off };
+    }
+  }
+
+  private persistCursor(): void {
+    this.gen = (this.gen + 1) >>> 0;
+    const b = Buffer.alloc(CURSOR_SLOT);
+    b.writeUInt32LE(CURSOR_MAGIC, 0);
+    b.writeUInt32LE(this.gen, 4);
+    b.writeUInt32LE(this.committed.seg, 8);
+    b.writeUInt32LE(this.committed.off, 12);
+    b.writeUInt32LE(crc32(b.subarray(0, 16)) >>> 0, 16);
+    fs.writeSync(this.cfd, b, 0, CURSOR_SLOT, (this.gen % 2) * CURSOR_SLOT);
+    fs.fdatasyncSync(this.cfd);
+    this.cursorDirty = false;
+  }
+
+  /** Scans segments, drops those before the cursor, cuts damaged tails and counts what is pending. */
+  private recover(): void {
+    const names = fs.readdirSync(this.dir).filter((n) => SEG_RE.test(n));
+    const nums = names.map((n) => Number((SEG_RE.exec(n) as RegExpExecArray)[1])).sort((a, b) => a - b);
+    for (const seg of nums) {
+      const p = path.join(this.dir, segmentName(seg));
+      if (seg < this.committed.seg) {
+        fs.unlinkSync(p);
+        continue;
+      }
+      const info = this.scanSegment(seg, p);
+      this.segs.push(info);
+    }
+    if (this.segs.length === 0) {
+      const seg = Math.max(this.committed.seg, nums.length ? (nums[nums.length - 1] as number) + 1 : 0);
+      this.segs.push({ seg, size: 0, records: 0 });
+      this.committed = { seg, off: 0 };
+    } else if ((this.segs[0] as SegInfo).seg !== this.committed.seg) {
+      // The cursor's segment is gone (deleted after full delivery): start at the oldest that remains.
+      this.committed = { seg: (this.segs[0] as SegInfo).seg, off: 0 };
+    }
+    const first = this.segs[0] as SegInfo;
+    if (this.committed.off > first.size) this.committed.off = first.size;
+    for (const s of this.segs) {
+      this.pendingRecords += s.records;
+    }
+    this.pendingBytes = this.segs.reduce((a, s) => a + s.size, 0) - this.committed.off;
+    this.cursorDirty = true;
+  }
+
+  private scanSegment(seg: number, p: string): SegInfo {
+    const fd = openFile(p, fs.constants.O_RDWR, 'spool segment');
+    try {
+      const real = fs.fstatSync(fd).size;
+      // No segment auditmux writes is larger than this; in a tenant's spool a planted (sparse) multi-GB one must not
+      // be read whole. What lies past the limit is treated as a damaged tail and cut.
+      const limit = Math.max(this.segmentBytes, DEFAULT_SEGMENT_BYTES) + REC_HEADER + MAX_SPOOL_RECORD;
+      const size = Math.min(real, limit);
+      const buf = Buffer.allocUnsafe(size);
+      let got = 0;
+      while (got < size) {
+        const n = fs.readSync(fd, buf, got, size - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      if (got < size) buf.fill(0, got);
+      if (real > limit) {
+        this.onCorrupt?.(p, limit, `segment of ${real} bytes is larger than any spool segment (${limit})`);
+      }
+      let off = 0;
+      let records = 0;
+      const start = seg === this.committed.seg ? this.committed.off : 0;
+      let startValid = start === 0;
+      while (off < size) {
+        const r = readFramed(buf, off, size);
+        if (r === 'short' || r === 'bad') {
+          this.onCorrupt?.(p, off, r === 'short' ? 'torn record at the end' : 'bad length or checksum');
+          fs.ftruncateSync(fd, off);
+          break;
+        }
+        if (off >= start) records++;
+        off += r.len;
+        if (off === start) startValid = true;
+      }
+      if (real > limit && off === size) {
+        // Every byte up to the limit held whole records: still cut what lies beyond.
+        fs.ftruncateSync(fd, off);
+      }
+      if (!startValid && seg === this.committed.seg) {
+        // A cursor that is not on a record boundary cannot be trusted: resend the whole segment rather than lose any.
+        this.onCorrupt?.(p, start, 'cursor not on a record boundary');
+        this.committed = { seg, off: 0 };
+        records = 0;
+        for (let o = 0; o < off;) {
+          const r = readFramed(buf, o, off) as { len: number };
+          o += r.len;
+          records++;
+        }
+      }
+      return { seg, size: off, records };
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private readAt(seg: number, off: number, size: number): { len: number; data: Buffer } | null {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (this.chunkSeg === seg && off >= this.chunkStart) {
+        const r = readFramed(this.chunk, off - this.chunkStart, this.chunkLen);
+        if (r !== 'short') return r === 'bad' ? null : r;
+      }
+      if (attempt === 1) return null;
+      this.fillChunk(seg, off, size);
+    }
+    return null;
+  }
+
+  private fillChunk(seg: number, off: number, size: number): void {
+    if (this.rfdSeg !== seg) {
+      this.closeReader();
+      this.rfd = openFile(path.join(this.dir, segmentName(seg)), fs.constants.O_RDONLY, 'spool segment');
+      this.rfdSeg = seg;
+    }
+    const want = Math.min(size - off, Math.max(CHUNK, REC_HEADER + MAX_SPOOL_RECORD));
+    if (this.chunk.length < want) this.chunk = Buffer.allocUnsafe(want);
+    let got = 0;
+    while (got < want) {
+      const n = fs.readSync(this.rfd, this.chunk, got, want - got, off + got);
+      if (n === 0) break;
+      got += n;
+    }
+    this.chunkSeg = seg;
+    this.chunkStart = off;
+    this.chunkLen = got;
+  }
+
+  private closeReader(): void {
+    if (this.rfd >= 0) fs.closeSync(this.rfd);
+    this.rfd = -1;
+    this.rfdSeg = -1;
+    this.chunkSeg = -1;
+  }
+}
+
+/** Spool files are opened without following a symlink and refused when linked elsewhere: truncating or appending
+ * through a planted name would damage another file. */
+function openFile(p: string, flags: number, what: string): number {
+  return openNoFollow(p, flags, { mode: 0o600, what }).fd;
+}
+
+function cmp(a: QueueCursor, b: QueueCursor): number {
+  return a.seg !== b.seg ? a.seg - b.seg : a.off - b.off;
+}
+
+/** The queue used when an output has no spool directory: same contract, lost on restart, bounded by bytes. */
+export class MemoryQueue implements RecordQueue {
+  readonly capacity: number;
+  private items: Buffer[] = [];
+  /** Index (absolute) of items[0]. */
+  private base = 0;
+  private readPos = 0;
+  private used = 0;
+
+  constructor(maxBytes: number) {
+    this.capacity = maxBytes;
+  }
+
+  get pending(): number {
+    return this.items.length;
+  }
+
+  get bytes(): number {
+    return this.used;
+  }
+
+  append(rec: Buffer): boolean {
+    if (this.used + rec.length + REC_HEADER > this.capacity) return false;
+    this.items.push(rec);
+    this.used += rec.length + REC_HEADER;
+    return true;
+  }
+
+  sync(): void {
+    // nothing to make durable
+  }
+
+  next(): QueuedRecord | null {
+    const i = this.readPos - this.base;
+    const data = this.items[i];
+    if (data === undefined) return null;
+    this.readPos++;
+    return { data, end: { seg: 0, off: this.readPos } };
+  }
+
+  commit(end: QueueCursor): void {
+    const n = end.off - this.base;
+    if (n <= 0) return;
+    for (const b of this.items.splice(0, n)) this.used -= b.length + REC_HEADER;
+    this.base = end.off;
+    if (this.readPos < this.base) this.readPos = this.base;
+  }
+
+  rewind(): void {
+    this.readPos = this.base;
+  }
+
+  close(): void {
+    this.items = [];
+    this.used = 0;
+  }
+}

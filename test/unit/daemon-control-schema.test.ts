@@ -1,0 +1,86 @@
+// Every control request's arguments are checked against one schema before anything runs: a wrong type, a missing or
+// unknown argument is an E_USAGE answer naming it, never a default silently taken instead.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { controlRequest } from '../../src/daemon/control';
+import { buildDaemonConfig } from '../../src/config/daemon-config';
+import { oneAuxYaml, startEmulatedHost } from '../helpers/emulated-host';
+
+const EXE = '/usr/bin/amtree-schema';
+
+describe('control commands: one schema for every request', () => {
+  it('refuses wrong types, missing and unknown arguments; nothing is added', async () => {
+    const yaml = oneAuxYaml('log: { file: {dir}/a.log }');
+    yaml.splice(1, 0, '  control_socket: {dir}/c.sock');
+    const h = await startEmulatedHost({ prefix: 'amschema-', exe: EXE, untaggedPid: 4646464, yaml, control: true });
+    const sock = join(h.dir, 'c.sock');
+    const usage = (re: RegExp) => (e: Error & { code?: string }) => e.code === 'E_USAGE' && re.test(e.message);
+    try {
+      // Old: a bare string for the list was read as no selector at all, and unknown arguments were ignored.
+      await assert.rejects(
+        controlRequest(sock, 'aux-add', { name: 'x', contid: '100' }),
+        usage(/aux-add: argument "contid" must be a list of strings/),
+      );
+      await assert.rejects(
+        controlRequest(sock, 'aux-add', { name: 'x', contid: ['100'], qeue: 5 }),
+        usage(/aux-add: unknown argument "qeue"/),
+      );
+      await assert.rejects(
+        controlRequest(sock, 'aux-add', { name: 'x', contid: ['100'], overflow: 'explode' }),
+        usage(/aux-add: argument "overflow" must be one of block, drop_newest, drop_oldest/),
+      );
+      // Old: a pid given as text became pid 0.
+      await assert.rejects(
+        controlRequest(sock, 'contid-set', { pid: '12', contid: '5' }),
+        usage(/contid-set: argument "pid" must be a number/),
+      );
+      await assert.rejects(controlRequest(sock, 'contid-set', { contid: '5' }), usage(/argument "pid" is required/));
+      await assert.rejects(controlRequest(sock, 'frobnicate'), usage(/unknown control command "frobnicate"/));
+      const names = ((await controlRequest(sock, 'aux-list')) as Array<{ name: string }>).map((a) => a.name);
+      assert.deepEqual(names, ['a'], 'no refused request added a daemon');
+      // Host-wide changes stay refused whatever their arguments, and recorded.
+      await assert.rejects(
+        controlRequest(sock, 'kernel-set', { enabled: 0 }),
+        (e: Error & { code?: string }) => e.code === 'E_HOST_WIDE',
+      );
+    } finally {
+      await h.stop();
+      rmSync(h.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the registry adds and removes a daemon at run time through its own API (templates will call it)', async () => {
+    const h = await startEmulatedHost({
+      prefix: 'amschema-',
+      exe: EXE,
+      untaggedPid: 4646465,
+      yaml: oneAuxYaml('log: { file: {dir}/a.log }'),
+    });
+    try {
+      const reg = h.daemon.daemons;
+      const pos = { file: '<template>', line: 1 };
+      const cfg = buildDaemonConfig({ name: 't1', pos }, h.daemon.config.host.log.file);
+      const contid = [{ kind: 'range' as const, lo: 700n, hi: 700n, nested: false, text: '700' }];
+      const route = { index: 0, contid, types: null, keys: null, daemons: ['t1'], continue: true, pos };
+      const a = await reg.addRuntimeDaemon(cfg, [route]);
+      assert.equal(a.name, 't1');
+      assert.deepEqual(
+        reg.configs().map((d) => d.name),
+        ['a', 't1'],
+      );
+      assert.deepEqual((h.daemon.routeTest({ contid: '700' }) as { daemons: string[] }).daemons, ['t1']);
+      await assert.rejects(reg.removeDaemon('a'), /comes from the configuration file/);
+      await reg.removeDaemon('t1');
+      assert.deepEqual(
+        reg.configs().map((d) => d.name),
+        ['a'],
+      );
+      assert.deepEqual((h.daemon.routeTest({ contid: '700' }) as { daemons: string[] }).daemons, []);
+    } finally {
+      await h.stop();
+      rmSync(h.dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,106 @@
+// The metrics module: escaping per the text format, GET /metrics over real HTTP (only that), atomic textfiles.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { MetricFamily } from '../../src/metrics/contract';
+import { createMetricsExporter } from '../../src/metrics/exporter';
+import { escapeLabelValue, MetricNameError, renderExposition } from '../../src/metrics/exposition';
+import { writeTextfileAtomic } from '../../src/metrics/textfile';
+
+const fams = (n: number): MetricFamily[] => [
+  {
+    name: 'am_x_total',
+    help: 'Things.\nSecond \\ line',
+    type: 'counter',
+    samples: [{ labels: { d: 'a"b' }, value: n }],
+  },
+  { name: 'am_q', help: 'Depth.', type: 'gauge', samples: [{ value: NaN }, { labels: { c: '\n' }, value: -Infinity }] },
+];
+
+test('text format: label values and help escaped, special values spelled, bad names refused', () => {
+  assert.equal(
+    renderExposition(fams(3)),
+    [
+      '# HELP am_x_total Things.\\nSecond \\\\ line',
+      '# TYPE am_x_total counter',
+      'am_x_total{d="a\\"b"} 3',
+      '# HELP am_q Depth.',
+      '# TYPE am_q gauge',
+      'am_q NaN',
+      'am_q{c="\\n"} -Inf',
+      '',
+    ].join('\n'),
+  );
+  assert.equal(escapeLabelValue('\\"\n\ud800x'), '\\\\\\"\\n\ufffdx');
+  assert.throws(() => renderExposition([{ name: 'a-b', help: '', type: 'gauge', samples: [] }]), MetricNameError);
+  assert.throws(
+    () => renderExposition([{ name: 'a', help: '', type: 'gauge', samples: [{ labels: { 'x y': '' }, value: 1 }] }]),
+    MetricNameError,
+  );
+});
+
+function get(port: number, p: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: p, method }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
+    });
+    req.once('error', reject);
+    req.end(method === 'POST' ? 'x'.repeat(100000) : undefined);
+  });
+}
+
+test('listen: a real GET /metrics renders the source at each scrape; other paths and methods are refused', async () => {
+  let n = 1;
+  const e = createMetricsExporter({ listen: { host: '127.0.0.1', port: 0 } }, { metrics: () => fams(n) }, () => {});
+  await e.start();
+  try {
+    const port = e.address()!.port;
+    const a = await get(port, '/metrics');
+    assert.equal(a.status, 200);
+    assert.match(a.type, /^text\/plain; version=0\.0\.4/);
+    assert.match(a.body, /^am_x_total\{d="a\\"b"\} 1$/m);
+    n = 42;
+    assert.match((await get(port, '/metrics')).body, /^am_x_total\{d="a\\"b"\} 42$/m);
+    assert.equal((await get(port, '/')).status, 404);
+    assert.equal((await get(port, '/metrics/../x')).status, 404);
+    assert.equal((await get(port, '/metrics', 'POST')).status, 405);
+    assert.equal((await get(port, '/metrics', 'DELETE')).status, 405);
+  } finally {
+    await e.stop();
+  }
+  assert.equal(e.address(), null);
+});
+
+test('textfile: replaced atomically; a symlink planted at the temporary name is replaced, never followed', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'am-metrics-'));
+  try {
+    const file = path.join(dir, 'x.prom');
+    const victim = path.join(dir, 'victim');
+    fs.writeFileSync(victim, 'keep\n');
+    fs.symlinkSync(victim, path.join(dir, `.x.prom.${process.pid}.tmp`));
+    let n = 7;
+    const e = createMetricsExporter({ textfile: file }, { metrics: () => fams(n) }, (err) => {
+      throw err;
+    });
+    await e.start();
+    assert.match(fs.readFileSync(file, 'utf8'), /^am_x_total\{d="a\\"b"\} 7$/m);
+    n = 8;
+    await e.stop();
+    assert.match(fs.readFileSync(file, 'utf8'), /^am_x_total\{d="a\\"b"\} 8$/m);
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'keep\n');
+    assert.equal(fs.statSync(file).mode & 0o777, 0o644);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['victim', 'x.prom']);
+    // A directory where the temporary goes: a clear error, the old file left as it was.
+    fs.mkdirSync(path.join(dir, `.x.prom.${process.pid}.tmp`));
+    assert.throws(() => writeTextfileAtomic(file, 'new\n'), /directory/);
+    assert.match(fs.readFileSync(file, 'utf8'), / 8$/m);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
