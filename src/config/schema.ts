@@ -1,7 +1,7 @@
 // The typed, defaulted configuration object and its built-in defaults (what the daemon runs with when no file exists).
 import type { SourcePos } from '../errors';
 import type { ContidPattern } from '../contid/selectors';
-import type { ContainerSelector } from '../contid/meta-selector';
+import type { ContainerSelector } from './container-selector';
 
 export const NAME_FORMATS = ['none', 'hostname', 'fqd', 'numeric', 'user'] as const;
 export type NameFormat = (typeof NAME_FORMATS)[number];
