@@ -70,31 +70,39 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     return exports;
   }
 
-  // new AuditNetlink({ groups?: number, receiveBuffer?: number })
+  // new AuditNetlink({ groups?: number, receiveBuffer?: number, fd?: number })
+  // `fd` adopts an inherited socket (systemd's file descriptor store) instead of opening one: it must be a bound
+  // NETLINK_AUDIT socket, or it is refused and left untouched.
   explicit AuditNetlink(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AuditNetlink>(info) {
     Napi::Env env = info.Env();
     uint32_t groups = 0;
     int64_t rcvbuf = 0;
+    int adopt = -1;
     if (info.Length() > 0 && info[0].IsObject()) {
       Napi::Object o = info[0].As<Napi::Object>();
       if (o.Has("groups") && o.Get("groups").IsNumber()) groups = o.Get("groups").As<Napi::Number>().Uint32Value();
       if (o.Has("receiveBuffer") && o.Get("receiveBuffer").IsNumber())
         rcvbuf = o.Get("receiveBuffer").As<Napi::Number>().Int64Value();
-    }
-    fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_AUDIT);
-    if (fd_ < 0) {
-      ErrnoError(env, errno, "socket").ThrowAsJavaScriptException();
-      return;
+      if (o.Has("fd") && o.Get("fd").IsNumber()) adopt = o.Get("fd").As<Napi::Number>().Int32Value();
     }
     struct sockaddr_nl addr;
     memset(&addr, 0, sizeof(addr));
-    addr.nl_family = AF_NETLINK;
-    addr.nl_groups = groups;
-    if (bind(fd_, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) < 0) {
-      int err = errno;
-      CloseFd();
-      ErrnoError(env, err, "bind").ThrowAsJavaScriptException();
-      return;
+    if (adopt >= 0) {
+      if (!Adopt(env, adopt)) return;
+    } else {
+      fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_AUDIT);
+      if (fd_ < 0) {
+        ErrnoError(env, errno, "socket").ThrowAsJavaScriptException();
+        return;
+      }
+      addr.nl_family = AF_NETLINK;
+      addr.nl_groups = groups;
+      if (bind(fd_, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) < 0) {
+        int err = errno;
+        CloseFd();
+        ErrnoError(env, err, "bind").ThrowAsJavaScriptException();
+        return;
+      }
     }
     socklen_t alen = sizeof(addr);
     if (getsockname(fd_, reinterpret_cast<struct sockaddr*>(&addr), &alen) == 0) port_id_ = addr.nl_pid;
@@ -117,6 +125,46 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
   }
 
  private:
+  // Takes over an inherited fd after checking what it is: an fd that is not a NETLINK_AUDIT raw socket (a file, a
+  // unix socket, another netlink family) is refused with EPROTOTYPE and not closed, since it is not ours.
+  bool Adopt(Napi::Env env, int fd) {
+    int domain = -1, type = -1, protocol = -1;
+    socklen_t l = sizeof(int);
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0) {
+      int err = errno;
+      Napi::Error e = ErrnoError(env, err, "getsockopt");
+      e.Set("message",
+            Napi::String::New(env, "fd " + std::to_string(fd) +
+                                       " is not a NETLINK_AUDIT socket (getsockopt: " + strerror(err) + ")"));
+      e.ThrowAsJavaScriptException();
+      return false;
+    }
+    l = sizeof(int);
+    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l);
+    l = sizeof(int);
+    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &l);
+    if (domain != AF_NETLINK || type != SOCK_RAW || protocol != NETLINK_AUDIT) {
+      std::string msg = "fd " + std::to_string(fd) + " is not a NETLINK_AUDIT socket (domain " +
+                        std::to_string(domain) + ", type " + std::to_string(type) + ", protocol " +
+                        std::to_string(protocol) + ")";
+      Napi::Error e = Napi::Error::New(env, msg);
+      e.Set("code", Napi::String::New(env, "EPROTOTYPE"));
+      e.Set("errno", Napi::Number::New(env, EPROTOTYPE));
+      e.Set("syscall", Napi::String::New(env, "getsockopt"));
+      e.ThrowAsJavaScriptException();
+      return false;
+    }
+    // Inherited without O_NONBLOCK or FD_CLOEXEC: the read loop needs the first, and without the second every plugin
+    // and auxiliary process auditmux starts would hold the kernel's audit socket.
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+      ErrnoError(env, errno, "fcntl").ThrowAsJavaScriptException();
+      return false;
+    }
+    fd_ = fd;
+    return true;
+  }
+
   bool ApplyRcvBuf(int bytes) {
     // SO_RCVBUFFORCE ignores rmem_max (needs CAP_NET_ADMIN); fall back to the capped SO_RCVBUF.
     if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) == 0) return true;
@@ -513,8 +561,8 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// notifySocket(path, message): one datagram to systemd's NOTIFY_SOCKET (sd_notify(3)); Node has no AF_UNIX datagram
-// sockets. A leading '@' names an abstract socket. The socket lives only for this call.
+// notifySocket(path, message, fd?): one datagram to systemd's NOTIFY_SOCKET (sd_notify(3)); Node has no AF_UNIX
+// datagram sockets. A leading '@' names an abstract socket. The socket lives only for this call.
 Napi::Value NotifySocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
@@ -523,6 +571,7 @@ Napi::Value NotifySocket(const Napi::CallbackInfo& info) {
   }
   std::string path = info[0].As<Napi::String>().Utf8Value();
   std::string msg = info[1].As<Napi::String>().Utf8Value();
+  int pass_fd = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof(sa));
   sa.sun_family = AF_UNIX;
@@ -539,11 +588,30 @@ Napi::Value NotifySocket(const Napi::CallbackInfo& info) {
     ErrnoError(env, errno, "socket").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  ssize_t n = sendto(fd, msg.data(), msg.size(), MSG_NOSIGNAL, reinterpret_cast<struct sockaddr*>(&sa), len);
+  // FDSTORE=1 carries the fd in SCM_RIGHTS: systemd keeps a duplicate and hands it back on the next start.
+  struct iovec iov = {const_cast<char*>(msg.data()), msg.size()};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr mh;
+  memset(&mh, 0, sizeof(mh));
+  mh.msg_name = &sa;
+  mh.msg_namelen = len;
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (pass_fd >= 0) {
+    memset(control, 0, sizeof(control));
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof(control);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  }
+  ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
   int err = errno;
   close(fd);
   if (n < 0) {
-    ErrnoError(env, err, "sendto").ThrowAsJavaScriptException();
+    ErrnoError(env, err, "sendmsg").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   return env.Undefined();

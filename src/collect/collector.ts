@@ -168,6 +168,7 @@ export class Collector {
   private readonly recent: RecentIds;
   private running = false;
   private loop: Promise<void> | null = null;
+  private stopConsume: (() => void) | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private exporter: MetricsExporter | null = null;
   private lastError = '';
@@ -225,18 +226,52 @@ export class Collector {
     this.loop = this.run();
   }
 
+  /**
+   * Consumes continuously and handles whatever has arrived as one batch (up to `batch`): under load batches fill up
+   * while the previous one is written; when idle an event is written as soon as it comes, not after a fetch expires.
+   */
   private async run(): Promise<void> {
     while (this.running) {
       try {
-        const it = await (this.consumer as Consumer).fetch({ max_messages: this.cfg.batch, expires: 1000 });
-        const batch: JsMsg[] = [];
-        for await (const m of it) batch.push(m);
-        if (batch.length) await this.handle(batch);
+        const msgs = await (this.consumer as Consumer).consume({ max_messages: this.cfg.batch, expires: 5000 });
+        const queue: JsMsg[] = [];
+        let wake: (() => void) | null = null;
+        let ended = false;
+        const poke = (): void => {
+          const w = wake;
+          wake = null;
+          w?.();
+        };
+        this.stopConsume = () => {
+          msgs.stop();
+          poke();
+        };
+        const pump = (async () => {
+          try {
+            for await (const m of msgs) {
+              queue.push(m);
+              poke();
+            }
+          } finally {
+            ended = true;
+            poke();
+          }
+        })();
+        while (this.running) {
+          if (queue.length === 0) {
+            if (ended) break;
+            await new Promise<void>((r) => (wake = r));
+            continue;
+          }
+          await this.handle(queue.splice(0, this.cfg.batch));
+        }
+        msgs.stop();
+        await pump;
       } catch (e) {
         if (!this.running) break;
         this.counters.errors++;
         this.lastError = String((e as Error).message);
-        this.diag.warn({ err: this.lastError }, 'fetch failed; retrying');
+        this.diag.warn({ err: this.lastError }, 'consume failed; retrying');
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
@@ -457,6 +492,7 @@ export class Collector {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.stopConsume?.();
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
     await this.loop?.catch(() => undefined);

@@ -3,6 +3,7 @@ import { DEFAULT_KERNEL, DIAG_LEVELS, KEEP_MODES, NAME_FORMATS, type HostConfig 
 import type { Walker, Entry } from './walk';
 import { readListen, readOutputs } from './outputs';
 import { configPath, readOutput } from './log';
+import { readMetricsSpec } from './metrics';
 
 const U32_MAX = 0xffffffff;
 /** sun_path is 108 bytes including the NUL. */
@@ -19,6 +20,7 @@ const HOST_KEYS = [
   'diagnostics',
   'outputs',
   'listen',
+  'metrics',
 ] as const;
 const NODE_NAME_KEYS = ['format', 'name'] as const;
 const KERNEL_KEYS = [
@@ -97,6 +99,9 @@ export function readHost(w: Walker, e: Entry, host: HostConfig, baseDir: string)
 
   const log = m.get('log');
   if (log) host.log = readOutput(w, log, 'host.log', baseDir, host.log.file);
+
+  const mx = m.get('metrics');
+  if (mx) host.metrics = readMetricsSpec(w, mx, 'host.metrics', baseDir) ?? null;
 
   const keep = m.get('keep');
   if (keep) host.keep = w.choice(keep, 'host.keep', KEEP_MODES) ?? host.keep;

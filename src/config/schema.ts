@@ -2,6 +2,7 @@
 import type { SourcePos } from '../errors';
 import type { ContidPattern } from '../contid/selectors';
 import type { ContainerSelector } from './container-selector';
+import type { MetricsSpec } from '../metrics/contract';
 
 export const NAME_FORMATS = ['none', 'hostname', 'fqd', 'numeric', 'user'] as const;
 export type NameFormat = (typeof NAME_FORMATS)[number];
@@ -291,6 +292,8 @@ export interface HostConfig {
   outputs: OutputSpec[];
   /** Aggregator listener; null = off. */
   listen: ListenConfig | null;
+  /** Prometheus metrics on a local address or a textfile (src/config/metrics.ts); null = off. */
+  metrics: MetricsSpec | null;
 }
 
 export const AUX_ISOLATIONS = ['inline', 'process'] as const;
@@ -433,6 +436,7 @@ export function defaultConfig(): Config {
       diagnostics: { level: 'info' },
       outputs: [],
       listen: null,
+      metrics: null,
     },
     daemons: [],
     routes: [],

@@ -16,13 +16,16 @@ import { DaemonRegistry } from './daemon-registry';
 import { RemoteIntake } from './remote-intake';
 import { auxAddBody, planAuxAdd } from './aux-add';
 import { memoryMiB, newHostCounters, type Diag } from './diagnostics';
+import type { MetricsExporter } from '../metrics/contract';
+import { createMetricsExporter } from '../metrics/exporter';
+import { hostMetricFamilies } from '../metrics/host';
 
 export const VERSION = '0.1.0';
 
 export interface HostDaemonOptions {
   configPath: string | null;
   diag: Diag;
-  /** Transport to the kernel (an emulated one in tests); the native addon otherwise. Not this machine's pids then. */
+  /** Transport to the kernel: an emulated one in tests (not this machine's pids), or the socket registered early. */
   socket?: AuditSocket;
   contidSource?: ContidSourceFactory;
   /** Skip the control socket (library use). */
@@ -39,6 +42,7 @@ export class HostDaemon implements ControlTarget {
   private readonly remote: RemoteIntake;
   private readonly control: ControlCommands;
   readonly contid: ContidCommands;
+  private metrics: MetricsExporter | null = null;
   private nodeName: string | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping: Promise<void> | null = null;
@@ -50,7 +54,8 @@ export class HostDaemon implements ControlTarget {
     this.contid = new ContidCommands({
       diag,
       cgroupMap: this.config.contid.cgroupMap,
-      discover: !opts.socket,
+      // A socket handed in already registered (src/kernel/registration.ts) is the real kernel: discovery stays on.
+      discover: !opts.socket || opts.socket.registration !== undefined,
       record: (t, b) => this.record(t, b),
       setTracking: (on) => this.session.setTracking(on),
       tracking: () => this.session.tracking,
@@ -121,6 +126,15 @@ export class HostDaemon implements ControlTarget {
       this.timers = [setInterval(() => this.tick(), 250), setInterval(() => void this.housekeeping(), 2000)];
       for (const t of this.timers) t.unref();
       if (!this.opts.noControl) await this.control.listen(cfg.host.controlSocket);
+      if (cfg.host.metrics) {
+        const source = {
+          metrics: async () => hostMetricFamilies((await this.statusWithKernel()) as Record<string, unknown>),
+        };
+        this.metrics = createMetricsExporter(cfg.host.metrics, source, (e) =>
+          this.diag.warn({ err: e.message }, 'metrics'),
+        );
+        await this.metrics.start();
+      }
       this.path.log!.flush();
       const info = { config: cfg.file, log: cfg.host.log.file, contidKernel: s.contidKernel };
       this.diag.info(info, 'auditmux host daemon started');
@@ -280,6 +294,7 @@ export class HostDaemon implements ControlTarget {
   private async shutdown(reason: string): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     await this.control.close();
+    await this.metrics?.stop().catch(() => undefined);
     let by = UNKNOWN_REQUESTER;
     if (this.session.isOpen) {
       if (reason === 'terminate') by = await this.session.requester();

@@ -4,21 +4,36 @@ import { createDiagnostics } from './diagnostics';
 import { HostDaemon } from './host';
 import { sdNotify } from './sd-notify';
 import type { AuditSocket } from '../kernel/socket';
+import { EARLY_RECEIVE_BUFFER, undoRegistration, type EarlyStart } from '../kernel/registration';
+import type { Diag } from './diagnostics';
 
 export interface RunDaemonOptions {
   configPath: string | null;
   logLevel?: string;
   socket?: AuditSocket;
+  /** The kernel registration made before this module loaded (src/cli/daemon-start.ts). */
+  early?: EarlyStart;
 }
 
 export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
   const diag = createDiagnostics(opts.logLevel ?? 'info');
+  const early = opts.early;
+  const held = early?.socket ?? null;
   let daemon: HostDaemon;
   try {
-    daemon = new HostDaemon({ configPath: opts.configPath, diag, ...(opts.socket ? { socket: opts.socket } : {}) });
+    const socket = opts.socket ?? held;
+    daemon = new HostDaemon({ configPath: opts.configPath, diag, ...(socket ? { socket } : {}) });
     if (!opts.logLevel) diag.level = daemon.config.host.diagnostics.level;
+    // A config error is reported before a registration error, as when the daemon registered after reading it.
+    if (early?.error) throw early.error;
+    // Never below what registration gave it: records may already fill that much, and restarts need the room.
+    if (held && daemon.config.host.receiveBuffer > EARLY_RECEIVE_BUFFER)
+      held.records.setReceiveBuffer(daemon.config.host.receiveBuffer);
     await daemon.start();
+    // Records waited in the socket while the daemon started: its log, outputs and routes are ready for them now.
+    held?.release();
   } catch (e) {
+    if (early) await letGo(early, diag);
     if (e instanceof AuditmuxError) {
       diag.fatal({ code: e.code }, e.message);
       process.stderr.write(`auditmux: ${e.message}\n`);
@@ -39,7 +54,11 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
     const stop = (reason: string, code: number): void => {
       sdNotify('STOPPING=1');
       daemon.stop(reason).then(
-        () => resolve(code),
+        () => {
+          // A stop, not a crash: systemd drops its copy of the socket (an adopted registration ends with it).
+          if (early?.storedAs) sdNotify(`FDSTOREREMOVE=1\nFDNAME=${early.storedAs}`);
+          resolve(code);
+        },
         (e: unknown) => {
           diag.error({ err: (e as Error).message }, 'error while stopping');
           resolve(ExitCode.FAILURE);
@@ -68,4 +87,17 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
       diag.error({ err: e instanceof Error ? e.stack : String(e), internalErrors }, 'internal error (promise)');
     });
   });
+}
+
+/**
+ * The daemon will not run: the kernel must not be left naming a pid about to exit, nor systemd keep a socket the
+ * kernel would fill for nobody (a full socket stalls kauditd, and with backlog_wait_time every audited process).
+ */
+async function letGo(early: EarlyStart, diag: Diag): Promise<void> {
+  try {
+    if (early.socket) await undoRegistration(early.socket);
+  } catch (e) {
+    diag.error({ err: (e as Error).message }, 'could not undo the kernel registration');
+  }
+  if (early.storedAs) sdNotify(`FDSTOREREMOVE=1\nFDNAME=${early.storedAs}`);
 }

@@ -6,11 +6,18 @@ import { native } from '../kernel/native';
  * whether a datagram went out. Never throws: readiness is advice to the supervisor, and a failure to give it must not
  * stop the audit trail (systemd then times the start out and says why).
  */
-export function sdNotify(state: string, env: NodeJS.ProcessEnv = process.env, onError?: (e: Error) => void): boolean {
+export function sdNotify(
+  state: string,
+  env: NodeJS.ProcessEnv = process.env,
+  onError?: (e: Error) => void,
+  fd?: number,
+): boolean {
   const path = env.NOTIFY_SOCKET;
   if (!path) return false;
   try {
-    native().notifySocket(path, state);
+    // FDSTORE=1 passes `fd` along (SCM_RIGHTS): systemd keeps a copy and hands it back at the next start.
+    if (fd !== undefined) native().notifySocket(path, state, fd);
+    else native().notifySocket(path, state);
     return true;
   } catch (e) {
     onError?.(e as Error);

@@ -73,6 +73,7 @@ export class AuditClient {
   private errorHandler: ((e: KernelError) => void) | null = null;
   private closed = false;
   private registeredPid = 0;
+  private adopted = false;
   readonly counters: ClientCounters = { records: 0, truncated: 0, strayReplies: 0, receiveErrors: 0 };
   private readonly timeoutMs: number;
 
@@ -292,6 +293,14 @@ export class AuditClient {
    * (DaemonBusyError names it); a registration left by a dead process is taken over.
    */
   async registerDaemon(pid = process.pid): Promise<void> {
+    // Registered before the daemon was built (src/kernel/registration.ts): a second AUDIT_SET would be refused as
+    // replacing a live daemon, even by the daemon itself.
+    const held = this.socket.registration;
+    if (held && held.pid === pid) {
+      this.registeredPid = pid;
+      this.adopted = held.adopted;
+      return;
+    }
     const st = await this.getStatus();
     if (st.pid !== 0 && st.pid !== pid && processAlive(st.pid)) throw new DaemonBusyError(st.pid);
     try {
@@ -308,7 +317,9 @@ export class AuditClient {
 
   async unregisterDaemon(): Promise<void> {
     if (this.registeredPid === 0) return;
-    await this.setStatus({ pid: 0 });
+    // An adopted socket's registration names a dead pid: the kernel refuses anyone else's AUDIT_SET pid=0 (EACCES),
+    // and lets go when the last copy of the socket closes.
+    if (!this.adopted) await this.setStatus({ pid: 0 });
     this.registeredPid = 0;
   }
 

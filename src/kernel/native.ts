@@ -22,14 +22,15 @@ export interface NativeError extends Error {
 }
 
 interface NativeModule {
-  AuditNetlink: new (opts: { groups?: number; receiveBuffer?: number }) => NativeAuditNetlink;
+  /** `fd` adopts an inherited socket; anything but a NETLINK_AUDIT raw socket is refused (EPROTOTYPE). */
+  AuditNetlink: new (opts: { groups?: number; receiveBuffer?: number; fd?: number }) => NativeAuditNetlink;
   contidToU32Pair(id: bigint): [number, number];
   u32PairToContid(low: number, high: number): bigint;
   contidToBytes(id: bigint): Buffer;
   bytesToContid(buf: Buffer, offset?: number): bigint;
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
-  /** One datagram to an AF_UNIX socket path ('@' = abstract): systemd's sd_notify protocol. */
-  notifySocket(path: string, message: string): void;
+  /** One datagram to an AF_UNIX socket path ('@' = abstract): systemd's sd_notify protocol; `fd` in SCM_RIGHTS. */
+  notifySocket(path: string, message: string, fd?: number): void;
 }
 
 let cached: NativeModule | undefined;

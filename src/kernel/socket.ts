@@ -9,8 +9,20 @@ import { isNativeError, native, type NativeAuditNetlink } from './native';
  */
 export type BatchHandler = (batch: Buffer, lengths: Uint32Array) => void;
 
+/** The kernel already names this process as the audit daemon through this socket (registered before the daemon). */
+export interface Registration {
+  pid: number;
+  /**
+   * The socket was inherited (systemd's file descriptor store) and the kernel still names the dead predecessor
+   * that registered it: records keep coming to it, but only closing it ends that registration.
+   */
+  adopted: boolean;
+}
+
 export interface AuditSocket {
   readonly portId: number;
+  /** Set when the socket comes already registered (src/kernel/registration.ts). */
+  readonly registration?: Registration;
   /** Sends one netlink request; throws KernelError on failure. */
   send(msg: Buffer): void;
   /** Starts delivering received datagrams in batches; errors that do not close the socket go to onError. */
@@ -34,6 +46,8 @@ export interface NativeSocketOptions {
   receiveBuffer?: number;
   /** After each drain, wait this long before the next wake-up (interrupt moderation); 0 = wake on every record. */
   coalesceMs?: number;
+  /** Adopt this inherited fd instead of opening a socket; refused unless it is a NETLINK_AUDIT socket. */
+  fd?: number;
 }
 
 /** The real kernel, through the C++ addon. */
@@ -44,9 +58,10 @@ export class NativeAuditSocket implements AuditSocket {
   constructor(opts: NativeSocketOptions = {}) {
     this.coalesceMs = opts.coalesceMs ?? 0;
     try {
-      const o: { groups?: number; receiveBuffer?: number } = {};
+      const o: { groups?: number; receiveBuffer?: number; fd?: number } = {};
       if (opts.multicast) o.groups = 1 << (AUDIT_NLGRP_READLOG - 1);
       if (opts.receiveBuffer) o.receiveBuffer = opts.receiveBuffer;
+      if (opts.fd !== undefined) o.fd = opts.fd;
       this.nl = new (native().AuditNetlink)(o);
     } catch (e) {
       throw toKernelError(e);
@@ -89,5 +104,14 @@ export class NativeAuditSocket implements AuditSocket {
 
   close(): void {
     this.nl.close();
+  }
+
+  /** SO_RCVBUFFORCE (SO_RCVBUF without CAP_NET_ADMIN); returns the size the kernel granted. */
+  setReceiveBuffer(bytes: number): number {
+    try {
+      return this.nl.setReceiveBuffer(bytes);
+    } catch (e) {
+      throw toKernelError(e);
+    }
   }
 }

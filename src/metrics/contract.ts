@@ -18,7 +18,7 @@ export interface MetricFamily {
 
 /** Anything that can report its metrics now (read at each scrape or textfile write). */
 export interface MetricsSource {
-  metrics(): MetricFamily[];
+  metrics(): MetricFamily[] | Promise<MetricFamily[]>;
 }
 
 /** Where metrics go: an HTTP listener (GET /metrics) or a textfile for node_exporter's textfile collector. */

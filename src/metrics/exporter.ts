@@ -19,8 +19,9 @@ export class HttpMetricsExporter implements MetricsExporter {
   ) {}
 
   async start(): Promise<void> {
-    const s = http.createServer({ maxHeaderSize: 8192, requestTimeout: 5000, headersTimeout: 5000 }, (req, res) =>
-      this.answer(req, res),
+    const s = http.createServer(
+      { maxHeaderSize: 8192, requestTimeout: 5000, headersTimeout: 5000 },
+      (req, res) => void this.answer(req, res),
     );
     s.maxConnections = MAX_CONNECTIONS;
     s.keepAliveTimeout = 5000;
@@ -39,7 +40,7 @@ export class HttpMetricsExporter implements MetricsExporter {
     this.server = s;
   }
 
-  private answer(req: http.IncomingMessage, res: http.ServerResponse): void {
+  private async answer(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     // The request body (if any) is never read: a client cannot make the daemon buffer it.
     req.resume();
     const url = (req.url ?? '').split('?')[0];
@@ -53,7 +54,7 @@ export class HttpMetricsExporter implements MetricsExporter {
     }
     let body: string;
     try {
-      body = renderExposition(this.source.metrics());
+      body = renderExposition(await this.source.metrics());
     } catch {
       res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');
       return;
@@ -87,17 +88,24 @@ export class TextfileMetricsExporter implements MetricsExporter {
     private readonly intervalMs = 1000,
   ) {}
 
-  write(): void {
+  private writing = false;
+
+  async write(): Promise<void> {
+    // One write at a time: a slow source (a kernel status request) never stacks up writers.
+    if (this.writing) return;
+    this.writing = true;
     try {
-      writeTextfileAtomic(this.file, renderExposition(this.source.metrics()));
+      writeTextfileAtomic(this.file, renderExposition(await this.source.metrics()));
     } catch (e) {
       this.onError(e as Error);
+    } finally {
+      this.writing = false;
     }
   }
 
   async start(): Promise<void> {
-    this.write();
-    this.timer = setInterval(() => this.write(), this.intervalMs);
+    await this.write();
+    this.timer = setInterval(() => void this.write(), this.intervalMs);
     this.timer.unref();
   }
 
@@ -108,7 +116,7 @@ export class TextfileMetricsExporter implements MetricsExporter {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    this.write();
+    await this.write();
   }
 }
 

@@ -38,7 +38,7 @@ describe('sdNotify', () => {
       sdNotify('READY=1', { NOTIFY_SOCKET: join(dir, 'nobody.sock') }, (e) => errors.push(e)),
       false,
     );
-    assert.equal((errors[0] as Error & { syscall?: string }).syscall, 'sendto');
+    assert.equal((errors[0] as Error & { syscall?: string }).syscall, 'sendmsg');
     assert.equal(
       sdNotify('READY=1', { NOTIFY_SOCKET: 'relative' }, (e) => errors.push(e)),
       false,

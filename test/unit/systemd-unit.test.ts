@@ -35,6 +35,12 @@ describe('systemd unit', () => {
     assert.deepEqual(directive('NotifyAccess'), ['main']);
   });
 
+  it('keeps the registered netlink socket across a crash restart (file descriptor store), restarting at once', () => {
+    assert.deepEqual(directive('FileDescriptorStoreMax'), ['1']);
+    assert.equal(directive('FileDescriptorStorePreserve').length, 0, 'the default: kept only while restarting');
+    assert.deepEqual(directive('RestartSec'), ['100ms']);
+  });
+
   it(
     'passes systemd-analyze verify',
     { skip: spawnSync('systemd-analyze', ['--version']).status === 0 ? undefined : 'no systemd-analyze' },

@@ -1,0 +1,89 @@
+// `auditmux daemon` start path: registers with the kernel (or adopts systemd's stored socket) before the CLI, the
+// config and the daemon are loaded, so the kernel stops dropping records within a few tens of ms of exec.
+import { DEFAULT_CONFIG_PATH } from '../config/schema';
+import {
+  EARLY_RECEIVE_BUFFER,
+  FDNAME_PREFIX,
+  listenedSocket,
+  registerFirst,
+  type EarlyStart,
+} from '../kernel/registration';
+import { sdNotify } from '../daemon/sd-notify';
+
+export interface DaemonArgs {
+  configPath: string | null;
+  logLevel?: string;
+}
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/**
+ * The command lines this path takes: `daemon` with -c/--config FILE, --defaults and --log-level LEVEL, each at most
+ * once. Anything else (help, a typo, an unknown option) returns null and goes through the full CLI, which reports it.
+ */
+export function parseDaemonArgs(argv: string[]): DaemonArgs | null {
+  if (argv[2] !== 'daemon') return null;
+  let config: string | undefined;
+  let defaults = false;
+  let logLevel: string | undefined;
+  for (let i = 3; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const name = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
+    const inline = a.startsWith('--') && eq > 0 ? a.slice(eq + 1) : undefined;
+    const value = (): string | undefined => inline ?? argv[++i];
+    if ((name === '-c' || name === '--config') && config === undefined) {
+      config = value();
+      if (!config) return null;
+    } else if (name === '--log-level' && logLevel === undefined) {
+      logLevel = value();
+      if (!logLevel) return null;
+    } else if (a === '--defaults' && !defaults) defaults = true;
+    else return null;
+  }
+  if (logLevel !== undefined && !LEVELS.has(logLevel)) return null;
+  return { configPath: defaults ? null : (config ?? DEFAULT_CONFIG_PATH), ...(logLevel ? { logLevel } : {}) };
+}
+
+export async function registerEarly(env: NodeJS.ProcessEnv = process.env): Promise<EarlyStart> {
+  const listened = listenedSocket(env);
+  // sd_listen_fds(3) unsets them: children (plugins, auxiliary daemons) must not take the fds for theirs.
+  delete env.LISTEN_PID;
+  delete env.LISTEN_FDS;
+  delete env.LISTEN_FDNAMES;
+  try {
+    const socket = await registerFirst({
+      receiveBuffer: EARLY_RECEIVE_BUFFER,
+      ...(listened
+        ? {
+            inherited: {
+              fd: listened.fd,
+              ...(listened.registeredBy !== undefined ? { registeredBy: listened.registeredBy } : {}),
+            },
+          }
+        : {}),
+    });
+    let storedAs = listened ? listened.name : null;
+    // Into systemd's store at once, before anything slower can crash: from here a restart loses nothing. The name
+    // records who registered the socket; a fresh registration on an inherited socket renames it.
+    if (!socket.registration!.adopted && env.NOTIFY_SOCKET) {
+      const name = `${FDNAME_PREFIX}${socket.registration!.pid}`;
+      if (storedAs && storedAs !== name) sdNotify(`FDSTOREREMOVE=1\nFDNAME=${storedAs}`, env);
+      if (sdStore(name, socket.fd, env)) storedAs = name;
+    }
+    return { socket, error: null, storedAs };
+  } catch (e) {
+    return { socket: null, error: e, storedAs: listened ? listened.name : null };
+  }
+}
+
+function sdStore(name: string, fd: number, env: NodeJS.ProcessEnv): boolean {
+  return sdNotify(`FDSTORE=1\nFDNAME=${name}`, env, undefined, fd);
+}
+
+/** `auditmux daemon ...`: registration first, then the daemon (loaded only now). */
+export async function runDaemonFirst(args: DaemonArgs): Promise<number> {
+  const early = await registerEarly();
+  const { runDaemon } = await import('../daemon/run');
+  return runDaemon({ ...args, early });
+}

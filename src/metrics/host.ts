@@ -1,0 +1,66 @@
+// The host daemon's status (as `auditmux status` reports it) as Prometheus families: kernel loss and backlog, records,
+// per-daemon queues, per-output spools, the log.
+import type { MetricFamily, MetricType, Sample } from './contract';
+
+type Obj = Record<string, unknown>;
+
+const obj = (v: unknown): Obj => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** The families of a host status; a field the status lacks is left out, never reported as 0. */
+export function hostMetricFamilies(status: Obj): MetricFamily[] {
+  const out: MetricFamily[] = [];
+  const fam = (name: string, type: MetricType, help: string, samples: Sample[]): void => {
+    const s = samples.filter((x) => !Number.isNaN(x.value));
+    if (s.length) out.push({ name, type, help, samples: s });
+  };
+  const one = (v: unknown, labels?: Record<string, string>): Sample[] => {
+    const n = num(v);
+    return n === null ? [] : [{ value: n, ...(labels ? { labels } : {}) }];
+  };
+  const kernel = obj(status.kernel);
+  const daemon = obj(status.daemon);
+  fam(
+    'auditmux_kernel_lost_total',
+    'counter',
+    'Records the kernel lost (its own counter, as audit status reports it).',
+    one(kernel.lost),
+  );
+  fam('auditmux_kernel_backlog', 'gauge', 'Records waiting in the kernel for the daemon.', one(kernel.backlog));
+  fam('auditmux_kernel_backlog_limit', 'gauge', "The kernel's backlog limit.", one(kernel.backlogLimit));
+  fam('auditmux_kernel_enabled', 'gauge', 'Audit enabled in the kernel (0, 1, or 2 = locked).', one(kernel.enabled));
+  fam('auditmux_records_total', 'counter', 'Records read from the kernel.', one(daemon.records));
+  fam('auditmux_internal_errors_total', 'counter', 'Internal errors of the host daemon.', one(daemon.internalErrors));
+  const routing = obj(status.routing);
+  fam('auditmux_events_total', 'counter', 'Events routed by the host.', one(routing.events));
+  fam('auditmux_events_with_contid_total', 'counter', 'Events that carried a container id.', one(routing.withContid));
+  // Per daemon: the host's own log, then each auxiliary daemon's queue.
+  const log = obj(status.log);
+  fam('auditmux_log_records_total', 'counter', "Records written to the host's log.", one(log.records));
+  fam('auditmux_log_lost_total', 'counter', "Records the host's log could not take.", one(log.lost));
+  const aux = Object.entries(obj(status.aux));
+  const per = (k: string): Sample[] => aux.flatMap(([name, a]) => one(obj(a)[k], { daemon: name }));
+  fam('auditmux_daemon_queue_depth', 'gauge', "Events waiting in an auxiliary daemon's queue.", per('queued'));
+  fam('auditmux_daemon_queue_capacity', 'gauge', "An auxiliary daemon's queue size.", per('queueDepth'));
+  fam('auditmux_daemon_delivered_total', 'counter', 'Events delivered to an auxiliary daemon.', per('delivered'));
+  fam('auditmux_daemon_dropped_total', 'counter', "Events an auxiliary daemon's full queue dropped.", per('dropped'));
+  fam('auditmux_daemon_restarts_total', 'counter', 'Restarts of an auxiliary daemon.', per('restarts'));
+  const outputs = Object.entries(obj(status.outputs));
+  const perOut = (k: string): Sample[] => outputs.flatMap(([name, o]) => one(obj(o)[k], { output: name }));
+  fam('auditmux_output_accepted_total', 'counter', 'Records or events an output accepted.', perOut('accepted'));
+  fam('auditmux_output_delivered_total', 'counter', 'Records or events an output delivered.', perOut('delivered'));
+  fam('auditmux_output_lost_total', 'counter', 'Records or events an output lost (spool full).', perOut('lost'));
+  fam('auditmux_output_lag', 'gauge', 'Records or events accepted but not yet delivered (the lag).', perOut('pending'));
+  fam('auditmux_output_spool_bytes', 'gauge', "Bytes in an output's spool.", perOut('queuedBytes'));
+  fam('auditmux_output_spool_capacity_bytes', 'gauge', "An output's spool size.", perOut('capacity'));
+  fam(
+    'auditmux_output_connected',
+    'gauge',
+    'Whether an output is connected to its peer (1) or not (0).',
+    outputs.flatMap(([name, o]) => {
+      const c = obj(o).connected;
+      return typeof c === 'boolean' ? [{ value: c ? 1 : 0, labels: { output: name } }] : [];
+    }),
+  );
+  return out;
+}
