@@ -1,7 +1,7 @@
 // The `metrics:` config key (host and collector): `{ listen: [HOST:]PORT }` or `{ textfile: FILE.prom }`.
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
-import type { MetricsSpec } from '../metrics/contract';
+import type { MetricsSpec } from './schema';
 import type { Entry, Walker } from './walk';
 
 const KEYS = ['listen', 'textfile'] as const;

@@ -1,6 +1,6 @@
 // `routes[].container`: route selectors by container metadata (name, image, runtime, pod, namespace, label globs).
 import { isMap, isScalar, type Node } from 'yaml';
-import { checkMetaGlob, META_FIELDS, type ContainerSelector, type MetaField } from './container-selector';
+import { checkMetaGlob, META_FIELDS, type ContainerSelector, type MetaField } from '../contid/container-selector';
 import type { Entry, Walker } from './walk';
 
 const CONTAINER_KEYS = [...META_FIELDS, 'label'] as const;

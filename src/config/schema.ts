@@ -1,8 +1,10 @@
 // The typed, defaulted configuration object and its built-in defaults (what the daemon runs with when no file exists).
 import type { SourcePos } from '../errors';
 import type { ContidPattern } from '../contid/selectors';
-import type { ContainerSelector } from './container-selector';
-import type { MetricsSpec } from '../metrics/contract';
+import type { ContainerSelector } from '../contid/container-selector';
+
+/** Where metrics go: an HTTP listener (GET /metrics) or a textfile for node_exporter's textfile collector. */
+export type MetricsSpec = { listen: { host: string; port: number } } | { textfile: string };
 
 export const NAME_FORMATS = ['none', 'hostname', 'fqd', 'numeric', 'user'] as const;
 export type NameFormat = (typeof NAME_FORMATS)[number];

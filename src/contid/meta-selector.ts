@@ -1,9 +1,9 @@
 // Route selectors by container metadata (name, image, runtime, pod, Kubernetes namespace, labels), globs, matched once
 // per container rather than per event.
 import { globMatch } from './cgroup-glob';
-import type { ContainerSelector } from '../config/container-selector';
+import type { ContainerSelector } from './container-selector';
 
-export { checkMetaGlob, META_FIELDS, type ContainerSelector, type MetaField } from '../config/container-selector';
+export { checkMetaGlob, META_FIELDS, type ContainerSelector, type MetaField } from './container-selector';
 
 /** What routing knows about a container: from its registry entry, or given to `route test`. */
 export interface ContainerFacts {

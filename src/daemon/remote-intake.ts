@@ -3,23 +3,24 @@ import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { MsgType } from '../kernel/constants';
 import type { ListenConfig, OutputConfig } from '../config';
-import { LogWriter, type Requester } from '../output/logfile';
-import { DiskSpaceGuard } from '../output/diskspace';
+import type { LogWriter, Requester } from '../output/logfile';
+import type { Sink } from '../output/sink';
+import { createSink } from '../output/sinks';
+import type { DiskSpaceGuard } from '../output/diskspace';
 import { startAggregator, type Aggregator, type SinkState } from '../output/remote/aggregator';
 import { writerOptions } from './outputs';
 import type { RecordPath } from './record-path';
 import type { Diag } from './diagnostics';
 
 /**
- * NOTE for src/output/sink.ts (log + outputs + disk guard, being written by the output engineer): the remote log's
- * writer, guard and 1 s statfs throttle below are a near-copy of the host log's in record-path.ts; once the sink
- * lands on main both become one sink each and this file keeps only the aggregator wiring.
+ * The remote log is a sink of its own (src/output/sink.ts: log, disk guard, the once-a-second space check). The host
+ * log still has its own writer and guard in record-path.ts: moving it to a sink means the sink must let the log be
+ * replaced on reload without rebuilding the outputs (a reload keeps the host's outputs running).
  */
 export class RemoteIntake {
   private aggregator: Aggregator | null = null;
-  private log: LogWriter | null = null;
-  /** The remote log's own disk-space guard, from its own settings: peers hear DISKLOW/DISKFULL from it. */
-  private guard: { guard: DiskSpaceGuard; checked: number } | null = null;
+  /** The remote log with its own disk-space guard, from its own settings: peers hear DISKLOW/DISKFULL from it. */
+  private sink: Sink | null = null;
 
   constructor(
     private readonly diag: Diag,
@@ -30,67 +31,52 @@ export class RemoteIntake {
     // Remote records (and their DAEMON_ACCEPT/CLOSE) go to a log of their own unless `log: host`: a peer cannot
     // rotate local history away.
     const rlog = listen.log ? this.openLog(listen.log, nodeName, contidKernel) : null;
-    this.log = rlog;
+    this.sink = rlog;
     const host = this.host;
-    this.aggregator = await startAggregator(listen, (line) => (rlog ?? host.log)?.writeLine(line), {
-      state: () => (rlog ? sinkState(rlog, this.checkSpace()) : sinkState(host.log, host.diskGuard)),
+    this.aggregator = await startAggregator(listen, (line) => (rlog?.log ?? host.log)?.writeLine(line), {
+      state: () => (rlog ? (rlog.checkSpace(), rlog.state()) : sinkState(host.log, host.diskGuard)),
       onConnection: (kind, body) => {
         const type = kind === 'accept' ? MsgType.DAEMON_ACCEPT : MsgType.DAEMON_CLOSE;
         if (rlog) {
           rlog.writeDaemonRecord(type, body);
-          rlog.flush();
+          rlog.log.flush();
         } else host.daemonRecord(type, body);
       },
-      afterBatch: () => {
-        rlog?.flush();
-        this.checkSpace();
-      },
+      afterBatch: () => rlog?.flush(),
       diag: this.diag,
     });
   }
 
   /** Same writer, rotation, size and disk-space settings as any log, its own guard. */
-  private openLog(out: OutputConfig, nodeName: string | undefined, contidKernel: boolean): LogWriter {
+  private openLog(out: OutputConfig, nodeName: string | undefined, contidKernel: boolean): Sink {
     mkdirSync(dirname(out.file), { recursive: true, mode: 0o700 });
-    const w = new LogWriter({
-      ...writerOptions(out, nodeName, contidKernel),
-      logger: (level, msg) => this.diag[level](msg),
-      onError: (e) => {
-        this.diag.error(
-          { op: e.op, code: e.code, lost: e.lostRecords, log: out.file },
-          `remote log ${e.op} failed: ${e.message}`,
-        );
-        this.guard?.guard.onWriteError(e.code);
+    return createSink(
+      { log: writerOptions(out, nodeName, contidKernel), ...(out.diskSpace ? { diskSpace: out.diskSpace } : {}) },
+      {
+        ...(nodeName !== undefined ? { nodeName } : {}),
+        contidKernel,
+        diag: this.diag,
+        logger: (level, msg) => this.diag[level](msg),
+        onLogError: (e) =>
+          this.diag.error(
+            { op: e.op, code: e.code, lost: e.lostRecords, log: out.file },
+            `remote log ${e.op} failed: ${e.message}`,
+          ),
       },
-    });
-    w.open();
-    this.guard = { guard: new DiskSpaceGuard(out.file, out.diskSpace, w, this.diag, out.numLogs), checked: 0 };
-    return w;
-  }
-
-  /** One statfs a second at most, asked by the aggregator before it answers a peer: the level is at most 1 s old. */
-  private checkSpace(): DiskSpaceGuard | null {
-    const g = this.guard;
-    if (!g) return null;
-    const now = Date.now();
-    if (now - g.checked >= 1000) {
-      g.checked = now;
-      g.guard.afterFlush();
-    }
-    return g.guard;
+    );
   }
 
   rotate(by: Requester): void {
-    this.log?.rotateNow(by);
+    this.sink?.rotate(by);
   }
 
   resume(): void {
-    this.guard?.guard.resume();
+    this.sink?.resume();
   }
 
   async close(): Promise<void> {
     await this.aggregator?.close().catch(() => undefined);
-    this.log?.close();
+    await this.sink?.close();
   }
 
   stats(): Record<string, unknown> {

@@ -21,8 +21,8 @@ export interface MetricsSource {
   metrics(): MetricFamily[] | Promise<MetricFamily[]>;
 }
 
-/** Where metrics go: an HTTP listener (GET /metrics) or a textfile for node_exporter's textfile collector. */
-export type MetricsSpec = { listen: { host: string; port: number } } | { textfile: string };
+// Where metrics go is config (a lower layer than metrics/): the spec type is declared there.
+export type { MetricsSpec } from '../config/schema';
 
 /** A running exporter: started once, stopped once. */
 export interface MetricsExporter {
