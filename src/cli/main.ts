@@ -343,21 +343,59 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .command('route')
     .description('routing table tools')
     .command('test')
-    .description('which daemons would get an event with this contid, record types and keys')
+    .description('which daemons would get an event with this contid, container metadata, record types and keys')
     .option('--contid <chains>', 'contid list as in CONTAINER_ID records (100, 4,^2,^1, 2,^1,3,^1) or unset', 'unset')
+    .option('--name <name>', "the container's name (route selectors container.name)")
+    .option('--image <image>', "the container's image")
+    .option('--runtime <runtime>', "the container's runtime (podman, runc, docker, containerd, cri-o, ...)")
+    .option('--pod <pod>', "the container's Kubernetes pod")
+    .option('--namespace <ns>', "the container's Kubernetes namespace")
+    .option(
+      '--label <key=value>',
+      'a label of the container (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [],
+    )
     .option('-m, --type <types>', 'record types, comma separated (default SYSCALL)')
     .option('-k, --key <keys>', 'rule keys, comma separated')
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
-    .action(async (o: { contid: string; type?: string; key?: string; config?: string }) => {
-      const r = (await ctl(o.config, 'route-test', {
-        contid: o.contid,
-        types: o.type ? o.type.split(',') : [],
-        keys: o.key ? o.key.split(',') : [],
-      })) as { daemons: string[]; routes: number[]; host: boolean };
-      io.out(
-        `daemons: ${r.daemons.join(' ') || '(none)'}\nroutes: ${r.routes.join(' ') || '(none)'}\nhost log: ${r.host ? 'yes' : 'no'}`,
-      );
-    });
+    .action(
+      async (o: {
+        contid: string;
+        type?: string;
+        key?: string;
+        config?: string;
+        name?: string;
+        image?: string;
+        runtime?: string;
+        pod?: string;
+        namespace?: string;
+        label: string[];
+      }) => {
+        // Without metadata options the host uses what it knows of the contid's container.
+        const container: Record<string, unknown> = {};
+        for (const f of ['name', 'image', 'runtime', 'pod', 'namespace'] as const)
+          if (o[f] !== undefined) container[f] = o[f];
+        if (o.label.length) {
+          const labels: Record<string, string> = {};
+          for (const l of o.label) {
+            const eq = l.indexOf('=');
+            if (eq <= 0) throw new UsageError(`--label ${l}: write KEY=VALUE`);
+            labels[l.slice(0, eq)] = l.slice(eq + 1);
+          }
+          container.labels = labels;
+        }
+        const r = (await ctl(o.config, 'route-test', {
+          contid: o.contid,
+          types: o.type ? o.type.split(',') : [],
+          keys: o.key ? o.key.split(',') : [],
+          ...(Object.keys(container).length ? { container } : {}),
+        })) as { daemons: string[]; routes: number[]; host: boolean };
+        io.out(
+          `daemons: ${r.daemons.join(' ') || '(none)'}\nroutes: ${r.routes.join(' ') || '(none)'}\nhost log: ${r.host ? 'yes' : 'no'}`,
+        );
+      },
+    );
 
   for (const [name, desc] of [
     ['rotate', "rotate the running daemon's log now (as SIGUSR1)"],

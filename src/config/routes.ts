@@ -2,10 +2,11 @@
 import { AUDIT_MAX_KEY_LEN } from '../kernel/constants';
 import { parseContidSelector } from '../contid/selectors';
 import { RECORD_TYPES, recordTypeNumber } from './record-types';
+import { readContainerSelector } from './route-selectors';
 import type { DaemonConfig, RouteConfig } from './schema';
 import { didYouMean, type Walker, type Entry } from './walk';
 
-const ROUTE_KEYS = ['contid', 'types', 'keys', 'daemons', 'continue'] as const;
+const ROUTE_KEYS = ['contid', 'container', 'types', 'keys', 'daemons', 'continue'] as const;
 
 export function readRoutes(w: Walker, e: Entry, daemons: readonly DaemonConfig[]): RouteConfig[] {
   const items = w.sequence(e.value, 'routes', e.key);
@@ -28,8 +29,10 @@ export function readRoutes(w: Walker, e: Entry, daemons: readonly DaemonConfig[]
     };
     // A route with errors is still returned; the errors make analyzeConfig withhold the whole Config anyway.
     const c = m.get('contid');
-    if (!c) w.error(node, `${where} needs a contid selector`, item);
-    else {
+    const sel = m.get('container');
+    if (sel) route.container = readContainerSelector(w, sel, where) ?? { fields: [], labels: [], text: '' };
+    if (!c && !sel) w.error(node, `${where} needs a contid selector or a container selector`, item);
+    else if (c) {
       const sels = w.sequence(c.value, `${where}.contid`, c.key, true);
       if (sels && sels.length === 0) w.error(c.value, `${where}.contid is an empty list; it would never match`, c.key);
       for (const s of sels ?? []) {

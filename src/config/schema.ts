@@ -1,6 +1,7 @@
 // The typed, defaulted configuration object and its built-in defaults (what the daemon runs with when no file exists).
 import type { SourcePos } from '../errors';
 import type { ContidPattern } from '../contid/selectors';
+import type { ContainerSelector } from '../contid/container-selector';
 
 /** Where metrics go: an HTTP listener (GET /metrics) or a textfile for node_exporter's textfile collector. */
 export type MetricsSpec = { listen: { host: string; port: number } } | { textfile: string };
@@ -329,12 +330,15 @@ export interface DaemonConfig {
   pos: SourcePos;
 }
 
-export type { ContidPattern };
+export type { ContidPattern, ContainerSelector };
 
 export interface RouteConfig {
   /** 0-based position in the table; routes are tried in this order. */
   index: number;
+  /** Empty when the route selects by container metadata alone. */
   contid: ContidPattern[];
+  /** Container metadata (name, image, runtime, pod, namespace, labels) the event's container must have. */
+  container?: ContainerSelector;
   /** Record type numbers, or null for every type. */
   types: number[] | null;
   /** Rule keys, or null for any key (including none). */

@@ -1,9 +1,8 @@
 // Finds containers from /proc: a process's cgroup names its container; a scan at start and on a timer finds the rest.
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { readBounded } from '../safefs';
-import { parseProcStat, type ProcStat } from '../contid/proc';
-import { classifyProcCgroup, PROC_CGROUP_MAX, type CgroupMatch } from '../contid/cgroup-patterns';
+import { readProcText, realProc, type ProcStat } from '../contid/proc';
+import { classifyProcCgroup, type CgroupMatch } from '../contid/cgroup-patterns';
 import { containerContid, containerKey } from '../contid/derive';
 import { conmonName, type ContainerMeta } from './metadata';
 import { RegistryFullError, type ContainerRegistry } from './registry';
@@ -26,14 +25,6 @@ const CMDLINE_MAX = 64 * 1024;
 
 /** Reads /proc; runc state from `runcRoots` (runc's default /run/runc, plus podman's and others' roots). */
 export function realContainerProc(runcRoots: readonly string[] = ['/run/runc']): ContainerProc {
-  const bounded = (path: string, limit: number): string | null => {
-    try {
-      // procfs files report size 0 and are regular: readBounded reads them up to the limit.
-      return readBounded(path, { limit, what: 'proc file' }).data.toString('latin1');
-    } catch {
-      return null;
-    }
-  };
   return {
     pids() {
       const out: number[] = [];
@@ -44,15 +35,10 @@ export function realContainerProc(runcRoots: readonly string[] = ['/run/runc']):
       }
       return out;
     },
-    stat(pid) {
-      const t = bounded(`/proc/${pid}/stat`, 4096);
-      return t ? parseProcStat(t) : null;
-    },
-    cgroupText(pid) {
-      return bounded(`/proc/${pid}/cgroup`, PROC_CGROUP_MAX);
-    },
+    stat: realProc.stat,
+    cgroupText: realProc.cgroupText,
     cmdline(pid) {
-      const t = bounded(`/proc/${pid}/cmdline`, CMDLINE_MAX);
+      const t = readProcText(`/proc/${pid}/cmdline`, CMDLINE_MAX);
       return t === null ? null : t.split('\0').slice(0, -1);
     },
     pidNs(pid) {
@@ -104,6 +90,7 @@ export class ContainerDiscovery {
   constructor(
     readonly registry: ContainerRegistry,
     readonly proc: ContainerProc,
+    private readonly onMember?: (pid: number) => void,
   ) {}
 
   owns(contid: bigint): boolean {
@@ -130,7 +117,11 @@ export class ContainerDiscovery {
    */
   contidFor(pid: number, cgroupText?: string | null): bigint | null {
     const m = this.classify(pid, cgroupText);
-    if (!m) return null;
+    return m ? this.contidOf(pid, m) : null;
+  }
+
+  /** The contid of a classified process's container, registered on first sight. */
+  private contidOf(pid: number, m: CgroupMatch): bigint {
     this.counters.classified++;
     const contid = containerContid(containerKey(m.runtime, m.id));
     if (!this.registry.get(contid)) {
@@ -207,18 +198,17 @@ export class ContainerDiscovery {
       const prev = this.seen.get(pid);
       if (prev && prev.start === st.starttime) continue;
       if (prev?.contid != null) this.members.get(prev.contid)?.delete(pid);
-      const wasLive = (c: bigint): boolean => this.registry.get(c) !== undefined;
-      const cg = this.proc.cgroupText(pid);
-      const m = cg ? this.classify(pid, cg) : null;
+      const m = this.classify(pid);
       let contid: bigint | null = null;
       if (m) {
-        contid = containerContid(containerKey(m.runtime, m.id));
-        const had = wasLive(contid);
-        this.contidFor(pid, cg);
-        if (!had && wasLive(contid)) born.push(contid);
+        const before = this.registry.counters.births;
+        contid = this.contidOf(pid, m);
+        if (this.registry.counters.births !== before) born.push(contid);
         let set = this.members.get(contid);
         if (!set) this.members.set(contid, (set = new Set()));
         set.add(pid);
+        // It may have been seen outside before it joined (`runc exec`): the tracker asks again at its next event.
+        this.onMember?.(pid);
       }
       if (this.seen.size < 1 << 20) this.seen.set(pid, { start: st.starttime, contid });
     }

@@ -8,6 +8,26 @@ export interface ContainerMeta {
   podUid?: string;
   /** The container's name inside its pod (Kubernetes). */
   containerName?: string;
+  /**
+   * Labels route selectors can test: the container's OCI annotations, and CRI-O's pod and container labels
+   * (`io.kubernetes.cri-o.Labels`, a JSON object) expanded. Bounded by the hook's annotation limits.
+   */
+  labels?: Record<string, string>;
+}
+
+/** CRI-O's labels annotation is a JSON object of strings; anything else is ignored. */
+function crioLabels(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!text || text.length > 65536) return out;
+  try {
+    const v: unknown = JSON.parse(text);
+    if (v && typeof v === 'object' && !Array.isArray(v))
+      for (const [k, x] of Object.entries(v as Record<string, unknown>).slice(0, 256))
+        if (typeof x === 'string' && k.length <= 253 && x.length <= 4096) out[k] = x;
+  } catch {
+    /* not JSON: no labels from it */
+  }
+  return out;
 }
 
 /** First present annotation among `keys`. */
@@ -22,7 +42,7 @@ function pick(a: Record<string, string>, keys: readonly string[]): string | unde
 /** CRI (containerd), CRI-O and kubelet annotations, plus the generic ones podman and docker set on request. */
 export function metaFromAnnotations(a: Record<string, string>): ContainerMeta {
   const m: ContainerMeta = {};
-  const set = (k: keyof ContainerMeta, v: string | undefined): void => {
+  const set = (k: Exclude<keyof ContainerMeta, 'labels'>, v: string | undefined): void => {
     if (v !== undefined) m[k] = v;
   };
   set(
@@ -48,6 +68,10 @@ export function metaFromAnnotations(a: Record<string, string>): ContainerMeta {
     ]),
   );
   set('name', pick(a, ['io.auditmux.name', 'io.kubernetes.cri-o.Name', 'nerdctl/name']) ?? m.containerName);
+  // Null prototype: a label called __proto__ is a label, not the object's prototype.
+  const labels: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, a);
+  Object.assign(labels, crioLabels(a['io.kubernetes.cri-o.Labels']));
+  if (Object.keys(labels).length) m.labels = labels;
   return m;
 }
 

@@ -1,4 +1,5 @@
 // The host's table of known containers: contid, runtime, ID, names, first/last seen, events routed and dropped.
+import type { ContainerDirectory, ContainerFacts } from '../contid/meta-selector';
 import type { ContainerMeta } from './metadata';
 
 export type ContainerSource = 'hook' | 'cgroup';
@@ -14,8 +15,6 @@ export interface ContainerInfo {
   pid: number | null;
   /** /proc start time of `pid`, so a reused pid is not taken for the container's init. */
   pidStart: number | null;
-  bundle: string | null;
-  annotations: Record<string, string>;
   firstSeen: number;
   lastSeen: number;
   retired: number | null;
@@ -23,6 +22,8 @@ export interface ContainerInfo {
   routed: number;
   dropped: number;
   hostOnly: number;
+  /** The batch number it was last counted in, so a batch lists each container once. */
+  seenInBatch: number;
 }
 
 export interface RegisterInput {
@@ -32,8 +33,6 @@ export interface RegisterInput {
   source: ContainerSource;
   pid?: number | null;
   pidStart?: number | null;
-  bundle?: string | null;
-  annotations?: Record<string, string>;
   meta?: ContainerMeta;
 }
 
@@ -49,9 +48,13 @@ export interface RegistryOptions {
 
 export class RegistryFullError extends Error {}
 
-export class ContainerRegistry {
+export class ContainerRegistry implements ContainerDirectory {
   private readonly live = new Map<bigint, ContainerInfo>();
   private readonly retired: ContainerInfo[] = [];
+  private readonly seenInBatch: ContainerInfo[] = [];
+  private batch = 0;
+  /** Changes with every registration and retirement: routers recompute their per-container answers then. */
+  version = 0;
   private readonly now: () => number;
   readonly counters = { births: 0, retirements: 0, hookRegistrations: 0, discovered: 0, refusedFull: 0 };
 
@@ -77,6 +80,7 @@ export class ContainerRegistry {
    */
   register(r: RegisterInput): { info: ContainerInfo; isNew: boolean } {
     if (r.source === 'hook') this.counters.hookRegistrations++;
+    this.version++;
     const t = this.now();
     const cur = this.live.get(r.contid);
     if (cur) {
@@ -87,10 +91,8 @@ export class ContainerRegistry {
         cur.pid = r.pid;
         cur.pidStart = r.pidStart ?? null;
       }
-      if (r.bundle && !cur.bundle) cur.bundle = r.bundle;
-      if (r.annotations && Object.keys(cur.annotations).length === 0) cur.annotations = r.annotations;
-      for (const [k, v] of Object.entries(r.meta ?? {}) as Array<[keyof ContainerMeta, string]>)
-        if (v && !cur.meta[k]) cur.meta[k] = v;
+      const meta = cur.meta as Record<string, unknown>;
+      for (const [k, v] of Object.entries(r.meta ?? {})) if (v && !meta[k]) meta[k] = v;
       if (cur.runtime === 'oci' && r.runtime !== 'oci') cur.runtime = r.runtime;
       return { info: cur, isNew: false };
     }
@@ -106,8 +108,6 @@ export class ContainerRegistry {
       source: r.source,
       pid: r.pid ?? null,
       pidStart: r.pidStart ?? null,
-      bundle: r.bundle ?? null,
-      annotations: r.annotations ?? {},
       firstSeen: t,
       lastSeen: t,
       retired: null,
@@ -115,6 +115,7 @@ export class ContainerRegistry {
       routed: 0,
       dropped: 0,
       hostOnly: 0,
+      seenInBatch: -1,
     };
     this.live.set(r.contid, info);
     this.counters.births++;
@@ -127,6 +128,7 @@ export class ContainerRegistry {
   retire(contid: bigint, reason: string): ContainerInfo | null {
     const c = this.live.get(contid);
     if (!c) return null;
+    this.version++;
     this.live.delete(contid);
     c.retired = this.now();
     c.retireReason = reason;
@@ -140,14 +142,40 @@ export class ContainerRegistry {
 
   /**
    * Counts one event of a container: delivered to `routed` daemons, `dropped` by full queues, or kept by the host only.
+   * No clock read per event: the containers seen in a batch get its end time (`endBatch`).
    */
   noteEvent(contid: bigint, routed: number, dropped: number): void {
     const c = this.live.get(contid);
     if (!c) return;
-    c.lastSeen = this.now();
+    if (c.seenInBatch !== this.batch) {
+      c.seenInBatch = this.batch;
+      this.seenInBatch.push(c);
+    }
     if (routed === 0 && dropped === 0) c.hostOnly++;
     c.routed += routed;
     c.dropped += dropped;
+  }
+
+  /** The end of a batch of events at time `now` (one clock read per batch): its containers were last seen then. */
+  endBatch(now: number): void {
+    for (const c of this.seenInBatch) c.lastSeen = now;
+    this.seenInBatch.length = 0;
+    this.batch++;
+  }
+
+  /** What route selectors see of a live container. */
+  facts(contid: bigint): ContainerFacts | undefined {
+    const c = this.live.get(contid);
+    if (!c) return undefined;
+    const m = c.meta;
+    return {
+      name: m.name,
+      image: m.image,
+      runtime: c.runtime,
+      pod: m.podName,
+      namespace: m.podNamespace,
+      labels: m.labels,
+    };
   }
 
   /** Rows for `auditmux containers`: live first, then retired, newest last. */
@@ -162,6 +190,7 @@ export class ContainerRegistry {
       ...(c.meta.podNamespace !== undefined ? { namespace: c.meta.podNamespace } : {}),
       ...(c.meta.podUid !== undefined ? { podUid: c.meta.podUid } : {}),
       ...(c.meta.containerName !== undefined ? { containerName: c.meta.containerName } : {}),
+      ...(c.meta.labels !== undefined ? { labels: { ...c.meta.labels } } : {}),
       source: c.source,
       pid: c.pid,
       state: c.retired === null ? 'live' : 'retired',

@@ -76,7 +76,9 @@ export class Containers {
         opts.record(containerRecordBody('retire', c));
       },
     });
-    this.discovery = new ContainerDiscovery(this.registry, opts.proc ?? realContainerProc());
+    this.discovery = new ContainerDiscovery(this.registry, opts.proc ?? realContainerProc(), (pid) =>
+      this.tracker.noteContainerMember(pid),
+    );
   }
 
   /**
@@ -133,8 +135,6 @@ export class Containers {
         source: 'hook',
         pid: state.pid || null,
         pidStart: st?.starttime ?? null,
-        bundle: state.bundle || null,
-        annotations,
         meta,
       }).isNew;
     } catch (e) {

@@ -32,8 +32,11 @@ export function compileCgroupGlob(pattern: string): CompiledGlob | string {
   return { segments, basename: false };
 }
 
-/** `*`/`?` match of one component; O(len(p)·len(s)) worst case via the single-backtrack-point method. */
-function segmentMatch(p: string, s: string): boolean {
+/**
+ * `*`/`?` match of one string (a cgroup path component, a container name); O(len(p)·len(s)) worst case via the
+ * single-backtrack-point method.
+ */
+export function globMatch(p: string, s: string): boolean {
   let pi = 0;
   let si = 0;
   let star = -1;
@@ -61,7 +64,7 @@ export function cgroupGlobMatches(g: CompiledGlob, cgroupPath: string): boolean 
   const parts = cgroupPath.split('/').filter((s) => s !== '');
   if (g.basename) {
     const last = parts[parts.length - 1];
-    return last !== undefined && segmentMatch(g.segments[0] as string, last);
+    return last !== undefined && globMatch(g.segments[0] as string, last);
   }
   const P = g.segments.length;
   const S = parts.length;
@@ -73,7 +76,7 @@ export function cgroupGlobMatches(g: CompiledGlob, cgroupPath: string): boolean 
     let r: boolean;
     if (i === P) r = j === S;
     else if (g.segments[i] === '**') r = rec(i + 1, j) || (j < S && rec(i, j + 1));
-    else r = j < S && segmentMatch(g.segments[i] as string, parts[j] as string) && rec(i + 1, j + 1);
+    else r = j < S && globMatch(g.segments[i] as string, parts[j] as string) && rec(i + 1, j + 1);
     memo[k] = r ? 2 : 1;
     return r;
   };

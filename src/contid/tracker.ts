@@ -3,7 +3,7 @@ import { AUDIT_CID_UNSET } from '../kernel/constants';
 import { contidForCgroup, type CgroupGlobEntry } from './cgroup-glob';
 import { formatChain, type Chain } from './chain';
 import { ContidError } from './errors';
-import { realProc, type ProcReader } from './proc';
+import { primaryCgroupPath, realProc, type ProcReader, type ProcStat } from './proc';
 
 interface Entry {
   chain: Chain;
@@ -49,7 +49,7 @@ export interface TrackerOptions {
 export class ContidTracker {
   private readonly byPid = new Map<number, Entry>();
   /** pids known to be outside every container, with the time of that answer. */
-  private readonly untagged = new Map<number, number>();
+  private readonly untagged = new Map<number, { at: number; ppid: number }>();
   private readonly proc: ProcReader;
   private cgroupMap: readonly CgroupGlobEntry[];
   private containers: ContainerLookup | null;
@@ -184,9 +184,11 @@ export class ContidTracker {
 
   /**
    * The chain for an event of `pid` whose parent is `ppid` (both from its SYSCALL record): a direct entry, else the
-   * parent's (children inherit), else /proc ancestry, else the cgroup map. Negative answers are cached briefly.
+   * parent's (children inherit), else /proc ancestry, else the cgroup map and the containers' cgroups. Negative
+   * answers are cached briefly per (pid, ppid); a process the container scan later finds in a container (a join:
+   * `runc exec`) loses its negative entry then (`noteContainerMember`), so no event has to bypass the cache.
    */
-  lookup(pid: number, ppid: number, opts?: { recheck?: boolean }): Chain | null {
+  lookup(pid: number, ppid: number): Chain | null {
     const e = this.byPid.get(pid);
     if (e) {
       // Without the fork/exit tracking rule no exit removes an inherited entry, and pids are reused (pid_max is often
@@ -202,35 +204,53 @@ export class ContidTracker {
       this.counters.inheritedPpid++;
       return p.chain;
     }
-    const seen = this.untagged.get(pid);
     const now = this.now();
-    // An execve is where a process that joined a container (runc exec) starts its user code: asked again then.
-    if (seen !== undefined && now - seen < this.negativeTtlMs && !opts?.recheck) return null;
-    const found = this.fromProc(pid);
+    const seen = this.untagged.get(pid);
+    // A negative answer for another parent is another process under a reused pid.
+    if (seen !== undefined && seen.ppid === ppid && now - seen.at < this.negativeTtlMs) return null;
+    const found = this.fromProcEvent(pid, ppid, now);
     if (found) return found;
-    // A short-lived child is often gone before its events are read: its parent (the shell of an exec storm) is not.
-    const parentSeen = this.untagged.get(ppid);
-    if (this.containers?.active && ppid > 1 && (parentSeen === undefined || now - parentSeen >= this.negativeTtlMs)) {
-      const viaParent = this.fromProc(ppid);
-      if (viaParent) {
-        this.byPid.set(pid, { chain: viaParent, starttime: null, source: 'ppid', ppid });
-        this.counters.inheritedPpid++;
-        return viaParent;
-      }
-      this.untagged.set(ppid, now);
-    }
     if (this.untagged.size > 65536) this.untagged.clear();
-    this.untagged.set(pid, now);
+    this.untagged.set(pid, { at: now, ppid });
     return null;
   }
 
-  private fromProc(pid: number): Chain | null {
+  /**
+   * One walk of /proc for an event's process. When it is still there under the record's parent, its own ancestry and
+   * cgroup answer. When it is gone (a short-lived child, often exited before its events are read) or the pid now
+   * belongs to another parent (reuse, or reparenting after a double fork), the record's parent says where it ran.
+   */
+  private fromProcEvent(pid: number, ppid: number, now: number): Chain | null {
+    const st = this.proc.stat(pid);
+    if (st && (ppid <= 0 || st.ppid === ppid)) return this.fromProc(pid, st);
+    if (this.containers?.active && ppid > 1) {
+      const ps = this.untagged.get(ppid);
+      if (ps === undefined || now - ps.at >= this.negativeTtlMs) {
+        const pst = this.proc.stat(ppid);
+        const viaParent = pst ? this.fromProc(ppid, pst) : null;
+        if (viaParent) {
+          this.byPid.set(pid, { chain: viaParent, starttime: null, source: 'ppid', ppid });
+          this.counters.inheritedPpid++;
+          return viaParent;
+        }
+        if (pst) this.untagged.set(ppid, { at: now, ppid: pst.ppid });
+      }
+    }
+    // Reparented (its old parent gone or elsewhere): the process itself still says which container it is in.
+    return st ? this.fromProc(pid, st) : null;
+  }
+
+  /** A process container discovery found in a container: a cached "in none" answer for it is stale (it joined). */
+  noteContainerMember(pid: number): void {
+    this.untagged.delete(pid);
+  }
+
+  private fromProc(pid: number, st0: ProcStat): Chain | null {
     this.counters.procLookups++;
     let cur = pid;
+    let st: ProcStat | null = st0;
     const path: Array<{ pid: number; starttime: number; ppid: number }> = [];
-    for (let depth = 0; depth < 64 && cur > 1; depth++) {
-      const st = this.proc.stat(cur);
-      if (!st) break;
+    for (let depth = 0; depth < 64 && cur > 1 && st; depth++) {
       const e = this.byPid.get(cur);
       if (e && (e.starttime === null || e.starttime === st.starttime)) {
         for (const p of path)
@@ -244,34 +264,28 @@ export class ContidTracker {
       }
       path.push({ pid: cur, starttime: st.starttime, ppid: st.ppid });
       cur = st.ppid;
+      st = cur > 1 ? this.proc.stat(cur) : null;
     }
-    if (this.cgroupMap.length) {
-      const cg = this.proc.cgroup(pid);
+    const useMap = this.cgroupMap.length > 0;
+    if (!useMap && !this.containers) return null;
+    // One read of /proc/PID/cgroup: the operator's static map on its main path first, then the runtimes' layouts on
+    // every line.
+    const text = this.proc.cgroupText(pid);
+    if (text === null) return null;
+    if (useMap) {
+      const cg = primaryCgroupPath(text);
       const id = cg ? contidForCgroup(this.cgroupMap, cg) : undefined;
       if (id !== undefined) {
-        const st = this.proc.stat(pid);
-        this.byPid.set(pid, { chain: [id], starttime: st?.starttime ?? null, source: 'cgroup' });
+        this.byPid.set(pid, { chain: [id], starttime: st0.starttime, source: 'cgroup' });
         this.counters.cgroupMapped++;
         return [id];
       }
     }
-    // The operator's static map first; then the runtimes' own layouts, on every line of /proc/PID/cgroup.
-    if (this.containers && this.proc.cgroupText) {
-      const text = this.proc.cgroupText(pid);
-      const id = text ? this.containers.contidFor(pid, text) : null;
-      if (id !== null) {
-        const st = this.proc.stat(pid);
-        this.byPid.set(pid, {
-          chain: [id],
-          starttime: st?.starttime ?? null,
-          source: 'container',
-          ...(st ? { ppid: st.ppid } : {}),
-        });
-        this.counters.containerMapped++;
-        return [id];
-      }
-    }
-    return null;
+    const id = this.containers ? this.containers.contidFor(pid, text) : null;
+    if (id === null) return null;
+    this.byPid.set(pid, { chain: [id], starttime: st0.starttime, source: 'container', ppid: st0.ppid });
+    this.counters.containerMapped++;
+    return [id];
   }
 
   /** Drops entries whose process is gone or whose pid now belongs to another process. */

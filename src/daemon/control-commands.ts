@@ -1,5 +1,6 @@
 // Every control-socket command in one table: its arguments (types, required, checks), validated in one place, and
 // what it runs. A new command is one entry here and, when it needs one, a method of ControlTarget.
+import type { RouteTestArgs } from '../routing/route-test';
 import { PermissionError, UsageError } from '../errors';
 import { MsgType } from '../kernel/constants';
 import { AUX_ISOLATIONS, OVERFLOW_ACTIONS } from '../config';
@@ -46,7 +47,7 @@ export interface ControlTarget {
     hook(state: unknown, bundleAnnotations: unknown): unknown;
     list(): unknown;
   };
-  routeTest(args: { contid?: string; types?: string[]; keys?: string[] }): unknown;
+  routeTest(args: RouteTestArgs): unknown;
 }
 
 interface Command<S extends Schema> {
@@ -127,8 +128,19 @@ const COMMANDS: Record<string, Command<Schema>> = {
   }),
   containers: command({ args: {}, run: (t) => t.contid.list() }),
   'route-test': command({
-    args: { contid: { kind: 'string' }, types: { kind: 'strings' }, keys: { kind: 'strings' } },
-    run: (t, a) => t.routeTest({ ...(a.contid ? { contid: a.contid } : {}), types: a.types ?? [], keys: a.keys ?? [] }),
+    args: {
+      contid: { kind: 'string' },
+      types: { kind: 'strings' },
+      keys: { kind: 'strings' },
+      container: { kind: 'json' },
+    },
+    run: (t, a) =>
+      t.routeTest({
+        ...(a.contid ? { contid: a.contid } : {}),
+        types: a.types ?? [],
+        keys: a.keys ?? [],
+        ...(a.container !== undefined ? { container: a.container } : {}),
+      }),
   }),
   // Host-wide settings belong to the configuration and rules files of the host daemon, never to a request.
   'kernel-set': command({

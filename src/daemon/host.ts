@@ -9,7 +9,7 @@ import { daemonConfigBody, daemonEndBody, daemonResumeBody, daemonStartBody } fr
 import { resolveNodeName, selfRequester } from '../output/logfile';
 import type { PeerCred } from './control';
 import { ContidCommands, type ContidSourceFactory } from './contid-commands';
-import { routeTest } from './route-test';
+import { routeTest, type RouteTestArgs } from '../routing/route-test';
 import { ControlCommands, type AuxAddArgs, type ControlTarget } from './control-commands';
 import { KernelSession, UNKNOWN_REQUESTER, type ExtraRules } from './kernel-session';
 import { RecordPath } from './record-path';
@@ -82,6 +82,7 @@ export class HostDaemon implements ControlTarget {
         registry: this.daemons,
         keysFor: (owner, full) => this.session.keysFor(owner, full),
         noteEvent: (chain, routed, dropped) => this.contid.noteEvent(chain, routed, dropped),
+        containers: this.contid.containers.registry,
         counters: this.counters,
       },
       this.config,
@@ -175,8 +176,8 @@ export class HostDaemon implements ControlTarget {
     return a?.status() ?? { name };
   }
 
-  routeTest(args: { contid?: string; types?: string[]; keys?: string[] }): unknown {
-    return routeTest(this.daemons.allRoutes(), this.config.host.keep, args);
+  routeTest(args: RouteTestArgs): unknown {
+    return routeTest(this.daemons.allRoutes(), this.contid.containers.registry, this.config.host.keep === 'all', args);
   }
 
   /** SIGHUP: re-read the config; a bad new config is reported and the old one kept. Run-time daemons survive. */

@@ -146,6 +146,7 @@ export class KernelSession {
     const ids: bigint[] = [];
     for (const r of routes) {
       if (!r.daemons.includes(name)) continue;
+      if (r.container) return null;
       for (const p of r.contid) {
         if (p.kind !== 'range' || p.nested || p.lo !== p.hi) return null;
         if (!ids.includes(p.lo)) ids.push(p.lo);

@@ -1,4 +1,5 @@
 // The host's record path: kernel records -> events -> routing -> the host log and outputs or an auxiliary daemon.
+import type { ContainerDirectory } from '../contid/meta-selector';
 import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { MsgType } from '../kernel/constants';
@@ -25,6 +26,8 @@ export interface RecordPathOptions {
   keysFor: (owner: string | null, full: string[]) => string[];
   /** Per-container counters: an event of `chain` reached `routed` daemons, `dropped` refused it. */
   noteEvent: (chain: Chain, routed: number, dropped: number) => void;
+  /** The containers route selectors by name ask about; told when a batch ends (one clock read per batch). */
+  containers?: ContainerDirectory & { endBatch(now: number): void };
   counters: { records: number; internalErrors: number };
 }
 
@@ -61,7 +64,7 @@ export class RecordPath {
   private makePipeline(config: Config, contidKernel: boolean): Pipeline {
     const reg = this.opts.registry;
     return new Pipeline({
-      router: new Router(reg.allRoutes()),
+      router: new Router(reg.allRoutes(), this.opts.containers ?? null),
       tracker: this.opts.tracker,
       contidKernel,
       daemonsWithRules: new Set(
@@ -158,6 +161,7 @@ export class RecordPath {
     }
     if (this.outputs.length) flushAll(this.outputs);
     const now = Date.now();
+    this.opts.containers?.endBatch(now);
     // One statfs a second at most: disk-space levels move slowly, batches arrive thousands of times a second.
     if (this.guard && now - this.lastSpaceCheck >= 1000) {
       this.lastSpaceCheck = now;

@@ -25,8 +25,6 @@ const FORK_SYSCALLS_X86_64 = new Set([56, 57, 58, 435]); // clone, fork, vfork, 
 const EXIT_SYSCALLS_X86_64 = new Set([231, 60]); // exit_group, exit
 const FORK_SYSCALLS_I386 = new Set([120, 2, 190, 435]);
 const EXIT_SYSCALLS_I386 = new Set([252, 1]);
-const EXEC_SYSCALLS_X86_64 = new Set([59, 322]); // execve, execveat
-const EXEC_SYSCALLS_I386 = new Set([11, 358]);
 
 export interface Destination {
   /** Daemon name, or null for the host log. */
@@ -111,11 +109,7 @@ export class Pipeline {
         const ppid = fieldInt(sc, 'ppid', body) ?? 0;
         const pid = fieldInt(sc, 'pid', body) ?? 0;
         if ((i386 ? FORK_SYSCALLS_I386 : FORK_SYSCALLS_X86_64).has(nr) && exit > 0) this.opts.tracker.onFork(pid, exit);
-        const chain = this.opts.tracker.lookup(
-          pid,
-          ppid,
-          (i386 ? EXEC_SYSCALLS_I386 : EXEC_SYSCALLS_X86_64).has(nr) ? { recheck: true } : undefined,
-        );
+        const chain = this.opts.tracker.lookup(pid, ppid);
         if (chain) chains = [chain];
         if ((i386 ? EXIT_SYSCALLS_I386 : EXIT_SYSCALLS_X86_64).has(nr)) this.opts.tracker.onExit(pid);
       }

@@ -1,7 +1,9 @@
-// The routing table at run time: which daemons get an event, from its contid chains, record types and rule keys.
+// The routing table at run time: which daemons get an event, from its contid chains (and the metadata of the
+// container they name), record types and rule keys.
 import type { RouteConfig } from '../config/schema';
 import { contidSelectorsMatch } from '../contid/selectors';
 import type { Chain } from '../contid/chain';
+import { containerSelectorMatches, type ContainerDirectory, type ContainerFacts } from '../contid/meta-selector';
 
 export interface RoutableEvent {
   /** The event's contid chains: one for a task, several for a network-namespace event; empty = no contid (unset). */
@@ -10,6 +12,8 @@ export interface RoutableEvent {
   types: readonly number[];
   /** Rule keys of the event (from its SYSCALL record), without auditmux's owner tags. */
   keys: readonly string[];
+  /** `route test` only: the container's metadata as given, instead of what the directory knows of its contid. */
+  container?: ContainerFacts;
 }
 
 export interface RouteDecision {
@@ -18,11 +22,59 @@ export interface RouteDecision {
   matched: number[];
 }
 
+/** Past this many containers the per-container answers are dropped and recomputed (a bound, not a working limit). */
+const MASK_CACHE_MAX = 4096;
+
 export class Router {
-  constructor(private readonly routes: readonly RouteConfig[]) {}
+  /** Positions (in `routes`) of routes with a container selector. */
+  private readonly metaRoutes: number[] = [];
+  /** Per contid, which container selectors its metadata matches (by position in `metaRoutes`). */
+  private readonly masks = new Map<bigint, Uint8Array>();
+  private masksVersion = -1;
+  private readonly none: Uint8Array;
+
+  constructor(
+    private readonly routes: readonly RouteConfig[],
+    private readonly directory: ContainerDirectory | null = null,
+  ) {
+    routes.forEach((r, i) => {
+      if (r.container) this.metaRoutes.push(i);
+    });
+    this.none = new Uint8Array(this.metaRoutes.length);
+  }
 
   get empty(): boolean {
     return this.routes.length === 0;
+  }
+
+  /**
+   * Which container selectors the container of `chain` matches: computed once per contid and kept until the
+   * directory changes, so no glob is matched per event.
+   */
+  private maskFor(chain: Chain | null, given: ContainerFacts | undefined): Uint8Array {
+    if (given) return this.compute(given);
+    const id = chain?.[0];
+    if (id === undefined || !this.directory) return this.none;
+    if (this.directory.version !== this.masksVersion) {
+      this.masks.clear();
+      this.masksVersion = this.directory.version;
+    }
+    let m = this.masks.get(id);
+    if (!m) {
+      if (this.masks.size >= MASK_CACHE_MAX) this.masks.clear();
+      m = this.compute(this.directory.facts(id));
+      this.masks.set(id, m);
+    }
+    return m;
+  }
+
+  private compute(facts: ContainerFacts | undefined): Uint8Array {
+    const m = new Uint8Array(this.metaRoutes.length);
+    if (facts)
+      this.metaRoutes.forEach((ri, k) => {
+        if (containerSelectorMatches(this.routes[ri]!.container!, facts)) m[k] = 1;
+      });
+    return m;
   }
 
   /** Every daemon that some chain of the event routes to (a netns event fans out to all its containers' daemons). */
@@ -32,10 +84,17 @@ export class Router {
     const matched: number[] = [];
     const chains: ReadonlyArray<Chain | null> = ev.chains.length ? ev.chains : [null];
     for (const chain of chains) {
+      let mask: Uint8Array | null = null;
+      let k = 0;
       for (const r of this.routes) {
-        if (!contidSelectorsMatch(r.contid, chain)) continue;
+        if (r.container) {
+          mask ??= this.maskFor(chain, ev.container);
+          if (!mask[k++]) continue;
+          // A route with both selectors needs both; one with a container selector alone needs no contid selector.
+          if (r.contid.length && !contidSelectorsMatch(r.contid, chain)) continue;
+        } else if (!contidSelectorsMatch(r.contid, chain)) continue;
         if (r.types && !r.types.some((t) => ev.types.includes(t))) continue;
-        if (r.keys && !r.keys.some((k) => ev.keys.includes(k))) continue;
+        if (r.keys && !r.keys.some((key) => ev.keys.includes(key))) continue;
         if (!matched.includes(r.index)) matched.push(r.index);
         for (const d of r.daemons) if (!daemons.includes(d)) daemons.push(d);
         if (!r.continue) break;

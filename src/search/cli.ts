@@ -9,6 +9,14 @@ import { ESCAPE_MODES, type EscapeMode } from './escape';
 import { inputFromPath, inputsForDaemon, type LogInput } from './inputs';
 import { DEFAULT_REPORT_LIMITS, htmlReport, jsonReport, ReportBuilder, textReport } from './report';
 import { scanEvents, type SearchEvent } from './scan';
+import {
+  checkQuery,
+  containersFromLogs,
+  contidsMatching,
+  type ContainerNames,
+  type ContainerQuery,
+} from './containers';
+import { formatChain } from '../contid/chain';
 
 export interface SearchIo {
   out(s: string): void;
@@ -17,6 +25,9 @@ export interface SearchIo {
 
 interface Parsed {
   spec: CriteriaSpec;
+  /** Container criteria by name, resolved to contids from the logs' birth records. */
+  query: ContainerQuery;
+  groupBy?: 'contid' | 'name';
   inputs: string[];
   daemons: string[];
   config?: string;
@@ -41,12 +52,22 @@ const setSpec =
     (p.spec as Record<string, unknown>)[k] = v;
   };
 
+const setQuery =
+  (k: keyof ContainerQuery) =>
+  (p: Parsed, v: string | string[]): void => {
+    if (p.query[k] !== undefined) throw new UsageError(`container ${k} given twice`);
+    p.query[k] = v as string;
+  };
+
 /** Shared by search and report: inputs and criteria. Short forms are ausearch's multi-letter ones (-pp, -ui, -ts). */
 const COMMON: OptDef[] = [
   { names: ['-if', '--input'], kind: 'value', apply: (p, v) => p.inputs.push(v as string) },
   { names: ['--daemon'], kind: 'value', apply: (p, v) => p.daemons.push(v as string) },
   { names: ['-c', '--config'], kind: 'value', apply: (p, v) => (p.config = v as string) },
   { names: ['--contid'], kind: 'value', apply: setSpec('contid') },
+  { names: ['--container-name'], kind: 'value', apply: setQuery('name') },
+  { names: ['--image'], kind: 'value', apply: setQuery('image') },
+  { names: ['--k8s-namespace'], kind: 'value', apply: setQuery('namespace') },
   { names: ['-k', '--key'], kind: 'value', apply: setSpec('key') },
   { names: ['-m', '--message'], kind: 'value', apply: setSpec('message') },
   { names: ['-p', '--pid'], kind: 'value', apply: setSpec('pid') },
@@ -86,6 +107,14 @@ const REPORT_OPTS: OptDef[] = [
   { names: ['--html'], kind: 'flag', apply: (p) => setFormat(p, 'html') },
   { names: ['-o', '--output'], kind: 'value', apply: (p, v) => (p.output = v as string) },
   {
+    names: ['--group-by'],
+    kind: 'value',
+    apply: (p, v) => {
+      if (v !== 'name' && v !== 'contid') throw new UsageError(`--group-by: expected name or contid, got "${v}"`);
+      p.groupBy = v;
+    },
+  },
+  {
     names: ['--top'],
     kind: 'value',
     apply: (p, v) => {
@@ -108,7 +137,7 @@ function setFormat(p: Parsed, f: string): void {
 const TIME_ARG = /^[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?$/;
 
 function parseArgs(argv: string[], defs: OptDef[]): Parsed {
-  const p: Parsed = { spec: {}, inputs: [], daemons: [], help: false };
+  const p: Parsed = { spec: {}, query: {}, inputs: [], daemons: [], help: false };
   const byName = new Map<string, OptDef>();
   for (const d of defs) for (const n of d.names) byName.set(n, d);
   for (let i = 0; i < argv.length; i++) {
@@ -157,6 +186,9 @@ inputs (default: the host daemon's configured log and its rotated files):
   -c, --config FILE        configuration file for --daemon (default /etc/auditmux/auditmux.yaml)
 criteria (all must match; each may be met by any record of the event; whole events are printed):
   --contid LIST            N, 0xN, LO-HI, unset, N^* (N and everything nested in it), comma separated
+  --container-name GLOB    containers by name, --image GLOB by image, --k8s-namespace GLOB by Kubernetes
+                           namespace: named by the CONTAINER_OP birth records of the logs (and of the host log
+                           when --daemon names auxiliary daemons only)
   -k, --key KEY            rule key (a part of it, as ausearch; whole with -w)
   -m, --message TYPES      record types, comma separated (SYSCALL, CONTAINER_ID, 1336, ALL)
   -p, --pid PID            -pp, --ppid PPID          -ui, --uid UID (number or name)
@@ -179,12 +211,35 @@ exit: 0 found, 1 nothing found, 2 bad arguments, 3 bad config, 8 a log could not
       .gz among the rotated logs is reported on stderr and skipped, the other logs are still searched and printed`;
 
 const REPORT_HELP = `usage: auditmux report [inputs] [criteria] [--format text|html|json] [-o FILE] [--top N]
-Per container: events, top keys, top executables, failed syscalls, first and last seen.
+       [--group-by contid|name]
+Per container: events, top keys, top executables, failed syscalls, first and last seen. --group-by name: one row
+per container name (from the logs' birth records; a container restarted under a new contid stays one row).
 Inputs and criteria as for auditmux search; --html is --format html (one self-contained page with SVG plots).
 A log that cannot be read completely (a corrupt .gz) is reported on stderr and skipped; the report covers the rest
 and the exit code is 8. Memory is bounded whatever the logs hold: 256 containers (later ones under "(other)"), top
 tables of max(128, 2 x --top) entries per container (Space-Saving: counts become upper bounds past it, and the
 report says so), time series of at most 1024 bins (wider bins for long spans).`;
+
+/**
+ * Container names for the criteria and the report: from the birth records of the inputs and, when only auxiliary
+ * daemons' logs are searched, of the host's log (where births are written).
+ */
+async function containerNames(p: Parsed, inputs: readonly LogInput[]): Promise<Map<bigint, ContainerNames> | null> {
+  const wanted = Object.values(p.query).some((v) => v !== undefined);
+  if (!wanted && p.groupBy !== 'name') return null;
+  checkQuery(p.query);
+  const all = [...inputs];
+  if (p.daemons.length && !p.daemons.includes('host')) {
+    try {
+      all.push(...inputsForDaemon('host', p.config));
+    } catch {
+      // No host log to read: the auxiliary logs' own records name what they can.
+    }
+  }
+  const names = await containersFromLogs(all);
+  if (wanted) p.spec.containerIds = contidsMatching(names, p.query);
+  return names;
+}
 
 function resolveInputs(p: Parsed): LogInput[] {
   const out: LogInput[] = [];
@@ -238,8 +293,9 @@ export async function runSearch(argv: string[], io: SearchIo): Promise<number> {
     const format = (p.format ?? 'text') as OutputFormat;
     if (!['raw', 'text', 'json'].includes(format))
       throw new UsageError(`--format: expected raw, text or json, got "${format}"`);
-    const criteria = compileCriteria(p.spec);
     const inputs = resolveInputs(p);
+    await containerNames(p, inputs);
+    const criteria = compileCriteria(p.spec);
     const out = new Batcher(io);
     const interp = new Interpreter();
     const render: (ev: SearchEvent) => string =
@@ -302,11 +358,15 @@ export async function runReport(argv: string[], io: SearchIo): Promise<number> {
     const format = p.format ?? 'text';
     if (!['text', 'html', 'json'].includes(format))
       throw new UsageError(`--format: expected text, html or json, got "${format}"`);
-    const criteria = compileCriteria(p.spec);
     const inputs = resolveInputs(p);
+    const names = await containerNames(p, inputs);
+    const criteria = compileCriteria(p.spec);
     const top = p.top ?? 5;
     // Memory is capped (ReportLimits); the tables keep room for twice the entries shown.
-    const r = new ReportBuilder({ table: Math.max(DEFAULT_REPORT_LIMITS.table, 2 * top) });
+    const r = new ReportBuilder(
+      { table: Math.max(DEFAULT_REPORT_LIMITS.table, 2 * top) },
+      p.groupBy === 'name' && names ? (c) => names.get(c[0]!)?.name ?? formatChain(c) : undefined,
+    );
     const stats = await scanEvents(
       inputs,
       criteria,

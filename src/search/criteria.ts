@@ -33,6 +33,11 @@ export interface CriteriaSpec {
   event?: string;
   /** ausearch -w: strings (key, executable) must match whole, not in part. */
   word?: boolean;
+  /**
+   * Contids of the containers `--container-name`, `--image` and `--k8s-namespace` selected (from the logs' birth
+   * records): an event matches when a chain's own id is one of them. Empty: nothing matches.
+   */
+  containerIds?: readonly bigint[];
 }
 
 /** A per-record test; `line` is the whole line, [h.bodyStart, h.bodyEnd) its fields. */
@@ -268,6 +273,14 @@ export function compileCriteria(
       const chains = contidOfRecord(line, h, type);
       if (!chains) return false;
       return chains.some((c) => contidSelectorsMatch(patterns, c));
+    });
+    prefilters.push([Buffer.from('contid=', 'latin1')]);
+  }
+  if (spec.containerIds !== undefined) {
+    const ids = new Set(spec.containerIds);
+    tests.push((line, h) => {
+      const chains = contidOfRecord(line, h, recordTypeName(line, h));
+      return chains !== null && chains.some((c) => c.length > 0 && ids.has(c[0]!));
     });
     prefilters.push([Buffer.from('contid=', 'latin1')]);
   }

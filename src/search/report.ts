@@ -216,7 +216,14 @@ export class ReportBuilder {
   private readonly h = newHeader();
   readonly limits: ReportLimits;
 
-  constructor(limits: Partial<ReportLimits> = {}) {
+  /**
+   * @param groupKey what a container is called in the report (e.g. its name, so a container restarted under a new
+   *   contid stays one row); default its contid chain.
+   */
+  constructor(
+    limits: Partial<ReportLimits> = {},
+    private readonly groupKey?: (chain: readonly bigint[]) => string,
+  ) {
     this.limits = { ...DEFAULT_REPORT_LIMITS, ...limits };
   }
 
@@ -235,7 +242,8 @@ export class ReportBuilder {
         const parsed = raw === undefined ? null : parseChains(raw);
         if (parsed)
           for (const c of parsed)
-            if (c.length && c[0] !== 0xffffffffffffffffn) chains.add(cut(formatChain(c), this.limits.text));
+            if (c.length && c[0] !== 0xffffffffffffffffn)
+              chains.add(cut(this.groupKey ? this.groupKey(c) : formatChain(c), this.limits.text));
       }
       const k = firstField(line, h.bodyStart, h.bodyEnd, 'key');
       if (k !== undefined) for (const key of decodeKeys(k)) keys.add(cut(key, this.limits.text));

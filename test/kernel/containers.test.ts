@@ -187,7 +187,16 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
         podman('import', join(dir, 'rootfs.tar'), 'localhost/amtest:1');
 
         writeFileSync(join(dir, 'host.rules'), '-a always,exit -F arch=b64 -S execve -k storm\n');
-        const conf = writeHostConfig(dir, { controlSocket: sock });
+        // c2's daemon is routed by the container's name (podman's, read from its monitor), not by its number.
+        const conf = writeHostConfig(dir, {
+          controlSocket: sock,
+          more: [
+            'daemons:',
+            `  - { name: c2, log: { file: ${join(dir, 'log', 'c2.log')} } }`,
+            'routes:',
+            '  - { container: { name: "am?2", runtime: [docker, podman] }, daemons: [c2] }',
+          ],
+        });
         daemon = await startDaemon(conf);
 
         // Two podman containers (the hook registers them at createRuntime) and a runc one without any hook.
@@ -263,6 +272,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
 
         const ids = { c1: containerContid(c1), c2: containerContid(c2), r1: containerContid(runcId) };
         for (const [n, id] of Object.entries(ids)) {
+          if (n === 'c2') continue;
           const r = cli(
             conf,
             'aux',
@@ -296,6 +306,10 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
           [wrappedId, 'runc', 'hook'],
           'registered by the hook the wrapper added',
         );
+        // route test answers by name, or by the contid of a container the host knows.
+        assert.match(cli(conf, 'route', 'test', '--name', 'amc2', '--runtime', 'podman').stdout, /^daemons: c2$/m);
+        assert.match(cli(conf, 'route', 'test', '--name', 'amc2', '--runtime', 'runc').stdout, /^daemons: \(none\)$/m);
+        assert.match(cli(conf, 'route', 'test', '--contid', ids.c2.toString()).stdout, /^daemons: c2$/m);
         const table = cli(conf, 'containers').stdout;
         assert.match(table, /amc1/);
         assert.match(table, new RegExp(runcId));

@@ -60,6 +60,12 @@ const TABLE: Array<[string, Partial<CgroupMatch> | null]> = [
   // Forged names below someone else's cgroup never count: a user's delegated subtree is not a runtime's place.
   [`/user.slice/user-1000.slice/user@1000.service/app.slice/docker-${H}.scope`, null],
   [`/user.slice/user-1000.slice/user@1000.service/libpod_parent/libpod-${H}`, null],
+  // A system service given cgroup delegation (Delegate=yes) naming its children like a runtime's: still nothing.
+  [`/system.slice/myapp.service/docker-${H}.scope`, null],
+  [`/system.slice/myapp.service/libpod-${H}.scope`, null],
+  [`/init.scope/docker-${H}.scope`, null],
+  // A machine's own delegated subtree naming a podman container: the machine it is.
+  [`/machine.slice/machine-web1.scope/libpod-${H}.scope`, { runtime: 'nspawn', id: 'web1' }],
 ];
 
 describe('container cgroup patterns', () => {

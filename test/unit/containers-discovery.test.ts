@@ -31,16 +31,9 @@ class FakeSystem implements ProcReader, ContainerProc {
   children(pid: number): number[] {
     return [...this.procs].filter(([, s]) => s.ppid === pid).map(([p]) => p);
   }
-  cgroup(pid: number): string | null {
-    return (
-      this.procs
-        .get(pid)
-        ?.cg.split('\n')
-        .find((l) => l.startsWith('0::'))
-        ?.slice(3) ?? null
-    );
-  }
+  cgroupReads = 0;
   cgroupText(pid: number): string | null {
+    this.cgroupReads++;
     return this.procs.get(pid)?.cg ?? null;
   }
   cmdline(pid: number): string[] | null {
@@ -111,14 +104,31 @@ describe('container discovery', () => {
     assert.equal(t.lookup(71, 70), null);
   });
 
-  it('a process seen outside before it joined (runc exec) is asked again at its execve', () => {
+  it('a process seen outside before it joined (runc exec) is asked again once the scan sees it in the container', () => {
     const { sys, c, t } = setup();
     c.discovery.scan();
     sys.add(120, 1, hybrid('/libpod_parent/conmon'), ['runc', 'init']);
     assert.equal(t.lookup(120, 1), null, "still in the runtime's cgroup");
+    c.discovery.scan();
     sys.procs.get(120)!.cg = hybrid(`/libpod_parent/libpod-${H}`);
-    assert.equal(t.lookup(120, 1), null, 'the negative answer is cached');
-    assert.deepEqual(t.lookup(120, 1, { recheck: true }), [containerContid(H)]);
+    sys.procs.get(120)!.starttime++; // the scan looks at a pid again only as a new process (here: after its exec)
+    const reads = sys.cgroupReads;
+    assert.equal(t.lookup(120, 1), null, 'the negative answer is cached, at an execve too');
+    assert.equal(sys.cgroupReads, reads, 'no /proc read for it');
+    c.discovery.scan();
+    assert.deepEqual(t.lookup(120, 1), [containerContid(H)], 'the scan found it joined');
+  });
+
+  it('the scan classifies each new process once', () => {
+    const { sys, c } = setup();
+    sys.add(91, 1, hybrid('/amtest1'));
+    sys.runc.add('amtest1');
+    let confirmations = 0;
+    const has = sys.runcState.bind(sys);
+    sys.runcState = (id: string): boolean => (confirmations++, has(id));
+    c.discovery.scan();
+    assert.equal(c.registry.get(containerContid('amtest1'))?.runtime, 'runc');
+    assert.equal(confirmations, 1, "runc's state is asked once for its one process");
   });
 
   it('a pid reused by a process of another container after the first one exited is not misattributed', () => {
@@ -146,6 +156,32 @@ describe('container discovery', () => {
     sys.add(80, 51, hybrid(`/libpod_parent/libpod-${H}/libpod_parent/libpod-${H2}`), ['evil'], 'pid:[9]');
     assert.deepEqual(t.lookup(80, 1), [id]);
     assert.equal(c.registry.get(containerContid(H2)), undefined, 'the forged name made no container');
+  });
+
+  it('a process moving into a cgroup it made below its own (delegated), named after another container, keeps its contid', () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    const id = containerContid(H);
+    sys.add(150, 51, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+    assert.deepEqual(t.lookup(150, 51), [id]);
+    sys.procs.get(150)!.cg = hybrid(`/libpod_parent/libpod-${H}/libpod_parent/libpod-${H2}`);
+    sys.add(151, 150, hybrid(`/libpod_parent/libpod-${H}/libpod_parent/libpod-${H2}`), ['sh'], 'pid:[9]');
+    c.discovery.scan();
+    assert.deepEqual(t.lookup(150, 51), [id], 'the move changes nothing');
+    assert.deepEqual(t.lookup(151, 150), [id], 'nor for its children');
+    assert.deepEqual(t.lookup(152, 151), [id], 'nor for a child gone before its event is read');
+    assert.equal(c.registry.get(containerContid(H2)), undefined, 'and makes no container');
+  });
+
+  it("a child that exits at once, its pid reused by a host process, is still its container's", () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    sys.add(160, 51, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+    // The event says pid 161, parent 160; by the time it is read, 161 is a host process of another parent.
+    sys.add(170, 1, hybrid('/'));
+    sys.add(161, 170, hybrid('/'));
+    assert.deepEqual(t.lookup(161, 160), [containerContid(H)]);
+    assert.equal(t.lookup(161, 170), null, 'the host process under that pid is not');
   });
 
   it("plain runc: /<id> is a container only when runc's state directory has it", () => {

@@ -65,7 +65,7 @@ describe('OCI state', () => {
   });
 
   it('names and Kubernetes fields from CRI, CRI-O and kubelet annotations; podman names from conmon', () => {
-    const m = metaFromAnnotations({
+    const { labels, ...m } = metaFromAnnotations({
       'io.kubernetes.cri.sandbox-name': 'web-0',
       'io.kubernetes.cri.sandbox-namespace': 'shop',
       'io.kubernetes.cri.sandbox-uid': 'u1',
@@ -80,6 +80,7 @@ describe('OCI state', () => {
       image: 'docker.io/library/nginx:1.25',
       name: 'nginx',
     });
+    assert.equal(labels?.['io.kubernetes.cri.sandbox-uid'], 'u1', 'route selectors see every annotation as a label');
     assert.equal(
       metaFromAnnotations({ 'io.kubernetes.cri-o.Namespace': 'ns2', 'io.kubernetes.pod.name': 'p' }).podNamespace,
       'ns2',

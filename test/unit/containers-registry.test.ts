@@ -25,6 +25,7 @@ describe('container registry', () => {
     r.noteEvent(5n, 0, 1);
     r.noteEvent(5n, 0, 0);
     r.noteEvent(6n, 1, 0);
+    r.endBatch(now + 500);
     const [row] = r.list();
     assert.deepEqual(
       { ...row, firstSeen: undefined, lastSeen: undefined },
@@ -37,6 +38,12 @@ describe('container registry', () => {
         pod: 'web-0',
         namespace: 'shop',
         containerName: 'nginx',
+        labels: {
+          'io.kubernetes.cri.container-name': 'nginx',
+          'io.kubernetes.cri.image-name': 'nginx:1.25',
+          'io.kubernetes.cri.sandbox-name': 'web-0',
+          'io.kubernetes.cri.sandbox-namespace': 'shop',
+        },
         source: 'hook',
         pid: 42,
         state: 'live',
@@ -50,6 +57,7 @@ describe('container registry', () => {
       },
     );
     assert.equal(row!.firstSeen, new Date(1_700_000_000_000).toISOString());
+    assert.equal(row!.lastSeen, new Date(now + 500).toISOString(), 'last seen at the end of its batch');
   });
 
   it('a hostile name, image or namespace cannot add a field or a line to the birth record', () => {

@@ -12,6 +12,8 @@ import { intBelow, prng } from '../helpers/prng';
 
 class FakeProc implements ProcReader {
   procs = new Map<number, ProcStat & { cgroup?: string }>();
+  /** Every /proc read, by kind, to count what a lookup costs. */
+  reads = { stat: 0, cgroup: 0 };
   add(pid: number, ppid: number, extra: Partial<ProcStat & { cgroup: string }> = {}): void {
     this.procs.set(pid, {
       ppid,
@@ -21,13 +23,21 @@ class FakeProc implements ProcReader {
     });
   }
   stat(pid: number): ProcStat | null {
+    this.reads.stat++;
     return this.procs.get(pid) ?? null;
   }
   children(pid: number): number[] {
     return [...this.procs].filter(([, s]) => s.ppid === pid).map(([p]) => p);
   }
+  /** The path alone: what older trackers read besides the text (kept so the cost tests compare like with like). */
   cgroup(pid: number): string | null {
-    return this.procs.get(pid)?.cgroup ?? null;
+    this.reads.cgroup++;
+    return this.procs.get(pid)?.cgroup ?? '/';
+  }
+  cgroupText(pid: number): string | null {
+    this.reads.cgroup++;
+    const p = this.procs.get(pid);
+    return p ? `5:pids:/v1-only\n0::${p.cgroup ?? '/'}\n` : null;
   }
 }
 
@@ -137,6 +147,35 @@ describe('contid tracker: inheritance and pid reuse', () => {
       cgroupMap: [{ ...g, contid: 42n }],
     });
     assert.deepEqual(t.lookup(600, 1), [42n]);
+  });
+
+  it('a miss on a live process walks /proc once and reads its cgroup once (not again through its parent)', () => {
+    const proc = new FakeProc();
+    proc.add(1, 0);
+    proc.add(10, 1);
+    proc.add(11, 10);
+    proc.add(12, 11);
+    const g = compileCgroupGlob('/nomatch');
+    assert.ok(typeof g !== 'string');
+    // A live container somewhere (not this process's): lookups are on.
+    const containers = { active: true, contidFor: (): bigint | null => null, owns: (): boolean => false };
+    const t = new ContidTracker({ proc, containers, cgroupMap: [{ ...g, contid: 42n }] });
+    proc.reads = { stat: 0, cgroup: 0 };
+    assert.equal(t.lookup(12, 11), null);
+    assert.deepEqual(proc.reads, { stat: 3, cgroup: 1 }, 'stat of 12, 11, 10; cgroup of 12');
+  });
+
+  it('a negative answer holds only for the same parent: a reused pid is asked again', () => {
+    const proc = new FakeProc();
+    proc.add(1, 0);
+    proc.add(500, 1);
+    const g = compileCgroupGlob('/ctr');
+    assert.ok(typeof g !== 'string');
+    const t = new ContidTracker({ proc, cgroupMap: [{ ...g, contid: 42n }] });
+    assert.equal(t.lookup(500, 1), null);
+    proc.add(600, 1, { cgroup: '/ctr' });
+    proc.add(500, 600, { cgroup: '/ctr' }); // the pid came back in the container, as a child of its shell
+    assert.deepEqual(t.lookup(500, 600), [42n]);
   });
 });
 

@@ -25,7 +25,7 @@ routes:
 const noProc: ProcReader = {
   stat: (pid) => (pid === 1000 ? { ppid: 1, starttime: 5, threads: 1 } : null),
   children: () => [],
-  cgroup: () => null,
+  cgroupText: () => null,
 };
 
 function sys(
@@ -177,6 +177,31 @@ describe('pipeline on a mainline kernel (tracker)', () => {
         .sort(),
       [null, 'b'].sort(),
     );
+  });
+});
+
+describe('pipeline: the cost of a host process while containers are live', () => {
+  it('execve of a process already found outside every container reads no /proc until the answer expires', () => {
+    let stats = 0;
+    const proc: ProcReader = {
+      stat: (pid) => (stats++, pid === 1000 ? { ppid: 1, starttime: 5, threads: 1 } : null),
+      children: () => [],
+      cgroupText: () => '0::/user.slice\n',
+    };
+    const containers = { active: true, contidFor: (): bigint | null => null, owns: (): boolean => false };
+    const t = new ContidTracker({ proc, containers });
+    const p = new Pipeline({
+      router: new Router(cfg.routes),
+      tracker: t,
+      contidKernel: false,
+      daemonsWithRules: new Set(['a']),
+      keep: 'unrouted',
+    });
+    p.route([sys(20, 1000, 1, '"k"', 59)]);
+    const after = stats;
+    assert.ok(after > 0);
+    for (let i = 0; i < 5; i++) p.route([sys(21 + i, 1000, 1, '"k"', 59)]);
+    assert.equal(stats, after, 'five more execve events, no /proc read');
   });
 });
 

@@ -1,0 +1,141 @@
+// search and report by container name, image and Kubernetes namespace, named by the logs' CONTAINER_OP birth records.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { runReport, runSearch } from '../../src/search';
+import { containerRecordBody } from '../../src/containers/service';
+import { ContainerRegistry, type ContainerInfo } from '../../src/containers/registry';
+import { containersFromLogs, decodeUntrusted } from '../../src/search/containers';
+import { inputFromPath } from '../../src/search/inputs';
+import { encodeUntrusted } from '../../src/records/encode';
+import { intBelow, prng } from '../helpers/prng';
+
+const dir = mkdtempSync(join(tmpdir(), 'amsearch-ctr-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Birth records exactly as the host writes them (the registry's record body). */
+function births(): string[] {
+  const bodies: ContainerInfo[] = [];
+  const r = new ContainerRegistry({ onBirth: (c) => bodies.push(c) });
+  r.register({ runtime: 'podman', id: 'a'.repeat(64), contid: 11n, source: 'hook', meta: { name: 'web-1' } });
+  r.register({
+    runtime: 'containerd',
+    id: 'b'.repeat(64),
+    contid: 22n,
+    source: 'hook',
+    meta: { name: 'cart', image: 'shop/cart:3', podName: 'cart-0', podNamespace: 'shop' },
+  });
+  // Restarted: the same name under a new contid.
+  r.register({ runtime: 'podman', id: 'c'.repeat(64), contid: 33n, source: 'cgroup', meta: { name: 'web-1' } });
+  // A hostile name is hex-encoded in the record, and still found by its real text.
+  r.register({ runtime: 'runc', id: 'evil', contid: 44n, source: 'cgroup', meta: { name: 'x y"\nz' } });
+  return bodies.map(
+    (c, i) => `type=CONTAINER_OP msg=audit(1700000000.00${i}:${i + 1}): ${containerRecordBody('birth', c)}`,
+  );
+}
+
+const ev = (serial: number, contid: bigint, key: string): string[] => [
+  `type=SYSCALL msg=audit(1700000010.000:${serial}): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=${serial} auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="sh" exe="/bin/sh" key="${key}" record=1`,
+  `type=CONTAINER_ID msg=audit(1700000010.000:${serial}): record=1 contid=${contid}`,
+];
+
+const hostLog = join(dir, 'audit.log');
+writeFileSync(
+  hostLog,
+  [
+    ...births(),
+    ...ev(100, 11n, 'a'),
+    ...ev(101, 22n, 'b'),
+    ...ev(102, 33n, 'c'),
+    ...ev(103, 44n, 'd'),
+    ...ev(104, 9n, 'e'),
+  ].join('\n') + '\n',
+);
+
+function capture(): { io: { out(s: string): void; err(s: string): void }; out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (s) => out.push(s), err: (s) => err.push(s) }, out, err };
+}
+
+async function serials(...args: string[]): Promise<number[]> {
+  const c = capture();
+  await runSearch(['-if', hostLog, '--format', 'json', ...args], c.io);
+  return c.out
+    .join('')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { serial: number }).serial);
+}
+
+describe('search and report by container name', () => {
+  it('reads the birth records into contid -> name, image, namespace', async () => {
+    const m = await containersFromLogs(inputFromPath(hostLog));
+    assert.deepEqual(m.get(22n), {
+      name: 'cart',
+      image: 'shop/cart:3',
+      namespace: 'shop',
+      pod: 'cart-0',
+      runtime: 'containerd',
+    });
+    assert.equal(m.get(44n)?.name, 'x y"\nz');
+    assert.equal(m.size, 4);
+  });
+
+  it('selects by name, image and namespace globs (the birth records are events of their containers too)', async () => {
+    assert.deepEqual(await serials('--container-name', 'web-*'), [1, 3, 100, 102]);
+    assert.deepEqual(await serials('--image', 'shop/*'), [2, 101]);
+    assert.deepEqual(await serials('--k8s-namespace', 'shop', '-k', 'b'), [101]);
+    assert.deepEqual(await serials('--container-name', 'x y"*'), [4, 103]);
+    assert.deepEqual(await serials('--container-name', 'nobody'), [], 'no such container: nothing, not everything');
+    const c = capture();
+    assert.equal(await runSearch(['-if', hostLog, '--container-name', ''], c.io), 2);
+    assert.match(c.err.join(''), /--container-name: a glob cannot be empty/);
+  });
+
+  it('a search of an auxiliary log alone names containers from the host log', async () => {
+    const aux = join(dir, 'web.log');
+    writeFileSync(aux, [...ev(100, 11n, 'a'), ...ev(102, 33n, 'c')].join('\n') + '\n');
+    const conf = join(dir, 'auditmux.yaml');
+    writeFileSync(
+      conf,
+      [`host: { log: { file: ${hostLog} } }`, `daemons: [{ name: web, log: { file: ${aux} } }]`].join('\n') + '\n',
+    );
+    const c = capture();
+    assert.equal(await runSearch(['--daemon', 'web', '-c', conf, '--container-name', 'web-1', '--raw'], c.io), 0);
+    assert.equal((c.out.join('').match(/^type=SYSCALL/gm) ?? []).length, 2);
+  });
+
+  it('report --group-by name: one row per name, across contids', async () => {
+    const c = capture();
+    assert.equal(await runReport(['-if', hostLog, '--group-by', 'name'], c.io), 0);
+    const s = c.out.join('');
+    assert.match(s, /container web-1\n {2}events: 2\n/, 'contids 11 and 33 together');
+    assert.match(s, /container cart\n {2}events: 1\n/);
+    assert.match(s, /container 9\n {2}events: 1\n/, 'an unnamed contid keeps its number');
+    assert.match(s, /container x y"\\012z\n/, 'a hostile name is escaped for the terminal');
+  });
+
+  it('decodes what encodeUntrusted writes (property, seeded)', () => {
+    const next = prng(0xdec0);
+    for (let i = 0; i < 2000; i++) {
+      let s = '';
+      for (let j = intBelow(next, 12); j > 0; j--)
+        s += String.fromCharCode(intBelow(next, 4) === 0 ? intBelow(next, 0x3000) : 32 + intBelow(next, 95));
+      if (s === '' || s === '?') continue;
+      assert.equal(decodeUntrusted(encodeUntrusted(s)), s, JSON.stringify(s));
+    }
+  });
+
+  it(
+    'real ausearch reads the same log and finds the same birth records',
+    { skip: !existsSync('/usr/sbin/ausearch') },
+    () => {
+      const r = spawnSync('ausearch', ['-if', hostLog, '--raw'], { encoding: 'utf8' });
+      assert.equal((r.stdout.match(/op=container-birth/g) ?? []).length, 4);
+    },
+  );
+});
