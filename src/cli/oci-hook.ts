@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { AuditmuxError, ExitCode } from '../errors';
 import { controlRequest } from '../daemon/control';
 import { readBounded } from '../safefs';
+import { textTable } from './table';
 import { BUNDLE_CONFIG_MAX } from '../containers/bundle-hooks';
 import { OCI_STATE_MAX, parseBundleAnnotations, parseOciState } from '../containers/oci-state';
 
@@ -107,17 +108,8 @@ function cell(v: unknown): string {
 export function formatContainers(rows: Array<Record<string, unknown>>): string {
   if (rows.length === 0) return 'no containers';
   const cols = ['contid', 'runtime', 'id', 'name', 'image', 'namespace', 'pod', 'state', 'source', 'routed', 'dropped'];
-  const table = [
+  return textTable([
     cols,
     ...rows.map((r) => cols.map((c) => (c === 'id' ? cell(String(r.id ?? '').slice(0, 12)) : cell(r[c])))),
-  ];
-  const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  return table
-    .map((row) =>
-      row
-        .map((v, i) => v.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  ]);
 }

@@ -3,6 +3,7 @@ import { AuditClient } from '../kernel/client';
 import { Feature } from '../kernel/constants';
 import type { AuditStatus } from '../kernel/wire';
 import { ttyEscape } from '../search/escape';
+import { textTable } from './table';
 
 export function formatKernelStatus(s: AuditStatus, loginuidImmutable: { value: boolean; locked: boolean }): string {
   return [
@@ -65,14 +66,5 @@ export function formatAuxRows(rows: Array<Record<string, unknown>>): string {
   // Names and paths were validated when the daemon was added, but a table on a terminal escapes whatever it shows.
   const cell = (r: Record<string, unknown>, c: string): string =>
     c === 'pid' && r.isolation === 'inline' ? '-' : ttyEscape(String(r[c] ?? ''));
-  const table = [cols, ...rows.map((r) => cols.map((c) => cell(r, c)))];
-  const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  return table
-    .map((row) =>
-      row
-        .map((v, i) => v.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return textTable([cols, ...rows.map((r) => cols.map((c) => cell(r, c)))]);
 }
