@@ -18,3 +18,12 @@ export function contidToBytes(id: bigint): Buffer {
 export function bytesToContid(buf: Buffer, offset = 0): bigint {
   return native().bytesToContid(buf, offset);
 }
+
+/** The 8-byte rule-buffer form of a contid, as the rules codec needs it: the addon's packing unless one is injected. */
+export interface ContidPacker {
+  contidToBytes(id: bigint): Buffer;
+  bytesToContid(buf: Buffer, offset?: number): bigint;
+}
+
+/** The addon's packing; loaded only when a contid field is encoded or decoded. */
+export const addonContidPacker: ContidPacker = { contidToBytes, bytesToContid };

@@ -1,5 +1,5 @@
 // struct audit_rule_data <-> Rule: 1040 bytes of host-order u32 arrays, then the string buffer in field order.
-import { bytesToContid, contidToBytes } from '../contid/field';
+import { addonContidPacker, type ContidPacker } from '../contid/field';
 import { AUDIT_BITMASK_SIZE, AUDIT_MAX_FIELDS, AUDIT_RULE_DATA_SIZE, Field } from '../kernel/constants';
 import { RuleError } from '../errors';
 import { isStringField } from './fieldpair';
@@ -14,16 +14,19 @@ const OFF_VALUES = 524;
 const OFF_FIELDFLAGS = 780;
 const OFF_BUFLEN = 1036;
 
-function strBytes(f: RuleField): Buffer {
+function strBytes(f: RuleField, packer: ContidPacker): Buffer {
   // The contid patch set memcpys a native u64 into buf: the addon packs it in host order.
-  if (f.field === Field.contid) return contidToBytes(BigInt.asUintN(64, f.u64 ?? 0n));
+  if (f.field === Field.contid) return packer.contidToBytes(BigInt.asUintN(64, f.u64 ?? 0n));
   return Buffer.from(f.str ?? '', 'utf8');
 }
 
-/** The bytes auditctl sends in AUDIT_ADD_RULE / AUDIT_DEL_RULE for this rule. */
-export function encodeRule(rule: Rule): Buffer {
+/**
+ * The bytes auditctl sends in AUDIT_ADD_RULE / AUDIT_DEL_RULE for this rule. `packer` packs contid fields (the addon
+ * by default); a test may inject one so the codec runs without a compiled addon.
+ */
+export function encodeRule(rule: Rule, packer: ContidPacker = addonContidPacker): Buffer {
   if (rule.fields.length > AUDIT_MAX_FIELDS) throw new RuleError(`too many fields (${rule.fields.length})`);
-  const strs: (Buffer | null)[] = rule.fields.map((f) => (isStringField(f.field) ? strBytes(f) : null));
+  const strs: (Buffer | null)[] = rule.fields.map((f) => (isStringField(f.field) ? strBytes(f, packer) : null));
   let buflen = 0;
   for (const s of strs) if (s) buflen += s.length;
   const b = Buffer.alloc(AUDIT_RULE_DATA_SIZE + buflen);
@@ -48,7 +51,7 @@ export function encodeRule(rule: Rule): Buffer {
 }
 
 /** A rule from kernel (AUDIT_LIST_RULES) or auditctl bytes; throws RuleError on a malformed buffer. */
-export function decodeRule(buf: Buffer): Rule {
+export function decodeRule(buf: Buffer, packer: ContidPacker = addonContidPacker): Rule {
   if (buf.length < AUDIT_RULE_DATA_SIZE) throw new RuleError(`audit_rule_data too short: ${buf.length} bytes`);
   const count = buf.readUInt32LE(OFF_COUNT);
   if (count > AUDIT_MAX_FIELDS) throw new RuleError(`audit_rule_data field_count ${count} > ${AUDIT_MAX_FIELDS}`);
@@ -72,7 +75,7 @@ export function decodeRule(buf: Buffer): Rule {
       if (off + value > buflen) throw new RuleError(`audit_rule_data string of field ${i} runs past buflen`);
       const s = buf.subarray(AUDIT_RULE_DATA_SIZE + off, AUDIT_RULE_DATA_SIZE + off + value);
       off += value;
-      if (field === Field.contid) f.u64 = value === 8 ? bytesToContid(s, 0) : 0n;
+      if (field === Field.contid) f.u64 = value === 8 ? packer.bytesToContid(s, 0) : 0n;
       else f.str = s.toString('utf8');
       if (field === Field.key) for (const k of f.str!.split('\x01')) if (k !== '') keys.push(k);
     }
