@@ -14,37 +14,18 @@ import { NatsOutput } from '../../src/output/nats/output';
 import { natsOptions } from '../../src/output/nats/connect';
 import { createOutputs } from '../../src/output/outputs';
 import { IoError } from '../../src/errors';
-import { NatsServer, streamMessages, until } from '../helpers/nats';
+import { NatsServer, natsSpec, streamMessages, until } from '../helpers/nats';
 
 const quiet = { warn: () => undefined, error: () => undefined, info: () => undefined };
 
 function spec(url: string, dir: string, over: Partial<NatsOutputSpec>): NatsOutputSpec {
-  return {
-    type: 'nats',
-    name: 'n0',
-    format: 'RAW',
-    spool: { dir: path.join(dir, 'spool'), maxBytes: 16 * 1024 * 1024, fullAction: 'syslog', fullExe: null },
-    servers: [url],
-    tls: null,
-    user: null,
-    password: null,
-    token: null,
-    creds: null,
-    daemon: 'host',
-    subject: 'audit.{node}.{daemon}.{contid}',
-    stream: 'AUDIT',
-    createStream: true,
-    streamSubjects: ['audit.>'],
-    replicas: 1,
-    duplicateWindowMs: 120000,
-    payload: 'text',
-    ackTimeoutMs: 2000,
-    maxInFlight: 16,
-    networkRetryMs: 200,
-    networkFailureAction: 'ignore',
-    networkFailureExe: null,
-    ...over,
+  const spool = {
+    dir: path.join(dir, 'spool'),
+    maxBytes: 16 * 1024 * 1024,
+    fullAction: 'syslog' as const,
+    fullExe: null,
   };
+  return natsSpec([url], null, { spool, maxInFlight: 16, ...over });
 }
 
 function feed(o: NatsOutput, n: number): void {

@@ -11,37 +11,12 @@ import { MsgType } from '../../src/kernel/constants';
 import { NatsOutput } from '../../src/output/nats/output';
 import { decodeBody } from '../../src/output/nats/payload';
 import { readBootId } from '../../src/output/nats/subject';
-import { NatsServer, streamMessages, until } from '../helpers/nats';
+import { NatsServer, natsSpec, streamMessages, until } from '../helpers/nats';
 
 const quiet = { warn: () => undefined, error: () => undefined, info: () => undefined };
 
 function spec(url: string, spoolDir: string | null, over: Partial<NatsOutputSpec> = {}): NatsOutputSpec {
-  return {
-    type: 'nats',
-    name: 'n0',
-    format: 'RAW',
-    spool: { dir: spoolDir, maxBytes: 64 * 1024 * 1024, fullAction: 'syslog', fullExe: null },
-    servers: [url],
-    tls: null,
-    user: null,
-    password: null,
-    token: null,
-    creds: null,
-    daemon: 'host',
-    subject: 'audit.{node}.{daemon}.{contid}',
-    stream: 'AUDIT',
-    createStream: true,
-    streamSubjects: ['audit.>'],
-    replicas: 1,
-    duplicateWindowMs: 120000,
-    payload: 'text',
-    ackTimeoutMs: 2000,
-    maxInFlight: 64,
-    networkRetryMs: 200,
-    networkFailureAction: 'ignore',
-    networkFailureExe: null,
-    ...over,
-  };
+  return natsSpec([url], spoolDir, over);
 }
 
 /** The records of syscall event i, as the host hands them to outputs (EOE last). */
