@@ -68,9 +68,14 @@ interface Stat {
 function stat(xs: number[]): Stat | null {
   if (!xs.length) return null;
   const s = [...xs].sort((a, b) => a - b);
+  return { med: median(s), min: s[0]!, max: s[s.length - 1]! };
+}
+
+/** The median of the samples (the mean of the two middle ones for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
-  const med = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  return { med, min: s[0]!, max: s[s.length - 1]! };
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 function fmt(x: number, digits: number): string {

@@ -11,6 +11,7 @@ import { auditctl, KernelGuard } from './kernel';
 import { countEvents } from './logcount';
 import { AuditClient, processAlive } from '../src/kernel/client';
 import { fdStoreSupervisor, type FdStoreSupervisor, type StartSpec } from '../test/helpers/fd-store';
+import { median } from './report';
 
 const KEY = 'amrestart';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -135,11 +136,6 @@ async function oneRun(
     }
   }
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

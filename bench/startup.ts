@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { liveChildren, parseDaemon, repoRoot, startDaemon, stopDaemon } from './daemons';
 import { KernelGuard } from './kernel';
 import { AuditClient } from '../src/kernel/client';
+import { median } from './report';
 
 interface Start {
   daemon: string;
@@ -28,11 +29,6 @@ async function firstRegistration(client: AuditClient, since: number, timeoutMs =
     await new Promise((r) => setTimeout(r, 1));
   }
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
