@@ -60,11 +60,16 @@ export function formatAuxRows(rows: Array<Record<string, unknown>>): string {
     'dropped',
     'resent',
     'restarts',
+    'template',
     'log',
   ];
   // An inline daemon has no process of its own: its pid column says so instead of showing 0.
   // Names and paths were validated when the daemon was added, but a table on a terminal escapes whatever it shows.
-  const cell = (r: Record<string, unknown>, c: string): string =>
-    c === 'pid' && r.isolation === 'inline' ? '-' : ttyEscape(String(r[c] ?? ''));
+  // A template's daemon names its template and the value it was made for (a tenant's value: escaped like the rest).
+  const cell = (r: Record<string, unknown>, c: string): string => {
+    if (c === 'pid' && r.isolation === 'inline') return '-';
+    if (c === 'template') return r.template ? ttyEscape(`${String(r.template)}=${String(r.templateValue)}`) : '-';
+    return ttyEscape(String(r[c] ?? ''));
+  };
   return textTable([cols, ...rows.map((r) => cols.map((c) => cell(r, c)))]);
 }

@@ -11,3 +11,9 @@ export {
 export { cgroupGlobMatches, compileCgroupGlob, contidForCgroup, type CompiledGlob } from '../contid/cgroup-glob';
 export { RECORD_TYPES, recordTypeNumber } from './record-types';
 export * from './schema';
+export {
+  parseTemplateKey,
+  templateDaemonName,
+  templateLogFile,
+  templateValuePart,
+} from './templates';

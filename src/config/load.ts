@@ -10,6 +10,7 @@ import { readHost } from './host';
 import { readDaemons } from './daemons';
 import { readRoutes } from './routes';
 import { readContid } from './contid-map';
+import { readTemplates } from './templates';
 import { checkOutputsDistinct, warnUnrouted } from './consistency';
 
 /** Config files are hand-written; anything this large is a mistake or an attack on the parser. */
@@ -23,7 +24,7 @@ export interface ConfigAnalysis {
   warnings: ConfigError[];
 }
 
-const TOP_KEYS = ['version', 'host', 'daemons', 'routes', 'contid'] as const;
+const TOP_KEYS = ['version', 'host', 'daemons', 'routes', 'contid', 'daemon_templates'] as const;
 
 /** Parses and validates, collecting every error instead of stopping at the first (for `auditmux config check`). */
 export function analyzeConfig(text: string, file: string): ConfigAnalysis {
@@ -90,6 +91,10 @@ function build(w: Walker, absFile: string, root: Node | null): Config {
 
   const contidEntry = top.get('contid');
   if (contidEntry) readContid(w, contidEntry, cfg.contid);
+
+  const templatesEntry = top.get('daemon_templates');
+  const names = cfg.daemons.map((d) => d.name);
+  if (templatesEntry) cfg.templates = readTemplates(w, templatesEntry, cfg.host.log.file, names, baseDir);
 
   cfg.sources = w.sources;
   checkOutputsDistinct(w, cfg);

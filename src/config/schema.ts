@@ -1,7 +1,7 @@
 // The typed, defaulted configuration object and its built-in defaults (what the daemon runs with when no file exists).
 import type { SourcePos } from '../errors';
 import type { ContidPattern } from '../contid/selectors';
-import type { ContainerSelector } from '../contid/container-selector';
+import type { ContainerSelector, MetaField } from '../contid/container-selector';
 
 /** Where metrics go: an HTTP listener (GET /metrics) or a textfile for node_exporter's textfile collector. */
 export type MetricsSpec = { listen: { host: string; port: number } } | { textfile: string };
@@ -347,6 +347,47 @@ export interface RouteConfig {
   /** Keep trying later routes after this one matched. */
   continue: boolean;
   pos: SourcePos;
+  /** A daemon template's route: the daemon is the one of the container's value of `key` (made on its first event). */
+  template?: TemplateRoute;
+}
+
+/** The metadata field a daemon template is keyed by: a field of the registry, or one label. */
+export type TemplateKey = { field: MetaField } | { label: string };
+
+/** What a router asks a template: the daemon of a value (null: none, e.g. over the cap). */
+export interface TemplateRoute {
+  name: string;
+  key: TemplateKey;
+  /** `create` false: only say which daemon it would be (`route test`), never make one. */
+  resolve(value: string, create: boolean): string | null;
+}
+
+export const TEMPLATE_IDLE_ACTIONS = ['stop', 'keep'] as const;
+export type TemplateIdleAction = (typeof TEMPLATE_IDLE_ACTIONS)[number];
+
+/**
+ * `daemon_templates[]`: one auxiliary daemon per distinct value of a container metadata field, made on the first event
+ * of a container with that value (src/daemon/templates.ts).
+ */
+export interface DaemonTemplate {
+  name: string;
+  key: TemplateKey;
+  /** The key as written: `namespace`, `label.team`. */
+  keyText: string;
+  /** Only containers matching this selector get a daemon from the template. */
+  container: ContainerSelector | null;
+  /** Daemons of this template that may exist at once (running, being made or stopping). */
+  max: number;
+  idle: { afterMs: number; action: TemplateIdleAction };
+  rules: string | null;
+  /** The log's settings; `file` is a pattern with `{value}`/`{name}`, or null for the default beside the host log. */
+  log: OutputConfig;
+  logPattern: string | null;
+  queue: QueueConfig;
+  user: string | null;
+  isolation: AuxIsolation;
+  maxRestarts: number;
+  pos: SourcePos;
 }
 
 export interface CgroupMapEntry {
@@ -368,6 +409,8 @@ export interface Config {
   daemons: DaemonConfig[];
   routes: RouteConfig[];
   contid: { cgroupMap: CgroupMapEntry[] };
+  /** `daemon_templates:`; absent in configs built by hand (tests, `aux add`) = none. */
+  templates?: DaemonTemplate[];
   /** Where each scalar setting was written (`host.rules`, `daemons[0].log.file`), for errors found after parsing. */
   sources: Map<string, SourcePos>;
 }
@@ -443,6 +486,7 @@ export function defaultConfig(): Config {
     daemons: [],
     routes: [],
     contid: { cgroupMap: [] },
+    templates: [],
     sources: new Map(),
   };
 }

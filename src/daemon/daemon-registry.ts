@@ -2,7 +2,7 @@
 // processes or writers, and the backpressure their `block` queues put on the kernel intake.
 import { MsgType } from '../kernel/constants';
 import { UsageError } from '../errors';
-import type { Config, DaemonConfig, RouteConfig } from '../config';
+import type { Config, DaemonConfig, DaemonTemplate, RouteConfig } from '../config';
 import { auxLogProblem } from '../config/aux-paths';
 import { loadRulesPath } from '../rules';
 import { auxRules } from './rule-union';
@@ -11,6 +11,7 @@ import type { EventRecord } from './aux-ipc';
 import { AuxDaemon } from './aux-daemon';
 import type { ExtraRules } from './kernel-session';
 import type { Diag } from './diagnostics';
+import { TemplateManager } from './templates';
 
 export interface DaemonRegistryOptions {
   diag: Diag;
@@ -40,13 +41,37 @@ export class DaemonRegistry {
   private readonly auxes = new Map<string, AuxDaemon>();
   private readonly runtime = new Map<string, RuntimeDaemon>();
   private readonly blockedBy = new Set<string>();
+  /** Daemons made by `daemon_templates:` (src/daemon/templates.ts): run-time daemons the registry makes itself. */
+  readonly templates: TemplateManager;
+  /** Writes an event to the host log (set by the record path): held events of a template daemon never made go there. */
+  hostLog: ((records: EventRecord[]) => void) | null = null;
 
-  constructor(private readonly opts: DaemonRegistryOptions) {}
+  constructor(private readonly opts: DaemonRegistryOptions) {
+    this.templates = new TemplateManager(
+      {
+        has: (n) => this.has(n),
+        running: (n) => this.runtime.has(n) && this.auxes.has(n),
+        configs: () => this.configs(),
+        addRuntimeDaemon: (d, r, c) => this.addRuntimeDaemon(d, r, c),
+        removeDaemon: (n) => this.removeDaemon(n, true),
+        deliver: (n, records) => this.auxes.get(n)?.enqueue(records),
+      },
+      { diag: opts.diag, record: opts.record, hostLog: () => this.hostLog },
+    );
+  }
 
-  /** The config file's daemons and routes (at start and on reload); run-time daemons stay. */
-  setConfigured(daemons: DaemonConfig[], routes: RouteConfig[]): void {
+  /**
+   * The config file's daemons, routes and daemon templates (at start and on reload); run-time daemons stay, and
+   * templates' daemons follow the rules of TemplateManager.configure.
+   */
+  setConfigured(
+    daemons: DaemonConfig[],
+    routes: RouteConfig[],
+    cfg?: { templates?: DaemonTemplate[]; host: { log: { file: string } } },
+  ): void {
     this.configured = daemons;
     this.configuredRoutes = routes;
+    if (cfg) this.templates.configure(cfg.templates ?? [], cfg.host.log.file);
   }
 
   /** Every daemon's config: the file's, then the run-time ones in the order added. */
@@ -54,10 +79,30 @@ export class DaemonRegistry {
     return [...this.configured, ...[...this.runtime.values()].map((r) => r.daemon)];
   }
 
-  /** Every route, the file's first, numbered in that order. */
+  /** Every route, the file's first, then one per daemon template, then `aux add`'s, numbered in that order. */
   allRoutes(): RouteConfig[] {
-    const routes = [...this.configuredRoutes, ...[...this.runtime.values()].flatMap((r) => r.routes)];
+    const routes = [
+      ...this.configuredRoutes,
+      ...this.templates.routes(),
+      ...[...this.runtime.values()].flatMap((r) => r.routes),
+    ];
     return routes.map((r, index) => ({ ...r, index }));
+  }
+
+  /**
+   * The daemons that get only events their own rules produced (the pipeline's filter): those with rules, and the
+   * daemons of templates with rules even while they are being made (their rules are not in the kernel yet).
+   */
+  rulesOwners(): ReadonlySet<string> {
+    const names = this.configs()
+      .filter((d) => d.rules)
+      .map((d) => d.name);
+    const templates = this.templates;
+    return new (class extends Set<string> {
+      override has(name: string): boolean {
+        return super.has(name) || templates.hasRules(name);
+      }
+    })(names);
   }
 
   /** Some daemon or route exists: events must be reassembled and routed. */
@@ -97,6 +142,8 @@ export class DaemonRegistry {
 
   /** Starts every configured daemon not running yet and updates the running ones; stops those no longer there. */
   async sync(): Promise<void> {
+    // Template daemons being made or stopped (a reload that changed their template) finish first.
+    await this.templates.settle();
     const names = new Set(this.configs().map((d) => d.name));
     for (const [name, a] of [...this.auxes]) {
       if (!names.has(name)) {
@@ -129,7 +176,8 @@ export class DaemonRegistry {
   }
 
   /** Removes a run-time daemon: no more events routed to it, its rules out, then it stops after writing its queue. */
-  async removeDaemon(name: string): Promise<AuxDaemon | undefined> {
+  async removeDaemon(name: string, byTemplate = false): Promise<AuxDaemon | undefined> {
+    if (!byTemplate) this.templates.removed(name);
     if (!this.runtime.delete(name)) {
       if (this.has(name))
         throw new UsageError(`daemon "${name}" comes from the configuration file: remove it there and reload`);
@@ -187,6 +235,9 @@ export class DaemonRegistry {
 
   /** false: the daemon's queue refused the event (its overflow policy dropped it). */
   enqueue(name: string, records: EventRecord[]): boolean | undefined {
+    // A template daemon being made or stopped holds its events until it runs again.
+    const held = this.templates.hold(name, records);
+    if (held !== undefined) return held;
     return this.auxes.get(name)?.enqueue(records);
   }
 
@@ -196,6 +247,7 @@ export class DaemonRegistry {
 
   /** Reports the drops since the last tick, one record per daemon, and moves every queue on. */
   tick(): void {
+    this.templates.tick(Date.now());
     for (const a of this.auxes.values()) {
       if (a.queue.unreportedDrops > 0) {
         const n = a.queue.unreportedDrops;
@@ -225,14 +277,22 @@ export class DaemonRegistry {
   }
 
   async stopAll(): Promise<void> {
+    await this.templates.close();
     for (const a of this.auxes.values()) await a.stop().catch(() => undefined);
   }
 
+  /** `aux list`: every daemon, then template daemons with no daemon running now (stopped, failed, being made). */
   list(): Array<Record<string, unknown>> {
-    return [...this.auxes.values()].map((a) => a.status());
+    const rows = [...this.auxes.values()].map((a) => ({ ...a.status(), ...this.templates.tag(a.name) }));
+    return [...rows, ...this.templates.idleRows((n) => this.auxes.has(n))];
   }
 
   status(): Record<string, unknown> {
-    return Object.fromEntries([...this.auxes].map(([n, a]) => [n, a.status()]));
+    return Object.fromEntries([...this.auxes].map(([n, a]) => [n, { ...a.status(), ...this.templates.tag(n) }]));
+  }
+
+  /** The host's status sections: `aux` (every daemon, by name) and `templates` (counters and daemons per template). */
+  statusSections(): Record<string, unknown> {
+    return { aux: this.status(), templates: this.templates.status() };
   }
 }

@@ -74,7 +74,7 @@ export class HostDaemon implements ControlTarget {
       context: () => ({ nodeName: this.nodeName ?? null, contidKernel: this.session.contidKernel }),
       counters: this.counters,
     });
-    this.daemons.setConfigured(this.config.daemons, this.config.routes);
+    this.daemons.setConfigured(this.config.daemons, this.config.routes, this.config);
     this.path = new RecordPath(
       {
         diag,
@@ -202,7 +202,7 @@ export class HostDaemon implements ControlTarget {
     }
     const old = this.config;
     this.config = next;
-    this.daemons.setConfigured(next.daemons, next.routes);
+    this.daemons.setConfigured(next.daemons, next.routes, next);
     try {
       const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
       if (!same(old.host.log, next.host.log) || !same(old.host.nodeName, next.host.nodeName)) {
@@ -262,7 +262,7 @@ export class HostDaemon implements ControlTarget {
       ...this.path.sinkStatus(),
       ...this.remote.stats(),
       ...this.control.stats(),
-      aux: this.daemons.status(),
+      ...this.daemons.statusSections(),
     };
   }
 

@@ -54,6 +54,10 @@ export class RecordPath {
       copy: false,
     });
     this.pipeline = this.makePipeline(config, false);
+    // Events held for a template daemon that could not be made end here, as an event no route took.
+    opts.registry.hostLog = (records) => {
+      for (const r of records) this.log?.writeRecord(r.type, r.payload);
+    };
   }
 
   /** A new route table (after a reload or a daemon added or removed). */
@@ -67,12 +71,7 @@ export class RecordPath {
       router: new Router(reg.allRoutes(), this.opts.containers ?? null),
       tracker: this.opts.tracker,
       contidKernel,
-      daemonsWithRules: new Set(
-        reg
-          .configs()
-          .filter((d) => d.rules)
-          .map((d) => d.name),
-      ),
+      daemonsWithRules: reg.rulesOwners(),
       keep: config.host.keep,
     });
   }

@@ -1,6 +1,6 @@
 // The routing table at run time: which daemons get an event, from its contid chains (and the metadata of the
 // container they name), record types and rule keys.
-import type { RouteConfig } from '../config/schema';
+import type { RouteConfig, TemplateKey } from '../config/schema';
 import { contidSelectorsMatch } from '../contid/selectors';
 import type { Chain } from '../contid/chain';
 import { containerSelectorMatches, type ContainerDirectory, type ContainerFacts } from '../contid/meta-selector';
@@ -32,15 +32,21 @@ export class Router {
   private readonly masks = new Map<bigint, Uint8Array>();
   private masksVersion = -1;
   private readonly none: Uint8Array;
+  /** Positions of daemon templates' routes, and per contid the value of each one's key (undefined: none). */
+  private readonly templateRoutes: number[] = [];
+  private readonly values = new Map<bigint, Array<string | undefined>>();
+  private readonly noValues: Array<string | undefined>;
 
   constructor(
     private readonly routes: readonly RouteConfig[],
     private readonly directory: ContainerDirectory | null = null,
   ) {
     routes.forEach((r, i) => {
-      if (r.container) this.metaRoutes.push(i);
+      if (r.container && !r.template) this.metaRoutes.push(i);
+      if (r.template) this.templateRoutes.push(i);
     });
     this.none = new Uint8Array(this.metaRoutes.length);
+    this.noValues = this.templateRoutes.map(() => undefined);
   }
 
   get empty(): boolean {
@@ -68,6 +74,33 @@ export class Router {
     return m;
   }
 
+  /** The container's value of each template's key, computed once per contid and directory version like the masks. */
+  private valuesFor(chain: Chain | null, given: ContainerFacts | undefined): Array<string | undefined> {
+    if (given) return this.templateValues(given);
+    const id = chain?.[0];
+    if (id === undefined || !this.directory) return this.noValues;
+    if (this.directory.version !== this.masksVersion) {
+      this.masks.clear();
+      this.values.clear();
+      this.masksVersion = this.directory.version;
+    }
+    let v = this.values.get(id);
+    if (!v) {
+      if (this.values.size >= MASK_CACHE_MAX) this.values.clear();
+      v = this.templateValues(this.directory.facts(id));
+      this.values.set(id, v);
+    }
+    return v;
+  }
+
+  private templateValues(facts: ContainerFacts | undefined): Array<string | undefined> {
+    return this.templateRoutes.map((ri) => {
+      const r = this.routes[ri]!;
+      if (!facts || (r.container && !containerSelectorMatches(r.container, facts))) return undefined;
+      return keyValue(r.template!.key, facts);
+    });
+  }
+
   private compute(facts: ContainerFacts | undefined): Uint8Array {
     const m = new Uint8Array(this.metaRoutes.length);
     if (facts)
@@ -85,8 +118,23 @@ export class Router {
     const chains: ReadonlyArray<Chain | null> = ev.chains.length ? ev.chains : [null];
     for (const chain of chains) {
       let mask: Uint8Array | null = null;
+      let values: Array<string | undefined> | null = null;
       let k = 0;
+      let t = 0;
       for (const r of this.routes) {
+        if (r.template) {
+          // The template's own container selector is folded into its value (no value: no match).
+          values ??= this.valuesFor(chain, ev.container);
+          const value = values[t++];
+          const name = value === undefined ? null : r.template.resolve(value, ev.container === undefined);
+          if (name === null) continue;
+          if (r.types && !r.types.some((ty) => ev.types.includes(ty))) continue;
+          if (r.keys && !r.keys.some((key) => ev.keys.includes(key))) continue;
+          if (!matched.includes(r.index)) matched.push(r.index);
+          if (!daemons.includes(name)) daemons.push(name);
+          if (!r.continue) break;
+          continue;
+        }
         if (r.container) {
           mask ??= this.maskFor(chain, ev.container);
           if (!mask[k++]) continue;
@@ -104,4 +152,15 @@ export class Router {
     if (chains.length > 1) matched.sort((a, b) => a - b);
     return { daemons, matched };
   }
+}
+
+/** A container's value of a template's key; an empty value is no value. */
+export function keyValue(key: TemplateKey, facts: ContainerFacts): string | undefined {
+  let v: string | undefined;
+  if ('field' in key) v = facts[key.field];
+  else {
+    const labels = facts.labels;
+    v = labels && Object.prototype.hasOwnProperty.call(labels, key.label) ? labels[key.label] : undefined;
+  }
+  return v ? v : undefined;
 }
