@@ -11,9 +11,4 @@ export {
 export { cgroupGlobMatches, compileCgroupGlob, contidForCgroup, type CompiledGlob } from '../contid/cgroup-glob';
 export { RECORD_TYPES, recordTypeNumber } from './record-types';
 export * from './schema';
-export {
-  parseTemplateKey,
-  templateDaemonName,
-  templateLogFile,
-  templateValuePart,
-} from './templates';
+export { parseTemplateKey, templateDaemonName, templateLogFile, templateValuePart } from './templates';

@@ -161,7 +161,8 @@ export function readTemplates(
     const pos = w.posOf(node, item);
     const nameE = m.get('name');
     const keyE = m.get('key');
-    if (!nameE || !keyE) return w.error(node, `${where} needs a name and a key (the metadata field it splits by)`, item);
+    if (!nameE || !keyE)
+      return w.error(node, `${where} needs a name and a key (the metadata field it splits by)`, item);
     const name = w.string(nameE, `${where}.name`);
     if (name === undefined) return;
     if (!TEMPLATE_NAME_RE.test(name))
@@ -253,8 +254,7 @@ export function readTemplates(
         w.error(x.value, `${where}.isolation: inline cannot run as user "${t.user}" (use isolation: process)`, x.key);
       else if (iso) t.isolation = iso;
     }
-    if ((x = m.get('max_restarts')))
-      t.maxRestarts = w.integer(x, `${where}.max_restarts`, 0, 10000) ?? t.maxRestarts;
+    if ((x = m.get('max_restarts'))) t.maxRestarts = w.integer(x, `${where}.max_restarts`, 0, 10000) ?? t.maxRestarts;
     if (t.logPattern && (t.logPattern === hostLogFile || patternBaseDir(t.logPattern) === '/'))
       w.error(node, `${where}.log.file must lie in a directory of its own, not beside the host log or at /`, item);
     out.push(t);

@@ -62,7 +62,7 @@ function newCounters(): Record<string, number> {
   return {
     created: 0,
     stoppedIdle: 0,
-    /** Events of values that got no daemon (over `max`, a refused value, a failed daemon): they went on down the table. */
+    /** Events of values that got no daemon (over max, a refused value, a failed daemon): on down the table. */
     unroutedEvents: 0,
     overCapValues: 0,
     refusedValues: 0,
@@ -146,7 +146,11 @@ export class TemplateManager {
   }
 
   /** Records a value with no daemon once (until the set of remembered values fills up). */
-  private refuse(t: DaemonTemplate, value: string, reason: 'over-max' | 'bad-value' | 'name-taken' | 'daemon-failed'): null {
+  private refuse(
+    t: DaemonTemplate,
+    value: string,
+    reason: 'over-max' | 'bad-value' | 'name-taken' | 'daemon-failed',
+  ): null {
     this.count(t, 'unroutedEvents');
     const k = `${t.name}\0${value}`;
     if (this.refused.has(k)) return null;
@@ -364,7 +368,7 @@ export class TemplateManager {
 
   /** Waits for every daemon being made or stopped (reload and `sync` wait for them before going on). */
   async settle(): Promise<void> {
-    for (let last: Promise<void> | null = null; last !== this.chain; ) {
+    for (let last: Promise<void> | null = null; last !== this.chain;) {
       last = this.chain;
       await last;
     }
