@@ -84,7 +84,12 @@ export class TemplateManager {
   /** Per template name: value -> tenant. */
   private readonly byValue = new Map<string, Map<string, Tenant>>();
   private readonly counters = new Map<string, Record<string, number>>();
-  private readonly refused = new Set<string>();
+  /**
+   * Values refused, each with the generation it was refused in: within one generation (no daemon of any template went
+   * away since) the answer stands, so an over-cap container's events cost one lookup each, not a hash and a count.
+   */
+  private readonly refused = new Map<string, number>();
+  private generation = 0;
   /** Registry changes one at a time: a daemon's rules, routes and process are made or undone before the next. */
   private chain: Promise<void> = Promise.resolve();
   private now = Date.now();
@@ -153,9 +158,10 @@ export class TemplateManager {
   ): null {
     this.count(t, 'unroutedEvents');
     const k = `${t.name}\0${value}`;
-    if (this.refused.has(k)) return null;
-    if (this.refused.size >= MAX_REFUSED) this.refused.clear();
-    this.refused.add(k);
+    const seen = this.refused.has(k);
+    if (!seen && this.refused.size >= MAX_REFUSED) this.refused.clear();
+    this.refused.set(k, this.generation);
+    if (seen) return null;
     this.count(t, reason === 'over-max' ? 'overCapValues' : 'refusedValues');
     this.opts.record(
       MsgType.DAEMON_ERR,
@@ -180,6 +186,10 @@ export class TemplateManager {
       return known.name;
     }
     if (this.closed) return null;
+    if (this.refused.get(`${t.name}\0${value}`) === this.generation) {
+      this.count(t, 'unroutedEvents');
+      return null;
+    }
     const name = templateDaemonName(t.name, value);
     if (name === null) return this.refuse(t, value, 'bad-value');
     const other = this.tenants.get(name);
@@ -281,6 +291,7 @@ export class TemplateManager {
       );
     } catch (e) {
       tenant.state = 'failed';
+      this.generation++;
       tenant.error = e instanceof AuditmuxError || e instanceof Error ? e.message : String(e);
       this.count(t, 'failures');
       this.opts.record(
@@ -333,12 +344,14 @@ export class TemplateManager {
         await this.create(tenant);
       } else {
         tenant.state = 'stopped';
+        this.generation++;
         this.trimStopped(t);
       }
     });
   }
 
   private forget(tenant: Tenant): void {
+    this.generation++;
     this.tenants.delete(tenant.name);
     const values = this.byValue.get(tenant.template.name);
     if (values?.get(tenant.value) === tenant) values.delete(tenant.value);
@@ -353,7 +366,10 @@ export class TemplateManager {
   /** The registry removed a daemon (`aux remove`): its tenant is made again on its next event. */
   removed(name: string): void {
     const tenant = this.tenants.get(name);
-    if (tenant && tenant.state === 'running') tenant.state = 'stopped';
+    if (tenant && tenant.state === 'running') {
+      tenant.state = 'stopped';
+      this.generation++;
+    }
   }
 
   /** Every 250 ms from the host's tick: the coarse clock of `lastEvent`, and idle daemons stopped. */
