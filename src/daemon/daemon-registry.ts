@@ -129,6 +129,8 @@ export class DaemonRegistry {
         throw new UsageError(`${d.pos.file}:${d.pos.line}: daemon "${d.name}" clashes with one added at run time`);
       if (d.rules) auxRules(d.name, loadRulesPath(d.rules));
     }
+    // A template's rules are loaded again for each daemon it makes; a bad file is refused before the reload applies.
+    for (const t of next.templates ?? []) if (t.rules) auxRules(t.name, loadRulesPath(t.rules));
   }
 
   /** Daemons added at run time are placed against a new file's host log and daemons by the same rule. */

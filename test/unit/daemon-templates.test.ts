@@ -280,4 +280,84 @@ describe('daemon templates (emulated mainline kernel)', () => {
       rmSync(h.dir, { recursive: true, force: true });
     }
   });
+
+  it('a stopped daemon frees its place under max: a value refused before gets its daemon on its next event', async () => {
+    const procs: ChildProcess[] = [];
+    const tpl = [
+      '  - name: tenant',
+      '    key: namespace',
+      '    max: 1',
+      '    idle: { after: 1s, action: stop }',
+      '    log: { file: "{dir}/tenants/{value}/audit.log", format: RAW }',
+    ];
+    const h = await startEmulatedHost({ prefix: 'amtpl-', exe: EXE, untaggedPid: 4242006, yaml: yaml(tpl) });
+    const N = 30;
+    try {
+      const a = container(h, 701n, { podNamespace: 'a' }, procs);
+      const b = container(h, 702n, { podNamespace: 'b' }, procs);
+      storm(h, a, N);
+      storm(h, b, N);
+      await until(() => h.daemon.daemons.has('tenant-a'), 'tenant-a');
+      await drained(h, ['tenant-a']);
+      assert.ok(!h.daemon.daemons.has('tenant-b'), 'b is over max');
+      await until(() => !h.daemon.daemons.has('tenant-a'), 'tenant-a to stop when idle');
+      await h.daemon.daemons.templates.settle();
+      storm(h, b, N);
+      await until(() => h.daemon.daemons.has('tenant-b'), 'tenant-b once a has stopped');
+      await drained(h, ['tenant-b']);
+      assert.equal(status(h).templates.tenant!.unroutedEvents, N);
+    } finally {
+      await h.stop();
+      for (const p of procs) p.kill();
+    }
+    try {
+      assert.equal(syscallSerialCounts(read(join(h.dir, 'tenants', 'a', 'audit.log')), 'host-k').size, N);
+      assert.equal(syscallSerialCounts(read(join(h.dir, 'tenants', 'b', 'audit.log')), 'host-k').size, N);
+      assert.equal(syscallSerialCounts(read(join(h.dir, 'audit.log')), 'host-k').size, N, "b's refused storm");
+    } finally {
+      rmSync(h.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a daemon that cannot be made (its rules are refused): the events held for it go to the host log, none lost', async () => {
+    const procs: ChildProcess[] = [];
+    const tpl = [...TENANT, '    rules: "{dir}/bad.rules"'];
+    const h = await startEmulatedHost({
+      prefix: 'amtpl-',
+      exe: EXE,
+      untaggedPid: 4242007,
+      yaml: yaml(tpl),
+      prepare: (dir) => writeFileSync(join(dir, 'bad.rules'), '-e 0\n'),
+    });
+    const N = 60;
+    try {
+      const shop = container(h, 801n, { podNamespace: 'shop' }, procs);
+      storm(h, shop, N);
+      // Rules are loaded when the daemon is made: refused then, with the file and line.
+      await until(() => status(h).templates.tenant!.failures === 1, 'the refusal');
+      await h.daemon.daemons.templates.settle();
+      const st = status(h).templates.tenant!;
+      assert.equal(st.failures, 1);
+      assert.ok(!h.daemon.daemons.has('tenant-shop'));
+      const row = h.daemon.daemons.list().find((r) => r.name === 'tenant-shop')!;
+      assert.equal(row.state, 'failed');
+      assert.match(String(row.lastError), /host-wide/);
+      storm(h, shop, N);
+    } finally {
+      await h.stop();
+      for (const p of procs) p.kill();
+    }
+    try {
+      const hostLog = read(join(h.dir, 'audit.log'));
+      const counts = syscallSerialCounts(hostLog, 'host-k');
+      assert.equal(counts.size, 2 * N, 'the held storm and the later one, in the host log');
+      assert.deepEqual(
+        [...counts.values()].filter((c) => c !== 1),
+        [],
+      );
+      assert.match(hostLog, /op=template-add template=tenant value="shop" daemon=tenant-shop reason=.* res=failed/);
+    } finally {
+      rmSync(h.dir, { recursive: true, force: true });
+    }
+  });
 });
