@@ -163,6 +163,12 @@ export function checkEnvironment(
     account(`daemons[${i}].log.log_group`, d.log.logGroup, groups, 'group');
     account(`daemons[${i}].user`, d.user, users, 'user');
   });
+  // A template's rules and accounts are used by every daemon it makes: checked here, not at its first event.
+  (cfg.templates ?? []).forEach((t, i) => {
+    rulesPath(`daemon_templates[${i}].rules`, t.rules);
+    account(`daemon_templates[${i}].log.log_group`, t.log.logGroup, groups, 'group');
+    account(`daemon_templates[${i}].user`, t.user, users, 'user');
+  });
   return { errors, warnings };
 }
 

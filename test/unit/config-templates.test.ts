@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { dirname } from 'node:path';
 import { ConfigError } from '../../src/errors';
-import { parseConfig } from '../../src/config';
+import { checkEnvironment, parseConfig } from '../../src/config';
 import { NAME_RE } from '../../src/shared';
 import {
   logPatternProblem,
@@ -100,6 +100,27 @@ describe('daemon_templates: config', () => {
       'daemon_templates:',
       '  - { name: a, key: name }',
       '  - { name: a-b, key: pod }',
+    );
+  });
+
+  it('config check finds the missing rules file and unknown user of a template at their positions', () => {
+    const c = parse(
+      'host: { rules: null }',
+      'daemon_templates:',
+      '  - name: tenant',
+      '    key: namespace',
+      '    rules: /nonexistent/auditmux-tenant.rules',
+      '    user: nosuchuser-amtpl',
+    );
+    const r = checkEnvironment(c, FILE);
+    const msgs = r.errors.map((e) => `${e.pos.line}:${e.pos.col ?? 0} ${e.reason}`);
+    assert.ok(
+      msgs.some((m) => /^5:12 daemon_templates\[0\]\.rules: .* does not exist/.test(m)),
+      msgs.join('\n'),
+    );
+    assert.ok(
+      msgs.some((m) => /^6:11 daemon_templates\[0\]\.user: no user named/.test(m)),
+      msgs.join('\n'),
     );
   });
 
