@@ -9,6 +9,7 @@ import { startEmulatedHost, syscallSerialCounts, until, type EmulatedHost } from
 import type { ContainerMeta } from '../../src/containers/metadata';
 import { templateDaemonName } from '../../src/config/templates';
 import { routeTest } from '../../src/routing/route-test';
+import { formatAuxRows } from '../../src/cli/status';
 
 const EXE = '/usr/bin/amtemplates';
 
@@ -356,6 +357,45 @@ describe('daemon templates (emulated mainline kernel)', () => {
         [],
       );
       assert.match(hostLog, /op=template-add template=tenant value="shop" daemon=tenant-shop reason=.* res=failed/);
+    } finally {
+      rmSync(h.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reload: a changed template stops its daemons, which come back from the new definition on their next event', async () => {
+    const procs: ChildProcess[] = [];
+    const h = await startEmulatedHost({ prefix: 'amtpl-', exe: EXE, untaggedPid: 4242008, yaml: yaml(TENANT) });
+    const N = 40;
+    try {
+      const shop = container(h, 901n, { podNamespace: 'shop' }, procs);
+      storm(h, shop, N);
+      await until(() => h.daemon.daemons.has('tenant-shop'), 'tenant');
+      await drained(h, ['tenant-shop']);
+      const cfg = join(h.dir, 'auditmux.yaml');
+      writeFileSync(
+        cfg,
+        readFileSync(cfg, 'utf8').replace('audit.log", format: RAW }', 'audit.log", format: ENRICHED }'),
+      );
+      assert.deepEqual(await h.daemon.reload(), { ok: true });
+      assert.ok(!h.daemon.daemons.has('tenant-shop'), 'stopped by the reload');
+      storm(h, shop, N);
+      await until(() => h.daemon.daemons.has('tenant-shop'), 'tenant again');
+      await drained(h, ['tenant-shop']);
+      assert.equal(h.daemon.daemons.get('tenant-shop')!.config.log.format, 'ENRICHED');
+      // aux list, as the CLI prints it: the template and value in their own column.
+      const table = formatAuxRows(h.daemon.daemons.list());
+      assert.match(table.split('\n')[1]!, /^tenant-shop +running +inline +- .* tenant=shop +\//);
+    } finally {
+      await h.stop();
+      for (const p of procs) p.kill();
+    }
+    try {
+      const counts = syscallSerialCounts(read(join(h.dir, 'tenants', 'shop', 'audit.log')), 'host-k');
+      assert.equal(counts.size, 2 * N, 'both storms, before and after the reload, in the one log');
+      assert.match(
+        read(join(h.dir, 'audit.log')),
+        /op=template-stop template=tenant daemon=tenant-shop reason=changed/,
+      );
     } finally {
       rmSync(h.dir, { recursive: true, force: true });
     }
