@@ -2,7 +2,8 @@
 // sanitiser that turns untrusted values into daemon names and log paths.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ConfigError } from '../../src/errors';
 import { checkEnvironment, parseConfig } from '../../src/config';
 import { NAME_RE } from '../../src/shared';
@@ -122,6 +123,25 @@ describe('daemon_templates: config', () => {
       msgs.some((m) => /^6:11 daemon_templates\[0\]\.user: no user named/.test(m)),
       msgs.join('\n'),
     );
+  });
+
+  it('the commented example in the shipped config/auditmux.yaml parses', () => {
+    const text = readFileSync(join(__dirname, '..', '..', '..', 'config', 'auditmux.yaml'), 'utf8');
+    const block = text.slice(text.indexOf('# Daemon templates'), text.indexOf('\ndaemon_templates: []'));
+    const lines = block
+      .split('\n')
+      .filter((l) => /^# {3}[- ]/.test(l))
+      .map((l) =>
+        l
+          .slice(1)
+          .replace(/ {2,}# .*$/, '')
+          .replace(/ {3,}#.*$/, ''),
+      )
+      .filter((l) => l.trim() !== '');
+    const c = parse('daemon_templates:', ...lines);
+    const t = c.templates![0]!;
+    assert.deepEqual([t.name, t.keyText, t.max, t.idle.action], ['tenant', 'namespace', 64, 'keep']);
+    assert.equal(t.logPattern, '/var/log/auditmux/tenants/{value}/audit.log');
   });
 
   it('durations and patterns', () => {
