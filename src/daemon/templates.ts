@@ -103,12 +103,18 @@ export class TemplateManager {
   /**
    * The templates of a (new) config file. Unchanged templates keep their daemons; a template whose daemons would
    * differ (rules, log, queue, user, key, selector) has them stopped and made again from the new definition on their
-   * next event; a removed template's daemons are stopped for good. A new cap or idle policy applies at once.
+   * next event; a removed template's daemons are stopped for good. A new cap or idle policy applies at once. Values
+   * refused before, and daemons that could not be made, are tried again.
    */
   configure(templates: readonly DaemonTemplate[], hostLogFile: string): void {
     this.hostLogFile = hostLogFile;
     for (const tenant of [...this.tenants.values()]) {
       const next = templates.find((t) => t.name === tenant.template.name);
+      // A daemon that could not be made is tried again after a reload (its rules file or directory may be fixed).
+      if (tenant.state === 'failed') {
+        this.forget(tenant);
+        continue;
+      }
       if (next && sameTemplateDaemons(next, tenant.template)) {
         tenant.template = next;
         continue;
@@ -118,6 +124,7 @@ export class TemplateManager {
       if (tenant.state === 'running' || tenant.state === 'creating') this.stop(tenant, next ? 'changed' : 'removed');
       else if (!next) this.forget(tenant);
     }
+    this.refused.clear();
     for (const t of templates) if (!this.counters.has(t.name)) this.counters.set(t.name, newCounters());
     this.templates = [...templates];
   }
