@@ -46,7 +46,7 @@ export interface SinkLogStatus extends LogWriterCounters {
  * and acted on (disk_full_action...). Build it with createSink (src/output/sinks.ts); it is open from then on.
  */
 export interface Sink {
-  /** The log writer, for what only a log does (daemonPayload, writeLine from an aggregator's peers). */
+  /** The log writer, for what only a log does (daemonPayload, an aggregator's writeLine); replaceLog swaps it. */
   readonly log: LogWriter;
   readonly outputs: readonly RecordOutput[];
   /** Bytes formatted for the log and not yet written (a caller may flush early past a threshold). */
@@ -61,6 +61,14 @@ export interface Sink {
   writeDaemonRecord(type: number, body: string): void;
   /** Hands the log's buffer to the kernel, lets the outputs send, then checks free space (at most once a second). */
   flush(): void;
+  /** Lets the outputs send, without the log (a daemon that delays its log writes to batch them flushes it itself). */
+  flushOutputs(): void;
+  /**
+   * A reload with new `log:` settings (path, format, rotation, disk space): opens the new log and its guard, then
+   * closes the old log; the outputs keep running with their spools and connections. Throws IoError when the new log
+   * cannot be opened, and the old one stays.
+   */
+  replaceLog(spec: Omit<SinkSpec, 'outputs'>): void;
   /** The disk-space check alone, at most once a second (a caller about to answer a peer asks for a fresh level). */
   checkSpace(): DiskLevel;
   /** Rotates the log now (SIGUSR1 / `auditmux rotate`), writing DAEMON_ROTATE with `by` into the new file. */
