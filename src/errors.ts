@@ -54,6 +54,15 @@ export class ConfigError extends AuditmuxError {
   }
 }
 
+/** A log that is not in the format a reader needs (a JSON log given to search or report), at file:line. */
+export class LogFormatError extends AuditmuxError {
+  readonly pos: SourcePos;
+  constructor(pos: SourcePos, reason: string) {
+    super('E_LOG_FORMAT', `${formatPos(pos)}: ${reason}`, ExitCode.USAGE);
+    this.pos = pos;
+  }
+}
+
 /** A rule line that auditctl would refuse, or that the kernel refused. */
 export class RuleError extends AuditmuxError {
   readonly pos: SourcePos | undefined;

@@ -36,8 +36,8 @@ export class RecordPath {
   sink: Sink | null = null;
   private pipeline: Pipeline;
   private readonly reassembler: Reassembler;
-  /** Records are reassembled into events and routed; otherwise streamed to the host log as they come. */
-  eventMode = false;
+  /** What the daemon asks for (contids, auxiliary daemons); see eventMode. */
+  private wantEvents = false;
   private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -111,6 +111,18 @@ export class RecordPath {
     return { log: writerOptions(log, nodeName, contidKernel), ...(log.diskSpace ? { diskSpace: log.diskSpace } : {}) };
   }
 
+  /**
+   * Records are reassembled into events and routed; otherwise streamed to the host log as they come. A JSON host log
+   * takes whole events only, so it keeps the path in event mode whatever the daemon asks for.
+   */
+  get eventMode(): boolean {
+    return this.wantEvents || (this.sink?.log.wholeEvents ?? false);
+  }
+
+  set eventMode(on: boolean) {
+    this.wantEvents = on;
+  }
+
   /** The host log's writer (null before start). */
   get log(): LogWriter | null {
     return this.sink?.log ?? null;
@@ -139,7 +151,7 @@ export class RecordPath {
       let dropped = 0;
       for (const d of destinations) {
         if (d.daemon === null) {
-          for (const r of d.records) this.sink!.writeLog(r.type, r.payload);
+          this.sink!.writeLogEvent(d.records);
           for (const r of d.records) this.sink!.writeOutputs(r.type, r.payload);
         } else if (this.opts.registry.enqueue(d.daemon, d.records) === false) dropped++;
         else routed++;
@@ -149,7 +161,7 @@ export class RecordPath {
       // A bug on one event must not lose the others: count it and keep the raw records in the host log.
       this.opts.counters.internalErrors++;
       this.opts.diag.error({ err: (e as Error).stack }, 'routing failed; event written to the host log');
-      for (const r of ev.records) this.sink!.writeLog(r.type, r.raw);
+      this.sink!.writeLogEvent(ev.records.map((r) => ({ type: r.type, payload: r.raw })));
     }
   }
 

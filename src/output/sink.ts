@@ -5,6 +5,7 @@ import type { DiskLevel, FreeSpaceReader } from './diskspace';
 import type { LogWriter, LogWriterCounters, LogWriterOptions, Requester } from './logfile';
 import type { LogErrorEvent, LogLevel } from './log/types';
 import type { OutputContext, RecordOutput } from './output';
+import type { EventRecord } from '../records/event';
 
 /** Whether the log can take records; what an aggregator answers its peers (auditd's write_to_log replies). */
 export type SinkState = 'ok' | 'disk-low' | 'disk-full' | 'disk-error' | 'suspended';
@@ -55,6 +56,11 @@ export interface Sink {
   writeRecord(type: number, payload: Buffer): void;
   /** One record to the log only; false when the log dropped it (suspended, closed) and counted it lost. */
   writeLog(type: number, payload: Buffer): boolean;
+  /**
+   * One whole event to the log only (EOE skipped): one line per record, or one JSON object for a `format: JSON` log,
+   * which needs its daemon to hand it whole events. False when the log dropped it and counted its records lost.
+   */
+  writeLogEvent(records: readonly EventRecord[]): boolean;
   /** One record to the outputs only. */
   writeOutputs(type: number, payload: Buffer): void;
   /** A DAEMON_* record from this daemon, stamped now with the log's serial, to the log and every output. */

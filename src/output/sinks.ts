@@ -2,6 +2,7 @@
 import { DiskSpaceGuard, type DiskLevel } from './diskspace';
 import { LogWriter, type Requester } from './logfile';
 import type { RecordOutput } from './output';
+import type { EventRecord } from '../records/event';
 import { closeAll, createOutputs, flushAll, writeAll } from './outputs';
 import type { Sink, SinkContext, SinkLogStatus, SinkSpec, SinkState } from './sink';
 
@@ -87,6 +88,10 @@ class DaemonSink implements Sink {
 
   writeLog(type: number, payload: Buffer): boolean {
     return this.log.writeRecord(type, payload);
+  }
+
+  writeLogEvent(records: readonly EventRecord[]): boolean {
+    return this.log.writeEvent(records);
   }
 
   writeOutputs(type: number, payload: Buffer): void {
