@@ -5,8 +5,15 @@ import { IoError, LogFormatError } from '../errors';
 import { readLines, type LogInput } from './inputs';
 import { eventKey, newHeader, parseHeader, recordTypeName, type LineHeader } from './logline';
 
-/** `{` opens every line of a JSON log (log.format: json); no auditd-format line starts with it. */
-const JSON_OBJECT = 0x7b;
+/** How every line of a JSON log (log.format: json, src/output/event-json.ts) starts; no auditd-format line does. */
+const JSON_LOG_LINE = Buffer.from('{"v":1,"id":"');
+
+function isJsonLogLine(b: Buffer, start: number, end: number): boolean {
+  return (
+    end - start > JSON_LOG_LINE.length &&
+    b.compare(JSON_LOG_LINE, 0, JSON_LOG_LINE.length, start, start + JSON_LOG_LINE.length) === 0
+  );
+}
 
 /** A JSON log is refused at its first line, by name, rather than read as thousands of malformed records. */
 function refuseJson(file: string, line: number): never {
@@ -209,7 +216,7 @@ export async function scanEvents(
       r = await readLines(input, {
         line: (buf, start, end, lineNo) => {
           if (end === start) return;
-          if (buf[start] === JSON_OBJECT) refuseJson(file, lineNo);
+          if (buf[start] === 0x7b && isJsonLogLine(buf, start, end)) refuseJson(file, lineNo);
           const err = record(buf.subarray(start, end), file, lineNo);
           if (err) bad(lineNo, err);
         },
@@ -226,7 +233,7 @@ export async function scanEvents(
     stats.lines += r.lines;
     if (r.tail) {
       // A complete record without its newline is still a record; anything else is a write in progress.
-      if (r.tail[0] === JSON_OBJECT) refuseJson(file, r.lines + 1);
+      if (isJsonLogLine(r.tail, 0, r.tail.length)) refuseJson(file, r.lines + 1);
       const probe = newHeader();
       if (parseHeader(r.tail, 0, r.tail.length, probe) === null) {
         stats.lines++;
