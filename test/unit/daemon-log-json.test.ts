@@ -13,7 +13,7 @@ interface Obj {
 }
 
 const objects = (file: string): Obj[] => {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
