@@ -1,10 +1,10 @@
-// log.format: json on the real kernel: the real daemon writes its host log as JSON while an auxiliary daemon gets the
-// same events (routed by key, `keep: all`) in an ENRICHED log; python3's json module and jq read every line, and the
-// events, their record types and their field names match the ENRICHED log's.
+// log.format: json on the real kernel: the real daemon writes its host log as JSON while its auditd plugin output gets
+// the same events as ENRICHED lines; python3's json module and jq read every line, and the events, their record types
+// and their field names match the ENRICHED lines'.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { splitFields } from '../../src/output/event-json';
 import { kernelSkipReason, withKernel } from '../helpers/kernel';
@@ -40,7 +40,8 @@ function enrichedEvents(text: string): Map<string, { types: string[]; keys: stri
   const out = new Map<string, { types: string[]; keys: string[] }>();
   for (const line of text.split('\n')) {
     const m = /^type=(\S+) msg=audit\(\d+\.\d+:(\d+)\): (.*)$/.exec(line);
-    if (!m || !serials.has(m[2]!)) continue;
+    // Plugins get EOE, as auditd's dispatcher sends it; logs never hold it.
+    if (!m || !serials.has(m[2]!) || m[1] === 'EOE') continue;
     const e = out.get(m[2]!) ?? { types: [], keys: [] };
     e.types.push(m[1]!);
     if (m[1] === 'SYSCALL') e.keys = Object.keys(splitFields(m[3]!.split('\x1d')[0]!));
@@ -50,12 +51,16 @@ function enrichedEvents(text: string): Map<string, { types: string[]; keys: stri
 }
 
 describe('JSON host log on the real kernel', { skip: kernelSkipReason() ?? (!havePython && 'needs python3') }, () => {
-  it('python3 and jq read every line; events, record types and field names match the ENRICHED log', () =>
+  it('python3 and jq read every line; events, record types and field names match the ENRICHED lines', () =>
     withKernel(async () => {
       const dir = tempDir('amjsonk-');
       try {
         const prog = buildSyscallProgram(dir);
         writeFileSync(join(dir, 'host.rules'), `-a always,exit -F arch=b64 -S getppid -F exe=${prog} -k ${KEY}\n`);
+        // An auditd plugin in string format: the same events as the log, as ENRICHED lines, appended to a file.
+        writeFileSync(join(dir, 'plugin.sh'), '#!/bin/sh\nexec cat >> "$1"\n');
+        chmodSync(join(dir, 'plugin.sh'), 0o755);
+        const enrichedLog = join(dir, 'enriched.lines');
         const conf = join(dir, 'auditmux.yaml');
         writeFileSync(
           conf,
@@ -64,19 +69,14 @@ describe('JSON host log on the real kernel', { skip: kernelSkipReason() ?? (!hav
             '  kernel: { enabled: 1, backlog_limit: 8192, backlog_wait_time: 60000 }',
             `  rules: ${join(dir, 'host.rules')}`,
             `  log: { file: ${join(dir, 'log', 'audit.log')}, format: json, max_log_file: 100 }`,
-            // The host keeps a copy of routed events: the same events reach both logs.
-            '  keep: all',
             `  control_socket: ${join(dir, 'control.sock')}`,
-            'daemons:',
-            `  - { name: e, log: { file: ${join(dir, 'log', 'e.log')}, format: ENRICHED } }`,
-            'routes:',
-            `  - { keys: [${KEY}], daemons: [e] }`,
+            `  outputs: [{ type: plugin, name: enriched, path: ${join(dir, 'plugin.sh')}, args: [${enrichedLog}], ` +
+              `format: string, log_format: ENRICHED, spool: { dir: ${join(dir, 'spool')} } }]`,
           ].join('\n') + '\n',
         );
         const d = await startDaemon(conf);
         execFileSync(prog, [String(N), '100']);
         const jsonLog = join(dir, 'log', 'audit.log');
-        const enrichedLog = join(dir, 'log', 'e.log');
         // Both logs hold every event before the stop (flushed within milliseconds of their batch).
         const deadline = Date.now() + 20_000;
         while (syscallSerials(readText(enrichedLog), KEY).size < N && Date.now() < deadline)
@@ -88,7 +88,7 @@ describe('JSON host log on the real kernel', { skip: kernelSkipReason() ?? (!hav
           events: Record<string, { types: string[]; keys: string[]; syscall: string }>;
         };
         const enriched = enrichedEvents(readText(enrichedLog));
-        assert.equal(enriched.size, N, 'the ENRICHED log has every event');
+        assert.equal(enriched.size, N, 'the ENRICHED lines have every event');
         assert.equal(Object.keys(py.events).length, N, 'the JSON log has every event, once');
         assert.equal(py.lines, readText(jsonLog).split('\n').length - 1, 'every line is one JSON object');
         for (const [serial, e] of enriched) {
@@ -106,7 +106,7 @@ describe('JSON host log on the real kernel', { skip: kernelSkipReason() ?? (!hav
             count(`[.[] | select(any(.records[]; .type == "SYSCALL" and .fields.key == "${KEY}"))] | length`),
             N,
           );
-          assert.equal(count('[.[] | select(.records[0].type == "DAEMON_START")] | length'), 2, 'host and e start');
+          assert.equal(count('[.[] | select(.records[0].type == "DAEMON_START")] | length'), 1);
           assert.equal(count('[.[] | select(.records[0].type == "DAEMON_END")] | length'), 1);
           assert.equal(count('[.[] | select(.daemon != "host")] | length'), 0);
         }
