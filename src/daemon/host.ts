@@ -109,10 +109,8 @@ export class HostDaemon implements ControlTarget {
       s.contidKernel = this.contid.begin(status, this.opts.contidSource).kind === 'kernel';
       this.nodeName = await resolveNodeName(cfg.host.nodeName.format, cfg.host.nodeName.name ?? undefined);
       await s.register(status);
-      this.path.openLog(cfg.host.log, this.nodeName, s.contidKernel);
       const start = daemonStartBody({ ...selfRequester(), ver: VERSION, format: cfg.host.log.format });
-      this.path.log!.writeDaemonRecord(MsgType.DAEMON_START, start);
-      this.path.openOutputs(cfg, this.nodeName, s.contidKernel);
+      this.path.openSink(cfg, this.nodeName, s.contidKernel, start);
       if (cfg.host.listen) await this.remote.start(cfg.host.listen, this.nodeName, s.contidKernel);
       await s.applyHostSettings(cfg.host, status);
       this.path.reroute(cfg, s.contidKernel);
@@ -207,7 +205,7 @@ export class HostDaemon implements ControlTarget {
       const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
       if (!same(old.host.log, next.host.log) || !same(old.host.nodeName, next.host.nodeName)) {
         this.nodeName = await resolveNodeName(next.host.nodeName.format, next.host.nodeName.name ?? undefined);
-        this.path.openLog(next.host.log, this.nodeName, this.session.contidKernel);
+        this.path.replaceLog(next.host.log, this.nodeName, this.session.contidKernel);
       }
       this.contid.tracker.setCgroupMap(next.contid.cgroupMap);
       const st = await this.session.getStatus();
@@ -227,7 +225,7 @@ export class HostDaemon implements ControlTarget {
   /** SIGUSR1: rotate the logs now (host and auxiliary daemons). */
   async rotate(): Promise<void> {
     const by = await this.session.requester();
-    this.path.log!.rotateNow(by);
+    this.path.rotate(by);
     this.remote.rotate(by);
     this.daemons.rotate();
     this.counters.rotations++;
@@ -288,12 +286,10 @@ export class HostDaemon implements ControlTarget {
     this.path.drain();
     await this.remote.close();
     await this.daemons.stopAll();
-    await this.path.closeOutputs();
-    const log = this.path.log;
-    if (log) {
-      log.writeDaemonRecord(MsgType.DAEMON_END, daemonEndBody(by).replace('op=terminate', `op=${reason}`));
-      log.close();
-    }
+    await this.path.close({
+      type: MsgType.DAEMON_END,
+      body: daemonEndBody(by).replace('op=terminate', `op=${reason}`),
+    });
     this.diag.info({ reason }, 'auditmux host daemon stopped');
   }
 }
