@@ -91,6 +91,7 @@ export class ContidCommands {
     return {
       tracker: { ...tracker.counters, tracked: tracker.size },
       containers: { live: c.registry.liveCount, ...c.registry.counters, ...c.discovery.counters, ...c.counters },
+      containerEvents: c.registry.eventCounters(),
     };
   }
 

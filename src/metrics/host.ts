@@ -1,5 +1,5 @@
 // The host daemon's status (as `auditmux status` reports it) as Prometheus families: kernel loss and backlog, records,
-// per-daemon queues, per-output spools, the log.
+// per-daemon queues, per-output spools, the log, per-container events.
 import type { MetricFamily, MetricsExporter, MetricsSpec, MetricType, Sample } from './contract';
 import { createMetricsExporter } from './exporter';
 
@@ -63,7 +63,34 @@ export function hostMetricFamilies(status: Obj): MetricFamily[] {
       return typeof c === 'boolean' ? [{ value: c ? 1 : 0, labels: { output: name } }] : [];
     }),
   );
+  containerFamilies(status, fam, one);
   return out;
+}
+
+/**
+ * Per-container events, one series per live container labelled with its contid and name (values escaped by the
+ * renderer: names are chosen by whoever started the container). The status carries at most MAX_CONTAINER_SERIES of
+ * them; the rest are counted, not exported, so a burst of containers cannot grow the scrape without bound.
+ */
+function containerFamilies(
+  status: Obj,
+  fam: (name: string, type: MetricType, help: string, samples: Sample[]) => void,
+  one: (v: unknown, labels?: Record<string, string>) => Sample[],
+): void {
+  const ce = obj(status.containerEvents);
+  const series = Object.entries(obj(ce.series));
+  const per = (k: string): Sample[] =>
+    series.flatMap(([contid, c]) => one(obj(c)[k], { contid, name: String(obj(c).name ?? '') }));
+  fam('auditmux_containers_live', 'gauge', 'Containers the host knows as running.', one(obj(status.containers).live));
+  fam('auditmux_container_routed_total', 'counter', "Deliveries of a container's events to daemons.", per('routed'));
+  fam('auditmux_container_dropped_total', 'counter', "A container's events dropped by full queues.", per('dropped'));
+  fam('auditmux_container_host_only_total', 'counter', "A container's events kept by the host only.", per('hostOnly'));
+  fam(
+    'auditmux_container_series_overflow',
+    'gauge',
+    'Live containers left out of the per-container series (over the cap).',
+    one(ce.overflow),
+  );
 }
 
 /** Starts the host's exporter over `status` (read at each scrape or textfile write); a failed scrape goes to `warn`. */
