@@ -17,8 +17,7 @@ import { DaemonRegistry } from './daemon-registry';
 import { RemoteIntake } from './remote-intake';
 import { auxAddBody, planAuxAdd } from './aux-add';
 import { memoryMiB, newHostCounters, type Diag } from './diagnostics';
-import type { MetricsExporter } from '../metrics/contract';
-import { startHostMetrics } from '../metrics/host';
+import { HostMetrics } from '../metrics/host';
 import { VERSION } from '../shared';
 
 export interface HostDaemonOptions {
@@ -41,7 +40,7 @@ export class HostDaemon implements ControlTarget {
   private readonly remote: RemoteIntake;
   private readonly control: ControlCommands;
   readonly contid: ContidCommands;
-  private metrics: MetricsExporter | null = null;
+  readonly metrics = new HostMetrics({ status: () => this.statusWithKernel(), diag: () => this.diag });
   private nodeName: string | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping: Promise<void> | null = null;
@@ -122,9 +121,7 @@ export class HostDaemon implements ControlTarget {
       this.timers = [setInterval(() => this.tick(), 250), setInterval(() => void this.housekeeping(), 2000)];
       for (const t of this.timers) t.unref();
       if (!this.opts.noControl) await this.control.listen(cfg.host.controlSocket);
-      const warn = (e: Error): void => this.diag.warn({ err: e.message }, 'metrics');
-      if (cfg.host.metrics)
-        this.metrics = await startHostMetrics(cfg.host.metrics, () => this.statusWithKernel(), warn);
+      await this.metrics.apply(cfg.host.metrics);
       this.path.log!.flush();
       const info = { config: cfg.file, log: cfg.host.log.file, contidKernel: s.contidKernel };
       this.diag.info(info, 'auditmux host daemon started');
@@ -215,6 +212,7 @@ export class HostDaemon implements ControlTarget {
       this.path.reroute(next, this.session.contidKernel);
       this.updateMode();
       await this.daemons.sync();
+      await this.metrics.apply(next.host.metrics);
       this.counters.reloads++;
       this.path.daemonRecord(MsgType.DAEMON_CONFIG, daemonConfigBody(by, true));
       this.diag.info('configuration reloaded');
@@ -279,7 +277,7 @@ export class HostDaemon implements ControlTarget {
   private async shutdown(reason: string): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     await this.control.close();
-    await this.metrics?.stop().catch(() => undefined);
+    await this.metrics.stop();
     let by = UNKNOWN_REQUESTER;
     if (this.session.isOpen) {
       if (reason === 'terminate') by = await this.session.requester();

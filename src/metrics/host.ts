@@ -2,6 +2,7 @@
 // per-daemon queues, per-output spools, the log, per-container events.
 import type { MetricFamily, MetricsExporter, MetricsSpec, MetricType, Sample } from './contract';
 import { createMetricsExporter } from './exporter';
+import { removeTextfile } from './textfile';
 
 type Obj = Record<string, unknown>;
 
@@ -102,4 +103,62 @@ export async function startHostMetrics(
   const exporter = createMetricsExporter(spec, { metrics: async () => hostMetricFamilies(obj(await status())) }, warn);
   await exporter.start();
   return exporter;
+}
+
+const sameSpec = (a: MetricsSpec | null, b: MetricsSpec | null): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The host's exporter across reloads: apply() starts it, moves it when `metrics` changed (the old listener closed,
+ * the new one open; an old textfile removed so node_exporter does not keep serving it) or stops it. A new listener
+ * that cannot open leaves the old one serving and throws, so the reload reports the failure.
+ */
+export class HostMetrics {
+  private exporter: MetricsExporter | null = null;
+  private spec: MetricsSpec | null = null;
+
+  private readonly status: () => Promise<unknown>;
+  private readonly warn: (e: Error) => void;
+
+  /** `diag` is read when a warning comes (the daemon builds its diagnostics after this). */
+  constructor(o: { status: () => Promise<unknown>; diag: () => { warn(o: object, msg: string): void } }) {
+    this.status = o.status;
+    this.warn = (e) => o.diag().warn({ err: e.message }, 'metrics');
+  }
+
+  get current(): { spec: MetricsSpec | null; address: { host: string; port: number } | null } {
+    return { spec: this.spec, address: this.exporter?.address() ?? null };
+  }
+
+  async apply(spec: MetricsSpec | null): Promise<void> {
+    if (sameSpec(spec, this.spec)) return;
+    const old = this.exporter;
+    const oldSpec = this.spec;
+    // The same port on another address (127.0.0.1 -> 0.0.0.0) cannot be open twice: the old one closes first.
+    const clash =
+      oldSpec && spec && 'listen' in oldSpec && 'listen' in spec && oldSpec.listen.port === spec.listen.port;
+    if (clash && old) {
+      await old.stop();
+      this.exporter = null;
+    }
+    let next: MetricsExporter | null = null;
+    try {
+      if (spec) next = await startHostMetrics(spec, this.status, this.warn);
+    } catch (e) {
+      if (clash && oldSpec) this.exporter = await startHostMetrics(oldSpec, this.status, this.warn).catch(() => null);
+      throw e;
+    }
+    if (!clash) await old?.stop().catch((e: unknown) => this.warn(e as Error));
+    if (oldSpec && 'textfile' in oldSpec && !(spec && 'textfile' in spec && spec.textfile === oldSpec.textfile))
+      removeTextfile(oldSpec.textfile, this.warn);
+    this.exporter = next;
+    this.spec = spec;
+  }
+
+  /** Stops the exporter at daemon exit; a textfile stays, with the last values. */
+  async stop(): Promise<void> {
+    const e = this.exporter;
+    this.exporter = null;
+    this.spec = null;
+    await e?.stop().catch(() => undefined);
+  }
 }
