@@ -237,7 +237,9 @@ export class ReportBuilder {
     for (const line of ev.lines) {
       if (parseHeader(line, 0, line.length, h) !== null) continue;
       const type = recordTypeName(line, h);
-      if (type === 'CONTAINER_ID') {
+      // CONTAINER_OP (birth, retirement, `contid set`) names the container it describes: counted under it, as search
+      // selects it with that container's events, not under `unset` as a host event.
+      if (type === 'CONTAINER_ID' || type === 'CONTAINER_OP') {
         const raw = firstField(line, h.bodyStart, h.bodyEnd, 'contid');
         const parsed = raw === undefined ? null : parseChains(raw);
         if (parsed)
