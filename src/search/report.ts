@@ -237,9 +237,13 @@ export class ReportBuilder {
     for (const line of ev.lines) {
       if (parseHeader(line, 0, line.length, h) !== null) continue;
       const type = recordTypeName(line, h);
-      // CONTAINER_OP (birth, retirement, `contid set`) names the container it describes: counted under it, as search
-      // selects it with that container's events, not under `unset` as a host event.
-      if (type === 'CONTAINER_ID' || type === 'CONTAINER_OP') {
+      // The host's container birth and retirement records (CONTAINER_OP op=container-*) are events of the container
+      // they describe, as search selects them, not host events under `unset`. Other CONTAINER_OP records (`contid
+      // set`, the patch set's op=set) stay with the event of the process that made the change.
+      if (
+        type === 'CONTAINER_ID' ||
+        (type === 'CONTAINER_OP' && firstField(line, h.bodyStart, h.bodyEnd, 'op')?.startsWith('container-'))
+      ) {
         const raw = firstField(line, h.bodyStart, h.bodyEnd, 'contid');
         const parsed = raw === undefined ? null : parseChains(raw);
         if (parsed)
