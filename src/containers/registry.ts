@@ -90,6 +90,11 @@ export class ContainerRegistry implements ContainerDirectory {
     return this.live.values();
   }
 
+  /** The contids of live containers (route test looks `--name` up among them). */
+  liveContainerIds(): IterableIterator<bigint> {
+    return this.live.keys();
+  }
+
   /**
    * Adds a container, or completes one already known (a hook after the scan found it, or the reverse): the first
    * sighting writes the birth record; later ones only fill in what was missing. Throws RegistryFullError when full.
