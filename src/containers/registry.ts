@@ -145,6 +145,17 @@ export class ContainerRegistry implements ContainerDirectory {
     return { info, isNew: true };
   }
 
+  /**
+   * Takes back a container from before a daemon restart: live again with its metadata and counters, without a new
+   * birth record (its birth is in the log already). Skipped when the contid is live already or the registry is full.
+   */
+  restore(c: Omit<ContainerInfo, 'retired' | 'retireReason' | 'seenInBatch'>): boolean {
+    if (this.live.has(c.contid) || this.live.size >= (this.opts.maxLive ?? 65536)) return false;
+    this.live.set(c.contid, { ...c, meta: { ...c.meta }, retired: null, retireReason: null, seenInBatch: -1 });
+    this.version++;
+    return true;
+  }
+
   /** Moves a live container to the retired list and writes its retirement; false when it was not live. */
   retire(contid: bigint, reason: string): ContainerInfo | null {
     const c = this.live.get(contid);

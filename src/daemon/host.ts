@@ -58,6 +58,7 @@ export class HostDaemon implements ControlTarget {
       setTracking: (on) => this.session.setTracking(on),
       tracking: () => this.session.tracking,
       changed: () => this.updateMode(),
+      controlSocket: opts.noControl ? null : this.config.host.controlSocket,
     });
     this.session = new KernelSession({
       diag,
@@ -278,6 +279,7 @@ export class HostDaemon implements ControlTarget {
     for (const t of this.timers) clearInterval(t);
     await this.control.close();
     await this.metrics.stop();
+    this.contid.saveState();
     let by = UNKNOWN_REQUESTER;
     if (this.session.isOpen) {
       if (reason === 'terminate') by = await this.session.requester();
