@@ -87,7 +87,8 @@ test('oci-hook on a patched kernel: audit_containerid written with the contid, t
     const written = readFileSync(join(proc, String(init.pid), 'audit_containerid'), 'latin1');
     assert.equal(written, want.toString(), 'the decimal contid, alone, in one write');
     assert.match(r.out, new RegExp(`audit_containerid set to ${want}`));
-    // The emulated kernel reads the file as procfs would: the runtime's write tags the init; its events carry the contid.
+    // The emulated kernel takes the written value as procfs would, from a writer the patch set allows (the init's
+    // ancestor, the runtime): the init is tagged and its events carry the contid.
     kernel.setContid(RUNTIME, init.pid!, BigInt(written));
     kernel.emitEvent(init.pid!, 'getppid', 0);
     const logged = new RegExp(`^type=CONTAINER_ID .*contid=${want}$`, 'm');
