@@ -17,8 +17,7 @@ import { DaemonRegistry } from './daemon-registry';
 import { RemoteIntake } from './remote-intake';
 import { auxAddBody, planAuxAdd } from './aux-add';
 import { memoryMiB, newHostCounters, type Diag } from './diagnostics';
-import type { MetricsExporter } from '../metrics/contract';
-import { startHostMetrics } from '../metrics/host';
+import { HostMetrics } from '../metrics/host';
 import { VERSION } from '../shared';
 
 export interface HostDaemonOptions {
@@ -41,7 +40,7 @@ export class HostDaemon implements ControlTarget {
   private readonly remote: RemoteIntake;
   private readonly control: ControlCommands;
   readonly contid: ContidCommands;
-  private metrics: MetricsExporter | null = null;
+  readonly metrics = new HostMetrics({ status: () => this.statusWithKernel(), diag: () => this.diag });
   private nodeName: string | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping: Promise<void> | null = null;
@@ -59,6 +58,7 @@ export class HostDaemon implements ControlTarget {
       setTracking: (on) => this.session.setTracking(on),
       tracking: () => this.session.tracking,
       changed: () => this.updateMode(),
+      controlSocket: opts.noControl ? null : this.config.host.controlSocket,
     });
     this.session = new KernelSession({
       diag,
@@ -120,9 +120,7 @@ export class HostDaemon implements ControlTarget {
       this.timers = [setInterval(() => this.tick(), 250), setInterval(() => void this.housekeeping(), 2000)];
       for (const t of this.timers) t.unref();
       if (!this.opts.noControl) await this.control.listen(cfg.host.controlSocket);
-      const warn = (e: Error): void => this.diag.warn({ err: e.message }, 'metrics');
-      if (cfg.host.metrics)
-        this.metrics = await startHostMetrics(cfg.host.metrics, () => this.statusWithKernel(), warn);
+      await this.metrics.apply(cfg.host.metrics);
       this.path.log!.flush();
       const info = { config: cfg.file, log: cfg.host.log.file, contidKernel: s.contidKernel };
       this.diag.info(info, 'auditmux host daemon started');
@@ -213,6 +211,7 @@ export class HostDaemon implements ControlTarget {
       this.path.reroute(next, this.session.contidKernel);
       this.updateMode();
       await this.daemons.sync();
+      await this.metrics.apply(next.host.metrics);
       this.counters.reloads++;
       this.path.daemonRecord(MsgType.DAEMON_CONFIG, daemonConfigBody(by, true));
       this.diag.info('configuration reloaded');
@@ -277,7 +276,8 @@ export class HostDaemon implements ControlTarget {
   private async shutdown(reason: string): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     await this.control.close();
-    await this.metrics?.stop().catch(() => undefined);
+    await this.metrics.stop();
+    this.contid.saveState();
     let by = UNKNOWN_REQUESTER;
     if (this.session.isOpen) {
       if (reason === 'terminate') by = await this.session.requester();
