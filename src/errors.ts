@@ -1,4 +1,5 @@
 // Error classes shared by every stage: each has a stable `code` and the process `exitCode` the CLI maps it to.
+import { ERRNO_TABLE } from './errno-table';
 
 /** Exit codes, chosen so systemd's RestartPreventExitStatus can tell config errors from crashes. */
 export const ExitCode = {
@@ -53,6 +54,15 @@ export class ConfigError extends AuditmuxError {
   }
 }
 
+/** A log that is not in the format a reader needs (a JSON log given to search or report), at file:line. */
+export class LogFormatError extends AuditmuxError {
+  readonly pos: SourcePos;
+  constructor(pos: SourcePos, reason: string) {
+    super('E_LOG_FORMAT', `${formatPos(pos)}: ${reason}`, ExitCode.USAGE);
+    this.pos = pos;
+  }
+}
+
 /** A rule line that auditctl would refuse, or that the kernel refused. */
 export class RuleError extends AuditmuxError {
   readonly pos: SourcePos | undefined;
@@ -98,42 +108,11 @@ export class IoError extends AuditmuxError {
   }
 }
 
-/** Errno names for the values the audit code paths produce, so kernel NLMSG_ERROR replies become typed errors. */
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM',
-  2: 'ENOENT',
-  3: 'ESRCH',
-  4: 'EINTR',
-  5: 'EIO',
-  9: 'EBADF',
-  11: 'EAGAIN',
-  12: 'ENOMEM',
-  13: 'EACCES',
-  14: 'EFAULT',
-  16: 'EBUSY',
-  17: 'EEXIST',
-  18: 'EXDEV',
-  19: 'ENODEV',
-  20: 'ENOTDIR',
-  22: 'EINVAL',
-  28: 'ENOSPC',
-  34: 'ERANGE',
-  36: 'ENAMETOOLONG',
-  61: 'ENODATA',
-  63: 'ENOSR',
-  71: 'EPROTO',
-  75: 'EOVERFLOW',
-  76: 'ENOTUNIQ',
-  92: 'ENOPROTOOPT',
-  93: 'EPROTONOSUPPORT',
-  95: 'EOPNOTSUPP',
-  97: 'EAFNOSUPPORT',
-  105: 'ENOBUFS',
-  110: 'ETIMEDOUT',
-  111: 'ECONNREFUSED',
-  31: 'EMLINK',
-};
+/** Number -> libaudit's primary name (the table lists primaries before aliases, so the first name wins). */
+const ERRNO_NAMES = new Map<number, string>();
+for (const [n, name] of ERRNO_TABLE) if (!ERRNO_NAMES.has(n)) ERRNO_NAMES.set(n, name);
 
+/** The errno's name, so kernel NLMSG_ERROR replies and log failures become typed errors; `E<n>` when unnamed. */
 export function errnoName(errno: number): string {
-  return ERRNO_NAMES[errno] ?? `E${errno}`;
+  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
 }

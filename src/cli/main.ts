@@ -11,6 +11,7 @@ import { formatContainers, runOciHook } from './oci-hook';
 import { addHooksToBundle } from '../containers/bundle-hooks';
 import { dirname } from 'node:path';
 import { registerCollect } from './collect';
+import { runRouteTest } from './route-test';
 // The daemon, search/report and the collector are loaded by their own subcommand only: each pulls in well over a
 // hundred modules (the NATS client alone about 80), and `oci-hook` runs at every container start within a deadline.
 const lazy = {
@@ -385,14 +386,13 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
           }
           container.labels = labels;
         }
-        const r = (await ctl(o.config, 'route-test', {
-          contid: o.contid,
-          types: o.type ? o.type.split(',') : [],
-          keys: o.key ? o.key.split(',') : [],
-          ...(Object.keys(container).length ? { container } : {}),
-        })) as { daemons: string[]; routes: number[]; host: boolean };
         io.out(
-          `daemons: ${r.daemons.join(' ') || '(none)'}\nroutes: ${r.routes.join(' ') || '(none)'}\nhost log: ${r.host ? 'yes' : 'no'}`,
+          await runRouteTest(o.config, {
+            contid: o.contid,
+            types: o.type ? o.type.split(',') : [],
+            keys: o.key ? o.key.split(',') : [],
+            ...(Object.keys(container).length ? { container } : {}),
+          }),
         );
       },
     );

@@ -1,4 +1,5 @@
 // `auditmux oci-hook` and `auditmux containers`: the OCI hook program and the registry listing, thin over the daemon.
+import { closeSync, constants, existsSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditmuxError, ExitCode } from '../errors';
 import { controlRequest } from '../daemon/control';
@@ -50,6 +51,34 @@ export interface OciHookOptions {
   stdin: NodeJS.ReadableStream;
   err: (s: string) => void;
   out: (s: string) => void;
+  /** Where /proc is (tests point it at a directory an emulated patched kernel reads). */
+  procRoot?: string;
+}
+
+/**
+ * The contid patch set's interface: the decimal contid in one write to /proc/PID/audit_containerid. Never created
+ * (no O_CREAT: on mainline, or for a vanished pid, there is nothing to write to) and never through a link.
+ */
+export function writeKernelContid(procRoot: string, pid: number, contid: string): void {
+  const file = `${procRoot}/${pid}/audit_containerid`;
+  let fd: number;
+  try {
+    // O_TRUNC as `echo ID > /proc/PID/audit_containerid` opens it (procfs ignores it; a plain file is rewritten).
+    fd = openSync(file, constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NOCTTY);
+  } catch (e) {
+    throw new AuditmuxError('E_CONTID_WRITE', `cannot open ${file} (${(e as NodeJS.ErrnoException).code ?? 'EIO'})`);
+  }
+  try {
+    const b = Buffer.from(contid, 'latin1');
+    if (writeSync(fd, b, 0, b.length) !== b.length) throw Object.assign(new Error('short write'), { code: 'EIO' });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+    // The patch set lets only an ancestor of the init set it: a hook is its sibling (docs/design.md, limits).
+    const why = code === 'EXDEV' ? ': only an ancestor of the container init may set it; the runtime must' : '';
+    throw new AuditmuxError('E_CONTID_WRITE', `kernel refused ${file} (${code})${why}`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -86,6 +115,15 @@ export async function runOciHook(o: OciHookOptions): Promise<number> {
     o.out(
       `auditmux oci-hook: container ${state.id} contid ${String(r.contid)} ${state.status === 'stopped' ? 'retired' : 'registered'}`,
     );
+    // A kernel with the patch set tags the init itself (the daemon's contid, derived from the container ID), before
+    // user code runs; mainline has no such file and the daemon's tracker does it.
+    const proc = o.procRoot ?? '/proc';
+    if (state.status !== 'stopped' && state.pid > 0 && existsSync(`${proc}/self/audit_containerid`)) {
+      if (!/^[0-9]{1,20}$/.test(String(r.contid)))
+        throw new AuditmuxError('E_CONTID_WRITE', `the daemon answered contid ${String(r.contid).slice(0, 40)}`);
+      writeKernelContid(proc, state.pid, String(r.contid));
+      o.out(`auditmux oci-hook: ${proc}/${state.pid}/audit_containerid set to ${String(r.contid)}`);
+    }
     return ExitCode.OK;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);

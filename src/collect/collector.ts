@@ -256,6 +256,9 @@ export class Collector {
             await new Promise<void>((r) => (wake = r));
             continue;
           }
+          // One macrotask first: the iterator hands over what already arrived one microtask at a time, and without
+          // this each batch (and its fdatasync) held a single message.
+          if (queue.length < this.cfg.batch) await new Promise((r) => setImmediate(r));
           await this.handle(queue.splice(0, this.cfg.batch));
         }
         msgs.stop();

@@ -1,7 +1,7 @@
 // The `log:` section of the host, of each daemon and of the remote log: one reader, one set of defaults.
 import { resolve as resolvePath } from 'node:path';
 import { PATH_MAX } from '../kernel/constants';
-import { DEFAULT_OUTPUT, FLUSH_MODES, LOG_FORMATS, MAX_LOG_FILE_ACTIONS, type OutputConfig } from './schema';
+import { DEFAULT_OUTPUT, FLUSH_MODES, LOG_FILE_FORMATS, MAX_LOG_FILE_ACTIONS, type OutputConfig } from './schema';
 import type { Walker, Entry } from './walk';
 import { DISK_SPACE_KEYS, readDiskSpace } from './outputs';
 
@@ -44,7 +44,7 @@ export function readOutput(w: Walker, e: Entry, where: string, baseDir: string, 
       else out.file = configPath(w, x, `${where}.file`, s, baseDir) ?? out.file;
     }
   }
-  if ((x = m.get('format'))) out.format = w.choice(x, `${where}.format`, LOG_FORMATS) ?? out.format;
+  if ((x = m.get('format'))) out.format = w.choice(x, `${where}.format`, LOG_FILE_FORMATS) ?? out.format;
   if ((x = m.get('flush'))) out.flush = w.choice(x, `${where}.flush`, FLUSH_MODES) ?? out.flush;
   const freqEntry = m.get('freq');
   if (freqEntry) out.freq = w.integer(freqEntry, `${where}.freq`, 0, 0x7fffffff) ?? out.freq;

@@ -10,6 +10,9 @@ export const NAME_FORMATS = ['none', 'hostname', 'fqd', 'numeric', 'user'] as co
 export type NameFormat = (typeof NAME_FORMATS)[number];
 export const LOG_FORMATS = ['RAW', 'ENRICHED'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
+/** A log file's `format:`: auditd's lines, or JSON (one object per event and line, as the nats output's payload). */
+export const LOG_FILE_FORMATS = ['RAW', 'ENRICHED', 'JSON'] as const;
+export type LogFileFormat = (typeof LOG_FILE_FORMATS)[number];
 export const FLUSH_MODES = ['none', 'incremental', 'incremental_async', 'data', 'sync'] as const;
 export type FlushMode = (typeof FLUSH_MODES)[number];
 export const MAX_LOG_FILE_ACTIONS = ['ignore', 'syslog', 'suspend', 'rotate', 'keep_logs'] as const;
@@ -25,7 +28,7 @@ export type DiagLevel = (typeof DIAG_LEVELS)[number];
 export interface OutputConfig {
   /** Absolute path of the live log file (YAML `file`). */
   file: string;
-  format: LogFormat;
+  format: LogFileFormat;
   flush: FlushMode;
   /** Records between explicit flushes for incremental modes (YAML `freq`). */
   freq: number;

@@ -48,6 +48,22 @@ export interface RegistryOptions {
 
 export class RegistryFullError extends Error {}
 
+/**
+ * Live containers whose event counters `status` and the metrics carry, one series each: containers come and go, and a
+ * Prometheus series per container must not grow without bound. The oldest live ones are kept (stable series); the
+ * rest are counted as overflow. Retired containers' series disappear with them (their totals are in the retire record).
+ */
+export const MAX_CONTAINER_SERIES = 1000;
+
+/** One container's counters as status carries them (keyed by contid). */
+export interface ContainerEventCounters {
+  name: string;
+  runtime: string;
+  routed: number;
+  dropped: number;
+  hostOnly: number;
+}
+
 export class ContainerRegistry implements ContainerDirectory {
   private readonly live = new Map<bigint, ContainerInfo>();
   private readonly retired: ContainerInfo[] = [];
@@ -72,6 +88,11 @@ export class ContainerRegistry implements ContainerDirectory {
 
   liveContainers(): IterableIterator<ContainerInfo> {
     return this.live.values();
+  }
+
+  /** The contids of live containers (route test looks `--name` up among them). */
+  liveContainerIds(): IterableIterator<bigint> {
+    return this.live.keys();
   }
 
   /**
@@ -124,6 +145,17 @@ export class ContainerRegistry implements ContainerDirectory {
     return { info, isNew: true };
   }
 
+  /**
+   * Takes back a container from before a daemon restart: live again with its metadata and counters, without a new
+   * birth record (its birth is in the log already). Skipped when the contid is live already or the registry is full.
+   */
+  restore(c: Omit<ContainerInfo, 'retired' | 'retireReason' | 'seenInBatch'>): boolean {
+    if (this.live.has(c.contid) || this.live.size >= (this.opts.maxLive ?? 65536)) return false;
+    this.live.set(c.contid, { ...c, meta: { ...c.meta }, retired: null, retireReason: null, seenInBatch: -1 });
+    this.version++;
+    return true;
+  }
+
   /** Moves a live container to the retired list and writes its retirement; false when it was not live. */
   retire(contid: bigint, reason: string): ContainerInfo | null {
     const c = this.live.get(contid);
@@ -161,6 +193,24 @@ export class ContainerRegistry implements ContainerDirectory {
     for (const c of this.seenInBatch) c.lastSeen = now;
     this.seenInBatch.length = 0;
     this.batch++;
+  }
+
+  /** Per-container event counters of the oldest `max` live containers, and how many live ones did not fit. */
+  eventCounters(max = MAX_CONTAINER_SERIES): { series: Record<string, ContainerEventCounters>; overflow: number } {
+    const series: Record<string, ContainerEventCounters> = {};
+    let n = 0;
+    // Map order is insertion order: the oldest registrations first, so a container keeps its series while it lives.
+    for (const c of this.live.values()) {
+      if (n++ >= max) break;
+      series[c.contid.toString()] = {
+        name: c.meta.name ?? '',
+        runtime: c.runtime,
+        routed: c.routed,
+        dropped: c.dropped,
+        hostOnly: c.hostOnly,
+      };
+    }
+    return { series, overflow: Math.max(0, this.live.size - max) };
   }
 
   /** What route selectors see of a live container. */

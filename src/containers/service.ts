@@ -7,6 +7,7 @@ import { encodeUntrusted } from '../records/encode';
 import { metaFromAnnotations } from './metadata';
 import { parseOciState, type OciState } from './oci-state';
 import { ContainerRegistry, RegistryFullError, type ContainerInfo } from './registry';
+import { currentBootId, encodeState, readState, writeState, type PersistedContainer } from './persist';
 
 export class ContainerError extends AuditmuxError {
   constructor(code: string, message: string) {
@@ -153,5 +154,44 @@ export class Containers {
 
   list(): Array<Record<string, unknown>> {
     return this.registry.list();
+  }
+
+  /**
+   * Takes back the containers a previous run of the daemon knew (before the first scan, so a container still running
+   * keeps its name and image and gets no second birth record; one that stopped meanwhile is retired by the scan). A
+   * state file that cannot be used is reported through `warn` and the registry starts empty.
+   */
+  restore(file: string, warn: (msg: string) => void, boot = currentBootId()): number {
+    let saved: PersistedContainer[] = [];
+    try {
+      saved = readState(file, boot);
+    } catch (e) {
+      warn(`container state ${file} not used: ${(e as Error).message}`);
+    }
+    let n = 0;
+    for (const c of saved)
+      if (this.registry.restore(c)) {
+        n++;
+        // The init pid, checked to still be the same process, keeps its contid on the mainline tracker.
+        const st = c.pid ? this.discovery.proc.stat(c.pid) : null;
+        if (c.pid && st && (c.pidStart === null || st.starttime === c.pidStart))
+          this.tracker.adopt(c.pid, c.contid, st.starttime);
+      }
+    this.savedVersion = this.registry.version;
+    return n;
+  }
+
+  private savedVersion = -1;
+
+  /** Writes the live containers when they changed since the last write; failures go to `warn` (retried next time). */
+  save(file: string, warn: (msg: string) => void, boot = currentBootId()): void {
+    // Never before restore(): a daemon that failed to start must not overwrite the state with an empty registry.
+    if (this.savedVersion < 0 || this.registry.version === this.savedVersion) return;
+    try {
+      writeState(file, encodeState(boot, this.registry.liveContainers()));
+      this.savedVersion = this.registry.version;
+    } catch (e) {
+      warn(`container state ${file} not written: ${(e as Error).message}`);
+    }
   }
 }

@@ -76,11 +76,14 @@ export class AuxWriter {
     this.recent = recentEventIds(this.logPath);
     this.sink = createSink(
       {
-        log: writerOptions(
-          { ...this.cfg.log, file: this.logPath },
-          this.cfg.nodeName ?? undefined,
-          this.cfg.contidKernel,
-        ),
+        log: {
+          ...writerOptions(
+            { ...this.cfg.log, file: this.logPath },
+            this.cfg.nodeName ?? undefined,
+            this.cfg.contidKernel,
+          ),
+          daemon: this.cfg.name,
+        },
         ...(this.cfg.log.diskSpace ? { diskSpace: this.cfg.log.diskSpace } : {}),
         outputs: this.cfg.outputs ?? [],
       },
@@ -113,10 +116,17 @@ export class AuxWriter {
       if (have) this.recent.delete(id);
     }
     let logged = 0;
-    for (const r of records) {
-      if (r.type === MsgType.EOE) continue;
-      // The same records come again in the same order, so the first `have` are the ones already in the log.
-      if (logged++ >= have) sink.writeLog(r.type, r.payload);
+    if (sink.log.wholeEvents) {
+      // A JSON log holds an event on one line, whole or not at all: written unless the tail already has it.
+      for (const r of records) if (r.type !== MsgType.EOE) logged++;
+      if (have) have = logged;
+      else sink.writeLogEvent(records);
+    } else {
+      for (const r of records) {
+        if (r.type === MsgType.EOE) continue;
+        // The same records come again in the same order, so the first `have` are the ones already in the log.
+        if (logged++ >= have) sink.writeLog(r.type, r.payload);
+      }
     }
     // Outputs have their own at-least-once delivery: an event the log lacked (even in part) goes to them whole.
     if (sink.outputs.length && logged > have) for (const r of records) sink.writeOutputs(r.type, r.payload);

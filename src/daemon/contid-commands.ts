@@ -10,6 +10,8 @@ import { TrackerContidSource } from '../contid/source-tracker';
 import type { AuditStatus } from '../kernel/wire';
 import type { Diag } from './diagnostics';
 import { Containers } from '../containers/service';
+import { CONTAINER_STATE_FILE } from '../containers/persist';
+import { dirname, join } from 'node:path';
 import type { CgroupMapEntry } from '../config';
 import type { PeerCred } from './control';
 
@@ -31,6 +33,8 @@ export interface ContidCommandsOptions {
   tracking: () => boolean;
   /** Processes carry contids now: events must be routed. */
   changed: () => void;
+  /** The daemon's control socket; the container registry is kept beside it across restarts (null: not kept). */
+  controlSocket?: string | null;
 }
 
 export class ContidCommands {
@@ -53,9 +57,30 @@ export class ContidCommands {
     return this.source;
   }
 
-  /** Containers already running (started before auditmux, or while it was down), found before routing starts. */
+  /** The registry's state file: in the control socket's directory, the daemon's own runtime directory. */
+  private get stateFile(): string | null {
+    return this.o.controlSocket ? join(dirname(this.o.controlSocket), CONTAINER_STATE_FILE) : null;
+  }
+
+  private readonly warnState = (msg: string): void => this.o.diag.warn({}, msg);
+
+  /**
+   * Containers the previous run knew (their names and images), then those already running (started before auditmux,
+   * or while it was down), found before routing starts.
+   */
   discoverRunning(): void {
+    const file = this.stateFile;
+    if (file) {
+      const n = this.containers.restore(file, this.warnState);
+      if (n) this.o.diag.info({ containers: n, file }, 'container registry restored');
+    }
     if (this.o.discover) this.containers.discovery.scan();
+  }
+
+  /** Writes the registry's state (at stop; housekeeping writes it every 2 s when it changed). */
+  saveState(): void {
+    const file = this.stateFile;
+    if (file) this.containers.save(file, this.warnState);
   }
 
   /** Per-container counters: an event of `chain` reached `routed` daemons, `dropped` refused it. */
@@ -76,6 +101,7 @@ export class ContidCommands {
       const { born, retired } = this.containers.discovery.scan();
       if (born.length || retired.length) this.o.changed();
     }
+    this.saveState();
     if (this.source?.kind !== 'kernel' && this.o.tracking()) {
       this.tracker.sweep();
       if (this.tracker.size === 0 && (await this.o.setTracking(false))) this.o.changed();
@@ -91,6 +117,7 @@ export class ContidCommands {
     return {
       tracker: { ...tracker.counters, tracked: tracker.size },
       containers: { live: c.registry.liveCount, ...c.registry.counters, ...c.discovery.counters, ...c.counters },
+      containerEvents: c.registry.eventCounters(),
     };
   }
 

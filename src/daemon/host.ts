@@ -17,8 +17,7 @@ import { DaemonRegistry } from './daemon-registry';
 import { RemoteIntake } from './remote-intake';
 import { auxAddBody, planAuxAdd } from './aux-add';
 import { memoryMiB, newHostCounters, type Diag } from './diagnostics';
-import type { MetricsExporter } from '../metrics/contract';
-import { startHostMetrics } from '../metrics/host';
+import { HostMetrics } from '../metrics/host';
 import { VERSION } from '../shared';
 
 export interface HostDaemonOptions {
@@ -41,7 +40,7 @@ export class HostDaemon implements ControlTarget {
   private readonly remote: RemoteIntake;
   private readonly control: ControlCommands;
   readonly contid: ContidCommands;
-  private metrics: MetricsExporter | null = null;
+  readonly metrics = new HostMetrics({ status: () => this.statusWithKernel(), diag: () => this.diag });
   private nodeName: string | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping: Promise<void> | null = null;
@@ -59,6 +58,7 @@ export class HostDaemon implements ControlTarget {
       setTracking: (on) => this.session.setTracking(on),
       tracking: () => this.session.tracking,
       changed: () => this.updateMode(),
+      controlSocket: opts.noControl ? null : this.config.host.controlSocket,
     });
     this.session = new KernelSession({
       diag,
@@ -109,10 +109,8 @@ export class HostDaemon implements ControlTarget {
       s.contidKernel = this.contid.begin(status, this.opts.contidSource).kind === 'kernel';
       this.nodeName = await resolveNodeName(cfg.host.nodeName.format, cfg.host.nodeName.name ?? undefined);
       await s.register(status);
-      this.path.openLog(cfg.host.log, this.nodeName, s.contidKernel);
       const start = daemonStartBody({ ...selfRequester(), ver: VERSION, format: cfg.host.log.format });
-      this.path.log!.writeDaemonRecord(MsgType.DAEMON_START, start);
-      this.path.openOutputs(cfg, this.nodeName, s.contidKernel);
+      this.path.openSink(cfg, this.nodeName, s.contidKernel, start);
       if (cfg.host.listen) await this.remote.start(cfg.host.listen, this.nodeName, s.contidKernel);
       await s.applyHostSettings(cfg.host, status);
       this.path.reroute(cfg, s.contidKernel);
@@ -122,9 +120,7 @@ export class HostDaemon implements ControlTarget {
       this.timers = [setInterval(() => this.tick(), 250), setInterval(() => void this.housekeeping(), 2000)];
       for (const t of this.timers) t.unref();
       if (!this.opts.noControl) await this.control.listen(cfg.host.controlSocket);
-      const warn = (e: Error): void => this.diag.warn({ err: e.message }, 'metrics');
-      if (cfg.host.metrics)
-        this.metrics = await startHostMetrics(cfg.host.metrics, () => this.statusWithKernel(), warn);
+      await this.metrics.apply(cfg.host.metrics);
       this.path.log!.flush();
       const info = { config: cfg.file, log: cfg.host.log.file, contidKernel: s.contidKernel };
       this.diag.info(info, 'auditmux host daemon started');
@@ -207,7 +203,7 @@ export class HostDaemon implements ControlTarget {
       const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
       if (!same(old.host.log, next.host.log) || !same(old.host.nodeName, next.host.nodeName)) {
         this.nodeName = await resolveNodeName(next.host.nodeName.format, next.host.nodeName.name ?? undefined);
-        this.path.openLog(next.host.log, this.nodeName, this.session.contidKernel);
+        this.path.replaceLog(next.host.log, this.nodeName, this.session.contidKernel);
       }
       this.contid.tracker.setCgroupMap(next.contid.cgroupMap);
       const st = await this.session.getStatus();
@@ -215,6 +211,7 @@ export class HostDaemon implements ControlTarget {
       this.path.reroute(next, this.session.contidKernel);
       this.updateMode();
       await this.daemons.sync();
+      await this.metrics.apply(next.host.metrics);
       this.counters.reloads++;
       this.path.daemonRecord(MsgType.DAEMON_CONFIG, daemonConfigBody(by, true));
       this.diag.info('configuration reloaded');
@@ -227,7 +224,7 @@ export class HostDaemon implements ControlTarget {
   /** SIGUSR1: rotate the logs now (host and auxiliary daemons). */
   async rotate(): Promise<void> {
     const by = await this.session.requester();
-    this.path.log!.rotateNow(by);
+    this.path.rotate(by);
     this.remote.rotate(by);
     this.daemons.rotate();
     this.counters.rotations++;
@@ -279,7 +276,8 @@ export class HostDaemon implements ControlTarget {
   private async shutdown(reason: string): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     await this.control.close();
-    await this.metrics?.stop().catch(() => undefined);
+    await this.metrics.stop();
+    this.contid.saveState();
     let by = UNKNOWN_REQUESTER;
     if (this.session.isOpen) {
       if (reason === 'terminate') by = await this.session.requester();
@@ -288,12 +286,10 @@ export class HostDaemon implements ControlTarget {
     this.path.drain();
     await this.remote.close();
     await this.daemons.stopAll();
-    await this.path.closeOutputs();
-    const log = this.path.log;
-    if (log) {
-      log.writeDaemonRecord(MsgType.DAEMON_END, daemonEndBody(by).replace('op=terminate', `op=${reason}`));
-      log.close();
-    }
+    await this.path.close({
+      type: MsgType.DAEMON_END,
+      body: daemonEndBody(by).replace('op=terminate', `op=${reason}`),
+    });
     this.diag.info({ reason }, 'auditmux host daemon stopped');
   }
 }

@@ -6,15 +6,15 @@ import { MsgType } from '../kernel/constants';
 import { FLUSH_DELAY_MS, FLUSH_NOW_BYTES } from '../shared';
 import type { Config, OutputConfig } from '../config';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
-import { LogWriter } from '../output/logfile';
+import type { LogWriter, Requester } from '../output/logfile';
 import { Router } from '../routing/router';
 import { Pipeline } from '../routing/pipeline';
 import type { ContidTracker } from '../contid/tracker';
 import type { Chain } from '../contid/chain';
 import type { EventRecord } from './aux-ipc';
 import { writerOptions } from './outputs';
-import { closeAll, createOutputs, flushAll, writeAll, type RecordOutput } from '../output/outputs';
-import { DiskSpaceGuard } from '../output/diskspace';
+import type { Sink, SinkSpec } from '../output/sink';
+import { createSink } from '../output/sinks';
 import type { DaemonRegistry } from './daemon-registry';
 import type { Diag } from './diagnostics';
 
@@ -32,14 +32,12 @@ export interface RecordPathOptions {
 }
 
 export class RecordPath {
-  log: LogWriter | null = null;
-  private guard: DiskSpaceGuard | null = null;
-  private lastSpaceCheck = 0;
-  private outputs: RecordOutput[] = [];
+  /** The host's log, outputs and disk-space guard: the same Sink an auxiliary daemon writes to. */
+  sink: Sink | null = null;
   private pipeline: Pipeline;
   private readonly reassembler: Reassembler;
-  /** Records are reassembled into events and routed; otherwise streamed to the host log as they come. */
-  eventMode = false;
+  /** What the daemon asks for (contids, auxiliary daemons); see eventMode. */
+  private wantEvents = false;
   private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -76,46 +74,65 @@ export class RecordPath {
     });
   }
 
-  /** Opens (or, on reload, replaces) the host log and its disk-space guard. */
-  openLog(log: OutputConfig, nodeName: string | undefined, contidKernel: boolean): void {
+  /**
+   * Opens the host's sink: its log, then `start` (DAEMON_START) into the log alone, as auditd writes it before its
+   * dispatcher starts, then the outputs. Outputs that cannot be built refuse the start (thrown after DAEMON_START, so
+   * the log tells the start and, from the shutdown that follows, its end).
+   */
+  openSink(config: Config, nodeName: string | undefined, contidKernel: boolean, start: string): void {
+    let failed: Error | null = null;
+    const log = config.host.log;
+    const diag = this.opts.diag;
+    this.sink = createSink(
+      { ...this.logSpec(log, nodeName, contidKernel), outputs: config.host.outputs },
+      {
+        ...(nodeName !== undefined ? { nodeName } : {}),
+        contidKernel,
+        diag,
+        logger: (level, msg) => diag[level](msg),
+        onLogError: (e) =>
+          diag.error({ op: e.op, code: e.code, lost: e.lostRecords }, `log ${e.op} failed: ${e.message}`),
+        onOutputsError: (e) => (failed = e),
+      },
+    );
+    this.sink.log.writeDaemonRecord(MsgType.DAEMON_START, start);
+    if (failed) throw failed;
+  }
+
+  /** A reload with new `log:` or node name settings: a new log in the same sink, the outputs keep running. */
+  replaceLog(log: OutputConfig, nodeName: string | undefined, contidKernel: boolean): void {
+    this.sink?.replaceLog(this.logSpec(log, nodeName, contidKernel));
+  }
+
+  private logSpec(log: OutputConfig, nodeName: string | undefined, contidKernel: boolean): Omit<SinkSpec, 'outputs'> {
     // auditd expects the directory to exist; a fresh machine without the unit's LogsDirectory= gets it made here.
     mkdirSync(dirname(log.file), { recursive: true, mode: 0o700 });
-    const diag = this.opts.diag;
-    const w = new LogWriter({
-      ...writerOptions(log, nodeName, contidKernel),
-      logger: (level, msg) => diag[level](msg),
-      onError: (e) => {
-        diag.error({ op: e.op, code: e.code, lost: e.lostRecords }, `log ${e.op} failed: ${e.message}`);
-        this.guard?.onWriteError(e.code);
-      },
-    });
-    w.open();
-    const old = this.log;
-    this.log = w;
-    this.guard = new DiskSpaceGuard(log.file, log.diskSpace, w, diag, log.numLogs);
-    old?.close();
+    return { log: writerOptions(log, nodeName, contidKernel), ...(log.diskSpace ? { diskSpace: log.diskSpace } : {}) };
   }
 
-  get diskGuard(): DiskSpaceGuard | null {
-    return this.guard;
+  /**
+   * Records are reassembled into events and routed; otherwise streamed to the host log as they come. A JSON host log
+   * takes whole events only, so it keeps the path in event mode whatever the daemon asks for.
+   */
+  get eventMode(): boolean {
+    return this.wantEvents || (this.sink?.log.wholeEvents ?? false);
   }
 
-  openOutputs(config: Config, nodeName: string | undefined, contidKernel: boolean): void {
-    this.outputs = createOutputs(config.host.outputs, {
-      ...(nodeName !== undefined ? { nodeName } : {}),
-      contidKernel,
-      diag: this.opts.diag,
-    });
+  set eventMode(on: boolean) {
+    this.wantEvents = on;
+  }
+
+  /** The host log's writer (null before start). */
+  get log(): LogWriter | null {
+    return this.sink?.log ?? null;
   }
 
   onRecord(type: number, buf: Buffer, start: number, end: number): void {
     this.opts.counters.records++;
     if (this.eventMode) this.reassembler.push(type, buf, start, end);
     else {
-      const payload = buf.subarray(start, end);
-      if (type !== MsgType.EOE) this.log?.writeRecord(type, payload);
       // Plugins get EOE, as auditd's dispatcher sends it; the disk log never does.
-      if (this.outputs.length) writeAll(this.outputs, type, payload);
+      this.sink?.writeRecord(type, buf.subarray(start, end));
     }
   }
 
@@ -133,8 +150,8 @@ export class RecordPath {
       let dropped = 0;
       for (const d of destinations) {
         if (d.daemon === null) {
-          for (const r of d.records) this.log!.writeRecord(r.type, r.payload);
-          if (this.outputs.length) for (const r of d.records) writeAll(this.outputs, r.type, r.payload);
+          this.sink!.writeLogEvent(d.records);
+          for (const r of d.records) this.sink!.writeOutputs(r.type, r.payload);
         } else if (this.opts.registry.enqueue(d.daemon, d.records) === false) dropped++;
         else routed++;
       }
@@ -143,7 +160,7 @@ export class RecordPath {
       // A bug on one event must not lose the others: count it and keep the raw records in the host log.
       this.opts.counters.internalErrors++;
       this.opts.diag.error({ err: (e as Error).stack }, 'routing failed; event written to the host log');
-      for (const r of ev.records) this.log!.writeRecord(r.type, r.raw);
+      this.sink!.writeLogEvent(ev.records.map((r) => ({ type: r.type, payload: r.raw })));
     }
   }
 
@@ -158,14 +175,10 @@ export class RecordPath {
         this.log?.flush();
       }, FLUSH_DELAY_MS);
     }
-    if (this.outputs.length) flushAll(this.outputs);
-    const now = Date.now();
-    this.opts.containers?.endBatch(now);
-    // One statfs a second at most: disk-space levels move slowly, batches arrive thousands of times a second.
-    if (this.guard && now - this.lastSpaceCheck >= 1000) {
-      this.lastSpaceCheck = now;
-      this.guard.afterFlush();
-    }
+    this.sink?.flushOutputs();
+    this.opts.containers?.endBatch(Date.now());
+    // The sink runs statfs once a second at most: disk-space levels move slowly, batches arrive much more often.
+    this.sink?.checkSpace();
     this.opts.registry.pumpAll();
   }
 
@@ -176,17 +189,17 @@ export class RecordPath {
 
   /** auditmux's own record, to the host log and (as auditd's dispatcher does) the host's outputs. */
   daemonRecord(type: number, body: string): void {
-    if (!this.log) return;
-    const payload = this.log.daemonPayload(body);
-    this.log.writeRecord(type, payload);
-    if (this.outputs.length) writeAll(this.outputs, type, payload);
-    this.log?.flush();
+    if (!this.sink) return;
+    this.sink.writeDaemonRecord(type, body);
+    this.sink.log.flush();
+  }
+
+  rotate(by: Requester): void {
+    this.sink?.rotate(by);
   }
 
   resume(): void {
-    if (this.guard) this.guard.resume();
-    else this.log!.resume();
-    for (const o of this.outputs) o.resume?.();
+    this.sink?.resume();
   }
 
   /** Events still being assembled go out as they are. */
@@ -195,10 +208,11 @@ export class RecordPath {
     this.reassembler.flush();
   }
 
-  closeOutputs(): Promise<void> {
-    return closeAll(this.outputs).catch((e: Error) =>
-      this.opts.diag.error({ err: e.message }, 'closing outputs failed'),
-    );
+  /** Closes the outputs, writes `last` (DAEMON_END) to the log alone and closes it: every record is on disk. */
+  async close(last: { type: number; body: string }): Promise<void> {
+    const sink = this.sink;
+    this.sink = null;
+    await sink?.close(last);
   }
 
   status(): Record<string, unknown> {
@@ -209,11 +223,6 @@ export class RecordPath {
   }
 
   sinkStatus(): Record<string, unknown> {
-    return {
-      log: this.log
-        ? { ...this.log.counters, suspended: this.log.isSuspended, diskLevel: this.guard?.lastLevel ?? 'ok' }
-        : {},
-      outputs: Object.fromEntries(this.outputs.map((o) => [o.name, o.stats()])),
-    };
+    return { log: this.sink ? this.sink.logStatus() : {}, outputs: this.sink ? this.sink.outputStats() : {} };
   }
 }

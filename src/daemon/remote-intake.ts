@@ -3,19 +3,17 @@ import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { MsgType } from '../kernel/constants';
 import type { ListenConfig, OutputConfig } from '../config';
-import type { LogWriter, Requester } from '../output/logfile';
+import type { Requester } from '../output/logfile';
 import type { Sink } from '../output/sink';
 import { createSink } from '../output/sinks';
-import type { DiskSpaceGuard } from '../output/diskspace';
-import { startAggregator, type Aggregator, type SinkState } from '../output/remote/aggregator';
+import { startAggregator, type Aggregator } from '../output/remote/aggregator';
 import { writerOptions } from './outputs';
 import type { RecordPath } from './record-path';
 import type { Diag } from './diagnostics';
 
 /**
- * The remote log is a sink of its own (src/output/sink.ts: log, disk guard, the once-a-second space check). The host
- * log still has its own writer and guard in record-path.ts: moving it to a sink means the sink must let the log be
- * replaced on reload without rebuilding the outputs (a reload keeps the host's outputs running).
+ * The remote log is a sink of its own (src/output/sink.ts: log, disk guard, the once-a-second space check); with
+ * `log: host` remote lines go to the host's sink (record-path.ts) and peers hear its state.
  */
 export class RemoteIntake {
   private aggregator: Aggregator | null = null;
@@ -33,8 +31,8 @@ export class RemoteIntake {
     const rlog = listen.log ? this.openLog(listen.log, nodeName, contidKernel) : null;
     this.sink = rlog;
     const host = this.host;
-    this.aggregator = await startAggregator(listen, (line) => (rlog?.log ?? host.log)?.writeLine(line), {
-      state: () => (rlog ? (rlog.checkSpace(), rlog.state()) : sinkState(host.log, host.diskGuard)),
+    this.aggregator = await startAggregator(listen, (line) => (rlog ?? host.sink)?.log.writeLine(line), {
+      state: () => (rlog ? (rlog.checkSpace(), rlog.state()) : (host.sink?.state() ?? 'ok')),
       onConnection: (kind, body) => {
         const type = kind === 'accept' ? MsgType.DAEMON_ACCEPT : MsgType.DAEMON_CLOSE;
         if (rlog) {
@@ -82,11 +80,4 @@ export class RemoteIntake {
   stats(): Record<string, unknown> {
     return this.aggregator ? { aggregator: this.aggregator.stats() } : {};
   }
-}
-
-/** What a log's state means to a remote peer: a full disk says DISKFULL even when its action suspended the log. */
-function sinkState(log: LogWriter | null, guard: DiskSpaceGuard | null): SinkState {
-  if (guard?.lastLevel === 'disk_full') return 'disk-full';
-  if (log?.isSuspended) return 'suspended';
-  return guard && guard.lastLevel !== 'ok' ? 'disk-low' : 'ok';
 }

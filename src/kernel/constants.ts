@@ -215,3 +215,5 @@ export const AUDIT_FEATURES_SIZE = 16;
 /** (u64)-1: the unset contid and the unset auid/sessionid in 32 bits. */
 export const AUDIT_CID_UNSET = 0xffffffffffffffffn;
 export const AUDIT_UID_UNSET = 0xffffffff;
+/** The kernel's AUDIT_SID_UNSET ((unsigned int)-1): a session id never set, as `-F sessionid=unset` asks for. */
+export const AUDIT_SID_UNSET = 0xffffffff;

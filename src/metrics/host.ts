@@ -1,7 +1,8 @@
 // The host daemon's status (as `auditmux status` reports it) as Prometheus families: kernel loss and backlog, records,
-// per-daemon queues, per-output spools, the log.
+// per-daemon queues, per-output spools, the log, per-container events.
 import type { MetricFamily, MetricsExporter, MetricsSpec, MetricType, Sample } from './contract';
 import { createMetricsExporter } from './exporter';
+import { removeTextfile } from './textfile';
 
 type Obj = Record<string, unknown>;
 
@@ -63,7 +64,34 @@ export function hostMetricFamilies(status: Obj): MetricFamily[] {
       return typeof c === 'boolean' ? [{ value: c ? 1 : 0, labels: { output: name } }] : [];
     }),
   );
+  containerFamilies(status, fam, one);
   return out;
+}
+
+/**
+ * Per-container events, one series per live container labelled with its contid and name (values escaped by the
+ * renderer: names are chosen by whoever started the container). The status carries at most MAX_CONTAINER_SERIES of
+ * them; the rest are counted, not exported, so a burst of containers cannot grow the scrape without bound.
+ */
+function containerFamilies(
+  status: Obj,
+  fam: (name: string, type: MetricType, help: string, samples: Sample[]) => void,
+  one: (v: unknown, labels?: Record<string, string>) => Sample[],
+): void {
+  const ce = obj(status.containerEvents);
+  const series = Object.entries(obj(ce.series));
+  const per = (k: string): Sample[] =>
+    series.flatMap(([contid, c]) => one(obj(c)[k], { contid, name: String(obj(c).name ?? '') }));
+  fam('auditmux_containers_live', 'gauge', 'Containers the host knows as running.', one(obj(status.containers).live));
+  fam('auditmux_container_routed_total', 'counter', "Deliveries of a container's events to daemons.", per('routed'));
+  fam('auditmux_container_dropped_total', 'counter', "A container's events dropped by full queues.", per('dropped'));
+  fam('auditmux_container_host_only_total', 'counter', "A container's events kept by the host only.", per('hostOnly'));
+  fam(
+    'auditmux_container_series_overflow',
+    'gauge',
+    'Live containers left out of the per-container series (over the cap).',
+    one(ce.overflow),
+  );
 }
 
 /** Starts the host's exporter over `status` (read at each scrape or textfile write); a failed scrape goes to `warn`. */
@@ -75,4 +103,62 @@ export async function startHostMetrics(
   const exporter = createMetricsExporter(spec, { metrics: async () => hostMetricFamilies(obj(await status())) }, warn);
   await exporter.start();
   return exporter;
+}
+
+const sameSpec = (a: MetricsSpec | null, b: MetricsSpec | null): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The host's exporter across reloads: apply() starts it, moves it when `metrics` changed (the old listener closed,
+ * the new one open; an old textfile removed so node_exporter does not keep serving it) or stops it. A new listener
+ * that cannot open leaves the old one serving and throws, so the reload reports the failure.
+ */
+export class HostMetrics {
+  private exporter: MetricsExporter | null = null;
+  private spec: MetricsSpec | null = null;
+
+  private readonly status: () => Promise<unknown>;
+  private readonly warn: (e: Error) => void;
+
+  /** `diag` is read when a warning comes (the daemon builds its diagnostics after this). */
+  constructor(o: { status: () => Promise<unknown>; diag: () => { warn(o: object, msg: string): void } }) {
+    this.status = o.status;
+    this.warn = (e) => o.diag().warn({ err: e.message }, 'metrics');
+  }
+
+  get current(): { spec: MetricsSpec | null; address: { host: string; port: number } | null } {
+    return { spec: this.spec, address: this.exporter?.address() ?? null };
+  }
+
+  async apply(spec: MetricsSpec | null): Promise<void> {
+    if (sameSpec(spec, this.spec)) return;
+    const old = this.exporter;
+    const oldSpec = this.spec;
+    // The same port on another address (127.0.0.1 -> 0.0.0.0) cannot be open twice: the old one closes first.
+    const clash =
+      oldSpec && spec && 'listen' in oldSpec && 'listen' in spec && oldSpec.listen.port === spec.listen.port;
+    if (clash && old) {
+      await old.stop();
+      this.exporter = null;
+    }
+    let next: MetricsExporter | null = null;
+    try {
+      if (spec) next = await startHostMetrics(spec, this.status, this.warn);
+    } catch (e) {
+      if (clash && oldSpec) this.exporter = await startHostMetrics(oldSpec, this.status, this.warn).catch(() => null);
+      throw e;
+    }
+    if (!clash) await old?.stop().catch((e: unknown) => this.warn(e as Error));
+    if (oldSpec && 'textfile' in oldSpec && !(spec && 'textfile' in spec && spec.textfile === oldSpec.textfile))
+      removeTextfile(oldSpec.textfile, this.warn);
+    this.exporter = next;
+    this.spec = spec;
+  }
+
+  /** Stops the exporter at daemon exit; a textfile stays, with the last values. */
+  async stop(): Promise<void> {
+    const e = this.exporter;
+    this.exporter = null;
+    this.spec = null;
+    await e?.stop().catch(() => undefined);
+  }
 }

@@ -29,3 +29,12 @@ export function writeTextfileAtomic(file: string, text: string, mode = 0o644): v
     });
   }
 }
+
+/** Removes a textfile the host no longer writes (metrics moved): unlink removes a link itself, never its target. */
+export function removeTextfile(file: string, warn: (e: Error) => void): void {
+  try {
+    fs.unlinkSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') warn(e as Error);
+  }
+}

@@ -5,18 +5,31 @@ import * as os from 'node:os';
 import { promises as dns } from 'node:dns';
 import { errnoName } from '../errors';
 import { AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
-import type { AuditEvent } from '../records/reassembler';
-import { IdNameCache, LineFormatter, MAX_LINE_BYTES, type LogFormat } from './format';
+import type { EventRecord } from '../records/event';
+import { IdNameCache, LineFormatter, MAX_LINE_BYTES } from './format';
+import { encodeEventJson, lineStamp } from './event-json';
+import { defaultNode, messageId, readBootId } from './nats/subject';
 import { LogCompressor } from './log/compress';
 import { LogFile } from './log/file';
 import { LogRotation } from './log/rotation';
-import type { FlushMode, LogErrorEvent, LogLevel, LogReporter, MaxLogFileAction, NameFormat } from './log/types';
+import type {
+  FlushMode,
+  LogErrorEvent,
+  LogFileFormat,
+  LogLevel,
+  LogReporter,
+  MaxLogFileAction,
+  NameFormat,
+} from './log/types';
 
-export type { FlushMode, LogErrorEvent, LogLevel, MaxLogFileAction, NameFormat } from './log/types';
+export type { FlushMode, LogErrorEvent, LogFileFormat, LogLevel, MaxLogFileAction, NameFormat } from './log/types';
 
 export interface LogWriterOptions {
   path: string;
-  format: LogFormat;
+  /** JSON: one object per whole event and line (writeEvent), its records' lines formatted ENRICHED. */
+  format: LogFileFormat;
+  /** The daemon that owns the log, named in JSON objects (`daemon`); default `host`. */
+  daemon?: string;
   flush?: FlushMode;
   /** Records between explicit flushes for the incremental modes (auditd `freq`). */
   freq?: number;
@@ -75,7 +88,16 @@ export class LogWriter {
   private readonly opts: Required<
     Omit<
       LogWriterOptions,
-      'node' | 'logGroupGid' | 'ids' | 'logger' | 'onError' | 'contidKernel' | 'rotateInterval' | 'compress' | 'now'
+      | 'node'
+      | 'logGroupGid'
+      | 'ids'
+      | 'logger'
+      | 'onError'
+      | 'contidKernel'
+      | 'rotateInterval'
+      | 'compress'
+      | 'now'
+      | 'daemon'
     >
   > &
     LogWriterOptions;
@@ -91,6 +113,8 @@ export class LogWriter {
   private suspended = false;
   private sizeWarned = false;
   private serial: number;
+  /** JSON: the node and boot id of the objects' `node` and `id` (the nats output's message id for the same event). */
+  private readonly json: { node: string; daemon: string; bootId: string; scratch: Buffer } | null;
 
   constructor(opts: LogWriterOptions) {
     this.opts = {
@@ -103,8 +127,18 @@ export class LogWriter {
       initialSerial: 1 + Math.floor(Math.random() * 9999),
       ...opts,
     };
+    this.json =
+      opts.format === 'JSON'
+        ? {
+            node: defaultNode(opts.node),
+            daemon: opts.daemon ?? 'host',
+            bootId: readBootId(),
+            scratch: Buffer.allocUnsafe(MAX_LINE_BYTES),
+          }
+        : null;
     this.formatter = new LineFormatter({
-      format: opts.format,
+      // A JSON object carries the interpreted values beside the raw ones: its lines are ENRICHED.
+      format: opts.format === 'JSON' ? 'ENRICHED' : opts.format,
       node: opts.node,
       contidKernel: opts.contidKernel ?? false,
       ids: opts.ids ?? new IdNameCache(),
@@ -147,6 +181,11 @@ export class LogWriter {
     return this.file.isOpen;
   }
 
+  /** Whether the log takes whole events only (JSON): its daemon must hand it events, not a stream of records. */
+  get wholeEvents(): boolean {
+    return this.json !== null;
+  }
+
   get isSuspended(): boolean {
     return this.suspended;
   }
@@ -167,6 +206,8 @@ export class LogWriter {
   /** Formats and buffers one record; false when it was dropped (suspended or closed) and counted lost. */
   writeRecord(type: number, payload: Buffer): boolean {
     if (type === MsgType.EOE) return true; // auditd never writes EOE to disk
+    // A record alone (a DAEMON_* record, a stream) is an event of one record to a JSON log.
+    if (this.json) return this.writeEvent([{ type, payload }]);
     if (this.suspended || !this.file.isOpen) {
       this.own.lost++;
       return false;
@@ -193,6 +234,8 @@ export class LogWriter {
     let end = line.length;
     while (end > 0 && (line[end - 1] === 0x0a || line[end - 1] === 0x00)) end--;
     if (end > MAX_LINE_BYTES - 1) end = MAX_LINE_BYTES - 1;
+    // A JSON log gets each forwarded line as an event of one record (peers send records, not events).
+    if (this.json) return this.writeJson([line.toString('latin1', 0, end)], 1);
     if (this.buf.length - this.used < MAX_LINE_BYTES) this.flushBuffer();
     line.copy(this.buf, this.used, 0, end);
     this.used += end;
@@ -204,8 +247,60 @@ export class LogWriter {
     return true;
   }
 
-  writeEvent(ev: AuditEvent): void {
-    for (const r of ev.records) this.writeRecord(r.type, r.raw);
+  /**
+   * One whole event (EOE skipped): a JSON log writes it as one object on one line, the other formats one line per
+   * record. False when it was dropped (suspended or closed) and its records counted lost.
+   */
+  writeEvent(records: readonly EventRecord[]): boolean {
+    const json = this.json;
+    if (!json) {
+      let ok = true;
+      for (const r of records) ok = this.writeRecord(r.type, r.payload) && ok;
+      return ok;
+    }
+    const lines: string[] = [];
+    for (const r of records) {
+      if (r.type === MsgType.EOE) continue;
+      const end = this.formatter.formatInto(r.type, r.payload, json.scratch, 0);
+      lines.push(json.scratch.toString('latin1', 0, end - 1));
+    }
+    return lines.length === 0 || this.writeJson(lines, lines.length);
+  }
+
+  /** The event of `lines` as one JSON line; `records` of them counted as written (or lost). */
+  private writeJson(lines: readonly string[], records: number): boolean {
+    const json = this.json!;
+    if (this.suspended || !this.file.isOpen) {
+      this.own.lost += records;
+      return false;
+    }
+    const st = lineStamp(lines[0]!);
+    const id = messageId(json.node, json.bootId, st?.time ?? '0.000', st?.serial ?? '0', 0);
+    const obj = encodeEventJson(id, json.node, json.daemon, lines);
+    const n = obj.length + 1;
+    if (this.buf.length - this.used < n) this.flushBuffer();
+    if (n > this.buf.length) {
+      // An event larger than the whole buffer (thousands of records) is written on its own, as the buffer would be.
+      const line = Buffer.concat([obj, Buffer.from('\n')]);
+      const failed = this.file.write(line, line.length);
+      if (failed) {
+        this.own.lost += records;
+        this.logSize += failed.written;
+        this.report('write', failed.error, records);
+        return false;
+      }
+      this.logSize += n;
+      this.file.sync(this.opts.flush);
+    } else {
+      obj.copy(this.buf, this.used);
+      this.used += obj.length;
+      this.buf[this.used++] = 0x0a;
+      this.bufferedRecords += records;
+      this.logSize += n;
+    }
+    this.own.records += records;
+    this.afterRecord();
+    return true;
   }
 
   /** A record produced by the daemon (DAEMON_*), stamped now with the daemon's own serial counter. */
@@ -389,14 +484,14 @@ export class LogWriter {
 
 export interface DaemonStartInfo extends Requester {
   ver: string;
-  format: LogFormat;
+  format: LogFileFormat;
   kernel?: string;
 }
 
 /** DAEMON_START body as auditd 3.0.9 writes it (the requester is the daemon itself). */
 export function daemonStartBody(i: DaemonStartInfo): string {
   const kernel = i.kernel ?? os.release();
-  return `op=start ver=${i.ver} format=${i.format === 'RAW' ? 'raw' : 'enriched'} kernel=${kernel} auid=${i.auid} pid=${i.pid} uid=${i.uid} ses=${i.ses} res=success`;
+  return `op=start ver=${i.ver} format=${i.format.toLowerCase()} kernel=${kernel} auid=${i.auid} pid=${i.pid} uid=${i.uid} ses=${i.ses} res=success`;
 }
 
 /** DAEMON_END body for a SIGTERM from `by`. */

@@ -5,6 +5,7 @@ import type { DiskLevel, FreeSpaceReader } from './diskspace';
 import type { LogWriter, LogWriterCounters, LogWriterOptions, Requester } from './logfile';
 import type { LogErrorEvent, LogLevel } from './log/types';
 import type { OutputContext, RecordOutput } from './output';
+import type { EventRecord } from '../records/event';
 
 /** Whether the log can take records; what an aggregator answers its peers (auditd's write_to_log replies). */
 export type SinkState = 'ok' | 'disk-low' | 'disk-full' | 'disk-error' | 'suspended';
@@ -46,7 +47,7 @@ export interface SinkLogStatus extends LogWriterCounters {
  * and acted on (disk_full_action...). Build it with createSink (src/output/sinks.ts); it is open from then on.
  */
 export interface Sink {
-  /** The log writer, for what only a log does (daemonPayload, writeLine from an aggregator's peers). */
+  /** The log writer, for what only a log does (daemonPayload, an aggregator's writeLine); replaceLog swaps it. */
   readonly log: LogWriter;
   readonly outputs: readonly RecordOutput[];
   /** Bytes formatted for the log and not yet written (a caller may flush early past a threshold). */
@@ -55,12 +56,25 @@ export interface Sink {
   writeRecord(type: number, payload: Buffer): void;
   /** One record to the log only; false when the log dropped it (suspended, closed) and counted it lost. */
   writeLog(type: number, payload: Buffer): boolean;
+  /**
+   * One whole event to the log only (EOE skipped): one line per record, or one JSON object for a `format: JSON` log,
+   * which needs its daemon to hand it whole events. False when the log dropped it and counted its records lost.
+   */
+  writeLogEvent(records: readonly EventRecord[]): boolean;
   /** One record to the outputs only. */
   writeOutputs(type: number, payload: Buffer): void;
   /** A DAEMON_* record from this daemon, stamped now with the log's serial, to the log and every output. */
   writeDaemonRecord(type: number, body: string): void;
   /** Hands the log's buffer to the kernel, lets the outputs send, then checks free space (at most once a second). */
   flush(): void;
+  /** Lets the outputs send, without the log (a daemon that delays its log writes to batch them flushes it itself). */
+  flushOutputs(): void;
+  /**
+   * A reload with new `log:` settings (path, format, rotation, disk space): opens the new log and its guard, then
+   * closes the old log; the outputs keep running with their spools and connections. Throws IoError when the new log
+   * cannot be opened, and the old one stays.
+   */
+  replaceLog(spec: Omit<SinkSpec, 'outputs'>): void;
   /** The disk-space check alone, at most once a second (a caller about to answer a peer asks for a fresh level). */
   checkSpace(): DiskLevel;
   /** Rotates the log now (SIGUSR1 / `auditmux rotate`), writing DAEMON_ROTATE with `by` into the new file. */

@@ -2,6 +2,7 @@
 import { DiskSpaceGuard, type DiskLevel } from './diskspace';
 import { LogWriter, type Requester } from './logfile';
 import type { RecordOutput } from './output';
+import type { EventRecord } from '../records/event';
 import { closeAll, createOutputs, flushAll, writeAll } from './outputs';
 import type { Sink, SinkContext, SinkLogStatus, SinkSpec, SinkState } from './sink';
 
@@ -17,27 +18,22 @@ export function createSink(spec: SinkSpec, ctx: SinkContext): Sink {
 }
 
 class DaemonSink implements Sink {
-  readonly log: LogWriter;
+  log: LogWriter;
   outputs: readonly RecordOutput[] = [];
-  private readonly guard: DiskSpaceGuard;
+  private guard: DiskSpaceGuard;
   private readonly now: () => number;
   private readonly diag: SinkContext['diag'];
   private lastSpaceCheck = 0;
 
-  constructor(spec: SinkSpec, ctx: SinkContext) {
+  constructor(
+    spec: SinkSpec,
+    private readonly ctx: SinkContext,
+  ) {
     this.now = ctx.now ?? Date.now;
     this.diag = ctx.diag;
-    const log = new LogWriter({
-      ...spec.log,
-      ...(ctx.logger ? { logger: ctx.logger } : {}),
-      onError: (e) => {
-        ctx.onLogError?.(e);
-        this.guard.onWriteError(e.code);
-      },
-    });
+    const { log, guard } = this.openLog(spec);
     this.log = log;
-    this.guard = new DiskSpaceGuard(spec.log.path, spec.diskSpace, log, ctx.diag, spec.log.numLogs ?? 5, ctx.statfs);
-    log.open();
+    this.guard = guard;
     try {
       this.outputs = createOutputs([...(spec.outputs ?? [])], {
         ...(ctx.nodeName !== undefined ? { nodeName: ctx.nodeName } : {}),
@@ -53,6 +49,34 @@ class DaemonSink implements Sink {
     }
   }
 
+  /** A writer whose errors reach the guard it is paired with (not a later one), and that guard; the log is open. */
+  private openLog(spec: Omit<SinkSpec, 'outputs'>): { log: LogWriter; guard: DiskSpaceGuard } {
+    const ctx = this.ctx;
+    const pair: { guard?: DiskSpaceGuard } = {};
+    const log = new LogWriter({
+      ...spec.log,
+      ...(ctx.logger ? { logger: ctx.logger } : {}),
+      onError: (e) => {
+        ctx.onLogError?.(e);
+        pair.guard?.onWriteError(e.code);
+      },
+    });
+    const guard = new DiskSpaceGuard(spec.log.path, spec.diskSpace, log, ctx.diag, spec.log.numLogs ?? 5, ctx.statfs);
+    pair.guard = guard;
+    log.open();
+    return { log, guard };
+  }
+
+  replaceLog(spec: Omit<SinkSpec, 'outputs'>): void {
+    const next = this.openLog(spec);
+    const old = this.log;
+    this.log = next.log;
+    this.guard = next.guard;
+    // The new guard looks at its file system at the next flush, not a second later.
+    this.lastSpaceCheck = Number.NEGATIVE_INFINITY;
+    old.close();
+  }
+
   get bufferedBytes(): number {
     return this.log.bufferedBytes;
   }
@@ -64,6 +88,10 @@ class DaemonSink implements Sink {
 
   writeLog(type: number, payload: Buffer): boolean {
     return this.log.writeRecord(type, payload);
+  }
+
+  writeLogEvent(records: readonly EventRecord[]): boolean {
+    return this.log.writeEvent(records);
   }
 
   writeOutputs(type: number, payload: Buffer): void {
@@ -79,6 +107,10 @@ class DaemonSink implements Sink {
     this.log.flush();
     if (this.outputs.length) flushAll(this.outputs);
     this.checkSpace();
+  }
+
+  flushOutputs(): void {
+    if (this.outputs.length) flushAll(this.outputs);
   }
 
   checkSpace(): DiskLevel {

@@ -46,12 +46,46 @@ function msgTypeNumber(name: string): number | undefined {
   return recordTypeNumber(name.toUpperCase());
 }
 
+/** A directory that can list its live containers (the host's registry): `--name` is looked up in it. */
+export interface LiveContainerDirectory extends ContainerDirectory {
+  liveContainerIds(): Iterable<bigint>;
+}
+
+const isLive = (d: ContainerDirectory | null): d is LiveContainerDirectory =>
+  d !== null && typeof (d as Partial<LiveContainerDirectory>).liveContainerIds === 'function';
+
+/** A live container `--name` found, and where its events would go. */
+export interface RouteTestContainer {
+  contid: string;
+  name: string;
+  runtime: string | null;
+  daemons: string[];
+}
+
+export interface RouteTestResult {
+  daemons: string[];
+  routes: number[];
+  host: boolean;
+  /** With `--name` and no `--contid`: the live containers of that name (empty when none runs). */
+  containers?: RouteTestContainer[];
+}
+
+/** The live containers named exactly `name`, at most `max` (names are not unique: a restarted one, two hosts). */
+function liveNamed(directory: LiveContainerDirectory, name: string, max = 64): bigint[] {
+  const out: bigint[] = [];
+  for (const id of directory.liveContainerIds()) {
+    if (directory.facts(id)?.name === name) out.push(id);
+    if (out.length >= max) break;
+  }
+  return out;
+}
+
 export function routeTest(
   routes: readonly RouteConfig[],
   directory: ContainerDirectory | null,
   keepAll: boolean,
   args: RouteTestArgs,
-): { daemons: string[]; routes: number[]; host: boolean } {
+): RouteTestResult {
   const parsed = args.contid && args.contid !== 'unset' ? parseChainsAt(args.contid) : { chains: [] };
   if (!('chains' in parsed))
     throw new UsageError(
@@ -64,11 +98,32 @@ export function routeTest(
     types.push(n);
   }
   const container = containerFactsArg(args.container);
-  const route = new Router(routes, directory).route({
-    chains: parsed.chains,
-    types: types.length ? types : [MsgType.SYSCALL],
-    keys: args.keys ?? [],
-    ...(container ? { container } : {}),
+  const router = new Router(routes, directory);
+  const one = (chains: readonly (readonly bigint[])[], facts: ContainerFacts | undefined): RouteTestResult => {
+    const route = router.route({
+      chains,
+      types: types.length ? types : [MsgType.SYSCALL],
+      keys: args.keys ?? [],
+      ...(facts ? { container: facts } : {}),
+    });
+    return { daemons: route.daemons, routes: route.matched, host: keepAll || route.daemons.length === 0 };
+  };
+  const name = container?.name;
+  if (name === undefined || parsed.chains.length > 0 || !isLive(directory)) return one(parsed.chains, container);
+  // `--name X` alone: each live container called X routes as itself (its contid, its full metadata, the options
+  // given on top); the answer is where any of them would go.
+  const found = liveNamed(directory, name);
+  if (found.length === 0) return { ...one([], container), containers: [] };
+  const daemons = new Set<string>();
+  const matched = new Set<number>();
+  let host = false;
+  const containers = found.map((id): RouteTestContainer => {
+    const facts = { ...directory.facts(id), ...container };
+    const r = one([[id]], facts);
+    r.daemons.forEach((d) => daemons.add(d));
+    r.routes.forEach((m) => matched.add(m));
+    host ||= r.host;
+    return { contid: id.toString(), name, runtime: facts.runtime ?? null, daemons: r.daemons };
   });
-  return { daemons: route.daemons, routes: route.matched, host: keepAll || route.daemons.length === 0 };
+  return { daemons: [...daemons], routes: [...matched].sort((a, b) => a - b), host, containers };
 }

@@ -1,5 +1,15 @@
 // -F field<op>value and -C field<op>field into rule fields, with libaudit 3.0.9's value rules and error texts.
-import { AUDIT_MAX_FIELDS, AUDIT_MAX_KEY_LEN, Field, FilterList, Op, PATH_MAX } from '../kernel/constants';
+import {
+  AUDIT_CID_UNSET,
+  AUDIT_MAX_FIELDS,
+  AUDIT_MAX_KEY_LEN,
+  AUDIT_SID_UNSET,
+  AUDIT_UID_UNSET,
+  Field,
+  FilterList,
+  Op,
+  PATH_MAX,
+} from '../kernel/constants';
 import { groupId, userId } from './accounts';
 import { isDigit, strtol, strtoul, u32 } from './cnum';
 import {
@@ -17,6 +27,9 @@ import {
   syscallNumber,
 } from './tables';
 import type { RuleField } from './types';
+
+/** (u32)-1 from a failed file-system type lookup: auditctl refuses it as "unknown" (libaudit's -1). */
+const FSTYPE_UNKNOWN = 0xffffffff;
 
 /** auditctl's "no list given yet" filter value. */
 export const FILTER_UNSET = 0x80;
@@ -227,7 +240,7 @@ export function addFieldPair(st: BuildState, pair: string, flags: number): strin
     case Field.obj_uid: {
       const n = signedOrUnsigned(v);
       if (n !== undefined) value = n;
-      else if (v === 'unset') value = 0xffffffff;
+      else if (v === 'unset') value = AUDIT_UID_UNSET;
       else {
         const id = userId(v);
         if (id === undefined) return `Unknown user: ${v}`;
@@ -335,8 +348,9 @@ export function addFieldPair(st: BuildState, pair: string, flags: number): strin
     case Field.fstype: {
       if (flags !== FilterList.filesystem) return E.fieldUnavail(f);
       if (op !== Op.NOT_EQUAL && op !== Op.EQUAL) return E.opEqNotEq(f);
-      const t = isDigit(v) ? u32(strtoul(v).value) : (FS_TYPES.num(v) ?? 0xffffffff);
-      if (t === 0xffffffff) return E.fstypeUnknown(f);
+      // libaudit's audit_name_to_ftype() failure value, refused as it is whether named or given as a number.
+      const t = isDigit(v) ? u32(strtoul(v).value) : (FS_TYPES.num(v) ?? FSTYPE_UNKNOWN);
+      if (t === FSTYPE_UNKNOWN) return E.fstypeUnknown(f);
       value = t;
       st.filterFsAdded = true;
       break;
@@ -354,7 +368,7 @@ export function addFieldPair(st: BuildState, pair: string, flags: number): strin
       if (flags !== FilterList.exclude && flags !== FilterList.user && flags !== FilterList.exit) return E.noFilter(f);
       const n = signedOrUnsigned(v);
       // libaudit leaves any other text as value 0 (it never reports it); kept for byte equality.
-      value = n !== undefined ? n : v === 'unset' ? 0xffffffff : 0;
+      value = n !== undefined ? n : v === 'unset' ? AUDIT_SID_UNSET : 0;
       break;
     }
     case Field.saddr_fam: {
@@ -367,7 +381,7 @@ export function addFieldPair(st: BuildState, pair: string, flags: number): strin
       // The contid patch set's userspace: exit, user and exclude lists, = and !=, u64 or "unset".
       if (flags !== FilterList.exit && flags !== FilterList.user && flags !== FilterList.exclude) return E.noFilter(f);
       if (op !== Op.NOT_EQUAL && op !== Op.EQUAL) return E.opEqNotEq(f);
-      if (v === 'unset') u64 = 0xffffffffffffffffn;
+      if (v === 'unset') u64 = AUDIT_CID_UNSET;
       else if (isDigit(v)) u64 = strtoul(v).value;
       else if (v.length >= 2 && v[0] === '-' && isDigit(v, 1)) u64 = BigInt.asUintN(64, strtol(v).value);
       else return E.valNum(f);

@@ -1,5 +1,5 @@
 // Prints rules exactly as `auditctl -l` 3.0.9 does (print_rule in auditctl-listing.c), quirks included.
-import { AUDIT_FILTER_PREPEND, Field, FilterList } from '../kernel/constants';
+import { AUDIT_CID_UNSET, AUDIT_FILTER_PREPEND, Field, FilterList } from '../kernel/constants';
 import { s32 } from './cnum';
 import {
   ACTION_NAMES,
@@ -153,7 +153,7 @@ export function formatRule(r: Rule, state: FormatState = { elf: 0 }): string {
       }
       case Field.contid: {
         const u = f.u64 ?? 0n;
-        out += ` -F ${name}${op}${u === 0xffffffffffffffffn ? 'unset' : u.toString()}`;
+        out += ` -F ${name}${op}${u === AUDIT_CID_UNSET ? 'unset' : u.toString()}`;
         break;
       }
       default:

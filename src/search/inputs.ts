@@ -4,7 +4,7 @@ import { createReadStream, existsSync, lstatSync, readdirSync, statSync } from '
 import { basename, dirname, join, resolve } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import { IoError, UsageError } from '../errors';
+import { AuditmuxError, IoError, UsageError } from '../errors';
 import { openReadNoFollow } from '../safefs';
 import { DEFAULT_CONFIG_PATH, defaultConfig, loadConfig, type Config } from '../config';
 
@@ -230,6 +230,8 @@ export async function readLines(input: LogInput, sink: LineSink): Promise<{ line
       }
     }
   } catch (e) {
+    // The sink's own refusal (a JSON log: LogFormatError) is not a read error.
+    if (e instanceof AuditmuxError) throw e;
     const what = input.gzip ? 'cannot decompress' : 'cannot read';
     throw new IoError(`${input.path}: ${what} the log after line ${lineNo} (${describeErr(e)})`, 'E_IO', { cause: e });
   }

@@ -237,7 +237,13 @@ export class ReportBuilder {
     for (const line of ev.lines) {
       if (parseHeader(line, 0, line.length, h) !== null) continue;
       const type = recordTypeName(line, h);
-      if (type === 'CONTAINER_ID') {
+      // The host's container birth and retirement records (CONTAINER_OP op=container-*) are events of the container
+      // they describe, as search selects them, not host events under `unset`. Other CONTAINER_OP records (`contid
+      // set`, the patch set's op=set) stay with the event of the process that made the change.
+      if (
+        type === 'CONTAINER_ID' ||
+        (type === 'CONTAINER_OP' && firstField(line, h.bodyStart, h.bodyEnd, 'op')?.startsWith('container-'))
+      ) {
         const raw = firstField(line, h.bodyStart, h.bodyEnd, 'contid');
         const parsed = raw === undefined ? null : parseChains(raw);
         if (parsed)

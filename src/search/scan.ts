@@ -1,9 +1,28 @@
 // Groups streamed records into whole events within a bounded window and applies the criteria record by record.
 import type { Criteria } from './criteria';
 import { contidOfRecord } from './criteria';
-import { IoError } from '../errors';
+import { IoError, LogFormatError } from '../errors';
 import { readLines, type LogInput } from './inputs';
 import { eventKey, newHeader, parseHeader, recordTypeName, type LineHeader } from './logline';
+
+/** How every line of a JSON log (log.format: json, src/output/event-json.ts) starts; no auditd-format line does. */
+const JSON_LOG_LINE = Buffer.from('{"v":1,"id":"');
+
+function isJsonLogLine(b: Buffer, start: number, end: number): boolean {
+  return (
+    end - start > JSON_LOG_LINE.length &&
+    b.compare(JSON_LOG_LINE, 0, JSON_LOG_LINE.length, start, start + JSON_LOG_LINE.length) === 0
+  );
+}
+
+/** A JSON log is refused at its first line, by name, rather than read as thousands of malformed records. */
+function refuseJson(file: string, line: number): never {
+  throw new LogFormatError(
+    { file, line },
+    'this is a JSON log (log.format: json): search and report read the auditd text format (RAW or ENRICHED); ' +
+      'read JSON logs with a JSON tool such as jq',
+  );
+}
 
 /** A complete event as found in the log: its lines (without newline) in log order. */
 export interface SearchEvent {
@@ -197,6 +216,7 @@ export async function scanEvents(
       r = await readLines(input, {
         line: (buf, start, end, lineNo) => {
           if (end === start) return;
+          if (buf[start] === 0x7b && isJsonLogLine(buf, start, end)) refuseJson(file, lineNo);
           const err = record(buf.subarray(start, end), file, lineNo);
           if (err) bad(lineNo, err);
         },
@@ -213,6 +233,7 @@ export async function scanEvents(
     stats.lines += r.lines;
     if (r.tail) {
       // A complete record without its newline is still a record; anything else is a write in progress.
+      if (isJsonLogLine(r.tail, 0, r.tail.length)) refuseJson(file, r.lines + 1);
       const probe = newHeader();
       if (parseHeader(r.tail, 0, r.tail.length, probe) === null) {
         stats.lines++;

@@ -1,5 +1,6 @@
-// Errno names by number and number by name, as libaudit prints and parses them (generated into ./tables.ts).
-import { ERRNO_TABLE } from './tables';
+// Errno names by number and number by name, as libaudit prints and parses them (generated into ../errno-table.ts,
+// the one errno table: src/errors.ts names kernel errors from it as well).
+import { ERRNO_TABLE } from '../errno-table';
 import { NameTable } from './name-table';
 
 /** Case-insensitive by name, as auditctl's -F exit=; a number gives its first (primary) name, not an alias. */

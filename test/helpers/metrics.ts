@@ -4,7 +4,8 @@ import * as http from 'node:http';
 export function scrape(port: number, p = '/metrics'): Promise<{ status: number; samples: Map<string, number> }> {
   return new Promise((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port, path: p }, (res) => {
+      // A fresh connection each time: a kept-alive one to a listener that moved would hang up instead of refusing.
+      .get({ host: '127.0.0.1', port, path: p, agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (body += d));

@@ -118,6 +118,15 @@ export class NatsServer {
     await done;
   }
 
+  /** SIGSTOP: the server hangs (publishes wait in the socket, acks time out) until resume(). */
+  pause(): void {
+    if (this.running) this.child!.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    if (this.running) this.child!.kill('SIGCONT');
+  }
+
   async restart(): Promise<void> {
     await this.kill();
     await this.startProcess();
@@ -257,6 +266,40 @@ export function natsSpec(urls: string[], spoolDir: string | null, over: Partial<
     networkFailureExe: null,
     ...over,
   };
+}
+
+/** A NatsOutput of `node` publishing to `urls` with its spool in `spoolDir`, built as the daemon builds one. */
+export function natsOutput(
+  urls: string[],
+  spoolDir: string | null,
+  node: string,
+  over: Partial<NatsOutputSpec> = {},
+): NatsOutput {
+  return new NatsOutput(natsSpec(urls, spoolDir, over), { nodeName: node, contidKernel: false, diag: quiet });
+}
+
+/** Stored messages by id: the count of each (a duplicate shows as 2). */
+export function idCounts(ms: { id: string }[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const x of ms) m.set(x.id, (m.get(x.id) ?? 0) + 1);
+  return m;
+}
+
+/** One server and a temp dir for `fn`; the server is stopped and the dir removed afterwards, also when `fn` throws. */
+export async function withServer<T>(
+  prefix: string,
+  fn: (srv: NatsServer, dir: string) => Promise<T>,
+  opts: NatsServerOptions = {},
+): Promise<T> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  let srv: NatsServer | null = null;
+  try {
+    srv = await NatsServer.start(opts);
+    return await fn(srv, dir);
+  } finally {
+    await srv?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export type Rec = { type: number; payload: Buffer };

@@ -14,9 +14,7 @@ import { NatsOutput } from '../../src/output/nats/output';
 import { natsOptions } from '../../src/output/nats/connect';
 import { createOutputs } from '../../src/output/outputs';
 import { IoError } from '../../src/errors';
-import { NatsServer, natsSpec, streamMessages, until } from '../helpers/nats';
-
-const quiet = { warn: () => undefined, error: () => undefined, info: () => undefined };
+import { NatsServer, natsSpec, quiet, streamMessages, until } from '../helpers/nats';
 
 function spec(url: string, dir: string, over: Partial<NatsOutputSpec>): NatsOutputSpec {
   const spool = {

@@ -76,6 +76,12 @@ test('nats output errors carry positions: wildcards and dots in the subject, cre
   assert.match(one('{ type: nats, servers: [n:1], stream_subjects: ["x.{node}"] }').join(), /cannot use \{node\}/);
   assert.match(one('{ type: nats, servers: [n:1], host: x }').join(), /host does not apply to a nats output/);
   assert.match(one('{ type: nats, servers: [n:1], password: "a\\nb", user: u }').join(), /without control characters/);
+  // The publish window: bounded, positioned like every other key.
+  assert.match(
+    one('{ type: nats, servers: [n:1], max_in_flight: 0 }').join('\n'),
+    /^\/etc\/auditmux\/auditmux\.yaml:3:\d+: .*max_in_flight must be between 1 and 4096/m,
+  );
+  assert.deepEqual(one('{ type: nats, servers: [n:1], max_in_flight: 4096 }'), []);
 });
 
 test('collector config: defaults, relative paths from the file, positioned errors', () => {

@@ -281,7 +281,8 @@ describe('config: host.log (the output object)', () => {
       assert.equal(cfg(`host: { log: { max_log_file_action: ${a} } }`).host.log.maxLogFileAction, a);
   });
   it('enum errors list the choices and suggest', () => {
-    errAt(3, 13, 'must be one of RAW, ENRICHED; got "JSON"', ...base, '    format: JSON');
+    errAt(3, 13, 'must be one of RAW, ENRICHED, JSON; got "XML"', ...base, '    format: XML');
+    assert.equal(cfg('host: { log: { format: json } }').host.log.format, 'JSON');
     errAt(3, 12, '(did you mean "incremental"?)', ...base, '    flush: incremntal');
     errAt(3, 26, 'got "exec"', ...base, '    max_log_file_action: exec');
   });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { oneAuxYaml, sleep, startEmulatedHost, syscallSerialCounts } from '../helpers/emulated-host';
+import { oneAuxYaml, startEmulatedHost, syscallSerialCounts, until } from '../helpers/emulated-host';
 
 const EXE = '/usr/bin/amtree-outputs';
 const serials = (text: string, key: string): Set<string> => new Set(syscallSerialCounts(text, key).keys());
@@ -34,7 +34,12 @@ describe('daemon outputs (emulated mainline kernel)', () => {
           if (i % 2 === 0) h.kernel.emitEvent(h.tagged.pid!, 'getppid', 0);
           if (i % 50 === 0) await new Promise((r) => setImmediate(r));
         }
-        await sleep(300);
+        // Wait for what the host accepted, not for a fixed time: stop() must then drain the rest everywhere.
+        const hostLog = join(dir, 'audit.log');
+        await until(
+          () => existsSync(hostLog) && serials(readFileSync(hostLog, 'utf8'), 'host-k').size === 200,
+          'the host log holds all 200 host events',
+        );
       } finally {
         await h.stop();
       }

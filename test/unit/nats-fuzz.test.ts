@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCollectConfig } from '../../src/collect/config';
 import { ConfigError } from '../../src/errors';
-import { decodeBody, encodeBody, lineProblem, PayloadError, splitFields } from '../../src/output/nats/payload';
+import { decodeBody, encodeBody, lineProblem, PayloadError } from '../../src/output/nats/payload';
+import { splitFields } from '../../src/output/event-json';
 import { buildSubject, subjectToken, subjectTokenValue } from '../../src/output/nats/subject';
 import { intBelow, prng } from '../helpers/prng';
 

@@ -113,10 +113,38 @@ describe('search and report by container name', () => {
     const c = capture();
     assert.equal(await runReport(['-if', hostLog, '--group-by', 'name'], c.io), 0);
     const s = c.out.join('');
-    assert.match(s, /container web-1\n {2}events: 2\n/, 'contids 11 and 33 together');
-    assert.match(s, /container cart\n {2}events: 1\n/);
+    // Each container's birth record counts with its events: web-1 was born twice (contids 11 and 33).
+    assert.match(s, /container web-1\n {2}events: 4\n/, 'contids 11 and 33 together, births included');
+    assert.match(s, /container cart\n {2}events: 2\n/);
+    assert.doesNotMatch(s, /container unset/, 'no birth record is counted as a host event');
     assert.match(s, /container 9\n {2}events: 1\n/, 'an unnamed contid keeps its number');
     assert.match(s, /container x y"\\012z\n/, 'a hostile name is escaped for the terminal');
+  });
+
+  it('report counts birth and retirement records under the container they describe, not under unset', async () => {
+    const recs: string[] = [];
+    const r = new ContainerRegistry({
+      onBirth: (c) => recs.push(containerRecordBody('birth', c)),
+      onRetire: (c) => recs.push(containerRecordBody('retire', c)),
+    });
+    r.register({ runtime: 'runc', id: 'r55', contid: 55n, source: 'hook', meta: { name: 'r55' } });
+    r.retire(55n, 'poststop');
+    const log = join(dir, 'ops.log');
+    writeFileSync(
+      log,
+      [
+        `type=CONTAINER_OP msg=audit(1700000020.000:1): ${recs[0]}`,
+        ...ev(2, 55n, 'a'),
+        `type=CONTAINER_OP msg=audit(1700000020.000:3): ${recs[1]}`,
+        // A host process: no container at all.
+        ...ev(4, 55n, 'h').slice(0, 1),
+      ].join('\n') + '\n',
+    );
+    const c = capture();
+    assert.equal(await runReport(['-if', log], c.io), 0);
+    const s = c.out.join('');
+    assert.match(s, /container 55\n {2}events: 3\n/, 'birth, event, retirement');
+    assert.match(s, /container unset\n {2}events: 1\n/, 'only the host event');
   });
 
   it('decodes what encodeUntrusted writes (property, seeded)', () => {

@@ -3,6 +3,8 @@ export type FlushMode = 'none' | 'incremental' | 'incremental_async' | 'data' | 
 export type MaxLogFileAction = 'ignore' | 'syslog' | 'suspend' | 'rotate' | 'keep_logs';
 export type NameFormat = 'none' | 'hostname' | 'fqd' | 'numeric' | 'user';
 export type LogLevel = 'info' | 'warn' | 'error';
+/** A log file's format: auditd's lines (RAW, ENRICHED) or one JSON object per event and line (output/event-json.ts). */
+export type LogFileFormat = 'RAW' | 'ENRICHED' | 'JSON';
 
 /** A failed write, fsync, rename or open: reported, counted, never thrown out of the hot path. */
 export interface LogErrorEvent {

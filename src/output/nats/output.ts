@@ -26,15 +26,20 @@ interface OpenEvent {
   bytes: number;
 }
 
+/** One publish of the window, in spool order: settled once its ack (or error) came back. */
 interface InFlight {
   end: QueueCursor;
   done: boolean;
+  failed: boolean;
 }
 
 /**
  * The spool holds one entry per event part: `MSGID\nLINE\nLINE...`. The id is fixed when the entry is written, so a
  * resend after a crash, an outage or a lost ack carries the same id and the stream stores it once (within its
- * duplicate_window). Entries are committed in spool order once every earlier one is acknowledged.
+ * duplicate_window). Up to `max_in_flight` publishes are outstanding at once (a window): acks may come back in any
+ * order, but the spool cursor only moves past an entry once its ack and every earlier one arrived. A failed publish
+ * stops the window; once every outstanding publish settled, sending restarts from the first unacknowledged entry
+ * (acknowledged ones after it go again and the stream drops them as duplicates by id).
  */
 export class NatsOutput extends QueuedOutput {
   private readonly spec: NatsOutputSpec;
@@ -199,11 +204,11 @@ export class NatsOutput extends QueuedOutput {
   }
 
   protected pump(): void {
-    if (!this.ready || !this.js || this.closed || this.suspended || this.retryTimer) return;
+    if (!this.ready || !this.js || this.closed || this.suspended || this.retryTimer || this.failedInFlight) return;
     while (this.inflight.length < this.spec.maxInFlight) {
       const r = this.queue.next();
       if (!r) break;
-      const f: InFlight = { end: r.end, done: false };
+      const f: InFlight = { end: r.end, done: false, failed: false };
       this.inflight.push(f);
       this.publish(r.data, f);
     }
@@ -232,20 +237,24 @@ export class NatsOutput extends QueuedOutput {
           this.nc_.publishErrors++;
           this.fail(`publish: ${String((e as Error).message)}`);
           f.done = true;
+          f.failed = true;
           this.failedInFlight = true;
           this.commitDone();
         },
       );
   }
 
+  /** A publish of the window failed: no new ones until every outstanding one settled and the spool was rewound. */
   private failedInFlight = false;
 
   /**
-   * Commits the acknowledged prefix; after a failure, waits for every publish to settle, then resends from the spool.
+   * Commits the acknowledged prefix (up to the first failed publish, if any); after a failure, waits for every publish
+   * to settle, then resends from the first unacknowledged entry.
    */
   private commitDone(): void {
     let n = 0;
-    while (!this.failedInFlight && n < this.inflight.length && (this.inflight[n] as InFlight).done) n++;
+    while (n < this.inflight.length && (this.inflight[n] as InFlight).done && !(this.inflight[n] as InFlight).failed)
+      n++;
     if (n > 0) {
       const last = this.inflight[n - 1] as InFlight;
       this.inflight.splice(0, n);
@@ -260,7 +269,8 @@ export class NatsOutput extends QueuedOutput {
     }
     if (this.failedInFlight) {
       if (this.inflight.some((x) => !x.done)) return;
-      // Acked ones after the failed one are resent too: the stream drops them as duplicates by id.
+      // Rewound to the committed cursor, which is the first failed entry: acked ones after it are resent too and the
+      // stream drops them as duplicates by id.
       this.inflight = [];
       this.failedInFlight = false;
       this.queue.rewind();

@@ -1,6 +1,7 @@
-// Message bodies of the nats output (auditd text lines or one JSON object per event) and their strict decoding.
+// Message bodies of the nats output (auditd text lines, or one JSON object per event as src/output/event-json.ts
+// encodes it for logs too) and their strict decoding.
 import { AUDIT_LINE_RE as TYPE_RE, lineProblem } from '../audit-line';
-import { contidOf, lineStamp } from './subject';
+import { encodeEventJson } from '../event-json';
 
 // One vetter for every line auditmux did not format itself (the aggregator's too): src/output/audit-line.ts.
 export { lineProblem } from '../audit-line';
@@ -10,82 +11,6 @@ export const MAX_MESSAGE_BYTES = 1024 * 1024;
 /** More records than any real event; bounds what a decoded body can make the collector hold. */
 export const MAX_EVENT_RECORDS = 4096;
 
-const SEP = '\x1d';
-
-export interface EventJson {
-  v: 1;
-  id: string;
-  node: string;
-  daemon: string;
-  contid: string | null;
-  time: string;
-  serial: string;
-  records: RecordJson[];
-}
-
-export interface RecordJson {
-  type: string;
-  /** The auditd log line, byte for byte (latin1), as the host's own log has it. */
-  line: string;
-  fields: Record<string, string>;
-  /** ENRICHED only: the interpreted values auditd appends after 0x1d (UID="root", ARCH=x86_64, ...). */
-  interpreted?: Record<string, string>;
-}
-
-/** Splits `k=v k="v w" msg='...'` into fields; a value keeps its quotes off, a repeated key keeps its first value. */
-export function splitFields(text: string): Record<string, string> {
-  const out: Record<string, string> = Object.create(null) as Record<string, string>;
-  let i = 0;
-  const n = text.length;
-  while (i < n) {
-    while (i < n && text[i] === ' ') i++;
-    const eq = text.indexOf('=', i);
-    if (eq < 0) break;
-    const sp = text.indexOf(' ', i);
-    if (sp >= 0 && sp < eq) {
-      i = sp + 1; // a word without '=' (auditd writes none, a forged line might)
-      continue;
-    }
-    const key = text.slice(i, eq);
-    let j = eq + 1;
-    let value: string;
-    const q = text[j];
-    if (q === '"' || q === "'") {
-      const close = text.indexOf(q, j + 1);
-      const end = close < 0 ? n : close;
-      value = text.slice(j + 1, end);
-      j = close < 0 ? n : close + 1;
-    } else {
-      const e = text.indexOf(' ', j);
-      const end = e < 0 ? n : e;
-      value = text.slice(j, end);
-      j = end;
-    }
-    if (!(key in out)) out[key] = value;
-    i = j;
-  }
-  return out;
-}
-
-/** One JSON object for an event's lines (latin1 strings without newline). */
-export function eventJson(id: string, node: string, daemon: string, lines: readonly string[]): EventJson {
-  const first = lines[0] ?? '';
-  const st = lineStamp(first);
-  const records: RecordJson[] = lines.map((line) => {
-    const m = TYPE_RE.exec(line);
-    const body = m ? line.slice(m[0].length) : line;
-    const cut = body.indexOf(SEP);
-    const r: RecordJson = {
-      type: m ? (m[2] as string) : 'UNKNOWN',
-      line,
-      fields: splitFields(cut < 0 ? body : body.slice(0, cut)),
-    };
-    if (cut >= 0) r.interpreted = splitFields(body.slice(cut + 1));
-    return r;
-  });
-  return { v: 1, id, node, daemon, contid: contidOf(lines), time: st?.time ?? '', serial: st?.serial ?? '', records };
-}
-
 export function encodeBody(
   kind: 'text' | 'json',
   id: string,
@@ -94,7 +19,7 @@ export function encodeBody(
   lines: readonly string[],
 ): Buffer {
   if (kind === 'text') return Buffer.from(lines.join('\n') + '\n', 'latin1');
-  return Buffer.from(JSON.stringify(eventJson(id, node, daemon, lines)), 'utf8');
+  return encodeEventJson(id, node, daemon, lines);
 }
 
 export class PayloadError extends Error {}

@@ -60,23 +60,8 @@ export function subjectFor(template: string, node: string, daemon: string): (con
   };
 }
 
-/** `audit(SEC.MS:SERIAL)` of a formatted line (after an optional node= prefix), or null. */
-const STAMP_RE = /msg=audit\(([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})\)/;
-export function lineStamp(line: Buffer | string): { time: string; serial: string } | null {
-  const head = typeof line === 'string' ? line.slice(0, 400) : line.toString('latin1', 0, Math.min(line.length, 400));
-  const m = STAMP_RE.exec(head);
-  return m ? { time: m[1] as string, serial: m[2] as string } : null;
-}
-
-/** The contid of an event's lines: the first `contid=` field (CONTAINER_ID record or a field added by routing). */
-const CONTID_RE = / contid=([^ \x1d]{1,200})/;
-export function contidOf(lines: readonly string[]): string | null {
-  for (const l of lines) {
-    const m = CONTID_RE.exec(l);
-    if (m) return (m[1] as string).replace(/^"|"$/g, '');
-  }
-  return null;
-}
+// Event stamps and contids are read from the lines as the JSON encoding reads them (one reader for both).
+export { contidOf, lineStamp } from '../event-json';
 
 /**
  * `Nats-Msg-Id`: node, boot id, event time, serial (and a part number when one event needed several messages). The

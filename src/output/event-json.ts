@@ -1,0 +1,108 @@
+// One audit event as one JSON object (records with their fields, interpreted values beside raw ones, contid at the
+// top): the nats output's `payload: json` and `log.format: json` both encode events with it.
+import { AUDIT_LINE_RE } from './audit-line';
+
+const SEP = '\x1d';
+
+export interface EventJson {
+  v: 1;
+  /** What identifies the event across outputs and restarts (the nats output's Nats-Msg-Id). */
+  id: string;
+  node: string;
+  daemon: string;
+  contid: string | null;
+  time: string;
+  serial: string;
+  records: RecordJson[];
+}
+
+export interface RecordJson {
+  type: string;
+  /** The auditd log line, byte for byte (latin1), as an auditd-format log has it. */
+  line: string;
+  fields: Record<string, string>;
+  /** ENRICHED only: the interpreted values auditd appends after 0x1d (UID="root", ARCH=x86_64, ...). */
+  interpreted?: Record<string, string>;
+}
+
+/** `audit(SEC.MS:SERIAL)` of a formatted line (after an optional node= prefix), or null. */
+const STAMP_RE = /msg=audit\(([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})\)/;
+
+export function lineStamp(line: Buffer | string): { time: string; serial: string } | null {
+  const head = typeof line === 'string' ? line.slice(0, 400) : line.toString('latin1', 0, Math.min(line.length, 400));
+  const m = STAMP_RE.exec(head);
+  return m ? { time: m[1] as string, serial: m[2] as string } : null;
+}
+
+/** The contid of an event's lines: the first `contid=` field (CONTAINER_ID record or a field added by routing). */
+const CONTID_RE = / contid=([^ \x1d]{1,200})/;
+export function contidOf(lines: readonly string[]): string | null {
+  for (const l of lines) {
+    const m = CONTID_RE.exec(l);
+    if (m) return (m[1] as string).replace(/^"|"$/g, '');
+  }
+  return null;
+}
+
+/** Splits `k=v k="v w" msg='...'` into fields; a value keeps its quotes off, a repeated key keeps its first value. */
+export function splitFields(text: string): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    while (i < n && text[i] === ' ') i++;
+    const eq = text.indexOf('=', i);
+    if (eq < 0) break;
+    const sp = text.indexOf(' ', i);
+    if (sp >= 0 && sp < eq) {
+      i = sp + 1; // a word without '=' (auditd writes none, a forged line might)
+      continue;
+    }
+    const key = text.slice(i, eq);
+    let j = eq + 1;
+    let value: string;
+    const q = text[j];
+    if (q === '"' || q === "'") {
+      const close = text.indexOf(q, j + 1);
+      const end = close < 0 ? n : close;
+      value = text.slice(j + 1, end);
+      j = close < 0 ? n : close + 1;
+    } else {
+      const e = text.indexOf(' ', j);
+      const end = e < 0 ? n : e;
+      value = text.slice(j, end);
+      j = end;
+    }
+    if (!(key in out)) out[key] = value;
+    i = j;
+  }
+  return out;
+}
+
+/** One JSON object for an event's lines (latin1 strings without newline). */
+export function eventJson(id: string, node: string, daemon: string, lines: readonly string[]): EventJson {
+  const first = lines[0] ?? '';
+  const st = lineStamp(first);
+  const records: RecordJson[] = lines.map((line) => {
+    const m = AUDIT_LINE_RE.exec(line);
+    const body = m ? line.slice(m[0].length) : line;
+    const cut = body.indexOf(SEP);
+    const r: RecordJson = {
+      type: m ? (m[2] as string) : 'UNKNOWN',
+      line,
+      fields: splitFields(cut < 0 ? body : body.slice(0, cut)),
+    };
+    if (cut >= 0) r.interpreted = splitFields(body.slice(cut + 1));
+    return r;
+  });
+  return { v: 1, id, node, daemon, contid: contidOf(lines), time: st?.time ?? '', serial: st?.serial ?? '', records };
+}
+
+/**
+ * The event as UTF-8 JSON text without a newline. The lines are latin1 strings, so every byte is one code point up
+ * to U+00FF: JSON.stringify escapes control characters (a newline in a value is `\n`, never a line break), quotes
+ * and backslashes, and the UTF-8 of U+0080..U+00FF is always valid, whatever bytes the record carried.
+ */
+export function encodeEventJson(id: string, node: string, daemon: string, lines: readonly string[]): Buffer {
+  return Buffer.from(JSON.stringify(eventJson(id, node, daemon, lines)), 'utf8');
+}
