@@ -19,8 +19,10 @@ const objects = (file: string): Obj[] => {
   } catch {
     return [];
   }
+  // Read while the daemon writes: a last line without its newline is not written yet.
   return text
     .split('\n')
+    .slice(0, -1)
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Obj);
 };
