@@ -17,14 +17,19 @@ export interface DaemonSpec {
   aux: number;
   /** How the auxiliary daemons run: written by the host process (inline) or each in a process of its own (`-proc`). */
   isolation: 'inline' | 'process';
+  /**
+   * `-nosync`: every log with `flush: none` (written once per batch, never synced), the work bench/creader.c does;
+   * otherwise `incremental_async` with `freq: 50` as auditd's config here has (a write and an fsync every 50 records).
+   */
+  nosync: boolean;
 }
 
 export function parseDaemon(name: string): DaemonSpec {
-  if (name === 'creader') return { name, kind: 'creader', format: 'RAW', aux: 0, isolation: 'inline' };
-  const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+)(-proc)?)?$/.exec(name);
-  if (!m || (m[1] === 'auditd' && m[3])) {
+  if (name === 'creader') return { name, kind: 'creader', format: 'RAW', aux: 0, isolation: 'inline', nosync: true };
+  const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+)(-proc)?)?(-nosync)?$/.exec(name);
+  if (!m || (m[1] === 'auditd' && (m[3] || m[5]))) {
     throw new Error(
-      `unknown daemon "${name}": creader|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]]`,
+      `unknown daemon "${name}": creader|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]][-nosync]`,
     );
   }
   return {
@@ -33,6 +38,7 @@ export function parseDaemon(name: string): DaemonSpec {
     format: m[2]!.toUpperCase() as DaemonSpec['format'],
     aux: Number(m[3] ?? 0),
     isolation: m[4] ? 'process' : 'inline',
+    nosync: Boolean(m[5]),
   };
 }
 
@@ -111,7 +117,7 @@ export function auditdConf(dir: string, spec: DaemonSpec): string {
 
 export function auditmuxConf(dir: string, spec: DaemonSpec): string {
   const log = (file: string): string =>
-    `{ file: ${file}, format: ${spec.format}, flush: incremental_async, freq: 50, max_log_file: 100000, max_log_file_action: ignore }`;
+    `{ file: ${file}, format: ${spec.format}, flush: ${spec.nosync ? 'none' : 'incremental_async, freq: 50'}, max_log_file: 100000, max_log_file_action: ignore }`;
   const lines = [
     '# auditmux benchmark config, written by bench/daemons.ts',
     'version: 1',
@@ -196,7 +202,11 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
       .split('\n', 1)[0]!
       .split(/\s+/)
       .filter((f) => f.startsWith('--'));
-    const nodeArgs = [...binFlags, ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [])];
+    // 250 µs samples: the default 1 ms sees too few of a lightly loaded daemon's short wake-ups.
+    const prof = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, '--cpu-prof-interval=250'] : [];
+    // BENCH_NODE_FLAGS (the harness's environment): extra node flags for a look inside, e.g. --perf-basic-prof.
+    const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f.startsWith('--'));
+    const nodeArgs = [...binFlags, ...prof, ...extra];
     child = spawn(process.execPath, [...nodeArgs, auditmuxBin, 'daemon', '--config', conf], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,

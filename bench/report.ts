@@ -32,6 +32,8 @@ export interface Sample {
   retries: number;
   /** Bench events in the auxiliary daemons' logs (auditmux with routes only). */
   auxEvents?: number;
+  /** CPU seconds (user, system) per thread name of the daemon's tree over the window (user+sys = cpuSeconds). */
+  threads?: Record<string, { user: number; sys: number }>;
   error?: string;
 }
 

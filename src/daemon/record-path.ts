@@ -129,7 +129,8 @@ export class RecordPath {
         const first = ev.records[0]!.raw;
         records.push({ type: MsgType.EOE, payload: first.subarray(0, first.indexOf(')') + 3) });
       }
-      const { destinations, chain } = this.pipeline.route(records, this.opts.keysFor);
+      // One result object for every event (no allocation per event): it is read before the next route.
+      const { destinations, chain } = this.pipeline.route(records, this.opts.keysFor, this.pipeline.scratch);
       let routed = 0;
       let dropped = 0;
       for (const d of destinations) {
