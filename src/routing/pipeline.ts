@@ -85,10 +85,55 @@ interface KeySet {
 
 const NO_CHAINS: Chain[] = [];
 
-/** A value's start after the field before it ended at `prevEnd` (the kernel's order), else anywhere in the body. */
+/** How many fields past the previous one the next wanted field may be looked for by walking, before a search. */
+const WALK_FIELDS = 6;
+
+/**
+ * The value start of field `name`, looked for first among the few fields after the one that ended at `prevEnd` (the
+ * kernel's order: arch syscall success exit a0 a1 a2 a3 items ppid pid ...), by walking spaces; else the first
+ * `name=` in the body, as findField finds it. In the kernel's format both find the same field: the fields before
+ * `prevEnd` are the ones read before this one, and values with a space are hex-encoded, so none hides a `name=`.
+ */
 function nextField(b: Buffer, prevEnd: number, body: number, name: string): number {
-  const vs = prevEnd < b.length ? findField(b, prevEnd + 1, name) : -1;
-  return vs >= 0 ? vs : findField(b, body, name);
+  const n = b.length;
+  let at = prevEnd + 1;
+  for (let k = 0; prevEnd >= 0 && k < WALK_FIELDS && at < n; k++) {
+    const vs = fieldAt(b, at, name);
+    if (vs >= 0) return vs;
+    // Bare values (no quotes) up to the next space; a quote means a value this walk does not read: search instead.
+    while (at < n && b[at] !== 0x20) {
+      if (b[at] === 0x22 || b[at] === 0x27) return findField(b, body, name);
+      at++;
+    }
+    at++;
+  }
+  return findField(b, body, name);
+}
+
+/** The value start when field `name` begins exactly at `at`, else -1. */
+function fieldAt(b: Buffer, at: number, name: string): number {
+  const len = name.length;
+  if (at + len >= b.length || b[at + len] !== 0x3d) return -1;
+  for (let j = 0; j < len; j++) if (b[at + j] !== name.charCodeAt(j)) return -1;
+  return at + len + 1;
+}
+
+/**
+ * Where the value of the SYSCALL record's key field starts: the kernel writes `key=` last, so it is looked for from
+ * the end and taken when its value ends the record; otherwise the first `key=`, as findField finds it. In the
+ * kernel's format that is the same field (one key field, and values with a space are hex-encoded).
+ */
+function keyField(b: Buffer, body: number): number {
+  const n = b.length;
+  for (let i = n - 5; i >= body; i--) {
+    if (b[i] === 0x20 && b[i + 1] === 0x6b && b[i + 2] === 0x65 && b[i + 3] === 0x79 && b[i + 4] === 0x3d) {
+      const vs = i + 5;
+      return fieldEnd(b, vs) === n ? vs : findField(b, body, 'key');
+    }
+    // Key values are short: past a few hundred bytes from the end, the field is not where the kernel puts it.
+    if (n - i > 512) break;
+  }
+  return findField(b, body, 'key');
 }
 
 export class Pipeline {
@@ -108,7 +153,7 @@ export class Pipeline {
 
   /** The event's keys from the SYSCALL key field (quoted, hex-joined or (null)), decoded once per distinct field. */
   private keySet(sc: Buffer, body: number): KeySet {
-    const vs = findField(sc, body, 'key');
+    const vs = keyField(sc, body);
     const raw = vs < 0 ? '(null)' : sc.toString('latin1', vs, fieldEnd(sc, vs));
     const last = this.lastKeys;
     if (raw === last.raw) return last;
