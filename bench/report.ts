@@ -355,6 +355,9 @@ export function renderMarkdown(info: RunInfo): string {
   out.push(
     'node dist/bench/run.js --cpu-prof --daemons auditmux-enriched --rates max   # .cpuprofile files for auditmux',
   );
+  out.push(
+    'node dist/bench/run.js --daemons creader,auditmux-raw,auditmux-raw-nosync --rates 10000,40000 --max-other 100000',
+  );
   out.push('```', '');
   out.push('Raw samples of the last run: bench/results/latest.json (not committed).', '');
   return out.join('\n');
