@@ -25,11 +25,13 @@ export interface DaemonSpec {
 }
 
 export function parseDaemon(name: string): DaemonSpec {
-  if (name === 'creader') return { name, kind: 'creader', format: 'RAW', aux: 0, isolation: 'inline', nosync: true };
+  // creader-sync: the C reader with the bench's flush promise too (an fsync on its own thread every 50 records).
+  if (name === 'creader' || name === 'creader-sync')
+    return { name, kind: 'creader', format: 'RAW', aux: 0, isolation: 'inline', nosync: name === 'creader' };
   const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+)(-proc)?)?(-nosync)?$/.exec(name);
   if (!m || (m[1] === 'auditd' && (m[3] || m[5]))) {
     throw new Error(
-      `unknown daemon "${name}": creader|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]][-nosync]`,
+      `unknown daemon "${name}": creader[-sync]|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]][-nosync]`,
     );
   }
   return {
@@ -152,7 +154,7 @@ let creaderBin: string | null = null;
 function creaderBinary(dir: string): string {
   if (creaderBin === null || !existsSync(creaderBin)) {
     const bin = join(dir, 'creader');
-    execFileSync('cc', ['-O2', '-Wall', '-o', bin, join(repoRoot, 'bench', 'creader.c')], {
+    execFileSync('cc', ['-O2', '-Wall', '-pthread', '-o', bin, join(repoRoot, 'bench', 'creader.c')], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     creaderBin = bin;
@@ -175,7 +177,8 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
   if (spec.kind === 'creader') {
     const bin = creaderBinary(dir);
     // auditmux's default receive_buffer, so both ride out the same bursts.
-    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024)], {
+    const freq = spec.nosync ? [] : ['50'];
+    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024), ...freq], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
       env: daemonEnv,
