@@ -1,7 +1,10 @@
 /* creader.c: the benchmark's floor: a batched C audit reader (recvmmsg of 256, 2 ms pause after a short batch, RAW
-   lines to a file), to measure auditmux's CPU per event against what a minimal native daemon costs on this machine. */
+   lines to a file), to measure auditmux's CPU per event against what a minimal native daemon costs on this machine.
+   With a FREQ argument it also keeps auditd's incremental_async promise: an fsync, on a thread of its own, once FREQ
+   records have been written since the last one (requests while one runs coalesce into one more). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/netlink.h>
@@ -21,6 +24,35 @@
 #define OUT_BYTES (1 << 20)
 
 static volatile sig_atomic_t stopping;
+
+/* The fsync thread (FREQ > 0): waits for a request, syncs, and loops while more came in meanwhile. */
+static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
+static int sync_wanted, sync_quit, sync_fd = -1;
+static unsigned long long syncs;
+
+static void *sync_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&sync_lock);
+    for (;;) {
+        while (!sync_wanted && !sync_quit) pthread_cond_wait(&sync_cond, &sync_lock);
+        if (!sync_wanted && sync_quit) break;
+        sync_wanted = 0;
+        pthread_mutex_unlock(&sync_lock);
+        fsync(sync_fd);
+        syncs++;
+        pthread_mutex_lock(&sync_lock);
+    }
+    pthread_mutex_unlock(&sync_lock);
+    return NULL;
+}
+
+static void request_sync(void) {
+    pthread_mutex_lock(&sync_lock);
+    sync_wanted = 1;
+    pthread_cond_signal(&sync_cond);
+    pthread_mutex_unlock(&sync_lock);
+}
 static void on_term(int sig) {
     (void)sig;
     stopping = 1;
@@ -73,10 +105,11 @@ static int write_all(int fd, const char *p, size_t n) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s LOG_FILE RCVBUF_BYTES\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s LOG_FILE RCVBUF_BYTES [FREQ]\n", argv[0]);
         return 2;
     }
+    unsigned long long freq = argc == 4 ? strtoull(argv[3], NULL, 10) : 0, unsynced = 0;
     int out = open(argv[1], O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0) {
         perror("creader: open log");
@@ -99,6 +132,13 @@ int main(int argc, char **argv) {
     signal(SIGINT, on_term);
     if (send_set(fd, AUDIT_STATUS_PID | AUDIT_STATUS_ENABLED, 1, (uint32_t)getpid()) < 0) {
         perror("creader: AUDIT_SET");
+        return 1;
+    }
+
+    pthread_t syncer;
+    sync_fd = out;
+    if (freq > 0 && pthread_create(&syncer, NULL, sync_main, NULL) != 0) {
+        fprintf(stderr, "creader: pthread_create failed\n");
         return 1;
     }
 
@@ -146,6 +186,10 @@ int main(int argc, char **argv) {
             if (olen + need > OUT_BYTES) {
                 if (write_all(out, obuf, olen) < 0) lost_writes++;
                 olen = 0;
+                if (freq > 0 && unsynced >= freq) {
+                    unsynced = 0;
+                    request_sync();
+                }
             }
             if (need > OUT_BYTES) continue;
             olen += (size_t)sprintf(obuf + olen, "type=%s msg=", name);
@@ -153,6 +197,7 @@ int main(int argc, char **argv) {
             olen += len;
             obuf[olen++] = '\n';
             records++;
+            unsynced++;
         }
         /* A short batch means the kernel queue is drained: write what we have, then let records gather for 2 ms
            instead of waking for each one (the same interrupt moderation auditmux's addon uses). */
@@ -161,12 +206,25 @@ int main(int argc, char **argv) {
                 if (write_all(out, obuf, olen) < 0) lost_writes++;
                 olen = 0;
             }
+            /* Written first, then synced: the fsync covers every record counted. */
+            if (freq > 0 && unsynced >= freq) {
+                unsynced = 0;
+                request_sync();
+            }
             nanosleep(&pause, NULL);
         }
     }
     if (olen && write_all(out, obuf, olen) < 0) lost_writes++;
+    if (freq > 0) {
+        pthread_mutex_lock(&sync_lock);
+        sync_quit = 1;
+        sync_wanted = 1;
+        pthread_cond_signal(&sync_cond);
+        pthread_mutex_unlock(&sync_lock);
+        pthread_join(syncer, NULL);
+    }
     send_set(fd, AUDIT_STATUS_PID, 0, 0);
-    fprintf(stderr, "creader: %llu records, %llu failed writes\n", records, lost_writes);
+    fprintf(stderr, "creader: %llu records, %llu failed writes, %llu fsyncs\n", records, lost_writes, syncs);
     close(out);
     close(fd);
     return lost_writes ? 1 : 0;

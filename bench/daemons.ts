@@ -17,14 +17,21 @@ export interface DaemonSpec {
   aux: number;
   /** How the auxiliary daemons run: written by the host process (inline) or each in a process of its own (`-proc`). */
   isolation: 'inline' | 'process';
+  /**
+   * `-nosync`: every log with `flush: none` (written once per batch, never synced), the work bench/creader.c does;
+   * otherwise `incremental_async` with `freq: 50` as auditd's config here has (a write and an fsync every 50 records).
+   */
+  nosync: boolean;
 }
 
 export function parseDaemon(name: string): DaemonSpec {
-  if (name === 'creader') return { name, kind: 'creader', format: 'RAW', aux: 0, isolation: 'inline' };
-  const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+)(-proc)?)?$/.exec(name);
-  if (!m || (m[1] === 'auditd' && m[3])) {
+  // creader-sync: the C reader with the bench's flush promise too (an fsync on its own thread every 50 records).
+  if (name === 'creader' || name === 'creader-sync')
+    return { name, kind: 'creader', format: 'RAW', aux: 0, isolation: 'inline', nosync: name === 'creader' };
+  const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+)(-proc)?)?(-nosync)?$/.exec(name);
+  if (!m || (m[1] === 'auditd' && (m[3] || m[5]))) {
     throw new Error(
-      `unknown daemon "${name}": creader|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]]`,
+      `unknown daemon "${name}": creader[-sync]|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]][-nosync]`,
     );
   }
   return {
@@ -33,6 +40,7 @@ export function parseDaemon(name: string): DaemonSpec {
     format: m[2]!.toUpperCase() as DaemonSpec['format'],
     aux: Number(m[3] ?? 0),
     isolation: m[4] ? 'process' : 'inline',
+    nosync: Boolean(m[5]),
   };
 }
 
@@ -111,7 +119,7 @@ export function auditdConf(dir: string, spec: DaemonSpec): string {
 
 export function auditmuxConf(dir: string, spec: DaemonSpec): string {
   const log = (file: string): string =>
-    `{ file: ${file}, format: ${spec.format}, flush: incremental_async, freq: 50, max_log_file: 100000, max_log_file_action: ignore }`;
+    `{ file: ${file}, format: ${spec.format}, flush: ${spec.nosync ? 'none' : 'incremental_async, freq: 50'}, max_log_file: 100000, max_log_file_action: ignore }`;
   const lines = [
     '# auditmux benchmark config, written by bench/daemons.ts',
     'version: 1',
@@ -146,7 +154,7 @@ let creaderBin: string | null = null;
 function creaderBinary(dir: string): string {
   if (creaderBin === null || !existsSync(creaderBin)) {
     const bin = join(dir, 'creader');
-    execFileSync('cc', ['-O2', '-Wall', '-o', bin, join(repoRoot, 'bench', 'creader.c')], {
+    execFileSync('cc', ['-O2', '-Wall', '-pthread', '-o', bin, join(repoRoot, 'bench', 'creader.c')], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     creaderBin = bin;
@@ -169,7 +177,8 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
   if (spec.kind === 'creader') {
     const bin = creaderBinary(dir);
     // auditmux's default receive_buffer, so both ride out the same bursts.
-    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024)], {
+    const freq = spec.nosync ? [] : ['50'];
+    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024), ...freq], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
       env: daemonEnv,
@@ -196,7 +205,11 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
       .split('\n', 1)[0]!
       .split(/\s+/)
       .filter((f) => f.startsWith('--'));
-    const nodeArgs = [...binFlags, ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [])];
+    // 250 µs samples: the default 1 ms sees too few of a lightly loaded daemon's short wake-ups.
+    const prof = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, '--cpu-prof-interval=250'] : [];
+    // BENCH_NODE_FLAGS (the harness's environment): extra node flags for a look inside, e.g. --perf-basic-prof.
+    const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f.startsWith('--'));
+    const nodeArgs = [...binFlags, ...prof, ...extra];
     child = spawn(process.execPath, [...nodeArgs, auditmuxBin, 'daemon', '--config', conf], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,

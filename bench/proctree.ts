@@ -111,3 +111,44 @@ function findKauditd(): number | null {
   }
   return null;
 }
+
+/** user and system CPU seconds per thread name (the main thread, libuv's pool, V8's workers...) over the tree. */
+export type ThreadCpu = Record<string, { user: number; sys: number }>;
+
+export function threadCpuSeconds(root: number): ThreadCpu {
+  const out: ThreadCpu = {};
+  const hz = ticksPerSecond();
+  for (const pid of treePids(root)) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      let text: string;
+      try {
+        text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      } catch {
+        continue;
+      }
+      // Names like "V8 DefaultWorke" or "libuv-worker": one bucket per name; the main thread by its pid.
+      const name = tid === String(pid) ? 'main' : text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      const t = (out[name] ??= { user: 0, sys: 0 });
+      t.user += Number(f[11]) / hz;
+      t.sys += Number(f[12]) / hz;
+    }
+  }
+  return out;
+}
+
+/** after - before, per thread name (threads that exited in between are not counted). */
+export function threadCpuDelta(before: ThreadCpu, after: ThreadCpu): ThreadCpu {
+  const out: ThreadCpu = {};
+  for (const [k, a] of Object.entries(after)) {
+    const b = before[k] ?? { user: 0, sys: 0 };
+    out[k] = { user: a.user - b.user, sys: a.sys - b.sys };
+  }
+  return out;
+}

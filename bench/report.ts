@@ -32,6 +32,8 @@ export interface Sample {
   retries: number;
   /** Bench events in the auxiliary daemons' logs (auditmux with routes only). */
   auxEvents?: number;
+  /** CPU seconds (user, system) per thread name of the daemon's tree over the window (user+sys = cpuSeconds). */
+  threads?: Record<string, { user: number; sys: number }>;
   error?: string;
 }
 
@@ -352,6 +354,9 @@ export function renderMarkdown(info: RunInfo): string {
   out.push('node dist/bench/run.js --mode open                       # openat: SYSCALL, CWD, PATH, PROCTITLE records');
   out.push(
     'node dist/bench/run.js --cpu-prof --daemons auditmux-enriched --rates max   # .cpuprofile files for auditmux',
+  );
+  out.push(
+    'node dist/bench/run.js --daemons creader,auditmux-raw,auditmux-raw-nosync --rates 10000,40000 --max-other 100000',
   );
   out.push('```', '');
   out.push('Raw samples of the last run: bench/results/latest.json (not committed).', '');

@@ -5,7 +5,14 @@ import { availableParallelism, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { auditctl, KernelGuard, status } from './kernel';
-import { otherCpuSeconds, kauditdCpuSeconds, treeCpuSeconds, treePeakRssKiB } from './proctree';
+import {
+  otherCpuSeconds,
+  kauditdCpuSeconds,
+  threadCpuDelta,
+  threadCpuSeconds,
+  treeCpuSeconds,
+  treePeakRssKiB,
+} from './proctree';
 import { countEvents } from './logcount';
 import {
   isGone,
@@ -28,9 +35,10 @@ const USAGE = `usage: node dist/bench/run.js [options]   (root; Debian auditd in
                      (default 10000,20000,30000,40000,50000,60000,80000,max)
   --reps N           repetitions of every (rate, daemon) (default 3)
   --duration S       seconds of load per measurement (default 5)
-  --daemons LIST     auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched[,auditmux-<fmt>-auxN[-proc]]
+  --daemons LIST     creader[-sync],auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched[,auditmux-<fmt>-auxN[-proc]][-nosync]
                      (default: the four, then auditmux-raw-aux4 and -aux4-proc; -auxN: N inline auxiliary daemons,
-                     -auxN-proc: each in its own process)
+                     -auxN-proc: each in its own process; -nosync: logs with flush: none, as creader writes;
+                     creader-sync: creader with an fsync every 50 records, as the auditmux logs' incremental_async)
   --mode M           getppid (SYSCALL, PROCTITLE) or open (openat: SYSCALL, CWD, PATH, PROCTITLE) (default getppid)
   --cpu-prof         run auditmux under node --cpu-prof; profiles go to --cpu-prof-dir
   --cpu-prof-dir D   (default bench/results/cpu-prof)
@@ -294,9 +302,11 @@ async function measure(
     const other0 = otherCpuSeconds(process.pid);
     const kaud0 = kauditdCpuSeconds();
     const cpu0 = treeCpuSeconds(d.pid);
+    const threads0 = threadCpuSeconds(d.pid);
     const g = await runLoadgen(gen, o.mode, rate, o.duration, dir);
     const drain = await waitDrained(d.logFile, performance.now(), o.drainTimeout);
     const cpu1 = treeCpuSeconds(d.pid);
+    const threads = threadCpuDelta(threads0, threadCpuSeconds(d.pid));
     const kaud1 = kauditdCpuSeconds();
     const other1 = otherCpuSeconds(process.pid);
     const window = (performance.now() - t0) / 1000;
@@ -334,6 +344,7 @@ async function measure(
       kauditdCpu: kaud1 - kaud0,
       otherCpu: other1 - other0,
       windowSeconds: window,
+      threads,
       ...(auxEvents !== undefined ? { auxEvents } : {}),
     });
     return base;
@@ -364,8 +375,19 @@ function line(s: Sample): string {
     `${s.daemon.padEnd(20)} ${rateLabel(s.rate).padStart(9)} rep ${s.rep}: gen ${Math.round(s.genRate)}/s calls ${s.calls} ` +
     `events ${s.events} missing ${s.missing} lost ${s.lost} cpu ${s.cpuSeconds.toFixed(2)}s (${s.cpuPer100k.toFixed(2)}/100k) ` +
     `rss ${(s.peakRssKiB / 1024).toFixed(1)}MiB drain ${s.drainSeconds.toFixed(2)}s${s.drainTimedOut ? ' (timeout)' : ''}` +
-    `${s.auxEvents !== undefined ? ` aux ${s.auxEvents}` : ''}${s.duplicates ? ` DUPLICATES ${s.duplicates}` : ''}${s.foreignSyscalls > 50 ? ` foreign-syscalls ${s.foreignSyscalls}` : ''}${s.retries ? ` retries ${s.retries}` : ''} kauditd ${s.kauditdCpu.toFixed(2)}s other ${((100 * s.otherCpu) / s.windowSeconds).toFixed(0)}%${s.error ? ` ERROR ${s.error}` : ''}`
+    `${s.auxEvents !== undefined ? ` aux ${s.auxEvents}` : ''}${s.duplicates ? ` DUPLICATES ${s.duplicates}` : ''}${s.foreignSyscalls > 50 ? ` foreign-syscalls ${s.foreignSyscalls}` : ''}${s.retries ? ` retries ${s.retries}` : ''} kauditd ${s.kauditdCpu.toFixed(2)}s other ${((100 * s.otherCpu) / s.windowSeconds).toFixed(0)}%${threadsText(s)}${s.error ? ` ERROR ${s.error}` : ''}`
   );
+}
+
+/** CPU s/100k events per thread name, user+sys, e.g. ` [main 0.40+0.20 libuv-worker 0.00+0.10]`. */
+function threadsText(s: Sample): string {
+  if (!s.threads || !s.events) return '';
+  const per = (x: number): string => ((x * 1e5) / s.events).toFixed(2);
+  const parts = Object.entries(s.threads)
+    .filter(([, t]) => t.user + t.sys > 0)
+    .sort((a, b) => b[1].user + b[1].sys - (a[1].user + a[1].sys))
+    .map(([k, t]) => `${k} ${per(t.user)}+${per(t.sys)}`);
+  return parts.length ? ` [${parts.join(', ')}]` : '';
 }
 
 /** Kills whatever the harness started, in the foreground of a signal handler: nothing asynchronous runs there. */

@@ -341,21 +341,18 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     self->CloseFd();
   }
 
-  static void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
-    auto* self = static_cast<AuditNetlink*>(handle->data);
-    self->Drain(status);
-  }
-
-  // Drain with recvmmsg until EAGAIN; hand JS one packed batch per kMaxBatchBytes.
-  void Drain(int status) {
+  // Drain with recvmmsg until EAGAIN (or, when coalescing, until a short read); hand JS one packed batch per
+  // kMaxBatchBytes. Returns true when it read at least one datagram.
+  bool Drain(int status) {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     if (status < 0) {
       Deliver(env, ErrnoError(env, -status, "uv_poll").Value(), 0);
-      return;
+      return false;
     }
     batch_used_ = 0;
     lengths_.clear();
+    bool got_any = false;
     struct mmsghdr msgs[kSlots];
     struct iovec iov[kSlots];
     for (;;) {
@@ -377,8 +374,9 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
         Flush(env);
         Deliver(env, ErrnoError(env, err, "recvmmsg").Value(), 0);
         if (err == ENOBUFS) continue;
-        return;
+        return got_any;
       }
+      if (n > 0) got_any = true;
       for (int i = 0; i < n; i++) {
         // close() from inside a callback released the batch buffer: what is left of this read is dropped with it.
         if (batch_mem_ == nullptr) break;
@@ -393,22 +391,34 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
         lengths_.push_back(static_cast<uint32_t>(len) | flag);
       }
       if (batch_used_ >= kMaxBatchBytes) Flush(env);
-      if (static_cast<unsigned>(n) < kSlots) {
-        // Short read: the queue is probably empty; one more call confirms with EAGAIN.
-        continue;
-      }
+      // A short read means the queue was empty a moment ago. Without moderation, one more call confirms it with
+      // EAGAIN; with it, the timer comes back in a few ms anyway, so that call (a syscall per wake-up) is saved.
+      if (static_cast<unsigned>(n) < kSlots && coalesce_ms_ > 0) break;
     }
     Flush(env);
-    // Interrupt moderation: after a drain, let records gather in the socket for a moment before the next wake-up,
-    // so a trickle of single records costs one wake-up per few ms instead of one per record.
-    if (coalesce_ms_ > 0 && polling_ && poll_ && timer_) {
-      uv_poll_stop(poll_);
-      uv_timer_start(timer_, &AuditNetlink::OnTimer, coalesce_ms_, 0);
+    return got_any;
+  }
+
+  static void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
+    auto* self = static_cast<AuditNetlink*>(handle->data);
+    bool got = self->Drain(status);
+    // Interrupt moderation: after a drain, let records gather in the socket for a moment before the next read, so
+    // a trickle of single records costs one wake-up per few ms instead of one per record.
+    if (got && self->coalesce_ms_ > 0 && self->polling_ && self->poll_ && self->timer_) {
+      uv_poll_stop(self->poll_);
+      uv_timer_start(self->timer_, &AuditNetlink::OnTimer, self->coalesce_ms_, 0);
     }
   }
 
+  // Under a steady load the timer reads the socket itself, as a batched C reader sleeps and reads: no epoll_ctl to
+  // re-arm the poll and no epoll wake-up per batch. Only a read that finds nothing goes back to waiting on the poll.
   static void OnTimer(uv_timer_t* t) {
     auto* self = static_cast<AuditNetlink*>(t->data);
+    if (!self->polling_ || !self->poll_) return;
+    if (self->Drain(0) && self->polling_ && self->timer_) {
+      uv_timer_start(self->timer_, &AuditNetlink::OnTimer, self->coalesce_ms_, 0);
+      return;
+    }
     if (self->polling_ && self->poll_) uv_poll_start(self->poll_, UV_READABLE, &AuditNetlink::OnReadable);
   }
 

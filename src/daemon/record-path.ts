@@ -142,10 +142,13 @@ export class RecordPath {
       // Syscall events end with the kernel's EOE, which the reassembler consumes (or, after PROCTITLE, drops):
       // plugins expect it, as auditd's dispatcher forwards it; logs skip it.
       if ((ev.reason === 'eoe' || ev.reason === 'last') && ev.records[0]!.type >= MsgType.SYSCALL) {
-        const first = ev.records[0]!.raw;
-        records.push({ type: MsgType.EOE, payload: first.subarray(0, first.indexOf(')') + 3) });
+        const first = ev.records[0]!;
+        // The header `audit(...): ` is what EOE carries; its end is known from the parse (indexOf(')') + 3).
+        const head = first.raw[first.bodyStart - 1] === 0x20 ? first.bodyStart : first.raw.indexOf(')') + 3;
+        records.push({ type: MsgType.EOE, payload: first.raw.subarray(0, head) });
       }
-      const { destinations, chain } = this.pipeline.route(records, this.opts.keysFor);
+      // One result object for every event (no allocation per event): it is read before the next route.
+      const { destinations, chain } = this.pipeline.route(records, this.opts.keysFor, this.pipeline.scratch);
       let routed = 0;
       let dropped = 0;
       for (const d of destinations) {

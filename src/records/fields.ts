@@ -75,8 +75,11 @@ export function fieldValue(payload: Buffer, name: string, from = bodyStartOf(pay
 /** A decimal field (optionally negative) as a number, read from the bytes; undefined when absent or not an integer. */
 export function fieldInt(payload: Buffer, name: string, from = bodyStartOf(payload)): number | undefined {
   const vs = findField(payload, from, name);
-  if (vs < 0) return undefined;
-  const b = payload;
+  return vs < 0 ? undefined : intAt(payload, vs);
+}
+
+/** The decimal value (optionally negative) that starts at `vs`, up to a space or the end; undefined otherwise. */
+export function intAt(b: Buffer, vs: number): number | undefined {
   let i = vs;
   let neg = false;
   if (b[i] === 0x2d) {
@@ -97,11 +100,15 @@ export function fieldInt(payload: Buffer, name: string, from = bodyStartOf(paylo
 /** A hex field (arch=c000003e) as a number; undefined when absent or malformed. */
 export function fieldHex(payload: Buffer, name: string, from = bodyStartOf(payload)): number | undefined {
   const vs = findField(payload, from, name);
-  if (vs < 0) return undefined;
+  return vs < 0 ? undefined : hexAt(payload, vs);
+}
+
+/** The hex value that starts at `vs`, up to a space or the end; undefined when empty or not hex. */
+export function hexAt(b: Buffer, vs: number): number | undefined {
   let v = 0;
   let i = vs;
-  for (; i < payload.length && payload[i] !== C_SPACE; i++) {
-    const d = hexDigit(payload[i]!);
+  for (; i < b.length && b[i] !== C_SPACE; i++) {
+    const d = hexDigit(b[i]!);
     if (d < 0) return undefined;
     v = v * 16 + d;
   }

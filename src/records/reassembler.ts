@@ -79,6 +79,11 @@ export class Reassembler {
   private readonly emit: (ev: AuditEvent) => void;
   // Keyed by serial: the kernel counter is global, so a timestamp mismatch under one serial means reuse.
   private readonly inFlight = new Map<number, Pending>();
+  /**
+   * The event begun last, kept out of the map: a syscall event's records come one after another, so most events
+   * start, grow and end here without a Map set, get and delete each. Logically it is the map's last entry.
+   */
+  private newest: Pending | null = null;
   private nowMs = 0;
   private maxSerial = -1;
 
@@ -90,7 +95,18 @@ export class Reassembler {
   }
 
   get inFlightCount(): number {
-    return this.inFlight.size;
+    return this.inFlight.size + (this.newest !== null ? 1 : 0);
+  }
+
+  private pending(serial: number): Pending | undefined {
+    const n = this.newest;
+    if (n !== null && n.ev.serial === serial) return n;
+    return this.inFlight.size === 0 ? undefined : this.inFlight.get(serial);
+  }
+
+  private remove(p: Pending): void {
+    if (p === this.newest) this.newest = null;
+    else this.inFlight.delete(p.ev.serial);
   }
 
   /** Same shape as the kernel client's RecordSink, so it can be plugged in directly. */
@@ -109,9 +125,9 @@ export class Reassembler {
     const t = rec.type;
     if (t === MsgType.EOE) {
       c.eoe++;
-      const p = this.inFlight.get(rec.serial);
+      const p = this.pending(rec.serial);
       if (p !== undefined && sameStamp(p.ev, rec)) {
-        this.inFlight.delete(rec.serial);
+        this.remove(p);
         p.ev.reason = 'eoe';
         this.finish(p.ev);
       }
@@ -121,16 +137,16 @@ export class Reassembler {
       this.finish({ sec: rec.sec, msec: rec.msec, serial: rec.serial, records: [rec], reason: 'single' });
       return;
     }
-    let p = this.inFlight.get(rec.serial);
+    let p = this.pending(rec.serial);
     if (p !== undefined && !sameStamp(p.ev, rec)) {
-      this.inFlight.delete(rec.serial);
+      this.remove(p);
       p.ev.reason = 'replaced';
       this.finish(p.ev);
       p = undefined;
     }
     if (endsEvent(t)) {
       if (p !== undefined) {
-        this.inFlight.delete(rec.serial);
+        this.remove(p);
         p.ev.records.push(rec);
         p.ev.reason = 'last';
         this.finish(p.ev);
@@ -144,13 +160,14 @@ export class Reassembler {
       if (this.copy) p.owned++;
       return;
     }
-    this.inFlight.set(rec.serial, {
+    if (this.newest !== null) this.inFlight.set(this.newest.ev.serial, this.newest);
+    this.newest = {
       ev: { sec: rec.sec, msec: rec.msec, serial: rec.serial, records: [rec], reason: 'flush' },
       bornMs: this.nowMs,
       owned: this.copy ? 1 : 0,
-    });
-    if (this.inFlight.size > this.maxInFlight) {
-      // Map order is insertion order: the first entry is the oldest.
+    };
+    if (this.inFlight.size + 1 > this.maxInFlight) {
+      // Map order is insertion order: the first entry is the oldest (the map is not empty: maxInFlight >= 1).
       const first = this.inFlight.entries().next().value as [number, Pending];
       this.inFlight.delete(first[0]);
       c.overflows++;
@@ -165,11 +182,8 @@ export class Reassembler {
    */
   endBatch(): void {
     if (this.copy) return;
-    for (const p of this.inFlight.values()) {
-      const recs = p.ev.records;
-      for (let i = p.owned; i < recs.length; i++) recs[i]!.raw = Buffer.from(recs[i]!.raw);
-      p.owned = recs.length;
-    }
+    for (const p of this.inFlight.values()) ownRecords(p);
+    if (this.newest !== null) ownRecords(this.newest);
   }
 
   /** Advances the clock; events older than the timeout are emitted incomplete. */
@@ -177,21 +191,34 @@ export class Reassembler {
     this.nowMs = nowMs;
     const limit = nowMs - this.timeoutMs;
     for (const [serial, p] of this.inFlight) {
-      if (p.bornMs > limit) break;
+      if (p.bornMs > limit) return;
       this.inFlight.delete(serial);
       this.counters.timeouts++;
       p.ev.reason = 'timeout';
       this.finish(p.ev);
     }
+    const n = this.newest;
+    if (n !== null && n.bornMs <= limit) {
+      this.newest = null;
+      this.counters.timeouts++;
+      n.ev.reason = 'timeout';
+      this.finish(n.ev);
+    }
   }
 
   /** Emits every in-flight event (shutdown). */
   flush(): void {
+    const n = this.newest;
+    this.newest = null;
     for (const p of this.inFlight.values()) {
       p.ev.reason = 'flush';
       this.finish(p.ev);
     }
     this.inFlight.clear();
+    if (n !== null) {
+      n.ev.reason = 'flush';
+      this.finish(n.ev);
+    }
   }
 
   private finish(ev: AuditEvent): void {
@@ -217,6 +244,13 @@ export class Reassembler {
       this.counters.serialGaps--;
     }
   }
+}
+
+/** Copies out the records of a waiting event that are still views into the caller's batch. */
+function ownRecords(p: Pending): void {
+  const recs = p.ev.records;
+  for (let i = p.owned; i < recs.length; i++) recs[i]!.raw = Buffer.from(recs[i]!.raw);
+  p.owned = recs.length;
 }
 
 function sameStamp(ev: AuditEvent, rec: AuditRecord): boolean {

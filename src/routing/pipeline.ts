@@ -8,9 +8,12 @@ import {
   appendField,
   decodeKeys,
   encodeKeys,
-  fieldHex,
+  fieldEnd,
   fieldInt,
   fieldText,
+  findField,
+  hexAt,
+  intAt,
   replaceField,
   stampOf,
 } from '../records/fields';
@@ -70,6 +73,69 @@ export interface EventView {
   syscallIndex: number;
 }
 
+/** The keys of one SYSCALL key field, decoded and sorted out (owner tags, the tracking key, the user's keys). */
+interface KeySet {
+  /** The field's bytes as the kernel wrote them (latin1), to recognise the next event with the same keys. */
+  raw: string;
+  full: string[];
+  user: string[];
+  owners: string[];
+  tracking: boolean;
+}
+
+const NO_CHAINS: Chain[] = [];
+
+/** How many fields past the previous one the next wanted field may be looked for by walking, before a search. */
+const WALK_FIELDS = 6;
+
+/**
+ * The value start of field `name`, looked for first among the few fields after the one that ended at `prevEnd` (the
+ * kernel's order: arch syscall success exit a0 a1 a2 a3 items ppid pid ...), by walking spaces; else the first
+ * `name=` in the body, as findField finds it. In the kernel's format both find the same field: the fields before
+ * `prevEnd` are the ones read before this one, and values with a space are hex-encoded, so none hides a `name=`.
+ */
+function nextField(b: Buffer, prevEnd: number, body: number, name: string): number {
+  const n = b.length;
+  let at = prevEnd + 1;
+  for (let k = 0; prevEnd >= 0 && k < WALK_FIELDS && at < n; k++) {
+    const vs = fieldAt(b, at, name);
+    if (vs >= 0) return vs;
+    // Bare values (no quotes) up to the next space; a quote means a value this walk does not read: search instead.
+    while (at < n && b[at] !== 0x20) {
+      if (b[at] === 0x22 || b[at] === 0x27) return findField(b, body, name);
+      at++;
+    }
+    at++;
+  }
+  return findField(b, body, name);
+}
+
+/** The value start when field `name` begins exactly at `at`, else -1. */
+function fieldAt(b: Buffer, at: number, name: string): number {
+  const len = name.length;
+  if (at + len >= b.length || b[at + len] !== 0x3d) return -1;
+  for (let j = 0; j < len; j++) if (b[at + j] !== name.charCodeAt(j)) return -1;
+  return at + len + 1;
+}
+
+/**
+ * Where the value of the SYSCALL record's key field starts: the kernel writes `key=` last, so it is looked for from
+ * the end and taken when its value ends the record; otherwise the first `key=`, as findField finds it. In the
+ * kernel's format that is the same field (one key field, and values with a space are hex-encoded).
+ */
+function keyField(b: Buffer, body: number): number {
+  const n = b.length;
+  for (let i = n - 5; i >= body; i--) {
+    if (b[i] === 0x20 && b[i + 1] === 0x6b && b[i + 2] === 0x65 && b[i + 3] === 0x79 && b[i + 4] === 0x3d) {
+      const vs = i + 5;
+      return fieldEnd(b, vs) === n ? vs : findField(b, body, 'key');
+    }
+    // Key values are short: past a few hundred bytes from the end, the field is not where the kernel puts it.
+    if (n - i > 512) break;
+  }
+  return findField(b, body, 'key');
+}
+
 export class Pipeline {
   readonly counters: PipelineCounters = {
     events: 0,
@@ -79,13 +145,34 @@ export class Pipeline {
     trackingOnly: 0,
     fanout: 0,
   };
+  /** A result for a caller that reads each routed event before it routes the next (`route`'s `into`). */
+  readonly scratch: RoutedEvent = { destinations: [], chain: null };
+  /** The key field of the last event: a rule's events come in runs, so its decoded keys are kept for the next. */
+  private lastKeys: KeySet = { raw: '(null)', full: [], user: [], owners: [], tracking: false };
   constructor(public opts: PipelineOptions) {}
+
+  /** The event's keys from the SYSCALL key field (quoted, hex-joined or (null)), decoded once per distinct field. */
+  private keySet(sc: Buffer, body: number): KeySet {
+    const vs = keyField(sc, body);
+    const raw = vs < 0 ? '(null)' : sc.toString('latin1', vs, fieldEnd(sc, vs));
+    const last = this.lastKeys;
+    if (raw === last.raw) return last;
+    const full = decodeKeys(vs < 0 ? undefined : raw);
+    const owners: string[] = [];
+    const user: string[] = [];
+    for (const k of full) {
+      if (k.startsWith(OWNER_TAG_PREFIX)) owners.push(k.slice(OWNER_TAG_PREFIX.length));
+      else if (k !== TRACK_KEY) user.push(k);
+    }
+    this.lastKeys = { raw, full, user, owners, tracking: full.includes(TRACK_KEY) };
+    return this.lastKeys;
+  }
 
   /** Reads the event, feeding the tracker (forks, exits) on the way. */
   view(records: readonly EventRecord[]): EventView {
     const types: number[] = [];
     let syscallIndex = -1;
-    let chains: Chain[] = [];
+    let chains: Chain[] = NO_CHAINS;
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       types.push(r.type);
@@ -96,18 +183,24 @@ export class Pipeline {
         if (parsed) chains = parsed.filter((c) => c[0] !== AUDIT_CID_UNSET);
       }
     }
-    let keys: string[] = [];
+    let ks: KeySet | null = null;
     if (syscallIndex >= 0) {
       const sc = records[syscallIndex]!.payload;
       const body = bodyStartOf(sc);
-      keys = decodeKeys(fieldText(sc, 'key', body));
+      ks = this.keySet(sc, body);
       if (!this.opts.contidKernel) {
-        // Byte-level reads (a cached needle, memmem, digits parsed in place): no string per field.
-        const i386 = fieldHex(sc, 'arch', body) === 0x40000003;
-        const nr = fieldInt(sc, 'syscall', body) ?? -1;
-        const exit = fieldInt(sc, 'exit', body) ?? -1;
-        const ppid = fieldInt(sc, 'ppid', body) ?? 0;
-        const pid = fieldInt(sc, 'pid', body) ?? 0;
+        // Byte-level reads (digits parsed in place, no string per field), each starting where the kernel's order
+        // puts the field (arch syscall success exit a0..a3 items ppid pid): mostly no search at all.
+        const archAt = findField(sc, body, 'arch');
+        const i386 = archAt >= 0 && hexAt(sc, archAt) === 0x40000003;
+        const nrAt = nextField(sc, archAt < 0 ? -1 : fieldEnd(sc, archAt), body, 'syscall');
+        const nr = nrAt < 0 ? -1 : (intAt(sc, nrAt) ?? -1);
+        const exitAt = nextField(sc, nrAt < 0 ? -1 : fieldEnd(sc, nrAt), body, 'exit');
+        const exit = exitAt < 0 ? -1 : (intAt(sc, exitAt) ?? -1);
+        const ppidAt = nextField(sc, exitAt < 0 ? -1 : fieldEnd(sc, exitAt), body, 'ppid');
+        const ppid = ppidAt < 0 ? 0 : (intAt(sc, ppidAt) ?? 0);
+        const pidAt = nextField(sc, ppidAt < 0 ? -1 : fieldEnd(sc, ppidAt), body, 'pid');
+        const pid = pidAt < 0 ? 0 : (intAt(sc, pidAt) ?? 0);
         if ((i386 ? FORK_SYSCALLS_I386 : FORK_SYSCALLS_X86_64).has(nr) && exit > 0) this.opts.tracker.onFork(pid, exit);
         const chain = this.opts.tracker.lookup(pid, ppid);
         if (chain) chains = [chain];
@@ -122,19 +215,16 @@ export class Pipeline {
         if (chain) chains = [chain];
       }
     }
-    const owners: string[] = [];
-    const userKeys: string[] = [];
-    for (const k of keys) {
-      if (k.startsWith(OWNER_TAG_PREFIX)) owners.push(k.slice(OWNER_TAG_PREFIX.length));
-      else if (k !== TRACK_KEY) userKeys.push(k);
-    }
-    return { chains, types, keys: userKeys, owners, fullKeys: keys, tracking: keys.includes(TRACK_KEY), syscallIndex };
+    if (ks === null) return { chains, types, keys: [], owners: [], fullKeys: [], tracking: false, syscallIndex };
+    // The key arrays are shared with the next events of the same keys: nothing downstream changes them.
+    return { chains, types, keys: ks.user, owners: ks.owners, fullKeys: ks.full, tracking: ks.tracking, syscallIndex };
   }
 
   /** The route decision alone (for `auditmux route test`). */
   decide(v: EventView): RouteDecision {
-    const d = this.opts.router.route({ chains: v.chains, types: v.types, keys: v.keys });
-    d.daemons = d.daemons.filter((name) => !this.opts.daemonsWithRules.has(name) || v.owners.includes(name));
+    const d = this.opts.router.route(v);
+    if (this.opts.daemonsWithRules.size)
+      d.daemons = d.daemons.filter((name) => !this.opts.daemonsWithRules.has(name) || v.owners.includes(name));
     return d;
   }
 
@@ -142,15 +232,21 @@ export class Pipeline {
    * Where an event goes and in what form: each destination gets the records with auditmux's tags removed from the
    * key field, and, on mainline kernels, a CONTAINER_ID record in the patch set's form for tagged processes.
    */
-  route(records: EventRecord[], keysByOwner?: (owner: string | null, fullKeys: string[]) => string[]): RoutedEvent {
+  route(
+    records: EventRecord[],
+    keysByOwner?: (owner: string | null, fullKeys: string[]) => string[],
+    into?: RoutedEvent,
+  ): RoutedEvent {
     this.counters.events++;
     const v = this.view(records);
     if (v.chains.length) this.counters.withContid++;
     const onlyTracking = v.tracking && v.keys.length === 0 && v.owners.length === 0;
     const decision = this.decide(v);
-    const out: Destination[] = [];
-    const shaped = (owner: string | null): EventRecord[] => this.shape(records, v, owner, keysByOwner);
-    for (const d of decision.daemons) out.push({ daemon: d, records: shaped(d) });
+    // `into`: the caller's result, reused event after event (it reads it before routing the next one).
+    const result = into ?? { destinations: [], chain: null };
+    const out = result.destinations;
+    out.length = 0;
+    for (const d of decision.daemons) out.push({ daemon: d, records: this.shape(records, v, d, keysByOwner) });
     if (decision.daemons.length) this.counters.routed++;
     else this.counters.unrouted++;
     if (decision.daemons.length > 1) this.counters.fanout += decision.daemons.length - 1;
@@ -158,8 +254,9 @@ export class Pipeline {
       // Produced only by the fork/exit tracking rule: state for the tracker, not an event anyone asked for.
       this.counters.trackingOnly++;
     } else if (this.opts.keep === 'all' || decision.daemons.length === 0)
-      out.push({ daemon: null, records: shaped(null) });
-    return { destinations: out, chain: v.chains[0] ?? null };
+      out.push({ daemon: null, records: this.shape(records, v, null, keysByOwner) });
+    result.chain = v.chains[0] ?? null;
+    return result;
   }
 
   private shape(

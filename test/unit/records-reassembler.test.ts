@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Reassembler, isSingleRecordType, type AuditEvent } from '../../src/records/reassembler';
+import { intBelow, prng } from '../helpers/prng';
 
 const rec = (serial: number, body = 'a=b', ts = '100.001'): Buffer => Buffer.from(`audit(${ts}:${serial}): ${body}`);
 
@@ -217,4 +218,95 @@ test('copy: false — endBatch copies in-flight records out of the reused batch 
   assert.equal(out.length, 2);
   assert.equal(out[1]!.records[0]!.raw.toString(), 'audit(100.001:8): y=2', 'the held record kept its bytes');
   assert.match(out[0]!.records[0]!.raw.toString(), /^A+$/, 'an event done within its batch was never copied (a view)');
+});
+
+/**
+ * The completion rules as the reassembler had them before its newest-event fast path: one insertion-ordered Map of
+ * every waiting event. The fast path must emit the same events, in the same order, for the same reasons.
+ */
+class MapModel {
+  readonly out: { serial: number; types: number[]; reason: string }[] = [];
+  private readonly m = new Map<number, { sec: string; types: number[]; born: number }>();
+  private now = 0;
+  constructor(private readonly max: number) {}
+  push(type: number, serial: number, ts: string): void {
+    if (type === 1320) {
+      const p = this.m.get(serial);
+      if (p && p.sec === ts) {
+        this.m.delete(serial);
+        this.out.push({ serial, types: p.types, reason: 'eoe' });
+      }
+      return;
+    }
+    if (isSingleRecordType(type)) {
+      this.out.push({ serial, types: [type], reason: 'single' });
+      return;
+    }
+    let p = this.m.get(serial);
+    if (p && p.sec !== ts) {
+      this.m.delete(serial);
+      this.out.push({ serial, types: p.types, reason: 'replaced' });
+      p = undefined;
+    }
+    if (type === 1327) {
+      if (p) {
+        this.m.delete(serial);
+        this.out.push({ serial, types: [...p.types, type], reason: 'last' });
+      } else this.out.push({ serial, types: [type], reason: 'last' });
+      return;
+    }
+    if (p) {
+      p.types.push(type);
+      return;
+    }
+    this.m.set(serial, { sec: ts, types: [type], born: this.now });
+    if (this.m.size > this.max) {
+      const [k, v] = this.m.entries().next().value as [number, { types: number[] }];
+      this.m.delete(k);
+      this.out.push({ serial: k, types: v.types, reason: 'overflow' });
+    }
+  }
+  tick(now: number, timeout: number): void {
+    this.now = now;
+    for (const [k, v] of this.m) {
+      if (v.born > now - timeout) break;
+      this.m.delete(k);
+      this.out.push({ serial: k, types: v.types, reason: 'timeout' });
+    }
+  }
+  flush(): void {
+    for (const [k, v] of this.m) this.out.push({ serial: k, types: v.types, reason: 'flush' });
+    this.m.clear();
+  }
+}
+
+test('property: the newest-event fast path emits what one ordered Map of waiting events emits (fixed seeds)', () => {
+  for (let seed = 1; seed <= 40; seed++) {
+    const next = prng(seed);
+    const max = 1 + intBelow(next, 6);
+    const timeout = 50;
+    const { r, out } = collect({ maxInFlight: max, timeoutMs: timeout, copy: seed % 2 === 0 });
+    const model = new MapModel(max);
+    // Mostly whole syscall events one after another, with interleavings, EOEs, stray and reused serials.
+    const types = [1300, 1300, 1307, 1302, 1302, 1327, 1327, 1320, 1320, 1105, 1306, 1318];
+    let now = 0;
+    for (let i = 0; i < 3000; i++) {
+      const serial = 1 + intBelow(next, 8);
+      const ts = intBelow(next, 10) === 0 ? '100.002' : '100.001';
+      const type = types[intBelow(next, types.length)]!;
+      r.push(type, rec(serial, 'a=b', ts));
+      model.push(type, serial, ts);
+      if (intBelow(next, 50) === 0) {
+        now += intBelow(next, 40);
+        r.tick(now);
+        model.tick(now, timeout);
+      }
+      if (intBelow(next, 100) === 0) r.endBatch();
+      assert.equal(r.inFlightCount, (model as unknown as { m: Map<number, unknown> }).m.size, `seed ${seed} at ${i}`);
+    }
+    r.flush();
+    model.flush();
+    const got = out.map((e) => ({ serial: e.serial, types: e.records.map((x) => x.type), reason: e.reason }));
+    assert.deepEqual(got, model.out, `seed ${seed}`);
+  }
 });

@@ -218,3 +218,69 @@ describe('pipeline on a kernel with the contid patch set', () => {
     assert.equal(out[0]!.records.length, 2, 'kernel records passed through unchanged');
   });
 });
+
+describe('view: fields read in the kernel order give what a search of each field gives (fixed seed)', () => {
+  it('tracker calls and keys equal those from fieldInt/fieldHex/decodeKeys on 3000 generated SYSCALL records', () => {
+    const next = prng(0x5ca11);
+    const calls: string[] = [];
+    const recording = {
+      idle: false,
+      onFork: (pid: number, child: number) => calls.push(`fork ${pid} ${child}`),
+      lookup: (pid: number, ppid: number) => (calls.push(`lookup ${pid} ${ppid}`), null),
+      onExit: (pid: number) => calls.push(`exit ${pid}`),
+    } as unknown as ContidTracker;
+    const p = new Pipeline({
+      router: new Router(cfg.routes),
+      tracker: recording,
+      contidKernel: false,
+      daemonsWithRules: new Set(),
+      keep: 'unrouted',
+    });
+    const keyChoices = ['"k"', '(null)', '"a-b_c"', encodeKeys(['x', `${OWNER_TAG_PREFIX}a`]), encodeKeys([TRACK_KEY])];
+    for (let i = 0; i < 3000; i++) {
+      const nr = [56, 57, 231, 60, 110, 2, 120, 252][intBelow(next, 8)]!;
+      const fields: [string, string][] = [
+        ['arch', intBelow(next, 3) === 0 ? '40000003' : 'c000003e'],
+        ['syscall', String(nr)],
+        ['success', intBelow(next, 2) ? 'yes' : 'no'],
+        ['exit', String(intBelow(next, 3) === 0 ? -intBelow(next, 40) : intBelow(next, 70000))],
+        ['a0', (intBelow(next, 1 << 30) >>> 0).toString(16)],
+        ['a1', '0'],
+        ['a2', '7ffd'],
+        ['a3', '0'],
+        ['items', String(intBelow(next, 3))],
+        ['ppid', String(intBelow(next, 70000))],
+        ['pid', String(intBelow(next, 70000))],
+        ['auid', '4294967295'],
+        ['uid', '0'],
+        ['comm', intBelow(next, 2) ? '"getppid"' : '6120622063'],
+        ['exe', '"/usr/bin/x"'],
+        ['subj', 'unconfined'],
+        ['key', keyChoices[intBelow(next, keyChoices.length)]!],
+      ];
+      // Fields the kernel may leave out or that other kernels add, so the walk also meets its fallbacks.
+      const kept = fields.filter(([k]) => k === 'key' || intBelow(next, 12) !== 0);
+      if (intBelow(next, 6) === 0) kept.splice(1 + intBelow(next, kept.length - 1), 0, ['extra', '"q r"']);
+      const body = kept.map(([k, v]) => `${k}=${v}`).join(' ');
+      const payload = Buffer.from(`audit(1700000000.${String(i % 1000).padStart(3, '0')}:${i}): ${body}`);
+      calls.length = 0;
+      const v = p.view([{ type: 1300, payload }]);
+      const got = [...calls];
+      // The reference: each field searched on its own, as the pipeline did before reading in the kernel's order.
+      calls.length = 0;
+      const i386 = (fieldInt(payload, 'arch') ?? 0) >= 0 && /arch=40000003/.test(payload.toString('latin1'));
+      const rnr = fieldInt(payload, 'syscall') ?? -1;
+      const exit = fieldInt(payload, 'exit') ?? -1;
+      const ppid = fieldInt(payload, 'ppid') ?? 0;
+      const pid = fieldInt(payload, 'pid') ?? 0;
+      const forks = i386 ? [120, 2, 190, 435] : [56, 57, 58, 435];
+      const exits = i386 ? [252, 1] : [231, 60];
+      const want: string[] = [];
+      if (forks.includes(rnr) && exit > 0) want.push(`fork ${pid} ${exit}`);
+      want.push(`lookup ${pid} ${ppid}`);
+      if (exits.includes(rnr)) want.push(`exit ${pid}`);
+      assert.deepEqual(got, want, payload.toString('latin1'));
+      assert.deepEqual(v.fullKeys, decodeKeys(fieldText(payload, 'key')), payload.toString('latin1'));
+    }
+  });
+});
