@@ -67,6 +67,8 @@ export interface StartOptions {
    * socket): startDaemon then waits for it instead of running `auditctl -s` every 50 ms during a timed start.
    */
   registered?: Promise<unknown>;
+  /** auditmux only: this config instead of auditmuxConf(spec) (bench/memory.ts routes every event to every daemon). */
+  conf?: string;
 }
 
 /** Children the top-level script must be able to kill from a signal handler. */
@@ -198,7 +200,7 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
   } else {
     if (!existsSync(auditmuxBin)) throw new Error(`${auditmuxBin} does not exist`);
     const conf = join(dir, 'auditmux.yaml');
-    writeFileSync(conf, auditmuxConf(dir, spec));
+    writeFileSync(conf, opts.conf ?? auditmuxConf(dir, spec));
     for (let i = 0; i < spec.aux; i++) auxLogs.push(join(dir, 'log', `bench-${i}.log`));
     // The V8 flags bin/auditmux's #! line gives node, so the daemon runs as installed.
     const binFlags = readFileSync(auditmuxBin, 'utf8')

@@ -1,5 +1,5 @@
 // `npm run bench`: drives auditd and auditmux through the same audited load, restores the kernel, writes the report.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,19 +14,10 @@ import {
   treePeakRssKiB,
 } from './proctree';
 import { countEvents } from './logcount';
-import {
-  isGone,
-  liveChildren,
-  parseDaemon,
-  repoRoot,
-  startDaemon,
-  stopDaemon,
-  track,
-  type DaemonSpec,
-} from './daemons';
+import { buildLoadgen, KEY, ruleArgs, runLoadgen } from './loadgen-run';
+import { isGone, liveChildren, parseDaemon, repoRoot, startDaemon, stopDaemon, type DaemonSpec } from './daemons';
 import { rateLabel, renderMarkdown, type Machine, type RunInfo, type Sample } from './report';
 
-const KEY = 'ambench';
 /** Re-measurements after another process changed the audit state, and after a measurement on a busy host. */
 const MAX_RETRIES = 5;
 const NOISE_RETRIES = 3;
@@ -141,43 +132,6 @@ function machine(): Machine {
   };
 }
 
-function buildLoadgen(dir: string): string {
-  const out = join(dir, 'loadgen');
-  const src = join(repoRoot, 'bench', 'loadgen.c');
-  // Static: the dynamic loader's own openat calls (ld.so.cache, libc) would be audited events nobody asked for.
-  try {
-    execFileSync('cc', ['-O2', '-Wall', '-static', '-o', out, src], { stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch {
-    process.stderr.write('bench: static link failed (no libc.a?); open mode will count ~2 loader events as extra\n');
-    execFileSync('cc', ['-O2', '-Wall', '-o', out, src], { stdio: 'inherit' });
-  }
-  return out;
-}
-
-interface GenResult {
-  calls: number;
-  elapsed: number;
-  rate: number;
-  cpu: number;
-}
-
-async function runLoadgen(bin: string, mode: string, rate: number, duration: number, cwd: string): Promise<GenResult> {
-  const child = track(
-    spawn(bin, [mode, String(rate), String(duration), 'target'], {
-      cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    }),
-  );
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((res) => child.once('exit', (c) => res(c)));
-  if (code !== 0) throw new Error(`loadgen exited ${code}: ${err}`);
-  return JSON.parse(out) as GenResult;
-}
-
 /** Waits until the log has not grown for quietMs; returns seconds from `since` to its last growth. */
 async function waitDrained(
   file: string,
@@ -205,21 +159,6 @@ async function waitDrained(
     if (now - lastChange >= quietMs) return { seconds: (lastChange - since) / 1000, timedOut: false };
     if (now - since > timeoutS * 1000) return { seconds: (now - since) / 1000, timedOut: true };
   }
-}
-
-function ruleArgs(mode: string, gen: string): string[] {
-  return [
-    '-a',
-    'always,exit',
-    '-F',
-    'arch=b64',
-    '-S',
-    mode === 'open' ? 'openat' : 'getppid',
-    '-F',
-    `exe=${gen}`,
-    '-k',
-    KEY,
-  ];
 }
 
 /** Only our rule: between measurements the kernel must look as it did before the run, whoever else uses it. */
