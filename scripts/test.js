@@ -6,6 +6,8 @@ const { readdirSync, statSync, existsSync } = require('node:fs');
 const { join, relative } = require('node:path');
 
 const repo = join(__dirname, '..');
+const FLOCK = '/usr/bin/flock';
+const KERNEL_LOCK = '/tmp/auditmux-kernel.lock';
 // unit: no kernel, no peer program, parallel. peer: real rsyslogd, auditd as an aggregator, audisp plugins, laurel,
 // ausearch/aureport, Chromium, nats-server; parallel with each other (loopback ports, private dirs), two at a time on
 // a 2-core machine. kernel: NETLINK_AUDIT of this machine (the real daemon, the real kernel contract suite): only one
@@ -51,7 +53,12 @@ if (only !== undefined && !(only in TIERS)) {
       `\n== ${tier}: ${list.length} file(s)${concurrency === 1 ? ', serial' : `, ${concurrency} at a time`} ==`,
     );
     const env = { ...process.env, AUDITMUX_TEST_TIER: tier };
-    const r = spawnSync(process.execPath, args, { stdio: 'inherit', env });
+    // The kernel tier holds the host's audit lock for its whole run (flock(1), which benches and single kernel tests
+    // take too): a benchmark or another checkout's tests registering a daemon meanwhile would fail every test.
+    const locked = tier === 'kernel' && existsSync(FLOCK);
+    const r = locked
+      ? spawnSync(FLOCK, [KERNEL_LOCK, process.execPath, ...args], { stdio: 'inherit', env })
+      : spawnSync(process.execPath, args, { stdio: 'inherit', env });
     if (r.status !== 0) failed = true;
   }
   process.exitCode = failed ? 1 : 0;
