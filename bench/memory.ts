@@ -7,7 +7,7 @@ import { auditctl, KernelGuard } from './kernel';
 import { treePids } from './proctree';
 import { countEvents } from './logcount';
 import { buildLoadgen, KEY, ruleArgs, runLoadgen } from './loadgen-run';
-import { isGone, liveChildren, parseDaemon, startDaemon, stopDaemon } from './daemons';
+import { auditmuxConf, isGone, liveChildren, parseDaemon, startDaemon, stopDaemon, type DaemonSpec } from './daemons';
 import { median } from './report';
 
 const USAGE = `usage: node dist/bench/memory.js [options]   (root; no other audit daemon; no audit rules loaded)
@@ -60,32 +60,18 @@ interface Row {
   aux: Mem[];
 }
 
-function conf(dir: string, n: number, format: string): string {
-  const log = (file: string): string =>
-    `{ file: ${file}, format: ${format}, flush: incremental_async, freq: 50, max_log_file: 100000, max_log_file_action: ignore }`;
-  const names = Array.from({ length: n }, (_, i) => `bench-${i}`);
-  return [
-    '# auditmux memory benchmark config, written by bench/memory.ts',
-    'version: 1',
-    'host:',
-    '  kernel: { enabled: 1, failure: 1, backlog_limit: 8192, backlog_wait_time: 0, rate_limit: 0 }',
-    '  rules: ~',
-    `  log: ${log(join(dir, 'log', 'audit.log'))}`,
-    `  control_socket: ${join(dir, 'control.sock')}`,
-    '  diagnostics: { level: warn }',
-    'daemons:',
-    ...names.map((d) => `  - { name: ${d}, log: ${log(join(dir, 'log', `${d}.log`))}, isolation: process }`),
-    'routes:',
-    `  - { contid: unset, keys: [${KEY}], daemons: [${names.join(', ')}] }`,
-    '',
-  ].join('\n');
+/** The bench's config for `spec` (bench/daemons.ts), with one route giving every bench event to every daemon. */
+function conf(dir: string, spec: DaemonSpec): string {
+  const base = auditmuxConf(dir, spec);
+  const names = Array.from({ length: spec.aux }, (_, i) => `bench-${i}`);
+  return `${base.slice(0, base.indexOf('routes:\n'))}routes:\n  - { contid: unset, keys: [${KEY}], daemons: [${names.join(', ')}] }\n`;
 }
 
 async function measure(root: string, gen: string, rate: number, n: number, format: string, s: number): Promise<Row> {
   const dir = join(root, `r${rate}`);
   mkdirSync(join(dir, 'log'), { recursive: true });
   const spec = parseDaemon(`auditmux-${format.toLowerCase()}-aux${n}-proc`);
-  const d = await startDaemon(spec, { dir, conf: conf(dir, n, format) });
+  const d = await startDaemon(spec, { dir, conf: conf(dir, spec) });
   const peaks = new Map<number, Mem>();
   const sample = (): void => {
     for (const pid of treePids(d.pid)) {
