@@ -223,8 +223,14 @@ export class Pipeline {
   /** The route decision alone (for `auditmux route test`). */
   decide(v: EventView): RouteDecision {
     const d = this.opts.router.route(v);
-    if (this.opts.daemonsWithRules.size)
-      d.daemons = d.daemons.filter((name) => !this.opts.daemonsWithRules.has(name) || v.owners.includes(name));
+    // Asked per destination, not skipped on an empty set's size: template daemons with rules are known by has() alone
+    // (DaemonRegistry.rulesOwners). The array is copied only when a destination must go.
+    const rules = this.opts.daemonsWithRules;
+    for (const name of d.daemons)
+      if (rules.has(name) && !v.owners.includes(name)) {
+        d.daemons = d.daemons.filter((n) => !rules.has(n) || v.owners.includes(n));
+        break;
+      }
     return d;
   }
 
