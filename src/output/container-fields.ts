@@ -20,7 +20,8 @@ export const MAX_CONTAINER_FIELD = 1024;
 /** Contids cached per output; the cache starts over when full (containers come and go). */
 export const CONTAINER_CACHE_MAX = 1024;
 
-const CONTID_TEXT_RE = /^[0-9]{1,20}$/;
+/** A contid as records write it: decimal, or a nesting chain `ID,^PARENT,...` whose first id is the container's. */
+const CONTID_TEXT_RE = /^([0-9]{1,20})(?:,|$)/;
 
 function entryOf(facts: Partial<Record<MetaField, unknown>> | undefined): ContainerEntry | null {
   if (!facts) return null;
@@ -57,16 +58,17 @@ export class ContainerCache {
   /** The container of an event's contid (as its lines carry it), or null when none or unknown. */
   lookup(contid: string | null): ContainerEntry | null {
     const d = this.directory;
-    if (!d || contid === null || !CONTID_TEXT_RE.test(contid)) return null;
+    if (!d || contid === null) return null;
     if (d.version !== this.version) {
       this.cache.clear();
       this.version = d.version;
     }
     const hit = this.cache.get(contid);
     if (hit !== undefined) return hit;
+    const m = CONTID_TEXT_RE.exec(contid);
     let e: ContainerEntry | null = null;
     try {
-      e = entryOf(d.facts(BigInt(contid)));
+      if (m) e = entryOf(d.facts(BigInt(m[1] as string)));
     } catch {
       e = null;
     }

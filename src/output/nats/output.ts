@@ -322,13 +322,12 @@ const CONTID_KEY = Buffer.from(' contid=', 'latin1');
  */
 export function contidOfBuffers(lines: readonly Buffer[]): string | null {
   for (const l of lines) {
-    const at = l.indexOf(CONTID_KEY);
-    if (at < 0) continue;
-    const from = at + CONTID_KEY.length;
-    let end = from;
-    while (end < l.length && end - from < 200 && l[end] !== 0x20 && l[end] !== 0x1d) end++;
-    if (end === from) continue;
-    return l.toString('latin1', from, end).replace(/^"|"$/g, '');
+    for (let at = l.indexOf(CONTID_KEY); at >= 0; at = l.indexOf(CONTID_KEY, at + 1)) {
+      const from = at + CONTID_KEY.length;
+      let end = from;
+      while (end < l.length && end - from < 200 && l[end] !== 0x20 && l[end] !== 0x1d) end++;
+      if (end > from) return l.toString('latin1', from, end).replace(/^"|"$/g, '');
+    }
   }
   return null;
 }
