@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { jetstream, jetstreamManager, AckPolicy } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { sleep, startEmulatedHost, syscallSerialCounts } from '../helpers/emulated-host';
-import { streamMessages, until, withServer } from '../helpers/nats';
+import { natsSpec, quiet, streamMessages, syscallEvent, until, withServer } from '../helpers/nats';
+import { NatsOutput } from '../../src/output/nats/output';
+import { ContainerRegistry } from '../../src/containers/registry';
+import { AUDITMUX_CONTAINER_ID, MsgType } from '../../src/kernel/constants';
 import { cliPath } from '../helpers/daemon';
 
 const EXE = '/usr/bin/amtree-natsname';
@@ -200,5 +203,54 @@ describe('nats subjects by container name (emulated mainline kernel, real nats-s
         for (const p of procs) p.kill();
         rmSync(dir, { recursive: true, force: true });
       }
+    }));
+
+  it('the name is looked up when the event is spooled: an outage, a restart and the retirement do not lose it', () =>
+    withServer('amnatsname2-', async (srv, dir) => {
+      await srv.kill();
+      const reg = new ContainerRegistry();
+      reg.register({ runtime: 'runc', id: 'c9', contid: 9n, source: 'hook', meta: { name: 'job 7*', image: 'x' } });
+      const spec = natsSpec([srv.url], join(dir, 'spool'), {
+        subject: 'audit.{node}.{name}.{image}.{pod}',
+        payload: 'json',
+      });
+      const make = () => new NatsOutput(spec, { nodeName: 'n2', contidKernel: false, diag: quiet, containers: reg });
+      let out = make();
+      for (let i = 0; i < 25; i++)
+        for (const r of syscallEvent(i)) {
+          // The container's events carry its contid as the routing pipeline writes it on a mainline kernel.
+          if (r.type !== MsgType.SYSCALL && i % 5 !== 0) continue;
+          const st = r.payload.toString('latin1').slice(0, r.payload.indexOf('): ') + 1);
+          if (r.type === MsgType.SYSCALL && i % 5 !== 0)
+            out.writeRecord(AUDITMUX_CONTAINER_ID, Buffer.from(`${st}: record=1 contid=9`, 'latin1'));
+          out.writeRecord(r.type, r.payload);
+        }
+      out.flush();
+      // The daemon restarts during the outage, and the container is gone from the registry meanwhile.
+      await out.close();
+      assert.ok(reg.retire(9n, 'poststop'));
+      out = make();
+      await srv.startProcess();
+      try {
+        await until(
+          () => out.stats().pending === 0 && (out.stats().acked as number) > 0,
+          () => JSON.stringify(out.stats()),
+        );
+      } finally {
+        await out.close();
+      }
+      const ms = await streamMessages(srv.url, 'AUDIT');
+      assert.equal(ms.length, 25);
+      const named = ms.filter((m) => m.subject === 'audit.n2.job~207~2A.x.none');
+      assert.equal(named.length, 20);
+      for (const m of named)
+        assert.deepEqual((JSON.parse(m.data.toString('utf8')) as JsonEvent).container, {
+          name: 'job 7*',
+          image: 'x',
+          runtime: 'runc',
+        });
+      const rest = ms.filter((m) => m.subject === 'audit.n2.none.none.none');
+      assert.equal(rest.length, 5);
+      for (const m of rest) assert.equal('container' in (JSON.parse(m.data.toString('utf8')) as JsonEvent), false);
     }));
 });

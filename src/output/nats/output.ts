@@ -76,7 +76,9 @@ export class NatsOutput extends QueuedOutput {
     this.node = defaultNode(ctx.nodeName);
     this.subject = subjectFor(spec.subject, this.node, spec.daemon);
     this.daemonToken = subjectToken(spec.daemon);
-    this.containers = new ContainerCache(ctx.containers);
+    // Looked up only when something shows it: a JSON payload or a container placeholder in the subject.
+    const shown = spec.payload === 'json' || /\{(name|image|runtime|pod|namespace)\}/.test(spec.subject);
+    this.containers = new ContainerCache(shown ? ctx.containers : undefined);
     this.bootId = readBootId();
     try {
       // Credentials and TLS files are read here: a missing or refused one stops the daemon at start, with its path.
@@ -225,7 +227,7 @@ export class NatsOutput extends QueuedOutput {
     const head = entry.toString('utf8', 0, nl);
     const sp = head.indexOf(' ');
     const id = sp < 0 ? head : head.slice(0, sp);
-    const container = sp < 0 ? null : parseContainerJson(head.slice(sp + 1));
+    const container = sp < 0 ? null : this.spooledContainer(head.slice(sp + 1));
     const lines = entry.toString('latin1', nl + 1).split('\n');
     const contid = contidOf(lines);
     const subject = this.subject(contid, container);
@@ -252,6 +254,19 @@ export class NatsOutput extends QueuedOutput {
           this.commitDone();
         },
       );
+  }
+
+  /** Containers read back from spool entries, by their JSON text: most events in a row come from few containers. */
+  private readonly parsed = new Map<string, ContainerEntry | null>();
+
+  private spooledContainer(json: string): ContainerEntry | null {
+    let e = this.parsed.get(json);
+    if (e === undefined) {
+      e = parseContainerJson(json);
+      if (this.parsed.size >= 256) this.parsed.clear();
+      this.parsed.set(json, e);
+    }
+    return e;
   }
 
   /** A publish of the window failed: no new ones until every outstanding one settled and the spool was rewound. */
