@@ -289,8 +289,20 @@ function networkCommon(
   return { retry, action, exe };
 }
 
-/** Subject tokens the template may use; each is filled from the event and sanitised (see output/nats/subject.ts). */
-export const NATS_PLACEHOLDERS = ['{node}', '{daemon}', '{contid}'] as const;
+/**
+ * Subject tokens the template may use; each is filled from the event and sanitised (see output/nats/subject.ts). The
+ * container's fields come from the host's registry (`none` when unknown, and in a process-isolated daemon).
+ */
+export const NATS_PLACEHOLDERS = [
+  '{node}',
+  '{daemon}',
+  '{contid}',
+  '{name}',
+  '{image}',
+  '{runtime}',
+  '{pod}',
+  '{namespace}',
+] as const;
 const NATS_SERVER_RE = /^(?:(?:nats|tls):\/\/)?(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
 const NATS_STREAM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const NATS_LITERAL_TOKEN_RE = /^[A-Za-z0-9_-]{1,64}$/;

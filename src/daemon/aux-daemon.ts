@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { DaemonConfig } from '../config/schema';
+import type { ContainerDirectory } from '../contid/meta-selector';
 import { FLUSH_DELAY_MS, FLUSH_NOW_BYTES, type Diag } from '../shared';
 import { AuxQueue } from './aux-queue';
 import {
@@ -59,6 +60,8 @@ export interface AuxDaemonHooks {
   backpressure: (name: string, full: boolean) => void;
   /** The host talks to a kernel with the contid patch set (1336 records are CONTAINER_ID). */
   contidKernel: boolean;
+  /** The host's container registry, for an inline daemon's outputs and JSON log (names in subjects, `container`). */
+  containers?: ContainerDirectory;
 }
 
 export class AuxDaemon {
@@ -147,6 +150,7 @@ export class AuxDaemon {
         outputs: this.config.outputs ?? [],
         nodeName: this.hooks.nodeName,
         contidKernel: this.hooks.contidKernel,
+        ...(this.hooks.containers ? { containers: this.hooks.containers } : {}),
       },
       (m) => {
         this.lastError = m;

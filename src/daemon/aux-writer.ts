@@ -3,7 +3,7 @@
 import { closeSync, constants, readSync } from 'node:fs';
 import { AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
 import type { OutputConfig, OutputSpec } from '../config/schema';
-import type { Diag } from '../output/output';
+import type { ContainerDirectory, Diag } from '../output/output';
 import type { Sink } from '../output/sink';
 import { createSink } from '../output/sinks';
 import type { FreeSpaceReader } from '../output/diskspace';
@@ -17,6 +17,8 @@ export interface AuxWriterConfig {
   outputs: OutputSpec[];
   nodeName: string | null;
   contidKernel: boolean;
+  /** Inline only: the host's container registry (a process-isolated daemon has none). */
+  containers?: ContainerDirectory;
 }
 
 /** How much of the log's tail is read at start to recognise events the host sends again after a crash. */
@@ -91,6 +93,7 @@ export class AuxWriter {
         ...(this.cfg.nodeName ? { nodeName: this.cfg.nodeName } : {}),
         contidKernel: this.cfg.contidKernel,
         diag: this.diag,
+        ...(this.cfg.containers ? { containers: this.cfg.containers } : {}),
         logger: (level, m) => {
           if (level !== 'info') this.report(m);
         },

@@ -11,6 +11,7 @@ import type { EventRecord } from './aux-ipc';
 import { AuxDaemon } from './aux-daemon';
 import type { ExtraRules } from './kernel-session';
 import type { Diag } from './diagnostics';
+import type { ContainerDirectory } from '../contid/meta-selector';
 import { TemplateManager } from './templates';
 
 export interface DaemonRegistryOptions {
@@ -26,6 +27,8 @@ export interface DaemonRegistryOptions {
   changed: (extra?: ExtraRules) => Promise<void>;
   /** What every daemon's writer needs from the host. */
   context: () => { nodeName: string | null; contidKernel: boolean };
+  /** The host's container registry, handed to inline auxiliary daemons' outputs and logs. */
+  containers?: ContainerDirectory;
   counters: { dropsReported: number };
 }
 
@@ -218,6 +221,7 @@ export class DaemonRegistry {
       },
       backpressure: (name, full) => this.backpressure(name, full),
       contidKernel,
+      ...(this.opts.containers ? { containers: this.opts.containers } : {}),
     });
     this.auxes.set(cfg.name, a);
     a.start();

@@ -72,6 +72,7 @@ export class HostDaemon implements ControlTarget {
       setPaused: (p) => this.session.setPaused(p),
       changed: (extra) => this.daemonsChanged(extra),
       context: () => ({ nodeName: this.nodeName ?? null, contidKernel: this.session.contidKernel }),
+      containers: this.contid.containers.registry,
       counters: this.counters,
     });
     this.daemons.setConfigured(this.config.daemons, this.config.routes, this.config);

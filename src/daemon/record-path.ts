@@ -89,6 +89,7 @@ export class RecordPath {
         ...(nodeName !== undefined ? { nodeName } : {}),
         contidKernel,
         diag,
+        ...(this.opts.containers ? { containers: this.opts.containers } : {}),
         logger: (level, msg) => diag[level](msg),
         onLogError: (e) =>
           diag.error({ op: e.op, code: e.code, lost: e.lostRecords }, `log ${e.op} failed: ${e.message}`),

@@ -1,6 +1,7 @@
-// One audit event as one JSON object (records with their fields, interpreted values beside raw ones, contid at the
-// top): the nats output's `payload: json` and `log.format: json` both encode events with it.
+// One audit event as one JSON object (records with their fields, interpreted values beside raw ones, contid and the
+// container at the top): the nats output's `payload: json` and `log.format: json` both encode events with it.
 import { AUDIT_LINE_RE } from './audit-line';
+import type { ContainerFields } from './container-fields';
 
 const SEP = '\x1d';
 
@@ -11,6 +12,8 @@ export interface EventJson {
   node: string;
   daemon: string;
   contid: string | null;
+  /** The container of `contid` as the host's registry knows it (name, image...); absent when unknown or none. */
+  container?: ContainerFields;
   time: string;
   serial: string;
   records: RecordJson[];
@@ -79,8 +82,18 @@ export function splitFields(text: string): Record<string, string> {
   return out;
 }
 
-/** One JSON object for an event's lines (latin1 strings without newline). */
-export function eventJson(id: string, node: string, daemon: string, lines: readonly string[]): EventJson {
+/**
+ * One JSON object for an event's lines (latin1 strings without newline); `container`, when the event's container is
+ * known, and `contid` when the caller already read it from the lines.
+ */
+export function eventJson(
+  id: string,
+  node: string,
+  daemon: string,
+  lines: readonly string[],
+  container?: Readonly<ContainerFields> | null,
+  contid: string | null = contidOf(lines),
+): EventJson {
   const first = lines[0] ?? '';
   const st = lineStamp(first);
   const records: RecordJson[] = lines.map((line) => {
@@ -95,14 +108,33 @@ export function eventJson(id: string, node: string, daemon: string, lines: reado
     if (cut >= 0) r.interpreted = splitFields(body.slice(cut + 1));
     return r;
   });
-  return { v: 1, id, node, daemon, contid: contidOf(lines), time: st?.time ?? '', serial: st?.serial ?? '', records };
+  return {
+    v: 1,
+    id,
+    node,
+    daemon,
+    contid,
+    ...(container ? { container: { ...container } } : {}),
+    time: st?.time ?? '',
+    serial: st?.serial ?? '',
+    records,
+  };
 }
 
 /**
  * The event as UTF-8 JSON text without a newline. The lines are latin1 strings, so every byte is one code point up
  * to U+00FF: JSON.stringify escapes control characters (a newline in a value is `\n`, never a line break), quotes
- * and backslashes, and the UTF-8 of U+0080..U+00FF is always valid, whatever bytes the record carried.
+ * and backslashes, and the UTF-8 of U+0080..U+00FF is always valid, whatever bytes the record carried. Container
+ * fields are JS strings from the registry: JSON.stringify escapes them the same way (a lone surrogate as `\udXXX`).
  */
-export function encodeEventJson(id: string, node: string, daemon: string, lines: readonly string[]): Buffer {
-  return Buffer.from(JSON.stringify(eventJson(id, node, daemon, lines)), 'utf8');
+export function encodeEventJson(
+  id: string,
+  node: string,
+  daemon: string,
+  lines: readonly string[],
+  container?: Readonly<ContainerFields> | null,
+  contid?: string | null,
+): Buffer {
+  const ev = eventJson(id, node, daemon, lines, container, contid === undefined ? contidOf(lines) : contid);
+  return Buffer.from(JSON.stringify(ev), 'utf8');
 }

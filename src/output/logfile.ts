@@ -7,7 +7,8 @@ import { errnoName } from '../errors';
 import { AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
 import type { EventRecord } from '../records/event';
 import { IdNameCache, LineFormatter, MAX_LINE_BYTES } from './format';
-import { encodeEventJson, lineStamp } from './event-json';
+import { contidOf, encodeEventJson, lineStamp } from './event-json';
+import { ContainerCache, type ContainerDirectory } from './container-fields';
 import { defaultNode, messageId, readBootId } from './nats/subject';
 import { LogCompressor } from './log/compress';
 import { LogFile } from './log/file';
@@ -55,6 +56,8 @@ export interface LogWriterOptions {
   compress?: boolean;
   /** Clock, for tests. */
   now?: () => number;
+  /** JSON: the host's container registry, for each object's `container` (absent: objects have none). */
+  containers?: ContainerDirectory;
 }
 
 export interface LogWriterCounters {
@@ -98,6 +101,7 @@ export class LogWriter {
       | 'compress'
       | 'now'
       | 'daemon'
+      | 'containers'
     >
   > &
     LogWriterOptions;
@@ -114,7 +118,13 @@ export class LogWriter {
   private sizeWarned = false;
   private serial: number;
   /** JSON: the node and boot id of the objects' `node` and `id` (the nats output's message id for the same event). */
-  private readonly json: { node: string; daemon: string; bootId: string; scratch: Buffer } | null;
+  private readonly json: {
+    node: string;
+    daemon: string;
+    bootId: string;
+    scratch: Buffer;
+    containers: ContainerCache;
+  } | null;
 
   constructor(opts: LogWriterOptions) {
     this.opts = {
@@ -134,6 +144,7 @@ export class LogWriter {
             daemon: opts.daemon ?? 'host',
             bootId: readBootId(),
             scratch: Buffer.allocUnsafe(MAX_LINE_BYTES),
+            containers: new ContainerCache(opts.containers),
           }
         : null;
     this.formatter = new LineFormatter({
@@ -276,7 +287,8 @@ export class LogWriter {
     }
     const st = lineStamp(lines[0]!);
     const id = messageId(json.node, json.bootId, st?.time ?? '0.000', st?.serial ?? '0', 0);
-    const obj = encodeEventJson(id, json.node, json.daemon, lines);
+    const contid = contidOf(lines);
+    const obj = encodeEventJson(id, json.node, json.daemon, lines, json.containers.lookup(contid)?.fields, contid);
     const n = obj.length + 1;
     if (this.buf.length - this.used < n) this.flushBuffer();
     if (n > this.buf.length) {

@@ -9,6 +9,9 @@ export type OutputType = OutputSpec['type'];
 /** The daemon's own diagnostics (pino in the daemons, stderr in an aux process, a capture in tests). */
 export type { Diag } from '../shared';
 import type { Diag } from '../shared';
+import type { ContainerDirectory } from '../contid/meta-selector';
+
+export type { ContainerDirectory } from '../contid/meta-selector';
 
 /** One configured output: takes records as the kernel sent them and owns their delivery from then on. */
 export interface RecordOutput {
@@ -30,4 +33,9 @@ export interface OutputContext {
   /** The kernel has the contid patch set (type 1336 is CONTAINER_ID). */
   contidKernel: boolean;
   diag: Diag;
+  /**
+   * The host's container registry (name, image, runtime, pod, namespace by contid), for nats subjects and the JSON
+   * `container` object; absent in a process-isolated auxiliary daemon, which has no registry.
+   */
+  containers?: ContainerDirectory;
 }

@@ -39,6 +39,7 @@ class DaemonSink implements Sink {
         ...(ctx.nodeName !== undefined ? { nodeName: ctx.nodeName } : {}),
         contidKernel: ctx.contidKernel,
         diag: ctx.diag,
+        ...(ctx.containers ? { containers: ctx.containers } : {}),
       });
     } catch (e) {
       if (!ctx.onOutputsError) {
@@ -55,6 +56,7 @@ class DaemonSink implements Sink {
     const pair: { guard?: DiskSpaceGuard } = {};
     const log = new LogWriter({
       ...spec.log,
+      ...(ctx.containers ? { containers: ctx.containers } : {}),
       ...(ctx.logger ? { logger: ctx.logger } : {}),
       onError: (e) => {
         ctx.onLogError?.(e);

@@ -11,6 +11,7 @@ import { QueuedOutput, queuedOptions } from '../transport/queued-output';
 import { connect, headers, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { natsOptions } from './connect';
 import { encodeBody } from './payload';
+import { ContainerCache, parseContainerJson, type ContainerEntry } from '../container-fields';
 import { subjectFor, contidOf, defaultNode, lineStamp, messageId, readBootId, subjectToken } from './subject';
 
 /** An event still receiving records is closed this long after its last one (records of one event arrive together). */
@@ -45,7 +46,9 @@ export class NatsOutput extends QueuedOutput {
   private readonly spec: NatsOutputSpec;
   private readonly node: string;
   /** The subject for an event's contid, node and daemon escaped once; the daemon's token for the header. */
-  private readonly subject: (contid: string | null) => string;
+  private readonly subject: (contid: string | null, container: ContainerEntry | null) => string;
+  /** The host's container registry, when this output runs in the host's process (inline daemons too). */
+  private readonly containers: ContainerCache;
   private readonly daemonToken: string;
   private readonly bootId: string;
   private readonly connOpts: NodeConnectionOptions;
@@ -73,6 +76,9 @@ export class NatsOutput extends QueuedOutput {
     this.node = defaultNode(ctx.nodeName);
     this.subject = subjectFor(spec.subject, this.node, spec.daemon);
     this.daemonToken = subjectToken(spec.daemon);
+    // Looked up only when something shows it: a JSON payload or a container placeholder in the subject.
+    const shown = spec.payload === 'json' || /\{(name|image|runtime|pod|namespace)\}/.test(spec.subject);
+    this.containers = new ContainerCache(shown ? ctx.containers : undefined);
     this.bootId = readBootId();
     try {
       // Credentials and TLS files are read here: a missing or refused one stops the daemon at start, with its path.
@@ -124,10 +130,12 @@ export class NatsOutput extends QueuedOutput {
     const id = messageId(this.node, this.bootId, ev.time, ev.serial, part);
     this.open = keep ? { ...ev, lines: [], bytes: 0 } : null;
     this.nc_.eventsQueued++;
+    // The container is looked up now, not when the entry is published (maybe after an outage, when the container is
+    // gone from the registry): its fields travel in the entry's first line, `MSGID {json}`, as UTF-8 JSON text.
+    const c = this.containers.enabled ? this.containers.lookup(contidOfBuffers(ev.lines)) : null;
+    const head = c ? `${id} ${c.json}\n` : `${id}\n`;
     // Made durable with the other outputs' records: at the next flush() or within a second (periodic sync).
-    this.appendEntry(
-      Buffer.concat([Buffer.from(`${id}\n`, 'latin1'), ...ev.lines.flatMap((l, i) => (i ? [NL, l] : [l]))]),
-    );
+    this.appendEntry(Buffer.concat([Buffer.from(head, 'utf8'), ...ev.lines.flatMap((l, i) => (i ? [NL, l] : [l]))]));
   }
 
   private async start(): Promise<void> {
@@ -216,10 +224,14 @@ export class NatsOutput extends QueuedOutput {
 
   private publish(entry: Buffer, f: InFlight): void {
     const nl = entry.indexOf(0x0a);
-    const id = entry.toString('latin1', 0, nl);
+    const head = entry.toString('utf8', 0, nl);
+    const sp = head.indexOf(' ');
+    const id = sp < 0 ? head : head.slice(0, sp);
+    const container = sp < 0 ? null : this.spooledContainer(head.slice(sp + 1));
     const lines = entry.toString('latin1', nl + 1).split('\n');
-    const subject = this.subject(contidOf(lines));
-    const body = encodeBody(this.spec.payload, id, this.node, this.spec.daemon, lines);
+    const contid = contidOf(lines);
+    const subject = this.subject(contid, container);
+    const body = encodeBody(this.spec.payload, id, this.node, this.spec.daemon, lines, container, contid);
     this.nc_.published++;
     // The daemon travels as a header too, so a collector can split per tenant whatever the subject template is.
     const h = headers();
@@ -242,6 +254,19 @@ export class NatsOutput extends QueuedOutput {
           this.commitDone();
         },
       );
+  }
+
+  /** Containers read back from spool entries, by their JSON text: most events in a row come from few containers. */
+  private readonly parsed = new Map<string, ContainerEntry | null>();
+
+  private spooledContainer(json: string): ContainerEntry | null {
+    let e = this.parsed.get(json);
+    if (e === undefined) {
+      e = parseContainerJson(json);
+      if (this.parsed.size >= 256) this.parsed.clear();
+      this.parsed.set(json, e);
+    }
+    return e;
   }
 
   /** A publish of the window failed: no new ones until every outstanding one settled and the spool was rewound. */
@@ -304,4 +329,21 @@ export class NatsOutput extends QueuedOutput {
 }
 
 const NL = Buffer.from('\n');
+const CONTID_KEY = Buffer.from(' contid=', 'latin1');
+
+/**
+ * The first ` contid=` value of an event's formatted lines, as contidOf reads it from strings (up to a space or the
+ * ENRICHED separator, quotes off), without making strings of the lines.
+ */
+export function contidOfBuffers(lines: readonly Buffer[]): string | null {
+  for (const l of lines) {
+    for (let at = l.indexOf(CONTID_KEY); at >= 0; at = l.indexOf(CONTID_KEY, at + 1)) {
+      const from = at + CONTID_KEY.length;
+      let end = from;
+      while (end < l.length && end - from < 200 && l[end] !== 0x20 && l[end] !== 0x1d) end++;
+      if (end > from) return l.toString('latin1', from, end).replace(/^"|"$/g, '');
+    }
+  }
+  return null;
+}
 export const DAEMON_HEADER = 'Auditmux-Daemon';

@@ -2,6 +2,7 @@
 // encodes it for logs too) and their strict decoding.
 import { AUDIT_LINE_RE as TYPE_RE, lineProblem } from '../audit-line';
 import { encodeEventJson } from '../event-json';
+import type { ContainerEntry } from '../container-fields';
 
 // One vetter for every line auditmux did not format itself (the aggregator's too): src/output/audit-line.ts.
 export { lineProblem } from '../audit-line';
@@ -17,9 +18,11 @@ export function encodeBody(
   node: string,
   daemon: string,
   lines: readonly string[],
+  container?: ContainerEntry | null,
+  contid?: string | null,
 ): Buffer {
   if (kind === 'text') return Buffer.from(lines.join('\n') + '\n', 'latin1');
-  return encodeEventJson(id, node, daemon, lines);
+  return encodeEventJson(id, node, daemon, lines, container?.fields ?? null, contid);
 }
 
 export class PayloadError extends Error {}

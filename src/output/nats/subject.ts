@@ -1,7 +1,8 @@
-// NATS subject tokens, message ids and event stamps for the nats output: every untrusted value is escaped into one
-// token.
+// NATS subject tokens, message ids and event stamps for the nats output: every untrusted value (node, daemon, contid,
+// container name, image, runtime, pod, namespace) is escaped into one token.
 import * as os from 'node:os';
 import { readBounded } from '../../safefs';
+import { CONTAINER_FIELDS, type ContainerEntry, type ContainerField } from '../container-fields';
 
 /**
  * One subject token from an untrusted value: bytes outside [A-Za-z0-9_-] (so '.', '*', '>', whitespace, '~' and every
@@ -34,31 +35,81 @@ export interface SubjectValues {
   daemon: string;
   /** null: the event has no container id. */
   contid: string | null;
+  /** The event's container as the registry knows it; null or absent: unknown (its placeholders are `none`). */
+  container?: ContainerEntry | null;
 }
 
 /** Fills a validated template (config/outputs.ts natsTemplateError): each placeholder becomes one escaped token. */
 export function buildSubject(template: string, v: SubjectValues): string {
-  return subjectFor(template, v.node, v.daemon)(v.contid);
+  return subjectFor(template, v.node, v.daemon)(v.contid, v.container ?? null);
 }
+
+/** What a placeholder is filled with when the event has no container, or the container lacks that field. */
+export const NO_VALUE_TOKEN = 'none';
+
+/**
+ * A container field's token: subjectToken, except that a container really named `none` becomes `~6Eone` (its first
+ * byte escaped, which subjectToken never does to a letter), so it is told apart from "no value" and stays injective.
+ */
+export function valueToken(v: string): string {
+  return v === NO_VALUE_TOKEN ? '~6Eone' : subjectToken(v);
+}
+
+const isMeta = (t: string): ContainerField | null => {
+  const f = t.length > 2 && t[0] === '{' && t[t.length - 1] === '}' ? t.slice(1, -1) : '';
+  return (CONTAINER_FIELDS as readonly string[]).includes(f) ? (f as ContainerField) : null;
+};
 
 /**
  * The template with node and daemon, which never change for an output, escaped once: what is left per event is the
- * contid token.
+ * contid token and the container's tokens. Those are escaped once per container too: a bounded cache keyed by the
+ * container's JSON text (what the spool entry carries) holds them.
  */
-export function subjectFor(template: string, node: string, daemon: string): (contid: string | null) => string {
+export function subjectFor(
+  template: string,
+  node: string,
+  daemon: string,
+): (contid: string | null, container?: ContainerEntry | null) => string {
   const parts = template
     .split('.')
     .map((t) => (t === '{node}' ? subjectToken(node) : t === '{daemon}' ? subjectToken(daemon) : t));
   const at = parts.indexOf('{contid}');
-  if (at < 0) {
+  const meta: Array<{ at: number; field: ContainerField }> = [];
+  parts.forEach((t, i) => {
+    const f = isMeta(t);
+    if (f) meta.push({ at: i, field: f });
+  });
+  if (at < 0 && meta.length === 0) {
     const fixed = parts.join('.');
     return () => fixed;
   }
-  return (contid) => {
-    parts[at] = contid === null ? 'none' : subjectToken(contid);
+  const tokens = new Map<string, string[]>();
+  const none = meta.map(() => NO_VALUE_TOKEN);
+  const tokensOf = (c: ContainerEntry | null | undefined): string[] => {
+    if (!c) return none;
+    let t = tokens.get(c.json);
+    if (!t) {
+      t = meta.map((m) => {
+        const v = c.fields[m.field];
+        return v === undefined ? NO_VALUE_TOKEN : valueToken(v);
+      });
+      if (tokens.size >= SUBJECT_CACHE_MAX) tokens.clear();
+      tokens.set(c.json, t);
+    }
+    return t;
+  };
+  return (contid, container) => {
+    if (at >= 0) parts[at] = contid === null ? NO_VALUE_TOKEN : subjectToken(contid);
+    if (meta.length) {
+      const t = tokensOf(container);
+      for (let i = 0; i < meta.length; i++) parts[(meta[i] as { at: number }).at] = t[i] as string;
+    }
     return parts.join('.');
   };
 }
+
+/** Containers whose escaped tokens one output keeps; the cache starts over when full. */
+const SUBJECT_CACHE_MAX = 1024;
 
 // Event stamps and contids are read from the lines as the JSON encoding reads them (one reader for both).
 export { contidOf, lineStamp } from '../event-json';
