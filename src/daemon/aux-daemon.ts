@@ -187,7 +187,7 @@ export class AuxDaemon {
   private scheduleFlush(): void {
     const w = this.writer;
     if (!w) return;
-    if (w.bufferedBytes >= FLUSH_NOW_BYTES) this.flushInline();
+    if (w.bufferedBytes >= FLUSH_NOW_BYTES || w.syncDue) this.flushInline();
     else if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = null;

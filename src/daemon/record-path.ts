@@ -169,9 +169,10 @@ export class RecordPath {
 
   endBatch(): void {
     if (this.eventMode) this.reassembler.endBatch();
-    // Small batches (low rates) are written together a few ms later: one write() instead of one per wake-up.
+    // Small batches (low rates) are written together a few ms later: one write() instead of one per wake-up. A batch
+    // the flush mode wants synced (data, sync, `freq` records reached) is written and synced now, once for the batch.
     const log = this.log;
-    if (log && log.bufferedBytes >= FLUSH_NOW_BYTES) log.flush();
+    if (log && (log.bufferedBytes >= FLUSH_NOW_BYTES || log.syncDue)) log.flush();
     else if (log && log.bufferedBytes > 0 && !this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = null;
