@@ -106,11 +106,6 @@ export class AuxWriter {
     return this.sink?.bufferedBytes ?? 0;
   }
 
-  /** The log's flush mode wants this batch written and synced now (data, sync, or `freq` records reached). */
-  get syncDue(): boolean {
-    return this.sink?.syncDue ?? false;
-  }
-
   write(records: readonly EventRecord[]): void {
     const sink = this.sink;
     if (!sink) throw new Error('auxiliary log is not open');

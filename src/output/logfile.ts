@@ -31,7 +31,7 @@ export interface LogWriterOptions {
   /** The daemon that owns the log, named in JSON objects (`daemon`); default `host`. */
   daemon?: string;
   flush?: FlushMode;
-  /** Records between explicit flushes for the incremental modes (auditd `freq`). */
+  /** The incremental modes sync at the first batch end after this many records since the last sync (auditd `freq`). */
   freq?: number;
   /** max_log_file in MiB; 0 disables the size check. */
   maxLogFileMiB?: number;
@@ -345,8 +345,8 @@ export class LogWriter {
   }
 
   /**
-   * Whether the flush mode wants this batch on disk now rather than batched with the next ones a few ms later:
-   * `data` and `sync` whenever something is buffered, the incremental modes once `freq` records are waiting for a sync.
+   * Whether the next flush() asks for a sync: `data` and `sync` whenever something is buffered, the incremental modes
+   * once `freq` records were taken since the last sync.
    */
   get syncDue(): boolean {
     const mode = this.opts.flush;

@@ -52,8 +52,6 @@ export interface Sink {
   readonly outputs: readonly RecordOutput[];
   /** Bytes formatted for the log and not yet written (a caller may flush early past a threshold). */
   readonly bufferedBytes: number;
-  /** The log's flush mode wants its buffer written and synced at this batch's end (see LogWriter.syncDue). */
-  readonly syncDue: boolean;
   /** One record to the log and to every output (the log skips EOE; plugins get it). */
   writeRecord(type: number, payload: Buffer): void;
   /** One record to the log only; false when the log dropped it (suspended, closed) and counted it lost. */

@@ -81,10 +81,6 @@ class DaemonSink implements Sink {
     return this.log.bufferedBytes;
   }
 
-  get syncDue(): boolean {
-    return this.log.syncDue;
-  }
-
   writeRecord(type: number, payload: Buffer): void {
     this.log.writeRecord(type, payload);
     if (this.outputs.length) writeAll(this.outputs, type, payload);
