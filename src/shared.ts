@@ -1,5 +1,5 @@
-// What every layer shares and nobody owns: the version, the diagnostics contract, the log flush thresholds and the
-// pattern of daemon and output names (the unset id lives with the kernel's constants: AUDIT_UID_UNSET).
+// What every layer shares and nobody owns: the version, the diagnostics contract and the pattern of daemon
+// and output names (the unset id lives with the kernel's constants: AUDIT_UID_UNSET).
 
 /** auditmux's version, as package.json has it: written in DAEMON_START records and printed by --version. */
 export const VERSION = '0.1.0';
@@ -12,10 +12,6 @@ export interface Diag {
   warn(o: unknown, m?: string): void;
   error(o: unknown, m?: string): void;
 }
-
-/** A daemon's log is written at once when this much is buffered; below it, within FLUSH_DELAY_MS. */
-export const FLUSH_NOW_BYTES = 256 * 1024;
-export const FLUSH_DELAY_MS = 5;
 
 /** Daemon and output names: they become file, directory and NATS subject parts, so a small safe alphabet. */
 export const NAME_PATTERN = '[a-z0-9][a-z0-9_-]{0,62}';

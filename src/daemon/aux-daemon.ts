@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { DaemonConfig } from '../config/schema';
 import type { ContainerDirectory } from '../contid/meta-selector';
-import { FLUSH_DELAY_MS, FLUSH_NOW_BYTES, type Diag } from '../shared';
+import type { Diag } from '../shared';
 import { AuxQueue } from './aux-queue';
 import {
   Frame,
@@ -81,7 +81,6 @@ export class AuxDaemon {
   private wantStop = false;
   /** isolation: inline — the daemon's log and outputs live in the host process. */
   private writer: AuxWriter | null = null;
-  private flushTimer: NodeJS.Timeout | null = null;
   private restarting: Promise<void> | null = null;
   lastError = '';
 
@@ -177,27 +176,15 @@ export class AuxDaemon {
   private inlineFailed(e: unknown): void {
     const w = this.writer;
     this.writer = null;
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
     this.queue.requeueInflight();
     this.lastError = (e as Error)?.message ?? String(e);
     if (w) void w.close().catch(() => undefined);
     this.afterCrash(`error=${JSON.stringify(this.lastError)}`);
   }
 
-  /**
-   * Writes what the inline writer buffered now when it is a lot, else a few ms later (one write() for small batches).
-   */
+  /** The end of a kernel batch: the inline writer's buffer is written (and synced as its flush mode asks) now. */
   private scheduleFlush(): void {
-    const w = this.writer;
-    if (!w) return;
-    if (w.bufferedBytes >= FLUSH_NOW_BYTES) this.flushInline();
-    else if (!this.flushTimer) {
-      this.flushTimer = setTimeout(() => {
-        this.flushTimer = null;
-        this.flushInline();
-      }, FLUSH_DELAY_MS);
-    }
+    if ((this.writer?.bufferedBytes ?? 0) > 0) this.flushInline();
   }
 
   private flushInline(): void {
@@ -442,8 +429,6 @@ export class AuxDaemon {
       const w = this.writer;
       if (w) {
         this.pumpInline();
-        if (this.flushTimer) clearTimeout(this.flushTimer);
-        this.flushTimer = null;
         this.writer = null;
         await w.close().catch(() => undefined);
       }

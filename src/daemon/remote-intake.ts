@@ -40,7 +40,8 @@ export class RemoteIntake {
           rlog.log.flush();
         } else host.daemonRecord(type, body);
       },
-      afterBatch: () => rlog?.flush(),
+      // The log writes at a batch's end (its flush), whichever log takes the peers' lines.
+      afterBatch: () => (rlog ?? host.sink)?.flush(),
       diag: this.diag,
     });
   }

@@ -32,7 +32,7 @@ export interface LogWriterOptions {
   /** The daemon that owns the log, named in JSON objects (`daemon`); default `host`. */
   daemon?: string;
   flush?: FlushMode;
-  /** Records between explicit flushes for the incremental modes (auditd `freq`). */
+  /** The incremental modes sync at the first batch end after this many records since the last sync (auditd `freq`). */
   freq?: number;
   /** max_log_file in MiB; 0 disables the size check. */
   maxLogFileMiB?: number;
@@ -65,6 +65,8 @@ export interface LogWriterCounters {
   bytes: number;
   writes: number;
   fsyncs: number;
+  /** Syncs the flush mode asked for (fsyncs counts those done; a background one may cover several requests). */
+  syncRequests: number;
   rotations: number;
   /** Records not written: logging suspended or a write failed. */
   lost: number;
@@ -113,7 +115,10 @@ export class LogWriter {
   private used = 0;
   private bufferedRecords = 0;
   private logSize = 0;
-  private sinceFlush = 0;
+  /** Records accepted since the last sync was asked for (the incremental modes' `freq` count). */
+  private sinceSync = 0;
+  /** Bytes were written since the last sync was asked for. */
+  private unsynced = false;
   private suspended = false;
   private sizeWarned = false;
   private serial: number;
@@ -182,6 +187,7 @@ export class LogWriter {
       bytes: f.bytes,
       writes: f.writes,
       fsyncs: f.fsyncs,
+      syncRequests: f.syncRequests,
       rotations: this.rotation.rotations,
       lost: this.own.lost,
       errors: this.own.errors,
@@ -302,7 +308,7 @@ export class LogWriter {
         return false;
       }
       this.logSize += n;
-      this.file.sync(this.opts.flush);
+      this.unsynced = true;
     } else {
       obj.copy(this.buf, this.used);
       this.used += obj.length;
@@ -329,12 +335,13 @@ export class LogWriter {
   }
 
   /**
-   * Hands buffered bytes to the kernel (the records now survive a crash of this process). Only `data` and `sync` also
-   * sync here; the incremental modes sync every `freq` records, as auditd does, not on every batch.
+   * The end of a batch: hands buffered bytes to the kernel in one write (the records now survive a crash of this
+   * process), then asks for the sync the flush mode promises: `data` and `sync` always (auditd opens its log O_DSYNC /
+   * O_SYNC), the incremental modes once `freq` records were accepted since the last one (one sync for the whole
+   * batch, however many times it crossed `freq`; auditd fsyncs every `freq` records, inside the batch).
    */
   flush(): void {
-    const mode = this.opts.flush;
-    this.flushBuffer(mode === 'data' || mode === 'sync');
+    this.writeOut(false);
     if (this.file.isOpen && this.rotation.periodChanged()) {
       this.log(
         'info',
@@ -349,18 +356,29 @@ export class LogWriter {
     return this.used;
   }
 
+  /**
+   * Whether the next flush() asks for a sync: `data` and `sync` whenever something is buffered, the incremental modes
+   * once `freq` records were taken since the last sync.
+   */
+  get syncDue(): boolean {
+    const mode = this.opts.flush;
+    if (mode === 'data' || mode === 'sync') return this.used > 0;
+    if (mode === 'incremental' || mode === 'incremental_async') return this.sinceSync >= Math.max(1, this.opts.freq);
+    return false;
+  }
+
   /** SIGUSR1: rotate now (keep_logs shifts instead), then log DAEMON_ROTATE into the new file. */
   rotateNow(by: Requester): void {
     if (!this.file.isOpen) return;
-    this.flushBuffer();
+    this.writeOut(true);
     if (this.opts.maxLogFileAction === 'keep_logs') this.shiftLogs();
     else this.rotateLogs(0);
     this.writeDaemonRecord(MsgType.DAEMON_ROTATE, daemonRotateBody(by));
-    this.flushBuffer();
+    this.writeOut(true);
   }
 
   suspend(): void {
-    this.flushBuffer();
+    this.writeOut(true);
     this.suspended = true;
   }
 
@@ -384,21 +402,35 @@ export class LogWriter {
   close(): void {
     if (!this.file.isOpen) return;
     this.flushBuffer();
+    this.unsynced = false;
+    this.sinceSync = 0;
     this.file.close();
   }
 
   private afterRecord(): void {
-    const mode = this.opts.flush;
-    if (mode === 'incremental' || mode === 'incremental_async') {
-      if (++this.sinceFlush >= Math.max(1, this.opts.freq)) {
-        this.sinceFlush = 0;
-        this.flushBuffer();
-      }
-    }
+    // Counted only: the write and the sync wait for the batch's end (flush), one each however big the batch.
+    this.sinceSync++;
     this.checkLogFileSize();
   }
 
-  private flushBuffer(sync = true): void {
+  /**
+   * Writes the buffer, then asks for a sync when the mode wants one now; `force` (a rotation, a suspension) syncs
+   * whatever was written in any mode but `none`, `freq` or not.
+   */
+  private writeOut(force: boolean): void {
+    this.flushBuffer();
+    if (!this.unsynced || !this.file.isOpen) return;
+    const mode = this.opts.flush;
+    if (mode === 'none') return;
+    const incremental = mode === 'incremental' || mode === 'incremental_async';
+    if (incremental && !force && this.sinceSync < Math.max(1, this.opts.freq)) return;
+    this.unsynced = false;
+    this.sinceSync = 0;
+    this.file.sync(mode);
+  }
+
+  /** Writes the buffer (no sync: see writeOut); records of a failed write are counted lost. */
+  private flushBuffer(): void {
     if (this.used === 0 || !this.file.isOpen) {
       if (!this.file.isOpen && this.bufferedRecords > 0) {
         this.own.lost += this.bufferedRecords;
@@ -421,7 +453,7 @@ export class LogWriter {
       this.report('write', failed.error, lost);
       return;
     }
-    if (sync) this.file.sync(this.opts.flush);
+    this.unsynced = true;
   }
 
   private checkLogFileSize(): void {
@@ -444,13 +476,13 @@ export class LogWriter {
       case 'rotate':
         if (this.opts.numLogs > 1) {
           this.log('info', 'Audit daemon rotating log files');
-          this.flushBuffer();
+          this.writeOut(true);
           this.rotateLogs(0);
         }
         break;
       case 'keep_logs':
         this.log('info', 'Audit daemon rotating log files with keep option');
-        this.flushBuffer();
+        this.writeOut(true);
         this.shiftLogs();
         break;
     }

@@ -57,7 +57,7 @@ test('log_group makes it 0640 and appends to an existing file', () => {
 
 test('flush modes sync as configured', () => {
   for (const [flush, min] of [
-    ['incremental', 2],
+    ['incremental', 1],
     ['data', 1],
     ['sync', 1],
     ['incremental_async', 0],
@@ -73,11 +73,16 @@ test('flush modes sync as configured', () => {
   }
 });
 
-test('incremental writes out every freq records without an explicit flush', () => {
+test('incremental writes and syncs at the batch end (flush), once for the batch, not every freq records', () => {
   const d = dir();
   const w = writer(d, { flush: 'incremental', freq: 5 });
   for (let i = 1; i <= 12; i++) w.writeRecord(1300, payload(i));
-  assert.equal(lines(join(d, 'audit.log')).length, 10);
+  assert.equal(lines(join(d, 'audit.log')).length, 0);
+  assert.equal(w.syncDue, true);
+  w.flush();
+  assert.equal(lines(join(d, 'audit.log')).length, 12);
+  assert.deepEqual([w.counters.writes, w.counters.syncRequests, w.counters.fsyncs], [1, 1, 1]);
+  assert.equal(w.syncDue, false);
   w.close();
 });
 

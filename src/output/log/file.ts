@@ -9,12 +9,15 @@ import { errText, type FlushMode, type LogReporter } from './types';
 export interface LogFileCounters {
   writes: number;
   bytes: number;
+  /** fsyncs and fdatasyncs done (a background one counts when it completes). */
   fsyncs: number;
+  /** Syncs asked for by the flush mode (a background one counts when asked, even if it joins one in flight). */
+  syncRequests: number;
 }
 
 /** Owns the descriptor of the live log and the fsyncs on it; the writer owns the buffer that feeds it. */
 export class LogFile {
-  readonly counters: LogFileCounters = { writes: 0, bytes: 0, fsyncs: 0 };
+  readonly counters: LogFileCounters = { writes: 0, bytes: 0, fsyncs: 0, syncRequests: 0 };
   private fd = -1;
   private asyncFsyncBusy = false;
   private asyncFsyncAgain = false;
@@ -87,6 +90,8 @@ export class LogFile {
 
   /** After a write: fdatasync (data), fsync (sync, incremental), a background fsync (incremental_async), or nothing. */
   sync(mode: FlushMode): void {
+    if (mode === 'none') return;
+    this.counters.syncRequests++;
     try {
       if (mode === 'data') {
         fs.fdatasyncSync(this.fd);
