@@ -44,7 +44,7 @@ export function detachedRunc(args: string[]): void {
 }
 
 /** A storm of `k` execs of /bin/echo with a marker argument, then a done file; no other exec carries the marker. */
-export function storm(marker: string, k: number): string {
+function storm(marker: string, k: number): string {
   return `i=0; while [ $i -lt ${k} ]; do /bin/echo ${marker} >/dev/null; i=$((i+1)); done; : > /go/done-${marker}`;
 }
 
@@ -66,7 +66,7 @@ export function containerIdSerials(log: string, contid: bigint): Set<string> {
 }
 
 /** Polls `fn` every 100 ms until it holds; after `ms` fails naming `what` (and `detail()`, to show how far it got). */
-export async function until(what: string, fn: () => boolean, ms: number, detail?: () => string): Promise<void> {
+async function until(what: string, fn: () => boolean, ms: number, detail?: () => string): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${detail ? `: ${detail()}` : ''}`);
@@ -75,7 +75,7 @@ export async function until(what: string, fn: () => boolean, ms: number, detail?
 }
 
 /** Writes "go" into a FIFO once its container reads it; never blocks the test (a dead container is a timeout). */
-export async function release(fifo: string, ms: number): Promise<void> {
+async function release(fifo: string, ms: number): Promise<void> {
   let fd = -1;
   await until(
     `a reader on ${fifo}`,
@@ -124,10 +124,19 @@ export interface ContainerLab {
   image: string;
   rootfsTar: string;
   podman: (...args: string[]) => CliResult;
+  /** The shell script of a storm of the lab's `k` execs marked `marker`. */
+  storm: (marker: string) => string;
+  /** Polls `fn` until it holds, for the lab's `waitMs` unless `ms` says otherwise. */
+  until: (what: string, fn: () => boolean, ms?: number, detail?: () => string) => Promise<void>;
+  /** Writes "go" into the FIFO once its container reads it, waiting the lab's `waitMs` at most. */
+  release: (fifo: string) => Promise<void>;
 }
 
-/** Names only: nothing is made until `prepareLab`, so a test's finally can always `removeLab`. */
-export function containerLab(dir: string, image: string): ContainerLab {
+/**
+ * Names only: nothing is made until `prepareLab`, so a test's finally can always `removeLab`. Storms are `k` execs
+ * long; waits last `waitMs` unless a step says otherwise.
+ */
+export function containerLab(dir: string, image: string, o: { k: number; waitMs: number }): ContainerLab {
   const go = join(dir, 'go');
   const pod = [
     '--root',
@@ -163,6 +172,9 @@ export function containerLab(dir: string, image: string): ContainerLab {
     image,
     rootfsTar: join(dir, 'rootfs.tar'),
     podman: (...a) => run('podman', [...pod, ...a], { timeout: 120000 }),
+    storm: (marker) => storm(marker, o.k),
+    until: (what, fn, ms = o.waitMs, detail) => until(what, fn, ms, detail),
+    release: (fifo) => release(fifo, o.waitMs),
   };
 }
 

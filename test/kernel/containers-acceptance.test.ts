@@ -24,12 +24,9 @@ import {
   markedSerials,
   podmanHeld,
   prepareLab,
-  release,
   removeLab,
   run,
   runcBundle,
-  storm as stormOf,
-  until as untilMs,
   type ContainerRow,
 } from '../helpers/containers';
 import { containerContid } from '../../src/contid/derive';
@@ -39,15 +36,11 @@ const K = 50;
 /** How long a wait may take unless a step says otherwise. */
 const WAIT_MS = 30000;
 
-const storm = (marker: string): string => stormOf(marker, K);
-const until = (what: string, fn: () => boolean, ms = WAIT_MS, detail?: () => string): Promise<void> =>
-  untilMs(what, fn, ms, detail);
-
 describe('issue 11 acceptance: daemon templates on real podman and runc (real kernel)', { skip: skipReason() }, () => {
   it('a template makes each tenant its daemon; every storm exactly in its own log; names, births, retirements; daemon down at start', () =>
     withKernel(async () => {
-      const lab = containerLab(tempDir('amacc-'), 'localhost/amacc:1');
-      const { dir, go, sock, pod, runArgs, podman } = lab;
+      const lab = containerLab(tempDir('amacc-'), 'localhost/amacc:1', { k: K, waitMs: WAIT_MS });
+      const { dir, go, sock, pod, runArgs, podman, storm, until, release } = lab;
       const runcId = `amacc-${process.pid}`;
       const tenants = join(dir, 'tenants');
       /** The log of a template daemon: `{value}` in the pattern is the container's name. */
@@ -101,7 +94,7 @@ describe('issue 11 acceptance: daemon templates on real podman and runc (real ke
         assert.match(cli(conf, 'route', 'test', '--name', 'amc9').stdout, /^daemons: tenant-amc9$/m);
 
         // The storms: each container's own, and a podman exec into the first.
-        for (const f of ['c1', 'c2', 'r1']) await release(join(go, `fifo-${f}`), WAIT_MS);
+        for (const f of ['c1', 'c2', 'r1']) await release(join(go, `fifo-${f}`));
         podman('exec', 'amc1', 'sh', '-c', storm('STORM-c1x'));
         const want: Record<keyof typeof ids, string[]> = {
           c1: ['STORM-c1', 'STORM-c1x'],

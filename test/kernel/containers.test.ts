@@ -25,12 +25,9 @@ import {
   markedSerials,
   podmanHeld,
   prepareLab,
-  release,
   removeLab,
   run,
   runcBundle,
-  storm as stormOf,
-  until as untilMs,
   type ContainerRow,
   type RuncSpec,
 } from '../helpers/containers';
@@ -39,10 +36,6 @@ import { containerContid } from '../../src/contid/derive';
 const K = 40;
 /** How long a wait may take unless a step says otherwise. */
 const WAIT_MS = 20000;
-
-const storm = (marker: string): string => stormOf(marker, K);
-const until = (what: string, fn: () => boolean, ms = WAIT_MS, detail?: () => string): Promise<void> =>
-  untilMs(what, fn, ms, detail);
 
 /** How many distinct events have an EXECVE record carrying the marker, and how many such lines there are. */
 function marked(log: string, marker: string): { unique: number; lines: number } {
@@ -54,8 +47,8 @@ function marked(log: string, marker: string): { unique: number; lines: number } 
 describe('containers on real runc and podman (real kernel)', { skip: skipReason() }, () => {
   it('two hooked podman containers, a hookless runc one, exec joins: every storm in its own daemon only; names; births; daemon down', () =>
     withKernel(async () => {
-      const lab = containerLab(tempDir('amctr-'), 'localhost/amtest:1');
-      const { dir, go, sock, pod, runArgs, podman } = lab;
+      const lab = containerLab(tempDir('amctr-'), 'localhost/amtest:1', { k: K, waitMs: WAIT_MS });
+      const { dir, go, sock, pod, runArgs, podman, storm, until, release } = lab;
       const runcId = `amrunc-${process.pid}`;
       const wrappedId = `amwrap-${process.pid}`;
       let daemon: RunningDaemon | null = null;
@@ -176,7 +169,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
         assert.match(other.stderr, new RegExp(`already has contid ${ids.r1}`));
 
         // The storms: each container's own, a podman exec into the first, a runc exec into the runc one.
-        for (const f of ['c1', 'c2', 'r1']) await release(join(go, `fifo-${f}`), WAIT_MS);
+        for (const f of ['c1', 'c2', 'r1']) await release(join(go, `fifo-${f}`));
         podman('exec', 'amc1', 'sh', '-c', storm('STORM-c1x'));
         // A new session and a double fork (the storm's shell is orphaned and reparented) change nothing.
         podman('exec', 'amc1', 'sh', '-c', `(setsid sh -c '${storm('STORM-c1d')}' &)`);
