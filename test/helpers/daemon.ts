@@ -23,8 +23,12 @@ export function tempDir(prefix: string): string {
 /**
  * auditmux.yaml in `dir` for a host daemon on the real kernel: rules in dir/host.rules, a RAW log in dir/log/audit.log,
  * unrouted events kept, the control socket (dir/control.sock unless given); `more` lines follow (daemons, routes).
+ * `logFormat` names another log format; `keepUnrouted: false` leaves out `keep:` (the daemon's default).
  */
-export function writeHostConfig(dir: string, o: { controlSocket?: string; more?: string[] } = {}): string {
+export function writeHostConfig(
+  dir: string,
+  o: { controlSocket?: string; more?: string[]; logFormat?: string; keepUnrouted?: boolean } = {},
+): string {
   const conf = join(dir, 'auditmux.yaml');
   writeFileSync(
     conf,
@@ -32,8 +36,8 @@ export function writeHostConfig(dir: string, o: { controlSocket?: string; more?:
       'host:',
       '  kernel: { enabled: 1, backlog_limit: 8192, backlog_wait_time: 60000 }',
       `  rules: ${join(dir, 'host.rules')}`,
-      `  log: { file: ${join(dir, 'log', 'audit.log')}, format: RAW, max_log_file: 100 }`,
-      '  keep: unrouted',
+      `  log: { file: ${join(dir, 'log', 'audit.log')}, format: ${o.logFormat ?? 'RAW'}, max_log_file: 100 }`,
+      ...(o.keepUnrouted === false ? [] : ['  keep: unrouted']),
       `  control_socket: ${o.controlSocket ?? join(dir, 'control.sock')}`,
       ...(o.more ?? []),
     ].join('\n') + '\n',

@@ -3,166 +3,53 @@
 // and a container started while the host daemon is down is recognised by its cgroup and routed once it is back.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { withKernel } from '../helpers/kernel';
 import {
-  chmodSync,
-  closeSync,
-  constants,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { dirname, join } from 'node:path';
-import { kernelSkipReason, withKernel } from '../helpers/kernel';
-import {
-  cliPath,
   cliSync as cli,
   readText,
-  repoRoot,
   startDaemon,
   stopDaemon,
   tempDir,
   writeHostConfig,
   type RunningDaemon,
 } from '../helpers/daemon';
+import {
+  containerIdSerials,
+  containerLab,
+  containerRows,
+  containersSkipReason as skipReason,
+  markedSerials,
+  podmanHeld,
+  prepareLab,
+  removeLab,
+  run,
+  runcBundle,
+  type ContainerRow,
+} from '../helpers/containers';
 import { containerContid } from '../../src/contid/derive';
 
-const BUSYBOX = '/bin/busybox';
 /** Execs per storm: each storm's count is known exactly, and each is told apart by its marker argument. */
 const K = 50;
-
-function skipReason(): string | undefined {
-  const k = kernelSkipReason();
-  if (k) return k;
-  for (const t of ['/usr/bin/podman', '/usr/sbin/runc', BUSYBOX])
-    if (!existsSync(t) && !existsSync(t.replace('/usr/sbin/', '/usr/bin/')))
-      return `${t} missing (CI installs podman, runc, busybox-static)`;
-  return undefined;
-}
-
-type Run = { status: number | null; stdout: string; stderr: string };
-
-function run(cmd: string, args: string[], opts: { allowFail?: boolean; timeout?: number } = {}): Run {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 28, timeout: opts.timeout ?? 60000 });
-  if (!opts.allowFail && r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-/** K execs of /bin/echo with a marker argument, then a done file; no other exec carries the marker. */
-function storm(marker: string): string {
-  return `i=0; while [ $i -lt ${K} ]; do /bin/echo ${marker} >/dev/null; i=$((i+1)); done; : > /go/done-${marker}`;
-}
-
-/** Serials of the events whose EXECVE record carries the marker. */
-function markedSerials(log: string, marker: string): string[] {
-  const out: string[] = [];
-  for (const l of log.split('\n')) {
-    if (!l.startsWith('type=EXECVE ') || !l.includes(`a1="${marker}"`)) continue;
-    const m = /msg=audit\(\d+\.\d+:(\d+)\)/.exec(l);
-    if (m) out.push(m[1]!);
-  }
-  return out;
-}
-
-/** Serials that have a CONTAINER_ID record naming `contid`. */
-function containerIdSerials(log: string, contid: bigint): Set<string> {
-  const re = new RegExp(`^type=CONTAINER_ID msg=audit\\(\\d+\\.\\d+:(\\d+)\\): record=1 contid=${contid}$`, 'gm');
-  return new Set([...log.matchAll(re)].map((m) => m[1]!));
-}
-
-async function until(what: string, fn: () => boolean, ms = 30000, detail?: () => string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${detail ? `: ${detail()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Writes "go" into a FIFO once its container reads it (the storm starts only when the test says so). */
-async function release(fifo: string): Promise<void> {
-  let fd = -1;
-  await until(`a reader on ${fifo}`, () => {
-    try {
-      fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
-      return false;
-    }
-  });
-  try {
-    writeSync(fd, 'go\n');
-  } finally {
-    closeSync(fd);
-  }
-}
+/** How long a wait may take unless a step says otherwise. */
+const WAIT_MS = 30000;
 
 describe('issue 11 acceptance: daemon templates on real podman and runc (real kernel)', { skip: skipReason() }, () => {
   it('a template makes each tenant its daemon; every storm exactly in its own log; names, births, retirements; daemon down at start', () =>
     withKernel(async () => {
-      const dir = tempDir('amacc-');
-      const go = join(dir, 'go');
-      const sock = join(dir, 'control.sock');
-      const pod = [
-        '--root',
-        join(dir, 'pod-root'),
-        '--runroot',
-        join(dir, 'pod-run'),
-        '--tmpdir',
-        join(dir, 'pod-tmp'),
-        '--hooks-dir',
-        join(dir, 'hooks.d'),
-        '--cgroup-manager',
-        'cgroupfs',
-        '--events-backend',
-        'none',
-      ];
-      const podman = (...a: string[]): Run => run('podman', [...pod, ...a], { timeout: 120000 });
+      const lab = containerLab(tempDir('amacc-'), 'localhost/amacc:1', { k: K, waitMs: WAIT_MS });
+      const { dir, go, sock, pod, runArgs, podman, storm, until, release } = lab;
       const runcId = `amacc-${process.pid}`;
-      const runArgs = [
-        '--runtime',
-        'runc',
-        '--network',
-        'none',
-        '--ulimit',
-        'nofile=1024:1024',
-        '--ulimit',
-        'nproc=1024:1024',
-        '-v',
-        `${go}:/go`,
-      ];
       const tenants = join(dir, 'tenants');
       /** The log of a template daemon: `{value}` in the pattern is the container's name. */
       const tenantLog = (name: string): string => join(tenants, name.replace(/^tenant-/, ''), 'audit.log');
       const hostLog = join(dir, 'log', 'audit.log');
       let daemon: RunningDaemon | null = null;
       try {
-        const rootfs = join(dir, 'rootfs');
-        for (const d of ['bin', 'go', 'tmp', 'proc', 'dev', 'sys']) mkdirSync(join(rootfs, d), { recursive: true });
-        copyFileSync(BUSYBOX, join(rootfs, 'bin', 'busybox'));
-        chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
-        for (const a of ['sh', 'echo', 'sleep', 'cat', 'true']) symlinkSync('busybox', join(rootfs, 'bin', a));
-        execFileSync('tar', ['-C', rootfs, '-cf', join(dir, 'rootfs.tar'), '.']);
-        mkdirSync(go, { mode: 0o777 });
-        for (const f of ['c1', 'c2', 'r1']) execFileSync('mkfifo', [join(go, `fifo-${f}`)]);
-        // The shipped hooks.d file, pointed at this checkout's CLI and the test daemon's socket.
-        mkdirSync(join(dir, 'hooks.d'));
-        const hook = JSON.parse(readFileSync(join(repoRoot, 'config', 'oci-hooks.d', 'auditmux.json'), 'utf8')) as {
-          hook: { path: string; args: string[]; env: string[] };
-        };
-        hook.hook.path = cliPath;
-        hook.hook.args.push('--socket', sock, '--timeout', '5000');
-        hook.hook.env = [`PATH=${dirname(process.execPath)}:/usr/sbin:/usr/bin:/sbin:/bin`];
-        writeFileSync(join(dir, 'hooks.d', 'auditmux.json'), JSON.stringify(hook));
-        podman('import', join(dir, 'rootfs.tar'), 'localhost/amacc:1');
+        prepareLab(lab, ['sh', 'echo', 'sleep', 'cat', 'true'], ['c1', 'c2', 'r1']);
 
-        writeFileSync(join(dir, 'host.rules'), '-a always,exit -F arch=b64 -S execve -k storm\n');
         // No daemon and no route in the file: the template alone makes one daemon per container name.
         const conf = writeHostConfig(dir, {
           controlSocket: sock,
@@ -178,40 +65,14 @@ describe('issue 11 acceptance: daemon templates on real podman and runc (real ke
         daemon = await startDaemon(conf);
 
         // Two podman containers registered by the hook at createRuntime, and a runc one without any hook.
-        const c1 = podman(
-          'run',
-          '-d',
-          '--name',
-          'amc1',
-          ...runArgs,
-          'localhost/amacc:1',
-          'sh',
-          '-c',
-          `read x < /go/fifo-c1; ${storm('STORM-c1')}; exec sleep 600`,
-        ).stdout.trim();
-        const c2 = podman(
-          'run',
-          '-d',
-          '--name',
-          'amc2',
-          ...runArgs,
-          'localhost/amacc:1',
-          'sh',
-          '-c',
-          `read x < /go/fifo-c2; ${storm('STORM-c2')}; exec sleep 600`,
-        ).stdout.trim();
-        const bundle = join(dir, 'runc-bundle');
-        mkdirSync(bundle);
-        execFileSync('tar', ['-C', bundle, '--one-top-level=rootfs', '-xf', join(dir, 'rootfs.tar')]);
-        execFileSync('runc', ['spec', '--bundle', bundle]);
-        const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as {
-          process: { terminal: boolean; args: string[] };
-          mounts: unknown[];
-        };
-        spec.process.terminal = false;
-        spec.process.args = ['sh', '-c', `read x < /go/fifo-r1; ${storm('STORM-r1')}; exec sleep 600`];
-        spec.mounts.push({ destination: '/go', type: 'bind', source: go, options: ['rbind', 'rw'] });
-        writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+        const c1 = podmanHeld(lab, 'amc1', 'c1', storm('STORM-c1'));
+        const c2 = podmanHeld(lab, 'amc2', 'c2', storm('STORM-c2'));
+        const bundle = runcBundle(
+          lab,
+          'runc-bundle',
+          ['sh', '-c', `read x < /go/fifo-r1; ${storm('STORM-r1')}; exec sleep 600`],
+          { mountGo: true },
+        );
         const r = spawnSync('runc', ['run', '--detach', '--bundle', bundle, runcId], {
           stdio: 'ignore',
           timeout: 30000,
@@ -220,11 +81,10 @@ describe('issue 11 acceptance: daemon templates on real podman and runc (real ke
 
         const ids = { c1: containerContid(c1), c2: containerContid(c2), r1: containerContid(runcId) };
         const daemonOf = { c1: 'tenant-amc1', c2: 'tenant-amc2', r1: `tenant-${runcId}` };
-        type Row = { contid: string; runtime: string; id: string; name: string | null; source: string; state: string };
-        const rows = (): Row[] => JSON.parse(cli(conf, 'containers', '--json').stdout || '[]') as Row[];
+        const rows = (): ContainerRow[] => containerRows(conf);
         await until('the runc container to be found by its cgroup', () => rows().some((x) => x.id === runcId));
         const listed = rows();
-        const row = (id: string): Row => listed.find((x) => x.id === id)!;
+        const row = (id: string): ContainerRow => listed.find((x) => x.id === id)!;
         assert.deepEqual([row(c1).name, row(c1).source, row(c1).contid], ['amc1', 'hook', ids.c1.toString()]);
         assert.deepEqual([row(c2).name, row(c2).source], ['amc2', 'hook']);
         assert.deepEqual([row(runcId).name, row(runcId).runtime, row(runcId).source], [runcId, 'runc', 'cgroup']);
@@ -337,11 +197,7 @@ describe('issue 11 acceptance: daemon templates on real podman and runc (real ke
         assert.match(readText(hostLog), new RegExp(`op=container-birth contid=${containerContid(c3)} .*source=cgroup`));
       } finally {
         if (daemon) await stopDaemon(daemon);
-        // Every container goes, whatever happened above: podman's private storage, then runc's state.
-        spawnSync('podman', [...pod, 'rm', '-f', '-a', '-t', '0'], { timeout: 120000 });
-        spawnSync('podman', [...pod, 'system', 'reset', '-f'], { timeout: 120000 });
-        spawnSync('runc', ['delete', '--force', runcId], { timeout: 30000 });
-        rmSync(dir, { recursive: true, force: true });
+        removeLab(lab, [runcId]);
       }
     }));
 });

@@ -1,23 +1,10 @@
 // Real runc and podman on the real kernel: hooked and hookless containers, exec joins, names, births, daemon down.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  closeSync,
-  constants,
-  copyFileSync,
-  openSync,
-  writeSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { dirname, join } from 'node:path';
-import { kernelSkipReason, withKernel } from '../helpers/kernel';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { withKernel } from '../helpers/kernel';
 import {
   cliPath,
   cliSync as cli,
@@ -29,164 +16,51 @@ import {
   writeHostConfig,
   type RunningDaemon,
 } from '../helpers/daemon';
+import {
+  containerIdSerials,
+  containerLab,
+  containerRows,
+  containersSkipReason as skipReason,
+  detachedRunc as detached,
+  markedSerials,
+  podmanHeld,
+  prepareLab,
+  removeLab,
+  run,
+  runcBundle,
+  type ContainerRow,
+  type RuncSpec,
+} from '../helpers/containers';
 import { containerContid } from '../../src/contid/derive';
 
-const BUSYBOX = '/bin/busybox';
 const K = 40;
+/** How long a wait may take unless a step says otherwise. */
+const WAIT_MS = 20000;
 
-function skipReason(): string | undefined {
-  const k = kernelSkipReason();
-  if (k) return k;
-  for (const t of ['/usr/bin/podman', '/usr/sbin/runc', BUSYBOX])
-    if (!existsSync(t) && !existsSync(t.replace('/usr/sbin/', '/usr/bin/')))
-      return `${t} missing (CI installs podman, runc, busybox-static)`;
-  return undefined;
-}
-
-function run(
-  cmd: string,
-  args: string[],
-  opts: { input?: string; allowFail?: boolean; timeout?: number } = {},
-): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(cmd, args, {
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-    timeout: opts.timeout ?? 60000,
-    ...(opts.input !== undefined ? { input: opts.input } : {}),
-  });
-  if (!opts.allowFail && r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-/** runc commands that leave a process running: its stdio must not be our pipes, or spawnSync waits for it to exit. */
-function detached(args: string[]): void {
-  const r = spawnSync('runc', args, { stdio: 'ignore', timeout: 30000 });
-  if (r.status !== 0) throw new Error(`runc ${args.join(' ')} exited ${r.status}`);
-}
-
-/** A storm of K execs of /bin/echo with a marker argument, then a done file; no other exec carries the marker. */
-function storm(marker: string): string {
-  return `i=0; while [ $i -lt ${K} ]; do /bin/echo ${marker} >/dev/null; i=$((i+1)); done; : > /go/done-${marker}`;
-}
-
-/** Serials of events whose EXECVE record carries the marker, and how many such lines there are. */
+/** How many distinct events have an EXECVE record carrying the marker, and how many such lines there are. */
 function marked(log: string, marker: string): { unique: number; lines: number } {
-  const serials = markedSerials(log, marker);
   let lines = 0;
   for (const l of log.split('\n')) if (l.startsWith('type=EXECVE ') && l.includes(`a1="${marker}"`)) lines++;
-  return { unique: serials.size, lines };
-}
-
-function markedSerials(log: string, marker: string): Set<string> {
-  const serials = new Set<string>();
-  for (const l of log.split('\n')) {
-    if (!l.startsWith('type=EXECVE ') || !l.includes(`a1="${marker}"`)) continue;
-    const m = /msg=audit\(\d+\.\d+:(\d+)\)/.exec(l);
-    if (m) serials.add(m[1]!);
-  }
-  return serials;
-}
-
-/** Serials that have a CONTAINER_ID record naming `contid`. */
-function containerIdSerials(log: string, contid: bigint): Set<string> {
-  const out = new Set<string>();
-  const re = new RegExp(`^type=CONTAINER_ID msg=audit\\(\\d+\\.\\d+:(\\d+)\\): record=1 contid=${contid}$`, 'gm');
-  for (const m of log.matchAll(re)) out.add(m[1]!);
-  return out;
-}
-
-/** Writes "go" into a FIFO once its container reads it; never blocks the test (a dead container is a timeout). */
-async function release(fifo: string): Promise<void> {
-  let fd = -1;
-  await until(`a reader on ${fifo}`, () => {
-    try {
-      fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
-      return false;
-    }
-  });
-  try {
-    writeSync(fd, 'go\n');
-  } finally {
-    closeSync(fd);
-  }
-}
-
-async function until(what: string, fn: () => boolean, ms = 20000, detail?: () => string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${detail ? `: ${detail()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return { unique: new Set(markedSerials(log, marker)).size, lines };
 }
 
 describe('containers on real runc and podman (real kernel)', { skip: skipReason() }, () => {
   it('two hooked podman containers, a hookless runc one, exec joins: every storm in its own daemon only; names; births; daemon down', () =>
     withKernel(async () => {
-      const dir = tempDir('amctr-');
-      const go = join(dir, 'go');
-      const sock = join(dir, 'control.sock');
-      const pod = [
-        '--root',
-        join(dir, 'pod-root'),
-        '--runroot',
-        join(dir, 'pod-run'),
-        '--tmpdir',
-        join(dir, 'pod-tmp'),
-        '--hooks-dir',
-        join(dir, 'hooks.d'),
-        '--cgroup-manager',
-        'cgroupfs',
-        '--events-backend',
-        'none',
-      ];
-      const podman = (...a: string[]): { status: number | null; stdout: string; stderr: string } =>
-        run('podman', [...pod, ...a], { timeout: 120000 });
+      const lab = containerLab(tempDir('amctr-'), 'localhost/amtest:1', { k: K, waitMs: WAIT_MS });
+      const { dir, go, sock, pod, runArgs, podman, storm, until, release } = lab;
       const runcId = `amrunc-${process.pid}`;
       const wrappedId = `amwrap-${process.pid}`;
-      const runArgs = [
-        '--runtime',
-        'runc',
-        '--network',
-        'none',
-        '--ulimit',
-        'nofile=1024:1024',
-        '--ulimit',
-        'nproc=1024:1024',
-        '-v',
-        `${go}:/go`,
-      ];
       let daemon: RunningDaemon | null = null;
       try {
-        // The image: busybox-static and its applet links, imported from a tar (no registry).
-        const rootfs = join(dir, 'rootfs');
-        for (const d of ['bin', 'go', 'tmp', 'proc', 'dev', 'sys']) mkdirSync(join(rootfs, d), { recursive: true });
-        copyFileSync(BUSYBOX, join(rootfs, 'bin', 'busybox'));
-        chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
-        for (const a of ['sh', 'echo', 'sleep', 'cat', 'true', 'setsid', 'unshare'])
-          symlinkSync('busybox', join(rootfs, 'bin', a));
-        execFileSync('tar', ['-C', rootfs, '-cf', join(dir, 'rootfs.tar'), '.']);
-        mkdirSync(go, { mode: 0o777 });
-        for (const f of ['c1', 'c2', 'r1']) execFileSync('mkfifo', [join(go, `fifo-${f}`)]);
-        // The shipped hooks.d file, pointed at this checkout's CLI and the test daemon's socket.
-        mkdirSync(join(dir, 'hooks.d'));
-        const hook = JSON.parse(readFileSync(join(repoRoot, 'config', 'oci-hooks.d', 'auditmux.json'), 'utf8')) as {
-          hook: { path: string; args: string[]; env: string[] };
-        };
-        hook.hook.path = cliPath;
-        hook.hook.args.push('--socket', sock, '--timeout', '5000');
-        hook.hook.env = [`PATH=${dirname(process.execPath)}:/usr/sbin:/usr/bin:/sbin:/bin`];
-        writeFileSync(join(dir, 'hooks.d', 'auditmux.json'), JSON.stringify(hook));
+        const hook = prepareLab(lab, ['sh', 'echo', 'sleep', 'cat', 'true', 'setsid', 'unshare'], ['c1', 'c2', 'r1']);
+        // A variant of the hook that refuses the container when the daemon does not answer.
         mkdirSync(join(dir, 'hooks-closed.d'));
         writeFileSync(
           join(dir, 'hooks-closed.d', 'auditmux.json'),
           JSON.stringify({ ...hook, hook: { ...hook.hook, args: [...hook.hook.args, '--fail-closed'] } }),
         );
-        podman('import', join(dir, 'rootfs.tar'), 'localhost/amtest:1');
 
-        writeFileSync(join(dir, 'host.rules'), '-a always,exit -F arch=b64 -S execve -k storm\n');
         // c2's daemon is routed by the container's name (podman's, read from its monitor), not by its number.
         const conf = writeHostConfig(dir, {
           controlSocket: sock,
@@ -200,58 +74,27 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
         daemon = await startDaemon(conf);
 
         // Two podman containers (the hook registers them at createRuntime) and a runc one without any hook.
-        const c1 = podman(
-          'run',
-          '-d',
-          '--name',
-          'amc1',
-          ...runArgs,
-          'localhost/amtest:1',
-          'sh',
-          '-c',
-          `read x < /go/fifo-c1; ${storm('STORM-c1')}; exec sleep 600`,
-        ).stdout.trim();
-        const c2 = podman(
-          'run',
-          '-d',
-          '--name',
-          'amc2',
-          ...runArgs,
-          'localhost/amtest:1',
-          'sh',
-          '-c',
-          `read x < /go/fifo-c2; ${storm('STORM-c2')}; exec sleep 600`,
-        ).stdout.trim();
-        const bundle = join(dir, 'runc-bundle');
-        mkdirSync(bundle);
-        execFileSync('tar', ['-C', bundle, '--one-top-level=rootfs', '-xf', join(dir, 'rootfs.tar')]);
-        execFileSync('runc', ['spec', '--bundle', bundle]);
-        const cfg = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as {
-          process: { terminal: boolean; args: string[]; capabilities: Record<string, string[]> };
-          mounts: unknown[];
-          linux: { namespaces: Array<{ type: string }> };
-        };
-        cfg.process.terminal = false;
-        // Its own cgroup namespace (its processes see "/" as their cgroup), and CAP_SYS_ADMIN to make pid namespaces.
-        cfg.linux.namespaces.push({ type: 'cgroup' });
-        for (const set of Object.values(cfg.process.capabilities)) set.push('CAP_SYS_ADMIN');
-        cfg.process.args = ['sh', '-c', `read x < /go/fifo-r1; ${storm('STORM-r1')}; exec sleep 600`];
-        cfg.mounts.push({ destination: '/go', type: 'bind', source: go, options: ['rbind', 'rw'] });
-        writeFileSync(join(bundle, 'config.json'), JSON.stringify(cfg));
+        const c1 = podmanHeld(lab, 'amc1', 'c1', storm('STORM-c1'));
+        const c2 = podmanHeld(lab, 'amc2', 'c2', storm('STORM-c2'));
+        const bundle = runcBundle(
+          lab,
+          'runc-bundle',
+          ['sh', '-c', `read x < /go/fifo-r1; ${storm('STORM-r1')}; exec sleep 600`],
+          {
+            mountGo: true,
+            // Its own cgroup namespace (its processes see "/" as their cgroup), and CAP_SYS_ADMIN to make pid
+            // namespaces.
+            edit: (cfg) => {
+              cfg.linux.namespaces.push({ type: 'cgroup' });
+              for (const set of Object.values(cfg.process.capabilities)) set.push('CAP_SYS_ADMIN');
+            },
+          },
+        );
         detached(['run', '--detach', '--bundle', bundle, runcId]);
 
         // docker's way in: the runc wrapper adds the hook to the bundle at create (here with runc itself as the
         // caller).
-        const bundle2 = join(dir, 'wrap-bundle');
-        mkdirSync(bundle2);
-        execFileSync('tar', ['-C', bundle2, '--one-top-level=rootfs', '-xf', join(dir, 'rootfs.tar')]);
-        execFileSync('runc', ['spec', '--bundle', bundle2]);
-        const cfg2 = JSON.parse(readFileSync(join(bundle2, 'config.json'), 'utf8')) as {
-          process: { terminal: boolean; args: string[] };
-        };
-        cfg2.process.terminal = false;
-        cfg2.process.args = ['sleep', '600'];
-        writeFileSync(join(bundle2, 'config.json'), JSON.stringify(cfg2));
+        const bundle2 = runcBundle(lab, 'wrap-bundle', ['sleep', '600']);
         const w = spawnSync(
           join(repoRoot, 'scripts', 'runc-auditmux'),
           ['--log-format', 'json', 'run', '--detach', '--bundle', bundle2, wrappedId],
@@ -262,9 +105,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
           },
         );
         assert.equal(w.status, 0, 'runc-auditmux runs the container');
-        const hooked = JSON.parse(readFileSync(join(bundle2, 'config.json'), 'utf8')) as {
-          hooks: Record<string, Array<{ args: string[] }>>;
-        };
+        const hooked = JSON.parse(readFileSync(join(bundle2, 'config.json'), 'utf8')) as Required<RuncSpec>;
         assert.deepEqual(
           hooked.hooks.createRuntime!.map((h) => h.args),
           [['auditmux', 'oci-hook', '--socket', sock]],
@@ -287,11 +128,10 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
           );
           assert.equal(r.status, 0, r.stderr);
         }
-        type Row = { contid: string; runtime: string; id: string; name: string | null; source: string; state: string };
-        const rows = (): Row[] => JSON.parse(cli(conf, 'containers', '--json').stdout || '[]') as Row[];
+        const rows = (): ContainerRow[] => containerRows(conf);
         await until('the runc container to be found by its cgroup', () => rows().some((r) => r.id === runcId));
         const listed = rows();
-        const row = (id: string): Row => listed.find((r) => r.id === id)!;
+        const row = (id: string): ContainerRow => listed.find((r) => r.id === id)!;
         assert.deepEqual(
           [row(c1).name, row(c1).runtime, row(c1).source, row(c1).contid],
           ['amc1', 'podman', 'hook', ids.c1.toString()],
@@ -490,12 +330,7 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
         assert.equal(marked(readText(join(dir, 'log', 'audit.log')), 'STORM-c3').lines, 0);
       } finally {
         if (daemon) await stopDaemon(daemon);
-        // Every container goes, whatever happened above: podman's private storage, then runc's state.
-        spawnSync('podman', [...pod, 'rm', '-f', '-a', '-t', '0'], { timeout: 120000 });
-        spawnSync('podman', [...pod, 'system', 'reset', '-f'], { timeout: 120000 });
-        spawnSync('runc', ['delete', '--force', runcId], { timeout: 30000 });
-        spawnSync('runc', ['delete', '--force', wrappedId], { timeout: 30000 });
-        rmSync(dir, { recursive: true, force: true });
+        removeLab(lab, [runcId, wrappedId]);
       }
     }));
 });

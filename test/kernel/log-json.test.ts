@@ -8,7 +8,15 @@ import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { splitFields } from '../../src/output/event-json';
 import { kernelSkipReason, withKernel } from '../helpers/kernel';
-import { buildSyscallProgram, readText, startDaemon, stopDaemon, syscallSerials, tempDir } from '../helpers/daemon';
+import {
+  buildSyscallProgram,
+  readText,
+  startDaemon,
+  stopDaemon,
+  syscallSerials,
+  tempDir,
+  writeHostConfig,
+} from '../helpers/daemon';
 
 const KEY = 'am-json';
 const N = 500;
@@ -61,19 +69,14 @@ describe('JSON host log on the real kernel', { skip: kernelSkipReason() ?? (!hav
         writeFileSync(join(dir, 'plugin.sh'), '#!/bin/sh\nexec cat >> "$1"\n');
         chmodSync(join(dir, 'plugin.sh'), 0o755);
         const enrichedLog = join(dir, 'enriched.lines');
-        const conf = join(dir, 'auditmux.yaml');
-        writeFileSync(
-          conf,
-          [
-            'host:',
-            '  kernel: { enabled: 1, backlog_limit: 8192, backlog_wait_time: 60000 }',
-            `  rules: ${join(dir, 'host.rules')}`,
-            `  log: { file: ${join(dir, 'log', 'audit.log')}, format: json, max_log_file: 100 }`,
-            `  control_socket: ${join(dir, 'control.sock')}`,
+        const conf = writeHostConfig(dir, {
+          logFormat: 'json',
+          keepUnrouted: false,
+          more: [
             `  outputs: [{ type: plugin, name: enriched, path: ${join(dir, 'plugin.sh')}, args: [${enrichedLog}], ` +
               `format: string, log_format: ENRICHED, spool: { dir: ${join(dir, 'spool')} } }]`,
-          ].join('\n') + '\n',
-        );
+          ],
+        });
         const d = await startDaemon(conf);
         execFileSync(prog, [String(N), '100']);
         const jsonLog = join(dir, 'log', 'audit.log');
