@@ -21,7 +21,6 @@ import {
 const KEY = 'am-json';
 const N = 500;
 
-const haveJq = spawnSync('jq', ['--version']).status === 0;
 const havePython = spawnSync('python3', ['-c', 'import json']).status === 0;
 
 /** python3 reads the JSON log line by line (json.loads, strict): serial -> record types, and SYSCALL field names. */
@@ -102,17 +101,15 @@ describe('JSON host log on the real kernel', { skip: kernelSkipReason() ?? (!hav
           assert.equal(j.syscall, 'getppid');
         }
         // jq: a second, independent JSON reader; the daemon's own records are objects too.
-        if (haveJq) {
-          const count = (filter: string): number =>
-            Number(execFileSync('jq', ['-s', filter, jsonLog], { encoding: 'utf8' }).trim());
-          assert.equal(
-            count(`[.[] | select(any(.records[]; .type == "SYSCALL" and .fields.key == "${KEY}"))] | length`),
-            N,
-          );
-          assert.equal(count('[.[] | select(.records[0].type == "DAEMON_START")] | length'), 1);
-          assert.equal(count('[.[] | select(.records[0].type == "DAEMON_END")] | length'), 1);
-          assert.equal(count('[.[] | select(.daemon != "host")] | length'), 0);
-        }
+        const count = (filter: string): number =>
+          Number(execFileSync('jq', ['-s', filter, jsonLog], { encoding: 'utf8' }).trim());
+        assert.equal(
+          count(`[.[] | select(any(.records[]; .type == "SYSCALL" and .fields.key == "${KEY}"))] | length`),
+          N,
+        );
+        assert.equal(count('[.[] | select(.records[0].type == "DAEMON_START")] | length'), 1);
+        assert.equal(count('[.[] | select(.records[0].type == "DAEMON_END")] | length'), 1);
+        assert.equal(count('[.[] | select(.daemon != "host")] | length'), 0);
         // Node's parser agrees.
         for (const l of readText(jsonLog).split('\n').filter(Boolean)) JSON.parse(l);
       } finally {
