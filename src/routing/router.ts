@@ -61,17 +61,7 @@ export class Router {
     if (given) return this.compute(given);
     const id = chain?.[0];
     if (id === undefined || !this.directory) return this.none;
-    if (this.directory.version !== this.masksVersion) {
-      this.masks.clear();
-      this.masksVersion = this.directory.version;
-    }
-    let m = this.masks.get(id);
-    if (!m) {
-      if (this.masks.size >= MASK_CACHE_MAX) this.masks.clear();
-      m = this.compute(this.directory.facts(id));
-      this.masks.set(id, m);
-    }
-    return m;
+    return this.cached(this.masks, id, (f) => this.compute(f));
   }
 
   /** The container's value of each template's key, computed once per contid and directory version like the masks. */
@@ -79,16 +69,25 @@ export class Router {
     if (given) return this.templateValues(given);
     const id = chain?.[0];
     if (id === undefined || !this.directory) return this.noValues;
-    if (this.directory.version !== this.masksVersion) {
+    return this.cached(this.values, id, (f) => this.templateValues(f));
+  }
+
+  /**
+   * One lookup per contid until the directory changes: a new version empties both caches at once (a container's
+   * facts can change, e.g. a name learned after its cgroup was seen, and neither cache may keep the old answer).
+   */
+  private cached<T>(cache: Map<bigint, T>, id: bigint, make: (f: ContainerFacts | undefined) => T): T {
+    const dir = this.directory!;
+    if (dir.version !== this.masksVersion) {
       this.masks.clear();
       this.values.clear();
-      this.masksVersion = this.directory.version;
+      this.masksVersion = dir.version;
     }
-    let v = this.values.get(id);
-    if (!v) {
-      if (this.values.size >= MASK_CACHE_MAX) this.values.clear();
-      v = this.templateValues(this.directory.facts(id));
-      this.values.set(id, v);
+    let v = cache.get(id);
+    if (v === undefined) {
+      if (cache.size >= MASK_CACHE_MAX) cache.clear();
+      v = make(dir.facts(id));
+      cache.set(id, v);
     }
     return v;
   }

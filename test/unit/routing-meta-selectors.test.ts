@@ -161,6 +161,30 @@ describe('routes by container metadata', () => {
     assert.deepEqual(routeTest(cfg.routes, dir, false, { types: ['CONTAINER_OP'], contid: '1' }).daemons, ['web']);
   });
 
+  it('a directory change refreshes selector and template answers alike, whichever is asked first', () => {
+    // A name selector route before a template keyed by name: the selector's cache is asked first in every event.
+    const routes = [
+      { ...cfg.routes[0]!, continue: true },
+      {
+        index: 9,
+        contid: [],
+        types: null,
+        keys: null,
+        daemons: [],
+        continue: true,
+        pos: cfg.routes[0]!.pos,
+        template: { name: 'tenant', key: { field: 'name' as const }, resolve: (v: string) => `tenant-${v}` },
+      },
+    ];
+    const dir = new Dir(new Map([[5n, { name: 'web-1', image: 'nginx:1' }]]));
+    const r = new Router(routes, dir);
+    assert.deepEqual(r.route(ev(5n)).daemons, ['web', 'tenant-web-1']);
+    // The runtime's metadata renames it (a name learned after the cgroup was seen): both answers follow.
+    dir.map.set(5n, { name: 'db-1', image: 'nginx:1' });
+    dir.version++;
+    assert.deepEqual(r.route(ev(5n)).daemons, ['tenant-db-1']);
+  });
+
   it('globs match like a shell pattern over the whole value, * across any character (property, seeded)', () => {
     const next = prng(0x91ab);
     const alpha = ['a', 'b', '/', ':', '.', '*', '?'];
