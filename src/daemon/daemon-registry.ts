@@ -96,16 +96,15 @@ export class DaemonRegistry {
    * The daemons that get only events their own rules produced (the pipeline's filter): those with rules, and the
    * daemons of templates with rules even while they are being made (their rules are not in the kernel yet).
    */
-  rulesOwners(): ReadonlySet<string> {
-    const names = this.configs()
-      .filter((d) => d.rules)
-      .map((d) => d.name);
+  rulesOwners(): { has(name: string): boolean } {
+    const names = new Set(
+      this.configs()
+        .filter((d) => d.rules)
+        .map((d) => d.name),
+    );
     const templates = this.templates;
-    return new (class extends Set<string> {
-      override has(name: string): boolean {
-        return super.has(name) || templates.hasRules(name);
-      }
-    })(names);
+    // A predicate, not a Set: template daemons are known by name only when asked, so there is no size to trust.
+    return { has: (name) => names.has(name) || templates.hasRules(name) };
   }
 
   /** Some daemon or route exists: events must be reassembled and routed. */

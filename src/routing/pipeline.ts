@@ -55,8 +55,8 @@ export interface PipelineOptions {
   tracker: ContidTracker;
   /** The kernel emits CONTAINER_ID records itself (contid patch set): no tracking, no synthesized records. */
   contidKernel: boolean;
-  /** Daemons with a rule set: they get only events their own (tagged) rules produced. */
-  daemonsWithRules: ReadonlySet<string>;
+  /** Daemons with a rule set: they get only events their own (tagged) rules produced. A Set will do. */
+  daemonsWithRules: { has(name: string): boolean };
   keep: 'all' | 'unrouted';
 }
 
@@ -223,8 +223,8 @@ export class Pipeline {
   /** The route decision alone (for `auditmux route test`). */
   decide(v: EventView): RouteDecision {
     const d = this.opts.router.route(v);
-    // Asked per destination, not skipped on an empty set's size: template daemons with rules are known by has() alone
-    // (DaemonRegistry.rulesOwners). The array is copied only when a destination must go.
+    // Asked per destination (template daemons with rules are known only when asked: DaemonRegistry.rulesOwners).
+    // The array is copied only when a destination must go.
     const rules = this.opts.daemonsWithRules;
     for (const name of d.daemons)
       if (rules.has(name) && !v.owners.includes(name)) {
