@@ -48,6 +48,8 @@ export type AuxState = 'starting' | 'running' | 'backoff' | 'failed' | 'stopped'
 const AUX_MAIN = join(__dirname, 'aux-main.js');
 const MAX_INFLIGHT_EVENTS = 8192;
 const SEND_BYTES = 1 << 20;
+/** Queue drops are told to the host log at most this often (the first at once), each with the count since the last. */
+const OVERFLOW_REPORT_MS = 10_000;
 /** A process that stayed up this long is healthy again: its restart count starts over. */
 const HEALTHY_MS = 60_000;
 
@@ -77,6 +79,9 @@ export class AuxDaemon {
   private backoffTimer: NodeJS.Timeout | null = null;
   private blockTimer: NodeJS.Timeout | null = null;
   private blocking = false;
+  /** Queue drops already told to the host log, and when that was last done. */
+  private reportedDrops = 0;
+  private lastDropReport = 0;
   private stopWaiters: Array<() => void> = [];
   private wantStop = false;
   /** isolation: inline — the daemon's log and outputs live in the host process. */
@@ -340,7 +345,10 @@ export class AuxDaemon {
       this.blockTimer = setTimeout(() => {
         this.blockTimer = null;
         const shed = this.queue.shedOverflow();
-        if (shed) this.hooks.report('overflow', `dropped=${shed} reason=block-timeout`);
+        if (shed) {
+          this.reportedDrops += shed;
+          this.hooks.report('overflow', `dropped=${shed} reason=block-timeout`);
+        }
         this.blocking = false;
         this.hooks.backpressure(this.name, false);
       }, this.config.queue.blockTimeoutMs);
@@ -353,8 +361,24 @@ export class AuxDaemon {
     }
   }
 
+  /**
+   * Tells the host log that the queue dropped events, as auditd's dispatcher logs a full queue: once the first time,
+   * then at most every OVERFLOW_REPORT_MS with the count since the last record (`force`: now, at stop). A count, not a
+   * record per event: a full queue is when the log can least afford extra lines.
+   */
+  private reportDrops(force: boolean): void {
+    const n = this.queue.counters.dropped - this.reportedDrops;
+    if (n <= 0) return;
+    const now = Date.now();
+    if (!force && now - this.lastDropReport < OVERFLOW_REPORT_MS) return;
+    this.lastDropReport = now;
+    this.reportedDrops += n;
+    this.hooks.report('overflow', `dropped=${n} reason=queue-full`);
+  }
+
   /** Sends queued events while the pipe accepts them (inline: writes them), at the end of each kernel batch. */
   pump(): void {
+    this.reportDrops(false);
     if (this.writer) {
       this.pumpInline();
       return;
@@ -419,6 +443,7 @@ export class AuxDaemon {
    * stays counted as queued, not delivered.
    */
   async stop(timeoutMs = 10_000): Promise<void> {
+    this.reportDrops(true);
     if (this.restarting) await this.restarting;
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.backoffTimer = null;
