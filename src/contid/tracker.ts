@@ -245,6 +245,16 @@ export class ContidTracker {
     this.untagged.delete(pid);
   }
 
+  /**
+   * An audited, successful execve of `pid`: a cached "in none" answer may be stale. `runc exec` (and podman, docker,
+   * kubectl exec through it) makes a `runc init` that joins the container's cgroup and then execs the user's command;
+   * without this, its children's events went to the host until the next scan (up to 2 s). A map delete here, and one
+   * /proc read at the next lookup of the process or its children: a tagged process keeps its contid across exec.
+   */
+  noteExec(pid: number): void {
+    this.untagged.delete(pid);
+  }
+
   private fromProc(pid: number, st0: ProcStat): Chain | null {
     this.counters.procLookups++;
     let cur = pid;

@@ -28,6 +28,8 @@ const FORK_SYSCALLS_X86_64 = new Set([56, 57, 58, 435]); // clone, fork, vfork, 
 const EXIT_SYSCALLS_X86_64 = new Set([231, 60]); // exit_group, exit
 const FORK_SYSCALLS_I386 = new Set([120, 2, 190, 435]);
 const EXIT_SYSCALLS_I386 = new Set([252, 1]);
+const EXEC_SYSCALLS_X86_64 = new Set([59, 322]); // execve, execveat
+const EXEC_SYSCALLS_I386 = new Set([11, 358]);
 
 export interface Destination {
   /** Daemon name, or null for the host log. */
@@ -202,6 +204,8 @@ export class Pipeline {
         const pidAt = nextField(sc, ppidAt < 0 ? -1 : fieldEnd(sc, ppidAt), body, 'pid');
         const pid = pidAt < 0 ? 0 : (intAt(sc, pidAt) ?? 0);
         if ((i386 ? FORK_SYSCALLS_I386 : FORK_SYSCALLS_X86_64).has(nr) && exit > 0) this.opts.tracker.onFork(pid, exit);
+        else if (exit === 0 && (i386 ? EXEC_SYSCALLS_I386 : EXEC_SYSCALLS_X86_64).has(nr))
+          this.opts.tracker.noteExec(pid);
         const chain = this.opts.tracker.lookup(pid, ppid);
         if (chain) chains = [chain];
         if ((i386 ? EXIT_SYSCALLS_I386 : EXIT_SYSCALLS_X86_64).has(nr)) this.opts.tracker.onExit(pid);

@@ -6,6 +6,8 @@ import type { ProcReader, ProcStat } from '../../src/contid/proc';
 import type { ContainerProc } from '../../src/containers/discovery';
 import { Containers } from '../../src/containers/service';
 import { containerContid } from '../../src/contid/derive';
+import { Pipeline } from '../../src/routing/pipeline';
+import { Router } from '../../src/routing/router';
 
 const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
 const H2 = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
@@ -117,6 +119,34 @@ describe('container discovery', () => {
     assert.equal(sys.cgroupReads, reads, 'no /proc read for it');
     c.discovery.scan();
     assert.deepEqual(t.lookup(120, 1), [containerContid(H)], 'the scan found it joined');
+  });
+
+  it('an audited execve of a process seen outside (runc init becoming the command) finds its children at once', () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    const p = new Pipeline({
+      router: new Router([]),
+      tracker: t,
+      contidKernel: false,
+      daemonsWithRules: new Set(),
+      keep: 'unrouted',
+    });
+    sys.add(120, 1, hybrid('/libpod_parent/conmon'), ['runc', 'init']);
+    assert.equal(t.lookup(120, 1), null, "still in the runtime's cgroup");
+    sys.procs.get(120)!.cg = hybrid(`/libpod_parent/libpod-${H}`);
+    // 121 exited before its event was read: only its parent says where it ran, and the parent's answer is cached.
+    assert.equal(t.lookup(121, 120), null, 'before the exec: the cached answer');
+    const execve = (pid: number, ppid: number, exit: number): { type: number; payload: Buffer } => ({
+      type: 1300,
+      payload: Buffer.from(
+        `audit(1700000000.000:7): arch=c000003e syscall=59 success=${exit ? 'no' : 'yes'} exit=${exit} ppid=${ppid} pid=${pid} auid=0 comm="sh" key=(null)`,
+      ),
+    });
+    p.view([execve(120, 1, -2)]);
+    assert.equal(t.lookup(122, 120), null, 'a failed execve changes nothing');
+    p.view([execve(120, 1, 0)]);
+    assert.deepEqual(t.lookup(123, 120), [containerContid(H)], 'after it: the next child found through its parent');
+    assert.deepEqual(t.lookup(120, 1), [containerContid(H)], 'and the process itself');
   });
 
   it('the scan classifies each new process once', () => {

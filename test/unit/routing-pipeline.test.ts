@@ -181,7 +181,7 @@ describe('pipeline on a mainline kernel (tracker)', () => {
 });
 
 describe('pipeline: the cost of a host process while containers are live', () => {
-  it('execve of a process already found outside every container reads no /proc until the answer expires', () => {
+  it('events of a process already found outside every container read no /proc until the answer expires or it execs', () => {
     let stats = 0;
     const proc: ProcReader = {
       stat: (pid) => (stats++, pid === 1000 ? { ppid: 1, starttime: 5, threads: 1 } : null),
@@ -200,8 +200,14 @@ describe('pipeline: the cost of a host process while containers are live', () =>
     p.route([sys(20, 1000, 1, '"k"', 59)]);
     const after = stats;
     assert.ok(after > 0);
-    for (let i = 0; i < 5; i++) p.route([sys(21 + i, 1000, 1, '"k"', 59)]);
-    assert.equal(stats, after, 'five more execve events, no /proc read');
+    for (let i = 0; i < 5; i++) p.route([sys(21 + i, 1000, 1, '"k"', 110)]);
+    assert.equal(stats, after, 'five more events, no /proc read');
+    // An execve may follow a join (runc exec's init joins the container's cgroup, then execs): asked once more.
+    p.route([sys(26, 1000, 1, '"k"', 59)]);
+    assert.ok(stats > after, 'an execve asks again');
+    const again = stats;
+    p.route([sys(27, 1000, 1, '"k"', 110)]);
+    assert.equal(stats, again, 'and is cached again');
   });
 });
 
