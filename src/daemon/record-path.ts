@@ -168,14 +168,11 @@ export class RecordPath {
 
   endBatch(): void {
     if (this.eventMode) this.reassembler.endBatch();
-    // One write() per receive batch, then the sync the flush mode asks for: a kill -9 loses at most the batch being
-    // processed, and writing every batch cost no more CPU than batching writes on a timer (bench/findings.md).
-    const log = this.log;
-    if (log && log.bufferedBytes > 0) log.flush();
-    this.sink?.flushOutputs();
+    // One write() per receive batch, then the sync the flush mode asks for (also after a batch whose bytes a full
+    // buffer already wrote), the outputs' send and the disk check (statfs once a second at most): a kill -9 loses at
+    // most the batch being processed, and writing every batch cost no more CPU than a timer (bench/findings.md).
+    this.sink?.flush();
     this.opts.containers?.endBatch(Date.now());
-    // The sink runs statfs once a second at most: disk-space levels move slowly, batches arrive much more often.
-    this.sink?.checkSpace();
     this.opts.registry.pumpAll();
   }
 

@@ -67,8 +67,6 @@ export interface Sink {
   writeDaemonRecord(type: number, body: string): void;
   /** Hands the log's buffer to the kernel, lets the outputs send, then checks free space (at most once a second). */
   flush(): void;
-  /** Lets the outputs send, without the log (a daemon that delays its log writes to batch them flushes it itself). */
-  flushOutputs(): void;
   /**
    * A reload with new `log:` settings (path, format, rotation, disk space): opens the new log and its guard, then
    * closes the old log; the outputs keep running with their spools and connections. Throws IoError when the new log

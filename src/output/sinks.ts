@@ -111,10 +111,6 @@ class DaemonSink implements Sink {
     this.checkSpace();
   }
 
-  flushOutputs(): void {
-    if (this.outputs.length) flushAll(this.outputs);
-  }
-
   checkSpace(): DiskLevel {
     const now = this.now();
     if (now - this.lastSpaceCheck >= SPACE_CHECK_MS) {
