@@ -226,16 +226,30 @@ export async function startCluster(n = 3, name = 'amc'): Promise<NatsServer[]> {
 }
 
 /** The server currently leading `stream` (cluster servers are named n0, n1, ...). */
-export async function streamLeader(servers: NatsServer[], stream = 'AUDIT'): Promise<NatsServer> {
-  const nc = await connect({ servers: servers.filter((s) => s.running).map((s) => s.url) });
-  try {
-    const info = await (await jetstreamManager(nc)).streams.info(stream);
-    const leader = servers.find((_, i) => `n${i}` === info.cluster?.leader);
-    if (!leader) throw new Error(`no leader for ${stream}: ${JSON.stringify(info.cluster)}`);
-    return leader;
-  } finally {
-    await nc.close();
-  }
+export async function streamLeader(servers: NatsServer[], stream = 'AUDIT', ms = 30000): Promise<NatsServer> {
+  // A stream's Raft group elects its leader after the stream exists (and again after a server leaves), so the
+  // answer may name no leader for a while: ask until one is named.
+  let last = 'no answer';
+  let leader: NatsServer | undefined;
+  await until(
+    async () => {
+      const nc = await connect({ servers: servers.filter((s) => s.running).map((s) => s.url) });
+      try {
+        const info = await (await jetstreamManager(nc)).streams.info(stream);
+        last = JSON.stringify(info.cluster);
+        leader = servers.find((s, i) => s.running && `n${i}` === info.cluster?.leader);
+        return leader !== undefined;
+      } catch (e) {
+        last = (e as Error).message; // no responders while the group is between leaders
+        return false;
+      } finally {
+        await nc.close();
+      }
+    },
+    () => `no leader for ${stream}: ${last}`,
+    ms,
+  );
+  return leader!;
 }
 
 /** A nats output spec as the config would build it, for tests that drive NatsOutput directly. */
