@@ -137,14 +137,16 @@ export class RecordPath {
 
   private onEvent(ev: AuditEvent): void {
     try {
-      const records: EventRecord[] = ev.records.map((r) => ({ type: r.type, payload: r.raw }));
+      // The event's own records travel on (an AuditRecord is an EventRecord): the event is done with them.
+      const records: EventRecord[] = ev.records;
       // Syscall events end with the kernel's EOE, which the reassembler consumes (or, after PROCTITLE, drops):
       // plugins expect it, as auditd's dispatcher forwards it; logs skip it.
-      if ((ev.reason === 'eoe' || ev.reason === 'last') && ev.records[0]!.type >= MsgType.SYSCALL) {
+      if ((ev.reason === 'eoe' || ev.reason === 'last') && records[0]!.type >= MsgType.SYSCALL) {
         const first = ev.records[0]!;
         // The header `audit(...): ` is what EOE carries; its end is known from the parse (indexOf(')') + 3).
-        const head = first.raw[first.bodyStart - 1] === 0x20 ? first.bodyStart : first.raw.indexOf(')') + 3;
-        records.push({ type: MsgType.EOE, payload: first.raw.subarray(0, head) });
+        const p = first.payload;
+        const head = p[first.bodyStart - 1] === 0x20 ? first.bodyStart : p.indexOf(')') + 3;
+        records.push({ type: MsgType.EOE, payload: p.subarray(0, head) });
       }
       // One result object for every event (no allocation per event): it is read before the next route.
       const { destinations, chain } = this.pipeline.route(records, this.opts.keysFor, this.pipeline.scratch);
@@ -162,7 +164,7 @@ export class RecordPath {
       // A bug on one event must not lose the others: count it and keep the raw records in the host log.
       this.opts.counters.internalErrors++;
       this.opts.diag.error({ err: (e as Error).stack }, 'routing failed; event written to the host log');
-      this.sink!.writeLogEvent(ev.records.map((r) => ({ type: r.type, payload: r.raw })));
+      this.sink!.writeLogEvent(ev.records);
     }
   }
 

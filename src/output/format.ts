@@ -1,6 +1,7 @@
 // Formats records as auditd 3.0.9 log lines (RAW and ENRICHED), byte for byte, straight into the writer's buffer.
 import { writerTypeName } from '../vocab/msgtypes';
-import { hexDigit, type AuditRecord } from '../records/record';
+import { hexDigit } from '../records/record';
+import type { EventRecord } from '../records/event';
 import { escapeInterp } from '../records/encode';
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64 } from '../kernel/constants';
 import { IdNameCache } from '../vocab/accounts';
@@ -273,7 +274,7 @@ export class LineFormatter {
 
   /**
    * Writes the line for (type, payload) and a trailing newline at dst[pos..]; returns the new position.
-   * `payload` must already stop at the first NUL (AuditRecord.raw does). dst needs MAX_LINE_BYTES free.
+   * `payload` must already stop at the first NUL (AuditRecord.payload does). dst needs MAX_LINE_BYTES free.
    */
   formatInto(type: number, payload: Buffer, dst: Buffer, pos: number): number {
     // Formatting straight into dst saves a copy, but ENRICHED may write up to auditd's whole format buffer before the
@@ -291,9 +292,9 @@ export class LineFormatter {
   }
 
   /** The line for one record as a string without the newline (tests, diagnostics). */
-  formatRecord(rec: AuditRecord): string {
+  formatRecord(rec: EventRecord): string {
     const out = Buffer.allocUnsafe(MAX_LINE_BYTES);
-    const end = this.formatInto(rec.type, rec.raw, out, 0);
+    const end = this.formatInto(rec.type, rec.payload, out, 0);
     return out.toString('latin1', 0, end - 1);
   }
 

@@ -1,6 +1,6 @@
 // Groups kernel records into events by (timestamp, serial) with auparse's completion rules; clock-driven, no timers.
 import { MsgType } from '../kernel/constants';
-import { parseRecord, type AuditRecord } from './record';
+import { parseHeaderAt, parseRecord, payloadEnd, type AuditRecord } from './record';
 
 /** Why an event was emitted. */
 export type CompletionReason = 'eoe' | 'last' | 'single' | 'timeout' | 'overflow' | 'flush' | 'malformed' | 'replaced';
@@ -86,6 +86,14 @@ export class Reassembler {
   private newest: Pending | null = null;
   private nowMs = 0;
   private maxSerial = -1;
+  /** The stamp of the EOE being read (push's fast path), reused. */
+  private readonly eoeStamp: Stamp & { bodyStart: number; malformed: boolean } = {
+    sec: 0,
+    msec: 0,
+    serial: 0,
+    bodyStart: 0,
+    malformed: true,
+  };
 
   constructor(emit: (ev: AuditEvent) => void, opts: ReassemblerOptions = {}) {
     this.emit = emit;
@@ -111,7 +119,27 @@ export class Reassembler {
 
   /** Same shape as the kernel client's RecordSink, so it can be plugged in directly. */
   push(type: number, buf: Buffer, start = 0, end = buf.length): void {
+    if (type === MsgType.EOE && start >= 0 && end <= buf.length && start <= end) {
+      // An EOE only ends its event (it is not kept): its stamp is read in place, with no record object or view.
+      const e = this.eoeStamp;
+      parseHeaderAt(e, buf, start, payloadEnd(buf, start, end));
+      if (!e.malformed) {
+        this.counters.records++;
+        this.endByEoe(e);
+        return;
+      }
+    }
     this.pushRecord(parseRecord(type, buf, start, end, this.copy));
+  }
+
+  private endByEoe(rec: Stamp): void {
+    this.counters.eoe++;
+    const p = this.pending(rec.serial);
+    if (p !== undefined && sameStamp(p.ev, rec)) {
+      this.remove(p);
+      p.ev.reason = 'eoe';
+      this.finish(p.ev);
+    }
   }
 
   pushRecord(rec: AuditRecord): void {
@@ -124,13 +152,7 @@ export class Reassembler {
     }
     const t = rec.type;
     if (t === MsgType.EOE) {
-      c.eoe++;
-      const p = this.pending(rec.serial);
-      if (p !== undefined && sameStamp(p.ev, rec)) {
-        this.remove(p);
-        p.ev.reason = 'eoe';
-        this.finish(p.ev);
-      }
+      this.endByEoe(rec);
       return;
     }
     if (isSingleRecordType(t)) {
@@ -249,10 +271,17 @@ export class Reassembler {
 /** Copies out the records of a waiting event that are still views into the caller's batch. */
 function ownRecords(p: Pending): void {
   const recs = p.ev.records;
-  for (let i = p.owned; i < recs.length; i++) recs[i]!.raw = Buffer.from(recs[i]!.raw);
+  for (let i = p.owned; i < recs.length; i++) recs[i]!.payload = Buffer.from(recs[i]!.payload);
   p.owned = recs.length;
 }
 
-function sameStamp(ev: AuditEvent, rec: AuditRecord): boolean {
+/** What identifies an event: `audit(SEC.MSEC:SERIAL)`. */
+interface Stamp {
+  sec: number;
+  msec: number;
+  serial: number;
+}
+
+function sameStamp(ev: Stamp, rec: Stamp): boolean {
   return ev.sec === rec.sec && ev.msec === rec.msec;
 }

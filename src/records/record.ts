@@ -1,14 +1,18 @@
 // One kernel record: header parse of `audit(SEC.MSEC:SERIAL): body`; its fields are read with ./fields.ts.
+import type { EventRecord } from './event';
 
-/** A record as the reassembler and the writer see it; `raw` holds the payload bytes (trailing NULs dropped). */
-export interface AuditRecord {
+/**
+ * A record as the reassembler and the writer see it; `payload` holds its bytes (trailing NULs dropped). It is an
+ * EventRecord as it stands, so an event's records go to routing, queues and logs without a copy per record.
+ */
+export interface AuditRecord extends EventRecord {
   type: number;
   sec: number;
   msec: number;
   serial: number;
   /** Payload bytes up to (not including) the first NUL: what auditd prints with `%.*s`. */
-  raw: Buffer;
-  /** Index in `raw` of the first body byte (after `): `); raw.length when the body is empty. */
+  payload: Buffer;
+  /** Index in `payload` of the first body byte (after `): `); payload.length when the body is empty. */
   bodyStart: number;
   /** The header did not parse; sec/msec/serial are 0 and the record is kept as an event of its own. */
   malformed: boolean;
@@ -31,7 +35,7 @@ export function payloadEnd(buf: Buffer, start: number, end: number): number {
 
 /**
  * Parses the header of buf[start, end). With `copy` the record owns a copy of the bytes (needed when the receive
- * buffer is reused); without it `raw` is a view and the caller keeps the memory alive. Never throws.
+ * buffer is reused); without it `payload` is a view and the caller keeps the memory alive. Never throws.
  */
 export function parseRecord(type: number, buf: Buffer, start = 0, end = buf.length, copy = false): AuditRecord {
   if (start < 0) start = 0;
@@ -39,24 +43,35 @@ export function parseRecord(type: number, buf: Buffer, start = 0, end = buf.leng
   if (end < start) end = start;
   const stop = payloadEnd(buf, start, end);
   const view = buf.subarray(start, stop);
-  const raw = copy ? Buffer.from(view) : view;
-  const rec: AuditRecord = { type, sec: 0, msec: 0, serial: 0, raw, bodyStart: 0, malformed: true };
+  const payload = copy ? Buffer.from(view) : view;
+  const rec: AuditRecord = { type, payload, sec: 0, msec: 0, serial: 0, bodyStart: 0, malformed: true };
   parseHeaderInto(rec);
   return rec;
 }
 
-/** Fills sec/msec/serial/bodyStart/malformed from rec.raw; one pass over at most ~40 bytes. */
+/** Fills sec/msec/serial/bodyStart/malformed from rec.payload; one pass over at most ~40 bytes. */
 export function parseHeaderInto(rec: AuditRecord): void {
-  const b = rec.raw;
-  const n = b.length;
+  parseHeaderAt(rec, rec.payload, 0, rec.payload.length);
+}
+
+/**
+ * parseHeaderInto for the bytes b[start, n) (n: the payload's end, its first NUL excluded), without a view of them:
+ * `bodyStart` counts from `start`. The reassembler reads EOE records this way (their stamp is all it needs).
+ */
+export function parseHeaderAt(
+  rec: Pick<AuditRecord, 'sec' | 'msec' | 'serial' | 'bodyStart' | 'malformed'>,
+  b: Buffer,
+  start: number,
+  n: number,
+): void {
   rec.malformed = true;
   rec.sec = 0;
   rec.msec = 0;
   rec.serial = 0;
   rec.bodyStart = 0;
-  if (n < 12) return;
-  for (let k = 0; k < 6; k++) if (b[k] !== AUDIT_PREFIX[k]) return;
-  let i = 6;
+  if (n - start < 12) return;
+  for (let k = 0; k < 6; k++) if (b[start + k] !== AUDIT_PREFIX[k]) return;
+  let i = start + 6;
   let sec = 0;
   let digits = 0;
   while (i < n && b[i]! >= C_0 && b[i]! <= C_9 && digits < 16) {
@@ -90,7 +105,7 @@ export function parseHeaderInto(rec: AuditRecord): void {
   rec.sec = sec;
   rec.msec = msec;
   rec.serial = serial;
-  rec.bodyStart = i;
+  rec.bodyStart = i - start;
   rec.malformed = false;
 }
 
@@ -104,7 +119,7 @@ export function bodyStartOf(b: Buffer): number {
 
 /** Body bytes of a record (a view). */
 export function recordBody(rec: AuditRecord): Buffer {
-  return rec.raw.subarray(rec.bodyStart);
+  return rec.payload.subarray(rec.bodyStart);
 }
 
 /** `audit(SEC.MSEC:SERIAL)` identity of a record as text, e.g. for logs and tests. */

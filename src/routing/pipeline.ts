@@ -86,6 +86,8 @@ interface KeySet {
 }
 
 const NO_CHAINS: Chain[] = [];
+/** An event without a SYSCALL record has no keys. */
+const NO_KEYS: KeySet = { raw: '', full: [], user: [], owners: [], tracking: false };
 
 /** How many fields past the previous one the next wanted field may be looked for by walking, before a search. */
 const WALK_FIELDS = 6;
@@ -138,6 +140,16 @@ function keyField(b: Buffer, body: number): number {
   return findField(b, body, 'key');
 }
 
+/** Sets destination `n` (reusing the object there when `reuse`) and returns the next index. */
+function put(out: Destination[], n: number, reuse: boolean, daemon: string | null, records: EventRecord[]): number {
+  const d = reuse ? out[n] : undefined;
+  if (d) {
+    d.daemon = daemon;
+    d.records = records;
+  } else out[n] = { daemon, records };
+  return n + 1;
+}
+
 export class Pipeline {
   readonly counters: PipelineCounters = {
     events: 0,
@@ -149,6 +161,16 @@ export class Pipeline {
   };
   /** A result for a caller that reads each routed event before it routes the next (`route`'s `into`). */
   readonly scratch: RoutedEvent = { destinations: [], chain: null };
+  private readonly viewScratch: EventView = {
+    chains: NO_CHAINS,
+    types: [],
+    keys: [],
+    owners: [],
+    fullKeys: [],
+    tracking: false,
+    syscallIndex: -1,
+  };
+  private readonly decisionScratch: RouteDecision = { daemons: [], matched: [] };
   /** The key field of the last event: a rule's events come in runs, so its decoded keys are kept for the next. */
   private lastKeys: KeySet = { raw: '(null)', full: [], user: [], owners: [], tracking: false };
   constructor(public opts: PipelineOptions) {}
@@ -171,8 +193,10 @@ export class Pipeline {
   }
 
   /** Reads the event, feeding the tracker (forks, exits) on the way. */
-  view(records: readonly EventRecord[]): EventView {
-    const types: number[] = [];
+  view(records: readonly EventRecord[], into?: EventView): EventView {
+    // `into`: the pipeline's own view, refilled event after event by route() (no arrays or objects per event).
+    const types: number[] = into ? into.types : [];
+    types.length = 0;
     let syscallIndex = -1;
     let chains: Chain[] = NO_CHAINS;
     for (let i = 0; i < records.length; i++) {
@@ -219,14 +243,22 @@ export class Pipeline {
         if (chain) chains = [chain];
       }
     }
-    if (ks === null) return { chains, types, keys: [], owners: [], fullKeys: [], tracking: false, syscallIndex };
     // The key arrays are shared with the next events of the same keys: nothing downstream changes them.
-    return { chains, types, keys: ks.user, owners: ks.owners, fullKeys: ks.full, tracking: ks.tracking, syscallIndex };
+    const k = ks ?? NO_KEYS;
+    if (!into)
+      return { chains, types, keys: k.user, owners: k.owners, fullKeys: k.full, tracking: k.tracking, syscallIndex };
+    into.chains = chains;
+    into.keys = k.user;
+    into.owners = k.owners;
+    into.fullKeys = k.full;
+    into.tracking = k.tracking;
+    into.syscallIndex = syscallIndex;
+    return into;
   }
 
   /** The route decision alone (for `auditmux route test`). */
-  decide(v: EventView): RouteDecision {
-    const d = this.opts.router.route(v);
+  decide(v: EventView, into?: RouteDecision): RouteDecision {
+    const d = this.opts.router.route(v, into);
     // Asked per destination (template daemons with rules are known only when asked: DaemonRegistry.rulesOwners).
     // The array is copied only when a destination must go.
     const rules = this.opts.daemonsWithRules;
@@ -248,15 +280,16 @@ export class Pipeline {
     into?: RoutedEvent,
   ): RoutedEvent {
     this.counters.events++;
-    const v = this.view(records);
+    // `into`: the caller's result, reused event after event (it reads it before routing the next one); with it the
+    // view, the decision and the destination objects are the pipeline's own, refilled for every event.
+    const v = this.view(records, into ? this.viewScratch : undefined);
     if (v.chains.length) this.counters.withContid++;
     const onlyTracking = v.tracking && v.keys.length === 0 && v.owners.length === 0;
-    const decision = this.decide(v);
-    // `into`: the caller's result, reused event after event (it reads it before routing the next one).
+    const decision = this.decide(v, into ? this.decisionScratch : undefined);
     const result = into ?? { destinations: [], chain: null };
     const out = result.destinations;
-    out.length = 0;
-    for (const d of decision.daemons) out.push({ daemon: d, records: this.shape(records, v, d, keysByOwner) });
+    let n = 0;
+    for (const d of decision.daemons) n = put(out, n, into !== undefined, d, this.shape(records, v, d, keysByOwner));
     if (decision.daemons.length) this.counters.routed++;
     else this.counters.unrouted++;
     if (decision.daemons.length > 1) this.counters.fanout += decision.daemons.length - 1;
@@ -264,7 +297,8 @@ export class Pipeline {
       // Produced only by the fork/exit tracking rule: state for the tracker, not an event anyone asked for.
       this.counters.trackingOnly++;
     } else if (this.opts.keep === 'all' || decision.daemons.length === 0)
-      out.push({ daemon: null, records: this.shape(records, v, null, keysByOwner) });
+      n = put(out, n, into !== undefined, null, this.shape(records, v, null, keysByOwner));
+    out.length = n;
     result.chain = v.chains[0] ?? null;
     return result;
   }

@@ -22,6 +22,9 @@ export interface RouteDecision {
   matched: number[];
 }
 
+/** An event without a contid visits the routes once, as the unset chain. */
+const NO_CHAIN: ReadonlyArray<Chain | null> = [null];
+
 /** Past this many containers the per-container answers are dropped and recomputed (a bound, not a working limit). */
 const MASK_CACHE_MAX = 4096;
 
@@ -110,11 +113,15 @@ export class Router {
   }
 
   /** Every daemon that some chain of the event routes to (a netns event fans out to all its containers' daemons). */
-  route(ev: RoutableEvent): RouteDecision {
-    // Arrays, not Sets: an event matches a handful of routes at most, and this runs for every event.
-    const daemons: string[] = [];
-    const matched: number[] = [];
-    const chains: ReadonlyArray<Chain | null> = ev.chains.length ? ev.chains : [null];
+  route(ev: RoutableEvent, into?: RouteDecision): RouteDecision {
+    // Arrays, not Sets: an event matches a handful of routes at most, and this runs for every event. `into`: the
+    // caller's decision, emptied and filled again event after event (no allocation per event).
+    const out = into ?? { daemons: [], matched: [] };
+    const daemons = out.daemons;
+    const matched = out.matched;
+    daemons.length = 0;
+    matched.length = 0;
+    const chains: ReadonlyArray<Chain | null> = ev.chains.length ? ev.chains : NO_CHAIN;
     for (const chain of chains) {
       let mask: Uint8Array | null = null;
       let values: Array<string | undefined> | null = null;
@@ -149,7 +156,7 @@ export class Router {
     }
     // One chain visits routes in order; several can interleave.
     if (chains.length > 1) matched.sort((a, b) => a - b);
-    return { daemons, matched };
+    return out;
   }
 }
 

@@ -88,7 +88,7 @@ for (const fmt of ['RAW', 'ENRICHED'] as const) {
       const ours = join(dir, 'audit.log');
       const w = new LogWriter({ path: ours, format: fmt, flush: 'incremental', freq: 7 });
       w.open();
-      const r = new Reassembler((ev) => w.writeEvent(ev.records.map((r) => ({ type: r.type, payload: r.raw }))));
+      const r = new Reassembler((ev) => w.writeEvent(ev.records));
       // EOEs were not in auditd's log; feed the kernel's too so events complete on them
       const kernel = fs
         .readFileSync(join(FIX, `kernel-${fmt}.jsonl`), 'utf8')

@@ -104,7 +104,7 @@ describe('log.format: json', () => {
       w.writeEvent(event);
       w.close();
       const f = new LineFormatter({ format: 'ENRICHED', contidKernel: false, ids: new IdNameCache() });
-      const lines = event.map((r) => f.formatRecord({ type: r.type, raw: r.payload } as never));
+      const lines = event.map((r) => f.formatRecord(r));
       const node = defaultNode(undefined);
       const id = messageId(node, readBootId(), '1700000000.123', '42', 0);
       const nats = encodeBody('json', id, node, 'host', lines);
@@ -140,7 +140,7 @@ describe('log.format: json', () => {
       // What the line holds is the record's auditd line, byte for byte as latin1.
       const f = new LineFormatter({ format: 'ENRICHED', contidKernel: false, ids: new IdNameCache() });
       const first = (objs[0]!.records as { line: string }[])[1]!.line;
-      assert.equal(first, f.formatRecord({ type: 1302, raw: rec(1302, path).payload } as never));
+      assert.equal(first, f.formatRecord(rec(1302, path)));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

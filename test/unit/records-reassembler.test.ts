@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Reassembler, isSingleRecordType, type AuditEvent } from '../../src/records/reassembler';
+import { parseRecord } from '../../src/records/record';
 import { intBelow, prng } from '../helpers/prng';
 
 const rec = (serial: number, body = 'a=b', ts = '100.001'): Buffer => Buffer.from(`audit(${ts}:${serial}): ${body}`);
@@ -139,7 +140,7 @@ test('malformed records are counted and kept raw', () => {
   r.push(1300, Buffer.from('garbage'));
   assert.equal(r.counters.malformed, 1);
   assert.equal(out[0]!.reason, 'malformed');
-  assert.equal(out[0]!.records[0]!.raw.toString(), 'garbage');
+  assert.equal(out[0]!.records[0]!.payload.toString(), 'garbage');
 });
 
 test('fuzz: random interleaving, drops and garbage; every record out exactly once, counters add up', () => {
@@ -194,7 +195,7 @@ test('fuzz: random interleaving, drops and garbage; every record out exactly onc
     for (const x of e.records) {
       emitted++;
       assert.ok(x.type !== 1320 || x.malformed);
-      const key = x.raw.toString('latin1');
+      const key = x.payload.toString('latin1');
       const left = seen.get(key);
       assert.ok(left !== undefined && left > 0, `unexpected record ${key}`);
       seen.set(key, left - 1);
@@ -216,8 +217,12 @@ test('copy: false — endBatch copies in-flight records out of the reused batch 
   batch.fill(0x41); // the receive buffer is reused for the next batch
   r.push(1327, rec(8, 'proctitle=41'));
   assert.equal(out.length, 2);
-  assert.equal(out[1]!.records[0]!.raw.toString(), 'audit(100.001:8): y=2', 'the held record kept its bytes');
-  assert.match(out[0]!.records[0]!.raw.toString(), /^A+$/, 'an event done within its batch was never copied (a view)');
+  assert.equal(out[1]!.records[0]!.payload.toString(), 'audit(100.001:8): y=2', 'the held record kept its bytes');
+  assert.match(
+    out[0]!.records[0]!.payload.toString(),
+    /^A+$/,
+    'an event done within its batch was never copied (a view)',
+  );
 });
 
 /**
@@ -308,5 +313,42 @@ test('property: the newest-event fast path emits what one ordered Map of waiting
     model.flush();
     const got = out.map((e) => ({ serial: e.serial, types: e.records.map((x) => x.type), reason: e.reason }));
     assert.deepEqual(got, model.out, `seed ${seed}`);
+  }
+});
+
+test('property: records read in place from a batch (EOE stamps without a record object) give what parsed records give (fixed seeds)', () => {
+  for (let seed = 1; seed <= 30; seed++) {
+    const next = prng(seed);
+    const a = collect({ maxInFlight: 4 });
+    const b = collect({ maxInFlight: 4 });
+    const types = [1300, 1307, 1302, 1327, 1320, 1320, 1320, 1105];
+    for (let i = 0; i < 2000; i++) {
+      const serial = 1 + intBelow(next, 6);
+      const type = types[intBelow(next, types.length)]!;
+      const k = intBelow(next, 12);
+      // Well-formed, another timestamp, a broken header, NUL padding: what a batch can hold.
+      const body =
+        k === 0
+          ? Buffer.from(`audit(100.0x1:${serial}): `)
+          : k === 1
+            ? Buffer.from(`audit(100.002:${serial}): \0\0\0`)
+            : k === 2
+              ? Buffer.from(`audit(100.001:${serial})`)
+              : rec(serial, type === 1320 ? '' : 'a=b');
+      // The record sits inside a larger batch buffer, between other bytes.
+      const pre = intBelow(next, 5);
+      const batch = Buffer.concat([Buffer.alloc(pre, 0x41), body, Buffer.alloc(intBelow(next, 5), 0x42)]);
+      a.r.push(type, batch, pre, pre + body.length);
+      b.r.pushRecord(parseRecord(type, Buffer.from(body), 0, body.length, true));
+    }
+    a.r.flush();
+    b.r.flush();
+    const view = (o: AuditEvent[]): unknown =>
+      o.map((e) => ({
+        e: [e.sec, e.msec, e.serial, e.reason],
+        r: e.records.map((x) => [x.type, x.payload.toString()]),
+      }));
+    assert.deepEqual(view(a.out), view(b.out), `seed ${seed}`);
+    assert.deepEqual(a.r.counters, b.r.counters, `seed ${seed}`);
   }
 });

@@ -22,21 +22,21 @@ test('parses the header and body offset', () => {
 test('stops at the first NUL and honours start/end', () => {
   const b = Buffer.concat([Buffer.from('xx'), Buffer.from(SYSCALL), Buffer.from([0, 0, 0]), Buffer.from('yy')]);
   const r = parseRecord(1300, b, 2, b.length - 2);
-  assert.equal(r.raw.toString(), SYSCALL);
+  assert.equal(r.payload.toString(), SYSCALL);
   const eoe = parseRecord(1320, Buffer.from('audit(1.002:3): '));
   assert.equal(eoe.malformed, false);
-  assert.equal(eoe.bodyStart, eoe.raw.length);
+  assert.equal(eoe.bodyStart, eoe.payload.length);
 });
 
 test('copy detaches from the receive buffer', () => {
   const b = Buffer.from(SYSCALL);
   const r = parseRecord(1300, b, 0, b.length, true);
   b.fill(0x41);
-  assert.equal(r.raw.toString(), SYSCALL);
+  assert.equal(r.payload.toString(), SYSCALL);
 });
 
 test('field helpers', () => {
-  const r = parseRecord(1300, Buffer.from(SYSCALL)).raw;
+  const r = parseRecord(1300, Buffer.from(SYSCALL)).payload;
   assert.equal(fieldInt(r, 'pid'), 13414);
   assert.equal(fieldInt(r, 'ppid'), 13326);
   assert.equal(fieldInt(r, 'syscall'), 110);
@@ -49,16 +49,16 @@ test('field helpers', () => {
   assert.equal(fieldValue(r, 'missing'), undefined);
   assert.equal(fieldInt(r, 'comm'), undefined);
   assert.equal(fieldHex(r, 'nope'), undefined);
-  const first = parseRecord(1300, Buffer.from('audit(1.000:1): pid=5 ppid=4')).raw;
+  const first = parseRecord(1300, Buffer.from('audit(1.000:1): pid=5 ppid=4')).payload;
   assert.equal(fieldInt(first, 'pid'), 5);
-  const neg = parseRecord(1300, Buffer.from('audit(1.000:1): euid=-1')).raw;
+  const neg = parseRecord(1300, Buffer.from('audit(1.000:1): euid=-1')).payload;
   assert.equal(fieldInt(neg, 'euid'), -1);
 });
 
 test('forEachField walks quoted values whole', () => {
   const r = parseRecord(1005, Buffer.from('audit(1.000:1): pid=1 msg=\'op=x exe="/a b" res=success\' uid=0'));
   const keys: string[] = [];
-  forEachField(r.raw, r.bodyStart, (ks, ke) => keys.push(r.raw.toString('latin1', ks, ke)));
+  forEachField(r.payload, r.bodyStart, (ks, ke) => keys.push(r.payload.toString('latin1', ks, ke)));
   assert.deepEqual(keys, ['pid', 'msg', 'uid']);
 });
 
@@ -93,9 +93,9 @@ test('fuzz: random bytes and truncated headers never throw', () => {
       if (i % 3 === 1) b = Buffer.concat([Buffer.from('audit('), b]);
     }
     const r = parseRecord(1300, b, Math.floor(rnd() * 4) - 2, b.length + 2);
-    fieldValue(r.raw, 'pid', r.bodyStart);
-    fieldInt(r.raw, 'uid', r.bodyStart);
-    fieldHex(r.raw, 'arch', r.bodyStart);
-    assert.ok(r.raw.length <= b.length);
+    fieldValue(r.payload, 'pid', r.bodyStart);
+    fieldInt(r.payload, 'uid', r.bodyStart);
+    fieldHex(r.payload, 'arch', r.bodyStart);
+    assert.ok(r.payload.length <= b.length);
   }
 });
