@@ -140,6 +140,13 @@ function keyField(b: Buffer, body: number): number {
   return findField(b, body, 'key');
 }
 
+/** b[start, end) is the latin1 text `s`, compared byte by byte (key fields are short). */
+function sameLatin1(b: Buffer, start: number, end: number, s: string): boolean {
+  if (end - start !== s.length) return false;
+  for (let i = 0; i < s.length; i++) if (b[start + i] !== s.charCodeAt(i)) return false;
+  return true;
+}
+
 /** Sets destination `n` (reusing the object there when `reuse`) and returns the next index. */
 function put(out: Destination[], n: number, reuse: boolean, daemon: string | null, records: EventRecord[]): number {
   const d = reuse ? out[n] : undefined;
@@ -178,9 +185,11 @@ export class Pipeline {
   /** The event's keys from the SYSCALL key field (quoted, hex-joined or (null)), decoded once per distinct field. */
   private keySet(sc: Buffer, body: number): KeySet {
     const vs = keyField(sc, body);
-    const raw = vs < 0 ? '(null)' : sc.toString('latin1', vs, fieldEnd(sc, vs));
+    const ve = vs < 0 ? -1 : fieldEnd(sc, vs);
     const last = this.lastKeys;
-    if (raw === last.raw) return last;
+    // Compared as bytes: no string per event when the keys are the last event's (the usual case).
+    if (vs < 0 ? last.raw === '(null)' : sameLatin1(sc, vs, ve, last.raw)) return last;
+    const raw = vs < 0 ? '(null)' : sc.toString('latin1', vs, ve);
     const full = decodeKeys(vs < 0 ? undefined : raw);
     const owners: string[] = [];
     const user: string[] = [];
@@ -195,13 +204,13 @@ export class Pipeline {
   /** Reads the event, feeding the tracker (forks, exits) on the way. */
   view(records: readonly EventRecord[], into?: EventView): EventView {
     // `into`: the pipeline's own view, refilled event after event by route() (no arrays or objects per event).
+    // Refilled by index and cut to size at the end: `length = 0` would drop the array's storage every event.
     const types: number[] = into ? into.types : [];
-    types.length = 0;
     let syscallIndex = -1;
     let chains: Chain[] = NO_CHAINS;
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
-      types.push(r.type);
+      types[i] = r.type;
       if (r.type === MsgType.SYSCALL && syscallIndex < 0) syscallIndex = i;
       if (this.opts.contidKernel && r.type === CONTID_CONTAINER_ID) {
         const t = fieldText(r.payload, 'contid');
@@ -209,6 +218,7 @@ export class Pipeline {
         if (parsed) chains = parsed.filter((c) => c[0] !== AUDIT_CID_UNSET);
       }
     }
+    if (types.length !== records.length) types.length = records.length;
     let ks: KeySet | null = null;
     if (syscallIndex >= 0) {
       const sc = records[syscallIndex]!.payload;
@@ -298,7 +308,7 @@ export class Pipeline {
       this.counters.trackingOnly++;
     } else if (this.opts.keep === 'all' || decision.daemons.length === 0)
       n = put(out, n, into !== undefined, null, this.shape(records, v, null, keysByOwner));
-    out.length = n;
+    if (out.length !== n) out.length = n;
     result.chain = v.chains[0] ?? null;
     return result;
   }

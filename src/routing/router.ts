@@ -22,6 +22,18 @@ export interface RouteDecision {
   matched: number[];
 }
 
+/** The first `n` entries of `a` hold `x`. */
+function within<T>(a: readonly T[], n: number, x: T): boolean {
+  for (let i = 0; i < n; i++) if (a[i] === x) return true;
+  return false;
+}
+
+/** Some entry of `want` is in `have` (no closure per call, as `some(... includes ...)` makes). */
+function anyIn<T>(want: readonly T[], have: readonly T[]): boolean {
+  for (let i = 0; i < want.length; i++) if (have.includes(want[i]!)) return true;
+  return false;
+}
+
 /** An event without a contid visits the routes once, as the unset chain. */
 const NO_CHAIN: ReadonlyArray<Chain | null> = [null];
 
@@ -115,12 +127,13 @@ export class Router {
   /** Every daemon that some chain of the event routes to (a netns event fans out to all its containers' daemons). */
   route(ev: RoutableEvent, into?: RouteDecision): RouteDecision {
     // Arrays, not Sets: an event matches a handful of routes at most, and this runs for every event. `into`: the
-    // caller's decision, emptied and filled again event after event (no allocation per event).
+    // caller's decision, refilled by index event after event and cut to size at the end (no allocation per event;
+    // `length = 0` would drop the arrays' storage every time).
     const out = into ?? { daemons: [], matched: [] };
     const daemons = out.daemons;
     const matched = out.matched;
-    daemons.length = 0;
-    matched.length = 0;
+    let nd = 0;
+    let nm = 0;
     const chains: ReadonlyArray<Chain | null> = ev.chains.length ? ev.chains : NO_CHAIN;
     for (const chain of chains) {
       let mask: Uint8Array | null = null;
@@ -134,10 +147,10 @@ export class Router {
           const value = values[t++];
           const name = value === undefined ? null : r.template.resolve(value, ev.container === undefined);
           if (name === null) continue;
-          if (r.types && !r.types.some((ty) => ev.types.includes(ty))) continue;
-          if (r.keys && !r.keys.some((key) => ev.keys.includes(key))) continue;
-          if (!matched.includes(r.index)) matched.push(r.index);
-          if (!daemons.includes(name)) daemons.push(name);
+          if (r.types && !anyIn(r.types, ev.types)) continue;
+          if (r.keys && !anyIn(r.keys, ev.keys)) continue;
+          if (!within(matched, nm, r.index)) matched[nm++] = r.index;
+          if (!within(daemons, nd, name)) daemons[nd++] = name;
           if (!r.continue) break;
           continue;
         }
@@ -147,13 +160,15 @@ export class Router {
           // A route with both selectors needs both; one with a container selector alone needs no contid selector.
           if (r.contid.length && !contidSelectorsMatch(r.contid, chain)) continue;
         } else if (!contidSelectorsMatch(r.contid, chain)) continue;
-        if (r.types && !r.types.some((t) => ev.types.includes(t))) continue;
-        if (r.keys && !r.keys.some((key) => ev.keys.includes(key))) continue;
-        if (!matched.includes(r.index)) matched.push(r.index);
-        for (const d of r.daemons) if (!daemons.includes(d)) daemons.push(d);
+        if (r.types && !anyIn(r.types, ev.types)) continue;
+        if (r.keys && !anyIn(r.keys, ev.keys)) continue;
+        if (!within(matched, nm, r.index)) matched[nm++] = r.index;
+        for (const d of r.daemons) if (!within(daemons, nd, d)) daemons[nd++] = d;
         if (!r.continue) break;
       }
     }
+    if (daemons.length !== nd) daemons.length = nd;
+    if (matched.length !== nm) matched.length = nm;
     // One chain visits routes in order; several can interleave.
     if (chains.length > 1) matched.sort((a, b) => a - b);
     return out;
