@@ -1,0 +1,206 @@
+// Container metadata for a process-isolated auxiliary daemon: what the host sends (only containers of events routed to
+// that daemon) and the bounded copy the daemon's process keeps of it for its outputs and JSON log.
+import { AUDITMUX_CONTAINER_ID, CONTID_CONTAINER_ID } from '../kernel/constants';
+import type { ContainerDirectory, ContainerFacts } from '../contid/meta-selector';
+import { containerEntry, type ContainerEntry, type ContainerFields } from '../output/container-fields';
+import { encodeContainer, encodeForget } from './aux-ipc';
+
+/**
+ * Containers one process daemon holds at once. The host decides what the process keeps (least recently routed first
+ * out, with a FORGET); the process enforces the same cap on its own so a wrong host cannot grow it. An entry's JSON is
+ * at most MAX_CONTAINER_JSON (8 KiB), so at most 8 MiB per process, a few hundred bytes per container in practice.
+ */
+export const AUX_CONTAINERS_MAX = 1024;
+
+/** What the host remembers of a container it sent: the registry's facts it was made from, not its JSON. */
+interface Sent {
+  /** The registry version these facts were read at. */
+  version: number;
+  /** null: the registry knew nothing of it then, so nothing was sent (a negative answer, kept so it is not asked again). */
+  facts: ContainerFacts | null;
+}
+
+const CONTID_KEY = Buffer.from('contid=', 'latin1');
+
+/**
+ * The contid of an event frame (`u32 len | u8 kind | f64 seq | u16 nrec | (u16 type | u32 len | bytes)*`) as routing
+ * decided it: read only from the CONTAINER_ID record, which the host's routing wrote (mainline) or the kernel did (the
+ * contid patch set) — never from text an audited process could put in a user message. The first id of the chain, as
+ * digits; null when there is none.
+ */
+export function routedContidOf(frame: Buffer, contidKernel: boolean): string | null {
+  if (frame.length < 15) return null;
+  const n = frame.readUInt16LE(13);
+  let off = 15;
+  for (let i = 0; i < n && off + 6 <= frame.length; i++) {
+    const type = frame.readUInt16LE(off);
+    const len = frame.readUInt32LE(off + 2);
+    const start = off + 6;
+    off = start + len;
+    if (type !== AUDITMUX_CONTAINER_ID && !(contidKernel && type === CONTID_CONTAINER_ID)) continue;
+    const end = Math.min(off, frame.length);
+    const at = frame.indexOf(CONTID_KEY, start);
+    if (at < 0 || at >= end) return null;
+    let from = at + CONTID_KEY.length;
+    if (frame[from] === 0x22) from++; // a quoted value
+    let to = from;
+    while (to < end && to - from <= 20 && frame[to]! >= 0x30 && frame[to]! <= 0x39) to++;
+    return to > from && to - from <= 20 ? frame.toString('latin1', from, to) : null;
+  }
+  return null;
+}
+
+/** The facts an entry shows changed: compared by value (and labels by reference: the registry replaces, never edits). */
+function sameFacts(a: ContainerFacts | null, b: ContainerFacts | null): boolean {
+  if (a === null || b === null) return a === b;
+  return (
+    a.name === b.name &&
+    a.image === b.image &&
+    a.runtime === b.runtime &&
+    a.pod === b.pod &&
+    a.namespace === b.namespace &&
+    a.labels === b.labels
+  );
+}
+
+/**
+ * Host side, one per process of a daemon: which containers that process has been told about. Before an event frame
+ * goes out, `before` adds a CONTAINER frame when the process lacks its container (or holds an older form of it);
+ * `sweep` tells updates and retirements after a registry change. A container is only ever sent because an event of it
+ * was routed to this daemon: a tenant learns nothing of the host's or another tenant's containers. Per event: one
+ * frame walk to the CONTAINER_ID record and, while the contid and the registry version stay the same, nothing else.
+ */
+export class ContainerFeed {
+  /** Insertion order is the order of last use: the first entry is the one to forget when full. */
+  private readonly sent = new Map<string, Sent>();
+  private lastContid = '';
+  private lastVersion = -1;
+  private sweptVersion: number;
+  readonly counters = { sent: 0, updated: 0, forgotten: 0 };
+
+  constructor(
+    private readonly directory: ContainerDirectory,
+    private readonly contidKernel: boolean,
+    private readonly max = AUX_CONTAINERS_MAX,
+  ) {
+    this.sweptVersion = directory.version;
+  }
+
+  /** Containers the process holds now. */
+  get size(): number {
+    let n = 0;
+    for (const s of this.sent.values()) if (s.facts) n++;
+    return n;
+  }
+
+  /** Pushes onto `out` what must reach the process before `frame` (an EVENT frame). */
+  before(frame: Buffer, out: Buffer[]): void {
+    const raw = routedContidOf(frame, this.contidKernel);
+    if (raw === null) return;
+    const version = this.directory.version;
+    if (raw === this.lastContid && version === this.lastVersion) return;
+    this.lastContid = raw;
+    this.lastVersion = version;
+    let contid: string;
+    let id: bigint;
+    try {
+      id = BigInt(raw);
+      contid = id.toString();
+    } catch {
+      return;
+    }
+    const cur = this.sent.get(contid);
+    if (cur) {
+      // Used again: to the end of the order.
+      this.sent.delete(contid);
+      this.sent.set(contid, cur);
+      if (cur.version === version) return;
+    }
+    this.refresh(contid, id, cur, version, out);
+  }
+
+  /** After a registry change: containers that changed are sent again, those no longer live are forgotten. */
+  sweep(out: Buffer[]): void {
+    const version = this.directory.version;
+    if (version === this.sweptVersion) return;
+    this.sweptVersion = version;
+    for (const [contid, cur] of [...this.sent]) {
+      if (cur.version === version) continue;
+      if (!cur.facts) {
+        // Nothing was sent: nothing to take back, and the next event asks again.
+        this.sent.delete(contid);
+        continue;
+      }
+      this.refresh(contid, BigInt(contid), cur, version, out);
+    }
+  }
+
+  private refresh(contid: string, id: bigint, cur: Sent | undefined, version: number, out: Buffer[]): void {
+    const facts = this.directory.facts(id) ?? null;
+    if (cur && sameFacts(cur.facts, facts)) {
+      cur.version = version;
+      return;
+    }
+    const entry = containerEntry(facts ?? undefined);
+    if (!entry) {
+      // Retired (or never known): the process forgets what it was told.
+      if (cur?.facts) {
+        out.push(encodeForget(contid));
+        this.counters.forgotten++;
+      }
+      if (cur) this.sent.delete(contid);
+      else this.remember(contid, { version, facts: null }, out);
+      return;
+    }
+    out.push(encodeContainer(contid, entry.json));
+    if (cur?.facts) this.counters.updated++;
+    else this.counters.sent++;
+    if (cur) {
+      cur.version = version;
+      cur.facts = facts;
+    } else this.remember(contid, { version, facts }, out);
+  }
+
+  private remember(contid: string, s: Sent, out: Buffer[]): void {
+    this.sent.set(contid, s);
+    while (this.sent.size > this.max) {
+      const [oldest, o] = this.sent.entries().next().value as [string, Sent];
+      this.sent.delete(oldest);
+      if (o.facts) {
+        out.push(encodeForget(oldest));
+        this.counters.forgotten++;
+      }
+    }
+  }
+}
+
+/**
+ * Process side: the containers the host sent, as the directory the outputs and the JSON log look contids up in. Its
+ * version changes with every CONTAINER or FORGET frame, so the outputs' caches start over then. Bounded by `max`
+ * whatever the host sends: the oldest entry goes first.
+ */
+export class ContainerMirror implements ContainerDirectory {
+  private readonly entries = new Map<string, ContainerEntry>();
+  version = 0;
+
+  constructor(private readonly max = AUX_CONTAINERS_MAX) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  set(contid: string, entry: ContainerEntry): void {
+    this.entries.delete(contid);
+    this.entries.set(contid, entry);
+    while (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as string);
+    this.version++;
+  }
+
+  forget(contid: string): void {
+    if (this.entries.delete(contid)) this.version++;
+  }
+
+  facts(contid: bigint): Readonly<ContainerFields> | undefined {
+    return this.entries.get(contid.toString())?.fields;
+  }
+}
