@@ -16,7 +16,7 @@ export const AUX_CONTAINERS_MAX = 1024;
 interface Sent {
   /** The registry version these facts were read at. */
   version: number;
-  /** null: the registry knew nothing of it then, so nothing was sent (a negative answer, kept so it is not asked again). */
+  /** null: the registry knew nothing of it then, so nothing was sent (kept so it is not asked again per event). */
   facts: ContainerFacts | null;
 }
 
@@ -50,7 +50,7 @@ export function routedContidOf(frame: Buffer, contidKernel: boolean): string | n
   return null;
 }
 
-/** The facts an entry shows changed: compared by value (and labels by reference: the registry replaces, never edits). */
+/** Whether the facts an entry shows changed: by value, labels by reference (the registry replaces them, not edits). */
 function sameFacts(a: ContainerFacts | null, b: ContainerFacts | null): boolean {
   if (a === null || b === null) return a === b;
   return (
@@ -152,18 +152,24 @@ export class ContainerFeed {
       else this.remember(contid, { version, facts: null }, out);
       return;
     }
-    out.push(encodeContainer(contid, entry.json));
-    if (cur?.facts) this.counters.updated++;
-    else this.counters.sent++;
     if (cur) {
+      if (cur.facts) this.counters.updated++;
+      else this.counters.sent++;
       cur.version = version;
       cur.facts = facts;
-    } else this.remember(contid, { version, facts }, out);
+    } else {
+      this.counters.sent++;
+      this.remember(contid, { version, facts }, out);
+    }
+    out.push(encodeContainer(contid, entry.json));
   }
 
+  /**
+   * Adds an entry, first forgetting the least recently used ones beyond the cap: the FORGET frames go before the
+   * new CONTAINER frame, so the process (which enforces the same cap) never has to evict anything on its own.
+   */
   private remember(contid: string, s: Sent, out: Buffer[]): void {
-    this.sent.set(contid, s);
-    while (this.sent.size > this.max) {
+    while (this.sent.size >= this.max) {
       const [oldest, o] = this.sent.entries().next().value as [string, Sent];
       this.sent.delete(oldest);
       if (o.facts) {
@@ -171,6 +177,7 @@ export class ContainerFeed {
         this.counters.forgotten++;
       }
     }
+    this.sent.set(contid, s);
   }
 }
 
