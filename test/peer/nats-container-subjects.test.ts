@@ -165,7 +165,7 @@ describe('nats subjects by container name (emulated mainline kernel, real nats-s
           assert.equal(subject, 'audit.n1.a.web~2E1');
           assert.equal(keyOf(ev), 'tree-a');
           assert.equal(ev.contid, webContid);
-          // Labels: the container's OCI annotations (src/containers/metadata.ts), within the caps of container-fields.ts.
+          // Labels: the container's OCI annotations (src/containers/metadata.ts).
           assert.deepEqual(ev.container, {
             name: 'web.1',
             image: 'busybox:1',
