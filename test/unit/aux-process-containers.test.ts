@@ -169,4 +169,58 @@ describe('container metadata in process daemons (emulated mainline kernel)', () 
       rmSync(h.dir, { recursive: true, force: true });
     }
   });
+
+  it("template daemons (one process per namespace) get their own namespace's containers, held events included", async () => {
+    const procs: ChildProcess[] = [];
+    const h = await startEmulatedHost({
+      prefix: 'amproccont-',
+      exe: EXE,
+      untaggedPid: 4646463,
+      yaml: [
+        'host:',
+        '  rules: {dir}/host.rules',
+        '  log: { file: {dir}/audit.log, format: RAW }',
+        '  keep: unrouted',
+        'daemon_templates:',
+        '  - name: t',
+        '    key: namespace',
+        '    isolation: process',
+        '    log: { file: "{dir}/tenants/{value}/audit.log", format: JSON }',
+      ],
+    });
+    const N = 30;
+    try {
+      const tenant = (contid: bigint, meta: ContainerMeta): ChildProcess => {
+        const p = spawn('sleep', ['30'], { stdio: 'ignore' });
+        procs.push(p);
+        h.kernel.spawn(p.pid!, 1, { exe: EXE });
+        h.daemon.contid.set(p.pid!, String(contid), false, { pid: process.pid, uid: 0, gid: 0 });
+        register(h, contid, meta);
+        return p;
+      };
+      const shop = tenant(201n, { podNamespace: 'shop', name: 'web' });
+      const bank = tenant(202n, { podNamespace: 'bank', name: 'vault' });
+      // Emitted at once: the daemons are made after, so most of these events are held and delivered later.
+      for (let i = 0; i < N; i++) {
+        h.kernel.emitEvent(shop.pid!, 'getppid', 0);
+        h.kernel.emitEvent(bank.pid!, 'getppid', 0);
+      }
+      await until(() => h.daemon.daemons.has('t-shop') && h.daemon.daemons.has('t-bank'), 'two tenants');
+      await drained(h, ['t-shop', 't-bank']);
+      assert.equal(status(h, 't-shop').pid > 0, true, 'a process of its own');
+    } finally {
+      await h.stop();
+      for (const p of procs) p.kill();
+    }
+    try {
+      const shop = jsonLines(join(h.dir, 'tenants', 'shop', 'audit.log')).filter((l) => l.contid !== null);
+      const bank = jsonLines(join(h.dir, 'tenants', 'bank', 'audit.log')).filter((l) => l.contid !== null);
+      assert.equal(shop.length, N);
+      assert.equal(bank.length, N);
+      for (const l of shop) assert.deepEqual(l.container, { name: 'web', runtime: 'podman', namespace: 'shop' });
+      for (const l of bank) assert.deepEqual(l.container, { name: 'vault', runtime: 'podman', namespace: 'bank' });
+    } finally {
+      rmSync(h.dir, { recursive: true, force: true });
+    }
+  });
 });
