@@ -14,10 +14,9 @@ export const AUX_CONTAINERS_MAX = 1024;
 
 /** What the host remembers of a container it sent: the registry's facts it was made from, not its JSON. */
 interface Sent {
-  /** The registry version these facts were read at. */
+  /** The registry version these facts were last compared at. */
   version: number;
-  /** null: the registry knew nothing of it then, so nothing was sent (kept so it is not asked again per event). */
-  facts: ContainerFacts | null;
+  facts: ContainerFacts;
 }
 
 const CONTID_KEY = Buffer.from('contid=', 'latin1');
@@ -51,8 +50,7 @@ export function routedContidOf(frame: Buffer, contidKernel: boolean): string | n
 }
 
 /** Whether the facts an entry shows changed: by value, labels by reference (the registry replaces them, not edits). */
-function sameFacts(a: ContainerFacts | null, b: ContainerFacts | null): boolean {
-  if (a === null || b === null) return a === b;
+function sameFacts(a: ContainerFacts, b: ContainerFacts): boolean {
   return (
     a.name === b.name &&
     a.image === b.image &&
@@ -88,9 +86,7 @@ export class ContainerFeed {
 
   /** Containers the process holds now. */
   get size(): number {
-    let n = 0;
-    for (const s of this.sent.values()) if (s.facts) n++;
-    return n;
+    return this.sent.size;
   }
 
   /** Pushes onto `out` what must reach the process before `frame` (an EVENT frame). */
@@ -101,14 +97,9 @@ export class ContainerFeed {
     if (raw === this.lastContid && version === this.lastVersion) return;
     this.lastContid = raw;
     this.lastVersion = version;
-    let contid: string;
-    let id: bigint;
-    try {
-      id = BigInt(raw);
-      contid = id.toString();
-    } catch {
-      return;
-    }
+    // Digits only (routedContidOf): the registry's key, and the text without leading zeros the process keys by.
+    const id = BigInt(raw);
+    const contid = id.toString();
     const cur = this.sent.get(contid);
     if (cur) {
       // Used again: to the end of the order.
@@ -126,35 +117,29 @@ export class ContainerFeed {
     this.sweptVersion = version;
     for (const [contid, cur] of [...this.sent]) {
       if (cur.version === version) continue;
-      if (!cur.facts) {
-        // Nothing was sent: nothing to take back, and the next event asks again.
-        this.sent.delete(contid);
-        continue;
-      }
       this.refresh(contid, BigInt(contid), cur, version, out);
     }
   }
 
   private refresh(contid: string, id: bigint, cur: Sent | undefined, version: number, out: Buffer[]): void {
-    const facts = this.directory.facts(id) ?? null;
-    if (cur && sameFacts(cur.facts, facts)) {
+    const facts = this.directory.facts(id);
+    if (cur && facts && sameFacts(cur.facts, facts)) {
       cur.version = version;
       return;
     }
-    const entry = containerEntry(facts ?? undefined);
-    if (!entry) {
-      // Retired (or never known): the process forgets what it was told.
-      if (cur?.facts) {
+    const entry = containerEntry(facts);
+    if (!facts || !entry) {
+      // Retired: the process forgets what it was told. Never known: nothing to tell (a Map lookup per event of it
+      // when its events are mixed with others', none in a run of them).
+      if (cur) {
+        this.sent.delete(contid);
         out.push(encodeForget(contid));
         this.counters.forgotten++;
       }
-      if (cur) this.sent.delete(contid);
-      else this.remember(contid, { version, facts: null }, out);
       return;
     }
     if (cur) {
-      if (cur.facts) this.counters.updated++;
-      else this.counters.sent++;
+      this.counters.updated++;
       cur.version = version;
       cur.facts = facts;
     } else {
@@ -170,12 +155,10 @@ export class ContainerFeed {
    */
   private remember(contid: string, s: Sent, out: Buffer[]): void {
     while (this.sent.size >= this.max) {
-      const [oldest, o] = this.sent.entries().next().value as [string, Sent];
+      const oldest = this.sent.keys().next().value as string;
       this.sent.delete(oldest);
-      if (o.facts) {
-        out.push(encodeForget(oldest));
-        this.counters.forgotten++;
-      }
+      out.push(encodeForget(oldest));
+      this.counters.forgotten++;
     }
     this.sent.set(contid, s);
   }
