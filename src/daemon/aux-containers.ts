@@ -17,36 +17,61 @@ interface Sent {
   /** The registry version these facts were last compared at. */
   version: number;
   facts: ContainerFacts;
+  /** When an event of it was last sent (a counter): the least recent one is forgotten when the cap is reached. */
+  used: number;
 }
 
-const CONTID_KEY = Buffer.from('contid=', 'latin1');
+/** Where the last digitsOf found the contid's digits in its frame: [digitsFrom, digitsTo). No allocation per event. */
+let digitsFrom = 0;
+let digitsTo = 0;
 
 /**
- * The contid of an event frame (`u32 len | u8 kind | f64 seq | u16 nrec | (u16 type | u32 len | bytes)*`) as routing
- * decided it: read only from the CONTAINER_ID record, which the host's routing wrote (mainline) or the kernel did (the
- * contid patch set) — never from text an audited process could put in a user message. The first id of the chain, as
- * digits; null when there is none.
+ * Finds the contid of an event frame (`u32 len | u8 kind | f64 seq | u16 nrec | (u16 type | u32 len | bytes)*`) as
+ * routing decided it: read only from the CONTAINER_ID record, which the host's routing wrote (mainline) or the kernel
+ * did (the contid patch set), never from text an audited process could put in a user message. The first id of the
+ * chain: true with its digits at [digitsFrom, digitsTo), false when there is none. Byte compares, no string, no native
+ * call: this runs for every event sent to a process daemon.
  */
-export function routedContidOf(frame: Buffer, contidKernel: boolean): string | null {
-  if (frame.length < 15) return null;
+function digitsOf(frame: Buffer, contidKernel: boolean): boolean {
+  if (frame.length < 15) return false;
   const n = frame.readUInt16LE(13);
   let off = 15;
   for (let i = 0; i < n && off + 6 <= frame.length; i++) {
     const type = frame.readUInt16LE(off);
-    const len = frame.readUInt32LE(off + 2);
     const start = off + 6;
-    off = start + len;
+    off = start + frame.readUInt32LE(off + 2);
     if (type !== AUDITMUX_CONTAINER_ID && !(contidKernel && type === CONTID_CONTAINER_ID)) continue;
     const end = Math.min(off, frame.length);
-    const at = frame.indexOf(CONTID_KEY, start);
-    if (at < 0 || at >= end) return null;
-    let from = at + CONTID_KEY.length;
-    if (frame[from] === 0x22) from++; // a quoted value
-    let to = from;
-    while (to < end && to - from <= 20 && frame[to]! >= 0x30 && frame[to]! <= 0x39) to++;
-    return to > from && to - from <= 20 ? frame.toString('latin1', from, to) : null;
+    // ` contid=`: the field, not the tail of another field's name.
+    for (let p = start + 1; p + 7 < end; p++) {
+      if (
+        frame[p] !== 0x63 ||
+        frame[p + 1] !== 0x6f ||
+        frame[p + 2] !== 0x6e ||
+        frame[p + 3] !== 0x74 ||
+        frame[p + 4] !== 0x69 ||
+        frame[p + 5] !== 0x64 ||
+        frame[p + 6] !== 0x3d ||
+        frame[p - 1] !== 0x20
+      )
+        continue;
+      let from = p + 7;
+      if (frame[from] === 0x22) from++; // a quoted value
+      let to = from;
+      while (to < end && to - from <= 20 && frame[to]! >= 0x30 && frame[to]! <= 0x39) to++;
+      if (to === from || to - from > 20) return false;
+      digitsFrom = from;
+      digitsTo = to;
+      return true;
+    }
+    return false;
   }
-  return null;
+  return false;
+}
+
+/** The contid routing decided for an event frame, as digits; null when there is none (see digitsOf). */
+export function routedContidOf(frame: Buffer, contidKernel: boolean): string | null {
+  return digitsOf(frame, contidKernel) ? frame.toString('latin1', digitsFrom, digitsTo) : null;
 }
 
 /** Whether the facts an entry shows changed: by value, labels by reference (the registry replaces them, not edits). */
@@ -69,9 +94,11 @@ function sameFacts(a: ContainerFacts, b: ContainerFacts): boolean {
  * frame walk to the CONTAINER_ID record and, while the contid and the registry version stay the same, nothing else.
  */
 export class ContainerFeed {
-  /** Insertion order is the order of last use: the first entry is the one to forget when full. */
   private readonly sent = new Map<string, Sent>();
-  private lastContid = '';
+  private clock = 0;
+  /** The digits of the last event's contid and the registry version then: a run of its events costs no more. */
+  private readonly lastDigits = Buffer.alloc(20);
+  private lastLength = 0;
   private lastVersion = -1;
   private sweptVersion: number;
   readonly counters = { sent: 0, updated: 0, forgotten: 0 };
@@ -91,23 +118,24 @@ export class ContainerFeed {
 
   /** Pushes onto `out` what must reach the process before `frame` (an EVENT frame). */
   before(frame: Buffer, out: Buffer[]): void {
-    const raw = routedContidOf(frame, this.contidKernel);
-    if (raw === null) return;
+    if (!digitsOf(frame, this.contidKernel)) return;
     const version = this.directory.version;
-    if (raw === this.lastContid && version === this.lastVersion) return;
-    this.lastContid = raw;
+    const len = digitsTo - digitsFrom;
+    let same = version === this.lastVersion && len === this.lastLength;
+    for (let i = 0; same && i < len; i++) same = frame[digitsFrom + i] === this.lastDigits[i];
+    if (same) return;
+    frame.copy(this.lastDigits, 0, digitsFrom, digitsTo);
+    this.lastLength = len;
     this.lastVersion = version;
-    // Digits only (routedContidOf): the registry's key, and the text without leading zeros the process keys by.
-    const id = BigInt(raw);
-    const contid = id.toString();
+    // The text without leading zeros the process keys by (the kernel and routing write none).
+    let contid = frame.toString('latin1', digitsFrom, digitsTo);
+    if (len > 1 && contid.charCodeAt(0) === 0x30) contid = BigInt(contid).toString();
     const cur = this.sent.get(contid);
     if (cur) {
-      // Used again: to the end of the order.
-      this.sent.delete(contid);
-      this.sent.set(contid, cur);
+      cur.used = ++this.clock;
       if (cur.version === version) return;
     }
-    this.refresh(contid, id, cur, version, out);
+    this.refresh(contid, cur, version, out);
   }
 
   /** After a registry change: containers that changed are sent again, those no longer live are forgotten. */
@@ -117,12 +145,12 @@ export class ContainerFeed {
     this.sweptVersion = version;
     for (const [contid, cur] of [...this.sent]) {
       if (cur.version === version) continue;
-      this.refresh(contid, BigInt(contid), cur, version, out);
+      this.refresh(contid, cur, version, out);
     }
   }
 
-  private refresh(contid: string, id: bigint, cur: Sent | undefined, version: number, out: Buffer[]): void {
-    const facts = this.directory.facts(id);
+  private refresh(contid: string, cur: Sent | undefined, version: number, out: Buffer[]): void {
+    const facts = this.directory.facts(BigInt(contid));
     if (cur && facts && sameFacts(cur.facts, facts)) {
       cur.version = version;
       return;
@@ -144,18 +172,25 @@ export class ContainerFeed {
       cur.facts = facts;
     } else {
       this.counters.sent++;
-      this.remember(contid, { version, facts }, out);
+      this.remember(contid, { version, facts, used: ++this.clock }, out);
     }
     out.push(encodeContainer(contid, entry.json));
   }
 
   /**
-   * Adds an entry, first forgetting the least recently used ones beyond the cap: the FORGET frames go before the
-   * new CONTAINER frame, so the process (which enforces the same cap) never has to evict anything on its own.
+   * Adds an entry, first forgetting the least recently used one when at the cap: the FORGET frame goes before the new
+   * CONTAINER frame, so the process (which enforces the same cap) never has to evict anything on its own. A scan of
+   * the entries, only when a daemon's containers pass the cap; an event of a known container costs a counter write.
    */
   private remember(contid: string, s: Sent, out: Buffer[]): void {
     while (this.sent.size >= this.max) {
-      const oldest = this.sent.keys().next().value as string;
+      let oldest = '';
+      let min = Infinity;
+      for (const [c, e] of this.sent)
+        if (e.used < min) {
+          min = e.used;
+          oldest = c;
+        }
       this.sent.delete(oldest);
       out.push(encodeForget(oldest));
       this.counters.forgotten++;
