@@ -18,6 +18,7 @@ import {
   type EventRecord,
 } from './aux-ipc';
 import { AuxWriter } from './aux-writer';
+import { ContainerFeed } from './aux-containers';
 import { lookupUser } from './users';
 import { ensureOwnedDir } from '../safefs';
 
@@ -62,7 +63,10 @@ export interface AuxDaemonHooks {
   backpressure: (name: string, full: boolean) => void;
   /** The host talks to a kernel with the contid patch set (1336 records are CONTAINER_ID). */
   contidKernel: boolean;
-  /** The host's container registry, for an inline daemon's outputs and JSON log (names in subjects, `container`). */
+  /**
+   * The host's container registry, for an inline daemon's outputs and JSON log (names in subjects, `container`); a
+   * process daemon is sent the containers of its routed events from it (ContainerFeed).
+   */
   containers?: ContainerDirectory;
 }
 
@@ -87,6 +91,8 @@ export class AuxDaemon {
   /** isolation: inline — the daemon's log and outputs live in the host process. */
   private writer: AuxWriter | null = null;
   private restarting: Promise<void> | null = null;
+  /** isolation: process — what the current process was told of containers (a new process starts knowing none). */
+  private feed: ContainerFeed | null = null;
   lastError = '';
 
   constructor(
@@ -220,6 +226,7 @@ export class AuxDaemon {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' },
     });
     this.child = child;
+    this.feed = this.hooks.containers ? new ContainerFeed(this.hooks.containers, this.hooks.contidKernel) : null;
     this.pid = child.pid ?? 0;
     this.startedAt = Date.now();
     const chan = child.stdio[3] as Socket;
@@ -384,14 +391,30 @@ export class AuxDaemon {
       return;
     }
     if (this.state !== 'running' || !this.chan || !this.writable) return;
+    const feed = this.feed;
     for (;;) {
       const frames = this.queue.take(SEND_BYTES, MAX_INFLIGHT_EVENTS);
-      if (!frames.length) return;
-      const ok = this.chan.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+      if (!frames.length) break;
+      let out = frames;
+      if (feed) {
+        // Each event's container goes just before it, when the process does not hold it yet (or holds an older form).
+        out = [];
+        for (const f of frames) {
+          feed.before(f, out);
+          out.push(f);
+        }
+      }
+      const ok = this.chan.write(out.length === 1 ? out[0]! : Buffer.concat(out));
       if (!ok) {
         this.writable = false;
         return;
       }
+    }
+    if (feed) {
+      // After the events already sent: a retired container is forgotten once its last events are on their way.
+      const out: Buffer[] = [];
+      feed.sweep(out);
+      if (out.length && !this.chan.write(Buffer.concat(out))) this.writable = false;
     }
   }
 

@@ -1,8 +1,11 @@
 // Framing between the host daemon and an auxiliary daemon's process: length-prefixed binary frames over a pipe.
 //
-// host → aux: CONFIG (JSON), EVENT (seq, id, records), ROTATE, RESUME, STOP
+// host → aux: CONFIG (JSON), EVENT (seq, id, records), ROTATE, RESUME, STOP, CONTAINER (a routed container's
+// metadata), FORGET (a container the aux daemon no longer needs)
 // aux → host: READY, ACK (cumulative seq: everything up to it is in the aux daemon's log), ERROR (JSON), STATS (JSON)
 import type { EventRecord } from '../records/event';
+import { AuditmuxError, ExitCode } from '../errors';
+import { MAX_CONTAINER_JSON, parseContainerJson, type ContainerEntry } from '../output/container-fields';
 
 export const Frame = {
   CONFIG: 1,
@@ -10,6 +13,8 @@ export const Frame = {
   ROTATE: 3,
   RESUME: 4,
   STOP: 5,
+  CONTAINER: 6,
+  FORGET: 7,
   READY: 10,
   ACK: 11,
   ERROR: 12,
@@ -94,6 +99,67 @@ export class FrameReader {
     }
     this.buf = off === this.buf.length ? Buffer.alloc(0) : Buffer.from(this.buf.subarray(off));
   }
+}
+
+/** A frame the aux process cannot use: it reports the reason to the host and goes on with the next frame. */
+export class AuxFrameError extends AuditmuxError {
+  constructor(message: string) {
+    super('E_AUX_FRAME', message, ExitCode.FAILURE);
+  }
+}
+
+/** The largest contid, 2^64-1: 20 digits. */
+const CONTID_MAX = 0xffffffffffffffffn;
+/** Strict UTF-8: a container's JSON text is never repaired into something else. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A contid as the frames carry it: decimal without leading zeros, at most 2^64-1. */
+function contidText(body: Buffer, end: number, what: string): string {
+  if (end < 1 || end > 20) throw new AuxFrameError(`${what} frame: contid of ${end} bytes (1-20 digits)`);
+  for (let i = 0; i < end; i++) {
+    const c = body[i]!;
+    if (c < 0x30 || c > 0x39) throw new AuxFrameError(`${what} frame: contid has a byte 0x${c.toString(16)}`);
+  }
+  if (end > 1 && body[0] === 0x30) throw new AuxFrameError(`${what} frame: contid has a leading zero`);
+  const t = body.toString('latin1', 0, end);
+  if (BigInt(t) > CONTID_MAX) throw new AuxFrameError(`${what} frame: contid ${t} is above 2^64-1`);
+  return t;
+}
+
+/** CONTAINER body := contid (decimal) | 0x20 | the container's JSON text (UTF-8, container-fields.ts's form) */
+export function encodeContainer(contid: string, json: string): Buffer {
+  return encodeFrame(Frame.CONTAINER, Buffer.from(`${contid} ${json}`, 'utf8'));
+}
+
+/** FORGET body := contid (decimal) */
+export function encodeForget(contid: string): Buffer {
+  return encodeFrame(Frame.FORGET, Buffer.from(contid, 'latin1'));
+}
+
+/**
+ * A CONTAINER body, checked as input from outside: a bounded size, a valid contid, strict UTF-8 and a container object
+ * that parseContainerJson accepts (known fields, string values, the caps of container-fields.ts). Throws AuxFrameError.
+ */
+export function decodeContainer(body: Buffer): { contid: string; entry: ContainerEntry } {
+  if (body.length > 21 + MAX_CONTAINER_JSON)
+    throw new AuxFrameError(`CONTAINER frame of ${body.length} bytes exceeds ${21 + MAX_CONTAINER_JSON}`);
+  const sp = body.indexOf(0x20);
+  if (sp < 0 || sp > 20) throw new AuxFrameError('CONTAINER frame: no contid before the container');
+  const contid = contidText(body, sp, 'CONTAINER');
+  let text: string;
+  try {
+    text = UTF8.decode(body.subarray(sp + 1));
+  } catch {
+    throw new AuxFrameError(`CONTAINER frame for contid ${contid}: not UTF-8`);
+  }
+  const entry = parseContainerJson(text);
+  if (!entry) throw new AuxFrameError(`CONTAINER frame for contid ${contid}: not a container object`);
+  return { contid, entry };
+}
+
+/** A FORGET body: the contid alone. Throws AuxFrameError. */
+export function decodeForget(body: Buffer): string {
+  return contidText(body, body.length, 'FORGET');
 }
 
 /** The event id `SEC.MSEC:SERIAL` of a record payload, or '' when the header is malformed. */

@@ -4,7 +4,8 @@ import { Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { AuxWriter, type AuxWriterConfig } from './aux-writer';
 import { spoolFromOwnDir } from '../config/aux-paths';
-import { Frame, FrameReader, decodeEvent, encodeAck, encodeJsonFrame } from './aux-ipc';
+import { Frame, FrameReader, decodeContainer, decodeEvent, decodeForget, encodeAck, encodeJsonFrame } from './aux-ipc';
+import { ContainerMirror } from './aux-containers';
 
 interface AuxConfig extends AuxWriterConfig {
   /** Run as this user: dropped to after entering the log directory. */
@@ -25,6 +26,8 @@ function main(): void {
   let lastSeq = 0;
   let acked = 0;
   let stopping = false;
+  // The containers of the events routed here, as the host sends them: what the outputs and a JSON log show.
+  const containers = new ContainerMirror();
 
   const fail = (msg: string): void => {
     chan.write(encodeJsonFrame(Frame.ERROR, { message: msg }));
@@ -57,7 +60,7 @@ function main(): void {
             o.spool.dir ? { ...o, spool: { ...o.spool, dir: spoolFromOwnDir(cfg.log.file, o.spool.dir) } } : o,
           );
         }
-        const w = new AuxWriter(cfg, fail, stderrDiag, logPath);
+        const w = new AuxWriter({ ...cfg, containers }, fail, stderrDiag, logPath);
         let known: number;
         try {
           known = w.open();
@@ -78,6 +81,19 @@ function main(): void {
         lastSeq = seq;
         break;
       }
+      case Frame.CONTAINER:
+      case Frame.FORGET:
+        // A bad one is reported and skipped: the events still go to the log, without that container's fields.
+        try {
+          if (kind === Frame.CONTAINER) {
+            const { contid, entry } = decodeContainer(body);
+            containers.set(contid, entry);
+          } else containers.forget(decodeForget(body));
+        } catch (e) {
+          const err = e as Error & { code?: string };
+          fail(`${err.code ?? 'E_AUX_FRAME'}: ${err.message} (frame skipped)`);
+        }
+        break;
       case Frame.ROTATE:
         writer?.rotate(process.ppid);
         break;

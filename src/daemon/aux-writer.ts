@@ -17,7 +17,7 @@ export interface AuxWriterConfig {
   outputs: OutputSpec[];
   nodeName: string | null;
   contidKernel: boolean;
-  /** Inline only: the host's container registry (a process-isolated daemon has none). */
+  /** The containers outputs and a JSON log show: the host's registry (inline), or what the host sent (process). */
   containers?: ContainerDirectory;
 }
 

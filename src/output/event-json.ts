@@ -12,7 +12,10 @@ export interface EventJson {
   node: string;
   daemon: string;
   contid: string | null;
-  /** The container of `contid` as the host's registry knows it (name, image...); absent when unknown or none. */
+  /**
+   * The container of `contid` as the host's registry knows it (name, image..., `labels` within the caps of
+   * container-fields.ts); absent when unknown or none.
+   */
   container?: ContainerFields;
   time: string;
   serial: string;
@@ -125,7 +128,8 @@ export function eventJson(
  * The event as UTF-8 JSON text without a newline. The lines are latin1 strings, so every byte is one code point up
  * to U+00FF: JSON.stringify escapes control characters (a newline in a value is `\n`, never a line break), quotes
  * and backslashes, and the UTF-8 of U+0080..U+00FF is always valid, whatever bytes the record carried. Container
- * fields are JS strings from the registry: JSON.stringify escapes them the same way (a lone surrogate as `\udXXX`).
+ * fields and labels (keys and values) are JS strings from the registry: JSON.stringify escapes them the same way (a
+ * lone surrogate as `\udXXX`).
  */
 export function encodeEventJson(
   id: string,

@@ -165,7 +165,18 @@ describe('nats subjects by container name (emulated mainline kernel, real nats-s
           assert.equal(subject, 'audit.n1.a.web~2E1');
           assert.equal(keyOf(ev), 'tree-a');
           assert.equal(ev.contid, webContid);
-          assert.deepEqual(ev.container, { name: 'web.1', image: 'busybox:1', runtime: 'oci', namespace: 'prod' });
+          // Labels: the container's OCI annotations (src/containers/metadata.ts).
+          assert.deepEqual(ev.container, {
+            name: 'web.1',
+            image: 'busybox:1',
+            runtime: 'oci',
+            namespace: 'prod',
+            labels: {
+              'io.auditmux.image': 'busybox:1',
+              'io.auditmux.name': 'web.1',
+              'io.kubernetes.pod.namespace': 'prod',
+            },
+          });
         }
         assert.equal(new Set(web.map((m) => m.ev.serial)).size, 60);
         // The same events, in the inline daemon's JSON log, carry the same container object.
@@ -188,7 +199,7 @@ describe('nats subjects by container name (emulated mainline kernel, real nats-s
         for (const { subject, ev } of db) {
           assert.equal(subject, 'audit.n1.host.db');
           assert.equal(keyOf(ev), 'host-k');
-          assert.deepEqual(ev.container, { name: 'db', runtime: 'oci' });
+          assert.deepEqual(ev.container, { name: 'db', runtime: 'oci', labels: { 'io.auditmux.name': 'db' } });
         }
         const hostSerials = new Set(syscallSerialCounts(readFileSync(join(dir, 'audit.log'), 'utf8'), 'host-k').keys());
         for (const { ev } of db) assert.ok(hostSerials.has(ev.serial));

@@ -11,13 +11,16 @@ import { QueuedOutput, queuedOptions } from '../transport/queued-output';
 import { connect, headers, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { natsOptions } from './connect';
 import { encodeBody } from './payload';
-import { ContainerCache, parseContainerJson, type ContainerEntry } from '../container-fields';
+import { ContainerCache, MAX_CONTAINER_JSON, parseContainerJson, type ContainerEntry } from '../container-fields';
 import { subjectFor, contidOf, defaultNode, lineStamp, messageId, readBootId, subjectToken } from './subject';
 
 /** An event still receiving records is closed this long after its last one (records of one event arrive together). */
 const EVENT_CLOSE_MS = 250;
-/** Spool entries stay below the spool's record limit; a larger event goes out as several parts with distinct ids. */
-const MAX_ENTRY = MAX_SPOOL_RECORD - 1024;
+/**
+ * Spool entries stay below the spool's record limit, with room for the first line (id and container JSON, labels
+ * included); a larger event goes out as several parts with distinct ids.
+ */
+const MAX_ENTRY = MAX_SPOOL_RECORD - 1024 - MAX_CONTAINER_JSON;
 
 interface OpenEvent {
   stamp: string;
