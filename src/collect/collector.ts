@@ -296,7 +296,7 @@ export class Collector {
           for (const c of order.stale(now, this.cfg.ackWaitMs / 3)) c.m.working();
           if (order.due(now)) this.wakeLoop?.();
         },
-        Math.max(50, Math.min(1000, this.cfg.reorderWaitMs / 4)),
+        Math.max(50, Math.min(1000, this.cfg.reorderWaitMs / 4, this.cfg.ackWaitMs / 4)),
       );
     }
     this.loop = this.run();

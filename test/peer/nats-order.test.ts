@@ -6,7 +6,17 @@ import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstreamManager, RetentionPolicy } from '@nats-io/jetstream';
 import { MsgType } from '../../src/kernel/constants';
-import { fileLines, streamMessages, syscallEvent, until, withFleet, type Rec } from '../helpers/nats';
+import type { NatsOutput } from '../../src/output/nats/output';
+import {
+  fileLines,
+  natsOutput,
+  streamMessages,
+  syscallEvent,
+  until,
+  withFleet,
+  withServer,
+  type Rec,
+} from '../helpers/nats';
 
 const BIG = 100;
 
@@ -85,4 +95,47 @@ test('a publish refused while later ones of its window are stored: the stream is
     assert.equal(c.counters.held, 0);
     assert.equal(c.counters.duplicates, 0);
     assert.equal(c.counters.seqErrors, 0);
+  }));
+
+test('the output numbers its spool entries: restarts with a pending spool continue the epoch, an empty spool starts one', () =>
+  withServer('auditmux-orderpub-', async (srv, dir) => {
+    const sp = path.join(dir, 'spool');
+    const feed = (o: NatsOutput, from: number, to: number): void => {
+      for (let i = from; i < to; i++) for (const r of syscallEvent(i)) o.writeRecord(r.type, r.payload);
+      o.flush();
+    };
+    const stats = (o: NatsOutput) => (): string => JSON.stringify(o.stats());
+    let o = natsOutput([srv.url], sp, 'p1', { maxInFlight: 32, ackTimeoutMs: 1000 });
+    try {
+      feed(o, 0, 20);
+      await until(() => o.stats().delivered === 20, stats(o));
+      // Closed with 30 events still spooled (the server hung): they keep their numbers, and the next ones follow.
+      srv.pause();
+      feed(o, 20, 50);
+      await o.close();
+      srv.resume();
+      o = natsOutput([srv.url], sp, 'p1', { maxInFlight: 32, ackTimeoutMs: 1000 });
+      feed(o, 50, 60);
+      await until(() => o.stats().pending === 0 && o.stats().delivered === 40, stats(o));
+      // Restarted with an empty spool: a new epoch from 1.
+      await o.close();
+      o = natsOutput([srv.url], sp, 'p1', { maxInFlight: 32, ackTimeoutMs: 1000 });
+      feed(o, 60, 65);
+      await until(() => o.stats().delivered === 5, stats(o));
+    } finally {
+      await o.close();
+    }
+    const ms = await streamMessages(srv.url, 'AUDIT');
+    assert.equal(ms.length, 65);
+    const tags = ms.map((m) => /^n0:(\d+)\.(\d+)$/.exec(m.order));
+    assert.ok(
+      tags.every((t) => t !== null),
+      JSON.stringify(ms.map((m) => m.order)),
+    );
+    const epochs = [...new Set(tags.map((t) => t![1]))];
+    assert.equal(epochs.length, 2, `one epoch per empty-spool start: ${epochs.join(' ')}`);
+    for (const [i, t] of tags.entries()) {
+      assert.equal(t![1], i < 60 ? epochs[0] : epochs[1], `event ${i}`);
+      assert.equal(Number(t![2]), i < 60 ? i + 1 : i - 59, `event ${i}`);
+    }
   }));
