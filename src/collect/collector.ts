@@ -223,6 +223,13 @@ export class Collector {
   private gap(g: GapInfo): void {
     // Every part is a token or digits (checked when parsed): nothing from the publisher reaches the log unescaped.
     const [node, daemon, output] = g.publisher.split(' ');
+    if (g.reason === 'start') {
+      this.diag.info(
+        { node, daemon, output, epoch: g.epoch, from: g.from, to: g.to },
+        'publisher first seen past its first events: starting where its events begin',
+      );
+      return;
+    }
     this.diag.warn(
       { node, daemon, output, epoch: g.epoch, from: g.from, to: g.to, reason: g.reason },
       'order gap passed: events of this publisher are missing or came too late',

@@ -14,9 +14,10 @@ export interface GapInfo {
   to: number;
   /**
    * wait: reorder_wait passed; bound: the hold was full; epoch: the publisher started a new numbering; evicted: too
-   * many publishers.
+   * many publishers; start: a publisher first seen past N=1 (its earlier events may have been consumed before this
+   * collector, or gone from the stream: not counted as a gap).
    */
-  reason: 'wait' | 'bound' | 'epoch' | 'evicted';
+  reason: 'wait' | 'bound' | 'epoch' | 'evicted' | 'start';
 }
 
 export interface ReordererOptions {
@@ -47,6 +48,8 @@ interface Pub<T> {
   held: Map<number, Held<T>>;
   /** Earlier epochs of this publisher, newest first: their stragglers are late, not a new numbering. */
   prev: string[];
+  /** Whether an event of the current epoch was handed on (or the position came from the state file). */
+  started: boolean;
 }
 
 /** What is persisted per publisher: its epoch, the next number, the earlier epochs. */
@@ -55,7 +58,7 @@ export type PublisherState = [string, number, ...string[]];
 const KEEP_EPOCHS = 4;
 
 /**
- * Per publisher (node, daemon, output), the next number expected. An event with that number is handed on at once,
+ * Per publisher (node, daemon, output), the next number expected (1 for one not seen before). An event with that number is handed on at once,
  * followed by the held run after it; one ahead of it is held; one behind it is handed on as late. A hole is passed
  * (counted as a gap, the held events after it handed on in order) when its oldest held event waited `waitMs`, when the
  * hold bounds are reached (the publisher holding longest gives way), or when the publisher starts a new epoch. Pure:
@@ -67,7 +70,7 @@ export class Reorderer<T> {
   private readonly holding = new Set<string>();
   private count = 0;
   private bytes = 0;
-  /** Holes passed. */
+  /** Holes passed (not counting a first-seen publisher's missing start). */
   gaps = 0;
   /** Set whenever a publisher's state changed; the caller persists and clears it. */
   dirty = false;
@@ -101,8 +104,10 @@ export class Reorderer<T> {
       this.pubs.delete(key);
       this.pubs.set(key, p);
     } else {
-      // First seen (or forgotten): its first event is the start; a restarted collector knows it from its state file.
-      p = { epoch: tag.epoch, next: tag.n, held: new Map(), prev: [] };
+      // First seen (or forgotten): its numbering starts at 1, so an event past 1 is held like any other. The stream
+      // itself may hold k+1.. before k from its very first messages (a window published while the stream's leader
+      // was being elected). A restarted collector knows its publishers from its state file.
+      p = { epoch: tag.epoch, next: 1, held: new Map(), prev: [], started: false };
       this.pubs.set(key, p);
       this.dirty = true;
       this.evict(out);
@@ -118,6 +123,7 @@ export class Reorderer<T> {
       p.prev = [p.epoch, ...p.prev].slice(0, KEEP_EPOCHS);
       p.epoch = tag.epoch;
       p.next = 1;
+      p.started = false;
       this.dirty = true;
     }
     if (tag.n < p.next) {
@@ -127,6 +133,7 @@ export class Reorderer<T> {
     if (tag.n === p.next) {
       out.push({ value, late: false });
       p.next++;
+      p.started = true;
       this.run(key, p, out);
       this.dirty = true;
       return out;
@@ -202,7 +209,7 @@ export class Reorderer<T> {
   restore(s: Record<string, PublisherState>): void {
     for (const [k, [epoch, next, ...prev]] of Object.entries(s)) {
       if (this.pubs.size >= this.opts.maxPublishers) break;
-      this.pubs.set(k, { epoch, next, held: new Map(), prev: prev.slice(0, KEEP_EPOCHS) });
+      this.pubs.set(k, { epoch, next, held: new Map(), prev: prev.slice(0, KEEP_EPOCHS), started: true });
     }
   }
 
@@ -214,6 +221,7 @@ export class Reorderer<T> {
       this.bytes -= h.bytes;
       out.push({ value: h.value, late: false });
       p.next++;
+      p.started = true;
     }
     if (p.held.size === 0) this.holding.delete(key);
   }
@@ -223,8 +231,9 @@ export class Reorderer<T> {
     let low = Infinity;
     for (const n of p.held.keys()) if (n < low) low = n;
     if (low === Infinity) return;
-    this.gaps++;
-    this.opts.onGap?.({ publisher: key, epoch: p.epoch, from: p.next, to: low - 1, reason });
+    const r = p.started ? reason : 'start';
+    if (r !== 'start') this.gaps++;
+    this.opts.onGap?.({ publisher: key, epoch: p.epoch, from: p.next, to: low - 1, reason: r });
     p.next = low;
     this.dirty = true;
     this.run(key, p, out);

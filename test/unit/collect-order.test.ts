@@ -38,10 +38,9 @@ function streamOf(
   const arrivals: { pos: number; ev: Ev }[] = [];
   for (let n = 1; n <= count; n++) {
     const ev = { pub, epoch, n, id: `${pub}:${epoch}:${n}` };
-    // The first is never dropped nor delayed: a publisher unknown to the collector starts where its first event is.
-    if (n > 1 && next() < dropRate) continue;
+    if (next() < dropRate) continue;
     kept.push(ev);
-    const pos = n === 1 ? -1 : n + intBelow(next, maxDelay + 1) + next() / 2;
+    const pos = n + intBelow(next, maxDelay + 1) + next() / 2;
     arrivals.push({ pos, ev });
     if (next() < dupRate) arrivals.push({ pos: pos + 1 + intBelow(next, maxDelay * 3 + 1), ev });
   }
@@ -131,10 +130,12 @@ test('model: seeded permutations with drops and duplicates come out in publisher
     assert.deepEqual(byPublisher(out.written), want, `round ${round} (seed ${SEED})`);
     assert.equal(out.late.length, 0, `round ${round}: nothing written late`);
     assert.equal(r.held, 0);
-    // Every passed hole is a real drop: numbers in from..to were never stored.
+    // Every passed hole is a real drop: numbers in from..to were never stored. Holes at a publisher's start are not
+    // counted as gaps.
     const keptIds = new Set(kept.map((e) => e.id));
     for (const g of gaps)
       for (let n = g.from; n <= g.to; n++) assert.ok(!keptIds.has(`${g.publisher}:${g.epoch}:${n}`), JSON.stringify(g));
+    assert.equal(r.gaps, gaps.filter((g) => g.reason !== 'start').length);
   }
 });
 
@@ -183,6 +184,30 @@ test('hole never filled: passed after reorder_wait, counted, the late event is w
   assert.equal(r.gaps, 1);
   assert.deepEqual(r.offer('p', tag(2), 'a2', 10, 'a2', 2000), [{ value: 'a2', late: true }]);
   assert.deepEqual(r.offer('p', tag(5), 'a5', 10, 'a5', 2001), [{ value: 'a5', late: false }]);
+});
+
+test('a publisher first seen past N=1 waits for its start; a start never seen is passed without counting a gap', () => {
+  const gaps: GapInfo[] = [];
+  const r = new Reorderer<string>({
+    waitMs: 1000,
+    maxHeld: 100,
+    maxHeldBytes: 1e9,
+    maxPublishers: 10,
+    onGap: (g) => gaps.push(g),
+  });
+  // The stream's first messages of p: 3, 1, 2 (a window published while the stream's leader was elected).
+  assert.deepEqual(r.offer('p', { epoch: '5', n: 3 }, 'p3', 1, 'p3', 0), []);
+  assert.deepEqual(r.offer('p', { epoch: '5', n: 1 }, 'p1', 1, 'p1', 1), [{ value: 'p1', late: false }]);
+  assert.deepEqual(r.offer('p', { epoch: '5', n: 2 }, 'p2', 1, 'p2', 2), [
+    { value: 'p2', late: false },
+    { value: 'p3', late: false },
+  ]);
+  // q's first events were consumed before this collector existed: it starts at its first event after reorder_wait.
+  assert.deepEqual(r.offer('q', { epoch: '5', n: 40 }, 'q40', 1, 'q40', 10), []);
+  assert.deepEqual(r.expire(1010), [{ value: 'q40', late: false }]);
+  assert.deepEqual(gaps, [{ publisher: 'q', epoch: '5', from: 1, to: 39, reason: 'start' }]);
+  assert.equal(r.gaps, 0);
+  assert.deepEqual(r.offer('q', { epoch: '5', n: 41 }, 'q41', 1, 'q41', 1011), [{ value: 'q41', late: false }]);
 });
 
 test('hold bounds: the publisher holding longest gives way when the count or the bytes are reached', () => {

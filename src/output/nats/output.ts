@@ -109,13 +109,11 @@ export class NatsOutput extends QueuedOutput {
   }
 
   /**
-   * The order tag of the last entry in the spool, read once at start (the spool is bounded): numbering continues after
-   * it. None (an empty spool, a memory queue, entries of an older version): a fresh epoch starts at 1.
+   * The order tag of the newest entry in the spool, read once at start: numbering continues after it. None (an empty
+   * spool, a memory queue, an entry of an older version): a fresh epoch starts at 1.
    */
   private lastSpooledSeq(): { epoch: string; n: number } | null {
-    let last: Buffer | null = null;
-    for (let r = this.queue.next(); r; r = this.queue.next()) last = r.data;
-    this.queue.rewind();
+    const last = this.queue.lastPending();
     if (!last) return null;
     const nl = last.indexOf(0x0a);
     return parseEntryHead(last.toString('utf8', 0, nl < 0 ? last.length : nl)).seq;
