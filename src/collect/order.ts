@@ -58,11 +58,11 @@ export type PublisherState = [string, number, ...string[]];
 const KEEP_EPOCHS = 4;
 
 /**
- * Per publisher (node, daemon, output), the next number expected (1 for one not seen before). An event with that number is handed on at once,
- * followed by the held run after it; one ahead of it is held; one behind it is handed on as late. A hole is passed
- * (counted as a gap, the held events after it handed on in order) when its oldest held event waited `waitMs`, when the
- * hold bounds are reached (the publisher holding longest gives way), or when the publisher starts a new epoch. Pure:
- * the caller passes the time and writes what comes out, in the order it comes out.
+ * Per publisher (node, daemon, output), the next number expected (1 for one not seen before). An event with that
+ * number is handed on at once, followed by the held run after it; one ahead of it is held; one behind it is handed on
+ * as late. A hole is passed (counted as a gap, the held events after it handed on in order) when its oldest held event
+ * waited `waitMs`, when the hold bounds are reached (the publisher holding longest gives way), or when the publisher
+ * starts a new epoch. Pure: the caller passes the time and writes what comes out, in the order it comes out.
  */
 export class Reorderer<T> {
   private readonly pubs = new Map<string, Pub<T>>();
