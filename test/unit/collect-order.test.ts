@@ -413,3 +413,49 @@ test('collector config: reorder_wait and reorder_max, ordering off by default wi
   assert.throws(() => p('reorder_wait: -1\n'), /reorder_wait/);
   assert.throws(() => p('reorder_max: 0\n'), /reorder_max/);
 });
+
+test('order state file fuzz (fixed seed): never throws, keeps only entries made of tokens and digits', () => {
+  const next = prng(SEED + 11);
+  const pieces = [
+    '{',
+    '}',
+    '[',
+    ']',
+    '"',
+    ':',
+    ',',
+    '"v":1',
+    '"publishers":',
+    '"n d o"',
+    '"1"',
+    '2',
+    '-1',
+    '1e99',
+    'null',
+    '"a/b c d"',
+    '" x y"',
+    '"\\u0000"',
+    '"9007199254740993"',
+    '9007199254740993',
+    'true',
+    ' ',
+    '\n',
+    '"é"',
+  ];
+  let kept = 0;
+  for (let i = 0; i < 20000; i++) {
+    let t = next() < 0.5 ? '{"v":1,"publishers":{' : '';
+    for (let k = intBelow(next, 20); k > 0; k--) t += pieces[intBelow(next, pieces.length)];
+    if (next() < 0.5) t += '}}';
+    const r = parseOrderState(t);
+    assert.ok(r.bad >= 0);
+    for (const [k, v] of Object.entries(r.publishers)) {
+      kept++;
+      assert.match(k, /^[A-Za-z0-9_~-]+ [A-Za-z0-9_~-]+ [A-Za-z0-9_~-]+$/);
+      assert.match(v[0], /^[0-9]{1,16}$/);
+      assert.ok(Number.isSafeInteger(v[1]) && v[1] >= 1);
+    }
+  }
+  const good = parseOrderState('{"v":1,"publishers":{"n d o":["1",2]}}');
+  assert.equal(Object.keys(good.publishers).length + kept >= 1, true);
+});
