@@ -84,7 +84,6 @@ interface Checked {
   id: string;
   lines: string[];
   node: string;
-  late: boolean;
 }
 
 /** A bounded set of recent ids, oldest dropped first. */
@@ -543,7 +542,7 @@ export class Collector {
       }
     }
     return {
-      item: { m, id, lines: ev.lines, node: this.cfg.perDaemon ? `${node}/${daemon}` : node, late: false },
+      item: { m, id, lines: ev.lines, node: this.cfg.perDaemon ? `${node}/${daemon}` : node },
       tag,
       publisher: tag ? `${node} ${daemon} ${tag.output}` : '',
     };
