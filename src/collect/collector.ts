@@ -5,13 +5,15 @@ import * as path from 'node:path';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { IoError } from '../errors';
-import { openNoFollow, openReadNoFollow, type OpenedFile } from '../safefs';
+import { openNoFollow, openReadNoFollow, readBounded, type OpenedFile } from '../safefs';
 import { LogWriter } from '../output/logfile';
 import type { Diag } from '../output/outputs';
 import { natsConnect } from '../output/nats/connect';
 import { decodeBody, PayloadError } from '../output/nats/payload';
 import { subjectToken } from '../output/nats/subject';
 import { DAEMON_HEADER } from '../output/nats/output';
+import { parseSeqHeader, SEQ_HEADER, SeqHeaderError, type SeqTag } from '../output/nats/seq';
+import { Reorderer, type GapInfo, type OrderItem, type PublisherState } from './order';
 import type { CollectConfig } from './config';
 import { ClaimStore, type ClaimResult } from './claims';
 import type { MetricFamily, MetricsExporter } from '../metrics/contract';
@@ -24,6 +26,15 @@ export const TAIL_BYTES = 4 * 1024 * 1024;
 /** Msg ids the output makes: NODE-TOKEN:BOOT:TIME:SERIAL[:pN]; anything else is refused. */
 const MSG_ID_RE =
   /^([A-Za-z0-9_~-]{1,600}):([0-9a-f]{32}|noboot):([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})(?::p[0-9]{1,6})?$/;
+/** Bytes of events held for ordering, over all publishers (each message is at most 1 MiB). */
+export const MAX_HELD_BYTES = 64 * 1024 * 1024;
+/** Publishers whose position the collector remembers (nodes x daemons x outputs). */
+export const MAX_PUBLISHERS = 65536;
+/** The persisted positions: DIR/collect.order (no node token has a '.', so no node directory is named so). */
+const ORDER_FILE = 'collect.order';
+const MAX_ORDER_FILE = 16 * 1024 * 1024;
+const PUBLISHER_RE = /^[A-Za-z0-9_~-]{1,600} [A-Za-z0-9_~-]{1,200} [A-Za-z0-9_~-]{1,200}$/;
+const EPOCH_RE = /^[0-9]{1,16}$/;
 
 const PROM_METRICS: [keyof CollectCounters, string, 'counter' | 'gauge'][] = [
   ['received', 'Messages fetched from the consumer.', 'counter'],
@@ -40,6 +51,10 @@ const PROM_METRICS: [keyof CollectCounters, string, 'counter' | 'gauge'][] = [
     'Events whose claim was taken over while this instance wrote them (possible duplicate).',
     'counter',
   ],
+  ['gaps', "Holes in a publisher's order given up on (reorder_wait passed, hold full, new epoch).", 'counter'],
+  ['late', 'Events written after later ones of their publisher (their hole was already given up on).', 'counter'],
+  ['seqErrors', 'Messages whose Auditmux-Seq header was malformed (written unordered).', 'counter'],
+  ['held', 'Events held for ordering, waiting for an earlier one.', 'gauge'],
   ['lag', 'Messages pending on the consumer after the last one received.', 'gauge'],
   ['nodes', 'Node logs open.', 'gauge'],
 ];
@@ -57,6 +72,18 @@ export interface CollectCounters {
   claimWaits: number;
   claimTakeovers: number;
   claimOverruns: number;
+  gaps: number;
+  late: number;
+  seqErrors: number;
+  held: number;
+}
+
+/** A message that passed the checks, on its way to the log (held first when it carries an order tag). */
+interface Checked {
+  m: JsMsg;
+  id: string;
+  lines: string[];
+  node: string;
 }
 
 /** A bounded set of recent ids, oldest dropped first. */
@@ -153,7 +180,15 @@ export class Collector {
     claimWaits: 0,
     claimTakeovers: 0,
     claimOverruns: 0,
+    gaps: 0,
+    late: 0,
+    seqErrors: 0,
+    held: 0,
   };
+  /** Null when reorder_wait is 0: events are written in the order they arrive. */
+  private order: Reorderer<Checked> | null = null;
+  private wakeLoop: (() => void) | null = null;
+  private orderTimer: NodeJS.Timeout | null = null;
   private claims: ClaimStore | null = null;
   private nc: NatsConnection | null = null;
   private consumer: Consumer | null = null;
@@ -171,6 +206,33 @@ export class Collector {
     private readonly diag: Diag,
   ) {
     this.recent = new RecentIds(cfg.recentIds);
+    if (cfg.reorderWaitMs > 0) this.order = this.makeOrder(cfg.reorderMax);
+  }
+
+  private makeOrder(maxHeld: number): Reorderer<Checked> {
+    return new Reorderer<Checked>({
+      waitMs: this.cfg.reorderWaitMs,
+      maxHeld,
+      maxHeldBytes: MAX_HELD_BYTES,
+      maxPublishers: MAX_PUBLISHERS,
+      onGap: (g) => this.gap(g),
+    });
+  }
+
+  private gap(g: GapInfo): void {
+    // Every part is a token or digits (checked when parsed): nothing from the publisher reaches the log unescaped.
+    const [node, daemon, output] = g.publisher.split(' ');
+    if (g.reason === 'start') {
+      this.diag.info(
+        { node, daemon, output, epoch: g.epoch, from: g.from, to: g.to },
+        'publisher first seen past its first events: starting where its events begin',
+      );
+      return;
+    }
+    this.diag.warn(
+      { node, daemon, output, epoch: g.epoch, from: g.from, to: g.to, reason: g.reason },
+      'order gap passed: events of this publisher are missing or came too late',
+    );
   }
 
   /** Connects, checks or creates the durable consumer; throws a clear error when it is missing and creation is off. */
@@ -195,7 +257,8 @@ export class Collector {
           ack_policy: AckPolicy.Explicit,
           deliver_policy: DeliverPolicy.All,
           ack_wait: nanos(this.cfg.ackWaitMs),
-          max_ack_pending: Math.max(1000, this.cfg.batch * 4),
+          // Held events stay unacknowledged: room for twice the hold, so the missing one can still be delivered.
+          max_ack_pending: Math.max(1000, this.cfg.batch * 4, this.cfg.reorderMax * 2),
           ...(this.cfg.filterSubject ? { filter_subject: this.cfg.filterSubject } : {}),
         })
         .catch((err: Error) => {
@@ -204,6 +267,20 @@ export class Collector {
         });
     }
     this.consumer = await jetstream(this.nc).consumers.get(this.cfg.stream, this.cfg.consumer);
+    if (this.order) {
+      // A consumer made elsewhere may allow fewer unacknowledged messages: hold at most half of them, so the server
+      // can still deliver the event the held ones wait for.
+      const map = (await jsm.consumers.info(this.cfg.stream, this.cfg.consumer)).config.max_ack_pending ?? -1;
+      const bound = map > 0 ? Math.max(1, Math.min(this.cfg.reorderMax, Math.floor(map / 2))) : 0;
+      if (bound > 0 && bound < this.cfg.reorderMax) {
+        this.diag.warn(
+          { maxAckPending: map, held: bound },
+          'consumer max_ack_pending bounds the events held for order',
+        );
+        this.order = this.makeOrder(bound);
+      }
+      this.loadOrder();
+    }
     if (this.cfg.claims) {
       this.claims = new ClaimStore(this.cfg.claims, jetstream(this.nc), jsm, this.cfg.consumer);
       await this.claims.ensure();
@@ -216,6 +293,18 @@ export class Collector {
     }
     this.running = true;
     this.statusTimer = setInterval(() => this.writeStatus(), 1000);
+    if (this.order) {
+      const order = this.order;
+      this.orderTimer = setInterval(
+        () => {
+          const now = performance.now();
+          // Held events are not redelivered meanwhile: the server is told they are being worked on.
+          for (const c of order.stale(now, this.cfg.ackWaitMs / 3)) c.m.working();
+          if (order.due(now)) this.wakeLoop?.();
+        },
+        Math.max(50, Math.min(1000, this.cfg.reorderWaitMs / 4, this.cfg.ackWaitMs / 4)),
+      );
+    }
     this.loop = this.run();
   }
 
@@ -239,6 +328,7 @@ export class Collector {
           msgs.stop();
           poke();
         };
+        this.wakeLoop = poke;
         const pump = (async () => {
           try {
             for await (const m of msgs) {
@@ -252,6 +342,10 @@ export class Collector {
         })();
         while (this.running) {
           if (queue.length === 0) {
+            if (this.order?.due(performance.now())) {
+              await this.handle([]);
+              continue;
+            }
             if (ended) break;
             await new Promise<void>((r) => (wake = r));
             continue;
@@ -274,71 +368,52 @@ export class Collector {
   }
 
   /**
-   * Writes a batch, flushes every log it touched, then acknowledges: an ack always follows the data on disk. With
-   * claims, each event is first claimed for this instance, written only while the claim is fresh, and marked written
-   * before the ack (see ClaimStore for the bound this gives).
+   * Writes a batch, flushes every log it touched, then acknowledges: an ack always follows the data on disk. Events
+   * with an order tag pass the reorderer first: one ahead of its publisher's next number is held (unacknowledged) and
+   * written later, with the ones before it. With claims, each event is first claimed for this instance, written only
+   * while the claim is fresh, and marked written before the ack (see ClaimStore for the bound this gives).
    */
   async handle(batch: JsMsg[]): Promise<void> {
     const acks: JsMsg[] = [];
-    const cands: { m: JsMsg; id: string; log: NodeLog; node: string; fresh: string[] }[] = [];
-    const inBatch = new Set<string>();
+    const ready: OrderItem<Checked>[] = [];
+    const now = performance.now();
     for (const m of batch) {
-      this.counters.received++;
-      if (m.info.redelivered) this.counters.redeliveries++;
-      this.counters.lag = m.info.pending;
-      const id = m.headers?.get('Nats-Msg-Id') ?? '';
-      const idm = MSG_ID_RE.exec(id);
-      let ev;
-      try {
-        if (!idm) throw new PayloadError(`Nats-Msg-Id "${subjectToken(id.slice(0, 80))}" is not an auditmux event id`);
-        ev = decodeBody(m.data);
-        if (ev.time !== idm[3] || ev.serial !== idm[4])
-          throw new PayloadError('Nats-Msg-Id names another event than its lines');
-      } catch (e) {
-        if (!(e instanceof PayloadError)) throw e;
-        this.counters.rejected++;
-        // The subject is escaped before it reaches the diagnostics: it came from whoever published.
-        this.diag.warn(
-          {
-            subject: m.subject
-              .split('.')
-              .map((t) => subjectToken(t))
-              .join('.'),
-            seq: m.seq,
-            reason: e.message,
-          },
-          'message refused',
-        );
-        m.term();
-        continue;
-      }
+      const c = this.check(m);
+      if (!c) continue;
+      if (c.tag && this.order)
+        ready.push(...this.order.offer(c.publisher, c.tag, c.item.id, m.data.length, c.item, now));
+      else ready.push({ value: c.item, late: false });
+    }
+    if (this.order) {
+      ready.push(...this.order.expire(now));
+      this.counters.held = this.order.held;
+      this.counters.gaps = this.order.gaps;
+    }
+    const cands: { m: JsMsg; id: string; log: NodeLog; node: string; fresh: string[]; late: boolean }[] = [];
+    const inBatch = new Set<string>();
+    for (const { value: c, late } of ready) {
+      const { m, id } = c;
       if (this.recent.has(id) || inBatch.has(id)) {
         this.counters.duplicates++;
         acks.push(m);
         continue;
       }
-      let nodeToken = ev.node !== null ? subjectToken(ev.node) : ((idm as RegExpExecArray)[1] as string);
-      if (this.cfg.perDaemon) {
-        // A header from whoever published: used only if it is already a token ([A-Za-z0-9_~-]), never as a path.
-        const d = m.headers?.get(DAEMON_HEADER) ?? '';
-        nodeToken = `${nodeToken}/${/^[A-Za-z0-9_~-]{1,200}$/.test(d) ? d : '~'}`;
-      }
       let log: NodeLog;
       try {
-        log = this.nodeLog(nodeToken);
+        log = this.nodeLog(c.node);
       } catch (e) {
         // This node's log cannot be opened (a planted symlink, a full disk): the others' events still go through.
         this.counters.errors++;
-        this.lastError = `log of ${nodeToken}: ${String((e as Error).message)}`;
+        this.lastError = `log of ${c.node}: ${String((e as Error).message)}`;
         this.diag.error(
-          { node: nodeToken, err: this.lastError },
+          { node: c.node, err: this.lastError },
           'node log cannot be opened; message left for redelivery',
         );
         m.nak(5000);
         continue;
       }
       // Lines carry the event's stamp, so a line already in the tail was written by this event before a crash.
-      const fresh = log.tail.size ? ev.lines.filter((l) => !log.tail.has(l)) : ev.lines;
+      const fresh = log.tail.size ? c.lines.filter((l) => !log.tail.has(l)) : c.lines;
       if (fresh.length === 0) {
         this.counters.duplicates++;
         this.recent.add(id);
@@ -346,7 +421,7 @@ export class Collector {
         continue;
       }
       inBatch.add(id);
-      cands.push({ m, id, log, node: nodeToken, fresh });
+      cands.push({ m, id, log, node: c.node, fresh, late });
     }
     const claims = this.claims;
     const claimed: (ClaimResult | Error | null)[] = claims
@@ -393,12 +468,14 @@ export class Collector {
         continue;
       }
       this.counters.written++;
+      if (c.late) this.counters.late++;
       this.counters.lines += c.fresh.length;
       this.recent.add(c.id);
       if (cl) written.push({ id: c.id, seq: cl.seq, at: cl.at, m: c.m });
       else acks.push(c.m);
     }
     for (const l of touched) l.writer.flush();
+    if (this.order?.dirty) this.saveOrder();
     if (claims && written.length) {
       const marked = await Promise.all(written.map((w) => claims.markWritten(w.id, w.seq).catch(() => false)));
       for (const [i, w] of written.entries()) {
@@ -412,6 +489,98 @@ export class Collector {
       }
     }
     for (const m of acks) m.ack();
+  }
+
+  /**
+   * Checks one message as whoever published it could have made it: refused (terminated, counted) unless it is an
+   * auditmux event; its order tag, when malformed, is counted and ignored (the event is still written).
+   */
+  private check(m: JsMsg): { item: Checked; tag: SeqTag | null; publisher: string } | null {
+    this.counters.received++;
+    if (m.info.redelivered) this.counters.redeliveries++;
+    this.counters.lag = m.info.pending;
+    const id = m.headers?.get('Nats-Msg-Id') ?? '';
+    const idm = MSG_ID_RE.exec(id);
+    let ev;
+    try {
+      if (!idm) throw new PayloadError(`Nats-Msg-Id "${subjectToken(id.slice(0, 80))}" is not an auditmux event id`);
+      ev = decodeBody(m.data);
+      if (ev.time !== idm[3] || ev.serial !== idm[4])
+        throw new PayloadError('Nats-Msg-Id names another event than its lines');
+    } catch (e) {
+      if (!(e instanceof PayloadError)) throw e;
+      this.counters.rejected++;
+      // The subject is escaped before it reaches the diagnostics: it came from whoever published.
+      this.diag.warn(
+        {
+          subject: m.subject
+            .split('.')
+            .map((t) => subjectToken(t))
+            .join('.'),
+          seq: m.seq,
+          reason: e.message,
+        },
+        'message refused',
+      );
+      m.term();
+      return null;
+    }
+    const node = ev.node !== null ? subjectToken(ev.node) : ((idm as RegExpExecArray)[1] as string);
+    // A header from whoever published: used only if it is already a token ([A-Za-z0-9_~-]), never as a path.
+    const d = m.headers?.get(DAEMON_HEADER) ?? '';
+    const daemon = /^[A-Za-z0-9_~-]{1,200}$/.test(d) ? d : '~';
+    let tag: SeqTag | null = null;
+    const sh = m.headers?.get(SEQ_HEADER) ?? '';
+    if (sh !== '') {
+      try {
+        tag = parseSeqHeader(sh);
+      } catch (e) {
+        if (!(e instanceof SeqHeaderError)) throw e;
+        this.counters.seqErrors++;
+        this.lastError = `message ${m.seq}: ${e.message}`;
+        this.diag.warn({ seq: m.seq, reason: e.message }, 'order header refused; event written unordered');
+      }
+    }
+    return {
+      item: { m, id, lines: ev.lines, node: this.cfg.perDaemon ? `${node}/${daemon}` : node },
+      tag,
+      publisher: tag ? `${node} ${daemon} ${tag.output}` : '',
+    };
+  }
+
+  /** Reads the publishers' positions written before a restart; a damaged file is reported and ignored. */
+  private loadOrder(): void {
+    const file = path.join(this.cfg.dir, ORDER_FILE);
+    let text: string;
+    try {
+      text = readBounded(file, { limit: MAX_ORDER_FILE, noFollow: true, what: 'collector order state' }).data.toString(
+        'utf8',
+      );
+    } catch (e) {
+      if ((e as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOENT') return;
+      this.diag.warn({ file, err: String((e as Error).message) }, 'order state not read; publishers start afresh');
+      return;
+    }
+    const state = parseOrderState(text);
+    if (state.bad) this.diag.warn({ file, bad: state.bad }, 'order state entries ignored (damaged)');
+    this.order?.restore(state.publishers);
+  }
+
+  /** Writes every publisher's position (after the flush, before the acks): a restart resumes where this one was. */
+  private saveOrder(): void {
+    const order = this.order as Reorderer<Checked>;
+    order.dirty = false;
+    try {
+      writeTextfileAtomic(
+        path.join(this.cfg.dir, ORDER_FILE),
+        JSON.stringify({ v: 1, publishers: order.snapshot() }) + '\n',
+        0o640,
+      );
+    } catch (e) {
+      this.counters.errors++;
+      this.lastError = `order state: ${String((e as Error).message)}`;
+      this.diag.warn({ err: this.lastError }, 'order state not written');
+    }
   }
 
   /** The log of one node: DIR/NODE-TOKEN/audit.log; the token has no '/', no '.', so it stays inside DIR. */
@@ -453,7 +622,12 @@ export class Collector {
   }
 
   status(): Record<string, number | string> {
-    return { ...this.counters, recentIds: this.recent.size, lastError: this.lastError };
+    return {
+      ...this.counters,
+      recentIds: this.recent.size,
+      publishers: this.order?.publishers ?? 0,
+      lastError: this.lastError,
+    };
   }
 
   /** The counters as metric families, labelled with the stream and the consumer. */
@@ -491,6 +665,8 @@ export class Collector {
     this.stopConsume?.();
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
+    if (this.orderTimer) clearInterval(this.orderTimer);
+    this.orderTimer = null;
     await this.loop?.catch(() => undefined);
     this.writeStatus();
     await this.exporter?.stop();
@@ -503,4 +679,42 @@ export class Collector {
     await this.nc?.close().catch(() => undefined);
     this.nc = null;
   }
+}
+
+/**
+ * The order state file's text: `{"v":1,"publishers":{"NODE DAEMON OUTPUT":[EPOCH,NEXT,EARLIER...]}}`. The collector
+ * wrote it, but it is read strictly anyway: entries that are not tokens and digits are counted and dropped.
+ */
+export function parseOrderState(text: string): { publishers: Record<string, PublisherState>; bad: number } {
+  const publishers: Record<string, PublisherState> = {};
+  let bad = 0;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return { publishers, bad: 1 };
+  }
+  const pubs = (doc as { v?: unknown; publishers?: unknown } | null)?.publishers;
+  if ((doc as { v?: unknown } | null)?.v !== 1 || typeof pubs !== 'object' || pubs === null || Array.isArray(pubs))
+    return { publishers, bad: 1 };
+  let n = 0;
+  for (const [k, v] of Object.entries(pubs as Record<string, unknown>)) {
+    if (++n > MAX_PUBLISHERS) {
+      bad++;
+      continue;
+    }
+    const ok =
+      PUBLISHER_RE.test(k) &&
+      Array.isArray(v) &&
+      v.length >= 2 &&
+      v.length <= 6 &&
+      typeof v[0] === 'string' &&
+      EPOCH_RE.test(v[0]) &&
+      Number.isSafeInteger(v[1]) &&
+      (v[1] as number) >= 1 &&
+      v.slice(2).every((e) => typeof e === 'string' && EPOCH_RE.test(e));
+    if (ok) publishers[k] = v as PublisherState;
+    else bad++;
+  }
+  return { publishers, bad };
 }

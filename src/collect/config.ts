@@ -28,6 +28,8 @@ const KEYS = [
   'prometheus_textfile',
   'metrics',
   'per_daemon',
+  'reorder_wait',
+  'reorder_max',
   'claims',
   'instance',
   'log',
@@ -54,6 +56,10 @@ export interface CollectConfig extends NatsConnSpec {
   claims: ClaimsSpec | null;
   /** One log per node and daemon (DIR/NODE/DAEMON/audit.log) instead of one per node. */
   perDaemon: boolean;
+  /** How long an event ahead of a hole in its publisher's order is held for it (ms); 0 = no reordering. */
+  reorderWaitMs: number;
+  /** Events held for ordering at most, over all publishers. */
+  reorderMax: number;
   log: {
     format: 'RAW' | 'ENRICHED';
     flush: FlushMode;
@@ -139,6 +145,10 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
     if (maxAge < lease * 2) w.error(x.key, 'claims.max_age must be at least twice claims.lease');
     claims = { stream, leaseMs: lease * 1000, maxAgeMs: maxAge * 1000, replicas, instance };
   }
+  // Instances sharing a consumer (what claims are for) each get part of every publisher's numbers: every hole would be
+  // waited on, so ordering is off for them unless asked for.
+  const reorderWait = (x = m.get('reorder_wait')) ? (w.integer(x, 'reorder_wait', 0, 3600) ?? 20) : claims ? 0 : 20;
+  const reorderMax = (x = m.get('reorder_max')) ? (w.integer(x, 'reorder_max', 1, 100000) ?? 4096) : 4096;
   const perDaemon = (x = m.get('per_daemon')) ? (w.boolean(x, 'per_daemon') ?? false) : false;
   const log: CollectConfig['log'] = {
     format: 'RAW',
@@ -174,6 +184,8 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
     metrics,
     claims,
     perDaemon,
+    reorderWaitMs: reorderWait * 1000,
+    reorderMax,
     log,
   };
 }

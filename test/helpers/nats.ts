@@ -147,6 +147,8 @@ export interface StoredMessage {
   id: string;
   seq: number;
   data: Buffer;
+  /** The Auditmux-Seq header (OUTPUT:EPOCH.N), '' when absent. */
+  order: string;
 }
 
 /** Every message of a stream, read with an ordered consumer (a test's independent view of what was stored). */
@@ -168,6 +170,7 @@ export async function streamMessages(url: string, stream: string): Promise<Store
           id: m.headers?.get('Nats-Msg-Id') ?? '',
           seq: m.seq,
           data: Buffer.from(m.data),
+          order: m.headers?.get('Auditmux-Seq') ?? '',
         });
       }
       if (got === 0) throw new Error(`stream ${stream}: read ${out.length} of ${total}`);

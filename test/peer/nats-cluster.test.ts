@@ -4,16 +4,16 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { fileLines as lines, streamLeader, syscallEvent, until, withFleet } from '../helpers/nats';
+import { fileLines as lines, streamLeader, streamMessages, syscallEvent, until, withFleet } from '../helpers/nats';
 
 test(
   '3-node cluster, R3 stream: leader killed and restarted while two hosts publish; every event collected once',
   { timeout: 240000 },
-  () =>
+  (t) =>
     withFleet({ cluster: 3, prefix: 'auditmux-cluster-' }, async (f) => {
       const ev = (i: number): ReturnType<typeof syscallEvent> => syscallEvent(i, 1700001000, 5000);
-      const a = f.host('hosta', { replicas: 3, maxInFlight: 1 }, ev);
-      const b = f.host('hostb', { replicas: 3, maxInFlight: 64 }, ev);
+      const a = f.host('hosta', { replicas: 3, maxInFlight: 64 }, ev);
+      const b = f.host('hostb', { replicas: 3, maxInFlight: 256 }, ev);
       a.emit(0, 500);
       b.emit(0, 500);
       await a.drained();
@@ -44,10 +44,21 @@ test(
       assert.equal(c.counters.written, 4000, 'nothing written twice');
       const ga = lines(path.join(f.dir, 'fleet', 'hosta', 'audit.log'));
       const gb = lines(path.join(f.dir, 'fleet', 'hostb', 'audit.log'));
-      // One message in flight at a time: the stream and the collector's log keep the host's order exactly.
+      // A window of publishes, whatever the stream's order after the kill: the log keeps each host's order exactly.
       assert.deepEqual(ga, lines(a.log));
-      assert.deepEqual([...gb].sort(), [...lines(b.log)].sort());
-      assert.equal(new Set(gb).size, gb.length);
+      assert.deepEqual(gb, lines(b.log));
+      assert.equal(c.counters.gaps, 0);
+      assert.equal(c.counters.late, 0);
+      // Whether the kill reordered the stream this time (it depends on timing; nats-order.test.ts forces it).
+      const stored = await streamMessages(f.srv.url, 'AUDIT').catch(() => []);
+      let inversions = 0;
+      const last = new Map<string, number>();
+      for (const m of stored) {
+        const [node, , , serial] = m.id.split(':');
+        if (Number(serial) < (last.get(node!) ?? -1)) inversions++;
+        last.set(node!, Math.max(last.get(node!) ?? -1, Number(serial)));
+      }
+      t.diagnostic(`stream messages stored before an earlier one of their host: ${inversions}`);
       assert.ok(ga.every((l) => l.startsWith('node=hosta ')) && gb.every((l) => l.startsWith('node=hostb ')));
     }),
 );

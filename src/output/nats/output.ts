@@ -13,6 +13,7 @@ import { natsOptions } from './connect';
 import { encodeBody } from './payload';
 import { ContainerCache, MAX_CONTAINER_JSON, parseContainerJson, type ContainerEntry } from '../container-fields';
 import { subjectFor, contidOf, defaultNode, lineStamp, messageId, readBootId, subjectToken } from './subject';
+import { formatSeqHeader, parseEntryHead, SEQ_HEADER } from './seq';
 
 /** An event still receiving records is closed this long after its last one (records of one event arrive together). */
 const EVENT_CLOSE_MS = 250;
@@ -38,12 +39,17 @@ interface InFlight {
 }
 
 /**
- * The spool holds one entry per event part: `MSGID\nLINE\nLINE...`. The id is fixed when the entry is written, so a
+ * The spool holds one entry per event part: `MSGID s=EPOCH.N {json}\nLINE\nLINE...` (the order tag and the container
+ * JSON optional: entries of older versions have neither). The id is fixed when the entry is written, so a
  * resend after a crash, an outage or a lost ack carries the same id and the stream stores it once (within its
  * duplicate_window). Up to `max_in_flight` publishes are outstanding at once (a window): acks may come back in any
  * order, but the spool cursor only moves past an entry once its ack and every earlier one arrived. A failed publish
  * stops the window; once every outstanding publish settled, sending restarts from the first unacknowledged entry
  * (acknowledged ones after it go again and the stream drops them as duplicates by id).
+ *
+ * The stream can then hold k+1.. before k (k failed, later ones were stored): the order tag puts them back. EPOCH.N is
+ * fixed in the entry like the id, N one more per entry in spool order; EPOCH is new only when the output starts with
+ * an empty spool (src/output/nats/seq.ts). The collector writes each publisher's events in N order.
  */
 export class NatsOutput extends QueuedOutput {
   private readonly spec: NatsOutputSpec;
@@ -64,6 +70,10 @@ export class NatsOutput extends QueuedOutput {
   private lastClosed = { stamp: '', parts: 0 };
   private inflight: InFlight[] = [];
   private retryTimer: NodeJS.Timeout | null = null;
+  /** The order tag's epoch and the N of the next entry written to the spool. */
+  private readonly epoch: string;
+  private nextSeq: number;
+  private readonly outputToken: string;
   private readonly nc_ = {
     published: 0,
     acked: 0,
@@ -83,6 +93,10 @@ export class NatsOutput extends QueuedOutput {
     const shown = spec.payload === 'json' || /\{(name|image|runtime|pod|namespace)\}/.test(spec.subject);
     this.containers = new ContainerCache(shown ? ctx.containers : undefined);
     this.bootId = readBootId();
+    this.outputToken = subjectToken(spec.name);
+    const resume = this.lastSpooledSeq();
+    this.epoch = resume?.epoch ?? String(Date.now());
+    this.nextSeq = resume ? resume.n + 1 : 1;
     try {
       // Credentials and TLS files are read here: a missing or refused one stops the daemon at start, with its path.
       this.connOpts = natsOptions(spec, `auditmux ${this.node} ${spec.daemon}/${spec.name}`, spec.networkRetryMs);
@@ -95,6 +109,17 @@ export class NatsOutput extends QueuedOutput {
 
   protected kind(): string {
     return 'nats';
+  }
+
+  /**
+   * The order tag of the newest entry in the spool, read once at start: numbering continues after it. None (an empty
+   * spool, a memory queue, an entry of an older version): a fresh epoch starts at 1.
+   */
+  private lastSpooledSeq(): { epoch: string; n: number } | null {
+    const last = this.queue.lastPending();
+    if (!last) return null;
+    const nl = last.indexOf(0x0a);
+    return parseEntryHead(last.toString('utf8', 0, nl < 0 ? last.length : nl)).seq;
   }
 
   override writeRecord(type: number, payload: Buffer): void {
@@ -134,11 +159,17 @@ export class NatsOutput extends QueuedOutput {
     this.open = keep ? { ...ev, lines: [], bytes: 0 } : null;
     this.nc_.eventsQueued++;
     // The container is looked up now, not when the entry is published (maybe after an outage, when the container is
-    // gone from the registry): its fields travel in the entry's first line, `MSGID {json}`, as UTF-8 JSON text.
+    // gone from the registry): its fields travel in the entry's first line, `MSGID s=EPOCH.N {json}`, as UTF-8 JSON
+    // text.
     const c = this.containers.enabled ? this.containers.lookup(contidOfBuffers(ev.lines)) : null;
-    const head = c ? `${id} ${c.json}\n` : `${id}\n`;
-    // Made durable with the other outputs' records: at the next flush() or within a second (periodic sync).
-    this.appendEntry(Buffer.concat([Buffer.from(head, 'utf8'), ...ev.lines.flatMap((l, i) => (i ? [NL, l] : [l]))]));
+    const seq = `s=${this.epoch}.${this.nextSeq}`;
+    const head = c ? `${id} ${seq} ${c.json}\n` : `${id} ${seq}\n`;
+    // Made durable with the other outputs' records: at the next flush() or within a second (periodic sync). N moves on
+    // only when the spool took the entry: an entry lost to a full spool leaves no hole for the collector to wait on.
+    if (
+      this.appendEntry(Buffer.concat([Buffer.from(head, 'utf8'), ...ev.lines.flatMap((l, i) => (i ? [NL, l] : [l]))]))
+    )
+      this.nextSeq++;
   }
 
   private async start(): Promise<void> {
@@ -227,10 +258,8 @@ export class NatsOutput extends QueuedOutput {
 
   private publish(entry: Buffer, f: InFlight): void {
     const nl = entry.indexOf(0x0a);
-    const head = entry.toString('utf8', 0, nl);
-    const sp = head.indexOf(' ');
-    const id = sp < 0 ? head : head.slice(0, sp);
-    const container = sp < 0 ? null : this.spooledContainer(head.slice(sp + 1));
+    const { id, seq, json } = parseEntryHead(entry.toString('utf8', 0, nl));
+    const container = json === null ? null : this.spooledContainer(json);
     const lines = entry.toString('latin1', nl + 1).split('\n');
     const contid = contidOf(lines);
     const subject = this.subject(contid, container);
@@ -239,6 +268,7 @@ export class NatsOutput extends QueuedOutput {
     // The daemon travels as a header too, so a collector can split per tenant whatever the subject template is.
     const h = headers();
     h.set(DAEMON_HEADER, this.daemonToken);
+    if (seq) h.set(SEQ_HEADER, formatSeqHeader(this.outputToken, seq.epoch, seq.n));
     (this.js as JetStreamClient)
       .publish(subject, body, { msgID: id, timeout: this.spec.ackTimeoutMs, headers: h })
       .then(

@@ -94,8 +94,11 @@ export abstract class QueuedOutput implements RecordOutput {
     this.appendEntry(this.encode(type, payload));
   }
 
-  /** Queues one entry (a record, or a whole event for outputs that group): counts it and applies the full action. */
-  protected appendEntry(rec: Buffer): void {
+  /**
+   * Queues one entry (a record, or a whole event for outputs that group): counts it and applies the full action.
+   * Returns whether the queue took it.
+   */
+  protected appendEntry(rec: Buffer): boolean {
     if (this.queue.append(rec)) {
       this.counters.accepted++;
       this.dirty = true;
@@ -104,7 +107,7 @@ export abstract class QueuedOutput implements RecordOutput {
         this.diag.info({ output: this.name }, 'spool has room again');
       }
       this.onAppend();
-      return;
+      return true;
     }
     this.counters.lost++;
     if (!this.full) {
@@ -112,6 +115,7 @@ export abstract class QueuedOutput implements RecordOutput {
       this.counters.fullEvents++;
       this.onFull();
     }
+    return false;
   }
 
   flush(): void {

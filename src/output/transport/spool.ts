@@ -29,6 +29,8 @@ export interface RecordQueue {
   commit(end: QueueCursor): void;
   /** Hand out every uncommitted record again (after a reconnect). */
   rewind(): void;
+  /** The newest record appended and not committed, or null (read without handing anything out). */
+  lastPending(): Buffer | null;
   /** Records appended and not committed. */
   readonly pending: number;
   /** Bytes those records take. */
@@ -271,6 +273,26 @@ export class Spool implements RecordQueue {
     this.inFlight = [];
   }
 
+  lastPending(): Buffer | null {
+    // Records are framed forwards only: the newest segment holding pending records is read from its start (or the
+    // cursor), one segment at most (8 MiB by default), whatever the spool's size.
+    for (let i = this.segs.length - 1; i >= 0; i--) {
+      const seg = this.segs[i] as SegInfo;
+      if (seg.seg < this.committed.seg) break;
+      if (i === this.segs.length - 1) this.flushWrites();
+      let off = seg.seg === this.committed.seg ? this.committed.off : 0;
+      let last: Buffer | null = null;
+      while (off < seg.size) {
+        const r = this.readAt(seg.seg, off, seg.size);
+        if (r === null) break;
+        last = r.data;
+        off += r.len;
+      }
+      if (last) return Buffer.from(last);
+    }
+    return null;
+  }
+
   close(): void {
     if (this.closed) return;
     try {
@@ -510,6 +532,10 @@ export class MemoryQueue implements RecordQueue {
 
   rewind(): void {
     this.readPos = this.base;
+  }
+
+  lastPending(): Buffer | null {
+    return this.items[this.items.length - 1] ?? null;
   }
 
   close(): void {
