@@ -6,13 +6,27 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { JsMsg } from '@nats-io/jetstream';
-import { Reorderer, type GapInfo, type OrderItem } from '../../src/collect/order';
+import { Reorderer, type GapInfo, type OrderItem, type ReordererOptions } from '../../src/collect/order';
 import { Collector, parseOrderState } from '../../src/collect/collector';
 import { parseCollectConfig } from '../../src/collect/config';
 import { intBelow, prng } from '../helpers/prng';
 import { quiet } from '../helpers/nats';
 
 const SEED = Number(process.env.AUDITMUX_FUZZ_SEED ?? 0x0dde);
+
+/** A reorderer whose passed holes are kept in `gaps`; defaults hold everything and wait forever. */
+function reorderer<T>(over: Partial<ReordererOptions> = {}): { r: Reorderer<T>; gaps: GapInfo[] } {
+  const gaps: GapInfo[] = [];
+  const r = new Reorderer<T>({
+    waitMs: 1e9,
+    maxHeld: 100,
+    maxHeldBytes: 1e9,
+    maxPublishers: 10,
+    onGap: (g) => gaps.push(g),
+    ...over,
+  });
+  return { r, gaps };
+}
 
 interface Ev {
   pub: string;
@@ -160,14 +174,7 @@ test('model: a new epoch after the old one is complete; stragglers of the old ep
 });
 
 test('hole never filled: passed after reorder_wait, counted, the late event is written once after the others', () => {
-  const gaps: GapInfo[] = [];
-  const r = new Reorderer<string>({
-    waitMs: 1000,
-    maxHeld: 100,
-    maxHeldBytes: 1e9,
-    maxPublishers: 10,
-    onGap: (g) => gaps.push(g),
-  });
+  const { r, gaps } = reorderer<string>({ waitMs: 1000 });
   const tag = (n: number) => ({ epoch: '7', n });
   assert.deepEqual(r.offer('p', tag(1), 'a1', 10, 'a1', 0), [{ value: 'a1', late: false }]);
   assert.deepEqual(r.offer('p', tag(3), 'a3', 10, 'a3', 10), []);
@@ -187,14 +194,7 @@ test('hole never filled: passed after reorder_wait, counted, the late event is w
 });
 
 test('a publisher first seen past N=1 waits for its start; a start never seen is passed without counting a gap', () => {
-  const gaps: GapInfo[] = [];
-  const r = new Reorderer<string>({
-    waitMs: 1000,
-    maxHeld: 100,
-    maxHeldBytes: 1e9,
-    maxPublishers: 10,
-    onGap: (g) => gaps.push(g),
-  });
+  const { r, gaps } = reorderer<string>({ waitMs: 1000 });
   // The stream's first messages of p: 3, 1, 2 (a window published while the stream's leader was elected).
   assert.deepEqual(r.offer('p', { epoch: '5', n: 3 }, 'p3', 1, 'p3', 0), []);
   assert.deepEqual(r.offer('p', { epoch: '5', n: 1 }, 'p1', 1, 'p1', 1), [{ value: 'p1', late: false }]);
@@ -211,14 +211,7 @@ test('a publisher first seen past N=1 waits for its start; a start never seen is
 });
 
 test('hold bounds: the publisher holding longest gives way when the count or the bytes are reached', () => {
-  const gaps: GapInfo[] = [];
-  const r = new Reorderer<string>({
-    waitMs: 1e9,
-    maxHeld: 3,
-    maxHeldBytes: 1000,
-    maxPublishers: 10,
-    onGap: (g) => gaps.push(g),
-  });
+  const { r, gaps } = reorderer<string>({ maxHeld: 3, maxHeldBytes: 1000 });
   r.offer('a', { epoch: '1', n: 1 }, 'a1', 1, 'a1', 0);
   r.offer('b', { epoch: '1', n: 1 }, 'b1', 1, 'b1', 0);
   assert.deepEqual(r.offer('a', { epoch: '1', n: 3 }, 'a3', 1, 'a3', 1), []);
@@ -254,14 +247,7 @@ test('a held event delivered again replaces the held delivery; one with another 
 });
 
 test('publishers past the bound are forgotten least recently seen first, their held events passed', () => {
-  const gaps: GapInfo[] = [];
-  const r = new Reorderer<string>({
-    waitMs: 1e9,
-    maxHeld: 100,
-    maxHeldBytes: 1e9,
-    maxPublishers: 2,
-    onGap: (g) => gaps.push(g),
-  });
+  const { r, gaps } = reorderer<string>({ maxPublishers: 2 });
   r.offer('a', { epoch: '1', n: 1 }, 'a1', 1, 'a1', 0);
   r.offer('a', { epoch: '1', n: 3 }, 'a3', 1, 'a3', 0);
   r.offer('b', { epoch: '1', n: 1 }, 'b1', 1, 'b1', 0);
