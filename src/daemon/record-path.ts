@@ -43,7 +43,8 @@ export class RecordPath {
     config: Config,
   ) {
     const r = config.host.reassembly;
-    // The addon hands over a fresh buffer per batch, so records can point into it without a copy.
+    // Records are views into the receive batch (no copy per record); the batch is valid until endBatch, where the
+    // reassembler copies out the records of events still waiting.
     this.reassembler = new Reassembler((ev) => this.onEvent(ev), {
       timeoutMs: r.timeoutMs,
       maxInFlight: r.maxInFlight,
