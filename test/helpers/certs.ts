@@ -7,6 +7,8 @@ import { join } from 'node:path';
 export interface TestPki {
   dir: string;
   ca: string;
+  /** A second CA that signed none of the above (rogue clients' certificates only). */
+  rogueCa: string;
   serverCert: string;
   serverKey: string;
   /** Client certificate for `name` signed by the CA: { cert, key }. */
@@ -67,6 +69,7 @@ export function makePki(): TestPki {
   return {
     dir,
     ca: p('ca.pem'),
+    rogueCa: p('rogue-ca.pem'),
     serverCert: p('server.pem'),
     serverKey: p('server.key'),
     client(name, opts = {}) {

@@ -1,4 +1,5 @@
 // Spawns the real auditmux daemon for end-to-end tests and waits for it to own the kernel connection.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -146,6 +147,20 @@ export function syscallSerials(logText: string, key: string): Set<string> {
     if (m) out.add(m[1]!);
   }
   return out;
+}
+
+/** `auditmux search --contid CONTID --raw` over `files`, which must succeed: its non-empty lines, sorted. */
+export function searchContid(contid: string, ...files: string[]): string[] {
+  const r = spawnSync(
+    process.execPath,
+    [cliPath, 'search', ...files.flatMap((f) => ['-if', f]), '--contid', contid, '--raw'],
+    { encoding: 'latin1', maxBuffer: 1 << 26 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l)
+    .sort();
 }
 
 export function readText(p: string): string {

@@ -47,6 +47,11 @@ export function oneAuxYaml(a: string, hostOutputs?: string): string[] {
   ];
 }
 
+/** `yaml` (auditmux.yaml lines, `host:` first) with host.node_name set to `name` (format user), right under `host:`. */
+export function withNodeName(name: string, yaml: string[]): string[] {
+  return [yaml[0]!, `  node_name: { format: user, name: ${name} }`, ...yaml.slice(1)];
+}
+
 export interface EmulatedHost {
   dir: string;
   kernel: EmulatedKernel;
@@ -102,4 +107,16 @@ export async function startEmulatedHost(o: {
     throw e;
   }
   return { dir, kernel, daemon, tagged, untaggedPid, stop };
+}
+
+/**
+ * `n` getppid events from the untagged process and `n` from the tagged one, in turns; every `yieldEvery` turns (from
+ * the first) the event loop runs, so the daemon reads while the test writes.
+ */
+export async function emitUntaggedAndTagged(h: EmulatedHost, n: number, yieldEvery: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    h.kernel.emitEvent(h.untaggedPid, 'getppid', 0);
+    h.kernel.emitEvent(h.tagged.pid!, 'getppid', 0);
+    if (i % yieldEvery === 0) await new Promise((r) => setImmediate(r));
+  }
 }

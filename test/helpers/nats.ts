@@ -12,19 +12,12 @@ import { Collector } from '../../src/collect/collector';
 import { parseCollectConfig } from '../../src/collect/config';
 import { LogWriter } from '../../src/output/logfile';
 import { NatsOutput } from '../../src/output/nats/output';
+import { freePort } from './peers';
 
 export const NATS_SERVER = '/usr/sbin/nats-server';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+// One free-port finder for every helper; its users import it from here too.
+export { freePort };
 
 async function waitPort(port: number, child: ChildProcess, log: () => string): Promise<void> {
   for (let i = 0; i < 200; i++) {
@@ -293,6 +286,17 @@ export function natsOutput(
   over: Partial<NatsOutputSpec> = {},
 ): NatsOutput {
   return new NatsOutput(natsSpec(urls, spoolDir, over), { nodeName: node, contidKernel: false, diag: quiet });
+}
+
+/**
+ * One nats output as auditmux.yaml writes it (a flow mapping): `name` publishing to `urls`, creating the stream,
+ * retrying every second, spooling in `spool`; `more` adds keys (`replicas: 3, ack_timeout: 2`).
+ */
+export function natsOutputYaml(name: string, urls: string[], spool: string, more = ''): string {
+  return (
+    `{ type: nats, name: ${name}, servers: [${urls.join(', ')}], create_stream: true, network_retry_time: 1, ` +
+    `spool: { dir: ${spool} }${more ? `, ${more}` : ''} }`
+  );
 }
 
 /** Stored messages by id: the count of each (a duplicate shows as 2). */

@@ -9,9 +9,15 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { kernelSkipReason, withKernel } from '../helpers/kernel';
-import { buildSyscallProgram, cliPath, readText, startDaemon, stopDaemon } from '../helpers/daemon';
-import { oneAuxYaml, startEmulatedHost, syscallSerialCounts } from '../helpers/emulated-host';
-import { fileLines, streamLeader, until, withFleet } from '../helpers/nats';
+import { buildSyscallProgram, readText, searchContid, startDaemon, stopDaemon } from '../helpers/daemon';
+import {
+  emitUntaggedAndTagged,
+  oneAuxYaml,
+  startEmulatedHost,
+  syscallSerialCounts,
+  withNodeName,
+} from '../helpers/emulated-host';
+import { fileLines, natsOutputYaml, streamLeader, until, withFleet } from '../helpers/nats';
 
 /** Serials of SYSCALL lines with `key`, in log order (a repeat shows twice). */
 const serialSeq = (text: string, key: string): string[] =>
@@ -28,9 +34,7 @@ describe('fleet acceptance (issue #14)', { skip: kernelSkipReason() }, () => {
       withKernel(() =>
         withFleet({ cluster: 3, prefix: 'amfleet-' }, async (f) => {
           const natsOut = (name: string, spool: string, fmt = 'RAW'): string =>
-            `{ type: nats, name: ${name}, servers: [${f.urls.join(', ')}], create_stream: true, replicas: 3, ` +
-            `log_format: ${fmt}, ` +
-            `network_retry_time: 1, ack_timeout: 2, spool: { dir: ${spool} } }`;
+            natsOutputYaml(name, f.urls, spool, `replicas: 3, log_format: ${fmt}, ack_timeout: 2`);
           // Host 1: the real daemon on this kernel.
           const prog = buildSyscallProgram(f.dir);
           const key = 'am-fleet-acc';
@@ -56,7 +60,8 @@ describe('fleet acceptance (issue #14)', { skip: kernelSkipReason() }, () => {
             prefix: 'amfleet-emu-',
             exe: '/usr/bin/amfleet-emu',
             untaggedPid: 4242427,
-            yaml: ((y) => [y[0]!, '  node_name: { format: user, name: emu-host }', ...y.slice(1)])(
+            yaml: withNodeName(
+              'emu-host',
               oneAuxYaml(
                 `log: { file: {dir}/a.log, format: RAW }, outputs: [${natsOut('n-a', '{dir}/spool-a')}]`,
                 `[${natsOut('n-host', '{dir}/spool-host')}]`,
@@ -87,11 +92,7 @@ describe('fleet acceptance (issue #14)', { skip: kernelSkipReason() }, () => {
           const E = 200;
           const phase = async (): Promise<void> => {
             execFileSync(prog, [String(N / 4), '200']);
-            for (let i = 0; i < E / 4; i++) {
-              emu.kernel.emitEvent(emu.untaggedPid, 'getppid', 0);
-              emu.kernel.emitEvent(emu.tagged.pid!, 'getppid', 0);
-              if (i % 10 === 0) await new Promise((r) => setImmediate(r));
-            }
+            await emitUntaggedAndTagged(emu, E / 4, 10);
           };
           await phase();
           const leader = await streamLeader(f.servers);
@@ -147,21 +148,9 @@ describe('fleet acceptance (issue #14)', { skip: kernelSkipReason() }, () => {
           };
           assert.equal(ausearch(key, collected), ausearch(key, hostLog));
           assert.equal(ausearch('tree-a', emuCollected), ausearch('tree-a', join(emu.dir, 'a.log')));
-          const search = (...files: string[]): string[] => {
-            const r = spawnSync(
-              process.execPath,
-              [cliPath, 'search', ...files.flatMap((x) => ['-if', x]), '--contid', '100', '--raw'],
-              { encoding: 'latin1', maxBuffer: 1 << 26 },
-            );
-            assert.equal(r.status, 0, r.stderr);
-            return r.stdout
-              .split('\n')
-              .filter((l) => l)
-              .sort();
-          };
-          const bySearch = search(emuCollected);
+          const bySearch = searchContid('100', emuCollected);
           assert.equal(syscallSerialCounts(bySearch.join('\n'), 'tree-a').size, E);
-          assert.deepEqual(bySearch, search(join(emu.dir, 'audit.log'), join(emu.dir, 'a.log')));
+          assert.deepEqual(bySearch, searchContid('100', join(emu.dir, 'audit.log'), join(emu.dir, 'a.log')));
           assert.equal(c.counters.rejected, 0);
           // Order came from the tags, with the default window, and no hole had to be given up on.
           assert.equal(c.counters.seqErrors, 0);

@@ -5,25 +5,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
-import * as tls from 'node:tls';
 import { RMW, frame, packHeader } from '../../src/output/remote/protocol';
 import { controlRequest } from '../../src/daemon/control';
 import { kernelSkipReason, withKernel } from '../helpers/kernel';
 import { startDaemon, stopDaemon } from '../helpers/daemon';
 import { makePki } from '../helpers/certs';
-import { startAggregator, type SinkState } from '../../src/output/remote/aggregator';
-import { RemoteOutput } from '../../src/output/remote/client';
-import {
-  checkDelivery,
-  captureDiag,
-  freePort,
-  missing,
-  payload,
-  seqs,
-  stopChild,
-  tmpDir,
-  waitFor,
-} from '../helpers/peers';
+import type { SinkState } from '../../src/output/remote/aggregator';
+import type { RemoteOutput } from '../../src/output/remote/client';
+import { checkDelivery, freePort, missing, payload, seqs, stopChild, tmpDir, waitFor } from '../helpers/peers';
+import { closed, collectingAggregator, connectTcp, connectTls, remoteClient } from '../helpers/remote';
 
 const skip = missing('audisp-remote', 'unshare', 'mount');
 const listen = (port: number) => ({
@@ -74,9 +64,8 @@ test(
   async () => {
     const dir = tmpDir('aggr');
     const port = await freePort();
-    const got: string[] = [];
     const events: string[] = [];
-    const agg = await startAggregator(listen(port), (l) => got.push(l.toString('latin1')), {
+    const { agg, got } = await collectingAggregator(listen(port), {
       onConnection: (k, b) => events.push(`${k} ${b}`),
     });
     const child = audispRemote(dir, port);
@@ -110,26 +99,9 @@ test(
   async () => {
     const dir = tmpDir('aggr-full');
     const port = await freePort();
-    const got: string[] = [];
     let state: SinkState = 'disk-full';
-    const agg = await startAggregator(listen(port), (l) => got.push(l.toString('latin1')), { state: () => state });
-    const out = new RemoteOutput(
-      {
-        type: 'remote',
-        name: 'r',
-        format: 'RAW',
-        spool: { dir: path.join(dir, 'spool'), maxBytes: 1 << 24, fullAction: 'syslog', fullExe: null },
-        host: '127.0.0.1',
-        port,
-        heartbeatTimeout: 0,
-        ackTimeoutMs: 5000,
-        networkRetryMs: 100,
-        networkFailureAction: 'ignore',
-        networkFailureExe: null,
-        window: 4,
-      },
-      { nodeName: 'c1', contidKernel: false, diag: captureDiag() },
-    );
+    const { agg, got } = await collectingAggregator(listen(port), { state: () => state });
+    const out = remoteClient(port, path.join(dir, 'spool'));
     try {
       for (let i = 0; i < 200; i++) out.writeRecord(1005, payload(i));
       out.flush();
@@ -150,8 +122,7 @@ test(
 
 test('aggregator: ascii lines are logged without acks; garbage closes the connection', async () => {
   const port = await freePort();
-  const got: string[] = [];
-  const agg = await startAggregator(listen(port), (l) => got.push(l.toString('latin1')));
+  const { agg, got } = await collectingAggregator(listen(port));
   try {
     const s = net.connect(port, '127.0.0.1', () =>
       s.end('node=a type=USER msg=audit(1.000:1): x\nnode=b type=USER msg=audit(1.000:2): y\n'),
@@ -211,129 +182,144 @@ function listeningOn(port: number): string[] {
   return out;
 }
 
+/**
+ * The real daemon with `listen(port, dir)` as its host.listen (a flow mapping), in a temp dir: `running` while it runs;
+ * it must then exit 0, and `stopped` reads what it wrote. The dir is removed afterwards.
+ */
+async function withListenerDaemon(
+  prefix: string,
+  listen: (port: number, dir: string) => string,
+  running: (port: number, dir: string) => Promise<void>,
+  stopped: (dir: string) => void,
+): Promise<void> {
+  const dir = tmpDir(prefix);
+  const port = await freePort();
+  const d = await startDaemon(daemonConfig(dir, listen(port, dir)));
+  try {
+    await running(port, dir);
+  } finally {
+    assert.equal(await stopDaemon(d), 0, d.stderr());
+  }
+  try {
+    stopped(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const kskip = kernelSkipReason() ?? skip;
 
 test(
   'daemon listener: loopback by default, cap, idle timeout, forged node= prefixed, newlines refused, rate limited without loss, own log',
   { skip: kskip, timeout: 120000 },
   () =>
-    withKernel(async () => {
-      const dir = tmpDir('aggr-daemon');
-      const port = await freePort();
-      const remoteLog = path.join(dir, 'log', 'remote.log');
-      const conf = daemonConfig(
-        dir,
-        `{ port: ${port}, max_connections: 3, max_per_addr: 8, client_max_idle: 2, rate_limit: 400, rate_burst: 50 }`,
-      );
-      const d = await startDaemon(conf);
-      let child: ChildProcess | null = null;
-      try {
-        // no address given: loopback only (0100007F is 127.0.0.1 as /proc/net/tcp prints it)
-        assert.deepEqual(listeningOn(port), ['0100007F']);
+    withKernel(() =>
+      withListenerDaemon(
+        'aggr-daemon',
+        (port) =>
+          `{ port: ${port}, max_connections: 3, max_per_addr: 8, client_max_idle: 2, rate_limit: 400, rate_burst: 50 }`,
+        async (port, dir) => {
+          let child: ChildProcess | null = null;
+          try {
+            // no address given: loopback only (0100007F is 127.0.0.1 as /proc/net/tcp prints it)
+            assert.deepEqual(listeningOn(port), ['0100007F']);
 
-        // the global cap: three silent connections are held, a fourth is refused at once
-        const held = await Promise.all([0, 1, 2].map(() => connectTo(port)));
-        await waitFor(async () => (await aggStats(dir)).active === 3, 5000, 'three connections');
-        const fourth = await connectTo(port);
-        await closedP(fourth);
-        assert.equal(
-          held.some((s) => s.destroyed),
-          false,
-        );
-        assert.equal((await aggStats(dir)).rejected, 1);
-        // ... and the idle timeout closes the three
-        await Promise.all(held.map(closedP));
-        assert.equal((await aggStats(dir)).idleClosed, 3);
+            // the global cap: three silent connections are held, a fourth is refused at once
+            const held = await Promise.all([0, 1, 2].map(() => connectTcp(port)));
+            await waitFor(async () => (await aggStats(dir)).active === 3, 5000, 'three connections');
+            const fourth = await connectTcp(port);
+            await closed(fourth);
+            assert.equal(
+              held.some((s) => s.destroyed),
+              false,
+            );
+            assert.equal((await aggStats(dir)).rejected, 1);
+            // ... and the idle timeout closes the three
+            await Promise.all(held.map(closed));
+            assert.equal((await aggStats(dir)).idleClosed, 3);
 
-        // newline injection in a managed frame and a terminal escape in an ascii line: refused and counted, acked
-        const s = await connectTo(port);
-        s.write(
-          frame(
-            RMW.MESSAGE,
-            1,
-            'node=web1 type=USER msg=audit(1.000:1): a=1\nnode=dc01 type=USER_LOGIN msg=audit(1.000:2): acct="root" res=success',
-          ),
-        );
-        s.write('node=web1 type=USER msg=audit(1.000:3): \x1b]0;x\x07\n');
-        await waitFor(async () => (await aggStats(dir)).invalid === 2, 5000, 'two refused records');
-        s.destroy();
+            // newline injection in a managed frame and a terminal escape in an ascii line: refused and counted, acked
+            const s = await connectTcp(port);
+            s.write(
+              frame(
+                RMW.MESSAGE,
+                1,
+                'node=web1 type=USER msg=audit(1.000:1): a=1\nnode=dc01 type=USER_LOGIN msg=audit(1.000:2): acct="root" res=success',
+              ),
+            );
+            s.write('node=web1 type=USER msg=audit(1.000:3): \x1b]0;x\x07\n');
+            await waitFor(async () => (await aggStats(dir)).invalid === 2, 5000, 'two refused records');
+            s.destroy();
 
-        // real audisp-remote, forged node=, four times faster than its rate: slowed down, nothing lost
-        child = audispRemote(dir, port);
-        let stderr = '';
-        child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
-        const N = 1600;
-        const lines: string[] = [];
-        for (let i = 0; i < N; i++) lines.push(`node=dc01 type=USER msg=${payload(i).toString()}\n`);
-        child.stdin?.write(lines.join(''));
-        await waitFor(
-          async () => (await aggStats(dir)).records >= N || child?.exitCode !== null,
-          60000,
-          'every record',
-        );
-        assert.equal(child.exitCode, null, stderr);
-        const st = await aggStats(dir);
-        assert.ok(st.throttled > 0, 'throttled');
-        assert.equal(st.records, N);
-      } finally {
-        child?.stdin?.end();
-        await stopChild(child);
-        assert.equal(await stopDaemon(d), 0, d.stderr());
-      }
-      try {
-        const remote = fs.readFileSync(remoteLog, 'latin1');
-        const host = fs.readFileSync(path.join(dir, 'log', 'audit.log'), 'latin1');
-        const recs = remote.split('\n').filter((l) => l.includes('op=test seq='));
-        assert.deepEqual(checkDelivery(seqs(recs), 1600), { missing: [], duplicates: 0, inOrder: true });
-        assert.ok(
-          recs.every((l) => l.startsWith('node=127.0.0.1/dc01 type=USER msg=audit(')),
-          recs[0],
-        );
-        assert.doesNotMatch(remote, /^node=dc01 /m, 'no line passes for dc01');
-        assert.doesNotMatch(remote, /USER_LOGIN|\x1b/);
-        assert.match(remote, /type=DAEMON_ACCEPT msg=audit\([0-9.:]+\): addr=127\.0\.0\.1:\d+ port=\d+ res=success/);
-        // the host log has its own history only: nothing the peers sent, not even their connections
-        assert.doesNotMatch(host, /op=test seq=|DAEMON_ACCEPT|DAEMON_CLOSE|node=/);
-        assert.match(host, /type=DAEMON_START /);
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    }),
+            // real audisp-remote, forged node=, four times faster than its rate: slowed down, nothing lost
+            child = audispRemote(dir, port);
+            let stderr = '';
+            child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+            const N = 1600;
+            const lines: string[] = [];
+            for (let i = 0; i < N; i++) lines.push(`node=dc01 type=USER msg=${payload(i).toString()}\n`);
+            child.stdin?.write(lines.join(''));
+            await waitFor(
+              async () => (await aggStats(dir)).records >= N || child?.exitCode !== null,
+              60000,
+              'every record',
+            );
+            assert.equal(child.exitCode, null, stderr);
+            const st = await aggStats(dir);
+            assert.ok(st.throttled > 0, 'throttled');
+            assert.equal(st.records, N);
+          } finally {
+            child?.stdin?.end();
+            await stopChild(child);
+          }
+        },
+        (dir) => {
+          const remote = fs.readFileSync(path.join(dir, 'log', 'remote.log'), 'latin1');
+          const host = fs.readFileSync(path.join(dir, 'log', 'audit.log'), 'latin1');
+          const recs = remote.split('\n').filter((l) => l.includes('op=test seq='));
+          assert.deepEqual(checkDelivery(seqs(recs), 1600), { missing: [], duplicates: 0, inOrder: true });
+          assert.ok(
+            recs.every((l) => l.startsWith('node=127.0.0.1/dc01 type=USER msg=audit(')),
+            recs[0],
+          );
+          assert.doesNotMatch(remote, /^node=dc01 /m, 'no line passes for dc01');
+          assert.doesNotMatch(remote, /USER_LOGIN|\x1b/);
+          assert.match(remote, /type=DAEMON_ACCEPT msg=audit\([0-9.:]+\): addr=127\.0\.0\.1:\d+ port=\d+ res=success/);
+          // the host log has its own history only: nothing the peers sent, not even their connections
+          assert.doesNotMatch(host, /op=test seq=|DAEMON_ACCEPT|DAEMON_CLOSE|node=/);
+          assert.match(host, /type=DAEMON_START /);
+        },
+      ),
+    ),
 );
 
 test(
   'daemon listener: a peer flooding its own log rotates that log, never the host log',
   { skip: kskip, timeout: 120000 },
   () =>
-    withKernel(async () => {
-      const dir = tmpDir('aggr-daemon-rot');
-      const port = await freePort();
-      const conf = daemonConfig(
-        dir,
-        `{ port: ${port}, rate_limit: 0, log: { file: ${path.join(dir, 'log', 'remote.log')}, max_log_file: 1, num_logs: 2 } }`,
-      );
-      const d = await startDaemon(conf);
-      try {
-        const s = await connectTo(port);
-        const pad = 'p'.repeat(400);
-        const chunk: string[] = [];
-        for (let i = 0; i < 8000; i++) chunk.push(`type=USER msg=${payload(i, ` pad=${pad}`).toString()}\n`);
-        s.end(chunk.join(''));
-        await waitFor(async () => (await aggStats(dir)).records >= 8000, 60000, 'the flood is in');
-      } finally {
-        assert.equal(await stopDaemon(d), 0, d.stderr());
-      }
-      try {
-        const files = fs.readdirSync(path.join(dir, 'log')).sort();
-        assert.ok(files.includes('remote.log.1'), files.join(' '));
-        assert.ok(!files.some((f) => f.startsWith('audit.log.')), `host log rotated: ${files.join(' ')}`);
-        const host = fs.readFileSync(path.join(dir, 'log', 'audit.log'), 'latin1');
-        assert.match(host, /type=DAEMON_START /);
-        assert.doesNotMatch(host, /op=test seq=/);
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    }),
+    withKernel(() =>
+      withListenerDaemon(
+        'aggr-daemon-rot',
+        (port, dir) =>
+          `{ port: ${port}, rate_limit: 0, log: { file: ${path.join(dir, 'log', 'remote.log')}, max_log_file: 1, num_logs: 2 } }`,
+        async (port, dir) => {
+          const s = await connectTcp(port);
+          const pad = 'p'.repeat(400);
+          const chunk: string[] = [];
+          for (let i = 0; i < 8000; i++) chunk.push(`type=USER msg=${payload(i, ` pad=${pad}`).toString()}\n`);
+          s.end(chunk.join(''));
+          await waitFor(async () => (await aggStats(dir)).records >= 8000, 60000, 'the flood is in');
+        },
+        (dir) => {
+          const files = fs.readdirSync(path.join(dir, 'log')).sort();
+          assert.ok(files.includes('remote.log.1'), files.join(' '));
+          assert.ok(!files.some((f) => f.startsWith('audit.log.')), `host log rotated: ${files.join(' ')}`);
+          const host = fs.readFileSync(path.join(dir, 'log', 'audit.log'), 'latin1');
+          assert.match(host, /type=DAEMON_START /);
+          assert.doesNotMatch(host, /op=test seq=/);
+        },
+      ),
+    ),
 );
 
 test(
@@ -341,74 +327,52 @@ test(
   { skip: kernelSkipReason() ?? missing('openssl'), timeout: 120000 },
   () =>
     withKernel(async () => {
-      const dir = tmpDir('aggr-daemon-tls');
       const pki = makePki();
-      const port = await freePort();
-      const conf = daemonConfig(
-        dir,
-        `{ port: ${port}, max_per_addr: 4, tls: { cert: ${pki.serverCert}, key: ${pki.serverKey}, ca: ${pki.ca} } }`,
-      );
-      const d = await startDaemon(conf);
       try {
-        const ca = fs.readFileSync(pki.ca);
-        const good = pki.client('web1');
-        const s = tls.connect({
-          host: '127.0.0.1',
-          port,
-          ca,
-          cert: fs.readFileSync(good.cert),
-          key: fs.readFileSync(good.key),
-        });
-        await new Promise<void>((r, j) => s.once('secureConnect', () => r()).once('error', j));
-        s.write('node=dc01 type=USER msg=audit(1.000:1): via=tls-good\ntype=USER msg=audit(1.000:2): via=tls-bare\n');
-        await waitFor(async () => (await aggStats(dir)).records === 2, 5000, 'two records over TLS');
-        s.destroy();
-        for (const c of [undefined, pki.client('web1', { rogue: true })]) {
-          const bad = tls.connect({
-            host: '127.0.0.1',
-            port,
-            ca,
-            ...(c ? { cert: fs.readFileSync(c.cert), key: fs.readFileSync(c.key) } : {}),
-          });
-          bad.on('error', () => undefined);
-          bad.on('secureConnect', () => bad.write('type=USER msg=audit(1.000:3): via=tls-bad\n'));
-          await closedP(bad);
-        }
-        const plain = await connectTo(port);
-        plain.on('error', () => undefined);
-        plain.write('type=USER msg=audit(1.000:4): via=plain\n');
-        await closedP(plain);
-        await waitFor(async () => (await aggStats(dir)).tlsRefused === 3, 5000, 'three refused');
-      } finally {
-        assert.equal(await stopDaemon(d), 0, d.stderr());
-      }
-      try {
-        const remote = fs.readFileSync(path.join(dir, 'log', 'remote.log'), 'latin1');
-        assert.match(remote, /^node=web1\/dc01 type=USER msg=audit\(1\.000:1\): via=tls-good$/m);
-        assert.match(remote, /^node=web1 type=USER msg=audit\(1\.000:2\): via=tls-bare$/m);
-        assert.doesNotMatch(remote, /via=tls-bad|via=plain/);
-        assert.match(
-          remote,
-          /type=DAEMON_ACCEPT msg=audit\([0-9.:]+\): addr=127\.0\.0\.1:\d+ port=\d+ acct="web1" res=success/,
+        await withListenerDaemon(
+          'aggr-daemon-tls',
+          (port) =>
+            `{ port: ${port}, max_per_addr: 4, tls: { cert: ${pki.serverCert}, key: ${pki.serverKey}, ca: ${pki.ca} } }`,
+          async (port, dir) => {
+            const s = connectTls(port, pki.ca, pki.client('web1'));
+            await new Promise<void>((r, j) => s.once('secureConnect', () => r()).once('error', j));
+            s.write(
+              'node=dc01 type=USER msg=audit(1.000:1): via=tls-good\ntype=USER msg=audit(1.000:2): via=tls-bare\n',
+            );
+            await waitFor(async () => (await aggStats(dir)).records === 2, 5000, 'two records over TLS');
+            s.destroy();
+            for (const c of [undefined, pki.client('web1', { rogue: true })]) {
+              const bad = connectTls(port, pki.ca, c);
+              bad.on('error', () => undefined);
+              bad.on('secureConnect', () => bad.write('type=USER msg=audit(1.000:3): via=tls-bad\n'));
+              await closed(bad);
+            }
+            const plain = await connectTcp(port);
+            plain.on('error', () => undefined);
+            plain.write('type=USER msg=audit(1.000:4): via=plain\n');
+            await closed(plain);
+            await waitFor(async () => (await aggStats(dir)).tlsRefused === 3, 5000, 'three refused');
+          },
+          (dir) => {
+            const remote = fs.readFileSync(path.join(dir, 'log', 'remote.log'), 'latin1');
+            assert.match(remote, /^node=web1\/dc01 type=USER msg=audit\(1\.000:1\): via=tls-good$/m);
+            assert.match(remote, /^node=web1 type=USER msg=audit\(1\.000:2\): via=tls-bare$/m);
+            assert.doesNotMatch(remote, /via=tls-bad|via=plain/);
+            assert.match(
+              remote,
+              /type=DAEMON_ACCEPT msg=audit\([0-9.:]+\): addr=127\.0\.0\.1:\d+ port=\d+ acct="web1" res=success/,
+            );
+            assert.match(
+              remote,
+              /type=DAEMON_ACCEPT msg=audit\([0-9.:]+\): op=tls addr=127\.0\.0\.1:\d+ port=\d+ res=no/,
+            );
+          },
         );
-        assert.match(remote, /type=DAEMON_ACCEPT msg=audit\([0-9.:]+\): op=tls addr=127\.0\.0\.1:\d+ port=\d+ res=no/);
       } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
         fs.rmSync(pki.dir, { recursive: true, force: true });
       }
     }),
 );
-
-function connectTo(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-function closedP(s: net.Socket): Promise<void> {
-  return new Promise((r) => (s.destroyed ? r() : s.once('close', () => r())));
-}
 
 test(
   'daemon listener: a full remote log answers DISKFULL from its own disk-space guard; after resume the client delivers',
@@ -436,23 +400,7 @@ test(
         } catch (e) {
           assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
         }
-        out = new RemoteOutput(
-          {
-            type: 'remote',
-            name: 'r',
-            format: 'RAW',
-            spool: { dir: path.join(dir, 'spool'), maxBytes: 1 << 24, fullAction: 'syslog', fullExe: null },
-            host: '127.0.0.1',
-            port,
-            heartbeatTimeout: 0,
-            ackTimeoutMs: 5000,
-            networkRetryMs: 200,
-            networkFailureAction: 'ignore',
-            networkFailureExe: null,
-            window: 4,
-          },
-          { nodeName: 'c1', contidKernel: false, diag: captureDiag() },
-        );
+        out = remoteClient(port, path.join(dir, 'spool'), { networkRetryMs: 200 });
         for (let i = 0; i < 50; i++) out.writeRecord(1005, payload(i));
         out.flush();
         await waitFor(() => (out!.stats().diskFull as number) > 0, 10000, 'DISKFULL from the daemon');

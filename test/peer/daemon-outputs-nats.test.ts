@@ -3,14 +3,18 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { oneAuxYaml, sleep, startEmulatedHost, syscallSerialCounts } from '../helpers/emulated-host';
-import { spawnSync } from 'node:child_process';
-import { streamMessages, until, withFleet } from '../helpers/nats';
-import { cliPath } from '../helpers/daemon';
+import {
+  emitUntaggedAndTagged,
+  oneAuxYaml,
+  sleep,
+  startEmulatedHost,
+  syscallSerialCounts,
+  withNodeName,
+} from '../helpers/emulated-host';
+import { natsOutputYaml, streamMessages, until, withFleet } from '../helpers/nats';
+import { searchContid } from '../helpers/daemon';
 
 const EXE = '/usr/bin/amtree-nats';
-/** A node name with a '.' in it, right under `host:`. */
-const withNode = (y: string[]): string[] => [y[0]!, '  node_name: { format: user, name: ctr.host }', ...y.slice(1)];
 const serials = (text: string, key: string): Set<string> => new Set(syscallSerialCounts(text, key).keys());
 
 describe('nats outputs of the daemons (emulated mainline kernel)', () => {
@@ -18,13 +22,14 @@ describe('nats outputs of the daemons (emulated mainline kernel)', () => {
     it(`host and auxiliary (${isolation}) publish their own events under their own subjects`, () =>
       withFleet({}, async (f) => {
         const srv = f.srv;
-        const natsOut = (name: string): string =>
-          `[{ type: nats, name: n-${name}, servers: [${srv.url}], create_stream: true, network_retry_time: 1, spool: { dir: {dir}/spool/${name} } }]`;
+        const natsOut = (name: string): string => `[${natsOutputYaml(`n-${name}`, [srv.url], `{dir}/spool/${name}`)}]`;
         const h = await startEmulatedHost({
           prefix: 'amnats-',
           exe: EXE,
           untaggedPid: 4242425,
-          yaml: withNode(
+          // a node name with a '.' in it
+          yaml: withNodeName(
+            'ctr.host',
             oneAuxYaml(
               `log: { file: {dir}/a.log, format: RAW }, outputs: ${natsOut('a')}, isolation: ${isolation}`,
               natsOut('host'),
@@ -34,11 +39,7 @@ describe('nats outputs of the daemons (emulated mainline kernel)', () => {
         const dir = h.dir;
         try {
           try {
-            for (let i = 0; i < 100; i++) {
-              h.kernel.emitEvent(h.untaggedPid, 'getppid', 0);
-              h.kernel.emitEvent(h.tagged.pid!, 'getppid', 0);
-              if (i % 25 === 0) await new Promise((r) => setImmediate(r));
-            }
+            await emitUntaggedAndTagged(h, 100, 25);
             await until(
               async () => {
                 const ms = await streamMessages(srv.url, 'AUDIT').catch(() => []);
@@ -79,22 +80,10 @@ describe('nats outputs of the daemons (emulated mainline kernel)', () => {
             () => JSON.stringify(c.status()),
           );
           await c.stop();
-          const search = (...files: string[]): string[] => {
-            const r = spawnSync(
-              process.execPath,
-              [cliPath, 'search', ...files.flatMap((f) => ['-if', f]), '--contid', '100', '--raw'],
-              { encoding: 'latin1', maxBuffer: 1 << 26 },
-            );
-            assert.equal(r.status, 0, r.stderr);
-            return r.stdout
-              .split('\n')
-              .filter((l) => l)
-              .sort();
-          };
           // One node log holds what the host and its auxiliary daemon logged separately (in arrival order).
-          const collected = search(join(f.dir, 'fleet', 'ctr~2Ehost', 'audit.log'));
+          const collected = searchContid('100', join(f.dir, 'fleet', 'ctr~2Ehost', 'audit.log'));
           assert.equal(serials(collected.join('\n'), 'tree-a').size, 100);
-          assert.deepEqual(collected, search(join(dir, 'audit.log'), join(dir, 'a.log')));
+          assert.deepEqual(collected, searchContid('100', join(dir, 'audit.log'), join(dir, 'a.log')));
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }

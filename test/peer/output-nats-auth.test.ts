@@ -8,13 +8,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NatsOutputSpec, TlsSpec } from '../../src/config/schema';
 import { MsgType } from '../../src/kernel/constants';
-import { Collector } from '../../src/collect/collector';
-import { parseCollectConfig } from '../../src/collect/config';
 import { NatsOutput } from '../../src/output/nats/output';
 import { natsOptions } from '../../src/output/nats/connect';
 import { createOutputs } from '../../src/output/outputs';
 import { IoError } from '../../src/errors';
-import { NatsServer, natsSpec, quiet, streamMessages, until } from '../helpers/nats';
+import { makePki } from '../helpers/certs';
+import { natsSpec, quiet, streamMessages, until, withFleet, withServer } from '../helpers/nats';
 
 function spec(url: string, dir: string, over: Partial<NatsOutputSpec>): NatsOutputSpec {
   const spool = {
@@ -56,139 +55,64 @@ async function delivers(
   }
 }
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'auditmux-natsauth-'));
+const P = 'auditmux-natsauth-';
 
 test('user/password and token: the right ones deliver, wrong ones are refused and nothing leaves the spool', async () => {
-  const dir = tmp();
-  const srv = await NatsServer.start({ conf: 'authorization { users = [ { user: "host1", password: "pw-1" } ] }' });
-  try {
-    assert.equal((await delivers(srv.url, path.join(dir, 'a'), { user: 'host1', password: 'pw-1' })).delivered, 10);
-    const bad = await delivers(srv.url, path.join(dir, 'b'), { user: 'host1', password: 'nope' });
-    assert.equal(bad.delivered, 0);
-    assert.equal(bad.pending, 10);
-    assert.match(String(bad.lastError), /author/i);
-  } finally {
-    await srv.stop();
-  }
-  const srv2 = await NatsServer.start({ conf: 'authorization { token: "s3cret-token" }' });
-  try {
-    assert.equal((await delivers(srv2.url, path.join(dir, 'c'), { token: 's3cret-token' })).delivered, 10);
-    assert.equal((await delivers(srv2.url, path.join(dir, 'd'), { token: 'wrong' })).delivered, 0);
-    const c = new Collector(
-      parseCollectConfig(
-        `servers: [${srv2.url}]\ntoken: s3cret-token\ndir: ${path.join(dir, 'fleet')}\n`,
-        path.join(dir, 'c.yaml'),
-      ),
-      quiet,
-    );
+  await withServer(
+    P,
+    async (srv, dir) => {
+      assert.equal((await delivers(srv.url, path.join(dir, 'a'), { user: 'host1', password: 'pw-1' })).delivered, 10);
+      const bad = await delivers(srv.url, path.join(dir, 'b'), { user: 'host1', password: 'nope' });
+      assert.equal(bad.delivered, 0);
+      assert.equal(bad.pending, 10);
+      assert.match(String(bad.lastError), /author/i);
+    },
+    { conf: 'authorization { users = [ { user: "host1", password: "pw-1" } ] }' },
+  );
+  await withFleet({ prefix: P, conf: 'authorization { token: "s3cret-token" }' }, async (f) => {
+    assert.equal((await delivers(f.srv.url, path.join(f.dir, 'c'), { token: 's3cret-token' })).delivered, 10);
+    assert.equal((await delivers(f.srv.url, path.join(f.dir, 'd'), { token: 'wrong' })).delivered, 0);
+    const c = f.collector('fleet', 'token: s3cret-token\n');
     await c.start();
     await until(
       () => c.counters.written === 10,
       () => JSON.stringify(c.status()),
     );
-    await c.stop();
-  } finally {
-    await srv2.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('TLS with a private CA and client certificates: verified connection delivers; an unknown CA is refused', async () => {
-  const dir = tmp();
-  const f = (n: string): string => path.join(dir, n);
-  const ssl = (...a: string[]): void => void execFileSync('openssl', a, { stdio: 'ignore' });
-  ssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=test-ca',
-    '-keyout',
-    f('ca.key'),
-    '-out',
-    f('ca.pem'),
-  );
-  fs.writeFileSync(f('san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  for (const who of ['server', 'client']) {
-    ssl(
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      `/CN=${who}`,
-      '-keyout',
-      f(`${who}.key`),
-      '-out',
-      f(`${who}.csr`),
-    );
-    ssl(
-      'x509',
-      '-req',
-      '-in',
-      f(`${who}.csr`),
-      '-CA',
-      f('ca.pem'),
-      '-CAkey',
-      f('ca.key'),
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      f('san.cnf'),
-      '-out',
-      f(`${who}.pem`),
-    );
-  }
-  ssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=other-ca',
-    '-keyout',
-    f('other.key'),
-    '-out',
-    f('other.pem'),
-  );
-  const srv = await NatsServer.start({
-    conf: `tls { cert_file: "${f('server.pem')}", key_file: "${f('server.key')}", ca_file: "${f('ca.pem')}", verify: true }`,
-  });
-  const tls = (ca: string, client: boolean): TlsSpec => ({
-    ca,
-    cert: client ? f('client.pem') : null,
-    key: client ? f('client.key') : null,
-    serverName: null,
-    verify: true,
-  });
+  const pki = makePki();
+  const client = pki.client('client');
+  const tls = (ca: string): TlsSpec => ({ ca, cert: client.cert, key: client.key, serverName: null, verify: true });
   try {
-    const url = `tls://127.0.0.1:${srv.port}`;
-    const good = await delivers(url, f('ok'), { tls: tls(f('ca.pem'), true) });
-    assert.equal(good.delivered, 10, JSON.stringify(good));
-    assert.equal(
-      await streamMessages(url, 'AUDIT').catch(() => null),
-      null,
-      'a client without a certificate is refused',
+    await withServer(
+      P,
+      async (srv, dir) => {
+        const url = `tls://127.0.0.1:${srv.port}`;
+        const good = await delivers(url, path.join(dir, 'ok'), { tls: tls(pki.ca) });
+        assert.equal(good.delivered, 10, JSON.stringify(good));
+        assert.equal(
+          await streamMessages(url, 'AUDIT').catch(() => null),
+          null,
+          'a client without a certificate is refused',
+        );
+        // the client's certificate is good; the CA it trusts did not sign the server's
+        const other = await delivers(url, path.join(dir, 'other'), { tls: tls(pki.rogueCa) });
+        assert.equal(other.delivered, 0);
+        assert.equal(other.pending, 10);
+      },
+      {
+        conf: `tls { cert_file: "${pki.serverCert}", key_file: "${pki.serverKey}", ca_file: "${pki.ca}", verify: true }`,
+      },
     );
-    const other = await delivers(url, f('other'), { tls: tls(f('other.pem'), true) });
-    assert.equal(other.delivered, 0);
-    assert.equal(other.pending, 10);
   } finally {
-    await srv.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(pki.dir, { recursive: true, force: true });
   }
 });
 
 test('credential and TLS files are read bounded: a FIFO or an oversized creds file is refused, not waited on', () => {
-  const dir = tmp();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), P));
   try {
     const fifo = path.join(dir, 'creds.fifo');
     execFileSync('mkfifo', [fifo]);

@@ -4,15 +4,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as tls from 'node:tls';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { analyzeConfig, parseConfig, type ListenConfig } from '../../src/config';
 import { FrameParser, RMW, frame } from '../../src/output/remote/protocol';
-import { startAggregator, vetLine, type Aggregator } from '../../src/output/remote/aggregator';
-import { RemoteOutput } from '../../src/output/remote/client';
+import { startAggregator, vetLine } from '../../src/output/remote/aggregator';
 import { makePki } from '../helpers/certs';
-import { captureDiag, checkDelivery, freePort, payload, seqs, tmpDir, waitFor } from '../helpers/peers';
+import { checkDelivery, freePort, payload, seqs, tmpDir, waitFor } from '../helpers/peers';
+import { closed, collectingAggregator, connectTcp, connectTls, remoteClient } from '../helpers/remote';
 
 const F = '/etc/auditmux/auditmux.yaml';
 const errs = (t: string): string[] => analyzeConfig(t, F).errors.map((e) => e.message);
@@ -45,15 +44,6 @@ function sendManaged(sock: net.Socket, lines: (string | Buffer)[]): Promise<numb
     );
   });
 }
-
-function connect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-const closed = (s: net.Socket): Promise<void> => new Promise((r) => (s.destroyed ? r() : s.once('close', () => r())));
 
 test('listen config: loopback, a cap, an idle timeout, a rate limit, node= prefix and a log of its own by default', () => {
   const c = parseConfig('host:\n  log: { file: /var/log/auditmux/audit.log }\n  listen: { port: 60 }\n', F);
@@ -144,10 +134,9 @@ test('aggregator binds to loopback when no address is given', async () => {
 });
 
 test('aggregator: forged node= is prefixed, a line without node= gets the peer, an injected newline is refused and counted', async () => {
-  const got: string[] = [];
-  const agg = await startAggregator(await listenCfg(), (l) => got.push(l.toString('latin1')));
+  const { agg, got } = await collectingAggregator(await listenCfg());
   try {
-    const s = await connect(agg.port);
+    const s = await connectTcp(agg.port);
     const rec = 'type=USER_LOGIN msg=audit(1.000:1): pid=1 acct="admin" res=success';
     const replies = await sendManaged(s, [
       `node=dc01 ${rec}`,
@@ -170,10 +159,9 @@ test('aggregator: forged node= is prefixed, a line without node= gets the peer, 
 });
 
 test('aggregator: node_policy check refuses a node= that is not the peer', async () => {
-  const got: string[] = [];
-  const agg = await startAggregator(await listenCfg('node_policy: check'), (l) => got.push(l.toString('latin1')));
+  const { agg, got } = await collectingAggregator(await listenCfg('node_policy: check'));
   try {
-    const s = await connect(agg.port);
+    const s = await connectTcp(agg.port);
     await sendManaged(s, [
       'node=dc01 type=USER msg=audit(1.000:1): a',
       'node=127.0.0.1 type=USER msg=audit(1.000:1): b',
@@ -192,10 +180,10 @@ test('aggregator: a global connection cap refuses the connection past it', async
     onConnection: (k, b) => events.push(`${k} ${b}`),
   });
   try {
-    const a = await connect(agg.port);
-    const b = await connect(agg.port);
+    const a = await connectTcp(agg.port);
+    const b = await connectTcp(agg.port);
     await waitFor(() => agg.stats().active === 2, 5000, 'two accepted');
-    const c = await connect(agg.port);
+    const c = await connectTcp(agg.port);
     await closed(c);
     assert.equal(agg.stats().rejected, 1);
     assert.ok(events.some((e) => /^accept op=cap addr=127\.0\.0\.1:\d+ port=\d+ res=no$/.test(e)));
@@ -210,7 +198,7 @@ test('aggregator: a global connection cap refuses the connection past it', async
 test('aggregator: an idle client is closed (client_max_idle)', async () => {
   const agg = await startAggregator(await listenCfg('client_max_idle: 1'), () => undefined);
   try {
-    const s = await connect(agg.port);
+    const s = await connectTcp(agg.port);
     await closed(s);
     assert.equal(agg.stats().idleClosed, 1);
   } finally {
@@ -223,27 +211,8 @@ test(
   { timeout: 30000 },
   async () => {
     const dir = tmpDir('aggr-rate');
-    const got: string[] = [];
-    const agg = await startAggregator(await listenCfg('rate_limit: 200, rate_burst: 20'), (l) =>
-      got.push(l.toString('latin1')),
-    );
-    const out = new RemoteOutput(
-      {
-        type: 'remote',
-        name: 'r',
-        format: 'RAW',
-        spool: { dir: path.join(dir, 'spool'), maxBytes: 1 << 24, fullAction: 'syslog', fullExe: null },
-        host: '127.0.0.1',
-        port: agg.port,
-        heartbeatTimeout: 0,
-        ackTimeoutMs: 20000,
-        networkRetryMs: 100,
-        networkFailureAction: 'ignore',
-        networkFailureExe: null,
-        window: 64,
-      },
-      { nodeName: 'c1', contidKernel: false, diag: captureDiag() },
-    );
+    const { agg, got } = await collectingAggregator(await listenCfg('rate_limit: 200, rate_burst: 20'));
+    const out = remoteClient(agg.port, path.join(dir, 'spool'), { ackTimeoutMs: 20000, window: 64 });
     try {
       const N = 600;
       for (let i = 0; i < N; i++) out.writeRecord(1005, payload(i));
@@ -267,24 +236,14 @@ test(
     const pki = makePki();
     const good = pki.client('web1');
     const rogue = pki.client('web1', { rogue: true });
-    const got: string[] = [];
     const events: string[] = [];
     const cfg = {
       ...(await listenCfg('max_per_addr: 4')),
       tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca, requireClientCert: true },
     };
-    const agg: Aggregator = await startAggregator(cfg, (l) => got.push(l.toString('latin1')), {
-      onConnection: (k, b) => events.push(`${k} ${b}`),
-    });
-    const tconnect = (c?: { cert: string; key: string }): tls.TLSSocket =>
-      tls.connect({
-        host: '127.0.0.1',
-        port: agg.port,
-        ca: fs.readFileSync(pki.ca),
-        ...(c ? { cert: fs.readFileSync(c.cert), key: fs.readFileSync(c.key) } : {}),
-      });
+    const { agg, got } = await collectingAggregator(cfg, { onConnection: (k, b) => events.push(`${k} ${b}`) });
     try {
-      const s = tconnect(good);
+      const s = connectTls(agg.port, pki.ca, good);
       await new Promise<void>((r, j) => s.once('secureConnect', () => r()).once('error', j));
       await sendManaged(s, [
         'node=dc01 type=USER msg=audit(1.000:1): a',
@@ -303,13 +262,13 @@ test(
       s.destroy();
       // no certificate, and a certificate from another CA: refused before a single record is read
       for (const c of [undefined, rogue]) {
-        const bad = tconnect(c);
+        const bad = connectTls(agg.port, pki.ca, c);
         bad.on('error', () => undefined);
         bad.on('secureConnect', () => bad.write(frame(RMW.MESSAGE, 1, 'type=USER msg=forged')));
         await closed(bad);
       }
       // plain TCP to a TLS listener gets nowhere either
-      const plain = await connect(agg.port);
+      const plain = await connectTcp(agg.port);
       plain.on('error', () => undefined);
       plain.write(frame(RMW.MESSAGE, 1, 'type=USER msg=plain'));
       await closed(plain);

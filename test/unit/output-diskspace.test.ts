@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { LogWriter } from '../../src/output/logfile';
+import { LogWriter, type LogWriterOptions } from '../../src/output/logfile';
 import { DiskSpaceGuard, checkDiskSpace, newDiskSpaceState } from '../../src/output/diskspace';
 import { defaultDiskSpace, type DiskSpaceConfig } from '../../src/config/schema';
 import { captureDiag, isRoot, payload, tmpDir } from '../helpers/peers';
@@ -31,6 +31,27 @@ function cfg(over: Partial<DiskSpaceConfig>): DiskSpaceConfig {
   return { ...defaultDiskSpace(), ...over };
 }
 
+/**
+ * A RAW LogWriter on dir/audit.log with a DiskSpaceGuard as its error handler, wired as the daemon wires them, opened;
+ * `writer` overrides the writer's options (the guard always owns onError).
+ */
+function guardedLog(dir: string, dcfg: DiskSpaceConfig, writer: Partial<LogWriterOptions> = {}) {
+  const diag = captureDiag();
+  const log = path.join(dir, 'audit.log');
+  const w = new LogWriter({
+    path: log,
+    format: 'RAW',
+    flush: 'none',
+    maxLogFileMiB: 0,
+    bufferBytes: 64 * 1024,
+    ...writer,
+    onError: (e) => guard.onWriteError(e.code),
+  });
+  const guard = new DiskSpaceGuard(log, dcfg, w, diag, 2);
+  w.open();
+  return { diag, log, w, guard };
+}
+
 function fill(w: LogWriter, guard: DiskSpaceGuard, n: number): void {
   for (let i = 0; i < n; i++) {
     w.writeRecord(1005, payload(i, ' pad=' + 'p'.repeat(200)));
@@ -48,24 +69,15 @@ test(
   { skip },
   async () => {
     await withTmpfs(1024, (dir) => {
-      const diag = captureDiag();
-      const log = path.join(dir, 'audit.log');
-      const dcfg = cfg({
-        spaceLeft: { value: 50, unit: '%' },
-        spaceLeftAction: 'syslog',
-        adminSpaceLeft: { value: 25, unit: '%' },
-        adminSpaceLeftAction: 'suspend',
-      });
-      const w = new LogWriter({
-        path: log,
-        format: 'RAW',
-        flush: 'none',
-        maxLogFileMiB: 0,
-        bufferBytes: 64 * 1024,
-        onError: (e) => guard.onWriteError(e.code),
-      });
-      const guard = new DiskSpaceGuard(log, dcfg, w, diag, 2);
-      w.open();
+      const { diag, w, guard } = guardedLog(
+        dir,
+        cfg({
+          spaceLeft: { value: 50, unit: '%' },
+          spaceLeftAction: 'syslog',
+          adminSpaceLeft: { value: 25, unit: '%' },
+          adminSpaceLeftAction: 'suspend',
+        }),
+      );
       fill(w, guard, 5000);
       assert.ok(
         diag.lines.some((l) => l.level === 'warn' && String(l.m).includes('low on disk space')),
@@ -88,52 +100,34 @@ test(
   { skip },
   async () => {
     await withTmpfs(512, (dir) => {
-      const diag = captureDiag();
-      const log = path.join(dir, 'audit.log');
       // thresholds at 0 so only a full disk acts
-      const dcfg = cfg({
-        spaceLeft: { value: 1, unit: 'MiB' },
-        spaceLeftAction: 'ignore',
-        adminSpaceLeft: { value: 0, unit: 'MiB' },
-        adminSpaceLeftAction: 'ignore',
-        diskFullAction: 'ignore',
-        diskErrorAction: 'syslog',
-      });
-      const w = new LogWriter({
-        path: log,
-        format: 'RAW',
-        flush: 'none',
-        maxLogFileMiB: 0,
-        bufferBytes: 64 * 1024,
-        onError: (e) => guard.onWriteError(e.code),
-      });
-      const guard = new DiskSpaceGuard(log, dcfg, w, diag, 2);
-      w.open();
+      const { w, guard } = guardedLog(
+        dir,
+        cfg({
+          spaceLeft: { value: 1, unit: 'MiB' },
+          spaceLeftAction: 'ignore',
+          adminSpaceLeft: { value: 0, unit: 'MiB' },
+          adminSpaceLeftAction: 'ignore',
+          diskFullAction: 'ignore',
+          diskErrorAction: 'syslog',
+        }),
+      );
       assert.doesNotThrow(() => fill(w, guard, 6000));
       assert.ok(w.counters.lost > 0);
       assert.equal(guard.lastLevel, 'disk_full');
       w.close();
     });
     await withTmpfs(512, (dir) => {
-      const diag = captureDiag();
-      const log = path.join(dir, 'audit.log');
-      const dcfg = cfg({
-        spaceLeft: { value: 20, unit: '%' },
-        spaceLeftAction: 'rotate',
-        adminSpaceLeft: { value: 1, unit: '%' },
-        adminSpaceLeftAction: 'ignore',
-      });
-      const w = new LogWriter({
-        path: log,
-        format: 'RAW',
-        flush: 'none',
-        maxLogFileMiB: 0,
-        numLogs: 2,
-        bufferBytes: 16 * 1024,
-        onError: (e) => guard.onWriteError(e.code),
-      });
-      const guard = new DiskSpaceGuard(log, dcfg, w, diag, 2);
-      w.open();
+      const { log, w, guard } = guardedLog(
+        dir,
+        cfg({
+          spaceLeft: { value: 20, unit: '%' },
+          spaceLeftAction: 'rotate',
+          adminSpaceLeft: { value: 1, unit: '%' },
+          adminSpaceLeftAction: 'ignore',
+        }),
+        { numLogs: 2, bufferBytes: 16 * 1024 },
+      );
       fill(w, guard, 1450);
       assert.ok(w.counters.rotations > 0, 'rotate ran');
       assert.ok(fs.existsSync(`${log}.1`));
