@@ -7,7 +7,13 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { LogWriter, type LogWriterOptions } from '../../src/output/logfile';
 import { DiskSpaceGuard, checkDiskSpace, newDiskSpaceState } from '../../src/output/diskspace';
-import { defaultDiskSpace, type DiskSpaceConfig } from '../../src/config/schema';
+import {
+  defaultDiskSpace,
+  type AdminSpaceLeftAction,
+  type DiskSpaceConfig,
+  type SpaceLeftAction,
+  type SpaceThreshold,
+} from '../../src/config/schema';
 import { captureDiag, isRoot, payload, tmpDir } from '../helpers/peers';
 
 const skip = !isRoot() ? 'needs root to mount a tmpfs' : false;
@@ -27,8 +33,27 @@ function withTmpfs(sizeKiB: number, fn: (dir: string) => void | Promise<void>): 
   })();
 }
 
-function cfg(over: Partial<DiskSpaceConfig>): DiskSpaceConfig {
-  return { ...defaultDiskSpace(), ...over };
+const pct = (value: number): SpaceThreshold => ({ value, unit: '%' });
+const mib = (value: number): SpaceThreshold => ({ value, unit: 'MiB' });
+
+/**
+ * The default disk-space config with space_left as [threshold, action] and admin_space_left as [threshold, action]
+ * (the default action when left out); `over` sets the rest.
+ */
+function cfg(
+  [spaceLeft, spaceLeftAction]: [SpaceThreshold, SpaceLeftAction],
+  [adminSpaceLeft, adminSpaceLeftAction]: [SpaceThreshold, AdminSpaceLeftAction?],
+  over: Partial<DiskSpaceConfig> = {},
+): DiskSpaceConfig {
+  const d = defaultDiskSpace();
+  return {
+    ...d,
+    spaceLeft,
+    spaceLeftAction,
+    adminSpaceLeft,
+    adminSpaceLeftAction: adminSpaceLeftAction ?? d.adminSpaceLeftAction,
+    ...over,
+  };
 }
 
 /**
@@ -69,15 +94,7 @@ test(
   { skip },
   async () => {
     await withTmpfs(1024, (dir) => {
-      const { diag, w, guard } = guardedLog(
-        dir,
-        cfg({
-          spaceLeft: { value: 50, unit: '%' },
-          spaceLeftAction: 'syslog',
-          adminSpaceLeft: { value: 25, unit: '%' },
-          adminSpaceLeftAction: 'suspend',
-        }),
-      );
+      const { diag, w, guard } = guardedLog(dir, cfg([pct(50), 'syslog'], [pct(25), 'suspend']));
       fill(w, guard, 5000);
       assert.ok(
         diag.lines.some((l) => l.level === 'warn' && String(l.m).includes('low on disk space')),
@@ -103,14 +120,7 @@ test(
       // thresholds at 0 so only a full disk acts
       const { w, guard } = guardedLog(
         dir,
-        cfg({
-          spaceLeft: { value: 1, unit: 'MiB' },
-          spaceLeftAction: 'ignore',
-          adminSpaceLeft: { value: 0, unit: 'MiB' },
-          adminSpaceLeftAction: 'ignore',
-          diskFullAction: 'ignore',
-          diskErrorAction: 'syslog',
-        }),
+        cfg([mib(1), 'ignore'], [mib(0), 'ignore'], { diskFullAction: 'ignore', diskErrorAction: 'syslog' }),
       );
       assert.doesNotThrow(() => fill(w, guard, 6000));
       assert.ok(w.counters.lost > 0);
@@ -118,16 +128,10 @@ test(
       w.close();
     });
     await withTmpfs(512, (dir) => {
-      const { log, w, guard } = guardedLog(
-        dir,
-        cfg({
-          spaceLeft: { value: 20, unit: '%' },
-          spaceLeftAction: 'rotate',
-          adminSpaceLeft: { value: 1, unit: '%' },
-          adminSpaceLeftAction: 'ignore',
-        }),
-        { numLogs: 2, bufferBytes: 16 * 1024 },
-      );
+      const { log, w, guard } = guardedLog(dir, cfg([pct(20), 'rotate'], [pct(1), 'ignore']), {
+        numLogs: 2,
+        bufferBytes: 16 * 1024,
+      });
       fill(w, guard, 1450);
       assert.ok(w.counters.rotations > 0, 'rotate ran');
       assert.ok(fs.existsSync(`${log}.1`));
@@ -139,12 +143,7 @@ test(
 test('checkDiskSpace: percentages, once-only actions, syslog re-arms', { skip }, async () => {
   await withTmpfs(1024, (dir) => {
     const st = newDiskSpaceState();
-    const c = cfg({
-      spaceLeft: { value: 90, unit: '%' },
-      spaceLeftAction: 'exec',
-      spaceLeftExe: '/bin/true',
-      adminSpaceLeft: { value: 1, unit: '%' },
-    });
+    const c = cfg([pct(90), 'exec'], [pct(1)], { spaceLeftExe: '/bin/true' });
     fs.writeFileSync(path.join(dir, 'big'), Buffer.alloc(300 * 1024));
     const a = checkDiskSpace(dir, c, st);
     assert.equal(a.level, 'space_left');
@@ -152,11 +151,7 @@ test('checkDiskSpace: percentages, once-only actions, syslog re-arms', { skip },
     assert.equal(a.exe, '/bin/true');
     assert.equal(checkDiskSpace(dir, c, st).action, 'none', 'fires once');
     const s2 = newDiskSpaceState();
-    const c2 = cfg({
-      spaceLeft: { value: 90, unit: '%' },
-      spaceLeftAction: 'syslog',
-      adminSpaceLeft: { value: 1, unit: '%' },
-    });
+    const c2 = cfg([pct(90), 'syslog'], [pct(1)]);
     assert.equal(checkDiskSpace(dir, c2, s2).action, 'syslog');
     fs.rmSync(path.join(dir, 'big'));
     assert.equal(checkDiskSpace(dir, c2, s2).level, 'ok');
