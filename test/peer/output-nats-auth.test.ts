@@ -78,6 +78,8 @@ test('user/password and token: the right ones deliver, wrong ones are refused an
       () => c.counters.written === 10,
       () => JSON.stringify(c.status()),
     );
+    // stopped here too, not only at teardown (which ignores errors): a failing stop fails the test
+    await c.stop();
   });
 });
 
