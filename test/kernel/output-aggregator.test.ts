@@ -308,7 +308,12 @@ test(
           const chunk: string[] = [];
           for (let i = 0; i < 8000; i++) chunk.push(`type=USER msg=${payload(i, ` pad=${pad}`).toString()}\n`);
           s.end(chunk.join(''));
-          await waitFor(async () => (await aggStats(dir)).records >= 8000, 60000, 'the flood is in');
+          let last: Record<string, number> = {};
+          await waitFor(async () => (last = await aggStats(dir)).records >= 8000, 60000, 'the flood is in').catch(
+            (e: Error) => {
+              throw new Error(`${e.message}: ${JSON.stringify(last)}`);
+            },
+          );
         },
         (dir) => {
           const files = fs.readdirSync(path.join(dir, 'log')).sort();
