@@ -89,7 +89,7 @@ export class AuditClient {
 
   private listen(): void {
     this.socket.start(
-      (batch, lengths) => this.onBatch(batch, lengths),
+      (batch, lengths, count) => this.onBatch(batch, lengths, count ?? lengths.length),
       (err) => {
         this.counters.receiveErrors++;
         if (this.errorHandler) this.errorHandler(err);
@@ -128,9 +128,9 @@ export class AuditClient {
     this.errorHandler = handler;
   }
 
-  private onBatch(batch: Buffer, lengths: Uint32Array): void {
+  private onBatch(batch: Buffer, lengths: Uint32Array, count: number): void {
     let off = 0;
-    for (let i = 0; i < lengths.length; i++) {
+    for (let i = 0; i < count; i++) {
       const raw = lengths[i]!;
       const dlen = raw & ~TRUNCATED_FLAG & 0x7fffffff;
       const end = off + dlen;

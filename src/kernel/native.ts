@@ -6,7 +6,7 @@ export interface NativeAuditNetlink {
   readonly portId: number;
   send(buf: Buffer): number;
   start(
-    cb: (err: NativeError | null, batch?: Buffer, lengths?: Uint32Array) => void,
+    cb: (err: NativeError | null, batch?: Buffer, lengths?: Uint32Array, count?: number) => void,
     opts?: { coalesceMs?: number },
   ): void;
   stop(): void;

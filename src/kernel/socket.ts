@@ -4,10 +4,11 @@ import { AUDIT_NLGRP_READLOG } from './constants';
 import { isNativeError, native, type NativeAuditNetlink } from './native';
 
 /**
- * Receives datagrams packed back to back in `batch`; `lengths[i]` is datagram i's size (bit 31 = truncated).
- * `batch` may be reused for the next call (the native socket refills one buffer): its bytes are valid only during it.
+ * Receives datagrams packed back to back in `batch`; `lengths[i]` is datagram i's size (bit 31 = truncated), for the
+ * first `count` entries (all of `lengths` when count is not given). `batch` and `lengths` may be reused for the next
+ * call (the native socket refills one of each): they are valid only during it.
  */
-export type BatchHandler = (batch: Buffer, lengths: Uint32Array) => void;
+export type BatchHandler = (batch: Buffer, lengths: Uint32Array, count?: number) => void;
 
 /** The kernel already names this process as the audit daemon through this socket (registered before the daemon). */
 export interface Registration {
@@ -87,9 +88,9 @@ export class NativeAuditSocket implements AuditSocket {
   start(onBatch: BatchHandler, onError: (err: KernelError) => void): void {
     try {
       this.nl.start(
-        (err, batch, lengths) => {
+        (err, batch, lengths, count) => {
           if (err) onError(toKernelError(err));
-          else if (batch && lengths) onBatch(batch, lengths);
+          else if (batch && lengths) onBatch(batch, lengths, count);
         },
         { coalesceMs: this.coalesceMs },
       );
