@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ContidTracker } from '../../src/contid/tracker';
 import type { ProcReader, ProcStat } from '../../src/contid/proc';
-import type { ContainerProc } from '../../src/containers/discovery';
+import { FULL_SCAN_EVERY, type ContainerProc } from '../../src/containers/discovery';
 import { Containers } from '../../src/containers/service';
 import { containerContid } from '../../src/contid/derive';
 import { Pipeline } from '../../src/routing/pipeline';
@@ -27,7 +27,9 @@ class FakeSystem implements ProcReader, ContainerProc {
   pids(): number[] {
     return [...this.procs.keys()];
   }
+  statReads = 0;
   stat(pid: number): ProcStat | null {
+    this.statReads++;
     return this.procs.get(pid) ?? null;
   }
   children(pid: number): number[] {
@@ -117,8 +119,33 @@ describe('container discovery', () => {
     const reads = sys.cgroupReads;
     assert.equal(t.lookup(120, 1), null, 'the negative answer is cached, at an execve too');
     assert.equal(sys.cgroupReads, reads, 'no /proc read for it');
+    // A known pid outside containers is read again at the next full scan, not at every one.
+    while (c.discovery.counters.scans % FULL_SCAN_EVERY !== 0) {
+      c.discovery.scan();
+      assert.equal(t.lookup(120, 1), null, `scan ${c.discovery.counters.scans} is not a full one`);
+    }
     c.discovery.scan();
-    assert.deepEqual(t.lookup(120, 1), [containerContid(H)], 'the scan found it joined');
+    assert.deepEqual(t.lookup(120, 1), [containerContid(H)], 'the full scan found it joined');
+  });
+
+  it('a scan reads the stat of new pids and container members only; every FULL_SCAN_EVERY-th scan reads all', () => {
+    const { sys, c } = setup();
+    for (let i = 0; i < 50; i++) sys.add(300 + i, 1, hybrid('/'));
+    sys.add(400, 1, hybrid(`/libpod_parent/libpod-${H}`), ['sleep']);
+    c.discovery.scan();
+    const all = sys.procs.size;
+    let before = sys.statReads;
+    c.discovery.scan();
+    // The member's stat (and the registered init's, if any), never the 50 host processes'.
+    assert.ok(sys.statReads - before <= 3, `a partial scan read ${sys.statReads - before} stats`);
+    sys.add(500, 1, hybrid('/'));
+    before = sys.statReads;
+    c.discovery.scan();
+    assert.ok(sys.statReads - before <= 4, 'a new pid is read');
+    while (c.discovery.counters.scans % FULL_SCAN_EVERY !== 0) c.discovery.scan();
+    before = sys.statReads;
+    c.discovery.scan();
+    assert.ok(sys.statReads - before >= all + 1, 'a full scan reads every process');
   });
 
   it('an audited execve of a process seen outside (runc init becoming the command) finds its children at once', () => {
