@@ -19,6 +19,13 @@ export interface LogFileCounters {
 export class LogFile {
   readonly counters: LogFileCounters = { writes: 0, bytes: 0, fsyncs: 0, syncRequests: 0 };
   private fd = -1;
+  /**
+   * One more at every open and close. A background fsync's error counts only if the file it was asked for is still
+   * the open one: after a rotation the new file often gets the same fd number, and an fsync that ran between the old
+   * one's close and the new one's open fails with EBADF, which is no error of the new file (it used to suspend the
+   * log through disk_error_action, refusing records in the middle of a rotation).
+   */
+  private generation = 0;
   private asyncFsyncBusy = false;
   private asyncFsyncAgain = false;
 
@@ -69,6 +76,7 @@ export class LogFile {
       throw new IoError(`cannot set owner/permissions of log file ${path}: ${errText(e)}`, 'E_LOG_OPEN', { cause: e });
     }
     this.fd = fd;
+    this.generation++;
     return st.size;
   }
 
@@ -132,6 +140,7 @@ export class LogFile {
       this.reporter.report('close', e, 0);
     }
     this.fd = -1;
+    this.generation++;
   }
 
   private closeQuietly(): void {
@@ -142,6 +151,7 @@ export class LogFile {
       // closing a file we are rotating away: nothing useful to do on failure
     }
     this.fd = -1;
+    this.generation++;
   }
 
   // At most one fsync in flight; requests during it coalesce into one more, as auditd's flush thread loops.
@@ -151,11 +161,11 @@ export class LogFile {
       return;
     }
     this.asyncFsyncBusy = true;
-    const fd = this.fd;
-    fs.fsync(fd, (err) => {
+    const generation = this.generation;
+    fs.fsync(this.fd, (err) => {
       this.asyncFsyncBusy = false;
       if (err) {
-        if (fd === this.fd) this.reporter.report('fsync', err, 0);
+        if (generation === this.generation) this.reporter.report('fsync', err, 0);
       } else this.counters.fsyncs++;
       if (this.asyncFsyncAgain && this.fd >= 0) {
         this.asyncFsyncAgain = false;
