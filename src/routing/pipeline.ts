@@ -116,10 +116,8 @@ function nextField(b: Buffer, prevEnd: number, body: number, name: string): numb
 
 /** The value start when field `name` begins exactly at `at`, else -1. */
 function fieldAt(b: Buffer, at: number, name: string): number {
-  const len = name.length;
-  if (at + len >= b.length || b[at + len] !== 0x3d) return -1;
-  for (let j = 0; j < len; j++) if (b[at + j] !== name.charCodeAt(j)) return -1;
-  return at + len + 1;
+  const end = at + name.length;
+  return end < b.length && b[end] === 0x3d && sameLatin1(b, at, end, name) ? end + 1 : -1;
 }
 
 /**
