@@ -1,7 +1,9 @@
 /* creader.c: the benchmark's floor: a batched C audit reader (recvmmsg of 256, 2 ms pause after a short batch, RAW
    lines to a file), to measure auditmux's CPU per event against what a minimal native daemon costs on this machine.
    With a FREQ argument it also keeps auditd's incremental_async promise: an fsync, on a thread of its own, once FREQ
-   records have been written since the last one (requests while one runs coalesce into one more). */
+   records have been written since the last one (requests while one runs coalesce into one more). With a SECOND_LOG
+   it writes every batch to a second file as well, synced by the same thread: the floor for what a second log with
+   the same lines (an auxiliary daemon taking every event) must cost. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -28,7 +30,7 @@ static volatile sig_atomic_t stopping;
 /* The fsync thread (FREQ > 0): waits for a request, syncs, and loops while more came in meanwhile. */
 static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
-static int sync_wanted, sync_quit, sync_fd = -1;
+static int sync_wanted, sync_quit, sync_fd = -1, sync_fd2 = -1;
 static unsigned long long syncs;
 
 static void *sync_main(void *arg) {
@@ -41,6 +43,10 @@ static void *sync_main(void *arg) {
         pthread_mutex_unlock(&sync_lock);
         fsync(sync_fd);
         syncs++;
+        if (sync_fd2 >= 0) {
+            fsync(sync_fd2);
+            syncs++;
+        }
         pthread_mutex_lock(&sync_lock);
     }
     pthread_mutex_unlock(&sync_lock);
@@ -104,14 +110,22 @@ static int write_all(int fd, const char *p, size_t n) {
     return 0;
 }
 
+/* The batch to the log, then the same bytes to the second log if there is one. */
+static int write_logs(int out, int out2, const char *buf, size_t n) {
+    int a = write_all(out, buf, n);
+    int b = out2 >= 0 ? write_all(out2, buf, n) : 0;
+    return a < 0 || b < 0 ? -1 : 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: %s LOG_FILE RCVBUF_BYTES [FREQ]\n", argv[0]);
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: %s LOG_FILE RCVBUF_BYTES [FREQ [SECOND_LOG]]\n", argv[0]);
         return 2;
     }
-    unsigned long long freq = argc == 4 ? strtoull(argv[3], NULL, 10) : 0, unsynced = 0;
+    unsigned long long freq = argc >= 4 ? strtoull(argv[3], NULL, 10) : 0, unsynced = 0;
     int out = open(argv[1], O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (out < 0) {
+    int out2 = argc == 5 ? open(argv[4], O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+    if (out < 0 || (argc == 5 && out2 < 0)) {
         perror("creader: open log");
         return 1;
     }
@@ -137,6 +151,7 @@ int main(int argc, char **argv) {
 
     pthread_t syncer;
     sync_fd = out;
+    sync_fd2 = out2;
     if (freq > 0 && pthread_create(&syncer, NULL, sync_main, NULL) != 0) {
         fprintf(stderr, "creader: pthread_create failed\n");
         return 1;
@@ -184,7 +199,7 @@ int main(int argc, char **argv) {
             const char *name = type_name(t, tbuf, sizeof tbuf);
             size_t need = 5 + strlen(name) + 5 + len + 1;
             if (olen + need > OUT_BYTES) {
-                if (write_all(out, obuf, olen) < 0) lost_writes++;
+                if (write_logs(out, out2, obuf, olen) < 0) lost_writes++;
                 olen = 0;
                 if (freq > 0 && unsynced >= freq) {
                     unsynced = 0;
@@ -203,7 +218,7 @@ int main(int argc, char **argv) {
            instead of waking for each one (the same interrupt moderation auditmux's addon uses). */
         if (n < SLOTS) {
             if (olen) {
-                if (write_all(out, obuf, olen) < 0) lost_writes++;
+                if (write_logs(out, out2, obuf, olen) < 0) lost_writes++;
                 olen = 0;
             }
             /* Written first, then synced: the fsync covers every record counted. */
@@ -214,7 +229,7 @@ int main(int argc, char **argv) {
             nanosleep(&pause, NULL);
         }
     }
-    if (olen && write_all(out, obuf, olen) < 0) lost_writes++;
+    if (olen && write_logs(out, out2, obuf, olen) < 0) lost_writes++;
     if (freq > 0) {
         pthread_mutex_lock(&sync_lock);
         sync_quit = 1;
@@ -226,6 +241,7 @@ int main(int argc, char **argv) {
     send_set(fd, AUDIT_STATUS_PID, 0, 0);
     fprintf(stderr, "creader: %llu records, %llu failed writes, %llu fsyncs\n", records, lost_writes, syncs);
     close(out);
+    if (out2 >= 0) close(out2);
     close(fd);
     return lost_writes ? 1 : 0;
 }

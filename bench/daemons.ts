@@ -26,12 +26,14 @@ export interface DaemonSpec {
 
 export function parseDaemon(name: string): DaemonSpec {
   // creader-sync: the C reader with the bench's flush promise too (an fsync on its own thread every 50 records).
-  if (name === 'creader' || name === 'creader-sync')
-    return { name, kind: 'creader', format: 'RAW', aux: 0, isolation: 'inline', nosync: name === 'creader' };
+  // -2logs: every batch written to a second file too (synced by the same thread with -sync), counted as an auxiliary
+  // log: the floor for an auxiliary daemon that takes every event, to set -auxN against.
+  const c = /^creader(-sync)?(-2logs)?$/.exec(name);
+  if (c) return { name, kind: 'creader', format: 'RAW', aux: c[2] ? 1 : 0, isolation: 'inline', nosync: !c[1] };
   const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+)(-proc)?)?(-nosync)?$/.exec(name);
   if (!m || (m[1] === 'auditd' && (m[3] || m[5]))) {
     throw new Error(
-      `unknown daemon "${name}": creader[-sync]|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]][-nosync]`,
+      `unknown daemon "${name}": creader[-sync][-2logs]|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]][-nosync]`,
     );
   }
   return {
@@ -179,8 +181,9 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
   if (spec.kind === 'creader') {
     const bin = creaderBinary(dir);
     // auditmux's default receive_buffer, so both ride out the same bursts.
-    const freq = spec.nosync ? [] : ['50'];
-    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024), ...freq], {
+    const freq = spec.nosync ? '0' : '50';
+    if (spec.aux) auxLogs.push(join(dir, 'log', 'second.log'));
+    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024), freq, ...auxLogs], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
       env: daemonEnv,

@@ -326,6 +326,41 @@ export function renderMarkdown(info: RunInfo): string {
     out.push('');
   }
 
+  // What a daemon that takes every event adds: -auxN against the host alone, beside what a second log costs the C
+  // reader (creader[-sync]-2logs against creader[-sync]), the least a second file of the same lines can cost.
+  const extra: [string, string][] = [];
+  for (const d of info.daemons) {
+    const a = /^(auditmux-(?:raw|enriched))-aux\d+(-nosync)?$/.exec(d);
+    const c = /^(creader(?:-sync)?)-2logs$/.exec(d);
+    const base = a ? a[1]! + (a[2] ?? '') : c ? c[1]! : null;
+    if (base && info.daemons.includes(base)) extra.push([d, base]);
+  }
+  if (extra.length) {
+    out.push('## Extra logs: a daemon taking every event against the same daemon alone, same run', '');
+    out.push(
+      'Ratios of medians of CPU per event. `creader[-sync]-2logs` writes every batch to a second file too (and syncs',
+      'it on the same thread): the floor for what a second log of the same lines costs.',
+      '',
+    );
+    out.push('| rate | comparison | CPU per event | peak RSS |');
+    out.push('|---|---|---|---|');
+    for (const rate of info.rates) {
+      for (const [d, base] of extra) {
+        const a = gs.find((g) => g.rate === rate && g.daemon === d);
+        const b = gs.find((g) => g.rate === rate && g.daemon === base);
+        if (!a?.ok.length || !b?.ok.length) continue;
+        const ratio = (f: (s: Sample) => number): string => {
+          const y = pick(b, f)!.med;
+          return y === 0 ? '∞' : fmt(pick(a, f)!.med / y, 2);
+        };
+        out.push(
+          `| ${rateLabel(rate)} | ${d} / ${base} | ${ratio((s) => s.cpuPer100k)} | ${ratio((s) => s.peakRssKiB)} |`,
+        );
+      }
+    }
+    out.push('');
+  }
+
   const summary = info.daemons.map((d) => {
     const mine = gs.filter((g) => g.daemon === d && g.rate > 0 && g.ok.length);
     const lossFree = mine.filter((g) => g.ok.every((s) => s.missing === 0)).map((g) => g.rate);

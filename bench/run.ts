@@ -26,10 +26,11 @@ const USAGE = `usage: node dist/bench/run.js [options]   (root; Debian auditd in
                      (default 10000,20000,30000,40000,50000,60000,80000,max)
   --reps N           repetitions of every (rate, daemon) (default 3)
   --duration S       seconds of load per measurement (default 5)
-  --daemons LIST     creader[-sync],auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched[,auditmux-<fmt>-auxN[-proc]][-nosync]
+  --daemons LIST     creader[-sync][-2logs],auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched[,auditmux-<fmt>-auxN[-proc]][-nosync]
                      (default: the four, then auditmux-raw-aux4 and -aux4-proc; -auxN: N inline auxiliary daemons,
                      -auxN-proc: each in its own process; -nosync: logs with flush: none, as creader writes;
-                     creader-sync: creader with an fsync every 50 records, as the auditmux logs' incremental_async)
+                     creader-sync: creader with an fsync every 50 records, as the auditmux logs' incremental_async;
+                     -2logs: creader writing (and syncing) a second log too, the floor for -auxN's extra log)
   --mode M           getppid (SYSCALL, PROCTITLE) or open (openat: SYSCALL, CWD, PATH, PROCTITLE) (default getppid)
   --cpu-prof         run auditmux under node --cpu-prof; profiles go to --cpu-prof-dir
   --cpu-prof-dir D   (default bench/results/cpu-prof)
