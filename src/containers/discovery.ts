@@ -4,8 +4,9 @@ import { basename, join } from 'node:path';
 import { readProcText, realProc, type ProcStat } from '../contid/proc';
 import { classifyProcCgroup, type CgroupMatch } from '../contid/cgroup-patterns';
 import { containerContid, containerKey } from '../contid/derive';
-import { conmonName, type ContainerMeta } from './metadata';
-import { RegistryFullError, type ContainerRegistry } from './registry';
+import { conmonName, conmonStoreDir, type ContainerMeta } from './metadata';
+import { RegistryFullError, type ContainerInfo, type ContainerRegistry } from './registry';
+import { RuntimeMetaReader, type RuntimeMetaOptions } from './runtime-meta';
 
 /** What discovery reads from the system; a test double replaces it. */
 export interface ContainerProc {
@@ -19,14 +20,47 @@ export interface ContainerProc {
   pidNs(pid: number): string | null;
   /** Does runc's own (root-owned) state directory hold this container? Confirms a plain `/<id>` cgroup. */
   runcState(id: string): boolean;
+  /** Does containerd's runc state for `namespace` hold this container? Confirms a `/<namespace>/<id>` cgroup. */
+  containerdState?(namespace: string, id: string): boolean;
+  /** docker's own record of container `id` (config.v2.json): name, image, labels. */
+  dockerMeta?(id: string): ContainerMeta | null;
+  /** podman's store (containers.json, images.json): name and image; `storeDir` is where its conmon says it lives. */
+  podmanMeta?(id: string, storeDir: string | null): ContainerMeta | null;
+}
+
+/** Where the runtimes keep their state and metadata; the defaults are their own defaults. */
+export interface ContainerProcOptions extends RuntimeMetaOptions {
+  /** runc roots: runc's default /run/runc, plus podman's and others'. */
+  runcRoots?: readonly string[];
+  /** containerd's runc shim roots (its `<root>/<namespace>/<id>/state.json`). */
+  containerdRoots?: readonly string[];
 }
 
 const CMDLINE_MAX = 64 * 1024;
 /** Every this many scans (30 s at the host's 2 s), known pids outside containers are read again (see scan()). */
 export const FULL_SCAN_EVERY = 15;
 
-/** Reads /proc; runc state from `runcRoots` (runc's default /run/runc, plus podman's and others' roots). */
-export function realContainerProc(runcRoots: readonly string[] = ['/run/runc']): ContainerProc {
+/** runc's (root-owned, 0700) state directory `<root>/<id>` with its state.json: a non-root user's never counts. */
+function rootState(root: string, id: string): boolean {
+  if (id === '.' || id === '..' || id.includes('/')) return false;
+  try {
+    const d = lstatSync(join(root, id));
+    const f = lstatSync(join(root, id, 'state.json'));
+    return d.isDirectory() && d.uid === 0 && f.isFile() && f.uid === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads /proc; runc state from `runcRoots`, containerd's from `containerdRoots`, docker's and podman's metadata from
+ * their roots (see RuntimeMetaReader). A list of runc roots alone is taken as `runcRoots`.
+ */
+export function realContainerProc(o: readonly string[] | ContainerProcOptions = {}): ContainerProc {
+  const opts: ContainerProcOptions = Array.isArray(o) ? { runcRoots: o } : (o as ContainerProcOptions);
+  const runcRoots = opts.runcRoots ?? ['/run/runc'];
+  const containerdRoots = opts.containerdRoots ?? ['/run/containerd/runc'];
+  const meta = new RuntimeMetaReader(opts);
   return {
     pids() {
       const out: number[] = [];
@@ -51,19 +85,14 @@ export function realContainerProc(runcRoots: readonly string[] = ['/run/runc']):
       }
     },
     runcState(id) {
-      if (id === '.' || id === '..' || id.includes('/')) return false;
-      for (const root of runcRoots) {
-        try {
-          // runc's root is 0700 root-owned; a state.json a non-root user placed elsewhere never counts.
-          const d = lstatSync(join(root, id));
-          const f = lstatSync(join(root, id, 'state.json'));
-          if (d.isDirectory() && d.uid === 0 && f.isFile() && f.uid === 0) return true;
-        } catch {
-          /* not this root */
-        }
-      }
-      return false;
+      return runcRoots.some((root) => rootState(root, id));
     },
+    containerdState(namespace, id) {
+      if (namespace === '.' || namespace === '..' || namespace.includes('/')) return false;
+      return containerdRoots.some((root) => rootState(join(root, namespace), id));
+    },
+    dockerMeta: (id) => meta.docker(id),
+    podmanMeta: (id, storeDir) => meta.podman(id, storeDir),
   };
 }
 
@@ -71,6 +100,8 @@ export interface DiscoveryCounters {
   scans: number;
   classified: number;
   retiredGone: number;
+  /** Processes found in a container by its pid namespace (its cgroup matched no pattern). */
+  nsJoined: number;
 }
 
 /** A process seen by the scan: its start time (pid reuse) and its container, if any. */
@@ -85,9 +116,15 @@ export class ContainerDiscovery {
   private readonly members = new Map<bigint, Set<number>>();
   /** When a hooked container was first seen without processes: its poststop hook gets a grace period to retire it. */
   private readonly emptySince = new Map<bigint, number>();
+  /** Containers whose runtime metadata (docker's, podman's files) was looked up once: a hooked one gets it late. */
+  private readonly enriched = new Set<bigint>();
+  /** Pid namespaces of live containers whose cgroup no pattern knows, by registry version (see byPidNs). */
+  private readonly nsOf = new Map<bigint, string | null>();
+  private nsIndex = new Map<string, bigint | null>();
+  private nsVersion = -1;
   /** How long a container registered by the hook may be empty before the scan retires it itself. */
   graceMs = 10000;
-  readonly counters: DiscoveryCounters = { scans: 0, classified: 0, retiredGone: 0 };
+  readonly counters: DiscoveryCounters = { scans: 0, classified: 0, retiredGone: 0, nsJoined: 0 };
 
   constructor(
     readonly registry: ContainerRegistry,
@@ -107,32 +144,115 @@ export class ContainerDiscovery {
   classify(pid: number, cgroupText?: string | null, confirm?: (m: CgroupMatch) => boolean): CgroupMatch | null {
     const t = cgroupText ?? this.proc.cgroupText(pid);
     if (!t) return null;
-    return classifyProcCgroup(
-      t,
-      (m) => m.verify === 'runc-state' && (this.proc.runcState(m.id) || (confirm?.(m) ?? false)),
-    );
+    return classifyProcCgroup(t, (m) => {
+      // The hook's own state confirms a plain runc `/<id>` only: runc writes its state directory after the hooks ran.
+      if (m.verify === 'runc-state') return this.proc.runcState(m.id) || (confirm?.(m) ?? false);
+      return m.verify === 'containerd-state' && (this.proc.containerdState?.(m.namespace!, m.id) ?? false);
+    });
   }
 
   /**
-   * The contid of the container `pid` is in, by its cgroup, registering the container on first sight. Null for a
-   * process outside every recognised container.
+   * The contid of the container `pid` is in, by its cgroup (registering the container on first sight), else by its
+   * pid namespace (a container whose cgroup no pattern knows: `runc exec` into it). Null for a process outside every
+   * recognised container.
    */
   contidFor(pid: number, cgroupText?: string | null): bigint | null {
     const m = this.classify(pid, cgroupText);
-    return m ? this.contidOf(pid, m) : null;
+    return m ? this.contidOf(pid, m) : this.byPidNs(pid);
+  }
+
+  /**
+   * The live container, registered with its init pid, whose cgroup no pattern knows and whose pid namespace `pid`
+   * shares: a process `runc exec` (or any runtime's exec) put into it. Only a process the host's root placed can be in
+   * a container's pid namespace without descending from its init (setns needs CAP_SYS_ADMIN over it); a process inside
+   * that makes a nested pid namespace (`unshare -p`) is found through its ancestry, not here. The init is checked at
+   * each answer (same start time, same namespace), so a namespace inode reused after the container died never counts.
+   */
+  private byPidNs(pid: number): bigint | null {
+    if (this.registry.liveCount === 0) return null;
+    if (this.nsVersion !== this.registry.version) this.indexPidNs();
+    if (this.nsIndex.size === 0) return null;
+    const ns = this.proc.pidNs(pid);
+    const contid = ns === null ? undefined : this.nsIndex.get(ns);
+    if (contid === undefined || contid === null) return null;
+    const c = this.registry.get(contid);
+    if (!c?.pid) return null;
+    const st = this.proc.stat(c.pid);
+    if (!st || (c.pidStart !== null && st.starttime !== c.pidStart) || this.proc.pidNs(c.pid) !== ns) return null;
+    this.counters.nsJoined++;
+    return contid;
+  }
+
+  /**
+   * The pid namespace of each live container's init whose cgroup no pattern knows (read once per container; an init
+   * in a known cgroup, or sharing the host's namespace, gets null). Two containers in one namespace (a pod sharing
+   * it) make that namespace nobody's: which one a joiner belongs to cannot be told.
+   */
+  private indexPidNs(): void {
+    this.nsVersion = this.registry.version;
+    for (const id of this.nsOf.keys()) if (!this.registry.get(id)) this.nsOf.delete(id);
+    let host: string | null | undefined;
+    for (const c of this.registry.liveContainers()) {
+      if (this.nsOf.has(c.contid) || !c.pid) continue;
+      const st = this.proc.stat(c.pid);
+      let ns: string | null = null;
+      if (st && (c.pidStart === null || st.starttime === c.pidStart) && this.classify(c.pid) === null) {
+        host ??= this.proc.pidNs(1);
+        ns = this.proc.pidNs(c.pid);
+        if (ns === host) ns = null;
+      }
+      this.nsOf.set(c.contid, ns);
+    }
+    const index = new Map<string, bigint | null>();
+    for (const [contid, ns] of this.nsOf) if (ns !== null) index.set(ns, index.has(ns) ? null : contid);
+    this.nsIndex = index;
+  }
+
+  /**
+   * What the runtime itself knows of a container: docker's config.v2.json, podman's store (found through its conmon,
+   * which also names it), a CRI runtime's monitor; runc, nspawn and LXC IDs are the names their users chose.
+   */
+  runtimeMeta(pid: number, m: Pick<CgroupMatch, 'runtime' | 'id'>): ContainerMeta {
+    const meta: ContainerMeta = {};
+    switch (m.runtime) {
+      case 'runc':
+      case 'nspawn':
+      case 'lxc':
+        meta.name = m.id;
+        break;
+      case 'docker':
+        Object.assign(meta, this.proc.dockerMeta?.(m.id) ?? {});
+        break;
+      case 'podman': {
+        const argv = this.monitorArgv(pid);
+        const name = argv && conmonName(argv, m.id);
+        if (name) meta.name = name;
+        const store = this.proc.podmanMeta?.(m.id, argv ? conmonStoreDir(argv, m.id) : null);
+        if (store?.image) meta.image = store.image;
+        if (!meta.name && store?.name) meta.name = store.name;
+        break;
+      }
+      default: {
+        const argv = this.monitorArgv(pid);
+        const name = argv && conmonName(argv, m.id);
+        if (name) meta.name = name;
+        // ctr and other containerd clients name containers freely; nerdctl's 64-hex IDs are no names.
+        else if (m.runtime === 'containerd' && !/^[0-9a-f]{64}$/.test(m.id)) meta.name = m.id;
+      }
+    }
+    return meta;
   }
 
   /** The contid of a classified process's container, registered on first sight. */
   private contidOf(pid: number, m: CgroupMatch): bigint {
     this.counters.classified++;
     const contid = containerContid(containerKey(m.runtime, m.id));
-    if (!this.registry.get(contid)) {
-      const meta: ContainerMeta = {};
+    const known = this.registry.get(contid);
+    if (known) {
+      if (!this.enriched.has(contid)) this.enrich(pid, m, known);
+    } else {
+      const meta = this.runtimeMeta(pid, m);
       if (m.podUid) meta.podUid = m.podUid;
-      // runc, nspawn and LXC IDs are the names their users chose; podman's name is its monitor's.
-      const name =
-        m.runtime === 'runc' || m.runtime === 'nspawn' || m.runtime === 'lxc' ? m.id : this.runtimeName(pid, m.id);
-      if (name) meta.name = name;
       const st = this.proc.stat(pid);
       try {
         this.registry.register({
@@ -144,6 +264,7 @@ export class ContainerDiscovery {
           pidStart: st?.starttime ?? null,
           meta,
         });
+        this.enriched.add(contid);
       } catch (e) {
         // Full: the process still gets its container's contid (derived, not stored); only the listing lacks it.
         if (!(e instanceof RegistryFullError)) throw e;
@@ -153,15 +274,33 @@ export class ContainerDiscovery {
   }
 
   /**
+   * A container the hook registered (or a restart restored) seen by its cgroup for the first time: what the runtime's
+   * files say fills in what the hook's annotations lacked (podman's image, docker's name), once per container.
+   */
+  private enrich(pid: number, m: CgroupMatch, c: ContainerInfo): void {
+    this.enriched.add(c.contid);
+    const meta = this.runtimeMeta(pid, m);
+    const cur = c.meta as Record<string, unknown>;
+    if (!Object.entries(meta).some(([k, v]) => v !== undefined && cur[k] === undefined)) return;
+    // As a cgroup sighting: it keeps its source and adds no hook registration to the counters.
+    this.registry.register({ runtime: m.runtime, id: m.id, contid: c.contid, source: 'cgroup', meta });
+  }
+
+  /**
    * The name the runtime's monitor process knows (podman's conmon: `-c <id> -n <name>`). Only a monitor outside every
    * container counts: a container's own process can call itself conmon, but cannot leave its cgroup.
    */
   runtimeName(pid: number, id: string): string | undefined {
+    const argv = this.monitorArgv(pid);
+    return argv ? conmonName(argv, id) : undefined;
+  }
+
+  /** The argv of the nearest conmon among `pid`'s ancestors that is outside every container (see runtimeName). */
+  private monitorArgv(pid: number): string[] | undefined {
     let cur = pid;
     for (let depth = 0; depth < 8 && cur > 1; depth++) {
       const argv = this.proc.cmdline(cur);
-      if (argv && argv.length > 0 && basename(argv[0]!) === 'conmon' && this.classify(cur) === null)
-        return conmonName(argv, id);
+      if (argv && argv.length > 0 && basename(argv[0]!) === 'conmon' && this.classify(cur) === null) return argv;
       const st = this.proc.stat(cur);
       if (!st) return undefined;
       cur = st.ppid;
@@ -231,6 +370,7 @@ export class ContainerDiscovery {
     const retired: bigint[] = [];
     const t = Date.now();
     for (const id of this.emptySince.keys()) if (!this.registry.get(id)) this.emptySince.delete(id);
+    for (const id of this.enriched) if (!this.registry.get(id)) this.enriched.delete(id);
     for (const c of [...this.registry.liveContainers()]) {
       const set = this.members.get(c.contid);
       if (set && set.size > 0) {
@@ -244,7 +384,10 @@ export class ContainerDiscovery {
           const st = this.proc.stat(c.pid!);
           return !st || (c.pidStart !== null && st.starttime !== c.pidStart);
         })();
-      if ((set && set.size === 0) || initGone) {
+      // Known by neither a pid nor a process a full scan found: a container restored from before a restart whose
+      // processes are gone (or were never seen) has nothing that could ever retire it, so the first full scan does.
+      const unseen = !set && c.pid === null && (full || this.emptySince.has(c.contid));
+      if ((set && set.size === 0) || initGone || unseen) {
         if (c.source === 'hook') {
           const since = this.emptySince.get(c.contid) ?? t;
           this.emptySince.set(c.contid, since);

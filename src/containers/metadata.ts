@@ -1,4 +1,5 @@
 // What a container is called: name, image and Kubernetes fields from OCI annotations and the runtime's own processes.
+import { basename, dirname, normalize } from 'node:path';
 
 export interface ContainerMeta {
   name?: string;
@@ -88,4 +89,25 @@ export function conmonName(argv: readonly string[], containerId: string): string
     else if (a === '-n' || a === '--name') name = argv[i + 1];
   }
   return id === containerId && name && name.length <= 253 ? name : undefined;
+}
+
+/**
+ * podman's containers/storage directory (`<root>/<driver>-containers`) for container `containerId`, from its conmon's
+ * `-b <root>/<driver>-containers/<id>/userdata` (the bundle): only a canonical absolute path ending in this very
+ * container's directory counts. RuntimeMetaReader then refuses links on the way and files root does not own.
+ */
+export function conmonStoreDir(argv: readonly string[], containerId: string): string | null {
+  let bundle: string | undefined;
+  let id: string | undefined;
+  for (let i = 0; i < argv.length - 1 && i < 256; i++) {
+    const a = argv[i];
+    if (a === '-b' || a === '--bundle') bundle = argv[i + 1];
+    else if (a === '-c' || a === '--cid') id = argv[i + 1];
+  }
+  if (id !== containerId || !bundle || bundle.length > 4096 || !bundle.startsWith('/')) return null;
+  if (normalize(bundle) !== bundle || !bundle.endsWith('/userdata')) return null;
+  const dir = dirname(bundle);
+  if (basename(dir) !== containerId) return null;
+  const store = dirname(dir);
+  return /^[a-z0-9]{1,32}-containers$/.test(basename(store)) ? store : null;
 }

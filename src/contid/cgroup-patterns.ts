@@ -13,8 +13,13 @@ export interface CgroupMatch {
   base: string;
   /** Kubernetes pod UID when the path names one (dashes restored). */
   podUid?: string;
-  /** Plain runc ids are free-form names: the caller must confirm the container with runc's own state directory. */
-  verify?: 'runc-state';
+  /** containerd's namespace (`default`, `k8s.io`, ...) when the path names it: `/<namespace>/<id>`. */
+  namespace?: string;
+  /**
+   * Free-form places need the runtime's own root-owned state to confirm them: plain runc's `/<id>` (runc's state
+   * directory), containerd's `/<namespace>/<id>` (its runc shim's state directory for that namespace).
+   */
+  verify?: 'runc-state' | 'containerd-state';
 }
 
 /** /proc/PID/cgroup is small; a longer one is not a kernel's. */
@@ -28,6 +33,13 @@ export const OCI_ID_RE = /^[A-Za-z0-9_+.-]{1,128}$/;
 /** systemd unit-name characters after escaping (systemd-escape leaves [A-Za-z0-9:_.\\-]). */
 const UNIT_NAME_RE = /^[A-Za-z0-9:_.\\-]{1,256}$/;
 /** Top-level names that are never a plain runc container (systemd units, runtime parents, this machine's sandbox). */
+/**
+ * containerd's identifier rule for namespaces (pkg/identifiers: alphanumerics joined by single `.`, `_` or `-`, at
+ * most 76), written as components so no regex backtracks over a long name.
+ */
+function containerdNamespace(s: string): boolean {
+  return s.length <= 76 && s.split(/[._-]/).every((p) => /^[A-Za-z0-9]+$/.test(p));
+}
 const NOT_RUNC =
   /\.(slice|scope|service|mount|socket|swap|target)$|^(docker|kubepods|libpod_parent|machine|lxc|lxc\.payload|lxc\.monitor|system|user|init|podman)$/;
 
@@ -85,10 +97,15 @@ function podUidOf(component: string): string | undefined {
  * backtracking regex over the whole path.
  */
 export function classifyCgroupPath(path: string): CgroupMatch | null {
-  if (!path.startsWith('/') || path.length > PATH_MAX) return null;
   // The kernel writes canonical paths: an empty, `.` or `..` component means the text is not a real cgroup path.
-  const parts = path.slice(1).split('/');
-  if (parts.length > 256 || parts.some((s) => s === '' || s === '.' || s === '..')) return null;
+  return classifyCgroupCandidates(path)[0] ?? null;
+}
+
+/**
+ * The runtimes with a fixed layout: a match, null for a path under a runtime's own top that is not a container
+ * (`/libpod_parent/conmon`), undefined when the top is none of theirs (a free-form place, maybe).
+ */
+function classifyFixed(parts: readonly string[]): CgroupMatch | null | undefined {
   const base = (i: number): string => '/' + parts.slice(0, i + 1).join('/');
   const top = parts[0]!;
 
@@ -132,6 +149,9 @@ export function classifyCgroupPath(path: string): CgroupMatch | null {
     if ((m = /^crio-([0-9a-f]{64})\.scope$/.exec(c))) return { runtime: 'cri-o', id: m[1]!, base: base(1) };
     if ((m = /^cri-containerd-([0-9a-f]{64})\.scope$/.exec(c)))
       return { runtime: 'containerd', id: m[1]!, base: base(1) };
+    // nerdctl with the systemd driver (`system.slice:nerdctl:<id>`); the namespace is not in the path.
+    if (top === 'system.slice' && (m = /^nerdctl-([0-9a-f]{64})\.scope$/.exec(c)))
+      return { runtime: 'containerd', id: m[1]!, base: base(1) };
     if (top === 'machine.slice' && (m = /^machine-(.+)\.scope$/.exec(c)) && UNIT_NAME_RE.test(m[1]!)) {
       // libvirt's LXC driver and systemd-nspawn both register machines; `lxc-` names are libvirt's.
       return { runtime: m[1]!.startsWith('lxc\\x2d') ? 'lxc' : 'nspawn', id: m[1]!, base: base(1) };
@@ -143,11 +163,37 @@ export function classifyCgroupPath(path: string): CgroupMatch | null {
   if (top.startsWith('lxc.payload.') && top.length > 12 && OCI_ID_RE.test(top.slice(12)))
     return { runtime: 'lxc', id: top.slice(12), base: base(0) };
   if (top === 'lxc' && parts[1] && OCI_ID_RE.test(parts[1])) return { runtime: 'lxc', id: parts[1], base: base(1) };
+  return undefined;
+}
 
-  // Plain runc without cgroupsPath: /<container id>. Any top-level name could be one, so runc's state must confirm it.
-  if (OCI_ID_RE.test(top) && !NOT_RUNC.test(top))
-    return { runtime: 'runc', id: top, base: base(0), verify: 'runc-state' };
-  return null;
+/**
+ * The free-form places, outermost first, each needing its runtime's state to confirm it (classifyProcCgroup takes the
+ * first confirmed one): plain runc without cgroupsPath, `/<container id>`; containerd outside Kubernetes (ctr,
+ * nerdctl, cgroupfs driver), `/<namespace>/<container id>`. Any root-made top-level name could be either, and a runc
+ * container with a delegated cgroup can make `/<its id>/<hex>` below itself: the runc reading comes first, so such a
+ * child never turns into a containerd container of its own.
+ */
+function freeFormCandidates(parts: readonly string[], base: (i: number) => string): CgroupMatch[] {
+  const top = parts[0]!;
+  if (!OCI_ID_RE.test(top) || NOT_RUNC.test(top)) return [];
+  const out: CgroupMatch[] = [{ runtime: 'runc', id: top, base: base(0), verify: 'runc-state' }];
+  const id = parts[1];
+  if (id !== undefined && containerdNamespace(top) && OCI_ID_RE.test(id))
+    out.push({ runtime: 'containerd', id, base: base(1), namespace: top, verify: 'containerd-state' });
+  return out;
+}
+
+/**
+ * Every reading of one cgroup path, most trustworthy first: a fixed runtime layout (at most one), else the
+ * free-form places that need confirming. classifyCgroupPath is the first of them.
+ */
+export function classifyCgroupCandidates(path: string): CgroupMatch[] {
+  if (!path.startsWith('/') || path.length > PATH_MAX) return [];
+  const parts = path.slice(1).split('/');
+  if (parts.length > 256 || parts.some((s) => s === '' || s === '.' || s === '..')) return [];
+  const fixed = classifyFixed(parts);
+  if (fixed !== undefined) return fixed ? [fixed] : [];
+  return freeFormCandidates(parts, (i) => '/' + parts.slice(0, i + 1).join('/'));
 }
 
 /**
@@ -159,9 +205,6 @@ export function classifyProcCgroup(
   verify: (m: CgroupMatch) => boolean = () => false,
 ): CgroupMatch | null {
   const cg = parseProcCgroup(text);
-  for (const p of candidatePaths(cg)) {
-    const m = classifyCgroupPath(p);
-    if (m && (!m.verify || verify(m))) return m;
-  }
+  for (const p of candidatePaths(cg)) for (const m of classifyCgroupCandidates(p)) if (!m.verify || verify(m)) return m;
   return null;
 }

@@ -225,8 +225,8 @@ export function podmanHeld(lab: ContainerLab, name: string, fifo: string, script
 export type RuncSpec = {
   process: { terminal: boolean; args: string[]; capabilities: Record<string, string[]> };
   mounts: unknown[];
-  linux: { namespaces: Array<{ type: string }> };
-  hooks?: Record<string, Array<{ args: string[] }>>;
+  linux: { namespaces: Array<{ type: string }>; cgroupsPath?: string };
+  hooks?: Record<string, Array<{ path?: string; args: string[]; env?: string[] }>>;
 };
 
 /**
@@ -258,4 +258,17 @@ export function removeLab(lab: ContainerLab, runcIds: string[]): void {
   spawnSync('podman', [...lab.pod, 'system', 'reset', '-f'], { timeout: 120000 });
   for (const id of runcIds) spawnSync('runc', ['delete', '--force', id], { timeout: 30000 });
   rmSync(lab.dir, { recursive: true, force: true });
+}
+
+/** A config.json hook entry running the hooks.d hook `hook` (as prepareLab wrote it) at runc's own hook stages. */
+export function runcHookEntry(hook: OciHook): { path: string; args: string[]; env: string[] } {
+  return { path: hook.hook.path, args: [...hook.hook.args], env: [...hook.hook.env] };
+}
+
+/** How many EXECVE lines of `log` are exactly the execve of `argv` (audit writes an argument with a space in hex). */
+export function execveLines(log: string, argv: string[]): number {
+  const enc = (a: string): string =>
+    /^[\x21-\x7e]*$/.test(a) && !a.includes('"') ? `"${a}"` : Buffer.from(a).toString('hex').toUpperCase();
+  const body = `argc=${argv.length} ${argv.map((a, i) => `a${i}=${enc(a)}`).join(' ')}`;
+  return log.split('\n').filter((l) => l.startsWith('type=EXECVE ') && l.endsWith(`): ${body}`)).length;
 }

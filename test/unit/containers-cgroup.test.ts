@@ -2,6 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  classifyCgroupCandidates,
   classifyCgroupPath,
   classifyProcCgroup,
   parseProcCgroup,
@@ -34,6 +35,8 @@ const TABLE: Array<[string, Partial<CgroupMatch> | null]> = [
   [`/kubepods/besteffort/pod${UID}/crio-${H}`, { runtime: 'cri-o', id: H, podUid: UID }],
   [`/system.slice/crio-${H}.scope`, { runtime: 'cri-o', id: H }],
   [`/system.slice/cri-containerd-${H}.scope`, { runtime: 'containerd', id: H }],
+  // nerdctl, systemd driver (`system.slice:nerdctl:<id>`).
+  [`/system.slice/nerdctl-${H}.scope`, { runtime: 'containerd', id: H, base: `/system.slice/nerdctl-${H}.scope` }],
   [`/machine.slice/libpod-${H}.scope`, { runtime: 'podman', id: H, base: `/machine.slice/libpod-${H}.scope` }],
   [
     `/machine.slice/libpod-${H}.scope/container`,
@@ -64,6 +67,10 @@ const TABLE: Array<[string, Partial<CgroupMatch> | null]> = [
   [`/system.slice/myapp.service/docker-${H}.scope`, null],
   [`/system.slice/myapp.service/libpod-${H}.scope`, null],
   [`/init.scope/docker-${H}.scope`, null],
+  [`/system.slice/myapp.service/nerdctl-${H}.scope`, null],
+  [`/user.slice/user-1000.slice/user@1000.service/app.slice/nerdctl-${H}.scope`, null],
+  [`/system.slice/nerdctl-${H}`, null],
+  [`/machine.slice/nerdctl-${H}.scope`, null],
   // A machine's own delegated subtree naming a podman container: the machine it is.
   [`/machine.slice/machine-web1.scope/libpod-${H}.scope`, { runtime: 'nspawn', id: 'web1' }],
 ];
@@ -79,6 +86,55 @@ describe('container cgroup patterns', () => {
           assert.equal((got as unknown as Record<string, unknown>)[k], v, `${path}: ${k}`);
       }
     }
+  });
+
+  it('plain containerd (ctr, nerdctl, cgroupfs driver): /<namespace>/<id>, confirmed by its runc state only', () => {
+    // What containerd's state directory (/run/containerd/runc/<namespace>/<id>) holds, and runc's (/run/runc/<id>).
+    const containerd = new Set([`default/${H}`, 'k8s.io/mybox', `amrunc/${H2}`, `system/${H}`, `docker/${H}`]);
+    const runc = new Set(['amrunc']);
+    const verify = (m: CgroupMatch): boolean =>
+      m.verify === 'runc-state' ? runc.has(m.id) : containerd.has(`${m.namespace}/${m.id}`);
+    const cls = (path: string): CgroupMatch | null => classifyProcCgroup(`0::${path}\n`, verify);
+    const rows: Array<[string, Partial<CgroupMatch> | null]> = [
+      [`/default/${H}`, { runtime: 'containerd', id: H, namespace: 'default', base: `/default/${H}` }],
+      [`/default/${H}/sub`, { runtime: 'containerd', id: H, namespace: 'default', base: `/default/${H}` }],
+      ['/k8s.io/mybox', { runtime: 'containerd', id: 'mybox', namespace: 'k8s.io' }],
+      // Not in containerd's state: a root-made `/<name>/<hex>` that is no container.
+      [`/default/${H2}`, null],
+      [`/other/${H}`, null],
+      // A runc container at /amrunc that made /amrunc/<hex> in its delegated cgroup stays the runc container, even
+      // when containerd's state happens to name that ID too: the outermost reading wins.
+      [`/amrunc/${H2}`, { runtime: 'runc', id: 'amrunc', base: '/amrunc' }],
+      // Runtimes' and systemd's own tops are never a containerd namespace.
+      [`/system/${H}`, null],
+      [`/docker/x/${H}`, null],
+      [`/libpod_parent/${H}`, null],
+      [`/system.slice/${H}`, null],
+      [`/user.slice/${H}`, null],
+      [`/kubepods/${H}`, null],
+      // Not containerd identifiers.
+      [`/a..b/${H}`, null],
+      [`/-x/${H}`, null],
+      [`/default/${'a'.repeat(129)}`, null],
+    ];
+    for (const [path, want] of rows) {
+      const got = cls(path);
+      if (want === null) assert.equal(got, null, path);
+      else {
+        assert.ok(got, `${path} should match`);
+        for (const [k, v] of Object.entries(want))
+          assert.equal((got as unknown as Record<string, unknown>)[k], v, `${path}: ${k}`);
+      }
+    }
+    // Unconfirmed, the same paths are nothing.
+    assert.equal(classifyProcCgroup(`0::/default/${H}\n`), null);
+    assert.deepEqual(
+      classifyCgroupCandidates(`/default/${H}`).map((m) => [m.runtime, m.id, m.verify]),
+      [
+        ['runc', 'default', 'runc-state'],
+        ['containerd', H, 'containerd-state'],
+      ],
+    );
   });
 
   it('a container naming a cgroup inside its own delegated subtree after another container stays itself', () => {
@@ -147,6 +203,9 @@ describe('container cgroup patterns', () => {
       'burstable',
       `crio-${H}`,
       `cri-containerd-${H2}.scope`,
+      `nerdctl-${H}.scope`,
+      'default',
+      'k8s.io',
       'lxc',
       'lxc.payload.x',
       'machine-a.scope',
@@ -177,6 +236,14 @@ describe('container cgroup patterns', () => {
         // Anything appended below the container's own cgroup keeps the same container.
         const below = classifyCgroupPath(`${m.base}/docker/${H2}/libpod-${H2}.scope`);
         assert.equal(below?.id, m.id, path);
+      }
+      // Every reading keeps its place when anything is appended below it, and never has a base outside the path.
+      for (const c of classifyCgroupCandidates(path)) {
+        assert.ok(path === c.base || path.startsWith(c.base + '/'), `${JSON.stringify(path)} candidate ${c.base}`);
+        assert.ok(
+          classifyCgroupCandidates(`${c.base}/default/${H2}`).some((b) => b.id === c.id && b.base === c.base),
+          path,
+        );
       }
       const text = `${intBelow(r, 13)}:${r() < 0.5 ? 'pids' : ''}:${path}\n0::${path}\n`;
       classifyProcCgroup(text, () => r() < 0.5);

@@ -8,6 +8,11 @@ import { Containers } from '../../src/containers/service';
 import { containerContid } from '../../src/contid/derive';
 import { Pipeline } from '../../src/routing/pipeline';
 import { Router } from '../../src/routing/router';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeState } from '../../src/containers/persist';
+import type { ContainerInfo } from '../../src/containers/registry';
 
 const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
 const H2 = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
@@ -317,5 +322,97 @@ describe('container discovery', () => {
     assert.deepEqual(c.discovery.scan().retired, [], 'its poststop hook may still come');
     c.discovery.graceMs = 0;
     assert.deepEqual(c.discovery.scan().retired, [containerContid(H2)]);
+  });
+
+  it('a process joining a hooked container whose cgroup no pattern knows (runc exec) gets its contid by pid namespace', () => {
+    const { sys, c, t } = setup();
+    const id = 'amcustom';
+    // The hook registers the init of a runc container with cgroupsPath /auditmux-test/amcustom (no pattern knows it).
+    sys.add(200, 1, hybrid(`/auditmux-test/${id}`), ['runc', 'init'], 'pid:[77]');
+    const reg = c.fromHook({ state: { id, status: 'creating', pid: 200 } });
+    assert.equal(reg.cgroupKnown, false);
+    const contid = containerContid(id);
+    // `runc exec`: runc (a host process) starts a process that joins the container's cgroup and pid namespace.
+    sys.add(210, 1, hybrid('/'), ['runc', 'exec']);
+    sys.add(211, 210, hybrid(`/auditmux-test/${id}`), ['sh'], 'pid:[77]');
+    sys.add(212, 211, hybrid(`/auditmux-test/${id}`), ['echo'], 'pid:[77]');
+    assert.deepEqual(t.lookup(211, 210), [contid], "the exec'd process");
+    assert.deepEqual(t.lookup(212, 211), [contid], 'its child');
+    assert.deepEqual(t.lookup(213, 211), [contid], 'a child gone before its event is read');
+    assert.equal(t.lookup(210, 1), null, 'runc itself is a host process');
+    assert.ok(c.discovery.counters.nsJoined >= 1);
+    // Another process in a pid namespace of its own, and one in the host's, are not in it.
+    sys.add(220, 1, hybrid(`/auditmux-test/${id}`), ['x'], 'pid:[78]');
+    assert.equal(t.lookup(220, 1), null);
+    // The init gone (its namespace's inode may be reused): nobody joins it any more.
+    sys.procs.delete(200);
+    sys.add(230, 1, hybrid('/other'), ['x'], 'pid:[77]');
+    assert.equal(t.lookup(230, 1), null);
+  });
+
+  it("a pid namespace two hooked containers share (a pod) is nobody's; a known cgroup is never looked up by it", () => {
+    const { sys, c, t } = setup();
+    sys.add(300, 1, hybrid('/custom/a'), ['x'], 'pid:[88]');
+    sys.add(301, 1, hybrid('/custom/b'), ['x'], 'pid:[88]');
+    c.fromHook({ state: { id: 'ama', status: 'creating', pid: 300 } });
+    c.fromHook({ state: { id: 'amb', status: 'creating', pid: 301 } });
+    sys.add(310, 1, hybrid('/custom/c'), ['x'], 'pid:[88]');
+    assert.equal(t.lookup(310, 1), null);
+    // The podman container's init (pid namespace 9) is found by its cgroup: its namespace is not indexed.
+    c.discovery.scan();
+    sys.add(320, 1, hybrid('/custom/d'), ['x'], 'pid:[9]');
+    assert.equal(t.lookup(320, 1), null);
+  });
+
+  it('after a restart, a restored container with no pid and no process left is retired by the first full scan', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'amrestore-'));
+    try {
+      const saved = (id: string, pid: number | null): ContainerInfo => ({
+        contid: containerContid(id),
+        runtime: 'podman',
+        id,
+        meta: { name: id.slice(0, 4) },
+        source: 'cgroup',
+        pid,
+        pidStart: null,
+        firstSeen: 1,
+        lastSeen: 2,
+        retired: null,
+        retireReason: null,
+        routed: 5,
+        dropped: 0,
+        hostOnly: 0,
+        seenInBatch: -1,
+      });
+      const file = join(dir, 'containers.state');
+      // H is still running (pid 51 in its cgroup) but was saved without a pid; H2 is gone; 'amgone' had a pid.
+      writeFileSync(file, encodeState('boot1', [saved(H, null), saved(H2, null), saved('amgone', 9999)]));
+      const { c, records } = setup();
+      assert.equal(
+        c.restore(file, (m) => assert.fail(m), 'boot1'),
+        3,
+      );
+      const { retired } = c.discovery.scan();
+      assert.deepEqual(new Set(retired), new Set([containerContid(H2), containerContid('amgone')]));
+      assert.ok(c.registry.get(containerContid(H)), 'the running one stays');
+      assert.match(
+        records.find((r) => r.includes(`container="${H2}"`)) ?? '',
+        new RegExp(
+          `^op=container-retire contid=${containerContid(H2)} runtime=podman .* reason=gone routed=5 dropped=0 res=1$`,
+        ),
+      );
+      assert.equal(records.filter((r) => r.startsWith('op=container-birth')).length, 0, 'no second birth');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a hooked container without a pid that no full scan found goes after the grace period', () => {
+    const { c } = setup();
+    c.fromHook({ state: { id: 'amnopid', status: 'creating', pid: 0 } });
+    c.discovery.graceMs = 60000;
+    assert.deepEqual(c.discovery.scan().retired, [], 'its poststop hook may still come');
+    c.discovery.graceMs = 0;
+    assert.deepEqual(c.discovery.scan().retired, [containerContid('amnopid')]);
   });
 });
