@@ -6,6 +6,8 @@ import {
   DEFAULT_OUTPUT,
   DEFAULT_QUEUE,
   defaultIsolation,
+  AUX_ISOLATIONS,
+  OVERFLOW_ACTIONS,
   type AuxIsolation,
   type DaemonConfig,
   type OutputConfig,
@@ -14,6 +16,7 @@ import {
 } from './schema';
 import type { SourcePos } from '../errors';
 import { NAME_RE } from '../shared';
+import type { Entry, Walker } from './walk';
 
 /** Daemon names become file names, key tags and record fields: a short, safe alphabet. */
 export const DAEMON_NAME_RE = NAME_RE;
@@ -28,6 +31,49 @@ export function queueDepthProblem(v: unknown): string | null {
     return `must be an integer between ${QUEUE_DEPTH.min} and ${QUEUE_DEPTH.max}, got ${got}`;
   }
   return null;
+}
+
+/** How long a producer may wait for room in a full `overflow: block` queue: up to ten minutes. */
+export const BLOCK_TIMEOUT_MS = Object.freeze({ min: 0, max: 600_000 });
+/** A daemon restarted more often than this is broken, not unlucky. */
+export const MAX_RESTARTS = Object.freeze({ min: 0, max: 10_000 });
+
+const QUEUE_KEYS = ['depth', 'overflow', 'block_timeout_ms'] as const;
+
+/**
+ * A daemon's `queue:` section, for `daemons:` and `daemon_templates:` alike (one reader, so one set of bounds and one
+ * wording of each error); undefined when it is not a mapping (the error is recorded).
+ */
+export function readQueue(w: Walker, e: Entry, where: string): QueueConfig | undefined {
+  const q = w.mapping(e.value, `${where}.queue`, QUEUE_KEYS, e.key);
+  if (!q) return undefined;
+  const queue = { ...DEFAULT_QUEUE };
+  let y: Entry | undefined;
+  if ((y = q.get('depth')))
+    queue.depth = w.integer(y, `${where}.queue.depth`, QUEUE_DEPTH.min, QUEUE_DEPTH.max) ?? queue.depth;
+  if ((y = q.get('overflow')))
+    queue.overflow = w.choice(y, `${where}.queue.overflow`, OVERFLOW_ACTIONS) ?? queue.overflow;
+  if ((y = q.get('block_timeout_ms'))) {
+    const t = w.integer(y, `${where}.queue.block_timeout_ms`, BLOCK_TIMEOUT_MS.min, BLOCK_TIMEOUT_MS.max);
+    if (t !== undefined && queue.overflow !== 'block')
+      w.error(y.key, `${where}.queue.block_timeout_ms only applies to overflow: block (overflow is ${queue.overflow})`);
+    else if (t !== undefined) queue.blockTimeoutMs = t;
+  }
+  return queue;
+}
+
+/** A daemon's `isolation:`; undefined when it is not valid for `user` (the error is recorded). */
+export function readIsolation(w: Walker, e: Entry, where: string, user: string | null): AuxIsolation | undefined {
+  const iso = w.choice(e, `${where}.isolation`, AUX_ISOLATIONS);
+  // Only a process of its own can change user: the host process stays root.
+  if (iso === 'inline' && user !== null)
+    return w.error(e.value, `${where}.isolation: inline cannot run as user "${user}" (use isolation: process)`, e.key);
+  return iso;
+}
+
+/** A daemon's `max_restarts:`. */
+export function readMaxRestarts(w: Walker, e: Entry, where: string): number | undefined {
+  return w.integer(e, `${where}.max_restarts`, MAX_RESTARTS.min, MAX_RESTARTS.max);
 }
 
 /** What a caller says about a daemon; everything left out gets the one set of defaults. */

@@ -3,15 +3,21 @@ import { dirname } from 'node:path';
 import type { Node } from 'yaml';
 import { ConfigError } from '../errors';
 import { NAME_PATTERN } from '../shared';
-import { AUX_ISOLATIONS, DEFAULT_QUEUE, OVERFLOW_ACTIONS, type DaemonConfig, type HostConfig } from './schema';
+import type { DaemonConfig, HostConfig } from './schema';
 import type { Walker, Entry } from './walk';
 import { auxLogProblem, defaultAuxLogFile, defaultAuxSpoolDir } from './aux-paths';
 import { readOutputs } from './outputs';
 import { account, configPath, readOutput } from './log';
-import { buildDaemonConfig, DAEMON_NAME_RE, QUEUE_DEPTH, type DaemonSpec } from './daemon-config';
+import {
+  buildDaemonConfig,
+  DAEMON_NAME_RE,
+  readIsolation,
+  readMaxRestarts,
+  readQueue,
+  type DaemonSpec,
+} from './daemon-config';
 
 const DAEMON_KEYS = ['name', 'rules', 'log', 'queue', 'user', 'isolation', 'max_restarts', 'outputs'] as const;
-const QUEUE_KEYS = ['depth', 'overflow', 'block_timeout_ms'] as const;
 
 export function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): DaemonConfig[] {
   const items = w.sequence(e.value, 'daemons', e.key);
@@ -57,29 +63,7 @@ export function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: stri
     }
     if ((x = m.get('log')))
       spec.log = readOutput(w, x, `${where}.log`, baseDir, defaultAuxLogFile(host.log.file, name, null));
-    if ((x = m.get('queue'))) {
-      const q = w.mapping(x.value, `${where}.queue`, QUEUE_KEYS, x.key);
-      if (q) {
-        const queue = { ...DEFAULT_QUEUE };
-        let y: Entry | undefined;
-        if ((y = q.get('depth')))
-          queue.depth = w.integer(y, `${where}.queue.depth`, QUEUE_DEPTH.min, QUEUE_DEPTH.max) ?? queue.depth;
-        if ((y = q.get('overflow')))
-          queue.overflow = w.choice(y, `${where}.queue.overflow`, OVERFLOW_ACTIONS) ?? queue.overflow;
-        if ((y = q.get('block_timeout_ms'))) {
-          const t = w.integer(y, `${where}.queue.block_timeout_ms`, 0, 600000);
-          if (t !== undefined && queue.overflow !== 'block') {
-            w.error(
-              y.key,
-              `${where}.queue.block_timeout_ms only applies to overflow: block (overflow is ${queue.overflow})`,
-            );
-          } else if (t !== undefined) {
-            queue.blockTimeoutMs = t;
-          }
-        }
-        spec.queue = queue;
-      }
-    }
+    if ((x = m.get('queue'))) spec.queue = readQueue(w, x, where);
     if ((x = m.get('user'))) {
       if (w.resolve(x.value) !== null) spec.user = account(w, x, `${where}.user`) ?? null;
     }
@@ -93,14 +77,8 @@ export function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: stri
       out.map((o) => ({ name: o.name, user: o.user, file: o.log.file })),
     );
     if (placement) w.errors.push(new ConfigError(filePos ?? w.sources.get(`${where}.user`) ?? pos, placement));
-    if ((x = m.get('isolation'))) {
-      const iso = w.choice(x, `${where}.isolation`, AUX_ISOLATIONS);
-      // Only a process of its own can change user: the host process stays root.
-      if (iso === 'inline' && d.user !== null)
-        w.error(x.value, `${where}.isolation: inline cannot run as user "${d.user}" (use isolation: process)`, x.key);
-      else if (iso) d.isolation = iso;
-    }
-    if ((x = m.get('max_restarts'))) d.maxRestarts = w.integer(x, `${where}.max_restarts`, 0, 10000) ?? d.maxRestarts;
+    if ((x = m.get('isolation'))) d.isolation = readIsolation(w, x, where, d.user) ?? d.isolation;
+    if ((x = m.get('max_restarts'))) d.maxRestarts = readMaxRestarts(w, x, where) ?? d.maxRestarts;
     d.outputs = (x = m.get('outputs'))
       ? readOutputs(
           w,

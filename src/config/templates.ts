@@ -6,14 +6,12 @@ import { ConfigError } from '../errors';
 import { META_FIELDS, type MetaField } from '../contid/container-selector';
 import { readContainerSelector } from './route-selectors';
 import { account, configPath, readOutput } from './log';
-import { DAEMON_NAME_RE, QUEUE_DEPTH } from './daemon-config';
+import { buildDaemonConfig, DAEMON_NAME_RE, readIsolation, readMaxRestarts, readQueue } from './daemon-config';
 import {
-  AUX_ISOLATIONS,
   DEFAULT_MAX_RESTARTS,
   DEFAULT_OUTPUT,
   DEFAULT_QUEUE,
   defaultIsolation,
-  OVERFLOW_ACTIONS,
   TEMPLATE_IDLE_ACTIONS,
   type DaemonConfig,
   type DaemonTemplate,
@@ -34,7 +32,6 @@ const TEMPLATE_KEYS = [
   'isolation',
   'max_restarts',
 ] as const;
-const QUEUE_KEYS = ['depth', 'overflow', 'block_timeout_ms'] as const;
 const IDLE_KEYS = ['after', 'action'] as const;
 
 /** A template's name is the prefix of its daemons' names: short, so the value keeps most of the 63 characters. */
@@ -117,21 +114,26 @@ export function templateLogFile(pattern: string, template: string, part: string,
   return file;
 }
 
-/** The config of the daemon `template` makes for a value (log file already resolved from the pattern). */
-export function templateDaemonConfig(t: DaemonTemplate, name: string, logFile: string | null): DaemonConfig {
-  const log = { ...t.log };
-  if (logFile) log.file = logFile;
-  return {
-    name,
-    rules: t.rules,
-    log,
-    queue: { ...t.queue },
-    user: t.user,
-    isolation: t.isolation,
-    maxRestarts: t.maxRestarts,
-    outputs: [],
-    pos: t.pos,
-  };
+/**
+ * The config of the daemon `template` makes for a value, log file already resolved from the pattern; built by the
+ * one builder, so a template's daemon is the same as one written under `daemons:` with the same settings.
+ */
+export function templateDaemonConfig(t: DaemonTemplate, name: string, logFile: string): DaemonConfig {
+  return buildDaemonConfig(
+    {
+      name,
+      pos: t.pos,
+      rules: t.rules,
+      log: { ...t.log, file: logFile },
+      queue: t.queue,
+      user: t.user,
+      isolation: t.isolation,
+      maxRestarts: t.maxRestarts,
+      outputs: [],
+    },
+    // Unused: the log file is always given.
+    logFile,
+  );
 }
 
 /** `10m`, `90s`, `2h`, `1d` or a number of seconds, in milliseconds; null when it is none of them. */
@@ -234,27 +236,9 @@ export function readTemplates(
         else t.logPattern = t.log.file;
       }
     }
-    if ((x = m.get('queue'))) {
-      const q = w.mapping(x.value, `${where}.queue`, QUEUE_KEYS, x.key);
-      let y: Entry | undefined;
-      if (q && (y = q.get('depth')))
-        t.queue.depth = w.integer(y, `${where}.queue.depth`, QUEUE_DEPTH.min, QUEUE_DEPTH.max) ?? t.queue.depth;
-      if (q && (y = q.get('overflow')))
-        t.queue.overflow = w.choice(y, `${where}.queue.overflow`, OVERFLOW_ACTIONS) ?? t.queue.overflow;
-      if (q && (y = q.get('block_timeout_ms'))) {
-        const v = w.integer(y, `${where}.queue.block_timeout_ms`, 0, 600000);
-        if (v !== undefined && t.queue.overflow !== 'block')
-          w.error(y.key, `${where}.queue.block_timeout_ms only applies to overflow: block`);
-        else if (v !== undefined) t.queue.blockTimeoutMs = v;
-      }
-    }
-    if ((x = m.get('isolation'))) {
-      const iso = w.choice(x, `${where}.isolation`, AUX_ISOLATIONS);
-      if (iso === 'inline' && t.user !== null)
-        w.error(x.value, `${where}.isolation: inline cannot run as user "${t.user}" (use isolation: process)`, x.key);
-      else if (iso) t.isolation = iso;
-    }
-    if ((x = m.get('max_restarts'))) t.maxRestarts = w.integer(x, `${where}.max_restarts`, 0, 10000) ?? t.maxRestarts;
+    if ((x = m.get('queue'))) t.queue = readQueue(w, x, where) ?? t.queue;
+    if ((x = m.get('isolation'))) t.isolation = readIsolation(w, x, where, t.user) ?? t.isolation;
+    if ((x = m.get('max_restarts'))) t.maxRestarts = readMaxRestarts(w, x, where) ?? t.maxRestarts;
     if (t.logPattern && (t.logPattern === hostLogFile || patternBaseDir(t.logPattern) === '/'))
       w.error(node, `${where}.log.file must lie in a directory of its own, not beside the host log or at /`, item);
     out.push(t);

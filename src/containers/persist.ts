@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AuditmuxError, ExitCode } from '../errors';
+import { AUDIT_CID_UNSET } from '../kernel/constants';
 import { createExclusive, lstatOrNull, readBounded } from '../safefs';
 import type { ContainerMeta } from './metadata';
 import type { ContainerInfo, ContainerSource } from './registry';
@@ -152,7 +153,7 @@ export function parseState(text: string, boot: string): PersistedContainer[] {
     const o = v as Obj;
     const idText = str(o, 'contid', at)!;
     // A contid is a u64 in decimal, never -1 (unset) nor 0.
-    if (!/^[1-9][0-9]{0,19}$/.test(idText) || BigInt(idText) >= 0xffffffffffffffffn)
+    if (!/^[1-9][0-9]{0,19}$/.test(idText) || BigInt(idText) >= AUDIT_CID_UNSET)
       throw new ContainerStateError(`${at}.contid ${JSON.stringify(idText.slice(0, 40))} is not a contid`);
     const contid = BigInt(idText);
     if (seen.has(contid)) throw new ContainerStateError(`${at}.contid ${idText} appears twice`);

@@ -1,5 +1,6 @@
 // The contract of a contid source: where a process's container ID is set and read. One implementation per file here
-// (source-kernel, source-tracker, the emulated kernel's); the host's kernel session picks one at start.
+// (source-kernel, source-tracker; the emulated kernel's is a test double in test/helpers); defaultContidSource in
+// src/daemon/contid-commands.ts picks one at start.
 import type { Chain } from './chain';
 
 export interface ContidSource {

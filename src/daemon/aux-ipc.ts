@@ -5,6 +5,7 @@
 // aux → host: READY, ACK (cumulative seq: everything up to it is in the aux daemon's log), ERROR (JSON), STATS (JSON)
 import type { EventRecord } from '../records/event';
 import { AuditmuxError, ExitCode } from '../errors';
+import { AUDIT_CID_UNSET } from '../kernel/constants';
 import { MAX_CONTAINER_JSON, parseContainerJson, type ContainerEntry } from '../output/container-fields';
 
 export const Frame = {
@@ -108,8 +109,8 @@ export class AuxFrameError extends AuditmuxError {
   }
 }
 
-/** The largest contid, 2^64-1: 20 digits. */
-const CONTID_MAX = 0xffffffffffffffffn;
+/** The largest contid, 2^64-1 (AUDIT_CID_UNSET is (u64)-1): 20 digits. */
+const CONTID_MAX = AUDIT_CID_UNSET;
 /** Strict UTF-8: a container's JSON text is never repaired into something else. */
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 

@@ -1,7 +1,7 @@
 // Container IDs in the host: the source chosen at start, the control requests (set, get, the OCI hook's containers),
 // container discovery and the mainline kernel's fork/exit tracking while processes carry contids.
 import { UsageError } from '../errors';
-import { MsgType } from '../kernel/constants';
+import { AUDIT_CID_UNSET, MsgType } from '../kernel/constants';
 import { formatChain } from '../contid/chain';
 import { ContidTracker } from '../contid/tracker';
 import type { ContidSource } from '../contid/source';
@@ -130,7 +130,7 @@ export class ContidCommands {
     const op = (old: readonly bigint[] | null, ok: 0 | 1): void =>
       this.o.record(
         MsgType.CONTAINER_OP,
-        `op=set opid=${pid} contid=${id} old-contid=${formatChain(old ?? [0xffffffffffffffffn])} pid=${peer.pid} uid=${peer.uid} res=${ok}`,
+        `op=set opid=${pid} contid=${id} old-contid=${formatChain(old ?? [AUDIT_CID_UNSET])} pid=${peer.pid} uid=${peer.uid} res=${ok}`,
       );
     try {
       res = src.set(pid, id, { setterPid: peer.pid, nested, join });
@@ -166,6 +166,7 @@ function parseContidValueStrict(text: string): bigint {
   if (!/^(0x[0-9a-fA-F]{1,16}|[0-9]{1,20})$/.test(t))
     throw new UsageError(`"${text}" is not a contid (decimal or 0x hex u64)`);
   const v = BigInt(t);
-  if (v > 0xffffffffffffffffn) throw new UsageError(`contid ${text} is above 2^64-1`);
+  // AUDIT_CID_UNSET is (u64)-1, the largest u64.
+  if (v > AUDIT_CID_UNSET) throw new UsageError(`contid ${text} is above 2^64-1`);
   return v;
 }

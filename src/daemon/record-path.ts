@@ -10,7 +10,7 @@ import { Router } from '../routing/router';
 import { Pipeline } from '../routing/pipeline';
 import type { ContidTracker } from '../contid/tracker';
 import type { Chain } from '../contid/chain';
-import type { EventRecord } from './aux-ipc';
+import type { EventRecord } from '../records/event';
 import { writerOptions } from './outputs';
 import type { Sink, SinkSpec } from '../output/sink';
 import { createSink } from '../output/sinks';

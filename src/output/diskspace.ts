@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { defaultDiskSpace, type DiskAction, type DiskSpaceConfig, type SpaceThreshold } from '../config/schema';
 import type { Diag } from './output';
-import { AUDIT_UID_UNSET } from '../kernel/constants';
+import { AUDIT_SID_UNSET, AUDIT_UID_UNSET } from '../kernel/constants';
 import { programTrustProblem } from '../trust';
 
 const MiB = 1024 * 1024;
@@ -299,7 +299,7 @@ export class DiskSpaceGuard {
       case 'keep_logs':
         if (this.numLogs > 1) {
           this.diag.warn(info, 'Audit daemon rotating log files');
-          this.writer.rotateNow({ auid: AUDIT_UID_UNSET, uid: 0, ses: AUDIT_UID_UNSET, pid: process.pid });
+          this.writer.rotateNow({ auid: AUDIT_UID_UNSET, uid: 0, ses: AUDIT_SID_UNSET, pid: process.pid });
           // Rotation frees nothing by itself on the same file system; re-arm so the next check can act again.
           this.state.spaceWarned = false;
           this.state.adminWarned = false;

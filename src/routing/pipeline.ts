@@ -1,5 +1,11 @@
 // Per-event routing in the host: contid resolution (kernel records or the tracker), route table, owner tags, fan-out.
-import { AUDITMUX_CONTAINER_ID, AUDIT_CID_UNSET, CONTID_CONTAINER_ID, MsgType } from '../kernel/constants';
+import {
+  AUDITMUX_CONTAINER_ID,
+  AUDIT_ARCH_I386,
+  AUDIT_CID_UNSET,
+  CONTID_CONTAINER_ID,
+  MsgType,
+} from '../kernel/constants';
 import type { EventRecord } from '../records/event';
 import { formatChain, parseChains, type Chain } from '../contid/chain';
 import type { ContidTracker } from '../contid/tracker';
@@ -18,18 +24,33 @@ import {
   stampOf,
 } from '../records/fields';
 import { bodyStartOf } from '../records/record';
+import { Machine } from '../vocab/arch';
+import { syscallNumber } from '../vocab/syscalls';
 
 /** The key auditmux adds to an auxiliary daemon's rules in the kernel, to match events back to their owner. */
 export const OWNER_TAG_PREFIX = 'auditmux-aux:';
 /** The key of the fork/exit tracking rule the host adds on mainline kernels while processes carry contids. */
 export const TRACK_KEY = 'auditmux-contid-track';
 
-const FORK_SYSCALLS_X86_64 = new Set([56, 57, 58, 435]); // clone, fork, vfork, clone3
-const EXIT_SYSCALLS_X86_64 = new Set([231, 60]); // exit_group, exit
-const FORK_SYSCALLS_I386 = new Set([120, 2, 190, 435]);
-const EXIT_SYSCALLS_I386 = new Set([252, 1]);
-const EXEC_SYSCALLS_X86_64 = new Set([59, 322]); // execve, execveat
-const EXEC_SYSCALLS_I386 = new Set([11, 358]);
+/** Numbers of named syscalls from the generated tables, built once at load: per event it is one Set lookup. */
+function syscallSet(machine: number, names: readonly string[]): ReadonlySet<number> {
+  return new Set(
+    names.map((n) => {
+      const nr = syscallNumber(n, machine);
+      if (nr === undefined) throw new Error(`syscall ${n} is missing from the table of machine ${machine}`);
+      return nr;
+    }),
+  );
+}
+const FORKS = ['clone', 'fork', 'vfork', 'clone3'];
+const EXITS = ['exit_group', 'exit'];
+const EXECS = ['execve', 'execveat'];
+const FORK_SYSCALLS_X86_64 = syscallSet(Machine.X86_64, FORKS);
+const EXIT_SYSCALLS_X86_64 = syscallSet(Machine.X86_64, EXITS);
+const FORK_SYSCALLS_I386 = syscallSet(Machine.X86, FORKS);
+const EXIT_SYSCALLS_I386 = syscallSet(Machine.X86, EXITS);
+const EXEC_SYSCALLS_X86_64 = syscallSet(Machine.X86_64, EXECS);
+const EXEC_SYSCALLS_I386 = syscallSet(Machine.X86, EXECS);
 
 export interface Destination {
   /** Daemon name, or null for the host log. */
@@ -226,7 +247,7 @@ export class Pipeline {
         // Byte-level reads (digits parsed in place, no string per field), each starting where the kernel's order
         // puts the field (arch syscall success exit a0..a3 items ppid pid): mostly no search at all.
         const archAt = findField(sc, body, 'arch');
-        const i386 = archAt >= 0 && hexAt(sc, archAt) === 0x40000003;
+        const i386 = archAt >= 0 && hexAt(sc, archAt) === AUDIT_ARCH_I386;
         const nrAt = nextField(sc, archAt < 0 ? -1 : fieldEnd(sc, archAt), body, 'syscall');
         const nr = nrAt < 0 ? -1 : (intAt(sc, nrAt) ?? -1);
         const exitAt = nextField(sc, nrAt < 0 ? -1 : fieldEnd(sc, nrAt), body, 'exit');

@@ -6,7 +6,7 @@ import { parseContidSelector, contidSelectorsMatch } from '../contid/selectors';
 import type { ContidPattern } from '../contid/selectors';
 import { parseChains } from '../contid/chain';
 import { decodeKeys } from '../records/fields';
-import { msgTypeByName, msgTypeName } from '../vocab/msgtypes';
+import { msgTypeName, recordTypeNumber, writerTypeName } from '../vocab/msgtypes';
 import { HOST_MACHINE, Machine } from '../vocab/arch';
 import { syscallName, syscallNumber } from '../vocab/syscalls';
 import { cachedAccounts } from '../vocab/accounts';
@@ -158,27 +158,30 @@ export function compileCriteria(
   }
 
   if (spec.message !== undefined) {
+    // As ausearch -m: a comma list of names in any case, numbers, UNKNOWN[n] or ALL; empty items are skipped. The
+    // one lookup (recordTypeNumber) also takes auditmux's CONTAINER_ID and CONTAINER_OP, as `route test -m` does.
     const want = new Set<string>();
     let all = false;
+    let items = 0;
     for (const part of spec.message.split(',')) {
       const t = part.trim();
-      if (t === 'ALL') all = true;
-      else if (t === 'CONTAINER_ID' || t === 'CONTAINER_OP') want.add(t);
-      else if (/^[0-9]+$/.test(t)) {
-        const n = Number(t);
-        want.add(n === 1336 ? 'CONTAINER_ID' : n === 1020 ? 'CONTAINER_OP' : `UNKNOWN[${n}]`);
-      } else if (msgTypeByName(t) !== undefined) want.add(t);
-      else throw new UsageError(`-m: "${t}" is not a record type name (e.g. SYSCALL, USER_LOGIN, CONTAINER_ID, ALL)`);
-    }
-    if (!all) {
-      // Numbers also match the names auditd writes for them.
-      for (const w of [...want]) {
-        const m = /^UNKNOWN\[(\d+)\]$/.exec(w);
-        if (m) {
-          const name = nameOf(Number(m[1]));
-          if (name) want.add(name);
-        }
+      if (t === '') continue;
+      items++;
+      if (t.toUpperCase() === 'ALL') {
+        all = true;
+        continue;
       }
+      const n = recordTypeNumber(t);
+      if (n === undefined)
+        throw new UsageError(
+          `-m: ${JSON.stringify(t.slice(0, 60))} is not a record type (a name such as SYSCALL or CONTAINER_ID, a number 1-65535, or ALL)`,
+        );
+      else if (/^(?:[0-9]+|UNKNOWN\[[0-9]+\])$/i.test(t)) for (const name of typeNames(n)) want.add(name);
+      // A name matches records written under that name (URINGOP and CONTAINER_ID share 1336 but are told apart).
+      else want.add(t.toUpperCase());
+    }
+    if (items === 0) throw new UsageError('-m: no record type given');
+    if (!all) {
       tests.push((line, h) => want.has(recordTypeName(line, h)));
       prefilters.push(null);
     }
@@ -303,9 +306,12 @@ export function compileCriteria(
   return { count: tests.length, tests, prefilters, stamp, contid, contidIndex, empty };
 }
 
-function nameOf(n: number): string | undefined {
-  const s = msgTypeName(n);
-  return s.startsWith('UNKNOWN[') ? undefined : s;
+/**
+ * Every name a record of type `n` may carry in a log: libaudit's (or UNKNOWN[n]), UNKNOWN[n] as an older libaudit
+ * wrote it, and the name auditmux writes for its own types (CONTAINER_ID, CONTAINER_OP).
+ */
+function typeNames(n: number): Set<string> {
+  return new Set([msgTypeName(n), `UNKNOWN[${n}]`, writerTypeName(n, true)]);
 }
 
 function readBootTime(): number {

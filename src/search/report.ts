@@ -1,4 +1,5 @@
 // Per-container summary of found events, as text and as one self-contained HTML page with inline SVG plots.
+import { AUDIT_CID_UNSET } from '../kernel/constants';
 import { parseChains, formatChain } from '../contid/chain';
 import { decodeKeys } from '../records/fields';
 import { Machine } from '../vocab/arch';
@@ -248,7 +249,7 @@ export class ReportBuilder {
         const parsed = raw === undefined ? null : parseChains(raw);
         if (parsed)
           for (const c of parsed)
-            if (c.length && c[0] !== 0xffffffffffffffffn)
+            if (c.length && c[0] !== AUDIT_CID_UNSET)
               chains.add(cut(this.groupKey ? this.groupKey(c) : formatChain(c), this.limits.text));
       }
       const k = firstField(line, h.bodyStart, h.bodyEnd, 'key');

@@ -2,6 +2,7 @@
 import type { Criteria } from './criteria';
 import { contidOfRecord } from './criteria';
 import { IoError, LogFormatError } from '../errors';
+import { AUDIT_CID_UNSET } from '../kernel/constants';
 import { readLines, type LogInput } from './inputs';
 import { eventKey, newHeader, parseHeader, recordTypeName, type LineHeader } from './logline';
 
@@ -190,7 +191,7 @@ export async function scanEvents(
       const t = recordTypeName(buf, h);
       if (t === 'CONTAINER_ID') {
         const chains = contidOfRecord(buf, h, t);
-        if (chains && chains.some((c) => c.length > 0 && c[0] !== 0xffffffffffffffffn)) o.hasContid = true;
+        if (chains && chains.some((c) => c.length > 0 && c[0] !== AUDIT_CID_UNSET)) o.hasContid = true;
       }
     }
     flushUntil(seq, timeMs);

@@ -13,6 +13,7 @@ import { parseCollectConfig } from '../../src/collect/config';
 import { LogWriter } from '../../src/output/logfile';
 import { NatsOutput } from '../../src/output/nats/output';
 import { freePort } from './peers';
+import { cliPath } from './daemon';
 
 export const NATS_SERVER = '/usr/sbin/nats-server';
 
@@ -418,6 +419,17 @@ export interface Fleet {
   collector(sub?: string, yaml?: string): Collector;
   /** Runs `fn` at teardown (before the servers stop), last registered first. */
   defer(fn: () => unknown): void;
+  /** `auditmux collect --config cfgFile` as a child process; killed at teardown (killChild). */
+  collectCli(cfgFile: string): ChildProcess;
+}
+
+/** Kills a child for good and waits for its exit: SIGCONT first, as a test may have frozen it with SIGSTOP. */
+export async function killChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const dead = new Promise((r) => child.once('exit', r));
+  child.kill('SIGCONT');
+  child.kill('SIGKILL');
+  await dead;
 }
 
 /**
@@ -453,6 +465,13 @@ export async function withFleet<T>(
         );
         cleanups.push(() => c.stop());
         return c;
+      },
+      collectCli(cfgFile) {
+        const child = spawn(process.execPath, [cliPath, 'collect', '--config', cfgFile], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        cleanups.push(() => killChild(child));
+        return child;
       },
     };
     return await fn(f);

@@ -2,14 +2,12 @@
 // event written by one instance, also when an instance stalls past ack_wait and its messages go to another.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { ClaimStore } from '../../src/collect/claims';
 import { fileLines as lines, until, withFleet, type Fleet } from '../helpers/nats';
-import { cliPath as BIN } from '../helpers/daemon';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -71,18 +69,6 @@ test('claims: an event another instance marked written is acknowledged, not writ
     assert.equal((await other.acquire(id1!)).kind, 'written');
   }));
 
-function cli(f: Fleet, cfg: string): ChildProcess {
-  const child = spawn(process.execPath, [BIN, 'collect', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-  f.defer(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const dead = new Promise((r) => child.once('exit', r));
-    child.kill('SIGCONT');
-    child.kill('SIGKILL');
-    await dead;
-  });
-  return child;
-}
-
 /** The counters a CLI instance last wrote to its status file. */
 const statusOf = (f: Fleet, n: string): Record<string, number> =>
   JSON.parse(fs.readFileSync(path.join(f.dir, n, 'collect.status'), 'utf8')) as Record<string, number>;
@@ -106,8 +92,8 @@ for (const lease of [6, 1])
         );
         return file;
       };
-      const c1 = cli(f, cfg('f1'));
-      const c2 = cli(f, cfg('f2'));
+      const c1 = f.collectCli(cfg('f1'));
+      const c2 = f.collectCli(cfg('f2'));
       const all = (): string[] => [
         ...lines(path.join(f.dir, 'f1', 'hosta', 'audit.log')),
         ...lines(path.join(f.dir, 'f2', 'hosta', 'audit.log')),

@@ -1,13 +1,13 @@
 // The collector against a real nats-server: per-node auditd logs equal to the hosts' own, exactly once across kills.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { connect, headers } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { fileLines as lines, freePort, until, withFleet } from '../helpers/nats';
+import { fileLines as lines, freePort, killChild, until, withFleet } from '../helpers/nats';
 import { cliPath as BIN } from '../helpers/daemon';
 
 const CENTRAL = 'consumer: central\nack_wait: 2\nbatch: 50\n';
@@ -55,20 +55,6 @@ test("two hosts (text and JSON payloads) collected into per-node logs equal to t
     );
   }));
 
-/** `auditmux collect` as a child process (killed at teardown). */
-function startCli(f: { defer(fn: () => unknown): void }, cfgFile: string): ChildProcess {
-  const child = spawn(process.execPath, [BIN, 'collect', '--config', cfgFile], { stdio: ['ignore', 'ignore', 'pipe'] });
-  f.defer(() => killChild(child));
-  return child;
-}
-
-async function killChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const dead = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await dead;
-}
-
 test('collector (the CLI) SIGKILLed mid-stream and restarted, NATS server killed and restarted: no gap, no duplicate', () =>
   withFleet({}, async (f) => {
     const a = f.host('hosta');
@@ -79,7 +65,7 @@ test('collector (the CLI) SIGKILLed mid-stream and restarted, NATS server killed
       f.collectYaml(CENTRAL + `dir: ${path.join(f.dir, 'fleet')}\nmetrics: { listen: "127.0.0.1:${port}" }\n`),
     );
     const collected = path.join(f.dir, 'fleet', 'hosta', 'audit.log');
-    const child = startCli(f, cfgFile);
+    const child = f.collectCli(cfgFile);
     a.emit(0, 3000);
     await until(
       () => lines(collected).length >= 1000 * 4,
@@ -90,7 +76,7 @@ test('collector (the CLI) SIGKILLed mid-stream and restarted, NATS server killed
     await f.srv.kill();
     a.emit(4000, 5000);
     await f.srv.startProcess();
-    startCli(f, cfgFile);
+    f.collectCli(cfgFile);
     a.emit(5000, 6000);
     await until(
       () => lines(collected).length >= 6000 * 4,

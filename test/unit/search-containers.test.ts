@@ -1,7 +1,6 @@
 // search and report by container name, image and Kubernetes namespace, named by the logs' CONTAINER_OP birth records.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -157,13 +156,4 @@ describe('search and report by container name', () => {
       assert.equal(decodeUntrusted(encodeUntrusted(s)), s, JSON.stringify(s));
     }
   });
-
-  it(
-    'real ausearch reads the same log and finds the same birth records',
-    { skip: !existsSync('/usr/sbin/ausearch') },
-    () => {
-      const r = spawnSync('ausearch', ['-if', hostLog, '--raw'], { encoding: 'utf8' });
-      assert.equal((r.stdout.match(/op=container-birth/g) ?? []).length, 4);
-    },
-  );
 });
