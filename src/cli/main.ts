@@ -279,6 +279,8 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     )
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
     .action(async (o: { failClosed?: boolean; socket?: string; timeout: number; config?: string }) => {
+      // The time starts before the config file is read (size-bounded, never a FIFO): the whole run is bounded.
+      const deadline = Date.now() + o.timeout;
       let socket = o.socket;
       if (!socket) {
         try {
@@ -292,6 +294,7 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
         await runOciHook({
           socket,
           timeoutMs: o.timeout,
+          deadline,
           failClosed: !!o.failClosed,
           stdin: process.stdin,
           err: io.err,
