@@ -34,8 +34,16 @@ function val(v: string | null | undefined): string {
   return v === null || v === undefined ? '?' : encodeUntrusted(v);
 }
 
-/** The birth or retirement record: every value a container or runtime chose is encoded as an untrusted string. */
-export function containerRecordBody(op: 'birth' | 'retire', c: ContainerInfo): string {
+/**
+ * The birth, update or retirement record: every value a container or runtime chose is encoded as an untrusted string.
+ * An update carries the whole metadata as it is now (search takes the newest per contid) and `changed`, the fields
+ * that became known or changed since the last record.
+ */
+export function containerRecordBody(
+  op: 'birth' | 'update' | 'retire',
+  c: ContainerInfo,
+  changed: readonly string[] = [],
+): string {
   const m = c.meta;
   const parts = [
     `op=container-${op}`,
@@ -49,6 +57,7 @@ export function containerRecordBody(op: 'birth' | 'retire', c: ContainerInfo): s
     `source=${c.source}`,
     `opid=${c.pid ?? -1}`,
   ];
+  if (op === 'update') parts.push(`changed=${changed.filter((f) => /^[A-Za-z]{1,20}$/.test(f)).join(',') || '?'}`);
   if (op === 'retire') parts.push(`reason=${c.retireReason ?? '?'}`, `routed=${c.routed}`, `dropped=${c.dropped}`);
   parts.push('res=1');
   return parts.join(' ');
@@ -98,6 +107,7 @@ export class Containers {
     this.registry = new ContainerRegistry({
       ...(opts.maxLive !== undefined ? { maxLive: opts.maxLive } : {}),
       onBirth: (c) => opts.record(containerRecordBody('birth', c)),
+      onUpdate: (c, changed) => opts.record(containerRecordBody('update', c, changed)),
       onRetire: (c) => {
         this.tracker.forgetContid(c.contid);
         opts.record(containerRecordBody('retire', c));
