@@ -63,8 +63,9 @@ function sameValue(a: unknown, b: unknown): boolean {
 
 /**
  * Completes `cur` with what `next` knows: a field still missing is filled from any sighting; one already known is
- * replaced only by the hook (the runtime's own state at create, where the cgroup scan could only guess a name from
- * the runtime's files or the pod from the cgroup path). Returns the fields that became known or changed.
+ * replaced only when `authoritative` (the hook's first registration of a container the scan found: the runtime's own
+ * state at create, where the scan could only guess a name from the runtime's files or the pod from the cgroup path).
+ * Returns the fields that became known or changed.
  */
 function mergeMeta(cur: ContainerMeta, next: ContainerMeta, authoritative: boolean): string[] {
   const meta = cur as Record<string, unknown>;
@@ -137,13 +138,15 @@ export class ContainerRegistry implements ContainerDirectory {
     const cur = this.live.get(r.contid);
     if (cur) {
       cur.lastSeen = t;
+      // Only the first hook may replace what the scan guessed; after it, any sighting (a retried hook) fills gaps only.
+      const authoritative = r.source === 'hook' && cur.source !== 'hook';
       // The hook can lose the race with the first event read from the container's cgroup: it still registered it.
       if (r.source === 'hook') cur.source = 'hook';
       if (r.source === 'hook' && r.pid) {
         cur.pid = r.pid;
         cur.pidStart = r.pidStart ?? null;
       }
-      const changed = mergeMeta(cur.meta, r.meta ?? {}, r.source === 'hook');
+      const changed = mergeMeta(cur.meta, r.meta ?? {}, authoritative);
       if (cur.runtime === 'oci' && r.runtime !== 'oci') {
         cur.runtime = r.runtime;
         changed.push('runtime');

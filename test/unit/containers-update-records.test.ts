@@ -92,23 +92,28 @@ describe('container update records', () => {
     assert.equal(c.registry.counters.updates, 1);
   });
 
-  it('a field that changes: only the hook replaces what is known, a cgroup sighting only fills gaps', () => {
+  it('a field that changes: the first hook replaces what the scan guessed; otherwise only gaps are filled', () => {
     const updates: string[] = [];
     const r = new ContainerRegistry({ onUpdate: (c, ch) => updates.push(containerRecordBody('update', c, ch)) });
     r.register({ runtime: 'oci', id: 'r1', contid: 7n, source: 'cgroup', meta: { name: 'guess' } });
     r.register({ runtime: 'oci', id: 'r1', contid: 7n, source: 'cgroup', meta: { name: 'other', podUid: 'u1' } });
     assert.equal(r.get(7n)!.meta.name, 'guess');
-    r.register({ runtime: 'runc', id: 'r1', contid: 7n, source: 'hook', meta: { name: 'guess' } });
     r.register({ runtime: 'runc', id: 'r1', contid: 7n, source: 'hook', meta: { name: 'real', labels: { a: 'b' } } });
+    assert.equal(r.get(7n)!.meta.name, 'real');
+    // A retried hook, and the scan, can no longer rename it; an unchanged repeat writes nothing.
+    r.register({ runtime: 'runc', id: 'r1', contid: 7n, source: 'hook', meta: { name: 'again', image: 'img' } });
+    r.register({ runtime: 'runc', id: 'r1', contid: 7n, source: 'cgroup', meta: { name: 'scan' } });
     r.register({ runtime: 'runc', id: 'r1', contid: 7n, source: 'hook', meta: { name: 'real', labels: { a: 'b' } } });
+    assert.equal(r.get(7n)!.meta.name, 'real');
     assert.deepEqual(
       updates.map((u) => /changed=(\S+)/.exec(u)![1]),
-      ['podUid', 'runtime', 'name,labels'],
-      'a gap filled, the runtime learned, a changed name; an unchanged repeat writes nothing',
+      ['podUid', 'name,labels,runtime', 'image'],
+      'a gap filled; the name from the hook and the runtime; a gap filled by a retried hook',
     );
-    // A hostile new name cannot add a field or a line to the update record.
+    // A hostile name from the hook cannot add a field or a line to the update record.
     const evil = 'x changed=forged res=0\ntype=SYSCALL';
-    r.register({ runtime: 'runc', id: 'r1', contid: 7n, source: 'hook', meta: { name: evil } });
+    r.register({ runtime: 'runc', id: 'r2', contid: 8n, source: 'cgroup', meta: { name: 'r2' } });
+    r.register({ runtime: 'runc', id: 'r2', contid: 8n, source: 'hook', meta: { name: evil } });
     const last = updates.at(-1)!;
     assert.ok(last.includes(`name=${encodeUntrusted(evil)} `));
     assert.equal(last.split('\n').length, 1);
