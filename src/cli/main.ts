@@ -7,7 +7,7 @@ import { controlRequest } from '../daemon/control';
 import { queueDepthProblem } from '../config/daemon-config';
 import { rulesDelete, rulesList, rulesLoad } from './rules';
 import { formatAuxRows, formatCounters, readKernelStatus } from './status';
-import { formatContainers, runOciHook } from './oci-hook';
+import { formatContainers, hookFailuresNote, runOciHook } from './oci-hook';
 import { addHooksToBundle } from '../containers/bundle-hooks';
 import { dirname } from 'node:path';
 import { registerCollect } from './collect';
@@ -341,6 +341,11 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .action(async (o: { json?: boolean; config?: string }) => {
       const rows = (await ctl(o.config, 'containers')) as Array<Record<string, unknown>>;
       io.out(o.json ? JSON.stringify(rows) : formatContainers(rows));
+      // Hooks that failed open leave no trace the runtime shows: the table says how many (the JSON stays the rows).
+      if (!o.json) {
+        const note = hookFailuresNote((await ctl(o.config, 'status')) as Record<string, unknown>);
+        if (note) io.out(note);
+      }
     });
 
   program

@@ -186,6 +186,18 @@ function cell(v: unknown): string {
   return String(v).replace(/[^\x21-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+/** The line under the containers table when OCI hooks failed since the daemon started; null when none did. */
+export function hookFailuresNote(status: Record<string, unknown>): string | null {
+  const c = status.containers as Record<string, unknown> | undefined;
+  const n = Number(c?.hookFailures ?? 0);
+  if (!Number.isSafeInteger(n) || n <= 0) return null;
+  const dropped = Number(c?.hookFailuresDropped ?? 0);
+  return (
+    `oci-hook failures: ${n}${dropped > 0 ? ` (${dropped} only counted: the failures file was full)` : ''};` +
+    ' see op=container-hook-failure in the host log'
+  );
+}
+
 export function formatContainers(rows: Array<Record<string, unknown>>): string {
   if (rows.length === 0) return 'no containers';
   const cols = ['contid', 'runtime', 'id', 'name', 'image', 'namespace', 'pod', 'state', 'source', 'routed', 'dropped'];

@@ -206,6 +206,7 @@ describe('issue 11 acceptance: daemon templates on real podman and runc (real ke
           readText(hostLog).includes(`op=container-hook-failure container="${c3}" `),
         );
         assert.ok(cli(conf, 'status').stdout.split('\n').includes('containers.hookFailures 1'), 'status counts it');
+        assert.match(cli(conf, 'containers').stdout, /^oci-hook failures: 1; /m, 'and the containers table says so');
         assert.equal(await stopDaemon(daemon), 0, daemon.stderr());
         daemon = null;
         const log3 = readText(tenantLog('tenant-amc3'));

@@ -18,7 +18,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { execFileSync } from 'node:child_process';
-import { runOciHook } from '../../src/cli/oci-hook';
+import { hookFailuresNote, runOciHook } from '../../src/cli/oci-hook';
 import {
   HOOK_DROP_MARKS_MAX,
   HOOK_FAILURES_FILE,
@@ -251,6 +251,21 @@ describe('hook failures file', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('auditmux containers', () => {
+  it('says under the table how many hooks failed, and nothing when none did', () => {
+    assert.equal(hookFailuresNote({ containers: { hookFailures: 0 } }), null);
+    assert.equal(hookFailuresNote({}), null);
+    assert.equal(
+      hookFailuresNote({ containers: { hookFailures: 3, hookFailuresDropped: 0 } }),
+      'oci-hook failures: 3; see op=container-hook-failure in the host log',
+    );
+    assert.match(
+      hookFailuresNote({ containers: { hookFailures: 9, hookFailuresDropped: 2 } })!,
+      /^oci-hook failures: 9 \(2 only counted: the failures file was full\);/,
+    );
   });
 });
 
