@@ -73,9 +73,9 @@ export function hookFailureRecordBody(f: HookFailure): string {
     `container=${val(f.container)}`,
     `opid=${f.pid}`,
     `phase=${f.phase}`,
-    `mode=${f.mode}`,
+    `hook-mode=${f.mode}`,
     `hook-time=${(f.time / 1000).toFixed(3)}`,
-    `code=${f.code ?? '?'}`,
+    `hook-error=${f.code ?? '?'}`,
     `reason=${val(f.reason)}`,
     'res=0',
   ].join(' ');

@@ -216,7 +216,9 @@ describe('issue 11 acceptance: daemon templates on real podman and runc (real ke
         for (const s of s3) assert.ok(cid3.has(s), `c3 event ${s} has its CONTAINER_ID record`);
         assert.equal(markedSerials(readText(hostLog), 'STORM-c3').length, 0, 'none in the host log');
         assert.match(readText(hostLog), new RegExp(`op=container-birth contid=${containerContid(c3)} .*source=cgroup`));
-        const fail = new RegExp(`op=container-hook-failure container="${c3}" opid=\\d+ phase=create mode=open .*res=0`);
+        const fail = new RegExp(
+          `op=container-hook-failure container="${c3}" opid=\\d+ phase=create hook-mode=open .*res=0`,
+        );
         assert.match(readText(hostLog), fail);
         const aus3 = run('ausearch', ['-if', hostLog, '--raw'], { allowFail: true }).stdout;
         assert.match(aus3, fail, 'ausearch reads the hook failure record');

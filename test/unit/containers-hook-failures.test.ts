@@ -240,12 +240,12 @@ describe('hook failures file', () => {
       assert.equal(records.length, 3);
       // Spaces in the reason: hex, as the kernel encodes such values (ausearch -i decodes it).
       const m =
-        /^op=container-hook-failure container=6122620A63 opid=4242 phase=create mode=open hook-time=1764660000\.123 code=E_NO_DAEMON reason=([0-9A-F]+) res=0$/.exec(
+        /^op=container-hook-failure container=6122620A63 opid=4242 phase=create hook-mode=open hook-time=1764660000\.123 hook-error=E_NO_DAEMON reason=([0-9A-F]+) res=0$/.exec(
           records[0]!,
         );
       assert.ok(m, records[0]);
       assert.equal(Buffer.from(m[1]!, 'hex').toString(), F.reason);
-      assert.match(records[1]!, / phase=poststop mode=closed .* code=E_TIMEOUT /);
+      assert.match(records[1]!, / phase=poststop hook-mode=closed .* hook-error=E_TIMEOUT /);
       assert.equal(records[2], 'op=container-hook-failure dropped=2 res=0');
       assert.match(warns.join(), /1 malformed line/);
     } finally {
@@ -402,7 +402,7 @@ describe('the host daemon reports hook failures', () => {
       assert.equal(rec.length, 1);
       assert.match(
         rec[0]!,
-        /^type=CONTAINER_OP msg=audit\([0-9.]+:[0-9]+\): op=container-hook-failure container="late-web" opid=\d+ phase=create mode=open hook-time=[0-9.]+ code=E_NO_DAEMON reason=[0-9A-F]+ res=0$/,
+        /^type=CONTAINER_OP msg=audit\([0-9.]+:[0-9]+\): op=container-hook-failure container="late-web" opid=\d+ phase=create hook-mode=open hook-time=[0-9.]+ hook-error=E_NO_DAEMON reason=[0-9A-F]+ res=0$/,
       );
       const reason = Buffer.from(/reason=([0-9A-F]+)/.exec(rec[0]!)![1]!, 'hex').toString();
       assert.match(reason, /^control socket .*gone\.sock: ENOENT/);

@@ -2,8 +2,7 @@
 // and report by name, image and Kubernetes namespace use the newest metadata per contid.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProcReader, ProcStat } from '../../src/contid/proc';
 import type { ContainerProc } from '../../src/containers/discovery';
@@ -251,13 +250,6 @@ describe('search and report use the newest metadata per contid', () => {
       const m = await containersFromLogs(inputFromPath(f));
       for (const [id, name] of want) assert.equal(m.get(id)?.name, name, `round ${round} contid ${id}`);
     }
-  });
-
-  it('real ausearch reads the update record', { skip: !existsSync('/usr/sbin/ausearch') }, () => {
-    const r = spawnSync('ausearch', ['-if', log, '--raw'], { encoding: 'utf8' });
-    assert.equal((r.stdout.match(/op=container-update /g) ?? []).length, 1);
-    const i = spawnSync('ausearch', ['-if', log, '-i'], { encoding: 'utf8' });
-    assert.match(i.stdout, /op=container-update .*name=cart .*namespace="shop" /);
   });
 
   it('cleans up', () => rmSync(dir, { recursive: true, force: true }));
