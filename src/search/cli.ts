@@ -25,7 +25,7 @@ export interface SearchIo {
 
 interface Parsed {
   spec: CriteriaSpec;
-  /** Container criteria by name, resolved to contids from the logs' birth records. */
+  /** Container criteria by name, resolved to contids from the logs' birth and update records. */
   query: ContainerQuery;
   groupBy?: GroupBy;
   inputs: string[];
@@ -38,7 +38,7 @@ interface Parsed {
   help: boolean;
 }
 
-/** What a report row is: a contid chain, or a container's name, image or Kubernetes namespace (birth records). */
+/** What a report row is: a contid chain, or a container's name, image or Kubernetes namespace (birth, update). */
 const GROUP_BY = ['contid', 'name', 'image', 'namespace'] as const;
 type GroupBy = (typeof GROUP_BY)[number];
 
@@ -207,8 +207,8 @@ inputs (default: the host daemon's configured log and its rotated files):
 criteria (all must match; each may be met by any record of the event; whole events are printed):
   --contid LIST            N, 0xN, LO-HI, unset, N^* (N and everything nested in it), comma separated
   --container-name GLOB    containers by name, --image GLOB by image, --k8s-namespace GLOB by Kubernetes
-                           namespace: named by the CONTAINER_OP birth records of the logs (and of the host log
-                           when --daemon names auxiliary daemons only)
+                           namespace: named by the CONTAINER_OP birth and update records of the logs, the
+                           newest value winning (and of the host log when --daemon names auxiliary daemons only)
   -k, --key KEY            rule key (a part of it, as ausearch; whole with -w)
   -m, --message TYPES      record types, comma separated (SYSCALL, CONTAINER_ID, 1336, ALL)
   -p, --pid PID            -pp, --ppid PPID          -ui, --uid UID (number or name)
@@ -233,7 +233,7 @@ exit: 0 found, 1 nothing found, 2 bad arguments, 3 bad config, 8 a log could not
 const REPORT_HELP = `usage: auditmux report [inputs] [criteria] [--format text|html|json] [-o FILE] [--top N]
        [--group-by contid|name|image|namespace]
 Per container: events, top keys, top executables, failed syscalls, first and last seen. --group-by name: one row
-per container name (from the logs' birth records; a container restarted under a new contid stays one row);
+per container name (from the logs' birth and update records; a container restarted under a new contid stays one row);
 image: one row per image, namespace: one row per Kubernetes namespace (as --image and --k8s-namespace select;
 containers without one share a "(no image)" or "(no namespace)" row).
 Inputs and criteria as for auditmux search; --html is --format html (one self-contained page with SVG plots).
@@ -243,8 +243,8 @@ tables of max(128, 2 x --top) entries per container (Space-Saving: counts become
 report says so), time series of at most 1024 bins (wider bins for long spans).`;
 
 /**
- * Container names for the criteria and the report: from the birth records of the inputs and, when only auxiliary
- * daemons' logs are searched, of the host's log (where births are written).
+ * Container names for the criteria and the report: from the birth and update records of the inputs and, when only
+ * auxiliary daemons' logs are searched, of the host's log (where births are written).
  */
 async function containerNames(p: Parsed, inputs: readonly LogInput[]): Promise<Map<bigint, ContainerNames> | null> {
   const wanted = Object.values(p.query).some((v) => v !== undefined);
