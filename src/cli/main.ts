@@ -7,7 +7,7 @@ import { controlRequest } from '../daemon/control';
 import { queueDepthProblem } from '../config/daemon-config';
 import { rulesDelete, rulesList, rulesLoad } from './rules';
 import { formatAuxRows, formatCounters, readKernelStatus } from './status';
-import { formatContainers, runOciHook } from './oci-hook';
+import { formatContainers, hookFailuresNote, runOciHook } from './oci-hook';
 import { addHooksToBundle } from '../containers/bundle-hooks';
 import { dirname } from 'node:path';
 import { registerCollect } from './collect';
@@ -279,6 +279,8 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     )
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
     .action(async (o: { failClosed?: boolean; socket?: string; timeout: number; config?: string }) => {
+      // The time starts before the config file is read (size-bounded, never a FIFO): the whole run is bounded.
+      const deadline = Date.now() + o.timeout;
       let socket = o.socket;
       if (!socket) {
         try {
@@ -292,6 +294,7 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
         await runOciHook({
           socket,
           timeoutMs: o.timeout,
+          deadline,
           failClosed: !!o.failClosed,
           stdin: process.stdin,
           err: io.err,
@@ -338,6 +341,11 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .action(async (o: { json?: boolean; config?: string }) => {
       const rows = (await ctl(o.config, 'containers')) as Array<Record<string, unknown>>;
       io.out(o.json ? JSON.stringify(rows) : formatContainers(rows));
+      // Hooks that failed open leave no trace the runtime shows: the table says how many (the JSON stays the rows).
+      if (!o.json) {
+        const note = hookFailuresNote((await ctl(o.config, 'status')) as Record<string, unknown>);
+        if (note) io.out(note);
+      }
     });
 
   program

@@ -1,12 +1,13 @@
 // `auditmux oci-hook` and `auditmux containers`: the OCI hook program and the registry listing, thin over the daemon.
 import { closeSync, constants, existsSync, openSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { AuditmuxError, ExitCode } from '../errors';
 import { controlRequest } from '../daemon/control';
 import { readBounded } from '../safefs';
 import { textTable } from './table';
 import { BUNDLE_CONFIG_MAX } from '../containers/bundle-hooks';
-import { OCI_STATE_MAX, parseBundleAnnotations, parseOciState } from '../containers/oci-state';
+import { OCI_STATE_MAX, parseBundleAnnotations, parseOciState, type OciState } from '../containers/oci-state';
+import { HOOK_FAILURES_FILE, appendHookFailure } from '../containers/hook-failures';
 
 /** Reads at most `limit` bytes from a stream within `deadline` (ms since epoch); rejects past either. */
 export function readStdinBounded(stream: NodeJS.ReadableStream, limit: number, deadline: number): Promise<Buffer> {
@@ -53,6 +54,18 @@ export interface OciHookOptions {
   out: (s: string) => void;
   /** Where /proc is (tests point it at a directory an emulated patched kernel reads). */
   procRoot?: string;
+  /**
+   * When the hook's time ends (ms since the epoch): the command line sets it before it reads the config file, so the
+   * whole run is bounded by --timeout. Default: now + timeoutMs.
+   */
+  deadline?: number;
+  /** Where a failure is recorded for the daemon; default beside the socket, null for nowhere. */
+  failuresFile?: string | null;
+}
+
+/** The failures file of a control socket: in the daemon's runtime directory, beside the socket. */
+export function hookFailuresFile(socket: string): string {
+  return join(dirname(socket), HOOK_FAILURES_FILE);
 }
 
 /**
@@ -86,10 +99,13 @@ export function writeKernelContid(procRoot: string, pid: number, contid: string)
  * Fails open unless told otherwise: a container must start when auditmux is down; its cgroup gets it tagged later.
  */
 export async function runOciHook(o: OciHookOptions): Promise<number> {
-  const deadline = Date.now() + o.timeoutMs;
+  const deadline = o.deadline ?? Date.now() + o.timeoutMs;
+  let state: OciState | null = null;
   try {
+    if (deadline - Date.now() <= 0)
+      throw new AuditmuxError('E_TIMEOUT', `--timeout ${o.timeoutMs} spent before the OCI state was read`);
     const raw = await readStdinBounded(o.stdin, OCI_STATE_MAX, deadline);
-    const state = parseOciState(raw);
+    state = parseOciState(raw);
     let bundleAnnotations: Record<string, string> | undefined;
     if (state.bundle && state.status !== 'stopped') {
       try {
@@ -127,6 +143,7 @@ export async function runOciHook(o: OciHookOptions): Promise<number> {
     return ExitCode.OK;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
+    recordFailure(o, state, e);
     if (o.failClosed) {
       o.err(`auditmux oci-hook: ${msg} (--fail-closed: refusing the container)`);
       return e instanceof AuditmuxError && e.exitCode !== ExitCode.OK ? e.exitCode : ExitCode.FAILURE;
@@ -136,11 +153,49 @@ export async function runOciHook(o: OciHookOptions): Promise<number> {
   }
 }
 
+/**
+ * Leaves the failure where the host daemon counts and logs it at its next scan: a runtime shows a hook's stderr only
+ * when the hook fails, so failing open would otherwise go unseen. Never throws (the hook's answer must not change).
+ */
+function recordFailure(o: OciHookOptions, state: OciState | null, e: unknown): void {
+  const file = o.failuresFile === undefined ? hookFailuresFile(o.socket) : o.failuresFile;
+  if (file === null) return;
+  try {
+    const r = appendHookFailure(file, {
+      time: Date.now(),
+      container: state?.id ?? null,
+      pid: state ? state.pid : -1,
+      phase: state === null ? 'unknown' : state.status === 'stopped' ? 'poststop' : 'create',
+      mode: o.failClosed ? 'closed' : 'open',
+      code: e instanceof AuditmuxError ? e.code : null,
+      reason: e instanceof Error ? e.message : String(e),
+    });
+    if (r !== 'written')
+      o.err(
+        `auditmux oci-hook: failures file ${file} is full: this failure only ${r === 'dropped' ? 'counted' : 'lost'}`,
+      );
+  } catch (err) {
+    o.err(`auditmux oci-hook: failure not recorded: ${(err as Error).message}`);
+  }
+}
+
 /** One cell of a text table: anything not printable ASCII (a hostile container name) is shown escaped. */
 function cell(v: unknown): string {
   if (v === null || v === undefined) return '-';
 
   return String(v).replace(/[^\x21-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** The line under the containers table when OCI hooks failed since the daemon started; null when none did. */
+export function hookFailuresNote(status: Record<string, unknown>): string | null {
+  const c = status.containers as Record<string, unknown> | undefined;
+  const n = Number(c?.hookFailures ?? 0);
+  if (!Number.isSafeInteger(n) || n <= 0) return null;
+  const dropped = Number(c?.hookFailuresDropped ?? 0);
+  return (
+    `oci-hook failures: ${n}${dropped > 0 ? ` (${dropped} only counted: the failures file was full)` : ''};` +
+    ' see op=container-hook-failure in the host log'
+  );
 }
 
 export function formatContainers(rows: Array<Record<string, unknown>>): string {

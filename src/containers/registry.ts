@@ -39,6 +39,11 @@ export interface RegisterInput {
 export interface RegistryOptions {
   onBirth?: (c: ContainerInfo) => void;
   onRetire?: (c: ContainerInfo) => void;
+  /**
+   * A live container's metadata became known or changed after its birth record (a hook after the cgroup scan found
+   * it): `changed` names the ContainerMeta fields (and `runtime`) that did, so an update record can be written.
+   */
+  onUpdate?: (c: ContainerInfo, changed: readonly string[]) => void;
   /** Live containers beyond this are refused (a flood of fake cgroups must not grow memory without bound). */
   maxLive?: number;
   /** Retired containers kept for `auditmux containers`; the oldest go first. */
@@ -47,6 +52,33 @@ export interface RegistryOptions {
 }
 
 export class RegistryFullError extends Error {}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return a === b;
+  const x = a as Record<string, string>;
+  const y = b as Record<string, string>;
+  const kx = Object.keys(x);
+  return kx.length === Object.keys(y).length && kx.every((k) => Object.hasOwn(y, k) && x[k] === y[k]);
+}
+
+/**
+ * Completes `cur` with what `next` knows: a field still missing is filled from any sighting; one already known is
+ * replaced only when `authoritative` (the hook's first registration of a container the scan found: the runtime's own
+ * state at create, where the scan could only guess a name from the runtime's files or the pod from the cgroup path).
+ * Returns the fields that became known or changed.
+ */
+function mergeMeta(cur: ContainerMeta, next: ContainerMeta, authoritative: boolean): string[] {
+  const meta = cur as Record<string, unknown>;
+  const changed: string[] = [];
+  for (const [k, v] of Object.entries(next)) {
+    if (!v || (typeof v === 'object' && Object.keys(v).length === 0)) continue;
+    const known = meta[k] !== undefined && meta[k] !== '';
+    if (known && (!authoritative || sameValue(meta[k], v))) continue;
+    meta[k] = typeof v === 'object' ? { ...(v as Record<string, string>) } : v;
+    changed.push(k);
+  }
+  return changed;
+}
 
 /**
  * Live containers whose event counters `status` and the metrics carry, one series each: containers come and go, and a
@@ -72,7 +104,7 @@ export class ContainerRegistry implements ContainerDirectory {
   /** Changes with every registration and retirement: routers recompute their per-container answers then. */
   version = 0;
   private readonly now: () => number;
-  readonly counters = { births: 0, retirements: 0, hookRegistrations: 0, discovered: 0, refusedFull: 0 };
+  readonly counters = { births: 0, retirements: 0, updates: 0, hookRegistrations: 0, discovered: 0, refusedFull: 0 };
 
   constructor(private readonly opts: RegistryOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -106,15 +138,23 @@ export class ContainerRegistry implements ContainerDirectory {
     const cur = this.live.get(r.contid);
     if (cur) {
       cur.lastSeen = t;
+      // Only the first hook may replace what the scan guessed; after it, any sighting (a retried hook) fills gaps only.
+      const authoritative = r.source === 'hook' && cur.source !== 'hook';
       // The hook can lose the race with the first event read from the container's cgroup: it still registered it.
       if (r.source === 'hook') cur.source = 'hook';
       if (r.source === 'hook' && r.pid) {
         cur.pid = r.pid;
         cur.pidStart = r.pidStart ?? null;
       }
-      const meta = cur.meta as Record<string, unknown>;
-      for (const [k, v] of Object.entries(r.meta ?? {})) if (v && !meta[k]) meta[k] = v;
-      if (cur.runtime === 'oci' && r.runtime !== 'oci') cur.runtime = r.runtime;
+      const changed = mergeMeta(cur.meta, r.meta ?? {}, authoritative);
+      if (cur.runtime === 'oci' && r.runtime !== 'oci') {
+        cur.runtime = r.runtime;
+        changed.push('runtime');
+      }
+      if (changed.length) {
+        this.counters.updates++;
+        this.opts.onUpdate?.(cur, changed);
+      }
       return { info: cur, isNew: false };
     }
     if (this.live.size >= (this.opts.maxLive ?? 65536)) {

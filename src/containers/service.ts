@@ -8,6 +8,7 @@ import { metaFromAnnotations } from './metadata';
 import { parseOciState, type OciState } from './oci-state';
 import { ContainerRegistry, RegistryFullError, type ContainerInfo } from './registry';
 import { currentBootId, encodeState, readState, writeState, type PersistedContainer } from './persist';
+import { collectHookFailures, type HookFailure } from './hook-failures';
 
 export class ContainerError extends AuditmuxError {
   constructor(code: string, message: string) {
@@ -33,8 +34,16 @@ function val(v: string | null | undefined): string {
   return v === null || v === undefined ? '?' : encodeUntrusted(v);
 }
 
-/** The birth or retirement record: every value a container or runtime chose is encoded as an untrusted string. */
-export function containerRecordBody(op: 'birth' | 'retire', c: ContainerInfo): string {
+/**
+ * The birth, update or retirement record: every value a container or runtime chose is encoded as an untrusted string.
+ * An update carries the whole metadata as it is now (search takes the newest per contid) and `changed`, the fields
+ * that became known or changed since the last record.
+ */
+export function containerRecordBody(
+  op: 'birth' | 'update' | 'retire',
+  c: ContainerInfo,
+  changed: readonly string[] = [],
+): string {
   const m = c.meta;
   const parts = [
     `op=container-${op}`,
@@ -48,9 +57,28 @@ export function containerRecordBody(op: 'birth' | 'retire', c: ContainerInfo): s
     `source=${c.source}`,
     `opid=${c.pid ?? -1}`,
   ];
+  if (op === 'update') parts.push(`changed=${changed.filter((f) => /^[A-Za-z]{1,20}$/.test(f)).join(',') || '?'}`);
   if (op === 'retire') parts.push(`reason=${c.retireReason ?? '?'}`, `routed=${c.routed}`, `dropped=${c.dropped}`);
   parts.push('res=1');
   return parts.join(' ');
+}
+
+/**
+ * One failed hook run as a CONTAINER_OP record: what the hook knew (the container ID and init pid from the state, when
+ * it could read it), the stage, open or closed, and why; the hook's own time (it reaches the log a scan or two late).
+ */
+export function hookFailureRecordBody(f: HookFailure): string {
+  return [
+    'op=container-hook-failure',
+    `container=${val(f.container)}`,
+    `opid=${f.pid}`,
+    `phase=${f.phase}`,
+    `hook-mode=${f.mode}`,
+    `hook-time=${(f.time / 1000).toFixed(3)}`,
+    `hook-error=${f.code ?? '?'}`,
+    `reason=${val(f.reason)}`,
+    'res=0',
+  ].join(' ');
 }
 
 /** The runtime an OCI hook's state comes from: podman and CRI runtimes say so in their annotations. */
@@ -65,13 +93,21 @@ export class Containers {
   readonly registry: ContainerRegistry;
   readonly discovery: ContainerDiscovery;
   private readonly tracker: ContidTracker;
-  readonly counters = { hookRefused: 0 };
+  /**
+   * hookRefused: registrations the daemon refused. hookFailures: failures hooks reported through the failures file
+   * (the daemon down or slow, or a refusal), hookFailuresDropped: those the hooks could only count (file full),
+   * hookFailureLinesMalformed: lines in that file that were not a hook's.
+   */
+  readonly counters = { hookRefused: 0, hookFailures: 0, hookFailuresDropped: 0, hookFailureLinesMalformed: 0 };
+  private readonly record: (body: string) => void;
 
   constructor(opts: ContainersOptions) {
     this.tracker = opts.tracker;
+    this.record = opts.record;
     this.registry = new ContainerRegistry({
       ...(opts.maxLive !== undefined ? { maxLive: opts.maxLive } : {}),
       onBirth: (c) => opts.record(containerRecordBody('birth', c)),
+      onUpdate: (c, changed) => opts.record(containerRecordBody('update', c, changed)),
       onRetire: (c) => {
         this.tracker.forgetContid(c.contid);
         opts.record(containerRecordBody('retire', c));
@@ -154,6 +190,23 @@ export class Containers {
 
   list(): Array<Record<string, unknown>> {
     return this.registry.list();
+  }
+
+  /**
+   * The failures hooks left in `dir` (the control socket's directory) since the last call: counted, and each one a
+   * record in the host log; problems with the files themselves go to `warn`. Returns how many failures it found.
+   */
+  collectHookFailures(dir: string, warn: (msg: string) => void): number {
+    const s = collectHookFailures(dir);
+    for (const p of s.problems) warn(`oci-hook failures: ${p}`);
+    if (s.malformed) warn(`oci-hook failures: ${s.malformed} malformed line(s) ignored`);
+    if (s.unread) warn(`oci-hook failures: ${s.unread} byte(s) over the read limit not read`);
+    for (const f of s.failures) this.record(hookFailureRecordBody(f));
+    if (s.dropped) this.record(`op=container-hook-failure dropped=${s.dropped} res=0`);
+    this.counters.hookFailures += s.failures.length + s.dropped;
+    this.counters.hookFailuresDropped += s.dropped;
+    this.counters.hookFailureLinesMalformed += s.malformed;
+    return s.failures.length + s.dropped;
   }
 
   /**

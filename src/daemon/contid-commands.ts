@@ -75,6 +75,12 @@ export class ContidCommands {
       if (n) this.o.diag.info({ containers: n, file }, 'container registry restored');
     }
     if (this.o.discover) this.containers.discovery.scan();
+    this.collectHookFailures();
+  }
+
+  /** Failures OCI hooks left beside the control socket while the daemon was down or slow: counted and logged. */
+  private collectHookFailures(): void {
+    if (this.o.controlSocket) this.containers.collectHookFailures(dirname(this.o.controlSocket), this.warnState);
   }
 
   /** Writes the registry's state (at stop; housekeeping writes it every 2 s when it changed). */
@@ -101,6 +107,7 @@ export class ContidCommands {
       const { born, retired } = this.containers.discovery.scan();
       if (born.length || retired.length) this.o.changed();
     }
+    this.collectHookFailures();
     this.saveState();
     if (this.source?.kind !== 'kernel' && this.o.tracking()) {
       this.tracker.sweep();

@@ -83,6 +83,12 @@ function containerFamilies(
   const per = (k: string): Sample[] =>
     series.flatMap(([contid, c]) => one(obj(c)[k], { contid, name: String(obj(c).name ?? '') }));
   fam('auditmux_containers_live', 'gauge', 'Containers the host knows as running.', one(obj(status.containers).live));
+  fam(
+    'auditmux_container_hook_failures_total',
+    'counter',
+    'OCI hook runs that could not reach or were refused by the daemon (reported by the hooks, counted at the next scan).',
+    one(obj(status.containers).hookFailures),
+  );
   fam('auditmux_container_routed_total', 'counter', "Deliveries of a container's events to daemons.", per('routed'));
   fam('auditmux_container_dropped_total', 'counter', "A container's events dropped by full queues.", per('dropped'));
   fam('auditmux_container_host_only_total', 'counter', "A container's events kept by the host only.", per('hostOnly'));

@@ -25,9 +25,9 @@ export interface SearchIo {
 
 interface Parsed {
   spec: CriteriaSpec;
-  /** Container criteria by name, resolved to contids from the logs' birth records. */
+  /** Container criteria by name, resolved to contids from the logs' birth and update records. */
   query: ContainerQuery;
-  groupBy?: 'contid' | 'name';
+  groupBy?: GroupBy;
   inputs: string[];
   daemons: string[];
   config?: string;
@@ -36,6 +36,25 @@ interface Parsed {
   top?: number;
   escape?: EscapeMode;
   help: boolean;
+}
+
+/** What a report row is: a contid chain, or a container's name, image or Kubernetes namespace (birth, update). */
+const GROUP_BY = ['contid', 'name', 'image', 'namespace'] as const;
+type GroupBy = (typeof GROUP_BY)[number];
+
+/**
+ * The row of a container (the first contid of a chain) when grouped by metadata: a container without a name keeps
+ * its contid (it is still one container); one without an image or namespace (not from Kubernetes, or found by its
+ * cgroup only) goes to a row that says so, which no image reference or namespace (a DNS label) can be spelled as.
+ */
+export function groupKeyOf(
+  groupBy: GroupBy | undefined,
+  names: ReadonlyMap<bigint, ContainerNames> | null,
+): ((chain: readonly bigint[]) => string) | undefined {
+  if (groupBy === undefined || groupBy === 'contid' || !names) return undefined;
+  if (groupBy === 'name') return (c) => names.get(c[0]!)?.name ?? formatChain(c);
+  const missing = groupBy === 'image' ? '(no image)' : '(no namespace)';
+  return (c) => names.get(c[0]!)?.[groupBy] ?? missing;
 }
 
 type Kind = 'value' | 'time' | 'flag';
@@ -110,8 +129,9 @@ const REPORT_OPTS: OptDef[] = [
     names: ['--group-by'],
     kind: 'value',
     apply: (p, v) => {
-      if (v !== 'name' && v !== 'contid') throw new UsageError(`--group-by: expected name or contid, got "${v}"`);
-      p.groupBy = v;
+      if (!(GROUP_BY as readonly string[]).includes(v as string))
+        throw new UsageError(`--group-by: expected contid, name, image or namespace, got "${v}"`);
+      p.groupBy = v as GroupBy;
     },
   },
   {
@@ -187,8 +207,8 @@ inputs (default: the host daemon's configured log and its rotated files):
 criteria (all must match; each may be met by any record of the event; whole events are printed):
   --contid LIST            N, 0xN, LO-HI, unset, N^* (N and everything nested in it), comma separated
   --container-name GLOB    containers by name, --image GLOB by image, --k8s-namespace GLOB by Kubernetes
-                           namespace: named by the CONTAINER_OP birth records of the logs (and of the host log
-                           when --daemon names auxiliary daemons only)
+                           namespace: named by the CONTAINER_OP birth and update records of the logs, the
+                           newest value winning (and of the host log when --daemon names auxiliary daemons only)
   -k, --key KEY            rule key (a part of it, as ausearch; whole with -w)
   -m, --message TYPES      record types, comma separated (SYSCALL, CONTAINER_ID, 1336, ALL)
   -p, --pid PID            -pp, --ppid PPID          -ui, --uid UID (number or name)
@@ -211,9 +231,11 @@ exit: 0 found, 1 nothing found, 2 bad arguments, 3 bad config, 8 a log could not
       .gz among the rotated logs is reported on stderr and skipped, the other logs are still searched and printed`;
 
 const REPORT_HELP = `usage: auditmux report [inputs] [criteria] [--format text|html|json] [-o FILE] [--top N]
-       [--group-by contid|name]
+       [--group-by contid|name|image|namespace]
 Per container: events, top keys, top executables, failed syscalls, first and last seen. --group-by name: one row
-per container name (from the logs' birth records; a container restarted under a new contid stays one row).
+per container name (from the logs' birth and update records; a container restarted under a new contid stays one row);
+image: one row per image, namespace: one row per Kubernetes namespace (as --image and --k8s-namespace select;
+containers without one share a "(no image)" or "(no namespace)" row).
 Inputs and criteria as for auditmux search; --html is --format html (one self-contained page with SVG plots).
 A log that cannot be read completely (a corrupt .gz) is reported on stderr and skipped; the report covers the rest
 and the exit code is 8. Memory is bounded whatever the logs hold: 256 containers (later ones under "(other)"), top
@@ -221,12 +243,12 @@ tables of max(128, 2 x --top) entries per container (Space-Saving: counts become
 report says so), time series of at most 1024 bins (wider bins for long spans).`;
 
 /**
- * Container names for the criteria and the report: from the birth records of the inputs and, when only auxiliary
- * daemons' logs are searched, of the host's log (where births are written).
+ * Container names for the criteria and the report: from the birth and update records of the inputs and, when only
+ * auxiliary daemons' logs are searched, of the host's log (where births are written).
  */
 async function containerNames(p: Parsed, inputs: readonly LogInput[]): Promise<Map<bigint, ContainerNames> | null> {
   const wanted = Object.values(p.query).some((v) => v !== undefined);
-  if (!wanted && p.groupBy !== 'name') return null;
+  if (!wanted && (p.groupBy === undefined || p.groupBy === 'contid')) return null;
   checkQuery(p.query);
   const all = [...inputs];
   if (p.daemons.length && !p.daemons.includes('host')) {
@@ -365,7 +387,7 @@ export async function runReport(argv: string[], io: SearchIo): Promise<number> {
     // Memory is capped (ReportLimits); the tables keep room for twice the entries shown.
     const r = new ReportBuilder(
       { table: Math.max(DEFAULT_REPORT_LIMITS.table, 2 * top) },
-      p.groupBy === 'name' && names ? (c) => names.get(c[0]!)?.name ?? formatChain(c) : undefined,
+      groupKeyOf(p.groupBy, names),
     );
     const stats = await scanEvents(
       inputs,

@@ -1,4 +1,5 @@
-// Container names for search and report: contid -> name, image, namespace from the CONTAINER_OP birth records of logs.
+// Container names for search and report: contid -> name, image, namespace from the CONTAINER_OP birth and update
+// records of logs, the newest value of each field winning.
 import { UsageError } from '../errors';
 import { checkMetaGlob } from '../contid/meta-selector';
 import { globMatch } from '../contid/cgroup-glob';
@@ -22,8 +23,15 @@ export interface ContainerQuery {
 
 /** Containers remembered per scan; past this the rest are not named (a log is not allowed to grow memory freely). */
 export const MAX_CONTAINERS = 1 << 16;
-const BIRTH = Buffer.from('op=container-birth', 'latin1');
+const OP = Buffer.from('op=container-', 'latin1');
 const TYPE = Buffer.from('type=CONTAINER_OP ', 'latin1');
+const FIELDS: ReadonlyArray<[keyof ContainerNames, string]> = [
+  ['name', 'name'],
+  ['image', 'image'],
+  ['namespace', 'namespace'],
+  ['pod', 'pod'],
+  ['runtime', 'runtime'],
+];
 
 /** A value as auditmux writes untrusted strings: `"text"`, hex, or `?` (unknown). */
 export function decodeUntrusted(raw: string | undefined): string | undefined {
@@ -33,28 +41,37 @@ export function decodeUntrusted(raw: string | undefined): string | undefined {
   return raw;
 }
 
-/** One birth record's body [from, end) of `b` into `into` (the first record of a contid wins). */
-function addBirth(b: Buffer, from: number, end: number, into: Map<bigint, ContainerNames>): void {
+/** The time of the record that set each field of a contid, so that the newest wins whatever order files are read in. */
+type Stamps = Map<bigint, Partial<Record<keyof ContainerNames, number>>>;
+
+/**
+ * One birth or update record's body [from, end) of `b`, written at `t` (ms), into `into`: every field it knows
+ * replaces an older one (a name that arrived with the hook after the cgroup scan's birth record, a restart's new
+ * birth); `?` (unknown) replaces nothing.
+ */
+function addRecord(b: Buffer, from: number, end: number, t: number, into: Map<bigint, ContainerNames>, at: Stamps) {
   const c = firstField(b, from, end, 'contid');
-  if (!c || !/^[0-9]{1,20}$/.test(c) || into.size >= MAX_CONTAINERS) return;
+  if (!c || !/^[0-9]{1,20}$/.test(c)) return;
   const id = BigInt(c);
-  if (into.has(id)) return;
-  const n: ContainerNames = {};
-  const set = (k: keyof ContainerNames, field: string): void => {
+  let n = into.get(id);
+  if (!n) {
+    if (into.size >= MAX_CONTAINERS) return;
+    into.set(id, (n = {}));
+    at.set(id, {});
+  }
+  const stamps = at.get(id)!;
+  for (const [k, field] of FIELDS) {
     const v = decodeUntrusted(firstField(b, from, end, field));
-    if (v !== undefined) n[k] = v;
-  };
-  set('name', 'name');
-  set('image', 'image');
-  set('namespace', 'namespace');
-  set('pod', 'pod');
-  set('runtime', 'runtime');
-  into.set(id, n);
+    if (v === undefined || (stamps[k] ?? -1) > t) continue;
+    n[k] = v;
+    stamps[k] = t;
+  }
 }
 
-/** Reads the birth records of `inputs` (files only: standard input cannot be read twice). */
+/** Reads the birth and update records of `inputs` (files only: standard input cannot be read twice). */
 export async function containersFromLogs(inputs: readonly LogInput[]): Promise<Map<bigint, ContainerNames>> {
   const out = new Map<bigint, ContainerNames>();
+  const stamps: Stamps = new Map();
   const h = newHeader();
   for (const input of inputs) {
     if (input.path === '-') throw new UsageError('container names need log files, not standard input');
@@ -62,14 +79,17 @@ export async function containersFromLogs(inputs: readonly LogInput[]): Promise<M
       await readLines(input, {
         line(buf, start, end) {
           if (buf.indexOf(TYPE, start) !== start) return;
-          const at = buf.indexOf(BIRTH, start);
+          const at = buf.indexOf(OP, start);
           if (at < 0 || at >= end) return;
           const line = buf.subarray(start, end);
           if (parseHeader(line, 0, line.length, h)) return;
-          addBirth(line, h.bodyStart, h.bodyEnd, out);
+          // Only the op field decides (a hostile name containing "op=container-birth" is encoded, never bare).
+          const op = firstField(line, h.bodyStart, h.bodyEnd, 'op');
+          if (op !== 'container-birth' && op !== 'container-update') return;
+          addRecord(line, h.bodyStart, h.bodyEnd, h.sec * 1000 + h.ms, out, stamps);
         },
         overlong() {
-          /* not a birth record */
+          /* not a birth or update record */
         },
       });
     } catch {
@@ -88,7 +108,7 @@ export function checkQuery(q: ContainerQuery): void {
   }
 }
 
-/** The contids whose birth record matches every glob given. */
+/** The contids whose newest metadata (birth and update records) matches every glob given. */
 export function contidsMatching(dir: ReadonlyMap<bigint, ContainerNames>, q: ContainerQuery): bigint[] {
   const out: bigint[] = [];
   const ok = (g: string | undefined, v: string | undefined): boolean =>

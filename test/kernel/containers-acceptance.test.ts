@@ -141,10 +141,11 @@ describe('issue 11 acceptance: daemon templates on real podman and runc (real ke
         ])
           assert.ok(status.split('\n').includes(line), `status has "${line}"`);
 
-        // Stopping: poststop retires the podman one; the runc one is retired when the scan finds it gone.
+        // Stopping all three: poststop retires the podman ones; the runc one is retired when the scan finds it gone.
+        podman('rm', '-f', '-t', '0', 'amc1');
         podman('rm', '-f', '-t', '0', 'amc2');
         run('runc', ['delete', '--force', runcId]);
-        await until('retirements', () => rows().filter((x) => x.state === 'retired').length === 2, 15000);
+        await until('retirements', () => rows().filter((x) => x.state === 'retired').length === 3, 15000);
         assert.equal(await stopDaemon(daemon), 0, daemon.stderr());
         daemon = null;
 
@@ -165,10 +166,23 @@ describe('issue 11 acceptance: daemon templates on real podman and runc (real ke
               if (other !== daemonOf[n]) assert.equal(markedSerials(text, m).length, 0, `${m} never in ${other}`);
           }
         }
+        // Exactly one birth and one retirement each, and nothing else's.
+        const ops = (text: string, op: string): string[] =>
+          [...text.matchAll(new RegExp(`op=container-${op} contid=(\\d+) `, 'g'))].map((m) => m[1]!).sort();
+        const all = Object.values(ids)
+          .map((i) => i.toString())
+          .sort();
+        assert.deepEqual(ops(host, 'birth'), all, 'three births');
+        assert.deepEqual(ops(host, 'retire'), all, 'three retirements');
         for (const [n, id] of Object.entries(ids))
           assert.match(host, new RegExp(`op=container-birth contid=${id} runtime=\\w+ container="[^"]+" `), n);
+        assert.match(host, new RegExp(`op=container-retire contid=${ids.c1} runtime=podman .*reason=poststop`));
         assert.match(host, new RegExp(`op=container-retire contid=${ids.c2} runtime=podman .*reason=poststop`));
         assert.match(host, new RegExp(`op=container-retire contid=${ids.r1} runtime=runc .*reason=gone`));
+        // auditd's own reader takes them (ausearch 3.0.9 has no name for type 1020 in -m, so all records are read).
+        const aus = run('ausearch', ['-if', hostLog, '--raw'], { allowFail: true }).stdout;
+        assert.deepEqual(ops(aus, 'birth'), all, 'ausearch reads the three births');
+        assert.deepEqual(ops(aus, 'retire'), all, 'ausearch reads the three retirements');
         assert.match(host, /op=template-add template=tenant key="name" value="amc1" daemon=tenant-amc1 /);
 
         // The host daemon is down while a container starts: the hook fails open and the container runs; once the
@@ -181,11 +195,18 @@ describe('issue 11 acceptance: daemon templates on real podman and runc (real ke
         assert.equal(c3r.status, 0, `the container starts without the daemon: ${c3r.stderr}`);
         const c3 = c3r.stdout.trim();
         assert.equal(podman('inspect', '-f', '{{.State.Running}}', 'amc3').stdout.trim(), 'true');
+        assert.ok(existsSync(join(dir, 'oci-hook.failures')), 'the failing hook left its failure for the daemon');
         daemon = await startDaemon(conf);
         const row3 = rows().find((x) => x.id === c3);
         assert.deepEqual([row3?.name, row3?.source, row3?.state], ['amc3', 'cgroup', 'live']);
         podman('exec', 'amc3', 'sh', '-c', storm('STORM-c3'));
         await until('the c3 storm', () => markedSerials(readText(tenantLog('tenant-amc3')), 'STORM-c3').length >= K);
+        // The hook that failed open while the daemon was down is counted and logged once the daemon is back.
+        await until('the hook failure reported', () =>
+          readText(hostLog).includes(`op=container-hook-failure container="${c3}" `),
+        );
+        assert.ok(cli(conf, 'status').stdout.split('\n').includes('containers.hookFailures 1'), 'status counts it');
+        assert.match(cli(conf, 'containers').stdout, /^oci-hook failures: 1; /m, 'and the containers table says so');
         assert.equal(await stopDaemon(daemon), 0, daemon.stderr());
         daemon = null;
         const log3 = readText(tenantLog('tenant-amc3'));
@@ -195,6 +216,12 @@ describe('issue 11 acceptance: daemon templates on real podman and runc (real ke
         for (const s of s3) assert.ok(cid3.has(s), `c3 event ${s} has its CONTAINER_ID record`);
         assert.equal(markedSerials(readText(hostLog), 'STORM-c3').length, 0, 'none in the host log');
         assert.match(readText(hostLog), new RegExp(`op=container-birth contid=${containerContid(c3)} .*source=cgroup`));
+        const fail = new RegExp(
+          `op=container-hook-failure container="${c3}" opid=\\d+ phase=create hook-mode=open .*res=0`,
+        );
+        assert.match(readText(hostLog), fail);
+        const aus3 = run('ausearch', ['-if', hostLog, '--raw'], { allowFail: true }).stdout;
+        assert.match(aus3, fail, 'ausearch reads the hook failure record');
       } finally {
         if (daemon) await stopDaemon(daemon);
         removeLab(lab, [runcId]);
