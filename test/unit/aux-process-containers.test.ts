@@ -54,6 +54,21 @@ async function drained(h: EmulatedHost, names: string[]): Promise<void> {
   );
 }
 
+/**
+ * Until daemon `name`'s JSON log holds `n` events of `contid`. An empty host queue is not enough: the emulated kernel
+ * may not have delivered the events yet, and a registry change made meanwhile would reach them (flaky under load).
+ */
+async function logged(h: EmulatedHost, name: string, contid: string, n: number): Promise<void> {
+  const f = join(h.dir, `${name}.log`);
+  const count = (): number => {
+    if (!existsSync(f)) return 0;
+    // Whole lines only: the last piece is a line still being written, or empty.
+    const lines = readFileSync(f, 'utf8').split('\n').slice(0, -1);
+    return lines.filter((l) => (JSON.parse(l) as Line).contid === contid).length;
+  };
+  await until(() => count() >= n, `${n} events of ${contid} in ${name}`);
+}
+
 const jsonLines = (f: string): Line[] =>
   existsSync(f)
     ? readFileSync(f, 'utf8')
@@ -85,16 +100,19 @@ describe('container metadata in process daemons (emulated mainline kernel)', () 
       };
       emit(N);
       await drained(h, ['a', 'b']);
+      await logged(h, 'a', '100', N);
       // The registry learns the image later: the process is told, and the next events show it.
       register(h, 100n, { image: 'busybox:1' });
       emit(N);
       await drained(h, ['a', 'b']);
+      await logged(h, 'a', '100', 2 * N);
       // A bad frame is reported and skipped; the process goes on.
       const pid = status(h, 'a').pid;
       rawWriteA(encodeFrame(Frame.CONTAINER, Buffer.from('1 {"name":')));
       await until(() => /E_AUX_FRAME/.test(status(h, 'a').lastError ?? ''), 'the bad frame reported');
       emit(5);
       await drained(h, ['a', 'b']);
+      await logged(h, 'a', '100', 2 * N + 5);
       assert.equal(status(h, 'a').pid, pid, 'the same process');
       assert.equal(status(h, 'a').crashes, 0);
       // Retired: forgotten by the process at the next pump.
