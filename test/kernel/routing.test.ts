@@ -203,7 +203,11 @@ for (const k of [emulated(), real]) {
               '  - { contid: 100, daemons: [a] }',
             ],
           });
-          const list = async (): Promise<AuxRow[]> => JSON.parse((await cli(conf, 'aux', 'list', '--json')).stdout);
+          const list = async (): Promise<AuxRow[]> => {
+            const r = await cli(conf, 'aux', 'list', '--json');
+            assert.equal(r.status, 0, `aux list --json: ${r.stderr}`);
+            return JSON.parse(r.stdout) as AuxRow[];
+          };
           const row = async (name: string): Promise<AuxRow | undefined> => (await list()).find((x) => x.name === name);
           const d = await k.start(conf);
           try {
