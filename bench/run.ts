@@ -27,7 +27,7 @@ const USAGE = `usage: node dist/bench/run.js [options]   (root; Debian auditd in
   --reps N           repetitions of every (rate, daemon) (default 3)
   --duration S       seconds of load per measurement (default 5)
   --daemons LIST     creader[-sync][-2logs],auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched[,auditmux-<fmt>-auxN[-proc]][-nosync]
-                     (default: the four, then auditmux-raw-aux4 and -aux4-proc; -auxN: N inline auxiliary daemons,
+                     (default: the C readers, the four, then auditmux-raw-aux4, -aux20 and -aux4-proc; -auxN: N inline auxiliary daemons,
                      -auxN-proc: each in its own process; -nosync: logs with flush: none, as creader writes;
                      creader-sync: creader with an fsync every 50 records, as the auditmux logs' incremental_async;
                      -2logs: creader writing (and syncing) a second log too, the floor for -auxN's extra log)
@@ -70,7 +70,8 @@ function options(argv: string[]): Options | 'help' {
       daemons: {
         type: 'string',
         default:
-          'creader,auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched,auditmux-raw-aux4,auditmux-raw-aux4-proc',
+          'creader,creader-sync,creader-sync-2logs,auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched,' +
+          'auditmux-raw-aux4,auditmux-raw-aux20,auditmux-raw-aux4-proc',
       },
       mode: { type: 'string', default: 'getppid' },
       'cpu-prof': { type: 'boolean', default: false },
