@@ -162,7 +162,7 @@ describe('search and report use the newest metadata per contid', () => {
   };
   async function serials(...args: string[]): Promise<number[]> {
     const c = capture();
-    await runSearch(['-if', log, '-if', old, '--format', 'json', ...args], c.io);
+    await runSearch(['-if', log, '-if', old, '--names-from', log, '--format', 'json', ...args], c.io);
     return c.out
       .join('')
       .split('\n')
@@ -199,7 +199,10 @@ describe('search and report use the newest metadata per contid', () => {
   it('report --group-by image and namespace: one row each, containers without one share a row', async () => {
     const rows = async (by: string): Promise<Array<[string, number]>> => {
       const c = capture();
-      assert.equal(await runReport(['-if', log, '-if', old, '--group-by', by, '--format', 'json'], c.io), 0);
+      assert.equal(
+        await runReport(['-if', log, '-if', old, '--names-from', log, '--group-by', by, '--format', 'json'], c.io),
+        0,
+      );
       const j = JSON.parse(c.out.join('')) as { containers: Array<{ container: string; events: number }> };
       return j.containers.map((x) => [x.container, x.events]);
     };
