@@ -439,6 +439,7 @@ export async function runReport(argv: string[], io: SearchIo): Promise<number> {
     const r = new ReportBuilder(
       { table: Math.max(DEFAULT_REPORT_LIMITS.table, 2 * top) },
       groupKeyOf(p.groupBy, names),
+      p.groupBy === 'image' || p.groupBy === 'namespace' ? p.groupBy : 'container',
     );
     const stats = await scanEvents(
       inputs,
