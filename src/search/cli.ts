@@ -294,7 +294,9 @@ async function containerNames(
   const wanted = Object.values(p.query).some((v) => v !== undefined);
   if (!wanted && (p.groupBy === undefined || p.groupBy === 'contid')) {
     if (p.namesFrom.length)
-      throw new UsageError('--names-from needs --container-name, --image, --k8s-namespace or --group-by');
+      throw new UsageError(
+        '--names-from needs --container-name, --image, --k8s-namespace or --group-by name|image|namespace',
+      );
     return null;
   }
   checkQuery(p.query);
