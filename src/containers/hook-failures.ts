@@ -24,8 +24,14 @@ export const HOOK_FAILURE_LINE_MAX = 1024;
  */
 export const HOOK_FAILURES_READ_MAX = HOOK_FAILURES_MAX + HOOK_DROP_MARKS_MAX + 64 * HOOK_FAILURE_LINE_MAX;
 const DROP_MARK = '!\n';
-const ID_MAX = 128;
-const REASON_MAX = 300;
+/**
+ * Caps in UTF-8 bytes, the unit the line is written in: a value is hex-encoded when it holds anything but plain
+ * printable ASCII, two characters a byte, so a cap in UTF-16 units would let 300 `€` (900 bytes) become 1800.
+ */
+export const HOOK_FAILURE_ID_MAX = 128;
+export const HOOK_FAILURE_REASON_MAX = 300;
+/** The largest time the line carries (15 digits); a later one is written as 0. */
+const TIME_MAX = 1e15 - 1;
 
 export type HookPhase = 'create' | 'poststop' | 'unknown';
 
@@ -44,23 +50,49 @@ export interface HookFailure {
   reason: string;
 }
 
-function cut(s: string, max: number): string {
-  return s.length > max ? `${s.slice(0, max)}...` : s;
+const utf8Len = (cp: number): number => (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4);
+
+/**
+ * `s` cut so that its UTF-8 form, `...` included, is at most `max` bytes, at a code point boundary: never half a
+ * multi-byte sequence or a surrogate pair. (A lone surrogate counts 3 bytes, as Buffer.from writes it: U+FFFD.)
+ */
+export function cutUtf8(s: string, max: number): string {
+  // Four UTF-8 bytes at most per UTF-16 unit pair, three per unit: short strings need no walk.
+  if (s.length * 3 <= max) return s;
+  const budget = max - 3;
+  let bytes = 0;
+  let end = -1;
+  let i = 0;
+  for (const ch of s) {
+    const n = utf8Len(ch.codePointAt(0)!);
+    if (end < 0 && bytes + n > budget) end = i;
+    bytes += n;
+    if (bytes > max) return `${s.slice(0, end)}...`;
+    i += ch.length;
+  }
+  return s;
 }
 
 /** One line of the file: key=value pairs, every value a container or an error chose encoded (never a space or \n). */
 export function formatHookFailure(f: HookFailure): string {
   const code = f.code && /^[A-Z0-9_]{1,40}$/.test(f.code) ? f.code : '?';
   const pid = Number.isSafeInteger(f.pid) && f.pid >= 0 && f.pid <= 4194304 ? f.pid : -1;
-  const time = Number.isSafeInteger(f.time) && f.time >= 0 ? f.time : 0;
+  const time = Number.isSafeInteger(f.time) && f.time >= 0 && f.time <= TIME_MAX ? f.time : 0;
   return (
-    `v=1 time=${time} phase=${f.phase} pid=${pid} container=${f.container === null ? '?' : encodeUntrusted(cut(f.container, ID_MAX))}` +
-    ` mode=${f.mode} code=${code} reason=${encodeUntrusted(cut(f.reason, REASON_MAX))}\n`
+    `v=1 time=${time} phase=${f.phase} pid=${pid} container=${f.container === null ? '?' : encodeUntrusted(cutUtf8(f.container, HOOK_FAILURE_ID_MAX))}` +
+    ` mode=${f.mode} code=${code} reason=${encodeUntrusted(cutUtf8(f.reason, HOOK_FAILURE_REASON_MAX))}\n`
   );
 }
 
-const LINE_RE =
-  /^v=1 time=([0-9]{1,15}) phase=(create|poststop|unknown) pid=(-1|[0-9]{1,7}) container=(\?|\S{2,600}) mode=(open|closed) code=(\?|[A-Z0-9_]{1,40}) reason=(\S{2,900})$/;
+/**
+ * Value lengths as the writer's caps make them: at most 2 characters a byte (hex), or the bytes plus two quotes. The
+ * longest line is then 985 bytes with its \n, below HOOK_FAILURE_LINE_MAX (a test builds it).
+ */
+const LINE_RE = new RegExp(
+  '^v=1 time=([0-9]{1,15}) phase=(create|poststop|unknown) pid=(-1|[0-9]{1,7}) ' +
+    `container=(\\?|\\S{2,${2 * HOOK_FAILURE_ID_MAX}}) mode=(open|closed) code=(\\?|[A-Z0-9_]{1,40}) ` +
+    `reason=(\\S{2,${2 * HOOK_FAILURE_REASON_MAX}})$`,
+);
 
 /** Parses one line (without its \n) the hook wrote; null for anything else, whoever wrote it. */
 export function parseHookFailure(line: string): HookFailure | null {

@@ -1,6 +1,6 @@
 // `auditmux search` and `auditmux report`: ausearch-style argument parsing, input resolution, output buffering, exit
 // codes.
-import { closeSync, constants, ftruncateSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, statSync, writeSync } from 'node:fs';
 import { openNoFollow } from '../safefs';
 import { AuditmuxError, ExitCode, IoError, UsageError } from '../errors';
 import { compileCriteria, type CriteriaSpec } from './criteria';
@@ -13,6 +13,8 @@ import {
   checkQuery,
   containersFromLogs,
   contidsMatching,
+  FUTURE_SLACK_MS,
+  hostLogInputs,
   type ContainerNames,
   type ContainerQuery,
 } from './containers';
@@ -25,8 +27,10 @@ export interface SearchIo {
 
 interface Parsed {
   spec: CriteriaSpec;
-  /** Container criteria by name, resolved to contids from the logs' birth and update records. */
+  /** Container criteria by name, resolved to contids from the host log's birth and update records. */
   query: ContainerQuery;
+  /** `--names-from`: host logs kept elsewhere, read for names instead of the configured one. */
+  namesFrom: string[];
   groupBy?: GroupBy;
   inputs: string[];
   daemons: string[];
@@ -87,6 +91,7 @@ const COMMON: OptDef[] = [
   { names: ['--container-name'], kind: 'value', apply: setQuery('name') },
   { names: ['--image'], kind: 'value', apply: setQuery('image') },
   { names: ['--k8s-namespace'], kind: 'value', apply: setQuery('namespace') },
+  { names: ['--names-from'], kind: 'value', apply: (p, v) => p.namesFrom.push(v as string) },
   { names: ['-k', '--key'], kind: 'value', apply: setSpec('key') },
   { names: ['-m', '--message'], kind: 'value', apply: setSpec('message') },
   { names: ['-p', '--pid'], kind: 'value', apply: setSpec('pid') },
@@ -157,7 +162,7 @@ function setFormat(p: Parsed, f: string): void {
 const TIME_ARG = /^[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?$/;
 
 function parseArgs(argv: string[], defs: OptDef[]): Parsed {
-  const p: Parsed = { spec: {}, query: {}, inputs: [], daemons: [], help: false };
+  const p: Parsed = { spec: {}, query: {}, namesFrom: [], inputs: [], daemons: [], help: false };
   const byName = new Map<string, OptDef>();
   for (const d of defs) for (const n of d.names) byName.set(n, d);
   for (let i = 0; i < argv.length; i++) {
@@ -207,10 +212,12 @@ inputs (default: the host daemon's configured log and its rotated files):
 criteria (all must match; each may be met by any record of the event; whole events are printed):
   --contid LIST            N, 0xN, LO-HI, unset, N^* (N and everything nested in it), comma separated
   --container-name GLOB    containers by name, --image GLOB by image, --k8s-namespace GLOB by Kubernetes
-                           namespace: named by the CONTAINER_OP birth and update records of the logs, the
-                           newest value winning (and of the host log when --daemon names auxiliary daemons only)
+                           namespace: named by the CONTAINER_OP birth and update records of the host log and
+                           its rotations only (the configured one, whatever the inputs; never an auxiliary
+                           daemon's log, which its tenant may write), the newest value winning
+  --names-from FILE        take names from this host log and its rotations instead (a copy, another machine's)
   -k, --key KEY            rule key (a part of it, as ausearch; whole with -w)
-  -m, --message TYPES      record types, comma separated (SYSCALL, CONTAINER_ID, 1336, ALL)
+  -m, --message TYPES      record types, comma separated, names in any case (SYSCALL, container_id, 1336, ALL)
   -p, --pid PID            -pp, --ppid PPID          -ui, --uid UID (number or name)
   -ua, --uid-all UID       uid, euid or auid (as ausearch -ua)
   -ul, --loginuid, --auid AUID
@@ -233,7 +240,8 @@ exit: 0 found, 1 nothing found, 2 bad arguments, 3 bad config, 8 a log could not
 const REPORT_HELP = `usage: auditmux report [inputs] [criteria] [--format text|html|json] [-o FILE] [--top N]
        [--group-by contid|name|image|namespace]
 Per container: events, top keys, top executables, failed syscalls, first and last seen. --group-by name: one row
-per container name (from the logs' birth and update records; a container restarted under a new contid stays one row);
+per container name (from the host log's birth and update records, as for search --container-name, or
+--names-from's; a container restarted under a new contid stays one row);
 image: one row per image, namespace: one row per Kubernetes namespace (as --image and --k8s-namespace select;
 containers without one share a "(no image)" or "(no namespace)" row).
 Inputs and criteria as for auditmux search; --html is --format html (one self-contained page with SVG plots).
@@ -243,22 +251,67 @@ tables of max(128, 2 x --top) entries per container (Space-Saving: counts become
 report says so), time series of at most 1024 bins (wider bins for long spans).`;
 
 /**
- * Container names for the criteria and the report: from the birth and update records of the inputs and, when only
- * auxiliary daemons' logs are searched, of the host's log (where births are written).
+ * Where container names come from: the host log and its rotations, where auditmux writes birth and update records,
+ * never the inputs themselves. An auxiliary daemon with a `user:` can write anything into its own log, a record that
+ * renames another tenant's container included, so a search over several daemons' logs must not take names from them.
  */
-async function containerNames(p: Parsed, inputs: readonly LogInput[]): Promise<Map<bigint, ContainerNames> | null> {
-  const wanted = Object.values(p.query).some((v) => v !== undefined);
-  if (!wanted && (p.groupBy === undefined || p.groupBy === 'contid')) return null;
-  checkQuery(p.query);
-  const all = [...inputs];
-  if (p.daemons.length && !p.daemons.includes('host')) {
-    try {
-      all.push(...inputsForDaemon('host', p.config));
-    } catch {
-      // No host log to read: the auxiliary logs' own records name what they can.
-    }
+function nameSources(p: Parsed): LogInput[] {
+  if (p.namesFrom.length) return p.namesFrom.flatMap((f) => hostLogInputs(f));
+  try {
+    return inputsForDaemon('host', p.config);
+  } catch (e) {
+    if (!(e instanceof IoError)) throw e;
+    throw new IoError(
+      `container names come only from the host log's birth and update records (an auxiliary daemon's log may be written by its tenant), and ${e.message}; name the host log with --names-from FILE`,
+      'E_NO_HOST_LOG',
+    );
   }
-  const names = await containersFromLogs(all);
+}
+
+/** Whether any file of `a` is one of `b` (by device and inode: the same file under another name counts). */
+function overlaps(a: readonly LogInput[], b: readonly LogInput[]): boolean {
+  const id = (i: LogInput): string | null => {
+    try {
+      const st = statSync(i.path);
+      return `${st.dev}:${st.ino}`;
+    } catch {
+      return null;
+    }
+  };
+  const ids = new Set(b.map(id));
+  return a.some((i) => {
+    const x = id(i);
+    return x !== null && ids.has(x);
+  });
+}
+
+/** Container names for the criteria and the report, from the host log (see nameSources). */
+async function containerNames(
+  p: Parsed,
+  inputs: readonly LogInput[],
+  io: SearchIo,
+): Promise<Map<bigint, ContainerNames> | null> {
+  const wanted = Object.values(p.query).some((v) => v !== undefined);
+  if (!wanted && (p.groupBy === undefined || p.groupBy === 'contid')) {
+    if (p.namesFrom.length)
+      throw new UsageError(
+        '--names-from needs --container-name, --image, --k8s-namespace or --group-by name|image|namespace',
+      );
+    return null;
+  }
+  checkQuery(p.query);
+  const sources = nameSources(p);
+  // Logs from elsewhere searched with this host's names would name the wrong containers: say where names came from.
+  if (p.inputs.length && !p.namesFrom.length && !overlaps(inputs, sources))
+    io.err(
+      `auditmux: warning: container names are taken from the host log ${sources.at(-1)!.path}, which is not among the inputs (--names-from FILE for another host log)`,
+    );
+  const stats = { future: 0 };
+  const names = await containersFromLogs(sources, { stats });
+  if (stats.future)
+    io.err(
+      `auditmux: warning: ${stats.future} container record(s) dated more than ${FUTURE_SLACK_MS / 60_000} minutes in the future ignored`,
+    );
   if (wanted) p.spec.containerIds = contidsMatching(names, p.query);
   return names;
 }
@@ -316,7 +369,7 @@ export async function runSearch(argv: string[], io: SearchIo): Promise<number> {
     if (!['raw', 'text', 'json'].includes(format))
       throw new UsageError(`--format: expected raw, text or json, got "${format}"`);
     const inputs = resolveInputs(p);
-    await containerNames(p, inputs);
+    await containerNames(p, inputs, io);
     const criteria = compileCriteria(p.spec);
     const out = new Batcher(io);
     const interp = new Interpreter();
@@ -381,13 +434,14 @@ export async function runReport(argv: string[], io: SearchIo): Promise<number> {
     if (!['text', 'html', 'json'].includes(format))
       throw new UsageError(`--format: expected text, html or json, got "${format}"`);
     const inputs = resolveInputs(p);
-    const names = await containerNames(p, inputs);
+    const names = await containerNames(p, inputs, io);
     const criteria = compileCriteria(p.spec);
     const top = p.top ?? 5;
     // Memory is capped (ReportLimits); the tables keep room for twice the entries shown.
     const r = new ReportBuilder(
       { table: Math.max(DEFAULT_REPORT_LIMITS.table, 2 * top) },
       groupKeyOf(p.groupBy, names),
+      p.groupBy === 'image' || p.groupBy === 'namespace' ? p.groupBy : 'container',
     );
     const stats = await scanEvents(
       inputs,

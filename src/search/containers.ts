@@ -1,9 +1,11 @@
 // Container names for search and report: contid -> name, image, namespace from the CONTAINER_OP birth and update
-// records of logs, the newest value of each field winning.
-import { UsageError } from '../errors';
+// records of the host log, the newest value of each field winning.
+import { lstatSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { IoError, UsageError } from '../errors';
 import { checkMetaGlob } from '../contid/meta-selector';
 import { globMatch } from '../contid/cgroup-glob';
-import { readLines, type LogInput } from './inputs';
+import { readLines, rotationSeries, type LogInput } from './inputs';
 import { firstField, newHeader, parseHeader } from './logline';
 
 export interface ContainerNames {
@@ -20,6 +22,12 @@ export interface ContainerQuery {
   image?: string;
   namespace?: string;
 }
+
+/**
+ * A record dated later than the search's clock by more than this is ignored: a far-future time would otherwise win
+ * over every real record for good. The slack covers the host's clock stepping back a little after it wrote.
+ */
+export const FUTURE_SLACK_MS = 5 * 60_000;
 
 /** Containers remembered per scan; past this the rest are not named (a log is not allowed to grow memory freely). */
 export const MAX_CONTAINERS = 1 << 16;
@@ -68,11 +76,26 @@ function addRecord(b: Buffer, from: number, end: number, t: number, into: Map<bi
   }
 }
 
-/** Reads the birth and update records of `inputs` (files only: standard input cannot be read twice). */
-export async function containersFromLogs(inputs: readonly LogInput[]): Promise<Map<bigint, ContainerNames>> {
+export interface NamesOptions {
+  /** The clock records are compared with (ms since the epoch); default now. */
+  now?: number;
+  /** Filled with the count of records ignored for a time past now + FUTURE_SLACK_MS. */
+  stats?: { future: number };
+}
+
+/**
+ * Reads the birth and update records of `inputs` (files only: standard input cannot be read twice). The caller gives
+ * the host log and its rotations only, where auditmux writes these records: a tenant whose daemon runs as its own
+ * user can write any line into its own log, a record renaming another tenant's container included.
+ */
+export async function containersFromLogs(
+  inputs: readonly LogInput[],
+  opts: NamesOptions = {},
+): Promise<Map<bigint, ContainerNames>> {
   const out = new Map<bigint, ContainerNames>();
   const stamps: Stamps = new Map();
   const h = newHeader();
+  const latest = (opts.now ?? Date.now()) + FUTURE_SLACK_MS;
   for (const input of inputs) {
     if (input.path === '-') throw new UsageError('container names need log files, not standard input');
     try {
@@ -86,7 +109,12 @@ export async function containersFromLogs(inputs: readonly LogInput[]): Promise<M
           // Only the op field decides (a hostile name containing "op=container-birth" is encoded, never bare).
           const op = firstField(line, h.bodyStart, h.bodyEnd, 'op');
           if (op !== 'container-birth' && op !== 'container-update') return;
-          addRecord(line, h.bodyStart, h.bodyEnd, h.sec * 1000 + h.ms, out, stamps);
+          const t = h.sec * 1000 + h.ms;
+          if (t > latest) {
+            if (opts.stats) opts.stats.future++;
+            return;
+          }
+          addRecord(line, h.bodyStart, h.bodyEnd, t, out, stamps);
         },
         overlong() {
           /* not a birth or update record */
@@ -97,6 +125,26 @@ export async function containersFromLogs(inputs: readonly LogInput[]): Promise<M
     }
   }
   return out;
+}
+
+/**
+ * `--names-from FILE`: a host log kept elsewhere (a copy, another machine's) and its rotations beside it (FILE.1,
+ * FILE.2.gz ...). FILE is read as the operator names it; the rotations, found by listing, as search reads listed files.
+ */
+export function hostLogInputs(file: string): LogInput[] {
+  if (file === '-') throw new UsageError('--names-from: container names need a log file, not standard input');
+  const path = resolve(file);
+  let isDir: boolean;
+  try {
+    isDir = lstatSync(path).isDirectory();
+  } catch (e) {
+    throw new IoError(`--names-from ${file}: cannot read the log (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  if (isDir)
+    throw new UsageError(
+      `--names-from ${file}: give the host log file (its rotations beside it are read too), not a directory, which can hold other daemons' logs`,
+    );
+  return [...rotationSeries(path).filter((i) => i.path !== path), { path, gzip: path.endsWith('.gz'), series: path }];
 }
 
 export function checkQuery(q: ContainerQuery): void {

@@ -211,6 +211,9 @@ function cut(s: string, n: number): string {
 /**
  * Accumulates events in memory bounded by `limits` (see ReportLimits), never growing with events or distinct values.
  */
+/** What a report row stands for, as its headings say: a container (by contid chain or name), an image, a namespace. */
+export type RowKind = 'container' | 'image' | 'namespace';
+
 export class ReportBuilder {
   readonly containers = new Map<string, ContainerStats>();
   events = 0;
@@ -220,10 +223,12 @@ export class ReportBuilder {
   /**
    * @param groupKey what a container is called in the report (e.g. its name, so a container restarted under a new
    *   contid stays one row); default its contid chain.
+   * @param rowKind what groupKey's rows are, for the headings (an image row is not a container).
    */
   constructor(
     limits: Partial<ReportLimits> = {},
     private readonly groupKey?: (chain: readonly bigint[]) => string,
+    readonly rowKind: RowKind = 'container',
   ) {
     this.limits = { ...DEFAULT_REPORT_LIMITS, ...limits };
   }
@@ -341,9 +346,10 @@ const fmtTop = (xs: Array<[string, number]>): string =>
  */
 export function textReport(r: ReportBuilder, topN = 5): string {
   const cs = r.sorted();
-  let s = `auditmux report: ${r.events} events, ${cs.length} containers\n`;
+  const kind = r.rowKind;
+  let s = `auditmux report: ${r.events} events, ${cs.length} ${kind}s\n`;
   for (const c of cs) {
-    s += `\ncontainer ${ttyEscape(c.container)}\n`;
+    s += `\n${kind} ${ttyEscape(c.container)}\n`;
     s += `  events: ${c.events}\n`;
     s += `  first seen: ${isoTime(c.firstMs)}\n`;
     s += `  last seen: ${isoTime(c.lastMs)}\n`;
@@ -360,7 +366,7 @@ export function textReport(r: ReportBuilder, topN = 5): string {
       s += `  note: more than ${c.keys.cap} distinct values in a table: its counts are upper bounds (Space-Saving)\n`;
   }
   if (r.containers.has(OTHER_CONTAINERS))
-    s += `\nnote: containers beyond the first ${r.limits.containers} are counted under ${OTHER_CONTAINERS}\n`;
+    s += `\nnote: ${kind}s beyond the first ${r.limits.containers} are counted under ${OTHER_CONTAINERS}\n`;
   return s;
 }
 
@@ -489,12 +495,13 @@ function keyChart(title: string, id: string, cs: ContainerStats[], keys: string[
 
 export function htmlReport(r: ReportBuilder, topN = 5, buckets = 60): string {
   const cs = r.sorted();
+  const kind = r.rowKind;
   const from = Math.min(...cs.map((c) => c.firstMs));
   const to = Math.max(...cs.map((c) => c.lastMs));
   const fromMin = Math.floor(from / MINUTE),
     toMin = Math.floor(to / MINUTE);
   const n = Math.max(1, Math.min(buckets, toMin - fromMin + 1));
-  // Past the palette, lines become indistinguishable: plot the busiest containers, the table has every one.
+  // Past the palette, lines become indistinguishable: plot the busiest rows, the table has every one.
   const plotted = cs.slice(0, PALETTE.length);
   const allKeys = new Map<string, number>();
   for (const c of cs) for (const [k, v] of c.keys) bump(allKeys, k, v);
@@ -510,14 +517,14 @@ export function htmlReport(r: ReportBuilder, topN = 5, buckets = 60): string {
   }
   const charts = cs.length
     ? lineChart(
-        'Events per container over time',
+        `Events per ${kind} over time`,
         'chart-containers',
         plotted.map((c) => ({ label: c.container, counts: bucketize(c.perMinute, fromMin, toMin, n) })),
         from,
         to,
       ) +
       '\n' +
-      keyChart('Events by key and container', 'chart-keys', plotted, keys) +
+      keyChart(`Events by key and ${kind}`, 'chart-keys', plotted, keys) +
       '\n' +
       keys
         .slice(0, 5)
@@ -546,8 +553,8 @@ svg{display:block;margin:16px 0;background:#fafafa;border:1px solid #eee}
 </style></head>
 <body>
 <h1>auditmux report</h1>
-<p id="summary">Events: <span id="total-events">${r.events}</span>; containers: <span id="total-containers">${cs.length}</span>${cs.length ? `; from ${isoTime(from)} to ${isoTime(to)}` : ''}.</p>
-<table id="containers"><thead><tr><th>container</th><th>events</th><th>first seen</th><th>last seen</th><th>top keys</th><th>top executables</th><th>failed syscalls</th></tr></thead>
+<p id="summary">Events: <span id="total-events">${r.events}</span>; ${kind}s: <span id="total-containers">${cs.length}</span>${cs.length ? `; from ${isoTime(from)} to ${isoTime(to)}` : ''}.</p>
+<table id="containers"><thead><tr><th>${kind}</th><th>events</th><th>first seen</th><th>last seen</th><th>top keys</th><th>top executables</th><th>failed syscalls</th></tr></thead>
 <tbody>
 ${rows}</tbody></table>
 ${charts}

@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, tempDir } from '../helpers/daemon';
 
@@ -81,6 +81,39 @@ describe('containerd base spec', () => {
       const missing = join(dir, 'never.json');
       assert.notEqual(runScript(missing, { CTR: fakeCtr(dir, true) }).status, 0);
       assert.equal(existsSync(missing), false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a symlink planted at the old predictable temporary name is not written through', () => {
+    const dir = tempDir('amctrd-');
+    try {
+      const out = join(dir, 'spec.json');
+      const victim = join(dir, 'victim');
+      writeFileSync(victim, 'keep\n');
+      // `exec` keeps the shell's pid, so $$ in the script is the pid the link is planted for: `.spec.json.new.$$`, the
+      // name the script used to cp to, which cp followed.
+      const r = spawnSync(
+        'sh',
+        [
+          '-c',
+          'ln -s "$1" "$2/.spec.json.new.$$" && exec "$3" "$4"',
+          'sh',
+          victim,
+          dir,
+          join(repoRoot, 'scripts', 'containerd-base-spec'),
+          out,
+        ],
+        { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AUDITMUX: CLI, CTR: fakeCtr(dir) } },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(readFileSync(victim, 'utf8'), 'keep\n', 'the link target is untouched');
+      assert.ok(lstatSync(out).isFile() && statSync(out).mode === (0o100000 | 0o644));
+      assert.ok((JSON.parse(readFileSync(out, 'utf8')) as Spec).hooks.createRuntime);
+      const left = readdirSync(dir).filter((n) => n.startsWith('.spec.json.'));
+      assert.equal(left.length, 1, 'only the planted link is left, no temporary');
+      assert.ok(lstatSync(join(dir, left[0]!)).isSymbolicLink());
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

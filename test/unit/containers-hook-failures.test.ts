@@ -24,8 +24,12 @@ import {
   HOOK_FAILURES_FILE,
   HOOK_FAILURES_MAX,
   HOOK_FAILURES_TAKEN,
+  HOOK_FAILURE_ID_MAX,
+  HOOK_FAILURE_LINE_MAX,
+  HOOK_FAILURE_REASON_MAX,
   appendHookFailure,
   collectHookFailures,
+  cutUtf8,
   formatHookFailure,
   parseHookFailure,
   parseHookFailures,
@@ -103,26 +107,91 @@ describe('hook failures file', () => {
     assert.ok(formatHookFailure({ ...F, container: 'c'.repeat(5000), reason: 'r'.repeat(50000) }).length < 1024);
   });
 
+  it('multibyte text is cut by its UTF-8 bytes: the line stays bounded and parses back', () => {
+    // 300 x U+20AC: 900 UTF-8 bytes, which cut by UTF-16 units became 1800 hex digits and a line the reader refused.
+    const euro = { ...F, reason: '\u20ac'.repeat(300), container: '\u20ac'.repeat(128) };
+    const l = formatHookFailure(euro);
+    assert.ok(l.length <= HOOK_FAILURE_LINE_MAX, `${l.length} bytes`);
+    const back = parseHookFailure(l.slice(0, -1));
+    assert.ok(back, 'the reader takes what the writer wrote');
+    assert.equal(back.reason, '\u20ac'.repeat(99) + '...');
+    assert.equal(back.container, '\u20ac'.repeat(41) + '...');
+    assert.ok(Buffer.byteLength(back.reason) <= HOOK_FAILURE_REASON_MAX);
+    assert.ok(Buffer.byteLength(back.container) <= HOOK_FAILURE_ID_MAX);
+    // An astral character (4 bytes, a surrogate pair) is never split, nor is a 2-byte one.
+    assert.equal(cutUtf8('a' + '\u{1F600}'.repeat(10), 12), 'a\u{1F600}\u{1F600}...');
+    assert.equal(cutUtf8('\u00e9'.repeat(10), 10), '\u00e9\u00e9\u00e9...');
+    assert.equal(cutUtf8('\u00e9'.repeat(5), 10), '\u00e9'.repeat(5), 'exactly at the cap: whole');
+    // The daemon's side: a collected file of such lines gives failures, not malformed lines.
+    const dir = tempDir('amhf-');
+    try {
+      appendHookFailure(join(dir, HOOK_FAILURES_FILE), euro);
+      collectHookFailures(dir);
+      const scan = collectHookFailures(dir);
+      assert.deepEqual([scan.failures.length, scan.malformed], [1, 0]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the longest line the writer can make fits the line bound and parses', () => {
+    const worst: HookFailure = {
+      time: 1e15 - 1,
+      container: '\u0001'.repeat(5000),
+      pid: 4194304,
+      phase: 'poststop',
+      mode: 'closed',
+      code: 'E'.repeat(40),
+      reason: '\u{10FFFF}'.repeat(5000),
+    };
+    const l = formatHookFailure(worst);
+    assert.ok(l.length <= HOOK_FAILURE_LINE_MAX, `${l.length} bytes`);
+    assert.ok(parseHookFailure(l.slice(0, -1)));
+    // A time past the line's 15 digits is written as 0 rather than making a line the reader refuses.
+    const late = parseHookFailure(formatHookFailure({ ...F, time: Number.MAX_SAFE_INTEGER }).slice(0, -1));
+    assert.equal(late?.time, 0);
+  });
+
   it('parser: seeded random and mutated input never throws; round trips hold', () => {
     const next = prng(0x4f0c1);
-    const text = (n: number): string => {
+    // ASCII, 2- and 3-byte BMP text, astral pairs, and (for the bound only) lone surrogates.
+    const text = (n: number, lone: boolean): string => {
       let s = '';
-      for (let j = intBelow(next, n); j > 0; j--)
-        s += String.fromCharCode(intBelow(next, 4) === 0 ? intBelow(next, 0x3000) : 32 + intBelow(next, 95));
+      for (let j = intBelow(next, n); j > 0; j--) {
+        const k = intBelow(next, 8);
+        if (k === 0) s += String.fromCharCode(intBelow(next, 0x3000));
+        else if (k === 1) s += String.fromCodePoint(0x10000 + intBelow(next, 0x100000));
+        else if (k === 2) s += String.fromCharCode(0x800 + intBelow(next, 0xd000 - 0x800));
+        else if (k === 3 && lone) s += String.fromCharCode(0xd800 + intBelow(next, 0x800));
+        else s += String.fromCharCode(32 + intBelow(next, 95));
+      }
       return s;
     };
-    for (let i = 0; i < 400; i++) {
+    // Lengths up to past the caps, so that max-length and cut values are common.
+    const len = (): number => (intBelow(next, 3) === 0 ? 2000 : 400);
+    for (let i = 0; i < 600; i++) {
+      const lone = i % 5 === 4;
       const f: HookFailure = {
         time: intBelow(next, 2 ** 31) * 1000,
-        container: intBelow(next, 4) ? text(100) || 'x' : null,
+        container: intBelow(next, 4) ? text(len(), lone) || 'x' : null,
         pid: intBelow(next, 3) ? intBelow(next, 4194304) : -1,
         phase: (['create', 'poststop', 'unknown'] as const)[intBelow(next, 3)]!,
         mode: intBelow(next, 2) ? 'open' : 'closed',
         code: intBelow(next, 2) ? 'E_TIMEOUT' : null,
-        reason: text(200) || 'r',
+        reason: text(len(), lone) || 'r',
       };
       const l = formatHookFailure(f);
-      assert.deepEqual(parseHookFailure(l.slice(0, -1)), f);
+      assert.ok(l.length <= HOOK_FAILURE_LINE_MAX, `line of ${l.length} bytes`);
+      const back = parseHookFailure(l.slice(0, -1));
+      assert.ok(back, 'every line the writer makes is read');
+      if (!lone)
+        assert.deepEqual(back, {
+          ...f,
+          container: f.container === null ? null : cutUtf8(f.container, HOOK_FAILURE_ID_MAX),
+          reason: cutUtf8(f.reason, HOOK_FAILURE_REASON_MAX),
+        });
+      assert.ok(back.container === null || Buffer.byteLength(back.container) <= HOOK_FAILURE_ID_MAX);
+      assert.ok(Buffer.byteLength(back.reason) <= HOOK_FAILURE_REASON_MAX);
       const b = Buffer.from(l + '!\n' + l, 'latin1');
       for (let m = 0; m < 10; m++) {
         const c = Buffer.from(b);

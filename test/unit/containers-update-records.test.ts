@@ -162,7 +162,7 @@ describe('search and report use the newest metadata per contid', () => {
   };
   async function serials(...args: string[]): Promise<number[]> {
     const c = capture();
-    await runSearch(['-if', log, '-if', old, '--format', 'json', ...args], c.io);
+    await runSearch(['-if', log, '-if', old, '--names-from', log, '--format', 'json', ...args], c.io);
     return c.out
       .join('')
       .split('\n')
@@ -199,7 +199,10 @@ describe('search and report use the newest metadata per contid', () => {
   it('report --group-by image and namespace: one row each, containers without one share a row', async () => {
     const rows = async (by: string): Promise<Array<[string, number]>> => {
       const c = capture();
-      assert.equal(await runReport(['-if', log, '-if', old, '--group-by', by, '--format', 'json'], c.io), 0);
+      assert.equal(
+        await runReport(['-if', log, '-if', old, '--names-from', log, '--group-by', by, '--format', 'json'], c.io),
+        0,
+      );
       const j = JSON.parse(c.out.join('')) as { containers: Array<{ container: string; events: number }> };
       return j.containers.map((x) => [x.container, x.events]);
     };
@@ -219,6 +222,33 @@ describe('search and report use the newest metadata per contid', () => {
     let err = '';
     assert.equal(await runReport(['-if', log, '--group-by', 'pod'], { out: c.io.out, err: (s) => (err += s) }), 2);
     assert.match(err, /--group-by: expected contid, name, image or namespace, got "pod"/);
+  });
+
+  it('the text and HTML headings name what the report groups by', async () => {
+    const report = async (...args: string[]): Promise<string> => {
+      const c = capture();
+      // Grouping by contid needs no names (and --names-from without a use is refused).
+      const names = args[1] === 'contid' ? [] : ['--names-from', log];
+      assert.equal(await runReport(['-if', log, '-if', old, ...names, ...args], c.io), 0);
+      return c.out.join('');
+    };
+    for (const [by, kind] of [
+      ['image', 'image'],
+      ['namespace', 'namespace'],
+      ['name', 'container'],
+      ['contid', 'container'],
+    ] as const) {
+      const t = await report('--group-by', by);
+      assert.match(t, new RegExp(`^auditmux report: 5 events, 2 ${kind}s\n`), by);
+      assert.equal((t.match(new RegExp(`^${kind} `, 'gm')) ?? []).length, 2, by);
+      if (kind !== 'container') assert.doesNotMatch(t, /container/, by);
+      const h = await report('--group-by', by, '--html');
+      assert.match(h, new RegExp(`; ${kind}s: <span id="total-containers">2</span>`), by);
+      assert.match(h, new RegExp(`<thead><tr><th>${kind}</th><th>events</th>`), by);
+      assert.match(h, new RegExp(`Events per ${kind} over time`), by);
+      assert.match(h, new RegExp(`Events by key and ${kind}`), by);
+    }
+    assert.match(await report('--group-by', 'image'), /^image registry\.local\/shop\/cart:3\n {2}events: 3\n/m);
   });
 
   it('update records with random values: the newest always wins (seeded)', async () => {

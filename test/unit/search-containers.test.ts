@@ -62,7 +62,7 @@ function capture(): { io: { out(s: string): void; err(s: string): void }; out: s
 
 async function serials(...args: string[]): Promise<number[]> {
   const c = capture();
-  await runSearch(['-if', hostLog, '--format', 'json', ...args], c.io);
+  await runSearch(['-if', hostLog, '--names-from', hostLog, '--format', 'json', ...args], c.io);
   return c.out
     .join('')
     .split('\n')
@@ -91,7 +91,7 @@ describe('search and report by container name', () => {
     assert.deepEqual(await serials('--container-name', 'x y"*'), [4, 103]);
     assert.deepEqual(await serials('--container-name', 'nobody'), [], 'no such container: nothing, not everything');
     const c = capture();
-    assert.equal(await runSearch(['-if', hostLog, '--container-name', ''], c.io), 2);
+    assert.equal(await runSearch(['-if', hostLog, '--names-from', hostLog, '--container-name', ''], c.io), 2);
     assert.match(c.err.join(''), /--container-name: a glob cannot be empty/);
   });
 
@@ -110,7 +110,7 @@ describe('search and report by container name', () => {
 
   it('report --group-by name: one row per name, across contids', async () => {
     const c = capture();
-    assert.equal(await runReport(['-if', hostLog, '--group-by', 'name'], c.io), 0);
+    assert.equal(await runReport(['-if', hostLog, '--names-from', hostLog, '--group-by', 'name'], c.io), 0);
     const s = c.out.join('');
     // Each container's birth record counts with its events: web-1 was born twice (contids 11 and 33).
     assert.match(s, /container web-1\n {2}events: 4\n/, 'contids 11 and 33 together, births included');
@@ -144,6 +144,141 @@ describe('search and report by container name', () => {
     const s = c.out.join('');
     assert.match(s, /container 55\n {2}events: 3\n/, 'birth, event, retirement');
     assert.match(s, /container unset\n {2}events: 1\n/, 'only the host event');
+  });
+
+  it("names come from the host log only: a tenant's forged records rename nothing", async () => {
+    const d = mkdtempSync(join(tmpdir(), 'amsearch-forge-'));
+    try {
+      const host = join(d, 'audit.log');
+      writeFileSync(host, births().join('\n') + '\n');
+      // Tenant a writes its own log (a daemon with a user: can): records renaming tenant b's container 22 ("cart"),
+      // one far in the future, one merely newer than the host's birth.
+      const forged = (t: string, serial: number, op: string, name: string): string =>
+        `type=CONTAINER_OP msg=audit(${t}:${serial}): op=container-${op} contid=22 runtime=runc container="x" name="${name}" image="evil/img:1" pod=? namespace="a" source=hook opid=1 res=1`;
+      const a = join(d, 'a.log');
+      writeFileSync(
+        a,
+        [
+          forged('4102444800.000', 1, 'update', 'pwned'),
+          forged('1700000500.000', 2, 'birth', 'evil'),
+          ...ev(7, 11n, 'a'),
+        ].join('\n') + '\n',
+      );
+      const b = join(d, 'b.log');
+      writeFileSync(b, [...ev(200, 22n, 'b'), ...ev(201, 22n, 'b')].join('\n') + '\n');
+      const conf = join(d, 'auditmux.yaml');
+      writeFileSync(
+        conf,
+        [
+          `host: { log: { file: ${host} } }`,
+          `daemons: [{ name: a, log: { file: ${a} } }, { name: b, log: { file: ${b} } }]`,
+        ].join('\n') + '\n',
+      );
+      const run = async (...args: string[]): Promise<{ code: number; out: string; err: string }> => {
+        const c = capture();
+        const code = await runSearch(['-c', conf, '--raw', ...args], c.io);
+        return { code, out: c.out.join(''), err: c.err.join('') };
+      };
+      const syscalls = (s: string): number => (s.match(/^type=SYSCALL/gm) ?? []).length;
+      for (const inputs of [
+        ['--daemon', 'a', '--daemon', 'b'],
+        ['-if', a, '-if', b],
+      ]) {
+        assert.equal((await run(...inputs, '--container-name', 'pwned')).code, 1, 'the future-dated forgery');
+        assert.equal((await run(...inputs, '--container-name', 'evil')).code, 1, 'the newer forged birth');
+        assert.equal((await run(...inputs, '--image', 'evil/*')).code, 1);
+        const r = await run(...inputs, '--container-name', 'cart');
+        assert.equal(r.code, 0, r.err);
+        assert.equal(syscalls(r.out), 2, "b's two events of cart");
+      }
+      // Inputs that do not include the host log: names still come from it, and search says so.
+      assert.match(
+        (await run('-if', b, '--container-name', 'cart')).err,
+        /names are taken from the host log .*audit\.log/,
+      );
+      assert.doesNotMatch((await run('--daemon', 'b', '--container-name', 'cart')).err, /warning/);
+      const c = capture();
+      assert.equal(
+        await runReport(['-c', conf, '--daemon', 'a', '--daemon', 'b', '--group-by', 'name', '--format', 'json'], c.io),
+        0,
+      );
+      const rows = (JSON.parse(c.out.join('')) as { containers: Array<{ container: string }> }).containers;
+      assert.deepEqual(rows.map((x) => x.container).sort(), ['cart', 'web-1']);
+
+      // The host log itself: a record dated past now (+5 min) is ignored and counted.
+      const hostNext = join(d, 'host2.log');
+      writeFileSync(
+        hostNext,
+        [
+          ...births(),
+          forged('4102444800.000', 9, 'update', 'later'),
+          forged('1700000100.000', 10, 'update', 'renamed'),
+        ].join('\n') + '\n',
+      );
+      const stats = { future: 0 };
+      const m = await containersFromLogs(inputFromPath(hostNext), { stats });
+      assert.equal(m.get(22n)?.name, 'renamed', 'a newer real update wins; the future one does not');
+      assert.equal(stats.future, 1);
+      const w = await run('-if', b, '--names-from', hostNext, '--container-name', 'renamed');
+      assert.equal(w.code, 0);
+      assert.match(w.err, /1 container record\(s\) dated more than 5 minutes in the future ignored/);
+      // The slack: a record a minute ahead of the clock still counts.
+      const soon = join(d, 'soon.log');
+      const t = ((Date.now() + 60_000) / 1000).toFixed(3);
+      writeFileSync(soon, forged(t, 1, 'birth', 'soon') + '\n');
+      assert.equal((await containersFromLogs(inputFromPath(soon))).get(22n)?.name, 'soon');
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('only tenant logs and no host log: names are refused, not taken from the tenants', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'amsearch-nohost-'));
+    try {
+      const a = join(d, 'a.log');
+      writeFileSync(a, births().join('\n') + '\n' + ev(100, 11n, 'a').join('\n') + '\n');
+      const conf = join(d, 'auditmux.yaml');
+      writeFileSync(
+        conf,
+        [
+          `host: { log: { file: ${join(d, 'gone', 'audit.log')} } }`,
+          `daemons: [{ name: a, log: { file: ${a} } }]`,
+        ].join('\n') + '\n',
+      );
+      for (const args of [
+        ['--daemon', 'a', '--container-name', 'web-1'],
+        ['-if', a, '--container-name', 'web-1'],
+      ]) {
+        const c = capture();
+        assert.equal(await runSearch(['-c', conf, ...args], c.io), 8);
+        assert.match(
+          c.err.join(''),
+          /container names come only from the host log's birth and update records .* --names-from FILE/,
+        );
+        assert.equal(c.out.join(''), '');
+      }
+      const c = capture();
+      assert.equal(await runReport(['-c', conf, '--daemon', 'a', '--group-by', 'name'], c.io), 8);
+      // --names-from: a file and its rotations, never a directory (which can hold tenants' logs).
+      const c2 = capture();
+      assert.equal(await runSearch(['-c', conf, '-if', a, '--names-from', d, '--container-name', 'x'], c2.io), 2);
+      assert.match(c2.err.join(''), /--names-from .*: give the host log file .* not a directory/);
+      const kept = join(d, 'kept.log');
+      writeFileSync(`${kept}.1`, births().join('\n') + '\n');
+      writeFileSync(kept, '');
+      const c3 = capture();
+      assert.equal(
+        await runSearch(['-c', conf, '-if', a, '--names-from', kept, '--container-name', 'web-1', '--raw'], c3.io),
+        0,
+        c3.err.join(''),
+      );
+      assert.equal((c3.out.join('').match(/^type=SYSCALL/gm) ?? []).length, 1, 'named by the rotated birth');
+      const c4 = capture();
+      assert.equal(await runSearch(['-c', conf, '-if', a, '--names-from', kept, '-k', 'a'], c4.io), 2);
+      assert.match(c4.err.join(''), /--names-from needs --container-name/);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 
   it('decodes what encodeUntrusted writes (property, seeded)', () => {
