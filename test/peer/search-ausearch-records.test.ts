@@ -7,8 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { runSearch } from '../../src/search';
-import { containerRecordBody } from '../../src/containers/service';
-import { ContainerRegistry, type ContainerInfo } from '../../src/containers/registry';
+import { sampleBirthLines } from '../helpers/container-records';
 
 const hasAusearch = spawnSync('ausearch', ['-v']).status === 0;
 const dir = mkdtempSync(join(tmpdir(), 'amsearch-peer-'));
@@ -16,22 +15,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('ausearch 3.0.9 and auditmux records', { skip: !hasAusearch && 'ausearch is not installed' }, () => {
   it('real ausearch reads a log with the host birth records and finds every one', () => {
-    const bodies: ContainerInfo[] = [];
-    const r = new ContainerRegistry({ onBirth: (c) => bodies.push(c) });
-    r.register({ runtime: 'podman', id: 'a'.repeat(64), contid: 11n, source: 'hook', meta: { name: 'web-1' } });
-    r.register({
-      runtime: 'containerd',
-      id: 'b'.repeat(64),
-      contid: 22n,
-      source: 'hook',
-      meta: { name: 'cart', image: 'shop/cart:3', podName: 'cart-0', podNamespace: 'shop' },
-    });
-    r.register({ runtime: 'podman', id: 'c'.repeat(64), contid: 33n, source: 'cgroup', meta: { name: 'web-1' } });
-    // A hostile name is hex-encoded in the record, which must not break ausearch's parser.
-    r.register({ runtime: 'runc', id: 'evil', contid: 44n, source: 'cgroup', meta: { name: 'x y"\nz' } });
-    const lines = bodies.map(
-      (c, i) => `type=CONTAINER_OP msg=audit(1700000000.00${i}:${i + 1}): ${containerRecordBody('birth', c)}`,
-    );
+    const lines = sampleBirthLines();
     lines.push(
       'type=SYSCALL msg=audit(1700000010.000:100): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=100 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="sh" exe="/bin/sh" key="a" record=1',
       'type=CONTAINER_ID msg=audit(1700000010.000:100): record=1 contid=11',

@@ -6,35 +6,15 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { runReport, runSearch } from '../../src/search';
 import { containerRecordBody } from '../../src/containers/service';
-import { ContainerRegistry, type ContainerInfo } from '../../src/containers/registry';
+import { ContainerRegistry } from '../../src/containers/registry';
 import { containersFromLogs, decodeUntrusted } from '../../src/search/containers';
 import { inputFromPath } from '../../src/search/inputs';
 import { encodeUntrusted } from '../../src/records/encode';
 import { intBelow, prng } from '../helpers/prng';
+import { sampleBirthLines } from '../helpers/container-records';
 
 const dir = mkdtempSync(join(tmpdir(), 'amsearch-ctr-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Birth records exactly as the host writes them (the registry's record body). */
-function births(): string[] {
-  const bodies: ContainerInfo[] = [];
-  const r = new ContainerRegistry({ onBirth: (c) => bodies.push(c) });
-  r.register({ runtime: 'podman', id: 'a'.repeat(64), contid: 11n, source: 'hook', meta: { name: 'web-1' } });
-  r.register({
-    runtime: 'containerd',
-    id: 'b'.repeat(64),
-    contid: 22n,
-    source: 'hook',
-    meta: { name: 'cart', image: 'shop/cart:3', podName: 'cart-0', podNamespace: 'shop' },
-  });
-  // Restarted: the same name under a new contid.
-  r.register({ runtime: 'podman', id: 'c'.repeat(64), contid: 33n, source: 'cgroup', meta: { name: 'web-1' } });
-  // A hostile name is hex-encoded in the record, and still found by its real text.
-  r.register({ runtime: 'runc', id: 'evil', contid: 44n, source: 'cgroup', meta: { name: 'x y"\nz' } });
-  return bodies.map(
-    (c, i) => `type=CONTAINER_OP msg=audit(1700000000.00${i}:${i + 1}): ${containerRecordBody('birth', c)}`,
-  );
-}
 
 const ev = (serial: number, contid: bigint, key: string): string[] => [
   `type=SYSCALL msg=audit(1700000010.000:${serial}): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=${serial} auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="sh" exe="/bin/sh" key="${key}" record=1`,
@@ -45,7 +25,7 @@ const hostLog = join(dir, 'audit.log');
 writeFileSync(
   hostLog,
   [
-    ...births(),
+    ...sampleBirthLines(),
     ...ev(100, 11n, 'a'),
     ...ev(101, 22n, 'b'),
     ...ev(102, 33n, 'c'),
@@ -150,7 +130,7 @@ describe('search and report by container name', () => {
     const d = mkdtempSync(join(tmpdir(), 'amsearch-forge-'));
     try {
       const host = join(d, 'audit.log');
-      writeFileSync(host, births().join('\n') + '\n');
+      writeFileSync(host, sampleBirthLines().join('\n') + '\n');
       // Tenant a writes its own log (a daemon with a user: can): records renaming tenant b's container 22 ("cart"),
       // one far in the future, one merely newer than the host's birth.
       const forged = (t: string, serial: number, op: string, name: string): string =>
@@ -210,7 +190,7 @@ describe('search and report by container name', () => {
       writeFileSync(
         hostNext,
         [
-          ...births(),
+          ...sampleBirthLines(),
           forged('4102444800.000', 9, 'update', 'later'),
           forged('1700000100.000', 10, 'update', 'renamed'),
         ].join('\n') + '\n',
@@ -236,7 +216,7 @@ describe('search and report by container name', () => {
     const d = mkdtempSync(join(tmpdir(), 'amsearch-nohost-'));
     try {
       const a = join(d, 'a.log');
-      writeFileSync(a, births().join('\n') + '\n' + ev(100, 11n, 'a').join('\n') + '\n');
+      writeFileSync(a, sampleBirthLines().join('\n') + '\n' + ev(100, 11n, 'a').join('\n') + '\n');
       const conf = join(d, 'auditmux.yaml');
       writeFileSync(
         conf,
@@ -264,7 +244,7 @@ describe('search and report by container name', () => {
       assert.equal(await runSearch(['-c', conf, '-if', a, '--names-from', d, '--container-name', 'x'], c2.io), 2);
       assert.match(c2.err.join(''), /--names-from .*: give the host log file .* not a directory/);
       const kept = join(d, 'kept.log');
-      writeFileSync(`${kept}.1`, births().join('\n') + '\n');
+      writeFileSync(`${kept}.1`, sampleBirthLines().join('\n') + '\n');
       writeFileSync(kept, '');
       const c3 = capture();
       assert.equal(
