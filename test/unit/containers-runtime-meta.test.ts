@@ -328,7 +328,7 @@ describe('discovery with the runtime files', () => {
     }
   });
 
-  it('a podman container gets its image from the store its conmon names; a hooked one gets it at its first sighting', () => {
+  it('a podman container gets its image from the store its conmon names; a hooked one has it in its birth record', () => {
     const t = tree();
     try {
       const store = join(t.podman, 'overlay-containers');
@@ -357,7 +357,11 @@ describe('discovery with the runtime files', () => {
       c.fromHook({
         state: { id: H2, status: 'creating', pid: 61, annotations: { 'io.container.manager': 'libpod' } },
       });
-      assert.equal(c.registry.get(containerContid(H2))?.meta.image, undefined);
+      // The hook registered it first: its birth record already has the image from podman's store (and the name).
+      assert.match(
+        records.find((b) => b.includes(`op=container-birth`) && b.includes(H2)) ?? '',
+        / name="db" image="localhost\/base:1" .*source=hook /,
+      );
       const v = c.registry.version;
       c.discovery.scan();
       assert.match(records.find((b) => b.includes(`container="${H}"`)) ?? '', / name="web" image="localhost\/web:2" /);
@@ -368,6 +372,42 @@ describe('discovery with the runtime files', () => {
       assert.ok(c.registry.version > v, 'routers see the completed metadata');
       assert.equal(c.registry.get(containerContid(H2))?.source, 'hook');
       assert.equal(c.registry.counters.hookRegistrations, 1);
+      assert.ok(!records.some((b) => b.includes('op=container-update') && b.includes(H2)), 'nothing left to update');
+    } finally {
+      rmSync(t.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a docker container its hook registers first is born with the name, image and labels of its config.v2.json', () => {
+    const t = tree();
+    try {
+      const sys = new FakeSystem(new RuntimeMetaReader({ dockerRoots: [t.docker], podmanRoots: [], uid }));
+      sys.add(1, 0, '/');
+      sys.add(40, 1, `/docker/${H}`, ['runc', 'init']);
+      const records: string[] = [];
+      const c = new Containers({
+        tracker: new ContidTracker({ proc: sys }),
+        proc: sys,
+        record: (b) => records.push(b),
+      });
+      // docker's annotations carry nothing auditmux reads as a name or image.
+      c.fromHook({
+        state: {
+          id: H,
+          status: 'creating',
+          pid: 40,
+          bundle: `/run/containerd/io.containerd.runtime.v2.task/moby/${H}`,
+        },
+      });
+      assert.equal(records.length, 1);
+      assert.match(
+        records[0]!,
+        /^op=container-birth contid=\d+ runtime=docker container="[0-9a-f]+" name="cart-1" image="registry.example\/shop\/cart:1.4" .*source=hook /,
+      );
+      const info = c.registry.get(containerContid(H))!;
+      assert.deepEqual({ ...info.meta.labels }, { app: 'cart', tier: 'web' });
+      // dockerd runs containers through containerd (namespace moby); a docker cgroup keeps the contid of the ID alone.
+      assert.equal(info.meta.containerdNamespace, 'moby');
     } finally {
       rmSync(t.dir, { recursive: true, force: true });
     }
