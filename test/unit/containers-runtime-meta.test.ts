@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -156,6 +156,46 @@ describe('runtime metadata files', () => {
       writeFileSync(cfg, ' '.repeat(DOCKER_CONFIG_MAX + 1));
       assert.equal(r.docker(H), null);
       assert.equal(r.counters.refused, 4);
+    } finally {
+      rmSync(t.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('every directory from / down is trusted, the file has one link; a symlinked root is resolved at start only', () => {
+    const t = tree();
+    try {
+      const cfg = join(t.docker, 'containers', H, 'config.v2.json');
+      // A relocated data root that is itself a symlink works: it is resolved when the reader is made.
+      symlinkSync(t.docker, join(t.dir, 'docker-link'));
+      const viaLink = new RuntimeMetaReader({ dockerRoots: [join(t.dir, 'docker-link')], podmanRoots: [], uid });
+      assert.equal(viaLink.docker(H)?.name, 'cart-1');
+      const r = new RuntimeMetaReader({ dockerRoots: [t.docker], podmanRoots: [], uid });
+      assert.equal(r.docker(H)?.name, 'cart-1');
+      // A group-writable directory on the way (inside the root, or above it) lets others swap what is below: refused.
+      for (const d of [join(t.docker, 'containers'), join(t.docker, 'containers', H), t.docker, t.dir]) {
+        chmodSync(d, 0o775);
+        assert.equal(r.docker(H), null, `${d} group-writable`);
+        chmodSync(d, 0o757);
+        assert.equal(r.docker(H), null, `${d} writable by others`);
+        chmodSync(d, 0o755);
+        assert.equal(r.docker(H)?.name, 'cart-1', `${d} safe again`);
+      }
+      // A hard link: the same file is also somewhere else, under a name someone else may control.
+      linkSync(cfg, join(t.dir, 'second-name.json'));
+      assert.equal(r.docker(H), null, 'two links');
+      rmSync(join(t.dir, 'second-name.json'));
+      assert.equal(r.docker(H)?.name, 'cart-1');
+      // The root replaced by a symlink after start (to a planted tree): refused, not followed.
+      mkdirSync(join(t.dir, 'planted', 'containers', H), { recursive: true });
+      writeFileSync(join(t.dir, 'planted', 'containers', H, 'config.v2.json'), dockerConfig(H, { name: '/planted' }));
+      renameSync(t.docker, join(t.dir, 'docker-real'));
+      symlinkSync(join(t.dir, 'planted'), t.docker);
+      assert.equal(r.docker(H), null, 'a link where the root was');
+      // The link-configured reader resolved its root at start: it still reads the real tree, wherever the link points.
+      rmSync(join(t.dir, 'docker-link'));
+      symlinkSync(join(t.dir, 'planted'), join(t.dir, 'docker-link'));
+      assert.equal(viaLink.docker(H), null, 'the resolved root is gone (renamed), and the new link is not followed');
+      assert.equal(r.counters.refused, 10);
     } finally {
       rmSync(t.dir, { recursive: true, force: true });
     }
