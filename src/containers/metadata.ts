@@ -101,7 +101,7 @@ export function conmonName(argv: readonly string[], containerId: string): string
 /**
  * podman's containers/storage directory (`<root>/<driver>-containers`) for container `containerId`, from its conmon's
  * `-b <root>/<driver>-containers/<id>/userdata` (the bundle): only a canonical absolute path ending in this very
- * container's directory counts. RuntimeMetaReader then refuses links on the way and files root does not own.
+ * container's directory counts. RuntimeMetaReader then walks it link-free through root-owned directories only.
  */
 export function conmonStoreDir(argv: readonly string[], containerId: string): string | null {
   let bundle: string | undefined;

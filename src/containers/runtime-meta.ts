@@ -33,9 +33,11 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 /** A short string without control characters (a value that ends up in records and selectors). */
 function text(v: unknown, what: string, max = VALUE_MAX): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > max || /[\u0000-\u001f\u007f]/.test(v))
+  if (typeof v !== 'string' || v.length === 0 || v.length > max || CONTROL.test(v))
     throw new RuntimeMetaError(`${what} must be a non-empty string of at most ${max} printable characters`);
   return v;
 }
@@ -68,8 +70,17 @@ export function parseDockerConfig(data: string, id: string): ContainerMeta {
     // Null prototype: a label called __proto__ is a label.
     const out = Object.create(null) as Record<string, string>;
     for (const [k, v] of entries) {
-      if (k.length === 0 || k.length > NAME_MAX || typeof v !== 'string' || v.length > VALUE_MAX)
-        throw new RuntimeMetaError('config.v2.json labels must be short strings');
+      // The hook's annotation rule (oci-state.ts): a label is a label wherever it came from, so route selectors and
+      // records see the same kind of value from docker's file as from an OCI state.
+      if (
+        k.length === 0 ||
+        k.length > NAME_MAX ||
+        CONTROL.test(k) ||
+        typeof v !== 'string' ||
+        v.length > VALUE_MAX ||
+        CONTROL.test(v)
+      )
+        throw new RuntimeMetaError('config.v2.json labels must be short strings without control characters');
       out[k] = v;
     }
     if (entries.length) meta.labels = out;

@@ -107,6 +107,11 @@ describe('runtime metadata files', () => {
       [dockerConfig(H, { image: 'x\ny' }), /Config.Image/],
       [dockerConfig(H, { labels: ['a'] }), /Labels/],
       [dockerConfig(H, { labels: { a: 1 } }), /labels must be short strings/],
+      // The hook refuses control characters in annotations; docker's labels are held to the same rule.
+      [dockerConfig(H, { labels: { app: 'cart\u001b]0;x\u0007' } }), /without control characters/],
+      [dockerConfig(H, { labels: { 'a\nb': 'v' } }), /without control characters/],
+      [dockerConfig(H, { labels: { a: 'v\u007f' } }), /without control characters/],
+      [dockerConfig(H, { labels: { '': 'v' } }), /labels must be short strings/],
       [dockerConfig(H, { labels: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, 'v'])) }), /over/],
       ['[]', /must be an object/],
       ['{', /not JSON/],
