@@ -8,6 +8,7 @@ import { Containers } from '../../src/containers/service';
 import { containerContid, containerKey } from '../../src/contid/derive';
 import { CONTAINERD_TASK_DIR, containerdBundleNamespace } from '../../src/containers/metadata';
 import { formatContainers } from '../../src/cli/oci-hook';
+import { encodeState, parseState } from '../../src/containers/persist';
 import { intBelow, prng } from '../helpers/prng';
 
 const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
@@ -105,6 +106,12 @@ describe('containerd namespaces', () => {
     assert.deepEqual([out.contid, out.retired], [nsKey('tenant-b', 'web').toString(), true]);
     assert.ok(c.registry.get(nsKey('default', 'web')), 'default/web lives on');
     assert.equal(records.filter((r) => r.startsWith('op=container-birth')).length, 2);
+    // A restarted daemon takes the namespace back with the container.
+    const saved = parseState(encodeState('boot', c.registry.liveContainers()), 'boot');
+    assert.deepEqual(
+      saved.map((x) => [x.contid, x.meta.containerdNamespace]),
+      [[nsKey('default', 'web'), 'default']],
+    );
   });
 
   it('the scan first, then the hook: still one container per namespace', () => {
