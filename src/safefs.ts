@@ -284,3 +284,85 @@ export function ensureOwnedDir(
   }
   return 'created';
 }
+
+export interface TrustedReadOptions {
+  /** Largest accepted size in bytes (see readBounded). */
+  limit: number;
+  /** uids that may own every directory on the path (root, and in tests the test's own uid). */
+  dirOwners: readonly number[];
+  /** The uid the file itself must have. */
+  fileOwner: number;
+  what?: string;
+}
+
+/**
+ * Why a directory on a trusted path cannot be trusted, or null: anything but a directory, an owner outside `owners`,
+ * or group/other write permission. A sticky directory owned by root (/tmp) is accepted: there only an entry's owner
+ * (or root) may rename or remove it, so the next component, whose owner is checked in turn, cannot be replaced.
+ */
+export function dirTrustProblem(st: fs.Stats, owners: readonly number[]): string | null {
+  if (!st.isDirectory()) return 'is not a directory';
+  if (!owners.includes(st.uid)) return `is owned by uid ${st.uid}, not ${[...new Set(owners)].join(' or ')}`;
+  if (st.mode & 0o022 && !(st.uid === 0 && st.mode & 0o1000))
+    return `is writable by ${st.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o7777).toString(8)})`;
+  return null;
+}
+
+/**
+ * Reads the file at `path` (absolute, canonical) so that nobody outside `dirOwners` can have chosen what is read, even
+ * while the path is being walked: from `/`, each directory is opened O_DIRECTORY|O_NOFOLLOW relative to the one
+ * before (by its descriptor, through /proc/self/fd, as openat would) and checked on that descriptor (dirTrustProblem);
+ * the file is opened below the last one with O_NOFOLLOW, and must be regular, owned by `fileOwner`, have exactly one
+ * link (a hard link to it would be a file of someone else's choosing) and be within `limit`. A symlink anywhere is
+ * refused (E_SYMLINK), an untrusted directory too (E_UNSAFE_DIR); a missing component gives null.
+ */
+export function readTrusted(path: string, opts: TrustedReadOptions): BoundedRead | null {
+  const what = opts.what ?? 'file';
+  const parts = path.split('/').slice(1);
+  if (!path.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..') || parts.length > 256)
+    throw new IoError(`${what} path ${path.slice(0, 200)} is not canonical (refused)`, 'E_UNSAFE_DIR');
+  const c = fs.constants;
+  const dirFlags = c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW | c.O_NONBLOCK;
+  const name = parts.pop()!;
+  let dir = '/';
+  let fd = -1;
+  try {
+    fd = fs.openSync('/', dirFlags);
+    for (let i = 0; ; i++) {
+      const bad = dirTrustProblem(fs.fstatSync(fd), opts.dirOwners);
+      if (bad) throw new IoError(`${what} ${path}: directory ${dir} ${bad} (refused)`, 'E_UNSAFE_DIR');
+      if (i === parts.length) break;
+      dir = '/' + parts.slice(0, i + 1).join('/');
+      let next: number;
+      try {
+        next = fs.openSync(`/proc/self/fd/${fd}/${parts[i]}`, dirFlags);
+      } catch (e) {
+        const code = errCode(e);
+        if (code === 'ENOENT') return null;
+        if (code === 'ELOOP' || code === 'ENOTDIR')
+          throw new IoError(`${what} ${path}: ${dir} is a symlink or not a directory (refused)`, 'E_SYMLINK', {
+            cause: e,
+          });
+        throw new IoError(`cannot open directory ${dir} of ${what} ${path} (${code})`, 'E_IO', { cause: e });
+      }
+      fs.closeSync(fd);
+      fd = next;
+    }
+    let r: BoundedRead;
+    try {
+      r = readBounded(`/proc/self/fd/${fd}/${name}`, { limit: opts.limit, noFollow: true, what });
+    } catch (e) {
+      const cause = (e as { cause?: unknown }).cause;
+      if (cause && errCode(cause) === 'ENOENT') return null;
+      throw new IoError((e as Error).message.replace(`/proc/self/fd/${fd}/${name}`, path), (e as IoError).code, {
+        cause: e,
+      });
+    }
+    if (r.stat.uid !== opts.fileOwner)
+      throw new IoError(`${what} ${path} is owned by uid ${r.stat.uid}, not ${opts.fileOwner} (refused)`, 'E_OWNER');
+    if (r.stat.nlink !== 1) throw new IoError(`${what} ${path} has ${r.stat.nlink} hard links (refused)`, 'E_HARDLINK');
+    return r;
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
+}

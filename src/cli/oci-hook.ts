@@ -203,6 +203,13 @@ export function formatContainers(rows: Array<Record<string, unknown>>): string {
   const cols = ['contid', 'runtime', 'id', 'name', 'image', 'namespace', 'pod', 'state', 'source', 'routed', 'dropped'];
   return textTable([
     cols,
-    ...rows.map((r) => cols.map((c) => (c === 'id' ? cell(String(r.id ?? '').slice(0, 12)) : cell(r[c])))),
+    // A containerd container's ID is unique only within its namespace: `<namespace>/<id>`, as its contid is keyed.
+    ...rows.map((r) =>
+      cols.map((c) =>
+        c === 'id'
+          ? cell((r.containerdNamespace ? `${String(r.containerdNamespace)}/` : '') + String(r.id ?? '').slice(0, 12))
+          : cell(r[c]),
+      ),
+    ),
   ]);
 }

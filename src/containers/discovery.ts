@@ -145,9 +145,11 @@ export class ContainerDiscovery {
     const t = cgroupText ?? this.proc.cgroupText(pid);
     if (!t) return null;
     return classifyProcCgroup(t, (m) => {
-      // The hook's own state confirms a plain runc `/<id>` only: runc writes its state directory after the hooks ran.
+      // The hook's own state (its ID, and for containerd its bundle's namespace) confirms a free-form reading of its
+      // own container: runc writes its state directory (containerd's runc state too) only after the hooks ran.
       if (m.verify === 'runc-state') return this.proc.runcState(m.id) || (confirm?.(m) ?? false);
-      return m.verify === 'containerd-state' && (this.proc.containerdState?.(m.namespace!, m.id) ?? false);
+      if (m.verify !== 'containerd-state') return false;
+      return (this.proc.containerdState?.(m.namespace!, m.id) ?? false) || (confirm?.(m) ?? false);
     });
   }
 
@@ -212,8 +214,9 @@ export class ContainerDiscovery {
    * What the runtime itself knows of a container: docker's config.v2.json, podman's store (found through its conmon,
    * which also names it), a CRI runtime's monitor; runc, nspawn and LXC IDs are the names their users chose.
    */
-  runtimeMeta(pid: number, m: Pick<CgroupMatch, 'runtime' | 'id'>): ContainerMeta {
+  runtimeMeta(pid: number, m: { runtime: string; id: string; namespace?: string | undefined }): ContainerMeta {
     const meta: ContainerMeta = {};
+    if (m.runtime === 'containerd' && m.namespace !== undefined) meta.containerdNamespace = m.namespace;
     switch (m.runtime) {
       case 'runc':
       case 'nspawn':
@@ -246,7 +249,7 @@ export class ContainerDiscovery {
   /** The contid of a classified process's container, registered on first sight. */
   private contidOf(pid: number, m: CgroupMatch): bigint {
     this.counters.classified++;
-    const contid = containerContid(containerKey(m.runtime, m.id));
+    const contid = containerContid(containerKey(m.runtime, m.id, m.namespace));
     const known = this.registry.get(contid);
     if (known) {
       if (!this.enriched.has(contid)) this.enrich(pid, m, known);
@@ -316,7 +319,7 @@ export class ContainerDiscovery {
     const c = this.registry.get(contid);
     if (!c) return false;
     const m = this.classify(pid);
-    if (m) return containerContid(containerKey(m.runtime, m.id)) === contid;
+    if (m) return containerContid(containerKey(m.runtime, m.id, m.namespace)) === contid;
     if (!c.pid) return false;
     const st = this.proc.stat(c.pid);
     if (!st || (c.pidStart !== null && st.starttime !== c.pidStart)) return false;

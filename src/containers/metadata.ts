@@ -1,5 +1,6 @@
 // What a container is called: name, image and Kubernetes fields from OCI annotations and the runtime's own processes.
 import { basename, dirname, normalize } from 'node:path';
+import { containerdNamespace, OCI_ID_RE } from '../contid/cgroup-patterns';
 
 export interface ContainerMeta {
   name?: string;
@@ -9,6 +10,12 @@ export interface ContainerMeta {
   podUid?: string;
   /** The container's name inside its pod (Kubernetes). */
   containerName?: string;
+  /**
+   * containerd's namespace (`default`, `k8s.io`, a tenant's), from the cgroup path containerd's state confirmed or the
+   * hook's canonical bundle path, never from annotations: the contid of a containerd container found by it is keyed by
+   * it (see containerKey). At most 76 characters (containerd's identifier rule).
+   */
+  containerdNamespace?: string;
   /**
    * Labels route selectors can test: the container's OCI annotations, and CRI-O's pod and container labels
    * (`io.kubernetes.cri-o.Labels`, a JSON object) expanded. Bounded by the hook's annotation limits.
@@ -94,7 +101,7 @@ export function conmonName(argv: readonly string[], containerId: string): string
 /**
  * podman's containers/storage directory (`<root>/<driver>-containers`) for container `containerId`, from its conmon's
  * `-b <root>/<driver>-containers/<id>/userdata` (the bundle): only a canonical absolute path ending in this very
- * container's directory counts. RuntimeMetaReader then refuses links on the way and files root does not own.
+ * container's directory counts. RuntimeMetaReader then walks it link-free through root-owned directories only.
  */
 export function conmonStoreDir(argv: readonly string[], containerId: string): string | null {
   let bundle: string | undefined;
@@ -110,4 +117,22 @@ export function conmonStoreDir(argv: readonly string[], containerId: string): st
   if (basename(dir) !== containerId) return null;
   const store = dirname(dir);
   return /^[a-z0-9]{1,32}-containers$/.test(basename(store)) ? store : null;
+}
+
+/** containerd's task state directory (its `state` root, default /run/containerd, plus the v2 runtime plugin's). */
+export const CONTAINERD_TASK_DIR = '/run/containerd/io.containerd.runtime.v2.task';
+
+/**
+ * The containerd namespace of container `id` from its OCI bundle path: containerd's shim creates every bundle at
+ * `<CONTAINERD_TASK_DIR>/<namespace>/<id>` (runtime/v2 NewBundle), and the runtime passes that path to the hook. Only
+ * that exact, canonical form counts (no `.`/`..`, no doubled or trailing `/`, the last component this very container's
+ * ID, the namespace containerd's identifier rule); annotations, which a tenant sets, are never used for it.
+ */
+export function containerdBundleNamespace(bundle: string, id: string): string | undefined {
+  const prefix = CONTAINERD_TASK_DIR + '/';
+  if (!bundle.startsWith(prefix) || bundle.length > 4096) return undefined;
+  const rest = bundle.slice(prefix.length).split('/');
+  if (rest.length !== 2 || rest[1] !== id || !OCI_ID_RE.test(id) || id === '.' || id === '..') return undefined;
+  const ns = rest[0]!;
+  return containerdNamespace(ns) ? ns : undefined;
 }

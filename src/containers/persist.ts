@@ -112,7 +112,15 @@ function meta(v: unknown, at: string): ContainerMeta {
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new ContainerStateError(`${at}.meta must be an object`);
   const o = v as Obj;
   const m: ContainerMeta = {};
-  for (const k of ['name', 'image', 'podName', 'podNamespace', 'podUid', 'containerName'] as const) {
+  for (const k of [
+    'name',
+    'image',
+    'podName',
+    'podNamespace',
+    'podUid',
+    'containerName',
+    'containerdNamespace',
+  ] as const) {
     const s = str(o, k, `${at}.meta`, true);
     if (s !== undefined) m[k] = s;
   }

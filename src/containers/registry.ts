@@ -280,6 +280,7 @@ export class ContainerRegistry implements ContainerDirectory {
       ...(c.meta.podNamespace !== undefined ? { namespace: c.meta.podNamespace } : {}),
       ...(c.meta.podUid !== undefined ? { podUid: c.meta.podUid } : {}),
       ...(c.meta.containerName !== undefined ? { containerName: c.meta.containerName } : {}),
+      ...(c.meta.containerdNamespace !== undefined ? { containerdNamespace: c.meta.containerdNamespace } : {}),
       ...(c.meta.labels !== undefined ? { labels: { ...c.meta.labels } } : {}),
       source: c.source,
       pid: c.pid,

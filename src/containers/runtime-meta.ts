@@ -1,8 +1,8 @@
 // Names and images from the runtimes' own files: docker's config.v2.json, podman's containers.json and images.json.
-import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import { AuditmuxError, ExitCode } from '../errors';
-import { readBounded } from '../safefs';
+import { readTrusted } from '../safefs';
 import type { ContainerMeta } from './metadata';
 
 /** A runtime file that cannot be used: wrong type, wrong shape, not this container's, too big, linked. */
@@ -33,9 +33,11 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 /** A short string without control characters (a value that ends up in records and selectors). */
 function text(v: unknown, what: string, max = VALUE_MAX): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > max || /[\u0000-\u001f\u007f]/.test(v))
+  if (typeof v !== 'string' || v.length === 0 || v.length > max || CONTROL.test(v))
     throw new RuntimeMetaError(`${what} must be a non-empty string of at most ${max} printable characters`);
   return v;
 }
@@ -68,8 +70,17 @@ export function parseDockerConfig(data: string, id: string): ContainerMeta {
     // Null prototype: a label called __proto__ is a label.
     const out = Object.create(null) as Record<string, string>;
     for (const [k, v] of entries) {
-      if (k.length === 0 || k.length > NAME_MAX || typeof v !== 'string' || v.length > VALUE_MAX)
-        throw new RuntimeMetaError('config.v2.json labels must be short strings');
+      // The hook's annotation rule (oci-state.ts): a label is a label wherever it came from, so route selectors and
+      // records see the same kind of value from docker's file as from an OCI state.
+      if (
+        k.length === 0 ||
+        k.length > NAME_MAX ||
+        CONTROL.test(k) ||
+        typeof v !== 'string' ||
+        v.length > VALUE_MAX ||
+        CONTROL.test(v)
+      )
+        throw new RuntimeMetaError('config.v2.json labels must be short strings without control characters');
       out[k] = v;
     }
     if (entries.length) meta.labels = out;
@@ -135,12 +146,28 @@ export function parsePodmanImages(data: string): Map<string, string[]> {
 }
 
 export interface RuntimeMetaOptions {
-  /** docker's data roots (`dockerd --data-root`), searched in order. */
+  /**
+   * docker's data roots (`dockerd --data-root`), searched in order. Each is resolved once, when the reader is made: a
+   * relocated /var/lib/docker that is itself a symlink (to /data/docker, say) is followed then, never at a read.
+   */
   dockerRoots?: readonly string[];
-  /** containers/storage graph roots (podman's `--root`), beyond the one a container's conmon names. */
+  /** containers/storage graph roots (podman's `--root`), beyond the one a container's conmon names; resolved alike. */
   podmanRoots?: readonly string[];
-  /** The owner every file read must have: root's files only, as the runtimes running as root write them. */
+  /**
+   * The owner every file read must have, and (with root) every directory on its path: root's files only, as the
+   * runtimes running as root write them. Tests give their own uid.
+   */
   uid?: number;
+}
+
+/** A configured root as it is at start: its real path (a symlinked root is followed here, once), or as given. */
+function resolveRoot(root: string): string {
+  try {
+    return realpathSync(root);
+  } catch {
+    // Not there yet (docker installed later): the configured path, walked link-free at each read.
+    return normalize(root);
+  }
 }
 
 export interface RuntimeMetaCounters {
@@ -160,36 +187,33 @@ interface Cached<T> {
 const CACHE_MAX = 16;
 
 /**
- * Reads the runtimes' metadata files: only under absolute paths without symlinks anywhere (the path must be its own
- * realpath), regular files owned by `uid`, opened without following a last-component link, size-bounded, parsed
- * strictly. A file that fails any of that gives no metadata and counts as refused; nothing throws out of here.
+ * Reads the runtimes' metadata files so that only root (or `uid`) can have chosen what is read: the configured roots
+ * are resolved once at start; at each read every directory from `/` down is opened without following links, one below
+ * the other by descriptor, and must be owned by root or `uid` and writable by nobody else; the file must be regular,
+ * owned by `uid`, have one link, and fit its bound (see readTrusted). It is then parsed strictly. A file that fails any
+ * of that gives no metadata and counts as refused; nothing throws out of here.
  */
 export class RuntimeMetaReader {
   readonly counters: RuntimeMetaCounters = { reads: 0, refused: 0 };
   private readonly dockerRoots: readonly string[];
   private readonly podmanRoots: readonly string[];
   private readonly uid: number;
+  private readonly dirOwners: readonly number[];
   private readonly containers = new Map<string, Cached<Map<string, StoreContainer>>>();
   private readonly images = new Map<string, Cached<Map<string, string[]>>>();
 
   constructor(o: RuntimeMetaOptions = {}) {
-    this.dockerRoots = o.dockerRoots ?? ['/var/lib/docker'];
-    this.podmanRoots = o.podmanRoots ?? ['/var/lib/containers/storage'];
+    this.dockerRoots = (o.dockerRoots ?? ['/var/lib/docker']).map(resolveRoot);
+    this.podmanRoots = (o.podmanRoots ?? ['/var/lib/containers/storage']).map(resolveRoot);
     this.uid = o.uid ?? 0;
+    this.dirOwners = [0, this.uid];
   }
 
-  /** The regular, `uid`-owned file at `path` (no symlink on the way), or null when absent; refusals throw. */
+  /** The file at `path` read through a trusted chain of directories (see the class), or null when absent. */
   private read(path: string, limit: number, what: string): { data: string; key: string } | null {
     if (normalize(path) !== path || !path.startsWith('/')) throw new RuntimeMetaError(`${what} path is not canonical`);
-    try {
-      lstatSync(path);
-    } catch {
-      return null;
-    }
-    // Every directory on the way is a real one: a link there would let whoever placed it choose the file.
-    if (realpathSync(dirname(path)) !== dirname(path)) throw new RuntimeMetaError(`${what}: a link on its path`);
-    const r = readBounded(path, { limit, noFollow: true, what });
-    if (r.stat.uid !== this.uid) throw new RuntimeMetaError(`${what} ${path} is not owned by uid ${this.uid}`);
+    const r = readTrusted(path, { limit, dirOwners: this.dirOwners, fileOwner: this.uid, what });
+    if (!r) return null;
     this.counters.reads++;
     return {
       data: r.data.toString('utf8'),

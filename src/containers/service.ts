@@ -4,7 +4,7 @@ import type { ContidTracker } from '../contid/tracker';
 import { containerContid, containerKey } from '../contid/derive';
 import { ContainerDiscovery, realContainerProc, type ContainerProc } from './discovery';
 import { encodeUntrusted } from '../records/encode';
-import { metaFromAnnotations } from './metadata';
+import { containerdBundleNamespace, metaFromAnnotations } from './metadata';
 import { parseOciState, type OciState } from './oci-state';
 import { ContainerRegistry, RegistryFullError, type ContainerInfo } from './registry';
 import { currentBootId, encodeState, readState, writeState, type PersistedContainer } from './persist';
@@ -138,28 +138,63 @@ export class Containers {
       ).annotations;
       for (const [k, v] of Object.entries(b)) if (!(k in annotations)) annotations[k] = v;
     }
-    // A plain runc `/<id>` cgroup named after this very container is confirmed by the (root) hook's own state: runc
-    // writes its state directory only after the createRuntime hooks ran.
-    const match = state.pid > 0 ? this.discovery.classify(state.pid, null, (m) => m.id === state.id) : null;
-    const runtime = runtimeOf(annotations, match?.runtime);
-    const contid = containerContid(containerKey(runtime, state.id));
+    // containerd's namespace, from the bundle path its shim chose (never from annotations, which a tenant sets).
+    const bundleNs = containerdBundleNamespace(state.bundle, state.id);
+    // A free-form cgroup named after this very container is confirmed by the (root) hook's own state: runc writes its
+    // state directory (containerd's runc state as well) only after the createRuntime hooks ran. A containerd bundle
+    // confirms only containerd's `/<its namespace>/<id>`, never a plain runc `/<id>`: the container is containerd's.
+    const match =
+      state.pid > 0
+        ? this.discovery.classify(
+            state.pid,
+            null,
+            (m) =>
+              m.id === state.id &&
+              (m.verify === 'containerd-state' ? m.namespace === bundleNs : bundleNs === undefined),
+          )
+        : null;
+    // The namespace the contid is keyed by: a free-form containerd cgroup's, else (no fixed layout found, so the
+    // scan cannot know it by a pattern either) the bundle's. CRI containers in kubepods or `cri-containerd-<id>.scope`
+    // keep their ID alone as key, as the scan derives it (see containerKey).
+    const keyNs = match ? match.namespace : bundleNs;
+    const runtime = keyNs !== undefined ? 'containerd' : runtimeOf(annotations, match?.runtime);
+    let contid = containerContid(containerKey(runtime, state.id, keyNs));
     if (state.status === 'stopped') {
+      // No pid at poststop, so no cgroup: a containerd container known by a fixed layout was keyed by its ID alone.
+      if (!this.registry.get(contid) && bundleNs !== undefined) {
+        const plain = containerContid(containerKey('containerd', state.id));
+        const c = this.registry.get(plain);
+        if (c?.runtime === 'containerd' && c.id === state.id && c.meta.containerdNamespace === bundleNs) contid = plain;
+      }
       const c = this.registry.retire(contid, 'poststop');
       return { contid: contid.toString(), id: state.id, retired: c !== null };
     }
-    if (match && match.id !== state.id) {
+    if (
+      match &&
+      (match.id !== state.id ||
+        (bundleNs !== undefined && match.namespace !== undefined && match.namespace !== bundleNs))
+    ) {
       this.counters.hookRefused++;
+      const where = match.namespace !== undefined ? `${match.namespace.slice(0, 76)}/` : '';
       throw new ContainerError(
         'E_CONTAINER_MISMATCH',
-        `pid ${state.pid} is in container ${match.id.slice(0, 64)} (by its cgroup), not ${state.id}`,
+        `pid ${state.pid} is in container ${where}${match.id.slice(0, 64)} (by its cgroup), not ${bundleNs !== undefined ? `${bundleNs}/` : ''}${state.id}`,
       );
     }
     const st = state.pid > 0 ? this.discovery.proc.stat(state.pid) : null;
     if (state.pid > 0 && !st) throw new ContainerError('E_CONTAINER_NOPID', `no process ${state.pid}`);
     const meta = metaFromAnnotations(annotations);
+    if (bundleNs !== undefined) meta.containerdNamespace = bundleNs;
     if (!meta.name && state.pid > 0) {
       const n = this.discovery.runtimeName(state.pid, state.id);
       if (n) meta.name = n;
+    }
+    // What the runtime's own files say (docker's config.v2.json, podman's store): the birth record of a container the
+    // hook registers first carries its image too, not only a later update record. Annotations win where both know.
+    if (state.pid > 0) {
+      const known = meta as Record<string, unknown>;
+      const rm = this.discovery.runtimeMeta(state.pid, { runtime, id: state.id, namespace: keyNs });
+      for (const [k, v] of Object.entries(rm)) if (v !== undefined && known[k] === undefined) known[k] = v;
     }
     // An ID that is not a generated hex one (plain runc, `runc run NAME`) is the name its user chose.
     if (!meta.name && !/^[0-9a-f]{64}$/.test(state.id)) meta.name = state.id;

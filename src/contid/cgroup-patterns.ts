@@ -32,14 +32,14 @@ const HEX64 = /^[0-9a-f]{64}$/;
 export const OCI_ID_RE = /^[A-Za-z0-9_+.-]{1,128}$/;
 /** systemd unit-name characters after escaping (systemd-escape leaves [A-Za-z0-9:_.\\-]). */
 const UNIT_NAME_RE = /^[A-Za-z0-9:_.\\-]{1,256}$/;
-/** Top-level names that are never a plain runc container (systemd units, runtime parents, this machine's sandbox). */
 /**
  * containerd's identifier rule for namespaces (pkg/identifiers: alphanumerics joined by single `.`, `_` or `-`, at
  * most 76), written as components so no regex backtracks over a long name.
  */
-function containerdNamespace(s: string): boolean {
+export function containerdNamespace(s: string): boolean {
   return s.length <= 76 && s.split(/[._-]/).every((p) => /^[A-Za-z0-9]+$/.test(p));
 }
+/** Top-level names that are never a plain runc container (systemd units, runtime parents, this machine's sandbox). */
 const NOT_RUNC =
   /\.(slice|scope|service|mount|socket|swap|target)$|^(docker|kubepods|libpod_parent|machine|lxc|lxc\.payload|lxc\.monitor|system|user|init|podman)$/;
 
@@ -94,11 +94,13 @@ function podUidOf(component: string): string | undefined {
  * Classifies one cgroup path. The container is the OUTERMOST component that matches, at a position only the runtime
  * (root) can create: a container with a delegated subtree can make `libpod-<other id>` below its own cgroup, but that
  * nests inside its own match and never changes which container it is. Paths are compared as components, never with a
- * backtracking regex over the whole path.
+ * backtracking regex over the whole path. Free-form readings are not confirmed here: of those, the outermost is
+ * returned (the daemon classifies with its runtimes' state through classifyProcCgroup).
  */
 export function classifyCgroupPath(path: string): CgroupMatch | null {
-  // The kernel writes canonical paths: an empty, `.` or `..` component means the text is not a real cgroup path.
-  return classifyCgroupCandidates(path)[0] ?? null;
+  let best: CgroupMatch | null = null;
+  for (const m of classifyCgroupCandidates(path)) if (!best || m.base.length < best.base.length) best = m;
+  return best;
 }
 
 /**
@@ -167,27 +169,31 @@ function classifyFixed(parts: readonly string[]): CgroupMatch | null | undefined
 }
 
 /**
- * The free-form places, outermost first, each needing its runtime's state to confirm it (classifyProcCgroup takes the
- * first confirmed one): plain runc without cgroupsPath, `/<container id>`; containerd outside Kubernetes (ctr,
- * nerdctl, cgroupfs driver), `/<namespace>/<container id>`. Any root-made top-level name could be either, and a runc
- * container with a delegated cgroup can make `/<its id>/<hex>` below itself: the runc reading comes first, so such a
- * child never turns into a containerd container of its own.
+ * The free-form places, each needing its runtime's state to confirm it (classifyProcCgroup takes the first confirmed
+ * one): containerd outside Kubernetes (ctr, nerdctl, cgroupfs driver), `/<namespace>/<container id>`, then plain runc
+ * without cgroupsPath, `/<container id>`. Any root-made top-level name could be either. containerd's reading comes
+ * first: when containerd's root-owned state holds `<namespace>/<id>`, the process is that container even if a runc
+ * container happens to be called like the namespace (a runc container named `default` must not take every
+ * `/default/<id>` process of containerd's default namespace). A runc container with a delegated cgroup can make
+ * `/<its id>/<name>` below itself, but not containerd state for it, so such a child stays the runc container.
  */
 function freeFormCandidates(parts: readonly string[], base: (i: number) => string): CgroupMatch[] {
   const top = parts[0]!;
   if (!OCI_ID_RE.test(top) || NOT_RUNC.test(top)) return [];
-  const out: CgroupMatch[] = [{ runtime: 'runc', id: top, base: base(0), verify: 'runc-state' }];
+  const out: CgroupMatch[] = [];
   const id = parts[1];
   if (id !== undefined && containerdNamespace(top) && OCI_ID_RE.test(id))
     out.push({ runtime: 'containerd', id, base: base(1), namespace: top, verify: 'containerd-state' });
+  out.push({ runtime: 'runc', id: top, base: base(0), verify: 'runc-state' });
   return out;
 }
 
 /**
  * Every reading of one cgroup path, most trustworthy first: a fixed runtime layout (at most one), else the
- * free-form places that need confirming. classifyCgroupPath is the first of them.
+ * free-form places that need confirming, in the order classifyProcCgroup tries them.
  */
 export function classifyCgroupCandidates(path: string): CgroupMatch[] {
+  // The kernel writes canonical paths: an empty, `.` or `..` component means the text is not a real cgroup path.
   if (!path.startsWith('/') || path.length > PATH_MAX) return [];
   const parts = path.slice(1).split('/');
   if (parts.length > 256 || parts.some((s) => s === '' || s === '.' || s === '..')) return [];

@@ -18,7 +18,7 @@ function skipReason(): string | undefined {
 }
 
 describe('podman metadata from its store (real podman)', { skip: skipReason() }, () => {
-  it("a container found by its cgroup is born with podman's name and image, from the store its conmon names", () => {
+  it("a container is born with podman's name and image from the store its conmon names, found by cgroup or hook", () => {
     const lab = containerLab(tempDir('ampodmeta-'), 'localhost/ammeta:3', { k: 1, waitMs: 20000 });
     try {
       prepareLab(lab, ['sh', 'sleep'], []);
@@ -47,6 +47,19 @@ describe('podman metadata from its store (real podman)', { skip: skipReason() },
       const byRoot = realContainerProc({ podmanRoots: [join(lab.dir, 'pod-root')] });
       assert.deepEqual(byRoot.podmanMeta?.(id, null), { name, image: lab.image });
       assert.equal(realContainerProc({ podmanRoots: [] }).podmanMeta?.(id, null), null);
+
+      // Registered by its hook first (podman's annotations carry neither name nor image): the birth record has both.
+      const pid = Number(lab.podman('inspect', '--format', '{{.State.Pid}}', id).stdout.trim());
+      assert.ok(pid > 1);
+      const hooked: string[] = [];
+      const h = new Containers({ tracker: new ContidTracker(), proc, record: (b) => hooked.push(b) });
+      h.fromHook({ state: { id, status: 'running', pid, annotations: { 'io.container.manager': 'libpod' } } });
+      assert.match(
+        hooked[0] ?? '',
+        new RegExp(
+          `^op=container-birth contid=${info.contid} runtime=podman container="${id}" name="${name}" image="localhost/ammeta:3" .*source=hook `,
+        ),
+      );
     } finally {
       removeLab(lab, []);
     }

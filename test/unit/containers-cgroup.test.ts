@@ -102,9 +102,13 @@ describe('container cgroup patterns', () => {
       // Not in containerd's state: a root-made `/<name>/<hex>` that is no container.
       [`/default/${H2}`, null],
       [`/other/${H}`, null],
-      // A runc container at /amrunc that made /amrunc/<hex> in its delegated cgroup stays the runc container, even
-      // when containerd's state happens to name that ID too: the outermost reading wins.
-      [`/amrunc/${H2}`, { runtime: 'runc', id: 'amrunc', base: '/amrunc' }],
+      // A runc container at /amrunc that made /amrunc/<name> in its delegated cgroup stays the runc container...
+      ['/amrunc/sub', { runtime: 'runc', id: 'amrunc', base: '/amrunc' }],
+      [`/amrunc/${H}`, { runtime: 'runc', id: 'amrunc', base: '/amrunc' }],
+      ['/amrunc', { runtime: 'runc', id: 'amrunc', base: '/amrunc' }],
+      // ...but where containerd's root-owned state holds `<namespace>/<id>`, that is containerd's container even when
+      // a runc container is called like the namespace (one named `default` must not take containerd's default).
+      [`/amrunc/${H2}`, { runtime: 'containerd', id: H2, namespace: 'amrunc', base: `/amrunc/${H2}` }],
       // Runtimes' and systemd's own tops are never a containerd namespace.
       [`/system/${H}`, null],
       [`/docker/x/${H}`, null],
@@ -131,8 +135,8 @@ describe('container cgroup patterns', () => {
     assert.deepEqual(
       classifyCgroupCandidates(`/default/${H}`).map((m) => [m.runtime, m.id, m.verify]),
       [
-        ['runc', 'default', 'runc-state'],
         ['containerd', H, 'containerd-state'],
+        ['runc', 'default', 'runc-state'],
       ],
     );
   });
@@ -156,7 +160,11 @@ describe('container cgroup patterns', () => {
     // This machine's own test processes: v2 and name=systemd at /, the memory controller in a sandbox cgroup.
     const sandbox = '9:name=systemd:/\n8:pids:/\n4:memory:/process_api/df0022b2798368571403e0bb21886f77\n0::/\n';
     assert.equal(classifyProcCgroup(sandbox), null);
-    assert.equal(classifyProcCgroup(sandbox, () => true)?.id, 'process_api', 'only runc state would make it one');
+    assert.equal(
+      classifyProcCgroup(sandbox, (m) => m.verify === 'runc-state')?.id,
+      'process_api',
+      'only runc state would make it one',
+    );
     const v1only = `12:pids:/docker/${H}\n11:memory:/docker/${H}\n1:name=systemd:/docker/${H}\n`;
     assert.equal(classifyProcCgroup(v1only)?.runtime, 'docker');
     const v2only = `0::/system.slice/docker-${H}.scope\n`;
@@ -167,6 +175,49 @@ describe('container cgroup patterns', () => {
     // The v2 line wins over a v1 line that says something else.
     assert.equal(classifyProcCgroup(`4:memory:/docker/${H2}\n0::/docker/${H}\n`)?.id, H);
     assert.deepEqual(parseProcCgroup('garbage\n1:x\nfoo:bar:/x\n0::relative\n').v1, []);
+  });
+
+  it('containerd IDs are per namespace: a/web, b/web and runc web are three contids; a runc `default` takes none', () => {
+    const k = (runtime: string, id: string, ns?: string): bigint => containerContid(containerKey(runtime, id, ns));
+    const rows: Array<[string, bigint]> = [
+      ['containerd a/web', k('containerd', 'web', 'a')],
+      ['containerd b/web', k('containerd', 'web', 'b')],
+      ['containerd default/web', k('containerd', 'web', 'default')],
+      ['containerd tenant-b/web', k('containerd', 'web', 'tenant-b')],
+      ['runc web', k('runc', 'web')],
+      ['containerd a/b.web', k('containerd', 'b.web', 'a')],
+      ['containerd a.b/web', k('containerd', 'web', 'a.b')],
+      ['nspawn web', k('nspawn', 'web')],
+    ];
+    const seen = new Map<bigint, string>();
+    for (const [what, c] of rows) {
+      assert.ok(!seen.has(c), `${what} shares contid ${c} with ${seen.get(c)}`);
+      seen.set(c, what);
+    }
+    // Unchanged for every runtime keyed by its ID (persisted registries and logs hold these numbers).
+    assert.equal(k('runc', 'web'), containerContid('web'));
+    assert.equal(k('containerd', H), containerContid(H));
+    assert.equal(k('podman', H), containerContid(H));
+    assert.equal(k('docker', H, 'moby'), containerContid(H), 'only containerd is keyed by a namespace');
+    // Through the cgroup: the same paths with containerd's state for a/web and b/web and runc's for web and default.
+    const containerd = new Set(['a/web', 'b/web', 'default/web']);
+    const runc = new Set(['web', 'default']);
+    const verify = (m: CgroupMatch): boolean =>
+      m.verify === 'runc-state' ? runc.has(m.id) : containerd.has(`${m.namespace}/${m.id}`);
+    const contidOf = (path: string): bigint | null => {
+      const m = classifyProcCgroup(`0::${path}\n`, verify);
+      return m && containerContid(containerKey(m.runtime, m.id, m.namespace));
+    };
+    assert.equal(contidOf('/a/web'), k('containerd', 'web', 'a'));
+    assert.equal(contidOf('/b/web/sub'), k('containerd', 'web', 'b'));
+    assert.equal(contidOf('/web'), k('runc', 'web'));
+    assert.equal(
+      contidOf('/default/web'),
+      k('containerd', 'web', 'default'),
+      "containerd's default/web, not runc default",
+    );
+    assert.equal(contidOf('/default'), k('runc', 'default'));
+    assert.equal(contidOf('/default/other'), k('runc', 'default'), 'not in containerd state: the runc container below');
   });
 
   it('derived contids: stable, 63-bit, never 0 or (u64)-1, distinct per container, machines apart from IDs', () => {

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -107,6 +107,11 @@ describe('runtime metadata files', () => {
       [dockerConfig(H, { image: 'x\ny' }), /Config.Image/],
       [dockerConfig(H, { labels: ['a'] }), /Labels/],
       [dockerConfig(H, { labels: { a: 1 } }), /labels must be short strings/],
+      // The hook refuses control characters in annotations; docker's labels are held to the same rule.
+      [dockerConfig(H, { labels: { app: 'cart\u001b]0;x\u0007' } }), /without control characters/],
+      [dockerConfig(H, { labels: { 'a\nb': 'v' } }), /without control characters/],
+      [dockerConfig(H, { labels: { a: 'v\u007f' } }), /without control characters/],
+      [dockerConfig(H, { labels: { '': 'v' } }), /labels must be short strings/],
       [dockerConfig(H, { labels: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, 'v'])) }), /over/],
       ['[]', /must be an object/],
       ['{', /not JSON/],
@@ -156,6 +161,46 @@ describe('runtime metadata files', () => {
       writeFileSync(cfg, ' '.repeat(DOCKER_CONFIG_MAX + 1));
       assert.equal(r.docker(H), null);
       assert.equal(r.counters.refused, 4);
+    } finally {
+      rmSync(t.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('every directory from / down is trusted, the file has one link; a symlinked root is resolved at start only', () => {
+    const t = tree();
+    try {
+      const cfg = join(t.docker, 'containers', H, 'config.v2.json');
+      // A relocated data root that is itself a symlink works: it is resolved when the reader is made.
+      symlinkSync(t.docker, join(t.dir, 'docker-link'));
+      const viaLink = new RuntimeMetaReader({ dockerRoots: [join(t.dir, 'docker-link')], podmanRoots: [], uid });
+      assert.equal(viaLink.docker(H)?.name, 'cart-1');
+      const r = new RuntimeMetaReader({ dockerRoots: [t.docker], podmanRoots: [], uid });
+      assert.equal(r.docker(H)?.name, 'cart-1');
+      // A group-writable directory on the way (inside the root, or above it) lets others swap what is below: refused.
+      for (const d of [join(t.docker, 'containers'), join(t.docker, 'containers', H), t.docker, t.dir]) {
+        chmodSync(d, 0o775);
+        assert.equal(r.docker(H), null, `${d} group-writable`);
+        chmodSync(d, 0o757);
+        assert.equal(r.docker(H), null, `${d} writable by others`);
+        chmodSync(d, 0o755);
+        assert.equal(r.docker(H)?.name, 'cart-1', `${d} safe again`);
+      }
+      // A hard link: the same file is also somewhere else, under a name someone else may control.
+      linkSync(cfg, join(t.dir, 'second-name.json'));
+      assert.equal(r.docker(H), null, 'two links');
+      rmSync(join(t.dir, 'second-name.json'));
+      assert.equal(r.docker(H)?.name, 'cart-1');
+      // The root replaced by a symlink after start (to a planted tree): refused, not followed.
+      mkdirSync(join(t.dir, 'planted', 'containers', H), { recursive: true });
+      writeFileSync(join(t.dir, 'planted', 'containers', H, 'config.v2.json'), dockerConfig(H, { name: '/planted' }));
+      renameSync(t.docker, join(t.dir, 'docker-real'));
+      symlinkSync(join(t.dir, 'planted'), t.docker);
+      assert.equal(r.docker(H), null, 'a link where the root was');
+      // The link-configured reader resolved its root at start: it still reads the real tree, wherever the link points.
+      rmSync(join(t.dir, 'docker-link'));
+      symlinkSync(join(t.dir, 'planted'), join(t.dir, 'docker-link'));
+      assert.equal(viaLink.docker(H), null, 'the resolved root is gone (renamed), and the new link is not followed');
+      assert.equal(r.counters.refused, 10);
     } finally {
       rmSync(t.dir, { recursive: true, force: true });
     }
@@ -328,7 +373,7 @@ describe('discovery with the runtime files', () => {
     }
   });
 
-  it('a podman container gets its image from the store its conmon names; a hooked one gets it at its first sighting', () => {
+  it('a podman container gets its image from the store its conmon names; a hooked one has it in its birth record', () => {
     const t = tree();
     try {
       const store = join(t.podman, 'overlay-containers');
@@ -357,7 +402,11 @@ describe('discovery with the runtime files', () => {
       c.fromHook({
         state: { id: H2, status: 'creating', pid: 61, annotations: { 'io.container.manager': 'libpod' } },
       });
-      assert.equal(c.registry.get(containerContid(H2))?.meta.image, undefined);
+      // The hook registered it first: its birth record already has the image from podman's store (and the name).
+      assert.match(
+        records.find((b) => b.includes(`op=container-birth`) && b.includes(H2)) ?? '',
+        / name="db" image="localhost\/base:1" .*source=hook /,
+      );
       const v = c.registry.version;
       c.discovery.scan();
       assert.match(records.find((b) => b.includes(`container="${H}"`)) ?? '', / name="web" image="localhost\/web:2" /);
@@ -368,6 +417,42 @@ describe('discovery with the runtime files', () => {
       assert.ok(c.registry.version > v, 'routers see the completed metadata');
       assert.equal(c.registry.get(containerContid(H2))?.source, 'hook');
       assert.equal(c.registry.counters.hookRegistrations, 1);
+      assert.ok(!records.some((b) => b.includes('op=container-update') && b.includes(H2)), 'nothing left to update');
+    } finally {
+      rmSync(t.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a docker container its hook registers first is born with the name, image and labels of its config.v2.json', () => {
+    const t = tree();
+    try {
+      const sys = new FakeSystem(new RuntimeMetaReader({ dockerRoots: [t.docker], podmanRoots: [], uid }));
+      sys.add(1, 0, '/');
+      sys.add(40, 1, `/docker/${H}`, ['runc', 'init']);
+      const records: string[] = [];
+      const c = new Containers({
+        tracker: new ContidTracker({ proc: sys }),
+        proc: sys,
+        record: (b) => records.push(b),
+      });
+      // docker's annotations carry nothing auditmux reads as a name or image.
+      c.fromHook({
+        state: {
+          id: H,
+          status: 'creating',
+          pid: 40,
+          bundle: `/run/containerd/io.containerd.runtime.v2.task/moby/${H}`,
+        },
+      });
+      assert.equal(records.length, 1);
+      assert.match(
+        records[0]!,
+        /^op=container-birth contid=\d+ runtime=docker container="[0-9a-f]+" name="cart-1" image="registry.example\/shop\/cart:1.4" .*source=hook /,
+      );
+      const info = c.registry.get(containerContid(H))!;
+      assert.deepEqual({ ...info.meta.labels }, { app: 'cart', tier: 'web' });
+      // dockerd runs containers through containerd (namespace moby); a docker cgroup keeps the contid of the ID alone.
+      assert.equal(info.meta.containerdNamespace, 'moby');
     } finally {
       rmSync(t.dir, { recursive: true, force: true });
     }
