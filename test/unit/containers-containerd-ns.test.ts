@@ -2,8 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ContidTracker } from '../../src/contid/tracker';
-import type { ProcReader, ProcStat } from '../../src/contid/proc';
-import type { ContainerProc } from '../../src/containers/discovery';
+import { FakeSystem as BaseFakeSystem, v2 } from '../helpers/fake-proc';
 import { Containers } from '../../src/containers/service';
 import { containerContid, containerKey } from '../../src/contid/derive';
 import { CONTAINERD_TASK_DIR, containerdBundleNamespace } from '../../src/containers/metadata';
@@ -14,42 +13,10 @@ import { intBelow, prng } from '../helpers/prng';
 const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
 const POD = '1234abcd-0000-1111-2222-333344445555';
 
-interface P extends ProcStat {
-  cg: string;
-  ns: string;
-}
-
 /** /proc, runc's state (/run/runc/<id>) and containerd's runc state (/run/containerd/runc/<ns>/<id>) as sets. */
-class FakeSystem implements ProcReader, ContainerProc {
-  procs = new Map<number, P>();
-  runc = new Set<string>();
-  containerd = new Set<string>();
+class FakeSystem extends BaseFakeSystem {
   add(pid: number, cg: string, ns = `pid:[${pid}]`): void {
-    this.procs.set(pid, { ppid: 1, starttime: pid * 10, threads: 1, cg: `0::${cg}\n`, ns });
-  }
-  pids(): number[] {
-    return [...this.procs.keys()];
-  }
-  stat(pid: number): ProcStat | null {
-    return this.procs.get(pid) ?? null;
-  }
-  children(pid: number): number[] {
-    return [...this.procs].filter(([, s]) => s.ppid === pid).map(([p]) => p);
-  }
-  cgroupText(pid: number): string | null {
-    return this.procs.get(pid)?.cg ?? null;
-  }
-  cmdline(): string[] | null {
-    return ['x'];
-  }
-  pidNs(pid: number): string | null {
-    return this.procs.get(pid)?.ns ?? null;
-  }
-  runcState(id: string): boolean {
-    return this.runc.has(id);
-  }
-  containerdState(namespace: string, id: string): boolean {
-    return this.containerd.has(`${namespace}/${id}`);
+    this.put(pid, { cg: v2(cg), ns });
   }
 }
 

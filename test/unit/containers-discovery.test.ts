@@ -2,8 +2,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ContidTracker } from '../../src/contid/tracker';
-import type { ProcReader, ProcStat } from '../../src/contid/proc';
-import { FULL_SCAN_EVERY, type ContainerProc } from '../../src/containers/discovery';
+import { FakeSystem as BaseFakeSystem } from '../helpers/fake-proc';
+import { FULL_SCAN_EVERY } from '../../src/containers/discovery';
 import { Containers } from '../../src/containers/service';
 import { containerContid } from '../../src/contid/derive';
 import { Pipeline } from '../../src/routing/pipeline';
@@ -17,42 +17,9 @@ import type { ContainerInfo } from '../../src/containers/registry';
 const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
 const H2 = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
 
-interface P extends ProcStat {
-  cg: string;
-  argv: string[];
-  ns: string;
-}
-
-class FakeSystem implements ProcReader, ContainerProc {
-  procs = new Map<number, P>();
-  runc = new Set<string>();
+class FakeSystem extends BaseFakeSystem {
   add(pid: number, ppid: number, cg: string, argv: string[] = ['x'], ns = 'pid:[1]'): void {
-    this.procs.set(pid, { ppid, starttime: pid * 10, threads: 1, cg, argv, ns });
-  }
-  pids(): number[] {
-    return [...this.procs.keys()];
-  }
-  statReads = 0;
-  stat(pid: number): ProcStat | null {
-    this.statReads++;
-    return this.procs.get(pid) ?? null;
-  }
-  children(pid: number): number[] {
-    return [...this.procs].filter(([, s]) => s.ppid === pid).map(([p]) => p);
-  }
-  cgroupReads = 0;
-  cgroupText(pid: number): string | null {
-    this.cgroupReads++;
-    return this.procs.get(pid)?.cg ?? null;
-  }
-  cmdline(pid: number): string[] | null {
-    return this.procs.get(pid)?.argv ?? null;
-  }
-  pidNs(pid: number): string | null {
-    return this.procs.get(pid)?.ns ?? null;
-  }
-  runcState(id: string): boolean {
-    return this.runc.has(id);
+    this.put(pid, { ppid, cg, argv, ns });
   }
 }
 

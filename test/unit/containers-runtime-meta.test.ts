@@ -14,11 +14,10 @@ import {
   parsePodmanImages,
 } from '../../src/containers/runtime-meta';
 import { conmonStoreDir } from '../../src/containers/metadata';
-import type { ContainerProc } from '../../src/containers/discovery';
 import { Containers } from '../../src/containers/service';
 import { ContidTracker } from '../../src/contid/tracker';
 import { containerContid } from '../../src/contid/derive';
-import type { ProcReader, ProcStat } from '../../src/contid/proc';
+import { FakeSystem as BaseFakeSystem, v2 } from '../helpers/fake-proc';
 import { intBelow, prng } from '../helpers/prng';
 
 const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
@@ -311,32 +310,16 @@ describe('runtime metadata files', () => {
   });
 });
 
-class FakeSystem implements ProcReader, ContainerProc {
-  procs = new Map<number, ProcStat & { cg: string; argv: string[] }>();
-  constructor(private readonly meta: RuntimeMetaReader) {}
+class FakeSystem extends BaseFakeSystem {
+  constructor(private readonly meta: RuntimeMetaReader) {
+    super();
+  }
   add(pid: number, ppid: number, cg: string, argv: string[] = ['x']): void {
-    this.procs.set(pid, { ppid, starttime: pid * 10, threads: 1, cg: `0::${cg}\n`, argv });
+    this.put(pid, { ppid, cg: v2(cg), argv });
   }
-  pids(): number[] {
-    return [...this.procs.keys()];
-  }
-  stat(pid: number): ProcStat | null {
-    return this.procs.get(pid) ?? null;
-  }
-  children(): number[] {
+  // Discovery here finds members by their cgroups alone.
+  override children(): number[] {
     return [];
-  }
-  cgroupText(pid: number): string | null {
-    return this.procs.get(pid)?.cg ?? null;
-  }
-  cmdline(pid: number): string[] | null {
-    return this.procs.get(pid)?.argv ?? null;
-  }
-  pidNs(): string | null {
-    return 'pid:[1]';
-  }
-  runcState(): boolean {
-    return false;
   }
   dockerMeta(id: string): ReturnType<RuntimeMetaReader['docker']> {
     return this.meta.docker(id);

@@ -4,8 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ProcReader, ProcStat } from '../../src/contid/proc';
-import type { ContainerProc } from '../../src/containers/discovery';
+import { FakeSystem, v2 } from '../helpers/fake-proc';
 import { ContainerRegistry } from '../../src/containers/registry';
 import { Containers, containerRecordBody } from '../../src/containers/service';
 import { ContidTracker } from '../../src/contid/tracker';
@@ -20,36 +19,10 @@ const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
 const POD_UID = '0b7c1d9e_3f2a_4e5b_9c8d_112233445566';
 const KUBE = `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${POD_UID}.slice/cri-containerd-${H}.scope`;
 
-interface P extends ProcStat {
-  cg: string;
-}
-
-/** Enough of /proc for discovery: pids with a parent, a start time and a cgroup. */
-class FakeProc implements ProcReader, ContainerProc {
-  procs = new Map<number, P>();
+/** Enough of /proc for discovery: pids with a parent, a start time and a cgroup; every process a pod's pause. */
+class FakeProc extends FakeSystem {
   add(pid: number, ppid: number, path: string): void {
-    this.procs.set(pid, { ppid, starttime: pid * 10, threads: 1, cg: `0::${path}\n` });
-  }
-  pids(): number[] {
-    return [...this.procs.keys()];
-  }
-  stat(pid: number): ProcStat | null {
-    return this.procs.get(pid) ?? null;
-  }
-  children(pid: number): number[] {
-    return [...this.procs].filter(([, s]) => s.ppid === pid).map(([p]) => p);
-  }
-  cgroupText(pid: number): string | null {
-    return this.procs.get(pid)?.cg ?? null;
-  }
-  cmdline(): string[] | null {
-    return ['pause'];
-  }
-  pidNs(): string | null {
-    return 'pid:[9]';
-  }
-  runcState(): boolean {
-    return false;
+    this.put(pid, { ppid, cg: v2(path), argv: ['pause'], ns: 'pid:[9]' });
   }
 }
 
