@@ -6,7 +6,7 @@ import { classifyProcCgroup, type CgroupMatch } from '../contid/cgroup-patterns'
 import { containerContid, containerKey } from '../contid/derive';
 import { conmonName, conmonStoreDir, type ContainerMeta } from './metadata';
 import { RegistryFullError, type ContainerInfo, type ContainerRegistry } from './registry';
-import { RuntimeMetaReader, type RuntimeMetaOptions } from './runtime-meta';
+import { RuntimeMetaReader, type RuntimeMetaCounters, type RuntimeMetaOptions } from './runtime-meta';
 
 /** What discovery reads from the system; a test double replaces it. */
 export interface ContainerProc {
@@ -26,6 +26,8 @@ export interface ContainerProc {
   dockerMeta?(id: string): ContainerMeta | null;
   /** podman's store (containers.json, images.json): name and image; `storeDir` is where its conmon says it lives. */
   podmanMeta?(id: string, storeDir: string | null): ContainerMeta | null;
+  /** What the metadata reader did: files read and refused (linked, foreign-owned, too big, malformed), for status. */
+  readonly metaCounters?: Readonly<RuntimeMetaCounters>;
 }
 
 /** Where the runtimes keep their state and metadata; the defaults are their own defaults. */
@@ -93,6 +95,7 @@ export function realContainerProc(o: readonly string[] | ContainerProcOptions = 
     },
     dockerMeta: (id) => meta.docker(id),
     podmanMeta: (id, storeDir) => meta.podman(id, storeDir),
+    metaCounters: meta.counters,
   };
 }
 

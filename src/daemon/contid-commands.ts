@@ -123,7 +123,15 @@ export class ContidCommands {
     const { tracker, containers: c } = this;
     return {
       tracker: { ...tracker.counters, tracked: tracker.size },
-      containers: { live: c.registry.liveCount, ...c.registry.counters, ...c.discovery.counters, ...c.counters },
+      containers: {
+        live: c.registry.liveCount,
+        ...c.registry.counters,
+        ...c.discovery.counters,
+        ...c.counters,
+        // docker's and podman's own files read for names and images, and those refused (see docs/security.md).
+        metaFilesRead: c.discovery.proc.metaCounters?.reads ?? 0,
+        metaFilesRefused: c.discovery.proc.metaCounters?.refused ?? 0,
+      },
       containerEvents: c.registry.eventCounters(),
     };
   }

@@ -14,6 +14,7 @@ import {
   parsePodmanImages,
 } from '../../src/containers/runtime-meta';
 import { conmonStoreDir } from '../../src/containers/metadata';
+import { realContainerProc } from '../../src/containers/discovery';
 import { Containers } from '../../src/containers/service';
 import { ContidTracker } from '../../src/contid/tracker';
 import { containerContid } from '../../src/contid/derive';
@@ -127,6 +128,21 @@ describe('runtime metadata files', () => {
       assert.ok(e instanceof RuntimeMetaError, text.slice(0, 60));
       assert.equal(e.code, 'E_RUNTIME_META');
       assert.match(e.message, re);
+    }
+  });
+
+  it("the real /proc reader shares its metadata reader's counters (status: metaFilesRead, metaFilesRefused)", () => {
+    const t = tree();
+    try {
+      const proc = realContainerProc({ dockerRoots: [t.docker], podmanRoots: [], uid });
+      assert.equal(proc.dockerMeta?.(H)?.name, 'cart-1');
+      assert.deepEqual({ ...proc.metaCounters }, { reads: 1, refused: 0 });
+      // A second name for the file (a hard link) could be a file of someone else's choosing: refused, and counted.
+      linkSync(join(t.docker, 'containers', H, 'config.v2.json'), join(t.dir, 'second-name'));
+      assert.equal(proc.dockerMeta?.(H), null);
+      assert.deepEqual({ ...proc.metaCounters }, { reads: 1, refused: 1 });
+    } finally {
+      rmSync(t.dir, { recursive: true, force: true });
     }
   });
 
