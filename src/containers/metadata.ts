@@ -88,14 +88,20 @@ export function metaFromAnnotations(a: Record<string, string>): ContainerMeta {
  * `-c <container id> -n <name>`) has it on its command line. Returns the name only when `-c` is this container's ID.
  */
 export function conmonName(argv: readonly string[], containerId: string): string | undefined {
-  let id: string | undefined;
-  let name: string | undefined;
+  const { id, name } = conmonArgs(argv);
+  return id === containerId && name && name.length <= 253 ? name : undefined;
+}
+
+/** conmon's `-c`/`--cid`, `-n`/`--name` and `-b`/`--bundle` values (the last of each), among its first 256 words. */
+function conmonArgs(argv: readonly string[]): { id?: string; name?: string; bundle?: string } {
+  const out: { id?: string; name?: string; bundle?: string } = {};
   for (let i = 0; i < argv.length - 1 && i < 256; i++) {
     const a = argv[i];
-    if (a === '-c' || a === '--cid') id = argv[i + 1];
-    else if (a === '-n' || a === '--name') name = argv[i + 1];
+    if (a === '-c' || a === '--cid') out.id = argv[i + 1];
+    else if (a === '-n' || a === '--name') out.name = argv[i + 1];
+    else if (a === '-b' || a === '--bundle') out.bundle = argv[i + 1];
   }
-  return id === containerId && name && name.length <= 253 ? name : undefined;
+  return out;
 }
 
 /**
@@ -104,13 +110,7 @@ export function conmonName(argv: readonly string[], containerId: string): string
  * container's directory counts. RuntimeMetaReader then walks it link-free through root-owned directories only.
  */
 export function conmonStoreDir(argv: readonly string[], containerId: string): string | null {
-  let bundle: string | undefined;
-  let id: string | undefined;
-  for (let i = 0; i < argv.length - 1 && i < 256; i++) {
-    const a = argv[i];
-    if (a === '-b' || a === '--bundle') bundle = argv[i + 1];
-    else if (a === '-c' || a === '--cid') id = argv[i + 1];
-  }
+  const { id, bundle } = conmonArgs(argv);
   if (id !== containerId || !bundle || bundle.length > 4096 || !bundle.startsWith('/')) return null;
   if (normalize(bundle) !== bundle || !bundle.endsWith('/userdata')) return null;
   const dir = dirname(bundle);
