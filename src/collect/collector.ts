@@ -2,7 +2,16 @@
 // flush.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type JsMsg } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type Consumer,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { IoError } from '../errors';
 import { openNoFollow, openReadNoFollow, readBounded, type OpenedFile } from '../safefs';
@@ -235,11 +244,10 @@ export class Collector {
     );
   }
 
-  /** Connects, checks or creates the durable consumer; throws a clear error when it is missing and creation is off. */
-  async start(): Promise<void> {
-    fs.mkdirSync(this.cfg.dir, { recursive: true, mode: 0o750 });
-    this.nc = await natsConnect(this.cfg, `auditmux collect ${this.cfg.consumer}`, 1000);
-    const jsm = await jetstreamManager(this.nc);
+  /** Checks the durable consumer, creating it when missing and allowed; its max_ack_pending bounds the hold. */
+  private async openConsumer(): Promise<{ jsm: JetStreamManager; maxAckPending: number }> {
+    const nc = this.nc!;
+    const jsm = await jetstreamManager(nc);
     try {
       await jsm.consumers.info(this.cfg.stream, this.cfg.consumer);
     } catch (e) {
@@ -266,15 +274,46 @@ export class Collector {
           if (!/already (exists|in use)/i.test(err.message)) throw err;
         });
     }
-    this.consumer = await jetstream(this.nc).consumers.get(this.cfg.stream, this.cfg.consumer);
+    this.consumer = await jetstream(nc).consumers.get(this.cfg.stream, this.cfg.consumer);
+    const info = await jsm.consumers.info(this.cfg.stream, this.cfg.consumer);
+    return { jsm, maxAckPending: info.config.max_ack_pending ?? -1 };
+  }
+
+  /**
+   * Runs `step` until it succeeds, again while JetStream does not answer (timeouts, no responders, 503: a cluster
+   * without its leaders), with a growing pause, up to `start_wait`; any other error, or the last one, is thrown.
+   */
+  private async whenJetStream<T>(what: string, step: () => Promise<T>): Promise<T> {
+    const end = performance.now() + this.cfg.startWaitMs;
+    let pause = 250;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await step();
+      } catch (e) {
+        if (!jetStreamUnavailable(e) || performance.now() + pause > end || (this.nc?.isClosed() ?? true)) throw e;
+        this.diag.warn({ err: (e as Error).message, attempt }, `JetStream not answering; waiting to ${what}`);
+        await new Promise((r) => setTimeout(r, pause));
+        pause = Math.min(pause * 2, 4000);
+      }
+    }
+  }
+
+  /**
+   * Connects, checks or creates the durable consumer; throws a clear error when it is missing and creation is off.
+   * JetStream that does not answer yet (a cluster electing its leaders, a server still starting) is waited for, up
+   * to `start_wait`.
+   */
+  async start(): Promise<void> {
+    fs.mkdirSync(this.cfg.dir, { recursive: true, mode: 0o750 });
+    this.nc = await natsConnect(this.cfg, `auditmux collect ${this.cfg.consumer}`, 1000);
+    const { jsm, maxAckPending } = await this.whenJetStream('open the consumer', () => this.openConsumer());
     if (this.order) {
       // A consumer made elsewhere may allow fewer unacknowledged messages: hold at most half of them, so the server
       // can still deliver the event the held ones wait for.
-      const map = (await jsm.consumers.info(this.cfg.stream, this.cfg.consumer)).config.max_ack_pending ?? -1;
-      const bound = map > 0 ? Math.max(1, Math.min(this.cfg.reorderMax, Math.floor(map / 2))) : 0;
+      const bound = maxAckPending > 0 ? Math.max(1, Math.min(this.cfg.reorderMax, Math.floor(maxAckPending / 2))) : 0;
       if (bound > 0 && bound < this.cfg.reorderMax) {
         this.diag.warn(
-          { maxAckPending: map, held: bound },
+          { maxAckPending, held: bound },
           'consumer max_ack_pending bounds the events held for order',
         );
         this.order = this.makeOrder(bound);
@@ -282,8 +321,9 @@ export class Collector {
       this.loadOrder();
     }
     if (this.cfg.claims) {
-      this.claims = new ClaimStore(this.cfg.claims, jetstream(this.nc), jsm, this.cfg.consumer);
-      await this.claims.ensure();
+      const claims = new ClaimStore(this.cfg.claims, jetstream(this.nc), jsm, this.cfg.consumer);
+      await this.whenJetStream('open the claims stream', () => claims.ensure());
+      this.claims = claims;
     }
     if (this.cfg.metrics) {
       this.exporter = createMetricsExporter(this.cfg.metrics, this, (e) =>
@@ -679,6 +719,20 @@ export class Collector {
     await this.nc?.close().catch(() => undefined);
     this.nc = null;
   }
+}
+
+/**
+ * Whether an error says JetStream is not answering yet rather than refusing: a request timeout, no responders (the
+ * server's JetStream not up), or the API's 503 (a cluster without its metadata or stream leader). Names are compared,
+ * not classes: the client's error classes are re-exported by more than one of its packages.
+ */
+export function jetStreamUnavailable(e: unknown, depth = 0): boolean {
+  if (e instanceof JetStreamApiError) return e.status === 503;
+  const err = e as (Error & { cause?: unknown }) | undefined;
+  const name = err?.name;
+  if (name === 'TimeoutError' || name === 'NoResponders' || name === 'JetStreamNotEnabled') return true;
+  // A failed request carries what failed it.
+  return name === 'RequestError' && depth < 4 && err?.cause !== undefined && jetStreamUnavailable(err.cause, depth + 1);
 }
 
 /**

@@ -30,6 +30,7 @@ const KEYS = [
   'per_daemon',
   'reorder_wait',
   'reorder_max',
+  'start_wait',
   'claims',
   'instance',
   'log',
@@ -58,6 +59,8 @@ export interface CollectConfig extends NatsConnSpec {
   perDaemon: boolean;
   /** How long an event ahead of a hole in its publisher's order is held for it (ms); 0 = no reordering. */
   reorderWaitMs: number;
+  /** How long start waits for JetStream to answer (a cluster electing its leaders), in ms; 0 = fail at once. */
+  startWaitMs: number;
   /** Events held for ordering at most, over all publishers. */
   reorderMax: number;
   log: {
@@ -149,6 +152,7 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
   // waited on, so ordering is off for them unless asked for.
   const reorderWait = (x = m.get('reorder_wait')) ? (w.integer(x, 'reorder_wait', 0, 3600) ?? 20) : claims ? 0 : 20;
   const reorderMax = (x = m.get('reorder_max')) ? (w.integer(x, 'reorder_max', 1, 100000) ?? 4096) : 4096;
+  const startWait = (x = m.get('start_wait')) ? (w.integer(x, 'start_wait', 0, 3600) ?? 60) : 60;
   const perDaemon = (x = m.get('per_daemon')) ? (w.boolean(x, 'per_daemon') ?? false) : false;
   const log: CollectConfig['log'] = {
     format: 'RAW',
@@ -186,6 +190,7 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
     perDaemon,
     reorderWaitMs: reorderWait * 1000,
     reorderMax,
+    startWaitMs: startWait * 1000,
     log,
   };
 }

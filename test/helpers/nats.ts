@@ -79,7 +79,7 @@ export class NatsServer {
   }
 
   get running(): boolean {
-    return this.child !== null && this.child.exitCode === null;
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   async startProcess(wait = true): Promise<void> {
@@ -106,7 +106,8 @@ export class NatsServer {
   /** SIGKILL: a crash, nothing flushed. */
   async kill(): Promise<void> {
     const c = this.child;
-    if (!c || c.exitCode !== null) return;
+    // A process killed before has exitCode null and signalCode set: it will not exit again.
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const done = new Promise((r) => c.once('exit', r));
     c.kill('SIGKILL');
     await done;

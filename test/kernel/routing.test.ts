@@ -297,9 +297,11 @@ for (const k of [emulated(), real]) {
               assert.ok(aPid > 0, 'A has a process of its own');
               process.kill(aPid, 'SIGKILL');
             });
+            let seen: AuxRow[] = [];
             await waitFor(
               async () => {
-                const [a, b] = [await row('a'), await row('b')];
+                seen = await list();
+                const [a, b] = [seen.find((x) => x.name === 'a'), seen.find((x) => x.name === 'b')];
                 return (
                   a?.restarts === 1 &&
                   a.state === 'running' &&
@@ -311,7 +313,10 @@ for (const k of [emulated(), real]) {
               },
               30000,
               'A restarted, A and B drained',
-            );
+            ).catch((e: Error) => {
+              // say where it stuck: the daemons' rows and the host's stderr
+              throw new Error(`${e.message}; aux list: ${JSON.stringify(seen)}; host stderr: ${d.stderr().slice(-4000)}`);
+            });
             const a = (await row('a'))!;
             assert.equal(a.restarts, 1, 'A was restarted once');
             assert.equal(a.state, 'running');

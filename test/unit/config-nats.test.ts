@@ -102,6 +102,7 @@ test('collector config: defaults, relative paths from the file, positioned error
       c.log.maxLogFileMiB,
       c.log.numLogs,
       c.createConsumer,
+      c.startWaitMs,
     ],
     [
       'AUDIT',
@@ -115,6 +116,7 @@ test('collector config: defaults, relative paths from the file, positioned error
       100,
       9,
       true,
+      60000,
     ],
   );
   const bad = (t: string): ConfigError => {
@@ -130,6 +132,8 @@ test('collector config: defaults, relative paths from the file, positioned error
   assert.match(bad('servers: [n:1]\nfilter_subject: "a.>.b"\n').message, /^\/c\.yaml:2:\d+: filter_subject must be/);
   assert.match(bad('servers: [n:1]\nbatchs: 3\n').message, /^\/c\.yaml:2:1: .*batchs/);
   assert.match(bad('dir: /x\n').message, /needs servers/);
+  assert.match(bad('servers: [n:1]\nstart_wait: -1\n').message, /^\/c\.yaml:2:13: start_wait /);
+  assert.equal(parseCollectConfig('servers: [n:1]\nstart_wait: 0\n', '/c.yaml').startWaitMs, 0);
 });
 
 test('collector metrics: listen address or textfile, with positions for what is wrong', () => {
