@@ -312,10 +312,7 @@ export class Collector {
       // can still deliver the event the held ones wait for.
       const bound = maxAckPending > 0 ? Math.max(1, Math.min(this.cfg.reorderMax, Math.floor(maxAckPending / 2))) : 0;
       if (bound > 0 && bound < this.cfg.reorderMax) {
-        this.diag.warn(
-          { maxAckPending, held: bound },
-          'consumer max_ack_pending bounds the events held for order',
-        );
+        this.diag.warn({ maxAckPending, held: bound }, 'consumer max_ack_pending bounds the events held for order');
         this.order = this.makeOrder(bound);
       }
       this.loadOrder();

@@ -315,7 +315,9 @@ for (const k of [emulated(), real]) {
               'A restarted, A and B drained',
             ).catch((e: Error) => {
               // say where it stuck: the daemons' rows and the host's stderr
-              throw new Error(`${e.message}; aux list: ${JSON.stringify(seen)}; host stderr: ${d.stderr().slice(-4000)}`);
+              throw new Error(
+                `${e.message}; aux list: ${JSON.stringify(seen)}; host stderr: ${d.stderr().slice(-4000)}`,
+              );
             });
             const a = (await row('a'))!;
             assert.equal(a.restarts, 1, 'A was restarted once');

@@ -116,7 +116,7 @@ for (const lease of [6, 1])
       // reported a redelivery, which the status file it writes every second shows.
       const pauses = [150, 20, 60, 0, 100, 40];
       let round = 0;
-      for (; round < 6 || (round < 30 && !(statusOrNull(f, 'f2')?.redeliveries! > 0)); round++) {
+      for (; round < 6 || (round < 30 && !((statusOrNull(f, 'f2')?.redeliveries ?? 0) > 0)); round++) {
         a.emit(1 + round * 300, 1 + (round + 1) * 300);
         await sleep(pauses[round % pauses.length]!);
         c1.kill('SIGSTOP');
