@@ -183,7 +183,9 @@ export async function startDaemon(spec: DaemonSpec, opts: StartOptions): Promise
     // auditmux's default receive_buffer, so both ride out the same bursts.
     const freq = spec.nosync ? '0' : '50';
     if (spec.aux) auxLogs.push(join(dir, 'log', 'second.log'));
-    child = spawn(bin, [join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024), freq, ...auxLogs], {
+    // At nice -4, where auditd and auditmux put themselves (priority_boost 4): the same scheduling for the floor.
+    // nice(1) execs the reader, so the pid held is the reader's.
+    child = spawn('nice', ['-n', '-4', bin, join(dir, 'log', 'audit.log'), String(8 * 1024 * 1024), freq, ...auxLogs], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
       env: daemonEnv,

@@ -210,6 +210,7 @@ export function renderMarkdown(info: RunInfo): string {
   );
   out.push(
     '  (N auxiliary daemons written by the host process, `isolation: inline`) or `-auxN-proc` (each in its own process).',
+    '  All run at nice −4: auditd and auditmux by their default `priority_boost` of 4, the C reader started so.',
     '',
   );
 

@@ -17,6 +17,7 @@ const HOST_KEYS = [
   'control_socket',
   'reassembly',
   'receive_buffer',
+  'priority_boost',
   'diagnostics',
   'outputs',
   'listen',
@@ -137,6 +138,8 @@ export function readHost(w: Walker, e: Entry, host: HostConfig, baseDir: string)
 
   const rb = m.get('receive_buffer');
   if (rb) host.receiveBuffer = w.integer(rb, 'host.receive_buffer', 0, 1 << 30) ?? host.receiveBuffer;
+  const pb = m.get('priority_boost');
+  if (pb) host.priorityBoost = w.integer(pb, 'host.priority_boost', 0, 20) ?? host.priorityBoost;
 
   const outs = m.get('outputs');
   if (outs) host.outputs = readOutputs(w, outs, 'host.outputs', 'host', baseDir);

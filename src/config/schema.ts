@@ -292,6 +292,8 @@ export interface HostConfig {
   reassembly: { timeoutMs: number; maxInFlight: number };
   /** SO_RCVBUFFORCE size in bytes for the netlink socket. */
   receiveBuffer: number;
+  /** The daemon runs at nice -priorityBoost (auditd's priority_boost); 0 = leave the priority alone. */
+  priorityBoost: number;
   diagnostics: { level: DiagLevel };
   /** Extra outputs (remote, syslog, plugin) besides the log. */
   outputs: OutputSpec[];
@@ -481,6 +483,7 @@ export function defaultConfig(): Config {
       controlSocket: '/run/auditmux/control.sock',
       reassembly: { timeoutMs: 2000, maxInFlight: 4096 },
       receiveBuffer: 8 * 1024 * 1024,
+      priorityBoost: 4,
       diagnostics: { level: 'info' },
       outputs: [],
       listen: null,

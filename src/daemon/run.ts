@@ -2,6 +2,7 @@
 import { AuditmuxError, ExitCode } from '../errors';
 import { createDiagnostics } from './diagnostics';
 import { HostDaemon } from './host';
+import { raisePriority } from './priority';
 import { sdNotify } from './sd-notify';
 import type { AuditSocket } from '../kernel/socket';
 import { EARLY_RECEIVE_BUFFER, undoRegistration, type EarlyStart } from '../kernel/registration';
@@ -24,6 +25,12 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
     const socket = opts.socket ?? held;
     daemon = new HostDaemon({ configPath: opts.configPath, diag, ...(socket ? { socket } : {}) });
     if (!opts.logLevel) diag.level = daemon.config.host.diagnostics.level;
+    const prio = raisePriority(daemon.config.host.priorityBoost);
+    if (prio.error)
+      diag.warn(
+        { err: prio.error, nice: prio.target },
+        'cannot raise the daemon priority (priority_boost); under systemd set Nice= in the unit',
+      );
     // A config error is reported before a registration error, as when the daemon registered after reading it.
     if (early?.error) throw early.error;
     // Never below what registration gave it: records may already fill that much, and restarts need the room.

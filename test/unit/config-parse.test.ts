@@ -335,6 +335,12 @@ describe('config: other host keys', () => {
     assert.equal(cfg('host: { receive_buffer: 1073741824 }').host.receiveBuffer, 1073741824);
     errAt(2, 19, 'between 0 and 1073741824', 'host:', '  receive_buffer: 1073741825');
   });
+
+  it('priority_boost', () => {
+    assert.equal(cfg('host: {}').host.priorityBoost, 4);
+    assert.equal(cfg('host: { priority_boost: 0 }').host.priorityBoost, 0);
+    errAt(2, 19, 'between 0 and 20', 'host:', '  priority_boost: 21');
+  });
   it('diagnostics.level', () => {
     for (const l of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       assert.equal(cfg(`host: { diagnostics: { level: ${l} } }`).host.diagnostics.level, l);
