@@ -31,6 +31,8 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
         { err: prio.error, nice: prio.target },
         'cannot raise the daemon priority (priority_boost); under systemd set Nice= in the unit',
       );
+    else if (prio.raised > 0)
+      diag.info({ nice: prio.target, threads: prio.raised }, 'priority raised (priority_boost)');
     // A config error is reported before a registration error, as when the daemon registered after reading it.
     if (early?.error) throw early.error;
     // Never below what registration gave it: records may already fill that much, and restarts need the room.
