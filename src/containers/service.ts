@@ -57,6 +57,10 @@ export function containerRecordBody(
     `source=${c.source}`,
     `opid=${c.pid ?? -1}`,
   ];
+  // containerd's own namespace (`ctr -n`, k8s.io under Kubernetes): one ID may run in several, each its own contid.
+  // Docker's containers are in containerd's "moby" too, but their contid is by ID alone: the field would say nothing.
+  if (c.runtime === 'containerd' && m.containerdNamespace !== undefined)
+    parts.splice(4, 0, `containerd-ns=${val(m.containerdNamespace)}`);
   if (op === 'update') parts.push(`changed=${changed.filter((f) => /^[A-Za-z]{1,20}$/.test(f)).join(',') || '?'}`);
   if (op === 'retire') parts.push(`reason=${c.retireReason ?? '?'}`, `routed=${c.routed}`, `dropped=${c.dropped}`);
   parts.push('res=1');

@@ -72,7 +72,11 @@ describe('containerd namespaces', () => {
     const out = c.fromHook({ state: { id: 'web', status: 'stopped', pid: 0, bundle: bundle('tenant-b', 'web') } });
     assert.deepEqual([out.contid, out.retired], [nsKey('tenant-b', 'web').toString(), true]);
     assert.ok(c.registry.get(nsKey('default', 'web')), 'default/web lives on');
-    assert.equal(records.filter((r) => r.startsWith('op=container-birth')).length, 2);
+    const births = records.filter((r) => r.startsWith('op=container-birth'));
+    assert.equal(births.length, 2);
+    // The birth records say which namespace each is in (encoded as every value a runtime chose).
+    assert.match(births[0]!, / container="web" containerd-ns="default" name=/);
+    assert.match(births[1]!, / container="web" containerd-ns="tenant-b" name=/);
     // A restarted daemon takes the namespace back with the container.
     const saved = parseState(encodeState('boot', c.registry.liveContainers()), 'boot');
     assert.deepEqual(
