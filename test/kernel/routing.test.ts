@@ -313,10 +313,17 @@ for (const k of [emulated(), real]) {
               },
               30000,
               'A restarted, A and B drained',
-            ).catch((e: Error) => {
-              // say where it stuck: the daemons' rows and the host's stderr
+            ).catch(async (e: Error) => {
+              const status = (await cli(conf, 'status')).stdout.slice(0, 6000);
+              // Say where it stuck: the daemons' rows, where each tree's events are so far (one failure in ~30 runs
+              // under load had A at 995 delivered, none queued or resent: 5 events never reached A's queue), and the
+              // host's stderr.
+              const logs = ['a.log', 'b/b.log', 'audit.log'].map((f) => {
+                const text = readText(join(dir, 'log', f));
+                return `${f}: ${['tree-a', 'tree-b', 'host-k'].map((key) => `${key}=${serialsIn(text, key).unique}`).join(' ')}`;
+              });
               throw new Error(
-                `${e.message}; aux list: ${JSON.stringify(seen)}; host stderr: ${d.stderr().slice(-4000)}`,
+                `${e.message}; aux list: ${JSON.stringify(seen)}; logs: ${logs.join('; ')}; status: ${status}; host stderr: ${d.stderr().slice(-4000)}`,
               );
             });
             const a = (await row('a'))!;
