@@ -13,7 +13,17 @@ interface Entry {
   source: 'set' | 'fork' | 'ppid' | 'proc' | 'cgroup' | 'container';
   /** The parent it was inherited from: a different ppid in a later record means reparenting or pid reuse. */
   ppid?: number;
+  /** When a sweep first found the process gone from /proc (its last records may still be on their way). */
+  goneSince?: number;
 }
+
+/**
+ * How long a sweep keeps the entry of a process that is gone from /proc. Records reach the daemon behind real time (the
+ * kernel's backlog, the socket, reassembly's 2 s timeout): a process that exited a moment ago may still have events to
+ * route, and dropping its entry at once sent them to the host untagged (seen under load: a tree's last 28 events).
+ * Its exit_group record removes the entry in order anyway; the sweep is the backstop for exits never seen.
+ */
+export const SWEEP_GRACE_MS = 10_000;
 
 export interface TrackerCounters {
   tagged: number;
@@ -298,12 +308,18 @@ export class ContidTracker {
     return [id];
   }
 
-  /** Drops entries whose process is gone or whose pid now belongs to another process. */
+  /**
+   * Drops entries whose process has been gone for SWEEP_GRACE_MS (found gone by an earlier sweep), or whose pid now
+   * belongs to another process.
+   */
   sweep(): number {
     let dropped = 0;
+    const now = this.now();
     for (const [pid, e] of this.byPid) {
       const st = this.proc.stat(pid);
       if (!st) {
+        e.goneSince ??= now;
+        if (now - e.goneSince < SWEEP_GRACE_MS) continue;
         this.byPid.delete(pid);
         dropped++;
       } else if (e.starttime === null) e.starttime = st.starttime;

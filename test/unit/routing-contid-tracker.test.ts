@@ -1,7 +1,7 @@
 // The mainline contid tracker: the patch set's set rules, inheritance, pid reuse, cgroup mapping, chain text.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ContidTracker } from '../../src/contid/tracker';
+import { ContidTracker, SWEEP_GRACE_MS } from '../../src/contid/tracker';
 import { ContidError } from '../../src/contid/errors';
 import { formatChain, parseChain, parseChains, parseChainsAt } from '../../src/contid/chain';
 import type { ProcReader, ProcStat } from '../../src/contid/proc';
@@ -121,6 +121,23 @@ describe('contid tracker: inheritance and pid reuse', () => {
     assert.equal(t.sweep(), 1);
     assert.equal(t.get(300), null);
     assert.equal(t.counters.reuseDetected, 1);
+  });
+
+  it('a process gone from /proc keeps its id for SWEEP_GRACE_MS: its last records, read late, are still routed', () => {
+    const { proc, t, now } = setup();
+    proc.add(400, 100);
+    t.set(400, 9n, { setterPid: 100 });
+    t.onFork(400, 401);
+    proc.procs.delete(400); // exited; its last events (and its children's) are still in the kernel's backlog
+    proc.procs.delete(401);
+    assert.equal(t.sweep(), 0);
+    now.v += SWEEP_GRACE_MS - 1;
+    assert.equal(t.sweep(), 0);
+    assert.deepEqual(t.lookup(400, 100), [9n], 'a late event of the gone process keeps its contid');
+    assert.deepEqual(t.lookup(401, 400), [9n]);
+    now.v += 1;
+    assert.equal(t.sweep(), 2, 'dropped once gone for the whole grace');
+    assert.equal(t.get(400), null);
   });
 
   it('caches "not in a container" answers briefly, then asks /proc again', () => {
