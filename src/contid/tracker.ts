@@ -322,6 +322,11 @@ export class ContidTracker {
         if (now - e.goneSince < SWEEP_GRACE_MS) continue;
         this.byPid.delete(pid);
         dropped++;
+      } else if (e.goneSince !== undefined) {
+        // Gone at an earlier sweep and there again: another process under the reused pid, whatever its start time.
+        this.byPid.delete(pid);
+        this.counters.reuseDetected++;
+        dropped++;
       } else if (e.starttime === null) e.starttime = st.starttime;
       else if (e.starttime !== st.starttime) {
         this.byPid.delete(pid);

@@ -138,6 +138,14 @@ describe('contid tracker: inheritance and pid reuse', () => {
     now.v += 1;
     assert.equal(t.sweep(), 2, 'dropped once gone for the whole grace');
     assert.equal(t.get(400), null);
+    // A pid seen gone and then reused within the grace is another process: its entry goes, even one without a start
+    // time (inherited by fork), which would otherwise take the new process's.
+    t.set(200, 10n, { setterPid: 100 });
+    t.onFork(200, 402);
+    assert.equal(t.sweep(), 0);
+    proc.add(402, 1);
+    assert.equal(t.sweep(), 1);
+    assert.equal(t.get(402), null);
   });
 
   it('caches "not in a container" answers briefly, then asks /proc again', () => {
