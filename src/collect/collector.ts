@@ -275,7 +275,8 @@ export class Collector {
         });
     }
     this.consumer = await jetstream(nc).consumers.get(this.cfg.stream, this.cfg.consumer);
-    const info = await jsm.consumers.info(this.cfg.stream, this.cfg.consumer);
+    // get() fetched the consumer's info: its cached copy, no second request.
+    const info = await this.consumer.info(true);
     return { jsm, maxAckPending: info.config.max_ack_pending ?? -1 };
   }
 

@@ -37,8 +37,8 @@ export function raisePriority(boost: number): PriorityResult {
       setPriority(tid, target);
       res.raised++;
     } catch (e) {
-      // A thread that ended meanwhile (ESRCH) is not an error.
-      if ((e as NodeJS.ErrnoException).code === 'ESRCH' || /ESRCH/.test((e as Error).message)) continue;
+      // A thread that ended meanwhile (ESRCH) is not an error. Node's SystemError keeps the errno name in info.code.
+      if ((e as { info?: { code?: string } }).info?.code === 'ESRCH') continue;
       res.error ??= (e as Error).message;
     }
   }

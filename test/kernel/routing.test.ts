@@ -315,9 +315,9 @@ for (const k of [emulated(), real]) {
               'A restarted, A and B drained',
             ).catch(async (e: Error) => {
               const status = (await cli(conf, 'status')).stdout.slice(0, 6000);
-              // Say where it stuck: the daemons' rows, where each tree's events are so far (one failure in ~30 runs
-              // under load had A at 995 delivered, none queued or resent: 5 events never reached A's queue), and the
-              // host's stderr.
+              // Say where it stuck: the daemons' rows, where each tree's events are so far (this is how a tree's last
+              // events were found in the host log, untagged by a /proc sweep that ran ahead of the records), and the
+              // host's status and stderr.
               const logs = ['a.log', 'b/b.log', 'audit.log'].map((f) => {
                 const text = readText(join(dir, 'log', f));
                 return `${f}: ${['tree-a', 'tree-b', 'host-k'].map((key) => `${key}=${serialsIn(text, key).unique}`).join(' ')}`;

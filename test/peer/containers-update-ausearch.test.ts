@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ContainerRegistry } from '../../src/containers/registry';
 import { containerRecordBody, hookFailureRecordBody } from '../../src/containers/service';
+import { CART_FROM_HOOK } from '../helpers/container-records';
 
 const hasAusearch = spawnSync('ausearch', ['-v']).status === 0;
 const dir = mkdtempSync(join(tmpdir(), 'amupd-peer-'));
@@ -21,13 +22,7 @@ describe('ausearch 3.0.9 and the update and hook failure records', { skip: !hasA
       onUpdate: (c, ch) => bodies.push(containerRecordBody('update', c, ch)),
     });
     r.register({ runtime: 'containerd', id: 'b'.repeat(64), contid: 22n, source: 'cgroup', meta: { podUid: 'u' } });
-    r.register({
-      runtime: 'containerd',
-      id: 'b'.repeat(64),
-      contid: 22n,
-      source: 'hook',
-      meta: { name: 'cart', image: 'shop/cart:3', podName: 'cart-0', podNamespace: 'shop' },
-    });
+    r.register({ ...CART_FROM_HOOK, meta: { ...CART_FROM_HOOK.meta } });
     r.register({ runtime: 'runc', id: 'evil', contid: 44n, source: 'cgroup', meta: {} });
     r.register({ runtime: 'runc', id: 'evil', contid: 44n, source: 'hook', meta: { name: 'x y"\nz changed=no' } });
     bodies.push(
