@@ -17,7 +17,12 @@ async function drainReplies(s: NativeAuditSocket, n: number, firstSeq: number): 
   for (let i = 0; i < n; i++) s.send(encodeRequest(MsgType.GET, firstSeq + i, undefined, true));
   const calls: Call[] = [];
   let got = 0;
+  // After a short read the addon reads by its timer, which is unref'd, with its poll stopped (in the daemon, other
+  // handles keep the loop alive): until the status replies the kernel sends from its own kthreads arrive, nothing
+  // else would keep this test's loop running. This timeout does, and bounds the wait.
+  let keep: NodeJS.Timeout | undefined;
   await new Promise<void>((resolve, reject) => {
+    keep = setTimeout(() => reject(new Error(`${got} of ${2 * n} datagrams after 10 s`)), 10000);
     s.start(
       (batch, lengths, count) => {
         const datagrams: Call['datagrams'] = [];
@@ -35,7 +40,7 @@ async function drainReplies(s: NativeAuditSocket, n: number, firstSeq: number): 
       },
       (e) => reject(e),
     );
-  });
+  }).finally(() => clearTimeout(keep));
   s.stop();
   return calls;
 }
