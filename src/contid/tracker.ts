@@ -210,9 +210,9 @@ export class ContidTracker {
   }
 
   /**
-   * The retirement grace of `id` (retired at `retiredAt`) is over. Not live again: its processes' entries go (their pids
-   * may be reused by anyone). Live again (contids come from container IDs: `podman restart` makes the same one): only
-   * the entries of its previous life go, those gone since the retirement or before; the new processes' stay.
+   * The retirement grace of `id` (retired at `retiredAt`) is over. Not live again: its processes' entries go (their
+   * pids may be reused by anyone). Live again (contids come from container IDs: `podman restart` makes the same one):
+   * only the entries of its previous life go, those gone since the retirement or before; the new processes' stay.
    */
   endRetirement(id: bigint, live: boolean, retiredAt: number): void {
     for (const [pid, e] of this.byPid)
@@ -220,11 +220,6 @@ export class ContidTracker {
         this.byPid.delete(pid);
         this.retiredPids.delete(pid);
       }
-  }
-
-  /** A retired container: its processes' entries go at once (their pids may be reused by anyone). */
-  forgetContid(id: bigint): void {
-    this.endRetirement(id, false, 0);
   }
 
   /**

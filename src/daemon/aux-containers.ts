@@ -90,9 +90,10 @@ function sameFacts(a: ContainerFacts, b: ContainerFacts): boolean {
  * Host side, one per process of a daemon: which containers that process has been told about. Before an event frame
  * goes out, `before` adds a CONTAINER frame when the process lacks its container (or holds an older form of it);
  * `sweep` tells updates and retirements after a registry change. A retired container is forgotten only when the
- * registry's grace for it ends (RETIRE_GRACE_MS): its late events, routed after its retirement, still carry it. A container is only ever sent because an event of it
- * was routed to this daemon: a tenant learns nothing of the host's or another tenant's containers. Per event: one
- * frame walk to the CONTAINER_ID record and, while the contid and the registry version stay the same, nothing else.
+ * registry's grace for it ends (RETIRE_GRACE_MS): its late events, routed after its retirement, still carry it. A
+ * container is only ever sent because an event of it was routed to this daemon: a tenant learns nothing of the host's
+ * or another tenant's containers. Per event: one frame walk to the CONTAINER_ID record and, while the contid and the
+ * registry version stay the same, nothing else.
  */
 export class ContainerFeed {
   private readonly sent = new Map<string, Sent>();
