@@ -11,6 +11,8 @@ import { ContainerRegistry, type ContainerInfo } from '../../src/containers/regi
 import { Pipeline } from '../../src/routing/pipeline';
 import { Router } from '../../src/routing/router';
 import { FakeSystem as BaseFakeSystem } from '../helpers/fake-proc';
+import { ContidCommands } from '../../src/daemon/contid-commands';
+import { captureDiag } from '../helpers/peers';
 
 const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
 const ID = containerContid(H);
@@ -235,6 +237,35 @@ describe('retired containers: the grace for late events', () => {
     // A host child of it, looked up through /proc ancestry, is not the container's either.
     w.sys.add(102, 100, hybrid('/'));
     assert.equal(w.t.lookup(102, 100), null);
+  });
+
+  it("the host's 2 s housekeeping ends the graces, with discovery or without", async (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: 1_700_000_000_000 });
+    let changed = 0;
+    const cmds = new ContidCommands({
+      diag: captureDiag(),
+      cgroupMap: [],
+      discover: false,
+      record: () => undefined,
+      setTracking: () => Promise.resolve(false),
+      tracking: () => false,
+      changed: () => changed++,
+      controlSocket: null,
+    });
+    const reg = cmds.containers.registry;
+    reg.register({ runtime: 'runc', id: 'web', contid: 5n, source: 'hook', meta: { name: 'web' } });
+    reg.retire(5n, 'poststop');
+    const retiring = (): unknown => (cmds.status() as { containers: { retiring: number } }).containers.retiring;
+    t.mock.timers.tick(2000);
+    await cmds.housekeep();
+    assert.equal(reg.facts(5n)?.name, 'web');
+    assert.equal(retiring(), 1);
+    assert.equal(changed, 0);
+    t.mock.timers.tick(RETIRE_GRACE_MS - 2000);
+    await cmds.housekeep();
+    assert.equal(reg.facts(5n), undefined);
+    assert.equal(retiring(), 0);
+    assert.equal(changed, 1, 'the daemon re-evaluates what it needs (the tracker may be idle now)');
   });
 
   it('bounded: past maxRetired in their grace, the oldest grace ends at once', () => {
