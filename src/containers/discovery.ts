@@ -135,8 +135,12 @@ export class ContainerDiscovery {
     private readonly onMember?: (pid: number) => void,
   ) {}
 
+  /**
+   * A live container's contid, or a retired one's in its grace: the tracker then finds a process whose recorded parent
+   * changed again by its cgroup rather than trusting the entry (a retired container's pids are anyone's to reuse).
+   */
   owns(contid: bigint): boolean {
-    return this.registry.get(contid) !== undefined;
+    return this.registry.known(contid);
   }
 
   /** True while any container is known: the tracker must then look processes up. */

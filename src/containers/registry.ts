@@ -1,5 +1,6 @@
 // The host's table of known containers: contid, runtime, ID, names, first/last seen, events routed and dropped.
 import type { ContainerDirectory, ContainerFacts } from '../contid/meta-selector';
+import { RETIRE_GRACE_MS } from '../contid/tracker';
 import type { ContainerMeta } from './metadata';
 
 export type ContainerSource = 'hook' | 'cgroup';
@@ -39,6 +40,12 @@ export interface RegisterInput {
 export interface RegistryOptions {
   onBirth?: (c: ContainerInfo) => void;
   onRetire?: (c: ContainerInfo) => void;
+  /**
+   * A retired container's grace is over (RETIRE_GRACE_MS after its retirement, or sooner when more than `maxRetired`
+   * are in theirs): what routing kept of it for its late events may go. `live`: the same contid is live again (a
+   * restart of the same container), whose own processes must keep theirs.
+   */
+  onRetireEnd?: (c: ContainerInfo, live: boolean) => void;
   /**
    * A live container's metadata became known or changed after its birth record (a hook after the cgroup scan found
    * it): `changed` names the ContainerMeta fields (and `runtime`) that did, so an update record can be written.
@@ -99,6 +106,11 @@ export interface ContainerEventCounters {
 export class ContainerRegistry implements ContainerDirectory {
   private readonly live = new Map<bigint, ContainerInfo>();
   private readonly retired: ContainerInfo[] = [];
+  /**
+   * Retired containers in their grace (RETIRE_GRACE_MS), in order of retirement: route selectors and process daemons
+   * still see their metadata (`facts`), so their late events route and read as before. At most `maxRetired`.
+   */
+  private readonly retiring = new Map<bigint, ContainerInfo>();
   private readonly seenInBatch: ContainerInfo[] = [];
   private batch = 0;
   /** Changes with every registration and retirement: routers recompute their per-container answers then. */
@@ -196,7 +208,10 @@ export class ContainerRegistry implements ContainerDirectory {
     return true;
   }
 
-  /** Moves a live container to the retired list and writes its retirement; false when it was not live. */
+  /**
+   * Moves a live container to the retired list and writes its retirement; false when it was not live. Its metadata
+   * stays visible to routing for the grace (see `retiring`); `expire` ends that.
+   */
   retire(contid: bigint, reason: string): ContainerInfo | null {
     const c = this.live.get(contid);
     if (!c) return null;
@@ -207,9 +222,51 @@ export class ContainerRegistry implements ContainerDirectory {
     this.retired.push(c);
     const max = this.opts.maxRetired ?? 1024;
     if (this.retired.length > max) this.retired.splice(0, this.retired.length - max);
+    // Retired again within the grace of its previous life (restarted, then stopped): one grace from now covers both,
+    // and the walk in `expire` keeps the order of retirement.
+    this.retiring.delete(contid);
+    this.retiring.set(contid, c);
     this.counters.retirements++;
     this.opts.onRetire?.(c);
+    // A flood of retirements ends the oldest graces early rather than holding more than `maxRetired`.
+    while (this.retiring.size > max) {
+      const [id, old] = this.retiring.entries().next().value as [bigint, ContainerInfo];
+      this.endGrace(id, old);
+    }
     return c;
+  }
+
+  /** Retired containers in their grace (for status). */
+  get retiringCount(): number {
+    return this.retiring.size;
+  }
+
+  /** Is `contid` a live container's, or a retired one's in its grace? (the tracker's `owns`: see ContainerLookup) */
+  known(contid: bigint): boolean {
+    return this.live.has(contid) || this.retiring.has(contid);
+  }
+
+  /**
+   * Ends the graces that are over at `now`: from the housekeeping tick (every 2 s), so a grace lasts RETIRE_GRACE_MS
+   * to 2 s more, with no timer per container. Returns how many ended.
+   */
+  expire(now = this.now()): number {
+    let n = 0;
+    for (const [id, c] of this.retiring) {
+      // In order of retirement: the first one still in its grace ends the walk.
+      if (now - c.retired! < RETIRE_GRACE_MS) break;
+      this.endGrace(id, c);
+      n++;
+    }
+    return n;
+  }
+
+  private endGrace(contid: bigint, c: ContainerInfo): void {
+    this.retiring.delete(contid);
+    const live = this.live.has(contid);
+    // Its metadata leaves `facts` (a container live again shows its new life's, unchanged by this).
+    if (!live) this.version++;
+    this.opts.onRetireEnd?.(c, live);
   }
 
   /**
@@ -253,9 +310,12 @@ export class ContainerRegistry implements ContainerDirectory {
     return { series, overflow: Math.max(0, this.live.size - max) };
   }
 
-  /** What route selectors see of a live container. */
+  /**
+   * What route selectors (and outputs, and process daemons) see of a live container, or of a retired one in its grace:
+   * its late events route by name as its earlier ones did.
+   */
   facts(contid: bigint): ContainerFacts | undefined {
-    const c = this.live.get(contid);
+    const c = this.live.get(contid) ?? this.retiring.get(contid);
     if (!c) return undefined;
     const m = c.meta;
     return {

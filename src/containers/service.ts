@@ -22,6 +22,8 @@ export interface ContainersOptions {
   /** Writes a CONTAINER_OP record body to the host log. */
   record: (body: string) => void;
   maxLive?: number;
+  /** The registry's clock (retirement times and their grace); the tracker has its own, Date.now in the daemon. */
+  now?: () => number;
 }
 
 /** What a hook sends: the state it read on stdin and, when it could read it, the bundle's config.json annotations. */
@@ -110,12 +112,15 @@ export class Containers {
     this.record = opts.record;
     this.registry = new ContainerRegistry({
       ...(opts.maxLive !== undefined ? { maxLive: opts.maxLive } : {}),
+      ...(opts.now ? { now: opts.now } : {}),
       onBirth: (c) => opts.record(containerRecordBody('birth', c)),
       onUpdate: (c, changed) => opts.record(containerRecordBody('update', c, changed)),
+      // The record at once; its processes keep their contid for the grace (their events may still be on their way).
       onRetire: (c) => {
-        this.tracker.forgetContid(c.contid);
+        this.tracker.retireContid(c.contid, c.retired!);
         opts.record(containerRecordBody('retire', c));
       },
+      onRetireEnd: (c, live) => this.tracker.endRetirement(c.contid, live, c.retired!),
     });
     this.discovery = new ContainerDiscovery(this.registry, opts.proc ?? realContainerProc(), (pid) =>
       this.tracker.noteContainerMember(pid),
@@ -229,6 +234,16 @@ export class Containers {
 
   list(): Array<Record<string, unknown>> {
     return this.registry.list();
+  }
+
+  /**
+   * The housekeeping tick (every 2 s, discovery or not): retired containers whose grace is over leave routing (their
+   * processes' tracker entries, their metadata), and a process under a pid of one still in its grace is found to be
+   * another. Returns how many graces ended.
+   */
+  tick(): number {
+    this.tracker.checkRetired();
+    return this.registry.expire();
   }
 
   /**

@@ -13,7 +13,10 @@ interface Entry {
   source: 'set' | 'fork' | 'ppid' | 'proc' | 'cgroup' | 'container';
   /** The parent it was inherited from: a different ppid in a later record means reparenting or pid reuse. */
   ppid?: number;
-  /** When a sweep first found the process gone from /proc (its last records may still be on their way). */
+  /**
+   * When the process was found gone: by a sweep of /proc, or at its container's retirement (retireContid). Its last
+   * records may still be on their way; a process under this pid later is another one (see sweep, checkRetired).
+   */
   goneSince?: number;
 }
 
@@ -24,6 +27,15 @@ interface Entry {
  * Its exit_group record removes the entry in order anyway; the sweep is the backstop for exits never seen.
  */
 export const SWEEP_GRACE_MS = 10_000;
+
+/**
+ * How long a retired container's processes keep their contid, and route selectors its metadata, after its retirement
+ * (the poststop hook, or the scan finding its processes gone). The same lag as the sweep's: the container's last events
+ * reach the daemon after it is retired, and dropping its entries at once sent them to the host log untagged, past the
+ * tenant's name routes and without the container's fields in a process daemon. The retirement record and `auditmux
+ * containers` stay immediate; the host's 2 s housekeeping ends the grace (ContainerRegistry.expire).
+ */
+export const RETIRE_GRACE_MS = SWEEP_GRACE_MS;
 
 export interface TrackerCounters {
   tagged: number;
@@ -43,7 +55,10 @@ export interface ContainerLookup {
   readonly active: boolean;
   /** The contid of the container `pid` is in, from its /proc/PID/cgroup text; null outside every container. */
   contidFor(pid: number, cgroupText: string): bigint | null;
-  /** Is this contid a known container's (so its processes can be found again by cgroup)? */
+  /**
+   * Is this contid a known container's, live or retired within RETIRE_GRACE_MS (so its processes are found again by
+   * cgroup, and an entry whose parent changed is not trusted as it is)?
+   */
   owns(contid: bigint): boolean;
 }
 
@@ -60,6 +75,8 @@ export class ContidTracker {
   private readonly byPid = new Map<number, Entry>();
   /** pids known to be outside every container, with the time of that answer. */
   private readonly untagged = new Map<number, { at: number; ppid: number }>();
+  /** pids whose entries belong to a container in its retirement grace (checkRetired; at most one per entry). */
+  private readonly retiredPids = new Set<number>();
   private readonly proc: ProcReader;
   private cgroupMap: readonly CgroupGlobEntry[];
   private containers: ContainerLookup | null;
@@ -159,15 +176,70 @@ export class ContidTracker {
     this.counters.tagged++;
   }
 
-  /** A retired container: its processes' entries go (their pids may be reused by anyone). */
-  forgetContid(id: bigint): void {
-    for (const [pid, e] of this.byPid)
-      if (
-        e.chain[0] === id &&
-        e.chain.length === 1 &&
-        (e.source === 'container' || e.source === 'proc' || e.source === 'ppid' || e.source === 'fork')
-      )
+  /**
+   * A container's entries (not an id `contid set` gave, nor the operator's cgroup map, nor a nested chain): a retired
+   * container's processes, whose pids anyone may reuse.
+   */
+  private static ofContainer(e: Entry, id: bigint): boolean {
+    return (
+      e.chain[0] === id &&
+      e.chain.length === 1 &&
+      (e.source === 'container' || e.source === 'proc' || e.source === 'ppid' || e.source === 'fork')
+    );
+  }
+
+  /**
+   * A container retired at `at` (its poststop hook, or the scan found its processes gone): the entries of its processes
+   * that are gone stay for the retirement grace, so its late events still get its contid, marked gone since `at`
+   * unless a sweep found them gone earlier. One under which /proc shows a process now (another process under a reused
+   * pid, or one its container left behind) goes at once, as every entry used to; checkRetired does the same at each
+   * tick until endRetirement ends the grace. One pass over the entries and a /proc read for each of this container's,
+   * per retirement.
+   */
+  retireContid(id: bigint, at: number): void {
+    for (const [pid, e] of this.byPid) {
+      if (!ContidTracker.ofContainer(e, id)) continue;
+      if (this.proc.stat(pid)) {
         this.byPid.delete(pid);
+        this.retiredPids.delete(pid);
+        continue;
+      }
+      e.goneSince ??= at;
+      this.retiredPids.add(pid);
+    }
+  }
+
+  /**
+   * The retirement grace of `id` (retired at `retiredAt`) is over. Not live again: its processes' entries go (their
+   * pids may be reused by anyone). Live again (contids come from container IDs: `podman restart` makes the same one):
+   * only the entries of its previous life go, those gone since the retirement or before; the new processes' stay.
+   */
+  endRetirement(id: bigint, live: boolean, retiredAt: number): void {
+    for (const [pid, e] of this.byPid)
+      if (ContidTracker.ofContainer(e, id) && (!live || (e.goneSince !== undefined && e.goneSince <= retiredAt))) {
+        this.byPid.delete(pid);
+        this.retiredPids.delete(pid);
+      }
+  }
+
+  /**
+   * Every housekeeping tick (2 s), sweep or not (the sweep runs only while the tracking rule is loaded): the processes
+   * of containers in their retirement grace are gone, so one under such a pid now is another process and loses the
+   * entry (as the sweep's rule for a pid gone and there again). A /proc read per such entry per tick, none per event.
+   */
+  checkRetired(): number {
+    let dropped = 0;
+    for (const pid of this.retiredPids) {
+      const e = this.byPid.get(pid);
+      if (e?.goneSince === undefined) this.retiredPids.delete(pid);
+      else if (this.proc.stat(pid)) {
+        this.byPid.delete(pid);
+        this.retiredPids.delete(pid);
+        this.counters.reuseDetected++;
+        dropped++;
+      }
+    }
+    return dropped;
   }
 
   /** The chain of `pid` if auditmux knows it directly (no inheritance lookup). */
@@ -181,9 +253,20 @@ export class ContidTracker {
     if (!p || childPid <= 0) return;
     const prev = this.byPid.get(childPid);
     if (prev && prev.source === 'set') return;
-    this.byPid.set(childPid, { chain: p.chain, starttime: null, source: 'fork', ppid: parentPid });
+    this.byPid.set(childPid, this.inherited(p, parentPid, 'fork', childPid));
     this.untagged.delete(childPid);
     this.counters.inheritedFork++;
+  }
+
+  /**
+   * The entry a child inherits from its parent's entry `p`. A late record of a retired container's process (its grace)
+   * makes a child that is that container's and gone too: it is marked so, and goes with the container's entries.
+   */
+  private inherited(p: Entry, ppid: number, source: 'fork' | 'ppid', pid: number): Entry {
+    if (this.retiredPids.size === 0 || p.goneSince === undefined || !this.retiredPids.has(ppid))
+      return { chain: p.chain, starttime: null, source, ppid };
+    this.retiredPids.add(pid);
+    return { chain: p.chain, starttime: null, source, ppid, goneSince: p.goneSince };
   }
 
   /** exit_group seen: the pid may be reused, so its id goes. */
@@ -210,7 +293,7 @@ export class ContidTracker {
     if (this.idle) return null;
     const p = ppid > 0 ? this.byPid.get(ppid) : undefined;
     if (p) {
-      this.byPid.set(pid, { chain: p.chain, starttime: null, source: 'ppid', ppid });
+      this.byPid.set(pid, this.inherited(p, ppid, 'ppid', pid));
       this.counters.inheritedPpid++;
       return p.chain;
     }
@@ -272,7 +355,8 @@ export class ContidTracker {
     const path: Array<{ pid: number; starttime: number; ppid: number }> = [];
     for (let depth = 0; depth < 64 && cur > 1 && st; depth++) {
       const e = this.byPid.get(cur);
-      if (e && (e.starttime === null || e.starttime === st.starttime)) {
+      // An entry found gone before (a sweep, its container's retirement) is another process's now that /proc has one.
+      if (e && e.goneSince === undefined && (e.starttime === null || e.starttime === st.starttime)) {
         for (const p of path)
           this.byPid.set(p.pid, { chain: e.chain, starttime: p.starttime, source: 'proc', ppid: p.ppid });
         this.counters.inheritedProc += path.length;

@@ -89,9 +89,11 @@ function sameFacts(a: ContainerFacts, b: ContainerFacts): boolean {
 /**
  * Host side, one per process of a daemon: which containers that process has been told about. Before an event frame
  * goes out, `before` adds a CONTAINER frame when the process lacks its container (or holds an older form of it);
- * `sweep` tells updates and retirements after a registry change. A container is only ever sent because an event of it
- * was routed to this daemon: a tenant learns nothing of the host's or another tenant's containers. Per event: one
- * frame walk to the CONTAINER_ID record and, while the contid and the registry version stay the same, nothing else.
+ * `sweep` tells updates and retirements after a registry change. A retired container is forgotten only when the
+ * registry's grace for it ends (RETIRE_GRACE_MS): its late events, routed after its retirement, still carry it. A
+ * container is only ever sent because an event of it was routed to this daemon: a tenant learns nothing of the host's
+ * or another tenant's containers. Per event: one frame walk to the CONTAINER_ID record and, while the contid and the
+ * registry version stay the same, nothing else.
  */
 export class ContainerFeed {
   private readonly sent = new Map<string, Sent>();
@@ -138,7 +140,7 @@ export class ContainerFeed {
     this.refresh(contid, cur, version, out);
   }
 
-  /** After a registry change: containers that changed are sent again, those no longer live are forgotten. */
+  /** After a registry change: containers that changed are sent again, those retired past their grace forgotten. */
   sweep(out: Buffer[]): void {
     const version = this.directory.version;
     if (version === this.sweptVersion) return;
@@ -157,8 +159,8 @@ export class ContainerFeed {
     }
     const entry = containerEntry(facts);
     if (!facts || !entry) {
-      // Retired: the process forgets what it was told. Never known: nothing to tell (a Map lookup per event of it
-      // when its events are mixed with others', none in a run of them).
+      // Retired, and its grace over: the process forgets what it was told. Never known: nothing to tell (a Map lookup
+      // per event of it when its events are mixed with others', none in a run of them).
       if (cur) {
         this.sent.delete(contid);
         out.push(encodeForget(contid));

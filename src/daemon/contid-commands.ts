@@ -101,12 +101,16 @@ export class ContidCommands {
     );
   }
 
-  /** Every 2 s: containers born or gone since, and the tracking rules dropped once no tracked process is left. */
+  /**
+   * Every 2 s: containers born or gone since, retired ones whose grace is over leaving routing, and the tracking rules
+   * dropped once no tracked process is left.
+   */
   async housekeep(): Promise<void> {
     if (this.o.discover) {
       const { born, retired } = this.containers.discovery.scan();
       if (born.length || retired.length) this.o.changed();
     }
+    if (this.containers.tick()) this.o.changed();
     this.collectHookFailures();
     this.saveState();
     if (this.source?.kind !== 'kernel' && this.o.tracking()) {
@@ -125,6 +129,8 @@ export class ContidCommands {
       tracker: { ...tracker.counters, tracked: tracker.size },
       containers: {
         live: c.registry.liveCount,
+        // Retired, and still routing their late events (RETIRE_GRACE_MS).
+        retiring: c.registry.retiringCount,
         ...c.registry.counters,
         ...c.discovery.counters,
         ...c.counters,

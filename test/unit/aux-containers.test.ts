@@ -4,6 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ContainerRegistry } from '../../src/containers/registry';
+import { RETIRE_GRACE_MS } from '../../src/contid/tracker';
 import { AUDITMUX_CONTAINER_ID, CONTID_CONTAINER_ID, MsgType } from '../../src/kernel/constants';
 import {
   AuxFrameError,
@@ -73,8 +74,8 @@ function pump(feed: ContainerFeed, frames: Buffer[]): Buffer[] {
   return out;
 }
 
-function registry(): ContainerRegistry {
-  const r = new ContainerRegistry();
+function registry(now?: () => number): ContainerRegistry {
+  const r = new ContainerRegistry(now ? { now } : {});
   r.register({ runtime: 'podman', id: 'a', contid: 7n, source: 'hook', meta: { name: 'web', podNamespace: 'shop' } });
   r.register({ runtime: 'podman', id: 'b', contid: 8n, source: 'hook', meta: { name: 'bank-db' } });
   r.register({ runtime: 'runc', id: 'h', contid: 9n, source: 'cgroup', meta: { name: 'host-agent' } });
@@ -119,8 +120,9 @@ describe('container feed to a process daemon (host side)', () => {
     assert.equal(routedContidOf(Buffer.alloc(3), false), null);
   });
 
-  it('sends an update when the registry learns more, and FORGET at retirement', () => {
-    const r = registry();
+  it('sends an update when the registry learns more, and FORGET once the retirement grace is over', () => {
+    const clock = { now: 1_000_000 };
+    const r = registry(() => clock.now);
     const feed = new ContainerFeed(r, false);
     const mirror = new ContainerMirror();
     decodeAll(pump(feed, [eventFrame('7')]), mirror);
@@ -146,11 +148,19 @@ describe('container feed to a process daemon (host side)', () => {
     r.register({ runtime: 'podman', id: 'a', contid: 7n, source: 'hook', meta: { name: 'ignored' } });
     assert.deepEqual(decodeAll(pump(feed, [eventFrame('7')]), mirror), []);
     r.retire(7n, 'poststop');
+    // Its late events (made before, routed after its retirement) still find it in the process.
+    assert.deepEqual(decodeAll(pump(feed, [eventFrame('7')]), mirror), []);
+    assert.equal(mirror.facts(7n)?.image, 'busybox');
+    clock.now += RETIRE_GRACE_MS - 1;
+    assert.equal(r.expire(), 0);
+    assert.deepEqual(decodeAll(pump(feed, [eventFrame('7')]), mirror), []);
+    clock.now += 1;
+    assert.equal(r.expire(), 1);
     assert.deepEqual(decodeAll(pump(feed, []), mirror), [{ kind: 'forget', contid: '7' }]);
     assert.equal(mirror.facts(7n), undefined);
     assert.equal(mirror.size, 0);
     assert.equal(feed.size, 0);
-    // Its late events (retired, not in the registry) send nothing.
+    // Events after the grace (the registry has none of it) send nothing.
     assert.deepEqual(decodeAll(pump(feed, [eventFrame('7')]), mirror), []);
     assert.deepEqual(feed.counters, { sent: 1, updated: 1, forgotten: 1 });
   });

@@ -256,7 +256,7 @@ describe('container discovery', () => {
     assert.ok(!c.discovery.sameContainer(102, id2), 'the host pid namespace is no container');
     const out = c.fromHook({ state: { id: H2, status: 'stopped', pid: 0 } });
     assert.equal(out.retired, true);
-    assert.equal(t.get(100), null, 'retired: its processes forget the id');
+    assert.equal(t.get(100), null, 'retired with a process under its pid in /proc: that one is not the container');
     assert.match(
       records.at(-1)!,
       new RegExp(`^op=container-retire contid=${id2} runtime=podman .* reason=poststop routed=0 dropped=0 res=1$`),

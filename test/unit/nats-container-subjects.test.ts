@@ -20,6 +20,7 @@ import { contidOfBuffers } from '../../src/output/nats/output';
 import { decodeBody, encodeBody } from '../../src/output/nats/payload';
 import { buildSubject, subjectFor, subjectTokenValue } from '../../src/output/nats/subject';
 import { ContainerRegistry } from '../../src/containers/registry';
+import { RETIRE_GRACE_MS } from '../../src/contid/tracker';
 import { MsgType } from '../../src/kernel/constants';
 import type { ContainerFacts } from '../../src/contid/meta-selector';
 import { intBelow, prng } from '../helpers/prng';
@@ -73,12 +74,16 @@ describe('container lookup for outputs', () => {
     assert.equal(new ContainerCache(undefined).lookup('7'), null);
   });
 
-  it('the real registry: live containers are found, retired ones are not', () => {
-    const r = new ContainerRegistry();
+  it('the real registry: live containers are found, retired ones during their grace only', () => {
+    const clock = { now: 5_000_000 };
+    const r = new ContainerRegistry({ now: () => clock.now });
     r.register({ runtime: 'runc', id: 'c1', contid: 11n, source: 'hook', meta: { name: 'db', podNamespace: 'prod' } });
     const c = new ContainerCache(r);
     assert.deepEqual(c.lookup('11')?.fields, { name: 'db', runtime: 'runc', namespace: 'prod' });
     r.retire(11n, 'poststop');
+    assert.equal(c.lookup('11')?.fields.name, 'db', 'its late events still carry it');
+    clock.now += RETIRE_GRACE_MS;
+    r.expire();
     assert.equal(c.lookup('11'), null);
   });
 

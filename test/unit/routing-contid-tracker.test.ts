@@ -1,7 +1,7 @@
 // The mainline contid tracker: the patch set's set rules, inheritance, pid reuse, cgroup mapping, chain text.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ContidTracker, SWEEP_GRACE_MS } from '../../src/contid/tracker';
+import { ContidTracker, RETIRE_GRACE_MS, SWEEP_GRACE_MS } from '../../src/contid/tracker';
 import { ContidError } from '../../src/contid/errors';
 import { formatChain, parseChain, parseChains, parseChainsAt } from '../../src/contid/chain';
 import type { ProcReader, ProcStat } from '../../src/contid/proc';
@@ -146,6 +146,67 @@ describe('contid tracker: inheritance and pid reuse', () => {
     proc.add(402, 1);
     assert.equal(t.sweep(), 1);
     assert.equal(t.get(402), null);
+  });
+
+  it("a retired container's gone processes keep their entries until its grace ends; one in /proc goes at once", () => {
+    const { proc, t, now } = setup();
+    proc.add(600, 100);
+    t.adopt(600, 9n, 6000);
+    t.onFork(600, 601);
+    assert.deepEqual(t.lookup(602, 601), [9n]);
+    t.adopt(300, 9n, 3000); // still in /proc at its retirement: left behind, or its pid is another process's already
+    t.set(200, 9n, { setterPid: 100 }); // `contid set` ids are not the container's to retire
+    proc.procs.delete(600);
+    const retiredAt = now.v;
+    t.retireContid(9n, retiredAt);
+    assert.equal(t.get(300), null);
+    assert.deepEqual(t.get(200), [9n]);
+    for (const pid of [600, 601, 602]) assert.deepEqual(t.get(pid), [9n], `pid ${pid}`);
+    // A late fork record of one of them: the child is the container's, gone too.
+    t.onFork(602, 603);
+    assert.deepEqual(t.lookup(604, 603), [9n]);
+    // The same contid live again (a restart): its new processes' entries are not the old life's.
+    now.v += 1000;
+    proc.add(700, 100);
+    t.adopt(700, 9n, 7000);
+    t.onFork(700, 701);
+    assert.equal(t.checkRetired(), 0, 'all gone: nothing to drop');
+    now.v = retiredAt + RETIRE_GRACE_MS;
+    t.endRetirement(9n, true, retiredAt);
+    for (const pid of [600, 601, 602, 603, 604]) assert.equal(t.get(pid), null, `pid ${pid} of the old life`);
+    assert.deepEqual([t.get(700), t.get(701), t.get(200)], [[9n], [9n], [9n]]);
+    // Retired for good: every entry of the container goes, never a `contid set` one.
+    t.retireContid(9n, now.v);
+    t.endRetirement(9n, false, now.v);
+    assert.deepEqual([t.get(700), t.get(701), t.get(200)], [null, null, [9n]]);
+  });
+
+  it("a retired container's entries: the sweep keeps them as long, and a pid back in /proc is another process", () => {
+    const { proc, t, now } = setup();
+    proc.add(600, 100);
+    t.adopt(600, 9n, 6000);
+    t.onFork(600, 601); // no start time: only its absence from /proc at the retirement says it was the container's
+    t.onFork(600, 602);
+    proc.procs.delete(600);
+    t.retireContid(9n, now.v);
+    now.v += RETIRE_GRACE_MS - 1;
+    assert.equal(t.sweep(), 0);
+    // 601 comes back as another process, child of a host process: checkRetired (every tick) drops its entry.
+    proc.add(601, 100);
+    const reuse = t.counters.reuseDetected;
+    assert.equal(t.checkRetired(), 1);
+    assert.equal(t.counters.reuseDetected, reuse + 1);
+    assert.equal(t.lookup(601, 100), null);
+    // 602 comes back too, and before any tick a grandchild of it has an event: the /proc walk meets the entry of a
+    // process found gone under a pid /proc shows again, and does not take it.
+    proc.add(602, 100);
+    proc.add(610, 602);
+    proc.add(611, 610);
+    assert.equal(t.lookup(611, 610), null);
+    assert.equal(t.counters.reuseDetected, reuse + 2);
+    now.v += 1;
+    assert.equal(t.sweep(), 1, 'the sweep drops the rest at the same grace');
+    assert.equal(t.size, 0);
   });
 
   it('caches "not in a container" answers briefly, then asks /proc again', () => {

@@ -9,6 +9,7 @@ import { globMatch } from '../../src/contid/cgroup-glob';
 import type { ContainerDirectory, ContainerFacts } from '../../src/contid/meta-selector';
 import { ContainerRegistry } from '../../src/containers/registry';
 import { metaFromAnnotations } from '../../src/containers/metadata';
+import { RETIRE_GRACE_MS } from '../../src/contid/tracker';
 import { intBelow, prng } from '../helpers/prng';
 
 const FILE = '/etc/auditmux/sel.yaml';
@@ -139,7 +140,11 @@ describe('routes by container metadata', () => {
     const v1 = reg.version;
     reg.retire(3n, 'poststop');
     assert.notEqual(reg.version, v1);
-    assert.deepEqual(r.route(ev(3n)).daemons, [], 'retired: no metadata any more');
+    assert.deepEqual(r.route(ev(3n)).daemons, ['shop'], 'retired: its late events still route by its metadata');
+    const v2 = reg.version;
+    reg.expire(Date.now() + RETIRE_GRACE_MS);
+    assert.notEqual(reg.version, v2);
+    assert.deepEqual(r.route(ev(3n)).daemons, [], 'its grace over: no metadata any more');
   });
 
   it('route test takes the metadata as given, or the directory’s for the contid', () => {
