@@ -106,9 +106,11 @@ export class ContidCommands {
    * dropped once no tracked process is left.
    */
   async housekeep(): Promise<void> {
+    let alive: ReadonlySet<number> | null = null;
     if (this.o.discover) {
-      const { born, retired } = this.containers.discovery.scan();
-      if (born.length || retired.length) this.o.changed();
+      const scan = this.containers.discovery.scan();
+      if (scan.born.length || scan.retired.length) this.o.changed();
+      alive = scan.alive;
     }
     if (this.containers.tick()) this.o.changed();
     this.collectHookFailures();
@@ -116,7 +118,7 @@ export class ContidCommands {
     if (this.source?.kind !== 'kernel' && this.o.tracking()) {
       this.tracker.sweep();
       if (this.tracker.size === 0 && (await this.o.setTracking(false))) this.o.changed();
-    }
+    } else if (alive && this.tracker.size > 0) this.tracker.sweepGone(alive);
   }
 
   list(): unknown {

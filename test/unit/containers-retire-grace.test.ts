@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config';
-import { ContidTracker, RETIRE_GRACE_MS } from '../../src/contid/tracker';
+import { ContidTracker, RETIRE_GRACE_MS, SWEEP_GRACE_MS } from '../../src/contid/tracker';
 import { containerContid } from '../../src/contid/derive';
 import { Containers } from '../../src/containers/service';
 import { ContainerRegistry, type ContainerInfo } from '../../src/containers/registry';
@@ -266,6 +266,30 @@ describe('retired containers: the grace for late events', () => {
     assert.equal(reg.facts(5n), undefined);
     assert.equal(retiring(), 0);
     assert.equal(changed, 1, 'the daemon re-evaluates what it needs (the tracker may be idle now)');
+  });
+
+  it("without the tracking rule, the housekeeping's scan bounds the tracker: a gone process's entry goes after the grace", async (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: 1_700_000_000_000 });
+    const cmds = new ContidCommands({
+      diag: captureDiag(),
+      cgroupMap: [],
+      discover: true,
+      record: () => undefined,
+      setTracking: () => Promise.resolve(false),
+      tracking: () => false,
+      changed: () => undefined,
+      controlSocket: null,
+    });
+    // A container's process that made events and exited (no exit_group record without the tracking rule), beside
+    // this live one: pid_max is at most 2^22, so the first pid exists nowhere.
+    cmds.tracker.adopt(1 << 23, 5n, 1);
+    cmds.tracker.adopt(process.pid, 5n, 1);
+    await cmds.housekeep();
+    assert.equal(cmds.tracker.size, 2, 'within the grace its late events still route');
+    t.mock.timers.tick(SWEEP_GRACE_MS);
+    await cmds.housekeep();
+    assert.equal(cmds.tracker.get(1 << 23), null);
+    assert.deepEqual(cmds.tracker.get(process.pid), [5n]);
   });
 
   it('bounded: past maxRetired in their grace, the oldest grace ends at once', () => {

@@ -148,6 +148,30 @@ describe('contid tracker: inheritance and pid reuse', () => {
     assert.equal(t.get(402), null);
   });
 
+  it('without the sweep, the scan pid list bounds the entries: gone ones go after the grace, reused ones at once', () => {
+    const { proc, t, now } = setup();
+    // A long-lived process and 2000 short-lived children, each with an entry (as a container's, from their events).
+    t.set(200, 7n, { setterPid: 100 });
+    for (let pid = 1000; pid < 3000; pid++) t.onFork(200, pid);
+    assert.equal(t.size, 2001);
+    const alive = (): Set<number> => new Set(proc.procs.keys());
+    const reads = proc.reads.stat;
+    assert.equal(t.sweepGone(alive()), 0, 'gone, but within the grace: their late records still route');
+    assert.deepEqual(t.lookup(1500, 200), [7n]);
+    now.v += SWEEP_GRACE_MS;
+    assert.equal(t.sweepGone(alive()), 2000);
+    assert.equal(t.size, 1, 'the live process keeps its entry');
+    assert.deepEqual(t.get(200), [7n]);
+    assert.equal(proc.reads.stat, reads, 'no /proc read: the scan already listed every pid');
+    // Seen gone, then listed again within the grace: another process under the reused pid.
+    t.onFork(200, 3001);
+    assert.equal(t.sweepGone(alive()), 0);
+    proc.add(3001, 1);
+    assert.equal(t.sweepGone(alive()), 1);
+    assert.equal(t.get(3001), null);
+    assert.equal(t.counters.reuseDetected, 1);
+  });
+
   it("a retired container's gone processes keep their entries until its grace ends; one in /proc goes at once", () => {
     const { proc, t, now } = setup();
     proc.add(600, 100);
