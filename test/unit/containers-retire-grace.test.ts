@@ -103,6 +103,20 @@ function lateEvents(w: World): string[][] {
   return [w.where(51, 50), w.where(52, 51), w.where(53, 52), w.where(54, 53)];
 }
 
+/** The host's contid commands without the tracking rule (its housekeeping is what is tested); the real /proc. */
+function housekeeper(discover: boolean, changed: () => void): ContidCommands {
+  return new ContidCommands({
+    diag: captureDiag(),
+    cgroupMap: [],
+    discover,
+    record: () => undefined,
+    setTracking: () => Promise.resolve(false),
+    tracking: () => false,
+    changed,
+    controlSocket: null,
+  });
+}
+
 describe('retired containers: the grace for late events', () => {
   for (const how of ['poststop', 'scan'] as const) {
     it(`retired by ${how}: late events reach the tenant (contid and name routes) for RETIRE_GRACE_MS, then not`, () => {
@@ -242,16 +256,7 @@ describe('retired containers: the grace for late events', () => {
   it("the host's 2 s housekeeping ends the graces, with discovery or without", async (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: 1_700_000_000_000 });
     let changed = 0;
-    const cmds = new ContidCommands({
-      diag: captureDiag(),
-      cgroupMap: [],
-      discover: false,
-      record: () => undefined,
-      setTracking: () => Promise.resolve(false),
-      tracking: () => false,
-      changed: () => changed++,
-      controlSocket: null,
-    });
+    const cmds = housekeeper(false, () => changed++);
     const reg = cmds.containers.registry;
     reg.register({ runtime: 'runc', id: 'web', contid: 5n, source: 'hook', meta: { name: 'web' } });
     reg.retire(5n, 'poststop');
@@ -270,16 +275,7 @@ describe('retired containers: the grace for late events', () => {
 
   it("without the tracking rule, the housekeeping's scan bounds the tracker: a gone process's entry goes after the grace", async (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: 1_700_000_000_000 });
-    const cmds = new ContidCommands({
-      diag: captureDiag(),
-      cgroupMap: [],
-      discover: true,
-      record: () => undefined,
-      setTracking: () => Promise.resolve(false),
-      tracking: () => false,
-      changed: () => undefined,
-      controlSocket: null,
-    });
+    const cmds = housekeeper(true, () => undefined);
     // A container's process that made events and exited (no exit_group record without the tracking rule), beside
     // this live one: pid_max is at most 2^22, so the first pid exists nowhere.
     cmds.tracker.adopt(1 << 23, 5n, 1);
