@@ -1,6 +1,6 @@
 // The host's table of known containers: contid, runtime, ID, names, first/last seen, events routed and dropped.
 import type { ContainerDirectory, ContainerFacts } from '../contid/meta-selector';
-import { RETIRE_GRACE_MS } from '../contid/tracker';
+import { RETIRE_GRACE_MS, withinGrace } from '../contid/tracker';
 import type { ContainerMeta } from './metadata';
 
 export type ContainerSource = 'hook' | 'cgroup';
@@ -254,7 +254,7 @@ export class ContainerRegistry implements ContainerDirectory {
     let n = 0;
     for (const [id, c] of this.retiring) {
       // In order of retirement: the first one still in its grace ends the walk.
-      if (now - c.retired! < RETIRE_GRACE_MS) break;
+      if (withinGrace(now, c.retired!, RETIRE_GRACE_MS)) break;
       this.endGrace(id, c);
       n++;
     }

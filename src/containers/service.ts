@@ -106,6 +106,8 @@ export class Containers {
    */
   readonly counters = { hookRefused: 0, hookFailures: 0, hookFailuresDropped: 0, hookFailureLinesMalformed: 0 };
   private readonly record: (body: string) => void;
+  /** Retirement graces the registry ended since the last tick, for the tracker (see tick). */
+  private readonly ended = new Map<bigint, { live: boolean; retiredAt: number }>();
 
   constructor(opts: ContainersOptions) {
     this.tracker = opts.tracker;
@@ -120,7 +122,8 @@ export class Containers {
         this.tracker.retireContid(c.contid, c.retired!);
         opts.record(containerRecordBody('retire', c));
       },
-      onRetireEnd: (c, live) => this.tracker.endRetirement(c.contid, live, c.retired!),
+      // Collected, and ended in the tracker with one pass at the tick (expire ends many graces at once).
+      onRetireEnd: (c, live) => this.ended.set(c.contid, { live, retiredAt: c.retired! }),
     });
     this.discovery = new ContainerDiscovery(this.registry, opts.proc ?? realContainerProc(), (pid) =>
       this.tracker.noteContainerMember(pid),
@@ -243,7 +246,11 @@ export class Containers {
    */
   tick(): number {
     this.tracker.checkRetired();
-    return this.registry.expire();
+    const n = this.registry.expire();
+    // Also graces ended early since the last tick (more than maxRetired retired at once).
+    this.tracker.endRetirements(this.ended);
+    this.ended.clear();
+    return n;
   }
 
   /**

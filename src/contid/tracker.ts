@@ -37,6 +37,14 @@ export const SWEEP_GRACE_MS = 10_000;
  */
 export const RETIRE_GRACE_MS = SWEEP_GRACE_MS;
 
+/**
+ * Is `now` within `ms` after `since`? A wall clock stepped back before `since` ends the grace (late events then go to
+ * the host log, as without one) rather than holding every entry and container until the clock catches up.
+ */
+export function withinGrace(now: number, since: number, ms: number): boolean {
+  return now >= since && now - since < ms;
+}
+
 export interface TrackerCounters {
   tagged: number;
   inheritedFork: number;
@@ -193,7 +201,7 @@ export class ContidTracker {
    * that are gone stay for the retirement grace, so its late events still get its contid, marked gone since `at`
    * unless a sweep found them gone earlier. One under which /proc shows a process now (another process under a reused
    * pid, or one its container left behind) goes at once, as every entry used to; checkRetired does the same at each
-   * tick until endRetirement ends the grace. One pass over the entries and a /proc read for each of this container's,
+   * tick until endRetirements ends the grace. One pass over the entries and a /proc read for each of this container's,
    * per retirement.
    */
   retireContid(id: bigint, at: number): void {
@@ -210,16 +218,25 @@ export class ContidTracker {
   }
 
   /**
-   * The retirement grace of `id` (retired at `retiredAt`) is over. Not live again: its processes' entries go (their
-   * pids may be reused by anyone). Live again (contids come from container IDs: `podman restart` makes the same one):
-   * only the entries of its previous life go, those gone since the retirement or before; the new processes' stay.
+   * The retirement graces of `ended` (contid -> whether it is live again, and when it was retired) are over. Not live
+   * again: its processes' entries go (their pids may be reused by anyone). Live again (contids come from container IDs:
+   * `podman restart` makes the same one): only the entries of its previous life go, those gone since the retirement or
+   * before; the new processes' stay. One pass over the entries for all of them (a node drained of a thousand
+   * containers ends their graces in one tick).
    */
-  endRetirement(id: bigint, live: boolean, retiredAt: number): void {
-    for (const [pid, e] of this.byPid)
-      if (ContidTracker.ofContainer(e, id) && (!live || (e.goneSince !== undefined && e.goneSince <= retiredAt))) {
+  endRetirements(ended: ReadonlyMap<bigint, { live: boolean; retiredAt: number }>): void {
+    if (ended.size === 0) return;
+    for (const [pid, e] of this.byPid) {
+      const g = e.chain.length === 1 ? ended.get(e.chain[0]!) : undefined;
+      if (
+        g !== undefined &&
+        ContidTracker.ofContainer(e, e.chain[0]!) &&
+        (!g.live || (e.goneSince !== undefined && e.goneSince <= g.retiredAt))
+      ) {
         this.byPid.delete(pid);
         this.retiredPids.delete(pid);
       }
+    }
   }
 
   /**
@@ -250,7 +267,7 @@ export class ContidTracker {
   /** A fork/clone seen in a SYSCALL record (parent `pid`, `exit` = child pid) or a child's first event. */
   onFork(parentPid: number, childPid: number): void {
     const p = this.byPid.get(parentPid);
-    if (!p || childPid <= 0) return;
+    if (!p || childPid <= 0 || this.reused(parentPid, p)) return;
     const prev = this.byPid.get(childPid);
     if (prev && prev.source === 'set') return;
     this.byPid.set(childPid, this.inherited(p, parentPid, 'fork', childPid));
@@ -269,6 +286,19 @@ export class ContidTracker {
     return { chain: p.chain, starttime: null, source, ppid, goneSince: p.goneSince };
   }
 
+  /**
+   * An entry found gone (a sweep, its container's retirement) whose pid /proc shows again belongs to another process:
+   * it goes, so neither that process nor its children take the gone one's contid before the next tick notices. One
+   * /proc read per late record of a gone process (it fails while the pid is free), none for a live one.
+   */
+  private reused(pid: number, e: Entry): boolean {
+    if (e.goneSince === undefined || !this.proc.stat(pid)) return false;
+    this.byPid.delete(pid);
+    this.retiredPids.delete(pid);
+    this.counters.reuseDetected++;
+    return true;
+  }
+
   /** exit_group seen: the pid may be reused, so its id goes. */
   onExit(pid: number): void {
     if (this.byPid.delete(pid)) this.counters.exits++;
@@ -283,7 +313,7 @@ export class ContidTracker {
    */
   lookup(pid: number, ppid: number): Chain | null {
     const e = this.byPid.get(pid);
-    if (e) {
+    if (e && !this.reused(pid, e)) {
       // Without the fork/exit tracking rule no exit removes an inherited entry, and pids are reused (pid_max is often
       // 32768): a container's entry whose recorded parent changed is found again by cgroup, never trusted as it is.
       if (e.ppid === undefined || ppid <= 0 || e.ppid === ppid || !this.containers?.owns(e.chain[0]!)) return e.chain;
@@ -292,7 +322,7 @@ export class ContidTracker {
     }
     if (this.idle) return null;
     const p = ppid > 0 ? this.byPid.get(ppid) : undefined;
-    if (p) {
+    if (p && !this.reused(ppid, p)) {
       this.byPid.set(pid, this.inherited(p, ppid, 'ppid', pid));
       this.counters.inheritedPpid++;
       return p.chain;
@@ -403,7 +433,7 @@ export class ContidTracker {
       const st = this.proc.stat(pid);
       if (!st) {
         e.goneSince ??= now;
-        if (now - e.goneSince < SWEEP_GRACE_MS) continue;
+        if (withinGrace(now, e.goneSince, SWEEP_GRACE_MS)) continue;
         this.byPid.delete(pid);
         dropped++;
       } else if (e.goneSince !== undefined) {
@@ -434,7 +464,7 @@ export class ContidTracker {
     for (const [pid, e] of this.byPid) {
       if (!alive.has(pid)) {
         e.goneSince ??= now;
-        if (now - e.goneSince < SWEEP_GRACE_MS) continue;
+        if (withinGrace(now, e.goneSince, SWEEP_GRACE_MS)) continue;
         this.byPid.delete(pid);
         this.retiredPids.delete(pid);
         dropped++;

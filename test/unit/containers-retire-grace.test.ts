@@ -241,16 +241,44 @@ describe('retired containers: the grace for late events', () => {
     assert.equal(w.t.get(101), null);
     assert.equal(w.t.lookup(101, 1), null);
     assert.deepEqual(w.t.lookup(100, 50), [rid], "the init's late event");
-    // 100 comes back as a host process: until the next tick only its record's parent could tell, and it has none.
+    // 100 comes back as a host process: its first event finds a process under a pid found gone, before any tick.
     w.sys.add(100, 1, hybrid('/'));
     const reuse = w.t.counters.reuseDetected;
+    assert.equal(w.t.lookup(100, 1), null, 'the host process under the pid');
+    assert.equal(w.t.counters.reuseDetected, reuse + 1);
     w.clock.now += 2000;
     w.c.tick();
-    assert.equal(w.t.counters.reuseDetected, reuse + 1);
-    assert.equal(w.t.lookup(100, 1), null, 'the host process under the pid');
+    assert.equal(w.t.lookup(100, 1), null);
     // A host child of it, looked up through /proc ancestry, is not the container's either.
     w.sys.add(102, 100, hybrid('/'));
     assert.equal(w.t.lookup(102, 100), null);
+  });
+
+  it("a retired process's pid reused by a host process with another parent: no contid for it or its child", () => {
+    const w = world();
+    runAndExit(w);
+    w.c.registry.retire(ID, 'gone');
+    assert.deepEqual(lateEvents(w)[1], TENANT, "52's late event");
+    w.sys.add(52, 1, hybrid('/'));
+    assert.deepEqual(w.where(52, 1), [], 'the reuser, before any tick');
+    assert.deepEqual(w.where(60, 52), [], "the reuser's child");
+    assert.deepEqual(w.where(53, 52), TENANT, "53's own late event: its own entry, still gone, still answers");
+  });
+
+  it('graces end in order of retirement, a container retired again goes behind; a clock stepped back ends them', () => {
+    const clock = { v: 1000 };
+    const r = new ContainerRegistry({ now: () => clock.v });
+    for (let i = 1; i <= 2; i++) r.register({ runtime: 'runc', id: `c${i}`, contid: BigInt(i), source: 'cgroup' });
+    r.retire(1n, 'gone');
+    r.retire(2n, 'gone');
+    // 1 restarted (the same contid) and stopped again later: its grace counts from then, behind 2's.
+    r.register({ runtime: 'runc', id: 'c1', contid: 1n, source: 'cgroup' });
+    clock.v = 5000;
+    r.retire(1n, 'gone');
+    assert.equal(r.expire(1000 + RETIRE_GRACE_MS), 1, "2's grace ends, 1's is still on");
+    assert.ok(r.known(1n) && !r.known(2n));
+    assert.equal(r.expire(0), 1, 'a clock stepped back before the retirement ends the grace');
+    assert.equal(r.retiringCount, 0);
   });
 
   it("the host's 2 s housekeeping ends the graces, with discovery or without", async (t) => {

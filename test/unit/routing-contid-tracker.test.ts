@@ -155,14 +155,16 @@ describe('contid tracker: inheritance and pid reuse', () => {
     for (let pid = 1000; pid < 3000; pid++) t.onFork(200, pid);
     assert.equal(t.size, 2001);
     const alive = (): Set<number> => new Set(proc.procs.keys());
-    const reads = proc.reads.stat;
+    let reads = proc.reads.stat;
     assert.equal(t.sweepGone(alive()), 0, 'gone, but within the grace: their late records still route');
+    assert.equal(proc.reads.stat, reads, 'no /proc read: the scan already listed every pid');
     assert.deepEqual(t.lookup(1500, 200), [7n]);
     now.v += SWEEP_GRACE_MS;
+    reads = proc.reads.stat;
     assert.equal(t.sweepGone(alive()), 2000);
+    assert.equal(proc.reads.stat, reads);
     assert.equal(t.size, 1, 'the live process keeps its entry');
     assert.deepEqual(t.get(200), [7n]);
-    assert.equal(proc.reads.stat, reads, 'no /proc read: the scan already listed every pid');
     // Seen gone, then listed again within the grace: another process under the reused pid.
     t.onFork(200, 3001);
     assert.equal(t.sweepGone(alive()), 0);
@@ -170,6 +172,32 @@ describe('contid tracker: inheritance and pid reuse', () => {
     assert.equal(t.sweepGone(alive()), 1);
     assert.equal(t.get(3001), null);
     assert.equal(t.counters.reuseDetected, 1);
+  });
+
+  it('a pid found gone and in /proc again is another process at once: no contid for it or its children', () => {
+    const { proc, t, now } = setup();
+    t.set(200, 7n, { setterPid: 100 });
+    t.onFork(200, 601);
+    t.onFork(200, 602);
+    t.onFork(200, 603);
+    t.sweepGone(new Set([1, 100, 200, 300])); // 601-603 exited: marked gone, their late records still route
+    assert.deepEqual(t.lookup(601, 200), [7n]);
+    // Before any tick, the pids are reused by host processes (parent 1 and 300, and 603 under the same parent).
+    proc.add(601, 1);
+    proc.add(602, 300);
+    proc.add(603, 200);
+    assert.equal(t.lookup(601, 1), null, 'the reuser, whatever its parent');
+    assert.equal(t.lookup(700, 602), null, "a reuser's child, by its record's parent");
+    t.onFork(603, 701);
+    assert.equal(t.get(701), null, "a reuser's clone record makes no entry");
+    assert.equal(t.lookup(701, 603), null);
+    assert.equal(t.counters.reuseDetected, 3);
+    // A clock stepped back ends the grace instead of holding the entries until it catches up.
+    t.onFork(200, 604);
+    t.sweepGone(new Set([1, 100, 200, 300]));
+    now.v -= 3_600_000;
+    assert.equal(t.sweepGone(new Set([1, 100, 200, 300])), 1);
+    assert.equal(t.get(604), null);
   });
 
   it("a retired container's gone processes keep their entries until its grace ends; one in /proc goes at once", () => {
@@ -196,12 +224,12 @@ describe('contid tracker: inheritance and pid reuse', () => {
     t.onFork(700, 701);
     assert.equal(t.checkRetired(), 0, 'all gone: nothing to drop');
     now.v = retiredAt + RETIRE_GRACE_MS;
-    t.endRetirement(9n, true, retiredAt);
+    t.endRetirements(new Map([[9n, { live: true, retiredAt }]]));
     for (const pid of [600, 601, 602, 603, 604]) assert.equal(t.get(pid), null, `pid ${pid} of the old life`);
     assert.deepEqual([t.get(700), t.get(701), t.get(200)], [[9n], [9n], [9n]]);
     // Retired for good: every entry of the container goes, never a `contid set` one.
     t.retireContid(9n, now.v);
-    t.endRetirement(9n, false, now.v);
+    t.endRetirements(new Map([[9n, { live: false, retiredAt: now.v }]]));
     assert.deepEqual([t.get(700), t.get(701), t.get(200)], [null, null, [9n]]);
   });
 
