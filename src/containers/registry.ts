@@ -274,7 +274,9 @@ export class ContainerRegistry implements ContainerDirectory {
    * No clock read per event: the containers seen in a batch get its end time (`endBatch`).
    */
   noteEvent(contid: bigint, routed: number, dropped: number): void {
-    const c = this.live.get(contid);
+    // A retired container's late events (its grace) count too: `auditmux containers` shows them in its row (its
+    // retirement record was written with the totals at the time).
+    const c = this.live.get(contid) ?? this.retiring.get(contid);
     if (!c) return;
     if (c.seenInBatch !== this.batch) {
       c.seenInBatch = this.batch;

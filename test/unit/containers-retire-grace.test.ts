@@ -265,6 +265,21 @@ describe('retired containers: the grace for late events', () => {
     assert.deepEqual(w.where(53, 52), TENANT, "53's own late event: its own entry, still gone, still answers");
   });
 
+  it("a retired container's late events count in its row during the grace, not after", () => {
+    const clock = { v: 1000 };
+    const r = new ContainerRegistry({ now: () => clock.v });
+    r.register({ runtime: 'runc', id: 'c1', contid: 1n, source: 'cgroup' });
+    r.noteEvent(1n, 2, 0);
+    r.retire(1n, 'gone');
+    r.noteEvent(1n, 2, 1);
+    r.noteEvent(1n, 0, 0);
+    const row = (): Record<string, unknown> => r.list().find((x) => x.id === 'c1')!;
+    assert.deepEqual([row().routed, row().dropped, row().hostOnly], [4, 1, 1]);
+    r.expire(1000 + RETIRE_GRACE_MS);
+    r.noteEvent(1n, 5, 0);
+    assert.equal(row().routed, 4);
+  });
+
   it('graces end in order of retirement, a container retired again goes behind; a clock stepped back ends them', () => {
     const clock = { v: 1000 };
     const r = new ContainerRegistry({ now: () => clock.v });
