@@ -139,6 +139,15 @@ export class ContainerDiscovery {
    * A live container's contid, or a retired one's in its grace: the tracker then finds a process whose recorded parent
    * changed again by its cgroup rather than trusting the entry (a retired container's pids are anyone's to reuse).
    */
+  /**
+   * The container the last scan classified `pid` in (ContainerLookup.lastSeenIn), if it is still known: a gone pid
+   * stays in `seen` until the next scan, which covers the records' usual lag behind /proc.
+   */
+  lastSeenIn(pid: number): bigint | null {
+    const c = this.seen.get(pid)?.contid ?? null;
+    return c !== null && this.owns(c) ? c : null;
+  }
+
   owns(contid: bigint): boolean {
     return this.registry.known(contid);
   }

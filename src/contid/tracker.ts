@@ -55,6 +55,8 @@ export interface TrackerCounters {
   exits: number;
   reuseDetected: number;
   procLookups: number;
+  /** Processes gone with their parent before their records were read, answered by the container scan. */
+  fromScan: number;
 }
 
 /** Container discovery as the tracker sees it (src/containers implements it; routing does not import it). */
@@ -68,6 +70,11 @@ export interface ContainerLookup {
    * cgroup, and an entry whose parent changed is not trusted as it is)?
    */
   owns(contid: bigint): boolean;
+  /**
+   * The known container (live or in its grace) the last container scan found `pid` in, if it did: the answer for a
+   * process gone from /proc, with its parent, before its records were read.
+   */
+  lastSeenIn(pid: number): bigint | null;
 }
 
 export interface TrackerOptions {
@@ -100,6 +107,7 @@ export class ContidTracker {
     exits: 0,
     reuseDetected: 0,
     procLookups: 0,
+    fromScan: 0,
   };
 
   constructor(opts: TrackerOptions = {}) {
@@ -346,6 +354,7 @@ export class ContidTracker {
   private fromProcEvent(pid: number, ppid: number, now: number): Chain | null {
     const st = this.proc.stat(pid);
     if (st && (ppid <= 0 || st.ppid === ppid)) return this.fromProc(pid, st);
+    let parentGone = false;
     if (this.containers?.active && ppid > 1) {
       const ps = this.untagged.get(ppid);
       if (ps === undefined || now - ps.at >= this.negativeTtlMs) {
@@ -357,10 +366,29 @@ export class ContidTracker {
           return viaParent;
         }
         if (pst) this.untagged.set(ppid, { at: now, ppid: pst.ppid });
+        else parentGone = true;
       }
     }
     // Reparented (its old parent gone or elsewhere): the process itself still says which container it is in.
-    return st ? this.fromProc(pid, st) : null;
+    if (st) return this.fromProc(pid, st);
+    return this.fromScan(pid, ppid, parentGone, now);
+  }
+
+  /**
+   * The process is gone from /proc before its records were read (short-lived, under a backlog), and the tracker never
+   * met it nor its parent: the container scan may have seen it, or its parent when that is gone too (`parentGone`), in
+   * a container. The entry is marked gone at once, so a process found under the pid later is another one (reused) and
+   * the bound applies. No /proc read: map lookups only.
+   */
+  private fromScan(pid: number, ppid: number, parentGone: boolean, now: number): Chain | null {
+    const c = this.containers;
+    if (!c?.active) return null;
+    const id = c.lastSeenIn(pid) ?? (parentGone ? c.lastSeenIn(ppid) : null);
+    if (id === null) return null;
+    const chain: Chain = [id];
+    this.byPid.set(pid, { chain, starttime: null, source: 'proc', ...(ppid > 0 ? { ppid } : {}), goneSince: now });
+    this.counters.fromScan++;
+    return chain;
   }
 
   /** A process container discovery found in a container: a cached "in none" answer for it is stale (it joined). */

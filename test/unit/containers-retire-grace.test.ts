@@ -265,6 +265,26 @@ describe('retired containers: the grace for late events', () => {
     assert.deepEqual(w.where(53, 52), TENANT, "53's own late event: its own entry, still gone, still answers");
   });
 
+  it('a process gone with its parent before its records were read, never met by the tracker: the scan saw it', () => {
+    const w = world();
+    // A short-lived shell and its command, seen by a scan, both gone before any of their records is read.
+    w.sys.add(60, 51, IN_H, ['sh'], 'pid:[9]');
+    w.sys.add(61, 60, IN_H, ['true'], 'pid:[9]');
+    w.c.discovery.scan();
+    for (const pid of [60, 61]) w.sys.procs.delete(pid);
+    assert.deepEqual(w.where(61, 60), TENANT, 'its own pid, as the scan saw it');
+    assert.deepEqual(w.where(62, 61), TENANT, 'a child never scanned: its parent answers');
+    assert.equal(w.t.counters.fromScan, 1);
+    // Marked gone at once: a process found under the pid later is another one.
+    w.sys.add(61, 1, hybrid('/'));
+    assert.deepEqual(w.where(61, 1), []);
+    // A host process gone as fast is nobody's.
+    w.sys.add(70, 1, hybrid('/'));
+    w.c.discovery.scan();
+    w.sys.procs.delete(70);
+    assert.deepEqual(w.where(70, 1), []);
+  });
+
   it("a retired container's late events count in its row during the grace, not after", () => {
     const clock = { v: 1000 };
     const r = new ContainerRegistry({ now: () => clock.v });

@@ -296,7 +296,12 @@ describe('contid tracker: inheritance and pid reuse', () => {
     const g = compileCgroupGlob('/nomatch');
     assert.ok(typeof g !== 'string');
     // A live container somewhere (not this process's): lookups are on.
-    const containers = { active: true, contidFor: (): bigint | null => null, owns: (): boolean => false };
+    const containers = {
+      active: true,
+      contidFor: (): bigint | null => null,
+      owns: (): boolean => false,
+      lastSeenIn: (): bigint | null => null,
+    };
     const t = new ContidTracker({ proc, containers, cgroupMap: [{ ...g, contid: 42n }] });
     proc.reads = { stat: 0, cgroup: 0 };
     assert.equal(t.lookup(12, 11), null);

@@ -188,7 +188,12 @@ describe('pipeline: the cost of a host process while containers are live', () =>
       children: () => [],
       cgroupText: () => '0::/user.slice\n',
     };
-    const containers = { active: true, contidFor: (): bigint | null => null, owns: (): boolean => false };
+    const containers = {
+      active: true,
+      contidFor: (): bigint | null => null,
+      owns: (): boolean => false,
+      lastSeenIn: (): bigint | null => null,
+    };
     const t = new ContidTracker({ proc, containers });
     const p = new Pipeline({
       router: new Router(cfg.routes),
