@@ -107,9 +107,10 @@ export interface DiscoveryCounters {
   nsJoined: number;
 }
 
-/** A process seen by the scan: its start time (pid reuse) and its container, if any. */
+/** A process seen by the scan: its start time (pid reuse), its parent then, and its container, if any. */
 interface Seen {
   start: number;
+  ppid: number;
   contid: bigint | null;
 }
 
@@ -136,18 +137,21 @@ export class ContainerDiscovery {
   ) {}
 
   /**
+   * The container the last scan classified `pid` in (ContainerLookup.lastSeenIn), if it is still known and the scan
+   * saw it under the record's parent `ppid`: a gone pid stays in `seen` until the next scan, which covers the records'
+   * usual lag behind /proc, and another process under a reused pid (a host command of a live shell) has another
+   * parent.
+   */
+  lastSeenIn(pid: number, ppid: number): bigint | null {
+    const s = this.seen.get(pid);
+    if (!s || s.contid === null || s.ppid !== ppid) return null;
+    return this.owns(s.contid) ? s.contid : null;
+  }
+
+  /**
    * A live container's contid, or a retired one's in its grace: the tracker then finds a process whose recorded parent
    * changed again by its cgroup rather than trusting the entry (a retired container's pids are anyone's to reuse).
    */
-  /**
-   * The container the last scan classified `pid` in (ContainerLookup.lastSeenIn), if it is still known: a gone pid
-   * stays in `seen` until the next scan, which covers the records' usual lag behind /proc.
-   */
-  lastSeenIn(pid: number): bigint | null {
-    const c = this.seen.get(pid)?.contid ?? null;
-    return c !== null && this.owns(c) ? c : null;
-  }
-
   owns(contid: bigint): boolean {
     return this.registry.known(contid);
   }
@@ -377,7 +381,9 @@ export class ContainerDiscovery {
         // It may have been seen outside before it joined (`runc exec`): the tracker asks again at its next event.
         this.onMember?.(pid);
       }
-      if (this.seen.size < 1 << 20) this.seen.set(pid, { start: st.starttime, contid });
+      // A pid already held is updated even at the cap: a stale container answer must not outlive its process.
+      if (this.seen.has(pid) || this.seen.size < 1 << 20)
+        this.seen.set(pid, { start: st.starttime, ppid: st.ppid, contid });
     }
     for (const [pid, s] of this.seen) {
       if (now.has(pid)) continue;

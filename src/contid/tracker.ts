@@ -71,10 +71,10 @@ export interface ContainerLookup {
    */
   owns(contid: bigint): boolean;
   /**
-   * The known container (live or in its grace) the last container scan found `pid` in, if it did: the answer for a
-   * process gone from /proc, with its parent, before its records were read.
+   * The known container (live or in its grace) the last container scan found `pid` in, under the parent `ppid`, if it
+   * did: the answer for a process gone from /proc before its records were read.
    */
-  lastSeenIn(pid: number): bigint | null;
+  lastSeenIn(pid: number, ppid: number): bigint | null;
 }
 
 export interface TrackerOptions {
@@ -354,7 +354,6 @@ export class ContidTracker {
   private fromProcEvent(pid: number, ppid: number, now: number): Chain | null {
     const st = this.proc.stat(pid);
     if (st && (ppid <= 0 || st.ppid === ppid)) return this.fromProc(pid, st);
-    let parentGone = false;
     if (this.containers?.active && ppid > 1) {
       const ps = this.untagged.get(ppid);
       if (ps === undefined || now - ps.at >= this.negativeTtlMs) {
@@ -366,24 +365,24 @@ export class ContidTracker {
           return viaParent;
         }
         if (pst) this.untagged.set(ppid, { at: now, ppid: pst.ppid });
-        else parentGone = true;
       }
     }
     // Reparented (its old parent gone or elsewhere): the process itself still says which container it is in.
     if (st) return this.fromProc(pid, st);
-    return this.fromScan(pid, ppid, parentGone, now);
+    return this.fromScan(pid, ppid, now);
   }
 
   /**
-   * The process is gone from /proc before its records were read (short-lived, under a backlog), and the tracker never
-   * met it nor its parent: the container scan may have seen it, or its parent when that is gone too (`parentGone`), in
-   * a container. The entry is marked gone at once, so a process found under the pid later is another one (reused) and
-   * the bound applies. No /proc read: map lookups only.
+   * The process is gone from /proc before its records were read (short-lived, under a backlog), and neither it nor
+   * its parent gave an answer: the container scan may have seen it in a container, under the same parent (a pid
+   * reused by another process, a host shell's command, has another parent). Only the process's own pid: a parent's
+   * scan entry would answer for anything a reuser of the parent's pid forked. The entry is marked gone at once, so a
+   * process found under the pid later is another one (reused) and the bound applies. No /proc read: map lookups only.
    */
-  private fromScan(pid: number, ppid: number, parentGone: boolean, now: number): Chain | null {
+  private fromScan(pid: number, ppid: number, now: number): Chain | null {
     const c = this.containers;
-    if (!c?.active) return null;
-    const id = c.lastSeenIn(pid) ?? (parentGone ? c.lastSeenIn(ppid) : null);
+    if (!c?.active || ppid <= 0) return null;
+    const id = c.lastSeenIn(pid, ppid);
     if (id === null) return null;
     const chain: Chain = [id];
     this.byPid.set(pid, { chain, starttime: null, source: 'proc', ...(ppid > 0 ? { ppid } : {}), goneSince: now });

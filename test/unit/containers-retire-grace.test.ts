@@ -272,9 +272,11 @@ describe('retired containers: the grace for late events', () => {
     w.sys.add(61, 60, IN_H, ['true'], 'pid:[9]');
     w.c.discovery.scan();
     for (const pid of [60, 61]) w.sys.procs.delete(pid);
-    assert.deepEqual(w.where(61, 60), TENANT, 'its own pid, as the scan saw it');
-    assert.deepEqual(w.where(62, 61), TENANT, 'a child never scanned: its parent answers');
+    assert.deepEqual(w.where(61, 60), TENANT, 'its own pid, under the parent the scan saw');
     assert.equal(w.t.counters.fromScan, 1);
+    // A child of the gone shell that no scan saw (and whose parent the tracker never met): no answer by the parent's
+    // scan entry, which would answer for anything a reuser of the parent's pid forked.
+    assert.deepEqual(w.where(63, 60), []);
     // Marked gone at once: a process found under the pid later is another one.
     w.sys.add(61, 1, hybrid('/'));
     assert.deepEqual(w.where(61, 1), []);
@@ -283,6 +285,20 @@ describe('retired containers: the grace for late events', () => {
     w.c.discovery.scan();
     w.sys.procs.delete(70);
     assert.deepEqual(w.where(70, 1), []);
+  });
+
+  it("a pid the scan saw in a container, reused by a host command that is gone too: the host's, by its parent", () => {
+    const w = world();
+    w.sys.add(60, 51, IN_H, ['sh'], 'pid:[9]');
+    w.c.discovery.scan();
+    w.sys.procs.delete(60);
+    // Before the next scan, a live host shell (1000) runs a command that gets pid 60 and exits before its record is
+    // read; and a gone host process under another parent.
+    w.sys.add(1000, 1, hybrid('/'));
+    assert.deepEqual(w.where(60, 1000), [], 'a live host parent');
+    assert.deepEqual(w.where(60, 1000), [], 'the parent held in the negative cache');
+    assert.deepEqual(w.where(60, 4242), [], 'a gone parent the scan never saw it under');
+    assert.equal(w.t.counters.fromScan, 0);
   });
 
   it("a retired container's late events count in its row during the grace, not after", () => {
