@@ -258,9 +258,7 @@ export class ContidTracker {
       const e = this.byPid.get(pid);
       if (e?.goneSince === undefined) this.retiredPids.delete(pid);
       else if (this.proc.stat(pid)) {
-        this.byPid.delete(pid);
-        this.retiredPids.delete(pid);
-        this.counters.reuseDetected++;
+        this.dropReused(pid);
         dropped++;
       }
     }
@@ -301,9 +299,7 @@ export class ContidTracker {
    */
   private reused(pid: number, e: Entry): boolean {
     if (e.goneSince === undefined || !this.proc.stat(pid)) return false;
-    this.byPid.delete(pid);
-    this.retiredPids.delete(pid);
-    this.counters.reuseDetected++;
+    this.dropReused(pid);
     return true;
   }
 
@@ -385,7 +381,7 @@ export class ContidTracker {
     const id = c.lastSeenIn(pid, ppid);
     if (id === null) return null;
     const chain: Chain = [id];
-    this.byPid.set(pid, { chain, starttime: null, source: 'proc', ...(ppid > 0 ? { ppid } : {}), goneSince: now });
+    this.byPid.set(pid, { chain, starttime: null, source: 'proc', ppid, goneSince: now });
     this.counters.fromScan++;
     return chain;
   }
@@ -458,24 +454,40 @@ export class ContidTracker {
     const now = this.now();
     for (const [pid, e] of this.byPid) {
       const st = this.proc.stat(pid);
-      if (!st) {
-        e.goneSince ??= now;
-        if (withinGrace(now, e.goneSince, SWEEP_GRACE_MS)) continue;
-        this.byPid.delete(pid);
-        dropped++;
-      } else if (e.goneSince !== undefined) {
-        // Gone at an earlier sweep and there again: another process under the reused pid, whatever its start time.
-        this.byPid.delete(pid);
-        this.counters.reuseDetected++;
-        dropped++;
-      } else if (e.starttime === null) e.starttime = st.starttime;
-      else if (e.starttime !== st.starttime) {
-        this.byPid.delete(pid);
-        this.counters.reuseDetected++;
+      const gone = this.settle(pid, e, st !== null, now);
+      if (gone !== null) dropped += gone ? 1 : 0;
+      else if (e.starttime === null) e.starttime = st!.starttime;
+      else if (e.starttime !== st!.starttime) {
+        this.dropReused(pid);
         dropped++;
       }
     }
     return dropped;
+  }
+
+  /**
+   * The rule the sweep and the scan's bound share for one entry, given whether its pid is `present` now: gone, it is
+   * marked so and goes once gone for SWEEP_GRACE_MS; found gone before and present again, it is another process's
+   * (whatever its start time) and goes. True: dropped; false: kept as gone; null: present, and not found gone before.
+   */
+  private settle(pid: number, e: Entry, present: boolean, now: number): boolean | null {
+    if (!present) {
+      e.goneSince ??= now;
+      if (withinGrace(now, e.goneSince, SWEEP_GRACE_MS)) return false;
+      this.byPid.delete(pid);
+      this.retiredPids.delete(pid);
+      return true;
+    }
+    if (e.goneSince === undefined) return null;
+    this.dropReused(pid);
+    return true;
+  }
+
+  /** Another process has the pid now: the entry goes, counted. */
+  private dropReused(pid: number): void {
+    this.byPid.delete(pid);
+    this.retiredPids.delete(pid);
+    this.counters.reuseDetected++;
   }
 
   /**
@@ -488,20 +500,7 @@ export class ContidTracker {
   sweepGone(alive: ReadonlySet<number>): number {
     let dropped = 0;
     const now = this.now();
-    for (const [pid, e] of this.byPid) {
-      if (!alive.has(pid)) {
-        e.goneSince ??= now;
-        if (withinGrace(now, e.goneSince, SWEEP_GRACE_MS)) continue;
-        this.byPid.delete(pid);
-        this.retiredPids.delete(pid);
-        dropped++;
-      } else if (e.goneSince !== undefined) {
-        this.byPid.delete(pid);
-        this.retiredPids.delete(pid);
-        this.counters.reuseDetected++;
-        dropped++;
-      }
-    }
+    for (const [pid, e] of this.byPid) if (this.settle(pid, e, alive.has(pid), now)) dropped++;
     return dropped;
   }
 
