@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "auditmux_netlink",
-      "sources": ["native/audit_netlink.cc"],
+      "sources": ["native/audit_netlink.cc", "native/log_sync.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],

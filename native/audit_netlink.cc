@@ -18,6 +18,8 @@
 #include <memory>
 #include <string>
 
+#include "addon.h"
+
 // The addon runs as root in the audit daemon: refuse to build it without the hardening binding.gyp asks for.
 #if !defined(__OPTIMIZE__) || !defined(_FORTIFY_SOURCE) || _FORTIFY_SOURCE < 2 || !defined(__SSP_STRONG__)
 #error "build with -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong (see binding.gyp)"
@@ -32,6 +34,16 @@
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
 #endif
+
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
+  const char* name = uv_err_name(-err);
+  std::string msg = std::string(syscall) + ": " + strerror(err);
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, name));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  return e;
+}
 
 namespace {
 
@@ -48,16 +60,6 @@ constexpr size_t kBatchCapacity = kMaxBatchBytes + kSlotSize;
 // Datagrams per JS call: the lengths array is allocated once with this many entries; a drain with more is handed
 // over in several calls, as one with more than kMaxBatchBytes is.
 constexpr size_t kMaxBatchDatagrams = 16384;
-
-Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
-  const char* name = uv_err_name(-err);
-  std::string msg = std::string(syscall) + ": " + strerror(err);
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", Napi::String::New(env, name));
-  e.Set("errno", Napi::Number::New(env, err));
-  e.Set("syscall", Napi::String::New(env, syscall));
-  return e;
-}
 
 class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
  public:
@@ -656,6 +658,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("u32PairToContid", Napi::Function::New(env, U32PairToContid));
   exports.Set("contidToBytes", Napi::Function::New(env, ContidToBytes));
   exports.Set("bytesToContid", Napi::Function::New(env, BytesToContid));
+  InitLogSync(env, exports);
   return exports;
 }
 

@@ -6,6 +6,7 @@ import { AuxWriter, type AuxWriterConfig } from './aux-writer';
 import { spoolFromOwnDir } from '../config/aux-paths';
 import { Frame, FrameReader, decodeContainer, decodeEvent, decodeForget, encodeAck, encodeJsonFrame } from './aux-ipc';
 import { ContainerMirror } from './aux-containers';
+import { native } from '../kernel/native';
 
 interface AuxConfig extends AuxWriterConfig {
   /** Run as this user: dropped to after entering the log directory. */
@@ -52,6 +53,8 @@ function main(): void {
             chan.destroy();
             return;
           }
+          // The addon (the log's fsync thread) is loaded while its file is ours to read: the user may not read it.
+          native();
           process.setgroups?.([]);
           process.setgid?.(cfg.gid);
           process.setuid?.(cfg.uid);

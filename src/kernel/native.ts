@@ -1,4 +1,4 @@
-// Loads the C++ addon (socket, readiness, batching, u64 packing) and types its surface.
+// Loads the C++ addon (socket, readiness, batching, u64 packing, the logs' fsync thread) and types its surface.
 import bindings from 'bindings';
 
 export interface NativeAuditNetlink {
@@ -31,6 +31,11 @@ interface NativeModule {
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   /** One datagram to an AF_UNIX socket path ('@' = abstract): systemd's sd_notify protocol; `fd` in SCM_RIGHTS. */
   notifySocket(path: string, message: string, fd?: number): void;
+  /** The background fsync thread (native/log_sync.cc); see src/output/log/file.ts's Syncer. */
+  syncOpen(fd: number): number;
+  syncRequest(id: number): void;
+  syncTake(id: number): [number, number];
+  syncClose(id: number): void;
 }
 
 let cached: NativeModule | undefined;

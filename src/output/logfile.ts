@@ -181,6 +181,7 @@ export class LogWriter {
 
   /** Everything counted so far, from the writer and its parts (a snapshot). */
   get counters(): LogWriterCounters {
+    this.file.takeSyncs();
     const f = this.file.counters;
     return {
       records: this.own.records,

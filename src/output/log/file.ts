@@ -2,7 +2,9 @@
 // asks, sealed read-only when rotated away.
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
+import { getSystemErrorName } from 'node:util';
 import { IoError } from '../../errors';
+import { native } from '../../kernel/native';
 import { checkDirSafe, openAppendNoFollow } from '../../safefs';
 import { errText, type FlushMode, type LogReporter } from './types';
 
@@ -15,25 +17,39 @@ export interface LogFileCounters {
   syncRequests: number;
 }
 
+/**
+ * The process's background fsync thread (native/log_sync.cc), as auditd's flush thread: `open` gives it its own
+ * duplicate of a log's descriptor, `request` asks for an fsync (one more after any in progress), `take` reads how
+ * many completed and the first errno not read before; nothing wakes the event loop when a sync ends.
+ */
+export interface Syncer {
+  open(fd: number): number;
+  request(id: number): void;
+  take(id: number): [done: number, errno: number];
+  close(id: number): void;
+}
+
+export const nativeSyncer: Syncer = {
+  open: (fd) => native().syncOpen(fd),
+  request: (id) => native().syncRequest(id),
+  take: (id) => native().syncTake(id),
+  close: (id) => native().syncClose(id),
+};
+
 /** Owns the descriptor of the live log and the fsyncs on it; the writer owns the buffer that feeds it. */
 export class LogFile {
   readonly counters: LogFileCounters = { writes: 0, bytes: 0, fsyncs: 0, syncRequests: 0 };
   private fd = -1;
-  /**
-   * One more at every open and close. A background fsync's error counts only if the file it was asked for is still
-   * the open one: after a rotation the new file often gets the same fd number, and an fsync that ran between the old
-   * one's close and the new one's open fails with EBADF, which is no error of the new file (it used to suspend the
-   * log through disk_error_action, refusing records in the middle of a rotation).
-   */
-  private generation = 0;
-  private asyncFsyncBusy = false;
-  private asyncFsyncAgain = false;
-
+  /** The file's slot in the background fsync thread (incremental_async), opened at its first request. */
+  private syncSlot = -1;
+  /** Completed background syncs already counted in `fsyncs`. */
+  private syncsTaken = 0;
   /** `group`: gid of log_group; with a non-root group the file is 0640 (0440 once rotated), else 0600 (0400). */
   constructor(
     readonly path: string,
     private readonly group: number | undefined,
     private readonly reporter: LogReporter,
+    private readonly syncer: Syncer = nativeSyncer,
   ) {}
 
   get isOpen(): boolean {
@@ -76,7 +92,6 @@ export class LogFile {
       throw new IoError(`cannot set owner/permissions of log file ${path}: ${errText(e)}`, 'E_LOG_OPEN', { cause: e });
     }
     this.fd = fd;
-    this.generation++;
     return st.size;
   }
 
@@ -108,7 +123,11 @@ export class LogFile {
         fs.fsyncSync(this.fd);
         this.counters.fsyncs++;
       } else if (mode === 'incremental_async') {
-        this.asyncFsync();
+        if (this.syncSlot < 0) {
+          this.syncSlot = this.syncer.open(this.fd);
+          this.syncsTaken = 0;
+        } else this.takeSyncs();
+        this.syncer.request(this.syncSlot);
       }
     } catch (e) {
       this.reporter.report('fsync', e, 0);
@@ -128,6 +147,7 @@ export class LogFile {
   /** fsync and close: every byte written is on disk afterwards (failures are reported). */
   close(): void {
     if (this.fd < 0) return;
+    this.endSyncs();
     try {
       fs.fsyncSync(this.fd);
       this.counters.fsyncs++;
@@ -140,37 +160,51 @@ export class LogFile {
       this.reporter.report('close', e, 0);
     }
     this.fd = -1;
-    this.generation++;
   }
 
   private closeQuietly(): void {
     if (this.fd < 0) return;
+    this.endSyncs();
     try {
       fs.closeSync(this.fd);
     } catch {
       // closing a file we are rotating away: nothing useful to do on failure
     }
     this.fd = -1;
-    this.generation++;
   }
 
-  // At most one fsync in flight; requests during it coalesce into one more, as auditd's flush thread loops.
-  private asyncFsync(): void {
-    if (this.asyncFsyncBusy) {
-      this.asyncFsyncAgain = true;
-      return;
-    }
-    this.asyncFsyncBusy = true;
-    const generation = this.generation;
-    fs.fsync(this.fd, (err) => {
-      this.asyncFsyncBusy = false;
-      if (err) {
-        if (generation === this.generation) this.reporter.report('fsync', err, 0);
-      } else this.counters.fsyncs++;
-      if (this.asyncFsyncAgain && this.fd >= 0) {
-        this.asyncFsyncAgain = false;
-        this.asyncFsync();
-      }
-    });
+  /**
+   * Counts the background syncs completed since the last look and reports the first one that failed. The thread syncs
+   * its own duplicate of the descriptor, so a result is always this file's, even after a rotation reused the number.
+   */
+  takeSyncs(): void {
+    if (this.syncSlot < 0) return;
+    const [done, errno] = this.syncer.take(this.syncSlot);
+    this.counters.fsyncs += done - this.syncsTaken;
+    this.syncsTaken = done;
+    if (errno !== 0) this.reporter.report('fsync', syncError(errno), 0);
   }
+
+  /** Before the file is closed: the last results are read and the thread's duplicate goes (a sync not started too). */
+  private endSyncs(): void {
+    if (this.syncSlot < 0) return;
+    this.takeSyncs();
+    this.syncer.close(this.syncSlot);
+    this.syncSlot = -1;
+  }
+}
+
+/** A failed background fsync, shaped as Node's own system errors (code, errno, syscall). */
+function syncError(errno: number): NodeJS.ErrnoException {
+  let code: string;
+  try {
+    code = getSystemErrorName(-errno);
+  } catch {
+    code = `E${errno}`;
+  }
+  return Object.assign(new Error(`${code}: background fsync failed (errno ${errno}), fsync`), {
+    code,
+    errno: -errno,
+    syscall: 'fsync',
+  });
 }
