@@ -133,6 +133,15 @@ export class ContidTracker {
     return this.byPid.size === 0 && this.cgroupMap.length === 0 && !this.containers?.active;
   }
 
+  /**
+   * Idle, and no negative answer cached either: then onFork, noteExec, lookup and onExit change nothing and answer
+   * nothing, so a caller may skip reading the fields it would pass them (a host with no container known and nothing
+   * tracked reads no SYSCALL field for contids at all).
+   */
+  get quiet(): boolean {
+    return this.untagged.size === 0 && this.idle;
+  }
+
   get size(): number {
     return this.byPid.size;
   }

@@ -243,7 +243,7 @@ export class Pipeline {
       const sc = records[syscallIndex]!.payload;
       const body = bodyStartOf(sc);
       ks = this.keySet(sc, body);
-      if (!this.opts.contidKernel) {
+      if (!this.opts.contidKernel && !this.opts.tracker.quiet) {
         // Byte-level reads (digits parsed in place, no string per field), each starting where the kernel's order
         // puts the field (arch syscall success exit a0..a3 items ppid pid): mostly no search at all.
         const archAt = findField(sc, body, 'arch');
@@ -318,7 +318,18 @@ export class Pipeline {
     const result = into ?? { destinations: [], chain: null };
     const out = result.destinations;
     let n = 0;
-    for (const d of decision.daemons) n = put(out, n, into !== undefined, d, this.shape(records, v, d, keysByOwner));
+    // Without a key to rewrite per owner every destination gets the same records: shaped once (on a mainline kernel
+    // that is one CONTAINER_ID record and one SYSCALL copy per event, not one per destination); nobody changes them.
+    const perOwner = v.syscallIndex >= 0 && (v.owners.length > 0 || v.tracking);
+    let same: EventRecord[] | null = null;
+    for (const d of decision.daemons)
+      n = put(
+        out,
+        n,
+        into !== undefined,
+        d,
+        perOwner ? this.shape(records, v, d, keysByOwner) : (same ??= this.shape(records, v, d, keysByOwner)),
+      );
     if (decision.daemons.length) this.counters.routed++;
     else this.counters.unrouted++;
     if (decision.daemons.length > 1) this.counters.fanout += decision.daemons.length - 1;
@@ -326,7 +337,13 @@ export class Pipeline {
       // Produced only by the fork/exit tracking rule: state for the tracker, not an event anyone asked for.
       this.counters.trackingOnly++;
     } else if (this.opts.keep === 'all' || decision.daemons.length === 0)
-      n = put(out, n, into !== undefined, null, this.shape(records, v, null, keysByOwner));
+      n = put(
+        out,
+        n,
+        into !== undefined,
+        null,
+        perOwner ? this.shape(records, v, null, keysByOwner) : (same ?? this.shape(records, v, null, keysByOwner)),
+      );
     if (out.length !== n) out.length = n;
     result.chain = v.chains[0] ?? null;
     return result;
@@ -338,6 +355,7 @@ export class Pipeline {
     owner: string | null,
     keysByOwner?: (owner: string | null, fullKeys: string[]) => string[],
   ): EventRecord[] {
+    // Keep in step with route()'s perOwner: only this makes one destination's records differ from another's.
     const needsKeyRewrite = v.syscallIndex >= 0 && (v.owners.length > 0 || v.tracking);
     const synth = !this.opts.contidKernel && v.chains.length > 0 && v.syscallIndex >= 0;
     if (!needsKeyRewrite && !synth) return records;

@@ -178,6 +178,67 @@ describe('pipeline on a mainline kernel (tracker)', () => {
       [null, 'b'].sort(),
     );
   });
+
+  it('destinations without a key of their own share one shaped event; owner tags still give each its own keys', () => {
+    const { p, t } = pipeline(false, 'all');
+    t.set(1000, 200n, { setterPid: 1 });
+    const out = p.route([sys(11, 1000, 1, '"k"'), title(11)]).destinations;
+    assert.deepEqual(
+      out.map((d) => d.daemon),
+      ['b', null],
+    );
+    // One CONTAINER_ID record and one SYSCALL copy for both: the same array, not two equal ones.
+    assert.equal(out[0]!.records, out[1]!.records);
+    const recs = out[0]!.records.map((r) => r.payload.toString());
+    assert.deepEqual(recs, [
+      'audit(1700000000.000:11): record=1 contid=200',
+      'audit(1700000000.000:11): arch=c000003e syscall=110 success=yes exit=0 ppid=1 pid=1000 auid=0 comm="x" key="k" record=1',
+      'audit(1700000000.000:11): proctitle=78',
+    ]);
+    // Owner tags: the daemon's copy and the host's differ (each sees the keys it may see), so each is shaped apart.
+    t.set(1000, 100n, { setterPid: 1, nested: true });
+    const tagged = encodeKeys(['mykey', `${OWNER_TAG_PREFIX}a`]);
+    const own = p.route([sys(12, 1000, 1, tagged)], (owner) =>
+      owner === 'a' ? ['mykey'] : ['mykey', 'hostonly'],
+    ).destinations;
+    assert.deepEqual(
+      own.map((d) => d.daemon),
+      ['a', null],
+    );
+    assert.notEqual(own[0]!.records, own[1]!.records);
+    assert.match(own[0]!.records[1]!.payload.toString(), / key="mykey" record=1$/);
+    assert.match(
+      own[1]!.records[1]!.payload.toString(),
+      new RegExp(` key=${encodeKeys(['mykey', 'hostonly'])} record=1$`),
+    );
+  });
+});
+
+describe('pipeline: a host with nothing to track', () => {
+  it('reads no field for contids while the tracker is quiet, and does as soon as a process has an id', () => {
+    const { p, t } = pipeline();
+    const calls: string[] = [];
+    for (const m of ['onFork', 'noteExec', 'lookup', 'onExit'] as const) {
+      const orig = t[m].bind(t) as (...a: number[]) => unknown;
+      (t as unknown as Record<string, unknown>)[m] = (...a: number[]) => {
+        calls.push(`${m} ${a.join(' ')}`);
+        return orig(...a);
+      };
+    }
+    assert.equal(t.quiet, true);
+    // A fork, an exit and a plain event of an untracked process: nothing to learn, nothing asked.
+    p.route([sys(20, 1000, 1, '"k"', 56, 1234)]);
+    p.route([sys(21, 1234, 1000, '"k"', 231, 0)]);
+    assert.deepEqual(p.route([sys(22, 1000, 1, '"k"')]).destinations[0]!.records.length, 1);
+    assert.deepEqual(calls, []);
+    t.set(1000, 100n, { setterPid: 1 });
+    assert.equal(t.quiet, false);
+    calls.length = 0;
+    const routed = p.route([sys(23, 1000, 1, '"k"', 56, 1235)]);
+    assert.deepEqual(calls, ['onFork 1000 1235', 'lookup 1000 1']);
+    assert.deepEqual(routed.chain, [100n]);
+    assert.deepEqual(t.get(1235), [100n], 'the fork was seen');
+  });
 });
 
 describe('pipeline: the cost of a host process while containers are live', () => {

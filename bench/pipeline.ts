@@ -1,0 +1,149 @@
+// Micro-benchmark of the host's record path in-process (emulated kernel, no socket): CPU ns per event, by config.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
+import pino from 'pino';
+import { HostDaemon } from '../src/daemon/host';
+import type { BatchHandler } from '../src/kernel/socket';
+import { EmulatedKernel } from '../test/helpers/emulated-kernel';
+import { emulatedHostOptions } from '../test/helpers/emulated-contid-source';
+
+// Why in-process: the kernel bench (bench/run.ts) measures the whole daemon beside kauditd and the generator, where
+// a change of 10% in JavaScript hides in the run-to-run spread; this one times only what the record path does with a
+// batch (reassembly, routing, formatting, the logs' write()), on the same records, so a change shows in one run.
+
+const FIX = join(__dirname, '..', '..', 'test', 'fixtures', 'records', 'kernel-ENRICHED.jsonl');
+const EOE = 1320;
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1]! : def;
+}
+
+/** The bench load's event (getppid: SYSCALL + PROCTITLE, then EOE), as kernel payloads with `n`'s serial. */
+function eventPayloads(): (n: number) => { type: number; payload: Buffer }[] {
+  const all = readFileSync(FIX, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as { type: number; payload: string })
+    .map((j) => ({ type: j.type, payload: Buffer.from(j.payload, 'base64').toString('latin1') }));
+  const recs = all.filter((r) => r.type !== EOE && r.payload.slice(0, 40).includes(':180): '));
+  if (recs.length < 2) throw new Error(`${FIX}: the getppid event (serial 180) is not there`);
+  return (n) => {
+    const stamp = `audit(${1795885435 + Math.floor(n / 1000)}.${String(n % 1000).padStart(3, '0')}:${1000 + n})`;
+    const out = recs.map((r) => ({
+      type: r.type,
+      payload: Buffer.from(
+        r.payload
+          .replace(/^audit\(\d+\.\d+:\d+\)/, stamp)
+          .replace(/ pid=\d+/, ` pid=${process.pid}`)
+          .replace(/ key=\S+/, ' key="ambench"'),
+        'latin1',
+      ),
+    }));
+    out.push({ type: EOE, payload: Buffer.from(`${stamp}: `, 'latin1') });
+    return out;
+  };
+}
+
+/** `batches` receive batches of `perBatch` events each, packed as the addon hands them over. */
+function buildBatches(batches: number, perBatch: number): { buf: Buffer; lengths: Uint32Array; count: number }[] {
+  const ev = eventPayloads();
+  const out = [];
+  let n = 0;
+  for (let b = 0; b < batches; b++) {
+    const dgrams: Buffer[] = [];
+    for (let e = 0; e < perBatch; e++, n++)
+      for (const r of ev(n)) {
+        const h = Buffer.alloc(16);
+        h.writeUInt32LE(16 + r.payload.length, 0);
+        h.writeUInt16LE(r.type, 4);
+        dgrams.push(Buffer.concat([h, r.payload]));
+      }
+    const lengths = new Uint32Array(dgrams.map((d) => d.length));
+    out.push({ buf: Buffer.concat(dgrams), lengths, count: lengths.length });
+  }
+  return out;
+}
+
+function yaml(dir: string, aux: number, flush: string): string {
+  const log = (f: string): string => `{ file: ${join(dir, f)}, format: RAW, flush: ${flush}, max_log_file: 100000 }`;
+  const lines = ['version: 1', 'host:', '  rules: ~', `  log: ${log('audit.log')}`, '  diagnostics: { level: warn }'];
+  if (aux > 0) {
+    // As bench/daemons.ts: routes that miss first, the last one takes every bench event.
+    lines.push('daemons:');
+    for (let i = 0; i < aux; i++) lines.push(`  - { name: b${i}, log: ${log(`b${i}.log`)}, isolation: inline }`);
+    lines.push('routes:');
+    for (let i = 0; i < aux - 1; i++)
+      lines.push(`  - { contid: "${(i + 1) * 100}-${(i + 1) * 100 + 99}", daemons: [b${i}] }`);
+    lines.push(`  - { contid: unset, keys: [ambench], daemons: [b${aux - 1}] }`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function measure(aux: number, flush: string, events: number, perBatch: number): Promise<string> {
+  const dir = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'am-pipe-'));
+  writeFileSync(join(dir, 'auditmux.yaml'), yaml(dir, aux, flush));
+  const kernel = new EmulatedKernel({});
+  const opts = emulatedHostOptions(kernel);
+  let handler: BatchHandler | null = null;
+  const sock = opts.socket!;
+  const start = sock.start.bind(sock);
+  sock.start = (h, e) => {
+    handler = h;
+    start(h, e);
+  };
+  const daemon = new HostDaemon({
+    configPath: join(dir, 'auditmux.yaml'),
+    diag: pino({ level: 'silent' }),
+    ...opts,
+    noControl: true,
+  });
+  await daemon.start();
+  try {
+    const batches = buildBatches(Math.ceil(events / perBatch), perBatch);
+    const run = (k: number): void => {
+      for (let i = 0; i < k; i++) {
+        const b = batches[i % batches.length]!;
+        handler!(b.buf, b.lengths, b.count);
+      }
+    };
+    run(Math.min(batches.length, 200)); // warm-up: let the JIT settle
+    let gcs = 0;
+    let gcMs = 0;
+    const obs = new PerformanceObserver((l) => {
+      for (const e of l.getEntries()) {
+        gcs++;
+        gcMs += e.duration;
+      }
+    });
+    obs.observe({ entryTypes: ['gc'] });
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    run(batches.length);
+    const wall = Number(process.hrtime.bigint() - t0) / 1e6;
+    const c = process.cpuUsage(c0);
+    // GC entries are delivered on a later turn of the loop.
+    await new Promise((r) => setTimeout(r, 50));
+    obs.disconnect();
+    const n = batches.length * perBatch;
+    const nsPerEvent = (us: number): string => ((us * 1000) / n).toFixed(0).padStart(6);
+    return `aux ${String(aux).padStart(2)} flush ${flush.padEnd(4)} ${n} events: wall ${((wall * 1e6) / n).toFixed(0).padStart(5)} ns/ev, cpu user ${nsPerEvent(c.user)} sys ${nsPerEvent(c.system)} ns/ev, gc ${gcs} (${gcMs.toFixed(0)} ms)`;
+  } finally {
+    await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const events = Number(arg('--events', '400000'));
+  const perBatch = Number(arg('--per-batch', '100'));
+  const reps = Number(arg('--reps', '3'));
+  const auxes = arg('--aux', '0,4,20').split(',').map(Number);
+  const flush = arg('--flush', 'none');
+  console.log(`node ${process.version}; ${perBatch} events (${perBatch * 3} records) per batch`);
+  for (let r = 0; r < reps; r++) for (const a of auxes) console.log(await measure(a, flush, events, perBatch));
+}
+
+void main();
