@@ -9,6 +9,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <new>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -25,16 +27,17 @@ struct Slot {
   bool used = false;    // the slot belongs to a log
   bool wanted = false;  // a sync was asked for and has not started yet
   bool busy = false;    // the thread is syncing fd now (it alone may use fd then)
-  bool closing = false;
-  double done = 0;  // syncs completed without error
-  int err = 0;      // the first errno not yet read by JS
+  double done = 0;      // syncs completed without error
+  int err = 0;          // the first errno not yet read by JS
 };
 
 struct State {
   std::mutex mu;
-  std::condition_variable cv;
+  std::condition_variable cv;    // the thread waits here for requests
+  std::condition_variable idle;  // syncClose waits here for the sync running on its slot
   std::vector<Slot> slots;
   std::thread thread;
+  size_t next = 0;  // where the thread looks first: slots are served in turn, so one busy log cannot starve another
   bool started = false;
   bool quit = false;
 };
@@ -45,36 +48,42 @@ State* state() {
   return s;
 }
 
+void Record(Slot& slot, int err) {
+  if (err == 0)
+    slot.done++;
+  else if (slot.err == 0)
+    slot.err = err;
+}
+
 void Loop(State* s) {
   std::unique_lock<std::mutex> lock(s->mu);
   for (;;) {
-    size_t i = 0;
-    for (; i < s->slots.size(); i++)
-      if (s->slots[i].wanted) break;
-    if (i == s->slots.size()) {
+    const size_t n = s->slots.size();
+    size_t i = n;
+    for (size_t k = 0; k < n; k++) {
+      size_t j = (s->next + k) % n;
+      if (s->slots[j].wanted) {
+        i = j;
+        break;
+      }
+    }
+    if (i == n) {
       if (s->quit) return;
       s->cv.wait(lock);
       continue;
     }
-    Slot& slot = s->slots[i];
-    slot.wanted = false;
-    slot.busy = true;
-    int fd = slot.fd;
+    s->next = i + 1;
+    s->slots[i].wanted = false;
+    s->slots[i].busy = true;
+    int fd = s->slots[i].fd;
     lock.unlock();
     int r = fsync(fd);
     int err = r < 0 ? errno : 0;
     lock.lock();
-    // `slots` may have grown meanwhile: index again.
-    Slot& after = s->slots[i];
-    after.busy = false;
-    if (err == 0)
-      after.done++;
-    else if (after.err == 0)
-      after.err = err;
-    if (after.closing) {
-      close(after.fd);
-      after = Slot();
-    }
+    // `slots` may have grown meanwhile (a reference would dangle): index again. A busy slot is never closed.
+    s->slots[i].busy = false;
+    Record(s->slots[i], err);
+    s->idle.notify_all();
   }
 }
 
@@ -96,32 +105,54 @@ void Cleanup(void*) {
 int32_t SlotArg(const Napi::CallbackInfo& info, State* s) {
   if (info.Length() < 1 || !info[0].IsNumber()) return -1;
   int32_t id = info[0].As<Napi::Number>().Int32Value();
-  if (id < 0 || static_cast<size_t>(id) >= s->slots.size() || !s->slots[id].used || s->slots[id].closing) return -1;
+  if (id < 0 || static_cast<size_t>(id) >= s->slots.size() || !s->slots[id].used) return -1;
   return id;
 }
 
-// syncOpen(fd): a slot for the log open at fd (a duplicate of it, close-on-exec), its id returned.
+Napi::Value Results(Napi::Env env, Slot& slot) {
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, slot.done));
+  out.Set(1u, Napi::Number::New(env, slot.err));
+  slot.err = 0;
+  return out;
+}
+
+// syncOpen(fd): a slot for the log open at fd (a duplicate of it, close-on-exec, never 0-2), its id returned.
 Napi::Value SyncOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) {
     Napi::TypeError::New(env, "syncOpen(fd): fd must be a number").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int dup = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
-  if (dup < 0) {
-    ErrnoError(env, errno, "fcntl").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
   State* s = state();
   std::lock_guard<std::mutex> lock(s->mu);
   if (!s->started) {
-    s->thread = std::thread(Loop, s);
+    // Started before anything is duplicated, so a failure leaks nothing (EAGAIN past RLIMIT_NPROC or TasksMax).
+    try {
+      s->thread = std::thread(Loop, s);
+    } catch (const std::system_error& e) {
+      ErrnoError(env, e.code().value(), "pthread_create").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
     s->started = true;
     napi_add_env_cleanup_hook(env, Cleanup, nullptr);
   }
   size_t i = 0;
   while (i < s->slots.size() && s->slots[i].used) i++;
-  if (i == s->slots.size()) s->slots.emplace_back();
+  if (i == s->slots.size()) {
+    try {
+      s->slots.emplace_back();
+    } catch (const std::bad_alloc&) {
+      ErrnoError(env, ENOMEM, "syncOpen").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+  int dup = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+  if (dup < 0) {
+    ErrnoError(env, errno, "fcntl").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  s->slots[i] = Slot();
   s->slots[i].used = true;
   s->slots[i].fd = dup;
   return Napi::Number::New(env, static_cast<double>(i));
@@ -155,30 +186,32 @@ Napi::Value SyncTake(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "syncTake(id): no such open slot").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(0u, Napi::Number::New(env, s->slots[id].done));
-  out.Set(1u, Napi::Number::New(env, s->slots[id].err));
-  s->slots[id].err = 0;
-  return out;
+  return Results(env, s->slots[id]);
 }
 
-// syncClose(id): the slot's duplicate is closed, at once or when the sync running on it ends; a sync asked for and
-// not started is dropped (the log's close syncs its own fd).
+// syncClose(id): finishes what was asked (waits for the sync running on the slot, runs the one asked for and not
+// started, here), closes the duplicate and returns the slot's last results as syncTake does. Its error is this file's
+// and must reach the caller: an fsync consumes the file's write-back error, so the log's own fsync after it would
+// see none. Called at a rotation or a close, where the log syncs anyway.
 Napi::Value SyncClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* s = state();
-  std::lock_guard<std::mutex> lock(s->mu);
+  std::unique_lock<std::mutex> lock(s->mu);
   int32_t id = SlotArg(info, s);
-  if (id < 0) return env.Undefined();
-  Slot& slot = s->slots[id];
-  slot.wanted = false;
-  if (slot.busy) {
-    slot.closing = true;
-  } else {
-    close(slot.fd);
-    slot = Slot();
+  if (id < 0) {
+    Napi::RangeError::New(env, "syncClose(id): no such open slot").ThrowAsJavaScriptException();
+    return env.Undefined();
   }
-  return env.Undefined();
+  while (s->slots[id].busy) s->idle.wait(lock);
+  if (s->slots[id].wanted) {
+    s->slots[id].wanted = false;
+    int r = fsync(s->slots[id].fd);
+    Record(s->slots[id], r < 0 ? errno : 0);
+  }
+  Napi::Value out = Results(env, s->slots[id]);
+  close(s->slots[id].fd);
+  s->slots[id] = Slot();
+  return out;
 }
 
 }  // namespace

@@ -35,7 +35,7 @@ interface NativeModule {
   syncOpen(fd: number): number;
   syncRequest(id: number): void;
   syncTake(id: number): [number, number];
-  syncClose(id: number): void;
+  syncClose(id: number): [number, number];
 }
 
 let cached: NativeModule | undefined;

@@ -40,14 +40,40 @@ test('the native thread syncs a file, counts it, and reports a failing fsync by 
     native().syncRequest(b);
     assert.deepEqual(await taken(b, 1), [0, 22]);
     assert.deepEqual(native().syncTake(b), [0, 0], 'an errno is read once');
-    native().syncClose(b);
+    assert.deepEqual(native().syncClose(b), [0, 0]);
     assert.throws(() => native().syncTake(b), /no such open slot/);
+    assert.throws(() => native().syncClose(b), /no such open slot/);
     assert.throws(() => native().syncRequest(b), /no such open slot/);
-    native().syncClose(a);
+    assert.deepEqual(native().syncClose(a), [1, 0]);
     assert.throws(
       () => native().syncOpen(1_000_000),
       (e: NodeJS.ErrnoException) => e.code === 'EBADF' && e.errno === 9 && e.syscall === 'fcntl',
     );
+  } finally {
+    fs.closeSync(fd);
+    fs.closeSync(dev);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('closing a slot finishes what was asked and returns its result: a sync, or the error only that sync saw', () => {
+  const dir = tmpDir();
+  const fd = fs.openSync(path.join(dir, 'f'), 'a');
+  const dev = fs.openSync('/dev/null', 'a');
+  try {
+    // Asked and closed at once: whether the thread started it or not, the close returns only after it ran.
+    for (let i = 0; i < 50; i++) {
+      const a = native().syncOpen(fd);
+      assert.ok(a >= 0);
+      native().syncRequest(a);
+      assert.deepEqual(native().syncClose(a), [1, 0], `round ${i}`);
+      const b = native().syncOpen(dev);
+      native().syncRequest(b);
+      assert.deepEqual(native().syncClose(b), [0, 22], `round ${i}: the failure is handed back, not dropped`);
+    }
+    // Nothing asked: nothing run.
+    const c = native().syncOpen(fd);
+    assert.deepEqual(native().syncClose(c), [0, 0]);
   } finally {
     fs.closeSync(fd);
     fs.closeSync(dev);
@@ -94,8 +120,13 @@ class StagedSyncer implements Syncer {
     this.errno = 0;
     return [this.done, e];
   }
-  close(id: number): void {
+  /** The errno the slot's close hands back with its count (a failure of the last sync). */
+  closingErrno = 0;
+  close(id: number): [number, number] {
     this.calls.push(`close ${id}`);
+    const e = this.closingErrno;
+    this.closingErrno = 0;
+    return [this.done, e];
   }
 }
 
@@ -112,20 +143,20 @@ test('a log counts the thread\u2019s syncs, reports its errors as fsync errors, 
   try {
     f.open();
     f.sync('incremental_async');
-    assert.deepEqual(syncer.calls, ['open 7', 'request 7'], 'a slot at the first request');
+    assert.deepEqual(syncer.calls, ['open 7', 'take 7', 'request 7'], 'a slot at the first request');
     syncer.done = 2;
     syncer.errno = 5;
     f.sync('incremental_async');
-    assert.deepEqual(syncer.calls.slice(2), ['take 7', 'request 7'], 'results read at each request');
+    assert.deepEqual(syncer.calls.slice(3, 5), ['take 7', 'request 7'], 'results read at each request');
     assert.deepEqual(reports, ['fsync: EIO']);
     assert.equal(f.counters.fsyncs, 2);
     assert.equal(f.counters.syncRequests, 2);
     f.seal();
-    assert.deepEqual(syncer.calls.slice(-2), ['take 7', 'close 7'], 'results read, then the slot closed');
+    assert.deepEqual(syncer.calls.slice(-1), ['close 7'], 'the slot closed (its results come with the close)');
     f.open();
     syncer.done = 0;
     f.sync('incremental_async');
-    assert.deepEqual(syncer.calls.slice(-2), ['open 8', 'request 8'], 'the new file has a slot of its own');
+    assert.deepEqual(syncer.calls.slice(-3), ['open 8', 'take 8', 'request 8'], 'the new file has a slot of its own');
     const asked = syncer.calls.length;
     f.sync('none');
     f.sync('data');
@@ -134,7 +165,7 @@ test('a log counts the thread\u2019s syncs, reports its errors as fsync errors, 
     f.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  assert.deepEqual(syncer.calls.slice(-2), ['take 8', 'close 8']);
+  assert.deepEqual(syncer.calls.slice(-1), ['close 8']);
   assert.equal(f.counters.fsyncs, 2 + 1 + 1, "the thread\u2019s 2, the fdatasync of 'data' and the close\u2019s own");
 });
 
@@ -146,6 +177,87 @@ test('the default syncer is the native thread', () => {
     f.open();
     f.sync('incremental_async');
     assert.equal(f.counters.syncRequests, 1);
+  } finally {
+    f.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A log file on a staged syncer, with what the reporter was told (and what the syncer had been asked by then). */
+function stagedLog(syncer: StagedSyncer): { f: LogFile; dir: string; reports: string[]; warnings: string[] } {
+  const dir = tmpDir();
+  const reports: string[] = [];
+  const warnings: string[] = [];
+  const f = new LogFile(
+    path.join(dir, 'audit.log'),
+    undefined,
+    {
+      log: (_level, msg) => warnings.push(msg),
+      report: (op, e) => reports.push(`${op}: ${(e as NodeJS.ErrnoException).code} after ${syncer.calls.at(-1)}`),
+    },
+    syncer,
+  );
+  return { f, dir, reports, warnings };
+}
+
+test('a sync error is reported after the request it came with, and a status read only counts', () => {
+  const syncer = new StagedSyncer();
+  const { f, dir, reports } = stagedLog(syncer);
+  try {
+    f.open();
+    f.sync('incremental_async');
+    syncer.done = 1;
+    syncer.errno = 28;
+    // A status read (the writer's counters) takes the results: counted, the error kept for the next report point.
+    f.takeSyncs();
+    assert.equal(f.counters.fsyncs, 1);
+    assert.deepEqual(reports, []);
+    f.sync('incremental_async');
+    // A disk_full_action that rotates from inside the report finds this request made and this file's state complete.
+    assert.deepEqual(reports, ['fsync: ENOSPC after request 7']);
+  } finally {
+    f.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a rotated-away file\u2019s last sync error is told after the rotation, once; a closed one\u2019s at its close', async () => {
+  const syncer = new StagedSyncer();
+  const { f, dir, reports } = stagedLog(syncer);
+  try {
+    f.open();
+    f.sync('incremental_async');
+    syncer.closingErrno = 5;
+    f.seal();
+    assert.deepEqual(reports, [], 'not inside the rotation');
+    f.open();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(reports, ['fsync: EIO after close 7']);
+    f.sync('incremental_async');
+    syncer.closingErrno = 5;
+    f.close();
+    assert.deepEqual(reports, ['fsync: EIO after close 7', 'fsync: EIO after close 8']);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(reports.length, 2, 'each error once');
+  } finally {
+    f.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without the thread (the addon missing), incremental_async syncs in line and warns once', () => {
+  const syncer = new StagedSyncer();
+  syncer.open = () => {
+    throw Object.assign(new Error('pthread_create: Resource temporarily unavailable'), { code: 'EAGAIN' });
+  };
+  const { f, dir, reports, warnings } = stagedLog(syncer);
+  try {
+    f.open();
+    f.sync('incremental_async');
+    f.sync('incremental_async');
+    assert.equal(f.counters.fsyncs, 2, 'each request synced at once');
+    assert.deepEqual(reports, [], 'not a disk error');
+    assert.deepEqual(warnings, ['no background fsync thread (EAGAIN): incremental_async syncs in line']);
   } finally {
     f.close();
     fs.rmSync(dir, { recursive: true, force: true });

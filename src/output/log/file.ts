@@ -20,13 +20,15 @@ export interface LogFileCounters {
 /**
  * The process's background fsync thread (native/log_sync.cc), as auditd's flush thread: `open` gives it its own
  * duplicate of a log's descriptor, `request` asks for an fsync (one more after any in progress), `take` reads how
- * many completed and the first errno not read before; nothing wakes the event loop when a sync ends.
+ * many completed and the first errno not read before, `close` finishes what was asked and gives the last results;
+ * nothing wakes the event loop when a sync ends.
  */
 export interface Syncer {
   open(fd: number): number;
   request(id: number): void;
   take(id: number): [done: number, errno: number];
-  close(id: number): void;
+  /** Finishes what was asked (the running sync, one asked for and not started), closes, returns the last results. */
+  close(id: number): [done: number, errno: number];
 }
 
 export const nativeSyncer: Syncer = {
@@ -44,6 +46,10 @@ export class LogFile {
   private syncSlot = -1;
   /** Completed background syncs already counted in `fsyncs`. */
   private syncsTaken = 0;
+  /** A background sync's errno read and not reported yet (reported where no rotation is under way). */
+  private syncErrno = 0;
+  /** Without the addon incremental_async syncs here, in the caller, as incremental does (warned once). */
+  private noThread = false;
   /** `group`: gid of log_group; with a non-root group the file is 0640 (0440 once rotated), else 0600 (0400). */
   constructor(
     readonly path: string,
@@ -123,14 +129,30 @@ export class LogFile {
         fs.fsyncSync(this.fd);
         this.counters.fsyncs++;
       } else if (mode === 'incremental_async') {
-        if (this.syncSlot < 0) {
-          this.syncSlot = this.syncer.open(this.fd);
-          this.syncsTaken = 0;
-        } else this.takeSyncs();
+        if (this.syncSlot < 0 && !this.noThread) this.openSlot();
+        if (this.noThread) {
+          fs.fsyncSync(this.fd);
+          this.counters.fsyncs++;
+          return;
+        }
+        this.takeSyncs();
         this.syncer.request(this.syncSlot);
+        // Last: a disk action the error sets off (a rotation) finds this file's state complete.
+        this.reportSyncError();
       }
     } catch (e) {
       this.reporter.report('fsync', e, 0);
+    }
+  }
+
+  private openSlot(): void {
+    try {
+      this.syncSlot = this.syncer.open(this.fd);
+      this.syncsTaken = 0;
+    } catch (e) {
+      // The addon missing or its thread refused (EAGAIN past a task limit): the promise is kept the slow way.
+      this.noThread = true;
+      this.reporter.log('warn', `no background fsync thread (${errText(e)}): incremental_async syncs in line`);
     }
   }
 
@@ -142,6 +164,8 @@ export class LogFile {
       this.reporter.log('warn', `Couldn't change permissions while rotating log file (${errText(e)})`);
     }
     this.closeQuietly();
+    // The old file's last sync failed: told once the rotation is over, so its disk action does not run inside it.
+    if (this.syncErrno !== 0) queueMicrotask(() => this.reportSyncError());
   }
 
   /** fsync and close: every byte written is on disk afterwards (failures are reported). */
@@ -160,6 +184,7 @@ export class LogFile {
       this.reporter.report('close', e, 0);
     }
     this.fd = -1;
+    this.reportSyncError();
   }
 
   private closeQuietly(): void {
@@ -174,23 +199,34 @@ export class LogFile {
   }
 
   /**
-   * Counts the background syncs completed since the last look and reports the first one that failed. The thread syncs
+   * Counts the background syncs completed since the last look and keeps the first failure to report. The thread syncs
    * its own duplicate of the descriptor, so a result is always this file's, even after a rotation reused the number.
+   * Reading counts (a status) sets off nothing.
    */
   takeSyncs(): void {
     if (this.syncSlot < 0) return;
-    const [done, errno] = this.syncer.take(this.syncSlot);
-    this.counters.fsyncs += done - this.syncsTaken;
-    this.syncsTaken = done;
-    if (errno !== 0) this.reporter.report('fsync', syncError(errno), 0);
+    this.count(this.syncer.take(this.syncSlot));
   }
 
-  /** Before the file is closed: the last results are read and the thread's duplicate goes (a sync not started too). */
+  private count([done, errno]: [number, number]): void {
+    this.counters.fsyncs += done - this.syncsTaken;
+    this.syncsTaken = done;
+    if (errno !== 0 && this.syncErrno === 0) this.syncErrno = errno;
+  }
+
+  private reportSyncError(): void {
+    const errno = this.syncErrno;
+    if (errno === 0) return;
+    this.syncErrno = 0;
+    this.reporter.report('fsync', syncError(errno), 0);
+  }
+
+  /** Before the file is closed: what was asked is finished, its results counted, and the thread's duplicate goes. */
   private endSyncs(): void {
     if (this.syncSlot < 0) return;
-    this.takeSyncs();
-    this.syncer.close(this.syncSlot);
+    const slot = this.syncSlot;
     this.syncSlot = -1;
+    this.count(this.syncer.close(slot));
   }
 }
 
