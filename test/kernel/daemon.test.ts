@@ -15,6 +15,7 @@ import {
   syscallSerials,
   tempDir,
   cliPath,
+  cli,
 } from '../helpers/daemon';
 
 function writeConfig(dir: string, opts: { format?: string; rules: string; extra?: string }): string {
@@ -48,6 +49,12 @@ describe('host daemon on the real kernel', { skip: kernelSkipReason() }, () => {
           const N = 3000;
           execFileSync(prog, [String(N), '200']);
           await new Promise((r) => setTimeout(r, 300));
+          // incremental_async: the addon's fsync thread did the syncs the batches asked for (none failed).
+          const st = (await cli(conf, 'status')).stdout.split('\n');
+          const num = (k: string): number => Number(st.find((l) => l.startsWith(`${k} `))?.split(' ')[1]);
+          assert.ok(num('log.syncRequests') > 0, st.join('\n'));
+          assert.ok(num('log.fsyncs') > 0 && num('log.fsyncs') <= num('log.syncRequests'), st.join('\n'));
+          assert.equal(num('log.errors'), 0, st.join('\n'));
           assert.equal(await stopDaemon(d), 0, d.stderr());
           const log = join(dir, 'log', 'audit.log');
           const text = readText(log);
