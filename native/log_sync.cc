@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <mutex>
 #include <new>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -102,11 +103,12 @@ void Cleanup(void*) {
   s->quit = false;
 }
 
-int32_t SlotArg(const Napi::CallbackInfo& info, State* s) {
-  if (info.Length() < 1 || !info[0].IsNumber()) return -1;
-  int32_t id = info[0].As<Napi::Number>().Int32Value();
-  if (id < 0 || static_cast<size_t>(id) >= s->slots.size() || !s->slots[id].used) return -1;
-  return id;
+// The open slot named by info[0] (the caller holds s->mu), or -1 with a RangeError thrown naming `fn`.
+int32_t SlotArg(const Napi::CallbackInfo& info, State* s, const char* fn) {
+  int32_t id = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+  if (id >= 0 && static_cast<size_t>(id) < s->slots.size() && s->slots[id].used) return id;
+  Napi::RangeError::New(info.Env(), std::string(fn) + "(id): no such open slot").ThrowAsJavaScriptException();
+  return -1;
 }
 
 Napi::Value Results(Napi::Env env, Slot& slot) {
@@ -164,11 +166,8 @@ Napi::Value SyncRequest(const Napi::CallbackInfo& info) {
   State* s = state();
   {
     std::lock_guard<std::mutex> lock(s->mu);
-    int32_t id = SlotArg(info, s);
-    if (id < 0) {
-      Napi::RangeError::New(env, "syncRequest(id): no such open slot").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    int32_t id = SlotArg(info, s, "syncRequest");
+    if (id < 0) return env.Undefined();
     if (s->slots[id].wanted) return env.Undefined();
     s->slots[id].wanted = true;
   }
@@ -181,11 +180,8 @@ Napi::Value SyncTake(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* s = state();
   std::lock_guard<std::mutex> lock(s->mu);
-  int32_t id = SlotArg(info, s);
-  if (id < 0) {
-    Napi::RangeError::New(env, "syncTake(id): no such open slot").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  int32_t id = SlotArg(info, s, "syncTake");
+  if (id < 0) return env.Undefined();
   return Results(env, s->slots[id]);
 }
 
@@ -197,11 +193,8 @@ Napi::Value SyncClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* s = state();
   std::unique_lock<std::mutex> lock(s->mu);
-  int32_t id = SlotArg(info, s);
-  if (id < 0) {
-    Napi::RangeError::New(env, "syncClose(id): no such open slot").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  int32_t id = SlotArg(info, s, "syncClose");
+  if (id < 0) return env.Undefined();
   while (s->slots[id].busy) s->idle.wait(lock);
   if (s->slots[id].wanted) {
     s->slots[id].wanted = false;
