@@ -298,9 +298,12 @@ export class ContainerRegistry implements ContainerDirectory {
   eventCounters(max = MAX_CONTAINER_SERIES): { series: Record<string, ContainerEventCounters>; overflow: number } {
     const series: Record<string, ContainerEventCounters> = {};
     let n = 0;
-    // Map order is insertion order: the oldest registrations first, so a container keeps its series while it lives.
-    for (const c of this.live.values()) {
-      if (n++ >= max) break;
+    let overflow = 0;
+    const add = (c: ContainerInfo): void => {
+      if (n++ >= max) {
+        overflow++;
+        return;
+      }
       series[c.contid.toString()] = {
         name: c.meta.name ?? '',
         runtime: c.runtime,
@@ -308,8 +311,13 @@ export class ContainerRegistry implements ContainerDirectory {
         dropped: c.dropped,
         hostOnly: c.hostOnly,
       };
-    }
-    return { series, overflow: Math.max(0, this.live.size - max) };
+    };
+    // Map order is insertion order: the oldest registrations first, so a container keeps its series while it lives.
+    for (const c of this.live.values()) add(c);
+    // A retired container keeps its series through its grace, after the live ones: its late events still count
+    // (noteEvent), and a scrape in the grace sees them before the series ends. One live again is counted as live.
+    for (const c of this.retiring.values()) if (!this.live.has(c.contid)) add(c);
+    return { series, overflow };
   }
 
   /**

@@ -69,8 +69,9 @@ export function hostMetricFamilies(status: Obj): MetricFamily[] {
 }
 
 /**
- * Per-container events, one series per live container labelled with its contid and name (values escaped by the
- * renderer: names are chosen by whoever started the container). The status carries at most MAX_CONTAINER_SERIES of
+ * Per-container events, one series per live container (and per retired one in its retirement grace, whose late events
+ * still count) labelled with its contid and name (values escaped by the renderer: names are chosen by whoever started
+ * the container). The status carries at most MAX_CONTAINER_SERIES of
  * them; the rest are counted, not exported, so a burst of containers cannot grow the scrape without bound.
  */
 function containerFamilies(
@@ -95,7 +96,7 @@ function containerFamilies(
   fam(
     'auditmux_container_series_overflow',
     'gauge',
-    'Live containers left out of the per-container series (over the cap).',
+    'Containers (live, or retired in their grace) left out of the per-container series (over the cap).',
     one(ce.overflow),
   );
 }

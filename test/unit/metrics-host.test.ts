@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { oneAuxYaml, sleep, startEmulatedHost, until } from '../helpers/emulated-host';
 import { MAX_CONTAINER_SERIES } from '../../src/containers/registry';
+import { RETIRE_GRACE_MS } from '../../src/contid/tracker';
 import { freePort } from '../helpers/nats';
 import { scrape } from '../helpers/metrics';
 
@@ -83,8 +84,14 @@ test('per-container events over HTTP: contid/name labels escaped, retired contai
       [25, 'we"b\\1\nx'],
     );
 
-    // A retired container's series disappear; beyond the cap the oldest live ones keep theirs, the rest are counted.
+    // A retired container keeps its series through its grace (its late events still count), then it disappears;
+    // beyond the cap the oldest live ones keep theirs, the rest are counted.
     reg.retire(200n, 'poststop');
+    reg.noteEvent(200n, 0, 0);
+    m = (await scrape(port)).samples;
+    assert.equal(m.get('auditmux_container_host_only_total{contid="200",name=""}'), 1, 'a late event, in the grace');
+    assert.equal(m.get('auditmux_containers_live'), 1);
+    assert.equal(reg.expire(Date.now() + RETIRE_GRACE_MS + 1), 1);
     for (let i = 0; i < MAX_CONTAINER_SERIES + 5; i++)
       reg.register({
         runtime: 'runc',
