@@ -1,4 +1,6 @@
 // Micro-benchmark of the host's record path in-process (emulated kernel, no socket): CPU ns per event, by config.
+// Usage: node dist/bench/pipeline.js [--aux 0,4,20] [--events N] [--per-batch N] [--reps N] [--flush none] [--tagged]
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +23,8 @@ function arg(name: string, def: string): string {
   return i >= 0 ? process.argv[i + 1]! : def;
 }
 
-/** The bench load's event (getppid: SYSCALL + PROCTITLE, then EOE), as kernel payloads with `n`'s serial. */
-function eventPayloads(): (n: number) => { type: number; payload: Buffer }[] {
+/** The bench load's event (getppid: SYSCALL + PROCTITLE, then EOE) of process `pid`, as payloads with `n`'s serial. */
+function eventPayloads(pid: number): (n: number) => { type: number; payload: Buffer }[] {
   const all = readFileSync(FIX, 'utf8')
     .split('\n')
     .filter((l) => l !== '')
@@ -37,7 +39,7 @@ function eventPayloads(): (n: number) => { type: number; payload: Buffer }[] {
       payload: Buffer.from(
         r.payload
           .replace(/^audit\(\d+\.\d+:\d+\)/, stamp)
-          .replace(/ pid=\d+/, ` pid=${process.pid}`)
+          .replace(/ pid=\d+/, ` pid=${pid}`)
           .replace(/ key=\S+/, ' key="ambench"'),
         'latin1',
       ),
@@ -48,8 +50,12 @@ function eventPayloads(): (n: number) => { type: number; payload: Buffer }[] {
 }
 
 /** `batches` receive batches of `perBatch` events each, packed as the addon hands them over. */
-function buildBatches(batches: number, perBatch: number): { buf: Buffer; lengths: Uint32Array; count: number }[] {
-  const ev = eventPayloads();
+function buildBatches(
+  batches: number,
+  perBatch: number,
+  pid: number,
+): { buf: Buffer; lengths: Uint32Array; count: number }[] {
+  const ev = eventPayloads(pid);
   const out = [];
   let n = 0;
   for (let b = 0; b < batches; b++) {
@@ -82,7 +88,11 @@ function yaml(dir: string, aux: number, flush: string): string {
   return lines.join('\n') + '\n';
 }
 
-async function measure(aux: number, flush: string, events: number, perBatch: number): Promise<string> {
+/**
+ * `tagged`: the events are a real process's (a `sleep`) given contid 150 as an orchestrator would, so the tracker is
+ * not quiet and routing adds a CONTAINER_ID record (a container host); else this process's, untagged (no container).
+ */
+async function measure(aux: number, flush: string, events: number, perBatch: number, tagged: boolean): Promise<string> {
   const dir = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'am-pipe-'));
   writeFileSync(join(dir, 'auditmux.yaml'), yaml(dir, aux, flush));
   const kernel = new EmulatedKernel({});
@@ -101,8 +111,14 @@ async function measure(aux: number, flush: string, events: number, perBatch: num
     noControl: true,
   });
   await daemon.start();
+  const child = tagged ? spawn('sleep', ['600'], { stdio: 'ignore' }) : null;
   try {
-    const batches = buildBatches(Math.ceil(events / perBatch), perBatch);
+    let pid = process.pid;
+    if (child) {
+      pid = child.pid!;
+      daemon.contid.set(pid, '150', false, { pid: process.pid, uid: 0, gid: 0 });
+    }
+    const batches = buildBatches(Math.ceil(events / perBatch), perBatch, pid);
     const run = (k: number): void => {
       for (let i = 0; i < k; i++) {
         const b = batches[i % batches.length]!;
@@ -129,8 +145,9 @@ async function measure(aux: number, flush: string, events: number, perBatch: num
     obs.disconnect();
     const n = batches.length * perBatch;
     const nsPerEvent = (us: number): string => ((us * 1000) / n).toFixed(0).padStart(6);
-    return `aux ${String(aux).padStart(2)} flush ${flush.padEnd(4)} ${n} events: wall ${((wall * 1e6) / n).toFixed(0).padStart(5)} ns/ev, cpu user ${nsPerEvent(c.user)} sys ${nsPerEvent(c.system)} ns/ev, gc ${gcs} (${gcMs.toFixed(0)} ms)`;
+    return `${tagged ? 'tagged ' : ''}aux ${String(aux).padStart(2)} flush ${flush.padEnd(4)} ${n} events: wall ${((wall * 1e6) / n).toFixed(0).padStart(5)} ns/ev, cpu user ${nsPerEvent(c.user)} sys ${nsPerEvent(c.system)} ns/ev, gc ${gcs} (${gcMs.toFixed(0)} ms)`;
   } finally {
+    child?.kill();
     await daemon.stop();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -142,8 +159,9 @@ async function main(): Promise<void> {
   const reps = Number(arg('--reps', '3'));
   const auxes = arg('--aux', '0,4,20').split(',').map(Number);
   const flush = arg('--flush', 'none');
+  const tagged = process.argv.includes('--tagged');
   console.log(`node ${process.version}; ${perBatch} events (${perBatch * 3} records) per batch`);
-  for (let r = 0; r < reps; r++) for (const a of auxes) console.log(await measure(a, flush, events, perBatch));
+  for (let r = 0; r < reps; r++) for (const a of auxes) console.log(await measure(a, flush, events, perBatch, tagged));
 }
 
 void main();

@@ -168,16 +168,22 @@ export function replaceField(payload: Buffer, name: string, value: string): Buff
   return out;
 }
 
-/** Appends ` name=value` to a record payload (before any trailing NULs). */
-export function appendField(payload: Buffer, text: string): Buffer {
+/** Appends `suffix` (e.g. ` name=value`, made once by the caller) to a payload, before any trailing NULs. */
+export function appendBytes(payload: Buffer, suffix: Buffer): Buffer {
   let end = payload.length;
   while (end > 0 && payload[end - 1] === 0) end--;
-  return Buffer.concat([payload.subarray(0, end), Buffer.from(' ' + text, 'latin1')]);
+  // One new buffer, every byte of it written here.
+  const out = Buffer.allocUnsafe(end + suffix.length);
+  payload.copy(out, 0, 0, end);
+  suffix.copy(out, end);
+  return out;
 }
 
-/** The `audit(SEC.MSEC:SERIAL)` stamp of a payload, for building records of the same event. */
-export function stampOf(payload: Buffer): string | undefined {
-  const close = payload.indexOf(')', 0, 'latin1');
-  if (payload.toString('latin1', 0, 6) !== 'audit(' || close < 0) return undefined;
-  return payload.toString('latin1', 0, close + 1);
+/** Where the `audit(SEC.MSEC:SERIAL)` stamp of a payload ends (just past its `)`), or -1 when it has none. */
+export function stampEnd(payload: Buffer): number {
+  const p = payload;
+  if (p.length < 7 || p[0] !== 0x61 || p[1] !== 0x75 || p[2] !== 0x64 || p[3] !== 0x69 || p[4] !== 0x74) return -1;
+  if (p[5] !== 0x28) return -1;
+  const close = p.indexOf(0x29, 6);
+  return close < 0 ? -1 : close + 1;
 }

@@ -11,7 +11,7 @@ import { formatChain, parseChains, type Chain } from '../contid/chain';
 import type { ContidTracker } from '../contid/tracker';
 import { Router, type RouteDecision } from './router';
 import {
-  appendField,
+  appendBytes,
   decodeKeys,
   encodeKeys,
   fieldEnd,
@@ -21,7 +21,7 @@ import {
   hexAt,
   intAt,
   replaceField,
-  stampOf,
+  stampEnd,
 } from '../records/fields';
 import { bodyStartOf } from '../records/record';
 import { Machine } from '../vocab/arch';
@@ -107,6 +107,8 @@ interface KeySet {
 }
 
 const NO_CHAINS: Chain[] = [];
+/** What links a SYSCALL record to the CONTAINER_ID record before it (the patch set's form). */
+const RECORD_1 = Buffer.from(' record=1', 'latin1');
 /** An event without a SYSCALL record has no keys. */
 const NO_KEYS: KeySet = { raw: '', full: [], user: [], owners: [], tracking: false };
 
@@ -199,6 +201,8 @@ export class Pipeline {
   private readonly decisionScratch: RouteDecision = { daemons: [], matched: [] };
   /** The key field of the last event: a rule's events come in runs, so its decoded keys are kept for the next. */
   private lastKeys: KeySet = { raw: '(null)', full: [], user: [], owners: [], tracking: false };
+  private lastChain: Chain | null = null;
+  private lastTail = Buffer.alloc(0);
   constructor(public opts: PipelineOptions) {}
 
   /** The event's keys from the SYSCALL key field (quoted, hex-joined or (null)), decoded once per distinct field. */
@@ -349,6 +353,18 @@ export class Pipeline {
     return result;
   }
 
+  /**
+   * `: record=1 contid=CHAIN` for the last chain asked about: a process tree's events share one chain object (the
+   * tracker's entry), so a run of them formats it once.
+   */
+  private contidTail(chain: Chain): Buffer {
+    if (chain !== this.lastChain) {
+      this.lastChain = chain;
+      this.lastTail = Buffer.from(`: record=1 contid=${formatChain(chain)}`, 'latin1');
+    }
+    return this.lastTail;
+  }
+
   private shape(
     records: EventRecord[],
     v: EventView,
@@ -369,14 +385,16 @@ export class Pipeline {
           p = replaceField(p, 'key', encodeKeys(keys));
         }
         if (synth) {
-          const stamp = stampOf(p);
-          if (stamp) {
-            // The patch set logs CONTAINER_ID before the SYSCALL record it qualifies, linked by record=1.
-            out.push({
-              type: AUDITMUX_CONTAINER_ID,
-              payload: Buffer.from(`${stamp}: record=1 contid=${formatChain(v.chains[0]!)}`, 'latin1'),
-            });
-            p = appendField(p, 'record=1');
+          const end = stampEnd(p);
+          if (end > 0) {
+            // The patch set logs CONTAINER_ID before the SYSCALL record it qualifies, linked by record=1: the event's
+            // stamp, then `: record=1 contid=CHAIN` (the chain's bytes made once per chain, not per event).
+            const tail = this.contidTail(v.chains[0]!);
+            const cid = Buffer.allocUnsafe(end + tail.length);
+            p.copy(cid, 0, 0, end);
+            tail.copy(cid, end);
+            out.push({ type: AUDITMUX_CONTAINER_ID, payload: cid });
+            p = appendBytes(p, RECORD_1);
           }
         }
         r = { type: r.type, payload: p };

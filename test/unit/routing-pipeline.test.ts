@@ -5,7 +5,15 @@ import { parseConfig } from '../../src/config';
 import { Router } from '../../src/routing/router';
 import { ContidTracker } from '../../src/contid/tracker';
 import { Pipeline, OWNER_TAG_PREFIX, TRACK_KEY } from '../../src/routing/pipeline';
-import { decodeKeys, encodeKeys, fieldInt, fieldText, replaceField } from '../../src/records/fields';
+import {
+  appendBytes,
+  decodeKeys,
+  encodeKeys,
+  fieldInt,
+  fieldText,
+  replaceField,
+  stampEnd,
+} from '../../src/records/fields';
 import type { ProcReader } from '../../src/contid/proc';
 import { AUDITMUX_CONTAINER_ID } from '../../src/kernel/constants';
 import { intBelow, prng } from '../helpers/prng';
@@ -110,6 +118,30 @@ describe('event fields', () => {
         const expected = join(fields.map(([k, v]) => [k, k === name ? nv : v]));
         assert.equal(replaceField(p, name, nv).toString('latin1'), expected, `${text} ${name}`);
       }
+    }
+  });
+});
+
+describe('event fields: the stamp and an appended field, byte for byte (fixed seed)', () => {
+  it('stampEnd and appendBytes give what the text forms give on 3000 generated payloads', () => {
+    const next = prng(0xc0de);
+    const pieces = ['audit(', 'audit(1700000000.123:45)', ': ', 'pid=5', ')', 'x', '\u00e9', ' key="k"', '\0'];
+    for (let n = 0; n < 3000; n++) {
+      let text = intBelow(next, 4) === 0 ? '' : 'audit(1700000000.000:1): arch=c000003e';
+      for (let k = intBelow(next, 6); k > 0; k--) text += pieces[intBelow(next, pieces.length)]!;
+      const p = Buffer.from(text, 'latin1');
+      // The text forms: the stamp is everything up to the first ')' of a payload that begins `audit(`.
+      const close = text.indexOf(')');
+      const stamp = text.startsWith('audit(') && close >= 0 ? text.slice(0, close + 1) : undefined;
+      const end = stampEnd(p);
+      assert.equal(end < 0 ? undefined : p.toString('latin1', 0, end), stamp, JSON.stringify(text));
+      const field = intBelow(next, 2) === 0 ? 'record=1' : 'x=\u00ff';
+      const expected = `${text.replace(/\0+$/, '')} ${field}`;
+      assert.equal(
+        appendBytes(p, Buffer.from(` ${field}`, 'latin1')).toString('latin1'),
+        expected,
+        JSON.stringify(text),
+      );
     }
   });
 });
