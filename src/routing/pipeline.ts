@@ -202,6 +202,9 @@ export class Pipeline {
   /** The key field of the last event: a rule's events come in runs, so its decoded keys are kept for the next. */
   private lastKeys: KeySet = { raw: '(null)', full: [], user: [], owners: [], tracking: false };
   private lastChain: Chain | null = null;
+  /** The event being routed and its records as shape() made them for every destination (route() clears both). */
+  private shapedFrom: EventRecord[] | null = null;
+  private shaped: EventRecord[] | null = null;
   private lastTail = Buffer.alloc(0);
   constructor(public opts: PipelineOptions) {}
 
@@ -322,18 +325,7 @@ export class Pipeline {
     const result = into ?? { destinations: [], chain: null };
     const out = result.destinations;
     let n = 0;
-    // Without a key to rewrite per owner every destination gets the same records: shaped once (on a mainline kernel
-    // that is one CONTAINER_ID record and one SYSCALL copy per event, not one per destination); nobody changes them.
-    const perOwner = v.syscallIndex >= 0 && (v.owners.length > 0 || v.tracking);
-    let same: EventRecord[] | null = null;
-    for (const d of decision.daemons)
-      n = put(
-        out,
-        n,
-        into !== undefined,
-        d,
-        perOwner ? this.shape(records, v, d, keysByOwner) : (same ??= this.shape(records, v, d, keysByOwner)),
-      );
+    for (const d of decision.daemons) n = put(out, n, into !== undefined, d, this.shape(records, v, d, keysByOwner));
     if (decision.daemons.length) this.counters.routed++;
     else this.counters.unrouted++;
     if (decision.daemons.length > 1) this.counters.fanout += decision.daemons.length - 1;
@@ -341,14 +333,10 @@ export class Pipeline {
       // Produced only by the fork/exit tracking rule: state for the tracker, not an event anyone asked for.
       this.counters.trackingOnly++;
     } else if (this.opts.keep === 'all' || decision.daemons.length === 0)
-      n = put(
-        out,
-        n,
-        into !== undefined,
-        null,
-        perOwner ? this.shape(records, v, null, keysByOwner) : (same ?? this.shape(records, v, null, keysByOwner)),
-      );
+      n = put(out, n, into !== undefined, null, this.shape(records, v, null, keysByOwner));
     if (out.length !== n) out.length = n;
+    this.shapedFrom = null;
+    this.shaped = null;
     result.chain = v.chains[0] ?? null;
     return result;
   }
@@ -371,10 +359,12 @@ export class Pipeline {
     owner: string | null,
     keysByOwner?: (owner: string | null, fullKeys: string[]) => string[],
   ): EventRecord[] {
-    // Keep in step with route()'s perOwner: only this makes one destination's records differ from another's.
     const needsKeyRewrite = v.syscallIndex >= 0 && (v.owners.length > 0 || v.tracking);
     const synth = !this.opts.contidKernel && v.chains.length > 0 && v.syscallIndex >= 0;
     if (!needsKeyRewrite && !synth) return records;
+    // Without a key to rewrite per owner every destination of the event gets the same records: shaped once (one
+    // CONTAINER_ID record and one SYSCALL copy per event, not one per destination); nobody changes them.
+    if (!needsKeyRewrite && this.shapedFrom === records) return this.shaped!;
     const out: EventRecord[] = [];
     for (let i = 0; i < records.length; i++) {
       let r = records[i]!;
@@ -400,6 +390,10 @@ export class Pipeline {
         r = { type: r.type, payload: p };
       }
       out.push(r);
+    }
+    if (!needsKeyRewrite) {
+      this.shapedFrom = records;
+      this.shaped = out;
     }
     return out;
   }
