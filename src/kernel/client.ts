@@ -37,7 +37,7 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-/** Reply types the kernel sends for requests (everything else from the kernel is a record). */
+/** Reply types the kernel sends for requests (all below FIRST_USER_MSG); any other type is a record. */
 const REPLY_TYPES = new Set<number>([
   NLMSG_ERROR,
   NLMSG_DONE,
@@ -137,7 +137,8 @@ export class AuditClient {
       if (raw & TRUNCATED_FLAG) this.counters.truncated++;
       if (dlen >= NLMSG_HDRLEN) {
         const type = batch.readUInt16LE(off + 4);
-        if (REPLY_TYPES.has(type)) this.onControl(batch, off, end);
+        // Every reply type is below the first record type (1100): a record costs a compare, not a set lookup.
+        if (type < MsgType.FIRST_USER_MSG && REPLY_TYPES.has(type)) this.onControl(batch, off, end);
         else if (type !== MsgType.REPLACE) {
           // (AUDIT_REPLACE, dropped, is the kernel probing the registered daemon with its binary pid on every
           // AUDIT_SET of the pid, our own shutdown included: not a record, and auditd drops it too.)

@@ -33,7 +33,8 @@ interface NativeModule {
   notifySocket(path: string, message: string, fd?: number): void;
   /** The background fsync thread (native/log_sync.cc); see src/output/log/file.ts's Syncer. */
   syncOpen(fd: number): number;
-  syncRequest(id: number): void;
+  /** The syncs completed so far, or -errno for the first failure not read before (syncTake's answer in a number). */
+  syncRequest(id: number): number;
   syncTake(id: number): [number, number];
   syncClose(id: number): [number, number];
 }

@@ -25,7 +25,6 @@ const C_DOT = 0x2e;
 const C_0 = 0x30;
 const C_9 = 0x39;
 const C_COLON = 0x3a;
-const AUDIT_PREFIX = Buffer.from('audit(', 'latin1');
 
 /** End of the meaningful payload: the kernel may NUL-terminate or NUL-pad, and auditd stops at the first NUL. */
 export function payloadEnd(buf: Buffer, start: number, end: number): number {
@@ -64,49 +63,58 @@ export function parseHeaderAt(
   start: number,
   n: number,
 ): void {
-  rec.malformed = true;
-  rec.sec = 0;
-  rec.msec = 0;
-  rec.serial = 0;
-  rec.bodyStart = 0;
-  if (n - start < 12) return;
-  for (let k = 0; k < 6; k++) if (b[start + k] !== AUDIT_PREFIX[k]) return;
+  // Parsed into locals and stored once: the callers' records come in two shapes (AuditRecord, the EOE stamp), so
+  // each store is a polymorphic one; a malformed header stores the zeros instead.
   let i = start + 6;
   let sec = 0;
-  let digits = 0;
-  while (i < n && b[i]! >= C_0 && b[i]! <= C_9 && digits < 16) {
-    sec = sec * 10 + (b[i]! - C_0);
-    i++;
-    digits++;
-  }
-  if (digits === 0 || i >= n || b[i] !== C_DOT) return;
-  i++;
   let msec = 0;
-  digits = 0;
-  while (i < n && b[i]! >= C_0 && b[i]! <= C_9 && digits < 9) {
-    msec = msec * 10 + (b[i]! - C_0);
-    i++;
-    digits++;
-  }
-  if (digits === 0 || i >= n || b[i] !== C_COLON) return;
-  i++;
   let serial = 0;
-  digits = 0;
-  while (i < n && b[i]! >= C_0 && b[i]! <= C_9 && digits < 16) {
-    serial = serial * 10 + (b[i]! - C_0);
-    i++;
-    digits++;
+  let ok = false;
+  // `audit(`, byte by byte against constants (no table load per byte).
+  if (
+    n - start >= 12 &&
+    b[start] === 0x61 &&
+    b[start + 1] === 0x75 &&
+    b[start + 2] === 0x64 &&
+    b[start + 3] === 0x69 &&
+    b[start + 4] === 0x74 &&
+    b[start + 5] === 0x28
+  ) {
+    let digits = 0;
+    while (i < n && b[i]! >= C_0 && b[i]! <= C_9 && digits < 16) {
+      sec = sec * 10 + (b[i]! - C_0);
+      i++;
+      digits++;
+    }
+    if (digits !== 0 && i < n && b[i] === C_DOT) {
+      i++;
+      digits = 0;
+      while (i < n && b[i]! >= C_0 && b[i]! <= C_9 && digits < 9) {
+        msec = msec * 10 + (b[i]! - C_0);
+        i++;
+        digits++;
+      }
+      if (digits !== 0 && i < n && b[i] === C_COLON) {
+        i++;
+        digits = 0;
+        while (i < n && b[i]! >= C_0 && b[i]! <= C_9 && digits < 16) {
+          serial = serial * 10 + (b[i]! - C_0);
+          i++;
+          digits++;
+        }
+        if (digits !== 0 && i + 1 < n && b[i] === C_RPAREN && b[i + 1] === C_COLON) {
+          i += 2;
+          if (i < n && b[i] === C_SPACE) i++;
+          ok = true;
+        }
+      }
+    }
   }
-  if (digits === 0 || i >= n || b[i] !== C_RPAREN) return;
-  i++;
-  if (i >= n || b[i] !== C_COLON) return;
-  i++;
-  if (i < n && b[i] === C_SPACE) i++;
-  rec.sec = sec;
-  rec.msec = msec;
-  rec.serial = serial;
-  rec.bodyStart = i - start;
-  rec.malformed = false;
+  rec.malformed = !ok;
+  rec.sec = ok ? sec : 0;
+  rec.msec = ok ? msec : 0;
+  rec.serial = ok ? serial : 0;
+  rec.bodyStart = ok ? i - start : 0;
 }
 
 /** Where the fields of a payload start (after `audit(...): `), or 0 when the header is malformed. */

@@ -33,18 +33,35 @@ test('the native thread syncs a file, counts it, and reports a failing fsync by 
   const dev = fs.openSync('/dev/null', 'a');
   try {
     const a = native().syncOpen(fd);
-    native().syncRequest(a);
+    assert.equal(native().syncRequest(a), 0, 'a request answers with the syncs completed before it');
     assert.deepEqual(await taken(a, 1), [1, 0]);
+    // The thread is asleep again between requests: each one must wake it and be answered with the count so far.
+    for (let n = 2; n <= 4; n++) {
+      assert.equal(native().syncRequest(a), n - 1);
+      assert.deepEqual(await taken(a, n), [n, 0]);
+    }
     const b = native().syncOpen(dev);
     assert.notEqual(b, a);
+    // Two requests back to back: the second finds the thread woken (or busy) and is served all the same.
+    native().syncRequest(a);
     native().syncRequest(b);
+    assert.deepEqual(await taken(a, 5), [5, 0]);
     assert.deepEqual(await taken(b, 1), [0, 22]);
     assert.deepEqual(native().syncTake(b), [0, 0], 'an errno is read once');
-    assert.deepEqual(native().syncClose(b), [0, 0]);
+    // A failure waiting to be read is the request's answer instead of the count (the thread then fails again).
+    native().syncRequest(b);
+    let answer = 0;
+    for (let i = 0; i < 500 && answer === 0; i++) {
+      await sleep(10);
+      answer = native().syncRequest(b);
+    }
+    assert.equal(answer, -22);
+    // That request asked for one more sync, which fails too: the close waits for it or runs it, and says so.
+    assert.deepEqual(native().syncClose(b), [0, 22]);
     assert.throws(() => native().syncTake(b), /no such open slot/);
     assert.throws(() => native().syncClose(b), /no such open slot/);
     assert.throws(() => native().syncRequest(b), /no such open slot/);
-    assert.deepEqual(native().syncClose(a), [1, 0]);
+    assert.deepEqual(native().syncClose(a), [5, 0]);
     assert.throws(
       () => native().syncOpen(1_000_000),
       (e: NodeJS.ErrnoException) => e.code === 'EBADF' && e.errno === 9 && e.syscall === 'fcntl',
@@ -111,8 +128,11 @@ class StagedSyncer implements Syncer {
     this.calls.push(`open ${this.next}`);
     return this.next++;
   }
-  request(id: number): void {
+  request(id: number): number {
     this.calls.push(`request ${id}`);
+    const e = this.errno;
+    this.errno = 0;
+    return e ? -e : this.done;
   }
   take(id: number): [number, number] {
     this.calls.push(`take ${id}`);
@@ -143,20 +163,23 @@ test('a log counts the thread\u2019s syncs, reports its errors as fsync errors, 
   try {
     f.open();
     f.sync('incremental_async');
-    assert.deepEqual(syncer.calls, ['open 7', 'take 7', 'request 7'], 'a slot at the first request');
+    assert.deepEqual(syncer.calls, ['open 7', 'request 7'], 'a slot at the first request, its results read with it');
+    syncer.done = 1;
+    f.sync('incremental_async');
+    assert.equal(f.counters.fsyncs, 1, 'counted from the request’s answer');
     syncer.done = 2;
     syncer.errno = 5;
     f.sync('incremental_async');
-    assert.deepEqual(syncer.calls.slice(3, 5), ['take 7', 'request 7'], 'results read at each request');
+    assert.deepEqual(syncer.calls.slice(2), ['request 7', 'request 7', 'take 7'], 'a failure: the count read apart');
     assert.deepEqual(reports, ['fsync: EIO']);
     assert.equal(f.counters.fsyncs, 2);
-    assert.equal(f.counters.syncRequests, 2);
+    assert.equal(f.counters.syncRequests, 3);
     f.seal();
     assert.deepEqual(syncer.calls.slice(-1), ['close 7'], 'the slot closed (its results come with the close)');
     f.open();
     syncer.done = 0;
     f.sync('incremental_async');
-    assert.deepEqual(syncer.calls.slice(-3), ['open 8', 'take 8', 'request 8'], 'the new file has a slot of its own');
+    assert.deepEqual(syncer.calls.slice(-2), ['open 8', 'request 8'], 'the new file has a slot of its own');
     const asked = syncer.calls.length;
     f.sync('none');
     f.sync('data');

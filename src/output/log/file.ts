@@ -19,13 +19,14 @@ export interface LogFileCounters {
 
 /**
  * The process's background fsync thread (native/log_sync.cc), as auditd's flush thread: `open` gives it its own
- * duplicate of a log's descriptor, `request` asks for an fsync (one more after any in progress), `take` reads how
- * many completed and the first errno not read before, `close` finishes what was asked and gives the last results;
- * nothing wakes the event loop when a sync ends.
+ * duplicate of a log's descriptor, `take` reads how many completed and the first errno not read before, `request`
+ * asks for an fsync (one more after any in progress) and answers as `take` does, in one number (one call per batch),
+ * `close` finishes what was asked and gives the last results; nothing wakes the event loop when a sync ends.
  */
 export interface Syncer {
   open(fd: number): number;
-  request(id: number): void;
+  /** The syncs completed so far, or -errno for the first failure not read before. */
+  request(id: number): number;
   take(id: number): [done: number, errno: number];
   /** Finishes what was asked (the running sync, one asked for and not started), closes, returns the last results. */
   close(id: number): [done: number, errno: number];
@@ -135,8 +136,10 @@ export class LogFile {
           this.counters.fsyncs++;
           return;
         }
-        this.takeSyncs();
-        this.syncer.request(this.syncSlot);
+        const r = this.syncer.request(this.syncSlot);
+        // A failure comes without the count: read it apart (rare), the failure kept as the one to report.
+        if (r >= 0) this.count(r, 0);
+        else this.count(this.syncer.take(this.syncSlot)[0], -r);
         // Last: a disk action the error sets off (a rotation) finds this file's state complete.
         this.reportSyncError();
       }
@@ -205,10 +208,10 @@ export class LogFile {
    */
   takeSyncs(): void {
     if (this.syncSlot < 0) return;
-    this.count(this.syncer.take(this.syncSlot));
+    this.count(...this.syncer.take(this.syncSlot));
   }
 
-  private count([done, errno]: [number, number]): void {
+  private count(done: number, errno: number): void {
     this.counters.fsyncs += done - this.syncsTaken;
     this.syncsTaken = done;
     if (errno !== 0 && this.syncErrno === 0) this.syncErrno = errno;
@@ -226,7 +229,7 @@ export class LogFile {
     if (this.syncSlot < 0) return;
     const slot = this.syncSlot;
     this.syncSlot = -1;
-    this.count(this.syncer.close(slot));
+    this.count(...this.syncer.close(slot));
   }
 }
 
