@@ -22,18 +22,37 @@ export interface DaemonSpec {
    * otherwise `incremental_async` with `freq: 50` as auditd's config here has (a write and an fsync every 50 records).
    */
   nosync: boolean;
+  /**
+   * `-tagged`: the generator gets a container ID (`auditmux contid set`) before its first call, so every event is a
+   * container's: the tracker follows it, the events carry a CONTAINER_ID record, and the route to the last auxiliary
+   * daemon names that ID. The cost of attribution on a container host.
+   */
+  tagged: boolean;
 }
+
+/** The container ID a `-tagged` measurement gives the generator (outside every route's range that must miss). */
+export const BENCH_CONTID = '424242';
 
 export function parseDaemon(name: string): DaemonSpec {
   // creader-sync: the C reader with the bench's flush promise too (an fsync on its own thread every 50 records).
   // -2logs: every batch written to a second file too (synced by the same thread with -sync), counted as an auxiliary
   // log: the floor for an auxiliary daemon that takes every event, to set -auxN against.
   const c = /^creader(-sync)?(-2logs)?$/.exec(name);
-  if (c) return { name, kind: 'creader', format: 'RAW', aux: c[2] ? 1 : 0, isolation: 'inline', nosync: !c[1] };
-  const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+)(-proc)?)?(-nosync)?$/.exec(name);
-  if (!m || (m[1] === 'auditd' && (m[3] || m[5]))) {
+  if (c) {
+    return {
+      name,
+      kind: 'creader',
+      format: 'RAW',
+      aux: c[2] ? 1 : 0,
+      isolation: 'inline',
+      nosync: !c[1],
+      tagged: false,
+    };
+  }
+  const m = /^(auditd|auditmux)-(raw|enriched)(?:-aux(\d+)(-proc)?)?(-nosync)?(-tagged)?$/.exec(name);
+  if (!m || (m[1] === 'auditd' && (m[3] || m[5] || m[6]))) {
     throw new Error(
-      `unknown daemon "${name}": creader[-sync][-2logs]|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]][-nosync]`,
+      `unknown daemon "${name}": creader[-sync][-2logs]|auditd-raw|auditd-enriched|auditmux-raw|auditmux-enriched[-auxN[-proc]][-nosync][-tagged]`,
     );
   }
   return {
@@ -43,6 +62,7 @@ export function parseDaemon(name: string): DaemonSpec {
     aux: Number(m[3] ?? 0),
     isolation: m[4] ? 'process' : 'inline',
     nosync: Boolean(m[5]),
+    tagged: Boolean(m[6]),
   };
 }
 
@@ -141,12 +161,13 @@ export function auditmuxConf(dir: string, spec: DaemonSpec): string {
     for (const n of names)
       lines.push(`  - { name: ${n}, log: ${log(join(dir, 'log', `${n}.log`))}, isolation: ${spec.isolation} }`);
     // Routes that miss come first so every event pays for walking the table; the last one sends the bench events
-    // (no container id on a mainline kernel) to one auxiliary daemon, while the host keeps everything.
+    // (no container ID, or with -tagged the generator's) to one auxiliary daemon, while the host keeps everything.
     lines.push('routes:');
     names
       .slice(0, -1)
       .forEach((n, i) => lines.push(`  - { contid: "${(i + 1) * 100}-${(i + 1) * 100 + 99}", daemons: [${n}] }`));
-    lines.push(`  - { contid: unset, keys: [ambench], daemons: [${names[names.length - 1]}] }`);
+    const contid = spec.tagged ? `"${BENCH_CONTID}"` : 'unset';
+    lines.push(`  - { contid: ${contid}, keys: [ambench], daemons: [${names[names.length - 1]}] }`);
   }
   return lines.join('\n') + '\n';
 }

@@ -26,25 +26,43 @@ export interface GenResult {
   cpu: number;
 }
 
+/**
+ * Runs the generator to its end. `before(pid)`: done to the generator's process before its first call (it waits for a
+ * byte on stdin meanwhile), e.g. giving it a container ID.
+ */
 export async function runLoadgen(
   bin: string,
   mode: string,
   rate: number,
   duration: number,
   cwd: string,
+  before?: (pid: number) => Promise<void>,
 ): Promise<GenResult> {
   const child = track(
     spawn(bin, [mode, String(rate), String(duration), 'target'], {
       cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [before ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       detached: true,
+      ...(before ? { env: { ...process.env, LOADGEN_WAIT_STDIN: '1' } } : {}),
     }),
   );
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((res) => child.once('exit', (c) => res(c)));
+  const exited = new Promise<number | null>((res) => child.once('exit', (c) => res(c)));
+  if (before) {
+    try {
+      await before(child.pid!);
+    } catch (e) {
+      // End of input without the start byte: the generator exits without a call.
+      child.stdin!.end();
+      await exited;
+      throw e;
+    }
+    child.stdin!.end(Buffer.from('g'));
+  }
+  const code = await exited;
   if (code !== 0) throw new Error(`loadgen exited ${code}: ${err}`);
   return JSON.parse(out) as GenResult;
 }

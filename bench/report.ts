@@ -327,6 +327,26 @@ export function renderMarkdown(info: RunInfo): string {
     out.push('');
   }
 
+  /** One row per rate and (daemon, base) pair: the ratios of their medians of CPU per event and of peak RSS. */
+  const ratioRows = (pairs: readonly (readonly [string, string])[]): string[] => {
+    const rows: string[] = [];
+    for (const rate of info.rates) {
+      for (const [d, base] of pairs) {
+        const a = gs.find((g) => g.rate === rate && g.daemon === d);
+        const b = gs.find((g) => g.rate === rate && g.daemon === base);
+        if (!a?.ok.length || !b?.ok.length) continue;
+        const ratio = (f: (s: Sample) => number): string => {
+          const y = pick(b, f)!.med;
+          return y === 0 ? '∞' : fmt(pick(a, f)!.med / y, 2);
+        };
+        rows.push(
+          `| ${rateLabel(rate)} | ${d} / ${base} | ${ratio((s) => s.cpuPer100k)} | ${ratio((s) => s.peakRssKiB)} |`,
+        );
+      }
+    }
+    return rows;
+  };
+
   // What a daemon that takes every event adds: -auxN against the host alone, beside what a second log costs the C
   // reader (creader[-sync]-2logs against creader[-sync]), the least a second file of the same lines can cost.
   const extra: [string, string][] = [];
@@ -345,20 +365,24 @@ export function renderMarkdown(info: RunInfo): string {
     );
     out.push('| rate | comparison | CPU per event | peak RSS |');
     out.push('|---|---|---|---|');
-    for (const rate of info.rates) {
-      for (const [d, base] of extra) {
-        const a = gs.find((g) => g.rate === rate && g.daemon === d);
-        const b = gs.find((g) => g.rate === rate && g.daemon === base);
-        if (!a?.ok.length || !b?.ok.length) continue;
-        const ratio = (f: (s: Sample) => number): string => {
-          const y = pick(b, f)!.med;
-          return y === 0 ? '∞' : fmt(pick(a, f)!.med / y, 2);
-        };
-        out.push(
-          `| ${rateLabel(rate)} | ${d} / ${base} | ${ratio((s) => s.cpuPer100k)} | ${ratio((s) => s.peakRssKiB)} |`,
-        );
-      }
-    }
+    out.push(...ratioRows(extra));
+    out.push('');
+  }
+
+  // What attribution costs: a -tagged daemon (every event a container's) against the same daemon untagged.
+  const tagged = info.daemons
+    .map((d) => [d, /^(.*)-tagged$/.exec(d)?.[1]] as const)
+    .filter((p): p is readonly [string, string] => p[1] !== undefined && info.daemons.includes(p[1]));
+  if (tagged.length) {
+    out.push("## Container attribution: every event a container's, against the same daemon untagged, same run", '');
+    out.push(
+      '`-tagged`: the generator is given a container ID (`auditmux contid set`) before its first call, so the tracker',
+      'follows it, every event gets its CONTAINER_ID record, and the route to the auxiliary daemon names that ID.',
+      '',
+      '| rate | comparison | CPU per event | peak RSS |',
+      '|---|---|---|---|',
+    );
+    out.push(...ratioRows(tagged));
     out.push('');
   }
 

@@ -1,9 +1,9 @@
 // `npm run bench`: drives auditd and auditmux through the same audited load, restores the kernel, writes the report.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { auditctl, KernelGuard, status } from './kernel';
 import {
   otherCpuSeconds,
@@ -15,7 +15,18 @@ import {
 } from './proctree';
 import { countEvents } from './logcount';
 import { buildLoadgen, KEY, ruleArgs, runLoadgen } from './loadgen-run';
-import { isGone, liveChildren, parseDaemon, repoRoot, startDaemon, stopDaemon, type DaemonSpec } from './daemons';
+import {
+  auditmuxBin,
+  BENCH_CONTID,
+  isGone,
+  liveChildren,
+  parseDaemon,
+  repoRoot,
+  startDaemon,
+  stopDaemon,
+  type DaemonSpec,
+} from './daemons';
+import { TRACK_KEY } from '../src/routing/pipeline';
 import { rateLabel, renderMarkdown, type Machine, type RunInfo, type Sample } from './report';
 
 /** Re-measurements after another process changed the audit state, and after a measurement on a busy host. */
@@ -26,11 +37,12 @@ const USAGE = `usage: node dist/bench/run.js [options]   (root; Debian auditd in
                      (default 10000,20000,30000,40000,50000,60000,80000,max)
   --reps N           repetitions of every (rate, daemon) (default 3)
   --duration S       seconds of load per measurement (default 5)
-  --daemons LIST     creader[-sync][-2logs],auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched[,auditmux-<fmt>-auxN[-proc]][-nosync]
+  --daemons LIST     creader[-sync][-2logs],auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched[,auditmux-<fmt>-auxN[-proc]][-nosync][-tagged]
                      (default: the C readers, the four, then auditmux-raw-aux4, -aux20 and -aux4-proc; -auxN: N inline auxiliary daemons,
                      -auxN-proc: each in its own process; -nosync: logs with flush: none, as creader writes;
                      creader-sync: creader with an fsync every 50 records, as the auditmux logs' incremental_async;
-                     -2logs: creader writing (and syncing) a second log too, the floor for -auxN's extra log)
+                     -2logs: creader writing (and syncing) a second log too, the floor for -auxN's extra log;
+                     -tagged: the generator gets a container ID before its first call, as a container's process)
   --mode M           getppid (SYSCALL, PROCTITLE) or open (openat: SYSCALL, CWD, PATH, PROCTITLE) (default getppid)
   --cpu-prof         run auditmux under node --cpu-prof; profiles go to --cpu-prof-dir
   --cpu-prof-dir D   (default bench/results/cpu-prof)
@@ -43,6 +55,7 @@ const USAGE = `usage: node dist/bench/run.js [options]   (root; Debian auditd in
   --from-json FILE   only rewrite --doc from the samples in FILE (a --json of an earlier run); no root needed`;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const execFileP = promisify(execFile);
 
 interface Options {
   rates: number[];
@@ -177,14 +190,22 @@ class Interference extends Error {}
  * The audit subsystem is one per host and anyone root can change it (other sessions' kernel tests do, with
  * `auditctl -D` among them); a measurement is only kept if our rule and settings were still in place at its end.
  */
-async function checkUndisturbed(s: Awaited<ReturnType<typeof status>>, daemonPid: number): Promise<void> {
+/** `tracking`: the daemon's own fork/exit tracking rules are expected (a -tagged run gave a process a contid). */
+async function checkUndisturbed(
+  s: Awaited<ReturnType<typeof status>>,
+  daemonPid: number,
+  tracking = false,
+): Promise<void> {
   const rules = await auditctl('-l');
   const problems: string[] = [];
   if (s.pid !== daemonPid) problems.push(`daemon pid ${s.pid}, expected ${daemonPid}`);
   if (s.enabled !== 1) problems.push(`enabled ${s.enabled}`);
   if (s.backlogLimit !== 8192 || s.backlogWaitTime !== 0)
     problems.push(`backlog_limit ${s.backlogLimit} backlog_wait_time ${s.backlogWaitTime}`);
-  const lines = rules.trim().split('\n');
+  const lines = rules
+    .trim()
+    .split('\n')
+    .filter((l) => !(tracking && l.includes(`key=${TRACK_KEY}`)));
   if (lines.length !== 1 || !lines[0]!.includes(`key=${KEY}`))
     problems.push(`rules: ${rules.trim().replace(/\n/g, ' | ')}`);
   if (problems.length) throw new Interference(`audit state changed by another process: ${problems.join('; ')}`);
@@ -239,12 +260,27 @@ async function measure(
     await sleep(300);
     const before = await status();
     await checkUndisturbed(before, d.pid);
-    const t0 = performance.now();
-    const other0 = otherCpuSeconds(process.pid);
-    const kaud0 = kauditdCpuSeconds();
-    const cpu0 = treeCpuSeconds(d.pid);
-    const threads0 = threadCpuSeconds(d.pid);
-    const g = await runLoadgen(gen, o.mode, rate, o.duration, dir);
+    let t0 = 0;
+    let other0 = 0;
+    let kaud0 = 0;
+    let cpu0 = 0;
+    let threads0: ReturnType<typeof threadCpuSeconds> = {};
+    const startClock = (): void => {
+      t0 = performance.now();
+      other0 = otherCpuSeconds(process.pid);
+      kaud0 = kauditdCpuSeconds();
+      cpu0 = treeCpuSeconds(d.pid);
+      threads0 = threadCpuSeconds(d.pid);
+    };
+    // -tagged: the generator waits while the daemon is told its container ID; the clock starts after that.
+    const tag = spec.tagged
+      ? async (pid: number): Promise<void> => {
+          await execFileP(auditmuxBin, ['contid', 'set', String(pid), BENCH_CONTID, '-c', join(dir, 'auditmux.yaml')]);
+          startClock();
+        }
+      : undefined;
+    if (!tag) startClock();
+    const g = await runLoadgen(gen, o.mode, rate, o.duration, dir, tag);
     const drain = await waitDrained(d.logFile, performance.now(), o.drainTimeout);
     const cpu1 = treeCpuSeconds(d.pid);
     const threads = threadCpuDelta(threads0, threadCpuSeconds(d.pid));
@@ -257,7 +293,7 @@ async function measure(
       throw new Error(`${spec.name} died during the run (${d.child.exitCode ?? d.child.signalCode}):\n${d.output()}`);
     }
     const after = await status();
-    await checkUndisturbed(after, d.pid);
+    await checkUndisturbed(after, d.pid, spec.tagged);
     await deleteRule(o.mode, gen);
     const code = await stopDaemon(d);
     if (code !== 0) base.error = `${spec.name} exited ${code} on SIGTERM: ${d.output().slice(-500)}`;
