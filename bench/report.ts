@@ -327,9 +327,20 @@ export function renderMarkdown(info: RunInfo): string {
     out.push('');
   }
 
-  /** One row per rate and (daemon, base) pair: the ratios of their medians of CPU per event and of peak RSS. */
-  const ratioRows = (pairs: readonly (readonly [string, string])[]): string[] => {
-    const rows: string[] = [];
+  /**
+   * A section of one row per rate and (daemon, base) pair: the ratios of their medians of CPU per event and of peak
+   * RSS. Nothing when no pair was run.
+   */
+  const ratioSection = (title: string, intro: string[], pairs: readonly (readonly [string, string])[]): string[] => {
+    if (!pairs.length) return [];
+    const rows = [
+      `## ${title}`,
+      '',
+      ...intro,
+      '',
+      '| rate | comparison | CPU per event | peak RSS |',
+      '|---|---|---|---|',
+    ];
     for (const rate of info.rates) {
       for (const [d, base] of pairs) {
         const a = gs.find((g) => g.rate === rate && g.daemon === d);
@@ -344,6 +355,7 @@ export function renderMarkdown(info: RunInfo): string {
         );
       }
     }
+    rows.push('');
     return rows;
   };
 
@@ -356,35 +368,31 @@ export function renderMarkdown(info: RunInfo): string {
     const base = a ? a[1]! + (a[2] ?? '') : c ? c[1]! : null;
     if (base && info.daemons.includes(base)) extra.push([d, base]);
   }
-  if (extra.length) {
-    out.push('## Extra logs: a daemon taking every event against the same daemon alone, same run', '');
-    out.push(
-      'Ratios of medians of CPU per event. `creader[-sync]-2logs` writes every batch to a second file too (and syncs',
-      'it on the same thread): the floor for what a second log of the same lines costs.',
-      '',
-    );
-    out.push('| rate | comparison | CPU per event | peak RSS |');
-    out.push('|---|---|---|---|');
-    out.push(...ratioRows(extra));
-    out.push('');
-  }
+  out.push(
+    ...ratioSection(
+      'Extra logs: a daemon taking every event against the same daemon alone, same run',
+      [
+        'Ratios of medians of CPU per event. `creader[-sync]-2logs` writes every batch to a second file too (and syncs',
+        'it on the same thread): the floor for what a second log of the same lines costs.',
+      ],
+      extra,
+    ),
+  );
 
   // What attribution costs: a -tagged daemon (every event a container's) against the same daemon untagged.
   const tagged = info.daemons
     .map((d) => [d, /^(.*)-tagged$/.exec(d)?.[1]] as const)
     .filter((p): p is readonly [string, string] => p[1] !== undefined && info.daemons.includes(p[1]));
-  if (tagged.length) {
-    out.push("## Container attribution: every event a container's, against the same daemon untagged, same run", '');
-    out.push(
-      '`-tagged`: the generator is given a container ID (`auditmux contid set`) before its first call, so the tracker',
-      'follows it, every event gets its CONTAINER_ID record, and the route to the auxiliary daemon names that ID.',
-      '',
-      '| rate | comparison | CPU per event | peak RSS |',
-      '|---|---|---|---|',
-    );
-    out.push(...ratioRows(tagged));
-    out.push('');
-  }
+  out.push(
+    ...ratioSection(
+      "Container attribution: every event a container's, against the same daemon untagged, same run",
+      [
+        '`-tagged`: the generator is given a container ID (`auditmux contid set`) before its first call, so the tracker',
+        'follows it, every event gets its CONTAINER_ID record, and the route to the auxiliary daemon names that ID.',
+      ],
+      tagged,
+    ),
+  );
 
   const summary = info.daemons.map((d) => {
     const mine = gs.filter((g) => g.daemon === d && g.rate > 0 && g.ok.length);
