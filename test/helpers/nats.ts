@@ -113,9 +113,34 @@ export class NatsServer {
     await done;
   }
 
-  /** SIGSTOP: the server hangs (publishes wait in the socket, acks time out) until resume(). */
-  pause(): void {
-    if (this.running) this.child!.kill('SIGSTOP');
+  /**
+   * SIGSTOP: the server hangs (publishes wait in the socket, acks time out) until resume(). Resolves once every thread
+   * of it is stopped (/proc): kill() returns before a thread running on the other CPU has stopped, and a test that
+   * publishes right after must not have those publishes answered.
+   */
+  async pause(): Promise<void> {
+    if (!this.running) return;
+    const pid = this.child!.pid!;
+    this.child!.kill('SIGSTOP');
+    for (let i = 0; i < 500; i++) {
+      let tasks: string[];
+      try {
+        tasks = fs.readdirSync(`/proc/${pid}/task`);
+      } catch {
+        return; // gone: nothing of it runs
+      }
+      const stopped = tasks.every((t) => {
+        try {
+          const st = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+          return /^[Tt]$/.test(st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3));
+        } catch {
+          return true; // a thread that exited meanwhile
+        }
+      });
+      if (stopped) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`nats-server ${pid} did not stop within 5 s of SIGSTOP`);
   }
 
   resume(): void {

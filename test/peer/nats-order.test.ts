@@ -110,7 +110,7 @@ test('the output numbers its spool entries: restarts with a pending spool contin
       feed(o, 0, 20);
       await until(() => o.stats().delivered === 20, stats(o));
       // Closed with 30 events still spooled (the server hung): they keep their numbers, and the next ones follow.
-      srv.pause();
+      await srv.pause();
       feed(o, 20, 50);
       await o.close();
       srv.resume();

@@ -24,7 +24,7 @@ test('server killed with a full window in flight: after its restart every event 
       feed(o, 0, 300);
       await until(() => o.stats().delivered === 300, stats(o));
       // Hung first, so the window fills deterministically: WINDOW publishes sent, none acknowledged.
-      srv.pause();
+      await srv.pause();
       feed(o, 300, 1000);
       await until(() => o.stats().inFlight === WINDOW, stats(o));
       assert.equal(o.stats().delivered, 300, 'nothing past the window is committed without its ack');
@@ -50,7 +50,7 @@ test('server hung until the acks time out, then resumed: the window is resent an
     try {
       feed(o, 0, 50);
       await until(() => o.stats().delivered === 50, stats(o));
-      srv.pause();
+      await srv.pause();
       feed(o, 50, 600);
       await until(() => o.stats().inFlight === WINDOW, stats(o));
       // The acks time out while the publishes sit unread in the server's socket: stored later, acknowledged never.
@@ -74,7 +74,7 @@ test('restart of the output with a window in flight: the spool resumes at the fi
     try {
       feed(o, 0, 100);
       await until(() => o.stats().delivered === 100, stats(o));
-      srv.pause();
+      await srv.pause();
       feed(o, 100, 400);
       await until(() => o.stats().inFlight === WINDOW, stats(o));
       // Closed with WINDOW publishes outstanding (the shutdown grace passes unanswered): 300 stay spooled.
