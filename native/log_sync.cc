@@ -114,11 +114,17 @@ int32_t SlotArg(const Napi::CallbackInfo& info, State* s, const char* fn) {
   return -1;
 }
 
+// The slot's first errno not read before (0: none), now read.
+int ReadErr(Slot& slot) {
+  int err = slot.err;
+  slot.err = 0;
+  return err;
+}
+
 Napi::Value Results(Napi::Env env, Slot& slot) {
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, Napi::Number::New(env, slot.done));
-  out.Set(1u, Napi::Number::New(env, slot.err));
-  slot.err = 0;
+  out.Set(1u, Napi::Number::New(env, ReadErr(slot)));
   return out;
 }
 
@@ -175,8 +181,8 @@ Napi::Value SyncRequest(const Napi::CallbackInfo& info) {
     int32_t id = SlotArg(info, s, "syncRequest");
     if (id < 0) return env.Undefined();
     Slot& slot = s->slots[id];
-    out = slot.err != 0 ? -static_cast<double>(slot.err) : slot.done;
-    slot.err = 0;
+    int err = ReadErr(slot);
+    out = err != 0 ? -static_cast<double>(err) : slot.done;
     if (slot.wanted) return Napi::Number::New(env, out);
     slot.wanted = true;
   }

@@ -1,6 +1,6 @@
 // The one set of record field readers: single fields read from payload bytes (`audit(...): a=1 b="x"`) without a full
 // parse, as routing, the writer and the tests need them, and the key field's codec.
-import { bodyStartOf, hexDigit } from './record';
+import { bodyStartOf, hasAuditPrefix, hexDigit } from './record';
 
 const C_SPACE = 0x20;
 const C_DQUOTE = 0x22;
@@ -168,22 +168,24 @@ export function replaceField(payload: Buffer, name: string, value: string): Buff
   return out;
 }
 
+/** A new buffer holding head[0, headEnd) then tail: one allocation, every byte of it written here. */
+export function joinBytes(head: Buffer, headEnd: number, tail: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(headEnd + tail.length);
+  head.copy(out, 0, 0, headEnd);
+  tail.copy(out, headEnd);
+  return out;
+}
+
 /** Appends `suffix` (e.g. ` name=value`, made once by the caller) to a payload, before any trailing NULs. */
 export function appendBytes(payload: Buffer, suffix: Buffer): Buffer {
   let end = payload.length;
   while (end > 0 && payload[end - 1] === 0) end--;
-  // One new buffer, every byte of it written here.
-  const out = Buffer.allocUnsafe(end + suffix.length);
-  payload.copy(out, 0, 0, end);
-  suffix.copy(out, end);
-  return out;
+  return joinBytes(payload, end, suffix);
 }
 
 /** Where the `audit(SEC.MSEC:SERIAL)` stamp of a payload ends (just past its `)`), or -1 when it has none. */
 export function stampEnd(payload: Buffer): number {
-  const p = payload;
-  if (p.length < 7 || p[0] !== 0x61 || p[1] !== 0x75 || p[2] !== 0x64 || p[3] !== 0x69 || p[4] !== 0x74) return -1;
-  if (p[5] !== 0x28) return -1;
-  const close = p.indexOf(0x29, 6);
+  if (payload.length < 7 || !hasAuditPrefix(payload, 0)) return -1;
+  const close = payload.indexOf(0x29, 6);
   return close < 0 ? -1 : close + 1;
 }

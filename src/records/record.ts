@@ -70,16 +70,7 @@ export function parseHeaderAt(
   let msec = 0;
   let serial = 0;
   let ok = false;
-  // `audit(`, byte by byte against constants (no table load per byte).
-  if (
-    n - start >= 12 &&
-    b[start] === 0x61 &&
-    b[start + 1] === 0x75 &&
-    b[start + 2] === 0x64 &&
-    b[start + 3] === 0x69 &&
-    b[start + 4] === 0x74 &&
-    b[start + 5] === 0x28
-  ) {
+  if (n - start >= 12 && hasAuditPrefix(b, start)) {
     let digits = 0;
     while (i < n && b[i]! >= C_0 && b[i]! <= C_9 && digits < 16) {
       sec = sec * 10 + (b[i]! - C_0);
@@ -115,6 +106,19 @@ export function parseHeaderAt(
   rec.msec = ok ? msec : 0;
   rec.serial = ok ? serial : 0;
   rec.bodyStart = ok ? i - start : 0;
+}
+
+/** Whether b[at..] starts with `audit(`: byte by byte against constants (no table load per byte). */
+export function hasAuditPrefix(b: Buffer, at: number): boolean {
+  return (
+    b.length - at >= 6 &&
+    b[at] === 0x61 &&
+    b[at + 1] === 0x75 &&
+    b[at + 2] === 0x64 &&
+    b[at + 3] === 0x69 &&
+    b[at + 4] === 0x74 &&
+    b[at + 5] === 0x28
+  );
 }
 
 /** Where the fields of a payload start (after `audit(...): `), or 0 when the header is malformed. */

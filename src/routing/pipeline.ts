@@ -20,6 +20,7 @@ import {
   findField,
   hexAt,
   intAt,
+  joinBytes,
   replaceField,
   stampEnd,
 } from '../records/fields';
@@ -379,11 +380,7 @@ export class Pipeline {
           if (end > 0) {
             // The patch set logs CONTAINER_ID before the SYSCALL record it qualifies, linked by record=1: the event's
             // stamp, then `: record=1 contid=CHAIN` (the chain's bytes made once per chain, not per event).
-            const tail = this.contidTail(v.chains[0]!);
-            const cid = Buffer.allocUnsafe(end + tail.length);
-            p.copy(cid, 0, 0, end);
-            tail.copy(cid, end);
-            out.push({ type: AUDITMUX_CONTAINER_ID, payload: cid });
+            out.push({ type: AUDITMUX_CONTAINER_ID, payload: joinBytes(p, end, this.contidTail(v.chains[0]!)) });
             p = appendBytes(p, RECORD_1);
           }
         }
