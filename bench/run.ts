@@ -260,27 +260,24 @@ async function measure(
     await sleep(300);
     const before = await status();
     await checkUndisturbed(before, d.pid);
-    let t0 = 0;
-    let other0 = 0;
-    let kaud0 = 0;
-    let cpu0 = 0;
-    let threads0: ReturnType<typeof threadCpuSeconds> = {};
-    const startClock = (): void => {
-      t0 = performance.now();
-      other0 = otherCpuSeconds(process.pid);
-      kaud0 = kauditdCpuSeconds();
-      cpu0 = treeCpuSeconds(d.pid);
-      threads0 = threadCpuSeconds(d.pid);
-    };
-    // -tagged: the generator waits while the daemon is told its container ID; the clock starts after that.
+    // Where the clock starts: at the generator's start, or with -tagged once the daemon was told its container ID
+    // (the generator waits meanwhile).
+    const readClock = () => ({
+      t: performance.now(),
+      other: otherCpuSeconds(process.pid),
+      kaud: kauditdCpuSeconds(),
+      cpu: treeCpuSeconds(d.pid),
+      threads: threadCpuSeconds(d.pid),
+    });
+    let start = spec.tagged ? null : readClock();
     const tag = spec.tagged
       ? async (pid: number): Promise<void> => {
           await execFileP(auditmuxBin, ['contid', 'set', String(pid), BENCH_CONTID, '-c', join(dir, 'auditmux.yaml')]);
-          startClock();
+          start = readClock();
         }
       : undefined;
-    if (!tag) startClock();
     const g = await runLoadgen(gen, o.mode, rate, o.duration, dir, tag);
+    const { t: t0, other: other0, kaud: kaud0, cpu: cpu0, threads: threads0 } = start!;
     const drain = await waitDrained(d.logFile, performance.now(), o.drainTimeout);
     const cpu1 = treeCpuSeconds(d.pid);
     const threads = threadCpuDelta(threads0, threadCpuSeconds(d.pid));
