@@ -30,6 +30,8 @@ export interface Sample {
   windowSeconds: number;
   /** Measurements thrown away because another process changed the audit state while they ran. */
   retries: number;
+  /** CPU seconds of the daemon's tree during the warm-up that came before the window (not in cpuSeconds). */
+  warmupCpuSeconds?: number;
   /** Bench events in the auxiliary daemons' logs (auditmux with routes only). */
   auxEvents?: number;
   /** CPU seconds (user, system) per thread name of the daemon's tree over the window (user+sys = cpuSeconds). */
@@ -55,6 +57,8 @@ export interface RunInfo {
   rates: number[];
   reps: number;
   duration: number;
+  /** Seconds of the same load before each measurement, not counted (absent in runs made before it existed). */
+  warmup?: number;
   daemons: string[];
   samples: Sample[];
   /** Set when the run stopped early (signal, error). */
@@ -170,6 +174,13 @@ export function renderMarkdown(info: RunInfo): string {
     'that falls behind shows as kernel `lost` records instead of slowing the generator. Each measurement starts a fresh',
   );
   out.push(`daemon on a private config and log; ${info.reps} repetitions; cells are median (min–max).`);
+  if (info.warmup)
+    out.push(
+      `Before each measurement the daemon gets the same load for ${info.warmup} s, not counted: its events are left out (the`,
+      'logs are counted from their size once it drained) and so is its CPU (in the JSON as `warmupCpuSeconds`). The',
+      "window then shows a daemon in the state it runs in for days, auditmux's JavaScript compiled by the JIT; the",
+      'first seconds after a start are measured by the start-up bench (docs/benchmarks-startup.md).',
+    );
   out.push('"Flat out" is not the same load for every daemon: a record the kernel drops for a full backlog costs the');
   out.push(
     'generator far less than one it queues and delivers, so the faster a daemon drains the queue, the fewer calls per',
@@ -185,7 +196,9 @@ export function renderMarkdown(info: RunInfo): string {
   out.push(
     "- **CPU s/100k**: utime+stime (children included) of the daemon's process tree, from /proc/PID/stat, from the",
   );
-  out.push("  generator's start until the log stopped growing, per 100k events logged. Startup is not included.");
+  out.push(
+    `  generator's start until the log stopped growing, per 100k events logged. Startup${info.warmup ? ' and the warm-up are' : ' is'} not included.`,
+  );
   out.push('- **RSS**: VmHWM summed over the process tree, sampled before stopping the daemon.');
   out.push(
     "- **drain**: time from the generator's exit until the log stopped growing (20 ms polling, 0.5 s of quiet).",

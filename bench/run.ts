@@ -37,6 +37,7 @@ const USAGE = `usage: node dist/bench/run.js [options]   (root; Debian auditd in
                      (default 10000,20000,30000,40000,50000,60000,80000,max)
   --reps N           repetitions of every (rate, daemon) (default 3)
   --duration S       seconds of load per measurement (default 5)
+  --warmup S         seconds of the same load before each measurement, not counted (default 2; 0 = none)
   --daemons LIST     creader[-sync][-2logs],auditd-raw,auditd-enriched,auditmux-raw,auditmux-enriched[,auditmux-<fmt>-auxN[-proc]][-nosync][-tagged]
                      (default: the C readers, the four, then auditmux-raw-aux4, -aux20 and -aux4-proc; -auxN: N inline auxiliary daemons,
                      -auxN-proc: each in its own process; -nosync: logs with flush: none, as creader writes;
@@ -61,6 +62,7 @@ interface Options {
   rates: number[];
   reps: number;
   duration: number;
+  warmup: number;
   daemons: DaemonSpec[];
   mode: 'getppid' | 'open';
   cpuProfDir: string | undefined;
@@ -80,6 +82,7 @@ function options(argv: string[]): Options | 'help' {
       rates: { type: 'string', default: '10000,20000,30000,40000,50000,60000,80000,max' },
       reps: { type: 'string', default: '3' },
       duration: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '2' },
       daemons: {
         type: 'string',
         default:
@@ -110,6 +113,7 @@ function options(argv: string[]): Options | 'help' {
     rates,
     reps: Math.floor(num('reps', values.reps, 1)),
     duration: num('duration', values.duration, 0.1),
+    warmup: num('warmup', values.warmup, 0),
     daemons: values.daemons.split(',').map((d) => parseDaemon(d.trim())),
     mode: values.mode,
     cpuProfDir: values['cpu-prof'] ? resolve(values['cpu-prof-dir']) : undefined,
@@ -258,8 +262,24 @@ async function measure(
     await auditctl(...ruleArgs(o.mode, gen));
     // Let the daemon log the CONFIG_CHANGE records and go idle before the clock starts.
     await sleep(300);
+    const tagGen = async (pid: number): Promise<void> => {
+      await execFileP(auditmuxBin, ['contid', 'set', String(pid), BENCH_CONTID, '-c', join(dir, 'auditmux.yaml')]);
+    };
+    // The warm-up: the same load first, not counted, so the window measures the daemon as it runs for days (its code
+    // compiled by the JIT, its buffers grown) rather than its first seconds. Every daemon gets it alike; its CPU is
+    // kept in the sample.
+    const logFiles = [d.logFile, ...d.auxLogs];
+    let from = logFiles.map(() => 0);
+    if (o.warmup > 0) {
+      const cpuW = treeCpuSeconds(d.pid);
+      await runLoadgen(gen, o.mode, rate, o.warmup, dir, spec.tagged ? tagGen : undefined);
+      // The host log, then the auxiliary log the route fills (the last), so no warm-up event lands after `from`.
+      for (const f of [d.logFile, ...d.auxLogs.slice(-1)]) await waitDrained(f, performance.now(), o.drainTimeout);
+      base.warmupCpuSeconds = treeCpuSeconds(d.pid) - cpuW;
+      from = logFiles.map((f) => (existsSync(f) ? statSync(f).size : 0));
+    }
     const before = await status();
-    await checkUndisturbed(before, d.pid);
+    await checkUndisturbed(before, d.pid, spec.tagged && o.warmup > 0);
     // Where the clock starts: at the generator's start, or with -tagged once the daemon was told its container ID
     // (the generator waits meanwhile).
     const readClock = () => ({
@@ -272,7 +292,7 @@ async function measure(
     let start = spec.tagged ? null : readClock();
     const tag = spec.tagged
       ? async (pid: number): Promise<void> => {
-          await execFileP(auditmuxBin, ['contid', 'set', String(pid), BENCH_CONTID, '-c', join(dir, 'auditmux.yaml')]);
+          await tagGen(pid);
           start = readClock();
         }
       : undefined;
@@ -294,10 +314,11 @@ async function measure(
     await deleteRule(o.mode, gen);
     const code = await stopDaemon(d);
     if (code !== 0) base.error = `${spec.name} exited ${code} on SIGTERM: ${d.output().slice(-500)}`;
-    const c = await countEvents(d.logFile, KEY);
+    const c = await countEvents(d.logFile, KEY, from[0]);
     let auxEvents: number | undefined;
-    for (const f of d.auxLogs) {
-      if (existsSync(f)) auxEvents = (auxEvents ?? 0) + (await countEvents(f, KEY)).events;
+    for (let i = 0; i < d.auxLogs.length; i++) {
+      const f = d.auxLogs[i]!;
+      if (existsSync(f)) auxEvents = (auxEvents ?? 0) + (await countEvents(f, KEY, from[i + 1])).events;
     }
     Object.assign(base, {
       calls: g.calls,
@@ -419,6 +440,7 @@ async function main(argv: string[]): Promise<number> {
     rates: opts.rates,
     reps: opts.reps,
     duration: opts.duration,
+    warmup: opts.warmup,
     daemons: opts.daemons.map((d) => d.name),
     samples: [],
   };
