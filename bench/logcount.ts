@@ -16,9 +16,9 @@ const MSG = Buffer.from('msg=audit(');
 
 /**
  * Works on Buffers, not strings: decoding every line of a large log would cost more than the search. Lines may start
- * with `node=NAME ` when a name_format is set, so the type is searched for, not expected at column 0.
+ * with `node=NAME ` when a name_format is set, so the type is searched for, not expected at column 0. `from`: the byte
+ * offset to start at (the log's size after the warm-up, whose events are not counted).
  */
-/** `from`: the byte offset to start at (the log's size after the warm-up, whose events are not counted). */
 export async function countEvents(file: string, key: string, from = 0): Promise<LogCount> {
   const keyField = Buffer.from(`key="${key}"`);
   const serials = new Set<number>();
