@@ -132,7 +132,9 @@ export class NatsServer {
       const stopped = tasks.every((t) => {
         try {
           const st = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-          return /^[Tt]$/.test(st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3));
+          // The state is the field after the command's closing parenthesis (the command may hold one too).
+          const state = st[st.lastIndexOf(')') + 2];
+          return state === 'T' || state === 't';
         } catch {
           return true; // a thread that exited meanwhile
         }
