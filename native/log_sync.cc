@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "addon.h"
@@ -50,6 +52,9 @@ State* state() {
   return s;
 }
 
+// The most logs one round syncs (a host with more tenants syncs them in several rounds); the thread's stack holds it.
+constexpr size_t kRoundMax = 64;
+
 void Record(Slot& slot, int err) {
   if (err == 0)
     slot.done++;
@@ -61,33 +66,46 @@ void Loop(State* s) {
   // Named so `top -H` and the bench's per-thread CPU tell it from V8's workers (all "node"); 15 bytes at most.
   pthread_setname_np(pthread_self(), "auditmux-sync");
   std::unique_lock<std::mutex> lock(s->mu);
+  // The round being synced: slot indexes and their descriptors, read under the lock and used without it, so in the
+  // thread's own storage (syncOpen may grow `slots` meanwhile), and fixed: the thread never allocates.
+  std::array<std::pair<size_t, int>, kRoundMax> round;
   for (;;) {
+    // A round takes the logs asked for now (up to kRoundMax; the rest make the next one), starting after where the
+    // last one started: served in turn, so one busy log cannot starve another. Requests during the round make the next.
     const size_t n = s->slots.size();
-    size_t i = n;
-    for (size_t k = 0; k < n; k++) {
+    size_t count = 0;
+    for (size_t k = 0; k < n && count < kRoundMax; k++) {
       size_t j = (s->next + k) % n;
-      if (s->slots[j].wanted) {
-        i = j;
-        break;
-      }
+      Slot& slot = s->slots[j];
+      if (!slot.wanted) continue;
+      slot.wanted = false;
+      slot.busy = true;
+      round[count++] = {j, slot.fd};
     }
-    if (i == n) {
+    if (count == 0) {
       if (s->quit) return;
       s->cv.wait(lock);
       continue;
     }
-    s->next = i + 1;
-    s->slots[i].wanted = false;
-    s->slots[i].busy = true;
-    int fd = s->slots[i].fd;
+    s->next = round[0].first + 1;
     lock.unlock();
-    int r = fsync(fd);
-    int err = r < 0 ? errno : 0;
+    // Why start every log's write-back first: an fsync waits for its data, then writes the inode and flushes the
+    // disk's cache, each a round trip to the disk. Started together, the logs' data writes travel at once instead of
+    // one fsync after another (two logs: about 10-15% less CPU per round here, four: 25-40%; bench/findings.md).
+    // WRITE alone neither waits nor reads the file's write-back error: each fsync below still sees its own.
+    if (count > 1)
+      for (size_t k = 0; k < count; k++) sync_file_range(round[k].second, 0, 0, SYNC_FILE_RANGE_WRITE);
+    for (size_t k = 0; k < count; k++) {
+      int err = fsync(round[k].second) < 0 ? errno : 0;
+      lock.lock();
+      // `slots` may have grown meanwhile (a reference would dangle): index again. A busy slot is never closed.
+      Slot& slot = s->slots[round[k].first];
+      slot.busy = false;
+      Record(slot, err);
+      s->idle.notify_all();
+      lock.unlock();
+    }
     lock.lock();
-    // `slots` may have grown meanwhile (a reference would dangle): index again. A busy slot is never closed.
-    s->slots[i].busy = false;
-    Record(s->slots[i], err);
-    s->idle.notify_all();
   }
 }
 

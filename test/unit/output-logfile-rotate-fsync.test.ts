@@ -73,6 +73,34 @@ test('the native thread syncs a file, counts it, and reports a failing fsync by 
   }
 });
 
+test('logs asked for together are synced in one round, each counted on its own; a failing one fails alone', async () => {
+  const dir = tmpDir();
+  const fds = [0, 1, 2, 3].map((i) => fs.openSync(path.join(dir, `log${i}`), 'a'));
+  // In the middle of the round: the logs after it must still be synced and counted.
+  const dev = fs.openSync('/dev/null', 'a');
+  const slots = [...fds.slice(0, 2), dev, ...fds.slice(2)].map((fd) => native().syncOpen(fd));
+  const bad = slots[2]!;
+  try {
+    for (let n = 1; n <= 5; n++) {
+      for (const fd of fds) fs.writeSync(fd, `line ${n}\n`);
+      // Back to back: the thread finds several (often all) wanted when it wakes, and takes them as one round.
+      for (const s of slots) native().syncRequest(s);
+      // Logs opened while the round runs grow the thread's table under it (a crash here fails the whole file).
+      const extra = Array.from({ length: 8 }, () => native().syncOpen(fds[0]!));
+      for (const s of extra) native().syncRequest(s);
+      for (const s of slots) {
+        if (s === bad) assert.deepEqual(await taken(s, 1), [0, 22], `round ${n}: the device's own error`);
+        else assert.deepEqual(await taken(s, n), [n, 0], `round ${n}, slot ${s}`);
+      }
+      for (const s of extra) assert.deepEqual(native().syncClose(s), [1, 0]);
+    }
+    for (const s of slots) assert.deepEqual(native().syncClose(s), s === bad ? [0, 0] : [5, 0]);
+  } finally {
+    for (const fd of [...fds, dev]) fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('closing a slot finishes what was asked and returns its result: a sync, or the error only that sync saw', () => {
   const dir = tmpDir();
   const fd = fs.openSync(path.join(dir, 'f'), 'a');
