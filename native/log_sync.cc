@@ -218,10 +218,11 @@ Napi::Value SyncTake(const Napi::CallbackInfo& info) {
   return Results(env, s->slots[id]);
 }
 
-// syncClose(id): finishes what was asked (waits for the sync running on the slot, runs the one asked for and not
-// started, here), closes the duplicate and returns the slot's last results as syncTake does. Its error is this file's
-// and must reach the caller: an fsync consumes the file's write-back error, so the log's own fsync after it would
-// see none. Called at a rotation or a close, where the log syncs anyway.
+// syncClose(id): finishes what was asked (waits for the slot's sync when a round holds it, which may mean the fsyncs
+// before it in that round; runs the one asked for and not taken, here), closes the duplicate and returns the slot's
+// last results as syncTake does. Its error is this file's and must reach the caller: an fsync consumes the file's
+// write-back error, so the log's own fsync after it would see none. Called at a rotation or a close, where the log
+// syncs anyway.
 Napi::Value SyncClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* s = state();
