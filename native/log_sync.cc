@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <climits>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -27,12 +29,13 @@
 namespace {
 
 struct Slot {
-  int fd = -1;          // our duplicate of the log's descriptor (the same open file, whatever JS does with its fd)
-  bool used = false;    // the slot belongs to a log
-  bool wanted = false;  // a sync was asked for and has not started yet
-  bool busy = false;    // the thread is syncing fd now (it alone may use fd then)
-  double done = 0;      // syncs completed without error
-  int err = 0;          // the first errno not yet read by JS
+  int fd = -1;            // our duplicate of the log's descriptor (the same open file, whatever JS does with its fd)
+  bool used = false;      // the slot belongs to a log
+  bool wanted = false;    // a sync was asked for and has not started yet
+  bool busy = false;      // the thread is syncing fd now (it alone may use fd then)
+  double done = 0;        // syncs completed without error
+  int err = 0;            // the first errno not yet read by JS
+  void* owner = nullptr;  // the environment (napi_env) that opened it: its teardown closes it
 };
 
 struct State {
@@ -42,6 +45,7 @@ struct State {
   std::vector<Slot> slots;
   std::thread thread;
   size_t next = 0;  // where the thread looks first: slots are served in turn, so one busy log cannot starve another
+  int envs = 0;     // environments that loaded the addon: the thread stops when the last one is torn down
   bool started = false;
   bool quit = false;
 };
@@ -70,8 +74,8 @@ void Loop(State* s) {
   // thread's own storage (syncOpen may grow `slots` meanwhile), and fixed: the thread never allocates.
   std::array<std::pair<size_t, int>, kRoundMax> round;
   for (;;) {
-    // A round takes the logs asked for now (up to kRoundMax; the rest make the next one), starting after where the
-    // last one started: served in turn, so one busy log cannot starve another. Requests during the round make the next.
+    // A round takes the logs asked for now (up to kRoundMax; the rest make the next one), starting at `next`: served
+    // in turn, so one busy log cannot starve another. Requests made during the round make the next one.
     const size_t n = s->slots.size();
     size_t count = 0;
     for (size_t k = 0; k < n && count < kRoundMax; k++) {
@@ -87,7 +91,9 @@ void Loop(State* s) {
       s->cv.wait(lock);
       continue;
     }
-    s->next = round[0].first + 1;
+    // A full round may have left logs out: the next starts after its last, so they come first. Otherwise it took
+    // every log asked for, and the next starts after its first: logs asked for together take turns at going first.
+    s->next = (count == kRoundMax ? round[count - 1].first : round[0].first) + 1;
     lock.unlock();
     // Why start every log's write-back first: an fsync waits for its data, then writes the inode and flushes the
     // disk's cache, each a round trip to the disk. Started together, the logs' data writes travel at once instead of
@@ -109,41 +115,75 @@ void Loop(State* s) {
   }
 }
 
-void Cleanup(void*) {
-  State* s = state();
-  {
-    std::lock_guard<std::mutex> lock(s->mu);
-    s->quit = true;
-    // Syncs asked for and not started are still done: the thread drains `wanted` before it quits.
+// A slot's results as JavaScript gets them: built after the lock is released, since setting an array element or an
+// error's property can run JavaScript (a setter on a prototype), which could call back in here.
+struct Results {
+  double done;
+  int err;
+};
+
+Napi::Value ToJs(Napi::Env env, Results r) {
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, r.done));
+  out.Set(1u, Napi::Number::New(env, r.err));
+  return out;
+}
+
+// The slot's results, its first errno not read before now read (the caller holds s->mu).
+Results Take(Slot& slot) {
+  Results r{slot.done, slot.err};
+  slot.err = 0;
+  return r;
+}
+
+// Finishes what was asked of slot `id` and closes it (the caller holds the lock): waits for the round holding its
+// sync, which may mean the fsyncs before it in that round, and runs the one asked for and not taken, here.
+Results CloseSlot(State* s, std::unique_lock<std::mutex>& lock, size_t id) {
+  while (s->slots[id].busy) s->idle.wait(lock);
+  Slot& slot = s->slots[id];  // indexed after the wait: `slots` may have grown meanwhile
+  if (slot.wanted) {
+    slot.wanted = false;
+    Record(slot, fsync(slot.fd) < 0 ? errno : 0);
   }
+  Results r = Take(slot);
+  close(slot.fd);
+  slot = Slot();
+  return r;
+}
+
+// An environment's teardown (arg: its napi_env). Its logs still open are synced as asked and closed; the last
+// environment to go stops the thread, which first runs the syncs asked for and not started.
+void Cleanup(void* arg) {
+  State* s = state();
+  std::unique_lock<std::mutex> lock(s->mu);
+  for (size_t i = 0; i < s->slots.size(); i++)
+    if (s->slots[i].used && s->slots[i].owner == arg) CloseSlot(s, lock, i);
+  if (--s->envs > 0) return;  // another environment (a worker's) still has logs the thread syncs
+  s->quit = true;
+  lock.unlock();
   s->cv.notify_one();
   if (s->thread.joinable()) s->thread.join();
-  std::lock_guard<std::mutex> lock(s->mu);
-  // Another environment of the process (a worker's) may open a slot later: it starts the thread again.
+  lock.lock();
+  // An environment made later opens a slot and starts the thread again.
   s->started = false;
   s->quit = false;
 }
 
-// The open slot named by info[0] (the caller holds s->mu), or -1 with a RangeError thrown naming `fn`.
-int32_t SlotArg(const Napi::CallbackInfo& info, State* s, const char* fn) {
-  int32_t id = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
-  if (id >= 0 && static_cast<size_t>(id) < s->slots.size() && s->slots[id].used) return id;
-  Napi::RangeError::New(info.Env(), std::string(fn) + "(id): no such open slot").ThrowAsJavaScriptException();
-  return -1;
+// info[0] as a whole number from 0 to max, else -1: a fraction, NaN, an infinity or a value out of range names no
+// slot or descriptor (cut to an integer, each would name one, often slot 0 or stdin).
+int64_t WholeArg(const Napi::CallbackInfo& info, int64_t max) {
+  if (info.Length() < 1 || !info[0].IsNumber()) return -1;
+  double v = info[0].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= static_cast<double>(max)) || v != std::floor(v)) return -1;
+  return static_cast<int64_t>(v);
 }
 
-// The slot's first errno not read before (0: none), now read.
-int ReadErr(Slot& slot) {
-  int err = slot.err;
-  slot.err = 0;
-  return err;
-}
+// Whether `id` names an open slot (the caller holds s->mu).
+bool IsOpen(State* s, int64_t id) { return id >= 0 && static_cast<size_t>(id) < s->slots.size() && s->slots[id].used; }
 
-Napi::Value Results(Napi::Env env, Slot& slot) {
-  Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(0u, Napi::Number::New(env, slot.done));
-  out.Set(1u, Napi::Number::New(env, ReadErr(slot)));
-  return out;
+Napi::Value NoSlot(Napi::Env env, const char* fn) {
+  Napi::RangeError::New(env, std::string(fn) + "(id): no such open slot").ThrowAsJavaScriptException();
+  return env.Undefined();
 }
 
 // syncOpen(fd): a slot for the log open at fd (a duplicate of it, close-on-exec, never 0-2), its id returned.
@@ -153,37 +193,56 @@ Napi::Value SyncOpen(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "syncOpen(fd): fd must be a number").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  State* s = state();
-  std::lock_guard<std::mutex> lock(s->mu);
-  if (!s->started) {
-    // Started before anything is duplicated, so a failure leaks nothing (EAGAIN past RLIMIT_NPROC or TasksMax).
-    try {
-      s->thread = std::thread(Loop, s);
-    } catch (const std::system_error& e) {
-      ErrnoError(env, e.code().value(), "pthread_create").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    s->started = true;
-    napi_add_env_cleanup_hook(env, Cleanup, nullptr);
-  }
-  size_t i = 0;
-  while (i < s->slots.size() && s->slots[i].used) i++;
-  if (i == s->slots.size()) {
-    try {
-      s->slots.emplace_back();
-    } catch (const std::bad_alloc&) {
-      ErrnoError(env, ENOMEM, "syncOpen").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-  }
-  int dup = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
-  if (dup < 0) {
-    ErrnoError(env, errno, "fcntl").ThrowAsJavaScriptException();
+  int64_t fd = WholeArg(info, INT_MAX);
+  if (fd < 0) {
+    Napi::RangeError::New(env, "syncOpen(fd): fd must be a whole number from 0 to 2147483647")
+        .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  s->slots[i] = Slot();
-  s->slots[i].used = true;
-  s->slots[i].fd = dup;
+  State* s = state();
+  const char* failed = nullptr;  // the call that failed, its errno in err: thrown once the lock is released
+  int err = 0;
+  size_t i = 0;
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (!s->started) {
+      // Started before anything is duplicated, so a failure leaks nothing (EAGAIN past RLIMIT_NPROC or TasksMax).
+      try {
+        s->thread = std::thread(Loop, s);
+        s->started = true;
+      } catch (const std::system_error& e) {
+        failed = "pthread_create";
+        err = e.code().value();
+      } catch (const std::bad_alloc&) {
+        failed = "pthread_create";
+        err = ENOMEM;
+      }
+    }
+    while (!failed && i < s->slots.size() && s->slots[i].used) i++;
+    if (!failed && i == s->slots.size()) {
+      try {
+        s->slots.emplace_back();
+      } catch (const std::bad_alloc&) {
+        failed = "syncOpen";
+        err = ENOMEM;
+      }
+    }
+    int dup = failed ? -1 : fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 3);
+    if (!failed && dup < 0) {
+      failed = "fcntl";
+      err = errno;
+    }
+    if (!failed) {
+      s->slots[i] = Slot();
+      s->slots[i].used = true;
+      s->slots[i].fd = dup;
+      s->slots[i].owner = static_cast<napi_env>(env);
+    }
+  }
+  if (failed) {
+    ErrnoError(env, err, failed).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   return Napi::Number::New(env, static_cast<double>(i));
 }
 
@@ -193,57 +252,65 @@ Napi::Value SyncOpen(const Napi::CallbackInfo& info) {
 Napi::Value SyncRequest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* s = state();
-  double out;
+  int64_t id = WholeArg(info, INT_MAX);
+  Results r{0, 0};
+  bool open = false;
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(s->mu);
-    int32_t id = SlotArg(info, s, "syncRequest");
-    if (id < 0) return env.Undefined();
-    Slot& slot = s->slots[id];
-    int err = ReadErr(slot);
-    out = err != 0 ? -static_cast<double>(err) : slot.done;
-    if (slot.wanted) return Napi::Number::New(env, out);
-    slot.wanted = true;
+    open = IsOpen(s, id);
+    if (open) {
+      Slot& slot = s->slots[id];
+      r = Take(slot);
+      wake = !slot.wanted;
+      slot.wanted = true;
+    }
   }
-  s->cv.notify_one();
-  return Napi::Number::New(env, out);
+  if (!open) return NoSlot(env, "syncRequest");
+  if (wake) s->cv.notify_one();
+  return Napi::Number::New(env, r.err != 0 ? -static_cast<double>(r.err) : r.done);
 }
 
 // syncTake(id): [syncs completed since the slot opened, the first errno not read before (0: none)].
 Napi::Value SyncTake(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   State* s = state();
-  std::lock_guard<std::mutex> lock(s->mu);
-  int32_t id = SlotArg(info, s, "syncTake");
-  if (id < 0) return env.Undefined();
-  return Results(env, s->slots[id]);
+  int64_t id = WholeArg(info, INT_MAX);
+  Results r{0, 0};
+  bool open = false;
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    open = IsOpen(s, id);
+    if (open) r = Take(s->slots[id]);
+  }
+  return open ? ToJs(info.Env(), r) : NoSlot(info.Env(), "syncTake");
 }
 
-// syncClose(id): finishes what was asked (waits for the slot's sync when a round holds it, which may mean the fsyncs
-// before it in that round; runs the one asked for and not taken, here), closes the duplicate and returns the slot's
-// last results as syncTake does. Its error is this file's and must reach the caller: an fsync consumes the file's
-// write-back error, so the log's own fsync after it would see none. Called at a rotation or a close, where the log
-// syncs anyway.
+// syncClose(id): finishes what was asked (see CloseSlot), closes the duplicate and returns the slot's last results
+// as syncTake does. Its error is this file's and must reach the caller: an fsync consumes the file's write-back
+// error, so the log's own fsync after it would see none. Called at a rotation or a close, where the log syncs anyway.
 Napi::Value SyncClose(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   State* s = state();
-  std::unique_lock<std::mutex> lock(s->mu);
-  int32_t id = SlotArg(info, s, "syncClose");
-  if (id < 0) return env.Undefined();
-  while (s->slots[id].busy) s->idle.wait(lock);
-  if (s->slots[id].wanted) {
-    s->slots[id].wanted = false;
-    int r = fsync(s->slots[id].fd);
-    Record(s->slots[id], r < 0 ? errno : 0);
+  int64_t id = WholeArg(info, INT_MAX);
+  Results r{0, 0};
+  bool open = false;
+  {
+    std::unique_lock<std::mutex> lock(s->mu);
+    open = IsOpen(s, id);
+    if (open) r = CloseSlot(s, lock, static_cast<size_t>(id));
   }
-  Napi::Value out = Results(env, s->slots[id]);
-  close(s->slots[id].fd);
-  s->slots[id] = Slot();
-  return out;
+  return open ? ToJs(info.Env(), r) : NoSlot(info.Env(), "syncClose");
 }
 
 }  // namespace
 
 void InitLogSync(Napi::Env env, Napi::Object exports) {
+  State* s = state();
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    s->envs++;
+  }
+  // Each environment's own hook: a worker's teardown closes its logs and leaves the thread to the others.
+  napi_add_env_cleanup_hook(env, Cleanup, static_cast<napi_env>(env));
   exports.Set("syncOpen", Napi::Function::New(env, SyncOpen));
   exports.Set("syncRequest", Napi::Function::New(env, SyncRequest));
   exports.Set("syncTake", Napi::Function::New(env, SyncTake));

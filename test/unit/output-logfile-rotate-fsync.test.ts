@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { LogFile, nativeSyncer, type Syncer } from '../../src/output/log/file';
 import { native } from '../../src/kernel/native';
 
@@ -97,6 +98,99 @@ test('logs asked for together are synced in one round, each counted on its own; 
     for (const s of slots) assert.deepEqual(native().syncClose(s), s === bad ? [0, 0] : [5, 0]);
   } finally {
     for (const fd of [...fds, dev]) fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('more logs than a round takes are served in turn: one asked for all along is synced within two rounds', () => {
+  const dir = tmpDir();
+  const fd = fs.openSync(path.join(dir, 'f'), 'a');
+  // 100 logs, more than the 64 a round takes.
+  const slots = Array.from({ length: 100 }, () => native().syncOpen(fd));
+  const last = slots[slots.length - 1]!;
+  try {
+    for (const s of slots) native().syncRequest(s);
+    // The others ask again at every turn, faster than a round of 64 fsyncs runs: a round that let in only one of the
+    // logs the last one left out would keep `last` waiting for about 36 rounds.
+    const deadline = Date.now() + 10_000;
+    while (native().syncTake(last)[0] === 0 && Date.now() < deadline)
+      for (const s of slots) if (s !== last) native().syncRequest(s);
+    assert.equal(native().syncTake(last)[0], 1, 'the last log was synced');
+    let others = 0;
+    for (const s of slots) if (s !== last) others += native().syncTake(s)[0];
+    // Two rounds reach every log; a round or two more may run before the loop sees it.
+    assert.ok(others <= 4 * 64, `${others} syncs of the other logs before the last one's first`);
+  } finally {
+    for (const s of slots) native().syncClose(s);
+    fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a slot id or a descriptor that is not a whole number in range is refused, and no slot is touched', () => {
+  const dir = tmpDir();
+  const fd = fs.openSync(path.join(dir, 'f'), 'a');
+  const a = native().syncOpen(fd);
+  try {
+    assert.equal(a, 0, 'the first slot: the values below would all have named it once cut to an integer');
+    for (const id of [NaN, 0.5, -0.5, 2 ** 32, -1, Infinity, -Infinity, 1e300]) {
+      assert.throws(() => native().syncTake(id), RangeError, `syncTake(${id})`);
+      assert.throws(() => native().syncRequest(id), RangeError, `syncRequest(${id})`);
+      assert.throws(() => native().syncClose(id), RangeError, `syncClose(${id})`);
+    }
+    for (const bad of ['0', null, undefined, {}]) {
+      // @ts-expect-error: not a number, as a caller in plain JavaScript could pass
+      assert.throws(() => native().syncTake(bad), RangeError, `syncTake(${String(bad)})`);
+      // @ts-expect-error: not a number
+      assert.throws(() => native().syncOpen(bad), TypeError, `syncOpen(${String(bad)})`);
+    }
+    for (const v of [NaN, 0.5, -1, 2 ** 31, Infinity])
+      assert.throws(() => native().syncOpen(v), RangeError, `syncOpen(${v}) must not dup another descriptor`);
+    assert.deepEqual(native().syncTake(a), [0, 0], 'slot 0 is still open and untouched');
+  } finally {
+    assert.deepEqual(native().syncClose(a), [0, 0]);
+    fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a worker that loaded the addon first and ends leaves the thread to the process, and its own logs closed', () => {
+  const dir = tmpDir();
+  // A fresh process, so the worker is the one that starts the thread.
+  const script = path.join(dir, 'envs.js');
+  const nativePath = path.join(__dirname, '..', '..', 'src', 'kernel', 'native.js');
+  fs.writeFileSync(
+    script,
+    `
+const { Worker } = require('node:worker_threads');
+const fs = require('node:fs');
+const { native } = require(${JSON.stringify(nativePath)});
+const file = ${JSON.stringify(path.join(dir, 'log'))};
+const w = new Worker(\`
+  const { parentPort } = require('node:worker_threads');
+  const { native } = require(${JSON.stringify(nativePath)});
+  const fd = require('node:fs').openSync(${JSON.stringify(path.join(dir, 'worker-log'))}, 'a');
+  parentPort.postMessage(native().syncOpen(fd));
+  parentPort.once('message', () => parentPort.close());
+\`, { eval: true });
+w.once('message', (workerSlot) => {
+  const mine = native().syncOpen(fs.openSync(file, 'a'));
+  w.once('exit', () => {
+    native().syncRequest(mine);
+    const deadline = Date.now() + 5000;
+    while (native().syncTake(mine)[0] === 0 && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    let workerSlotOpen = true;
+    try { native().syncTake(workerSlot); } catch { workerSlotOpen = false; }
+    console.log(JSON.stringify({ synced: native().syncTake(mine)[0], workerSlotOpen }));
+  });
+  w.postMessage('bye');
+});
+`,
+  );
+  try {
+    const out = execFileSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+    assert.deepEqual(JSON.parse(out.trim()), { synced: 1, workerSlotOpen: false });
+  } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
