@@ -40,10 +40,17 @@ export function lineStamp(line: Buffer | string): { time: string; serial: string
   return m ? { time: m[1] as string, serial: m[2] as string } : null;
 }
 
-/** The contid of an event's lines: the first `contid=` field (CONTAINER_ID record or a field added by routing). */
+/** A line of a CONTAINER_ID record (after auditd's optional node= prefix): the type is the kernel's or routing's. */
+export const CONTAINER_LINE_RE = /^(?:node=[^ ]{1,255} )?type=CONTAINER_ID msg=/;
 const CONTID_RE = / contid=([^ \x1d]{1,200})/;
+/**
+ * The contid of an event's lines: the `contid=` field of its CONTAINER_ID record (routing's on mainline kernels, the
+ * kernel's with the contid patch set). Never one found in another record: an audited process writes its own text
+ * into a user message (`msg='... contid=42'`), which must not attribute the event to another container.
+ */
 export function contidOf(lines: readonly string[]): string | null {
   for (const l of lines) {
+    if (!CONTAINER_LINE_RE.test(l)) continue;
     const m = CONTID_RE.exec(l);
     if (m) return (m[1] as string).replace(/^"|"$/g, '');
   }

@@ -252,8 +252,9 @@ export class LogWriter {
     let end = line.length;
     while (end > 0 && (line[end - 1] === 0x0a || line[end - 1] === 0x00)) end--;
     if (end > MAX_LINE_BYTES - 1) end = MAX_LINE_BYTES - 1;
-    // A JSON log gets each forwarded line as an event of one record (peers send records, not events).
-    if (this.json) return this.writeJson([line.toString('latin1', 0, end)], 1);
+    // A JSON log gets each forwarded line as an event of one record (peers send records, not events). A peer's contid
+    // names a container of the peer's host: this host's registry has nothing to say about it.
+    if (this.json) return this.writeJson([line.toString('latin1', 0, end)], 1, false);
     if (this.buf.length - this.used < MAX_LINE_BYTES) this.flushBuffer();
     line.copy(this.buf, this.used, 0, end);
     this.used += end;
@@ -285,8 +286,11 @@ export class LogWriter {
     return lines.length === 0 || this.writeJson(lines, lines.length);
   }
 
-  /** The event of `lines` as one JSON line; `records` of them counted as written (or lost). */
-  private writeJson(lines: readonly string[], records: number): boolean {
+  /**
+   * The event of `lines` as one JSON line; `records` of them counted as written (or lost). `local`: the event is this
+   * host's, so its contid's container is looked up in the host's registry.
+   */
+  private writeJson(lines: readonly string[], records: number, local = true): boolean {
     const json = this.json!;
     if (this.suspended || !this.file.isOpen) {
       this.own.lost += records;
@@ -295,7 +299,8 @@ export class LogWriter {
     const st = lineStamp(lines[0]!);
     const id = messageId(json.node, json.bootId, st?.time ?? '0.000', st?.serial ?? '0', 0);
     const contid = contidOf(lines);
-    const obj = encodeEventJson(id, json.node, json.daemon, lines, json.containers.lookup(contid)?.fields, contid);
+    const container = local ? json.containers.lookup(contid)?.fields : undefined;
+    const obj = encodeEventJson(id, json.node, json.daemon, lines, container, contid);
     const n = obj.length + 1;
     if (this.buf.length - this.used < n) this.flushBuffer();
     if (n > this.buf.length) {

@@ -180,10 +180,17 @@ describe('JSON events with a container object', () => {
       w.open();
       w.writeEvent(ev);
       w.writeEvent([rec(1336, 'record=1 contid=6')]);
+      // A process writes its own text into a user message (root in a container has CAP_AUDIT_WRITE): ` contid=5`
+      // there is not the event's container, whatever record comes after it.
+      w.writeEvent([rec(MsgType.USER, "pid=9 uid=0 auid=0 ses=1 msg='x contid=5 '"), rec(MsgType.SYSCALL, 'contid=5')]);
+      // An aggregator peer's line: its contid names a container of the peer's host, not this registry's 5.
+      w.writeLine(Buffer.from('node=peer type=CONTAINER_ID msg=audit(1700000000.123:43): record=1 contid=5'));
       w.close();
-      const [a, b] = read(join(dir, 'a.log'));
+      const [a, b, forged, peer] = read(join(dir, 'a.log'));
       assert.deepEqual([a!.contid, a!.container], ['5', { name: 'api', image: 'busybox', runtime: 'runc' }]);
       assert.deepEqual([b!.contid, 'container' in b!], ['6', false]);
+      assert.deepEqual([forged!.contid, 'container' in forged!], [null, false]);
+      assert.deepEqual([peer!.contid, 'container' in peer!], ['5', false]);
       const w2 = new LogWriter({ path: join(dir, 'b.log'), format: 'JSON', flush: 'none', contidKernel: true });
       w2.open();
       w2.writeEvent(ev);
@@ -261,13 +268,29 @@ describe('property: container names never split a token nor forge a JSON line (f
     }
   });
 
+  it('the contid is read from the CONTAINER_ID record only, never from text a process wrote', () => {
+    const user = "type=USER msg=audit(1.000:1): pid=9 uid=0 msg='op=x contid=42 '";
+    assert.equal(contidOf([user]), null);
+    assert.equal(contidOf([LINE + ' contid=42', `${CLINE}7`]), '7', 'the SYSCALL record before it says nothing');
+    assert.equal(contidOf([`node=h ${CLINE}"7,^3"`]), '7,^3');
+    assert.equal(contidOfBuffers([Buffer.from(user)]), null);
+    assert.equal(contidOfBuffers([Buffer.from(LINE + ' contid=42'), Buffer.from(`node=h ${CLINE}7`)]), '7');
+  });
+
   it('contidOfBuffers reads what contidOf reads from the same lines', () => {
     const next = prng(SEED + 1);
     const parts = [' contid=', '7', '12', ',^3', ' ', '\x1d', '"', 'x', 'contid=', 'a=b'];
+    const heads = [
+      'type=SYSCALL',
+      'type=CONTAINER_ID',
+      'node=h type=CONTAINER_ID',
+      'type=USER',
+      'node=contid=1 type=X',
+    ];
     for (let i = 0; i < 5000; i++) {
       const lines: string[] = [];
       for (let n = 1 + intBelow(next, 3); n > 0; n--) {
-        let l = 'type=SYSCALL msg=audit(1.000:1):';
+        let l = `${heads[intBelow(next, heads.length)]!} msg=audit(1.000:1):`;
         for (let k = intBelow(next, 8); k > 0; k--) l += parts[intBelow(next, parts.length)];
         lines.push(l);
       }

@@ -11,6 +11,7 @@ import { QueuedOutput, queuedOptions } from '../transport/queued-output';
 import { connect, headers, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { natsOptions } from './connect';
 import { encodeBody } from './payload';
+import { CONTAINER_LINE_RE } from '../event-json';
 import { ContainerCache, MAX_CONTAINER_JSON, parseContainerJson, type ContainerEntry } from '../container-fields';
 import { subjectFor, contidOf, defaultNode, lineStamp, messageId, readBootId, subjectToken } from './subject';
 import { formatSeqHeader, parseEntryHead, SEQ_HEADER } from './seq';
@@ -364,13 +365,18 @@ export class NatsOutput extends QueuedOutput {
 const NL = Buffer.from('\n');
 const CONTID_KEY = Buffer.from(' contid=', 'latin1');
 
+/** The most bytes CONTAINER_LINE_RE can match: `node=` and a 255-byte name, then the type. */
+const CONTAINER_HEAD_MAX = 300;
 /**
- * The first ` contid=` value of an event's formatted lines, as contidOf reads it from strings (up to a space or the
- * ENRICHED separator, quotes off), without making strings of the lines.
+ * The contid of an event's formatted lines as contidOf reads it from strings (the CONTAINER_ID record's first
+ * ` contid=` with a value, up to a space or the ENRICHED separator, quotes off), with a string made only of the head
+ * of a line that has the field.
  */
 export function contidOfBuffers(lines: readonly Buffer[]): string | null {
   for (const l of lines) {
-    for (let at = l.indexOf(CONTID_KEY); at >= 0; at = l.indexOf(CONTID_KEY, at + 1)) {
+    let at = l.indexOf(CONTID_KEY);
+    if (at < 0 || !CONTAINER_LINE_RE.test(l.toString('latin1', 0, Math.min(l.length, CONTAINER_HEAD_MAX)))) continue;
+    for (; at >= 0; at = l.indexOf(CONTID_KEY, at + 1)) {
       const from = at + CONTID_KEY.length;
       let end = from;
       while (end < l.length && end - from < 200 && l[end] !== 0x20 && l[end] !== 0x1d) end++;
