@@ -57,7 +57,13 @@ export function contidOf(lines: readonly string[]): string | null {
   return null;
 }
 
-/** Splits `k=v k="v w" msg='...'` into fields; a value keeps its quotes off, a repeated key keeps its first value. */
+/**
+ * Splits `k=v k="v w" msg='...' SADDR={ ... }` into fields; a value keeps its quotes off, a repeated key keeps its
+ * first value. Two values hold text a process chose, with no escaping of spaces, `=` or quotes, and are read as
+ * auparse reads them: a user message's `msg='...'` (the kernel quotes the sender's text as it is) runs to the last
+ * `'`, and an interpreted `SADDR={ ... }` (a socket path, e.g. `/tmp/x UID="root"`) to the last ` }`. Cut at the first
+ * quote or space, either would let that text add fields to the record.
+ */
 export function splitFields(text: string): Record<string, string> {
   const out: Record<string, string> = Object.create(null) as Record<string, string>;
   let i = 0;
@@ -75,7 +81,15 @@ export function splitFields(text: string): Record<string, string> {
     let j = eq + 1;
     let value: string;
     const q = text[j];
-    if (q === '"' || q === "'") {
+    if (q === "'" && key === 'msg') {
+      const close = text.lastIndexOf(q);
+      value = text.slice(j + 1, close > j ? close : n);
+      j = close > j ? close + 1 : n;
+    } else if (q === '{') {
+      const close = text.lastIndexOf(' }');
+      value = text.slice(j, close >= j ? close + 2 : n);
+      j = close >= j ? close + 2 : n;
+    } else if (q === '"' || q === "'") {
       const close = text.indexOf(q, j + 1);
       const end = close < 0 ? n : close;
       value = text.slice(j + 1, end);

@@ -146,6 +146,31 @@ describe('log.format: json', () => {
     }
   });
 
+  it("a socket path or a user message's own text adds no field: SADDR={ ... } and msg='...' are one value each", () => {
+    const dir = tmp();
+    try {
+      const w = jsonWriter(dir);
+      // connect() to an AF_UNIX path any process can choose; the kernel logs it hex-encoded, auditd interprets it.
+      const path = '/tmp/x AUID="root" UID="root" } ARCH=y';
+      const saddr = Buffer.concat([Buffer.from([1, 0]), Buffer.from(path), Buffer.from([0])]).toString('hex');
+      w.writeEvent([rec(MsgType.SYSCALL, SYSCALL), rec(MsgType.SOCKADDR, `saddr=${saddr.toUpperCase()}`)]);
+      // A user message (CAP_AUDIT_WRITE) whose text closes the quote and goes on.
+      w.writeEvent([rec(MsgType.USER, "pid=1 uid=0 auid=0 ses=1 msg='op=x' res=success acct='", 43)]);
+      w.close();
+      const [ev, user] = objects(join(dir, 'audit.log')) as {
+        records: { type: string; fields: Record<string, string>; interpreted?: Record<string, string> }[];
+      }[];
+      const sock = ev!.records[1]!;
+      assert.equal(sock.type, 'SOCKADDR');
+      assert.deepEqual(sock.interpreted, { SADDR: `{ saddr_fam=local path=${path} }` });
+      const u = user!.records[0]!;
+      assert.deepEqual(Object.keys(u.fields), ['pid', 'uid', 'auid', 'ses', 'msg']);
+      assert.equal(u.fields.msg, "op=x' res=success acct=");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it(`property (seed 0x150e): random bytes in events give one valid object per event, every record kept`, () => {
     const dir = tmp();
     const next = prng(0x150e);
