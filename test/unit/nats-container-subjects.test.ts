@@ -18,7 +18,13 @@ import { contidOf, encodeEventJson } from '../../src/output/event-json';
 import { LogWriter } from '../../src/output/logfile';
 import { contidOfBuffers } from '../../src/output/nats/output';
 import { decodeBody, encodeBody } from '../../src/output/nats/payload';
-import { buildSubject, subjectFor, subjectTokenValue } from '../../src/output/nats/subject';
+import {
+  buildSubject,
+  subjectFor,
+  subjectTokenValue,
+  valueToken,
+  VALUE_TOKEN_MAX,
+} from '../../src/output/nats/subject';
 import { ContainerRegistry } from '../../src/containers/registry';
 import { RETIRE_GRACE_MS } from '../../src/contid/tracker';
 import { MsgType } from '../../src/kernel/constants';
@@ -219,6 +225,32 @@ function nastyString(next: () => number): string {
   return s;
 }
 
+describe('long container values', () => {
+  it('are cut at a whole escape and hashed: a subject of 16 placeholders stays within a NATS control line', () => {
+    const name = 'é'.repeat(1024); // 2 KiB of UTF-8, 6 KiB escaped
+    const dir = directory(
+      new Map([
+        [9n, { name, image: 'x'.repeat(1000) + 'y', runtime: 'runc' }],
+        [10n, { name: name.slice(0, -1) + 'e', image: 'x'.repeat(1000) + 'z', runtime: 'runc' }],
+      ]),
+    );
+    const t = Array.from({ length: 8 }, () => '{name}.{image}').join('.');
+    const subject = subjectFor(t, 'h', 'd');
+    const cache = new ContainerCache(dir);
+    const [a, b] = [subject('9', cache.lookup('9')), subject('10', cache.lookup('10'))];
+    for (const s of [a, b]) {
+      assert.ok(s.length < 2048, `${s.length} bytes`);
+      assert.equal(s.split('.').length, 16);
+      for (const tok of s.split('.')) assert.match(tok, /^(?:[A-Za-z0-9_-]|~[0-9A-F]{2})*~~[0-9a-f]{32}$/);
+    }
+    const [ta, tb] = [a.split('.'), b.split('.')];
+    assert.equal(ta[0]!.slice(0, ta[0]!.indexOf('~~')), '~C3~A9'.repeat(10) + '~C3', 'the cut keeps whole escapes');
+    assert.notEqual(ta[0], tb[0], 'names that differ only past the cut get different tokens');
+    assert.notEqual(ta[1], tb[1]);
+    assert.equal(valueToken('x'.repeat(VALUE_TOKEN_MAX)), 'x'.repeat(VALUE_TOKEN_MAX), 'up to the limit: whole');
+  });
+});
+
 describe('property: container names never split a token nor forge a JSON line (fixed seed)', () => {
   it('subjects keep their token count, each token escaped and reversible; JSON is one valid UTF-8 line', () => {
     const next = prng(SEED);
@@ -240,8 +272,10 @@ describe('property: container names never split a token nor forge a JSON line (f
         const tok = toks[3 + j] as string;
         if (v === undefined) assert.equal(tok, 'none');
         else {
-          // Reversible up to what UTF-8 can carry (a lone surrogate is U+FFFD in bytes).
-          assert.equal(subjectTokenValue(tok), Buffer.from(v, 'utf8').toString('utf8'));
+          // Reversible up to what UTF-8 can carry (a lone surrogate is U+FFFD in bytes), unless cut and hashed.
+          if (tok.includes('~~')) assert.equal(tok.length, tok.indexOf('~~') + 34, s);
+          else assert.equal(subjectTokenValue(tok), Buffer.from(v, 'utf8').toString('utf8'));
+          assert.ok(tok.length <= VALUE_TOKEN_MAX + 34, s);
           assert.notEqual(tok, 'none');
           const prev = seen.get(tok);
           const norm = Buffer.from(v, 'utf8').toString('utf8');

@@ -1,5 +1,6 @@
 // NATS subject tokens, message ids and event stamps for the nats output: every untrusted value (node, daemon, contid,
 // container name, image, runtime, pod, namespace) is escaped into one token.
+import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import { readBounded } from '../../safefs';
 import { CONTAINER_FIELDS, type ContainerEntry, type ContainerField } from '../container-fields';
@@ -47,12 +48,25 @@ export function buildSubject(template: string, v: SubjectValues): string {
 /** What a placeholder is filled with when the event has no container, or the container lacks that field. */
 export const NO_VALUE_TOKEN = 'none';
 
+/** The longest container-field token written whole (a longer one is cut and hashed: valueToken). */
+export const VALUE_TOKEN_MAX = 64;
+
 /**
  * A container field's token: subjectToken, except that a container really named `none` becomes `~6Eone` (its first
  * byte escaped, which subjectToken never does to a letter), so it is told apart from "no value" and stays injective.
+ * A token longer than VALUE_TOKEN_MAX is cut at a whole escape and ends in `~~` and 128 bits of the value's SHA-256:
+ * still one token per value (no escaped value holds `~~`: a `~` is always followed by two hex digits), and a subject
+ * stays far below a NATS control line (4 KiB by default; the server closes the connection past it, and the entry
+ * would be sent again and again) however long a container's name or image (annotations reach 4 KiB, 12 KiB escaped).
  */
 export function valueToken(v: string): string {
-  return v === NO_VALUE_TOKEN ? '~6Eone' : subjectToken(v);
+  if (v === NO_VALUE_TOKEN) return '~6Eone';
+  const t = subjectToken(v);
+  if (t.length <= VALUE_TOKEN_MAX) return t;
+  let cut = VALUE_TOKEN_MAX;
+  if (t[cut - 1] === '~') cut -= 1;
+  else if (t[cut - 2] === '~') cut -= 2;
+  return `${t.slice(0, cut)}~~${createHash('sha256').update(v, 'utf8').digest('hex').slice(0, 32)}`;
 }
 
 const isMeta = (t: string): ContainerField | null => {
