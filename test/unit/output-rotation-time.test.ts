@@ -1,7 +1,7 @@
 // Time-based rotation (hourly, daily) and gzip of rotated logs: what auditd users asked for and auditd declined.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -47,6 +47,37 @@ describe('log rotation by time, with compression', () => {
       assert.match(readFileSync(join(dir, 'audit.log'), 'utf8'), /^type=DAEMON_ROTATE /);
       assert.equal(w.counters.rotations, 3, 'one rotation per new hour after the first');
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('compressed logs keep the rotated logs\u2019 mode and log_group, whatever the umask', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'amrot-'));
+    const umask = process.umask(0o077); // the unit's UMask
+    try {
+      let now = new Date(2026, 10, 28, 10, 59, 0).getTime();
+      const root = process.getuid?.() === 0;
+      const w = new LogWriter({
+        path: join(dir, 'audit.log'),
+        format: 'RAW',
+        maxLogFileMiB: 0,
+        rotateInterval: 'hourly',
+        compress: true,
+        now: () => now,
+        ...(root ? { logGroupGid: 4 } : {}),
+      });
+      w.open();
+      w.writeRecord(1107, rec(1));
+      w.flush();
+      now += 60 * 60 * 1000;
+      w.writeRecord(1107, rec(2));
+      w.flush();
+      w.close();
+      const st = statSync(join(dir, 'audit.log.1.gz'));
+      assert.equal(st.mode & 0o777, root ? 0o440 : 0o400);
+      if (root) assert.deepEqual([st.uid, st.gid], [0, 4]);
+    } finally {
+      process.umask(umask);
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -6,12 +6,13 @@ import { IoError } from '../../errors';
 import { createExclusive, readBounded } from '../../safefs';
 import { errText, type LogReporter } from './types';
 
-/** Compresses rotated logs with the rotated files' mode; a failure leaves the plain file, nothing is lost. */
+/** Compresses rotated logs with the rotated files' mode and group; a failure leaves the plain file, nothing is lost. */
 export class LogCompressor {
-  /** `mode`: what a rotated log gets (0440 with a log_group, 0400 without). */
+  /** `mode`: what a rotated log gets (0440 with a log_group, 0400 without); `group`: its log_group's gid. */
   constructor(
     private readonly mode: number,
     private readonly reporter: LogReporter,
+    private readonly group?: number,
   ) {}
 
   /**
@@ -34,6 +35,11 @@ export class LogCompressor {
       const { fd } = createExclusive(tmp, { mode: this.mode, what: 'temporary file', replaceStale: true });
       created = true;
       try {
+        // Set on the descriptor, as the log's own: the umask (0077 under the unit) would leave 0400, and the file
+        // would be root's group, so a log_group reader (a SIEM agent, `auditmux search`) could read the plain
+        // rotated logs but not the compressed ones.
+        fs.fchmodSync(fd, this.mode);
+        if (process.getuid?.() === 0) fs.fchownSync(fd, 0, this.group ?? 0);
         let off = 0;
         while (off < gz.length) off += fs.writeSync(fd, gz, off, gz.length - off);
         fs.fsyncSync(fd);
