@@ -173,7 +173,9 @@ export class LogWriter {
         now: opts.now ?? Date.now,
         ...(opts.logGroupGid !== undefined ? { logGroupGid: opts.logGroupGid } : {}),
         ...(opts.rotateInterval ? { rotateInterval: opts.rotateInterval } : {}),
-        ...(opts.compress ? { compressor: new LogCompressor(opts.logGroupGid ? 0o440 : 0o400, reporter, opts.logGroupGid) } : {}),
+        ...(opts.compress
+          ? { compressor: new LogCompressor(opts.logGroupGid ? 0o440 : 0o400, reporter, opts.logGroupGid) }
+          : {}),
       },
       reporter,
     );
