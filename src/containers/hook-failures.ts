@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { IoError } from '../errors';
 import { checkDirSafe, openAppendNoFollow, openReadNoFollow } from '../safefs';
-import { decodeUntrusted, encodeUntrusted } from '../records/encode';
+import { cutUtf8, decodeUntrusted, encodeUntrusted } from '../records/encode';
 
 /**
  * Beside the control socket, in the daemon's own root-only runtime directory. A runtime shows a hook's stderr only
@@ -48,29 +48,6 @@ export interface HookFailure {
   /** The error's stable code (E_NO_DAEMON, E_TIMEOUT, ...) or null. */
   code: string | null;
   reason: string;
-}
-
-const utf8Len = (cp: number): number => (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4);
-
-/**
- * `s` cut so that its UTF-8 form, `...` included, is at most `max` bytes, at a code point boundary: never half a
- * multi-byte sequence or a surrogate pair. (A lone surrogate counts 3 bytes, as Buffer.from writes it: U+FFFD.)
- */
-export function cutUtf8(s: string, max: number): string {
-  // Four UTF-8 bytes at most per UTF-16 unit pair, three per unit: short strings need no walk.
-  if (s.length * 3 <= max) return s;
-  const budget = max - 3;
-  let bytes = 0;
-  let end = -1;
-  let i = 0;
-  for (const ch of s) {
-    const n = utf8Len(ch.codePointAt(0)!);
-    if (end < 0 && bytes + n > budget) end = i;
-    bytes += n;
-    if (bytes > max) return `${s.slice(0, end)}...`;
-    i += ch.length;
-  }
-  return s;
 }
 
 /** One line of the file: key=value pairs, every value a container or an error chose encoded (never a space or \n). */

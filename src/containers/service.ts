@@ -3,7 +3,7 @@ import { AuditmuxError, ExitCode } from '../errors';
 import type { ContidTracker } from '../contid/tracker';
 import { containerContid, containerKey } from '../contid/derive';
 import { ContainerDiscovery, realContainerProc, type ContainerProc } from './discovery';
-import { encodeUntrusted } from '../records/encode';
+import { cutUtf8, encodeUntrusted } from '../records/encode';
 import { containerdBundleNamespace, metaFromAnnotations } from './metadata';
 import { parseOciState, type OciState } from './oci-state';
 import { ContainerRegistry, RegistryFullError, type ContainerInfo } from './registry';
@@ -32,8 +32,15 @@ export interface HookRegistration {
   bundleAnnotations?: unknown;
 }
 
+/**
+ * The most UTF-8 bytes of one container value a record holds (cut with `...` past it): six such values as hex and the
+ * other fields stay within auditd's line limit (8969 bytes), where annotations of 4 KiB (24 KiB as hex) would push
+ * image, pod, namespace and res off the line. Names, images and namespaces Kubernetes and registries allow are shorter.
+ */
+export const RECORD_VALUE_MAX = 512;
+
 function val(v: string | null | undefined): string {
-  return v === null || v === undefined ? '?' : encodeUntrusted(v);
+  return v === null || v === undefined ? '?' : encodeUntrusted(cutUtf8(v, RECORD_VALUE_MAX));
 }
 
 /**

@@ -5,7 +5,7 @@ import { PermissionError, UsageError } from '../errors';
 import { MsgType } from '../kernel/constants';
 import { AUX_ISOLATIONS, OVERFLOW_ACTIONS } from '../config';
 import { queueDepthProblem } from '../config/daemon-config';
-import { encodeUntrusted } from '../records/encode';
+import { cutUtf8, encodeUntrusted } from '../records/encode';
 import { ControlServer, type PeerCred } from './control';
 import type { Diag } from './diagnostics';
 
@@ -226,9 +226,10 @@ export class ControlCommands {
   /** `fields`: more ` name=value` text, already encoded. The reason carries tenants' text (rule lines, file names). */
   readonly refuse: Refuse = (reason, peer, fields = '') => {
     this.o.counters.refused++;
-    // Cut so that hex (twice the bytes) and the fields after it stay within auditd's line limit.
+    // Cut to 2 KiB of UTF-8 (not characters: one can be 4 bytes), so that its hex (twice the bytes) and the fields
+    // after it stay within auditd's line limit: a longer reason would push pid=, uid= and res= off the line.
     const who = peer ? ` pid=${peer.pid} uid=${peer.uid}` : '';
-    const why = encodeUntrusted(reason.slice(0, 2048));
+    const why = encodeUntrusted(cutUtf8(reason, 2048));
     this.o.record(MsgType.DAEMON_ERR, `op=refused reason=${why}${fields}${who} res=failed`);
     throw new PermissionError(reason, 'E_HOST_WIDE');
   };

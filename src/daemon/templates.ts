@@ -12,7 +12,7 @@ import {
   templateValuePart,
 } from '../config/templates';
 import { loadRulesPath, type RuleCommand } from '../rules';
-import { encodeUntrusted } from '../records/encode';
+import { cutUtf8, encodeUntrusted } from '../records/encode';
 import type { EventRecord } from './aux-ipc';
 import { prepareAuxLogDir } from './aux-daemon';
 import { auxRules } from './rule-union';
@@ -76,6 +76,8 @@ function newCounters(): Record<string, number> {
 const MAX_STOPPED = 1024;
 /** Values remembered as refused, so each is recorded once (not once per event). */
 const MAX_REFUSED = 4096;
+/** The most UTF-8 bytes of a refused value a record holds (it comes from an annotation or a label). */
+const REFUSED_VALUE_MAX = 1024;
 
 export class TemplateManager {
   private templates: DaemonTemplate[] = [];
@@ -172,7 +174,9 @@ export class TemplateManager {
     this.count(t, reason === 'over-max' ? 'overCapValues' : 'refusedValues');
     this.opts.record(
       MsgType.DAEMON_ERR,
-      `op=template-refuse template=${t.name} value=${encodeUntrusted(value)} reason=${reason} max=${t.max} res=failed`,
+      // The value comes from an annotation or label (up to 4 KiB, 24 KiB as hex): cut, so reason=, max= and res= stay
+      // on the line.
+      `op=template-refuse template=${t.name} value=${encodeUntrusted(cutUtf8(value, REFUSED_VALUE_MAX))} reason=${reason} max=${t.max} res=failed`,
     );
     return null;
   }

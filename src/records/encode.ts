@@ -31,6 +31,29 @@ export function encodeUntrusted(value: string | Uint8Array): string {
   return needsEncoding(b) ? b.toString('hex').toUpperCase() : `"${b.toString('latin1')}"`;
 }
 
+const utf8Len = (cp: number): number => (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4);
+
+/**
+ * `s` cut so that its UTF-8 form, `...` included, is at most `max` bytes, at a code point boundary: never half a
+ * multi-byte sequence or a surrogate pair. (A lone surrogate counts 3 bytes, as Buffer.from writes it: U+FFFD.)
+ */
+export function cutUtf8(s: string, max: number): string {
+  // Four UTF-8 bytes at most per UTF-16 unit pair, three per unit: short strings need no walk.
+  if (s.length * 3 <= max) return s;
+  const budget = max - 3;
+  let bytes = 0;
+  let end = -1;
+  let i = 0;
+  for (const ch of s) {
+    const n = utf8Len(ch.codePointAt(0)!);
+    if (end < 0 && bytes + n > budget) end = i;
+    bytes += n;
+    if (bytes > max) return `${s.slice(0, end)}...`;
+    i += ch.length;
+  }
+  return s;
+}
+
 /** `NAME=` followed by encodeUntrusted(value): audit_encode_nv_string(). */
 export function encodeUntrustedNv(name: string, value: string | Uint8Array): string {
   return `${name}=${encodeUntrusted(value)}`;

@@ -29,12 +29,12 @@ import {
   HOOK_FAILURE_REASON_MAX,
   appendHookFailure,
   collectHookFailures,
-  cutUtf8,
   formatHookFailure,
   parseHookFailure,
   parseHookFailures,
   type HookFailure,
 } from '../../src/containers/hook-failures';
+import { cutUtf8 } from '../../src/records/encode';
 import { Containers } from '../../src/containers/service';
 import { hostMetricFamilies } from '../../src/metrics/host';
 import { ContidTracker } from '../../src/contid/tracker';
