@@ -77,7 +77,7 @@ export function readPem(path: string, what: string): Buffer {
 // in one of its directories (a symlink, a hard link to another file, a FIFO) never redirects a write made as root.
 
 // Hoisted like any import; kept here so this section is a pure append to the file.
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 
 export interface NoFollowOptions {
   /** Permission bits for a file that gets created. */
@@ -208,15 +208,38 @@ export interface DirPolicy {
  * (not a symlink), owned by one of `owners`, not writable by group or others (sticky or not: a planted name in
  * /tmp is still a planted name). auditd 3.0.9 instead chowns its log directory back to root on every start.
  */
-export function checkDirSafe(dir: string, policy: DirPolicy): fs.Stats {
+export function checkDirSafe(dir: string, policy: DirPolicy, shown = dir): fs.Stats {
+  // `shown`: the path in messages when `dir` is reached through a held directory (/proc/self/fd/N/name).
   const what = policy.what ?? 'directory';
   let st: fs.Stats;
   try {
     st = fs.lstatSync(dir);
   } catch (e) {
-    throw new IoError(`cannot inspect ${what} ${dir} (${errCode(e)})`, 'E_IO', { cause: e });
+    throw new IoError(`cannot inspect ${what} ${shown} (${errCode(e)})`, 'E_IO', { cause: e });
   }
-  if (st.isSymbolicLink()) throw new IoError(`${what} ${dir} is a symbolic link (refused)`, 'E_UNSAFE_DIR');
+  if (st.isSymbolicLink()) throw new IoError(`${what} ${shown} is a symbolic link (refused)`, 'E_UNSAFE_DIR');
+  checkDirStat(st, shown, policy);
+  return st;
+}
+
+/**
+ * `/proc/self/fd/N` of a directory held open at fd, when it leads there (null without /proc): a name under it
+ * resolves in that directory wherever it has been moved, whatever now lies at its old path.
+ */
+export function procAnchor(fd: number): string | null {
+  const anchor = `/proc/self/fd/${fd}`;
+  try {
+    const a = fs.statSync(anchor);
+    const b = fs.fstatSync(fd);
+    return a.isDirectory() && a.dev === b.dev && a.ino === b.ino ? anchor : null;
+  } catch {
+    return null;
+  }
+}
+
+/** checkDirSafe's checks on a directory's stat (an lstat of its path, or an fstat of it held open). Throws IoError. */
+export function checkDirStat(st: fs.Stats, dir: string, policy: DirPolicy): void {
+  const what = policy.what ?? 'directory';
   if (!st.isDirectory()) throw new IoError(`${what} ${dir} is not a directory (refused)`, 'E_UNSAFE_DIR');
   if (!policy.owners.includes(st.uid)) {
     throw new IoError(
@@ -230,7 +253,6 @@ export function checkDirSafe(dir: string, policy: DirPolicy): fs.Stats {
       'E_UNSAFE_DIR',
     );
   }
-  return st;
 }
 
 /**
@@ -238,7 +260,9 @@ export function checkDirSafe(dir: string, policy: DirPolicy): fs.Stats {
  * mode 0700) and only then hands it over, through a descriptor opened with O_NOFOLLOW|O_DIRECTORY whose owner is
  * checked to still be us, so the chown cannot be steered to another directory. A directory that already exists is
  * never chowned: it is accepted only when it is a real directory already owned by uid and writable by it alone.
- * The parent must exist and be safe for root (checkDirSafe), so nobody else can swap the directory afterwards.
+ * The parent must exist and be safe for root (checkDirSafe), so nobody else can swap the directory afterwards; it is
+ * held open meanwhile, so a directory above it renamed between the check and the chown (its path then leading to
+ * another directory, perhaps one of root's with the same name) cannot steer either.
  */
 export function ensureOwnedDir(
   dir: string,
@@ -247,13 +271,38 @@ export function ensureOwnedDir(
 ): 'created' | 'existing' {
   const me = process.geteuid?.() ?? 0;
   const parent = dirname(dir);
-  checkDirSafe(parent, { owners: [0, me], what: `parent of ${what}` });
+  const policy = { owners: [0, me], what: `parent of ${what}` };
+  checkDirSafe(parent, policy);
+  const c = fs.constants;
+  let pfd: number;
   try {
-    fs.mkdirSync(dir, { mode: 0o700 });
+    pfd = fs.openSync(parent, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
+  } catch (e) {
+    throw new IoError(`cannot open parent of ${what} ${parent} (${errCode(e)})`, 'E_UNSAFE_DIR', { cause: e });
+  }
+  try {
+    checkDirStat(fs.fstatSync(pfd), parent, policy);
+    const anchor = procAnchor(pfd);
+    return makeOwnedDir(anchor === null ? dir : `${anchor}/${basename(dir)}`, dir, ids, what, me);
+  } finally {
+    fs.closeSync(pfd);
+  }
+}
+
+/** ensureOwnedDir's work on `path` (the directory reached through its held parent); messages name `dir`. */
+function makeOwnedDir(
+  path: string,
+  dir: string,
+  ids: { uid: number; gid: number },
+  what: string,
+  me: number,
+): 'created' | 'existing' {
+  try {
+    fs.mkdirSync(path, { mode: 0o700 });
   } catch (e) {
     if (errCode(e) !== 'EEXIST')
       throw new IoError(`cannot create ${what} ${dir} (${errCode(e)})`, 'E_IO', { cause: e });
-    const st = checkDirSafe(dir, { owners: [ids.uid], what });
+    const st = checkDirSafe(path, { owners: [ids.uid], what }, dir);
     if (st.gid !== ids.gid && st.mode & 0o070)
       throw new IoError(
         `${what} ${dir} gives group ${st.gid} access (mode ${(st.mode & 0o7777).toString(8)}); expected the daemon's group ${ids.gid} (refused)`,
@@ -264,7 +313,7 @@ export function ensureOwnedDir(
   const c = fs.constants;
   let fd: number;
   try {
-    fd = fs.openSync(dir, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
+    fd = fs.openSync(path, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
   } catch (e) {
     throw new IoError(`${what} ${dir} changed under us after mkdir (${errCode(e)}); refused`, 'E_UNSAFE_DIR', {
       cause: e,

@@ -169,6 +169,7 @@ export class LogWriter {
     this.rotation = new LogRotation(
       {
         path: opts.path,
+        dir: this.file.dir,
         numLogs: this.opts.numLogs,
         now: opts.now ?? Date.now,
         ...(opts.logGroupGid !== undefined ? { logGroupGid: opts.logGroupGid } : {}),

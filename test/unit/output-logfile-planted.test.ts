@@ -150,3 +150,32 @@ test(
     writer(d).w.close();
   },
 );
+
+test('a log directory moved away and replaced under its path: rotation and compression stay in the directory checked', () => {
+  // Whoever may rename entries in the parent (Ubuntu's /var/log is root:syslog 0775) moves the log's directory away
+  // and puts another at its path, holding another trail's rotated log.
+  const parent = dir();
+  const logs = join(parent, 'logs');
+  fs.mkdirSync(logs, { mode: 0o700 });
+  const { w } = writer(logs, { compress: true });
+  try {
+    w.writeRecord(1107, payload(1));
+    w.flush();
+    const moved = join(parent, 'moved');
+    fs.renameSync(logs, moved);
+    fs.mkdirSync(logs, { mode: 0o700 });
+    fs.writeFileSync(join(logs, 'audit.log.1'), PRECIOUS, { mode: 0o600 });
+    w.rotateNow(by);
+    w.writeRecord(1107, payload(2));
+    w.flush();
+    w.rotateNow(by);
+    assert.deepEqual(fs.readdirSync(logs), ['audit.log.1'], 'nothing renamed, made or compressed at the new path');
+    assert.equal(fs.readFileSync(join(logs, 'audit.log.1'), 'utf8'), PRECIOUS);
+    assert.deepEqual(fs.readdirSync(moved).sort(), ['audit.log', 'audit.log.1.gz', 'audit.log.2.gz']);
+    assert.match(gunzipSync(fs.readFileSync(join(moved, 'audit.log.2.gz'))).toString(), /n=1\n/);
+    assert.match(gunzipSync(fs.readFileSync(join(moved, 'audit.log.1.gz'))).toString(), /n=2\n/);
+  } finally {
+    w.close();
+    fs.rmSync(parent, { recursive: true, force: true });
+  }
+});

@@ -5,6 +5,7 @@ import * as zlib from 'node:zlib';
 import { IoError } from '../../errors';
 import { createExclusive, readBounded } from '../../safefs';
 import { errText, type LogReporter } from './types';
+import type { LogDir } from './dir';
 
 /** Compresses rotated logs with the rotated files' mode and group; a failure leaves the plain file, nothing is lost. */
 export class LogCompressor {
@@ -19,8 +20,11 @@ export class LogCompressor {
    * gzip a just-rotated log in place (name.gz, then the plain file goes). Synchronous at level 1: rotations are rare,
    * an 8 MiB log takes tens of ms, and no later rotation can rename the file while it is being read.
    */
-  compress(file: string): void {
-    const tmp = `${file}.gz.tmp`;
+  compress(name: string, dir?: LogDir): void {
+    // `name` as users know it (messages); `file` and the others reached through the held directory (dir.ts).
+    const at = (p: string): string => (dir ? dir.at(p) : p);
+    const file = at(name);
+    const tmp = at(`${name}.gz.tmp`);
     let created = false;
     try {
       // The file we just renamed: read without following a symlink, and never copy out a file linked elsewhere.
@@ -29,7 +33,7 @@ export class LogCompressor {
         noFollow: true,
         what: 'rotated log',
       });
-      if (stat.nlink > 1) throw new IoError(`rotated log ${file} has ${stat.nlink} hard links`, 'E_HARDLINK');
+      if (stat.nlink > 1) throw new IoError(`rotated log ${name} has ${stat.nlink} hard links`, 'E_HARDLINK');
       const gz = zlib.gzipSync(data, { level: 1 });
       // O_EXCL: a name planted at the temporary (a symlink to any file) is removed, never written through.
       const { fd } = createExclusive(tmp, { mode: this.mode, what: 'temporary file', replaceStale: true });
@@ -46,13 +50,14 @@ export class LogCompressor {
       } finally {
         fs.closeSync(fd);
       }
-      fs.renameSync(tmp, `${file}.gz`);
+      fs.renameSync(tmp, at(`${name}.gz`));
       created = false;
       fs.unlinkSync(file);
     } catch (e) {
       if (created) fs.rmSync(tmp, { force: true });
       // The plain rotated file stays: nothing is lost, it is just not compressed.
-      this.reporter.log('warn', `Could not compress ${file} (${errText(e)})`);
+      const why = errText(e);
+      this.reporter.log('warn', `Could not compress ${name} (${dir ? dir.show(why) : why})`);
     }
   }
 }

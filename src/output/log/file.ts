@@ -5,7 +5,8 @@ import { dirname } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { IoError } from '../../errors';
 import { native } from '../../kernel/native';
-import { checkDirSafe, openAppendNoFollow } from '../../safefs';
+import { openAppendNoFollow } from '../../safefs';
+import { LogDir } from './dir';
 import { errText, type FlushMode, type LogReporter } from './types';
 
 export interface LogFileCounters {
@@ -57,6 +58,8 @@ export class LogFile {
     private readonly group: number | undefined,
     private readonly reporter: LogReporter,
     private readonly syncer: Syncer = nativeSyncer,
+    /** The log's directory, held open by the first open: rotation and compression reach their names through it too. */
+    readonly dir: LogDir = new LogDir(dirname(path)),
   ) {}
 
   get isOpen(): boolean {
@@ -69,9 +72,9 @@ export class LogFile {
     const group = this.group;
     const mode = group ? 0o640 : 0o600;
     // Whoever else can write in the log's directory can delete or replace the trail, whatever the file's own mode.
-    const dir = dirname(path);
+    const dir = this.dir.dir;
     try {
-      checkDirSafe(dir, { owners: [0, process.geteuid?.() ?? 0], what: 'log directory' });
+      this.dir.open({ owners: [0, process.geteuid?.() ?? 0], what: 'log directory' });
     } catch (e) {
       const hint =
         (e as IoError).code === 'E_UNSAFE_DIR'
@@ -83,13 +86,13 @@ export class LogFile {
     let fd: number;
     let st: fs.Stats;
     try {
-      ({ fd, stat: st } = openAppendNoFollow(path, { mode, what: 'log file' }));
+      ({ fd, stat: st } = openAppendNoFollow(this.dir.at(path), { mode, what: 'log file' }));
     } catch (e) {
       const code =
         { E_SYMLINK: 'E_LOG_SYMLINK', E_NOT_REGULAR: 'E_LOG_NOT_FILE', E_HARDLINK: 'E_LOG_HARDLINK' }[
           (e as IoError).code
         ] ?? 'E_LOG_OPEN';
-      throw new IoError((e as Error).message, code, { cause: e });
+      throw new IoError(this.dir.show((e as Error).message), code, { cause: e });
     }
     try {
       fs.fchmodSync(fd, mode);
@@ -187,6 +190,7 @@ export class LogFile {
       this.reporter.report('close', e, 0);
     }
     this.fd = -1;
+    this.dir.close();
     this.reportSyncError();
   }
 

@@ -4,11 +4,14 @@ import * as fs from 'node:fs';
 import { lstatOrNull, openNoFollow } from '../../safefs';
 import type { LogCompressor } from './compress';
 import type { LogFile } from './file';
+import type { LogDir } from './dir';
 import { errText, type LogReporter, type MaxLogFileAction } from './types';
 
 export interface LogRotationOptions {
   /** The live log; rotated logs are `path.1`, `path.2`... (`.gz` when compressed). */
   path: string;
+  /** The log's directory as the live file holds it: every name is reached through it (names in messages are paths). */
+  dir: LogDir;
   numLogs: number;
   /** gid of log_group (a live log that cannot be renamed keeps 0640 with one, 0600 without). */
   logGroupGid?: number;
@@ -52,7 +55,7 @@ export class LogRotation {
     if (!this.renameIfExists(this.opts.path, this.rotatedName(1))) {
       try {
         // Through a descriptor: chmod(2) on the name would follow a symlink planted there.
-        const { fd } = openNoFollow(this.opts.path, fs.constants.O_RDONLY, { what: 'log file' });
+        const { fd } = openNoFollow(this.at(this.opts.path), fs.constants.O_RDONLY, { what: 'log file' });
         try {
           fs.fchmodSync(fd, this.opts.logGroupGid ? 0o640 : 0o600);
         } finally {
@@ -63,18 +66,28 @@ export class LogRotation {
       }
     }
     this.rotations++;
-    this.opts.compressor?.compress(this.rotatedName(1));
+    this.opts.compressor?.compress(this.rotatedName(1), this.opts.dir);
     return true;
+  }
+
+  /** Where a name of this log is reached: in the held directory. */
+  private at(name: string): string {
+    return this.opts.dir.at(name);
+  }
+
+  /** An error's text with the held directory shown by its path. */
+  private err(e: unknown): string {
+    return this.opts.dir.show(errText(e));
   }
 
   /** shift_logs(): the number the live log gets with keep_logs (the highest grows instead of old logs going). */
   keepNumber(): number {
     let num = this.lastLog;
-    while (lstatOrNull(this.rotatedName(num))) num++;
+    while (lstatOrNull(this.at(this.rotatedName(num)))) num++;
     if (num <= this.lastLog && this.lastLog > 1) {
       this.reporter.log('warn', `Last known log disappeared (${this.rotatedName(num)})`);
       num = this.lastLog = 1;
-      while (lstatOrNull(this.rotatedName(num))) num++;
+      while (lstatOrNull(this.at(this.rotatedName(num)))) num++;
     }
     this.lastLog = num;
     return num + 1;
@@ -87,7 +100,7 @@ export class LogRotation {
       let removed = false;
       for (const name of [this.rotatedName(i), this.rotatedName(i) + '.gz']) {
         try {
-          fs.unlinkSync(name);
+          fs.unlinkSync(this.at(name));
           removed = true;
           this.reporter.log('info', `Log ${name} removed as it exceeds num_logs parameter`);
         } catch {
@@ -127,20 +140,20 @@ export class LogRotation {
   private renameIfExists(from: string, to: string): boolean {
     let st: fs.Stats | null;
     try {
-      st = lstatOrNull(from);
+      st = lstatOrNull(this.at(from));
     } catch (e) {
-      this.reporter.log('error', `Error rotating logs from ${from} to ${to} (${errText(e)})`);
+      this.reporter.log('error', `Error rotating logs from ${from} to ${to} (${this.err(e)})`);
       this.reporter.report('rotate', e, 0);
       return false;
     }
     if (!st) return true;
     if (st.isSymbolicLink()) {
       try {
-        fs.unlinkSync(from);
+        fs.unlinkSync(this.at(from));
         this.reporter.log('warn', `Removed ${from}: a symbolic link where a log belongs, not written by auditmux`);
         return true;
       } catch (e) {
-        this.reporter.log('error', `Could not remove the symbolic link ${from} (${errText(e)})`);
+        this.reporter.log('error', `Could not remove the symbolic link ${from} (${this.err(e)})`);
         this.reporter.report('rotate', e, 0);
         return false;
       }
@@ -155,11 +168,11 @@ export class LogRotation {
       return false;
     }
     try {
-      fs.renameSync(from, to);
+      fs.renameSync(this.at(from), this.at(to));
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
-      this.reporter.log('error', `Error rotating logs from ${from} to ${to} (${errText(e)})`);
+      this.reporter.log('error', `Error rotating logs from ${from} to ${to} (${this.err(e)})`);
       this.reporter.report('rotate', e, 0);
       return false;
     }
