@@ -8,6 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { LogWriter, type LogWriterOptions } from '../../src/output/logfile';
 import { IoError } from '../../src/errors';
+import { COMPRESS_MAX, LogCompressor } from '../../src/output/log/compress';
 
 const isRoot = process.geteuid?.() === 0;
 const dir = (): string => fs.mkdtempSync(join(tmpdir(), 'amplant-'));
@@ -177,5 +178,24 @@ test('a log directory moved away and replaced under its path: rotation and compr
   } finally {
     w.close();
     fs.rmSync(parent, { recursive: true, force: true });
+  }
+});
+
+test('compress: a rotated log over the limit stays plain, with a warning, and nothing is lost', () => {
+  const d = dir();
+  try {
+    const name = join(d, 'audit.log.1');
+    const text = 'type=USER msg=audit(1700000000.000:1): pid=1\n'.repeat(100);
+    fs.writeFileSync(name, text, { mode: 0o400 });
+    const warnings: string[] = [];
+    const c = new LogCompressor(0o400, { log: (_l, m) => warnings.push(m), report: () => undefined }, undefined, 1000);
+    c.compress(name);
+    assert.deepEqual(fs.readdirSync(d), ['audit.log.1'], 'no .gz, no temporary');
+    assert.equal(fs.readFileSync(name, 'utf8'), text);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /^Left .*audit\.log\.1 plain: it is over the 1000-byte limit of compression/);
+    assert.equal(COMPRESS_MAX, 64 * 1024 * 1024);
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
   }
 });

@@ -1,19 +1,30 @@
 // gzip of a rotated log in place (audit.log.1 -> audit.log.1.gz), never through a planted link or temporary.
 import * as fs from 'node:fs';
-import { constants as bufferConstants } from 'node:buffer';
 import * as zlib from 'node:zlib';
 import { IoError } from '../../errors';
 import { createExclusive, readBounded } from '../../safefs';
 import { errText, type LogReporter } from './types';
 import type { LogDir } from './dir';
 
+/**
+ * The largest rotated log compressed (64 MiB; the default max_log_file is 8). Compression runs on the thread that reads
+ * the kernel, so a bigger one (a large max_log_file, or a daily rotation with no size limit) would hold the whole file
+ * in memory and stop the record path for seconds, long enough for the kernel's backlog to overflow: it stays plain,
+ * with a warning, and loses nothing.
+ */
+export const COMPRESS_MAX = 64 * 1024 * 1024;
+
 /** Compresses rotated logs with the rotated files' mode and group; a failure leaves the plain file, nothing is lost. */
 export class LogCompressor {
-  /** `mode`: what a rotated log gets (0440 with a log_group, 0400 without); `group`: its log_group's gid. */
+  /**
+   * `mode`: what a rotated log gets (0440 with a log_group, 0400 without); `group`: its log_group's gid; `max`: the
+   * largest file compressed (tests set a smaller one).
+   */
   constructor(
     private readonly mode: number,
     private readonly reporter: LogReporter,
     private readonly group?: number,
+    private readonly max = COMPRESS_MAX,
   ) {}
 
   /**
@@ -29,7 +40,7 @@ export class LogCompressor {
     try {
       // The file we just renamed: read without following a symlink, and never copy out a file linked elsewhere.
       const { data, stat } = readBounded(file, {
-        limit: bufferConstants.MAX_LENGTH,
+        limit: this.max,
         noFollow: true,
         what: 'rotated log',
       });
@@ -56,6 +67,13 @@ export class LogCompressor {
     } catch (e) {
       if (created) fs.rmSync(tmp, { force: true });
       // The plain rotated file stays: nothing is lost, it is just not compressed.
+      if ((e as IoError).code === 'E_TOO_LARGE') {
+        this.reporter.log(
+          'warn',
+          `Left ${name} plain: it is over the ${this.max}-byte limit of compression, which runs on the record path`,
+        );
+        return;
+      }
       const why = errText(e);
       this.reporter.log('warn', `Could not compress ${name} (${dir ? dir.show(why) : why})`);
     }
