@@ -11,6 +11,7 @@ import { AuxQueue } from './aux-queue';
 import {
   Frame,
   FrameReader,
+  MAX_AUX_FRAME,
   decodeEvent,
   encodeEvent,
   encodeFrame,
@@ -21,8 +22,47 @@ import { AuxWriter } from './aux-writer';
 import { ContainerFeed } from './aux-containers';
 import { lookupUser } from './users';
 import { ensureOwnedDir } from '../safefs';
+import { cutUtf8 } from '../records/encode';
 
 const noPos = (k: string, v: unknown): unknown => (k === 'pos' ? undefined : v);
+
+/** What the host logs of an aux process's own words (stderr, ERROR frames): a window, its lines, each line's size. */
+const CHATTER_WINDOW_MS = 60_000;
+const CHATTER_LINES = 20;
+const CHATTER_LINE_BYTES = 2048;
+
+/**
+ * The host's diagnostics of one aux process's stderr and ERROR frames: at most CHATTER_LINES a minute, each cut, and
+ * then one line saying how many were left out. The process may be a tenant's: unbounded, it would spend the host's
+ * journal rate limit (its own warnings then suppressed) and stall its event loop on a slow journal.
+ */
+class Chatter {
+  private windowStart = 0;
+  private lines = 0;
+  private suppressed = 0;
+
+  constructor(
+    private readonly diag: Diag,
+    private readonly daemon: string,
+  ) {}
+
+  say(what: 'stderr' | 'err', text: string, msg: string): void {
+    const now = Date.now();
+    if (now - this.windowStart >= CHATTER_WINDOW_MS) {
+      if (this.suppressed > 0)
+        this.diag.warn({ daemon: this.daemon, suppressed: this.suppressed }, 'aux daemon output left out (rate limit)');
+      this.windowStart = now;
+      this.lines = 0;
+      this.suppressed = 0;
+    }
+    if (this.lines >= CHATTER_LINES) {
+      this.suppressed++;
+      return;
+    }
+    this.lines++;
+    this.diag.warn({ daemon: this.daemon, [what]: cutUtf8(text, CHATTER_LINE_BYTES) }, msg);
+  }
+}
 
 /**
  * Makes the directory of a daemon's log and returns the ids the daemon runs as. A daemon with a `user` gets a
@@ -56,6 +96,8 @@ const HEALTHY_MS = 60_000;
 
 export interface AuxDaemonHooks {
   diag: Diag;
+  /** The script an `isolation: process` daemon runs (aux-main.js; tests give a misbehaving double). */
+  program?: string;
   nodeName: string | null;
   /** The host writes drops and crashes as records in its own log. */
   report: (event: 'overflow' | 'crash' | 'failed' | 'start', detail: string) => void;
@@ -93,6 +135,8 @@ export class AuxDaemon {
   private restarting: Promise<void> | null = null;
   /** isolation: process — what the current process was told of containers (a new process starts knowing none). */
   private feed: ContainerFeed | null = null;
+  /** isolation: process — the current process's stderr and ERROR frames, as the host's diagnostics get them. */
+  private chatter: Chatter | null = null;
   lastError = '';
 
   constructor(
@@ -221,7 +265,7 @@ export class AuxDaemon {
     // The process starts as root and drops to the daemon's user itself, after it has entered its log directory:
     // the host's log directory (0700 root) need not be traversable by that user.
     // Small semi-spaces, as the host's (bin/auditmux): peak RSS per process matters with many daemons.
-    const child = spawn(process.execPath, ['--max-semi-space-size=2', AUX_MAIN], {
+    const child = spawn(process.execPath, ['--max-semi-space-size=2', this.hooks.program ?? AUX_MAIN], {
       stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' },
     });
@@ -232,11 +276,11 @@ export class AuxDaemon {
     const chan = child.stdio[3] as Socket;
     this.chan = chan;
     this.writable = true;
+    const chatter = new Chatter(this.hooks.diag, this.name);
+    this.chatter = chatter;
     child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (d: string) =>
-      this.hooks.diag.warn({ daemon: this.name, stderr: d.trim() }, 'aux daemon stderr'),
-    );
-    const reader = new FrameReader((kind, body) => this.onFrame(kind, body));
+    child.stderr?.on('data', (d: string) => chatter.say('stderr', d.trim(), 'aux daemon stderr'));
+    const reader = new FrameReader((kind, body) => this.onFrame(kind, body), MAX_AUX_FRAME);
     chan.on('data', (chunk: Buffer) => {
       try {
         reader.push(chunk);
@@ -269,6 +313,9 @@ export class AuxDaemon {
   private onFrame(kind: number, body: Buffer): void {
     switch (kind) {
       case Frame.READY:
+        // Once, while starting: each READY writes a record to the host's log, and a process that could send them
+        // at will (a tenant's) would fill the host's trail with starts.
+        if (this.state !== 'starting' || this.child === null) throw new Error(`READY while ${this.state}`);
         this.state = 'running';
         this.hooks.report('start', `pid=${this.pid}`);
         this.pump();
@@ -278,10 +325,13 @@ export class AuxDaemon {
         this.checkBlock();
         this.pump();
         break;
-      case Frame.ERROR:
-        this.lastError = JSON.parse(body.toString('utf8')).message as string;
-        this.hooks.diag.warn({ daemon: this.name, err: this.lastError }, 'aux daemon reported an error');
+      case Frame.ERROR: {
+        const m = (JSON.parse(body.toString('utf8')) as { message?: unknown }).message;
+        if (typeof m !== 'string') throw new Error('ERROR frame without a message');
+        this.lastError = cutUtf8(m, CHATTER_LINE_BYTES);
+        this.chatter?.say('err', this.lastError, 'aux daemon reported an error');
         break;
+      }
       default:
         break;
     }

@@ -80,25 +80,68 @@ export function encodeAck(seq: number): Buffer {
   return encodeFrame(Frame.ACK, b);
 }
 
-/** Splits a byte stream into frames; a frame longer than MAX_FRAME is a protocol error. */
-export class FrameReader {
-  private buf: Buffer = Buffer.alloc(0);
+/**
+ * The largest frame an aux process sends the host (READY, ACK, ERROR, STATS: all small). The host reads them with
+ * this limit, not MAX_FRAME: the process may be a tenant's, and a frame is held in memory until it is whole.
+ */
+export const MAX_AUX_FRAME = 64 * 1024;
 
-  constructor(private readonly onFrame: (kind: number, body: Buffer) => void) {}
+/**
+ * Splits a byte stream into frames; a frame longer than `maxFrame` is a protocol error, after which nothing more is
+ * read (the caller stops the sender). The chunks of an incomplete frame are kept as they came and joined once the
+ * frame is whole: joining at every chunk would copy a frame's bytes once per chunk, quadratic in its size, and a peer
+ * trickling a large frame in small pieces could keep the host's event loop busy with copies.
+ */
+export class FrameReader {
+  private parts: Buffer[] = [];
+  private size = 0;
+  private failed = false;
+
+  constructor(
+    private readonly onFrame: (kind: number, body: Buffer) => void,
+    private readonly maxFrame = MAX_FRAME,
+  ) {}
 
   push(chunk: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (this.failed) return;
+    this.parts.push(chunk);
+    this.size += chunk.length;
+    if (this.size < 4) return;
+    const first = this.parts[0]!;
+    const len = (first.length >= 4 ? first : Buffer.concat(this.parts, 4)).readUInt32LE(0);
+    if (len < 1 || len > this.maxFrame) return this.fail(`bad frame length ${len}`);
+    if (this.size - 4 < len) return;
+    const buf = this.parts.length === 1 ? first : Buffer.concat(this.parts, this.size);
+    this.parts = [];
+    this.size = 0;
     let off = 0;
-    while (this.buf.length - off >= 4) {
-      const len = this.buf.readUInt32LE(off);
-      if (len < 1 || len > MAX_FRAME) throw new Error(`bad frame length ${len}`);
-      if (this.buf.length - off - 4 < len) break;
-      const kind = this.buf.readUInt8(off + 4);
-      const body = this.buf.subarray(off + 5, off + 4 + len);
-      off += 4 + len;
-      this.onFrame(kind, body);
+    try {
+      while (buf.length - off >= 4) {
+        const n = buf.readUInt32LE(off);
+        if (n < 1 || n > this.maxFrame) return this.fail(`bad frame length ${n}`);
+        if (buf.length - off - 4 < n) break;
+        const kind = buf.readUInt8(off + 4);
+        const body = buf.subarray(off + 5, off + 4 + n);
+        off += 4 + n;
+        this.onFrame(kind, body);
+      }
+    } catch (e) {
+      // A frame its handler refused: the frames after it are not read either (none is read twice).
+      this.failed = true;
+      throw e;
     }
-    this.buf = off === this.buf.length ? Buffer.alloc(0) : Buffer.from(this.buf.subarray(off));
+    if (off < buf.length) {
+      const rest = Buffer.from(buf.subarray(off));
+      this.parts = [rest];
+      this.size = rest.length;
+    }
+  }
+
+  private fail(message: string): never {
+    this.failed = true;
+    this.parts = [];
+    this.size = 0;
+    throw new Error(message);
   }
 }
 

@@ -7,6 +7,7 @@ import { spoolFromOwnDir } from '../config/aux-paths';
 import { Frame, FrameReader, decodeContainer, decodeEvent, decodeForget, encodeAck, encodeJsonFrame } from './aux-ipc';
 import { ContainerMirror } from './aux-containers';
 import { native } from '../kernel/native';
+import { cutUtf8 } from '../records/encode';
 
 interface AuxConfig extends AuxWriterConfig {
   /** Run as this user: dropped to after entering the log directory. */
@@ -31,7 +32,8 @@ function main(): void {
   const containers = new ContainerMirror();
 
   const fail = (msg: string): void => {
-    chan.write(encodeJsonFrame(Frame.ERROR, { message: msg }));
+    // Cut: the host reads frames of at most MAX_AUX_FRAME bytes from this process.
+    chan.write(encodeJsonFrame(Frame.ERROR, { message: cutUtf8(msg, 4096) }));
   };
 
   const reader = new FrameReader((kind, body) => {

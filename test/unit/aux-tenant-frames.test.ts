@@ -1,0 +1,114 @@
+// What the host takes from an aux process that may be a tenant's: frames split anywhere, bounded, joined once; one
+// READY per process; its errors and stderr rate-limited in the host's diagnostics.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { AuxDaemon } from '../../src/daemon/aux-daemon';
+import { FrameReader, MAX_AUX_FRAME, encodeFrame } from '../../src/daemon/aux-ipc';
+import { parseConfig } from '../../src/config';
+import { captureDiag } from '../helpers/peers';
+import { intBelow, prng } from '../helpers/prng';
+
+describe('FrameReader', () => {
+  it('property (seed 0xf4a3): frames cut at random places come out whole and in order', () => {
+    const next = prng(0xf4a3);
+    for (let round = 0; round < 300; round++) {
+      const frames = Array.from({ length: 1 + intBelow(next, 8) }, (_, i) => {
+        const body = Buffer.alloc(intBelow(next, 300), 0x41 + (i % 26));
+        return { kind: 1 + intBelow(next, 20), body };
+      });
+      const stream = Buffer.concat(frames.map((f) => encodeFrame(f.kind, f.body)));
+      const got: Array<{ kind: number; body: Buffer }> = [];
+      const r = new FrameReader((kind, body) => got.push({ kind, body: Buffer.from(body) }));
+      for (let at = 0; at < stream.length;) {
+        const n = 1 + intBelow(next, 40);
+        r.push(stream.subarray(at, at + n));
+        at += n;
+      }
+      assert.deepEqual(got, frames);
+    }
+  });
+
+  it('a frame trickled in small chunks is joined once, not at every chunk', () => {
+    const body = Buffer.alloc(4 * 1024 * 1024, 7);
+    const stream = encodeFrame(13, body);
+    let copied = 0;
+    const concat = Buffer.concat;
+    Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
+      const b = concat(list, total);
+      copied += b.length;
+      return b;
+    }) as typeof Buffer.concat;
+    let frames = 0;
+    try {
+      const r = new FrameReader(() => frames++);
+      for (let at = 0; at < stream.length; at += 4096) r.push(stream.subarray(at, at + 4096));
+    } finally {
+      Buffer.concat = concat;
+    }
+    assert.equal(frames, 1);
+    assert.ok(copied <= 2 * stream.length, `${copied} bytes copied for a frame of ${stream.length}`);
+  });
+
+  it('a frame over the limit is refused before it is gathered, and nothing after a refusal is read', () => {
+    const seen: number[] = [];
+    const r = new FrameReader((kind) => seen.push(kind), MAX_AUX_FRAME);
+    const head = Buffer.alloc(4);
+    head.writeUInt32LE(MAX_AUX_FRAME + 1, 0);
+    assert.throws(() => r.push(head), /bad frame length/);
+    r.push(encodeFrame(10, Buffer.alloc(0)));
+    assert.deepEqual(seen, []);
+    // A handler that throws: the frames after it in the same chunk and later ones are not handled, none twice.
+    const again: number[] = [];
+    const r2 = new FrameReader((kind) => {
+      again.push(kind);
+      if (kind === 2) throw new Error('refused');
+    });
+    const two = Buffer.concat([1, 2, 3].map((k) => encodeFrame(k, Buffer.alloc(1))));
+    assert.throws(() => r2.push(two), /refused/);
+    r2.push(encodeFrame(4, Buffer.alloc(1)));
+    assert.deepEqual(again, [1, 2]);
+  });
+});
+
+describe('an aux process that misbehaves', () => {
+  it('counts one start, is stopped at its second READY, and its 50 errors reach the diagnostics 20 at most', async () => {
+    const dir = fs.mkdtempSync(join(tmpdir(), 'amauxtenant-'));
+    const cfg = parseConfig(
+      [
+        'host:',
+        `  log: { file: ${join(dir, 'audit.log')} }`,
+        'daemons:',
+        '  - { name: t, isolation: process, log: { format: RAW, flush: none } }',
+        '',
+      ].join('\n'),
+      join(dir, 'auditmux.yaml'),
+    ).daemons[0]!;
+    const reports: string[] = [];
+    const diag = captureDiag();
+    const a = new AuxDaemon(cfg, {
+      diag,
+      program: join(__dirname, '..', 'helpers', 'aux-double.js'),
+      nodeName: null,
+      report: (event, detail) => void reports.push(`${event} ${detail}`),
+      backpressure: () => undefined,
+      contidKernel: false,
+    });
+    a.start();
+    try {
+      for (let i = 0; !reports.some((r) => r.startsWith('crash')); i++) {
+        if (i > 500) throw new Error(`no crash reported: ${reports.join('; ')}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await a.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    assert.equal(reports.filter((r) => r.startsWith('start')).length, 1, reports.join('; '));
+    const errors = diag.lines.filter((l) => l.m === 'aux daemon reported an error');
+    assert.equal(errors.length, 20);
+    assert.ok(diag.lines.some((l) => l.m === 'aux protocol error'));
+  });
+});
