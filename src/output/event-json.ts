@@ -40,13 +40,17 @@ export function lineStamp(line: Buffer | string): { time: string; serial: string
   return m ? { time: m[1] as string, serial: m[2] as string } : null;
 }
 
-/** A line of a CONTAINER_ID record (after auditd's optional node= prefix): the type is the kernel's or routing's. */
-export const CONTAINER_LINE_RE = /^(?:node=[^ ]{1,255} )?type=CONTAINER_ID msg=/;
+/**
+ * A line of a CONTAINER_ID record, or of a CONTAINER_OP record (a container's birth, update or retirement, which names
+ * it), after auditd's optional node= prefix: types only the kernel or auditmux write.
+ */
+export const CONTAINER_LINE_RE = /^(?:node=[^ ]{1,255} )?type=CONTAINER_(?:ID|OP) msg=/;
 const CONTID_RE = / contid=([^ \x1d]{1,200})/;
 /**
  * The contid of an event's lines: the `contid=` field of its CONTAINER_ID record (routing's on mainline kernels, the
- * kernel's with the contid patch set). Never one found in another record: an audited process writes its own text
- * into a user message (`msg='... contid=42'`), which must not attribute the event to another container.
+ * kernel's with the contid patch set) or of its CONTAINER_OP record (every other value there is encoded). Never one
+ * found in another record: an audited process writes its own text into a user message (`msg='... contid=42'`), which
+ * must not attribute the event to another container.
  */
 export function contidOf(lines: readonly string[]): string | null {
   for (const l of lines) {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { MsgType } from '../../src/kernel/constants';
+import { AUDITMUX_CONTAINER_ID, MsgType } from '../../src/kernel/constants';
 import type { NatsOutput } from '../../src/output/nats/output';
 import { decodeBody } from '../../src/output/nats/payload';
 import { readBootId } from '../../src/output/nats/subject';
@@ -24,7 +24,7 @@ function event(i: number, contid?: string): { type: number; payload: Buffer }[] 
     { type: MsgType.CWD, payload: Buffer.from(`${st}: cwd="/root"`) },
     { type: MsgType.PATH, payload: Buffer.from(`${st}: item=0 name="/etc/f${i}" inode=${i} nametype=NORMAL`) },
   ];
-  if (contid) recs.push({ type: MsgType.PROCTITLE, payload: Buffer.from(`${st}: proctitle=636174 contid=${contid}`) });
+  if (contid) recs.push({ type: AUDITMUX_CONTAINER_ID, payload: Buffer.from(`${st}: record=1 contid=${contid}`) });
   recs.push({ type: MsgType.EOE, payload: Buffer.from(`${st}: `) });
   return recs;
 }

@@ -302,9 +302,10 @@ describe('property: container names never split a token nor forge a JSON line (f
     }
   });
 
-  it('the contid is read from the CONTAINER_ID record only, never from text a process wrote', () => {
+  it('the contid is read from the CONTAINER_ID (or CONTAINER_OP) record only, never from text a process wrote', () => {
     const user = "type=USER msg=audit(1.000:1): pid=9 uid=0 msg='op=x contid=42 '";
     assert.equal(contidOf([user]), null);
+    assert.equal(contidOf(['type=CONTAINER_OP msg=audit(1.000:1): op=container-birth contid=9 runtime=podman']), '9');
     assert.equal(contidOf([LINE + ' contid=42', `${CLINE}7`]), '7', 'the SYSCALL record before it says nothing');
     assert.equal(contidOf([`node=h ${CLINE}"7,^3"`]), '7,^3');
     assert.equal(contidOfBuffers([Buffer.from(user)]), null);
