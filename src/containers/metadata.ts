@@ -38,6 +38,24 @@ function crioLabels(text: string | undefined): Record<string, string> {
   return out;
 }
 
+/**
+ * The one value the annotations among `keys` agree on, or undefined when none is present or two differ. For the pod's
+ * identity (namespace, name, uid), which routes and daemon templates select tenants by: each runtime writes its own
+ * key, but CRI-O also copies the pod's own annotations into every container of the pod, so a pod in `tenant-a` could
+ * add containerd's key saying `tenant-b`. The key the runtime sets (CRI-O: kubelet's `io.kubernetes.pod.namespace`,
+ * applied last) then disagrees, and the container gets no namespace rather than another tenant's.
+ */
+function agreed(a: Record<string, string>, keys: readonly string[]): string | undefined {
+  let v: string | undefined;
+  for (const k of keys) {
+    const x = a[k];
+    if (typeof x !== 'string' || x.length === 0) continue;
+    if (v !== undefined && x !== v) return undefined;
+    v = x;
+  }
+  return v;
+}
+
 /** First present annotation among `keys`. */
 function pick(a: Record<string, string>, keys: readonly string[]): string | undefined {
   for (const k of keys) {
@@ -53,15 +71,14 @@ export function metaFromAnnotations(a: Record<string, string>): ContainerMeta {
   const set = (k: Exclude<keyof ContainerMeta, 'labels'>, v: string | undefined): void => {
     if (v !== undefined) m[k] = v;
   };
-  set(
-    'podName',
-    pick(a, ['io.kubernetes.cri.sandbox-name', 'io.kubernetes.cri-o.SandboxName', 'io.kubernetes.pod.name']),
-  );
+  // CRI-O's SandboxName is the sandbox's (`k8s_POD_<pod>_<namespace>_...`), not the pod's: only when nothing else is.
+  const podKeys = ['io.kubernetes.cri.sandbox-name', 'io.kubernetes.pod.name'];
+  set('podName', podKeys.some((k) => a[k]) ? agreed(a, podKeys) : pick(a, ['io.kubernetes.cri-o.SandboxName']));
   set(
     'podNamespace',
-    pick(a, ['io.kubernetes.cri.sandbox-namespace', 'io.kubernetes.cri-o.Namespace', 'io.kubernetes.pod.namespace']),
+    agreed(a, ['io.kubernetes.cri.sandbox-namespace', 'io.kubernetes.cri-o.Namespace', 'io.kubernetes.pod.namespace']),
   );
-  set('podUid', pick(a, ['io.kubernetes.cri.sandbox-uid', 'io.kubernetes.pod.uid']));
+  set('podUid', agreed(a, ['io.kubernetes.cri.sandbox-uid', 'io.kubernetes.pod.uid']));
   set(
     'containerName',
     pick(a, ['io.kubernetes.cri.container-name', 'io.kubernetes.container.name', 'io.kubernetes.cri-o.ContainerName']),

@@ -85,6 +85,26 @@ describe('OCI state', () => {
       metaFromAnnotations({ 'io.kubernetes.cri-o.Namespace': 'ns2', 'io.kubernetes.pod.name': 'p' }).podNamespace,
       'ns2',
     );
+    // CRI-O copies a pod's own annotations into its containers: a pod in tenant-a that adds containerd's keys saying
+    // tenant-b gets no namespace (nor pod, nor uid) rather than another tenant's; the runtime's own key disagrees.
+    const forged = metaFromAnnotations({
+      'io.kubernetes.cri.sandbox-namespace': 'tenant-b',
+      'io.kubernetes.cri.sandbox-name': 'victim',
+      'io.kubernetes.cri.sandbox-uid': 'u-victim',
+      'io.kubernetes.cri-o.Namespace': 'tenant-a',
+      'io.kubernetes.pod.namespace': 'tenant-a',
+      'io.kubernetes.pod.name': 'mine',
+      'io.kubernetes.pod.uid': 'u-mine',
+      'io.kubernetes.cri-o.SandboxName': 'k8s_POD_mine_tenant-a_u-mine_0',
+    });
+    assert.deepEqual([forged.podNamespace, forged.podName, forged.podUid], [undefined, undefined, undefined]);
+    const crio = metaFromAnnotations({
+      'io.kubernetes.cri-o.Namespace': 'tenant-a',
+      'io.kubernetes.pod.namespace': 'tenant-a',
+      'io.kubernetes.pod.name': 'mine',
+      'io.kubernetes.cri-o.SandboxName': 'k8s_POD_mine_tenant-a_u-mine_0',
+    });
+    assert.deepEqual([crio.podNamespace, crio.podName], ['tenant-a', 'mine'], 'CRI-O as it writes them: agreed');
     const argv = ['/usr/bin/conmon', '--api-version', '1', '-c', 'abc', '-u', 'abc', '-n', 'c1', '--exit-dir', '/x'];
     assert.equal(conmonName(argv, 'abc'), 'c1');
     assert.equal(conmonName(argv, 'other'), undefined, "another container's monitor never names this one");
