@@ -467,6 +467,8 @@ export class Collector {
       : cands.map(() => null);
     const touched = new Set<NodeLog>();
     const written: { id: string; seq: number; at: number; m: JsMsg }[] = [];
+    /** Buffered in their logs: acknowledged once their log's flush (its write and the sync its mode asks) succeeded. */
+    const buffered: { c: (typeof cands)[number]; cl: Extract<ClaimResult, { kind: 'own' }> | null }[] = [];
     for (const [i, c] of cands.entries()) {
       const cl = claimed[i] ?? null;
       if (cl instanceof Error) {
@@ -505,6 +507,19 @@ export class Collector {
         c.m.nak(5000);
         continue;
       }
+      buffered.push({ c, cl });
+    }
+    const failed = new Set<NodeLog>();
+    for (const l of touched) if (!l.writer.flush()) failed.add(l);
+    for (const { c, cl } of buffered) {
+      if (failed.has(c.log)) {
+        // Its log's write or sync failed (ENOSPC, EIO): not acknowledged, so the server sends it again; lines that did
+        // reach the file are found in its tail then and not written twice.
+        this.counters.errors++;
+        this.lastError = `log of ${c.node} failed to write or sync`;
+        c.m.nak(5000);
+        continue;
+      }
       this.counters.written++;
       if (c.late) this.counters.late++;
       this.counters.lines += c.fresh.length;
@@ -512,7 +527,6 @@ export class Collector {
       if (cl) written.push({ id: c.id, seq: cl.seq, at: cl.at, m: c.m });
       else acks.push(c.m);
     }
-    for (const l of touched) l.writer.flush();
     if (this.order?.dirty) this.saveOrder();
     if (claims && written.length) {
       const marked = await Promise.all(written.map((w) => claims.markWritten(w.id, w.seq).catch(() => false)));

@@ -41,7 +41,7 @@ export class RemoteIntake {
         } else host.daemonRecord(type, body);
       },
       // The log writes at a batch's end (its flush), whichever log takes the peers' lines.
-      afterBatch: () => (rlog ?? host.sink)?.flush(),
+      afterBatch: () => (rlog ?? host.sink)?.flush() ?? true,
       diag: this.diag,
     });
   }

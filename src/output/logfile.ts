@@ -347,10 +347,15 @@ export class LogWriter {
    * The end of a batch: hands buffered bytes to the kernel in one write (the records now survive a crash of this
    * process), then asks for the sync the flush mode promises: `data` and `sync` always (auditd opens its log O_DSYNC /
    * O_SYNC), the incremental modes once `freq` records were accepted since the last one (one sync for the whole
-   * batch, however many times it crossed `freq`; auditd fsyncs every `freq` records, inside the batch).
+   * batch, however many times it crossed `freq`; auditd fsyncs every `freq` records, inside the batch). False when
+   * that write or sync failed.
    */
-  flush(): void {
+  flush(): boolean {
+    const { errors, lost } = this.own;
     this.writeOut(false);
+    // Whoever acknowledges records to a peer after this (an aggregator, the collector) must not when a write or a sync
+    // failed, or records were dropped (a closed file).
+    const ok = this.own.errors === errors && this.own.lost === lost;
     if (this.file.isOpen && this.rotation.periodChanged()) {
       this.log(
         'info',
@@ -358,6 +363,7 @@ export class LogWriter {
       );
       this.rotateNow({ auid: UNSET, uid: process.getuid?.() ?? 0, ses: UNSET, pid: process.pid });
     }
+    return ok;
   }
 
   /** Bytes formatted but not yet written. */

@@ -65,8 +65,11 @@ export interface Sink {
   writeOutputs(type: number, payload: Buffer): void;
   /** A DAEMON_* record from this daemon, stamped now with the log's serial, to the log and every output. */
   writeDaemonRecord(type: number, body: string): void;
-  /** Hands the log's buffer to the kernel, lets the outputs send, then checks free space (at most once a second). */
-  flush(): void;
+  /**
+   * Hands the log's buffer to the kernel, lets the outputs send, then checks free space (at most once a second).
+   * False when the log's write or sync failed: records received from a peer must not be acknowledged then.
+   */
+  flush(): boolean;
   /**
    * A reload with new `log:` settings (path, format, rotation, disk space): opens the new log and its guard, then
    * closes the old log; the outputs keep running with their spools and connections. Throws IoError when the new log

@@ -105,10 +105,12 @@ class DaemonSink implements Sink {
     this.writeRecord(type, this.log.daemonPayload(body));
   }
 
-  flush(): void {
-    this.log.flush();
+  /** The log's flush, the outputs' and the disk check; false when the log's write or sync failed (see LogWriter). */
+  flush(): boolean {
+    const ok = this.log.flush();
     if (this.outputs.length) flushAll(this.outputs);
     this.checkSpace();
+    return ok;
   }
 
   checkSpace(): DiskLevel {

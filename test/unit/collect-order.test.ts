@@ -445,3 +445,28 @@ test('order state file fuzz (fixed seed): never throws, keeps only entries made 
   const good = parseOrderState('{"v":1,"publishers":{"n d o":["1",2]}}');
   assert.equal(Object.keys(good.publishers).length + kept >= 1, true);
 });
+
+test('collector: an event whose log write fails is not acknowledged, and written once when it comes again', () =>
+  withCollector('reorder_wait: 5\n', async (mk, dir) => {
+    const c = mk();
+    const st: FakeMsg[] = [];
+    await c.handle([msg(0, null, st)]);
+    assert.equal(st[0]?.acked, true);
+    // The node's log file, swapped for /dev/full under the writer: its next write fails with ENOSPC, as on a full disk.
+    const log = (c as unknown as { logs: Map<string, { writer: unknown }> }).logs.values().next().value!;
+    const file = (log.writer as { file: { fd: number } }).file;
+    const fd = file.fd;
+    const full = fs.openSync('/dev/full', 'w');
+    file.fd = full;
+    try {
+      await c.handle([msg(1, null, st)]);
+    } finally {
+      file.fd = fd;
+      fs.closeSync(full);
+    }
+    assert.deepEqual([st[1]?.acked, st[1]?.naked], [false, true], 'a failed write: nak, never ack');
+    await c.handle([msg(1, null, st)]);
+    assert.equal(st[2]?.acked, true, 'the redelivery is written and acknowledged');
+    assert.deepEqual(logOf(dir), ['5000', '5001']);
+    await c.stop();
+  }));

@@ -309,3 +309,33 @@ test('aggregator over TLS: unreadable, oversized or non-regular key files are a 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('records whose flush failed are answered DISKERROR, not ACK: the client keeps them to send again', async () => {
+  let fail = true;
+  const agg = await startAggregator(await listenCfg('node_policy: keep'), () => undefined, {
+    afterBatch: () => !fail,
+  });
+  try {
+    const sock = await connectTcp(agg.port);
+    try {
+      const line = (i: number): string => `node=n1 type=USER msg=audit(1700000000.000:${i}): pid=1 msg='x'`;
+      assert.deepEqual(await sendManaged(sock, [line(1), line(2)]), [RMW.DISKERROR, RMW.DISKERROR]);
+      assert.equal((agg.stats() as { diskErrors: number }).diskErrors, 2);
+    } finally {
+      sock.destroy();
+    }
+    fail = false;
+    // One connection per address: the second waits until the server saw the first go.
+    await waitFor(() => agg.stats().active === 0, 5000, 'the first connection closed');
+    const sock2 = await connectTcp(agg.port);
+    try {
+      assert.deepEqual(await sendManaged(sock2, ["node=n1 type=USER msg=audit(1700000000.000:3): pid=1 msg='x'"]), [
+        RMW.ACK,
+      ]);
+    } finally {
+      sock2.destroy();
+    }
+  } finally {
+    await agg.close();
+  }
+});

@@ -19,8 +19,11 @@ export interface AggregatorOptions {
   state?: () => SinkState;
   /** DAEMON_ACCEPT / DAEMON_CLOSE bodies as auditd writes them (`addr=... port=... res=...`). */
   onConnection?: (kind: 'accept' | 'close', body: string) => void;
-  /** Called after the records of one received chunk went to the sink (a log of its own flushes here). */
-  afterBatch?: () => void;
+  /**
+   * Called after the records of one received chunk went to the sink (a log of its own flushes here); false when that
+   * flush failed, and the chunk's records are answered DISKERROR instead of ACK (the client keeps them to send again).
+   */
+  afterBatch?: () => boolean | void;
 }
 
 export interface Aggregator {
@@ -133,6 +136,8 @@ export function startAggregator(
     throttled: 0,
     idleClosed: 0,
     tlsRefused: 0,
+    /** Records answered DISKERROR because the flush after them failed. */
+    diskErrors: 0,
   };
   const D = LISTEN_DEFAULTS;
   const maxConnections = cfg.maxConnections ?? D.maxConnections;
@@ -300,6 +305,8 @@ export function startAggregator(
     let waitDrain = false;
     let invalidSeen = 0;
     const replies: Buffer[] = [];
+    /** Replies (index in `replies`, and sequence) to records logged since the last flush: ACKs until it succeeds. */
+    const logged: Array<{ at: number; seq: number }> = [];
 
     // The socket is read only when the parser has nothing complete left, so a connection holds at most one frame and
     // one chunk whatever it sends and however slowly it is let through.
@@ -322,6 +329,7 @@ export function startAggregator(
       if (replies.length === 0 || stream.destroyed) return;
       const ok = stream.write(replies.length === 1 ? (replies[0] as Buffer) : Buffer.concat(replies));
       replies.length = 0;
+      logged.length = 0;
       if (!ok && stream.writableLength > MAX_UNREAD_REPLIES && !waitDrain) {
         waitDrain = true;
         flow();
@@ -383,6 +391,7 @@ export function startAggregator(
         return true;
       }
       logRecord(item.payload);
+      logged.push({ at: replies.length, seq });
       replies.push(st === 'disk-low' ? frame(RMW.DISKLOW, seq) : frame(RMW.ACK, seq));
       return true;
     };
@@ -407,7 +416,11 @@ export function startAggregator(
         took = true;
         if (!handle(item)) return;
       }
-      if (took) opts.afterBatch?.();
+      if (took && opts.afterBatch?.() === false) {
+        // Not on disk as promised (a failed write or sync): auditd answers such records DISKERROR, and so does this.
+        counters.diskErrors += logged.length;
+        for (const l of logged) replies[l.at] = frame(RMW.DISKERROR, l.seq, 'disk write error');
+      }
       sendReplies();
       flow();
     };
