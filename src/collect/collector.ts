@@ -367,6 +367,9 @@ export class Collector {
           poke();
         };
         this.wakeLoop = poke;
+        // Its failure (the server ends the consumer: a deleted consumer, a 409) is kept and thrown below, where the
+        // loop retries: a rejection left unhandled while the loop waits would end the process.
+        let pumpError: unknown = null;
         const pump = (async () => {
           try {
             for await (const m of msgs) {
@@ -377,24 +380,31 @@ export class Collector {
             ended = true;
             poke();
           }
-        })();
-        while (this.running) {
-          if (queue.length === 0) {
-            if (this.order?.due(performance.now())) {
-              await this.handle([]);
+        })().catch((e: unknown) => {
+          pumpError = e;
+        });
+        try {
+          while (this.running) {
+            if (queue.length === 0) {
+              if (this.order?.due(performance.now())) {
+                await this.handle([]);
+                continue;
+              }
+              if (ended) break;
+              await new Promise<void>((r) => (wake = r));
               continue;
             }
-            if (ended) break;
-            await new Promise<void>((r) => (wake = r));
-            continue;
+            // One macrotask first: the iterator hands over what already arrived one microtask at a time, and without
+            // this each batch (and its fdatasync) held a single message.
+            if (queue.length < this.cfg.batch) await new Promise((r) => setImmediate(r));
+            await this.handle(queue.splice(0, this.cfg.batch));
           }
-          // One macrotask first: the iterator hands over what already arrived one microtask at a time, and without
-          // this each batch (and its fdatasync) held a single message.
-          if (queue.length < this.cfg.batch) await new Promise((r) => setImmediate(r));
-          await this.handle(queue.splice(0, this.cfg.batch));
+        } finally {
+          // Also when a batch failed: the next try consumes anew, and this iterator must not go on fetching.
+          msgs.stop();
         }
-        msgs.stop();
         await pump;
+        if (pumpError !== null) throw pumpError;
       } catch (e) {
         if (!this.running) break;
         this.counters.errors++;

@@ -470,3 +470,46 @@ test('collector: an event whose log write fails is not acknowledged, and written
     assert.deepEqual(logOf(dir), ['5000', '5001']);
     await c.stop();
   }));
+
+test('collector: the server ending the consumer (a rejection while the loop waits) is counted and retried, not a crash', () =>
+  withCollector('', async (mk) => {
+    const c = mk();
+    const internals = c as unknown as {
+      consumer: unknown;
+      running: boolean;
+      run(): Promise<void>;
+      stopConsume: (() => void) | null;
+    };
+    let calls = 0;
+    const st: FakeMsg[] = [];
+    internals.consumer = {
+      consume: () => {
+        calls++;
+        const first = calls === 1;
+        let stopped = false;
+        return Promise.resolve({
+          stop: () => void (stopped = true),
+          async *[Symbol.asyncIterator]() {
+            // The first consumer hands over a message and is ended by the server while the loop waits a macrotask
+            // before its batch; the next one idles.
+            if (first) {
+              yield msg(0, null, st);
+              throw new Error('consumer deleted');
+            }
+            while (!stopped) await new Promise((r) => setTimeout(r, 10));
+          },
+        });
+      },
+    };
+    internals.running = true;
+    const loop = internals.run();
+    for (let i = 0; c.counters.errors === 0 || calls < 2; i++) {
+      if (i > 300) throw new Error(`no retry: ${calls} consume calls, ${c.counters.errors} errors`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.match((c as unknown as { lastError: string }).lastError, /consumer deleted/);
+    assert.equal(st[0]?.acked, true, 'the message it handed over was written');
+    internals.running = false;
+    internals.stopConsume?.();
+    await loop;
+  }));
