@@ -62,6 +62,17 @@ export function readQueue(w: Walker, e: Entry, where: string): QueueConfig | und
   return queue;
 }
 
+/**
+ * Why a daemon running as `user` may not have `overflow: block` (null when it may): its process is the tenant's, and a
+ * process that reads its events and never acknowledges them would hold the host's kernel intake paused, time after
+ * time, until the kernel's backlog overflowed and the host lost records.
+ */
+export function blockForUserProblem(user: string | null, overflow: string): string | null {
+  return user !== null && overflow === 'block'
+    ? `overflow: block cannot be used by a daemon that runs as user "${user}": its process could pause the host's kernel intake by never acknowledging (use drop_newest or drop_oldest)`
+    : null;
+}
+
 /** A daemon's `isolation:`; undefined when it is not valid for `user` (the error is recorded). */
 export function readIsolation(w: Walker, e: Entry, where: string, user: string | null): AuxIsolation | undefined {
   const iso = w.choice(e, `${where}.isolation`, AUX_ISOLATIONS);

@@ -9,6 +9,7 @@ import { auxLogProblem, defaultAuxLogFile, defaultAuxSpoolDir } from './aux-path
 import { readOutputs } from './outputs';
 import { account, configPath, readOutput } from './log';
 import {
+  blockForUserProblem,
   buildDaemonConfig,
   DAEMON_NAME_RE,
   readIsolation,
@@ -79,6 +80,9 @@ export function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: stri
     if (placement) w.errors.push(new ConfigError(filePos ?? w.sources.get(`${where}.user`) ?? pos, placement));
     if ((x = m.get('isolation'))) d.isolation = readIsolation(w, x, where, d.user) ?? d.isolation;
     if ((x = m.get('max_restarts'))) d.maxRestarts = readMaxRestarts(w, x, where) ?? d.maxRestarts;
+    const blocked = blockForUserProblem(d.user, d.queue.overflow);
+    if (blocked)
+      w.errors.push(new ConfigError(w.sources.get(`${where}.queue.overflow`) ?? pos, `${where}.queue.${blocked}`));
     d.outputs = (x = m.get('outputs'))
       ? readOutputs(
           w,

@@ -6,7 +6,14 @@ import { ConfigError } from '../errors';
 import { META_FIELDS, type MetaField } from '../contid/container-selector';
 import { readContainerSelector } from './route-selectors';
 import { account, configPath, readOutput } from './log';
-import { buildDaemonConfig, DAEMON_NAME_RE, readIsolation, readMaxRestarts, readQueue } from './daemon-config';
+import {
+  blockForUserProblem,
+  buildDaemonConfig,
+  DAEMON_NAME_RE,
+  readIsolation,
+  readMaxRestarts,
+  readQueue,
+} from './daemon-config';
 import {
   DEFAULT_MAX_RESTARTS,
   DEFAULT_OUTPUT,
@@ -239,6 +246,9 @@ export function readTemplates(
     if ((x = m.get('queue'))) t.queue = readQueue(w, x, where) ?? t.queue;
     if ((x = m.get('isolation'))) t.isolation = readIsolation(w, x, where, t.user) ?? t.isolation;
     if ((x = m.get('max_restarts'))) t.maxRestarts = readMaxRestarts(w, x, where) ?? t.maxRestarts;
+    const blocked = blockForUserProblem(t.user, t.queue.overflow);
+    if (blocked)
+      w.errors.push(new ConfigError(w.sources.get(`${where}.queue.overflow`) ?? t.pos, `${where}.queue.${blocked}`));
     if (t.logPattern && (t.logPattern === hostLogFile || patternBaseDir(t.logPattern) === '/'))
       w.error(node, `${where}.log.file must lie in a directory of its own, not beside the host log or at /`, item);
     out.push(t);

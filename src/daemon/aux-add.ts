@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { RuleError, UsageError } from '../errors';
 import { DEFAULT_QUEUE, OVERFLOW_ACTIONS, parseContidSelector, type DaemonConfig, type RouteConfig } from '../config';
-import { buildDaemonConfig, DAEMON_NAME_RE, queueDepthProblem } from '../config/daemon-config';
+import { blockForUserProblem, buildDaemonConfig, DAEMON_NAME_RE, queueDepthProblem } from '../config/daemon-config';
 import { auxLogProblem } from '../config/aux-paths';
 import { loadRulesPath, type RuleCommand } from '../rules';
 import { prepareAuxLogDir } from './aux-daemon';
@@ -50,6 +50,8 @@ export function planAuxAdd(
   const overflow = (args.overflow ?? DEFAULT_QUEUE.overflow) as DaemonConfig['queue']['overflow'];
   if (!OVERFLOW_ACTIONS.includes(overflow))
     throw new UsageError(`--overflow must be block, drop_newest or drop_oldest`);
+  const blocked = blockForUserProblem(args.user ?? null, overflow);
+  if (blocked) throw new UsageError(`--${blocked}`);
   if (args.queue !== undefined) {
     const bad = queueDepthProblem(args.queue);
     if (bad) throw new UsageError(`queue depth ${bad}`);

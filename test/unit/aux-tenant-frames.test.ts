@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { AuxDaemon } from '../../src/daemon/aux-daemon';
+import { DaemonRegistry } from '../../src/daemon/daemon-registry';
 import { FrameReader, MAX_AUX_FRAME, encodeFrame } from '../../src/daemon/aux-ipc';
 import { parseConfig } from '../../src/config';
 import { captureDiag } from '../helpers/peers';
@@ -110,5 +111,29 @@ describe('an aux process that misbehaves', () => {
     const errors = diag.lines.filter((l) => l.m === 'aux daemon reported an error');
     assert.equal(errors.length, 20);
     assert.ok(diag.lines.some((l) => l.m === 'aux protocol error'));
+  });
+});
+
+describe('stopping the host', () => {
+  it('stops every auxiliary daemon at once: each one that never acknowledges waits out its own deadline in parallel', async () => {
+    const started: string[] = [];
+    const finish: Array<() => void> = [];
+    const fake = (name: string): unknown => ({
+      stop: () =>
+        new Promise<void>((resolve) => {
+          started.push(name);
+          finish.push(resolve);
+        }),
+    });
+    const reg = Object.create(DaemonRegistry.prototype) as DaemonRegistry;
+    Object.assign(reg, {
+      templates: { close: () => Promise.resolve() },
+      auxes: new Map(['a', 'b', 'c'].map((n) => [n, fake(n)])),
+    });
+    const done = reg.stopAll();
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    assert.deepEqual(started, ['a', 'b', 'c'], 'all three asked to stop before any has stopped');
+    for (const f of finish) f();
+    await done;
   });
 });

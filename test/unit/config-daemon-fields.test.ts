@@ -2,7 +2,9 @@
 // value gives the same error (code, exit code, file:line:col and wording, up to the section's name).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError } from '../../src/errors';
+import { ConfigError, UsageError } from '../../src/errors';
+import { planAuxAdd } from '../../src/daemon/aux-add';
+import type { AuxAddArgs } from '../../src/daemon/control-commands';
 import { parseConfig } from '../../src/config';
 
 const FILE = '/etc/auditmux/test.yaml';
@@ -49,6 +51,12 @@ const CASES: { what: string; fields: string[]; reason: RegExp }[] = [
     fields: ['    user: nobody', '    isolation: inline'],
     reason: /isolation: inline cannot run as user "nobody"/,
   },
+  {
+    // The process is the tenant's: never acknowledging, it would hold the host's kernel intake paused.
+    what: 'overflow: block with a user',
+    fields: ['    user: nobody', '    queue: { overflow: block }'],
+    reason: /queue\.overflow: block cannot be used by a daemon that runs as user "nobody": its process could pause/,
+  },
   { what: 'isolation typo', fields: ['    isolation: proces'], reason: /isolation must be one of inline, process/ },
   { what: 'max_restarts out of range', fields: ['    max_restarts: 10001'], reason: /between 0 and 10000/ },
 ];
@@ -66,4 +74,20 @@ describe('daemon fields read alike in daemons: and daemon_templates:', () => {
       assert.equal(template.message.replaceAll('daemon_templates[0]', 'daemons[0]'), daemon.message);
     });
   }
+});
+
+describe('aux add', () => {
+  it('refuses --overflow block for a daemon with --user, as the config file does, before anything is made', () => {
+    const ctx = {
+      hostLogFile: '/nonexistent/auditmux/audit.log',
+      registry: { has: () => false } as unknown as Parameters<typeof planAuxAdd>[1]['registry'],
+      refuse: (): never => assert.fail('no rules to refuse'),
+    };
+    assert.throws(
+      () => planAuxAdd({ name: 't', contid: ['100'], overflow: 'block', user: 'nobody' } as AuxAddArgs, ctx),
+      (e: UsageError) =>
+        e instanceof UsageError &&
+        /--overflow: block cannot be used by a daemon that runs as user "nobody"/.test(e.message),
+    );
+  });
 });

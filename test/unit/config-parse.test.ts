@@ -375,7 +375,7 @@ describe('config: daemons', () => {
       '  - name: a-b_9',
       '    rules: aux.rules',
       '    log: { file: /l/a.log, format: RAW, num_logs: 2 }',
-      '    queue: { depth: 1, overflow: block, block_timeout_ms: 0 }',
+      '    queue: { depth: 1, overflow: drop_oldest }',
       '    user: "65534"',
       '    max_restarts: 0',
     ).daemons;
@@ -383,7 +383,7 @@ describe('config: daemons', () => {
     assert.equal(d.rules, '/etc/auditmux/aux.rules');
     assert.equal(d.log.file, '/l/a.log');
     assert.equal(d.log.numLogs, 2);
-    assert.deepEqual(d.queue, { depth: 1, overflow: 'block', blockTimeoutMs: 0 });
+    assert.deepEqual(d.queue, { depth: 1, overflow: 'drop_oldest', blockTimeoutMs: 1000 });
     assert.equal(d.user, '65534');
     assert.equal(d.isolation, 'process', 'a daemon with a user gets a process of its own');
     assert.equal(d.maxRestarts, 0);
