@@ -569,6 +569,8 @@ export class Collector {
       ev = decodeBody(m.data);
       if (ev.time !== idm[3] || ev.serial !== idm[4])
         throw new PayloadError('Nats-Msg-Id names another event than its lines');
+      const problem = this.nodeProblem(m.subject, idm[1] as string, ev.node);
+      if (problem) throw new PayloadError(problem);
     } catch (e) {
       if (!(e instanceof PayloadError)) throw e;
       this.counters.rejected++;
@@ -608,6 +610,21 @@ export class Collector {
       tag,
       publisher: tag ? `${node} ${daemon} ${tag.output}` : '',
     };
+  }
+
+  /**
+   * Why a message may not be written as its node's (null when it may): the node its subject names (node_token) must
+   * be the one its id and its lines name. Publish permissions are granted by subject, so this is what keeps a host
+   * that may publish only under `audit.<itself>.>` out of another node's log.
+   */
+  private nodeProblem(subject: string, idNode: string, lineNode: string | null): string | null {
+    const at = this.cfg.nodeToken;
+    if (at === 0) return null;
+    const tok = subject.split('.')[at - 1];
+    // The output made both tokens from the node name's UTF-8; the lines are read as latin1, one char per byte.
+    const fromLines = lineNode === null ? idNode : subjectToken(Buffer.from(lineNode, 'latin1').toString('utf8'));
+    if (tok === idNode && fromLines === idNode) return null;
+    return `subject token ${at} names node "${subjectToken(tok ?? '')}", the id "${idNode}", the lines "${fromLines}"`;
   }
 
   /** Reads the publishers' positions written before a restart; a damaged file is reported and ignored. */

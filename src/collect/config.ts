@@ -19,6 +19,7 @@ const KEYS = [
   'stream',
   'consumer',
   'filter_subject',
+  'node_token',
   'create_consumer',
   'ack_wait',
   'batch',
@@ -45,6 +46,13 @@ export interface CollectConfig extends NatsConnSpec {
   stream: string;
   consumer: string;
   filterSubject: string | null;
+  /**
+   * Which token of a message's subject (1-based) names its node: the outputs' default subject,
+   * `audit.{node}.{daemon}.{contid}`, has it second. A message whose lines or id name another node is refused, so a
+   * host allowed to publish only under its own subject cannot write into another node's log. 0 = not checked (a
+   * subject template without `{node}`).
+   */
+  nodeToken: number;
   createConsumer: boolean;
   ackWaitMs: number;
   batch: number;
@@ -99,6 +107,7 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
       w.error(x.value, 'filter_subject must be a NATS subject (tokens, *, a final >)', x.key);
     else if (s !== undefined) filterSubject = s;
   }
+  const nodeToken = (x = m.get('node_token')) ? (w.integer(x, 'node_token', 0, 16) ?? 2) : 2;
   const createConsumer = (x = m.get('create_consumer')) ? (w.boolean(x, 'create_consumer') ?? true) : true;
   const ackWait = (x = m.get('ack_wait')) ? (w.integer(x, 'ack_wait', 1, 3600) ?? 30) : 30;
   const batch = (x = m.get('batch')) ? (w.integer(x, 'batch', 1, 10000) ?? 256) : 256;
@@ -179,6 +188,7 @@ export function parseCollectConfig(text: string, file: string): CollectConfig {
     stream,
     consumer,
     filterSubject,
+    nodeToken,
     createConsumer,
     ackWaitMs: ackWait * 1000,
     batch,

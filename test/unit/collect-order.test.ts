@@ -513,3 +513,36 @@ test('collector: the server ending the consumer (a rejection while the loop wait
     internals.stopConsume?.();
     await loop;
   }));
+
+test('collector: a message whose subject names another node than its lines and id is refused (node_token)', () =>
+  withCollector('', async (mk, dir) => {
+    const c = mk();
+    const st: FakeMsg[] = [];
+    // Published by a host allowed only under audit.h2.>, claiming to be h1 in its lines and id.
+    const forged = msg(0, null, st, 'h1');
+    (forged as { subject: string }).subject = 'audit.h2.host.none';
+    await c.handle([forged, msg(1, null, st, 'h2')]);
+    assert.deepEqual(
+      st.map((s) => [s.termed, s.acked]),
+      [
+        [true, false],
+        [false, true],
+      ],
+    );
+    assert.equal(c.counters.rejected, 1);
+    assert.ok(!fs.existsSync(path.join(dir, 'h1')), "nothing in h1's directory");
+    assert.deepEqual(logOf(dir, 'h2'), ['5001']);
+    await c.stop();
+  }).then(() =>
+    withCollector('node_token: 0\n', async (mk, dir) => {
+      // A subject template without {node}: not checked, as before.
+      const c = mk();
+      const st: FakeMsg[] = [];
+      const m = msg(0, null, st, 'h1');
+      (m as { subject: string }).subject = 'audit.everyone';
+      await c.handle([m]);
+      assert.equal(st[0]?.acked, true);
+      assert.deepEqual(logOf(dir, 'h1'), ['5000']);
+      await c.stop();
+    }),
+  ));
