@@ -134,6 +134,9 @@ test('collector config: defaults, relative paths from the file, positioned error
   assert.match(bad('dir: /x\n').message, /needs servers/);
   assert.match(bad('servers: [n:1]\nstart_wait: -1\n').message, /^\/c\.yaml:2:13: start_wait /);
   assert.equal(parseCollectConfig('servers: [n:1]\nstart_wait: 0\n', '/c.yaml').startWaitMs, 0);
+  assert.equal(c.nodeToken, 2, "the node is checked against the subject's second token by default");
+  assert.equal(parseCollectConfig('servers: [n:1]\nnode_token: 0\n', '/c.yaml').nodeToken, 0);
+  assert.match(bad('servers: [n:1]\nnode_token: 17\n').message, /^\/c\.yaml:2:13: node_token must be between 0 and 16/);
 });
 
 test('collector metrics: listen address or textfile, with positions for what is wrong', () => {
