@@ -218,7 +218,8 @@ export class ContainerDiscovery {
       if (this.nsOf.has(c.contid) || !c.pid) continue;
       const st = this.proc.stat(c.pid);
       let ns: string | null = null;
-      if (st && (c.pidStart === null || st.starttime === c.pidStart) && this.classify(c.pid) === null) {
+      // Only the process the entry saw (its start time too): a pid without one may be anyone's by now.
+      if (st && c.pidStart !== null && st.starttime === c.pidStart && this.classify(c.pid) === null) {
         host ??= this.proc.pidNs(1);
         ns = this.proc.pidNs(c.pid);
         if (ns === host) ns = null;

@@ -293,9 +293,11 @@ export class Containers {
     for (const c of saved)
       if (this.registry.restore(c)) {
         n++;
-        // The init pid, checked to still be the same process, keeps its contid on the mainline tracker.
+        // The init pid, checked to still be the same process (its start time: an entry saved without one cannot
+        // tell, and whatever holds that pid now, a host shell perhaps, must not take the container's contid), keeps
+        // its contid on the mainline tracker.
         const st = c.pid ? this.discovery.proc.stat(c.pid) : null;
-        if (c.pid && st && (c.pidStart === null || st.starttime === c.pidStart))
+        if (c.pid && st && c.pidStart !== null && st.starttime === c.pidStart)
           this.tracker.adopt(c.pid, c.contid, st.starttime);
       }
     this.savedVersion = this.registry.version;

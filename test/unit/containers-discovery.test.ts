@@ -374,6 +374,51 @@ describe('container discovery', () => {
     }
   });
 
+  it('after a restart, an entry saved with a pid but no start time gives its contid to nobody (the pid may be reused)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'amrestore-'));
+    try {
+      const file = join(dir, 'containers.state');
+      const entry = (pidStart: number | null): ContainerInfo => ({
+        contid: containerContid('amgone'),
+        runtime: 'podman',
+        id: 'amgone',
+        meta: {},
+        source: 'cgroup',
+        pid: 60,
+        pidStart,
+        firstSeen: 1,
+        lastSeen: 2,
+        retired: null,
+        retireReason: null,
+        routed: 0,
+        dropped: 0,
+        hostOnly: 0,
+        seenInBatch: -1,
+      });
+      writeFileSync(file, encodeState('boot1', [entry(null)]));
+      const { sys, c, t } = setup();
+      // Pid 60 is now a host shell, outside every container.
+      sys.add(60, 1, hybrid('/user.slice/user-0.slice/session-1.scope'), ['bash']);
+      assert.equal(
+        c.restore(file, (m) => assert.fail(m), 'boot1'),
+        1,
+      );
+      assert.equal(t.lookup(60, 1), null, 'the host shell does not take the container\u2019s contid');
+      // Saved with the start time of the process that holds the pid now: the same process, adopted.
+      const st = sys.stat(60)!.starttime;
+      writeFileSync(file, encodeState('boot1', [entry(st)]));
+      const again = setup();
+      again.sys.add(60, 1, hybrid('/user.slice/user-0.slice/session-1.scope'), ['bash']);
+      assert.equal(
+        again.c.restore(file, (m) => assert.fail(m), 'boot1'),
+        1,
+      );
+      assert.deepEqual(again.t.lookup(60, 1), [containerContid('amgone')]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a hooked container without a pid that no full scan found goes after the grace period', () => {
     const { c } = setup();
     c.fromHook({ state: { id: 'amnopid', status: 'creating', pid: 0 } });
