@@ -1,5 +1,6 @@
 // `auditmux collect`: a durable JetStream pull consumer writing per-node auditd logs, acking only after write and
 // flush.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -175,6 +176,16 @@ interface NodeLog {
  * them); each writes its own directory. Within an instance an event is written once: by msg id while running, and
  * by its exact lines against the log tail after a restart (written, then killed before the ack).
  */
+/**
+ * A node's (or daemon's) directory name: its token, or past 200 bytes (a file name's limit is 255) its first 167
+ * and `~~` and 32 hex digits of its SHA-256. Cutting alone would give two long tokens with one beginning one
+ * directory, and two writers one file. No token holds `~~` (subject.ts), so a short token never names a long one's.
+ */
+export function dirPart(token: string): string {
+  if (token.length <= 200) return token;
+  return `${token.slice(0, 167)}~~${createHash('sha256').update(token).digest('hex').slice(0, 32)}`;
+}
+
 export class Collector {
   readonly counters: CollectCounters = {
     received: 0,
@@ -669,7 +680,7 @@ export class Collector {
     // NODE or NODE/DAEMON, each part a token: no '.', no '/', so every directory stays inside DIR.
     let dir = this.cfg.dir;
     for (const part of token.split('/')) {
-      dir = path.join(dir, part.slice(0, 200));
+      dir = path.join(dir, dirPart(part));
       try {
         fs.mkdirSync(dir, { mode: 0o750 });
       } catch (e) {

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { JsMsg } from '@nats-io/jetstream';
 import { Reorderer, type GapInfo, type OrderItem, type ReordererOptions } from '../../src/collect/order';
-import { Collector, parseOrderState } from '../../src/collect/collector';
+import { Collector, dirPart, parseOrderState } from '../../src/collect/collector';
 import { parseCollectConfig } from '../../src/collect/config';
 import { intBelow, prng } from '../helpers/prng';
 import { quiet } from '../helpers/nats';
@@ -546,3 +546,15 @@ test('collector: a message whose subject names another node than its lines and i
       await c.stop();
     }),
   ));
+
+test('collector: node directory names past 200 bytes are cut and hashed, so two long tokens never share one', () => {
+  const a = 'n'.repeat(250);
+  const b = `${'n'.repeat(200)}x`;
+  assert.equal(dirPart('h1'), 'h1');
+  assert.equal(dirPart('x'.repeat(200)), 'x'.repeat(200));
+  for (const t of [a, b]) {
+    assert.ok(dirPart(t).length <= 201);
+    assert.match(dirPart(t), /^n{167}~~[0-9a-f]{32}$/);
+  }
+  assert.notEqual(dirPart(a), dirPart(b));
+});
