@@ -40,6 +40,8 @@ const MSG_ID_RE =
 export const MAX_HELD_BYTES = 64 * 1024 * 1024;
 /** Publishers whose position the collector remembers (nodes x daemons x outputs). */
 export const MAX_PUBLISHERS = 65536;
+/** Publishers (daemon and output) of one node whose order is kept: a host has a few daemons, each a few outputs. */
+export const MAX_PUBLISHERS_PER_NODE = 256;
 /** The persisted positions: DIR/collect.order (no node token has a '.', so no node directory is named so). */
 const ORDER_FILE = 'collect.order';
 const MAX_ORDER_FILE = 16 * 1024 * 1024;
@@ -235,6 +237,7 @@ export class Collector {
       maxHeld,
       maxHeldBytes: MAX_HELD_BYTES,
       maxPublishers: MAX_PUBLISHERS,
+      maxPerNode: MAX_PUBLISHERS_PER_NODE,
       onGap: (g) => this.gap(g),
     });
   }
@@ -716,6 +719,7 @@ export class Collector {
       ...this.counters,
       recentIds: this.recent.size,
       publishers: this.order?.publishers ?? 0,
+      unordered: this.order?.unordered ?? 0,
       lastError: this.lastError,
     };
   }

@@ -28,6 +28,12 @@ export interface ReordererOptions {
   maxHeldBytes: number;
   /** Publishers remembered (least recently seen forgotten first). */
   maxPublishers: number;
+  /**
+   * Publishers of one node (the key's first word) at most: the daemon and output words come from headers a host
+   * chooses, so one host could otherwise fill the whole table, and the state file written after every batch. A key
+   * past it is not ordered: its events are handed on as they come (`unordered` counts them).
+   */
+  maxPerNode?: number;
   onGap?: (g: GapInfo) => void;
 }
 
@@ -74,6 +80,10 @@ export class Reorderer<T> {
   gaps = 0;
   /** Set whenever a publisher's state changed; the caller persists and clears it. */
   dirty = false;
+  /** Events handed on unordered: their node already had maxPerNode publishers. */
+  unordered = 0;
+  /** Publishers per node (the key's first word). */
+  private readonly perNode = new Map<string, number>();
 
   constructor(private readonly opts: ReordererOptions) {}
 
@@ -104,6 +114,14 @@ export class Reorderer<T> {
       this.pubs.delete(key);
       this.pubs.set(key, p);
     } else {
+      const node = nodeOf(key);
+      const have = this.perNode.get(node) ?? 0;
+      if (have >= (this.opts.maxPerNode ?? Infinity)) {
+        this.unordered++;
+        out.push({ value, late: false });
+        return out;
+      }
+      this.perNode.set(node, have + 1);
       // First seen (or forgotten): its numbering starts at 1, so an event past 1 is held like any other. The stream
       // itself may hold k+1.. before k from its very first messages (a window published while the stream's leader
       // was being elected). A restarted collector knows its publishers from its state file.
@@ -209,6 +227,10 @@ export class Reorderer<T> {
   restore(s: Record<string, PublisherState>): void {
     for (const [k, [epoch, next, ...prev]] of Object.entries(s)) {
       if (this.pubs.size >= this.opts.maxPublishers) break;
+      const node = nodeOf(k);
+      const have = this.perNode.get(node) ?? 0;
+      if (have >= (this.opts.maxPerNode ?? Infinity) || this.pubs.has(k)) continue;
+      this.perNode.set(node, have + 1);
       this.pubs.set(k, { epoch, next, held: new Map(), prev: prev.slice(0, KEEP_EPOCHS), started: true });
     }
   }
@@ -263,6 +285,16 @@ export class Reorderer<T> {
       const [key, p] = this.pubs.entries().next().value as [string, Pub<T>];
       this.drain(key, p, 'evicted', out);
       this.pubs.delete(key);
+      const node = nodeOf(key);
+      const left = (this.perNode.get(node) ?? 1) - 1;
+      if (left > 0) this.perNode.set(node, left);
+      else this.perNode.delete(node);
     }
   }
+}
+
+/** The node word of a publisher key (`NODE DAEMON OUTPUT`). */
+function nodeOf(key: string): string {
+  const sp = key.indexOf(' ');
+  return sp < 0 ? key : key.slice(0, sp);
 }

@@ -558,3 +558,23 @@ test('collector: node directory names past 200 bytes are cut and hashed, so two 
   }
   assert.notEqual(dirPart(a), dirPart(b));
 });
+
+test('reorderer: one node has at most maxPerNode publishers; the events of one more are handed on unordered', () => {
+  const { r } = reorderer<string>({ maxPerNode: 2, maxPublishers: 100 });
+  const out = (key: string, n: number): string[] =>
+    r.offer(key, { epoch: 'e', n }, `${key}:${n}`, 10, `${key}#${n}`, 0).map((o) => o.value);
+  // Two publishers of h1 are ordered: n=2 waits for n=1.
+  assert.deepEqual(out('h1 d a', 2), []);
+  assert.deepEqual(out('h1 d b', 1), ['h1 d b#1']);
+  // A third of h1 (a daemon or output header the host made up) is not tracked: n=2 goes as it comes.
+  assert.deepEqual(out('h1 x y', 2), ['h1 x y#2']);
+  assert.equal(r.unordered, 1);
+  assert.equal(r.publishers, 2);
+  // Another node is not limited by h1's publishers.
+  assert.deepEqual(out('h2 d a', 2), []);
+  assert.equal(r.publishers, 3);
+  // A restored state file keeps the same bound.
+  const { r: r2 } = reorderer<string>({ maxPerNode: 2, maxPublishers: 100 });
+  r2.restore({ 'h1 d a': ['e', 5], 'h1 d b': ['e', 5], 'h1 d c': ['e', 5], 'h2 d a': ['e', 1] });
+  assert.equal(r2.publishers, 3);
+});
