@@ -33,6 +33,11 @@ import { writeTextfileAtomic } from '../metrics/textfile';
 
 /** How much of each node's newest logs is read at start to recognise events written but not acknowledged. */
 export const TAIL_BYTES = 4 * 1024 * 1024;
+/**
+ * Node logs kept open (least recently written closed first, at a batch's end): each holds a descriptor and a 36 KiB
+ * buffer, and node names come from whoever publishes, so their number must not be. The unit allows 16384 files.
+ */
+export const MAX_OPEN_LOGS = 4096;
 /** Msg ids the output makes: NODE-TOKEN:BOOT:TIME:SERIAL[:pN]; anything else is refused. */
 const MSG_ID_RE =
   /^([A-Za-z0-9_~-]{1,600}):([0-9a-f]{32}|noboot):([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})(?::p[0-9]{1,6})?$/;
@@ -171,6 +176,8 @@ interface NodeLog {
   writer: LogWriter;
   /** Lines of the newest logs as found at start (written before a crash, perhaps never acknowledged). */
   tail: Set<string>;
+  /** When it was opened: its tail is needed only for what was in flight then (redelivered within ack_wait). */
+  openedAt: number;
 }
 
 /**
@@ -215,6 +222,8 @@ export class Collector {
   private nc: NatsConnection | null = null;
   private consumer: Consumer | null = null;
   private readonly logs = new Map<string, NodeLog>();
+  /** MAX_OPEN_LOGS (a test sets fewer). */
+  private maxOpenLogs = MAX_OPEN_LOGS;
   private readonly recent: RecentIds;
   private running = false;
   private loop: Promise<void> | null = null;
@@ -565,6 +574,24 @@ export class Collector {
       }
     }
     for (const m of acks) m.ack();
+    this.trimLogs();
+  }
+
+  /**
+   * After a batch: the least recently written logs past MAX_OPEN_LOGS are closed (opened again when their node
+   * writes), and a log's start tail goes once anything in flight at its opening was redelivered (2 x ack_wait).
+   */
+  private trimLogs(): void {
+    for (const [token, l] of this.logs) {
+      if (this.logs.size <= this.maxOpenLogs) break;
+      l.writer.flush();
+      l.writer.close();
+      this.logs.delete(token);
+    }
+    this.counters.nodes = this.logs.size;
+    const now = performance.now();
+    for (const l of this.logs.values())
+      if (l.tail.size && now - l.openedAt > 2 * this.cfg.ackWaitMs) l.tail = new Set<string>();
   }
 
   /**
@@ -679,7 +706,12 @@ export class Collector {
   /** The log of one node: DIR/NODE-TOKEN/audit.log; the token has no '/', no '.', so it stays inside DIR. */
   private nodeLog(token: string): NodeLog {
     let l = this.logs.get(token);
-    if (l) return l;
+    if (l) {
+      // Most recently written last: trimLogs closes from the front.
+      this.logs.delete(token);
+      this.logs.set(token, l);
+      return l;
+    }
     // NODE or NODE/DAEMON, each part a token: no '.', no '/', so every directory stays inside DIR.
     let dir = this.cfg.dir;
     for (const part of token.split('/')) {
@@ -708,7 +740,7 @@ export class Collector {
         this.diag[level === 'info' ? 'info' : level === 'warn' ? 'warn' : 'error']({ node: token }, msg),
     });
     writer.open();
-    l = { writer, tail };
+    l = { writer, tail, openedAt: performance.now() };
     this.logs.set(token, l);
     this.counters.nodes = this.logs.size;
     return l;

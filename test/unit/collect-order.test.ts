@@ -578,3 +578,18 @@ test('reorderer: one node has at most maxPerNode publishers; the events of one m
   r2.restore({ 'h1 d a': ['e', 5], 'h1 d b': ['e', 5], 'h1 d c': ['e', 5], 'h2 d a': ['e', 1] });
   assert.equal(r2.publishers, 3);
 });
+
+test('collector: node logs past the open-log bound are closed after the batch and opened again when written to', () =>
+  withCollector('', async (mk, dir) => {
+    const c = mk();
+    (c as unknown as { maxOpenLogs: number }).maxOpenLogs = 2;
+    const st: FakeMsg[] = [];
+    await c.handle([msg(0, null, st, 'h1'), msg(1, null, st, 'h2'), msg(2, null, st, 'h3')]);
+    assert.equal(c.counters.nodes, 2, 'the least recently written closed');
+    await c.handle([msg(3, null, st, 'h1')]);
+    assert.equal(c.counters.nodes, 2);
+    assert.ok(st.every((s) => s.acked));
+    assert.deepEqual(logOf(dir, 'h1'), ['5000', '5003'], 'reopened and appended, nothing lost');
+    assert.deepEqual([logOf(dir, 'h2'), logOf(dir, 'h3')], [['5001'], ['5002']]);
+    await c.stop();
+  }));
