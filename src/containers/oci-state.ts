@@ -22,6 +22,8 @@ export interface OciState {
   pid: number;
   bundle: string;
   annotations: Record<string, string>;
+  /** Annotations left out: not a short printable string, or past the count cap (see parseOciState). */
+  skippedAnnotations?: number;
 }
 
 /** Malformed state: the message says where (byte offset or field). */
@@ -32,6 +34,8 @@ export class OciStateError extends AuditmuxError {
 }
 
 const CONTROL = /[\x00-\x1f\x7f]/;
+/** Annotation keys the runtimes and kubelet write, which name a container (metadata.ts): kept past the count cap. */
+const RUNTIME_KEY_RE = /^(?:io\.kubernetes\.|io\.auditmux\.|io\.container\.manager$|nerdctl\/|org\.opencontainers\.)/;
 
 /** A bounded, printable string value (annotations are free text but never control characters or huge). */
 function str(v: unknown, field: string, max: number, opts: { allowControl?: boolean } = {}): string {
@@ -74,20 +78,32 @@ export function parseOciState(input: Buffer | string): OciState {
   const bundle = o.bundle === undefined ? '' : str(o.bundle, 'bundle', PATH_MAX);
   if (bundle && !bundle.startsWith('/')) throw new OciStateError('"bundle" must be an absolute path');
   const annotations: Record<string, string> = Object.create(null) as Record<string, string>;
+  let skipped = 0;
   if (o.annotations !== undefined && o.annotations !== null) {
     if (typeof o.annotations !== 'object' || Array.isArray(o.annotations))
       throw new OciStateError('"annotations" must be an object of strings');
-    const entries = Object.entries(o.annotations as Record<string, unknown>);
-    if (entries.length > ANNOTATIONS_MAX) throw new OciStateError(`more than ${ANNOTATIONS_MAX} annotations`);
-    for (const [k, v] of entries) {
-      if (k.length === 0 || k.length > ANNOTATION_KEY_MAX || CONTROL.test(k))
-        throw new OciStateError(
-          `annotation key ${JSON.stringify(k.slice(0, 64))} is empty, too long or has control characters`,
-        );
-      annotations[k] = str(v, `annotations.${k}`, ANNOTATION_VALUE_MAX);
+    // An annotation that is not a short printable string is left out, not the container: CRI-O copies a pod's own
+    // annotations into each of its containers (kubectl's last-applied-configuration is often over 4 KiB), and a
+    // refused state would leave the container unnamed (its events the host's alone) or, fail-closed, not started.
+    // Past ANNOTATIONS_MAX only the runtimes' own keys are kept, so junk cannot push them out.
+    let kept = 0;
+    for (const [k, v] of Object.entries(o.annotations as Record<string, unknown>)) {
+      const ok =
+        typeof v === 'string' &&
+        v.length <= ANNOTATION_VALUE_MAX &&
+        !CONTROL.test(v) &&
+        k.length > 0 &&
+        k.length <= ANNOTATION_KEY_MAX &&
+        !CONTROL.test(k);
+      if (!ok || (kept >= ANNOTATIONS_MAX && !RUNTIME_KEY_RE.test(k))) {
+        skipped++;
+        continue;
+      }
+      annotations[k] = v;
+      kept++;
     }
   }
-  return { ociVersion, id, status, pid, bundle, annotations };
+  return { ociVersion, id, status, pid, bundle, annotations, skippedAnnotations: skipped };
 }
 
 /**
