@@ -5,10 +5,11 @@ import { INTERP_SEPARATOR, MAX_LINE_BYTES } from './format';
 /**
  * The header auditd writes on every line: `[node=NAME ]type=TYPE msg=audit(SEC.MS:SERIAL): `, where TYPE is a libaudit
  * name or `UNKNOWN[n]` (how auditd, and auditmux's writer, name a type libaudit does not know). Groups: node, type,
- * time (SEC.MS), serial.
+ * time (SEC.MS), serial. The node holds no 0x1D: ausearch would take the rest of the line, header included, for the
+ * ENRICHED interpretations.
  */
 export const AUDIT_LINE_RE =
-  /^(?:node=([^ ]{1,255}) )?type=([A-Z0-9_]{1,40}|UNKNOWN\[[0-9]{1,10}\]) msg=audit\(([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})\): /;
+  /^(?:node=([^ \x1d]{1,255}) )?type=([A-Z0-9_]{1,40}|UNKNOWN\[[0-9]{1,10}\]) msg=audit\(([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})\): /;
 
 /** The longest line auditd writes (without its newline). */
 export const MAX_AUDIT_LINE = MAX_LINE_BYTES - 1;

@@ -122,6 +122,7 @@ test('vetLine: node= bound to the peer by policy; no node= gets the peer; contro
   assert.match(v(`node=a node=b ${rec}`), /^REFUSED not an audit record/);
   assert.match(v(`node="x ${rec}`), /^REFUSED node= is not a host name/);
   assert.match(v(`node=a/b ${rec}`), /^REFUSED node= is not a host name/);
+  assert.match(v(`node=a\x1d ${rec}`, 'keep'), /^REFUSED not an audit record/, 'a node ending in the separator');
 });
 
 test('aggregator binds to loopback when no address is given', async () => {
