@@ -6,7 +6,16 @@ import { AUDIT_FILTER_PREPEND, AUDIT_UID_UNSET, Feature, Field, Op } from '../ke
 import type { AuditSocket } from '../kernel/socket';
 import type { AuditStatus } from '../kernel/wire';
 import type { DaemonConfig, HostConfig, RouteConfig } from '../config';
-import { applyRules, encodeRule, loadRulesPath, parseRules, type Rule, type RuleCommand } from '../rules';
+import {
+  applyRules,
+  decodeRule,
+  encodeRule,
+  loadRulesPath,
+  parseRules,
+  ruleKeyMatches,
+  type Rule,
+  type RuleCommand,
+} from '../rules';
 import type { Requester } from '../output/logfile';
 import { TRACK_KEY } from '../routing/pipeline';
 import { auxRules, mergeRules, type KernelRuleSet, type Owned } from './rule-union';
@@ -41,6 +50,8 @@ export class KernelSession {
   private found: { status: AuditStatus; loginuidImmutable: boolean } | null = null;
   /** Encoded kernel rules this daemon added, in the order added (removed again at stop). */
   private loaded: Buffer[] = [];
+  /** Each auxiliary daemon's rules as last accepted (see auxRulesOf). */
+  private readonly auxAccepted = new Map<string, Rule[]>();
   private ruleSet: KernelRuleSet = { rules: [], keysByOwner: new Map() };
   private hostCommands: RuleCommand[] = [];
   private lastKernelLost = 0;
@@ -106,6 +117,16 @@ export class KernelSession {
     if (settings.length) {
       const s = await applyRules(client, settings, { hostWide: true });
       for (const e of s.errors) this.opts.diag.warn({ rule: e.message }, 'host rule setting not applied');
+      // -D (the first line of most rules files) or -d removed rules this session loaded: forgotten here too, or the
+      // sync below would take them for loaded and, at a reload, leave the kernel with none of them.
+      for (const c of settings) {
+        if (c.kind === 'deleteAll')
+          this.loaded = c.key === undefined ? [] : this.loaded.filter((b) => !ruleKeyMatches(decodeRule(b), c.key!));
+        else if (c.kind === 'delete') {
+          const gone = encodeRule(c.rule);
+          this.loaded = this.loaded.filter((b) => !b.equals(gone));
+        }
+      }
     }
     await this.syncRules();
     await client.setStatus({ enabled: k.enabled === 2 ? 1 : k.enabled });
@@ -126,7 +147,7 @@ export class KernelSession {
     };
     for (const d of daemons) {
       if (!d.rules || (extra && extra.name === d.name)) continue;
-      addAux(d.name, auxRules(d.name, loadRulesPath(d.rules)));
+      addAux(d.name, this.auxRulesOf(d.name, d.rules));
     }
     if (extra) addAux(extra.name, auxRules(extra.name, extra.commands));
     if (this.tracking)
@@ -135,6 +156,26 @@ export class KernelSession {
     // The exit list is first-match: rules narrowed to a container by the kernel's contid field go before the host's,
     // or a host rule for the same syscall would always win and the container's daemon would never see its events.
     return mergeRules([...filtered, ...host, ...aux]);
+  }
+
+  /**
+   * A daemon's rules as its file says now, checked; when the file no longer reads or checks (its owner rewrote it
+   * after the daemon was accepted), the rules last accepted stay, with a warning: one daemon's file must not stop
+   * every rule update of the host (a start, a reload, another daemon's `aux add`).
+   */
+  private auxRulesOf(name: string, path: string): Rule[] {
+    try {
+      const rules = auxRules(name, loadRulesPath(path));
+      this.auxAccepted.set(name, rules);
+      return rules;
+    } catch (e) {
+      const kept = this.auxAccepted.get(name) ?? [];
+      this.opts.diag.warn(
+        { daemon: name, err: (e as Error).message, kept: kept.length },
+        'auxiliary daemon rules not reloaded: the rules last accepted stay',
+      );
+      return kept;
+    }
   }
 
   /**
@@ -171,21 +212,27 @@ export class KernelSession {
     const client = this.client!;
     const desired = this.desiredRules(extra);
     const want = desired.rules.map((r) => encodeRule(r));
+    // By their bytes as hex: a set lookup per rule, not a scan of every loaded rule (thousands of tenants' rules).
+    const loadedHex = new Set(this.loaded.map((b) => b.toString('hex')));
     for (const b of want) {
-      if (this.loaded.some((l) => l.equals(b))) continue;
+      const hex = b.toString('hex');
+      if (loadedHex.has(hex)) continue;
       try {
         await client.addRule(b);
         this.loaded.push(b);
+        loadedHex.add(hex);
       } catch (e) {
         if (e instanceof AuditmuxError && e.code === 'EEXIST') continue; // loaded by someone else already: not ours
         throw e;
       }
     }
-    for (const b of [...this.loaded]) {
-      if (want.some((w) => w.equals(b))) continue;
-      await client.deleteRule(b).catch(() => undefined);
-      this.loaded = this.loaded.filter((l) => l !== b);
+    const wantHex = new Set(want.map((b) => b.toString('hex')));
+    const keep: Buffer[] = [];
+    for (const b of this.loaded) {
+      if (wantHex.has(b.toString('hex'))) keep.push(b);
+      else await client.deleteRule(b).catch(() => undefined);
     }
+    this.loaded = keep;
     this.ruleSet = desired;
   }
 
@@ -193,7 +240,13 @@ export class KernelSession {
   async setTracking(on: boolean): Promise<boolean> {
     if (this.tracking === on || this.contidKernel) return false;
     this.tracking = on;
-    await this.syncRules();
+    try {
+      await this.syncRules();
+    } catch (e) {
+      // Not loaded: the next call tries again instead of answering "no change".
+      this.tracking = !on;
+      throw e;
+    }
     return true;
   }
 

@@ -17,6 +17,14 @@ const HOST_WIDE: Partial<Record<RuleCommand['kind'], string>> = {
   loginuidImmutable: '--loginuid-immutable',
 };
 
+/**
+ * Rules one auxiliary daemon may load (a tenant's file of 65,536 lines, times 16 contids on a patched kernel, would
+ * be a million rules the kernel walks on every syscall and the host compares at every sync).
+ */
+export const MAX_AUX_RULES = 4096;
+/** Keys auditmux itself puts in the kernel: owner tags and the tracking key. */
+const RESERVED_KEY_PREFIX = 'auditmux-';
+
 /** Lists whose rules act on every event of the host, whoever routes it: an auxiliary daemon may not add to them. */
 const GLOBAL_LISTS = new Set<number>([FilterList.user, FilterList.exclude, FilterList.task]);
 
@@ -37,6 +45,35 @@ export function auxRules(daemon: string, commands: readonly RuleCommand[]): Rule
     if (c.kind === 'invalid') throw c.error;
     if (c.kind !== 'add') continue;
     const list = c.rule.flags & ~AUDIT_FILTER_PREPEND;
+    if (c.rule.flags & AUDIT_FILTER_PREPEND)
+      // The exit list is first-match, and only the first matching rule's key reaches the event: at the head, a
+      // tenant's broad rule would take every event's keys from the host's rules and the other daemons' tags.
+      throw new RuleError(
+        `auxiliary daemon "${daemon}" may not prepend rules (-A): its rule would come before the host's and the other daemons'`,
+        c.pos,
+        'E_HOST_WIDE',
+      );
+    for (const k of c.rule.keys)
+      if (k.startsWith(RESERVED_KEY_PREFIX) || k.includes('\x01'))
+        // An owner tag (`auditmux-aux:other`) would send this rule's events to another daemon.
+        throw new RuleError(
+          `auxiliary daemon "${daemon}" may not use the key ${JSON.stringify(k.slice(0, 64))}: keys starting with "${RESERVED_KEY_PREFIX}" or holding \\x01 are auditmux's`,
+          c.pos,
+          'E_HOST_WIDE',
+        );
+    const tagged = [...c.rule.keys, OWNER_TAG_PREFIX + daemon].join('\x01');
+    if (Buffer.byteLength(tagged) > AUDIT_MAX_KEY_LEN)
+      throw new RuleError(
+        `the rule's keys exceed the kernel's ${AUDIT_MAX_KEY_LEN} bytes once tagged with "${OWNER_TAG_PREFIX}${daemon}"`,
+        c.pos,
+        'E_KEY_TOO_LONG',
+      );
+    if (rules.length >= MAX_AUX_RULES)
+      throw new RuleError(
+        `auxiliary daemon "${daemon}" may load at most ${MAX_AUX_RULES} rules`,
+        c.pos,
+        'E_TOO_MANY_RULES',
+      );
     if (c.rule.action !== RuleAction.always) {
       throw new RuleError(
         `auxiliary daemon "${daemon}" may not add "never" rules: they would hide events from every daemon`,

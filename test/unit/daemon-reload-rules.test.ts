@@ -1,0 +1,48 @@
+// A host rules file that starts with -D (as most do), reloaded: the kernel holds the host's and the tenants' rules
+// again afterwards, not none; a tenant file rewritten to something refused keeps that daemon's accepted rules loaded.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { oneAuxYaml, startEmulatedHost } from '../helpers/emulated-host';
+import { decodeRule } from '../../src/rules/codec';
+
+const EXE = '/usr/bin/amreload-test';
+
+describe('reloading rules (emulated kernel)', () => {
+  it('-D in the host rules file at a reload: every rule is loaded again', async () => {
+    const h = await startEmulatedHost({
+      prefix: 'amreloadrules-',
+      exe: EXE,
+      untaggedPid: 4343001,
+      yaml: oneAuxYaml('log: { file: {dir}/a.log, format: RAW }'),
+    });
+    try {
+      const keys = (): string[] => h.kernel.rules.map((b) => decodeRule(b).keys.join(',')).sort();
+      // The fork/exit tracking rules (two: 64- and 32-bit) follow the contid the host set just after its start.
+      for (let i = 0; keys().filter((k) => k === 'auditmux-contid-track').length < 2; i++) {
+        if (i > 250) throw new Error(`tracking rules never loaded: ${keys().join(' | ')}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const before = keys();
+      assert.equal(before.length, 3, before.join(' | '));
+      const host = join(h.dir, 'host.rules');
+      writeFileSync(host, `-D\n${readFileSync(host, 'utf8')}`);
+      assert.deepEqual(await h.daemon.reload(), { ok: true });
+      assert.deepEqual(keys(), before, 'the same rules after -D and the reload');
+      // The tenant rewrites its file after it was accepted: the host's next sync keeps what was accepted.
+      writeFileSync(join(h.dir, 'a.rules'), '-e 0\n');
+      writeFileSync(
+        host,
+        readFileSync(host, 'utf8') + `-a always,exit -F arch=b64 -S getpid -F exe=${EXE} -k host-2\n`,
+      );
+      await h.daemon.reload().catch(() => undefined);
+      assert.ok(
+        keys().some((k) => k.includes('tree-a')),
+        `a's rules stay loaded: ${keys().join(' | ')}`,
+      );
+    } finally {
+      await h.stop();
+    }
+  });
+});
