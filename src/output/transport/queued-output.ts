@@ -99,7 +99,19 @@ export abstract class QueuedOutput implements RecordOutput {
    * Returns whether the queue took it.
    */
   protected appendEntry(rec: Buffer): boolean {
-    if (this.queue.append(rec)) {
+    let appended: boolean;
+    try {
+      appended = this.queue.append(rec);
+    } catch (e) {
+      // The spool's file system is full or failing: this record is lost like one refused by a full spool (counted,
+      // full_action), and nothing is thrown into the kernel batch that carried it, whose other records and the host
+      // log must go on. What the spool had buffered stays buffered for its next flush.
+      this.counters.errors++;
+      this.lastError = `spool write: ${String(e)}`;
+      if (!this.full) this.diag.error({ output: this.name, err: String(e) }, 'spool write failed');
+      appended = false;
+    }
+    if (appended) {
       this.counters.accepted++;
       this.dirty = true;
       if (this.full) {

@@ -221,8 +221,18 @@ export class Spool implements RecordQueue {
         this.read = { seg: after.seg, off: 0 };
         continue;
       }
-      if (seg === this.segs[this.segs.length - 1]) this.flushWrites();
-      const r = this.readAt(seg.seg, this.read.off, seg.size);
+      let limit = seg.size;
+      if (seg === this.segs[this.segs.length - 1]) {
+        try {
+          this.flushWrites();
+        } catch {
+          // Its file system is full: what is still buffered is not on disk, and is read after a later flush.
+        }
+        limit = seg.size - this.wused;
+      }
+      if (this.read.off >= limit) return null;
+      const r = this.readAt(seg.seg, this.read.off, limit);
+      if (r === null && limit < seg.size) return null;
       if (r === null) {
         // Damage appeared after recovery (the file was changed underneath us): skip the rest of the segment.
         this.onCorrupt?.(path.join(this.dir, segmentName(seg.seg)), this.read.off, 'unreadable record');
@@ -306,8 +316,15 @@ export class Spool implements RecordQueue {
 
   private flushWrites(): void {
     let off = 0;
-    while (off < this.wused) off += fs.writeSync(this.wfd, this.wbuf, off, this.wused - off);
-    this.wused = 0;
+    try {
+      while (off < this.wused) off += fs.writeSync(this.wfd, this.wbuf, off, this.wused - off);
+    } finally {
+      // A write that failed part way (ENOSPC, EDQUOT) keeps what it did not write, at the front, for the next flush:
+      // writing the whole buffer again would put its first bytes twice in the segment, and the record across the
+      // join would fail its CRC and take the rest of the segment with it.
+      if (off > 0) this.wbuf.copy(this.wbuf, 0, off, this.wused);
+      this.wused -= off;
+    }
   }
 
   private openWriteSegment(): void {
