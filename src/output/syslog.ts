@@ -176,8 +176,10 @@ export class SyslogOutput extends NetOutput {
         setTimeout(resolve, 2000).unref();
       });
     }
-    // A clean close: the peer reads everything before our FIN, so what was written counts as delivered.
-    if (s && this.connected) this.commitUpTo(Infinity);
+    // A clean close: the peer reads everything before our FIN, so what was written counts as delivered; but only
+    // once it left this process. A peer that stalled past the wait still has it in Node's buffer, which the close
+    // drops: left uncommitted, it is sent again after the restart (a duplicate at worst, never a loss).
+    if (s && this.connected && s.writableLength === 0) this.commitUpTo(Infinity);
     this.syncQueue();
   }
 
