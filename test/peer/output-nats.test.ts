@@ -65,6 +65,29 @@ test('one message per event: every record, the event id in Nats-Msg-Id, subject 
     }
   }));
 
+test('a connection the client closed for good (as after repeated authorization errors) is opened again: nothing lost', () =>
+  withServer(P, async (srv, dir) => {
+    const o = natsOutput([srv.url], path.join(dir, 'spool'), 'h1');
+    try {
+      feed(o, 0, 100);
+      await until(
+        () => o.stats().delivered === 100,
+        () => JSON.stringify(o.stats()),
+      );
+      // The client's own close, which it does by itself after two authorization errors in a row.
+      await (o as unknown as { nc: { close(): Promise<void> } }).nc.close();
+      feed(o, 100, 200);
+      await until(
+        () => o.stats().delivered === 200 && o.stats().pending === 0,
+        () => JSON.stringify(o.stats()),
+        30000,
+      );
+      assert.equal(idCounts(await streamMessages(srv.url, 'AUDIT')).size, 200);
+    } finally {
+      await o.close();
+    }
+  }));
+
 test('server killed mid-stream and restarted: every event stored once', () =>
   withServer(P, async (srv, dir) => {
     const o = natsOutput([srv.url], path.join(dir, 'spool'), 'h1');

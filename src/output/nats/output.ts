@@ -186,11 +186,24 @@ export class NatsOutput extends QueuedOutput {
       return;
     }
     this.js = jetstream(this.nc, { timeout: this.spec.ackTimeoutMs });
+    const nc = this.nc;
     void (async () => {
-      for await (const s of this.nc!.status()) {
+      for await (const s of nc.status()) {
         if (s.type === 'disconnect') this.counters.reconnects++;
       }
     })().catch(() => undefined);
+    // The client gives up on its own in some cases (two authorization errors in a row: an account reload, an expired
+    // JWT, a hostile server) and closes for good: connected again from the start, or every publish would fail
+    // against the dead connection while the spool filled.
+    void nc.closed().then((err) => {
+      if (this.closed || this.nc !== nc) return;
+      this.ready = false;
+      this.nc = null;
+      this.js = null;
+      this.fail(`connection closed${err ? `: ${String(err.message)}` : ''}`);
+      if (!this.retryTimer)
+        this.retryTimer = setTimeout(() => this.retry(() => this.start()), this.spec.networkRetryMs);
+    });
     await this.checkStream();
   }
 
