@@ -133,6 +133,9 @@ export class PluginOutput extends QueuedOutput {
     };
   }
 
+  /** The plugin was sent SIGTERM at shutdown (its exit then says nothing of what it read). */
+  private signalled = false;
+
   private commitOld(before: number): void {
     let k = 0;
     let n = 0;
@@ -157,7 +160,10 @@ export class PluginOutput extends QueuedOutput {
       c.once('exit', () => resolve());
       // auditd's shutdown: close the pipe so the plugin sees EOF, then SIGTERM, then give up waiting.
       c.stdin?.end();
-      const t1 = setTimeout(() => c.kill('SIGTERM'), STOP_GRACE_MS);
+      const t1 = setTimeout(() => {
+        this.signalled = true;
+        c.kill('SIGTERM');
+      }, STOP_GRACE_MS);
       const t2 = setTimeout(() => {
         c.kill('SIGKILL');
         resolve();
@@ -216,9 +222,11 @@ export class PluginOutput extends QueuedOutput {
     });
     c.on('exit', (code, signal) => {
       if (this.child !== c) return;
-      // A plugin that exited cleanly after EOF at shutdown has read everything it was given.
+      // A plugin that exited cleanly after EOF at shutdown has read everything it was given; one that exited only
+      // when signalled (many audisp plugins exit 0 on SIGTERM) may not have: what it was given is sent again to the
+      // next one, after a restart (at least once).
       if (this.closed) {
-        if (code === 0) this.commitOld(Infinity);
+        if (code === 0 && !this.signalled) this.commitOld(Infinity);
         return;
       }
       if (errText) this.diag.warn({ output: this.name, stderr: errText.slice(0, 2000) }, 'plugin wrote to stderr');

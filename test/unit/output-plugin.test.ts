@@ -161,3 +161,30 @@ test(
     }
   },
 );
+
+test(
+  'plugin that never reads and exits 0 only when signalled at shutdown: what it was given is sent to the next one',
+  { timeout: 30000 },
+  async () => {
+    const dir = tmpDir('plug-stall');
+    const stall = path.join(dir, 'stall.js');
+    // Never reads stdin; exits 0 on SIGTERM, as many audisp plugins do.
+    fs.writeFileSync(stall, "process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1000);\n");
+    const outFile = path.join(dir, 'got.txt');
+    try {
+      const p = new PluginOutput(spec(dir, [], { args: [stall] }), { contidKernel: false, diag: captureDiag() });
+      for (let i = 0; i < 1000; i++) p.writeRecord(USER, payload(i));
+      p.flush();
+      await p.close();
+      const q = new PluginOutput(spec(dir, [outFile, 'string']), { contidKernel: false, diag: captureDiag() });
+      try {
+        await waitFor(() => new Set(seqs(read(outFile))).size >= 1000, 20000, 'every record reached the next plugin');
+        assert.deepEqual(checkDelivery(seqs(read(outFile)), 1000).missing, []);
+      } finally {
+        await q.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
