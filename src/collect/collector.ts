@@ -546,8 +546,8 @@ export class Collector {
     for (const l of touched) if (!l.writer.flush()) failed.add(l);
     for (const { c, cl } of buffered) {
       if (failed.has(c.log)) {
-        // Its log's write or sync failed (ENOSPC, EIO): not acknowledged, so the server sends it again. Lines of it that
-        // did reach the file before the failure are written again then: a duplicate line, never a lost one.
+        // Its log's write or sync failed (ENOSPC, EIO): not acknowledged, so the server sends it again. Lines of it
+        // that did reach the file before the failure are written again then: a duplicate line, never a lost one.
         this.counters.errors++;
         this.lastError = `log of ${c.node} failed to write or sync`;
         c.m.nak(5000);
