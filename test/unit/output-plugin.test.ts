@@ -188,3 +188,30 @@ test(
     }
   },
 );
+
+test('a spool on a full file system: writeRecord never throws, the records it could not keep are counted lost', async () => {
+  const dir = tmpDir('plug-full');
+  const outFile = path.join(dir, 'got.txt');
+  const p = new PluginOutput(spec(dir, [outFile, 'string']), { contidKernel: false, diag: captureDiag() });
+  try {
+    const spool = (p as unknown as { queue: { wfd: number } }).queue;
+    const good = spool.wfd;
+    const full = fs.openSync('/dev/full', 'w');
+    spool.wfd = full;
+    try {
+      // 64 KiB of buffer fills within a few hundred records: the appends after it fail with ENOSPC.
+      for (let i = 0; i < 2000; i++) assert.doesNotThrow(() => p.writeRecord(USER, payload(i, ' '.repeat(100))));
+    } finally {
+      spool.wfd = good;
+      fs.closeSync(full);
+    }
+    const st = p.stats() as { lost: number; accepted: number; errors: number };
+    assert.ok(st.lost > 0 && st.errors > 0, JSON.stringify(st));
+    assert.equal(st.accepted + st.lost, 2000);
+    p.flush();
+    await waitFor(() => new Set(seqs(read(outFile))).size >= st.accepted, 20000, 'the kept records reached the plugin');
+  } finally {
+    await p.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
