@@ -5,7 +5,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { SyslogOutput } from '../../src/output/syslog';
-import type { SyslogOutputSpec } from '../../src/config/schema';
 import {
   captureDiag,
   checkDelivery,
@@ -16,6 +15,7 @@ import {
   Rsyslog,
   seqs,
   sleep,
+  syslogSpec,
   tmpDir,
   waitFor,
   which,
@@ -31,26 +31,7 @@ const skipTls =
       : false);
 const USER = 1005;
 
-function spec(port: number, dir: string, over: Partial<SyslogOutputSpec> = {}): SyslogOutputSpec {
-  return {
-    type: 'syslog',
-    name: 'rsys',
-    format: 'RAW',
-    spool: { dir, maxBytes: 64 * 1024 * 1024, fullAction: 'syslog', fullExe: null },
-    host: '127.0.0.1',
-    port,
-    tls: null,
-    facility: 13,
-    severity: 6,
-    appName: 'auditmux',
-    hostname: 'testhost',
-    networkRetryMs: 150,
-    networkFailureAction: 'syslog',
-    networkFailureExe: null,
-    resendWindowMs: 1500,
-    ...over,
-  };
-}
+const spec = syslogSpec;
 
 test('syslog output: rsyslog receives RFC 5424 messages with octet counting', { skip }, async () => {
   const dir = tmpDir('rsys');

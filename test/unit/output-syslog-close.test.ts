@@ -6,29 +6,11 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { SyslogOutput } from '../../src/output/syslog';
 import type { SyslogOutputSpec } from '../../src/config/schema';
-import { captureDiag, payload, tmpDir, waitFor } from '../helpers/peers';
+import { captureDiag, payload, syslogSpec, tmpDir, waitFor } from '../helpers/peers';
 
 const USER = 1005;
 
-function spec(port: number, dir: string): SyslogOutputSpec {
-  return {
-    type: 'syslog',
-    name: 'stall',
-    format: 'RAW',
-    spool: { dir, maxBytes: 64 * 1024 * 1024, fullAction: 'syslog', fullExe: null },
-    host: '127.0.0.1',
-    port,
-    tls: null,
-    facility: 13,
-    severity: 6,
-    appName: 'auditmux',
-    hostname: 'testhost',
-    networkRetryMs: 150,
-    networkFailureAction: 'syslog',
-    networkFailureExe: null,
-    resendWindowMs: 1500,
-  };
-}
+const spec = (port: number, dir: string): SyslogOutputSpec => syslogSpec(port, dir, { name: 'stall' });
 
 function listen(onSocket: (s: net.Socket) => void): Promise<net.Server> {
   return new Promise((resolve) => {
