@@ -149,7 +149,14 @@ export class KernelSession {
       if (!d.rules || (extra && extra.name === d.name)) continue;
       addAux(d.name, this.auxRulesOf(d.name, d.rules));
     }
-    if (extra) addAux(extra.name, auxRules(extra.name, extra.commands));
+    if (extra) {
+      const rules = auxRules(extra.name, extra.commands);
+      this.auxAccepted.set(extra.name, rules);
+      addAux(extra.name, rules);
+    }
+    // A daemon gone takes its accepted rules along (a new one of the same name starts from its own file).
+    for (const name of this.auxAccepted.keys())
+      if (name !== extra?.name && !daemons.some((d) => d.name === name)) this.auxAccepted.delete(name);
     if (this.tracking)
       for (const c of parseRules(trackingRulesText(), '<contid tracking>'))
         if (c.kind === 'add') aux.push({ owner: 'host', rule: c.rule });

@@ -219,7 +219,13 @@ export class LogWriter {
   /** Opens (creating if needed) and prunes excess rotated logs as auditd does at startup. Throws IoError. */
   open(): void {
     this.rotation.startPeriod();
-    this.logSize = this.file.open();
+    try {
+      this.logSize = this.file.open();
+    } catch (e) {
+      // The directory may be held already: a writer that never opened is dropped by its caller, so let it go now.
+      this.file.close();
+      throw e;
+    }
     this.rotation.removeExcess(this.opts.maxLogFileAction);
     this.checkLogFileSize();
   }
@@ -415,7 +421,11 @@ export class LogWriter {
 
   /** Writes everything, fsyncs and closes; every accepted record is on disk afterwards. */
   close(): void {
-    if (!this.file.isOpen) return;
+    if (!this.file.isOpen) {
+      // Suspended after a failed reopen: no file, but its held directory still goes.
+      this.file.close();
+      return;
+    }
     this.flushBuffer();
     this.unsynced = false;
     this.sinceSync = 0;

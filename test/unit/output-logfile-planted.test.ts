@@ -199,3 +199,16 @@ test('compress: a rotated log over the limit stays plain, with a warning, and no
     fs.rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('a log that cannot be opened (a symlink at its name) leaves no descriptor of its directory behind', () => {
+  const d = dir();
+  try {
+    fs.symlinkSync('/etc/passwd', join(d, 'audit.log'));
+    const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+    const before = fds();
+    for (let i = 0; i < 20; i++) assert.throws(() => writer(d), /symbolic link|symlink/);
+    assert.equal(fds(), before, 'every failed open let its held directory go');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});

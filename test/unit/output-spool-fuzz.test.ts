@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Spool, encodeFramed, readFramed } from '../../src/output/transport/spool';
+import { Spool, encodeFramed, readFramed, segmentName } from '../../src/output/transport/spool';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -103,6 +103,34 @@ test('a full file system under the spool: a failed append loses only its record,
     const got: number[] = [];
     for (let r = s.next(); r; r = s.next()) got.push(Number(/record (\d+)/.exec(r.data.toString())![1]));
     assert.deepEqual(got, kept.slice(readDuring), 'every kept record once, in order, after those read before');
+    s.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a spool whose next segment cannot be created keeps appending to the current one', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amspoolroll-'));
+  try {
+    const s = new Spool({ dir, maxBytes: 16 << 20, segmentBytes: 64 * 1024 });
+    const rec = (i: number): Buffer => Buffer.from(`record ${i} `.padEnd(1000, 'x'));
+    for (let i = 0; i < 50; i++) assert.ok(s.append(rec(i)));
+    // The next segment's name is taken by a directory: its create fails as on a full file system.
+    const last = Math.max(...fs.readdirSync(dir).map((f) => Number(/^seg-(\d+)\.spool$/.exec(f)?.[1] ?? -1)));
+    fs.mkdirSync(path.join(dir, segmentName(last + 1)));
+    let failed = 0;
+    for (let i = 50; i < 100; i++) {
+      try {
+        s.append(rec(i));
+      } catch {
+        failed++;
+      }
+    }
+    assert.ok(failed > 0, 'the rollover failed');
+    s.sync();
+    let n = 0;
+    for (let r = s.next(); r; r = s.next()) n++;
+    assert.equal(n, 100 - failed, 'every record the spool took is readable');
     s.close();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

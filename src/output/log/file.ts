@@ -176,7 +176,10 @@ export class LogFile {
 
   /** fsync and close: every byte written is on disk afterwards (failures are reported). */
   close(): void {
-    if (this.fd < 0) return;
+    if (this.fd < 0) {
+      this.dir.close();
+      return;
+    }
     this.endSyncs();
     try {
       fs.fsyncSync(this.fd);

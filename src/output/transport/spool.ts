@@ -178,11 +178,20 @@ export class Spool implements RecordQueue {
     if (last.size > 0 && last.size + need > this.segmentBytes) {
       this.flushWrites();
       fs.fsyncSync(this.wfd);
+      // The next segment is opened before this one is let go: a create that fails (a full file system) leaves the
+      // spool as it was, still appending here, instead of without a segment to write to for good.
+      const next: SegInfo = { seg: last.seg + 1, size: 0, records: 0 };
+      const fd = openFile(
+        path.join(this.dir, segmentName(next.seg)),
+        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND,
+        'spool segment',
+      );
+      // A stale file of that number (not found at recovery) would put its bytes before the new records.
+      if (fs.fstatSync(fd).size !== 0) fs.ftruncateSync(fd, 0);
       fs.closeSync(this.wfd);
-      this.wfd = -1;
-      this.segs.push({ seg: last.seg + 1, size: 0, records: 0 });
-      this.openWriteSegment();
-      last = this.segs[this.segs.length - 1] as SegInfo;
+      this.wfd = fd;
+      this.segs.push(next);
+      last = next;
     }
     if (this.wused + need > this.wbuf.length) this.flushWrites();
     if (need > this.wbuf.length) {
