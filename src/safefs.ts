@@ -226,7 +226,7 @@ export function checkDirSafe(dir: string, policy: DirPolicy, shown = dir): fs.St
  * `/proc/self/fd/N` of a directory held open at fd, when it leads there (null without /proc): a name under it
  * resolves in that directory wherever it has been moved, whatever now lies at its old path.
  */
-export function procAnchor(fd: number): string | null {
+function procAnchor(fd: number): string | null {
   const anchor = `/proc/self/fd/${fd}`;
   try {
     const a = fs.statSync(anchor);
@@ -237,8 +237,33 @@ export function procAnchor(fd: number): string | null {
   }
 }
 
+/**
+ * Checks a directory (checkDirSafe) and opens it (O_DIRECTORY|O_NOFOLLOW), then checks what was opened again: a
+ * directory above it swapped between the check and the open would give another one. Returns the descriptor and its
+ * /proc anchor (procAnchor). Throws IoError; nothing stays open then.
+ */
+export function openCheckedDir(dir: string, policy: DirPolicy): { fd: number; anchor: string | null } {
+  checkDirSafe(dir, policy);
+  const c = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(dir, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
+  } catch (e) {
+    throw new IoError(`cannot open ${policy.what ?? 'directory'} ${dir} (${errCode(e)})`, 'E_UNSAFE_DIR', {
+      cause: e,
+    });
+  }
+  try {
+    checkDirStat(fs.fstatSync(fd), dir, policy);
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  return { fd, anchor: procAnchor(fd) };
+}
+
 /** checkDirSafe's checks on a directory's stat (an lstat of its path, or an fstat of it held open). Throws IoError. */
-export function checkDirStat(st: fs.Stats, dir: string, policy: DirPolicy): void {
+function checkDirStat(st: fs.Stats, dir: string, policy: DirPolicy): void {
   const what = policy.what ?? 'directory';
   if (!st.isDirectory()) throw new IoError(`${what} ${dir} is not a directory (refused)`, 'E_UNSAFE_DIR');
   if (!policy.owners.includes(st.uid)) {
@@ -270,22 +295,11 @@ export function ensureOwnedDir(
   what = 'directory',
 ): 'created' | 'existing' {
   const me = process.geteuid?.() ?? 0;
-  const parent = dirname(dir);
-  const policy = { owners: [0, me], what: `parent of ${what}` };
-  checkDirSafe(parent, policy);
-  const c = fs.constants;
-  let pfd: number;
+  const { fd, anchor } = openCheckedDir(dirname(dir), { owners: [0, me], what: `parent of ${what}` });
   try {
-    pfd = fs.openSync(parent, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
-  } catch (e) {
-    throw new IoError(`cannot open parent of ${what} ${parent} (${errCode(e)})`, 'E_UNSAFE_DIR', { cause: e });
-  }
-  try {
-    checkDirStat(fs.fstatSync(pfd), parent, policy);
-    const anchor = procAnchor(pfd);
     return makeOwnedDir(anchor === null ? dir : `${anchor}/${basename(dir)}`, dir, ids, what, me);
   } finally {
-    fs.closeSync(pfd);
+    fs.closeSync(fd);
   }
 }
 

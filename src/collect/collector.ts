@@ -1,6 +1,5 @@
 // `auditmux collect`: a durable JetStream pull consumer writing per-node auditd logs, acking only after write and
 // flush.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -20,7 +19,7 @@ import { LogWriter } from '../output/logfile';
 import type { Diag } from '../output/outputs';
 import { natsConnect } from '../output/nats/connect';
 import { decodeBody, PayloadError } from '../output/nats/payload';
-import { subjectToken } from '../output/nats/subject';
+import { capToken, subjectToken } from '../output/nats/subject';
 import { DAEMON_HEADER } from '../output/nats/output';
 import { parseSeqHeader, SEQ_HEADER, SeqHeaderError, type SeqTag } from '../output/nats/seq';
 import { Reorderer, type GapInfo, type OrderItem, type PublisherState } from './order';
@@ -191,8 +190,7 @@ interface NodeLog {
  * directory, and two writers one file. No token holds `~~` (subject.ts), so a short token never names a long one's.
  */
 export function dirPart(token: string): string {
-  if (token.length <= 200) return token;
-  return `${token.slice(0, 167)}~~${createHash('sha256').update(token).digest('hex').slice(0, 32)}`;
+  return capToken(token, 200, 167);
 }
 
 export class Collector {

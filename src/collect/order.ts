@@ -114,14 +114,11 @@ export class Reorderer<T> {
       this.pubs.delete(key);
       this.pubs.set(key, p);
     } else {
-      const node = nodeOf(key);
-      const have = this.perNode.get(node) ?? 0;
-      if (have >= (this.opts.maxPerNode ?? Infinity)) {
+      if (!this.admit(key)) {
         this.unordered++;
         out.push({ value, late: false });
         return out;
       }
-      this.perNode.set(node, have + 1);
       // First seen (or forgotten): its numbering starts at 1, so an event past 1 is held like any other. The stream
       // itself may hold k+1.. before k from its very first messages (a window published while the stream's leader
       // was being elected). A restarted collector knows its publishers from its state file.
@@ -227,10 +224,7 @@ export class Reorderer<T> {
   restore(s: Record<string, PublisherState>): void {
     for (const [k, [epoch, next, ...prev]] of Object.entries(s)) {
       if (this.pubs.size >= this.opts.maxPublishers) break;
-      const node = nodeOf(k);
-      const have = this.perNode.get(node) ?? 0;
-      if (have >= (this.opts.maxPerNode ?? Infinity) || this.pubs.has(k)) continue;
-      this.perNode.set(node, have + 1);
+      if (this.pubs.has(k) || !this.admit(k)) continue;
       this.pubs.set(k, { epoch, next, held: new Map(), prev: prev.slice(0, KEEP_EPOCHS), started: true });
     }
   }
@@ -277,6 +271,15 @@ export class Reorderer<T> {
       }
     }
     return best;
+  }
+
+  /** Counts a new publisher of `key`'s node; false (nothing counted) when its node already has maxPerNode. */
+  private admit(key: string): boolean {
+    const node = nodeOf(key);
+    const have = this.perNode.get(node) ?? 0;
+    if (have >= (this.opts.maxPerNode ?? Infinity)) return false;
+    this.perNode.set(node, have + 1);
+    return true;
   }
 
   /** Forgets the least recently seen publishers past the bound, passing what they hold. */

@@ -1,8 +1,7 @@
 // The log's directory held open: every name of a log (live, rotated, compressed, temporary) is reached through it.
 import * as fs from 'node:fs';
 import { basename } from 'node:path';
-import { IoError } from '../../errors';
-import { checkDirSafe, checkDirStat, procAnchor, type DirPolicy } from '../../safefs';
+import { openCheckedDir, type DirPolicy } from '../../safefs';
 
 /**
  * Why held: the directory is checked once (root's, nobody else may write in it), but its path runs through
@@ -21,24 +20,7 @@ export class LogDir {
   /** Checks and holds the directory, once (again after close). Throws IoError (E_UNSAFE_DIR, E_IO). */
   open(policy: DirPolicy): void {
     if (this.fd >= 0) return;
-    checkDirSafe(this.dir, policy);
-    let fd: number;
-    try {
-      fd = fs.openSync(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
-    } catch (e) {
-      throw new IoError(`cannot open ${policy.what ?? 'directory'} ${this.dir} (${String(e)})`, 'E_UNSAFE_DIR', {
-        cause: e,
-      });
-    }
-    try {
-      // What was opened, checked again: a directory above swapped between the check and the open gives another one.
-      checkDirStat(fs.fstatSync(fd), this.dir, policy);
-    } catch (e) {
-      fs.closeSync(fd);
-      throw e;
-    }
-    this.fd = fd;
-    this.anchor = procAnchor(fd);
+    ({ fd: this.fd, anchor: this.anchor } = openCheckedDir(this.dir, policy));
   }
 
   /** Where `path` (a name in this directory, given as its full path) is reached: through the held directory. */

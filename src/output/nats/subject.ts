@@ -54,19 +54,25 @@ export const VALUE_TOKEN_MAX = 64;
 /**
  * A container field's token: subjectToken, except that a container really named `none` becomes `~6Eone` (its first
  * byte escaped, which subjectToken never does to a letter), so it is told apart from "no value" and stays injective.
- * A token longer than VALUE_TOKEN_MAX is cut at a whole escape and ends in `~~` and 128 bits of the value's SHA-256:
- * still one token per value (no escaped value holds `~~`: a `~` is always followed by two hex digits), and a subject
- * stays far below a NATS control line (4 KiB by default; the server closes the connection past it, and the entry
+ * A token longer than VALUE_TOKEN_MAX is cut at a whole escape and ends in `~~` and 128 bits of the token's SHA-256
+ * (capToken): still one token per value (no escaped value holds `~~`: a `~` is always followed by two hex digits), and
+ * a subject stays far below a NATS control line (4 KiB by default; the server closes the connection past it, and the entry
  * would be sent again and again) however long a container's name or image (annotations reach 4 KiB, 12 KiB escaped).
  */
 export function valueToken(v: string): string {
-  if (v === NO_VALUE_TOKEN) return '~6Eone';
-  const t = subjectToken(v);
-  if (t.length <= VALUE_TOKEN_MAX) return t;
-  let cut = VALUE_TOKEN_MAX;
+  return v === NO_VALUE_TOKEN ? '~6Eone' : capToken(subjectToken(v), VALUE_TOKEN_MAX, VALUE_TOKEN_MAX);
+}
+
+/**
+ * A token longer than `max` as its first `keep` characters, cut at a whole `~XX` escape, then `~~` and 32 hex digits
+ * of its SHA-256: still one token per value (no escaped token holds `~~`), of at most keep + 34 characters.
+ */
+export function capToken(t: string, max: number, keep: number): string {
+  if (t.length <= max) return t;
+  let cut = keep;
   if (t[cut - 1] === '~') cut -= 1;
   else if (t[cut - 2] === '~') cut -= 2;
-  return `${t.slice(0, cut)}~~${createHash('sha256').update(v, 'utf8').digest('hex').slice(0, 32)}`;
+  return `${t.slice(0, cut)}~~${createHash('sha256').update(t).digest('hex').slice(0, 32)}`;
 }
 
 const isMeta = (t: string): ContainerField | null => {
