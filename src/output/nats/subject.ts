@@ -55,9 +55,10 @@ export const VALUE_TOKEN_MAX = 64;
  * A container field's token: subjectToken, except that a container really named `none` becomes `~6Eone` (its first
  * byte escaped, which subjectToken never does to a letter), so it is told apart from "no value" and stays injective.
  * A token longer than VALUE_TOKEN_MAX is cut at a whole escape and ends in `~~` and 128 bits of the token's SHA-256
- * (capToken): still one token per value (no escaped value holds `~~`: a `~` is always followed by two hex digits), and
- * a subject stays far below a NATS control line (4 KiB by default; the server closes the connection past it, and the entry
- * would be sent again and again) however long a container's name or image (annotations reach 4 KiB, 12 KiB escaped).
+ * (capToken): still one token per value (no escaped value holds `~~`: a `~` is always followed by two hex digits),
+ * and a subject stays far below a NATS control line (4 KiB by default; the server closes the connection past it, and
+ * the entry would be sent again and again) however long a container's name or image (annotations reach 4 KiB, 12 KiB
+ * escaped).
  */
 export function valueToken(v: string): string {
   return v === NO_VALUE_TOKEN ? '~6Eone' : capToken(subjectToken(v), VALUE_TOKEN_MAX, VALUE_TOKEN_MAX);
