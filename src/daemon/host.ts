@@ -82,6 +82,7 @@ export class HostDaemon implements ControlTarget {
         tracker: this.contid.tracker,
         registry: this.daemons,
         keysFor: (owner, full) => this.session.keysFor(owner, full),
+        keyGroup: (tag) => this.session.keyGroup(tag),
         noteEvent: (chain, routed, dropped) => this.contid.noteEvent(chain, routed, dropped),
         containers: this.contid.containers.registry,
         counters: this.counters,

@@ -17,7 +17,7 @@ import {
   type RuleCommand,
 } from '../rules';
 import type { Requester } from '../output/logfile';
-import { TRACK_KEY } from '../routing/pipeline';
+import { TRACK_KEY, type KeyGroup } from '../routing/pipeline';
 import { auxRules, mergeRules, type KernelRuleSet, type Owned } from './rule-union';
 import type { Diag } from './diagnostics';
 
@@ -52,7 +52,9 @@ export class KernelSession {
   private loaded: Buffer[] = [];
   /** Each auxiliary daemon's rules as last accepted (see auxRulesOf). */
   private readonly auxAccepted = new Map<string, Rule[]>();
-  private ruleSet: KernelRuleSet = { rules: [], keysByOwner: new Map() };
+  private ruleSet: KernelRuleSet = { rules: [], keysByOwner: new Map(), groups: new Map() };
+  /** The rule set a sync is loading: events of its new rules can arrive before the sync ends. */
+  private pending: KernelRuleSet | null = null;
   private hostCommands: RuleCommand[] = [];
   private lastKernelLost = 0;
   private features = 0;
@@ -218,6 +220,15 @@ export class KernelSession {
   async syncRules(extra?: ExtraRules): Promise<void> {
     const client = this.client!;
     const desired = this.desiredRules(extra);
+    this.pending = desired;
+    try {
+      await this.loadRules(client, desired);
+    } finally {
+      this.pending = null;
+    }
+  }
+
+  private async loadRules(client: AuditClient, desired: KernelRuleSet): Promise<void> {
     const want = desired.rules.map((r) => encodeRule(r));
     // By their bytes as hex: a set lookup per rule, not a scan of every loaded rule (thousands of tenants' rules).
     const loadedHex = new Set(this.loaded.map((b) => b.toString('hex')));
@@ -259,11 +270,17 @@ export class KernelSession {
 
   /** The keys an event's owner should see: its own rules' keys, not the tags auditmux added. */
   keysFor(owner: string | null, full: string[]): string[] {
-    const owners = this.ruleSet.keysByOwner.get(full.join('\x01'));
+    const joined = full.join('\x01');
+    const owners = this.ruleSet.keysByOwner.get(joined) ?? this.pending?.keysByOwner.get(joined);
     const userKeys = full.filter((k) => !k.startsWith('auditmux-'));
     if (!owners) return userKeys;
     // The host log shows the host's own keys when a host rule produced the event, else every user key.
     return owners.get(owner ?? 'host') ?? (owner === null ? userKeys : []);
+  }
+
+  /** A group tag's owners and keys (see mergeRules), from the loaded rule set or the one being loaded. */
+  keyGroup(tag: string): KeyGroup | undefined {
+    return this.ruleSet.groups.get(tag) ?? this.pending?.groups.get(tag);
   }
 
   /** Counts what the kernel lost since the last look. */

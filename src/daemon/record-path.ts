@@ -7,7 +7,7 @@ import type { Config, OutputConfig } from '../config';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
 import type { LogWriter, Requester } from '../output/logfile';
 import { Router } from '../routing/router';
-import { Pipeline } from '../routing/pipeline';
+import { Pipeline, type KeyGroup } from '../routing/pipeline';
 import type { ContidTracker } from '../contid/tracker';
 import type { Chain } from '../contid/chain';
 import type { EventRecord } from '../records/event';
@@ -23,6 +23,8 @@ export interface RecordPathOptions {
   registry: DaemonRegistry;
   /** The keys an event's owner sees (the kernel session's rule union). */
   keysFor: (owner: string | null, full: string[]) => string[];
+  /** A group tag's owners and keys (the rule union's, see mergeRules). */
+  keyGroup: (tag: string) => KeyGroup | undefined;
   /** Per-container counters: an event of `chain` reached `routed` daemons, `dropped` refused it. */
   noteEvent: (chain: Chain, routed: number, dropped: number) => void;
   /** The containers route selectors by name ask about; told when a batch ends (one clock read per batch). */
@@ -70,6 +72,7 @@ export class RecordPath {
       contidKernel,
       daemonsWithRules: reg.rulesOwners(),
       keep: config.host.keep,
+      keyGroup: this.opts.keyGroup,
     });
   }
 

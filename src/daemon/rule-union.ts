@@ -1,8 +1,9 @@
 // The kernel's single rule list, shared: host rules plus every auxiliary daemon's, merged and tagged with owners.
+import { createHash } from 'node:crypto';
 import { RuleError } from '../errors';
 import { AUDIT_FILTER_PREPEND, AUDIT_MAX_KEY_LEN, Field, FilterList, Op, RuleAction } from '../kernel/constants';
 import { encodeRule, type Rule, type RuleCommand } from '../rules';
-import { OWNER_TAG_PREFIX } from '../routing/pipeline';
+import { GROUP_TAG_PREFIX, OWNER_TAG_PREFIX, type KeyGroup } from '../routing/pipeline';
 
 /** Commands that change host-wide state: the kernel has one copy of each, so only the host daemon may issue them. */
 const HOST_WIDE: Partial<Record<RuleCommand['kind'], string>> = {
@@ -103,6 +104,8 @@ export interface KernelRuleSet {
   rules: Rule[];
   /** For a kernel rule's full key list (joined by \x01), each owner's own keys: what each destination's log shows. */
   keysByOwner: Map<string, Map<string, string[]>>;
+  /** For a group tag (a shared rule whose keys and tags do not fit the kernel's key), its owners and keys. */
+  groups: Map<string, KeyGroup>;
 }
 
 /** The rule with its key replaced: the kernel reads keys from the FILTERKEY field, `keys` only mirrors it. */
@@ -121,16 +124,17 @@ function canonical(rule: Rule): string {
 
 /**
  * Merges owned rules into the kernel list: identical rules (but for keys) become one kernel rule carrying every
- * owner's keys plus `auditmux-aux:NAME` for each auxiliary owner. Order: first appearance (host rules come first).
+ * owner's keys plus `auditmux-aux:NAME` for each auxiliary owner, or, when those do not fit, one group tag (see
+ * `groups`). Order: first appearance (host rules come first).
  */
 export function mergeRules(owned: readonly Owned[]): KernelRuleSet {
-  const groups = new Map<string, { rule: Rule; owners: Map<string, string[]> }>();
+  const byRule = new Map<string, { rule: Rule; owners: Map<string, string[]> }>();
   for (const { owner, rule } of owned) {
-    const k = canonical(rule);
-    let g = groups.get(k);
+    const canon = canonical(rule);
+    let g = byRule.get(canon);
     if (!g) {
       g = { rule, owners: new Map() };
-      groups.set(k, g);
+      byRule.set(canon, g);
     }
     const mine = g.owners.get(owner) ?? [];
     for (const key of rule.keys) if (!mine.includes(key)) mine.push(key);
@@ -138,22 +142,33 @@ export function mergeRules(owned: readonly Owned[]): KernelRuleSet {
   }
   const rules: Rule[] = [];
   const keysByOwner = new Map<string, Map<string, string[]>>();
-  for (const g of groups.values()) {
+  const groups = new Map<string, KeyGroup>();
+  for (const [canon, g] of byRule) {
     const keys: string[] = [];
     for (const [owner, ks] of g.owners) {
-      for (const k of ks) if (!keys.includes(k)) keys.push(k);
+      for (const key of ks) if (!keys.includes(key)) keys.push(key);
       if (owner !== 'host') keys.push(OWNER_TAG_PREFIX + owner);
     }
-    const joined = keys.join('\x01');
+    let joined = keys.join('\x01');
     if (Buffer.byteLength(joined) > AUDIT_MAX_KEY_LEN) {
-      throw new RuleError(
-        `the keys of a rule shared by ${[...g.owners.keys()].join(', ')} exceed the kernel's ${AUDIT_MAX_KEY_LEN} bytes once tagged`,
-        undefined,
-        'E_KEY_TOO_LONG',
-      );
+      // Every owner's keys and tags do not fit the kernel's 256 bytes (twenty tenants loading the host's execve
+      // rule; two identical host rules with long keys): the kernel rule carries one tag naming the group instead,
+      // and routing reads its owners and keys from `groups`. Named by its contents, so a change of owners or keys
+      // is a new kernel key (no event is read with another group's owners).
+      const owners = [...g.owners.keys()].filter((o) => o !== 'host');
+      const userKeys = keys.filter((key) => !key.startsWith(OWNER_TAG_PREFIX));
+      const id = createHash('sha256')
+        .update(canon)
+        .update(JSON.stringify([...g.owners]))
+        .digest('hex')
+        .slice(0, 16);
+      joined = GROUP_TAG_PREFIX + id;
+      keys.length = 0;
+      keys.push(joined);
+      groups.set(joined, { owners, keys: userKeys });
     }
     rules.push(withKeys(g.rule, keys));
     keysByOwner.set(joined, g.owners);
   }
-  return { rules, keysByOwner };
+  return { rules, keysByOwner, groups };
 }

@@ -30,6 +30,16 @@ import { syscallNumber } from '../vocab/syscalls';
 
 /** The key auditmux adds to an auxiliary daemon's rules in the kernel, to match events back to their owner. */
 export const OWNER_TAG_PREFIX = 'auditmux-aux:';
+/**
+ * The key of a shared kernel rule whose owners' keys and tags do not fit the kernel's 256 bytes: it names a group
+ * whose owners and keys the rule union keeps (PipelineOptions.keyGroup).
+ */
+export const GROUP_TAG_PREFIX = 'auditmux-group:';
+/** A group tag's auxiliary owners and its rule's keys (every owner's, the host's included). */
+export interface KeyGroup {
+  owners: readonly string[];
+  keys: readonly string[];
+}
 /** The key of the fork/exit tracking rule the host adds on mainline kernels while processes carry contids. */
 export const TRACK_KEY = 'auditmux-contid-track';
 
@@ -82,6 +92,8 @@ export interface PipelineOptions {
   /** Daemons with a rule set: they get only events their own (tagged) rules produced. A Set will do. */
   daemonsWithRules: { has(name: string): boolean };
   keep: 'all' | 'unrouted';
+  /** A group tag's owners and keys (the kernel session's rule union); an unknown tag has none. */
+  keyGroup?: (tag: string) => KeyGroup | undefined;
 }
 
 /** What routing found out about one event. */
@@ -220,12 +232,29 @@ export class Pipeline {
     const full = decodeKeys(vs < 0 ? undefined : raw);
     const owners: string[] = [];
     const user: string[] = [];
-    for (const k of full) {
+    let tracking = false;
+    let unknownGroup = false;
+    const sort = (k: string): void => {
       if (k.startsWith(OWNER_TAG_PREFIX)) owners.push(k.slice(OWNER_TAG_PREFIX.length));
-      else if (k !== TRACK_KEY) user.push(k);
+      else if (k === TRACK_KEY) tracking = true;
+      else user.push(k);
+    };
+    for (const k of full) {
+      if (!k.startsWith(GROUP_TAG_PREFIX)) sort(k);
+      else {
+        // A group the union no longer has (its rule replaced since the event) names no one.
+        const g = this.opts.keyGroup?.(k);
+        if (!g) unknownGroup = true;
+        else {
+          owners.push(...g.owners);
+          for (const gk of g.keys) sort(gk);
+        }
+      }
     }
-    this.lastKeys = { raw, full, user, owners, tracking: full.includes(TRACK_KEY) };
-    return this.lastKeys;
+    const set = { raw, full, user, owners, tracking };
+    // Not kept for the next event when a group was unknown: the union may know it by then.
+    if (!unknownGroup) this.lastKeys = set;
+    return set;
   }
 
   /** Reads the event, feeding the tracker (forks, exits) on the way. */
