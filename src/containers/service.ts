@@ -94,8 +94,13 @@ export function hookFailureRecordBody(f: HookFailure): string {
   ].join(' ');
 }
 
-/** The runtime an OCI hook's state comes from: podman and CRI runtimes say so in their annotations. */
+/**
+ * The runtime an OCI hook's state comes from. A cgroup layout of a runtime's own says so first: a pod's annotations are
+ * its user's (CRI-O copies them into the state), so `io.kubernetes.cri.x` on a CRI-O pod must not make it containerd's.
+ * Annotations only refine what the cgroup cannot tell: a kubepods container of any CRI runtime, a free-form runc one.
+ */
 function runtimeOf(a: Record<string, string>, cgroupRuntime: string | undefined): string {
+  if (cgroupRuntime !== undefined && cgroupRuntime !== 'kubernetes' && cgroupRuntime !== 'runc') return cgroupRuntime;
   if (a['io.container.manager'] === 'libpod') return 'podman';
   if (Object.keys(a).some((k) => k.startsWith('io.kubernetes.cri.'))) return 'containerd';
   if (Object.keys(a).some((k) => k.startsWith('io.kubernetes.cri-o.'))) return 'cri-o';

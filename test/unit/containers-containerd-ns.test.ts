@@ -145,6 +145,16 @@ describe('containerd namespaces', () => {
     assert.deepEqual([own.contid, own.retired], [containerContid(H).toString(), true]);
   });
 
+  it("a CRI-O pod's own annotation of containerd's prefix does not make its container containerd's", () => {
+    const { sys, c } = setup();
+    sys.add(100, `/kubepods.slice/kubepods-pod${POD.replace(/-/g, '_')}.slice/crio-${H}.scope`);
+    // CRI-O copies a pod's annotations into the OCI state: `io.kubernetes.cri.x` is the pod author's to set.
+    const annotations = { 'io.kubernetes.cri-o.ContainerName': 'cart', 'io.kubernetes.cri.x': 'y' };
+    const r = c.fromHook({ state: { id: H, status: 'creating', pid: 100, bundle: `/run/crio/${H}`, annotations } });
+    assert.equal(r.contid, containerContid(H).toString());
+    assert.equal(c.registry.get(containerContid(H))?.runtime, 'cri-o');
+  });
+
   it('annotations never name the namespace, and only a canonical bundle path does (seeded mutations)', () => {
     const { sys, c } = setup();
     sys.add(100, '/custom/place');
