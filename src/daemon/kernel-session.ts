@@ -272,7 +272,8 @@ export class KernelSession {
   keysFor(owner: string | null, full: string[]): string[] {
     const joined = full.join('\x01');
     const owners = this.ruleSet.keysByOwner.get(joined) ?? this.pending?.keysByOwner.get(joined);
-    const userKeys = full.filter((k) => !k.startsWith('auditmux-'));
+    const group = full.length === 1 ? this.keyGroup(full[0]!) : undefined;
+    const userKeys = group ? group.keys.filter((k) => k !== TRACK_KEY) : full.filter((k) => !k.startsWith('auditmux-'));
     if (!owners) return userKeys;
     // The host log shows the host's own keys when a host rule produced the event, else every user key.
     return owners.get(owner ?? 'host') ?? (owner === null ? userKeys : []);
