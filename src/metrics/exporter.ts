@@ -1,13 +1,16 @@
 // Metrics exporters: an HTTP listener answering GET /metrics (bounded, local by default) or a periodic textfile.
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { IoError } from '../errors';
 import type { MetricsExporter, MetricsSource, MetricsSpec } from './contract';
 import { CONTENT_TYPE, renderExposition } from './exposition';
 import { writeTextfileAtomic } from './textfile';
 
-/** Scrapers are few; anything beyond this is refused rather than queued. */
-const MAX_CONNECTIONS = 16;
+/**
+ * Scrapers are few: past this many open connections, the oldest is closed for the new one. Refusing the newest let any
+ * local user hold all of them with requests sent a byte at a time, so no scrape ever got through.
+ */
+export const MAX_CONNECTIONS = 16;
 
 /** GET /metrics on one address; every other method or path gets an error status, never a body from the source. */
 export class HttpMetricsExporter implements MetricsExporter {
@@ -19,11 +22,17 @@ export class HttpMetricsExporter implements MetricsExporter {
   ) {}
 
   async start(): Promise<void> {
+    // Timeouts checked every second (Node's default, 30 s, let a trickled request live 35 s).
     const s = http.createServer(
-      { maxHeaderSize: 8192, requestTimeout: 5000, headersTimeout: 5000 },
+      { maxHeaderSize: 8192, requestTimeout: 5000, headersTimeout: 5000, connectionsCheckingInterval: 1000 },
       (req, res) => void this.answer(req, res),
     );
-    s.maxConnections = MAX_CONNECTIONS;
+    const open = new Set<Socket>();
+    s.on('connection', (sock) => {
+      open.add(sock);
+      sock.once('close', () => open.delete(sock));
+      if (open.size > MAX_CONNECTIONS) open.values().next().value?.destroy();
+    });
     s.keepAliveTimeout = 5000;
     // A scraper that stalls mid-request holds a socket only this long.
     s.setTimeout(10000, (sock) => sock.destroy());

@@ -6,7 +6,8 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { MetricFamily } from '../../src/metrics/contract';
-import { createMetricsExporter } from '../../src/metrics/exporter';
+import * as net from 'node:net';
+import { createMetricsExporter, MAX_CONNECTIONS } from '../../src/metrics/exporter';
 import { escapeLabelValue, MetricNameError, renderExposition } from '../../src/metrics/exposition';
 import { writeTextfileAtomic } from '../../src/metrics/textfile';
 
@@ -75,6 +76,29 @@ test('listen: a real GET /metrics renders the source at each scrape; other paths
     await e.stop();
   }
   assert.equal(e.address(), null);
+});
+
+test('listen: connections held open by a request trickled a byte at a time never keep a scrape out', async () => {
+  const e = createMetricsExporter({ listen: { host: '127.0.0.1', port: 0 } }, { metrics: () => fams(7) }, () => {});
+  await e.start();
+  const held: net.Socket[] = [];
+  try {
+    const port = e.address()!.port;
+    for (let i = 0; i < MAX_CONNECTIONS * 2; i++) {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('error', () => undefined);
+      await new Promise((r) => c.once('connect', r));
+      c.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+      held.push(c);
+    }
+    // The refused-when-full listener answered this with a reset while the others trickled on.
+    const r = await get(port, '/metrics');
+    assert.equal(r.status, 200);
+    assert.match(r.body, /^am_x_total\{d="a\\"b"\} 7$/m);
+  } finally {
+    for (const c of held) c.destroy();
+    await e.stop();
+  }
 });
 
 test('textfile: replaced atomically; a symlink planted at the temporary name is replaced, never followed', async () => {
