@@ -238,6 +238,20 @@ function procAnchor(fd: number): string | null {
 }
 
 /**
+ * Makes a directory's entries durable (a file created in it, one removed): fsync of the file alone does not promise
+ * its name survives a crash. The directory is opened O_DIRECTORY|O_NOFOLLOW, read-only.
+ */
+export function syncDir(dir: string): void {
+  const c = fs.constants;
+  const fd = fs.openSync(dir, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
  * Checks a directory (checkDirSafe) and opens it (O_DIRECTORY|O_NOFOLLOW), then checks what was opened again: a
  * directory above it swapped between the check and the open would give another one. Returns the descriptor and its
  * /proc anchor (procAnchor). Throws IoError; nothing stays open then.

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { checkDirSafe, openNoFollow } from '../../safefs';
+import { checkDirSafe, openNoFollow, syncDir } from '../../safefs';
 import { pathTrustProblem } from '../../trust';
 import { IoError } from '../../errors';
 
@@ -152,6 +152,7 @@ export class Spool implements RecordQueue {
       this.recover();
       this.read = { ...this.committed };
       this.openWriteSegment();
+      syncDir(this.dir);
     } catch (e) {
       for (const fd of [this.cfd, this.wfd]) if (fd >= 0) fs.closeSync(fd);
       this.cfd = this.wfd = -1;
@@ -188,6 +189,14 @@ export class Spool implements RecordQueue {
       );
       // A stale file of that number (not found at recovery) would put its bytes before the new records.
       if (fs.fstatSync(fd).size !== 0) fs.ftruncateSync(fd, 0);
+      // The new name made durable once, before records synced into it are acknowledged: a crash could otherwise
+      // keep the data blocks and lose the name (and the records recovery would find).
+      try {
+        syncDir(this.dir);
+      } catch (e) {
+        fs.closeSync(fd);
+        throw e;
+      }
       fs.closeSync(this.wfd);
       this.wfd = fd;
       this.segs.push(next);
