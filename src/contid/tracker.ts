@@ -436,7 +436,11 @@ export class ContidTracker {
     if (!useMap && !this.containers) return null;
     // One read of /proc/PID/cgroup: the operator's static map on its main path first, then the runtimes' layouts on
     // every line.
-    const text = this.proc.cgroupText(pid);
+    let text = this.proc.cgroupText(pid);
+    // A live process whose cgroup cannot be read: kernels that refuse a path of PATH_MAX or more (ENAMETOOLONG) do so
+    // for a process a container moved deep into its delegated cgroup tree. Its nearest ancestor with a readable
+    // cgroup says where it was forked (the walk above found none tracked). A host process's ancestors are the host's.
+    for (let i = 1; text === null && i < path.length; i++) text = this.proc.cgroupText(path[i]!.pid);
     if (text === null) return null;
     if (useMap) {
       const cg = primaryCgroupPath(text);

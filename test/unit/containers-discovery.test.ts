@@ -18,6 +18,11 @@ const H = 'da5f278a1a4b3688eacf59509797b6c6147335dbdfa5a43b6732f09a2cdc613a';
 const H2 = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
 
 class FakeSystem extends BaseFakeSystem {
+  /** Live processes whose /proc/PID/cgroup read fails. */
+  readonly unreadable = new Set<number>();
+  override cgroupText(pid: number): string | null {
+    return this.unreadable.has(pid) ? null : super.cgroupText(pid);
+  }
   add(pid: number, ppid: number, cg: string, argv: string[] = ['x'], ns = 'pid:[1]'): void {
     this.put(pid, { ppid, cg, argv, ns });
   }
@@ -200,6 +205,23 @@ describe('container discovery', () => {
     assert.deepEqual(t.lookup(151, 150), [id], 'nor for its children');
     assert.deepEqual(t.lookup(152, 151), [id], 'nor for a child gone before its event is read');
     assert.equal(c.registry.get(containerContid(H2)), undefined, 'and makes no container');
+  });
+
+  it("a live process whose cgroup cannot be read (a path past PATH_MAX) is its nearest readable ancestor's", () => {
+    const { sys, c, t } = setup();
+    c.discovery.scan();
+    // Kernels that refuse a cgroup path of 4096 bytes or more (ENAMETOOLONG) leave /proc/PID/cgroup unreadable: a
+    // container with a delegated cgroup tree could make its processes so, and their events were nobody's.
+    const deep = `/libpod_parent/libpod-${H}/${'d'.repeat(250)}`;
+    sys.add(300, 51, hybrid(deep), ['sh'], 'pid:[9]');
+    sys.add(301, 300, hybrid(deep), ['sh'], 'pid:[9]');
+    sys.unreadable.add(300).add(301);
+    assert.deepEqual(t.lookup(301, 300), [containerContid(H)]);
+    assert.deepEqual(t.lookup(300, 51), [containerContid(H)]);
+    // A host process with such a cgroup stays the host's: its ancestors are in no container.
+    sys.add(310, 1, hybrid('/'), ['sh']);
+    sys.unreadable.add(310);
+    assert.equal(t.lookup(310, 1), null);
   });
 
   it("a child that exits at once, its pid reused by a host process, is still its container's", () => {
