@@ -135,7 +135,7 @@ export class RecordPath {
     if (this.eventMode) this.reassembler.push(type, buf, start, end);
     else {
       // Plugins get EOE, as auditd's dispatcher sends it; the disk log never does.
-      this.sink?.writeRecord(type, buf.subarray(start, end));
+      this.sink?.writeRecordAt(type, buf, start, end);
     }
   }
 

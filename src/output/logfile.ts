@@ -232,16 +232,21 @@ export class LogWriter {
 
   /** Formats and buffers one record; false when it was dropped (suspended or closed) and counted lost. */
   writeRecord(type: number, payload: Buffer): boolean {
+    return this.writeRecordAt(type, payload, 0, payload.length);
+  }
+
+  /** writeRecord of the payload src[start..end), read where it lies (a record of the kernel's batch, streamed). */
+  writeRecordAt(type: number, src: Buffer, start: number, end: number): boolean {
     if (type === MsgType.EOE) return true; // auditd never writes EOE to disk
     // A record alone (a DAEMON_* record, a stream) is an event of one record to a JSON log.
-    if (this.json) return this.writeEvent([{ type, payload }]);
+    if (this.json) return this.writeEvent([{ type, payload: src.subarray(start, end) }]);
     if (this.suspended || !this.file.isOpen) {
       this.own.lost++;
       return false;
     }
     if (this.buf.length - this.used < MAX_LINE_BYTES) this.flushBuffer();
     const before = this.used;
-    this.used = this.formatter.formatInto(type, payload, this.buf, this.used);
+    this.used = this.formatter.formatRangeInto(type, src, start, end, this.buf, this.used);
     this.bufferedRecords++;
     this.own.records++;
     this.logSize += this.used - before;

@@ -54,6 +54,8 @@ export interface Sink {
   readonly bufferedBytes: number;
   /** One record to the log and to every output (the log skips EOE; plugins get it). */
   writeRecord(type: number, payload: Buffer): void;
+  /** writeRecord of src[start..end), without a view of it for the log (the host's stream of kernel records). */
+  writeRecordAt(type: number, src: Buffer, start: number, end: number): void;
   /** One record to the log only; false when the log dropped it (suspended, closed) and counted it lost. */
   writeLog(type: number, payload: Buffer): boolean;
   /**

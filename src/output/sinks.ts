@@ -88,6 +88,12 @@ class DaemonSink implements Sink {
     if (this.outputs.length) writeAll(this.outputs, type, payload);
   }
 
+  writeRecordAt(type: number, src: Buffer, start: number, end: number): void {
+    this.log.writeRecordAt(type, src, start, end);
+    // Outputs keep what they are given past the call (queues, spools): they get a view of their own.
+    if (this.outputs.length) writeAll(this.outputs, type, src.subarray(start, end));
+  }
+
   writeLog(type: number, payload: Buffer): boolean {
     return this.log.writeRecord(type, payload);
   }
