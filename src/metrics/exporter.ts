@@ -19,6 +19,7 @@ export class HttpMetricsExporter implements MetricsExporter {
   constructor(
     private readonly listen: { host: string; port: number },
     private readonly source: MetricsSource,
+    private readonly onError?: (e: Error) => void,
   ) {}
 
   async start(): Promise<void> {
@@ -27,12 +28,20 @@ export class HttpMetricsExporter implements MetricsExporter {
       { maxHeaderSize: 8192, requestTimeout: 5000, headersTimeout: 5000, connectionsCheckingInterval: 1000 },
       (req, res) => void this.answer(req, res),
     );
+    // Sockets by age. One leaves the set when it is closed here (not at its 'close' event, a later turn of the loop:
+    // a burst of connections accepted in one turn would each have closed the same, already closed, oldest one).
     const open = new Set<Socket>();
     s.on('connection', (sock) => {
       open.add(sock);
       sock.once('close', () => open.delete(sock));
-      if (open.size > MAX_CONNECTIONS) open.values().next().value?.destroy();
+      for (const old of open) {
+        if (open.size <= MAX_CONNECTIONS) break;
+        open.delete(old);
+        old.destroy();
+      }
     });
+    // And a hard cap that holds whatever the above does: past it Node closes new connections at once.
+    s.maxConnections = MAX_CONNECTIONS * 4;
     s.keepAliveTimeout = 5000;
     // A scraper that stalls mid-request holds a socket only this long.
     s.setTimeout(10000, (sock) => sock.destroy());
@@ -45,6 +54,16 @@ export class HttpMetricsExporter implements MetricsExporter {
         ),
       );
       s.listen(this.listen.port, this.listen.host, () => resolve());
+    });
+    // Past the listen, an accept that fails (EMFILE: the process out of descriptors) is an 'error' on the server:
+    // without a listener it would end the daemon. The listener keeps accepting once descriptors are free again; the
+    // failure is told at most every 10 s (accepts fail in a burst).
+    let told = Number.NEGATIVE_INFINITY;
+    s.on('error', (e) => {
+      const now = Date.now();
+      if (now - told < 10_000) return;
+      told = now;
+      this.onError?.(new IoError(`metrics listener: ${e.message}`, 'E_IO', { cause: e }));
     });
     this.server = s;
   }
@@ -135,6 +154,6 @@ export function createMetricsExporter(
   onError: (e: Error) => void,
 ): MetricsExporter {
   return 'listen' in spec
-    ? new HttpMetricsExporter(spec.listen, source)
+    ? new HttpMetricsExporter(spec.listen, source, onError)
     : new TextfileMetricsExporter(spec.textfile, source, onError);
 }

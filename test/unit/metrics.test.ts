@@ -87,16 +87,53 @@ test('listen: connections held open by a request trickled a byte at a time never
     for (let i = 0; i < MAX_CONNECTIONS * 2; i++) {
       const c = net.connect(port, '127.0.0.1');
       c.on('error', () => undefined);
+      c.resume();
       await new Promise((r) => c.once('connect', r));
       c.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
       held.push(c);
     }
+    // A burst accepted in one turn of the loop: each new one closes an old one, not the same oldest again.
+    const burst = await Promise.all(
+      Array.from(
+        { length: 200 },
+        () =>
+          new Promise<net.Socket>((res) => {
+            const c = net.connect(port, '127.0.0.1');
+            c.on('error', () => undefined);
+            c.resume(); // read, so a close by the listener ends it here
+            c.once('connect', () => res(c));
+          }),
+      ),
+    );
+    held.push(...burst);
+    await new Promise((r) => setTimeout(r, 200));
+    const alive = held.filter((c) => !c.destroyed).length;
+    assert.ok(alive <= MAX_CONNECTIONS, `${alive} connections still open`);
     // The refused-when-full listener answered this with a reset while the others trickled on.
     const r = await get(port, '/metrics');
     assert.equal(r.status, 200);
     assert.match(r.body, /^am_x_total\{d="a\\"b"\} 7$/m);
   } finally {
     for (const c of held) c.destroy();
+    await e.stop();
+  }
+});
+
+test('listen: a failed accept (EMFILE) after the start is told, rate-limited, and never ends the process', async () => {
+  const errors: Error[] = [];
+  const e = createMetricsExporter({ listen: { host: '127.0.0.1', port: 0 } }, { metrics: () => fams(1) }, (x) =>
+    errors.push(x),
+  );
+  await e.start();
+  try {
+    // What Node does when accept() fails: an 'error' on the server. With no listener left, the second one threw.
+    const server = (e as unknown as { server: http.Server }).server;
+    for (let i = 0; i < 3; i++)
+      server.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' }));
+    assert.equal(errors.length, 1);
+    assert.match(errors[0]!.message, /metrics listener: accept EMFILE/);
+    assert.equal((await get(e.address()!.port, '/metrics')).status, 200);
+  } finally {
     await e.stop();
   }
 });
