@@ -94,6 +94,8 @@ export interface ControlStats {
   closedOversize: number;
   closedBacklog: number;
   closedShutdown: number;
+  /** Accepts that failed after the start (EMFILE: the daemon out of descriptors); the socket keeps listening. */
+  acceptErrors: number;
   /** Largest backlog of written but unread reply bytes seen on one connection. */
   maxQueuedBytes: number;
 }
@@ -249,6 +251,7 @@ export class ControlServer {
     closedOversize: 0,
     closedBacklog: 0,
     closedShutdown: 0,
+    acceptErrors: 0,
     maxQueuedBytes: 0,
   };
   /** uid allowed besides root (tests run as root; this stays 0 in production). */
@@ -285,6 +288,8 @@ export class ControlServer {
       server.listen(this.path, () => {
         process.umask(old);
         server.off('error', reject);
+        // An accept that fails later is an 'error' on the server: without a listener it would end the daemon.
+        server.on('error', () => this.counters.acceptErrors++);
         resolve();
       });
     });

@@ -192,6 +192,19 @@ describe('control socket bounds', () => {
     }
   });
 
+  it('a failed accept after the start (EMFILE) is counted; the socket keeps answering', async () => {
+    const h = await harness({});
+    try {
+      // What Node does when accept() fails: an 'error' on the server, which had no listener left after listen().
+      const server = (h.server as unknown as { server: import('node:net').Server }).server;
+      server.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' }));
+      assert.equal(stats(h).acceptErrors, 1);
+      assert.deepEqual(await controlRequest(h.path, 'echo', { a: 1 }), { cmd: 'echo', args: { a: 1 } });
+    } finally {
+      await h.close();
+    }
+  });
+
   it('connections past the cap are refused with E_BUSY; a slot freed is usable again', async () => {
     const h = await harness({ maxConnections: 3 });
     try {
