@@ -22,6 +22,9 @@ import { auxRules, mergeRules, type KernelRuleSet, type Owned } from './rule-uni
 import type { Diag } from './diagnostics';
 
 /** Who signalled when nobody can be asked: auditd's "unset" ids. */
+/** Group tags kept once no loaded rule carries them (each a few hundred bytes; tenants churn them at each change). */
+const KNOWN_GROUPS_MAX = 4096;
+
 export const UNKNOWN_REQUESTER: Requester = {
   auid: AUDIT_UID_UNSET,
   uid: AUDIT_UID_UNSET,
@@ -53,8 +56,15 @@ export class KernelSession {
   /** Each auxiliary daemon's rules as last accepted (see auxRulesOf). */
   private readonly auxAccepted = new Map<string, Rule[]>();
   private ruleSet: KernelRuleSet = { rules: [], keysByOwner: new Map(), groups: new Map() };
-  /** The rule set a sync is loading: events of its new rules can arrive before the sync ends. */
-  private pending: KernelRuleSet | null = null;
+  /**
+   * Every group tag (see mergeRules) of the rule sets loaded or being loaded, and, for a while, of those replaced:
+   * events of a rule read after a sync replaced it (a backlog, a paused intake) still carry its tag. A tag names its
+   * contents (a hash of the rule and every owner's keys), so an old entry is never wrong, only old; the oldest of
+   * those no longer loaded go past KNOWN_GROUPS_MAX.
+   */
+  private readonly knownGroups = new Map<string, KeyGroup>();
+  /** Syncs one after the other: two at once (a tracking change during a reload) interleaved their adds and deletes. */
+  private syncQueue: Promise<void> = Promise.resolve();
   private hostCommands: RuleCommand[] = [];
   private lastKernelLost = 0;
   private features = 0;
@@ -116,24 +126,27 @@ export class KernelSession {
     this.hostCommands = host.rules ? loadRulesPath(host.rules) : [];
     const settings = this.hostCommands.filter((c) => c.kind !== 'add' && c.kind !== 'enabled');
     const enables = this.hostCommands.filter((c) => c.kind === 'enabled');
-    if (settings.length) {
-      const s = await applyRules(client, settings, { hostWide: true });
-      for (const e of s.errors) this.opts.diag.warn({ rule: e.message }, 'host rule setting not applied');
-      // -D (the first line of most rules files) or -d removed rules this session loaded: forgotten here too, or the
-      // sync below would take them for loaded and, at a reload, leave the kernel with none of them.
-      for (const c of settings) {
-        if (c.kind === 'deleteAll')
-          this.loaded = c.key === undefined ? [] : this.loaded.filter((b) => !ruleKeyMatches(decodeRule(b), c.key!));
-        else if (c.kind === 'delete') {
-          const gone = encodeRule(c.rule);
-          this.loaded = this.loaded.filter((b) => !b.equals(gone));
-        }
-      }
-    }
+    // In turn with syncs: -D's bookkeeping below would be undone by a sync running meanwhile.
+    if (settings.length) await this.exclusive(() => this.applySettings(client, settings));
     await this.syncRules();
     await client.setStatus({ enabled: k.enabled === 2 ? 1 : k.enabled });
     if (enables.length) await applyRules(client, enables, { hostWide: true });
     else if (k.enabled === 2) await client.setStatus({ enabled: 2 });
+  }
+
+  private async applySettings(client: AuditClient, settings: RuleCommand[]): Promise<void> {
+    const s = await applyRules(client, settings, { hostWide: true });
+    for (const e of s.errors) this.opts.diag.warn({ rule: e.message }, 'host rule setting not applied');
+    // -D (the first line of most rules files) or -d removed rules this session loaded: forgotten here too, or the
+    // sync below would take them for loaded and, at a reload, leave the kernel with none of them.
+    for (const c of settings) {
+      if (c.kind === 'deleteAll')
+        this.loaded = c.key === undefined ? [] : this.loaded.filter((b) => !ruleKeyMatches(decodeRule(b), c.key!));
+      else if (c.kind === 'delete') {
+        const gone = encodeRule(c.rule);
+        this.loaded = this.loaded.filter((b) => !b.equals(gone));
+      }
+    }
   }
 
   /** The rules every owner wants in the kernel: host rules first, then each auxiliary daemon's, then tracking. */
@@ -219,12 +232,29 @@ export class KernelSession {
    */
   async syncRules(extra?: ExtraRules): Promise<void> {
     const client = this.client!;
+    return this.exclusive(() => this.syncOnce(client, extra));
+  }
+
+  /** Runs `fn` after every change of the kernel's rule list asked for before it (see syncQueue). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.syncQueue.then(fn);
+    this.syncQueue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async syncOnce(client: AuditClient, extra?: ExtraRules): Promise<void> {
     const desired = this.desiredRules(extra);
-    this.pending = desired;
-    try {
-      await this.loadRules(client, desired);
-    } finally {
-      this.pending = null;
+    for (const [tag, g] of desired.groups) {
+      this.knownGroups.delete(tag); // re-inserted last: the newest in the map's order
+      this.knownGroups.set(tag, g);
+    }
+    await this.loadRules(client, desired);
+    for (const tag of this.knownGroups.keys()) {
+      if (this.knownGroups.size <= KNOWN_GROUPS_MAX) break;
+      if (!desired.groups.has(tag)) this.knownGroups.delete(tag);
     }
   }
 
@@ -270,18 +300,17 @@ export class KernelSession {
 
   /** The keys an event's owner should see: its own rules' keys, not the tags auditmux added. */
   keysFor(owner: string | null, full: string[]): string[] {
-    const joined = full.join('\x01');
-    const owners = this.ruleSet.keysByOwner.get(joined) ?? this.pending?.keysByOwner.get(joined);
     const group = full.length === 1 ? this.keyGroup(full[0]!) : undefined;
+    const owners = group ? group.byOwner : this.ruleSet.keysByOwner.get(full.join('\x01'));
     const userKeys = group ? group.keys.filter((k) => k !== TRACK_KEY) : full.filter((k) => !k.startsWith('auditmux-'));
     if (!owners) return userKeys;
     // The host log shows the host's own keys when a host rule produced the event, else every user key.
-    return owners.get(owner ?? 'host') ?? (owner === null ? userKeys : []);
+    return [...(owners.get(owner ?? 'host') ?? (owner === null ? userKeys : []))];
   }
 
-  /** A group tag's owners and keys (see mergeRules), from the loaded rule set or the one being loaded. */
+  /** A group tag's owners and keys (see mergeRules and knownGroups). */
   keyGroup(tag: string): KeyGroup | undefined {
-    return this.ruleSet.groups.get(tag) ?? this.pending?.groups.get(tag);
+    return this.knownGroups.get(tag);
   }
 
   /** Counts what the kernel lost since the last look. */
@@ -336,7 +365,7 @@ export class KernelSession {
     const client = this.client;
     if (!client) return;
     try {
-      await this.restore(client, records);
+      await this.exclusive(() => this.restore(client, records));
     } catch (e) {
       this.opts.diag.error({ err: (e as Error).message }, 'could not restore the kernel state');
     }

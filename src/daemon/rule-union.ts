@@ -157,15 +157,21 @@ export function mergeRules(owned: readonly Owned[]): KernelRuleSet {
       // is a new kernel key (no event is read with another group's owners).
       const owners = [...g.owners.keys()].filter((o) => o !== 'host');
       const userKeys = keys.filter((key) => !key.startsWith(OWNER_TAG_PREFIX));
-      const id = createHash('sha256')
-        .update(canon)
-        .update(JSON.stringify([...g.owners]))
-        .digest('hex')
-        .slice(0, 16);
-      joined = GROUP_TAG_PREFIX + id;
+      // 128 bits of SHA-256: no tenant can search out a collision with another group; one found anyway (two
+      // different groups, one tag) takes the next counter rather than the other group's owners.
+      for (let n = 0; ; n++) {
+        const id = createHash('sha256')
+          .update(canon)
+          .update(JSON.stringify([...g.owners]))
+          .update(n ? `#${n}` : '')
+          .digest('hex')
+          .slice(0, 32);
+        joined = GROUP_TAG_PREFIX + id;
+        if (!groups.has(joined)) break;
+      }
       keys.length = 0;
       keys.push(joined);
-      groups.set(joined, { owners, keys: userKeys });
+      groups.set(joined, { owners, keys: userKeys, byOwner: g.owners });
     }
     rules.push(withKeys(g.rule, keys));
     keysByOwner.set(joined, g.owners);

@@ -39,6 +39,8 @@ export const GROUP_TAG_PREFIX = 'auditmux-group:';
 export interface KeyGroup {
   owners: readonly string[];
   keys: readonly string[];
+  /** Each owner's own keys ('host' for the host's): what each log shows. */
+  byOwner: ReadonlyMap<string, readonly string[]>;
 }
 /** The key of the fork/exit tracking rule the host adds on mainline kernels while processes carry contids. */
 export const TRACK_KEY = 'auditmux-contid-track';
@@ -106,6 +108,8 @@ export interface EventView {
   fullKeys: string[];
   /** The fork/exit tracking rule produced the event. */
   tracking: boolean;
+  /** The key field holds what no log shows as it is (owner tags, the tracking key, a group tag): rewritten per log. */
+  rewriteKeys: boolean;
   syscallIndex: number;
 }
 
@@ -117,13 +121,15 @@ interface KeySet {
   user: string[];
   owners: string[];
   tracking: boolean;
+  /** See EventView.rewriteKeys. */
+  rewrite: boolean;
 }
 
 const NO_CHAINS: Chain[] = [];
 /** What links a SYSCALL record to the CONTAINER_ID record before it (the patch set's form). */
 const RECORD_1 = Buffer.from(' record=1', 'latin1');
 /** An event without a SYSCALL record has no keys. */
-const NO_KEYS: KeySet = { raw: '', full: [], user: [], owners: [], tracking: false };
+const NO_KEYS: KeySet = { raw: '', full: [], user: [], owners: [], tracking: false, rewrite: false };
 
 /** How many fields past the previous one the next wanted field may be looked for by walking, before a search. */
 const WALK_FIELDS = 6;
@@ -209,11 +215,12 @@ export class Pipeline {
     owners: [],
     fullKeys: [],
     tracking: false,
+    rewriteKeys: false,
     syscallIndex: -1,
   };
   private readonly decisionScratch: RouteDecision = { daemons: [], matched: [] };
   /** The key field of the last event: a rule's events come in runs, so its decoded keys are kept for the next. */
-  private lastKeys: KeySet = { raw: '(null)', full: [], user: [], owners: [], tracking: false };
+  private lastKeys: KeySet = { raw: '(null)', full: [], user: [], owners: [], tracking: false, rewrite: false };
   private lastChain: Chain | null = null;
   /** The event being routed and its records as shape() made them for every destination (route() clears both). */
   private shapedFrom: EventRecord[] | null = null;
@@ -234,6 +241,7 @@ export class Pipeline {
     const user: string[] = [];
     let tracking = false;
     let unknownGroup = false;
+    let grouped = false;
     const sort = (k: string): void => {
       if (k.startsWith(OWNER_TAG_PREFIX)) owners.push(k.slice(OWNER_TAG_PREFIX.length));
       else if (k === TRACK_KEY) tracking = true;
@@ -242,7 +250,8 @@ export class Pipeline {
     for (const k of full) {
       if (!k.startsWith(GROUP_TAG_PREFIX)) sort(k);
       else {
-        // A group the union no longer has (its rule replaced since the event) names no one.
+        grouped = true;
+        // A group the union does not know names no one.
         const g = this.opts.keyGroup?.(k);
         if (!g) unknownGroup = true;
         else {
@@ -251,7 +260,7 @@ export class Pipeline {
         }
       }
     }
-    const set = { raw, full, user, owners, tracking };
+    const set = { raw, full, user, owners, tracking, rewrite: grouped || tracking || owners.length > 0 };
     // Not kept for the next event when a group was unknown: the union may know it by then.
     if (!unknownGroup) this.lastKeys = set;
     return set;
@@ -312,12 +321,22 @@ export class Pipeline {
     // The key arrays are shared with the next events of the same keys: nothing downstream changes them.
     const k = ks ?? NO_KEYS;
     if (!into)
-      return { chains, types, keys: k.user, owners: k.owners, fullKeys: k.full, tracking: k.tracking, syscallIndex };
+      return {
+        chains,
+        types,
+        keys: k.user,
+        owners: k.owners,
+        fullKeys: k.full,
+        tracking: k.tracking,
+        rewriteKeys: k.rewrite,
+        syscallIndex,
+      };
     into.chains = chains;
     into.keys = k.user;
     into.owners = k.owners;
     into.fullKeys = k.full;
     into.tracking = k.tracking;
+    into.rewriteKeys = k.rewrite;
     into.syscallIndex = syscallIndex;
     return into;
   }
@@ -389,7 +408,7 @@ export class Pipeline {
     owner: string | null,
     keysByOwner?: (owner: string | null, fullKeys: string[]) => string[],
   ): EventRecord[] {
-    const needsKeyRewrite = v.syscallIndex >= 0 && (v.owners.length > 0 || v.tracking);
+    const needsKeyRewrite = v.syscallIndex >= 0 && v.rewriteKeys;
     const synth = !this.opts.contidKernel && v.chains.length > 0 && v.syscallIndex >= 0;
     if (!needsKeyRewrite && !synth) return records;
     // Without a key to rewrite per owner every destination of the event gets the same records: shaped once (one

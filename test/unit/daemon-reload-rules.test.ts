@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { oneAuxYaml, startEmulatedHost, until } from '../helpers/emulated-host';
 import { decodeRule } from '../../src/rules/codec';
+import type { KernelSession } from '../../src/daemon/kernel-session';
 
 const EXE = '/usr/bin/amreload-test';
 
@@ -63,7 +64,7 @@ describe('reloading rules (emulated kernel)', () => {
       assert.deepEqual(await h.daemon.reload(), { ok: true });
       const keys = h.kernel.rules.map((b) => decodeRule(b).keys.join(','));
       assert.ok(
-        keys.some((k) => /^auditmux-group:[0-9a-f]{16}$/.test(k)),
+        keys.some((k) => /^auditmux-group:[0-9a-f]{32}$/.test(k)),
         keys.join(' | '),
       );
       h.kernel.emitEvent(h.untaggedPid, 'getppid', 0);
@@ -77,6 +78,17 @@ describe('reloading rules (emulated kernel)', () => {
       assert.equal(aSys.length, 1);
       assert.match(aSys[0]!, new RegExp(` pid=${h.tagged.pid!} .* key="${ak}"`));
       assert.doesNotMatch(read('audit.log'), /auditmux-group|aaaa/);
+      // The tenant changes its key: a new group, a new tag. Events of the old rule read after the sync (a backlog)
+      // still carry the old tag: it still names its owners and keys.
+      const session = (h.daemon as unknown as { session: KernelSession }).session;
+      const oldTag = keys.find((k) => k.startsWith('auditmux-group:'))!;
+      writeFileSync(join(h.dir, 'a.rules'), rule('b'.repeat(200)));
+      assert.deepEqual(await h.daemon.reload(), { ok: true });
+      const now = h.kernel.rules.map((b) => decodeRule(b).keys.join(','));
+      assert.ok(!now.includes(oldTag), now.join(' | '));
+      assert.deepEqual(session.keyGroup(oldTag)?.owners, ['a']);
+      assert.deepEqual(session.keysFor('a', [oldTag]), [ak]);
+      assert.deepEqual(session.keysFor(null, [oldTag]), [hk]);
     } finally {
       await h.stop();
     }

@@ -41,7 +41,7 @@ describe('the rule union', () => {
     assert.equal(u.rules.length, 1);
     const [tag] = u.rules[0]!.keys;
     assert.equal(u.rules[0]!.keys.length, 1);
-    assert.match(tag!, new RegExp(`^${GROUP_TAG_PREFIX}[0-9a-f]{16}$`));
+    assert.match(tag!, new RegExp(`^${GROUP_TAG_PREFIX}[0-9a-f]{32}$`));
     assert.ok(Buffer.byteLength(tag!) <= AUDIT_MAX_KEY_LEN);
     const g = u.groups.get(tag!)!;
     assert.deepEqual(g.owners, names);
@@ -101,6 +101,35 @@ describe('the rule union', () => {
     ]);
     assert.equal(u.rules.length, 1);
     const tag = u.rules[0]!.keys[0]!;
-    assert.deepEqual(u.groups.get(tag), { owners: [], keys: ['a'.repeat(200), 'b'.repeat(200)] });
+    const g = u.groups.get(tag)!;
+    assert.deepEqual([g.owners, g.keys], [[], ['a'.repeat(200), 'b'.repeat(200)]]);
+    // The host log shows the host's keys, not the tag: a group with no tenant in it still has its key rewritten.
+    const p = new Pipeline({
+      router: new Router([]),
+      tracker: new ContidTracker({ proc: { stat: () => null, children: () => [], cgroupText: () => null } }),
+      contidKernel: false,
+      daemonsWithRules: new Set(),
+      keep: 'all',
+      keyGroup: (k) => u.groups.get(k),
+    });
+    const out = p.route(
+      [
+        {
+          type: 1300,
+          payload: Buffer.from(
+            `audit(1700000000.000:9): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=7 auid=0 comm="x" key=${encodeKeys([tag])}`,
+          ),
+        },
+      ],
+      (owner) => [...(u.groups.get(tag)!.byOwner.get(owner ?? 'host') ?? [])],
+    ).destinations;
+    assert.deepEqual(
+      out.map((d) => d.daemon),
+      [null],
+    );
+    assert.match(
+      out[0]!.records[0]!.payload.toString(),
+      new RegExp(` key=${encodeKeys(['a'.repeat(200), 'b'.repeat(200)])}$`),
+    );
   });
 });
