@@ -246,6 +246,10 @@ export function syncDir(dir: string): void {
   const fd = fs.openSync(dir, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
   try {
     fs.fsyncSync(fd);
+  } catch (e) {
+    // A file system that cannot sync a directory (EINVAL, ENOTSUP) keeps names as well as it can: not an error here.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'ENOTSUP') throw e;
   } finally {
     fs.closeSync(fd);
   }

@@ -101,7 +101,8 @@ export function hookFailureRecordBody(f: HookFailure): string {
  */
 function runtimeOf(a: Record<string, string>, cgroupRuntime: string | undefined): string {
   if (cgroupRuntime !== undefined && cgroupRuntime !== 'kubernetes' && cgroupRuntime !== 'runc') return cgroupRuntime;
-  if (a['io.container.manager'] === 'libpod') return 'podman';
+  // A kubepods container is a CRI runtime's: a pod's own libpod annotation does not make it podman's.
+  if (cgroupRuntime !== 'kubernetes' && a['io.container.manager'] === 'libpod') return 'podman';
   if (Object.keys(a).some((k) => k.startsWith('io.kubernetes.cri.'))) return 'containerd';
   if (Object.keys(a).some((k) => k.startsWith('io.kubernetes.cri-o.'))) return 'cri-o';
   return cgroupRuntime ?? 'oci';

@@ -440,7 +440,12 @@ export class ContidTracker {
     // A live process whose cgroup cannot be read: kernels that refuse a path of PATH_MAX or more (ENAMETOOLONG) do so
     // for a process a container moved deep into its delegated cgroup tree. Its nearest ancestor with a readable
     // cgroup says where it was forked (the walk above found none tracked). A host process's ancestors are the host's.
-    for (let i = 1; text === null && i < path.length; i++) text = this.proc.cgroupText(path[i]!.pid);
+    for (let i = 1; text === null && i < path.length; i++) {
+      const a = path[i]!;
+      text = this.proc.cgroupText(a.pid);
+      // The ancestor's pid may have been reused since the walk: its text counts only if it is still that process.
+      if (text !== null && this.proc.stat(a.pid)?.starttime !== a.starttime) return null;
+    }
     if (text === null) return null;
     if (useMap) {
       const cg = primaryCgroupPath(text);

@@ -34,6 +34,12 @@ describe('spool segments and their directory (strace)', { skip: noStrace }, () =
       const begin = lines.findIndex((l) => l.includes('BEGIN'));
       assert.ok(begin > 0 && seg1 > begin, `segment 1 created after the start: ${seg1}, ${begin}`);
       assert.ok(dirSyncs(0, begin) >= 1, 'the directory synced at the start, with the cursor and first segment');
+      // The spool directory was made here: its name, in its parent, too.
+      const parent = new RegExp(`fsync\\(\\d+<${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}>\\)`);
+      assert.ok(
+        lines.slice(0, begin).some((l) => parent.test(l)),
+        'the parent synced',
+      );
       // Between the new segment's creation and the next data sync into it, its directory was synced.
       const nextSync = lines.findIndex(
         (l, i) => i > seg1 && /fdatasync\(\d+<[^>]*\/spool\/seg-0000000001\.spool>\)/.test(l),

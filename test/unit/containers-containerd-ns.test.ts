@@ -155,6 +155,14 @@ describe('containerd namespaces', () => {
     assert.equal(c.registry.get(containerContid(H))?.runtime, 'cri-o');
   });
 
+  it("a kubepods container (any CRI runtime) with a pod's libpod annotation is not podman's", () => {
+    const { sys, c } = setup();
+    sys.add(100, `/kubepods/besteffort/pod${POD}/${H}`);
+    const annotations = { 'io.container.manager': 'libpod', 'io.kubernetes.cri.container-name': 'cart' };
+    c.fromHook({ state: { id: H, status: 'creating', pid: 100, bundle: `/run/x/${H}`, annotations } });
+    assert.equal(c.registry.get(containerContid(H))?.runtime, 'containerd');
+  });
+
   it('annotations never name the namespace, and only a canonical bundle path does (seeded mutations)', () => {
     const { sys, c } = setup();
     sys.add(100, '/custom/place');

@@ -20,7 +20,10 @@ const H2 = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
 class FakeSystem extends BaseFakeSystem {
   /** Live processes whose /proc/PID/cgroup read fails. */
   readonly unreadable = new Set<number>();
+  /** Called before each cgroup read (a pid reused between a test's stat and its cgroup read). */
+  beforeCgroupRead: ((pid: number) => void) | null = null;
   override cgroupText(pid: number): string | null {
+    this.beforeCgroupRead?.(pid);
     return this.unreadable.has(pid) ? null : super.cgroupText(pid);
   }
   add(pid: number, ppid: number, cg: string, argv: string[] = ['x'], ns = 'pid:[1]'): void {
@@ -222,6 +225,17 @@ describe('container discovery', () => {
     sys.add(310, 1, hybrid('/'), ['sh']);
     sys.unreadable.add(310);
     assert.equal(t.lookup(310, 1), null);
+    // An ancestor whose pid another process (a container's) took between the walk and its cgroup's read answers for
+    // nobody.
+    sys.add(320, 1, hybrid('/'), ['sh']);
+    sys.add(321, 320, hybrid('/'), ['sh']);
+    sys.unreadable.add(321);
+    sys.beforeCgroupRead = (pid) => {
+      if (pid !== 320 || sys.procs.get(320)!.ppid === 51) return;
+      sys.add(320, 51, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+      sys.procs.get(320)!.starttime++; // another process: another start time
+    };
+    assert.equal(t.lookup(321, 320), null);
   });
 
   it("a child that exits at once, its pid reused by a host process, is still its container's", () => {

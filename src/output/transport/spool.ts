@@ -135,7 +135,7 @@ export class Spool implements RecordQueue {
       Math.min(opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, Math.ceil(opts.maxBytes / 4)),
     );
     this.onCorrupt = opts.onCorrupt;
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const made = fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     // Records wait here as root's (or the daemon user's) files: nobody else may add, swap or link names in it.
     checkDirSafe(this.dir, { owners: [0, process.geteuid?.() ?? 0], what: 'spool directory' });
     // And every directory above it (the leaf is checkDirSafe's): whoever can write one of them can swap the spool
@@ -153,6 +153,11 @@ export class Spool implements RecordQueue {
       this.read = { ...this.committed };
       this.openWriteSegment();
       syncDir(this.dir);
+      // A spool directory made here: its own name made durable too (and the first one made, when several were).
+      if (made !== undefined) {
+        syncDir(path.dirname(this.dir));
+        if (path.dirname(made) !== path.dirname(this.dir)) syncDir(path.dirname(made));
+      }
     } catch (e) {
       for (const fd of [this.cfd, this.wfd]) if (fd >= 0) fs.closeSync(fd);
       this.cfd = this.wfd = -1;
