@@ -21,10 +21,10 @@ import { TRACK_KEY, type KeyGroup } from '../routing/pipeline';
 import { auxRules, mergeRules, type KernelRuleSet, type Owned } from './rule-union';
 import type { Diag } from './diagnostics';
 
-/** Who signalled when nobody can be asked: auditd's "unset" ids. */
 /** Group tags kept once no loaded rule carries them (each a few hundred bytes; tenants churn them at each change). */
 const KNOWN_GROUPS_MAX = 4096;
 
+/** Who signalled when nobody can be asked: auditd's "unset" ids. */
 export const UNKNOWN_REQUESTER: Requester = {
   auid: AUDIT_UID_UNSET,
   uid: AUDIT_UID_UNSET,
@@ -299,13 +299,13 @@ export class KernelSession {
   }
 
   /** The keys an event's owner should see: its own rules' keys, not the tags auditmux added. */
-  keysFor(owner: string | null, full: string[]): string[] {
+  keysFor(owner: string | null, full: string[]): readonly string[] {
     const group = full.length === 1 ? this.keyGroup(full[0]!) : undefined;
     const owners = group ? group.byOwner : this.ruleSet.keysByOwner.get(full.join('\x01'));
     const userKeys = group ? group.keys.filter((k) => k !== TRACK_KEY) : full.filter((k) => !k.startsWith('auditmux-'));
     if (!owners) return userKeys;
     // The host log shows the host's own keys when a host rule produced the event, else every user key.
-    return [...(owners.get(owner ?? 'host') ?? (owner === null ? userKeys : []))];
+    return owners.get(owner ?? 'host') ?? (owner === null ? userKeys : []);
   }
 
   /** A group tag's owners and keys (see mergeRules and knownGroups). */

@@ -22,7 +22,7 @@ export interface RecordPathOptions {
   tracker: ContidTracker;
   registry: DaemonRegistry;
   /** The keys an event's owner sees (the kernel session's rule union). */
-  keysFor: (owner: string | null, full: string[]) => string[];
+  keysFor: (owner: string | null, full: string[]) => readonly string[];
   /** A group tag's owners and keys (the rule union's, see mergeRules). */
   keyGroup: (tag: string) => KeyGroup | undefined;
   /** Per-container counters: an event of `chain` reached `routed` daemons, `dropped` refused it. */

@@ -28,8 +28,8 @@ export class HttpMetricsExporter implements MetricsExporter {
       { maxHeaderSize: 8192, requestTimeout: 5000, headersTimeout: 5000, connectionsCheckingInterval: 1000 },
       (req, res) => void this.answer(req, res),
     );
-    // Sockets by age. One leaves the set when it is closed here (not at its 'close' event, a later turn of the loop:
-    // a burst of connections accepted in one turn would each have closed the same, already closed, oldest one).
+    // Sockets by age. One leaves the set as soon as it is closed here, not only at its 'close' event (emitted later):
+    // a trim never counts, or closes again, a socket it already closed.
     const open = new Set<Socket>();
     s.on('connection', (sock) => {
       open.add(sock);

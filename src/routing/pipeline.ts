@@ -361,7 +361,7 @@ export class Pipeline {
    */
   route(
     records: EventRecord[],
-    keysByOwner?: (owner: string | null, fullKeys: string[]) => string[],
+    keysByOwner?: (owner: string | null, fullKeys: string[]) => readonly string[],
     into?: RoutedEvent,
   ): RoutedEvent {
     this.counters.events++;
@@ -406,7 +406,7 @@ export class Pipeline {
     records: EventRecord[],
     v: EventView,
     owner: string | null,
-    keysByOwner?: (owner: string | null, fullKeys: string[]) => string[],
+    keysByOwner?: (owner: string | null, fullKeys: string[]) => readonly string[],
   ): EventRecord[] {
     const needsKeyRewrite = v.syscallIndex >= 0 && v.rewriteKeys;
     const synth = !this.opts.contidKernel && v.chains.length > 0 && v.syscallIndex >= 0;
