@@ -663,7 +663,13 @@ export class Collector {
     // The output made both tokens from the node name's UTF-8; the lines are read as latin1, one char per byte.
     const fromLines = lineNode === null ? idNode : subjectToken(Buffer.from(lineNode, 'latin1').toString('utf8'));
     if (tok === idNode && fromLines === idNode) return null;
-    return `subject token ${at} names node "${subjectToken(tok ?? '')}", the id "${idNode}", the lines "${fromLines}"`;
+    const why = `subject token ${at} names node "${subjectToken(tok ?? '')}", the id "${idNode}", the lines "${fromLines}"`;
+    // Id and lines agree and another token of the subject is that node: most likely outputs whose subject template
+    // puts {node} elsewhere than the collector's node_token expects (an upgrade from before node_token), so say so.
+    const other = subject.split('.').indexOf(idNode);
+    return fromLines === idNode && other >= 0
+      ? `${why}; token ${other + 1} names it: if the outputs' subject puts {node} there, set node_token: ${other + 1}`
+      : why;
   }
 
   /** Reads the publishers' positions written before a restart; a damaged file is reported and ignored. */

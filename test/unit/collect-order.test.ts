@@ -533,19 +533,37 @@ test('collector: a message whose subject names another node than its lines and i
     assert.ok(!fs.existsSync(path.join(dir, 'h1')), "nothing in h1's directory");
     assert.deepEqual(logOf(dir, 'h2'), ['5001']);
     await c.stop();
-  }).then(() =>
-    withCollector('node_token: 0\n', async (mk, dir) => {
-      // A subject template without {node}: not checked, as before.
-      const c = mk();
-      const st: FakeMsg[] = [];
-      const m = msg(0, null, st, 'h1');
-      (m as { subject: string }).subject = 'audit.everyone';
-      await c.handle([m]);
-      assert.equal(st[0]?.acked, true);
-      assert.deepEqual(logOf(dir, 'h1'), ['5000']);
-      await c.stop();
-    }),
-  ));
+  })
+    .then(() =>
+      withCollector('', async (_mk, dir) => {
+        // Outputs whose subject template puts {node} third (made before node_token): refused, with the setting named.
+        const warned: string[] = [];
+        const c = new Collector(parseCollectConfig(`servers: [nats://127.0.0.1:1]\ndir: ${dir}\n`, `${dir}/c.yaml`), {
+          ...quiet,
+          warn: (o: unknown, m?: string) => void warned.push(`${m} ${JSON.stringify(o)}`),
+        });
+        const st: FakeMsg[] = [];
+        const m = msg(0, null, st, 'h1');
+        (m as { subject: string }).subject = 'audit.host.h1.none';
+        await c.handle([m]);
+        assert.equal(c.counters.rejected, 1);
+        assert.match(warned.join('\n'), /token 3 names it: .*set node_token: 3/);
+        await c.stop();
+      }),
+    )
+    .then(() =>
+      withCollector('node_token: 0\n', async (mk, dir) => {
+        // A subject template without {node}: not checked, as before.
+        const c = mk();
+        const st: FakeMsg[] = [];
+        const m = msg(0, null, st, 'h1');
+        (m as { subject: string }).subject = 'audit.everyone';
+        await c.handle([m]);
+        assert.equal(st[0]?.acked, true);
+        assert.deepEqual(logOf(dir, 'h1'), ['5000']);
+        await c.stop();
+      }),
+    ));
 
 test('collector: node directory names past 200 bytes are cut and hashed, so two long tokens never share one', () => {
   const a = 'n'.repeat(250);
