@@ -24,11 +24,13 @@ import { resolve as resolvePath } from 'node:path';
 interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
+  outBytes?: (b: Buffer) => void;
 }
 
 const defaultIo: Io = {
   out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
   err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
+  outBytes: (b) => process.stdout.write(b),
 };
 
 /** Where the daemon listens when no config file says otherwise: the built-in default config's control_socket. */

@@ -23,6 +23,8 @@ import { formatChain } from '../contid/chain';
 export interface SearchIo {
   out(s: string): void;
   err(s: string): void;
+  /** Bytes as they are (`--raw`: lines exactly as stored); without it, `out` of their latin1 text. */
+  outBytes?(b: Buffer): void;
 }
 
 interface Parsed {
@@ -328,7 +330,11 @@ function resolveInputs(p: Parsed): LogInput[] {
 class Batcher {
   private parts: string[] = [];
   private size = 0;
-  constructor(private readonly io: SearchIo) {}
+  /** `latin1`: the parts are bytes read as latin1 (raw lines) and go out as those bytes, not as UTF-8 of them. */
+  constructor(
+    private readonly io: SearchIo,
+    private readonly latin1 = false,
+  ) {}
   push(s: string): void {
     this.parts.push(s);
     this.size += s.length;
@@ -336,7 +342,11 @@ class Batcher {
   }
   flush(): void {
     if (this.size === 0) return;
-    this.io.out(this.parts.join(''));
+    const s = this.parts.join('');
+    // A stored byte 0x9B written as the UTF-8 of U+009B is C1 CSI to some terminals, and every other byte past 0x7F
+    // came out as two: raw lines are their own bytes.
+    if (this.latin1 && this.io.outBytes) this.io.outBytes(Buffer.from(s, 'latin1'));
+    else this.io.out(s);
     this.parts = [];
     this.size = 0;
   }
@@ -371,7 +381,7 @@ export async function runSearch(argv: string[], io: SearchIo): Promise<number> {
     const inputs = resolveInputs(p);
     await containerNames(p, inputs, io);
     const criteria = compileCriteria(p.spec);
-    const out = new Batcher(io);
+    const out = new Batcher(io, format === 'raw');
     const interp = new Interpreter();
     const render: (ev: SearchEvent) => string =
       format === 'raw'

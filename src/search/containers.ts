@@ -101,10 +101,10 @@ export async function containersFromLogs(
     try {
       await readLines(input, {
         line(buf, start, end) {
-          if (buf.indexOf(TYPE, start) !== start) return;
-          const at = buf.indexOf(OP, start);
-          if (at < 0 || at >= end) return;
+          // Bounded to the line: a search of the whole read chunk for every line was quadratic per chunk.
+          if (end - start < TYPE.length || buf.compare(TYPE, 0, TYPE.length, start, start + TYPE.length) !== 0) return;
           const line = buf.subarray(start, end);
+          if (line.indexOf(OP) < 0) return;
           if (parseHeader(line, 0, line.length, h)) return;
           // Only the op field decides (a hostile name containing "op=container-birth" is encoded, never bare).
           const op = firstField(line, h.bodyStart, h.bodyEnd, 'op');

@@ -97,7 +97,8 @@ export function parseHeader(b: Buffer, start: number, end: number, h: LineHeader
   const s0 = m + MSG_AUDIT.length;
   h.stampStart = s0;
   const s1 = digits(b, s0, end);
-  if (s1 < 0 || b[s1] !== C_DOT) return 'malformed time stamp in msg=audit(...)';
+  // Past 12 digits of seconds (year 33658) a time is no Date: malformed here, not a RangeError in a report later.
+  if (s1 < 0 || s1 - s0 > 12 || b[s1] !== C_DOT) return 'malformed time stamp in msg=audit(...)';
   const m1 = digits(b, s1 + 1, end);
   if (m1 < 0 || m1 - s1 - 1 > 3 || b[m1] !== C_COLON) return 'malformed time stamp in msg=audit(...)';
   const n1 = digits(b, m1 + 1, end);
@@ -272,7 +273,12 @@ export function fieldString(recordType: string, name: string, raw: string): stri
     return raw.slice(1, -1);
   if (isEncodedField(recordType, name, raw)) {
     let s = Buffer.from(raw, 'hex').toString('utf8');
-    if (name === 'proctitle' || name === 'data') s = s.replace(/\0+$/, '').replace(/\0/g, ' ');
+    if (name === 'proctitle' || name === 'data') {
+      // Trailing NULs cut by a loop: /\0+$/ backtracks quadratically over a long run of NULs before another byte.
+      let e = s.length;
+      while (e > 0 && s.charCodeAt(e - 1) === 0) e--;
+      s = s.slice(0, e).replace(/\0/g, ' ');
+    }
     return s;
   }
   return raw;

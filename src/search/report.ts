@@ -334,11 +334,23 @@ function approximate(c: ContainerStats): boolean {
 }
 
 export function isoTime(ms: number): string {
-  return new Date(ms).toISOString();
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? '?' : d.toISOString();
 }
 
-const fmtTop = (xs: Array<[string, number]>): string =>
-  xs.length ? xs.map(([k, n]) => `${k} (${n})`).join(', ') : '-';
+/**
+ * `k (n), k (n)`, each entry escaped on its own (`escape`), and quoted when it holds what the list is made of: a key
+ * `a (99), sshd` would otherwise read as two entries with a forged count.
+ */
+const fmtTop = (xs: Array<[string, number]>, escape: (s: string) => string): string =>
+  xs.length
+    ? xs
+        .map(([k, n]) => {
+          const e = escape(k);
+          return `${/[,()"]/.test(k) || k !== k.trim() ? `"${e.replace(/"/g, '\\"')}"` : e} (${n})`;
+        })
+        .join(', ')
+    : '-';
 
 /**
  * The text report goes to a terminal: keys, executables and containers come from the log and are escaped as by ausearch
@@ -353,8 +365,8 @@ export function textReport(r: ReportBuilder, topN = 5): string {
     s += `  events: ${c.events}\n`;
     s += `  first seen: ${isoTime(c.firstMs)}\n`;
     s += `  last seen: ${isoTime(c.lastMs)}\n`;
-    s += `  top keys: ${ttyEscape(fmtTop(top(c.keys, topN)))}\n`;
-    s += `  top executables: ${ttyEscape(fmtTop(top(c.exes, topN)))}\n`;
+    s += `  top keys: ${fmtTop(top(c.keys, topN), ttyEscape)}\n`;
+    s += `  top executables: ${fmtTop(top(c.exes, topN), ttyEscape)}\n`;
     s += `  failed syscalls: ${c.failed}${
       c.failed
         ? ` (${top(c.failedSyscalls, topN)
@@ -512,7 +524,7 @@ export function htmlReport(r: ReportBuilder, topN = 5, buckets = 60): string {
     rows +=
       `<tr data-container="${esc(c.container)}"><td class="container">${esc(c.container)}</td><td class="events">${c.events}</td>` +
       `<td class="first">${isoTime(c.firstMs)}</td><td class="last">${isoTime(c.lastMs)}</td>` +
-      `<td class="keys">${esc(fmtTop(top(c.keys, topN)))}</td><td class="exes">${esc(fmtTop(top(c.exes, topN)))}</td>` +
+      `<td class="keys">${fmtTop(top(c.keys, topN), esc)}</td><td class="exes">${fmtTop(top(c.exes, topN), esc)}</td>` +
       `<td class="failed">${c.failed}</td></tr>\n`;
   }
   const charts = cs.length
