@@ -6,7 +6,16 @@ import { controlRequest } from '../daemon/control';
 import { readBounded } from '../safefs';
 import { textTable } from './table';
 import { BUNDLE_CONFIG_MAX } from '../containers/bundle-hooks';
-import { OCI_STATE_MAX, parseBundleAnnotations, parseOciState, type OciState } from '../containers/oci-state';
+import {
+  OCI_STATE_MAX,
+  fitHookRequest,
+  parseBundleAnnotations,
+  parseOciState,
+  type OciState,
+} from '../containers/oci-state';
+
+/** A hook's request, at most (the control socket refuses lines over 64 KiB; the rest is the envelope's). */
+const HOOK_REQUEST_BUDGET = 60 * 1024;
 import { HOOK_FAILURES_FILE, appendHookFailure } from '../containers/hook-failures';
 
 /** Reads at most `limit` bytes from a stream within `deadline` (ms since epoch); rejects past either. */
@@ -122,10 +131,14 @@ export async function runOciHook(o: OciHookOptions): Promise<number> {
     }
     const left = deadline - Date.now();
     if (left <= 0) throw new AuditmuxError('E_TIMEOUT', `no time left for the daemon (--timeout ${o.timeoutMs})`);
+    // Under the control socket's 64 KiB request line, with room for the envelope.
+    const fit = fitHookRequest(state, bundleAnnotations, HOOK_REQUEST_BUDGET);
+    if (fit.dropped)
+      o.err(`auditmux oci-hook: ${fit.dropped} annotation(s) left out to fit the daemon's request limit`);
     const r = (await controlRequest(
       o.socket,
       'container-hook',
-      { state, ...(bundleAnnotations ? { bundleAnnotations } : {}) },
+      { state: fit.state, ...(fit.bundleAnnotations ? { bundleAnnotations: fit.bundleAnnotations } : {}) },
       left,
     )) as Record<string, unknown>;
     o.out(

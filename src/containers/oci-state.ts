@@ -124,22 +124,65 @@ export function parseBundleAnnotations(input: Buffer): {
   const o = doc as Record<string, unknown>;
   const annotations: Record<string, string> = Object.create(null) as Record<string, string>;
   if (typeof o.annotations === 'object' && o.annotations !== null && !Array.isArray(o.annotations)) {
+    // Past ANNOTATIONS_MAX only the runtimes' own keys, as in the state: Go writes keys sorted, so `a0`...`a255`
+    // would otherwise push every `io.kubernetes.*` key out.
     let n = 0;
     for (const [k, v] of Object.entries(o.annotations as Record<string, unknown>)) {
-      if (++n > ANNOTATIONS_MAX) break;
       if (
         typeof v !== 'string' ||
         k.length === 0 ||
         k.length > ANNOTATION_KEY_MAX ||
         CONTROL.test(k) ||
         v.length > ANNOTATION_VALUE_MAX ||
-        CONTROL.test(v)
+        CONTROL.test(v) ||
+        (n >= ANNOTATIONS_MAX && !RUNTIME_KEY_RE.test(k))
       )
         continue;
       annotations[k] = v;
+      n++;
     }
   }
   const hostname =
     typeof o.hostname === 'string' && o.hostname.length <= 253 && !CONTROL.test(o.hostname) ? o.hostname : null;
   return { annotations, hostname };
+}
+
+/**
+ * What a hook sends the daemon, made to fit `budget` bytes of JSON (the control socket refuses longer request lines):
+ * the bundle's annotations the state already has are not sent twice (runc and crun copy config.json's into the
+ * state), then annotations are left out, largest first, other keys before the runtimes' own, until it fits. A pod's
+ * own annotations (CRI-O copies them, Kubernetes allows 256 KiB) made the request too large and the container
+ * unregistered (or, fail-closed, not started). `dropped`: how many were left out.
+ */
+export function fitHookRequest(
+  state: OciState,
+  bundle: Record<string, string> | undefined,
+  budget: number,
+): { state: OciState; bundleAnnotations?: Record<string, string>; dropped: number } {
+  const annotations: Record<string, string> = { ...state.annotations };
+  let extra: Record<string, string> | undefined;
+  if (bundle) {
+    extra = {};
+    for (const [k, v] of Object.entries(bundle)) if (!(k in annotations)) extra[k] = v;
+  }
+  const size = (): number =>
+    Buffer.byteLength(
+      JSON.stringify({ state: { ...state, annotations }, ...(extra ? { bundleAnnotations: extra } : {}) }),
+    );
+  let total = size();
+  let dropped = 0;
+  if (total > budget) {
+    const cost = (k: string, v: string): number => Buffer.byteLength(JSON.stringify(k) + JSON.stringify(v)) + 2;
+    const all: Array<{ from: Record<string, string>; k: string; n: number; runtime: boolean }> = [];
+    for (const from of extra ? [annotations, extra] : [annotations])
+      for (const [k, v] of Object.entries(from)) all.push({ from, k, n: cost(k, v), runtime: RUNTIME_KEY_RE.test(k) });
+    all.sort((a, b) => Number(a.runtime) - Number(b.runtime) || b.n - a.n || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+    for (const a of all) {
+      if (total <= budget) break;
+      delete a.from[a.k];
+      total -= a.n;
+      dropped++;
+    }
+  }
+  return { state: { ...state, annotations }, ...(extra ? { bundleAnnotations: extra } : {}), dropped };
 }

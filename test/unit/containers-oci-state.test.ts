@@ -1,7 +1,13 @@
 // OCI hook state parsing (untrusted stdin): real podman state, every refusal, escaping, and a fixed-seed fuzz.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { OCI_STATE_MAX, OciStateError, parseBundleAnnotations, parseOciState } from '../../src/containers/oci-state';
+import {
+  OCI_STATE_MAX,
+  OciStateError,
+  fitHookRequest,
+  parseBundleAnnotations,
+  parseOciState,
+} from '../../src/containers/oci-state';
 import { encodeUntrusted } from '../../src/records/encode';
 import { conmonName, metaFromAnnotations } from '../../src/containers/metadata';
 import { intBelow, prng } from '../helpers/prng';
@@ -76,6 +82,39 @@ describe('OCI state', () => {
     assert.deepEqual({ ...b.annotations }, { 'io.kubernetes.cri.sandbox-namespace': 'team-a' });
     assert.equal(b.hostname, 'h1');
     assert.throws(() => parseBundleAnnotations(Buffer.from('{')), OciStateError);
+  });
+
+  it('bundle annotations past 256 keep the runtimes\u2019 keys (Go writes keys sorted: a0..a255 come first)', () => {
+    const a: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) a[`a${String(i).padStart(3, '0')}`] = 'x';
+    a['io.kubernetes.pod.namespace'] = 'shop';
+    const b = parseBundleAnnotations(Buffer.from(JSON.stringify({ annotations: a })));
+    assert.equal(b.annotations['io.kubernetes.pod.namespace'], 'shop');
+    assert.equal(Object.keys(b.annotations).length, 257);
+  });
+
+  it("a hook's request fits the control socket: no annotation twice, the largest others left out first", () => {
+    // A CRI-O pod's own annotations, copied into the state and into config.json: 2 x 16 of 3.5 KiB.
+    const annotations: Record<string, string> = { 'io.kubernetes.pod.namespace': 'shop' };
+    for (let i = 0; i < 16; i++) annotations[`team.example/${i}`] = 'v'.repeat(3500 + i);
+    const state = parseOciState(JSON.stringify({ id: 'abc', status: 'creating', pid: 9, annotations }));
+    const bundle = { ...annotations, 'io.kubernetes.container.name': 'cart' };
+    const size = (f: ReturnType<typeof fitHookRequest>): number =>
+      Buffer.byteLength(JSON.stringify({ state: f.state, bundleAnnotations: f.bundleAnnotations }));
+    // Sent twice, the 56 KiB of annotations passed the daemon's 64 KiB request line; once, they fit.
+    const once = fitHookRequest(state, bundle, 60 * 1024);
+    assert.deepEqual([once.dropped, once.bundleAnnotations], [0, { 'io.kubernetes.container.name': 'cart' }]);
+    assert.ok(size(once) <= 60 * 1024, `${size(once)} bytes`);
+    // A tighter budget: the largest non-runtime annotations go first.
+    const fit = fitHookRequest(state, bundle, 40 * 1024);
+    assert.ok(size(fit) <= 40 * 1024, `${size(fit)} bytes`);
+    assert.deepEqual(fit.bundleAnnotations, { 'io.kubernetes.container.name': 'cart' });
+    assert.equal(fit.state.annotations['io.kubernetes.pod.namespace'], 'shop');
+    assert.ok(fit.dropped > 0 && fit.dropped < 16, String(fit.dropped));
+    assert.ok(!('team.example/15' in fit.state.annotations), 'the largest went first');
+    // What fits is sent as it is.
+    const small = fitHookRequest(state, undefined, 1 << 20);
+    assert.deepEqual([small.dropped, small.state.annotations], [0, { ...state.annotations }]);
   });
 
   it('names and Kubernetes fields from CRI, CRI-O and kubelet annotations; podman names from conmon', () => {
