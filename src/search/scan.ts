@@ -213,11 +213,19 @@ export async function scanEvents(
       if (warned <= maxWarnings) onWarning(`${file}:${lineNo}: ${reason}; line skipped`);
     };
     let r: Awaited<ReturnType<typeof readLines>>;
+    // A JSON log is told by its first line; a JSON-looking line further on (in a log whose writer a tenant controls)
+    // is one malformed line, not the end of a search over every log.
+    let first = true;
     try {
       r = await readLines(input, {
         line: (buf, start, end, lineNo) => {
           if (end === start) return;
-          if (buf[start] === 0x7b && isJsonLogLine(buf, start, end)) refuseJson(file, lineNo);
+          if (buf[start] === 0x7b && isJsonLogLine(buf, start, end)) {
+            if (first) refuseJson(file, lineNo);
+            bad(lineNo, 'a JSON log line in an auditd-format log');
+            return;
+          }
+          first = false;
           const err = record(buf.subarray(start, end), file, lineNo);
           if (err) bad(lineNo, err);
         },
@@ -234,7 +242,7 @@ export async function scanEvents(
     stats.lines += r.lines;
     if (r.tail) {
       // A complete record without its newline is still a record; anything else is a write in progress.
-      if (isJsonLogLine(r.tail, 0, r.tail.length)) refuseJson(file, r.lines + 1);
+      if (isJsonLogLine(r.tail, 0, r.tail.length) && first) refuseJson(file, r.lines + 1);
       const probe = newHeader();
       if (parseHeader(r.tail, 0, r.tail.length, probe) === null) {
         stats.lines++;

@@ -62,4 +62,13 @@ describe('search and report over hostile lines', () => {
     assert.equal(await runReport(['-if', f, '--format', 'html'], h.io), 0);
     assert.match(h.text(), /<td class="keys">"a \(99999\), sshd" \(1\)<\/td>/);
   });
+
+  it('a JSON-looking line in the middle of a log is one malformed line, not the end of the search', async () => {
+    const f = join(dir, 'mid.log');
+    writeFileSync(f, [SYS(1, '"k"'), '{"v":1,"id":"x"}', SYS(2, '"k"', 1700000010)].join('\n') + '\n');
+    const c = capture();
+    assert.equal(await runSearch(['-if', f, '-k', 'k', '--format', 'json'], c.io), 0);
+    assert.equal(c.text().trim().split('\n').length, 2);
+    assert.match(c.err(), /mid\.log:2: a JSON log line in an auditd-format log; line skipped/);
+  });
 });
