@@ -5,7 +5,7 @@ import { openNoFollow } from '../safefs';
 import { AuditmuxError, ExitCode, IoError, UsageError } from '../errors';
 import { compileCriteria, type CriteriaSpec } from './criteria';
 import { Interpreter, jsonEvent, rawEvent, textEvent, type OutputFormat } from './format';
-import { ESCAPE_MODES, type EscapeMode } from './escape';
+import { ESCAPE_MODES, jsonLine, type EscapeMode } from './escape';
 import { inputFromPath, inputsForDaemon, type LogInput } from './inputs';
 import { DEFAULT_REPORT_LIMITS, htmlReport, jsonReport, ReportBuilder, textReport } from './report';
 import { scanEvents, type SearchEvent } from './scan';
@@ -387,7 +387,7 @@ export async function runSearch(argv: string[], io: SearchIo): Promise<number> {
       format === 'raw'
         ? rawEvent
         : format === 'json'
-          ? (ev) => JSON.stringify(jsonEvent(ev)) + '\n'
+          ? (ev) => jsonLine(jsonEvent(ev)) + '\n'
           : (ev) => textEvent(ev, interp, p.escape ?? 'tty');
     let stats;
     try {
@@ -464,7 +464,7 @@ export async function runReport(argv: string[], io: SearchIo): Promise<number> {
       format === 'html'
         ? htmlReport(r, top)
         : format === 'json'
-          ? JSON.stringify(jsonReport(r, top)) + '\n'
+          ? jsonLine(jsonReport(r, top)) + '\n'
           : textReport(r, top);
     if (p.output !== undefined) {
       writeReportFile(p.output, text);

@@ -49,3 +49,14 @@ export function escapeFor(s: string, mode: EscapeMode): string {
 export function ttyEscape(s: string): string {
   return escapeFor(s, 'tty');
 }
+
+/**
+ * JSON text with the C1 controls (U+0080-U+009F) and DEL escaped too: JSON.stringify leaves them as they are, and
+ * printed to a terminal U+009B is CSI to some. A value from the log (a decoded key, a hex field) holds any byte.
+ */
+export function jsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}

@@ -71,4 +71,15 @@ describe('search and report over hostile lines', () => {
     assert.equal(c.text().trim().split('\n').length, 2);
     assert.match(c.err(), /mid\.log:2: a JSON log line in an auditd-format log; line skipped/);
   });
+
+  it('JSON output escapes the C1 controls a decoded value holds', async () => {
+    const f = join(dir, 'c1.log');
+    // A key in hex, as the kernel writes an untrusted one: its byte 0x9B decodes to U+009B, CSI to some terminals.
+    writeFileSync(f, SYS(1, Buffer.from('k\u009b2J').toString('hex').toUpperCase()) + '\n');
+    const c = capture();
+    assert.equal(await runSearch(['-if', f, '--format', 'json'], c.io), 0);
+    assert.doesNotMatch(c.text(), /[\u007f-\u009f]/);
+    assert.match(c.text(), /\\u009b2J/);
+    assert.ok(JSON.stringify(JSON.parse(c.text())).includes('\u009b2J'), 'the same value once parsed');
+  });
 });
