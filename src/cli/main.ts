@@ -290,6 +290,8 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
         } catch (e) {
           if (o.failClosed) throw e;
           socket = DEFAULT_CONTROL_SOCKET;
+          // Said on stderr: a runtime shows it with the hook's output, and the default socket may not be the daemon's.
+          io.err(`auditmux oci-hook: ${(e as Error).message} (trying ${socket})`);
         }
       }
       setCode(

@@ -2,6 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +71,23 @@ describe('oci-hook', () => {
       symlinkSync(join(dir, 'secret.json'), join(dir, 'b', 'config.json'));
       const r = await hook(JSON.stringify({ id: 'abc', status: 'creating', pid: 1, bundle: join(dir, 'b') }));
       assert.match(r.err, /is a symlink \(refused\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a config file that does not load is said on stderr, with the socket tried instead (failing open)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'amhookcfg-'));
+    try {
+      const cfg = join(dir, 'auditmux.yaml');
+      writeFileSync(cfg, 'host: [\n');
+      const r = spawnSync(
+        process.execPath,
+        [join(__dirname, '..', '..', '..', 'bin', 'auditmux'), 'oci-hook', '-c', cfg, '--timeout', '500'],
+        { input: STATE, encoding: 'utf8' },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`${cfg}:2:1: .*\\(trying /`));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
