@@ -69,7 +69,12 @@ interface Open {
   hasContid: boolean;
   seq: number;
   timeMs: number;
+  /** Its node's name ('' for none): its time is measured against that node's records only (see `clocks`). */
+  node: string;
 }
+
+/** Node clocks kept at most (past it, those of nodes with no open event go): node names are the peers' to choose. */
+const MAX_CLOCKS = 4096;
 
 const DEFAULT_WINDOW_LINES = 4096;
 const DEFAULT_WINDOW_MS = 2000;
@@ -115,10 +120,23 @@ export async function scanEvents(
       onEvent(o.ev);
     }
   };
-  const flushUntil = (curSeq: number, curMs: number): void => {
+  // The latest time read from each node. An event ends when a record of its own node is windowMs later: a peer's
+  // line dated far ahead (an aggregator writes peers' lines between the host's) ended every open local event and
+  // split it, so criteria spread over its records no longer matched, and `--contid unset` matched a container's.
+  const clocks = new Map<string, number>();
+  const tick = (node: string, timeMs: number): void => {
+    const c = clocks.get(node);
+    if (c === undefined && clocks.size >= MAX_CLOCKS) {
+      const live = new Set<string>();
+      for (let i = head; i < queue.length; i++) live.add(queue[i]!.node);
+      for (const n of clocks.keys()) if (!live.has(n)) clocks.delete(n);
+    }
+    if (c === undefined || timeMs > c) clocks.set(node, timeMs);
+  };
+  const flushUntil = (curSeq: number): void => {
     while (head < queue.length) {
       const o = queue[head]!;
-      if (curSeq - o.seq <= windowLines && curMs - o.timeMs <= windowMs) break;
+      if (curSeq - o.seq <= windowLines && (clocks.get(o.node) ?? o.timeMs) - o.timeMs <= windowMs) break;
       queue[head] = undefined as unknown as Open;
       head++;
       finish(o);
@@ -142,8 +160,10 @@ export async function scanEvents(
     stats.records++;
     seq++;
     const timeMs = h.sec * 1000 + h.ms;
+    const node = h.nodeStart < 0 ? '' : buf.toString('latin1', h.nodeStart, h.nodeEnd);
+    tick(node, timeMs);
     if (!criteria.stamp(h.sec, h.ms, h.serial)) {
-      flushUntil(seq, timeMs);
+      flushUntil(seq);
       return null;
     }
     const key = eventKey(buf, h);
@@ -152,7 +172,7 @@ export async function scanEvents(
       o = {
         key,
         ev: {
-          node: h.nodeStart < 0 ? null : buf.toString('latin1', h.nodeStart, h.nodeEnd),
+          node: h.nodeStart < 0 ? null : node,
           sec: h.sec,
           ms: h.ms,
           serial: h.serial,
@@ -164,6 +184,7 @@ export async function scanEvents(
         hasContid: false,
         seq,
         timeMs,
+        node,
       };
       open.set(key, o);
       queue.push(o);
@@ -194,7 +215,7 @@ export async function scanEvents(
         if (chains && chains.some((c) => c.length > 0 && c[0] !== AUDIT_CID_UNSET)) o.hasContid = true;
       }
     }
-    flushUntil(seq, timeMs);
+    flushUntil(seq);
     return null;
   };
 
@@ -204,6 +225,8 @@ export async function scanEvents(
     const series = input.series ?? '';
     if (lastSeries !== undefined && series !== lastSeries) flushAll();
     lastSeries = series;
+    // Each file's own times: a tenant's log dated ahead must not end the events of the next file read.
+    clocks.clear();
     stats.files++;
     let warned = 0;
     const file = input.path === '-' ? '(stdin)' : input.path;

@@ -82,4 +82,21 @@ describe('search and report over hostile lines', () => {
     assert.match(c.text(), /\\u009b2J/);
     assert.ok(JSON.stringify(JSON.parse(c.text())).includes('\u009b2J'), 'the same value once parsed');
   });
+
+  it("a peer's line dated far ahead does not split a local event: criteria over all its records still match", async () => {
+    const f = join(dir, 'split.log');
+    writeFileSync(
+      f,
+      [
+        SYS(1, '"k"').replace(' key=', ' record=1 key='),
+        "node=peer type=USER msg=audit(999999999999.000:1): pid=1 uid=0 auid=0 ses=1 msg='x'",
+        'type=CONTAINER_ID msg=audit(1700000000.000:1): record=1 contid=5',
+      ].join('\n') + '\n',
+    );
+    const c = capture();
+    assert.equal(await runSearch(['-if', f, '--contid', '5', '-k', 'k', '--format', 'json'], c.io), 0);
+    assert.equal(JSON.parse(c.text()).serial, 1);
+    const u = capture();
+    assert.equal(await runSearch(['-if', f, '--contid', 'unset', '-k', 'k'], u.io), 1, 'the event has a contid');
+  });
 });
