@@ -13,10 +13,10 @@ import {
   parseOciState,
   type OciState,
 } from '../containers/oci-state';
+import { HOOK_FAILURES_FILE, appendHookFailure } from '../containers/hook-failures';
 
 /** A hook's request, at most (the control socket refuses lines over 64 KiB; the rest is the envelope's). */
 const HOOK_REQUEST_BUDGET = 60 * 1024;
-import { HOOK_FAILURES_FILE, appendHookFailure } from '../containers/hook-failures';
 
 /** Reads at most `limit` bytes from a stream within `deadline` (ms since epoch); rejects past either. */
 export function readStdinBounded(stream: NodeJS.ReadableStream, limit: number, deadline: number): Promise<Buffer> {
