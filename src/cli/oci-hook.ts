@@ -135,12 +135,20 @@ export async function runOciHook(o: OciHookOptions): Promise<number> {
     const fit = fitHookRequest(state, bundleAnnotations, HOOK_REQUEST_BUDGET);
     if (fit.dropped)
       o.err(`auditmux oci-hook: ${fit.dropped} annotation(s) left out to fit the daemon's request limit`);
-    const r = (await controlRequest(
-      o.socket,
-      'container-hook',
-      { state: fit.state, ...(fit.bundleAnnotations ? { bundleAnnotations: fit.bundleAnnotations } : {}) },
-      left,
-    )) as Record<string, unknown>;
+    const req = { state: fit.state, ...(fit.bundleAnnotations ? { bundleAnnotations: fit.bundleAnnotations } : {}) };
+    let r: Record<string, unknown>;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        r = (await controlRequest(o.socket, 'container-hook', req, deadline - Date.now())) as Record<string, unknown>;
+        break;
+      } catch (e) {
+        // E_BUSY: the daemon had all the connections it takes (a burst of containers starting at once). Asked again,
+        // with a jittered back-off, while the time lasts: one refusal used to leave the container unregistered.
+        const wait = Math.min(25 * 2 ** attempt, 400) * (0.5 + Math.random() / 2);
+        if (!(e instanceof AuditmuxError && e.code === 'E_BUSY') || deadline - Date.now() <= wait + 50) throw e;
+        await new Promise((res) => setTimeout(res, wait));
+      }
+    }
     o.out(
       `auditmux oci-hook: container ${state.id} contid ${String(r.contid)} ${state.status === 'stopped' ? 'retired' : 'registered'}`,
     );

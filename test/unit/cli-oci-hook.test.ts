@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { spawnSync } from 'node:child_process';
+import { createConnection } from 'node:net';
+import { ControlServer } from '../../src/daemon/control';
 import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,6 +91,38 @@ describe('oci-hook', () => {
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr, new RegExp(`${cfg}:2:1: .*\\(trying /`));
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a daemon with every connection taken (E_BUSY) is asked again within --timeout', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'amhookbusy-'));
+    const path = join(dir, 'control.sock');
+    const asked: string[] = [];
+    const server = new ControlServer(
+      path,
+      async (cmd) => {
+        asked.push(cmd);
+        return { contid: '5' };
+      },
+      process.getuid?.() ?? 0,
+      { maxConnections: 1 },
+    );
+    await server.listen();
+    const held = createConnection(path);
+    try {
+      await new Promise((r) => held.once('connect', r));
+      for (let i = 0; server.stats().connections < 1; i++) {
+        if (i > 200) throw new Error('the held connection never arrived');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      setTimeout(() => held.destroy(), 300);
+      const r = await hook(STATE, { failClosed: true, socket: path, timeoutMs: 3000 });
+      assert.equal(r.code, 0, r.err);
+      assert.deepEqual(asked, ['container-hook']);
+    } finally {
+      held.destroy();
+      await server.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
