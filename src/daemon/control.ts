@@ -45,7 +45,9 @@ export function parseRequest(line: string): ParsedRequest {
     return { ok: false, id: null, error: { code: 'E_USAGE', message: 'bad request: not a JSON object' } };
   }
   const r = req as { id?: unknown; cmd?: unknown; args?: unknown };
-  const id = r.id ?? null;
+  // The id is echoed in the answer: only a scalar, so no client value can make the answer fail to serialise (an id
+  // nested thousands deep overflowed JSON.stringify's stack and left the connection busy, unanswered, forever).
+  const id = typeof r.id === 'string' || (typeof r.id === 'number' && Number.isFinite(r.id)) ? r.id : null;
   if (
     typeof r.cmd !== 'string' ||
     (r.args !== undefined && (typeof r.args !== 'object' || r.args === null || Array.isArray(r.args)))
@@ -171,7 +173,12 @@ class Connection {
     // A request in progress is not idleness: reload or aux-add may take a while.
     this.s.setTimeout(0);
     this.stats.requests++;
-    void this.answer(line).then((reply) => this.reply(reply));
+    // answer() catches what the handler throws; this catches what is left (an answer that cannot be serialised), so
+    // the client always gets a reply and its connection leaves the busy state.
+    void this.answer(line).then(
+      (reply) => this.reply(reply),
+      (e: unknown) => this.reply(errorLine(null, 'E_INTERNAL', `cannot answer: ${String((e as Error)?.message ?? e)}`)),
+    );
   }
 
   private async answer(line: string): Promise<string> {

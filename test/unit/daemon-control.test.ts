@@ -257,4 +257,30 @@ describe('control socket bounds', () => {
     stuck.destroy();
     await h.close();
   });
+  it('a request whose id cannot be echoed is answered, and its connection is free again', async () => {
+    // An id nested 6000 deep: JSON.stringify of the answer overflowed the stack, outside the handler's try; the old
+    // server never answered and kept the connection busy (no idle timeout) for good.
+    const h = await harness({ idleMs: 300 });
+    try {
+      const s = await connect(h.path);
+      const out: string[] = [];
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => out.push(d));
+      const deep = '['.repeat(6000) + ']'.repeat(6000);
+      s.write(`{"id":${deep},"cmd":"echo"}\n`);
+      s.write(JSON.stringify({ id: 'next', cmd: 'echo' }) + '\n');
+      await until(() => out.join('').split('\n').length >= 3, 'both answers');
+      const [first, second] = out
+        .join('')
+        .split('\n')
+        .slice(0, 2)
+        .map((l) => JSON.parse(l) as { id: unknown; ok: boolean });
+      assert.equal(first!.id, null);
+      assert.equal(first!.ok, true);
+      assert.deepEqual(second, { id: 'next', ok: true, result: { cmd: 'echo', args: {} } });
+      s.destroy();
+    } finally {
+      await h.close();
+    }
+  });
 });
