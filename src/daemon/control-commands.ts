@@ -115,13 +115,13 @@ const COMMANDS: Record<string, Command<Schema>> = {
   'aux-list': command({ args: {}, run: (t) => t.daemons.list() }),
   'contid-set': command({
     args: {
-      pid: { kind: 'number', required: true },
+      pid: { kind: 'number', required: true, check: pidProblem },
       contid: { kind: 'string', required: true },
       nested: { kind: 'boolean' },
     },
     run: (t, a, peer) => t.contid.set(a.pid!, a.contid!, a.nested === true, peer),
   }),
-  'contid-get': command({ args: { pid: { kind: 'number' } }, run: (t, a) => t.contid.get(a.pid) }),
+  'contid-get': command({ args: { pid: { kind: 'number', check: pidProblem } }, run: (t, a) => t.contid.get(a.pid) }),
   'container-hook': command({
     args: { state: { kind: 'json' }, bundleAnnotations: { kind: 'json' } },
     run: (t, a) => t.contid.hook(a.state, a.bundleAnnotations),
@@ -147,13 +147,31 @@ const COMMANDS: Record<string, Command<Schema>> = {
     args: {},
     anyArgs: true,
     run: (_t, _a, peer, raw, refuse) =>
-      refuse(
-        'host-wide setting change requested over the control socket',
-        peer,
-        ` args=${encodeUntrusted(JSON.stringify(raw).slice(0, 1024))}`,
-      ),
+      refuse('host-wide setting change requested over the control socket', peer, ` args=${argsText(raw)}`),
   }),
 };
+
+/** The kernel's pid_max ceiling (PID_MAX_LIMIT on 64-bit): a pid is a whole number in 1..this. */
+const PID_MAX = 4194304;
+
+function pidProblem(v: number): string | null {
+  return Number.isInteger(v) && v >= 1 && v <= PID_MAX ? null : `must be a whole number in 1..${PID_MAX}`;
+}
+
+/**
+ * A refused request's arguments as its record shows them, cut to 1 KiB. Any JSON value the client sent can be
+ * printed (it was parsed from a line), but one nested deeper than the stack overflowed JSON.stringify, and the
+ * refusal went unrecorded.
+ */
+function argsText(raw: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(raw);
+  } catch {
+    text = '(unprintable)';
+  }
+  return encodeUntrusted(text.slice(0, 1024));
+}
 
 function kindOk(kind: Kind, v: unknown): boolean {
   switch (kind) {
@@ -180,7 +198,8 @@ const KIND_TEXT: Record<Kind, string> = {
 
 /** The arguments of `cmd` checked against its schema; any problem is a UsageError naming the argument. */
 export function validateArgs(cmd: string, args: Record<string, unknown>): Record<string, unknown> {
-  const c = COMMANDS[cmd];
+  // Own properties only: `constructor` or `__proto__` as a command name reached Object.prototype's members.
+  const c = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!c) throw new UsageError(`unknown control command "${cmd}"`);
   if (c.anyArgs) return args;
   for (const key of Object.keys(args)) {

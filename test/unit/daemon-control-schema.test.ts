@@ -2,13 +2,32 @@
 // unknown argument is an E_USAGE answer naming it, never a default silently taken instead.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { controlRequest } from '../../src/daemon/control';
 import { buildDaemonConfig } from '../../src/config/daemon-config';
 import { oneAuxYaml, startEmulatedHost } from '../helpers/emulated-host';
 
 const EXE = '/usr/bin/amtree-schema';
+
+/** One request line as is (one a client library could not make) and its parsed answer. */
+function rawRequest(path: string, line: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(path, () => s.write(line + '\n'));
+    let out = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        s.destroy();
+        resolve(JSON.parse(out.slice(0, nl)));
+      }
+    });
+    s.on('error', reject);
+  });
+}
 
 describe('control commands: one schema for every request', () => {
   it('refuses wrong types, missing and unknown arguments; nothing is added', async () => {
@@ -38,6 +57,18 @@ describe('control commands: one schema for every request', () => {
       );
       await assert.rejects(controlRequest(sock, 'contid-set', { contid: '5' }), usage(/argument "pid" is required/));
       await assert.rejects(controlRequest(sock, 'frobnicate'), usage(/unknown control command "frobnicate"/));
+      // Old: names on Object.prototype passed the unknown-command check and failed with a TypeError (E_INTERNAL).
+      for (const cmd of ['constructor', '__proto__', 'toString', 'hasOwnProperty'])
+        await assert.rejects(controlRequest(sock, cmd), usage(/unknown control command/), cmd);
+      // Old: any finite number was a pid, and a failed set wrote `opid=1.5` (or -7, 1e+21) into the host log.
+      for (const pid of [1.5, -7, 0, 1e21, 4194305]) {
+        await assert.rejects(
+          controlRequest(sock, 'contid-set', { pid, contid: '5' }),
+          usage(/contid-set: argument "pid" must be a whole number in 1\.\.4194304/),
+          String(pid),
+        );
+        await assert.rejects(controlRequest(sock, 'contid-get', { pid }), usage(/contid-get: argument "pid"/));
+      }
       const names = ((await controlRequest(sock, 'aux-list')) as Array<{ name: string }>).map((a) => a.name);
       assert.deepEqual(names, ['a'], 'no refused request added a daemon');
       // Host-wide changes stay refused whatever their arguments, and recorded.
@@ -45,6 +76,11 @@ describe('control commands: one schema for every request', () => {
         controlRequest(sock, 'kernel-set', { enabled: 0 }),
         (e: Error & { code?: string }) => e.code === 'E_HOST_WIDE',
       );
+      // Arguments nested deeper than JSON.stringify's stack: old, an E_INTERNAL answer and no refusal recorded.
+      const deep = '{"a":'.repeat(6000) + '1' + '}'.repeat(6000);
+      const answer = await rawRequest(sock, `{"id":1,"cmd":"kernel-set","args":${deep}}`);
+      assert.equal((answer as { error: { code: string } }).error.code, 'E_HOST_WIDE');
+      assert.match(readFileSync(join(h.dir, 'audit.log'), 'latin1'), /op=refused.*args="\(unprintable\)"/);
     } finally {
       await h.stop();
       rmSync(h.dir, { recursive: true, force: true });
