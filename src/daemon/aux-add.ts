@@ -7,7 +7,7 @@ import { auxLogProblem } from '../config/aux-paths';
 import { loadRulesPath, type RuleCommand } from '../rules';
 import { prepareAuxLogDir } from './aux-daemon';
 import { auxRules } from './rule-union';
-import { encodeUntrusted } from '../records/encode';
+import { cutUtf8, encodeUntrusted } from '../records/encode';
 import type { AuxAddArgs } from './control-commands';
 import type { DaemonRegistry } from './daemon-registry';
 
@@ -92,10 +92,16 @@ export function planAuxAdd(
   return { daemon, routes, commands };
 }
 
-/** The DAEMON_CONFIG record body of a daemon added. */
+/**
+ * The DAEMON_CONFIG record body of a daemon added. Each value is cut to 1 KiB (hex doubles it): 2000 selectors or
+ * two long paths pushed `res=success` past the line limit, so the record lost its outcome.
+ */
 export function auxAddBody(plan: AuxAddPlan, contid: string[]): string {
   const d = plan.daemon;
-  const rules = d.rules === null ? '(none)' : encodeUntrusted(d.rules);
-  const log = encodeUntrusted(d.log.file);
-  return `op=aux-add daemon=${d.name} contid=${encodeUntrusted(contid.join(','))} rules=${rules} log=${log} res=success`;
+  const cut = (v: string): string => encodeUntrusted(cutUtf8(v, VALUE_MAX));
+  const rules = d.rules === null ? '(none)' : cut(d.rules);
+  return `op=aux-add daemon=${d.name} contid=${cut(contid.join(','))} rules=${rules} log=${cut(d.log.file)} res=success`;
 }
+
+/** Bytes of one value in the aux-add record before its hex encoding. */
+const VALUE_MAX = 1024;

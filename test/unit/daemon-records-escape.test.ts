@@ -7,6 +7,7 @@ import { PermissionError } from '../../src/errors';
 import { tokenize } from '../../src/search/logline';
 import { decodeUntrusted } from '../../src/records/encode';
 import { oneAuxYaml, startEmulatedHost } from '../helpers/emulated-host';
+import { auxAddBody, type AuxAddPlan } from '../../src/daemon/aux-add';
 
 /** The fields of the host log's lines that contain `op=NAME`, as auparse splits them. */
 function recordsWith(log: string, op: string): Array<Array<[string, string | null]>> {
@@ -70,4 +71,22 @@ test("refusal and aux-add records: a tenant's file names with quotes, spaces and
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the aux-add record keeps its outcome: each value is cut, whatever the selectors and paths', () => {
+  // 2000 selectors and two 4000-byte paths: old, the body passed the line limit and lost `log=` and `res=success`.
+  const contid = Array.from({ length: 2000 }, (_, i) => `${1000 + i}-${1999 + i}`);
+  const long = '/var/log/auditmux/' + 'p'.repeat(4000);
+  const plan = { daemon: { name: 'big', rules: `${long}.rules`, log: { file: `${long}.log` } } } as AuxAddPlan;
+  const body = auxAddBody(plan, contid);
+  const f = tokenize(body);
+  assert.deepEqual(
+    f.map(([k]) => k),
+    ['op', 'daemon', 'contid', 'rules', 'log', 'res'],
+  );
+  assert.equal(f[5]![1], 'success');
+  // Within what the formatter keeps of a line (auditd's MAX_AUDIT_MESSAGE_LENGTH, less the header).
+  assert.ok(body.length < 8192, `${body.length} bytes`);
+  const log = decodeUntrusted(f[4]![1]!)!.toString('utf8');
+  assert.ok(log.endsWith('...') && Buffer.byteLength(log) <= 1024, log.slice(-20));
 });
