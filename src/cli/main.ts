@@ -12,6 +12,7 @@ import { addHooksToBundle } from '../containers/bundle-hooks';
 import { dirname } from 'node:path';
 import { registerCollect } from './collect';
 import { runRouteTest } from './route-test';
+import { jsonLine, messageEscape } from '../search/escape';
 // The daemon, search/report and the collector are loaded by their own subcommand only: each pulls in well over a
 // hundred modules (the NATS client alone about 80), and `oci-hook` runs at every container start within a deadline.
 const lazy = {
@@ -228,7 +229,7 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
     .action(async (o: { json?: boolean; config?: string }) => {
       const rows = (await ctl(o.config, 'aux-list')) as Array<Record<string, unknown>>;
-      io.out(o.json ? JSON.stringify(rows) : formatAuxRows(rows));
+      io.out(o.json ? jsonLine(rows) : formatAuxRows(rows));
     });
   aux
     .command('remove <name>')
@@ -344,7 +345,7 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
     .action(async (o: { json?: boolean; config?: string }) => {
       const rows = (await ctl(o.config, 'containers')) as Array<Record<string, unknown>>;
-      io.out(o.json ? JSON.stringify(rows) : formatContainers(rows));
+      io.out(o.json ? jsonLine(rows) : formatContainers(rows));
       // Hooks that failed open leave no trace the runtime shows: the table says how many (the JSON stays the rows).
       if (!o.json) {
         const note = hookFailuresNote((await ctl(o.config, 'status')) as Record<string, unknown>);
@@ -420,7 +421,8 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
       .option('-c, --config <file>', 'configuration file (for the control socket path)')
       .action(async (o: { config?: string }) => {
         const r = await controlRequest(controlPath(o.config), name);
-        io.out(JSON.stringify(r));
+        // The answer can quote a tenant's rule text (a reload's error): C1 controls escaped too.
+        io.out(jsonLine(r));
         if (name === 'reload' && (r as { ok?: boolean }).ok === false) setCode(ExitCode.CONFIG);
       });
   }
@@ -440,10 +442,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       return ExitCode.USAGE;
     }
     if (e instanceof AuditmuxError) {
-      io.err(`auditmux: ${e.message}`);
+      io.err(`auditmux: ${messageEscape(e.message)}`);
       return e.exitCode;
     }
-    io.err(`auditmux: ${(e as Error)?.stack ?? String(e)}`);
+    io.err(`auditmux: ${messageEscape((e as Error)?.stack ?? String(e))}`);
     return ExitCode.FAILURE;
   }
   return code;

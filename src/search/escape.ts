@@ -51,6 +51,17 @@ export function ttyEscape(s: string): string {
 }
 
 /**
+ * A message for the operator's terminal (the CLI's errors): controls escaped as ttyEscape does, except the newlines
+ * that separate its lines. An error quotes a tenant's rule text and file names, which may hold ESC sequences.
+ */
+export function messageEscape(s: string): string {
+  return s
+    .split('\n')
+    .map((l) => ttyEscape(l))
+    .join('\n');
+}
+
+/**
  * JSON text with the C1 controls (U+0080-U+009F) and DEL escaped too: JSON.stringify leaves them as they are, and
  * printed to a terminal U+009B is CSI to some. A value from the log (a decoded key, a hex field) holds any byte.
  */
