@@ -168,15 +168,35 @@ export class DaemonRegistry {
     commands?: ExtraRules['commands'],
   ): Promise<AuxDaemon> {
     const name = daemon.name;
-    this.runtime.set(name, { daemon, routes });
+    const entry = { daemon, routes };
+    this.runtime.set(name, entry);
     try {
       await this.opts.changed(commands ? { name, commands } : { name, commands: [] });
     } catch (e) {
-      this.runtime.delete(name);
+      // Ours only: an `aux remove` meanwhile took the entry, and another add may have put its own there since.
+      if (this.runtime.get(name) === entry) this.runtime.delete(name);
+      await this.stopUnlisted(name);
       await this.opts.changed().catch(() => undefined);
       throw e;
     }
+    // Removed while its rules were loading: starting it now left a daemon running with no config, no route and no
+    // way to remove it (`aux remove` said it did not exist).
+    if (this.runtime.get(name) !== entry) {
+      await this.stopUnlisted(name);
+      throw new UsageError(`daemon "${name}" was removed while it was being added`);
+    }
     return this.start(daemon);
+  }
+
+  /**
+   * Stops and forgets the running daemon `name` when no config lists it any more: a reload's sync() can start a
+   * run-time daemon whose add has not finished, and the add then failed or was overtaken by a remove.
+   */
+  private async stopUnlisted(name: string): Promise<void> {
+    const a = this.auxes.get(name);
+    if (!a || this.configs().some((d) => d.name === name)) return;
+    this.auxes.delete(name);
+    await a.stop().catch(() => undefined);
   }
 
   /** Removes a run-time daemon: no more events routed to it, its rules out, then it stops after writing its queue. */

@@ -114,6 +114,17 @@ describe('control commands: one schema for every request', () => {
         ['a'],
       );
       assert.deepEqual((h.daemon.routeTest({ contid: '700' }) as { daemons: string[] }).daemons, []);
+      // Removed while its rules load: old, the add started it anyway, running with no config and no route, listed
+      // by `aux list` while `aux remove` said it did not exist.
+      const cfg2 = buildDaemonConfig({ name: 't2', pos }, h.daemon.config.host.log.file);
+      const adding = reg.addRuntimeDaemon(cfg2, [{ ...route, daemons: ['t2'] }]);
+      await reg.removeDaemon('t2');
+      await assert.rejects(adding, /daemon "t2" was removed while it was being added/);
+      assert.deepEqual(
+        reg.list().map((r) => r.name),
+        ['a'],
+      );
+      await assert.rejects(reg.removeDaemon('t2'), /no auxiliary daemon "t2"/);
     } finally {
       await h.stop();
       rmSync(h.dir, { recursive: true, force: true });
