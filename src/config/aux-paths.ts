@@ -23,6 +23,22 @@ export function defaultAuxLogFile(hostLogFile: string, name: string, user: strin
   return user ? join(dir, name, `${name}.log`) : join(dir, `${name}.log`);
 }
 
+/** `name` is `log` rotated: `log.N` or `log.N.gz`, the names rotation gives it (and the ones it renames over). */
+function isRotationOf(name: string, log: string): boolean {
+  return name.startsWith(`${log}.`) && /^\d+(\.gz)?$/.test(name.slice(log.length + 1));
+}
+
+/**
+ * How two logs' names collide, or null: the same file, or one is a rotated name of the other. Rotating one would
+ * rename it over the other's live file, or the other writes into a sealed rotation of it (the host's audit.log.1).
+ */
+function logNamesClash(a: string, b: string): string | null {
+  if (a === b) return 'is';
+  if (isRotationOf(a, b)) return 'is a rotated name of';
+  if (isRotationOf(b, a)) return 'has a rotated name that is';
+  return null;
+}
+
 /** `p` is `dir` or below it (lexically; both absolute and normalised). */
 function within(p: string, dir: string): boolean {
   return p === dir || dir === '/' || p.startsWith(`${dir}/`);
@@ -49,8 +65,12 @@ export function auxLogProblem(
     if (within(hostDir, dir))
       return `${who}, which contains the host's log directory ${hostDir}; give it a directory of its own (default ${suggestion})`;
   }
+  const hostClash = logNamesClash(d.file, hostLogFile);
+  if (hostClash) return `the log of daemon "${d.name}" (${d.file}) ${hostClash} the host's log ${hostLogFile}`;
   for (const e of others) {
     if (e.name === d.name) continue;
+    const clash = logNamesClash(d.file, e.file);
+    if (clash) return `the log of daemon "${d.name}" (${d.file}) ${clash} the log of daemon "${e.name}" (${e.file})`;
     const eDir = dirname(e.file);
     if (d.user && within(eDir, dir)) {
       return `daemon "${d.name}" runs as user "${d.user}" and would own ${dir}, which holds the log of daemon "${e.name}" (${e.file}); give each daemon with a user a directory of its own (default ${suggestion})`;

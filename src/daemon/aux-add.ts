@@ -1,9 +1,10 @@
 // `auditmux aux add`: from a request to a checked daemon config, its routes and rules; nothing changes until all pass.
-import { resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { RuleError, UsageError } from '../errors';
 import { DEFAULT_QUEUE, OVERFLOW_ACTIONS, parseContidSelector, type DaemonConfig, type RouteConfig } from '../config';
 import { blockForUserProblem, buildDaemonConfig, DAEMON_NAME_RE, queueDepthProblem } from '../config/daemon-config';
-import { auxLogProblem } from '../config/aux-paths';
+import { auxLogProblem, defaultAuxLogFile } from '../config/aux-paths';
 import { loadRulesPath, type RuleCommand } from '../rules';
 import { prepareAuxLogDir } from './aux-daemon';
 import { auxRules } from './rule-union';
@@ -87,9 +88,50 @@ export function planAuxAdd(
     others.map((d) => ({ name: d.name, user: d.user, file: d.log.file })),
   );
   if (placement) throw new UsageError(placement);
+  runtimeLogProblem(daemon, ctx.hostLogFile, others);
   prepareAuxLogDir(daemon);
   const routes = [{ index: 0, contid: patterns, types: null, keys: null, daemons: [name], continue: true, pos }];
   return { daemon, routes, commands };
+}
+
+/**
+ * Where a daemon added at run time may log: inside the host's log directory, checked on the paths with their links
+ * resolved. The request comes from an orchestrator that may pass a tenant's choice on: anywhere else, an existing
+ * file (/etc/passwd, the host's log through a linked directory) was taken over, chmod 0600 and appended to. The
+ * host's log directory is root's alone (the log refuses to open otherwise), so whatever is in it is the trail's.
+ */
+function runtimeLogProblem(daemon: DaemonConfig, hostLogFile: string, others: readonly DaemonConfig[]): void {
+  const file = canonicalPath(daemon.log.file);
+  const hostDir = canonicalPath(dirname(hostLogFile));
+  if (!file.startsWith(`${hostDir}/`)) {
+    throw new UsageError(
+      `log file ${daemon.log.file} is outside the host's log directory ${hostDir}: a daemon added at run time logs ` +
+        `there (default ${defaultAuxLogFile(hostLogFile, daemon.name, daemon.user)})`,
+    );
+  }
+  // The placement rule again on the resolved paths: a link must not make two logs, or a log and a rotation, one.
+  const problem = auxLogProblem(
+    { name: daemon.name, user: daemon.user, file },
+    canonicalPath(hostLogFile),
+    others.map((d) => ({ name: d.name, user: d.user, file: canonicalPath(d.log.file) })),
+  );
+  if (problem) throw new UsageError(problem);
+}
+
+/** `p` with every link resolved, as far as it exists; the rest (a log still to be made) appended as it is. */
+function canonicalPath(p: string): string {
+  let head = resolve(p);
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return join(realpathSync.native(head), ...tail.reverse());
+    } catch (e) {
+      const parent = dirname(head);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || parent === head) throw e;
+      tail.push(basename(head));
+      head = parent;
+    }
+  }
 }
 
 /**
