@@ -32,7 +32,7 @@ function isRotationOf(name: string, log: string): boolean {
  * How two logs' names collide, or null: the same file, or one is a rotated name of the other. Rotating one would
  * rename it over the other's live file, or the other writes into a sealed rotation of it (the host's audit.log.1).
  */
-function logNamesClash(a: string, b: string): string | null {
+export function logNamesClash(a: string, b: string): string | null {
   if (a === b) return 'is';
   if (isRotationOf(a, b)) return 'is a rotated name of';
   if (isRotationOf(b, a)) return 'has a rotated name that is';
@@ -65,11 +65,12 @@ export function auxLogProblem(
     if (within(hostDir, dir))
       return `${who}, which contains the host's log directory ${hostDir}; give it a directory of its own (default ${suggestion})`;
   }
-  const hostClash = logNamesClash(d.file, hostLogFile);
+  // The same path twice is the callers' own check (the config file's names the daemon's position).
+  const hostClash = d.file === hostLogFile ? null : logNamesClash(d.file, hostLogFile);
   if (hostClash) return `the log of daemon "${d.name}" (${d.file}) ${hostClash} the host's log ${hostLogFile}`;
   for (const e of others) {
     if (e.name === d.name) continue;
-    const clash = logNamesClash(d.file, e.file);
+    const clash = d.file === e.file ? null : logNamesClash(d.file, e.file);
     if (clash) return `the log of daemon "${d.name}" (${d.file}) ${clash} the log of daemon "${e.name}" (${e.file})`;
     const eDir = dirname(e.file);
     if (d.user && within(eDir, dir)) {

@@ -110,9 +110,13 @@ function runtimeLogProblem(daemon: DaemonConfig, hostLogFile: string, others: re
     );
   }
   // The placement rule again on the resolved paths: a link must not make two logs, or a log and a rotation, one.
+  const host = canonicalPath(hostLogFile);
+  if (file === host) throw new UsageError(`log file ${daemon.log.file} is the host's log ${host}`);
+  const same = others.find((d) => canonicalPath(d.log.file) === file);
+  if (same) throw new UsageError(`log file ${daemon.log.file} is the log of daemon "${same.name}"`);
   const problem = auxLogProblem(
     { name: daemon.name, user: daemon.user, file },
-    canonicalPath(hostLogFile),
+    host,
     others.map((d) => ({ name: d.name, user: d.user, file: canonicalPath(d.log.file) })),
   );
   if (problem) throw new UsageError(problem);
