@@ -131,7 +131,8 @@ function canonicalPath(p: string): string {
       return join(realpathSync.native(head), ...tail.reverse());
     } catch (e) {
       const parent = dirname(head);
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || parent === head) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' || parent === head) throw new UsageError(`cannot resolve ${head}: ${code ?? e}`);
       tail.push(basename(head));
       head = parent;
     }
