@@ -73,6 +73,7 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
                                           InstanceMethod<&AuditNetlink::SetReceiveBuffer>("setReceiveBuffer"),
                                           InstanceAccessor<&AuditNetlink::GetFd>("fd"),
                                           InstanceAccessor<&AuditNetlink::GetPortId>("portId"),
+                                          InstanceAccessor<&AuditNetlink::GetForeign>("foreign"),
                                       });
     exports.Set("AuditNetlink", ctor);
     return exports;
@@ -272,13 +273,15 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     }
     if (!slots_) {
       slots_.reset(new uint8_t[kSlotSize * kSlots]);  // default-initialised: no page touched until read into
-      // The headers are set once: recvmmsg only writes msg_len and msg_flags (no name, no control data here).
+      // The headers are set once: recvmmsg writes msg_len, msg_flags, the sender's address and msg_namelen (reset
+      // before each call in Drain); no control data here.
       memset(msgs_, 0, sizeof(msgs_));
       for (unsigned i = 0; i < kSlots; i++) {
         iov_[i].iov_base = slots_.get() + i * kSlotSize;
         iov_[i].iov_len = kSlotSize;
         msgs_[i].msg_hdr.msg_iov = &iov_[i];
         msgs_[i].msg_hdr.msg_iovlen = 1;
+        msgs_[i].msg_hdr.msg_name = &names_[i];
       }
     }
     if (lengths_buf_.IsEmpty()) {
@@ -312,6 +315,9 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
 
   Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
   Napi::Value GetPortId(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), port_id_); }
+  Napi::Value GetForeign(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(foreign_));
+  }
 
   void StopPolling() {
     if (timer_) uv_timer_stop(timer_);
@@ -382,6 +388,7 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     bool got_any = false;
     for (;;) {
       if (fd_ < 0 || !polling_) break;
+      for (unsigned i = 0; i < kSlots; i++) msgs_[i].msg_hdr.msg_namelen = sizeof(names_[i]);
       int n = recvmmsg(fd_, msgs_, kSlots, MSG_DONTWAIT, nullptr);
       if (n < 0) {
         int err = errno;
@@ -397,6 +404,13 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
       for (int i = 0; i < n; i++) {
         // close() from inside a callback released the batch buffer: what is left of this read is dropped with it.
         if (batch_mem_ == nullptr) break;
+        // Only the kernel (port 0) speaks here: any process with CAP_NET_ADMIN in this network namespace can also
+        // send to our port, with forged records or replies. Dropped and counted, never handed to JS.
+        const struct sockaddr_nl& from = names_[i];
+        if (msgs_[i].msg_hdr.msg_namelen < sizeof(from) || from.nl_family != AF_NETLINK || from.nl_pid != 0) {
+          foreign_++;
+          continue;
+        }
         size_t len = msgs_[i].msg_len;
         if (len > kSlotSize) len = kSlotSize;
         if (batch_used_ + len > kBatchCapacity || lengths_used_ == kMaxBatchDatagrams) Flush(env);
@@ -479,10 +493,13 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
   uint32_t coalesce_ms_ = 0;
   bool polling_ = false;
   bool cleanup_registered_ = false;
+  // Datagrams dropped because they did not come from the kernel (nl_pid != 0).
+  uint64_t foreign_ = 0;
   Napi::FunctionReference callback_;
   std::unique_ptr<uint8_t[]> slots_;
   struct mmsghdr msgs_[kSlots];
   struct iovec iov_[kSlots];
+  struct sockaddr_nl names_[kSlots];
   uint8_t* batch_mem_ = nullptr;
   size_t batch_used_ = 0;
   Napi::Reference<Napi::Buffer<uint8_t>> batch_buf_;

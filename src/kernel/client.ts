@@ -56,6 +56,8 @@ export interface ClientCounters {
   truncated: number;
   strayReplies: number;
   receiveErrors: number;
+  /** Datagrams another process sent to our port (forged records or replies): dropped by the socket, never read. */
+  readonly foreign: number;
 }
 
 export interface AuditClientOptions extends NativeSocketOptions {
@@ -74,7 +76,7 @@ export class AuditClient {
   private closed = false;
   private registeredPid = 0;
   private adopted = false;
-  readonly counters: ClientCounters = { records: 0, truncated: 0, strayReplies: 0, receiveErrors: 0 };
+  readonly counters: ClientCounters;
   private readonly timeoutMs: number;
 
   private paused = false;
@@ -84,6 +86,12 @@ export class AuditClient {
     timeoutMs: number,
   ) {
     this.timeoutMs = timeoutMs;
+    // `foreign` is the socket's own count (the addon drops those datagrams before any batch), read when asked.
+    this.counters = Object.defineProperty(
+      { records: 0, truncated: 0, strayReplies: 0, receiveErrors: 0 } as ClientCounters,
+      'foreign',
+      { enumerable: true, get: () => socket.foreign ?? 0 },
+    );
     this.listen();
   }
 

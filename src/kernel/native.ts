@@ -4,6 +4,8 @@ import bindings from 'bindings';
 export interface NativeAuditNetlink {
   readonly fd: number;
   readonly portId: number;
+  /** Datagrams dropped because a process, not the kernel, sent them (sender nl_pid != 0). */
+  readonly foreign: number;
   send(buf: Buffer): number;
   start(
     cb: (err: NativeError | null, batch?: Buffer, lengths?: Uint32Array, count?: number) => void,

@@ -24,6 +24,8 @@ export interface AuditSocket {
   readonly portId: number;
   /** Set when the socket comes already registered (src/kernel/registration.ts). */
   readonly registration?: Registration;
+  /** Datagrams dropped unread because a process, not the kernel, sent them (absent: the transport has none). */
+  readonly foreign?: number;
   /** Sends one netlink request; throws KernelError on failure. */
   send(msg: Buffer): void;
   /** Starts delivering received datagrams in batches; errors that do not close the socket go to onError. */
@@ -75,6 +77,10 @@ export class NativeAuditSocket implements AuditSocket {
 
   get fd(): number {
     return this.nl.fd;
+  }
+
+  get foreign(): number {
+    return this.nl.foreign;
   }
 
   send(msg: Buffer): void {
