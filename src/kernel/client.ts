@@ -10,6 +10,7 @@ import {
   encodeFeatureChange,
   encodeRequest,
   encodeStatus,
+  nlAlign,
   statusChangeToStruct,
   type AuditFeatures,
   type AuditStatus,
@@ -56,6 +57,11 @@ export interface ClientCounters {
   truncated: number;
   strayReplies: number;
   receiveErrors: number;
+  /**
+   * Datagrams, or the rest of one, dropped because a netlink length does not fit: shorter than a header, or past the
+   * datagram's end (nlmsg_len is 32 bits of the sender's choosing).
+   */
+  malformed: number;
   /** Datagrams another process sent to our port (forged records or replies): dropped by the socket, never read. */
   readonly foreign: number;
 }
@@ -88,7 +94,7 @@ export class AuditClient {
     this.timeoutMs = timeoutMs;
     // `foreign` is the socket's own count (the addon drops those datagrams before any batch), read when asked.
     this.counters = Object.defineProperty(
-      { records: 0, truncated: 0, strayReplies: 0, receiveErrors: 0 } as ClientCounters,
+      { records: 0, truncated: 0, strayReplies: 0, receiveErrors: 0, malformed: 0 } as ClientCounters,
       'foreign',
       { enumerable: true, get: () => socket.foreign ?? 0 },
     );
@@ -154,7 +160,7 @@ export class AuditClient {
           this.counters.records++;
           if (this.sink) this.sink(type, batch, off + NLMSG_HDRLEN, end);
         }
-      }
+      } else this.counters.malformed++;
       off = end;
     }
     if (this.batchEnd) this.batchEnd();
@@ -162,11 +168,17 @@ export class AuditClient {
 
   private onControl(batch: Buffer, start: number, end: number): void {
     let off = start;
-    while (off + NLMSG_HDRLEN <= end) {
+    while (end - off >= NLMSG_HDRLEN) {
       const len = batch.readUInt32LE(off);
+      // A message shorter than its header or longer than what is left cannot be stepped over (a length near 2^32
+      // would step nowhere or backwards): the rest of the datagram is dropped.
+      if (len < NLMSG_HDRLEN || len > end - off) {
+        this.counters.malformed++;
+        break;
+      }
       const type = batch.readUInt16LE(off + 4);
       const seq = batch.readUInt32LE(off + 8);
-      const mEnd = len >= NLMSG_HDRLEN && off + len <= end ? off + len : end;
+      const mEnd = off + len;
       const p = this.pending.get(seq);
       if (!p) this.counters.strayReplies++;
       else if (type === NLMSG_ERROR) {
@@ -196,8 +208,7 @@ export class AuditClient {
         if (p.expect === 'single') p.done = true;
         this.maybeDone(seq, p);
       }
-      off += (len + 3) & ~3;
-      if (len < NLMSG_HDRLEN) break;
+      off += nlAlign(len);
     }
   }
 

@@ -1,4 +1,5 @@
 // Encoding and decoding of netlink headers and the audit control structs (audit_status, audit_features, sig_info).
+import { KernelError } from '../errors';
 import {
   AUDIT_FEATURES_SIZE,
   AUDIT_FEATURE_VERSION,
@@ -27,8 +28,9 @@ export function readHeader(buf: Buffer, off: number): NlHeader {
   };
 }
 
+/** n rounded up to a multiple of 4, for any length up to 2^32 (`(n + 3) & ~3` wraps at 2^31 in 32-bit JS ints). */
 export function nlAlign(n: number): number {
-  return (n + 3) & ~3;
+  return Math.ceil(n / 4) * 4;
 }
 
 /** Builds one request message: header (length includes it, as the kernel's size checks expect) and payload. */
@@ -167,8 +169,18 @@ export function decodeSignalInfo(p: Buffer): SignalInfo {
   return { uid, pid, ctx };
 }
 
-/** struct audit_sig_info2 (contid patch set v9+): uid, pid, cid_len, then cid text and context, no NUL. */
+/**
+ * struct audit_sig_info2 (contid patch set v9+): uid, pid, cid_len, then cid text and context, no NUL. A reply shorter
+ * than the 12 fixed bytes is refused with EPROTO.
+ */
 export function decodeSignalInfo2(p: Buffer): SignalInfo {
+  if (p.length < 12)
+    throw new KernelError(
+      'EPROTO',
+      71,
+      'AUDIT_SIGNAL_INFO2',
+      `AUDIT_SIGNAL_INFO2: a reply of ${p.length} bytes, shorter than audit_sig_info2's 12 fixed bytes`,
+    );
   const uid = p.readUInt32LE(0);
   const pid = p.readInt32LE(4);
   const cidLen = p.readUInt32LE(8);
