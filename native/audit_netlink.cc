@@ -117,8 +117,8 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     if (getsockname(fd_, reinterpret_cast<struct sockaddr*>(&addr), &alen) == 0) port_id_ = addr.nl_pid;
     // The audit daemon must never see ENOBUFS abort its read loop; the kernel's lost counter tells the truth.
     int one = 1;
-    setsockopt(fd_, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
-    if (rcvbuf > 0 && !ApplyRcvBuf(static_cast<int>(rcvbuf))) {
+    if (setsockopt(fd_, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one)) < 0 ||
+        (rcvbuf > 0 && !ApplyRcvBuf(static_cast<int>(rcvbuf)))) {
       int err = errno;
       CloseFd();
       ErrnoError(env, err, "setsockopt").ThrowAsJavaScriptException();
@@ -380,7 +380,18 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     if (status < 0) {
-      Deliver(env, ErrnoError(env, -status, "uv_poll").Value(), 0);
+      // POLLERR: libuv has stopped the poll and says only EBADF. The socket's pending error (ENOBUFS when the kernel
+      // dropped messages for us and NETLINK_NO_ENOBUFS is off, e.g. cleared by another holder of the fd) is read,
+      // which clears it, reported, and reading goes on.
+      int err = 0;
+      socklen_t l = sizeof(err);
+      bool ok = fd_ >= 0 && getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &l) == 0;
+      if (!ok) err = fd_ >= 0 ? errno : EBADF;
+      Deliver(env, ErrnoError(env, err != 0 ? err : -status, ok ? "poll" : "getsockopt").Value(), 0);
+      if (!ok)
+        StopPolling();
+      else if (polling_ && poll_)
+        uv_poll_start(poll_, UV_READABLE, &AuditNetlink::OnReadable);
       return false;
     }
     batch_used_ = 0;
