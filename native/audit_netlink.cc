@@ -61,6 +61,39 @@ constexpr size_t kBatchCapacity = kMaxBatchBytes + kSlotSize;
 // over in several calls, as one with more than kMaxBatchBytes is.
 constexpr size_t kMaxBatchDatagrams = 16384;
 
+// What the libuv close callbacks and the environment's teardown share, on the heap: a close callback can run after
+// the wrapper is finalized, so it never reads the wrapper. At teardown (a worker exiting), Node unloads the addon after
+// the cleanup hooks; the async hook holds it until the last close callback (code in this addon) has run.
+class AuditNetlink;
+
+struct Closer {
+  AuditNetlink* owner;                  // the AuditNetlink, until its destructor
+  napi_async_cleanup_hook_handle hook;  // until removed
+  int closing;                          // handles passed to uv_close whose callback has not run
+  bool tearing_down;                    // the hook ran: remove it once nothing is closing
+};
+
+// Removes the hook when nothing is closing any more and the env is tearing down or the wrapper is gone; frees the
+// Closer when both the hook and the wrapper are gone.
+void Settle(Closer* c) {
+  if (c->closing > 0) return;
+  if (c->hook != nullptr && (c->tearing_down || c->owner == nullptr)) {
+    napi_remove_async_cleanup_hook(c->hook);
+    c->hook = nullptr;
+  }
+  if (c->hook == nullptr && c->owner == nullptr) delete c;
+}
+
+void OnHandleClosed(uv_handle_t* h) {
+  auto* c = static_cast<Closer*>(h->data);
+  if (h->type == UV_POLL)
+    delete reinterpret_cast<uv_poll_t*>(h);
+  else
+    delete reinterpret_cast<uv_timer_t*>(h);
+  c->closing--;
+  Settle(c);
+}
+
 class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
  public:
   static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -124,13 +157,21 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
       ErrnoError(env, err, "setsockopt").ThrowAsJavaScriptException();
       return;
     }
-    napi_add_env_cleanup_hook(env, &AuditNetlink::EnvCleanup, this);
-    cleanup_registered_ = true;
+    closer_ = new Closer{this, nullptr, 0, false};
+    if (napi_add_async_cleanup_hook(env, &AuditNetlink::AsyncCleanup, closer_, &closer_->hook) != napi_ok) {
+      delete closer_;
+      closer_ = nullptr;
+      CloseFd();
+      Napi::Error::New(env, "napi_add_async_cleanup_hook failed").ThrowAsJavaScriptException();
+    }
   }
 
   ~AuditNetlink() override {
-    if (cleanup_registered_) napi_remove_env_cleanup_hook(Env(), &AuditNetlink::EnvCleanup, this);
     Teardown();
+    if (closer_) {
+      closer_->owner = nullptr;
+      Settle(closer_);
+    }
   }
 
  private:
@@ -328,21 +369,27 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     }
   }
 
-  void CloseTimer() {
+  void CloseHandle(uv_handle_t* h) {
+    h->data = closer_;
+    closer_->closing++;
+    uv_close(h, OnHandleClosed);
+  }
+
+  void CloseHandles() {
     if (timer_) {
       uv_timer_stop(timer_);
-      uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      CloseHandle(reinterpret_cast<uv_handle_t*>(timer_));
       timer_ = nullptr;
+    }
+    if (poll_) {
+      CloseHandle(reinterpret_cast<uv_handle_t*>(poll_));
+      poll_ = nullptr;
     }
   }
 
   void Teardown() {
     StopPolling();
-    CloseTimer();
-    if (poll_) {
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-    }
+    CloseHandles();
     CloseFd();
     callback_.Reset();
     batch_used_ = 0;
@@ -360,18 +407,19 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
     }
   }
 
-  static void EnvCleanup(void* arg) {
-    auto* self = static_cast<AuditNetlink*>(arg);
-    self->cleanup_registered_ = false;
-    if (self->poll_ && self->polling_) uv_poll_stop(self->poll_);
-    self->polling_ = false;
-    self->CloseTimer();
-    if (self->poll_) {
-      uv_close(reinterpret_cast<uv_handle_t*>(self->poll_),
-               [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      self->poll_ = nullptr;
+  // The environment is going away (process exit, a worker's exit or terminate()): no JS from here on. Node waits,
+  // running the loop, until Settle removes the hook after the last close callback.
+  static void AsyncCleanup(napi_async_cleanup_hook_handle, void* arg) {
+    auto* c = static_cast<Closer*>(arg);
+    c->tearing_down = true;
+    if (c->owner) {
+      AuditNetlink* self = c->owner;
+      if (self->poll_ && self->polling_) uv_poll_stop(self->poll_);
+      self->polling_ = false;
+      self->CloseHandles();
+      self->CloseFd();
     }
-    self->CloseFd();
+    Settle(c);
   }
 
   // Drain with recvmmsg until EAGAIN (or, when coalescing, until a short read); hand JS one packed batch per
@@ -503,7 +551,7 @@ class AuditNetlink : public Napi::ObjectWrap<AuditNetlink> {
   uv_timer_t* timer_ = nullptr;
   uint32_t coalesce_ms_ = 0;
   bool polling_ = false;
-  bool cleanup_registered_ = false;
+  Closer* closer_ = nullptr;
   // Datagrams dropped because they did not come from the kernel (nl_pid != 0).
   uint64_t foreign_ = 0;
   Napi::FunctionReference callback_;
