@@ -18,7 +18,7 @@ import { openNoFollow, openReadNoFollow, readBounded, type OpenedFile } from '..
 import { LogWriter } from '../output/logfile';
 import type { Diag } from '../output/outputs';
 import { natsConnect } from '../output/nats/connect';
-import { decodeBody, PayloadError } from '../output/nats/payload';
+import { decodeBody, PayloadError, type DecodedEvent } from '../output/nats/payload';
 import { capToken, subjectToken } from '../output/nats/subject';
 import { DAEMON_HEADER } from '../output/nats/output';
 import { parseSeqHeader, SEQ_HEADER, SeqHeaderError, type SeqTag } from '../output/nats/seq';
@@ -598,12 +598,23 @@ export class Collector {
    */
   private check(m: JsMsg): { item: Checked; tag: SeqTag | null; publisher: string } | null {
     this.counters.received++;
-    if (m.info.redelivered) this.counters.redeliveries++;
-    this.counters.lag = m.info.pending;
-    const id = m.headers?.get('Nats-Msg-Id') ?? '';
-    const idm = MSG_ID_RE.exec(id);
-    let ev;
+    let id: string;
+    let ev: DecodedEvent;
+    let idm: RegExpExecArray | null;
+    let d: string;
+    let sh: string;
     try {
+      // Inside the refusal: nats.js decodes the headers on first use and throws on a header name with a space, a
+      // control or a non-ASCII byte, and m.info throws on a reply subject that is not a JetStream ack subject. Thrown
+      // out of here, the batch failed whole and the message came back for good, stopping every node's collection.
+      const info = m.info;
+      if (info.redelivered) this.counters.redeliveries++;
+      this.counters.lag = info.pending;
+      const h = m.headers;
+      id = h?.get('Nats-Msg-Id') ?? '';
+      d = h?.get(DAEMON_HEADER) ?? '';
+      sh = h?.get(SEQ_HEADER) ?? '';
+      idm = MSG_ID_RE.exec(id);
       if (!idm) throw new PayloadError(`Nats-Msg-Id "${subjectToken(id.slice(0, 80))}" is not an auditmux event id`);
       ev = decodeBody(m.data);
       if (ev.time !== idm[3] || ev.serial !== idm[4])
@@ -611,29 +622,14 @@ export class Collector {
       const problem = this.nodeProblem(m.subject, idm[1] as string, ev.node);
       if (problem) throw new PayloadError(problem);
     } catch (e) {
-      if (!(e instanceof PayloadError)) throw e;
-      this.counters.rejected++;
-      // The subject is escaped before it reaches the diagnostics: it came from whoever published.
-      this.diag.warn(
-        {
-          subject: m.subject
-            .split('.')
-            .map((t) => subjectToken(t))
-            .join('.'),
-          seq: m.seq,
-          reason: e.message,
-        },
-        'message refused',
-      );
-      m.term();
+      // Whatever failed, the message is refused, never thrown: the rest of the batch goes on.
+      this.refuse(m, e instanceof PayloadError ? e.message : `unreadable message: ${printable(e)}`);
       return null;
     }
-    const node = ev.node !== null ? subjectToken(ev.node) : ((idm as RegExpExecArray)[1] as string);
+    const node = ev.node !== null ? subjectToken(ev.node) : (idm[1] as string);
     // A header from whoever published: used only if it is already a token ([A-Za-z0-9_~-]), never as a path.
-    const d = m.headers?.get(DAEMON_HEADER) ?? '';
     const daemon = /^[A-Za-z0-9_~-]{1,200}$/.test(d) ? d : '~';
     let tag: SeqTag | null = null;
-    const sh = m.headers?.get(SEQ_HEADER) ?? '';
     if (sh !== '') {
       try {
         tag = parseSeqHeader(sh);
@@ -649,6 +645,34 @@ export class Collector {
       tag,
       publisher: tag ? `${node} ${daemon} ${tag.output}` : '',
     };
+  }
+
+  /** Counts, reports (the subject escaped: it came from whoever published) and terminates a refused message. */
+  private refuse(m: JsMsg, reason: string): void {
+    this.counters.rejected++;
+    let seq = -1;
+    try {
+      seq = m.seq; // parsed from the reply subject, which may be what was wrong
+    } catch {
+      // reported as -1
+    }
+    this.diag.warn(
+      {
+        subject: m.subject
+          .split('.')
+          .map((t) => subjectToken(t))
+          .join('.'),
+        seq,
+        reason,
+      },
+      'message refused',
+    );
+    try {
+      m.term();
+    } catch (e) {
+      // A connection closed meanwhile: the message comes again and is refused again.
+      this.lastError = `term: ${printable(e)}`;
+    }
   }
 
   /**
@@ -809,6 +833,20 @@ export class Collector {
     await this.nc?.close().catch(() => undefined);
     this.nc = null;
   }
+}
+
+/**
+ * An error's name and message for the diagnostics: printable ASCII only (a client error may quote a header name the
+ * publisher chose), at most 200 characters.
+ */
+export function printable(e: unknown): string {
+  let text: string;
+  try {
+    text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  } catch {
+    text = 'an error that cannot be shown';
+  }
+  return text.slice(0, 200).replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /**

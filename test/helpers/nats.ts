@@ -203,6 +203,46 @@ export async function streamMessages(url: string, stream: string): Promise<Store
   }
 }
 
+/**
+ * Publishes one message over a raw TCP connection speaking the NATS protocol (`HPUB`), so its header block can be
+ * anything, malformed included, as a hostile publisher would send it; resolves once the server answered a PING after
+ * it (the message was processed). A JetStream stream capturing `subject` stores it (no ack asked).
+ */
+export function rawPublish(port: number, subject: string, headerBlock: string, payload: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let got = '';
+    let sent = false;
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`raw publish: no answer, got ${JSON.stringify(got)}`));
+    }, 10000);
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    sock.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (/-ERR/.test(got)) {
+        clearTimeout(timer);
+        sock.destroy();
+        reject(new Error(`raw publish refused: ${got}`));
+      } else if (!sent && got.includes('\r\n')) {
+        // The server's INFO came: connect with headers on, publish, then PING to learn it was processed.
+        sent = true;
+        const h = Buffer.from(headerBlock, 'latin1');
+        sock.write('CONNECT {"verbose":false,"pedantic":false,"headers":true,"protocol":1}\r\n');
+        sock.write(`HPUB ${subject} ${h.length} ${h.length + payload.length}\r\n`);
+        sock.write(Buffer.concat([h, payload, Buffer.from('\r\nPING\r\n')]));
+      } else if (sent && got.includes('PONG')) {
+        clearTimeout(timer);
+        sock.end();
+        resolve();
+      }
+    });
+  });
+}
+
 /** Polls `cond` until true; fails with `what` after `ms` (a liveness bound, not a speed assertion). */
 export async function until(cond: () => boolean | Promise<boolean>, what: () => string, ms = 30000): Promise<void> {
   for (let t = 0; t < ms; t += 50) {

@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { connect, headers } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
-import { fileLines as lines, freePort, killChild, until, withFleet } from '../helpers/nats';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { fileLines as lines, freePort, killChild, rawPublish, until, withFleet } from '../helpers/nats';
 import { cliPath as BIN } from '../helpers/daemon';
 
 const CENTRAL = 'consumer: central\nack_wait: 2\nbatch: 50\n';
@@ -163,6 +163,37 @@ test('forged messages are refused, not written: bad id, control bytes, mixed nod
       fs.readdirSync(path.join(f.dir, 'fleet')).filter((n) => !n.startsWith('collect.') && !n.startsWith('.')),
       ['hosta'],
     );
+  }));
+
+test('a message whose headers the client cannot decode is refused, and the events around it are written', () =>
+  withFleet({}, async (f) => {
+    const a = f.host('hosta');
+    const c = f.collector('fleet', CENTRAL);
+    a.emit(0, 1); // creates the stream
+    await a.drained();
+    // Raw HPUBs: header names with a space and a non-ASCII byte, which nats.js throws on when the headers are read
+    // (lazily); before, the whole batch failed, the message was never terminated and came back for good.
+    const body = Buffer.from('node=hosta type=USER_LOGIN msg=audit(1700000001.000:5): pid=1 res=success\n', 'latin1');
+    await rawPublish(f.srv.port, 'audit.hosta.host.none', 'NATS/1.0\r\nBad Key: x\r\n\r\n', body);
+    await rawPublish(f.srv.port, 'audit.hosta.host.none', 'NATS/1.0\r\nK\xe9y: x\r\n\r\n', body);
+    a.emit(1, 21);
+    await a.drained();
+    await c.start();
+    await until(
+      () => c.counters.written === 21 && c.counters.rejected === 2,
+      () => JSON.stringify(c.status()),
+      15000,
+    );
+    assert.deepEqual(lines(path.join(f.dir, 'fleet', 'hosta', 'audit.log')), lines(a.log));
+    assert.equal(c.counters.errors, 0, JSON.stringify(c.status()));
+    // Terminated, not left for redelivery: nothing is pending on the consumer after ack_wait (2 s).
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(c.counters.rejected, 2, 'not redelivered');
+    await c.stop();
+    const nc = await connect({ servers: f.urls });
+    f.defer(() => nc.close());
+    const info = await (await jetstreamManager(nc)).consumers.info('AUDIT', 'central');
+    assert.deepEqual([info.num_pending, info.num_ack_pending, info.num_redelivered], [0, 0, 0]);
   }));
 
 test('a log left by a collector killed inside a write: torn line cut, the event completed once, not doubled', () =>

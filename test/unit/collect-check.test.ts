@@ -1,0 +1,111 @@
+// Collector.handle with stand-in messages: what it refuses (and how a refusal leaves the rest of the batch), which
+// node and daemon an event is written as, and what a message's id deduplicates against.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { JsMsg } from '@nats-io/jetstream';
+import { Collector } from '../../src/collect/collector';
+import { parseCollectConfig } from '../../src/collect/config';
+import { quiet } from '../helpers/nats';
+
+interface Fake {
+  acked: boolean;
+  naked: boolean;
+  termed: boolean;
+}
+
+interface MsgOpts {
+  /** node= of the lines as written (escaped), or null for lines without one. */
+  lineNode?: string | null;
+  /** The node token of the id and the subject. */
+  token?: string;
+  daemon?: string;
+  /** Nats-Msg-Id; default NODE:noboot:TIME:SERIAL. */
+  id?: string;
+  subject?: string;
+  redelivered?: boolean;
+  /** Replaces the headers getter or the info getter with one that throws, as nats.js does on malformed input. */
+  throwIn?: 'headers' | 'info';
+}
+
+function stamp(i: number): string {
+  return `1700000000.${String(i % 1000).padStart(3, '0')}:${5000 + i}`;
+}
+
+function fakeMsg(i: number, st: Fake[], o: MsgOpts = {}): JsMsg {
+  const s: Fake = { acked: false, naked: false, termed: false };
+  st.push(s);
+  const token = o.token ?? 'h1';
+  const lineNode = o.lineNode === undefined ? token : o.lineNode;
+  const h = new Map<string, string>([
+    ['Nats-Msg-Id', o.id ?? `${token}:noboot:${stamp(i)}`],
+    ['Auditmux-Daemon', o.daemon ?? 'host'],
+  ]);
+  const prefix = lineNode === null ? '' : `node=${lineNode} `;
+  const m = {
+    data: Buffer.from(`${prefix}type=SYSCALL msg=audit(${stamp(i)}): syscall=257 key="k"\n`, 'latin1'),
+    subject: o.subject ?? `audit.${token}.${o.daemon ?? 'host'}.none`,
+    ack: () => (s.acked = true),
+    nak: () => (s.naked = true),
+    term: () => (s.termed = true),
+    working: () => undefined,
+  };
+  const bad = (): never => {
+    throw new Error(
+      o.throwIn === 'headers' ? "'header' ' ' is not a valid character in a header name" : 'not a js msg',
+    );
+  };
+  Object.defineProperty(m, 'headers', {
+    get: o.throwIn === 'headers' ? bad : () => ({ get: (k: string) => h.get(k) }),
+  });
+  Object.defineProperty(m, 'info', {
+    get: o.throwIn === 'info' ? bad : () => ({ redelivered: o.redelivered ?? false, pending: 0 }),
+  });
+  Object.defineProperty(m, 'seq', { get: o.throwIn === 'info' ? bad : () => i + 1 });
+  return m as unknown as JsMsg;
+}
+
+async function withCollector(yaml: string, fn: (c: Collector, dir: string) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auditmux-check-'));
+  const c = new Collector(
+    parseCollectConfig(`servers: [nats://127.0.0.1:1]\nreorder_wait: 0\ndir: ${dir}\n${yaml}`, `${dir}/c.yaml`),
+    quiet,
+  );
+  try {
+    await fn(c, dir);
+  } finally {
+    await c.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The serials written to DIR/PARTS.../audit.log. */
+function serials(dir: string, ...parts: string[]): string[] {
+  const file = path.join(dir, ...parts, 'audit.log');
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'latin1')
+    .split('\n')
+    .filter((l) => l)
+    .map((l) => (/:(\d+)\)/.exec(l) as RegExpExecArray)[1] as string);
+}
+
+test('a message whose headers or delivery info cannot be read is refused; the rest of the batch is written', () =>
+  withCollector('', async (c, dir) => {
+    const st: Fake[] = [];
+    await c.handle([
+      fakeMsg(0, st),
+      fakeMsg(1, st, { throwIn: 'headers' }),
+      fakeMsg(2, st),
+      fakeMsg(3, st, { throwIn: 'info' }),
+      fakeMsg(4, st),
+    ]);
+    assert.deepEqual(
+      st.map((s) => (s.acked ? 'ack' : s.termed ? 'term' : s.naked ? 'nak' : '-')),
+      ['ack', 'term', 'ack', 'term', 'ack'],
+    );
+    assert.equal(c.counters.rejected, 2);
+    assert.deepEqual(serials(dir, 'h1'), ['5000', '5002', '5004']);
+  }));
