@@ -37,9 +37,12 @@ export const TAIL_BYTES = 4 * 1024 * 1024;
  * buffer, and node names come from whoever publishes, so their number must not be. The unit allows 16384 files.
  */
 export const MAX_OPEN_LOGS = 4096;
-/** Msg ids the output makes: NODE-TOKEN:BOOT:TIME:SERIAL[:pN]; anything else is refused. */
+/**
+ * Msg ids the output makes: NODE-TOKEN:BOOT:TIME:SERIAL[:pN]:dDAEMON-TOKEN, and without the daemon as older outputs
+ * made them; anything else is refused.
+ */
 const MSG_ID_RE =
-  /^([A-Za-z0-9_~-]{1,600}):([0-9a-f]{32}|noboot):([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})(?::p[0-9]{1,6})?$/;
+  /^([A-Za-z0-9_~-]{1,600}):([0-9a-f]{32}|noboot):([0-9]{1,12}\.[0-9]{3}):([0-9]{1,20})(?::p[0-9]{1,6})?(?::d([A-Za-z0-9_~-]{1,200}))?$/;
 /** Bytes of events held for ordering, over all publishers (each message is at most 1 MiB). */
 export const MAX_HELD_BYTES = 64 * 1024 * 1024;
 /** Publishers whose position the collector remembers (nodes x daemons x outputs). */
@@ -97,6 +100,10 @@ export interface CollectCounters {
 /** A message that passed the checks, on its way to the log (held first when it carries an order tag). */
 interface Checked {
   m: JsMsg;
+  /**
+   * What it is deduplicated on (recent ids, claims): its id with the daemon when logs are per daemon, so the host's
+   * and a tenant's copy of one event each reach their log; without it when they share the node's log, one is written.
+   */
   id: string;
   lines: string[];
   node: string;
@@ -621,14 +628,20 @@ export class Collector {
         throw new PayloadError('Nats-Msg-Id names another event than its lines');
       const problem = this.nodeProblem(m.subject, idm[1] as string, ev.node);
       if (problem) throw new PayloadError(problem);
+      if (idm[5] !== undefined && d !== '' && d !== idm[5])
+        throw new PayloadError(`Nats-Msg-Id names daemon "${idm[5]}", the ${DAEMON_HEADER} header another`);
     } catch (e) {
       // Whatever failed, the message is refused, never thrown: the rest of the batch goes on.
       this.refuse(m, e instanceof PayloadError ? e.message : `unreadable message: ${printable(e)}`);
       return null;
     }
     const node = ev.node !== null ? subjectToken(ev.node) : (idm[1] as string);
-    // A header from whoever published: used only if it is already a token ([A-Za-z0-9_~-]), never as a path.
-    const daemon = /^[A-Za-z0-9_~-]{1,200}$/.test(d) ? d : '~';
+    // The id's daemon (checked: a token, the header's), else the header from whoever published: used only if it is
+    // already a token ([A-Za-z0-9_~-]), never as a path.
+    const idDaemon = idm[5];
+    const daemon = idDaemon ?? (/^[A-Za-z0-9_~-]{1,200}$/.test(d) ? d : '~');
+    const core = idDaemon === undefined ? id : id.slice(0, id.length - idDaemon.length - 2);
+    const key = this.cfg.perDaemon ? `${core}:d${daemon}` : core;
     let tag: SeqTag | null = null;
     if (sh !== '') {
       try {
@@ -641,7 +654,7 @@ export class Collector {
       }
     }
     return {
-      item: { m, id, lines: ev.lines, node: this.cfg.perDaemon ? `${node}/${daemon}` : node },
+      item: { m, id: key, lines: ev.lines, node: this.cfg.perDaemon ? `${node}/${daemon}` : node },
       tag,
       publisher: tag ? `${node} ${daemon} ${tag.output}` : '',
     };

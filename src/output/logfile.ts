@@ -311,7 +311,7 @@ export class LogWriter {
       return false;
     }
     const st = lineStamp(lines[0]!);
-    const id = messageId(json.node, json.bootId, st?.time ?? '0.000', st?.serial ?? '0', 0);
+    const id = messageId(json.node, json.bootId, st?.time ?? '0.000', st?.serial ?? '0', 0, json.daemon);
     const contid = contidOf(lines);
     const container = local ? json.containers.lookup(contid)?.fields : undefined;
     const obj = encodeEventJson(id, json.node, json.daemon, lines, container, contid);

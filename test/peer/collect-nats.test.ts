@@ -266,6 +266,28 @@ test('per_daemon: one log per node and daemon (tenant), from the Auditmux-Daemon
     assert.deepEqual(lines(path.join(f.dir, 'fleet', 'hosta', 'tenant~2Ea', 'audit.log')), lines(t.log));
   }));
 
+test('per_daemon: an event the host and a tenant both publish (routes with keep: all) reaches both logs', () =>
+  withFleet({}, async (f) => {
+    // One node, one boot, the same events: before, both copies had one Nats-Msg-Id and the stream kept the first.
+    const h = f.host('hosta', { daemon: 'host' });
+    const t = f.host('hosta', { daemon: 'tenant-a' });
+    const c = f.collector('fleet', CENTRAL + 'per_daemon: true\n');
+    h.emit(0, 20);
+    await h.drained();
+    t.emit(0, 20);
+    await t.drained();
+    assert.equal(t.out.stats().duplicates, 0, "the stream kept the tenant's copies");
+    await c.start();
+    await until(
+      () => c.counters.written === 40,
+      () => JSON.stringify(c.status()),
+      15000,
+    );
+    assert.deepEqual(lines(path.join(f.dir, 'fleet', 'hosta', 'host', 'audit.log')), lines(h.log));
+    assert.deepEqual(lines(path.join(f.dir, 'fleet', 'hosta', 'tenant-a', 'audit.log')), lines(t.log));
+    assert.equal(c.counters.rejected, 0);
+  }));
+
 /** GET http://127.0.0.1:PORT/metrics, the samples as "name{labels}" -> value. */
 function scrape(port: number): Promise<Map<string, number>> {
   return new Promise((resolve, reject) => {

@@ -34,7 +34,8 @@ function event(i: number): Rec[] {
   return [...recs.slice(0, -1), ...paths, recs[recs.length - 1]!];
 }
 
-const idOf = (i: number): RegExp => new RegExp(`:1700000000\\.${String(i % 1000).padStart(3, '0')}:${1000 + i}$`);
+const idOf = (i: number): RegExp =>
+  new RegExp(`:1700000000\\.${String(i % 1000).padStart(3, '0')}:${1000 + i}:d[A-Za-z0-9_~-]+$`);
 
 test('a publish refused while later ones of its window are stored: the stream is out of order, the log is not', () =>
   withFleet({ prefix: 'auditmux-order-' }, async (f) => {

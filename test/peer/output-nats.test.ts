@@ -53,7 +53,10 @@ test('one message per event: every record, the event id in Nats-Msg-Id, subject 
       assert.match(boot, /^[0-9a-f]{32}$/);
       for (let i = 0; i < 51; i++) {
         const m = ms[i]!;
-        assert.equal(m.id, `web~2E1~20~2A~3E:${boot}:1700000000.${String(i % 1000).padStart(3, '0')}:${1000 + i}`);
+        assert.equal(
+          m.id,
+          `web~2E1~20~2A~3E:${boot}:1700000000.${String(i % 1000).padStart(3, '0')}:${1000 + i}:dhost`,
+        );
         const d = decodeBody(m.data);
         assert.equal(d.lines.length, i === 50 ? 4 : 3, 'all records of the event, no EOE');
         assert.match(d.lines[0]!, /type=SYSCALL msg=audit\(/);

@@ -109,3 +109,45 @@ test('a message whose headers or delivery info cannot be read is refused; the re
     assert.equal(c.counters.rejected, 2);
     assert.deepEqual(serials(dir, 'h1'), ['5000', '5002', '5004']);
   }));
+
+test('per_daemon: the host and a tenant publishing one event each reach their own log (ids with and without :d)', () =>
+  withCollector('per_daemon: true\n', async (c, dir) => {
+    const st: Fake[] = [];
+    // Ids as outputs make them now (the daemon in the id), then as older outputs made them (the same id from both,
+    // told apart by the header only): the recent ids must not take the tenant's copy for the host's.
+    await c.handle([
+      fakeMsg(0, st, { id: `h1:noboot:${stamp(0)}:dhost` }),
+      fakeMsg(0, st, { id: `h1:noboot:${stamp(0)}:dtenant-a`, daemon: 'tenant-a' }),
+    ]);
+    await c.handle([fakeMsg(1, st), fakeMsg(1, st, { daemon: 'tenant-a' })]);
+    // A redelivery of either is still a duplicate, whichever id form it came with.
+    await c.handle([fakeMsg(1, st, { id: `h1:noboot:${stamp(1)}:dtenant-a`, daemon: 'tenant-a' }), fakeMsg(0, st)]);
+    assert.ok(
+      st.every((s) => s.acked),
+      JSON.stringify(st),
+    );
+    assert.equal(c.counters.rejected, 0);
+    assert.equal(c.counters.duplicates, 2);
+    assert.deepEqual(serials(dir, 'h1', 'host'), ['5000', '5001']);
+    assert.deepEqual(serials(dir, 'h1', 'tenant-a'), ['5000', '5001']);
+  }));
+
+test('one node log (no per_daemon): the same event from the host and a tenant is written once', () =>
+  withCollector('', async (c, dir) => {
+    const st: Fake[] = [];
+    await c.handle([
+      fakeMsg(0, st, { id: `h1:noboot:${stamp(0)}:dhost` }),
+      fakeMsg(0, st, { id: `h1:noboot:${stamp(0)}:dtenant-a`, daemon: 'tenant-a' }),
+      fakeMsg(1, st, { daemon: 'tenant-a' }),
+    ]);
+    assert.deepEqual(serials(dir, 'h1'), ['5000', '5001']);
+    assert.equal(c.counters.duplicates, 1);
+  }));
+
+test("an id naming another daemon than the message's Auditmux-Daemon header is refused", () =>
+  withCollector('per_daemon: true\n', async (c, dir) => {
+    const st: Fake[] = [];
+    await c.handle([fakeMsg(0, st, { id: `h1:noboot:${stamp(0)}:dhost`, daemon: 'tenant-a' })]);
+    assert.deepEqual([st[0]?.termed, c.counters.rejected], [true, 1]);
+    assert.deepEqual(fs.readdirSync(dir), []);
+  }));

@@ -74,7 +74,7 @@ describe('log.format: json', () => {
       assert.equal(ev!.contid, '100');
       assert.equal(ev!.time, '1700000000.123');
       assert.equal(ev!.serial, '42');
-      assert.equal(ev!.id, messageId('n1', readBootId(), '1700000000.123', '42', 0));
+      assert.equal(ev!.id, messageId('n1', readBootId(), '1700000000.123', '42', 0, 'tenant-a'));
       const records = ev!.records as {
         type: string;
         line: string;
@@ -106,7 +106,7 @@ describe('log.format: json', () => {
       const f = new LineFormatter({ format: 'ENRICHED', contidKernel: false, ids: new IdNameCache() });
       const lines = event.map((r) => f.formatRecord(r));
       const node = defaultNode(undefined);
-      const id = messageId(node, readBootId(), '1700000000.123', '42', 0);
+      const id = messageId(node, readBootId(), '1700000000.123', '42', 0, 'host');
       const nats = encodeBody('json', id, node, 'host', lines);
       assert.equal(readFileSync(join(dir, 'audit.log'), 'utf8'), nats.toString('utf8') + '\n');
     } finally {

@@ -156,7 +156,7 @@ export class NatsOutput extends QueuedOutput {
     if (!ev || ev.lines.length === 0) return;
     const part = this.lastClosed.stamp === ev.stamp && ev.stamp !== '' ? this.lastClosed.parts : 0;
     this.lastClosed = { stamp: ev.stamp, parts: part + 1 };
-    const id = messageId(this.node, this.bootId, ev.time, ev.serial, part);
+    const id = messageId(this.node, this.bootId, ev.time, ev.serial, part, this.spec.daemon);
     this.open = keep ? { ...ev, lines: [], bytes: 0 } : null;
     this.nc_.eventsQueued++;
     // The container is looked up now, not when the entry is published (maybe after an outage, when the container is

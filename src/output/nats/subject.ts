@@ -136,11 +136,20 @@ const SUBJECT_CACHE_MAX = 1024;
 export { contidOf, lineStamp } from '../event-json';
 
 /**
- * `Nats-Msg-Id`: node, boot id, event time, serial (and a part number when one event needed several messages). The
- * kernel's serial restarts at boot, so the boot id keeps ids of two boots apart even with a clock set back.
+ * `Nats-Msg-Id`: node, boot id, event time, serial (and a part number when one event needed several messages), then
+ * `:d` and the daemon's token. The kernel's serial restarts at boot, so the boot id keeps ids of two boots apart even
+ * with a clock set back. The daemon keeps the host's and a tenant's copy of one event apart: JetStream deduplicates by
+ * id across the whole stream, so with the same id the second copy was dropped as a duplicate of the first.
  */
-export function messageId(node: string, bootId: string, time: string, serial: string, part: number): string {
-  return `${subjectToken(node)}:${bootId}:${time}:${serial}${part > 0 ? `:p${part}` : ''}`;
+export function messageId(
+  node: string,
+  bootId: string,
+  time: string,
+  serial: string,
+  part: number,
+  daemon: string,
+): string {
+  return `${subjectToken(node)}:${bootId}:${time}:${serial}${part > 0 ? `:p${part}` : ''}:d${subjectToken(daemon)}`;
 }
 
 /** /proc/sys/kernel/random/boot_id without dashes; `noboot` where /proc lacks it. */
