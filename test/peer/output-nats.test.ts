@@ -206,3 +206,37 @@ test('missing stream with create_stream off: a clear error, events kept, sent on
       await o.close();
     }
   }));
+
+test('another stream capturing the subject: its ack does not commit, the events wait until the configured stream', () =>
+  withServer(P, async (srv, dir) => {
+    // AUDIT exists but captures other subjects; SHADOW captures the output's: before, SHADOW's acks committed every
+    // entry and AUDIT (what the collector reads) never saw one.
+    const nc = await connect({ servers: [srv.url] });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'AUDIT', subjects: ['elsewhere.>'] });
+    await jsm.streams.add({ name: 'SHADOW', subjects: ['audit.>'] });
+    const o = natsOutput([srv.url], path.join(dir, 'spool'), 'h5', { createStream: false });
+    try {
+      feed(o, 0, 10);
+      await until(
+        () => Number(o.stats().publishErrors) >= 2,
+        () => JSON.stringify(o.stats()),
+      );
+      assert.equal(o.stats().pending, 10, 'nothing committed');
+      assert.equal(o.stats().delivered, 0);
+      assert.match(String(o.stats().lastError), /expected stream|not AUDIT/i);
+      assert.equal((await jsm.streams.info('SHADOW')).state.messages, 0, 'refused by the other stream');
+      // The setup corrected: the same entries go to AUDIT, once each.
+      await jsm.streams.delete('SHADOW');
+      await jsm.streams.update('AUDIT', { subjects: ['audit.>'] });
+      await until(
+        () => o.stats().pending === 0,
+        () => JSON.stringify(o.stats()),
+      );
+      assert.equal(idCounts(await streamMessages(srv.url, 'AUDIT')).size, 10);
+      assert.equal((await jsm.streams.info('AUDIT')).state.messages, 10);
+    } finally {
+      await o.close();
+      await nc.close();
+    }
+  }));

@@ -9,6 +9,7 @@ import type { OutputContext } from '../output';
 import { MAX_SPOOL_RECORD, type QueueCursor } from '../transport/spool';
 import { QueuedOutput, queuedOptions } from '../transport/queued-output';
 import { connect, headers, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { AuditmuxError } from '../../errors';
 import { natsOptions } from './connect';
 import { encodeBody } from './payload';
 import { CONTAINER_LINE_RE } from '../event-json';
@@ -283,8 +284,21 @@ export class NatsOutput extends QueuedOutput {
     const h = headers();
     h.set(DAEMON_HEADER, this.daemonToken);
     if (seq) h.set(SEQ_HEADER, formatSeqHeader(this.outputToken, seq.epoch, seq.n));
+    // Only the configured stream may store it (Nats-Expected-Stream): another stream capturing the subject (the
+    // configured one's subjects no longer cover it, another's do) would ack an event the configured stream never
+    // got, and the entry would leave the spool. A refusal is a failed publish: kept, retried.
     (this.js as JetStreamClient)
-      .publish(subject, body, { msgID: id, timeout: this.spec.ackTimeoutMs, headers: h })
+      .publish(subject, body, {
+        msgID: id,
+        timeout: this.spec.ackTimeoutMs,
+        headers: h,
+        expect: { streamName: this.spec.stream },
+      })
+      .then((ack) => {
+        // A server that ignores the expectation still names the stream that stored it.
+        if (ack.stream !== this.spec.stream) throw new WrongStreamError(ack.stream, this.spec.stream);
+        return ack;
+      })
       .then(
         (ack) => {
           this.nc_.acked++;
@@ -372,6 +386,13 @@ export class NatsOutput extends QueuedOutput {
 
   protected override extraStats(): Record<string, number | string | boolean> {
     return { ...this.nc_, inFlight: this.inflight.length, connected: this.ready, stream: this.spec.stream };
+  }
+}
+
+/** The stream that acknowledged a publish is not the configured one: the event is not committed. */
+export class WrongStreamError extends AuditmuxError {
+  constructor(got: string, want: string) {
+    super('E_NATS_WRONG_STREAM', `stored by stream ${subjectToken(got)}, not ${want}`);
   }
 }
 
