@@ -19,7 +19,8 @@ import { LogWriter } from '../output/logfile';
 import type { Diag } from '../output/outputs';
 import { natsConnect } from '../output/nats/connect';
 import { decodeBody, PayloadError, type DecodedEvent } from '../output/nats/payload';
-import { capToken, subjectToken } from '../output/nats/subject';
+import { bytesToken, capToken, subjectToken } from '../output/nats/subject';
+import { unescapeInterp } from '../records/encode';
 import { DAEMON_HEADER } from '../output/nats/output';
 import { parseSeqHeader, SEQ_HEADER, SeqHeaderError, type SeqTag } from '../output/nats/seq';
 import { Reorderer, type GapInfo, type OrderItem, type PublisherState } from './order';
@@ -635,7 +636,9 @@ export class Collector {
       this.refuse(m, e instanceof PayloadError ? e.message : `unreadable message: ${printable(e)}`);
       return null;
     }
-    const node = ev.node !== null ? subjectToken(ev.node) : (idm[1] as string);
+    // The id's token, checked against the subject's and the lines' (unless node_token is 0: the lines' then, as
+    // before). A token of the lines' escaped text would differ from it for any name the escape changes.
+    const node = this.cfg.nodeToken === 0 && ev.node !== null ? lineNodeToken(ev.node) : (idm[1] as string);
     // The id's daemon (checked: a token, the header's), else the header from whoever published: used only if it is
     // already a token ([A-Za-z0-9_~-]), never as a path.
     const idDaemon = idm[5];
@@ -697,8 +700,7 @@ export class Collector {
     const at = this.cfg.nodeToken;
     if (at === 0) return null;
     const tok = subject.split('.')[at - 1];
-    // The output made both tokens from the node name's UTF-8; the lines are read as latin1, one char per byte.
-    const fromLines = lineNode === null ? idNode : subjectToken(Buffer.from(lineNode, 'latin1').toString('utf8'));
+    const fromLines = lineNode === null ? idNode : lineNodeToken(lineNode);
     if (tok === idNode && fromLines === idNode) return null;
     const why = `subject token ${at} names node "${subjectToken(tok ?? '')}", the id "${idNode}", the lines "${fromLines}"`;
     // Id and lines agree and another token of the subject is that node: most likely outputs whose subject template
@@ -846,6 +848,16 @@ export class Collector {
     await this.nc?.close().catch(() => undefined);
     this.nc = null;
   }
+}
+
+/**
+ * The subject token of a line's node= value: its `\\ooo` escapes (nodeText: a space, a backslash, controls and every
+ * byte above 0x7e) undone, then its bytes escaped as the output escaped the name's UTF-8 bytes for the id and the
+ * subject, so the two compare byte for byte. The line is latin1 (one char a byte): no UTF-8 decoding in between,
+ * which would turn an invalid sequence into U+FFFD and make two names one.
+ */
+export function lineNodeToken(lineNode: string): string {
+  return bytesToken(Buffer.from(unescapeInterp(lineNode), 'latin1'));
 }
 
 /**

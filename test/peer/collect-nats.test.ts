@@ -9,6 +9,7 @@ import { connect, headers } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { fileLines as lines, freePort, killChild, rawPublish, until, withFleet } from '../helpers/nats';
 import { cliPath as BIN } from '../helpers/daemon';
+import { subjectToken } from '../../src/output/nats/subject';
 
 const CENTRAL = 'consumer: central\nack_wait: 2\nbatch: 50\n';
 
@@ -285,6 +286,24 @@ test('per_daemon: an event the host and a tenant both publish (routes with keep:
     );
     assert.deepEqual(lines(path.join(f.dir, 'fleet', 'hosta', 'host', 'audit.log')), lines(h.log));
     assert.deepEqual(lines(path.join(f.dir, 'fleet', 'hosta', 'tenant-a', 'audit.log')), lines(t.log));
+    assert.equal(c.counters.rejected, 0);
+  }));
+
+test('hosts named with a space, a backslash or non-ASCII bytes are collected (node= escaped, ids as tokens)', () =>
+  withFleet({}, async (f) => {
+    const names = ['web server', 'caf\u00e9', 'a\\b'];
+    const hosts = names.map((n) => f.host(n));
+    const c = f.collector('fleet', CENTRAL);
+    for (const h of hosts) h.emit(0, 5);
+    for (const h of hosts) await h.drained();
+    await c.start();
+    await until(
+      () => c.counters.written === 15,
+      () => JSON.stringify(c.status()),
+      15000,
+    );
+    for (const h of hosts)
+      assert.deepEqual(lines(path.join(f.dir, 'fleet', subjectToken(h.node), 'audit.log')), lines(h.log));
     assert.equal(c.counters.rejected, 0);
   }));
 

@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import type { JsMsg } from '@nats-io/jetstream';
 import { Collector } from '../../src/collect/collector';
 import { parseCollectConfig } from '../../src/collect/config';
+import { nodeText } from '../../src/output/format';
+import { subjectToken } from '../../src/output/nats/subject';
 import { quiet } from '../helpers/nats';
 
 interface Fake {
@@ -150,4 +152,39 @@ test("an id naming another daemon than the message's Auditmux-Daemon header is r
     await c.handle([fakeMsg(0, st, { id: `h1:noboot:${stamp(0)}:dhost`, daemon: 'tenant-a' })]);
     assert.deepEqual([st[0]?.termed, c.counters.rejected], [true, 1]);
     assert.deepEqual(fs.readdirSync(dir), []);
+  }));
+
+test('node names with a space, a backslash or non-ASCII bytes are written (lines escape them, ids and subjects too)', () =>
+  withCollector('', async (c, dir) => {
+    const st: Fake[] = [];
+    const names = ['web server', 'caf\u00e9', 'a\\b', '\u6771\u4eac'];
+    // As the host writes them: node= with nodeText's octal escapes, the id's and the subject's token from the name's
+    // UTF-8 bytes. Before, the lines' escaped text was tokenised as it stood and never matched: every event refused.
+    await c.handle(names.map((n, i) => fakeMsg(i, st, { lineNode: nodeText(n), token: subjectToken(n) })));
+    assert.deepEqual(
+      st.map((s) => s.acked),
+      names.map(() => true),
+    );
+    assert.equal(c.counters.rejected, 0);
+    for (const [i, n] of names.entries()) {
+      assert.deepEqual(serials(dir, subjectToken(n)), [String(5000 + i)], n);
+      const line = fs.readFileSync(path.join(dir, subjectToken(n), 'audit.log'), 'latin1');
+      assert.ok(line.startsWith(`node=${nodeText(n)} type=SYSCALL`), line);
+    }
+    // Still compared: lines naming another node than the id and the subject are refused.
+    const forged = [
+      fakeMsg(10, st, { lineNode: nodeText('web serve'), token: subjectToken('web server') }),
+      fakeMsg(11, st, { lineNode: 'caf\\303\\250', token: subjectToken('caf\u00e9') }),
+      fakeMsg(12, st, { lineNode: 'web server', token: subjectToken('web server') }),
+    ];
+    await c.handle(forged);
+    assert.equal(c.counters.rejected, 3);
+    assert.deepEqual(serials(dir, subjectToken('web server')), ['5000']);
+  }));
+
+test('node_token: 0 (not checked): the directory is still the name, not the escape of its escaped text', () =>
+  withCollector('node_token: 0\n', async (c, dir) => {
+    const st: Fake[] = [];
+    await c.handle([fakeMsg(0, st, { lineNode: nodeText('web server'), token: 'web~20server', subject: 'audit.x' })]);
+    assert.deepEqual(fs.readdirSync(dir), ['web~20server']);
   }));

@@ -11,9 +11,13 @@ import { CONTAINER_FIELDS, type ContainerEntry, type ContainerField } from '../c
  * result never splits into two tokens nor acts as a wildcard. The empty value is `~`.
  */
 export function subjectToken(value: string): string {
-  if (value.length === 0) return '~';
+  return value.length === 0 ? '~' : bytesToken(Buffer.from(value, 'utf8'));
+}
+
+/** subjectToken of a value given as its bytes (a name read back from a log line, which is not UTF-8 decoded). */
+export function bytesToken(b: Buffer): string {
+  if (b.length === 0) return '~';
   let out = '';
-  const b = Buffer.from(value, 'utf8');
   for (const c of b) {
     const ok =
       (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x2d;
