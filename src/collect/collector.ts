@@ -1,5 +1,6 @@
 // `auditmux collect`: a durable JetStream pull consumer writing per-node auditd logs, acking only after write and
 // flush.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -33,6 +34,13 @@ import { writeTextfileAtomic } from '../metrics/textfile';
 
 /** How much of each node's newest logs is read at start to recognise events written but not acknowledged. */
 export const TAIL_BYTES = 4 * 1024 * 1024;
+/**
+ * Line hashes (8 bytes each) of the logs' start tails held at once, over all logs: 128 MiB, some 650 logs of typical
+ * 200-byte lines. Past it the tails read longest ago are dropped (their redeliveries are then written again).
+ */
+export const MAX_TAIL_HASHES = 16 * 1024 * 1024;
+/** How far the NATS server's clock may run ahead of the collector's, when telling what was stored after an opening. */
+export const CLOCK_SLACK_MS = 60_000;
 /**
  * Node logs kept open (least recently written closed first, at a batch's end): each holds a descriptor and a 36 KiB
  * buffer, and node names come from whoever publishes, so their number must not be. The unit allows 16384 files.
@@ -102,6 +110,13 @@ export interface CollectCounters {
 interface Checked {
   m: JsMsg;
   /**
+   * Delivered before, or stored by the stream before its log was opened (a server that lost its consumer's state in
+   * a crash delivers events again as first deliveries), so maybe written by an earlier run: compared with the tail.
+   */
+  redelivered: boolean;
+  /** When the stream stored it (ms since 1970, the server's clock; NaN unknown). */
+  storedMs: number;
+  /**
    * What it is deduplicated on (recent ids, claims): its id with the daemon when logs are per daemon, so the host's
    * and a tenant's copy of one event each reach their log; without it when they share the node's log, one is written.
    */
@@ -127,24 +142,74 @@ export class RecentIds {
   }
 }
 
-/** The last `limit` bytes of a regular file (not a symlink), split into whole lines; [] when absent. */
-export function tailLines(file: string, limit = TAIL_BYTES): string[] {
+/** 52 bits of a line's SHA-256 (exact in a double): a false match among a tail's lines is about 2^-36 likely. */
+function lineHash(line: string | Buffer): number {
+  const d = createHash('sha256')
+    .update(typeof line === 'string' ? Buffer.from(line, 'latin1') : line)
+    .digest();
+  return d.readUIntBE(0, 6) * 16 + ((d[6] as number) >> 4);
+}
+
+/** The lines of a log tail as sorted hashes: 8 bytes a line, where a Set of the line strings took some 140. */
+export class TailIndex {
+  private readonly hashes: Float64Array;
+  constructor(chunks: readonly Buffer[]) {
+    const all: number[] = [];
+    for (const b of chunks) {
+      let start = 0;
+      for (let nl = b.indexOf(0x0a); nl >= 0; start = nl + 1, nl = b.indexOf(0x0a, start))
+        if (nl > start) all.push(lineHash(b.subarray(start, nl)));
+      if (start < b.length) all.push(lineHash(b.subarray(start)));
+    }
+    this.hashes = Float64Array.from(all).sort();
+  }
+  has(line: string): boolean {
+    const h = lineHash(line);
+    const a = this.hashes;
+    let lo = 0;
+    let hi = a.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((a[mid] as number) < h) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < a.length && a[lo] === h;
+  }
+  get size(): number {
+    return this.hashes.length;
+  }
+}
+
+/** Where a log file was when its node's log was opened: its inode and size. */
+interface FoundFile {
+  ino: number;
+  size: number;
+  /** How much of its end is read (TAIL_BYTES for audit.log, a quarter of it for audit.log.1). */
+  limit: number;
+}
+
+/**
+ * The whole lines of the `limit` bytes before `end` of a regular file (not a symlink), as one buffer; null when it is
+ * absent or is no longer the file of inode `ino` (rotated away: the caller looks at the next name).
+ */
+export function tailBytes(file: string, limit = TAIL_BYTES, found?: { ino: number; size: number }): Buffer | null {
   const opened = openReadNoFollow(file, 'collector log', true);
-  if (opened === null) return [];
+  if (opened === null) return null;
   const { fd, stat: st } = opened;
   try {
-    const n = Math.min(st.size, limit);
+    if (found && st.ino !== found.ino) return null;
+    const end = Math.min(st.size, found?.size ?? st.size);
+    const n = Math.min(end, limit);
     const b = Buffer.alloc(n);
     let got = 0;
     while (got < n) {
-      const r = fs.readSync(fd, b, got, n - got, st.size - n + got);
+      const r = fs.readSync(fd, b, got, n - got, end - n + got);
       if (r === 0) break;
       got += r;
     }
-    const text = b.toString('latin1', 0, got);
-    const lines = text.split('\n');
-    if (n < st.size) lines.shift(); // a partial first line
-    return lines.filter((l) => l.length > 0);
+    let from = 0;
+    if (n < end) from = b.indexOf(0x0a) + 1; // a partial first line
+    return from > 0 || n === end ? b.subarray(from, got) : Buffer.alloc(0);
   } finally {
     fs.closeSync(fd);
   }
@@ -180,11 +245,23 @@ export function cutTornTail(file: string): number {
 }
 
 interface NodeLog {
+  token: string;
+  file: string;
   writer: LogWriter;
-  /** Lines of the newest logs as found at start (written before a crash, perhaps never acknowledged). */
-  tail: Set<string>;
+  /**
+   * audit.log and audit.log.1 as found at opening: their ends hold what was written before a crash, perhaps never
+   * acknowledged. Read only when a message that may be there comes for this log (redelivered, or stored before the
+   * opening), and only up to their size then: what this instance wrote since is known by id.
+   */
+  found: FoundFile[];
+  /** Those lines' hashes once read; null: not read, or dropped. */
+  tail: TailIndex | null;
+  /** Whether the tail may still be read: until it is read, or 2 x ack_wait passed since the opening. */
+  tailUnread: boolean;
   /** When it was opened: its tail is needed only for what was in flight then (redelivered within ack_wait). */
   openedAt: number;
+  /** The same in ms since 1970, compared with the stream's store times. */
+  openedWall: number;
 }
 
 /**
@@ -228,6 +305,11 @@ export class Collector {
   private nc: NatsConnection | null = null;
   private consumer: Consumer | null = null;
   private readonly logs = new Map<string, NodeLog>();
+  /** Logs whose tail is held, read longest ago first, and their hashes in all (MAX_TAIL_HASHES). */
+  private readonly tails = new Set<NodeLog>();
+  private tailHashes = 0;
+  /** MAX_TAIL_HASHES (a test sets fewer). */
+  private maxTailHashes = MAX_TAIL_HASHES;
   /** MAX_OPEN_LOGS (a test sets fewer). */
   private maxOpenLogs = MAX_OPEN_LOGS;
   private readonly recent: RecentIds;
@@ -490,7 +572,11 @@ export class Collector {
         continue;
       }
       // Lines carry the event's stamp, so a line already in the tail was written by this event before a crash.
-      const fresh = log.tail.size ? c.lines.filter((l) => !log.tail.has(l)) : c.lines;
+      // A message stored after the opening (by more than the clocks may differ) was never delivered to an earlier run,
+      // so its lines cannot be there: most messages, and most logs never need their tail read.
+      const maybeWritten = c.redelivered || !(c.storedMs > log.openedWall + CLOCK_SLACK_MS);
+      const tail = maybeWritten ? this.tailOf(log) : null;
+      const fresh = tail ? c.lines.filter((l) => !tail.has(l)) : c.lines;
       if (fresh.length === 0) {
         this.counters.duplicates++;
         this.recent.add(id);
@@ -592,12 +678,54 @@ export class Collector {
       if (this.logs.size <= this.maxOpenLogs) break;
       l.writer.flush();
       l.writer.close();
+      this.dropTail(l);
       this.logs.delete(token);
     }
     this.counters.nodes = this.logs.size;
     const now = performance.now();
-    for (const l of this.logs.values())
-      if (l.tail.size && now - l.openedAt > 2 * this.cfg.ackWaitMs) l.tail = new Set<string>();
+    for (const l of this.logs.values()) if (now - l.openedAt > 2 * this.cfg.ackWaitMs) this.dropTail(l);
+  }
+
+  /** A log's start tail, read at the first redelivery that needs it; null when there is none (anymore). */
+  private tailOf(l: NodeLog): TailIndex | null {
+    if (!l.tailUnread) return l.tail;
+    l.tailUnread = false;
+    if (performance.now() - l.openedAt > 2 * this.cfg.ackWaitMs) return null;
+    const chunks: Buffer[] = [];
+    for (const f of l.found) {
+      // Found at opening as audit.log.K; rotated since (ino kept by the rename), it is a later name now.
+      for (let k = 0; k <= 3; k++) {
+        const b = tailBytes(k === 0 ? l.file : `${l.file}.${k}`, f.limit, f);
+        if (b !== null) {
+          chunks.push(b);
+          break;
+        }
+      }
+    }
+    const tail = new TailIndex(chunks);
+    if (tail.size === 0) return null;
+    // Within the budget: the tails read longest ago go first (their redeliveries most likely came already).
+    for (const old of this.tails) {
+      if (this.tailHashes + tail.size <= this.maxTailHashes) break;
+      this.diag.warn({ node: old.token }, 'log tail dropped (tail budget): its redeliveries are not compared');
+      this.dropTail(old);
+    }
+    if (this.tailHashes + tail.size > this.maxTailHashes) {
+      this.diag.warn({ node: l.token }, 'log tail not kept (tail budget): its redeliveries are not compared');
+      return null;
+    }
+    l.tail = tail;
+    this.tails.add(l);
+    this.tailHashes += tail.size;
+    return tail;
+  }
+
+  private dropTail(l: NodeLog): void {
+    l.tailUnread = false;
+    if (!l.tail) return;
+    this.tailHashes -= l.tail.size;
+    this.tails.delete(l);
+    l.tail = null;
   }
 
   /**
@@ -611,12 +739,16 @@ export class Collector {
     let idm: RegExpExecArray | null;
     let d: string;
     let sh: string;
+    let redelivered: boolean;
+    let storedMs: number;
     try {
       // Inside the refusal: nats.js decodes the headers on first use and throws on a header name with a space, a
       // control or a non-ASCII byte, and m.info throws on a reply subject that is not a JetStream ack subject. Thrown
       // out of here, the batch failed whole and the message came back for good, stopping every node's collection.
       const info = m.info;
-      if (info.redelivered) this.counters.redeliveries++;
+      redelivered = info.redelivered;
+      storedMs = info.timestampNanos / 1e6;
+      if (redelivered) this.counters.redeliveries++;
       this.counters.lag = info.pending;
       const h = m.headers;
       id = h?.get('Nats-Msg-Id') ?? '';
@@ -657,7 +789,14 @@ export class Collector {
       }
     }
     return {
-      item: { m, id: key, lines: ev.lines, node: this.cfg.perDaemon ? `${node}/${daemon}` : node },
+      item: {
+        m,
+        redelivered,
+        storedMs,
+        id: key,
+        lines: ev.lines,
+        node: this.cfg.perDaemon ? `${node}/${daemon}` : node,
+      },
       tag,
       publisher: tag ? `${node} ${daemon} ${tag.output}` : '',
     };
@@ -770,7 +909,19 @@ export class Collector {
     const file = path.join(dir, 'audit.log');
     const cut = cutTornTail(file);
     if (cut) this.diag.warn({ node: token, bytes: cut }, 'torn last line of the log removed');
-    const tail = new Set<string>([...tailLines(`${file}.1`, TAIL_BYTES / 4), ...tailLines(file)]);
+    // Only where the files end now is noted: their tails are read if a redelivery comes (tailOf).
+    const found: FoundFile[] = [];
+    for (const [f, limit] of [
+      [`${file}.1`, TAIL_BYTES / 4],
+      [file, TAIL_BYTES],
+    ] as const) {
+      try {
+        const st = fs.lstatSync(f);
+        if (st.isFile() && st.size > 0) found.push({ ino: st.ino, size: st.size, limit });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
     const writer = new LogWriter({
       path: file,
       format: this.cfg.log.format,
@@ -783,7 +934,16 @@ export class Collector {
         this.diag[level === 'info' ? 'info' : level === 'warn' ? 'warn' : 'error']({ node: token }, msg),
     });
     writer.open();
-    l = { writer, tail, openedAt: performance.now() };
+    l = {
+      token,
+      file,
+      writer,
+      found,
+      tail: null,
+      tailUnread: found.length > 0,
+      openedAt: performance.now(),
+      openedWall: Date.now(),
+    };
     this.logs.set(token, l);
     this.counters.nodes = this.logs.size;
     return l;
@@ -845,6 +1005,8 @@ export class Collector {
       l.writer.close();
     }
     this.logs.clear();
+    this.tails.clear();
+    this.tailHashes = 0;
     await this.nc?.close().catch(() => undefined);
     this.nc = null;
   }

@@ -3,10 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+// The module object itself (writable), where `fs` above is a view of getters: a read counter is put in it.
+import nodeFs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { JsMsg } from '@nats-io/jetstream';
-import { Collector } from '../../src/collect/collector';
+import { CLOCK_SLACK_MS, Collector } from '../../src/collect/collector';
 import { parseCollectConfig } from '../../src/collect/config';
 import { nodeText } from '../../src/output/format';
 import { subjectToken } from '../../src/output/nats/subject';
@@ -28,6 +30,8 @@ interface MsgOpts {
   id?: string;
   subject?: string;
   redelivered?: boolean;
+  /** When the stream stored it (ms since 1970); default now. */
+  storedMs?: number;
   /** Replaces the headers getter or the info getter with one that throws, as nats.js does on malformed input. */
   throwIn?: 'headers' | 'info';
 }
@@ -63,7 +67,10 @@ function fakeMsg(i: number, st: Fake[], o: MsgOpts = {}): JsMsg {
     get: o.throwIn === 'headers' ? bad : () => ({ get: (k: string) => h.get(k) }),
   });
   Object.defineProperty(m, 'info', {
-    get: o.throwIn === 'info' ? bad : () => ({ redelivered: o.redelivered ?? false, pending: 0 }),
+    get:
+      o.throwIn === 'info'
+        ? bad
+        : () => ({ redelivered: o.redelivered ?? false, pending: 0, timestampNanos: (o.storedMs ?? Date.now()) * 1e6 }),
   });
   Object.defineProperty(m, 'seq', { get: o.throwIn === 'info' ? bad : () => i + 1 });
   return m as unknown as JsMsg;
@@ -187,4 +194,84 @@ test('node_token: 0 (not checked): the directory is still the name, not the esca
     const st: Fake[] = [];
     await c.handle([fakeMsg(0, st, { lineNode: nodeText('web server'), token: 'web~20server', subject: 'audit.x' })]);
     assert.deepEqual(fs.readdirSync(dir), ['web~20server']);
+  }));
+
+test("a message stored after its log's opening does not read the tail; a redelivery does, and is not written twice", () =>
+  withCollector('ack_wait: 60\n', async (c, dir) => {
+    // A 4 MiB log left by an earlier run, ending with event 1 (written, then killed before the ack).
+    fs.mkdirSync(path.join(dir, 'h1'));
+    fs.mkdirSync(path.join(dir, 'h2'));
+    const filler = Array.from(
+      { length: 20000 },
+      (_, i) => `node=h1 type=SYSCALL msg=audit(1600000000.000:${i}): syscall=257 key="${'x'.repeat(160)}"`,
+    );
+    const written1 = `node=h1 type=SYSCALL msg=audit(${stamp(1)}): syscall=257 key="k"`;
+    fs.writeFileSync(path.join(dir, 'h1', 'audit.log'), [...filler, written1].join('\n') + '\n', 'latin1');
+    fs.writeFileSync(path.join(dir, 'h2', 'audit.log'), filler.join('\n').replace(/h1/g, 'h2') + '\n', 'latin1');
+    assert.ok(fs.statSync(path.join(dir, 'h1', 'audit.log')).size > 3.5 * 1024 * 1024);
+    // Bytes read from files while the collector handles a batch (the log writer's open and the torn-tail check read
+    // at most 64 KiB; the tail, when read, 4 MiB).
+    const real = nodeFs.readSync;
+    let read = 0;
+    (nodeFs as { readSync: unknown }).readSync = (...a: Parameters<typeof fs.readSync>): number => {
+      const n = real(...a);
+      read += n;
+      return n;
+    };
+    const st: Fake[] = [];
+    const internals = c as unknown as {
+      tailHashes: number;
+      maxTailHashes: number;
+      logs: Map<string, { tail: unknown }>;
+    };
+    // First deliveries the stream stored after the logs were opened (by more than the clocks may differ): what every
+    // message is once a collector has run a while, and what a log closed (open-log bound) and opened again gets.
+    const later = Date.now() + 2 * CLOCK_SLACK_MS;
+    try {
+      await c.handle([fakeMsg(0, st, { storedMs: later }), fakeMsg(0, st, { token: 'h2', storedMs: later })]);
+      assert.ok(read < 256 * 1024, `a first delivery read ${read} bytes`);
+      assert.equal(internals.tailHashes, 0, 'no tail held');
+      // Event 1 comes again (its first delivery was to the run that wrote it): recognised in the tail.
+      await c.handle([fakeMsg(1, st, { redelivered: true }), fakeMsg(2, st, { storedMs: later })]);
+      assert.ok(read > 3 * 1024 * 1024, 'the redelivery read the tail');
+      // The last 4 MiB's lines, 8 bytes each.
+      assert.ok(internals.tailHashes > 15000 && internals.tailHashes < 20001, String(internals.tailHashes));
+    } finally {
+      (nodeFs as { readSync: unknown }).readSync = real;
+    }
+    assert.ok(st.every((s) => s.acked));
+    assert.equal(c.counters.duplicates, 1);
+    const log = fs.readFileSync(path.join(dir, 'h1', 'audit.log'), 'latin1').split('\n');
+    assert.equal(log.filter((l) => l === written1).length, 1, 'event 1 not written twice');
+    assert.deepEqual(serials(dir, 'h1').slice(-2), ['5000', '5002']);
+    // The tails held are bounded: h2's, read with a budget of one tail, makes h1's go.
+    internals.maxTailHashes = 25000;
+    await c.handle([fakeMsg(3, st, { token: 'h2', redelivered: true })]);
+    assert.ok(internals.tailHashes > 15000 && internals.tailHashes <= 25000, String(internals.tailHashes));
+    assert.deepEqual([internals.logs.get('h1')?.tail, internals.logs.get('h2')?.tail === null], [null, false]);
+  }));
+
+test('the tail is the log as found at opening, followed through a rotation (rename) before the redelivery', () =>
+  withCollector('ack_wait: 60\n', async (c, dir) => {
+    fs.mkdirSync(path.join(dir, 'h1'));
+    const written1 = `node=h1 type=SYSCALL msg=audit(${stamp(1)}): syscall=257 key="k"`;
+    fs.writeFileSync(path.join(dir, 'h1', 'audit.log'), written1 + '\n', 'latin1');
+    const st: Fake[] = [];
+    await c.handle([fakeMsg(0, st, { storedMs: Date.now() + 2 * CLOCK_SLACK_MS })]);
+    // As the writer rotates: the file it found is audit.log.1 now.
+    fs.renameSync(path.join(dir, 'h1', 'audit.log'), path.join(dir, 'h1', 'audit.log.1'));
+    await c.handle([fakeMsg(1, st, { redelivered: true })]);
+    assert.equal(c.counters.duplicates, 1);
+    assert.ok(st.every((s) => s.acked));
+  }));
+
+test('a first delivery stored before the opening (a server that lost its consumer state) is compared too', () =>
+  withCollector('ack_wait: 60\n', async (c, dir) => {
+    fs.mkdirSync(path.join(dir, 'h1'));
+    const written1 = `node=h1 type=SYSCALL msg=audit(${stamp(1)}): syscall=257 key="k"`;
+    fs.writeFileSync(path.join(dir, 'h1', 'audit.log'), written1 + '\n', 'latin1');
+    const st: Fake[] = [];
+    await c.handle([fakeMsg(1, st, { storedMs: Date.now() - 5000 }), fakeMsg(2, st, { storedMs: Date.now() - 5000 })]);
+    assert.equal(c.counters.duplicates, 1);
+    assert.deepEqual(serials(dir, 'h1'), ['5001', '5002']);
   }));
