@@ -157,9 +157,17 @@ describe('containers on real runc and podman (real kernel)', { skip: skipReason(
         // A process that joined the runc container may be given its contid (it already has it, by its cgroup); not
         // another container's.
         detached(['exec', '--detach', runcId, 'sleep', '300']);
-        const joined = (JSON.parse(run('runc', ['ps', '--format', 'json', runcId]).stdout) as number[]).find(
-          (p) => readText(`/proc/${p}/cmdline`) === 'sleep\0' + '300\0',
-        )!;
+        // `runc exec --detach` returns before its process has exec'd sleep (it is `runc init` for a moment): looked
+        // for until it shows, bounded (a loaded machine missed it at once).
+        const execd = (): number | undefined =>
+          (JSON.parse(run('runc', ['ps', '--format', 'json', runcId]).stdout) as number[]).find(
+            (p) => readText(`/proc/${p}/cmdline`) === 'sleep\0' + '300\0',
+          );
+        let joined = execd();
+        for (let i = 0; i < 100 && joined === undefined; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          joined = execd();
+        }
         assert.ok(joined, "the exec'd sleep");
         const j = cli(conf, 'contid', 'set', String(joined), ids.r1.toString());
         assert.equal(j.status, 0, j.stderr);
