@@ -60,6 +60,8 @@ export function parseTemplateKey(text: string): TemplateKey | null {
 }
 
 const SAFE_PART_RE = /^[a-z0-9][a-z0-9_-]*$/;
+/** The tail templateValuePart gives a value it hashes: 8 hex digits, alone or after a `-`. */
+const HASHED_RE = /(^|-)[0-9a-f]{8}$/;
 
 /**
  * The part of a daemon name (and of its log path) that stands for `value`: the value itself when it is already a
@@ -70,7 +72,9 @@ const SAFE_PART_RE = /^[a-z0-9][a-z0-9_-]*$/;
  */
 export function templateValuePart(value: string, maxLen: number): string | null {
   if (value.length === 0 || value.length > TEMPLATE_VALUE_MAX) return null;
-  if (SAFE_PART_RE.test(value) && value.length <= maxLen) return value;
+  // A safe value that already looks hashed (`slug-1a2b3c4d`, `1a2b3c4d`) is hashed too: kept as it is, it was the
+  // name another value is turned into (`Team.A` and `team-a-e52fa1d7`), so whoever came first took the other's.
+  if (SAFE_PART_RE.test(value) && value.length <= maxLen && !HASHED_RE.test(value)) return value;
   const hash = createHash('sha256').update(value, 'utf8').digest('hex').slice(0, 8);
   const room = Math.max(0, maxLen - hash.length - 1);
   const slug = value
@@ -251,9 +255,32 @@ export function readTemplates(
       w.errors.push(new ConfigError(w.sources.get(`${where}.queue.overflow`) ?? t.pos, `${where}.queue.${blocked}`));
     if (t.logPattern && (t.logPattern === hostLogFile || patternBaseDir(t.logPattern) === '/'))
       w.error(node, `${where}.log.file must lie in a directory of its own, not beside the host log or at /`, item);
+    const meets = t.logPattern ? out.find((o) => patternsMeet(o, t)) : undefined;
+    if (meets) {
+      w.errors.push(
+        new ConfigError(
+          w.sources.get(`${where}.log.file`) ?? pos,
+          `${where}.log.file ${t.logPattern} can name the same file as daemon template "${meets.name}"'s ` +
+            `${meets.logPattern}: give each template a directory of its own, or use {name} in both`,
+        ),
+      );
+    }
     out.push(t);
   });
   return out;
+}
+
+/**
+ * Whether two templates' log patterns can give one file: their fixed directories (with {template} put in) are the
+ * same or one holds the other, unless both name the file by {name} (daemon names are unique). A namespace's label
+ * value would otherwise make another template's daemon write into that namespace's log.
+ */
+function patternsMeet(a: DaemonTemplate, b: DaemonTemplate): boolean {
+  if (!a.logPattern || !b.logPattern) return false;
+  if (a.logPattern.includes('{name}') && b.logPattern.includes('{name}')) return false;
+  const dirA = patternBaseDir(a.logPattern.replaceAll('{template}', a.name));
+  const dirB = patternBaseDir(b.logPattern.replaceAll('{template}', b.name));
+  return dirA.startsWith(dirB) || dirB.startsWith(dirA);
 }
 
 /** Two templates are the same daemons when everything but the cap and the idle policy is the same. */

@@ -242,4 +242,47 @@ describe('daemon_templates: the value sanitiser (fixed-seed property test)', () 
     assert.equal(templateDaemonName('tenant', 'x'.repeat(2000)), null, 'too long');
     assert.equal(templateLogFile('/var/log/t/{value}/a.log', 't', '..', 't-..'), null, 'the last check catches ..');
   });
+
+  it('a safe value that looks hashed is hashed too: it can never be the name another value is given', () => {
+    // Old: `team-a-e52fa1d7` was kept as it is, and it is what `Team.A` becomes: whoever came first took the name.
+    const hashed = templateDaemonName('tenant', 'Team.A')!;
+    const part = hashed.slice('tenant-'.length);
+    assert.match(part, /^team-a-[0-9a-f]{8}$/);
+    assert.notEqual(templateDaemonName('tenant', part), hashed);
+    assert.match(templateDaemonName('tenant', part)!, /^tenant-team-a-[0-9a-f]{8}-[0-9a-f]{8}$/);
+    assert.match(templateDaemonName('tenant', 'deadbeef')!, /^tenant-deadbeef-[0-9a-f]{8}$/);
+    const bare = templateDaemonName('tenant', '/')!.slice('tenant-'.length);
+    assert.notEqual(templateDaemonName('tenant', bare), `tenant-${bare}`);
+    // Other safe values are still themselves.
+    assert.equal(templateDaemonName('tenant', 'shop-2024'), 'tenant-shop-2024');
+    assert.equal(templateDaemonName('tenant', 'abc-deadbee'), 'tenant-abc-deadbee');
+  });
+});
+
+describe('daemon_templates: two templates never share a log directory unless both name files by {name}', () => {
+  const two = (a: string, b: string): string[] => [
+    'daemon_templates:',
+    '  - name: ns',
+    '    key: namespace',
+    `    log: { file: "${a}" }`,
+    '  - name: team',
+    '    key: label.team',
+    `    log: { file: "${b}" }`,
+  ];
+  it('refuses patterns whose directories are the same or nested, at the second one', () => {
+    // Old: accepted; a label team=payments made team-payments write ns-payments' log.
+    errAt(
+      7,
+      18,
+      /can name the same file as daemon template "ns"/,
+      ...two('/l/tt/{value}/audit.log', '/l/tt/{value}/audit.log'),
+    );
+    errAt(7, 18, /can name the same file/, ...two('/l/tt/{value}/audit.log', '/l/tt/x/{value}.log'));
+    errAt(7, 18, /can name the same file/, ...two('/l/tt/{value}.log', '/l/tt/{name}.log'));
+  });
+  it('accepts directories apart, {template} putting them apart, and {name} in both', () => {
+    parse(...two('/l/ns/{value}/audit.log', '/l/team/{value}/audit.log'));
+    parse(...two('/l/t/{template}/{value}.log', '/l/t/{template}/{value}.log'));
+    parse(...two('/l/t/{name}.log', '/l/t/{name}/audit.log'));
+  });
 });
