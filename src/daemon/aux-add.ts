@@ -30,6 +30,9 @@ export function planAuxAdd(
   if (!DAEMON_NAME_RE.test(name) || name === 'host')
     throw new UsageError(`bad daemon name "${name}" (lowercase letters, digits, - and _, not "host")`);
   if (ctx.registry.has(name)) throw new UsageError(`daemon "${name}" already exists`);
+  // A template's stopped tenant comes back under its name at its next event, and took the daemon over before.
+  if (ctx.registry.templates.knows(name))
+    throw new UsageError(`daemon "${name}" belongs to a daemon template (stopped now; it is made again on demand)`);
   if (!args.contid.length) throw new UsageError('aux add needs --contid');
   const patterns = args.contid.map((t) => {
     const p = parseContidSelector(t);

@@ -168,6 +168,9 @@ export class DaemonRegistry {
     commands?: ExtraRules['commands'],
   ): Promise<AuxDaemon> {
     const name = daemon.name;
+    // One run-time daemon per name: a second add (a template's tenant coming back, `aux add`) would replace the
+    // first one's entry, its routes and its log, while the first still runs.
+    if (this.runtime.has(name)) throw new UsageError(`daemon "${name}" already exists`);
     const entry = { daemon, routes };
     this.runtime.set(name, entry);
     try {

@@ -3,7 +3,7 @@
 import { MsgType } from '../kernel/constants';
 import { AuditmuxError } from '../errors';
 import type { DaemonConfig, DaemonTemplate, RouteConfig } from '../config';
-import { auxLogProblem, defaultAuxLogFile } from '../config/aux-paths';
+import { auxLogProblem, defaultAuxLogFile, logNamesClash } from '../config/aux-paths';
 import {
   sameTemplateDaemons,
   templateDaemonConfig,
@@ -56,6 +56,8 @@ interface Tenant {
   error: string | null;
   /** Removed with its template on reload: stopped and forgotten. */
   orphan: boolean;
+  /** Its log, once made: kept while it is stopped, so no other tenant is made onto the same trail meanwhile. */
+  file: string | null;
 }
 
 function newCounters(): Record<string, number> {
@@ -219,6 +221,7 @@ export class TemplateManager {
       made: 0,
       error: null,
       orphan: false,
+      file: null,
     };
     if (!values) this.byValue.set(t.name, (values = new Map()));
     values.set(value, tenant);
@@ -250,6 +253,11 @@ export class TemplateManager {
     return true;
   }
 
+  /** `name` belongs to a tenant of a template, made or not (a stopped one comes back under it). */
+  knows(name: string): boolean {
+    return this.tenants.has(name);
+  }
+
   /** Daemons with rules get only events their rules produced: true for a template daemon with rules, even unmade. */
   hasRules(name: string): boolean {
     return this.tenants.get(name)?.template.rules != null;
@@ -277,9 +285,18 @@ export class TemplateManager {
         : defaultAuxLogFile(this.hostLogFile, name, t.user);
       if (!file) throw new Error(`log file pattern ${t.logPattern} gives no file under its directory`);
       const cfg = templateDaemonConfig(t, name, file);
+      // An `aux add` (or the config file) took the name while this tenant was stopped: never make it over theirs.
+      if (this.reg.has(name)) throw new Error(`daemon name ${name} is taken by another daemon`);
       const others = this.reg.configs().filter((d) => d.name !== name);
       if (others.some((d) => d.log.file === file) || file === this.hostLogFile)
         throw new Error(`log file ${file} is already used by another daemon`);
+      // Tenants not running now keep their log too (a stopped one comes back to it): two templates whose patterns
+      // meet, or values chosen to meet, must not make a second daemon write the first one's trail.
+      for (const other of this.tenants.values()) {
+        if (other === tenant || other.file === null) continue;
+        const clash = logNamesClash(file, other.file);
+        if (clash) throw new Error(`log file ${file} ${clash} the log of template daemon ${other.name}`);
+      }
       const placement = auxLogProblem(
         { name, user: cfg.user, file },
         this.hostLogFile,
@@ -292,6 +309,7 @@ export class TemplateManager {
         auxRules(name, commands);
       }
       prepareAuxLogDir(cfg);
+      tenant.file = file;
       await this.reg.addRuntimeDaemon(cfg, [], commands);
       const again = tenant.made > 0;
       tenant.made++;
@@ -312,6 +330,7 @@ export class TemplateManager {
       this.opts.diag.warn({ template: t.name, daemon: name, err: tenant.error }, 'daemon template: daemon not made');
       this.release(tenant);
       if (tenant.orphan) this.forget(tenant);
+      else this.trimStopped(t);
       return;
     }
     // Synchronously, before any other event is read: the held events first, then new ones straight to the queue.
@@ -368,10 +387,17 @@ export class TemplateManager {
     if (values?.get(tenant.value) === tenant) values.delete(tenant.value);
   }
 
+  /**
+   * Keeps at most MAX_STOPPED stopped and MAX_STOPPED failed tenants per template, forgetting the least recent. A
+   * failed one does not count against `max`: without this, each new value of a failing template (its rules file
+   * gone, a full disk) added a tenant for good (20,000 values, a 20 MB status answer).
+   */
   private trimStopped(t: DaemonTemplate): void {
-    const stopped = [...(this.byValue.get(t.name)?.values() ?? [])].filter((x) => x.state === 'stopped');
-    stopped.sort((a, b) => a.lastEvent - b.lastEvent);
-    for (const x of stopped.slice(0, Math.max(0, stopped.length - MAX_STOPPED))) this.forget(x);
+    for (const state of ['stopped', 'failed'] as const) {
+      const idle = [...(this.byValue.get(t.name)?.values() ?? [])].filter((x) => x.state === state);
+      idle.sort((a, b) => a.lastEvent - b.lastEvent);
+      for (const x of idle.slice(0, Math.max(0, idle.length - MAX_STOPPED))) this.forget(x);
+    }
   }
 
   /** The registry removed a daemon (`aux remove`): its tenant is made again on its next event. */

@@ -417,4 +417,50 @@ describe('daemon templates (emulated mainline kernel)', () => {
       rmSync(h.dir, { recursive: true, force: true });
     }
   });
+  it("a stopped tenant keeps its log: another template's value that names the same file is refused, and aux add cannot take its name", async () => {
+    // `ns` logs by default beside the host log ({dir}/ns-NAME.log); `team` logs at {dir}/{value}.log. A label
+    // team=ns-payments names ns-payments' file. Old: once ns-payments stopped (idle), team-ns-payments was made onto
+    // its file and wrote into that namespace's trail; and `aux add ns-payments` took the stopped tenant's name.
+    const tpl = [
+      '  - name: ns',
+      '    key: namespace',
+      '    idle: { after: 1s, action: stop }',
+      '    log: { format: RAW }',
+      '  - name: team',
+      '    key: label.team',
+      '    log: { file: "{dir}/{value}.log", format: RAW }',
+    ];
+    const procs: ChildProcess[] = [];
+    const h = await startEmulatedHost({ prefix: 'amtpl-', exe: EXE, untaggedPid: 4242009, yaml: yaml(tpl) });
+    try {
+      const victim = container(h, 901n, { podNamespace: 'payments' }, procs);
+      storm(h, victim, 5);
+      await until(() => h.daemon.daemons.has('ns-payments'), 'ns-payments');
+      await drained(h, ['ns-payments']);
+      await until(() => !h.daemon.daemons.has('ns-payments'), 'ns-payments to stop when idle');
+      await h.daemon.daemons.templates.settle();
+      const squatter = container(h, 902n, { labels: { team: 'ns-payments' } }, procs);
+      storm(h, squatter, 5);
+      await until(() => (status(h).templates.team?.failures as number) >= 1, 'the squatting daemon to be refused');
+      assert.ok(!h.daemon.daemons.has('team-ns-payments'), 'never made');
+      await assert.rejects(
+        h.daemon.auxAdd({ name: 'ns-payments', contid: ['903'] }, { pid: 1, uid: 0, gid: 0 }),
+        /belongs to a daemon template/,
+      );
+      // The victim comes back to its own log.
+      storm(h, victim, 5);
+      await until(() => h.daemon.daemons.has('ns-payments'), 'ns-payments again');
+      await drained(h, ['ns-payments']);
+    } finally {
+      await h.stop();
+      for (const p of procs) p.kill();
+    }
+    try {
+      const log = read(join(h.dir, 'ns-payments.log'));
+      assert.equal(syscallSerialCounts(log, 'host-k').size, 10, "only the namespace's own events in its log");
+      assert.match(read(join(h.dir, 'audit.log')), /op=template-add template=team .*res=failed/);
+    } finally {
+      rmSync(h.dir, { recursive: true, force: true });
+    }
+  });
 });
