@@ -35,7 +35,8 @@ export class OciStateError extends AuditmuxError {
 
 const CONTROL = /[\x00-\x1f\x7f]/;
 /** Annotation keys the runtimes and kubelet write, which name a container (metadata.ts): kept past the count cap. */
-const RUNTIME_KEY_RE = /^(?:io\.kubernetes\.|io\.auditmux\.|io\.container\.manager$|nerdctl\/|org\.opencontainers\.)/;
+export const RUNTIME_KEY_RE =
+  /^(?:io\.kubernetes\.|io\.auditmux\.|io\.container\.manager$|nerdctl\/|org\.opencontainers\.)/;
 
 /** A bounded, printable string value (annotations are free text but never control characters or huge). */
 function str(v: unknown, field: string, max: number, opts: { allowControl?: boolean } = {}): string {

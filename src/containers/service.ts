@@ -7,7 +7,7 @@ import { cutUtf8, encodeUntrusted } from '../records/encode';
 import { containerdBundleNamespace, metaFromAnnotations } from './metadata';
 import { parseOciState, type OciState } from './oci-state';
 import { ContainerRegistry, RegistryFullError, type ContainerInfo } from './registry';
-import { currentBootId, encodeState, readState, writeState, type PersistedContainer } from './persist';
+import { currentBootId, describeTrim, encodeState, readState, writeState, type PersistedContainer } from './persist';
 import { collectHookFailures, type HookFailure } from './hook-failures';
 
 export class ContainerError extends AuditmuxError {
@@ -38,6 +38,9 @@ export interface HookRegistration {
  * image, pod, namespace and res off the line. Names, images and namespaces Kubernetes and registries allow are shorter.
  */
 export const RECORD_VALUE_MAX = 512;
+
+/** Skipped state file entries named one by one in warnings at most (see restore). */
+const SKIPPED_NAMED = 8;
 
 function val(v: string | null | undefined): string {
   return v === null || v === undefined ? '?' : encodeUntrusted(cutUtf8(v, RECORD_VALUE_MAX));
@@ -286,12 +289,19 @@ export class Containers {
   /**
    * Takes back the containers a previous run of the daemon knew (before the first scan, so a container still running
    * keeps its name and image and gets no second birth record; one that stopped meanwhile is retired by the scan). A
-   * state file that cannot be used is reported through `warn` and the registry starts empty.
+   * state file that cannot be used is reported through `warn` and the registry starts empty; an entry that cannot be
+   * used is named through `warn` and skipped, and the others come back.
    */
   restore(file: string, warn: (msg: string) => void, boot = currentBootId()): number {
     let saved: PersistedContainer[] = [];
     try {
-      saved = readState(file, boot);
+      const s = readState(file, boot);
+      saved = s.containers;
+      // Named up to a few (a planted file of thousands must not flood the log), counted past them.
+      for (const k of s.skipped.slice(0, SKIPPED_NAMED))
+        warn(`container state ${file}: entry ${k.index} skipped (${k.reason})`);
+      if (s.skipped.length > SKIPPED_NAMED)
+        warn(`container state ${file}: ${s.skipped.length - SKIPPED_NAMED} more entries skipped`);
     } catch (e) {
       warn(`container state ${file} not used: ${(e as Error).message}`);
     }
@@ -311,14 +321,27 @@ export class Containers {
   }
 
   private savedVersion = -1;
+  /** The kinds of trimming the last write did (see save): a warning when they change, not at every write. */
+  private trimKinds = '';
 
-  /** Writes the live containers when they changed since the last write; failures go to `warn` (retried next time). */
+  /**
+   * Writes the live containers when they changed since the last write; failures go to `warn` (retried next time), and
+   * so does what the writer had to leave out to keep the file readable (see encodeState).
+   */
   save(file: string, warn: (msg: string) => void, boot = currentBootId()): void {
     // Never before restore(): a daemon that failed to start must not overwrite the state with an empty registry.
     if (this.savedVersion < 0 || this.registry.version === this.savedVersion) return;
     try {
-      writeState(file, encodeState(boot, this.registry.liveContainers()));
+      const { text, trim } = encodeState(boot, this.registry.liveContainers());
+      writeState(file, text);
       this.savedVersion = this.registry.version;
+      // Writes come every 2 s while containers change: warned when what is trimmed changes kind, not at each one.
+      const kinds = Object.entries(trim)
+        .filter(([, n]) => n > 0)
+        .map(([k]) => k)
+        .join(',');
+      if (kinds !== this.trimKinds && kinds) warn(`container state ${file} written trimmed: ${describeTrim(trim)}`);
+      this.trimKinds = kinds;
     } catch (e) {
       warn(`container state ${file} not written: ${(e as Error).message}`);
     }

@@ -78,7 +78,7 @@ describe('containerd namespaces', () => {
     assert.match(births[0]!, / container="web" containerd-ns="default" name=/);
     assert.match(births[1]!, / container="web" containerd-ns="tenant-b" name=/);
     // A restarted daemon takes the namespace back with the container.
-    const saved = parseState(encodeState('boot', c.registry.liveContainers()), 'boot');
+    const saved = parseState(encodeState('boot', c.registry.liveContainers()).text, 'boot').containers;
     assert.deepEqual(
       saved.map((x) => [x.contid, x.meta.containerdNamespace]),
       [[nsKey('default', 'web'), 'default']],

@@ -389,7 +389,7 @@ describe('container discovery', () => {
       });
       const file = join(dir, 'containers.state');
       // H is still running (pid 51 in its cgroup) but was saved without a pid; H2 is gone; 'amgone' had a pid.
-      writeFileSync(file, encodeState('boot1', [saved(H, null), saved(H2, null), saved('amgone', 9999)]));
+      writeFileSync(file, encodeState('boot1', [saved(H, null), saved(H2, null), saved('amgone', 9999)]).text);
       const { c, records } = setup();
       assert.equal(
         c.restore(file, (m) => assert.fail(m), 'boot1'),
@@ -431,7 +431,7 @@ describe('container discovery', () => {
         hostOnly: 0,
         seenInBatch: -1,
       });
-      writeFileSync(file, encodeState('boot1', [entry(null)]));
+      writeFileSync(file, encodeState('boot1', [entry(null)]).text);
       const { sys, c, t } = setup();
       // Pid 60 is now a host shell, outside every container.
       sys.add(60, 1, hybrid('/user.slice/user-0.slice/session-1.scope'), ['bash']);
@@ -442,7 +442,7 @@ describe('container discovery', () => {
       assert.equal(t.lookup(60, 1), null, 'the host shell does not take the container\u2019s contid');
       // Saved with the start time of the process that holds the pid now: the same process, adopted.
       const st = sys.stat(60)!.starttime;
-      writeFileSync(file, encodeState('boot1', [entry(st)]));
+      writeFileSync(file, encodeState('boot1', [entry(st)]).text);
       const again = setup();
       again.sys.add(60, 1, hybrid('/user.slice/user-0.slice/session-1.scope'), ['bash']);
       assert.equal(

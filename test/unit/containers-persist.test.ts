@@ -128,11 +128,11 @@ test('a corrupt or linked state file: a warning, an empty registry, the daemon r
   }
 });
 
-test('state file parser: field checks with clear errors; another boot is refused', () => {
+test('state file parser: field checks with clear errors; another boot is refused; a bad entry is skipped', () => {
   const reg = new ContainerRegistry();
   reg.register({ runtime: 'podman', id: 'i', contid: 5n, source: 'hook', pid: 42, meta: { name: 'n' } });
-  const good = encodeState(BOOT, reg.liveContainers());
-  assert.equal(parseState(good, BOOT)[0]!.meta.name, 'n');
+  const good = encodeState(BOOT, reg.liveContainers()).text;
+  assert.equal(parseState(good, BOOT).containers[0]!.meta.name, 'n');
   const doc = (): { containers: Record<string, unknown>[] } & Record<string, unknown> => JSON.parse(good);
   const bad = (d: unknown, re: RegExp, boot = BOOT): void =>
     assert.throws(
@@ -142,10 +142,15 @@ test('state file parser: field checks with clear errors; another boot is refused
   bad(good, /written during another boot/, 'other-boot');
   bad('[]', /not an object/);
   bad({ ...doc(), version: 2 }, /version 2, expected 1/);
+  // A bad entry is skipped and named; the file's other entries are used (see containers-persist-bounds).
   const field = (k: string, v: unknown, re: RegExp): void => {
     const d = doc();
     d.containers[0]![k] = v;
-    bad(d, re);
+    const r = parseState(JSON.stringify(d), BOOT);
+    assert.deepEqual(r.containers, []);
+    assert.equal(r.skipped.length, 1);
+    assert.equal(r.skipped[0]!.index, 0);
+    assert.match(r.skipped[0]!.reason, re);
   };
   field('contid', '18446744073709551615', /containers\[0\]\.contid .* is not a contid/);
   field('contid', '-1', /is not a contid/);
@@ -157,7 +162,11 @@ test('state file parser: field checks with clear errors; another boot is refused
   field('runtime', undefined, /containers\[0\]\.runtime must be a short string/);
   const twice = doc();
   twice.containers.push(twice.containers[0]!);
-  bad(twice, /contid 5 appears twice/);
+  const r = parseState(JSON.stringify(twice), BOOT);
+  assert.deepEqual(
+    [r.containers.map((c) => c.contid), r.skipped],
+    [[5n], [{ index: 1, reason: 'containers[1].contid 5 appears twice' }]],
+  );
   const dir = mkdtempSync(join(tmpdir(), 'am-ctrstate-big-'));
   try {
     const f = join(dir, 'big');
@@ -188,8 +197,8 @@ test('state file parser: round trip and mutated files never throw anything but C
         pid: intBelow(next, 2) ? intBelow(next, 1 << 22) : null,
         meta: { name: text(12), image: text(20), labels: { [text(6)]: text(6) } },
       });
-    const enc = encodeState(BOOT, reg.liveContainers());
-    const back = parseState(enc, BOOT);
+    const enc = encodeState(BOOT, reg.liveContainers()).text;
+    const back = parseState(enc, BOOT).containers;
     assert.deepEqual(
       back.map((c) => [c.contid, c.id, c.meta.name, { ...c.meta.labels }]),
       [...reg.liveContainers()].map((c) => [c.contid, c.id, c.meta.name, c.meta.labels]),
