@@ -23,6 +23,12 @@ export const MAX_STATE_BYTES = 8 * 1024 * 1024;
  */
 export const STATE_WRITE_BUDGET = MAX_STATE_BYTES - 256 * 1024;
 const STR_MAX = 4096;
+/**
+ * A runtime's name (docker, cri-o, containerd, oci, ...: the daemon's own words, see cgroup-patterns.ts and
+ * service.ts). CONTAINER_OP records carry it bare (`runtime=cri-o`), so a planted `x res=success op=forged` must never
+ * come back from the file.
+ */
+export const RUNTIME_NAME_RE = /^[a-z0-9-]{1,20}$/;
 /** Labels of one container read (and so written) at most. */
 export const LABELS_MAX = 256;
 const VERSION = 1;
@@ -284,9 +290,12 @@ function parseEntry(v: unknown, at: string): PersistedContainer {
     throw new ContainerStateError(`${at}.contid ${JSON.stringify(idText.slice(0, 40))} is not a contid`);
   const source = str(o, 'source', at);
   if (source !== 'hook' && source !== 'cgroup') throw new ContainerStateError(`${at}.source must be hook or cgroup`);
+  const runtime = str(o, 'runtime', at)!;
+  if (!RUNTIME_NAME_RE.test(runtime))
+    throw new ContainerStateError(`${at}.runtime ${JSON.stringify(runtime.slice(0, 40))} is not a runtime name`);
   return {
     contid: BigInt(idText),
-    runtime: str(o, 'runtime', at)!,
+    runtime,
     id: str(o, 'id', at)!,
     meta: meta(o.meta, at),
     source: source as ContainerSource,

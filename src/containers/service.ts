@@ -7,7 +7,15 @@ import { cutUtf8, encodeUntrusted } from '../records/encode';
 import { containerdBundleNamespace, metaFromAnnotations } from './metadata';
 import { parseOciState, type OciState } from './oci-state';
 import { ContainerRegistry, RegistryFullError, type ContainerInfo } from './registry';
-import { currentBootId, describeTrim, encodeState, readState, writeState, type PersistedContainer } from './persist';
+import {
+  currentBootId,
+  describeTrim,
+  encodeState,
+  readState,
+  RUNTIME_NAME_RE,
+  writeState,
+  type PersistedContainer,
+} from './persist';
 import { collectHookFailures, type HookFailure } from './hook-failures';
 
 export class ContainerError extends AuditmuxError {
@@ -60,7 +68,9 @@ export function containerRecordBody(
   const parts = [
     `op=container-${op}`,
     `contid=${c.contid}`,
-    `runtime=${c.runtime}`,
+    // The daemon's own names, bare as ever; anything else (a value from outside, the state file, say) encoded like
+    // every value a container chose, so it can never add fields to the record.
+    `runtime=${RUNTIME_NAME_RE.test(c.runtime) ? c.runtime : val(c.runtime)}`,
     `container=${val(c.id)}`,
     `name=${val(m.name)}`,
     `image=${val(m.image)}`,

@@ -160,6 +160,7 @@ test('state file parser: field checks with clear errors; another boot is refused
   field('meta', { name: 7 }, /containers\[0\]\.meta\.name must be a short string/);
   field('meta', { labels: { a: 1 } }, /meta\.labels: short string keys and values only/);
   field('runtime', undefined, /containers\[0\]\.runtime must be a short string/);
+  field('runtime', 'x res=success', /containers\[0\]\.runtime "x res=success" is not a runtime name/);
   const twice = doc();
   twice.containers.push(twice.containers[0]!);
   const r = parseState(JSON.stringify(twice), BOOT);
@@ -190,7 +191,7 @@ test('state file parser: round trip and mutated files never throw anything but C
     const k = intBelow(next, 5);
     for (let j = 0; j < k; j++)
       reg.register({
-        runtime: text(8) || 'runc',
+        runtime: ['docker', 'podman', 'cri-o', 'containerd', 'runc', 'oci'][intBelow(next, 6)]!,
         id: text(70),
         contid: BigInt(1 + intBelow(next, 1 << 30)) * BigInt(1 + j),
         source: intBelow(next, 2) ? 'hook' : 'cgroup',
