@@ -80,7 +80,9 @@ describe('aux add', () => {
   it('refuses --overflow block for a daemon with --user, as the config file does, before anything is made', () => {
     const ctx = {
       hostLogFile: '/nonexistent/auditmux/audit.log',
-      registry: { has: () => false } as unknown as Parameters<typeof planAuxAdd>[1]['registry'],
+      registry: { has: () => false, templates: { knows: () => false } } as unknown as Parameters<
+        typeof planAuxAdd
+      >[1]['registry'],
       refuse: (): never => assert.fail('no rules to refuse'),
     };
     assert.throws(
