@@ -57,6 +57,8 @@ export interface TrackerCounters {
   procLookups: number;
   /** Processes gone with their parent before their records were read, answered by the container scan. */
   fromScan: number;
+  /** Fork records whose `exit=` was not, in /proc, a child of the record's process (another pid namespace's number). */
+  forkUnverified: number;
 }
 
 /** Container discovery as the tracker sees it (src/containers implements it; routing does not import it). */
@@ -108,6 +110,7 @@ export class ContidTracker {
     reuseDetected: 0,
     procLookups: 0,
     fromScan: 0,
+    forkUnverified: 0,
   };
 
   constructor(opts: TrackerOptions = {}) {
@@ -285,9 +288,52 @@ export class ContidTracker {
     if (!p || childPid <= 0 || this.reused(parentPid, p)) return;
     const prev = this.byPid.get(childPid);
     if (prev && prev.source === 'set') return;
-    this.byPid.set(childPid, this.inherited(p, parentPid, 'fork', childPid));
+    // `exit=` is the child's pid as the caller's pid namespace numbers it, while the record's pid= and ppid= are the
+    // host's: a container with its own pid namespace forks children whose numbers are host processes' (sshd's, say),
+    // which took the container's contid and gave it to their children. A process /proc shows under that number with
+    // another parent is not this child. One /proc does not show (gone already, or a number the host has not given)
+    // gets an entry without a start time, which the sweep and the scan bound as before.
+    const st = this.proc.stat(childPid);
+    if (st && st.ppid !== parentPid) {
+      this.counters.forkUnverified++;
+      return;
+    }
+    const e = this.inherited(p, parentPid, 'fork', childPid);
+    if (st) e.starttime = st.starttime;
+    this.byPid.set(childPid, e);
     this.untagged.delete(childPid);
     this.counters.inheritedFork++;
+  }
+
+  /**
+   * The chain of a user-space message's sender (AUDIT_USER_*, pam's logins, sudo's commands): its record has no
+   * ppid=, so /proc gives it, and an entry of another process that had the pid before is dropped. Before, a host
+   * `sudo` that took a container process's pid within a scan's interval had its USER_CMD routed to that tenant.
+   */
+  lookupUser(pid: number): Chain | null {
+    const st = this.proc.stat(pid);
+    const e = this.byPid.get(pid);
+    if (e && st && e.source !== 'set' && e.starttime !== null && e.starttime !== st.starttime) this.dropReused(pid);
+    return this.lookup(pid, st?.ppid ?? 0);
+  }
+
+  /**
+   * Whether the entry `p` of an event's parent `ppid` is still that process's, read from /proc: without the tracking
+   * rule no exit removes an entry, so a pid a container's process left can be a host process's (sshd's session child)
+   * before the next scan, and its children took the container's contid. A parent gone from /proc is trusted (the
+   * record says it forked this child); a live one must have the entry's start time, or its recorded parent.
+   */
+  private parentStill(ppid: number, p: Entry): boolean {
+    if (p.source === 'set') return true;
+    const st = this.proc.stat(ppid);
+    if (!st) return true;
+    const stale =
+      p.starttime !== null
+        ? p.starttime !== st.starttime
+        : p.ppid !== undefined && p.ppid !== st.ppid && (this.containers?.owns(p.chain[0]!) ?? false);
+    if (!stale) return true;
+    this.dropReused(ppid);
+    return false;
   }
 
   /**
@@ -335,7 +381,7 @@ export class ContidTracker {
     }
     if (this.idle) return null;
     const p = ppid > 0 ? this.byPid.get(ppid) : undefined;
-    if (p && !this.reused(ppid, p)) {
+    if (p && !this.reused(ppid, p) && this.parentStill(ppid, p)) {
       this.byPid.set(pid, this.inherited(p, ppid, 'ppid', pid));
       this.counters.inheritedPpid++;
       return p.chain;

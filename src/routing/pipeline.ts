@@ -314,7 +314,7 @@ export class Pipeline {
       const first = records[0]!;
       if ((first.type >= 1100 && first.type < 1200) || (first.type >= 2100 && first.type < 3000)) {
         const pid = fieldInt(first.payload, 'pid');
-        const chain = pid ? this.opts.tracker.lookup(pid, 0) : null;
+        const chain = pid ? this.opts.tracker.lookupUser(pid) : null;
         if (chain) chains = [chain];
       }
     }
