@@ -21,6 +21,8 @@ export function newHostCounters(): {
   refused: number;
   dropsReported: number;
   internalErrors: number;
+  /** Events routed to a daemon that was not there (a reload between its routes and its start): the host logs them. */
+  noDaemon: number;
 } {
   return {
     records: 0,
@@ -31,6 +33,7 @@ export function newHostCounters(): {
     refused: 0,
     dropsReported: 0,
     internalErrors: 0,
+    noDaemon: 0,
   };
 }
 

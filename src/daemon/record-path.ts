@@ -29,7 +29,7 @@ export interface RecordPathOptions {
   noteEvent: (chain: Chain, routed: number, dropped: number) => void;
   /** The containers route selectors by name ask about; told when a batch ends (one clock read per batch). */
   containers?: ContainerDirectory & { endBatch(now: number): void };
-  counters: { records: number; internalErrors: number };
+  counters: { records: number; internalErrors: number; noDaemon: number };
 }
 
 export class RecordPath {
@@ -156,12 +156,24 @@ export class RecordPath {
       const { destinations, chain } = this.pipeline.route(records, this.opts.keysFor, this.pipeline.scratch);
       let routed = 0;
       let dropped = 0;
+      let host = false;
+      let orphan: readonly EventRecord[] | null = null;
       for (const d of destinations) {
         if (d.daemon === null) {
-          this.sink!.writeLogEvent(d.records);
-          for (const r of d.records) this.sink!.writeOutputs(r.type, r.payload);
-        } else if (this.opts.registry.enqueue(d.daemon, d.records) === false) dropped++;
-        else routed++;
+          host = true;
+          this.toHost(d.records);
+          continue;
+        }
+        const taken = this.opts.registry.enqueue(d.daemon, d.records);
+        if (taken === false) dropped++;
+        else if (taken === true) routed++;
+        // No such daemon (a reload's new route before its daemon starts): the event is the host's, as one no route
+        // took, never nowhere. It was counted as routed and written nowhere.
+        else orphan ??= d.records;
+      }
+      if (orphan && !host) {
+        this.opts.counters.noDaemon++;
+        this.toHost(orphan);
       }
       if (chain) this.opts.noteEvent(chain, routed, dropped);
     } catch (e) {
@@ -170,6 +182,12 @@ export class RecordPath {
       this.opts.diag.error({ err: (e as Error).stack }, 'routing failed; event written to the host log');
       this.sink!.writeLogEvent(ev.records);
     }
+  }
+
+  /** An event to the host's log and outputs. */
+  private toHost(records: readonly EventRecord[]): void {
+    this.sink!.writeLogEvent(records);
+    for (const r of records) this.sink!.writeOutputs(r.type, r.payload);
   }
 
   endBatch(): void {
