@@ -31,8 +31,9 @@ namespace {
 struct Slot {
   int fd = -1;            // our duplicate of the log's descriptor (the same open file, whatever JS does with its fd)
   bool used = false;      // the slot belongs to a log
-  bool wanted = false;    // a sync was asked for and has not started yet
-  bool busy = false;      // the thread is syncing fd now (it alone may use fd then)
+  bool wanted = false;    // a sync was asked for and the thread has not taken it into a round yet
+  bool inround = false;   // taken into the thread's round, its fsync not done yet (syncClose may still run it)
+  bool busy = false;      // the thread is using fd now, for this slot's own call (it alone may use fd then)
   double done = 0;        // syncs completed without error
   int err = 0;            // the first errno not yet read by JS
   void* owner = nullptr;  // the environment (napi_env) that opened it: its teardown closes it
@@ -66,6 +67,31 @@ void Record(Slot& slot, int err) {
     slot.err = err;
 }
 
+// The thread's claim on a slot of its round for one call on its fd (lock released on entry and return): false when
+// the slot was closed (syncClose ran its fsync itself) or reused since the round was taken.
+bool Claim(State* s, std::unique_lock<std::mutex>& lock, std::pair<size_t, int> r) {
+  lock.lock();
+  // `slots` may have grown meanwhile (a reference would dangle): index again.
+  Slot& slot = s->slots[r.first];
+  bool mine = slot.used && slot.inround && slot.fd == r.second;
+  if (mine) slot.busy = true;
+  lock.unlock();
+  return mine;
+}
+
+// Ends the thread's call on slot j; `last`: it was the round's fsync, whose result is recorded.
+void Release(State* s, std::unique_lock<std::mutex>& lock, size_t j, bool last, int err) {
+  lock.lock();
+  Slot& slot = s->slots[j];  // a busy slot is never closed
+  slot.busy = false;
+  if (last) {
+    slot.inround = false;
+    Record(slot, err);
+  }
+  s->idle.notify_all();
+  lock.unlock();
+}
+
 void Loop(State* s) {
   // Named so `top -H` and the bench's per-thread CPU tell it from V8's workers (all "node"); 15 bytes at most.
   pthread_setname_np(pthread_self(), "auditmux-sync");
@@ -83,7 +109,7 @@ void Loop(State* s) {
       Slot& slot = s->slots[j];
       if (!slot.wanted) continue;
       slot.wanted = false;
-      slot.busy = true;
+      slot.inround = true;
       round[count++] = {j, slot.fd};
     }
     if (count == 0) {
@@ -99,17 +125,19 @@ void Loop(State* s) {
     // disk's cache, each a round trip to the disk. Started together, the logs' data writes travel at once instead of
     // one fsync after another (two logs: about 10-15% less CPU per round here, four: 25-40%; bench/findings.md).
     // WRITE alone neither waits nor reads the file's write-back error: each fsync below still sees its own.
+    // Each call claims its slot alone, for its own duration: a syncClose of a log waits only for that log's call in
+    // progress, never for the fsyncs of other logs before it in the round (one on a hung file system held every
+    // rotation and close behind it, on the event loop). A slot closed meanwhile is skipped (its fd is gone).
     if (count > 1)
-      for (size_t k = 0; k < count; k++) sync_file_range(round[k].second, 0, 0, SYNC_FILE_RANGE_WRITE);
+      for (size_t k = 0; k < count; k++) {
+        if (!Claim(s, lock, round[k])) continue;
+        sync_file_range(round[k].second, 0, 0, SYNC_FILE_RANGE_WRITE);
+        Release(s, lock, round[k].first, false, 0);
+      }
     for (size_t k = 0; k < count; k++) {
+      if (!Claim(s, lock, round[k])) continue;
       int err = fsync(round[k].second) < 0 ? errno : 0;
-      lock.lock();
-      // `slots` may have grown meanwhile (a reference would dangle): index again. A busy slot is never closed.
-      Slot& slot = s->slots[round[k].first];
-      slot.busy = false;
-      Record(slot, err);
-      s->idle.notify_all();
-      lock.unlock();
+      Release(s, lock, round[k].first, true, err);
     }
     lock.lock();
   }
@@ -136,13 +164,15 @@ Results Take(Slot& slot) {
   return r;
 }
 
-// Finishes what was asked of slot `id` and closes it (the caller holds the lock): waits for the round holding its
-// sync, which may mean the fsyncs before it in that round, and runs the one asked for and not taken, here.
+// Finishes what was asked of slot `id` and closes it (the caller holds the lock): waits for the thread's call on this
+// slot in progress, if any (never for other logs' syncs), and runs here a sync asked for and not yet done.
 Results CloseSlot(State* s, std::unique_lock<std::mutex>& lock, size_t id) {
   while (s->slots[id].busy) s->idle.wait(lock);
   Slot& slot = s->slots[id];  // indexed after the wait: `slots` may have grown meanwhile
-  if (slot.wanted) {
+  // Asked for, or in the round and not started: run here, and the thread skips it (its claim fails once closed).
+  if (slot.wanted || slot.inround) {
     slot.wanted = false;
+    slot.inround = false;
     Record(slot, fsync(slot.fd) < 0 ? errno : 0);
   }
   Results r = Take(slot);
