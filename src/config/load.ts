@@ -1,4 +1,5 @@
 // Parses, defaults and validates auditmux.yaml into a Config; every problem is a ConfigError at file:line:col.
+import type { Stats } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import type { Node } from 'yaml';
 import { AuditmuxError, ConfigError } from '../errors';
@@ -55,8 +56,13 @@ export function parseConfig(text: string, file: string): Config {
  * never waited on), not through a symlink, and never more than MAX_CONFIG_BYTES of it.
  */
 export function readConfigText(path: string): string {
+  return readConfigFile(path).text;
+}
+
+function readConfigFile(path: string): { text: string; stat: Stats } {
   try {
-    return readBounded(path, { limit: MAX_CONFIG_BYTES, noFollow: true, what: 'config file' }).data.toString('utf8');
+    const r = readBounded(path, { limit: MAX_CONFIG_BYTES, noFollow: true, what: 'config file' });
+    return { text: r.data.toString('utf8'), stat: r.stat };
   } catch (err) {
     const why = err instanceof AuditmuxError ? err.message : String(err);
     throw new ConfigError({ file: path, line: 1, col: 1 }, why);
@@ -64,9 +70,12 @@ export function readConfigText(path: string): string {
 }
 
 export function loadConfig(path: string): Config {
-  const text = readConfigText(path);
   // The host obeys this file as root: like auditd.conf it must be root's alone (the file and its directories).
+  // Checked before it is opened (opening a device acts on it), and again on the file read, so the file checked is
+  // the file obeyed.
   assertTrustedConfig(path);
+  const { text, stat } = readConfigFile(path);
+  assertTrustedConfig(path, stat);
   return parseConfig(text, path);
 }
 

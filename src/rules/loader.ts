@@ -105,11 +105,12 @@ export function loadRulesPath(path: string): RuleCommand[] {
   }
   const budget = { bytes: MAX_RULES_BYTES, lines: MAX_RULES_LINES };
   const paths = st.isDirectory() ? rulesFilesIn(path) : [path];
-  // Read first (bounded, regular files only: a FIFO or device fails here with its own error), then check that only
-  // root can change what was read: rules go into the kernel as root, so like auditctl -R, only root's files (for
-  // auditmux: and directories) are obeyed. Nothing is parsed before both checks pass.
-  const texts = paths.map((p) => readText(p, budget));
+  // Checked before anything is opened: rules go into the kernel as root, so like auditctl -R only root's regular
+  // files (for auditmux: and directories) are obeyed, and opening is itself an act on a device (a watchdog starts, a
+  // tape rewinds) that a link in a tenant's directory could aim at. Then read, bounded and regular files only (what
+  // the path names can only change by root's hand now). Nothing is parsed before both pass.
   assertTrustedRules(path, st.isDirectory() ? paths : undefined);
+  const texts = paths.map((p) => readText(p, budget));
   if (!st.isDirectory()) return parseRules(texts[0]!, path);
   const ctx: ParseContext = { ignore: false };
   const files = paths.map((p, i) => ({ path: p, commands: parseRules(texts[i]!, p, ctx) }));

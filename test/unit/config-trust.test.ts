@@ -134,6 +134,13 @@ describe('the host config file is refused unless only root can change it', () =>
       );
     });
   }
+  it('a device named as the config is refused by the trust check, before it is opened', () => {
+    // Old: opened (O_NONBLOCK) and refused by the read as not a regular file; opening a device can act on it.
+    assert.throws(
+      () => loadConfig('/dev/null'),
+      (e: unknown) => e instanceof ConfigError && /config file refused: .*not a regular file/.test(e.message),
+    );
+  });
   it('in a group-writable directory, or as a symlink', () => {
     const d = dir(0o770);
     const p = file(d, 'auditmux.yaml', CONFIG, 0o644);
@@ -188,6 +195,24 @@ describe('rules files are refused unless only root can change them', () => {
     assert.equal(loadRulesPath(d).length, 2);
     fs.chmodSync(d, 0o775);
     assert.throws(() => loadRulesPath(d), new RegExp(`rules refused: ${d} is group writable`));
+  });
+  it('a rules path that names a device is refused by the trust check, before it is opened', () => {
+    // Opening is itself an act on a device (a watchdog starts, a tape rewinds). Old: opened first, then refused as
+    // not regular (E_NOT_REGULAR), by the read rather than by the check.
+    const open = dir(0o777);
+    const link = path.join(open, 't.rules');
+    fs.symlinkSync('/dev/null', link);
+    assert.throws(
+      () => loadRulesPath(link),
+      (e: unknown) => e instanceof RuleError && e.code === 'E_UNTRUSTED' && /world writable/.test(e.message),
+    );
+    const d = dir();
+    const trusted = path.join(d, 'u.rules');
+    fs.symlinkSync('/dev/null', trusted);
+    assert.throws(
+      () => loadRulesPath(trusted),
+      (e: unknown) => e instanceof RuleError && e.code === 'E_UNTRUSTED' && /not a regular file/.test(e.message),
+    );
   });
   it('a trusted symlink to a rules file is followed, as auditctl -R does', () => {
     const p = file(dir(), 'a.rules', '-w /etc/passwd -p wa -k x\n', 0o644);
