@@ -100,7 +100,8 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .option('-i, --ignore-errors', 'keep going past bad lines, as auditctl -i')
     .action(async (path: string, o: { ignoreErrors?: boolean }) => {
       const s = await rulesLoad(path, { ignoreErrors: !!o.ignoreErrors });
-      for (const e of s.errors) io.err(e);
+      // A rules file's text is quoted in its errors: controls escaped for the terminal.
+      for (const e of s.errors) io.err(messageEscape(e));
       io.out(`added ${s.added}, deleted ${s.deleted}, errors ${s.errors.length}`);
       if (s.errors.length && !o.ignoreErrors) setCode(ExitCode.RULES);
     });
@@ -109,7 +110,8 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .description('list the kernel rules exactly as auditctl -l prints them')
     .option('-k, --key <key>', 'only rules with this key')
     .action(async (o: { key?: string }) => {
-      io.out(await rulesList(o.key));
+      // Keys are any bytes a rules file gave (a tenant's): auditctl -l's text, with controls escaped.
+      io.out(messageEscape(await rulesList(o.key)));
     });
   rules
     .command('delete')
@@ -126,7 +128,8 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .description('validate a configuration file without touching the kernel')
     .action((file: string) => {
       const r = checkConfig(file);
-      const text = formatCheckReport(r);
+      // The report quotes the file's text (an unknown key, a bad value): controls escaped for the terminal.
+      const text = messageEscape(formatCheckReport(r));
       if (r.errors.length) {
         io.err(text);
         setCode(ExitCode.CONFIG);

@@ -151,7 +151,7 @@ export class Walker {
         continue;
       }
       if (!allowed.includes(name)) {
-        this.error(key, `unknown key "${name}" in ${where}${didYouMean(name, allowed)}`);
+        this.error(key, `unknown key "${truncate(name)}" in ${where}${didYouMean(name, allowed)}`);
         continue;
       }
       out.set(name, { name, key, value });
@@ -229,7 +229,7 @@ export class Walker {
     const neg = text.startsWith('-');
     const big = neg ? -BigInt(text.slice(1)) : BigInt(text);
     if (big < BigInt(min) || big > BigInt(max))
-      return this.error(node, `${where} must be between ${min} and ${max}, got ${text}`);
+      return this.error(node, `${where} must be between ${min} and ${max}, got ${truncate(text)}`);
     return Number(big);
   }
 
@@ -251,7 +251,7 @@ export class Walker {
     if (found !== undefined) return found;
     return this.error(
       s.node,
-      `${where} must be one of ${choices.join(', ')}; got "${s.text}"${didYouMean(s.text, choices)}`,
+      `${where} must be one of ${choices.join(', ')}; got "${truncate(s.text)}"${didYouMean(s.text, choices)}`,
     );
   }
 }

@@ -36,6 +36,34 @@ describe('CLI output escaping', () => {
     }
   });
 
+  it("config check's report quotes the file's text escaped and cut: an unknown key's ESC sequences, a huge number", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'amcliesc-'));
+    try {
+      const p = join(dir, 'auditmux.yaml');
+      // Old: the key's ESC and BEL reached stderr raw, and all 500,000 digits were quoted.
+      writeFileSync(
+        p,
+        `version: 1\nhost:\n  "\\e]0;owned\\a\\e[2Jx": 1\n  kernel: { backlog_limit: 1${'9'.repeat(500_000)} }\n`,
+        {
+          mode: 0o600,
+        },
+      );
+      const err: string[] = [];
+      const code = await main(['node', 'auditmux', 'config', 'check', p], {
+        out: (s) => err.push(s),
+        err: (s) => err.push(s),
+      });
+      const text = err.join('\n');
+      assert.notEqual(code, 0);
+      assert.match(text, /unknown key "\\033\]0;owned\\007\\033\[2Jx"/);
+      assert.doesNotMatch(text, CONTROLS, JSON.stringify(text.slice(0, 400)));
+      assert.match(text, /backlog_limit must be between 0 and 4294967295, got 1999+\.\.\./);
+      assert.ok(text.length < 4000, `${text.length} characters of report`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("a daemon's answer printed as JSON has its C1 controls escaped (reload quotes a rules file's text)", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'amcliesc-'));
     const sock = join(dir, 'c.sock');
