@@ -4,6 +4,7 @@ import { PATH_MAX } from '../kernel/constants';
 import { DEFAULT_OUTPUT, FLUSH_MODES, LOG_FILE_FORMATS, MAX_LOG_FILE_ACTIONS, type OutputConfig } from './schema';
 import type { Walker, Entry } from './walk';
 import { DISK_SPACE_KEYS, readDiskSpace } from './outputs';
+import { MAX_ACCOUNT_ID } from '../vocab/accounts';
 
 /** A user or group as passwd/group files allow it, or a numeric id. */
 const ACCOUNT_RE = /^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/;
@@ -75,7 +76,11 @@ export function readOutput(w: Walker, e: Entry, where: string, baseDir: string, 
 export function account(w: Walker, e: Entry, where: string): string | undefined {
   const s = w.string(e, where);
   if (s === undefined) return undefined;
-  if (!ACCOUNT_RE.test(s))
-    return w.error(e.value, `${where} must be a user/group name or a numeric id, got "${s.slice(0, 40)}"`, e.key);
+  if (!ACCOUNT_RE.test(s) || (/^[0-9]/.test(s) && Number(s) > MAX_ACCOUNT_ID))
+    return w.error(
+      e.value,
+      `${where} must be a user/group name or a numeric id up to ${MAX_ACCOUNT_ID}, got "${s.slice(0, 40)}"`,
+      e.key,
+    );
   return s;
 }

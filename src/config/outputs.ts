@@ -28,6 +28,7 @@ import {
   type TlsSpec,
 } from './schema';
 import { didYouMean, type Entry, type Walker } from './walk';
+import { MAX_ACCOUNT_ID } from '../vocab/accounts';
 
 export const DEFAULT_SPOOL_DIR = '/var/spool/auditmux';
 export const DEFAULT_SPOOL_MIB = 64;
@@ -525,8 +526,12 @@ export function readOutputs(
       let user: string | undefined;
       if ((x = m.get('user'))) {
         user = w.string(x, `${wi}.user`);
-        if (user !== undefined && !ACCOUNT_RE.test(user))
-          user = w.error(x.value, `${wi}.user must be a user name or a numeric uid, got "${user.slice(0, 40)}"`, x.key);
+        if (user !== undefined && (!ACCOUNT_RE.test(user) || (/^[0-9]/.test(user) && Number(user) > MAX_ACCOUNT_ID)))
+          user = w.error(
+            x.value,
+            `${wi}.user must be a user name or a numeric uid up to ${MAX_ACCOUNT_ID}, got "${user.slice(0, 40)}"`,
+            x.key,
+          );
       }
       if (path === undefined) return;
       out.push({

@@ -332,6 +332,11 @@ export function parseConfigYaml(text: string): {
     offset: e.pos[0],
     reason: `YAML ${e.code}: ${firstLineOf(e.message)}`,
   }));
+  // A `%YAML 1.1` directive overrides the 1.2 asked for: `yes` and `n` become booleans and `010` is 8. The file would
+  // mean one thing here and another to other tools (and to a reader who knows YAML 1.2).
+  const yamlVersion = doc.directives?.yaml;
+  if (yamlVersion?.explicit && yamlVersion.version !== '1.2')
+    problems.push({ offset: 0, reason: `%YAML ${yamlVersion.version}: auditmux reads YAML 1.2 only` });
   problems.push(...duplicateKeyErrors(doc));
   problems.sort((a, b) => a.offset - b.offset);
   return { doc, problems };

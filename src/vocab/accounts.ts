@@ -30,18 +30,23 @@ export interface Account {
 }
 
 const DECIMAL = /^[0-9]{1,10}$/;
+/** The highest id an account can have: ids are 32 bits, and 4294967295 is (uid_t)-1, "no change" to setuid. */
+export const MAX_ACCOUNT_ID = 0xfffffffe;
+
+/** A decimal id that fits: 4294967296 would wrap to 0 in a rule (uid=0) and 4294967295 means no id at all. */
+const isId = (s: string): boolean => DECIMAL.test(s) && Number(s) <= MAX_ACCOUNT_ID;
 
 /**
  * The entries of a passwd or group file in file order. Blank, comment and NIS compat (`+`, `-`) lines are skipped, and
- * so is a line whose id (or, in passwd, gid) is not a decimal number: getpwnam would not return it either.
+ * so is a line whose id (or, in passwd, gid) is not a decimal number of 32 bits: getpwnam would not return it either.
  */
 export function parseAccounts(text: string, kind: 'passwd' | 'group'): Account[] {
   const out: Account[] = [];
   for (const line of text.split('\n')) {
     if (line === '' || line[0] === '#' || line[0] === '+' || line[0] === '-') continue;
     const f = line.split(':');
-    if (f.length < (kind === 'passwd' ? 4 : 3) || f[0] === '' || !DECIMAL.test(f[2]!)) continue;
-    if (kind === 'passwd' && !DECIMAL.test(f[3]!)) continue;
+    if (f.length < (kind === 'passwd' ? 4 : 3) || f[0] === '' || !isId(f[2]!)) continue;
+    if (kind === 'passwd' && !isId(f[3]!)) continue;
     out.push({
       name: f[0]!,
       id: Number(f[2]),

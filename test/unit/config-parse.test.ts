@@ -39,6 +39,33 @@ function stripped(c: Config): unknown {
   return rest;
 }
 
+describe('config: meaning one thing', () => {
+  it('a %YAML 1.1 directive is refused: yes, n and 010 would mean something else than in YAML 1.2', () => {
+    // Old: accepted, `compress: yes` was true and `n:` the key false.
+    errAt(1, 1, /%YAML 1\.1: auditmux reads YAML 1\.2 only/, '%YAML 1.1', '---', 'version: 1');
+    cfg('%YAML 1.2', '---', 'version: 1');
+  });
+  it('numeric accounts past 32 bits are refused where they are written', () => {
+    // Old: accepted by config check, failing only at start (log_group) or meaning "no change" to setuid (user).
+    errAt(
+      2,
+      21,
+      /log_group must be a user\/group name or a numeric id up to 4294967294/,
+      'host:',
+      '  log: { log_group: "9999999999" }',
+    );
+    errAt(
+      4,
+      11,
+      /user must be a user\/group name or a numeric id up to 4294967294/,
+      'daemons:',
+      '  - name: a',
+      '    isolation: process',
+      '    user: "4294967295"',
+    );
+  });
+});
+
 describe('config: defaults', () => {
   it('an empty file gives the built-in defaults', () => {
     assert.deepEqual(stripped(cfg('')), stripped(defaultConfig()));

@@ -102,6 +102,18 @@ describe('one reader of passwd and group', () => {
     assert.match(msgs, /no user named "4242"/);
     assert.doesNotMatch(msgs, /"1000"/);
   });
+  it('an id past 32 bits, or (uid_t)-1, is no account: it would wrap to 0 in a rule (uid=evil became uid=0)', () => {
+    const text =
+      'evil:x:4294967296:0::/:/bin/sh\nnone:x:4294967295:0::/:/bin/sh\nok:x:4294967294:4294967294::/:/bin/sh\n';
+    assert.deepEqual(
+      parseAccounts(text, 'passwd').map((a) => a.name),
+      ['ok'],
+    );
+    assert.deepEqual(
+      parseAccounts('g:x:4294967296:\nh:x:7:\n', 'group').map((a) => a.name),
+      ['h'],
+    );
+  });
   it('fuzz (seed 0x9a55): parseAccounts never throws and keeps only decimal ids', () => {
     const r = prng(0x9a55);
     const alphabet = 'ab0129:x#+-\n/ ';
@@ -110,7 +122,7 @@ describe('one reader of passwd and group', () => {
       for (let n = intBelow(r, 80); n > 0; n--) s += alphabet[intBelow(r, alphabet.length)];
       for (const kind of ['passwd', 'group'] as const) {
         for (const a of parseAccounts(s, kind)) {
-          assert.ok(Number.isInteger(a.id) && a.id >= 0 && a.name !== '', s);
+          assert.ok(Number.isInteger(a.id) && a.id >= 0 && a.id <= 0xfffffffe && a.name !== '', s);
           if (kind === 'passwd') assert.ok(Number.isInteger(a.gid), s);
         }
       }
