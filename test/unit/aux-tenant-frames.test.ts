@@ -53,6 +53,27 @@ describe('FrameReader', () => {
     assert.ok(copied <= 2 * stream.length, `${copied} bytes copied for a frame of ${stream.length}`);
   });
 
+  it('a frame trickled a byte at a time from its first byte: the pieces are walked a bounded number of times', () => {
+    // Old: with a first piece under 4 bytes, every later piece joined the whole list again to read the length:
+    // quadratic (a 64 KiB frame took 108 s of the host's event loop). Counted as pieces walked by Buffer.concat.
+    const stream = encodeFrame(13, Buffer.alloc(16 * 1024, 7));
+    let walked = 0;
+    const concat = Buffer.concat;
+    Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
+      walked += list.length;
+      return concat(list, total);
+    }) as typeof Buffer.concat;
+    let frames = 0;
+    try {
+      const r = new FrameReader(() => frames++);
+      for (let at = 0; at < stream.length; at++) r.push(stream.subarray(at, at + 1));
+    } finally {
+      Buffer.concat = concat;
+    }
+    assert.equal(frames, 1);
+    assert.ok(walked <= 2 * stream.length, `${walked} pieces walked for a frame of ${stream.length} bytes`);
+  });
+
   it('a frame over the limit is refused before it is gathered, and nothing after a refusal is read', () => {
     const seen: number[] = [];
     const r = new FrameReader((kind) => seen.push(kind), MAX_AUX_FRAME);
