@@ -1,6 +1,8 @@
 // The host's kernel session: registration, host-wide settings, the rule union in the kernel, and the kernel handed back
 // as it was found at stop.
-import { AuditmuxError } from '../errors';
+import { statSync, type BigIntStats } from 'node:fs';
+import { AuditmuxError, RuleError } from '../errors';
+import { assertTrustedRules } from '../trust';
 import { AuditClient } from '../kernel/client';
 import { AUDIT_FILTER_PREPEND, AUDIT_UID_UNSET, Feature, Field, Op } from '../kernel/constants';
 import type { AuditSocket } from '../kernel/socket';
@@ -13,6 +15,7 @@ import {
   loadRulesPath,
   parseRules,
   ruleKeyMatches,
+  rulesFilesIn,
   type Rule,
   type RuleCommand,
 } from '../rules';
@@ -23,6 +26,12 @@ import type { Diag } from './diagnostics';
 
 /** Group tags kept once no loaded rule carries them (each a few hundred bytes; tenants churn them at each change). */
 const KNOWN_GROUPS_MAX = 4096;
+
+/**
+ * A rules file changed this recently (by its ctime) may change again within the same tick of the file system's clock
+ * (a jiffy; a second or two on some file systems) without its stamp changing: it is read again until it is older.
+ */
+const RULES_SETTLE_NS = 2_000_000_000n;
 
 /** Who signalled when nobody can be asked: auditd's "unset" ids. */
 export const UNKNOWN_REQUESTER: Requester = {
@@ -40,6 +49,16 @@ export interface KernelSessionOptions {
   owners: () => { daemons: DaemonConfig[]; routes: RouteConfig[] };
   /** Counted here, reported in the host's status. */
   counters: { kernelLost: number };
+  /** The wall clock in ns since the epoch, which file times are compared with (see RULES_SETTLE_NS); tests set it. */
+  nowNs?: () => bigint;
+}
+
+/** What an auxiliary daemon's rules path was when last read (see auxRulesOf). */
+interface RulesRead {
+  path: string;
+  stamp: string;
+  /** What reading it threw, when it did: the same file gives the same error again. */
+  error?: RuleError;
 }
 
 /** A runtime daemon's rules, checked and loaded before it is registered anywhere. */
@@ -55,6 +74,11 @@ export class KernelSession {
   private loaded: Buffer[] = [];
   /** Each auxiliary daemon's rules as last accepted (see auxRulesOf). */
   private readonly auxAccepted = new Map<string, Rule[]>();
+  /**
+   * Each auxiliary daemon's rules path as last read. Parsing a tenant's file at every sync (each `aux add`, each
+   * template daemon, each reload) took ~1 s and ~170 MB for a 16 MiB file, per tenant, on the event loop.
+   */
+  private readonly auxRead = new Map<string, RulesRead>();
   private ruleSet: KernelRuleSet = { rules: [], keysByOwner: new Map(), groups: new Map() };
   /**
    * Every group tag (see mergeRules) of the rule sets loaded or being loaded, and, for a while, of those replaced:
@@ -167,11 +191,15 @@ export class KernelSession {
     if (extra) {
       const rules = auxRules(extra.name, extra.commands);
       this.auxAccepted.set(extra.name, rules);
+      // Accepted from the commands it was added with, not from its file as last read: the next sync reads that.
+      this.auxRead.delete(extra.name);
       addAux(extra.name, rules);
     }
     // A daemon gone takes its accepted rules along (a new one of the same name starts from its own file).
-    for (const name of this.auxAccepted.keys())
-      if (name !== extra?.name && !daemons.some((d) => d.name === name)) this.auxAccepted.delete(name);
+    const names = new Set(daemons.map((d) => d.name));
+    if (extra) names.add(extra.name);
+    for (const name of this.auxAccepted.keys()) if (!names.has(name)) this.auxAccepted.delete(name);
+    for (const name of this.auxRead.keys()) if (!names.has(name)) this.auxRead.delete(name);
     if (this.tracking)
       for (const c of parseRules(trackingRulesText(), '<contid tracking>'))
         if (c.kind === 'add') aux.push({ owner: 'host', rule: c.rule });
@@ -183,12 +211,33 @@ export class KernelSession {
   /**
    * A daemon's rules as its file says now, checked; when the file no longer reads or checks (its owner rewrote it
    * after the daemon was accepted), the rules last accepted stay, with a warning: one daemon's file must not stop
-   * every rule update of the host (a start, a reload, another daemon's `aux add`).
+   * every rule update of the host (a start, a reload, another daemon's `aux add`). A file whose stamp (see rulesStamp)
+   * is the one last read is not read again: its rules are those accepted then, or its error the one it gave then.
    */
   private auxRulesOf(name: string, path: string): Rule[] {
     try {
-      const rules = auxRules(name, loadRulesPath(path));
+      const stamp = rulesStamp(path, this.opts.nowNs?.() ?? BigInt(Date.now()) * 1_000_000n);
+      const last = this.auxRead.get(name);
+      if (stamp && last && last.path === path && last.stamp === stamp.stamp) {
+        // Who may change the file depends on its directories too, which its stamp does not cover: checked each time,
+        // first, as the loader does after reading.
+        assertTrustedRules(path, stamp.dirFiles);
+        if (last.error) throw last.error;
+        const kept = this.auxAccepted.get(name);
+        if (kept) return kept;
+      }
+      this.auxRead.delete(name);
+      let rules: Rule[];
+      try {
+        rules = auxRules(name, loadRulesPath(path));
+      } catch (e) {
+        // A refused line stays refused while the file stays the same; a refused path (its trust) is not the file's.
+        if (stamp && e instanceof RuleError && e.code !== 'E_UNTRUSTED')
+          this.auxRead.set(name, { path, stamp: stamp.stamp, error: e });
+        throw e;
+      }
       this.auxAccepted.set(name, rules);
+      if (stamp) this.auxRead.set(name, { path, stamp: stamp.stamp });
       return rules;
     } catch (e) {
       const kept = this.auxAccepted.get(name) ?? [];
@@ -392,6 +441,36 @@ export class KernelSession {
       if (found.status.featureBitmap & 0x2) await client.setStatus({ backlogWaitTime: found.status.backlogWaitTime });
     }
     if (client.isRegistered) await client.unregisterDaemon();
+  }
+}
+
+/** A file's identity and version: another file, or the same one written to, has another. */
+function statStamp(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/**
+ * The stamp of a rules path (a file, or a directory's *.rules files), taken before it is read: a change after the
+ * stamp makes the next stamp differ, so what was read is never older than its stamp says. Null when the path does
+ * not stat (the loader reports why) or changed within RULES_SETTLE_NS of `nowNs` (not kept: it may change unseen).
+ */
+function rulesStamp(path: string, nowNs: bigint): { stamp: string; dirFiles: string[] | undefined } | null {
+  try {
+    const st = statSync(path, { bigint: true });
+    if (!st.isDirectory())
+      return nowNs - st.ctimeNs < RULES_SETTLE_NS ? null : { stamp: statStamp(st), dirFiles: undefined };
+    // A directory's own times change with any entry in it; its *.rules files (which, and each one's stamp) are read.
+    const dirFiles = rulesFilesIn(path);
+    const parts = [`${st.dev}:${st.ino}`];
+    let newest = 0n;
+    for (const f of dirFiles) {
+      const fst = statSync(f, { bigint: true });
+      parts.push(`${f}=${statStamp(fst)}`);
+      if (fst.ctimeNs > newest) newest = fst.ctimeNs;
+    }
+    return nowNs - newest < RULES_SETTLE_NS ? null : { stamp: parts.join('\n'), dirFiles };
+  } catch {
+    return null;
   }
 }
 
