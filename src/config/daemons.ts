@@ -1,12 +1,12 @@
 // The `daemons:` section: each auxiliary daemon's name, rules, log, queue, user, isolation and outputs.
 import { dirname } from 'node:path';
 import type { Node } from 'yaml';
-import { ConfigError } from '../errors';
 import { NAME_PATTERN } from '../shared';
 import type { DaemonConfig, HostConfig } from './schema';
 import type { Walker, Entry } from './walk';
 import { auxLogProblem, defaultAuxLogFile, defaultAuxSpoolDir } from './aux-paths';
 import { readOutputs } from './outputs';
+import { errorAt, PlacementIndex } from './consistency';
 import { account, configPath, readOutput } from './log';
 import {
   blockForUserProblem,
@@ -20,10 +20,21 @@ import {
 
 const DAEMON_KEYS = ['name', 'rules', 'log', 'queue', 'user', 'isolation', 'max_restarts', 'outputs'] as const;
 
+/**
+ * Daemons in one config file. Each is a process or a log the host runs, so real configs have tens (tenants that come
+ * and go are templates' daemons, up to 1000 per template); a 1 MiB file holds ~65,000 and kept the host busy for
+ * minutes at start, at each reload and in `config check`. Past this many, the first one beyond is an error.
+ */
+export const MAX_DAEMONS = 4096;
+
 export function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: string): DaemonConfig[] {
-  const items = w.sequence(e.value, 'daemons', e.key);
-  if (!items) return [];
+  const all = w.sequence(e.value, 'daemons', e.key);
+  if (!all) return [];
+  if (all.length > MAX_DAEMONS) w.error(all[MAX_DAEMONS], `daemons: more than ${MAX_DAEMONS} daemons`, e.key);
+  // The ones within the limit are still checked: their errors are reported with it.
+  const items = all.slice(0, MAX_DAEMONS);
   const out: DaemonConfig[] = [];
+  const placed = new PlacementIndex();
   const seen = new Map<string, Node>();
   items.forEach((item, i) => {
     const where = `daemons[${i}]`;
@@ -72,17 +83,14 @@ export function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: stri
     const filePos = w.sources.get(`${where}.log.file`);
     if (!filePos && spec.log) delete spec.log.file;
     const d = buildDaemonConfig(spec, host.log.file);
-    const placement = auxLogProblem(
-      { name, user: d.user, file: d.log.file },
-      host.log.file,
-      out.map((o) => ({ name: o.name, user: o.user, file: o.log.file })),
-    );
-    if (placement) w.errors.push(new ConfigError(filePos ?? w.sources.get(`${where}.user`) ?? pos, placement));
+    const me = { name, user: d.user, file: d.log.file };
+    // Against the earlier daemons that can clash with it (see PlacementIndex), not each earlier one: quadratic.
+    const placement = auxLogProblem(me, host.log.file, placed.logCandidates(me));
+    if (placement) errorAt(w, filePos ?? w.sources.get(`${where}.user`) ?? pos, placement);
     if ((x = m.get('isolation'))) d.isolation = readIsolation(w, x, where, d.user) ?? d.isolation;
     if ((x = m.get('max_restarts'))) d.maxRestarts = readMaxRestarts(w, x, where) ?? d.maxRestarts;
     const blocked = blockForUserProblem(d.user, d.queue.overflow);
-    if (blocked)
-      w.errors.push(new ConfigError(w.sources.get(`${where}.queue.overflow`) ?? pos, `${where}.queue.${blocked}`));
+    if (blocked) errorAt(w, w.sources.get(`${where}.queue.overflow`) ?? pos, `${where}.queue.${blocked}`);
     d.outputs = (x = m.get('outputs'))
       ? readOutputs(
           w,
@@ -94,6 +102,7 @@ export function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: stri
         )
       : [];
     out.push(d);
+    placed.add({ name: d.name, user: d.user, file: d.log.file });
   });
   return out;
 }
