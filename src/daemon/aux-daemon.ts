@@ -112,6 +112,9 @@ export interface AuxDaemonHooks {
   containers?: ContainerDirectory;
 }
 
+/** ERROR frames an aux process may send in a minute; past this it is stopped as for any protocol error. */
+const MAX_ERROR_FRAMES_PER_MINUTE = 1000;
+
 export class AuxDaemon {
   readonly queue: AuxQueue;
   state: AuxState = 'stopped';
@@ -137,6 +140,8 @@ export class AuxDaemon {
   private feed: ContainerFeed | null = null;
   /** isolation: process — the current process's stderr and ERROR frames, as the host's diagnostics get them. */
   private chatter: Chatter | null = null;
+  /** ERROR frames of the current process in the current minute. */
+  private errorFrames = { since: 0, n: 0 };
   lastError = '';
 
   constructor(
@@ -276,12 +281,16 @@ export class AuxDaemon {
     const chan = child.stdio[3] as Socket;
     this.chan = chan;
     this.writable = true;
-    const chatter = new Chatter(this.hooks.diag, this.name);
-    this.chatter = chatter;
+    // One limiter for the daemon's life, not one per process: restarts must not reset what a tenant may log.
+    const chatter = (this.chatter ??= new Chatter(this.hooks.diag, this.name));
+    this.errorFrames = { since: Date.now(), n: 0 };
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (d: string) => chatter.say('stderr', d.trim(), 'aux daemon stderr'));
     const reader = new FrameReader((kind, body) => this.onFrame(kind, body), MAX_AUX_FRAME);
     chan.on('data', (chunk: Buffer) => {
+      // A process gone (a tenant's, whose channel another process it started may still hold) speaks no more: its
+      // ACKs would ack the next process's events, its READY would refuse the next one's.
+      if (this.chan !== chan) return;
       try {
         reader.push(chunk);
       } catch (e) {
@@ -321,11 +330,17 @@ export class AuxDaemon {
         this.pump();
         break;
       case Frame.ACK:
-        this.queue.ack(body.readDoubleLE(0));
+        // The real process acknowledges only events it was sent and has not acknowledged: an ACK of nothing is a
+        // process spending the host's loop (20 M empty ACKs in 3 s took a whole core), a protocol error.
+        if (this.queue.ack(body.readDoubleLE(0)) === 0) throw new Error('ACK of nothing in flight');
         this.checkBlock();
         this.pump();
         break;
       case Frame.ERROR: {
+        // Rate-limited in the log by Chatter, and bounded here: each costs a JSON.parse on the host's loop.
+        const now = Date.now();
+        if (now - this.errorFrames.since >= 60_000) this.errorFrames = { since: now, n: 0 };
+        if (++this.errorFrames.n > MAX_ERROR_FRAMES_PER_MINUTE) throw new Error('too many ERROR frames');
         const m = (JSON.parse(body.toString('utf8')) as { message?: unknown }).message;
         if (typeof m !== 'string') throw new Error('ERROR frame without a message');
         this.lastError = cutUtf8(m, CHATTER_LINE_BYTES);
@@ -333,11 +348,16 @@ export class AuxDaemon {
         break;
       }
       default:
-        break;
+        // READY, ACK and ERROR are all an aux process sends: anything else is a protocol error, not a free loop turn.
+        throw new Error(`unexpected frame kind ${kind}`);
     }
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    // Its pipes go with it: a process it started may hold them open, and the host's loop would never empty (a stop
+    // that waits for TimeoutStopSec and a SIGKILL), nor would what it sends stop arriving.
+    this.chan?.destroy();
+    this.child?.stderr?.destroy();
     this.child = null;
     this.chan = null;
     this.writable = false;
@@ -521,6 +541,12 @@ export class AuxDaemon {
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.backoffTimer = null;
     if (this.blockTimer) clearTimeout(this.blockTimer);
+    this.blockTimer = null;
+    // A daemon stopped while it paused the kernel intake (overflow: block) must let it go: nothing else would.
+    if (this.blocking) {
+      this.blocking = false;
+      this.hooks.backpressure(this.name, false);
+    }
     const deadline = Date.now() + timeoutMs;
     if (this.writer || this.inline) {
       this.wantStop = true;

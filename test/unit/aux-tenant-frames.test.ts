@@ -135,6 +135,98 @@ describe('an aux process that misbehaves', () => {
   });
 });
 
+/** An AuxDaemon of `program` (a test double of a tenant's process) on a private log directory. */
+function misbehaving(
+  program: string,
+  overflow = 'drop_newest',
+): {
+  a: AuxDaemon;
+  dir: string;
+  reports: string[];
+  pauses: boolean[];
+  diag: ReturnType<typeof captureDiag>;
+} {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'amauxtenant-'));
+  const cfg = parseConfig(
+    [
+      'host:',
+      `  log: { file: ${join(dir, 'audit.log')} }`,
+      'daemons:',
+      `  - { name: t, isolation: process, queue: { depth: 10, overflow: ${overflow} }, log: { format: RAW, flush: none } }`,
+      '',
+    ].join('\n'),
+    join(dir, 'auditmux.yaml'),
+  ).daemons[0]!;
+  const reports: string[] = [];
+  const pauses: boolean[] = [];
+  const diag = captureDiag();
+  const a = new AuxDaemon(cfg, {
+    diag,
+    program: join(__dirname, '..', 'helpers', program),
+    nodeName: null,
+    report: (event, detail) => void reports.push(`${event} ${detail}`),
+    backpressure: (_n, full) => void pauses.push(full),
+    contidKernel: false,
+  });
+  return { a, dir, reports, pauses, diag };
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; !cond(); i++) {
+    if (i > 500) throw new Error(`never: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('an aux process that spends the host loop', () => {
+  it('a flood of ACKs of nothing is a protocol error: the process is stopped, not served', async () => {
+    // Old: every empty ACK walked the queue and pumped (20 M in 3 s, a whole core of the host's loop), for good.
+    const { a, dir, reports, diag } = misbehaving('aux-empty-acks.js');
+    a.start();
+    try {
+      await until(() => reports.some((r) => r.startsWith('crash')), 'the flooding process to be stopped');
+      assert.ok(diag.lines.some((l) => l.m === 'aux protocol error' && /ACK of nothing/.test(JSON.stringify(l.o))));
+    } finally {
+      await a.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a gone process's channel, held by a process it started, says nothing to the next one and is closed", async () => {
+    // Old: the grandchild's READY on the old channel reached the host (a protocol error against the restarted
+    // process, or its READY taken for the new one), and the host kept the old pipe open.
+    const { a, dir, reports, diag } = misbehaving('aux-linger.js');
+    a.start();
+    try {
+      await until(() => reports.some((r) => r.startsWith('start')), 'the restarted process to be ready');
+      await new Promise((r) => setTimeout(r, 1200)); // the lingering process has written its READY by now
+      assert.deepEqual(
+        diag.lines.filter((l) => l.m === 'aux protocol error').map((l) => JSON.stringify(l.o)),
+        [],
+        'nothing read from the old channel',
+      );
+      assert.equal(reports.filter((r) => r.startsWith('crash')).length, 1, reports.join('; '));
+    } finally {
+      await a.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stopping a daemon that paused the kernel intake (overflow: block) resumes it', async () => {
+    const { a, dir, pauses } = misbehaving('aux-empty-acks.js', 'block');
+    try {
+      // Not started: every event stays queued, so the block policy pauses the intake at depth.
+      for (let i = 0; i < 12; i++) a.enqueue([{ type: 1300, payload: Buffer.from(`audit(1.000:${i}): x=1`) }]);
+      assert.deepEqual(pauses, [true]);
+      await a.stop();
+      // Old: the pause stayed (only the block timer was cleared), and the host read no kernel record again.
+      assert.deepEqual(pauses, [true, false]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('stopping the host', () => {
   it('stops every auxiliary daemon at once: each one that never acknowledges waits out its own deadline in parallel', async () => {
     const started: string[] = [];
