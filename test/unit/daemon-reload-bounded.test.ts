@@ -7,6 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isolated } from '../helpers/isolated';
 
+/** The remedies the trust check's refusals end with. */
+const FIX = 'only root may be able to change it (chown root, chmod go-w, no symlink, in root-owned directories)';
+const GO = `they go into the kernel as root, so ${FIX}`;
+
 describe('host daemon: bad files at reload and aux add', () => {
   it('FIFOs, /dev/zero and oversized rules fail fast; the running config, rules and daemons stay (emulated kernel, child process)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'amreload-'));
@@ -71,19 +75,24 @@ describe('host daemon: bad files at reload and aux add', () => {
       const conf = join(dir, 'auditmux.yaml');
       assert.deepEqual(v.fifoConfig, {
         ok: false,
-        error: `${conf}:1:1: config file ${conf} is not a regular file (refused)`,
+        // Refused by the trust check, before it is opened.
+        error: `${conf}:1:1: config file refused: ${conf} is not a regular file; auditmux runs it as root, so ${FIX}`,
       });
       assert.deepEqual(v.fifoRules, {
         ok: false,
-        error: `rules ${join(dir, 'host.rules')} is not a regular file (refused)`,
+        error: `${join(dir, 'host.rules')}:1:1: rules refused: ${join(dir, 'host.rules')} is not a regular file; ${GO}`,
       });
       assert.deepEqual(v.aux, [
         {
-          type: 'IoError',
-          code: 'E_NOT_REGULAR',
-          message: `rules ${join(dir, 't.rules')} is not a regular file (refused)`,
+          type: 'RuleError',
+          code: 'E_UNTRUSTED',
+          message: `${join(dir, 't.rules')}:1:1: rules refused: ${join(dir, 't.rules')} is not a regular file; ${GO}`,
         },
-        { type: 'IoError', code: 'E_NOT_REGULAR', message: 'rules /dev/zero is not a regular file (refused)' },
+        {
+          type: 'RuleError',
+          code: 'E_UNTRUSTED',
+          message: `/dev/zero:1:1: rules refused: /dev/zero is not a regular file; ${GO}`,
+        },
         {
           type: 'IoError',
           code: 'E_TOO_LARGE',

@@ -25,6 +25,9 @@ function withDir(fn: (dir: string) => void): void {
   }
 }
 
+/** The remedy the trust check's refusals end with. */
+const FIX = 'only root may be able to change it (chown root, chmod go-w, no symlink, in root-owned directories)';
+
 describe('config file reading', () => {
   it('a FIFO as the config file is refused at once (the daemon used to block forever in readFileSync)', () => {
     withDir((dir) => {
@@ -34,7 +37,8 @@ describe('config file reading', () => {
       assert.deepEqual(r.value, {
         threw: 'ConfigError',
         code: 'E_CONFIG',
-        message: `${fifo}:1:1: config file ${fifo} is not a regular file (refused)`,
+        // Refused by the trust check, before it is opened.
+        message: `${fifo}:1:1: config file refused: ${fifo} is not a regular file; auditmux runs it as root, so ${FIX}`,
       });
       // config check reports it the same way instead of hanging.
       const c = isolated(
@@ -51,7 +55,7 @@ describe('config file reading', () => {
     assert.deepEqual(r.value, {
       threw: 'ConfigError',
       code: 'E_CONFIG',
-      message: '/dev/zero:1:1: config file /dev/zero is not a regular file (refused)',
+      message: `/dev/zero:1:1: config file refused: /dev/zero is not a regular file; auditmux runs it as root, so ${FIX}`,
     });
   });
 
@@ -69,7 +73,7 @@ describe('config file reading', () => {
       symlinkSync(real, join(dir, 'link.yaml'));
       assert.throws(
         () => loadConfig(join(dir, 'link.yaml')),
-        (e: unknown) => e instanceof ConfigError && /is a symlink \(refused\)/.test(e.reason),
+        (e: unknown) => e instanceof ConfigError && /config file refused: .* is a symlink/.test(e.reason),
       );
     });
   });
@@ -139,14 +143,15 @@ describe('rules file reading', () => {
       const fifo = mkfifoSync(join(dir, 'tenant.rules'));
       const r = isolated(`require(SRC + '/rules').loadRulesPath(${JSON.stringify(fifo)}); out('loaded');`);
       assert.equal(r.killed, false, 'loadRulesPath hung on a FIFO');
+      // Refused by the trust check, before it is opened.
       assert.deepEqual(r.value, {
-        threw: 'IoError',
-        code: 'E_NOT_REGULAR',
-        message: `rules ${fifo} is not a regular file (refused)`,
+        threw: 'RuleError',
+        code: 'E_UNTRUSTED',
+        message: `${fifo}:1:1: rules refused: ${fifo} is not a regular file; they go into the kernel as root, so ${FIX}`,
       });
       const d = isolated(`require(SRC + '/rules').loadRulesPath(${JSON.stringify(dir)}); out('loaded');`);
       assert.equal(d.killed, false, 'loadRulesPath hung on a FIFO in rules.d');
-      assert.equal((d.value as { code: string }).code, 'E_NOT_REGULAR');
+      assert.equal((d.value as { code: string }).code, 'E_UNTRUSTED');
     });
   });
 
@@ -154,9 +159,9 @@ describe('rules file reading', () => {
     const r = isolated(`require(SRC + '/rules').loadRulesPath('/dev/zero'); out('loaded');`);
     assert.equal(r.killed, false);
     assert.deepEqual(r.value, {
-      threw: 'IoError',
-      code: 'E_NOT_REGULAR',
-      message: 'rules /dev/zero is not a regular file (refused)',
+      threw: 'RuleError',
+      code: 'E_UNTRUSTED',
+      message: `/dev/zero:1:1: rules refused: /dev/zero is not a regular file; they go into the kernel as root, so ${FIX}`,
     });
   });
 
