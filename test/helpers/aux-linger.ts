@@ -5,16 +5,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
+import { frame } from './aux-frame';
 
 const chan = new Socket({ fd: 3, readable: true, writable: true });
-const ready = (): Buffer => {
-  const b = Buffer.from(JSON.stringify({ pid: process.pid, known: 0 }));
-  const f = Buffer.alloc(5 + b.length);
-  f.writeUInt32LE(1 + b.length, 0);
-  f[4] = 10;
-  b.copy(f, 5);
-  return f;
-};
+const ready = (): Buffer => frame(10, JSON.stringify({ pid: process.pid, known: 0 }));
 chan.once('data', (d: Buffer) => {
   const cfg = JSON.parse(d.subarray(5, 4 + d.readUInt32LE(0)).toString('utf8')) as { log: { file: string } };
   const marker = join(dirname(cfg.log.file), 'lingered');
