@@ -1,31 +1,9 @@
 // Checks across sections: one file per writer, one spool per output, daemons no route reaches, dead routes.
 import { dirname } from 'node:path';
-import type { Node } from 'yaml';
-import { ConfigError, type SourcePos } from '../errors';
+import { ConfigError } from '../errors';
 import type { Config, ContidPattern } from './schema';
 import type { Walker, Entry } from './walk';
 import { auxSpoolProblem, HOST_OWNER, rootLogProblem, type AuxLogPlacement } from './aux-paths';
-
-/** Each walker's line starts (see errorAt), counted once, when the first problem found after the walk is reported. */
-const lineStartsOf = new WeakMap<Walker, number[]>();
-
-/**
- * Reports a problem at a position the walk recorded (a daemon's or an output's, w.sources) through w.error, so that
- * its cap and de-duplication apply: pushed directly, a config of thousands of daemons had as many errors.
- */
-export function errorAt(w: Walker, pos: SourcePos, reason: string): void {
-  let starts = lineStartsOf.get(w);
-  if (!starts) {
-    starts = [0];
-    for (let i = w.text.indexOf('\n'); i >= 0; i = w.text.indexOf('\n', i + 1)) starts.push(i + 1);
-    lineStartsOf.set(w, starts);
-  }
-  const offset = (starts[pos.line - 1] ?? 0) + (pos.col ?? 1) - 1;
-  const n = w.errors.length;
-  w.error({ range: [offset, offset, offset] } as unknown as Node, reason);
-  // Kept as recorded (an absolute file name, or no column, in some), not as found again from the offset.
-  if (w.errors.length > n) w.errors[n] = new ConfigError(pos, reason);
-}
 
 /** A directory of PlacementIndex's tree; daemons by their index in the order placed. */
 interface DirNode {
@@ -135,7 +113,7 @@ export function checkOutputsDistinct(w: Walker, cfg: Config): void {
   for (const d of cfg.daemons) {
     const other = owner.get(d.log.file);
     if (other) {
-      errorAt(w, d.pos, `daemon "${d.name}" writes ${d.log.file}, which ${other} already uses`);
+      w.errorAt(d.pos, `daemon "${d.name}" writes ${d.log.file}, which ${other} already uses`);
     } else {
       owner.set(d.log.file, `daemon "${d.name}"`);
     }
@@ -156,19 +134,17 @@ export function checkOutputsDistinct(w: Walker, cfg: Config): void {
   const rlog = cfg.host.listen?.log;
   const rbad = rlog ? rootLogProblem('the remote log', rlog.file, placed) : null;
   if (rbad)
-    errorAt(
-      w,
+    w.errorAt(
       cfg.sources.get('host.listen.log.file') ?? cfg.host.listen?.pos ?? { file: cfg.file ?? '', line: 1 },
       rbad,
     );
   for (const { o, who, d } of all) {
     if (!o.spool.dir) continue;
     const bad = auxSpoolProblem(d, o.name, o.spool.dir, index.spoolCandidates(d.name, o.spool.dir));
-    if (bad) errorAt(w, o.pos ?? { file: cfg.file ?? '', line: 1 }, bad);
+    if (bad) w.errorAt(o.pos ?? { file: cfg.file ?? '', line: 1 }, bad);
     const other = spools.get(o.spool.dir);
     if (other)
-      errorAt(
-        w,
+      w.errorAt(
         o.pos ?? { file: cfg.file ?? '', line: 1 },
         `output "${o.name}" of ${who} uses spool ${o.spool.dir}, which ${other} already uses`,
       );

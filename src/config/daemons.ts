@@ -6,7 +6,7 @@ import type { DaemonConfig, HostConfig } from './schema';
 import type { Walker, Entry } from './walk';
 import { auxLogProblem, defaultAuxLogFile, defaultAuxSpoolDir } from './aux-paths';
 import { readOutputs } from './outputs';
-import { errorAt, PlacementIndex } from './consistency';
+import { PlacementIndex } from './consistency';
 import { account, configPath, readOutput } from './log';
 import {
   blockForUserProblem,
@@ -86,11 +86,11 @@ export function readDaemons(w: Walker, e: Entry, host: HostConfig, baseDir: stri
     const me = { name, user: d.user, file: d.log.file };
     // Against the earlier daemons that can clash with it (see PlacementIndex), not each earlier one: quadratic.
     const placement = auxLogProblem(me, host.log.file, placed.logCandidates(me));
-    if (placement) errorAt(w, filePos ?? w.sources.get(`${where}.user`) ?? pos, placement);
+    if (placement) w.errorAt(filePos ?? w.sources.get(`${where}.user`) ?? pos, placement);
     if ((x = m.get('isolation'))) d.isolation = readIsolation(w, x, where, d.user) ?? d.isolation;
     if ((x = m.get('max_restarts'))) d.maxRestarts = readMaxRestarts(w, x, where) ?? d.maxRestarts;
     const blocked = blockForUserProblem(d.user, d.queue.overflow);
-    if (blocked) errorAt(w, w.sources.get(`${where}.queue.overflow`) ?? pos, `${where}.queue.${blocked}`);
+    if (blocked) w.errorAt(w.sources.get(`${where}.queue.overflow`) ?? pos, `${where}.queue.${blocked}`);
     d.outputs = (x = m.get('outputs'))
       ? readOutputs(
           w,

@@ -92,7 +92,14 @@ export class Walker {
   }
 
   error(node: Node | null | undefined, reason: string, fallback?: Node | null): undefined {
-    const pos = this.posOf(node, fallback);
+    return this.errorAt(this.posOf(node, fallback), reason);
+  }
+
+  /**
+   * A problem at a position the walk recorded (w.sources, a daemon's or an output's pos), found after the walk: under
+   * the same cap and de-duplication as error() (pushed directly, thousands of daemons gave as many errors).
+   */
+  errorAt(pos: SourcePos, reason: string): undefined {
     // Aliased nodes are validated once per use; report each distinct problem once.
     const dup = this.errors.some((e) => e.reason === reason && e.pos.line === pos.line && e.pos.col === pos.col);
     if (!dup && this.errors.length < MAX_ERRORS) this.errors.push(new ConfigError(pos, reason));
