@@ -1,5 +1,6 @@
 // The host daemon: a coordinator over the kernel session, the record path, the daemon registry and the control
 // commands; it owns the order of start, reload and stop, and nothing else.
+import { dirname } from 'node:path';
 import { AuditmuxError } from '../errors';
 import { MsgType } from '../kernel/constants';
 import type { AuditSocket } from '../kernel/socket';
@@ -65,6 +66,7 @@ export class HostDaemon implements ControlTarget {
       ...(opts.socket ? { socket: opts.socket } : {}),
       owners: () => ({ daemons: this.daemons.configs(), routes: this.daemons.allRoutes() }),
       counters: this.counters,
+      stateDir: opts.noControl ? null : dirname(this.config.host.controlSocket),
     });
     this.daemons = new DaemonRegistry({
       diag,

@@ -1,6 +1,7 @@
 // The host's kernel session: registration, host-wide settings, the rule union in the kernel, and the kernel handed back
 // as it was found at stop.
 import { statSync, type BigIntStats } from 'node:fs';
+import { join } from 'node:path';
 import { AuditmuxError, RuleError } from '../errors';
 import { assertTrustedRules } from '../trust';
 import { AuditClient } from '../kernel/client';
@@ -22,6 +23,18 @@ import {
 import type { Requester } from '../output/logfile';
 import { TRACK_KEY, type KeyGroup } from '../routing/pipeline';
 import { auxRules, mergeRules, type KernelRuleSet, type Owned } from './rule-union';
+import { currentBootId } from '../containers/persist';
+import {
+  KERNEL_STATE_FILE,
+  KERNEL_STATE_MAX_RULES,
+  encodeKernelState,
+  prepareStateDir,
+  readKernelState,
+  removeKernelState,
+  ruleHash,
+  writeKernelState,
+  type KernelState,
+} from './kernel-state';
 import type { Diag } from './diagnostics';
 
 /** Group tags kept once no loaded rule carries them (each a few hundred bytes; tenants churn them at each change). */
@@ -51,6 +64,11 @@ export interface KernelSessionOptions {
   counters: { kernelLost: number };
   /** The wall clock in ns since the epoch, which file times are compared with (see RULES_SETTLE_NS); tests set it. */
   nowNs?: () => bigint;
+  /**
+   * The daemon's runtime directory, where KERNEL_STATE_FILE says what this daemon found and loaded while it holds the
+   * kernel (see register); none: a daemon that did not stop cleanly leaves its rules and settings to nobody.
+   */
+  stateDir?: string | null;
 }
 
 /** What an auxiliary daemon's rules path was when last read (see auxRulesOf). */
@@ -92,6 +110,16 @@ export class KernelSession {
   private hostCommands: RuleCommand[] = [];
   private lastKernelLost = 0;
   private features = 0;
+  /** KERNEL_STATE_FILE once registered and its directory checked (see register); null: not kept. */
+  private stateFile: string | null = null;
+  /** This boot's id, which the file carries (a file from another boot describes nothing here). */
+  private stateBoot = '';
+  /** The text last written there: a sync that changed nothing writes nothing. */
+  private stateText = '';
+  /** A failed write is reported once until one succeeds again. */
+  private stateWarned = false;
+  /** Each loaded rule's hash (see ruleHash), computed once per buffer. */
+  private readonly hashes = new WeakMap<Buffer, string>();
   /** The kernel has the contid patch set: it filters by contid and writes CONTAINER_ID records itself. */
   contidKernel = false;
   /** The fork/exit tracking rules are loaded (mainline kernels, while processes carry contids). */
@@ -121,10 +149,118 @@ export class KernelSession {
     return this.client !== null;
   }
 
-  /** Registration comes first: a refused second instance must not touch the running daemon's log or settings. */
+  /**
+   * Registration comes first: a refused second instance must not touch the running daemon's log or settings, nor its
+   * state file. A state file left there means the daemon before this one did not stop cleanly (see takeOver).
+   */
   async register(status: AuditStatus): Promise<void> {
     await this.client!.registerDaemon();
     this.found = { status, loginuidImmutable: (this.features & (1 << Feature.LOGINUID_IMMUTABLE)) !== 0 };
+    if (this.opts.stateDir) await this.takeOver(this.opts.stateDir, status);
+  }
+
+  /**
+   * The kernel as it is now is the previous daemon's work when that one was killed: its settings applied, its rules
+   * loaded (adding them again gives EEXIST, which reads as someone else's). Its state file says what it found, which
+   * this daemon restores in turn, and the hashes of the rules it loaded: those still in the kernel are this daemon's
+   * to keep or delete. A file that cannot be used is reported and ignored; the kernel's rules it does not name stay
+   * someone else's. Then this daemon's own state is written, before it changes anything.
+   */
+  private async takeOver(dir: string, status: AuditStatus): Promise<void> {
+    const diag = this.opts.diag;
+    const file = join(dir, KERNEL_STATE_FILE);
+    try {
+      prepareStateDir(dir);
+    } catch (e) {
+      diag.warn(
+        { dir, err: (e as Error).message },
+        "kernel state directory unusable: after a crash, the next daemon will not know which rules and settings were auditmux's",
+      );
+      return;
+    }
+    const boot = currentBootId();
+    let prev: KernelState | null = null;
+    try {
+      prev = readKernelState(file, boot);
+    } catch (e) {
+      diag.warn({ file, err: (e as Error).message }, 'kernel state file refused and ignored');
+    }
+    if (prev) {
+      const adopted: Buffer[] = [];
+      const seen = new Set<string>();
+      for (const raw of await this.client!.listRules()) {
+        // As sent, or as the codec writes the kernel's copy back (the kernel returns some rules in its own form).
+        let mine: Buffer | null = prev.rules.has(this.hashOf(raw)) ? raw : null;
+        if (!mine) {
+          try {
+            const again = encodeRule(decodeRule(raw));
+            if (prev.rules.has(this.hashOf(again))) mine = again;
+          } catch {
+            // Not a rule the codec reads: not one auditmux loaded.
+          }
+        }
+        if (mine && !seen.has(this.hashOf(mine))) {
+          seen.add(this.hashOf(mine));
+          adopted.push(mine);
+        }
+      }
+      this.found = { status: { ...status, ...prev.found }, loginuidImmutable: prev.loginuidImmutable };
+      this.loaded = adopted;
+      diag.warn(
+        { file, pid: prev.pid, rules: adopted.length, found: prev.found },
+        'the previous daemon did not stop cleanly: its kernel rules and the settings it found are taken back',
+      );
+    }
+    this.stateFile = file;
+    this.stateBoot = boot;
+    this.saveState();
+  }
+
+  private hashOf(rule: Buffer): string {
+    let h = this.hashes.get(rule);
+    if (h === undefined) this.hashes.set(rule, (h = ruleHash(rule)));
+    return h;
+  }
+
+  /** Writes the state file: the settings found and the hashes of `loaded` (and of `adding`, about to be added). */
+  private saveState(adding: Buffer[] = []): void {
+    const file = this.stateFile;
+    const found = this.found;
+    if (!file || !found) return;
+    const rules = new Set<string>();
+    for (const b of this.loaded) rules.add(this.hashOf(b));
+    for (const b of adding) rules.add(this.hashOf(b));
+    const s = found.status;
+    const text = encodeKernelState(this.stateBoot, {
+      found: {
+        enabled: s.enabled,
+        failure: s.failure,
+        backlogLimit: s.backlogLimit,
+        rateLimit: s.rateLimit,
+        backlogWaitTime: s.backlogWaitTime,
+      },
+      loginuidImmutable: found.loginuidImmutable,
+      rules,
+      pid: process.pid,
+    });
+    if (text === this.stateText) return;
+    try {
+      writeKernelState(file, text);
+      this.stateText = text;
+      if (rules.size > KERNEL_STATE_MAX_RULES)
+        this.opts.diag.warn(
+          { file, rules: rules.size, written: KERNEL_STATE_MAX_RULES },
+          'kernel state file: too many rules to name them all; after a crash the others stay loaded',
+        );
+      this.stateWarned = false;
+    } catch (e) {
+      if (!this.stateWarned)
+        this.opts.diag.warn(
+          { file, err: (e as Error).message },
+          'kernel state file not written: after a crash, the next daemon may leave rules or settings of this one',
+        );
+      this.stateWarned = true;
+    }
   }
 
   getStatus(): Promise<AuditStatus> {
@@ -311,26 +447,34 @@ export class KernelSession {
     const want = desired.rules.map((r) => encodeRule(r));
     // By their bytes as hex: a set lookup per rule, not a scan of every loaded rule (thousands of tenants' rules).
     const loadedHex = new Set(this.loaded.map((b) => b.toString('hex')));
-    for (const b of want) {
-      const hex = b.toString('hex');
-      if (loadedHex.has(hex)) continue;
-      try {
-        await client.addRule(b);
-        this.loaded.push(b);
-        loadedHex.add(hex);
-      } catch (e) {
-        if (e instanceof AuditmuxError && e.code === 'EEXIST') continue; // loaded by someone else already: not ours
-        throw e;
+    // Named before they are added: a daemon killed in between leaves none that its successor does not know of. One that
+    // turns out to be someone else's (EEXIST) is named until the write after this sync.
+    const adding = want.filter((b) => !loadedHex.has(b.toString('hex')));
+    if (adding.length) this.saveState(adding);
+    try {
+      for (const b of want) {
+        const hex = b.toString('hex');
+        if (loadedHex.has(hex)) continue;
+        try {
+          await client.addRule(b);
+          this.loaded.push(b);
+          loadedHex.add(hex);
+        } catch (e) {
+          if (e instanceof AuditmuxError && e.code === 'EEXIST') continue; // loaded by someone else already: not ours
+          throw e;
+        }
       }
+      const wantHex = new Set(want.map((b) => b.toString('hex')));
+      const keep: Buffer[] = [];
+      for (const b of this.loaded) {
+        if (wantHex.has(b.toString('hex'))) keep.push(b);
+        else await client.deleteRule(b).catch(() => undefined);
+      }
+      this.loaded = keep;
+      this.ruleSet = desired;
+    } finally {
+      this.saveState();
     }
-    const wantHex = new Set(want.map((b) => b.toString('hex')));
-    const keep: Buffer[] = [];
-    for (const b of this.loaded) {
-      if (wantHex.has(b.toString('hex'))) keep.push(b);
-      else await client.deleteRule(b).catch(() => undefined);
-    }
-    this.loaded = keep;
-    this.ruleSet = desired;
   }
 
   /** Loads or drops the fork/exit tracking rules; false when nothing changed. */
@@ -439,6 +583,17 @@ export class KernelSession {
         rateLimit: found.status.rateLimit,
       });
       if (found.status.featureBitmap & 0x2) await client.setStatus({ backlogWaitTime: found.status.backlogWaitTime });
+    }
+    // Handed back: nothing left for a successor to take over. Removed while still registered, so that it can only be
+    // this daemon's file; kept when the restore above failed, for the next daemon to try again.
+    const file = this.stateFile;
+    this.stateFile = null;
+    if (file) {
+      try {
+        removeKernelState(file);
+      } catch (e) {
+        this.opts.diag.warn({ file, err: (e as Error).message }, 'kernel state file not removed');
+      }
     }
     if (client.isRegistered) await client.unregisterDaemon();
   }
