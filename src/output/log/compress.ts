@@ -61,7 +61,10 @@ export class LogCompressor {
       } finally {
         fs.closeSync(fd);
       }
-      fs.renameSync(tmp, at(`${name}.gz`));
+      // link(2), not rename(2): rename replaces whatever holds the name, and an existing name.gz is another rotated
+      // log (keep_logs once lost one at every rotation this way). EEXIST keeps both it and the plain file.
+      fs.linkSync(tmp, at(`${name}.gz`));
+      fs.unlinkSync(tmp);
       created = false;
       fs.unlinkSync(file);
     } catch (e) {
@@ -72,6 +75,10 @@ export class LogCompressor {
           'warn',
           `Left ${name} plain: it is over the ${this.max}-byte limit of compression, which runs on the record path`,
         );
+        return;
+      }
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+        this.reporter.log('error', `Left ${name} plain: ${name}.gz already exists and is not replaced`);
         return;
       }
       const why = errText(e);

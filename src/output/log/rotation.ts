@@ -80,17 +80,27 @@ export class LogRotation {
     return this.opts.dir.show(errText(e));
   }
 
-  /** shift_logs(): the number the live log gets with keep_logs (the highest grows instead of old logs going). */
+  /**
+   * shift_logs(): the number the live log gets with keep_logs (the highest grows instead of old logs going). A
+   * compressed log holds its number as a plain one does: counting only `audit.log.N`, every rotation found .1 free
+   * and its gzip replaced the previous audit.log.1.gz.
+   */
   keepNumber(): number {
     let num = this.lastLog;
-    while (lstatOrNull(this.at(this.rotatedName(num)))) num++;
+    while (this.rotatedExists(num)) num++;
     if (num <= this.lastLog && this.lastLog > 1) {
       this.reporter.log('warn', `Last known log disappeared (${this.rotatedName(num)})`);
       num = this.lastLog = 1;
-      while (lstatOrNull(this.at(this.rotatedName(num)))) num++;
+      while (this.rotatedExists(num)) num++;
     }
     this.lastLog = num;
     return num + 1;
+  }
+
+  /** Whether rotated log `i` is there, plain or compressed (whatever is at the name: it is not ours to replace). */
+  private rotatedExists(i: number): boolean {
+    const name = this.rotatedName(i);
+    return lstatOrNull(this.at(name)) !== null || lstatOrNull(this.at(`${name}.gz`)) !== null;
   }
 
   /** check_excess_logs(): only with rotate and num_logs >= 2, removes .num_logs, .num_logs+1, ... */
