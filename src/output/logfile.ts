@@ -518,9 +518,9 @@ export class LogWriter {
     }
   }
 
-  /** Rotates the files (n = 0: num_logs), then writes on in a new live log. */
-  private rotateLogs(n: number): void {
-    if (!this.rotation.rotate(this.file, n)) return;
+  /** Rotates the files (n = 0: num_logs; `keep`: keep_logs), then writes on in a new live log. */
+  private rotateLogs(n: number, keep = false): void {
+    if (!this.rotation.rotate(this.file, n, keep)) return;
     this.sizeWarned = false;
     try {
       this.logSize = this.file.open();
@@ -533,7 +533,7 @@ export class LogWriter {
 
   /** keep_logs: like rotate, but the highest number grows instead of old logs being deleted. */
   private shiftLogs(): void {
-    this.rotateLogs(this.rotation.keepNumber());
+    this.rotateLogs(this.rotation.keepNumber(), true);
   }
 
   private log(level: LogLevel, msg: string): void {

@@ -76,3 +76,22 @@ test('compression never replaces an existing .gz: the plain log stays, and the r
     logged.join('\n'),
   );
 });
+
+for (const numLogs of [0, 1]) {
+  test(`keep_logs with num_logs ${numLogs} rotates as auditd 3.0.9 does: no forced sync for every record`, () => {
+    const d = tmpDir('keepone');
+    const file = join(d, 'audit.log');
+    fs.writeFileSync(file, Buffer.alloc(1024 * 1024 + 1, 0x41), { mode: 0o600 });
+    const { w, messages } = writer(d, { flush: 'incremental', freq: 1000, maxLogFileMiB: 1, numLogs });
+    const before = w.counters.fsyncs;
+    for (let i = 0; i < 1000; i++) w.writeRecord(1300, record(i));
+    w.flush();
+    const fsyncs = w.counters.fsyncs - before;
+    w.close();
+    // One sync before the rotation and one for the 1000th record (freq), whatever the order.
+    assert.ok(fsyncs <= 3, `${fsyncs} fsyncs for 1000 records at freq 1000`);
+    assert.equal(fs.statSync(`${file}.1`).size, 1024 * 1024 + 1, 'the full log was kept as audit.log.1');
+    assert.equal(fs.readFileSync(file, 'latin1').split('\n').length - 1, 1000, 'every record in the new log');
+    assert.equal(messages.filter((m) => /rotat/i.test(m)).length, 1, messages.slice(0, 5).join('\n'));
+  });
+}

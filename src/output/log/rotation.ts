@@ -39,10 +39,12 @@ export class LogRotation {
 
   /**
    * rotate_logs(): seals and closes the live file, then .N-2 -> .N-1 ... .1 -> .2, log -> .1, with n = 0 the
-   * configured num_logs. False (nothing done) when rotation is disabled; the caller reopens the live file.
+   * configured num_logs. False (nothing done) when rotation is disabled; the caller reopens the live file. `keep`
+   * (keep_logs, n from keepNumber) rotates whatever num_logs says, as auditd 3.0.9's rotate_logs(n, keep_logs) does:
+   * refused, every record past max_log_file asked for a rotation again, each with its forced sync.
    */
-  rotate(file: LogFile, n: number): boolean {
-    if (this.opts.numLogs < 2) {
+  rotate(file: LogFile, n: number, keep = false): boolean {
+    if (this.opts.numLogs < 2 && !keep) {
       this.reporter.log('info', 'Log rotation disabled (num_logs < 2), skipping');
       return false;
     }
