@@ -38,22 +38,30 @@ export class LogRotation {
   }
 
   /**
-   * rotate_logs(): seals and closes the live file, then .N-2 -> .N-1 ... .1 -> .2, log -> .1, with n = 0 the
-   * configured num_logs. False (nothing done) when rotation is disabled; the caller reopens the live file. `keep`
-   * (keep_logs, n from keepNumber) rotates whatever num_logs says, as auditd 3.0.9's rotate_logs(n, keep_logs) does:
-   * refused, every record past max_log_file asked for a rotation again, each with its forced sync.
+   * rotate_logs(): .N-2 -> .N-1 ... .1 -> .2, then seals and closes the live file and renames it to .1, with n = 0
+   * the configured num_logs. False when the live file was not touched (rotation disabled, or a step of the chain
+   * failed): it is still open and written on. True: the caller reopens the live file (a new one, or the same one when
+   * log -> .1 failed). `keep` (keep_logs, n from keepNumber) rotates whatever num_logs says, as auditd 3.0.9's
+   * rotate_logs(n, keep_logs) does (refused, every record past max_log_file asked again, each with a forced sync).
    */
   rotate(file: LogFile, n: number, keep = false): boolean {
     if (this.opts.numLogs < 2 && !keep) {
       this.reporter.log('info', 'Log rotation disabled (num_logs < 2), skipping');
       return false;
     }
-    file.seal();
     const num = n === 0 ? this.opts.numLogs : n;
+    // The chain stops at its first failure, before the live file is touched: each step empties the name the next one
+    // renames onto, so going on after .2 -> .3 failed made .1 -> .2 replace the old .2 (auditd goes on). The names
+    // stay as they are, and the live log is written on unrotated, as when log -> .1 fails.
     for (let i = num - 1; i > 1; i--) {
-      this.renameIfExists(this.rotatedName(i - 1), this.rotatedName(i));
-      this.renameIfExists(this.rotatedName(i - 1) + '.gz', this.rotatedName(i) + '.gz');
+      const from = this.rotatedName(i - 1);
+      const to = this.rotatedName(i);
+      if (!this.renameIfExists(from, to) || !this.renameIfExists(`${from}.gz`, `${to}.gz`)) {
+        this.reporter.log('error', `Log rotation stopped at ${from}: ${this.opts.path} goes on without rotating`);
+        return false;
+      }
     }
+    file.seal();
     if (!this.renameIfExists(this.opts.path, this.rotatedName(1))) {
       try {
         // Through a descriptor: chmod(2) on the name would follow a symlink planted there.
@@ -66,6 +74,8 @@ export class LogRotation {
       } catch {
         // the reopen that follows reports the real problem
       }
+      // Nothing was rotated: not counted, and nothing new at .1 to compress.
+      return true;
     }
     this.rotations++;
     this.opts.compressor?.compress(this.rotatedName(1), this.opts.dir);
