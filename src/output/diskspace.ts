@@ -299,11 +299,11 @@ export class DiskSpaceGuard {
       case 'keep_logs':
         if (this.numLogs > 1) {
           this.diag.warn(info, 'Audit daemon rotating log files');
+          // Once, as auditd: the level stays handled until a resume (only syslog re-arms when space comes back, in
+          // checkDiskSpace). Re-armed here, a disk kept low by someone else (a tenant's log on the same file system)
+          // rotated at every check, once a second: every rotated log was gone after num_logs - 1 checks, nothing
+          // freed. Re-armed when space comes back, a tenant freeing and filling space in turn would do the same.
           this.writer.rotateNow({ auid: AUDIT_UID_UNSET, uid: 0, ses: AUDIT_SID_UNSET, pid: process.pid });
-          // Rotation frees nothing by itself on the same file system; re-arm so the next check can act again.
-          this.state.spaceWarned = false;
-          this.state.adminWarned = false;
-          this.state.fullHandled = false;
         }
         return;
       case 'suspend':

@@ -1,0 +1,74 @@
+// DiskSpaceGuard with a real LogWriter and staged free space: what each action does to the log and its history.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { LogWriter } from '../../src/output/logfile';
+import { DiskSpaceGuard, type FreeSpaceReader } from '../../src/output/diskspace';
+import { defaultDiskSpace, type DiskSpaceConfig } from '../../src/config/schema';
+import { captureDiag, tmpDir } from '../helpers/peers';
+
+const by = { auid: 0, uid: 0, ses: 4294967295, pid: 42 };
+const record = (s: string, i: number): Buffer => Buffer.from(`audit(1.000:${i}): ${s}`);
+
+/** A file system of 10000 MiB whose free MiB the test sets. */
+function stagedDisk(): { statfs: FreeSpaceReader; free: { mib: number } } {
+  const free = { mib: 1000 };
+  return { free, statfs: () => ({ bsize: 1024 * 1024, blocks: 10000, bavail: free.mib }) };
+}
+
+/** space_left 75 MiB with `spaceLeftAction`, admin_space_left 10 MiB suspend, the rest as given. */
+function config(over: Partial<DiskSpaceConfig>): DiskSpaceConfig {
+  return {
+    ...defaultDiskSpace(),
+    spaceLeft: { value: 75, unit: 'MiB' },
+    adminSpaceLeft: { value: 10, unit: 'MiB' },
+    adminSpaceLeftAction: 'suspend',
+    diskFullAction: 'suspend',
+    diskErrorAction: 'suspend',
+    ...over,
+  };
+}
+
+/** The `history-day-N` marks each file of `d` holds, by name. */
+function history(d: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of fs.readdirSync(d).sort())
+    out[n] = (fs.readFileSync(join(d, n), 'latin1').match(/history-day-\d/g) ?? []).join('+');
+  return out;
+}
+
+test('space_left_action rotate: a disk that stays low rotates once, not at every check', () => {
+  const d = tmpDir('churn');
+  const file = join(d, 'audit.log');
+  const w = new LogWriter({ path: file, format: 'RAW', flush: 'none', maxLogFileMiB: 0, numLogs: 5 });
+  const disk = stagedDisk();
+  const g = new DiskSpaceGuard(file, config({ spaceLeftAction: 'rotate' }), w, captureDiag(), 5, disk.statfs);
+  w.open();
+  for (let day = 1; day <= 4; day++) {
+    w.writeRecord(1300, record(`history-day-${day}`, day));
+    w.rotateNow(by);
+  }
+  const rotations = w.counters.rotations;
+  // Someone else keeps the file system under space_left (a tenant's log on it): checks go on, once a second.
+  disk.free.mib = 60;
+  for (let s = 1; s <= 4; s++) {
+    w.writeRecord(1300, record('now', 100 + s));
+    w.flush();
+    g.afterFlush();
+  }
+  assert.equal(w.counters.rotations, rotations + 1, 'one rotation for the crossing');
+  // That one rotation moved .3 onto .4 (num_logs 5 keeps four): days 2 to 4 are all still there.
+  assert.deepEqual(history(d), {
+    'audit.log': '',
+    'audit.log.1': '',
+    'audit.log.2': 'history-day-4',
+    'audit.log.3': 'history-day-3',
+    'audit.log.4': 'history-day-2',
+  });
+  // A resume re-arms the level, as auditd's resume_logging does.
+  g.resume();
+  g.afterFlush();
+  assert.equal(w.counters.rotations, rotations + 2, 'rotated again after a resume');
+  w.close();
+});
