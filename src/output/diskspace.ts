@@ -212,7 +212,8 @@ export function runAdminAction(action: string, exe: string | null, diag: Diag): 
 
 /** The part of LogWriter a guard drives; LogWriter satisfies it as is. */
 export interface GuardedWriter {
-  suspend(): void;
+  /** `closeFile`: sync and close the log too (exec actions); resume() opens it again. */
+  suspend(closeFile?: boolean): void;
   resume(): void;
   rotateNow(by: { auid: number; uid: number; ses: number; pid: number }): void;
   flush(): void;
@@ -311,9 +312,9 @@ export class DiskSpaceGuard {
         this.writer.suspend();
         return;
       case 'exec':
-        // auditd closes the log so the program can move or compress it; logging resumes on SIGUSR2.
+        // auditd closes the log so the program can move or compress it; logging resumes on SIGUSR2, in a new file.
         this.diag.error(info, `${r.message}; running ${r.exe ?? '(none)'}`);
-        this.writer.suspend();
+        this.writer.suspend(true);
         runAdminAction('exec', r.exe, this.diag);
         return;
       default:

@@ -403,9 +403,19 @@ export class LogWriter {
     this.writeOut(true);
   }
 
-  suspend(): void {
+  /**
+   * Stops writing: records are refused and counted lost until resume(). `closeFile` (the exec disk actions, as
+   * auditd): what was written is synced and the file closed, so the program can move or compress it; resume() opens
+   * the log again. Kept open, the daemon wrote on into the moved (or deleted) file after the resume.
+   */
+  suspend(closeFile = false): void {
     this.writeOut(true);
     this.suspended = true;
+    if (closeFile && this.file.isOpen) {
+      this.unsynced = false;
+      this.sinceSync = 0;
+      this.file.release();
+    }
   }
 
   /** SIGUSR2 / `auditctl --signal resume`: reopen if needed and start writing again. */

@@ -72,3 +72,41 @@ test('space_left_action rotate: a disk that stays low rotates once, not at every
   assert.equal(w.counters.rotations, rotations + 2, 'rotated again after a resume');
   w.close();
 });
+
+test('space_left_action exec: the log is synced and closed for the program; resume writes a new log', () => {
+  const d = tmpDir('execclose');
+  const file = join(d, 'audit.log');
+  const w = new LogWriter({ path: file, format: 'RAW', flush: 'incremental', freq: 1000, maxLogFileMiB: 0 });
+  const disk = stagedDisk();
+  const diag = captureDiag();
+  const g = new DiskSpaceGuard(
+    file,
+    config({ spaceLeftAction: 'exec', spaceLeftExe: '/bin/true' }),
+    w,
+    diag,
+    5,
+    disk.statfs,
+  );
+  w.open();
+  w.writeRecord(1300, record('before', 1));
+  w.flush();
+  const fsyncs = w.counters.fsyncs;
+  disk.free.mib = 50;
+  g.afterFlush();
+  assert.ok(
+    diag.lines.some((l) => l.level === 'error' && /running \/bin\/true$/.test(String(l.m))),
+    JSON.stringify(diag.lines),
+  );
+  assert.equal(w.isOpen, false, 'closed for the program');
+  assert.ok(w.counters.fsyncs > fsyncs, 'what was written was synced first');
+  // What the program does: auditd closed the log for it to move or compress.
+  fs.renameSync(file, `${file}.archived`);
+  w.writeRecord(1300, record('while-suspended', 2));
+  disk.free.mib = 1000;
+  g.resume();
+  w.writeRecord(1300, record('after-resume', 3));
+  w.close();
+  assert.equal(fs.readFileSync(`${file}.archived`, 'latin1'), 'type=SYSCALL msg=audit(1.000:1): before\n');
+  assert.equal(fs.readFileSync(file, 'latin1'), 'type=SYSCALL msg=audit(1.000:3): after-resume\n');
+  assert.equal(w.counters.lost, 1, 'the record refused while suspended is counted');
+});

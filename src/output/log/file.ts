@@ -174,12 +174,18 @@ export class LogFile {
     if (this.syncErrno !== 0) queueMicrotask(() => this.reportSyncError());
   }
 
-  /** fsync and close: every byte written is on disk afterwards (failures are reported). */
+  /** fsync and close, the directory too: every byte written is on disk afterwards (failures are reported). */
   close(): void {
-    if (this.fd < 0) {
-      this.dir.close();
-      return;
-    }
+    this.release();
+    this.dir.close();
+  }
+
+  /**
+   * fsync and close the file but keep holding its directory: an exec disk action's program may move or compress the
+   * file meanwhile, and the next open creates the log again in the directory that was checked.
+   */
+  release(): void {
+    if (this.fd < 0) return;
     this.endSyncs();
     try {
       fs.fsyncSync(this.fd);
@@ -193,7 +199,6 @@ export class LogFile {
       this.reporter.report('close', e, 0);
     }
     this.fd = -1;
-    this.dir.close();
     this.reportSyncError();
   }
 
