@@ -29,6 +29,8 @@ export interface DiskCheck {
   freeBytes: number;
   totalBytes: number;
   message: string;
+  /** Set when statfs failed (its error code): nothing is known of the space, level and action say nothing. */
+  unreadable?: string;
 }
 
 /** Reads a file system's free and total blocks (statfs); replaceable so tests can stage any level. */
@@ -58,7 +60,7 @@ export function parseSpaceThreshold(text: string): SpaceThreshold | string {
 /**
  * One free-space check of the file system holding `path`, as auditd's check_space_left does, updating `state` so each
  * level's action fires once (auditd re-arms only levels whose action is syslog once space comes back).
- * Throws nothing: an unreadable statfs is reported as level 'ok' with the reason in `message`.
+ * Throws nothing: an unreadable statfs is level 'ok' and action 'none', with `unreadable` set.
  */
 export function checkDiskSpace(
   path: string,
@@ -78,6 +80,7 @@ export function checkDiskSpace(
       freeBytes: -1,
       totalBytes: -1,
       message: `statfs ${path}: ${String(e)}`,
+      unreadable: (e as NodeJS.ErrnoException).code ?? String(e),
     };
   }
   const free = st.bavail * st.bsize;
@@ -219,6 +222,8 @@ export interface GuardedWriter {
   flush(): void;
   readonly isSuspended: boolean;
   readonly counters: { lost: number };
+  /** What statfs measures the log's file system through (LogWriter's open log); none: the log's path. */
+  readonly spaceTarget?: string;
 }
 
 /**
@@ -231,6 +236,8 @@ export class DiskSpaceGuard {
   readonly counters = { checks: 0, actions: 0 };
   lastAction: DiskAction | 'none' = 'none';
   lastLevel: DiskLevel = 'ok';
+  /** The last statfs failed and was said (once, until one succeeds again). */
+  private unreadableSaid = false;
 
   constructor(
     private readonly logPath: string,
@@ -258,7 +265,20 @@ export class DiskSpaceGuard {
 
   afterFlush(): DiskCheck {
     this.counters.checks++;
-    const r = checkDiskSpace(this.logPath, this.cfg, this.state, this.statfs);
+    // Through the log the writer holds, as auditd's fstatfs(log_fd), never the path: see LogFile.spaceTarget.
+    const r = checkDiskSpace(this.writer.spaceTarget ?? this.logPath, this.cfg, this.state, this.statfs);
+    if (r.unreadable !== undefined) {
+      // Unknown is not "ok": the last level stands, and the operator hears of it once (auditd logs at debug level).
+      if (!this.unreadableSaid) {
+        this.unreadableSaid = true;
+        this.diag.warn(
+          { path: this.logPath, err: r.unreadable },
+          "Audit daemon cannot read the free space of the log's file system; its space levels are not checked",
+        );
+      }
+      return r;
+    }
+    this.unreadableSaid = false;
     this.lastLevel = r.level;
     this.apply(r);
     return r;

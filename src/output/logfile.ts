@@ -211,6 +211,11 @@ export class LogWriter {
     return this.suspended;
   }
 
+  /** Where the disk-space check measures the log's file system (LogFile.spaceTarget). */
+  get spaceTarget(): string {
+    return this.file.spaceTarget;
+  }
+
   /** Current file size including buffered bytes. */
   get size(): number {
     return this.logSize;

@@ -110,3 +110,72 @@ test('space_left_action exec: the log is synced and closed for the program; resu
   assert.equal(fs.readFileSync(file, 'latin1'), 'type=SYSCALL msg=audit(1.000:3): after-resume\n');
   assert.equal(w.counters.lost, 1, 'the record refused while suspended is counted');
 });
+
+test("free space is measured through the held log, not its path: a swapped directory's /proc link suspends nothing", () => {
+  const parent = tmpDir('statfs'); // stands for /var/log, where others may rename entries
+  const dir = join(parent, 'auditmux');
+  fs.mkdirSync(dir, { mode: 0o700 });
+  const file = join(dir, 'audit.log');
+  const w = new LogWriter({ path: file, format: 'RAW', flush: 'none', maxLogFileMiB: 0 });
+  const diag = captureDiag();
+  // The real statfs(2): 1 MiB of space_left, a full disk suspends.
+  const g = new DiskSpaceGuard(
+    file,
+    config({
+      spaceLeft: { value: 1, unit: 'MiB' },
+      spaceLeftAction: 'syslog',
+      adminSpaceLeft: { value: 0, unit: 'MiB' },
+      adminSpaceLeftAction: 'syslog',
+      diskFullAction: 'suspend',
+      diskErrorAction: 'syslog',
+    }),
+    w,
+    diag,
+  );
+  w.open();
+  assert.equal(g.afterFlush().level, 'ok');
+  // The directory moved away, one of someone else's in its place, its audit.log a link to /proc (0 blocks free).
+  fs.renameSync(dir, join(parent, 'moved'));
+  fs.mkdirSync(dir);
+  fs.symlinkSync('/proc', file);
+  assert.equal(g.afterFlush().level, 'ok', JSON.stringify(diag.lines));
+  assert.equal(w.isSuspended, false);
+  w.writeRecord(1300, record('kept', 1));
+  w.close();
+  assert.equal(w.counters.lost, 0);
+  assert.equal(
+    fs.readFileSync(join(parent, 'moved', 'audit.log'), 'latin1'),
+    'type=SYSCALL msg=audit(1.000:1): kept\n',
+  );
+  assert.deepEqual(diag.lines, []);
+});
+
+test('a statfs that fails is said once, not read as "ok", and said again after one succeeded', () => {
+  const d = tmpDir('statfsfail');
+  const file = join(d, 'audit.log');
+  const w = new LogWriter({ path: file, format: 'RAW', flush: 'none', maxLogFileMiB: 0 });
+  const disk = stagedDisk();
+  let fail = false;
+  const statfs: FreeSpaceReader = (p) => {
+    if (fail) throw Object.assign(new Error(`ENOENT: no such file or directory, statfs '${p}'`), { code: 'ENOENT' });
+    return disk.statfs(p);
+  };
+  const diag = captureDiag();
+  const g = new DiskSpaceGuard(file, config({ spaceLeftAction: 'syslog' }), w, diag, 5, statfs);
+  w.open();
+  disk.free.mib = 50;
+  assert.equal(g.afterFlush().level, 'space_left');
+  fail = true;
+  for (let i = 0; i < 3; i++) g.afterFlush();
+  const said = (): number => diag.lines.filter((l) => /cannot read the free space/.test(String(l.m))).length;
+  assert.equal(said(), 1, JSON.stringify(diag.lines));
+  assert.equal(diag.lines.at(-1)?.level, 'warn');
+  assert.deepEqual(diag.lines.at(-1)?.o, { path: file, err: 'ENOENT' });
+  assert.equal(g.lastLevel, 'space_left', 'an unreadable file system is not reported as "ok"');
+  fail = false;
+  g.afterFlush();
+  fail = true;
+  g.afterFlush();
+  assert.equal(said(), 2);
+  w.close();
+});

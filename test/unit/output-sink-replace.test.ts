@@ -2,7 +2,7 @@
 // watches the new file system; the host daemon's log is such a sink (reload keeps its plugin process).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSink } from '../../src/output/sinks';
@@ -18,15 +18,16 @@ const lines = (f: string): string[] => readFileSync(f, 'latin1').split('\n').fil
 
 describe('sink: replaceLog', () => {
   it('writes to the new log in its format, keeps the outputs, and the new guard checks the new path', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'amsinkrep-'));
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'amsinkrep-')));
     const free = new Map<string, number>([
       [join(dir, 'a.log'), 1000],
       [join(dir, 'b.log'), 60], // below space_left (75 MiB), above admin_space_left (50 MiB)
     ]);
+    // The guard measures through the open log's descriptor (/proc/self/fd/N): staged by the file it leads to.
     const statfs: FreeSpaceReader = (p) => ({
       bsize: 4096,
       blocks: (1000 * MiB) / 4096,
-      bavail: Math.floor(((free.get(p) ?? 1000) * MiB) / 4096),
+      bavail: Math.floor(((free.get(p.startsWith('/proc/self/fd/') ? readlinkSync(p) : p) ?? 1000) * MiB) / 4096),
     });
     const diag = captureDiag();
     try {

@@ -28,6 +28,11 @@ export class LogDir {
     return this.anchor === null ? path : `${this.anchor}/${basename(path)}`;
   }
 
+  /** The held directory's `/proc/self/fd/N`, or null when not held or /proc is missing. */
+  get held(): string | null {
+    return this.anchor;
+  }
+
   /** `text` (an error's message) with the held directory's /proc name shown as the directory's path. */
   show(text: string): string {
     return this.anchor === null ? text : text.split(this.anchor).join(this.dir);

@@ -66,6 +66,18 @@ export class LogFile {
     return this.fd >= 0;
   }
 
+  /**
+   * Where statfs(2) measures this log's file system, as auditd's fstatfs(log_fd): the open file's descriptor, else
+   * the held directory, both through /proc. The path would measure whatever is at it now: whoever can rename entries
+   * above the log's directory can put theirs there, with an audit.log that leads to /proc (0 blocks free: the disk
+   * full action on a disk with room) or nowhere (statfs fails). The path only without /proc.
+   */
+  get spaceTarget(): string {
+    const held = this.dir.held;
+    if (held === null) return this.path;
+    return this.fd >= 0 ? `/proc/self/fd/${this.fd}` : held;
+  }
+
   /** Opens (creating if needed) for appending and returns the file's size. Throws IoError with an E_LOG_* code. */
   open(): number {
     const path = this.path;
