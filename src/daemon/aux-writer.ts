@@ -24,6 +24,60 @@ export interface AuxWriterConfig {
 /** How much of the log's tail is read at start to recognise events the host sends again after a crash. */
 const TAIL_BYTES = 4 * 1024 * 1024;
 
+/** A window of the report limiter: each distinct message once in it, the rest counted in one summary at its end. */
+export const REPORT_WINDOW_MS = 10_000;
+/** Distinct messages sent in one window; past these, messages are counted too. */
+export const REPORTS_PER_WINDOW = 20;
+
+/**
+ * What an AuxWriter reports goes to the host (an ERROR frame each, in the daemon's own process), and the host stops a
+ * process past 1000 ERROR frames a minute as a protocol error (SIGKILL, restarts, then failed). A degraded log reports
+ * every failed write: with disk_full_action or disk_error_action syslog or ignore, a busy tenant's full disk reached
+ * that limit and the daemon was killed for it. Per window, each distinct message is sent once (REPORTS_PER_WINDOW of
+ * them at most) and the others are counted: one summary with the count once the window is over (seen at the next
+ * message, flush or close). At most 21 messages every 10 s, so never near the host's limit.
+ */
+export class ReportLimiter {
+  /** Messages counted and not sent, in all. */
+  suppressed = 0;
+  private windowStart = Number.NEGATIVE_INFINITY;
+  private readonly sent = new Set<string>();
+  /** Counted in the current window, and the latest of them (the summary names it). */
+  private held = 0;
+  private latest = '';
+
+  constructor(
+    private readonly send: (message: string) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  say(message: string): void {
+    this.roll();
+    if (this.sent.has(message) || this.sent.size >= REPORTS_PER_WINDOW) {
+      this.held++;
+      this.suppressed++;
+      this.latest = message;
+      return;
+    }
+    this.sent.add(message);
+    this.send(message);
+  }
+
+  /** Ends the window when its time is over (`force`: now, at close), sending the summary of what it held back. */
+  roll(force = false): void {
+    const t = this.now();
+    if (!force && t - this.windowStart < REPORT_WINDOW_MS) return;
+    if (this.held > 0) {
+      const s = Math.max(0, Math.round((t - this.windowStart) / 1000));
+      this.send(`${this.held} more log error message(s) not sent in the last ${s} s; the latest: ${this.latest}`);
+    }
+    this.held = 0;
+    this.latest = '';
+    this.sent.clear();
+    this.windowStart = t;
+  }
+}
+
 /** Event ids (`SEC.MSEC:SERIAL`) in the last TAIL_BYTES of a log, with how many of their records (lines) it holds. */
 export function recentEventIds(path: string): Map<string, number> {
   const ids = new Map<string, number>();
@@ -60,18 +114,32 @@ export function recentEventIds(path: string): Map<string, number> {
 export class AuxWriter {
   private sink: Sink | null = null;
   private recent = new Map<string, number>();
+  /** Everything reported goes through it: see ReportLimiter. */
+  private readonly reports: ReportLimiter;
 
   /**
    * `logPath` overrides cfg.log.file (a process that dropped privileges opens it relative to its log directory);
-   * `statfs` stages free-space levels in tests.
+   * `statfs` stages free-space levels and `now` the report limiter's clock in tests.
    */
   constructor(
     private readonly cfg: AuxWriterConfig,
-    private readonly report: (message: string) => void,
+    report: (message: string) => void,
     private readonly diag: Diag,
     private readonly logPath = cfg.log.file,
     private readonly statfs?: FreeSpaceReader,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.reports = new ReportLimiter(report, now);
+  }
+
+  /** Reports not sent to the host so far (counted in the limiter's summaries). */
+  get suppressedReports(): number {
+    return this.reports.suppressed;
+  }
+
+  private report(message: string): void {
+    this.reports.say(message);
+  }
 
   /** Opens the log (throws when it cannot) and the outputs (an output that fails is reported, the log still runs). */
   open(): number {
@@ -138,6 +206,8 @@ export class AuxWriter {
   /** Hands the buffered lines to the kernel (log) and to the outputs' own queues, then checks free space. */
   flush(): void {
     this.sink?.flush();
+    // A summary due is sent with the next batch, even when the errors have stopped.
+    this.reports.roll();
   }
 
   rotate(pid: number): void {
@@ -153,5 +223,6 @@ export class AuxWriter {
     const sink = this.sink;
     this.sink = null;
     await sink?.close();
+    this.reports.roll(true);
   }
 }
