@@ -121,6 +121,11 @@ export class LogWriter {
   private unsynced = false;
   private suspended = false;
   private sizeWarned = false;
+  /**
+   * After a rotation that failed (a step of the chain, or log -> .1), the size the log must reach before the size
+   * check tries again: every record past max_log_file asked for a rotation, each with a forced sync and an error.
+   */
+  private rotateRetryAt = 0;
   private serial: number;
   /** JSON: the node and boot id of the objects' `node` and `id` (the nats output's message id for the same event). */
   private readonly json: {
@@ -427,6 +432,7 @@ export class LogWriter {
   resume(): void {
     this.suspended = false;
     this.sizeWarned = false;
+    this.rotateRetryAt = 0;
     if (!this.file.isOpen) {
       try {
         this.logSize = this.file.open();
@@ -519,6 +525,7 @@ export class LogWriter {
         this.suspend();
         break;
       case 'rotate':
+        if (this.logSize < this.rotateRetryAt) break;
         if (this.opts.numLogs > 1) {
           this.log('info', 'Audit daemon rotating log files');
           this.writeOut(true);
@@ -526,6 +533,7 @@ export class LogWriter {
         }
         break;
       case 'keep_logs':
+        if (this.logSize < this.rotateRetryAt) break;
         this.log('info', 'Audit daemon rotating log files with keep option');
         this.writeOut(true);
         this.shiftLogs();
@@ -535,6 +543,9 @@ export class LogWriter {
 
   /** Rotates the files (n = 0: num_logs; `keep`: keep_logs), then writes on in a new live log. */
   private rotateLogs(n: number, keep = false): void {
+    const before = this.logSize;
+    // Failed or not, the size check waits for another MiB before trying again; a rotation that worked starts small.
+    this.rotateRetryAt = before + MiB;
     if (!this.rotation.rotate(this.file, n, keep)) return;
     this.sizeWarned = false;
     try {
@@ -544,6 +555,7 @@ export class LogWriter {
       this.suspended = true;
       this.report('open', e, 0);
     }
+    if (this.logSize < before) this.rotateRetryAt = 0;
   }
 
   /** keep_logs: like rotate, but the highest number grows instead of old logs being deleted. */

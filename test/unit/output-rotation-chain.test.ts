@@ -61,3 +61,37 @@ for (const [action, numLogs, code] of cases) {
     );
   });
 }
+
+for (const [action, numLogs] of cases) {
+  test(`${action}: a rotation that keeps failing is tried again once per MiB, not at every record past the size`, () => {
+    const d = tmpDir('chain-retry');
+    const file = join(d, 'audit.log');
+    fs.writeFileSync(`${file}.1`, 'second-newest\n', { mode: 0o400 });
+    fs.writeFileSync(`${file}.2`, 'oldest\n', { mode: 0o400 });
+    fs.mkdirSync(`${file}.3`);
+    const errors: string[] = [];
+    const w = new LogWriter({
+      path: file,
+      format: 'RAW',
+      flush: 'incremental',
+      freq: 100000,
+      maxLogFileMiB: 1,
+      maxLogFileAction: action,
+      numLogs,
+      logger: () => undefined,
+      onError: (e) => errors.push(`${e.op} ${e.code}`),
+    });
+    w.open();
+    const body = 'x'.repeat(200);
+    // About 1.5 MiB: past the size at about 1 MiB, then 2,500 records more before the next MiB.
+    for (let i = 0; i < 7500; i++) w.writeRecord(1300, Buffer.from(`audit(1.000:${i}): ${body}`));
+    w.flush();
+    const c = w.counters;
+    w.close();
+    assert.equal(c.lost, 0);
+    assert.equal(errors.length, 1, errors.join('\n'));
+    // One forced sync for the failed rotation, not one per record after it.
+    assert.ok(c.fsyncs <= 3, `fsyncs ${c.fsyncs}`);
+    assert.equal(fs.readFileSync(`${file}.2`, 'latin1'), 'oldest\n');
+  });
+}
