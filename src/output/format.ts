@@ -314,7 +314,11 @@ export class LineFormatter {
     // TypedArray.set is a memmove without Buffer.copy's argument checks and native call; a plain Uint8Array view
     // costs about half of a Buffer's (subarray goes through Buffer's own constructor).
     o.set(plen <= len ? p : p.subarray(0, len), base);
-    if (len > plen) o.set(new Uint8Array(src.buffer, src.byteOffset + start, len - plen), base + plen);
+    if (len > plen) {
+      // A record's own payload, whole (the event path), is copied as it is: no view to allocate.
+      const n = len - plen;
+      o.set(start === 0 && n === src.length ? src : new Uint8Array(src.buffer, src.byteOffset + start, n), base + plen);
+    }
     // Replace \n with a space, as auditd does, so a record stays on one line. A 0x1D in the text (a user message's
     // msg='...' is the sender's bytes) would start a forged interpretation list for ausearch; auditd writes it as is,
     // auditmux as a space, like the newline. Each is found by memchr over the copied text, which the byte after it
