@@ -366,7 +366,7 @@ export class ContidTracker {
 
   /**
    * The chain for an event of `pid` whose parent is `ppid` (both from its SYSCALL record): a direct entry, else the
-   * parent's (children inherit), else /proc ancestry, else the cgroup map and the containers' cgroups. Negative
+   * parent's (children inherit), else /proc ancestry, else the containers' cgroups, else the cgroup map. Negative
    * answers are cached briefly per (pid, ppid); a process the container scan later finds in a container (a join:
    * `runc exec`) loses its negative entry then (`noteContainerMember`), so no event has to bypass the cache.
    */
@@ -480,8 +480,8 @@ export class ContidTracker {
     }
     const useMap = this.cgroupMap.length > 0;
     if (!useMap && !this.containers) return null;
-    // One read of /proc/PID/cgroup: the operator's static map on its main path first, then the runtimes' layouts on
-    // every line.
+    // One read of /proc/PID/cgroup: the runtimes' layouts on every line first, then the operator's static map on its
+    // main path.
     let text = this.proc.cgroupText(pid);
     // A live process whose cgroup cannot be read: kernels that refuse a path of PATH_MAX or more (ENAMETOOLONG) do so
     // for a process a container moved deep into its delegated cgroup tree. Its nearest ancestor with a readable
@@ -493,19 +493,20 @@ export class ContidTracker {
       if (text !== null && this.proc.stat(a.pid)?.starttime !== a.starttime) return null;
     }
     if (text === null) return null;
-    if (useMap) {
-      const cg = primaryCgroupPath(text);
-      const id = cg ? contidForCgroup(this.cgroupMap, cg) : undefined;
-      if (id !== undefined) {
-        this.byPid.set(pid, { chain: [id], starttime: st0.starttime, source: 'cgroup' });
-        this.counters.cgroupMapped++;
-        return [id];
-      }
+    // A process discovery finds in a container is that container's (its outermost match, at a place only root
+    // makes): a map entry for a name below it, which the container itself may have made in its delegated subtree
+    // (`docker-<another id>.scope`), must not give it another tenant's contid. The map answers for the rest.
+    const cid = this.containers ? this.containers.contidFor(pid, text) : null;
+    if (cid !== null) {
+      this.byPid.set(pid, { chain: [cid], starttime: st0.starttime, source: 'container', ppid: st0.ppid });
+      this.counters.containerMapped++;
+      return [cid];
     }
-    const id = this.containers ? this.containers.contidFor(pid, text) : null;
-    if (id === null) return null;
-    this.byPid.set(pid, { chain: [id], starttime: st0.starttime, source: 'container', ppid: st0.ppid });
-    this.counters.containerMapped++;
+    const cg = useMap ? primaryCgroupPath(text) : null;
+    const id = cg ? contidForCgroup(this.cgroupMap, cg) : undefined;
+    if (id === undefined) return null;
+    this.byPid.set(pid, { chain: [id], starttime: st0.starttime, source: 'cgroup' });
+    this.counters.cgroupMapped++;
     return [id];
   }
 

@@ -98,20 +98,31 @@ describe('config: contid selectors', () => {
 
 describe('config: cgroup globs', () => {
   it('compiles', () => {
-    assert.deepEqual(glob('docker-*.scope'), { segments: ['docker-*.scope'], basename: true });
     assert.deepEqual(glob('/a//b/'), { segments: ['a', 'b'], basename: false });
-    for (const bad of ['', 'a/b', '/a**', '**', '/', `${'x'.repeat(600)}`, 'a\nb', '*'.repeat(17)]) {
+    assert.deepEqual(glob('/system.slice/docker-*.scope'), {
+      segments: ['system.slice', 'docker-*.scope'],
+      basename: false,
+    });
+    for (const bad of ['', 'a/b', '/a**', '**', '/', `${'x'.repeat(600)}`, 'a\nb', '/a/' + '*'.repeat(17)]) {
       assert.equal(typeof compileCgroupGlob(bad), 'string', JSON.stringify(bad));
     }
   });
-  it('basename patterns match the last component only', () => {
-    const g = glob('docker-*.scope');
-    assert.equal(cgroupGlobMatches(g, '/system.slice/docker-abc123.scope'), true);
-    assert.equal(cgroupGlobMatches(g, 'docker-.scope'), true);
-    assert.equal(cgroupGlobMatches(g, '/system.slice/docker-abc123.scope/init'), false);
-    assert.equal(cgroupGlobMatches(g, '/'), false);
-    assert.equal(cgroupGlobMatches(glob('x?'), '/x1'), true);
-    assert.equal(cgroupGlobMatches(glob('x?'), '/x'), false);
+  it('refuses patterns a user or a delegated subtree could match: not rooted, or a wildcard first component', () => {
+    // Old: `docker-*.scope` matched the last component of any path, `/**/…` and `/*/**/…` any depth from the root:
+    // a host user's `systemd-run --user --scope --unit=docker-x` got the map's contid.
+    for (const bad of ['docker-*.scope', 'x?', '/**/docker-*.scope', '/*/**/x', '/*.slice/a', '/?ser.slice/x', '/**']) {
+      const r = compileCgroupGlob(bad);
+      assert.equal(typeof r, 'string', JSON.stringify(bad));
+      assert.match(r as string, /absolute cgroup path|first component .* must be a literal name/, bad);
+    }
+    // A hand-built entry that bypassed the check matches nothing (defence in depth).
+    const user = '/user.slice/user-1000.slice/user@1000.service/app.slice/docker-x.scope';
+    assert.equal(cgroupGlobMatches({ segments: ['docker-*.scope'], basename: true }, user), false);
+    assert.equal(cgroupGlobMatches({ segments: ['**', 'docker-*.scope'], basename: false }, user), false);
+    assert.equal(
+      contidForCgroup([{ segments: ['**', 'docker-*.scope'], basename: false, contid: 3n }], user),
+      undefined,
+    );
   });
   it('path patterns: * stays within a component, ** spans components', () => {
     const g = glob('/kubepods.slice/**/cri-containerd-*.scope');
@@ -121,28 +132,53 @@ describe('config: cgroup globs', () => {
     assert.equal(cgroupGlobMatches(glob('/a/*'), '/a/b/c'), false);
     assert.equal(cgroupGlobMatches(glob('/a/*'), '/a/b'), true);
     assert.equal(cgroupGlobMatches(glob('/a/**'), '/a'), true);
-    assert.equal(cgroupGlobMatches(glob('/**/z'), '/z'), true);
+    assert.equal(cgroupGlobMatches(glob('/a/x?'), '/a/x1'), true);
+    assert.equal(cgroupGlobMatches(glob('/a/x?'), '/a/x'), false);
   });
   // An exponential matcher would hang here; the test's timeout, not a timed assertion, catches that.
   it('answers on adversarial names (no backtracking blow-up)', { timeout: 30000 }, () => {
-    const g = glob('*a*a*a*a*a*a*a*a*b');
-    const path = `/${'a'.repeat(4000)}`;
-    const gp = glob('/**/**/**/**/**/**/x*y');
+    const g = glob('/a/*a*a*a*a*a*a*a*a*b');
+    const path = `/a/${'a'.repeat(4000)}`;
+    const gp = glob('/x/**/**/**/**/**/**/x*y');
     const deep = `/${Array.from({ length: 1500 }, () => 'xx').join('/')}`;
+    const deepX = `/x/${Array.from({ length: 1500 }, () => 'xx').join('/')}`;
     assert.equal(cgroupGlobMatches(g, path), false);
     assert.equal(cgroupGlobMatches(gp, deep), false);
+    assert.equal(cgroupGlobMatches(gp, deepX), false);
+    const map = [
+      { ...g, contid: 1n },
+      { ...gp, contid: 2n },
+    ];
+    assert.equal(contidForCgroup(map, path), undefined);
+    assert.equal(contidForCgroup(map, deepX), undefined);
   });
-  it('first cgroup_map entry wins', () => {
+  it('the outermost matching prefix decides; the first entry among those matching it', () => {
     const entry = (pattern: string, contid: bigint): CgroupMapEntry => ({
       pattern,
       ...glob(pattern),
       contid,
       pos: { file: 'f', line: 1, col: 1 },
     });
-    const map = [entry('/a/**', 1n), entry('*', 2n)];
+    const map = [entry('/a/**', 1n), entry('/c/*', 2n), entry('/c/d', 3n)];
     assert.equal(contidForCgroup(map, '/a/b'), 1n);
+    assert.equal(contidForCgroup(map, '/a'), 1n);
     assert.equal(contidForCgroup(map, '/c/d'), 2n);
+    assert.equal(contidForCgroup(map, '/c'), undefined);
     assert.equal(contidForCgroup([], '/c/d'), undefined);
+    // Old: the first entry matching the WHOLE path, so a cgroup made below a mapped one could pick its contid.
+    const A = 'a'.repeat(64);
+    const B = 'b'.repeat(64);
+    const k = [
+      entry(`/kubepods.slice/**/cri-containerd-${A}.scope`, 401n),
+      entry(`/kubepods.slice/**/cri-containerd-${B}.scope`, 402n),
+    ];
+    const pod = '/kubepods.slice/kubepods-pod1.slice';
+    assert.equal(contidForCgroup(k, `${pod}/cri-containerd-${B}.scope/cri-containerd-${A}.scope`), 402n);
+    assert.equal(contidForCgroup(k, `${pod}/cri-containerd-${B}.scope/x/cri-containerd-${A}.scope/y`), 402n);
+    assert.equal(contidForCgroup(k, `${pod}/cri-containerd-${A}.scope`), 401n);
+    const s = [entry(`/srv.slice/job-a.scope`, 100n), entry(`/srv.slice/*.scope`, 200n)];
+    assert.equal(contidForCgroup(s, '/srv.slice/job-b.scope/job-a.scope'), 200n);
+    assert.equal(contidForCgroup(s, '/srv.slice/job-a.scope/x'), 100n);
   });
 });
 

@@ -70,7 +70,7 @@ describe('config: the shipped config/auditmux.yaml', () => {
         '  - { contid: [100, "100-199", "100^*", unset], types: [SYSCALL, EXECVE], keys: [k1], daemons: [tenant-a] }',
         'contid:',
         '  cgroup_map:',
-        '    - { pattern: "docker-*.scope", contid: 300 }',
+        '    - { pattern: "/system.slice/docker-*.scope", contid: 300 }',
         '    - { pattern: "/kubepods.slice/**/cri-containerd-*.scope", contid: 400 }',
       ].join('\n'),
       SHIPPED,

@@ -604,21 +604,42 @@ describe('config: routes', () => {
 });
 
 describe('config: contid.cgroup_map', () => {
-  it('basename and full-path patterns', () => {
+  it('full-path patterns', () => {
     const m = cfg(
       'contid:',
       '  cgroup_map:',
-      '    - { pattern: "docker-*.scope", contid: 300 }',
+      '    - { pattern: "/system.slice/docker-*.scope", contid: 300 }',
       '    - { pattern: "/kubepods.slice/**/x-?.scope", contid: "0x20" }',
     ).contid.cgroupMap;
     assert.deepEqual(
       m.map((e) => [e.pattern, e.basename, e.segments, e.contid]),
       [
-        ['docker-*.scope', true, ['docker-*.scope'], 300n],
+        ['/system.slice/docker-*.scope', false, ['system.slice', 'docker-*.scope'], 300n],
         ['/kubepods.slice/**/x-?.scope', false, ['kubepods.slice', '**', 'x-?.scope'], 32n],
       ],
     );
     assert.deepEqual(m[1]?.pos, { file: FILE, line: 4, col: 7 });
+  });
+  it('patterns a user or a delegated subtree could match are refused where they are written', () => {
+    // Old: accepted; `docker-*.scope` then mapped a host user's `systemd-run --user --scope --unit=docker-x` (and a
+    // container's own `docker-<other id>.scope` below its cgroup) to the entry's contid.
+    const map = (p: string): string[] => [
+      'contid:',
+      '  cgroup_map:',
+      '    - { contid: 300,',
+      `        pattern: "${p}" }`,
+    ];
+    errAt(
+      4,
+      18,
+      /^contid\.cgroup_map\[0\]\.pattern: a pattern must be an absolute cgroup path/,
+      ...map('docker-*.scope'),
+    );
+    errAt(4, 18, /first component \("\/\*\*"\) must be a literal name/, ...map('/**/docker-*.scope'));
+    errAt(4, 18, /first component \("\/\*"\) must be a literal name/, ...map('/*/**/docker-*.scope'));
+    errAt(4, 18, /first component \("\/docker-\*"\) must be a literal name/, ...map('/docker-*'));
+    errAt(4, 18, /first component \("\/\?ser\.slice"\) must be a literal name/, ...map('/?ser.slice/**/x'));
+    cfg(...map('/system.slice/docker-*.scope'));
   });
   it('pattern errors', () => {
     errAt(3, 18, 'must be an absolute cgroup path', 'contid:', '  cgroup_map:', '    - { pattern: "a/b", contid: 1 }');
@@ -630,7 +651,7 @@ describe('config: contid.cgroup_map', () => {
       '  cgroup_map:',
       '    - { pattern: "/a**/b", contid: 1 }',
     );
-    errAt(3, 18, '"**" only makes sense', 'contid:', '  cgroup_map:', '    - { pattern: "**", contid: 1 }');
+    errAt(3, 18, 'must be an absolute cgroup path', 'contid:', '  cgroup_map:', '    - { pattern: "**", contid: 1 }');
     errAt(3, 18, 'pattern is empty', 'contid:', '  cgroup_map:', '    - { pattern: "", contid: 1 }');
     errAt(
       3,
@@ -642,15 +663,15 @@ describe('config: contid.cgroup_map', () => {
     );
   });
   it('contid must be one settable id', () => {
-    errAt(3, 31, 'is not a contid', 'contid:', '  cgroup_map:', '    - { pattern: "x", contid: unset }');
-    errAt(3, 31, 'is not a contid', 'contid:', '  cgroup_map:', '    - { pattern: "x", contid: "1-2" }');
+    errAt(3, 32, 'is not a contid', 'contid:', '  cgroup_map:', '    - { pattern: "/x", contid: unset }');
+    errAt(3, 32, 'is not a contid', 'contid:', '  cgroup_map:', '    - { pattern: "/x", contid: "1-2" }');
     errAt(
       3,
-      31,
+      32,
       'write "unset" instead',
       'contid:',
       '  cgroup_map:',
-      '    - { pattern: "x", contid: 18446744073709551615 }',
+      '    - { pattern: "/x", contid: 18446744073709551615 }',
     );
   });
   it('required keys and unknown keys', () => {

@@ -278,7 +278,7 @@ describe('contid tracker: inheritance and pid reuse', () => {
     const proc = new FakeProc();
     proc.add(1, 0);
     proc.add(600, 1, { cgroup: '/system.slice/docker-abc.scope' });
-    const g = compileCgroupGlob('docker-*.scope');
+    const g = compileCgroupGlob('/system.slice/docker-*.scope');
     assert.ok(typeof g !== 'string');
     const t = new ContidTracker({
       proc,
