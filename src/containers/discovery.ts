@@ -176,11 +176,13 @@ export class ContainerDiscovery {
   /**
    * The contid of the container `pid` is in, by its cgroup (registering the container on first sight), else by its
    * pid namespace (a container whose cgroup no pattern knows: `runc exec` into it). Null for a process outside every
-   * recognised container.
+   * recognised container. `start` is the /proc start time of the process the cgroup text was read for, read before
+   * it (a caller passing `cgroupText` passes it too); without one, it is read here before the cgroup.
    */
-  contidFor(pid: number, cgroupText?: string | null): bigint | null {
+  contidFor(pid: number, cgroupText?: string | null, start?: number | null): bigint | null {
+    const s = start !== undefined ? start : (this.proc.stat(pid)?.starttime ?? null);
     const m = this.classify(pid, cgroupText);
-    return m ? this.contidOf(pid, m) : this.byPidNs(pid);
+    return m ? this.contidOf(pid, m, s) : this.byPidNs(pid);
   }
 
   /**
@@ -267,8 +269,11 @@ export class ContainerDiscovery {
     return meta;
   }
 
-  /** The contid of a classified process's container, registered on first sight. */
-  private contidOf(pid: number, m: CgroupMatch): bigint {
+  /**
+   * The contid of a classified process's container, registered on first sight. `start`: the start time of the process
+   * the classification was made on (read before its cgroup).
+   */
+  private contidOf(pid: number, m: CgroupMatch, start: number | null): bigint {
     this.counters.classified++;
     const contid = containerContid(containerKey(m.runtime, m.id, m.namespace));
     const known = this.registry.get(contid);
@@ -277,15 +282,19 @@ export class ContainerDiscovery {
     } else {
       const meta = this.runtimeMeta(pid, m);
       if (m.podUid) meta.podUid = m.podUid;
-      const st = this.proc.stat(pid);
+      // The metadata read can take milliseconds (a large config.v2.json, podman's stores): the classified process may
+      // have exited meanwhile and another taken its pid. Registered as the container's init, that one's pid
+      // namespace would become the container's (byPidNs) and a restart would adopt it; so the pid is kept only when it
+      // still holds the classified process. A container without one is retired by its members' exits alone.
+      const same = start !== null && this.proc.stat(pid)?.starttime === start;
       try {
         this.registry.register({
           runtime: m.runtime,
           id: m.id,
           contid,
           source: 'cgroup',
-          pid,
-          pidStart: st?.starttime ?? null,
+          pid: same ? pid : null,
+          pidStart: same ? start : null,
           meta,
         });
         this.enriched.add(contid);
@@ -374,7 +383,7 @@ export class ContainerDiscovery {
       let contid: bigint | null = null;
       if (m) {
         const before = this.registry.counters.births;
-        contid = this.contidOf(pid, m);
+        contid = this.contidOf(pid, m, st.starttime);
         if (this.registry.counters.births !== before) born.push(contid);
         let set = this.members.get(contid);
         if (!set) this.members.set(contid, (set = new Set()));

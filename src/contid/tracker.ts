@@ -65,8 +65,12 @@ export interface TrackerCounters {
 export interface ContainerLookup {
   /** False while no container is known: lookups can then be skipped. */
   readonly active: boolean;
-  /** The contid of the container `pid` is in, from its /proc/PID/cgroup text; null outside every container. */
-  contidFor(pid: number, cgroupText: string): bigint | null;
+  /**
+   * The contid of the container `pid` is in, from its /proc/PID/cgroup text; null outside every container. `start`:
+   * the start time of the process the text was read for, read before it (a pid reused since is not registered as
+   * the container's).
+   */
+  contidFor(pid: number, cgroupText: string, start: number): bigint | null;
   /**
    * Is this contid a known container's, live or retired within RETIRE_GRACE_MS (so its processes are found again by
    * cgroup, and an entry whose parent changed is not trusted as it is)?
@@ -496,7 +500,7 @@ export class ContidTracker {
     // A process discovery finds in a container is that container's (its outermost match, at a place only root
     // makes): a map entry for a name below it, which the container itself may have made in its delegated subtree
     // (`docker-<another id>.scope`), must not give it another tenant's contid. The map answers for the rest.
-    const cid = this.containers ? this.containers.contidFor(pid, text) : null;
+    const cid = this.containers ? this.containers.contidFor(pid, text, st0.starttime) : null;
     if (cid !== null) {
       this.byPid.set(pid, { chain: [cid], starttime: st0.starttime, source: 'container', ppid: st0.ppid });
       this.counters.containerMapped++;
