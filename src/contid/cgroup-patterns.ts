@@ -27,6 +27,11 @@ export const PROC_CGROUP_MAX = 64 * 1024;
 /** The kernel's PATH_MAX bounds a cgroup path. */
 const PATH_MAX = 4096;
 
+/** The most leading components a runtime layout reads (`/kubepods/<qos>/pod<uid>/<container>`), with room to spare. */
+const LAYOUT_DEPTH = 8;
+/** An empty, `.` or `..` component of a path without its leading `/`. */
+const NON_CANONICAL = /(?:^|\/)\.{0,2}(?:\/|$)/;
+
 const HEX64 = /^[0-9a-f]{64}$/;
 /** runc's own check for container IDs (libcontainer/utils: ^[\w+-\.]+$), with a length bound. */
 export const OCI_ID_RE = /^[A-Za-z0-9_+.-]{1,128}$/;
@@ -193,10 +198,13 @@ function freeFormCandidates(parts: readonly string[], base: (i: number) => strin
  * free-form places that need confirming, in the order classifyProcCgroup tries them.
  */
 export function classifyCgroupCandidates(path: string): CgroupMatch[] {
-  // The kernel writes canonical paths: an empty, `.` or `..` component means the text is not a real cgroup path.
-  if (!path.startsWith('/') || path.length > PATH_MAX) return [];
-  const parts = path.slice(1).split('/');
-  if (parts.length > 256 || parts.some((s) => s === '' || s === '.' || s === '..')) return [];
+  // The kernel writes canonical paths: an empty, `.` or `..` component means the text is not a real cgroup path
+  // (one linear scan of at most PATH_MAX characters, no backtracking).
+  if (!path.startsWith('/') || path.length > PATH_MAX || NON_CANONICAL.test(path.slice(1))) return [];
+  // Every layout is named by the first LAYOUT_DEPTH components at most; the depth below is the container's own to
+  // choose (a delegated subtree nests as deep as PATH_MAX allows: 2000 levels), and bounding it made a process moved
+  // past 256 levels nobody's (its events left the tenant's log; a deep `conmon -c <id> -n <name>` was believed).
+  const parts = path.slice(1).split('/', LAYOUT_DEPTH);
   const fixed = classifyFixed(parts);
   if (fixed !== undefined) return fixed ? [fixed] : [];
   return freeFormCandidates(parts, (i) => '/' + parts.slice(0, i + 1).join('/'));

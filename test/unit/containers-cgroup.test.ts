@@ -302,4 +302,20 @@ describe('container cgroup patterns', () => {
     assert.equal(classifyCgroupPath('/' + 'a/'.repeat(5000)), null, 'over PATH_MAX');
     assert.equal(classifyProcCgroup('0::/docker/x\n'.repeat(20000)), null);
   });
+  it('a container nests its own cgroups as deep as PATH_MAX allows and stays the container', () => {
+    // Old: a path of more than 256 components (about 520 characters inside a delegated subtree) was nobody's.
+    const B = `/system.slice/docker-${H}.scope`;
+    const deep = `${B}/${'a/'.repeat(300)}a`;
+    assert.equal(classifyProcCgroup(`0::${deep}\n`)?.id, H);
+    assert.equal(classifyProcCgroup(`0::${deep}\n`)?.base, B);
+    const deepest = `${B}/${'a/'.repeat(2000)}a`;
+    assert.ok(deepest.length <= 4096);
+    assert.equal(classifyCgroupPath(deepest)?.id, H);
+    const pod = `/kubepods/burstable/pod${UID}/${H2}`;
+    assert.equal(classifyCgroupPath(`${pod}/${'x/'.repeat(1000)}x`)?.id, H2);
+    // Still only canonical paths, at any depth.
+    for (const bad of [`${deep}/../x`, `${deep}/./x`, `${deep}//x`, `${deep}/`, `${deep}/..`])
+      assert.equal(classifyCgroupPath(bad), null, bad.slice(-8));
+    assert.equal(classifyCgroupPath(`${B}/${'a/'.repeat(2100)}a`), null, 'over PATH_MAX');
+  });
 });

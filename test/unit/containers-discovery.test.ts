@@ -73,6 +73,20 @@ describe('container discovery', () => {
     assert.equal(c.discovery.runtimeName(52, H), 'admin-db', 'the same argv from the host side is believed');
   });
 
+  it('nor can one moved deep into its delegated cgroup tree', () => {
+    // Old: past 256 levels its cgroup classified as no container's, so its argv was believed: named admin-db.
+    const sys = new FakeSystem();
+    const deep = `/libpod_parent/libpod-${H}/${'n/'.repeat(300)}n`;
+    sys.add(1, 0, hybrid('/'));
+    sys.add(51, 1, hybrid(`/libpod_parent/libpod-${H}`), ['sh'], 'pid:[9]');
+    sys.add(52, 51, hybrid(deep), ['/usr/bin/conmon', '-c', H, '-n', 'admin-db'], 'pid:[9]');
+    sys.add(53, 52, hybrid(deep), ['sh'], 'pid:[9]');
+    const t = new ContidTracker({ proc: sys });
+    const c = new Containers({ tracker: t, proc: sys, record: () => undefined });
+    assert.equal(c.discovery.runtimeName(53, H), undefined);
+    assert.equal(c.discovery.contidFor(53), containerContid(H), 'its processes are in the container');
+  });
+
   it('an exec into the container (child of another conmon) gets its contid; a short-lived child via its live parent', () => {
     const { sys, c, t } = setup();
     c.discovery.scan();
