@@ -379,7 +379,15 @@ export class ContainerDiscovery {
       const prev = this.seen.get(pid);
       if (prev && prev.start === st.starttime) continue;
       if (prev?.contid != null) this.members.get(prev.contid)?.delete(pid);
-      const m = this.classify(pid);
+      const text = this.proc.cgroupText(pid);
+      // The start time and parent above and the cgroup just read must be one process's: a pid that changed hands
+      // between the reads paired a host shell's child (its parent, which lastSeenIn matches records by) with a
+      // container process's cgroup. Left for the next scan, which reads it afresh.
+      if (this.proc.stat(pid)?.starttime !== st.starttime) {
+        this.seen.delete(pid);
+        continue;
+      }
+      const m = text === null ? null : this.classify(pid, text);
       let contid: bigint | null = null;
       if (m) {
         const before = this.registry.counters.births;

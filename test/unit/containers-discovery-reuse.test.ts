@@ -1,4 +1,4 @@
-// Container discovery when a pid changes hands while it reads: a container is never registered with the next holder.
+// Container discovery while a pid changes hands between its reads: each record is one process's, never the next's.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ContidTracker } from '../../src/contid/tracker';
@@ -20,6 +20,15 @@ class SlowMetaSystem extends FakeSystem {
     if (f) this.during = null;
     f?.();
     return { name: 'web' };
+  }
+}
+
+/** A FakeSystem running `beforeCgroupRead` before each cgroup read (a pid changing hands between the scan's reads). */
+class HandoverSystem extends FakeSystem {
+  beforeCgroupRead: ((pid: number) => void) | null = null;
+  override cgroupText(pid: number): string | null {
+    this.beforeCgroupRead?.(pid);
+    return super.cgroupText(pid);
   }
 }
 
@@ -87,5 +96,37 @@ describe('container discovery: a pid reused during the metadata read', () => {
     const c = reg.get(containerContid(ID));
     assert.ok(c && c.pid !== null);
     assert.equal(c.pidStart, c.pid * 10);
+  });
+});
+
+describe("container discovery: a pid that changes hands between the scan's reads", () => {
+  it("the scan never pairs one process's parent and start time with another's container", () => {
+    // Old: pid 7777 was recorded with the host shell 300 as parent and the container's contid, so the host shell's
+    // command's late records (the process gone from /proc) were routed to the tenant by lastSeenIn.
+    const sys = new HandoverSystem();
+    sys.put(1, { ppid: 0, cg: v2('/') });
+    sys.put(300, { ppid: 1, cg: HOST_SESSION });
+    sys.put(4000, { ppid: 100, cg: IN_CONTAINER });
+    sys.put(7777, { ppid: 300, cg: HOST_SESSION });
+    sys.beforeCgroupRead = (pid) => {
+      if (pid !== 7777) return;
+      sys.beforeCgroupRead = null;
+      sys.procs.set(7777, {
+        ppid: 4000,
+        starttime: 999_999,
+        threads: 1,
+        cg: IN_CONTAINER,
+        argv: ['sh'],
+        ns: 'pid:[9]',
+      });
+    };
+    const d = new ContainerDiscovery(new ContainerRegistry({}), sys);
+    d.scan();
+    assert.ok(d.owns(containerContid(ID)), 'the container is known (its init was scanned)');
+    assert.equal(d.lastSeenIn(7777, 300), null);
+    // The next scan reads the pid's new holder whole.
+    d.scan();
+    assert.equal(d.lastSeenIn(7777, 4000), containerContid(ID));
+    assert.equal(d.lastSeenIn(7777, 300), null);
   });
 });
