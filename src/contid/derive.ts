@@ -17,15 +17,18 @@ export function containerContid(key: string): bigint {
 /**
  * The key a container's contid is derived from: its runtime ID, which docker, podman, CRI-O, Kubernetes and plain
  * runc make unique on the host (these keys must never change: contids in logs and persisted registries depend on
- * them). Machine names (nspawn, LXC) are names, not IDs, so they get a prefix: a machine called like a container's
- * hex ID still gets a different contid. A containerd container known by its namespace (the `/<namespace>/<id>`
+ * them). Machine names are names, not IDs, so they get a prefix: a machine called like a container's hex ID still
+ * gets a different contid. systemd-nspawn's (machined's) prefix is `machine:`; LXC's is `lxc:`, since an nspawn
+ * machine and an LXC container may carry the same name and are two tenants' (both were `machine:` before, so LXC
+ * contids changed once, with this). A containerd container known by its namespace (the `/<namespace>/<id>`
  * cgroup of ctr and nerdctl, or the hook's canonical bundle path) is keyed `containerd:<namespace>/<id>`: containerd
  * IDs are unique only within a namespace, so `ctr -n a run img web` and `ctr -n b run img web` are two tenants'
  * containers, and neither may share a contid with a runc container called `web`. Namespaces and IDs hold no `/` or
  * `:`, so no two keys collide.
  */
 export function containerKey(runtime: string, id: string, containerdNamespace?: string): string {
-  if (runtime === 'nspawn' || runtime === 'lxc') return `machine:${id}`;
+  if (runtime === 'nspawn') return `machine:${id}`;
+  if (runtime === 'lxc') return `lxc:${id}`;
   if (runtime === 'containerd' && containerdNamespace !== undefined) return `containerd:${containerdNamespace}/${id}`;
   return id;
 }

@@ -220,11 +220,25 @@ describe('container cgroup patterns', () => {
     assert.equal(contidOf('/default/other'), k('runc', 'default'), 'not in containerd state: the runc container below');
   });
 
+  it('an nspawn machine and an LXC container of the same name are two containers', () => {
+    // Old: both were keyed `machine:<name>`, one contid for two tenants' containers.
+    const contidOf = (path: string): bigint | null => {
+      const m = classifyProcCgroup(`0::${path}\n`);
+      return m && containerContid(containerKey(m.runtime, m.id, m.namespace));
+    };
+    assert.notEqual(contidOf('/lxc.payload.guest1'), null);
+    assert.notEqual(containerKey('nspawn', 'guest1'), containerKey('lxc', 'guest1'));
+    assert.notEqual(contidOf('/machine.slice/machine-guest1.scope'), contidOf('/lxc.payload.guest1'));
+    assert.notEqual(contidOf('/machine.slice/machine-guest2.scope'), contidOf('/lxc/guest2'));
+  });
+
   it('derived contids: stable, 63-bit, never 0 or (u64)-1, distinct per container, machines apart from IDs', () => {
     const a = containerContid(containerKey('podman', H));
     assert.equal(a, containerContid(containerKey('docker', H)), 'the ID alone decides: a hook and the cgroup agree');
     assert.ok(a > 0n && a < 2n ** 63n);
     assert.notEqual(containerContid(containerKey('nspawn', H)), a);
+    // nspawn keys stay as they were (their contids in logs and saved registries); LXC's differ from them.
+    assert.equal(containerKey('nspawn', 'web1'), 'machine:web1');
     const seen = new Set<bigint>();
     const r = prng(11);
     for (let i = 0; i < 20000; i++) {
