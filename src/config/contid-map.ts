@@ -38,7 +38,7 @@ function readCgroupMap(w: Walker, e: Entry): CgroupMapEntry[] {
       else id = v;
     }
     if (pat === undefined || glob === undefined || typeof glob === 'string' || id === undefined) return;
-    out.push({ pattern: pat, segments: glob.segments, basename: glob.basename, contid: id, pos: w.posOf(node, item) });
+    out.push({ pattern: pat, segments: glob.segments, contid: id, pos: w.posOf(node, item) });
   });
   return out;
 }

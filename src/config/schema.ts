@@ -398,10 +398,8 @@ export interface DaemonTemplate {
 export interface CgroupMapEntry {
   /** The glob as written. */
   pattern: string;
-  /** Path components of the glob (`**` = any number of components); matched without RegExp, see contid.ts. */
+  /** Path components of the glob from the root (`**` = any number of components); see src/contid/cgroup-glob.ts. */
   segments: string[];
-  /** Patterns without `/` are matched against the last path component only. */
-  basename: boolean;
   contid: bigint;
   pos: SourcePos;
 }

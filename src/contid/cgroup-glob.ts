@@ -5,12 +5,8 @@ export const CGROUP_PATTERN_MAX = 512;
 const CGROUP_WILDCARDS_MAX = 16;
 
 export interface CompiledGlob {
+  /** Path components from the root (`**` = any number of components); the first is a literal name. */
   segments: string[];
-  /**
-   * Always false from compileCgroupGlob (patterns without a root anchor are refused); an entry built by hand with it
-   * set matches nothing rather than any cgroup's last component.
-   */
-  basename: boolean;
 }
 
 /** Does a path component of a pattern hold a wildcard? */
@@ -46,7 +42,7 @@ export function compileCgroupGlob(pattern: string): CompiledGlob | string {
       `the first component ("/${segments[0]}") must be a literal name, without * ? or **: only root makes ` +
       'top-level cgroups, and a wildcard there reaches the cgroups users and delegated subtrees create'
     );
-  return { segments, basename: false };
+  return { segments };
 }
 
 /**
@@ -84,7 +80,7 @@ function components(cgroupPath: string): string[] {
 
 /** What compileCgroupGlob accepts; an entry built by hand that is not is matched against nothing. */
 function anchored(g: CompiledGlob): boolean {
-  return !g.basename && g.segments.length > 0 && !wild(g.segments[0]!);
+  return g.segments.length > 0 && !wild(g.segments[0]!);
 }
 
 /**

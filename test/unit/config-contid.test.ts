@@ -98,10 +98,9 @@ describe('config: contid selectors', () => {
 
 describe('config: cgroup globs', () => {
   it('compiles', () => {
-    assert.deepEqual(glob('/a//b/'), { segments: ['a', 'b'], basename: false });
+    assert.deepEqual(glob('/a//b/'), { segments: ['a', 'b'] });
     assert.deepEqual(glob('/system.slice/docker-*.scope'), {
       segments: ['system.slice', 'docker-*.scope'],
-      basename: false,
     });
     for (const bad of ['', 'a/b', '/a**', '**', '/', `${'x'.repeat(600)}`, 'a\nb', '/a/' + '*'.repeat(17)]) {
       assert.equal(typeof compileCgroupGlob(bad), 'string', JSON.stringify(bad));
@@ -117,12 +116,9 @@ describe('config: cgroup globs', () => {
     }
     // A hand-built entry that bypassed the check matches nothing (defence in depth).
     const user = '/user.slice/user-1000.slice/user@1000.service/app.slice/docker-x.scope';
-    assert.equal(cgroupGlobMatches({ segments: ['docker-*.scope'], basename: true }, user), false);
-    assert.equal(cgroupGlobMatches({ segments: ['**', 'docker-*.scope'], basename: false }, user), false);
-    assert.equal(
-      contidForCgroup([{ segments: ['**', 'docker-*.scope'], basename: false, contid: 3n }], user),
-      undefined,
-    );
+    assert.equal(cgroupGlobMatches({ segments: ['docker-*.scope'] }, user), false);
+    assert.equal(cgroupGlobMatches({ segments: ['**', 'docker-*.scope'] }, user), false);
+    assert.equal(contidForCgroup([{ segments: ['**', 'docker-*.scope'], contid: 3n }], user), undefined);
   });
   it('path patterns: * stays within a component, ** spans components', () => {
     const g = glob('/kubepods.slice/**/cri-containerd-*.scope');

@@ -612,10 +612,10 @@ describe('config: contid.cgroup_map', () => {
       '    - { pattern: "/kubepods.slice/**/x-?.scope", contid: "0x20" }',
     ).contid.cgroupMap;
     assert.deepEqual(
-      m.map((e) => [e.pattern, e.basename, e.segments, e.contid]),
+      m.map((e) => [e.pattern, e.segments, e.contid]),
       [
-        ['/system.slice/docker-*.scope', false, ['system.slice', 'docker-*.scope'], 300n],
-        ['/kubepods.slice/**/x-?.scope', false, ['kubepods.slice', '**', 'x-?.scope'], 32n],
+        ['/system.slice/docker-*.scope', ['system.slice', 'docker-*.scope'], 300n],
+        ['/kubepods.slice/**/x-?.scope', ['kubepods.slice', '**', 'x-?.scope'], 32n],
       ],
     );
     assert.deepEqual(m[1]?.pos, { file: FILE, line: 4, col: 7 });
