@@ -487,6 +487,9 @@ export class ContidTracker {
     // One read of /proc/PID/cgroup: the runtimes' layouts on every line first, then the operator's static map on its
     // main path.
     let text = this.proc.cgroupText(pid);
+    // The pid may have changed hands between its stat and this read: a cgroup read of another process names its
+    // container, not this one's (the discovery scan checks the same way).
+    if (text !== null && this.proc.stat(pid)?.starttime !== st0.starttime) return null;
     // A live process whose cgroup cannot be read: kernels that refuse a path of PATH_MAX or more (ENAMETOOLONG) do so
     // for a process a container moved deep into its delegated cgroup tree. Its nearest ancestor with a readable
     // cgroup says where it was forked (the walk above found none tracked). A host process's ancestors are the host's.

@@ -305,7 +305,25 @@ describe('contid tracker: inheritance and pid reuse', () => {
     const t = new ContidTracker({ proc, containers, cgroupMap: [{ ...g, contid: 42n }] });
     proc.reads = { stat: 0, cgroup: 0 };
     assert.equal(t.lookup(12, 11), null);
-    assert.deepEqual(proc.reads, { stat: 3, cgroup: 1 }, 'stat of 12, 11, 10; cgroup of 12');
+    assert.deepEqual(proc.reads, { stat: 4, cgroup: 1 }, 'stat of 12, 11, 10; cgroup of 12, then 12 again');
+  });
+
+  it('a pid that changed hands between its stat and its cgroup read gets no contid from that read', () => {
+    const proc = new FakeProc();
+    proc.add(1, 0);
+    proc.add(10, 1);
+    proc.add(12, 10, { starttime: 100 });
+    const g = compileCgroupGlob('/system.slice/tenant.scope');
+    assert.ok(typeof g !== 'string');
+    // The process asked about (a host process, start 100) exits while it is looked up; the pid's next holder is in
+    // the tenant's cgroup: its cgroup text must not be given to the event of the first.
+    const cgroupText = proc.cgroupText.bind(proc);
+    proc.cgroupText = (pid: number): string | null => {
+      if (pid === 12) proc.add(12, 10, { starttime: 200 });
+      return pid === 12 ? '0::/system.slice/tenant.scope\n' : cgroupText(pid);
+    };
+    const t = new ContidTracker({ proc, cgroupMap: [{ ...g, contid: 42n }] });
+    assert.equal(t.lookup(12, 10), null);
   });
 
   it('a negative answer holds only for the same parent: a reused pid is asked again', () => {
