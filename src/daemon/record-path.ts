@@ -150,7 +150,7 @@ export class RecordPath {
         // The header `audit(...): ` is what EOE carries; its end is known from the parse (indexOf(')') + 3).
         const p = first.payload;
         const head = p[first.bodyStart - 1] === 0x20 ? first.bodyStart : p.indexOf(')') + 3;
-        records.push({ type: MsgType.EOE, payload: p.subarray(0, head) });
+        records.push({ type: MsgType.EOE, payload: Buffer.from(p.buffer, p.byteOffset, head) });
       }
       // One result object for every event (no allocation per event): it is read before the next route.
       const { destinations, chain } = this.pipeline.route(records, this.opts.keysFor, this.pipeline.scratch);
