@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { RuleError } from '../errors';
 import { AUDIT_FILTER_PREPEND, AUDIT_MAX_KEY_LEN, Field, FilterList, Op, RuleAction } from '../kernel/constants';
+import { keyBytes } from '../records/fields';
 import { encodeRule, type Rule, type RuleCommand } from '../rules';
 import { GROUP_TAG_PREFIX, OWNER_TAG_PREFIX, type KeyGroup } from '../routing/pipeline';
 
@@ -102,7 +103,11 @@ export interface Owned {
 
 export interface KernelRuleSet {
   rules: Rule[];
-  /** For a kernel rule's full key list (joined by \x01), each owner's own keys: what each destination's log shows. */
+  /**
+   * For a kernel rule's full key list (joined by \x01), each owner's own keys: what each destination's log shows.
+   * Keys here and in `groups` are in the form records carry them (keyBytes(): UTF-8 bytes, one char per byte), so
+   * that the keys decodeKeys() reads from an event find them; `rules` keep the rules files' text.
+   */
   keysByOwner: Map<string, Map<string, string[]>>;
   /** For a group tag (a shared rule whose keys and tags do not fit the kernel's key), its owners and keys. */
   groups: Map<string, KeyGroup>;
@@ -116,6 +121,13 @@ export function withKeys(rule: Rule, keys: readonly string[]): Rule {
     fields.push({ field: Field.key, op: Op.EQUAL, value: Buffer.byteLength(str), str });
   }
   return { ...rule, fields, keys: [...keys] };
+}
+
+/** Each owner's keys in the form records carry them (keyBytes()). */
+function asRecorded(owners: ReadonlyMap<string, readonly string[]>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [owner, keys] of owners) out.set(owner, keys.map(keyBytes));
+  return out;
 }
 
 function canonical(rule: Rule): string {
@@ -171,10 +183,10 @@ export function mergeRules(owned: readonly Owned[]): KernelRuleSet {
       }
       keys.length = 0;
       keys.push(joined);
-      groups.set(joined, { owners, keys: userKeys, byOwner: g.owners });
+      groups.set(joined, { owners, keys: userKeys.map(keyBytes), byOwner: asRecorded(g.owners) });
     }
     rules.push(withKeys(g.rule, keys));
-    keysByOwner.set(joined, g.owners);
+    keysByOwner.set(keyBytes(joined), asRecorded(g.owners));
   }
   return { rules, keysByOwner, groups };
 }

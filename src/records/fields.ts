@@ -1,5 +1,6 @@
 // The one set of record field readers: single fields read from payload bytes (`audit(...): a=1 b="x"`) without a full
 // parse, as routing, the writer and the tests need them, and the key field's codec.
+import { needsEncoding } from './encode';
 import { bodyStartOf, hasAuditPrefix, hexDigit } from './record';
 
 const C_SPACE = 0x20;
@@ -149,11 +150,44 @@ export function decodeKeys(raw: string | undefined): string[] {
   return [raw];
 }
 
-/** Encodes keys as the kernel prints them: one key quoted, several hex-encoded with \x01 between, none as (null). */
+/**
+ * Encodes keys as the kernel prints them (audit_log_untrustedstring(), as auditd's audit_encode_nv_string()): one key
+ * quoted when every byte is printable ASCII other than `"` and a space; otherwise, and always for several keys (joined
+ * with \x01), the uppercase hex of the bytes; none as (null). Keys are byte strings, one char per byte: what
+ * decodeKeys() returns and the rule union keeps (a rules file's UTF-8 bytes). A string holding a char above U+00FF is
+ * not one: it is taken as text and its UTF-8 bytes are encoded. Never latin1 of such a char, which keeps its low byte
+ * only: U+0122 became a `"` and U+0120 a space, and a tenant's key ended the key field and wrote fields of its own.
+ */
 export function encodeKeys(keys: readonly string[]): string {
   if (keys.length === 0) return '(null)';
-  if (keys.length === 1 && !/[\s"\x00-\x1f\x7f-\xff]/.test(keys[0]!)) return `"${keys[0]}"`;
-  return Buffer.from(keys.join(KEY_SEP), 'latin1').toString('hex').toUpperCase();
+  if (keys.length === 1 && isPlainKey(keys[0]!)) return `"${keys[0]}"`;
+  const joined = keys.join(KEY_SEP);
+  const bytes = Buffer.from(joined, isByteString(joined) ? 'latin1' : 'utf8');
+  return needsEncoding(bytes) ? bytes.toString('hex').toUpperCase() : `"${joined}"`;
+}
+
+/** Printable ASCII but `"` and a space: a key the kernel quotes (checked on the string, with no buffer made). */
+function isPlainKey(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === C_DQUOTE || c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+/** Whether every char of s is a byte (at most U+00FF). */
+function isByteString(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return false;
+  return true;
+}
+
+/**
+ * A key as records carry it: its UTF-8 bytes, one char per byte (the form decodeKeys() returns). Rules files are
+ * UTF-8 text; the kernel keeps and prints the bytes. ASCII keys come back as they are.
+ */
+export function keyBytes(key: string): string {
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) > 0x7f) return Buffer.from(key, 'utf8').toString('latin1');
+  return key;
 }
 
 /** A copy of the payload with field `name`'s value replaced (the field must exist; otherwise the payload itself). */
