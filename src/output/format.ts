@@ -343,6 +343,8 @@ export class LineFormatter {
     this.limit = base + FORMAT_BUF_LEN;
     this.w = end;
     if (this.limit - end <= MIN_SPACE_LEFT) return mlen;
+    // passwd or group changed (useradd): a counter read here, a stat a second at most, and a new generation if so.
+    this.ids.refresh();
     if (this.ids.generation !== this.idGeneration) {
       for (const e of FIELD_ENTRIES) if (e.kind === K_UID || e.kind === K_GID) this.texts[e.index]!.clear();
       for (const t of this.typeTable) if (t?.memo !== undefined) t.memo.count = 0;
