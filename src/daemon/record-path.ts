@@ -30,6 +30,8 @@ export interface RecordPathOptions {
   /** The containers route selectors by name ask about; told when a batch ends (one clock read per batch). */
   containers?: ContainerDirectory & { endBatch(now: number): void };
   counters: { records: number; internalErrors: number; noDaemon: number };
+  /** The reassembler's monotonic clock in ms (tests); performance.now() by default. */
+  clock?: () => number;
 }
 
 export class RecordPath {
@@ -51,6 +53,7 @@ export class RecordPath {
       timeoutMs: r.timeoutMs,
       maxInFlight: r.maxInFlight,
       copy: false,
+      ...(opts.clock ? { clock: opts.clock } : {}),
     });
     this.pipeline = this.makePipeline(config, false);
     // Events held for a template daemon that could not be made end here, as an event no route took.
@@ -200,9 +203,12 @@ export class RecordPath {
     this.opts.registry.pumpAll();
   }
 
-  /** Events the kernel never finished are closed by age. */
-  tick(now: number): void {
-    this.reassembler.tick(now);
+  /**
+   * Events the kernel never finished are closed by age. The reassembler reads its own monotonic clock: the caller's
+   * time (Date.now(), a wall clock NTP or an admin can step back) is not used.
+   */
+  tick(_now?: number): void {
+    this.reassembler.tick();
   }
 
   /** auditmux's own record, to the host log and (as auditd's dispatcher does) the host's outputs. */

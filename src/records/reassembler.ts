@@ -1,4 +1,5 @@
 // Groups kernel records into events by (timestamp, serial) with auparse's completion rules; clock-driven, no timers.
+import { performance } from 'node:perf_hooks';
 import { MsgType } from '../kernel/constants';
 import { parseHeaderAt, parseRecord, payloadEnd, type AuditRecord } from './record';
 
@@ -20,6 +21,11 @@ export interface ReassemblerOptions {
   maxInFlight?: number;
   /** Copy payloads out of the caller's buffer (needed when the receive buffer is reused). Default true. */
   copy?: boolean;
+  /**
+   * A monotonic clock in ms, performance.now() by default: a wall clock stepped back by an hour held every event
+   * without an EOE for that hour, and one read only at the first tick made the events begun before it time out.
+   */
+  clock?: () => number;
 }
 
 export interface ReassemblerCounters {
@@ -84,7 +90,18 @@ export class Reassembler {
    * start, grow and end here without a Map set, get and delete each. Logically it is the map's last entry.
    */
   private newest: Pending | null = null;
-  private nowMs = 0;
+  private readonly clock: () => number;
+  /** The clock at the last tick or batch start: the age a new event starts with. */
+  private nowMs: number;
+  /**
+   * The last moment the kernel's records are known to have been read up to: the start of the latest receive batch
+   * or the previous tick, whichever is later (a poll of the socket always comes between two ticks). An event expires
+   * when its deadline had passed by then, not merely by now: after the loop stalled, the tick that comes first must
+   * not expire events whose last records wait, unread, in the socket.
+   */
+  private seenMs: number;
+  /** A receive batch is being pushed (push() after endBatch() starts the next one). */
+  private inBatch = false;
   private maxSerial = -1;
   /** The stamp of the EOE being read (push's fast path), reused. */
   private readonly eoeStamp: Stamp & { bodyStart: number; malformed: boolean } = {
@@ -100,6 +117,16 @@ export class Reassembler {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
     this.copy = opts.copy ?? true;
+    this.clock = opts.clock ?? (() => performance.now());
+    this.nowMs = this.seenMs = this.clock();
+  }
+
+  /** The first record of a receive batch: one clock read per batch, the age of the events it starts. */
+  private beginBatch(): void {
+    this.inBatch = true;
+    const now = this.clock();
+    this.nowMs = now;
+    if (now > this.seenMs) this.seenMs = now;
   }
 
   get inFlightCount(): number {
@@ -119,6 +146,7 @@ export class Reassembler {
 
   /** Same shape as the kernel client's RecordSink, so it can be plugged in directly. */
   push(type: number, buf: Buffer, start = 0, end = buf.length): void {
+    if (!this.inBatch) this.beginBatch();
     if (type === MsgType.EOE && start >= 0 && end <= buf.length && start <= end) {
       // An EOE only ends its event (it is not kept): its stamp is read in place, with no record object or view.
       const e = this.eoeStamp;
@@ -143,6 +171,7 @@ export class Reassembler {
   }
 
   pushRecord(rec: AuditRecord): void {
+    if (!this.inBatch) this.beginBatch();
     const c = this.counters;
     c.records++;
     if (rec.malformed) {
@@ -203,15 +232,21 @@ export class Reassembler {
    * copied out now, so an event waiting for its last record keeps a few hundred bytes alive, not the whole batch.
    */
   endBatch(): void {
+    this.inBatch = false;
     if (this.copy) return;
     for (const p of this.inFlight.values()) ownRecords(p);
     if (this.newest !== null) ownRecords(this.newest);
   }
 
-  /** Advances the clock; events older than the timeout are emitted incomplete. */
-  tick(nowMs: number): void {
-    this.nowMs = nowMs;
-    const limit = nowMs - this.timeoutMs;
+  /**
+   * Reads the clock; events whose timeout had passed by the last batch start or the previous tick (seenMs) are
+   * emitted incomplete. An event so times out between one and two ticks after its deadline.
+   */
+  tick(): void {
+    const now = this.clock();
+    const limit = this.seenMs - this.timeoutMs;
+    this.nowMs = now;
+    if (now > this.seenMs) this.seenMs = now;
     for (const [serial, p] of this.inFlight) {
       if (p.bornMs > limit) return;
       this.inFlight.delete(serial);

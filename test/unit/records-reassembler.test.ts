@@ -75,21 +75,81 @@ test('single-record types', () => {
   assert.equal(r.inFlightCount, 1);
 });
 
-test('timeout via tick, no timers', () => {
-  const { r, out } = collect({ timeoutMs: 2000 });
-  r.tick(1000);
+test('timeout via tick, no timers: an event expires at the first tick after a tick past its deadline', () => {
+  let now = 1000;
+  const { r, out } = collect({ timeoutMs: 2000, clock: () => now });
+  r.tick();
   r.push(1300, rec(1));
-  r.tick(2500);
+  now = 2500;
+  r.tick();
   assert.equal(out.length, 0);
+  r.endBatch();
   r.push(1300, rec(2));
-  r.tick(3000);
+  now = 3000;
+  r.tick();
+  assert.equal(out.length, 0, 'the deadline passed at 3000: not yet known that nothing came by then');
+  now = 3250;
+  r.tick();
   assert.deepEqual(
     out.map((e) => e.serial),
     [1],
   );
   assert.equal(out[0]!.reason, 'timeout');
-  r.tick(5000);
+  now = 5000;
+  r.tick();
+  now = 5250;
+  r.tick();
   assert.equal(r.counters.timeouts, 2);
+});
+
+test('the clock starts at construction: an event begun before the first tick is not timed out by it', () => {
+  let now = 5_000;
+  const { r, out } = collect({ clock: () => now });
+  r.push(1300, rec(7));
+  now += 250;
+  r.tick();
+  r.push(1302, rec(7));
+  r.push(1320, rec(7));
+  assert.deepEqual(
+    out.map((e) => [e.serial, e.reason, e.records.map((x) => x.type)]),
+    [[7, 'eoe', [1300, 1302]]],
+  );
+});
+
+test('a stalled loop: the tick that comes first expires nothing whose deadline passed during the stall', () => {
+  let now = 0;
+  const { r, out } = collect({ timeoutMs: 2000, copy: false, clock: () => now });
+  r.push(1300, rec(7));
+  r.endBatch();
+  now = 250;
+  r.tick();
+  // The loop stalls 5 s (a slow disk, a long GC); the PATH and EOE of event 7 wait in the socket meanwhile. After a
+  // stall the timers run before the socket is polled: the tick comes first.
+  now = 5_250;
+  r.tick();
+  assert.equal(out.length, 0, 'not expired: its last records may be unread');
+  r.push(1302, rec(7));
+  r.push(1320, rec(7));
+  r.endBatch();
+  assert.deepEqual(
+    out.map((e) => [e.serial, e.reason, e.records.length]),
+    [[7, 'eoe', 2]],
+  );
+  // An event that really ends without its EOE still times out: at the tick after one past its deadline.
+  r.push(1300, rec(8));
+  r.endBatch();
+  now = 7_300;
+  r.tick();
+  assert.equal(out.length, 1);
+  now = 7_550;
+  r.tick();
+  assert.deepEqual(
+    out.map((e) => [e.serial, e.reason]),
+    [
+      [7, 'eoe'],
+      [8, 'timeout'],
+    ],
+  );
 });
 
 test('maxInFlight flushes the oldest', () => {
@@ -148,11 +208,11 @@ test('fuzz: random interleaving, drops and garbage; every record out exactly onc
   const rnd = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   const seen = new Map<string, number>();
   const out: AuditEvent[] = [];
-  const r = new Reassembler((e) => out.push(e), { maxInFlight: 64, timeoutMs: 50 });
+  let now = 0;
+  const r = new Reassembler((e) => out.push(e), { maxInFlight: 64, timeoutMs: 50, clock: () => now });
   const live: { serial: number; left: number[] }[] = [];
   let next = 1;
   let pushed = 0;
-  let now = 0;
   const shapes = [
     [1300, 1327, 1320],
     [1300, 1307, 1302, 1302, 1327, 1320],
@@ -182,7 +242,10 @@ test('fuzz: random interleaving, drops and garbage; every record out exactly onc
     pushed++;
     if (type !== 1320 || garbage) seen.set(b.toString('latin1'), (seen.get(b.toString('latin1')) ?? 0) + 1);
     r.push(type, b);
-    if (rnd() < 0.01) r.tick((now += 20));
+    if (rnd() < 0.01) {
+      now += 20;
+      r.tick();
+    }
   }
   r.flush();
   const c = r.counters;
@@ -233,8 +296,22 @@ class MapModel {
   readonly out: { serial: number; types: number[]; reason: string }[] = [];
   private readonly m = new Map<number, { sec: string; types: number[]; born: number }>();
   private now = 0;
-  constructor(private readonly max: number) {}
+  /** The latest batch start or tick (see Reassembler.seenMs). */
+  private seen = 0;
+  private inBatch = false;
+  constructor(
+    private readonly max: number,
+    private readonly clock: () => number,
+  ) {}
+  endBatch(): void {
+    this.inBatch = false;
+  }
   push(type: number, serial: number, ts: string): void {
+    if (!this.inBatch) {
+      this.inBatch = true;
+      this.now = this.clock();
+      this.seen = Math.max(this.seen, this.now);
+    }
     if (type === 1320) {
       const p = this.m.get(serial);
       if (p && p.sec === ts) {
@@ -271,10 +348,12 @@ class MapModel {
       this.out.push({ serial: k, types: v.types, reason: 'overflow' });
     }
   }
-  tick(now: number, timeout: number): void {
-    this.now = now;
+  tick(timeout: number): void {
+    const limit = this.seen - timeout;
+    this.now = this.clock();
+    this.seen = Math.max(this.seen, this.now);
     for (const [k, v] of this.m) {
-      if (v.born > now - timeout) break;
+      if (v.born > limit) break;
       this.m.delete(k);
       this.out.push({ serial: k, types: v.types, reason: 'timeout' });
     }
@@ -290,11 +369,12 @@ test('property: the newest-event fast path emits what one ordered Map of waiting
     const next = prng(seed);
     const max = 1 + intBelow(next, 6);
     const timeout = 50;
-    const { r, out } = collect({ maxInFlight: max, timeoutMs: timeout, copy: seed % 2 === 0 });
-    const model = new MapModel(max);
+    let now = 0;
+    const clock = (): number => now;
+    const { r, out } = collect({ maxInFlight: max, timeoutMs: timeout, copy: seed % 2 === 0, clock });
+    const model = new MapModel(max, clock);
     // Mostly whole syscall events one after another, with interleavings, EOEs, stray and reused serials.
     const types = [1300, 1300, 1307, 1302, 1302, 1327, 1327, 1320, 1320, 1105, 1306, 1318];
-    let now = 0;
     for (let i = 0; i < 3000; i++) {
       const serial = 1 + intBelow(next, 8);
       const ts = intBelow(next, 10) === 0 ? '100.002' : '100.001';
@@ -303,10 +383,13 @@ test('property: the newest-event fast path emits what one ordered Map of waiting
       model.push(type, serial, ts);
       if (intBelow(next, 50) === 0) {
         now += intBelow(next, 40);
-        r.tick(now);
-        model.tick(now, timeout);
+        r.tick();
+        model.tick(timeout);
       }
-      if (intBelow(next, 100) === 0) r.endBatch();
+      if (intBelow(next, 100) === 0) {
+        r.endBatch();
+        model.endBatch();
+      }
       assert.equal(r.inFlightCount, (model as unknown as { m: Map<number, unknown> }).m.size, `seed ${seed} at ${i}`);
     }
     r.flush();

@@ -1,0 +1,105 @@
+// The host's record path without a kernel: records pushed as the netlink batches deliver them, a stub sink that
+// notes what reaches the host log, in what order.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Config } from '../../src/config';
+import { ContidTracker } from '../../src/contid/tracker';
+import type { DaemonRegistry } from '../../src/daemon/daemon-registry';
+import { RecordPath, type RecordPathOptions } from '../../src/daemon/record-path';
+import type { EventRecord } from '../../src/records/event';
+import type { Sink } from '../../src/output/sink';
+
+const rec = (type: number, serial: number, body = 'x=1'): [number, Buffer] => [
+  type,
+  Buffer.from(`audit(1700000000.000:${serial}): ${body}`),
+];
+
+interface World {
+  path: RecordPath;
+  /** What reached the host log: `TYPE:serial`, one entry per record in log order. */
+  log: string[];
+  push(type: number, buf: Buffer): void;
+  warnings: string[];
+}
+
+function world(opts: { clock?: () => number; sink?: boolean } = {}): World {
+  const log: string[] = [];
+  const warnings: string[] = [];
+  const note = (type: number, p: Buffer): void => {
+    const m = /:(\d+)\)/.exec(p.toString('latin1', 0, 60));
+    log.push(`${type}:${m ? m[1] : '?'}`);
+  };
+  const registry = {
+    allRoutes: () => [],
+    rulesOwners: () => new Set<string>(),
+    enqueue: () => undefined,
+    pumpAll: () => undefined,
+    hostLog: null,
+  } as unknown as DaemonRegistry;
+  const diag = {
+    info: () => undefined,
+    warn: (_o: unknown, m?: string) => warnings.push(m ?? ''),
+    error: () => undefined,
+  };
+  const o: RecordPathOptions = {
+    diag,
+    tracker: new ContidTracker({ proc: { stat: () => null, children: () => [], cgroupText: () => null } }),
+    registry,
+    keysFor: (_owner, full) => full,
+    keyGroup: () => undefined,
+    noteEvent: () => undefined,
+    counters: { records: 0, internalErrors: 0, noDaemon: 0 },
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  };
+  const config = { host: { reassembly: { timeoutMs: 2000, maxInFlight: 4096 }, keep: 'all' } } as unknown as Config;
+  const path = new RecordPath(o, config);
+  if (opts.sink !== false)
+    path.sink = {
+      log: { wholeEvents: false, flush: () => true },
+      writeRecordAt: (type: number, b: Buffer, s: number, e: number) => {
+        if (type !== 1320) note(type, b.subarray(s, e));
+      },
+      writeLogEvent: (records: readonly EventRecord[]) => {
+        for (const r of records) if (r.type !== 1320) note(r.type, r.payload);
+        return true;
+      },
+      writeOutputs: () => undefined,
+      flush: () => true,
+    } as unknown as Sink;
+  // One record per receive batch, as a trickle of records arrives.
+  const push = (type: number, buf: Buffer): void => {
+    path.onRecord(type, buf, 0, buf.length);
+    path.endBatch();
+  };
+  return { path, log, push, warnings };
+}
+
+describe('the record path: the reassembler keeps its own monotonic clock', () => {
+  it('a wall clock stepped back an hour does not hold an event without EOE (p1)', () => {
+    let mono = 10_000;
+    const w = world({ clock: () => mono });
+    w.path.eventMode = true;
+    const wall = 1_700_000_000_000;
+    w.path.tick(wall);
+    w.push(...rec(1305, 1)); // CONFIG_CHANGE-like: no EOE ever comes
+    w.path.tick(wall - 3_600_000); // NTP or an admin steps the clock back
+    w.push(...rec(1324, 2));
+    for (let t = 1; t <= 10; t++) {
+      mono += 1000;
+      w.path.tick(wall - 3_600_000 + t * 1000);
+    }
+    assert.deepEqual(w.log, ['1305:1', '1324:2'], 'both out within the timeout, whatever the wall clock said');
+  });
+
+  it('records before the first tick do not time out at it: a SYSCALL and its PATH stay one event (p2)', () => {
+    const w = world(); // the default clock (performance.now)
+    w.path.eventMode = true;
+    w.push(...rec(1300, 7));
+    w.path.tick(Date.now()); // the daemon's first 250 ms tick
+    w.push(...rec(1302, 7));
+    assert.deepEqual(w.log, [], 'still waiting for the EOE');
+    w.push(...rec(1320, 7));
+    assert.deepEqual(w.log, ['1300:7', '1302:7']);
+    assert.equal((w.path.status().reassembly as { timeouts: number }).timeouts, 0);
+  });
+});
