@@ -2,7 +2,7 @@
 import { writerTypeName } from '../vocab/msgtypes';
 import { hexDigit } from '../records/record';
 import type { EventRecord } from '../records/event';
-import { escapeInterp } from '../records/encode';
+import { escapedLength, escapeInterp } from '../records/encode';
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64 } from '../kernel/constants';
 import { IdNameCache } from '../vocab/accounts';
 import { archName } from '../vocab/arch';
@@ -15,9 +15,11 @@ import {
   K_SYSCALL,
   K_UID,
   K_ARCH,
-  idValueText,
+  parseId,
   sockaddrText,
+  sockaddrTextLength,
   syscallText,
+  syscallTextLength,
   type FieldKind as Kind,
 } from '../vocab/interpret';
 
@@ -170,6 +172,25 @@ function plainDecimal(s: Buffer, vs: number, ve: number): number {
   return neg ? -v : v;
 }
 
+/**
+ * Bytes Number() may read as part of an integer (digits, a sign, '.', the letters of 0x/0o/0b and exponents,
+ * whitespace): a value with any other byte is no number, and its interpretation is known without a string.
+ */
+const NUMBERISH = new Uint8Array(256);
+for (const c of '0123456789abcdefABCDEFxXoO+-.\t\n\v\f\r \xa0') NUMBERISH[c.charCodeAt(0)] = 1;
+
+function mayBeNumber(s: Buffer, vs: number, ve: number): boolean {
+  for (let i = vs; i < ve; i++) if (NUMBERISH[s[i]!] === 0) return false;
+  return true;
+}
+
+/** libaudit's text for a uid or gid that is no number; with its space it is always written hex. */
+const CONVERSION_ERROR = Buffer.from('conversion error(', 'latin1');
+/** Uppercase hex digits by value, as char codes. */
+const HEX_UPPER = Buffer.from('0123456789ABCDEF', 'latin1');
+const UNKNOWN_SYSCALL_LEN = 'unknown-syscall()'.length;
+const UNKNOWN_ELF_LEN = 'unknown-elf-type()'.length;
+
 /** Record types are below this except for rare user-space ones, which live in a Map. */
 const TYPE_TABLE_SIZE = 4096;
 const MEMO_FIELDS = 32;
@@ -245,6 +266,12 @@ export class LineFormatter {
   private readonly seen = new SuffixMemo();
   /** False once a field took the string path or did not fit: such a record is not memoised. */
   private memoable = true;
+  /**
+   * Interpreted texts made on the string path (odd ids, unknown syscalls and arches, sockaddrs). Their length is
+   * known first, and one is made only for a field that fits: a user message of thousands of `uid=x` made and dropped
+   * one each (60 times a plain record's cost). Tests count them.
+   */
+  stringTexts = 0;
 
   constructor(opts: FormatOptions) {
     this.format = opts.format;
@@ -429,7 +456,7 @@ export class LineFormatter {
     if (kind === K_UID || kind === K_GID) {
       n = plainDecimal(o, vs, ve);
       if (Number.isNaN(n)) {
-        this.putText(o, encodeNv(e.upper, idValueText(this.ids, kind, o.toString('latin1', vs, ve))));
+        this.idString(e, o, vs, ve);
         return;
       }
       // strtoul semantics: -1 wraps to 4294967295.
@@ -438,7 +465,11 @@ export class LineFormatter {
     } else if (kind === K_SYSCALL) {
       n = plainDecimal(o, vs, ve);
       if (!(n >= 0)) {
-        this.putText(o, `${e.upper}=${syscallText(o.toString('latin1', vs, ve), this.arch)}`);
+        // Its text's length first (from the bytes when no number can be read from them), the text only if it fits.
+        const v = mayBeNumber(o, vs, ve) ? o.toString('latin1', vs, ve) : undefined;
+        const len = v === undefined ? UNKNOWN_SYSCALL_LEN + escapedLength(o, vs, ve) : syscallTextLength(v, this.arch);
+        const p = this.reserveString(o, e.upper.length + 1 + len);
+        if (p >= 0) this.putString(o, p, `${e.upper}=${syscallText(v ?? o.toString('latin1', vs, ve), this.arch)}`);
         return;
       }
       // The name depends on the record's arch too: x86_64 (or none seen), i386, anything else.
@@ -449,13 +480,16 @@ export class LineFormatter {
       this.arch = n;
       // An unknown architecture prints its text as written: not cached by value.
       if (archName(n) === undefined) {
-        this.putText(o, `${e.upper}=${archText(o.toString('latin1', vs, ve))}`);
+        // unknown-elf-type(VALUE), the value escaped.
+        const p = this.reserveString(o, e.upper.length + 1 + UNKNOWN_ELF_LEN + escapedLength(o, vs, ve));
+        if (p >= 0) this.putString(o, p, `${e.upper}=${archText(o.toString('latin1', vs, ve))}`);
         return;
       }
       key = n;
     } else {
       if (!interpretsSaddr(type)) return;
-      this.putText(o, `${e.upper}=${sockaddrText(o.toString('latin1', vs, ve))}`);
+      const p = this.reserveString(o, e.upper.length + 1 + sockaddrTextLength(o, vs, ve));
+      if (p >= 0) this.putString(o, p, `${e.upper}=${sockaddrText(o.toString('latin1', vs, ve))}`);
       return;
     }
     const seen = this.seen;
@@ -552,12 +586,51 @@ export class LineFormatter {
     return true;
   }
 
-  /** A field interpreted through a string: rare values, not memoised. */
-  private putText(o: Buffer, text: string): void {
+  /**
+   * reserve() for a field interpreted through a string (rare values, not memoised) whose text will be `len` bytes:
+   * -1 when it does not fit, and then no text is made.
+   */
+  private reserveString(o: Buffer, len: number): number {
     if (this.matched >= 0) this.writeMatched(o);
     this.memoable = false;
-    const p = this.reserve(o, text.length);
-    if (p >= 0) o.write(text, p, 'latin1');
+    return this.reserve(o, len);
+  }
+
+  /** Writes the text of a field reserveString() made room for (exactly its length: the room is already taken). */
+  private putString(o: Buffer, p: number, text: string): void {
+    this.stringTexts++;
+    o.write(text, p, text.length, 'latin1');
+  }
+
+  /**
+   * A uid or gid that is not plain decimal (idValueText()): an id Number() reads (0x10, 1e3, -0) is named as the
+   * number path names it, from the same cache; anything else is `conversion error(VALUE)`, which has a space and so
+   * is always hex: written here byte by byte, its length known from the value's.
+   */
+  private idString(e: FieldEntry, o: Buffer, vs: number, ve: number): void {
+    const id = mayBeNumber(o, vs, ve) ? parseId(o.toString('latin1', vs, ve)) : undefined;
+    if (id !== undefined) {
+      const cache = this.texts[e.index]!;
+      let text = cache.get(id);
+      const len = text !== undefined ? text.length : e.upper.length + 1 + encodedLength(idText(this.ids, e.kind, id));
+      const p = this.reserveString(o, len);
+      if (p < 0) return;
+      if (text === undefined) {
+        this.stringTexts++;
+        text = cache.set(id, Buffer.from(this.fieldText(e, id), 'latin1'));
+      }
+      for (let j = 0; j < text.length; j++) o[p + j] = text[j]!;
+      return;
+    }
+    const vlen = ve - vs;
+    let p = this.reserveString(o, e.upper.length + 1 + 2 * (CONVERSION_ERROR.length + vlen + 1));
+    if (p < 0) return;
+    this.stringTexts++;
+    p += o.write(e.upper, p, 'latin1');
+    o[p++] = C_EQ;
+    for (let j = 0; j < CONVERSION_ERROR.length; j++) p = putHex(o, p, CONVERSION_ERROR[j]!);
+    for (let j = vs; j < ve; j++) p = putHex(o, p, o[j]!);
+    putHex(o, p, 0x29);
   }
 }
 
@@ -578,9 +651,25 @@ function parseHexBytes(s: Buffer, vs: number, ve: number): number {
   return n;
 }
 
+/** Writes the two uppercase hex digits of byte c at o[p]; returns p + 2. */
+function putHex(o: Buffer, p: number, c: number): number {
+  o[p] = HEX_UPPER[c >> 4]!;
+  o[p + 1] = HEX_UPPER[c & 15]!;
+  return p + 2;
+}
+
 /** audit_encode_nv_string(): NAME="value", or NAME=HEX when the value has a quote, space, control or non-ASCII byte. */
 export function encodeNv(name: string, value: string): string {
   return `${name}=${encodedValue(value)}`;
+}
+
+/** encodedValue(value).length, with no text made. */
+function encodedLength(value: string): number {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === C_DQUOTE || c < 0x21 || c > 0x7e) return 2 * value.length;
+  }
+  return value.length + 2;
 }
 
 /** The part of audit_encode_nv_string() after `NAME=`, which ENRICHED caches per id. */

@@ -76,6 +76,13 @@ function escapedByte(c: number): boolean {
   return c < 0x20 || c > 0x7e || c === C_BACKSLASH;
 }
 
+/** The length of escapeInterp() of the bytes b[start..end) taken as latin1, with no string made. */
+export function escapedLength(b: Uint8Array, start: number, end: number): number {
+  let n = end - start;
+  for (let i = start; i < end; i++) if (escapedByte(b[i]!)) n += 3;
+  return n;
+}
+
 /** `\\ooo` of one byte: how auparse prints an escaped byte, and the one escape of auditmux's interpreted text. */
 export function octalByte(c: number): string {
   return '\\' + ((c >> 6) & 3) + ((c >> 3) & 7) + (c & 7);

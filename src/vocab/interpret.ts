@@ -2,7 +2,7 @@
 // ids, syscalls, arches and socket addresses (auparse's typetab), and the text auparse prints for each.
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
 import { hexDigit } from '../records/record';
-import { escapeInterp } from '../records/encode';
+import { escapedLength, escapeInterp } from '../records/encode';
 import { archName } from './arch';
 import { SYSCALLS_I386, SYSCALLS_X86_64 } from './syscall-tables';
 import type { IdNameCache } from './accounts';
@@ -97,12 +97,27 @@ function syscallArray(t: ReadonlyArray<readonly [number, string]>): string[] {
 const SYS_X86_64 = syscallArray(SYSCALLS_X86_64);
 const SYS_I386 = syscallArray(SYSCALLS_I386);
 
+/** The syscall names of an arch (-1: none seen, which auparse reads as the host's, x86_64); undefined: unknown. */
+function syscallTable(arch: number): string[] | undefined {
+  return arch === AUDIT_ARCH_I386 ? SYS_I386 : arch === AUDIT_ARCH_X86_64 || arch < 0 ? SYS_X86_64 : undefined;
+}
+
 /** A syscall= value under the record's arch (-1: none seen, which auparse reads as the host's, x86_64). */
 export function syscallText(v: string, arch: number): string {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) return `unknown-syscall(${escapeInterp(v)})`;
-  const table = arch === AUDIT_ARCH_I386 ? SYS_I386 : arch === AUDIT_ARCH_X86_64 || arch < 0 ? SYS_X86_64 : undefined;
-  return table?.[n] ?? `unknown-syscall(${n})`;
+  return syscallTable(arch)?.[n] ?? `unknown-syscall(${n})`;
+}
+
+/** syscallText(v, arch).length, with no text made for a value that names no syscall. */
+export function syscallTextLength(v: string, arch: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) {
+    const b = Buffer.from(v, 'latin1');
+    return 'unknown-syscall()'.length + escapedLength(b, 0, b.length);
+  }
+  const name = syscallTable(arch)?.[n];
+  return name !== undefined ? name.length : 'unknown-syscall()'.length + String(n).length;
 }
 
 /** libaudit's family names (famtab), index = AF_* number; missing ones print unknown-family(N). */
@@ -156,6 +171,10 @@ const FAMILIES: (string | undefined)[] = [
 
 /** sun_path's size: auparse prints a path with %.108s. */
 const SUN_PATH_MAX = 108;
+const LOCAL_SHORT = '{ saddr_fam=local sockaddr len too short }';
+const INET_SHORT = '{ saddr_fam=inet sockaddr len too short }';
+const INET6_SHORT = '{ saddr_fam=inet6 sockaddr6 len too short }';
+const NETLINK_SHORT = '{ saddr_fam=netlink len too short }';
 
 /**
  * auparse print_sockaddr() (3.0.9) for the families a Linux host produces. An AF_UNIX path is the connecting
@@ -172,7 +191,7 @@ export function sockaddrText(hex: string): string {
   if (name === undefined) return `unknown-family(${fam})`;
   switch (fam) {
     case 1: {
-      if (b.length < 4) return `{ saddr_fam=local sockaddr len too short }`;
+      if (b.length < 4) return LOCAL_SHORT;
       const start = b[2] === 0 ? 3 : 2;
       let e = b.indexOf(0, start);
       if (e < 0) e = b.length;
@@ -180,16 +199,92 @@ export function sockaddrText(hex: string): string {
       return `{ saddr_fam=local path=${escapeInterp(b.toString('latin1', start, e))} }`;
     }
     case 2:
-      if (b.length < 16) return `{ saddr_fam=inet sockaddr len too short }`;
+      if (b.length < 16) return INET_SHORT;
       return `{ saddr_fam=inet laddr=${b[4]}.${b[5]}.${b[6]}.${b[7]} lport=${b.readUInt16BE(2)} }`;
     case 10:
-      if (b.length < 24) return `{ saddr_fam=inet6 sockaddr6 len too short }`;
+      if (b.length < 24) return INET6_SHORT;
       return `{ saddr_fam=inet6 laddr=${inet6Text(b.subarray(8, 24))} lport=${b.readUInt16BE(2)} }`;
     case 16:
-      if (b.length < 12) return `{ saddr_fam=netlink len too short }`;
+      if (b.length < 12) return NETLINK_SHORT;
       return `{ saddr_fam=netlink nlnk-fam=${fam} nlnk-pid=${b.readUInt32LE(4)} }`;
     default:
       return `{ saddr_fam=${name} (unsupported) }`;
+  }
+}
+
+/** Digits of a non-negative integer in decimal. */
+function decimalLength(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+/** The byte that the hex digits s[at], s[at + 1] stand for (both are hex digits). */
+function hexByteAt(s: Uint8Array, at: number): number {
+  return hexDigit(s[at]!) * 16 + hexDigit(s[at + 1]!);
+}
+
+const inet6Scratch = Buffer.alloc(16);
+
+/**
+ * sockaddrText(hex).length for the hex text s[vs..ve) (its latin1 bytes), read in place: the writer learns whether an
+ * interpreted saddr fits before it makes one (a user message of thousands of saddr= fields made one per field).
+ */
+export function sockaddrTextLength(s: Uint8Array, vs: number, ve: number): number {
+  const n = ve - vs;
+  const malformed = 'malformed-host()'.length + escapedLength(s, vs, ve);
+  if (n % 2 !== 0) return malformed;
+  for (let i = vs; i < ve; i++) if (hexDigit(s[i]!) < 0) return malformed;
+  const len = n / 2;
+  if (len < 2) return malformed;
+  const byte = (k: number): number => hexByteAt(s, vs + 2 * k);
+  const fam = byte(0) | (byte(1) << 8);
+  const name = FAMILIES[fam];
+  if (name === undefined) return 'unknown-family()'.length + decimalLength(fam);
+  switch (fam) {
+    case 1: {
+      if (len < 4) return LOCAL_SHORT.length;
+      const start = byte(2) === 0 ? 3 : 2;
+      let e = start;
+      while (e < len && byte(e) !== 0) e++;
+      if (e - start > SUN_PATH_MAX) e = start + SUN_PATH_MAX;
+      let path = 0;
+      for (let k = start; k < e; k++) {
+        const c = byte(k);
+        path += c < 0x20 || c > 0x7e || c === 0x5c ? 4 : 1;
+      }
+      return '{ saddr_fam=local path= }'.length + path;
+    }
+    case 2:
+      if (len < 16) return INET_SHORT.length;
+      return (
+        '{ saddr_fam=inet laddr=... lport= }'.length +
+        decimalLength(byte(4)) +
+        decimalLength(byte(5)) +
+        decimalLength(byte(6)) +
+        decimalLength(byte(7)) +
+        decimalLength(byte(2) * 256 + byte(3))
+      );
+    case 10: {
+      if (len < 24) return INET6_SHORT.length;
+      for (let k = 0; k < 16; k++) inet6Scratch[k] = byte(8 + k);
+      return (
+        '{ saddr_fam=inet6 laddr= lport= }'.length +
+        inet6Text(inet6Scratch).length +
+        decimalLength(byte(2) * 256 + byte(3))
+      );
+    }
+    case 16:
+      if (len < 12) return NETLINK_SHORT.length;
+      return (
+        '{ saddr_fam=netlink nlnk-fam=16 nlnk-pid= }'.length +
+        decimalLength(byte(4) + byte(5) * 0x100 + byte(6) * 0x10000 + byte(7) * 0x1000000)
+      );
+    default:
+      return '{ saddr_fam= (unsupported) }'.length + name.length;
   }
 }
 

@@ -15,6 +15,7 @@ import {
   encodeNv,
 } from '../../src/output/format';
 import { parseRecord } from '../../src/records/record';
+import { sockaddrTextLength, syscallTextLength } from '../../src/vocab/interpret';
 import { writerTypeName } from '../../src/vocab/msgtypes';
 import { intBelow, prng } from '../helpers/prng';
 
@@ -511,5 +512,128 @@ test('ENRICHED: golden records with their ids, syscalls and arches varied format
     const payload = Buffer.from(text, 'latin1');
     const end = f.formatInto(k.type, payload, out, 0);
     assert.equal(out.toString('latin1', 0, end - 1), referenceLine(k.type, payload, ids), text.slice(0, 200));
+  }
+});
+
+/** A user message whose msg='...' repeats `field` to 8400 bytes, as root in a container can send (AUDIT_WRITE). */
+function floodedMessage(field: (i: number) => string): Buffer {
+  let s = '';
+  for (let i = 0; s.length < 8400; i++) s += field(i);
+  return Buffer.from(`audit(1700000000.000:5): pid=1 uid=0 auid=0 ses=1 msg='${s}'`, 'latin1');
+}
+
+test('ENRICHED: thousands of odd uid=, saddr=, syscall=, arch= in a message make texts only for the fields that fit', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'amfmt-'));
+  writeFileSync(join(dir, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+  writeFileSync(join(dir, 'group'), 'root:x:0:\n');
+  const ids = new IdNameCache(join(dir, 'passwd'), join(dir, 'group'));
+  const f = new LineFormatter({ format: 'ENRICHED', ids });
+  const cases: [string, (i: number) => string][] = [
+    ['uid=x', () => 'uid=x '],
+    ['uid=e (reads as a number, is none)', () => 'uid=e '],
+    ['gid=<30 digits> (a number, unknown)', () => `gid=${'9'.repeat(30)} `],
+    ['uid=0x<n> (numbers, each its own)', (i) => `uid=0x${(100000 + i).toString(16)} `],
+    ['saddr=0100', () => 'saddr=0100 '],
+    ['saddr=<unix path>', () => `saddr=0100${'2f0a'.repeat(54)} `],
+    ['syscall=x', () => 'syscall=x '],
+    ['syscall=1.5', () => 'syscall=1.5 '],
+    ['arch=zz', () => 'arch=zz '],
+  ];
+  for (const [name, field] of cases) {
+    const payload = floodedMessage(field);
+    const fields = payload.toString('latin1').split(' ').length;
+    const before = f.stringTexts;
+    const line = f.formatRecord(parseRecord(1112, payload));
+    assert.equal(line, referenceLine(1112, payload, ids), name);
+    const made = f.stringTexts - before;
+    // auditd's buffer has this much room after the raw text, and an interpreted field takes 7 bytes at least
+    // (` UID="a"`): no more texts than that are made, not one per field of the record.
+    const room = FORMAT_BUF_LEN - line.indexOf('\x1d');
+    assert.ok(made <= Math.ceil(room / 7), `${name}: ${made} texts made, room for ${room} bytes, ${fields} fields`);
+  }
+});
+
+test('ENRICHED: string-path fields near the end of the buffer, of every kind, fit and are skipped as the reference says', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'amfmt-'));
+  writeFileSync(join(dir, 'passwd'), 'root:x:0:0::/root:/bin/sh\nal ice:x:1000:1000::/:/bin/sh\nb:x:7:7::/:/bin/sh\n');
+  writeFileSync(join(dir, 'group'), 'root:x:0:\nstaff:x:50:\n');
+  const ids = new IdNameCache(join(dir, 'passwd'), join(dir, 'group'));
+  const next = prng(0x57a7);
+  const pick = <T>(a: readonly T[]): T => a[intBelow(next, a.length)]!;
+  const values: Record<string, readonly string[]> = {
+    uid: ['x', 'e', '', '0x0', '0x7', '0x3e8', '1e3', '-0', '+7', '\t7', '1.5', '--', '9'.repeat(30), '"0"', 'ab\x80c'],
+    gid: ['x', '0x32', '0o62', '0b1', '4294967295.0', 'zz', '-4294967297', '12345678901234567'],
+    syscall: ['x', '', '1.5', '-1', '0x3b', '1e2', '99999999999', 'a\\b', '\x80\x1b', '0o7', '\v1'],
+    arch: ['zz', '', '123456789', 'deadbeef', 'x\x7fy', 'c000003e'],
+    saddr: [
+      '',
+      '0',
+      '0100',
+      '01002f746d702f78',
+      '0100002f61',
+      `0100${'2f0a5c'.repeat(40)}`,
+      `0100${'41'.repeat(120)}`,
+      '020000507f000001',
+      '0200005001020304000000000000000000',
+      '02000050ff00ff000000000000000000',
+      '0A000050000000000000000000000000000000000000000100000000',
+      '0a000050000000002001db8000000000000000000000000000000000',
+      '0a00005000000000000000000000ffff7f00000100000000',
+      '100000000000000000000000',
+      '10000000ffffffff00000000',
+      '0300',
+      '2c00',
+      'ffff',
+      '1f00aabb',
+      'zz00',
+      '010',
+    ],
+  };
+  const keys = ['uid', 'auid', 'obj_uid', 'gid', 'new_gid', 'syscall', 'arch', 'saddr', 'pid'];
+  let made = 0;
+  for (const node of [undefined, 'host']) {
+    const f = new LineFormatter({ format: 'ENRICHED', ids, node });
+    for (let n = 0; n < 1500; n++) {
+      const fields: string[] = [];
+      for (let k = 1 + intBelow(next, 12); k > 0; k--) {
+        const key = pick(keys);
+        const kind = key === 'auid' || key === 'obj_uid' ? 'uid' : key === 'new_gid' ? 'gid' : key;
+        fields.push(`${key}=${key === 'pid' ? '1' : pick(values[kind]!)}`);
+      }
+      const inMsg = intBelow(next, 2) === 0;
+      const body = inMsg ? `pid=1 msg='${fields.join(' ')}'` : fields.join(' ');
+      // From a short record to one whose raw text nearly fills auditd's buffer: every field fits, some, none.
+      const fill = intBelow(next, 3) === 0 ? 0 : 8000 + intBelow(next, 1300);
+      const type = pick([1300, 1112, 1306, 1324]);
+      const payload = Buffer.from(`audit(1.001:${n}): ${fill ? `data=${'A'.repeat(fill)} ` : ''}${body}`, 'latin1');
+      const before = f.stringTexts;
+      const line = f.formatRecord(parseRecord(type, payload));
+      made += f.stringTexts - before;
+      assert.equal(line, referenceLine(type, payload, ids, node), `node=${node} n=${n} ${body}`);
+    }
+  }
+  assert.ok(made > 1000, `the string path was taken (${made} texts)`);
+});
+
+test('property (seed 0x5add): the lengths the writer reserves are the lengths of the texts it then makes', () => {
+  const next = prng(0x5add);
+  const pick = <T>(a: readonly T[]): T => a[intBelow(next, a.length)]!;
+  const byte = (): number => pick([0, 0, 1, 2, 0x0a, 0x2f, 0x41, 0x5c, 0x7f, 0x80, 0xff, intBelow(next, 256)]);
+  for (let n = 0; n < 20000; n++) {
+    const fam = pick([0, 1, 1, 2, 2, 10, 10, 16, 16, 3, 4, 27, 44, 45, 255, 256, intBelow(next, 65536)]);
+    const len = pick([0, 1, 2, 3, 4, 8, 11, 12, 15, 16, 23, 24, 28, 40, 110, 130, intBelow(next, 200)]);
+    const bytes = [fam & 0xff, fam >> 8];
+    for (let k = 2; k < len; k++) bytes.push(byte());
+    let v = Buffer.from(bytes.slice(0, len)).toString('hex');
+    if (intBelow(next, 4) === 0) v = v.toUpperCase();
+    if (intBelow(next, 10) === 0) v = v.slice(0, -1);
+    if (intBelow(next, 20) === 0) v = v.replace(/.$/, pick(['g', '\\', '\x80', '\x1d', '\x7f']));
+    const b = Buffer.from(`x${v}y`, 'latin1');
+    assert.equal(sockaddrTextLength(b, 1, b.length - 1), sockaddrText(v).length, JSON.stringify(v));
+  }
+  for (const arch of [-1, 0xc000003e, 0x40000003, 0xc00000b7]) {
+    for (const v of ['', '0', '59', '1.5', '-1', '0x3b', '1e2', '1e21', '9'.repeat(30), 'a\\b', '\x80', '\t7', 'NaN']) {
+      assert.equal(syscallTextLength(v, arch), syscallText(v, arch).length, `${arch} ${JSON.stringify(v)}`);
+    }
   }
 });
