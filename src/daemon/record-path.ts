@@ -125,7 +125,13 @@ export class RecordPath {
   }
 
   set eventMode(on: boolean) {
+    const was = this.eventMode;
     this.wantEvents = on;
+    // Leaving event mode: the events being assembled go out now, ahead of the records streamed from here on (their
+    // SYSCALL waited in the reassembler while their PATH and PROCTITLE reached the log first, the event split for
+    // the 2 s of the timeout). Entering it needs nothing: a tail whose head was streamed is an event of its own,
+    // which no SYSCALL routes anywhere but the host, where its head went.
+    if (was && !this.eventMode) this.reassembler.flush();
   }
 
   /** The host log's writer (null before start). */
@@ -194,7 +200,8 @@ export class RecordPath {
   }
 
   endBatch(): void {
-    if (this.eventMode) this.reassembler.endBatch();
+    // Also in stream mode (nothing waits then): a batch whose mode changed half-way still ends for the reassembler.
+    this.reassembler.endBatch();
     // One write() per receive batch, then the sync the flush mode asks for (also after a batch whose bytes a full
     // buffer already wrote), the outputs' send and the disk check (statfs once a second at most): a kill -9 loses at
     // most the batch being processed, and writing every batch cost no more CPU than a timer (bench/findings.md).

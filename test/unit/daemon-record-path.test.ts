@@ -103,3 +103,26 @@ describe('the record path: the reassembler keeps its own monotonic clock', () =>
     assert.equal((w.path.status().reassembly as { timeouts: number }).timeouts, 0);
   });
 });
+
+describe('the record path: a change of mode keeps the order of the log', () => {
+  it('leaving event mode mid-event: the SYSCALL held for its EOE is written before the PATH streamed after it', () => {
+    const w = world();
+    w.path.eventMode = true;
+    w.push(...rec(1300, 7));
+    w.path.eventMode = false; // the last auxiliary daemon went, no contid is tracked
+    w.push(...rec(1302, 7));
+    w.push(...rec(1327, 7));
+    w.push(...rec(1320, 7));
+    assert.deepEqual(w.log, ['1300:7', '1302:7', '1327:7']);
+    assert.equal((w.path.status().reassembly as { inFlight: number }).inFlight, 0);
+  });
+
+  it('entering event mode mid-event: the streamed head and the assembled tail stay in order', () => {
+    const w = world();
+    w.push(...rec(1300, 8));
+    w.path.eventMode = true;
+    w.push(...rec(1302, 8));
+    w.push(...rec(1320, 8));
+    assert.deepEqual(w.log, ['1300:8', '1302:8']);
+  });
+});
