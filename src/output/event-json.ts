@@ -4,6 +4,8 @@ import { AUDIT_LINE_RE } from './audit-line';
 import type { ContainerFields } from './container-fields';
 
 const SEP = '\x1d';
+const C_SPACE = 0x20;
+const C_EQ = 0x3d;
 
 export interface EventJson {
   v: 1;
@@ -73,12 +75,15 @@ export function splitFields(text: string): Record<string, string> {
   let i = 0;
   const n = text.length;
   while (i < n) {
-    while (i < n && text[i] === ' ') i++;
-    const eq = text.indexOf('=', i);
-    if (eq < 0) break;
+    while (i < n && text.charCodeAt(i) === C_SPACE) i++;
+    // The word's end first, then its '=' within it: an indexOf('=') from each word ran to the next '=' however far
+    // (a line of 4400 words and one field at its end cost 4400 scans of the line).
     const sp = text.indexOf(' ', i);
-    if (sp >= 0 && sp < eq) {
-      i = sp + 1; // a word without '=' (auditd writes none, a forged line might)
+    const wordEnd = sp < 0 ? n : sp;
+    let eq = i;
+    while (eq < wordEnd && text.charCodeAt(eq) !== C_EQ) eq++;
+    if (eq === wordEnd) {
+      i = wordEnd + 1; // a word without '=' (auditd writes none, a forged line might)
       continue;
     }
     const key = text.slice(i, eq);
