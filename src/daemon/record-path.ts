@@ -41,6 +41,11 @@ export class RecordPath {
   private readonly reassembler: Reassembler;
   /** What the daemon asks for (contids, auxiliary daemons); see eventMode. */
   private wantEvents = false;
+  /**
+   * Records that came while no sink was open (before openSink, after close): dropped, counted here (status()'s
+   * `intake`), and the first of them logged; they were dropped silently.
+   */
+  private droppedNoLog = 0;
 
   constructor(
     private readonly opts: RecordPathOptions,
@@ -142,10 +147,15 @@ export class RecordPath {
   onRecord(type: number, buf: Buffer, start: number, end: number): void {
     this.opts.counters.records++;
     if (this.eventMode) this.reassembler.push(type, buf, start, end);
-    else {
-      // Plugins get EOE, as auditd's dispatcher sends it; the disk log never does.
-      this.sink?.writeRecordAt(type, buf, start, end);
-    }
+    // Plugins get EOE, as auditd's dispatcher sends it; the disk log never does.
+    else if (this.sink) this.sink.writeRecordAt(type, buf, start, end);
+    else this.dropNoLog(1);
+  }
+
+  private dropNoLog(records: number): void {
+    if (this.droppedNoLog === 0)
+      this.opts.diag.warn({ records }, 'records came while the host log was not open: dropped (counted in intake)');
+    this.droppedNoLog += records;
   }
 
   private onEvent(ev: AuditEvent): void {
@@ -189,14 +199,20 @@ export class RecordPath {
       // A bug on one event must not lose the others: count it and keep the raw records in the host log.
       this.opts.counters.internalErrors++;
       this.opts.diag.error({ err: (e as Error).stack }, 'routing failed; event written to the host log');
-      this.sink!.writeLogEvent(ev.records);
+      if (this.sink) this.sink.writeLogEvent(ev.records);
+      else this.dropNoLog(ev.records.length);
     }
   }
 
   /** An event to the host's log and outputs. */
   private toHost(records: readonly EventRecord[]): void {
-    this.sink!.writeLogEvent(records);
-    for (const r of records) this.sink!.writeOutputs(r.type, r.payload);
+    const sink = this.sink;
+    if (!sink) {
+      this.dropNoLog(records.length);
+      return;
+    }
+    sink.writeLogEvent(records);
+    for (const r of records) sink.writeOutputs(r.type, r.payload);
   }
 
   endBatch(): void {
@@ -249,6 +265,7 @@ export class RecordPath {
     return {
       reassembly: { ...this.reassembler.counters, inFlight: this.reassembler.inFlightCount },
       routing: { ...this.pipeline.counters },
+      intake: { droppedNoLog: this.droppedNoLog },
     };
   }
 

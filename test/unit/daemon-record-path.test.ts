@@ -126,3 +126,17 @@ describe('the record path: a change of mode keeps the order of the log', () => {
     assert.deepEqual(w.log, ['1300:8', '1302:8']);
   });
 });
+
+describe('the record path without a log open', () => {
+  it('records that come before the sink is opened are counted and logged once, not dropped silently', () => {
+    const w = world({ sink: false });
+    w.push(...rec(1305, 1));
+    w.push(...rec(1305, 2));
+    w.path.eventMode = true;
+    w.push(...rec(1300, 3));
+    w.push(...rec(1320, 3)); // the event ends: with no sink its records are counted, nothing throws
+    const intake = w.path.status().intake as { droppedNoLog: number };
+    assert.equal(intake.droppedNoLog, 4, 'two streamed records, the SYSCALL and the EOE plugins would get');
+    assert.equal(w.warnings.length, 1);
+  });
+});
