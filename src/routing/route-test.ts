@@ -6,6 +6,7 @@ import { META_FIELDS, type ContainerDirectory, type ContainerFacts } from '../co
 import { MsgType } from '../kernel/constants';
 import { recordTypeNumber } from '../config/record-types';
 import { Router } from './router';
+import { keyBytes } from '../records/fields';
 
 export interface RouteTestArgs {
   contid?: string;
@@ -103,7 +104,8 @@ export function routeTest(
     const route = router.route({
       chains,
       types: types.length ? types : [MsgType.SYSCALL],
-      keys: args.keys ?? [],
+      // As typed (text): an event carries its keys' bytes.
+      keys: (args.keys ?? []).map(keyBytes),
       ...(facts ? { container: facts } : {}),
     });
     return { daemons: route.daemons, routes: route.matched, host: keepAll || route.daemons.length === 0 };

@@ -2,6 +2,7 @@
 // container they name), record types and rule keys.
 import type { RouteConfig, TemplateKey } from '../config/schema';
 import { contidSelectorsMatch } from '../contid/selectors';
+import { keyBytes } from '../records/fields';
 import type { Chain } from '../contid/chain';
 import { containerSelectorMatches, type ContainerDirectory, type ContainerFacts } from '../contid/meta-selector';
 
@@ -51,6 +52,11 @@ export class Router {
   private readonly templateRoutes: number[] = [];
   private readonly values = new Map<bigint, Array<string | undefined>>();
   private readonly noValues: Array<string | undefined>;
+  /**
+   * Each route's keys in the form events carry them (keyBytes: UTF-8 bytes, one char per byte), by position: the
+   * config holds the text, so a non-ASCII key never matched an event's.
+   */
+  private readonly keys: Array<readonly string[] | null>;
 
   constructor(
     private readonly routes: readonly RouteConfig[],
@@ -60,6 +66,7 @@ export class Router {
       if (r.container && !r.template) this.metaRoutes.push(i);
       if (r.template) this.templateRoutes.push(i);
     });
+    this.keys = routes.map((r) => (r.keys ? r.keys.map(keyBytes) : null));
     this.none = new Uint8Array(this.metaRoutes.length);
     this.noValues = this.templateRoutes.map(() => undefined);
   }
@@ -140,7 +147,9 @@ export class Router {
       let values: Array<string | undefined> | null = null;
       let k = 0;
       let t = 0;
-      for (const r of this.routes) {
+      for (let i = 0; i < this.routes.length; i++) {
+        const r = this.routes[i]!;
+        const keys = this.keys[i];
         if (r.template) {
           // The template's own container selector is folded into its value (no value: no match).
           values ??= this.valuesFor(chain, ev.container);
@@ -148,7 +157,7 @@ export class Router {
           const name = value === undefined ? null : r.template.resolve(value, ev.container === undefined);
           if (name === null) continue;
           if (r.types && !anyIn(r.types, ev.types)) continue;
-          if (r.keys && !anyIn(r.keys, ev.keys)) continue;
+          if (keys && !anyIn(keys, ev.keys)) continue;
           if (!within(matched, nm, r.index)) matched[nm++] = r.index;
           if (!within(daemons, nd, name)) daemons[nd++] = name;
           if (!r.continue) break;
@@ -161,7 +170,7 @@ export class Router {
           if (r.contid.length && !contidSelectorsMatch(r.contid, chain)) continue;
         } else if (!contidSelectorsMatch(r.contid, chain)) continue;
         if (r.types && !anyIn(r.types, ev.types)) continue;
-        if (r.keys && !anyIn(r.keys, ev.keys)) continue;
+        if (keys && !anyIn(keys, ev.keys)) continue;
         if (!within(matched, nm, r.index)) matched[nm++] = r.index;
         for (const d of r.daemons) if (!within(daemons, nd, d)) daemons[nd++] = d;
         if (!r.continue) break;

@@ -34,6 +34,20 @@ describe('router', () => {
     assert.deepEqual(r.route({ chains: [], types: [1300], keys: ['hostkey'] }).daemons, ['c']);
     assert.deepEqual(r.route({ chains: [], types: [1300], keys: ['other'] }).daemons, []);
   });
+  it('a non-ASCII route key matches the bytes an event carries (the kernel keeps the UTF-8 of the rules file)', () => {
+    const c = parseConfig(
+      `
+daemons:
+  - { name: a, log: { file: /tmp/am-a.log } }
+routes:
+  - { contid: unset, keys: [sécret], daemons: [a] }
+`,
+      '/tmp/am-router-keys.yaml',
+    );
+    const carried = Buffer.from('sécret', 'utf8').toString('latin1'); // as decodeKeys() gives it
+    assert.deepEqual(new Router(c.routes).route({ chains: [], types: [1300], keys: [carried] }).daemons, ['a']);
+    assert.deepEqual(new Router(c.routes).route({ chains: [], types: [1300], keys: ['sécret'] }).daemons, []);
+  });
   it('fans a network-namespace event out to every listed container', () => {
     const d = r.route({ chains: [[100n], [200n]], types: [1324], keys: [] });
     assert.deepEqual(d.daemons.sort(), ['a', 'b']);
