@@ -20,13 +20,41 @@ if [ ! -f build/Release/auditmux_netlink.node ] || [ ! -f dist/src/cli/main.js ]
   npm run build
 fi
 
+refuse() { echo "install.sh: $*: refusing to install" >&2; exit 1; }
+# Who the installed files belong to: root (an install into a scratch --root by another user keeps that user's).
+owner=$(id -u)
+
+# A directory the daemon writes as root in a parent others may write (Ubuntu's /var/log is root:syslog 0775): a
+# symlink planted there would make `install -d -m 0700` change the mode of whatever it names, and a directory of
+# someone else's is theirs to fill. mkdir(1) never follows a link at the last component; an existing directory is
+# taken only when it is a directory of ours, and its mode is set from inside it, after checking that it is the
+# directory that was checked (a name swapped in between is refused, nothing else changes mode).
+private_dir() {
+  local d="$1" id
+  mkdir -p -- "$(dirname -- "$d")"
+  [ -e "$d" ] || [ -L "$d" ] || mkdir -m 0700 -- "$d"
+  [ ! -L "$d" ] || refuse "$d is a symbolic link"
+  [ -d "$d" ] || refuse "$d is not a directory"
+  [ "$(stat -c %u -- "$d")" = "$owner" ] || refuse "$d is owned by uid $(stat -c %u -- "$d"), not $owner"
+  id=$(stat -c %d:%i -- "$d")
+  (cd -P -- "$d" && [ "$(stat -c %d:%i:%u .)" = "$id:$owner" ] && chmod 0700 .) || refuse "$d changed while checked"
+}
+private_dir "$root/var/log/auditmux"
+# The unit's ProtectSystem=strict leaves /var/spool read-only: the spool directory must exist before the daemon starts.
+private_dir "$root/var/spool/auditmux"
+
 lib="$root/usr/local/lib/auditmux"
 install -d -m 0755 "$lib" "$root/usr/local/sbin" "$root/etc/systemd/system"
 rm -rf "$lib/dist" "$lib/bin" "$lib/build" "$lib/node_modules"
-cp -a dist bin package.json package-lock.json README.md config systemd "$lib/"
+# Not cp -a: the copies would keep the building user's ownership, and that user could then change code that runs as
+# root (the daemon, and the OCI hook at every container create).
+cp -R -P --preserve=mode,timestamps dist bin package.json package-lock.json README.md config systemd "$lib/"
 install -d "$lib/build/Release"
 cp build/Release/auditmux_netlink.node "$lib/build/Release/"
 (cd "$lib" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
+# Everything under $lib (left over from an earlier install too) is root's, and only root may change it.
+if [ "$owner" = 0 ]; then chown -R root:root "$lib"; fi
+chmod -R go-w "$lib"
 ln -sfn /usr/local/lib/auditmux/bin/auditmux "$root/usr/local/sbin/auditmux"
 
 install -d -m 0750 "$root/etc/auditmux"
@@ -44,9 +72,6 @@ install -d -m 0755 "$root/usr/share/containers/oci/hooks.d"
 install -m 0644 config/oci-hooks.d/auditmux.json "$root/usr/share/containers/oci/hooks.d/auditmux.json"
 # docker reads no hooks.d: this runc wrapper adds the hook at create (register it in /etc/docker/daemon.json).
 install -m 0755 scripts/runc-auditmux "$root/usr/local/sbin/runc-auditmux"
-install -d -m 0700 "$root/var/log/auditmux"
-# The unit's ProtectSystem=strict leaves /var/spool read-only: the spool directory must exist before the daemon starts.
-install -d -m 0700 "$root/var/spool/auditmux"
 
 [ "$start" = 1 ] && [ -z "$root" ] || { echo "auditmux installed${root:+ under $root}"; exit 0; }
 if [ -d /run/systemd/system ]; then
