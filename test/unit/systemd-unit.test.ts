@@ -41,6 +41,10 @@ describe('systemd unit', () => {
     assert.deepEqual(directive('RestartSec'), ['100ms']);
   });
 
+  it('keeps /run/auditmux (containers.state, hook failures) across restarts, crash restarts too', () => {
+    assert.deepEqual(directive('RuntimeDirectoryPreserve'), ['restart']);
+  });
+
   it(
     'passes systemd-analyze verify',
     { skip: spawnSync('systemd-analyze', ['--version']).status === 0 ? undefined : 'no systemd-analyze' },
