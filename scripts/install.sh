@@ -76,8 +76,25 @@ install -m 0755 scripts/runc-auditmux "$root/usr/local/sbin/runc-auditmux"
 [ "$start" = 1 ] && [ -z "$root" ] || { echo "auditmux installed${root:+ under $root}"; exit 0; }
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
-  systemctl disable --now auditd.service 2>/dev/null || true
-  systemctl enable --now auditmux.service
+  if [ -n "$(systemctl list-unit-files --no-legend auditd.service 2>/dev/null)" ]; then
+    # Masked, not only disabled: nothing (a unit that wants it, a package upgrade) starts it again to take the kernel
+    # audit connection. auditd.service refuses a manual stop (RefuseManualStop=yes): starting auditmux stops it
+    # (Conflicts=, and After= has that stop finish first).
+    systemctl disable auditd.service 2>/dev/null || true
+    if ! systemctl mask auditd.service; then
+      echo "install.sh: could not mask auditd.service: it may start again (at boot too) and keep auditmux out" >&2
+    fi
+  fi
+  if ! systemctl enable --now auditmux.service; then
+    systemctl --no-pager status auditmux.service auditd.service || true
+    echo "install.sh: auditmux.service did not start (see above)" >&2
+    exit 1
+  fi
+  if systemctl is-active --quiet auditd.service; then
+    echo "install.sh: auditd.service is still running and owns the kernel audit connection; stop it" \
+      "(service auditd stop) and start auditmux (systemctl start auditmux)" >&2
+    exit 1
+  fi
   systemctl --no-pager status auditmux.service || true
 else
   # No systemd as PID 1 (containers, CI VMs): run the host daemon in the foreground instead.

@@ -23,6 +23,8 @@ describe('systemd unit', () => {
     assert.deepEqual(directive('DefaultDependencies'), ['no']);
     assert.match(directive('Before').join(' '), /sysinit\.target/);
     assert.match(directive('Conflicts').join(' '), /auditd\.service/);
+    // Without an ordering systemd runs auditd's stop and this start in parallel.
+    assert.ok(directive('After').join(' ').split(/\s+/).includes('auditd.service'), 'ordered after auditd');
     assert.deepEqual(directive('Restart'), ['on-failure']);
     const prevent = directive('RestartPreventExitStatus').join(' ').split(/\s+/).map(Number);
     for (const code of [ExitCode.CONFIG, ExitCode.RULES, ExitCode.BUSY])
