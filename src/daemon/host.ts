@@ -180,9 +180,10 @@ export class HostDaemon implements ControlTarget {
     return routeTest(this.daemons.allRoutes(), this.contid.containers.registry, this.config.host.keep === 'all', args);
   }
 
-  /** SIGHUP: re-read the config; a bad new config is reported and the old one kept. Run-time daemons survive. */
+  /** SIGHUP: re-read the config; a bad one is reported and the old one kept. Run-time daemons survive. See stop(). */
   async reload(): Promise<{ ok: boolean; error?: string }> {
     const by = await this.session.requester();
+    if (this.stopping) return { ok: false, error: 'the daemon is stopping' };
     if (!this.opts.configPath) return { ok: true };
     let next: Config;
     const failed = (e: unknown, what: string): { ok: boolean; error: string } => {
@@ -207,15 +208,15 @@ export class HostDaemon implements ControlTarget {
       const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
       if (!same(old.host.log, next.host.log) || !same(old.host.nodeName, next.host.nodeName)) {
         this.nodeName = await resolveNodeName(next.host.nodeName.format, next.host.nodeName.name ?? undefined);
-        this.path.replaceLog(next.host.log, this.nodeName, this.session.contidKernel);
+        if (!this.stopping) this.path.replaceLog(next.host.log, this.nodeName, this.session.contidKernel);
       }
       this.contid.tracker.setCgroupMap(next.contid.cgroupMap);
       const st = await this.session.getStatus();
-      if (st.enabled !== 2) await this.session.applyHostSettings(next.host, st);
+      if (st.enabled !== 2 && !this.stopping) await this.session.applyHostSettings(next.host, st);
       this.path.reroute(next, this.session.contidKernel);
       this.updateMode();
-      await this.daemons.sync();
-      await this.metrics.apply(next.host.metrics);
+      if (!this.stopping) await this.daemons.sync();
+      if (!this.stopping) await this.metrics.apply(next.host.metrics);
       this.counters.reloads++;
       this.path.daemonRecord(MsgType.DAEMON_CONFIG, daemonConfigBody(by, true));
       this.diag.info('configuration reloaded');
@@ -225,18 +226,20 @@ export class HostDaemon implements ControlTarget {
     }
   }
 
-  /** SIGUSR1: rotate the logs now (host and auxiliary daemons). */
+  /** SIGUSR1: rotate the logs now (host and auxiliary daemons). See stop(). */
   async rotate(): Promise<void> {
     const by = await this.session.requester();
+    if (this.stopping) return;
     this.path.rotate(by);
     this.remote.rotate(by);
     this.daemons.rotate();
     this.counters.rotations++;
   }
 
-  /** SIGUSR2 / `auditmux resume`: resume logging after a suspend. */
+  /** SIGUSR2 / `auditmux resume`: resume logging after a suspend. See stop(). */
   async resume(): Promise<void> {
     const by = await this.session.requester();
+    if (this.stopping) return;
     this.path.resume();
     this.remote.resume();
     this.daemons.resume();
@@ -271,11 +274,8 @@ export class HostDaemon implements ControlTarget {
     return { kernel: await this.session.getStatus(), ...this.status() };
   }
 
-  /** SIGTERM: every accepted record on disk, the kernel handed back as found. Idempotent. */
-  stop(reason = 'terminate'): Promise<void> {
-    this.stopping ??= this.shutdown(reason);
-    return this.stopping;
-  }
+  /** SIGTERM: every accepted record on disk, the kernel handed back as found. Idempotent; reloads etc. no-op after. */
+  readonly stop = (reason = 'terminate'): Promise<void> => (this.stopping ??= this.shutdown(reason));
 
   private async shutdown(reason: string): Promise<void> {
     for (const t of this.timers) clearInterval(t);
