@@ -1,10 +1,11 @@
 // The daemon's control socket: a root-only unix socket, peer credentials checked, one JSON request per line.
 import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute } from 'node:path';
 import { AuditmuxError, IoError, PermissionError } from '../errors';
 import { native } from '../kernel/native';
 import { checkDirSafe } from '../safefs';
+import { pathTrustProblem } from '../trust';
 
 export interface PeerCred {
   pid: number;
@@ -279,6 +280,16 @@ export class ControlServer {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     // In a directory others can write, our socket could be swapped for theirs between bind and a root client's connect.
     checkDirSafe(dirname(this.path), { owners: [0, process.geteuid?.() ?? 0], what: 'control socket directory' });
+    // And every directory above it: whoever can write one of them can move the socket's directory away and put their
+    // own in its place, with a socket root's CLI then connects to and obeys (status, aux add answers).
+    if (isAbsolute(this.path)) {
+      const problem = pathTrustProblem(dirname(dirname(this.path)), { dir: true });
+      if (problem)
+        throw new IoError(
+          `control socket directory ${dirname(this.path)}: ${problem}; others could swap it (refused)`,
+          'E_UNSAFE_DIR',
+        );
+    }
     try {
       const st = lstatSync(this.path);
       if (!st.isSocket())
