@@ -8,7 +8,7 @@ import {
   registerFirst,
   type EarlyStart,
 } from '../kernel/registration';
-import { sdNotify } from '../daemon/sd-notify';
+import { sdNotify, takeNotifyEnv, type NotifyEnv } from '../daemon/sd-notify';
 
 export interface DaemonArgs {
   configPath: string | null;
@@ -45,7 +45,11 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs | null {
   return { configPath: defaults ? null : (config ?? DEFAULT_CONFIG_PATH), ...(logLevel ? { logLevel } : {}) };
 }
 
-export async function registerEarly(env: NodeJS.ProcessEnv = process.env): Promise<EarlyStart> {
+/**
+ * Registers with the kernel, or adopts the socket systemd kept, and puts a new registration in systemd's file
+ * descriptor store when systemd started this process (`notify`: what takeNotifyEnv() took from the environment).
+ */
+export async function registerEarly(notify: NotifyEnv, env: NodeJS.ProcessEnv = process.env): Promise<EarlyStart> {
   const listened = listenedSocket(env);
   // sd_listen_fds(3) unsets them: children (plugins, auxiliary daemons) must not take the fds for theirs.
   delete env.LISTEN_PID;
@@ -66,10 +70,11 @@ export async function registerEarly(env: NodeJS.ProcessEnv = process.env): Promi
     let storedAs = listened ? listened.name : null;
     // Into systemd's store at once, before anything slower can crash: from here a restart loses nothing. The name
     // records who registered the socket; a fresh registration on an inherited socket renames it.
-    if (!socket.registration!.adopted && env.NOTIFY_SOCKET) {
+    // Only into systemd's: sdNotify sends no fd to a NOTIFY_SOCKET that systemd did not give this process.
+    if (!socket.registration!.adopted && notify.NOTIFY_SOCKET) {
       const name = `${FDNAME_PREFIX}${socket.registration!.pid}`;
-      if (storedAs && storedAs !== name) sdNotify(`FDSTOREREMOVE=1\nFDNAME=${storedAs}`, env);
-      if (sdStore(name, socket.fd, env)) storedAs = name;
+      if (storedAs && storedAs !== name) sdNotify(`FDSTOREREMOVE=1\nFDNAME=${storedAs}`, notify);
+      if (sdNotify(`FDSTORE=1\nFDNAME=${name}`, notify, undefined, socket.fd)) storedAs = name;
     }
     return { socket, error: null, storedAs };
   } catch (e) {
@@ -77,13 +82,10 @@ export async function registerEarly(env: NodeJS.ProcessEnv = process.env): Promi
   }
 }
 
-function sdStore(name: string, fd: number, env: NodeJS.ProcessEnv): boolean {
-  return sdNotify(`FDSTORE=1\nFDNAME=${name}`, env, undefined, fd);
-}
-
 /** `auditmux daemon ...`: registration first, then the daemon (loaded only now). */
 export async function runDaemonFirst(args: DaemonArgs): Promise<number> {
-  const early = await registerEarly();
+  const notify = takeNotifyEnv();
+  const early = await registerEarly(notify);
   const { runDaemon } = await import('../daemon/run');
-  return runDaemon({ ...args, early });
+  return runDaemon({ ...args, early, notify });
 }

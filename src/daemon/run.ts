@@ -3,7 +3,7 @@ import { AuditmuxError, ExitCode } from '../errors';
 import { createDiagnostics } from './diagnostics';
 import { HostDaemon } from './host';
 import { raisePriority } from './priority';
-import { sdNotify } from './sd-notify';
+import { sdNotify, takeNotifyEnv, type NotifyEnv } from './sd-notify';
 import type { AuditSocket } from '../kernel/socket';
 import { EARLY_RECEIVE_BUFFER, undoRegistration, type EarlyStart } from '../kernel/registration';
 import type { Diag } from './diagnostics';
@@ -14,9 +14,12 @@ export interface RunDaemonOptions {
   socket?: AuditSocket;
   /** The kernel registration made before this module loaded (src/cli/daemon-start.ts). */
   early?: EarlyStart;
+  /** systemd's variables, taken out of the environment before registration; taken here otherwise. */
+  notify?: NotifyEnv;
 }
 
 export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
+  const notify = opts.notify ?? takeNotifyEnv();
   const diag = createDiagnostics(opts.logLevel ?? 'info');
   const early = opts.early;
   const held = early?.socket ?? null;
@@ -42,7 +45,7 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
     // Records waited in the socket while the daemon started: its log, outputs and routes are ready for them now.
     held?.release();
   } catch (e) {
-    if (early) await letGo(early, diag);
+    if (early) await letGo(early, diag, notify);
     if (e instanceof AuditmuxError) {
       diag.fatal({ code: e.code }, e.message);
       process.stderr.write(`auditmux: ${e.message}\n`);
@@ -54,18 +57,18 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
 
   // Type=notify: the unit is started once the kernel names us, rules are in and the control socket answers, not
   // after a guessed delay; units ordered after auditmux (an orchestrator tagging containers) can rely on that.
-  sdNotify(`READY=1\nMAINPID=${process.pid}\nSTATUS=auditing`, process.env, (e) =>
+  sdNotify(`READY=1\nMAINPID=${process.pid}\nSTATUS=auditing`, notify, (e) =>
     diag.warn({ err: e.message }, 'sd_notify failed'),
   );
 
   return new Promise<number>((resolve) => {
     let internalErrors = 0;
     const stop = (reason: string, code: number): void => {
-      sdNotify('STOPPING=1');
+      sdNotify('STOPPING=1', notify);
       daemon.stop(reason).then(
         () => {
           // A stop, not a crash: systemd drops its copy of the socket (an adopted registration ends with it).
-          if (early?.storedAs) sdNotify(`FDSTOREREMOVE=1\nFDNAME=${early.storedAs}`);
+          if (early?.storedAs) sdNotify(`FDSTOREREMOVE=1\nFDNAME=${early.storedAs}`, notify);
           resolve(code);
         },
         (e: unknown) => {
@@ -102,11 +105,11 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
  * The daemon will not run: the kernel must not be left naming a pid about to exit, nor systemd keep a socket the
  * kernel would fill for nobody (a full socket stalls kauditd, and with backlog_wait_time every audited process).
  */
-async function letGo(early: EarlyStart, diag: Diag): Promise<void> {
+async function letGo(early: EarlyStart, diag: Diag, notify: NotifyEnv): Promise<void> {
   try {
     if (early.socket) await undoRegistration(early.socket);
   } catch (e) {
     diag.error({ err: (e as Error).message }, 'could not undo the kernel registration');
   }
-  if (early.storedAs) sdNotify(`FDSTOREREMOVE=1\nFDNAME=${early.storedAs}`);
+  if (early.storedAs) sdNotify(`FDSTOREREMOVE=1\nFDNAME=${early.storedAs}`, notify);
 }

@@ -1,19 +1,66 @@
-// systemd readiness (sd_notify(3)): the daemon tells its unit when it owns the kernel connection, and when it stops.
+// systemd readiness (sd_notify(3)): the daemon tells its unit when it owns the kernel connection, and when it stops;
+// it keeps its registered socket in the unit's file descriptor store.
 import { native } from '../kernel/native';
+
+/** What systemd tells a service about itself in its environment, as takeNotifyEnv() took it. */
+export interface NotifyEnv {
+  NOTIFY_SOCKET?: string | undefined;
+  SYSTEMD_EXEC_PID?: string | undefined;
+  WATCHDOG_USEC?: string | undefined;
+  WATCHDOG_PID?: string | undefined;
+}
+
+/**
+ * Takes systemd's variables out of `env` (sd_notify(3)'s unset_environment, sd_watchdog_enabled(3)'s too): the
+ * daemon's children (plugins, *_exe programs, auxiliary daemons) are not the unit's main process, and must not notify
+ * for it nor take its watchdog. Returns them for sdNotify().
+ */
+export function takeNotifyEnv(env: NodeJS.ProcessEnv = process.env): NotifyEnv {
+  const taken: NotifyEnv = {
+    NOTIFY_SOCKET: env.NOTIFY_SOCKET,
+    SYSTEMD_EXEC_PID: env.SYSTEMD_EXEC_PID,
+    WATCHDOG_USEC: env.WATCHDOG_USEC,
+    WATCHDOG_PID: env.WATCHDOG_PID,
+  };
+  delete env.NOTIFY_SOCKET;
+  delete env.WATCHDOG_USEC;
+  delete env.WATCHDOG_PID;
+  return taken;
+}
+
+function isPid(v: string | undefined, pid: number): boolean {
+  return v !== undefined && /^[1-9]\d{0,9}$/.test(v) && Number(v) === pid;
+}
+
+/**
+ * systemd itself exec'd this process: SYSTEMD_EXEC_PID (systemd 248 and later, systemd.exec(5)) is our pid, as
+ * LISTEN_PID is for sd_listen_fds(3). NOTIFY_SOCKET is then the service manager's. One inherited any other way (a
+ * root shell or sudo with it in its environment, a child of another service) names a socket whoever set it reads.
+ */
+export function startedBySystemd(env: NotifyEnv, pid = process.pid): boolean {
+  return isPid(env.SYSTEMD_EXEC_PID, pid);
+}
 
 /**
  * Sends `state` (READY=1, STOPPING=1, STATUS=...) to $NOTIFY_SOCKET when systemd set one; a no-op otherwise. Returns
  * whether a datagram went out. Never throws: readiness is advice to the supervisor, and a failure to give it must not
  * stop the audit trail (systemd then times the start out and says why).
+ *
+ * `fd` (FDSTORE=1) goes out only when systemd started this process (startedBySystemd): the registered audit socket
+ * in anyone else's hands is a copy of the kernel's audit stream, and keeps the kernel naming a dead daemon.
  */
 export function sdNotify(
   state: string,
-  env: NodeJS.ProcessEnv = process.env,
+  env: NotifyEnv = process.env,
   onError?: (e: Error) => void,
   fd?: number,
 ): boolean {
   const path = env.NOTIFY_SOCKET;
   if (!path) return false;
+  if (fd !== undefined && !startedBySystemd(env)) {
+    onError?.(new Error('NOTIFY_SOCKET is not from systemd (SYSTEMD_EXEC_PID is not this process): no fd sent'));
+    return false;
+  }
   try {
     // FDSTORE=1 passes `fd` along (SCM_RIGHTS): systemd keeps a copy and hands it back at the next start.
     if (fd !== undefined) native().notifySocket(path, state, fd);

@@ -1,6 +1,7 @@
 // A stand-in for systemd's side of Type=notify with a file descriptor store (FileDescriptorStoreMax=1): a python3
 // child receives sd_notify datagrams with SCM_RIGHTS fds, keeps the stored fd, and starts (and on a crash restarts
-// at once) the daemon with it as fd 3, LISTEN_FDS=1, LISTEN_FDNAMES and LISTEN_PID set in the child after fork.
+// at once) the daemon with it as fd 3, LISTEN_FDS=1, LISTEN_FDNAMES, LISTEN_PID and SYSTEMD_EXEC_PID set in the child
+// after fork.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 
@@ -32,6 +33,8 @@ def start(spec):
                 env['LISTEN_PID'] = str(os.getpid())
             if spec.get('notify'):
                 env['NOTIFY_SOCKET'] = path
+                # As systemd (248+) sets it: the daemon sends its fd only to a NOTIFY_SOCKET systemd gave it.
+                env['SYSTEMD_EXEC_PID'] = str(os.getpid())
             o = os.open(spec['log'], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(o, 1); os.dup2(o, 2)
             os.closerange(3 + len(fds), 1024)
