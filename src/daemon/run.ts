@@ -1,9 +1,10 @@
-// Runs the host daemon in the foreground: signals (TERM/INT stop, HUP reload, USR1 rotate, USR2 resume) and exit codes.
+// Runs the host daemon in the foreground: signals (TERM/INT stop, HUP reload, USR1 rotate, USR2 resume), systemd's
+// readiness and watchdog, and exit codes.
 import { AuditmuxError, ExitCode } from '../errors';
 import { createDiagnostics } from './diagnostics';
 import { HostDaemon } from './host';
 import { raisePriority } from './priority';
-import { sdNotify, takeNotifyEnv, type NotifyEnv } from './sd-notify';
+import { sdNotify, startWatchdog, takeNotifyEnv, type NotifyEnv } from './sd-notify';
 import type { AuditSocket } from '../kernel/socket';
 import { EARLY_RECEIVE_BUFFER, undoRegistration, type EarlyStart } from '../kernel/registration';
 import type { Diag } from './diagnostics';
@@ -57,23 +58,28 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
 
   // Type=notify: the unit is started once the kernel names us, rules are in and the control socket answers, not
   // after a guessed delay; units ordered after auditmux (an orchestrator tagging containers) can rely on that.
-  sdNotify(`READY=1\nMAINPID=${process.pid}\nSTATUS=auditing`, notify, (e) =>
-    diag.warn({ err: e.message }, 'sd_notify failed'),
-  );
+  const notifyFailed = (e: Error): void => diag.warn({ err: e.message }, 'sd_notify failed');
+  sdNotify(`READY=1\nMAINPID=${process.pid}\nSTATUS=auditing`, notify, notifyFailed);
+  // WatchdogSec=: WATCHDOG=1 from the event loop from now on (a hung loop gets the daemon restarted).
+  const stopWatchdog = startWatchdog(notify, notifyFailed);
 
   return new Promise<number>((resolve) => {
     let internalErrors = 0;
+    const finish = (code: number): void => {
+      stopWatchdog?.();
+      resolve(code);
+    };
     const stop = (reason: string, code: number): void => {
       sdNotify('STOPPING=1', notify);
       daemon.stop(reason).then(
         () => {
           // A stop, not a crash: systemd drops its copy of the socket (an adopted registration ends with it).
           if (early?.storedAs) sdNotify(`FDSTOREREMOVE=1\nFDNAME=${early.storedAs}`, notify);
-          resolve(code);
+          finish(code);
         },
         (e: unknown) => {
           diag.error({ err: (e as Error).message }, 'error while stopping');
-          resolve(ExitCode.FAILURE);
+          finish(ExitCode.FAILURE);
         },
       );
     };

@@ -1,5 +1,5 @@
 // systemd readiness (sd_notify(3)): the daemon tells its unit when it owns the kernel connection, and when it stops;
-// it keeps its registered socket in the unit's file descriptor store.
+// it keeps its registered socket in the unit's file descriptor store, and answers the unit's watchdog.
 import { native } from '../kernel/native';
 
 /** What systemd tells a service about itself in its environment, as takeNotifyEnv() took it. */
@@ -13,7 +13,7 @@ export interface NotifyEnv {
 /**
  * Takes systemd's variables out of `env` (sd_notify(3)'s unset_environment, sd_watchdog_enabled(3)'s too): the
  * daemon's children (plugins, *_exe programs, auxiliary daemons) are not the unit's main process, and must not notify
- * for it nor take its watchdog. Returns them for sdNotify().
+ * for it nor take its watchdog. Returns them for sdNotify() and startWatchdog().
  */
 export function takeNotifyEnv(env: NodeJS.ProcessEnv = process.env): NotifyEnv {
   const taken: NotifyEnv = {
@@ -70,4 +70,31 @@ export function sdNotify(
     onError?.(e as Error);
     return false;
   }
+}
+
+/**
+ * The watchdog's interval (WatchdogSec=) in µs when it is on for this process: WATCHDOG_USEC set, and WATCHDOG_PID,
+ * if set, this process (sd_watchdog_enabled(3)); null otherwise.
+ */
+export function watchdogUsec(env: NotifyEnv, pid = process.pid): number | null {
+  const usec = env.WATCHDOG_USEC;
+  if (!env.NOTIFY_SOCKET || usec === undefined || !/^[1-9]\d{0,15}$/.test(usec)) return null;
+  if (env.WATCHDOG_PID !== undefined && !isPid(env.WATCHDOG_PID, pid)) return null;
+  return Number(usec);
+}
+
+/**
+ * WATCHDOG=1 every half watchdog interval, from a timer on the event loop: a loop that hangs sends none, and systemd
+ * restarts the daemon. Returns the function that stops it, or null when the watchdog is off for this process.
+ */
+export function startWatchdog(env: NotifyEnv, onError?: (e: Error) => void, pid = process.pid): (() => void) | null {
+  const usec = watchdogUsec(env, pid);
+  if (usec === null) return null;
+  const ms = Math.max(1, Math.floor(usec / 2000));
+  const ping = (): boolean => sdNotify('WATCHDOG=1', env, onError);
+  ping();
+  const timer = setInterval(ping, ms);
+  // The daemon's own handles keep it running; the watchdog must not keep a stopped daemon's process alive.
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -1,5 +1,5 @@
 // sd_notify through the addon: datagrams reach a real AF_UNIX datagram socket, path or abstract; no socket, no-op.
-// A file descriptor goes only to the NOTIFY_SOCKET of a process systemd started.
+// A file descriptor goes only to the NOTIFY_SOCKET of a process systemd started; the watchdog pings from a timer.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -7,7 +7,7 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { sdNotify, takeNotifyEnv } from '../../src/daemon/sd-notify';
+import { sdNotify, startWatchdog, takeNotifyEnv, watchdogUsec } from '../../src/daemon/sd-notify';
 import { listenNotify } from '../helpers/notify-socket';
 
 const dir = mkdtempSync(join(tmpdir(), 'amnotify-'));
@@ -143,5 +143,34 @@ describe('sdNotify: file descriptors only to systemd', () => {
       WATCHDOG_PID: '42',
     });
     assert.deepEqual(env, { SYSTEMD_EXEC_PID: '42', PATH: '/usr/bin' });
+  });
+});
+
+describe('the watchdog (WATCHDOG_USEC, WATCHDOG_PID)', () => {
+  it('is on for this pid only, with a notify socket and a positive interval', () => {
+    const s = '/run/systemd/notify';
+    assert.equal(watchdogUsec({ NOTIFY_SOCKET: s, WATCHDOG_USEC: '30000000' }, 7), 30000000);
+    assert.equal(watchdogUsec({ NOTIFY_SOCKET: s, WATCHDOG_USEC: '30000000', WATCHDOG_PID: '7' }, 7), 30000000);
+    assert.equal(watchdogUsec({ NOTIFY_SOCKET: s, WATCHDOG_USEC: '30000000', WATCHDOG_PID: '8' }, 7), null);
+    assert.equal(watchdogUsec({ NOTIFY_SOCKET: s, WATCHDOG_USEC: '0' }, 7), null);
+    assert.equal(watchdogUsec({ NOTIFY_SOCKET: s, WATCHDOG_USEC: 'x' }, 7), null);
+    assert.equal(watchdogUsec({ WATCHDOG_USEC: '30000000' }, 7), null);
+    assert.equal(startWatchdog({ NOTIFY_SOCKET: s, WATCHDOG_USEC: '30000000', WATCHDOG_PID: '8' }), null);
+  });
+
+  it('sends WATCHDOG=1 at once and every half interval until stopped', async () => {
+    const l = await listenNotify(join(dir, 'watchdog.sock'));
+    try {
+      const stop = startWatchdog({ NOTIFY_SOCKET: l.path, WATCHDOG_USEC: '100000' });
+      assert.ok(stop, 'on');
+      try {
+        await l.waitFor(() => l.messages.filter((m) => m === 'WATCHDOG=1').length >= 3);
+      } finally {
+        stop();
+      }
+      assert.ok(l.messages.every((m) => m === 'WATCHDOG=1'));
+    } finally {
+      await l.close();
+    }
   });
 });

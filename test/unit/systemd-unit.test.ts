@@ -27,7 +27,7 @@ describe('systemd unit', () => {
     assert.ok(directive('After').join(' ').split(/\s+/).includes('auditd.service'), 'ordered after auditd');
     assert.deepEqual(directive('Restart'), ['on-failure']);
     const prevent = directive('RestartPreventExitStatus').join(' ').split(/\s+/).map(Number);
-    for (const code of [ExitCode.CONFIG, ExitCode.RULES, ExitCode.BUSY])
+    for (const code of [ExitCode.USAGE, ExitCode.CONFIG, ExitCode.RULES, ExitCode.BUSY])
       assert.ok(prevent.includes(code), `exit ${code} prevents restart`);
     assert.equal(directive('MemoryDenyWriteExecute').length, 0, 'V8 needs W+X pages');
   });
@@ -45,6 +45,11 @@ describe('systemd unit', () => {
 
   it('keeps /run/auditmux (containers.state, hook failures) across restarts, crash restarts too', () => {
     assert.deepEqual(directive('RuntimeDirectoryPreserve'), ['restart']);
+  });
+
+  it('has systemd restart a daemon whose event loop stopped answering (watchdog)', () => {
+    assert.deepEqual(directive('WatchdogSec'), ['30s']);
+    assert.deepEqual(directive('NotifyAccess'), ['main'], 'WATCHDOG=1 comes from the main process');
   });
 
   it(
