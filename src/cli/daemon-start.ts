@@ -8,7 +8,7 @@ import {
   registerFirst,
   type EarlyStart,
 } from '../kernel/registration';
-import { sdNotify, takeNotifyEnv, type NotifyEnv } from '../daemon/sd-notify';
+import { SignalGate, sdNotify, takeNotifyEnv, type NotifyEnv } from '../daemon/sd-notify';
 
 export interface DaemonArgs {
   configPath: string | null;
@@ -82,10 +82,11 @@ export async function registerEarly(notify: NotifyEnv, env: NodeJS.ProcessEnv = 
   }
 }
 
-/** `auditmux daemon ...`: registration first, then the daemon (loaded only now). */
+/** `auditmux daemon ...`: signal handlers, then registration, then the daemon (loaded only now). */
 export async function runDaemonFirst(args: DaemonArgs): Promise<number> {
+  const signals = new SignalGate();
   const notify = takeNotifyEnv();
   const early = await registerEarly(notify);
   const { runDaemon } = await import('../daemon/run');
-  return runDaemon({ ...args, early, notify });
+  return runDaemon({ ...args, early, signals, notify });
 }

@@ -4,7 +4,7 @@ import { AuditmuxError, ExitCode } from '../errors';
 import { createDiagnostics } from './diagnostics';
 import { HostDaemon } from './host';
 import { raisePriority } from './priority';
-import { sdNotify, startWatchdog, takeNotifyEnv, type NotifyEnv } from './sd-notify';
+import { SignalGate, sdNotify, startWatchdog, takeNotifyEnv, type DaemonSignal, type NotifyEnv } from './sd-notify';
 import type { AuditSocket } from '../kernel/socket';
 import { EARLY_RECEIVE_BUFFER, undoRegistration, type EarlyStart } from '../kernel/registration';
 import type { Diag } from './diagnostics';
@@ -15,15 +15,28 @@ export interface RunDaemonOptions {
   socket?: AuditSocket;
   /** The kernel registration made before this module loaded (src/cli/daemon-start.ts). */
   early?: EarlyStart;
+  /** The signal handlers installed before registration (src/cli/daemon-start.ts); installed here otherwise. */
+  signals?: SignalGate;
   /** systemd's variables, taken out of the environment before registration; taken here otherwise. */
   notify?: NotifyEnv;
 }
 
 export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
+  // First of all: from here a signal waits for the daemon to act on it, instead of ending the process at once.
+  const signals = opts.signals ?? new SignalGate();
   const notify = opts.notify ?? takeNotifyEnv();
+  try {
+    return await run(opts, signals, notify);
+  } finally {
+    signals.close();
+  }
+}
+
+async function run(opts: RunDaemonOptions, signals: SignalGate, notify: NotifyEnv): Promise<number> {
   const diag = createDiagnostics(opts.logLevel ?? 'info');
   const early = opts.early;
   const held = early?.socket ?? null;
+  const notifyFailed = (e: Error): void => diag.warn({ err: e.message }, 'sd_notify failed');
   let daemon: HostDaemon;
   try {
     const socket = opts.socket ?? held;
@@ -39,9 +52,16 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
       diag.info({ nice: prio.target, threads: prio.raised }, 'priority raised (priority_boost)');
     // A config error is reported before a registration error, as when the daemon registered after reading it.
     if (early?.error) throw early.error;
+    if (signals.stopRequested) {
+      // Stopped before the kernel was set up: only the registration to undo, and no stop to run.
+      diag.info('stop requested while starting: the daemon does not start');
+      if (early) await letGo(early, diag, notify);
+      return ExitCode.OK;
+    }
     // Never below what registration gave it: records may already fill that much, and restarts need the room.
     if (held && daemon.config.host.receiveBuffer > EARLY_RECEIVE_BUFFER)
       held.records.setReceiveBuffer(daemon.config.host.receiveBuffer);
+    // A stop that comes now waits for start() to settle: the stop below then restores what it applied.
     await daemon.start();
     // Records waited in the socket while the daemon started: its log, outputs and routes are ready for them now.
     held?.release();
@@ -56,20 +76,29 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
     return ExitCode.FAILURE;
   }
 
-  // Type=notify: the unit is started once the kernel names us, rules are in and the control socket answers, not
-  // after a guessed delay; units ordered after auditmux (an orchestrator tagging containers) can rely on that.
-  const notifyFailed = (e: Error): void => diag.warn({ err: e.message }, 'sd_notify failed');
-  sdNotify(`READY=1\nMAINPID=${process.pid}\nSTATUS=auditing`, notify, notifyFailed);
-  // WatchdogSec=: WATCHDOG=1 from the event loop from now on (a hung loop gets the daemon restarted).
-  const stopWatchdog = startWatchdog(notify, notifyFailed);
-
   return new Promise<number>((resolve) => {
     let internalErrors = 0;
+    let stopping = false;
+    let stopWatchdog: (() => void) | null = null;
+    // A bug in one path must not take the audit trail down with it: report, count, keep running; stop after a storm.
+    const onException = (e: Error): void => {
+      internalErrors++;
+      diag.error({ err: e.stack ?? String(e), internalErrors }, 'internal error');
+      if (internalErrors > 100) stop('abort', ExitCode.FAILURE);
+    };
+    const onRejection = (e: unknown): void => {
+      internalErrors++;
+      diag.error({ err: e instanceof Error ? e.stack : String(e), internalErrors }, 'internal error (promise)');
+    };
     const finish = (code: number): void => {
       stopWatchdog?.();
+      process.off('uncaughtException', onException);
+      process.off('unhandledRejection', onRejection);
       resolve(code);
     };
     const stop = (reason: string, code: number): void => {
+      if (stopping) return;
+      stopping = true;
       sdNotify('STOPPING=1', notify);
       daemon.stop(reason).then(
         () => {
@@ -83,27 +112,36 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
         },
       );
     };
-    process.on('SIGTERM', () => stop('terminate', ExitCode.OK));
-    process.on('SIGINT', () => stop('terminate', ExitCode.OK));
-    process.on('SIGHUP', () => void daemon.reload());
-    process.on(
-      'SIGUSR1',
-      () => void daemon.rotate().catch((e: Error) => diag.error({ err: e.message }, 'rotate failed')),
-    );
-    process.on(
-      'SIGUSR2',
-      () => void daemon.resume().catch((e: Error) => diag.error({ err: e.message }, 'resume failed')),
-    );
-    // A bug in one path must not take the audit trail down with it: report, count, keep running; stop after a storm.
-    process.on('uncaughtException', (e) => {
-      internalErrors++;
-      diag.error({ err: e.stack ?? String(e), internalErrors }, 'internal error');
-      if (internalErrors > 100) stop('abort', ExitCode.FAILURE);
-    });
-    process.on('unhandledRejection', (e) => {
-      internalErrors++;
-      diag.error({ err: e instanceof Error ? e.stack : String(e), internalErrors }, 'internal error (promise)');
-    });
+    const onSignal = (s: DaemonSignal): Promise<unknown> => {
+      switch (s) {
+        case 'SIGTERM':
+        case 'SIGINT':
+          stop('terminate', ExitCode.OK);
+          return Promise.resolve();
+        case 'SIGHUP':
+          return daemon.reload().catch((e: Error) => diag.error({ err: e.message }, 'reload failed'));
+        case 'SIGUSR1':
+          return daemon.rotate().catch((e: Error) => diag.error({ err: e.message }, 'rotate failed'));
+        case 'SIGUSR2':
+          return daemon.resume().catch((e: Error) => diag.error({ err: e.message }, 'resume failed'));
+      }
+    };
+    process.on('uncaughtException', onException);
+    process.on('unhandledRejection', onRejection);
+    const whileStarting = signals.take();
+    signals.open((s) => void onSignal(s));
+    // SIGTERM while starting: the stop runs now that start() has settled, and systemd never hears READY.
+    if (signals.stopRequested) return stop('terminate', ExitCode.OK);
+    void (async () => {
+      // A reload, rotate or resume asked for while starting is done before READY, one after the other.
+      for (const s of whileStarting) await onSignal(s);
+      if (stopping) return;
+      // Type=notify: the unit is started once the kernel names us, rules are in and the control socket answers, not
+      // after a guessed delay; units ordered after auditmux (an orchestrator tagging containers) can rely on that.
+      sdNotify(`READY=1\nMAINPID=${process.pid}\nSTATUS=auditing`, notify, notifyFailed);
+      // WatchdogSec=: WATCHDOG=1 from the event loop from now on (a hung loop gets the daemon restarted).
+      stopWatchdog = startWatchdog(notify, notifyFailed);
+    })();
   });
 }
 

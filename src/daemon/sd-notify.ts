@@ -1,5 +1,5 @@
-// systemd readiness (sd_notify(3)): the daemon tells its unit when it owns the kernel connection, and when it stops;
-// it keeps its registered socket in the unit's file descriptor store, and answers the unit's watchdog.
+// The daemon and its supervisor (systemd): readiness (sd_notify(3)) when it owns the kernel connection and when it
+// stops, its registered socket in the unit's file descriptor store, the watchdog, and the signals it is sent.
 import { native } from '../kernel/native';
 
 /** What systemd tells a service about itself in its environment, as takeNotifyEnv() took it. */
@@ -97,4 +97,55 @@ export function startWatchdog(env: NotifyEnv, onError?: (e: Error) => void, pid 
   // The daemon's own handles keep it running; the watchdog must not keep a stopped daemon's process alive.
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** The signals the daemon acts on (src/daemon/run.ts): stop, reload, rotate, resume. */
+export const DAEMON_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
+export type DaemonSignal = (typeof DAEMON_SIGNALS)[number];
+
+/**
+ * The daemon's signal handlers, installed first (before registration, config and start): Node's default for each of
+ * these signals ends the process at once, so one that came while the daemon started killed it with the kernel half
+ * set up (registered, rules, enabled and failure applied, nothing restored, no DAEMON_END), and a HUP, USR1 or USR2
+ * with a status systemd takes for a clean exit. Until open(), signals are held: a stop is remembered (stopRequested),
+ * the others are queued once each, in the order they came.
+ */
+export class SignalGate {
+  /** A SIGTERM or SIGINT came (held or handled). */
+  stopRequested = false;
+  private readonly held: DaemonSignal[] = [];
+  private handler: ((s: DaemonSignal) => void) | null = null;
+  private readonly listeners = new Map<DaemonSignal, () => void>();
+
+  constructor(private readonly proc: NodeJS.EventEmitter = process) {
+    for (const s of DAEMON_SIGNALS) {
+      const l = (): void => this.deliver(s);
+      this.listeners.set(s, l);
+      proc.on(s, l);
+    }
+  }
+
+  private deliver(s: DaemonSignal): void {
+    if (s === 'SIGTERM' || s === 'SIGINT') this.stopRequested = true;
+    if (this.handler) this.handler(s);
+    else if (!this.held.includes(s)) this.held.push(s);
+  }
+
+  /** The signals held so far (each once, in order), taken: open() will not hand them on. */
+  take(): DaemonSignal[] {
+    return this.held.splice(0);
+  }
+
+  /** From now on each signal goes to `handler` as it comes; any still held go first. */
+  open(handler: (s: DaemonSignal) => void): void {
+    this.handler = handler;
+    for (const s of this.held.splice(0)) handler(s);
+  }
+
+  /** Removes the handlers (the process is about to exit, or a test is done). */
+  close(): void {
+    for (const [s, l] of this.listeners) this.proc.off(s, l);
+    this.listeners.clear();
+    this.handler = null;
+  }
 }
