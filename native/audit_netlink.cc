@@ -2,14 +2,18 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <napi.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -33,6 +37,9 @@
 #endif
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
@@ -726,10 +733,68 @@ Napi::Value NotifySocket(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Sets FD_CLOEXEC on one fd unless it has it; an fd closed meanwhile (EBADF) is simply gone.
+void SetCloexec(int fd) {
+  int flags = fcntl(fd, F_GETFD);
+  if (flags >= 0 && (flags & FD_CLOEXEC) == 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+// Every open fd from min_fd on, found in /proc/self/fd; false when /proc cannot be read.
+bool CloexecFromProc(int min_fd) {
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return false;
+  int own = dirfd(d);
+  while (struct dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long fd = strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd < min_fd || fd > INT32_MAX || fd == own) continue;
+    SetCloexec(static_cast<int>(fd));
+  }
+  closedir(d);
+  return true;
+}
+
+// Every fd number from min_fd up to the soft RLIMIT_NOFILE (at most 2^20): the last resort, without /proc.
+void CloexecFromScan(int min_fd) {
+  struct rlimit rl;
+  rlim_t max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+  if (max == RLIM_INFINITY || max > (1U << 20)) max = 1U << 20;
+  for (rlim_t fd = static_cast<rlim_t>(min_fd); fd < max; fd++) SetCloexec(static_cast<int>(fd));
+}
+
+// cloexecFrom(minFd, how?): marks every fd from minFd on close-on-exec, so that no descriptor the process inherited
+// (a LISTEN_FDS socket it did not adopt, anything a parent leaked without O_CLOEXEC) reaches the programs it starts:
+// libuv's spawn closes nothing it was not asked to. close_range(CLOSE_RANGE_CLOEXEC) (Linux 5.11) in one call, else
+// each fd /proc/self/fd lists, else every number up to RLIMIT_NOFILE. `how` ("proc", "scan") skips the earlier ways
+// (tests). Returns the way taken: "close_range", "proc" or "scan".
+Napi::Value CloexecFrom(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "cloexecFrom(minFd, how?): minFd must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int min_fd = info[0].As<Napi::Number>().Int32Value();
+  if (min_fd < 0) {
+    Napi::RangeError::New(env, "cloexecFrom: minFd must be >= 0").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string how = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+#ifdef SYS_close_range
+  if (how.empty() && syscall(SYS_close_range, static_cast<unsigned int>(min_fd), ~0U,
+                             static_cast<unsigned int>(CLOSE_RANGE_CLOEXEC)) == 0)
+    return Napi::String::New(env, "close_range");
+#endif
+  // ENOSYS (before 5.9), EINVAL (no CLOSE_RANGE_CLOEXEC before 5.11), EPERM (a seccomp filter): one fd at a time.
+  if (how != "scan" && CloexecFromProc(min_fd)) return Napi::String::New(env, "proc");
+  CloexecFromScan(min_fd);
+  return Napi::String::New(env, "scan");
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AuditNetlink::Init(env, exports);
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
   exports.Set("notifySocket", Napi::Function::New(env, NotifySocket));
+  exports.Set("cloexecFrom", Napi::Function::New(env, CloexecFrom));
   exports.Set("contidToU32Pair", Napi::Function::New(env, ContidToU32Pair));
   exports.Set("u32PairToContid", Napi::Function::New(env, U32PairToContid));
   exports.Set("contidToBytes", Napi::Function::New(env, ContidToBytes));

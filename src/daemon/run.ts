@@ -6,7 +6,12 @@ import { HostDaemon } from './host';
 import { raisePriority } from './priority';
 import { SignalGate, sdNotify, startWatchdog, takeNotifyEnv, type DaemonSignal, type NotifyEnv } from './sd-notify';
 import type { AuditSocket } from '../kernel/socket';
-import { EARLY_RECEIVE_BUFFER, undoRegistration, type EarlyStart } from '../kernel/registration';
+import {
+  EARLY_RECEIVE_BUFFER,
+  inheritedFdsCloseOnExec,
+  undoRegistration,
+  type EarlyStart,
+} from '../kernel/registration';
 import type { Diag } from './diagnostics';
 
 export interface RunDaemonOptions {
@@ -25,6 +30,8 @@ export async function runDaemon(opts: RunDaemonOptions): Promise<number> {
   // First of all: from here a signal waits for the daemon to act on it, instead of ending the process at once.
   const signals = opts.signals ?? new SignalGate();
   const notify = opts.notify ?? takeNotifyEnv();
+  // Before any child exists (plugins, *_exe programs and aux processes are started by the daemon's start()).
+  inheritedFdsCloseOnExec();
   try {
     return await run(opts, signals, notify);
   } finally {

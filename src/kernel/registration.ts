@@ -3,6 +3,7 @@
 import { DaemonBusyError, KernelError } from '../errors';
 import { AuditClient, processAlive } from './client';
 import { MsgType } from './constants';
+import { native } from './native';
 import { NativeAuditSocket, type AuditSocket, type BatchHandler, type Registration } from './socket';
 import { encodeRequest, statusChangeToStruct } from './wire';
 
@@ -185,4 +186,20 @@ export function listenedSocket(env: NodeJS.ProcessEnv, pid = process.pid): Liste
     }
   }
   return null;
+}
+
+/** The addon's cloexecFrom (native/audit_netlink.cc), which src/kernel/native.ts does not type. */
+interface CloexecAddon {
+  cloexecFrom(minFd: number, how?: 'proc' | 'scan'): 'close_range' | 'proc' | 'scan';
+}
+
+/**
+ * Marks every fd from 3 on close-on-exec, before the daemon starts any program: an fd the daemon inherited without
+ * O_CLOEXEC (a LISTEN_FDS socket other than the one it adopts, anything a parent leaked outside systemd) would
+ * otherwise reach every plugin, *_exe program and auxiliary daemon, which libuv's spawn does not close. The daemon's
+ * own descriptors are opened O_CLOEXEC already, and a child's stdio is dup2()ed, which clears the flag. `how` takes
+ * a fallback at once (tests). Returns the way taken.
+ */
+export function inheritedFdsCloseOnExec(how?: 'proc' | 'scan'): 'close_range' | 'proc' | 'scan' {
+  return (native() as unknown as CloexecAddon).cloexecFrom(3, how);
 }
