@@ -188,11 +188,6 @@ export function listenedSocket(env: NodeJS.ProcessEnv, pid = process.pid): Liste
   return null;
 }
 
-/** The addon's cloexecFrom (native/audit_netlink.cc), which src/kernel/native.ts does not type. */
-interface CloexecAddon {
-  cloexecFrom(minFd: number, how?: 'proc' | 'scan'): 'close_range' | 'proc' | 'scan';
-}
-
 /**
  * Marks every fd from 3 on close-on-exec, before the daemon starts any program: an fd the daemon inherited without
  * O_CLOEXEC (a LISTEN_FDS socket other than the one it adopts, anything a parent leaked outside systemd) would
@@ -201,5 +196,5 @@ interface CloexecAddon {
  * a fallback at once (tests). Returns the way taken.
  */
 export function inheritedFdsCloseOnExec(how?: 'proc' | 'scan'): 'close_range' | 'proc' | 'scan' {
-  return (native() as unknown as CloexecAddon).cloexecFrom(3, how);
+  return native().cloexecFrom(3, how);
 }
