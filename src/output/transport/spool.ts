@@ -49,6 +49,11 @@ const CURSOR_FILE = 'cursor';
 const CURSOR_MAGIC = 0x43584d41; // "AMXC"
 const CURSOR_SLOT = 32;
 const SEG_RE = /^seg-(\d{10})\.spool$/;
+/**
+ * The highest segment number: the cursor keeps it in a u32. A name above it (ten digits reach 9999999999) is damage,
+ * skipped at recovery; numbering starts again at 0 when the spool is empty rather than pass it.
+ */
+export const MAX_SEGMENT = 0xfffffffe;
 const WRITE_BUF = 64 * 1024;
 const CHUNK = 256 * 1024;
 
@@ -181,6 +186,15 @@ export class Spool implements RecordQueue {
     const need = REC_HEADER + rec.length;
     if (this.pendingBytes + need > this.capacity) return false;
     let last = this.segs[this.segs.length - 1] as SegInfo;
+    if (last.size > 0 && last.size + need > this.segmentBytes && last.seg >= MAX_SEGMENT) {
+      if (this.pendingRecords > 0)
+        throw new IoError(
+          `spool ${this.dir}: segment ${last.seg} is the last number the cursor can hold; no record is added ` +
+            'until everything spooled is delivered and numbering starts again at 0',
+          'E_SPOOL_SEGMENTS',
+        );
+      last = this.restartNumbering();
+    }
     if (last.size > 0 && last.size + need > this.segmentBytes) {
       this.flushWrites();
       fs.fsyncSync(this.wfd);
@@ -350,6 +364,41 @@ export class Spool implements RecordQueue {
     }
   }
 
+  /**
+   * Everything spooled is delivered and the write segment has the highest number: its files go, the cursor moves to
+   * segment 0 and segment 0 is started. In this order a crash at any step leaves nothing undelivered behind a cursor
+   * that skips it (the old files are gone before the cursor names 0, and 0 is made only after).
+   */
+  private restartNumbering(): SegInfo {
+    this.flushWrites();
+    this.closeReader();
+    for (const s of this.segs) {
+      try {
+        fs.unlinkSync(path.join(this.dir, segmentName(s.seg)));
+      } catch {
+        // already gone
+      }
+    }
+    syncDir(this.dir);
+    this.committed = { seg: 0, off: 0 };
+    this.persistCursor();
+    const fd = openFile(
+      path.join(this.dir, segmentName(0)),
+      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND,
+      'spool segment',
+    );
+    if (fs.fstatSync(fd).size !== 0) fs.ftruncateSync(fd, 0);
+    syncDir(this.dir);
+    fs.closeSync(this.wfd);
+    this.wfd = fd;
+    const first: SegInfo = { seg: 0, size: 0, records: 0 };
+    this.segs = [first];
+    this.read = { seg: 0, off: 0 };
+    this.inFlight = [];
+    this.pendingBytes = 0;
+    return first;
+  }
+
   private openWriteSegment(): void {
     const last = this.segs[this.segs.length - 1] as SegInfo;
     const p = path.join(this.dir, segmentName(last.seg));
@@ -367,6 +416,8 @@ export class Spool implements RecordQueue {
       if (b.readUInt32LE(o) !== CURSOR_MAGIC) continue;
       if (crc32(b.subarray(o, o + 16)) >>> 0 !== b.readUInt32LE(o + 16)) continue;
       const c = { gen: b.readUInt32LE(o + 4), seg: b.readUInt32LE(o + 8), off: b.readUInt32LE(o + 12) };
+      // Never written (numbering stops at MAX_SEGMENT): trusting it would delete every segment below it.
+      if (c.seg > MAX_SEGMENT) continue;
       if (!best || c.gen > best.gen) best = c;
     }
     if (best) {
@@ -391,7 +442,14 @@ export class Spool implements RecordQueue {
   /** Scans segments, drops those before the cursor, cuts damaged tails and counts what is pending. */
   private recover(): void {
     const names = fs.readdirSync(this.dir).filter((n) => SEG_RE.test(n));
-    const nums = names.map((n) => Number((SEG_RE.exec(n) as RegExpExecArray)[1])).sort((a, b) => a - b);
+    const nums: number[] = [];
+    for (const n of names) {
+      const seg = Number((SEG_RE.exec(n) as RegExpExecArray)[1]);
+      // Not a segment auditmux writes (the cursor could not name it): left where it is, reported, never read.
+      if (seg > MAX_SEGMENT) this.onCorrupt?.(path.join(this.dir, n), 0, `segment number above ${MAX_SEGMENT}`);
+      else nums.push(seg);
+    }
+    nums.sort((a, b) => a - b);
     for (const seg of nums) {
       const p = path.join(this.dir, segmentName(seg));
       if (seg < this.committed.seg) {
