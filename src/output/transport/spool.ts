@@ -54,7 +54,12 @@ const SEG_RE = /^seg-(\d{10})\.spool$/;
  * skipped at recovery; numbering starts again at 0 when the spool is empty rather than pass it.
  */
 export const MAX_SEGMENT = 0xfffffffe;
-const WRITE_BUF = 64 * 1024;
+/**
+ * Room for two of the largest records: every append goes through this buffer, whose flush writes on after a short
+ * write and keeps what a failed write left. (Records larger than the buffer were written directly, and a short write
+ * there lost the rest of the record and, at the next recovery, the rest of its segment.)
+ */
+const WRITE_BUF = 2 * (REC_HEADER + MAX_SPOOL_RECORD);
 const CHUNK = 256 * 1024;
 
 export interface SpoolOptions {
@@ -222,14 +227,10 @@ export class Spool implements RecordQueue {
       last = next;
     }
     if (this.wused + need > this.wbuf.length) this.flushWrites();
-    if (need > this.wbuf.length) {
-      fs.writeSync(this.wfd, encodeFramed(rec));
-    } else {
-      this.wbuf.writeUInt32LE(rec.length, this.wused);
-      this.wbuf.writeUInt32LE(crc32(rec) >>> 0, this.wused + 4);
-      rec.copy(this.wbuf, this.wused + REC_HEADER);
-      this.wused += need;
-    }
+    this.wbuf.writeUInt32LE(rec.length, this.wused);
+    this.wbuf.writeUInt32LE(crc32(rec) >>> 0, this.wused + 4);
+    rec.copy(this.wbuf, this.wused + REC_HEADER);
+    this.wused += need;
     last.size += need;
     last.records++;
     this.pendingRecords++;
