@@ -5,7 +5,7 @@ import type { OutputContext } from '../output';
 import type { QueueCursor } from '../transport/spool';
 import { NetOutput } from '../transport/net-output';
 import { queuedOptions } from '../transport/queued-output';
-import { FrameParser, HEADER_SIZE, MAX_PAYLOAD, RMW, describeReply, frame } from './protocol';
+import { FrameParser, MAX_PAYLOAD, RMW, describeReply, frame, replyText } from './protocol';
 
 interface InFlight {
   seq: number;
@@ -24,7 +24,8 @@ const TICK_MS = 250;
  */
 export class RemoteOutput extends NetOutput {
   private readonly spec: RemoteOutputSpec;
-  private parser = new FrameParser(HEADER_SIZE + 0xffff);
+  /** Replies are bounded as auditd's client bounds them (MAX_AUDIT_MESSAGE_LENGTH, header included). */
+  private parser = new FrameParser();
   private inflight: InFlight[] = [];
   private seq = 0;
   private lastTraffic = Date.now();
@@ -63,7 +64,7 @@ export class RemoteOutput extends NetOutput {
   }
 
   protected onUp(): void {
-    this.parser = new FrameParser(HEADER_SIZE + 0xffff);
+    this.parser = new FrameParser();
     this.inflight = [];
     this.queue.rewind();
     this.remoteState = 'ok';
@@ -102,7 +103,7 @@ export class RemoteOutput extends NetOutput {
         return;
       }
       const { type, seq } = item.header;
-      const text = item.payload.toString('latin1');
+      const text = replyText(item.payload);
       if (type === RMW.ENDING) {
         // Whatever the sequence, the server is going away; unacked records go again after the reconnect.
         this.rc.endings++;
