@@ -5,7 +5,15 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import { FrameParser, HEADER_SIZE, MAX_FRAME, RMW, frame, type ParsedItem } from '../../src/output/remote/protocol';
+import {
+  FrameParser,
+  HEADER_SIZE,
+  MAX_FRAME,
+  RMW,
+  frame,
+  replyKind,
+  type ParsedItem,
+} from '../../src/output/remote/protocol';
 import type { RemoteOutput } from '../../src/output/remote/client';
 import { payload, tmpDir, waitFor } from '../helpers/peers';
 import { remoteClient } from '../helpers/remote';
@@ -143,6 +151,85 @@ test('remote output: reply text is kept cut to 512 bytes and escaped', async () 
       assert.ok(e.startsWith('remote disk-full: disk full \\033[2J\\033]0;owned\\007\\012xxx'), e.slice(0, 80));
       assert.ok(!/[\x00-\x1f\x7f]/.test(e), 'no control byte kept');
       assert.ok(e.endsWith(`... (${text.length} bytes)`), e.slice(-40));
+    },
+  );
+});
+
+test('replyKind: only ACK and replies with the warning bit commit; anything but auditd reply types is invalid', () => {
+  assert.equal(replyKind(RMW.ACK), 'ack');
+  assert.equal(replyKind(RMW.DISKLOW), 'warning');
+  assert.equal(replyKind(RMW.REPLY_MASK | RMW.WARN_MASK | 7), 'warning');
+  assert.equal(replyKind(RMW.DISKFULL), 'cannot-log');
+  assert.equal(replyKind(RMW.DISKERROR), 'cannot-log');
+  assert.equal(replyKind(RMW.REPLY_MASK | RMW.FATAL_MASK | RMW.WARN_MASK | 3), 'cannot-log');
+  assert.equal(replyKind(RMW.ENDING), 'ending');
+  for (const t of [RMW.MESSAGE, RMW.HEARTBEAT, 0x40000002, 0xc0000000, 0x40100000, 0x20000001, 0x10000001, 0xffffffff])
+    assert.equal(replyKind(t), 'invalid', `0x${t.toString(16)}`);
+});
+
+test('remote output: an echo server (our MESSAGE frames sent back, seq and all) commits nothing', async () => {
+  const dir = tmpDir('amecho');
+  const srv = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  let out: RemoteOutput | null = null;
+  try {
+    out = remoteClient((srv.address() as net.AddressInfo).port, path.join(dir, 'spool'), {
+      networkRetryMs: 600000,
+      window: 32,
+    });
+    for (let i = 0; i < 100; i++) out.writeRecord(USER, payload(i));
+    out.flush();
+    const o = out;
+    await waitFor(
+      () => (o.stats().errors as number) > 0 || (o.stats().delivered as number) > 0,
+      10000,
+      'a protocol error (or a commit)',
+    );
+    const st = out.stats();
+    assert.equal(st.delivered, 0);
+    assert.equal(st.pending, 100);
+    assert.equal(st.acks, 0);
+    assert.match(String(st.lastError), /unexpected reply type 0x0 \(message\) to seq 1/);
+  } finally {
+    await out?.close();
+    srv.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('remote output: a reply of another header version, or a reply type auditd does not send, commits nothing', async () => {
+  const v1 = (seq: number): Buffer => {
+    const f = frame(RMW.ACK, seq);
+    f[4] = 1;
+    return f;
+  };
+  await oneRecord(v1, (st) => {
+    assert.equal(st.delivered, 0);
+    assert.match(String(st.lastError), /reply with header version 1/);
+  });
+  await oneRecord(
+    (seq) => frame(0x40000002, seq),
+    (st) => {
+      assert.equal(st.delivered, 0);
+      assert.match(String(st.lastError), /unexpected reply type 0x40000002/);
+    },
+  );
+  await oneRecord(
+    (seq) => frame(RMW.HEARTBEAT, seq),
+    (st) => {
+      assert.equal(st.delivered, 0);
+      assert.match(String(st.lastError), /unexpected reply type 0x1 \(heartbeat\)/);
+    },
+  );
+  // A warning reply other than DISKLOW still means logged, as audisp-remote takes it.
+  await oneRecord(
+    (seq) => frame(RMW.REPLY_MASK | RMW.WARN_MASK | 2, seq, 'quota near'),
+    (st) => {
+      assert.equal(st.delivered, 1);
+      assert.equal(st.errors, 0);
     },
   );
 });

@@ -5,7 +5,7 @@ import type { OutputContext } from '../output';
 import type { QueueCursor } from '../transport/spool';
 import { NetOutput } from '../transport/net-output';
 import { queuedOptions } from '../transport/queued-output';
-import { FrameParser, MAX_PAYLOAD, RMW, describeReply, frame, replyText } from './protocol';
+import { FrameParser, HEADER_VERSION, MAX_PAYLOAD, RMW, describeReply, frame, replyKind, replyText } from './protocol';
 
 interface InFlight {
   seq: number;
@@ -102,9 +102,23 @@ export class RemoteOutput extends NetOutput {
         this.fail(item.kind === 'error' ? `bad reply: ${item.reason}` : 'server sent a non-managed line');
         return;
       }
-      const { type, seq } = item.header;
+      const { type, seq, headerVersion } = item.header;
+      if (headerVersion !== HEADER_VERSION) {
+        this.fail(`reply with header version ${headerVersion}; auditd's protocol has version ${HEADER_VERSION}`);
+        return;
+      }
+      const kind = replyKind(type);
+      if (kind === 'invalid') {
+        // Nothing but ACK and DISKLOW (or another reply with the warning bit) commits a record: an echo server
+        // sending our MESSAGE frames back, seq and all, was taken as an auditd that logged everything.
+        this.fail(
+          `unexpected reply type 0x${(type >>> 0).toString(16)} (${describeReply(type)}) to seq ${seq}: ` +
+            `not an auditd listener's reply`,
+        );
+        return;
+      }
       const text = replyText(item.payload);
-      if (type === RMW.ENDING) {
+      if (kind === 'ending') {
         // Whatever the sequence, the server is going away; unacked records go again after the reconnect.
         this.rc.endings++;
         this.remoteState = 'ending';
@@ -117,7 +131,7 @@ export class RemoteOutput extends NetOutput {
         this.fail(`mismatched response: got seq ${seq}, expected ${head ? head.seq : 'none'}`);
         return;
       }
-      if (type === RMW.DISKFULL || type === RMW.DISKERROR || (type & RMW.FATAL_MASK) !== 0) {
+      if (kind === 'cannot-log') {
         // Not logged: keep the record spooled and try again after network_retry_time.
         if (type === RMW.DISKFULL) this.rc.diskFull++;
         else this.rc.diskError++;
@@ -127,7 +141,7 @@ export class RemoteOutput extends NetOutput {
         return;
       }
       this.inflight.shift();
-      if (type === RMW.DISKLOW || (type & RMW.WARN_MASK) !== 0) {
+      if (kind === 'warning') {
         this.rc.diskLow++;
         if (this.remoteState !== 'disk-low')
           this.diag.warn({ output: this.name, text }, 'remote server is low on disk space');

@@ -228,6 +228,27 @@ function isMagicPrefix(b: Buffer, pos: number): boolean {
   return true;
 }
 
+/** What a client does with a reply (see replyKind). */
+export type ReplyKind = 'ack' | 'warning' | 'cannot-log' | 'ending' | 'invalid';
+
+const REPLY_BITS = RMW.REPLY_MASK | RMW.FATAL_MASK | RMW.WARN_MASK | RMW.DETAIL_MASK;
+
+/**
+ * How a client takes a reply type (lib/private.h; audisp-remote's relay_sock_managed): ACK, and a reply with the
+ * warning bit (DISKLOW among them), say the record was logged; a reply with the fatal bit (DISKFULL, DISKERROR)
+ * that it was not; ENDING that the server is going away. Anything else is not a reply of auditd's listener (a
+ * MESSAGE or HEARTBEAT echoed back, a reply bit with an undefined detail, bits the protocol does not have): an
+ * echo server or a confused peer would otherwise pass for one that logs everything.
+ */
+export function replyKind(type: number): ReplyKind {
+  if ((type & RMW.REPLY_MASK) === 0 || (type & ~REPLY_BITS) !== 0) return 'invalid';
+  if (type === RMW.ACK) return 'ack';
+  if (type === RMW.ENDING) return 'ending';
+  if ((type & RMW.FATAL_MASK) !== 0) return 'cannot-log';
+  if ((type & RMW.WARN_MASK) !== 0) return 'warning';
+  return 'invalid';
+}
+
 /** Bytes of a reply's text kept for diagnostics and lastError. */
 export const MAX_REPLY_TEXT = 512;
 
@@ -243,6 +264,10 @@ export function replyText(payload: Buffer): string {
 /** Reply text is at most what auditd's client reads; a longer reply means the stream is out of sync. */
 export function describeReply(type: number): string {
   switch (type) {
+    case RMW.MESSAGE:
+      return 'message';
+    case RMW.HEARTBEAT:
+      return 'heartbeat';
     case RMW.ACK:
       return 'ack';
     case RMW.ENDING:
