@@ -205,5 +205,7 @@ export class SyslogOutput extends NetOutput {
     this.queue.commit(last.end);
     this.counters.delivered += n;
     this.markDirty();
+    // Records stayed in the kernel's hands for the resend window while connected: an outage is over.
+    this.healthy();
   }
 }

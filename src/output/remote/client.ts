@@ -150,6 +150,9 @@ export class RemoteOutput extends NetOutput {
         this.remoteState = 'ok';
       }
       this.rc.acks++;
+      // The server logs what it is sent: an outage is over (a peer that accepts and drops, or answers ENDING or
+      // DISKFULL to everything, is one outage with one network_failure_action).
+      this.healthy();
       if (head.end) {
         this.queue.commit(head.end);
         this.counters.delivered++;
@@ -157,6 +160,11 @@ export class RemoteOutput extends NetOutput {
       }
     }
     this.pump();
+  }
+
+  /** Up for HEALTHY_MS: healthy only if nothing sent is waiting for its ACK (a server that never answers is not). */
+  protected override onHealthyPeriod(): void {
+    if (this.inflight.length === 0) this.healthy();
   }
 
   protected override extraStats(): Record<string, number | string | boolean> {

@@ -1,5 +1,5 @@
-// Connection lifecycle shared by the TCP outputs: connect, reconnect after network_retry_time, one failure action per
-// outage.
+// Connection lifecycle shared by the TCP outputs: connect, reconnect after network_retry_time (backing off from peers
+// that accept and then drop the connection), one failure action per outage.
 import { connect, type Socket } from 'node:net';
 import { QueuedOutput, type QueuedOutputOptions } from './queued-output';
 
@@ -12,6 +12,13 @@ export interface NetOutputOptions extends QueuedOutputOptions {
 
 /** Connect attempts give up after this long (a black-holed peer must not stall the output forever). */
 const CONNECT_TIMEOUT_MS = 10000;
+/**
+ * A connection ends an outage once the peer has shown it takes records (the subclass calls healthy(): an ACK, a
+ * commit) or once it has stayed up this long (onHealthyPeriod() decides).
+ */
+export const HEALTHY_MS = 10000;
+/** Reconnects after connections that ended before they were healthy back off up to this (jittered). */
+export const MAX_BACKOFF_MS = 60000;
 
 export abstract class NetOutput extends QueuedOutput {
   protected sock: Socket | null = null;
@@ -25,6 +32,12 @@ export abstract class NetOutput extends QueuedOutput {
   private readonly failureAction: string;
   private readonly failureExe: string | null;
   private connects = 0;
+  /** This connection has shown the peer takes records; until then an outage is not over. */
+  private isHealthy = false;
+  private healthTimer: NodeJS.Timeout | null = null;
+  /** Connections in a row that came up and ended before they were healthy (a peer accepting, then dropping). */
+  private shortLived = 0;
+  private retryDelayMs: number;
 
   constructor(opts: NetOutputOptions) {
     super(opts);
@@ -32,6 +45,7 @@ export abstract class NetOutput extends QueuedOutput {
     this.retryMs = opts.networkRetryMs;
     this.failureAction = opts.networkFailureAction;
     this.failureExe = opts.networkFailureExe;
+    this.retryDelayMs = opts.networkRetryMs;
   }
 
   /** Starts the first connection; subclasses call it at the end of their constructor. */
@@ -72,13 +86,46 @@ export abstract class NetOutput extends QueuedOutput {
   }
 
   protected override extraStats(): Record<string, number | string | boolean> {
-    return { connected: this.connected, peer: this.peer, connects: this.connects };
+    return {
+      connected: this.connected,
+      peer: this.peer,
+      connects: this.connects,
+      healthy: this.isHealthy,
+      retryDelayMs: this.retryDelayMs,
+    };
+  }
+
+  /**
+   * The peer has shown it takes records on this connection (an ACK, a commit): an outage ends here, not when TCP
+   * connects, and the reconnect delay goes back to network_retry_time. A peer that accepts and then closes, or
+   * answers ENDING or DISKFULL, made each reconnect a new outage with its own network_failure_action.
+   */
+  protected healthy(): void {
+    if (this.isHealthy || !this.connected) return;
+    this.isHealthy = true;
+    this.shortLived = 0;
+    this.retryDelayMs = this.retryMs;
+    if (this.healthTimer) clearTimeout(this.healthTimer);
+    this.healthTimer = null;
+    if (this.outage) {
+      this.outage = false;
+      this.diag.info(
+        { output: this.name, peer: this.peer, pending: this.queue.pending },
+        'connected again; outage over',
+      );
+    }
+  }
+
+  /** The connection has stayed up for HEALTHY_MS; by default that makes it healthy. */
+  protected onHealthyPeriod(): void {
+    this.healthy();
   }
 
   protected async shutdown(): Promise<void> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.connectTimer) clearTimeout(this.connectTimer);
-    this.retryTimer = this.connectTimer = null;
+    if (this.healthTimer) clearTimeout(this.healthTimer);
+    this.retryTimer = this.connectTimer = this.healthTimer = null;
     const s = this.sock;
     if (!s) return;
     await this.drainBeforeClose();
@@ -125,7 +172,10 @@ export abstract class NetOutput extends QueuedOutput {
       this.connected = false;
       this.connecting = false;
       if (this.connectTimer) clearTimeout(this.connectTimer);
-      this.connectTimer = null;
+      if (this.healthTimer) clearTimeout(this.healthTimer);
+      this.connectTimer = this.healthTimer = null;
+      if (wasUp && !this.isHealthy) this.shortLived++;
+      this.isHealthy = false;
       this.onDown();
       if (this.closed) return;
       this.networkFailed(
@@ -145,13 +195,13 @@ export abstract class NetOutput extends QueuedOutput {
     this.connected = true;
     this.connects++;
     if (this.connects > 1) this.counters.reconnects++;
-    if (this.outage) {
-      this.outage = false;
-      this.diag.info(
-        { output: this.name, peer: this.peer, pending: this.queue.pending },
-        'connected again; replaying spool',
-      );
-    }
+    // The outage (if any) goes on until the peer shows it takes records: healthy().
+    this.isHealthy = false;
+    if (this.healthTimer) clearTimeout(this.healthTimer);
+    this.healthTimer = setTimeout(() => {
+      this.healthTimer = null;
+      if (this.connected) this.onHealthyPeriod();
+    }, HEALTHY_MS);
     this.lastError = '';
     this.onUp();
     this.pump();
@@ -165,9 +215,21 @@ export abstract class NetOutput extends QueuedOutput {
 
   private scheduleRetry(): void {
     if (this.closed || this.retryTimer) return;
+    this.retryDelayMs = this.nextRetryDelay();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.connect();
-    }, this.retryMs);
+    }, this.retryDelayMs);
+  }
+
+  /**
+   * network_retry_time, as auditd waits; after connections that ended before they were healthy, twice as long per
+   * such connection in a row, up to MAX_BACKOFF_MS, jittered down by up to half (never below network_retry_time) so
+   * hosts dropped together do not come back together.
+   */
+  private nextRetryDelay(): number {
+    if (this.shortLived === 0) return this.retryMs;
+    const base = Math.min(MAX_BACKOFF_MS, this.retryMs * 2 ** Math.min(this.shortLived, 30));
+    return Math.max(this.retryMs, Math.round(base / 2 + (Math.random() * base) / 2));
   }
 }
