@@ -14,6 +14,20 @@ import { queuedOptions } from './transport/queued-output';
 /** Beyond this much unsent data in the socket the output waits for 'drain' (a slow peer must not grow memory). */
 const HIGH_WATER = 256 * 1024;
 const TICK_MS = 200;
+
+/**
+ * Bounds on what is written and not yet committed (the remote output's window does the same): past either the output
+ * waits for commits. They bound the daemon's memory for what is in flight (each such record is remembered) and what
+ * a broken connection sends again. With resend_window_ms W, at most maxUnconfirmedRecords per W go out.
+ */
+export interface SyslogLimits {
+  maxUnconfirmedRecords: number;
+  maxUnconfirmedBytes: number;
+}
+export const SYSLOG_LIMITS: Readonly<SyslogLimits> = {
+  maxUnconfirmedRecords: 262144,
+  maxUnconfirmedBytes: 64 * 1024 * 1024,
+};
 const AUDIT_TIME_RE = /msg=audit\((\d{1,12})\.(\d{3}):/;
 
 /** The RFC 5424 header fields that do not change per record. */
@@ -49,27 +63,107 @@ export function octetFrame(msg: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${msg.length} `, 'latin1'), msg]);
 }
 
-interface Written {
+/** One write to the socket: the records of one batch. */
+interface Batch {
+  /** Bytes written on this connection up to the end of the batch. */
+  byteEnd: number;
+  bytes: number;
+  records: number;
+  /** Queue position after its last record. */
   end: QueueCursor;
-  at: number;
+  /** When its last byte was first seen to have left this process (in the kernel's hands); 0 while it has not. */
+  sentAt: number;
+}
+
+/**
+ * What was written on a connection and not yet committed, batch by batch. A batch counts as sent once every byte up
+ * to its end has left the socket's user-space buffer (written - writableLength): with a peer slower than the spool,
+ * that buffer is never empty, and waiting for it to be (as before) committed almost nothing while the whole backlog
+ * was remembered, record by record (157 bytes of heap each: a 10 GiB replay needed 5.5 GB).
+ */
+export class SentLedger {
+  private batches: Batch[] = [];
+  private head = 0;
+  /** First batch not yet seen sent. */
+  private mark = 0;
+  /** Bytes written on this connection. */
+  written = 0;
+  /** Records and bytes written and not committed. */
+  records = 0;
+  bytes = 0;
+
+  wrote(bytes: number, records: number, end: QueueCursor): void {
+    this.written += bytes;
+    this.records += records;
+    this.bytes += bytes;
+    this.batches.push({ byteEnd: this.written, bytes, records, end, sentAt: 0 });
+  }
+
+  /** `sent` bytes of those written have left this process: the batches they complete are sent as of `now`. */
+  observe(sent: number, now: number): void {
+    while (this.mark < this.batches.length && (this.batches[this.mark] as Batch).byteEnd <= sent)
+      (this.batches[this.mark++] as Batch).sentAt = now;
+  }
+
+  /**
+   * Takes the leading batches sent at or before `before` (all of them with `all`, whether seen sent or not); returns
+   * the queue position after the last and how many records they hold, or null when none is.
+   */
+  take(before: number, all = false): { end: QueueCursor; records: number } | null {
+    let i = this.head;
+    let records = 0;
+    let bytes = 0;
+    for (; i < this.batches.length; i++) {
+      const b = this.batches[i] as Batch;
+      if (!all && (b.sentAt === 0 || b.sentAt > before)) break;
+      records += b.records;
+      bytes += b.bytes;
+    }
+    if (i === this.head) return null;
+    const end = (this.batches[i - 1] as Batch).end;
+    this.records -= records;
+    this.bytes -= bytes;
+    this.head = i;
+    if (this.mark < i) this.mark = i;
+    if (this.head === this.batches.length) {
+      this.batches = [];
+      this.head = this.mark = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.batches.length) {
+      this.batches = this.batches.slice(this.head);
+      this.mark -= this.head;
+      this.head = 0;
+    }
+    return { end, records };
+  }
+
+  /** Forgets everything (the connection is gone or new); returns how many records were not committed. */
+  reset(): number {
+    const n = this.records;
+    this.batches = [];
+    this.head = this.mark = 0;
+    this.written = this.records = this.bytes = 0;
+    return n;
+  }
 }
 
 /**
  * TCP syslog has no application-level acknowledgement, so "delivered" is inferred: a record is committed to the spool
  * once it has been in the kernel's hands for resendWindowMs while the connection stayed up. When the connection
  * breaks, everything written within that window is sent again — a peer that crashed loses nothing it had not already
- * read, at the price of possible duplicates inside the window.
+ * read, at the price of possible duplicates inside the window. What is written and not committed is bounded
+ * (SyslogLimits); a slow peer makes the output wait, not the daemon's memory grow with the backlog.
  */
 export class SyslogOutput extends NetOutput {
   private readonly spec: SyslogOutputSpec;
   private readonly header: SyslogHeader;
   private readonly contidKernel: boolean;
-  private written: Written[] = [];
+  private readonly ledger = new SentLedger();
+  private readonly limits: SyslogLimits;
   private tick: NodeJS.Timeout;
   private readonly sc = { messagesSent: 0, resent: 0, tlsErrors: 0 };
   private readonly tlsFiles: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
 
-  constructor(spec: SyslogOutputSpec, ctx: OutputContext) {
+  constructor(spec: SyslogOutputSpec, ctx: OutputContext, limits: Partial<SyslogLimits> = {}) {
     super({
       ...queuedOptions(spec, ctx, MAX_LINE_BYTES, false),
       peer: `${spec.host}:${spec.port}${spec.tls ? ' (tls)' : ''}`,
@@ -78,6 +172,7 @@ export class SyslogOutput extends NetOutput {
       networkFailureExe: spec.networkFailureExe,
     });
     this.spec = spec;
+    this.limits = { ...SYSLOG_LIMITS, ...limits };
     this.contidKernel = ctx.contidKernel;
     this.header = {
       facility: spec.facility,
@@ -128,14 +223,13 @@ export class SyslogOutput extends NetOutput {
   }
 
   protected onUp(): void {
-    this.written = [];
+    this.ledger.reset();
     this.waitingDrain = false;
     this.queue.rewind();
   }
 
   protected onDown(): void {
-    this.sc.resent += this.written.length;
-    this.written = [];
+    this.sc.resent += this.ledger.reset();
     this.waitingDrain = false;
     this.queue.rewind();
   }
@@ -149,22 +243,32 @@ export class SyslogOutput extends NetOutput {
     if (!s || !this.connected || this.suspended || this.closed || this.waitingDrain) return;
     const parts: Buffer[] = [];
     let bytes = 0;
-    const now = Date.now();
-    while (bytes < HIGH_WATER) {
+    let end: QueueCursor | null = null;
+    // Room left under the bounds; the tick's commits make more and pump again.
+    const maxRecords = this.limits.maxUnconfirmedRecords - this.ledger.records;
+    const maxBytes = this.limits.maxUnconfirmedBytes - this.ledger.bytes;
+    while (bytes < HIGH_WATER && parts.length < maxRecords && bytes < maxBytes) {
       const r = this.queue.next();
       if (!r) break;
       const f = octetFrame(r.data);
       parts.push(f);
       bytes += f.length;
-      this.written.push({ end: r.end, at: now });
+      end = r.end;
     }
-    if (parts.length === 0) return;
+    if (parts.length === 0 || end === null) return;
+    this.ledger.wrote(bytes, parts.length, end);
     this.sc.messagesSent += parts.length;
     this.sendBatch(s, Buffer.concat(parts), bytes, HIGH_WATER);
   }
 
   protected override extraStats(): Record<string, number | string | boolean> {
-    return { ...super.extraStats(), ...this.sc, unconfirmed: this.written.length, tls: this.spec.tls !== null };
+    return {
+      ...super.extraStats(),
+      ...this.sc,
+      unconfirmed: this.ledger.records,
+      unconfirmedBytes: this.ledger.bytes,
+      tls: this.spec.tls !== null,
+    };
   }
 
   protected override async drainBeforeClose(): Promise<void> {
@@ -179,7 +283,7 @@ export class SyslogOutput extends NetOutput {
     // A clean close: the peer reads everything before our FIN, so what was written counts as delivered; but only
     // once it left this process. A peer that stalled past the wait still has it in Node's buffer, which the close
     // drops: left uncommitted, it is sent again after the restart (a duplicate at worst, never a loss).
-    if (s && this.connected && s.writableLength === 0) this.commitUpTo(Infinity);
+    if (s && this.connected && s.writableLength === 0) this.commit(this.ledger.take(Infinity, true));
     this.syncQueue();
   }
 
@@ -191,21 +295,19 @@ export class SyslogOutput extends NetOutput {
   private commitOld(): void {
     const s = this.sock;
     if (!s || !this.connected) return;
-    // Data still queued in user space has not even reached the kernel: nothing after it can be trusted yet.
-    if (s.writableLength > 0) return;
-    this.commitUpTo(Date.now() - this.spec.resendWindowMs);
+    // What is still queued in user space has not even reached the kernel; everything before it has.
+    const now = Date.now();
+    this.ledger.observe(this.ledger.written - s.writableLength, now);
+    if (this.commit(this.ledger.take(now - this.spec.resendWindowMs))) this.pump();
   }
 
-  private commitUpTo(before: number): void {
-    let n = 0;
-    while (n < this.written.length && (this.written[n] as Written).at <= before) n++;
-    if (n === 0) return;
-    const last = this.written[n - 1] as Written;
-    this.written.splice(0, n);
-    this.queue.commit(last.end);
-    this.counters.delivered += n;
+  private commit(c: { end: QueueCursor; records: number } | null): boolean {
+    if (!c) return false;
+    this.queue.commit(c.end);
+    this.counters.delivered += c.records;
     this.markDirty();
     // Records stayed in the kernel's hands for the resend window while connected: an outage is over.
     this.healthy();
+    return true;
   }
 }

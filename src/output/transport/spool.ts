@@ -135,6 +135,8 @@ export class Spool implements RecordQueue {
   private rfdSeg = -1;
   /** End cursors of records handed out but not committed, to count what a commit releases. */
   private inFlight: { end: QueueCursor; bytes: number }[] = [];
+  /** inFlight[inHead..] are still in flight (the front is dropped in bulk: a commit costs what it releases). */
+  private inHead = 0;
   private closed = false;
 
   constructor(opts: SpoolOptions) {
@@ -285,14 +287,22 @@ export class Spool implements RecordQueue {
   }
 
   commit(end: QueueCursor): void {
-    let n = 0;
     let bytes = 0;
-    while (n < this.inFlight.length && cmp((this.inFlight[n] as { end: QueueCursor }).end, end) <= 0) {
-      bytes += (this.inFlight[n] as { bytes: number }).bytes;
-      n++;
+    let i = this.inHead;
+    while (i < this.inFlight.length && cmp((this.inFlight[i] as { end: QueueCursor }).end, end) <= 0) {
+      bytes += (this.inFlight[i] as { bytes: number }).bytes;
+      i++;
     }
+    const n = i - this.inHead;
     if (n === 0) return;
-    this.inFlight.splice(0, n);
+    this.inHead = i;
+    if (i === this.inFlight.length) {
+      this.inFlight = [];
+      this.inHead = 0;
+    } else if (i >= 1024 && i * 2 >= this.inFlight.length) {
+      this.inFlight = this.inFlight.slice(i);
+      this.inHead = 0;
+    }
     this.pendingRecords -= n;
     this.pendingBytes -= bytes;
     this.committed = { ...end };
@@ -319,6 +329,7 @@ export class Spool implements RecordQueue {
   rewind(): void {
     this.read = { ...this.committed };
     this.inFlight = [];
+    this.inHead = 0;
   }
 
   lastPending(): Buffer | null {
@@ -396,6 +407,7 @@ export class Spool implements RecordQueue {
     this.segs = [first];
     this.read = { seg: 0, off: 0 };
     this.inFlight = [];
+    this.inHead = 0;
     this.pendingBytes = 0;
     return first;
   }
