@@ -71,6 +71,7 @@ const PROM_METRICS: [keyof CollectCounters, string, 'counter' | 'gauge'][] = [
   ['duplicates', 'Messages recognised as already written (by id or in the log tail) and acknowledged.', 'counter'],
   ['redeliveries', 'Messages the server delivered more than once.', 'counter'],
   ['rejected', 'Messages refused as not auditmux events (terminated, not written).', 'counter'],
+  ['escaped', 'Record lines received with control bytes in their text, written escaped (\\ooo).', 'counter'],
   ['errors', 'Fetch and write errors.', 'counter'],
   ['claimWaits', 'Events left for redelivery because another instance holds their claim.', 'counter'],
   ['claimTakeovers', 'Stale claims of another instance taken over (that instance stalled or died).', 'counter'],
@@ -94,6 +95,8 @@ export interface CollectCounters {
   duplicates: number;
   redeliveries: number;
   rejected: number;
+  /** Record lines received with control bytes in their text (written with them escaped). */
+  escaped: number;
   lag: number;
   nodes: number;
   errors: number;
@@ -286,6 +289,7 @@ export class Collector {
     duplicates: 0,
     redeliveries: 0,
     rejected: 0,
+    escaped: 0,
     lag: 0,
     nodes: 0,
     errors: 0,
@@ -768,6 +772,7 @@ export class Collector {
       this.refuse(m, e instanceof PayloadError ? e.message : `unreadable message: ${printable(e)}`);
       return null;
     }
+    this.counters.escaped += ev.escaped;
     // The id's token, checked against the subject's and the lines' (unless node_token is 0: the lines' then, as
     // before). A token of the lines' escaped text would differ from it for any name the escape changes.
     const node = this.cfg.nodeToken === 0 && ev.node !== null ? lineNodeToken(ev.node) : (idm[1] as string);

@@ -238,7 +238,8 @@ test(
             await Promise.all(held.map(closed));
             assert.equal((await aggStats(dir)).idleClosed, 3);
 
-            // newline injection in a managed frame and a terminal escape in an ascii line: refused and counted, acked
+            // newline injection in a managed frame: refused and counted, acked; a terminal escape in an ascii line's
+            // text: written escaped (\033, \007), counted
             const s = await connectTcp(port);
             s.write(
               frame(
@@ -248,7 +249,14 @@ test(
               ),
             );
             s.write('node=web1 type=USER msg=audit(1.000:3): \x1b]0;x\x07\n');
-            await waitFor(async () => (await aggStats(dir)).invalid === 2, 5000, 'two refused records');
+            await waitFor(
+              async () => {
+                const st = await aggStats(dir);
+                return st.invalid === 1 && st.escaped === 1;
+              },
+              5000,
+              'one refused record, one escaped',
+            );
             s.destroy();
 
             // real audisp-remote, forged node=, four times faster than its rate: slowed down, nothing lost
@@ -284,6 +292,7 @@ test(
           );
           assert.doesNotMatch(remote, /^node=dc01 /m, 'no line passes for dc01');
           assert.doesNotMatch(remote, /USER_LOGIN|\x1b/);
+          assert.match(remote, /^node=127\.0\.0\.1\/web1 type=USER msg=audit\(1\.000:3\): \\033\]0;x\\007$/m);
           assert.match(remote, /type=DAEMON_ACCEPT msg=audit\([0-9.:]+\): addr=127\.0\.0\.1:\d+ port=\d+ res=success/);
           // the host log has its own history only: nothing the peers sent, not even their connections
           assert.doesNotMatch(host, /op=test seq=|DAEMON_ACCEPT|DAEMON_CLOSE|node=/);

@@ -96,7 +96,7 @@ test('listen config: plain TCP off loopback needs plain_tcp: true; TLS needs cer
   );
 });
 
-test('vetLine: node= bound to the peer by policy; no node= gets the peer; control bytes and non-records refused', () => {
+test('vetLine: node= bound to the peer by policy; no node= gets the peer; control bytes escaped; non-records refused', () => {
   const v = (s: string, pol: 'prefix' | 'check' | 'keep' = 'prefix', id = '10.0.0.5'): string => {
     const r = vetLine(Buffer.from(s, 'latin1'), id, pol);
     return r.ok ? r.line.toString('latin1') : `REFUSED ${r.reason}`;
@@ -109,10 +109,21 @@ test('vetLine: node= bound to the peer by policy; no node= gets the peer; contro
   assert.match(v(`node=dc01 ${rec}`, 'check'), /^REFUSED node=dc01 is not the peer's identity 10\.0\.0\.5/);
   assert.equal(v(`node=web1 ${rec}`, 'check', 'web1'), `node=web1 ${rec}`);
   assert.equal(v(`node=dc01 ${rec}`, 'keep'), `node=dc01 ${rec}`);
-  assert.match(v(`node=a ${rec}\nnode=dc01 ${rec}`), /^REFUSED control byte 0x0a/);
-  assert.match(v(`node=a ${rec}\rX`), /^REFUSED control byte 0x0d/);
-  assert.match(v(`node=a ${rec} x=\x1b[2J`), /^REFUSED control byte 0x1b/);
-  assert.match(v(`node=a ${rec}\x7f`), /^REFUSED control byte 0x7f/);
+  // A newline inside a record: no audit daemon writes one (a newline in record text is written as a space), and it
+  // would start a forged line. Refused.
+  assert.match(v(`node=a ${rec}\nnode=dc01 ${rec}`), /^REFUSED newline \(byte 0x0a\) at offset/);
+  // CR, ESC, DEL, TAB in a record's text: a user message's msg='...' keeps them in the host's own log (the kernel
+  // copies it as sent, auditd writes it so). They used to refuse the record, which the host had logged and the
+  // central log then never had; now they are written as \ooo, on one line, nothing a terminal acts on.
+  assert.equal(v(`node=a ${rec}\rX`), `node=10.0.0.5/a ${rec}\\015X`);
+  assert.equal(v(`node=a ${rec} x=\x1b[2J`), `node=10.0.0.5/a ${rec} x=\\033[2J`);
+  assert.equal(v(`node=a ${rec}\x7f`), `node=10.0.0.5/a ${rec}\\177`);
+  assert.equal(v(`${rec} msg='a\tb\x01'`), `node=10.0.0.5 ${rec} msg='a\\011b\\001'`);
+  // ... but not in auditd's header, which no host writes with one.
+  assert.match(v(`node=a\tb ${rec}`, 'keep'), /^REFUSED control byte 0x09 at offset 6 in the header/);
+  assert.match(v(`type=USER\tmsg=audit(1.000:1): x`), /^REFUSED not an audit record/);
+  // A NUL ends the record, as auditd takes the payload for a C string.
+  assert.equal(v(`${rec}\0\x1b[2J`), `node=10.0.0.5 ${rec}`);
   assert.equal(
     v(`node=a ${rec}\x1dUID="root"\n`, 'keep'),
     `node=a ${rec}\x1dUID="root"`,
@@ -153,6 +164,28 @@ test('aggregator: forged node= is prefixed, a line without node= gets the peer, 
     s.write(`node=dc01 ${rec}\n\x1b[2Jtype=X msg=y\n`);
     await waitFor(() => got.length === 3 && agg.stats().invalid === 3, 5000, 'ascii lines vetted');
     assert.equal(got[2], `node=127.0.0.1/dc01 ${rec}`);
+    s.destroy();
+  } finally {
+    await agg.close();
+  }
+});
+
+test('aggregator: a USER record whose message holds TAB and ESC is written with them as \\011 and \\033, counted escaped', async () => {
+  const { agg, got } = await collectingAggregator(await listenCfg());
+  try {
+    const s = await connectTcp(agg.port);
+    // As a host's auditd logged it: the kernel copies a user message's text as sent.
+    const rec = (n: number): string =>
+      `type=USER msg=audit(1700000000.000:${n}): pid=1 uid=0 auid=1000 ses=1 msg='op=note text="a\tb\x1b[2Jc" res=success'`;
+    const esc = (n: number): string =>
+      `type=USER msg=audit(1700000000.000:${n}): pid=1 uid=0 auid=1000 ses=1 msg='op=note text="a\\011b\\033[2Jc" res=success'`;
+    const replies = await sendManaged(s, [`node=web1 ${rec(1)}`, rec(2)]);
+    assert.deepEqual(replies, [RMW.ACK, RMW.ACK]);
+    s.write(`${rec(3)}\n`);
+    await waitFor(() => got.length === 3, 5000, 'the ascii line');
+    assert.deepEqual(got, [`node=127.0.0.1/web1 ${esc(1)}`, `node=127.0.0.1 ${esc(2)}`, `node=127.0.0.1 ${esc(3)}`]);
+    assert.equal(agg.stats().escaped, 3);
+    assert.equal(agg.stats().invalid, 0);
     s.destroy();
   } finally {
     await agg.close();

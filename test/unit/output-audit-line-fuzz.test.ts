@@ -1,8 +1,9 @@
 // The one "is this a safe auditd line" vetter (src/output/audit-line.ts), fixed seed: it holds its promises, and the
-// aggregator (vetLine) and the NATS collector (decodeBody) accept exactly what it accepts.
+// aggregator (vetLine) and the NATS collector (decodeBody) accept exactly what vetAuditLine accepts (a record's text
+// may hold control bytes, written escaped) and write only lines that pass lineProblem.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_AUDIT_LINE, lineProblem } from '../../src/output/audit-line';
+import { MAX_AUDIT_LINE, lineProblem, vetAuditLine } from '../../src/output/audit-line';
 import { vetLine } from '../../src/output/remote/aggregator';
 import { decodeBody } from '../../src/output/nats/payload';
 import { budget } from '../helpers/fuzz';
@@ -52,9 +53,30 @@ function oracle(line: string): boolean {
   return extra === undefined && digits(sec ?? '', 1, 12) && digits(ms ?? '', 3, 3) && digits(serial, 1, 20);
 }
 
+/**
+ * What the aggregator and the collector take (escaping the rest): a line that is safe once every control byte of its
+ * text (not of its header) is replaced, with no newline or NUL anywhere.
+ */
+function escapable(line: string): boolean {
+  if (line.length === 0 || line.length > MAX_AUDIT_LINE || line.includes('\n') || line.includes('\0')) return false;
+  const headEnd = line.indexOf('): ');
+  if (headEnd < 0) return false;
+  const head = line.slice(0, headEnd + 3);
+  for (let i = 0; i < head.length; i++) {
+    const c = head.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return false;
+  }
+  let plain = head;
+  for (let i = head.length; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    plain += (c < 0x20 && c !== 0x1d) || c === 0x7f ? 'X' : line[i];
+  }
+  return oracle(plain);
+}
+
 const TYPES = ['SYSCALL', 'PATH', 'USER_LOGIN', 'UNKNOWN[1336]', 'UNKNOWN[]', 'UNKNOWN[x]', 'syscall', 'A B', ''];
 const STAMPS = ['1700000000.123:42', '1.000:1', '1.0:1', '1700000000.123', '12345678901234.000:1', ':'];
-const PIECES = [' a=1', ' name="/x"', " msg='op=x res=1'", '\x1dUID="root"', '\n', '\r', '\0', '\x1b[2J', '\x7f'];
+const PIECES = [' a=1', ' name="/x"', " msg='op=x res=1'", '\x1dUID="root"', '\n', '\r', '\0', '\x1b[2J', '\x7f', '\t'];
 
 /** Lines near the boundary: mostly well-formed headers, with a flaw in one place now and then. */
 function line(r: () => number): string {
@@ -62,7 +84,7 @@ function line(r: () => number): string {
   if (intBelow(r, 2)) s += `node=${['web1', '10.0.0.5', 'a/b', '"x', ''][intBelow(r, 5)]} `;
   if (intBelow(r, 20)) s += `type=${TYPES[intBelow(r, TYPES.length)]} `;
   if (intBelow(r, 20)) s += `msg=audit(${STAMPS[intBelow(r, STAMPS.length)]}): `;
-  for (let k = intBelow(r, 6); k > 0; k--) s += intBelow(r, 4) ? PIECES[intBelow(r, 3)] : PIECES[intBelow(r, 9)];
+  for (let k = intBelow(r, 6); k > 0; k--) s += intBelow(r, 4) ? PIECES[intBelow(r, 3)] : PIECES[intBelow(r, 10)];
   if (intBelow(r, 50) === 0) s += 'p'.repeat(MAX_AUDIT_LINE - s.length + intBelow(r, 3) - 1);
   if (intBelow(r, 30) === 0) s += String.fromCharCode(0x80 + intBelow(r, 128));
   return s;
@@ -80,36 +102,62 @@ test('auditd lines the old vetters refused: UNKNOWN[n] types pass the vetter, th
   }
 });
 
-test(`lineProblem agrees with an independent oracle over ${ITERS} lines; the aggregator and the collector with it`, () => {
+test(`lineProblem and vetAuditLine agree with independent oracles over ${ITERS} lines; the aggregator and the collector with them`, () => {
   const r = prng(SEED);
   let safe = 0;
+  let escaped = 0;
   for (let i = 0; i < ITERS; i++) {
     const l = line(r);
     const why = `seed ${SEED} iteration ${i}: ${JSON.stringify(l.length > 200 ? `${l.slice(0, 200)}...` : l)}`;
     const p = lineProblem(l);
     assert.equal(p === null, oracle(l), `${why}: ${p}`);
     if (p === null) safe++;
+    const ok = escapable(l);
+    const vet = vetAuditLine(l);
+    assert.equal(!('problem' in vet), ok, `${why}: ${JSON.stringify(vet)}`);
+    if (!('problem' in vet)) {
+      // What is written is a safe line: as it came when it was one, else with its control bytes escaped.
+      assert.equal(lineProblem(vet.line), null, `${why}: written as ${JSON.stringify(vet.line)}`);
+      if (p === null) assert.equal(vet.line, l, why);
+      else escaped++;
+      assert.equal(vet.escaped > 0, p !== null, why);
+    }
     // The aggregator: trailing newlines and what follows a NUL are the frame's, not the line's.
     if (!/[\n\r\0]$/.test(l) && !l.includes('\0')) {
       const node = /^node=([^ ]*) /.exec(l)?.[1];
       const v = vetLine(Buffer.from(l, 'latin1'), 'web1', 'keep');
-      if (v.ok) assert.equal(p, null, why);
-      else if (p === null) assert.ok(node !== undefined && !IDENTITY_RE.test(node), `${why}: ${v.reason}`);
+      if (v.ok) assert.ok(ok, why);
+      else if (ok) assert.ok(node !== undefined && !IDENTITY_RE.test(node), `${why}: ${v.reason}`);
       if (v.ok) {
         const out = v.line.toString('latin1');
+        const want = 'problem' in vet ? '' : vet.line;
+        assert.equal(out, node === undefined ? `node=web1 ${want}` : want, why);
         if (out.length <= MAX_AUDIT_LINE) assert.equal(lineProblem(out), null, `${why}: written as ${out}`);
       }
     }
-    // The collector: a one-line text body decodes exactly when its line is safe.
+    // The collector: a one-line text body decodes exactly when its line is escapable, into the vetted line.
     if (l.length > 0 && l[0] !== '{' && !l.includes('\n')) {
-      let decoded = true;
+      let decoded: string[] | null;
       try {
-        decodeBody(Buffer.from(`${l}\n`, 'latin1'));
+        decoded = decodeBody(Buffer.from(`${l}\n`, 'latin1')).lines;
       } catch {
-        decoded = false;
+        decoded = null;
       }
-      assert.equal(decoded, p === null, why);
+      assert.deepEqual(decoded, 'problem' in vet ? null : [vet.line], why);
     }
   }
   assert.ok(safe > ITERS / 20, `enough safe lines generated (${safe})`);
+  assert.ok(escaped > ITERS / 50, `enough lines escaped (${escaped})`);
+});
+
+test('vetAuditLine: escapes that pass the line length limit are cut at a whole escape', () => {
+  const head = 'type=USER msg=audit(1.000:1): ';
+  for (let pad = 0; pad < 4; pad++) {
+    const l = head + 'p'.repeat(pad) + '\x1b'.repeat(MAX_AUDIT_LINE - head.length - pad);
+    const v = vetAuditLine(l);
+    assert.ok(!('problem' in v));
+    assert.ok(v.line.length <= MAX_AUDIT_LINE && v.line.length > MAX_AUDIT_LINE - 4, `${v.line.length}`);
+    assert.match(v.line.slice(head.length + pad), /^(\\033)+$/);
+    assert.equal(lineProblem(v.line), null);
+  }
 });

@@ -1,6 +1,6 @@
 // Message bodies of the nats output (auditd text lines, or one JSON object per event as src/output/event-json.ts
 // encodes it for logs too) and their strict decoding.
-import { AUDIT_LINE_RE as TYPE_RE, lineProblem } from '../audit-line';
+import { AUDIT_LINE_RE as TYPE_RE, vetAuditLine } from '../audit-line';
 import { encodeEventJson } from '../event-json';
 import type { ContainerEntry } from '../container-fields';
 
@@ -28,7 +28,10 @@ export function encodeBody(
 export class PayloadError extends Error {}
 
 export interface DecodedEvent {
+  /** The lines as they are written: control bytes of a record's text escaped (vetAuditLine). */
   lines: string[];
+  /** How many of them had bytes escaped. */
+  escaped: number;
   /** node= of the lines (all the same), or null when they carry none. */
   node: string | null;
   time: string;
@@ -37,7 +40,9 @@ export interface DecodedEvent {
 
 /**
  * Decodes a message body as a collector receives it from anyone allowed to publish on the subject: text lines or the
- * JSON form, strictly. Every line must pass lineProblem, belong to one event (same stamp) and one node.
+ * JSON form, strictly. Every line must pass vetAuditLine (the control bytes a host keeps in a user message's text are
+ * escaped, not refused: the record reached the host's log and must reach the central one), belong to one event
+ * (same stamp) and one node.
  */
 export function decodeBody(body: Uint8Array): DecodedEvent {
   if (body.length === 0) throw new PayloadError('empty message');
@@ -72,10 +77,13 @@ export function decodeBody(body: Uint8Array): DecodedEvent {
   }
   let node: string | null | undefined;
   let stamp = '';
+  let escaped = 0;
   for (let i = 0; i < lines.length; i++) {
-    const l = lines[i] as string;
-    const p = lineProblem(l);
-    if (p) throw new PayloadError(`line ${i + 1}: ${p}`);
+    const v = vetAuditLine(lines[i] as string);
+    if ('problem' in v) throw new PayloadError(`line ${i + 1}: ${v.problem}`);
+    const l = v.line;
+    lines[i] = l;
+    if (v.escaped > 0) escaped++;
     const m = TYPE_RE.exec(l) as RegExpExecArray;
     const n = m[1] ?? null;
     const s = `${m[3]}:${m[4]}`;
@@ -86,5 +94,5 @@ export function decodeBody(body: Uint8Array): DecodedEvent {
     else if (s !== stamp) throw new PayloadError(`line ${i + 1}: event stamp differs from the first line's`);
   }
   const [time, serial] = stamp.split(':') as [string, string];
-  return { lines, node: node ?? null, time, serial };
+  return { lines, escaped, node: node ?? null, time, serial };
 }

@@ -5,7 +5,7 @@ import * as tls from 'node:tls';
 import { LISTEN_DEFAULTS, type ListenConfig, type NodePolicy } from '../../config/schema';
 import { IoError } from '../../errors';
 import { readPem } from '../../safefs';
-import { AUDIT_LINE_RE, lineProblem } from '../audit-line';
+import { AUDIT_LINE_RE, vetAuditLine } from '../audit-line';
 import type { Diag } from '../output';
 import type { SinkState } from '../sink';
 import { FrameParser, RMW, frame, type ParsedItem } from './protocol';
@@ -70,30 +70,30 @@ export function listenTlsOptions(t: NonNullable<ListenConfig['tls']>): tls.Secur
   return o;
 }
 
-export type VetResult = { ok: true; line: Buffer } | { ok: false; reason: string };
+export type VetResult = { ok: true; line: Buffer; escaped: number } | { ok: false; reason: string };
 
 /**
- * What goes into the log for one received record, or why it does not. The line must be a safe auditd line
- * (lineProblem, src/output/audit-line.ts: no control byte but one ENRICHED separator, so no peer can write a second
- * line or a terminal escape; auditd's header); and its node= is bound to what the peer authenticated as:
+ * What goes into the log for one received record, or why it does not. The line must be an auditd line
+ * (vetAuditLine, src/output/audit-line.ts: auditd's header, one ENRICHED separator at most, no newline or NUL); the
+ * control bytes a host keeps in a user message's text (TAB, CR, ESC, DEL) are written `\ooo`, so no peer can write
+ * a second line or a terminal escape and the host's record still arrives; and its node= is bound to what the peer
+ * authenticated as:
  *  - no node=: the peer's identity is added, so a remote record can never pass for a local one;
  *  - prefix: a claimed name other than the identity is kept behind it, `node=IDENTITY/CLAIMED`;
  *  - check:  a claimed name other than the identity refuses the record;
  *  - keep:   auditd's behaviour, the claimed name is written as sent.
  */
 export function vetLine(payload: Buffer, identity: string, policy: NodePolicy): VetResult {
-  const line = trimLine(payload);
-  const text = line.toString('latin1');
-  const problem = lineProblem(text);
-  if (problem) return { ok: false, reason: problem };
+  const v = vetAuditLine(trimLine(payload).toString('latin1'));
+  if ('problem' in v) return { ok: false, reason: v.problem };
+  const { line: text, escaped } = v;
   const claimed = (AUDIT_LINE_RE.exec(text) as RegExpExecArray)[1];
-  if (claimed === undefined)
-    return { ok: true, line: Buffer.concat([Buffer.from(`node=${identity} `, 'latin1'), line]) };
+  if (claimed === undefined) return { ok: true, line: Buffer.from(`node=${identity} ${text}`, 'latin1'), escaped };
   if (!IDENTITY_RE.test(claimed)) return { ok: false, reason: 'node= is not a host name or address' };
-  if (policy === 'keep' || claimed === identity) return { ok: true, line };
+  if (policy === 'keep' || claimed === identity) return { ok: true, line: Buffer.from(text, 'latin1'), escaped };
   if (policy === 'check') return { ok: false, reason: `node=${claimed} is not the peer's identity ${identity}` };
-  const rest = line.subarray(`node=${claimed}`.length);
-  return { ok: true, line: Buffer.concat([Buffer.from(`node=${identity}/${claimed}`, 'latin1'), rest]) };
+  const rest = text.slice(`node=${claimed}`.length);
+  return { ok: true, line: Buffer.from(`node=${identity}/${claimed}${rest}`, 'latin1'), escaped };
 }
 
 /** The name a verified client certificate stands for: its first DNS subjectAltName, else its subject CN. */
@@ -113,7 +113,8 @@ interface Bucket {
 /**
  * Accepts managed frames and ascii lines on one port, as auditd's listener does, and sends each vetted record to
  * `sink`. A managed MESSAGE is acked after the sink took it, the point where auditd acks too; a refused record (see
- * vetLine) is acked as well, since sending it again cannot make it valid, and counted. When the log cannot take
+ * vetLine) is acked as well, since sending it again cannot make it valid, and counted (`invalid`); one written with
+ * escaped control bytes is counted `escaped`. When the log cannot take
  * records the reply is DISKFULL/DISKERROR and the client keeps the record; a low disk gives DISKLOW.
  *
  * A peer over its rate is not dropped but slowed down: the socket is no longer read until its bucket has tokens
@@ -133,6 +134,8 @@ export function startAggregator(
     refused: 0,
     protocolErrors: 0,
     invalid: 0,
+    /** Records written with control bytes of their text escaped (\ooo). */
+    escaped: 0,
     throttled: 0,
     idleClosed: 0,
     tlsRefused: 0,
@@ -353,6 +356,7 @@ export function startAggregator(
       else {
         sink(v.line);
         counters.records++;
+        if (v.escaped > 0) counters.escaped++;
       }
     };
 
