@@ -1,5 +1,6 @@
 // File access that an attacker cannot steer: bounded reads of regular files only, optionally refusing symlinks.
 import * as fs from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { IoError } from './errors';
 
 export interface BoundedReadOptions {
@@ -75,9 +76,6 @@ export function readPem(path: string, what: string): Buffer {
 // ---------------------------------------------------------------------------------------------------------------
 // Write side: every file auditmux creates or writes goes through these, so a name planted by someone who can write
 // in one of its directories (a symlink, a hard link to another file, a FIFO) never redirects a write made as root.
-
-// Hoisted like any import; kept here so this section is a pure append to the file.
-import { basename, dirname } from 'node:path';
 
 export interface NoFollowOptions {
   /** Permission bits for a file that gets created. */
@@ -185,6 +183,52 @@ export function createExclusive(path: string, opts: NoFollowOptions & { replaceS
       throw new IoError(`cannot remove stale ${opts.what ?? 'file'} ${path} (${errCode(e)})`, 'E_IO', { cause: e });
   }
   return openNoFollow(path, flags, opts);
+}
+
+/**
+ * Replaces `file` with `data`: a temporary beside it (`.NAME.tmp`, O_EXCL|O_NOFOLLOW, 0600, a stale one unlinked
+ * first) written in full, fsynced when `sync`, then renamed over it, so a reader sees the old file or the new one,
+ * never a part. The temporary goes on any failure. Throws IoError (or the write's error).
+ */
+export function replaceFile(file: string, data: string, opts: { what: string; sync: boolean }): void {
+  const tmp = join(dirname(file), `.${basename(file)}.tmp`);
+  const { fd } = createExclusive(tmp, { mode: 0o600, what: `${opts.what} temporary`, replaceStale: true });
+  try {
+    try {
+      const b = Buffer.from(data, 'utf8');
+      for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off, b.length - off);
+      if (opts.sync) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * The object of a state file that holds for one boot only (`{version, boot, ...}`: pids, kernel rules), or `fail`'s
+ * error naming what is wrong: not JSON, not an object, another version, another boot.
+ */
+export function bootStateDocument(
+  text: string,
+  version: number,
+  boot: string,
+  fail: (reason: string) => Error,
+): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw fail(`not JSON (${(e as Error).message})`);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw fail('not an object');
+  const d = doc as Record<string, unknown>;
+  if (d.version !== version) throw fail(`version ${String(d.version)}, expected ${version}`);
+  if (d.boot !== boot) throw fail('written during another boot');
+  return d;
 }
 
 /** The entry under `path` without following it, or null when there is none. */

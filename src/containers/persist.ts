@@ -1,11 +1,9 @@
 // The container registry across daemon restarts: a bounded JSON state file, written atomically without following
 // links, read size-bounded and validated field by field. The writer keeps to the reader's limits (trimming, and
 // saying what), and the reader skips an entry it cannot use: one container's metadata never costs the others theirs.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { AuditmuxError, ExitCode } from '../errors';
 import { AUDIT_CID_UNSET } from '../kernel/constants';
-import { createExclusive, lstatOrNull, readBounded } from '../safefs';
+import { bootStateDocument, lstatOrNull, readBounded, replaceFile } from '../safefs';
 import type { ContainerMeta } from './metadata';
 import { RUNTIME_KEY_RE } from './oci-state';
 import type { ContainerInfo, ContainerSource } from './registry';
@@ -224,21 +222,7 @@ export function encodeState(
 
 /** Writes the state: a new temporary (O_EXCL|O_NOFOLLOW, 0600), fsynced, then renamed over the old file. */
 export function writeState(file: string, text: string): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
-  const { fd } = createExclusive(tmp, { mode: 0o600, what: 'container state temporary', replaceStale: true });
-  try {
-    try {
-      const b = Buffer.from(text, 'utf8');
-      for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off, b.length - off);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  replaceFile(file, text, { what: 'container state', sync: true });
 }
 
 function str(o: Obj, k: string, at: string, optional = false): string | undefined {
@@ -320,16 +304,8 @@ export interface ParsedState {
  * JSON, another version or boot, too many entries); a bad entry is skipped and named in `skipped`.
  */
 export function parseState(text: string, boot: string): ParsedState {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (e) {
-    throw new ContainerStateError(`not JSON (${(e as Error).message})`);
-  }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new ContainerStateError('not an object');
-  const d = doc as Obj;
-  if (d.version !== VERSION) throw new ContainerStateError(`version ${String(d.version)}, expected ${VERSION}`);
-  if (d.boot !== boot) throw new ContainerStateError('written during another boot (its pids are gone)');
+  // Its pids are gone after a reboot: a file from another boot is refused whole.
+  const d = bootStateDocument(text, VERSION, boot, (reason) => new ContainerStateError(reason)) as Obj;
   if (!Array.isArray(d.containers) || d.containers.length > MAX_PERSISTED)
     throw new ContainerStateError(`containers must be a list of at most ${MAX_PERSISTED}`);
   const seen = new Set<bigint>();

@@ -3,9 +3,8 @@
 // the settings to restore and which of the kernel's rules are auditmux's to delete.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import { AuditmuxError, ExitCode } from '../errors';
-import { checkDirSafe, createExclusive, lstatOrNull, readBounded } from '../safefs';
+import { bootStateDocument, checkDirSafe, lstatOrNull, readBounded, replaceFile } from '../safefs';
 
 /** The file's name, beside the control socket and containers.state. */
 export const KERNEL_STATE_FILE = 'kernel.state';
@@ -73,17 +72,8 @@ function u32(o: Record<string, unknown>, k: string, max = U32_MAX): number {
 
 /** Parses and checks the file's text; throws KernelStateError naming what is wrong. */
 export function parseKernelState(text: string, boot: string): KernelState {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (e) {
-    throw new KernelStateError(`not JSON (${(e as Error).message})`);
-  }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new KernelStateError('not an object');
-  const d = doc as Record<string, unknown>;
-  if (d.version !== VERSION) throw new KernelStateError(`version ${String(d.version)}, expected ${VERSION}`);
   // The kernel's rules and settings do not outlive a boot: a file from another one describes nothing here.
-  if (d.boot !== boot) throw new KernelStateError('written during another boot');
+  const d = bootStateDocument(text, VERSION, boot, (reason) => new KernelStateError(reason));
   if (typeof d.pid !== 'number' || !Number.isSafeInteger(d.pid) || d.pid <= 0)
     throw new KernelStateError('pid must be a positive integer');
   const f = d.found;
@@ -137,20 +127,7 @@ export function readKernelState(file: string, boot: string): KernelState | null 
  * kernel's state) does not survive a reboot either, and a rename is atomic for a process that dies at any point.
  */
 export function writeKernelState(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.tmp`);
-  const { fd } = createExclusive(tmp, { mode: 0o600, what: 'kernel state temporary', replaceStale: true });
-  try {
-    try {
-      const b = Buffer.from(text, 'utf8');
-      for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off, b.length - off);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  replaceFile(file, text, { what: 'kernel state', sync: false });
 }
 
 /** Removes the file (a clean stop); a missing one is fine. */
