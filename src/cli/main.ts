@@ -347,7 +347,7 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
     .option('--json', 'JSON output')
     .option('-c, --config <file>', 'configuration file (for the control socket path)')
     .action(async (o: { json?: boolean; config?: string }) => {
-      const rows = (await ctl(o.config, 'containers')) as Array<Record<string, unknown>>;
+      const rows = await allContainers((offset) => ctl(o.config, 'containers', { offset }));
       io.out(o.json ? jsonLine(rows) : formatContainers(rows));
       // Hooks that failed open leave no trace the runtime shows: the table says how many (the JSON stays the rows).
       if (!o.json) {
@@ -460,4 +460,23 @@ function splitSelectors(text: string): string[] {
     .split(',')
     .map((t) => t.trim())
     .filter((t) => t.length > 0);
+}
+
+/**
+ * Every container the daemon knows, read page by page (ContainersPage): a page is at most 1 MiB, so a list of any
+ * size passes the control socket's reply limit. Stops when a page would not move on (a daemon that answers wrong).
+ */
+export async function allContainers(
+  page: (offset: number) => Promise<unknown>,
+): Promise<Array<Record<string, unknown>>> {
+  const rows: Array<Record<string, unknown>> = [];
+  for (let offset: number | null = 0; offset !== null;) {
+    const p = (await page(offset)) as { rows?: unknown; next?: unknown };
+    if (!Array.isArray(p?.rows))
+      throw new AuditmuxError('E_CONTROL_PROTOCOL', 'containers: the daemon sent no page of rows', ExitCode.FAILURE);
+    rows.push(...(p.rows as Array<Record<string, unknown>>));
+    const next: number | null = typeof p.next === 'number' && p.next > offset ? p.next : null;
+    offset = next;
+  }
+  return rows;
 }
