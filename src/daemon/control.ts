@@ -400,7 +400,30 @@ export function controlRequest(
       reject(new IoError(`control socket ${path}: no answer in ${timeoutMs} ms`, 'E_TIMEOUT'));
     }, timeoutMs);
     s.setEncoding('utf8');
-    s.on('connect', () => s.write(JSON.stringify({ id: 1, cmd, args }, bigintJson) + '\n'));
+    s.on('connect', () => {
+      // Whoever listens gets the request (an OCI hook's container state, aux add's paths) and is believed: only the
+      // daemon's uid, root (or this client's own), may. The daemon checks its directories when it binds; a socket
+      // put at the path by anyone else (a directory made writable later) is refused here before a byte is sent.
+      let uid = -1;
+      try {
+        uid = peerOf(s).uid;
+      } catch {
+        // no credentials: refused below
+      }
+      const me = process.geteuid?.() ?? 0;
+      if (uid !== 0 && uid !== me) {
+        clearTimeout(timer);
+        s.destroy();
+        reject(
+          new IoError(
+            `control socket ${path}: the listener runs as uid ${uid}, not root; nothing was sent`,
+            'E_UNTRUSTED_PEER',
+          ),
+        );
+        return;
+      }
+      s.write(JSON.stringify({ id: 1, cmd, args }, bigintJson) + '\n');
+    });
     s.on('data', (d: string) => {
       buf += d;
       const nl = buf.indexOf('\n');
