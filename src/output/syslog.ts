@@ -9,6 +9,7 @@ import { MAX_LINE_BYTES } from './format';
 import type { OutputContext } from './output';
 import type { QueueCursor } from './transport/spool';
 import { NetOutput } from './transport/net-output';
+import { Fifo } from './transport/fifo';
 import { queuedOptions } from './transport/queued-output';
 
 /** Beyond this much unsent data in the socket the output waits for 'drain' (a slow peer must not grow memory). */
@@ -82,9 +83,8 @@ interface Batch {
  * was remembered, record by record (157 bytes of heap each: a 10 GiB replay needed 5.5 GB).
  */
 export class SentLedger {
-  private batches: Batch[] = [];
-  private head = 0;
-  /** First batch not yet seen sent. */
+  private readonly batches = new Fifo<Batch>();
+  /** Batches at the front already seen sent (the first not seen is at this place). */
   private mark = 0;
   /** Bytes written on this connection. */
   written = 0;
@@ -101,8 +101,8 @@ export class SentLedger {
 
   /** `sent` bytes of those written have left this process: the batches they complete are sent as of `now`. */
   observe(sent: number, now: number): void {
-    while (this.mark < this.batches.length && (this.batches[this.mark] as Batch).byteEnd <= sent)
-      (this.batches[this.mark++] as Batch).sentAt = now;
+    for (let b = this.batches.at(this.mark); b !== undefined && b.byteEnd <= sent; b = this.batches.at(++this.mark))
+      b.sentAt = now;
   }
 
   /**
@@ -110,37 +110,29 @@ export class SentLedger {
    * the queue position after the last and how many records they hold, or null when none is.
    */
   take(before: number, all = false): { end: QueueCursor; records: number } | null {
-    let i = this.head;
+    let n = 0;
     let records = 0;
     let bytes = 0;
-    for (; i < this.batches.length; i++) {
-      const b = this.batches[i] as Batch;
+    let last: Batch | undefined;
+    for (let b = this.batches.at(0); b !== undefined; b = this.batches.at(++n)) {
       if (!all && (b.sentAt === 0 || b.sentAt > before)) break;
       records += b.records;
       bytes += b.bytes;
+      last = b;
     }
-    if (i === this.head) return null;
-    const end = (this.batches[i - 1] as Batch).end;
+    if (last === undefined) return null;
     this.records -= records;
     this.bytes -= bytes;
-    this.head = i;
-    if (this.mark < i) this.mark = i;
-    if (this.head === this.batches.length) {
-      this.batches = [];
-      this.head = this.mark = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.batches.length) {
-      this.batches = this.batches.slice(this.head);
-      this.mark -= this.head;
-      this.head = 0;
-    }
-    return { end, records };
+    this.batches.drop(n);
+    this.mark = Math.max(0, this.mark - n);
+    return { end: last.end, records };
   }
 
   /** Forgets everything (the connection is gone or new); returns how many records were not committed. */
   reset(): number {
     const n = this.records;
-    this.batches = [];
-    this.head = this.mark = 0;
+    this.batches.clear();
+    this.mark = 0;
     this.written = this.records = this.bytes = 0;
     return n;
   }

@@ -6,6 +6,7 @@ import { crc32 } from 'node:zlib';
 import { checkDirSafe, openNoFollow, syncDir } from '../../safefs';
 import { pathTrustProblem } from '../../trust';
 import { IoError } from '../../errors';
+import { Fifo } from './fifo';
 
 /** A position in the queue: segment number and byte offset inside it (memory queue: seg 0, off = record index). */
 export interface QueueCursor {
@@ -134,9 +135,7 @@ export class Spool implements RecordQueue {
   private rfd = -1;
   private rfdSeg = -1;
   /** End cursors of records handed out but not committed, to count what a commit releases. */
-  private inFlight: { end: QueueCursor; bytes: number }[] = [];
-  /** inFlight[inHead..] are still in flight (the front is dropped in bulk: a commit costs what it releases). */
-  private inHead = 0;
+  private readonly inFlight = new Fifo<{ end: QueueCursor; bytes: number }>();
   private closed = false;
 
   constructor(opts: SpoolOptions) {
@@ -288,21 +287,11 @@ export class Spool implements RecordQueue {
 
   commit(end: QueueCursor): void {
     let bytes = 0;
-    let i = this.inHead;
-    while (i < this.inFlight.length && cmp((this.inFlight[i] as { end: QueueCursor }).end, end) <= 0) {
-      bytes += (this.inFlight[i] as { bytes: number }).bytes;
-      i++;
-    }
-    const n = i - this.inHead;
+    let n = 0;
+    for (let f = this.inFlight.at(0); f !== undefined && cmp(f.end, end) <= 0; f = this.inFlight.at(++n))
+      bytes += f.bytes;
     if (n === 0) return;
-    this.inHead = i;
-    if (i === this.inFlight.length) {
-      this.inFlight = [];
-      this.inHead = 0;
-    } else if (i >= 1024 && i * 2 >= this.inFlight.length) {
-      this.inFlight = this.inFlight.slice(i);
-      this.inHead = 0;
-    }
+    this.inFlight.drop(n);
     this.pendingRecords -= n;
     this.pendingBytes -= bytes;
     this.committed = { ...end };
@@ -328,8 +317,7 @@ export class Spool implements RecordQueue {
 
   rewind(): void {
     this.read = { ...this.committed };
-    this.inFlight = [];
-    this.inHead = 0;
+    this.inFlight.clear();
   }
 
   lastPending(): Buffer | null {
@@ -406,8 +394,7 @@ export class Spool implements RecordQueue {
     const first: SegInfo = { seg: 0, size: 0, records: 0 };
     this.segs = [first];
     this.read = { seg: 0, off: 0 };
-    this.inFlight = [];
-    this.inHead = 0;
+    this.inFlight.clear();
     this.pendingBytes = 0;
     return first;
   }
@@ -596,10 +583,9 @@ function cmp(a: QueueCursor, b: QueueCursor): number {
 /** The queue used when an output has no spool directory: same contract, lost on restart, bounded by bytes. */
 export class MemoryQueue implements RecordQueue {
   readonly capacity: number;
-  /** items[head..] are the records not committed; the slots before head are spent and cleared. */
-  private items: (Buffer | undefined)[] = [];
-  private head = 0;
-  /** Index (absolute) of items[head]. */
+  /** The records not committed, oldest first. */
+  private readonly items = new Fifo<Buffer>();
+  /** Index (absolute) of the first of them. */
   private base = 0;
   private readPos = 0;
   private used = 0;
@@ -609,7 +595,7 @@ export class MemoryQueue implements RecordQueue {
   }
 
   get pending(): number {
-    return this.items.length - this.head;
+    return this.items.length;
   }
 
   get bytes(): number {
@@ -628,7 +614,7 @@ export class MemoryQueue implements RecordQueue {
   }
 
   next(): QueuedRecord | null {
-    const data = this.items[this.head + this.readPos - this.base];
+    const data = this.items.at(this.readPos - this.base);
     if (data === undefined) return null;
     this.readPos++;
     return { data, end: { seg: 0, off: this.readPos } };
@@ -639,21 +625,10 @@ export class MemoryQueue implements RecordQueue {
     // front moved every record behind them, once per ack: draining 200k records one ack at a time took 27 s).
     const n = Math.min(end.off - this.base, this.pending);
     if (n <= 0) return;
-    for (let i = this.head; i < this.head + n; i++) {
-      this.used -= (this.items[i] as Buffer).length + REC_HEADER;
-      this.items[i] = undefined;
-    }
-    this.head += n;
+    for (let i = 0; i < n; i++) this.used -= (this.items.at(i) as Buffer).length + REC_HEADER;
+    this.items.drop(n);
     this.base += n;
     if (this.readPos < this.base) this.readPos = this.base;
-    // The spent front is dropped once it is at least half the array: each record is moved at most once more.
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
   }
 
   rewind(): void {
@@ -661,12 +636,11 @@ export class MemoryQueue implements RecordQueue {
   }
 
   lastPending(): Buffer | null {
-    return this.pending > 0 ? (this.items[this.items.length - 1] as Buffer) : null;
+    return this.items.last() ?? null;
   }
 
   close(): void {
-    this.items = [];
-    this.head = 0;
+    this.items.clear();
     this.used = 0;
   }
 }
