@@ -89,6 +89,13 @@ export type AuxState = 'starting' | 'running' | 'backoff' | 'failed' | 'stopped'
 const AUX_MAIN = join(__dirname, 'aux-main.js');
 const MAX_INFLIGHT_EVENTS = 8192;
 const SEND_BYTES = 1 << 20;
+/**
+ * A process daemon is sent its events once this many bytes wait, or SEND_DELAY_MS after the first of them came: each
+ * send wakes the process (a read, its log's write, an ACK) and the ACK wakes the host again, so a send per 2 ms kernel
+ * batch made a process daemon cost more than the host's own log at 10k events/s (docs/benchmarks.md).
+ */
+const SEND_MIN_BYTES = 64 * 1024;
+const SEND_DELAY_MS = 10;
 /** Queue drops are told to the host log at most this often (the first at once), each with the count since the last. */
 const OVERFLOW_REPORT_MS = 10_000;
 /** A process that stayed up this long is healthy again: its restart count starts over. */
@@ -127,6 +134,8 @@ export class AuxDaemon {
   private startedAt = 0;
   private backoffTimer: NodeJS.Timeout | null = null;
   private blockTimer: NodeJS.Timeout | null = null;
+  /** isolation: process — sends what waits when SEND_DELAY_MS is up (pump). */
+  private sendTimer: NodeJS.Timeout | null = null;
   private blocking = false;
   /** Queue drops already told to the host log, and when that was last done. */
   private reportedDrops = 0;
@@ -269,11 +278,17 @@ export class AuxDaemon {
     this.state = 'starting';
     // The process starts as root and drops to the daemon's user itself, after it has entered its log directory:
     // the host's log directory (0700 root) need not be traversable by that user.
-    // Small semi-spaces, as the host's (bin/auditmux): peak RSS per process matters with many daemons.
-    const child = spawn(process.execPath, ['--max-semi-space-size=2', this.hooks.program ?? AUX_MAIN], {
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' },
-    });
+    // Small: peak private memory per process is what each daemon adds to the host. A 1 MiB semi-space and V8 without
+    // its worker threads (no concurrent GC or compilation for a heap of a few MiB) keep it about 3 MiB lower
+    // (docs/benchmarks-memory.md).
+    const child = spawn(
+      process.execPath,
+      ['--max-semi-space-size=1', '--single-threaded', this.hooks.program ?? AUX_MAIN],
+      {
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' },
+      },
+    );
     this.child = child;
     this.feed = this.hooks.containers ? new ContainerFeed(this.hooks.containers, this.hooks.contidKernel) : null;
     this.pid = child.pid ?? 0;
@@ -327,7 +342,7 @@ export class AuxDaemon {
         if (this.state !== 'starting' || this.child === null) throw new Error(`READY while ${this.state}`);
         this.state = 'running';
         this.hooks.report('start', `pid=${this.pid}`);
-        this.pump();
+        this.send();
         break;
       case Frame.ACK:
         // The real process acknowledges only events it was sent and has not acknowledged: an ACK of nothing is a
@@ -453,13 +468,29 @@ export class AuxDaemon {
     this.hooks.report('overflow', `dropped=${n} reason=queue-full`);
   }
 
-  /** Sends queued events while the pipe accepts them (inline: writes them), at the end of each kernel batch. */
+  /**
+   * At the end of each kernel batch, and when the process acknowledges or its pipe drains: inline, writes what is
+   * queued; process, sends it once SEND_MIN_BYTES wait, else within SEND_DELAY_MS (a timer).
+   */
   pump(): void {
     this.reportDrops(false);
     if (this.writer) {
       this.pumpInline();
       return;
     }
+    const waiting = this.queue.pendingBytes;
+    if (waiting >= SEND_MIN_BYTES) this.send();
+    else if (waiting > 0 && this.sendTimer === null) {
+      this.sendTimer = setTimeout(() => {
+        this.sendTimer = null;
+        this.send();
+      }, SEND_DELAY_MS);
+      this.sendTimer.unref();
+    }
+  }
+
+  /** Sends queued events to the process while its pipe accepts them. */
+  private send(): void {
     if (this.state !== 'running' || !this.chan || !this.writable) return;
     const feed = this.feed;
     for (;;) {
@@ -542,6 +573,8 @@ export class AuxDaemon {
     this.backoffTimer = null;
     if (this.blockTimer) clearTimeout(this.blockTimer);
     this.blockTimer = null;
+    if (this.sendTimer) clearTimeout(this.sendTimer);
+    this.sendTimer = null;
     // A daemon stopped while it paused the kernel intake (overflow: block) must let it go: nothing else would.
     if (this.blocking) {
       this.blocking = false;
@@ -566,7 +599,7 @@ export class AuxDaemon {
       this.queue.size > 0 &&
       Date.now() < deadline
     ) {
-      this.pump();
+      this.send();
       await new Promise((r) => setTimeout(r, 20));
     }
     this.wantStop = true;

@@ -113,15 +113,12 @@ function main(): void {
     }
   });
 
-  chan.on('data', (chunk: Buffer) => {
-    try {
-      reader.push(chunk);
-    } catch (e) {
-      fail(`protocol error: ${(e as Error).message}`);
-      chan.destroy();
-      process.exitCode = 1;
-      return;
-    }
+  let closing: Promise<void> | null = null;
+  let flushing = false;
+  const flushAndAck = (): void => {
+    flushing = false;
+    // Stopping: shutdown() writes and acknowledges what is left.
+    if (closing) return;
     if (writer) {
       // The host may forget an event only once it is in the kernel's page cache: write, then acknowledge.
       writer.flush();
@@ -131,16 +128,32 @@ function main(): void {
       }
     }
     if (stopping) void shutdown();
+  };
+  chan.on('data', (chunk: Buffer) => {
+    try {
+      reader.push(chunk);
+    } catch (e) {
+      fail(`protocol error: ${(e as Error).message}`);
+      chan.destroy();
+      process.exitCode = 1;
+      return;
+    }
+    // A send of the host comes as several reads of at most 64 KiB in one turn of the loop: one write to the log and
+    // one ACK for all of them, after the last (setImmediate runs once the loop has read what the pipe held).
+    if (!flushing) {
+      flushing = true;
+      setImmediate(flushAndAck);
+    }
   });
   chan.on('end', () => void shutdown());
   chan.on('error', () => void shutdown());
 
-  let closing: Promise<void> | null = null;
   const shutdown = (): Promise<void> => {
     closing ??= (async () => {
       if (writer) {
         await writer.close();
         if (lastSeq > acked && !chan.destroyed) chan.write(encodeAck(lastSeq));
+        acked = lastSeq;
       }
       chan.end();
     })();

@@ -26,6 +26,8 @@ export class AuxQueue {
   private pendingHead = 0;
   private inflight: QueueItem[] = [];
   private nextSeq = 1;
+  /** pendingBytes: kept as frames come, go and come back, so the host's pump reads it per kernel batch. */
+  private bytesPending = 0;
   readonly counters: QueueCounters = { delivered: 0, dropped: 0, queued: 0, peak: 0, resent: 0 };
   /** Drops since the last report, so the host can log them as records. */
   unreportedDrops = 0;
@@ -37,6 +39,11 @@ export class AuxQueue {
 
   get size(): number {
     return this.pending.length - this.pendingHead + this.inflight.length;
+  }
+
+  /** Bytes of the frames waiting to be sent (not yet in flight). */
+  get pendingBytes(): number {
+    return this.bytesPending;
   }
 
   get full(): boolean {
@@ -54,12 +61,14 @@ export class AuxQueue {
         this.drop(1);
         return false;
       }
-      this.pendingHead++;
+      this.bytesPending -= this.pending[this.pendingHead++]!.frame.length;
       this.drop(1);
       this.compact();
     }
     const seq = this.nextSeq++;
-    this.pending.push({ seq, frame: make(seq) });
+    const frame = make(seq);
+    this.pending.push({ seq, frame });
+    this.bytesPending += frame.length;
     this.touch();
     return true;
   }
@@ -69,6 +78,8 @@ export class AuxQueue {
     const excess = this.size - this.depth;
     if (excess <= 0) return 0;
     const removable = Math.min(excess, this.pending.length - this.pendingHead);
+    for (let i = this.pending.length - removable; i < this.pending.length; i++)
+      this.bytesPending -= this.pending[i]!.frame.length;
     this.pending.length -= removable;
     this.drop(removable);
     return removable;
@@ -102,6 +113,7 @@ export class AuxQueue {
       out.push(it.frame);
       bytes += it.frame.length;
     }
+    this.bytesPending -= bytes;
     this.compact();
     return out;
   }
@@ -122,6 +134,7 @@ export class AuxQueue {
   requeueInflight(): void {
     if (!this.inflight.length) return;
     this.counters.resent += this.inflight.length;
+    for (const it of this.inflight) this.bytesPending += it.frame.length;
     this.pending = [...this.inflight, ...this.pending.slice(this.pendingHead)];
     this.pendingHead = 0;
     this.inflight = [];

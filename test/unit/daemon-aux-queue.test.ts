@@ -7,6 +7,7 @@ import { intBelow, prng } from '../helpers/prng';
 
 const ev = (seq: number): Buffer => encodeEvent(seq, [{ type: 1300, payload: Buffer.from(`audit(1.000:${seq}): x`) }]);
 const seqOf = (frame: Buffer): number => decodeEvent(frame.subarray(5)).seq;
+const bytes = (frames: Buffer[]): number => frames.reduce((n, f) => n + f.length, 0);
 
 describe('aux queue', () => {
   it('drop_newest refuses the new event when full and counts it', () => {
@@ -59,8 +60,12 @@ describe('aux queue', () => {
         if (op < 5) {
           q.offer(ev);
           offered++;
-        } else if (op < 7) for (const f of q.take(rnd(2000) + 1, rnd(10) + 1)) sentMax = Math.max(sentMax, seqOf(f));
-        else if (op < 9) q.ack(rnd(sentMax + 1));
+        } else if (op < 7) {
+          const waiting = q.pendingBytes;
+          const sent = q.take(rnd(2000) + 1, rnd(10) + 1);
+          for (const f of sent) sentMax = Math.max(sentMax, seqOf(f));
+          assert.equal(q.pendingBytes, waiting - bytes(sent), `${policy} pendingBytes after take at step ${i}`);
+        } else if (op < 9) q.ack(rnd(sentMax + 1));
         else if (op === 9 && rnd(4) === 0) q.requeueInflight();
         if (policy === 'block' && rnd(50) === 0) q.shedOverflow();
         assert.equal(
@@ -69,6 +74,13 @@ describe('aux queue', () => {
           `${policy} conserves events at step ${i}`,
         );
       }
+      // What pump() reads to decide a send: every byte offered and not dropped, sent or acknowledged is counted.
+      const waiting = q.pendingBytes;
+      const rest = q.take(1 << 30, 1 << 30);
+      assert.equal(bytes(rest), waiting, `${policy} pendingBytes is what waits`);
+      q.requeueInflight();
+      assert.equal(q.pendingBytes, bytes(q.take(1 << 30, 1 << 30)), `${policy} pendingBytes after a requeue`);
+      assert.equal(q.pendingBytes, 0);
     }
   });
 });

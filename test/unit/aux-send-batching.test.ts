@@ -1,0 +1,64 @@
+// A process daemon's events go to its process in batches (a size or a short delay), not one send per kernel batch.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { AuxDaemon } from '../../src/daemon/aux-daemon';
+import { parseConfig } from '../../src/config';
+import { captureDiag } from '../helpers/peers';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; !cond(); i++) {
+    if (i > 500) throw new Error(`never: ${what}`);
+    await sleep(20);
+  }
+}
+
+describe('sending to a process daemon', () => {
+  it('small events pumped every 2 ms reach the process in one or two reads, all of them, each acknowledged', async () => {
+    // Old: every pump (the end of each kernel batch, every 2 ms) wrote what was queued at once, so the process woke,
+    // wrote its log and acknowledged (waking the host) once per kernel batch: 8 reads here.
+    const dir = fs.mkdtempSync(join(tmpdir(), 'amauxbatch-'));
+    const cfg = parseConfig(
+      [
+        'host:',
+        `  log: { file: ${join(dir, 'audit.log')} }`,
+        'daemons:',
+        '  - { name: t, isolation: process, log: { format: RAW, flush: none } }',
+        '',
+      ].join('\n'),
+      join(dir, 'auditmux.yaml'),
+    ).daemons[0]!;
+    const a = new AuxDaemon(cfg, {
+      diag: captureDiag(),
+      program: join(__dirname, '..', 'helpers', 'aux-reads.js'),
+      nodeName: null,
+      report: () => undefined,
+      backpressure: () => undefined,
+      contidKernel: false,
+    });
+    a.start();
+    try {
+      await until(() => a.state === 'running', 'the process to be ready');
+      for (let i = 1; i <= 8; i++) {
+        const tail = i === 8 ? 'last' : 'x';
+        a.enqueue([{ type: 1300, payload: Buffer.from(`audit(1700000000.000:${i}): n=${i} ${tail}`) }]);
+        a.pump();
+        if (i < 8) await sleep(1);
+      }
+      await until(() => /reads=/.test(a.lastError), 'the process to count its reads');
+      const m = /reads=(\d+) events=(\d+)/.exec(a.lastError)!;
+      assert.equal(Number(m[2]), 8);
+      // Eight pumps within about 10 ms: one send, or two when this machine paused the loop past SEND_DELAY_MS.
+      assert.ok(Number(m[1]) <= 2, a.lastError);
+      await until(() => a.queue.counters.delivered === 8, 'every event to be acknowledged');
+      assert.equal(a.queue.size, 0);
+    } finally {
+      await a.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
