@@ -12,7 +12,6 @@ import {
   Frame,
   FrameReader,
   MAX_AUX_FRAME,
-  decodeEvent,
   encodeEvent,
   encodeFrame,
   encodeJsonFrame,
@@ -526,12 +525,8 @@ export class AuxDaemon {
         const frames = this.queue.take(SEND_BYTES, MAX_INFLIGHT_EVENTS);
         if (!frames.length) break;
         let last = 0;
-        for (const f of frames) {
-          // A queued frame is `u32 len | u8 kind | body`: the body is what decodeEvent reads.
-          const { seq, records } = decodeEvent(f.subarray(5));
-          w.write(records);
-          last = seq;
-        }
+        // A queued frame is `u32 len | u8 kind | body`: the body is what writeFrame reads.
+        for (const f of frames) last = w.writeFrame(f.subarray(5));
         this.queue.ack(last);
         this.checkBlock();
       }

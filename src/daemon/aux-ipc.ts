@@ -57,21 +57,36 @@ export function encodeEvent(seq: number, records: readonly EventRecord[]): Buffe
   return encodeFrame(Frame.EVENT, body);
 }
 
-export function decodeEvent(body: Buffer): { seq: number; records: EventRecord[] } {
-  if (body.length < 10) throw new Error('EVENT frame too short');
-  const seq = body.readDoubleLE(0);
+/** Where an EVENT body's records start: after `f64 seq | u16 nrec`. */
+export const EVENT_RECORDS_AT = 10;
+
+/**
+ * Checks an EVENT body (the errors decodeEvent throws, before any record is used) and returns its record count; the
+ * records then lie from EVENT_RECORDS_AT on, each `u16 type | u32 len | bytes`.
+ */
+export function checkEvent(body: Buffer): number {
+  if (body.length < EVENT_RECORDS_AT) throw new Error('EVENT frame too short');
   const n = body.readUInt16LE(8);
-  const records: EventRecord[] = [];
-  let off = 10;
+  let off = EVENT_RECORDS_AT;
   for (let i = 0; i < n; i++) {
     if (off + 6 > body.length) throw new Error('EVENT frame truncated');
-    const type = body.readUInt16LE(off);
     const len = body.readUInt32LE(off + 2);
     if (off + 6 + len > body.length) throw new Error('EVENT record truncated');
-    records.push({ type, payload: body.subarray(off + 6, off + 6 + len) });
     off += 6 + len;
   }
-  return { seq, records };
+  return n;
+}
+
+export function decodeEvent(body: Buffer): { seq: number; records: EventRecord[] } {
+  const n = checkEvent(body);
+  const records: EventRecord[] = [];
+  let off = EVENT_RECORDS_AT;
+  for (let i = 0; i < n; i++) {
+    const len = body.readUInt32LE(off + 2);
+    records.push({ type: body.readUInt16LE(off), payload: body.subarray(off + 6, off + 6 + len) });
+    off += 6 + len;
+  }
+  return { seq: body.readDoubleLE(0), records };
 }
 
 export function encodeAck(seq: number): Buffer {

@@ -4,7 +4,7 @@ import { Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { AuxWriter, type AuxWriterConfig } from './aux-writer';
 import { spoolFromOwnDir } from '../config/aux-paths';
-import { Frame, FrameReader, decodeContainer, decodeEvent, decodeForget, encodeAck, encodeJsonFrame } from './aux-ipc';
+import { Frame, FrameReader, decodeContainer, decodeForget, encodeAck, encodeJsonFrame } from './aux-ipc';
 import { ContainerMirror } from './aux-containers';
 import { native } from '../kernel/native';
 import { cutUtf8 } from '../records/encode';
@@ -81,9 +81,7 @@ function main(): void {
       }
       case Frame.EVENT: {
         if (!writer) return fail('EVENT before CONFIG');
-        const { seq, records } = decodeEvent(body);
-        writer.write(records);
-        lastSeq = seq;
+        lastSeq = writer.writeFrame(body);
         break;
       }
       case Frame.CONTAINER:

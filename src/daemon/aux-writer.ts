@@ -8,7 +8,7 @@ import type { Sink } from '../output/sink';
 import { createSink } from '../output/sinks';
 import type { FreeSpaceReader } from '../output/diskspace';
 import { writerOptions } from './outputs';
-import { eventIdOf, type EventRecord } from './aux-ipc';
+import { EVENT_RECORDS_AT, checkEvent, decodeEvent, eventIdOf, type EventRecord } from './aux-ipc';
 import { openNoFollow } from '../safefs';
 
 export interface AuxWriterConfig {
@@ -201,6 +201,29 @@ export class AuxWriter {
     }
     // Outputs have their own at-least-once delivery: an event the log lacked (even in part) goes to them whole.
     if (sink.outputs.length && logged > have) for (const r of records) sink.writeOutputs(r.type, r.payload);
+  }
+
+  /**
+   * write() of an EVENT frame's body (aux-ipc); returns the event's seq. A text log with no outputs and no tail left to
+   * skip (the usual case) formats each record where it lies in the frame: no record object or view per record, which
+   * were most of a process daemon's garbage. Anything else goes through write().
+   */
+  writeFrame(body: Buffer): number {
+    const sink = this.sink;
+    if (!sink || sink.log.wholeEvents || sink.outputs.length || this.recent.size) {
+      const { seq, records } = decodeEvent(body);
+      this.write(records);
+      return seq;
+    }
+    const n = checkEvent(body);
+    let off = EVENT_RECORDS_AT;
+    for (let i = 0; i < n; i++) {
+      const start = off + 6;
+      off = start + body.readUInt32LE(off + 2);
+      // EOE is skipped by the log itself, as write() does.
+      sink.writeRecordAt(body.readUInt16LE(start - 6), body, start, off);
+    }
+    return body.readDoubleLE(0);
   }
 
   /** Hands the buffered lines to the kernel (log) and to the outputs' own queues, then checks free space. */
