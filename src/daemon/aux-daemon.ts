@@ -89,9 +89,9 @@ const AUX_MAIN = join(__dirname, 'aux-main.js');
 const MAX_INFLIGHT_EVENTS = 8192;
 const SEND_BYTES = 1 << 20;
 /**
- * A process daemon is sent its events once this many bytes wait, or SEND_DELAY_MS after the first of them came: each
- * send wakes the process (a read, its log's write, an ACK) and the ACK wakes the host again, so a send per 2 ms kernel
- * batch made a process daemon cost more than the host's own log at 10k events/s (docs/benchmarks.md).
+ * An idle process daemon is sent its events once this many bytes wait, or SEND_DELAY_MS after the first of them came:
+ * each send wakes the process (a read, its log's write, an ACK) and the ACK wakes the host again, so a send per 2 ms
+ * kernel batch made a process daemon cost more than the host's own log at 10k events/s (docs/benchmarks.md).
  */
 const SEND_MIN_BYTES = 64 * 1024;
 const SEND_DELAY_MS = 10;
@@ -277,17 +277,12 @@ export class AuxDaemon {
     this.state = 'starting';
     // The process starts as root and drops to the daemon's user itself, after it has entered its log directory:
     // the host's log directory (0700 root) need not be traversable by that user.
-    // Small: peak private memory per process is what each daemon adds to the host. A 1 MiB semi-space and V8 without
-    // its worker threads (no concurrent GC or compilation for a heap of a few MiB) keep it about 3 MiB lower
-    // (docs/benchmarks-memory.md).
-    const child = spawn(
-      process.execPath,
-      ['--max-semi-space-size=1', '--single-threaded', this.hooks.program ?? AUX_MAIN],
-      {
-        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' },
-      },
-    );
+    // A 1 MiB semi-space: peak private memory per process is what each daemon adds to the host (about 2 MiB less than
+    // 2 MiB semi-spaces, docs/benchmarks-memory.md), and writeFrame leaves the process little garbage to collect.
+    const child = spawn(process.execPath, ['--max-semi-space-size=1', this.hooks.program ?? AUX_MAIN], {
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' },
+    });
     this.child = child;
     this.feed = this.hooks.containers ? new ContainerFeed(this.hooks.containers, this.hooks.contidKernel) : null;
     this.pid = child.pid ?? 0;
@@ -477,8 +472,10 @@ export class AuxDaemon {
       this.pumpInline();
       return;
     }
+    // Only an idle process is left to wait: one still reading what it was sent reads on at once, and holding back
+    // from it left it idle while the queue filled (at 80k events/s a quarter fewer events reached its log).
     const waiting = this.queue.pendingBytes;
-    if (waiting >= SEND_MIN_BYTES) this.send();
+    if (waiting >= SEND_MIN_BYTES || this.queue.inFlight > 0) this.send();
     else if (waiting > 0 && this.sendTimer === null) {
       this.sendTimer = setTimeout(() => {
         this.sendTimer = null;

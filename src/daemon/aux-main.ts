@@ -112,21 +112,6 @@ function main(): void {
   });
 
   let closing: Promise<void> | null = null;
-  let flushing = false;
-  const flushAndAck = (): void => {
-    flushing = false;
-    // Stopping: shutdown() writes and acknowledges what is left.
-    if (closing) return;
-    if (writer) {
-      // The host may forget an event only once it is in the kernel's page cache: write, then acknowledge.
-      writer.flush();
-      if (lastSeq > acked) {
-        acked = lastSeq;
-        chan.write(encodeAck(acked));
-      }
-    }
-    if (stopping) void shutdown();
-  };
   chan.on('data', (chunk: Buffer) => {
     try {
       reader.push(chunk);
@@ -136,12 +121,17 @@ function main(): void {
       process.exitCode = 1;
       return;
     }
-    // A send of the host comes as several reads of at most 64 KiB in one turn of the loop: one write to the log and
-    // one ACK for all of them, after the last (setImmediate runs once the loop has read what the pipe held).
-    if (!flushing) {
-      flushing = true;
-      setImmediate(flushAndAck);
+    // Each read, not each turn of the loop: the host's queue counts what is in flight against its depth, so an ACK
+    // held back while the process read on let the queue fill and drop at 80k events/s.
+    if (writer) {
+      // The host may forget an event only once it is in the kernel's page cache: write, then acknowledge.
+      writer.flush();
+      if (lastSeq > acked) {
+        acked = lastSeq;
+        chan.write(encodeAck(acked));
+      }
     }
+    if (stopping) void shutdown();
   });
   chan.on('end', () => void shutdown());
   chan.on('error', () => void shutdown());

@@ -41,6 +41,11 @@ export class AuxQueue {
     return this.pending.length - this.pendingHead + this.inflight.length;
   }
 
+  /** Events sent and not yet acknowledged. */
+  get inFlight(): number {
+    return this.inflight.length;
+  }
+
   /** Bytes of the frames waiting to be sent (not yet in flight). */
   get pendingBytes(): number {
     return this.bytesPending;
