@@ -111,7 +111,6 @@ function main(): void {
     }
   });
 
-  let closing: Promise<void> | null = null;
   chan.on('data', (chunk: Buffer) => {
     try {
       reader.push(chunk);
@@ -121,8 +120,8 @@ function main(): void {
       process.exitCode = 1;
       return;
     }
-    // Each read, not each turn of the loop: the host's queue counts what is in flight against its depth, so an ACK
-    // held back while the process read on let the queue fill and drop at 80k events/s.
+    // After each read, not once per turn of the loop: the host's queue counts what is in flight against its depth,
+    // so an ACK held back while the process reads on lets that queue fill sooner.
     if (writer) {
       // The host may forget an event only once it is in the kernel's page cache: write, then acknowledge.
       writer.flush();
@@ -136,6 +135,7 @@ function main(): void {
   chan.on('end', () => void shutdown());
   chan.on('error', () => void shutdown());
 
+  let closing: Promise<void> | null = null;
   const shutdown = (): Promise<void> => {
     closing ??= (async () => {
       if (writer) {

@@ -2,44 +2,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { AuxDaemon } from '../../src/daemon/aux-daemon';
-import { parseConfig } from '../../src/config';
-import { captureDiag } from '../helpers/peers';
+import { auxWithDouble, until } from '../helpers/aux-process';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; !cond(); i++) {
-    if (i > 500) throw new Error(`never: ${what}`);
-    await sleep(20);
-  }
-}
-
 describe('sending to a process daemon', () => {
-  it('small events pumped every 2 ms reach the process in one or two reads, all of them, each acknowledged', async () => {
+  it('small events pumped every 2 ms reach an idle process in one or two reads, all of them, each acknowledged', async () => {
     // Old: every pump (the end of each kernel batch, every 2 ms) wrote what was queued at once, so the process woke,
     // wrote its log and acknowledged (waking the host) once per kernel batch: 8 reads here.
-    const dir = fs.mkdtempSync(join(tmpdir(), 'amauxbatch-'));
-    const cfg = parseConfig(
-      [
-        'host:',
-        `  log: { file: ${join(dir, 'audit.log')} }`,
-        'daemons:',
-        '  - { name: t, isolation: process, log: { format: RAW, flush: none } }',
-        '',
-      ].join('\n'),
-      join(dir, 'auditmux.yaml'),
-    ).daemons[0]!;
-    const a = new AuxDaemon(cfg, {
-      diag: captureDiag(),
-      program: join(__dirname, '..', 'helpers', 'aux-reads.js'),
-      nodeName: null,
-      report: () => undefined,
-      backpressure: () => undefined,
-      contidKernel: false,
-    });
+    const { a, dir } = auxWithDouble('aux-reads.js');
     a.start();
     try {
       await until(() => a.state === 'running', 'the process to be ready');

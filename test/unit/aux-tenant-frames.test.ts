@@ -10,6 +10,7 @@ import { DaemonRegistry } from '../../src/daemon/daemon-registry';
 import { FrameReader, MAX_AUX_FRAME, encodeFrame } from '../../src/daemon/aux-ipc';
 import { parseConfig } from '../../src/config';
 import { captureDiag } from '../helpers/peers';
+import { auxWithDouble as misbehaving, until } from '../helpers/aux-process';
 import { intBelow, prng } from '../helpers/prng';
 
 describe('FrameReader', () => {
@@ -134,49 +135,6 @@ describe('an aux process that misbehaves', () => {
     assert.ok(diag.lines.some((l) => l.m === 'aux protocol error'));
   });
 });
-
-/** An AuxDaemon of `program` (a test double of a tenant's process) on a private log directory. */
-function misbehaving(
-  program: string,
-  overflow = 'drop_newest',
-): {
-  a: AuxDaemon;
-  dir: string;
-  reports: string[];
-  pauses: boolean[];
-  diag: ReturnType<typeof captureDiag>;
-} {
-  const dir = fs.mkdtempSync(join(tmpdir(), 'amauxtenant-'));
-  const cfg = parseConfig(
-    [
-      'host:',
-      `  log: { file: ${join(dir, 'audit.log')} }`,
-      'daemons:',
-      `  - { name: t, isolation: process, queue: { depth: 10, overflow: ${overflow} }, log: { format: RAW, flush: none } }`,
-      '',
-    ].join('\n'),
-    join(dir, 'auditmux.yaml'),
-  ).daemons[0]!;
-  const reports: string[] = [];
-  const pauses: boolean[] = [];
-  const diag = captureDiag();
-  const a = new AuxDaemon(cfg, {
-    diag,
-    program: join(__dirname, '..', 'helpers', program),
-    nodeName: null,
-    report: (event, detail) => void reports.push(`${event} ${detail}`),
-    backpressure: (_n, full) => void pauses.push(full),
-    contidKernel: false,
-  });
-  return { a, dir, reports, pauses, diag };
-}
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; !cond(); i++) {
-    if (i > 500) throw new Error(`never: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('an aux process that spends the host loop', () => {
   it('a flood of ACKs of nothing is a protocol error: the process is stopped, not served', async () => {
