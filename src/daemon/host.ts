@@ -146,7 +146,7 @@ export class HostDaemon implements ControlTarget {
   }
 
   private tick(): void {
-    this.path.tick(Date.now());
+    this.path.tick();
     this.daemons.tick();
     this.path.log?.flush();
   }

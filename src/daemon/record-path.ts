@@ -227,10 +227,10 @@ export class RecordPath {
   }
 
   /**
-   * Events the kernel never finished are closed by age. The reassembler reads its own monotonic clock: the caller's
-   * time (Date.now(), a wall clock NTP or an admin can step back) is not used.
+   * Events the kernel never finished are closed by age. The reassembler reads its own monotonic clock: no caller's
+   * time is taken (a wall clock, which NTP or an admin can step back, held events without EOE for an hour).
    */
-  tick(_now?: number): void {
+  tick(): void {
     this.reassembler.tick();
   }
 
