@@ -2,7 +2,7 @@
 import { writerTypeName } from '../vocab/msgtypes';
 import { hexDigit } from '../records/record';
 import type { EventRecord } from '../records/event';
-import { escapedLength, escapeInterp } from '../records/encode';
+import { escapedLength, escapeInterp, textNeedsEncoding } from '../records/encode';
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64 } from '../kernel/constants';
 import { IdNameCache } from '../vocab/accounts';
 import { archName } from '../vocab/arch';
@@ -665,18 +665,10 @@ export function encodeNv(name: string, value: string): string {
 
 /** encodedValue(value).length, with no text made. */
 function encodedLength(value: string): number {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === C_DQUOTE || c < 0x21 || c > 0x7e) return 2 * value.length;
-  }
-  return value.length + 2;
+  return textNeedsEncoding(value) ? 2 * value.length : value.length + 2;
 }
 
 /** The part of audit_encode_nv_string() after `NAME=`, which ENRICHED caches per id. */
 function encodedValue(value: string): string {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === C_DQUOTE || c < 0x21 || c > 0x7e) return Buffer.from(value, 'latin1').toString('hex').toUpperCase();
-  }
-  return `"${value}"`;
+  return textNeedsEncoding(value) ? Buffer.from(value, 'latin1').toString('hex').toUpperCase() : `"${value}"`;
 }

@@ -16,6 +16,15 @@ export function needsEncoding(bytes: Uint8Array): boolean {
   return false;
 }
 
+/** needsEncoding() of a string whose chars are its bytes (latin1), checked with no buffer made. */
+export function textNeedsEncoding(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === C_DQUOTE || c < 0x21 || c > 0x7e) return true;
+  }
+  return false;
+}
+
 /**
  * A value as the kernel's audit_log_untrustedstring() writes it: `"text"` when every byte is printable ASCII other
  * than a double quote and a space, uppercase hex of its bytes otherwise. Strings are taken as UTF-8 (a JS string

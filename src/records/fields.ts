@@ -1,6 +1,6 @@
 // The one set of record field readers: single fields read from payload bytes (`audit(...): a=1 b="x"`) without a full
 // parse, as routing, the writer and the tests need them, and the key field's codec.
-import { needsEncoding } from './encode';
+import { needsEncoding, textNeedsEncoding } from './encode';
 import { bodyStartOf, hasAuditPrefix, hexDigit } from './record';
 
 const C_SPACE = 0x20;
@@ -160,19 +160,10 @@ export function decodeKeys(raw: string | undefined): string[] {
  */
 export function encodeKeys(keys: readonly string[]): string {
   if (keys.length === 0) return '(null)';
-  if (keys.length === 1 && isPlainKey(keys[0]!)) return `"${keys[0]}"`;
+  if (keys.length === 1 && !textNeedsEncoding(keys[0]!)) return `"${keys[0]}"`;
   const joined = keys.join(KEY_SEP);
   const bytes = Buffer.from(joined, isByteString(joined) ? 'latin1' : 'utf8');
   return needsEncoding(bytes) ? bytes.toString('hex').toUpperCase() : `"${joined}"`;
-}
-
-/** Printable ASCII but `"` and a space: a key the kernel quotes (checked on the string, with no buffer made). */
-function isPlainKey(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === C_DQUOTE || c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
 }
 
 /** Whether every char of s is a byte (at most U+00FF). */
