@@ -1,7 +1,8 @@
 // Micro-benchmark of LineFormatter: records/s and ns/record in RAW and ENRICHED on the bench load's record mix.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IdNameCache, LineFormatter, MAX_LINE_BYTES, type LogFormat } from '../src/output/format';
+import { LineFormatter, MAX_LINE_BYTES, type LogFormat } from '../src/output/format';
+import { IdNameCache } from '../src/vocab/accounts';
 
 const FIX = join(__dirname, '..', '..', 'test', 'fixtures', 'records', 'kernel-ENRICHED.jsonl');
 

@@ -1,4 +1,5 @@
 // File access that an attacker cannot steer: bounded reads of regular files only, optionally refusing symlinks.
+import { Buffer } from 'node:buffer';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { IoError } from './errors';

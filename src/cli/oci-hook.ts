@@ -1,4 +1,5 @@
 // `auditmux oci-hook` and `auditmux containers`: the OCI hook program and the registry listing, thin over the daemon.
+import { Buffer } from 'node:buffer';
 import { closeSync, constants, existsSync, openSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AuditmuxError, ExitCode } from '../errors';

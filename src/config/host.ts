@@ -1,4 +1,5 @@
 // The `host:` section: node name, kernel settings, rules, log, control socket, reassembly, outputs and listen.
+import { Buffer } from 'node:buffer';
 import { DEFAULT_KERNEL, DIAG_LEVELS, KEEP_MODES, NAME_FORMATS, type HostConfig } from './schema';
 import type { Walker, Entry } from './walk';
 import { readListen, readOutputs } from './outputs';

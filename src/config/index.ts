@@ -9,6 +9,7 @@ export {
   parseContidValue,
 } from '../contid/selectors';
 export { cgroupGlobMatches, compileCgroupGlob, contidForCgroup, type CompiledGlob } from '../contid/cgroup-glob';
-export { RECORD_TYPES, recordTypeNumber } from './record-types';
+export { RECORD_TYPES } from './record-types';
+export { recordTypeNumber } from '../vocab/msgtypes';
 export * from './schema';
 export { parseTemplateKey, templateDaemonName, templateLogFile, templateValuePart } from './templates';

@@ -1,4 +1,5 @@
 // Parses, defaults and validates auditmux.yaml into a Config; every problem is a ConfigError at file:line:col.
+import { Buffer } from 'node:buffer';
 import type { Stats } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import type { Node } from 'yaml';

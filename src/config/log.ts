@@ -1,4 +1,5 @@
 // The `log:` section of the host, of each daemon and of the remote log: one reader, one set of defaults.
+import { Buffer } from 'node:buffer';
 import { resolve as resolvePath } from 'node:path';
 import { PATH_MAX } from '../kernel/constants';
 import { DEFAULT_OUTPUT, FLUSH_MODES, LOG_FILE_FORMATS, MAX_LOG_FILE_ACTIONS, type OutputConfig } from './schema';

@@ -5,5 +5,3 @@ import { recordTypeNames, recordTypeNumber } from '../vocab/msgtypes';
 export const RECORD_TYPES: Readonly<Record<string, number>> = Object.freeze(
   Object.fromEntries(recordTypeNames().map((name) => [name, recordTypeNumber(name)!] as const)),
 );
-
-export { recordTypeNumber };

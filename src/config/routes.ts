@@ -1,7 +1,9 @@
 // The `routes:` section: contid selectors, record types, rule keys and the daemons each route feeds.
+import { Buffer } from 'node:buffer';
 import { AUDIT_MAX_KEY_LEN } from '../kernel/constants';
 import { parseContidSelector } from '../contid/selectors';
-import { RECORD_TYPES, recordTypeNumber } from './record-types';
+import { RECORD_TYPES } from './record-types';
+import { recordTypeNumber } from '../vocab/msgtypes';
 import { readContainerSelector } from './route-selectors';
 import type { DaemonConfig, RouteConfig } from './schema';
 import { didYouMean, type Walker, type Entry } from './walk';

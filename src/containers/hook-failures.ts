@@ -1,4 +1,5 @@
 // OCI hook failures kept for the host daemon: the failing-open hook appends one line, the daemon counts and logs them.
+import { Buffer } from 'node:buffer';
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { IoError } from '../errors';

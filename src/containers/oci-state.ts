@@ -1,4 +1,5 @@
 // The OCI runtime state a hook reads on stdin: untrusted input, parsed with size, shape and value bounds.
+import { Buffer } from 'node:buffer';
 import { AuditmuxError, ExitCode } from '../errors';
 import { OCI_ID_RE } from '../contid/cgroup-patterns';
 

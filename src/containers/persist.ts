@@ -1,6 +1,7 @@
 // The container registry across daemon restarts: a bounded JSON state file, written atomically without following
 // links, read size-bounded and validated field by field. The writer keeps to the reader's limits (trimming, and
 // saying what), and the reader skips an entry it cannot use: one container's metadata never costs the others theirs.
+import { Buffer } from 'node:buffer';
 import { AuditmuxError, ExitCode } from '../errors';
 import { AUDIT_CID_UNSET } from '../kernel/constants';
 import { bootStateDocument, lstatOrNull, readBounded, replaceFile } from '../safefs';

@@ -3,7 +3,7 @@
 import { globMatch } from './cgroup-glob';
 import type { ContainerSelector } from './container-selector';
 
-export { checkMetaGlob, META_FIELDS, type ContainerSelector, type MetaField } from './container-selector';
+export type { ContainerSelector, MetaField } from './container-selector';
 
 /** What routing knows about a container: from its registry entry, or given to `route test`. */
 export interface ContainerFacts {

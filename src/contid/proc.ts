@@ -1,4 +1,5 @@
 // Reads what the contid tracker and container discovery need from /proc (stat, children, cgroup, cmdline), bounded.
+import { Buffer } from 'node:buffer';
 import { closeSync, constants, openSync, readSync, readdirSync } from 'node:fs';
 import { PROC_CGROUP_MAX } from './cgroup-patterns';
 

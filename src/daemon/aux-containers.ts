@@ -1,6 +1,8 @@
 // Container metadata for a process-isolated auxiliary daemon: what the host sends (only containers of events routed to
 // that daemon) and the bounded copy the daemon's process keeps of it for its outputs and JSON log.
+import { Buffer } from 'node:buffer';
 import { AUDITMUX_CONTAINER_ID, CONTID_CONTAINER_ID } from '../kernel/constants';
+import { u16le, u32le } from '../bytes';
 import type { ContainerDirectory, ContainerFacts } from '../contid/meta-selector';
 import { containerEntry, type ContainerEntry, type ContainerFields } from '../output/container-fields';
 import { encodeContainer, encodeForget } from './aux-ipc';
@@ -34,12 +36,12 @@ let digitsTo = 0;
  */
 function digitsOf(frame: Buffer, contidKernel: boolean): boolean {
   if (frame.length < 15) return false;
-  const n = frame.readUInt16LE(13);
+  const n = u16le(frame, 13);
   let off = 15;
   for (let i = 0; i < n && off + 6 <= frame.length; i++) {
-    const type = frame.readUInt16LE(off);
+    const type = u16le(frame, off);
     const start = off + 6;
-    off = start + frame.readUInt32LE(off + 2);
+    off = start + u32le(frame, off + 2);
     if (type !== AUDITMUX_CONTAINER_ID && !(contidKernel && type === CONTID_CONTAINER_ID)) continue;
     const end = Math.min(off, frame.length);
     // ` contid=`: the field, not the tail of another field's name.

@@ -1,5 +1,6 @@
 // Host-side handle of one auxiliary daemon: its queue, and its writer in its own process or in the host's, restarted
 // with back-off.
+import { Buffer } from 'node:buffer';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';

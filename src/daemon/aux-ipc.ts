@@ -3,7 +3,9 @@
 // host → aux: CONFIG (JSON), EVENT (seq, id, records), ROTATE, RESUME, STOP, CONTAINER (a routed container's
 // metadata), FORGET (a container the aux daemon no longer needs)
 // aux → host: READY, ACK (cumulative seq: everything up to it is in the aux daemon's log), ERROR (JSON), STATS (JSON)
+import { Buffer } from 'node:buffer';
 import type { EventRecord } from '../records/event';
+import { copyBytes, putU16le, putU32le } from '../bytes';
 import { AuditmuxError, ExitCode } from '../errors';
 import { AUDIT_CID_UNSET } from '../kernel/constants';
 import { MAX_CONTAINER_JSON, parseContainerJson, type ContainerEntry } from '../output/container-fields';
@@ -48,16 +50,17 @@ export function encodeEvent(seq: number, records: readonly EventRecord[]): Buffe
   let size = 5 + 8 + 2;
   for (const r of records) size += 6 + r.payload.length;
   const f = Buffer.allocUnsafe(size);
-  f.writeUInt32LE(size - 4, 0);
+  putU32le(f, 0, size - 4);
   f[4] = Frame.EVENT;
   f.writeDoubleLE(seq, 5);
-  f.writeUInt16LE(records.length, 13);
+  putU16le(f, 13, records.length);
   let off = 15;
   for (const r of records) {
-    f.writeUInt16LE(r.type, off);
-    f.writeUInt32LE(r.payload.length, off + 2);
-    f.set(r.payload, off + 6);
-    off += 6 + r.payload.length;
+    const n = r.payload.length;
+    putU16le(f, off, r.type);
+    putU32le(f, off + 2, n);
+    copyBytes(f, r.payload, off + 6);
+    off += 6 + n;
   }
   return f;
 }

@@ -1,5 +1,6 @@
 // What an auxiliary daemon does with its routed events: its own sink (log, outputs, disk-space guard), in its own
 // process or in the host's.
+import { Buffer } from 'node:buffer';
 import { closeSync, constants, readSync } from 'node:fs';
 import { AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
 import type { OutputConfig, OutputSpec } from '../config/schema';
@@ -10,6 +11,7 @@ import type { FreeSpaceReader } from '../output/diskspace';
 import { writerOptions } from './outputs';
 import { EVENT_RECORDS_AT, checkEvent, decodeEvent, eventIdOf, type EventRecord } from './aux-ipc';
 import { openNoFollow } from '../safefs';
+import { u16le, u32le } from '../bytes';
 
 export interface AuxWriterConfig {
   name: string;
@@ -219,9 +221,9 @@ export class AuxWriter {
     let off = EVENT_RECORDS_AT;
     for (let i = 0; i < n; i++) {
       const start = off + 6;
-      off = start + body.readUInt32LE(off + 2);
+      off = start + u32le(body, off + 2);
       // EOE is skipped by the log itself, as write() does.
-      sink.writeRecordAt(body.readUInt16LE(start - 6), body, start, off);
+      sink.writeRecordAt(u16le(body, start - 6), body, start, off);
     }
     return body.readDoubleLE(0);
   }

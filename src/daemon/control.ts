@@ -1,4 +1,5 @@
 // The daemon's control socket: a root-only unix socket, peer credentials checked, one JSON request per line.
+import { Buffer } from 'node:buffer';
 import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
 import { dirname, isAbsolute } from 'node:path';

@@ -1,8 +1,10 @@
 // The host's record path: kernel records -> events -> routing -> the host log and outputs or an auxiliary daemon.
+import { Buffer } from 'node:buffer';
 import type { ContainerDirectory } from '../contid/meta-selector';
 import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { MsgType } from '../kernel/constants';
+import { bufferView, indexOfByte } from '../bytes';
 import type { Config, OutputConfig } from '../config';
 import { Reassembler, type AuditEvent } from '../records/reassembler';
 import type { LogWriter, Requester } from '../output/logfile';
@@ -168,8 +170,8 @@ export class RecordPath {
         const first = ev.records[0]!;
         // The header `audit(...): ` is what EOE carries; its end is known from the parse (indexOf(')') + 3).
         const p = first.payload;
-        const head = p[first.bodyStart - 1] === 0x20 ? first.bodyStart : p.indexOf(')') + 3;
-        records.push({ type: MsgType.EOE, payload: Buffer.from(p.buffer, p.byteOffset, head) });
+        const head = p[first.bodyStart - 1] === 0x20 ? first.bodyStart : indexOfByte(p, 0x29, 0) + 3;
+        records.push({ type: MsgType.EOE, payload: bufferView(p, 0, head) });
       }
       // One result object for every event (no allocation per event): it is read before the next route.
       const { destinations, chain } = this.pipeline.route(records, this.opts.keysFor, this.pipeline.scratch);

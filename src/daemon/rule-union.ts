@@ -1,4 +1,5 @@
 // The kernel's single rule list, shared: host rules plus every auxiliary daemon's, merged and tagged with owners.
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { RuleError } from '../errors';
 import { AUDIT_FILTER_PREPEND, AUDIT_MAX_KEY_LEN, Field, FilterList, Op, RuleAction } from '../kernel/constants';

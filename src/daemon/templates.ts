@@ -1,5 +1,6 @@
 // The daemon templates at run time: one auxiliary daemon per container metadata value, made on the first event of a
 // container with that value, capped, stopped when idle, and never losing an event while one is made or stopped.
+import { Buffer } from 'node:buffer';
 import { MsgType } from '../kernel/constants';
 import { AuditmuxError } from '../errors';
 import type { DaemonConfig, DaemonTemplate, RouteConfig } from '../config';

@@ -1,5 +1,7 @@
 // Kernel audit client: request/reply with sequence numbers and ACKs, typed errors, daemon registration, record intake.
+import { Buffer } from 'node:buffer';
 import { DaemonBusyError, KernelError, errnoName } from '../errors';
+import { u16le } from '../bytes';
 import { MsgType, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN, StatusMask } from './constants';
 import { NativeAuditSocket, TRUNCATED_FLAG, type AuditSocket, type NativeSocketOptions } from './socket';
 import {
@@ -150,7 +152,7 @@ export class AuditClient {
       const end = off + dlen;
       if (raw & TRUNCATED_FLAG) this.counters.truncated++;
       if (dlen >= NLMSG_HDRLEN) {
-        const type = batch.readUInt16LE(off + 4);
+        const type = u16le(batch, off + 4);
         // Every reply type is below the first record type (1100): a record costs a compare, not a set lookup.
         if (type < MsgType.FIRST_USER_MSG && REPLY_TYPES.has(type)) this.onControl(batch, off, end);
         else if (type !== MsgType.REPLACE) {

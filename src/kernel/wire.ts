@@ -1,4 +1,5 @@
 // Encoding and decoding of netlink headers and the audit control structs (audit_status, audit_features, sig_info).
+import { Buffer } from 'node:buffer';
 import { KernelError } from '../errors';
 import {
   AUDIT_FEATURES_SIZE,

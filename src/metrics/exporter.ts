@@ -1,4 +1,5 @@
 // Metrics exporters: an HTTP listener answering GET /metrics (bounded, local by default) or a periodic textfile.
+import { Buffer } from 'node:buffer';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { IoError } from '../errors';

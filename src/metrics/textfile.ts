@@ -1,4 +1,5 @@
 // Metrics as a node_exporter textfile: written to a new temporary (O_EXCL, never through a link), then renamed over.
+import { Buffer } from 'node:buffer';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IoError } from '../errors';

@@ -1,10 +1,14 @@
 // What outputs show of an event's container (name, image, runtime, pod, namespace, labels): looked up once per contid
 // in the host's container registry (or a process daemon's copy of its routed part), cached per output, bounded.
+import { Buffer } from 'node:buffer';
 import type { ContainerDirectory } from '../contid/meta-selector';
 import { META_FIELDS, type MetaField } from '../contid/container-selector';
 
-export { META_FIELDS as CONTAINER_FIELDS, type MetaField as ContainerField } from '../contid/container-selector';
+export type { MetaField as ContainerField } from '../contid/container-selector';
 export type { ContainerDirectory } from '../contid/meta-selector';
+
+/** The fields outputs show: the selectors' list, as a constant (a value re-export: module-exports-fast.test.ts). */
+export const CONTAINER_FIELDS = META_FIELDS;
 
 /**
  * The known fields of one container; a field the registry does not know is absent, and so are `labels` when it holds

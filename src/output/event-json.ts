@@ -1,5 +1,6 @@
 // One audit event as one JSON object (records with their fields, interpreted values beside raw ones, contid and the
 // container at the top): the nats output's `payload: json` and `log.format: json` both encode events with it.
+import { Buffer } from 'node:buffer';
 import { AUDIT_LINE_RE } from './audit-line';
 import type { ContainerFields } from './container-fields';
 

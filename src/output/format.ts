@@ -1,7 +1,9 @@
 // Formats records as auditd 3.0.9 log lines (RAW and ENRICHED), byte for byte, straight into the writer's buffer.
+import { Buffer } from 'node:buffer';
 import { writerTypeName } from '../vocab/msgtypes';
 import { hexDigit } from '../records/record';
 import type { EventRecord } from '../records/event';
+import { bytesView, copyBytes, indexOfByte } from '../bytes';
 import { escapedLength, escapeInterp, textNeedsEncoding } from '../records/encode';
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64 } from '../kernel/constants';
 import { IdNameCache } from '../vocab/accounts';
@@ -22,10 +24,6 @@ import {
   syscallTextLength,
   type FieldKind as Kind,
 } from '../vocab/interpret';
-
-// The interpreters live in vocab/ (search -i uses them too); re-exported for the writer's callers.
-export { IdNameCache } from '../vocab/accounts';
-export { archText, inet6Text, sockaddrText, syscallText } from '../vocab/interpret';
 
 export type LogFormat = 'RAW' | 'ENRICHED';
 
@@ -339,12 +337,12 @@ export class LineFormatter {
     const total = plen + end - start;
     const len = total > this.rawCap ? this.rawCap : total;
     // TypedArray.set is a memmove without Buffer.copy's argument checks and native call; a plain Uint8Array view
-    // costs about half of a Buffer's (subarray goes through Buffer's own constructor).
-    o.set(plen <= len ? p : p.subarray(0, len), base);
+    // costs about half of a Buffer's (subarray goes through Buffer's own constructor). src/bytes.ts: no method loads.
+    copyBytes(o, plen <= len ? p : p.subarray(0, len), base);
     if (len > plen) {
       // A record's own payload, whole (the event path), is copied as it is: no view to allocate.
       const n = len - plen;
-      o.set(start === 0 && n === src.length ? src : new Uint8Array(src.buffer, src.byteOffset + start, n), base + plen);
+      copyBytes(o, start === 0 && n === src.length ? src : bytesView(src, start, n), base + plen);
     }
     // Replace \n with a space, as auditd does, so a record stays on one line. A 0x1D in the text (a user message's
     // msg='...' is the sender's bytes) would start a forged interpretation list for ausearch; auditd writes it as is,
@@ -354,9 +352,10 @@ export class LineFormatter {
     const stop = base + len;
     if (stop > from) {
       o[stop] = C_LF;
-      for (let i = o.indexOf(C_LF, from); i < stop; i = o.indexOf(C_LF, i + 1)) o[i] = C_SPACE;
+      for (let i = indexOfByte(o, C_LF, from); i < stop; i = indexOfByte(o, C_LF, i + 1)) o[i] = C_SPACE;
       o[stop] = INTERP_SEPARATOR;
-      for (let i = o.indexOf(INTERP_SEPARATOR, from); i < stop; i = o.indexOf(INTERP_SEPARATOR, i + 1)) o[i] = C_SPACE;
+      for (let i = indexOfByte(o, INTERP_SEPARATOR, from); i < stop; i = indexOfByte(o, INTERP_SEPARATOR, i + 1))
+        o[i] = C_SPACE;
     }
     // Without a node name auditd trims one trailing space from the untruncated text; with one, the trimmed space is
     // the newline its format string added, so the payload keeps its own.
@@ -391,7 +390,7 @@ export class LineFormatter {
     }
     this.walk(type, o, from, end);
     if (this.matched > 0) {
-      if (this.matched === memo.count) o.set(memo.view, end + 1);
+      if (this.matched === memo.count) copyBytes(o, memo.view, end + 1);
       else this.writeMatched(o);
     }
     // A record that matched to the end had as many fields as the memo: only a different one replaces it.

@@ -1,12 +1,14 @@
 // The audit log writer: big buffered writes in auditd 3.0.9's format, flush modes, the size and time rotation
 // triggers and DAEMON_* records. The file, rotation and compression are its parts (src/output/log/).
+import { Buffer } from 'node:buffer';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { promises as dns } from 'node:dns';
 import { errnoName } from '../errors';
 import { AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
 import type { EventRecord } from '../records/event';
-import { IdNameCache, LineFormatter, MAX_LINE_BYTES } from './format';
+import { LineFormatter, MAX_LINE_BYTES } from './format';
+import { IdNameCache } from '../vocab/accounts';
 import { contidOf, encodeEventJson, lineStamp } from './event-json';
 import { ContainerCache, type ContainerDirectory } from './container-fields';
 import { defaultNode, messageId, readBootId } from './nats/subject';

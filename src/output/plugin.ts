@@ -1,4 +1,5 @@
 // auditd plugin output (auditd-plugins(5)): runs an executable and feeds it records on stdin, restarting it on crashes.
+import { Buffer } from 'node:buffer';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { PluginOutputSpec } from '../config/schema';
 import { programTrustProblem } from '../trust';

@@ -1,4 +1,5 @@
 // RFC 5424 syslog output over TCP (RFC 6587 octet counting), optionally TLS (RFC 5425), fed from the spool.
+import { Buffer } from 'node:buffer';
 import { readPem } from '../safefs';
 import * as net from 'node:net';
 import * as os from 'node:os';

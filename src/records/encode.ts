@@ -1,5 +1,6 @@
 // Encoders for untrusted text in audit records: the kernel's quoted-or-hex form and the octal escape of interpreted
 // values.
+import { Buffer } from 'node:buffer';
 
 const C_DQUOTE = 0x22;
 const C_BACKSLASH = 0x5c;

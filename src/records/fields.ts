@@ -1,5 +1,6 @@
 // The one set of record field readers: single fields read from payload bytes (`audit(...): a=1 b="x"`) without a full
 // parse, as routing, the writer and the tests need them, and the key field's codec.
+import { Buffer } from 'node:buffer';
 import { needsEncoding, textNeedsEncoding } from './encode';
 import { bodyStartOf, hasAuditPrefix, hexDigit } from './record';
 

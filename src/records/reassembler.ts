@@ -1,4 +1,5 @@
 // Groups kernel records into events by (timestamp, serial) with auparse's completion rules; clock-driven, no timers.
+import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import { MsgType } from '../kernel/constants';
 import { parseHeaderAt, parseRecord, payloadEnd, type AuditRecord } from './record';

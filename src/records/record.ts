@@ -1,5 +1,7 @@
 // One kernel record: header parse of `audit(SEC.MSEC:SERIAL): body`; its fields are read with ./fields.ts.
+import { Buffer } from 'node:buffer';
 import type { EventRecord } from './event';
+import { bufferView, indexOfByte } from '../bytes';
 
 /**
  * A record as the reassembler and the writer see it; `payload` holds its bytes (trailing NULs dropped). It is an
@@ -28,7 +30,7 @@ const C_COLON = 0x3a;
 
 /** End of the meaningful payload: the kernel may NUL-terminate or NUL-pad, and auditd stops at the first NUL. */
 export function payloadEnd(buf: Buffer, start: number, end: number): number {
-  const nul = buf.indexOf(C_NUL, start);
+  const nul = indexOfByte(buf, C_NUL, start);
   return nul >= 0 && nul < end ? nul : end;
 }
 
@@ -43,7 +45,7 @@ export function parseRecord(type: number, buf: Buffer, start = 0, end = buf.leng
   if (end < start) end = start;
   const stop = payloadEnd(buf, start, end);
   // Buffer.from(arrayBuffer, offset, length) makes the view without subarray's extra checks: about a quarter less.
-  const view = Buffer.from(buf.buffer, buf.byteOffset + start, stop - start);
+  const view = bufferView(buf, start, stop - start);
   const payload = copy ? Buffer.from(view) : view;
   const rec: AuditRecord = { type, payload, sec: 0, msec: 0, serial: 0, bodyStart: 0, malformed: true };
   parseHeaderInto(rec);

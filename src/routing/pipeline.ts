@@ -1,4 +1,5 @@
 // Per-event routing in the host: contid resolution (kernel records or the tracker), route table, owner tags, fan-out.
+import { Buffer } from 'node:buffer';
 import {
   AUDITMUX_CONTAINER_ID,
   AUDIT_ARCH_I386,

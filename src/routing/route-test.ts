@@ -2,9 +2,10 @@
 import { UsageError } from '../errors';
 import type { RouteConfig } from '../config/schema';
 import { parseChainsAt } from '../contid/chain';
-import { META_FIELDS, type ContainerDirectory, type ContainerFacts } from '../contid/meta-selector';
+import type { ContainerDirectory, ContainerFacts } from '../contid/meta-selector';
+import { META_FIELDS } from '../contid/container-selector';
 import { MsgType } from '../kernel/constants';
-import { recordTypeNumber } from '../config/record-types';
+import { recordTypeNumber } from '../vocab/msgtypes';
 import { Router } from './router';
 import { keyBytes } from '../records/fields';
 

@@ -1,4 +1,5 @@
 // struct audit_rule_data <-> Rule: 1040 bytes of host-order u32 arrays, then the string buffer in field order.
+import { Buffer } from 'node:buffer';
 import { addonContidPacker, type ContidPacker } from '../contid/field';
 import { AUDIT_BITMASK_SIZE, AUDIT_MAX_FIELDS, AUDIT_RULE_DATA_SIZE, Field } from '../kernel/constants';
 import { RuleError } from '../errors';

@@ -1,4 +1,5 @@
 // -F field<op>value and -C field<op>field into rule fields, with libaudit 3.0.9's value rules and error texts.
+import { Buffer } from 'node:buffer';
 import {
   AUDIT_CID_UNSET,
   AUDIT_MAX_FIELDS,
@@ -12,20 +13,10 @@ import {
 } from '../kernel/constants';
 import { groupId, userId } from './accounts';
 import { isDigit, strtol, strtoul, u32 } from './cnum';
-import {
-  compareValue,
-  elfToMachine,
-  ERRNOS,
-  FIELDS,
-  FILE_TYPES,
-  FS_TYPES,
-  HOST_MACHINE,
-  Machine,
-  MACHINE_NAMES,
-  machineToElf,
-  MSGTYPES,
-  syscallNumber,
-} from './tables';
+import { compareValue, FIELDS, FILE_TYPES, FS_TYPES, MSGTYPES } from './tables';
+import { elfToMachine, HOST_MACHINE, Machine, MACHINE_NAMES, machineToElf } from '../vocab/arch';
+import { ERRNOS } from '../vocab/errno';
+import { syscallNumber } from '../vocab/syscalls';
 import type { RuleField } from './types';
 
 /** (u32)-1 from a failed file-system type lookup: auditctl refuses it as "unknown" (libaudit's -1). */

@@ -1,20 +1,10 @@
 // Prints rules exactly as `auditctl -l` 3.0.9 does (print_rule in auditctl-listing.c), quirks included.
 import { AUDIT_CID_UNSET, AUDIT_FILTER_PREPEND, Field, FilterList } from '../kernel/constants';
 import { s32 } from './cnum';
-import {
-  ACTION_NAMES,
-  ARCH_64BIT,
-  compareNames,
-  elfToMachine,
-  ERRNOS,
-  FIELDS,
-  FS_TYPES,
-  HOST_MACHINE,
-  LIST_NAMES,
-  MSGTYPES,
-  OPERATORS,
-  syscallName,
-} from './tables';
+import { ACTION_NAMES, compareNames, FIELDS, FS_TYPES, LIST_NAMES, MSGTYPES, OPERATORS } from './tables';
+import { ARCH_64BIT, elfToMachine, HOST_MACHINE } from '../vocab/arch';
+import { ERRNOS } from '../vocab/errno';
+import { syscallName } from '../vocab/syscalls';
 import type { Rule } from './types';
 
 const OPERATOR_BITS = 0x78000000;

@@ -1,4 +1,5 @@
 // The auditctl rule language: each line is one auditctl command line, turned into typed commands in order.
+import { Buffer } from 'node:buffer';
 import { statSync } from 'node:fs';
 import {
   AUDIT_MAX_FIELDS,
@@ -22,7 +23,7 @@ import {
   type BuildState,
 } from './fieldpair';
 import { getopt } from './getopt';
-import { HOST_MACHINE, machineToElf } from './tables';
+import { HOST_MACHINE, machineToElf } from '../vocab/arch';
 import type { Rule, RuleCommand } from './types';
 import { splitWords } from './words';
 

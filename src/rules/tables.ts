@@ -1,12 +1,8 @@
-// Name/number tables of auditctl 3.0.9 (fields, operators, lists, file types), and the shared vocabulary (arches,
-// errnos, record types, syscalls) from vocab/ under the names the rules code uses.
+// Name/number tables of auditctl 3.0.9 (fields, operators, lists, file types, record types); arches, errnos and
+// syscalls are vocab/'s, imported from there by the rules code.
 import { Field, Op } from '../kernel/constants';
 import { allMsgTypes } from '../vocab/msgtypes';
 import { NameTable } from '../vocab/name-table';
-
-export { ERRNOS } from '../vocab/errno';
-export { ARCH_64BIT, elfToMachine, HOST_MACHINE, Machine, MACHINE_NAMES, machineToElf } from '../vocab/arch';
-export { syscallName, syscallNumber } from '../vocab/syscalls';
 
 // Order matters for number→name: "auid" is listed before "loginuid" as in fieldtab.h.
 const FIELD_ENTRIES: ReadonlyArray<readonly [number, string]> = [

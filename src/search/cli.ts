@@ -1,5 +1,6 @@
 // `auditmux search` and `auditmux report`: ausearch-style argument parsing, input resolution, output buffering, exit
 // codes.
+import { Buffer } from 'node:buffer';
 import { closeSync, constants, ftruncateSync, statSync, writeSync } from 'node:fs';
 import { openNoFollow } from '../safefs';
 import { AuditmuxError, ExitCode, IoError, UsageError } from '../errors';

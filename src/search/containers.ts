@@ -1,9 +1,10 @@
 // Container names for search and report: contid -> name, image, namespace from the CONTAINER_OP birth and update
 // records of the host log, the newest value of each field winning.
+import { Buffer } from 'node:buffer';
 import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { IoError, UsageError } from '../errors';
-import { checkMetaGlob } from '../contid/meta-selector';
+import { checkMetaGlob } from '../contid/container-selector';
 import { globMatch } from '../contid/cgroup-glob';
 import { readLines, rotationSeries, type LogInput } from './inputs';
 import { firstField, newHeader, parseHeader } from './logline';

@@ -1,5 +1,6 @@
 // Search criteria as ausearch combines them (all must hold, each satisfied by any record of the event), compiled to
 // byte tests.
+import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors';
 import { parseContidSelector, contidSelectorsMatch } from '../contid/selectors';

@@ -1,4 +1,5 @@
 // Escaping of log text printed to a terminal or a shell: auparse's escape modes (ausearch --escape), tty by default.
+import { Buffer } from 'node:buffer';
 import { octalByte } from '../records/encode';
 
 export type EscapeMode = 'raw' | 'tty' | 'shell' | 'shell_quote';

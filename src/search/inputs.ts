@@ -1,5 +1,6 @@
 // Which log files a search reads, in time order, and a streaming line reader over plain and gzip files with flat
 // memory.
+import { Buffer } from 'node:buffer';
 import { createReadStream, existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createGunzip } from 'node:zlib';

@@ -1,5 +1,6 @@
 // Byte-level reading of one audit log line: header (node, type, stamp) by offsets, single fields by memmem, full
 // tokenizing.
+import { Buffer } from 'node:buffer';
 
 const C_SPACE = 0x20;
 const C_DQUOTE = 0x22;

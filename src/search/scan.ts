@@ -1,4 +1,5 @@
 // Groups streamed records into whole events within a bounded window and applies the criteria record by record.
+import { Buffer } from 'node:buffer';
 import type { Criteria } from './criteria';
 import { contidOfRecord } from './criteria';
 import { IoError, LogFormatError } from '../errors';

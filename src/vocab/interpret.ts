@@ -1,5 +1,6 @@
 // The interpreters of record fields shared by the log writer (ENRICHED) and `auditmux search -i`: which fields are
 // ids, syscalls, arches and socket addresses (auparse's typetab), and the text auparse prints for each.
+import { Buffer } from 'node:buffer';
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
 import { hexDigit } from '../records/record';
 import { escapedLength, escapeInterp } from '../records/encode';

@@ -11,7 +11,7 @@ import * as ts from 'typescript';
  * An entry is a folder of src/ or a file directly in src/; a new one must be placed here before it can be imported.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'errno-table.ts', 'safefs.ts', 'trust.ts', 'shared.ts'],
+  ['errors.ts', 'errno-table.ts', 'safefs.ts', 'trust.ts', 'shared.ts', 'bytes.ts'],
   ['kernel'],
   // The container-ID vocabulary (kernel field, selectors, cgroup globs, chains): config parses it, rules encode it.
   ['contid'],

@@ -4,18 +4,17 @@ import assert from 'node:assert/strict';
 import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { LineFormatter, MAX_AUDIT_MESSAGE_LENGTH, encodeNv } from '../../src/output/format';
+import { parseRecord } from '../../src/records/record';
+import { IdNameCache } from '../../src/vocab/accounts';
 import {
-  IdNameCache,
-  LineFormatter,
-  MAX_AUDIT_MESSAGE_LENGTH,
+  archText,
   inet6Text,
   sockaddrText,
+  sockaddrTextLength,
   syscallText,
-  archText,
-  encodeNv,
-} from '../../src/output/format';
-import { parseRecord } from '../../src/records/record';
-import { sockaddrTextLength, syscallTextLength } from '../../src/vocab/interpret';
+  syscallTextLength,
+} from '../../src/vocab/interpret';
 import { writerTypeName } from '../../src/vocab/msgtypes';
 import { intBelow, prng } from '../helpers/prng';
 

@@ -3,7 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MsgType } from '../../src/kernel/constants';
-import { IdNameCache, LineFormatter, MAX_LINE_BYTES } from '../../src/output/format';
+import { LineFormatter, MAX_LINE_BYTES } from '../../src/output/format';
+import { IdNameCache } from '../../src/vocab/accounts';
 import { ContainerRegistry } from '../../src/containers/registry';
 import { containerRecordBody, RECORD_VALUE_MAX } from '../../src/containers/service';
 import { TemplateManager, type TemplateRegistry } from '../../src/daemon/templates';

@@ -1,4 +1,5 @@
 // NATS JetStream output: one message per event from the spool, Nats-Msg-Id for deduplication, committed on the ack.
+import { Buffer } from 'node:buffer';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
@@ -14,7 +15,9 @@ import { natsOptions } from './connect';
 import { encodeBody } from './payload';
 import { CONTAINER_LINE_RE } from '../event-json';
 import { ContainerCache, MAX_CONTAINER_JSON, parseContainerJson, type ContainerEntry } from '../container-fields';
-import { subjectFor, contidOf, defaultNode, lineStamp, messageId, readBootId, subjectToken } from './subject';
+import { subjectFor, defaultNode, messageId, readBootId, subjectToken } from './subject';
+// Event stamps and contids are read from the lines as the JSON encoding reads them (one reader for both).
+import { contidOf, lineStamp } from '../event-json';
 import { formatSeqHeader, parseEntryHead, SEQ_HEADER } from './seq';
 
 /** An event still receiving records is closed this long after its last one (records of one event arrive together). */

@@ -1,11 +1,9 @@
 // Message bodies of the nats output (auditd text lines, or one JSON object per event as src/output/event-json.ts
 // encodes it for logs too) and their strict decoding.
+import { Buffer } from 'node:buffer';
 import { AUDIT_LINE_RE as TYPE_RE, vetAuditLine } from '../audit-line';
 import { encodeEventJson } from '../event-json';
 import type { ContainerEntry } from '../container-fields';
-
-// One vetter for every line auditmux did not format itself (the aggregator's too): src/output/audit-line.ts.
-export { lineProblem } from '../audit-line';
 
 /** A NATS server's default max_payload is 1 MiB; a body past it is not ours, whatever it claims. */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;

@@ -1,5 +1,6 @@
 // NATS subject tokens, message ids and event stamps for the nats output: every untrusted value (node, daemon, contid,
 // container name, image, runtime, pod, namespace) is escaped into one token.
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import { readBounded } from '../../safefs';
@@ -135,9 +136,6 @@ export function subjectFor(
 
 /** Containers whose escaped tokens one output keeps; the cache starts over when full. */
 const SUBJECT_CACHE_MAX = 1024;
-
-// Event stamps and contids are read from the lines as the JSON encoding reads them (one reader for both).
-export { contidOf, lineStamp } from '../event-json';
 
 /**
  * `Nats-Msg-Id`: node, boot id, event time, serial (and a part number when one event needed several messages), then

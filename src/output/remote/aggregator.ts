@@ -1,5 +1,6 @@
 // auditd-compatible aggregator listener (tcp_listen_port), hardened: TLS client certificates, node= bound to the peer,
 // caps, rate limit.
+import { Buffer } from 'node:buffer';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { LISTEN_DEFAULTS, type ListenConfig, type NodePolicy } from '../../config/schema';

@@ -1,4 +1,5 @@
 // auditd remote-logging client (audisp-remote's managed format): spooled records, sequence ids, acks, heartbeats.
+import { Buffer } from 'node:buffer';
 import * as net from 'node:net';
 import type { RemoteOutputSpec } from '../../config/schema';
 import type { OutputContext } from '../output';

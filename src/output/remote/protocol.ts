@@ -1,4 +1,5 @@
 // auditd's remote-logging wire format (lib/private.h): the 16-byte little-endian "managed" header and a stream parser.
+import { Buffer } from 'node:buffer';
 import { escapeInterp } from '../../records/encode';
 
 /** AUDIT_RMW_HEADER_SIZE */

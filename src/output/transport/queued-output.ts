@@ -1,6 +1,8 @@
 // Shared half of every network/plugin output: format a record, queue it (spool), apply the full action, count it.
+import { Buffer } from 'node:buffer';
 import { MsgType } from '../../kernel/constants';
-import { IdNameCache, LineFormatter, MAX_LINE_BYTES } from '../format';
+import { LineFormatter, MAX_LINE_BYTES } from '../format';
+import { IdNameCache } from '../../vocab/accounts';
 import { MemoryQueue, Spool, type RecordQueue } from './spool';
 import { runAdminAction } from '../diskspace';
 import type { Diag, RecordOutput } from '../output';

@@ -1,5 +1,6 @@
 // Bounded record queues for outputs: an on-disk spool (append-only segments + persisted read cursor) and a memory
 // queue.
+import { Buffer } from 'node:buffer';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
