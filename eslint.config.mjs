@@ -31,13 +31,17 @@ export default tseslint.config(
     },
   },
   {
-    // The global Buffer is a getter in Node 20: each use in optimised code is a LoadGlobalIC and a getter call (30 ns
-    // a Buffer.from). A module-level import is a constant (src/bytes.ts has the measurements).
+    // The globals Buffer and performance are getters in Node 20: each use in optimised code is a LoadGlobalIC and a
+    // getter call (30 ns a Buffer.from). A module-level import is a constant (src/bytes.ts has the measurements).
     files: ['src/**/*.ts'],
     rules: {
       'no-restricted-globals': [
         'error',
         { name: 'Buffer', message: "import { Buffer } from 'node:buffer': the global is a getter on every use." },
+        {
+          name: 'performance',
+          message: "import { performance } from 'node:perf_hooks': the global is a getter on every use.",
+        },
       ],
     },
   },

@@ -37,6 +37,11 @@ export function indexOfByte(b: Uint8Array, byte: number, from: number): number {
   return bufferIndexOf.call(b, byte, from);
 }
 
+/** `b.indexOf(needle, from)` for a byte string: memmem from `from`; -1 when absent. */
+export function indexOfBytes(b: Uint8Array, needle: Uint8Array, from: number): number {
+  return bufferIndexOf.call(b, needle, from);
+}
+
 /** Unsigned 16-bit little-endian at `at`; the caller has checked that `at + 2 <= b.length`. */
 export function u16le(b: Uint8Array, at: number): number {
   return b[at]! | (b[at + 1]! << 8);

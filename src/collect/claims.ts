@@ -1,4 +1,5 @@
 // Cross-instance claims: which collector instance writes an event, kept in a JetStream stream with compare-and-set.
+import { performance } from 'node:perf_hooks';
 import { DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';

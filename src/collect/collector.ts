@@ -1,5 +1,6 @@
 // `auditmux collect`: a durable JetStream pull consumer writing per-node auditd logs, acking only after write and
 // flush.
+import { performance } from 'node:perf_hooks';
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';

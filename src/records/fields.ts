@@ -3,6 +3,7 @@
 import { Buffer } from 'node:buffer';
 import { needsEncoding, textNeedsEncoding } from './encode';
 import { bodyStartOf, hasAuditPrefix, hexDigit } from './record';
+import { indexOfByte, indexOfBytes } from '../bytes';
 
 const C_SPACE = 0x20;
 const C_DQUOTE = 0x22;
@@ -35,7 +36,7 @@ export function findField(b: Buffer, from: number, key: string): number {
   let match = from + klen <= b.length;
   for (let j = 0; match && j < klen; j++) if (b[from + j] !== k[j + 1]) match = false;
   if (match) return from + klen;
-  const at = b.indexOf(k, from);
+  const at = indexOfBytes(b, k, from);
   return at < 0 ? -1 : at + k.length;
 }
 
@@ -44,10 +45,10 @@ export function fieldEnd(b: Buffer, vs: number): number {
   const n = b.length;
   const q = b[vs];
   if (q === C_DQUOTE || q === C_SQUOTE) {
-    const close = b.indexOf(q, vs + 1);
+    const close = indexOfByte(b, q, vs + 1);
     return close < 0 ? n : close + 1;
   }
-  const sp = b.indexOf(C_SPACE, vs);
+  const sp = indexOfByte(b, C_SPACE, vs);
   return sp < 0 ? n : sp;
 }
 
@@ -212,6 +213,6 @@ export function appendBytes(payload: Buffer, suffix: Buffer): Buffer {
 /** Where the `audit(SEC.MSEC:SERIAL)` stamp of a payload ends (just past its `)`), or -1 when it has none. */
 export function stampEnd(payload: Buffer): number {
   if (payload.length < 7 || !hasAuditPrefix(payload, 0)) return -1;
-  const close = payload.indexOf(0x29, 6);
+  const close = indexOfByte(payload, 0x29, 6);
   return close < 0 ? -1 : close + 1;
 }

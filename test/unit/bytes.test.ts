@@ -1,7 +1,17 @@
 // src/bytes.ts against the Buffer methods it stands in for: random buffers, offsets and values (fixed seed).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bufferView, bytesView, copyBytes, indexOfByte, putU16le, putU32le, u16le, u32le } from '../../src/bytes';
+import {
+  bufferView,
+  bytesView,
+  copyBytes,
+  indexOfByte,
+  indexOfBytes,
+  putU16le,
+  putU32le,
+  u16le,
+  u32le,
+} from '../../src/bytes';
 import { intBelow, prng } from '../helpers/prng';
 
 const SEED = 0xb7e5;
@@ -86,4 +96,15 @@ test('bytesView and bufferView share the bytes of b[start, start + n); copyBytes
     assert.deepEqual(dst, want);
   }
   assert.throws(() => copyBytes(new Uint8Array(2), new Uint8Array(3), 0), RangeError);
+});
+
+test('indexOfBytes finds what indexOf finds for a byte string', () => {
+  const next = prng(SEED + 4);
+  for (let round = 0; round < 500; round++) {
+    const b = randomBuffer(next, intBelow(next, 120));
+    for (let i = 0; i < b.length; i++) b[i] = 0x61 + (b[i]! & 3);
+    const needle = Buffer.from(Array.from({ length: 1 + intBelow(next, 3) }, () => 0x61 + intBelow(next, 4)));
+    for (let from = 0; from <= b.length; from += 1 + intBelow(next, 5))
+      assert.equal(indexOfBytes(b, needle, from), b.indexOf(needle, from), `${needle} from ${from} in ${b}`);
+  }
 });
