@@ -522,7 +522,7 @@ export class LineFormatter {
   /** Writes the fields accounted for from the memo so far; fields from here on are written as they come. */
   private writeMatched(o: Buffer): void {
     const k = this.matched;
-    if (k > 0) this.memo.bytes.copy(o, this.sep + 1, 0, this.memo.ends[k - 1]);
+    if (k > 0) copyBytes(o, bytesView(this.memo.bytes, 0, this.memo.ends[k - 1]!), this.sep + 1);
     this.matched = -1;
   }
 
@@ -540,7 +540,7 @@ export class LineFormatter {
     m.keys.set(this.seen.keys);
     m.ends.set(this.seen.ends);
     m.count = n;
-    o.copy(m.bytes, 0, this.sep + 1, this.sep + 1 + len);
+    copyBytes(m.bytes, bytesView(o, this.sep + 1, len), 0);
     m.view = m.bytes.subarray(0, len);
   }
 
