@@ -96,6 +96,18 @@ test('bytesView and bufferView share the bytes of b[start, start + n); copyBytes
     assert.deepEqual(dst, want);
   }
   assert.throws(() => copyBytes(new Uint8Array(2), new Uint8Array(3), 0), RangeError);
+  // A view never reaches past its array into the rest of the ArrayBuffer (a Buffer pool holds other Buffers' bytes).
+  const pooled = Buffer.from(new ArrayBuffer(64), 8, 16);
+  for (const [s, n] of [
+    [0, 17],
+    [16, 1],
+    [-1, 2],
+    [3, -1],
+  ] as const) {
+    assert.throws(() => bytesView(pooled, s, n), RangeError, `bytesView ${s} ${n}`);
+    assert.throws(() => bufferView(pooled, s, n), RangeError, `bufferView ${s} ${n}`);
+  }
+  assert.equal(bufferView(pooled, 16, 0).length, 0);
 });
 
 test('indexOfBytes finds what indexOf finds for a byte string', () => {
