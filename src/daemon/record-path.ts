@@ -171,7 +171,8 @@ export class RecordPath {
         // The header `audit(...): ` is what EOE carries; its end is known from the parse (indexOf(')') + 3).
         const p = first.payload;
         const head = p[first.bodyStart - 1] === 0x20 ? first.bodyStart : indexOfByte(p, 0x29, 0) + 3;
-        records.push({ type: MsgType.EOE, payload: bufferView(p, 0, head) });
+        // A payload that ends at `):` has no byte for the space: the EOE stops where the record does.
+        records.push({ type: MsgType.EOE, payload: bufferView(p, 0, Math.min(head, p.length)) });
       }
       // One result object for every event (no allocation per event): it is read before the next route.
       const { destinations, chain } = this.pipeline.route(records, this.opts.keysFor, this.pipeline.scratch);

@@ -20,6 +20,7 @@ interface World {
   log: string[];
   push(type: number, buf: Buffer): void;
   warnings: string[];
+  counters: RecordPathOptions['counters'];
 }
 
 function world(opts: { clock?: () => number; sink?: boolean } = {}): World {
@@ -71,7 +72,7 @@ function world(opts: { clock?: () => number; sink?: boolean } = {}): World {
     path.onRecord(type, buf, 0, buf.length);
     path.endBatch();
   };
-  return { path, log, push, warnings };
+  return { path, log, push, warnings, counters: o.counters };
 }
 
 describe('the record path: the reassembler keeps its own monotonic clock', () => {
@@ -125,6 +126,18 @@ describe('the record path: a change of mode keeps the order of the log', () => {
     w.push(...rec(1302, 8));
     w.push(...rec(1320, 8));
     assert.deepEqual(w.log, ['1300:8', '1302:8']);
+  });
+});
+
+describe("the EOE made for plugins from an event's header", () => {
+  it('a SYSCALL whose payload ends at its header (`audit(...):`, no space, no body) is routed, not an internal error', () => {
+    // The EOE's payload is the header up to `): `; this one stops a byte short of where that would end.
+    const w = world();
+    w.path.eventMode = true;
+    w.push(1300, Buffer.from('audit(1700000000.000:9):'));
+    w.push(...rec(1320, 9));
+    assert.equal(w.counters.internalErrors, 0);
+    assert.deepEqual(w.log, ['1300:9']);
   });
 });
 
