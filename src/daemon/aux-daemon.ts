@@ -105,6 +105,8 @@ export interface AuxDaemonHooks {
   diag: Diag;
   /** The script an `isolation: process` daemon runs (aux-main.js; tests give a misbehaving double). */
   program?: string;
+  /** How long an idle process's first event may wait for more (SEND_DELAY_MS; tests lengthen it past their pumps). */
+  sendDelayMs?: number;
   nodeName: string | null;
   /** The host writes drops and crashes as records in its own log. */
   report: (event: 'overflow' | 'crash' | 'failed' | 'start', detail: string) => void;
@@ -481,7 +483,7 @@ export class AuxDaemon {
       this.sendTimer = setTimeout(() => {
         this.sendTimer = null;
         this.send();
-      }, SEND_DELAY_MS);
+      }, this.hooks.sendDelayMs ?? SEND_DELAY_MS);
       this.sendTimer.unref();
     }
   }

@@ -10,6 +10,7 @@ import { captureDiag } from './peers';
 export function auxWithDouble(
   program: string,
   overflow = 'drop_newest',
+  sendDelayMs?: number,
 ): {
   a: AuxDaemon;
   dir: string;
@@ -38,6 +39,7 @@ export function auxWithDouble(
     report: (event, detail) => void reports.push(`${event} ${detail}`),
     backpressure: (_n, full) => void pauses.push(full),
     contidKernel: false,
+    ...(sendDelayMs !== undefined ? { sendDelayMs } : {}),
   });
   return { a, dir, reports, pauses, diag };
 }
