@@ -5,7 +5,7 @@
 // aux → host: READY, ACK (cumulative seq: everything up to it is in the aux daemon's log), ERROR (JSON), STATS (JSON)
 import { Buffer } from 'node:buffer';
 import type { EventRecord } from '../records/event';
-import { copyBytes, putU16le, putU32le } from '../bytes';
+import { bufferView, copyBytes, putU16le, putU32le, u32le } from '../bytes';
 import { AuditmuxError, ExitCode } from '../errors';
 import { AUDIT_CID_UNSET } from '../kernel/constants';
 import { MAX_CONTAINER_JSON, parseContainerJson, type ContainerEntry } from '../output/container-fields';
@@ -135,7 +135,7 @@ export class FrameReader {
     // trickled a byte at a time cost quadratic CPU (64 KiB, 108 s of the host's event loop).
     if (this.parts[0]!.length < 4) this.parts = [Buffer.concat(this.parts, this.size)];
     const first = this.parts[0]!;
-    const len = first.readUInt32LE(0);
+    const len = u32le(first, 0);
     if (len < 1 || len > this.maxFrame) return this.fail(`bad frame length ${len}`);
     if (this.size - 4 < len) return;
     const buf = this.parts.length === 1 ? first : Buffer.concat(this.parts, this.size);
@@ -144,11 +144,12 @@ export class FrameReader {
     let off = 0;
     try {
       while (buf.length - off >= 4) {
-        const n = buf.readUInt32LE(off);
+        // Per frame, a process daemon's every event: reads and a view without Buffer methods (src/bytes.ts).
+        const n = u32le(buf, off);
         if (n < 1 || n > this.maxFrame) return this.fail(`bad frame length ${n}`);
         if (buf.length - off - 4 < n) break;
-        const kind = buf.readUInt8(off + 4);
-        const body = buf.subarray(off + 5, off + 4 + n);
+        const kind = buf[off + 4]!;
+        const body = bufferView(buf, off + 5, n - 1);
         off += 4 + n;
         this.onFrame(kind, body);
       }
