@@ -3,6 +3,7 @@
 import { Buffer } from 'node:buffer';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { bufferView } from '../bytes';
 import { dirname, join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { DaemonConfig } from '../config/schema';
@@ -526,7 +527,7 @@ export class AuxDaemon {
         if (!frames.length) break;
         let last = 0;
         // A queued frame is `u32 len | u8 kind | body`: the body is what writeFrame reads.
-        for (const f of frames) last = w.writeFrame(f.subarray(5));
+        for (const f of frames) last = w.writeFrame(bufferView(f, 5, f.length - 5));
         this.queue.ack(last);
         this.checkBlock();
       }

@@ -5,7 +5,7 @@
 // aux → host: READY, ACK (cumulative seq: everything up to it is in the aux daemon's log), ERROR (JSON), STATS (JSON)
 import { Buffer } from 'node:buffer';
 import type { EventRecord } from '../records/event';
-import { bufferView, copyBytes, putU16le, putU32le, u32le } from '../bytes';
+import { bufferView, copyBytes, putU16le, putU32le, u16le, u32le } from '../bytes';
 import { AuditmuxError, ExitCode } from '../errors';
 import { AUDIT_CID_UNSET } from '../kernel/constants';
 import { MAX_CONTAINER_JSON, parseContainerJson, type ContainerEntry } from '../output/container-fields';
@@ -74,11 +74,12 @@ export const EVENT_RECORDS_AT = 10;
  */
 export function checkEvent(body: Buffer): number {
   if (body.length < EVENT_RECORDS_AT) throw new Error('EVENT frame too short');
-  const n = body.readUInt16LE(8);
+  // Once per event in a process daemon (writeFrame): reads without Buffer methods (src/bytes.ts), bounds checked here.
+  const n = u16le(body, 8);
   let off = EVENT_RECORDS_AT;
   for (let i = 0; i < n; i++) {
     if (off + 6 > body.length) throw new Error('EVENT frame truncated');
-    const len = body.readUInt32LE(off + 2);
+    const len = u32le(body, off + 2);
     if (off + 6 + len > body.length) throw new Error('EVENT record truncated');
     off += 6 + len;
   }
@@ -90,8 +91,8 @@ export function decodeEvent(body: Buffer): { seq: number; records: EventRecord[]
   const records: EventRecord[] = [];
   let off = EVENT_RECORDS_AT;
   for (let i = 0; i < n; i++) {
-    const len = body.readUInt32LE(off + 2);
-    records.push({ type: body.readUInt16LE(off), payload: body.subarray(off + 6, off + 6 + len) });
+    const len = u32le(body, off + 2);
+    records.push({ type: u16le(body, off), payload: bufferView(body, off + 6, len) });
     off += 6 + len;
   }
   return { seq: body.readDoubleLE(0), records };
