@@ -1,5 +1,6 @@
 // Micro-benchmark of the host's record path in-process (emulated kernel, no socket): CPU ns per event, by config.
-// Usage: node dist/bench/pipeline.js [--aux 0,4,20] [--events N] [--per-batch N] [--reps N] [--flush none] [--tagged]
+// Usage: node dist/bench/pipeline.js [--aux 0,4,20] [--events N] [--per-batch N] [--reps N] [--flush none]
+//        [--format RAW|ENRICHED] [--tagged]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -73,8 +74,9 @@ function buildBatches(
   return out;
 }
 
-function yaml(dir: string, aux: number, flush: string): string {
-  const log = (f: string): string => `{ file: ${join(dir, f)}, format: RAW, flush: ${flush}, max_log_file: 100000 }`;
+function yaml(dir: string, aux: number, flush: string, format: string): string {
+  const log = (f: string): string =>
+    `{ file: ${join(dir, f)}, format: ${format}, flush: ${flush}, max_log_file: 100000 }`;
   const lines = ['version: 1', 'host:', '  rules: ~', `  log: ${log('audit.log')}`, '  diagnostics: { level: warn }'];
   if (aux > 0) {
     // As bench/daemons.ts: routes that miss first, the last one takes every bench event.
@@ -92,9 +94,16 @@ function yaml(dir: string, aux: number, flush: string): string {
  * `tagged`: the events are a real process's (a `sleep`) given contid 150 as an orchestrator would, so the tracker is
  * not quiet and routing adds a CONTAINER_ID record (a container host); else this process's, untagged (no container).
  */
-async function measure(aux: number, flush: string, events: number, perBatch: number, tagged: boolean): Promise<string> {
+async function measure(
+  aux: number,
+  flush: string,
+  format: string,
+  events: number,
+  perBatch: number,
+  tagged: boolean,
+): Promise<string> {
   const dir = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'am-pipe-'));
-  writeFileSync(join(dir, 'auditmux.yaml'), yaml(dir, aux, flush));
+  writeFileSync(join(dir, 'auditmux.yaml'), yaml(dir, aux, flush, format));
   const kernel = new EmulatedKernel({});
   const opts = emulatedHostOptions(kernel);
   let handler: BatchHandler | null = null;
@@ -145,7 +154,7 @@ async function measure(aux: number, flush: string, events: number, perBatch: num
     obs.disconnect();
     const n = batches.length * perBatch;
     const nsPerEvent = (us: number): string => ((us * 1000) / n).toFixed(0).padStart(6);
-    return `${tagged ? 'tagged ' : ''}aux ${String(aux).padStart(2)} flush ${flush.padEnd(4)} ${n} events: wall ${((wall * 1e6) / n).toFixed(0).padStart(5)} ns/ev, cpu user ${nsPerEvent(c.user)} sys ${nsPerEvent(c.system)} ns/ev, gc ${gcs} (${gcMs.toFixed(0)} ms)`;
+    return `${tagged ? 'tagged ' : ''}${format} aux ${String(aux).padStart(2)} flush ${flush.padEnd(4)} ${n} events: wall ${((wall * 1e6) / n).toFixed(0).padStart(5)} ns/ev, cpu user ${nsPerEvent(c.user)} sys ${nsPerEvent(c.system)} ns/ev, gc ${gcs} (${gcMs.toFixed(0)} ms)`;
   } finally {
     child?.kill();
     await daemon.stop();
@@ -159,9 +168,11 @@ async function main(): Promise<void> {
   const reps = Number(arg('--reps', '3'));
   const auxes = arg('--aux', '0,4,20').split(',').map(Number);
   const flush = arg('--flush', 'none');
+  const format = arg('--format', 'RAW');
   const tagged = process.argv.includes('--tagged');
   console.log(`node ${process.version}; ${perBatch} events (${perBatch * 3} records) per batch`);
-  for (let r = 0; r < reps; r++) for (const a of auxes) console.log(await measure(a, flush, events, perBatch, tagged));
+  for (let r = 0; r < reps; r++)
+    for (const a of auxes) console.log(await measure(a, flush, format, events, perBatch, tagged));
 }
 
 void main();

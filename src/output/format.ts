@@ -6,7 +6,7 @@ import type { EventRecord } from '../records/event';
 import { bytesView, copyBytes, indexOfByte } from '../bytes';
 import { escapedLength, escapeInterp, textNeedsEncoding } from '../records/encode';
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64 } from '../kernel/constants';
-import { IdNameCache } from '../vocab/accounts';
+import { systemAccounts, type IdNameCache } from '../vocab/accounts';
 import { archName } from '../vocab/arch';
 import {
   archText,
@@ -226,8 +226,38 @@ export interface FormatOptions {
   ids?: IdNameCache;
 }
 
+/**
+ * What decides a line's bytes besides its record: formatters with the same style make the same line of a record, so
+ * one may copy another's (src/output/recent-lines.ts). One object per distinct style, compared by identity.
+ */
+export interface LineStyle {
+  readonly name: string;
+}
+
+/** RAW lines: by format text; ENRICHED lines also by the account names they show (one table per IdNameCache). */
+const rawStyles = new Map<string, LineStyle>();
+const enrichedStyles = new WeakMap<IdNameCache, Map<string, LineStyle>>();
+
+function lineStyle(format: LogFormat, node: string | undefined, contidKernel: boolean, ids: IdNameCache): LineStyle {
+  // node is nodeText()'s output: it has no NUL, so the name cannot be another style's.
+  const name = `${format}\0${contidKernel ? 'contid' : 'mainline'}\0${node === undefined ? '' : `node=${node}`}`;
+  let styles = rawStyles;
+  if (format === 'ENRICHED') {
+    styles = enrichedStyles.get(ids) ?? new Map<string, LineStyle>();
+    enrichedStyles.set(ids, styles);
+  }
+  let style = styles.get(name);
+  if (style === undefined) {
+    style = { name };
+    styles.set(name, style);
+  }
+  return style;
+}
+
 export class LineFormatter {
   readonly format: LogFormat;
+  /** Shared by every formatter that makes the same lines (see LineStyle). */
+  readonly style: LineStyle;
   private readonly enriched: boolean;
   private readonly node: string | undefined;
   private readonly rawCap: number;
@@ -278,7 +308,10 @@ export class LineFormatter {
     this.node = opts.node ? nodeText(opts.node) : undefined;
     this.rawCap = this.node !== undefined ? FORMAT_BUF_LEN - 32 - 1 : RAW_MAX_NO_NODE;
     this.contidKernel = opts.contidKernel ?? false;
-    this.ids = opts.ids ?? new IdNameCache();
+    // The system's accounts are read into one table for the process: every log names an id alike, so their ENRICHED
+    // lines share a style.
+    this.ids = opts.ids ?? systemAccounts();
+    this.style = lineStyle(this.format, this.node, this.contidKernel, this.ids);
   }
 
   private typeInfo(type: number): TypeInfo {

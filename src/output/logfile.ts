@@ -8,7 +8,8 @@ import { errnoName } from '../errors';
 import { AUDIT_UID_UNSET, MsgType } from '../kernel/constants';
 import type { EventRecord } from '../records/event';
 import { LineFormatter, MAX_LINE_BYTES } from './format';
-import { IdNameCache } from '../vocab/accounts';
+import { RecentLines, type LineHolder } from './recent-lines';
+import type { IdNameCache } from '../vocab/accounts';
 import { contidOf, encodeEventJson, lineStamp } from './event-json';
 import { ContainerCache, type ContainerDirectory } from './container-fields';
 import { defaultNode, messageId, readBootId } from './nats/subject';
@@ -87,11 +88,14 @@ const MiB = 1024 * 1024;
 const DEFAULT_BUFFER = 1 * MiB;
 const UNSET = AUDIT_UID_UNSET;
 
+/** The lines the text logs of this process made last, for the others to copy (see RecentLines). */
+export const recentLines = new RecentLines();
+
 /**
  * Owns the line buffer, the formatter, the flush mode and what triggers a rotation (size, time, a signal); the live
  * file (LogFile), the rotated names (LogRotation) and gzip (LogCompressor) each own their own state.
  */
-export class LogWriter {
+export class LogWriter implements LineHolder {
   private readonly opts: Required<
     Omit<
       LogWriterOptions,
@@ -115,6 +119,8 @@ export class LogWriter {
   private readonly own = { records: 0, lost: 0, errors: 0 };
   private readonly buf: Buffer;
   private used = 0;
+  /** Times the buffer was written out (LineHolder): a line noted in recentLines is there while this is unchanged. */
+  private emptiedCount = 0;
   private bufferedRecords = 0;
   private logSize = 0;
   /** Records accepted since the last sync was asked for (the incremental modes' `freq` count). */
@@ -164,7 +170,7 @@ export class LogWriter {
       format: opts.format === 'JSON' ? 'ENRICHED' : opts.format,
       node: opts.node,
       contidKernel: opts.contidKernel ?? false,
-      ids: opts.ids ?? new IdNameCache(),
+      ...(opts.ids ? { ids: opts.ids } : {}),
     });
     this.buf = Buffer.allocUnsafe(Math.max(this.opts.bufferBytes, 4 * MAX_LINE_BYTES));
     this.serial = this.opts.initialSerial;
@@ -258,7 +264,16 @@ export class LogWriter {
     }
     if (this.buf.length - this.used < MAX_LINE_BYTES) this.flushBuffer();
     const before = this.used;
-    this.used = this.formatter.formatRangeInto(type, src, start, end, this.buf, this.used);
+    // A record's whole payload (an event's record, which other logs may write too) is looked for among the lines
+    // made last: a log of the same style that wrote it already holds its line.
+    const whole = start === 0 && end === src.length;
+    const style = this.formatter.style;
+    let after = whole ? recentLines.copy(type, src, style, this.buf, before) : -1;
+    if (after < 0) {
+      after = this.formatter.formatRangeInto(type, src, start, end, this.buf, before);
+      if (whole) recentLines.note(type, src, style, this, this.buf, before, after);
+    }
+    this.used = after;
     this.bufferedRecords++;
     this.own.records++;
     this.logSize += this.used - before;
@@ -449,6 +464,7 @@ export class LogWriter {
 
   /** Writes everything, fsyncs and closes; every accepted record is on disk afterwards. */
   close(): void {
+    recentLines.forget(this);
     if (!this.file.isOpen) {
       // Suspended after a failed reopen: no file, but its held directory still goes.
       this.file.close();
@@ -482,8 +498,14 @@ export class LogWriter {
     this.file.sync(mode);
   }
 
+  get emptied(): number {
+    return this.emptiedCount;
+  }
+
   /** Writes the buffer (no sync: see writeOut); records of a failed write are counted lost. */
   private flushBuffer(): void {
+    // Whatever happens below, the bytes before `used` may be overwritten from here on.
+    this.emptiedCount++;
     if (this.used === 0 || !this.file.isOpen) {
       if (!this.file.isOpen && this.bufferedRecords > 0) {
         this.own.lost += this.bufferedRecords;

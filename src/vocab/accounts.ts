@@ -197,3 +197,11 @@ export class IdNameCache {
     return this.groups?.withId(id)?.name;
   }
 }
+
+let system: IdNameCache | null = null;
+
+/** The names of /etc/passwd and /etc/group, one table for the whole process (made on first use). */
+export function systemAccounts(): IdNameCache {
+  system ??= new IdNameCache();
+  return system;
+}

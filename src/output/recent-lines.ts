@@ -1,0 +1,88 @@
+// The lines the logs of this process made last: another log of the same line style copies one instead of formatting.
+import type { Buffer } from 'node:buffer';
+import { bytesView, copyBytes } from '../bytes';
+import type { LineStyle } from './format';
+
+/**
+ * A log whose buffer holds lines another may copy: `emptied` counts the times the buffer was written out and reused
+ * (a line is only where it was made while the count is unchanged).
+ */
+export interface LineHolder {
+  readonly emptied: number;
+}
+
+/** Lines remembered: an event's records, written to several logs one log after the other, fit in it. */
+const SLOTS = 16;
+
+/**
+ * Why: an event routed to an auxiliary daemon and kept by the host goes to two logs, record objects shared, and each
+ * formatted every record again (an ENRICHED line's interpretation most of all). A record is recognised by its payload
+ * object: a payload is a view of the kernel's batch or a copy, whose bytes do not change while the batch is read, and
+ * the logs write their buffers out at the end of every batch, which ends every line's time here.
+ */
+export class RecentLines {
+  private readonly payloads: Array<Buffer | null> = new Array<Buffer | null>(SLOTS).fill(null);
+  private readonly styles: Array<LineStyle | null> = new Array<LineStyle | null>(SLOTS).fill(null);
+  private readonly holders: Array<LineHolder | null> = new Array<LineHolder | null>(SLOTS).fill(null);
+  private readonly buffers: Array<Buffer | null> = new Array<Buffer | null>(SLOTS).fill(null);
+  private readonly types = new Int32Array(SLOTS);
+  private readonly emptied = new Float64Array(SLOTS);
+  private readonly starts = new Int32Array(SLOTS);
+  private readonly ends = new Int32Array(SLOTS);
+  private next = 0;
+  /** Lines copied (tests and counters). */
+  copied = 0;
+
+  /** The line of (type, payload) in `style` is buf[start, end), in the buffer of `holder`. */
+  note(
+    type: number,
+    payload: Buffer,
+    style: LineStyle,
+    holder: LineHolder,
+    buf: Buffer,
+    start: number,
+    end: number,
+  ): void {
+    const i = this.next;
+    this.next = (i + 1) % SLOTS;
+    this.payloads[i] = payload;
+    this.styles[i] = style;
+    this.holders[i] = holder;
+    this.buffers[i] = buf;
+    this.types[i] = type;
+    this.emptied[i] = holder.emptied;
+    this.starts[i] = start;
+    this.ends[i] = end;
+  }
+
+  /**
+   * Copies the line of (type, payload) in `style` to dst[at..] when a log still holds it; returns the position after
+   * it, or -1 (the caller formats the line). The newest lines are looked at first: the record was written last to
+   * the other log a few records ago.
+   */
+  copy(type: number, payload: Buffer, style: LineStyle, dst: Buffer, at: number): number {
+    for (let k = 1; k <= SLOTS; k++) {
+      const i = (this.next - k + SLOTS) % SLOTS;
+      if (this.payloads[i] !== payload) continue;
+      if (this.types[i] !== type || this.styles[i] !== style) continue;
+      if (this.holders[i]!.emptied !== this.emptied[i]) return -1;
+      const start = this.starts[i]!;
+      const n = this.ends[i]! - start;
+      copyBytes(dst, bytesView(this.buffers[i]!, start, n), at);
+      this.copied++;
+      return at + n;
+    }
+    return -1;
+  }
+
+  /** Forgets the lines of `holder` (a log closed: its buffer is not kept alive here). */
+  forget(holder: LineHolder): void {
+    for (let i = 0; i < SLOTS; i++)
+      if (this.holders[i] === holder) {
+        this.payloads[i] = null;
+        this.styles[i] = null;
+        this.holders[i] = null;
+        this.buffers[i] = null;
+      }
+  }
+}
