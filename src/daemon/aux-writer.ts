@@ -187,6 +187,11 @@ export class AuxWriter {
       const id = records.length ? eventIdOf(records[0]!.payload) : '';
       have = (id && this.recent.get(id)) || 0;
       if (have) this.recent.delete(id);
+      // What the host sends again comes first, in the order it was sent, and the log holds a prefix of it (its last
+      // event maybe cut short): the first event the log lacks ends what it can hold already. Kept, the ids of the
+      // tail (thousands, read at every start on an existing log) were looked up for every event from then on, and
+      // kept a process daemon off writeFrame's path without record objects.
+      else this.recent.clear();
     }
     let logged = 0;
     if (sink.log.wholeEvents) {
