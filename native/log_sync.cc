@@ -49,8 +49,6 @@ struct State {
   int envs = 0;     // environments that loaded the addon: the thread stops when the last one is torn down
   bool started = false;
   bool quit = false;
-  bool held = false;          // syncHold(true): requests wait for syncHold(false) to wake the thread
-  bool wake_pending = false;  // a request came while held
 };
 
 State* state() {
@@ -296,40 +294,11 @@ Napi::Value SyncRequest(const Napi::CallbackInfo& info) {
       r = Take(slot);
       wake = !slot.wanted;
       slot.wanted = true;
-      if (wake && s->held) {
-        s->wake_pending = true;
-        wake = false;
-      }
     }
   }
   if (!open) return NoSlot(env, "syncRequest");
   if (wake) s->cv.notify_one();
   return Napi::Number::New(env, r.err != 0 ? -static_cast<double>(r.err) : r.done);
-}
-
-// syncHold(on): while on, a request does not wake the thread; turned off, one wake-up for all the requests meanwhile.
-// Why: the host asks for its log's sync, then for each inline auxiliary log's, within one batch end; each request woke
-// the thread at once, which synced the host's log alone and the others in a second round: two wake-ups per batch, and
-// the logs' write-backs not started together (Loop). A batch's requests, held, make one round, as bench/creader.c's.
-Napi::Value SyncHold(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsBoolean()) {
-    Napi::TypeError::New(env, "syncHold(on): on must be a boolean").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  bool on = info[0].As<Napi::Boolean>().Value();
-  State* s = state();
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(s->mu);
-    s->held = on;
-    if (!on) {
-      wake = s->wake_pending;
-      s->wake_pending = false;
-    }
-  }
-  if (wake) s->cv.notify_one();
-  return env.Undefined();
 }
 
 // syncTake(id): [syncs completed since the slot opened, the first errno not read before (0: none)].
@@ -375,6 +344,5 @@ void InitLogSync(Napi::Env env, Napi::Object exports) {
   exports.Set("syncOpen", Napi::Function::New(env, SyncOpen));
   exports.Set("syncRequest", Napi::Function::New(env, SyncRequest));
   exports.Set("syncTake", Napi::Function::New(env, SyncTake));
-  exports.Set("syncHold", Napi::Function::New(env, SyncHold));
   exports.Set("syncClose", Napi::Function::New(env, SyncClose));
 }

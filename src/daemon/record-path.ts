@@ -14,7 +14,6 @@ import type { ContidTracker } from '../contid/tracker';
 import type { Chain } from '../contid/chain';
 import type { EventRecord } from '../records/event';
 import { writerOptions } from './outputs';
-import { holdSyncWakeups } from '../output/log/file';
 import type { Sink, SinkSpec } from '../output/sink';
 import { createSink } from '../output/sinks';
 import type { DaemonRegistry } from './daemon-registry';
@@ -224,16 +223,10 @@ export class RecordPath {
     this.reassembler.endBatch();
     // One write() per receive batch, then the sync the flush mode asks for (also after a batch whose bytes a full
     // buffer already wrote), the outputs' send and the disk check (statfs once a second at most): a kill -9 loses at
-    // most the batch being processed, and writing every batch cost no more CPU than a timer (bench/findings.md). The
-    // host's log and the inline auxiliary daemons' logs are synced in one round of the fsync thread.
-    holdSyncWakeups(true);
-    try {
-      this.sink?.flush();
-      this.opts.containers?.endBatch(Date.now());
-      this.opts.registry.pumpAll();
-    } finally {
-      holdSyncWakeups(false);
-    }
+    // most the batch being processed, and writing every batch cost no more CPU than a timer (bench/findings.md).
+    this.sink?.flush();
+    this.opts.containers?.endBatch(Date.now());
+    this.opts.registry.pumpAll();
   }
 
   /**

@@ -39,8 +39,6 @@ interface NativeModule {
   syncRequest(id: number): number;
   syncTake(id: number): [number, number];
   syncClose(id: number): [number, number];
-  /** While on, sync requests do not wake the thread; turned off, one wake-up for all of them. */
-  syncHold(on: boolean): void;
   /** Marks every fd from `minFd` on close-on-exec (close_range, else /proc/self/fd, else a scan); the way taken. */
   cloexecFrom(minFd: number, how?: 'proc' | 'scan'): 'close_range' | 'proc' | 'scan';
 }

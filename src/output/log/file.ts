@@ -40,24 +40,6 @@ export const nativeSyncer: Syncer = {
   close: (id) => native().syncClose(id),
 };
 
-/** The addon could not be loaded: no thread to hold (incremental_async then syncs in the caller). */
-let noHold = false;
-
-/**
- * Holds the fsync thread's wake-ups (on), then wakes it once for every log asked to sync meanwhile (off). A batch's
- * end asks for the host log's sync, then for each inline auxiliary daemon's: held, they make one round of the thread,
- * their write-backs started together, where each woke the thread and the host's log was synced alone, in a round of
- * its own. Only wake-ups wait: what is asked for is synced as before.
- */
-export function holdSyncWakeups(on: boolean): void {
-  if (noHold) return;
-  try {
-    native().syncHold(on);
-  } catch {
-    noHold = true;
-  }
-}
-
 /** Owns the descriptor of the live log and the fsyncs on it; the writer owns the buffer that feeds it. */
 export class LogFile {
   readonly counters: LogFileCounters = { writes: 0, bytes: 0, fsyncs: 0, syncRequests: 0 };
