@@ -2,33 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { dirname, join } from 'node:path';
-import { AuxWriter } from '../../src/daemon/aux-writer';
 import { decodeEvent, encodeEvent, type EventRecord } from '../../src/daemon/aux-ipc';
-import { parseConfig } from '../../src/config';
-import { captureDiag, tmpDir } from '../helpers/peers';
+import { tmpDir } from '../helpers/peers';
+import { openAuxWriter as writer } from '../helpers/aux-writer';
 import { intBelow, prng } from '../helpers/prng';
-
-function writer(dir: string, name: string, format: string): { w: AuxWriter; file: string } {
-  const cfg = parseConfig(
-    [
-      'host:',
-      `  log: { file: ${join(dir, 'audit.log')} }`,
-      'daemons:',
-      `  - { name: ${name}, isolation: inline, log: { format: ${format}, flush: none } }`,
-      '',
-    ].join('\n'),
-    join(dir, 'auditmux.yaml'),
-  ).daemons[0]!;
-  const w = new AuxWriter(
-    { name: cfg.name, log: cfg.log, outputs: [], nodeName: null, contidKernel: false },
-    () => undefined,
-    captureDiag(),
-  );
-  fs.mkdirSync(dirname(cfg.log.file), { recursive: true });
-  w.open();
-  return { w, file: cfg.log.file };
-}
 
 /** Records of one event: syscall-ish fields, newlines, 0x1D, NULs, EOE, odd types; seed-driven. */
 function randomEvent(next: () => number, serial: number): EventRecord[] {

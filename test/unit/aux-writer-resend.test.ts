@@ -4,32 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { dirname, join } from 'node:path';
-import { AuxWriter } from '../../src/daemon/aux-writer';
 import { encodeEvent, type EventRecord } from '../../src/daemon/aux-ipc';
-import { parseConfig } from '../../src/config';
-import { captureDiag, tmpDir } from '../helpers/peers';
+import { tmpDir } from '../helpers/peers';
+import { openAuxWriter } from '../helpers/aux-writer';
 
-function writer(dir: string): { w: AuxWriter; file: string } {
-  const cfg = parseConfig(
-    [
-      'host:',
-      `  log: { file: ${join(dir, 'audit.log')} }`,
-      'daemons:',
-      '  - { name: t, isolation: inline, log: { format: RAW, flush: none } }',
-      '',
-    ].join('\n'),
-    join(dir, 'auditmux.yaml'),
-  ).daemons[0]!;
-  const w = new AuxWriter(
-    { name: cfg.name, log: cfg.log, outputs: [], nodeName: null, contidKernel: false },
-    () => undefined,
-    captureDiag(),
-  );
-  fs.mkdirSync(dirname(cfg.log.file), { recursive: true });
-  w.open();
-  return { w, file: cfg.log.file };
-}
+const writer = (dir: string): ReturnType<typeof openAuxWriter> => openAuxWriter(dir, 't', 'RAW');
 
 const ev = (serial: number, n: number): EventRecord[] =>
   Array.from({ length: n }, (_, i) => ({
