@@ -232,6 +232,8 @@ export interface FormatOptions {
  */
 export interface LineStyle {
   readonly name: string;
+  /** Text logs of the process writing in this style (RecentLines.join/leave): below two, none has a line to share. */
+  logs: number;
 }
 
 /** RAW lines: by format text; ENRICHED lines also by the account names they show (one table per IdNameCache). */
@@ -241,14 +243,14 @@ const enrichedStyles = new WeakMap<IdNameCache, Map<string, LineStyle>>();
 function lineStyle(format: LogFormat, node: string | undefined, contidKernel: boolean, ids: IdNameCache): LineStyle {
   // node is nodeText()'s output: it has no NUL, so the name cannot be another style's.
   const name = `${format}\0${contidKernel ? 'contid' : 'mainline'}\0${node === undefined ? '' : `node=${node}`}`;
-  let styles = rawStyles;
-  if (format === 'ENRICHED') {
-    styles = enrichedStyles.get(ids) ?? new Map<string, LineStyle>();
+  let styles = format === 'ENRICHED' ? enrichedStyles.get(ids) : rawStyles;
+  if (styles === undefined) {
+    styles = new Map<string, LineStyle>();
     enrichedStyles.set(ids, styles);
   }
   let style = styles.get(name);
   if (style === undefined) {
-    style = { name };
+    style = { name, logs: 0 };
     styles.set(name, style);
   }
   return style;

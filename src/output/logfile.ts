@@ -121,6 +121,8 @@ export class LogWriter implements LineHolder {
   private used = 0;
   /** Times the buffer was written out (LineHolder): a line noted in recentLines is there while this is unchanged. */
   private emptiedCount = 0;
+  /** Counted among its style's logs in recentLines (a text log, until close). */
+  private sharing: boolean;
   private bufferedRecords = 0;
   private logSize = 0;
   /** Records accepted since the last sync was asked for (the incremental modes' `freq` count). */
@@ -173,6 +175,9 @@ export class LogWriter implements LineHolder {
       ...(opts.ids ? { ids: opts.ids } : {}),
     });
     this.buf = Buffer.allocUnsafe(Math.max(this.opts.bufferBytes, 4 * MAX_LINE_BYTES));
+    // A JSON log formats into its own scratch, never from or into the shared lines.
+    this.sharing = this.json === null;
+    if (this.sharing) recentLines.join(this.formatter.style);
     this.serial = this.opts.initialSerial;
     const reporter: LogReporter = {
       log: (level, msg) => this.log(level, msg),
@@ -266,12 +271,12 @@ export class LogWriter implements LineHolder {
     const before = this.used;
     // A record's whole payload (an event's record, which other logs may write too) is looked for among the lines
     // made last: a log of the same style that wrote it already holds its line.
-    const whole = start === 0 && end === src.length;
     const style = this.formatter.style;
-    let after = whole ? recentLines.copy(type, src, style, this.buf, before) : -1;
+    const share = start === 0 && end === src.length && recentLines.shares(style);
+    let after = share ? recentLines.copy(type, src, style, this.buf, before) : -1;
     if (after < 0) {
       after = this.formatter.formatRangeInto(type, src, start, end, this.buf, before);
-      if (whole) recentLines.note(type, src, style, this, this.buf, before, after);
+      if (share) recentLines.note(type, src, style, this, before, after);
     }
     this.used = after;
     this.bufferedRecords++;
@@ -464,7 +469,10 @@ export class LogWriter implements LineHolder {
 
   /** Writes everything, fsyncs and closes; every accepted record is on disk afterwards. */
   close(): void {
-    recentLines.forget(this);
+    if (this.sharing) {
+      this.sharing = false;
+      recentLines.leave(this.formatter.style, this);
+    }
     if (!this.file.isOpen) {
       // Suspended after a failed reopen: no file, but its held directory still goes.
       this.file.close();
@@ -500,6 +508,11 @@ export class LogWriter implements LineHolder {
 
   get emptied(): number {
     return this.emptiedCount;
+  }
+
+  /** LineHolder: the buffer whose lines recentLines notes (read only there, to copy a line out). */
+  get lineBuffer(): Buffer {
+    return this.buf;
   }
 
   /** Writes the buffer (no sync: see writeOut); records of a failed write are counted lost. */

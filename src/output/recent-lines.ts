@@ -8,6 +8,7 @@ import type { LineStyle } from './format';
  * (a line is only where it was made while the count is unchanged).
  */
 export interface LineHolder {
+  readonly lineBuffer: Buffer;
   readonly emptied: number;
 }
 
@@ -24,31 +25,42 @@ export class RecentLines {
   private readonly payloads: Array<Buffer | null> = new Array<Buffer | null>(SLOTS).fill(null);
   private readonly styles: Array<LineStyle | null> = new Array<LineStyle | null>(SLOTS).fill(null);
   private readonly holders: Array<LineHolder | null> = new Array<LineHolder | null>(SLOTS).fill(null);
-  private readonly buffers: Array<Buffer | null> = new Array<Buffer | null>(SLOTS).fill(null);
   private readonly types = new Int32Array(SLOTS);
   private readonly emptied = new Float64Array(SLOTS);
   private readonly starts = new Int32Array(SLOTS);
   private readonly ends = new Int32Array(SLOTS);
   private next = 0;
-  /** Lines copied (tests and counters). */
+  /** Lines copied so far (read by tests). */
   copied = 0;
 
-  /** The line of (type, payload) in `style` is buf[start, end), in the buffer of `holder`. */
-  note(
-    type: number,
-    payload: Buffer,
-    style: LineStyle,
-    holder: LineHolder,
-    buf: Buffer,
-    start: number,
-    end: number,
-  ): void {
+  /** A text log of `style` opens: with another of the same style, lines are noted and looked for (shares()). */
+  join(style: LineStyle): void {
+    style.logs++;
+  }
+
+  /** A log of `style` joined before closes: its lines are forgotten, its buffer not kept alive here. */
+  leave(style: LineStyle, holder: LineHolder): void {
+    style.logs--;
+    for (let i = 0; i < SLOTS; i++)
+      if (this.holders[i] === holder) {
+        this.payloads[i] = null;
+        this.styles[i] = null;
+        this.holders[i] = null;
+      }
+  }
+
+  /** Whether a log of `style` may share lines: a single log of a style (the usual host) neither notes nor looks. */
+  shares(style: LineStyle): boolean {
+    return style.logs > 1;
+  }
+
+  /** The line of (type, payload) in `style` is holder.lineBuffer[start, end). */
+  note(type: number, payload: Buffer, style: LineStyle, holder: LineHolder, start: number, end: number): void {
     const i = this.next;
     this.next = (i + 1) % SLOTS;
     this.payloads[i] = payload;
     this.styles[i] = style;
     this.holders[i] = holder;
-    this.buffers[i] = buf;
     this.types[i] = type;
     this.emptied[i] = holder.emptied;
     this.starts[i] = start;
@@ -65,24 +77,14 @@ export class RecentLines {
       const i = (this.next - k + SLOTS) % SLOTS;
       if (this.payloads[i] !== payload) continue;
       if (this.types[i] !== type || this.styles[i] !== style) continue;
-      if (this.holders[i]!.emptied !== this.emptied[i]) return -1;
+      const holder = this.holders[i]!;
+      if (holder.emptied !== this.emptied[i]) return -1;
       const start = this.starts[i]!;
       const n = this.ends[i]! - start;
-      copyBytes(dst, bytesView(this.buffers[i]!, start, n), at);
+      copyBytes(dst, bytesView(holder.lineBuffer, start, n), at);
       this.copied++;
       return at + n;
     }
     return -1;
-  }
-
-  /** Forgets the lines of `holder` (a log closed: its buffer is not kept alive here). */
-  forget(holder: LineHolder): void {
-    for (let i = 0; i < SLOTS; i++)
-      if (this.holders[i] === holder) {
-        this.payloads[i] = null;
-        this.styles[i] = null;
-        this.holders[i] = null;
-        this.buffers[i] = null;
-      }
   }
 }
