@@ -406,6 +406,35 @@ export class AuxDaemon {
     this.backoffTimer.unref();
   }
 
+  /**
+   * Whether an event may go to the inline writer record by record as its records come (a RecordStream): nothing
+   * queued to write before it, a text log and no tail left to skip. Otherwise it is enqueued whole.
+   */
+  streams(): boolean {
+    const w = this.writer;
+    return w !== null && this.queue.size === 0 && w.streams;
+  }
+
+  /** A streamed event begins: counted delivered, as an event written inline by enqueue. */
+  beginStream(): void {
+    this.queue.counters.delivered++;
+  }
+
+  /** One record of a streamed event; false when the writer failed (it is closed and opened again, as a crash). */
+  streamRecord(type: number, src: Buffer, start: number, end: number): boolean {
+    const w = this.writer;
+    if (w === null) return false;
+    try {
+      w.writeRecordAt(type, src, start, end);
+      return true;
+    } catch (e) {
+      // The event comes again whole (StreamedEvent queues it): counted when the reopened log has it, as enqueue's.
+      this.queue.counters.delivered--;
+      this.inlineFailed(e);
+      return false;
+    }
+  }
+
   /** Queues one routed event; false when the overflow policy dropped it (counted, and reported by the host). */
   enqueue(records: readonly EventRecord[]): boolean {
     const w = this.writer;

@@ -210,6 +210,19 @@ export class AuxWriter {
     if (sink.outputs.length && logged > have) for (const r of records) sink.writeOutputs(r.type, r.payload);
   }
 
+  /** Whether an event may be written record by record as it comes (writeRecordAt): a text log, no tail to skip. */
+  get streams(): boolean {
+    const sink = this.sink;
+    return sink !== null && !sink.log.wholeEvents && this.recent.size === 0;
+  }
+
+  /** One record of an event streamed to the daemon (see streams), src[start, end): to the log (not EOE) and outputs. */
+  writeRecordAt(type: number, src: Buffer, start: number, end: number): void {
+    const sink = this.sink;
+    if (!sink) throw new Error('auxiliary log is not open');
+    sink.writeRecordAt(type, src, start, end);
+  }
+
   /**
    * write() of an EVENT frame's body (aux-ipc); returns the event's seq. A text log with no outputs and no tail left to
    * skip (the usual case) formats each record where it lies in the frame: no record object or view per record, which

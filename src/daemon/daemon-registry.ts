@@ -269,6 +269,18 @@ export class DaemonRegistry {
     return this.auxes.get(name)?.enqueue(records);
   }
 
+  /**
+   * Daemon `name` when an event may be written to it record by record as they come (AuxDaemon.streams); null when it
+   * must be enqueued whole at the event's end (held for a template daemon, queued, a process, a JSON log); undefined
+   * when there is no such daemon (as enqueue).
+   */
+  streamTo(name: string): AuxDaemon | null | undefined {
+    if (!this.templates.passes(name)) return null;
+    const a = this.auxes.get(name);
+    if (a === undefined) return undefined;
+    return a.streams() ? a : null;
+  }
+
   pumpAll(): void {
     for (const a of this.auxes.values()) a.pump();
   }

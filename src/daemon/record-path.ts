@@ -6,7 +6,9 @@ import { mkdirSync } from 'node:fs';
 import { MsgType } from '../kernel/constants';
 import { bufferView, indexOfByte } from '../bytes';
 import type { Config, OutputConfig } from '../config';
-import { Reassembler, type AuditEvent } from '../records/reassembler';
+import { Reassembler, type AuditEvent, type PassThrough } from '../records/reassembler';
+import type { AuditRecord } from '../records/record';
+import { StreamedEvent } from './streamed-event';
 import type { LogWriter, Requester } from '../output/logfile';
 import { Router } from '../routing/router';
 import { Pipeline, type KeyGroup } from '../routing/pipeline';
@@ -48,6 +50,14 @@ export class RecordPath {
    * `intake`), and the first of them logged; they were dropped silently.
    */
   private droppedNoLog = 0;
+  /**
+   * Syscall events pass through (StreamedEvent) when routing needs nothing past the SYSCALL record: no route selects
+   * record types and the kernel sends no CONTAINER_ID records (the patch set's come with the event's other records).
+   */
+  private streamEvents = false;
+  private readonly streamed: StreamedEvent;
+  /** The SYSCALL record routed alone, in one array for every event. */
+  private readonly first: EventRecord[] = [];
 
   constructor(
     private readonly opts: RecordPathOptions,
@@ -61,6 +71,12 @@ export class RecordPath {
       maxInFlight: r.maxInFlight,
       copy: false,
       ...(opts.clock ? { clock: opts.clock } : {}),
+      passThrough: (rec) => this.passThrough(rec),
+    });
+    this.streamed = new StreamedEvent({
+      toHost: (records) => this.toHost(records),
+      enqueue: (name, records) => opts.registry.enqueue(name, records),
+      noteEvent: (chain, routed, dropped) => opts.noteEvent(chain, routed, dropped),
     });
     this.pipeline = this.makePipeline(config, false);
     // Events held for a template daemon that could not be made end here, as an event no route took.
@@ -76,8 +92,10 @@ export class RecordPath {
 
   private makePipeline(config: Config, contidKernel: boolean): Pipeline {
     const reg = this.opts.registry;
+    const routes = reg.allRoutes();
+    this.streamEvents = !contidKernel && !routes.some((r) => r.types);
     return new Pipeline({
-      router: new Router(reg.allRoutes(), this.opts.containers ?? null),
+      router: new Router(routes, this.opts.containers ?? null),
       tracker: this.opts.tracker,
       contidKernel,
       daemonsWithRules: reg.rulesOwners(),
@@ -158,6 +176,46 @@ export class RecordPath {
     if (this.droppedNoLog === 0)
       this.opts.diag.warn({ records }, 'records came while the host log was not open: dropped (counted in intake)');
     this.droppedNoLog += records;
+  }
+
+  /**
+   * The reassembler's question at a SYSCALL record that begins an event: routed now, alone, the event's records go to
+   * its destinations as they come (null: the event is made whole first, as before).
+   */
+  private passThrough(rec: AuditRecord): PassThrough | null {
+    const sink = this.sink;
+    if (!this.streamEvents || sink === null) return null;
+    const one = this.first;
+    one[0] = rec;
+    let routed;
+    try {
+      routed = this.pipeline.route(one, this.opts.keysFor, this.pipeline.scratch);
+    } catch (e) {
+      // Made whole instead, where a second failure writes it to the host log (onEvent).
+      this.opts.counters.internalErrors++;
+      this.opts.diag.error({ err: (e as Error).stack }, 'routing failed; the event is made whole');
+      return null;
+    }
+    const ev = this.streamed;
+    ev.begin(rec, routed.chain);
+    let host = false;
+    let orphan: readonly EventRecord[] | null = null;
+    for (const d of routed.destinations) {
+      if (d.daemon === null) {
+        host = true;
+        ev.toHost(sink, d.records);
+        continue;
+      }
+      const s = this.opts.registry.streamTo(d.daemon);
+      if (s === undefined) orphan ??= d.records;
+      else if (s === null) ev.collect(d.daemon, d.records);
+      else ev.stream(d.daemon, s, d.records);
+    }
+    if (orphan && !host) {
+      this.opts.counters.noDaemon++;
+      ev.toHost(sink, orphan);
+    }
+    return ev;
   }
 
   private onEvent(ev: AuditEvent): void {

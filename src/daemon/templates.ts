@@ -254,6 +254,14 @@ export class TemplateManager {
     return true;
   }
 
+  /** Whether hold() lets an event for `name` through now, without holding it or making the daemon (no side effect). */
+  passes(name: string): boolean {
+    const tenant = this.tenants.get(name);
+    if (!tenant) return true;
+    if (tenant.state === 'running') return this.reg.running(name);
+    return tenant.state !== 'creating' && tenant.state !== 'stopping';
+  }
+
   /** `name` belongs to a tenant of a template, made or not (a stopped one comes back under it). */
   knows(name: string): boolean {
     return this.tenants.has(name);

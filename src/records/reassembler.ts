@@ -15,6 +15,19 @@ export interface AuditEvent {
   reason: CompletionReason;
 }
 
+/**
+ * Where the records of an event that passes through go (ReassemblerOptions.passThrough): each record as it comes, read
+ * where it lies in the caller's buffer, and then the event's end. The bytes are the caller's until `record` returns.
+ */
+export interface PassThrough {
+  /** One record of the event: buf[start, end), its first NUL excluded (EOE too, before end('eoe')). */
+  record(type: number, buf: Buffer, start: number, end: number): void;
+  /** No record of the event comes after this: 'eoe', 'last' (PROCTITLE, KERNEL), 'timeout', 'flush' or 'replaced'. */
+  end(reason: CompletionReason): void;
+  /** The caller's batch ends with the event still open: its buffer is reused after this. */
+  endBatch(): void;
+}
+
 export interface ReassemblerOptions {
   /** end_of_event_timeout in ms (auditd default 2 s). */
   timeoutMs?: number;
@@ -27,6 +40,12 @@ export interface ReassemblerOptions {
    * without an EOE for that hour, and one read only at the first tick made the events begun before it time out.
    */
   clock?: () => number;
+  /**
+   * Asked with the SYSCALL record that begins an event (no earlier record of it waits, no other event passes
+   * through): a PassThrough takes the event's records as they come instead of an event made of them at its end;
+   * null keeps the event here. One event at a time passes through; the completion rules are the same.
+   */
+  passThrough?: (first: AuditRecord) => PassThrough | null;
 }
 
 export interface ReassemblerCounters {
@@ -42,6 +61,8 @@ export interface ReassemblerCounters {
   serialGaps: number;
   timeouts: number;
   overflows: number;
+  /** Events that passed through (counted in `events` too). */
+  passed: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
@@ -62,6 +83,16 @@ function countsForGaps(t: number): boolean {
   return t < 1200 || t > 1299;
 }
 
+/** The event passing through: its stamp, age and records so far. */
+interface Through {
+  to: PassThrough;
+  sec: number;
+  msec: number;
+  serial: number;
+  bornMs: number;
+  records: number;
+}
+
 interface Pending {
   ev: AuditEvent;
   bornMs: number;
@@ -79,6 +110,7 @@ export class Reassembler {
     serialGaps: 0,
     timeouts: 0,
     overflows: 0,
+    passed: 0,
   };
   private readonly timeoutMs: number;
   private readonly maxInFlight: number;
@@ -91,6 +123,8 @@ export class Reassembler {
    * start, grow and end here without a Map set, get and delete each. Logically it is the map's last entry.
    */
   private newest: Pending | null = null;
+  private through: Through | null = null;
+  private readonly passThrough: ((first: AuditRecord) => PassThrough | null) | null;
   private readonly clock: () => number;
   /** The clock at the last tick or batch start: the age a new event starts with. */
   private nowMs: number;
@@ -119,6 +153,7 @@ export class Reassembler {
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
     this.copy = opts.copy ?? true;
     this.clock = opts.clock ?? (() => performance.now());
+    this.passThrough = opts.passThrough ?? null;
     this.nowMs = this.seenMs = this.clock();
   }
 
@@ -131,7 +166,7 @@ export class Reassembler {
   }
 
   get inFlightCount(): number {
-    return this.inFlight.size + (this.newest !== null ? 1 : 0);
+    return this.inFlight.size + (this.newest !== null ? 1 : 0) + (this.through !== null ? 1 : 0);
   }
 
   private pending(serial: number): Pending | undefined {
@@ -148,17 +183,58 @@ export class Reassembler {
   /** Same shape as the kernel client's RecordSink, so it can be plugged in directly. */
   push(type: number, buf: Buffer, start = 0, end = buf.length): void {
     if (!this.inBatch) this.beginBatch();
-    if (type === MsgType.EOE && start >= 0 && end <= buf.length && start <= end) {
-      // An EOE only ends its event (it is not kept): its stamp is read in place, with no record object or view.
+    const t = this.through;
+    if ((type === MsgType.EOE || t !== null) && start >= 0 && end <= buf.length && start <= end) {
+      // An EOE only ends its event (it is not kept), and a record of the event passing through goes on where it lies:
+      // the stamp is read in place, with no record object or view.
       const e = this.eoeStamp;
-      parseHeaderAt(e, buf, start, payloadEnd(buf, start, end));
+      const stop = payloadEnd(buf, start, end);
+      parseHeaderAt(e, buf, start, stop);
       if (!e.malformed) {
-        this.counters.records++;
-        this.endByEoe(e);
-        return;
+        if (t !== null && e.serial === t.serial && !isSingleRecordType(type)) {
+          if (e.sec === t.sec && e.msec === t.msec) {
+            this.passOn(t, type, buf, start, stop);
+            return;
+          }
+          // The serial again under another stamp: the counter wrapped or the kernel restarted, as pushRecord's
+          // 'replaced' (an EOE of another stamp ends nothing, as endByEoe).
+          if (type !== MsgType.EOE) this.endThrough('replaced');
+        }
+        if (type === MsgType.EOE) {
+          this.counters.records++;
+          this.endByEoe(e);
+          return;
+        }
       }
     }
     this.pushRecord(parseRecord(type, buf, start, end, this.copy));
+  }
+
+  private passOn(t: Through, type: number, buf: Buffer, start: number, end: number): void {
+    const c = this.counters;
+    c.records++;
+    if (type === MsgType.EOE) {
+      c.eoe++;
+      t.to.record(type, buf, start, end);
+      this.endThrough('eoe');
+      return;
+    }
+    t.records++;
+    t.to.record(type, buf, start, end);
+    if (endsEvent(type)) this.endThrough('last');
+  }
+
+  /** The event passing through is over: counted as finish() counts an event, then told. */
+  private endThrough(reason: CompletionReason): void {
+    const t = this.through!;
+    this.through = null;
+    const c = this.counters;
+    c.events++;
+    c.passed++;
+    c.recordsEmitted += t.records;
+    if (reason === 'timeout') c.timeouts++;
+    this.noteSerial(t.serial);
+    t.to.end(reason);
   }
 
   private endByEoe(rec: Stamp): void {
@@ -212,6 +288,13 @@ export class Reassembler {
       if (this.copy) p.owned++;
       return;
     }
+    if (t === MsgType.SYSCALL && this.through === null && this.passThrough !== null) {
+      const to = this.passThrough(rec);
+      if (to !== null) {
+        this.through = { to, sec: rec.sec, msec: rec.msec, serial: rec.serial, bornMs: this.nowMs, records: 1 };
+        return;
+      }
+    }
     if (this.newest !== null) this.inFlight.set(this.newest.ev.serial, this.newest);
     this.newest = {
       ev: { sec: rec.sec, msec: rec.msec, serial: rec.serial, records: [rec], reason: 'flush' },
@@ -234,6 +317,7 @@ export class Reassembler {
    */
   endBatch(): void {
     this.inBatch = false;
+    if (this.through !== null) this.through.to.endBatch();
     if (this.copy) return;
     for (const p of this.inFlight.values()) ownRecords(p);
     if (this.newest !== null) ownRecords(this.newest);
@@ -248,6 +332,8 @@ export class Reassembler {
     const limit = this.seenMs - this.timeoutMs;
     this.nowMs = now;
     if (now > this.seenMs) this.seenMs = now;
+    // First: it may be older than the waiting events (the loop below returns at the first one not due).
+    if (this.through !== null && this.through.bornMs <= limit) this.endThrough('timeout');
     for (const [serial, p] of this.inFlight) {
       if (p.bornMs > limit) return;
       this.inFlight.delete(serial);
@@ -266,6 +352,7 @@ export class Reassembler {
 
   /** Emits every in-flight event (shutdown). */
   flush(): void {
+    if (this.through !== null) this.endThrough('flush');
     const n = this.newest;
     this.newest = null;
     for (const p of this.inFlight.values()) {

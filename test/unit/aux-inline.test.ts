@@ -27,8 +27,16 @@ describe('inline auxiliary daemon (emulated mainline kernel)', () => {
         kernel.emitEvent(tagged.pid!, 'getppid', 0);
         kernel.emitEvent(h.untaggedPid, 'getppid', 0);
         if (i === N / 2) {
-          // Fault injection: the writer's next write throws after writing half of the event's records.
-          const w = (a as unknown as { writer: { write: (r: unknown[]) => void } }).writer;
+          // Fault injection: the writer's next event throws after half of its records were written, whether the event
+          // came whole (write) or record by record as the kernel's records came (writeRecordAt, a streamed event).
+          const w = (
+            a as unknown as {
+              writer: {
+                write: (r: unknown[]) => void;
+                writeRecordAt: (t: number, b: Buffer, s: number, e: number) => void;
+              };
+            }
+          ).writer;
           const orig = w.write.bind(w);
           w.write = (records: unknown[]) => {
             if (injected++ === 0) {
@@ -36,6 +44,12 @@ describe('inline auxiliary daemon (emulated mainline kernel)', () => {
               throw new Error('injected write failure');
             }
             orig(records);
+          };
+          const origAt = w.writeRecordAt.bind(w);
+          w.writeRecordAt = (t, b, s, e) => {
+            // The SYSCALL went; its PROCTITLE fails.
+            if (t === 1327 && injected++ === 0) throw new Error('injected write failure');
+            origAt(t, b, s, e);
           };
         }
         if (i % 20 === 0) await new Promise((r) => setImmediate(r));
@@ -45,6 +59,8 @@ describe('inline auxiliary daemon (emulated mainline kernel)', () => {
         return s.state === 'running' && s.queued === 0 && s.crashes === 1;
       }, 'the inline daemon to be reopened and drained');
       assert.equal(injected, 1, 'the failure hit exactly one write');
+      const r = (daemon.status() as { reassembly: { passed: number; events: number } }).reassembly;
+      assert.ok(r.passed > N, `the events passed through, record by record (${r.passed} of ${r.events})`);
     } finally {
       await h.stop();
     }
@@ -57,6 +73,11 @@ describe('inline auxiliary daemon (emulated mainline kernel)', () => {
         [],
         'none twice: the half-written event was recognised on reopen',
       );
+      // Whole too: each event has as many lines as the others (the failed one's records after the failure included).
+      const lines = new Map<string, number>();
+      for (const m of aLog.matchAll(/msg=audit\(\d+\.\d+:(\d+)\)/g)) lines.set(m[1]!, (lines.get(m[1]!) ?? 0) + 1);
+      const sizes = new Set([...counts.keys()].map((s) => lines.get(s)));
+      assert.equal(sizes.size, 1, `every event has all its records: ${[...sizes].join(', ')} lines per event`);
       const hLog = readFileSync(join(dir, 'audit.log'), 'utf8');
       assert.equal(serialCounts(hLog, 'host-k').size, N, 'the host log has every untagged event');
       assert.equal(serialCounts(hLog, 'tree-a').size, 0, "and none of the daemon's");

@@ -23,7 +23,13 @@ interface World {
   counters: RecordPathOptions['counters'];
 }
 
-function world(opts: { clock?: () => number; sink?: boolean } = {}): World {
+/**
+ * A route that selects record types needs the whole event: with it (`whole`), every event is made whole before it is
+ * routed; without, a syscall event passes through from its SYSCALL record on (StreamedEvent).
+ */
+const TYPES_ROUTE = { index: 0, contid: [], types: [1400], keys: null, daemons: ['nobody'], continue: false };
+
+function world(opts: { clock?: () => number; sink?: boolean; whole?: boolean } = {}): World {
   const log: string[] = [];
   const warnings: string[] = [];
   const note = (type: number, p: Buffer): void => {
@@ -31,7 +37,7 @@ function world(opts: { clock?: () => number; sink?: boolean } = {}): World {
     log.push(`${type}:${m ? m[1] : '?'}`);
   };
   const registry = {
-    allRoutes: () => [],
+    allRoutes: () => (opts.whole ? [TYPES_ROUTE] : []),
     rulesOwners: () => new Set<string>(),
     enqueue: () => undefined,
     pumpAll: () => undefined,
@@ -57,6 +63,9 @@ function world(opts: { clock?: () => number; sink?: boolean } = {}): World {
   if (opts.sink !== false)
     path.sink = {
       log: { wholeEvents: false, flush: () => true },
+      writeRecord: (type: number, p: Buffer) => {
+        if (type !== 1320) note(type, p);
+      },
       writeRecordAt: (type: number, b: Buffer, s: number, e: number) => {
         if (type !== 1320) note(type, b.subarray(s, e));
       },
@@ -93,17 +102,25 @@ describe('the record path: the reassembler keeps its own monotonic clock', () =>
     assert.deepEqual(w.log, ['1305:1', '1324:2'], 'both out within the timeout, whatever the wall clock said');
   });
 
-  it('records before the first tick do not time out at it: a SYSCALL and its PATH stay one event (p2)', () => {
-    const w = world(); // the default clock (performance.now)
-    w.path.eventMode = true;
-    w.push(...rec(1300, 7));
-    w.path.tick(); // the daemon's first 250 ms tick
-    w.push(...rec(1302, 7));
-    assert.deepEqual(w.log, [], 'still waiting for the EOE');
-    w.push(...rec(1320, 7));
-    assert.deepEqual(w.log, ['1300:7', '1302:7']);
-    assert.equal((w.path.status().reassembly as { timeouts: number }).timeouts, 0);
-  });
+  for (const whole of [true, false])
+    it(`records before the first tick do not time out at it: a SYSCALL and its PATH stay one event (p2, ${whole ? 'made whole' : 'passed through'})`, () => {
+      const w = world({ whole }); // the default clock (performance.now)
+      w.path.eventMode = true;
+      w.push(...rec(1300, 7));
+      w.path.tick(); // the daemon's first 250 ms tick
+      w.push(...rec(1302, 7));
+      assert.deepEqual(
+        w.log,
+        whole ? [] : ['1300:7', '1302:7'],
+        whole ? 'still waiting for the EOE' : 'written as they come',
+      );
+      w.push(...rec(1320, 7));
+      assert.deepEqual(w.log, ['1300:7', '1302:7']);
+      const r = w.path.status().reassembly as { timeouts: number; passed: number; events: number };
+      assert.equal(r.timeouts, 0);
+      assert.equal(r.events, 1);
+      assert.equal(r.passed, whole ? 0 : 1);
+    });
 });
 
 describe('the record path: a change of mode keeps the order of the log', () => {
