@@ -6,11 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
-import pino from 'pino';
-import { HostDaemon } from '../src/daemon/host';
-import type { BatchHandler } from '../src/kernel/socket';
-import { EmulatedKernel } from '../test/helpers/emulated-kernel';
-import { emulatedHostOptions } from '../test/helpers/emulated-contid-source';
+import { packBatch, startBatchHost } from '../test/helpers/batch-host';
 
 // Why in-process: the kernel bench (bench/run.ts) measures the whole daemon beside kauditd and the generator, where
 // a change of 10% in JavaScript hides in the run-to-run spread; this one times only what the record path does with a
@@ -60,16 +56,9 @@ function buildBatches(
   const out = [];
   let n = 0;
   for (let b = 0; b < batches; b++) {
-    const dgrams: Buffer[] = [];
-    for (let e = 0; e < perBatch; e++, n++)
-      for (const r of ev(n)) {
-        const h = Buffer.alloc(16);
-        h.writeUInt32LE(16 + r.payload.length, 0);
-        h.writeUInt16LE(r.type, 4);
-        dgrams.push(Buffer.concat([h, r.payload]));
-      }
-    const lengths = new Uint32Array(dgrams.map((d) => d.length));
-    out.push({ buf: Buffer.concat(dgrams), lengths, count: lengths.length });
+    const recs = [];
+    for (let e = 0; e < perBatch; e++, n++) recs.push(...ev(n));
+    out.push(packBatch(recs));
   }
   return out;
 }
@@ -104,22 +93,7 @@ async function measure(
 ): Promise<string> {
   const dir = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'am-pipe-'));
   writeFileSync(join(dir, 'auditmux.yaml'), yaml(dir, aux, flush, format));
-  const kernel = new EmulatedKernel({});
-  const opts = emulatedHostOptions(kernel);
-  let handler: BatchHandler | null = null;
-  const sock = opts.socket!;
-  const start = sock.start.bind(sock);
-  sock.start = (h, e) => {
-    handler = h;
-    start(h, e);
-  };
-  const daemon = new HostDaemon({
-    configPath: join(dir, 'auditmux.yaml'),
-    diag: pino({ level: 'silent' }),
-    ...opts,
-    noControl: true,
-  });
-  await daemon.start();
+  const { daemon, feed } = await startBatchHost(join(dir, 'auditmux.yaml'));
   const child = tagged ? spawn('sleep', ['600'], { stdio: 'ignore' }) : null;
   try {
     let pid = process.pid;
@@ -131,7 +105,7 @@ async function measure(
     const run = (k: number): void => {
       for (let i = 0; i < k; i++) {
         const b = batches[i % batches.length]!;
-        handler!(b.buf, b.lengths, b.count);
+        feed(b.buf, b.lengths, b.count);
       }
     };
     run(Math.min(batches.length, 200)); // warm-up: let the JIT settle

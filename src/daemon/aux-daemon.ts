@@ -423,16 +423,16 @@ export class AuxDaemon {
   /** One record of a streamed event; false when the writer failed (it is closed and opened again, as a crash). */
   streamRecord(type: number, src: Buffer, start: number, end: number): boolean {
     const w = this.writer;
-    if (w === null) return false;
-    try {
-      w.writeRecordAt(type, src, start, end);
-      return true;
-    } catch (e) {
-      // The event comes again whole (StreamedEvent queues it): counted when the reopened log has it, as enqueue's.
-      this.queue.counters.delivered--;
-      this.inlineFailed(e);
-      return false;
-    }
+    if (w !== null)
+      try {
+        w.writeRecordAt(type, src, start, end);
+        return true;
+      } catch (e) {
+        this.inlineFailed(e);
+      }
+    // The event comes again whole (StreamedEvent enqueues it): counted once its log has it, as enqueue counts.
+    this.queue.counters.delivered--;
+    return false;
   }
 
   /** Queues one routed event; false when the overflow policy dropped it (counted, and reported by the host). */

@@ -4,11 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
-import { HostDaemon } from '../../src/daemon/host';
-import type { BatchHandler } from '../../src/kernel/socket';
-import { EmulatedKernel } from '../helpers/emulated-kernel';
-import { emulatedHostOptions } from '../helpers/emulated-contid-source';
+import { packBatch, startBatchHost } from '../helpers/batch-host';
 import { intBelow, prng } from '../helpers/prng';
 
 type Rec = [type: number, payload: string];
@@ -43,18 +39,6 @@ function yaml(dir: string, whole: boolean): string {
     '  - { contid: unset, keys: [kb], daemons: [b], continue: true }',
     '  - { contid: unset, keys: [kb], daemons: [c] }',
   ].join('\n');
-}
-
-/** One receive batch as the addon hands it over: netlink datagrams back to back, and their lengths. */
-function batch(recs: Rec[]): { buf: Buffer; lengths: Uint32Array; count: number } {
-  const dgrams = recs.map(([type, p]) => {
-    const body = Buffer.from(p, 'latin1');
-    const h = Buffer.alloc(16);
-    h.writeUInt32LE(16 + body.length, 0);
-    h.writeUInt16LE(type, 4);
-    return Buffer.concat([h, body]);
-  });
-  return { buf: Buffer.concat(dgrams), lengths: new Uint32Array(dgrams.map((d) => d.length)), count: dgrams.length };
 }
 
 /**
@@ -116,29 +100,14 @@ async function run(recs: Rec[], cuts: number[], whole: boolean): Promise<{ logs:
     writeFileSync(join(dir, 'auditmux.yaml'), yaml(dir, whole));
     // An auditd plugin in string format: whatever arrives on stdin is appended to a file.
     writeFileSync(join(dir, 'plugin.sh'), '#!/bin/sh\nexec cat >> "$1"\n', { mode: 0o755 });
-    const kernel = new EmulatedKernel({});
-    const opts = emulatedHostOptions(kernel);
-    let handler: BatchHandler | null = null;
-    const sock = opts.socket!;
-    const start = sock.start.bind(sock);
-    sock.start = (h, e) => {
-      handler = h;
-      start(h, e);
-    };
-    const daemon = new HostDaemon({
-      configPath: join(dir, 'auditmux.yaml'),
-      diag: pino({ level: 'silent' }),
-      ...opts,
-      noControl: true,
-    });
-    await daemon.start();
+    const { daemon, feed } = await startBatchHost(join(dir, 'auditmux.yaml'));
     let passed = 0;
     try {
       let at = 0;
       for (const cut of [...cuts, recs.length]) {
-        const b = batch(recs.slice(at, cut));
+        const b = packBatch(recs.slice(at, cut).map(([type, p]) => ({ type, payload: Buffer.from(p, 'latin1') })));
         at = cut;
-        if (b.count) handler!(b.buf, b.lengths, b.count);
+        if (b.count) feed(b.buf, b.lengths, b.count);
       }
       passed = (daemon.status() as { reassembly: { passed: number } }).reassembly.passed;
     } finally {
