@@ -435,3 +435,56 @@ test('property: records read in place from a batch (EOE stamps without a record 
     assert.deepEqual(a.r.counters, b.r.counters, `seed ${seed}`);
   }
 });
+
+test('pass-through: a SYSCALL event goes record by record; timeout, flush, another stamp and the batch end reach it', () => {
+  let now = 0;
+  const seen: string[] = [];
+  const out: AuditEvent[] = [];
+  let asked = 0;
+  const r = new Reassembler((e) => out.push(e), {
+    copy: false,
+    clock: () => now,
+    timeoutMs: 2000,
+    passThrough: () => {
+      asked++;
+      return {
+        record: (type, b, s, e) => seen.push(`${type}:${b.toString('latin1', s, e).slice(0, 14)}`),
+        end: (why) => seen.push(`end ${why}`),
+        endBatch: () => seen.push('batch'),
+      };
+    },
+  });
+  r.push(1300, rec(1));
+  r.push(1302, rec(1)); // PATH
+  r.push(1320, rec(1, '')); // EOE: passed on, then the end
+  assert.deepEqual(seen, ['1302:audit(100.001:', '1320:audit(100.001:', 'end eoe']);
+  seen.length = 0;
+  r.push(1300, rec(2));
+  r.push(1300, rec(10)); // another event while 2 passes: made whole, not asked about
+  r.push(1112, rec(2, 'user')); // a user message of the same stamp never joins
+  r.endBatch();
+  r.push(1302, rec(2, 'p', '100.002')); // the serial under another stamp ends it
+  assert.deepEqual(seen, ['batch', 'end replaced']);
+  r.push(1320, rec(10, ''));
+  r.push(1320, rec(2, '', '100.002'));
+  assert.deepEqual(
+    out.map((e) => `${e.serial} ${e.reason} ${e.records.map((x) => x.type).join(',')}`),
+    ['2 single 1112', '10 eoe 1300', '2 eoe 1302'],
+  );
+  seen.length = 0;
+  r.push(1300, rec(3));
+  r.endBatch();
+  now = 2500;
+  r.tick();
+  assert.deepEqual(seen, ['batch'], 'not due: a batch may still hold its records');
+  r.tick();
+  assert.deepEqual(seen, ['batch', 'end timeout']);
+  r.push(1300, rec(5));
+  r.flush();
+  assert.equal(seen.at(-1), 'end flush');
+  assert.equal(r.counters.passed, 4);
+  assert.equal(r.counters.timeouts, 1);
+  assert.equal(asked, 4);
+  assert.equal(r.inFlightCount, 0);
+  assert.equal(r.counters.events, 7);
+});
