@@ -1,6 +1,6 @@
 // Micro-benchmark of the host's record path in-process (emulated kernel, no socket): CPU ns per event, by config.
 // Usage: node dist/bench/pipeline.js [--aux 0,4,20] [--events N] [--per-batch N] [--reps N] [--flush none]
-//        [--format RAW|ENRICHED] [--tagged]
+//        [--format RAW|ENRICHED] [--tagged] [--miss]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -74,7 +74,9 @@ function yaml(dir: string, aux: number, flush: string, format: string): string {
     lines.push('routes:');
     for (let i = 0; i < aux - 1; i++)
       lines.push(`  - { contid: "${(i + 1) * 100}-${(i + 1) * 100 + 99}", daemons: [b${i}] }`);
-    lines.push(`  - { contid: unset, keys: [ambench], daemons: [b${aux - 1}] }`);
+    // --miss: the last route misses too (the host in event mode, every event its own).
+    const key = process.argv.includes('--miss') ? 'nomatch' : 'ambench';
+    lines.push(`  - { contid: unset, keys: [${key}], daemons: [b${aux - 1}] }`);
   }
   return lines.join('\n') + '\n';
 }
