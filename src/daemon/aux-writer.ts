@@ -210,10 +210,13 @@ export class AuxWriter {
     if (sink.outputs.length && logged > have) for (const r of records) sink.writeOutputs(r.type, r.payload);
   }
 
-  /** Whether an event may be written record by record as it comes (writeRecordAt): a text log, no tail to skip. */
+  /**
+   * Whether an event may be written record by record as it comes (writeRecordAt): the sink takes a stream (a text log,
+   * no output that gathers events) and no tail is left to skip.
+   */
   get streams(): boolean {
     const sink = this.sink;
-    return sink !== null && !sink.log.wholeEvents && this.recent.size === 0;
+    return sink !== null && sink.takesStream && this.recent.size === 0;
   }
 
   /** One record of an event streamed to the daemon (see streams), src[start, end): to the log (not EOE) and outputs. */

@@ -16,7 +16,7 @@ export interface RecordStream {
 }
 
 export interface StreamedEventHooks {
-  /** An event to the host's log and outputs whole (a JSON log; what a failed daemon's writer did not take). */
+  /** An event to the host's log and outputs whole (see toHost; an event whose daemon is gone). */
   toHost(records: readonly EventRecord[]): void;
   /** An event whole to daemon `name` (DaemonRegistry.enqueue): true taken, false dropped, undefined no such daemon. */
   enqueue(name: string, records: EventRecord[]): boolean | undefined;
@@ -102,10 +102,13 @@ export class StreamedEvent implements PassThrough {
     this.stampLength = n;
   }
 
-  /** The host takes the event: its shaped head now, the rest as it comes (or whole at the end for a JSON log). */
+  /**
+   * The host takes the event: its shaped head now, the rest as it comes (or whole at the end: a JSON log, an output
+   * that gathers events).
+   */
   toHost(sink: Sink, head: readonly EventRecord[]): void {
     this.hostHas = true;
-    if (sink.log.wholeEvents) {
+    if (!sink.takesStream) {
       this.collect(null, head);
       return;
     }

@@ -16,6 +16,11 @@ export type { ContainerDirectory } from '../contid/meta-selector';
 /** One configured output: takes records as the kernel sent them and owns their delivery from then on. */
 export interface RecordOutput {
   readonly name: string;
+  /**
+   * The output gathers each event's records into one message (NATS): its daemon hands it an event's records one
+   * after another, never mixed with another event's (an event is not passed through to it record by record).
+   */
+  readonly groupsEvents?: boolean;
   /** Accept one record (type, kernel payload `audit(...): ...`); once accepted it must not be lost (spool). */
   writeRecord(type: number, payload: Buffer): void;
   /** End of a receive batch: a good moment to send/fsync. */

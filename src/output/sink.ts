@@ -50,6 +50,11 @@ export interface Sink {
   /** The log writer, for what only a log does (daemonPayload, an aggregator's writeLine); replaceLog swaps it. */
   readonly log: LogWriter;
   readonly outputs: readonly RecordOutput[];
+  /**
+   * The sink may be given an event's records as they come, mixed with other events' (the stream path, an event
+   * passed through): a text log and no output that gathers events (RecordOutput.groupsEvents).
+   */
+  readonly takesStream: boolean;
   /** Bytes formatted for the log and not yet written (a caller may flush early past a threshold). */
   readonly bufferedBytes: number;
   /** One record to the log and to every output (the log skips EOE; plugins get it). */

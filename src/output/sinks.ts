@@ -69,6 +69,13 @@ class DaemonSink implements Sink {
     return { log, guard };
   }
 
+  get takesStream(): boolean {
+    if (this.log.wholeEvents) return false;
+    const outs = this.outputs;
+    for (let i = 0; i < outs.length; i++) if (outs[i]!.groupsEvents === true) return false;
+    return true;
+  }
+
   replaceLog(spec: Omit<SinkSpec, 'outputs'>): void {
     const next = this.openLog(spec);
     const old = this.log;

@@ -63,6 +63,7 @@ function world(opts: { clock?: () => number; sink?: boolean; whole?: boolean } =
   if (opts.sink !== false)
     path.sink = {
       log: { wholeEvents: false, flush: () => true },
+      takesStream: true,
       writeRecord: (type: number, p: Buffer) => {
         if (type !== 1320) note(type, p);
       },

@@ -57,6 +57,7 @@ interface InFlight {
  * an empty spool (src/output/nats/seq.ts). The collector writes each publisher's events in N order.
  */
 export class NatsOutput extends QueuedOutput {
+  readonly groupsEvents = true;
   private readonly spec: NatsOutputSpec;
   private readonly node: string;
   /** The subject for an event's contid, node and daemon escaped once; the daemon's token for the header. */
