@@ -269,14 +269,14 @@ export class LogWriter implements LineHolder {
     }
     if (this.buf.length - this.used < MAX_LINE_BYTES) this.flushBuffer();
     const before = this.used;
-    // A record's whole payload (an event's record, which other logs may write too) is looked for among the lines
-    // made last: a log of the same style that wrote it already holds its line.
+    // A record (an event's, which other logs of this process may write too: a payload of its own or a range of the
+    // batch) is looked for among the lines made last: a log of the same style that wrote it already holds its line.
     const style = this.formatter.style;
-    const share = start === 0 && end === src.length && recentLines.shares(style);
-    let after = share ? recentLines.copy(type, src, style, this.buf, before) : -1;
+    const share = recentLines.shares(style);
+    let after = share ? recentLines.copy(type, src, start, end, style, this.buf, before) : -1;
     if (after < 0) {
       after = this.formatter.formatRangeInto(type, src, start, end, this.buf, before);
-      if (share) recentLines.note(type, src, style, this, before, after);
+      if (share) recentLines.note(type, src, start, end, style, this, before, after);
     }
     this.used = after;
     this.bufferedRecords++;

@@ -17,12 +17,16 @@ const SLOTS = 16;
 
 /**
  * Why: an event routed to an auxiliary daemon and kept by the host goes to two logs, record objects shared, and each
- * formatted every record again (an ENRICHED line's interpretation most of all). A record is recognised by its payload
- * object: a payload is a view of the kernel's batch or a copy, whose bytes do not change while the batch is read, and
- * the logs write their buffers out at the end of every batch, which ends every line's time here.
+ * formatted every record again (an ENRICHED line's interpretation most of all). A record is recognised by where its
+ * bytes lie: its payload object (a view of the kernel's batch or a copy), or the batch and the range a record passed
+ * through lies in (src/daemon/streamed-event.ts). Those bytes do not change while the batch is read, and the logs
+ * write their buffers out at the end of every batch, before the batch's buffer is filled again, which ends every
+ * line's time here.
  */
 export class RecentLines {
   private readonly payloads: Array<Buffer | null> = new Array<Buffer | null>(SLOTS).fill(null);
+  private readonly srcStarts = new Int32Array(SLOTS);
+  private readonly srcEnds = new Int32Array(SLOTS);
   private readonly styles: Array<LineStyle | null> = new Array<LineStyle | null>(SLOTS).fill(null);
   private readonly holders: Array<LineHolder | null> = new Array<LineHolder | null>(SLOTS).fill(null);
   private readonly types = new Int32Array(SLOTS);
@@ -54,11 +58,22 @@ export class RecentLines {
     return style.logs > 1;
   }
 
-  /** The line of (type, payload) in `style` is holder.lineBuffer[start, end). */
-  note(type: number, payload: Buffer, style: LineStyle, holder: LineHolder, start: number, end: number): void {
+  /** The line of (type, payload[srcStart, srcEnd)) in `style` is holder.lineBuffer[start, end). */
+  note(
+    type: number,
+    payload: Buffer,
+    srcStart: number,
+    srcEnd: number,
+    style: LineStyle,
+    holder: LineHolder,
+    start: number,
+    end: number,
+  ): void {
     const i = this.next;
     this.next = (i + 1) % SLOTS;
     this.payloads[i] = payload;
+    this.srcStarts[i] = srcStart;
+    this.srcEnds[i] = srcEnd;
     this.styles[i] = style;
     this.holders[i] = holder;
     this.types[i] = type;
@@ -68,15 +83,23 @@ export class RecentLines {
   }
 
   /**
-   * Copies the line of (type, payload) in `style` to dst[at..] when a log still holds it; returns the position after
-   * it, or -1 (the caller formats the line). The newest lines are looked at first: the record was written last to
-   * the other log a few records ago.
+   * Copies the line of (type, payload[srcStart, srcEnd)) in `style` to dst[at..] when a log still holds it; returns
+   * the position after it, or -1 (the caller formats the line). The newest lines are looked at first: the record was
+   * written last to the other log a few records ago.
    */
-  copy(type: number, payload: Buffer, style: LineStyle, dst: Buffer, at: number): number {
+  copy(
+    type: number,
+    payload: Buffer,
+    srcStart: number,
+    srcEnd: number,
+    style: LineStyle,
+    dst: Buffer,
+    at: number,
+  ): number {
     for (let k = 1; k <= SLOTS; k++) {
       const i = (this.next - k + SLOTS) % SLOTS;
-      if (this.payloads[i] !== payload) continue;
-      if (this.types[i] !== type || this.styles[i] !== style) continue;
+      if (this.payloads[i] !== payload || this.srcStarts[i] !== srcStart) continue;
+      if (this.srcEnds[i] !== srcEnd || this.types[i] !== type || this.styles[i] !== style) continue;
       const holder = this.holders[i]!;
       if (holder.emptied !== this.emptied[i]) return -1;
       const start = this.starts[i]!;

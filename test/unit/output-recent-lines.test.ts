@@ -60,25 +60,36 @@ test('property (seed 0x5a4e): shared and formatted lines are byte for byte each 
   );
   const copiedBefore = recentLines.copied;
   const next = prng(0x5a4e);
-  let pool: Array<{ type: number; payload: Buffer }> = [];
+  let pool: Array<{ type: number; payload: Buffer; at: number }> = [];
   let serial = 1;
+  // The kernel's receive buffer: one object, filled again for every batch once every log wrote its buffer out.
+  const batch = Buffer.alloc(64 * 1024);
   for (let op = 0; op < 6000; op++) {
     const k = intBelow(next, 20);
     if (k === 0 || pool.length === 0) {
-      // A new batch: new record objects (an event's records, views of the batch or copies).
-      pool = Array.from({ length: 1 + intBelow(next, 6) }, () => ({
-        type: TYPES[intBelow(next, TYPES.length)]!,
-        payload: payloadOf(next, serial++),
-      }));
+      // A new batch: the logs write out (the end of the last one), then new record objects (an event's records,
+      // views of the batch or copies), their bytes also where they lie in the batch buffer.
+      for (const w of writers) w.flush();
+      let at = intBelow(next, 8);
+      pool = Array.from({ length: 1 + intBelow(next, 6) }, () => {
+        const payload = payloadOf(next, serial++);
+        const start = at;
+        payload.copy(batch, start);
+        at += payload.length + intBelow(next, 8);
+        return { type: TYPES[intBelow(next, TYPES.length)]!, payload, at: start };
+      });
     } else if (k === 1) {
       writers[intBelow(next, writers.length)]!.flush();
     } else {
       const r = pool[intBelow(next, pool.length)]!;
       const wi = intBelow(next, writers.length);
       if (k === 2) {
-        // A record read where it lies (not its whole payload object): formatted, never taken for another's.
+        // A record read where it lies in a buffer of its own (not its payload object): never taken for another's.
         const wide = Buffer.concat([Buffer.from('xx'), r.payload, Buffer.from('yy')]);
         writers[wi]!.writeRecordAt(r.type, wide, 2, 2 + r.payload.length);
+      } else if (k < 8) {
+        // A record read where it lies in the batch (an event passed through): shared by its place in the batch.
+        writers[wi]!.writeRecordAt(r.type, batch, r.at, r.at + r.payload.length);
       } else writers[wi]!.writeRecord(r.type, r.payload);
       if (r.type !== 1320) expected[wi]!.push(formatters[wi]!.formatRecord(r));
     }
