@@ -138,11 +138,14 @@ export class StreamedEvent implements PassThrough {
   }
 
   record(type: number, buf: Buffer, start: number, end: number): void {
-    const k = this.seen++;
-    this.types[k] = type;
-    this.starts[k] = start;
-    this.ends[k] = end;
-    this.srcs[k] = buf;
+    // Kept for a stream that fails later; streams only go during an event, so none left needs none kept.
+    if (this.nStreams !== 0) {
+      const k = this.seen++;
+      this.types[k] = type;
+      this.starts[k] = start;
+      this.ends[k] = end;
+      this.srcs[k] = buf;
+    }
     if (this.host !== null) this.host.writeRecordAt(type, buf, start, end);
     if (this.rest !== null) this.rest.push(owned(type, buf, start, end));
     for (let i = 0; i < this.nStreams; i++)

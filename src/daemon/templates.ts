@@ -237,13 +237,10 @@ export class TemplateManager {
    * counted as the daemon's queue would).
    */
   hold(name: string, records: EventRecord[]): boolean | undefined {
-    const tenant = this.tenants.get(name);
-    if (!tenant) return undefined;
-    if (tenant.state === 'running') {
-      if (this.reg.running(name)) return undefined;
-      // Its daemon went (`aux remove`): made again, like an idle one.
-      this.make(tenant);
-    } else if (tenant.state !== 'creating' && tenant.state !== 'stopping') return undefined;
+    if (this.passes(name)) return undefined;
+    const tenant = this.tenants.get(name)!;
+    // Running, and its daemon went (`aux remove`): made again, like an idle one.
+    if (tenant.state === 'running') this.make(tenant);
     if (tenant.held.length >= tenant.template.queue.depth) {
       this.count(tenant.template, 'heldDropped');
       return false;
@@ -254,7 +251,10 @@ export class TemplateManager {
     return true;
   }
 
-  /** Whether hold() lets an event for `name` through now, without holding it or making the daemon (no side effect). */
+  /**
+   * Whether hold() lets an event for `name` through now: no tenant of that name, or one whose daemon runs, or one
+   * neither running nor being made or stopped (without a side effect: the registry asks before streaming an event).
+   */
   passes(name: string): boolean {
     const tenant = this.tenants.get(name);
     if (!tenant) return true;
