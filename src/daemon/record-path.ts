@@ -9,7 +9,7 @@ import type { Config, OutputConfig } from '../config';
 import { Reassembler, type AuditEvent, type PassThrough } from '../records/reassembler';
 import type { AuditRecord } from '../records/record';
 import { StreamedEvent } from './streamed-event';
-import type { LogWriter, Requester } from '../output/logfile';
+import { recentLines, type LogWriter, type Requester } from '../output/logfile';
 import { Router } from '../routing/router';
 import { Pipeline, type KeyGroup } from '../routing/pipeline';
 import type { ContidTracker } from '../contid/tracker';
@@ -285,6 +285,8 @@ export class RecordPath {
     this.sink?.flush();
     this.opts.containers?.endBatch(Date.now());
     this.opts.registry.pumpAll();
+    // Every record of the batch is written: the lines other logs could copy lie in a buffer about to be refilled.
+    recentLines.endBatch();
   }
 
   /**

@@ -232,6 +232,8 @@ export interface FormatOptions {
  */
 export interface LineStyle {
   readonly name: string;
+  /** A number of its own (RecentLines mixes it into a record's slot). */
+  readonly id: number;
   /** Text logs of the process writing in this style (RecentLines.join/leave): below two, none has a line to share. */
   logs: number;
 }
@@ -239,6 +241,7 @@ export interface LineStyle {
 /** RAW lines: by format text; ENRICHED lines also by the account names they show (one table per IdNameCache). */
 const rawStyles = new Map<string, LineStyle>();
 const enrichedStyles = new WeakMap<IdNameCache, Map<string, LineStyle>>();
+let nextStyleId = 1;
 
 function lineStyle(format: LogFormat, node: string | undefined, contidKernel: boolean, ids: IdNameCache): LineStyle {
   // node is nodeText()'s output: it has no NUL, so the name cannot be another style's.
@@ -250,7 +253,7 @@ function lineStyle(format: LogFormat, node: string | undefined, contidKernel: bo
   }
   let style = styles.get(name);
   if (style === undefined) {
-    style = { name, logs: 0 };
+    style = { name, id: nextStyleId++, logs: 0 };
     styles.set(name, style);
   }
   return style;

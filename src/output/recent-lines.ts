@@ -12,16 +12,29 @@ export interface LineHolder {
   readonly emptied: number;
 }
 
-/** Lines remembered: an event's records, written to several logs one log after the other, fit in it. */
-const SLOTS = 16;
+/**
+ * Lines remembered, each in the slot its record's place picks: an event's records, written to several logs one log
+ * after the other, fit in it (a record whose slot a later one took is formatted again, never mistaken).
+ */
+const SLOT_BITS = 6;
+const SLOTS = 1 << SLOT_BITS;
+
+/**
+ * The slot of a record: where its bytes lie in their memory (a batch's buffer and the range, or a payload's own view)
+ * mixed with its type and style. Why a slot and not a ring searched newest first: most lookups find nothing (the
+ * first log to write a record, the host alone), and a search of every slot cost about 100 ns an event.
+ */
+function slotOf(type: number, payload: Buffer, srcStart: number, style: LineStyle): number {
+  const h = Math.imul((payload.byteOffset + srcStart) ^ Math.imul(type ^ (style.id << 16), 0x85ebca6b), 0x9e3779b1);
+  return h >>> (32 - SLOT_BITS);
+}
 
 /**
  * Why: an event routed to an auxiliary daemon and kept by the host goes to two logs, record objects shared, and each
  * formatted every record again (an ENRICHED line's interpretation most of all). A record is recognised by where its
  * bytes lie: its payload object (a view of the kernel's batch or a copy), or the batch and the range a record passed
- * through lies in (src/daemon/streamed-event.ts). Those bytes do not change while the batch is read, and the logs
- * write their buffers out at the end of every batch, before the batch's buffer is filled again, which ends every
- * line's time here.
+ * through lies in (src/daemon/streamed-event.ts). Those bytes do not change while the batch is read; the record
+ * path ends every line's time here at the batch's end (endBatch), before the batch's buffer is filled again.
  */
 export class RecentLines {
   private readonly payloads: Array<Buffer | null> = new Array<Buffer | null>(SLOTS).fill(null);
@@ -33,7 +46,9 @@ export class RecentLines {
   private readonly emptied = new Float64Array(SLOTS);
   private readonly starts = new Int32Array(SLOTS);
   private readonly ends = new Int32Array(SLOTS);
-  private next = 0;
+  /** The kernel batch each line was noted in; a line is copied only within its batch (endBatch). */
+  private readonly batches = new Float64Array(SLOTS);
+  private batch = 0;
   /** Lines copied so far (read by tests). */
   copied = 0;
 
@@ -69,8 +84,7 @@ export class RecentLines {
     start: number,
     end: number,
   ): void {
-    const i = this.next;
-    this.next = (i + 1) % SLOTS;
+    const i = slotOf(type, payload, srcStart, style);
     this.payloads[i] = payload;
     this.srcStarts[i] = srcStart;
     this.srcEnds[i] = srcEnd;
@@ -80,12 +94,21 @@ export class RecentLines {
     this.emptied[i] = holder.emptied;
     this.starts[i] = start;
     this.ends[i] = end;
+    this.batches[i] = this.batch;
+  }
+
+  /**
+   * The kernel's batch is over: its buffer is filled again after this, so a record at the same place in it is
+   * another record. Lines noted so far are not copied any more, whether or not their log has written them out (an
+   * inline daemon's log holds its lines for up to 10 ms).
+   */
+  endBatch(): void {
+    this.batch++;
   }
 
   /**
    * Copies the line of (type, payload[srcStart, srcEnd)) in `style` to dst[at..] when a log still holds it; returns
-   * the position after it, or -1 (the caller formats the line). The newest lines are looked at first: the record was
-   * written last to the other log a few records ago.
+   * the position after it, or -1 (the caller formats the line).
    */
   copy(
     type: number,
@@ -96,18 +119,16 @@ export class RecentLines {
     dst: Buffer,
     at: number,
   ): number {
-    for (let k = 1; k <= SLOTS; k++) {
-      const i = (this.next - k + SLOTS) % SLOTS;
-      if (this.payloads[i] !== payload || this.srcStarts[i] !== srcStart) continue;
-      if (this.srcEnds[i] !== srcEnd || this.types[i] !== type || this.styles[i] !== style) continue;
-      const holder = this.holders[i]!;
-      if (holder.emptied !== this.emptied[i]) return -1;
-      const start = this.starts[i]!;
-      const n = this.ends[i]! - start;
-      copyBytes(dst, bytesView(holder.lineBuffer, start, n), at);
-      this.copied++;
-      return at + n;
-    }
-    return -1;
+    const i = slotOf(type, payload, srcStart, style);
+    if (this.payloads[i] !== payload || this.srcStarts[i] !== srcStart) return -1;
+    if (this.srcEnds[i] !== srcEnd || this.types[i] !== type || this.styles[i] !== style) return -1;
+    if (this.batches[i] !== this.batch) return -1;
+    const holder = this.holders[i]!;
+    if (holder.emptied !== this.emptied[i]) return -1;
+    const start = this.starts[i]!;
+    const n = this.ends[i]! - start;
+    copyBytes(dst, bytesView(holder.lineBuffer, start, n), at);
+    this.copied++;
+    return at + n;
   }
 }

@@ -124,6 +124,9 @@ export class Reassembler {
    */
   private newest: Pending | null = null;
   private through: Through | null = null;
+  /** The header of the event passing through, `audit(SEC.MSEC:SERIAL):` (0 long: none, its records are parsed). */
+  private readonly throughStamp = Buffer.alloc(64);
+  private throughStampLength = 0;
   private readonly passThrough: ((first: AuditRecord) => PassThrough | null) | null;
   private readonly clock: () => number;
   /** The clock at the last tick or batch start: the age a new event starts with. */
@@ -184,6 +187,14 @@ export class Reassembler {
   push(type: number, buf: Buffer, start = 0, end = buf.length): void {
     if (!this.inBatch) this.beginBatch();
     const t = this.through;
+    if (t !== null && start >= 0 && end <= buf.length && start <= end) {
+      // The next record of the event passing through, recognised by its header's bytes: the same bytes parse to the
+      // same stamp, so this is the parse below without its cost (about 60 ns a record); any other header is parsed.
+      if (!isSingleRecordType(type) && this.sameThroughStamp(buf, start, end)) {
+        this.passOn(t, type, buf, start, payloadEnd(buf, start, end));
+        return;
+      }
+    }
     if ((type === MsgType.EOE || t !== null) && start >= 0 && end <= buf.length && start <= end) {
       // An EOE only ends its event (it is not kept), and a record of the event passing through goes on where it lies:
       // the stamp is read in place, with no record object or view.
@@ -208,6 +219,15 @@ export class Reassembler {
       }
     }
     this.pushRecord(parseRecord(type, buf, start, end, this.copy));
+  }
+
+  /** buf[start, end) begins with the header `audit(...):` of the event passing through (compared from its end). */
+  private sameThroughStamp(buf: Buffer, start: number, end: number): boolean {
+    const s = this.throughStamp;
+    const n = this.throughStampLength;
+    if (n === 0 || end - start < n) return false;
+    for (let i = n - 1; i >= 0; i--) if (buf[start + i] !== s[i]) return false;
+    return true;
   }
 
   private passOn(t: Through, type: number, buf: Buffer, start: number, end: number): void {
@@ -292,6 +312,14 @@ export class Reassembler {
       const to = this.passThrough(rec);
       if (to !== null) {
         this.through = { to, sec: rec.sec, msec: rec.msec, serial: rec.serial, bornMs: this.nowMs, records: 1 };
+        // The header up to `):` (bodyStart is past it and the space after it, when there is one).
+        const p = rec.payload;
+        const n = rec.bodyStart - (p[rec.bodyStart - 1] === 0x20 ? 1 : 0);
+        const stamp = this.throughStamp;
+        if (n <= stamp.length) {
+          for (let i = 0; i < n; i++) stamp[i] = p[i]!;
+          this.throughStampLength = n;
+        } else this.throughStampLength = 0;
         return;
       }
     }

@@ -1,5 +1,6 @@
 // Logs of the same line style copy each other's line of a shared record instead of formatting it again: every log's
-// bytes stay what its own formatter makes, whatever the order of writes, flushes and styles (fixed-seed property).
+// bytes stay what its own formatter makes, whatever the order of writes, flushes, batches and styles (fixed-seed
+// property).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -67,17 +68,30 @@ test('property (seed 0x5a4e): shared and formatted lines are byte for byte each 
   for (let op = 0; op < 6000; op++) {
     const k = intBelow(next, 20);
     if (k === 0 || pool.length === 0) {
-      // A new batch: the logs write out (the end of the last one), then new record objects (an event's records,
-      // views of the batch or copies), their bytes also where they lie in the batch buffer.
-      for (const w of writers) w.flush();
-      let at = intBelow(next, 8);
-      pool = Array.from({ length: 1 + intBelow(next, 6) }, () => {
-        const payload = payloadOf(next, serial++);
-        const start = at;
-        payload.copy(batch, start);
-        at += payload.length + intBelow(next, 8);
-        return { type: TYPES[intBelow(next, TYPES.length)]!, payload, at: start };
-      });
+      // A new batch: the record path ends the last one; some logs write out, others still hold lines (a log whose
+      // write failed, or one that writes less often than every batch); then new record objects (an event's records,
+      // views of the batch or copies), their bytes also where they lie in the batch buffer: half the time records
+      // of the same types and lengths at the same places as the last batch's, their bytes not the same.
+      recentLines.endBatch();
+      for (const w of writers) if (intBelow(next, 2) === 0) w.flush();
+      if (pool.length !== 0 && intBelow(next, 2) === 0) {
+        pool = pool.map((r) => {
+          const payload = Buffer.from(r.payload);
+          // The last digit of the serial, changed (a digit XOR 1 is a digit).
+          payload[payload.indexOf(0x29) - 1]! ^= 1;
+          payload.copy(batch, r.at);
+          return { type: r.type, payload, at: r.at };
+        });
+      } else {
+        let at = intBelow(next, 8);
+        pool = Array.from({ length: 1 + intBelow(next, 6) }, () => {
+          const payload = payloadOf(next, serial++);
+          const start = at;
+          payload.copy(batch, start);
+          at += payload.length + intBelow(next, 8);
+          return { type: TYPES[intBelow(next, TYPES.length)]!, payload, at: start };
+        });
+      }
     } else if (k === 1) {
       writers[intBelow(next, writers.length)]!.flush();
     } else {
@@ -104,7 +118,7 @@ test('property (seed 0x5a4e): shared and formatted lines are byte for byte each 
   fs.rmSync(d, { recursive: true, force: true });
 });
 
-test('a line is not copied from a log that has written its buffer out since, nor across styles', () => {
+test('a line is not copied from a log that has written its buffer out since, nor across styles or batches', () => {
   const d = dir();
   const mk = (name: string, o: Partial<LogWriterOptions> = {}): LogWriter => {
     const w = new LogWriter({ path: join(d, name), format: 'RAW', flush: 'none', ...o });
@@ -121,6 +135,12 @@ test('a line is not copied from a log that has written its buffer out since, nor
   assert.equal(recentLines.copied, before + 1, 'same style, line still in a buffer: copied');
   c.writeRecord(1300, p);
   assert.equal(recentLines.copied, before + 1, 'another style: formatted');
+  // The batch is over (its buffer refilled next): a line still held in a's buffer is not copied any more.
+  recentLines.endBatch();
+  const e = mk('e.log');
+  e.writeRecord(1300, p);
+  assert.equal(recentLines.copied, before + 1, 'noted in a batch that ended: formatted');
+  e.close();
   a.flush();
   b.flush();
   const d2 = mk('d.log');
