@@ -487,4 +487,26 @@ test('pass-through: a SYSCALL event goes record by record; timeout, flush, anoth
   assert.equal(asked, 4);
   assert.equal(r.inFlightCount, 0);
   assert.equal(r.counters.events, 7);
+  // Ended at PROCTITLE ('last'): the kernel's EOE next is counted and ends nothing; an EOE of another event that
+  // comes there instead still ends that one.
+  seen.length = 0;
+  out.length = 0;
+  const before = { ...r.counters };
+  r.push(1300, rec(6));
+  r.push(1327, rec(6, 'proctitle=6C73'));
+  r.push(1320, rec(6, ''));
+  assert.deepEqual(seen, ['1327:audit(100.001:', 'end last']);
+  assert.equal(r.counters.eoe - before.eoe, 1);
+  assert.equal(r.counters.records - before.records, 3);
+  r.push(1307, rec(8, 'cwd="/"')); // another event, made whole
+  r.push(1300, rec(7));
+  r.push(1327, rec(7, 'proctitle=6C73'));
+  r.push(1320, rec(8, ''));
+  r.push(1320, rec(7, ''));
+  assert.deepEqual(
+    out.map((e) => `${e.serial} ${e.reason} ${e.records.map((x) => x.type).join(',')}`),
+    ['8 eoe 1307'],
+  );
+  assert.equal(r.counters.eoe - before.eoe, 3);
+  assert.equal(r.inFlightCount, 0);
 });
