@@ -20,12 +20,13 @@ const SLOT_BITS = 6;
 const SLOTS = 1 << SLOT_BITS;
 
 /**
- * The slot of a record: where its bytes lie in their memory (a batch's buffer and the range, or a payload's own view)
- * mixed with its type and style. Why a slot and not a ring searched newest first: most lookups find nothing (the
- * first log to write a record, the host alone), and a search of every slot cost about 100 ns an event.
+ * The slot of a record: its range (in a batch's buffer, or the whole of a payload of its own), type and style. Why a
+ * slot and not a ring searched newest first: most lookups find nothing (the first log to write a record, the host
+ * alone), and a search of every slot cost about 100 ns an event. (Not the payload's byteOffset: V8 reads a typed
+ * array's accessors through a generic inline-cache call even in optimised code.)
  */
-function slotOf(type: number, payload: Buffer, srcStart: number, style: LineStyle): number {
-  const h = Math.imul((payload.byteOffset + srcStart) ^ Math.imul(type ^ (style.id << 16), 0x85ebca6b), 0x9e3779b1);
+function slotOf(type: number, srcStart: number, srcEnd: number, style: LineStyle): number {
+  const h = Math.imul(srcStart ^ Math.imul(srcEnd ^ (type << 12) ^ (style.id << 24), 0x85ebca6b), 0x9e3779b1);
   return h >>> (32 - SLOT_BITS);
 }
 
@@ -84,7 +85,7 @@ export class RecentLines {
     start: number,
     end: number,
   ): void {
-    const i = slotOf(type, payload, srcStart, style);
+    const i = slotOf(type, srcStart, srcEnd, style);
     this.payloads[i] = payload;
     this.srcStarts[i] = srcStart;
     this.srcEnds[i] = srcEnd;
@@ -119,7 +120,7 @@ export class RecentLines {
     dst: Buffer,
     at: number,
   ): number {
-    const i = slotOf(type, payload, srcStart, style);
+    const i = slotOf(type, srcStart, srcEnd, style);
     if (this.payloads[i] !== payload || this.srcStarts[i] !== srcStart) return -1;
     if (this.srcEnds[i] !== srcEnd || this.types[i] !== type || this.styles[i] !== style) return -1;
     if (this.batches[i] !== this.batch) return -1;
