@@ -100,8 +100,8 @@ export class RecentLines {
 
   /**
    * The kernel's batch is over: its buffer is filled again after this, so a record at the same place in it is
-   * another record. Lines noted so far are not copied any more, whether or not their log has written them out (an
-   * inline daemon's log holds its lines for up to 10 ms).
+   * another record. Lines noted so far are not copied any more, whether or not their log has written them out (every
+   * log does at a batch's end today; what is copied must not rest on when each log writes).
    */
   endBatch(): void {
     this.batch++;

@@ -68,8 +68,8 @@ test('property (seed 0x5a4e): shared and formatted lines are byte for byte each 
   for (let op = 0; op < 6000; op++) {
     const k = intBelow(next, 20);
     if (k === 0 || pool.length === 0) {
-      // A new batch: the record path ends the last one; some logs write out, others still hold lines (a log whose
-      // write failed, or one that writes less often than every batch); then new record objects (an event's records,
+      // A new batch: the record path ends the last one; some logs write out, others still hold lines (as a log that
+      // wrote less often than every batch would); then new record objects (an event's records,
       // views of the batch or copies), their bytes also where they lie in the batch buffer: half the time records
       // of the same types and lengths at the same places as the last batch's, their bytes not the same.
       recentLines.endBatch();
