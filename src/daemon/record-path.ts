@@ -77,6 +77,7 @@ export class RecordPath {
       toHost: (records) => this.toHost(records),
       enqueue: (name, records) => opts.registry.enqueue(name, records),
       noteEvent: (chain, routed, dropped) => opts.noteEvent(chain, routed, dropped),
+      noDaemon: () => opts.counters.noDaemon++,
     });
     this.pipeline = this.makePipeline(config, false);
     // Events held for a template daemon that could not be made end here, as an event no route took.
@@ -166,9 +167,31 @@ export class RecordPath {
 
   onRecord(type: number, buf: Buffer, start: number, end: number): void {
     this.opts.counters.records++;
-    if (this.eventMode) this.reassembler.push(type, buf, start, end);
-    // Plugins get EOE, as auditd's dispatcher sends it; the disk log never does.
-    else if (this.sink) this.sink.writeRecordAt(type, buf, start, end);
+    try {
+      if (this.eventMode) this.reassembler.push(type, buf, start, end);
+      // Plugins get EOE, as auditd's dispatcher sends it; the disk log never does.
+      else if (this.sink) this.sink.writeRecordAt(type, buf, start, end);
+      else this.dropNoLog(1);
+    } catch (e) {
+      this.recordFailed(e, type, buf, start, end);
+    }
+  }
+
+  /**
+   * A bug on one record must not lose it or leave the event passing through half-made: that event ends here (its
+   * destinations get what came so far; its later records are made whole, as an event of their own) and the record
+   * goes to the host log as it came. A record the host had already may so be there twice: a duplicate, not a loss.
+   */
+  private recordFailed(e: unknown, type: number, buf: Buffer, start: number, end: number): void {
+    this.opts.counters.internalErrors++;
+    this.opts.diag.error({ err: (e as Error).stack }, 'record path failed; the record is written to the host log');
+    try {
+      this.reassembler.closeThrough();
+    } catch {
+      // Its end failed too: nothing of it may reach the next event.
+      this.streamed.reset();
+    }
+    if (this.sink) this.sink.writeRecordAt(type, buf, start, end);
     else this.dropNoLog(1);
   }
 
@@ -197,23 +220,35 @@ export class RecordPath {
       return null;
     }
     const ev = this.streamed;
-    ev.begin(rec, routed.chain);
-    let host = false;
-    let orphan: readonly EventRecord[] | null = null;
-    for (const d of routed.destinations) {
-      if (d.daemon === null) {
-        host = true;
-        ev.toHost(sink, d.records);
-        continue;
+    try {
+      ev.begin(rec, routed.chain);
+      let host = false;
+      let orphan: readonly EventRecord[] | null = null;
+      for (const d of routed.destinations) {
+        if (d.daemon === null) {
+          host = true;
+          ev.toHost(sink, d.records);
+          continue;
+        }
+        const s = this.opts.registry.streamTo(d.daemon);
+        if (s === undefined) orphan ??= d.records;
+        else if (s === null) ev.collect(d.daemon, d.records);
+        else ev.stream(d.daemon, s, d.records);
       }
-      const s = this.opts.registry.streamTo(d.daemon);
-      if (s === undefined) orphan ??= d.records;
-      else if (s === null) ev.collect(d.daemon, d.records);
-      else ev.stream(d.daemon, s, d.records);
-    }
-    if (orphan && !host) {
-      this.opts.counters.noDaemon++;
-      ev.toHost(sink, orphan);
+      if (orphan && !host) {
+        this.opts.counters.noDaemon++;
+        ev.toHost(sink, orphan);
+      }
+    } catch (e) {
+      // Nothing of this event may be left for the next one (a collector, a stream): it is made whole instead, and a
+      // destination that had its head already gets it twice, not never.
+      ev.reset();
+      this.opts.counters.internalErrors++;
+      this.opts.diag.error(
+        { err: (e as Error).stack },
+        'writing an event passing through failed; the event is made whole',
+      );
+      return null;
     }
     return ev;
   }
@@ -277,6 +312,9 @@ export class RecordPath {
   }
 
   endBatch(): void {
+    // Every record of the batch is written or copied into the logs' buffers: the lines other logs could copy lie in
+    // a batch buffer about to be refilled. First, so that nothing below that throws can leave them copyable.
+    recentLines.endBatch();
     // Also in stream mode (nothing waits then): a batch whose mode changed half-way still ends for the reassembler.
     this.reassembler.endBatch();
     // One write() per receive batch, then the sync the flush mode asks for (also after a batch whose bytes a full
@@ -285,7 +323,7 @@ export class RecordPath {
     this.sink?.flush();
     this.opts.containers?.endBatch(Date.now());
     this.opts.registry.pumpAll();
-    // Every record of the batch is written: the lines other logs could copy lie in a buffer about to be refilled.
+    // And the lines the queues' events made just now: none outlives the batch end it was made in.
     recentLines.endBatch();
   }
 

@@ -22,6 +22,8 @@ export interface StreamedEventHooks {
   enqueue(name: string, records: EventRecord[]): boolean | undefined;
   /** Per-container counters, as for an event routed whole. */
   noteEvent(chain: Chain, routed: number, dropped: number): void;
+  /** An event whose daemon is gone went to the host (counted as record-path.ts counts it for an event made whole). */
+  noDaemon(): void;
 }
 
 /** A record that outlives the kernel's batch: its own bytes. */
@@ -84,13 +86,10 @@ export class StreamedEvent implements PassThrough {
 
   /** A new event from its SYSCALL record (`first`: payload and where its body starts); then its destinations. */
   begin(first: EventRecord & { bodyStart: number }, chain: Chain | null): void {
+    // Clean already after end(); anything a failure left behind goes here, before a record of this event is written.
+    this.reset();
     this.chain = chain;
-    this.host = null;
     this.hostHas = false;
-    this.nStreams = 0;
-    this.rest = null;
-    this.seen = 0;
-    this.past = null;
     this.routed = 0;
     const p = first.payload;
     // The header's end as the EOE of an event made whole carries it (record-path.ts): a payload that ends at `):`
@@ -205,8 +204,18 @@ export class StreamedEvent implements PassThrough {
       else orphan ??= records;
     }
     // A daemon gone since the event began: the event is the host's, as one no route took (record-path.ts).
-    if (orphan !== null && !this.hostHas) this.hooks.toHost(orphan);
-    if (this.chain !== null) this.hooks.noteEvent(this.chain, routed, dropped);
+    if (orphan !== null && !this.hostHas) {
+      this.hooks.noDaemon();
+      this.hooks.toHost(orphan);
+    }
+    const chain = this.chain;
+    this.reset();
+    if (chain !== null) this.hooks.noteEvent(chain, routed, dropped);
+  }
+
+  /** Forgets the event: nothing of it is written from here on, and nothing of it is kept (batch views, copies). */
+  reset(): void {
+    this.chain = null;
     this.host = null;
     if (this.collectors.length !== 0) this.collectors.length = 0;
     this.rest = null;

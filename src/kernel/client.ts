@@ -64,6 +64,11 @@ export interface ClientCounters {
    * datagram's end (nlmsg_len is 32 bits of the sender's choosing).
    */
   malformed: number;
+  /**
+   * Records whose sink threw (a bug): the rest of their batch is still handed over and the batch still ends; the first
+   * error of the batch is thrown after that, to the process's internal-error handler.
+   */
+  sinkErrors: number;
   /** Datagrams another process sent to our port (forged records or replies): dropped by the socket, never read. */
   readonly foreign: number;
 }
@@ -96,7 +101,7 @@ export class AuditClient {
     this.timeoutMs = timeoutMs;
     // `foreign` is the socket's own count (the addon drops those datagrams before any batch), read when asked.
     this.counters = Object.defineProperty(
-      { records: 0, truncated: 0, strayReplies: 0, receiveErrors: 0, malformed: 0 } as ClientCounters,
+      { records: 0, truncated: 0, strayReplies: 0, receiveErrors: 0, malformed: 0, sinkErrors: 0 } as ClientCounters,
       'foreign',
       { enumerable: true, get: () => socket.foreign ?? 0 },
     );
@@ -145,6 +150,9 @@ export class AuditClient {
   }
 
   private onBatch(batch: Buffer, lengths: Uint32Array, count: number): void {
+    // A sink that throws on one record must not take the rest of the batch with it, nor skip the batch's end: the
+    // writers flush there, and lines one log copies from another are only valid within the batch they were made in.
+    let failure: unknown = null;
     let off = 0;
     for (let i = 0; i < count; i++) {
       const raw = lengths[i]!;
@@ -160,12 +168,23 @@ export class AuditClient {
           // AUDIT_SET of the pid, our own shutdown included: not a record, and auditd drops it too.)
           // Records unicast to the daemon carry a payload-only nlmsg_len: the datagram length is the truth.
           this.counters.records++;
-          if (this.sink) this.sink(type, batch, off + NLMSG_HDRLEN, end);
+          if (this.sink)
+            try {
+              this.sink(type, batch, off + NLMSG_HDRLEN, end);
+            } catch (e) {
+              this.counters.sinkErrors++;
+              failure ??= e;
+            }
         }
       } else this.counters.malformed++;
       off = end;
     }
-    if (this.batchEnd) this.batchEnd();
+    try {
+      if (this.batchEnd) this.batchEnd();
+    } catch (e) {
+      failure ??= e;
+    }
+    if (failure !== null) throw failure;
   }
 
   private onControl(batch: Buffer, start: number, end: number): void {

@@ -118,6 +118,8 @@ export class LogWriter implements LineHolder {
   private readonly rotation: LogRotation;
   private readonly own = { records: 0, lost: 0, errors: 0 };
   private readonly buf: Buffer;
+  private readonly bufArray: ArrayBuffer;
+  private readonly bufOffset: number;
   private used = 0;
   /** Times the buffer was written out (LineHolder): a line noted in recentLines is there while this is unchanged. */
   private emptiedCount = 0;
@@ -175,6 +177,8 @@ export class LogWriter implements LineHolder {
       ...(opts.ids ? { ids: opts.ids } : {}),
     });
     this.buf = Buffer.allocUnsafe(Math.max(this.opts.bufferBytes, 4 * MAX_LINE_BYTES));
+    this.bufArray = this.buf.buffer as ArrayBuffer;
+    this.bufOffset = this.buf.byteOffset;
     // A JSON log formats into its own scratch, never from or into the shared lines.
     this.sharing = this.json === null;
     if (this.sharing) recentLines.join(this.formatter.style);
@@ -245,8 +249,10 @@ export class LogWriter implements LineHolder {
     try {
       this.logSize = this.file.open();
     } catch (e) {
-      // The directory may be held already: a writer that never opened is dropped by its caller, so let it go now.
+      // The directory may be held already: a writer that never opened is dropped by its caller, so let it go now,
+      // and its style's count with it (a lone log of that style would go on noting and looking up every line).
       this.file.close();
+      this.leaveStyle();
       throw e;
     }
     this.rotation.removeExcess(this.opts.maxLogFileAction);
@@ -468,11 +474,15 @@ export class LogWriter implements LineHolder {
   }
 
   /** Writes everything, fsyncs and closes; every accepted record is on disk afterwards. */
-  close(): void {
+  private leaveStyle(): void {
     if (this.sharing) {
       this.sharing = false;
       recentLines.leave(this.formatter.style, this);
     }
+  }
+
+  close(): void {
+    this.leaveStyle();
     if (!this.file.isOpen) {
       // Suspended after a failed reopen: no file, but its held directory still goes.
       this.file.close();
@@ -513,6 +523,14 @@ export class LogWriter implements LineHolder {
   /** LineHolder: the buffer whose lines recentLines notes (read only there, to copy a line out). */
   get lineBuffer(): Buffer {
     return this.buf;
+  }
+
+  get lineArrayBuffer(): ArrayBuffer {
+    return this.bufArray;
+  }
+
+  get lineByteOffset(): number {
+    return this.bufOffset;
   }
 
   /** Writes the buffer (no sync: see writeOut); records of a failed write are counted lost. */

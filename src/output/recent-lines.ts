@@ -1,6 +1,6 @@
 // The lines the logs of this process made last: another log of the same line style copies one instead of formatting.
 import type { Buffer } from 'node:buffer';
-import { bytesView, copyBytes } from '../bytes';
+import { copyBytes } from '../bytes';
 import type { LineStyle } from './format';
 
 /**
@@ -9,6 +9,12 @@ import type { LineStyle } from './format';
  */
 export interface LineHolder {
   readonly lineBuffer: Buffer;
+  /**
+   * lineBuffer's ArrayBuffer and offset, read once: copies alternate between logs' buffers and a batch's, so a view
+   * made through bytesView read the `buffer` and `byteOffset` accessors at every copy.
+   */
+  readonly lineArrayBuffer: ArrayBuffer;
+  readonly lineByteOffset: number;
   readonly emptied: number;
 }
 
@@ -128,7 +134,8 @@ export class RecentLines {
     if (holder.emptied !== this.emptied[i]) return -1;
     const start = this.starts[i]!;
     const n = this.ends[i]! - start;
-    copyBytes(dst, bytesView(holder.lineBuffer, start, n), at);
+    // Positions the holder noted in its own buffer: within it.
+    copyBytes(dst, new Uint8Array(holder.lineArrayBuffer, holder.lineByteOffset + start, n), at);
     this.copied++;
     return at + n;
   }

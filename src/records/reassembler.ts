@@ -85,6 +85,8 @@ function countsForGaps(t: number): boolean {
 
 /** The event passing through: its stamp, age and records so far. */
 interface Through {
+  /** When it began among the events in flight (Pending.seq): the oldest one is let go at an overflow. */
+  seq: number;
   to: PassThrough;
   sec: number;
   msec: number;
@@ -94,6 +96,7 @@ interface Through {
 }
 
 interface Pending {
+  seq: number;
   ev: AuditEvent;
   bornMs: number;
   /** Records before this index own their bytes (copied at a batch end); later ones may be views into a batch. */
@@ -124,6 +127,8 @@ export class Reassembler {
    */
   private newest: Pending | null = null;
   private through: Through | null = null;
+  /** Events begun so far (their `seq`). */
+  private begun = 0;
   /** The header of the event passing through, `audit(SEC.MSEC:SERIAL):` (0 long: none, its records are parsed). */
   private readonly throughStamp = Buffer.alloc(64);
   private throughStampLength = 0;
@@ -255,6 +260,16 @@ export class Reassembler {
     if (endsEvent(type)) this.endThrough('last');
   }
 
+  /**
+   * Ends the event passing through now, as a flush ends it (its destinations get what came so far); its later records
+   * are made into an event of their own. False when none was passing through.
+   */
+  closeThrough(): boolean {
+    if (this.through === null) return false;
+    this.endThrough('flush');
+    return true;
+  }
+
   /** The event passing through is over: counted as finish() counts an event, then told. */
   private endThrough(reason: CompletionReason): void {
     const t = this.through!;
@@ -323,7 +338,15 @@ export class Reassembler {
     if (t === MsgType.SYSCALL && this.through === null && this.passThrough !== null) {
       const to = this.passThrough(rec);
       if (to !== null) {
-        this.through = { to, sec: rec.sec, msec: rec.msec, serial: rec.serial, bornMs: this.nowMs, records: 1 };
+        this.through = {
+          seq: this.begun++,
+          to,
+          sec: rec.sec,
+          msec: rec.msec,
+          serial: rec.serial,
+          bornMs: this.nowMs,
+          records: 1,
+        };
         // The header up to `):` (bodyStart is past it and the space after it, when there is one).
         const p = rec.payload;
         const n = rec.bodyStart - (p[rec.bodyStart - 1] === 0x20 ? 1 : 0);
@@ -337,17 +360,23 @@ export class Reassembler {
     }
     if (this.newest !== null) this.inFlight.set(this.newest.ev.serial, this.newest);
     this.newest = {
+      seq: this.begun++,
       ev: { sec: rec.sec, msec: rec.msec, serial: rec.serial, records: [rec], reason: 'flush' },
       bornMs: this.nowMs,
       owned: this.copy ? 1 : 0,
     };
-    if (this.inFlight.size + 1 > this.maxInFlight) {
-      // Map order is insertion order: the first entry is the oldest (the map is not empty: maxInFlight >= 1).
-      const first = this.inFlight.entries().next().value as [number, Pending];
-      this.inFlight.delete(first[0]);
+    const through = this.through;
+    if (this.inFlight.size + 1 + (through !== null ? 1 : 0) > this.maxInFlight) {
+      // Map order is insertion order: its first entry is the oldest there. The event passing through is in flight
+      // too, and goes first when it began before that one, as it would have made whole.
+      const first = this.inFlight.size === 0 ? undefined : (this.inFlight.entries().next().value as [number, Pending]);
       c.overflows++;
-      first[1].ev.reason = 'overflow';
-      this.finish(first[1].ev);
+      if (through !== null && (first === undefined || through.seq < first[1].seq)) this.endThrough('overflow');
+      else if (first !== undefined) {
+        this.inFlight.delete(first[0]);
+        first[1].ev.reason = 'overflow';
+        this.finish(first[1].ev);
+      }
     }
   }
 

@@ -152,3 +152,21 @@ test('a line is not copied from a log that has written its buffer out since, nor
   assert.equal(fs.readFileSync(join(d, 'd.log'), 'latin1'), 'type=SYSCALL msg=audit(1.000:1): a=1\n');
   fs.rmSync(d, { recursive: true, force: true });
 });
+
+test('a log that fails to open leaves its style: a lone log of that style neither notes nor looks up', () => {
+  const d = dir();
+  const opts = { format: 'RAW' as const, flush: 'none' as const, node: 'lonely-open' };
+  const style = new LineFormatter({ format: 'RAW', node: 'lonely-open', contidKernel: false }).style;
+  assert.equal(style.logs, 0);
+  // A log path that is a symlink is refused (never followed).
+  fs.symlinkSync(join(d, 'elsewhere.log'), join(d, 'planted.log'));
+  assert.throws(() => new LogWriter({ path: join(d, 'planted.log'), ...opts }).open());
+  assert.equal(style.logs, 0, 'the writer that failed to open is not counted');
+  const w = new LogWriter({ path: join(d, 'a.log'), ...opts });
+  w.open();
+  assert.equal(style.logs, 1);
+  assert.equal(recentLines.shares(style), false);
+  w.close();
+  assert.equal(style.logs, 0);
+  fs.rmSync(d, { recursive: true, force: true });
+});

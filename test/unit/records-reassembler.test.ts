@@ -510,3 +510,30 @@ test('pass-through: a SYSCALL event goes record by record; timeout, flush, anoth
   assert.equal(r.counters.eoe - before.eoe, 3);
   assert.equal(r.inFlightCount, 0);
 });
+
+test('pass-through counts toward maxInFlight: the oldest event in flight goes first, passing through or not', () => {
+  for (const max of [1, 2, 3]) {
+    const ended: string[] = [];
+    const out: AuditEvent[] = [];
+    // Event mode as the reference: the same records with no pass-through.
+    const ref: AuditEvent[] = [];
+    const r = new Reassembler((e) => out.push(e), {
+      maxInFlight: max,
+      passThrough: (first) =>
+        first.serial === 1
+          ? { record: () => undefined, end: (why) => ended.push(`1 ${why}`), endBatch: () => undefined }
+          : null,
+    });
+    const plain = new Reassembler((e) => ref.push(e), { maxInFlight: max });
+    for (const s of [1, 2, 3, 4]) {
+      r.push(1300, rec(s));
+      plain.push(1300, rec(s));
+    }
+    const evicted = ref.filter((e) => e.reason === 'overflow').map((e) => e.serial);
+    const got = [...(ended.length ? [1] : []), ...out.filter((e) => e.reason === 'overflow').map((e) => e.serial)];
+    assert.deepEqual(got.sort(), evicted.sort(), `maxInFlight ${max}: the same events overflow`);
+    assert.equal(r.counters.overflows, plain.counters.overflows, `maxInFlight ${max}: counted alike`);
+    if (evicted.includes(1)) assert.deepEqual(ended, ['1 overflow']);
+    assert.equal(r.inFlightCount, plain.inFlightCount);
+  }
+});
