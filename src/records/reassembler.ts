@@ -355,6 +355,7 @@ export class Reassembler {
           for (let i = 0; i < n; i++) stamp[i] = p[i]!;
           this.throughStampLength = n;
         } else this.throughStampLength = 0;
+        this.checkOverflow(this.through);
         return;
       }
     }
@@ -365,19 +366,32 @@ export class Reassembler {
       bornMs: this.nowMs,
       owned: this.copy ? 1 : 0,
     };
+    this.checkOverflow(this.newest);
+  }
+
+  /**
+   * Event `begun` just began: past maxInFlight, the oldest other event in flight is emitted incomplete ('overflow').
+   * Waiting events are older the earlier they are in the map (insertion order), and the newest one is younger than
+   * all of them; the event passing through began before or after any of them, and goes first when it is the oldest,
+   * as it would had it been made whole.
+   */
+  private checkOverflow(begun: Pending | Through): void {
     const through = this.through;
-    if (this.inFlight.size + 1 + (through !== null ? 1 : 0) > this.maxInFlight) {
-      // Map order is insertion order: its first entry is the oldest there. The event passing through is in flight
-      // too, and goes first when it began before that one, as it would have made whole.
-      const first = this.inFlight.size === 0 ? undefined : (this.inFlight.entries().next().value as [number, Pending]);
-      c.overflows++;
-      if (through !== null && (first === undefined || through.seq < first[1].seq)) this.endThrough('overflow');
-      else if (first !== undefined) {
-        this.inFlight.delete(first[0]);
-        first[1].ev.reason = 'overflow';
-        this.finish(first[1].ev);
-      }
+    const newest = this.newest;
+    if (this.inFlight.size + (newest !== null ? 1 : 0) + (through !== null ? 1 : 0) <= this.maxInFlight) return;
+    const first = this.inFlight.size === 0 ? undefined : (this.inFlight.entries().next().value as [number, Pending]);
+    const waiting = first !== undefined ? first[1] : newest !== begun ? newest : null;
+    if (through !== null && through !== begun && (waiting === null || through.seq < waiting.seq)) {
+      this.counters.overflows++;
+      this.endThrough('overflow');
+      return;
     }
+    if (waiting === null) return; // not reached: maxInFlight >= 1 and two events are in flight
+    this.counters.overflows++;
+    if (first !== undefined) this.inFlight.delete(first[0]);
+    else this.newest = null;
+    waiting.ev.reason = 'overflow';
+    this.finish(waiting.ev);
   }
 
   /**

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Reassembler, isSingleRecordType, type AuditEvent } from '../../src/records/reassembler';
 import { parseRecord } from '../../src/records/record';
+import type { EventRecord } from '../../src/records/event';
 import { intBelow, prng } from '../helpers/prng';
 
 const rec = (serial: number, body = 'a=b', ts = '100.001'): Buffer => Buffer.from(`audit(${ts}:${serial}): ${body}`);
@@ -535,5 +536,86 @@ test('pass-through counts toward maxInFlight: the oldest event in flight goes fi
     assert.equal(r.counters.overflows, plain.counters.overflows, `maxInFlight ${max}: counted alike`);
     if (evicted.includes(1)) assert.deepEqual(ended, ['1 overflow']);
     assert.equal(r.inFlightCount, plain.inFlightCount);
+  }
+});
+
+test('property (seeds 1-40): events passing through give event mode’s events and counters, crafted headers included', () => {
+  const types = [1300, 1300, 1302, 1302, 1307, 1327, 1320, 1320, 1320, 1112, 1400, 1316, 1701];
+  for (let seed = 1; seed <= 40; seed++) {
+    const next = prng(seed);
+    let now = 0;
+    const view = (e: { sec: number; msec: number; serial: number; reason: string; records: EventRecord[] }): string =>
+      `${e.sec}.${e.msec}:${e.serial} ${e.reason} ` +
+      e.records.map((r) => `${r.type}|${r.payload.toString('latin1')}`).join(' ; ');
+    const passed: string[] = [];
+    const made: string[] = [];
+    let cur: { sec: number; msec: number; serial: number; reason: string; records: EventRecord[] } | null = null;
+    const maxInFlight = [1, 3, 1000][seed % 3]!;
+    const a = new Reassembler((e) => passed.push(view(e)), {
+      copy: false,
+      maxInFlight,
+      clock: () => now,
+      passThrough: (first) => {
+        if (intBelow(next, 4) === 0) return null;
+        cur = { ...first, reason: '', records: [{ type: first.type, payload: Buffer.from(first.payload) }] };
+        return {
+          // The kernel's EOE ends the event; event mode does not keep it.
+          record: (t, b, s, e) => {
+            if (t !== 1320) cur!.records.push({ type: t, payload: Buffer.from(b.subarray(s, e)) });
+          },
+          end: (why) => {
+            cur!.reason = why;
+            passed.push(view(cur!));
+            cur = null;
+          },
+          endBatch: () => undefined,
+        };
+      },
+    });
+    const b = new Reassembler((e) => made.push(view(e)), { copy: false, maxInFlight, clock: () => now });
+    const batch = Buffer.alloc(1 << 16);
+    let at = 0;
+    for (let i = 0; i < 3000; i++) {
+      const serial = 1 + intBelow(next, 5);
+      const type = types[intBelow(next, types.length)]!;
+      const ms = ['001', '001', '001', '002', '01', '1'][intBelow(next, 6)]!;
+      const h = `audit(100.${ms}:${serial}):`;
+      const body =
+        [
+          h, // an EOE's, no space
+          `${h} `,
+          h.slice(0, intBelow(next, h.length)), // shorter than a stamp
+          `${h} a=b\0\0`, // NUL padding
+          `${h.slice(0, 8)}\0${h.slice(9)} x=1`, // a NUL in the header
+          `audit(100.${ms}:${serial}0): a=b`, // a serial the stamp is a prefix of
+          `audit(100.${ms}:${serial})x a=b`,
+          `${h} msg='audit(100.001:${serial}): fake'`, // a header in the body
+        ][intBelow(next, 14)] ?? `${h} a=${intBelow(next, 9)}`;
+      const p = Buffer.from(body, 'latin1');
+      if (at + p.length + 8 > batch.length || intBelow(next, 25) === 0) {
+        a.endBatch();
+        b.endBatch();
+        at = 0;
+        batch.fill(0x41); // the buffer refilled: records of the batch before are gone
+      }
+      at += intBelow(next, 3);
+      p.copy(batch, at);
+      a.push(type, batch, at, at + p.length);
+      b.push(type, batch, at, at + p.length);
+      at += p.length;
+      if (intBelow(next, 60) === 0) {
+        now += intBelow(next, 1500);
+        a.tick();
+        b.tick();
+      }
+    }
+    a.flush();
+    b.flush();
+    assert.deepEqual([...passed].sort(), [...made].sort(), `seed ${seed}: the same events`);
+    const { passed: n, ...ca } = a.counters;
+    const { passed: zero, ...cb } = b.counters;
+    assert.deepEqual(ca, cb, `seed ${seed}: the same counters`);
+    assert.equal(zero, 0);
+    if (seed === 1) assert.ok(n > 50, `events passed through (${n})`);
   }
 });
