@@ -39,7 +39,7 @@ export interface ContainerProcOptions extends RuntimeMetaOptions {
 }
 
 const CMDLINE_MAX = 64 * 1024;
-/** Every this many scans (30 s at the host's 2 s), known pids outside containers are read again (see scan()). */
+/** Within this many scans (30 s at the host's 2 s), each known pid outside containers is read again (see scan()). */
 export const FULL_SCAN_EVERY = 15;
 
 /** runc's (root-owned, 0700) state directory `<root>/<id>` with its state.json: a non-root user's never counts. */
@@ -363,17 +363,22 @@ export class ContainerDiscovery {
    */
   scan(): { born: bigint[]; retired: bigint[]; alive: ReadonlySet<number> } {
     this.counters.scans++;
-    // A known pid outside every container is read again only every FULL_SCAN_EVERY scans: reading every process's
-    // stat every scan costs a /proc read (about 36 µs) per process every 2 s: 9% of a CPU at 5000 processes. What it
+    // A known pid outside every container is read again once every FULL_SCAN_EVERY scans: reading every process's
+    // stat every scan costs a /proc read (20-36 µs) per process every 2 s: 9% of a CPU at 5000 processes. What it
     // would catch sooner, a host pid reused by a container's process within one interval, needs pid_max to wrap; the
-    // tracker attributes such a process's events by its own /proc read meanwhile. Container members are read every
-    // scan (their exit retires a container).
-    const full = this.counters.scans % FULL_SCAN_EVERY === 1;
+    // tracker attributes such a process's events by its own /proc read meanwhile. Each scan reads one slice of them
+    // (pid % FULL_SCAN_EVERY): all of them in one scan held the event loop for that long at once, 0.2 s every 30 s
+    // at 10,000 processes and seconds at 100,000, while the kernel's records waited. Container members are read every
+    // scan (their exit retires a container; their start time and parent, exact, keep a reused pid out of it).
+    const slice = this.counters.scans % FULL_SCAN_EVERY;
+    // A scan after which every pid has been read (the first reads every pid, all new) and, from then on, every
+    // FULL_SCAN_EVERY-th: one that retires containers no process was ever seen in (below).
+    const full = slice === 1;
     const born: bigint[] = [];
     const now = new Set<number>();
     for (const pid of this.proc.pids()) {
       now.add(pid);
-      if (!full && this.seen.get(pid)?.contid === null) continue;
+      if (pid % FULL_SCAN_EVERY !== slice && this.seen.get(pid)?.contid === null) continue;
       const st = this.proc.stat(pid);
       if (!st) continue;
       const prev = this.seen.get(pid);
@@ -427,7 +432,7 @@ export class ContainerDiscovery {
           const st = this.proc.stat(c.pid!);
           return !st || (c.pidStart !== null && st.starttime !== c.pidStart);
         })();
-      // Known by neither a pid nor a process a full scan found: a container restored from before a restart whose
+      // Known by neither a pid nor a process any scan found: a container restored from before a restart whose
       // processes are gone (or were never seen) has nothing that could ever retire it, so the first full scan does.
       const unseen = !set && c.pid === null && (full || this.emptySince.has(c.contid));
       if ((set && set.size === 0) || initGone || unseen) {
