@@ -132,6 +132,7 @@ export class StreamedEvent implements PassThrough {
 
   /** Daemon `name` (null: the host) gets the event whole at its end: its head copied now (it lies in the batch). */
   collect(name: string | null, head: readonly EventRecord[]): void {
+    if (name === null) this.hostHas = true;
     this.collectors.push({ name, head: head.map(ownedRecord), from: this.rest?.length ?? 0 });
     this.rest ??= [];
   }

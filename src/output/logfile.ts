@@ -473,7 +473,6 @@ export class LogWriter implements LineHolder {
     this.checkLogFileSize();
   }
 
-  /** Writes everything, fsyncs and closes; every accepted record is on disk afterwards. */
   private leaveStyle(): void {
     if (this.sharing) {
       this.sharing = false;
@@ -481,6 +480,7 @@ export class LogWriter implements LineHolder {
     }
   }
 
+  /** Writes everything, fsyncs and closes; every accepted record is on disk afterwards. */
   close(): void {
     this.leaveStyle();
     if (!this.file.isOpen) {
@@ -520,11 +520,7 @@ export class LogWriter implements LineHolder {
     return this.emptiedCount;
   }
 
-  /** LineHolder: the buffer whose lines recentLines notes (read only there, to copy a line out). */
-  get lineBuffer(): Buffer {
-    return this.buf;
-  }
-
+  /** LineHolder: where the buffer whose lines recentLines notes lies (read only there, to copy a line out). */
   get lineArrayBuffer(): ArrayBuffer {
     return this.bufArray;
   }

@@ -8,10 +8,9 @@ import type { LineStyle } from './format';
  * (a line is only where it was made while the count is unchanged).
  */
 export interface LineHolder {
-  readonly lineBuffer: Buffer;
   /**
-   * lineBuffer's ArrayBuffer and offset, read once: copies alternate between logs' buffers and a batch's, so a view
-   * made through bytesView read the `buffer` and `byteOffset` accessors at every copy.
+   * Where the log's line buffer lies: its ArrayBuffer and offset, read once (copies alternate between logs' buffers
+   * and a batch's, so a view made through bytesView read the `buffer` and `byteOffset` accessors at every copy).
    */
   readonly lineArrayBuffer: ArrayBuffer;
   readonly lineByteOffset: number;
@@ -80,7 +79,7 @@ export class RecentLines {
     return style.logs > 1;
   }
 
-  /** The line of (type, payload[srcStart, srcEnd)) in `style` is holder.lineBuffer[start, end). */
+  /** The line of (type, payload[srcStart, srcEnd)) in `style` is [start, end) of the holder's line buffer. */
   note(
     type: number,
     payload: Buffer,

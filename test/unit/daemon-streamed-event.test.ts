@@ -1,0 +1,81 @@
+// StreamedEvent on its own: a collecting daemon gone by the event's end, and an event let go half-made (reset).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Buffer } from 'node:buffer';
+import { StreamedEvent } from '../../src/daemon/streamed-event';
+import type { EventRecord } from '../../src/records/event';
+
+const payload = (serial: number, body: string): Buffer => Buffer.from(`audit(1.000:${serial}): ${body}`, 'latin1');
+/** A SYSCALL record as the reassembler hands it over: its payload and where its body starts. */
+const first = (p: Buffer): EventRecord & { bodyStart: number } => ({
+  type: 1300,
+  payload: p,
+  bodyStart: p.indexOf('): ') + 3,
+});
+
+function harness(taken: boolean | undefined): {
+  ev: StreamedEvent;
+  host: string[][];
+  queued: Array<[string, string[]]>;
+  noDaemon: () => number;
+} {
+  const host: string[][] = [];
+  const queued: Array<[string, string[]]> = [];
+  let orphans = 0;
+  const text = (rs: readonly EventRecord[]): string[] => rs.map((r) => `${r.type} ${r.payload.toString('latin1')}`);
+  const ev = new StreamedEvent({
+    toHost: (rs) => host.push(text(rs)),
+    enqueue: (name, rs) => {
+      queued.push([name, text(rs)]);
+      return taken;
+    },
+    noteEvent: () => undefined,
+    noDaemon: () => orphans++,
+  });
+  return { ev, host, queued, noDaemon: () => orphans };
+}
+
+test('a collecting daemon gone by the end: the host gets the event whole, counted as no daemon', () => {
+  const { ev, host, queued, noDaemon } = harness(undefined);
+  const sc = payload(5, 'syscall=2 key="kc"');
+  ev.begin(first(sc), null);
+  ev.collect('c', [{ type: 1300, payload: sc }]);
+  const batch = Buffer.concat([payload(5, 'item=0 name="/x"'), payload(5, 'proctitle=6C73')]);
+  const cut = payload(5, 'item=0 name="/x"').length;
+  ev.record(1302, batch, 0, cut);
+  ev.record(1327, batch, cut, batch.length);
+  ev.end('last');
+  assert.equal(queued.length, 1, 'offered to c');
+  assert.equal(noDaemon(), 1);
+  assert.equal(host.length, 1);
+  assert.deepEqual(
+    host[0]!.map((l) => l.split(' ')[0]),
+    ['1300', '1302', '1327', '1320'],
+    'whole, with the EOE made for plugins',
+  );
+});
+
+test('a host that had the event already: a gone daemon adds nothing to it', () => {
+  const { ev, host, noDaemon } = harness(undefined);
+  const sc = payload(6, 'syscall=2 key="kc"');
+  ev.begin(first(sc), null);
+  ev.collect(null, [{ type: 1300, payload: sc }]);
+  ev.collect('c', [{ type: 1300, payload: sc }]);
+  ev.end('eoe');
+  assert.equal(host.length, 1, 'the host collected it once');
+  assert.equal(noDaemon(), 0);
+});
+
+test('an event let go half-made (reset) leaves nothing to the next one', () => {
+  const { ev, queued } = harness(true);
+  const one = payload(7, 'syscall=2 key="kc"');
+  ev.begin(first(one), null);
+  ev.collect('c', [{ type: 1300, payload: one }]);
+  ev.record(1302, payload(7, 'item=0'), 0, payload(7, 'item=0').length);
+  ev.reset();
+  const next = payload(8, 'syscall=2 key="kx"');
+  ev.begin(first(next), null);
+  ev.collect('d', [{ type: 1300, payload: next }]);
+  ev.end('eoe');
+  assert.deepEqual(queued, [['d', [`1300 ${next.toString('latin1')}`]]], "only the second event's own records");
+});
