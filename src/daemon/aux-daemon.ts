@@ -415,6 +415,11 @@ export class AuxDaemon {
     return w !== null && this.queue.size === 0 && w.streams;
   }
 
+  /** RecordStream: the daemon's outputs (plugins) get EOE; its log does not. */
+  get takesEoe(): boolean {
+    return this.writer?.hasOutputs ?? false;
+  }
+
   /** A streamed event begins: counted delivered, as an event written inline by enqueue. */
   beginStream(): void {
     this.queue.counters.delivered++;

@@ -210,6 +210,11 @@ export class AuxWriter {
     if (sink.outputs.length && logged > have) for (const r of records) sink.writeOutputs(r.type, r.payload);
   }
 
+  /** The sink has outputs (which, unlike the log, take EOE). */
+  get hasOutputs(): boolean {
+    return (this.sink?.outputs.length ?? 0) !== 0;
+  }
+
   /**
    * Whether an event may be written record by record as it comes (writeRecordAt): the sink takes a stream (a text log,
    * no output that gathers events) and no tail is left to skip.

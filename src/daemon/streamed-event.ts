@@ -13,6 +13,8 @@ export interface RecordStream {
   beginStream(): void;
   /** One record, src[start, end); false when the daemon's writer failed (it is reopened as after a crash). */
   streamRecord(type: number, src: Buffer, start: number, end: number): boolean;
+  /** The daemon has outputs (plugins get EOE, as auditd's dispatcher sends it); its log alone skips EOE. */
+  readonly takesEoe: boolean;
 }
 
 export interface StreamedEventHooks {
@@ -78,9 +80,16 @@ export class StreamedEvent implements PassThrough {
   private seen = 0;
   private past: EventRecord[] | null = null;
   private routed = 0;
-  /** The stamp `audit(...): ` of the event, for the EOE plugins get after PROCTITLE (the batch may be gone then). */
+  /**
+   * The stamp `audit(...): ` of the event, for the EOE plugins get after PROCTITLE: read from the SYSCALL record
+   * (`first`, in the batch) while its batch lasts, copied out at the batch's end when the event goes on past it.
+   */
   private readonly stamp = Buffer.alloc(EOE_MAX);
   private stampLength = 0;
+  private first: Buffer = EMPTY;
+  private stampOwned = false;
+  /** Some destination takes EOE (outputs, an event collected whole): else no EOE is made after PROCTITLE. */
+  private eoeWanted = false;
 
   constructor(private readonly hooks: StreamedEventHooks) {}
 
@@ -94,11 +103,10 @@ export class StreamedEvent implements PassThrough {
     const p = first.payload;
     // The header's end as the EOE of an event made whole carries it (record-path.ts): a payload that ends at `):`
     // has no byte for the space.
-    const n = Math.min(first.bodyStart > 0 ? first.bodyStart : p.length, EOE_MAX);
-    // About 30 bytes: a loop, not a view to copy from (a view costs more than the copy).
-    const stamp = this.stamp;
-    for (let i = 0; i < n; i++) stamp[i] = p[i]!;
-    this.stampLength = n;
+    this.stampLength = Math.min(first.bodyStart > 0 ? first.bodyStart : p.length, EOE_MAX);
+    this.first = p;
+    this.stampOwned = false;
+    this.eoeWanted = false;
   }
 
   /**
@@ -107,6 +115,7 @@ export class StreamedEvent implements PassThrough {
    */
   toHost(sink: Sink, head: readonly EventRecord[]): void {
     this.hostHas = true;
+    if (sink.outputs.length !== 0) this.eoeWanted = true;
     if (!sink.takesStream) {
       this.collect(null, head);
       return;
@@ -118,6 +127,7 @@ export class StreamedEvent implements PassThrough {
   /** Daemon `name` takes the records as they come: its shaped head now. */
   stream(name: string, s: RecordStream, head: readonly EventRecord[]): void {
     s.beginStream();
+    if (s.takesEoe) this.eoeWanted = true;
     this.routed++;
     const i = this.nStreams++;
     this.streams[i] = s;
@@ -133,6 +143,7 @@ export class StreamedEvent implements PassThrough {
   /** Daemon `name` (null: the host) gets the event whole at its end: its head copied now (it lies in the batch). */
   collect(name: string | null, head: readonly EventRecord[]): void {
     if (name === null) this.hostHas = true;
+    this.eoeWanted = true;
     this.collectors.push({ name, head: head.map(ownedRecord), from: this.rest?.length ?? 0 });
     this.rest ??= [];
   }
@@ -171,12 +182,21 @@ export class StreamedEvent implements PassThrough {
     this.streams[last] = null;
     this.heads[last] = null;
     this.routed--;
+    this.eoeWanted = true;
     this.collectors.push({ name, head, from: this.rest?.length ?? 0 });
     this.rest ??= [];
   }
 
   /** The batch's buffer is reused after this: what a failing stream would need again is copied out of it. */
   endBatch(): void {
+    if (!this.stampOwned) {
+      // About 30 bytes: a loop, not a view to copy from (a view costs more than the copy).
+      const stamp = this.stamp;
+      const p = this.first;
+      for (let i = 0; i < this.stampLength; i++) stamp[i] = p[i]!;
+      this.stampOwned = true;
+      this.first = EMPTY;
+    }
     if (this.nStreams === 0) return;
     for (let i = 0; i < this.nStreams; i++) this.heads[i] = this.heads[i]!.map(ownedRecord);
     this.past ??= [];
@@ -188,7 +208,8 @@ export class StreamedEvent implements PassThrough {
   end(reason: CompletionReason): void {
     // After PROCTITLE (or KERNEL) the event ends before the kernel's EOE: plugins get one made of the stamp, as for an
     // event made whole; the logs skip it. An 'eoe' event passed the kernel's own.
-    if (reason === 'last') this.record(MsgType.EOE, this.stamp, 0, this.stampLength);
+    if (reason === 'last' && this.eoeWanted)
+      this.record(MsgType.EOE, this.stampOwned ? this.stamp : this.first, 0, this.stampLength);
     let routed = this.routed;
     let dropped = 0;
     let orphan: EventRecord[] | null = null;
@@ -217,6 +238,7 @@ export class StreamedEvent implements PassThrough {
   /** Forgets the event: nothing of it is written from here on, and nothing of it is kept (batch views, copies). */
   reset(): void {
     this.chain = null;
+    this.first = EMPTY;
     this.host = null;
     if (this.collectors.length !== 0) this.collectors.length = 0;
     this.rest = null;

@@ -75,6 +75,8 @@ function world(opts: { clock?: () => number; sink?: boolean; whole?: boolean } =
         return true;
       },
       writeOutputs: () => undefined,
+      // One output (a plugin): events passing through then get the EOE made after their PROCTITLE, as plugins do.
+      outputs: [{}],
       flush: () => true,
     } as unknown as Sink;
   // One record per receive batch, as a trickle of records arrives.
