@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
-import { StreamedEvent } from '../../src/daemon/streamed-event';
+import { StreamedEvent, type RecordStream } from '../../src/daemon/streamed-event';
+import { intBelow, prng } from '../helpers/prng';
 import type { EventRecord } from '../../src/records/event';
 
 const payload = (serial: number, body: string): Buffer => Buffer.from(`audit(1.000:${serial}): ${body}`, 'latin1');
@@ -78,4 +79,87 @@ test('an event let go half-made (reset) leaves nothing to the next one', () => {
   ev.collect('d', [{ type: 1300, payload: next }]);
   ev.end('eoe');
   assert.deepEqual(queued, [['d', [`1300 ${next.toString('latin1')}`]]], "only the second event's own records");
+});
+
+test('property (seeds 1-500): streams whose writer fails at any record get the event whole once; the others every record', () => {
+  for (let seed = 1; seed <= 500; seed++) {
+    const next = prng(seed);
+    const got = new Map<string, string[]>();
+    const ev = new StreamedEvent({
+      toHost: (rs) =>
+        got.set(
+          'host',
+          rs.map((r) => r.payload.toString('latin1')),
+        ),
+      enqueue: (name, rs) => {
+        assert.ok(!got.has(name), `seed ${seed}: ${name} enqueued once`);
+        got.set(
+          name,
+          rs.map((r) => r.payload.toString('latin1')),
+        );
+        return true;
+      },
+      noteEvent: () => undefined,
+      noDaemon: () => undefined,
+    });
+    const names = ['s1', 's2'];
+    const written = new Map(names.map((n) => [n, [] as string[]]));
+    const failAt = new Map(names.map((n) => [n, intBelow(next, 12)]));
+    const takesEoe = intBelow(next, 2) === 0;
+    const stream = (name: string): RecordStream => {
+      let n = 0;
+      return {
+        takesEoe,
+        beginStream: () => undefined,
+        streamRecord: (_t, b, s, e) => {
+          if (n++ === failAt.get(name)) return false;
+          written.get(name)!.push(b.toString('latin1', s, e));
+          return true;
+        },
+      };
+    };
+    const sc = payload(7, 'syscall=39');
+    const head = [{ type: 1300, payload: sc }];
+    ev.begin(first(sc), null);
+    const collector = intBelow(next, 2) === 0;
+    if (collector) ev.collect('c', head);
+    for (const n of names) ev.stream(n, stream(n), head);
+    const all = [sc.toString('latin1')];
+    // Records in one buffer refilled at every batch end, as the addon's.
+    const batch = Buffer.alloc(4096);
+    let at = 0;
+    const count = intBelow(next, 10);
+    for (let i = 0; i < count; i++) {
+      if (intBelow(next, 3) === 0) {
+        ev.endBatch();
+        batch.fill(0x7a);
+        at = 0;
+      }
+      const p = payload(7, `rec${i}`);
+      p.copy(batch, at);
+      ev.record(1302, batch, at, at + p.length);
+      all.push(p.toString('latin1'));
+      at += p.length;
+    }
+    const last = intBelow(next, 2) === 0;
+    const eoe = payload(7, '').subarray(0, 'audit(1.000:7): '.length);
+    if (!last) {
+      eoe.copy(batch, at);
+      ev.record(1320, batch, at, at + eoe.length);
+    }
+    // A stream whose writer failed before the end collects the event: the EOE after PROCTITLE is made then too.
+    const failedBefore = names.some((n) => failAt.get(n)! <= count);
+    const made = last && (takesEoe || collector || failedBefore);
+    ev.end(last ? 'last' : 'eoe');
+    if (!last || made) all.push(eoe.toString('latin1'));
+    for (const n of names) {
+      const failed = failAt.get(n)! < all.length;
+      if (failed) assert.deepEqual(got.get(n), all, `seed ${seed}: ${n} failed at ${failAt.get(n)}: the event whole`);
+      else {
+        assert.equal(got.has(n), false, `seed ${seed}: ${n} not enqueued`);
+        assert.deepEqual(written.get(n), all, `seed ${seed}: ${n} every record`);
+      }
+    }
+    if (collector) assert.deepEqual(got.get('c'), all, `seed ${seed}: the collector`);
+  }
 });
