@@ -425,6 +425,11 @@ export class AuxDaemon {
     this.queue.counters.delivered++;
   }
 
+  /** A streamed event taken back before its records came (it comes again whole): no longer counted delivered. */
+  cancelStream(): void {
+    this.queue.counters.delivered--;
+  }
+
   /** One record of a streamed event; false when the writer failed (it is closed and opened again, as a crash). */
   streamRecord(type: number, src: Buffer, start: number, end: number): boolean {
     const w = this.writer;

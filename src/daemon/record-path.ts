@@ -236,13 +236,13 @@ export class RecordPath {
         else ev.stream(d.daemon, s, d.records);
       }
       if (orphan && !host) {
-        this.opts.counters.noDaemon++;
         ev.toHost(sink, orphan);
+        this.opts.counters.noDaemon++;
       }
     } catch (e) {
       // Nothing of this event may be left for the next one (a collector, a stream): it is made whole instead, and a
-      // destination that had its head already gets it twice, not never.
-      ev.reset();
+      // destination that had its head already gets it twice, not never (counted once).
+      ev.abandon();
       this.opts.counters.internalErrors++;
       this.opts.diag.error(
         { err: (e as Error).stack },

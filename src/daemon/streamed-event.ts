@@ -11,6 +11,8 @@ import type { Chain } from '../contid/chain';
 export interface RecordStream {
   /** One event begins (counted delivered, as an event written whole). */
   beginStream(): void;
+  /** The event begun is taken back: it comes again whole (not counted twice). */
+  cancelStream(): void;
   /** One record, src[start, end); false when the daemon's writer failed (it is reopened as after a crash). */
   streamRecord(type: number, src: Buffer, start: number, end: number): boolean;
   /** The daemon has outputs (plugins get EOE, as auditd's dispatcher sends it); its log alone skips EOE. */
@@ -233,6 +235,15 @@ export class StreamedEvent implements PassThrough {
     const chain = this.chain;
     this.reset();
     if (chain !== null) this.hooks.noteEvent(chain, routed, dropped);
+  }
+
+  /**
+   * Lets the event go before any record after its head was written (its head could not be written everywhere): it
+   * is made whole instead, so the streams that began it take their count back.
+   */
+  abandon(): void {
+    for (let i = 0; i < this.nStreams; i++) this.streams[i]!.cancelStream();
+    this.reset();
   }
 
   /** Forgets the event: nothing of it is written from here on, and nothing of it is kept (batch views, copies). */

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packBatch, startBatchHost } from '../helpers/batch-host';
 import { LineFormatter } from '../../src/output/format';
+import { LogWriter } from '../../src/output/logfile';
 import { intBelow, prng } from '../helpers/prng';
 
 type Rec = [type: number, payload: string];
@@ -256,6 +257,51 @@ describe('events passed through record by record (StreamedEvent)', () => {
     assert.equal(host.match(/secret/g)?.length, 1, 'the host has its own event once');
     assert.match(host, /comm="BOOM"/, 'the SYSCALL that failed reached the host log when its event was made whole');
     assert.match(b, /comm="BOOM"/, 'and b');
+  });
+
+  it('a batch end that fails at the host log: the next batch, refilled in the same buffer, copies no line of the one before', async () => {
+    const sc = (n: number, comm: string, key: string): string =>
+      `audit(1700000000.001:${n}): arch=c000003e syscall=2 success=yes exit=3 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=200 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=3 comm="${comm}" exe="/usr/bin/x" key="${key}"`;
+    const path = (n: number, name: string): string =>
+      `audit(1700000000.001:${n}): item=0 name="${name}" inode=1 dev=08:01 mode=0100644`;
+    // Batch 1: an event the host alone keeps; its end fails before the host log writes its buffer out (the lines stay
+    // where a copy would find them). Batch 2: an event for `b` whose PATH lies where the first event's did.
+    const batch1: Rec[] = [
+      [1300, sc(11, 'aaaa', 'kx')],
+      [1302, path(11, '/secret/AAAA')],
+      [1327, 'audit(1700000000.001:11): proctitle=6C73'],
+    ];
+    const batch2: Rec[] = [
+      [1300, sc(12, 'bbbb', 'kb')],
+      [1302, path(12, '/public/BBBB')],
+      [1320, 'audit(1700000000.001:12): '],
+    ];
+    const proto = LogWriter.prototype;
+    const flush = proto.flush;
+    let fail = true;
+    proto.flush = function (this: LogWriter): boolean {
+      // Only the host log's flush at the end of batch 1 (the lines it holds are batch 1's).
+      const held = Buffer.from(this.lineArrayBuffer, this.lineByteOffset, this.bufferedBytes).toString('latin1');
+      if (fail && held.includes('/secret/')) {
+        fail = false;
+        throw new Error('injected fault');
+      }
+      return flush.call(this);
+    };
+    let out;
+    try {
+      out = await run([...batch1, ...batch2], [batch1.length], false);
+    } finally {
+      proto.flush = flush;
+    }
+    assert.equal(fail, false, 'the fault was injected');
+    assert.equal(out.thrown, 1, 'the batch end threw, after the lines of its batch were let go');
+    const b = out.logs[LOGS.indexOf('b.log')]!;
+    assert.match(b, /audit\(1700000000\.001:12\): item=0 name="\/public\/BBBB"/);
+    assert.doesNotMatch(b, /secret/, "b.log has no line of the host's event");
+    const host = out.logs[LOGS.indexOf('audit.log')]!;
+    assert.equal(host.match(/secret/g)?.length, 1);
+    assert.equal(host.match(/BBBB/g)?.length, 1);
   });
 
   it('property (seed 0x57e8): formatting that fails once on some records: no line of another record or event, the host log whole', async () => {
