@@ -197,6 +197,23 @@ function cutsFor(seed: number, n: number): number[] {
   return cuts;
 }
 
+/** A SYSCALL record of process 200 (records of the same length whatever the serial's digits, comm and key). */
+const sc = (n: number, comm: string, key: string): string =>
+  `audit(1700000000.001:${n}): arch=c000003e syscall=2 success=yes exit=3 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=200 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=3 comm="${comm}" exe="/usr/bin/x" key="${key}"`;
+const path = (n: number, name: string): string =>
+  `audit(1700000000.001:${n}): item=0 name="${name}" inode=1 dev=08:01 mode=0100644`;
+/** An event the host alone keeps (key kx), and one for `b` (kb) whose PATH lies where its PATH does in a batch. */
+const HOST_EVENT: Rec[] = [
+  [1300, sc(11, 'aaaa', 'kx')],
+  [1302, path(11, '/secret/AAAA')],
+  [1327, 'audit(1700000000.001:11): proctitle=6C73'],
+];
+const B_EVENT: Rec[] = [
+  [1300, sc(12, 'bbbb', 'kb')],
+  [1302, path(12, '/public/BBBB')],
+  [1320, 'audit(1700000000.001:12): '],
+];
+
 describe('events passed through record by record (StreamedEvent)', () => {
   it('property (seed 0x57e4): events one after another, cut into random batches: every log byte for byte as made whole', async () => {
     const recs = kernelRecords(0x57e4, 400, false);
@@ -227,25 +244,14 @@ describe('events passed through record by record (StreamedEvent)', () => {
   });
 
   it('a record that fails mid-batch: the next batch, refilled in the same buffer, copies no line of the one before', async () => {
-    const sc = (n: number, comm: string, key: string): string =>
-      `audit(1700000000.001:${n}): arch=c000003e syscall=2 success=yes exit=3 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=200 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=3 comm="${comm}" exe="/usr/bin/x" key="${key}"`;
-    const path = (n: number, name: string): string =>
-      `audit(1700000000.001:${n}): item=0 name="${name}" inode=1 dev=08:01 mode=0100644`;
     // Batch 1: an event the host alone keeps, then the SYSCALL of an event for `b` that fails to format for `b` and
     // for the host, its first two writers. Batch 2: an event for `b` whose PATH lies where the first event's did, as
     // long, of the same type.
-    const batch1: Rec[] = [
-      [1300, sc(11, 'aaaa', 'kx')],
-      [1302, path(11, '/secret/AAAA')],
-      [1327, 'audit(1700000000.001:11): proctitle=6C73'],
-      [1300, sc(13, 'BOOM', 'kb')],
-    ];
-    const batch2: Rec[] = [
-      [1300, sc(12, 'bbbb', 'kb')],
-      [1302, path(12, '/public/BBBB')],
-      [1320, 'audit(1700000000.001:12): '],
-    ];
-    const out = await run([...batch1, ...batch2], [batch1.length], false, { hit: (p) => p.includes('BOOM'), times: 2 });
+    const batch1: Rec[] = [...HOST_EVENT, [1300, sc(13, 'BOOM', 'kb')]];
+    const out = await run([...batch1, ...B_EVENT], [batch1.length], false, {
+      hit: (p) => p.includes('BOOM'),
+      times: 2,
+    });
     assert.equal(out.faults, 2);
     assert.equal(out.thrown, 0);
     const b = out.logs[LOGS.indexOf('b.log')]!;
@@ -260,22 +266,9 @@ describe('events passed through record by record (StreamedEvent)', () => {
   });
 
   it('a batch end that fails at the host log: the next batch, refilled in the same buffer, copies no line of the one before', async () => {
-    const sc = (n: number, comm: string, key: string): string =>
-      `audit(1700000000.001:${n}): arch=c000003e syscall=2 success=yes exit=3 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=200 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=3 comm="${comm}" exe="/usr/bin/x" key="${key}"`;
-    const path = (n: number, name: string): string =>
-      `audit(1700000000.001:${n}): item=0 name="${name}" inode=1 dev=08:01 mode=0100644`;
     // Batch 1: an event the host alone keeps; its end fails before the host log writes its buffer out (the lines stay
     // where a copy would find them). Batch 2: an event for `b` whose PATH lies where the first event's did.
-    const batch1: Rec[] = [
-      [1300, sc(11, 'aaaa', 'kx')],
-      [1302, path(11, '/secret/AAAA')],
-      [1327, 'audit(1700000000.001:11): proctitle=6C73'],
-    ];
-    const batch2: Rec[] = [
-      [1300, sc(12, 'bbbb', 'kb')],
-      [1302, path(12, '/public/BBBB')],
-      [1320, 'audit(1700000000.001:12): '],
-    ];
+    const batch1 = HOST_EVENT;
     const proto = LogWriter.prototype;
     const flush = proto.flush;
     let fail = true;
@@ -290,7 +283,7 @@ describe('events passed through record by record (StreamedEvent)', () => {
     };
     let out;
     try {
-      out = await run([...batch1, ...batch2], [batch1.length], false);
+      out = await run([...batch1, ...B_EVENT], [batch1.length], false);
     } finally {
       proto.flush = flush;
     }
