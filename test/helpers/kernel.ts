@@ -1,5 +1,6 @@
 // Test helpers for the real kernel: root checks, a state snapshot and its restore, run even when a test fails.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { AuditClient } from '../../src/kernel/client';
 import type { StatusChange } from '../../src/kernel/wire';
 
@@ -21,12 +22,41 @@ export interface KernelSnapshot {
   rules: Buffer[];
 }
 
+/** `pid (comm)` of a registered daemon, for the error that names it; just the pid when /proc does not show it. */
+function describePid(pid: number): string {
+  try {
+    return `pid ${pid}, ${readFileSync(`/proc/${pid}/comm`, 'latin1')
+      .trim()
+      .replace(/[^\x21-\x7e]/g, '?')}`;
+  } catch {
+    return `pid ${pid}, no such process here`;
+  }
+}
+
+/**
+ * A registration the kernel still holds for a daemon that is gone: the kernel forgets a dead daemon only when it next
+ * fails to send it a record, so with no rules and nothing audited its pid stays (a test run killed in its kernel tier
+ * left one, and every test of the next run failed). An AUDIT_SET of our pid makes the kernel test the connection
+ * (audit_replace): a dead one is dropped and ours taken, then released; a live daemon makes it EEXIST, and it stays.
+ */
+async function releaseDeadRegistration(c: AuditClient): Promise<boolean> {
+  try {
+    await c.setStatus({ pid: process.pid });
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'EEXIST') return false;
+    throw e;
+  }
+  await c.setStatus({ pid: 0 });
+  return true;
+}
+
 export async function snapshotKernel(): Promise<KernelSnapshot> {
   const c = await AuditClient.open();
   try {
-    const s = await c.getStatus();
+    let s = await c.getStatus();
+    if (s.pid !== 0 && (await releaseDeadRegistration(c))) s = await c.getStatus();
     if (s.pid !== 0)
-      throw new Error(`an audit daemon (pid ${s.pid}) is registered: kernel tests need the connection free`);
+      throw new Error(`an audit daemon (${describePid(s.pid)}) is registered: kernel tests need the connection free`);
     return {
       status: {
         enabled: s.enabled,
