@@ -188,9 +188,11 @@ export class RecordPath {
     try {
       this.reassembler.closeThrough();
     } catch {
-      // Its end failed too: nothing of it may reach the next event.
-      this.streamed.reset();
+      // Its end failed too; what it held is let go below.
     }
+    // Whatever was passing through is over, ended or not (an end that threw part-way, after the reassembler had let
+    // it go, finds nothing to close): nothing of it is kept for the next event.
+    this.streamed.reset();
     if (this.sink) this.sink.writeRecordAt(type, buf, start, end);
     else this.dropNoLog(1);
   }
@@ -241,8 +243,10 @@ export class RecordPath {
       }
     } catch (e) {
       // Nothing of this event may be left for the next one (a collector, a stream): it is made whole instead, and a
-      // destination that had its head already gets it twice, not never (counted once).
+      // destination that had its head already gets it twice, not never (counted once: routed again whole, it is
+      // counted then).
       ev.abandon();
+      this.pipeline.uncount(routed);
       this.opts.counters.internalErrors++;
       this.opts.diag.error(
         { err: (e as Error).stack },
@@ -332,7 +336,15 @@ export class RecordPath {
    * time is taken (a wall clock, which NTP or an admin can step back, held events without EOE for an hour).
    */
   tick(): void {
-    this.reassembler.tick();
+    try {
+      this.reassembler.tick();
+    } catch (e) {
+      // An event passing through whose end threw (a bug): let go, as recordFailed does; the events due with it go at
+      // the next tick.
+      this.streamed.reset();
+      this.opts.counters.internalErrors++;
+      this.opts.diag.error({ err: (e as Error).stack }, 'ending timed-out events failed');
+    }
   }
 
   /** auditmux's own record, to the host log and (as auditd's dispatcher does) the host's outputs. */

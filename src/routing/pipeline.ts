@@ -227,7 +227,25 @@ export class Pipeline {
   private shapedFrom: EventRecord[] | null = null;
   private shaped: EventRecord[] | null = null;
   private lastTail = Buffer.alloc(0);
+  /** route() counted its last event as produced by the tracking rule alone (uncount() takes it back). */
+  private lastTrackingOnly = false;
   constructor(public opts: PipelineOptions) {}
+
+  /**
+   * Takes back what route() counted for `r`, its last result: an event let go after routing (its head could not be
+   * written) is routed again when it is made whole, and counted then.
+   */
+  uncount(r: RoutedEvent): void {
+    const c = this.counters;
+    c.events--;
+    if (r.chain !== null) c.withContid--;
+    let daemons = 0;
+    for (const d of r.destinations) if (d.daemon !== null) daemons++;
+    if (daemons) c.routed--;
+    else c.unrouted--;
+    if (daemons > 1) c.fanout -= daemons - 1;
+    if (this.lastTrackingOnly) c.trackingOnly--;
+  }
 
   /** The event's keys from the SYSCALL key field (quoted, hex-joined or (null)), decoded once per distinct field. */
   private keySet(sc: Buffer, body: number): KeySet {
@@ -371,6 +389,7 @@ export class Pipeline {
     const v = this.view(records, into ? this.viewScratch : undefined);
     if (v.chains.length) this.counters.withContid++;
     const onlyTracking = v.tracking && v.keys.length === 0 && v.owners.length === 0;
+    this.lastTrackingOnly = onlyTracking;
     const decision = this.decide(v, into ? this.decisionScratch : undefined);
     const result = into ?? { destinations: [], chain: null };
     const out = result.destinations;

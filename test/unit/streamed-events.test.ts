@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { packBatch, startBatchHost } from '../helpers/batch-host';
 import { LineFormatter } from '../../src/output/format';
 import { LogWriter } from '../../src/output/logfile';
+import { DaemonRegistry } from '../../src/daemon/daemon-registry';
 import { intBelow, prng } from '../helpers/prng';
 
 type Rec = [type: number, payload: string];
@@ -130,7 +131,14 @@ async function run(
   cuts: number[],
   whole: boolean,
   fault?: { hit: (payload: string) => boolean; times: number },
-): Promise<{ logs: string[]; passed: number; faults: number; thrown: number; internalErrors: number }> {
+): Promise<{
+  logs: string[];
+  passed: number;
+  faults: number;
+  thrown: number;
+  internalErrors: number;
+  routed: number;
+}> {
   const dir = mkdtempSync(join(tmpdir(), 'am-streamed-'));
   try {
     writeFileSync(join(dir, 'auditmux.yaml'), yaml(dir, whole));
@@ -142,6 +150,7 @@ async function run(
     let passed = 0;
     let thrown = 0;
     let internalErrors = 0;
+    let routed = 0;
     try {
       let at = 0;
       for (const cut of [...cuts, recs.length]) {
@@ -154,9 +163,14 @@ async function run(
           thrown++; // what the daemon's internal-error handler would count
         }
       }
-      const st = daemon.status() as { reassembly: { passed: number }; daemon: { internalErrors: number } };
+      const st = daemon.status() as {
+        reassembly: { passed: number };
+        daemon: { internalErrors: number };
+        routing: { events: number };
+      };
       passed = st.reassembly.passed;
       internalErrors = st.daemon.internalErrors;
+      routed = st.routing.events;
     } finally {
       faults?.restore();
       await daemon.stop();
@@ -169,7 +183,7 @@ async function run(
         .filter((l) => l !== '' && !own.test(l))
         .join('\n'),
     );
-    return { logs, passed, faults: faults?.faults ?? 0, thrown, internalErrors };
+    return { logs, passed, faults: faults?.faults ?? 0, thrown, internalErrors, routed };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -263,6 +277,67 @@ describe('events passed through record by record (StreamedEvent)', () => {
     assert.equal(host.match(/secret/g)?.length, 1, 'the host has its own event once');
     assert.match(host, /comm="BOOM"/, 'the SYSCALL that failed reached the host log when its event was made whole');
     assert.match(b, /comm="BOOM"/, 'and b');
+  });
+
+  it('an event whose head fails to be written is made whole instead, and routed and counted once', async () => {
+    // The host's event's SYSCALL fails to format the first time, as its head is written to the host log at the
+    // pass-through's start: the event is let go there and made whole, where it is routed again.
+    const mine: Rec[] = [[1300, sc(11, 'BOOM', 'kx')], ...HOST_EVENT.slice(1)];
+    const out = await run([...mine, ...B_EVENT], [], false, { hit: (p) => p.includes('BOOM'), times: 1 });
+    assert.equal(out.faults, 1);
+    assert.equal(out.internalErrors, 1);
+    assert.equal(out.passed, 1, "b's event passed through, the host's was made whole");
+    assert.equal(out.routed, 2, 'two events routed, each counted once');
+    const host = out.logs[LOGS.indexOf('audit.log')]!;
+    assert.equal(host.match(/comm="BOOM"/g)?.length, 1, 'the host log has the SYSCALL once');
+    assert.equal(host.match(/secret/g)?.length, 1);
+  });
+
+  it('an event passing through whose end at its timeout throws: counted, let go, and the daemon reads on', async () => {
+    // b's event never ends (no PROCTITLE, no EOE): its timeout ends it at a tick, where handing it whole to c (a JSON
+    // log collects it) throws once. That threw out of the tick's timer before (an uncaught exception).
+    const dir = mkdtempSync(join(tmpdir(), 'am-streamed-'));
+    const proto = DaemonRegistry.prototype;
+    const enqueue = proto.enqueue;
+    let fail = true;
+    proto.enqueue = function (this: DaemonRegistry, name, records) {
+      if (fail && name === 'c') {
+        fail = false;
+        throw new Error('injected fault');
+      }
+      return enqueue.call(this, name, records);
+    };
+    try {
+      writeFileSync(join(dir, 'auditmux.yaml'), yaml(dir, false));
+      writeFileSync(join(dir, 'plugin.sh'), '#!/bin/sh\nexec cat >> "$1"\n', { mode: 0o755 });
+      const { daemon, feed } = await startBatchHost(join(dir, 'auditmux.yaml'));
+      const feedRecs = (recs: Rec[]): void => {
+        const b = packBatch(recs.map(([type, p]) => ({ type, payload: Buffer.from(p, 'latin1') })));
+        feed(b.buf, b.lengths, b.count);
+      };
+      try {
+        feedRecs(B_EVENT.slice(0, 2));
+        // The reassembler's timeout is 2 s; ticks come every 250 ms.
+        await new Promise((r) => setTimeout(r, 2800));
+        assert.equal(fail, false, 'the fault was injected');
+        feedRecs([
+          [1300, sc(13, 'cccc', 'kb')],
+          [1320, 'audit(1700000000.001:13): '],
+        ]);
+        const st = daemon.status() as { daemon: { internalErrors: number }; reassembly: { passed: number } };
+        assert.equal(st.daemon.internalErrors, 1);
+        assert.equal(st.reassembly.passed, 2);
+      } finally {
+        await daemon.stop();
+      }
+      const b = readFileSync(join(dir, 'b.log'), 'latin1');
+      assert.match(b, /:12\): item=0 name="\/public\/BBBB"/, 'b streamed the event that timed out');
+      assert.match(b, /comm="cccc"/, 'and the next one');
+      assert.match(readFileSync(join(dir, 'c.log'), 'latin1'), /cccc/, 'c had the next event whole');
+    } finally {
+      proto.enqueue = enqueue;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a batch end that fails at the host log: the next batch, refilled in the same buffer, copies no line of the one before', async () => {
