@@ -22,7 +22,7 @@ export interface KernelSnapshot {
   rules: Buffer[];
 }
 
-/** `pid (comm)` of a registered daemon, for the error that names it; just the pid when /proc does not show it. */
+/** `pid N, COMM` of a registered daemon, for the error that names it (the comm read from /proc, when it is there). */
 function describePid(pid: number): string {
   try {
     return `pid ${pid}, ${readFileSync(`/proc/${pid}/comm`, 'latin1')
