@@ -77,15 +77,9 @@ export async function restoreKernel(snap: KernelSnapshot): Promise<void> {
   const c = await AuditClient.open();
   try {
     const st = await c.getStatus();
-    if (st.pid !== 0 && st.pid !== process.pid) {
-      try {
-        process.kill(st.pid, 0);
-      } catch {
-        // A dead test daemon: its registration is taken over and released so the next test finds the kernel free.
-        await c.setStatus({ pid: process.pid });
-        await c.setStatus({ pid: 0 });
-      }
-    } else if (st.pid === process.pid) await c.setStatus({ pid: 0 });
+    if (st.pid === process.pid) await c.setStatus({ pid: 0 });
+    // A dead test daemon's registration is dropped so the next test finds the kernel free; a live one is left.
+    else if (st.pid !== 0) await releaseDeadRegistration(c);
     for (const r of await c.listRules()) {
       if (!snap.rules.some((s) => s.equals(r))) await c.deleteRule(r);
     }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { AuditClient } from '../../src/kernel/client';
+import { kernelDaemonPid } from '../helpers/daemon';
 import { kernelSkipReason, restoreKernel, snapshotKernel } from '../helpers/kernel';
 
 // A process that registers as the audit daemon, says so, and then only waits (it reads what the kernel sends it).
@@ -33,15 +33,6 @@ async function registered(): Promise<ChildProcess> {
   return child;
 }
 
-async function registeredPid(): Promise<number> {
-  const c = await AuditClient.open();
-  try {
-    return (await c.getStatus()).pid;
-  } finally {
-    c.close();
-  }
-}
-
 describe('the kernel tests and a daemon registered before them (real kernel)', { skip: kernelSkipReason() }, () => {
   it('a daemon killed with nothing to send stays registered; the snapshot drops it; a live one is named', async () => {
     const snap = await snapshotKernel();
@@ -54,9 +45,9 @@ describe('the kernel tests and a daemon registered before them (real kernel)', {
       await new Promise((r) => setTimeout(r, 300));
       dead.kill('SIGKILL');
       await once(dead, 'exit');
-      assert.equal(await registeredPid(), dead.pid, 'the kernel still names the killed daemon');
+      assert.equal(await kernelDaemonPid(), dead.pid, 'the kernel still names the killed daemon');
       await snapshotKernel();
-      assert.equal(await registeredPid(), 0, 'the snapshot dropped the dead registration and released its own');
+      assert.equal(await kernelDaemonPid(), 0, 'the snapshot dropped the dead registration and released its own');
 
       const live = await registered();
       children.push(live);
@@ -64,7 +55,7 @@ describe('the kernel tests and a daemon registered before them (real kernel)', {
         assert.match(e.message, new RegExp(`an audit daemon \\(pid ${live.pid}, node\\) is registered`));
         return true;
       });
-      assert.equal(await registeredPid(), live.pid, 'a live daemon keeps its registration');
+      assert.equal(await kernelDaemonPid(), live.pid, 'a live daemon keeps its registration');
       live.kill('SIGKILL');
       await once(live, 'exit');
     } finally {
