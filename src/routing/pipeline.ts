@@ -383,30 +383,33 @@ export class Pipeline {
     keysByOwner?: (owner: string | null, fullKeys: string[]) => readonly string[],
     into?: RoutedEvent,
   ): RoutedEvent {
-    this.counters.events++;
     // `into`: the caller's result, reused event after event (it reads it before routing the next one); with it the
     // view, the decision and the destination objects are the pipeline's own, refilled for every event.
     const v = this.view(records, into ? this.viewScratch : undefined);
-    if (v.chains.length) this.counters.withContid++;
+    // Produced only by the fork/exit tracking rule: state for the tracker, not an event anyone asked for.
     const onlyTracking = v.tracking && v.keys.length === 0 && v.owners.length === 0;
-    this.lastTrackingOnly = onlyTracking;
     const decision = this.decide(v, into ? this.decisionScratch : undefined);
     const result = into ?? { destinations: [], chain: null };
     const out = result.destinations;
     let n = 0;
     for (const d of decision.daemons) n = put(out, n, into !== undefined, d, this.shape(records, v, d, keysByOwner));
-    if (decision.daemons.length) this.counters.routed++;
-    else this.counters.unrouted++;
-    if (decision.daemons.length > 1) this.counters.fanout += decision.daemons.length - 1;
-    if (onlyTracking) {
-      // Produced only by the fork/exit tracking rule: state for the tracker, not an event anyone asked for.
-      this.counters.trackingOnly++;
-    } else if (this.opts.keep === 'all' || decision.daemons.length === 0)
+    if (!onlyTracking && (this.opts.keep === 'all' || decision.daemons.length === 0))
       n = put(out, n, into !== undefined, null, this.shape(records, v, null, keysByOwner));
     if (out.length !== n) out.length = n;
     this.shapedFrom = null;
     this.shaped = null;
     result.chain = v.chains[0] ?? null;
+    // Counted once routed: a route that throws part-way (a bug; its event is made whole and routed again, or written
+    // to the host log as it came) counts nothing, so status() never shows an event twice or half-counted.
+    const c = this.counters;
+    c.events++;
+    if (v.chains.length) c.withContid++;
+    const daemons = decision.daemons.length;
+    if (daemons) c.routed++;
+    else c.unrouted++;
+    if (daemons > 1) c.fanout += daemons - 1;
+    if (onlyTracking) c.trackingOnly++;
+    this.lastTrackingOnly = onlyTracking;
     return result;
   }
 

@@ -199,6 +199,26 @@ describe('pipeline on a mainline kernel (tracker)', () => {
     assert.equal(p.counters.trackingOnly, 2);
   });
 
+  it('a route that throws part-way counts nothing; the same event routed again is counted once', () => {
+    const { p, t } = pipeline(false, 'all');
+    t.set(1000, 200n, { setterPid: 1 });
+    // Owner-tagged keys are rewritten per destination: the host's keys are asked for after b's event was shaped.
+    const ev = [sys(12, 1000, 1, encodeKeys(['k', `${OWNER_TAG_PREFIX}b`])), title(12)];
+    const before = { ...p.counters };
+    assert.throws(
+      () =>
+        p.route(ev, (owner, full) => {
+          if (owner === null) throw new Error('injected fault');
+          return full.filter((k) => !k.startsWith(OWNER_TAG_PREFIX));
+        }),
+      /injected fault/,
+    );
+    assert.deepEqual(p.counters, before, 'nothing counted for the route that threw');
+    const routed = p.route(ev, (_owner, full) => full.filter((k) => !k.startsWith(OWNER_TAG_PREFIX)));
+    assert.deepEqual(routed.destinations.map((d) => d.daemon).sort(), [null, 'b'].sort());
+    assert.deepEqual(p.counters, { ...before, events: 1, routed: 1, withContid: 1 });
+  });
+
   it('keep=all writes everything to the host log too', () => {
     const { p, t } = pipeline(false, 'all');
     t.set(1000, 200n, { setterPid: 1 });
