@@ -82,8 +82,12 @@ export abstract class QueuedOutput implements RecordOutput {
             this.diag.warn({ output: this.name, file, offset, reason }, 'spool damage skipped'),
         })
       : new MemoryQueue(opts.spool.maxBytes || DEFAULT_MEMORY_QUEUE);
-    if (this.queue.pending > 0)
-      this.diag.info({ output: this.name, pending: this.queue.pending }, 'spooled records will be replayed');
+    // `pending` counts what recovery read so far; the bytes are all the spool holds.
+    if (this.queue.bytes > 0)
+      this.diag.info(
+        { output: this.name, pending: this.queue.pending, queuedBytes: this.queue.bytes },
+        'spooled records will be replayed',
+      );
     this.syncTimer = setInterval(() => this.periodicSync(), SYNC_INTERVAL_MS);
   }
 
@@ -165,6 +169,8 @@ export abstract class QueuedOutput implements RecordOutput {
       ...this.counters,
       pending: this.queue.pending,
       queuedBytes: this.queue.bytes,
+      // A spool recovered at start: bytes whose records `pending` does not count yet (counted in the background).
+      ...(this.queue.uncounted > 0 ? { uncountedBytes: this.queue.uncounted } : {}),
       capacity: this.queue.capacity,
       spooled: this.spoolSpec.dir !== null,
       suspended: this.suspended,

@@ -33,10 +33,12 @@ export interface RecordQueue {
   rewind(): void;
   /** The newest record appended and not committed, or null (read without handing anything out). */
   lastPending(): Buffer | null;
-  /** Records appended and not committed. */
+  /** Records appended and not committed (after a restart: those counted so far, see `uncounted`). */
   readonly pending: number;
   /** Bytes those records take. */
   readonly bytes: number;
+  /** Bytes of a recovered spool whose records are not counted in `pending` yet (counted in the background). */
+  readonly uncounted: number;
   readonly capacity: number;
   close(): void;
 }
@@ -100,18 +102,26 @@ export function encodeFramed(rec: Buffer): Buffer {
 
 interface SegInfo {
   seg: number;
-  /** Bytes of valid records in the segment. */
+  /** Bytes of valid records in the segment (of a segment not counted yet: its file's size, up to the limit). */
   size: number;
-  /** Records in the segment at or after the committed cursor. */
+  /** Records in the segment at or after the committed cursor (those before `counted`). */
   records: number;
+  /** Bytes from the start whose records are counted in `records`: `size` except in a segment not counted yet. */
+  counted: number;
 }
+
+/** What the background count of a recovered spool reads per turn of the event loop (about a millisecond). */
+const COUNT_STEP = 1024 * 1024;
 
 /**
  * On-disk spool, one directory per output. Records are appended to numbered segment files; a 2-slot cursor file
  * (generation + crc per slot, so a torn write leaves the other slot valid) records how far delivery got. Segments
- * wholly before the cursor are deleted. On open, every segment is scanned and a damaged tail is cut off, so a crash
- * mid-append loses only that unsynced record. Delivery is at least once: records committed after the last sync()
- * are sent again after a restart.
+ * wholly before the cursor are deleted. On open, the cursor's segment and the last one are scanned and a damaged
+ * tail is cut off, so a crash mid-append loses only that unsynced record; the segments between, synced whole before
+ * the next one was made, are counted in the background, a slice per turn of the event loop (a scan of every segment
+ * held the daemon's loop for about 0.5-1 s per 256 MiB at start, while the kernel's records waited and could be lost),
+ * and a damaged record found there (count or delivery) ends its segment. Delivery is at least once: records
+ * committed after the last sync() are sent again after a restart.
  */
 export class Spool implements RecordQueue {
   readonly capacity: number;
@@ -138,6 +148,9 @@ export class Spool implements RecordQueue {
   /** End cursors of records handed out but not committed, to count what a commit releases. */
   private readonly inFlight = new Fifo<{ end: QueueCursor; bytes: number }>();
   private closed = false;
+  /** Bytes of segments not counted yet (SegInfo.counted below size), and the background count's next turn. */
+  private uncountedBytes = 0;
+  private counting: NodeJS.Immediate | null = null;
 
   constructor(opts: SpoolOptions) {
     this.dir = opts.dir;
@@ -163,6 +176,7 @@ export class Spool implements RecordQueue {
       this.loadCursor();
       this.recover();
       this.read = { ...this.committed };
+      if (this.uncountedBytes > 0) this.countLater();
       this.openWriteSegment();
       syncDir(this.dir);
       // A spool directory made here: its own name made durable too (and the first one made, when several were).
@@ -185,6 +199,62 @@ export class Spool implements RecordQueue {
     return this.pendingBytes;
   }
 
+  get uncounted(): number {
+    return this.uncountedBytes;
+  }
+
+  /** The next slice of the background count, after the event loop's other work (unref'd: it holds no exit). */
+  private countLater(): void {
+    this.counting = setImmediate(() => {
+      this.counting = null;
+      if (this.closed) return;
+      try {
+        this.countSome(COUNT_STEP);
+      } catch (e) {
+        // An unreadable segment is read again at delivery, which reports and skips it; the count stops here.
+        this.onCorrupt?.(this.dir, 0, `counting the recovered spool failed: ${String(e)}`);
+        return;
+      }
+      if (this.uncountedBytes > 0) this.countLater();
+    });
+    this.counting.unref();
+  }
+
+  /** Counts records of the first segment not counted yet, about `budget` bytes of them. */
+  private countSome(budget: number): void {
+    const seg = this.segs.find((s) => s.counted < s.size);
+    if (seg === undefined) return;
+    const start = seg.counted;
+    while (seg.counted < seg.size && seg.counted - start < budget) {
+      const r = this.readAt(seg.seg, seg.counted, seg.size);
+      if (r === null) {
+        this.cutDamaged(seg, seg.counted, 'bad length or checksum');
+        return;
+      }
+      this.countRecord(seg, r.len);
+    }
+  }
+
+  private countRecord(seg: SegInfo, len: number): void {
+    seg.counted += len;
+    seg.records++;
+    this.pendingRecords++;
+    this.uncountedBytes -= len;
+  }
+
+  /**
+   * A damaged record at `off` of a segment not counted yet (not the last one: it is scanned at open): the segment
+   * ends there, as a damaged tail is cut at recovery; what lies after it is neither pending nor delivered.
+   */
+  private cutDamaged(seg: SegInfo, off: number, reason: string): void {
+    this.onCorrupt?.(path.join(this.dir, segmentName(seg.seg)), off, reason);
+    const lost = seg.size - off;
+    this.uncountedBytes -= seg.size - seg.counted;
+    this.pendingBytes -= lost;
+    seg.size = off;
+    seg.counted = off;
+  }
+
   append(rec: Buffer): boolean {
     if (this.closed) return false;
     if (rec.length > MAX_SPOOL_RECORD)
@@ -194,7 +264,7 @@ export class Spool implements RecordQueue {
     if (this.pendingBytes + need > this.capacity) return false;
     let last = this.segs[this.segs.length - 1] as SegInfo;
     if (last.size > 0 && last.size + need > this.segmentBytes && last.seg >= MAX_SEGMENT) {
-      if (this.pendingRecords > 0)
+      if (this.pendingRecords > 0 || this.uncountedBytes > 0)
         throw new IoError(
           `spool ${this.dir}: segment ${last.seg} is the last number the cursor can hold; no record is added ` +
             'until everything spooled is delivered and numbering starts again at 0',
@@ -207,7 +277,7 @@ export class Spool implements RecordQueue {
       fs.fsyncSync(this.wfd);
       // The next segment is opened before this one is let go: a create that fails (a full file system) leaves the
       // spool as it was, still appending here, instead of without a segment to write to for good.
-      const next: SegInfo = { seg: last.seg + 1, size: 0, records: 0 };
+      const next: SegInfo = { seg: last.seg + 1, size: 0, records: 0, counted: 0 };
       const fd = openFile(
         path.join(this.dir, segmentName(next.seg)),
         fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND,
@@ -234,6 +304,7 @@ export class Spool implements RecordQueue {
     rec.copy(this.wbuf, this.wused + REC_HEADER);
     this.wused += need;
     last.size += need;
+    last.counted += need;
     last.records++;
     this.pendingRecords++;
     this.pendingBytes += need;
@@ -274,11 +345,18 @@ export class Spool implements RecordQueue {
       const r = this.readAt(seg.seg, this.read.off, limit);
       if (r === null && limit < seg.size) return null;
       if (r === null) {
+        if (seg.counted < seg.size) {
+          // Reached before the background count: the segment ends here (its records before were counted on read).
+          this.cutDamaged(seg, this.read.off, 'bad length or checksum');
+          continue;
+        }
         // Damage appeared after recovery (the file was changed underneath us): skip the rest of the segment.
         this.onCorrupt?.(path.join(this.dir, segmentName(seg.seg)), this.read.off, 'unreadable record');
         this.read = { seg: seg.seg, off: seg.size };
         continue;
       }
+      // Read before the background count got there (reads go forward from the count's frontier): counted now.
+      if (this.read.off === seg.counted && seg.counted < seg.size) this.countRecord(seg, r.len);
       const end = { seg: seg.seg, off: this.read.off + r.len };
       this.read = end;
       this.inFlight.push({ end, bytes: r.len });
@@ -343,6 +421,8 @@ export class Spool implements RecordQueue {
 
   close(): void {
     if (this.closed) return;
+    if (this.counting !== null) clearImmediate(this.counting);
+    this.counting = null;
     try {
       this.sync();
     } finally {
@@ -392,7 +472,7 @@ export class Spool implements RecordQueue {
     syncDir(this.dir);
     fs.closeSync(this.wfd);
     this.wfd = fd;
-    const first: SegInfo = { seg: 0, size: 0, records: 0 };
+    const first: SegInfo = { seg: 0, size: 0, records: 0, counted: 0 };
     this.segs = [first];
     this.read = { seg: 0, off: 0 };
     this.inFlight.clear();
@@ -451,18 +531,23 @@ export class Spool implements RecordQueue {
       else nums.push(seg);
     }
     nums.sort((a, b) => a - b);
+    const kept = nums.filter((seg) => seg >= this.committed.seg);
     for (const seg of nums) {
       const p = path.join(this.dir, segmentName(seg));
       if (seg < this.committed.seg) {
         fs.unlinkSync(p);
         continue;
       }
-      const info = this.scanSegment(seg, p);
+      // The first one kept holds the cursor (checked to lie on a record) and the last one the appends a crash may
+      // have torn: both are read now. Those between were synced whole before the next one was made.
+      const whole = seg === kept[0] || seg === kept[kept.length - 1];
+      const info = whole ? this.scanSegment(seg, p) : this.sizeSegment(seg, p);
       this.segs.push(info);
+      this.uncountedBytes += info.size - info.counted;
     }
     if (this.segs.length === 0) {
       const seg = Math.max(this.committed.seg, nums.length ? (nums[nums.length - 1] as number) + 1 : 0);
-      this.segs.push({ seg, size: 0, records: 0 });
+      this.segs.push({ seg, size: 0, records: 0, counted: 0 });
       this.committed = { seg, off: 0 };
     } else if ((this.segs[0] as SegInfo).seg !== this.committed.seg) {
       // The cursor's segment is gone (deleted after full delivery): start at the oldest that remains.
@@ -483,7 +568,7 @@ export class Spool implements RecordQueue {
       const real = fs.fstatSync(fd).size;
       // No segment auditmux writes is larger than this; in a tenant's spool a planted (sparse) multi-GB one must not
       // be read whole. What lies past the limit is treated as a damaged tail and cut.
-      const limit = Math.max(this.segmentBytes, DEFAULT_SEGMENT_BYTES) + REC_HEADER + MAX_SPOOL_RECORD;
+      const limit = this.segmentLimit();
       const size = Math.min(real, limit);
       const buf = Buffer.allocUnsafe(size);
       let got = 0;
@@ -526,10 +611,31 @@ export class Spool implements RecordQueue {
           records++;
         }
       }
-      return { seg, size: off, records };
+      return { seg, size: off, records, counted: off };
     } finally {
       fs.closeSync(fd);
     }
+  }
+
+  /** A segment between the first and the last: its size now, its records counted later (countSome, next). */
+  private sizeSegment(seg: number, p: string): SegInfo {
+    const fd = openFile(p, fs.constants.O_RDONLY, 'spool segment');
+    try {
+      const real = fs.fstatSync(fd).size;
+      const limit = this.segmentLimit();
+      // As scanSegment: a larger one is not a segment auditmux wrote; nothing past the limit is read (the record
+      // across it is damage, where the count or delivery ends the segment).
+      if (real > limit)
+        this.onCorrupt?.(p, limit, `segment of ${real} bytes is larger than any spool segment (${limit})`);
+      return { seg, size: Math.min(real, limit), records: 0, counted: 0 };
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** No segment auditmux writes is larger than this. */
+  private segmentLimit(): number {
+    return Math.max(this.segmentBytes, DEFAULT_SEGMENT_BYTES) + REC_HEADER + MAX_SPOOL_RECORD;
   }
 
   private readAt(seg: number, off: number, size: number): { len: number; data: Buffer } | null {
@@ -601,6 +707,11 @@ export class MemoryQueue implements RecordQueue {
 
   get bytes(): number {
     return this.used;
+  }
+
+  /** Every record is counted as it comes. */
+  get uncounted(): number {
+    return 0;
   }
 
   append(rec: Buffer): boolean {
