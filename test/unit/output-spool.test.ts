@@ -4,8 +4,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createRequire } from 'node:module';
 import { MemoryQueue, Spool, segmentName, type RecordQueue } from '../../src/output/transport/spool';
 import { counted } from '../helpers/spool-count';
+
+/** The module object itself (the imported namespace's bindings are getters): the spool reads its functions live. */
+const nodeFs = createRequire(__filename)('node:fs') as { fsyncSync: unknown; readSync: unknown };
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'auditmux-spool-'));
@@ -178,6 +182,116 @@ for (const when of ['counted first', 'delivered first'])
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+/** A spool of 64 KiB segments filled until it has `n` segment files; returns its options and the record count. */
+function filled(
+  dir: string,
+  segs: number,
+  segmentBytes = 64 * 1024,
+): { opts: { dir: string; maxBytes: number; segmentBytes: number }; n: number } {
+  const opts = { dir, maxBytes: 64 << 20, segmentBytes };
+  const s = new Spool(opts);
+  let n = 0;
+  while (fs.readdirSync(dir).filter((f) => f.startsWith('seg-')).length < segs) s.append(rec(n++));
+  s.close();
+  return { opts, n };
+}
+const segFiles = (dir: string): string[] =>
+  fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith('seg-'))
+    .sort()
+    .map((f) => path.join(dir, f));
+
+test('lastPending: the newest record of a segment counted after open, with a damaged record across a read chunk', () => {
+  const dir = tmp();
+  try {
+    const { opts } = filled(dir, 4, 1 << 20);
+    const names = segFiles(dir);
+    // A crash just after a roll: the newest segment is empty, so the newest records are in a segment between.
+    fs.truncateSync(names[3]!, 0);
+    // A flipped payload byte in the record across offset 256 KiB (the read chunk's end) of that segment.
+    const b = fs.readFileSync(names[2]!);
+    let off = 0;
+    while (off + 8 + b.readUInt32LE(off) <= 256 * 1024) off += 8 + b.readUInt32LE(off);
+    b[off + 8 + 3] = b[off + 8 + 3]! ^ 0xff;
+    fs.writeFileSync(names[2]!, b);
+    const s = new Spool({ ...opts, onCorrupt: () => undefined });
+    const last = s.lastPending();
+    const all = drain(s, false);
+    assert.equal(last?.toString(), all[all.length - 1], 'the last record delivery hands out, not bytes of another');
+    s.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a segment truncated underneath after delivery counted part of it: pending and bytes still reach 0', async () => {
+  const dir = tmp();
+  try {
+    const { opts } = filled(dir, 4);
+    const names = segFiles(dir);
+    const s = new Spool({ ...opts, onCorrupt: () => undefined });
+    // All of the first segment and 50 records of the second, counted as read (no turn for the background count).
+    let inSecond = 0;
+    for (let r = s.next(); r && inSecond < 50; r = s.next()) if (r.end.seg === 1) inSecond++;
+    s.rewind();
+    fs.truncateSync(names[1]!, 0);
+    drain(s);
+    await counted(s);
+    assert.equal(s.pending, 0);
+    assert.equal(s.bytes, 0);
+    s.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a spool whose open fails leaves no background count behind; a count whose read fails tries again', async () => {
+  const dir = tmp();
+  const realFsync = fs.fsyncSync;
+  const realRead = fs.readSync;
+  const eio = (call: string): Error => Object.assign(new Error(`EIO: i/o error, ${call}`), { code: 'EIO' });
+  try {
+    const { opts, n } = filled(dir, 6);
+    const reports: string[] = [];
+    let failSync = true;
+    nodeFs.fsyncSync = (fd: number): void => {
+      if (failSync) {
+        failSync = false;
+        throw eio('fsync');
+      }
+      realFsync(fd);
+    };
+    assert.throws(() => new Spool({ ...opts, onCorrupt: (_f, _o, why) => reports.push(why) }), /EIO/);
+    nodeFs.fsyncSync = realFsync;
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(reports.length, 0, 'nothing counted on the spool that failed to open');
+    // One read of the background count fails: reported once, and the count goes on a second later.
+    const s = new Spool({ ...opts, onCorrupt: (_f, _o, why) => reports.push(why) });
+    let failRead = true;
+    nodeFs.readSync = (...a: Parameters<typeof fs.readSync>): number => {
+      if (failRead) {
+        failRead = false;
+        throw eio('read');
+      }
+      return (realRead as (...x: Parameters<typeof fs.readSync>) => number)(...a);
+    };
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    nodeFs.readSync = realRead;
+    assert.equal(reports.length, 1);
+    assert.match(reports[0]!, /counting the recovered spool failed: .*EIO/);
+    assert.ok(s.uncounted > 0, 'not counted yet: the next try is a second later');
+    await new Promise((r) => setTimeout(r, 1100));
+    await counted(s);
+    assert.equal(s.pending, n);
+    s.close();
+  } finally {
+    nodeFs.fsyncSync = realFsync;
+    nodeFs.readSync = realRead;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('memory queue has the same contract', () => {
   const q = new MemoryQueue(1000);

@@ -104,7 +104,7 @@ interface SegInfo {
   seg: number;
   /** Bytes of valid records in the segment (of a segment not counted yet: its file's size, up to the limit). */
   size: number;
-  /** Records in the segment at or after the committed cursor (those before `counted`). */
+  /** Records of the segment counted and not committed (those before `counted`; commit() takes them off). */
   records: number;
   /** Bytes from the start whose records are counted in `records`: `size` except in a segment not counted yet. */
   counted: number;
@@ -148,9 +148,11 @@ export class Spool implements RecordQueue {
   /** End cursors of records handed out but not committed, to count what a commit releases. */
   private readonly inFlight = new Fifo<{ end: QueueCursor; bytes: number }>();
   private closed = false;
-  /** Bytes of segments not counted yet (SegInfo.counted below size), and the background count's next turn. */
+  /** Bytes of segments not counted yet (SegInfo.counted below size), and what cancels the count's next turn. */
   private uncountedBytes = 0;
-  private counting: NodeJS.Immediate | null = null;
+  private counting: (() => void) | null = null;
+  /** The count's last turn failed (reported once until a turn succeeds). */
+  private countFailed = false;
 
   constructor(opts: SpoolOptions) {
     this.dir = opts.dir;
@@ -176,7 +178,6 @@ export class Spool implements RecordQueue {
       this.loadCursor();
       this.recover();
       this.read = { ...this.committed };
-      if (this.uncountedBytes > 0) this.countLater();
       this.openWriteSegment();
       syncDir(this.dir);
       // A spool directory made here: its own name made durable too (and the first one made, when several were).
@@ -184,6 +185,8 @@ export class Spool implements RecordQueue {
         syncDir(path.dirname(this.dir));
         if (path.dirname(made) !== path.dirname(this.dir)) syncDir(path.dirname(made));
       }
+      // Last: a constructor that throws leaves no count running on a spool nobody holds.
+      if (this.uncountedBytes > 0) this.countLater(0);
     } catch (e) {
       for (const fd of [this.cfd, this.wfd]) if (fd >= 0) fs.closeSync(fd);
       this.cfd = this.wfd = -1;
@@ -203,21 +206,36 @@ export class Spool implements RecordQueue {
     return this.uncountedBytes;
   }
 
-  /** The next slice of the background count, after the event loop's other work (unref'd: it holds no exit). */
-  private countLater(): void {
-    this.counting = setImmediate(() => {
+  /**
+   * The next slice of the background count: after the event loop's other work, or `delayMs` later (unref'd: it holds
+   * no exit; close() cancels it).
+   */
+  private countLater(delayMs: number): void {
+    const turn = (): void => {
       this.counting = null;
       if (this.closed) return;
       try {
         this.countSome(COUNT_STEP);
       } catch (e) {
-        // An unreadable segment is read again at delivery, which reports and skips it; the count stops here.
-        this.onCorrupt?.(this.dir, 0, `counting the recovered spool failed: ${String(e)}`);
+        // A read that failed (EIO, EMFILE, a file changed underneath): tried again each second, reported once;
+        // delivery reading the same segment meets the same error and reports it to the output.
+        if (!this.countFailed) this.onCorrupt?.(this.dir, 0, `counting the recovered spool failed: ${String(e)}`);
+        this.countFailed = true;
+        this.countLater(1000);
         return;
       }
-      if (this.uncountedBytes > 0) this.countLater();
-    });
-    this.counting.unref();
+      this.countFailed = false;
+      if (this.uncountedBytes > 0) this.countLater(0);
+    };
+    if (delayMs > 0) {
+      const t = setTimeout(turn, delayMs);
+      t.unref();
+      this.counting = () => clearTimeout(t);
+    } else {
+      const im = setImmediate(turn);
+      im.unref();
+      this.counting = () => clearImmediate(im);
+    }
   }
 
   /** Counts records of the first segment not counted yet, about `budget` bytes of them. */
@@ -243,14 +261,23 @@ export class Spool implements RecordQueue {
   }
 
   /**
-   * A damaged record at `off` of a segment not counted yet (not the last one: it is scanned at open): the segment
-   * ends there, as a damaged tail is cut at recovery; what lies after it is neither pending nor delivered.
+   * A damaged record at `off` of a segment that is not the last one (the last is scanned at open, and appends go on
+   * at its end): the segment ends there, as a damaged tail is cut at recovery; what lies after it is neither pending
+   * nor delivered.
    */
   private cutDamaged(seg: SegInfo, off: number, reason: string): void {
     this.onCorrupt?.(path.join(this.dir, segmentName(seg.seg)), off, reason);
-    const lost = seg.size - off;
+    if (off < seg.counted) {
+      // Changed underneath after its records were counted: those past `off` go too. Reads go forward from the
+      // cursor, so the segment's records handed out and not committed are all before `off`, and only they stay.
+      let kept = 0;
+      for (let i = 0, f = this.inFlight.at(0); f !== undefined; f = this.inFlight.at(++i))
+        if (f.end.seg === seg.seg) kept++;
+      this.pendingRecords -= seg.records - kept;
+      seg.records = kept;
+    }
     this.uncountedBytes -= seg.size - seg.counted;
-    this.pendingBytes -= lost;
+    this.pendingBytes -= seg.size - off;
     seg.size = off;
     seg.counted = off;
   }
@@ -345,12 +372,12 @@ export class Spool implements RecordQueue {
       const r = this.readAt(seg.seg, this.read.off, limit);
       if (r === null && limit < seg.size) return null;
       if (r === null) {
-        if (seg.counted < seg.size) {
-          // Reached before the background count: the segment ends here (its records before were counted on read).
+        if (seg !== this.segs[this.segs.length - 1]) {
+          // Reached before the background count, or the file was changed underneath: the segment ends here.
           this.cutDamaged(seg, this.read.off, 'bad length or checksum');
           continue;
         }
-        // Damage appeared after recovery (the file was changed underneath us): skip the rest of the segment.
+        // The segment appends go to, changed underneath: the rest of what it holds now is skipped.
         this.onCorrupt?.(path.join(this.dir, segmentName(seg.seg)), this.read.off, 'unreadable record');
         this.read = { seg: seg.seg, off: seg.size };
         continue;
@@ -367,8 +394,14 @@ export class Spool implements RecordQueue {
   commit(end: QueueCursor): void {
     let bytes = 0;
     let n = 0;
-    for (let f = this.inFlight.at(0); f !== undefined && cmp(f.end, end) <= 0; f = this.inFlight.at(++n))
+    // Each record is taken off its segment's count: the entries and the segments are both in order.
+    let si = 0;
+    for (let f = this.inFlight.at(0); f !== undefined && cmp(f.end, end) <= 0; f = this.inFlight.at(++n)) {
       bytes += f.bytes;
+      while (si < this.segs.length - 1 && this.segs[si]!.seg < f.end.seg) si++;
+      const s = this.segs[si];
+      if (s !== undefined && s.seg === f.end.seg) s.records--;
+    }
     if (n === 0) return;
     this.inFlight.drop(n);
     this.pendingRecords -= n;
@@ -407,21 +440,23 @@ export class Spool implements RecordQueue {
       if (seg.seg < this.committed.seg) break;
       if (i === this.segs.length - 1) this.flushWrites();
       let off = seg.seg === this.committed.seg ? this.committed.off : 0;
-      let last: Buffer | null = null;
+      // By position: a record read is a view of the read chunk, which the next read may refill (a damaged record
+      // across a chunk's end left the previous record's view showing other bytes).
+      let last = -1;
       while (off < seg.size) {
         const r = this.readAt(seg.seg, off, seg.size);
         if (r === null) break;
-        last = r.data;
+        last = off;
         off += r.len;
       }
-      if (last) return Buffer.from(last);
+      if (last >= 0) return Buffer.from(this.readAt(seg.seg, last, seg.size)!.data);
     }
     return null;
   }
 
   close(): void {
     if (this.closed) return;
-    if (this.counting !== null) clearImmediate(this.counting);
+    this.counting?.();
     this.counting = null;
     try {
       this.sync();
