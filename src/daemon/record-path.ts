@@ -183,8 +183,7 @@ export class RecordPath {
    * goes to the host log as it came. A record the host had already may so be there twice: a duplicate, not a loss.
    */
   private recordFailed(e: unknown, type: number, buf: Buffer, start: number, end: number): void {
-    this.opts.counters.internalErrors++;
-    this.opts.diag.error({ err: (e as Error).stack }, 'record path failed; the record is written to the host log');
+    this.internalError(e, 'record path failed; the record is written to the host log');
     try {
       this.reassembler.closeThrough();
     } catch {
@@ -195,6 +194,12 @@ export class RecordPath {
     this.streamed.reset();
     if (this.sink) this.sink.writeRecordAt(type, buf, start, end);
     else this.dropNoLog(1);
+  }
+
+  /** A bug met on the record path: counted (status `internalErrors`) and logged with its stack; the caller recovers. */
+  private internalError(e: unknown, message: string): void {
+    this.opts.counters.internalErrors++;
+    this.opts.diag.error({ err: (e as Error).stack }, message);
   }
 
   private dropNoLog(records: number): void {
@@ -217,8 +222,7 @@ export class RecordPath {
       routed = this.pipeline.route(one, this.opts.keysFor, this.pipeline.scratch);
     } catch (e) {
       // Made whole instead, where a second failure writes it to the host log (onEvent).
-      this.opts.counters.internalErrors++;
-      this.opts.diag.error({ err: (e as Error).stack }, 'routing failed; the event is made whole');
+      this.internalError(e, 'routing failed; the event is made whole');
       return null;
     }
     const ev = this.streamed;
@@ -247,11 +251,7 @@ export class RecordPath {
       // counted then).
       ev.abandon();
       this.pipeline.uncount(routed);
-      this.opts.counters.internalErrors++;
-      this.opts.diag.error(
-        { err: (e as Error).stack },
-        'writing an event passing through failed; the event is made whole',
-      );
+      this.internalError(e, 'writing an event passing through failed; the event is made whole');
       return null;
     }
     return ev;
@@ -297,8 +297,7 @@ export class RecordPath {
       if (chain) this.opts.noteEvent(chain, routed, dropped);
     } catch (e) {
       // A bug on one event must not lose the others: count it and keep the raw records in the host log.
-      this.opts.counters.internalErrors++;
-      this.opts.diag.error({ err: (e as Error).stack }, 'routing failed; event written to the host log');
+      this.internalError(e, 'routing failed; event written to the host log');
       if (this.sink) this.sink.writeLogEvent(ev.records);
       else this.dropNoLog(ev.records.length);
     }
@@ -342,8 +341,7 @@ export class RecordPath {
       // An event passing through whose end threw (a bug): let go, as recordFailed does; the events due with it go at
       // the next tick.
       this.streamed.reset();
-      this.opts.counters.internalErrors++;
-      this.opts.diag.error({ err: (e as Error).stack }, 'ending timed-out events failed');
+      this.internalError(e, 'ending timed-out events failed');
     }
   }
 
