@@ -153,6 +153,8 @@ export class Spool implements RecordQueue {
   private counting: (() => void) | null = null;
   /** The count's last turn failed (reported once until a turn succeeds). */
   private countFailed = false;
+  /** Segments numbered below this one are counted whole: where the count looks first (a spool can hold 100,000). */
+  private countSeg = 0;
 
   constructor(opts: SpoolOptions) {
     this.dir = opts.dir;
@@ -240,8 +242,19 @@ export class Spool implements RecordQueue {
 
   /** Counts records of the first segment not counted yet, about `budget` bytes of them. */
   private countSome(budget: number): void {
-    const seg = this.segs.find((s) => s.counted < s.size);
+    // Binary search for countSeg (segments are in number order), then on past those delivery counted first.
+    const segs = this.segs;
+    let lo = 0;
+    let hi = segs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (segs[mid]!.seg < this.countSeg) lo = mid + 1;
+      else hi = mid;
+    }
+    while (lo < segs.length && segs[lo]!.counted >= segs[lo]!.size) lo++;
+    const seg = segs[lo];
     if (seg === undefined) return;
+    this.countSeg = seg.seg;
     const start = seg.counted;
     while (seg.counted < seg.size && seg.counted - start < budget) {
       const r = this.readAt(seg.seg, seg.counted, seg.size);
@@ -509,6 +522,7 @@ export class Spool implements RecordQueue {
     this.wfd = fd;
     const first: SegInfo = { seg: 0, size: 0, records: 0, counted: 0 };
     this.segs = [first];
+    this.countSeg = 0;
     this.read = { seg: 0, off: 0 };
     this.inFlight.clear();
     this.pendingBytes = 0;
