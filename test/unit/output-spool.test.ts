@@ -293,6 +293,61 @@ test('a spool whose open fails leaves no background count behind; a count whose 
   }
 });
 
+test('damage underneath while open: the write segment skipped is taken off the counts, lastPending and a throwing report do not throw', async () => {
+  const dir = tmp();
+  try {
+    // A flipped bit in the segment appends go to: what follows it is skipped, and neither pending nor delivered.
+    const s = new Spool({ dir, maxBytes: 8 << 20, segmentBytes: 64 * 1024, onCorrupt: () => undefined });
+    for (let i = 0; i < 100; i++) s.append(rec(i));
+    s.sync();
+    const file = segFiles(dir)[0]!;
+    const b = fs.readFileSync(file);
+    b[b.length >> 1] = b[b.length >> 1]! ^ 0x40;
+    fs.writeFileSync(file, b);
+    const first = drain(s);
+    assert.ok(first.length > 0 && first.length < 100);
+    assert.equal(s.pending, 0);
+    assert.equal(s.bytes, 0);
+    for (let i = 0; i < 400; i++) s.append(rec(1000 + i));
+    assert.equal(drain(s).length, 400, 'the records appended after it are delivered');
+    assert.equal(s.pending, 0);
+    assert.equal(s.bytes, 0);
+    // The records lastPending found in the read chunk are gone from the file: none is invented, nothing throws.
+    for (let i = 0; i < 10; i++) s.append(rec(2000 + i));
+    for (let i = 0; i < 3; i++) s.next();
+    const last = segFiles(dir).pop()!;
+    fs.truncateSync(last, fs.statSync(last).size >> 1);
+    s.append(rec(3000));
+    const lp = s.lastPending();
+    assert.ok(lp === null || /^record number 3000 /.test(lp.toString()), String(lp));
+    s.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const dir2 = tmp();
+  try {
+    // An onCorrupt that throws while the background count reports damage: nothing escapes the count's turn.
+    const { opts } = filled(dir2, 4);
+    const f = segFiles(dir2)[1]!;
+    const b = fs.readFileSync(f);
+    b[100] = b[100]! ^ 1;
+    fs.writeFileSync(f, b);
+    let reports = 0;
+    const s = new Spool({
+      ...opts,
+      onCorrupt: () => {
+        reports++;
+        throw new Error('the logger failed');
+      },
+    });
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.ok(reports >= 1);
+    s.close();
+  } finally {
+    fs.rmSync(dir2, { recursive: true, force: true });
+  }
+});
+
 test('memory queue has the same contract', () => {
   const q = new MemoryQueue(1000);
   let n = 0;

@@ -219,11 +219,17 @@ export class Spool implements RecordQueue {
       try {
         this.countSome(COUNT_STEP);
       } catch (e) {
-        // A read that failed (EIO, EMFILE, a file changed underneath): tried again each second, reported once;
-        // delivery reading the same segment meets the same error and reports it to the output.
-        if (!this.countFailed) this.onCorrupt?.(this.dir, 0, `counting the recovered spool failed: ${String(e)}`);
-        this.countFailed = true;
+        // A read that failed (EIO, EMFILE, a file changed underneath; or the report of damage threw): tried again
+        // each second, reported once; delivery reading the same segment meets the same error and reports it.
         this.countLater(1000);
+        if (!this.countFailed) {
+          this.countFailed = true;
+          try {
+            this.onCorrupt?.(this.dir, 0, `counting the recovered spool failed: ${String(e)}`);
+          } catch {
+            // The report itself failed: the count goes on regardless (it is retried above).
+          }
+        }
         return;
       }
       this.countFailed = false;
@@ -280,19 +286,23 @@ export class Spool implements RecordQueue {
    */
   private cutDamaged(seg: SegInfo, off: number, reason: string): void {
     this.onCorrupt?.(path.join(this.dir, segmentName(seg.seg)), off, reason);
-    if (off < seg.counted) {
-      // Changed underneath after its records were counted: those past `off` go too. Reads go forward from the
-      // cursor, so the segment's records handed out and not committed are all before `off`, and only they stay.
-      let kept = 0;
-      for (let i = 0, f = this.inFlight.at(0); f !== undefined; f = this.inFlight.at(++i))
-        if (f.end.seg === seg.seg) kept++;
-      this.pendingRecords -= seg.records - kept;
-      seg.records = kept;
-    }
+    if (off < seg.counted) this.dropCountedFrom(seg);
     this.uncountedBytes -= seg.size - seg.counted;
     this.pendingBytes -= seg.size - off;
     seg.size = off;
     seg.counted = off;
+  }
+
+  /**
+   * The records of `seg` counted past the damage just found go (changed underneath after they were counted). Reads go
+   * forward from the cursor, so the segment's records handed out and not committed all lie before it: only they stay.
+   */
+  private dropCountedFrom(seg: SegInfo): void {
+    let kept = 0;
+    for (let i = 0, f = this.inFlight.at(0); f !== undefined; f = this.inFlight.at(++i))
+      if (f.end.seg === seg.seg) kept++;
+    this.pendingRecords -= seg.records - kept;
+    seg.records = kept;
   }
 
   append(rec: Buffer): boolean {
@@ -390,8 +400,11 @@ export class Spool implements RecordQueue {
           this.cutDamaged(seg, this.read.off, 'bad length or checksum');
           continue;
         }
-        // The segment appends go to, changed underneath: the rest of what it holds now is skipped.
+        // The segment appends go to, changed underneath: the rest of what it holds now is skipped, neither pending
+        // nor delivered (appends go on after it).
         this.onCorrupt?.(path.join(this.dir, segmentName(seg.seg)), this.read.off, 'unreadable record');
+        this.dropCountedFrom(seg);
+        this.pendingBytes -= seg.size - this.read.off;
         this.read = { seg: seg.seg, off: seg.size };
         continue;
       }
@@ -462,7 +475,10 @@ export class Spool implements RecordQueue {
         last = off;
         off += r.len;
       }
-      if (last >= 0) return Buffer.from(this.readAt(seg.seg, last, seg.size)!.data);
+      // Read again from the file (the chunk may have been refilled): gone meanwhile (changed underneath), the older
+      // segments are looked at instead.
+      const r = last >= 0 ? this.readAt(seg.seg, last, seg.size) : null;
+      if (r !== null) return Buffer.from(r.data);
     }
     return null;
   }
