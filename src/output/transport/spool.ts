@@ -280,17 +280,20 @@ export class Spool implements RecordQueue {
   }
 
   /**
-   * A damaged record at `off` of a segment that is not the last one (the last is scanned at open, and appends go on
-   * at its end): the segment ends there, as a damaged tail is cut at recovery; what lies after it is neither pending
-   * nor delivered.
+   * A damaged record at `off`: what the segment holds from there is neither pending nor delivered, as a damaged tail
+   * is cut at recovery. A segment before the last ends there; the last one, where appends go on at the file's end,
+   * is read on from what comes after it.
    */
   private cutDamaged(seg: SegInfo, off: number, reason: string): void {
     this.onCorrupt?.(path.join(this.dir, segmentName(seg.seg)), off, reason);
     if (off < seg.counted) this.dropCountedFrom(seg);
     this.uncountedBytes -= seg.size - seg.counted;
     this.pendingBytes -= seg.size - off;
-    seg.size = off;
-    seg.counted = off;
+    if (seg === this.segs[this.segs.length - 1]) this.read = { seg: seg.seg, off: seg.size };
+    else {
+      seg.size = off;
+      seg.counted = off;
+    }
   }
 
   /**
@@ -395,17 +398,9 @@ export class Spool implements RecordQueue {
       const r = this.readAt(seg.seg, this.read.off, limit);
       if (r === null && limit < seg.size) return null;
       if (r === null) {
-        if (seg !== this.segs[this.segs.length - 1]) {
-          // Reached before the background count, or the file was changed underneath: the segment ends here.
-          this.cutDamaged(seg, this.read.off, 'bad length or checksum');
-          continue;
-        }
-        // The segment appends go to, changed underneath: the rest of what it holds now is skipped, neither pending
-        // nor delivered (appends go on after it).
-        this.onCorrupt?.(path.join(this.dir, segmentName(seg.seg)), this.read.off, 'unreadable record');
-        this.dropCountedFrom(seg);
-        this.pendingBytes -= seg.size - this.read.off;
-        this.read = { seg: seg.seg, off: seg.size };
+        // Reached before the background count, or the file was changed underneath (the last segment: only that).
+        const last = seg === this.segs[this.segs.length - 1];
+        this.cutDamaged(seg, this.read.off, last ? 'unreadable record' : 'bad length or checksum');
         continue;
       }
       // Read before the background count got there (reads go forward from the count's frontier): counted now.
